@@ -1,0 +1,3 @@
+//! Integration tests of the FHIR model crate: one test binary, one module per concern.
+
+mod definitions;
