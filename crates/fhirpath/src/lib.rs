@@ -1,0 +1,1 @@
+//! FHIRPath for FHIR R4 (to be written).
