@@ -1,0 +1,14 @@
+//! FHIR search, without storage: what a search means (the query intermediate form in [`query`]),
+//! and what a resource contributes to the search indexes ([`index`]). Stores turn both into SQL.
+
+pub mod index;
+pub mod keys;
+pub mod parse;
+pub mod query;
+pub mod registry;
+pub mod text;
+
+pub use index::IndexEntries;
+pub use keys::{ParamKey, PatientKey};
+pub use parse::{Handling, ParsedSearch, SearchError, parse_search};
+pub use registry::{Param, Registry};

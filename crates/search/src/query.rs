@@ -1,0 +1,218 @@
+//! The intermediate form of a search: what to find, in terms of index rows. The `search` crate
+//! fills it from a FHIR query string; a store renders it as SQL for its backend. The meaning of
+//! prefixes, modifiers and chains is decided here, once, so both stores behave the same.
+
+use crate::keys::ParamKey;
+
+/// A parsed search, ready for a store to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchQuery {
+    /// The resource types searched: one for a type search; several, or none for all, for a
+    /// system search.
+    pub types: Vec<Box<str>>,
+    /// Every filter must hold.
+    pub filters: Vec<Filter>,
+    pub sort: Vec<SortKey>,
+    /// Page size.
+    pub count: usize,
+    /// Where the page starts (from a next link).
+    pub cursor: Option<Cursor>,
+    pub total: TotalMode,
+    pub include: Vec<Include>,
+    pub revinclude: Vec<Include>,
+}
+
+impl SearchQuery {
+    pub fn of_type(resource_type: &str) -> SearchQuery {
+        SearchQuery {
+            types: vec![resource_type.into()],
+            filters: Vec::new(),
+            sort: Vec::new(),
+            count: 20,
+            cursor: None,
+            total: TotalMode::None,
+            include: Vec::new(),
+            revinclude: Vec::new(),
+        }
+    }
+}
+
+/// A condition on a resource.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// At least one holds (comma-separated values of one parameter).
+    AnyOf(Vec<Filter>),
+    /// All hold.
+    AllOf(Vec<Filter>),
+    /// Does not hold (`:not`, `ne`).
+    Not(Box<Filter>),
+    /// The logical id is one of these.
+    Id(Vec<Box<str>>),
+    /// `_lastUpdated`, as a predicate on the version's instant (microseconds).
+    LastUpdated(RangePredicate),
+    /// A token row of `param` has this hash in this column.
+    Token { param: ParamKey, column: TokenColumn, hash: i64 },
+    /// A string row of `param` matches.
+    String { param: ParamKey, test: StringTest },
+    /// A date row of `param` (microsecond range) satisfies the predicate.
+    Date { param: ParamKey, predicate: RangePredicate },
+    /// A number row of `param` satisfies the predicate.
+    Number { param: ParamKey, predicate: RangePredicate },
+    /// A quantity row of `param` satisfies the predicate, in the given units.
+    Quantity { param: ParamKey, predicate: RangePredicate, units: QuantityUnits },
+    /// A reference row of `param` points at the target.
+    Reference { param: ParamKey, target: ReferenceTarget },
+    /// A uri row of `param` matches.
+    Uri { param: ParamKey, test: UriTest },
+    /// A composite row of `param` matches both components.
+    Composite { param: ParamKey, first: (TokenColumn, i64), second: CompositeTest },
+    /// The resource has (`missing == false`) or lacks rows of `param` in `table`.
+    Missing { param: ParamKey, table: IndexTable, missing: bool },
+    /// A reference row of `param` points at a resource of one of `target_types` that matches
+    /// `filter` (a chained parameter: `subject:Patient.name=...`).
+    Chain { param: ParamKey, target_types: Vec<Box<str>>, filter: Box<Filter> },
+    /// Some resource of `source_type` matching `filter` points at this one through its
+    /// reference parameter `param` (`_has:Observation:patient:code=...`).
+    Has { source_type: Box<str>, param: ParamKey, filter: Box<Filter> },
+}
+
+/// The index tables, one per parameter type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IndexTable {
+    Token,
+    String,
+    Date,
+    Number,
+    Quantity,
+    Reference,
+    Uri,
+    Composite,
+}
+
+/// Which token hash a filter compares (see [`ParamKey::code_hash`] and siblings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenColumn {
+    Code,
+    SystemCode,
+    System,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StringTest {
+    /// The normalised value starts with this (normalised) text.
+    Prefix(Box<str>),
+    /// The value is exactly this.
+    Exact(Box<str>),
+    /// The normalised value contains this (normalised) text.
+    Contains(Box<str>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UriTest {
+    Equals(Box<str>),
+    /// The stored uri starts with this one (`:below`).
+    Below(Box<str>),
+    /// The stored uri is a prefix of this one (`:above`): the candidates are listed.
+    Above(Vec<Box<str>>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReferenceTarget {
+    /// `Type/id`, or a bare id with the types it may be (the parameter's targets).
+    Local { types: Vec<Box<str>>, id: Box<str> },
+    /// An absolute URL or a canonical (optionally `|version`).
+    Url { url: Box<str>, version: Option<Box<str>> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum QuantityUnits {
+    /// No unit given: any row, compared on its written value.
+    Any,
+    /// `system|code` (or `|code` with an empty system).
+    SystemCode(Option<Box<str>>, Box<str>),
+    /// Converted to canonical UCUM units: compared on the canonical value.
+    Canonical(Box<str>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CompositeTest {
+    Token(TokenColumn, i64),
+    Range(RangePredicate),
+    String(Box<str>),
+}
+
+/// The two ends of an indexed range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RangeColumn {
+    Low,
+    High,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Comparison {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bound {
+    Integer(i64),
+    Float(f64),
+}
+
+/// A predicate on a row's range, in disjunctive normal form: any of the groups holds when all
+/// of its comparisons hold. This is where search prefixes (`eq`, `ge`, `sa`...) land.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangePredicate {
+    pub any_of: Vec<Vec<(RangeColumn, Comparison, Bound)>>,
+}
+
+/// A sort key: a parameter, or `_lastUpdated` / `_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    pub by: SortBy,
+    pub descending: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortBy {
+    Id,
+    LastUpdated,
+    Param { param: ParamKey, table: IndexTable },
+}
+
+/// An opaque position in a result set, from a next link: the sort values and the resource
+/// key of the last row of the previous page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    pub after_row: i64,
+    pub sort_values: Vec<CursorValue>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CursorValue {
+    Null,
+    Integer(i64),
+    Float(f64),
+    Text(Box<str>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TotalMode {
+    #[default]
+    None,
+    Estimate,
+    Accurate,
+}
+
+/// `_include` / `_revinclude`: follow reference parameter `param` of `source_type` (to
+/// `target_type` if given). `param == None` means every reference parameter (`*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Include {
+    pub source_type: Box<str>,
+    pub param: Option<ParamKey>,
+    pub target_type: Option<Box<str>>,
+    pub iterate: bool,
+}

@@ -1,0 +1,181 @@
+//! Reads: current and past versions, history pages and searches. Each function takes a
+//! connection, so a transaction can run the same reads on the writer and see its own writes.
+
+use std::collections::HashMap;
+
+use rusqlite::types::Value as SqliteValue;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use search::query::{Cursor, SearchQuery, TotalMode};
+use store::sql::{self, Dialect, Sql, SqlValue};
+use store::{HistoryPage, HistoryQuery, HistoryScope, Method, SearchPage, StoreError, VersionRecord};
+
+use crate::map_error;
+
+const RECORD_COLUMNS: &str =
+    "r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash";
+
+fn record_from_row(row: &Row<'_>) -> rusqlite::Result<VersionRecord> {
+    let method: i64 = row.get(5)?;
+    Ok(VersionRecord {
+        row: row.get(0)?,
+        resource_type: row.get(1)?,
+        id: row.get(2)?,
+        version: row.get(3)?,
+        last_updated: row.get(4)?,
+        method: Method::from_code(method).unwrap_or(Method::Update),
+        content: row.get(6)?,
+        content_hash: row.get(7)?,
+    })
+}
+
+pub(crate) fn current(connection: &Connection, resource_type: &str, id: &str) -> Result<Option<VersionRecord>, StoreError> {
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version \
+             WHERE r.type = ?1 AND r.id = ?2"
+        ))
+        .map_err(map_error)?;
+    statement
+        .query_row(params![resource_type, id], record_from_row)
+        .optional()
+        .map_err(map_error)
+}
+
+pub(crate) fn version(
+    connection: &Connection,
+    resource_type: &str,
+    id: &str,
+    version: i64,
+) -> Result<Option<VersionRecord>, StoreError> {
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid \
+             WHERE r.type = ?1 AND r.id = ?2 AND v.version = ?3"
+        ))
+        .map_err(map_error)?;
+    statement
+        .query_row(params![resource_type, id, version], record_from_row)
+        .optional()
+        .map_err(map_error)
+}
+
+pub(crate) fn history(connection: &Connection, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
+    let mut text = format!("SELECT {RECORD_COLUMNS}, v.seq FROM version v JOIN resource r ON r.rid = v.rid WHERE 1 = 1");
+    let mut values: Vec<SqliteValue> = Vec::new();
+    let mut bind = |text: &mut String, value: SqliteValue| {
+        values.push(value);
+        text.push_str(&format!("?{}", values.len()));
+    };
+    match &query.scope {
+        HistoryScope::System => {}
+        HistoryScope::Type(resource_type) => {
+            text.push_str(" AND v.type = ");
+            bind(&mut text, SqliteValue::Text(resource_type.clone()));
+        }
+        HistoryScope::Instance(resource_type, id) => {
+            text.push_str(" AND r.type = ");
+            bind(&mut text, SqliteValue::Text(resource_type.clone()));
+            text.push_str(" AND r.id = ");
+            bind(&mut text, SqliteValue::Text(id.clone()));
+        }
+    }
+    if let Some(since) = query.since {
+        text.push_str(" AND v.last_updated >= ");
+        bind(&mut text, SqliteValue::Integer(since));
+    }
+    if let Some((low, high)) = query.at {
+        text.push_str(" AND v.last_updated <= ");
+        bind(&mut text, SqliteValue::Integer(high));
+        text.push_str(" AND (v.superseded IS NULL OR v.superseded > ");
+        bind(&mut text, SqliteValue::Integer(low));
+        text.push(')');
+    }
+    if let Some(cursor) = query.cursor {
+        text.push_str(" AND v.seq < ");
+        bind(&mut text, SqliteValue::Integer(cursor));
+    }
+    text.push_str(" ORDER BY v.seq DESC LIMIT ");
+    bind(&mut text, SqliteValue::Integer(query.count as i64 + 1));
+
+    let mut statement = connection.prepare_cached(&text).map_err(map_error)?;
+    let mut rows = statement.query(params_from_iter(values.iter())).map_err(map_error)?;
+    let mut versions = Vec::new();
+    let mut sequence_numbers = Vec::new();
+    while let Some(row) = rows.next().map_err(map_error)? {
+        versions.push(record_from_row(row).map_err(map_error)?);
+        sequence_numbers.push(row.get::<_, i64>(8).map_err(map_error)?);
+    }
+    let next = if versions.len() > query.count {
+        versions.truncate(query.count);
+        sequence_numbers.get(query.count.saturating_sub(1)).copied()
+    } else {
+        None
+    };
+    Ok(HistoryPage { versions, next })
+}
+
+pub(crate) fn search(connection: &Connection, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+    let page = sql::search_page(query, Dialect::Sqlite);
+    let mut rows: Vec<i64> = query_integers(connection, &page)?;
+    let next = if rows.len() > query.count {
+        rows.truncate(query.count);
+        rows.last().map(|&after_row| Cursor { after_row, sort_values: Vec::new() })
+    } else {
+        None
+    };
+    let matches = records_by_row(connection, &rows)?;
+    let total = match query.total {
+        TotalMode::None => None,
+        TotalMode::Estimate | TotalMode::Accurate => {
+            let count = sql::search_count(query, Dialect::Sqlite);
+            let n = query_integers(connection, &count)?.first().copied().unwrap_or(0);
+            Some(n.max(0) as u64)
+        }
+    };
+    Ok(SearchPage { matches, included: Vec::new(), next, total })
+}
+
+fn to_sqlite(values: &[SqlValue]) -> Vec<SqliteValue> {
+    values
+        .iter()
+        .map(|v| match v {
+            SqlValue::Integer(i) => SqliteValue::Integer(*i),
+            SqlValue::Float(f) => SqliteValue::Real(*f),
+            SqlValue::Text(t) => SqliteValue::Text(t.clone()),
+        })
+        .collect()
+}
+
+fn query_integers(connection: &Connection, sql: &Sql) -> Result<Vec<i64>, StoreError> {
+    let mut statement = connection.prepare_cached(&sql.text).map_err(map_error)?;
+    let values = to_sqlite(&sql.params);
+    let rows = statement
+        .query_map(params_from_iter(values.iter()), |row| row.get::<_, i64>(0))
+        .map_err(map_error)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(map_error)
+}
+
+/// The current versions of resources by row key, in the order given.
+pub(crate) fn records_by_row(connection: &Connection, rows: &[i64]) -> Result<Vec<VersionRecord>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut found: HashMap<i64, VersionRecord> = HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(500) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
+        let text = format!(
+            "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version \
+             WHERE r.rid IN ({})",
+            placeholders.join(", ")
+        );
+        let mut statement = connection.prepare_cached(&text).map_err(map_error)?;
+        let records = statement
+            .query_map(params_from_iter(chunk.iter()), record_from_row)
+            .map_err(map_error)?;
+        for record in records {
+            let record = record.map_err(map_error)?;
+            found.insert(record.row, record);
+        }
+    }
+    Ok(rows.iter().filter_map(|row| found.remove(row)).collect())
+}

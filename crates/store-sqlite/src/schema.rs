@@ -1,0 +1,172 @@
+//! The SQLite schema, as numbered migrations applied at start-up.
+//!
+//! Index tables are `WITHOUT ROWID`, clustered on the resource key: their rows are small, the
+//! primary key doubles as the per-resource index that updates and deletes need, and each
+//! secondary index carries the resource key, so a lookup comes back in resource order.
+
+use rusqlite::Connection;
+use store::StoreError;
+
+use crate::map_error;
+
+/// Migrations in order; the position (from 1) is the schema version. Never edit one that has
+/// shipped: add a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE resource (
+    rid INTEGER PRIMARY KEY,
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    last_updated INTEGER NOT NULL,
+    method INTEGER NOT NULL,
+    patient_key INTEGER NOT NULL,
+    content_hash INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX resource_type_id ON resource (type, id);
+CREATE INDEX resource_type_rid ON resource (type, rid);
+CREATE INDEX resource_patient_key ON resource (patient_key) WHERE patient_key <> 0;
+
+CREATE TABLE version (
+    seq INTEGER PRIMARY KEY,
+    rid INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    last_updated INTEGER NOT NULL,
+    superseded INTEGER,
+    method INTEGER NOT NULL,
+    patient_key INTEGER NOT NULL,
+    content_hash INTEGER NOT NULL,
+    content BLOB
+);
+CREATE UNIQUE INDEX version_rid_version ON version (rid, version);
+CREATE INDEX version_type_seq ON version (type, seq);
+
+CREATE TABLE idx_token (
+    rid INTEGER NOT NULL,
+    param INTEGER NOT NULL,
+    h_code INTEGER NOT NULL,
+    h_system_code INTEGER NOT NULL,
+    h_system INTEGER,
+    patient_key INTEGER NOT NULL,
+    PRIMARY KEY (rid, h_system_code)
+) WITHOUT ROWID;
+CREATE INDEX idx_token_code ON idx_token (h_code);
+CREATE INDEX idx_token_system_code ON idx_token (h_system_code);
+CREATE INDEX idx_token_system ON idx_token (h_system) WHERE h_system IS NOT NULL;
+
+CREATE TABLE idx_string (
+    rid INTEGER NOT NULL,
+    param INTEGER NOT NULL,
+    normalized TEXT NOT NULL,
+    exact TEXT NOT NULL,
+    patient_key INTEGER NOT NULL,
+    PRIMARY KEY (rid, param, exact)
+) WITHOUT ROWID;
+CREATE INDEX idx_string_normalized ON idx_string (param, normalized);
+
+CREATE TABLE idx_date (
+    rid INTEGER NOT NULL,
+    param INTEGER NOT NULL,
+    low INTEGER NOT NULL,
+    high INTEGER NOT NULL,
+    patient_key INTEGER NOT NULL,
+    PRIMARY KEY (rid, param, low, high)
+) WITHOUT ROWID;
+CREATE INDEX idx_date_low ON idx_date (param, low);
+CREATE INDEX idx_date_high ON idx_date (param, high);
+
+CREATE TABLE idx_number (
+    rid INTEGER NOT NULL,
+    param INTEGER NOT NULL,
+    value REAL NOT NULL,
+    low REAL NOT NULL,
+    high REAL NOT NULL,
+    patient_key INTEGER NOT NULL,
+    PRIMARY KEY (rid, param, low, high)
+) WITHOUT ROWID;
+CREATE INDEX idx_number_low ON idx_number (param, low);
+
+CREATE TABLE idx_quantity (
+    rid INTEGER NOT NULL,
+    param INTEGER NOT NULL,
+    system TEXT,
+    code TEXT,
+    value REAL NOT NULL,
+    low REAL NOT NULL,
+    high REAL NOT NULL,
+    canonical_code TEXT,
+    canonical_low REAL,
+    canonical_high REAL,
+    patient_key INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (rid, param, seq)
+) WITHOUT ROWID;
+CREATE INDEX idx_quantity_value ON idx_quantity (param, low);
+CREATE INDEX idx_quantity_canonical ON idx_quantity (param, canonical_code, canonical_low) WHERE canonical_code IS NOT NULL;
+
+CREATE TABLE idx_reference (
+    rid INTEGER NOT NULL,
+    param INTEGER NOT NULL,
+    target_type TEXT,
+    target_id TEXT,
+    url TEXT,
+    version TEXT,
+    patient_key INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (rid, param, seq)
+) WITHOUT ROWID;
+CREATE INDEX idx_reference_target ON idx_reference (param, target_id, target_type) WHERE target_id IS NOT NULL;
+CREATE INDEX idx_reference_url ON idx_reference (param, url) WHERE url IS NOT NULL;
+
+CREATE TABLE idx_uri (
+    rid INTEGER NOT NULL,
+    param INTEGER NOT NULL,
+    uri TEXT NOT NULL,
+    patient_key INTEGER NOT NULL,
+    PRIMARY KEY (rid, param, uri)
+) WITHOUT ROWID;
+CREATE INDEX idx_uri_value ON idx_uri (param, uri);
+
+CREATE TABLE idx_composite (
+    rid INTEGER NOT NULL,
+    param INTEGER NOT NULL,
+    first_h_code INTEGER NOT NULL,
+    first_h_system_code INTEGER NOT NULL,
+    second_h_code INTEGER,
+    second_h_system_code INTEGER,
+    second_low REAL,
+    second_high REAL,
+    second_text TEXT,
+    patient_key INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (rid, param, seq)
+) WITHOUT ROWID;
+CREATE INDEX idx_composite_first_code ON idx_composite (first_h_code);
+CREATE INDEX idx_composite_first_system_code ON idx_composite (first_h_system_code);
+"#];
+
+/// Brings the database up to the current schema version, in one transaction per migration.
+pub fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    connection
+        .execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(map_error)?;
+    let current: i64 = connection
+        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |row| row.get(0))
+        .map_err(map_error)?;
+    if current > MIGRATIONS.len() as i64 {
+        return Err(StoreError::Internal(format!(
+            "the database has schema version {current}, newer than this build knows ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = index as i64 + 1;
+        let tx = connection.transaction().map_err(map_error)?;
+        tx.execute_batch(migration).map_err(map_error)?;
+        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])
+            .map_err(map_error)?;
+        tx.commit().map_err(map_error)?;
+        tracing::info!(version, "applied SQLite schema migration");
+    }
+    Ok(())
+}

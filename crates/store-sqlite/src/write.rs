@@ -1,0 +1,261 @@
+//! The write transaction: new versions, their history rows and their index rows, on the single
+//! writer connection, between `BEGIN IMMEDIATE` and `COMMIT`.
+
+use std::sync::MutexGuard;
+
+use rusqlite::{Connection, params};
+use search::IndexEntries;
+use search::index::CompositeSecond;
+use search::query::SearchQuery;
+use store::sql::INDEX_TABLES;
+use store::{SearchPage, StoreError, Transaction, VersionRecord, VersionWrite};
+
+use crate::{map_error, read};
+
+pub(crate) struct SqliteTransaction<'a> {
+    connection: MutexGuard<'a, Connection>,
+    finished: bool,
+}
+
+impl<'a> SqliteTransaction<'a> {
+    pub(crate) fn new(connection: MutexGuard<'a, Connection>) -> SqliteTransaction<'a> {
+        SqliteTransaction { connection, finished: false }
+    }
+}
+
+impl Drop for SqliteTransaction<'_> {
+    fn drop(&mut self) {
+        if !self.finished
+            && let Err(error) = self.connection.execute_batch("ROLLBACK")
+        {
+            tracing::error!(%error, "rolling back a SQLite transaction failed");
+        }
+    }
+}
+
+impl Transaction for SqliteTransaction<'_> {
+    fn current(&mut self, resource_type: &str, id: &str) -> Result<Option<VersionRecord>, StoreError> {
+        read::current(&self.connection, resource_type, id)
+    }
+
+    fn put(&mut self, write: VersionWrite<'_>) -> Result<(), StoreError> {
+        let connection = &*self.connection;
+        let patient_key = write.index.patient_key.0;
+        let row = match write.previous {
+            None => {
+                let mut insert = connection
+                    .prepare_cached(
+                        "INSERT INTO resource (type, id, version, last_updated, method, patient_key, content_hash) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )
+                    .map_err(map_error)?;
+                insert
+                    .execute(params![
+                        write.resource_type,
+                        write.id,
+                        write.version,
+                        write.last_updated,
+                        write.method.code(),
+                        patient_key,
+                        write.content_hash
+                    ])
+                    .map_err(map_error)?;
+                connection.last_insert_rowid()
+            }
+            Some(previous) => {
+                let mut update = connection
+                    .prepare_cached(
+                        "UPDATE resource SET version = ?1, last_updated = ?2, method = ?3, patient_key = ?4, \
+                         content_hash = ?5 WHERE rid = ?6 AND version = ?7",
+                    )
+                    .map_err(map_error)?;
+                let changed = update
+                    .execute(params![
+                        write.version,
+                        write.last_updated,
+                        write.method.code(),
+                        patient_key,
+                        write.content_hash,
+                        previous.row,
+                        previous.version
+                    ])
+                    .map_err(map_error)?;
+                if changed != 1 {
+                    return Err(StoreError::Conflict(format!(
+                        "{}/{} changed since version {}",
+                        write.resource_type, write.id, previous.version
+                    )));
+                }
+                connection
+                    .prepare_cached("UPDATE version SET superseded = ?1 WHERE rid = ?2 AND version = ?3")
+                    .map_err(map_error)?
+                    .execute(params![write.last_updated, previous.row, previous.version])
+                    .map_err(map_error)?;
+                if !previous.is_deleted() {
+                    for table in INDEX_TABLES {
+                        connection
+                            .prepare_cached(&format!("DELETE FROM {table} WHERE rid = ?1"))
+                            .map_err(map_error)?
+                            .execute([previous.row])
+                            .map_err(map_error)?;
+                    }
+                }
+                previous.row
+            }
+        };
+        connection
+            .prepare_cached(
+                "INSERT INTO version (rid, version, type, last_updated, method, patient_key, content_hash, content) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .map_err(map_error)?
+            .execute(params![
+                row,
+                write.version,
+                write.resource_type,
+                write.last_updated,
+                write.method.code(),
+                patient_key,
+                write.content_hash,
+                write.content
+            ])
+            .map_err(map_error)?;
+        insert_index_rows(connection, row, write.index).map_err(map_error)
+    }
+
+    fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+        read::search(&self.connection, query)
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.connection.execute_batch("COMMIT").map_err(map_error)?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+fn insert_index_rows(connection: &Connection, row: i64, index: &IndexEntries) -> rusqlite::Result<()> {
+    let patient_key = index.patient_key.0;
+    if !index.tokens.is_empty() {
+        let mut statement = connection.prepare_cached(
+            "INSERT OR IGNORE INTO idx_token (rid, param, h_code, h_system_code, h_system, patient_key) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for token in &index.tokens {
+            let (code, system_code, system) = token.hashes();
+            statement.execute(params![row, token.param.0, code, system_code, system, patient_key])?;
+        }
+    }
+    if !index.strings.is_empty() {
+        let mut statement = connection.prepare_cached(
+            "INSERT OR IGNORE INTO idx_string (rid, param, normalized, exact, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for string in &index.strings {
+            statement.execute(params![row, string.param.0, &*string.normalized, &*string.exact, patient_key])?;
+        }
+    }
+    if !index.dates.is_empty() {
+        let mut statement = connection.prepare_cached(
+            "INSERT OR IGNORE INTO idx_date (rid, param, low, high, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for date in &index.dates {
+            statement.execute(params![row, date.param.0, date.low, date.high, patient_key])?;
+        }
+    }
+    if !index.numbers.is_empty() {
+        let mut statement = connection.prepare_cached(
+            "INSERT OR IGNORE INTO idx_number (rid, param, value, low, high, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for number in &index.numbers {
+            statement.execute(params![row, number.param.0, number.value, number.low, number.high, patient_key])?;
+        }
+    }
+    if !index.quantities.is_empty() {
+        let mut statement = connection.prepare_cached(
+            "INSERT INTO idx_quantity (rid, param, system, code, value, low, high, canonical_code, canonical_low, \
+             canonical_high, patient_key, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?;
+        for (seq, quantity) in index.quantities.iter().enumerate() {
+            let (canonical_code, canonical_value) = match &quantity.canonical {
+                Some((code, value)) => (Some(&**code), Some(*value)),
+                None => (None, None),
+            };
+            // The canonical range scales with the value: keep its relative width.
+            let scale = canonical_value.map(|c| if quantity.value != 0.0 { c / quantity.value } else { 1.0 });
+            statement.execute(params![
+                row,
+                quantity.param.0,
+                quantity.system.as_deref(),
+                quantity.code.as_deref(),
+                quantity.value,
+                quantity.low,
+                quantity.high,
+                canonical_code,
+                scale.map(|s| quantity.low * s),
+                scale.map(|s| quantity.high * s),
+                patient_key,
+                seq as i64
+            ])?;
+        }
+    }
+    if !index.references.is_empty() {
+        let mut statement = connection.prepare_cached(
+            "INSERT INTO idx_reference (rid, param, target_type, target_id, url, version, patient_key, seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for (seq, reference) in index.references.iter().enumerate() {
+            statement.execute(params![
+                row,
+                reference.param.0,
+                reference.target_type.as_deref(),
+                reference.target_id.as_deref(),
+                reference.url.as_deref(),
+                reference.version.as_deref(),
+                patient_key,
+                seq as i64
+            ])?;
+        }
+    }
+    if !index.uris.is_empty() {
+        let mut statement = connection
+            .prepare_cached("INSERT OR IGNORE INTO idx_uri (rid, param, uri, patient_key) VALUES (?1, ?2, ?3, ?4)")?;
+        for uri in &index.uris {
+            statement.execute(params![row, uri.param.0, &*uri.uri, patient_key])?;
+        }
+    }
+    if !index.composites.is_empty() {
+        let mut statement = connection.prepare_cached(
+            "INSERT INTO idx_composite (rid, param, first_h_code, first_h_system_code, second_h_code, \
+             second_h_system_code, second_low, second_high, second_text, patient_key, seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        for (seq, composite) in index.composites.iter().enumerate() {
+            let (first_code, first_system_code, _) = composite.first.hashes();
+            let (second_code, second_system_code, low, high, text) = match &composite.second {
+                CompositeSecond::Token(token) => {
+                    let (c, sc, _) = token.hashes();
+                    (Some(c), Some(sc), None, None, None)
+                }
+                CompositeSecond::Range { low, high, unit } => {
+                    let hashes = unit.as_ref().map(|u| u.hashes());
+                    (hashes.map(|h| h.0), hashes.map(|h| h.1), Some(*low), Some(*high), None)
+                }
+                CompositeSecond::String(text) => (None, None, None, None, Some(&**text)),
+            };
+            statement.execute(params![
+                row,
+                composite.param.0,
+                first_code,
+                first_system_code,
+                second_code,
+                second_system_code,
+                low,
+                high,
+                text,
+                patient_key,
+                seq as i64
+            ])?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! The store: one trait ([`Store`]) that the embedded SQLite backend and the PostgreSQL backend
+//! implement with the same behaviour, the records it reads and writes, and its portable errors.
+//! This crate has no SQL; the backends are the only places SQL lives.
+
+mod context;
+mod error;
+mod record;
+pub mod sql;
+
+pub use context::RequestContext;
+pub use error::StoreError;
+pub use record::{
+    HistoryPage, HistoryQuery, HistoryScope, Method, SearchPage, VersionRecord, VersionWrite,
+};
+
+use search::query::SearchQuery;
+
+/// A database holding resources, their versions and their search indexes.
+///
+/// Every method takes the [`RequestContext`] of the request it serves. Reads see committed data;
+/// writes happen inside a [`Transaction`] from [`Store::begin`], all or nothing.
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Starts a transaction. Dropping it without [`Transaction::commit`] rolls it back.
+    fn begin(&self, ctx: &RequestContext) -> Result<Box<dyn Transaction + '_>, StoreError>;
+
+    /// The current version of a resource (which may be a deletion).
+    fn read(&self, ctx: &RequestContext, resource_type: &str, id: &str) -> Result<Option<VersionRecord>, StoreError>;
+
+    /// One version of a resource.
+    fn read_version(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<VersionRecord>, StoreError>;
+
+    /// Versions, newest first, at instance, type or system level.
+    fn history(&self, ctx: &RequestContext, query: &HistoryQuery) -> Result<HistoryPage, StoreError>;
+
+    /// Runs a search.
+    fn search(&self, ctx: &RequestContext, query: &SearchQuery) -> Result<SearchPage, StoreError>;
+
+    /// Whether the database answers (for `/health/ready`).
+    fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// One database transaction. Writes may be buffered until the next read in the transaction or
+/// the commit, so reads inside it always see its own writes.
+pub trait Transaction {
+    /// The current version of a resource, locked against concurrent writers until the end of
+    /// the transaction.
+    fn current(&mut self, resource_type: &str, id: &str) -> Result<Option<VersionRecord>, StoreError>;
+
+    /// The current versions of many resources at once, in the order asked (for bulk loads).
+    fn current_many(&mut self, keys: &[(&str, &str)]) -> Result<Vec<Option<VersionRecord>>, StoreError> {
+        keys.iter().map(|(t, id)| self.current(t, id)).collect()
+    }
+
+    /// Writes a new version. `write.previous` must be what [`Transaction::current`] returned:
+    /// the store relies on it to know whether the resource exists.
+    fn put(&mut self, write: VersionWrite<'_>) -> Result<(), StoreError>;
+
+    /// Runs a search that sees this transaction's writes (conditional operations).
+    fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, StoreError>;
+
+    /// Makes every write of the transaction durable and visible, at once.
+    fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
