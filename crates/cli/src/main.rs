@@ -1,6 +1,8 @@
 //! `meridian`: the one binary. The only crate that reads the command line and the environment.
 
+mod config;
 mod fhirpath_command;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +10,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "meridian", version, about = "Meridian: an open regional health information platform")]
+#[command(
+    name = "meridian",
+    version,
+    about = "Meridian: an open regional health information platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the platform: the FHIR server on the embedded store or PostgreSQL.
+    Serve(config::ServeArgs),
     /// Evaluate a FHIRPath expression against a resource and print the result as a JSON array.
     Fhirpath {
         /// Print each item as {"type": ..., "value": ...} with its FHIR or System type.
@@ -31,6 +39,25 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Fhirpath { typed, expression, file } => fhirpath_command::run(typed, &expression, file.as_deref()),
+        Command::Serve(args) => {
+            match config::ServeConfig::resolve(&args, |key| std::env::var(key).ok()) {
+                Ok(config) => match serve::run(config) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => {
+                        eprintln!("meridian serve: {error:#}");
+                        ExitCode::FAILURE
+                    }
+                },
+                Err(error) => {
+                    eprintln!("meridian serve: {error:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Fhirpath {
+            typed,
+            expression,
+            file,
+        } => fhirpath_command::run(typed, &expression, file.as_deref()),
     }
 }

@@ -17,7 +17,8 @@ impl TokenEntry {
         let system = self.system.as_deref();
         (
             self.param.code_hash(&self.code),
-            self.param.system_code_hash(system.unwrap_or(""), &self.code),
+            self.param
+                .system_code_hash(system.unwrap_or(""), &self.code),
             system.map(|s| self.param.system_hash(s)),
         )
     }
@@ -93,7 +94,11 @@ pub struct CompositeEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CompositeSecond {
     Token(TokenEntry),
-    Range { low: f64, high: f64, unit: Option<TokenEntry> },
+    Range {
+        low: f64,
+        high: f64,
+        unit: Option<TokenEntry>,
+    },
     String(Box<str>),
 }
 

@@ -19,13 +19,22 @@ pub struct ParamKey(pub i64);
 
 impl ParamKey {
     pub fn new(resource_type: &str, code: &str) -> ParamKey {
-        ParamKey(hash_parts(&[b"param", resource_type.as_bytes(), code.as_bytes()]))
+        ParamKey(hash_parts(&[
+            b"param",
+            resource_type.as_bytes(),
+            code.as_bytes(),
+        ]))
     }
 
     /// The key of a derived index of a parameter: `code:text` holds the display text of a
     /// token parameter as strings, `identifier:of-type` the typed identifiers.
     pub fn derived(resource_type: &str, code: &str, suffix: &str) -> ParamKey {
-        ParamKey(hash_parts(&[b"param", resource_type.as_bytes(), code.as_bytes(), suffix.as_bytes()]))
+        ParamKey(hash_parts(&[
+            b"param",
+            resource_type.as_bytes(),
+            code.as_bytes(),
+            suffix.as_bytes(),
+        ]))
     }
 
     /// Matches rows with this code, whatever their system.
@@ -35,7 +44,12 @@ impl ParamKey {
 
     /// Matches rows with this system and code; an empty system means "no system" (`|code`).
     pub fn system_code_hash(self, system: &str, code: &str) -> i64 {
-        hash_parts(&[&self.0.to_le_bytes(), b"s", system.as_bytes(), code.as_bytes()])
+        hash_parts(&[
+            &self.0.to_le_bytes(),
+            b"s",
+            system.as_bytes(),
+            code.as_bytes(),
+        ])
     }
 
     /// Matches rows with this system, whatever their code (`system|`).
@@ -67,11 +81,23 @@ mod tests {
     #[test]
     fn keys_are_stable_across_releases() {
         // Stored keys must never change: a changed hash would orphan every index row.
-        assert_eq!(ParamKey::new("Observation", "code").0, PINNED_OBSERVATION_CODE);
-        assert_eq!(ParamKey::new("Observation", "code").code_hash("8480-6"), PINNED_CODE_HASH);
+        assert_eq!(
+            ParamKey::new("Observation", "code").0,
+            PINNED_OBSERVATION_CODE
+        );
+        assert_eq!(
+            ParamKey::new("Observation", "code").code_hash("8480-6"),
+            PINNED_CODE_HASH
+        );
         assert_eq!(PatientKey::of_patient("123").0, PINNED_PATIENT_KEY);
-        assert_ne!(ParamKey::new("Observation", "code"), ParamKey::new("Condition", "code"));
-        assert_ne!(ParamKey::new("Observation", "code"), ParamKey::derived("Observation", "code", "text"));
+        assert_ne!(
+            ParamKey::new("Observation", "code"),
+            ParamKey::new("Condition", "code")
+        );
+        assert_ne!(
+            ParamKey::new("Observation", "code"),
+            ParamKey::derived("Observation", "code", "text")
+        );
         let p = ParamKey::new("Observation", "code");
         assert_ne!(p.code_hash("1234"), p.system_code_hash("", "1234"));
         assert_ne!(p.system_code_hash("a", "bc"), p.system_code_hash("ab", "c"));

@@ -22,7 +22,10 @@ pub struct SearchError {
 
 impl SearchError {
     fn new(param: &str, message: impl Into<String>) -> SearchError {
-        SearchError { param: param.to_owned(), message: message.into() }
+        SearchError {
+            param: param.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -42,6 +45,15 @@ pub struct ParsedSearch {
     pub applied: Vec<(String, String)>,
     /// Parameters ignored because they are unknown or unsupported.
     pub ignored: Vec<String>,
+}
+
+/// Whether searches on parameters of this type are implemented (the CapabilityStatement lists
+/// only those).
+pub fn supports(kind: SearchParamType) -> bool {
+    matches!(
+        kind,
+        SearchParamType::Token | SearchParamType::String | SearchParamType::Reference
+    )
 }
 
 /// Parses the parameters of a search on `resource_type`.
@@ -67,7 +79,11 @@ pub fn parse_search(
             }
         }
     }
-    Ok(ParsedSearch { query, applied, ignored })
+    Ok(ParsedSearch {
+        query,
+        applied,
+        ignored,
+    })
 }
 
 enum Applied {
@@ -84,9 +100,9 @@ fn parse_one(
 ) -> Result<Applied, SearchError> {
     match name {
         "_count" => {
-            let count: usize = value
-                .parse()
-                .map_err(|_| SearchError::new(name, format!("'{value}' is not a non-negative integer")))?;
+            let count: usize = value.parse().map_err(|_| {
+                SearchError::new(name, format!("'{value}' is not a non-negative integer"))
+            })?;
             query.count = count.min(MAX_COUNT);
             return Ok(Applied::Yes);
         }
@@ -99,6 +115,16 @@ fn parse_one(
             };
             return Ok(Applied::Yes);
         }
+        "_cursor" => {
+            let after_row: i64 = value
+                .parse()
+                .map_err(|_| SearchError::new(name, "not a cursor from a next link"))?;
+            query.cursor = Some(crate::query::Cursor {
+                after_row,
+                sort_values: Vec::new(),
+            });
+            return Ok(Applied::Yes);
+        }
         // Handled by the HTTP edge, not by the query.
         "_format" | "_pretty" => return Ok(Applied::Yes),
         _ => {}
@@ -109,14 +135,22 @@ fn parse_one(
     };
     if code == "_id" {
         if let Some(modifier) = modifier {
-            return Err(SearchError::new(name, format!("modifier ':{modifier}' is not supported on _id")));
+            return Err(SearchError::new(
+                name,
+                format!("modifier ':{modifier}' is not supported on _id"),
+            ));
         }
-        let ids: Vec<Box<str>> = split_values(value).into_iter().map(String::into_boxed_str).collect();
+        let ids: Vec<Box<str>> = split_values(value)
+            .into_iter()
+            .map(String::into_boxed_str)
+            .collect();
         query.filters.push(Filter::Id(ids));
         return Ok(Applied::Yes);
     }
     let Some(param) = registry.get(resource_type, code) else {
-        return Ok(Applied::Ignored(format!("unknown search parameter for {resource_type}")));
+        return Ok(Applied::Ignored(format!(
+            "unknown search parameter for {resource_type}"
+        )));
     };
     let values = split_values(value);
     if values.iter().any(String::is_empty) {
@@ -129,12 +163,20 @@ fn parse_one(
             SearchParamType::String => string_filter(param, name, modifier, v)?,
             SearchParamType::Reference => reference_filter(param, name, modifier, v)?,
             other => {
-                return Ok(Applied::Ignored(format!("{} parameters are not supported yet", other.as_str())));
+                debug_assert!(!supports(other));
+                return Ok(Applied::Ignored(format!(
+                    "{} parameters are not supported yet",
+                    other.as_str()
+                )));
             }
         };
         any_of.push(filter);
     }
-    query.filters.push(if any_of.len() == 1 { any_of.pop().expect("one") } else { Filter::AnyOf(any_of) });
+    query.filters.push(if any_of.len() == 1 {
+        any_of.pop().expect("one")
+    } else {
+        Filter::AnyOf(any_of)
+    });
     Ok(Applied::Yes)
 }
 
@@ -195,20 +237,38 @@ fn unescape(value: &str) -> String {
     out
 }
 
-fn token_filter(param: &Param, name: &str, modifier: Option<&str>, value: &str) -> Result<Filter, SearchError> {
+fn token_filter(
+    param: &Param,
+    name: &str,
+    modifier: Option<&str>,
+    value: &str,
+) -> Result<Filter, SearchError> {
     let negate = match modifier {
         None => false,
         Some("not") => true,
-        Some(other) => return Err(SearchError::new(name, format!("modifier ':{other}' is not supported on tokens"))),
+        Some(other) => {
+            return Err(SearchError::new(
+                name,
+                format!("modifier ':{other}' is not supported on tokens"),
+            ));
+        }
     };
     let key = param.key;
     let filter = match split_pipe(value) {
-        (None, code) => Filter::Token { param: key, column: TokenColumn::Code, hash: key.code_hash(&code) },
+        (None, code) => Filter::Token {
+            param: key,
+            column: TokenColumn::Code,
+            hash: key.code_hash(&code),
+        },
         (Some(system), code) if code.is_empty() => {
             if system.is_empty() {
                 return Err(SearchError::new(name, "'|' needs a system or a code"));
             }
-            Filter::Token { param: key, column: TokenColumn::System, hash: key.system_hash(&system) }
+            Filter::Token {
+                param: key,
+                column: TokenColumn::System,
+                hash: key.system_hash(&system),
+            }
         }
         (Some(system), code) => Filter::Token {
             param: key,
@@ -216,28 +276,53 @@ fn token_filter(param: &Param, name: &str, modifier: Option<&str>, value: &str) 
             hash: key.system_code_hash(&system, &code),
         },
     };
-    Ok(if negate { Filter::Not(Box::new(filter)) } else { filter })
+    Ok(if negate {
+        Filter::Not(Box::new(filter))
+    } else {
+        filter
+    })
 }
 
-fn string_filter(param: &Param, name: &str, modifier: Option<&str>, value: &str) -> Result<Filter, SearchError> {
+fn string_filter(
+    param: &Param,
+    name: &str,
+    modifier: Option<&str>,
+    value: &str,
+) -> Result<Filter, SearchError> {
     let value = unescape(value);
     let test = match modifier {
         None => StringTest::Prefix(normalize(&value).into()),
         Some("exact") => StringTest::Exact(value.into()),
         Some("contains") => StringTest::Contains(normalize(&value).into()),
-        Some(other) => return Err(SearchError::new(name, format!("modifier ':{other}' is not supported on strings"))),
+        Some(other) => {
+            return Err(SearchError::new(
+                name,
+                format!("modifier ':{other}' is not supported on strings"),
+            ));
+        }
     };
-    Ok(Filter::String { param: param.key, test })
+    Ok(Filter::String {
+        param: param.key,
+        test,
+    })
 }
 
-fn reference_filter(param: &Param, name: &str, modifier: Option<&str>, value: &str) -> Result<Filter, SearchError> {
+fn reference_filter(
+    param: &Param,
+    name: &str,
+    modifier: Option<&str>,
+    value: &str,
+) -> Result<Filter, SearchError> {
     let value = unescape(value);
     let targets = &param.definition.targets;
     let type_modifier = match modifier {
         None => None,
         Some(m) if targets.iter().any(|t| &**t == m) => Some(m),
         Some(other) => {
-            return Err(SearchError::new(name, format!("modifier ':{other}' is not a target type of this reference")));
+            return Err(SearchError::new(
+                name,
+                format!("modifier ':{other}' is not a target type of this reference"),
+            ));
         }
     };
     if value.starts_with("http://") || value.starts_with("https://") || value.starts_with("urn:") {
@@ -245,25 +330,48 @@ fn reference_filter(param: &Param, name: &str, modifier: Option<&str>, value: &s
             Some((url, version)) => (url.to_owned(), Some(version.into())),
             None => (value.clone(), None),
         };
-        return Ok(Filter::Reference { param: param.key, target: ReferenceTarget::Url { url: url.into(), version } });
+        return Ok(Filter::Reference {
+            param: param.key,
+            target: ReferenceTarget::Url {
+                url: url.into(),
+                version,
+            },
+        });
     }
     let target = match value.split_once('/') {
         Some((resource_type, id)) if !id.is_empty() && !id.contains('/') => {
             if type_modifier.is_some_and(|m| m != resource_type) {
-                return Err(SearchError::new(name, "the type modifier and the reference's type disagree"));
+                return Err(SearchError::new(
+                    name,
+                    "the type modifier and the reference's type disagree",
+                ));
             }
-            ReferenceTarget::Local { types: vec![resource_type.into()], id: id.into() }
+            ReferenceTarget::Local {
+                types: vec![resource_type.into()],
+                id: id.into(),
+            }
         }
-        Some(_) => return Err(SearchError::new(name, format!("'{value}' is not a reference"))),
+        Some(_) => {
+            return Err(SearchError::new(
+                name,
+                format!("'{value}' is not a reference"),
+            ));
+        }
         None => {
             let types = match type_modifier {
                 Some(m) => vec![m.into()],
                 None => targets.clone(),
             };
-            ReferenceTarget::Local { types, id: value.into() }
+            ReferenceTarget::Local {
+                types,
+                id: value.into(),
+            }
         }
     };
-    Ok(Filter::Reference { param: param.key, target })
+    Ok(Filter::Reference {
+        param: param.key,
+        target,
+    })
 }
 
 #[cfg(test)]
@@ -274,7 +382,10 @@ mod tests {
     fn values_split_on_unescaped_commas_only() {
         assert_eq!(split_values("a,b\\,c"), ["a", "b,c"]);
         assert_eq!(split_values("a\\|b"), ["a\\|b"]);
-        assert_eq!(split_pipe("http://x\\|y|123"), (Some("http://x|y".to_owned()), "123".to_owned()));
+        assert_eq!(
+            split_pipe("http://x\\|y|123"),
+            (Some("http://x|y".to_owned()), "123".to_owned())
+        );
         assert_eq!(split_pipe("123"), (None, "123".to_owned()));
         assert_eq!(split_pipe("|123"), (Some(String::new()), "123".to_owned()));
     }

@@ -51,29 +51,62 @@ pub enum Filter {
     /// `_lastUpdated`, as a predicate on the version's instant (microseconds).
     LastUpdated(RangePredicate),
     /// A token row of `param` has this hash in this column.
-    Token { param: ParamKey, column: TokenColumn, hash: i64 },
+    Token {
+        param: ParamKey,
+        column: TokenColumn,
+        hash: i64,
+    },
     /// A string row of `param` matches.
     String { param: ParamKey, test: StringTest },
     /// A date row of `param` (microsecond range) satisfies the predicate.
-    Date { param: ParamKey, predicate: RangePredicate },
+    Date {
+        param: ParamKey,
+        predicate: RangePredicate,
+    },
     /// A number row of `param` satisfies the predicate.
-    Number { param: ParamKey, predicate: RangePredicate },
+    Number {
+        param: ParamKey,
+        predicate: RangePredicate,
+    },
     /// A quantity row of `param` satisfies the predicate, in the given units.
-    Quantity { param: ParamKey, predicate: RangePredicate, units: QuantityUnits },
+    Quantity {
+        param: ParamKey,
+        predicate: RangePredicate,
+        units: QuantityUnits,
+    },
     /// A reference row of `param` points at the target.
-    Reference { param: ParamKey, target: ReferenceTarget },
+    Reference {
+        param: ParamKey,
+        target: ReferenceTarget,
+    },
     /// A uri row of `param` matches.
     Uri { param: ParamKey, test: UriTest },
     /// A composite row of `param` matches both components.
-    Composite { param: ParamKey, first: (TokenColumn, i64), second: CompositeTest },
+    Composite {
+        param: ParamKey,
+        first: (TokenColumn, i64),
+        second: CompositeTest,
+    },
     /// The resource has (`missing == false`) or lacks rows of `param` in `table`.
-    Missing { param: ParamKey, table: IndexTable, missing: bool },
+    Missing {
+        param: ParamKey,
+        table: IndexTable,
+        missing: bool,
+    },
     /// A reference row of `param` points at a resource of one of `target_types` that matches
     /// `filter` (a chained parameter: `subject:Patient.name=...`).
-    Chain { param: ParamKey, target_types: Vec<Box<str>>, filter: Box<Filter> },
+    Chain {
+        param: ParamKey,
+        target_types: Vec<Box<str>>,
+        filter: Box<Filter>,
+    },
     /// Some resource of `source_type` matching `filter` points at this one through its
     /// reference parameter `param` (`_has:Observation:patient:code=...`).
-    Has { source_type: Box<str>, param: ParamKey, filter: Box<Filter> },
+    Has {
+        source_type: Box<str>,
+        param: ParamKey,
+        filter: Box<Filter>,
+    },
 }
 
 /// The index tables, one per parameter type.
@@ -121,7 +154,10 @@ pub enum ReferenceTarget {
     /// `Type/id`, or a bare id with the types it may be (the parameter's targets).
     Local { types: Vec<Box<str>>, id: Box<str> },
     /// An absolute URL or a canonical (optionally `|version`).
-    Url { url: Box<str>, version: Option<Box<str>> },
+    Url {
+        url: Box<str>,
+        version: Option<Box<str>>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

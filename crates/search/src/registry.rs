@@ -55,7 +55,13 @@ impl Registry {
     }
 
     /// Every parameter of a resource type, in no particular order.
-    pub fn params_of<'a>(&'a self, resource_type: &str) -> impl Iterator<Item = &'a Arc<Param>> + 'a {
-        self.by_type.get(resource_type).into_iter().flat_map(|m| m.values())
+    pub fn params_of<'a>(
+        &'a self,
+        resource_type: &str,
+    ) -> impl Iterator<Item = &'a Arc<Param>> + 'a {
+        self.by_type
+            .get(resource_type)
+            .into_iter()
+            .flat_map(|m| m.values())
     }
 }

@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 use search::query::SearchQuery;
-use store::{HistoryPage, HistoryQuery, RequestContext, SearchPage, Store, StoreError, Transaction, VersionRecord};
+use store::{
+    HistoryPage, HistoryQuery, RequestContext, SearchPage, Store, StoreError, Transaction,
+    VersionRecord,
+};
 
 /// How hard a commit is pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +41,11 @@ pub struct SqliteConfig {
 impl SqliteConfig {
     /// The database `meridian.db` inside `data_dir`.
     pub fn in_dir(data_dir: &Path) -> SqliteConfig {
-        SqliteConfig { path: data_dir.join("meridian.db"), durability: Durability::Full, max_readers: 8 }
+        SqliteConfig {
+            path: data_dir.join("meridian.db"),
+            durability: Durability::Full,
+            max_readers: 8,
+        }
     }
 }
 
@@ -54,7 +61,11 @@ impl SqliteStore {
     pub fn open(config: SqliteConfig) -> Result<SqliteStore, StoreError> {
         let mut writer = open_connection(&config, false)?;
         schema::migrate(&mut writer)?;
-        Ok(SqliteStore { config, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        Ok(SqliteStore {
+            config,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
     }
 
     fn reader(&self) -> Result<PooledReader<'_>, StoreError> {
@@ -63,14 +74,19 @@ impl SqliteStore {
             Some(connection) => connection,
             None => open_connection(&self.config, true)?,
         };
-        Ok(PooledReader { store: self, connection: Some(connection) })
+        Ok(PooledReader {
+            store: self,
+            connection: Some(connection),
+        })
     }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a connection leaves it usable: SQLite rolls back the open
     // transaction when the next BEGIN fails or the guard's transaction is dropped.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn open_connection(config: &SqliteConfig, read_only: bool) -> Result<Connection, StoreError> {
@@ -82,14 +98,17 @@ fn open_connection(config: &SqliteConfig, read_only: bool) -> Result<Connection,
         | OpenFlags::SQLITE_OPEN_URI;
     let connection = Connection::open_with_flags(&config.path, flags)
         .map_err(|e| StoreError::Unavailable(format!("opening {}: {e}", config.path.display())))?;
-    connection.busy_timeout(Duration::from_secs(10)).map_err(map_error)?;
+    connection
+        .busy_timeout(Duration::from_secs(10))
+        .map_err(map_error)?;
     connection.set_prepared_statement_cache_capacity(128);
     let synchronous = match config.durability {
         Durability::Full => "FULL",
         Durability::Normal => "NORMAL",
     };
     let pragmas = if read_only {
-        "PRAGMA query_only = 1; PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;".to_owned()
+        "PRAGMA query_only = 1; PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;"
+            .to_owned()
     } else {
         format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA cache_size = -131072; \
@@ -109,7 +128,9 @@ struct PooledReader<'a> {
 impl std::ops::Deref for PooledReader<'_> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        self.connection.as_ref().expect("connection present until drop")
+        self.connection
+            .as_ref()
+            .expect("connection present until drop")
     }
 }
 
@@ -130,10 +151,13 @@ pub(crate) fn map_error(error: rusqlite::Error) -> StoreError {
     match &error {
         rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
             ErrorCode::ConstraintViolation => StoreError::Conflict(error.to_string()),
-            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => StoreError::Conflict(error.to_string()),
-            ErrorCode::CannotOpen | ErrorCode::NotADatabase | ErrorCode::ReadOnly | ErrorCode::DiskFull => {
-                StoreError::Unavailable(error.to_string())
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                StoreError::Conflict(error.to_string())
             }
+            ErrorCode::CannotOpen
+            | ErrorCode::NotADatabase
+            | ErrorCode::ReadOnly
+            | ErrorCode::DiskFull => StoreError::Unavailable(error.to_string()),
             _ => StoreError::Internal(error.to_string()),
         },
         _ => StoreError::Internal(error.to_string()),
@@ -147,11 +171,18 @@ impl Store for SqliteStore {
 
     fn begin(&self, _ctx: &RequestContext) -> Result<Box<dyn Transaction + '_>, StoreError> {
         let connection = lock(&self.writer);
-        connection.execute_batch("BEGIN IMMEDIATE").map_err(map_error)?;
+        connection
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(map_error)?;
         Ok(Box::new(write::SqliteTransaction::new(connection)))
     }
 
-    fn read(&self, _ctx: &RequestContext, resource_type: &str, id: &str) -> Result<Option<VersionRecord>, StoreError> {
+    fn read(
+        &self,
+        _ctx: &RequestContext,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<VersionRecord>, StoreError> {
         read::current(&*self.reader()?, resource_type, id)
     }
 
@@ -165,7 +196,11 @@ impl Store for SqliteStore {
         read::version(&*self.reader()?, resource_type, id, version)
     }
 
-    fn history(&self, _ctx: &RequestContext, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
+    fn history(
+        &self,
+        _ctx: &RequestContext,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, StoreError> {
         read::history(&*self.reader()?, query)
     }
 
@@ -174,6 +209,8 @@ impl Store for SqliteStore {
     }
 
     fn ping(&self) -> Result<(), StoreError> {
-        self.reader()?.query_row("SELECT 1", [], |_| Ok(())).map_err(map_error)
+        self.reader()?
+            .query_row("SELECT 1", [], |_| Ok(()))
+            .map_err(map_error)
     }
 }

@@ -7,7 +7,9 @@ use rusqlite::types::Value as SqliteValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use search::query::{Cursor, SearchQuery, TotalMode};
 use store::sql::{self, Dialect, Sql, SqlValue};
-use store::{HistoryPage, HistoryQuery, HistoryScope, Method, SearchPage, StoreError, VersionRecord};
+use store::{
+    HistoryPage, HistoryQuery, HistoryScope, Method, SearchPage, StoreError, VersionRecord,
+};
 
 use crate::map_error;
 
@@ -28,7 +30,11 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<VersionRecord> {
     })
 }
 
-pub(crate) fn current(connection: &Connection, resource_type: &str, id: &str) -> Result<Option<VersionRecord>, StoreError> {
+pub(crate) fn current(
+    connection: &Connection,
+    resource_type: &str,
+    id: &str,
+) -> Result<Option<VersionRecord>, StoreError> {
     let mut statement = connection
         .prepare_cached(&format!(
             "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version \
@@ -59,8 +65,13 @@ pub(crate) fn version(
         .map_err(map_error)
 }
 
-pub(crate) fn history(connection: &Connection, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
-    let mut text = format!("SELECT {RECORD_COLUMNS}, v.seq FROM version v JOIN resource r ON r.rid = v.rid WHERE 1 = 1");
+pub(crate) fn history(
+    connection: &Connection,
+    query: &HistoryQuery,
+) -> Result<HistoryPage, StoreError> {
+    let mut text = format!(
+        "SELECT {RECORD_COLUMNS}, v.seq FROM version v JOIN resource r ON r.rid = v.rid WHERE 1 = 1"
+    );
     let mut values: Vec<SqliteValue> = Vec::new();
     let mut bind = |text: &mut String, value: SqliteValue| {
         values.push(value);
@@ -98,7 +109,9 @@ pub(crate) fn history(connection: &Connection, query: &HistoryQuery) -> Result<H
     bind(&mut text, SqliteValue::Integer(query.count as i64 + 1));
 
     let mut statement = connection.prepare_cached(&text).map_err(map_error)?;
-    let mut rows = statement.query(params_from_iter(values.iter())).map_err(map_error)?;
+    let mut rows = statement
+        .query(params_from_iter(values.iter()))
+        .map_err(map_error)?;
     let mut versions = Vec::new();
     let mut sequence_numbers = Vec::new();
     while let Some(row) = rows.next().map_err(map_error)? {
@@ -114,12 +127,18 @@ pub(crate) fn history(connection: &Connection, query: &HistoryQuery) -> Result<H
     Ok(HistoryPage { versions, next })
 }
 
-pub(crate) fn search(connection: &Connection, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+pub(crate) fn search(
+    connection: &Connection,
+    query: &SearchQuery,
+) -> Result<SearchPage, StoreError> {
     let page = sql::search_page(query, Dialect::Sqlite);
     let mut rows: Vec<i64> = query_integers(connection, &page)?;
     let next = if rows.len() > query.count {
         rows.truncate(query.count);
-        rows.last().map(|&after_row| Cursor { after_row, sort_values: Vec::new() })
+        rows.last().map(|&after_row| Cursor {
+            after_row,
+            sort_values: Vec::new(),
+        })
     } else {
         None
     };
@@ -128,11 +147,19 @@ pub(crate) fn search(connection: &Connection, query: &SearchQuery) -> Result<Sea
         TotalMode::None => None,
         TotalMode::Estimate | TotalMode::Accurate => {
             let count = sql::search_count(query, Dialect::Sqlite);
-            let n = query_integers(connection, &count)?.first().copied().unwrap_or(0);
+            let n = query_integers(connection, &count)?
+                .first()
+                .copied()
+                .unwrap_or(0);
             Some(n.max(0) as u64)
         }
     };
-    Ok(SearchPage { matches, included: Vec::new(), next, total })
+    Ok(SearchPage {
+        matches,
+        included: Vec::new(),
+        next,
+        total,
+    })
 }
 
 fn to_sqlite(values: &[SqlValue]) -> Vec<SqliteValue> {
@@ -156,7 +183,10 @@ fn query_integers(connection: &Connection, sql: &Sql) -> Result<Vec<i64>, StoreE
 }
 
 /// The current versions of resources by row key, in the order given.
-pub(crate) fn records_by_row(connection: &Connection, rows: &[i64]) -> Result<Vec<VersionRecord>, StoreError> {
+pub(crate) fn records_by_row(
+    connection: &Connection,
+    rows: &[i64],
+) -> Result<Vec<VersionRecord>, StoreError> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }

@@ -151,7 +151,11 @@ pub fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
         .execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         .map_err(map_error)?;
     let current: i64 = connection
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |row| row.get(0))
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+            [],
+            |row| row.get(0),
+        )
         .map_err(map_error)?;
     if current > MIGRATIONS.len() as i64 {
         return Err(StoreError::Internal(format!(
@@ -163,8 +167,11 @@ pub fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
         let version = index as i64 + 1;
         let tx = connection.transaction().map_err(map_error)?;
         tx.execute_batch(migration).map_err(map_error)?;
-        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])
-            .map_err(map_error)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [version],
+        )
+        .map_err(map_error)?;
         tx.commit().map_err(map_error)?;
         tracing::info!(version, "applied SQLite schema migration");
     }

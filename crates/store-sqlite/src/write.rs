@@ -19,7 +19,10 @@ pub(crate) struct SqliteTransaction<'a> {
 
 impl<'a> SqliteTransaction<'a> {
     pub(crate) fn new(connection: MutexGuard<'a, Connection>) -> SqliteTransaction<'a> {
-        SqliteTransaction { connection, finished: false }
+        SqliteTransaction {
+            connection,
+            finished: false,
+        }
     }
 }
 
@@ -34,11 +37,15 @@ impl Drop for SqliteTransaction<'_> {
 }
 
 impl Transaction for SqliteTransaction<'_> {
-    fn current(&mut self, resource_type: &str, id: &str) -> Result<Option<VersionRecord>, StoreError> {
+    fn current(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<VersionRecord>, StoreError> {
         read::current(&self.connection, resource_type, id)
     }
 
-    fn put(&mut self, write: VersionWrite<'_>) -> Result<(), StoreError> {
+    fn put(&mut self, write: VersionWrite<'_>) -> Result<i64, StoreError> {
         let connection = &*self.connection;
         let patient_key = write.index.patient_key.0;
         let row = match write.previous {
@@ -87,7 +94,9 @@ impl Transaction for SqliteTransaction<'_> {
                     )));
                 }
                 connection
-                    .prepare_cached("UPDATE version SET superseded = ?1 WHERE rid = ?2 AND version = ?3")
+                    .prepare_cached(
+                        "UPDATE version SET superseded = ?1 WHERE rid = ?2 AND version = ?3",
+                    )
                     .map_err(map_error)?
                     .execute(params![write.last_updated, previous.row, previous.version])
                     .map_err(map_error)?;
@@ -120,7 +129,8 @@ impl Transaction for SqliteTransaction<'_> {
                 write.content
             ])
             .map_err(map_error)?;
-        insert_index_rows(connection, row, write.index).map_err(map_error)
+        insert_index_rows(connection, row, write.index).map_err(map_error)?;
+        Ok(row)
     }
 
     fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
@@ -134,7 +144,11 @@ impl Transaction for SqliteTransaction<'_> {
     }
 }
 
-fn insert_index_rows(connection: &Connection, row: i64, index: &IndexEntries) -> rusqlite::Result<()> {
+fn insert_index_rows(
+    connection: &Connection,
+    row: i64,
+    index: &IndexEntries,
+) -> rusqlite::Result<()> {
     let patient_key = index.patient_key.0;
     if !index.tokens.is_empty() {
         let mut statement = connection.prepare_cached(
@@ -143,7 +157,14 @@ fn insert_index_rows(connection: &Connection, row: i64, index: &IndexEntries) ->
         )?;
         for token in &index.tokens {
             let (code, system_code, system) = token.hashes();
-            statement.execute(params![row, token.param.0, code, system_code, system, patient_key])?;
+            statement.execute(params![
+                row,
+                token.param.0,
+                code,
+                system_code,
+                system,
+                patient_key
+            ])?;
         }
     }
     if !index.strings.is_empty() {
@@ -151,7 +172,13 @@ fn insert_index_rows(connection: &Connection, row: i64, index: &IndexEntries) ->
             "INSERT OR IGNORE INTO idx_string (rid, param, normalized, exact, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for string in &index.strings {
-            statement.execute(params![row, string.param.0, &*string.normalized, &*string.exact, patient_key])?;
+            statement.execute(params![
+                row,
+                string.param.0,
+                &*string.normalized,
+                &*string.exact,
+                patient_key
+            ])?;
         }
     }
     if !index.dates.is_empty() {
@@ -167,7 +194,14 @@ fn insert_index_rows(connection: &Connection, row: i64, index: &IndexEntries) ->
             "INSERT OR IGNORE INTO idx_number (rid, param, value, low, high, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         for number in &index.numbers {
-            statement.execute(params![row, number.param.0, number.value, number.low, number.high, patient_key])?;
+            statement.execute(params![
+                row,
+                number.param.0,
+                number.value,
+                number.low,
+                number.high,
+                patient_key
+            ])?;
         }
     }
     if !index.quantities.is_empty() {
@@ -181,7 +215,13 @@ fn insert_index_rows(connection: &Connection, row: i64, index: &IndexEntries) ->
                 None => (None, None),
             };
             // The canonical range scales with the value: keep its relative width.
-            let scale = canonical_value.map(|c| if quantity.value != 0.0 { c / quantity.value } else { 1.0 });
+            let scale = canonical_value.map(|c| {
+                if quantity.value != 0.0 {
+                    c / quantity.value
+                } else {
+                    1.0
+                }
+            });
             statement.execute(params![
                 row,
                 quantity.param.0,
@@ -217,8 +257,9 @@ fn insert_index_rows(connection: &Connection, row: i64, index: &IndexEntries) ->
         }
     }
     if !index.uris.is_empty() {
-        let mut statement = connection
-            .prepare_cached("INSERT OR IGNORE INTO idx_uri (rid, param, uri, patient_key) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut statement = connection.prepare_cached(
+            "INSERT OR IGNORE INTO idx_uri (rid, param, uri, patient_key) VALUES (?1, ?2, ?3, ?4)",
+        )?;
         for uri in &index.uris {
             statement.execute(params![row, uri.param.0, &*uri.uri, patient_key])?;
         }
@@ -238,7 +279,13 @@ fn insert_index_rows(connection: &Connection, row: i64, index: &IndexEntries) ->
                 }
                 CompositeSecond::Range { low, high, unit } => {
                     let hashes = unit.as_ref().map(|u| u.hashes());
-                    (hashes.map(|h| h.0), hashes.map(|h| h.1), Some(*low), Some(*high), None)
+                    (
+                        hashes.map(|h| h.0),
+                        hashes.map(|h| h.1),
+                        Some(*low),
+                        Some(*high),
+                        None,
+                    )
                 }
                 CompositeSecond::String(text) => (None, None, None, None, Some(&**text)),
             };

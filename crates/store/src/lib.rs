@@ -27,7 +27,12 @@ pub trait Store: Send + Sync {
     fn begin(&self, ctx: &RequestContext) -> Result<Box<dyn Transaction + '_>, StoreError>;
 
     /// The current version of a resource (which may be a deletion).
-    fn read(&self, ctx: &RequestContext, resource_type: &str, id: &str) -> Result<Option<VersionRecord>, StoreError>;
+    fn read(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<VersionRecord>, StoreError>;
 
     /// One version of a resource.
     fn read_version(
@@ -39,7 +44,11 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<VersionRecord>, StoreError>;
 
     /// Versions, newest first, at instance, type or system level.
-    fn history(&self, ctx: &RequestContext, query: &HistoryQuery) -> Result<HistoryPage, StoreError>;
+    fn history(
+        &self,
+        ctx: &RequestContext,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, StoreError>;
 
     /// Runs a search.
     fn search(&self, ctx: &RequestContext, query: &SearchQuery) -> Result<SearchPage, StoreError>;
@@ -53,16 +62,24 @@ pub trait Store: Send + Sync {
 pub trait Transaction {
     /// The current version of a resource, locked against concurrent writers until the end of
     /// the transaction.
-    fn current(&mut self, resource_type: &str, id: &str) -> Result<Option<VersionRecord>, StoreError>;
+    fn current(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<VersionRecord>, StoreError>;
 
     /// The current versions of many resources at once, in the order asked (for bulk loads).
-    fn current_many(&mut self, keys: &[(&str, &str)]) -> Result<Vec<Option<VersionRecord>>, StoreError> {
+    fn current_many(
+        &mut self,
+        keys: &[(&str, &str)],
+    ) -> Result<Vec<Option<VersionRecord>>, StoreError> {
         keys.iter().map(|(t, id)| self.current(t, id)).collect()
     }
 
-    /// Writes a new version. `write.previous` must be what [`Transaction::current`] returned:
-    /// the store relies on it to know whether the resource exists.
-    fn put(&mut self, write: VersionWrite<'_>) -> Result<(), StoreError>;
+    /// Writes a new version and answers the resource's row key. `write.previous` must be what
+    /// [`Transaction::current`] returned: the store relies on it to know whether the resource
+    /// exists, and fails with a conflict if another writer got there first.
+    fn put(&mut self, write: VersionWrite<'_>) -> Result<i64, StoreError>;
 
     /// Runs a search that sees this transaction's writes (conditional operations).
     fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, StoreError>;

@@ -4,8 +4,8 @@
 //! cannot change a query's structure.
 
 use search::query::{
-    Bound, Comparison, CompositeTest, Filter, IndexTable, QuantityUnits, RangeColumn, RangePredicate,
-    ReferenceTarget, SearchQuery, StringTest, TokenColumn, UriTest,
+    Bound, Comparison, CompositeTest, Filter, IndexTable, QuantityUnits, RangeColumn,
+    RangePredicate, ReferenceTarget, SearchQuery, StringTest, TokenColumn, UriTest,
 };
 
 use crate::Method;
@@ -42,7 +42,12 @@ pub struct SqlBuilder {
 
 impl SqlBuilder {
     pub fn new(dialect: Dialect) -> SqlBuilder {
-        SqlBuilder { dialect, text: String::new(), params: Vec::new(), aliases: 0 }
+        SqlBuilder {
+            dialect,
+            text: String::new(),
+            params: Vec::new(),
+            aliases: 0,
+        }
     }
 
     pub fn push(&mut self, sql: &str) -> &mut SqlBuilder {
@@ -99,7 +104,10 @@ impl SqlBuilder {
     }
 
     pub fn finish(self) -> Sql {
-        Sql { text: self.text, params: self.params }
+        Sql {
+            text: self.text,
+            params: self.params,
+        }
     }
 }
 
@@ -114,7 +122,8 @@ pub fn search_page(query: &SearchQuery, dialect: Dialect) -> Sql {
     if let Some(cursor) = &query.cursor {
         b.push(" AND r.rid > ").bind_int(cursor.after_row);
     }
-    b.push(" ORDER BY r.rid LIMIT ").bind_int(query.count as i64 + 1);
+    b.push(" ORDER BY r.rid LIMIT ")
+        .bind_int(query.count as i64 + 1);
     debug_assert_eq!(Method::Delete.code(), DELETED);
     b.finish()
 }
@@ -144,10 +153,18 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
     match filter {
         Filter::AnyOf(filters) | Filter::AllOf(filters) if filters.is_empty() => {
             // An empty OR is false, an empty AND true.
-            b.push(if matches!(filter, Filter::AnyOf(_)) { "1 = 0" } else { "1 = 1" });
+            b.push(if matches!(filter, Filter::AnyOf(_)) {
+                "1 = 0"
+            } else {
+                "1 = 1"
+            });
         }
         Filter::AnyOf(filters) | Filter::AllOf(filters) => {
-            let joiner = if matches!(filter, Filter::AnyOf(_)) { " OR " } else { " AND " };
+            let joiner = if matches!(filter, Filter::AnyOf(_)) {
+                " OR "
+            } else {
+                " AND "
+            };
             b.push("(");
             for (i, f) in filters.iter().enumerate() {
                 if i > 0 {
@@ -167,45 +184,71 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             b.bind_text_list(ids);
         }
         Filter::LastUpdated(predicate) => {
-            render_range(b, predicate, &format!("{alias}.last_updated"), &format!("{alias}.last_updated"));
+            render_range(
+                b,
+                predicate,
+                &format!("{alias}.last_updated"),
+                &format!("{alias}.last_updated"),
+            );
         }
-        Filter::Token { param: _, column, hash } => {
+        Filter::Token {
+            param: _,
+            column,
+            hash,
+        } => {
             let column = token_column(*column);
-            b.push(&format!("{alias}.rid IN (SELECT rid FROM idx_token WHERE {column} = "));
+            b.push(&format!(
+                "{alias}.rid IN (SELECT rid FROM idx_token WHERE {column} = "
+            ));
             b.bind_int(*hash).push(")");
         }
         Filter::String { param, test } => {
-            b.push(&format!("{alias}.rid IN (SELECT rid FROM idx_string WHERE param = "));
+            b.push(&format!(
+                "{alias}.rid IN (SELECT rid FROM idx_string WHERE param = "
+            ));
             b.bind_int(param.0).push(" AND ");
             match test {
                 StringTest::Prefix(prefix) => {
-                    b.push("normalized >= ").bind_text(prefix).push(" AND normalized < ");
+                    b.push("normalized >= ")
+                        .bind_text(prefix)
+                        .push(" AND normalized < ");
                     b.bind_text(&prefix_upper_bound(prefix));
                 }
                 StringTest::Exact(value) => {
                     b.push("exact = ").bind_text(value);
                 }
                 StringTest::Contains(part) => {
-                    b.push("normalized LIKE ").bind_text(&format!("%{}%", escape_like(part)));
+                    b.push("normalized LIKE ")
+                        .bind_text(&format!("%{}%", escape_like(part)));
                     b.push(" ESCAPE '\\'");
                 }
             }
             b.push(")");
         }
         Filter::Date { param, predicate } => {
-            b.push(&format!("{alias}.rid IN (SELECT rid FROM idx_date WHERE param = "));
+            b.push(&format!(
+                "{alias}.rid IN (SELECT rid FROM idx_date WHERE param = "
+            ));
             b.bind_int(param.0).push(" AND ");
             render_range(b, predicate, "low", "high");
             b.push(")");
         }
         Filter::Number { param, predicate } => {
-            b.push(&format!("{alias}.rid IN (SELECT rid FROM idx_number WHERE param = "));
+            b.push(&format!(
+                "{alias}.rid IN (SELECT rid FROM idx_number WHERE param = "
+            ));
             b.bind_int(param.0).push(" AND ");
             render_range(b, predicate, "low", "high");
             b.push(")");
         }
-        Filter::Quantity { param, predicate, units } => {
-            b.push(&format!("{alias}.rid IN (SELECT rid FROM idx_quantity WHERE param = "));
+        Filter::Quantity {
+            param,
+            predicate,
+            units,
+        } => {
+            b.push(&format!(
+                "{alias}.rid IN (SELECT rid FROM idx_quantity WHERE param = "
+            ));
             b.bind_int(param.0).push(" AND ");
             match units {
                 QuantityUnits::Any => render_range(b, predicate, "low", "high"),
@@ -224,7 +267,9 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             b.push(")");
         }
         Filter::Reference { param, target } => {
-            b.push(&format!("{alias}.rid IN (SELECT rid FROM idx_reference WHERE param = "));
+            b.push(&format!(
+                "{alias}.rid IN (SELECT rid FROM idx_reference WHERE param = "
+            ));
             b.bind_int(param.0);
             match target {
                 ReferenceTarget::Local { types, id } => {
@@ -243,7 +288,9 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             b.push(")");
         }
         Filter::Uri { param, test } => {
-            b.push(&format!("{alias}.rid IN (SELECT rid FROM idx_uri WHERE param = "));
+            b.push(&format!(
+                "{alias}.rid IN (SELECT rid FROM idx_uri WHERE param = "
+            ));
             b.bind_int(param.0).push(" AND ");
             match test {
                 UriTest::Equals(uri) => {
@@ -259,28 +306,49 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             }
             b.push(")");
         }
-        Filter::Composite { param: _, first, second } => {
-            b.push(&format!("{alias}.rid IN (SELECT rid FROM idx_composite WHERE "));
+        Filter::Composite {
+            param: _,
+            first,
+            second,
+        } => {
+            b.push(&format!(
+                "{alias}.rid IN (SELECT rid FROM idx_composite WHERE "
+            ));
             let (column, hash) = first;
-            b.push(&format!("first_{} = ", token_column(*column))).bind_int(*hash).push(" AND ");
+            b.push(&format!("first_{} = ", token_column(*column)))
+                .bind_int(*hash)
+                .push(" AND ");
             match second {
                 CompositeTest::Token(column, hash) => {
-                    b.push(&format!("second_{} = ", token_column(*column))).bind_int(*hash);
+                    b.push(&format!("second_{} = ", token_column(*column)))
+                        .bind_int(*hash);
                 }
-                CompositeTest::Range(predicate) => render_range(b, predicate, "second_low", "second_high"),
+                CompositeTest::Range(predicate) => {
+                    render_range(b, predicate, "second_low", "second_high")
+                }
                 CompositeTest::String(value) => {
                     b.push("second_text = ").bind_text(value);
                 }
             }
             b.push(")");
         }
-        Filter::Missing { param, table, missing } => {
+        Filter::Missing {
+            param,
+            table,
+            missing,
+        } => {
             let keyword = if *missing { "NOT EXISTS" } else { "EXISTS" };
             let table = index_table_name(*table);
-            b.push(&format!("{keyword} (SELECT 1 FROM {table} m WHERE m.rid = {alias}.rid AND m.param = "));
+            b.push(&format!(
+                "{keyword} (SELECT 1 FROM {table} m WHERE m.rid = {alias}.rid AND m.param = "
+            ));
             b.bind_int(param.0).push(")");
         }
-        Filter::Chain { param, target_types, filter } => {
+        Filter::Chain {
+            param,
+            target_types,
+            filter,
+        } => {
             let reference = b.fresh_alias("ref");
             let target = b.fresh_alias("t");
             b.push(&format!(
@@ -291,13 +359,18 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             b.bind_int(param.0);
             b.push(&format!(" AND {target}.method <> {DELETED}"));
             if !target_types.is_empty() {
-                b.push(&format!(" AND {target}.type IN ")).bind_text_list(target_types);
+                b.push(&format!(" AND {target}.type IN "))
+                    .bind_text_list(target_types);
             }
             b.push(" AND ");
             render_filter(b, filter, &target);
             b.push(")");
         }
-        Filter::Has { source_type, param, filter } => {
+        Filter::Has {
+            source_type,
+            param,
+            filter,
+        } => {
             let reference = b.fresh_alias("ref");
             let source = b.fresh_alias("s");
             b.push(&format!(

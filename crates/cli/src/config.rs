@@ -1,0 +1,342 @@
+//! The server's configuration: built-in defaults < a config file < `MERIDIAN_*` environment
+//! variables < command-line flags. Raw values are gathered first, then checked once: an invalid
+//! value stops start-up with a message that names where it came from.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+/// The flags of `meridian serve`. Each overrides the same key from the environment and file.
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// A TOML config file (also MERIDIAN_CONFIG).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// The embedded store's directory [default: ./meridian-data].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Use PostgreSQL at this URL instead of the embedded store.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// The largest request body accepted, in bytes [default: 16 MiB].
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<String>,
+    /// The public FHIR base URL used in links.
+    #[arg(long, value_name = "URL")]
+    pub public_base: Option<String>,
+    /// Log filter, e.g. `info` or `meridian=debug` [default: info].
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The keys of a config file, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data: Option<PathBuf>,
+    database_url: Option<String>,
+    max_body_bytes: Option<u64>,
+    public_base: Option<String>,
+    log: Option<String>,
+    log_format: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    pub database_url: Option<String>,
+    pub max_body_bytes: usize,
+    pub public_base: Option<String>,
+    pub log: String,
+    pub log_format: LogFormat,
+}
+
+/// One raw value and where it came from, for error messages.
+struct Raw {
+    value: String,
+    source: String,
+}
+
+impl ServeConfig {
+    /// Layers defaults, file, environment (through `env`) and flags, then checks the result.
+    pub fn resolve(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<ServeConfig> {
+        let defaults: FileConfig =
+            toml::from_str(DEFAULT_CONFIG).context("the built-in default config")?;
+        let file_path = args
+            .config
+            .clone()
+            .or_else(|| env("MERIDIAN_CONFIG").map(PathBuf::from));
+        let file = match &file_path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let file_name = file_path
+            .map(|p| format!("config file {}", p.display()))
+            .unwrap_or_default();
+
+        // Flags, then environment, then file, then defaults: the first present wins.
+        let pick = |flag: Option<String>,
+                    variable: &str,
+                    from_file: Option<String>,
+                    default: Option<String>|
+         -> Option<Raw> {
+            if let Some(value) = flag {
+                return Some(Raw {
+                    value,
+                    source: format!(
+                        "flag --{}",
+                        variable
+                            .trim_start_matches("MERIDIAN_")
+                            .to_lowercase()
+                            .replace('_', "-")
+                    ),
+                });
+            }
+            if let Some(value) = env(variable) {
+                return Some(Raw {
+                    value,
+                    source: format!("environment variable {variable}"),
+                });
+            }
+            if let Some(value) = from_file {
+                return Some(Raw {
+                    value,
+                    source: file_name.clone(),
+                });
+            }
+            default.map(|value| Raw {
+                value,
+                source: "built-in default".into(),
+            })
+        };
+        let path_text = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
+
+        let listen = pick(
+            args.listen.clone(),
+            "MERIDIAN_LISTEN",
+            file.listen,
+            defaults.listen,
+        )
+        .context("no listen address")?;
+        let listen: SocketAddr = listen.value.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "{}: '{}' is not an address such as 127.0.0.1:8080",
+                listen.source,
+                listen.value
+            )
+        })?;
+
+        let data = pick(
+            path_text(&args.data),
+            "MERIDIAN_DATA",
+            path_text(&file.data),
+            path_text(&defaults.data),
+        )
+        .context("no data directory")?;
+        if data.value.is_empty() {
+            bail!("{}: the data directory is empty", data.source);
+        }
+
+        let database_url = pick(
+            args.database_url.clone(),
+            "MERIDIAN_DATABASE_URL",
+            file.database_url,
+            None,
+        )
+        .filter(|raw| !raw.value.is_empty());
+        if let Some(raw) = &database_url
+            && !(raw.value.starts_with("postgres://") || raw.value.starts_with("postgresql://"))
+        {
+            bail!("{}: '{}' is not a postgres:// URL", raw.source, raw.value);
+        }
+
+        let max_body = pick(
+            args.max_body_bytes.clone(),
+            "MERIDIAN_MAX_BODY_BYTES",
+            file.max_body_bytes.map(|n| n.to_string()),
+            defaults.max_body_bytes.map(|n| n.to_string()),
+        )
+        .context("no body limit")?;
+        let max_body_bytes: usize = match max_body.value.parse() {
+            Ok(n) if n > 0 => n,
+            _ => bail!(
+                "{}: '{}' is not a positive number of bytes",
+                max_body.source,
+                max_body.value
+            ),
+        };
+
+        let public_base = pick(
+            args.public_base.clone(),
+            "MERIDIAN_PUBLIC_BASE",
+            file.public_base,
+            None,
+        )
+        .filter(|raw| !raw.value.is_empty());
+        if let Some(raw) = &public_base
+            && !(raw.value.starts_with("http://") || raw.value.starts_with("https://"))
+        {
+            bail!("{}: '{}' is not an http(s) URL", raw.source, raw.value);
+        }
+
+        let log = pick(args.log.clone(), "MERIDIAN_LOG", file.log, defaults.log)
+            .context("no log filter")?;
+        let log_format = pick(
+            args.log_format.clone(),
+            "MERIDIAN_LOG_FORMAT",
+            file.log_format,
+            defaults.log_format,
+        )
+        .context("no log format")?;
+        let log_format = match log_format.value.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => bail!(
+                "{}: log format '{other}' is neither text nor json",
+                log_format.source
+            ),
+        };
+
+        Ok(ServeConfig {
+            listen,
+            data: PathBuf::from(data.value),
+            database_url: database_url.map(|r| r.value),
+            max_body_bytes,
+            public_base: public_base.map(|r| r.value.trim_end_matches('/').to_owned()),
+            log: log.value,
+            log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |key| map.get(key).cloned()
+    }
+
+    #[test]
+    fn the_built_in_defaults_parse_and_are_what_the_readme_says() {
+        let config = ServeConfig::resolve(&ServeArgs::default(), env_of(&[])).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.data, PathBuf::from("./meridian-data"));
+        assert_eq!(config.database_url, None);
+        assert_eq!(config.max_body_bytes, 16 * 1024 * 1024);
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn flags_beat_the_environment_which_beats_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("meridian.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1000\"\ndata = \"/from/file\"\nmax_body_bytes = 10\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            listen: Some("127.0.0.1:3000".into()),
+            ..ServeArgs::default()
+        };
+        let env = env_of(&[
+            ("MERIDIAN_LISTEN", "127.0.0.1:2000"),
+            ("MERIDIAN_DATA", "/from/env"),
+        ]);
+        let config = ServeConfig::resolve(&args, env).unwrap();
+        assert_eq!(
+            config.listen,
+            "127.0.0.1:3000".parse().unwrap(),
+            "the flag wins"
+        );
+        assert_eq!(
+            config.data,
+            PathBuf::from("/from/env"),
+            "the environment beats the file"
+        );
+        assert_eq!(config.max_body_bytes, 10, "the file beats the defaults");
+    }
+
+    #[test]
+    fn an_invalid_value_stops_start_up_and_says_where_it_came_from() {
+        let error = ServeConfig::resolve(
+            &ServeArgs::default(),
+            env_of(&[("MERIDIAN_LISTEN", "localhost")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "environment variable MERIDIAN_LISTEN: 'localhost' is not an address such as 127.0.0.1:8080"
+        );
+        let args = ServeArgs {
+            database_url: Some("mysql://x".into()),
+            ..ServeArgs::default()
+        };
+        let error = ServeConfig::resolve(&args, env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "flag --database-url: 'mysql://x' is not a postgres:// URL"
+        );
+        let error = ServeConfig::resolve(
+            &ServeArgs::default(),
+            env_of(&[("MERIDIAN_MAX_BODY_BYTES", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "environment variable MERIDIAN_MAX_BODY_BYTES: '0' is not a positive number of bytes"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_a_config_file_are_errors_not_silently_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("meridian.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:1000\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        let error = format!(
+            "{:#}",
+            ServeConfig::resolve(&args, env_of(&[])).unwrap_err()
+        );
+        assert!(error.contains("unknown field `lisen`"), "{error}");
+    }
+}

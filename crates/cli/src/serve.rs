@@ -1,0 +1,103 @@
+//! `meridian serve`: opens the store, builds the repository and serves HTTP until SIGINT or
+//! SIGTERM, then lets in-flight requests finish.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use repository::Repository;
+use server::{AppState, ServerConfig};
+use store::Store;
+use store_sqlite::{SqliteConfig, SqliteStore};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogFormat, ServeConfig};
+
+pub fn run(config: ServeConfig) -> Result<()> {
+    init_logging(&config)?;
+    let store = open_store(&config)?;
+    let repository = Arc::new(Repository::new(store));
+    let state = AppState::new(
+        repository,
+        ServerConfig {
+            max_body_bytes: config.max_body_bytes,
+            public_base: config.public_base.clone(),
+        },
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let address = listener.local_addr()?;
+        tracing::info!(%address, "Meridian is serving FHIR R4 at http://{address}/fhir");
+        server::serve(listener, state, shutdown_signal())
+            .await
+            .context("serving HTTP")?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+fn init_logging(config: &ServeConfig) -> Result<()> {
+    let filter =
+        EnvFilter::try_new(&config.log).with_context(|| format!("log filter '{}'", config.log))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    }
+    .map_err(|e| anyhow::anyhow!("setting up logging: {e}"))
+}
+
+fn open_store(config: &ServeConfig) -> Result<Arc<dyn Store>> {
+    match &config.database_url {
+        Some(_) => {
+            anyhow::bail!("PostgreSQL support is being built; run without --database-url for now")
+        }
+        None => {
+            std::fs::create_dir_all(&config.data).with_context(|| {
+                format!("creating the data directory {}", config.data.display())
+            })?;
+            let store =
+                SqliteStore::open(SqliteConfig::in_dir(&config.data)).with_context(|| {
+                    format!("opening the embedded store in {}", config.data.display())
+                })?;
+            tracing::info!(data = %config.data.display(), "embedded store open");
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,868 @@
+//! Batch and transaction Bundles.
+//!
+//! A transaction is all or nothing in one store transaction. Its entries are processed in the
+//! order FHIR requires (DELETE, POST, PUT/PATCH, then GET), new ids are assigned up front so
+//! that `urn:uuid:` full URLs and conditional references (`Practitioner?identifier=...`) can be
+//! rewritten to real references before anything is written. A batch runs each entry on its own.
+
+use std::collections::HashMap;
+
+use fhir_model::IssueCode;
+use search::Handling;
+use serde_json::{Value, json};
+use store::{HistoryScope, RequestContext, Transaction, VersionRecord};
+
+use crate::meta::{is_valid_id, new_id};
+use crate::read::{HistoryRequest, SearchRequest};
+use crate::render::BundleWriter;
+use crate::write::Prepared;
+use crate::{Repository, RepositoryError, WriteStatus, Written, clock};
+
+/// What the client asked of the response (`Prefer: return=`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BundleOptions {
+    /// Put each written resource into its response entry.
+    pub return_representation: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Verb {
+    // Declared in processing order.
+    Delete,
+    Post,
+    Put,
+    Patch,
+    Get,
+    Head,
+}
+
+/// One entry's request, parsed.
+struct Entry {
+    index: usize,
+    full_url: Option<String>,
+    resource: Option<Value>,
+    verb: Verb,
+    resource_type: String,
+    /// `[type]/[id]`'s id.
+    id: Option<String>,
+    /// `[type]/[id]/_history/[vid]`'s version.
+    version: Option<String>,
+    /// `[type]?criteria`.
+    criteria: Option<Vec<(String, String)>>,
+    if_match: Option<i64>,
+    if_none_exist: Option<Vec<(String, String)>>,
+}
+
+/// What a transaction decided for an entry before writing: the id it will have, or that a
+/// conditional create found its resource.
+enum Plan {
+    Create { id: String },
+    Existing(VersionRecord),
+    Update { id: String },
+    Delete { id: Option<String> },
+    Patch { id: String },
+    Read,
+}
+
+impl Repository {
+    /// `POST [base]` with a batch or transaction Bundle: the response Bundle.
+    pub fn process_bundle(
+        &self,
+        ctx: &RequestContext,
+        base: &str,
+        bundle: Value,
+        options: BundleOptions,
+    ) -> Result<Vec<u8>, RepositoryError> {
+        if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+            return Err(RepositoryError::invalid_at(
+                IssueCode::Invalid,
+                "POST to the base takes a batch or transaction Bundle",
+                "resourceType",
+            ));
+        }
+        let kind = bundle
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let entries = parse_entries(self, base, bundle)?;
+        match kind.as_str() {
+            "transaction" => self.transaction(ctx, base, entries, options),
+            "batch" => Ok(self.batch(ctx, base, entries, options)),
+            other => Err(RepositoryError::invalid_at(
+                IssueCode::Invalid,
+                format!("Bundle.type must be batch or transaction, not '{other}'"),
+                "Bundle.type",
+            )),
+        }
+    }
+
+    fn transaction(
+        &self,
+        ctx: &RequestContext,
+        base: &str,
+        entries: Vec<Entry>,
+        options: BundleOptions,
+    ) -> Result<Vec<u8>, RepositoryError> {
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        order.sort_by_key(|&i| (entries[i].verb, i));
+        let written = self.with_transaction(ctx, |tx| {
+            let now = clock::now_micros();
+            let plans = plan(self, tx, &entries)?;
+            let aliases = aliases(base, &entries, &plans);
+            let mut conditional_cache = HashMap::new();
+            let mut results: Vec<Option<Written>> = (0..entries.len()).map(|_| None).collect();
+            for &i in &order {
+                let entry = &entries[i];
+                let fail = |error: RepositoryError| RepositoryError::TransactionEntry {
+                    index: i,
+                    error: Box::new(error),
+                };
+                let result =
+                    match &plans[i] {
+                        Plan::Existing(record) => Written {
+                            status: WriteStatus::Existing,
+                            record: Some(record.clone()),
+                        },
+                        Plan::Create { id } | Plan::Update { id } => {
+                            let mut resource = entry.resource.clone().unwrap_or(Value::Null);
+                            rewrite_references(
+                                self,
+                                tx,
+                                &mut resource,
+                                &aliases,
+                                &mut conditional_cache,
+                            )
+                            .map_err(fail)?;
+                            let prepared: Prepared = self.prepare(resource, id).map_err(fail)?;
+                            self.upsert_in(tx, &prepared, entry.if_match, now)
+                                .map_err(fail)?
+                        }
+                        Plan::Patch { id } => {
+                            let patch = entry.resource.as_ref().and_then(binary_patch).ok_or_else(
+                                || {
+                                    fail(RepositoryError::invalid(
+                                        IssueCode::Invalid,
+                                        "a PATCH entry carries its JSON Patch as a Binary resource",
+                                    ))
+                                },
+                            )?;
+                            self.patch_in(tx, &entry.resource_type, id, &patch, entry.if_match, now)
+                                .map_err(fail)?
+                        }
+                        Plan::Delete { id: Some(id) } => self
+                            .delete_in(tx, &entry.resource_type, id, entry.if_match, now)
+                            .map_err(fail)?,
+                        Plan::Delete { id: None } => Written {
+                            status: WriteStatus::NothingToDelete,
+                            record: None,
+                        },
+                        Plan::Read => continue,
+                    };
+                results[i] = Some(result);
+            }
+            Ok(results)
+        })?;
+        let mut writer = BundleWriter::new("transaction-response", None, &[]);
+        for (entry, result) in entries.iter().zip(written) {
+            match result {
+                Some(written) => write_response(&mut writer, base, &written, options),
+                None => self.read_entry(ctx, base, entry, &mut writer),
+            }
+        }
+        Ok(writer.finish())
+    }
+
+    fn batch(
+        &self,
+        ctx: &RequestContext,
+        base: &str,
+        entries: Vec<Entry>,
+        options: BundleOptions,
+    ) -> Vec<u8> {
+        let mut writer = BundleWriter::new("batch-response", None, &[]);
+        for entry in &entries {
+            let result = match entry.verb {
+                Verb::Get | Verb::Head => {
+                    self.read_entry(ctx, base, entry, &mut writer);
+                    continue;
+                }
+                Verb::Post => match &entry.resource {
+                    Some(resource) => {
+                        self.create(ctx, resource.clone(), entry.if_none_exist.as_deref())
+                    }
+                    None => Err(missing_resource()),
+                },
+                Verb::Put => match (&entry.resource, &entry.id, &entry.criteria) {
+                    (Some(resource), Some(id), _) => self.update(
+                        ctx,
+                        &entry.resource_type,
+                        id,
+                        resource.clone(),
+                        entry.if_match,
+                    ),
+                    (Some(resource), None, Some(criteria)) => self.conditional_update(
+                        ctx,
+                        &entry.resource_type,
+                        criteria,
+                        resource.clone(),
+                        entry.if_match,
+                    ),
+                    (None, _, _) => Err(missing_resource()),
+                    _ => Err(bad_url("PUT needs [type]/[id] or [type]?criteria")),
+                },
+                Verb::Patch => match (entry.resource.as_ref().and_then(binary_patch), &entry.id) {
+                    (Some(patch), Some(id)) => {
+                        self.patch(ctx, &entry.resource_type, id, &patch, entry.if_match)
+                    }
+                    (None, _) => Err(RepositoryError::invalid(
+                        IssueCode::Invalid,
+                        "a PATCH entry carries its JSON Patch as a Binary resource",
+                    )),
+                    (_, None) => Err(bad_url("PATCH needs [type]/[id]")),
+                },
+                Verb::Delete => match (&entry.id, &entry.criteria) {
+                    (Some(id), _) => self.delete(ctx, &entry.resource_type, id, entry.if_match),
+                    (None, Some(criteria)) => {
+                        self.conditional_delete(ctx, &entry.resource_type, criteria)
+                    }
+                    _ => Err(bad_url("DELETE needs [type]/[id] or [type]?criteria")),
+                },
+            };
+            match result {
+                Ok(written) => write_response(&mut writer, base, &written, options),
+                Err(error) => write_error(&mut writer, &error, &ctx.request_id),
+            }
+        }
+        writer.finish()
+    }
+
+    /// A GET entry, answered after the writes: a read, a vread, a history or a search.
+    fn read_entry(
+        &self,
+        ctx: &RequestContext,
+        base: &str,
+        entry: &Entry,
+        writer: &mut BundleWriter,
+    ) {
+        let result = match (&entry.id, &entry.version, &entry.criteria) {
+            (Some(id), Some(version), _) if version == "_history" => self
+                .history(
+                    ctx,
+                    base,
+                    &HistoryRequest {
+                        scope: HistoryScope::Instance(entry.resource_type.clone(), id.clone()),
+                        params: entry.criteria.clone().unwrap_or_default(),
+                    },
+                )
+                .map(Some),
+            (Some(id), Some(version), _) => self
+                .vread(ctx, &entry.resource_type, id, version)
+                .map(|record| record.content),
+            (Some(id), None, _) => self
+                .read(ctx, &entry.resource_type, id)
+                .map(|record| record.content),
+            (None, _, criteria) => self
+                .search(
+                    ctx,
+                    base,
+                    &SearchRequest {
+                        resource_type: entry.resource_type.clone(),
+                        params: criteria.clone().unwrap_or_default(),
+                        handling: Handling::Lenient,
+                    },
+                )
+                .map(Some),
+        };
+        match result {
+            Ok(content) => writer.entry(
+                None,
+                content.as_deref(),
+                &[("response", json!({"status": "200 OK"}))],
+            ),
+            Err(error) => write_error(writer, &error, &ctx.request_id),
+        }
+    }
+
+    /// `patch` inside an open transaction (for transaction Bundles).
+    fn patch_in(
+        &self,
+        tx: &mut dyn Transaction,
+        resource_type: &str,
+        id: &str,
+        patch: &Value,
+        if_match: Option<i64>,
+        now: i64,
+    ) -> Result<Written, RepositoryError> {
+        let operations: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| {
+            RepositoryError::invalid(
+                IssueCode::Invalid,
+                format!("not a JSON Patch document: {e}"),
+            )
+        })?;
+        let current = match tx.current(resource_type, id)? {
+            Some(c) if !c.is_deleted() => c,
+            _ => {
+                return Err(RepositoryError::NotFound(format!(
+                    "{resource_type}/{id} does not exist"
+                )));
+            }
+        };
+        if if_match.is_some_and(|v| v != current.version) {
+            return Err(RepositoryError::PreconditionFailed(format!(
+                "{resource_type}/{id} is at version {}",
+                current.version
+            )));
+        }
+        let mut resource = crate::read::parse_stored(&current)?;
+        json_patch::patch(&mut resource, &operations).map_err(|e| {
+            RepositoryError::invalid(
+                IssueCode::Processing,
+                format!("the patch cannot be applied: {e}"),
+            )
+        })?;
+        let prepared = self.prepare(resource, id)?;
+        self.upsert_in(tx, &prepared, None, now)
+    }
+}
+
+fn missing_resource() -> RepositoryError {
+    RepositoryError::invalid(IssueCode::Required, "this entry needs a resource")
+}
+
+fn bad_url(message: &str) -> RepositoryError {
+    RepositoryError::invalid(IssueCode::Invalid, message.to_owned())
+}
+
+/// A Binary holding a JSON Patch (how a Bundle carries PATCH), decoded; or a bare JSON Patch
+/// array, which some clients send.
+fn binary_patch(resource: &Value) -> Option<Value> {
+    if resource.is_array() {
+        return Some(resource.clone());
+    }
+    let data = resource.get("data")?.as_str()?;
+    let bytes = decode_base64(data)?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut buffer = 0u32;
+    let mut bits = 0;
+    for byte in text.bytes() {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' | b'\n' | b'\r' | b' ' => continue,
+            _ => return None,
+        };
+        buffer = (buffer << 6) | value as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+fn parse_entries(
+    repository: &Repository,
+    base: &str,
+    bundle: Value,
+) -> Result<Vec<Entry>, RepositoryError> {
+    let Value::Object(mut bundle) = bundle else {
+        unreachable!("checked to be a Bundle object")
+    };
+    let entries = match bundle.remove("entry") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(entries)) => entries,
+        Some(_) => {
+            return Err(RepositoryError::invalid_at(
+                IssueCode::Structure,
+                "entry must be an array",
+                "Bundle.entry",
+            ));
+        }
+    };
+    let mut parsed = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.into_iter().enumerate() {
+        let at = |field: &str| format!("Bundle.entry[{index}]{field}");
+        let Value::Object(mut entry) = entry else {
+            return Err(RepositoryError::invalid_at(
+                IssueCode::Structure,
+                "an entry must be an object",
+                &at(""),
+            ));
+        };
+        let request = entry.remove("request").unwrap_or(Value::Null);
+        let method = request
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let verb = match method {
+            "GET" => Verb::Get,
+            "HEAD" => Verb::Head,
+            "POST" => Verb::Post,
+            "PUT" => Verb::Put,
+            "PATCH" => Verb::Patch,
+            "DELETE" => Verb::Delete,
+            _ => {
+                return Err(RepositoryError::invalid_at(
+                    IssueCode::Required,
+                    format!(
+                        "entry {index} needs request.method (GET, HEAD, POST, PUT, PATCH or DELETE)"
+                    ),
+                    &at(".request.method"),
+                ));
+            }
+        };
+        let url = request
+            .get("url")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let url = url
+            .strip_prefix(base)
+            .map(|u| u.trim_start_matches('/'))
+            .unwrap_or(url);
+        let (path, query) = match url.split_once('?') {
+            Some((path, query)) => (path, Some(parse_query(query))),
+            None => (url, None),
+        };
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let Some(resource_type) = segments.first() else {
+            return Err(RepositoryError::invalid_at(
+                IssueCode::Required,
+                format!("entry {index} needs request.url"),
+                &at(".request.url"),
+            ));
+        };
+        if !repository.knows_type(resource_type) {
+            return Err(RepositoryError::invalid_at(
+                IssueCode::NotSupported,
+                format!("entry {index}: '{resource_type}' is not a resource type"),
+                &at(".request.url"),
+            ));
+        }
+        let id = segments.get(1).map(|s| s.to_string());
+        if let Some(id) = &id
+            && !is_valid_id(id)
+            && id != "_search"
+        {
+            return Err(RepositoryError::invalid_at(
+                IssueCode::Invalid,
+                format!("entry {index}: '{id}' is not a valid id"),
+                &at(".request.url"),
+            ));
+        }
+        let version = match segments.get(2) {
+            Some(&"_history") => Some(
+                segments
+                    .get(3)
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "_history".into()),
+            ),
+            _ => None,
+        };
+        let if_match = match request.get("ifMatch").and_then(Value::as_str) {
+            Some(tag) => Some(parse_etag(tag).ok_or_else(|| {
+                RepositoryError::invalid_at(
+                    IssueCode::Invalid,
+                    format!("'{tag}' is not an ETag"),
+                    &at(".request.ifMatch"),
+                )
+            })?),
+            None => None,
+        };
+        let if_none_exist = request
+            .get("ifNoneExist")
+            .and_then(Value::as_str)
+            .map(|q| parse_query(q.trim_start_matches('?')));
+        let resource = entry.remove("resource");
+        if matches!(verb, Verb::Post | Verb::Put)
+            && let Some(resource) = &resource
+            && resource.get("resourceType").and_then(Value::as_str) != Some(resource_type)
+        {
+            return Err(RepositoryError::invalid_at(
+                IssueCode::Invalid,
+                format!(
+                    "entry {index}: the resource is not a {resource_type}, as request.url says"
+                ),
+                &at(".resource.resourceType"),
+            ));
+        }
+        parsed.push(Entry {
+            index,
+            full_url: entry
+                .get("fullUrl")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            resource,
+            verb,
+            resource_type: resource_type.to_string(),
+            id: id.filter(|id| id != "_search"),
+            version,
+            criteria: query,
+            if_match,
+            if_none_exist,
+        });
+    }
+    Ok(parsed)
+}
+
+/// `W/"3"` or `"3"` or `3`.
+pub fn parse_etag(tag: &str) -> Option<i64> {
+    tag.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .ok()
+}
+
+/// Splits and percent-decodes a query string.
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(name), percent_decode(value))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(byte) => {
+                        out.push(byte);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Decides, inside the transaction, the id every entry will have: new ids for creates,
+/// existing ones for conditional creates that match, the match of a conditional update.
+fn plan(
+    repository: &Repository,
+    tx: &mut dyn Transaction,
+    entries: &[Entry],
+) -> Result<Vec<Plan>, RepositoryError> {
+    let mut plans = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let fail = |error: RepositoryError| RepositoryError::TransactionEntry {
+            index: entry.index,
+            error: Box::new(error),
+        };
+        let plan = match entry.verb {
+            Verb::Post => {
+                if entry.resource.is_none() {
+                    return Err(fail(missing_resource()));
+                }
+                match &entry.if_none_exist {
+                    Some(criteria) => {
+                        let mut found = repository
+                            .matches_in(tx, &entry.resource_type, criteria)
+                            .map_err(fail)?;
+                        match found.len() {
+                            0 => Plan::Create { id: new_id() },
+                            1 => Plan::Existing(found.pop().expect("one")),
+                            _ => {
+                                return Err(fail(RepositoryError::PreconditionFailed(
+                                    "ifNoneExist matched more than one resource".into(),
+                                )));
+                            }
+                        }
+                    }
+                    None => Plan::Create { id: new_id() },
+                }
+            }
+            Verb::Put => {
+                let Some(resource) = &entry.resource else {
+                    return Err(fail(missing_resource()));
+                };
+                match (&entry.id, &entry.criteria) {
+                    (Some(id), _) => {
+                        if resource.get("id").and_then(Value::as_str) != Some(id) {
+                            return Err(fail(RepositoryError::invalid_at(
+                                IssueCode::Invalid,
+                                format!("the resource's id is not '{id}', as request.url says"),
+                                "id",
+                            )));
+                        }
+                        Plan::Update { id: id.clone() }
+                    }
+                    (None, Some(criteria)) => {
+                        let found = repository
+                            .matches_in(tx, &entry.resource_type, criteria)
+                            .map_err(fail)?;
+                        match found.as_slice() {
+                            [] => Plan::Update {
+                                id: resource
+                                    .get("id")
+                                    .and_then(Value::as_str)
+                                    .map(str::to_owned)
+                                    .unwrap_or_else(new_id),
+                            },
+                            [only] => Plan::Update {
+                                id: only.id.clone(),
+                            },
+                            _ => {
+                                return Err(fail(RepositoryError::PreconditionFailed(
+                                    "the criteria match more than one resource".into(),
+                                )));
+                            }
+                        }
+                    }
+                    (None, None) => {
+                        return Err(fail(bad_url("PUT needs [type]/[id] or [type]?criteria")));
+                    }
+                }
+            }
+            Verb::Patch => match &entry.id {
+                Some(id) => Plan::Patch { id: id.clone() },
+                None => return Err(fail(bad_url("PATCH needs [type]/[id]"))),
+            },
+            Verb::Delete => match (&entry.id, &entry.criteria) {
+                (Some(id), _) => Plan::Delete {
+                    id: Some(id.clone()),
+                },
+                (None, Some(criteria)) => {
+                    let found = repository
+                        .matches_in(tx, &entry.resource_type, criteria)
+                        .map_err(fail)?;
+                    match found.as_slice() {
+                        [] => Plan::Delete { id: None },
+                        [only] => Plan::Delete {
+                            id: Some(only.id.clone()),
+                        },
+                        _ => {
+                            return Err(fail(RepositoryError::PreconditionFailed(
+                                "the criteria match more than one resource".into(),
+                            )));
+                        }
+                    }
+                }
+                (None, None) => {
+                    return Err(fail(bad_url("DELETE needs [type]/[id] or [type]?criteria")));
+                }
+            },
+            Verb::Get | Verb::Head => Plan::Read,
+        };
+        plans.push(plan);
+    }
+    Ok(plans)
+}
+
+/// Every name an entry's resource goes by in the bundle (its fullUrl) mapped to its reference.
+fn aliases(base: &str, entries: &[Entry], plans: &[Plan]) -> HashMap<String, String> {
+    let mut aliases = HashMap::new();
+    for (entry, plan) in entries.iter().zip(plans) {
+        let id = match plan {
+            Plan::Create { id } | Plan::Update { id } | Plan::Patch { id } => id.clone(),
+            Plan::Existing(record) => record.id.clone(),
+            Plan::Delete { .. } | Plan::Read => continue,
+        };
+        let reference = format!("{}/{id}", entry.resource_type);
+        if let Some(full_url) = &entry.full_url {
+            aliases.insert(full_url.clone(), reference.clone());
+        }
+        // An absolute reference to this server names the same resource.
+        aliases.insert(format!("{base}/{reference}"), reference);
+    }
+    aliases
+}
+
+/// Rewrites the references of a resource: bundle-local names become `Type/id`, and
+/// conditional references (`Type?criteria`) become the one resource they match.
+fn rewrite_references(
+    repository: &Repository,
+    tx: &mut dyn Transaction,
+    value: &mut Value,
+    aliases: &HashMap<String, String>,
+    cache: &mut HashMap<String, String>,
+) -> Result<(), RepositoryError> {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if key == "reference"
+                    && let Value::String(reference) = child
+                {
+                    if let Some(resolved) =
+                        resolve_reference(repository, tx, reference, aliases, cache)?
+                    {
+                        *reference = resolved;
+                    }
+                } else {
+                    rewrite_references(repository, tx, child, aliases, cache)?;
+                }
+            }
+            Ok(())
+        }
+        Value::Array(items) => {
+            for item in items {
+                rewrite_references(repository, tx, item, aliases, cache)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn resolve_reference(
+    repository: &Repository,
+    tx: &mut dyn Transaction,
+    reference: &str,
+    aliases: &HashMap<String, String>,
+    cache: &mut HashMap<String, String>,
+) -> Result<Option<String>, RepositoryError> {
+    if let Some(resolved) = aliases.get(reference) {
+        return Ok(Some(resolved.clone()));
+    }
+    if reference.starts_with("urn:uuid:") || reference.starts_with("urn:oid:") {
+        return Err(RepositoryError::invalid(
+            IssueCode::NotFound,
+            format!("the reference '{reference}' names no entry of the transaction"),
+        ));
+    }
+    let Some((resource_type, query)) = reference.split_once('?') else {
+        return Ok(None);
+    };
+    if let Some(resolved) = cache.get(reference) {
+        return Ok(Some(resolved.clone()));
+    }
+    if !repository.knows_type(resource_type) {
+        return Err(RepositoryError::invalid(
+            IssueCode::Invalid,
+            format!("the conditional reference '{reference}' names no resource type"),
+        ));
+    }
+    let found = repository.matches_in(tx, resource_type, &parse_query(query))?;
+    match found.as_slice() {
+        [only] => {
+            let resolved = format!("{resource_type}/{}", only.id);
+            cache.insert(reference.to_owned(), resolved.clone());
+            Ok(Some(resolved))
+        }
+        [] => Err(RepositoryError::PreconditionFailed(format!(
+            "the conditional reference '{reference}' matches no resource"
+        ))),
+        _ => Err(RepositoryError::PreconditionFailed(format!(
+            "the conditional reference '{reference}' matches more than one resource"
+        ))),
+    }
+}
+
+fn write_response(
+    writer: &mut BundleWriter,
+    base: &str,
+    written: &Written,
+    options: BundleOptions,
+) {
+    let status = match written.status {
+        WriteStatus::Created => "201 Created",
+        WriteStatus::Updated | WriteStatus::Unchanged | WriteStatus::Existing => "200 OK",
+        WriteStatus::Deleted | WriteStatus::NothingToDelete => "204 No Content",
+    };
+    let mut response = json!({"status": status});
+    let mut full_url = None;
+    if let Some(record) = &written.record {
+        response["etag"] = json!(format!("W/\"{}\"", record.version));
+        response["lastModified"] = json!(clock::format_instant(record.last_updated));
+        if !record.is_deleted() {
+            response["location"] = json!(format!(
+                "{}/{}/_history/{}",
+                record.resource_type, record.id, record.version
+            ));
+            full_url = Some(format!("{base}/{}/{}", record.resource_type, record.id));
+        }
+    }
+    let resource = written
+        .record
+        .as_ref()
+        .filter(|_| options.return_representation)
+        .and_then(|r| r.content.as_deref());
+    writer.entry(full_url.as_deref(), resource, &[("response", response)]);
+}
+
+fn write_error(writer: &mut BundleWriter, error: &RepositoryError, request_id: &str) {
+    let status = error.http_status();
+    let reason = match status {
+        400 => "Bad Request",
+        404 => "Not Found",
+        409 => "Conflict",
+        410 => "Gone",
+        412 => "Precondition Failed",
+        422 => "Unprocessable Entity",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    };
+    let outcome = fhir_model::Issue::operation_outcome(&error.issues(request_id));
+    writer.entry(
+        None,
+        None,
+        &[(
+            "response",
+            json!({"status": format!("{status} {reason}"), "outcome": outcome}),
+        )],
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode() {
+        assert_eq!(
+            parse_query("identifier=http://x.org%7C123&name=a+b"),
+            [
+                ("identifier".to_owned(), "http://x.org|123".to_owned()),
+                ("name".to_owned(), "a b".to_owned())
+            ]
+        );
+        assert_eq!(
+            parse_query("bad=%zz&x=%"),
+            [
+                ("bad".to_owned(), "%zz".to_owned()),
+                ("x".to_owned(), "%".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn etags_parse_in_their_usual_forms() {
+        assert_eq!(parse_etag("W/\"3\""), Some(3));
+        assert_eq!(parse_etag("\"3\""), Some(3));
+        assert_eq!(parse_etag("3"), Some(3));
+        assert_eq!(parse_etag("W/\"x\""), None);
+    }
+
+    #[test]
+    fn base64_patches_decode() {
+        assert_eq!(
+            decode_base64("W3sib3AiOiJ0ZXN0In1d").unwrap(),
+            br#"[{"op":"test"}]"#
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! The FHIR repository: what FHIR R4's RESTful interactions mean, over any [`Store`]. Create,
+//! update, patch and delete with version checks and conditional forms; read, vread, history and
+//! search; batch and transaction Bundles; validation. It knows nothing of HTTP: the server maps
+//! requests onto these calls and [`RepositoryError`]s onto status codes.
+
+mod bundle;
+pub mod clock;
+mod error;
+pub mod meta;
+mod read;
+mod render;
+mod write;
+
+use std::sync::Arc;
+
+use fhir_model::{Issue, IssueCode, Model};
+use search::{Indexer, Registry};
+use serde_json::{Map, Value};
+use store::{RequestContext, Store, Transaction, VersionRecord};
+
+pub use bundle::{BundleOptions, parse_etag, parse_query};
+pub use error::RepositoryError;
+pub use read::{HistoryRequest, SearchRequest};
+pub use render::encode_query;
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStatus {
+    /// A new resource (201).
+    Created,
+    /// A new version of an existing resource (200).
+    Updated,
+    /// An update that changed nothing: no new version was written (200).
+    Unchanged,
+    /// A conditional create found the resource already there (200).
+    Existing,
+    /// The resource is now deleted (204).
+    Deleted,
+    /// There was nothing to delete (204).
+    NothingToDelete,
+}
+
+/// The result of a write: the version now current, and what happened.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub status: WriteStatus,
+    /// The current version after the write (`None` when nothing was there to delete).
+    pub record: Option<VersionRecord>,
+}
+
+/// The FHIR repository over one store.
+pub struct Repository {
+    store: Arc<dyn Store>,
+    model: &'static Model,
+    indexer: Arc<Indexer>,
+}
+
+/// How many times a write that raced another is run again before giving up.
+const MAX_ATTEMPTS: usize = 10;
+
+impl Repository {
+    pub fn new(store: Arc<dyn Store>) -> Repository {
+        let model = fhir_model::r4();
+        let registry = Arc::new(Registry::r4(model));
+        Repository {
+            store,
+            model,
+            indexer: Arc::new(Indexer::new(registry)),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn model(&self) -> &'static Model {
+        self.model
+    }
+
+    pub fn registry(&self) -> &Registry {
+        self.indexer.registry()
+    }
+
+    /// Whether `resource_type` is a resource type this server serves.
+    pub fn knows_type(&self, resource_type: &str) -> bool {
+        self.model.is_resource_type(resource_type)
+    }
+
+    /// Fails with 404 for a type the server does not serve.
+    pub fn check_type(&self, resource_type: &str) -> Result<(), RepositoryError> {
+        if self.knows_type(resource_type) {
+            Ok(())
+        } else {
+            Err(RepositoryError::NotFound(format!(
+                "'{resource_type}' is not a FHIR R4 resource type"
+            )))
+        }
+    }
+
+    /// Runs `work` in a store transaction, all or nothing, again from the start when it raced
+    /// another writer.
+    fn with_transaction<T>(
+        &self,
+        ctx: &RequestContext,
+        mut work: impl FnMut(&mut dyn Transaction) -> Result<T, RepositoryError>,
+    ) -> Result<T, RepositoryError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result: Result<T, RepositoryError> = (|| {
+                let mut tx = self.store.begin(ctx)?;
+                let value = work(&mut *tx)?;
+                tx.commit()?;
+                Ok(value)
+            })();
+            match result {
+                Err(error) if error.is_retryable() && attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(attempt, %error, "write raced another; running it again");
+                    std::thread::sleep(std::time::Duration::from_millis(attempt as u64 * 2));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Structural validation of a resource, as every write does it. Errors and warnings.
+    pub fn validate(&self, resource: &Value) -> Vec<Issue> {
+        fhir_model::validate(self.model, resource)
+    }
+}
+
+/// Checks that `resource` is a JSON object of a known resource type and answers the type.
+fn resource_type_of(model: &Model, resource: &Value) -> Result<String, RepositoryError> {
+    let Some(object) = resource.as_object() else {
+        return Err(RepositoryError::invalid(
+            IssueCode::Structure,
+            "a resource must be a JSON object",
+        ));
+    };
+    match object.get("resourceType") {
+        Some(Value::String(t)) if model.is_resource_type(t) => Ok(t.clone()),
+        Some(Value::String(t)) => Err(RepositoryError::invalid_at(
+            IssueCode::NotSupported,
+            format!("'{t}' is not a FHIR R4 resource type"),
+            "resourceType",
+        )),
+        _ => Err(RepositoryError::invalid(
+            IssueCode::Required,
+            "the resource has no resourceType",
+        )),
+    }
+}
+
+fn into_object(resource: Value) -> Map<String, Value> {
+    match resource {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}

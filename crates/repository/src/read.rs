@@ -1,0 +1,240 @@
+//! Reads: read, vread, history and search, with their Bundles.
+
+use search::{Handling, parse_search};
+use serde_json::{Value, json};
+use store::{HistoryQuery, HistoryScope, Method, RequestContext, VersionRecord};
+
+use crate::render::{BundleWriter, encode_query};
+use crate::write::gone;
+use crate::{Repository, RepositoryError, clock};
+
+/// The largest history page a client may ask for.
+const MAX_HISTORY_COUNT: usize = 1000;
+const DEFAULT_HISTORY_COUNT: usize = 50;
+
+/// A `_history` request.
+#[derive(Debug, Clone)]
+pub struct HistoryRequest {
+    pub scope: HistoryScope,
+    /// `_since`, `_at`, `_count`, `_cursor` (from a next link).
+    pub params: Vec<(String, String)>,
+}
+
+/// A search request on one resource type.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    pub resource_type: String,
+    pub params: Vec<(String, String)>,
+    pub handling: Handling,
+}
+
+impl Repository {
+    /// `GET [type]/[id]`: the current version; 404 if it never existed, 410 if deleted.
+    pub fn read(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<VersionRecord, RepositoryError> {
+        self.check_type(resource_type)?;
+        match self.store.read(ctx, resource_type, id)? {
+            None => Err(RepositoryError::NotFound(format!(
+                "{resource_type}/{id} does not exist"
+            ))),
+            Some(record) if record.is_deleted() => Err(gone(&record)),
+            Some(record) => Ok(record),
+        }
+    }
+
+    /// `GET [type]/[id]/_history/[vid]`.
+    pub fn vread(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        id: &str,
+        version: &str,
+    ) -> Result<VersionRecord, RepositoryError> {
+        self.check_type(resource_type)?;
+        let not_found = || {
+            RepositoryError::NotFound(format!("{resource_type}/{id} has no version '{version}'"))
+        };
+        let number: i64 = version.parse().map_err(|_| not_found())?;
+        match self.store.read_version(ctx, resource_type, id, number)? {
+            None => Err(not_found()),
+            Some(record) if record.is_deleted() => Err(gone(&record)),
+            Some(record) => Ok(record),
+        }
+    }
+
+    /// `_history` at instance, type or system level: a `history` Bundle, newest first.
+    pub fn history(
+        &self,
+        ctx: &RequestContext,
+        base: &str,
+        request: &HistoryRequest,
+    ) -> Result<Vec<u8>, RepositoryError> {
+        let mut query = HistoryQuery {
+            scope: request.scope.clone(),
+            since: None,
+            at: None,
+            count: DEFAULT_HISTORY_COUNT,
+            cursor: None,
+        };
+        if let HistoryScope::Type(t) | HistoryScope::Instance(t, _) = &request.scope {
+            self.check_type(t)?;
+        }
+        let mut applied = Vec::new();
+        for (name, value) in &request.params {
+            let bad = |what: &str| {
+                RepositoryError::BadSearch(search::SearchError {
+                    param: name.clone(),
+                    message: format!("'{value}' is not {what}"),
+                })
+            };
+            match name.as_str() {
+                "_since" => {
+                    query.since =
+                        Some(clock::parse_instant(value).ok_or_else(|| bad("an instant"))?)
+                }
+                "_at" => {
+                    query.at =
+                        Some(clock::parse_range(value).ok_or_else(|| bad("a date or dateTime"))?)
+                }
+                "_count" => {
+                    let count: usize = value.parse().map_err(|_| bad("a non-negative integer"))?;
+                    query.count = count.min(MAX_HISTORY_COUNT);
+                }
+                "_cursor" => {
+                    query.cursor = Some(
+                        value
+                            .parse()
+                            .map_err(|_| bad("a cursor from a next link"))?,
+                    );
+                    continue;
+                }
+                _ => continue,
+            }
+            applied.push((name.clone(), value.clone()));
+        }
+        if let HistoryScope::Instance(t, id) = &request.scope
+            && self.store.read(ctx, t, id)?.is_none()
+        {
+            return Err(RepositoryError::NotFound(format!(
+                "{t}/{id} does not exist"
+            )));
+        }
+        let page = self.store.history(ctx, &query)?;
+        let path = match &request.scope {
+            HistoryScope::System => format!("{base}/_history"),
+            HistoryScope::Type(t) => format!("{base}/{t}/_history"),
+            HistoryScope::Instance(t, id) => format!("{base}/{t}/{id}/_history"),
+        };
+        let mut links = vec![("self", link(&path, &applied))];
+        if let Some(next) = page.next {
+            let mut params = applied.clone();
+            params.push(("_cursor".into(), next.to_string()));
+            links.push(("next", link(&path, &params)));
+        }
+        let mut writer = BundleWriter::new("history", None, &links);
+        for version in &page.versions {
+            let full_url = format!("{base}/{}/{}", version.resource_type, version.id);
+            let (method, url, status) = match version.method {
+                Method::Create => ("POST", version.resource_type.clone(), "201 Created"),
+                Method::Update => (
+                    "PUT",
+                    format!("{}/{}", version.resource_type, version.id),
+                    "200 OK",
+                ),
+                Method::Delete => (
+                    "DELETE",
+                    format!("{}/{}", version.resource_type, version.id),
+                    "204 No Content",
+                ),
+            };
+            writer.entry(
+                Some(&full_url),
+                version.content.as_deref(),
+                &[
+                    ("request", json!({"method": method, "url": url})),
+                    (
+                        "response",
+                        json!({
+                            "status": status,
+                            "etag": format!("W/\"{}\"", version.version),
+                            "lastModified": clock::format_instant(version.last_updated),
+                        }),
+                    ),
+                ],
+            );
+        }
+        Ok(writer.finish())
+    }
+
+    /// `GET [type]?params`: a `searchset` Bundle of one page, with self and next links.
+    pub fn search(
+        &self,
+        ctx: &RequestContext,
+        base: &str,
+        request: &SearchRequest,
+    ) -> Result<Vec<u8>, RepositoryError> {
+        self.check_type(&request.resource_type)?;
+        let parsed = parse_search(
+            self.registry(),
+            &request.resource_type,
+            &request.params,
+            request.handling,
+        )?;
+        let page = self.store.search(ctx, &parsed.query)?;
+        let path = format!("{base}/{}", request.resource_type);
+        let mut links = vec![("self", link(&path, &parsed.applied))];
+        if let Some(next) = &page.next {
+            let mut params: Vec<(String, String)> = parsed
+                .applied
+                .iter()
+                .filter(|(name, _)| name != "_cursor")
+                .cloned()
+                .collect();
+            params.push(("_cursor".into(), next.after_row.to_string()));
+            links.push(("next", link(&path, &params)));
+        }
+        let mut writer = BundleWriter::new("searchset", page.total, &links);
+        for record in &page.matches {
+            let full_url = format!("{base}/{}/{}", record.resource_type, record.id);
+            writer.entry(
+                Some(&full_url),
+                record.content.as_deref(),
+                &[("search", json!({"mode": "match"}))],
+            );
+        }
+        for record in &page.included {
+            let full_url = format!("{base}/{}/{}", record.resource_type, record.id);
+            writer.entry(
+                Some(&full_url),
+                record.content.as_deref(),
+                &[("search", json!({"mode": "include"}))],
+            );
+        }
+        if !parsed.ignored.is_empty() {
+            tracing::debug!(ignored = ?parsed.ignored, "search parameters ignored");
+        }
+        Ok(writer.finish())
+    }
+}
+
+fn link(path: &str, params: &[(String, String)]) -> String {
+    if params.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", encode_query(params))
+    }
+}
+
+/// Parses a stored resource back into JSON (for the few places that must change it).
+pub(crate) fn parse_stored(record: &VersionRecord) -> Result<Value, RepositoryError> {
+    serde_json::from_slice(record.content.as_deref().unwrap_or(b"null")).map_err(|e| {
+        RepositoryError::Store(store::StoreError::Internal(format!(
+            "stored JSON of {}/{} does not parse: {e}",
+            record.resource_type, record.id
+        )))
+    })
+}

@@ -1,0 +1,470 @@
+//! Writes: create, update, patch and delete, plain and conditional, each in one store
+//! transaction. Validation and index extraction happen before the transaction starts, so the
+//! database holds its write lock only for the database work.
+
+use fhir_model::{Issue, IssueCode};
+use search::{Handling, IndexEntries, parse_search};
+use serde_json::Value;
+use store::{Method, RequestContext, Transaction, VersionRecord, VersionWrite};
+
+use crate::meta::{Body, is_valid_id, new_id};
+use crate::{
+    Repository, RepositoryError, WriteStatus, Written, clock, into_object, resource_type_of,
+};
+
+/// A resource checked and indexed, ready to be written as some version.
+pub(crate) struct Prepared {
+    pub resource_type: String,
+    pub body: Body,
+    pub index: IndexEntries,
+}
+
+impl Prepared {
+    pub fn id(&self) -> &str {
+        self.body.id()
+    }
+}
+
+impl Repository {
+    /// Validates a resource and extracts its index entries, for the id it will be stored under.
+    pub(crate) fn prepare(&self, resource: Value, id: &str) -> Result<Prepared, RepositoryError> {
+        let resource_type = resource_type_of(self.model, &resource)?;
+        let issues = self.validate(&resource);
+        if issues.iter().any(Issue::is_error) {
+            return Err(RepositoryError::Invalid(
+                issues.into_iter().filter(Issue::is_error).collect(),
+            ));
+        }
+        let index = self
+            .indexer
+            .extract(&resource_type, id, &resource)
+            .map_err(|e| {
+                RepositoryError::Unprocessable(vec![Issue::error(
+                    IssueCode::Processing,
+                    e.to_string(),
+                )])
+            })?;
+        Ok(Prepared {
+            resource_type,
+            body: Body::new(into_object(resource), id),
+            index,
+        })
+    }
+
+    /// Writes `prepared` as the version after `previous`.
+    pub(crate) fn put_version(
+        &self,
+        tx: &mut dyn Transaction,
+        prepared: &Prepared,
+        previous: Option<&VersionRecord>,
+        last_updated: i64,
+    ) -> Result<VersionRecord, RepositoryError> {
+        let version = previous.map_or(1, |p| p.version + 1);
+        let method = if previous.is_some_and(|p| !p.is_deleted()) {
+            Method::Update
+        } else {
+            Method::Create
+        };
+        let content = prepared
+            .body
+            .to_bytes(version, &clock::format_instant(last_updated));
+        let row = tx.put(VersionWrite {
+            resource_type: &prepared.resource_type,
+            id: prepared.id(),
+            previous,
+            version,
+            last_updated,
+            method,
+            content: Some(&content),
+            content_hash: prepared.body.content_hash(),
+            index: &prepared.index,
+        })?;
+        Ok(VersionRecord {
+            row,
+            resource_type: prepared.resource_type.clone(),
+            id: prepared.id().to_owned(),
+            version,
+            last_updated,
+            method,
+            content: Some(content),
+            content_hash: prepared.body.content_hash(),
+        })
+    }
+
+    /// Creates or updates `prepared` inside a transaction, checking `If-Match`.
+    pub(crate) fn upsert_in(
+        &self,
+        tx: &mut dyn Transaction,
+        prepared: &Prepared,
+        if_match: Option<i64>,
+        last_updated: i64,
+    ) -> Result<Written, RepositoryError> {
+        let previous = tx.current(&prepared.resource_type, prepared.id())?;
+        check_if_match(
+            if_match,
+            previous.as_ref(),
+            &prepared.resource_type,
+            prepared.id(),
+        )?;
+        if let Some(current) = &previous
+            && !current.is_deleted()
+            && current.content_hash == prepared.body.content_hash()
+        {
+            return Ok(Written {
+                status: WriteStatus::Unchanged,
+                record: previous,
+            });
+        }
+        let record = self.put_version(tx, prepared, previous.as_ref(), last_updated)?;
+        let status = if previous.as_ref().is_some_and(|p| !p.is_deleted()) {
+            WriteStatus::Updated
+        } else {
+            WriteStatus::Created
+        };
+        Ok(Written {
+            status,
+            record: Some(record),
+        })
+    }
+
+    /// Deletes a resource inside a transaction, checking `If-Match`.
+    pub(crate) fn delete_in(
+        &self,
+        tx: &mut dyn Transaction,
+        resource_type: &str,
+        id: &str,
+        if_match: Option<i64>,
+        last_updated: i64,
+    ) -> Result<Written, RepositoryError> {
+        let previous = tx.current(resource_type, id)?;
+        check_if_match(if_match, previous.as_ref(), resource_type, id)?;
+        let Some(previous) = previous.filter(|p| !p.is_deleted()) else {
+            return Ok(Written {
+                status: WriteStatus::NothingToDelete,
+                record: None,
+            });
+        };
+        let version = previous.version + 1;
+        let empty = IndexEntries::default();
+        let row = tx.put(VersionWrite {
+            resource_type,
+            id,
+            previous: Some(&previous),
+            version,
+            last_updated,
+            method: Method::Delete,
+            content: None,
+            content_hash: 0,
+            index: &empty,
+        })?;
+        let record = VersionRecord {
+            row,
+            resource_type: resource_type.to_owned(),
+            id: id.to_owned(),
+            version,
+            last_updated,
+            method: Method::Delete,
+            content: None,
+            content_hash: 0,
+        };
+        Ok(Written {
+            status: WriteStatus::Deleted,
+            record: Some(record),
+        })
+    }
+
+    /// The resources of `resource_type` matching a conditional operation's criteria: at most
+    /// two, which is enough to tell none, one and several apart.
+    pub(crate) fn matches_in(
+        &self,
+        tx: &mut dyn Transaction,
+        resource_type: &str,
+        criteria: &[(String, String)],
+    ) -> Result<Vec<VersionRecord>, RepositoryError> {
+        if criteria.is_empty() {
+            return Err(RepositoryError::PreconditionFailed(
+                "a conditional operation needs search criteria".into(),
+            ));
+        }
+        let mut parsed = parse_search(self.registry(), resource_type, criteria, Handling::Strict)?;
+        parsed.query.count = 2;
+        Ok(tx.search(&parsed.query)?.matches)
+    }
+
+    /// `POST [type]`: creates a resource with a new id; with `If-None-Exist`, only if no
+    /// resource matches the criteria.
+    pub fn create(
+        &self,
+        ctx: &RequestContext,
+        resource: Value,
+        if_none_exist: Option<&[(String, String)]>,
+    ) -> Result<Written, RepositoryError> {
+        // The server ignores a client id on create.
+        let prepared = self.prepare(resource, &new_id())?;
+        self.with_transaction(ctx, |tx| {
+            if let Some(criteria) = if_none_exist {
+                let mut found = self.matches_in(tx, &prepared.resource_type, criteria)?;
+                match found.len() {
+                    0 => {}
+                    1 => {
+                        return Ok(Written {
+                            status: WriteStatus::Existing,
+                            record: found.pop(),
+                        });
+                    }
+                    _ => {
+                        return Err(RepositoryError::PreconditionFailed(
+                            "If-None-Exist matched more than one resource".into(),
+                        ));
+                    }
+                }
+            }
+            let record = self.put_version(tx, &prepared, None, clock::now_micros())?;
+            Ok(Written {
+                status: WriteStatus::Created,
+                record: Some(record),
+            })
+        })
+    }
+
+    /// `PUT [type]/[id]`: updates, or creates with the client's id.
+    pub fn update(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        id: &str,
+        resource: Value,
+        if_match: Option<i64>,
+    ) -> Result<Written, RepositoryError> {
+        self.check_type(resource_type)?;
+        check_body_matches_url(&resource, resource_type, Some(id))?;
+        let prepared = self.prepare(resource, id)?;
+        self.with_transaction(ctx, |tx| {
+            self.upsert_in(tx, &prepared, if_match, clock::now_micros())
+        })
+    }
+
+    /// `PUT [type]?criteria`: updates the one match, or creates when there is none.
+    pub fn conditional_update(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        criteria: &[(String, String)],
+        resource: Value,
+        if_match: Option<i64>,
+    ) -> Result<Written, RepositoryError> {
+        self.check_type(resource_type)?;
+        check_body_matches_url(&resource, resource_type, None)?;
+        let body_id = resource
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let mut prepared_for: Option<(String, Prepared)> = None;
+        let resource = &resource;
+        self.with_transaction(ctx, |tx| {
+            let found = self.matches_in(tx, resource_type, criteria)?;
+            let id = match (found.as_slice(), &body_id) {
+                ([], Some(id)) => id.clone(),
+                ([], None) => new_id(),
+                ([only], Some(id)) if only.id != *id => {
+                    return Err(RepositoryError::invalid_at(
+                        IssueCode::Invalid,
+                        format!("the resource's id '{id}' is not the id of the resource the criteria match"),
+                        "id",
+                    ));
+                }
+                ([only], _) => only.id.clone(),
+                _ => {
+                    return Err(RepositoryError::PreconditionFailed(
+                        "the criteria match more than one resource".into(),
+                    ));
+                }
+            };
+            // Prepare once per id: a retried transaction usually lands on the same one.
+            if prepared_for.as_ref().is_none_or(|(prepared_id, _)| *prepared_id != id) {
+                prepared_for = Some((id.clone(), self.prepare(resource.clone(), &id)?));
+            }
+            let (_, prepared) = prepared_for.as_ref().expect("prepared above");
+            self.upsert_in(tx, prepared, if_match, clock::now_micros())
+        })
+    }
+
+    /// `PATCH [type]/[id]` with a JSON Patch document.
+    pub fn patch(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        id: &str,
+        patch: &Value,
+        if_match: Option<i64>,
+    ) -> Result<Written, RepositoryError> {
+        self.check_type(resource_type)?;
+        let operations: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| {
+            RepositoryError::invalid(
+                IssueCode::Invalid,
+                format!("the body is not a JSON Patch document: {e}"),
+            )
+        })?;
+        self.with_transaction(ctx, |tx| {
+            let current = tx.current(resource_type, id)?;
+            let current = match current {
+                None => {
+                    return Err(RepositoryError::NotFound(format!(
+                        "{resource_type}/{id} does not exist"
+                    )));
+                }
+                Some(c) if c.is_deleted() => return Err(gone(&c)),
+                Some(c) => c,
+            };
+            check_if_match(if_match, Some(&current), resource_type, id)?;
+            let mut resource: Value = serde_json::from_slice(
+                current.content.as_deref().unwrap_or(b"{}"),
+            )
+            .map_err(|e| {
+                RepositoryError::Store(store::StoreError::Internal(format!("stored JSON: {e}")))
+            })?;
+            json_patch::patch(&mut resource, &operations).map_err(|e| {
+                RepositoryError::Unprocessable(vec![Issue::error(
+                    IssueCode::Processing,
+                    format!("the patch cannot be applied: {e}"),
+                )])
+            })?;
+            check_body_matches_url(&resource, resource_type, Some(id)).map_err(|e| match e {
+                RepositoryError::Invalid(issues) => RepositoryError::Unprocessable(issues),
+                other => other,
+            })?;
+            let prepared = self.prepare(resource, id).map_err(|e| match e {
+                RepositoryError::Invalid(issues) => RepositoryError::Unprocessable(issues),
+                other => other,
+            })?;
+            self.upsert_in(tx, &prepared, None, clock::now_micros())
+        })
+    }
+
+    /// `DELETE [type]/[id]`.
+    pub fn delete(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<Written, RepositoryError> {
+        self.check_type(resource_type)?;
+        self.with_transaction(ctx, |tx| {
+            self.delete_in(tx, resource_type, id, if_match, clock::now_micros())
+        })
+    }
+
+    /// `DELETE [type]?criteria`: deletes the one match (412 when several match).
+    pub fn conditional_delete(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        criteria: &[(String, String)],
+    ) -> Result<Written, RepositoryError> {
+        self.check_type(resource_type)?;
+        self.with_transaction(ctx, |tx| {
+            let found = self.matches_in(tx, resource_type, criteria)?;
+            match found.as_slice() {
+                [] => Ok(Written {
+                    status: WriteStatus::NothingToDelete,
+                    record: None,
+                }),
+                [only] => self.delete_in(tx, resource_type, &only.id, None, clock::now_micros()),
+                _ => Err(RepositoryError::PreconditionFailed(
+                    "the criteria match more than one resource".into(),
+                )),
+            }
+        })
+    }
+}
+
+pub(crate) fn gone(record: &VersionRecord) -> RepositoryError {
+    RepositoryError::Gone {
+        resource_type: record.resource_type.clone(),
+        id: record.id.clone(),
+        version: record.version,
+        last_updated: record.last_updated,
+    }
+}
+
+fn check_if_match(
+    if_match: Option<i64>,
+    current: Option<&VersionRecord>,
+    resource_type: &str,
+    id: &str,
+) -> Result<(), RepositoryError> {
+    let Some(expected) = if_match else {
+        return Ok(());
+    };
+    match current {
+        Some(c) if c.version == expected && !c.is_deleted() => Ok(()),
+        Some(c) => Err(RepositoryError::PreconditionFailed(format!(
+            "If-Match names version {expected} of {resource_type}/{id}, but the current version is {}{}",
+            c.version,
+            if c.is_deleted() { " (deleted)" } else { "" }
+        ))),
+        None => Err(RepositoryError::PreconditionFailed(format!(
+            "If-Match names version {expected} of {resource_type}/{id}, which does not exist"
+        ))),
+    }
+}
+
+/// The body of an update must say the type of the URL, and the id of the URL when there is one.
+fn check_body_matches_url(
+    resource: &Value,
+    resource_type: &str,
+    url_id: Option<&str>,
+) -> Result<(), RepositoryError> {
+    if let Some(id) = url_id
+        && !is_valid_id(id)
+    {
+        return Err(RepositoryError::invalid(
+            IssueCode::Invalid,
+            format!("'{id}' is not a valid id (1 to 64 of A-Z, a-z, 0-9, '-' and '.')"),
+        ));
+    }
+    match resource.get("resourceType").and_then(Value::as_str) {
+        Some(t) if t == resource_type => {}
+        Some(t) => {
+            return Err(RepositoryError::invalid_at(
+                IssueCode::Invalid,
+                format!("the body is a {t}, but the URL is for {resource_type}"),
+                "resourceType",
+            ));
+        }
+        None => {
+            return Err(RepositoryError::invalid(
+                IssueCode::Required,
+                "the resource has no resourceType",
+            ));
+        }
+    }
+    let body_id = resource.get("id");
+    match (url_id, body_id) {
+        (Some(url_id), Some(Value::String(body_id))) if body_id == url_id => Ok(()),
+        (Some(url_id), Some(Value::String(body_id))) => Err(RepositoryError::invalid_at(
+            IssueCode::Invalid,
+            format!("the body's id '{body_id}' is not the URL's id '{url_id}'"),
+            &format!("{resource_type}.id"),
+        )),
+        (Some(_), None) => Err(RepositoryError::invalid_at(
+            IssueCode::Required,
+            "an update must carry the resource's id in the body",
+            &format!("{resource_type}.id"),
+        )),
+        (_, Some(Value::String(body_id))) if !is_valid_id(body_id) => {
+            Err(RepositoryError::invalid_at(
+                IssueCode::Invalid,
+                format!("'{body_id}' is not a valid id"),
+                &format!("{resource_type}.id"),
+            ))
+        }
+        (_, Some(Value::String(_))) | (None, None) => Ok(()),
+        (_, Some(_)) => Err(RepositoryError::invalid_at(
+            IssueCode::Structure,
+            "id must be a string",
+            &format!("{resource_type}.id"),
+        )),
+    }
+}

@@ -1,0 +1,84 @@
+//! `GET /fhir/metadata`: a CapabilityStatement that says exactly what this server implements,
+//! built from the same tables the server runs on, so it cannot drift from the code.
+
+use repository::{Repository, clock};
+use serde_json::{Value, json};
+
+const INTERACTIONS: [&str; 9] = [
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+];
+
+pub fn capability_statement(repository: &Repository) -> Vec<u8> {
+    let resources: Vec<Value> = repository
+        .model()
+        .resource_types()
+        .iter()
+        .map(|resource_type| {
+            let mut params: Vec<Value> = repository
+                .registry()
+                .params_of(resource_type)
+                .filter(|p| search::supports(p.kind))
+                .map(|p| {
+                    json!({
+                        "name": &*p.code,
+                        "definition": &*p.definition.url,
+                        "type": p.kind.as_str(),
+                    })
+                })
+                .collect();
+            params.push(json!({
+                "name": "_id",
+                "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
+                "type": "token",
+            }));
+            params.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+            params.dedup_by(|a, b| a["name"] == b["name"]);
+            let interactions: Vec<Value> = INTERACTIONS.iter().map(|code| json!({"code": code})).collect();
+            json!({
+                "type": &**resource_type,
+                "profile": format!("http://hl7.org/fhir/StructureDefinition/{resource_type}"),
+                "interaction": interactions,
+                "versioning": "versioned-update",
+                "readHistory": true,
+                "updateCreate": true,
+                "conditionalCreate": true,
+                "conditionalRead": "not-supported",
+                "conditionalUpdate": true,
+                "conditionalDelete": "single",
+                "referencePolicy": ["literal", "local"],
+                "searchParam": params,
+                "operation": [{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}],
+            })
+        })
+        .collect();
+    let statement = json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": clock::format_instant(clock::now_micros()),
+        "publisher": "Meridian",
+        "kind": "instance",
+        "software": {"name": "Meridian", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "Meridian regional health information platform"},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [{
+            "mode": "server",
+            "resource": resources,
+            "interaction": [
+                {"code": "transaction"},
+                {"code": "batch"},
+                {"code": "history-system"},
+            ],
+        }],
+    });
+    serde_json::to_vec(&statement).expect("a JSON value always serialises")
+}

@@ -1,0 +1,92 @@
+//! Every failure the HTTP edge can answer with, and the one place that turns each into a status
+//! and an OperationOutcome. Internal detail goes to the log, never to the client.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use fhir_model::{Issue, IssueCode};
+use repository::RepositoryError;
+
+use crate::response::outcome_response;
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// From the repository: it knows the FHIR status of each of its errors.
+    Repository(RepositoryError),
+    /// The request itself is malformed (bad JSON, bad header value).
+    BadRequest(Issue),
+    /// No such endpoint.
+    NotFound(String),
+    /// The endpoint exists but not for this method.
+    MethodNotAllowed(String),
+    /// The client asked for a format we do not produce (XML, say).
+    NotAcceptable(String),
+    /// The body is in a format we do not read.
+    UnsupportedMediaType(String),
+    /// The body is over the configured limit.
+    PayloadTooLarge(usize),
+    /// A handler panicked or a worker was lost: a bug.
+    Internal(String),
+}
+
+impl From<RepositoryError> for ApiError {
+    fn from(error: RepositoryError) -> ApiError {
+        ApiError::Repository(error)
+    }
+}
+
+impl ApiError {
+    pub fn bad_request(code: IssueCode, diagnostics: impl Into<String>) -> ApiError {
+        ApiError::BadRequest(Issue::error(code, diagnostics))
+    }
+
+    /// The response for this error, for the request `request_id`.
+    pub fn into_response(self, request_id: &str) -> Response {
+        let (status, issues) = match self {
+            ApiError::Repository(error) => {
+                let status = StatusCode::from_u16(error.http_status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                if status.is_server_error() {
+                    tracing::error!(request_id, %error, "request failed");
+                } else {
+                    tracing::debug!(request_id, %error, "request refused");
+                }
+                (status, error.issues(request_id))
+            }
+            ApiError::BadRequest(issue) => (StatusCode::BAD_REQUEST, vec![issue]),
+            ApiError::NotFound(message) => (
+                StatusCode::NOT_FOUND,
+                vec![Issue::error(IssueCode::NotFound, message)],
+            ),
+            ApiError::MethodNotAllowed(message) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                vec![Issue::error(IssueCode::NotSupported, message)],
+            ),
+            ApiError::NotAcceptable(message) => (
+                StatusCode::NOT_ACCEPTABLE,
+                vec![Issue::error(IssueCode::NotSupported, message)],
+            ),
+            ApiError::UnsupportedMediaType(message) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                vec![Issue::error(IssueCode::NotSupported, message)],
+            ),
+            ApiError::PayloadTooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                vec![Issue::error(
+                    IssueCode::TooLong,
+                    format!("the request body is over the limit of {limit} bytes"),
+                )],
+            ),
+            ApiError::Internal(detail) => {
+                tracing::error!(request_id, detail, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    vec![Issue::error(
+                        IssueCode::Exception,
+                        format!("internal error; quote request id {request_id} to the operators"),
+                    )],
+                )
+            }
+        };
+        outcome_response(status, &issues)
+    }
+}

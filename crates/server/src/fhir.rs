@@ -1,0 +1,480 @@
+//! The FHIR REST surface under `/fhir`: one dispatcher that reads the path segments and the
+//! method and calls the repository. Everything the repository does runs on a blocking thread.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use fhir_model::{Issue, IssueCode};
+use repository::{BundleOptions, HistoryRequest, Repository, SearchRequest, WriteStatus, Written};
+use search::Handling;
+use store::{HistoryScope, RequestContext};
+
+use crate::request::{BodyKind, FhirRequest, Return, read_form, read_json};
+use crate::response::{deleted_response, json_response, outcome_response, version_response};
+use crate::{ApiError, AppState};
+
+/// Routes every request under `/fhir`.
+pub async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+    let started = std::time::Instant::now();
+    let (parts, body) = request.into_parts();
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_owned();
+    let fhir = match FhirRequest::new(
+        parts.headers,
+        parts.uri.query(),
+        state.config().public_base.as_deref(),
+    ) {
+        Ok(fhir) => fhir,
+        Err((request_id, error)) => return error.into_response(&request_id),
+    };
+    let request_id = fhir.request_id.clone();
+    let response = match handle(&state, &method, &path, fhir, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(&request_id),
+    };
+    tracing::info!(
+        request_id,
+        %method,
+        path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+/// Runs repository work on a blocking thread; a panic there becomes a 500, not a lost worker.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+}
+
+fn context(fhir: &FhirRequest) -> RequestContext {
+    RequestContext::system(fhir.request_id.clone())
+}
+
+async fn handle(
+    state: &AppState,
+    method: &Method,
+    path: &str,
+    fhir: FhirRequest,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Some(rest) = path.strip_prefix("/fhir") else {
+        return Err(ApiError::NotFound(format!(
+            "no endpoint at {path}; the FHIR base is /fhir"
+        )));
+    };
+    let segments: Vec<String> = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            repository::parse_query(&format!("x={s}"))
+                .pop()
+                .map(|(_, v)| v)
+                .unwrap_or_default()
+        })
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let repository = state.repository().clone();
+    let limit = state.config().max_body_bytes;
+    let not_allowed = |allowed: &str| {
+        Err(ApiError::MethodNotAllowed(format!(
+            "{method} is not allowed here; use {allowed}"
+        )))
+    };
+
+    match segments.as_slice() {
+        [] => match *method {
+            Method::POST => {
+                let bundle = read_json(&fhir.headers, body, limit, BodyKind::Resource).await?;
+                let options = BundleOptions {
+                    return_representation: fhir.prefer_return() == Return::Representation,
+                };
+                let ctx = context(&fhir);
+                let base = fhir.base.clone();
+                let response =
+                    blocking(move || Ok(repository.process_bundle(&ctx, &base, bundle, options)?))
+                        .await?;
+                Ok(json_response(StatusCode::OK, response, fhir.pretty))
+            }
+            _ => not_allowed("POST with a batch or transaction Bundle"),
+        },
+        ["metadata"] => match *method {
+            Method::GET => Ok(json_response(
+                StatusCode::OK,
+                state.inner.capability_statement.clone(),
+                fhir.pretty,
+            )),
+            _ => not_allowed("GET"),
+        },
+        ["_history"] => match *method {
+            Method::GET => history(repository, fhir, HistoryScope::System).await,
+            _ => not_allowed("GET"),
+        },
+        [resource_type, rest @ ..] => {
+            let resource_type = resource_type.to_string();
+            if !repository.knows_type(&resource_type) {
+                return Err(ApiError::NotFound(format!(
+                    "'{resource_type}' is not a FHIR R4 resource type"
+                )));
+            }
+            match rest {
+                [] => match *method {
+                    Method::GET => search(repository, fhir, resource_type, None).await,
+                    Method::POST => create(repository, fhir, body, limit, resource_type).await,
+                    Method::PUT => {
+                        conditional_update(repository, fhir, body, limit, resource_type).await
+                    }
+                    Method::DELETE => conditional_delete(repository, fhir, resource_type).await,
+                    _ => not_allowed("GET, POST, PUT or DELETE"),
+                },
+                ["_search"] => match *method {
+                    Method::POST => {
+                        let form = read_form(&fhir.headers, body, limit).await?;
+                        search(repository, fhir, resource_type, Some(form)).await
+                    }
+                    _ => not_allowed("POST"),
+                },
+                ["_history"] => match *method {
+                    Method::GET => {
+                        history(repository, fhir, HistoryScope::Type(resource_type)).await
+                    }
+                    _ => not_allowed("GET"),
+                },
+                ["$validate"] => match *method {
+                    Method::POST => {
+                        validate(repository, fhir, body, limit, resource_type, None).await
+                    }
+                    _ => not_allowed("POST"),
+                },
+                [id] if id.starts_with('$') => Err(ApiError::NotFound(format!(
+                    "the operation {id} is not supported"
+                ))),
+                [id] => {
+                    let id = id.to_string();
+                    match *method {
+                        Method::GET => read(repository, fhir, resource_type, id).await,
+                        Method::PUT => {
+                            update(repository, fhir, body, limit, resource_type, id).await
+                        }
+                        Method::PATCH => {
+                            patch(repository, fhir, body, limit, resource_type, id).await
+                        }
+                        Method::DELETE => delete(repository, fhir, resource_type, id).await,
+                        _ => not_allowed("GET, PUT, PATCH or DELETE"),
+                    }
+                }
+                [id, "_history"] => match *method {
+                    Method::GET => {
+                        history(
+                            repository,
+                            fhir,
+                            HistoryScope::Instance(resource_type, id.to_string()),
+                        )
+                        .await
+                    }
+                    _ => not_allowed("GET"),
+                },
+                [id, "_history", version] => match *method {
+                    Method::GET => {
+                        vread(
+                            repository,
+                            fhir,
+                            resource_type,
+                            id.to_string(),
+                            version.to_string(),
+                        )
+                        .await
+                    }
+                    _ => not_allowed("GET"),
+                },
+                [id, "$validate"] => match *method {
+                    Method::POST => {
+                        validate(
+                            repository,
+                            fhir,
+                            body,
+                            limit,
+                            resource_type,
+                            Some(id.to_string()),
+                        )
+                        .await
+                    }
+                    _ => not_allowed("POST"),
+                },
+                _ => Err(ApiError::NotFound(format!("no FHIR endpoint at {path}"))),
+            }
+        }
+    }
+}
+
+type Repo = std::sync::Arc<Repository>;
+
+async fn read(
+    repository: Repo,
+    fhir: FhirRequest,
+    resource_type: String,
+    id: String,
+) -> Result<Response, ApiError> {
+    let ctx = context(&fhir);
+    let record = blocking(move || Ok(repository.read(&ctx, &resource_type, &id)?)).await?;
+    Ok(version_response(
+        &fhir,
+        StatusCode::OK,
+        &record,
+        false,
+        Return::Representation,
+    ))
+}
+
+async fn vread(
+    repository: Repo,
+    fhir: FhirRequest,
+    resource_type: String,
+    id: String,
+    version: String,
+) -> Result<Response, ApiError> {
+    let ctx = context(&fhir);
+    let record =
+        blocking(move || Ok(repository.vread(&ctx, &resource_type, &id, &version)?)).await?;
+    Ok(version_response(
+        &fhir,
+        StatusCode::OK,
+        &record,
+        false,
+        Return::Representation,
+    ))
+}
+
+async fn create(
+    repository: Repo,
+    fhir: FhirRequest,
+    body: Body,
+    limit: usize,
+    resource_type: String,
+) -> Result<Response, ApiError> {
+    let resource = read_json(&fhir.headers, body, limit, BodyKind::Resource).await?;
+    check_body_type(&resource, &resource_type)?;
+    let ctx = context(&fhir);
+    let if_none_exist = fhir.if_none_exist();
+    let written =
+        blocking(move || Ok(repository.create(&ctx, resource, if_none_exist.as_deref())?)).await?;
+    Ok(written_response(&fhir, &written))
+}
+
+async fn update(
+    repository: Repo,
+    fhir: FhirRequest,
+    body: Body,
+    limit: usize,
+    resource_type: String,
+    id: String,
+) -> Result<Response, ApiError> {
+    let resource = read_json(&fhir.headers, body, limit, BodyKind::Resource).await?;
+    let if_match = fhir.if_match()?;
+    let ctx = context(&fhir);
+    let written =
+        blocking(move || Ok(repository.update(&ctx, &resource_type, &id, resource, if_match)?))
+            .await?;
+    Ok(written_response(&fhir, &written))
+}
+
+async fn conditional_update(
+    repository: Repo,
+    fhir: FhirRequest,
+    body: Body,
+    limit: usize,
+    resource_type: String,
+) -> Result<Response, ApiError> {
+    let resource = read_json(&fhir.headers, body, limit, BodyKind::Resource).await?;
+    let if_match = fhir.if_match()?;
+    let criteria = fhir.criteria();
+    let ctx = context(&fhir);
+    let written = blocking(move || {
+        Ok(repository.conditional_update(&ctx, &resource_type, &criteria, resource, if_match)?)
+    })
+    .await?;
+    Ok(written_response(&fhir, &written))
+}
+
+async fn patch(
+    repository: Repo,
+    fhir: FhirRequest,
+    body: Body,
+    limit: usize,
+    resource_type: String,
+    id: String,
+) -> Result<Response, ApiError> {
+    let document = read_json(&fhir.headers, body, limit, BodyKind::JsonPatch).await?;
+    let if_match = fhir.if_match()?;
+    let ctx = context(&fhir);
+    let written =
+        blocking(move || Ok(repository.patch(&ctx, &resource_type, &id, &document, if_match)?))
+            .await?;
+    Ok(written_response(&fhir, &written))
+}
+
+async fn delete(
+    repository: Repo,
+    fhir: FhirRequest,
+    resource_type: String,
+    id: String,
+) -> Result<Response, ApiError> {
+    let if_match = fhir.if_match()?;
+    let ctx = context(&fhir);
+    let written =
+        blocking(move || Ok(repository.delete(&ctx, &resource_type, &id, if_match)?)).await?;
+    Ok(deleted_response(written.record.as_ref()))
+}
+
+async fn conditional_delete(
+    repository: Repo,
+    fhir: FhirRequest,
+    resource_type: String,
+) -> Result<Response, ApiError> {
+    let criteria = fhir.criteria();
+    let ctx = context(&fhir);
+    let written =
+        blocking(move || Ok(repository.conditional_delete(&ctx, &resource_type, &criteria)?))
+            .await?;
+    Ok(deleted_response(written.record.as_ref()))
+}
+
+async fn history(
+    repository: Repo,
+    fhir: FhirRequest,
+    scope: HistoryScope,
+) -> Result<Response, ApiError> {
+    let ctx = context(&fhir);
+    let base = fhir.base.clone();
+    let request = HistoryRequest {
+        scope,
+        params: fhir.criteria(),
+    };
+    let bundle = blocking(move || Ok(repository.history(&ctx, &base, &request)?)).await?;
+    Ok(json_response(StatusCode::OK, bundle, fhir.pretty))
+}
+
+async fn search(
+    repository: Repo,
+    fhir: FhirRequest,
+    resource_type: String,
+    form: Option<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let ctx = context(&fhir);
+    let base = fhir.base.clone();
+    let mut params = fhir.criteria();
+    params.extend(form.unwrap_or_default());
+    let handling = if fhir.strict_handling() {
+        Handling::Strict
+    } else {
+        Handling::Lenient
+    };
+    let request = SearchRequest {
+        resource_type,
+        params,
+        handling,
+    };
+    let bundle = blocking(move || Ok(repository.search(&ctx, &base, &request)?)).await?;
+    Ok(json_response(StatusCode::OK, bundle, fhir.pretty))
+}
+
+/// `$validate`: the resource in the body (bare, or as the `resource` parameter of a
+/// Parameters), checked as a write would check it. Always 200 with the OperationOutcome, unless
+/// the body itself cannot be read.
+async fn validate(
+    repository: Repo,
+    fhir: FhirRequest,
+    body: Body,
+    limit: usize,
+    resource_type: String,
+    id: Option<String>,
+) -> Result<Response, ApiError> {
+    let body = read_json(&fhir.headers, body, limit, BodyKind::Resource).await?;
+    let resource = if body.get("resourceType").and_then(|t| t.as_str()) == Some("Parameters")
+        && resource_type != "Parameters"
+    {
+        body.get("parameter")
+            .and_then(|p| p.as_array())
+            .and_then(|params| {
+                params
+                    .iter()
+                    .find(|p| p.get("name").and_then(|n| n.as_str()) == Some("resource"))
+            })
+            .and_then(|p| p.get("resource"))
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    IssueCode::Required,
+                    "the Parameters carry no 'resource' parameter",
+                )
+            })?
+    } else {
+        body
+    };
+    let mut issues = Vec::new();
+    match resource.get("resourceType").and_then(|t| t.as_str()) {
+        Some(t) if t == resource_type => {}
+        other => issues.push(
+            Issue::error(
+                IssueCode::Invalid,
+                format!(
+                    "the resource is a {}, not a {resource_type}",
+                    other.unwrap_or("resource without a type")
+                ),
+            )
+            .at("resourceType"),
+        ),
+    }
+    if let Some(id) = &id
+        && resource.get("id").and_then(|v| v.as_str()) != Some(id)
+    {
+        issues.push(
+            Issue::error(
+                IssueCode::Invalid,
+                format!("the resource's id is not '{id}'"),
+            )
+            .at("id"),
+        );
+    }
+    issues.extend(blocking(move || Ok(repository.validate(&resource))).await?);
+    Ok(outcome_response(StatusCode::OK, &issues))
+}
+
+fn check_body_type(resource: &serde_json::Value, resource_type: &str) -> Result<(), ApiError> {
+    match resource.get("resourceType").and_then(|t| t.as_str()) {
+        Some(t) if t == resource_type => Ok(()),
+        Some(t) => Err(ApiError::BadRequest(
+            Issue::error(
+                IssueCode::Invalid,
+                format!("the body is a {t}, but the URL is for {resource_type}"),
+            )
+            .at("resourceType"),
+        )),
+        None => Err(ApiError::BadRequest(Issue::error(
+            IssueCode::Required,
+            "the resource has no resourceType",
+        ))),
+    }
+}
+
+fn written_response(fhir: &FhirRequest, written: &Written) -> Response {
+    let Some(record) = &written.record else {
+        return deleted_response(None);
+    };
+    let (status, location) = match written.status {
+        WriteStatus::Created => (StatusCode::CREATED, true),
+        WriteStatus::Updated | WriteStatus::Unchanged | WriteStatus::Existing => {
+            (StatusCode::OK, false)
+        }
+        WriteStatus::Deleted | WriteStatus::NothingToDelete => {
+            return deleted_response(Some(record));
+        }
+    };
+    version_response(fhir, status, record, location, fhir.prefer_return())
+}

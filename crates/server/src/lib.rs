@@ -1,0 +1,119 @@
+//! The HTTP server: FHIR R4 REST over the repository, plus health endpoints. This is the only
+//! crate that knows HTTP. Handlers parse the request, hand the work to the repository on a
+//! blocking thread (the store is synchronous), and turn the answer or the error into a response.
+
+mod capability;
+mod error;
+mod fhir;
+mod request;
+mod response;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use repository::Repository;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+
+/// What the server needs to know beyond the repository.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The largest request body accepted (413 beyond it).
+    pub max_body_bytes: usize,
+    /// The public FHIR base URL (`https://hie.example.org/fhir`). When unset, links are built
+    /// from the request's `Host` header.
+    pub public_base: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            max_body_bytes: 16 * 1024 * 1024,
+            public_base: None,
+        }
+    }
+}
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    repository: Arc<Repository>,
+    config: ServerConfig,
+    capability_statement: Vec<u8>,
+}
+
+impl AppState {
+    pub fn new(repository: Arc<Repository>, config: ServerConfig) -> AppState {
+        let capability_statement = capability::capability_statement(&repository);
+        AppState {
+            inner: Arc::new(Inner {
+                repository,
+                config,
+                capability_statement,
+            }),
+        }
+    }
+
+    pub(crate) fn repository(&self) -> &Arc<Repository> {
+        &self.inner.repository
+    }
+
+    pub(crate) fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .fallback(fhir::dispatch)
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The process is up.
+async fn live() -> Response {
+    (StatusCode::OK, "live\n").into_response()
+}
+
+/// The process can serve: the database answers.
+async fn ready(State(state): State<AppState>) -> Response {
+    let repository = state.repository().clone();
+    match tokio::task::spawn_blocking(move || repository.store().ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database does not answer\n",
+            )
+                .into_response()
+        }
+        Err(error) => {
+            tracing::error!(%error, "readiness check panicked");
+            (StatusCode::SERVICE_UNAVAILABLE, "readiness check failed\n").into_response()
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! Reading a FHIR request: its id, query, format, preferences, version headers and body.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use fhir_model::IssueCode;
+use repository::{parse_etag, parse_query};
+use serde_json::Value;
+
+use crate::ApiError;
+
+/// What the client prefers back (`Prefer: return=...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Return {
+    Minimal,
+    Representation,
+    OperationOutcome,
+}
+
+/// The parts of a request every FHIR handler looks at.
+#[derive(Debug)]
+pub struct FhirRequest {
+    pub request_id: String,
+    pub base: String,
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub pretty: bool,
+}
+
+impl FhirRequest {
+    pub fn new(
+        headers: HeaderMap,
+        raw_query: Option<&str>,
+        public_base: Option<&str>,
+    ) -> Result<FhirRequest, (String, ApiError)> {
+        let request_id = headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| {
+                !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
+            })
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let base = match public_base {
+            Some(base) => base.trim_end_matches('/').to_owned(),
+            None => {
+                let host = headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .filter(|h| {
+                        h.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+                    })
+                    .unwrap_or("localhost");
+                format!("http://{host}/fhir")
+            }
+        };
+        let query = raw_query.map(parse_query).unwrap_or_default();
+        let format = query
+            .iter()
+            .find(|(name, _)| name == "_format")
+            .map(|(_, v)| v.as_str());
+        if let Err(error) = check_format(
+            format,
+            headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+        ) {
+            return Err((request_id, error));
+        }
+        let pretty = query
+            .iter()
+            .any(|(name, value)| name == "_pretty" && value == "true");
+        Ok(FhirRequest {
+            request_id,
+            base,
+            query,
+            headers,
+            pretty,
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `Prefer: return=...`; representation when absent.
+    pub fn prefer_return(&self) -> Return {
+        match self.prefer("return") {
+            Some("minimal") => Return::Minimal,
+            Some("OperationOutcome") => Return::OperationOutcome,
+            _ => Return::Representation,
+        }
+    }
+
+    /// `Prefer: handling=strict|lenient`.
+    pub fn strict_handling(&self) -> bool {
+        self.prefer("handling") == Some("strict")
+    }
+
+    fn prefer(&self, key: &str) -> Option<&str> {
+        self.headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|value| {
+                value.split([',', ';']).find_map(|part| {
+                    let (k, v) = part.trim().split_once('=')?;
+                    (k.trim() == key).then(|| v.trim().trim_matches('"'))
+                })
+            })
+    }
+
+    /// `If-Match: W/"3"` as a version number.
+    pub fn if_match(&self) -> Result<Option<i64>, ApiError> {
+        match self.header("if-match") {
+            None => Ok(None),
+            Some(tag) => parse_etag(tag).map(Some).ok_or_else(|| {
+                ApiError::bad_request(
+                    IssueCode::Invalid,
+                    format!("If-Match '{tag}' is not a version ETag"),
+                )
+            }),
+        }
+    }
+
+    /// `If-None-Exist: identifier=...` as search criteria.
+    pub fn if_none_exist(&self) -> Option<Vec<(String, String)>> {
+        self.header("if-none-exist")
+            .map(|q| parse_query(q.trim_start_matches('?')))
+    }
+
+    /// The query without the parameters that only shape the response.
+    pub fn criteria(&self) -> Vec<(String, String)> {
+        self.query
+            .iter()
+            .filter(|(name, _)| name != "_format" && name != "_pretty")
+            .cloned()
+            .collect()
+    }
+}
+
+/// We speak FHIR JSON only: XML and other formats get 406.
+fn check_format(format: Option<&str>, accept: Option<&str>) -> Result<(), ApiError> {
+    if let Some(format) = format {
+        return match format {
+            "json" | "application/json" | "application/fhir+json" | "application/json+fhir" => {
+                Ok(())
+            }
+            other => Err(ApiError::NotAcceptable(format!(
+                "_format '{other}' is not supported: this server speaks FHIR JSON"
+            ))),
+        };
+    }
+    let Some(accept) = accept else { return Ok(()) };
+    let acceptable = accept.split(',').any(|part| {
+        let media = part.split(';').next().unwrap_or("").trim();
+        matches!(
+            media,
+            "" | "*/*"
+                | "application/*"
+                | "application/json"
+                | "application/fhir+json"
+                | "application/json+fhir"
+                | "text/*"
+                | "text/html"
+        )
+    });
+    if acceptable {
+        Ok(())
+    } else {
+        Err(ApiError::NotAcceptable(format!(
+            "Accept '{accept}' is not supported: this server speaks FHIR JSON"
+        )))
+    }
+}
+
+/// Which body formats a handler reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// A FHIR resource in JSON.
+    Resource,
+    /// A JSON Patch document.
+    JsonPatch,
+}
+
+/// Reads the body up to the limit and parses it as JSON of the expected kind.
+pub async fn read_json(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    kind: BodyKind,
+) -> Result<Value, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let accepted = match kind {
+        BodyKind::Resource => matches!(
+            media.as_str(),
+            "" | "application/fhir+json" | "application/json" | "application/json+fhir"
+        ),
+        BodyKind::JsonPatch => matches!(
+            media.as_str(),
+            "application/json-patch+json" | "application/json"
+        ),
+    };
+    if !accepted {
+        let expected = match kind {
+            BodyKind::Resource => "application/fhir+json",
+            BodyKind::JsonPatch => "application/json-patch+json",
+        };
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type '{content_type}' is not supported here; send {expected}"
+        )));
+    }
+    let bytes = read_limited(body, limit).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            IssueCode::Required,
+            "the request has no body",
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(
+            IssueCode::Structure,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })
+}
+
+/// Reads a form body (`POST [type]/_search`).
+pub async fn read_form(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type '{content_type}' is not supported here; send application/x-www-form-urlencoded"
+        )));
+    }
+    let bytes = read_limited(body, limit).await?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::bad_request(IssueCode::Structure, "the form body is not UTF-8"))?;
+    Ok(parse_query(text))
+}
+
+async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let inner = error.into_inner();
+        if inner
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some()
+        {
+            ApiError::PayloadTooLarge(limit)
+        } else {
+            // A broken connection: nobody will read the answer.
+            ApiError::bad_request(
+                IssueCode::Incomplete,
+                format!("the request body could not be read: {inner}"),
+            )
+        }
+    })
+}
