@@ -1,0 +1,8 @@
+//! The store contract: what every backend must do, run unchanged against each of them, each
+//! test on a fresh database (see `test_support::backend_tests!`).
+
+mod support;
+
+mod history;
+mod search;
+mod writes;

@@ -1,0 +1,243 @@
+//! Search: every filter kind of the intermediate form means the same on every backend.
+
+use search::IndexEntries;
+use search::keys::ParamKey;
+use search::query::{
+    Bound, Comparison, Filter, IndexTable, RangeColumn, RangePredicate, ReferenceTarget,
+    SearchQuery, StringTest, TokenColumn, TotalMode,
+};
+use test_support::backend_tests;
+
+use crate::support::*;
+
+fn observation(code: &str, system: &str, subject: &str, low: i64, high: i64) -> IndexEntries {
+    entries(|e| {
+        e.tokens
+            .push(token("Observation", "code", Some(system), code));
+        e.references
+            .push(reference("Observation", "subject", "Patient", subject));
+        e.dates.push(date("Observation", "date", low, high));
+    })
+}
+
+fn load(store: &dyn store::Store) {
+    put(
+        store,
+        "Patient",
+        "p1",
+        &entries(|e| {
+            e.strings.push(string("Patient", "name", "Émile Zola"));
+            e.tokens.push(token(
+                "Patient",
+                "gender",
+                Some("http://hl7.org/fhir/administrative-gender"),
+                "male",
+            ));
+        }),
+        1,
+    );
+    put(
+        store,
+        "Patient",
+        "p2",
+        &entries(|e| {
+            e.strings.push(string("Patient", "name", "Marie Curie"));
+            e.tokens.push(token(
+                "Patient",
+                "gender",
+                Some("http://hl7.org/fhir/administrative-gender"),
+                "female",
+            ));
+        }),
+        2,
+    );
+    put(
+        store,
+        "Observation",
+        "o1",
+        &observation("8480-6", "http://loinc.org", "p1", 100, 199),
+        3,
+    );
+    put(
+        store,
+        "Observation",
+        "o2",
+        &observation("8462-4", "http://loinc.org", "p1", 200, 299),
+        4,
+    );
+    put(
+        store,
+        "Observation",
+        "o3",
+        &observation("8480-6", "http://example.org", "p2", 300, 399),
+        5,
+    );
+}
+
+fn run(store: &dyn store::Store, resource_type: &str, filters: Vec<Filter>) -> Vec<String> {
+    let mut query = SearchQuery::of_type(resource_type);
+    query.filters = filters;
+    query.count = 100;
+    let page = store.search(&ctx(), &query).unwrap();
+    ids(&page.matches).into_iter().map(str::to_owned).collect()
+}
+
+fn code(column: TokenColumn, system: &str, value: &str) -> Filter {
+    let key = ParamKey::new("Observation", "code");
+    let hash = match column {
+        TokenColumn::Code => key.code_hash(value),
+        TokenColumn::SystemCode => key.system_code_hash(system, value),
+        TokenColumn::System => key.system_hash(system),
+    };
+    Filter::Token {
+        param: key,
+        column,
+        hash,
+    }
+}
+
+fn date_predicate(column: RangeColumn, comparison: Comparison, value: i64) -> Filter {
+    Filter::Date {
+        param: ParamKey::new("Observation", "date"),
+        predicate: RangePredicate {
+            any_of: vec![vec![(column, comparison, Bound::Integer(value))]],
+        },
+    }
+}
+
+backend_tests! {
+    fn tokens_match_by_code_by_system_and_code_and_by_system(store) {
+        load(&***store);
+        assert_eq!(run(&***store, "Observation", vec![code(TokenColumn::Code, "", "8480-6")]), ["o1", "o3"]);
+        assert_eq!(run(&***store, "Observation", vec![code(TokenColumn::SystemCode, "http://loinc.org", "8480-6")]), ["o1"]);
+        assert_eq!(run(&***store, "Observation", vec![code(TokenColumn::System, "http://loinc.org", "")]), ["o1", "o2"]);
+        assert!(run(&***store, "Observation", vec![code(TokenColumn::Code, "", "nope")]).is_empty());
+    }
+
+    fn any_of_all_of_and_not_combine(store) {
+        load(&***store);
+        let either = Filter::AnyOf(vec![code(TokenColumn::Code, "", "8462-4"), code(TokenColumn::SystemCode, "http://example.org", "8480-6")]);
+        assert_eq!(run(&***store, "Observation", vec![either]), ["o2", "o3"]);
+        let not = Filter::Not(Box::new(code(TokenColumn::Code, "", "8480-6")));
+        assert_eq!(run(&***store, "Observation", vec![not]), ["o2"]);
+        let both = vec![code(TokenColumn::Code, "", "8480-6"), code(TokenColumn::System, "http://loinc.org", "")];
+        assert_eq!(run(&***store, "Observation", both), ["o1"]);
+        assert!(run(&***store, "Observation", vec![Filter::AnyOf(vec![])]).is_empty());
+    }
+
+    fn ids_and_types_scope_the_search(store) {
+        load(&***store);
+        assert_eq!(run(&***store, "Observation", vec![Filter::Id(vec!["o2".into(), "p1".into()])]), ["o2"]);
+        assert_eq!(run(&***store, "Patient", vec![]), ["p1", "p2"]);
+    }
+
+    fn strings_match_by_prefix_exactly_and_by_containment(store) {
+        load(&***store);
+        let name = ParamKey::new("Patient", "name");
+        let by = |test: StringTest| run(&***store, "Patient", vec![Filter::String { param: name, test }]);
+        assert_eq!(by(StringTest::Prefix("emi".into())), ["p1"]);
+        assert_eq!(by(StringTest::Prefix("m".into())), ["p2"]);
+        assert!(by(StringTest::Exact("emile zola".into())).is_empty(), ":exact is exact");
+        assert_eq!(by(StringTest::Exact("Émile Zola".into())), ["p1"]);
+        assert_eq!(by(StringTest::Contains("curi".into())), ["p2"]);
+        assert!(by(StringTest::Contains("%".into())).is_empty(), "LIKE wildcards in the value are literal");
+    }
+
+    fn references_match_by_type_and_id(store) {
+        load(&***store);
+        let subject = ParamKey::new("Observation", "subject");
+        let local = |types: Vec<&str>, id: &str| Filter::Reference {
+            param: subject,
+            target: ReferenceTarget::Local { types: types.into_iter().map(Into::into).collect(), id: id.into() },
+        };
+        assert_eq!(run(&***store, "Observation", vec![local(vec!["Patient"], "p1")]), ["o1", "o2"]);
+        assert_eq!(run(&***store, "Observation", vec![local(vec![], "p2")]), ["o3"]);
+        assert!(run(&***store, "Observation", vec![local(vec!["Group"], "p1")]).is_empty());
+    }
+
+    fn date_ranges_compare_on_both_ends(store) {
+        load(&***store);
+        assert_eq!(run(&***store, "Observation", vec![date_predicate(RangeColumn::High, Comparison::Ge, 250)]), ["o2", "o3"]);
+        assert_eq!(run(&***store, "Observation", vec![date_predicate(RangeColumn::Low, Comparison::Lt, 200)]), ["o1"]);
+        let within = Filter::Date {
+            param: ParamKey::new("Observation", "date"),
+            predicate: RangePredicate {
+                any_of: vec![vec![
+                    (RangeColumn::Low, Comparison::Ge, Bound::Integer(200)),
+                    (RangeColumn::High, Comparison::Le, Bound::Integer(299)),
+                ]],
+            },
+        };
+        assert_eq!(run(&***store, "Observation", vec![within]), ["o2"]);
+    }
+
+    fn missing_finds_resources_with_and_without_a_parameter(store) {
+        load(&***store);
+        put(&***store, "Observation", "o4", &IndexEntries::default(), 6);
+        let missing = |missing| Filter::Missing { param: ParamKey::new("Observation", "code"), table: IndexTable::Token, missing };
+        assert_eq!(run(&***store, "Observation", vec![missing(true)]), ["o4"]);
+        assert_eq!(run(&***store, "Observation", vec![missing(false)]), ["o1", "o2", "o3"]);
+    }
+
+    fn chains_and_reverse_chains_follow_references(store) {
+        load(&***store);
+        let chain = Filter::Chain {
+            param: ParamKey::new("Observation", "subject"),
+            target_types: vec!["Patient".into()],
+            filter: Box::new(Filter::String { param: ParamKey::new("Patient", "name"), test: StringTest::Prefix("marie".into()) }),
+        };
+        assert_eq!(run(&***store, "Observation", vec![chain]), ["o3"]);
+        let has = Filter::Has {
+            source_type: "Observation".into(),
+            param: ParamKey::new("Observation", "subject"),
+            filter: Box::new(code(TokenColumn::Code, "", "8462-4")),
+        };
+        assert_eq!(run(&***store, "Patient", vec![has]), ["p1"]);
+    }
+
+    fn deleted_and_superseded_versions_are_not_found(store) {
+        load(&***store);
+        delete(&***store, "Observation", "o1", 10);
+        put(&***store, "Observation", "o2", &observation("1111-1", "http://loinc.org", "p2", 0, 1), 11);
+        assert_eq!(run(&***store, "Observation", vec![code(TokenColumn::Code, "", "8480-6")]), ["o3"]);
+        assert!(run(&***store, "Observation", vec![code(TokenColumn::Code, "", "8462-4")]).is_empty());
+        assert_eq!(run(&***store, "Observation", vec![]), ["o2", "o3"]);
+    }
+
+    fn pages_follow_cursors_without_repeats_or_gaps(store) {
+        for i in 0..25 {
+            put(&***store, "Patient", &format!("p{i:02}"), &IndexEntries::default(), i);
+        }
+        let mut query = SearchQuery::of_type("Patient");
+        query.count = 10;
+        query.total = TotalMode::Accurate;
+        let mut seen = Vec::new();
+        loop {
+            let page = store.search(&ctx(), &query).unwrap();
+            assert_eq!(page.total, Some(25 + seen.len() as u64 / 10));
+            seen.extend(page.matches.iter().map(|r| r.id.clone()));
+            match page.next {
+                Some(cursor) => query.cursor = Some(cursor),
+                None => break,
+            }
+            // Later writes land after the cursor and are found on a later page.
+            put(&***store, "Patient", &format!("q{}", seen.len()), &IndexEntries::default(), 100);
+        }
+        let mut expected: Vec<String> = (0..25).map(|i| format!("p{i:02}")).collect();
+        expected.extend(["q10".to_owned(), "q20".to_owned()]);
+        assert_eq!(seen, expected);
+    }
+
+    fn a_transaction_searches_its_own_writes(store) {
+        let mut tx = store.begin(&ctx()).unwrap();
+        put_in(&mut *tx, "Patient", "p1", &entries(|e| {
+            e.tokens.push(token("Patient", "identifier", Some("urn:sys"), "42"));
+        }), 1).unwrap();
+        let key = ParamKey::new("Patient", "identifier");
+        let mut query = SearchQuery::of_type("Patient");
+        query.filters = vec![Filter::Token { param: key, column: TokenColumn::SystemCode, hash: key.system_code_hash("urn:sys", "42") }];
+        assert_eq!(ids(&tx.search(&query).unwrap().matches), ["p1"]);
+        drop(tx);
+        assert!(store.search(&ctx(), &query).unwrap().matches.is_empty());
+    }
+}

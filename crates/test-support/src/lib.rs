@@ -1,0 +1,61 @@
+//! Test helpers: a fresh, empty store of each backend for every test (the `#[sqlx::test]`
+//! pattern), so that tests never see each other's data and the same test body runs unchanged on
+//! SQLite and PostgreSQL.
+
+use std::sync::Arc;
+
+use store::Store;
+use store_sqlite::{Durability, SqliteConfig, SqliteStore};
+
+/// A store for one test, removed when dropped.
+pub struct TestStore {
+    pub store: Arc<dyn Store>,
+    _cleanup: Box<dyn std::any::Any>,
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = Arc<dyn Store>;
+    fn deref(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}
+
+/// A fresh embedded store in a temporary directory.
+pub fn sqlite() -> TestStore {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = SqliteConfig {
+        path: dir.path().join("test.db"),
+        durability: Durability::Normal,
+        max_readers: 8,
+    };
+    let store = SqliteStore::open(config).expect("a fresh SQLite store opens");
+    TestStore {
+        store: Arc::new(store),
+        _cleanup: Box::new(dir),
+    }
+}
+
+/// Runs one test body against every backend: `backend_tests! { fn name(store) { ... } }`
+/// expands to `name::sqlite` and `name::postgres`, each on a fresh database.
+#[macro_export]
+macro_rules! backend_tests {
+    ($(
+        $(#[$meta:meta])*
+        fn $name:ident($store:ident) $body:block
+    )*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                $(#[$meta])*
+                fn test_body($store: &$crate::TestStore) $body
+
+                #[test]
+                fn sqlite() {
+                    test_body(&$crate::sqlite());
+                }
+            }
+        )*
+    };
+}
