@@ -1,0 +1,1 @@
+//! The public API: what items expose, the environment's defaults and hooks.
