@@ -35,6 +35,7 @@
 mod builtins;
 mod compare;
 mod compile;
+mod convert;
 mod datetime;
 mod decimal;
 mod env;
