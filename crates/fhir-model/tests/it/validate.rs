@@ -3,6 +3,7 @@
 //! the issue cap. The vendored examples and validator cases are in `validate/examples.rs`.
 
 mod examples;
+mod mutations;
 
 use fhir_model::{IssueCode, Severity, ValidationOptions, r4, validate, validate_with};
 use serde_json::{Value, json};
