@@ -5,7 +5,19 @@
 //!
 //! What it deliberately leaves to other layers: FHIRPath invariants other than the handful that
 //! are structural (ext-1, dom-2, ele-1), profiles, non-required bindings, and whether references
-//! resolve.
+//! resolve. Whether `resourceType` and `id` agree with the request URL is the server's check.
+//!
+//! Judgment calls, each where the specification leaves room:
+//! - A required binding on a `CodeableConcept` is met when at least one coding is in the value
+//!   set (others may be translations); a concept with only `text` does not meet it. A coding
+//!   without a `system` is matched on its code alone. Value sets that cannot be expanded from the
+//!   vendored files (MIME types, currencies, UCUM, one LOINC list) are not checked.
+//! - `Resource.id` is checked as an `id` (the R4 snapshot types it as a plain string).
+//! - References are checked only in their RESTful forms (`Type/id`, `Type/id/_history/v`,
+//!   `Type?criteria`, or an absolute URL ending in `Type/id`): the type must exist and be an
+//!   allowed target. `#local`, `urn:uuid:`/`urn:oid:` and other URLs are left alone.
+//! - One fault gives one issue: a misnamed `value` in an extension is reported as a misnamed
+//!   element, not also as an extension without a value.
 
 mod path;
 mod rules;
