@@ -4,6 +4,11 @@
 //! SPEC_DIR is `spec-examples-json/` from `fhir-r4-spec-json.tar.xz` (pristine HL7 R4 4.0.1 files);
 //! MEDPLUM_DIR is `definitions-medplum/` from `fhir-r4-definitions-medplum.tar.xz`, used only for
 //! the code systems the pristine snapshot lacks (`v2-tables`, `v3-codesystems`, `valuesets`).
+//!
+//! `cargo run -p xtask --release -- validate-corpus [--all] DIR...` validates every resource in
+//! every JSON file under the directories (see `validate_corpus.rs`); `--all` lists every failure.
+
+mod validate_corpus;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
@@ -16,10 +21,25 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
         [cmd, spec, medplum] if cmd == "vendor-definitions" => {
-            let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/fhir-model/definitions");
+            let out =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/fhir-model/definitions");
             vendor_definitions(Path::new(spec), Path::new(medplum), &out)
         }
-        _ => bail!("usage: cargo run -p xtask -- vendor-definitions SPEC_DIR MEDPLUM_DIR"),
+        [cmd, rest @ ..] if cmd == "validate-corpus" => {
+            let list_all = rest.iter().any(|a| a == "--all");
+            let dirs: Vec<PathBuf> = rest
+                .iter()
+                .filter(|a| *a != "--all")
+                .map(PathBuf::from)
+                .collect();
+            if dirs.is_empty() {
+                bail!("usage: cargo run -p xtask --release -- validate-corpus [--all] DIR...");
+            }
+            validate_corpus::run(&dirs, list_all)
+        }
+        _ => bail!(
+            "usage: cargo run -p xtask -- vendor-definitions SPEC_DIR MEDPLUM_DIR\n       cargo run -p xtask --release -- validate-corpus [--all] DIR..."
+        ),
     }
 }
 
@@ -51,7 +71,9 @@ fn bundle_resources(bundle: &Value) -> impl Iterator<Item = &Value> {
 
 fn vendor_definitions(spec: &Path, medplum: &Path, out: &Path) -> Result<()> {
     fs::create_dir_all(out)?;
-    let mut files: Vec<PathBuf> = fs::read_dir(spec)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    let mut files: Vec<PathBuf> = fs::read_dir(spec)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
     files.sort();
 
     // Structure definitions: the datatypes bundle plus one pristine file per resource type.
@@ -60,7 +82,10 @@ fn vendor_definitions(spec: &Path, medplum: &Path, out: &Path) -> Result<()> {
         structure_definitions.push(sd.clone());
     }
     for path in &files {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if !name.ends_with(".profile.json") {
             continue;
         }
@@ -86,7 +111,10 @@ fn vendor_definitions(spec: &Path, medplum: &Path, out: &Path) -> Result<()> {
     // Terminology: pristine single files first, then the bundles the snapshot lacks.
     let mut terminology = Terminology::default();
     for path in &files {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name.starts_with("valueset-") || name.starts_with("codesystem-") {
             terminology.add(read_json(path)?);
         }
@@ -111,18 +139,33 @@ fn vendor_definitions(spec: &Path, medplum: &Path, out: &Path) -> Result<()> {
         }
     }
 
-    let search_parameters = compact_search_parameters(&read_json(&spec.join("search-parameters.json"))?)?;
+    let search_parameters =
+        compact_search_parameters(&read_json(&spec.join("search-parameters.json"))?)?;
 
     let mut compartments = Map::new();
-    for code in ["patient", "encounter", "relatedperson", "practitioner", "device"] {
+    for code in [
+        "patient",
+        "encounter",
+        "relatedperson",
+        "practitioner",
+        "device",
+    ] {
         let def = read_json(&spec.join(format!("compartmentdefinition-{code}.json")))?;
         let mut members = Map::new();
-        for r in def.get("resource").and_then(Value::as_array).into_iter().flatten() {
+        for r in def
+            .get("resource")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let (Some(t), Some(params)) = (str_of(r, "code"), r.get("param")) {
                 members.insert(t.to_owned(), params.clone());
             }
         }
-        compartments.insert(str_of(&def, "code").unwrap_or(code).to_owned(), Value::Object(members));
+        compartments.insert(
+            str_of(&def, "code").unwrap_or(code).to_owned(),
+            Value::Object(members),
+        );
     }
 
     write_lines(&out.join("types.json"), &types)?;
@@ -130,10 +173,17 @@ fn vendor_definitions(spec: &Path, medplum: &Path, out: &Path) -> Result<()> {
     let vs_lines: Vec<Value> = value_sets
         .into_iter()
         .map(|(url, codes)| json!({"url": url, "codes": codes}))
-        .chain(unexpandable.iter().map(|url| json!({"url": url, "unexpandable": true})))
+        .chain(
+            unexpandable
+                .iter()
+                .map(|url| json!({"url": url, "unexpandable": true})),
+        )
         .collect();
     write_lines(&out.join("value-sets.json"), &vs_lines)?;
-    fs::write(out.join("compartments.json"), serde_json::to_string_pretty(&Value::Object(compartments))? + "\n")?;
+    fs::write(
+        out.join("compartments.json"),
+        serde_json::to_string_pretty(&Value::Object(compartments))? + "\n",
+    )?;
     eprintln!(
         "{} types, {} search parameters, {} required value sets ({} not expandable here)",
         types.len(),
@@ -158,7 +208,11 @@ fn write_lines(path: &Path, items: &[Value]) -> Result<()> {
 
 /// Turns one StructureDefinition snapshot into compact type records: the type itself and one
 /// record per backbone element (named by its path, e.g. `Observation.component`).
-fn compact_structure_definition(sd: &Value, types: &mut Vec<Value>, required: &mut BTreeSet<String>) -> Result<()> {
+fn compact_structure_definition(
+    sd: &Value,
+    types: &mut Vec<Value>,
+    required: &mut BTreeSet<String>,
+) -> Result<()> {
     let name = str_of(sd, "type").context("StructureDefinition without type")?;
     let url = str_of(sd, "url").unwrap_or_default();
     let kind = str_of(sd, "kind").unwrap_or_default();
@@ -198,7 +252,12 @@ fn compact_structure_definition(sd: &Value, types: &mut Vec<Value>, required: &m
     let mut constraints = Vec::new();
     for element in elements {
         let path = str_of(element, "path").context("element without path")?;
-        for c in element.get("constraint").and_then(Value::as_array).into_iter().flatten() {
+        for c in element
+            .get("constraint")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let source = str_of(c, "source").unwrap_or(url);
             if source != url {
                 continue;
@@ -217,7 +276,9 @@ fn compact_structure_definition(sd: &Value, types: &mut Vec<Value>, required: &m
         if path == name {
             continue;
         }
-        let (parent, last) = path.rsplit_once('.').context("element path without parent")?;
+        let (parent, last) = path
+            .rsplit_once('.')
+            .context("element path without parent")?;
         if kind == "primitive-type" && last == "value" {
             continue;
         }
@@ -247,7 +308,12 @@ fn compact_structure_definition(sd: &Value, types: &mut Vec<Value>, required: &m
         if let Some(reference) = str_of(element, "contentReference") {
             element_types.push(json!({"code": reference.trim_start_matches('#')}));
         } else {
-            for t in element.get("type").and_then(Value::as_array).into_iter().flatten() {
+            for t in element
+                .get("type")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let mut code = str_of(t, "code").unwrap_or_default().to_owned();
                 if code.starts_with("http://hl7.org/fhirpath/System.") {
                     let fhir_type = t
@@ -255,11 +321,16 @@ fn compact_structure_definition(sd: &Value, types: &mut Vec<Value>, required: &m
                         .and_then(Value::as_array)
                         .into_iter()
                         .flatten()
-                        .find(|x| str_of(x, "url").is_some_and(|u| u.ends_with("structuredefinition-fhir-type")))
+                        .find(|x| {
+                            str_of(x, "url")
+                                .is_some_and(|u| u.ends_with("structuredefinition-fhir-type"))
+                        })
                         .and_then(|x| str_of(x, "valueUrl").or_else(|| str_of(x, "valueUri")));
                     code = match fhir_type {
                         Some(t) => t.to_owned(),
-                        None => code.trim_start_matches("http://hl7.org/fhirpath/").to_owned(),
+                        None => code
+                            .trim_start_matches("http://hl7.org/fhirpath/")
+                            .to_owned(),
                     };
                 }
                 if (code == "BackboneElement" || code == "Element") && has_children(path) {
@@ -312,10 +383,15 @@ fn compact_structure_definition(sd: &Value, types: &mut Vec<Value>, required: &m
             .iter_mut()
             .find(|(n, _)| n == parent)
             .with_context(|| format!("{path}: parent {parent} not seen before"))?;
-        owner.1["elements"].as_array_mut().expect("elements array").push(Value::Object(record));
+        owner.1["elements"]
+            .as_array_mut()
+            .expect("elements array")
+            .push(Value::Object(record));
     }
     if !constraints.is_empty() {
-        records[0].1.insert("constraints".into(), Value::Array(constraints));
+        records[0]
+            .1
+            .insert("constraints".into(), Value::Array(constraints));
     }
     types.extend(records.into_iter().map(|(_, r)| Value::Object(r)));
     Ok(())
@@ -329,7 +405,9 @@ struct Terminology {
 
 impl Terminology {
     fn add(&mut self, resource: Value) {
-        let Some(url) = str_of(&resource, "url").map(str::to_owned) else { return };
+        let Some(url) = str_of(&resource, "url").map(str::to_owned) else {
+            return;
+        };
         let map = match str_of(&resource, "resourceType") {
             Some("ValueSet") => &mut self.value_sets,
             Some("CodeSystem") => &mut self.code_systems,
@@ -347,10 +425,20 @@ impl Terminology {
         let vs = self.value_sets.get(strip_version(url))?;
         if let Some(compose) = vs.get("compose") {
             let mut codes = BTreeSet::new();
-            for include in compose.get("include").and_then(Value::as_array).into_iter().flatten() {
+            for include in compose
+                .get("include")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 codes.extend(self.expand_include(include, depth)?);
             }
-            for exclude in compose.get("exclude").and_then(Value::as_array).into_iter().flatten() {
+            for exclude in compose
+                .get("exclude")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 for pair in self.expand_include(exclude, depth)? {
                     codes.remove(&pair);
                 }
@@ -365,7 +453,12 @@ impl Terminology {
 
     fn expand_include(&self, include: &Value, depth: usize) -> Option<BTreeSet<(String, String)>> {
         let mut from_value_sets: Option<BTreeSet<(String, String)>> = None;
-        for vs in include.get("valueSet").and_then(Value::as_array).into_iter().flatten() {
+        for vs in include
+            .get("valueSet")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let codes = self.expand(vs.as_str()?, depth + 1)?;
             from_value_sets = Some(match from_value_sets {
                 None => codes,
@@ -387,15 +480,24 @@ impl Terminology {
             }
             let mut all = Vec::new();
             flatten_concepts(cs.get("concept")?.as_array()?, None, &mut all);
-            let filters: Vec<&Value> = include.get("filter").and_then(Value::as_array).into_iter().flatten().collect();
+            let filters: Vec<&Value> = include
+                .get("filter")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .collect();
             for (code, ancestors) in &all {
                 let mut keep = true;
                 for f in &filters {
                     let value = str_of(f, "value")?;
                     keep &= match (str_of(f, "property")?, str_of(f, "op")?) {
-                        ("concept", "is-a") => code == value || ancestors.iter().any(|a| a == value),
+                        ("concept", "is-a") => {
+                            code == value || ancestors.iter().any(|a| a == value)
+                        }
                         ("concept", "descendent-of") => ancestors.iter().any(|a| a == value),
-                        ("concept", "is-not-a") => code != value && !ancestors.iter().any(|a| a == value),
+                        ("concept", "is-not-a") => {
+                            code != value && !ancestors.iter().any(|a| a == value)
+                        }
                         _ => return None,
                     };
                 }
@@ -411,9 +513,15 @@ impl Terminology {
     }
 }
 
-fn flatten_concepts(concepts: &[Value], parent: Option<&[String]>, out: &mut Vec<(String, Vec<String>)>) {
+fn flatten_concepts(
+    concepts: &[Value],
+    parent: Option<&[String]>,
+    out: &mut Vec<(String, Vec<String>)>,
+) {
     for c in concepts {
-        let Some(code) = str_of(c, "code") else { continue };
+        let Some(code) = str_of(c, "code") else {
+            continue;
+        };
         let ancestors: Vec<String> = parent.map(<[String]>::to_vec).unwrap_or_default();
         if let Some(children) = c.get("concept").and_then(Value::as_array) {
             let mut chain = ancestors.clone();
@@ -449,7 +557,15 @@ fn compact_search_parameters(bundle: &Value) -> Result<Vec<Value>> {
             "base": r.get("base"),
             "type": str_of(r, "type"),
         });
-        for key in ["expression", "target", "modifier", "comparator", "chain", "multipleOr", "multipleAnd"] {
+        for key in [
+            "expression",
+            "target",
+            "modifier",
+            "comparator",
+            "chain",
+            "multipleOr",
+            "multipleAnd",
+        ] {
             if let Some(v) = r.get(key) {
                 p[key] = v.clone();
             }

@@ -158,6 +158,12 @@ impl TypeDef {
         self.by_name.get(name).map(|&i| &self.elements[i])
     }
 
+    /// Where a JSON property of this type points: (index in `elements`, index in that element's
+    /// `types`). The validator keeps per-element state in arrays indexed this way.
+    pub fn property_index(&self, json_name: &str) -> Option<(usize, usize)> {
+        self.by_property.get(json_name).copied()
+    }
+
     /// What a JSON property (`valueQuantity`, `status`; not `_status`) of this type means.
     pub fn property(&self, json_name: &str) -> Option<PropertyRef<'_>> {
         let &(e, t) = self.by_property.get(json_name)?;
@@ -274,14 +280,16 @@ pub struct SearchParamDef {
     pub usage: Option<Box<str>>,
 }
 
+/// compartment type -> resource type -> parameter codes
+type Compartments = HashMap<Box<str>, HashMap<Box<str>, Vec<Box<str>>>>;
+
 /// The whole R4 model. Get it with [`crate::r4`].
 #[derive(Debug)]
 pub struct Model {
     types: HashMap<Box<str>, TypeDef>,
     value_sets: HashMap<Box<str>, ValueSet>,
     search_parameters: Vec<SearchParamDef>,
-    /// compartment type -> resource type -> parameter codes
-    compartments: HashMap<Box<str>, HashMap<Box<str>, Vec<Box<str>>>>,
+    compartments: Compartments,
     resource_types: Vec<Box<str>>,
 }
 
@@ -301,7 +309,7 @@ impl Model {
             serde_json::from_str(VALUE_SETS).map_err(|source| LoadError { file: "value-sets.json", source })?;
         let search_parameters: Vec<SearchParamDef> = serde_json::from_str(SEARCH_PARAMETERS)
             .map_err(|source| LoadError { file: "search-parameters.json", source })?;
-        let compartments: HashMap<Box<str>, HashMap<Box<str>, Vec<Box<str>>>> =
+        let compartments: Compartments =
             serde_json::from_str(COMPARTMENTS).map_err(|source| LoadError { file: "compartments.json", source })?;
 
         let mut resource_types: Vec<Box<str>> = raw_types

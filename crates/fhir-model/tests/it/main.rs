@@ -1,3 +1,5 @@
 //! Integration tests of the FHIR model crate: one test binary, one module per concern.
 
 mod definitions;
+mod primitives;
+mod validate;

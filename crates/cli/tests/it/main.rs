@@ -1,0 +1,3 @@
+//! End-to-end tests of the `meridian` binary.
+
+mod fhirpath_command;

@@ -1,0 +1,72 @@
+//! How long structural validation takes, on real Synthea resources: the per-write cost the server
+//! pays. Run with `cargo bench -p fhir-model --bench validate`. Parsing the same JSON is measured
+//! alongside, so the figures can be read as ratios that survive a noisy shared machine.
+
+use divan::counter::{BytesCount, ItemsCount};
+use divan::{Bencher, black_box};
+use fhir_model::{r4, validate};
+use serde_json::Value;
+
+const BUNDLE: &str = include_str!("data/synthea-patient-bundle.json");
+
+fn main() {
+    // Load the model outside the timings.
+    let _ = r4();
+    divan::main();
+}
+
+fn resources() -> Vec<Value> {
+    let bundle: Value = serde_json::from_str(BUNDLE).expect("the bench bundle parses");
+    bundle["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["resource"].clone())
+        .collect()
+}
+
+/// The resource whose compact JSON is closest to 2 KB: "a typical resource".
+fn typical() -> (Value, String) {
+    let resource = resources()
+        .into_iter()
+        .min_by_key(|r| serde_json::to_string(r).unwrap().len().abs_diff(2048))
+        .unwrap();
+    let text = serde_json::to_string(&resource).unwrap();
+    (resource, text)
+}
+
+#[divan::bench]
+fn validate_typical_2kb_resource(bencher: Bencher) {
+    let (resource, text) = typical();
+    assert!(validate(r4(), &resource).is_empty());
+    bencher
+        .counter(BytesCount::new(text.len()))
+        .bench(|| validate(r4(), black_box(&resource)));
+}
+
+#[divan::bench]
+fn parse_typical_2kb_resource(bencher: Bencher) {
+    let (_, text) = typical();
+    bencher
+        .counter(BytesCount::new(text.len()))
+        .bench(|| serde_json::from_str::<Value>(black_box(&text)).unwrap());
+}
+
+#[divan::bench]
+fn validate_every_resource_of_a_patient(bencher: Bencher) {
+    let all = resources();
+    assert!(all.iter().all(|r| validate(r4(), r).is_empty()));
+    bencher.counter(ItemsCount::new(all.len())).bench(|| {
+        for resource in &all {
+            black_box(validate(r4(), black_box(resource)));
+        }
+    });
+}
+
+#[divan::bench]
+fn validate_whole_transaction_bundle(bencher: Bencher) {
+    let bundle: Value = serde_json::from_str(BUNDLE).unwrap();
+    bencher
+        .counter(BytesCount::new(BUNDLE.len()))
+        .bench(|| validate(r4(), black_box(&bundle)));
+}

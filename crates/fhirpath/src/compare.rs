@@ -1,0 +1,209 @@
+//! Equality (`=`), equivalence (`~`) and ordering of items, with FHIRPath's rules: numbers
+//! compare across Integer and Decimal, dates of different precision may compare as unknown,
+//! quantities convert their units, and complex elements compare by content.
+
+use std::cmp::Ordering;
+
+use serde_json::Value;
+
+use crate::datetime::{Precision, TemporalKind};
+use crate::decimal::Decimal;
+use crate::error::invalid;
+use crate::eval::Result;
+use crate::item::{Collection, Item, Repr};
+
+fn number(value: &Repr<'_>) -> Option<Decimal> {
+    match value {
+        Repr::Integer(i) => Some(Decimal::from_i64(*i)),
+        Repr::Decimal(d) => Some(*d),
+        _ => None,
+    }
+}
+
+/// `a = b` for single items: `None` when unknown (dates of different precision, quantities
+/// whose units cannot be compared).
+pub(crate) fn item_equality(a: &Item<'_>, b: &Item<'_>) -> Option<bool> {
+    if let (Some(x), Some(y)) = (a.as_node(), b.as_node())
+        && let (Some(vx), Some(vy)) = (x.value, y.value)
+        && std::ptr::eq(vx, vy)
+    {
+        return Some(true);
+    }
+    match (a.system(), b.system()) {
+        (Some(x), Some(y)) => system_equality(&x, &y),
+        // Complex elements: equal when their content is.
+        (None, None) => match (a.as_node(), b.as_node()) {
+            (Some(x), Some(y)) => Some(x.value == y.value && x.extension == y.extension),
+            _ => Some(false),
+        },
+        _ => Some(false),
+    }
+}
+
+fn system_equality(x: &Repr<'_>, y: &Repr<'_>) -> Option<bool> {
+    Some(match (x, y) {
+        (Repr::String(s), Repr::String(t)) => s.as_str() == t.as_str(),
+        (Repr::Boolean(p), Repr::Boolean(q)) => p == q,
+        (Repr::Integer(i), Repr::Integer(j)) => i == j,
+        (Repr::Integer(_) | Repr::Decimal(_), Repr::Integer(_) | Repr::Decimal(_)) => {
+            number(x)? == number(y)?
+        }
+        (Repr::Temporal(s), Repr::Temporal(t)) => {
+            if (s.kind == TemporalKind::Time) != (t.kind == TemporalKind::Time) {
+                return Some(false);
+            }
+            return s.compare(*t).map(|o| o == Ordering::Equal);
+        }
+        (Repr::Quantity(p), Repr::Quantity(q)) => {
+            return p.compare(q).map(|o| o == Ordering::Equal);
+        }
+        (Repr::Type { fhir: f, name: n }, Repr::Type { fhir: g, name: m }) => f == g && n == m,
+        _ => false,
+    })
+}
+
+/// Equality as union, `distinct` and `in` use it: unknown counts as different.
+pub(crate) fn items_equal(a: &Item<'_>, b: &Item<'_>) -> bool {
+    item_equality(a, b) == Some(true)
+}
+
+/// `=` on collections: same length and pairwise equal; unknown if either is empty.
+pub(crate) fn equal_collections(l: &Collection<'_>, r: &Collection<'_>) -> Option<bool> {
+    if l.is_empty() || r.is_empty() {
+        return None;
+    }
+    if l.len() != r.len() {
+        return Some(false);
+    }
+    let mut unknown = false;
+    for (a, b) in l.iter().zip(r.iter()) {
+        match item_equality(a, b) {
+            Some(false) => return Some(false),
+            None => unknown = true,
+            Some(true) => {}
+        }
+    }
+    if unknown { None } else { Some(true) }
+}
+
+fn normalize_text(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+fn json_equivalent(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(s), Value::String(t)) => normalize_text(s) == normalize_text(t),
+        (Value::Number(m), Value::Number(n)) => {
+            match (Decimal::parse(m.as_str()), Decimal::parse(n.as_str())) {
+                (Some(x), Some(y)) => x.equivalent(y),
+                _ => m == n,
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equivalent(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            // `id` is not part of an element's meaning.
+            let keys = |m: &serde_json::Map<String, Value>| m.keys().filter(|k| *k != "id").count();
+            keys(x) == keys(y)
+                && x.iter()
+                    .filter(|(k, _)| *k != "id")
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equivalent(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// `~` for single items.
+pub(crate) fn item_equivalent(a: &Item<'_>, b: &Item<'_>) -> bool {
+    match (a.system(), b.system()) {
+        (Some(x), Some(y)) => match (&x, &y) {
+            (Repr::String(s), Repr::String(t)) => {
+                normalize_text(s.as_str()) == normalize_text(t.as_str())
+            }
+            (Repr::Integer(_) | Repr::Decimal(_), Repr::Integer(_) | Repr::Decimal(_)) => {
+                matches!((number(&x), number(&y)), (Some(p), Some(q)) if p.equivalent(q))
+            }
+            (Repr::Temporal(s), Repr::Temporal(t)) => {
+                // Seconds and milliseconds are one precision, as for comparison.
+                let level = |p: Precision| {
+                    if p == Precision::Millisecond {
+                        Precision::Second
+                    } else {
+                        p
+                    }
+                };
+                level(s.precision) == level(t.precision) && s.compare(*t) == Some(Ordering::Equal)
+            }
+            (Repr::Quantity(p), Repr::Quantity(q)) => p.equivalent(q),
+            _ => system_equality(&x, &y) == Some(true),
+        },
+        (None, None) => match (a.as_node(), b.as_node()) {
+            (Some(x), Some(y)) => match (x.value, y.value) {
+                (Some(p), Some(q)) => json_equivalent(p, q),
+                (None, None) => true,
+                _ => false,
+            },
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// `~` on collections: both empty, or the same items in any order.
+pub(crate) fn equivalent_collections(l: &Collection<'_>, r: &Collection<'_>) -> bool {
+    if l.len() != r.len() {
+        return false;
+    }
+    let mut used = vec![false; r.len()];
+    'outer: for a in l {
+        for (i, b) in r.iter().enumerate() {
+            if !used[i] && item_equivalent(a, b) {
+                used[i] = true;
+                continue 'outer;
+            }
+        }
+        return false;
+    }
+    true
+}
+
+/// Ordering for `<`, `>`, `sort()`, `min()`: `Ok(None)` when unknown, an error when the types
+/// cannot be ordered against each other.
+pub(crate) fn compare_items(a: &Item<'_>, b: &Item<'_>) -> Result<Option<Ordering>> {
+    let (Some(x), Some(y)) = (a.system(), b.system()) else {
+        return invalid(format!(
+            "cannot compare a {} with a {}",
+            a.type_name(),
+            b.type_name()
+        ));
+    };
+    Ok(match (&x, &y) {
+        (Repr::Integer(i), Repr::Integer(j)) => Some(i.cmp(j)),
+        (Repr::Integer(_) | Repr::Decimal(_), Repr::Integer(_) | Repr::Decimal(_)) => {
+            match (number(&x), number(&y)) {
+                (Some(p), Some(q)) => Some(p.compare(q)),
+                _ => None,
+            }
+        }
+        (Repr::String(s), Repr::String(t)) => Some(s.as_str().cmp(t.as_str())),
+        (Repr::Boolean(p), Repr::Boolean(q)) => Some(p.cmp(q)),
+        (Repr::Temporal(s), Repr::Temporal(t)) => {
+            if (s.kind == TemporalKind::Time) != (t.kind == TemporalKind::Time) {
+                return invalid("cannot compare a time with a date");
+            }
+            s.compare(*t)
+        }
+        (Repr::Quantity(p), Repr::Quantity(q)) => p.compare(q),
+        _ => {
+            return invalid(format!(
+                "cannot compare a {} with a {}",
+                a.type_name(),
+                b.type_name()
+            ));
+        }
+    })
+}

@@ -1,0 +1,334 @@
+//! Walking the input JSON with the R4 model: an element's children by name (choice elements
+//! `value[x]` found by their typed JSON names, primitive `_name` siblings joined to their
+//! values), all children, and the types of what is found.
+
+use fhir_model::{Model, TypeDef, TypeKind};
+use serde_json::{Map, Value};
+
+use crate::item::{Collection, Item, Node, Repr};
+
+pub(crate) fn model() -> &'static Model {
+    fhir_model::r4()
+}
+
+/// The type of a resource from its `resourceType`.
+pub(crate) fn resource_type_of(value: &Value) -> Option<&'static TypeDef> {
+    let name = value.get("resourceType")?.as_str()?;
+    model().type_def(name)
+}
+
+/// The node for a whole resource (or any JSON object with a `resourceType`).
+pub(crate) fn resource_item(value: &Value) -> Item<'_> {
+    Item::node(Some(value), None, resource_type_of(value))
+}
+
+/// A member name, with its `_name` spelling made once when the expression is compiled so that
+/// looking up a primitive's extension sibling allocates nothing.
+#[derive(Debug, Clone)]
+pub(crate) struct MemberName {
+    pub name: Box<str>,
+    pub underscored: Box<str>,
+}
+
+impl MemberName {
+    pub(crate) fn new(name: &str) -> MemberName {
+        MemberName {
+            name: name.into(),
+            underscored: format!("_{name}").into(),
+        }
+    }
+}
+
+/// The type of an element found under `parent` with JSON name `json_name`.
+fn child_type(
+    parent: &'static TypeDef,
+    element_type: &str,
+    json_name: &str,
+    child: Option<&Value>,
+) -> Option<&'static TypeDef> {
+    // R4 declares `Resource.id` as a string in its StructureDefinitions, but documents it as
+    // an `id`; FHIRPath engines (and the official tests) type it as `id`.
+    if json_name == "id" && parent.kind == TypeKind::Resource {
+        return model().type_def("id");
+    }
+    if element_type == "Resource" {
+        return child
+            .and_then(resource_type_of)
+            .or_else(|| model().type_def("Resource"));
+    }
+    model().type_def(element_type)
+}
+
+/// Appends the items that `value` (the JSON under one name) and `extension` (the JSON under
+/// `_name`) hold: one per array entry, joined by position.
+fn push_values<'a>(
+    value: Option<&'a Value>,
+    extension: Option<&'a Value>,
+    ty: impl Fn(Option<&'a Value>) -> Option<&'static TypeDef>,
+    out: &mut Collection<'a>,
+) {
+    match value {
+        Some(Value::Array(values)) => {
+            let extensions = extension.and_then(Value::as_array);
+            for (i, v) in values.iter().enumerate() {
+                let ext = extensions.and_then(|e| e.get(i)).filter(|e| !e.is_null());
+                let v = (!v.is_null()).then_some(v);
+                if v.is_some() || ext.is_some() {
+                    out.push(Item::node(v, ext, ty(v)));
+                }
+            }
+            // `_name` may be longer than `name` when trailing values are extension-only.
+            if let Some(extensions) = extensions {
+                for ext in extensions
+                    .iter()
+                    .skip(values.len())
+                    .filter(|e| !e.is_null())
+                {
+                    out.push(Item::node(None, Some(ext), ty(None)));
+                }
+            }
+        }
+        Some(Value::Null) | None => match extension {
+            Some(Value::Array(extensions)) => {
+                for ext in extensions.iter().filter(|e| !e.is_null()) {
+                    out.push(Item::node(None, Some(ext), ty(None)));
+                }
+            }
+            Some(ext) => out.push(Item::node(None, Some(ext), ty(None))),
+            None => {}
+        },
+        Some(v) => out.push(Item::node(Some(v), extension, ty(Some(v)))),
+    }
+}
+
+/// Appends the children called `name` of `item` to `out`.
+pub(crate) fn member<'a>(item: &Item<'a>, name: &MemberName, out: &mut Collection<'a>) {
+    let node = match &item.0 {
+        Repr::Node(node) => *node,
+        // `type()` results have a namespace and a name.
+        Repr::Type {
+            fhir,
+            name: type_name,
+        } => {
+            match &*name.name {
+                "namespace" => {
+                    out.push(Item::borrowed_string(if *fhir { "FHIR" } else { "System" }))
+                }
+                "name" => out.push(Item::borrowed_string(type_name)),
+                _ => {}
+            }
+            return;
+        }
+        _ => return,
+    };
+    let Some(ty) = node.ty else {
+        if let Some(Value::Object(map)) = node.value {
+            push_values(
+                map.get(&*name.name),
+                map.get(&*name.underscored),
+                |_| None,
+                out,
+            );
+        }
+        return;
+    };
+    if ty.kind == TypeKind::Primitive {
+        // A primitive's `id` and `extension` live in its `_name` sibling.
+        if let Some(Value::Object(ext)) = node.extension
+            && let Some(property) = ty.property(&name.name)
+        {
+            let element_type = property.type_code;
+            push_values(
+                ext.get(&*name.name),
+                None,
+                |_| model().type_def(element_type),
+                out,
+            );
+        }
+        return;
+    }
+    let Some(Value::Object(map)) = node.value else {
+        return;
+    };
+    if let Some(property) = ty.property(&name.name).filter(|p| !p.element.choice) {
+        let element_type = property.type_code;
+        push_values(
+            map.get(&*name.name),
+            map.get(&*name.underscored),
+            |child| child_type(ty, element_type, &name.name, child),
+            out,
+        );
+        return;
+    }
+    if ty.element(&name.name).is_some_and(|e| e.choice) {
+        choice_member(map, ty, &name.name, out);
+        return;
+    }
+    if ty.property(&name.name).is_some() {
+        // `valueQuantity`: JSON's spelling of a choice, which FHIRPath does not know.
+        return;
+    }
+    // Not in the model: JSON the model does not describe (an unknown element) is still
+    // reachable, untyped.
+    push_values(
+        map.get(&*name.name),
+        map.get(&*name.underscored),
+        |_| None,
+        out,
+    );
+}
+
+/// `value` on a type with `value[x]`: the one JSON property `valueQuantity`, `valueString`...
+fn choice_member<'a>(
+    map: &'a Map<String, Value>,
+    ty: &'static TypeDef,
+    stem: &str,
+    out: &mut Collection<'a>,
+) {
+    for (key, value) in map {
+        let Some(rest) = key.strip_prefix(stem) else {
+            continue;
+        };
+        if !rest.starts_with(|c: char| c.is_ascii_uppercase()) {
+            continue;
+        }
+        let Some(property) = ty.property(key) else {
+            continue;
+        };
+        let element_type = property.type_code;
+        let extension = map
+            .iter()
+            .find(|(k, _)| k.starts_with('_') && &k[1..] == key)
+            .map(|(_, v)| v);
+        push_values(
+            Some(value),
+            extension,
+            |child| child_type(ty, element_type, key, child),
+            out,
+        );
+        return;
+    }
+    // Only an extension: `_valueString` with no `valueString`.
+    for (key, extension) in map {
+        let Some(rest) = key.strip_prefix('_').and_then(|k| k.strip_prefix(stem)) else {
+            continue;
+        };
+        if rest.starts_with(|c: char| c.is_ascii_uppercase())
+            && let Some(property) = ty.property(&key[1..])
+        {
+            let element_type = property.type_code;
+            push_values(
+                None,
+                Some(extension),
+                |_| model().type_def(element_type),
+                out,
+            );
+            return;
+        }
+    }
+}
+
+/// Appends every child element of `item` (`children()`), in JSON order.
+pub(crate) fn children<'a>(item: &Item<'a>, out: &mut Collection<'a>) {
+    let Repr::Node(node) = &item.0 else { return };
+    if node.ty.is_some_and(|t| t.kind == TypeKind::Primitive) {
+        if let Some(Value::Object(ext)) = node.extension {
+            for key in ["id", "extension"] {
+                if let Some(v) = ext.get(key) {
+                    let ty = node
+                        .ty
+                        .and_then(|t| t.property(key))
+                        .and_then(|p| model().type_def(p.type_code));
+                    push_values(Some(v), None, |_| ty, out);
+                }
+            }
+        }
+        return;
+    }
+    let Some(Value::Object(map)) = node.value else {
+        return;
+    };
+    for (key, value) in map {
+        if key == "resourceType" {
+            continue;
+        }
+        if let Some(plain) = key.strip_prefix('_') {
+            // Extension-only primitives; the others were joined to their value already.
+            if map.get(plain).is_none_or(Value::is_null) {
+                let ty = node
+                    .ty
+                    .and_then(|t| t.property(plain))
+                    .and_then(|p| model().type_def(p.type_code));
+                push_values(None, Some(value), |_| ty, out);
+            }
+            continue;
+        }
+        let extension = if value.is_object() || value.is_array() && !has_primitive_entries(value) {
+            None
+        } else {
+            map_get_underscored(map, key)
+        };
+        match node.ty.and_then(|t| t.property(key).map(|p| (t, p))) {
+            Some((parent, property)) => {
+                let element_type = property.type_code;
+                push_values(
+                    Some(value),
+                    extension,
+                    |child| child_type(parent, element_type, key, child),
+                    out,
+                )
+            }
+            None => push_values(Some(value), extension, |_| None, out),
+        }
+    }
+}
+
+fn has_primitive_entries(value: &Value) -> bool {
+    value
+        .as_array()
+        .is_some_and(|a| a.iter().any(|v| !v.is_object()))
+}
+
+fn map_get_underscored<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    // Rare enough (primitive children under `children()`) that scanning beats allocating.
+    map.iter()
+        .find(|(k, _)| k.len() == key.len() + 1 && k.starts_with('_') && &k[1..] == key)
+        .map(|(_, v)| v)
+}
+
+/// Appends all descendants of `item`, depth first (`descendants()`).
+pub(crate) fn descendants<'a>(item: &Item<'a>, out: &mut Collection<'a>) {
+    let mut level = Collection::new();
+    children(item, &mut level);
+    for child in level {
+        let keep = child.clone();
+        out.push(keep);
+        descendants(&child, out);
+    }
+}
+
+/// `extension(url)`: the extensions of `item` with that URL (for a primitive, those in its
+/// `_name` sibling).
+pub(crate) fn extensions_with_url<'a>(item: &Item<'a>, url: &str, out: &mut Collection<'a>) {
+    let Repr::Node(node) = &item.0 else { return };
+    let holder = if node.ty.is_some_and(|t| t.kind == TypeKind::Primitive) {
+        node.extension
+    } else {
+        node.value
+    };
+    let Some(Value::Array(extensions)) = holder.and_then(|h| h.get("extension")) else {
+        return;
+    };
+    let ty = model().type_def("Extension");
+    for extension in extensions {
+        if extension.get("url").and_then(Value::as_str) == Some(url) {
+            out.push(Item::node(Some(extension), None, ty));
+        }
+    }
+}
+
+/// Whether a node's type is `ancestor` or specialises it.
+pub(crate) fn node_is_a(node: &Node<'_>, ancestor: &TypeDef) -> bool {
+    node.ty
+        .is_some_and(|t| std::ptr::eq(t, ancestor) || model().is_subtype(&t.name, &ancestor.name))
+}
