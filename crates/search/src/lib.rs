@@ -8,6 +8,7 @@ pub mod parse;
 pub mod query;
 pub mod registry;
 pub mod text;
+mod ucum;
 
 pub use extract::{IndexError, Indexer};
 pub use index::IndexEntries;

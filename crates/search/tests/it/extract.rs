@@ -1,0 +1,181 @@
+//! Index extraction through the official R4 expressions: each parameter type lands in the
+//! right table with the right values.
+
+use std::sync::{Arc, OnceLock};
+
+use search::index::CompositeSecond;
+use search::keys::{ParamKey, PatientKey};
+use search::{IndexEntries, Indexer, Registry};
+use serde_json::{Value, json};
+
+fn indexer() -> &'static Indexer {
+    static INDEXER: OnceLock<Indexer> = OnceLock::new();
+    INDEXER.get_or_init(|| Indexer::new(Arc::new(Registry::r4(fhir_model::r4()))))
+}
+
+fn extract(resource: Value) -> IndexEntries {
+    let resource_type = resource["resourceType"].as_str().unwrap().to_owned();
+    let id = resource["id"].as_str().unwrap_or("x").to_owned();
+    indexer().extract(&resource_type, &id, &resource).unwrap()
+}
+
+fn tokens(entries: &IndexEntries, resource_type: &str, code: &str) -> Vec<String> {
+    let key = ParamKey::new(resource_type, code);
+    let mut found: Vec<String> = entries
+        .tokens
+        .iter()
+        .filter(|t| t.param == key)
+        .map(|t| format!("{}|{}", t.system.as_deref().unwrap_or(""), t.code))
+        .collect();
+    found.sort();
+    found
+}
+
+fn observation() -> Value {
+    json!({
+        "resourceType": "Observation", "id": "bp",
+        "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9", "display": "Blood pressure panel"}], "text": "BP"},
+        "subject": {"reference": "Patient/p1"},
+        "encounter": {"reference": "Encounter/e1"},
+        "effectiveDateTime": "2024-05-01",
+        "component": [
+            {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+             "valueQuantity": {"value": 120.5, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
+            {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+             "valueQuantity": {"value": 80, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}
+        ]
+    })
+}
+
+#[test]
+fn tokens_come_from_codes_codings_and_codeable_concepts() {
+    let entries = extract(observation());
+    assert_eq!(
+        tokens(&entries, "Observation", "code"),
+        ["http://loinc.org|85354-9"]
+    );
+    assert_eq!(tokens(&entries, "Observation", "status"), ["|final"]);
+    assert_eq!(
+        tokens(&entries, "Observation", "component-code"),
+        ["http://loinc.org|8462-4", "http://loinc.org|8480-6"]
+    );
+    let text_key = ParamKey::derived("Observation", "code", "text");
+    let mut texts: Vec<&str> = entries
+        .strings
+        .iter()
+        .filter(|s| s.param == text_key)
+        .map(|s| &*s.normalized)
+        .collect();
+    texts.sort();
+    assert_eq!(texts, ["blood pressure panel", "bp"]);
+}
+
+#[test]
+fn references_and_the_patient_compartment_key() {
+    let entries = extract(observation());
+    let subject = ParamKey::new("Observation", "subject");
+    let patient = ParamKey::new("Observation", "patient");
+    let targets: Vec<(ParamKey, Option<&str>, Option<&str>)> = entries
+        .references
+        .iter()
+        .filter(|r| r.param == subject || r.param == patient)
+        .map(|r| (r.param, r.target_type.as_deref(), r.target_id.as_deref()))
+        .collect();
+    assert!(targets.contains(&(subject, Some("Patient"), Some("p1"))));
+    assert!(
+        targets.contains(&(patient, Some("Patient"), Some("p1"))),
+        "patient = subject.where(resolve() is Patient)"
+    );
+    assert_eq!(entries.patient_key, PatientKey::of_patient("p1"));
+    // An Observation about a Group is not in any patient's compartment.
+    let mut about_group = observation();
+    about_group["subject"] = json!({"reference": "Group/g1"});
+    assert_eq!(extract(about_group).patient_key, PatientKey::NONE);
+}
+
+#[test]
+fn dates_are_ranges_at_their_precision() {
+    let entries = extract(observation());
+    let date = ParamKey::new("Observation", "date");
+    let ranges: Vec<(i64, i64)> = entries
+        .dates
+        .iter()
+        .filter(|d| d.param == date)
+        .map(|d| (d.low, d.high))
+        .collect();
+    let day_start = 1_714_521_600_000_000;
+    assert_eq!(ranges, [(day_start, day_start + 86_400_000_000 - 1)]);
+}
+
+#[test]
+fn quantities_keep_their_precision_and_a_canonical_value() {
+    let entries = extract(observation());
+    let key = ParamKey::new("Observation", "component-value-quantity");
+    let systolic = entries
+        .quantities
+        .iter()
+        .find(|q| q.param == key && q.value == 120.5)
+        .unwrap();
+    assert!((systolic.low - 120.45).abs() < 1e-9 && (systolic.high - 120.55).abs() < 1e-9);
+    let (unit, value) = systolic.canonical.as_ref().unwrap();
+    assert_eq!(&**unit, "Pa");
+    assert!((value - 120.5 * 133.322_387_415).abs() < 1e-6);
+}
+
+#[test]
+fn composites_pair_components_of_the_same_element() {
+    let entries = extract(observation());
+    let key = ParamKey::new("Observation", "component-code-value-quantity");
+    let pairs: Vec<(String, f64)> = entries
+        .composites
+        .iter()
+        .filter(|c| c.param == key)
+        .map(|c| match &c.second {
+            CompositeSecond::Range { low, high, .. } => {
+                (c.first.code.to_string(), (low + high) / 2.0)
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        pairs,
+        [("8480-6".to_owned(), 120.5), ("8462-4".to_owned(), 80.0)],
+        "never 8480-6 with 80"
+    );
+}
+
+#[test]
+fn names_identifiers_and_contact_points_of_a_patient() {
+    let entries = extract(json!({
+        "resourceType": "Patient", "id": "p1",
+        "identifier": [{"system": "urn:oid:2.16.156.10011.1.1", "value": "11010519491231002X",
+                        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NI"}]}}],
+        "name": [{"family": "张", "given": ["伟"], "text": "张伟"}, {"family": "Zhang", "given": ["Wei"]}],
+        "telecom": [{"system": "phone", "value": "13800138000"}],
+        "gender": "male",
+        "birthDate": "1949-12-31",
+        "active": true
+    }));
+    assert_eq!(
+        tokens(&entries, "Patient", "identifier"),
+        ["urn:oid:2.16.156.10011.1.1|11010519491231002X"]
+    );
+    let of_type = ParamKey::derived("Patient", "identifier", "identifier");
+    assert!(entries.tokens.iter().any(|t| t.param == of_type
+        && t.system.as_deref() == Some("http://terminology.hl7.org/CodeSystem/v2-0203|NI")
+        && &*t.code == "11010519491231002X"));
+    assert_eq!(tokens(&entries, "Patient", "phone"), ["phone|13800138000"]);
+    assert_eq!(tokens(&entries, "Patient", "active"), ["|true"]);
+    let name = ParamKey::new("Patient", "name");
+    let mut names: Vec<&str> = entries
+        .strings
+        .iter()
+        .filter(|s| s.param == name)
+        .map(|s| &*s.normalized)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["wei", "zhang", "伟", "张", "张伟"]);
+    assert_eq!(entries.patient_key, PatientKey::of_patient("p1"));
+}

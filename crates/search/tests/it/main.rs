@@ -1,0 +1,3 @@
+//! Integration tests of the search crate: one binary, a module per concern.
+
+mod extract;
