@@ -108,11 +108,45 @@ impl Repository {
         order.sort_by_key(|&i| (entries[i].verb, i));
         let written = self.with_transaction(ctx, |tx| {
             let now = clock::now_micros();
-            let plans = plan(self, tx, &entries)?;
+            let mut results: Vec<Option<Written>> = (0..entries.len()).map(|_| None).collect();
+            // Deletes first: the conditional creates and updates planned next must see their effect.
+            let deletes: Vec<usize> = order
+                .iter()
+                .copied()
+                .filter(|&i| entries[i].verb == Verb::Delete)
+                .collect();
+            for &i in &deletes {
+                let entry = &entries[i];
+                let fail = |error: RepositoryError| RepositoryError::TransactionEntry {
+                    index: i,
+                    error: Box::new(error),
+                };
+                let result = match plan(self, tx, entry).map_err(fail)? {
+                    Plan::Delete { id: Some(id) } => self
+                        .delete_in(tx, &entry.resource_type, &id, entry.if_match, now)
+                        .map_err(fail)?,
+                    _ => Written {
+                        status: WriteStatus::NothingToDelete,
+                        record: None,
+                    },
+                };
+                results[i] = Some(result);
+            }
+            let mut plans = Vec::with_capacity(entries.len());
+            for entry in &entries {
+                plans.push(match entry.verb {
+                    Verb::Delete => Plan::Read,
+                    _ => plan(self, tx, entry).map_err(|error| {
+                        RepositoryError::TransactionEntry {
+                            index: entry.index,
+                            error: Box::new(error),
+                        }
+                    })?,
+                });
+            }
             let aliases = aliases(base, &entries, &plans);
             let mut conditional_cache = HashMap::new();
-            let mut results: Vec<Option<Written>> = (0..entries.len()).map(|_| None).collect();
-            for &i in &order {
+            for &i in order.iter().filter(|&&i| entries[i].verb != Verb::Delete) {
                 let entry = &entries[i];
                 let fail = |error: RepositoryError| RepositoryError::TransactionEntry {
                     index: i,
@@ -150,14 +184,7 @@ impl Repository {
                             self.patch_in(tx, &entry.resource_type, id, &patch, entry.if_match, now)
                                 .map_err(fail)?
                         }
-                        Plan::Delete { id: Some(id) } => self
-                            .delete_in(tx, &entry.resource_type, id, entry.if_match, now)
-                            .map_err(fail)?,
-                        Plan::Delete { id: None } => Written {
-                            status: WriteStatus::NothingToDelete,
-                            record: None,
-                        },
-                        Plan::Read => continue,
+                        Plan::Delete { .. } | Plan::Read => continue,
                     };
                 results[i] = Some(result);
             }
@@ -561,117 +588,83 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Decides, inside the transaction, the id every entry will have: new ids for creates,
-/// existing ones for conditional creates that match, the match of a conditional update.
+/// Decides, inside the transaction, the id an entry will have: a new id for a create, the
+/// existing resource for a conditional create that matches, the match of a conditional update
+/// or delete.
 fn plan(
     repository: &Repository,
     tx: &mut dyn Transaction,
-    entries: &[Entry],
-) -> Result<Vec<Plan>, RepositoryError> {
-    let mut plans = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let fail = |error: RepositoryError| RepositoryError::TransactionEntry {
-            index: entry.index,
-            error: Box::new(error),
-        };
-        let plan = match entry.verb {
-            Verb::Post => {
-                if entry.resource.is_none() {
-                    return Err(fail(missing_resource()));
-                }
-                match &entry.if_none_exist {
-                    Some(criteria) => {
-                        let mut found = repository
-                            .matches_in(tx, &entry.resource_type, criteria)
-                            .map_err(fail)?;
-                        match found.len() {
-                            0 => Plan::Create { id: new_id() },
-                            1 => Plan::Existing(found.pop().expect("one")),
-                            _ => {
-                                return Err(fail(RepositoryError::PreconditionFailed(
-                                    "ifNoneExist matched more than one resource".into(),
-                                )));
-                            }
-                        }
-                    }
-                    None => Plan::Create { id: new_id() },
-                }
+    entry: &Entry,
+) -> Result<Plan, RepositoryError> {
+    let one_match = |found: Vec<VersionRecord>| -> Result<Option<VersionRecord>, RepositoryError> {
+        match found.len() {
+            0 | 1 => Ok(found.into_iter().next()),
+            _ => Err(RepositoryError::PreconditionFailed(
+                "the criteria match more than one resource".into(),
+            )),
+        }
+    };
+    Ok(match entry.verb {
+        Verb::Post => {
+            if entry.resource.is_none() {
+                return Err(missing_resource());
             }
-            Verb::Put => {
-                let Some(resource) = &entry.resource else {
-                    return Err(fail(missing_resource()));
-                };
-                match (&entry.id, &entry.criteria) {
-                    (Some(id), _) => {
-                        if resource.get("id").and_then(Value::as_str) != Some(id) {
-                            return Err(fail(RepositoryError::invalid_at(
-                                IssueCode::Invalid,
-                                format!("the resource's id is not '{id}', as request.url says"),
-                                "id",
-                            )));
-                        }
-                        Plan::Update { id: id.clone() }
-                    }
-                    (None, Some(criteria)) => {
-                        let found = repository
-                            .matches_in(tx, &entry.resource_type, criteria)
-                            .map_err(fail)?;
-                        match found.as_slice() {
-                            [] => Plan::Update {
-                                id: resource
-                                    .get("id")
-                                    .and_then(Value::as_str)
-                                    .map(str::to_owned)
-                                    .unwrap_or_else(new_id),
-                            },
-                            [only] => Plan::Update {
-                                id: only.id.clone(),
-                            },
-                            _ => {
-                                return Err(fail(RepositoryError::PreconditionFailed(
-                                    "the criteria match more than one resource".into(),
-                                )));
-                            }
-                        }
-                    }
-                    (None, None) => {
-                        return Err(fail(bad_url("PUT needs [type]/[id] or [type]?criteria")));
+            match &entry.if_none_exist {
+                Some(criteria) => {
+                    match one_match(repository.matches_in(tx, &entry.resource_type, criteria)?)? {
+                        Some(existing) => Plan::Existing(existing),
+                        None => Plan::Create { id: new_id() },
                     }
                 }
+                None => Plan::Create { id: new_id() },
             }
-            Verb::Patch => match &entry.id {
-                Some(id) => Plan::Patch { id: id.clone() },
-                None => return Err(fail(bad_url("PATCH needs [type]/[id]"))),
-            },
-            Verb::Delete => match (&entry.id, &entry.criteria) {
-                (Some(id), _) => Plan::Delete {
-                    id: Some(id.clone()),
-                },
+        }
+        Verb::Put => {
+            let Some(resource) = &entry.resource else {
+                return Err(missing_resource());
+            };
+            match (&entry.id, &entry.criteria) {
+                (Some(id), _) => {
+                    if resource.get("id").and_then(Value::as_str) != Some(id) {
+                        return Err(RepositoryError::invalid_at(
+                            IssueCode::Invalid,
+                            format!("the resource's id is not '{id}', as request.url says"),
+                            "id",
+                        ));
+                    }
+                    Plan::Update { id: id.clone() }
+                }
                 (None, Some(criteria)) => {
-                    let found = repository
-                        .matches_in(tx, &entry.resource_type, criteria)
-                        .map_err(fail)?;
-                    match found.as_slice() {
-                        [] => Plan::Delete { id: None },
-                        [only] => Plan::Delete {
-                            id: Some(only.id.clone()),
+                    match one_match(repository.matches_in(tx, &entry.resource_type, criteria)?)? {
+                        Some(found) => Plan::Update { id: found.id },
+                        None => Plan::Update {
+                            id: resource
+                                .get("id")
+                                .and_then(Value::as_str)
+                                .map(str::to_owned)
+                                .unwrap_or_else(new_id),
                         },
-                        _ => {
-                            return Err(fail(RepositoryError::PreconditionFailed(
-                                "the criteria match more than one resource".into(),
-                            )));
-                        }
                     }
                 }
-                (None, None) => {
-                    return Err(fail(bad_url("DELETE needs [type]/[id] or [type]?criteria")));
-                }
+                (None, None) => return Err(bad_url("PUT needs [type]/[id] or [type]?criteria")),
+            }
+        }
+        Verb::Patch => match &entry.id {
+            Some(id) => Plan::Patch { id: id.clone() },
+            None => return Err(bad_url("PATCH needs [type]/[id]")),
+        },
+        Verb::Delete => match (&entry.id, &entry.criteria) {
+            (Some(id), _) => Plan::Delete {
+                id: Some(id.clone()),
             },
-            Verb::Get | Verb::Head => Plan::Read,
-        };
-        plans.push(plan);
-    }
-    Ok(plans)
+            (None, Some(criteria)) => Plan::Delete {
+                id: one_match(repository.matches_in(tx, &entry.resource_type, criteria)?)?
+                    .map(|r| r.id),
+            },
+            (None, None) => return Err(bad_url("DELETE needs [type]/[id] or [type]?criteria")),
+        },
+        Verb::Get | Verb::Head => Plan::Read,
+    })
 }
 
 /// Every name an entry's resource goes by in the bundle (its fullUrl) mapped to its reference.

@@ -1,0 +1,9 @@
+//! The repository's behaviour on every backend: FHIR interactions, their version rules,
+//! conditional forms, transactions and batches, and concurrent writers.
+
+mod support;
+
+mod bundles;
+mod concurrency;
+mod crud;
+mod synthea;
