@@ -1,0 +1,304 @@
+//! Bad input gets a clear OperationOutcome and the right status: never a panic, never a 500,
+//! never a half-written change.
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+use server::ServerConfig;
+
+use crate::support::*;
+
+const JSON: (&str, &str) = ("content-type", "application/fhir+json");
+
+#[tokio::test]
+async fn malformed_json_is_a_400_that_says_where() {
+    let app = app(test_support::sqlite());
+    let answer = app
+        .send(
+            Method::POST,
+            "/fhir/Patient",
+            &[JSON],
+            "{\"resourceType\": \"Patient\",",
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    let body = answer.json();
+    assert_eq!(body["issue"][0]["code"], json!("structure"));
+    assert!(
+        body["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("line 1"),
+        "{body}"
+    );
+    for body in [
+        "",
+        "   ",
+        "null",
+        "[1,2]",
+        "\"text\"",
+        "{\"resourceType\": 7}",
+    ] {
+        let answer = app.send(Method::POST, "/fhir/Patient", &[JSON], body).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body:?}");
+        answer.issue();
+    }
+}
+
+#[tokio::test]
+async fn deeply_nested_json_is_refused_not_a_stack_overflow() {
+    let app = app(test_support::sqlite());
+    let body = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let answer = app.send(Method::POST, "/fhir/Patient", &[JSON], body).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_wrong_content_type_is_a_415() {
+    let app = app(test_support::sqlite());
+    let body = json!({"resourceType": "Patient"}).to_string();
+    for content_type in [
+        "application/xml",
+        "application/fhir+xml",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+    ] {
+        let answer = app
+            .send(
+                Method::POST,
+                "/fhir/Patient",
+                &[("content-type", content_type)],
+                body.clone(),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type}"
+        );
+        assert_eq!(answer.issue().0, "not-supported");
+    }
+    let charset = app
+        .send(
+            Method::POST,
+            "/fhir/Patient",
+            &[("content-type", "application/json; charset=utf-8")],
+            body,
+        )
+        .await;
+    assert_eq!(charset.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_413() {
+    let app = app_with(
+        test_support::sqlite(),
+        ServerConfig {
+            max_body_bytes: 1024,
+            public_base: None,
+        },
+    );
+    let big = json!({"resourceType": "Patient", "name": [{"text": "x".repeat(2000)}]}).to_string();
+    let answer = app.send(Method::POST, "/fhir/Patient", &[JSON], big).await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer.issue().0, "too-long");
+    assert_eq!(app.get("/fhir/Patient").await.json().get("entry"), None);
+}
+
+#[tokio::test]
+async fn unknown_types_bad_ids_and_mismatches() {
+    let app = app(test_support::sqlite());
+    assert_eq!(
+        app.get("/fhir/Patientt/1").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.post_json("/fhir/Patientt", &json!({"resourceType": "Patientt"}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let bad_id = app
+        .put_json(
+            "/fhir/Patient/bad_id",
+            &json!({"resourceType": "Patient", "id": "bad_id"}),
+            &[],
+        )
+        .await;
+    assert_eq!(bad_id.status, StatusCode::BAD_REQUEST);
+    let long_id = "x".repeat(65);
+    let too_long = app
+        .put_json(
+            &format!("/fhir/Patient/{long_id}"),
+            &json!({"resourceType": "Patient", "id": long_id}),
+            &[],
+        )
+        .await;
+    assert_eq!(too_long.status, StatusCode::BAD_REQUEST);
+    let mismatch = app
+        .post_json("/fhir/Observation", &json!({"resourceType": "Patient"}))
+        .await;
+    assert_eq!(mismatch.status, StatusCode::BAD_REQUEST);
+    assert_eq!(mismatch.issue().1.as_deref(), Some("resourceType"));
+    let id_mismatch = app
+        .put_json(
+            "/fhir/Patient/a",
+            &json!({"resourceType": "Patient", "id": "b"}),
+            &[],
+        )
+        .await;
+    assert_eq!(id_mismatch.status, StatusCode::BAD_REQUEST);
+    let invalid = app
+        .post_json(
+            "/fhir/Patient",
+            &json!({"resourceType": "Patient", "birthDate": "1980-13-01"}),
+        )
+        .await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        invalid.issue(),
+        ("value".to_owned(), Some("Patient.birthDate".to_owned()))
+    );
+    assert_eq!(
+        app.get("/fhir/Patient").await.json().get("entry"),
+        None,
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn bad_version_headers_and_paths() {
+    let app = app(test_support::sqlite());
+    let body = json!({"resourceType": "Patient", "id": "p1"});
+    let bad_etag = app
+        .put_json("/fhir/Patient/p1", &body, &[("if-match", "not-an-etag")])
+        .await;
+    assert_eq!(bad_etag.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.get("/fhir/Patient/p1/_history/abc").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/fhir/Patient/p1/nonsense/1/2").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.get("/elsewhere").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/fhir/Patient/$everything-else").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let not_allowed = app
+        .send(Method::DELETE, "/fhir/metadata", &[], Body::empty())
+        .await;
+    assert_eq!(not_allowed.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(not_allowed.issue().0, "not-supported");
+}
+
+#[tokio::test]
+async fn formats_other_than_json_are_not_acceptable() {
+    let app = app(test_support::sqlite());
+    assert_eq!(
+        app.get("/fhir/metadata?_format=xml").await.status,
+        StatusCode::NOT_ACCEPTABLE
+    );
+    let xml = app
+        .send(
+            Method::GET,
+            "/fhir/metadata",
+            &[("accept", "application/fhir+xml")],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(xml.status, StatusCode::NOT_ACCEPTABLE);
+    let either = app
+        .send(
+            Method::GET,
+            "/fhir/metadata",
+            &[(
+                "accept",
+                "application/fhir+xml, application/fhir+json;q=0.9",
+            )],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(either.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/fhir/metadata?_format=json").await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn hostile_query_strings_are_answered_not_obeyed() {
+    let app = app(test_support::sqlite());
+    app.post_json(
+        "/fhir/Patient",
+        &json!({"resourceType": "Patient", "gender": "male"}),
+    )
+    .await;
+    for query in [
+        "name=%27%3B%20DROP%20TABLE%20resource%3B--",
+        "name=%00%01%02",
+        "name=%E4%B8%AD%ZZ",
+        "gender=male%27%20OR%20%271%27%3D%271",
+        "_count=-1",
+        "_count=99999999999999999999",
+        "identifier=%7C",
+        "_id=a,b,c,d",
+        "name:nonsense=x",
+        "subject:Patient.name=x",
+    ] {
+        let answer = app.get(&format!("/fhir/Patient?{query}")).await;
+        assert!(
+            answer.status == StatusCode::OK || answer.status == StatusCode::BAD_REQUEST,
+            "{query}: {}",
+            answer.status
+        );
+        let body = answer.json();
+        if answer.status == StatusCode::OK {
+            assert_eq!(body["resourceType"], json!("Bundle"), "{query}");
+        } else {
+            assert_eq!(body["resourceType"], json!("OperationOutcome"), "{query}");
+        }
+    }
+    let all = app.get("/fhir/Patient").await.json();
+    assert_eq!(
+        all["entry"].as_array().unwrap().len(),
+        1,
+        "the data is intact"
+    );
+    let injected = app
+        .get("/fhir/Patient?gender=male%27%20OR%20%271%27%3D%271")
+        .await
+        .json();
+    assert_eq!(
+        injected.get("entry"),
+        None,
+        "the quote is part of the value"
+    );
+}
+
+#[tokio::test]
+async fn strict_handling_refuses_unknown_parameters() {
+    let app = app(test_support::sqlite());
+    let lenient = app.get("/fhir/Patient?no-such-param=1").await;
+    assert_eq!(lenient.status, StatusCode::OK);
+    let self_link = lenient.json()["link"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !self_link.contains("no-such-param"),
+        "the self link shows what was applied: {self_link}"
+    );
+    let strict = app
+        .send(
+            Method::GET,
+            "/fhir/Patient?no-such-param=1",
+            &[("prefer", "handling=strict")],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(strict.status, StatusCode::BAD_REQUEST);
+    assert_eq!(strict.issue().1.as_deref(), Some("no-such-param"));
+}

@@ -1,0 +1,8 @@
+//! The HTTP surface, through the router without a socket (and through a real socket where
+//! concurrent clients are the point).
+
+mod support;
+
+mod bad_input;
+mod concurrency;
+mod rest;

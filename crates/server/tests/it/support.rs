@@ -1,0 +1,120 @@
+//! Sending requests to the router and reading responses.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use repository::Repository;
+use serde_json::Value;
+use server::{AppState, ServerConfig};
+use test_support::TestStore;
+use tower::ServiceExt;
+
+pub struct App {
+    pub router: Router,
+    pub _store: TestStore,
+}
+
+pub fn app_with(store: TestStore, config: ServerConfig) -> App {
+    let repository = Arc::new(Repository::new(Arc::clone(&store.store)));
+    let router = server::router(AppState::new(repository, config));
+    App {
+        router,
+        _store: store,
+    }
+}
+
+pub fn app(store: TestStore) -> App {
+    app_with(
+        store,
+        ServerConfig {
+            public_base: Some("http://meridian.test/fhir".into()),
+            ..ServerConfig::default()
+        },
+    )
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The first issue of an OperationOutcome body: (code, expression).
+    pub fn issue(&self) -> (String, Option<String>) {
+        let body = self.json();
+        assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
+        let issue = &body["issue"][0];
+        (
+            issue["code"].as_str().unwrap().to_owned(),
+            issue["expression"][0].as_str().map(str::to_owned),
+        )
+    }
+}
+
+impl App {
+    pub async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Body>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(body.into()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, uri: &str) -> Answer {
+        self.send(Method::GET, uri, &[], Body::empty()).await
+    }
+
+    pub async fn post_json(&self, uri: &str, body: &Value) -> Answer {
+        self.send(
+            Method::POST,
+            uri,
+            &[("content-type", "application/fhir+json")],
+            body.to_string(),
+        )
+        .await
+    }
+
+    pub async fn put_json(&self, uri: &str, body: &Value, headers: &[(&str, &str)]) -> Answer {
+        let mut all = vec![("content-type", "application/fhir+json")];
+        all.extend_from_slice(headers);
+        self.send(Method::PUT, uri, &all, body.to_string()).await
+    }
+}
