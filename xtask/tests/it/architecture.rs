@@ -1,0 +1,217 @@
+//! The invariants ARCHITECTURE.md states, checked from `cargo metadata` and the sources, so a
+//! change that breaks a layer fails the test suite instead of a review.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+struct Graph {
+    /// package name -> names of its normal (non-dev, non-build) dependencies
+    normal: HashMap<String, Vec<String>>,
+    members: Vec<String>,
+}
+
+fn graph() -> Graph {
+    let output = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .current_dir(workspace_root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let name_of: HashMap<&str, &str> = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
+        .collect();
+    let mut normal = HashMap::new();
+    for node in metadata["resolve"]["nodes"].as_array().unwrap() {
+        let deps = node["deps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| {
+                d["dep_kinds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|k| k["kind"].is_null())
+            })
+            .map(|d| name_of[d["pkg"].as_str().unwrap()].to_owned())
+            .collect();
+        normal.insert(name_of[node["id"].as_str().unwrap()].to_owned(), deps);
+    }
+    let members = metadata["workspace_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| name_of[id.as_str().unwrap()].to_owned())
+        .collect();
+    Graph { normal, members }
+}
+
+impl Graph {
+    fn closure(&self, package: &str) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![package.to_owned()];
+        while let Some(next) = stack.pop() {
+            for dep in self.normal.get(&next).into_iter().flatten() {
+                if seen.insert(dep.clone()) {
+                    stack.push(dep.clone());
+                }
+            }
+        }
+        seen
+    }
+}
+
+#[test]
+fn the_inner_layers_know_nothing_of_storage_async_or_http() {
+    let graph = graph();
+    for package in ["fhir-model", "fhirpath", "search"] {
+        let deps = graph.closure(package);
+        for forbidden in ["tokio", "axum", "hyper", "rusqlite", "postgres", "store"] {
+            assert!(
+                !deps.contains(forbidden),
+                "{package} depends on {forbidden}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_repository_knows_no_http_and_no_database_driver() {
+    let deps = graph().closure("repository");
+    for forbidden in [
+        "axum",
+        "hyper",
+        "rusqlite",
+        "postgres",
+        "store-sqlite",
+        "store-postgres",
+    ] {
+        assert!(
+            !deps.contains(forbidden),
+            "repository depends on {forbidden}"
+        );
+    }
+}
+
+#[test]
+fn only_the_server_depends_on_axum_directly() {
+    let graph = graph();
+    for member in &graph.members {
+        if graph.normal[member].iter().any(|d| d == "axum") {
+            assert_eq!(member, "server", "{member} depends on axum");
+        }
+    }
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn crate_sources(skip: &[&str]) -> Vec<(String, PathBuf)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(workspace_root().join("crates"))
+        .unwrap()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if skip.contains(&name.as_str()) {
+            continue;
+        }
+        let mut found = Vec::new();
+        rust_files(&entry.path().join("src"), &mut found);
+        files.extend(found.into_iter().map(|f| (name.clone(), f)));
+    }
+    files
+}
+
+#[test]
+fn sql_lives_only_in_the_store_crates() {
+    let statements = [
+        "SELECT ",
+        "INSERT INTO",
+        "DELETE FROM",
+        "CREATE TABLE",
+        "CREATE INDEX",
+        "ALTER TABLE",
+    ];
+    for (crate_name, file) in
+        crate_sources(&["store", "store-sqlite", "store-postgres", "test-support"])
+    {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for statement in statements {
+            assert!(
+                !text.contains(statement),
+                "{crate_name}: {} contains SQL ({statement})",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn only_the_command_line_reads_the_environment() {
+    for (crate_name, file) in crate_sources(&["cli", "test-support"]) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            !text.contains("env::var(") && !text.contains("env::vars("),
+            "{crate_name}: {} reads the environment",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn every_crate_uses_the_workspace_lints_and_one_test_binary() {
+    let root = workspace_root();
+    let mut manifests: Vec<PathBuf> = std::fs::read_dir(root.join("crates"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    manifests.push(root.join("xtask"));
+    for dir in manifests {
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains("[lints]\nworkspace = true"),
+            "{} does not use the workspace lints",
+            dir.display()
+        );
+        for entry in std::fs::read_dir(dir.join("tests"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = entry.path();
+            assert!(
+                !(path.is_file() && path.extension().is_some_and(|e| e == "rs")),
+                "{}: integration tests belong in tests/it/ (one binary per crate)",
+                path.display()
+            );
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Workspace-wide checks: the layering rules of ARCHITECTURE.md, checked mechanically.
+
+mod architecture;
