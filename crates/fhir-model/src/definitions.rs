@@ -135,7 +135,10 @@ impl TypeDef {
             by_name.insert(element.name.clone(), i);
             if element.choice {
                 for (t, ty) in element.types.iter().enumerate() {
-                    by_property.insert(choice_property(&element.name, &ty.code).into_boxed_str(), (i, t));
+                    by_property.insert(
+                        choice_property(&element.name, &ty.code).into_boxed_str(),
+                        (i, t),
+                    );
                 }
             } else {
                 by_property.insert(element.name.clone(), (i, 0));
@@ -202,12 +205,22 @@ impl ValueSet {
 
     /// Whether `code` is in the set in any system. `None` when the set cannot be checked.
     pub fn contains_code(&self, code: &str) -> Option<bool> {
-        Some(self.codes.as_ref()?.values().any(|codes| codes.contains(code)))
+        Some(
+            self.codes
+                .as_ref()?
+                .values()
+                .any(|codes| codes.contains(code)),
+        )
     }
 
     /// Whether `system|code` is in the set. `None` when the set cannot be checked.
     pub fn contains(&self, system: &str, code: &str) -> Option<bool> {
-        Some(self.codes.as_ref()?.get(system).is_some_and(|codes| codes.contains(code)))
+        Some(
+            self.codes
+                .as_ref()?
+                .get(system)
+                .is_some_and(|codes| codes.contains(code)),
+        )
     }
 }
 
@@ -303,14 +316,25 @@ pub struct LoadError {
 
 impl Model {
     pub(crate) fn load_vendored() -> Result<Model, LoadError> {
-        let raw_types: Vec<RawType> =
-            serde_json::from_str(TYPES).map_err(|source| LoadError { file: "types.json", source })?;
+        let raw_types: Vec<RawType> = serde_json::from_str(TYPES).map_err(|source| LoadError {
+            file: "types.json",
+            source,
+        })?;
         let raw_value_sets: Vec<RawValueSet> =
-            serde_json::from_str(VALUE_SETS).map_err(|source| LoadError { file: "value-sets.json", source })?;
+            serde_json::from_str(VALUE_SETS).map_err(|source| LoadError {
+                file: "value-sets.json",
+                source,
+            })?;
         let search_parameters: Vec<SearchParamDef> = serde_json::from_str(SEARCH_PARAMETERS)
-            .map_err(|source| LoadError { file: "search-parameters.json", source })?;
+            .map_err(|source| LoadError {
+                file: "search-parameters.json",
+                source,
+            })?;
         let compartments: Compartments =
-            serde_json::from_str(COMPARTMENTS).map_err(|source| LoadError { file: "compartments.json", source })?;
+            serde_json::from_str(COMPARTMENTS).map_err(|source| LoadError {
+                file: "compartments.json",
+                source,
+            })?;
 
         let mut resource_types: Vec<Box<str>> = raw_types
             .iter()
@@ -318,15 +342,27 @@ impl Model {
             .map(|t| t.name.clone())
             .collect();
         resource_types.sort();
-        let types = raw_types.into_iter().map(|raw| (raw.name.clone(), TypeDef::new(raw))).collect();
+        let types = raw_types
+            .into_iter()
+            .map(|raw| (raw.name.clone(), TypeDef::new(raw)))
+            .collect();
         let value_sets = raw_value_sets
             .into_iter()
             .map(|raw| {
-                let vs = ValueSet { url: raw.url.clone(), codes: raw.codes };
+                let vs = ValueSet {
+                    url: raw.url.clone(),
+                    codes: raw.codes,
+                };
                 (raw.url, vs)
             })
             .collect();
-        Ok(Model { types, value_sets, search_parameters, compartments, resource_types })
+        Ok(Model {
+            types,
+            value_sets,
+            search_parameters,
+            compartments,
+            resource_types,
+        })
     }
 
     /// A type by name: `Patient`, `HumanName`, `dateTime`, or a backbone path such as
@@ -354,7 +390,9 @@ impl Model {
 
     /// Whether `name` is a primitive type (`string`, `code`, `dateTime`...).
     pub fn is_primitive(&self, name: &str) -> bool {
-        self.types.get(name).is_some_and(|t| t.kind == TypeKind::Primitive)
+        self.types
+            .get(name)
+            .is_some_and(|t| t.kind == TypeKind::Primitive)
     }
 
     /// Whether `ty` is `ancestor` or specialises it (`Age` is a `Quantity`, `Patient` is a
@@ -387,15 +425,18 @@ impl Model {
 
     /// The search parameters that apply to a resource type, the ones on `Resource` and
     /// `DomainResource` included.
-    pub fn search_parameters_for<'a>(&'a self, resource_type: &'a str) -> impl Iterator<Item = &'a SearchParamDef> + 'a {
+    pub fn search_parameters_for<'a>(
+        &'a self,
+        resource_type: &'a str,
+    ) -> impl Iterator<Item = &'a SearchParamDef> + 'a {
         let domain = self
             .types
             .get(resource_type)
             .is_some_and(|t| t.base.as_deref() == Some("DomainResource"));
         self.search_parameters.iter().filter(move |p| {
-            p.base
-                .iter()
-                .any(|b| &**b == resource_type || &**b == "Resource" || (domain && &**b == "DomainResource"))
+            p.base.iter().any(|b| {
+                &**b == resource_type || &**b == "Resource" || (domain && &**b == "DomainResource")
+            })
         })
     }
 

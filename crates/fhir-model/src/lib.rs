@@ -10,8 +10,8 @@ pub mod primitives;
 mod validate;
 
 pub use definitions::{
-    Constraint, ElementDef, ElementType, Model, PropertyRef, SearchParamDef, SearchParamType, TypeDef, TypeKind,
-    ValueSet,
+    Constraint, ElementDef, ElementType, Model, PropertyRef, SearchParamDef, SearchParamType,
+    TypeDef, TypeKind, ValueSet,
 };
 pub use issue::{Issue, IssueCode, Severity};
 pub use validate::{ValidationOptions, validate, validate_with};
@@ -19,5 +19,7 @@ pub use validate::{ValidationOptions, validate, validate_with};
 /// The R4 (4.0.1) model, loaded on first use.
 pub fn r4() -> &'static Model {
     static MODEL: std::sync::OnceLock<Model> = std::sync::OnceLock::new();
-    MODEL.get_or_init(|| Model::load_vendored().expect("the vendored R4 definitions parse (checked by tests)"))
+    MODEL.get_or_init(|| {
+        Model::load_vendored().expect("the vendored R4 definitions parse (checked by tests)")
+    })
 }

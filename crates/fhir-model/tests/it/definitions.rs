@@ -7,7 +7,10 @@ fn vendored_definitions_load_with_every_resource_type() {
     let model = r4();
     assert_eq!(model.resource_types().len(), 146);
     assert!(model.is_resource_type("Patient"));
-    assert!(!model.is_resource_type("DomainResource"), "abstract types are not concrete resources");
+    assert!(
+        !model.is_resource_type("DomainResource"),
+        "abstract types are not concrete resources"
+    );
     assert!(!model.is_resource_type("HumanName"));
 }
 
@@ -17,15 +20,25 @@ fn choice_elements_resolve_from_their_json_names() {
     let value = observation.property("valueQuantity").unwrap();
     assert_eq!(&*value.element.name, "value");
     assert_eq!(value.type_code, "Quantity");
-    assert_eq!(observation.property("valueDateTime").unwrap().type_code, "dateTime");
-    assert!(observation.property("value").is_none(), "a choice element is never written bare");
+    assert_eq!(
+        observation.property("valueDateTime").unwrap().type_code,
+        "dateTime"
+    );
+    assert!(
+        observation.property("value").is_none(),
+        "a choice element is never written bare"
+    );
     assert!(observation.property("valueFoo").is_none());
 }
 
 #[test]
 fn backbone_elements_are_types_named_by_path() {
     let model = r4();
-    let component = model.type_def("Observation").unwrap().property("component").unwrap();
+    let component = model
+        .type_def("Observation")
+        .unwrap()
+        .property("component")
+        .unwrap();
     assert_eq!(component.type_code, "Observation.component");
     assert!(component.element.is_array());
     let backbone = model.type_def("Observation.component").unwrap();
@@ -33,7 +46,10 @@ fn backbone_elements_are_types_named_by_path() {
     assert_eq!(backbone.element("code").unwrap().min, 1);
     // A recursive element points back at its own backbone type.
     let item = model.type_def("Questionnaire.item").unwrap();
-    assert_eq!(item.property("item").unwrap().type_code, "Questionnaire.item");
+    assert_eq!(
+        item.property("item").unwrap().type_code,
+        "Questionnaire.item"
+    );
 }
 
 #[test]
@@ -48,12 +64,22 @@ fn subtypes_follow_the_base_chain() {
 #[test]
 fn required_bindings_expand_to_their_codes() {
     let model = r4();
-    let status = model.type_def("Observation").unwrap().element("status").unwrap();
+    let status = model
+        .type_def("Observation")
+        .unwrap()
+        .element("status")
+        .unwrap();
     let vs = model.value_set(status.binding.as_deref().unwrap()).unwrap();
     assert_eq!(vs.contains_code("final"), Some(true));
     assert_eq!(vs.contains_code("finished"), Some(false));
-    let mime = model.value_set("http://hl7.org/fhir/ValueSet/mimetypes").unwrap();
-    assert_eq!(mime.contains_code("text/plain"), None, "MIME types cannot be checked from the vendored files");
+    let mime = model
+        .value_set("http://hl7.org/fhir/ValueSet/mimetypes")
+        .unwrap();
+    assert_eq!(
+        mime.contains_code("text/plain"),
+        None,
+        "MIME types cannot be checked from the vendored files"
+    );
 }
 
 #[test]
@@ -61,13 +87,30 @@ fn search_parameters_and_compartments_are_vendored() {
     let model = r4();
     assert_eq!(model.search_parameters().len(), 1375);
     let params: Vec<_> = model.search_parameters_for("Observation").collect();
-    assert!(params.iter().any(|p| &*p.code == "_id" && p.kind == SearchParamType::Token));
-    assert!(params.iter().any(|p| &*p.code == "_text"), "DomainResource parameters apply");
-    let composite = params.iter().find(|p| &*p.code == "code-value-quantity").unwrap();
+    assert!(
+        params
+            .iter()
+            .any(|p| &*p.code == "_id" && p.kind == SearchParamType::Token)
+    );
+    assert!(
+        params.iter().any(|p| &*p.code == "_text"),
+        "DomainResource parameters apply"
+    );
+    let composite = params
+        .iter()
+        .find(|p| &*p.code == "code-value-quantity")
+        .unwrap();
     let codes: Vec<&str> = composite.components.iter().map(|c| &*c.code).collect();
     assert_eq!(codes, ["code", "value-quantity"]);
-    let observation_in_patient: Vec<&str> =
-        model.compartment_params("Patient", "Observation").iter().map(|p| &**p).collect();
+    let observation_in_patient: Vec<&str> = model
+        .compartment_params("Patient", "Observation")
+        .iter()
+        .map(|p| &**p)
+        .collect();
     assert_eq!(observation_in_patient, ["subject", "performer"]);
-    assert!(model.compartment_params("Patient", "Organization").is_empty());
+    assert!(
+        model
+            .compartment_params("Patient", "Organization")
+            .is_empty()
+    );
 }
