@@ -614,6 +614,7 @@ fn composite_entries<'a>(
                             .as_deref()
                             .map(|code| token(plan.param.key, q.system.as_deref(), code));
                         seconds_out.push(CompositeSecond::Range {
+                            value: q.value,
                             low: q.low,
                             high: q.high,
                             unit,
@@ -623,6 +624,7 @@ fn composite_entries<'a>(
                 SearchParamType::Date => {
                     if let Some((low, high)) = date_range(item) {
                         seconds_out.push(CompositeSecond::Range {
+                            value: low as f64,
                             low: low as f64,
                             high: high as f64,
                             unit: None,
@@ -630,8 +632,9 @@ fn composite_entries<'a>(
                     }
                 }
                 SearchParamType::Number => {
-                    if let Some((_, low, high)) = number_range(item) {
+                    if let Some((value, low, high)) = number_range(item) {
                         seconds_out.push(CompositeSecond::Range {
+                            value,
                             low,
                             high,
                             unit: None,

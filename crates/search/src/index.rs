@@ -94,7 +94,9 @@ pub struct CompositeEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CompositeSecond {
     Token(TokenEntry),
+    /// A number, date (microseconds) or quantity: its value and the range its precision implies.
     Range {
+        value: f64,
         low: f64,
         high: f64,
         unit: Option<TokenEntry>,

@@ -47,6 +47,7 @@ CREATE TABLE idx_token (
     h_code INTEGER NOT NULL,
     h_system_code INTEGER NOT NULL,
     h_system INTEGER,
+    code TEXT NOT NULL,
     patient_key INTEGER NOT NULL,
     PRIMARY KEY (rid, h_system_code)
 ) WITHOUT ROWID;
@@ -95,6 +96,7 @@ CREATE TABLE idx_quantity (
     low REAL NOT NULL,
     high REAL NOT NULL,
     canonical_code TEXT,
+    canonical_value REAL,
     canonical_low REAL,
     canonical_high REAL,
     patient_key INTEGER NOT NULL,
@@ -134,6 +136,7 @@ CREATE TABLE idx_composite (
     first_h_system_code INTEGER NOT NULL,
     second_h_code INTEGER,
     second_h_system_code INTEGER,
+    second_value REAL,
     second_low REAL,
     second_high REAL,
     second_text TEXT,

@@ -152,8 +152,8 @@ fn insert_index_rows(
     let patient_key = index.patient_key.0;
     if !index.tokens.is_empty() {
         let mut statement = connection.prepare_cached(
-            "INSERT OR IGNORE INTO idx_token (rid, param, h_code, h_system_code, h_system, patient_key) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO idx_token (rid, param, h_code, h_system_code, h_system, code, patient_key) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
         )?;
         for token in &index.tokens {
             let (code, system_code, system) = token.hashes();
@@ -163,13 +163,14 @@ fn insert_index_rows(
                 code,
                 system_code,
                 system,
+                &*token.code,
                 patient_key
             ])?;
         }
     }
     if !index.strings.is_empty() {
         let mut statement = connection.prepare_cached(
-            "INSERT OR IGNORE INTO idx_string (rid, param, normalized, exact, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO idx_string (rid, param, normalized, exact, patient_key) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
         )?;
         for string in &index.strings {
             statement.execute(params![
@@ -183,7 +184,7 @@ fn insert_index_rows(
     }
     if !index.dates.is_empty() {
         let mut statement = connection.prepare_cached(
-            "INSERT OR IGNORE INTO idx_date (rid, param, low, high, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO idx_date (rid, param, low, high, patient_key) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
         )?;
         for date in &index.dates {
             statement.execute(params![row, date.param.0, date.low, date.high, patient_key])?;
@@ -191,7 +192,7 @@ fn insert_index_rows(
     }
     if !index.numbers.is_empty() {
         let mut statement = connection.prepare_cached(
-            "INSERT OR IGNORE INTO idx_number (rid, param, value, low, high, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO idx_number (rid, param, value, low, high, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
         )?;
         for number in &index.numbers {
             statement.execute(params![
@@ -206,8 +207,9 @@ fn insert_index_rows(
     }
     if !index.quantities.is_empty() {
         let mut statement = connection.prepare_cached(
-            "INSERT INTO idx_quantity (rid, param, system, code, value, low, high, canonical_code, canonical_low, \
-             canonical_high, patient_key, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            "INSERT INTO idx_quantity (rid, param, system, code, value, low, high, canonical_code, canonical_value, \
+             canonical_low, canonical_high, patient_key, seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         for (seq, quantity) in index.quantities.iter().enumerate() {
             let (canonical_code, canonical_value) = match &quantity.canonical {
@@ -231,6 +233,7 @@ fn insert_index_rows(
                 quantity.low,
                 quantity.high,
                 canonical_code,
+                canonical_value,
                 scale.map(|s| quantity.low * s),
                 scale.map(|s| quantity.high * s),
                 patient_key,
@@ -258,7 +261,7 @@ fn insert_index_rows(
     }
     if !index.uris.is_empty() {
         let mut statement = connection.prepare_cached(
-            "INSERT OR IGNORE INTO idx_uri (rid, param, uri, patient_key) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO idx_uri (rid, param, uri, patient_key) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
         )?;
         for uri in &index.uris {
             statement.execute(params![row, uri.param.0, &*uri.uri, patient_key])?;
@@ -267,27 +270,35 @@ fn insert_index_rows(
     if !index.composites.is_empty() {
         let mut statement = connection.prepare_cached(
             "INSERT INTO idx_composite (rid, param, first_h_code, first_h_system_code, second_h_code, \
-             second_h_system_code, second_low, second_high, second_text, patient_key, seq) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             second_h_system_code, second_value, second_low, second_high, second_text, patient_key, seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         for (seq, composite) in index.composites.iter().enumerate() {
             let (first_code, first_system_code, _) = composite.first.hashes();
-            let (second_code, second_system_code, low, high, text) = match &composite.second {
+            let (second_code, second_system_code, value, low, high, text) = match &composite.second
+            {
                 CompositeSecond::Token(token) => {
                     let (c, sc, _) = token.hashes();
-                    (Some(c), Some(sc), None, None, None)
+                    (Some(c), Some(sc), None, None, None, None)
                 }
-                CompositeSecond::Range { low, high, unit } => {
+                CompositeSecond::Range {
+                    value,
+                    low,
+                    high,
+                    unit,
+                } => {
                     let hashes = unit.as_ref().map(|u| u.hashes());
+                    let (code, system_code) = (hashes.map(|h| h.0), hashes.map(|h| h.1));
                     (
-                        hashes.map(|h| h.0),
-                        hashes.map(|h| h.1),
+                        code,
+                        system_code,
+                        Some(*value),
                         Some(*low),
                         Some(*high),
                         None,
                     )
                 }
-                CompositeSecond::String(text) => (None, None, None, None, Some(&**text)),
+                CompositeSecond::String(text) => (None, None, None, None, None, Some(&**text)),
             };
             statement.execute(params![
                 row,
@@ -296,6 +307,7 @@ fn insert_index_rows(
                 first_system_code,
                 second_code,
                 second_system_code,
+                value,
                 low,
                 high,
                 text,
