@@ -8,13 +8,13 @@
 use std::collections::HashMap;
 
 use fhir_model::IssueCode;
-use search::Handling;
 use serde_json::{Value, json};
 use store::{HistoryScope, RequestContext, Transaction, VersionRecord};
 
 use crate::meta::{is_valid_id, new_id};
-use crate::read::{HistoryRequest, SearchRequest};
+use crate::read::HistoryRequest;
 use crate::render::BundleWriter;
+use crate::searches::SearchRequest;
 use crate::write::Prepared;
 use crate::{Repository, RepositoryError, WriteStatus, Written, clock};
 
@@ -293,11 +293,10 @@ impl Repository {
                 .search(
                     ctx,
                     base,
-                    &SearchRequest {
-                        resource_type: entry.resource_type.clone(),
-                        params: criteria.clone().unwrap_or_default(),
-                        handling: Handling::Lenient,
-                    },
+                    &SearchRequest::of_type(
+                        &entry.resource_type,
+                        criteria.clone().unwrap_or_default(),
+                    ),
                 )
                 .map(Some),
         };

@@ -9,6 +9,7 @@ mod error;
 pub mod meta;
 mod read;
 mod render;
+mod searches;
 mod write;
 
 use std::sync::Arc;
@@ -20,8 +21,9 @@ use store::{RequestContext, Store, Transaction, VersionRecord};
 
 pub use bundle::{BundleOptions, parse_etag, parse_query};
 pub use error::RepositoryError;
-pub use read::{HistoryRequest, SearchRequest};
+pub use read::HistoryRequest;
 pub use render::encode_query;
+pub use searches::{SearchRequest, SearchScope};
 
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

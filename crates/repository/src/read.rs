@@ -1,6 +1,5 @@
 //! Reads: read, vread, history and search, with their Bundles.
 
-use search::{Handling, parse_search};
 use serde_json::{Value, json};
 use store::{HistoryQuery, HistoryScope, Method, RequestContext, VersionRecord};
 
@@ -18,14 +17,6 @@ pub struct HistoryRequest {
     pub scope: HistoryScope,
     /// `_since`, `_at`, `_count`, `_cursor` (from a next link).
     pub params: Vec<(String, String)>,
-}
-
-/// A search request on one resource type.
-#[derive(Debug, Clone)]
-pub struct SearchRequest {
-    pub resource_type: String,
-    pub params: Vec<(String, String)>,
-    pub handling: Handling,
 }
 
 impl Repository {
@@ -169,59 +160,9 @@ impl Repository {
         }
         Ok(writer.finish())
     }
-
-    /// `GET [type]?params`: a `searchset` Bundle of one page, with self and next links.
-    pub fn search(
-        &self,
-        ctx: &RequestContext,
-        base: &str,
-        request: &SearchRequest,
-    ) -> Result<Vec<u8>, RepositoryError> {
-        self.check_type(&request.resource_type)?;
-        let parsed = parse_search(
-            self.registry(),
-            &request.resource_type,
-            &request.params,
-            request.handling,
-        )?;
-        let page = self.store.search(ctx, &parsed.query)?;
-        let path = format!("{base}/{}", request.resource_type);
-        let mut links = vec![("self", link(&path, &parsed.applied))];
-        if let Some(next) = &page.next {
-            let mut params: Vec<(String, String)> = parsed
-                .applied
-                .iter()
-                .filter(|(name, _)| name != "_cursor")
-                .cloned()
-                .collect();
-            params.push(("_cursor".into(), next.after_row.to_string()));
-            links.push(("next", link(&path, &params)));
-        }
-        let mut writer = BundleWriter::new("searchset", page.total, &links);
-        for record in &page.matches {
-            let full_url = format!("{base}/{}/{}", record.resource_type, record.id);
-            writer.entry(
-                Some(&full_url),
-                record.content.as_deref(),
-                &[("search", json!({"mode": "match"}))],
-            );
-        }
-        for record in &page.included {
-            let full_url = format!("{base}/{}/{}", record.resource_type, record.id);
-            writer.entry(
-                Some(&full_url),
-                record.content.as_deref(),
-                &[("search", json!({"mode": "include"}))],
-            );
-        }
-        if !parsed.ignored.is_empty() {
-            tracing::debug!(ignored = ?parsed.ignored, "search parameters ignored");
-        }
-        Ok(writer.finish())
-    }
 }
 
-fn link(path: &str, params: &[(String, String)]) -> String {
+pub(crate) fn link(path: &str, params: &[(String, String)]) -> String {
     if params.is_empty() {
         path.to_owned()
     } else {

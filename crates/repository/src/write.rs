@@ -3,7 +3,7 @@
 //! database holds its write lock only for the database work.
 
 use fhir_model::{Issue, IssueCode};
-use search::{Handling, IndexEntries, parse_search};
+use search::{Handling, IndexEntries, SearchTarget, parse_search};
 use serde_json::Value;
 use store::{Method, RequestContext, Transaction, VersionRecord, VersionWrite};
 
@@ -186,7 +186,12 @@ impl Repository {
                 "a conditional operation needs search criteria".into(),
             ));
         }
-        let mut parsed = parse_search(self.registry(), resource_type, criteria, Handling::Strict)?;
+        let mut parsed = parse_search(
+            self.registry(),
+            SearchTarget::Type(resource_type),
+            criteria,
+            Handling::Strict,
+        )?;
         parsed.query.count = 2;
         Ok(tx.search(&parsed.query)?.matches)
     }

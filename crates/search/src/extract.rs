@@ -16,6 +16,7 @@ use crate::index::{
     StringEntry, TokenEntry, UriEntry,
 };
 use crate::keys::{ParamKey, PatientKey};
+use crate::parse::values::decimal_range;
 use crate::registry::{Param, Registry};
 use crate::text::normalize;
 use crate::{IndexEntries, ucum};
@@ -410,21 +411,6 @@ fn period_range(json: &Value) -> Option<(i64, i64)> {
         start.map_or(i64::MIN, |r| r.start),
         end.map_or(i64::MAX, |r| r.end - 1),
     ))
-}
-
-/// A decimal as written, with the range its precision implies: `1.5` is [1.45, 1.55].
-pub(crate) fn decimal_range(text: &str) -> Option<(f64, f64, f64)> {
-    let value: f64 = text.parse().ok()?;
-    let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
-    let decimals = mantissa
-        .split_once('.')
-        .map_or(0, |(_, fraction)| fraction.len()) as i32;
-    let exponent: i32 = text
-        .split_once(['e', 'E'])
-        .and_then(|(_, e)| e.parse().ok())
-        .unwrap_or(0);
-    let half_step = 0.5 * 10f64.powi(exponent - decimals);
-    Some((value, value - half_step, value + half_step))
 }
 
 fn number_range(item: &Item<'_>) -> Option<(f64, f64, f64)> {

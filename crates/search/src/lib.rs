@@ -13,5 +13,8 @@ mod ucum;
 pub use extract::{IndexError, Indexer};
 pub use index::IndexEntries;
 pub use keys::{ParamKey, PatientKey};
-pub use parse::{Handling, ParsedSearch, SearchError, parse_search, supports};
+pub use parse::{
+    Handling, ParsedSearch, SearchError, SearchTarget, Summary, parse_search, patient_compartment,
+    supports,
+};
 pub use registry::{Param, Registry};

@@ -107,6 +107,14 @@ pub enum Filter {
         param: ParamKey,
         filter: Box<Filter>,
     },
+    /// In the compartment of patient `id`: the patient itself, every resource whose
+    /// patient-compartment key is the patient's, and every resource that points at the patient
+    /// through one of `params` (the compartment definition's parameters).
+    PatientCompartment {
+        id: Box<str>,
+        key: crate::keys::PatientKey,
+        params: Vec<ParamKey>,
+    },
 }
 
 /// The index tables, one per parameter type.
@@ -177,11 +185,13 @@ pub enum CompositeTest {
     String(Box<str>),
 }
 
-/// The two ends of an indexed range.
+/// The columns of an indexed range: its two ends, and (for numbers and quantities) the value
+/// as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RangeColumn {
     Low,
     High,
+    Value,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -243,12 +253,82 @@ pub enum TotalMode {
     Accurate,
 }
 
-/// `_include` / `_revinclude`: follow reference parameter `param` of `source_type` (to
-/// `target_type` if given). `param == None` means every reference parameter (`*`).
+/// `_include` / `_revinclude`: follow the reference parameters `params` (of resources of the
+/// source type; `*` lists them all) to resources of `target_type` if given.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Include {
-    pub source_type: Box<str>,
-    pub param: Option<ParamKey>,
+    pub params: Vec<ParamKey>,
     pub target_type: Option<Box<str>>,
+    /// Also follow from resources that were themselves included (`:iterate`).
     pub iterate: bool,
+}
+
+impl Cursor {
+    /// The text form used in next links: the row key, then each sort value tagged with its kind
+    /// (`n` null, `i` integer, `f` float, `s` text), separated by `~`.
+    pub fn encode(&self) -> String {
+        let mut out = self.after_row.to_string();
+        for value in &self.sort_values {
+            out.push('~');
+            match value {
+                CursorValue::Null => out.push('n'),
+                CursorValue::Integer(i) => out.push_str(&format!("i{i}")),
+                CursorValue::Float(f) => out.push_str(&format!("f{f:?}")),
+                CursorValue::Text(t) => {
+                    out.push('s');
+                    for c in t.chars() {
+                        match c {
+                            '%' => out.push_str("%25"),
+                            '~' => out.push_str("%7E"),
+                            other => out.push(other),
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads a cursor back; `None` when the text is not one.
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let mut parts = text.split('~');
+        let after_row = parts.next()?.parse().ok()?;
+        let mut sort_values = Vec::new();
+        for part in parts {
+            let (tag, rest) = part.split_at_checked(1)?;
+            sort_values.push(match tag {
+                "n" if rest.is_empty() => CursorValue::Null,
+                "i" => CursorValue::Integer(rest.parse().ok()?),
+                "f" => CursorValue::Float(rest.parse().ok()?),
+                "s" => CursorValue::Text(rest.replace("%7E", "~").replace("%25", "%").into()),
+                _ => return None,
+            });
+        }
+        Some(Cursor {
+            after_row,
+            sort_values,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_survive_their_text_form() {
+        let cursor = Cursor {
+            after_row: 42,
+            sort_values: vec![
+                CursorValue::Null,
+                CursorValue::Integer(-7),
+                CursorValue::Float(1.5e-3),
+                CursorValue::Text("a~b%c 张".into()),
+            ],
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        assert_eq!(Cursor::decode("x"), None);
+        assert_eq!(Cursor::decode("1~q"), None);
+        assert_eq!(Cursor::decode("1~i"), None);
+    }
 }

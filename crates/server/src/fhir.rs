@@ -6,7 +6,9 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use fhir_model::{Issue, IssueCode};
-use repository::{BundleOptions, HistoryRequest, Repository, SearchRequest, WriteStatus, Written};
+use repository::{
+    BundleOptions, HistoryRequest, Repository, SearchRequest, SearchScope, WriteStatus, Written,
+};
 use search::Handling;
 use store::{HistoryScope, RequestContext};
 
@@ -90,6 +92,7 @@ async fn handle(
 
     match segments.as_slice() {
         [] => match *method {
+            Method::GET => search(repository, fhir, SearchScope::System, None).await,
             Method::POST => {
                 let bundle = read_json(&fhir.headers, body, limit, BodyKind::Resource).await?;
                 let options = BundleOptions {
@@ -102,7 +105,14 @@ async fn handle(
                         .await?;
                 Ok(json_response(StatusCode::OK, response, fhir.pretty))
             }
-            _ => not_allowed("POST with a batch or transaction Bundle"),
+            _ => not_allowed("GET (a system search) or POST (a batch or transaction Bundle)"),
+        },
+        ["_search"] => match *method {
+            Method::POST => {
+                let form = read_form(&fhir.headers, body, limit).await?;
+                search(repository, fhir, SearchScope::System, Some(form)).await
+            }
+            _ => not_allowed("POST"),
         },
         ["metadata"] => match *method {
             Method::GET => Ok(json_response(
@@ -125,7 +135,9 @@ async fn handle(
             }
             match rest {
                 [] => match *method {
-                    Method::GET => search(repository, fhir, resource_type, None).await,
+                    Method::GET => {
+                        search(repository, fhir, SearchScope::Type(resource_type), None).await
+                    }
                     Method::POST => create(repository, fhir, body, limit, resource_type).await,
                     Method::PUT => {
                         conditional_update(repository, fhir, body, limit, resource_type).await
@@ -136,7 +148,13 @@ async fn handle(
                 ["_search"] => match *method {
                     Method::POST => {
                         let form = read_form(&fhir.headers, body, limit).await?;
-                        search(repository, fhir, resource_type, Some(form)).await
+                        search(
+                            repository,
+                            fhir,
+                            SearchScope::Type(resource_type),
+                            Some(form),
+                        )
+                        .await
                     }
                     _ => not_allowed("POST"),
                 },
@@ -193,6 +211,27 @@ async fn handle(
                     }
                     _ => not_allowed("GET"),
                 },
+                [id, "$everything"] if resource_type == "Patient" => match *method {
+                    Method::GET => everything(repository, fhir, id.to_string(), None).await,
+                    Method::POST => {
+                        let form = read_form(&fhir.headers, body, limit).await?;
+                        everything(repository, fhir, id.to_string(), Some(form)).await
+                    }
+                    _ => not_allowed("GET or POST"),
+                },
+                [id, compartment_type] if repository.knows_type(compartment_type) => {
+                    match *method {
+                        Method::GET => {
+                            let scope = SearchScope::Compartment {
+                                compartment: resource_type,
+                                id: id.to_string(),
+                                resource_type: compartment_type.to_string(),
+                            };
+                            search(repository, fhir, scope, None).await
+                        }
+                        _ => not_allowed("GET"),
+                    }
+                }
                 [id, "$validate"] => match *method {
                     Method::POST => {
                         validate(
@@ -363,7 +402,7 @@ async fn history(
 async fn search(
     repository: Repo,
     fhir: FhirRequest,
-    resource_type: String,
+    scope: SearchScope,
     form: Option<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let ctx = context(&fhir);
@@ -376,11 +415,25 @@ async fn search(
         Handling::Lenient
     };
     let request = SearchRequest {
-        resource_type,
+        scope,
         params,
         handling,
     };
     let bundle = blocking(move || Ok(repository.search(&ctx, &base, &request)?)).await?;
+    Ok(json_response(StatusCode::OK, bundle, fhir.pretty))
+}
+
+async fn everything(
+    repository: Repo,
+    fhir: FhirRequest,
+    id: String,
+    form: Option<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let ctx = context(&fhir);
+    let base = fhir.base.clone();
+    let mut params = fhir.criteria();
+    params.extend(form.unwrap_or_default());
+    let bundle = blocking(move || Ok(repository.everything(&ctx, &base, &id, &params)?)).await?;
     Ok(json_response(StatusCode::OK, bundle, fhir.pretty))
 }
 

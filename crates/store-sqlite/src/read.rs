@@ -5,8 +5,9 @@ use std::collections::HashMap;
 
 use rusqlite::types::Value as SqliteValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
-use search::query::{Cursor, SearchQuery, TotalMode};
-use store::sql::{self, Dialect, Sql, SqlValue};
+use search::query::{CursorValue, SearchQuery};
+use store::execute::SqlRunner;
+use store::sql::{Dialect, SortValueKind, Sql, SqlValue};
 use store::{
     HistoryPage, HistoryQuery, HistoryScope, Method, SearchPage, StoreError, VersionRecord,
 };
@@ -131,35 +132,50 @@ pub(crate) fn search(
     connection: &Connection,
     query: &SearchQuery,
 ) -> Result<SearchPage, StoreError> {
-    let page = sql::search_page(query, Dialect::Sqlite);
-    let mut rows: Vec<i64> = query_integers(connection, &page)?;
-    let next = if rows.len() > query.count {
-        rows.truncate(query.count);
-        rows.last().map(|&after_row| Cursor {
-            after_row,
-            sort_values: Vec::new(),
-        })
-    } else {
-        None
-    };
-    let matches = records_by_row(connection, &rows)?;
-    let total = match query.total {
-        TotalMode::None => None,
-        TotalMode::Estimate | TotalMode::Accurate => {
-            let count = sql::search_count(query, Dialect::Sqlite);
-            let n = query_integers(connection, &count)?
-                .first()
-                .copied()
-                .unwrap_or(0);
-            Some(n.max(0) as u64)
+    store::execute::search(&mut Runner(connection), query, Dialect::Sqlite)
+}
+
+/// Runs the shared search SQL on a SQLite connection.
+struct Runner<'c>(&'c Connection);
+
+impl SqlRunner for Runner<'_> {
+    fn integers(&mut self, sql: &Sql) -> Result<Vec<i64>, StoreError> {
+        query_integers(self.0, sql)
+    }
+
+    fn page_rows(
+        &mut self,
+        sql: &Sql,
+        kinds: &[SortValueKind],
+    ) -> Result<Vec<(i64, Vec<CursorValue>)>, StoreError> {
+        let mut statement = self.0.prepare_cached(&sql.text).map_err(map_error)?;
+        let values = to_sqlite(&sql.params);
+        let mut rows = statement
+            .query(params_from_iter(values.iter()))
+            .map_err(map_error)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(map_error)? {
+            let key: i64 = row.get(0).map_err(map_error)?;
+            let mut sort_values = Vec::with_capacity(kinds.len());
+            for (i, kind) in kinds.iter().enumerate() {
+                let value: SqliteValue = row.get(i + 1).map_err(map_error)?;
+                sort_values.push(match (value, kind) {
+                    (SqliteValue::Null, _) => CursorValue::Null,
+                    (SqliteValue::Integer(i), SortValueKind::Float) => CursorValue::Float(i as f64),
+                    (SqliteValue::Integer(i), _) => CursorValue::Integer(i),
+                    (SqliteValue::Real(f), _) => CursorValue::Float(f),
+                    (SqliteValue::Text(t), _) => CursorValue::Text(t.into()),
+                    (SqliteValue::Blob(_), _) => CursorValue::Null,
+                });
+            }
+            out.push((key, sort_values));
         }
-    };
-    Ok(SearchPage {
-        matches,
-        included: Vec::new(),
-        next,
-        total,
-    })
+        Ok(out)
+    }
+
+    fn records(&mut self, rows: &[i64]) -> Result<Vec<VersionRecord>, StoreError> {
+        records_by_row(self.0, rows)
+    }
 }
 
 fn to_sqlite(values: &[SqlValue]) -> Vec<SqliteValue> {

@@ -4,6 +4,7 @@
 
 mod context;
 mod error;
+pub mod execute;
 mod record;
 pub mod sql;
 

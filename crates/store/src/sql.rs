@@ -4,8 +4,9 @@
 //! cannot change a query's structure.
 
 use search::query::{
-    Bound, Comparison, CompositeTest, Filter, IndexTable, QuantityUnits, RangeColumn,
-    RangePredicate, ReferenceTarget, SearchQuery, StringTest, TokenColumn, UriTest,
+    Bound, Comparison, CompositeTest, Cursor, CursorValue, Filter, Include, IndexTable,
+    QuantityUnits, RangeColumn, RangePredicate, ReferenceTarget, SearchQuery, SortBy, SortKey,
+    StringTest, TokenColumn, UriTest,
 };
 
 use crate::Method;
@@ -113,18 +114,246 @@ impl SqlBuilder {
 
 const DELETED: i64 = 2;
 
-/// The statement that finds one page of matches: resource rows (`rid`), in order, one more than
-/// the page size so the caller knows whether there is a next page.
+/// The statement that finds one page of matches: rows of `rid` and then one column per sort
+/// key (the values a next-page cursor carries), in order, one more than the page size so the
+/// caller knows whether there is a next page.
+///
+/// Without `_sort` the order is the resource row key, so a filter backed by an index is read in
+/// index order and stops after the page: page 1,000 costs what page 1 costs. With `_sort`, rows
+/// without a value for a sort key come last, whatever the direction.
 pub fn search_page(query: &SearchQuery, dialect: Dialect) -> Sql {
-    let mut b = SqlBuilder::new(dialect);
-    b.push("SELECT r.rid FROM resource r WHERE ");
-    where_clause(&mut b, query, "r");
-    if let Some(cursor) = &query.cursor {
-        b.push(" AND r.rid > ").bind_int(cursor.after_row);
-    }
-    b.push(" ORDER BY r.rid LIMIT ")
-        .bind_int(query.count as i64 + 1);
     debug_assert_eq!(Method::Delete.code(), DELETED);
+    let mut b = SqlBuilder::new(dialect);
+    if query.sort.is_empty() {
+        b.push("SELECT r.rid FROM resource r WHERE ");
+        where_clause(&mut b, query, "r");
+        if let Some(cursor) = &query.cursor {
+            b.push(" AND r.rid > ").bind_int(cursor.after_row);
+        }
+        b.push(" ORDER BY r.rid LIMIT ")
+            .bind_int(query.count as i64 + 1);
+        return b.finish();
+    }
+    b.push("SELECT q.rid");
+    for i in 0..query.sort.len() {
+        b.push(&format!(", q.s{i}"));
+    }
+    b.push(" FROM (SELECT r.rid AS rid");
+    for (i, key) in query.sort.iter().enumerate() {
+        b.push(", ");
+        sort_expression(&mut b, key);
+        b.push(&format!(" AS s{i}"));
+    }
+    b.push(" FROM resource r WHERE ");
+    where_clause(&mut b, query, "r");
+    b.push(") q");
+    if let Some(cursor) = &query.cursor {
+        b.push(" WHERE ");
+        cursor_condition(&mut b, &query.sort, cursor);
+    }
+    b.push(" ORDER BY ");
+    for (i, key) in query.sort.iter().enumerate() {
+        let direction = if key.descending { "DESC" } else { "ASC" };
+        b.push(&format!(
+            "(CASE WHEN q.s{i} IS NULL THEN 1 ELSE 0 END), q.s{i} {direction}, "
+        ));
+    }
+    b.push("q.rid LIMIT ").bind_int(query.count as i64 + 1);
+    b.finish()
+}
+
+/// What kind of value a sort key yields, so a backend can read it back for the cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortValueKind {
+    Integer,
+    Float,
+    Text,
+}
+
+pub fn sort_value_kind(key: &SortKey) -> SortValueKind {
+    match &key.by {
+        SortBy::Id => SortValueKind::Text,
+        SortBy::LastUpdated => SortValueKind::Integer,
+        SortBy::Param { table, .. } => match table {
+            IndexTable::Date => SortValueKind::Integer,
+            IndexTable::Number | IndexTable::Quantity => SortValueKind::Float,
+            _ => SortValueKind::Text,
+        },
+    }
+}
+
+fn sort_expression(b: &mut SqlBuilder, key: &SortKey) {
+    match &key.by {
+        SortBy::Id => {
+            b.push("r.id");
+        }
+        SortBy::LastUpdated => {
+            b.push("r.last_updated");
+        }
+        SortBy::Param { param, table } => {
+            let (column, aggregate) = match (table, key.descending) {
+                (IndexTable::Token, d) => ("code", if d { "MAX" } else { "MIN" }),
+                (IndexTable::String, d) => ("normalized", if d { "MAX" } else { "MIN" }),
+                // Ascending sorts on when things start, descending on when they end.
+                (IndexTable::Date, false) => ("low", "MIN"),
+                (IndexTable::Date, true) => ("high", "MAX"),
+                (IndexTable::Number | IndexTable::Quantity, d) => {
+                    ("value", if d { "MAX" } else { "MIN" })
+                }
+                (IndexTable::Reference, d) => ("target_id", if d { "MAX" } else { "MIN" }),
+                (IndexTable::Uri, d) => ("uri", if d { "MAX" } else { "MIN" }),
+                (IndexTable::Composite, _) => ("NULL", "MIN"),
+            };
+            let table_name = index_table_name(*table);
+            b.push(&format!("(SELECT {aggregate}(x.{column}) FROM {table_name} x WHERE x.rid = r.rid AND x.param = "));
+            b.bind_int(param.0);
+            b.push(")");
+        }
+    }
+}
+
+fn bind_cursor_value(b: &mut SqlBuilder, value: &CursorValue) {
+    match value {
+        CursorValue::Null => b.push("NULL"),
+        CursorValue::Integer(i) => b.bind_int(*i),
+        CursorValue::Float(f) => b.bind(SqlValue::Float(*f)),
+        CursorValue::Text(t) => b.bind_text(t),
+    };
+}
+
+/// Rows strictly after the cursor in the sort order: for each position, all earlier sort terms
+/// equal and this one after. Each sort key is two terms, "has no value" (values first) and the
+/// value; the row key breaks ties.
+fn cursor_condition(b: &mut SqlBuilder, sort: &[SortKey], cursor: &Cursor) {
+    let values: Vec<&CursorValue> = (0..sort.len())
+        .map(|i| cursor.sort_values.get(i).unwrap_or(&CursorValue::Null))
+        .collect();
+    // Terms as (equal condition writer, after condition writer) in order.
+    enum Term<'c> {
+        NullFlag {
+            index: usize,
+            cursor_null: bool,
+        },
+        Value {
+            index: usize,
+            descending: bool,
+            value: &'c CursorValue,
+        },
+        Row,
+    }
+    let mut terms = Vec::new();
+    for (index, key) in sort.iter().enumerate() {
+        let cursor_null = matches!(values[index], CursorValue::Null);
+        terms.push(Term::NullFlag { index, cursor_null });
+        if !cursor_null {
+            terms.push(Term::Value {
+                index,
+                descending: key.descending,
+                value: values[index],
+            });
+        }
+    }
+    terms.push(Term::Row);
+    b.push("(");
+    for position in 0..terms.len() {
+        if position > 0 {
+            b.push(" OR ");
+        }
+        b.push("(");
+        for term in &terms[..position] {
+            match term {
+                Term::NullFlag { index, cursor_null } => {
+                    b.push(&format!(
+                        "q.s{index} IS {}NULL AND ",
+                        if *cursor_null { "" } else { "NOT " }
+                    ));
+                }
+                Term::Value { index, value, .. } => {
+                    b.push(&format!("q.s{index} = "));
+                    bind_cursor_value(b, value);
+                    b.push(" AND ");
+                }
+                Term::Row => unreachable!("the row term is last"),
+            }
+        }
+        match &terms[position] {
+            // Only a row with no value comes after a cursor with one.
+            Term::NullFlag { index, cursor_null } => {
+                if *cursor_null {
+                    b.push("1 = 0");
+                } else {
+                    b.push(&format!("q.s{index} IS NULL"));
+                }
+            }
+            Term::Value {
+                index,
+                descending,
+                value,
+            } => {
+                b.push(&format!(
+                    "q.s{index} {} ",
+                    if *descending { "<" } else { ">" }
+                ));
+                bind_cursor_value(b, value);
+            }
+            Term::Row => {
+                b.push("q.rid > ").bind_int(cursor.after_row);
+            }
+        }
+        b.push(")");
+    }
+    b.push(")");
+}
+
+/// Resources that `rows` point at through the include's parameters.
+pub fn include_targets(rows: &[i64], include: &Include, dialect: Dialect) -> Sql {
+    let mut b = SqlBuilder::new(dialect);
+    b.push(
+        "SELECT DISTINCT t.rid FROM idx_reference ref \
+         JOIN resource t ON t.type = ref.target_type AND t.id = ref.target_id \
+         WHERE ref.rid IN ",
+    );
+    b.bind_int_list(rows);
+    // No parameters means every reference of the rows (`$everything`).
+    if !include.params.is_empty() {
+        b.push(" AND ref.param IN ");
+        b.bind_int_list(&include.params.iter().map(|p| p.0).collect::<Vec<_>>());
+    }
+    b.push(&format!(" AND t.method <> {DELETED}"));
+    if let Some(target_type) = &include.target_type {
+        b.push(" AND t.type = ").bind_text(target_type);
+    }
+    b.finish()
+}
+
+/// Resources that point at `targets` (`(type, id)`) through the include's parameters.
+pub fn revinclude_sources(targets: &[(&str, &str)], include: &Include, dialect: Dialect) -> Sql {
+    let mut b = SqlBuilder::new(dialect);
+    b.push("SELECT DISTINCT ref.rid FROM idx_reference ref WHERE ref.param IN ");
+    b.bind_int_list(&include.params.iter().map(|p| p.0).collect::<Vec<_>>());
+    let mut by_type: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (resource_type, id) in targets {
+        match by_type.iter_mut().find(|(t, _)| t == resource_type) {
+            Some((_, ids)) => ids.push(id),
+            None => by_type.push((resource_type, vec![id])),
+        }
+    }
+    if let Some(target_type) = &include.target_type {
+        by_type.retain(|(t, _)| *t == &**target_type);
+    }
+    b.push(" AND (");
+    if by_type.is_empty() {
+        b.push("1 = 0");
+    }
+    for (i, (resource_type, ids)) in by_type.iter().enumerate() {
+        if i > 0 {
+            b.push(" OR ");
+        }
+        b.push("(ref.target_type = ").bind_text(resource_type);
+        b.push(" AND ref.target_id IN ").bind_text_list(ids);
+        b.push(")");
+    }
+    b.push(")");
     b.finish()
 }
 
@@ -187,8 +416,7 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             render_range(
                 b,
                 predicate,
-                &format!("{alias}.last_updated"),
-                &format!("{alias}.last_updated"),
+                &RangeColumns::same(&format!("{alias}.last_updated")),
             );
         }
         Filter::Token {
@@ -230,7 +458,7 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
                 "{alias}.rid IN (SELECT rid FROM idx_date WHERE param = "
             ));
             b.bind_int(param.0).push(" AND ");
-            render_range(b, predicate, "low", "high");
+            render_range(b, predicate, &RangeColumns::new("low", "high", "value"));
             b.push(")");
         }
         Filter::Number { param, predicate } => {
@@ -238,7 +466,7 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
                 "{alias}.rid IN (SELECT rid FROM idx_number WHERE param = "
             ));
             b.bind_int(param.0).push(" AND ");
-            render_range(b, predicate, "low", "high");
+            render_range(b, predicate, &RangeColumns::new("low", "high", "value"));
             b.push(")");
         }
         Filter::Quantity {
@@ -251,17 +479,23 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             ));
             b.bind_int(param.0).push(" AND ");
             match units {
-                QuantityUnits::Any => render_range(b, predicate, "low", "high"),
+                QuantityUnits::Any => {
+                    render_range(b, predicate, &RangeColumns::new("low", "high", "value"))
+                }
                 QuantityUnits::SystemCode(system, code) => {
                     if let Some(system) = system.as_deref().filter(|s| !s.is_empty()) {
                         b.push("system = ").bind_text(system).push(" AND ");
                     }
                     b.push("code = ").bind_text(code).push(" AND ");
-                    render_range(b, predicate, "low", "high");
+                    render_range(b, predicate, &RangeColumns::new("low", "high", "value"));
                 }
                 QuantityUnits::Canonical(code) => {
                     b.push("canonical_code = ").bind_text(code).push(" AND ");
-                    render_range(b, predicate, "canonical_low", "canonical_high");
+                    render_range(
+                        b,
+                        predicate,
+                        &RangeColumns::new("canonical_low", "canonical_high", "canonical_value"),
+                    );
                 }
             }
             b.push(")");
@@ -323,9 +557,11 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
                     b.push(&format!("second_{} = ", token_column(*column)))
                         .bind_int(*hash);
                 }
-                CompositeTest::Range(predicate) => {
-                    render_range(b, predicate, "second_low", "second_high")
-                }
+                CompositeTest::Range(predicate) => render_range(
+                    b,
+                    predicate,
+                    &RangeColumns::new("second_low", "second_high", "second_value"),
+                ),
                 CompositeTest::String(value) => {
                     b.push("second_text = ").bind_text(value);
                 }
@@ -386,6 +622,19 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             render_filter(b, filter, &source);
             b.push(")");
         }
+        Filter::PatientCompartment { id, key, params } => {
+            b.push(&format!("({alias}.patient_key = "));
+            b.bind_int(key.0);
+            b.push(&format!(" OR ({alias}.type = 'Patient' AND {alias}.id = "));
+            b.bind_text(id);
+            b.push(&format!(
+                ") OR {alias}.rid IN (SELECT rid FROM idx_reference WHERE target_type = 'Patient' AND target_id = "
+            ));
+            b.bind_text(id);
+            b.push(" AND param IN ");
+            b.bind_int_list(&params.iter().map(|p| p.0).collect::<Vec<_>>());
+            b.push("))");
+        }
     }
 }
 
@@ -423,7 +672,29 @@ pub const INDEX_TABLES: [&str; 8] = [
     "idx_composite",
 ];
 
-fn render_range(b: &mut SqlBuilder, predicate: &RangePredicate, low: &str, high: &str) {
+/// The columns a range predicate compares.
+struct RangeColumns {
+    low: String,
+    high: String,
+    value: String,
+}
+
+impl RangeColumns {
+    fn new(low: &str, high: &str, value: &str) -> RangeColumns {
+        RangeColumns {
+            low: low.into(),
+            high: high.into(),
+            value: value.into(),
+        }
+    }
+
+    /// A point in time (`_lastUpdated`): one column is low, high and value at once.
+    fn same(column: &str) -> RangeColumns {
+        RangeColumns::new(column, column, column)
+    }
+}
+
+fn render_range(b: &mut SqlBuilder, predicate: &RangePredicate, columns: &RangeColumns) {
     if predicate.any_of.is_empty() {
         b.push("1 = 0");
         return;
@@ -442,8 +713,9 @@ fn render_range(b: &mut SqlBuilder, predicate: &RangePredicate, low: &str, high:
                 b.push(" AND ");
             }
             let column = match column {
-                RangeColumn::Low => low,
-                RangeColumn::High => high,
+                RangeColumn::Low => &columns.low,
+                RangeColumn::High => &columns.high,
+                RangeColumn::Value => &columns.value,
             };
             let op = match comparison {
                 Comparison::Lt => "<",

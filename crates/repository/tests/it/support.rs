@@ -47,7 +47,7 @@ pub fn search_ids(
     params: &[(&str, &str)],
 ) -> Vec<String> {
     let request = repository::SearchRequest {
-        resource_type: resource_type.into(),
+        scope: repository::SearchScope::Type(resource_type.into()),
         params: criteria(params),
         handling: search::Handling::Strict,
     };

@@ -1,0 +1,111 @@
+//! Running a search, the same way on every backend: the page query, its cursor, the total and
+//! the includes. A backend supplies only a [`SqlRunner`] that executes SQL on its connection.
+
+use std::collections::HashSet;
+
+use search::query::{Cursor, CursorValue, SearchQuery, TotalMode};
+
+use crate::sql::{self, Dialect, SortValueKind, Sql};
+use crate::{SearchPage, StoreError, VersionRecord};
+
+/// How many rounds of `:iterate` includes are followed, and how many resources may be included
+/// in all: enough for every reasonable graph, bounded for unreasonable ones.
+const MAX_INCLUDE_ROUNDS: usize = 4;
+const MAX_INCLUDED: usize = 5_000;
+
+/// Executes SQL on one backend's connection.
+pub trait SqlRunner {
+    /// A single-column query of integers.
+    fn integers(&mut self, sql: &Sql) -> Result<Vec<i64>, StoreError>;
+
+    /// A page query: the row key, then one value per sort key, read as `kinds` says.
+    fn page_rows(
+        &mut self,
+        sql: &Sql,
+        kinds: &[SortValueKind],
+    ) -> Result<Vec<(i64, Vec<CursorValue>)>, StoreError>;
+
+    /// The current versions of resources by row key, in the order given.
+    fn records(&mut self, rows: &[i64]) -> Result<Vec<VersionRecord>, StoreError>;
+}
+
+/// Runs `query`: one page of matches, the cursor of the next page, the total if asked, and the
+/// included resources.
+pub fn search(
+    runner: &mut dyn SqlRunner,
+    query: &SearchQuery,
+    dialect: Dialect,
+) -> Result<SearchPage, StoreError> {
+    let kinds: Vec<SortValueKind> = query.sort.iter().map(sql::sort_value_kind).collect();
+    let mut rows = if query.count == 0 {
+        Vec::new()
+    } else {
+        runner.page_rows(&sql::search_page(query, dialect), &kinds)?
+    };
+    let next = if rows.len() > query.count {
+        rows.truncate(query.count);
+        rows.last().map(|(after_row, values)| Cursor {
+            after_row: *after_row,
+            sort_values: values.clone(),
+        })
+    } else {
+        None
+    };
+    let row_keys: Vec<i64> = rows.iter().map(|(row, _)| *row).collect();
+    let matches = runner.records(&row_keys)?;
+    let total = match query.total {
+        TotalMode::None => None,
+        TotalMode::Estimate | TotalMode::Accurate => {
+            let count = runner.integers(&sql::search_count(query, dialect))?;
+            Some(count.first().copied().unwrap_or(0).max(0) as u64)
+        }
+    };
+    let included = includes(runner, query, &matches, dialect)?;
+    Ok(SearchPage {
+        matches,
+        included,
+        next,
+        total,
+    })
+}
+
+fn includes(
+    runner: &mut dyn SqlRunner,
+    query: &SearchQuery,
+    matches: &[VersionRecord],
+    dialect: Dialect,
+) -> Result<Vec<VersionRecord>, StoreError> {
+    if matches.is_empty() || (query.include.is_empty() && query.revinclude.is_empty()) {
+        return Ok(Vec::new());
+    }
+    let mut seen: HashSet<i64> = matches.iter().map(|r| r.row).collect();
+    let mut included: Vec<VersionRecord> = Vec::new();
+    // Each round follows the includes from the resources the previous round found; the first
+    // round starts from the matches and applies every include, later rounds only :iterate ones.
+    let mut frontier: Vec<VersionRecord> = matches.to_vec();
+    for round in 0..MAX_INCLUDE_ROUNDS {
+        let mut found: Vec<i64> = Vec::new();
+        let rows: Vec<i64> = frontier.iter().map(|r| r.row).collect();
+        let keys: Vec<(&str, &str)> = frontier
+            .iter()
+            .map(|r| (r.resource_type.as_str(), r.id.as_str()))
+            .collect();
+        for include in query.include.iter().filter(|i| round == 0 || i.iterate) {
+            found.extend(runner.integers(&sql::include_targets(&rows, include, dialect))?);
+        }
+        for include in query.revinclude.iter().filter(|i| round == 0 || i.iterate) {
+            found.extend(runner.integers(&sql::revinclude_sources(&keys, include, dialect))?);
+        }
+        found.retain(|row| seen.insert(*row));
+        found.truncate(MAX_INCLUDED.saturating_sub(included.len()));
+        if found.is_empty() {
+            break;
+        }
+        frontier = runner.records(&found)?;
+        included.extend(frontier.iter().cloned());
+        if included.len() >= MAX_INCLUDED {
+            break;
+        }
+    }
+    Ok(included)
+}
