@@ -3,6 +3,7 @@
 
 mod support;
 
+mod golden_sql;
 mod history;
 mod search;
 mod writes;

@@ -1,0 +1,262 @@
+//! Golden SQL: what each kind of search becomes on each backend, from a real query string
+//! through the real parser. A change to the rendering shows up here as a reviewable diff
+//! (`UPDATE_EXPECT=1 cargo test -p store` rewrites the snapshots).
+
+use expect_test::{Expect, expect};
+use search::{Handling, Registry, SearchTarget, parse_search};
+use store::sql::{Dialect, search_page};
+
+fn registry() -> &'static Registry {
+    static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(|| Registry::r4(fhir_model::r4()))
+}
+
+/// Renders the search on both dialects, with bound values listed after the statement.
+fn check(resource_type: &str, query: &str, expected: Expect) {
+    let params: Vec<(String, String)> = query
+        .split('&')
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    let parsed = parse_search(
+        registry(),
+        SearchTarget::Type(resource_type),
+        &params,
+        Handling::Strict,
+    )
+    .unwrap();
+    let mut out = String::new();
+    for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+        let sql = search_page(&parsed.query, dialect);
+        out.push_str(&format!("{dialect:?}: {}\n", sql.text));
+        let values: Vec<String> = sql
+            .params
+            .iter()
+            .map(|v| match v {
+                store::sql::SqlValue::Integer(i) => format!("{i}"),
+                store::sql::SqlValue::Float(f) => format!("{f:?}"),
+                store::sql::SqlValue::Text(t) => format!("{t:?}"),
+            })
+            .collect();
+        out.push_str(&format!("  values: {}\n", values.join(", ")));
+    }
+    expected.assert_eq(&out);
+}
+
+#[test]
+fn token_by_code_and_by_system_and_code() {
+    check(
+        "Observation",
+        "code=8480-6",
+        expect![[r#"
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_token WHERE h_code = ?2) ORDER BY r.rid LIMIT ?3
+              values: "Observation", -6386153366964937566, 21
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_token WHERE h_code = $2) ORDER BY r.rid LIMIT $3
+              values: "Observation", -6386153366964937566, 21
+        "#]],
+    );
+    check(
+        "Observation",
+        "code=http://loinc.org|8480-6,http://loinc.org|8462-4",
+        expect![[r#"
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND (r.rid IN (SELECT rid FROM idx_token WHERE h_system_code = ?2) OR r.rid IN (SELECT rid FROM idx_token WHERE h_system_code = ?3)) ORDER BY r.rid LIMIT ?4
+              values: "Observation", 8077817995020697894, -6862245598615564380, 21
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND (r.rid IN (SELECT rid FROM idx_token WHERE h_system_code = $2) OR r.rid IN (SELECT rid FROM idx_token WHERE h_system_code = $3)) ORDER BY r.rid LIMIT $4
+              values: "Observation", 8077817995020697894, -6862245598615564380, 21
+        "#]],
+    );
+}
+
+#[test]
+fn token_not_and_missing() {
+    check(
+        "Observation",
+        "status:not=final",
+        expect![[r#"
+        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND NOT (r.rid IN (SELECT rid FROM idx_token WHERE h_code = ?2)) ORDER BY r.rid LIMIT ?3
+          values: "Observation", -5763315090812079724, 21
+        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND NOT (r.rid IN (SELECT rid FROM idx_token WHERE h_code = $2)) ORDER BY r.rid LIMIT $3
+          values: "Observation", -5763315090812079724, 21
+    "#]],
+    );
+    check(
+        "Observation",
+        "category:missing=true",
+        expect![[r#"
+        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND NOT EXISTS (SELECT 1 FROM idx_token m WHERE m.rid = r.rid AND m.param = ?2) ORDER BY r.rid LIMIT ?3
+          values: "Observation", -4802618124123386591, 21
+        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND NOT EXISTS (SELECT 1 FROM idx_token m WHERE m.rid = r.rid AND m.param = $2) ORDER BY r.rid LIMIT $3
+          values: "Observation", -4802618124123386591, 21
+    "#]],
+    );
+}
+
+#[test]
+fn string_prefix_exact_and_contains() {
+    check(
+        "Patient",
+        "name=Zh",
+        expect![[r#"
+        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_string WHERE param = ?2 AND normalized >= ?3 AND normalized < ?4) ORDER BY r.rid LIMIT ?5
+          values: "Patient", -792611874817700214, "zh", "zh\u{10ffff}", 21
+        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_string WHERE param = $2 AND normalized >= $3 AND normalized < $4) ORDER BY r.rid LIMIT $5
+          values: "Patient", -792611874817700214, "zh", "zh\u{10ffff}", 21
+    "#]],
+    );
+    check(
+        "Patient",
+        "family:exact=张&given:contains=伟",
+        expect![[r#"
+        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_string WHERE param = ?2 AND exact = ?3) AND r.rid IN (SELECT rid FROM idx_string WHERE param = ?4 AND normalized LIKE ?5 ESCAPE '\') ORDER BY r.rid LIMIT ?6
+          values: "Patient", 886905893442837563, "张", 332288233657440839, "%伟%", 21
+        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_string WHERE param = $2 AND exact = $3) AND r.rid IN (SELECT rid FROM idx_string WHERE param = $4 AND normalized LIKE $5 ESCAPE '\') ORDER BY r.rid LIMIT $6
+          values: "Patient", 886905893442837563, "张", 332288233657440839, "%伟%", 21
+    "#]],
+    );
+}
+
+#[test]
+fn date_prefixes_become_range_comparisons() {
+    check(
+        "Observation",
+        "date=ge2020-01&date=lt2021",
+        expect![[r#"
+        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_date WHERE param = ?2 AND ((high > ?3) OR (low >= ?4 AND high <= ?5))) AND r.rid IN (SELECT rid FROM idx_date WHERE param = ?6 AND ((low < ?7))) ORDER BY r.rid LIMIT ?8
+          values: "Observation", 4969876855152706044, 1580515199999999, 1577836800000000, 1580515199999999, 4969876855152706044, 1609459200000000, 21
+        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_date WHERE param = $2 AND ((high > $3) OR (low >= $4 AND high <= $5))) AND r.rid IN (SELECT rid FROM idx_date WHERE param = $6 AND ((low < $7))) ORDER BY r.rid LIMIT $8
+          values: "Observation", 4969876855152706044, 1580515199999999, 1577836800000000, 1580515199999999, 4969876855152706044, 1609459200000000, 21
+    "#]],
+    );
+    check(
+        "Observation",
+        "date=2020-05-01",
+        expect![[r#"
+        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_date WHERE param = ?2 AND ((low >= ?3 AND high <= ?4))) ORDER BY r.rid LIMIT ?5
+          values: "Observation", 4969876855152706044, 1588291200000000, 1588377599999999, 21
+        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_date WHERE param = $2 AND ((low >= $3 AND high <= $4))) ORDER BY r.rid LIMIT $5
+          values: "Observation", 4969876855152706044, 1588291200000000, 1588377599999999, 21
+    "#]],
+    );
+}
+
+#[test]
+fn numbers_and_quantities() {
+    check(
+        "RiskAssessment",
+        "probability=gt0.8",
+        expect![[r#"
+        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_number WHERE param = ?2 AND ((value > ?3))) ORDER BY r.rid LIMIT ?4
+          values: "RiskAssessment", -8984342525732544363, 0.8, 21
+        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_number WHERE param = $2 AND ((value > $3))) ORDER BY r.rid LIMIT $4
+          values: "RiskAssessment", -8984342525732544363, 0.8, 21
+    "#]],
+    );
+    check(
+        "Observation",
+        "value-quantity=120|http://unitsofmeasure.org|mm[Hg]",
+        expect![[r#"
+        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_quantity WHERE param = ?2 AND canonical_code = ?3 AND ((canonical_value >= ?4 AND canonical_value < ?5))) ORDER BY r.rid LIMIT ?6
+          values: "Observation", -1217335416430534585, "Pa", 15932.0252960925, 16065.347683507502, 21
+        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_quantity WHERE param = $2 AND canonical_code = $3 AND ((canonical_value >= $4 AND canonical_value < $5))) ORDER BY r.rid LIMIT $6
+          values: "Observation", -1217335416430534585, "Pa", 15932.0252960925, 16065.347683507502, 21
+    "#]],
+    );
+}
+
+#[test]
+fn references_chains_and_reverse_chains() {
+    check(
+        "Observation",
+        "subject=Patient/123",
+        expect![[r#"
+        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_reference WHERE param = ?2 AND target_id = ?3 AND target_type IN (?4)) ORDER BY r.rid LIMIT ?5
+          values: "Observation", 4003414119979122754, "123", "Patient", 21
+        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_reference WHERE param = $2 AND target_id = $3 AND target_type IN ($4)) ORDER BY r.rid LIMIT $5
+          values: "Observation", 4003414119979122754, "123", "Patient", 21
+    "#]],
+    );
+    check(
+        "Observation",
+        "subject:Patient.name=peter",
+        expect![[r#"
+        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT ref1.rid FROM idx_reference ref1 JOIN resource t2 ON t2.type = ref1.target_type AND t2.id = ref1.target_id WHERE ref1.param = ?2 AND t2.method <> 2 AND t2.type IN (?3) AND t2.rid IN (SELECT rid FROM idx_string WHERE param = ?4 AND normalized >= ?5 AND normalized < ?6)) ORDER BY r.rid LIMIT ?7
+          values: "Observation", 4003414119979122754, "Patient", -792611874817700214, "peter", "peter\u{10ffff}", 21
+        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT ref1.rid FROM idx_reference ref1 JOIN resource t2 ON t2.type = ref1.target_type AND t2.id = ref1.target_id WHERE ref1.param = $2 AND t2.method <> 2 AND t2.type IN ($3) AND t2.rid IN (SELECT rid FROM idx_string WHERE param = $4 AND normalized >= $5 AND normalized < $6)) ORDER BY r.rid LIMIT $7
+          values: "Observation", 4003414119979122754, "Patient", -792611874817700214, "peter", "peter\u{10ffff}", 21
+    "#]],
+    );
+    check(
+        "Patient",
+        "_has:Observation:patient:code=1234",
+        expect![[r#"
+        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_reference ref1 JOIN resource s2 ON s2.rid = ref1.rid WHERE ref1.param = ?2 AND ref1.target_type = r.type AND ref1.target_id = r.id AND s2.type = ?3 AND s2.method <> 2 AND s2.rid IN (SELECT rid FROM idx_token WHERE h_code = ?4)) ORDER BY r.rid LIMIT ?5
+          values: "Patient", -6265059807760257961, "Observation", 3037997742258124008, 21
+        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_reference ref1 JOIN resource s2 ON s2.rid = ref1.rid WHERE ref1.param = $2 AND ref1.target_type = r.type AND ref1.target_id = r.id AND s2.type = $3 AND s2.method <> 2 AND s2.rid IN (SELECT rid FROM idx_token WHERE h_code = $4)) ORDER BY r.rid LIMIT $5
+          values: "Patient", -6265059807760257961, "Observation", 3037997742258124008, 21
+    "#]],
+    );
+}
+
+#[test]
+fn uri_composite_and_id() {
+    check(
+        "ValueSet",
+        "url:below=http://hl7.org/fhir",
+        expect![[r#"
+        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_uri WHERE param = ?2 AND uri >= ?3 AND uri < ?4) ORDER BY r.rid LIMIT ?5
+          values: "ValueSet", -3082414243898680816, "http://hl7.org/fhir", "http://hl7.org/fhir\u{10ffff}", 21
+        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_uri WHERE param = $2 AND uri >= $3 AND uri < $4) ORDER BY r.rid LIMIT $5
+          values: "ValueSet", -3082414243898680816, "http://hl7.org/fhir", "http://hl7.org/fhir\u{10ffff}", 21
+    "#]],
+    );
+    check(
+        "Observation",
+        "code-value-quantity=http://loinc.org|8480-6$gt100",
+        expect![[r#"
+        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_composite WHERE first_h_system_code = ?2 AND ((second_value > ?3))) ORDER BY r.rid LIMIT ?4
+          values: "Observation", 1498937393135006621, 100.0, 21
+        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_composite WHERE first_h_system_code = $2 AND ((second_value > $3))) ORDER BY r.rid LIMIT $4
+          values: "Observation", 1498937393135006621, 100.0, 21
+    "#]],
+    );
+    check(
+        "Patient",
+        "_id=a,b&_lastUpdated=gt2024-01-01",
+        expect![[r#"
+        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.id IN (?2, ?3) AND ((r.last_updated > ?4)) ORDER BY r.rid LIMIT ?5
+          values: "Patient", "a", "b", 1704153599999999, 21
+        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.id IN ($2, $3) AND ((r.last_updated > $4)) ORDER BY r.rid LIMIT $5
+          values: "Patient", "a", "b", 1704153599999999, 21
+    "#]],
+    );
+}
+
+#[test]
+fn sorted_pages_carry_their_sort_values() {
+    check(
+        "Observation",
+        "code=8480-6&_sort=-date,_id&_count=10",
+        expect![[r#"
+        Sqlite: SELECT q.rid, q.s0, q.s1 FROM (SELECT r.rid AS rid, (SELECT MAX(x.high) FROM idx_date x WHERE x.rid = r.rid AND x.param = ?1) AS s0, r.id AS s1 FROM resource r WHERE r.method <> 2 AND r.type IN (?2) AND r.rid IN (SELECT rid FROM idx_token WHERE h_code = ?3)) q ORDER BY (CASE WHEN q.s0 IS NULL THEN 1 ELSE 0 END), q.s0 DESC, (CASE WHEN q.s1 IS NULL THEN 1 ELSE 0 END), q.s1 ASC, q.rid LIMIT ?4
+          values: 4969876855152706044, "Observation", -6386153366964937566, 11
+        Postgres: SELECT q.rid, q.s0, q.s1 FROM (SELECT r.rid AS rid, (SELECT MAX(x.high) FROM idx_date x WHERE x.rid = r.rid AND x.param = $1) AS s0, r.id AS s1 FROM resource r WHERE r.method <> 2 AND r.type IN ($2) AND r.rid IN (SELECT rid FROM idx_token WHERE h_code = $3)) q ORDER BY (CASE WHEN q.s0 IS NULL THEN 1 ELSE 0 END), q.s0 DESC, (CASE WHEN q.s1 IS NULL THEN 1 ELSE 0 END), q.s1 ASC, q.rid LIMIT $4
+          values: 4969876855152706044, "Observation", -6386153366964937566, 11
+    "#]],
+    );
+}
+
+#[test]
+fn hostile_values_stay_bound_values() {
+    check(
+        "Patient",
+        "name=x') OR 1=1 --&gender=male' OR '1'='1",
+        expect![[r#"
+        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_string WHERE param = ?2 AND normalized >= ?3 AND normalized < ?4) AND r.rid IN (SELECT rid FROM idx_token WHERE h_code = ?5) ORDER BY r.rid LIMIT ?6
+          values: "Patient", -792611874817700214, "x') or 1=1 --", "x') or 1=1 --\u{10ffff}", 6784578640696447699, 21
+        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_string WHERE param = $2 AND normalized >= $3 AND normalized < $4) AND r.rid IN (SELECT rid FROM idx_token WHERE h_code = $5) ORDER BY r.rid LIMIT $6
+          values: "Patient", -792611874817700214, "x') or 1=1 --", "x') or 1=1 --\u{10ffff}", 6784578640696447699, 21
+    "#]],
+    );
+}
