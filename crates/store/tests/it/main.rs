@@ -5,5 +5,6 @@ mod support;
 
 mod golden_sql;
 mod history;
+mod paging;
 mod search;
 mod writes;

@@ -1,0 +1,197 @@
+//! Search through the repository on the Synthea sample: the query language end to end, from
+//! query string to Bundle, on every backend.
+
+use repository::{BundleOptions, Repository, SearchRequest, SearchScope};
+use search::Handling;
+use serde_json::{Value, json};
+use test_support::backend_tests;
+
+use crate::support::*;
+
+fn load(repository: &Repository) {
+    for name in crate::synthea::FILES {
+        repository
+            .process_bundle(
+                &ctx(),
+                BASE,
+                crate::synthea::bundle(name),
+                BundleOptions::default(),
+            )
+            .unwrap();
+    }
+}
+
+fn bundle(repository: &Repository, scope: SearchScope, query: &str) -> Value {
+    let request = SearchRequest {
+        scope,
+        params: repository::parse_query(query),
+        handling: Handling::Strict,
+    };
+    json(
+        &repository
+            .search(&ctx(), BASE, &request)
+            .unwrap_or_else(|e| panic!("{query}: {e:?}")),
+    )
+}
+
+fn count(repository: &Repository, resource_type: &str, query: &str) -> usize {
+    let mut total = 0;
+    let mut query = format!("{query}&_count=200");
+    loop {
+        let page = bundle(repository, SearchScope::Type(resource_type.into()), &query);
+        total += page["entry"].as_array().map_or(0, |e| {
+            e.iter().filter(|e| e["search"]["mode"] == "match").count()
+        });
+        match page["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+        {
+            Some(next) => {
+                query = next["url"]
+                    .as_str()
+                    .unwrap()
+                    .split_once('?')
+                    .unwrap()
+                    .1
+                    .to_owned()
+            }
+            None => return total,
+        }
+    }
+}
+
+backend_tests! {
+    fn the_sample_answers_searches_of_every_kind(store) {
+        let repository = repository(store);
+        load(&repository);
+        assert_eq!(count(&repository, "Patient", "gender=male") + count(&repository, "Patient", "gender=female"), 3);
+        let observations = count(&repository, "Observation", "");
+        assert!(observations > 100, "{observations}");
+        // Partitions: every observation is before, in or after 2015 exactly once.
+        let before = count(&repository, "Observation", "date=lt2015");
+        let during = count(&repository, "Observation", "date=eq2015");
+        let after = count(&repository, "Observation", "date=gt2015");
+        assert_eq!(before + during + after, observations);
+        assert_eq!(count(&repository, "Observation", "date=ge2015"), during + after);
+        let vital = count(&repository, "Observation", "category=vital-signs");
+        let not_vital = count(&repository, "Observation", "category:not=vital-signs");
+        assert_eq!(vital + not_vital, observations);
+        assert!(vital > 0);
+        // A chain and its reverse agree.
+        let men = count(&repository, "Observation", "subject:Patient.gender=male");
+        let mut of_men = 0;
+        for page in [bundle(&repository, SearchScope::Type("Patient".into()), "gender=male&_count=100")] {
+            for entry in page["entry"].as_array().unwrap() {
+                let id = entry["resource"]["id"].as_str().unwrap();
+                of_men += count(&repository, "Observation", &format!("subject=Patient/{id}"));
+            }
+        }
+        assert_eq!(men, of_men);
+        let with_heights = count(&repository, "Patient", "_has:Observation:patient:code=8302-2");
+        assert!(with_heights >= 1);
+        // Quantities compare in canonical units: 0.07 kg is 70 g.
+        let heavy_kg = count(&repository, "Observation", "value-quantity=gt50|http://unitsofmeasure.org|kg");
+        let heavy_g = count(&repository, "Observation", "value-quantity=gt50000|http://unitsofmeasure.org|g");
+        assert_eq!(heavy_kg, heavy_g);
+        assert!(heavy_kg > 0);
+    }
+
+    fn includes_sort_summary_and_elements_shape_the_bundle(store) {
+        let repository = repository(store);
+        load(&repository);
+        let page = bundle(&repository, SearchScope::Type("Encounter".into()), "_include=Encounter:subject&_count=5&_sort=-date");
+        let entries = page["entry"].as_array().unwrap();
+        let modes: Vec<&str> = entries.iter().map(|e| e["search"]["mode"].as_str().unwrap()).collect();
+        assert_eq!(modes.iter().filter(|m| **m == "match").count(), 5);
+        assert!(modes.contains(&"include"));
+        assert!(entries.iter().filter(|e| e["search"]["mode"] == "include").all(|e| e["resource"]["resourceType"] == "Patient"));
+        let starts: Vec<&str> = entries
+            .iter()
+            .filter(|e| e["search"]["mode"] == "match")
+            .map(|e| e["resource"]["period"]["start"].as_str().unwrap())
+            .collect();
+        let mut sorted = starts.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        assert_eq!(starts, sorted, "newest first");
+
+        let counted = bundle(&repository, SearchScope::Type("Patient".into()), "_summary=count");
+        assert_eq!(counted["total"], json!(3));
+        assert!(counted.get("entry").is_none());
+        let summary = bundle(&repository, SearchScope::Type("Patient".into()), "_summary=true&_count=1");
+        let patient = &summary["entry"][0]["resource"];
+        assert!(patient.get("text").is_none() && patient.get("extension").is_none());
+        assert!(patient.get("birthDate").is_some());
+        assert!(patient["meta"]["tag"].as_array().unwrap().iter().any(|t| t["code"] == "SUBSETTED"));
+        let elements = bundle(&repository, SearchScope::Type("Patient".into()), "_elements=gender&_count=1");
+        let keys: Vec<&str> = elements["entry"][0]["resource"].as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["resourceType", "id", "meta", "gender"]);
+    }
+
+    fn system_compartment_and_everything(store) {
+        let repository = repository(store);
+        load(&repository);
+        let system = bundle(&repository, SearchScope::System, "_type=Patient,Practitioner&_count=1000");
+        let types: std::collections::BTreeSet<&str> =
+            system["entry"].as_array().unwrap().iter().map(|e| e["resource"]["resourceType"].as_str().unwrap()).collect();
+        assert_eq!(types.into_iter().collect::<Vec<_>>(), ["Patient", "Practitioner"]);
+        let patients = bundle(&repository, SearchScope::Type("Patient".into()), "_count=3");
+        let id = patients["entry"][0]["resource"]["id"].as_str().unwrap().to_owned();
+        let in_compartment = bundle(
+            &repository,
+            SearchScope::Compartment { compartment: "Patient".into(), id: id.clone(), resource_type: "Observation".into() },
+            "_count=1000",
+        );
+        let compartment_count = in_compartment["entry"].as_array().map_or(0, Vec::len);
+        assert_eq!(compartment_count, count(&repository, "Observation", &format!("subject=Patient/{id}")));
+
+        let everything = json(&repository.everything(&ctx(), BASE, &id, &[]).unwrap());
+        let entries = everything["entry"].as_array().unwrap();
+        let matches: Vec<&Value> = entries.iter().filter(|e| e["search"]["mode"] == "match").collect();
+        assert!(matches.iter().any(|e| e["resource"]["resourceType"] == "Patient" && e["resource"]["id"] == json!(id)));
+        assert!(matches.iter().filter(|e| e["resource"]["resourceType"] == "Observation").count() == compartment_count);
+        for other in &patients["entry"].as_array().unwrap()[1..] {
+            let other_id = &other["resource"]["id"];
+            assert!(!matches.iter().any(|e| e["resource"]["id"] == *other_id), "another patient leaked in");
+        }
+        assert!(
+            entries.iter().any(|e| e["search"]["mode"] == "include" && e["resource"]["resourceType"] == "Practitioner"),
+            "the practitioners the record points at are included"
+        );
+        let only_encounters = json(&repository.everything(&ctx(), BASE, &id, &criteria(&[("_type", "Encounter")])).unwrap());
+        let matched: Vec<&Value> =
+            only_encounters["entry"].as_array().unwrap().iter().filter(|e| e["search"]["mode"] == "match").collect();
+        assert_eq!(matched.len(), count(&repository, "Encounter", &format!("patient={id}")));
+        assert!(matched.iter().all(|e| e["resource"]["resourceType"] == "Encounter"));
+        assert_eq!(repository.everything(&ctx(), BASE, "nobody", &[]).unwrap_err().http_status(), 404);
+    }
+
+    fn malformed_searches_name_the_parameter(store) {
+        let repository = repository(store);
+        for (resource_type, query, param) in [
+            ("Observation", "date=2020-13-45", "date"),
+            ("Observation", "date=xx2020", "date"),
+            ("Patient", "name:sounds-like=x", "name:sounds-like"),
+            ("Observation", "_sort=nonsense", "_sort"),
+            ("Observation", "_count=many", "_count"),
+            ("Observation", "_include=Nope:subject", "_include"),
+            ("Observation", "subject:Patient.nope=x", "subject:Patient.nope"),
+            ("Patient", "_has:Observation:nope:code=x", "_has:Observation:nope:code"),
+            ("Observation", "value-quantity=abc", "value-quantity"),
+            ("Observation", "code-value-quantity=abc", "code-value-quantity"),
+            ("Observation", "_cursor=garbage", "_cursor"),
+            ("Observation", "no-such-parameter=1", "no-such-parameter"),
+        ] {
+            let request = SearchRequest {
+                scope: SearchScope::Type(resource_type.into()),
+                params: repository::parse_query(query),
+                handling: Handling::Strict,
+            };
+            let error = repository.search(&ctx(), BASE, &request).unwrap_err();
+            assert_eq!(error.http_status(), 400, "{query}");
+            let issues = error.issues("r");
+            assert_eq!(issues[0].expression.as_deref(), Some(param), "{query}: {issues:?}");
+        }
+    }
+}
