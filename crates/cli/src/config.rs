@@ -1,6 +1,6 @@
-//! The server's configuration: built-in defaults < a config file < `MERIDIAN_*` environment
-//! variables < command-line flags. Raw values are gathered first, then checked once: an invalid
-//! value stops start-up with a message that names where it came from.
+//! Configuration: built-in defaults < a config file < `MERIDIAN_*` environment variables <
+//! command-line flags. Raw values are gathered first, then checked once: an invalid value stops
+//! start-up with a message that names where it came from.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,21 +10,28 @@ use serde::Deserialize;
 
 const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
 
-/// The flags of `meridian serve`. Each overrides the same key from the environment and file.
-#[derive(Debug, Default, clap::Args)]
-pub struct ServeArgs {
+/// Which store to open: every command that touches data takes these.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct StoreArgs {
     /// A TOML config file (also MERIDIAN_CONFIG).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
     /// The embedded store's directory [default: ./meridian-data].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Use PostgreSQL at this URL instead of the embedded store.
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+}
+
+/// The flags of `meridian serve`. Each overrides the same key from the environment and file.
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
     /// The largest request body accepted, in bytes [default: 16 MiB].
     #[arg(long, value_name = "BYTES")]
     pub max_body_bytes: Option<String>,
@@ -58,12 +65,18 @@ pub enum LogFormat {
     Json,
 }
 
-/// The checked configuration.
+/// Where the data lives, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServeConfig {
-    pub listen: SocketAddr,
+pub struct StoreConfig {
     pub data: PathBuf,
     pub database_url: Option<String>,
+}
+
+/// The checked configuration of `meridian serve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    pub store: StoreConfig,
+    pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub public_base: Option<String>,
     pub log: String,
@@ -76,14 +89,20 @@ struct Raw {
     source: String,
 }
 
-impl ServeConfig {
-    /// Layers defaults, file, environment (through `env`) and flags, then checks the result.
-    pub fn resolve(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<ServeConfig> {
+/// The sources of configuration, in the order they are consulted.
+struct Layers<E> {
+    defaults: FileConfig,
+    file: FileConfig,
+    file_name: String,
+    env: E,
+}
+
+impl<E: Fn(&str) -> Option<String>> Layers<E> {
+    fn new(config: Option<&PathBuf>, env: E) -> Result<Layers<E>> {
         let defaults: FileConfig =
             toml::from_str(DEFAULT_CONFIG).context("the built-in default config")?;
-        let file_path = args
-            .config
-            .clone()
+        let file_path = config
+            .cloned()
             .or_else(|| env("MERIDIAN_CONFIG").map(PathBuf::from));
         let file = match &file_path {
             Some(path) => {
@@ -97,51 +116,92 @@ impl ServeConfig {
         let file_name = file_path
             .map(|p| format!("config file {}", p.display()))
             .unwrap_or_default();
+        Ok(Layers {
+            defaults,
+            file,
+            file_name,
+            env,
+        })
+    }
 
-        // Flags, then environment, then file, then defaults: the first present wins.
-        let pick = |flag: Option<String>,
-                    variable: &str,
-                    from_file: Option<String>,
-                    default: Option<String>|
-         -> Option<Raw> {
-            if let Some(value) = flag {
-                return Some(Raw {
-                    value,
-                    source: format!(
-                        "flag --{}",
-                        variable
-                            .trim_start_matches("MERIDIAN_")
-                            .to_lowercase()
-                            .replace('_', "-")
-                    ),
-                });
-            }
-            if let Some(value) = env(variable) {
-                return Some(Raw {
-                    value,
-                    source: format!("environment variable {variable}"),
-                });
-            }
-            if let Some(value) = from_file {
-                return Some(Raw {
-                    value,
-                    source: file_name.clone(),
-                });
-            }
-            default.map(|value| Raw {
+    /// The flag, else the environment variable, else the file, else the default.
+    fn pick(
+        &self,
+        flag: Option<String>,
+        variable: &str,
+        from_file: impl Fn(&FileConfig) -> Option<String>,
+    ) -> Option<Raw> {
+        if let Some(value) = flag {
+            let name = variable
+                .trim_start_matches("MERIDIAN_")
+                .to_lowercase()
+                .replace('_', "-");
+            return Some(Raw {
                 value,
-                source: "built-in default".into(),
-            })
-        };
-        let path_text = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
+                source: format!("flag --{name}"),
+            });
+        }
+        if let Some(value) = (self.env)(variable) {
+            return Some(Raw {
+                value,
+                source: format!("environment variable {variable}"),
+            });
+        }
+        if let Some(value) = from_file(&self.file) {
+            return Some(Raw {
+                value,
+                source: self.file_name.clone(),
+            });
+        }
+        from_file(&self.defaults).map(|value| Raw {
+            value,
+            source: "built-in default".into(),
+        })
+    }
 
-        let listen = pick(
-            args.listen.clone(),
-            "MERIDIAN_LISTEN",
-            file.listen,
-            defaults.listen,
-        )
-        .context("no listen address")?;
+    fn store(&self, args: &StoreArgs) -> Result<StoreConfig> {
+        let path_text = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
+        let data = self
+            .pick(path_text(&args.data), "MERIDIAN_DATA", |f| {
+                path_text(&f.data)
+            })
+            .context("no data directory")?;
+        if data.value.is_empty() {
+            bail!("{}: the data directory is empty", data.source);
+        }
+        let database_url = self
+            .pick(args.database_url.clone(), "MERIDIAN_DATABASE_URL", |f| {
+                f.database_url.clone()
+            })
+            .filter(|raw| !raw.value.is_empty());
+        if let Some(raw) = &database_url
+            && !(raw.value.starts_with("postgres://") || raw.value.starts_with("postgresql://"))
+        {
+            bail!("{}: '{}' is not a postgres:// URL", raw.source, raw.value);
+        }
+        Ok(StoreConfig {
+            data: PathBuf::from(data.value),
+            database_url: database_url.map(|r| r.value),
+        })
+    }
+}
+
+impl StoreConfig {
+    /// The store settings alone (for commands other than `serve`).
+    pub fn resolve(args: &StoreArgs, env: impl Fn(&str) -> Option<String>) -> Result<StoreConfig> {
+        Layers::new(args.config.as_ref(), env)?.store(args)
+    }
+}
+
+impl ServeConfig {
+    /// Layers defaults, file, environment (through `env`) and flags, then checks the result.
+    pub fn resolve(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<ServeConfig> {
+        let layers = Layers::new(args.store.config.as_ref(), env)?;
+        let store = layers.store(&args.store)?;
+
+        let listen = layers
+            .pick(args.listen.clone(), "MERIDIAN_LISTEN", |f| f.listen.clone())
+            .context("no listen address")?;
         let listen: SocketAddr = listen.value.parse().map_err(|_| {
             anyhow::anyhow!(
                 "{}: '{}' is not an address such as 127.0.0.1:8080",
@@ -150,37 +210,13 @@ impl ServeConfig {
             )
         })?;
 
-        let data = pick(
-            path_text(&args.data),
-            "MERIDIAN_DATA",
-            path_text(&file.data),
-            path_text(&defaults.data),
-        )
-        .context("no data directory")?;
-        if data.value.is_empty() {
-            bail!("{}: the data directory is empty", data.source);
-        }
-
-        let database_url = pick(
-            args.database_url.clone(),
-            "MERIDIAN_DATABASE_URL",
-            file.database_url,
-            None,
-        )
-        .filter(|raw| !raw.value.is_empty());
-        if let Some(raw) = &database_url
-            && !(raw.value.starts_with("postgres://") || raw.value.starts_with("postgresql://"))
-        {
-            bail!("{}: '{}' is not a postgres:// URL", raw.source, raw.value);
-        }
-
-        let max_body = pick(
-            args.max_body_bytes.clone(),
-            "MERIDIAN_MAX_BODY_BYTES",
-            file.max_body_bytes.map(|n| n.to_string()),
-            defaults.max_body_bytes.map(|n| n.to_string()),
-        )
-        .context("no body limit")?;
+        let max_body = layers
+            .pick(
+                args.max_body_bytes.clone(),
+                "MERIDIAN_MAX_BODY_BYTES",
+                |f| f.max_body_bytes.map(|n| n.to_string()),
+            )
+            .context("no body limit")?;
         let max_body_bytes: usize = match max_body.value.parse() {
             Ok(n) if n > 0 => n,
             _ => bail!(
@@ -190,28 +226,25 @@ impl ServeConfig {
             ),
         };
 
-        let public_base = pick(
-            args.public_base.clone(),
-            "MERIDIAN_PUBLIC_BASE",
-            file.public_base,
-            None,
-        )
-        .filter(|raw| !raw.value.is_empty());
+        let public_base = layers
+            .pick(args.public_base.clone(), "MERIDIAN_PUBLIC_BASE", |f| {
+                f.public_base.clone()
+            })
+            .filter(|raw| !raw.value.is_empty());
         if let Some(raw) = &public_base
             && !(raw.value.starts_with("http://") || raw.value.starts_with("https://"))
         {
             bail!("{}: '{}' is not an http(s) URL", raw.source, raw.value);
         }
 
-        let log = pick(args.log.clone(), "MERIDIAN_LOG", file.log, defaults.log)
+        let log = layers
+            .pick(args.log.clone(), "MERIDIAN_LOG", |f| f.log.clone())
             .context("no log filter")?;
-        let log_format = pick(
-            args.log_format.clone(),
-            "MERIDIAN_LOG_FORMAT",
-            file.log_format,
-            defaults.log_format,
-        )
-        .context("no log format")?;
+        let log_format = layers
+            .pick(args.log_format.clone(), "MERIDIAN_LOG_FORMAT", |f| {
+                f.log_format.clone()
+            })
+            .context("no log format")?;
         let log_format = match log_format.value.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -222,9 +255,8 @@ impl ServeConfig {
         };
 
         Ok(ServeConfig {
+            store,
             listen,
-            data: PathBuf::from(data.value),
-            database_url: database_url.map(|r| r.value),
             max_body_bytes,
             public_base: public_base.map(|r| r.value.trim_end_matches('/').to_owned()),
             log: log.value,
@@ -251,8 +283,8 @@ mod tests {
     fn the_built_in_defaults_parse_and_are_what_the_readme_says() {
         let config = ServeConfig::resolve(&ServeArgs::default(), env_of(&[])).unwrap();
         assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(config.data, PathBuf::from("./meridian-data"));
-        assert_eq!(config.database_url, None);
+        assert_eq!(config.store.data, PathBuf::from("./meridian-data"));
+        assert_eq!(config.store.database_url, None);
         assert_eq!(config.max_body_bytes, 16 * 1024 * 1024);
         assert_eq!(config.log_format, LogFormat::Text);
     }
@@ -267,7 +299,10 @@ mod tests {
         )
         .unwrap();
         let args = ServeArgs {
-            config: Some(file),
+            store: StoreArgs {
+                config: Some(file),
+                ..StoreArgs::default()
+            },
             listen: Some("127.0.0.1:3000".into()),
             ..ServeArgs::default()
         };
@@ -282,7 +317,7 @@ mod tests {
             "the flag wins"
         );
         assert_eq!(
-            config.data,
+            config.store.data,
             PathBuf::from("/from/env"),
             "the environment beats the file"
         );
@@ -301,11 +336,11 @@ mod tests {
             error,
             "environment variable MERIDIAN_LISTEN: 'localhost' is not an address such as 127.0.0.1:8080"
         );
-        let args = ServeArgs {
+        let args = StoreArgs {
             database_url: Some("mysql://x".into()),
-            ..ServeArgs::default()
+            ..StoreArgs::default()
         };
-        let error = ServeConfig::resolve(&args, env_of(&[]))
+        let error = StoreConfig::resolve(&args, env_of(&[]))
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -329,13 +364,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("meridian.toml");
         std::fs::write(&file, "lisen = \"127.0.0.1:1000\"\n").unwrap();
-        let args = ServeArgs {
+        let args = StoreArgs {
             config: Some(file),
-            ..ServeArgs::default()
+            ..StoreArgs::default()
         };
         let error = format!(
             "{:#}",
-            ServeConfig::resolve(&args, env_of(&[])).unwrap_err()
+            StoreConfig::resolve(&args, env_of(&[])).unwrap_err()
         );
         assert!(error.contains("unknown field `lisen`"), "{error}");
     }

@@ -2,7 +2,9 @@
 
 mod config;
 mod fhirpath_command;
+mod reindex;
 mod serve;
+mod stores;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +26,18 @@ struct Cli {
 enum Command {
     /// Run the platform: the FHIR server on the embedded store or PostgreSQL.
     Serve(config::ServeArgs),
+    /// Bring every resource's search index up to date with the search parameters in force
+    /// (after SearchParameter resources were added or changed). Resumes an interrupted run.
+    Reindex {
+        #[command(flatten)]
+        store: config::StoreArgs,
+        /// Resources per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Start from the beginning instead of resuming.
+        #[arg(long)]
+        restart: bool,
+    },
     /// Evaluate a FHIRPath expression against a resource and print the result as a JSON array.
     Fhirpath {
         /// Print each item as {"type": ..., "value": ...} with its FHIR or System type.
@@ -51,6 +65,21 @@ fn main() -> ExitCode {
                 Err(error) => {
                     eprintln!("meridian serve: {error:#}");
                     ExitCode::from(2)
+                }
+            }
+        }
+        Command::Reindex {
+            store,
+            batch,
+            restart,
+        } => {
+            let outcome = config::StoreConfig::resolve(&store, |key| std::env::var(key).ok())
+                .and_then(|config| reindex::run(&config, batch.max(1), restart));
+            match outcome {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("meridian reindex: {error:#}");
+                    ExitCode::FAILURE
                 }
             }
         }

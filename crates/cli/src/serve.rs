@@ -4,18 +4,15 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use repository::Repository;
 use server::{AppState, ServerConfig};
-use store::Store;
-use store_sqlite::{SqliteConfig, SqliteStore};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, ServeConfig};
 
 pub fn run(config: ServeConfig) -> Result<()> {
     init_logging(&config)?;
-    let store = open_store(&config)?;
-    let repository = Arc::new(Repository::new(store));
+    let ctx = store::RequestContext::system("start-up");
+    let repository = Arc::new(crate::stores::open_repository(&config.store, &ctx)?);
     let state = AppState::new(
         repository,
         ServerConfig {
@@ -52,25 +49,6 @@ fn init_logging(config: &ServeConfig) -> Result<()> {
         LogFormat::Json => builder.json().try_init(),
     }
     .map_err(|e| anyhow::anyhow!("setting up logging: {e}"))
-}
-
-fn open_store(config: &ServeConfig) -> Result<Arc<dyn Store>> {
-    match &config.database_url {
-        Some(_) => {
-            anyhow::bail!("PostgreSQL support is being built; run without --database-url for now")
-        }
-        None => {
-            std::fs::create_dir_all(&config.data).with_context(|| {
-                format!("creating the data directory {}", config.data.display())
-            })?;
-            let store =
-                SqliteStore::open(SqliteConfig::in_dir(&config.data)).with_context(|| {
-                    format!("opening the embedded store in {}", config.data.display())
-                })?;
-            tracing::info!(data = %config.data.display(), "embedded store open");
-            Ok(Arc::new(store))
-        }
-    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

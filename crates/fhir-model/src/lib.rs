@@ -10,8 +10,8 @@ pub mod primitives;
 mod validate;
 
 pub use definitions::{
-    Constraint, ElementDef, ElementType, Model, PropertyRef, SearchParamDef, SearchParamType,
-    TypeDef, TypeKind, ValueSet,
+    CompositeComponent, Constraint, ElementDef, ElementType, Model, PropertyRef, SearchParamDef,
+    SearchParamType, TypeDef, TypeKind, ValueSet,
 };
 pub use issue::{Issue, IssueCode, Severity};
 pub use validate::{ValidationOptions, validate, validate_with};

@@ -5,6 +5,7 @@
 
 mod bundle;
 pub mod clock;
+mod custom;
 mod error;
 pub mod meta;
 mod read;
@@ -12,7 +13,7 @@ mod render;
 mod searches;
 mod write;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use fhir_model::{Issue, IssueCode, Model};
 use search::{Indexer, Registry};
@@ -20,6 +21,7 @@ use serde_json::{Map, Value};
 use store::{RequestContext, Store, Transaction, VersionRecord};
 
 pub use bundle::{BundleOptions, parse_etag, parse_query};
+pub use custom::ReindexProgress;
 pub use error::RepositoryError;
 pub use read::HistoryRequest;
 pub use render::encode_query;
@@ -54,7 +56,22 @@ pub struct Written {
 pub struct Repository {
     store: Arc<dyn Store>,
     model: &'static Model,
-    indexer: Arc<Indexer>,
+    /// Replaced whole when SearchParameter resources change; writes take the current one.
+    indexer: RwLock<Arc<Indexer>>,
+}
+
+thread_local! {
+    /// Set when the transaction running on this thread writes a SearchParameter: after it
+    /// commits, the indexer is rebuilt so the next writes use the new parameter. Per thread
+    /// because a transaction runs start to end on the thread that called `with_transaction`.
+    static SEARCH_PARAMETERS_WRITTEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Records that the current transaction wrote a SearchParameter.
+pub(crate) fn note_write(resource_type: &str) {
+    if resource_type == "SearchParameter" {
+        SEARCH_PARAMETERS_WRITTEN.set(true);
+    }
 }
 
 /// How many times a write that raced another is run again before giving up.
@@ -67,7 +84,7 @@ impl Repository {
         Repository {
             store,
             model,
-            indexer: Arc::new(Indexer::new(registry)),
+            indexer: RwLock::new(Arc::new(Indexer::new(registry))),
         }
     }
 
@@ -79,8 +96,12 @@ impl Repository {
         self.model
     }
 
-    pub fn registry(&self) -> &Registry {
-        self.indexer.registry()
+    /// The search parameters in force and their compiled expressions.
+    pub fn indexer(&self) -> Arc<Indexer> {
+        self.indexer
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Whether `resource_type` is a resource type this server serves.
@@ -109,6 +130,7 @@ impl Repository {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            SEARCH_PARAMETERS_WRITTEN.set(false);
             let result: Result<T, RepositoryError> = (|| {
                 let mut tx = self.store.begin(ctx)?;
                 let value = work(&mut *tx)?;
@@ -116,6 +138,12 @@ impl Repository {
                 Ok(value)
             })();
             match result {
+                Ok(value) => {
+                    if SEARCH_PARAMETERS_WRITTEN.replace(false) {
+                        self.load_search_parameters(ctx)?;
+                    }
+                    return Ok(value);
+                }
                 Err(error) if error.is_retryable() && attempt < MAX_ATTEMPTS => {
                     tracing::debug!(attempt, %error, "write raced another; running it again");
                     std::thread::sleep(std::time::Duration::from_millis(attempt as u64 * 2));

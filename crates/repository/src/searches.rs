@@ -81,7 +81,12 @@ impl Repository {
                 )
             }
         };
-        let parsed = parse_search(self.registry(), target, &request.params, request.handling)?;
+        let parsed = parse_search(
+            self.indexer().registry(),
+            target,
+            &request.params,
+            request.handling,
+        )?;
         if !parsed.ignored.is_empty() {
             tracing::debug!(ignored = ?parsed.ignored, "search parameters ignored");
         }
@@ -196,11 +201,12 @@ impl Repository {
 /// Resources without a clinical date, or with one that overlaps `[start, end]`. The clinical
 /// date is each type's `date` parameter where it has one.
 fn clinical_date_filter(repository: &Repository, start: i64, end: i64) -> Filter {
+    let indexer = repository.indexer();
     let keys: Vec<_> = repository
         .model()
         .resource_types()
         .iter()
-        .filter_map(|t| repository.registry().get(t, "date"))
+        .filter_map(|t| indexer.registry().get(t, "date"))
         .filter(|p| p.kind == fhir_model::SearchParamType::Date)
         .map(|p| p.key)
         .collect();

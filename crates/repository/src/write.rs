@@ -35,8 +35,14 @@ impl Repository {
                 issues.into_iter().filter(Issue::is_error).collect(),
             ));
         }
-        let index = self
-            .indexer
+        let indexer = self.indexer();
+        if resource_type == "SearchParameter"
+            && resource.get("status").and_then(Value::as_str) != Some("retired")
+        {
+            crate::custom::definition_of(&resource, indexer.registry())
+                .map_err(|issue| RepositoryError::Unprocessable(vec![issue]))?;
+        }
+        let index = indexer
             .extract(&resource_type, id, &resource)
             .map_err(|e| {
                 RepositoryError::Unprocessable(vec![Issue::error(
@@ -59,6 +65,7 @@ impl Repository {
         previous: Option<&VersionRecord>,
         last_updated: i64,
     ) -> Result<VersionRecord, RepositoryError> {
+        crate::note_write(&prepared.resource_type);
         let version = previous.map_or(1, |p| p.version + 1);
         let method = if previous.is_some_and(|p| !p.is_deleted()) {
             Method::Update
@@ -144,6 +151,7 @@ impl Repository {
                 record: None,
             });
         };
+        crate::note_write(resource_type);
         let version = previous.version + 1;
         let empty = IndexEntries::default();
         let row = tx.put(VersionWrite {
@@ -187,7 +195,7 @@ impl Repository {
             ));
         }
         let mut parsed = parse_search(
-            self.registry(),
+            self.indexer().registry(),
             SearchTarget::Type(resource_type),
             criteria,
             Handling::Strict,

@@ -17,12 +17,13 @@ const INTERACTIONS: [&str; 9] = [
 ];
 
 pub fn capability_statement(repository: &Repository) -> Vec<u8> {
+    let indexer = repository.indexer();
     let resources: Vec<Value> = repository
         .model()
         .resource_types()
         .iter()
         .map(|resource_type| {
-            let mut params: Vec<Value> = repository
+            let mut params: Vec<Value> = indexer
                 .registry()
                 .params_of(resource_type)
                 .filter(|p| search::supports(p.kind))
@@ -41,7 +42,10 @@ pub fn capability_statement(repository: &Repository) -> Vec<u8> {
             }));
             params.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
             params.dedup_by(|a, b| a["name"] == b["name"]);
-            let interactions: Vec<Value> = INTERACTIONS.iter().map(|code| json!({"code": code})).collect();
+            let interactions: Vec<Value> = INTERACTIONS
+                .iter()
+                .map(|code| json!({"code": code}))
+                .collect();
             json!({
                 "type": &**resource_type,
                 "profile": format!("http://hl7.org/fhir/StructureDefinition/{resource_type}"),
@@ -55,7 +59,7 @@ pub fn capability_statement(repository: &Repository) -> Vec<u8> {
                 "conditionalDelete": "single",
                 "referencePolicy": ["literal", "local"],
                 "searchParam": params,
-                "operation": [{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}],
+                "operation": operations(resource_type),
             })
         })
         .collect();
@@ -77,8 +81,23 @@ pub fn capability_statement(repository: &Repository) -> Vec<u8> {
                 {"code": "transaction"},
                 {"code": "batch"},
                 {"code": "history-system"},
+                {"code": "search-system"},
             ],
         }],
     });
     serde_json::to_vec(&statement).expect("a JSON value always serialises")
+}
+
+fn operations(resource_type: &str) -> Vec<Value> {
+    let mut operations = vec![json!({
+        "name": "validate",
+        "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+    })];
+    if resource_type == "Patient" {
+        operations.push(json!({
+            "name": "everything",
+            "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+        }));
+    }
+    operations
 }

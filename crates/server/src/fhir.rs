@@ -115,11 +115,13 @@ async fn handle(
             _ => not_allowed("POST"),
         },
         ["metadata"] => match *method {
-            Method::GET => Ok(json_response(
-                StatusCode::OK,
-                state.inner.capability_statement.clone(),
-                fhir.pretty,
-            )),
+            Method::GET => {
+                // Built on each request: SearchParameters written to the server change it.
+                let statement =
+                    blocking(move || Ok(crate::capability::capability_statement(&repository)))
+                        .await?;
+                Ok(json_response(StatusCode::OK, statement, fhir.pretty))
+            }
             _ => not_allowed("GET"),
         },
         ["_history"] => match *method {

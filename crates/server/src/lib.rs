@@ -49,18 +49,12 @@ pub struct AppState {
 struct Inner {
     repository: Arc<Repository>,
     config: ServerConfig,
-    capability_statement: Vec<u8>,
 }
 
 impl AppState {
     pub fn new(repository: Arc<Repository>, config: ServerConfig) -> AppState {
-        let capability_statement = capability::capability_statement(&repository);
         AppState {
-            inner: Arc::new(Inner {
-                repository,
-                config,
-                capability_statement,
-            }),
+            inner: Arc::new(Inner { repository, config }),
         }
     }
 

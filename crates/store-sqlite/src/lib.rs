@@ -14,8 +14,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use search::query::SearchQuery;
 use store::{
-    HistoryPage, HistoryQuery, RequestContext, SearchPage, Store, StoreError, Transaction,
-    VersionRecord,
+    HistoryPage, HistoryQuery, RequestContext, ScanQuery, SearchPage, Store, StoreError,
+    Transaction, VersionRecord,
 };
 
 /// How hard a commit is pushed to disk.
@@ -206,6 +206,18 @@ impl Store for SqliteStore {
 
     fn search(&self, _ctx: &RequestContext, query: &SearchQuery) -> Result<SearchPage, StoreError> {
         read::search(&*self.reader()?, query)
+    }
+
+    fn scan(
+        &self,
+        _ctx: &RequestContext,
+        query: &ScanQuery,
+    ) -> Result<Vec<VersionRecord>, StoreError> {
+        read::scan(&*self.reader()?, query)
+    }
+
+    fn checkpoint(&self, _ctx: &RequestContext, name: &str) -> Result<Option<String>, StoreError> {
+        read::checkpoint(&*self.reader()?, name)
     }
 
     fn ping(&self) -> Result<(), StoreError> {

@@ -9,7 +9,8 @@ use search::query::{CursorValue, SearchQuery};
 use store::execute::SqlRunner;
 use store::sql::{Dialect, SortValueKind, Sql, SqlValue};
 use store::{
-    HistoryPage, HistoryQuery, HistoryScope, Method, SearchPage, StoreError, VersionRecord,
+    HistoryPage, HistoryQuery, HistoryScope, Method, ScanQuery, SearchPage, StoreError,
+    VersionRecord,
 };
 
 use crate::map_error;
@@ -126,6 +127,47 @@ pub(crate) fn history(
         None
     };
     Ok(HistoryPage { versions, next })
+}
+
+pub(crate) fn scan(
+    connection: &Connection,
+    query: &ScanQuery,
+) -> Result<Vec<VersionRecord>, StoreError> {
+    let mut text = format!(
+        "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version \
+         WHERE r.method <> 2 AND r.rid > ?1"
+    );
+    let mut values = vec![SqliteValue::Integer(query.after_row)];
+    if !query.types.is_empty() {
+        let placeholders: Vec<String> = (0..query.types.len())
+            .map(|i| format!("?{}", values.len() + i + 1))
+            .collect();
+        text.push_str(&format!(" AND r.type IN ({})", placeholders.join(", ")));
+        values.extend(query.types.iter().map(|t| SqliteValue::Text(t.clone())));
+    }
+    if let Some(since) = query.since {
+        values.push(SqliteValue::Integer(since));
+        text.push_str(&format!(" AND r.last_updated >= ?{}", values.len()));
+    }
+    values.push(SqliteValue::Integer(query.limit as i64));
+    text.push_str(&format!(" ORDER BY r.rid LIMIT ?{}", values.len()));
+    let mut statement = connection.prepare_cached(&text).map_err(map_error)?;
+    let rows = statement
+        .query_map(params_from_iter(values.iter()), record_from_row)
+        .map_err(map_error)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(map_error)
+}
+
+pub(crate) fn checkpoint(
+    connection: &Connection,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
+    connection
+        .prepare_cached("SELECT value FROM checkpoint WHERE name = ?1")
+        .map_err(map_error)?
+        .query_row([name], |row| row.get(0))
+        .optional()
+        .map_err(map_error)
 }
 
 pub(crate) fn search(

@@ -11,7 +11,8 @@ use crate::map_error;
 
 /// Migrations in order; the position (from 1) is the schema version. Never edit one that has
 /// shipped: add a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE resource (
     rid INTEGER PRIMARY KEY,
     type TEXT NOT NULL,
@@ -146,7 +147,14 @@ CREATE TABLE idx_composite (
 ) WITHOUT ROWID;
 CREATE INDEX idx_composite_first_code ON idx_composite (first_h_code);
 CREATE INDEX idx_composite_first_system_code ON idx_composite (first_h_system_code);
-"#];
+"#,
+    r#"
+CREATE TABLE checkpoint (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
+];
 
 /// Brings the database up to the current schema version, in one transaction per migration.
 pub fn migrate(connection: &mut Connection) -> Result<(), StoreError> {

@@ -101,13 +101,7 @@ impl Transaction for SqliteTransaction<'_> {
                     .execute(params![write.last_updated, previous.row, previous.version])
                     .map_err(map_error)?;
                 if !previous.is_deleted() {
-                    for table in INDEX_TABLES {
-                        connection
-                            .prepare_cached(&format!("DELETE FROM {table} WHERE rid = ?1"))
-                            .map_err(map_error)?
-                            .execute([previous.row])
-                            .map_err(map_error)?;
-                    }
+                    delete_index_rows(connection, previous.row)?;
                 }
                 previous.row
             }
@@ -137,11 +131,59 @@ impl Transaction for SqliteTransaction<'_> {
         read::search(&self.connection, query)
     }
 
+    fn replace_index(&mut self, row: i64, index: &IndexEntries) -> Result<(), StoreError> {
+        let connection = &*self.connection;
+        delete_index_rows(connection, row)?;
+        let patient_key = index.patient_key.0;
+        connection
+            .prepare_cached("UPDATE resource SET patient_key = ?1 WHERE rid = ?2")
+            .map_err(map_error)?
+            .execute(params![patient_key, row])
+            .map_err(map_error)?;
+        connection
+            .prepare_cached(
+                "UPDATE version SET patient_key = ?1 WHERE rid = ?2 AND version = (SELECT version FROM resource WHERE rid = ?2)",
+            )
+            .map_err(map_error)?
+            .execute(params![patient_key, row])
+            .map_err(map_error)?;
+        insert_index_rows(connection, row, index).map_err(map_error)
+    }
+
+    fn set_checkpoint(&mut self, name: &str, value: Option<&str>) -> Result<(), StoreError> {
+        let connection = &*self.connection;
+        match value {
+            Some(value) => connection
+                .prepare_cached(
+                    "INSERT INTO checkpoint (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )
+                .map_err(map_error)?
+                .execute(params![name, value]),
+            None => connection
+                .prepare_cached("DELETE FROM checkpoint WHERE name = ?1")
+                .map_err(map_error)?
+                .execute(params![name]),
+        }
+        .map_err(map_error)?;
+        Ok(())
+    }
+
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.connection.execute_batch("COMMIT").map_err(map_error)?;
         self.finished = true;
         Ok(())
     }
+}
+
+fn delete_index_rows(connection: &Connection, row: i64) -> Result<(), StoreError> {
+    for table in INDEX_TABLES {
+        connection
+            .prepare_cached(&format!("DELETE FROM {table} WHERE rid = ?1"))
+            .map_err(map_error)?
+            .execute([row])
+            .map_err(map_error)?;
+    }
+    Ok(())
 }
 
 fn insert_index_rows(

@@ -11,7 +11,8 @@ pub mod sql;
 pub use context::RequestContext;
 pub use error::StoreError;
 pub use record::{
-    HistoryPage, HistoryQuery, HistoryScope, Method, SearchPage, VersionRecord, VersionWrite,
+    HistoryPage, HistoryQuery, HistoryScope, Method, ScanQuery, SearchPage, VersionRecord,
+    VersionWrite,
 };
 
 use search::query::SearchQuery;
@@ -54,6 +55,17 @@ pub trait Store: Send + Sync {
     /// Runs a search.
     fn search(&self, ctx: &RequestContext, query: &SearchQuery) -> Result<SearchPage, StoreError>;
 
+    /// Current, not deleted resources in row order after `query.after_row`: the way through
+    /// everything, for reindexing and export.
+    fn scan(
+        &self,
+        ctx: &RequestContext,
+        query: &ScanQuery,
+    ) -> Result<Vec<VersionRecord>, StoreError>;
+
+    /// A named checkpoint of a long-running job (`reindex`), or `None` when there is none.
+    fn checkpoint(&self, ctx: &RequestContext, name: &str) -> Result<Option<String>, StoreError>;
+
     /// Whether the database answers (for `/health/ready`).
     fn ping(&self) -> Result<(), StoreError>;
 }
@@ -84,6 +96,13 @@ pub trait Transaction {
 
     /// Runs a search that sees this transaction's writes (conditional operations).
     fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, StoreError>;
+
+    /// Replaces the index rows (and patient-compartment key) of a resource's current version
+    /// without writing a new version: for reindexing after search parameters change.
+    fn replace_index(&mut self, row: i64, index: &search::IndexEntries) -> Result<(), StoreError>;
+
+    /// Sets (or with `None` clears) a named checkpoint, committed with the transaction.
+    fn set_checkpoint(&mut self, name: &str, value: Option<&str>) -> Result<(), StoreError>;
 
     /// Makes every write of the transaction durable and visible, at once.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;

@@ -123,3 +123,15 @@ pub struct SearchPage {
     /// The number of matches, when the query asked for it.
     pub total: Option<u64>,
 }
+
+/// A way through the current resources in row order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScanQuery {
+    /// Only these types; all when empty.
+    pub types: Vec<String>,
+    /// Only resources whose current version was written at or after this instant.
+    pub since: Option<i64>,
+    /// Continue after this row key (0 to start).
+    pub after_row: i64,
+    pub limit: usize,
+}

@@ -6,5 +6,6 @@ mod support;
 mod bundles;
 mod concurrency;
 mod crud;
+mod custom_parameters;
 mod searching;
 mod synthea;

@@ -1,0 +1,42 @@
+//! Opening the configured store, for every command that touches data.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use repository::Repository;
+use store::{RequestContext, Store};
+use store_sqlite::{SqliteConfig, SqliteStore};
+
+use crate::config::StoreConfig;
+
+/// Opens the store the configuration names, applying schema migrations.
+pub fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>> {
+    match &config.database_url {
+        Some(_) => {
+            anyhow::bail!("PostgreSQL support is being built; run without --database-url for now")
+        }
+        None => {
+            std::fs::create_dir_all(&config.data).with_context(|| {
+                format!("creating the data directory {}", config.data.display())
+            })?;
+            let store =
+                SqliteStore::open(SqliteConfig::in_dir(&config.data)).with_context(|| {
+                    format!("opening the embedded store in {}", config.data.display())
+                })?;
+            tracing::info!(data = %config.data.display(), "embedded store open");
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// The repository over the configured store, with the SearchParameters stored in it in force.
+pub fn open_repository(config: &StoreConfig, ctx: &RequestContext) -> Result<Repository> {
+    let repository = Repository::new(open_store(config)?);
+    let loaded = repository
+        .load_search_parameters(ctx)
+        .context("loading the stored SearchParameter resources")?;
+    if loaded > 0 {
+        tracing::info!(loaded, "stored search parameters in force");
+    }
+    Ok(repository)
+}
