@@ -131,6 +131,15 @@ impl<'a> Node<'a> {
     /// and for primitives with only an extension.
     pub(crate) fn system_value(&self) -> Option<Repr<'a>> {
         let value = self.value?;
+        if let Some(ty) = self.ty
+            && ty.kind != TypeKind::Primitive
+        {
+            return if is_quantity_type(ty) {
+                quantity_of_json(value).map(|q| Repr::Quantity(Arc::new(q)))
+            } else {
+                None
+            };
+        }
         let ty_name = self.ty.map(|t| &*t.name);
         let system = match ty_name {
             Some(name) => match SystemType::of_fhir_primitive(name) {
@@ -439,6 +448,12 @@ enum Inner<'a> {
 impl<'a> Collection<'a> {
     pub fn new() -> Collection<'a> {
         Collection(Inner::Empty)
+    }
+
+    /// A collection holding one resource (typed by its `resourceType`), to evaluate several
+    /// expressions on with [`crate::Expression::evaluate_on`] without typing it each time.
+    pub fn of_resource(resource: &'a Value) -> Collection<'a> {
+        Collection::one(crate::navigate::resource_item(resource))
     }
 
     pub(crate) fn one(item: Item<'a>) -> Collection<'a> {
