@@ -145,7 +145,10 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                     return Ok(Collection::new());
                 };
                 Ok(Collection::one(match system_value(item, "unary minus")? {
-                    Repr::Integer(i) => Item::integer(-i),
+                    Repr::Integer(i) => match i.checked_neg() {
+                        Some(negated) => Item::integer(negated),
+                        None => return Ok(Collection::new()),
+                    },
                     Repr::Decimal(d) => Item::decimal(d.neg()),
                     Repr::Quantity(q) => Item::quantity(Quantity {
                         value: q.value.neg(),

@@ -200,6 +200,11 @@ pub(crate) fn quantity_of_json(value: &Value) -> Option<Quantity> {
 }
 
 impl<'a> Item<'a> {
+    /// A resource (or any JSON object with a `resourceType`) as an item of its type.
+    pub fn resource(value: &'a Value) -> Item<'a> {
+        crate::navigate::resource_item(value)
+    }
+
     pub(crate) fn node(
         value: Option<&'a Value>,
         extension: Option<&'a Value>,
@@ -212,11 +217,13 @@ impl<'a> Item<'a> {
         }))
     }
 
-    pub(crate) fn boolean(b: bool) -> Item<'a> {
+    /// A System.Boolean (for building variables).
+    pub fn boolean(b: bool) -> Item<'a> {
         Item(Repr::Boolean(b))
     }
 
-    pub(crate) fn integer(i: i64) -> Item<'a> {
+    /// A System.Integer.
+    pub fn integer(i: i64) -> Item<'a> {
         Item(Repr::Integer(i))
     }
 
@@ -224,7 +231,8 @@ impl<'a> Item<'a> {
         Item(Repr::Decimal(d))
     }
 
-    pub(crate) fn string(s: &str) -> Item<'a> {
+    /// A System.String (copied).
+    pub fn string(s: &str) -> Item<'a> {
         Item(Repr::String(Str::Shared(Arc::from(s))))
     }
 
@@ -456,7 +464,8 @@ impl<'a> Collection<'a> {
         Collection::one(crate::navigate::resource_item(resource))
     }
 
-    pub(crate) fn one(item: Item<'a>) -> Collection<'a> {
+    /// A collection of one item.
+    pub fn one(item: Item<'a>) -> Collection<'a> {
         Collection(Inner::One(item))
     }
 
