@@ -649,7 +649,7 @@ impl<'e, 'a> Evaluator<'e, 'a> {
         };
         Ok(match call.function {
             Abs => match integer {
-                Some(i) => Collection::one(Item::integer(i.abs())),
+                Some(i) => i.checked_abs().map(Item::integer).into_iter().collect(),
                 None => Collection::one(Item::decimal(decimal.abs())),
             },
             Ceiling => decimal

@@ -10,7 +10,9 @@ use crate::datetime::{Precision, TemporalKind};
 use crate::decimal::Decimal;
 use crate::error::invalid;
 use crate::eval::Result;
-use crate::item::{Collection, Item, Repr};
+use fhir_model::{TypeDef, TypeKind};
+
+use crate::item::{Collection, Item, Repr, SystemType, is_quantity_type};
 
 fn number(value: &Repr<'_>) -> Option<Decimal> {
     match value {
@@ -29,14 +31,72 @@ pub(crate) fn item_equality(a: &Item<'_>, b: &Item<'_>) -> Option<bool> {
     {
         return Some(true);
     }
+    if let (Some(x), Some(y)) = (a.as_node(), b.as_node())
+        && let (Some(tx), Some(ty)) = (x.ty, y.ty)
+        && std::ptr::eq(tx, ty)
+        && (tx.kind != TypeKind::Primitive && !is_quantity_type(tx) || is_string_type(tx))
+    {
+        // Two elements of one complex type, or of one string type: equal when their JSON is
+        // (no decimal places or time zones to reconcile).
+        return Some(
+            option_json_equal(x.value, y.value) && option_json_equal(x.extension, y.extension),
+        );
+    }
     match (a.system(), b.system()) {
         (Some(x), Some(y)) => system_equality(&x, &y),
         // Complex elements: equal when their content is.
         (None, None) => match (a.as_node(), b.as_node()) {
-            (Some(x), Some(y)) => Some(x.value == y.value && x.extension == y.extension),
+            (Some(x), Some(y)) => Some(
+                option_json_equal(x.value, y.value) && option_json_equal(x.extension, y.extension),
+            ),
             _ => Some(false),
         },
         _ => Some(false),
+    }
+}
+
+fn is_string_type(ty: &TypeDef) -> bool {
+    ty.kind == TypeKind::Primitive
+        && SystemType::of_fhir_primitive(&ty.name) == Some(SystemType::String)
+}
+
+fn option_json_equal(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => json_equal(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// Structural JSON equality that walks two objects in step when their keys come in the same
+/// order (the usual case for elements of one resource), instead of looking every key up.
+fn json_equal(a: &Value, b: &Value) -> bool {
+    if std::ptr::eq(a, b) {
+        return true;
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            if x.len() != y.len() {
+                return false;
+            }
+            let mut in_step = true;
+            for ((k1, v1), (k2, v2)) in x.iter().zip(y.iter()) {
+                if k1 != k2 {
+                    in_step = false;
+                    break;
+                }
+                if !json_equal(v1, v2) {
+                    return false;
+                }
+            }
+            in_step
+                || x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q))
+        }
+        _ => a == b,
     }
 }
 

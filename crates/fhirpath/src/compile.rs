@@ -30,12 +30,17 @@ pub(crate) enum Op {
     PathStart {
         member: MemberName,
         type_filter: Option<&'static TypeDef>,
+        /// A type known to pass the filter (the context type, for `Resource.id` compiled for
+        /// an Observation), checked by pointer before walking the model's base types.
+        known_match: Option<&'static TypeDef>,
     },
     Member(Box<Op>, MemberName),
     Call(Box<Call>),
     Index(Box<Op>, Box<Op>),
     Negate(Box<Op>),
     Binary(BinaryOp, Box<Op>, Box<Op>),
+    /// `a | b | ...`: every operand's items, without duplicates.
+    Union(Vec<Op>),
     Is(Box<Op>, TypeSpec),
     As(Box<Op>, TypeSpec),
     /// An expression that parses but can only fail when evaluated.
@@ -251,7 +256,10 @@ impl Compiler<'_> {
                 let (target_op, target_type) = self.compile(target, scope)?;
                 let result = self.member_type(syntax, &target_type, name)?;
                 (
-                    Op::Member(Box::new(target_op), MemberName::new(name)),
+                    Op::Member(
+                        Box::new(target_op),
+                        MemberName::new(name, &fhir_types(&target_type)),
+                    ),
                     result,
                 )
             }
@@ -284,6 +292,19 @@ impl Compiler<'_> {
                 let (left_op, left_type) = self.compile(left, scope)?;
                 let (right_op, right_type) = self.compile(right, scope)?;
                 let result = self.binary_type(syntax, *op, &left_type, &right_type)?;
+                if *op == BinaryOp::Union {
+                    // `a | b | c` as one n-ary union without the branches that were dropped
+                    // for other resource types: one de-duplication instead of one per `|`.
+                    let mut operands = Vec::new();
+                    for operand in [left_op, right_op] {
+                        match operand {
+                            Op::Union(inner) => operands.extend(inner),
+                            Op::Empty => {}
+                            other => operands.push(other),
+                        }
+                    }
+                    return Ok((Op::Union(operands), result));
+                }
                 (
                     Op::Binary(*op, Box::new(left_op), Box::new(right_op)),
                     result,
@@ -409,8 +430,11 @@ impl Compiler<'_> {
             let ty = StaticType::Of(vec![TypeRef::Fhir(filter)]);
             return Ok((
                 Op::PathStart {
-                    member: MemberName::new(name),
+                    member: MemberName::new(name, &[]),
                     type_filter: Some(filter),
+                    known_match: self
+                        .context
+                        .filter(|c| scope.at_root && model().is_subtype(&c.name, &filter.name)),
                 },
                 ty,
             ));
@@ -418,8 +442,9 @@ impl Compiler<'_> {
         let ty = self.member_type(syntax, &scope.this, name)?;
         Ok((
             Op::PathStart {
-                member: MemberName::new(name),
+                member: MemberName::new(name, &fhir_types(&scope.this)),
                 type_filter: None,
+                known_match: None,
             },
             ty,
         ))
@@ -646,6 +671,20 @@ impl Compiler<'_> {
             regex,
         };
         Ok((Op::Call(Box::new(call)), result))
+    }
+}
+
+/// The FHIR types among a static type's possibilities.
+fn fhir_types(ty: &StaticType) -> Vec<&'static TypeDef> {
+    match ty {
+        StaticType::Any => Vec::new(),
+        StaticType::Of(types) => types
+            .iter()
+            .filter_map(|t| match t {
+                TypeRef::Fhir(t) => Some(*t),
+                TypeRef::System(_) => None,
+            })
+            .collect(),
     }
 }
 

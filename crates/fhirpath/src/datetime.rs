@@ -426,6 +426,11 @@ impl Temporal {
     /// Adds `amount` of a calendar unit. Years and months keep the day in range; smaller units
     /// carry into larger ones.
     pub(crate) fn add(self, amount: i64, unit: CalendarUnit) -> Option<Temporal> {
+        // Ten thousand years is about 9e7 hours; far past that the result is out of range
+        // whatever the unit, and stopping here keeps hours-to-milliseconds within an i64.
+        if amount.unsigned_abs() > 2_000_000_000_000 {
+            return None;
+        }
         let mut out = self;
         match unit {
             CalendarUnit::Year => {

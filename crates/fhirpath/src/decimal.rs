@@ -18,8 +18,14 @@ pub struct Decimal {
     scale: u8,
 }
 
+/// 10^n, or `None` past what an i128 holds.
+fn checked_pow10(n: u32) -> Option<i128> {
+    10i128.checked_pow(n)
+}
+
+/// 10^n for the scales a decimal can have (at most 29 places), where it cannot overflow.
 fn pow10(n: u32) -> i128 {
-    10i128.pow(n)
+    10i128.checked_pow(n).unwrap_or(i128::MAX)
 }
 
 impl Decimal {
@@ -102,7 +108,8 @@ impl Decimal {
         let current = self.scale();
         if scale >= current {
             Some(Decimal::new(
-                self.mantissa().checked_mul(pow10(scale - current))?,
+                self.mantissa()
+                    .checked_mul(checked_pow10(scale - current)?)?,
                 scale,
             ))
         } else {
@@ -149,11 +156,12 @@ impl Decimal {
         // a/b at `scale` places: a * 10^(scale + b.scale - a.scale + 1) / b, then round the extra place.
         let shift = scale + other.scale() + 1;
         let numerator = if shift >= self.scale() {
-            self.mantissa().checked_mul(pow10(shift - self.scale()))?
+            self.mantissa()
+                .checked_mul(checked_pow10(shift - self.scale())?)?
         } else {
-            self.mantissa() / pow10(self.scale() - shift)
+            self.mantissa() / checked_pow10(self.scale() - shift)?
         };
-        let quotient = numerator / other.mantissa();
+        let quotient = numerator.checked_div(other.mantissa())?;
         let rounded = round_last_digit(quotient);
         Some(Decimal::new(rounded, scale).normalized())
     }
@@ -164,7 +172,7 @@ impl Decimal {
         if b == 0 {
             return None;
         }
-        Some(Decimal::new(a / b, 0))
+        Some(Decimal::new(a.checked_div(b)?, 0))
     }
 
     /// Remainder of truncated division (`mod`).
@@ -173,7 +181,7 @@ impl Decimal {
         if b == 0 {
             return None;
         }
-        Some(Decimal::new(a % b, scale))
+        Some(Decimal::new(a.checked_rem(b)?, scale))
     }
 
     pub(crate) fn neg(self) -> Decimal {

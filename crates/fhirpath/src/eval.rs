@@ -95,14 +95,16 @@ impl<'e, 'a> Evaluator<'e, 'a> {
             Op::PathStart {
                 member,
                 type_filter,
+                known_match,
             } => {
                 let mut out = Collection::new();
                 for item in scope.this {
                     match type_filter {
                         Some(filter) => {
-                            if item
-                                .as_node()
-                                .is_some_and(|node| navigate::node_is_a(node, filter))
+                            if item.as_node().is_some_and(|node| {
+                                matches!((node.ty, known_match), (Some(t), Some(k)) if std::ptr::eq(t, *k))
+                                    || navigate::node_is_a(node, filter)
+                            })
                             {
                                 out.push(item.clone());
                             }
@@ -143,7 +145,10 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                     return Ok(Collection::new());
                 };
                 Ok(Collection::one(match system_value(item, "unary minus")? {
-                    Repr::Integer(i) => Item::integer(-i),
+                    Repr::Integer(i) => match i.checked_neg() {
+                        Some(negated) => Item::integer(negated),
+                        None => return Ok(Collection::new()),
+                    },
                     Repr::Decimal(d) => Item::decimal(d.neg()),
                     Repr::Quantity(q) => Item::quantity(Quantity {
                         value: q.value.neg(),
@@ -158,6 +163,17 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                 }))
             }
             Op::Binary(op, left, right) => self.binary(*op, left, right, scope),
+            Op::Union(operands) => {
+                let mut out = Collection::new();
+                for operand in operands {
+                    for item in self.eval(operand, scope)? {
+                        if !out.iter().any(|seen| items_equal(seen, &item)) {
+                            out.push(item);
+                        }
+                    }
+                }
+                Ok(out)
+            }
             Op::Is(target, spec) => {
                 let input = self.eval(target, scope)?;
                 let Some(item) = singleton(&input, "is")? else {

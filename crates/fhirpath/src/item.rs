@@ -131,6 +131,15 @@ impl<'a> Node<'a> {
     /// and for primitives with only an extension.
     pub(crate) fn system_value(&self) -> Option<Repr<'a>> {
         let value = self.value?;
+        if let Some(ty) = self.ty
+            && ty.kind != TypeKind::Primitive
+        {
+            return if is_quantity_type(ty) {
+                quantity_of_json(value).map(|q| Repr::Quantity(Arc::new(q)))
+            } else {
+                None
+            };
+        }
         let ty_name = self.ty.map(|t| &*t.name);
         let system = match ty_name {
             Some(name) => match SystemType::of_fhir_primitive(name) {
@@ -191,6 +200,11 @@ pub(crate) fn quantity_of_json(value: &Value) -> Option<Quantity> {
 }
 
 impl<'a> Item<'a> {
+    /// A resource (or any JSON object with a `resourceType`) as an item of its type.
+    pub fn resource(value: &'a Value) -> Item<'a> {
+        crate::navigate::resource_item(value)
+    }
+
     pub(crate) fn node(
         value: Option<&'a Value>,
         extension: Option<&'a Value>,
@@ -203,11 +217,13 @@ impl<'a> Item<'a> {
         }))
     }
 
-    pub(crate) fn boolean(b: bool) -> Item<'a> {
+    /// A System.Boolean (for building variables).
+    pub fn boolean(b: bool) -> Item<'a> {
         Item(Repr::Boolean(b))
     }
 
-    pub(crate) fn integer(i: i64) -> Item<'a> {
+    /// A System.Integer.
+    pub fn integer(i: i64) -> Item<'a> {
         Item(Repr::Integer(i))
     }
 
@@ -215,7 +231,8 @@ impl<'a> Item<'a> {
         Item(Repr::Decimal(d))
     }
 
-    pub(crate) fn string(s: &str) -> Item<'a> {
+    /// A System.String (copied).
+    pub fn string(s: &str) -> Item<'a> {
         Item(Repr::String(Str::Shared(Arc::from(s))))
     }
 
@@ -441,7 +458,14 @@ impl<'a> Collection<'a> {
         Collection(Inner::Empty)
     }
 
-    pub(crate) fn one(item: Item<'a>) -> Collection<'a> {
+    /// A collection holding one resource (typed by its `resourceType`), to evaluate several
+    /// expressions on with [`crate::Expression::evaluate_on`] without typing it each time.
+    pub fn of_resource(resource: &'a Value) -> Collection<'a> {
+        Collection::one(crate::navigate::resource_item(resource))
+    }
+
+    /// A collection of one item.
+    pub fn one(item: Item<'a>) -> Collection<'a> {
         Collection(Inner::One(item))
     }
 

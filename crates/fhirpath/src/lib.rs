@@ -122,8 +122,8 @@ impl Expression {
         let resource = env.resource.or_else(|| {
             context
                 .first()
+                .filter(|item| item.type_kind() == Some(fhir_model::TypeKind::Resource))
                 .and_then(Item::json)
-                .filter(|v| v.get("resourceType").is_some())
         });
         let evaluator = eval::Evaluator {
             env,

@@ -13,8 +13,15 @@ pub(crate) fn model() -> &'static Model {
 
 /// The type of a resource from its `resourceType`.
 pub(crate) fn resource_type_of(value: &Value) -> Option<&'static TypeDef> {
-    let name = value.get("resourceType")?.as_str()?;
-    model().type_def(name)
+    let Value::Object(map) = value else {
+        return None;
+    };
+    // `resourceType` comes first in almost every resource: look there before hashing.
+    let name = match map.iter().next() {
+        Some((key, name)) if key == "resourceType" => name,
+        _ => map.get("resourceType")?,
+    };
+    model().type_def(name.as_str()?)
 }
 
 /// The node for a whole resource (or any JSON object with a `resourceType`).
@@ -23,20 +30,94 @@ pub(crate) fn resource_item(value: &Value) -> Item<'_> {
 }
 
 /// A member name, with its `_name` spelling made once when the expression is compiled so that
-/// looking up a primitive's extension sibling allocates nothing.
+/// looking up a primitive's extension sibling allocates nothing, and with the member already
+/// resolved against the types the compiler expects it on (so that evaluation does not hash
+/// the name into the model's tables on every step).
 #[derive(Debug, Clone)]
 pub(crate) struct MemberName {
     pub name: Box<str>,
     pub underscored: Box<str>,
+    plans: Box<[(&'static TypeDef, MemberPlan)]>,
+}
+
+/// What a member name means on one parent type.
+#[derive(Debug, Clone, Copy)]
+enum MemberPlan {
+    /// An ordinary element: its JSON type, and its model type when that does not depend on
+    /// the JSON (it does for `Resource`-typed elements, typed by their `resourceType`).
+    Element {
+        element_type: &'static str,
+        child: Option<&'static TypeDef>,
+    },
+    /// `value` for `value[x]`.
+    Choice,
+    /// A choice spelling such as `valueQuantity`: FHIRPath does not know it.
+    ChoiceSpelling,
+    /// Not in the model: reachable untyped.
+    Unknown,
+}
+
+fn plan_for(parent: &'static TypeDef, name: &str) -> MemberPlan {
+    if let Some(property) = parent.property(name) {
+        if property.element.choice {
+            return MemberPlan::ChoiceSpelling;
+        }
+        let element_type = property.type_code;
+        let child = (element_type != "Resource")
+            .then(|| child_type(parent, element_type, name, None))
+            .flatten();
+        return MemberPlan::Element {
+            element_type,
+            child,
+        };
+    }
+    if parent.element(name).is_some_and(|e| e.choice) {
+        return MemberPlan::Choice;
+    }
+    MemberPlan::Unknown
 }
 
 impl MemberName {
-    pub(crate) fn new(name: &str) -> MemberName {
+    /// `parents`: the types the member is expected on (may be empty).
+    pub(crate) fn new(name: &str, parents: &[&'static TypeDef]) -> MemberName {
+        let plans = parents
+            .iter()
+            .filter(|t| t.kind != TypeKind::Primitive)
+            .map(|t| (*t, plan_for(t, name)))
+            .collect();
         MemberName {
             name: name.into(),
             underscored: format!("_{name}").into(),
+            plans,
         }
     }
+
+    fn plan(&self, parent: &'static TypeDef) -> MemberPlan {
+        match self.plans.iter().find(|(t, _)| std::ptr::eq(*t, parent)) {
+            Some((_, plan)) => *plan,
+            None => plan_for(parent, &self.name),
+        }
+    }
+}
+
+/// The values under `name` and `_name` in one pass over a small object (hashing the name
+/// twice costs more than comparing a dozen keys by length first).
+fn lookup<'a>(
+    map: &'a Map<String, Value>,
+    name: &MemberName,
+) -> (Option<&'a Value>, Option<&'a Value>) {
+    if map.len() > 16 {
+        return (map.get(&*name.name), map.get(&*name.underscored));
+    }
+    let (mut value, mut extension) = (None, None);
+    for (key, v) in map {
+        if key.len() == name.name.len() && **key == *name.name {
+            value = Some(v);
+        } else if key.len() == name.underscored.len() && **key == *name.underscored {
+            extension = Some(v);
+        }
+    }
+    (value, extension)
 }
 
 /// The type of an element found under `parent` with JSON name `json_name`.
@@ -123,12 +204,8 @@ pub(crate) fn member<'a>(item: &Item<'a>, name: &MemberName, out: &mut Collectio
     };
     let Some(ty) = node.ty else {
         if let Some(Value::Object(map)) = node.value {
-            push_values(
-                map.get(&*name.name),
-                map.get(&*name.underscored),
-                |_| None,
-                out,
-            );
+            let (value, extension) = lookup(map, name);
+            push_values(value, extension, |_| None, out);
         }
         return;
     };
@@ -150,32 +227,26 @@ pub(crate) fn member<'a>(item: &Item<'a>, name: &MemberName, out: &mut Collectio
     let Some(Value::Object(map)) = node.value else {
         return;
     };
-    if let Some(property) = ty.property(&name.name).filter(|p| !p.element.choice) {
-        let element_type = property.type_code;
-        push_values(
-            map.get(&*name.name),
-            map.get(&*name.underscored),
-            |child| child_type(ty, element_type, &name.name, child),
-            out,
-        );
-        return;
+    match name.plan(ty) {
+        MemberPlan::Element {
+            element_type,
+            child,
+        } => {
+            let (value, extension) = lookup(map, name);
+            push_values(
+                value,
+                extension,
+                |found| child.or_else(|| child_type(ty, element_type, &name.name, found)),
+                out,
+            );
+        }
+        MemberPlan::Choice => choice_member(map, ty, &name.name, out),
+        MemberPlan::ChoiceSpelling => {}
+        MemberPlan::Unknown => {
+            let (value, extension) = lookup(map, name);
+            push_values(value, extension, |_| None, out);
+        }
     }
-    if ty.element(&name.name).is_some_and(|e| e.choice) {
-        choice_member(map, ty, &name.name, out);
-        return;
-    }
-    if ty.property(&name.name).is_some() {
-        // `valueQuantity`: JSON's spelling of a choice, which FHIRPath does not know.
-        return;
-    }
-    // Not in the model: JSON the model does not describe (an unknown element) is still
-    // reachable, untyped.
-    push_values(
-        map.get(&*name.name),
-        map.get(&*name.underscored),
-        |_| None,
-        out,
-    );
 }
 
 /// `value` on a type with `value[x]`: the one JSON property `valueQuantity`, `valueString`...

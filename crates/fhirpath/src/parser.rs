@@ -91,14 +91,53 @@ pub(crate) const CALENDAR_UNITS: [&str; 16] = [
     "milliseconds",
 ];
 
+/// Limits that keep compiling and evaluating (which recurse over the tree) well inside a
+/// thread's stack: the longest R4 expression has about 325 tokens.
+const MAX_TOKENS: usize = 1_000;
+const MAX_NESTING: u32 = 64;
+/// The deepest tree accepted; `a + b + c` is as deep as it has operators. The deepest R4
+/// expression is far shallower, and the compiler and evaluator recurse once per level.
+const MAX_DEPTH: usize = 128;
+
+/// The depth of a tree (its size is bounded by `MAX_TOKENS`, so recursing here is safe).
+fn depth(syntax: &Syntax) -> usize {
+    1 + match &syntax.kind {
+        SyntaxKind::Member(target, _) | SyntaxKind::Negate(target) => depth(target),
+        SyntaxKind::Is(target, _) | SyntaxKind::As(target, _) => depth(target),
+        SyntaxKind::Index(a, b) | SyntaxKind::Binary(_, a, b) => depth(a).max(depth(b)),
+        SyntaxKind::Call { target, args, .. } => target
+            .iter()
+            .map(|t| depth(t))
+            .chain(args.iter().map(depth))
+            .max()
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
 pub(crate) fn parse(source: &str) -> Result<Syntax, ParseError> {
     let tokens = tokenize(source)?;
+    if tokens.len() > MAX_TOKENS {
+        return Err(ParseError::syntax(
+            source,
+            tokens[MAX_TOKENS].offset,
+            format!("the expression is too long (more than {MAX_TOKENS} tokens)"),
+        ));
+    }
     let mut parser = Parser {
         source,
         tokens,
         at: 0,
+        nesting: 0,
     };
     let tree = parser.expression(0)?;
+    if depth(&tree) > MAX_DEPTH {
+        return Err(ParseError::syntax(
+            source,
+            0,
+            format!("the expression nests too deeply (more than {MAX_DEPTH} levels)"),
+        ));
+    }
     if parser.peek() != &Token::End {
         return Err(parser.error_here("unexpected text after the end of the expression"));
     }
@@ -109,6 +148,8 @@ struct Parser<'s> {
     source: &'s str,
     tokens: Vec<Spanned>,
     at: usize,
+    /// How many expressions enclose the current one (parentheses, arguments, indexers).
+    nesting: u32,
 }
 
 /// Binding power of each binary operator level, weakest first.
@@ -189,6 +230,16 @@ impl Parser<'_> {
     }
 
     fn expression(&mut self, min_level: u8) -> Result<Syntax, ParseError> {
+        self.nesting += 1;
+        if self.nesting > MAX_NESTING {
+            return Err(self.error_here("the expression nests too deeply"));
+        }
+        let result = self.expression_inner(min_level);
+        self.nesting -= 1;
+        result
+    }
+
+    fn expression_inner(&mut self, min_level: u8) -> Result<Syntax, ParseError> {
         let mut left = self.unary()?;
         loop {
             let offset = self.offset();

@@ -4,3 +4,4 @@
 mod api;
 mod conformance;
 mod definitions_compile;
+mod robustness;

@@ -1,0 +1,191 @@
+//! Bad input never panics: random token sequences either fail to compile or evaluate to a
+//! result or an error, and pathological nesting is refused instead of exhausting the stack.
+
+use fhirpath::{CompileOptions, Environment};
+use serde_json::Value;
+
+const VOCABULARY: &[&str] = &[
+    "name",
+    "given",
+    "family",
+    "birthDate",
+    "telecom",
+    "value",
+    "extension",
+    "Patient",
+    "Observation",
+    ".",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "+",
+    "-",
+    "*",
+    "/",
+    "|",
+    "&",
+    "=",
+    "!=",
+    "~",
+    "<",
+    ">=",
+    "and",
+    "or",
+    "xor",
+    "implies",
+    "is",
+    "as",
+    "in",
+    "contains",
+    "div",
+    "mod",
+    "where",
+    "select",
+    "exists",
+    "first",
+    "last",
+    "count",
+    "substring",
+    "iif",
+    "repeat",
+    "aggregate",
+    "ofType",
+    "resolve",
+    "children",
+    "descendants",
+    "toString",
+    "toInteger",
+    "lowBoundary",
+    "power",
+    "sort",
+    "$this",
+    "$index",
+    "$total",
+    "%resource",
+    "%context",
+    "1",
+    "0",
+    "-1",
+    "2147483647",
+    "9223372036854775807",
+    "1.5",
+    "0.0001",
+    "'a'",
+    "''",
+    "'\\u00e9t\\u00e9'",
+    "@2012",
+    "@2012-04-15",
+    "@2012-04-15T10:00:00Z",
+    "@T10:30",
+    "4 'mg'",
+    "7 days",
+    "1 'mo'",
+    "true",
+    "false",
+    "String",
+    "Integer",
+];
+
+/// A small deterministic generator (xorshift), so a failure reproduces.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn patient() -> Value {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/conformance/input/patient-example.json"),
+    )
+    .expect("the patient example is vendored");
+    serde_json::from_str(&text).expect("it is JSON")
+}
+
+#[test]
+fn random_token_sequences_never_panic() {
+    let resource = patient();
+    let environment = Environment::new();
+    let options = CompileOptions {
+        context_type: Some("Patient".into()),
+        strict: false,
+    };
+    let mut random = Random(0x9e37_79b9_7f4a_7c15);
+    let mut compiled = 0;
+    for _ in 0..20_000 {
+        let length = 1 + random.next() % 12;
+        let source: Vec<&str> = (0..length)
+            .map(|_| VOCABULARY[(random.next() % VOCABULARY.len() as u64) as usize])
+            .collect();
+        let source = source.join(" ");
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for options in [&CompileOptions::default(), &options] {
+                if let Ok(expression) = fhirpath::compile_with(&source, options) {
+                    let _ = expression.evaluate(&resource, &environment);
+                    return true;
+                }
+            }
+            false
+        }));
+        match outcome {
+            Ok(true) => compiled += 1,
+            Ok(false) => {}
+            Err(_) => panic!("`{source}` panicked"),
+        }
+    }
+    // Enough of the sequences are valid expressions for this to exercise the evaluator.
+    assert!(
+        compiled > 1_000,
+        "only {compiled} random expressions compiled"
+    );
+}
+
+#[test]
+fn deep_nesting_and_huge_expressions_are_refused() {
+    let deep = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
+    assert!(fhirpath::compile(&deep).is_err());
+    let long = vec!["1"; 5_000].join(" + ");
+    assert!(fhirpath::compile(&long).is_err());
+    let deep_chain = vec!["1"; 300].join(" + ");
+    assert!(
+        fhirpath::compile(&deep_chain).is_err(),
+        "300 levels is past the depth limit"
+    );
+    let fine = vec!["1"; 120].join(" + ");
+    let result = fhirpath::compile(&fine)
+        .unwrap()
+        .evaluate(&Value::Null, &Environment::new())
+        .unwrap();
+    assert_eq!(result.to_json(), serde_json::json!([120]));
+}
+
+#[test]
+fn arithmetic_at_the_edges_is_empty_or_an_error_not_a_panic() {
+    for source in [
+        "9223372036854775807 + 1",
+        "(-9223372036854775807 - 1).abs()",
+        "-(-9223372036854775807 - 1)",
+        "1.0000000000000000000000000001 / 3.0000000000000000000000000003",
+        "99999999999999999999999999999999999.9 * 99999999999999999999999999999999.9",
+        "@2012-01-01 + 9223372036854775807 days",
+        "@2012-01-01T00:00:00Z + 9000000000000000 hours",
+        "2.power(1000)",
+        "1e400",
+    ] {
+        let outcome = std::panic::catch_unwind(|| {
+            if let Ok(expression) = fhirpath::compile(source) {
+                let _ = expression.evaluate(&Value::Null, &Environment::new());
+            }
+        });
+        assert!(outcome.is_ok(), "`{source}` panicked");
+    }
+}
