@@ -215,6 +215,20 @@ fn main() {
             rows as f64 / seconds
         );
     };
+    // What one round trip to the database costs: the price of a health check per checkout,
+    // which this store's pool avoids (see docs/decisions/0003-postgres-driver-and-pool.md).
+    {
+        let postgres = test_support::postgres();
+        let pings = 2_000;
+        let started = Instant::now();
+        for _ in 0..pings {
+            postgres.ping().expect("ping");
+        }
+        println!(
+            "postgres round trip (Store::ping): {:.0} µs",
+            started.elapsed().as_secs_f64() * 1e6 / pings as f64
+        );
+    }
     for writers in [1, 2] {
         let sqlite = test_support::sqlite();
         report(

@@ -1,8 +1,11 @@
-//! Buffered writes, sent as one statement: every resource row, version row and index row a
-//! transaction wrote since its last read goes to the server as column arrays, unpacked by
-//! `unnest` in data-modifying CTEs. One round trip whatever the batch size: a single-resource
-//! write costs what a bulk batch of 500 costs in round trips, and a batch costs one parse, one
-//! bind and one execution instead of thousands.
+//! Buffered writes, sent in bulk. Every resource row, version row and index row a transaction
+//! wrote since its last read is kept as column arrays, then sent one of two ways:
+//! - a few resources: one statement, the arrays unpacked by `unnest` in data-modifying CTEs,
+//!   so a single-resource write costs one round trip for all its rows;
+//! - many resources: the same statement for what changes existing rows (resource updates,
+//!   superseded versions, old index rows), then `COPY ... FROM STDIN BINARY` per table for the
+//!   new rows. COPY costs two round trips per table but inserts far faster: measured in
+//!   `docs/decisions/0003-postgres-driver-and-pool.md`.
 //!
 //! All CTEs of one statement run against the same snapshot, so deleting a resource's old index
 //! rows and inserting its new ones in the same statement is safe: the delete cannot see the
@@ -11,7 +14,8 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use postgres::types::ToSql;
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{ToSql, Type};
 use search::IndexEntries;
 use search::index::CompositeSecond;
 use store::{StoreError, VersionWrite};
@@ -20,6 +24,10 @@ use crate::map_error;
 use crate::pool::Connection;
 
 type Param<'a> = &'a (dyn ToSql + Sync);
+
+/// From how many buffered resources the new rows go by COPY rather than in the one statement.
+/// Below it the statement's single round trip wins; above it COPY's faster inserts do.
+const COPY_FROM_RESOURCES: usize = 32;
 
 /// The columns of each table the flush writes, with their array types, in parameter order.
 const RESOURCE_COLUMNS: &[(&str, &str)] = &[
@@ -715,9 +723,39 @@ impl Pending {
         ]
     }
 
-    /// Sends the buffered writes in one statement. A resource row that was not where its
-    /// writer expected it (another writer moved it on) is a conflict.
-    pub(crate) fn send(self, connection: &mut Connection) -> Result<(), StoreError> {
+    /// Sends the buffered writes: in one statement, or for many resources the changes in one
+    /// statement and the new rows by COPY. A resource row that was not where its writer
+    /// expected it (another writer moved it on) is a conflict.
+    pub(crate) fn send(mut self, connection: &mut Connection) -> Result<(), StoreError> {
+        if self.versions.rid.len() + self.reindexed.len() < COPY_FROM_RESOURCES {
+            return self.send_statement(connection);
+        }
+        let inserts = self.take_inserts();
+        if !(self.updated.rid.is_empty() && self.reindexed.is_empty()) {
+            self.send_statement(connection)?;
+        }
+        inserts.copy(connection)
+    }
+
+    /// Moves the new rows (created resources, versions, index rows) out, leaving the changes
+    /// to existing rows.
+    fn take_inserts(&mut self) -> Pending {
+        Pending {
+            created: std::mem::take(&mut self.created),
+            versions: std::mem::take(&mut self.versions),
+            tokens: std::mem::take(&mut self.tokens),
+            strings: std::mem::take(&mut self.strings),
+            dates: std::mem::take(&mut self.dates),
+            numbers: std::mem::take(&mut self.numbers),
+            quantities: std::mem::take(&mut self.quantities),
+            references: std::mem::take(&mut self.references),
+            uris: std::mem::take(&mut self.uris),
+            composites: std::mem::take(&mut self.composites),
+            ..Pending::default()
+        }
+    }
+
+    fn send_statement(&self, connection: &mut Connection) -> Result<(), StoreError> {
         let statement = connection.prepare_cached(flush_sql())?;
         let params = self.params();
         debug_assert_eq!(params.len(), statement.params().len());
@@ -737,4 +775,176 @@ impl Pending {
         }
         Ok(())
     }
+
+    /// Inserts the new rows with one COPY per table that has any: resources, then versions
+    /// (whose sequence numbers follow the order written), then index rows.
+    fn copy(&self, connection: &mut Connection) -> Result<(), StoreError> {
+        let client = &mut connection.client;
+        let c = &self.created;
+        copy_rows(client, "resource", RESOURCE_COLUMNS, c.rid.len(), |i| {
+            vec![
+                &c.rid[i],
+                &c.resource_type[i],
+                &c.id[i],
+                &c.version[i],
+                &c.last_updated[i],
+                &c.method[i],
+                &c.patient_key[i],
+                &c.content_hash[i],
+            ]
+        })?;
+        let v = &self.versions;
+        copy_rows(client, "version", VERSION_COLUMNS, v.rid.len(), |i| {
+            vec![
+                &v.rid[i],
+                &v.version[i],
+                &v.resource_type[i],
+                &v.last_updated[i],
+                &v.method[i],
+                &v.patient_key[i],
+                &v.content_hash[i],
+                &v.content[i],
+            ]
+        })?;
+        let [
+            token,
+            string,
+            date,
+            number,
+            quantity,
+            reference,
+            uri,
+            composite,
+        ] = INDEX_COLUMNS;
+        let t = &self.tokens;
+        copy_rows(client, token.0, token.1, t.rid.len(), |i| {
+            vec![
+                &t.rid[i],
+                &t.param[i],
+                &t.h_code[i],
+                &t.h_system_code[i],
+                &t.h_system[i],
+                &t.code[i],
+                &t.patient_key[i],
+            ]
+        })?;
+        let s = &self.strings;
+        copy_rows(client, string.0, string.1, s.rid.len(), |i| {
+            vec![
+                &s.rid[i],
+                &s.param[i],
+                &s.normalized[i],
+                &s.exact[i],
+                &s.patient_key[i],
+            ]
+        })?;
+        let d = &self.dates;
+        copy_rows(client, date.0, date.1, d.rid.len(), |i| {
+            vec![
+                &d.rid[i],
+                &d.param[i],
+                &d.low[i],
+                &d.high[i],
+                &d.patient_key[i],
+            ]
+        })?;
+        let n = &self.numbers;
+        copy_rows(client, number.0, number.1, n.rid.len(), |i| {
+            vec![
+                &n.rid[i],
+                &n.param[i],
+                &n.value[i],
+                &n.low[i],
+                &n.high[i],
+                &n.patient_key[i],
+            ]
+        })?;
+        let q = &self.quantities;
+        copy_rows(client, quantity.0, quantity.1, q.rid.len(), |i| {
+            vec![
+                &q.rid[i],
+                &q.param[i],
+                &q.system[i],
+                &q.code[i],
+                &q.value[i],
+                &q.low[i],
+                &q.high[i],
+                &q.canonical_code[i],
+                &q.canonical_value[i],
+                &q.canonical_low[i],
+                &q.canonical_high[i],
+                &q.patient_key[i],
+                &q.seq[i],
+            ]
+        })?;
+        let r = &self.references;
+        copy_rows(client, reference.0, reference.1, r.rid.len(), |i| {
+            vec![
+                &r.rid[i],
+                &r.param[i],
+                &r.target_type[i],
+                &r.target_id[i],
+                &r.url[i],
+                &r.version[i],
+                &r.patient_key[i],
+                &r.seq[i],
+            ]
+        })?;
+        let u = &self.uris;
+        copy_rows(client, uri.0, uri.1, u.rid.len(), |i| {
+            vec![&u.rid[i], &u.param[i], &u.uri[i], &u.patient_key[i]]
+        })?;
+        let co = &self.composites;
+        copy_rows(client, composite.0, composite.1, co.rid.len(), |i| {
+            vec![
+                &co.rid[i],
+                &co.param[i],
+                &co.first_h_code[i],
+                &co.first_h_system_code[i],
+                &co.second_h_code[i],
+                &co.second_h_system_code[i],
+                &co.second_value[i],
+                &co.second_low[i],
+                &co.second_high[i],
+                &co.second_text[i],
+                &co.patient_key[i],
+                &co.seq[i],
+            ]
+        })
+    }
+}
+
+/// `COPY table (columns) FROM STDIN BINARY` of `rows` rows, each given by `row`.
+fn copy_rows<'a>(
+    client: &mut postgres::Client,
+    table: &str,
+    columns: &[(&str, &str)],
+    rows: usize,
+    row: impl Fn(usize) -> Vec<Param<'a>>,
+) -> Result<(), StoreError> {
+    if rows == 0 {
+        return Ok(());
+    }
+    let types: Vec<Type> = columns
+        .iter()
+        .map(|(_, sql_type)| match *sql_type {
+            "bigint" => Type::INT8,
+            "smallint" => Type::INT2,
+            "float8" => Type::FLOAT8,
+            "bytea" => Type::BYTEA,
+            _ => Type::TEXT,
+        })
+        .collect();
+    let sink = client
+        .copy_in(&format!(
+            "COPY {table} ({}) FROM STDIN BINARY",
+            names(columns)
+        ))
+        .map_err(map_error)?;
+    let mut writer = BinaryCopyInWriter::new(sink, &types);
+    for i in 0..rows {
+        writer.write(&row(i)).map_err(map_error)?;
+    }
+    writer.finish().map_err(map_error)?;
+    Ok(())
 }

@@ -206,3 +206,38 @@ fn a_transaction_that_failed_cannot_commit_part_of_its_work() {
     assert!(store.read(&ctx(), "Patient", "fresh").unwrap().is_none());
     assert_eq!(count(&database, "SELECT count(*) FROM version"), 1);
 }
+
+#[test]
+fn a_bulk_create_that_lost_a_race_for_one_id_writes_nothing() {
+    let database = TestDatabase::create();
+    let store = open(&database, 4);
+    let ids: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+    let keys: Vec<(&str, &str)> = ids.iter().map(|id| ("Patient", id.as_str())).collect();
+    let mut bulk = store.begin(&ctx()).unwrap();
+    assert!(
+        bulk.current_many(&keys)
+            .unwrap()
+            .iter()
+            .all(Option::is_none)
+    );
+    // Another writer creates one of the ids meanwhile.
+    put_with_retry(&store, "Patient", "p57", "{}", &identifier("other"));
+    for id in &ids {
+        bulk.put(store::VersionWrite {
+            resource_type: "Patient",
+            id,
+            previous: None,
+            version: 1,
+            last_updated: 1,
+            method: store::Method::Create,
+            content: Some(b"{}"),
+            content_hash: 0,
+            index: &identifier(id),
+        })
+        .unwrap();
+    }
+    let error = bulk.commit().unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+    assert_eq!(count(&database, "SELECT count(*) FROM resource"), 1);
+    assert_eq!(count(&database, "SELECT count(*) FROM idx_token"), 1);
+}
