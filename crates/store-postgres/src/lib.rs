@@ -57,10 +57,9 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects, checks the database can hold FHIR text, and brings its schema up to date.
     pub fn open(config: PostgresConfig) -> Result<PostgresStore, StoreError> {
-        let mut pg_config: postgres::Config = config
-            .url
-            .parse()
-            .map_err(|error| StoreError::Unavailable(format!("invalid database URL: {error}")))?;
+        let mut pg_config: postgres::Config = config.url.parse().map_err(|error| {
+            StoreError::Unavailable(format!("invalid database URL: {}", describe(&error)))
+        })?;
         pg_config.connect_timeout(config.connect_timeout);
         if pg_config.get_application_name().is_none() {
             pg_config.application_name("meridian");
@@ -169,26 +168,40 @@ impl RowKeys {
 
 /// Maps a driver error into a portable kind, once, here.
 pub(crate) fn map_error(error: postgres::Error) -> StoreError {
+    let detail = describe(&error);
     if let Some(db) = error.as_db_error() {
         let code = db.code().code();
         return match code {
             // unique_violation, serialization_failure, deadlock_detected, lock_not_available
-            "23505" | "40001" | "40P01" | "55P03" => StoreError::Conflict(error.to_string()),
+            "23505" | "40001" | "40P01" | "55P03" => StoreError::Conflict(detail),
             // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
-            "57P01" | "57P02" | "57P03" | "53300" => StoreError::Unavailable(error.to_string()),
+            "57P01" | "57P02" | "57P03" | "53300" => StoreError::Unavailable(detail),
             // connection exceptions, invalid authorization, invalid catalog (no such database)
             _ if code.starts_with("08") || code.starts_with("28") || code == "3D000" => {
-                StoreError::Unavailable(error.to_string())
+                StoreError::Unavailable(detail)
             }
-            _ => StoreError::Internal(error.to_string()),
+            _ => StoreError::Internal(detail),
         };
     }
     if error.is_closed()
         || std::error::Error::source(&error).is_some_and(|s| s.is::<std::io::Error>())
     {
-        return StoreError::Unavailable(error.to_string());
+        return StoreError::Unavailable(detail);
     }
-    StoreError::Internal(error.to_string())
+    StoreError::Internal(detail)
+}
+
+/// The error with its causes: the driver's own message is only its kind ("db error", "error
+/// connecting to server"), and the log needs the server's words.
+pub(crate) fn describe(error: &postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 impl Store for PostgresStore {

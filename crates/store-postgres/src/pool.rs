@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use postgres::{Client, NoTls, Statement};
 use store::StoreError;
 
-use crate::map_error;
+use crate::{describe, map_error};
 
 /// How many distinct statement texts one connection keeps prepared. Searches render a text per
 /// query shape; past this many the cache starts again, so a stream of odd shapes cannot grow it
@@ -89,7 +89,7 @@ impl Pool {
     /// A connection outside the pool's count (for migrations, which hold a session lock).
     pub(crate) fn connect_unpooled(&self) -> Result<Connection, StoreError> {
         let client = self.config.connect(NoTls).map_err(|error| {
-            StoreError::Unavailable(format!("connecting to PostgreSQL: {error}"))
+            StoreError::Unavailable(format!("connecting to PostgreSQL: {}", describe(&error)))
         })?;
         Ok(Connection {
             client,

@@ -92,8 +92,15 @@ impl Drop for TestDatabase {
 
 fn connect_admin(url: &str) -> postgres::Client {
     postgres::Client::connect(url, NoTls).unwrap_or_else(|error| {
+        // The driver's message is generic ("error connecting to server"); the cause is below.
+        let mut reason = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            reason.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
         panic!(
-            "PostgreSQL is not reachable at {url}: {error}\n\
+            "PostgreSQL is not reachable at {url}: {reason}\n\
              The storage tests run against a real PostgreSQL. Start the local one with\n    \
              pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n\
              or point MERIDIAN_TEST_DATABASE_URL at a server where this user may create databases."

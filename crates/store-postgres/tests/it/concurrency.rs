@@ -199,6 +199,8 @@ fn a_transaction_that_failed_cannot_commit_part_of_its_work() {
         })
         .unwrap_err();
     assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+    // The server's own words reach the log, not only the driver's "db error".
+    assert!(error.to_string().contains("duplicate key value"), "{error}");
     // PostgreSQL would answer COMMIT in the aborted transaction with a silent rollback; the
     // store must say it failed.
     let commit = tx.commit().unwrap_err();

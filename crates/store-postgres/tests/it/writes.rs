@@ -2,6 +2,10 @@
 //! `current_many` in one statement, reindexing without a new version.
 
 use search::IndexEntries;
+use search::index::{
+    CompositeEntry, CompositeSecond, DateEntry, NumberEntry, QuantityEntry, ReferenceEntry,
+    StringEntry, TokenEntry, UriEntry,
+};
 use search::keys::{ParamKey, PatientKey};
 use search::query::{Filter, SearchQuery, TokenColumn};
 use store::{Method, Store, VersionWrite};
@@ -185,4 +189,186 @@ fn reindexing_replaces_index_rows_and_compartment_without_a_new_version() {
     tx.set_checkpoint("reindex", None).unwrap();
     tx.commit().unwrap();
     assert_eq!(store.checkpoint(&ctx(), "reindex").unwrap(), None);
+}
+
+/// One entry of every kind, with a duplicate of each deduplicated kind and a null in each
+/// nullable column somewhere.
+fn every_kind() -> IndexEntries {
+    let key = |code: &str| ParamKey::new("Observation", code);
+    let token = TokenEntry {
+        param: key("code"),
+        system: Some("http://loinc.org".into()),
+        code: "8480-6".into(),
+    };
+    let no_system = TokenEntry {
+        param: key("status"),
+        system: None,
+        code: "final".into(),
+    };
+    let string = StringEntry {
+        param: key("text"),
+        normalized: "zhang san".into(),
+        exact: "张三".into(),
+    };
+    let date = DateEntry {
+        param: key("date"),
+        low: i64::MIN,
+        high: 1_000,
+    };
+    let number = NumberEntry {
+        param: key("n"),
+        value: 1.5,
+        low: 1.45,
+        high: 1.55,
+    };
+    let uri = UriEntry {
+        param: key("_profile"),
+        uri: "http://example.org/p".into(),
+    };
+    IndexEntries {
+        patient_key: PatientKey::of_patient("p1"),
+        tokens: vec![token.clone(), no_system, token.clone()],
+        strings: vec![string.clone(), string],
+        dates: vec![date, date],
+        numbers: vec![number, number],
+        quantities: vec![
+            QuantityEntry {
+                param: key("value-quantity"),
+                system: Some("http://unitsofmeasure.org".into()),
+                code: Some("mm[Hg]".into()),
+                value: 120.0,
+                low: 119.5,
+                high: 120.5,
+                canonical: Some(("g.m-1.s-2".into(), 15998.64)),
+            },
+            QuantityEntry {
+                param: key("value-quantity"),
+                system: None,
+                code: None,
+                value: 0.0,
+                low: -0.5,
+                high: 0.5,
+                canonical: None,
+            },
+        ],
+        references: vec![
+            ReferenceEntry {
+                param: key("subject"),
+                target_type: Some("Patient".into()),
+                target_id: Some("p1".into()),
+                url: None,
+                version: None,
+            },
+            ReferenceEntry {
+                param: key("instantiates"),
+                target_type: None,
+                target_id: None,
+                url: Some("http://example.org/q".into()),
+                version: Some("1.0".into()),
+            },
+        ],
+        uris: vec![uri.clone(), uri],
+        composites: vec![
+            CompositeEntry {
+                param: key("code-value-quantity"),
+                first: token.clone(),
+                second: CompositeSecond::Range {
+                    value: 120.0,
+                    low: 119.5,
+                    high: 120.5,
+                    unit: None,
+                },
+            },
+            CompositeEntry {
+                param: key("code-value-concept"),
+                first: token.clone(),
+                second: CompositeSecond::Token(token.clone()),
+            },
+            CompositeEntry {
+                param: key("code-value-string"),
+                first: token,
+                second: CompositeSecond::String("high".into()),
+            },
+        ],
+    }
+}
+
+/// The index rows of one resource, without their row key, in a stable order.
+fn index_rows(database: &TestDatabase, table: &str, row: i64) -> Vec<String> {
+    database
+        .connect()
+        .query(
+            &format!(
+                "SELECT (to_jsonb(t) - 'rid')::text AS j FROM {table} t WHERE rid = $1 ORDER BY j"
+            ),
+            &[&row],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[test]
+fn a_large_flush_by_copy_writes_the_same_rows_as_a_small_one() {
+    let database = TestDatabase::create();
+    let store = open(&database, 2);
+    let index = every_kind();
+    // One resource alone goes in the single statement; forty at once go by COPY.
+    put_with_retry(&store, "Observation", "alone", "{}", &index);
+    let ids: Vec<String> = (0..40).map(|i| format!("bulk{i}")).collect();
+    let keys: Vec<(&str, &str)> = ids.iter().map(|id| ("Observation", id.as_str())).collect();
+    let mut tx = store.begin(&ctx()).unwrap();
+    tx.current_many(&keys).unwrap();
+    for id in &ids {
+        tx.put(VersionWrite {
+            resource_type: "Observation",
+            id,
+            previous: None,
+            version: 1,
+            last_updated: 1_000,
+            method: Method::Create,
+            content: Some(b"{}"),
+            content_hash: 1,
+            index: &index,
+        })
+        .unwrap();
+    }
+    tx.commit().unwrap();
+
+    let alone = store
+        .read(&ctx(), "Observation", "alone")
+        .unwrap()
+        .unwrap()
+        .row;
+    let bulk = store
+        .read(&ctx(), "Observation", "bulk0")
+        .unwrap()
+        .unwrap()
+        .row;
+    for table in store::sql::INDEX_TABLES {
+        let expected = index_rows(&database, table, alone);
+        assert!(!expected.is_empty(), "{table}");
+        assert_eq!(index_rows(&database, table, bulk), expected, "{table}");
+    }
+    // Duplicates were written once: 2 tokens, 1 string, 1 date, 1 number, 1 uri.
+    let rows = |table: &str| index_rows(&database, table, alone).len();
+    assert_eq!(
+        [
+            rows("idx_token"),
+            rows("idx_string"),
+            rows("idx_date"),
+            rows("idx_number"),
+            rows("idx_uri")
+        ],
+        [2, 1, 1, 1, 1]
+    );
+    assert_eq!(
+        [
+            rows("idx_quantity"),
+            rows("idx_reference"),
+            rows("idx_composite")
+        ],
+        [2, 2, 3]
+    );
 }
