@@ -100,16 +100,14 @@ impl PostgresStore {
             let mut connection = self.pool.get()?;
             match work(&mut connection) {
                 Ok(value) => return Ok((value, connection)),
-                Err(error) if connection.client.is_closed() && attempt < attempts => {
-                    tracing::warn!(%error, "database connection broken; replacing it");
+                Err(error) if is_broken(&error, &connection) => {
                     connection.discard();
-                }
-                Err(error) => {
-                    if connection.client.is_closed() {
-                        connection.discard();
+                    if attempt >= attempts {
+                        return Err(error);
                     }
-                    return Err(error);
+                    tracing::warn!(%error, "database connection broken; replacing it");
                 }
+                Err(error) => return Err(error),
             }
         }
     }
@@ -120,6 +118,13 @@ impl PostgresStore {
     ) -> Result<T, StoreError> {
         self.with_connection(work).map(|(value, _)| value)
     }
+}
+
+/// Whether `error`, met on `connection`, means the connection itself is gone. An ended session
+/// answers its next statement with a FATAL error (`Unavailable`) before the driver notices the
+/// socket closing, so the error counts as much as the closed flag.
+pub(crate) fn is_broken(error: &StoreError, connection: &PooledConnection<'_>) -> bool {
+    matches!(error, StoreError::Unavailable(_)) || connection.client.is_closed()
 }
 
 fn check_encoding(connection: &mut pool::Connection) -> Result<(), StoreError> {

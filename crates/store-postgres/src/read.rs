@@ -20,17 +20,22 @@ pub(crate) const RECORD_COLUMNS: &str =
     "r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash";
 
 pub(crate) fn record_from_row(row: &Row) -> Result<VersionRecord, StoreError> {
+    record_at(row, 0)
+}
+
+/// The version whose [`RECORD_COLUMNS`] start at column `at`.
+pub(crate) fn record_at(row: &Row, at: usize) -> Result<VersionRecord, StoreError> {
     let get_error = |e: postgres::Error| StoreError::Internal(format!("reading a version: {e}"));
-    let method: i16 = row.try_get(5).map_err(get_error)?;
+    let method: i16 = row.try_get(at + 5).map_err(get_error)?;
     Ok(VersionRecord {
-        row: row.try_get(0).map_err(get_error)?,
-        resource_type: row.try_get(1).map_err(get_error)?,
-        id: row.try_get(2).map_err(get_error)?,
-        version: row.try_get(3).map_err(get_error)?,
-        last_updated: row.try_get(4).map_err(get_error)?,
+        row: row.try_get(at).map_err(get_error)?,
+        resource_type: row.try_get(at + 1).map_err(get_error)?,
+        id: row.try_get(at + 2).map_err(get_error)?,
+        version: row.try_get(at + 3).map_err(get_error)?,
+        last_updated: row.try_get(at + 4).map_err(get_error)?,
         method: Method::from_code(i64::from(method)).unwrap_or(Method::Update),
-        content: row.try_get(6).map_err(get_error)?,
-        content_hash: row.try_get(7).map_err(get_error)?,
+        content: row.try_get(at + 6).map_err(get_error)?,
+        content_hash: row.try_get(at + 7).map_err(get_error)?,
     })
 }
 

@@ -16,8 +16,8 @@ use store::{Method, SearchPage, StoreError, Transaction, VersionRecord, VersionW
 
 use crate::flush::Pending;
 use crate::pool::PooledConnection;
-use crate::read::{self, RECORD_COLUMNS, record_from_row};
-use crate::{PostgresStore, map_error};
+use crate::read::{self, RECORD_COLUMNS, record_at, record_from_row};
+use crate::{PostgresStore, is_broken, map_error};
 
 /// What the transaction knows of one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,10 +69,13 @@ impl<'a> PostgresTransaction<'a> {
 
     /// Remembers a failure so that nothing more runs in this transaction.
     fn note<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
-        if let Err(error) = &result
-            && self.failed.is_none()
-        {
-            self.failed = Some(error.to_string());
+        if let Err(error) = &result {
+            if self.failed.is_none() {
+                self.failed = Some(error.to_string());
+            }
+            if is_broken(error, &self.connection) {
+                self.connection.discard();
+            }
         }
         result
     }
@@ -94,13 +97,18 @@ impl<'a> PostgresTransaction<'a> {
         keys: &[(&str, &str)],
     ) -> Result<Vec<Option<VersionRecord>>, StoreError> {
         let connection = &mut *self.connection;
-        // Lock first, in row-key order so that two transactions locking overlapping sets
-        // cannot deadlock, and only then read the versions: in read committed, a statement
-        // that waits for a lock sees the locked row's newest version but not rows other tables
-        // gained since the statement began, so the version must be read by a later statement.
+        // One statement locks the rows (in row-key order, so that two transactions locking
+        // overlapping sets cannot deadlock) and reads their current versions. If it had to
+        // wait for a lock, read committed hands it the locked row's newest state but keeps its
+        // own snapshot for the version table, where the newest version is not yet visible: the
+        // outer join then yields no version (or an older one), and those rows are read again
+        // by a second statement, whose snapshot sees them, while the lock keeps them still.
         let lock = connection.prepare_cached(
-            "SELECT k.n, r.rid, r.version FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(type, id, n) \
-             JOIN resource r ON r.type = k.type AND r.id = k.id ORDER BY r.rid FOR UPDATE OF r",
+            "SELECT k.n, r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash, \
+             r.version FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(type, id, n) \
+             JOIN resource r ON r.type = k.type AND r.id = k.id \
+             LEFT JOIN version v ON v.rid = r.rid AND v.version = r.version \
+             ORDER BY r.rid FOR UPDATE OF r",
         )?;
         let types: Vec<&str> = keys.iter().map(|(t, _)| *t).collect();
         let ids: Vec<&str> = keys.iter().map(|(_, id)| *id).collect();
@@ -108,28 +116,31 @@ impl<'a> PostgresTransaction<'a> {
             .client
             .query(&lock, &[&types, &ids])
             .map_err(map_error)?;
-        let mut positions: HashMap<i64, Vec<usize>> = HashMap::with_capacity(locked.len());
-        for row in &locked {
-            let n: i64 = row.get(0);
-            positions
-                .entry(row.get(1))
-                .or_default()
-                .push(n as usize - 1);
-        }
         let mut out: Vec<Option<VersionRecord>> = vec![None; keys.len()];
-        if !positions.is_empty() {
+        let mut moved: HashMap<i64, Vec<usize>> = HashMap::new();
+        for row in &locked {
+            let position = row.get::<_, i64>(0) as usize - 1;
+            let version: Option<i64> = row.get(4);
+            let current: i64 = row.get(9);
+            if version == Some(current) {
+                out[position] = Some(record_at(row, 1)?);
+            } else {
+                moved.entry(row.get(1)).or_default().push(position);
+            }
+        }
+        if !moved.is_empty() {
             let read = connection.prepare_cached(&format!(
                 "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version \
                  WHERE r.rid = ANY($1)"
             ))?;
-            let rows: Vec<i64> = positions.keys().copied().collect();
+            let rows: Vec<i64> = moved.keys().copied().collect();
             for row in connection
                 .client
                 .query(&read, &[&rows])
                 .map_err(map_error)?
             {
                 let record = record_from_row(&row)?;
-                for &position in &positions[&record.row] {
+                for &position in &moved[&record.row] {
                     out[position] = Some(record.clone());
                 }
             }
@@ -304,7 +315,9 @@ impl Transaction for PostgresTransaction<'_> {
             .map_err(map_error);
         // Whatever COMMIT answered, the transaction is over: nothing to roll back on drop.
         self.finished = true;
-        if result.is_err() && self.connection.client.is_closed() {
+        if let Err(error) = &result
+            && is_broken(error, &self.connection)
+        {
             self.connection.discard();
         }
         result
