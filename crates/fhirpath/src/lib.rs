@@ -23,12 +23,20 @@
 //!   input JSON ([`Item::json`]) and knows its FHIR type ([`Item::type_name`]: `string`,
 //!   `code`, `dateTime`, `Period`, `Reference`, `CodeableConcept`...), or is a computed value
 //!   of a System type (`System.Integer`, `System.String`...), with typed accessors.
+//! - To evaluate many expressions on one resource (as search indexing does), type it once
+//!   with [`Collection::of_resource`] and call [`Expression::evaluate_on`].
 //! - An [`Environment`] supplies `%resource`, `%rootResource`, user variables, and the hooks
 //!   through which `resolve()` ([`Resolver`]), `memberOf()` ([`Terminology`]), `conformsTo()`
 //!   ([`Profiles`]) and `trace()` ([`Tracer`]) reach the outside. Without hooks: `resolve()`
 //!   finds contained resources and Bundle entries and turns `Type/id` into a typed placeholder
 //!   (so `subject.where(resolve() is Patient)` works without I/O); `memberOf()` uses the value
 //!   sets vendored in `fhir-model`; `conformsTo()` knows the core profiles.
+//!
+//! Readings worth knowing: the operator `x as T` filters a collection (so the R4 parameter
+//! `Observation.component.value as Quantity` works on several components) while the function
+//! `x.as(T)` requires a single item, as the official tests do; a primitive with only an
+//! extension exists but has no value; expressions are limited to 1,000 tokens and 128 levels
+//! of nesting so that compiling and evaluating stay within a thread's stack.
 //!
 //! The crate does no I/O and knows nothing of storage, async or HTTP.
 
