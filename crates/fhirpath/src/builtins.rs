@@ -140,16 +140,10 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                 };
                 Ok(Collection::boolean(item_is(item, type_arg(call)?, false)?))
             }
-            As => {
-                let Some(item) = singleton(input, "as()")? else {
-                    return Ok(Collection::new());
-                };
-                Ok(if item_is(item, type_arg(call)?, true)? {
-                    Collection::one(item.clone())
-                } else {
-                    Collection::new()
-                })
-            }
+            // R4's own dom-3 invariant, checked on every DomainResource, applies as() to whole
+            // collections (`%resource.descendants().as(canonical)`), so as() filters like
+            // ofType() instead of requiring a single item.
+            As => self.of_type(input, call),
             Single => match singleton(input, "single()")? {
                 Some(item) => Ok(Collection::one(item.clone())),
                 None => Ok(Collection::new()),

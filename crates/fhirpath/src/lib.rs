@@ -32,9 +32,10 @@
 //!   (so `subject.where(resolve() is Patient)` works without I/O); `memberOf()` uses the value
 //!   sets vendored in `fhir-model`; `conformsTo()` knows the core profiles.
 //!
-//! Readings worth knowing: the operator `x as T` filters a collection (so the R4 parameter
-//! `Observation.component.value as Quantity` works on several components) while the function
-//! `x.as(T)` requires a single item, as the official tests do; a primitive with only an
+//! Readings worth knowing: `x as T` and `x.as(T)` filter a collection like `ofType(T)`, as
+//! R4's own definitions need (the search parameter `Observation.component.value as Quantity`
+//! on several components, the invariant dom-3's `descendants().as(canonical)`), where the
+//! official tests expect an error for several items; a primitive with only an
 //! extension exists but has no value; expressions are limited to 1,000 tokens and 128 levels
 //! of nesting so that compiling and evaluating stay within a thread's stack.
 //!

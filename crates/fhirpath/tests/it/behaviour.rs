@@ -144,3 +144,19 @@ fn json_the_model_does_not_describe_is_navigable_by_its_resource_type() {
         ("Functions.attr.ofType(String)", input, json!(["a"])),
     ]);
 }
+
+#[test]
+fn as_filters_collections_as_r4_dom_3_needs() {
+    // dom-3, on every DomainResource: a contained resource must be referenced from elsewhere.
+    let dom_3 = "contained.where((('#'+id in (%resource.descendants().reference | %resource.descendants().as(canonical) | %resource.descendants().as(uri) | %resource.descendants().as(url))) or descendants().where(reference = '#').exists() or descendants().where(as(canonical) = '#').exists() or descendants().where(as(canonical) = '#').exists()).not()).trace('unmatched', id).empty()";
+    let referenced = json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+        "contained": [{"resourceType": "Patient", "id": "p"}], "subject": {"reference": "#p"},
+        "performer": [{"reference": "Practitioner/1"}, {"reference": "Practitioner/2"}]});
+    let orphan = json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+        "contained": [{"resourceType": "Patient", "id": "p"}], "subject": {"reference": "Patient/1"}});
+    check(&[
+        (dom_3, referenced, json!([true])),
+        (dom_3, orphan, json!([false])),
+        ("(1 | 'a' | 2).as(Integer)", Value::Null, json!([1, 2])),
+    ]);
+}
