@@ -2,7 +2,8 @@
 //! sample, as search indexing does on every write, and reports resources per second and heap
 //! allocations per resource.
 //!
-//! `fhirpath-bench [--bundles N] [--passes N] [--workload FILE] [--dump FILE] [DATA_DIR]`
+//! `fhirpath-bench [--bundles N] [--passes N] [--workload FILE] [--dump FILE] [--per-expression]
+//! [DATA_DIR]`
 //!
 //! DATA_DIR holds `bundles/` (and optionally `bundles-over-4MiB/`) from the Synthea archive.
 //! `--workload FILE` also writes the expressions used per resource type, so that
@@ -54,6 +55,7 @@ struct Args {
     passes: usize,
     workload: Option<PathBuf>,
     dump: Option<PathBuf>,
+    per_expression: bool,
 }
 
 fn parse_args() -> Args {
@@ -63,6 +65,7 @@ fn parse_args() -> Args {
         passes: 3,
         workload: None,
         dump: None,
+        per_expression: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -71,9 +74,10 @@ fn parse_args() -> Args {
             "--passes" => args.passes = it.next().and_then(|n| n.parse().ok()).unwrap_or(3).max(1),
             "--workload" => args.workload = it.next().map(PathBuf::from),
             "--dump" => args.dump = it.next().map(PathBuf::from),
+            "--per-expression" => args.per_expression = true,
             "-h" | "--help" => {
                 eprintln!(
-                    "usage: fhirpath-bench [--bundles N] [--passes N] [--workload FILE] [DATA_DIR]"
+                    "usage: fhirpath-bench [--bundles N] [--passes N] [--workload FILE] [--dump FILE] [--per-expression] [DATA_DIR]"
                 );
                 std::process::exit(0);
             }
@@ -212,7 +216,7 @@ fn main() {
     if let Some(path) = &args.dump {
         dump_results(path, &resources, &plans, &environment);
     }
-    if std::env::var_os("FHIRPATH_BENCH_PER_EXPRESSION").is_some() {
+    if args.per_expression {
         per_expression_report(&resources, &plans, &environment);
     }
     let n = resources.len() as f64;
@@ -254,7 +258,7 @@ fn dump_results<'a>(
     }
 }
 
-/// With `FHIRPATH_BENCH_PER_EXPRESSION` set: the ten expressions that take the most time over
+/// `--per-expression`: the ten expressions that take the most time over
 /// the whole sample, to know where to look when optimising.
 fn per_expression_report<'a>(
     resources: &[&'a Value],
