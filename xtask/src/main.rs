@@ -8,6 +8,7 @@
 //! `cargo run -p xtask --release -- validate-corpus [--all] DIR...` validates every resource in
 //! every JSON file under the directories (see `validate_corpus.rs`); `--all` lists every failure.
 
+mod train_dictionary;
 mod validate_corpus;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,6 +26,10 @@ fn main() -> Result<()> {
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/fhir-model/definitions");
             vendor_definitions(Path::new(spec), Path::new(medplum), &out)
         }
+        [cmd, out, inputs @ ..] if cmd == "train-dictionary" && !inputs.is_empty() => {
+            let inputs: Vec<PathBuf> = inputs.iter().map(PathBuf::from).collect();
+            train_dictionary::run(Path::new(out), &inputs)
+        }
         [cmd, rest @ ..] if cmd == "validate-corpus" => {
             let list_all = rest.iter().any(|a| a == "--all");
             let dirs: Vec<PathBuf> = rest
@@ -38,7 +43,7 @@ fn main() -> Result<()> {
             validate_corpus::run(&dirs, list_all)
         }
         _ => bail!(
-            "usage: cargo run -p xtask -- vendor-definitions SPEC_DIR MEDPLUM_DIR\n       cargo run -p xtask --release -- validate-corpus [--all] DIR..."
+            "usage: cargo run -p xtask -- vendor-definitions SPEC_DIR MEDPLUM_DIR\n       cargo run -p xtask --release -- validate-corpus [--all] DIR...\n       cargo run -p xtask --release -- train-dictionary OUT FILE|DIR..."
         ),
     }
 }

@@ -414,7 +414,8 @@ impl Pending {
     }
 
     /// Buffers `write` of the resource with row key `row`.
-    pub(crate) fn push(&mut self, row: i64, write: &VersionWrite<'_>) {
+    pub(crate) fn push(&mut self, row: i64, write: &VersionWrite<'_>) -> Result<(), StoreError> {
+        let stored = write.content.map(store::content::encode).transpose()?;
         let patient_key = write.index.patient_key.0;
         let method = write.method.code() as i16;
         match write.previous {
@@ -451,8 +452,9 @@ impl Pending {
         v.method.push(method);
         v.patient_key.push(patient_key);
         v.content_hash.push(write.content_hash);
-        v.content.push(write.content.map(<[u8]>::to_vec));
+        v.content.push(stored);
         self.push_index(row, write.index);
+        Ok(())
     }
 
     /// Buffers the index rows of one resource, without the duplicates that the SQLite store's

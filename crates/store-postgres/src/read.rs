@@ -34,7 +34,11 @@ pub(crate) fn record_at(row: &Row, at: usize) -> Result<VersionRecord, StoreErro
         version: row.try_get(at + 3).map_err(get_error)?,
         last_updated: row.try_get(at + 4).map_err(get_error)?,
         method: Method::from_code(i64::from(method)).unwrap_or(Method::Update),
-        content: row.try_get(at + 6).map_err(get_error)?,
+        content: row
+            .try_get::<_, Option<Vec<u8>>>(at + 6)
+            .map_err(get_error)?
+            .map(store::content::decode)
+            .transpose()?,
         content_hash: row.try_get(at + 7).map_err(get_error)?,
     })
 }

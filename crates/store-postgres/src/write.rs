@@ -191,7 +191,7 @@ impl<'a> PostgresTransaction<'a> {
         if self.pending_rows.contains(&row) {
             self.flush()?;
         }
-        self.pending.push(row, &write);
+        self.pending.push(row, &write)?;
         self.pending_rows.insert(row);
         if !vouched {
             self.flush()?;

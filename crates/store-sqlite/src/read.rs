@@ -27,7 +27,17 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<VersionRecord> {
         version: row.get(3)?,
         last_updated: row.get(4)?,
         method: Method::from_code(method).unwrap_or(Method::Update),
-        content: row.get(6)?,
+        content: row
+            .get::<_, Option<Vec<u8>>>(6)?
+            .map(store::content::decode)
+            .transpose()
+            .map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    6,
+                    rusqlite::types::Type::Blob,
+                    Box::new(e),
+                )
+            })?,
         content_hash: row.get(7)?,
     })
 }

@@ -106,6 +106,7 @@ impl Transaction for SqliteTransaction<'_> {
                 previous.row
             }
         };
+        let stored = write.content.map(store::content::encode).transpose()?;
         connection
             .prepare_cached(
                 "INSERT INTO version (rid, version, type, last_updated, method, patient_key, content_hash, content) \
@@ -120,7 +121,7 @@ impl Transaction for SqliteTransaction<'_> {
                 write.method.code(),
                 patient_key,
                 write.content_hash,
-                write.content
+                stored
             ])
             .map_err(map_error)?;
         insert_index_rows(connection, row, write.index).map_err(map_error)?;

@@ -2,6 +2,7 @@
 //! implement with the same behaviour, the records it reads and writes, and its portable errors.
 //! This crate has no SQL; the backends are the only places SQL lives.
 
+pub mod content;
 mod context;
 mod error;
 pub mod execute;
