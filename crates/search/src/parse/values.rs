@@ -196,12 +196,16 @@ pub fn decimal_range(text: &str) -> Option<(f64, f64, f64)> {
 pub fn date_range(text: &str) -> Option<(i64, i64)> {
     // `+08:00` arrives as ` 08:00` when a client forgets to encode the `+`.
     let mut text = text.trim_end().replace(' ', "+");
+    let mut minutes_only = false;
     if let Some(t) = text.find('T') {
         let time = &text[t + 1..];
         let zone_at = time.find(['Z', '+', '-']);
         let clock_length = zone_at.unwrap_or(time.len());
+        // A search time may stop at minutes (`T10:00`), which a dateTime may not: it is read
+        // with zero seconds, and then stands for the whole minute.
         if clock_length == 5 {
             text.insert_str(t + 1 + clock_length, ":00");
+            minutes_only = true;
         }
         // A search time without a zone is read as UTC (FHIR lets the server choose).
         if zone_at.is_none() {
@@ -210,8 +214,13 @@ pub fn date_range(text: &str) -> Option<(i64, i64)> {
     }
     let parsed = parse_date_time(&text)?;
     let range = parsed.range();
+    if minutes_only {
+        return Some((range.start, range.start + MICROS_PER_MINUTE - 1));
+    }
     Some((range.start, range.end - 1))
 }
+
+const MICROS_PER_MINUTE: i64 = 60_000_000;
 
 #[cfg(test)]
 mod tests {
@@ -259,8 +268,8 @@ mod tests {
         let (low, high) = date_range("2024-05-01").unwrap();
         assert_eq!((low, high - low), (1_714_521_600_000_000, day - 1));
         let (low2, high2) = date_range("2024-05-01T08:30").unwrap();
-        assert_eq!(high2 - low2, 1_000_000 - 1, "minutes get seconds");
         assert_eq!(low2, low + 8 * 3_600_000_000 + 30 * 60_000_000);
+        assert_eq!(high2 - low2, 60_000_000 - 1, "a time without seconds is a minute");
         assert_eq!(
             date_range("2024-05-01T16:30:00 08:00").map(|r| r.0),
             Some(low2),
@@ -268,5 +277,21 @@ mod tests {
         );
         assert_eq!(date_range("2024-13"), None);
         assert_eq!(date_range("soon"), None);
+    }
+
+    #[test]
+    fn a_search_time_without_seconds_covers_the_whole_minute() {
+        // search.html: `lt2013-01-14T10:00` and `gt2013-01-14T10:00` both include
+        // 2013-01-14, which needs 10:00 to be the minute from 10:00:00 to 10:00:59.999999.
+        let (low, high) = date_range("2013-01-14T10:00Z").unwrap();
+        let (second_low, _) = date_range("2013-01-14T10:00:59Z").unwrap();
+        let (_, second_high) = date_range("2013-01-14T10:00:59.999999Z").unwrap();
+        assert_eq!(low, date_range("2013-01-14T10:00:00Z").unwrap().0);
+        assert!(low < second_low && second_high == high);
+        assert_eq!(
+            date_range("2013-01-14T12:00+02:00"),
+            Some((low, high)),
+            "with a zone too"
+        );
     }
 }
