@@ -192,6 +192,13 @@ impl Repository {
             criteria,
             Handling::Strict,
         )?;
+        // Search ignores empty parameters; criteria made only of them would select every
+        // resource of the type.
+        if parsed.query.filters.is_empty() {
+            return Err(RepositoryError::PreconditionFailed(
+                "a conditional operation needs search criteria with a value".into(),
+            ));
+        }
         parsed.query.count = 2;
         Ok(tx.search(&parsed.query)?.matches)
     }

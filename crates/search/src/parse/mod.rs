@@ -155,6 +155,12 @@ pub fn parse_search(
     }
 
     for (name, value) in params {
+        // "Empty parameters are not an error - they are just ignored by the server"
+        // (search.html, 3.1.1.3), in strict handling too: they are not unknown parameters.
+        if value.is_empty() {
+            parsed.ignored.push(name.clone());
+            continue;
+        }
         let applied = match name.as_str() {
             "_type" if target == SearchTarget::System => true,
             "_count" => {

@@ -1,0 +1,35 @@
+//! Parsing searches into the intermediate form: what a parameter means, checked on the filters
+//! it becomes. Each test here is named after a behaviour that once was wrong.
+
+use std::sync::OnceLock;
+
+use search::query::Filter;
+use search::{Handling, ParsedSearch, Registry, SearchTarget, parse_search};
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| Registry::r4(fhir_model::r4()))
+}
+
+fn parse(resource_type: &str, params: &[(&str, &str)]) -> ParsedSearch {
+    let params: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    parse_search(
+        registry(),
+        SearchTarget::Type(resource_type),
+        &params,
+        Handling::Strict,
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_empty_parameter_is_ignored_not_an_error() {
+    // search.html 3.1.1.3: "Empty parameters are not an error - they are just ignored".
+    let parsed = parse("Patient", &[("name", ""), ("gender", "female"), ("_id", "")]);
+    assert_eq!(parsed.query.filters.len(), 1);
+    assert!(matches!(parsed.query.filters[0], Filter::Token { .. }));
+    assert_eq!(parsed.applied, [("gender".to_owned(), "female".to_owned())]);
+}
