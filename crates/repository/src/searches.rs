@@ -81,7 +81,13 @@ impl Repository {
                 )
             }
         };
-        let parsed = parse_search(self.registry(), target, &request.params, request.handling)?;
+        let parsed = parse_search(
+            self.registry(),
+            Some(base),
+            target,
+            &request.params,
+            request.handling,
+        )?;
         if !parsed.ignored.is_empty() {
             tracing::debug!(ignored = ?parsed.ignored, "search parameters ignored");
         }

@@ -186,8 +186,10 @@ impl Repository {
                 "a conditional operation needs search criteria".into(),
             ));
         }
+        // Conditional operations do not know the base they were called at.
         let mut parsed = parse_search(
             self.registry(),
+            None,
             SearchTarget::Type(resource_type),
             criteria,
             Handling::Strict,

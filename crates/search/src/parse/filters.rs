@@ -7,7 +7,7 @@ use super::values::{
     self, Prefix, date_predicate, decimal_range, number_predicate, split_prefix, split_unescaped,
     split_values, unescape,
 };
-use super::{Parsed, SearchError};
+use super::{Parsed, Scope, SearchError};
 use crate::keys::ParamKey;
 use crate::query::{
     CompositeTest, Filter, IndexTable, QuantityUnits, ReferenceTarget, StringTest, TokenColumn,
@@ -18,7 +18,7 @@ use crate::text::normalize;
 
 /// A parameter that is not a chain: special parameters first, then the registry's.
 pub(super) fn leaf(
-    registry: &Registry,
+    scope: &Scope<'_>,
     resource_type: &str,
     name: &str,
     code: &str,
@@ -83,7 +83,7 @@ pub(super) fn leaf(
         }
         _ => {}
     }
-    let Some(param) = registry.get(resource_type, code) else {
+    let Some(param) = scope.registry.get(resource_type, code) else {
         return Ok(Parsed::Ignored(format!(
             "unknown search parameter for {resource_type}"
         )));
@@ -118,7 +118,7 @@ pub(super) fn leaf(
         filters.push(match param.kind {
             SearchParamType::Token => token(param, name, modifier, v)?,
             SearchParamType::String => string(param, name, modifier, v)?,
-            SearchParamType::Reference => reference(param, name, modifier, v)?,
+            SearchParamType::Reference => reference(param, name, modifier, v, scope.base)?,
             SearchParamType::Date => {
                 no_modifier(name, modifier, "date")?;
                 let (prefix, date) = prefix_of(name, v)?;
@@ -146,7 +146,7 @@ pub(super) fn leaf(
             SearchParamType::Uri => uri(param, name, modifier, v)?,
             SearchParamType::Composite => {
                 no_modifier(name, modifier, "composite")?;
-                composite(registry, param, name, v)?
+                composite(scope.registry, param, name, v)?
             }
             SearchParamType::Special => {
                 return Ok(Parsed::Ignored(format!("{code} is not supported")));
@@ -289,6 +289,7 @@ fn reference(
     name: &str,
     modifier: Option<&str>,
     value: &str,
+    base: Option<&str>,
 ) -> Result<Filter, SearchError> {
     if modifier == Some("identifier") {
         let key = ParamKey::derived(&param.resource_type, &param.code, "identifier");
@@ -314,6 +315,27 @@ fn reference(
         }
         Some(other) => return Err(unsupported_modifier(name, other, "reference")),
     };
+    // "A relative reference resolving to the same value as a specified absolute URL, or vice
+    // versa, qualifies as a match" (search.html 3.1.1.4.12): under this server's base, the
+    // URL is searched both as written and as the local reference it names.
+    let local = base
+        .and_then(|base| value.strip_prefix(base))
+        .and_then(|rest| rest.strip_prefix('/'))
+        .filter(|rest| {
+            rest.split_once('/')
+                .is_some_and(|(t, _)| fhir_model::r4().is_resource_type(t))
+        });
+    if let Some(local) = local {
+        let as_local = reference(param, name, modifier, local, None)?;
+        let as_url = Filter::Reference {
+            param: param.key,
+            target: ReferenceTarget::Url {
+                url: value.into(),
+                version: None,
+            },
+        };
+        return Ok(Filter::AnyOf(vec![as_local, as_url]));
+    }
     if value.contains("://") || value.starts_with("urn:") {
         let (url, version) = match value.split_once('|') {
             Some((url, version)) => (url.to_owned(), Some(version.into())),

@@ -3,8 +3,10 @@
 
 use std::sync::OnceLock;
 
-use search::query::Filter;
+use search::query::{Filter, ReferenceTarget};
 use search::{Handling, ParsedSearch, Registry, SearchTarget, parse_search};
+
+const BASE: &str = "http://example.org/fhir";
 
 fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
@@ -18,6 +20,7 @@ fn parse(resource_type: &str, params: &[(&str, &str)]) -> ParsedSearch {
         .collect();
     parse_search(
         registry(),
+        Some(BASE),
         SearchTarget::Type(resource_type),
         &params,
         Handling::Strict,
@@ -32,4 +35,23 @@ fn an_empty_parameter_is_ignored_not_an_error() {
     assert_eq!(parsed.query.filters.len(), 1);
     assert!(matches!(parsed.query.filters[0], Filter::Token { .. }));
     assert_eq!(parsed.applied, [("gender".to_owned(), "female".to_owned())]);
+}
+
+#[test]
+fn a_reference_by_an_absolute_url_under_the_base_finds_the_relative_reference() {
+    // search.html 3.1.1.4.12: with base http://example.org/fhir, subject=Patient/123 and
+    // subject=http://example.org/fhir/Patient/123 both match either form of the reference.
+    let parsed = parse("Observation", &[("subject", "http://example.org/fhir/Patient/123")]);
+    let Filter::AnyOf(forms) = &parsed.query.filters[0] else {
+        panic!("{:?}", parsed.query.filters);
+    };
+    assert!(forms.iter().any(|f| matches!(f,
+        Filter::Reference { target: ReferenceTarget::Local { types, id }, .. }
+            if **id == *"123" && types.iter().map(|t| &**t).eq(["Patient"]))));
+    assert!(forms.iter().any(|f| matches!(f,
+        Filter::Reference { target: ReferenceTarget::Url { url, .. }, .. }
+            if **url == *"http://example.org/fhir/Patient/123")));
+    let elsewhere = parse("Observation", &[("subject", "http://elsewhere.org/fhir/Patient/123")]);
+    assert!(matches!(&elsewhere.query.filters[0],
+        Filter::Reference { target: ReferenceTarget::Url { .. }, .. }));
 }
