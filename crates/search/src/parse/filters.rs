@@ -107,10 +107,25 @@ pub(super) fn leaf(
                 return Ok(Parsed::Ignored(format!("{code} is not supported")));
             }
         };
-        return Ok(Parsed::Filter(Filter::Missing {
+        let own = Filter::Missing {
             param: param.key,
             table,
             missing,
+        };
+        if param.kind != SearchParamType::Reference {
+            return Ok(Parsed::Filter(own));
+        }
+        // A logical reference (an identifier without a literal reference) is a value too; its
+        // identifier is indexed under the derived `:identifier` key, in the token table.
+        let logical = Filter::Missing {
+            param: ParamKey::derived(&param.resource_type, &param.code, "identifier"),
+            table: IndexTable::Token,
+            missing,
+        };
+        return Ok(Parsed::Filter(if missing {
+            Filter::AllOf(vec![own, logical])
+        } else {
+            Filter::AnyOf(vec![own, logical])
         }));
     }
     let mut filters = Vec::with_capacity(values.len());

@@ -3,7 +3,8 @@
 
 use std::sync::OnceLock;
 
-use search::query::{Filter, ReferenceTarget};
+use search::keys::ParamKey;
+use search::query::{Filter, IndexTable, ReferenceTarget};
 use search::{Handling, ParsedSearch, Registry, SearchTarget, parse_search};
 
 const BASE: &str = "http://example.org/fhir";
@@ -54,4 +55,29 @@ fn a_reference_by_an_absolute_url_under_the_base_finds_the_relative_reference() 
     let elsewhere = parse("Observation", &[("subject", "http://elsewhere.org/fhir/Patient/123")]);
     assert!(matches!(&elsewhere.query.filters[0],
         Filter::Reference { target: ReferenceTarget::Url { .. }, .. }));
+}
+
+#[test]
+fn missing_counts_a_logical_reference_as_a_value() {
+    // PractitionerRole.practitioner = {"identifier": {...}} has a value, though no literal
+    // reference: the identifier is indexed under the derived `:identifier` key, which
+    // `:missing` must look at too.
+    let logical = ParamKey::derived("PractitionerRole", "practitioner", "identifier");
+    let literal = ParamKey::new("PractitionerRole", "practitioner");
+    let is_missing = |filter: &Filter, key: ParamKey, table: IndexTable, value: bool| {
+        matches!(filter, Filter::Missing { param, table: t, missing }
+            if *param == key && *t == table && *missing == value)
+    };
+    let present = parse("PractitionerRole", &[("practitioner:missing", "false")]);
+    let Filter::AnyOf(either) = &present.query.filters[0] else {
+        panic!("{:?}", present.query.filters);
+    };
+    assert!(either.iter().any(|f| is_missing(f, literal, IndexTable::Reference, false)));
+    assert!(either.iter().any(|f| is_missing(f, logical, IndexTable::Token, false)));
+    let absent = parse("PractitionerRole", &[("practitioner:missing", "true")]);
+    let Filter::AllOf(both) = &absent.query.filters[0] else {
+        panic!("{:?}", absent.query.filters);
+    };
+    assert!(both.iter().any(|f| is_missing(f, literal, IndexTable::Reference, true)));
+    assert!(both.iter().any(|f| is_missing(f, logical, IndexTable::Token, true)));
 }
