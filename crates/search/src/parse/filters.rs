@@ -40,12 +40,15 @@ pub(super) fn leaf(
             return match modifier {
                 None => Ok(Parsed::Filter(ids)),
                 Some("not") => Ok(Parsed::Filter(Filter::Not(Box::new(ids)))),
+                Some("missing") => Ok(Parsed::Filter(never_missing(name, value)?)),
                 Some(other) => Err(unsupported_modifier(name, other, "_id")),
             };
         }
         "_lastUpdated" => {
-            if let Some(other) = modifier {
-                return Err(unsupported_modifier(name, other, "_lastUpdated"));
+            match modifier {
+                None => {}
+                Some("missing") => return Ok(Parsed::Filter(never_missing(name, value)?)),
+                Some(other) => return Err(unsupported_modifier(name, other, "_lastUpdated")),
             }
             let filters = values
                 .iter()
@@ -89,11 +92,7 @@ pub(super) fn leaf(
         )));
     };
     if modifier == Some("missing") {
-        let missing = match value {
-            "true" => true,
-            "false" => false,
-            _ => return Err(SearchError::new(name, "':missing' takes true or false")),
-        };
+        let missing = missing_value(name, value)?;
         let table = match param.kind {
             SearchParamType::Token => IndexTable::Token,
             SearchParamType::String => IndexTable::String,
@@ -176,6 +175,24 @@ pub(super) fn leaf(
             filter
         },
     ))
+}
+
+fn missing_value(name: &str, value: &str) -> Result<bool, SearchError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(SearchError::new(name, "':missing' takes true or false")),
+    }
+}
+
+/// `:missing` on `_id` or `_lastUpdated`, which every resource has: `true` finds nothing,
+/// `false` everything. R4 defines `:missing` on all parameters.
+fn never_missing(name: &str, value: &str) -> Result<Filter, SearchError> {
+    Ok(if missing_value(name, value)? {
+        Filter::AnyOf(Vec::new())
+    } else {
+        Filter::AllOf(Vec::new())
+    })
 }
 
 fn now() -> i64 {

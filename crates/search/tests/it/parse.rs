@@ -81,3 +81,16 @@ fn missing_counts_a_logical_reference_as_a_value() {
     assert!(both.iter().any(|f| is_missing(f, literal, IndexTable::Reference, true)));
     assert!(both.iter().any(|f| is_missing(f, logical, IndexTable::Token, true)));
 }
+
+#[test]
+fn missing_is_accepted_on_id_and_last_updated() {
+    // search.html 3.1.1.4.4 defines `:missing` "for all parameters". Every resource has an
+    // id and a lastUpdated: `true` finds nothing (an empty OR), `false` everything (an empty
+    // AND).
+    for name in ["_id:missing", "_lastUpdated:missing"] {
+        let none = parse("Patient", &[(name, "true")]);
+        assert!(matches!(&none.query.filters[0], Filter::AnyOf(f) if f.is_empty()), "{name}");
+        let all = parse("Patient", &[(name, "false")]);
+        assert!(matches!(&all.query.filters[0], Filter::AllOf(f) if f.is_empty()), "{name}");
+    }
+}
