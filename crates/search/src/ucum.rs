@@ -69,9 +69,17 @@ pub fn canonical(code: &str) -> Option<(&'static str, f64)> {
         .map(|(_, canonical, factor)| (*canonical, *factor))
 }
 
+/// Every code of the table with this canonical unit, and its factor to it.
+pub fn units_of(canonical: &str) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+    UNITS
+        .iter()
+        .filter(move |(_, c, _)| *c == canonical)
+        .map(|(unit, _, factor)| (*unit, *factor))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::canonical;
+    use super::{canonical, units_of};
 
     #[test]
     fn common_units_convert_to_one_canonical_unit() {
@@ -84,6 +92,7 @@ mod tests {
             Some(("g/L", 1.0))
         );
         assert_eq!(canonical("furlong"), None);
+        assert!(units_of("Pa").any(|(unit, _)| unit == "mm[Hg]"));
     }
 
     #[test]

@@ -507,6 +507,69 @@ fn uri(
     })
 }
 
+/// The quantity part of a composite (`...$gt100|http://unitsofmeasure.org|mm[Hg]`), as the
+/// tests any of which may hold. A composite row keeps the quantity as written with its unit's
+/// token hashes, not a canonical value: a UCUM unit the table converts is searched as the
+/// same amount in every unit of its dimension, the way plain quantity search compares
+/// canonical values.
+fn composite_quantity(
+    key: ParamKey,
+    name: &str,
+    value: &str,
+) -> Result<Vec<CompositeTest>, SearchError> {
+    let (prefix, rest) = prefix_of(name, value)?;
+    let (number, units) = split_unescaped(rest, '|');
+    let (value, low, high) =
+        decimal_range(&number).ok_or_else(|| not_a(name, &number, "number"))?;
+    let Some(units) = units else {
+        return Ok(vec![CompositeTest::Range(number_predicate(
+            prefix, value, low, high,
+        ))]);
+    };
+    let (system, code) = match split_unescaped(&units, '|') {
+        (system, Some(code)) if !code.is_empty() => (system, code),
+        _ => {
+            return Err(SearchError::new(
+                name,
+                "a quantity is [number], or [number]|[system]|[code]",
+            ));
+        }
+    };
+    let literal_unit = if system.is_empty() {
+        (TokenColumn::Code, key.code_hash(&code))
+    } else {
+        (
+            TokenColumn::SystemCode,
+            key.system_code_hash(&system, &code),
+        )
+    };
+    let literal = CompositeTest::Quantity {
+        unit: literal_unit,
+        predicate: number_predicate(prefix, value, low, high),
+    };
+    let ucum = system.is_empty() || system == "http://unitsofmeasure.org";
+    let Some((canonical_unit, factor)) = crate::ucum::canonical(&code).filter(|_| ucum) else {
+        return Ok(vec![literal]);
+    };
+    // With the UCUM system, the unit itself is among the units of its dimension.
+    let mut tests = if system.is_empty() {
+        vec![literal]
+    } else {
+        Vec::new()
+    };
+    for (unit, unit_factor) in crate::ucum::units_of(canonical_unit) {
+        let scale = factor / unit_factor;
+        tests.push(CompositeTest::Quantity {
+            unit: (
+                TokenColumn::SystemCode,
+                key.system_code_hash("http://unitsofmeasure.org", unit),
+            ),
+            predicate: number_predicate(prefix, value * scale, low * scale, high * scale),
+        });
+    }
+    Ok(tests)
+}
+
 fn composite(
     registry: &Registry,
     param: &Param,
@@ -539,7 +602,23 @@ fn composite(
             let (column, hash) = token_hash(param.key, name, &second)?;
             CompositeTest::Token(column, hash)
         }
-        Some(SearchParamType::Quantity | SearchParamType::Number) => {
+        Some(SearchParamType::Quantity) => {
+            let seconds = composite_quantity(param.key, name, &second)?;
+            let mut filters: Vec<Filter> = seconds
+                .into_iter()
+                .map(|second| Filter::Composite {
+                    param: param.key,
+                    first,
+                    second,
+                })
+                .collect();
+            return Ok(if filters.len() == 1 {
+                filters.pop().expect("one")
+            } else {
+                Filter::AnyOf(filters)
+            });
+        }
+        Some(SearchParamType::Number) => {
             let (prefix, rest) = prefix_of(name, &second)?;
             let (number, _units) = split_unescaped(rest, '|');
             let (value, low, high) =

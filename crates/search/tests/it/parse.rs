@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use search::keys::ParamKey;
-use search::query::{Filter, IndexTable, ReferenceTarget};
+use search::query::{Bound, CompositeTest, Filter, IndexTable, ReferenceTarget, TokenColumn};
 use search::{Handling, ParsedSearch, Registry, SearchTarget, parse_search};
 
 const BASE: &str = "http://example.org/fhir";
@@ -32,7 +32,10 @@ fn parse(resource_type: &str, params: &[(&str, &str)]) -> ParsedSearch {
 #[test]
 fn an_empty_parameter_is_ignored_not_an_error() {
     // search.html 3.1.1.3: "Empty parameters are not an error - they are just ignored".
-    let parsed = parse("Patient", &[("name", ""), ("gender", "female"), ("_id", "")]);
+    let parsed = parse(
+        "Patient",
+        &[("name", ""), ("gender", "female"), ("_id", "")],
+    );
     assert_eq!(parsed.query.filters.len(), 1);
     assert!(matches!(parsed.query.filters[0], Filter::Token { .. }));
     assert_eq!(parsed.applied, [("gender".to_owned(), "female".to_owned())]);
@@ -42,7 +45,10 @@ fn an_empty_parameter_is_ignored_not_an_error() {
 fn a_reference_by_an_absolute_url_under_the_base_finds_the_relative_reference() {
     // search.html 3.1.1.4.12: with base http://example.org/fhir, subject=Patient/123 and
     // subject=http://example.org/fhir/Patient/123 both match either form of the reference.
-    let parsed = parse("Observation", &[("subject", "http://example.org/fhir/Patient/123")]);
+    let parsed = parse(
+        "Observation",
+        &[("subject", "http://example.org/fhir/Patient/123")],
+    );
     let Filter::AnyOf(forms) = &parsed.query.filters[0] else {
         panic!("{:?}", parsed.query.filters);
     };
@@ -52,9 +58,17 @@ fn a_reference_by_an_absolute_url_under_the_base_finds_the_relative_reference() 
     assert!(forms.iter().any(|f| matches!(f,
         Filter::Reference { target: ReferenceTarget::Url { url, .. }, .. }
             if **url == *"http://example.org/fhir/Patient/123")));
-    let elsewhere = parse("Observation", &[("subject", "http://elsewhere.org/fhir/Patient/123")]);
-    assert!(matches!(&elsewhere.query.filters[0],
-        Filter::Reference { target: ReferenceTarget::Url { .. }, .. }));
+    let elsewhere = parse(
+        "Observation",
+        &[("subject", "http://elsewhere.org/fhir/Patient/123")],
+    );
+    assert!(matches!(
+        &elsewhere.query.filters[0],
+        Filter::Reference {
+            target: ReferenceTarget::Url { .. },
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -72,14 +86,28 @@ fn missing_counts_a_logical_reference_as_a_value() {
     let Filter::AnyOf(either) = &present.query.filters[0] else {
         panic!("{:?}", present.query.filters);
     };
-    assert!(either.iter().any(|f| is_missing(f, literal, IndexTable::Reference, false)));
-    assert!(either.iter().any(|f| is_missing(f, logical, IndexTable::Token, false)));
+    assert!(
+        either
+            .iter()
+            .any(|f| is_missing(f, literal, IndexTable::Reference, false))
+    );
+    assert!(
+        either
+            .iter()
+            .any(|f| is_missing(f, logical, IndexTable::Token, false))
+    );
     let absent = parse("PractitionerRole", &[("practitioner:missing", "true")]);
     let Filter::AllOf(both) = &absent.query.filters[0] else {
         panic!("{:?}", absent.query.filters);
     };
-    assert!(both.iter().any(|f| is_missing(f, literal, IndexTable::Reference, true)));
-    assert!(both.iter().any(|f| is_missing(f, logical, IndexTable::Token, true)));
+    assert!(
+        both.iter()
+            .any(|f| is_missing(f, literal, IndexTable::Reference, true))
+    );
+    assert!(
+        both.iter()
+            .any(|f| is_missing(f, logical, IndexTable::Token, true))
+    );
 }
 
 #[test]
@@ -89,8 +117,64 @@ fn missing_is_accepted_on_id_and_last_updated() {
     // AND).
     for name in ["_id:missing", "_lastUpdated:missing"] {
         let none = parse("Patient", &[(name, "true")]);
-        assert!(matches!(&none.query.filters[0], Filter::AnyOf(f) if f.is_empty()), "{name}");
+        assert!(
+            matches!(&none.query.filters[0], Filter::AnyOf(f) if f.is_empty()),
+            "{name}"
+        );
         let all = parse("Patient", &[(name, "false")]);
-        assert!(matches!(&all.query.filters[0], Filter::AllOf(f) if f.is_empty()), "{name}");
+        assert!(
+            matches!(&all.query.filters[0], Filter::AllOf(f) if f.is_empty()),
+            "{name}"
+        );
     }
+}
+
+#[test]
+fn composite_quantity_units_are_not_ignored() {
+    // `$ge16|http://unitsofmeasure.org|kPa` is 16 kPa, about 120 mm[Hg]: it must not be
+    // compared as 16 with a systolic pressure written in mm[Hg].
+    let parsed = parse(
+        "Observation",
+        &[(
+            "component-code-value-quantity",
+            "http://loinc.org|8480-6$ge16|http://unitsofmeasure.org|kPa",
+        )],
+    );
+    let key = ParamKey::new("Observation", "component-code-value-quantity");
+    let Filter::AnyOf(alternatives) = &parsed.query.filters[0] else {
+        panic!("{:?}", parsed.query.filters);
+    };
+    let unit_hash = |unit: &str| key.system_code_hash("http://unitsofmeasure.org", unit);
+    let bound_in = |unit: &str| {
+        alternatives.iter().find_map(|f| match f {
+            Filter::Composite {
+                second:
+                    CompositeTest::Quantity {
+                        unit: (TokenColumn::SystemCode, hash),
+                        predicate,
+                    },
+                ..
+            } if *hash == unit_hash(unit) => match predicate.any_of.as_slice() {
+                [group] => match group.as_slice() {
+                    [(_, _, Bound::Float(bound))] => Some(*bound),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        })
+    };
+    assert_eq!(bound_in("kPa"), Some(16.0));
+    let in_mm_hg = bound_in("mm[Hg]").expect("the same amount in mm[Hg]");
+    assert!((in_mm_hg - 16_000.0 / 133.322).abs() < 1e-9);
+    assert!(
+        alternatives.iter().all(|f| !matches!(
+            f,
+            Filter::Composite {
+                second: CompositeTest::Range(_),
+                ..
+            }
+        )),
+        "no test without a unit"
+    );
 }
