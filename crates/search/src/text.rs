@@ -66,7 +66,10 @@ mod tests {
         assert_eq!(normalize("O'Hara248"), "ohara248");
         assert_eq!(normalize("Dr. Ðr."), "dr ðr");
         assert_eq!(normalize("02474-8620"), "024748620");
-        assert_eq!(normalize("STEWARD MEDICAL GROUP, INC"), "steward medical group inc");
+        assert_eq!(
+            normalize("STEWARD MEDICAL GROUP, INC"),
+            "steward medical group inc"
+        );
         assert_eq!(normalize("阿卜杜拉·买买提"), "阿卜杜拉买买提");
         assert_eq!(normalize("北京，朝阳区、三里屯"), "北京朝阳区三里屯");
         assert_eq!(normalize("“Quoted” — text…"), "quoted text");

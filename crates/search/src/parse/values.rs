@@ -269,7 +269,11 @@ mod tests {
         assert_eq!((low, high - low), (1_714_521_600_000_000, day - 1));
         let (low2, high2) = date_range("2024-05-01T08:30").unwrap();
         assert_eq!(low2, low + 8 * 3_600_000_000 + 30 * 60_000_000);
-        assert_eq!(high2 - low2, 60_000_000 - 1, "a time without seconds is a minute");
+        assert_eq!(
+            high2 - low2,
+            60_000_000 - 1,
+            "a time without seconds is a minute"
+        );
         assert_eq!(
             date_range("2024-05-01T16:30:00 08:00").map(|r| r.0),
             Some(low2),
