@@ -16,7 +16,7 @@ use crate::index::{
     StringEntry, TokenEntry, UriEntry,
 };
 use crate::keys::{ParamKey, PatientKey};
-use crate::parse::values::decimal_range;
+use crate::parse::values::{decimal_range, snap};
 use crate::registry::{Param, Registry};
 use crate::text::normalize;
 use crate::{IndexEntries, ucum};
@@ -468,7 +468,7 @@ fn quantity(key: ParamKey, item: &Item<'_>) -> Option<QuantityEntry> {
             let code = text(json.get("code")).or(text(json.get("unit")));
             let canonical = match (system, text(json.get("code"))) {
                 (Some("http://unitsofmeasure.org"), Some(code)) => {
-                    ucum::canonical(code).map(|(unit, factor)| (unit.into(), value * factor))
+                    ucum::canonical(code).map(|(unit, factor)| (unit.into(), snap(value * factor)))
                 }
                 _ => None,
             };

@@ -4,8 +4,8 @@
 use fhir_model::SearchParamType;
 
 use super::values::{
-    self, Prefix, date_predicate, decimal_range, number_predicate, split_prefix, split_unescaped,
-    split_values, unescape,
+    self, Prefix, date_predicate, decimal_range, number_predicate, snap, split_prefix,
+    split_unescaped, split_values, unescape,
 };
 use super::{Parsed, Scope, SearchError};
 use crate::keys::ParamKey;
@@ -454,7 +454,12 @@ fn quantity(key: ParamKey, name: &str, value: &str) -> Result<Filter, SearchErro
     if ucum && let Some((unit, factor)) = crate::ucum::canonical(&code) {
         return Ok(Filter::Quantity {
             param: key,
-            predicate: number_predicate(prefix, value * factor, low * factor, high * factor),
+            predicate: number_predicate(
+                prefix,
+                snap(value * factor),
+                snap(low * factor),
+                snap(high * factor),
+            ),
             units: QuantityUnits::Canonical(unit.into()),
         });
     }
@@ -558,13 +563,13 @@ fn composite_quantity(
         Vec::new()
     };
     for (unit, unit_factor) in crate::ucum::units_of(canonical_unit) {
-        let scale = factor / unit_factor;
+        let convert = |x: f64| snap(x * factor / unit_factor);
         tests.push(CompositeTest::Quantity {
             unit: (
                 TokenColumn::SystemCode,
                 key.system_code_hash("http://unitsofmeasure.org", unit),
             ),
-            predicate: number_predicate(prefix, value * scale, low * scale, high * scale),
+            predicate: number_predicate(prefix, convert(value), convert(low), convert(high)),
         });
     }
     Ok(tests)

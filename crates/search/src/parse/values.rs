@@ -153,14 +153,26 @@ pub fn number_predicate(prefix: Prefix, value: f64, low: f64, high: f64) -> Rang
         Prefix::Ge => vec![group(&[(V, Ge, b(value))])],
         Prefix::Le => vec![group(&[(V, Le, b(value))])],
         Prefix::Ap => {
-            let slack = (value.abs() * 0.1).max(high - low);
+            let slack = snap((value.abs() * 0.1).max(high - low));
             vec![group(&[
-                (V, Ge, b(value - slack)),
-                (V, Le, b(value + slack)),
+                (V, Ge, b(snap(value - slack))),
+                (V, Le, b(snap(value + slack))),
             ])]
         }
     };
     RangePredicate { any_of }
+}
+
+/// The f64 nearest to the decimal `x` stands for, read at 15 significant digits. Arithmetic on
+/// decimals lands an ulp away from the decimal it means (`0.2 - 0.05` is 0.15000000000000002,
+/// `146.42 * 0.01` is 1.4641999999999999): computed bounds and converted values are snapped
+/// back, so that they compare equal to the same decimal written directly, on the index side
+/// and the search side alike.
+pub fn snap(x: f64) -> f64 {
+    if !x.is_finite() {
+        return x;
+    }
+    format!("{x:.14e}").parse().unwrap_or(x)
 }
 
 /// A decimal as written, with the range its precision implies: `1.5` is [1.45, 1.55).
@@ -187,7 +199,7 @@ pub fn decimal_range(text: &str) -> Option<(f64, f64, f64)> {
         .and_then(|(_, e)| e.parse().ok())
         .unwrap_or(0);
     let half_step = 0.5 * 10f64.powi(exponent - decimals);
-    Some((value, value - half_step, value + half_step))
+    Some((value, snap(value - half_step), snap(value + half_step)))
 }
 
 /// A search date (`2024`, `2024-05`, `2024-05-01`, `2024-05-01T08:30`, with seconds, fraction
@@ -260,6 +272,20 @@ mod tests {
         assert_eq!(decimal_range("abc"), None);
         assert_eq!(decimal_range("1e999"), None);
         assert_eq!(decimal_range(""), None);
+    }
+
+    #[test]
+    fn implicit_ranges_end_at_the_decimals_they_mean() {
+        // [0.15, 0.25) for 0.2 and [0.05, 0.15) for 0.1: a stored 0.15 is in the first and
+        // not in the second. Computed in f64, 0.2 - 0.05 is 0.15000000000000002 and
+        // 0.1 + 0.05 is 0.15000000000000002, which got both wrong.
+        let stored: f64 = "0.15".parse().unwrap();
+        let (_, low, _) = decimal_range("0.2").unwrap();
+        let (_, _, high) = decimal_range("0.1").unwrap();
+        assert!(stored >= low, "eq0.2 finds 0.15");
+        assert!(stored >= high, "eq0.1 does not find 0.15");
+        assert_eq!(snap(146.42 * 0.01), snap(1464.2 * 0.001));
+        assert_eq!(snap(146.42 * 0.01), 1.4642);
     }
 
     #[test]

@@ -178,3 +178,30 @@ fn composite_quantity_units_are_not_ignored() {
         "no test without a unit"
     );
 }
+
+#[test]
+fn the_same_amount_in_another_unit_is_equal_not_an_ulp_apart() {
+    // 146.42 mg/dL is 1.4642 g/L, and so is 1464.20 mg/L; in f64, 146.42 * 0.01 and
+    // 1464.2 * 0.001 differ in the last bit, and `lt1464.20|...|mg/L` found the 146.42 mg/dL.
+    let indexer = search::Indexer::new(std::sync::Arc::new(Registry::r4(fhir_model::r4())));
+    let observation = serde_json::json!({
+        "resourceType": "Observation", "status": "final", "code": {"text": "glucose"},
+        "valueQuantity": {"value": 146.42, "unit": "mg/dL",
+                          "system": "http://unitsofmeasure.org", "code": "mg/dL"}
+    });
+    let entries = indexer.extract("Observation", "o", &observation).unwrap();
+    let key = ParamKey::new("Observation", "value-quantity");
+    let indexed = entries.quantities.iter().find(|q| q.param == key).unwrap();
+    let (_, canonical) = indexed.canonical.clone().unwrap();
+    let parsed = parse(
+        "Observation",
+        &[("value-quantity", "lt1464.20|http://unitsofmeasure.org|mg/L")],
+    );
+    let Filter::Quantity { predicate, .. } = &parsed.query.filters[0] else {
+        panic!("{:?}", parsed.query.filters);
+    };
+    let [(_, _, Bound::Float(bound))] = predicate.any_of[0].as_slice() else {
+        panic!("{predicate:?}");
+    };
+    assert_eq!(canonical, *bound);
+}
