@@ -450,9 +450,17 @@ fn quantity(key: ParamKey, name: &str, value: &str) -> Result<Filter, SearchErro
             units: QuantityUnits::Any,
         });
     }
+    let as_written = Filter::Quantity {
+        param: key,
+        predicate: number_predicate(prefix, value, low, high),
+        units: QuantityUnits::SystemCode(
+            (!system.is_empty()).then(|| system.clone().into_boxed_str()),
+            code.clone().into(),
+        ),
+    };
     let ucum = system.is_empty() || system == "http://unitsofmeasure.org";
     if ucum && let Some((unit, factor)) = crate::ucum::canonical(&code) {
-        return Ok(Filter::Quantity {
+        let canonical = Filter::Quantity {
             param: key,
             predicate: number_predicate(
                 prefix,
@@ -461,18 +469,16 @@ fn quantity(key: ParamKey, name: &str, value: &str) -> Result<Filter, SearchErro
                 snap(high * factor),
             ),
             units: QuantityUnits::Canonical(unit.into()),
+        };
+        // Without a system the code may also be a quantity's own unit, UCUM or not
+        // (`{"value": 250, "unit": "mg"}`), which has no canonical value.
+        return Ok(if system.is_empty() {
+            Filter::AnyOf(vec![canonical, as_written])
+        } else {
+            canonical
         });
     }
-    let system = if system.is_empty() {
-        None
-    } else {
-        Some(system.into_boxed_str())
-    };
-    Ok(Filter::Quantity {
-        param: key,
-        predicate: number_predicate(prefix, value, low, high),
-        units: QuantityUnits::SystemCode(system, code.into()),
-    })
+    Ok(as_written)
 }
 
 fn uri(

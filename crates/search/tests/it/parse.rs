@@ -4,7 +4,9 @@
 use std::sync::OnceLock;
 
 use search::keys::ParamKey;
-use search::query::{Bound, CompositeTest, Filter, IndexTable, ReferenceTarget, TokenColumn};
+use search::query::{
+    Bound, CompositeTest, Filter, IndexTable, QuantityUnits, ReferenceTarget, TokenColumn,
+};
 use search::{Handling, ParsedSearch, Registry, SearchTarget, parse_search};
 
 const BASE: &str = "http://example.org/fhir";
@@ -204,4 +206,29 @@ fn the_same_amount_in_another_unit_is_equal_not_an_ulp_apart() {
         panic!("{predicate:?}");
     };
     assert_eq!(canonical, *bound);
+}
+
+#[test]
+fn a_unit_without_a_system_is_also_matched_as_written() {
+    // `250||mg` must find {"value": 250, "unit": "mg"}, which has no system and so no
+    // canonical value: the search compares canonical values and the unit as written.
+    let parsed = parse("Observation", &[("value-quantity", "250||mg")]);
+    let Filter::AnyOf(forms) = &parsed.query.filters[0] else {
+        panic!("{:?}", parsed.query.filters);
+    };
+    assert!(forms.iter().any(|f| matches!(f,
+        Filter::Quantity { units: QuantityUnits::Canonical(unit), .. } if **unit == *"g")));
+    assert!(forms.iter().any(|f| matches!(f,
+        Filter::Quantity { units: QuantityUnits::SystemCode(None, code), .. } if **code == *"mg")));
+    let with_system = parse(
+        "Observation",
+        &[("value-quantity", "250|http://unitsofmeasure.org|mg")],
+    );
+    assert!(matches!(
+        &with_system.query.filters[0],
+        Filter::Quantity {
+            units: QuantityUnits::Canonical(_),
+            ..
+        }
+    ));
 }
