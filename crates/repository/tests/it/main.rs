@@ -6,4 +6,5 @@ mod support;
 mod bundles;
 mod concurrency;
 mod crud;
+mod differential;
 mod synthea;
