@@ -189,6 +189,7 @@ pub enum CompositeTest {
         unit: (TokenColumn, i64),
         predicate: RangePredicate,
     },
+    /// A string part starts with this normalised text (a string parameter's default search).
     String(Box<str>),
 }
 

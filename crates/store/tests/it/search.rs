@@ -242,6 +242,30 @@ backend_tests! {
         assert!(store.search(&ctx(), &query).unwrap().matches.is_empty());
     }
 
+    fn composite_strings_match_by_prefix(store) {
+        // code-value-string=...|94500-6$detected finds "Detected, by PCR": the string part
+        // is searched as a string parameter is, by its normalised start.
+        let key = ParamKey::new("Observation", "code-value-string");
+        let code = TokenEntry { param: key, system: Some("http://loinc.org".into()), code: "94500-6".into() };
+        let row = |text: &str| entries(|e| e.composites.push(CompositeEntry {
+            param: key,
+            first: code.clone(),
+            second: CompositeSecond::String(search::text::normalize(text).into()),
+        }));
+        put(&***store, "Observation", "detected", &row("Detected, by PCR"), 1);
+        put(&***store, "Observation", "not", &row("Not detected"), 2);
+        let first = (TokenColumn::SystemCode, key.system_code_hash("http://loinc.org", "94500-6"));
+        let starting = |text: &str| Filter::Composite {
+            param: key,
+            first,
+            second: CompositeTest::String(search::text::normalize(text).into()),
+        };
+        assert_eq!(run(&***store, "Observation", vec![starting("detected")]), ["detected"]);
+        assert_eq!(run(&***store, "Observation", vec![starting("Detected, by PCR")]), ["detected"]);
+        assert_eq!(run(&***store, "Observation", vec![starting("not det")]), ["not"]);
+        assert!(run(&***store, "Observation", vec![starting("pcr")]).is_empty());
+    }
+
     fn composite_quantities_match_their_units(store) {
         // A systolic pressure of 120 mm[Hg] and one of 120 kPa (absurd, but a different
         // unit): `$ge100|...|mm[Hg]` finds only the first; `$ge100` without a unit both.
