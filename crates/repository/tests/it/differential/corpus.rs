@@ -127,7 +127,8 @@ impl Corpus {
     }
 
     /// The resources written by [`supplement`].
-    pub const SUPPLEMENT: usize = PROBABILITIES.len() + QUANTITIES.len() + PATIENTS.len();
+    pub const SUPPLEMENT: usize =
+        PROBABILITIES.len() + QUANTITIES.len() + VALUES.len() + SCHEDULES.len() + PATIENTS.len();
 
     pub fn types(&self) -> impl Iterator<Item = &str> {
         self.by_type.keys().map(String::as_str)
@@ -214,6 +215,28 @@ const QUANTITIES: [&str; 6] = [
     r#"{"value": 3, "unit": "tablets", "system": "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm", "code": "TAB"}"#,
 ];
 
+/// Observation values of other types: in the sample, no observation has a string or date
+/// value, so the composites `code-value-string` and `code-value-date` have nothing to find.
+const VALUES: [&str; 4] = [
+    r#""code": {"coding": [{"system": "http://loinc.org", "code": "94500-6"}]},
+        "valueString": "Detected, by PCR (qualifier)""#,
+    r#""code": {"coding": [{"system": "http://loinc.org", "code": "94500-6"}]},
+        "valueString": "Not detected""#,
+    r#""code": {"coding": [{"system": "http://loinc.org", "code": "11368-8"}]},
+        "valueDateTime": "2021-05-06T10:00:00+02:00""#,
+    r#""code": {"coding": [{"system": "http://loinc.org", "code": "11368-8"}]},
+        "valuePeriod": {"start": "2021-05-06", "end": "2021-05-20T18:30:00+02:00"}"#,
+];
+
+/// Care plan activities scheduled by a Timing (events and bounds: only the outer limits count,
+/// 3.1.1.4.7) and by a Period open at its end: in the sample, no date is a Timing.
+const SCHEDULES: [&str; 2] = [
+    r#"{"status": "scheduled", "scheduledTiming": {
+        "event": ["2021-03-01T09:00:00Z", "2021-03-15T09:00:00Z"],
+        "repeat": {"boundsPeriod": {"start": "2021-02-20", "end": "2021-04-01"}}}}"#,
+    r#"{"status": "in-progress", "scheduledPeriod": {"start": "2021-06-01T08:00:00+08:00"}}"#,
+];
+
 /// Patients with accents, punctuation and Chinese in their names, and birth dates of year and
 /// month precision: every name in the sample is plain ASCII and every birth date a day.
 const PATIENTS: [&str; 2] = [
@@ -228,7 +251,8 @@ const PATIENTS: [&str; 2] = [
 /// What the sample lacks. No resource type of it has a number parameter: a few risk
 /// assessments (`RiskAssessment.prediction.probability` is one) give the number type data,
 /// with occurrences of every precision and one versioned reference. A few observations carry
-/// the quantities of [`QUANTITIES`], and [`PATIENTS`] the names.
+/// the quantities of [`QUANTITIES`] and the values of [`VALUES`], care plans the schedules of
+/// [`SCHEDULES`], and [`PATIENTS`] the names.
 fn supplement(repository: &Repository) -> Vec<(String, String)> {
     let patient = json(
         &repository
@@ -259,6 +283,19 @@ fn supplement(repository: &Repository) -> Vec<(String, String)> {
                 "subject": {{"reference": "Patient/{patient}"}}, "valueQuantity": {quantity}}}"#
         ))
     });
+    let values = VALUES.iter().map(|value| {
+        create(format!(
+            r#"{{"resourceType": "Observation", "status": "final",
+                "subject": {{"reference": "Patient/{patient}"}}, {value}}}"#
+        ))
+    });
+    let schedules = SCHEDULES.iter().map(|detail| {
+        create(format!(
+            r#"{{"resourceType": "CarePlan", "status": "active", "intent": "plan",
+                "subject": {{"reference": "Patient/{patient}"}},
+                "activity": [{{"detail": {detail}}}]}}"#
+        ))
+    });
     let risks = PROBABILITIES.iter().enumerate().map(|(i, probability)| {
         let second = PROBABILITIES[(i + 5) % PROBABILITIES.len()];
         let predictions = if i % 3 == 0 {
@@ -284,7 +321,12 @@ fn supplement(repository: &Repository) -> Vec<(String, String)> {
         create(text)
     });
     let patients = PATIENTS.iter().map(|text| create(text.to_string()));
-    observations.chain(risks).chain(patients).collect()
+    observations
+        .chain(values)
+        .chain(schedules)
+        .chain(risks)
+        .chain(patients)
+        .collect()
 }
 
 fn evaluate(compiled: &Compiled, resource: &Value) -> Vec<Item> {

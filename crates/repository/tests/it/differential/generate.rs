@@ -122,6 +122,19 @@ impl<'c> Generator<'c> {
             .of_type(resource_type)
             .iter()
             .map(|stored| (stored, self.corpus.values(stored, code)))
+            .map(|(stored, items)| {
+                // A composite's expression is often the resource itself (`Observation`): only
+                // items with every component make a tuple to search for.
+                if items.iter().all(|item| item.components.is_empty()) {
+                    return (stored, items);
+                }
+                let complete = items
+                    .iter()
+                    .filter(|item| item.components.iter().all(|c| !c.is_empty()))
+                    .cloned()
+                    .collect();
+                (stored, Rc::new(complete))
+            })
             .filter(|(_, items)| !items.is_empty())
             .collect()
     }
