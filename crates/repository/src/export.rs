@@ -122,6 +122,7 @@ impl ExportRequest {
                         // Check the criteria now, so a bad filter fails the kick-off, not the job.
                         parse_search(
                             repository.indexer().registry(),
+                            None,
                             SearchTarget::Type(resource_type),
                             &criteria,
                             Handling::Strict,
@@ -302,6 +303,7 @@ impl Repository {
             for scope in &scopes {
                 let parsed = parse_search(
                     indexer.registry(),
+                    None,
                     SearchTarget::Type(resource_type),
                     criteria,
                     Handling::Strict,

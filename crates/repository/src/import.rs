@@ -535,6 +535,7 @@ impl Repository {
         let indexer = self.indexer();
         let mut parsed = parse_search(
             indexer.registry(),
+            None,
             SearchTarget::Type(resource_type),
             criteria,
             Handling::Strict,

@@ -83,6 +83,7 @@ impl Repository {
         };
         let parsed = parse_search(
             self.indexer().registry(),
+            Some(base),
             target,
             &request.params,
             request.handling,

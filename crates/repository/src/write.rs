@@ -194,12 +194,21 @@ impl Repository {
                 "a conditional operation needs search criteria".into(),
             ));
         }
+        // Conditional operations do not know the base they were called at.
         let mut parsed = parse_search(
             self.indexer().registry(),
+            None,
             SearchTarget::Type(resource_type),
             criteria,
             Handling::Strict,
         )?;
+        // Search ignores empty parameters; criteria made only of them would select every
+        // resource of the type.
+        if parsed.query.filters.is_empty() {
+            return Err(RepositoryError::PreconditionFailed(
+                "a conditional operation needs search criteria with a value".into(),
+            ));
+        }
         parsed.query.count = 2;
         Ok(tx.search(&parsed.query)?.matches)
     }

@@ -16,7 +16,7 @@ use crate::index::{
     StringEntry, TokenEntry, UriEntry,
 };
 use crate::keys::{ParamKey, PatientKey};
-use crate::parse::values::decimal_range;
+use crate::parse::values::{decimal_range, snap};
 use crate::registry::{Param, Registry};
 use crate::text::normalize;
 use crate::{IndexEntries, ucum};
@@ -206,6 +206,17 @@ fn add_item(
         }
         SearchParamType::Quantity => {
             if let Some(entry) = quantity(key, item) {
+                // `[number]||[code]` matches "either the code or the stated human unit"
+                // (search.html 3.1.1.4.11): a unit that differs from the code gets a row of its
+                // own, without a system, so that only a search naming no system finds it.
+                if let Some(unit) = human_unit(item) {
+                    out.quantities.push(QuantityEntry {
+                        system: None,
+                        code: Some(unit.into()),
+                        canonical: None,
+                        ..entry.clone()
+                    });
+                }
                 out.quantities.push(entry);
             }
         }
@@ -468,7 +479,7 @@ fn quantity(key: ParamKey, item: &Item<'_>) -> Option<QuantityEntry> {
             let code = text(json.get("code")).or(text(json.get("unit")));
             let canonical = match (system, text(json.get("code"))) {
                 (Some("http://unitsofmeasure.org"), Some(code)) => {
-                    ucum::canonical(code).map(|(unit, factor)| (unit.into(), value * factor))
+                    ucum::canonical(code).map(|(unit, factor)| (unit.into(), snap(value * factor)))
                 }
                 _ => None,
             };
@@ -483,6 +494,14 @@ fn quantity(key: ParamKey, item: &Item<'_>) -> Option<QuantityEntry> {
             })
         }
     }
+}
+
+/// The human unit of a quantity when it is written beside a different code.
+fn human_unit<'a>(item: &Item<'a>) -> Option<&'a str> {
+    let json = item.json()?;
+    let unit = text(json.get("unit"))?;
+    let code = text(json.get("code"))?;
+    (unit != code).then_some(unit)
 }
 
 fn add_reference(plan: &Plan, key: ParamKey, item: &Item<'_>, out: &mut IndexEntries) {
@@ -599,6 +618,15 @@ fn composite_entries<'a>(
                             .code
                             .as_deref()
                             .map(|code| token(plan.param.key, q.system.as_deref(), code));
+                        // As for a plain quantity: the human unit, without a system, too.
+                        if let Some(human) = human_unit(item) {
+                            seconds_out.push(CompositeSecond::Range {
+                                value: q.value,
+                                low: q.low,
+                                high: q.high,
+                                unit: Some(token(plan.param.key, None, human)),
+                            });
+                        }
                         seconds_out.push(CompositeSecond::Range {
                             value: q.value,
                             low: q.low,

@@ -181,7 +181,15 @@ pub enum QuantityUnits {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CompositeTest {
     Token(TokenColumn, i64),
+    /// A number, date, or quantity in any unit.
     Range(RangePredicate),
+    /// A quantity in one unit: the unit's token hash (as the index keeps it) and the range in
+    /// that unit.
+    Quantity {
+        unit: (TokenColumn, i64),
+        predicate: RangePredicate,
+    },
+    /// A string part starts with this normalised text (a string parameter's default search).
     String(Box<str>),
 }
 

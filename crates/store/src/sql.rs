@@ -566,8 +566,25 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
                     predicate,
                     &RangeColumns::new("second_low", "second_high", "second_value"),
                 ),
-                CompositeTest::String(value) => {
-                    b.push("second_text = ").bind_text(value);
+                CompositeTest::Quantity {
+                    unit: (column, hash),
+                    predicate,
+                } => {
+                    b.push(&format!("second_{} = ", token_column(*column)))
+                        .bind_int(*hash)
+                        .push(" AND ");
+                    render_range(
+                        b,
+                        predicate,
+                        &RangeColumns::new("second_low", "second_high", "second_value"),
+                    );
+                }
+                // The string part matches as a string search does: by prefix.
+                CompositeTest::String(prefix) => {
+                    b.push("second_text >= ")
+                        .bind_text(prefix)
+                        .push(" AND second_text < ");
+                    b.bind_text(&prefix_upper_bound(prefix));
                 }
             }
             b.push(")");

@@ -140,6 +140,19 @@ backend_tests! {
         assert_eq!(repository.create(&ctx(), patient("44"), Some(&unknown)).unwrap_err().http_status(), 400);
     }
 
+    fn conditional_criteria_made_only_of_empty_parameters_are_refused(store) {
+        // Search ignores an empty parameter, so `identifier=` alone would select every
+        // patient: a conditional delete must not take that for "the one match".
+        let repository = repository(store);
+        let only = repository.create(&ctx(), patient("45"), None).unwrap().record.unwrap();
+        let empty = criteria(&[("identifier", "")]);
+        assert_eq!(repository.conditional_delete(&ctx(), "Patient", &empty).unwrap_err().http_status(), 412);
+        assert_eq!(repository.conditional_update(&ctx(), "Patient", &empty, patient("45"), None).unwrap_err().http_status(), 412);
+        assert_eq!(repository.create(&ctx(), patient("45"), Some(&empty)).unwrap_err().http_status(), 412);
+        assert!(repository.read(&ctx(), "Patient", &only.id).is_ok(), "nothing was deleted");
+        assert_eq!(search_ids(&repository, "Patient", &[("identifier", ""), ("_id", &only.id)]), std::slice::from_ref(&only.id));
+    }
+
     fn conditional_update_and_delete_act_on_the_one_match(store) {
         let repository = repository(store);
         let condition = criteria(&[("identifier", "urn:oid:2.16.156.10011.1.1|7")]);

@@ -7,6 +7,7 @@ mod bundles;
 mod concurrency;
 mod crud;
 mod custom_parameters;
+mod differential;
 mod export;
 mod import;
 mod searching;

@@ -11,7 +11,7 @@ use test_support::backend_tests;
 
 use crate::support::*;
 
-pub const FILES: [&str; 5] = [
+pub(crate) const FILES: [&str; 5] = [
     "0-hospitalInformation1625911868739.json",
     "0-practitionerInformation1625911868739.json",
     "8a4c9c04-1524-9f1c-d65b-9b17e4520fef.json",
@@ -19,7 +19,7 @@ pub const FILES: [&str; 5] = [
     "8708d3e1-f718-96bb-03f0-f2a6564ae1cd.json",
 ];
 
-pub fn bundle(name: &str) -> Value {
+pub(crate) fn bundle(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../test-support/data/synthea")
         .join(name);

@@ -4,10 +4,10 @@
 use fhir_model::SearchParamType;
 
 use super::values::{
-    self, Prefix, date_predicate, decimal_range, number_predicate, split_prefix, split_unescaped,
-    split_values, unescape,
+    self, Prefix, date_predicate, decimal_range, number_predicate, snap, split_prefix,
+    split_unescaped, split_values, unescape,
 };
-use super::{Parsed, SearchError};
+use super::{Parsed, Scope, SearchError};
 use crate::keys::ParamKey;
 use crate::query::{
     CompositeTest, Filter, IndexTable, QuantityUnits, ReferenceTarget, StringTest, TokenColumn,
@@ -18,7 +18,7 @@ use crate::text::normalize;
 
 /// A parameter that is not a chain: special parameters first, then the registry's.
 pub(super) fn leaf(
-    registry: &Registry,
+    scope: &Scope<'_>,
     resource_type: &str,
     name: &str,
     code: &str,
@@ -40,12 +40,15 @@ pub(super) fn leaf(
             return match modifier {
                 None => Ok(Parsed::Filter(ids)),
                 Some("not") => Ok(Parsed::Filter(Filter::Not(Box::new(ids)))),
+                Some("missing") => Ok(Parsed::Filter(never_missing(name, value)?)),
                 Some(other) => Err(unsupported_modifier(name, other, "_id")),
             };
         }
         "_lastUpdated" => {
-            if let Some(other) = modifier {
-                return Err(unsupported_modifier(name, other, "_lastUpdated"));
+            match modifier {
+                None => {}
+                Some("missing") => return Ok(Parsed::Filter(never_missing(name, value)?)),
+                Some(other) => return Err(unsupported_modifier(name, other, "_lastUpdated")),
             }
             let filters = values
                 .iter()
@@ -83,17 +86,13 @@ pub(super) fn leaf(
         }
         _ => {}
     }
-    let Some(param) = registry.get(resource_type, code) else {
+    let Some(param) = scope.registry.get(resource_type, code) else {
         return Ok(Parsed::Ignored(format!(
             "unknown search parameter for {resource_type}"
         )));
     };
     if modifier == Some("missing") {
-        let missing = match value {
-            "true" => true,
-            "false" => false,
-            _ => return Err(SearchError::new(name, "':missing' takes true or false")),
-        };
+        let missing = missing_value(name, value)?;
         let table = match param.kind {
             SearchParamType::Token => IndexTable::Token,
             SearchParamType::String => IndexTable::String,
@@ -107,10 +106,25 @@ pub(super) fn leaf(
                 return Ok(Parsed::Ignored(format!("{code} is not supported")));
             }
         };
-        return Ok(Parsed::Filter(Filter::Missing {
+        let own = Filter::Missing {
             param: param.key,
             table,
             missing,
+        };
+        if param.kind != SearchParamType::Reference {
+            return Ok(Parsed::Filter(own));
+        }
+        // A logical reference (an identifier without a literal reference) is a value too; its
+        // identifier is indexed under the derived `:identifier` key, in the token table.
+        let logical = Filter::Missing {
+            param: ParamKey::derived(&param.resource_type, &param.code, "identifier"),
+            table: IndexTable::Token,
+            missing,
+        };
+        return Ok(Parsed::Filter(if missing {
+            Filter::AllOf(vec![own, logical])
+        } else {
+            Filter::AnyOf(vec![own, logical])
         }));
     }
     let mut filters = Vec::with_capacity(values.len());
@@ -118,7 +132,7 @@ pub(super) fn leaf(
         filters.push(match param.kind {
             SearchParamType::Token => token(param, name, modifier, v)?,
             SearchParamType::String => string(param, name, modifier, v)?,
-            SearchParamType::Reference => reference(param, name, modifier, v)?,
+            SearchParamType::Reference => reference(param, name, modifier, v, scope.base)?,
             SearchParamType::Date => {
                 no_modifier(name, modifier, "date")?;
                 let (prefix, date) = prefix_of(name, v)?;
@@ -146,7 +160,7 @@ pub(super) fn leaf(
             SearchParamType::Uri => uri(param, name, modifier, v)?,
             SearchParamType::Composite => {
                 no_modifier(name, modifier, "composite")?;
-                composite(registry, param, name, v)?
+                composite(scope.registry, param, name, v)?
             }
             SearchParamType::Special => {
                 return Ok(Parsed::Ignored(format!("{code} is not supported")));
@@ -161,6 +175,24 @@ pub(super) fn leaf(
             filter
         },
     ))
+}
+
+fn missing_value(name: &str, value: &str) -> Result<bool, SearchError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(SearchError::new(name, "':missing' takes true or false")),
+    }
+}
+
+/// `:missing` on `_id` or `_lastUpdated`, which every resource has: `true` finds nothing,
+/// `false` everything. R4 defines `:missing` on all parameters.
+fn never_missing(name: &str, value: &str) -> Result<Filter, SearchError> {
+    Ok(if missing_value(name, value)? {
+        Filter::AnyOf(Vec::new())
+    } else {
+        Filter::AllOf(Vec::new())
+    })
 }
 
 fn now() -> i64 {
@@ -289,6 +321,7 @@ fn reference(
     name: &str,
     modifier: Option<&str>,
     value: &str,
+    base: Option<&str>,
 ) -> Result<Filter, SearchError> {
     if modifier == Some("identifier") {
         let key = ParamKey::derived(&param.resource_type, &param.code, "identifier");
@@ -314,6 +347,27 @@ fn reference(
         }
         Some(other) => return Err(unsupported_modifier(name, other, "reference")),
     };
+    // "A relative reference resolving to the same value as a specified absolute URL, or vice
+    // versa, qualifies as a match" (search.html 3.1.1.4.12): under this server's base, the
+    // URL is searched both as written and as the local reference it names.
+    let local = base
+        .and_then(|base| value.strip_prefix(base))
+        .and_then(|rest| rest.strip_prefix('/'))
+        .filter(|rest| {
+            rest.split_once('/')
+                .is_some_and(|(t, _)| fhir_model::r4().is_resource_type(t))
+        });
+    if let Some(local) = local {
+        let as_local = reference(param, name, modifier, local, None)?;
+        let as_url = Filter::Reference {
+            param: param.key,
+            target: ReferenceTarget::Url {
+                url: value.into(),
+                version: None,
+            },
+        };
+        return Ok(Filter::AnyOf(vec![as_local, as_url]));
+    }
     if value.contains("://") || value.starts_with("urn:") {
         let (url, version) = match value.split_once('|') {
             Some((url, version)) => (url.to_owned(), Some(version.into())),
@@ -396,24 +450,35 @@ fn quantity(key: ParamKey, name: &str, value: &str) -> Result<Filter, SearchErro
             units: QuantityUnits::Any,
         });
     }
-    let ucum = system.is_empty() || system == "http://unitsofmeasure.org";
-    if ucum && let Some((unit, factor)) = crate::ucum::canonical(&code) {
-        return Ok(Filter::Quantity {
-            param: key,
-            predicate: number_predicate(prefix, value * factor, low * factor, high * factor),
-            units: QuantityUnits::Canonical(unit.into()),
-        });
-    }
-    let system = if system.is_empty() {
-        None
-    } else {
-        Some(system.into_boxed_str())
-    };
-    Ok(Filter::Quantity {
+    let as_written = Filter::Quantity {
         param: key,
         predicate: number_predicate(prefix, value, low, high),
-        units: QuantityUnits::SystemCode(system, code.into()),
-    })
+        units: QuantityUnits::SystemCode(
+            (!system.is_empty()).then(|| system.clone().into_boxed_str()),
+            code.clone().into(),
+        ),
+    };
+    let ucum = system.is_empty() || system == "http://unitsofmeasure.org";
+    if ucum && let Some((unit, factor)) = crate::ucum::canonical(&code) {
+        let canonical = Filter::Quantity {
+            param: key,
+            predicate: number_predicate(
+                prefix,
+                snap(value * factor),
+                snap(low * factor),
+                snap(high * factor),
+            ),
+            units: QuantityUnits::Canonical(unit.into()),
+        };
+        // Without a system the code may also be a quantity's own unit, UCUM or not
+        // (`{"value": 250, "unit": "mg"}`), which has no canonical value.
+        return Ok(if system.is_empty() {
+            Filter::AnyOf(vec![canonical, as_written])
+        } else {
+            canonical
+        });
+    }
+    Ok(as_written)
 }
 
 fn uri(
@@ -453,6 +518,69 @@ fn uri(
     })
 }
 
+/// The quantity part of a composite (`...$gt100|http://unitsofmeasure.org|mm[Hg]`), as the
+/// tests any of which may hold. A composite row keeps the quantity as written with its unit's
+/// token hashes, not a canonical value: a UCUM unit the table converts is searched as the
+/// same amount in every unit of its dimension, the way plain quantity search compares
+/// canonical values.
+fn composite_quantity(
+    key: ParamKey,
+    name: &str,
+    value: &str,
+) -> Result<Vec<CompositeTest>, SearchError> {
+    let (prefix, rest) = prefix_of(name, value)?;
+    let (number, units) = split_unescaped(rest, '|');
+    let (value, low, high) =
+        decimal_range(&number).ok_or_else(|| not_a(name, &number, "number"))?;
+    let Some(units) = units else {
+        return Ok(vec![CompositeTest::Range(number_predicate(
+            prefix, value, low, high,
+        ))]);
+    };
+    let (system, code) = match split_unescaped(&units, '|') {
+        (system, Some(code)) if !code.is_empty() => (system, code),
+        _ => {
+            return Err(SearchError::new(
+                name,
+                "a quantity is [number], or [number]|[system]|[code]",
+            ));
+        }
+    };
+    let literal_unit = if system.is_empty() {
+        (TokenColumn::Code, key.code_hash(&code))
+    } else {
+        (
+            TokenColumn::SystemCode,
+            key.system_code_hash(&system, &code),
+        )
+    };
+    let literal = CompositeTest::Quantity {
+        unit: literal_unit,
+        predicate: number_predicate(prefix, value, low, high),
+    };
+    let ucum = system.is_empty() || system == "http://unitsofmeasure.org";
+    let Some((canonical_unit, factor)) = crate::ucum::canonical(&code).filter(|_| ucum) else {
+        return Ok(vec![literal]);
+    };
+    // With the UCUM system, the unit itself is among the units of its dimension.
+    let mut tests = if system.is_empty() {
+        vec![literal]
+    } else {
+        Vec::new()
+    };
+    for (unit, unit_factor) in crate::ucum::units_of(canonical_unit) {
+        let convert = |x: f64| snap(x * factor / unit_factor);
+        tests.push(CompositeTest::Quantity {
+            unit: (
+                TokenColumn::SystemCode,
+                key.system_code_hash("http://unitsofmeasure.org", unit),
+            ),
+            predicate: number_predicate(prefix, convert(value), convert(low), convert(high)),
+        });
+    }
+    Ok(tests)
+}
+
 fn composite(
     registry: &Registry,
     param: &Param,
@@ -485,7 +613,23 @@ fn composite(
             let (column, hash) = token_hash(param.key, name, &second)?;
             CompositeTest::Token(column, hash)
         }
-        Some(SearchParamType::Quantity | SearchParamType::Number) => {
+        Some(SearchParamType::Quantity) => {
+            let seconds = composite_quantity(param.key, name, &second)?;
+            let mut filters: Vec<Filter> = seconds
+                .into_iter()
+                .map(|second| Filter::Composite {
+                    param: param.key,
+                    first,
+                    second,
+                })
+                .collect();
+            return Ok(if filters.len() == 1 {
+                filters.pop().expect("one")
+            } else {
+                Filter::AnyOf(filters)
+            });
+        }
+        Some(SearchParamType::Number) => {
             let (prefix, rest) = prefix_of(name, &second)?;
             let (number, _units) = split_unescaped(rest, '|');
             let (value, low, high) =

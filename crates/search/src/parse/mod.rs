@@ -88,15 +88,24 @@ pub fn supports(kind: SearchParamType) -> bool {
     !matches!(kind, SearchParamType::Special)
 }
 
+/// What parsing a parameter needs besides the parameter: the parameters in force, and the
+/// server's base URL, under which an absolute reference is the same as a relative one.
+pub(crate) struct Scope<'a> {
+    pub registry: &'a Registry,
+    pub base: Option<&'a str>,
+}
+
 /// The outcome of one parameter.
 pub(crate) enum Parsed {
     Filter(Filter),
     Ignored(String),
 }
 
-/// Parses a search.
+/// Parses a search. `base` is the server's base URL (`http://host/fhir`), if known: a reference
+/// search by an absolute URL under it also finds the relative reference.
 pub fn parse_search(
     registry: &Registry,
+    base: Option<&str>,
     target: SearchTarget<'_>,
     params: &[(String, String)],
     handling: Handling,
@@ -121,6 +130,10 @@ pub fn parse_search(
             types.push(t.into());
         }
     }
+    let scope = Scope {
+        registry,
+        base: base.map(|b| b.trim_end_matches('/')),
+    };
     let mut query = SearchQuery {
         types: types.clone(),
         count: DEFAULT_COUNT,
@@ -155,6 +168,12 @@ pub fn parse_search(
     }
 
     for (name, value) in params {
+        // "Empty parameters are not an error - they are just ignored by the server"
+        // (search.html, 3.1.1.3), in strict handling too: they are not unknown parameters.
+        if value.is_empty() {
+            parsed.ignored.push(name.clone());
+            continue;
+        }
         let applied = match name.as_str() {
             "_type" if target == SearchTarget::System => true,
             "_count" => {
@@ -248,7 +267,7 @@ pub fn parse_search(
             }
             // Shaping handled elsewhere or deliberately without effect.
             "_format" | "_pretty" | "_contained" | "_containedType" => continue,
-            _ => match parse_across_types(registry, &type_names, name, value, 0)? {
+            _ => match parse_across_types(&scope, &type_names, name, value, 0)? {
                 Parsed::Filter(filter) => {
                     query.filters.push(filter);
                     true
@@ -276,19 +295,19 @@ pub fn parse_search(
 /// A parameter on a search over one or several types: one filter per type that has the
 /// parameter, any of which may match (a resource has only one type).
 fn parse_across_types(
-    registry: &Registry,
+    scope: &Scope<'_>,
     types: &[&str],
     name: &str,
     value: &str,
     depth: usize,
 ) -> Result<Parsed, SearchError> {
     if let [only] = types {
-        return parse_param(registry, only, name, value, depth);
+        return parse_param(scope, only, name, value, depth);
     }
     let mut filters = Vec::new();
     let mut last_reason = None;
     for t in types {
-        match parse_param(registry, t, name, value, depth)? {
+        match parse_param(scope, t, name, value, depth)? {
             Parsed::Filter(filter) => filters.push(filter),
             Parsed::Ignored(reason) => last_reason = Some(reason),
         }
@@ -308,7 +327,7 @@ fn parse_across_types(
 /// One parameter (`name=value`) on resources of `resource_type`: a plain parameter with its
 /// modifier, a chain (`subject:Patient.name`), or a reverse chain (`_has:Observation:patient:code`).
 pub(crate) fn parse_param(
-    registry: &Registry,
+    scope: &Scope<'_>,
     resource_type: &str,
     name: &str,
     value: &str,
@@ -321,21 +340,21 @@ pub(crate) fn parse_param(
         ));
     }
     if let Some(rest) = name.strip_prefix("_has:") {
-        return parse_has(registry, resource_type, name, rest, value, depth);
+        return parse_has(scope, resource_type, name, rest, value, depth);
     }
     // A chain: the part before the first '.' is a reference parameter (with an optional type).
     if let Some((head, rest)) = name.split_once('.') {
-        return parse_chain(registry, resource_type, name, head, rest, value, depth);
+        return parse_chain(scope, resource_type, name, head, rest, value, depth);
     }
     let (code, modifier) = match name.split_once(':') {
         Some((code, modifier)) => (code, Some(modifier)),
         None => (name, None),
     };
-    filters::leaf(registry, resource_type, name, code, modifier, value)
+    filters::leaf(scope, resource_type, name, code, modifier, value)
 }
 
 fn parse_chain(
-    registry: &Registry,
+    scope: &Scope<'_>,
     resource_type: &str,
     name: &str,
     head: &str,
@@ -347,7 +366,7 @@ fn parse_chain(
         Some((code, t)) => (code, Some(t)),
         None => (head, None),
     };
-    let Some(param) = registry.get(resource_type, code) else {
+    let Some(param) = scope.registry.get(resource_type, code) else {
         return Ok(Parsed::Ignored(format!(
             "unknown search parameter '{code}' for {resource_type}"
         )));
@@ -370,7 +389,7 @@ fn parse_chain(
     };
     let mut chains = Vec::new();
     for target in targets {
-        if let Parsed::Filter(inner) = parse_param(registry, target, rest, value, depth + 1)? {
+        if let Parsed::Filter(inner) = parse_param(scope, target, rest, value, depth + 1)? {
             chains.push(Filter::Chain {
                 param: param.key,
                 target_types: vec![target.into()],
@@ -389,7 +408,7 @@ fn parse_chain(
 }
 
 fn parse_has(
-    registry: &Registry,
+    scope: &Scope<'_>,
     resource_type: &str,
     name: &str,
     rest: &str,
@@ -411,7 +430,7 @@ fn parse_has(
             format!("'{source_type}' is not a resource type"),
         ));
     }
-    let Some(param) = registry.get(source_type, reference) else {
+    let Some(param) = scope.registry.get(source_type, reference) else {
         return Err(SearchError::new(
             name,
             format!("'{reference}' is not a search parameter of {source_type}"),
@@ -435,7 +454,7 @@ fn parse_has(
             format!("{source_type}.{reference} never points at a {resource_type}"),
         ));
     }
-    match parse_param(registry, source_type, inner_name, value, depth + 1)? {
+    match parse_param(scope, source_type, inner_name, value, depth + 1)? {
         Parsed::Filter(inner) => Ok(Parsed::Filter(Filter::Has {
             source_type: source_type.into(),
             param: param.key,

@@ -153,14 +153,26 @@ pub fn number_predicate(prefix: Prefix, value: f64, low: f64, high: f64) -> Rang
         Prefix::Ge => vec![group(&[(V, Ge, b(value))])],
         Prefix::Le => vec![group(&[(V, Le, b(value))])],
         Prefix::Ap => {
-            let slack = (value.abs() * 0.1).max(high - low);
+            let slack = snap((value.abs() * 0.1).max(high - low));
             vec![group(&[
-                (V, Ge, b(value - slack)),
-                (V, Le, b(value + slack)),
+                (V, Ge, b(snap(value - slack))),
+                (V, Le, b(snap(value + slack))),
             ])]
         }
     };
     RangePredicate { any_of }
+}
+
+/// The f64 nearest to the decimal `x` stands for, read at 15 significant digits. Arithmetic on
+/// decimals lands an ulp away from the decimal it means (`0.2 - 0.05` is 0.15000000000000002,
+/// `146.42 * 0.01` is 1.4641999999999999): computed bounds and converted values are snapped
+/// back, so that they compare equal to the same decimal written directly, on the index side
+/// and the search side alike.
+pub fn snap(x: f64) -> f64 {
+    if !x.is_finite() {
+        return x;
+    }
+    format!("{x:.14e}").parse().unwrap_or(x)
 }
 
 /// A decimal as written, with the range its precision implies: `1.5` is [1.45, 1.55).
@@ -187,7 +199,7 @@ pub fn decimal_range(text: &str) -> Option<(f64, f64, f64)> {
         .and_then(|(_, e)| e.parse().ok())
         .unwrap_or(0);
     let half_step = 0.5 * 10f64.powi(exponent - decimals);
-    Some((value, value - half_step, value + half_step))
+    Some((value, snap(value - half_step), snap(value + half_step)))
 }
 
 /// A search date (`2024`, `2024-05`, `2024-05-01`, `2024-05-01T08:30`, with seconds, fraction
@@ -196,12 +208,16 @@ pub fn decimal_range(text: &str) -> Option<(f64, f64, f64)> {
 pub fn date_range(text: &str) -> Option<(i64, i64)> {
     // `+08:00` arrives as ` 08:00` when a client forgets to encode the `+`.
     let mut text = text.trim_end().replace(' ', "+");
+    let mut minutes_only = false;
     if let Some(t) = text.find('T') {
         let time = &text[t + 1..];
         let zone_at = time.find(['Z', '+', '-']);
         let clock_length = zone_at.unwrap_or(time.len());
+        // A search time may stop at minutes (`T10:00`), which a dateTime may not: it is read
+        // with zero seconds, and then stands for the whole minute.
         if clock_length == 5 {
             text.insert_str(t + 1 + clock_length, ":00");
+            minutes_only = true;
         }
         // A search time without a zone is read as UTC (FHIR lets the server choose).
         if zone_at.is_none() {
@@ -210,8 +226,13 @@ pub fn date_range(text: &str) -> Option<(i64, i64)> {
     }
     let parsed = parse_date_time(&text)?;
     let range = parsed.range();
+    if minutes_only {
+        return Some((range.start, range.start + MICROS_PER_MINUTE - 1));
+    }
     Some((range.start, range.end - 1))
 }
+
+const MICROS_PER_MINUTE: i64 = 60_000_000;
 
 #[cfg(test)]
 mod tests {
@@ -254,13 +275,31 @@ mod tests {
     }
 
     #[test]
+    fn implicit_ranges_end_at_the_decimals_they_mean() {
+        // [0.15, 0.25) for 0.2 and [0.05, 0.15) for 0.1: a stored 0.15 is in the first and
+        // not in the second. Computed in f64, 0.2 - 0.05 is 0.15000000000000002 and
+        // 0.1 + 0.05 is 0.15000000000000002, which got both wrong.
+        let stored: f64 = "0.15".parse().unwrap();
+        let (_, low, _) = decimal_range("0.2").unwrap();
+        let (_, _, high) = decimal_range("0.1").unwrap();
+        assert!(stored >= low, "eq0.2 finds 0.15");
+        assert!(stored >= high, "eq0.1 does not find 0.15");
+        assert_eq!(snap(146.42 * 0.01), snap(1464.2 * 0.001));
+        assert_eq!(snap(146.42 * 0.01), 1.4642);
+    }
+
+    #[test]
     fn search_dates_cover_their_precision() {
         let day = 86_400_000_000;
         let (low, high) = date_range("2024-05-01").unwrap();
         assert_eq!((low, high - low), (1_714_521_600_000_000, day - 1));
         let (low2, high2) = date_range("2024-05-01T08:30").unwrap();
-        assert_eq!(high2 - low2, 1_000_000 - 1, "minutes get seconds");
         assert_eq!(low2, low + 8 * 3_600_000_000 + 30 * 60_000_000);
+        assert_eq!(
+            high2 - low2,
+            60_000_000 - 1,
+            "a time without seconds is a minute"
+        );
         assert_eq!(
             date_range("2024-05-01T16:30:00 08:00").map(|r| r.0),
             Some(low2),
@@ -268,5 +307,21 @@ mod tests {
         );
         assert_eq!(date_range("2024-13"), None);
         assert_eq!(date_range("soon"), None);
+    }
+
+    #[test]
+    fn a_search_time_without_seconds_covers_the_whole_minute() {
+        // search.html: `lt2013-01-14T10:00` and `gt2013-01-14T10:00` both include
+        // 2013-01-14, which needs 10:00 to be the minute from 10:00:00 to 10:00:59.999999.
+        let (low, high) = date_range("2013-01-14T10:00Z").unwrap();
+        let (second_low, _) = date_range("2013-01-14T10:00:59Z").unwrap();
+        let (_, second_high) = date_range("2013-01-14T10:00:59.999999Z").unwrap();
+        assert_eq!(low, date_range("2013-01-14T10:00:00Z").unwrap().0);
+        assert!(low < second_low && second_high == high);
+        assert_eq!(
+            date_range("2013-01-14T12:00+02:00"),
+            Some((low, high)),
+            "with a zone too"
+        );
     }
 }

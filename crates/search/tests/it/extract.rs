@@ -121,7 +121,39 @@ fn quantities_keep_their_precision_and_a_canonical_value() {
     assert!((systolic.low - 120.45).abs() < 1e-9 && (systolic.high - 120.55).abs() < 1e-9);
     let (unit, value) = systolic.canonical.as_ref().unwrap();
     assert_eq!(&**unit, "Pa");
-    assert!((value - 120.5 * 133.322_387_415).abs() < 1e-6);
+    assert!((value - 120.5 * 133.322).abs() < 1e-6);
+}
+
+#[test]
+fn a_quantity_is_found_by_its_human_unit_too() {
+    // `5.4||milligram` must find {"unit": "milligram", "code": "mg"}: R4 matches `||[code]`
+    // on "either the code or the stated human unit". The unit gets a row without a system.
+    let entries = extract(json!({
+        "resourceType": "Observation", "status": "final", "code": {"text": "dose"},
+        "valueQuantity": {"value": 5.4, "unit": "milligram",
+                          "system": "http://unitsofmeasure.org", "code": "mg"}
+    }));
+    let key = ParamKey::new("Observation", "value-quantity");
+    let mut units: Vec<(Option<&str>, Option<&str>, bool)> = entries
+        .quantities
+        .iter()
+        .filter(|q| q.param == key)
+        .map(|q| {
+            (
+                q.system.as_deref(),
+                q.code.as_deref(),
+                q.canonical.is_some(),
+            )
+        })
+        .collect();
+    units.sort();
+    assert_eq!(
+        units,
+        [
+            (None, Some("milligram"), false),
+            (Some("http://unitsofmeasure.org"), Some("mg"), true)
+        ]
+    );
 }
 
 #[test]

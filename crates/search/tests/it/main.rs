@@ -1,3 +1,4 @@
 //! Integration tests of the search crate: one binary, a module per concern.
 
 mod extract;
+mod parse;

@@ -22,6 +22,7 @@ fn check(resource_type: &str, query: &str, expected: Expect) {
         .collect();
     let parsed = parse_search(
         registry(),
+        None,
         SearchTarget::Type(resource_type),
         &params,
         Handling::Strict,
@@ -157,11 +158,11 @@ fn numbers_and_quantities() {
         "Observation",
         "value-quantity=120|http://unitsofmeasure.org|mm[Hg]",
         expect![[r#"
-        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_quantity WHERE param = ?2 AND canonical_code = ?3 AND ((canonical_value >= ?4 AND canonical_value < ?5))) ORDER BY r.rid LIMIT ?6
-          values: "Observation", -1217335416430534585, "Pa", 15932.0252960925, 16065.347683507502, 21
-        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_quantity WHERE param = $2 AND canonical_code = $3 AND ((canonical_value >= $4 AND canonical_value < $5))) ORDER BY r.rid LIMIT $6
-          values: "Observation", -1217335416430534585, "Pa", 15932.0252960925, 16065.347683507502, 21
-    "#]],
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_quantity WHERE param = ?2 AND canonical_code = ?3 AND ((canonical_value >= ?4 AND canonical_value < ?5))) ORDER BY r.rid LIMIT ?6
+              values: "Observation", -1217335416430534585, "Pa", 15931.979, 16065.301, 21
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_quantity WHERE param = $2 AND canonical_code = $3 AND ((canonical_value >= $4 AND canonical_value < $5))) ORDER BY r.rid LIMIT $6
+              values: "Observation", -1217335416430534585, "Pa", 15931.979, 16065.301, 21
+        "#]],
     );
 }
 
@@ -253,10 +254,10 @@ fn hostile_values_stay_bound_values() {
         "Patient",
         "name=x') OR 1=1 --&gender=male' OR '1'='1",
         expect![[r#"
-        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_string WHERE param = ?2 AND normalized >= ?3 AND normalized < ?4) AND r.rid IN (SELECT rid FROM idx_token WHERE h_code = ?5) ORDER BY r.rid LIMIT ?6
-          values: "Patient", -792611874817700214, "x') or 1=1 --", "x') or 1=1 --\u{10ffff}", 6784578640696447699, 21
-        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_string WHERE param = $2 AND normalized >= $3 AND normalized < $4) AND r.rid IN (SELECT rid FROM idx_token WHERE h_code = $5) ORDER BY r.rid LIMIT $6
-          values: "Patient", -792611874817700214, "x') or 1=1 --", "x') or 1=1 --\u{10ffff}", 6784578640696447699, 21
-    "#]],
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_string WHERE param = ?2 AND normalized >= ?3 AND normalized < ?4) AND r.rid IN (SELECT rid FROM idx_token WHERE h_code = ?5) ORDER BY r.rid LIMIT ?6
+              values: "Patient", -792611874817700214, "x or 11", "x or 11\u{10ffff}", 6784578640696447699, 21
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_string WHERE param = $2 AND normalized >= $3 AND normalized < $4) AND r.rid IN (SELECT rid FROM idx_token WHERE h_code = $5) ORDER BY r.rid LIMIT $6
+              values: "Patient", -792611874817700214, "x or 11", "x or 11\u{10ffff}", 6784578640696447699, 21
+        "#]],
     );
 }

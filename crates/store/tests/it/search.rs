@@ -1,10 +1,11 @@
 //! Search: every filter kind of the intermediate form means the same on every backend.
 
 use search::IndexEntries;
+use search::index::{CompositeEntry, CompositeSecond, TokenEntry};
 use search::keys::ParamKey;
 use search::query::{
-    Bound, Comparison, Filter, IndexTable, RangeColumn, RangePredicate, ReferenceTarget,
-    SearchQuery, StringTest, TokenColumn, TotalMode,
+    Bound, Comparison, CompositeTest, Filter, IndexTable, RangeColumn, RangePredicate,
+    ReferenceTarget, SearchQuery, StringTest, TokenColumn, TotalMode,
 };
 use test_support::backend_tests;
 
@@ -239,5 +240,85 @@ backend_tests! {
         assert_eq!(ids(&tx.search(&query).unwrap().matches), ["p1"]);
         drop(tx);
         assert!(store.search(&ctx(), &query).unwrap().matches.is_empty());
+    }
+
+    fn composite_strings_match_by_prefix(store) {
+        // code-value-string=...|94500-6$detected finds "Detected, by PCR": the string part
+        // is searched as a string parameter is, by its normalised start.
+        let key = ParamKey::new("Observation", "code-value-string");
+        let code = TokenEntry { param: key, system: Some("http://loinc.org".into()), code: "94500-6".into() };
+        let row = |text: &str| entries(|e| e.composites.push(CompositeEntry {
+            param: key,
+            first: code.clone(),
+            second: CompositeSecond::String(search::text::normalize(text).into()),
+        }));
+        put(&***store, "Observation", "detected", &row("Detected, by PCR"), 1);
+        put(&***store, "Observation", "not", &row("Not detected"), 2);
+        let first = (TokenColumn::SystemCode, key.system_code_hash("http://loinc.org", "94500-6"));
+        let starting = |text: &str| Filter::Composite {
+            param: key,
+            first,
+            second: CompositeTest::String(search::text::normalize(text).into()),
+        };
+        assert_eq!(run(&***store, "Observation", vec![starting("detected")]), ["detected"]);
+        assert_eq!(run(&***store, "Observation", vec![starting("Detected, by PCR")]), ["detected"]);
+        assert_eq!(run(&***store, "Observation", vec![starting("not det")]), ["not"]);
+        assert!(run(&***store, "Observation", vec![starting("pcr")]).is_empty());
+    }
+
+    fn composite_quantities_match_their_units(store) {
+        // A systolic pressure of 120 mm[Hg] and one of 120 kPa (absurd, but a different
+        // unit): `$ge100|...|mm[Hg]` finds only the first; `$ge100` without a unit both.
+        let key = ParamKey::new("Observation", "component-code-value-quantity");
+        let row = |unit: &str| {
+            let token = |system: &str, code: &str| TokenEntry {
+                param: key,
+                system: Some(system.into()),
+                code: code.into(),
+            };
+            entries(|e| {
+                e.composites.push(CompositeEntry {
+                    param: key,
+                    first: token("http://loinc.org", "8480-6"),
+                    second: CompositeSecond::Range {
+                        value: 120.0,
+                        low: 119.5,
+                        high: 120.5,
+                        unit: Some(token("http://unitsofmeasure.org", unit)),
+                    },
+                })
+            })
+        };
+        put(&***store, "Observation", "mmhg", &row("mm[Hg]"), 1);
+        put(&***store, "Observation", "kpa", &row("kPa"), 2);
+        let at_least_100 = RangePredicate {
+            any_of: vec![vec![(RangeColumn::Value, Comparison::Ge, Bound::Float(100.0))]],
+        };
+        let systolic = (TokenColumn::SystemCode, key.system_code_hash("http://loinc.org", "8480-6"));
+        let in_unit = |unit: &str| Filter::Composite {
+            param: key,
+            first: systolic,
+            second: CompositeTest::Quantity {
+                unit: (TokenColumn::SystemCode, key.system_code_hash("http://unitsofmeasure.org", unit)),
+                predicate: at_least_100.clone(),
+            },
+        };
+        assert_eq!(run(&***store, "Observation", vec![in_unit("mm[Hg]")]), ["mmhg"]);
+        assert_eq!(run(&***store, "Observation", vec![in_unit("kPa")]), ["kpa"]);
+        let by_code = Filter::Composite {
+            param: key,
+            first: systolic,
+            second: CompositeTest::Quantity {
+                unit: (TokenColumn::Code, key.code_hash("mm[Hg]")),
+                predicate: at_least_100.clone(),
+            },
+        };
+        assert_eq!(run(&***store, "Observation", vec![by_code]), ["mmhg"]);
+        let any_unit = Filter::Composite {
+            param: key,
+            first: systolic,
+            second: CompositeTest::Range(at_least_100),
+        };
+        assert_eq!(run(&***store, "Observation", vec![any_unit]), ["mmhg", "kpa"]);
     }
 }
