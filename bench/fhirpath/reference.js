@@ -14,9 +14,11 @@ const workloadFile = args[0];
 const dataDir = args[1];
 let limit = null;
 let passes = 3;
+let dump = null;
 for (let i = 2; i < args.length; i++) {
   if (args[i] === '--bundles') limit = parseInt(args[++i], 10);
   else if (args[i] === '--passes') passes = Math.max(1, parseInt(args[++i], 10));
+  else if (args[i] === '--dump') dump = args[++i];
 }
 
 // The same files in the same order as the Rust bench: sorted by file name.
@@ -43,6 +45,26 @@ const workload = JSON.parse(fs.readFileSync(workloadFile, 'utf8'));
 const plans = {};
 for (const [type, expressions] of Object.entries(workload)) {
   plans[type] = expressions.map((e) => fhirpath.compile(e, r4));
+}
+
+// --dump FILE: every evaluation's result as `resource-index expression-index JSON`, the
+// format of the Rust bench's --dump, for comparing the two engines' answers.
+if (dump !== null) {
+  const lines = [];
+  resources.forEach((resource, r) => {
+    const plan = plans[resource.resourceType];
+    if (!plan) return;
+    plan.forEach((evaluate, e) => {
+      let result;
+      try {
+        result = evaluate(resource);
+      } catch (error) {
+        result = 'error: ' + error.message;
+      }
+      lines.push(`${r} ${e} ${JSON.stringify(result)}`);
+    });
+  });
+  fs.writeFileSync(dump, lines.join('\n') + '\n');
 }
 
 let best = Infinity;

@@ -2,7 +2,8 @@
 //! sample, as search indexing does on every write, and reports resources per second and heap
 //! allocations per resource.
 //!
-//! `fhirpath-bench [--bundles N] [--passes N] [--workload FILE] [DATA_DIR]`
+//! `fhirpath-bench [--bundles N] [--passes N] [--workload FILE] [--dump FILE] [--per-expression]
+//! [DATA_DIR]`
 //!
 //! DATA_DIR holds `bundles/` (and optionally `bundles-over-4MiB/`) from the Synthea archive.
 //! `--workload FILE` also writes the expressions used per resource type, so that
@@ -53,6 +54,8 @@ struct Args {
     bundles: Option<usize>,
     passes: usize,
     workload: Option<PathBuf>,
+    dump: Option<PathBuf>,
+    per_expression: bool,
 }
 
 fn parse_args() -> Args {
@@ -61,6 +64,8 @@ fn parse_args() -> Args {
         bundles: None,
         passes: 3,
         workload: None,
+        dump: None,
+        per_expression: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -68,9 +73,11 @@ fn parse_args() -> Args {
             "--bundles" => args.bundles = it.next().and_then(|n| n.parse().ok()),
             "--passes" => args.passes = it.next().and_then(|n| n.parse().ok()).unwrap_or(3).max(1),
             "--workload" => args.workload = it.next().map(PathBuf::from),
+            "--dump" => args.dump = it.next().map(PathBuf::from),
+            "--per-expression" => args.per_expression = true,
             "-h" | "--help" => {
                 eprintln!(
-                    "usage: fhirpath-bench [--bundles N] [--passes N] [--workload FILE] [DATA_DIR]"
+                    "usage: fhirpath-bench [--bundles N] [--passes N] [--workload FILE] [--dump FILE] [--per-expression] [DATA_DIR]"
                 );
                 std::process::exit(0);
             }
@@ -206,7 +213,10 @@ fn main() {
         eprintln!("pass {}: {:.3} s", pass + 1, seconds);
         best = best.min(seconds);
     }
-    if std::env::var_os("FHIRPATH_BENCH_PER_EXPRESSION").is_some() {
+    if let Some(path) = &args.dump {
+        dump_results(path, &resources, &plans, &environment);
+    }
+    if args.per_expression {
         per_expression_report(&resources, &plans, &environment);
     }
     let n = resources.len() as f64;
@@ -222,7 +232,33 @@ fn main() {
     println!("allocated bytes per resource: {:.0}", bytes as f64 / n);
 }
 
-/// With `FHIRPATH_BENCH_PER_EXPRESSION` set: the ten expressions that take the most time over
+/// `--dump FILE`: every evaluation's result as a line `resource-index expression-index JSON`,
+/// for comparing results with the reference engine's (`reference.js --dump`).
+fn dump_results<'a>(
+    path: &Path,
+    resources: &[&'a Value],
+    plans: &BTreeMap<&str, Vec<Expression>>,
+    environment: &Environment<'a>,
+) {
+    use std::io::Write;
+    let file = std::fs::File::create(path).expect("the dump file is writable");
+    let mut out = std::io::BufWriter::new(file);
+    for (r, resource) in resources.iter().enumerate() {
+        let Some(plan) = resource["resourceType"].as_str().and_then(|t| plans.get(t)) else {
+            continue;
+        };
+        let context = fhirpath::Collection::of_resource(resource);
+        for (e, expression) in plan.iter().enumerate() {
+            let result = match expression.evaluate_on(&context, environment) {
+                Ok(items) => items.to_json(),
+                Err(error) => Value::String(format!("error: {error}")),
+            };
+            writeln!(out, "{r} {e} {result}").expect("the dump file is writable");
+        }
+    }
+}
+
+/// `--per-expression`: the ten expressions that take the most time over
 /// the whole sample, to know where to look when optimising.
 fn per_expression_report<'a>(
     resources: &[&'a Value],

@@ -18,6 +18,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
         ServerConfig {
             max_body_bytes: config.max_body_bytes,
             public_base: config.public_base.clone(),
+            export_dir: config.store.data.join("exports"),
         },
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()

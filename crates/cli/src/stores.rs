@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use repository::Repository;
 use store::{RequestContext, Store};
+use store_postgres::{PostgresConfig, PostgresStore};
 use store_sqlite::{SqliteConfig, SqliteStore};
 
 use crate::config::StoreConfig;
@@ -12,8 +13,12 @@ use crate::config::StoreConfig;
 /// Opens the store the configuration names, applying schema migrations.
 pub fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>> {
     match &config.database_url {
-        Some(_) => {
-            anyhow::bail!("PostgreSQL support is being built; run without --database-url for now")
+        Some(url) => {
+            let store = PostgresStore::open(PostgresConfig::new(url)).context(
+                "opening the PostgreSQL store (is the server running and the URL right?)",
+            )?;
+            tracing::info!("PostgreSQL store open");
+            Ok(Arc::new(store))
         }
         None => {
             std::fs::create_dir_all(&config.data).with_context(|| {

@@ -14,6 +14,7 @@ use crate::env::{self, Resolved};
 use crate::error::{EvalError, invalid};
 use crate::eval::{
     Evaluator, Result, Scope, arithmetic, item_is, singleton, string_of, truth, union,
+    value_singleton,
 };
 use crate::functions::Function;
 use crate::item::{Collection, Item, Repr, Str};
@@ -139,16 +140,10 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                 };
                 Ok(Collection::boolean(item_is(item, type_arg(call)?, false)?))
             }
-            As => {
-                let Some(item) = singleton(input, "as()")? else {
-                    return Ok(Collection::new());
-                };
-                Ok(if item_is(item, type_arg(call)?, true)? {
-                    Collection::one(item.clone())
-                } else {
-                    Collection::new()
-                })
-            }
+            // R4's own dom-3 invariant, checked on every DomainResource, applies as() to whole
+            // collections (`%resource.descendants().as(canonical)`), so as() filters like
+            // ofType() instead of requiring a single item.
+            As => self.of_type(input, call),
             Single => match singleton(input, "single()")? {
                 Some(item) => Ok(Collection::one(item.clone())),
                 None => Ok(Collection::new()),
@@ -238,8 +233,15 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                     Some(arg) => self.string_arg(arg, scope, "join()")?,
                     None => None,
                 };
+                if input.is_empty() {
+                    return Ok(Collection::new());
+                }
                 let mut out = String::new();
-                for (i, item) in input.iter().enumerate() {
+                // A primitive with only an extension has no text to join.
+                let values = input
+                    .iter()
+                    .filter(|item| item.as_node().is_none_or(|n| n.value.is_some()));
+                for (i, item) in values.enumerate() {
                     if i > 0 {
                         out.push_str(separator.as_ref().map(Str::as_str).unwrap_or(""));
                     }
@@ -250,14 +252,27 @@ impl<'e, 'a> Evaluator<'e, 'a> {
             Abs | Ceiling | Exp | Floor | Ln | Log | Power | Round | Sqrt | Truncate => {
                 self.math(call, input, scope)
             }
-            Children | Descendants => {
+            Children => {
                 let mut out = Collection::new();
                 for item in input {
-                    if call.function == Children {
-                        navigate::children(item, &mut out);
-                    } else {
-                        navigate::descendants(item, &mut out);
+                    navigate::children(item, &mut out);
+                }
+                Ok(out)
+            }
+            // `children().repeat(children())`: level by level over the whole input.
+            Descendants => {
+                let mut out = Collection::new();
+                let mut level = Collection::new();
+                for item in input {
+                    navigate::children(item, &mut level);
+                }
+                while !level.is_empty() {
+                    let mut next = Collection::new();
+                    for item in &level {
+                        navigate::children(item, &mut next);
                     }
+                    out.extend_from(level);
+                    level = next;
                 }
                 Ok(out)
             }
@@ -351,7 +366,16 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                 ) else {
                     return Ok(Collection::new());
                 };
-                match (a.system(), b.system()) {
+                let unit_quantity = |value: Option<Repr<'a>>| match value {
+                    Some(Repr::Integer(i)) => Some(Repr::Quantity(std::sync::Arc::new(
+                        Quantity::new(Decimal::from_i64(i), "1"),
+                    ))),
+                    Some(Repr::Decimal(d)) => {
+                        Some(Repr::Quantity(std::sync::Arc::new(Quantity::new(d, "1"))))
+                    }
+                    other => other,
+                };
+                match (unit_quantity(a.system()), unit_quantity(b.system())) {
                     (Some(Repr::Quantity(p)), Some(Repr::Quantity(q))) => {
                         Ok(Collection::boolean(p.comparable(&q)))
                     }
@@ -520,7 +544,7 @@ impl<'e, 'a> Evaluator<'e, 'a> {
     ) -> Result<Collection<'a>> {
         use Function::*;
         let what = "a string function";
-        let Some(item) = singleton(input, what)? else {
+        let Some(item) = value_singleton(input, what)? else {
             return Ok(Collection::new());
         };
         let subject = string_of(item, what)?;
@@ -620,13 +644,36 @@ impl<'e, 'a> Evaluator<'e, 'a> {
         scope: &Scope<'_, 'a>,
     ) -> Result<Collection<'a>> {
         use Function::*;
-        let Some(item) = singleton(input, "a math function")? else {
+        let Some(item) = value_singleton(input, "a math function")? else {
             return Ok(Collection::new());
         };
         let value = item.system();
-        if let (Abs, Some(Repr::Quantity(q))) = (call.function, &value) {
+        if let Some(Repr::Quantity(q)) = &value {
+            // Rounding functions apply to a quantity's value and keep its unit.
+            let rounded = match call.function {
+                Abs => q.value.abs(),
+                Ceiling => q.value.ceiling(),
+                Floor => q.value.floor(),
+                Truncate => q.value.truncate(),
+                Round => {
+                    let places = match call.args.first() {
+                        Some(arg) => self.integer_arg(arg, scope, "round()")?.unwrap_or(0),
+                        None => 0,
+                    };
+                    if places < 0 {
+                        return invalid("round() takes a non-negative precision");
+                    }
+                    q.value.round(places as u32)
+                }
+                _ => {
+                    return invalid(format!(
+                        "{:?}() applies to numbers, not quantities",
+                        call.function
+                    ));
+                }
+            };
             return Ok(Collection::one(Item::quantity(Quantity {
-                value: q.value.abs(),
+                value: rounded,
                 unit: q.unit.clone(),
             })));
         }

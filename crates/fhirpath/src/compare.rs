@@ -13,6 +13,7 @@ use crate::eval::Result;
 use fhir_model::{TypeDef, TypeKind};
 
 use crate::item::{Collection, Item, Repr, SystemType, is_quantity_type};
+use crate::quantity::Quantity;
 
 fn number(value: &Repr<'_>) -> Option<Decimal> {
     match value {
@@ -25,6 +26,18 @@ fn number(value: &Repr<'_>) -> Option<Decimal> {
 /// `a = b` for single items: `None` when unknown (dates of different precision, quantities
 /// whose units cannot be compared).
 pub(crate) fn item_equality(a: &Item<'_>, b: &Item<'_>) -> Option<bool> {
+    // A primitive with only an extension has no value to compare.
+    let valueless = |i: &Item<'_>| {
+        i.as_node()
+            .is_some_and(|n| n.value.is_none() && n.extension.is_some())
+    };
+    if valueless(a) || valueless(b) {
+        // The same element is still itself (so `distinct()` and `|` keep it once).
+        let same = matches!((a.as_node(), b.as_node()), (Some(x), Some(y))
+            if x.value.is_none() && y.value.is_none()
+                && matches!((x.extension, y.extension), (Some(p), Some(q)) if std::ptr::eq(p, q)));
+        return if same { Some(true) } else { None };
+    }
     if let (Some(x), Some(y)) = (a.as_node(), b.as_node())
         && let (Some(vx), Some(vy)) = (x.value, y.value)
         && std::ptr::eq(vx, vy)
@@ -100,8 +113,19 @@ fn json_equal(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// A number where a quantity is expected is a quantity of unit `1`.
+fn as_unit_quantity(value: &Repr<'_>) -> Option<Quantity> {
+    number(value).map(|n| Quantity::new(n, "1"))
+}
+
 fn system_equality(x: &Repr<'_>, y: &Repr<'_>) -> Option<bool> {
     Some(match (x, y) {
+        (Repr::Quantity(q), n @ (Repr::Integer(_) | Repr::Decimal(_)))
+        | (n @ (Repr::Integer(_) | Repr::Decimal(_)), Repr::Quantity(q)) => {
+            return q
+                .compare(&as_unit_quantity(n)?)
+                .map(|o| o == Ordering::Equal);
+        }
         (Repr::String(s), Repr::String(t)) => s.as_str() == t.as_str(),
         (Repr::Boolean(p), Repr::Boolean(q)) => p == q,
         (Repr::Integer(i), Repr::Integer(j)) => i == j,
@@ -146,10 +170,12 @@ pub(crate) fn equal_collections(l: &Collection<'_>, r: &Collection<'_>) -> Optio
     if unknown { None } else { Some(true) }
 }
 
+/// Strings are equivalent ignoring case, with every whitespace character counted as a space
+/// (runs of whitespace are not collapsed, nor ends trimmed).
 fn normalize_text(s: &str) -> String {
-    s.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    s.chars()
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
+        .collect::<String>()
         .to_lowercase()
 }
 
@@ -258,6 +284,12 @@ pub(crate) fn compare_items(a: &Item<'_>, b: &Item<'_>) -> Result<Option<Orderin
             s.compare(*t)
         }
         (Repr::Quantity(p), Repr::Quantity(q)) => p.compare(q),
+        (Repr::Quantity(q), n @ (Repr::Integer(_) | Repr::Decimal(_))) => {
+            as_unit_quantity(n).and_then(|n| q.compare(&n))
+        }
+        (n @ (Repr::Integer(_) | Repr::Decimal(_)), Repr::Quantity(q)) => {
+            as_unit_quantity(n).and_then(|n| n.compare(q))
+        }
         _ => {
             return invalid(format!(
                 "cannot compare a {} with a {}",

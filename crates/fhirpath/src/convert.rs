@@ -100,7 +100,10 @@ pub(crate) fn convert<'a>(
         }),
         Function::ToTime => Item::temporal(match &value {
             Repr::Temporal(t) if t.kind == TemporalKind::Time => *t,
-            Repr::String(s) => Temporal::parse_time(s.as_str())?,
+            // `T14:34:28`, as a time literal is written, converts too.
+            Repr::String(s) => {
+                Temporal::parse_time(s.as_str().strip_prefix('T').unwrap_or(s.as_str()))?
+            }
             _ => return None,
         }),
         Function::ToQuantity => {

@@ -41,7 +41,8 @@ impl Decimal {
         Decimal::new(value as i128, 0)
     }
 
-    pub(crate) fn mantissa(self) -> i128 {
+    /// The digits as an integer: the value is `mantissa / 10^scale`.
+    pub fn mantissa(self) -> i128 {
         ((self.hi as i128) << 64) | self.lo as i128
     }
 
@@ -245,7 +246,8 @@ impl Decimal {
         i64::try_from(m / divisor).ok()
     }
 
-    pub(crate) fn to_f64(self) -> f64 {
+    /// The nearest binary float (for indexing ranges; FHIRPath arithmetic stays decimal).
+    pub fn to_f64(self) -> f64 {
         self.mantissa() as f64 / 10f64.powi(self.scale() as i32)
     }
 

@@ -53,6 +53,16 @@ pub(crate) fn singleton<'c, 'a>(
     }
 }
 
+/// Like [`singleton`], but a primitive that has only an extension (no value) counts as
+/// empty: operators and functions on values see nothing there.
+pub(crate) fn value_singleton<'c, 'a>(
+    items: &'c Collection<'a>,
+    what: &str,
+) -> Result<Option<&'c Item<'a>>> {
+    Ok(singleton(items, what)?
+        .filter(|item| !matches!(&item.0, Repr::Node(node) if node.value.is_none())))
+}
+
 /// Singleton evaluation as a boolean: a single boolean is itself, any other single item is
 /// true, an empty collection is unknown.
 pub(crate) fn truth(items: &Collection<'_>, what: &str) -> Result<Option<bool>> {
@@ -109,7 +119,13 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                                 out.push(item.clone());
                             }
                         }
-                        None => navigate::member(item, member, &mut out),
+                        None => {
+                            if navigate::untyped_resource_named(item, &member.name) {
+                                out.push(item.clone());
+                            } else {
+                                navigate::member(item, member, &mut out)
+                            }
+                        }
                     }
                 }
                 Ok(out)
@@ -141,7 +157,7 @@ impl<'e, 'a> Evaluator<'e, 'a> {
             }
             Op::Negate(operand) => {
                 let value = self.eval(operand, scope)?;
-                let Some(item) = singleton(&value, "unary minus")? else {
+                let Some(item) = value_singleton(&value, "unary minus")? else {
                     return Ok(Collection::new());
                 };
                 Ok(Collection::one(match system_value(item, "unary minus")? {
@@ -235,8 +251,8 @@ impl<'e, 'a> Evaluator<'e, 'a> {
             NotEquivalent => Collection::boolean(!equivalent_collections(&l, &r)),
             Less | LessOrEqual | Greater | GreaterOrEqual => {
                 let (Some(a), Some(b)) = (
-                    singleton(&l, "a comparison")?,
-                    singleton(&r, "a comparison")?,
+                    value_singleton(&l, "a comparison")?,
+                    value_singleton(&r, "a comparison")?,
                 ) else {
                     return Ok(Collection::new());
                 };
@@ -254,17 +270,22 @@ impl<'e, 'a> Evaluator<'e, 'a> {
             In => membership(&l, &r, "in")?,
             Contains => membership(&r, &l, "contains")?,
             Concatenate => {
-                let a = singleton(&l, "&")?.map(|i| string_of(i, "&")).transpose()?;
-                let b = singleton(&r, "&")?.map(|i| string_of(i, "&")).transpose()?;
+                let a = value_singleton(&l, "&")?
+                    .map(|i| string_of(i, "&"))
+                    .transpose()?;
+                let b = value_singleton(&r, "&")?
+                    .map(|i| string_of(i, "&"))
+                    .transpose()?;
                 let mut text = String::new();
                 text.push_str(a.as_ref().map(Str::as_str).unwrap_or(""));
                 text.push_str(b.as_ref().map(Str::as_str).unwrap_or(""));
                 Collection::one(Item::string(&text))
             }
             Plus | Minus | Multiply | Divide | Div | Mod => {
-                let (Some(a), Some(b)) =
-                    (singleton(&l, "arithmetic")?, singleton(&r, "arithmetic")?)
-                else {
+                let (Some(a), Some(b)) = (
+                    value_singleton(&l, "arithmetic")?,
+                    value_singleton(&r, "arithmetic")?,
+                ) else {
                     return Ok(Collection::new());
                 };
                 arithmetic(op, a, b)?
@@ -358,6 +379,10 @@ pub(crate) fn item_is(item: &Item<'_>, spec: &TypeSpec, exact: bool) -> Result<b
         TypeSpec::Unknown(name) => return invalid(format!("unknown type {name}")),
         TypeSpec::Nothing => false,
         TypeSpec::System(system) => match &item.0 {
+            // JSON the model does not describe has the System type of its JSON kind.
+            Repr::Node(node) if node.ty.is_none() => {
+                item.type_name().strip_prefix("System.") == Some(system.name())
+            }
             Repr::Node(_) => false,
             _ => item.type_name().strip_prefix("System.") == Some(system.name()),
         },
@@ -436,24 +461,23 @@ pub(crate) fn arithmetic<'a>(op: BinaryOp, a: &Item<'a>, b: &Item<'a>) -> Result
         (Repr::Temporal(t), Repr::Quantity(q)) if matches!(op, Plus | Minus) => {
             Some(Item::temporal(add_duration(*t, q, op == Minus)?))
         }
-        (Repr::Quantity(p), Repr::Quantity(q)) => match op {
-            Plus | Minus => match p.add(q, op == Minus) {
-                Some(sum) => Some(Item::quantity(sum)),
-                None => return invalid(format!("cannot add {q} to {p}: the units do not match")),
-            },
-            Multiply | Divide => p.multiply(q, op == Divide).map(Item::quantity),
-            _ => return mismatch(),
-        },
-        (Repr::Quantity(p), Repr::Integer(_) | Repr::Decimal(_))
-            if matches!(op, Multiply | Divide) =>
-        {
-            let n = Quantity::new(as_decimal(&y).unwrap_or(Decimal::from_i64(1)), "1");
-            p.multiply(&n, op == Divide).map(Item::quantity)
-        }
-        (Repr::Integer(_) | Repr::Decimal(_), Repr::Quantity(q)) if op == Multiply => {
-            Quantity::new(as_decimal(&x).unwrap_or(Decimal::from_i64(1)), "1")
-                .multiply(q, false)
-                .map(Item::quantity)
+        (Repr::Quantity(_), Repr::Quantity(_))
+        | (Repr::Quantity(_), Repr::Integer(_) | Repr::Decimal(_))
+        | (Repr::Integer(_) | Repr::Decimal(_), Repr::Quantity(_)) => {
+            // A number next to a quantity is a quantity of unit `1`.
+            let as_quantity = |value: &Repr<'_>| match value {
+                Repr::Quantity(q) => Some((**q).clone()),
+                other => as_decimal(other).map(|d| Quantity::new(d, "1")),
+            };
+            let (Some(p), Some(q)) = (as_quantity(&x), as_quantity(&y)) else {
+                return mismatch();
+            };
+            match op {
+                // Units that cannot be converted into each other add up to nothing known.
+                Plus | Minus => p.add(&q, op == Minus).map(Item::quantity),
+                Multiply | Divide => p.multiply(&q, op == Divide).map(Item::quantity),
+                _ => return mismatch(),
+            }
         }
         _ => return mismatch(),
     })

@@ -271,8 +271,23 @@ fn read_quoted(source: &str, start: usize, quote: u8) -> Result<(String, usize),
                         .ok_or_else(|| ParseError::syntax(source, i, "short \\u escape"))?;
                     let code = u32::from_str_radix(hex, 16)
                         .map_err(|_| ParseError::syntax(source, i, "bad \\u escape"))?;
-                    out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
                     i += 4;
+                    // A UTF-16 surrogate pair written as two escapes is one character.
+                    let low = (0xd800..0xdc00)
+                        .contains(&code)
+                        .then(|| source.get(i..i + 6))
+                        .flatten()
+                        .and_then(|next| next.strip_prefix("\\u"))
+                        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                        .filter(|low| (0xdc00..0xe000).contains(low));
+                    match low {
+                        Some(low) => {
+                            let combined = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
+                            out.push(char::from_u32(combined).unwrap_or('\u{fffd}'));
+                            i += 6;
+                        }
+                        None => out.push(char::from_u32(code).unwrap_or('\u{fffd}')),
+                    }
                 }
                 _ => return Err(ParseError::syntax(source, i - 2, "unknown escape")),
             }

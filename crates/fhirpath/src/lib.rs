@@ -23,12 +23,21 @@
 //!   input JSON ([`Item::json`]) and knows its FHIR type ([`Item::type_name`]: `string`,
 //!   `code`, `dateTime`, `Period`, `Reference`, `CodeableConcept`...), or is a computed value
 //!   of a System type (`System.Integer`, `System.String`...), with typed accessors.
+//! - To evaluate many expressions on one resource (as search indexing does), type it once
+//!   with [`Collection::of_resource`] and call [`Expression::evaluate_on`].
 //! - An [`Environment`] supplies `%resource`, `%rootResource`, user variables, and the hooks
 //!   through which `resolve()` ([`Resolver`]), `memberOf()` ([`Terminology`]), `conformsTo()`
 //!   ([`Profiles`]) and `trace()` ([`Tracer`]) reach the outside. Without hooks: `resolve()`
 //!   finds contained resources and Bundle entries and turns `Type/id` into a typed placeholder
 //!   (so `subject.where(resolve() is Patient)` works without I/O); `memberOf()` uses the value
 //!   sets vendored in `fhir-model`; `conformsTo()` knows the core profiles.
+//!
+//! Readings worth knowing: `x as T` and `x.as(T)` filter a collection like `ofType(T)`, as
+//! R4's own definitions need (the search parameter `Observation.component.value as Quantity`
+//! on several components, the invariant dom-3's `descendants().as(canonical)`), where the
+//! official tests expect an error for several items; a primitive with only an
+//! extension exists but has no value; expressions are limited to 1,000 tokens and 128 levels
+//! of nesting so that compiling and evaluating stay within a thread's stack.
 //!
 //! The crate does no I/O and knows nothing of storage, async or HTTP.
 

@@ -200,6 +200,15 @@ pub(crate) fn member<'a>(item: &Item<'a>, name: &MemberName, out: &mut Collectio
             }
             return;
         }
+        // A System.Quantity has a value and a unit.
+        Repr::Quantity(quantity) => {
+            match &*name.name {
+                "value" => out.push(Item::decimal(quantity.value)),
+                "unit" => out.push(Item::string(&quantity.unit)),
+                _ => {}
+            }
+            return;
+        }
         _ => return,
     };
     let Some(ty) = node.ty else {
@@ -367,17 +376,6 @@ fn map_get_underscored<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a
         .map(|(_, v)| v)
 }
 
-/// Appends all descendants of `item`, depth first (`descendants()`).
-pub(crate) fn descendants<'a>(item: &Item<'a>, out: &mut Collection<'a>) {
-    let mut level = Collection::new();
-    children(item, &mut level);
-    for child in level {
-        let keep = child.clone();
-        out.push(keep);
-        descendants(&child, out);
-    }
-}
-
 /// `extension(url)`: the extensions of `item` with that URL (for a primitive, those in its
 /// `_name` sibling).
 pub(crate) fn extensions_with_url<'a>(item: &Item<'a>, url: &str, out: &mut Collection<'a>) {
@@ -402,4 +400,12 @@ pub(crate) fn extensions_with_url<'a>(item: &Item<'a>, url: &str, out: &mut Coll
 pub(crate) fn node_is_a(node: &Node<'_>, ancestor: &TypeDef) -> bool {
     node.ty
         .is_some_and(|t| std::ptr::eq(t, ancestor) || model().is_subtype(&t.name, &ancestor.name))
+}
+
+/// Whether `item` is JSON the model does not know whose `resourceType` is `name`: a path may
+/// start with the type of such an object as it does with a FHIR resource's.
+pub(crate) fn untyped_resource_named(item: &Item<'_>, name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_uppercase())
+        && matches!(&item.0, Repr::Node(Node { ty: None, value: Some(value), .. })
+            if value.get("resourceType").and_then(Value::as_str) == Some(name))
 }

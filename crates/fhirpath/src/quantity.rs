@@ -36,6 +36,22 @@ pub(crate) fn is_calendar_keyword(unit: &str) -> bool {
     crate::parser::CALENDAR_UNITS.contains(&unit)
 }
 
+/// UCUM's `a` and `mo` are averages (365.25 and 30.4375 days), which FHIRPath does not
+/// compare with calendar durations (`1 'mo' = 30 days` is unknown, not false).
+fn calendar_against_average(a: &str, b: &str) -> bool {
+    let average = |u: &str| matches!(u, "a" | "mo");
+    (is_calendar_keyword(a) && average(b)) || (is_calendar_keyword(b) && average(a))
+}
+
+/// For equivalence a calendar year is a UCUM year and a calendar month a UCUM month.
+fn equivalence_unit(unit: &str) -> &str {
+    match unit {
+        "year" | "years" => "a",
+        "month" | "months" => "mo",
+        other => other,
+    }
+}
+
 /// Exponents of the base dimensions: length, mass, time, temperature, amount of substance,
 /// calendar months (years and months are not a fixed number of seconds), international units,
 /// degrees Celsius and Fahrenheit (offset scales, comparable only with themselves).
@@ -543,6 +559,9 @@ impl Quantity {
         if self.unit == other.unit {
             return Some(self.value.compare(other.value));
         }
+        if calendar_against_average(&self.unit, &other.unit) {
+            return None;
+        }
         let a = canonical(&self.unit)?;
         let b = canonical(&other.unit)?;
         if a.dims != b.dims {
@@ -556,8 +575,12 @@ impl Quantity {
 
     /// Equivalence: equal after conversion to base units, at the precision of the less precise.
     pub(crate) fn equivalent(&self, other: &Quantity) -> bool {
-        if self.unit == other.unit {
+        if self.unit == other.unit || equivalence_unit(&self.unit) == equivalence_unit(&other.unit)
+        {
             return self.value.equivalent(other.value);
+        }
+        if calendar_against_average(&self.unit, &other.unit) {
+            return false;
         }
         let (Some(a), Some(b)) = (self.in_base_units(), other.in_base_units()) else {
             return false;
@@ -579,13 +602,17 @@ impl Quantity {
     /// Whether the two units measure the same thing (`comparable()`).
     pub(crate) fn comparable(&self, other: &Quantity) -> bool {
         self.unit == other.unit
-            || matches!((canonical(&self.unit), canonical(&other.unit)), (Some(a), Some(b)) if a.dims == b.dims)
+            || !calendar_against_average(&self.unit, &other.unit)
+                && matches!((canonical(&self.unit), canonical(&other.unit)), (Some(a), Some(b)) if a.dims == b.dims)
     }
 
     /// This quantity's value expressed in `unit`, when the units are comparable.
     pub(crate) fn value_in(&self, unit: &str) -> Option<Decimal> {
         if &*self.unit == unit {
             return Some(self.value);
+        }
+        if calendar_against_average(&self.unit, unit) {
+            return None;
         }
         let from = canonical(&self.unit)?;
         let to = canonical(unit)?;
@@ -612,6 +639,24 @@ impl Quantity {
 
     /// Product or quotient, with a unit written as the product or quotient of the two.
     pub(crate) fn multiply(&self, other: &Quantity, divide: bool) -> Option<Quantity> {
+        // Scaling by a plain number keeps the unit as written (`2 years * 3` is `6 years`).
+        if &*other.unit == "1" {
+            let value = if divide {
+                self.value.checked_div(other.value)?
+            } else {
+                self.value.checked_mul(other.value)?
+            };
+            return Some(Quantity {
+                value,
+                unit: self.unit.clone(),
+            });
+        }
+        if &*self.unit == "1" && !divide {
+            return Some(Quantity {
+                value: self.value.checked_mul(other.value)?,
+                unit: other.unit.clone(),
+            });
+        }
         let (a, b) = (ucum_form(&self.unit), ucum_form(&other.unit));
         let (value, unit) = if divide {
             let value = self.value.checked_div(other.value)?;

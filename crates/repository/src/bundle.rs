@@ -162,7 +162,7 @@ impl Repository {
                             let mut resource = entry.resource.clone().unwrap_or(Value::Null);
                             rewrite_references(
                                 self,
-                                tx,
+                                &mut |t, c| self.matches_in(tx, t, c),
                                 &mut resource,
                                 &aliases,
                                 &mut conditional_cache,
@@ -685,11 +685,16 @@ fn aliases(base: &str, entries: &[Entry], plans: &[Plan]) -> HashMap<String, Str
     aliases
 }
 
+/// Finds the resources of a type that match search criteria: inside a transaction for REST
+/// transactions, by a plain read for imports.
+pub(crate) type Lookup<'a> =
+    dyn FnMut(&str, &[(String, String)]) -> Result<Vec<VersionRecord>, RepositoryError> + 'a;
+
 /// Rewrites the references of a resource: bundle-local names become `Type/id`, and
 /// conditional references (`Type?criteria`) become the one resource they match.
-fn rewrite_references(
+pub(crate) fn rewrite_references(
     repository: &Repository,
-    tx: &mut dyn Transaction,
+    lookup: &mut Lookup<'_>,
     value: &mut Value,
     aliases: &HashMap<String, String>,
     cache: &mut HashMap<String, String>,
@@ -701,19 +706,19 @@ fn rewrite_references(
                     && let Value::String(reference) = child
                 {
                     if let Some(resolved) =
-                        resolve_reference(repository, tx, reference, aliases, cache)?
+                        resolve_reference(repository, lookup, reference, aliases, cache)?
                     {
                         *reference = resolved;
                     }
                 } else {
-                    rewrite_references(repository, tx, child, aliases, cache)?;
+                    rewrite_references(repository, lookup, child, aliases, cache)?;
                 }
             }
             Ok(())
         }
         Value::Array(items) => {
             for item in items {
-                rewrite_references(repository, tx, item, aliases, cache)?;
+                rewrite_references(repository, lookup, item, aliases, cache)?;
             }
             Ok(())
         }
@@ -723,7 +728,7 @@ fn rewrite_references(
 
 fn resolve_reference(
     repository: &Repository,
-    tx: &mut dyn Transaction,
+    lookup: &mut Lookup<'_>,
     reference: &str,
     aliases: &HashMap<String, String>,
     cache: &mut HashMap<String, String>,
@@ -749,7 +754,7 @@ fn resolve_reference(
             format!("the conditional reference '{reference}' names no resource type"),
         ));
     }
-    let found = repository.matches_in(tx, resource_type, &parse_query(query))?;
+    let found = lookup(resource_type, &parse_query(query))?;
     match found.as_slice() {
         [only] => {
             let resolved = format!("{resource_type}/{}", only.id);

@@ -2,7 +2,7 @@
 //! order of its first keys, and the hash that tells whether an update changed anything.
 
 use serde_json::{Map, Value};
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::Xxh3;
 
 /// A new server-assigned id: a random UUID, lower case.
 pub fn new_id() -> String {
@@ -17,49 +17,77 @@ pub fn is_valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
-/// A resource body ready to be stored: its keys in FHIR order (`resourceType`, `id`, `meta`,
-/// then the rest as sent), without the server-managed meta fields.
+/// A resource body ready to be stored, serialised once: its keys in FHIR order
+/// (`resourceType`, `id`, `meta`, then the rest as sent), with the server-managed meta fields
+/// spliced in per version. Nothing of the resource is copied to do so.
 #[derive(Debug, Clone)]
 pub struct Body {
-    resource_type: Value,
     id: String,
-    /// `meta` without `versionId` and `lastUpdated`; empty when the client sent none.
-    meta: Map<String, Value>,
-    rest: Map<String, Value>,
+    /// `{"resourceType":"...","id":"..."` — the opening of every version.
+    head: Vec<u8>,
+    /// The client's `meta` members without `versionId` and `lastUpdated`, as `"k":v,"k":v`.
+    meta_members: Vec<u8>,
+    /// The remaining members as `,"k":v,...` (empty when there are none).
+    rest: Vec<u8>,
     hash: i64,
+}
+
+fn write_member(out: &mut Vec<u8>, key: &str, value: &Value) {
+    serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail");
+    out.push(b':');
+    serde_json::to_writer(&mut *out, value).expect("writing to a Vec cannot fail");
 }
 
 impl Body {
     /// Takes a resource apart. `id` replaces whatever id the resource carried.
     pub fn new(resource: Map<String, Value>, id: &str) -> Body {
-        let mut resource_type = Value::Null;
-        let mut meta = Map::new();
-        let mut rest = Map::with_capacity(resource.len());
-        for (key, value) in resource {
+        let mut head = Vec::with_capacity(64 + id.len());
+        head.push(b'{');
+        write_member(
+            &mut head,
+            "resourceType",
+            resource.get("resourceType").unwrap_or(&Value::Null),
+        );
+        head.push(b',');
+        write_member(&mut head, "id", &Value::String(id.to_owned()));
+        let mut meta_members = Vec::new();
+        let mut rest = Vec::with_capacity(1024);
+        for (key, value) in &resource {
             match key.as_str() {
-                "resourceType" => resource_type = value,
-                "id" => {}
+                "resourceType" | "id" => {}
                 "meta" => {
-                    if let Value::Object(m) = value {
-                        meta = m;
+                    if let Value::Object(meta) = value {
+                        for (k, v) in meta {
+                            if k == "versionId" || k == "lastUpdated" {
+                                continue;
+                            }
+                            if !meta_members.is_empty() {
+                                meta_members.push(b',');
+                            }
+                            write_member(&mut meta_members, k, v);
+                        }
                     }
                 }
                 _ => {
-                    rest.insert(key, value);
+                    rest.push(b',');
+                    write_member(&mut rest, key, value);
                 }
             }
         }
-        meta.remove("versionId");
-        meta.remove("lastUpdated");
-        let mut body = Body {
-            resource_type,
+        let mut hasher = Xxh3::new();
+        hasher.update(&head);
+        hasher.update(b"|");
+        hasher.update(&meta_members);
+        hasher.update(b"|");
+        hasher.update(&rest);
+        let hash = hasher.digest() as i64;
+        Body {
             id: id.to_owned(),
-            meta,
+            head,
+            meta_members,
             rest,
-            hash: 0,
-        };
-        body.hash = xxh3_64(&body.render(None)) as i64;
-        body
+            hash,
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -74,28 +102,22 @@ impl Body {
 
     /// The JSON to store for a version.
     pub fn to_bytes(&self, version: i64, last_updated: &str) -> Vec<u8> {
-        self.render(Some((version, last_updated)))
-    }
-
-    fn render(&self, server_meta: Option<(i64, &str)>) -> Vec<u8> {
-        let mut meta = Map::with_capacity(self.meta.len() + 2);
-        if let Some((version, last_updated)) = server_meta {
-            meta.insert("versionId".into(), Value::String(version.to_string()));
-            meta.insert("lastUpdated".into(), Value::String(last_updated.to_owned()));
+        let mut out =
+            Vec::with_capacity(self.head.len() + self.meta_members.len() + self.rest.len() + 96);
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(b",\"meta\":{\"versionId\":");
+        serde_json::to_writer(&mut out, &version.to_string())
+            .expect("writing to a Vec cannot fail");
+        out.extend_from_slice(b",\"lastUpdated\":");
+        serde_json::to_writer(&mut out, last_updated).expect("writing to a Vec cannot fail");
+        if !self.meta_members.is_empty() {
+            out.push(b',');
+            out.extend_from_slice(&self.meta_members);
         }
-        for (k, v) in &self.meta {
-            meta.insert(k.clone(), v.clone());
-        }
-        let mut out = Map::with_capacity(self.rest.len() + 3);
-        out.insert("resourceType".into(), self.resource_type.clone());
-        out.insert("id".into(), Value::String(self.id.clone()));
-        if !meta.is_empty() {
-            out.insert("meta".into(), Value::Object(meta));
-        }
-        for (k, v) in &self.rest {
-            out.insert(k.clone(), v.clone());
-        }
-        serde_json::to_vec(&Value::Object(out)).expect("a JSON value always serialises")
+        out.push(b'}');
+        out.extend_from_slice(&self.rest);
+        out.push(b'}');
+        out
     }
 }
 
@@ -126,6 +148,11 @@ mod tests {
             text,
             r#"{"resourceType":"Patient","id":"p1","meta":{"versionId":"3","lastUpdated":"2024-01-01T00:00:00.000Z","tag":[{"code":"x"}]},"gender":"male"}"#
         );
+        let bare = Body::new(object(json!({"resourceType": "Basic"})), "b");
+        assert_eq!(
+            String::from_utf8(bare.to_bytes(1, "t")).unwrap(),
+            r#"{"resourceType":"Basic","id":"b","meta":{"versionId":"1","lastUpdated":"t"}}"#
+        );
     }
 
     #[test]
@@ -145,8 +172,19 @@ mod tests {
             object(json!({"resourceType": "Patient", "gender": "female"})),
             "p1",
         );
+        let tagged = Body::new(
+            object(
+                json!({"resourceType": "Patient", "meta": {"tag": [{"code": "x"}]}, "gender": "male"}),
+            ),
+            "p1",
+        );
         assert_eq!(a.content_hash(), b.content_hash());
         assert_ne!(a.content_hash(), c.content_hash());
+        assert_ne!(
+            a.content_hash(),
+            tagged.content_hash(),
+            "client meta is content"
+        );
     }
 
     #[test]

@@ -83,6 +83,10 @@ pub fn capability_statement(repository: &Repository) -> Vec<u8> {
                 {"code": "history-system"},
                 {"code": "search-system"},
             ],
+            "operation": [{
+                "name": "export",
+                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+            }],
         }],
     });
     serde_json::to_vec(&statement).expect("a JSON value always serialises")
@@ -97,6 +101,12 @@ fn operations(resource_type: &str) -> Vec<Value> {
         operations.push(json!({
             "name": "everything",
             "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+        }));
+    }
+    if resource_type == "Patient" || resource_type == "Group" {
+        operations.push(json!({
+            "name": "export",
+            "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
         }));
     }
     operations

@@ -7,7 +7,8 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use fhir_model::{Issue, IssueCode};
 use repository::{
-    BundleOptions, HistoryRequest, Repository, SearchRequest, SearchScope, WriteStatus, Written,
+    BundleOptions, ExportLevel, HistoryRequest, Repository, SearchRequest, SearchScope,
+    WriteStatus, Written,
 };
 use search::Handling;
 use store::{HistoryScope, RequestContext};
@@ -107,6 +108,28 @@ async fn handle(
             }
             _ => not_allowed("GET (a system search) or POST (a batch or transaction Bundle)"),
         },
+        ["$export"] => match *method {
+            Method::GET => {
+                crate::export::kick_off(
+                    state.jobs().clone(),
+                    repository,
+                    &fhir,
+                    ExportLevel::System,
+                    path,
+                )
+                .await
+            }
+            _ => not_allowed("GET"),
+        },
+        ["$export-status", id] => match *method {
+            Method::GET => crate::export::status(state.jobs(), &fhir, id),
+            Method::DELETE => crate::export::cancel(state.jobs(), id),
+            _ => not_allowed("GET or DELETE"),
+        },
+        ["$export-file", id, name] => match *method {
+            Method::GET => crate::export::file(state.jobs(), id, name).await,
+            _ => not_allowed("GET"),
+        },
         ["_search"] => match *method {
             Method::POST => {
                 let form = read_form(&fhir.headers, body, limit).await?;
@@ -171,6 +194,33 @@ async fn handle(
                         validate(repository, fhir, body, limit, resource_type, None).await
                     }
                     _ => not_allowed("POST"),
+                },
+                ["$export"] if resource_type == "Patient" => match *method {
+                    Method::GET => {
+                        crate::export::kick_off(
+                            state.jobs().clone(),
+                            repository,
+                            &fhir,
+                            ExportLevel::Patient,
+                            path,
+                        )
+                        .await
+                    }
+                    _ => not_allowed("GET"),
+                },
+                [id, "$export"] if resource_type == "Group" => match *method {
+                    Method::GET => {
+                        let level = ExportLevel::Group(id.to_string());
+                        crate::export::kick_off(
+                            state.jobs().clone(),
+                            repository,
+                            &fhir,
+                            level,
+                            path,
+                        )
+                        .await
+                    }
+                    _ => not_allowed("GET"),
                 },
                 [id] if id.starts_with('$') => Err(ApiError::NotFound(format!(
                     "the operation {id} is not supported"

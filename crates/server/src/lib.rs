@@ -4,6 +4,7 @@
 
 mod capability;
 mod error;
+mod export;
 mod fhir;
 mod request;
 mod response;
@@ -29,6 +30,8 @@ pub struct ServerConfig {
     /// The public FHIR base URL (`https://hie.example.org/fhir`). When unset, links are built
     /// from the request's `Host` header.
     pub public_base: Option<String>,
+    /// Where `$export` jobs write their files (emptied at start-up).
+    pub export_dir: std::path::PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +39,8 @@ impl Default for ServerConfig {
         ServerConfig {
             max_body_bytes: 16 * 1024 * 1024,
             public_base: None,
+            export_dir: std::env::temp_dir()
+                .join(format!("meridian-exports-{}", std::process::id())),
         }
     }
 }
@@ -49,17 +54,26 @@ pub struct AppState {
 struct Inner {
     repository: Arc<Repository>,
     config: ServerConfig,
+    jobs: Arc<export::Jobs>,
 }
 
 impl AppState {
     pub fn new(repository: Arc<Repository>, config: ServerConfig) -> AppState {
         AppState {
-            inner: Arc::new(Inner { repository, config }),
+            inner: Arc::new(Inner {
+                jobs: Arc::new(export::Jobs::new(config.export_dir.clone())),
+                repository,
+                config,
+            }),
         }
     }
 
     pub(crate) fn repository(&self) -> &Arc<Repository> {
         &self.inner.repository
+    }
+
+    pub(crate) fn jobs(&self) -> &Arc<export::Jobs> {
+        &self.inner.jobs
     }
 
     pub(crate) fn config(&self) -> &ServerConfig {

@@ -202,7 +202,11 @@ fn sort_expression(b: &mut SqlBuilder, key: &SortKey) {
                 }
                 (IndexTable::Reference, d) => ("target_id", if d { "MAX" } else { "MIN" }),
                 (IndexTable::Uri, d) => ("uri", if d { "MAX" } else { "MIN" }),
-                (IndexTable::Composite, _) => ("NULL", "MIN"),
+                // The parser refuses to sort on composites; sort them as having no value.
+                (IndexTable::Composite, _) => {
+                    b.push("NULL");
+                    return;
+                }
             };
             let table_name = index_table_name(*table);
             b.push(&format!("(SELECT {aggregate}(x.{column}) FROM {table_name} x WHERE x.rid = r.rid AND x.param = "));

@@ -2,10 +2,14 @@
 //! pattern), so that tests never see each other's data and the same test body runs unchanged on
 //! SQLite and PostgreSQL.
 
+mod postgres;
+
 use std::sync::Arc;
 
 use store::Store;
 use store_sqlite::{Durability, SqliteConfig, SqliteStore};
+
+pub use postgres::{DEFAULT_TEST_DATABASE_URL, TestDatabase, postgres, server_url};
 
 /// A store for one test, removed when dropped.
 pub struct TestStore {
@@ -54,6 +58,11 @@ macro_rules! backend_tests {
                 #[test]
                 fn sqlite() {
                     test_body(&$crate::sqlite());
+                }
+
+                #[test]
+                fn postgres() {
+                    test_body(&$crate::postgres());
                 }
             }
         )*

@@ -20,9 +20,29 @@ struct Graph {
     members: Vec<String>,
 }
 
+/// The host's target triple: the graph is resolved for the platform we build on (and offline,
+/// so the check needs no network for crates that only other platforms use).
+fn host_triple() -> String {
+    let output = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("host: ").map(str::to_owned))
+        .expect("rustc -vV names the host")
+}
+
 fn graph() -> Graph {
     let output = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+            &host_triple(),
+        ])
         .current_dir(workspace_root())
         .output()
         .expect("cargo metadata runs");

@@ -100,7 +100,7 @@ fn choice_elements_are_found_under_every_type() {
             {"type": "string", "value": "x"}
         ])
     );
-    // The operator form of `as` filters, so the R4 parameter works with several components.
+    // `as` filters, so the R4 parameter works with several components.
     assert_eq!(
         eval("(Observation.component.value as Quantity)", &resource).len(),
         1

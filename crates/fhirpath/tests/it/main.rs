@@ -2,6 +2,7 @@
 //! compiling, and the public API.
 
 mod api;
+mod behaviour;
 mod conformance;
 mod definitions_compile;
 mod robustness;

@@ -7,5 +7,7 @@ mod bundles;
 mod concurrency;
 mod crud;
 mod custom_parameters;
+mod export;
+mod import;
 mod searching;
 mod synthea;

@@ -95,7 +95,7 @@ async fn a_body_over_the_limit_is_a_413() {
         test_support::sqlite(),
         ServerConfig {
             max_body_bytes: 1024,
-            public_base: None,
+            ..ServerConfig::default()
         },
     );
     let big = json!({"resourceType": "Patient", "name": [{"text": "x".repeat(2000)}]}).to_string();

@@ -15,14 +15,19 @@ use tower::ServiceExt;
 pub struct App {
     pub router: Router,
     pub _store: TestStore,
+    _exports: tempfile::TempDir,
 }
 
-pub fn app_with(store: TestStore, config: ServerConfig) -> App {
+pub fn app_with(store: TestStore, mut config: ServerConfig) -> App {
+    // Each app its own export directory: the server empties it when it starts.
+    let exports = tempfile::tempdir().unwrap();
+    config.export_dir = exports.path().join("exports");
     let repository = Arc::new(Repository::new(Arc::clone(&store.store)));
     let router = server::router(AppState::new(repository, config));
     App {
         router,
         _store: store,
+        _exports: exports,
     }
 }
 

@@ -1,0 +1,370 @@
+//! Bulk export (FHIR Bulk Data Access 2.0): every resource in scope written as NDJSON, one file
+//! per type, straight from the stored bytes. The server runs it as an asynchronous job; this
+//! module knows nothing of HTTP, only of the store and a directory to write into.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use fhir_model::IssueCode;
+use search::query::{Filter, SearchQuery};
+use search::{Handling, SearchTarget, parse_search, patient_compartment};
+use serde_json::Value;
+use store::{RequestContext, ScanQuery, VersionRecord};
+
+use crate::bundle::parse_query;
+use crate::{Repository, RepositoryError, clock};
+
+/// What to export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportLevel {
+    /// Everything (`[base]/$export`).
+    System,
+    /// Everything in any patient's compartment (`[base]/Patient/$export`).
+    Patient,
+    /// Everything in the compartments of a Group's member patients (`[base]/Group/[id]/$export`).
+    Group(String),
+}
+
+/// An export request, checked.
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    pub level: ExportLevel,
+    /// Only these types (`_type`); every type in scope when empty.
+    pub types: Vec<String>,
+    /// Only resources changed since (`_since`, microseconds).
+    pub since: Option<i64>,
+    /// Per type, search criteria a resource must match one of (`_typeFilter`).
+    pub type_filters: BTreeMap<String, Vec<Vec<(String, String)>>>,
+}
+
+/// One file written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportFile {
+    pub resource_type: String,
+    pub path: PathBuf,
+    pub count: u64,
+}
+
+/// Why an export stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("the export was cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+    #[error("writing the export: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+const PAGE: usize = 1000;
+
+impl ExportRequest {
+    /// Reads `_type`, `_since`, `_typeFilter` and `_outputFormat` (which must be NDJSON).
+    pub fn parse(
+        repository: &Repository,
+        level: ExportLevel,
+        params: &[(String, String)],
+    ) -> Result<ExportRequest, RepositoryError> {
+        let bad = |name: &str, message: String| {
+            RepositoryError::BadSearch(search::SearchError {
+                param: name.to_owned(),
+                message,
+            })
+        };
+        let mut request = ExportRequest {
+            level,
+            types: Vec::new(),
+            since: None,
+            type_filters: BTreeMap::new(),
+        };
+        for (name, value) in params {
+            match name.as_str() {
+                "_outputFormat" => {
+                    if !matches!(
+                        value.as_str(),
+                        "application/fhir+ndjson" | "application/ndjson" | "ndjson"
+                    ) {
+                        return Err(bad(
+                            name,
+                            format!("'{value}' is not supported: exports are NDJSON"),
+                        ));
+                    }
+                }
+                "_type" => {
+                    for t in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                        if !repository.knows_type(t) {
+                            return Err(bad(name, format!("'{t}' is not a resource type")));
+                        }
+                        request.types.push(t.to_owned());
+                    }
+                }
+                "_since" => {
+                    request.since = Some(
+                        clock::parse_instant(value)
+                            .ok_or_else(|| bad(name, format!("'{value}' is not an instant")))?,
+                    );
+                }
+                "_typeFilter" => {
+                    for filter in value.split(',').filter(|f| !f.is_empty()) {
+                        let Some((resource_type, query)) = filter.split_once('?') else {
+                            return Err(bad(name, format!("'{filter}' is not [type]?[criteria]")));
+                        };
+                        if !repository.knows_type(resource_type) {
+                            return Err(bad(
+                                name,
+                                format!("'{resource_type}' is not a resource type"),
+                            ));
+                        }
+                        let criteria = parse_query(query);
+                        // Check the criteria now, so a bad filter fails the kick-off, not the job.
+                        parse_search(
+                            repository.indexer().registry(),
+                            SearchTarget::Type(resource_type),
+                            &criteria,
+                            Handling::Strict,
+                        )?;
+                        request
+                            .type_filters
+                            .entry(resource_type.to_owned())
+                            .or_default()
+                            .push(criteria);
+                    }
+                }
+                _ => {
+                    return Err(bad(name, "is not a parameter of $export".to_owned()));
+                }
+            }
+        }
+        Ok(request)
+    }
+}
+
+impl Repository {
+    /// Writes the export into `dir` (one `[Type].ndjson` per type that has resources) and
+    /// answers the files. `written` counts resources as they go; `cancel` stops it early.
+    pub fn export(
+        &self,
+        ctx: &RequestContext,
+        request: &ExportRequest,
+        dir: &Path,
+        written: &AtomicU64,
+        cancel: &AtomicBool,
+    ) -> Result<Vec<ExportFile>, ExportError> {
+        std::fs::create_dir_all(dir)?;
+        let model = self.model();
+        let in_scope = |t: &str| match request.level {
+            ExportLevel::System => true,
+            ExportLevel::Patient | ExportLevel::Group(_) => {
+                t == "Patient" || !model.compartment_params("Patient", t).is_empty()
+            }
+        };
+        let types: Vec<String> = if request.types.is_empty() {
+            model
+                .resource_types()
+                .iter()
+                .map(|t| t.to_string())
+                .filter(|t| in_scope(t))
+                .collect()
+        } else {
+            request
+                .types
+                .iter()
+                .filter(|t| in_scope(t))
+                .cloned()
+                .collect()
+        };
+        let members = match &request.level {
+            ExportLevel::Group(id) => Some(self.group_members(ctx, id)?),
+            _ => None,
+        };
+        let mut files = Vec::new();
+        for resource_type in &types {
+            let path = dir.join(format!("{resource_type}.ndjson"));
+            let mut out = BufWriter::new(File::create(&path)?);
+            let mut count = 0u64;
+            let mut write = |record: &VersionRecord| -> Result<(), ExportError> {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(ExportError::Cancelled);
+                }
+                if let Some(content) = &record.content {
+                    out.write_all(content)?;
+                    out.write_all(b"\n")?;
+                    count += 1;
+                    written.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            };
+            match (&members, request.type_filters.get(resource_type)) {
+                (None, None) => self.export_scan(ctx, request, resource_type, &mut write)?,
+                (members, filters) => self.export_search(
+                    ctx,
+                    request,
+                    resource_type,
+                    members.as_deref(),
+                    filters,
+                    &mut write,
+                )?,
+            }
+            out.flush()?;
+            drop(out);
+            if count == 0 {
+                std::fs::remove_file(&path)?;
+            } else {
+                files.push(ExportFile {
+                    resource_type: resource_type.clone(),
+                    path,
+                    count,
+                });
+            }
+        }
+        Ok(files)
+    }
+
+    /// Every current resource of a type, in row order, keeping those in the level's scope.
+    fn export_scan(
+        &self,
+        ctx: &RequestContext,
+        request: &ExportRequest,
+        resource_type: &str,
+        write: &mut dyn FnMut(&VersionRecord) -> Result<(), ExportError>,
+    ) -> Result<(), ExportError> {
+        let mut after_row = 0;
+        loop {
+            let batch = self
+                .store
+                .scan(
+                    ctx,
+                    &ScanQuery {
+                        types: vec![resource_type.to_owned()],
+                        since: request.since,
+                        after_row,
+                        limit: PAGE,
+                    },
+                )
+                .map_err(RepositoryError::from)?;
+            let Some(last) = batch.last() else {
+                return Ok(());
+            };
+            after_row = last.row;
+            for record in &batch {
+                if request.level == ExportLevel::Patient
+                    && !self.in_some_patient_compartment(record)?
+                {
+                    continue;
+                }
+                write(record)?;
+            }
+        }
+    }
+
+    /// A resource belongs to the Patient-level export when it is a Patient or points at one
+    /// through its type's compartment parameters.
+    fn in_some_patient_compartment(&self, record: &VersionRecord) -> Result<bool, RepositoryError> {
+        if record.resource_type == "Patient" {
+            return Ok(true);
+        }
+        let resource = crate::read::parse_stored(record)?;
+        let entries = self
+            .indexer()
+            .extract(&record.resource_type, &record.id, &resource)
+            .map_err(|e| {
+                RepositoryError::Unprocessable(vec![fhir_model::Issue::error(
+                    IssueCode::Processing,
+                    e.to_string(),
+                )])
+            })?;
+        Ok(entries.patient_key != search::PatientKey::NONE)
+    }
+
+    /// Resources of a type found by search: the Group's patients' compartments, and/or the
+    /// type's `_typeFilter` criteria; each resource once.
+    fn export_search(
+        &self,
+        ctx: &RequestContext,
+        request: &ExportRequest,
+        resource_type: &str,
+        members: Option<&[String]>,
+        filters: Option<&Vec<Vec<(String, String)>>>,
+        write: &mut dyn FnMut(&VersionRecord) -> Result<(), ExportError>,
+    ) -> Result<(), ExportError> {
+        let indexer = self.indexer();
+        let criteria_sets: Vec<Vec<(String, String)>> =
+            filters.cloned().unwrap_or_else(|| vec![Vec::new()]);
+        let scopes: Vec<Option<&String>> = match members {
+            Some(members) => members.iter().map(Some).collect(),
+            None => vec![None],
+        };
+        let mut seen = HashSet::new();
+        for criteria in &criteria_sets {
+            for scope in &scopes {
+                let parsed = parse_search(
+                    indexer.registry(),
+                    SearchTarget::Type(resource_type),
+                    criteria,
+                    Handling::Strict,
+                )
+                .map_err(RepositoryError::from)?;
+                let mut query: SearchQuery = parsed.query;
+                query.count = PAGE;
+                query.include.clear();
+                query.revinclude.clear();
+                if let Some(patient) = scope {
+                    query.filters.push(patient_compartment(patient));
+                }
+                if let Some(since) = request.since {
+                    query
+                        .filters
+                        .push(Filter::LastUpdated(search::query::RangePredicate {
+                            any_of: vec![vec![(
+                                search::query::RangeColumn::Low,
+                                search::query::Comparison::Ge,
+                                search::query::Bound::Integer(since),
+                            )]],
+                        }));
+                }
+                loop {
+                    let page = self
+                        .store
+                        .search(ctx, &query)
+                        .map_err(RepositoryError::from)?;
+                    for record in &page.matches {
+                        if seen.insert(record.row) {
+                            write(record)?;
+                        }
+                    }
+                    match page.next {
+                        Some(cursor) => query.cursor = Some(cursor),
+                        None => break,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The ids of the patients a Group lists as members.
+    fn group_members(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+    ) -> Result<Vec<String>, RepositoryError> {
+        let group = self.read(ctx, "Group", id)?;
+        let group: Value = crate::read::parse_stored(&group)?;
+        Ok(group
+            .get("member")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|m| m.get("inactive").and_then(Value::as_bool) != Some(true))
+            .filter_map(|m| {
+                m.pointer("/entity/reference")?
+                    .as_str()?
+                    .strip_prefix("Patient/")
+                    .map(str::to_owned)
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,221 @@
+//! A small connection pool: idle connections in a `Mutex<Vec>`, a `Condvar` for callers waiting
+//! on an exhausted pool, a cap on open connections, and broken connections dropped instead of
+//! reused. Each connection keeps its own cache of prepared statements, so a statement is parsed
+//! and planned once per connection rather than once per call.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls, Statement};
+use store::StoreError;
+
+use crate::{describe, map_error};
+
+/// How many distinct statement texts one connection keeps prepared. Searches render a text per
+/// query shape; past this many the cache starts again, so a stream of odd shapes cannot grow it
+/// without bound.
+const STATEMENT_CACHE_CAPACITY: usize = 256;
+
+/// One open connection and its prepared statements.
+pub(crate) struct Connection {
+    pub(crate) client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+impl Connection {
+    /// The prepared form of `text`, prepared on first use.
+    pub(crate) fn prepare_cached(&mut self, text: &str) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.statements.get(text) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(text).map_err(map_error)?;
+        if self.statements.len() >= STATEMENT_CACHE_CAPACITY {
+            self.statements.clear();
+        }
+        self.statements.insert(text.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
+
+/// What the pool holds right now (for tests and `/health/ready` detail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open, in use or idle.
+    pub open: usize,
+    /// Connections open and waiting in the pool.
+    pub idle: usize,
+    /// Callers waiting for a connection because the pool is at its cap.
+    pub waiting: usize,
+}
+
+struct State {
+    idle: Vec<Connection>,
+    open: usize,
+    waiting: usize,
+}
+
+pub(crate) struct Pool {
+    config: postgres::Config,
+    max_connections: usize,
+    acquire_timeout: Duration,
+    state: Mutex<State>,
+    released: Condvar,
+}
+
+impl Pool {
+    pub(crate) fn new(
+        config: postgres::Config,
+        max_connections: usize,
+        acquire_timeout: Duration,
+    ) -> Pool {
+        Pool {
+            config,
+            max_connections: max_connections.max(1),
+            acquire_timeout,
+            state: Mutex::new(State {
+                idle: Vec::new(),
+                open: 0,
+                waiting: 0,
+            }),
+            released: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// A connection outside the pool's count (for migrations, which hold a session lock).
+    pub(crate) fn connect_unpooled(&self) -> Result<Connection, StoreError> {
+        let client = self.config.connect(NoTls).map_err(|error| {
+            StoreError::Unavailable(format!("connecting to PostgreSQL: {}", describe(&error)))
+        })?;
+        Ok(Connection {
+            client,
+            statements: HashMap::new(),
+        })
+    }
+
+    /// An idle connection, a new one if the pool is below its cap, or the first one released
+    /// within the acquire timeout.
+    pub(crate) fn get(&self) -> Result<PooledConnection<'_>, StoreError> {
+        let deadline = Instant::now() + self.acquire_timeout;
+        let mut state = lock(&self.state);
+        loop {
+            while let Some(connection) = state.idle.pop() {
+                // A connection whose socket is known to be gone is of no use; one that broke
+                // silently is caught by the caller's first statement, which then
+                // discards it and asks again (see `PostgresStore::with_connection`).
+                if connection.client.is_closed() {
+                    state.open -= 1;
+                    continue;
+                }
+                return Ok(self.wrap(connection));
+            }
+            if state.open < self.max_connections {
+                state.open += 1;
+                drop(state);
+                return match self.connect_unpooled() {
+                    Ok(connection) => Ok(self.wrap(connection)),
+                    Err(error) => {
+                        let mut state = lock(&self.state);
+                        state.open -= 1;
+                        drop(state);
+                        self.released.notify_one();
+                        Err(error)
+                    }
+                };
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(StoreError::Unavailable(format!(
+                    "no database connection free within {:?} (pool of {})",
+                    self.acquire_timeout, self.max_connections
+                )));
+            }
+            state.waiting += 1;
+            let (next, _) = self
+                .released
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            state = next;
+            state.waiting -= 1;
+        }
+    }
+
+    pub(crate) fn status(&self) -> PoolStatus {
+        let state = lock(&self.state);
+        PoolStatus {
+            open: state.open,
+            idle: state.idle.len(),
+            waiting: state.waiting,
+        }
+    }
+
+    fn wrap(&self, connection: Connection) -> PooledConnection<'_> {
+        PooledConnection {
+            pool: self,
+            connection: Some(connection),
+            discard: false,
+        }
+    }
+
+    fn give_back(&self, connection: Connection, discard: bool) {
+        let mut state = lock(&self.state);
+        if discard || connection.client.is_closed() {
+            state.open -= 1;
+        } else {
+            state.idle.push(connection);
+        }
+        drop(state);
+        self.released.notify_one();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The state is a list and two counters, consistent after every statement: a panic elsewhere
+    // while holding the lock cannot leave it half-changed.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A connection on loan from the pool, returned when dropped.
+pub(crate) struct PooledConnection<'a> {
+    pool: &'a Pool,
+    connection: Option<Connection>,
+    discard: bool,
+}
+
+impl PooledConnection<'_> {
+    /// Closes the connection instead of returning it to the pool (its state is unknown).
+    pub(crate) fn discard(&mut self) {
+        self.discard = true;
+    }
+}
+
+impl std::ops::Deref for PooledConnection<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.connection
+            .as_ref()
+            .expect("connection present until drop")
+    }
+}
+
+impl std::ops::DerefMut for PooledConnection<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.connection
+            .as_mut()
+            .expect("connection present until drop")
+    }
+}
+
+impl Drop for PooledConnection<'_> {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            self.pool.give_back(connection, self.discard);
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! Reads: current and past versions, history pages and searches. Each function takes a
+//! connection, so a transaction runs the same reads on its own connection and sees its writes.
+
+use std::collections::HashMap;
+
+use postgres::Row;
+use postgres::types::{ToSql, Type};
+use search::query::{CursorValue, SearchQuery};
+use store::execute::SqlRunner;
+use store::sql::{Dialect, SortValueKind, Sql, SqlValue};
+use store::{
+    HistoryPage, HistoryQuery, HistoryScope, Method, ScanQuery, SearchPage, StoreError,
+    VersionRecord,
+};
+
+use crate::map_error;
+use crate::pool::Connection;
+
+pub(crate) const RECORD_COLUMNS: &str =
+    "r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash";
+
+pub(crate) fn record_from_row(row: &Row) -> Result<VersionRecord, StoreError> {
+    record_at(row, 0)
+}
+
+/// The version whose [`RECORD_COLUMNS`] start at column `at`.
+pub(crate) fn record_at(row: &Row, at: usize) -> Result<VersionRecord, StoreError> {
+    let get_error = |e: postgres::Error| StoreError::Internal(format!("reading a version: {e}"));
+    let method: i16 = row.try_get(at + 5).map_err(get_error)?;
+    Ok(VersionRecord {
+        row: row.try_get(at).map_err(get_error)?,
+        resource_type: row.try_get(at + 1).map_err(get_error)?,
+        id: row.try_get(at + 2).map_err(get_error)?,
+        version: row.try_get(at + 3).map_err(get_error)?,
+        last_updated: row.try_get(at + 4).map_err(get_error)?,
+        method: Method::from_code(i64::from(method)).unwrap_or(Method::Update),
+        content: row.try_get(at + 6).map_err(get_error)?,
+        content_hash: row.try_get(at + 7).map_err(get_error)?,
+    })
+}
+
+pub(crate) fn current(
+    connection: &mut Connection,
+    resource_type: &str,
+    id: &str,
+) -> Result<Option<VersionRecord>, StoreError> {
+    let statement = connection.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version \
+         WHERE r.type = $1 AND r.id = $2"
+    ))?;
+    let row = connection
+        .client
+        .query_opt(&statement, &[&resource_type, &id])
+        .map_err(map_error)?;
+    row.as_ref().map(record_from_row).transpose()
+}
+
+pub(crate) fn version(
+    connection: &mut Connection,
+    resource_type: &str,
+    id: &str,
+    version: i64,
+) -> Result<Option<VersionRecord>, StoreError> {
+    let statement = connection.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid \
+         WHERE r.type = $1 AND r.id = $2 AND v.version = $3"
+    ))?;
+    let row = connection
+        .client
+        .query_opt(&statement, &[&resource_type, &id, &version])
+        .map_err(map_error)?;
+    row.as_ref().map(record_from_row).transpose()
+}
+
+pub(crate) fn history(
+    connection: &mut Connection,
+    query: &HistoryQuery,
+) -> Result<HistoryPage, StoreError> {
+    let mut text = format!(
+        "SELECT {RECORD_COLUMNS}, v.seq FROM version v JOIN resource r ON r.rid = v.rid WHERE 1 = 1"
+    );
+    let mut values: Vec<Box<dyn ToSql + Sync>> = Vec::new();
+    let mut bind = |text: &mut String, value: Box<dyn ToSql + Sync>| {
+        values.push(value);
+        text.push_str(&format!("${}", values.len()));
+    };
+    match &query.scope {
+        HistoryScope::System => {}
+        HistoryScope::Type(resource_type) => {
+            text.push_str(" AND v.type = ");
+            bind(&mut text, Box::new(resource_type.clone()));
+        }
+        HistoryScope::Instance(resource_type, id) => {
+            text.push_str(" AND r.type = ");
+            bind(&mut text, Box::new(resource_type.clone()));
+            text.push_str(" AND r.id = ");
+            bind(&mut text, Box::new(id.clone()));
+        }
+    }
+    if let Some(since) = query.since {
+        text.push_str(" AND v.last_updated >= ");
+        bind(&mut text, Box::new(since));
+    }
+    if let Some((low, high)) = query.at {
+        text.push_str(" AND v.last_updated <= ");
+        bind(&mut text, Box::new(high));
+        text.push_str(" AND (v.superseded IS NULL OR v.superseded > ");
+        bind(&mut text, Box::new(low));
+        text.push(')');
+    }
+    if let Some(cursor) = query.cursor {
+        text.push_str(" AND v.seq < ");
+        bind(&mut text, Box::new(cursor));
+    }
+    text.push_str(" ORDER BY v.seq DESC LIMIT ");
+    bind(&mut text, Box::new(query.count as i64 + 1));
+
+    let statement = connection.prepare_cached(&text)?;
+    let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| &**v).collect();
+    let rows = connection
+        .client
+        .query(&statement, &params)
+        .map_err(map_error)?;
+    let mut versions = Vec::with_capacity(rows.len());
+    let mut sequence_numbers = Vec::with_capacity(rows.len());
+    for row in &rows {
+        versions.push(record_from_row(row)?);
+        sequence_numbers.push(
+            row.try_get::<_, i64>(8)
+                .map_err(|e| StoreError::Internal(e.to_string()))?,
+        );
+    }
+    let next = if versions.len() > query.count {
+        versions.truncate(query.count);
+        sequence_numbers.get(query.count.saturating_sub(1)).copied()
+    } else {
+        None
+    };
+    Ok(HistoryPage { versions, next })
+}
+
+pub(crate) fn scan(
+    connection: &mut Connection,
+    query: &ScanQuery,
+) -> Result<Vec<VersionRecord>, StoreError> {
+    // One text for every scan: an empty type list means all types, a missing `since` the
+    // beginning of time.
+    let statement = connection.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version \
+         WHERE r.method <> 2 AND r.rid > $1 AND (cardinality($2::text[]) = 0 OR r.type = ANY($2)) \
+         AND r.last_updated >= $3 ORDER BY r.rid LIMIT $4"
+    ))?;
+    let since = query.since.unwrap_or(i64::MIN);
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+    let rows = connection
+        .client
+        .query(
+            &statement,
+            &[&query.after_row, &query.types, &since, &limit],
+        )
+        .map_err(map_error)?;
+    rows.iter().map(record_from_row).collect()
+}
+
+pub(crate) fn checkpoint(
+    connection: &mut Connection,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
+    let statement = connection.prepare_cached("SELECT value FROM checkpoint WHERE name = $1")?;
+    let row = connection
+        .client
+        .query_opt(&statement, &[&name])
+        .map_err(map_error)?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+pub(crate) fn search(
+    connection: &mut Connection,
+    query: &SearchQuery,
+) -> Result<SearchPage, StoreError> {
+    store::execute::search(&mut Runner(connection), query, Dialect::Postgres)
+}
+
+/// Runs the shared search SQL on a PostgreSQL connection.
+struct Runner<'c>(&'c mut Connection);
+
+impl SqlRunner for Runner<'_> {
+    fn integers(&mut self, sql: &Sql) -> Result<Vec<i64>, StoreError> {
+        let rows = run(self.0, sql)?;
+        rows.iter()
+            .map(|row| {
+                row.try_get::<_, i64>(0)
+                    .map_err(|e| StoreError::Internal(e.to_string()))
+            })
+            .collect()
+    }
+
+    fn page_rows(
+        &mut self,
+        sql: &Sql,
+        kinds: &[SortValueKind],
+    ) -> Result<Vec<(i64, Vec<CursorValue>)>, StoreError> {
+        let rows = run(self.0, sql)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let key: i64 = row
+                .try_get(0)
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
+            let mut sort_values = Vec::with_capacity(kinds.len());
+            for (i, kind) in kinds.iter().enumerate() {
+                sort_values.push(cursor_value(row, i + 1, *kind)?);
+            }
+            out.push((key, sort_values));
+        }
+        Ok(out)
+    }
+
+    fn records(&mut self, rows: &[i64]) -> Result<Vec<VersionRecord>, StoreError> {
+        records_by_row(self.0, rows)
+    }
+}
+
+/// A sort value as the cursor carries it, read by the column's actual type.
+fn cursor_value(row: &Row, index: usize, kind: SortValueKind) -> Result<CursorValue, StoreError> {
+    let get_error = |e: postgres::Error| StoreError::Internal(format!("reading a sort value: {e}"));
+    let column_type = row.columns()[index].type_().clone();
+    let value = if column_type == Type::INT8 {
+        row.try_get::<_, Option<i64>>(index)
+            .map_err(get_error)?
+            .map(|i| match kind {
+                SortValueKind::Float => CursorValue::Float(i as f64),
+                _ => CursorValue::Integer(i),
+            })
+    } else if column_type == Type::INT4 {
+        row.try_get::<_, Option<i32>>(index)
+            .map_err(get_error)?
+            .map(|i| CursorValue::Integer(i64::from(i)))
+    } else if column_type == Type::INT2 {
+        row.try_get::<_, Option<i16>>(index)
+            .map_err(get_error)?
+            .map(|i| CursorValue::Integer(i64::from(i)))
+    } else if column_type == Type::FLOAT8 {
+        row.try_get::<_, Option<f64>>(index)
+            .map_err(get_error)?
+            .map(CursorValue::Float)
+    } else if column_type == Type::TEXT || column_type == Type::VARCHAR {
+        row.try_get::<_, Option<String>>(index)
+            .map_err(get_error)?
+            .map(|t| CursorValue::Text(t.into()))
+    } else {
+        None
+    };
+    Ok(value.unwrap_or(CursorValue::Null))
+}
+
+/// Runs shared SQL, converting each bound value to the type PostgreSQL inferred for its
+/// placeholder: the shared text carries no casts (it is the same text as SQLite's apart from
+/// the placeholders), so an integer may meet a `double precision` column.
+fn run(connection: &mut Connection, sql: &Sql) -> Result<Vec<Row>, StoreError> {
+    let statement = connection.prepare_cached(&sql.text)?;
+    let values = sql
+        .params
+        .iter()
+        .zip(statement.params())
+        .map(|(value, inferred)| convert(value, inferred))
+        .collect::<Result<Vec<_>, _>>()?;
+    let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| &**v).collect();
+    connection
+        .client
+        .query(&statement, &params)
+        .map_err(map_error)
+}
+
+fn convert(value: &SqlValue, inferred: &Type) -> Result<Box<dyn ToSql + Sync>, StoreError> {
+    let mismatch = || {
+        StoreError::Internal(format!(
+            "a {value:?} bound where PostgreSQL expects {inferred}"
+        ))
+    };
+    Ok(match (value, inferred) {
+        (SqlValue::Integer(i), t) if *t == Type::INT8 => Box::new(*i),
+        (SqlValue::Integer(i), t) if *t == Type::INT4 => {
+            Box::new(i32::try_from(*i).map_err(|_| mismatch())?)
+        }
+        (SqlValue::Integer(i), t) if *t == Type::INT2 => {
+            Box::new(i16::try_from(*i).map_err(|_| mismatch())?)
+        }
+        (SqlValue::Integer(i), t) if *t == Type::FLOAT8 => Box::new(*i as f64),
+        (SqlValue::Float(f), t) if *t == Type::FLOAT8 => Box::new(*f),
+        // A whole float against an integer column compares the same as the integer.
+        (SqlValue::Float(f), t) if *t == Type::INT8 && f.fract() == 0.0 && f.abs() < 9.0e18 => {
+            Box::new(*f as i64)
+        }
+        (SqlValue::Text(s), t) if *t == Type::TEXT || *t == Type::VARCHAR => Box::new(s.clone()),
+        _ => return Err(mismatch()),
+    })
+}
+
+/// The current versions of resources by row key, in the order given.
+pub(crate) fn records_by_row(
+    connection: &mut Connection,
+    rows: &[i64],
+) -> Result<Vec<VersionRecord>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let statement = connection.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version \
+         WHERE r.rid = ANY($1)"
+    ))?;
+    let found_rows = connection
+        .client
+        .query(&statement, &[&rows])
+        .map_err(map_error)?;
+    let mut found: HashMap<i64, VersionRecord> = HashMap::with_capacity(found_rows.len());
+    for row in &found_rows {
+        let record = record_from_row(row)?;
+        found.insert(record.row, record);
+    }
+    Ok(rows.iter().filter_map(|row| found.remove(row)).collect())
+}

@@ -1,0 +1,325 @@
+//! The write transaction: `BEGIN` (read committed) on a pooled connection, resource rows locked
+//! by `current`, and writes buffered until the next read or the commit, then sent as one
+//! statement (see `flush.rs`).
+//!
+//! What the transaction knows of each resource it has read or written is what lets it buffer
+//! safely: a write based on a version this transaction read (and so locked) cannot lose a race,
+//! and a create of an id it saw absent can only lose one to a concurrent create, which the
+//! unique index turns into a conflict at the flush. A write based on anything else is sent at
+//! once, so that its conflict is reported by `put` itself.
+
+use std::collections::{HashMap, HashSet};
+
+use search::IndexEntries;
+use search::query::SearchQuery;
+use store::{Method, SearchPage, StoreError, Transaction, VersionRecord, VersionWrite};
+
+use crate::flush::Pending;
+use crate::pool::PooledConnection;
+use crate::read::{self, RECORD_COLUMNS, record_at, record_from_row};
+use crate::{PostgresStore, is_broken, map_error};
+
+/// What the transaction knows of one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Known {
+    /// Read as absent by this transaction.
+    Absent,
+    /// Read (and locked) or written by this transaction; `version` is its current one.
+    Present { row: i64, version: i64 },
+}
+
+pub(crate) struct PostgresTransaction<'a> {
+    store: &'a PostgresStore,
+    connection: PooledConnection<'a>,
+    known: HashMap<(String, String), Known>,
+    pending: Pending,
+    /// Resources with a buffered write: a second write to one of them flushes the first.
+    pending_rows: HashSet<i64>,
+    /// Set once a statement failed or a flush was partly refused: the database transaction is
+    /// then aborted or unusable, and a commit must not pretend otherwise (PostgreSQL answers
+    /// `COMMIT` in an aborted transaction with a rollback, not an error).
+    failed: Option<String>,
+    finished: bool,
+}
+
+impl<'a> PostgresTransaction<'a> {
+    pub(crate) fn new(
+        store: &'a PostgresStore,
+        connection: PooledConnection<'a>,
+    ) -> PostgresTransaction<'a> {
+        PostgresTransaction {
+            store,
+            connection,
+            known: HashMap::new(),
+            pending: Pending::default(),
+            pending_rows: HashSet::new(),
+            failed: None,
+            finished: false,
+        }
+    }
+
+    fn check_usable(&self) -> Result<(), StoreError> {
+        match &self.failed {
+            Some(reason) => Err(StoreError::Conflict(format!(
+                "the transaction already failed ({reason}); run it again"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Remembers a failure so that nothing more runs in this transaction.
+    fn note<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(error) = &result {
+            if self.failed.is_none() {
+                self.failed = Some(error.to_string());
+            }
+            if is_broken(error, &self.connection) {
+                self.connection.discard();
+            }
+        }
+        result
+    }
+
+    /// Sends the buffered writes.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_rows.clear();
+        let result = pending.send(&mut self.connection);
+        self.note(result)
+    }
+
+    /// Locks the rows of `keys` that exist and reads their current versions.
+    fn lock_and_read(
+        &mut self,
+        keys: &[(&str, &str)],
+    ) -> Result<Vec<Option<VersionRecord>>, StoreError> {
+        let connection = &mut *self.connection;
+        // One statement locks the rows (in row-key order, so that two transactions locking
+        // overlapping sets cannot deadlock) and reads their current versions. If it had to
+        // wait for a lock, read committed hands it the locked row's newest state but keeps its
+        // own snapshot for the version table, where the newest version is not yet visible: the
+        // outer join then yields no version (or an older one), and those rows are read again
+        // by a second statement, whose snapshot sees them, while the lock keeps them still.
+        let lock = connection.prepare_cached(
+            "SELECT k.n, r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash, \
+             r.version FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(type, id, n) \
+             JOIN resource r ON r.type = k.type AND r.id = k.id \
+             LEFT JOIN version v ON v.rid = r.rid AND v.version = r.version \
+             ORDER BY r.rid FOR UPDATE OF r",
+        )?;
+        let types: Vec<&str> = keys.iter().map(|(t, _)| *t).collect();
+        let ids: Vec<&str> = keys.iter().map(|(_, id)| *id).collect();
+        let locked = connection
+            .client
+            .query(&lock, &[&types, &ids])
+            .map_err(map_error)?;
+        let mut out: Vec<Option<VersionRecord>> = vec![None; keys.len()];
+        let mut moved: HashMap<i64, Vec<usize>> = HashMap::new();
+        for row in &locked {
+            let position = row.get::<_, i64>(0) as usize - 1;
+            let version: Option<i64> = row.get(4);
+            let current: i64 = row.get(9);
+            if version == Some(current) {
+                out[position] = Some(record_at(row, 1)?);
+            } else {
+                moved.entry(row.get(1)).or_default().push(position);
+            }
+        }
+        if !moved.is_empty() {
+            let read = connection.prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version \
+                 WHERE r.rid = ANY($1)"
+            ))?;
+            let rows: Vec<i64> = moved.keys().copied().collect();
+            for row in connection
+                .client
+                .query(&read, &[&rows])
+                .map_err(map_error)?
+            {
+                let record = record_from_row(&row)?;
+                for &position in &moved[&record.row] {
+                    out[position] = Some(record.clone());
+                }
+            }
+        }
+        for ((resource_type, id), record) in keys.iter().zip(&out) {
+            let known = match record {
+                Some(record) => Known::Present {
+                    row: record.row,
+                    version: record.version,
+                },
+                None => Known::Absent,
+            };
+            self.known
+                .insert(((*resource_type).to_owned(), (*id).to_owned()), known);
+        }
+        Ok(out)
+    }
+
+    fn put_inner(&mut self, write: VersionWrite<'_>) -> Result<i64, StoreError> {
+        let key = (write.resource_type.to_owned(), write.id.to_owned());
+        let known = self.known.get(&key).copied();
+        let conflict = |what: &str| {
+            StoreError::Conflict(format!("{}/{} {what}", write.resource_type, write.id))
+        };
+        // Whether this transaction's own reads vouch for `previous`; if not, the write is sent
+        // at once so that a conflict surfaces here.
+        let (row, vouched) = match (write.previous, known) {
+            (None, Some(Known::Absent)) => (self.next_row_key()?, true),
+            (None, None) => (self.next_row_key()?, false),
+            (None, Some(Known::Present { .. })) => return Err(conflict("already exists")),
+            (Some(previous), Some(Known::Present { row, version })) => {
+                if row != previous.row || version != previous.version {
+                    return Err(conflict(&format!(
+                        "changed since version {}",
+                        previous.version
+                    )));
+                }
+                (row, true)
+            }
+            (Some(previous), Some(Known::Absent)) => {
+                return Err(conflict(&format!(
+                    "does not exist (expected version {})",
+                    previous.version
+                )));
+            }
+            (Some(previous), None) => (previous.row, false),
+        };
+        if self.pending_rows.contains(&row) {
+            self.flush()?;
+        }
+        self.pending.push(row, &write);
+        self.pending_rows.insert(row);
+        if !vouched {
+            self.flush()?;
+        }
+        self.known.insert(
+            key,
+            Known::Present {
+                row,
+                version: write.version,
+            },
+        );
+        Ok(row)
+    }
+
+    fn next_row_key(&mut self) -> Result<i64, StoreError> {
+        self.store.row_keys.next(&mut self.connection.client)
+    }
+}
+
+impl Drop for PostgresTransaction<'_> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if let Err(error) = self.connection.client.batch_execute("ROLLBACK") {
+            // The connection's state is unknown: close it rather than lend it again.
+            tracing::warn!(%error, "rolling back a PostgreSQL transaction failed");
+            self.connection.discard();
+        }
+    }
+}
+
+impl Transaction for PostgresTransaction<'_> {
+    fn current(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<VersionRecord>, StoreError> {
+        self.check_usable()?;
+        self.flush()?;
+        let result = self
+            .lock_and_read(&[(resource_type, id)])
+            .map(|mut records| records.pop().flatten());
+        self.note(result)
+    }
+
+    fn current_many(
+        &mut self,
+        keys: &[(&str, &str)],
+    ) -> Result<Vec<Option<VersionRecord>>, StoreError> {
+        self.check_usable()?;
+        self.flush()?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let result = self.lock_and_read(keys);
+        self.note(result)
+    }
+
+    fn put(&mut self, write: VersionWrite<'_>) -> Result<i64, StoreError> {
+        self.check_usable()?;
+        if write.method == Method::Delete && write.content.is_some() {
+            return Err(StoreError::Internal(
+                "a deletion carries no content".to_owned(),
+            ));
+        }
+        self.put_inner(write)
+    }
+
+    fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+        self.check_usable()?;
+        self.flush()?;
+        let result = read::search(&mut self.connection, query);
+        self.note(result)
+    }
+
+    fn replace_index(&mut self, row: i64, index: &IndexEntries) -> Result<(), StoreError> {
+        self.check_usable()?;
+        if self.pending_rows.contains(&row) {
+            self.flush()?;
+        }
+        self.pending.push_reindex(row, index);
+        self.pending_rows.insert(row);
+        Ok(())
+    }
+
+    fn set_checkpoint(&mut self, name: &str, value: Option<&str>) -> Result<(), StoreError> {
+        self.check_usable()?;
+        let connection = &mut *self.connection;
+        let result = match value {
+            Some(value) => connection
+                .prepare_cached(
+                    "INSERT INTO checkpoint (name, value) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )
+                .and_then(|statement| {
+                    connection
+                        .client
+                        .execute(&statement, &[&name, &value])
+                        .map_err(map_error)
+                }),
+            None => connection
+                .prepare_cached("DELETE FROM checkpoint WHERE name = $1")
+                .and_then(|statement| {
+                    connection
+                        .client
+                        .execute(&statement, &[&name])
+                        .map_err(map_error)
+                }),
+        };
+        self.note(result.map(|_| ()))
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.check_usable()?;
+        self.flush()?;
+        let result = self
+            .connection
+            .client
+            .batch_execute("COMMIT")
+            .map_err(map_error);
+        // Whatever COMMIT answered, the transaction is over: nothing to roll back on drop.
+        self.finished = true;
+        if let Err(error) = &result
+            && is_broken(error, &self.connection)
+        {
+            self.connection.discard();
+        }
+        result
+    }
+}

@@ -1,0 +1,11 @@
+//! PostgreSQL-specific behaviour beyond the store contract (which `crates/store/tests` runs on
+//! both backends): migrations, concurrent writers, the connection pool, bulk writes, and reads
+//! compared with the SQLite store where the contract suite has no test yet.
+
+mod support;
+
+mod concurrency;
+mod migrations;
+mod pool;
+mod same_as_sqlite;
+mod writes;

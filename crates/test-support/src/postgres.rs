@@ -1,0 +1,163 @@
+//! Fresh PostgreSQL databases for tests: one new database per test on the server that
+//! `MERIDIAN_TEST_DATABASE_URL` names, dropped when the test ends. An unreachable server fails
+//! the test with instructions rather than skipping it: a skipped storage test proves nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use postgres::NoTls;
+use store_postgres::{PostgresConfig, PostgresStore};
+
+use crate::TestStore;
+
+/// Where the tests find PostgreSQL unless `MERIDIAN_TEST_DATABASE_URL` says otherwise.
+pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The server the tests use (an administrative database on it, where test databases are
+/// created and dropped).
+pub fn server_url() -> String {
+    std::env::var("MERIDIAN_TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| DEFAULT_TEST_DATABASE_URL.to_owned())
+}
+
+/// An empty database that exists until this value is dropped.
+pub struct TestDatabase {
+    /// The URL of the new database.
+    pub url: String,
+    name: String,
+    server_url: String,
+}
+
+impl TestDatabase {
+    /// Creates an empty database with a name no other test uses.
+    pub fn create() -> TestDatabase {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let server_url = server_url();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!(
+            "meridian_test_{}_{}_{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = connect_admin(&server_url);
+        // template0 and an explicit encoding: the server's default template may carry another
+        // encoding or leftovers, and the store needs UTF8.
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"
+            ))
+            .unwrap_or_else(|e| panic!("creating test database {name}: {e}"));
+        TestDatabase {
+            url: with_database(&server_url, &name),
+            name,
+            server_url,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A connection to this database outside any store (to inspect rows, or end sessions).
+    pub fn connect(&self) -> postgres::Client {
+        connect_admin(&self.url)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Connections a test left open (a leaked pool, a thread still running) would block the
+        // drop: end them first. FORCE does that too, but says less when it fails.
+        let result = postgres::Client::connect(&self.server_url, NoTls).and_then(|mut admin| {
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&self.name],
+            )?;
+            admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+        });
+        if let Err(error) = result {
+            eprintln!("could not drop test database {}: {error}", self.name);
+        }
+    }
+}
+
+fn connect_admin(url: &str) -> postgres::Client {
+    postgres::Client::connect(url, NoTls).unwrap_or_else(|error| {
+        // The driver's message is generic ("error connecting to server"); the cause is below.
+        let mut reason = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            reason.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        panic!(
+            "PostgreSQL is not reachable at {url}: {reason}\n\
+             The storage tests run against a real PostgreSQL. Start the local one with\n    \
+             pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n\
+             or point MERIDIAN_TEST_DATABASE_URL at a server where this user may create databases."
+        )
+    })
+}
+
+/// `url` with its database replaced by `name`, in URL or key=value form.
+fn with_database(url: &str, name: &str) -> String {
+    if let Some(scheme_end) = url.find("://") {
+        let after_scheme = scheme_end + 3;
+        let rest = &url[after_scheme..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let query = tail.find('?').map_or("", |q| &tail[q..]);
+        format!("{}{authority}/{name}{query}", &url[..after_scheme])
+    } else {
+        format!("{url} dbname={name}")
+    }
+}
+
+/// A fresh PostgreSQL store on a database of its own, dropped with it.
+pub fn postgres() -> TestStore {
+    let database = TestDatabase::create();
+    let mut config = PostgresConfig::new(database.url.clone());
+    // Tests run in parallel on a server with 100 connections: keep each store's share small.
+    config.max_connections = 8;
+    let store = PostgresStore::open(config).unwrap_or_else(|e| {
+        panic!(
+            "opening a PostgreSQL store on test database {}: {e}",
+            database.name
+        )
+    });
+    TestStore {
+        store: Arc::new(store),
+        _cleanup: Box::new(database),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn the_database_of_a_url_is_replaced() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            with_database("postgresql://u:p@h/db?sslmode=disable", "t1"),
+            "postgresql://u:p@h/t1?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "t1"), "postgres://h/t1");
+        assert_eq!(
+            with_database("host=/tmp user=postgres", "t1"),
+            "host=/tmp user=postgres dbname=t1"
+        );
+    }
+}
