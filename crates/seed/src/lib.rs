@@ -214,7 +214,7 @@ impl Region {
 /// The stream of a region's resources; see [`Region::resources`].
 pub struct Resources<'a> {
     region: &'a Region,
-    institutions: Box<dyn Iterator<Item = directory::Institution> + 'a>,
+    institutions: Box<dyn Iterator<Item = directory::Institution> + Send + 'a>,
     next_resident: u64,
     /// The rest of the current institution's or resident's resources, last first.
     buffer: Vec<Generated>,
