@@ -4,6 +4,7 @@ mod config;
 mod fhirpath_command;
 mod import;
 mod reindex;
+mod seed_command;
 mod serve;
 mod stores;
 
@@ -47,6 +48,9 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         batch: usize,
     },
+    /// Generate a synthetic region (institutions, staff, residents and their records) and
+    /// load it into the store, or write it as NDJSON files with --out.
+    Seed(seed_command::SeedArgs),
     /// Bring every resource's search index up to date with the search parameters in force
     /// (after SearchParameter resources were added or changed). Resumes an interrupted run.
     Reindex {
@@ -111,6 +115,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Seed(args) => seed_command::run(args),
         Command::Reindex {
             store,
             batch,

@@ -114,6 +114,23 @@ fn the_inner_layers_know_nothing_of_storage_async_or_http() {
 }
 
 #[test]
+fn the_synthetic_region_generator_knows_no_storage_and_no_http() {
+    let deps = graph().closure("seed");
+    for forbidden in [
+        "tokio",
+        "axum",
+        "hyper",
+        "rusqlite",
+        "postgres",
+        "store",
+        "repository",
+        "server",
+    ] {
+        assert!(!deps.contains(forbidden), "seed depends on {forbidden}");
+    }
+}
+
+#[test]
 fn the_repository_knows_no_http_and_no_database_driver() {
     let deps = graph().closure("repository");
     for forbidden in [

@@ -1,3 +1,4 @@
 //! End-to-end tests of the `meridian` binary.
 
 mod fhirpath_command;
+mod seed_command;
