@@ -7,6 +7,7 @@ mod bundle;
 pub mod clock;
 mod custom;
 mod error;
+mod hooks;
 pub mod meta;
 mod read;
 mod render;
@@ -23,6 +24,7 @@ use store::{RequestContext, Store, Transaction, VersionRecord};
 pub use bundle::{BundleOptions, parse_etag, parse_query};
 pub use custom::ReindexProgress;
 pub use error::RepositoryError;
+pub use hooks::{InTransaction, WriteHook};
 pub use read::HistoryRequest;
 pub use render::encode_query;
 pub use searches::{SearchRequest, SearchScope};
@@ -58,6 +60,8 @@ pub struct Repository {
     model: &'static Model,
     /// Replaced whole when SearchParameter resources change; writes take the current one.
     indexer: RwLock<Arc<Indexer>>,
+    /// Services that act inside every write's transaction (see `hooks`).
+    hooks: RwLock<Vec<Arc<dyn WriteHook>>>,
 }
 
 thread_local! {
@@ -85,6 +89,7 @@ impl Repository {
             store,
             model,
             indexer: RwLock::new(Arc::new(Indexer::new(registry))),
+            hooks: RwLock::new(Vec::new()),
         }
     }
 
@@ -131,9 +136,11 @@ impl Repository {
         loop {
             attempt += 1;
             SEARCH_PARAMETERS_WRITTEN.set(false);
+            hooks::clear_pending();
             let result: Result<T, RepositoryError> = (|| {
                 let mut tx = self.store.begin(ctx)?;
                 let value = work(&mut *tx)?;
+                self.run_hooks(&mut *tx, ctx)?;
                 tx.commit()?;
                 Ok(value)
             })();

@@ -7,5 +7,6 @@ mod bundles;
 mod concurrency;
 mod crud;
 mod custom_parameters;
+mod hooks;
 mod searching;
 mod synthea;
