@@ -189,7 +189,7 @@ pub fn header() {
 }
 
 /// Generated regional data: `people` residents, each registered 1 to 4 times.
-pub fn regional(people: usize) {
+pub fn regional(people: usize, print_model: bool) {
     let mut generator = Generator::new(20_261_123);
     let systems = IdentifierSystems::default();
     let mut records = Vec::new();
@@ -227,6 +227,12 @@ pub fn regional(people: usize) {
         let started = std::time::Instant::now();
         let index = Index::build(records, 2);
         let (matcher, iterations, pairs) = train(&index, Thresholds::default());
+        if print_model {
+            if name.ends_with("with identifiers") {
+                print_table(&matcher.model);
+            }
+            continue;
+        }
         let evaluation = evaluate(&index, &matcher, &truth);
         row(name, &evaluation);
         eprintln!(
@@ -235,4 +241,18 @@ pub fn regional(people: usize) {
             started.elapsed().as_secs_f64()
         );
     }
+}
+
+/// The model as the Rust table of `Model::regional`.
+fn print_table(model: &Model) {
+    println!("        // Estimated by `identity-bench train` (EM on generated regional data).");
+    println!("        let table: [(&[f64], &[f64]); FIELD_COUNT] = [");
+    for field in identity::compare::Field::ALL {
+        let f = field as usize;
+        let n = field.levels();
+        let fmt = |values: &[f64]| values.iter().map(|v| format!("{v:.6e}")).collect::<Vec<_>>().join(", ");
+        println!("            // {}", field.name());
+        println!("            (&[{}], &[{}]),", fmt(&model.m[f][1..=n]), fmt(&model.u[f][1..=n]));
+    }
+    println!("        ];");
 }

@@ -1,7 +1,8 @@
 //! The identity benchmarks: `febrl DIR` (accuracy on FEBRL 1-3, with and without the
 //! identifier column), `regional N` (accuracy on generated regional data), `index N QUERIES`
 //! (latency of matching one record against an index of N people) and `dedup N` (batch
-//! deduplication of N records). Each prints a Markdown table for BENCHMARKS.md.
+//! deduplication of N records); `train N` prints the model EM estimates on generated regional
+//! data, as the Rust table `Model::regional` holds. Each prints a Markdown table for BENCHMARKS.md.
 
 mod accuracy;
 mod febrl;
@@ -19,11 +20,12 @@ fn main() {
             let dir = args.get(1).map_or("../shared/corpora/febrl", String::as_str);
             febrl::run(std::path::Path::new(dir));
         }
-        Some("regional") => accuracy::regional(number(1, 20_000)),
+        Some("regional") => accuracy::regional(number(1, 20_000), false),
+        Some("train") => accuracy::regional(number(1, 50_000), true),
         Some("index") => scale::index(number(1, 1_000_000), number(2, 10_000)),
         Some("dedup") => scale::dedup(number(1, 1_000_000)),
         _ => {
-            eprintln!("usage: identity-bench febrl DIR | regional N | index N QUERIES | dedup N");
+            eprintln!("usage: identity-bench febrl DIR | regional N | train N | index N QUERIES | dedup N");
             std::process::exit(2);
         }
     }

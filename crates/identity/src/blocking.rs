@@ -85,6 +85,10 @@ pub fn blocking_keys(record: &Record) -> Vec<u64> {
         keys.push(key(KeyKind::BirthDate, &[&format!("{}:{low}:{high}", date.year)]));
     }
     for name in &record.names {
+        // Soundex suits Latin names; on pinyin it lumps zhang, zheng, zeng and zhong together
+        // and makes blocks of thousands in a Chinese county. Han names use their exact pinyin.
+        let han = crate::chinese::has_han(&name.family) || crate::chinese::has_han(&name.given);
+        let phonetic = |key: &str| if han { key.to_owned() } else { soundex(key) };
         if !name.family_key.is_empty() && !name.given_key.is_empty() {
             let (first, second) = if name.family_key <= name.given_key {
                 (&name.family_key, &name.given_key)
@@ -100,7 +104,7 @@ pub fn blocking_keys(record: &Record) -> Vec<u64> {
                     &[&name.family_key, &format!("{}:{}", date.year, date.month)],
                 ));
             }
-            if !name.family_key.is_empty() && !name.given_key.is_empty() {
+            if !han && !name.family_key.is_empty() && !name.given_key.is_empty() {
                 let (a, b) = (soundex(&name.family_key), soundex(&name.given_key));
                 let (first, second) = if a <= b { (a, b) } else { (b, a) };
                 keys.push(key(
@@ -113,26 +117,37 @@ pub fn blocking_keys(record: &Record) -> Vec<u64> {
             if !name.given_key.is_empty() && !address.locality.is_empty() {
                 keys.push(key(KeyKind::GivenLocality, &[&name.given_key, &address.locality]));
             }
+            if han {
+                continue;
+            }
             if !name.given_key.is_empty() && !address.postcode.is_empty() {
                 keys.push(key(
                     KeyKind::GivenPostcode,
-                    &[&soundex(&name.given_key), &address.postcode],
+                    &[&phonetic(&name.given_key), &address.postcode],
                 ));
             }
             if !address.postcode.is_empty() && !name.family_key.is_empty() {
                 keys.push(key(
                     KeyKind::PostcodeFamily,
-                    &[&address.postcode, &soundex(&name.family_key)],
+                    &[&address.postcode, &phonetic(&name.family_key)],
                 ));
             }
         }
     }
+    let family = record.names.first().map(|n| n.family_key.as_str()).unwrap_or("");
     for address in &record.addresses {
         let street: String = address.street.chars().filter(|c| !c.is_whitespace()).collect();
-        // A street name alone ("studley street") is shared by too many; with a number, or a
-        // village and group, it is a household.
+        // A street name alone ("studley street") is shared by too many; with a number it is a
+        // household. A Chinese village group ("桃园村3组") holds a few hundred people: with the
+        // family name it is a household again.
         if street.chars().count() >= 6 && street.chars().any(|c| c.is_ascii_digit()) {
-            keys.push(key(KeyKind::Street, &[&street]));
+            if crate::chinese::has_han(&street) {
+                if !family.is_empty() {
+                    keys.push(key(KeyKind::Street, &[&street, family]));
+                }
+            } else {
+                keys.push(key(KeyKind::Street, &[&street]));
+            }
         }
     }
     keys.sort_unstable();

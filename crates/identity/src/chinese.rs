@@ -55,20 +55,23 @@ pub fn char_pinyin(c: char, as_surname: bool) -> Option<&'static str> {
 }
 
 /// The romanised key of a name: Han characters as toneless pinyin run together, Latin letters
-/// lower case, everything else dropped ("张伟" and "Zhang Wei" both give "zhangwei").
+/// lower case, everything else dropped ("张伟" and "Zhang Wei" both give "zhangwei"). Pinyin's ü
+/// is written u, v or ü by different systems; the key writes u for all three, on every name, so
+/// that 吕, "Lu", "Lv" and "Lü" agree.
 pub fn romanise(text: &str, as_surname: bool) -> String {
     let mut out = String::with_capacity(text.len() * 3);
     for (i, c) in text.chars().enumerate() {
         if is_han(c) {
             // Only the first character of a surname takes its surname reading.
             match char_pinyin(c, as_surname && i == 0) {
-                Some(p) => out.push_str(p),
+                Some(p) => out.extend(p.chars().map(|c| if c == 'ü' { 'u' } else { c })),
                 None => out.push(c),
             }
         } else if c.is_ascii_alphabetic() {
-            out.push(c.to_ascii_lowercase());
+            let c = c.to_ascii_lowercase();
+            out.push(if c == 'v' { 'u' } else { c });
         } else if c == 'ü' || c == 'Ü' {
-            out.push('v');
+            out.push('u');
         }
     }
     out

@@ -37,3 +37,9 @@ impl IdentityError {
         }
     }
 }
+
+impl From<store::StoreError> for IdentityError {
+    fn from(error: store::StoreError) -> IdentityError {
+        IdentityError::Repository(RepositoryError::Store(error))
+    }
+}

@@ -14,6 +14,7 @@ pub mod gb11643;
 pub mod health_code;
 pub mod index;
 pub mod model;
+pub mod mpi;
 pub mod record;
 pub mod synthetic;
 pub mod text;

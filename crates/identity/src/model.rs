@@ -58,6 +58,62 @@ impl Model {
         self.weights[field as usize][usize::from(level).min(MAX_LEVELS - 1)]
     }
 
+    /// The model the master patient index starts with: m and u estimated by EM on generated
+    /// regional data (`identity-bench train 50000`), made robust (see [`Model::robust`]) because
+    /// real registrations err in ways the generator does not (people move between districts).
+    pub fn regional() -> Model {
+        // Estimated by `identity-bench train` (EM on generated regional data).
+        let table: [(&[f64], &[f64]); FIELD_COUNT] = [
+            // family
+            (&[7.237082e-1, 2.689738e-1, 6.548454e-3, 2.150033e-5, 7.480288e-4], &[4.167458e-2, 3.284967e-3, 2.096979e-2, 4.854451e-2, 8.855261e-1]),
+            // given
+            (&[6.572628e-1, 3.313742e-1, 1.062379e-2, 2.369904e-5, 7.155550e-4], &[7.155338e-4, 5.102067e-3, 2.100455e-2, 5.178806e-2, 9.213898e-1]),
+            // birth-date
+            (&[9.546817e-1, 4.439068e-2, 6.164196e-5, 8.659848e-4], &[6.235227e-5, 9.806311e-4, 2.834194e-3, 9.961228e-1]),
+            // sex
+            (&[9.882786e-1, 1.172138e-2], &[4.999036e-1, 5.000964e-1]),
+            // phone
+            (&[8.831615e-1, 1.468984e-7, 1.168384e-1], &[2.634421e-5, 8.781404e-6, 9.999649e-1]),
+            // street
+            (&[8.908023e-1, 1.390485e-3, 1.344634e-2, 9.436087e-2], &[2.577503e-4, 4.159556e-3, 7.434763e-2, 9.212351e-1]),
+            // locality
+            (&[9.563484e-1, 2.063301e-7, 4.365142e-2], &[9.948361e-2, 8.888020e-6, 9.005075e-1]),
+            // postcode
+            (&[9.563484e-1, 1.716752e-2, 2.648410e-2], &[9.948361e-2, 3.576006e-1, 5.429158e-1]),
+            // national-id
+            (&[9.568683e-1, 4.227046e-2, 8.612050e-4], &[2.056069e-5, 1.028035e-5, 9.999692e-1]),
+            // other-id
+            (&[9.999970e-1, 1.254097e-6, 1.735457e-6], &[1.057261e-5, 1.057261e-5, 9.999789e-1]),
+        ];
+        let mut m = [[0.0; MAX_LEVELS]; FIELD_COUNT];
+        let mut u = [[0.0; MAX_LEVELS]; FIELD_COUNT];
+        for (f, (ms, us)) in table.iter().enumerate() {
+            m[f][1..=ms.len()].copy_from_slice(ms);
+            u[f][1..=us.len()].copy_from_slice(us);
+        }
+        Model::new(1e-6, m, u).robust(0.005)
+    }
+
+    /// Every level's m and u at least `floor`, renormalised: no single field's disagreement
+    /// can then outweigh all the others by itself.
+    pub fn robust(mut self, floor: f64) -> Model {
+        for field in Field::ALL {
+            let f = field as usize;
+            let n = field.levels();
+            for table in [&mut self.m, &mut self.u] {
+                for level in 1..=n {
+                    table[f][level] = table[f][level].max(floor);
+                }
+                let total: f64 = table[f][1..=n].iter().sum();
+                for level in 1..=n {
+                    table[f][level] /= total;
+                }
+            }
+        }
+        self.refresh();
+        self
+    }
+
     /// The model before any data was seen: what agreement at each level usually means for
     /// demographics of this kind. EM refines it on real data; the service starts from the
     /// weights estimated on generated regional data (see docs/decisions/0003).
@@ -189,7 +245,7 @@ impl Default for Thresholds {
     fn default() -> Thresholds {
         Thresholds {
             auto_link: 0.95,
-            review: 0.30,
+            review: 0.10,
         }
     }
 }

@@ -228,7 +228,7 @@ impl Generator {
         // Sex.
         if !noisy(rng, 0.02) {
             let mut male = resident.male;
-            if noisy(rng, 0.3) {
+            if noisy(rng, 0.01) {
                 male = !male;
             }
             patient["gender"] = json!(if male { "male" } else { "female" });
@@ -284,12 +284,14 @@ impl Generator {
         }
         // Address.
         if clean || rng.chance(0.75) {
-            let (_, district, postcode) = DISTRICTS[resident.district];
-            let (township, village) = if noisy(rng, 0.1) {
-                (rng.pick(TOWNSHIPS).to_string(), rng.pick(VILLAGES).to_string())
+            // One registration in ten is from after a move, often to another district.
+            let (district, township, village) = if noisy(rng, 0.1) {
+                let district = if rng.chance(0.5) { rng.below(DISTRICTS.len() as u64) as usize } else { resident.district };
+                (district, rng.pick(TOWNSHIPS).to_string(), rng.pick(VILLAGES).to_string())
             } else {
-                (resident.township.clone(), resident.village.clone())
+                (resident.district, resident.township.clone(), resident.village.clone())
             };
+            let (_, district, postcode) = DISTRICTS[district];
             patient["address"] = json!([{
                 "line": [format!("{township}{village}{}组", resident.group)],
                 "district": district,

@@ -131,6 +131,14 @@ impl<'a> InTransaction<'a> {
     }
 }
 
+impl InTransaction<'_> {
+    /// Deletes a resource (nothing happens when there is none).
+    pub fn delete(&mut self, resource_type: &str, id: &str) -> Result<Written, RepositoryError> {
+        self.repository
+            .delete_in(self.tx, resource_type, id, None, crate::clock::now_micros())
+    }
+}
+
 impl Repository {
     /// Registers a hook; every later write's transaction runs it.
     pub fn add_write_hook(&self, hook: Arc<dyn WriteHook>) {
