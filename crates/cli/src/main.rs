@@ -2,6 +2,7 @@
 
 mod config;
 mod fhirpath_command;
+mod identity;
 mod reindex;
 mod serve;
 mod stores;
