@@ -36,7 +36,7 @@ fn load(path: &Path, with_ids: bool) -> (Vec<Record>, Vec<u32>) {
         let street = format!("{} {}", fields[3], fields[4]);
         record.add_address(street.trim(), fields[6], fields[7]);
         if with_ids {
-            record.add_identifier("febrl:soc_sec_id", fields[10], false);
+            record.add_wide_identifier("febrl:soc_sec_id", fields[10]);
         }
         records.push(record);
         people.push(person);

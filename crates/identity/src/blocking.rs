@@ -43,7 +43,13 @@ fn key(kind: KeyKind, parts: &[&str]) -> u64 {
         bytes.push(0x1F);
         bytes.extend_from_slice(part.as_bytes());
     }
-    xxh3_64(&bytes)
+    // The kind rides in the top byte, so a key says what kind it is (for measuring blocks).
+    (xxh3_64(&bytes) & 0x00FF_FFFF_FFFF_FFFF) | ((kind as u64) << 56)
+}
+
+/// The kind of a key made by [`blocking_keys`], as a number (the `KeyKind` discriminant).
+pub fn kind_of(key: u64) -> u8 {
+    (key >> 56) as u8
 }
 
 /// Every blocking key of a record, without repeats.
@@ -64,7 +70,9 @@ pub fn blocking_keys(record: &Record) -> Vec<u64> {
             }
             crate::record::IdentifierKind::Other => {
                 keys.push(key(KeyKind::OtherId, &[&identifier.system, value]));
-                if value.is_ascii() && value.len() >= 6 {
+                // Halves of a person-wide number (a typo leaves one whole); an institution's
+                // own record numbers are sequential, and their halves would be huge blocks.
+                if identifier.wide && value.is_ascii() && value.len() >= 6 {
                     let half = value.len() / 2;
                     let system = identifier.system.as_str();
                     keys.push(key(KeyKind::IdentifierPart, &[system, "1", &value[..half]]));
@@ -114,11 +122,13 @@ pub fn blocking_keys(record: &Record) -> Vec<u64> {
             }
         }
         for address in &record.addresses {
+            if han {
+                // A Chinese given name within a district is shared by hundreds: the full name,
+                // the birth date and the household keys find these records instead.
+                continue;
+            }
             if !name.given_key.is_empty() && !address.locality.is_empty() {
                 keys.push(key(KeyKind::GivenLocality, &[&name.given_key, &address.locality]));
-            }
-            if han {
-                continue;
             }
             if !name.given_key.is_empty() && !address.postcode.is_empty() {
                 keys.push(key(

@@ -32,7 +32,7 @@ type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
 
 /// How many records of one block are compared at most: a block that large (a very common name
 /// with a common birth month) is a poor key, and the other keys still find the true match.
-pub const MAX_BLOCK: usize = 1000;
+pub const MAX_BLOCK: usize = 500;
 
 /// Records and their blocking keys.
 #[derive(Default)]

@@ -62,10 +62,18 @@ impl Date {
 
     /// The eight digits YYYYMMDD.
     pub fn digits(&self) -> [u8; 8] {
-        let text = format!("{:04}{:02}{:02}", self.year, self.month, self.day);
-        let mut out = [0u8; 8];
-        out.copy_from_slice(&text.as_bytes()[..8]);
-        out
+        // Called for every compared pair: no formatting, no allocation.
+        let y = self.year % 10_000;
+        [
+            (y / 1000) as u8,
+            (y / 100 % 10) as u8,
+            (y / 10 % 10) as u8,
+            (y % 10) as u8,
+            self.month / 10 % 10,
+            self.month % 10,
+            self.day / 10 % 10,
+            self.day % 10,
+        ]
     }
 
     pub fn to_fhir(self) -> String {
@@ -112,6 +120,9 @@ pub struct Identifier {
     pub kind: IdentifierKind,
     pub system: String,
     pub value: String,
+    /// Issued to the person for use everywhere (social security, health card), not by one
+    /// institution (a medical record number): worth finding despite a typo.
+    pub wide: bool,
 }
 
 /// The demographics of one person as one source knows them. Every field may hold several
@@ -131,6 +142,9 @@ pub struct Record {
 #[derive(Debug, Clone)]
 pub struct IdentifierSystems {
     pub national: Vec<String>,
+    /// Systems of person-wide numbers other than the resident ID (social security cards,
+    /// e-health cards). Identifiers typed SS, SB, JHN, NH or HC count as such too.
+    pub wide: Vec<String>,
 }
 
 impl Default for IdentifierSystems {
@@ -141,6 +155,7 @@ impl Default for IdentifierSystems {
                 "urn:oid:2.16.156.10011.1.1".into(),
                 "urn:oid:1.2.156.112604.1.2.1".into(),
             ],
+            wide: vec!["urn:oid:2.16.156.10011.1.15".into()],
         }
     }
 }
@@ -212,13 +227,15 @@ impl Record {
             ) else {
                 continue;
             };
-            let national_type = array(identifier.get("type").unwrap_or(&Value::Null), "coding")
-                .any(|c| c.get("code").and_then(Value::as_str) == Some("NNCHN"));
-            record.add_identifier(
-                system,
-                value,
-                national_type || systems.national.iter().any(|s| s == system),
-            );
+            let type_code = array(identifier.get("type").unwrap_or(&Value::Null), "coding")
+                .find_map(|c| c.get("code").and_then(Value::as_str));
+            let national = type_code == Some("NNCHN") || systems.national.iter().any(|s| s == system);
+            record.add_identifier(system, value, national);
+            let wide = matches!(type_code, Some("SS" | "SB" | "JHN" | "NH" | "HC"))
+                || systems.wide.iter().any(|s| s == system);
+            if wide && !national && let Some(last) = record.identifiers.last_mut() {
+                last.wide = true;
+            }
         }
         record
     }
@@ -256,6 +273,7 @@ impl Record {
                     kind: IdentifierKind::National,
                     system: system.to_owned(),
                     value: number,
+                    wide: true,
                 },
                 None => return,
             }
@@ -268,10 +286,20 @@ impl Record {
                 kind: IdentifierKind::Other,
                 system: system.to_owned(),
                 value: value.to_owned(),
+                wide: false,
             }
         };
         if !self.identifiers.iter().any(|i| i.kind == identifier.kind && i.value == identifier.value && i.system == identifier.system) {
             self.identifiers.push(identifier);
+        }
+    }
+
+    /// Adds a person-wide identifier (see [`Identifier::wide`]).
+    pub fn add_wide_identifier(&mut self, system: &str, value: &str) {
+        let before = self.identifiers.len();
+        self.add_identifier(system, value, false);
+        if self.identifiers.len() > before && let Some(last) = self.identifiers.last_mut() {
+            last.wide = true;
         }
     }
 

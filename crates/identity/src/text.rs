@@ -45,17 +45,28 @@ pub fn jaro_winkler(a: &str, b: &str) -> f64 {
     if a == b {
         return if a.is_empty() { 0.0 } else { 1.0 };
     }
-    // Names are short: work on small stack-friendly vectors of chars.
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let jaro = jaro(&a, &b);
+    // Called for every compared pair: the characters go into stack buffers, not the heap.
+    let (mut a_buf, mut b_buf) = (['\0'; 64], ['\0'; 64]);
+    let a = fill(&mut a_buf, a);
+    let b = fill(&mut b_buf, b);
+    let jaro = jaro(a, b);
     let prefix = a
         .iter()
-        .zip(&b)
+        .zip(b)
         .take(4)
         .take_while(|(x, y)| x == y)
         .count() as f64;
     jaro + prefix * 0.1 * (1.0 - jaro)
+}
+
+/// The first 64 characters of `text` in `buffer`.
+fn fill<'a>(buffer: &'a mut [char; 64], text: &str) -> &'a [char] {
+    let mut n = 0;
+    for c in text.chars().take(64) {
+        buffer[n] = c;
+        n += 1;
+    }
+    &buffer[..n]
 }
 
 fn jaro(a: &[char], b: &[char]) -> f64 {
@@ -106,14 +117,24 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     if a == b {
         return 0;
     }
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
+    let (mut a_buf, mut b_buf) = (['\0'; 64], ['\0'; 64]);
+    let a = fill(&mut a_buf, a);
+    let b = fill(&mut b_buf, b);
     let (n, m) = (a.len(), b.len());
     if n == 0 || m == 0 {
         return n.max(m);
     }
     let width = m + 1;
-    let mut d = vec![0usize; (n + 1) * width];
+    // Short strings (names, dates, identifiers) fit the stack table; longer ones (addresses
+    // beyond 23 characters) take the heap.
+    let mut stack = [0usize; 24 * 24];
+    let mut heap = Vec::new();
+    let d: &mut [usize] = if (n + 1) * width <= stack.len() {
+        &mut stack[..(n + 1) * width]
+    } else {
+        heap.resize((n + 1) * width, 0);
+        &mut heap
+    };
     for i in 0..=n {
         d[i * width] = i;
     }
