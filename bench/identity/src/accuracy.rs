@@ -38,7 +38,8 @@ pub fn train(index: &Index, thresholds: Thresholds) -> (Matcher, usize, usize) {
     start.refresh();
     let space = comparison_space(&blocked, &random, index.len());
     let estimate = estimate_m(&start, &space, 200);
-    let frequencies = TermFrequencies::from_records((0..index.len() as u32).map(|i| index.record(i)));
+    let frequencies =
+        TermFrequencies::from_records((0..index.len() as u32).map(|i| index.record(i)));
     (
         Matcher::new(estimate.model, Some(frequencies), thresholds),
         estimate.iterations,
@@ -71,7 +72,11 @@ impl Quality {
     }
     pub fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
-        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
     }
 }
 
@@ -118,7 +123,11 @@ pub fn evaluate(index: &Index, matcher: &Matcher, truth: &HashSet<(u32, u32)>) -
     );
     if std::env::var_os("SHOW_MISSES").is_some() {
         for (a, b) in missed.iter().take(5) {
-            eprintln!("  not blocked:\n    {:?}\n    {:?}", index.record(*a), index.record(*b));
+            eprintln!(
+                "  not blocked:\n    {:?}\n    {:?}",
+                index.record(*a),
+                index.record(*b)
+            );
         }
     }
     let decided = index.link_pairs(matcher, 2);
@@ -146,13 +155,29 @@ pub fn evaluate(index: &Index, matcher: &Matcher, truth: &HashSet<(u32, u32)>) -
         }
     }
     if std::env::var_os("SHOW_MISSES").is_some() {
-        for (a, b) in truth.iter().filter(|p| blocked.contains(p) && !links.contains(p)).take(8) {
+        for (a, b) in truth
+            .iter()
+            .filter(|p| blocked.contains(p) && !links.contains(p))
+            .take(8)
+        {
             let score = matcher.score(index.record(*a), index.record(*b));
-            eprintln!("  not linked ({:.3} {:?}):\n    {:?}\n    {:?}", score.probability, score.comparison.levels, index.record(*a), index.record(*b));
+            eprintln!(
+                "  not linked ({:.3} {:?}):\n    {:?}\n    {:?}",
+                score.probability,
+                score.comparison.levels,
+                index.record(*a),
+                index.record(*b)
+            );
         }
         for (a, b) in links.iter().filter(|p| !truth.contains(p)).take(5) {
             let score = matcher.score(index.record(*a), index.record(*b));
-            eprintln!("  wrongly linked ({:.3} {:?}):\n    {:?}\n    {:?}", score.probability, score.comparison.levels, index.record(*a), index.record(*b));
+            eprintln!(
+                "  wrongly linked ({:.3} {:?}):\n    {:?}\n    {:?}",
+                score.probability,
+                score.comparison.levels,
+                index.record(*a),
+                index.record(*b)
+            );
         }
     }
     Evaluation {
@@ -223,7 +248,10 @@ pub fn regional(people: usize, print_model: bool) {
         })
         .collect();
     header();
-    for (name, records) in [("regional, with identifiers", records), ("regional, without identifiers", without_ids)] {
+    for (name, records) in [
+        ("regional, with identifiers", records),
+        ("regional, without identifiers", without_ids),
+    ] {
         let started = std::time::Instant::now();
         let index = Index::build(records, 2);
         let (matcher, iterations, pairs) = train(&index, Thresholds::default());
@@ -250,9 +278,19 @@ fn print_table(model: &Model) {
     for field in identity::compare::Field::ALL {
         let f = field as usize;
         let n = field.levels();
-        let fmt = |values: &[f64]| values.iter().map(|v| format!("{v:.6e}")).collect::<Vec<_>>().join(", ");
+        let fmt = |values: &[f64]| {
+            values
+                .iter()
+                .map(|v| format!("{v:.6e}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         println!("            // {}", field.name());
-        println!("            (&[{}], &[{}]),", fmt(&model.m[f][1..=n]), fmt(&model.u[f][1..=n]));
+        println!(
+            "            (&[{}], &[{}]),",
+            fmt(&model.m[f][1..=n]),
+            fmt(&model.u[f][1..=n])
+        );
     }
     println!("        ];");
 }

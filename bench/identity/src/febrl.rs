@@ -11,8 +11,8 @@ use crate::accuracy::{evaluate, header, row, train, truth_pairs};
 
 /// One FEBRL file: records, and the person number of each (from `rec-N-org` / `rec-N-dup-k`).
 fn load(path: &Path, with_ids: bool) -> (Vec<Record>, Vec<u32>) {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let mut records = Vec::new();
     let mut people = Vec::new();
     for line in text.lines().skip(1) {
@@ -55,7 +55,11 @@ pub fn run(dir: &Path) {
         for with_ids in [false, true] {
             let (records, people) = load(&path, with_ids);
             let truth = truth_pairs(&people);
-            assert_eq!(truth.len(), listed, "{set}: the true links are all pairs of one person");
+            assert_eq!(
+                truth.len(),
+                listed,
+                "{set}: the true links are all pairs of one person"
+            );
             let index = Index::build(records, 2);
             let (matcher, iterations, pairs) = train(&index, Thresholds::default());
             let evaluation = evaluate(&index, &matcher, &truth);

@@ -12,7 +12,8 @@ fn matcher_for(index: &Index) -> Matcher {
     let mut model = Model::regional();
     model.prior = 1.0 / index.len().max(2) as f64;
     model.refresh();
-    let frequencies = TermFrequencies::from_records((0..index.len() as u32).map(|i| index.record(i)));
+    let frequencies =
+        TermFrequencies::from_records((0..index.len() as u32).map(|i| index.record(i)));
     Matcher::new(model, Some(frequencies), Thresholds::default())
 }
 
@@ -30,12 +31,18 @@ pub fn index(people: usize, queries: usize) {
     let mut records = Vec::with_capacity(people);
     for number in 0..people as u32 {
         let resident = generator.resident(number);
-        records.push(Record::from_fhir(&generator.registration(&resident, 0, false), &systems));
+        records.push(Record::from_fhir(
+            &generator.registration(&resident, 0, false),
+            &systems,
+        ));
         if number % 2 == 0 || residents.len() < queries {
             residents.push(resident);
         }
     }
-    eprintln!("generated {people} registrations in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "generated {people} registrations in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let started = Instant::now();
     let index = Index::build(records, 2);
     let build = started.elapsed().as_secs_f64();
@@ -47,7 +54,11 @@ pub fn index(people: usize, queries: usize) {
         } else {
             generator.resident(people as u32 + q as u32)
         };
-        query_records.push((q % 2 == 0, resident.number, Record::from_fhir(&generator.registration(&resident, 1, false), &systems)));
+        query_records.push((
+            q % 2 == 0,
+            resident.number,
+            Record::from_fhir(&generator.registration(&resident, 1, false), &systems),
+        ));
     }
     let mut times = Vec::with_capacity(queries);
     let mut candidates = Vec::with_capacity(queries);
@@ -57,7 +68,10 @@ pub fn index(people: usize, queries: usize) {
         let results = index.search(&matcher, record);
         times.push(started.elapsed().as_secs_f64() * 1e3);
         candidates.push(results.len() as f64);
-        if let Some(best) = results.first().filter(|c| c.verdict.decision == Decision::AutoLink) {
+        if let Some(best) = results
+            .first()
+            .filter(|c| c.verdict.decision == Decision::AutoLink)
+        {
             if *known && best.record == *number {
                 found += 1;
             } else {
@@ -67,7 +81,9 @@ pub fn index(people: usize, queries: usize) {
     }
     times.sort_by(f64::total_cmp);
     candidates.sort_by(f64::total_cmp);
-    println!("| index size | build | queries | p50 | p99 | max | candidates p50 / p99 | known found (auto-link) | wrong links |");
+    println!(
+        "| index size | build | queries | p50 | p99 | max | candidates p50 / p99 | known found (auto-link) | wrong links |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     println!(
         "| {people} | {build:.1} s | {queries} | {:.3} ms | {:.3} ms | {:.3} ms | {} / {} | {} of {} | {} |",
@@ -97,12 +113,18 @@ pub fn dedup(total: usize) {
             if records.len() == total {
                 break;
             }
-            records.push(Record::from_fhir(&generator.registration(&resident, copy, false), &systems));
+            records.push(Record::from_fhir(
+                &generator.registration(&resident, copy, false),
+                &systems,
+            ));
             owners.push(number);
         }
         number += 1;
     }
-    eprintln!("generated {total} registrations of {number} residents in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "generated {total} registrations of {number} residents in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let started = Instant::now();
     let index = Index::build(records, 2);
     let built = started.elapsed().as_secs_f64();
@@ -110,11 +132,16 @@ pub fn dedup(total: usize) {
     if std::env::var_os("COUNT_PAIRS").is_some() {
         let t = Instant::now();
         let pairs = index.for_each_pair(2, |_, _, _, _| Some(())).len();
-        eprintln!("{pairs} blocked pairs, enumerated in {:.1} s", t.elapsed().as_secs_f64());
+        eprintln!(
+            "{pairs} blocked pairs, enumerated in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
         let mut blocks: std::collections::HashMap<(String, u64), u64> = Default::default();
         for i in 0..index.len() as u32 {
             for key in identity::blocking::blocking_keys(index.record(i)) {
-                *blocks.entry((identity::blocking::kind_of(key).to_string(), key)).or_default() += 1;
+                *blocks
+                    .entry((identity::blocking::kind_of(key).to_string(), key))
+                    .or_default() += 1;
             }
         }
         let mut by_kind: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
@@ -141,9 +168,14 @@ pub fn dedup(total: usize) {
         roots.dedup();
         roots.len()
     };
-    let wrong = auto.iter().filter(|(a, b)| owners[*a as usize] != owners[*b as usize]).count();
+    let wrong = auto
+        .iter()
+        .filter(|(a, b)| owners[*a as usize] != owners[*b as usize])
+        .count();
     let reviews = links.len() - auto.len();
-    println!("| records | residents (truth) | master records found | index build | pairs scored + clustering | total | auto links (wrong) | reviews |");
+    println!(
+        "| records | residents (truth) | master records found | index build | pairs scored + clustering | total | auto links (wrong) | reviews |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     println!(
         "| {total} | {number} | {people} | {built:.1} s | {scoring:.1} s | **{elapsed:.1} s** | {} ({wrong}) | {reviews} |",

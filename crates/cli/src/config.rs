@@ -269,14 +269,20 @@ impl ServeConfig {
         let positive = |raw: Raw, what: &str| -> Result<u64> {
             match raw.value.parse::<u64>() {
                 Ok(n) if n > 0 => Ok(n),
-                _ => bail!("{}: '{}' is not a positive number of {what}", raw.source, raw.value),
+                _ => bail!(
+                    "{}: '{}' is not a positive number of {what}",
+                    raw.source,
+                    raw.value
+                ),
             }
         };
         let health_code_validity = positive(
             layers
-                .pick(args.health_code_validity.clone(), "MERIDIAN_HEALTH_CODE_VALIDITY", |f| {
-                    f.health_code_validity.map(|n| n.to_string())
-                })
+                .pick(
+                    args.health_code_validity.clone(),
+                    "MERIDIAN_HEALTH_CODE_VALIDITY",
+                    |f| f.health_code_validity.map(|n| n.to_string()),
+                )
                 .context("no health code validity")?,
             "seconds",
         )?;

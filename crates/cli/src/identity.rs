@@ -102,8 +102,15 @@ mod tests {
         let again = key_ring(&path, 86_400).unwrap();
         assert_eq!(first.jwks(), again.jwks(), "kept across restarts");
         let rotated = key_ring(&path, -1).unwrap();
-        assert_eq!(rotated.jwks()["keys"].as_array().unwrap().len(), 2, "old key kept to verify");
+        assert_eq!(
+            rotated.jwks()["keys"].as_array().unwrap().len(),
+            2,
+            "old key kept to verify"
+        );
         std::fs::write(&path, "not json").unwrap();
-        assert!(key_ring(&path, 86_400).is_err(), "a damaged key file stops start-up");
+        assert!(
+            key_ring(&path, 86_400).is_err(),
+            "a damaged key file stops start-up"
+        );
     }
 }

@@ -65,7 +65,10 @@ pub fn blocking_keys(record: &Record) -> Vec<u64> {
                 if value.len() == 18 {
                     keys.push(key(KeyKind::IdentifierPart, &["n1", &value[..14]]));
                     keys.push(key(KeyKind::IdentifierPart, &["n2", &value[6..]]));
-                    keys.push(key(KeyKind::IdentifierPart, &["n3", &value[..6], &value[14..]]));
+                    keys.push(key(
+                        KeyKind::IdentifierPart,
+                        &["n3", &value[..6], &value[14..]],
+                    ));
                 }
             }
             crate::record::IdentifierKind::Other => {
@@ -90,7 +93,10 @@ pub fn blocking_keys(record: &Record) -> Vec<u64> {
         } else {
             (date.day, date.month)
         };
-        keys.push(key(KeyKind::BirthDate, &[&format!("{}:{low}:{high}", date.year)]));
+        keys.push(key(
+            KeyKind::BirthDate,
+            &[&format!("{}:{low}:{high}", date.year)],
+        ));
     }
     for name in &record.names {
         // Soundex suits Latin names; on pinyin it lumps zhang, zheng, zeng and zhong together
@@ -128,7 +134,10 @@ pub fn blocking_keys(record: &Record) -> Vec<u64> {
                 continue;
             }
             if !name.given_key.is_empty() && !address.locality.is_empty() {
-                keys.push(key(KeyKind::GivenLocality, &[&name.given_key, &address.locality]));
+                keys.push(key(
+                    KeyKind::GivenLocality,
+                    &[&name.given_key, &address.locality],
+                ));
             }
             if !name.given_key.is_empty() && !address.postcode.is_empty() {
                 keys.push(key(
@@ -144,9 +153,17 @@ pub fn blocking_keys(record: &Record) -> Vec<u64> {
             }
         }
     }
-    let family = record.names.first().map(|n| n.family_key.as_str()).unwrap_or("");
+    let family = record
+        .names
+        .first()
+        .map(|n| n.family_key.as_str())
+        .unwrap_or("");
     for address in &record.addresses {
-        let street: String = address.street.chars().filter(|c| !c.is_whitespace()).collect();
+        let street: String = address
+            .street
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
         // A street name alone ("studley street") is shared by too many; with a number it is a
         // household. A Chinese village group ("桃园村3组") holds a few hundred people: with the
         // family name it is a household again.

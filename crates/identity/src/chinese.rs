@@ -80,17 +80,19 @@ pub fn romanise(text: &str, as_surname: bool) -> String {
 /// Splits a full Chinese name written as one string ("欧阳娜娜", "张伟") into family and given
 /// name; `None` when the text is not a Han name.
 pub fn split_han_name(text: &str) -> Option<(String, String)> {
-    let name: String = text.chars().filter(|c| !c.is_whitespace() && *c != '·').collect();
+    let name: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '·')
+        .collect();
     if name.chars().count() < 2 || !name.chars().all(is_han) {
         return None;
     }
-    let family_len = if name.chars().count() >= 3
-        && COMPOUND_SURNAMES.iter().any(|s| name.starts_with(s))
-    {
-        2
-    } else {
-        1
-    };
+    let family_len =
+        if name.chars().count() >= 3 && COMPOUND_SURNAMES.iter().any(|s| name.starts_with(s)) {
+            2
+        } else {
+            1
+        };
     let family: String = name.chars().take(family_len).collect();
     let given: String = name.chars().skip(family_len).collect();
     Some((family, given))

@@ -41,7 +41,11 @@ impl Field {
         match self {
             Field::Family | Field::Given => 5,
             Field::BirthDate | Field::Street => 4,
-            Field::Phone | Field::Locality | Field::Postcode | Field::NationalId | Field::OtherId => 3,
+            Field::Phone
+            | Field::Locality
+            | Field::Postcode
+            | Field::NationalId
+            | Field::OtherId => 3,
             Field::Sex => 2,
         }
     }

@@ -118,7 +118,13 @@ impl Index {
                 .filter(|n| *n < below);
             found.extend(block.take(MAX_BLOCK));
             if let Some(recent) = self.recent.get(&key) {
-                found.extend(recent.iter().copied().filter(|n| *n < below).take(MAX_BLOCK));
+                found.extend(
+                    recent
+                        .iter()
+                        .copied()
+                        .filter(|n| *n < below)
+                        .take(MAX_BLOCK),
+                );
             }
         }
         found.sort_unstable();
@@ -150,8 +156,12 @@ impl Index {
     pub fn link_pairs(&self, matcher: &Matcher, threads: usize) -> Vec<(u32, u32, Decision, f64)> {
         self.for_each_pair(threads, |a, b, record_a, record_b| {
             let verdict = matcher.decide(record_a, record_b);
-            (verdict.decision != Decision::NoLink)
-                .then_some((a, b, verdict.decision, verdict.score.probability))
+            (verdict.decision != Decision::NoLink).then_some((
+                a,
+                b,
+                verdict.decision,
+                verdict.score.probability,
+            ))
         })
     }
 
@@ -180,8 +190,7 @@ impl Index {
                             for i in start..(start + 1024).min(n) {
                                 let record = &self.records[i];
                                 for j in self.candidates(record, i as u32) {
-                                    if let Some(value) =
-                                        visit(i as u32, j, record, self.record(j))
+                                    if let Some(value) = visit(i as u32, j, record, self.record(j))
                                     {
                                         out.push(value);
                                     }

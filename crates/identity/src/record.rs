@@ -23,7 +23,11 @@ impl Name {
         let family = fold(family).replace(' ', "");
         let given = fold(given);
         // Han given names are written without spaces; Latin ones keep theirs for display only.
-        let given = if has_han(&given) { given.replace(' ', "") } else { given };
+        let given = if has_han(&given) {
+            given.replace(' ', "")
+        } else {
+            given
+        };
         Name {
             family_key: romanise(&family, true),
             given_key: romanise(&given, false),
@@ -217,7 +221,10 @@ impl Record {
             .flatten()
             .find(|s| !s.trim().is_empty())
             .unwrap_or("");
-            let postcode = address.get("postalCode").and_then(Value::as_str).unwrap_or("");
+            let postcode = address
+                .get("postalCode")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             record.add_address(&lines.join(" "), locality, postcode);
         }
         for identifier in array(resource, "identifier") {
@@ -229,11 +236,15 @@ impl Record {
             };
             let type_code = array(identifier.get("type").unwrap_or(&Value::Null), "coding")
                 .find_map(|c| c.get("code").and_then(Value::as_str));
-            let national = type_code == Some("NNCHN") || systems.national.iter().any(|s| s == system);
+            let national =
+                type_code == Some("NNCHN") || systems.national.iter().any(|s| s == system);
             record.add_identifier(system, value, national);
             let wide = matches!(type_code, Some("SS" | "SB" | "JHN" | "NH" | "HC"))
                 || systems.wide.iter().any(|s| s == system);
-            if wide && !national && let Some(last) = record.identifiers.last_mut() {
+            if wide
+                && !national
+                && let Some(last) = record.identifiers.last_mut()
+            {
                 last.wide = true;
             }
         }
@@ -289,7 +300,11 @@ impl Record {
                 wide: false,
             }
         };
-        if !self.identifiers.iter().any(|i| i.kind == identifier.kind && i.value == identifier.value && i.system == identifier.system) {
+        if !self.identifiers.iter().any(|i| {
+            i.kind == identifier.kind
+                && i.value == identifier.value
+                && i.system == identifier.system
+        }) {
             self.identifiers.push(identifier);
         }
     }
@@ -298,7 +313,9 @@ impl Record {
     pub fn add_wide_identifier(&mut self, system: &str, value: &str) {
         let before = self.identifiers.len();
         self.add_identifier(system, value, false);
-        if self.identifiers.len() > before && let Some(last) = self.identifiers.last_mut() {
+        if self.identifiers.len() > before
+            && let Some(last) = self.identifiers.last_mut()
+        {
             last.wide = true;
         }
     }

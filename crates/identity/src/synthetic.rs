@@ -44,27 +44,167 @@ impl Rng {
 /// Surnames with rough weights (per thousand residents); the tail holds rarer and compound
 /// surnames and those read differently as surnames.
 const SURNAMES: &[(&str, u32)] = &[
-    ("王", 72), ("李", 74), ("张", 69), ("刘", 54), ("陈", 46), ("杨", 31), ("黄", 25), ("赵", 23),
-    ("吴", 21), ("周", 19), ("徐", 18), ("孙", 16), ("马", 15), ("朱", 15), ("胡", 14), ("郭", 12),
-    ("何", 12), ("林", 12), ("高", 12), ("罗", 11), ("郑", 11), ("梁", 9), ("谢", 8), ("宋", 7),
-    ("唐", 7), ("韩", 7), ("冯", 6), ("邓", 6), ("曹", 6), ("彭", 6), ("曾", 6), ("肖", 6),
-    ("田", 5), ("董", 5), ("潘", 5), ("袁", 5), ("蔡", 5), ("蒋", 8), ("余", 5), ("杜", 4),
-    ("叶", 4), ("程", 4), ("魏", 4), ("苏", 4), ("吕", 4), ("丁", 4), ("任", 4), ("卢", 4),
-    ("姚", 3), ("沈", 3), ("龙", 3), ("石", 3), ("欧阳", 1), ("司马", 1), ("诸葛", 1), ("单", 1),
-    ("区", 1), ("仇", 1), ("覃", 2), ("麻", 2), ("滕", 1), ("杨", 0),
+    ("王", 72),
+    ("李", 74),
+    ("张", 69),
+    ("刘", 54),
+    ("陈", 46),
+    ("杨", 31),
+    ("黄", 25),
+    ("赵", 23),
+    ("吴", 21),
+    ("周", 19),
+    ("徐", 18),
+    ("孙", 16),
+    ("马", 15),
+    ("朱", 15),
+    ("胡", 14),
+    ("郭", 12),
+    ("何", 12),
+    ("林", 12),
+    ("高", 12),
+    ("罗", 11),
+    ("郑", 11),
+    ("梁", 9),
+    ("谢", 8),
+    ("宋", 7),
+    ("唐", 7),
+    ("韩", 7),
+    ("冯", 6),
+    ("邓", 6),
+    ("曹", 6),
+    ("彭", 6),
+    ("曾", 6),
+    ("肖", 6),
+    ("田", 5),
+    ("董", 5),
+    ("潘", 5),
+    ("袁", 5),
+    ("蔡", 5),
+    ("蒋", 8),
+    ("余", 5),
+    ("杜", 4),
+    ("叶", 4),
+    ("程", 4),
+    ("魏", 4),
+    ("苏", 4),
+    ("吕", 4),
+    ("丁", 4),
+    ("任", 4),
+    ("卢", 4),
+    ("姚", 3),
+    ("沈", 3),
+    ("龙", 3),
+    ("石", 3),
+    ("欧阳", 1),
+    ("司马", 1),
+    ("诸葛", 1),
+    ("单", 1),
+    ("区", 1),
+    ("仇", 1),
+    ("覃", 2),
+    ("麻", 2),
+    ("滕", 1),
+    ("杨", 0),
 ];
 
 /// Given-name characters in groups of one pronunciation: a registration clerk hearing the name
 /// may write any member of the group.
 const HOMOPHONES: &[&str] = &[
-    "伟玮炜", "芳方", "娜纳", "秀", "英瑛", "敏闽珉", "静婧靖", "丽莉俐", "强蔷", "磊蕾垒",
-    "军君钧", "洋阳扬", "勇涌", "艳燕妍雁", "杰洁婕", "娟涓", "涛韬滔", "明铭鸣", "超", "兰岚",
-    "霞", "平萍苹", "刚钢", "华桦骅", "玉钰", "红虹鸿", "玲铃", "芬", "彬斌", "鹏", "辉晖",
-    "建健", "国", "志智", "文雯", "宇雨语", "浩皓昊", "凯", "博", "俊峻", "帆凡", "婷亭",
-    "雪", "琳林霖", "晨辰", "欣新馨", "怡仪宜", "佳嘉家", "子梓紫", "涵晗寒", "轩萱宣", "然",
-    "思", "彤桐", "诺", "梅", "春", "金", "海", "波", "云芸", "飞菲", "成诚", "永", "慧惠",
-    "丹", "亮", "健", "林", "东冬", "兵", "忠", "德", "山珊", "芳", "美", "荣蓉", "桂", "翠",
-    "凤", "琴", "莲", "香", "燕", "学", "宏", "庆", "祥", "福", "生", "胜", "利", "贵", "勤",
+    "伟玮炜",
+    "芳方",
+    "娜纳",
+    "秀",
+    "英瑛",
+    "敏闽珉",
+    "静婧靖",
+    "丽莉俐",
+    "强蔷",
+    "磊蕾垒",
+    "军君钧",
+    "洋阳扬",
+    "勇涌",
+    "艳燕妍雁",
+    "杰洁婕",
+    "娟涓",
+    "涛韬滔",
+    "明铭鸣",
+    "超",
+    "兰岚",
+    "霞",
+    "平萍苹",
+    "刚钢",
+    "华桦骅",
+    "玉钰",
+    "红虹鸿",
+    "玲铃",
+    "芬",
+    "彬斌",
+    "鹏",
+    "辉晖",
+    "建健",
+    "国",
+    "志智",
+    "文雯",
+    "宇雨语",
+    "浩皓昊",
+    "凯",
+    "博",
+    "俊峻",
+    "帆凡",
+    "婷亭",
+    "雪",
+    "琳林霖",
+    "晨辰",
+    "欣新馨",
+    "怡仪宜",
+    "佳嘉家",
+    "子梓紫",
+    "涵晗寒",
+    "轩萱宣",
+    "然",
+    "思",
+    "彤桐",
+    "诺",
+    "梅",
+    "春",
+    "金",
+    "海",
+    "波",
+    "云芸",
+    "飞菲",
+    "成诚",
+    "永",
+    "慧惠",
+    "丹",
+    "亮",
+    "健",
+    "林",
+    "东冬",
+    "兵",
+    "忠",
+    "德",
+    "山珊",
+    "芳",
+    "美",
+    "荣蓉",
+    "桂",
+    "翠",
+    "凤",
+    "琴",
+    "莲",
+    "香",
+    "燕",
+    "学",
+    "宏",
+    "庆",
+    "祥",
+    "福",
+    "生",
+    "胜",
+    "利",
+    "贵",
+    "勤",
 ];
 
 /// County districts: (resident ID area code, district, postcode).
@@ -82,13 +222,45 @@ const DISTRICTS: &[(&str, &str, &str)] = &[
 ];
 
 const TOWNSHIPS: &[&str] = &[
-    "和平镇", "灯塔街道", "坝黄镇", "滑石乡", "川硐镇", "六龙山乡", "漾头镇", "瓦屋乡", "云场坪镇",
-    "桃映镇", "闵孝镇", "双江镇", "合水镇", "木黄镇", "龙溪镇", "中寨镇", "大兴镇", "平头镇",
+    "和平镇",
+    "灯塔街道",
+    "坝黄镇",
+    "滑石乡",
+    "川硐镇",
+    "六龙山乡",
+    "漾头镇",
+    "瓦屋乡",
+    "云场坪镇",
+    "桃映镇",
+    "闵孝镇",
+    "双江镇",
+    "合水镇",
+    "木黄镇",
+    "龙溪镇",
+    "中寨镇",
+    "大兴镇",
+    "平头镇",
 ];
 
 const VILLAGES: &[&str] = &[
-    "桃园村", "新寨村", "青龙村", "白岩村", "高坪村", "茶园村", "长坡村", "大坪村", "河坝村",
-    "黄土村", "金竹村", "马鞍村", "木林村", "坪上村", "石门村", "水井村", "田坝村", "小河村",
+    "桃园村",
+    "新寨村",
+    "青龙村",
+    "白岩村",
+    "高坪村",
+    "茶园村",
+    "长坡村",
+    "大坪村",
+    "河坝村",
+    "黄土村",
+    "金竹村",
+    "马鞍村",
+    "木林村",
+    "坪上村",
+    "石门村",
+    "水井村",
+    "田坝村",
+    "小河村",
 ];
 
 /// One generated resident: the truth the registrations are noisy copies of.
@@ -157,7 +329,10 @@ impl Generator {
         let male = self.rng.chance(0.5);
         let year = 1930 + self.rng.below(91) as u16;
         let month = 1 + self.rng.below(12) as u8;
-        let day = 1 + self.rng.below(u64::from(crate::record::days_in_month(year, month))) as u8;
+        let day = 1 + self
+            .rng
+            .below(u64::from(crate::record::days_in_month(year, month)))
+            as u8;
         let district = self.rng.below(DISTRICTS.len() as u64) as usize;
         let sequence = self.rng.below(500) as u32 * 2 + u32::from(male);
         let first17 = format!(
@@ -266,17 +441,29 @@ impl Generator {
                 bytes[i] = b'0' + ((bytes[i] - b'0' + 1 + rng.below(9) as u8) % 10);
                 number = String::from_utf8(bytes).unwrap_or_default();
             }
-            append(&mut patient, "identifier", json!({"system": NATIONAL_ID_SYSTEM, "value": number}));
+            append(
+                &mut patient,
+                "identifier",
+                json!({"system": NATIONAL_ID_SYSTEM, "value": number}),
+            );
         }
         if let Some(card) = &resident.social_security
             && (clean || rng.chance(0.5))
         {
-            append(&mut patient, "identifier", json!({"system": SOCIAL_SECURITY_SYSTEM, "value": card}));
+            append(
+                &mut patient,
+                "identifier",
+                json!({"system": SOCIAL_SECURITY_SYSTEM, "value": card}),
+            );
         }
         // Phone.
         if clean || rng.chance(0.75) {
             let phone = if noisy(rng, 0.15) {
-                format!("1{}{:09}", rng.pick(&['3', '5', '8']), rng.below(1_000_000_000))
+                format!(
+                    "1{}{:09}",
+                    rng.pick(&['3', '5', '8']),
+                    rng.below(1_000_000_000)
+                )
             } else {
                 resident.phone.clone()
             };
@@ -286,10 +473,22 @@ impl Generator {
         if clean || rng.chance(0.75) {
             // One registration in ten is from after a move, often to another district.
             let (district, township, village) = if noisy(rng, 0.1) {
-                let district = if rng.chance(0.5) { rng.below(DISTRICTS.len() as u64) as usize } else { resident.district };
-                (district, rng.pick(TOWNSHIPS).to_string(), rng.pick(VILLAGES).to_string())
+                let district = if rng.chance(0.5) {
+                    rng.below(DISTRICTS.len() as u64) as usize
+                } else {
+                    resident.district
+                };
+                (
+                    district,
+                    rng.pick(TOWNSHIPS).to_string(),
+                    rng.pick(VILLAGES).to_string(),
+                )
             } else {
-                (resident.district, resident.township.clone(), resident.village.clone())
+                (
+                    resident.district,
+                    resident.township.clone(),
+                    resident.village.clone(),
+                )
             };
             let (_, district, postcode) = DISTRICTS[district];
             patient["address"] = json!([{

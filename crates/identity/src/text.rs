@@ -50,12 +50,7 @@ pub fn jaro_winkler(a: &str, b: &str) -> f64 {
     let a = fill(&mut a_buf, a);
     let b = fill(&mut b_buf, b);
     let jaro = jaro(a, b);
-    let prefix = a
-        .iter()
-        .zip(b)
-        .take(4)
-        .take_while(|(x, y)| x == y)
-        .count() as f64;
+    let prefix = a.iter().zip(b).take(4).take_while(|(x, y)| x == y).count() as f64;
     jaro + prefix * 0.1 * (1.0 - jaro)
 }
 
@@ -159,7 +154,10 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 /// American Soundex of the ASCII letters of `name` ("" for none): a blocking key that survives
 /// most one-letter typos of romanised names.
 pub fn soundex(name: &str) -> String {
-    let mut letters = name.bytes().filter(u8::is_ascii_alphabetic).map(|b| b.to_ascii_lowercase());
+    let mut letters = name
+        .bytes()
+        .filter(u8::is_ascii_alphabetic)
+        .map(|b| b.to_ascii_lowercase());
     let Some(first) = letters.next() else {
         return String::new();
     };

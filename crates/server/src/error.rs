@@ -99,12 +99,18 @@ fn identity_response(error: identity::IdentityError, request_id: &str) -> Respon
     use identity::IdentityError;
     use identity::health_code::CodeRefusal;
     let (status, issues) = match error {
-        IdentityError::Invalid { message, expression } => {
+        IdentityError::Invalid {
+            message,
+            expression,
+        } => {
             let issue = Issue::error(IssueCode::Invalid, message);
-            (StatusCode::BAD_REQUEST, vec![match expression {
-                Some(expression) => issue.at(expression),
-                None => issue,
-            }])
+            (
+                StatusCode::BAD_REQUEST,
+                vec![match expression {
+                    Some(expression) => issue.at(expression),
+                    None => issue,
+                }],
+            )
         }
         IdentityError::NotFound(message) => (
             StatusCode::NOT_FOUND,
@@ -125,9 +131,17 @@ fn identity_response(error: identity::IdentityError, request_id: &str) -> Respon
             };
             (status, vec![Issue::error(code, refusal.to_string())])
         }
-        IdentityError::Repository(error) => return ApiError::Repository(error).into_response(request_id),
-        IdentityError::Internal(detail) => return ApiError::Internal(detail).into_response(request_id),
+        IdentityError::Repository(error) => {
+            return ApiError::Repository(error).into_response(request_id);
+        }
+        IdentityError::Internal(detail) => {
+            return ApiError::Internal(detail).into_response(request_id);
+        }
     };
-    tracing::debug!(request_id, status = status.as_u16(), "identity request refused");
+    tracing::debug!(
+        request_id,
+        status = status.as_u16(),
+        "identity request refused"
+    );
     outcome_response(status, &issues)
 }

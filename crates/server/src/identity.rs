@@ -34,8 +34,10 @@ pub struct IdentityServices {
 pub fn handles(segments: &[&str]) -> bool {
     matches!(
         segments,
-        ["Patient", "$match" | "$ihe-pix" | "$resolve-health-code" | "$revoke-health-code"]
-            | ["Patient", _, "$health-code"]
+        [
+            "Patient",
+            "$match" | "$ihe-pix" | "$resolve-health-code" | "$revoke-health-code"
+        ] | ["Patient", _, "$health-code"]
             | ["Person", _, "$link" | "$unlink"]
             | ["Person", "$merge"]
             | ["Task", _, "$accept-match" | "$reject-match"]
@@ -75,7 +77,9 @@ pub async fn handle(
         if *method == wanted {
             Ok(())
         } else {
-            Err(ApiError::MethodNotAllowed(format!("{method} is not allowed here; use {wanted}")))
+            Err(ApiError::MethodNotAllowed(format!(
+                "{method} is not allowed here; use {wanted}"
+            )))
         }
     };
     let owned: Vec<String> = segments.iter().map(|s| s.to_string()).collect();
@@ -106,7 +110,11 @@ pub async fn handle(
             })?
         }
     };
-    Ok(json_response(StatusCode::OK, serde_json::to_vec(&answer).unwrap_or_default(), fhir.pretty))
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&answer).unwrap_or_default(),
+        fhir.pretty,
+    ))
 }
 
 fn post(
@@ -122,10 +130,23 @@ fn post(
         ["Patient", id, "$health-code"] => {
             let printed = optional_parameters(body)?
                 .and_then(|p| find_parameter(p, "printed"))
-                .map(|p| p.get("valueBoolean").and_then(Value::as_bool).ok_or_else(|| invalid("'printed' takes valueBoolean", "Parameters.parameter.valueBoolean")))
+                .map(|p| {
+                    p.get("valueBoolean")
+                        .and_then(Value::as_bool)
+                        .ok_or_else(|| {
+                            invalid(
+                                "'printed' takes valueBoolean",
+                                "Parameters.parameter.valueBoolean",
+                            )
+                        })
+                })
                 .transpose()?
                 .unwrap_or(false);
-            let kind = if printed { CodeKind::Printed } else { CodeKind::Dynamic };
+            let kind = if printed {
+                CodeKind::Printed
+            } else {
+                CodeKind::Dynamic
+            };
             let issued = codes.issue(mpi, repository, ctx, id, kind)?;
             let mut parameters = vec![
                 json!({"name": "code", "valueString": issued.code}),
@@ -140,27 +161,40 @@ fn post(
         }
         ["Patient", "$resolve-health-code"] => {
             let parameters = parameters(body)?;
-            let code = string_parameter(parameters, "code")?.ok_or_else(|| invalid("the Parameters carry no 'code'", "Parameters.parameter"))?;
+            let code = string_parameter(parameters, "code")?
+                .ok_or_else(|| invalid("the Parameters carry no 'code'", "Parameters.parameter"))?;
             let pin = string_parameter(parameters, "pin")?;
             let resolved = codes.resolve(mpi, repository, ctx, &code, pin.as_deref())?;
             let mut out = vec![json!({"name": "person", "resource": parse(&resolved.person)?})];
             let mut identifiers: Vec<Value> = Vec::new();
             for patient in &resolved.patients {
                 let resource = parse(patient)?;
-                for identifier in resource.get("identifier").and_then(Value::as_array).into_iter().flatten() {
+                for identifier in resource
+                    .get("identifier")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     if !identifiers.contains(identifier) {
                         identifiers.push(identifier.clone());
                     }
                 }
                 out.push(json!({"name": "patient", "resource": resource}));
             }
-            out.extend(identifiers.into_iter().map(|i| json!({"name": "identifier", "valueIdentifier": i})));
+            out.extend(
+                identifiers
+                    .into_iter()
+                    .map(|i| json!({"name": "identifier", "valueIdentifier": i})),
+            );
             Ok(json!({"resourceType": "Parameters", "parameter": out}))
         }
         ["Patient", "$revoke-health-code"] => {
-            let code = string_parameter(parameters(body)?, "code")?.ok_or_else(|| invalid("the Parameters carry no 'code'", "Parameters.parameter"))?;
+            let code = string_parameter(parameters(body)?, "code")?
+                .ok_or_else(|| invalid("the Parameters carry no 'code'", "Parameters.parameter"))?;
             codes.revoke(mpi, repository, ctx, &code)?;
-            Ok(json!({"resourceType": "OperationOutcome", "issue": [{"severity": "information", "code": "informational", "diagnostics": "the health code is revoked"}]}))
+            Ok(
+                json!({"resourceType": "OperationOutcome", "issue": [{"severity": "information", "code": "informational", "diagnostics": "the health code is revoked"}]}),
+            )
         }
         ["Person", id, op @ ("$link" | "$unlink")] => {
             let patient = reference_parameter(parameters(body)?, "patient", "Patient")?;
@@ -179,30 +213,64 @@ fn post(
             read_resource(repository, ctx, "Person", &target)
         }
         ["Task", id, op @ ("$accept-match" | "$reject-match")] => {
-            let decision = if *op == "$accept-match" { ReviewDecision::Accept } else { ReviewDecision::Reject };
+            let decision = if *op == "$accept-match" {
+                ReviewDecision::Accept
+            } else {
+                ReviewDecision::Reject
+            };
             Ok(mpi.review(repository, ctx, id, decision)?)
         }
-        _ => Err(ApiError::NotFound(format!("no identity operation at {}", segments.join("/")))),
+        _ => Err(ApiError::NotFound(format!(
+            "no identity operation at {}",
+            segments.join("/")
+        ))),
     }
 }
 
 /// `Patient/$match`: a searchset of the Patients of every resident the given Patient may be,
 /// each with its score and match grade; the resident's Person comes along as an include.
-fn match_patients(mpi: &Mpi, repository: &Repository, ctx: &RequestContext, body: &Value) -> Result<Value, ApiError> {
+fn match_patients(
+    mpi: &Mpi,
+    repository: &Repository,
+    ctx: &RequestContext,
+    body: &Value,
+) -> Result<Value, ApiError> {
     let parameters = parameters(body)?;
     let resource = find_parameter(parameters, "resource")
         .and_then(|p| p.get("resource"))
-        .ok_or_else(|| invalid("$match needs the Patient in the 'resource' parameter", "Parameters.parameter"))?;
+        .ok_or_else(|| {
+            invalid(
+                "$match needs the Patient in the 'resource' parameter",
+                "Parameters.parameter",
+            )
+        })?;
     if resource.get("resourceType").and_then(Value::as_str) != Some("Patient") {
-        return Err(invalid("the 'resource' parameter must be a Patient", "Parameters.parameter.resource"));
+        return Err(invalid(
+            "the 'resource' parameter must be a Patient",
+            "Parameters.parameter.resource",
+        ));
     }
-    let issues: Vec<_> = repository.validate(resource).into_iter().filter(fhir_model::Issue::is_error).collect();
+    let issues: Vec<_> = repository
+        .validate(resource)
+        .into_iter()
+        .filter(fhir_model::Issue::is_error)
+        .collect();
     if !issues.is_empty() {
-        return Err(ApiError::Repository(repository::RepositoryError::Invalid(issues)));
+        return Err(ApiError::Repository(repository::RepositoryError::Invalid(
+            issues,
+        )));
     }
     let only_certain = match find_parameter(parameters, "onlyCertainMatches") {
         None => false,
-        Some(p) => p.get("valueBoolean").and_then(Value::as_bool).ok_or_else(|| invalid("'onlyCertainMatches' takes valueBoolean", "Parameters.parameter.valueBoolean"))?,
+        Some(p) => p
+            .get("valueBoolean")
+            .and_then(Value::as_bool)
+            .ok_or_else(|| {
+                invalid(
+                    "'onlyCertainMatches' takes valueBoolean",
+                    "Parameters.parameter.valueBoolean",
+                )
+            })?,
     };
     let count = match find_parameter(parameters, "count") {
         None => 10,
@@ -210,7 +278,12 @@ fn match_patients(mpi: &Mpi, repository: &Repository, ctx: &RequestContext, body
             .get("valueInteger")
             .and_then(Value::as_u64)
             .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| invalid("'count' takes a valueInteger from 1 to 100", "Parameters.parameter.valueInteger"))? as usize,
+            .ok_or_else(|| {
+                invalid(
+                    "'count' takes a valueInteger from 1 to 100",
+                    "Parameters.parameter.valueInteger",
+                )
+            })? as usize,
     };
     let results = mpi.find_matches(repository, ctx, resource, only_certain, count)?;
     let mut entries = Vec::new();
@@ -233,7 +306,10 @@ fn match_patients(mpi: &Mpi, repository: &Repository, ctx: &RequestContext, body
             "search": {"mode": "include"}
         }));
     }
-    let total = entries.iter().filter(|e| e["search"]["mode"] == "match").count();
+    let total = entries
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .count();
     Ok(json!({
         "resourceType": "Bundle",
         "id": uuid::Uuid::new_v4().to_string(),
@@ -244,25 +320,49 @@ fn match_patients(mpi: &Mpi, repository: &Repository, ctx: &RequestContext, body
 }
 
 /// PIXm (ITI-83).
-fn pix(mpi: &Mpi, repository: &Repository, ctx: &RequestContext, query: &[(String, String)]) -> Result<Value, ApiError> {
+fn pix(
+    mpi: &Mpi,
+    repository: &Repository,
+    ctx: &RequestContext,
+    query: &[(String, String)],
+) -> Result<Value, ApiError> {
     let mut source = None;
     let mut targets = Vec::new();
     for (name, value) in query {
         match name.as_str() {
             "sourceIdentifier" => {
                 if source.is_some() {
-                    return Err(invalid("sourceIdentifier may be given once", "sourceIdentifier"));
+                    return Err(invalid(
+                        "sourceIdentifier may be given once",
+                        "sourceIdentifier",
+                    ));
                 }
                 source = Some(value.clone());
             }
             "targetSystem" => targets.extend(value.split(',').map(str::to_owned)),
             "_format" | "_pretty" => {}
-            other => return Err(invalid(format!("'{other}' is not a parameter of $ihe-pix"), other)),
+            other => {
+                return Err(invalid(
+                    format!("'{other}' is not a parameter of $ihe-pix"),
+                    other,
+                ));
+            }
         }
     }
-    let source = source.ok_or_else(|| invalid("$ihe-pix needs sourceIdentifier=system|value", "sourceIdentifier"))?;
-    let Some((system, value)) = source.split_once('|').filter(|(s, v)| !s.is_empty() && !v.is_empty()) else {
-        return Err(invalid("sourceIdentifier must be system|value, both present", "sourceIdentifier"));
+    let source = source.ok_or_else(|| {
+        invalid(
+            "$ihe-pix needs sourceIdentifier=system|value",
+            "sourceIdentifier",
+        )
+    })?;
+    let Some((system, value)) = source
+        .split_once('|')
+        .filter(|(s, v)| !s.is_empty() && !v.is_empty())
+    else {
+        return Err(invalid(
+            "sourceIdentifier must be system|value, both present",
+            "sourceIdentifier",
+        ));
     };
     let result = mpi.cross_reference(repository, ctx, system, value, &targets)?;
     let mut parameters: Vec<Value> = result
@@ -270,7 +370,12 @@ fn pix(mpi: &Mpi, repository: &Repository, ctx: &RequestContext, query: &[(Strin
         .iter()
         .map(|(s, v)| json!({"name": "targetIdentifier", "valueIdentifier": {"system": s, "value": v}}))
         .collect();
-    parameters.extend(result.patients.iter().map(|p| json!({"name": "targetId", "valueReference": {"reference": p}})));
+    parameters.extend(
+        result
+            .patients
+            .iter()
+            .map(|p| json!({"name": "targetId", "valueReference": {"reference": p}})),
+    );
     let mut out = json!({"resourceType": "Parameters"});
     if !parameters.is_empty() {
         out["parameter"] = Value::Array(parameters);
@@ -287,14 +392,20 @@ fn parse(record: &VersionRecord) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::Internal(format!("stored JSON: {e}")))
 }
 
-fn read_resource(repository: &Repository, ctx: &RequestContext, resource_type: &str, id: &str) -> Result<Value, ApiError> {
+fn read_resource(
+    repository: &Repository,
+    ctx: &RequestContext,
+    resource_type: &str,
+    id: &str,
+) -> Result<Value, ApiError> {
     let record = repository.read(ctx, resource_type, id)?;
     parse(&record)
 }
 
 /// The body as a Parameters resource's `parameter` array.
 fn parameters(body: &Value) -> Result<&[Value], ApiError> {
-    optional_parameters(body)?.ok_or_else(|| invalid("the body must be a Parameters resource", "resourceType"))
+    optional_parameters(body)?
+        .ok_or_else(|| invalid("the body must be a Parameters resource", "resourceType"))
 }
 
 fn optional_parameters(body: &Value) -> Result<Option<&[Value]>, ApiError> {
@@ -302,15 +413,23 @@ fn optional_parameters(body: &Value) -> Result<Option<&[Value]>, ApiError> {
         Some("Parameters") => match body.get("parameter") {
             None => Ok(Some(&[])),
             Some(Value::Array(items)) => Ok(Some(items.as_slice())),
-            Some(_) => Err(invalid("Parameters.parameter must be an array", "Parameters.parameter")),
+            Some(_) => Err(invalid(
+                "Parameters.parameter must be an array",
+                "Parameters.parameter",
+            )),
         },
         None if body.as_object().is_some_and(|o| o.is_empty()) => Ok(None),
-        _ => Err(invalid("the body must be a Parameters resource", "resourceType")),
+        _ => Err(invalid(
+            "the body must be a Parameters resource",
+            "resourceType",
+        )),
     }
 }
 
 fn find_parameter<'a>(parameters: &'a [Value], name: &str) -> Option<&'a Value> {
-    parameters.iter().find(|p| p.get("name").and_then(Value::as_str) == Some(name))
+    parameters
+        .iter()
+        .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
 }
 
 fn string_parameter(parameters: &[Value], name: &str) -> Result<Option<String>, ApiError> {
@@ -320,21 +439,40 @@ fn string_parameter(parameters: &[Value], name: &str) -> Result<Option<String>, 
             .get("valueString")
             .and_then(Value::as_str)
             .map(|s| Some(s.to_owned()))
-            .ok_or_else(|| invalid(format!("'{name}' takes valueString"), "Parameters.parameter.valueString")),
+            .ok_or_else(|| {
+                invalid(
+                    format!("'{name}' takes valueString"),
+                    "Parameters.parameter.valueString",
+                )
+            }),
     }
 }
 
 /// A `valueReference` parameter to `resource_type/id`: the id.
-fn reference_parameter(parameters: &[Value], name: &str, resource_type: &str) -> Result<String, ApiError> {
+fn reference_parameter(
+    parameters: &[Value],
+    name: &str,
+    resource_type: &str,
+) -> Result<String, ApiError> {
     let reference = find_parameter(parameters, name)
         .and_then(|p| p.pointer("/valueReference/reference"))
         .and_then(Value::as_str)
-        .ok_or_else(|| invalid(format!("the Parameters need '{name}' as a valueReference to a {resource_type}"), "Parameters.parameter"))?;
+        .ok_or_else(|| {
+            invalid(
+                format!("the Parameters need '{name}' as a valueReference to a {resource_type}"),
+                "Parameters.parameter",
+            )
+        })?;
     reference
         .strip_prefix(&format!("{resource_type}/"))
         .filter(|id| repository::meta::is_valid_id(id))
         .map(str::to_owned)
-        .ok_or_else(|| invalid(format!("'{name}' must reference a {resource_type} as {resource_type}/[id]"), "Parameters.parameter.valueReference"))
+        .ok_or_else(|| {
+            invalid(
+                format!("'{name}' must reference a {resource_type} as {resource_type}/[id]"),
+                "Parameters.parameter.valueReference",
+            )
+        })
 }
 
 /// Maps identity errors onto the server's errors (the status table lives in `error.rs`).

@@ -67,7 +67,11 @@ impl AppState {
 
     /// The state with the identity services (master patient index and health codes) exposed.
     /// The caller registers the index's write hook on the repository.
-    pub fn with_identity(repository: Arc<Repository>, config: ServerConfig, identity: IdentityServices) -> AppState {
+    pub fn with_identity(
+        repository: Arc<Repository>,
+        config: ServerConfig,
+        identity: IdentityServices,
+    ) -> AppState {
         AppState {
             inner: Arc::new(Inner {
                 repository,
@@ -148,6 +152,10 @@ async fn health_code_keys(State(state): State<AppState>) -> Response {
             );
             response
         }
-        None => (StatusCode::NOT_FOUND, "the identity services are not enabled\n").into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "the identity services are not enabled\n",
+        )
+            .into_response(),
     }
 }

@@ -24,7 +24,10 @@ pub struct Key {
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the secret.
-        f.debug_struct("Key").field("id", &self.id).field("created", &self.created).finish()
+        f.debug_struct("Key")
+            .field("id", &self.id)
+            .field("created", &self.created)
+            .finish()
     }
 }
 
@@ -81,10 +84,11 @@ impl KeyRing {
     }
 
     pub(crate) fn verify(&self, key_id: u32, message: &[u8], signature: &[u8; 64]) -> bool {
-        self.keys
-            .iter()
-            .find(|k| k.id == key_id)
-            .is_some_and(|k| k.public.verify(message, &Signature::from_bytes(signature)).is_ok())
+        self.keys.iter().find(|k| k.id == key_id).is_some_and(|k| {
+            k.public
+                .verify(message, &Signature::from_bytes(signature))
+                .is_ok()
+        })
     }
 
     /// A secret for keyed hashes, derived from key `key_id`'s secret.
@@ -121,27 +125,47 @@ impl KeyRing {
     }
 
     pub fn from_json(value: &Value) -> Result<KeyRing, IdentityError> {
-        let bad = |what: &str| IdentityError::Internal(format!("the health-code key ring is damaged: {what}"));
+        let bad = |what: &str| {
+            IdentityError::Internal(format!("the health-code key ring is damaged: {what}"))
+        };
         let mut keys = Vec::new();
-        for key in value.get("keys").and_then(Value::as_array).ok_or_else(|| bad("no keys"))? {
-            let id = key.get("id").and_then(Value::as_u64).ok_or_else(|| bad("a key without an id"))? as u32;
+        for key in value
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad("no keys"))?
+        {
+            let id = key
+                .get("id")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| bad("a key without an id"))? as u32;
             let created = key.get("created").and_then(Value::as_i64).unwrap_or(0);
             let bytes = |name: &str| -> Result<Option<[u8; 32]>, IdentityError> {
                 match key.get(name).and_then(Value::as_str) {
                     None => Ok(None),
                     Some(text) => {
-                        let raw = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad("bad base64"))?;
-                        Ok(Some(raw.try_into().map_err(|_| bad("a key is not 32 bytes"))?))
+                        let raw = URL_SAFE_NO_PAD
+                            .decode(text)
+                            .map_err(|_| bad("bad base64"))?;
+                        Ok(Some(
+                            raw.try_into().map_err(|_| bad("a key is not 32 bytes"))?,
+                        ))
                     }
                 }
             };
             let secret = bytes("secret")?.map(|s| SigningKey::from_bytes(&s));
             let public = match (&secret, bytes("public")?) {
                 (Some(secret), _) => secret.verifying_key(),
-                (None, Some(public)) => VerifyingKey::from_bytes(&public).map_err(|_| bad("a public key is invalid"))?,
+                (None, Some(public)) => {
+                    VerifyingKey::from_bytes(&public).map_err(|_| bad("a public key is invalid"))?
+                }
                 (None, None) => return Err(bad("a key with neither secret nor public part")),
             };
-            keys.push(Key { id, created, secret, public });
+            keys.push(Key {
+                id,
+                created,
+                secret,
+                public,
+            });
         }
         keys.sort_by_key(|k| k.id);
         if keys.is_empty() {

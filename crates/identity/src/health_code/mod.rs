@@ -5,7 +5,7 @@
 //!
 //! The token: `MHC1:` and base64url of version (1 byte), kind (1), key id (4), issued and
 //! expires (4 each, Unix seconds), a random nonce (8), the Person id (UTF-8), then the Ed25519
-//! signature (64) over all of that. About 120 characters: a small QR symbol.
+//! signature (64) over all of that. 168 characters for a UUID Person id: a version-9 QR symbol.
 
 mod keys;
 pub mod qr;
@@ -128,7 +128,8 @@ fn now_seconds() -> i64 {
 
 fn random<const N: usize>() -> Result<[u8; N], IdentityError> {
     let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).map_err(|e| IdentityError::Internal(format!("random source: {e}")))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| IdentityError::Internal(format!("random source: {e}")))?;
     Ok(bytes)
 }
 
@@ -151,20 +152,38 @@ impl HealthCodes {
 
     /// Starts signing with a new key (old ones keep verifying).
     pub fn rotate(&self) -> Result<u32, IdentityError> {
-        self.ring.write().unwrap_or_else(|p| p.into_inner()).rotate(now_seconds())
+        self.ring
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .rotate(now_seconds())
     }
 
     fn pepper(&self, key_id: u32) -> Option<[u8; 32]> {
-        self.ring.read().unwrap_or_else(|p| p.into_inner()).pepper(key_id)
+        self.ring
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .pepper(key_id)
     }
 
     /// Signs a token.
-    pub fn encode(&self, kind: CodeKind, person: &str, issued: i64, expires: i64, nonce: [u8; 8]) -> Result<String, IdentityError> {
+    pub fn encode(
+        &self,
+        kind: CodeKind,
+        person: &str,
+        issued: i64,
+        expires: i64,
+        nonce: [u8; 8],
+    ) -> Result<String, IdentityError> {
         if person.is_empty() || person.len() > 64 {
-            return Err(IdentityError::Internal("a Person id is 1 to 64 characters".into()));
+            return Err(IdentityError::Internal(
+                "a Person id is 1 to 64 characters".into(),
+            ));
         }
         let ring = self.ring.read().unwrap_or_else(|p| p.into_inner());
-        let key_id = ring.signing().map(|k| k.id).ok_or_else(|| IdentityError::Internal("no signing key".into()))?;
+        let key_id = ring
+            .signing()
+            .map(|k| k.id)
+            .ok_or_else(|| IdentityError::Internal("no signing key".into()))?;
         let mut payload = Vec::with_capacity(HEADER + person.len() + 64);
         payload.push(VERSION);
         payload.push(match kind {
@@ -186,31 +205,47 @@ impl HealthCodes {
     /// Decodes and verifies a token's form and signature, and its expiry at `now` (seconds).
     /// The signature is checked before the expiry, so an altered expired code is "tampered".
     pub fn decode(&self, code: &str, now: i64) -> Result<Token, CodeRefusal> {
-        let body = code.trim().strip_prefix(PREFIX).ok_or(CodeRefusal::Malformed)?;
+        let body = code
+            .trim()
+            .strip_prefix(PREFIX)
+            .ok_or(CodeRefusal::Malformed)?;
         if body.len() > 400 {
             return Err(CodeRefusal::Malformed);
         }
-        let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| CodeRefusal::Malformed)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| CodeRefusal::Malformed)?;
         if bytes.len() < HEADER + 1 + 64 || bytes[0] != VERSION || bytes[1] > 1 {
             return Err(CodeRefusal::Malformed);
         }
         let (payload, signature) = bytes.split_at(bytes.len() - 64);
         let person = std::str::from_utf8(&payload[HEADER..]).map_err(|_| CodeRefusal::Malformed)?;
-        let word = |at: usize| u32::from_be_bytes([payload[at], payload[at + 1], payload[at + 2], payload[at + 3]]);
+        let word = |at: usize| {
+            u32::from_be_bytes([
+                payload[at],
+                payload[at + 1],
+                payload[at + 2],
+                payload[at + 3],
+            ])
+        };
         let key_id = word(2);
         let signature: [u8; 64] = signature.try_into().map_err(|_| CodeRefusal::Malformed)?;
-        let verified = self
-            .ring
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .verify(key_id, &[DOMAIN, payload].concat(), &signature);
+        let verified = self.ring.read().unwrap_or_else(|p| p.into_inner()).verify(
+            key_id,
+            &[DOMAIN, payload].concat(),
+            &signature,
+        );
         if !verified {
             return Err(CodeRefusal::Tampered);
         }
         let mut nonce = [0u8; 8];
         nonce.copy_from_slice(&payload[14..22]);
         let token = Token {
-            kind: if payload[1] == 0 { CodeKind::Dynamic } else { CodeKind::Printed },
+            kind: if payload[1] == 0 {
+                CodeKind::Dynamic
+            } else {
+                CodeKind::Printed
+            },
             key_id,
             issued: i64::from(word(6)),
             expires: i64::from(word(10)),
@@ -293,8 +328,10 @@ impl HealthCodes {
             Ok(person)
         })?;
         let code = self.encode(kind, &person, issued, expires, nonce)?;
-        let qr_svg = qr::svg(&code).ok_or_else(|| IdentityError::Internal("the code does not fit a QR symbol".into()))?;
-        let qr_png = qr::png(&code).ok_or_else(|| IdentityError::Internal("the code does not fit a QR symbol".into()))?;
+        let qr_svg = qr::svg(&code)
+            .ok_or_else(|| IdentityError::Internal("the code does not fit a QR symbol".into()))?;
+        let qr_png = qr::png(&code)
+            .ok_or_else(|| IdentityError::Internal("the code does not fit a QR symbol".into()))?;
         Ok(Issued {
             code,
             kind,
@@ -328,15 +365,18 @@ impl HealthCodes {
         let outcome = repository.run_in_transaction(ctx, |tx| {
             match self.check_revocation(tx, &token, pin, max_attempts)? {
                 Some(refusal) => Ok(Err(refusal)),
-                None => {
-                    match mpi.active_person(tx, &token.person)? {
-                        false => Ok(Err(CodeRefusal::Revoked)),
-                        true => {
-                            mpi.audit_in(tx, "health-code-resolve", &[&format!("Person/{}", token.person)], Some(&format!("code {}", token.nonce_hex())))?;
-                            Ok(Ok(()))
-                        }
+                None => match mpi.active_person(tx, &token.person)? {
+                    false => Ok(Err(CodeRefusal::Revoked)),
+                    true => {
+                        mpi.audit_in(
+                            tx,
+                            "health-code-resolve",
+                            &[&format!("Person/{}", token.person)],
+                            Some(&format!("code {}", token.nonce_hex())),
+                        )?;
+                        Ok(Ok(()))
                     }
-                }
+                },
             }
         })?;
         if let Err(refusal) = outcome {
@@ -357,7 +397,10 @@ impl HealthCodes {
         pin: Option<&str>,
         max_attempts: u32,
     ) -> Result<Option<CodeRefusal>, RepositoryError> {
-        let nonce = [("identifier".to_owned(), format!("{NONCE_SYSTEM}|{}", token.nonce_hex()))];
+        let nonce = [(
+            "identifier".to_owned(),
+            format!("{NONCE_SYSTEM}|{}", token.nonce_hex()),
+        )];
         let records = tx.search("Basic", &nonce, 5)?;
         let mut revoked = false;
         let mut printed = None;
@@ -383,11 +426,32 @@ impl HealthCodes {
         let Some(pin) = pin else {
             return Ok(Some(CodeRefusal::PinRequired));
         };
-        let parts = basic.pointer("/extension/0/extension").and_then(Value::as_array).cloned().unwrap_or_default();
-        let part = |name: &str| parts.iter().find(|p| p["url"] == name).cloned().unwrap_or(Value::Null);
-        let salt = part("salt").get("valueString").and_then(Value::as_str).and_then(|s| URL_SAFE_NO_PAD.decode(s).ok()).unwrap_or_default();
-        let hash = part("hash").get("valueString").and_then(Value::as_str).unwrap_or("").to_owned();
-        let failures = part("failures").get("valueInteger").and_then(Value::as_u64).unwrap_or(0) as u32;
+        let parts = basic
+            .pointer("/extension/0/extension")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let part = |name: &str| {
+            parts
+                .iter()
+                .find(|p| p["url"] == name)
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let salt = part("salt")
+            .get("valueString")
+            .and_then(Value::as_str)
+            .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
+            .unwrap_or_default();
+        let hash = part("hash")
+            .get("valueString")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let failures = part("failures")
+            .get("valueInteger")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as u32;
         if failures >= max_attempts {
             return Ok(Some(CodeRefusal::Revoked));
         }

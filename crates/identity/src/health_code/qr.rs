@@ -15,7 +15,10 @@ pub fn matrix(text: &str) -> Option<(Vec<bool>, usize)> {
     let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M).ok()?;
     let width = code.width();
     let colors = code.to_colors();
-    Some((colors.into_iter().map(|c| c == Color::Dark).collect(), width))
+    Some((
+        colors.into_iter().map(|c| c == Color::Dark).collect(),
+        width,
+    ))
 }
 
 /// An SVG of the symbol: one path of unit squares, scaled by the viewer.
@@ -106,7 +109,11 @@ fn crc32(data: &[u8]) -> u32 {
     for byte in data {
         crc ^= u32::from(*byte);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc

@@ -44,7 +44,8 @@ pub(crate) fn audit_event(
         audit["outcomeDesc"] = json!(detail);
     }
     if !ctx.request_id.is_empty() {
-        audit["agent"][0]["extension"] = json!([{"url": "urn:meridian:request-id", "valueString": ctx.request_id}]);
+        audit["agent"][0]["extension"] =
+            json!([{"url": "urn:meridian:request-id", "valueString": ctx.request_id}]);
     }
     audit
 }

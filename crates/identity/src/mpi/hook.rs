@@ -48,7 +48,15 @@ impl Mpi {
                 person.links.retain(|l| l.patient != record.id);
                 person.active = !person.links.is_empty();
                 self.write_person(tx, &person)?;
-                self.audit(tx, "patient-deleted", &[&format!("Person/{}", person.id), &format!("Patient/{}", record.id)], None)?;
+                self.audit(
+                    tx,
+                    "patient-deleted",
+                    &[
+                        &format!("Person/{}", person.id),
+                        &format!("Patient/{}", record.id),
+                    ],
+                    None,
+                )?;
             }
             return Ok(());
         }
@@ -72,25 +80,40 @@ impl Mpi {
         let best = candidates
             .iter()
             .filter(|c| c.verdict.decision == Decision::AutoLink)
-            .max_by(|a, b| a.verdict.score.probability.total_cmp(&b.verdict.score.probability));
+            .max_by(|a, b| {
+                a.verdict
+                    .score
+                    .probability
+                    .total_cmp(&b.verdict.score.probability)
+            });
         if let Some(best) = best {
             let mut person = best.person.clone();
             let probability = best.verdict.score.probability;
             person.links.push(Link {
                 patient: record.id.clone(),
-                assurance: if probability >= 0.999 { "level3" } else { "level2" },
+                assurance: if probability >= 0.999 {
+                    "level3"
+                } else {
+                    "level2"
+                },
                 score: Some(probability),
             });
             self.write_person(tx, &person)?;
             self.audit(
                 tx,
                 "auto-link",
-                &[&format!("Person/{}", person.id), &format!("Patient/{}", record.id)],
+                &[
+                    &format!("Person/{}", person.id),
+                    &format!("Patient/{}", record.id),
+                ],
                 Some(&format!("match probability {probability:.4}")),
             )?;
             // Others that also match well may be the same resident twice: a person decides.
             let linked_to = person.id.clone();
-            for other in candidates.iter().filter(|c| c.person.id != linked_to && c.verdict.decision != Decision::NoLink) {
+            for other in candidates
+                .iter()
+                .filter(|c| c.person.id != linked_to && c.verdict.decision != Decision::NoLink)
+            {
                 self.queue_review(tx, &record.id, &linked_to, other)?;
             }
             return Ok(());
@@ -108,7 +131,10 @@ impl Mpi {
             former: Vec::new(),
         };
         let own_id = self.write_person(tx, &own)?;
-        for candidate in candidates.iter().filter(|c| c.verdict.decision == Decision::Review) {
+        for candidate in candidates
+            .iter()
+            .filter(|c| c.verdict.decision == Decision::Review)
+        {
             self.queue_review(tx, &record.id, &own_id, candidate)?;
         }
         Ok(())
@@ -124,7 +150,14 @@ impl Mpi {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let found = tx.search("Person", &[tag_criteria(keys)], self.config.max_candidates)?;
+        let mut found: Vec<VersionRecord> = Vec::new();
+        for criteria in tag_criteria(keys) {
+            for record in tx.search("Person", &[criteria], self.config.max_candidates)? {
+                if !found.iter().any(|f| f.row == record.row) {
+                    found.push(record);
+                }
+            }
+        }
         let mut candidates = Vec::with_capacity(found.len());
         for record in found {
             let person: Value = serde_json::from_slice(record.content.as_deref().unwrap_or(b"{}"))
@@ -140,16 +173,31 @@ impl Mpi {
                 verdict,
             });
         }
-        candidates.sort_by(|a, b| b.verdict.score.probability.total_cmp(&a.verdict.score.probability));
+        candidates.sort_by(|a, b| {
+            b.verdict
+                .score
+                .probability
+                .total_cmp(&a.verdict.score.probability)
+        });
         Ok(candidates)
     }
 }
 
-/// `_tag=system|k1,system|k2,...`: Persons carrying any of the keys.
-pub(crate) fn tag_criteria(keys: &[u64]) -> (String, String) {
-    let values: Vec<String> = keys
-        .iter()
-        .map(|k| format!("{}|{}", super::BLOCKING_TAG_SYSTEM, crate::blocking::key_code(*k)))
-        .collect();
-    ("_tag".to_owned(), values.join(","))
+/// One `_tag=system|key` search per key. One search with every key joined by commas means the
+/// same, but the embedded store renders an OR of index lookups as a scan of every Person (its
+/// query planner cannot drive an OR of subqueries from the index): 14 ms a match at 50,000
+/// residents instead of well under one. Separate lookups each use the token index.
+pub(crate) fn tag_criteria(keys: &[u64]) -> Vec<(String, String)> {
+    keys.iter()
+        .map(|k| {
+            (
+                "_tag".to_owned(),
+                format!(
+                    "{}|{}",
+                    super::BLOCKING_TAG_SYSTEM,
+                    crate::blocking::key_code(*k)
+                ),
+            )
+        })
+        .collect()
 }

@@ -47,7 +47,13 @@ impl Mpi {
         let mut reasons: Vec<String> = Field::ALL
             .iter()
             .filter(|f| score.comparison.level(**f) != 0)
-            .map(|f| format!("{}: {}", f.name(), f.level_label(score.comparison.level(*f))))
+            .map(|f| {
+                format!(
+                    "{}: {}",
+                    f.name(),
+                    f.level_label(score.comparison.level(*f))
+                )
+            })
             .collect();
         for conflict in &candidate.verdict.conflicts {
             reasons.insert(0, format!("conflict: {}", conflict.describe()));
@@ -127,7 +133,12 @@ impl Mpi {
         });
         self.write_person(tx, &target)?;
         written.push(target.id.clone());
-        self.audit(tx, "link", &[&format!("Person/{person}"), &format!("Patient/{patient}")], None)?;
+        self.audit(
+            tx,
+            "link",
+            &[&format!("Person/{person}"), &format!("Patient/{patient}")],
+            None,
+        )?;
         Ok(LinkOutcome { persons: written })
     }
 
@@ -151,7 +162,11 @@ impl Mpi {
                 )));
             }
             // A Person merged into this one that held the Patient.
-            let merged = tx.search("Person", &[("link".to_owned(), format!("Person/{person}"))], 50)?;
+            let merged = tx.search(
+                "Person",
+                &[("link".to_owned(), format!("Person/{person}"))],
+                50,
+            )?;
             let mut restored: Option<PersonState> = None;
             for record in merged {
                 if let Some(state) = self.read_person(tx, &record.id)?
@@ -213,7 +228,11 @@ impl Mpi {
             self.audit(
                 tx,
                 "unlink",
-                &[&format!("Person/{person}"), &format!("Patient/{patient}"), &format!("Person/{back_id}")],
+                &[
+                    &format!("Person/{person}"),
+                    &format!("Patient/{patient}"),
+                    &format!("Person/{back_id}"),
+                ],
                 None,
             )?;
             Ok(LinkOutcome { persons: written })
@@ -230,7 +249,10 @@ impl Mpi {
         target: &str,
     ) -> Result<LinkOutcome, IdentityError> {
         if source == target {
-            return Err(IdentityError::invalid("a Person cannot be merged into itself", Some("source")));
+            return Err(IdentityError::invalid(
+                "a Person cannot be merged into itself",
+                Some("source"),
+            ));
         }
         Ok(repository.run_in_transaction(ctx, |tx| {
             let mut from = self
@@ -253,7 +275,12 @@ impl Mpi {
             from.merged_into = Some(into.id.clone());
             self.write_person(tx, &from)?;
             self.write_person(tx, &into)?;
-            self.audit(tx, "merge", &[&format!("Person/{source}"), &format!("Person/{target}")], None)?;
+            self.audit(
+                tx,
+                "merge",
+                &[&format!("Person/{source}"), &format!("Person/{target}")],
+                None,
+            )?;
             Ok(LinkOutcome {
                 persons: vec![from.id.clone(), into.id.clone()],
             })
@@ -276,9 +303,14 @@ impl Mpi {
             let is_review = resource
                 .pointer("/code/coding")
                 .and_then(Value::as_array)
-                .is_some_and(|c| c.iter().any(|c| c["system"] == MPI_SYSTEM && c["code"] == "match-review"));
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["system"] == MPI_SYSTEM && c["code"] == "match-review")
+                });
             if !is_review {
-                return Err(RepositoryError::Conflict(format!("Task/{task} is not a match review")));
+                return Err(RepositoryError::Conflict(format!(
+                    "Task/{task} is not a match review"
+                )));
             }
             if resource["status"] != "requested" {
                 return Err(RepositoryError::Conflict(format!(
@@ -289,7 +321,11 @@ impl Mpi {
             let reference = |name: &str| {
                 resource["input"]
                     .as_array()
-                    .and_then(|inputs| inputs.iter().find(|i| i.pointer("/type/text").and_then(Value::as_str) == Some(name)))
+                    .and_then(|inputs| {
+                        inputs
+                            .iter()
+                            .find(|i| i.pointer("/type/text").and_then(Value::as_str) == Some(name))
+                    })
                     .and_then(|i| i.pointer("/valueReference/reference"))
                     .and_then(Value::as_str)
                     .map(|r| r.rsplit('/').next().unwrap_or(r).to_owned())
@@ -318,7 +354,9 @@ impl Mpi {
                             _ => break,
                         }
                     }
-                    let already = self.person_of(tx, &patient)?.is_some_and(|p| p.id == target);
+                    let already = self
+                        .person_of(tx, &patient)?
+                        .is_some_and(|p| p.id == target);
                     if !already {
                         self.link_in(tx, &target, &patient)?;
                     }
@@ -328,7 +366,9 @@ impl Mpi {
             };
             resource["status"] = json!("completed");
             resource["businessStatus"] = json!({"text": outcome});
-            resource["lastModified"] = json!(repository::clock::format_instant(repository::clock::now_micros()));
+            resource["lastModified"] = json!(repository::clock::format_instant(
+                repository::clock::now_micros()
+            ));
             let updated = tx.update(resource, Some(record.version))?;
             self.audit(
                 tx,

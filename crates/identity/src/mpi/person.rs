@@ -36,7 +36,12 @@ impl PersonState {
     pub fn from_resource(id: &str, version: i64, person: &Value) -> PersonState {
         let mut links = Vec::new();
         let mut merged_into = None;
-        for link in person.get("link").and_then(Value::as_array).into_iter().flatten() {
+        for link in person
+            .get("link")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let Some(reference) = link.pointer("/target/reference").and_then(Value::as_str) else {
                 continue;
             };
@@ -68,14 +73,20 @@ impl PersonState {
             .into_iter()
             .flatten()
             .filter(|x| x["url"] == FORMER_LINK_EXTENSION)
-            .filter_map(|x| x.pointer("/valueReference/reference").and_then(Value::as_str))
+            .filter_map(|x| {
+                x.pointer("/valueReference/reference")
+                    .and_then(Value::as_str)
+            })
             .filter_map(|r| r.strip_prefix("Patient/"))
             .map(str::to_owned)
             .collect();
         PersonState {
             id: id.to_owned(),
             version,
-            active: person.get("active").and_then(Value::as_bool).unwrap_or(true),
+            active: person
+                .get("active")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
             links,
             merged_into,
             former,
@@ -112,11 +123,18 @@ impl Mpi {
         tx: &mut InTransaction<'_>,
         patient: &str,
     ) -> Result<Option<String>, RepositoryError> {
-        Ok(self.person_of(tx, patient)?.filter(|p| p.active).map(|p| p.id))
+        Ok(self
+            .person_of(tx, patient)?
+            .filter(|p| p.active)
+            .map(|p| p.id))
     }
 
     /// Whether Person `id` exists and is active (not merged away, not emptied).
-    pub fn active_person(&self, tx: &mut InTransaction<'_>, id: &str) -> Result<bool, RepositoryError> {
+    pub fn active_person(
+        &self,
+        tx: &mut InTransaction<'_>,
+        id: &str,
+    ) -> Result<bool, RepositoryError> {
         Ok(self.read_person(tx, id)?.is_some_and(|p| p.active))
     }
 
@@ -125,9 +143,9 @@ impl Mpi {
         tx: &mut InTransaction<'_>,
         id: &str,
     ) -> Result<Option<PersonState>, RepositoryError> {
-        Ok(tx
-            .read("Person", id)?
-            .map(|(record, person)| PersonState::from_resource(&record.id, record.version, &person)))
+        Ok(tx.read("Person", id)?.map(|(record, person)| {
+            PersonState::from_resource(&record.id, record.version, &person)
+        }))
     }
 
     /// Writes `state` as the Person's next version (or first, with no id), its demographics
@@ -154,7 +172,9 @@ impl Mpi {
             // An inactive Person must not be found as a candidate.
             Vec::new()
         };
-        let object = person.as_object_mut().expect("survivorship builds an object");
+        let object = person
+            .as_object_mut()
+            .expect("survivorship builds an object");
         let mut out = Map::new();
         out.insert("resourceType".into(), json!("Person"));
         if !state.id.is_empty() {
@@ -192,7 +212,9 @@ impl Mpi {
             })
             .collect();
         if let Some(into) = &state.merged_into {
-            links.push(json!({"target": {"reference": format!("Person/{into}")}, "assurance": "level4"}));
+            links.push(
+                json!({"target": {"reference": format!("Person/{into}")}, "assurance": "level4"}),
+            );
         }
         if !links.is_empty() {
             out.insert("link".into(), Value::Array(links));
@@ -216,11 +238,17 @@ fn survivorship(patients: &mut [(i64, Value)]) -> Value {
     for key in ["identifier", "name", "telecom", "address"] {
         let mut values: Vec<Value> = Vec::new();
         for (_, patient) in patients.iter() {
-            for value in patient.get(key).and_then(Value::as_array).into_iter().flatten() {
+            for value in patient
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let value = strip_ids(value);
                 let duplicate = values.iter().any(|v| match key {
                     "identifier" | "telecom" => {
-                        v.get("system") == value.get("system") && v.get("value") == value.get("value")
+                        v.get("system") == value.get("system")
+                            && v.get("value") == value.get("value")
                     }
                     _ => *v == value,
                 });

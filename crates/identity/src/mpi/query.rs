@@ -54,8 +54,12 @@ pub struct PixResult {
 }
 
 fn parse(record: &VersionRecord) -> Result<Value, IdentityError> {
-    serde_json::from_slice(record.content.as_deref().unwrap_or(b"{}"))
-        .map_err(|e| IdentityError::Internal(format!("stored JSON of {}/{}: {e}", record.resource_type, record.id)))
+    serde_json::from_slice(record.content.as_deref().unwrap_or(b"{}")).map_err(|e| {
+        IdentityError::Internal(format!(
+            "stored JSON of {}/{}: {e}",
+            record.resource_type, record.id
+        ))
+    })
 }
 
 impl Mpi {
@@ -70,7 +74,10 @@ impl Mpi {
         count: usize,
     ) -> Result<Vec<MatchResult>, IdentityError> {
         let demographics = Record::from_fhir(patient, &self.config.systems);
-        if demographics.names.is_empty() && demographics.identifiers.is_empty() && demographics.phones.is_empty() {
+        if demographics.names.is_empty()
+            && demographics.identifiers.is_empty()
+            && demographics.phones.is_empty()
+        {
             return Err(IdentityError::invalid(
                 "the Patient to match needs at least a name, an identifier or a phone number",
                 Some("Patient"),
@@ -80,7 +87,14 @@ impl Mpi {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let found = repository.find(ctx, "Person", &[tag_criteria(&keys)], self.config.max_candidates)?;
+        let mut found: Vec<VersionRecord> = Vec::new();
+        for criteria in tag_criteria(&keys) {
+            for record in repository.find(ctx, "Person", &[criteria], self.config.max_candidates)? {
+                if !found.iter().any(|f| f.row == record.row) {
+                    found.push(record);
+                }
+            }
+        }
         let mut results = Vec::new();
         for person in found {
             let resource = parse(&person)?;
@@ -88,7 +102,10 @@ impl Mpi {
             if !state.active {
                 continue;
             }
-            let verdict = self.matcher.decide(&demographics, &Record::from_fhir(&resource, &self.config.systems));
+            let verdict = self.matcher.decide(
+                &demographics,
+                &Record::from_fhir(&resource, &self.config.systems),
+            );
             let grade = match verdict.decision {
                 Decision::AutoLink => MatchGrade::Certain,
                 Decision::Review => MatchGrade::Probable,
@@ -113,7 +130,12 @@ impl Mpi {
                 grade,
             });
         }
-        results.sort_by(|a, b| b.verdict.score.probability.total_cmp(&a.verdict.score.probability));
+        results.sort_by(|a, b| {
+            b.verdict
+                .score
+                .probability
+                .total_cmp(&a.verdict.score.probability)
+        });
         // FHIR: with onlyCertainMatches, return one certain match or none at all.
         if only_certain && results.len() > 1 {
             results.clear();
@@ -135,7 +157,10 @@ impl Mpi {
         let sources = repository.find(
             ctx,
             "Patient",
-            &[("identifier".to_owned(), format!("{}|{}", escape(system), escape(value)))],
+            &[(
+                "identifier".to_owned(),
+                format!("{}|{}", escape(system), escape(value)),
+            )],
             20,
         )?;
         if sources.is_empty() {
@@ -150,13 +175,21 @@ impl Mpi {
         };
         let mut patients: Vec<String> = sources.iter().map(|s| s.id.clone()).collect();
         for source in &sources {
-            let persons = repository.find(ctx, "Person", &[("link".to_owned(), format!("Patient/{}", source.id))], 5)?;
+            let persons = repository.find(
+                ctx,
+                "Person",
+                &[("link".to_owned(), format!("Patient/{}", source.id))],
+                5,
+            )?;
             for person in persons {
-                let state = PersonState::from_resource(&person.id, person.version, &parse(&person)?);
+                let state =
+                    PersonState::from_resource(&person.id, person.version, &parse(&person)?);
                 if !state.active {
                     continue;
                 }
-                result.person.get_or_insert_with(|| format!("Person/{}", person.id));
+                result
+                    .person
+                    .get_or_insert_with(|| format!("Person/{}", person.id));
                 for link in state.links {
                     if !patients.contains(&link.patient) {
                         patients.push(link.patient);
@@ -165,7 +198,9 @@ impl Mpi {
             }
         }
         for id in &patients {
-            let Some(record) = repository.store().read(ctx, "Patient", id)? else { continue };
+            let Some(record) = repository.store().read(ctx, "Patient", id)? else {
+                continue;
+            };
             if record.is_deleted() {
                 continue;
             }
@@ -173,14 +208,21 @@ impl Mpi {
                 result.patients.push(format!("Patient/{id}"));
             }
             let patient = parse(&record)?;
-            for identifier in patient.get("identifier").and_then(Value::as_array).into_iter().flatten() {
+            for identifier in patient
+                .get("identifier")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let (Some(s), Some(v)) = (
                     identifier.get("system").and_then(Value::as_str),
                     identifier.get("value").and_then(Value::as_str),
                 ) else {
                     continue;
                 };
-                if (s == system && v == value) || result.identifiers.iter().any(|(x, y)| x == s && y == v) {
+                if (s == system && v == value)
+                    || result.identifiers.iter().any(|(x, y)| x == s && y == v)
+                {
                     continue;
                 }
                 if target_systems.is_empty() || target_systems.iter().any(|t| t == s) {
@@ -203,7 +245,12 @@ impl Mpi {
         ctx: &RequestContext,
         patient: &str,
     ) -> Result<Option<(VersionRecord, Vec<VersionRecord>)>, IdentityError> {
-        let persons = repository.find(ctx, "Person", &[("link".to_owned(), format!("Patient/{patient}"))], 5)?;
+        let persons = repository.find(
+            ctx,
+            "Person",
+            &[("link".to_owned(), format!("Patient/{patient}"))],
+            5,
+        )?;
         for person in persons {
             let state = PersonState::from_resource(&person.id, person.version, &parse(&person)?);
             if !state.active {

@@ -1,13 +1,16 @@
 //! The health code: issue, resolve, and every way a code is refused.
 
-use identity::health_code::{CodeKind, CodeRefusal, HealthCodeConfig, HealthCodes, KeyRing, qr};
 use identity::IdentityError;
+use identity::health_code::{CodeKind, CodeRefusal, HealthCodeConfig, HealthCodes, KeyRing, qr};
 use test_support::backend_tests;
 
 use crate::support::*;
 
 fn codes() -> HealthCodes {
-    HealthCodes::new(KeyRing::generate(1_700_000_000).unwrap(), HealthCodeConfig::default())
+    HealthCodes::new(
+        KeyRing::generate(1_700_000_000).unwrap(),
+        HealthCodeConfig::default(),
+    )
 }
 
 fn refusal(result: Result<identity::health_code::Resolved, IdentityError>) -> CodeRefusal {
@@ -20,8 +23,20 @@ fn refusal(result: Result<identity::health_code::Resolved, IdentityError>) -> Co
 #[test]
 fn decoding_tells_malformed_tampered_and_expired_apart() {
     let codes = codes();
-    let code = codes.encode(CodeKind::Dynamic, "person-1", 1_000, 1_300, [7; 8]).unwrap();
+    let code = codes
+        .encode(CodeKind::Dynamic, "person-1", 1_000, 1_300, [7; 8])
+        .unwrap();
     assert!(code.len() < 160, "compact: {} characters", code.len());
+    let uuid = codes
+        .encode(
+            CodeKind::Dynamic,
+            "6311b7c1-2cdc-491d-ba6e-e5c213ca4dd8",
+            1,
+            2,
+            [0; 8],
+        )
+        .unwrap();
+    assert_eq!(uuid.len(), 168, "what docs/decisions/0004 says");
     let token = codes.decode(&code, 1_100).unwrap();
     assert_eq!(token.person, "person-1");
     assert_eq!(token.expires, 1_300);
@@ -33,7 +48,11 @@ fn decoding_tells_malformed_tampered_and_expired_apart() {
     let tampered: String = tampered.into_iter().collect();
     assert_eq!(codes.decode(&tampered, 1_100), Err(CodeRefusal::Tampered));
     for malformed in ["", "hello", "MHC1:", "MHC1:!!!!", "MHC1:AAAA"] {
-        assert_eq!(codes.decode(malformed, 1_100), Err(CodeRefusal::Malformed), "{malformed:?}");
+        assert_eq!(
+            codes.decode(malformed, 1_100),
+            Err(CodeRefusal::Malformed),
+            "{malformed:?}"
+        );
     }
     // Another platform's key does not verify here.
     let other = HealthCodes::new(KeyRing::generate(0).unwrap(), HealthCodeConfig::default());
@@ -43,9 +62,13 @@ fn decoding_tells_malformed_tampered_and_expired_apart() {
 #[test]
 fn rotated_keys_keep_verifying_and_are_published() {
     let codes = codes();
-    let before = codes.encode(CodeKind::Dynamic, "p", 10, 20, [1; 8]).unwrap();
+    let before = codes
+        .encode(CodeKind::Dynamic, "p", 10, 20, [1; 8])
+        .unwrap();
     codes.rotate().unwrap();
-    let after = codes.encode(CodeKind::Dynamic, "p", 10, 20, [1; 8]).unwrap();
+    let after = codes
+        .encode(CodeKind::Dynamic, "p", 10, 20, [1; 8])
+        .unwrap();
     assert_ne!(before, after, "a new key signs");
     assert!(codes.decode(&before, 15).is_ok());
     let jwks = codes.jwks();
@@ -68,7 +91,10 @@ fn qr_images_are_well_formed() {
     let (_, width) = qr::matrix("MHC1:abc").unwrap();
     let pixels = u32::from_be_bytes([png[16], png[17], png[18], png[19]]);
     assert_eq!(pixels as usize, (width + 8) * 6);
-    assert!(png.ends_with(&[0xAE, 0x42, 0x60, 0x82]), "IEND's CRC closes the file");
+    assert!(
+        png.ends_with(&[0xAE, 0x42, 0x60, 0x82]),
+        "IEND's CRC closes the file"
+    );
 }
 
 backend_tests! {

@@ -19,7 +19,10 @@ fn generated(residents: u32, seed: u64) -> (Vec<Record>, Vec<u32>) {
         let resident = generator.resident(number);
         let copies = 1 + generator.rng().below(3) as u32;
         for copy in 0..copies {
-            records.push(Record::from_fhir(&generator.registration(&resident, copy, copy == 0), &systems));
+            records.push(Record::from_fhir(
+                &generator.registration(&resident, copy, copy == 0),
+                &systems,
+            ));
             owners.push(number);
         }
     }
@@ -61,9 +64,14 @@ fn em_without_labels_links_generated_registrations_accurately() {
     start.u = estimate_u(&random);
     start.prior = 1.0 / n as f64;
     start.refresh();
-    let estimate = estimate_m(&start, &comparison_space(&blocked, &random, index.len()), 200);
+    let estimate = estimate_m(
+        &start,
+        &comparison_space(&blocked, &random, index.len()),
+        200,
+    );
     assert!(estimate.converged, "EM converges");
-    let frequencies = TermFrequencies::from_records((0..index.len() as u32).map(|i| index.record(i)));
+    let frequencies =
+        TermFrequencies::from_records((0..index.len() as u32).map(|i| index.record(i)));
     let matcher = Matcher::new(estimate.model, Some(frequencies), Thresholds::default());
     let links: Vec<(u32, u32)> = index
         .link_pairs(&matcher, 2)
@@ -71,7 +79,10 @@ fn em_without_labels_links_generated_registrations_accurately() {
         .filter(|(_, _, d, _)| *d == Decision::AutoLink)
         .map(|(a, b, _, _)| (a, b))
         .collect();
-    let wrong = links.iter().filter(|(a, b)| owners[*a as usize] != owners[*b as usize]).count();
+    let wrong = links
+        .iter()
+        .filter(|(a, b)| owners[*a as usize] != owners[*b as usize])
+        .count();
     let cluster = clusters(index.len(), links.iter().copied());
     let true_pairs: usize = {
         let mut count = std::collections::HashMap::<u32, usize>::new();
@@ -101,10 +112,14 @@ fn from(patient: serde_json::Value) -> Record {
 #[test]
 fn the_same_id_number_with_other_demographics_goes_to_review_never_to_a_link() {
     let matcher = Matcher::new(Model::starting_point(), None, Thresholds::default());
-    let a = from(json!({"name": [{"family": "张", "given": ["伟"]}], "gender": "male", "birthDate": "1980-02-11",
-        "identifier": [{"system": NATIONAL_ID_SYSTEM, "value": "11010519491231002X"}]}));
-    let b = from(json!({"name": [{"family": "欧阳", "given": ["娜娜"]}], "gender": "female", "birthDate": "1992-07-30",
-        "identifier": [{"system": NATIONAL_ID_SYSTEM, "value": "11010519491231002X"}]}));
+    let a = from(
+        json!({"name": [{"family": "张", "given": ["伟"]}], "gender": "male", "birthDate": "1980-02-11",
+        "identifier": [{"system": NATIONAL_ID_SYSTEM, "value": "11010519491231002X"}]}),
+    );
+    let b = from(
+        json!({"name": [{"family": "欧阳", "given": ["娜娜"]}], "gender": "female", "birthDate": "1992-07-30",
+        "identifier": [{"system": NATIONAL_ID_SYSTEM, "value": "11010519491231002X"}]}),
+    );
     let verdict = matcher.decide(&a, &b);
     assert_eq!(verdict.decision, Decision::Review, "{verdict:?}");
     assert!(verdict.conflicts.contains(&Conflict::SameIdDifferentName));
@@ -113,13 +128,20 @@ fn the_same_id_number_with_other_demographics_goes_to_review_never_to_a_link() {
 #[test]
 fn two_different_valid_id_numbers_are_never_linked_automatically() {
     let matcher = Matcher::new(Model::starting_point(), None, Thresholds::default());
-    let twin = |id: &str| from(json!({"name": [{"family": "张", "given": ["伟"]}], "gender": "male", "birthDate": "1949-12-31",
+    let twin = |id: &str| {
+        from(
+            json!({"name": [{"family": "张", "given": ["伟"]}], "gender": "male", "birthDate": "1949-12-31",
         "telecom": [{"system": "phone", "value": "13800138000"}],
-        "identifier": [{"system": NATIONAL_ID_SYSTEM, "value": id}]}));
+        "identifier": [{"system": NATIONAL_ID_SYSTEM, "value": id}]}),
+        )
+    };
     // 11010519491231002X and 110105194912310037: both with right check characters.
     let second = format!("1101051949123100{}", "3");
     let check = identity::gb11643::check_character(&second).unwrap();
-    let verdict = matcher.decide(&twin("11010519491231002X"), &twin(&format!("{second}{check}")));
+    let verdict = matcher.decide(
+        &twin("11010519491231002X"),
+        &twin(&format!("{second}{check}")),
+    );
     assert_ne!(verdict.decision, Decision::AutoLink);
     assert!(verdict.conflicts.contains(&Conflict::DifferentValidIds));
 }

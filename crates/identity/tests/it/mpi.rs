@@ -14,7 +14,14 @@ const TOWNSHIP: (&str, &str) = ("urn:meridian:institution:township:mrn", "T-77")
 const ZHANG_WEI_ID: &str = "11010519491231002X";
 
 fn reviews(indexed: &Indexed) -> Vec<serde_json::Value> {
-    find(indexed, "Task", &[("code", "urn:meridian:mpi|match-review"), ("status", "requested")])
+    find(
+        indexed,
+        "Task",
+        &[
+            ("code", "urn:meridian:mpi|match-review"),
+            ("status", "requested"),
+        ],
+    )
 }
 
 fn audits(indexed: &Indexed, event: &str) -> usize {

@@ -29,16 +29,19 @@ pub fn indexed(store: &TestStore) -> Indexed {
     let repository = Arc::new(Repository::new(Arc::clone(&store.store)));
     let mpi = Mpi::new(IdentityConfig::default());
     repository.add_write_hook(mpi.hook());
-    Indexed {
-        repository,
-        mpi,
-    }
+    Indexed { repository, mpi }
 }
 
 pub const ID_SYSTEM: &str = "urn:oid:2.16.156.10011.1.1";
 
 /// A Patient as an institution registers it.
-pub fn patient(family: &str, given: &str, birth: &str, id_number: Option<&str>, mrn: (&str, &str)) -> Value {
+pub fn patient(
+    family: &str,
+    given: &str,
+    birth: &str,
+    id_number: Option<&str>,
+    mrn: (&str, &str),
+) -> Value {
     let mut identifiers = vec![json!({"system": mrn.0, "value": mrn.1})];
     if let Some(number) = id_number {
         identifiers.push(json!({"system": ID_SYSTEM, "value": number}));
@@ -74,7 +77,10 @@ pub fn read(indexed: &Indexed, resource_type: &str, id: &str) -> Value {
 
 /// All current resources of a type matching `params`.
 pub fn find(indexed: &Indexed, resource_type: &str, params: &[(&str, &str)]) -> Vec<Value> {
-    let params: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let params: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     indexed
         .repository
         .find(&ctx(), resource_type, &params, 100)
@@ -86,7 +92,11 @@ pub fn find(indexed: &Indexed, resource_type: &str, params: &[(&str, &str)]) -> 
 
 /// The Persons that link Patient `id`.
 pub fn persons_of(indexed: &Indexed, patient: &str) -> Vec<Value> {
-    find(indexed, "Person", &[("link", &format!("Patient/{patient}"))])
+    find(
+        indexed,
+        "Person",
+        &[("link", &format!("Patient/{patient}"))],
+    )
 }
 
 pub fn linked_patients(person: &Value) -> Vec<String> {

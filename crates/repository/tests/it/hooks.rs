@@ -30,7 +30,9 @@ impl WriteHook for Shadow {
             return Err(RepositoryError::Conflict("refused by the hook".into()));
         }
         // Read-your-writes: the version just written is visible inside the transaction.
-        let (seen, _) = tx.read("Patient", &record.id)?.expect("the hook sees the write");
+        let (seen, _) = tx
+            .read("Patient", &record.id)?
+            .expect("the hook sees the write");
         assert_eq!(seen.version, record.version);
         tx.create(json!({
             "resourceType": "Basic",
@@ -43,7 +45,12 @@ impl WriteHook for Shadow {
 
 fn shadows(repository: &repository::Repository, patient: &str) -> usize {
     repository
-        .find(&ctx(), "Basic", &criteria(&[("subject", &format!("Patient/{patient}"))]), 10)
+        .find(
+            &ctx(),
+            "Basic",
+            &criteria(&[("subject", &format!("Patient/{patient}"))]),
+            10,
+        )
         .unwrap()
         .len()
 }

@@ -32,7 +32,10 @@ pub fn identity_app(store: TestStore) -> App {
     let mpi = identity::mpi::Mpi::new(identity::mpi::IdentityConfig::default());
     repository.add_write_hook(mpi.hook());
     let ring = identity::health_code::KeyRing::generate(0).expect("keys");
-    let codes = Arc::new(identity::health_code::HealthCodes::new(ring, Default::default()));
+    let codes = Arc::new(identity::health_code::HealthCodes::new(
+        ring,
+        Default::default(),
+    ));
     let services = server::IdentityServices { mpi, codes };
     let config = ServerConfig {
         public_base: Some("http://meridian.test/fhir".into()),
