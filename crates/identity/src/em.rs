@@ -132,10 +132,10 @@ pub fn estimate_m(start: &Model, pairs: &PatternCounts, max_iterations: usize) -
             let f = field as usize;
             let n = field.levels();
             let total_f: f64 = m_counts[f][1..=n].iter().sum::<f64>() + 0.01 * n as f64;
-            for level in 1..=n {
-                let m = (m_counts[f][level] + 0.01) / total_f;
-                change = change.max((m - model.m[f][level]).abs());
-                model.m[f][level] = m;
+            for (count, m_old) in m_counts[f][1..=n].iter().zip(&mut model.m[f][1..=n]) {
+                let m = (count + 0.01) / total_f;
+                change = change.max((m - *m_old).abs());
+                *m_old = m;
             }
         }
         let prior = (matches / total).clamp(1e-12, 0.999);

@@ -152,12 +152,13 @@ impl Model {
             let f = field as usize;
             let n = field.levels();
             for table in [&mut self.m, &mut self.u] {
-                for level in 1..=n {
-                    table[f][level] = table[f][level].max(floor);
+                let levels = &mut table[f][1..=n];
+                for value in levels.iter_mut() {
+                    *value = value.max(floor);
                 }
-                let total: f64 = table[f][1..=n].iter().sum();
-                for level in 1..=n {
-                    table[f][level] /= total;
+                let total: f64 = levels.iter().sum();
+                for value in levels.iter_mut() {
+                    *value /= total;
                 }
             }
         }

@@ -233,7 +233,7 @@ impl Mpi {
 /// those of the most recently updated Patient first. Sex and birth date: the value most Patients
 /// agree on, ties going to the most recently updated.
 fn survivorship(patients: &mut [(i64, Value)]) -> Value {
-    patients.sort_by(|a, b| b.0.cmp(&a.0));
+    patients.sort_by_key(|p| std::cmp::Reverse(p.0));
     let mut person = Map::new();
     for key in ["identifier", "name", "telecom", "address"] {
         let mut values: Vec<Value> = Vec::new();
