@@ -44,6 +44,7 @@ pub fn normalise(value: &str) -> Option<String> {
 /// Whether an 18-character number's check character is right and its birth date is a date.
 pub fn is_valid(number: &str) -> bool {
     number.len() == 18
+        && number.is_ascii()
         && check_character(&number[..17]) == number[17..].chars().next()
         && birth_date(number).is_some()
 }

@@ -64,6 +64,8 @@ fn gb11643_check_characters_and_old_numbers() {
     assert_eq!(&widened[..17], "11010519491231002");
     assert!(gb11643::is_valid(&widened));
     assert_eq!(gb11643::normalise("12345"), None);
+    // Eighteen bytes that are not eighteen characters are no number, not a panic.
+    assert!(!gb11643::is_valid("é1234567890123456"));
     assert_eq!(
         gb11643::birth_date("11010519491231002X"),
         Some((1949, 12, 31))
