@@ -60,15 +60,56 @@ impl Mpi {
             }
             return Ok(());
         }
-        if let Some(person) = existing {
-            // The Patient changed: its Person's demographics follow. Links made stay made;
-            // correcting them is unlink's job, with a person deciding.
-            self.write_person(tx, &person)?;
-            return Ok(());
-        }
         let patient: Value = serde_json::from_slice(record.content.as_deref().unwrap_or(b"{}"))
             .map_err(|e| store::StoreError::Internal(format!("stored Patient JSON: {e}")))?;
         let demographics = Record::from_fhir(&patient, &self.config.systems);
+        if let Some(person) = existing {
+            // The Patient changed: its Person's demographics follow. A Person of this Patient
+            // alone may now be recognised as another resident's (an ID number added later):
+            // it is then linked there, as a new registration would be. Links between several
+            // Patients stay made; splitting them is unlink's job, with a person deciding.
+            if person.links.len() == 1 && person.active {
+                let keys = blocking_keys(&demographics);
+                let best = self
+                    .candidates_in(tx, &demographics, &keys)?
+                    .into_iter()
+                    .filter(|c| c.person.id != person.id)
+                    .find(|c| c.verdict.decision == Decision::AutoLink);
+                if let Some(best) = best {
+                    let probability = best.verdict.score.probability;
+                    let mut own = person;
+                    own.links.clear();
+                    own.active = false;
+                    own.merged_into = Some(best.person.id.clone());
+                    own.former = vec![record.id.clone()];
+                    self.write_person(tx, &own)?;
+                    let mut target = best.person;
+                    target.links.push(Link {
+                        patient: record.id.clone(),
+                        assurance: if probability >= 0.999 {
+                            "level3"
+                        } else {
+                            "level2"
+                        },
+                        score: Some(probability),
+                    });
+                    self.write_person(tx, &target)?;
+                    self.audit(
+                        tx,
+                        "auto-link",
+                        &[
+                            &format!("Person/{}", target.id),
+                            &format!("Patient/{}", record.id),
+                            &format!("Person/{}", own.id),
+                        ],
+                        Some(&format!("on update; match probability {probability:.4}")),
+                    )?;
+                    return Ok(());
+                }
+            }
+            self.write_person(tx, &person)?;
+            return Ok(());
+        }
         // Two registrations of one new person at the same moment must not both create a
         // Person: whoever holds the keys first decides, the other then finds its Person.
         let mut keys = blocking_keys(&demographics);

@@ -247,3 +247,33 @@ backend_tests! {
         assert!(matches!(indexed.mpi.find_matches(&indexed.repository, &ctx(), &empty, false, 10), Err(identity::IdentityError::Invalid { .. })));
     }
 }
+
+backend_tests! {
+    fn an_update_that_reveals_a_known_resident_links_the_patient_there(store) {
+        let indexed = indexed(store);
+        let full = create(&indexed, patient("张", "伟", "1949-12-31", Some(ZHANG_WEI_ID), COUNTY));
+        // A village clinic registers "Wei Zhang" with a birth date only: not enough to link.
+        let sparse = create(&indexed, json!({
+            "resourceType": "Patient",
+            "identifier": [{"system": TOWNSHIP.0, "value": TOWNSHIP.1}],
+            "name": [{"family": "Wei", "given": ["Zhang"]}],
+            "birthDate": "1949-12-31"
+        }));
+        let own = persons_of(&indexed, &sparse)[0]["id"].as_str().unwrap().to_owned();
+        let target = persons_of(&indexed, &full)[0]["id"].as_str().unwrap().to_owned();
+        assert_ne!(own, target);
+        // Later the clinic adds the resident ID number and phone.
+        let mut updated = read(&indexed, "Patient", &sparse);
+        updated["identifier"].as_array_mut().unwrap().push(json!({"system": ID_SYSTEM, "value": ZHANG_WEI_ID}));
+        updated["telecom"] = json!([{"system": "phone", "value": "13800138000"}]);
+        indexed.repository.update(&ctx(), "Patient", &sparse, updated, None).unwrap();
+        let mut both = vec![full, sparse.clone()];
+        both.sort();
+        assert_eq!(linked_patients(&read(&indexed, "Person", &target)), both);
+        let left = read(&indexed, "Person", &own);
+        assert_eq!(left["active"], json!(false));
+        // And unlinking restores the clinic's Person, as after any automatic link.
+        indexed.mpi.unlink(&indexed.repository, &ctx(), &target, &sparse).unwrap();
+        assert_eq!(linked_patients(&read(&indexed, "Person", &own)), vec![sparse]);
+    }
+}
