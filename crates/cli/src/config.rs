@@ -44,6 +44,9 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Seconds a phone health code stays valid [default: 300].
+    #[arg(long, value_name = "SECONDS")]
+    pub health_code_validity: Option<String>,
 }
 
 /// The keys of a config file, all optional.
@@ -57,6 +60,9 @@ struct FileConfig {
     public_base: Option<String>,
     log: Option<String>,
     log_format: Option<String>,
+    health_code_validity: Option<u64>,
+    health_code_key_rotation_days: Option<u64>,
+    identity_population: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +87,12 @@ pub struct ServeConfig {
     pub public_base: Option<String>,
     pub log: String,
     pub log_format: LogFormat,
+    /// Seconds a phone health code stays valid.
+    pub health_code_validity: u64,
+    /// The signing key is replaced when older than this many days.
+    pub health_code_key_rotation_days: u64,
+    /// Residents the platform serves (the matcher's prior).
+    pub identity_population: u64,
 }
 
 /// One raw value and where it came from, for error messages.
@@ -254,7 +266,47 @@ impl ServeConfig {
             ),
         };
 
+        let positive = |raw: Raw, what: &str| -> Result<u64> {
+            match raw.value.parse::<u64>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => bail!(
+                    "{}: '{}' is not a positive number of {what}",
+                    raw.source,
+                    raw.value
+                ),
+            }
+        };
+        let health_code_validity = positive(
+            layers
+                .pick(
+                    args.health_code_validity.clone(),
+                    "MERIDIAN_HEALTH_CODE_VALIDITY",
+                    |f| f.health_code_validity.map(|n| n.to_string()),
+                )
+                .context("no health code validity")?,
+            "seconds",
+        )?;
+        let health_code_key_rotation_days = positive(
+            layers
+                .pick(None, "MERIDIAN_HEALTH_CODE_KEY_ROTATION_DAYS", |f| {
+                    f.health_code_key_rotation_days.map(|n| n.to_string())
+                })
+                .context("no key rotation period")?,
+            "days",
+        )?;
+        let identity_population = positive(
+            layers
+                .pick(None, "MERIDIAN_IDENTITY_POPULATION", |f| {
+                    f.identity_population.map(|n| n.to_string())
+                })
+                .context("no identity population")?,
+            "residents",
+        )?;
+
         Ok(ServeConfig {
+            health_code_validity,
+            health_code_key_rotation_days,
+            identity_population,
             store,
             listen,
             max_body_bytes,
@@ -287,6 +339,23 @@ mod tests {
         assert_eq!(config.store.database_url, None);
         assert_eq!(config.max_body_bytes, 16 * 1024 * 1024);
         assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.health_code_validity, 300);
+        assert_eq!(config.health_code_key_rotation_days, 30);
+        assert_eq!(config.identity_population, 1_000_000);
+    }
+
+    #[test]
+    fn a_health_code_validity_of_zero_stops_start_up() {
+        let error = ServeConfig::resolve(
+            &ServeArgs::default(),
+            env_of(&[("MERIDIAN_HEALTH_CODE_VALIDITY", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "environment variable MERIDIAN_HEALTH_CODE_VALIDITY: '0' is not a positive number of seconds"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod config;
 mod fhirpath_command;
+mod identity;
 mod import;
 mod reindex;
 mod seed_command;

@@ -13,13 +13,15 @@ pub fn run(config: ServeConfig) -> Result<()> {
     init_logging(&config)?;
     let ctx = store::RequestContext::system("start-up");
     let repository = Arc::new(crate::stores::open_repository(&config.store, &ctx)?);
-    let state = AppState::new(
+    let identity = crate::identity::open(&config, &repository)?;
+    let state = AppState::with_identity(
         repository,
         ServerConfig {
             max_body_bytes: config.max_body_bytes,
             public_base: config.public_base.clone(),
             export_dir: config.store.data.join("exports"),
         },
+        identity,
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

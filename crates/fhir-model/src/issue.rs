@@ -32,6 +32,8 @@ pub enum IssueCode {
     Invariant,
     Security,
     Login,
+    /// A credential or token that was valid has expired (a health code).
+    Expired,
     Forbidden,
     Processing,
     NotSupported,
@@ -62,6 +64,7 @@ impl IssueCode {
             IssueCode::Invariant => "invariant",
             IssueCode::Security => "security",
             IssueCode::Login => "login",
+            IssueCode::Expired => "expired",
             IssueCode::Forbidden => "forbidden",
             IssueCode::Processing => "processing",
             IssueCode::NotSupported => "not-supported",

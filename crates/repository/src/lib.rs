@@ -8,6 +8,7 @@ pub mod clock;
 mod custom;
 mod error;
 mod export;
+mod hooks;
 mod import;
 pub mod meta;
 mod read;
@@ -26,6 +27,7 @@ pub use bundle::{BundleOptions, parse_etag, parse_query};
 pub use custom::ReindexProgress;
 pub use error::RepositoryError;
 pub use export::{ExportError, ExportFile, ExportLevel, ExportRequest};
+pub use hooks::{InTransaction, WriteHook};
 pub use import::{ImportCounts, ImportFailure, ImportOptions, ImportReport, ImportUnit};
 pub use read::HistoryRequest;
 pub use render::encode_query;
@@ -62,6 +64,8 @@ pub struct Repository {
     model: &'static Model,
     /// Replaced whole when SearchParameter resources change; writes take the current one.
     indexer: RwLock<Arc<Indexer>>,
+    /// Services that act inside every write's transaction (see `hooks`).
+    hooks: RwLock<Vec<Arc<dyn WriteHook>>>,
 }
 
 thread_local! {
@@ -89,6 +93,7 @@ impl Repository {
             store,
             model,
             indexer: RwLock::new(Arc::new(Indexer::new(registry))),
+            hooks: RwLock::new(Vec::new()),
         }
     }
 
@@ -135,9 +140,11 @@ impl Repository {
         loop {
             attempt += 1;
             SEARCH_PARAMETERS_WRITTEN.set(false);
+            hooks::clear_pending();
             let result: Result<T, RepositoryError> = (|| {
                 let mut tx = self.store.begin(ctx)?;
                 let value = work(&mut *tx)?;
+                self.run_hooks(&mut *tx, ctx)?;
                 tx.commit()?;
                 Ok(value)
             })();

@@ -86,7 +86,7 @@ impl Repository {
             content_hash: prepared.body.content_hash(),
             index: &prepared.index,
         })?;
-        Ok(VersionRecord {
+        let record = VersionRecord {
             row,
             resource_type: prepared.resource_type.clone(),
             id: prepared.id().to_owned(),
@@ -95,7 +95,9 @@ impl Repository {
             method,
             content: Some(content),
             content_hash: prepared.body.content_hash(),
-        })
+        };
+        self.note_for_hooks(&record);
+        Ok(record)
     }
 
     /// Creates or updates `prepared` inside a transaction, checking `If-Match`.
@@ -175,6 +177,7 @@ impl Repository {
             content: None,
             content_hash: 0,
         };
+        self.note_for_hooks(&record);
         Ok(Written {
             status: WriteStatus::Deleted,
             record: Some(record),

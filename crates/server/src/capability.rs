@@ -109,5 +109,52 @@ fn operations(resource_type: &str) -> Vec<Value> {
             "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
         }));
     }
+    // The identity operations (crates/server/src/identity.rs). Those without an official
+    // definition point at the server's own canonical.
+    let identity: &[(&str, &str, &str)] = &[
+        (
+            "Patient",
+            "match",
+            "http://hl7.org/fhir/OperationDefinition/Patient-match",
+        ),
+        (
+            "Patient",
+            "ihe-pix",
+            "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix",
+        ),
+        (
+            "Patient",
+            "health-code",
+            "urn:meridian:operation:health-code",
+        ),
+        (
+            "Patient",
+            "resolve-health-code",
+            "urn:meridian:operation:resolve-health-code",
+        ),
+        (
+            "Patient",
+            "revoke-health-code",
+            "urn:meridian:operation:revoke-health-code",
+        ),
+        ("Person", "link", "urn:meridian:operation:person-link"),
+        ("Person", "unlink", "urn:meridian:operation:person-unlink"),
+        ("Person", "merge", "urn:meridian:operation:person-merge"),
+        (
+            "Task",
+            "accept-match",
+            "urn:meridian:operation:accept-match",
+        ),
+        (
+            "Task",
+            "reject-match",
+            "urn:meridian:operation:reject-match",
+        ),
+    ];
+    for (on, name, definition) in identity {
+        if *on == resource_type {
+            operations.push(json!({"name": name, "definition": definition}));
+        }
+    }
     operations
 }

@@ -24,6 +24,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// The body is over the configured limit.
     PayloadTooLarge(usize),
+    /// From the identity services (matching, master records, health codes).
+    Identity(identity::IdentityError),
     /// A handler panicked or a worker was lost: a bug.
     Internal(String),
 }
@@ -52,6 +54,7 @@ impl ApiError {
                 }
                 (status, error.issues(request_id))
             }
+            ApiError::Identity(error) => return identity_response(error, request_id),
             ApiError::BadRequest(issue) => (StatusCode::BAD_REQUEST, vec![issue]),
             ApiError::NotFound(message) => (
                 StatusCode::NOT_FOUND,
@@ -89,4 +92,56 @@ impl ApiError {
         };
         outcome_response(status, &issues)
     }
+}
+
+/// Identity errors: a refused health code says which way it is wrong and nothing else.
+fn identity_response(error: identity::IdentityError, request_id: &str) -> Response {
+    use identity::IdentityError;
+    use identity::health_code::CodeRefusal;
+    let (status, issues) = match error {
+        IdentityError::Invalid {
+            message,
+            expression,
+        } => {
+            let issue = Issue::error(IssueCode::Invalid, message);
+            (
+                StatusCode::BAD_REQUEST,
+                vec![match expression {
+                    Some(expression) => issue.at(expression),
+                    None => issue,
+                }],
+            )
+        }
+        IdentityError::NotFound(message) => (
+            StatusCode::NOT_FOUND,
+            vec![Issue::error(IssueCode::NotFound, message)],
+        ),
+        IdentityError::Conflict(message) => (
+            StatusCode::CONFLICT,
+            vec![Issue::error(IssueCode::Conflict, message)],
+        ),
+        IdentityError::HealthCode(refusal) => {
+            let (status, code) = match refusal {
+                CodeRefusal::Malformed => (StatusCode::BAD_REQUEST, IssueCode::Invalid),
+                CodeRefusal::Tampered => (StatusCode::BAD_REQUEST, IssueCode::Security),
+                CodeRefusal::Expired => (StatusCode::GONE, IssueCode::Expired),
+                CodeRefusal::Revoked => (StatusCode::GONE, IssueCode::Security),
+                CodeRefusal::PinRequired => (StatusCode::BAD_REQUEST, IssueCode::Required),
+                CodeRefusal::WrongPin => (StatusCode::FORBIDDEN, IssueCode::Security),
+            };
+            (status, vec![Issue::error(code, refusal.to_string())])
+        }
+        IdentityError::Repository(error) => {
+            return ApiError::Repository(error).into_response(request_id);
+        }
+        IdentityError::Internal(detail) => {
+            return ApiError::Internal(detail).into_response(request_id);
+        }
+    };
+    tracing::debug!(
+        request_id,
+        status = status.as_u16(),
+        "identity request refused"
+    );
+    outcome_response(status, &issues)
 }

@@ -91,6 +91,9 @@ async fn handle(
         )))
     };
 
+    if crate::identity::handles(&segments) {
+        return crate::identity::handle(state, method, &segments, fhir, body, limit).await;
+    }
     match segments.as_slice() {
         [] => match *method {
             Method::GET => search(repository, fhir, SearchScope::System, None).await,

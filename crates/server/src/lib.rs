@@ -6,6 +6,7 @@ mod capability;
 mod error;
 mod export;
 mod fhir;
+mod identity;
 mod request;
 mod response;
 
@@ -21,6 +22,7 @@ use repository::Repository;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use identity::IdentityServices;
 
 /// What the server needs to know beyond the repository.
 #[derive(Debug, Clone)]
@@ -55,6 +57,7 @@ struct Inner {
     repository: Arc<Repository>,
     config: ServerConfig,
     jobs: Arc<export::Jobs>,
+    identity: Option<IdentityServices>,
 }
 
 impl AppState {
@@ -64,8 +67,30 @@ impl AppState {
                 jobs: Arc::new(export::Jobs::new(config.export_dir.clone())),
                 repository,
                 config,
+                identity: None,
             }),
         }
+    }
+
+    /// The state with the identity services (master patient index and health codes) exposed.
+    /// The caller registers the index's write hook on the repository.
+    pub fn with_identity(
+        repository: Arc<Repository>,
+        config: ServerConfig,
+        identity: IdentityServices,
+    ) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                jobs: Arc::new(export::Jobs::new(config.export_dir.clone())),
+                repository,
+                config,
+                identity: Some(identity),
+            }),
+        }
+    }
+
+    pub(crate) fn identity(&self) -> Option<&IdentityServices> {
+        self.inner.identity.as_ref()
     }
 
     pub(crate) fn repository(&self) -> &Arc<Repository> {
@@ -86,6 +111,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
+        .route("/health-code/keys", get(health_code_keys))
         .fallback(fhir::dispatch)
         .with_state(state)
 }
@@ -123,5 +149,25 @@ async fn ready(State(state): State<AppState>) -> Response {
             tracing::error!(%error, "readiness check panicked");
             (StatusCode::SERVICE_UNAVAILABLE, "readiness check failed\n").into_response()
         }
+    }
+}
+
+/// The public keys health codes are signed with, as a JSON Web Key Set, for anyone to verify.
+async fn health_code_keys(State(state): State<AppState>) -> Response {
+    match state.identity() {
+        Some(identity) => {
+            let body = serde_json::to_vec(&identity.codes.jwks()).unwrap_or_default();
+            let mut response = Response::new(axum::body::Body::from(body));
+            response.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/jwk-set+json"),
+            );
+            response
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            "the identity services are not enabled\n",
+        )
+            .into_response(),
     }
 }

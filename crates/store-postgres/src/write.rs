@@ -278,6 +278,20 @@ impl Transaction for PostgresTransaction<'_> {
         Ok(())
     }
 
+    fn lock_key(&mut self, key: i64) -> Result<(), StoreError> {
+        self.check_usable()?;
+        let connection = &mut *self.connection;
+        let result = connection
+            .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+            .and_then(|statement| {
+                connection
+                    .client
+                    .execute(&statement, &[&key])
+                    .map_err(map_error)
+            });
+        self.note(result.map(|_| ()))
+    }
+
     fn set_checkpoint(&mut self, name: &str, value: Option<&str>) -> Result<(), StoreError> {
         self.check_usable()?;
         let connection = &mut *self.connection;

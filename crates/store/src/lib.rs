@@ -105,6 +105,13 @@ pub trait Transaction {
     /// Sets (or with `None` clears) a named checkpoint, committed with the transaction.
     fn set_checkpoint(&mut self, name: &str, value: Option<&str>) -> Result<(), StoreError>;
 
+    /// Takes a lock on `key` held until the transaction ends, so that two transactions deciding
+    /// about the same thing (the master patient index: two registrations of one new person)
+    /// run one after the other. Keys are the caller's 64-bit hashes. A backend whose write
+    /// transactions are already serialised (SQLite) has nothing to do; PostgreSQL takes
+    /// `pg_advisory_xact_lock(key)`. Callers taking several keys take them in ascending order.
+    fn lock_key(&mut self, key: i64) -> Result<(), StoreError>;
+
     /// Makes every write of the transaction durable and visible, at once.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

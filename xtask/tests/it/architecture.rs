@@ -149,6 +149,28 @@ fn the_repository_knows_no_http_and_no_database_driver() {
 }
 
 #[test]
+fn the_domain_services_know_no_http_and_no_database_driver() {
+    let graph = graph();
+    for service in ["identity"] {
+        let deps = graph.closure(service);
+        for forbidden in [
+            "axum",
+            "hyper",
+            "tokio",
+            "rusqlite",
+            "postgres",
+            "store-sqlite",
+            "store-postgres",
+        ] {
+            assert!(
+                !deps.contains(forbidden),
+                "{service} depends on {forbidden}"
+            );
+        }
+    }
+}
+
+#[test]
 fn only_the_server_depends_on_axum_directly() {
     let graph = graph();
     for member in &graph.members {

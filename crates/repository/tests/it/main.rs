@@ -9,6 +9,7 @@ mod crud;
 mod custom_parameters;
 mod differential;
 mod export;
+mod hooks;
 mod import;
 mod searching;
 mod synthea;

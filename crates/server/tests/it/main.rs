@@ -6,4 +6,5 @@ mod support;
 mod bad_input;
 mod concurrency;
 mod export;
+mod identity;
 mod rest;

@@ -31,6 +31,30 @@ pub fn app_with(store: TestStore, mut config: ServerConfig) -> App {
     }
 }
 
+/// An app with the master patient index and health codes enabled, as `meridian serve` runs.
+pub fn identity_app(store: TestStore) -> App {
+    let repository = Arc::new(Repository::new(Arc::clone(&store.store)));
+    let mpi = identity::mpi::Mpi::new(identity::mpi::IdentityConfig::default());
+    repository.add_write_hook(mpi.hook());
+    let ring = identity::health_code::KeyRing::generate(0).expect("keys");
+    let codes = Arc::new(identity::health_code::HealthCodes::new(
+        ring,
+        Default::default(),
+    ));
+    let services = server::IdentityServices { mpi, codes };
+    let exports = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        public_base: Some("http://meridian.test/fhir".into()),
+        export_dir: exports.path().join("exports"),
+        ..ServerConfig::default()
+    };
+    App {
+        router: server::router(AppState::with_identity(repository, config, services)),
+        _store: store,
+        _exports: exports,
+    }
+}
+
 pub fn app(store: TestStore) -> App {
     app_with(
         store,

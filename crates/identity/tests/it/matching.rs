@@ -1,0 +1,163 @@
+//! The model: symmetric scores, EM that finds the matches in generated data without labels,
+//! the conflicting-evidence rules, and the in-memory index.
+
+use identity::compare::compare;
+use identity::em::{PatternCounts, comparison_space, estimate_m, estimate_u};
+use identity::index::{Index, clusters};
+use identity::model::{Conflict, Decision, Matcher, Model, TermFrequencies, Thresholds};
+use identity::record::{IdentifierSystems, Record};
+use identity::synthetic::{Generator, NATIONAL_ID_SYSTEM, Rng};
+use serde_json::json;
+
+/// Generated registrations: (records, the resident each belongs to).
+fn generated(residents: u32, seed: u64) -> (Vec<Record>, Vec<u32>) {
+    let mut generator = Generator::new(seed);
+    let systems = IdentifierSystems::default();
+    let mut records = Vec::new();
+    let mut owners = Vec::new();
+    for number in 0..residents {
+        let resident = generator.resident(number);
+        let copies = 1 + generator.rng().below(3) as u32;
+        for copy in 0..copies {
+            records.push(Record::from_fhir(
+                &generator.registration(&resident, copy, copy == 0),
+                &systems,
+            ));
+            owners.push(number);
+        }
+    }
+    (records, owners)
+}
+
+#[test]
+fn scores_are_symmetric() {
+    let (records, _) = generated(300, 1);
+    let matcher = Matcher::new(Model::starting_point(), None, Thresholds::default());
+    let mut rng = Rng::new(2);
+    for _ in 0..2_000 {
+        let a = &records[rng.below(records.len() as u64) as usize];
+        let b = &records[rng.below(records.len() as u64) as usize];
+        let (ab, ba) = (matcher.score(a, b), matcher.score(b, a));
+        assert_eq!(ab.comparison.levels, ba.comparison.levels);
+        assert!((ab.weight - ba.weight).abs() < 1e-9, "{a:?}\n{b:?}");
+    }
+}
+
+#[test]
+fn em_without_labels_links_generated_registrations_accurately() {
+    let (records, owners) = generated(1_500, 3);
+    let index = Index::build(records, 2);
+    let mut rng = Rng::new(4);
+    let mut random = PatternCounts::default();
+    let n = index.len() as u64;
+    for _ in 0..50_000 {
+        let (a, b) = (rng.below(n) as u32, rng.below(n) as u32);
+        if a != b {
+            random.add(&compare(index.record(a), index.record(b)));
+        }
+    }
+    let mut blocked = PatternCounts::default();
+    for pattern in index.for_each_pair(2, |_, _, a, b| Some(compare(a, b).pattern())) {
+        blocked.add_pattern(pattern, 1.0);
+    }
+    let mut start = Model::starting_point();
+    start.u = estimate_u(&random);
+    start.prior = 1.0 / n as f64;
+    start.refresh();
+    let estimate = estimate_m(
+        &start,
+        &comparison_space(&blocked, &random, index.len()),
+        200,
+    );
+    assert!(estimate.converged, "EM converges");
+    let frequencies =
+        TermFrequencies::from_records((0..index.len() as u32).map(|i| index.record(i)));
+    let matcher = Matcher::new(estimate.model, Some(frequencies), Thresholds::default());
+    let links: Vec<(u32, u32)> = index
+        .link_pairs(&matcher, 2)
+        .into_iter()
+        .filter(|(_, _, d, _)| *d == Decision::AutoLink)
+        .map(|(a, b, _, _)| (a, b))
+        .collect();
+    let wrong = links
+        .iter()
+        .filter(|(a, b)| owners[*a as usize] != owners[*b as usize])
+        .count();
+    let cluster = clusters(index.len(), links.iter().copied());
+    let true_pairs: usize = {
+        let mut count = std::collections::HashMap::<u32, usize>::new();
+        for o in &owners {
+            *count.entry(*o).or_default() += 1;
+        }
+        count.values().map(|c| c * (c - 1) / 2).sum()
+    };
+    let mut found = 0;
+    for i in 0..owners.len() {
+        for j in 0..i {
+            if owners[i] == owners[j] && cluster[i] == cluster[j] {
+                found += 1;
+            }
+        }
+    }
+    let precision = 1.0 - wrong as f64 / links.len().max(1) as f64;
+    let recall = found as f64 / true_pairs as f64;
+    assert!(precision >= 0.99, "precision {precision}");
+    assert!(recall >= 0.95, "recall {recall}");
+}
+
+fn from(patient: serde_json::Value) -> Record {
+    Record::from_fhir(&patient, &IdentifierSystems::default())
+}
+
+#[test]
+fn the_same_id_number_with_other_demographics_goes_to_review_never_to_a_link() {
+    let matcher = Matcher::new(Model::starting_point(), None, Thresholds::default());
+    let a = from(
+        json!({"name": [{"family": "张", "given": ["伟"]}], "gender": "male", "birthDate": "1980-02-11",
+        "identifier": [{"system": NATIONAL_ID_SYSTEM, "value": "11010519491231002X"}]}),
+    );
+    let b = from(
+        json!({"name": [{"family": "欧阳", "given": ["娜娜"]}], "gender": "female", "birthDate": "1992-07-30",
+        "identifier": [{"system": NATIONAL_ID_SYSTEM, "value": "11010519491231002X"}]}),
+    );
+    let verdict = matcher.decide(&a, &b);
+    assert_eq!(verdict.decision, Decision::Review, "{verdict:?}");
+    assert!(verdict.conflicts.contains(&Conflict::SameIdDifferentName));
+}
+
+#[test]
+fn two_different_valid_id_numbers_are_never_linked_automatically() {
+    let matcher = Matcher::new(Model::starting_point(), None, Thresholds::default());
+    let twin = |id: &str| {
+        from(
+            json!({"name": [{"family": "张", "given": ["伟"]}], "gender": "male", "birthDate": "1949-12-31",
+        "telecom": [{"system": "phone", "value": "13800138000"}],
+        "identifier": [{"system": NATIONAL_ID_SYSTEM, "value": id}]}),
+        )
+    };
+    // 11010519491231002X and 110105194912310037: both with right check characters.
+    let second = format!("1101051949123100{}", "3");
+    let check = identity::gb11643::check_character(&second).unwrap();
+    let verdict = matcher.decide(
+        &twin("11010519491231002X"),
+        &twin(&format!("{second}{check}")),
+    );
+    assert_ne!(verdict.decision, Decision::AutoLink);
+    assert!(verdict.conflicts.contains(&Conflict::DifferentValidIds));
+}
+
+#[test]
+fn homophones_and_romanised_names_still_link() {
+    let matcher = Matcher::new(Model::starting_point(), None, Thresholds::default());
+    let base = json!({"name": [{"family": "张", "given": ["伟"]}], "gender": "male", "birthDate": "1980-02-11",
+        "telecom": [{"system": "phone", "value": "13800138000"}]});
+    let mut homophone = base.clone();
+    homophone["name"] = json!([{"family": "张", "given": ["玮"]}]);
+    let mut romanised = base.clone();
+    romanised["name"] = json!([{"family": "Wei", "given": ["Zhang"]}]);
+    romanised["birthDate"] = json!("1980-11-02");
+    for other in [homophone, romanised] {
+        let verdict = matcher.decide(&from(base.clone()), &from(other.clone()));
+        assert_eq!(verdict.decision, Decision::AutoLink, "{other} {verdict:?}");
+    }
+}

@@ -1,0 +1,231 @@
+//! Write hooks: domain services that must act in the same transaction as a write (the master
+//! patient index links every Patient before the write answers) register a [`WriteHook`]. The
+//! repository calls it with the open transaction for every version written, before the commit,
+//! so whatever the hook writes commits or rolls back with the write that caused it. The
+//! repository knows nothing of what a hook does; hooks know nothing of the store's SQL.
+//!
+//! [`InTransaction`] is also how a service runs its own operations (link, unlink, merge) as
+//! one transaction with the same retries and the same hooks as ordinary writes.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use search::{Handling, SearchTarget, parse_search};
+use serde_json::Value;
+use store::{RequestContext, Transaction, VersionRecord};
+
+use crate::meta::new_id;
+use crate::{Repository, RepositoryError, Written};
+
+/// Something to do inside the transaction of every write.
+pub trait WriteHook: Send + Sync {
+    /// Whether the hook wants to see versions of this type: lets the repository skip the
+    /// bookkeeping for every other write (bulk loads of Observations pay nothing).
+    fn wants(&self, resource_type: &str) -> bool;
+
+    /// Called once for each version written of a type the hook wants, after the write and
+    /// before the commit. An error rolls the whole transaction back and is the write's error.
+    fn after_write(
+        &self,
+        tx: &mut InTransaction<'_>,
+        record: &VersionRecord,
+    ) -> Result<(), RepositoryError>;
+}
+
+/// How many rounds of hooks (a hook's writes seen by hooks again) a transaction may take: a
+/// hook that keeps writing what it wants to see is a bug, and this stops it.
+const MAX_HOOK_ROUNDS: usize = 8;
+
+thread_local! {
+    /// The versions the transaction running on this thread wrote that some hook wants, not yet
+    /// shown to the hooks. Per thread for the same reason as `SEARCH_PARAMETERS_WRITTEN`.
+    static PENDING: RefCell<Vec<VersionRecord>> = const { RefCell::new(Vec::new()) };
+}
+
+pub(crate) fn clear_pending() {
+    PENDING.with_borrow_mut(Vec::clear);
+}
+
+/// Everything the repository offers code that runs inside one of its transactions.
+pub struct InTransaction<'a> {
+    repository: &'a Repository,
+    tx: &'a mut dyn Transaction,
+    ctx: &'a RequestContext,
+}
+
+impl<'a> InTransaction<'a> {
+    /// The request the transaction serves (who acts, for which organisation).
+    pub fn ctx(&self) -> &RequestContext {
+        self.ctx
+    }
+
+    pub fn repository(&self) -> &Repository {
+        self.repository
+    }
+
+    /// The store transaction itself, for what the repository does not wrap (locks).
+    pub fn transaction(&mut self) -> &mut dyn Transaction {
+        self.tx
+    }
+
+    /// The current version of a resource as this transaction sees it, `None` when it never
+    /// existed or is deleted.
+    pub fn read(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<(VersionRecord, Value)>, RepositoryError> {
+        match self.tx.current(resource_type, id)? {
+            Some(record) if !record.is_deleted() => {
+                let resource = crate::read::parse_stored(&record)?;
+                Ok(Some((record, resource)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A search that sees this transaction's writes: at most `count` current resources.
+    pub fn search(
+        &mut self,
+        resource_type: &str,
+        params: &[(String, String)],
+        count: usize,
+    ) -> Result<Vec<VersionRecord>, RepositoryError> {
+        let mut parsed = parse_search(
+            self.repository.indexer().registry(),
+            None,
+            SearchTarget::Type(resource_type),
+            params,
+            Handling::Strict,
+        )?;
+        parsed.query.count = count;
+        Ok(self.tx.search(&parsed.query)?.matches)
+    }
+
+    /// Creates a resource with a new id (validated and indexed like any create).
+    pub fn create(&mut self, resource: Value) -> Result<VersionRecord, RepositoryError> {
+        let prepared = self.repository.prepare(resource, &new_id())?;
+        self.repository
+            .put_version(self.tx, &prepared, None, crate::clock::now_micros())
+    }
+
+    /// Creates or updates the resource under its own id. With `if_match`, fails when the
+    /// current version is another one.
+    pub fn update(
+        &mut self,
+        resource: Value,
+        if_match: Option<i64>,
+    ) -> Result<Written, RepositoryError> {
+        let id = resource
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                RepositoryError::invalid(
+                    fhir_model::IssueCode::Required,
+                    "an update needs the resource's id",
+                )
+            })?;
+        let prepared = self.repository.prepare(resource, &id)?;
+        self.repository
+            .upsert_in(self.tx, &prepared, if_match, crate::clock::now_micros())
+    }
+}
+
+impl InTransaction<'_> {
+    /// Deletes a resource (nothing happens when there is none).
+    pub fn delete(&mut self, resource_type: &str, id: &str) -> Result<Written, RepositoryError> {
+        self.repository
+            .delete_in(self.tx, resource_type, id, None, crate::clock::now_micros())
+    }
+}
+
+impl Repository {
+    /// Registers a hook; every later write's transaction runs it.
+    pub fn add_write_hook(&self, hook: Arc<dyn WriteHook>) {
+        self.hooks
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(hook);
+    }
+
+    fn hooks(&self) -> Vec<Arc<dyn WriteHook>> {
+        self.hooks
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Remembers a version just written for the hooks that want its type.
+    pub(crate) fn note_for_hooks(&self, record: &VersionRecord) {
+        let hooks = self.hooks.read().unwrap_or_else(|p| p.into_inner());
+        if hooks.iter().any(|hook| hook.wants(&record.resource_type)) {
+            PENDING.with_borrow_mut(|pending| pending.push(record.clone()));
+        }
+    }
+
+    /// Shows every pending version to the hooks, and what they write to the hooks again, until
+    /// nothing is pending.
+    pub(crate) fn run_hooks(
+        &self,
+        tx: &mut dyn Transaction,
+        ctx: &RequestContext,
+    ) -> Result<(), RepositoryError> {
+        for _ in 0..MAX_HOOK_ROUNDS {
+            let pending = PENDING.with_borrow_mut(std::mem::take);
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let hooks = self.hooks();
+            let mut in_tx = InTransaction {
+                repository: self,
+                tx,
+                ctx,
+            };
+            for record in &pending {
+                for hook in hooks.iter().filter(|h| h.wants(&record.resource_type)) {
+                    hook.after_write(&mut in_tx, record)?;
+                }
+            }
+        }
+        Err(RepositoryError::Store(store::StoreError::Internal(
+            "write hooks kept writing what they watch; gave up".into(),
+        )))
+    }
+
+    /// Runs `work` as one transaction of this repository: all or nothing, again from the start
+    /// when it raced another writer, with the write hooks run before the commit.
+    pub fn run_in_transaction<T>(
+        &self,
+        ctx: &RequestContext,
+        mut work: impl FnMut(&mut InTransaction<'_>) -> Result<T, RepositoryError>,
+    ) -> Result<T, RepositoryError> {
+        self.with_transaction(ctx, |tx| {
+            let mut in_tx = InTransaction {
+                repository: self,
+                tx,
+                ctx,
+            };
+            work(&mut in_tx)
+        })
+    }
+
+    /// Current resources matching a search, from committed data (outside any transaction).
+    pub fn find(
+        &self,
+        ctx: &RequestContext,
+        resource_type: &str,
+        params: &[(String, String)],
+        count: usize,
+    ) -> Result<Vec<VersionRecord>, RepositoryError> {
+        let mut parsed = parse_search(
+            self.indexer().registry(),
+            None,
+            SearchTarget::Type(resource_type),
+            params,
+            Handling::Strict,
+        )?;
+        parsed.query.count = count;
+        Ok(self.store.search(ctx, &parsed.query)?.matches)
+    }
+}

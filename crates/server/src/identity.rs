@@ -1,0 +1,483 @@
+//! The identity operations over HTTP: `Patient/$match`, PIXm (`Patient/$ihe-pix`), the health
+//! code (`Patient/[id]/$health-code`, `Patient/$resolve-health-code`,
+//! `Patient/$revoke-health-code`), the master-record operations (`Person/[id]/$link`,
+//! `Person/[id]/$unlink`, `Person/$merge`) and the review queue (`Task/[id]/$accept-match`,
+//! `Task/[id]/$reject-match`; the queue itself is an ordinary Task search). PDQm is ordinary
+//! Patient search; residents are found by ordinary Person search.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use fhir_model::IssueCode;
+use identity::IdentityError;
+use identity::health_code::{CodeKind, HealthCodes};
+use identity::mpi::{Mpi, ReviewDecision};
+use repository::{Repository, clock};
+use serde_json::{Value, json};
+use store::{RequestContext, VersionRecord};
+
+use crate::request::{BodyKind, FhirRequest, read_json};
+use crate::response::json_response;
+use crate::{ApiError, AppState};
+
+/// The identity services the server exposes.
+pub struct IdentityServices {
+    pub mpi: Arc<Mpi>,
+    pub codes: Arc<HealthCodes>,
+}
+
+/// Whether `segments` name an identity operation (so the dispatcher hands them here).
+pub fn handles(segments: &[&str]) -> bool {
+    matches!(
+        segments,
+        [
+            "Patient",
+            "$match" | "$ihe-pix" | "$resolve-health-code" | "$revoke-health-code"
+        ] | ["Patient", _, "$health-code"]
+            | ["Person", _, "$link" | "$unlink"]
+            | ["Person", "$merge"]
+            | ["Task", _, "$accept-match" | "$reject-match"]
+    )
+}
+
+fn context(fhir: &FhirRequest) -> RequestContext {
+    RequestContext::system(fhir.request_id.clone())
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+}
+
+pub async fn handle(
+    state: &AppState,
+    method: &Method,
+    segments: &[&str],
+    fhir: FhirRequest,
+    body: Body,
+    limit: usize,
+) -> Result<Response, ApiError> {
+    let Some(services) = state.identity() else {
+        return Err(ApiError::NotFound(
+            "the identity services are not enabled on this server".into(),
+        ));
+    };
+    let repository = Arc::clone(state.repository());
+    let mpi = Arc::clone(&services.mpi);
+    let codes = Arc::clone(&services.codes);
+    let ctx = context(&fhir);
+    let expect = |wanted: Method| {
+        if *method == wanted {
+            Ok(())
+        } else {
+            Err(ApiError::MethodNotAllowed(format!(
+                "{method} is not allowed here; use {wanted}"
+            )))
+        }
+    };
+    let owned: Vec<String> = segments.iter().map(|s| s.to_string()).collect();
+    let answer: Value = match segments {
+        ["Patient", "$ihe-pix"] => {
+            expect(Method::GET)?;
+            let query = fhir.criteria();
+            blocking(move || pix(&mpi, &repository, &ctx, &query)).await?
+        }
+        _ => {
+            expect(Method::POST)?;
+            let parameters = read_json(&fhir.headers, body, limit, BodyKind::Resource).await?;
+            blocking(move || {
+                let segments: Vec<&str> = owned.iter().map(String::as_str).collect();
+                post(&mpi, &codes, &repository, &ctx, &segments, &parameters)
+            })
+            .await
+            .map(|mut value| {
+                // Links in Bundles are absolute.
+                if let Some(entries) = value.get_mut("entry").and_then(Value::as_array_mut) {
+                    for entry in entries {
+                        if let Some(url) = entry.get("fullUrl").and_then(Value::as_str) {
+                            entry["fullUrl"] = json!(format!("{}/{url}", fhir.base));
+                        }
+                    }
+                }
+                value
+            })?
+        }
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&answer).unwrap_or_default(),
+        fhir.pretty,
+    ))
+}
+
+fn post(
+    mpi: &Mpi,
+    codes: &HealthCodes,
+    repository: &Repository,
+    ctx: &RequestContext,
+    segments: &[&str],
+    body: &Value,
+) -> Result<Value, ApiError> {
+    match segments {
+        ["Patient", "$match"] => match_patients(mpi, repository, ctx, body),
+        ["Patient", id, "$health-code"] => {
+            let printed = optional_parameters(body)?
+                .and_then(|p| find_parameter(p, "printed"))
+                .map(|p| {
+                    p.get("valueBoolean")
+                        .and_then(Value::as_bool)
+                        .ok_or_else(|| {
+                            invalid(
+                                "'printed' takes valueBoolean",
+                                "Parameters.parameter.valueBoolean",
+                            )
+                        })
+                })
+                .transpose()?
+                .unwrap_or(false);
+            let kind = if printed {
+                CodeKind::Printed
+            } else {
+                CodeKind::Dynamic
+            };
+            let issued = codes.issue(mpi, repository, ctx, id, kind)?;
+            let mut parameters = vec![
+                json!({"name": "code", "valueString": issued.code}),
+                json!({"name": "expires", "valueInstant": clock::format_instant(issued.expires)}),
+                json!({"name": "qr-svg", "valueAttachment": {"contentType": "image/svg+xml", "data": STANDARD.encode(issued.qr_svg.as_bytes())}}),
+                json!({"name": "qr-png", "valueAttachment": {"contentType": "image/png", "data": STANDARD.encode(&issued.qr_png)}}),
+            ];
+            if let Some(pin) = issued.pin {
+                parameters.push(json!({"name": "pin", "valueString": pin}));
+            }
+            Ok(json!({"resourceType": "Parameters", "parameter": parameters}))
+        }
+        ["Patient", "$resolve-health-code"] => {
+            let parameters = parameters(body)?;
+            let code = string_parameter(parameters, "code")?
+                .ok_or_else(|| invalid("the Parameters carry no 'code'", "Parameters.parameter"))?;
+            let pin = string_parameter(parameters, "pin")?;
+            let resolved = codes.resolve(mpi, repository, ctx, &code, pin.as_deref())?;
+            let mut out = vec![json!({"name": "person", "resource": parse(&resolved.person)?})];
+            let mut identifiers: Vec<Value> = Vec::new();
+            for patient in &resolved.patients {
+                let resource = parse(patient)?;
+                for identifier in resource
+                    .get("identifier")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if !identifiers.contains(identifier) {
+                        identifiers.push(identifier.clone());
+                    }
+                }
+                out.push(json!({"name": "patient", "resource": resource}));
+            }
+            out.extend(
+                identifiers
+                    .into_iter()
+                    .map(|i| json!({"name": "identifier", "valueIdentifier": i})),
+            );
+            Ok(json!({"resourceType": "Parameters", "parameter": out}))
+        }
+        ["Patient", "$revoke-health-code"] => {
+            let code = string_parameter(parameters(body)?, "code")?
+                .ok_or_else(|| invalid("the Parameters carry no 'code'", "Parameters.parameter"))?;
+            codes.revoke(mpi, repository, ctx, &code)?;
+            Ok(
+                json!({"resourceType": "OperationOutcome", "issue": [{"severity": "information", "code": "informational", "diagnostics": "the health code is revoked"}]}),
+            )
+        }
+        ["Person", id, op @ ("$link" | "$unlink")] => {
+            let patient = reference_parameter(parameters(body)?, "patient", "Patient")?;
+            if *op == "$link" {
+                mpi.link(repository, ctx, id, &patient)?;
+            } else {
+                mpi.unlink(repository, ctx, id, &patient)?;
+            }
+            read_resource(repository, ctx, "Person", id)
+        }
+        ["Person", "$merge"] => {
+            let parameters = parameters(body)?;
+            let source = reference_parameter(parameters, "source", "Person")?;
+            let target = reference_parameter(parameters, "target", "Person")?;
+            mpi.merge(repository, ctx, &source, &target)?;
+            read_resource(repository, ctx, "Person", &target)
+        }
+        ["Task", id, op @ ("$accept-match" | "$reject-match")] => {
+            let decision = if *op == "$accept-match" {
+                ReviewDecision::Accept
+            } else {
+                ReviewDecision::Reject
+            };
+            Ok(mpi.review(repository, ctx, id, decision)?)
+        }
+        _ => Err(ApiError::NotFound(format!(
+            "no identity operation at {}",
+            segments.join("/")
+        ))),
+    }
+}
+
+/// `Patient/$match`: a searchset of the Patients of every resident the given Patient may be,
+/// each with its score and match grade; the resident's Person comes along as an include.
+fn match_patients(
+    mpi: &Mpi,
+    repository: &Repository,
+    ctx: &RequestContext,
+    body: &Value,
+) -> Result<Value, ApiError> {
+    let parameters = parameters(body)?;
+    let resource = find_parameter(parameters, "resource")
+        .and_then(|p| p.get("resource"))
+        .ok_or_else(|| {
+            invalid(
+                "$match needs the Patient in the 'resource' parameter",
+                "Parameters.parameter",
+            )
+        })?;
+    if resource.get("resourceType").and_then(Value::as_str) != Some("Patient") {
+        return Err(invalid(
+            "the 'resource' parameter must be a Patient",
+            "Parameters.parameter.resource",
+        ));
+    }
+    let issues: Vec<_> = repository
+        .validate(resource)
+        .into_iter()
+        .filter(fhir_model::Issue::is_error)
+        .collect();
+    if !issues.is_empty() {
+        return Err(ApiError::Repository(repository::RepositoryError::Invalid(
+            issues,
+        )));
+    }
+    let only_certain = match find_parameter(parameters, "onlyCertainMatches") {
+        None => false,
+        Some(p) => p
+            .get("valueBoolean")
+            .and_then(Value::as_bool)
+            .ok_or_else(|| {
+                invalid(
+                    "'onlyCertainMatches' takes valueBoolean",
+                    "Parameters.parameter.valueBoolean",
+                )
+            })?,
+    };
+    let count = match find_parameter(parameters, "count") {
+        None => 10,
+        Some(p) => p
+            .get("valueInteger")
+            .and_then(Value::as_u64)
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    "'count' takes a valueInteger from 1 to 100",
+                    "Parameters.parameter.valueInteger",
+                )
+            })? as usize,
+    };
+    let results = mpi.find_matches(repository, ctx, resource, only_certain, count)?;
+    let mut entries = Vec::new();
+    for result in &results {
+        let score = (result.verdict.score.probability * 10_000.0).round() / 10_000.0;
+        for patient in &result.patients {
+            entries.push(json!({
+                "fullUrl": format!("Patient/{}", patient.id),
+                "resource": parse(patient)?,
+                "search": {
+                    "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/match-grade", "valueCode": result.grade.code()}],
+                    "mode": "match",
+                    "score": score,
+                }
+            }));
+        }
+        entries.push(json!({
+            "fullUrl": format!("Person/{}", result.person.id),
+            "resource": parse(&result.person)?,
+            "search": {"mode": "include"}
+        }));
+    }
+    let total = entries
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .count();
+    Ok(json!({
+        "resourceType": "Bundle",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "type": "searchset",
+        "total": total,
+        "entry": entries,
+    }))
+}
+
+/// PIXm (ITI-83).
+fn pix(
+    mpi: &Mpi,
+    repository: &Repository,
+    ctx: &RequestContext,
+    query: &[(String, String)],
+) -> Result<Value, ApiError> {
+    let mut source = None;
+    let mut targets = Vec::new();
+    for (name, value) in query {
+        match name.as_str() {
+            "sourceIdentifier" => {
+                if source.is_some() {
+                    return Err(invalid(
+                        "sourceIdentifier may be given once",
+                        "sourceIdentifier",
+                    ));
+                }
+                source = Some(value.clone());
+            }
+            "targetSystem" => targets.extend(value.split(',').map(str::to_owned)),
+            "_format" | "_pretty" => {}
+            other => {
+                return Err(invalid(
+                    format!("'{other}' is not a parameter of $ihe-pix"),
+                    other,
+                ));
+            }
+        }
+    }
+    let source = source.ok_or_else(|| {
+        invalid(
+            "$ihe-pix needs sourceIdentifier=system|value",
+            "sourceIdentifier",
+        )
+    })?;
+    let Some((system, value)) = source
+        .split_once('|')
+        .filter(|(s, v)| !s.is_empty() && !v.is_empty())
+    else {
+        return Err(invalid(
+            "sourceIdentifier must be system|value, both present",
+            "sourceIdentifier",
+        ));
+    };
+    let result = mpi.cross_reference(repository, ctx, system, value, &targets)?;
+    let mut parameters: Vec<Value> = result
+        .identifiers
+        .iter()
+        .map(|(s, v)| json!({"name": "targetIdentifier", "valueIdentifier": {"system": s, "value": v}}))
+        .collect();
+    parameters.extend(
+        result
+            .patients
+            .iter()
+            .map(|p| json!({"name": "targetId", "valueReference": {"reference": p}})),
+    );
+    let mut out = json!({"resourceType": "Parameters"});
+    if !parameters.is_empty() {
+        out["parameter"] = Value::Array(parameters);
+    }
+    Ok(out)
+}
+
+fn invalid(message: impl Into<String>, expression: &str) -> ApiError {
+    ApiError::BadRequest(fhir_model::Issue::error(IssueCode::Invalid, message).at(expression))
+}
+
+fn parse(record: &VersionRecord) -> Result<Value, ApiError> {
+    serde_json::from_slice(record.content.as_deref().unwrap_or(b"{}"))
+        .map_err(|e| ApiError::Internal(format!("stored JSON: {e}")))
+}
+
+fn read_resource(
+    repository: &Repository,
+    ctx: &RequestContext,
+    resource_type: &str,
+    id: &str,
+) -> Result<Value, ApiError> {
+    let record = repository.read(ctx, resource_type, id)?;
+    parse(&record)
+}
+
+/// The body as a Parameters resource's `parameter` array.
+fn parameters(body: &Value) -> Result<&[Value], ApiError> {
+    optional_parameters(body)?
+        .ok_or_else(|| invalid("the body must be a Parameters resource", "resourceType"))
+}
+
+fn optional_parameters(body: &Value) -> Result<Option<&[Value]>, ApiError> {
+    match body.get("resourceType").and_then(Value::as_str) {
+        Some("Parameters") => match body.get("parameter") {
+            None => Ok(Some(&[])),
+            Some(Value::Array(items)) => Ok(Some(items.as_slice())),
+            Some(_) => Err(invalid(
+                "Parameters.parameter must be an array",
+                "Parameters.parameter",
+            )),
+        },
+        None if body.as_object().is_some_and(|o| o.is_empty()) => Ok(None),
+        _ => Err(invalid(
+            "the body must be a Parameters resource",
+            "resourceType",
+        )),
+    }
+}
+
+fn find_parameter<'a>(parameters: &'a [Value], name: &str) -> Option<&'a Value> {
+    parameters
+        .iter()
+        .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
+}
+
+fn string_parameter(parameters: &[Value], name: &str) -> Result<Option<String>, ApiError> {
+    match find_parameter(parameters, name) {
+        None => Ok(None),
+        Some(p) => p
+            .get("valueString")
+            .and_then(Value::as_str)
+            .map(|s| Some(s.to_owned()))
+            .ok_or_else(|| {
+                invalid(
+                    format!("'{name}' takes valueString"),
+                    "Parameters.parameter.valueString",
+                )
+            }),
+    }
+}
+
+/// A `valueReference` parameter to `resource_type/id`: the id.
+fn reference_parameter(
+    parameters: &[Value],
+    name: &str,
+    resource_type: &str,
+) -> Result<String, ApiError> {
+    let reference = find_parameter(parameters, name)
+        .and_then(|p| p.pointer("/valueReference/reference"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            invalid(
+                format!("the Parameters need '{name}' as a valueReference to a {resource_type}"),
+                "Parameters.parameter",
+            )
+        })?;
+    reference
+        .strip_prefix(&format!("{resource_type}/"))
+        .filter(|id| repository::meta::is_valid_id(id))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            invalid(
+                format!("'{name}' must reference a {resource_type} as {resource_type}/[id]"),
+                "Parameters.parameter.valueReference",
+            )
+        })
+}
+
+/// Maps identity errors onto the server's errors (the status table lives in `error.rs`).
+impl From<IdentityError> for ApiError {
+    fn from(error: IdentityError) -> ApiError {
+        ApiError::Identity(error)
+    }
+}
