@@ -122,16 +122,65 @@ const DELETED: i64 = 2;
 /// index order and stops after the page: page 1,000 costs what page 1 costs. With `_sort`, rows
 /// without a value for a sort key come last, whatever the direction.
 pub fn search_page(query: &SearchQuery, dialect: Dialect) -> Sql {
+    let plan = match driver(query) {
+        Some(i) => PagePlan::Drive(i),
+        None => PagePlan::Scan,
+    };
+    search_page_with(query, plan, dialect)
+}
+
+/// The page statement for an unsorted query read as `plan` says (a sorted query ignores it).
+pub fn search_page_with(query: &SearchQuery, plan: PagePlan, dialect: Dialect) -> Sql {
     debug_assert_eq!(Method::Delete.code(), DELETED);
     let mut b = SqlBuilder::new(dialect);
     if query.sort.is_empty() {
-        b.push("SELECT r.rid FROM resource r WHERE ");
-        where_clause(&mut b, query, "r");
-        if let Some(cursor) = &query.cursor {
-            b.push(" AND r.rid > ").bind_int(cursor.after_row);
+        let cursor = query.cursor.as_ref().map(|c| c.after_row);
+        match plan {
+            PagePlan::Drive(index) => {
+                let filter = &query.filters[index];
+                let table = index_table_of(filter).expect("a driving filter reads one index");
+                b.push(&format!(
+                    "SELECT DISTINCT d.rid FROM {table} d JOIN resource r ON r.rid = d.rid WHERE "
+                ));
+                index_condition(&mut b, filter, "d", false);
+                b.push(&format!(" AND r.method <> {DELETED}"));
+                if !query.types.is_empty() {
+                    b.push(" AND r.type IN ").bind_text_list(&query.types);
+                }
+                for (i, other) in query.filters.iter().enumerate() {
+                    if i != index {
+                        b.push(" AND ");
+                        render_probe(&mut b, other, "r");
+                    }
+                }
+                if let Some(after) = cursor {
+                    b.push(" AND d.rid > ").bind_int(after);
+                }
+                b.push(" ORDER BY d.rid LIMIT ")
+                    .bind_int(query.count as i64 + 1);
+            }
+            PagePlan::Set(_) | PagePlan::Scan => {
+                b.push(&format!(
+                    "SELECT r.rid FROM resource r WHERE r.method <> {DELETED}"
+                ));
+                if !query.types.is_empty() {
+                    b.push(" AND r.type IN ").bind_text_list(&query.types);
+                }
+                for (i, filter) in query.filters.iter().enumerate() {
+                    b.push(" AND ");
+                    if plan == PagePlan::Set(i) {
+                        render_filter(&mut b, filter, "r");
+                    } else {
+                        render_probe(&mut b, filter, "r");
+                    }
+                }
+                if let Some(after) = cursor {
+                    b.push(" AND r.rid > ").bind_int(after);
+                }
+                b.push(" ORDER BY r.rid LIMIT ")
+                    .bind_int(query.count as i64 + 1);
+            }
         }
-        b.push(" ORDER BY r.rid LIMIT ")
-            .bind_int(query.count as i64 + 1);
         return b.finish();
     }
     b.push("SELECT q.rid");
@@ -423,170 +472,16 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
                 &RangeColumns::same(&format!("{alias}.last_updated")),
             );
         }
-        Filter::Token {
-            param: _,
-            column,
-            hash,
-        } => {
-            let column = token_column(*column);
-            b.push(&format!(
-                "{alias}.rid IN (SELECT rid FROM idx_token WHERE {column} = "
-            ));
-            b.bind_int(*hash).push(")");
-        }
-        Filter::String { param, test } => {
-            b.push(&format!(
-                "{alias}.rid IN (SELECT rid FROM idx_string WHERE param = "
-            ));
-            b.bind_int(param.0).push(" AND ");
-            match test {
-                StringTest::Prefix(prefix) => {
-                    b.push("normalized >= ")
-                        .bind_text(prefix)
-                        .push(" AND normalized < ");
-                    b.bind_text(&prefix_upper_bound(prefix));
-                }
-                StringTest::Exact(value) => {
-                    b.push("exact = ").bind_text(value);
-                }
-                StringTest::Contains(part) => {
-                    b.push("normalized LIKE ")
-                        .bind_text(&format!("%{}%", escape_like(part)));
-                    b.push(" ESCAPE '\\'");
-                }
-            }
-            b.push(")");
-        }
-        Filter::Date { param, predicate } => {
-            b.push(&format!(
-                "{alias}.rid IN (SELECT rid FROM idx_date WHERE param = "
-            ));
-            b.bind_int(param.0).push(" AND ");
-            render_range(b, predicate, &RangeColumns::new("low", "high", "value"));
-            b.push(")");
-        }
-        Filter::Number { param, predicate } => {
-            b.push(&format!(
-                "{alias}.rid IN (SELECT rid FROM idx_number WHERE param = "
-            ));
-            b.bind_int(param.0).push(" AND ");
-            render_range(b, predicate, &RangeColumns::new("low", "high", "value"));
-            b.push(")");
-        }
-        Filter::Quantity {
-            param,
-            predicate,
-            units,
-        } => {
-            b.push(&format!(
-                "{alias}.rid IN (SELECT rid FROM idx_quantity WHERE param = "
-            ));
-            b.bind_int(param.0).push(" AND ");
-            match units {
-                QuantityUnits::Any => {
-                    render_range(b, predicate, &RangeColumns::new("low", "high", "value"))
-                }
-                QuantityUnits::SystemCode(system, code) => {
-                    if let Some(system) = system.as_deref().filter(|s| !s.is_empty()) {
-                        b.push("system = ").bind_text(system).push(" AND ");
-                    }
-                    b.push("code = ").bind_text(code).push(" AND ");
-                    render_range(b, predicate, &RangeColumns::new("low", "high", "value"));
-                }
-                QuantityUnits::Canonical(code) => {
-                    b.push("canonical_code = ").bind_text(code).push(" AND ");
-                    render_range(
-                        b,
-                        predicate,
-                        &RangeColumns::new("canonical_low", "canonical_high", "canonical_value"),
-                    );
-                }
-            }
-            b.push(")");
-        }
-        Filter::Reference { param, target } => {
-            b.push(&format!(
-                "{alias}.rid IN (SELECT rid FROM idx_reference WHERE param = "
-            ));
-            b.bind_int(param.0);
-            match target {
-                ReferenceTarget::Local { types, id } => {
-                    b.push(" AND target_id = ").bind_text(id);
-                    if !types.is_empty() {
-                        b.push(" AND target_type IN ").bind_text_list(types);
-                    }
-                }
-                ReferenceTarget::Url { url, version } => {
-                    b.push(" AND url = ").bind_text(url);
-                    if let Some(version) = version {
-                        b.push(" AND version = ").bind_text(version);
-                    }
-                }
-            }
-            b.push(")");
-        }
-        Filter::Uri { param, test } => {
-            b.push(&format!(
-                "{alias}.rid IN (SELECT rid FROM idx_uri WHERE param = "
-            ));
-            b.bind_int(param.0).push(" AND ");
-            match test {
-                UriTest::Equals(uri) => {
-                    b.push("uri = ").bind_text(uri);
-                }
-                UriTest::Below(prefix) => {
-                    b.push("uri >= ").bind_text(prefix).push(" AND uri < ");
-                    b.bind_text(&prefix_upper_bound(prefix));
-                }
-                UriTest::Above(candidates) => {
-                    b.push("uri IN ").bind_text_list(candidates);
-                }
-            }
-            b.push(")");
-        }
-        Filter::Composite {
-            param: _,
-            first,
-            second,
-        } => {
-            b.push(&format!(
-                "{alias}.rid IN (SELECT rid FROM idx_composite WHERE "
-            ));
-            let (column, hash) = first;
-            b.push(&format!("first_{} = ", token_column(*column)))
-                .bind_int(*hash)
-                .push(" AND ");
-            match second {
-                CompositeTest::Token(column, hash) => {
-                    b.push(&format!("second_{} = ", token_column(*column)))
-                        .bind_int(*hash);
-                }
-                CompositeTest::Range(predicate) => render_range(
-                    b,
-                    predicate,
-                    &RangeColumns::new("second_low", "second_high", "second_value"),
-                ),
-                CompositeTest::Quantity {
-                    unit: (column, hash),
-                    predicate,
-                } => {
-                    b.push(&format!("second_{} = ", token_column(*column)))
-                        .bind_int(*hash)
-                        .push(" AND ");
-                    render_range(
-                        b,
-                        predicate,
-                        &RangeColumns::new("second_low", "second_high", "second_value"),
-                    );
-                }
-                // The string part matches as a string search does: by prefix.
-                CompositeTest::String(prefix) => {
-                    b.push("second_text >= ")
-                        .bind_text(prefix)
-                        .push(" AND second_text < ");
-                    b.bind_text(&prefix_upper_bound(prefix));
-                }
-            }
+        Filter::Token { .. }
+        | Filter::String { .. }
+        | Filter::Date { .. }
+        | Filter::Number { .. }
+        | Filter::Quantity { .. }
+        | Filter::Reference { .. }
+        | Filter::Uri { .. }
+        | Filter::Composite { .. } => {
+            b.push(&format!("{alias}.rid IN ("));
+            render_set(b, filter);
             b.push(")");
         }
         Filter::Missing {
@@ -601,6 +496,37 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             ));
             b.bind_int(param.0).push(")");
         }
+        Filter::Chain { .. } | Filter::Has { .. } | Filter::PatientCompartment { .. } => {
+            b.push(&format!("{alias}.rid IN ("));
+            render_set(b, filter);
+            b.push(")");
+        }
+    }
+}
+
+/// Whether a filter can be written as a set of resource rows.
+fn settable(filter: &Filter) -> bool {
+    match filter {
+        Filter::AnyOf(inner) => !inner.is_empty() && inner.iter().all(settable),
+        Filter::Chain { .. } | Filter::Has { .. } | Filter::PatientCompartment { .. } => true,
+        other => index_table_of(other).is_some(),
+    }
+}
+
+/// Writes a `SELECT` of the resource rows that satisfy a [`settable`] filter.
+fn render_set(b: &mut SqlBuilder, filter: &Filter) {
+    match filter {
+        Filter::AnyOf(inner) => {
+            for (i, f) in inner.iter().enumerate() {
+                if i > 0 {
+                    b.push(" UNION ");
+                }
+                render_set(b, f);
+            }
+        }
+        // Chains and reverse chains start from the inner filter's (usually few) resources and
+        // follow references from there. SQLite keeps a CROSS JOIN's order, so the plan does not
+        // depend on statistics; PostgreSQL plans the same text with its own.
         Filter::Chain {
             param,
             target_types,
@@ -609,20 +535,63 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             let reference = b.fresh_alias("ref");
             let target = b.fresh_alias("t");
             b.push(&format!(
-                "{alias}.rid IN (SELECT {reference}.rid FROM idx_reference {reference} \
-                 JOIN resource {target} ON {target}.type = {reference}.target_type AND {target}.id = {reference}.target_id \
-                 WHERE {reference}.param = "
+                "SELECT {reference}.rid FROM resource {target} CROSS JOIN idx_reference {reference} WHERE "
             ));
-            b.bind_int(param.0);
+            render_filter(b, filter, &target);
             b.push(&format!(" AND {target}.method <> {DELETED}"));
             if !target_types.is_empty() {
                 b.push(&format!(" AND {target}.type IN "))
                     .bind_text_list(target_types);
             }
-            b.push(" AND ");
-            render_filter(b, filter, &target);
-            b.push(")");
+            b.push(&format!(" AND {reference}.param = "))
+                .bind_int(param.0);
+            b.push(&format!(
+                " AND {reference}.target_id = {target}.id AND {reference}.target_type = {target}.type"
+            ));
         }
+        Filter::Has {
+            source_type,
+            param,
+            filter,
+        } => {
+            let reference = b.fresh_alias("ref");
+            let source = b.fresh_alias("s");
+            let target = b.fresh_alias("t");
+            b.push(&format!(
+                "SELECT {target}.rid FROM resource {source} CROSS JOIN idx_reference {reference} \
+                 CROSS JOIN resource {target} WHERE "
+            ));
+            render_filter(b, filter, &source);
+            b.push(&format!(" AND {source}.type = "))
+                .bind_text(source_type);
+            b.push(&format!(" AND {source}.method <> {DELETED} AND {reference}.rid = {source}.rid AND {reference}.param = "));
+            b.bind_int(param.0);
+            b.push(&format!(
+                " AND {target}.type = {reference}.target_type AND {target}.id = {reference}.target_id \
+                 AND {target}.method <> {DELETED}"
+            ));
+        }
+        Filter::PatientCompartment { id, key, params } => {
+            b.push("SELECT rid FROM resource WHERE patient_key = ")
+                .bind_int(key.0);
+            b.push(" UNION SELECT rid FROM resource WHERE type = 'Patient' AND id = ")
+                .bind_text(id);
+            b.push(" UNION SELECT rid FROM idx_reference WHERE target_type = 'Patient' AND target_id = ");
+            b.bind_text(id);
+            b.push(" AND param IN ");
+            b.bind_int_list(&params.iter().map(|p| p.0).collect::<Vec<_>>());
+        }
+        other => {
+            let table = index_table_of(other).expect("a settable filter");
+            b.push(&format!("SELECT x.rid FROM {table} x WHERE "));
+            index_condition(b, other, "x", false);
+        }
+    }
+}
+
+/// A `_has` or compartment filter checked against one resource row.
+fn render_correlated(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
+    match filter {
         Filter::Has {
             source_type,
             param,
@@ -649,14 +618,305 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             b.push(&format!(" OR ({alias}.type = 'Patient' AND {alias}.id = "));
             b.bind_text(id);
             b.push(&format!(
-                ") OR {alias}.rid IN (SELECT rid FROM idx_reference WHERE target_type = 'Patient' AND target_id = "
+                ") OR EXISTS (SELECT 1 FROM idx_reference pc WHERE pc.rid = {alias}.rid AND pc.target_type = 'Patient' AND pc.target_id = "
             ));
             b.bind_text(id);
-            b.push(" AND param IN ");
+            b.push(" AND pc.param IN ");
             b.bind_int_list(&params.iter().map(|p| p.0).collect::<Vec<_>>());
             b.push("))");
         }
+        other => render_filter(b, other, alias),
     }
+}
+
+/// The index table that alone answers `filter`, if one does.
+fn index_table_of(filter: &Filter) -> Option<&'static str> {
+    Some(match filter {
+        Filter::Token { .. } => "idx_token",
+        Filter::String { .. } => "idx_string",
+        Filter::Date { .. } => "idx_date",
+        Filter::Number { .. } => "idx_number",
+        Filter::Quantity { .. } => "idx_quantity",
+        Filter::Reference { .. } => "idx_reference",
+        Filter::Uri { .. } => "idx_uri",
+        Filter::Composite { .. } => "idx_composite",
+        _ => return None,
+    })
+}
+
+/// Writes the condition on row `x` of the filter's index table. In a `probe` on SQLite the
+/// columns are written `+x.col`, which keeps the planner on the resource key (the probe's
+/// `x.rid = r.rid`) instead of scanning a value index once per candidate row.
+fn index_condition(b: &mut SqlBuilder, filter: &Filter, x: &str, probe: bool) {
+    let plus = if probe && b.dialect == Dialect::Sqlite {
+        "+"
+    } else {
+        ""
+    };
+    let c = |name: &str| format!("{plus}{x}.{name}");
+    match filter {
+        Filter::Token { column, hash, .. } => {
+            b.push(&format!("{} = ", c(token_column(*column))))
+                .bind_int(*hash);
+        }
+        Filter::String { param, test } => {
+            b.push(&format!("{} = ", c("param")))
+                .bind_int(param.0)
+                .push(" AND ");
+            match test {
+                StringTest::Prefix(prefix) => {
+                    b.push(&format!("{} >= ", c("normalized")))
+                        .bind_text(prefix);
+                    b.push(&format!(" AND {} < ", c("normalized")))
+                        .bind_text(&prefix_upper_bound(prefix));
+                }
+                StringTest::Exact(value) => {
+                    b.push(&format!("{} = ", c("exact"))).bind_text(value);
+                }
+                StringTest::Contains(part) => {
+                    b.push(&format!("{} LIKE ", c("normalized")))
+                        .bind_text(&format!("%{}%", escape_like(part)));
+                    b.push(" ESCAPE '\\'");
+                }
+            }
+        }
+        Filter::Date { param, predicate } | Filter::Number { param, predicate } => {
+            b.push(&format!("{} = ", c("param")))
+                .bind_int(param.0)
+                .push(" AND ");
+            render_range(
+                b,
+                predicate,
+                &RangeColumns::new(&c("low"), &c("high"), &c("value")),
+            );
+        }
+        Filter::Quantity {
+            param,
+            predicate,
+            units,
+        } => {
+            b.push(&format!("{} = ", c("param")))
+                .bind_int(param.0)
+                .push(" AND ");
+            match units {
+                QuantityUnits::Any => render_range(
+                    b,
+                    predicate,
+                    &RangeColumns::new(&c("low"), &c("high"), &c("value")),
+                ),
+                QuantityUnits::SystemCode(system, code) => {
+                    if let Some(system) = system.as_deref().filter(|s| !s.is_empty()) {
+                        b.push(&format!("{} = ", c("system")))
+                            .bind_text(system)
+                            .push(" AND ");
+                    }
+                    b.push(&format!("{} = ", c("code")))
+                        .bind_text(code)
+                        .push(" AND ");
+                    render_range(
+                        b,
+                        predicate,
+                        &RangeColumns::new(&c("low"), &c("high"), &c("value")),
+                    );
+                }
+                QuantityUnits::Canonical(code) => {
+                    b.push(&format!("{} = ", c("canonical_code")))
+                        .bind_text(code)
+                        .push(" AND ");
+                    let columns = RangeColumns::new(
+                        &c("canonical_low"),
+                        &c("canonical_high"),
+                        &c("canonical_value"),
+                    );
+                    render_range(b, predicate, &columns);
+                }
+            }
+        }
+        Filter::Reference { param, target } => {
+            b.push(&format!("{} = ", c("param"))).bind_int(param.0);
+            match target {
+                ReferenceTarget::Local { types, id } => {
+                    b.push(&format!(" AND {} = ", c("target_id"))).bind_text(id);
+                    if !types.is_empty() {
+                        b.push(&format!(" AND {} IN ", c("target_type")))
+                            .bind_text_list(types);
+                    }
+                }
+                ReferenceTarget::Url { url, version } => {
+                    b.push(&format!(" AND {} = ", c("url"))).bind_text(url);
+                    if let Some(version) = version {
+                        b.push(&format!(" AND {} = ", c("version")))
+                            .bind_text(version);
+                    }
+                }
+            }
+        }
+        Filter::Uri { param, test } => {
+            b.push(&format!("{} = ", c("param")))
+                .bind_int(param.0)
+                .push(" AND ");
+            match test {
+                UriTest::Equals(uri) => {
+                    b.push(&format!("{} = ", c("uri"))).bind_text(uri);
+                }
+                UriTest::Below(prefix) => {
+                    b.push(&format!("{} >= ", c("uri"))).bind_text(prefix);
+                    b.push(&format!(" AND {} < ", c("uri")))
+                        .bind_text(&prefix_upper_bound(prefix));
+                }
+                UriTest::Above(candidates) => {
+                    b.push(&format!("{} IN ", c("uri")))
+                        .bind_text_list(candidates);
+                }
+            }
+        }
+        Filter::Composite { first, second, .. } => {
+            let (column, hash) = first;
+            b.push(&format!(
+                "{} = ",
+                c(&format!("first_{}", token_column(*column)))
+            ))
+            .bind_int(*hash)
+            .push(" AND ");
+            let second_range =
+                RangeColumns::new(&c("second_low"), &c("second_high"), &c("second_value"));
+            match second {
+                CompositeTest::Token(column, hash) => {
+                    b.push(&format!(
+                        "{} = ",
+                        c(&format!("second_{}", token_column(*column)))
+                    ))
+                    .bind_int(*hash);
+                }
+                CompositeTest::Range(predicate) => render_range(b, predicate, &second_range),
+                CompositeTest::Quantity {
+                    unit: (column, hash),
+                    predicate,
+                } => {
+                    b.push(&format!(
+                        "{} = ",
+                        c(&format!("second_{}", token_column(*column)))
+                    ))
+                    .bind_int(*hash)
+                    .push(" AND ");
+                    render_range(b, predicate, &second_range);
+                }
+                // The string part matches as a string search does: by prefix.
+                CompositeTest::String(prefix) => {
+                    b.push(&format!("{} >= ", c("second_text")))
+                        .bind_text(prefix);
+                    b.push(&format!(" AND {} < ", c("second_text")))
+                        .bind_text(&prefix_upper_bound(prefix));
+                }
+            }
+        }
+        _ => unreachable!("index_condition is called only for index filters"),
+    }
+}
+
+/// Writes `filter` as a condition checked row by row against resource row `alias`: index
+/// filters look up the resource's own index rows instead of materialising every match.
+fn render_probe(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
+    match filter {
+        Filter::AnyOf(filters) | Filter::AllOf(filters) if !filters.is_empty() => {
+            let joiner = if matches!(filter, Filter::AnyOf(_)) {
+                " OR "
+            } else {
+                " AND "
+            };
+            b.push("(");
+            for (i, f) in filters.iter().enumerate() {
+                if i > 0 {
+                    b.push(joiner);
+                }
+                render_probe(b, f, alias);
+            }
+            b.push(")");
+        }
+        Filter::Not(inner) => {
+            b.push("NOT (");
+            render_probe(b, inner, alias);
+            b.push(")");
+        }
+        _ => match index_table_of(filter) {
+            Some(table) => {
+                b.push(&format!(
+                    "EXISTS (SELECT 1 FROM {table} x WHERE x.rid = {alias}.rid AND "
+                ));
+                index_condition(b, filter, "x", true);
+                b.push(")");
+            }
+            None => render_correlated(b, filter, alias),
+        },
+    }
+}
+
+/// How well a filter drives a page: an equality on an index whose rows come back in resource
+/// order, so the page is read in order and the read stops when it is full. Zero: it cannot.
+fn drive_rank(filter: &Filter) -> u8 {
+    match filter {
+        Filter::Reference {
+            target: ReferenceTarget::Local { types, .. },
+            ..
+        } if types.len() == 1 => 4,
+        Filter::Reference {
+            target: ReferenceTarget::Url { .. },
+            ..
+        } => 4,
+        Filter::Token {
+            column: TokenColumn::SystemCode,
+            ..
+        } => 3,
+        Filter::Token {
+            column: TokenColumn::Code,
+            ..
+        } => 2,
+        Filter::Uri {
+            test: UriTest::Equals(_),
+            ..
+        } => 2,
+        Filter::Composite { .. } => 1,
+        _ => 0,
+    }
+}
+
+/// The top-level filter to drive a page from, preferring the most selective kinds: a
+/// reference (one patient's data), then a coded value with its system, then a bare code.
+pub fn driver(query: &SearchQuery) -> Option<usize> {
+    query
+        .filters
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (drive_rank(f), i))
+        .filter(|(rank, _)| *rank > 0)
+        .max_by_key(|(rank, i)| (*rank, std::cmp::Reverse(*i)))
+        .map(|(_, i)| i)
+}
+
+/// A filter that can be read as a set of resource rows (for a sparse filter, cheaper than
+/// checking every resource of the type).
+pub fn set_candidate(query: &SearchQuery) -> Option<usize> {
+    query.filters.iter().position(settable)
+}
+
+/// Counts the rows of filter `index`'s set, up to `cap`, to choose how to page.
+pub fn estimate(query: &SearchQuery, index: usize, cap: usize, dialect: Dialect) -> Sql {
+    let mut b = SqlBuilder::new(dialect);
+    b.push("SELECT COUNT(*) FROM (");
+    render_set(&mut b, &query.filters[index]);
+    b.push(" LIMIT ").bind_int(cap as i64).push(") c");
+    b.finish()
+}
+
+/// How an unsorted page is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PagePlan {
+    /// From the index of filter `.0`, in resource order; every other filter probed per row.
+    Drive(usize),
+    /// Filter `.0` read as a set of rows (it is sparse), the others probed.
+    Set(usize),
+    /// The type's resources in order, every filter probed (the filters are dense).
+    Scan,
 }
 
 fn token_column(column: TokenColumn) -> &'static str {

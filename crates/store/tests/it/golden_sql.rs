@@ -52,19 +52,19 @@ fn token_by_code_and_by_system_and_code() {
         "Observation",
         "code=8480-6",
         expect![[r#"
-            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_token WHERE h_code = ?2) ORDER BY r.rid LIMIT ?3
-              values: "Observation", -6386153366964937566, 21
-            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_token WHERE h_code = $2) ORDER BY r.rid LIMIT $3
-              values: "Observation", -6386153366964937566, 21
+            Sqlite: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = ?1 AND r.method <> 2 AND r.type IN (?2) ORDER BY d.rid LIMIT ?3
+              values: -6386153366964937566, "Observation", 21
+            Postgres: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = $1 AND r.method <> 2 AND r.type IN ($2) ORDER BY d.rid LIMIT $3
+              values: -6386153366964937566, "Observation", 21
         "#]],
     );
     check(
         "Observation",
         "code=http://loinc.org|8480-6,http://loinc.org|8462-4",
         expect![[r#"
-            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND (r.rid IN (SELECT rid FROM idx_token WHERE h_system_code = ?2) OR r.rid IN (SELECT rid FROM idx_token WHERE h_system_code = ?3)) ORDER BY r.rid LIMIT ?4
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND (EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND +x.h_system_code = ?2) OR EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND +x.h_system_code = ?3)) ORDER BY r.rid LIMIT ?4
               values: "Observation", 8077817995020697894, -6862245598615564380, 21
-            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND (r.rid IN (SELECT rid FROM idx_token WHERE h_system_code = $2) OR r.rid IN (SELECT rid FROM idx_token WHERE h_system_code = $3)) ORDER BY r.rid LIMIT $4
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND (EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_system_code = $2) OR EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_system_code = $3)) ORDER BY r.rid LIMIT $4
               values: "Observation", 8077817995020697894, -6862245598615564380, 21
         "#]],
     );
@@ -76,11 +76,11 @@ fn token_not_and_missing() {
         "Observation",
         "status:not=final",
         expect![[r#"
-        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND NOT (r.rid IN (SELECT rid FROM idx_token WHERE h_code = ?2)) ORDER BY r.rid LIMIT ?3
-          values: "Observation", -5763315090812079724, 21
-        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND NOT (r.rid IN (SELECT rid FROM idx_token WHERE h_code = $2)) ORDER BY r.rid LIMIT $3
-          values: "Observation", -5763315090812079724, 21
-    "#]],
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND NOT (EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND +x.h_code = ?2)) ORDER BY r.rid LIMIT ?3
+              values: "Observation", -5763315090812079724, 21
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND NOT (EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_code = $2)) ORDER BY r.rid LIMIT $3
+              values: "Observation", -5763315090812079724, 21
+        "#]],
     );
     check(
         "Observation",
@@ -100,21 +100,21 @@ fn string_prefix_exact_and_contains() {
         "Patient",
         "name=Zh",
         expect![[r#"
-        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_string WHERE param = ?2 AND normalized >= ?3 AND normalized < ?4) ORDER BY r.rid LIMIT ?5
-          values: "Patient", -792611874817700214, "zh", "zh\u{10ffff}", 21
-        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_string WHERE param = $2 AND normalized >= $3 AND normalized < $4) ORDER BY r.rid LIMIT $5
-          values: "Patient", -792611874817700214, "zh", "zh\u{10ffff}", 21
-    "#]],
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND +x.param = ?2 AND +x.normalized >= ?3 AND +x.normalized < ?4) ORDER BY r.rid LIMIT ?5
+              values: "Patient", -792611874817700214, "zh", "zh\u{10ffff}", 21
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND x.param = $2 AND x.normalized >= $3 AND x.normalized < $4) ORDER BY r.rid LIMIT $5
+              values: "Patient", -792611874817700214, "zh", "zh\u{10ffff}", 21
+        "#]],
     );
     check(
         "Patient",
         "family:exact=张&given:contains=伟",
         expect![[r#"
-        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_string WHERE param = ?2 AND exact = ?3) AND r.rid IN (SELECT rid FROM idx_string WHERE param = ?4 AND normalized LIKE ?5 ESCAPE '\') ORDER BY r.rid LIMIT ?6
-          values: "Patient", 886905893442837563, "张", 332288233657440839, "%伟%", 21
-        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_string WHERE param = $2 AND exact = $3) AND r.rid IN (SELECT rid FROM idx_string WHERE param = $4 AND normalized LIKE $5 ESCAPE '\') ORDER BY r.rid LIMIT $6
-          values: "Patient", 886905893442837563, "张", 332288233657440839, "%伟%", 21
-    "#]],
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND +x.param = ?2 AND +x.exact = ?3) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND +x.param = ?4 AND +x.normalized LIKE ?5 ESCAPE '\') ORDER BY r.rid LIMIT ?6
+              values: "Patient", 886905893442837563, "张", 332288233657440839, "%伟%", 21
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND x.param = $2 AND x.exact = $3) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND x.param = $4 AND x.normalized LIKE $5 ESCAPE '\') ORDER BY r.rid LIMIT $6
+              values: "Patient", 886905893442837563, "张", 332288233657440839, "%伟%", 21
+        "#]],
     );
 }
 
@@ -124,21 +124,21 @@ fn date_prefixes_become_range_comparisons() {
         "Observation",
         "date=ge2020-01&date=lt2021",
         expect![[r#"
-        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_date WHERE param = ?2 AND ((high > ?3) OR (low >= ?4 AND high <= ?5))) AND r.rid IN (SELECT rid FROM idx_date WHERE param = ?6 AND ((low < ?7))) ORDER BY r.rid LIMIT ?8
-          values: "Observation", 4969876855152706044, 1580515199999999, 1577836800000000, 1580515199999999, 4969876855152706044, 1609459200000000, 21
-        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_date WHERE param = $2 AND ((high > $3) OR (low >= $4 AND high <= $5))) AND r.rid IN (SELECT rid FROM idx_date WHERE param = $6 AND ((low < $7))) ORDER BY r.rid LIMIT $8
-          values: "Observation", 4969876855152706044, 1580515199999999, 1577836800000000, 1580515199999999, 4969876855152706044, 1609459200000000, 21
-    "#]],
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND +x.param = ?2 AND ((+x.high > ?3) OR (+x.low >= ?4 AND +x.high <= ?5))) AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND +x.param = ?6 AND ((+x.low < ?7))) ORDER BY r.rid LIMIT ?8
+              values: "Observation", 4969876855152706044, 1580515199999999, 1577836800000000, 1580515199999999, 4969876855152706044, 1609459200000000, 21
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND x.param = $2 AND ((x.high > $3) OR (x.low >= $4 AND x.high <= $5))) AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND x.param = $6 AND ((x.low < $7))) ORDER BY r.rid LIMIT $8
+              values: "Observation", 4969876855152706044, 1580515199999999, 1577836800000000, 1580515199999999, 4969876855152706044, 1609459200000000, 21
+        "#]],
     );
     check(
         "Observation",
         "date=2020-05-01",
         expect![[r#"
-        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_date WHERE param = ?2 AND ((low >= ?3 AND high <= ?4))) ORDER BY r.rid LIMIT ?5
-          values: "Observation", 4969876855152706044, 1588291200000000, 1588377599999999, 21
-        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_date WHERE param = $2 AND ((low >= $3 AND high <= $4))) ORDER BY r.rid LIMIT $5
-          values: "Observation", 4969876855152706044, 1588291200000000, 1588377599999999, 21
-    "#]],
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND +x.param = ?2 AND ((+x.low >= ?3 AND +x.high <= ?4))) ORDER BY r.rid LIMIT ?5
+              values: "Observation", 4969876855152706044, 1588291200000000, 1588377599999999, 21
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND x.param = $2 AND ((x.low >= $3 AND x.high <= $4))) ORDER BY r.rid LIMIT $5
+              values: "Observation", 4969876855152706044, 1588291200000000, 1588377599999999, 21
+        "#]],
     );
 }
 
@@ -148,19 +148,19 @@ fn numbers_and_quantities() {
         "RiskAssessment",
         "probability=gt0.8",
         expect![[r#"
-        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_number WHERE param = ?2 AND ((value > ?3))) ORDER BY r.rid LIMIT ?4
-          values: "RiskAssessment", -8984342525732544363, 0.8, 21
-        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_number WHERE param = $2 AND ((value > $3))) ORDER BY r.rid LIMIT $4
-          values: "RiskAssessment", -8984342525732544363, 0.8, 21
-    "#]],
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_number x WHERE x.rid = r.rid AND +x.param = ?2 AND ((+x.value > ?3))) ORDER BY r.rid LIMIT ?4
+              values: "RiskAssessment", -8984342525732544363, 0.8, 21
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_number x WHERE x.rid = r.rid AND x.param = $2 AND ((x.value > $3))) ORDER BY r.rid LIMIT $4
+              values: "RiskAssessment", -8984342525732544363, 0.8, 21
+        "#]],
     );
     check(
         "Observation",
         "value-quantity=120|http://unitsofmeasure.org|mm[Hg]",
         expect![[r#"
-            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_quantity WHERE param = ?2 AND canonical_code = ?3 AND ((canonical_value >= ?4 AND canonical_value < ?5))) ORDER BY r.rid LIMIT ?6
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_quantity x WHERE x.rid = r.rid AND +x.param = ?2 AND +x.canonical_code = ?3 AND ((+x.canonical_value >= ?4 AND +x.canonical_value < ?5))) ORDER BY r.rid LIMIT ?6
               values: "Observation", -1217335416430534585, "Pa", 15931.979, 16065.301, 21
-            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_quantity WHERE param = $2 AND canonical_code = $3 AND ((canonical_value >= $4 AND canonical_value < $5))) ORDER BY r.rid LIMIT $6
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_quantity x WHERE x.rid = r.rid AND x.param = $2 AND x.canonical_code = $3 AND ((x.canonical_value >= $4 AND x.canonical_value < $5))) ORDER BY r.rid LIMIT $6
               values: "Observation", -1217335416430534585, "Pa", 15931.979, 16065.301, 21
         "#]],
     );
@@ -172,31 +172,31 @@ fn references_chains_and_reverse_chains() {
         "Observation",
         "subject=Patient/123",
         expect![[r#"
-        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_reference WHERE param = ?2 AND target_id = ?3 AND target_type IN (?4)) ORDER BY r.rid LIMIT ?5
-          values: "Observation", 4003414119979122754, "123", "Patient", 21
-        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_reference WHERE param = $2 AND target_id = $3 AND target_type IN ($4)) ORDER BY r.rid LIMIT $5
-          values: "Observation", 4003414119979122754, "123", "Patient", 21
-    "#]],
+            Sqlite: SELECT DISTINCT d.rid FROM idx_reference d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.target_id = ?2 AND d.target_type IN (?3) AND r.method <> 2 AND r.type IN (?4) ORDER BY d.rid LIMIT ?5
+              values: 4003414119979122754, "123", "Patient", "Observation", 21
+            Postgres: SELECT DISTINCT d.rid FROM idx_reference d JOIN resource r ON r.rid = d.rid WHERE d.param = $1 AND d.target_id = $2 AND d.target_type IN ($3) AND r.method <> 2 AND r.type IN ($4) ORDER BY d.rid LIMIT $5
+              values: 4003414119979122754, "123", "Patient", "Observation", 21
+        "#]],
     );
     check(
         "Observation",
         "subject:Patient.name=peter",
         expect![[r#"
-        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT ref1.rid FROM idx_reference ref1 JOIN resource t2 ON t2.type = ref1.target_type AND t2.id = ref1.target_id WHERE ref1.param = ?2 AND t2.method <> 2 AND t2.type IN (?3) AND t2.rid IN (SELECT rid FROM idx_string WHERE param = ?4 AND normalized >= ?5 AND normalized < ?6)) ORDER BY r.rid LIMIT ?7
-          values: "Observation", 4003414119979122754, "Patient", -792611874817700214, "peter", "peter\u{10ffff}", 21
-        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT ref1.rid FROM idx_reference ref1 JOIN resource t2 ON t2.type = ref1.target_type AND t2.id = ref1.target_id WHERE ref1.param = $2 AND t2.method <> 2 AND t2.type IN ($3) AND t2.rid IN (SELECT rid FROM idx_string WHERE param = $4 AND normalized >= $5 AND normalized < $6)) ORDER BY r.rid LIMIT $7
-          values: "Observation", 4003414119979122754, "Patient", -792611874817700214, "peter", "peter\u{10ffff}", 21
-    "#]],
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT ref1.rid FROM resource t2 CROSS JOIN idx_reference ref1 WHERE t2.rid IN (SELECT x.rid FROM idx_string x WHERE x.param = ?2 AND x.normalized >= ?3 AND x.normalized < ?4) AND t2.method <> 2 AND t2.type IN (?5) AND ref1.param = ?6 AND ref1.target_id = t2.id AND ref1.target_type = t2.type) ORDER BY r.rid LIMIT ?7
+              values: "Observation", -792611874817700214, "peter", "peter\u{10ffff}", "Patient", 4003414119979122754, 21
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT ref1.rid FROM resource t2 CROSS JOIN idx_reference ref1 WHERE t2.rid IN (SELECT x.rid FROM idx_string x WHERE x.param = $2 AND x.normalized >= $3 AND x.normalized < $4) AND t2.method <> 2 AND t2.type IN ($5) AND ref1.param = $6 AND ref1.target_id = t2.id AND ref1.target_type = t2.type) ORDER BY r.rid LIMIT $7
+              values: "Observation", -792611874817700214, "peter", "peter\u{10ffff}", "Patient", 4003414119979122754, 21
+        "#]],
     );
     check(
         "Patient",
         "_has:Observation:patient:code=1234",
         expect![[r#"
-        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_reference ref1 JOIN resource s2 ON s2.rid = ref1.rid WHERE ref1.param = ?2 AND ref1.target_type = r.type AND ref1.target_id = r.id AND s2.type = ?3 AND s2.method <> 2 AND s2.rid IN (SELECT rid FROM idx_token WHERE h_code = ?4)) ORDER BY r.rid LIMIT ?5
-          values: "Patient", -6265059807760257961, "Observation", 3037997742258124008, 21
-        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_reference ref1 JOIN resource s2 ON s2.rid = ref1.rid WHERE ref1.param = $2 AND ref1.target_type = r.type AND ref1.target_id = r.id AND s2.type = $3 AND s2.method <> 2 AND s2.rid IN (SELECT rid FROM idx_token WHERE h_code = $4)) ORDER BY r.rid LIMIT $5
-          values: "Patient", -6265059807760257961, "Observation", 3037997742258124008, 21
-    "#]],
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_reference ref1 JOIN resource s2 ON s2.rid = ref1.rid WHERE ref1.param = ?2 AND ref1.target_type = r.type AND ref1.target_id = r.id AND s2.type = ?3 AND s2.method <> 2 AND s2.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = ?4)) ORDER BY r.rid LIMIT ?5
+              values: "Patient", -6265059807760257961, "Observation", 3037997742258124008, 21
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_reference ref1 JOIN resource s2 ON s2.rid = ref1.rid WHERE ref1.param = $2 AND ref1.target_type = r.type AND ref1.target_id = r.id AND s2.type = $3 AND s2.method <> 2 AND s2.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = $4)) ORDER BY r.rid LIMIT $5
+              values: "Patient", -6265059807760257961, "Observation", 3037997742258124008, 21
+        "#]],
     );
 }
 
@@ -206,21 +206,21 @@ fn uri_composite_and_id() {
         "ValueSet",
         "url:below=http://hl7.org/fhir",
         expect![[r#"
-        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_uri WHERE param = ?2 AND uri >= ?3 AND uri < ?4) ORDER BY r.rid LIMIT ?5
-          values: "ValueSet", -3082414243898680816, "http://hl7.org/fhir", "http://hl7.org/fhir\u{10ffff}", 21
-        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_uri WHERE param = $2 AND uri >= $3 AND uri < $4) ORDER BY r.rid LIMIT $5
-          values: "ValueSet", -3082414243898680816, "http://hl7.org/fhir", "http://hl7.org/fhir\u{10ffff}", 21
-    "#]],
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_uri x WHERE x.rid = r.rid AND +x.param = ?2 AND +x.uri >= ?3 AND +x.uri < ?4) ORDER BY r.rid LIMIT ?5
+              values: "ValueSet", -3082414243898680816, "http://hl7.org/fhir", "http://hl7.org/fhir\u{10ffff}", 21
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_uri x WHERE x.rid = r.rid AND x.param = $2 AND x.uri >= $3 AND x.uri < $4) ORDER BY r.rid LIMIT $5
+              values: "ValueSet", -3082414243898680816, "http://hl7.org/fhir", "http://hl7.org/fhir\u{10ffff}", 21
+        "#]],
     );
     check(
         "Observation",
         "code-value-quantity=http://loinc.org|8480-6$gt100",
         expect![[r#"
-        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_composite WHERE first_h_system_code = ?2 AND ((second_value > ?3))) ORDER BY r.rid LIMIT ?4
-          values: "Observation", 1498937393135006621, 100.0, 21
-        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_composite WHERE first_h_system_code = $2 AND ((second_value > $3))) ORDER BY r.rid LIMIT $4
-          values: "Observation", 1498937393135006621, 100.0, 21
-    "#]],
+            Sqlite: SELECT DISTINCT d.rid FROM idx_composite d JOIN resource r ON r.rid = d.rid WHERE d.first_h_system_code = ?1 AND ((d.second_value > ?2)) AND r.method <> 2 AND r.type IN (?3) ORDER BY d.rid LIMIT ?4
+              values: 1498937393135006621, 100.0, "Observation", 21
+            Postgres: SELECT DISTINCT d.rid FROM idx_composite d JOIN resource r ON r.rid = d.rid WHERE d.first_h_system_code = $1 AND ((d.second_value > $2)) AND r.method <> 2 AND r.type IN ($3) ORDER BY d.rid LIMIT $4
+              values: 1498937393135006621, 100.0, "Observation", 21
+        "#]],
     );
     check(
         "Patient",
@@ -240,11 +240,11 @@ fn sorted_pages_carry_their_sort_values() {
         "Observation",
         "code=8480-6&_sort=-date,_id&_count=10",
         expect![[r#"
-        Sqlite: SELECT q.rid, q.s0, q.s1 FROM (SELECT r.rid AS rid, (SELECT MAX(x.high) FROM idx_date x WHERE x.rid = r.rid AND x.param = ?1) AS s0, r.id AS s1 FROM resource r WHERE r.method <> 2 AND r.type IN (?2) AND r.rid IN (SELECT rid FROM idx_token WHERE h_code = ?3)) q ORDER BY (CASE WHEN q.s0 IS NULL THEN 1 ELSE 0 END), q.s0 DESC, (CASE WHEN q.s1 IS NULL THEN 1 ELSE 0 END), q.s1 ASC, q.rid LIMIT ?4
-          values: 4969876855152706044, "Observation", -6386153366964937566, 11
-        Postgres: SELECT q.rid, q.s0, q.s1 FROM (SELECT r.rid AS rid, (SELECT MAX(x.high) FROM idx_date x WHERE x.rid = r.rid AND x.param = $1) AS s0, r.id AS s1 FROM resource r WHERE r.method <> 2 AND r.type IN ($2) AND r.rid IN (SELECT rid FROM idx_token WHERE h_code = $3)) q ORDER BY (CASE WHEN q.s0 IS NULL THEN 1 ELSE 0 END), q.s0 DESC, (CASE WHEN q.s1 IS NULL THEN 1 ELSE 0 END), q.s1 ASC, q.rid LIMIT $4
-          values: 4969876855152706044, "Observation", -6386153366964937566, 11
-    "#]],
+            Sqlite: SELECT q.rid, q.s0, q.s1 FROM (SELECT r.rid AS rid, (SELECT MAX(x.high) FROM idx_date x WHERE x.rid = r.rid AND x.param = ?1) AS s0, r.id AS s1 FROM resource r WHERE r.method <> 2 AND r.type IN (?2) AND r.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = ?3)) q ORDER BY (CASE WHEN q.s0 IS NULL THEN 1 ELSE 0 END), q.s0 DESC, (CASE WHEN q.s1 IS NULL THEN 1 ELSE 0 END), q.s1 ASC, q.rid LIMIT ?4
+              values: 4969876855152706044, "Observation", -6386153366964937566, 11
+            Postgres: SELECT q.rid, q.s0, q.s1 FROM (SELECT r.rid AS rid, (SELECT MAX(x.high) FROM idx_date x WHERE x.rid = r.rid AND x.param = $1) AS s0, r.id AS s1 FROM resource r WHERE r.method <> 2 AND r.type IN ($2) AND r.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = $3)) q ORDER BY (CASE WHEN q.s0 IS NULL THEN 1 ELSE 0 END), q.s0 DESC, (CASE WHEN q.s1 IS NULL THEN 1 ELSE 0 END), q.s1 ASC, q.rid LIMIT $4
+              values: 4969876855152706044, "Observation", -6386153366964937566, 11
+        "#]],
     );
 }
 
@@ -254,10 +254,10 @@ fn hostile_values_stay_bound_values() {
         "Patient",
         "name=x') OR 1=1 --&gender=male' OR '1'='1",
         expect![[r#"
-            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT rid FROM idx_string WHERE param = ?2 AND normalized >= ?3 AND normalized < ?4) AND r.rid IN (SELECT rid FROM idx_token WHERE h_code = ?5) ORDER BY r.rid LIMIT ?6
-              values: "Patient", -792611874817700214, "x or 11", "x or 11\u{10ffff}", 6784578640696447699, 21
-            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT rid FROM idx_string WHERE param = $2 AND normalized >= $3 AND normalized < $4) AND r.rid IN (SELECT rid FROM idx_token WHERE h_code = $5) ORDER BY r.rid LIMIT $6
-              values: "Patient", -792611874817700214, "x or 11", "x or 11\u{10ffff}", 6784578640696447699, 21
+            Sqlite: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = ?1 AND r.method <> 2 AND r.type IN (?2) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND +x.param = ?3 AND +x.normalized >= ?4 AND +x.normalized < ?5) ORDER BY d.rid LIMIT ?6
+              values: 6784578640696447699, "Patient", -792611874817700214, "x or 11", "x or 11\u{10ffff}", 21
+            Postgres: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = $1 AND r.method <> 2 AND r.type IN ($2) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND x.param = $3 AND x.normalized >= $4 AND x.normalized < $5) ORDER BY d.rid LIMIT $6
+              values: 6784578640696447699, "Patient", -792611874817700214, "x or 11", "x or 11\u{10ffff}", 21
         "#]],
     );
 }

@@ -1,0 +1,395 @@
+//! Search latency on the Synthea sample and on copies of it: `load` fills a store with the
+//! sample N times over (every copy's ids made distinct), `run` measures the first page of
+//! typical searches, chains, `_has` and `$everything`, through the repository (parse, SQL,
+//! Bundle), and prints p50/p99 per query.
+//!
+//! ```text
+//! search-bench load (--data DIR | --database-url URL) --copies N SYNTHEA_DIR...
+//! search-bench run  (--data DIR | --database-url URL) [--iterations N] [--label L]
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use repository::{ImportOptions, ImportUnit, Repository, SearchRequest, SearchScope};
+use serde_json::Value;
+use store::{RequestContext, Store};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let store = open(flag("--data"), flag("--database-url"))?;
+    let repository = Repository::new(store);
+    match args.first().map(String::as_str) {
+        Some("load") => {
+            let copies: usize = flag("--copies").unwrap_or_else(|| "1".into()).parse()?;
+            let dirs: Vec<PathBuf> = args
+                .iter()
+                .skip(1)
+                .enumerate()
+                .filter(|(i, a)| !a.starts_with("--") && !args[*i].starts_with("--"))
+                .map(|(_, a)| PathBuf::from(a))
+                .collect();
+            load(&repository, copies, &dirs)
+        }
+        Some("run") => {
+            let iterations: usize = flag("--iterations")
+                .unwrap_or_else(|| "300".into())
+                .parse()?;
+            let label = flag("--label").unwrap_or_default();
+            run(&repository, iterations, &label)
+        }
+        _ => bail!(
+            "usage: search-bench (load --copies N DIR... | run [--iterations N]) (--data DIR | --database-url URL)"
+        ),
+    }
+}
+
+fn open(data: Option<String>, url: Option<String>) -> Result<Arc<dyn Store>> {
+    Ok(match (data, url) {
+        (_, Some(url)) => Arc::new(store_postgres::PostgresStore::open(
+            store_postgres::PostgresConfig::new(url),
+        )?),
+        (Some(dir), None) => {
+            std::fs::create_dir_all(&dir)?;
+            let mut config = store_sqlite::SqliteConfig::in_dir(Path::new(&dir));
+            config.durability = store_sqlite::Durability::Normal;
+            Arc::new(store_sqlite::SqliteStore::open(config)?)
+        }
+        (None, None) => bail!("--data DIR or --database-url URL"),
+    })
+}
+
+fn ctx() -> RequestContext {
+    RequestContext::system("search-bench")
+}
+
+/// Copy `k` of a bundle: every UUID gets the suffix `-k`, except those after a `|` (the
+/// identifiers that conditional references to the shared practitioners and organisations use).
+fn copy_of(text: &str, k: usize) -> String {
+    if k == 0 {
+        return text.to_owned();
+    }
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + text.len() / 20);
+    let mut i = 0;
+    while i < bytes.len() {
+        if is_uuid(&bytes[i..]) && (i == 0 || bytes[i - 1] != b'|') {
+            out.push_str(&text[i..i + 36]);
+            out.push_str(&format!("-{k}"));
+            i += 36;
+        } else {
+            let c = text[i..].chars().next().expect("in bounds");
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+fn is_uuid(bytes: &[u8]) -> bool {
+    bytes.len() >= 36
+        && bytes[..36].iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+        && bytes
+            .get(36)
+            .is_none_or(|b| !b.is_ascii_hexdigit() && *b != b'-')
+}
+
+fn load(repository: &Repository, copies: usize, dirs: &[PathBuf]) -> Result<()> {
+    let mut files = Vec::new();
+    for dir in dirs {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let (shared, patients): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("0-"))
+    });
+    let started = Instant::now();
+    let units = shared
+        .iter()
+        .map(|p| (p.clone(), 0))
+        .chain((0..copies).flat_map(|k| patients.iter().map(move |p| (p.clone(), k))))
+        .map(|(path, k)| {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            ImportUnit {
+                source: format!("{}#{k}", path.display()),
+                json: copy_of(&text, k).into_bytes(),
+            }
+        });
+    let report = repository.import(&ctx(), units, ImportOptions::default(), &|_| {});
+    eprintln!(
+        "\nloaded {} resources ({} created) in {:.1} s; {} failed",
+        report.counts.resources(),
+        report.counts.created,
+        started.elapsed().as_secs_f64(),
+        report.counts.failed
+    );
+    for failure in report.failures.iter().take(5) {
+        eprintln!(
+            "  {}: {:?}",
+            failure.source,
+            failure.issues.first().map(|i| &i.diagnostics)
+        );
+    }
+    Ok(())
+}
+
+fn search(repository: &Repository, scope: SearchScope, query: &str) -> Result<Value> {
+    let request = SearchRequest {
+        scope,
+        params: repository::parse_query(query),
+        handling: search::Handling::Strict,
+    };
+    let bytes = repository
+        .search(&ctx(), "http://bench/fhir", &request)
+        .map_err(|e| anyhow::anyhow!("{query}: {e}"))?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+fn ids(bundle: &Value) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter_map(|e| e["resource"]["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+struct Sample {
+    patients: Vec<String>,
+    families: Vec<String>,
+    largest: String,
+}
+
+fn sample(repository: &Repository) -> Result<Sample> {
+    let page = search(
+        repository,
+        SearchScope::Type("Patient".into()),
+        "_count=200",
+    )?;
+    let patients = ids(&page);
+    let families = page["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            e["resource"]["name"][0]["family"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    let mut largest = (0, String::new());
+    for id in &patients {
+        let counted = search(
+            repository,
+            SearchScope::Type("Observation".into()),
+            &format!("subject=Patient/{id}&_summary=count"),
+        )?;
+        let n = counted["total"].as_u64().unwrap_or(0);
+        if n > largest.0 {
+            largest = (n, id.clone());
+        }
+    }
+    if patients.is_empty() {
+        bail!("the store holds no patients: load it first");
+    }
+    Ok(Sample {
+        patients,
+        families,
+        largest: largest.1,
+    })
+}
+
+const CODES: [&str; 6] = ["8867-4", "29463-7", "8302-2", "2339-0", "72514-3", "6690-2"];
+
+fn run(repository: &Repository, iterations: usize, label: &str) -> Result<()> {
+    let sample = sample(repository)?;
+    let pick = |list: &[String], i: usize| list[i % list.len()].clone();
+    type Query = Box<dyn Fn(usize) -> (SearchScope, String)>;
+    let patients = sample.patients.clone();
+    let families = sample.families.clone();
+    let queries: Vec<(&str, Query)> = vec![
+        (
+            "token system|code",
+            Box::new(|i| {
+                (
+                    SearchScope::Type("Observation".into()),
+                    format!("code=http://loinc.org|{}", CODES[i % CODES.len()]),
+                )
+            }),
+        ),
+        (
+            "token code",
+            Box::new(|i| {
+                (
+                    SearchScope::Type("Condition".into()),
+                    format!(
+                        "code={}",
+                        ["44054006", "38341003", "15777000", "40055000"][i % 4]
+                    ),
+                )
+            }),
+        ),
+        (
+            "date ge",
+            Box::new(|i| {
+                (
+                    SearchScope::Type("Observation".into()),
+                    format!("date=ge{}-01-01", 2000 + i % 20),
+                )
+            }),
+        ),
+        (
+            "date eq year",
+            Box::new(|i| {
+                (
+                    SearchScope::Type("Encounter".into()),
+                    format!("date={}", 2000 + i % 20),
+                )
+            }),
+        ),
+        ("reference", {
+            let p = patients.clone();
+            Box::new(move |i| {
+                (
+                    SearchScope::Type("Observation".into()),
+                    format!("subject=Patient/{}", pick(&p, i)),
+                )
+            })
+        }),
+        ("string prefix", {
+            let f = families.clone();
+            Box::new(move |i| {
+                let prefix: String = pick(&f, i).chars().take(3).collect();
+                (
+                    SearchScope::Type("Patient".into()),
+                    format!("family={prefix}"),
+                )
+            })
+        }),
+        ("patient+code+date", {
+            let p = patients.clone();
+            Box::new(move |i| {
+                let query = format!(
+                    "patient={}&code={}&date=ge2010",
+                    pick(&p, i),
+                    CODES[i % CODES.len()]
+                );
+                (SearchScope::Type("Observation".into()), query)
+            })
+        }),
+        ("chain", {
+            let f = families.clone();
+            Box::new(move |i| {
+                (
+                    SearchScope::Type("Observation".into()),
+                    format!("subject:Patient.family={}", pick(&f, i)),
+                )
+            })
+        }),
+        (
+            "_has",
+            Box::new(|i| {
+                (
+                    SearchScope::Type("Patient".into()),
+                    format!("_has:Observation:patient:code={}", CODES[i % CODES.len()]),
+                )
+            }),
+        ),
+    ];
+    println!("| {label} query | p50 ms | p99 ms | mean matches |");
+    println!("|---|---|---|---|");
+    for (name, query) in &queries {
+        let mut latencies = Vec::with_capacity(iterations);
+        let mut matches = 0usize;
+        for i in 0..iterations {
+            let (scope, text) = query(i);
+            let started = Instant::now();
+            let bundle = search(repository, scope, &text)?;
+            latencies.push(started.elapsed());
+            matches += ids(&bundle).len();
+        }
+        report(name, &mut latencies, matches as f64 / iterations as f64);
+    }
+    // The whole record of the patient with the most observations, every page of it.
+    let mut latencies = Vec::new();
+    let mut size = 0;
+    for _ in 0..iterations.min(50) {
+        let started = Instant::now();
+        let mut params = vec![("_count".to_owned(), "1000".to_owned())];
+        size = 0;
+        loop {
+            let bundle = repository
+                .everything(&ctx(), "http://bench/fhir", &sample.largest, &params)
+                .map_err(|e| anyhow::anyhow!("$everything: {e}"))?;
+            // Read the next link and count entries from the text: parsing a Bundle of a
+            // thousand resources would cost more than the server's work being measured.
+            let text = std::str::from_utf8(&bundle)?;
+            size += text.matches("\"fullUrl\":").count();
+            let next = text
+                .split_once("\"relation\":\"next\",\"url\":\"")
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .and_then(|(url, _)| url.split_once('?'));
+            match next {
+                Some((_, query)) => params = repository::parse_query(query),
+                None => break,
+            }
+        }
+        latencies.push(started.elapsed());
+    }
+    report(
+        "$everything (largest sampled patient, all pages of 1000)",
+        &mut latencies,
+        size as f64,
+    );
+    Ok(())
+}
+
+fn report(name: &str, latencies: &mut [Duration], matches: f64) {
+    latencies.sort();
+    let at = |q: f64| {
+        latencies[((latencies.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e3
+    };
+    println!(
+        "| {name} | {:.2} | {:.2} | {matches:.0} |",
+        at(0.5),
+        at(0.99)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_change_every_uuid_but_identifiers_in_conditional_references() {
+        let text = r#"{"fullUrl":"urn:uuid:8a4c9c04-1524-9f1c-d65b-9b17e4520fef","ref":"Practitioner?identifier=http://x|0000016f-57cb-cdaa-0000-000000000028"}"#;
+        assert_eq!(copy_of(text, 0), text);
+        assert_eq!(
+            copy_of(text, 3),
+            r#"{"fullUrl":"urn:uuid:8a4c9c04-1524-9f1c-d65b-9b17e4520fef-3","ref":"Practitioner?identifier=http://x|0000016f-57cb-cdaa-0000-000000000028"}"#
+        );
+    }
+}
