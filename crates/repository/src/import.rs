@@ -10,7 +10,7 @@
 //! Bundle entry — so importing the same data again writes nothing new (an unchanged resource
 //! gets no new version), and an export re-imported gives the same resources.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
@@ -287,8 +287,9 @@ impl Repository {
         let together = self.with_transaction(ctx, |tx| {
             let now = clock::now_micros();
             let mut counts = ImportCounts::default();
+            let mut current = current_versions(tx, &units)?;
             for unit in &units {
-                apply(self, tx, unit, now, &mut counts)?;
+                apply(self, tx, unit, now, &mut counts, &mut current)?;
             }
             Ok(counts)
         });
@@ -545,19 +546,59 @@ impl Repository {
     }
 }
 
+/// The current versions of every resource a batch puts, read in one call: a store that
+/// buffers writes (PostgreSQL) then sends the batch's writes together instead of flushing
+/// before each resource's own lookup.
+type CurrentVersions = HashMap<(String, String), Option<VersionRecord>>;
+
+fn current_versions(
+    tx: &mut dyn Transaction,
+    units: &[PreparedUnit],
+) -> Result<CurrentVersions, RepositoryError> {
+    let mut seen = HashSet::new();
+    let keys: Vec<(&str, &str)> = units
+        .iter()
+        .flat_map(|unit| &unit.operations)
+        .filter_map(|operation| match operation {
+            Operation::Put(prepared) => Some((prepared.resource_type.as_str(), prepared.id())),
+            Operation::CreateUnlessExists(..) => None,
+        })
+        .filter(|key| seen.insert(*key))
+        .collect();
+    let records = tx.current_many(&keys)?;
+    Ok(keys
+        .into_iter()
+        .map(|(t, id)| (t.to_owned(), id.to_owned()))
+        .zip(records)
+        .collect())
+}
+
 fn apply(
     repository: &Repository,
     tx: &mut dyn Transaction,
     unit: &PreparedUnit,
     now: i64,
     counts: &mut ImportCounts,
+    current: &mut CurrentVersions,
 ) -> Result<(), RepositoryError> {
     for operation in &unit.operations {
+        let prepared = operation.prepared();
+        // A version read before the batch is good for the first write of that resource only;
+        // later writes of it in the same batch read what the earlier one wrote.
+        let read_before =
+            current.remove(&(prepared.resource_type.clone(), prepared.id().to_owned()));
         let status = match operation {
-            Operation::Put(prepared) => repository.upsert_in(tx, prepared, None, now)?.status,
+            Operation::Put(prepared) => match read_before {
+                Some(previous) => {
+                    repository
+                        .upsert_over(tx, prepared, previous, None, now)?
+                        .status
+                }
+                None => repository.upsert_in(tx, prepared, None, now)?.status,
+            },
             Operation::CreateUnlessExists(prepared, criteria) => {
                 match repository
-                    .matches_in(tx, &operation.prepared().resource_type, criteria)?
+                    .matches_in(tx, &prepared.resource_type, criteria)?
                     .len()
                 {
                     0 => repository.upsert_in(tx, prepared, None, now)?.status,

@@ -109,6 +109,19 @@ impl Repository {
         last_updated: i64,
     ) -> Result<Written, RepositoryError> {
         let previous = tx.current(&prepared.resource_type, prepared.id())?;
+        self.upsert_over(tx, prepared, previous, if_match, last_updated)
+    }
+
+    /// [`Self::upsert_in`] when the caller has already read the resource's current version in
+    /// this transaction (bulk loads read a whole batch's at once).
+    pub(crate) fn upsert_over(
+        &self,
+        tx: &mut dyn Transaction,
+        prepared: &Prepared,
+        previous: Option<VersionRecord>,
+        if_match: Option<i64>,
+        last_updated: i64,
+    ) -> Result<Written, RepositoryError> {
         check_if_match(
             if_match,
             previous.as_ref(),
