@@ -179,6 +179,12 @@ impl Repository {
             drop(sender);
             self.import_writer(ctx, receiver, options, progress, &watermark, &mut report);
         });
+        if report.counts.created + report.counts.updated > 0
+            && let Err(error) = self.store.refresh_statistics()
+        {
+            // The data is in; only the planner's picture of it is stale.
+            tracing::warn!(%error, "refreshing planner statistics after the import failed");
+        }
         report
     }
 

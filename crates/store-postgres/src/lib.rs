@@ -276,4 +276,15 @@ impl Store for PostgresStore {
                 .map_err(map_error)
         })
     }
+
+    /// `ANALYZE`: without it, a freshly loaded database is planned as if its tables were
+    /// empty (a date search on the Synthea sample took 112 ms instead of about 1 ms).
+    fn refresh_statistics(&self) -> Result<(), StoreError> {
+        self.read_with(|connection| {
+            connection
+                .client
+                .batch_execute("ANALYZE")
+                .map_err(map_error)
+        })
+    }
 }

@@ -69,6 +69,13 @@ pub trait Store: Send + Sync {
 
     /// Whether the database answers (for `/health/ready`).
     fn ping(&self) -> Result<(), StoreError>;
+
+    /// Brings the query planner's statistics up to date after a bulk load, which changes the
+    /// data faster than the database's own maintenance notices. A store whose planner needs
+    /// no statistics does nothing.
+    fn refresh_statistics(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// One database transaction. Writes may be buffered until the next read in the transaction or

@@ -114,4 +114,27 @@ backend_tests! {
         assert_eq!(report.counts.failed, 2);
         assert!(report.failures[0].issues[0].diagnostics.contains("matches no resource"));
     }
+    fn a_resource_written_twice_in_one_batch_gets_two_versions(store) {
+        // The writer reads a batch's current versions up front; the second write of the same
+        // resource in the batch must see the first, and an existing resource its stored version.
+        let repository = repository(store);
+        let seeded = import(&repository, vec![line(json!({"resourceType": "Patient", "id": "old", "gender": "male"}), 1)], 1, 100);
+        assert!(seeded.failures.is_empty(), "{:?}", seeded.failures);
+        let units = vec![
+            line(json!({"resourceType": "Patient", "id": "twice", "gender": "male"}), 1),
+            line(json!({"resourceType": "Patient", "id": "old", "gender": "female"}), 2),
+            line(json!({"resourceType": "Patient", "id": "twice", "gender": "female"}), 3),
+            line(json!({"resourceType": "Patient", "id": "twice", "gender": "female"}), 4),
+        ];
+        let report = import(&repository, units, 1, 100);
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        assert_eq!((report.counts.created, report.counts.updated, report.counts.unchanged), (1, 2, 1));
+        let body = |record: &store::VersionRecord| json(record.content.as_deref().expect("content"));
+        let twice = repository.read(&ctx(), "Patient", "twice").unwrap();
+        assert_eq!(twice.version, 2);
+        assert_eq!(body(&twice)["gender"], "female");
+        let old = repository.read(&ctx(), "Patient", "old").unwrap();
+        assert_eq!(old.version, 2);
+        assert_eq!(repository.vread(&ctx(), "Patient", "twice", 1).map(|r| body(&r)["gender"].clone()).unwrap(), "male");
+    }
 }
