@@ -146,6 +146,25 @@ impl Repository {
             }
             let aliases = aliases(base, &entries, &plans);
             let mut conditional_cache = HashMap::new();
+            // Every created or updated resource's current version, read in one call: a store
+            // that buffers writes (PostgreSQL) can then send the entries together instead of
+            // one statement each.
+            let keys: Vec<(&str, &str)> = entries
+                .iter()
+                .zip(&plans)
+                .filter_map(|(entry, plan)| match plan {
+                    Plan::Create { id } | Plan::Update { id } => {
+                        Some((entry.resource_type.as_str(), id.as_str()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let read = tx.current_many(&keys)?;
+            let mut current: HashMap<(String, String), Option<VersionRecord>> = keys
+                .iter()
+                .map(|(t, id)| ((*t).to_owned(), (*id).to_owned()))
+                .zip(read)
+                .collect();
             for &i in order.iter().filter(|&&i| entries[i].verb != Verb::Delete) {
                 let entry = &entries[i];
                 let fail = |error: RepositoryError| RepositoryError::TransactionEntry {
@@ -169,8 +188,14 @@ impl Repository {
                             )
                             .map_err(fail)?;
                             let prepared: Prepared = self.prepare(resource, id).map_err(fail)?;
-                            self.upsert_in(tx, &prepared, entry.if_match, now)
-                                .map_err(fail)?
+                            // A version read above is good for the entry's first write only.
+                            match current.remove(&(entry.resource_type.clone(), id.clone())) {
+                                Some(previous) => {
+                                    self.upsert_over(tx, &prepared, previous, entry.if_match, now)
+                                }
+                                None => self.upsert_in(tx, &prepared, entry.if_match, now),
+                            }
+                            .map_err(fail)?
                         }
                         Plan::Patch { id } => {
                             let patch = entry.resource.as_ref().and_then(binary_patch).ok_or_else(
