@@ -27,7 +27,11 @@ pub fn run(config: ServeConfig) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    // The last reference to the store must be dropped outside the runtime's async threads:
+    // the PostgreSQL driver closes its connections by blocking on a runtime of its own, which
+    // tokio refuses (a panic at shutdown) on a thread that is driving async tasks.
+    let kept = state.clone();
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
@@ -38,7 +42,10 @@ pub fn run(config: ServeConfig) -> Result<()> {
             .context("serving HTTP")?;
         tracing::info!("stopped");
         Ok(())
-    })
+    });
+    drop(runtime);
+    drop(kept);
+    served
 }
 
 fn init_logging(config: &ServeConfig) -> Result<()> {
