@@ -85,7 +85,16 @@ fn page_plan(
     if !query.sort.is_empty() {
         return Ok(sql::PagePlan::Scan);
     }
-    if let Some(index) = sql::driver(query) {
+    if let Some((rank, index)) = sql::driver(query) {
+        // A code or URI index walks every resource with that code (all blood pressures of the
+        // region); a reference to one resource under several possible types (`patient=123`)
+        // usually names far fewer rows, though not in row order: read it as a set when sparse.
+        if rank < 4
+            && let Some(reference) = sql::one_target_of_several_types(query)
+            && sparse(runner, query, reference, dialect)?
+        {
+            return Ok(sql::PagePlan::Set(reference));
+        }
         return Ok(sql::PagePlan::Drive(index));
     }
     let Some(index) = sql::set_candidate(query) else {
@@ -98,12 +107,22 @@ fn page_plan(
     ) {
         return Ok(sql::PagePlan::Set(index));
     }
-    let matches = runner.integers(&sql::estimate(query, index, DENSE, dialect))?;
-    Ok(if matches.first().copied().unwrap_or(0) < DENSE as i64 {
+    Ok(if sparse(runner, query, index, dialect)? {
         sql::PagePlan::Set(index)
     } else {
         sql::PagePlan::Scan
     })
+}
+
+/// Whether filter `index` matches fewer than [`DENSE`] resources (counted up to that).
+fn sparse(
+    runner: &mut dyn SqlRunner,
+    query: &SearchQuery,
+    index: usize,
+    dialect: Dialect,
+) -> Result<bool, StoreError> {
+    let matches = runner.integers(&sql::estimate(query, index, DENSE, dialect))?;
+    Ok(matches.first().copied().unwrap_or(0) < DENSE as i64)
 }
 
 fn includes(

@@ -123,7 +123,7 @@ const DELETED: i64 = 2;
 /// without a value for a sort key come last, whatever the direction.
 pub fn search_page(query: &SearchQuery, dialect: Dialect) -> Sql {
     let plan = match driver(query) {
-        Some(i) => PagePlan::Drive(i),
+        Some((_, i)) => PagePlan::Drive(i),
         None => PagePlan::Scan,
     };
     search_page_with(query, plan, dialect)
@@ -882,7 +882,9 @@ fn drive_rank(filter: &Filter) -> u8 {
 
 /// The top-level filter to drive a page from, preferring the most selective kinds: a
 /// reference (one patient's data), then a coded value with its system, then a bare code.
-pub fn driver(query: &SearchQuery) -> Option<usize> {
+/// Answers its rank (4 for a reference, 3 for a code with its system, 2 for a bare code or URI,
+/// 1 for a composite) and its position.
+pub fn driver(query: &SearchQuery) -> Option<(u8, usize)> {
     query
         .filters
         .iter()
@@ -890,7 +892,22 @@ pub fn driver(query: &SearchQuery) -> Option<usize> {
         .map(|(i, f)| (drive_rank(f), i))
         .filter(|(rank, _)| *rank > 0)
         .max_by_key(|(rank, i)| (*rank, std::cmp::Reverse(*i)))
-        .map(|(_, i)| i)
+}
+
+/// A reference to one resource that may be of several types (`patient=123` where the
+/// parameter targets Patient and Group): one resource's referrers are usually few, but its
+/// index rows are not in row order across types, so it cannot drive a page. Read as a set
+/// instead when it is sparse.
+pub fn one_target_of_several_types(query: &SearchQuery) -> Option<usize> {
+    query.filters.iter().position(|filter| {
+        matches!(
+            filter,
+            Filter::Reference {
+                target: ReferenceTarget::Local { types, .. },
+                ..
+            } if types.len() != 1
+        )
+    })
 }
 
 /// A filter that can be read as a set of resource rows (for a sparse filter, cheaper than
