@@ -135,6 +135,6 @@ backend_tests! {
         assert_eq!(body(&twice)["gender"], "female");
         let old = repository.read(&ctx(), "Patient", "old").unwrap();
         assert_eq!(old.version, 2);
-        assert_eq!(repository.vread(&ctx(), "Patient", "twice", 1).map(|r| body(&r)["gender"].clone()).unwrap(), "male");
+        assert_eq!(repository.vread(&ctx(), "Patient", "twice", "1").map(|r| body(&r)["gender"].clone()).unwrap(), "male");
     }
 }
