@@ -166,7 +166,7 @@ pub fn compare(a: &Record, b: &Record) -> Comparison {
     });
     // Counted even beside the locality: on FEBRL the two err independently and together
     // they link better; in a Chinese district, where the postcode follows the district, a move
-    // is counted twice (docs/decisions/0003 records the trade).
+    // is counted twice (docs/decisions/0006 records the trade).
     levels[Field::Postcode as usize] = best(&a.addresses, &b.addresses, |x, y| {
         typo_level(&x.postcode, &y.postcode)
     });

@@ -168,7 +168,7 @@ impl Model {
 
     /// The model before any data was seen: what agreement at each level usually means for
     /// demographics of this kind. EM refines it on real data; the service starts from the
-    /// weights estimated on generated regional data (see docs/decisions/0003).
+    /// weights estimated on generated regional data (see docs/decisions/0006).
     pub fn starting_point() -> Model {
         // Per field: m then u, for levels 1..=n (the last is disagreement).
         let table: [(&[f64], &[f64]); FIELD_COUNT] = [

@@ -36,7 +36,7 @@ fn decoding_tells_malformed_tampered_and_expired_apart() {
             [0; 8],
         )
         .unwrap();
-    assert_eq!(uuid.len(), 168, "what docs/decisions/0004 says");
+    assert_eq!(uuid.len(), 168, "what docs/decisions/0007 says");
     let token = codes.decode(&code, 1_100).unwrap();
     assert_eq!(token.person, "person-1");
     assert_eq!(token.expires, 1_300);
