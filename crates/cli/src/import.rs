@@ -4,16 +4,16 @@
 //! non-zero if any did.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use repository::{ImportCounts, ImportOptions, ImportUnit};
 use store::RequestContext;
 
 use crate::config::StoreConfig;
+use crate::progress::{Progress, eta};
 use crate::stores::open_repository;
 
 /// Imports everything under `paths`; answers whether every record was imported.
@@ -42,64 +42,25 @@ pub fn run(config: &StoreConfig, paths: &[PathBuf], options: ImportOptions) -> R
         current: None,
         bytes_read: &bytes_read,
     };
-    let started = Instant::now();
-    let progress = |counts: &ImportCounts| {
-        let seconds = started.elapsed().as_secs_f64().max(1e-9);
-        let rate = counts.resources() as f64 / seconds;
-        let read = bytes_read.load(Ordering::Relaxed);
-        let fraction = if total_bytes > 0 {
-            read as f64 / total_bytes as f64
-        } else {
-            1.0
-        };
-        let eta = if fraction > 0.0 {
-            seconds / fraction - seconds
-        } else {
-            0.0
-        };
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r{} resources  {:.0}/s  {:.0}% of {:.1} MB  ETA {:.0} s  {} failed   ",
-            counts.resources(),
-            rate,
-            fraction * 100.0,
-            total_bytes as f64 / 1e6,
-            eta.max(0.0),
-            counts.failed
-        );
-        let _ = err.flush();
+    let progress = Progress::start();
+    let show = |counts: &ImportCounts| {
+        progress.show(counts, |seconds| {
+            let read = bytes_read.load(Ordering::Relaxed);
+            let fraction = if total_bytes > 0 {
+                read as f64 / total_bytes as f64
+            } else {
+                1.0
+            };
+            format!(
+                "{:.0}% of {:.1} MB  ETA {:.0} s",
+                fraction * 100.0,
+                total_bytes as f64 / 1e6,
+                eta(seconds, fraction)
+            )
+        })
     };
-    let report = repository.import(&ctx, units, options, &progress);
-    let seconds = started.elapsed().as_secs_f64();
-    let counts = report.counts;
-    eprintln!();
-    eprintln!(
-        "imported {} resources in {:.1} s ({:.0}/s): {} created, {} updated, {} unchanged; {} failed",
-        counts.resources(),
-        seconds,
-        counts.resources() as f64 / seconds.max(1e-9),
-        counts.created,
-        counts.updated,
-        counts.unchanged,
-        counts.failed
-    );
-    for failure in &report.failures {
-        for issue in &failure.issues {
-            let at = issue
-                .expression
-                .as_deref()
-                .map(|e| format!(" at {e}"))
-                .unwrap_or_default();
-            eprintln!(
-                "  {}: {} ({}){at}",
-                failure.source,
-                issue.diagnostics,
-                issue.code.as_str()
-            );
-        }
-    }
-    Ok(report.failures.is_empty())
+    let report = repository.import(&ctx, units, options, &show);
+    Ok(progress.finish("imported", &report))
 }
 
 /// The files to import, in path order (so `0-hospitalInformation.json` comes before patients).

@@ -4,6 +4,7 @@ mod config;
 mod fhirpath_command;
 mod identity;
 mod import;
+mod progress;
 mod reindex;
 mod seed_command;
 mod serve;

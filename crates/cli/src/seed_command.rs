@@ -13,6 +13,7 @@ use repository::{ImportCounts, ImportOptions, ImportUnit};
 use store::RequestContext;
 
 use crate::config::{StoreArgs, StoreConfig};
+use crate::progress::{Progress, eta};
 use crate::stores::open_repository;
 
 #[derive(Debug, clap::Args)]
@@ -110,7 +111,7 @@ fn write_files(region: &seed::Region, dir: &Path, threads: usize) -> Result<()> 
             progress.resources,
             progress.resources as f64 / seconds,
             progress.bytes as f64 / 1e6,
-            (seconds / fraction.max(1e-9) - seconds).max(0.0)
+            eta(seconds, fraction)
         );
         let _ = err.flush();
     })
@@ -158,56 +159,17 @@ fn load_into_store(
             json: serde_json::to_vec(&resource).expect("a Value serialises"),
         }
     });
-    let started = Instant::now();
-    let last = std::sync::Mutex::new(None::<Instant>);
-    let progress = |counts: &ImportCounts| {
-        let mut last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if last.is_some_and(|at| at.elapsed() < PROGRESS_EVERY) {
-            return;
-        }
-        *last = Some(Instant::now());
-        let seconds = started.elapsed().as_secs_f64().max(1e-9);
-        let generated = residents_generated.load(Ordering::Relaxed);
-        let fraction = generated as f64 / residents.max(1) as f64;
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r{generated} of {residents} residents  {} resources  {:.0}/s  ETA {:.0} s  {} failed   ",
-            counts.resources(),
-            counts.resources() as f64 / seconds,
-            (seconds / fraction.max(1e-9) - seconds).max(0.0),
-            counts.failed
-        );
-        let _ = err.flush();
+    let progress = Progress::start();
+    let show = |counts: &ImportCounts| {
+        progress.show(counts, |seconds| {
+            let generated = residents_generated.load(Ordering::Relaxed);
+            let fraction = generated as f64 / residents.max(1) as f64;
+            format!(
+                "{generated} of {residents} residents  ETA {:.0} s",
+                eta(seconds, fraction)
+            )
+        })
     };
-    let report = repository.import(&ctx, units, options, &progress);
-    let seconds = started.elapsed().as_secs_f64().max(1e-9);
-    let counts = report.counts;
-    eprintln!();
-    eprintln!(
-        "loaded {} resources in {:.1} s ({:.0}/s): {} created, {} updated, {} unchanged; {} failed",
-        counts.resources(),
-        seconds,
-        counts.resources() as f64 / seconds,
-        counts.created,
-        counts.updated,
-        counts.unchanged,
-        counts.failed
-    );
-    for failure in &report.failures {
-        for issue in &failure.issues {
-            let at = issue
-                .expression
-                .as_deref()
-                .map(|e| format!(" at {e}"))
-                .unwrap_or_default();
-            eprintln!(
-                "  {}: {} ({}){at}",
-                failure.source,
-                issue.diagnostics,
-                issue.code.as_str()
-            );
-        }
-    }
-    Ok(report.failures.is_empty())
+    let report = repository.import(&ctx, units, options, &show);
+    Ok(progress.finish("loaded", &report))
 }

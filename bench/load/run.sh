@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The load test behind BENCHMARKS.md ("Load test"): a running `meridian serve` driven by hey, a
+# real HTTP load generator (Debian package `hey`), at fixed request rates: reads by id, searches
+# and Patient/$everything, reporting the throughput reached and p50/p99 latency. hey sends one
+# URL per run, so each kind of request is run for a few URLs picked from the store and the
+# figures reported per URL. (hey waits for each worker's previous answer, so a stalled server
+# shows as a lower achieved rate rather than as latency: compare achieved with target.)
+#
+#   bench/load/run.sh [--data DIR | --database-url URL]
+#
+# Without a store, a 10,000-resident region (seed 1, about 138,000 resources) is generated
+# into target/bench/load-sqlite first. Environment: BENCH_DIR (default target/bench),
+# BENCH_SECONDS (per step, default 15), BENCH_READ_RATES (default "500 1000 2000"),
+# BENCH_SEARCH_RATES (default "100 250 500"), BENCH_EVERYTHING_RATES (default "10 25").
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+work="$(realpath -m "${BENCH_DIR:-target/bench}")"
+seconds="${BENCH_SECONDS:-15}"
+listen=127.0.0.1:18080
+base="http://$listen/fhir"
+mkdir -p "$work"
+
+command -v hey > /dev/null || { echo "needs hey (apt-get install hey)"; exit 2; }
+cargo build --release -p meridian
+meridian="${CARGO_TARGET_DIR:-target}/release/meridian"
+
+store=("$@")
+if [ ${#store[@]} -eq 0 ]; then
+    store=(--data "$work/load-sqlite")
+    if [ ! -d "$work/load-sqlite" ]; then
+        "$meridian" seed --patients 10000 --data "$work/load-sqlite"
+    fi
+fi
+
+"$meridian" serve "${store[@]}" --listen "$listen" --log warn &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
+for _ in $(seq 1 100); do
+    curl -sf "http://$listen/health/ready" > /dev/null && break
+    sleep 0.2
+done
+curl -sf "http://$listen/health/ready" > /dev/null
+
+# URL lists: 2,000 patients and 2,000 observations of them, as stored.
+python3 - "$base" "$work" <<'PY'
+import json, sys, urllib.request
+base, work = sys.argv[1], sys.argv[2]
+def get(url):
+    with urllib.request.urlopen(url) as response:
+        return json.load(response)
+def ids(bundle):
+    return [e["resource"]["id"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode", "match") == "match"]
+patients = ids(get(f"{base}/Patient?_count=1000&_elements=id"))
+page = get(f"{base}/Patient?_count=1000&_elements=id")
+for link in page.get("link", []):
+    if link["relation"] == "next":
+        patients += ids(get(link["url"]))
+observations = ids(get(f"{base}/Observation?_count=1000&_elements=id"))
+codes = ["85354-9", "2339-0", "4548-4", "8480-6", "29463-7", "8867-4"]
+with open(f"{work}/urls-read.txt", "w") as f:
+    for i in range(4000):
+        if i % 2 == 0:
+            f.write(f"{base}/Patient/{patients[i // 2 % len(patients)]}\n")
+        else:
+            f.write(f"{base}/Observation/{observations[i // 2 % len(observations)]}\n")
+with open(f"{work}/urls-search.txt", "w") as f:
+    for i, p in enumerate(patients):
+        f.write(f"{base}/Observation?patient={p}&code={codes[i % len(codes)]}\n")
+        f.write(f"{base}/Encounter?subject=Patient/{p}&date=ge2015\n")
+with open(f"{work}/urls-everything.txt", "w") as f:
+    for p in patients:
+        f.write(f"{base}/Patient/{p}/$everything?_count=1000\n")
+print(f"{len(patients)} patients, {len(observations)} observations in the URL lists", file=sys.stderr)
+PY
+
+# step NAME RATE URL: hey at RATE requests/s (10 workers) for the step's seconds.
+step() {
+    local name=$1 rate=$2 url=$3
+    local workers=10
+    hey -z "${seconds}s" -c "$workers" -q $(( (rate + workers - 1) / workers )) \
+        -H "Accept: application/fhir+json" "$url" > "$work/hey.txt"
+    python3 - "$name" "$rate" "$work/hey.txt" <<'PY'
+import re, sys
+name, rate, path = sys.argv[1], sys.argv[2], sys.argv[3]
+text = open(path).read()
+achieved = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+p50 = float(re.search(r"50%+ in ([\d.]+) secs", text).group(1)) * 1e3
+p99 = float(re.search(r"99%+ in ([\d.]+) secs", text).group(1)) * 1e3
+codes = dict((int(c), int(n)) for c, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", text))
+ok = sum(n for c, n in codes.items() if 200 <= c < 300)
+print(f"| {name} | {rate} | {achieved:.0f} | {p50:.2f} | {p99:.2f} | {ok} of {sum(codes.values())} |")
+PY
+}
+
+# A few URLs of each kind (from the lists written above).
+read_urls=$(sed -n '1p;2p' "$work/urls-read.txt")
+search_urls=$(sed -n '1p;2p' "$work/urls-search.txt")
+everything_url=$(sed -n '1p' "$work/urls-everything.txt")
+
+echo "| request | target rate (req/s) | achieved (req/s) | p50 ms | p99 ms | 2xx |"
+echo "|---|---|---|---|---|---|"
+for rate in ${BENCH_READ_RATES:-500 1000 2000}; do
+    for url in $read_urls; do
+        step "read ${url#"$base"/}" "$rate" "$url"
+    done
+done
+for rate in ${BENCH_SEARCH_RATES:-100 250 500}; do
+    for url in $search_urls; do
+        step "search ${url#"$base"/}" "$rate" "$url"
+    done
+done
+for rate in ${BENCH_EVERYTHING_RATES:-10 25}; do
+    step "\$everything ${everything_url#"$base"/}" "$rate" "$everything_url"
+done

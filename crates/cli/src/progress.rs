@@ -1,0 +1,112 @@
+//! The progress line and final report of the loading commands (`import`, `seed`).
+//!
+//! On a terminal the line is redrawn in place twice a second. Otherwise (a log file, CI) a
+//! whole line is written every five seconds, each starting with the seconds since the start
+//! and the resources so far, so a log of a long load shows how its rate changed
+//! (`bench/ingest` reads it).
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use repository::{ImportCounts, ImportReport};
+
+pub struct Progress {
+    started: Instant,
+    last: Mutex<Option<Instant>>,
+    terminal: bool,
+}
+
+impl Progress {
+    pub fn start() -> Self {
+        Self {
+            started: Instant::now(),
+            last: Mutex::new(None),
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    pub fn seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    /// Shows the counts so far and `detail` (made only when the line is due), unless the last
+    /// line is too recent.
+    pub fn show(&self, counts: &ImportCounts, detail: impl FnOnce(f64) -> String) {
+        let every = if self.terminal {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(5)
+        };
+        {
+            let mut last = self
+                .last
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if last.is_some_and(|at| at.elapsed() < every) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let seconds = self.seconds();
+        let line = format!(
+            "{seconds:.1} s  {} resources  {:.0}/s  {}  {} failed",
+            counts.resources(),
+            counts.resources() as f64 / seconds,
+            detail(seconds),
+            counts.failed
+        );
+        let mut err = std::io::stderr().lock();
+        let _ = if self.terminal {
+            write!(err, "\r{line}   ")
+        } else {
+            writeln!(err, "{line}")
+        };
+        let _ = err.flush();
+    }
+
+    /// Ends the progress line and prints the summary and every failure with its source and
+    /// OperationOutcome issues. Answers whether every record was loaded.
+    pub fn finish(&self, verb: &str, report: &ImportReport) -> bool {
+        let seconds = self.seconds();
+        let counts = report.counts;
+        if self.terminal {
+            eprintln!();
+        }
+        eprintln!(
+            "{verb} {} resources in {:.1} s ({:.0}/s): {} created, {} updated, {} unchanged; {} failed",
+            counts.resources(),
+            seconds,
+            counts.resources() as f64 / seconds,
+            counts.created,
+            counts.updated,
+            counts.unchanged,
+            counts.failed
+        );
+        for failure in &report.failures {
+            for issue in &failure.issues {
+                let at = issue
+                    .expression
+                    .as_deref()
+                    .map(|e| format!(" at {e}"))
+                    .unwrap_or_default();
+                eprintln!(
+                    "  {}: {} ({}){at}",
+                    failure.source,
+                    issue.diagnostics,
+                    issue.code.as_str()
+                );
+            }
+        }
+        report.failures.is_empty()
+    }
+}
+
+/// The estimated seconds left when `fraction` of the work took `seconds`.
+pub fn eta(seconds: f64, fraction: f64) -> f64 {
+    if fraction > 0.0 {
+        (seconds / fraction - seconds).max(0.0)
+    } else {
+        0.0
+    }
+}
