@@ -7,17 +7,11 @@ use postgres::Row;
 use postgres::types::{ToSql, Type};
 use search::query::{CursorValue, SearchQuery};
 use store::execute::SqlRunner;
-use store::sql::{Dialect, SortValueKind, Sql, SqlValue};
-use store::{
-    HistoryPage, HistoryQuery, HistoryScope, Method, ScanQuery, SearchPage, StoreError,
-    VersionRecord,
-};
+use store::sql::{Dialect, RECORD_COLUMNS, SortValueKind, Sql, SqlValue};
+use store::{HistoryPage, HistoryQuery, Method, ScanQuery, SearchPage, StoreError, VersionRecord};
 
 use crate::map_error;
 use crate::pool::Connection;
-
-pub(crate) const RECORD_COLUMNS: &str =
-    "r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash";
 
 pub(crate) fn record_from_row(row: &Row) -> Result<VersionRecord, StoreError> {
     record_at(row, 0)
@@ -80,51 +74,7 @@ pub(crate) fn history(
     connection: &mut Connection,
     query: &HistoryQuery,
 ) -> Result<HistoryPage, StoreError> {
-    let mut text = format!(
-        "SELECT {RECORD_COLUMNS}, v.seq FROM version v JOIN resource r ON r.rid = v.rid WHERE 1 = 1"
-    );
-    let mut values: Vec<Box<dyn ToSql + Sync>> = Vec::new();
-    let mut bind = |text: &mut String, value: Box<dyn ToSql + Sync>| {
-        values.push(value);
-        text.push_str(&format!("${}", values.len()));
-    };
-    match &query.scope {
-        HistoryScope::System => {}
-        HistoryScope::Type(resource_type) => {
-            text.push_str(" AND v.type = ");
-            bind(&mut text, Box::new(resource_type.clone()));
-        }
-        HistoryScope::Instance(resource_type, id) => {
-            text.push_str(" AND r.type = ");
-            bind(&mut text, Box::new(resource_type.clone()));
-            text.push_str(" AND r.id = ");
-            bind(&mut text, Box::new(id.clone()));
-        }
-    }
-    if let Some(since) = query.since {
-        text.push_str(" AND v.last_updated >= ");
-        bind(&mut text, Box::new(since));
-    }
-    if let Some((low, high)) = query.at {
-        text.push_str(" AND v.last_updated <= ");
-        bind(&mut text, Box::new(high));
-        text.push_str(" AND (v.superseded IS NULL OR v.superseded > ");
-        bind(&mut text, Box::new(low));
-        text.push(')');
-    }
-    if let Some(cursor) = query.cursor {
-        text.push_str(" AND v.seq < ");
-        bind(&mut text, Box::new(cursor));
-    }
-    text.push_str(" ORDER BY v.seq DESC LIMIT ");
-    bind(&mut text, Box::new(query.count as i64 + 1));
-
-    let statement = connection.prepare_cached(&text)?;
-    let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| &**v).collect();
-    let rows = connection
-        .client
-        .query(&statement, &params)
-        .map_err(map_error)?;
+    let rows = run(connection, &store::sql::history(query, Dialect::Postgres))?;
     let mut versions = Vec::with_capacity(rows.len());
     let mut sequence_numbers = Vec::with_capacity(rows.len());
     for row in &rows {

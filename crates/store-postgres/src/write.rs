@@ -16,8 +16,9 @@ use store::{Method, SearchPage, StoreError, Transaction, VersionRecord, VersionW
 
 use crate::flush::Pending;
 use crate::pool::PooledConnection;
-use crate::read::{self, RECORD_COLUMNS, record_at, record_from_row};
+use crate::read::{self, record_at, record_from_row};
 use crate::{PostgresStore, is_broken, map_error};
+use store::sql::RECORD_COLUMNS;
 
 /// What the transaction knows of one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

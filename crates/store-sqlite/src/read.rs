@@ -7,16 +7,10 @@ use rusqlite::types::Value as SqliteValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use search::query::{CursorValue, SearchQuery};
 use store::execute::SqlRunner;
-use store::sql::{Dialect, SortValueKind, Sql, SqlValue};
-use store::{
-    HistoryPage, HistoryQuery, HistoryScope, Method, ScanQuery, SearchPage, StoreError,
-    VersionRecord,
-};
+use store::sql::{Dialect, RECORD_COLUMNS, SortValueKind, Sql, SqlValue};
+use store::{HistoryPage, HistoryQuery, Method, ScanQuery, SearchPage, StoreError, VersionRecord};
 
 use crate::map_error;
-
-const RECORD_COLUMNS: &str =
-    "r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash";
 
 fn record_from_row(row: &Row<'_>) -> rusqlite::Result<VersionRecord> {
     let method: i64 = row.get(5)?;
@@ -85,48 +79,10 @@ pub(crate) fn history(
     connection: &Connection,
     query: &HistoryQuery,
 ) -> Result<HistoryPage, StoreError> {
-    let mut text = format!(
-        "SELECT {RECORD_COLUMNS}, v.seq FROM version v JOIN resource r ON r.rid = v.rid WHERE 1 = 1"
-    );
-    let mut values: Vec<SqliteValue> = Vec::new();
-    let mut bind = |text: &mut String, value: SqliteValue| {
-        values.push(value);
-        text.push_str(&format!("?{}", values.len()));
-    };
-    match &query.scope {
-        HistoryScope::System => {}
-        HistoryScope::Type(resource_type) => {
-            text.push_str(" AND v.type = ");
-            bind(&mut text, SqliteValue::Text(resource_type.clone()));
-        }
-        HistoryScope::Instance(resource_type, id) => {
-            text.push_str(" AND r.type = ");
-            bind(&mut text, SqliteValue::Text(resource_type.clone()));
-            text.push_str(" AND r.id = ");
-            bind(&mut text, SqliteValue::Text(id.clone()));
-        }
-    }
-    if let Some(since) = query.since {
-        text.push_str(" AND v.last_updated >= ");
-        bind(&mut text, SqliteValue::Integer(since));
-    }
-    if let Some((low, high)) = query.at {
-        text.push_str(" AND v.last_updated <= ");
-        bind(&mut text, SqliteValue::Integer(high));
-        text.push_str(" AND (v.superseded IS NULL OR v.superseded > ");
-        bind(&mut text, SqliteValue::Integer(low));
-        text.push(')');
-    }
-    if let Some(cursor) = query.cursor {
-        text.push_str(" AND v.seq < ");
-        bind(&mut text, SqliteValue::Integer(cursor));
-    }
-    text.push_str(" ORDER BY v.seq DESC LIMIT ");
-    bind(&mut text, SqliteValue::Integer(query.count as i64 + 1));
-
-    let mut statement = connection.prepare_cached(&text).map_err(map_error)?;
+    let sql = store::sql::history(query, Dialect::Sqlite);
+    let mut statement = connection.prepare_cached(&sql.text).map_err(map_error)?;
     let mut rows = statement
-        .query(params_from_iter(values.iter()))
+        .query(params_from_iter(to_sqlite(&sql.params)))
         .map_err(map_error)?;
     let mut versions = Vec::new();
     let mut sequence_numbers = Vec::new();
