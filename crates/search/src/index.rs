@@ -64,6 +64,34 @@ pub struct QuantityEntry {
     pub canonical: Option<(Box<str>, f64)>,
 }
 
+/// A quantity's canonical form as stored: the canonical code, value, and range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CanonicalColumns<'a> {
+    pub code: &'a str,
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl QuantityEntry {
+    /// The canonical columns, when the unit has a canonical form. The canonical range scales
+    /// with the value: it keeps the written range's relative width.
+    pub fn canonical_columns(&self) -> Option<CanonicalColumns<'_>> {
+        let (code, value) = self.canonical.as_ref()?;
+        let scale = if self.value != 0.0 {
+            value / self.value
+        } else {
+            1.0
+        };
+        Some(CanonicalColumns {
+            code,
+            value: *value,
+            low: self.low * scale,
+            high: self.high * scale,
+        })
+    }
+}
+
 /// A reference. A local one has a type and id (`Patient/123`); an absolute or canonical one has
 /// a url (and a version for `url|1.0`).
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +130,52 @@ pub enum CompositeSecond {
         unit: Option<TokenEntry>,
     },
     String(Box<str>),
+}
+
+/// The columns the second part of a composite is stored in; those of the other kinds are empty.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CompositeSecondColumns<'a> {
+    pub h_code: Option<i64>,
+    pub h_system_code: Option<i64>,
+    pub value: Option<f64>,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+    pub text: Option<&'a str>,
+}
+
+impl CompositeSecond {
+    pub fn columns(&self) -> CompositeSecondColumns<'_> {
+        match self {
+            CompositeSecond::Token(token) => {
+                let (code, system_code, _) = token.hashes();
+                CompositeSecondColumns {
+                    h_code: Some(code),
+                    h_system_code: Some(system_code),
+                    ..Default::default()
+                }
+            }
+            CompositeSecond::Range {
+                value,
+                low,
+                high,
+                unit,
+            } => {
+                let hashes = unit.as_ref().map(TokenEntry::hashes);
+                CompositeSecondColumns {
+                    h_code: hashes.map(|h| h.0),
+                    h_system_code: hashes.map(|h| h.1),
+                    value: Some(*value),
+                    low: Some(*low),
+                    high: Some(*high),
+                    text: None,
+                }
+            }
+            CompositeSecond::String(text) => CompositeSecondColumns {
+                text: Some(text),
+                ..Default::default()
+            },
+        }
+    }
 }
 
 /// Everything one resource contributes to the indexes, plus its patient-compartment key.

@@ -17,7 +17,6 @@ use std::sync::OnceLock;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 use search::IndexEntries;
-use search::index::CompositeSecond;
 use store::{StoreError, VersionWrite};
 
 use crate::map_error;
@@ -525,19 +524,7 @@ impl Pending {
         }
 
         for (seq, quantity) in index.quantities.iter().enumerate() {
-            let (canonical_code, canonical_value) = match &quantity.canonical {
-                Some((code, value)) => (Some(code.to_string()), Some(*value)),
-                None => (None, None),
-            };
-            // The canonical range scales with the value: keep its relative width (as the
-            // SQLite store does).
-            let scale = canonical_value.map(|c| {
-                if quantity.value != 0.0 {
-                    c / quantity.value
-                } else {
-                    1.0
-                }
-            });
+            let canonical = quantity.canonical_columns();
             let q = &mut self.quantities;
             q.rid.push(row);
             q.param.push(quantity.param.0);
@@ -546,10 +533,10 @@ impl Pending {
             q.value.push(quantity.value);
             q.low.push(quantity.low);
             q.high.push(quantity.high);
-            q.canonical_code.push(canonical_code);
-            q.canonical_value.push(canonical_value);
-            q.canonical_low.push(scale.map(|s| quantity.low * s));
-            q.canonical_high.push(scale.map(|s| quantity.high * s));
+            q.canonical_code.push(canonical.map(|c| c.code.to_owned()));
+            q.canonical_value.push(canonical.map(|c| c.value));
+            q.canonical_low.push(canonical.map(|c| c.low));
+            q.canonical_high.push(canonical.map(|c| c.high));
             q.patient_key.push(patient_key);
             q.seq.push(seq as i64);
         }
@@ -580,43 +567,18 @@ impl Pending {
 
         for (seq, composite) in index.composites.iter().enumerate() {
             let (first_code, first_system_code, _) = composite.first.hashes();
-            let (second_code, second_system_code, value, low, high, text) = match &composite.second
-            {
-                CompositeSecond::Token(token) => {
-                    let (c, sc, _) = token.hashes();
-                    (Some(c), Some(sc), None, None, None, None)
-                }
-                CompositeSecond::Range {
-                    value,
-                    low,
-                    high,
-                    unit,
-                } => {
-                    let hashes = unit.as_ref().map(|u| u.hashes());
-                    (
-                        hashes.map(|h| h.0),
-                        hashes.map(|h| h.1),
-                        Some(*value),
-                        Some(*low),
-                        Some(*high),
-                        None,
-                    )
-                }
-                CompositeSecond::String(text) => {
-                    (None, None, None, None, None, Some(text.to_string()))
-                }
-            };
+            let second = composite.second.columns();
             let c = &mut self.composites;
             c.rid.push(row);
             c.param.push(composite.param.0);
             c.first_h_code.push(first_code);
             c.first_h_system_code.push(first_system_code);
-            c.second_h_code.push(second_code);
-            c.second_h_system_code.push(second_system_code);
-            c.second_value.push(value);
-            c.second_low.push(low);
-            c.second_high.push(high);
-            c.second_text.push(text);
+            c.second_h_code.push(second.h_code);
+            c.second_h_system_code.push(second.h_system_code);
+            c.second_value.push(second.value);
+            c.second_low.push(second.low);
+            c.second_high.push(second.high);
+            c.second_text.push(second.text.map(str::to_owned));
             c.patient_key.push(patient_key);
             c.seq.push(seq as i64);
         }

@@ -5,7 +5,6 @@ use std::sync::MutexGuard;
 
 use rusqlite::{Connection, params};
 use search::IndexEntries;
-use search::index::CompositeSecond;
 use search::query::SearchQuery;
 use store::sql::INDEX_TABLES;
 use store::{SearchPage, StoreError, Transaction, VersionRecord, VersionWrite};
@@ -261,18 +260,7 @@ fn insert_index_rows(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         for (seq, quantity) in index.quantities.iter().enumerate() {
-            let (canonical_code, canonical_value) = match &quantity.canonical {
-                Some((code, value)) => (Some(&**code), Some(*value)),
-                None => (None, None),
-            };
-            // The canonical range scales with the value: keep its relative width.
-            let scale = canonical_value.map(|c| {
-                if quantity.value != 0.0 {
-                    c / quantity.value
-                } else {
-                    1.0
-                }
-            });
+            let canonical = quantity.canonical_columns();
             statement.execute(params![
                 row,
                 quantity.param.0,
@@ -281,10 +269,10 @@ fn insert_index_rows(
                 quantity.value,
                 quantity.low,
                 quantity.high,
-                canonical_code,
-                canonical_value,
-                scale.map(|s| quantity.low * s),
-                scale.map(|s| quantity.high * s),
+                canonical.map(|c| c.code),
+                canonical.map(|c| c.value),
+                canonical.map(|c| c.low),
+                canonical.map(|c| c.high),
                 patient_key,
                 seq as i64
             ])?;
@@ -324,42 +312,18 @@ fn insert_index_rows(
         )?;
         for (seq, composite) in index.composites.iter().enumerate() {
             let (first_code, first_system_code, _) = composite.first.hashes();
-            let (second_code, second_system_code, value, low, high, text) = match &composite.second
-            {
-                CompositeSecond::Token(token) => {
-                    let (c, sc, _) = token.hashes();
-                    (Some(c), Some(sc), None, None, None, None)
-                }
-                CompositeSecond::Range {
-                    value,
-                    low,
-                    high,
-                    unit,
-                } => {
-                    let hashes = unit.as_ref().map(|u| u.hashes());
-                    let (code, system_code) = (hashes.map(|h| h.0), hashes.map(|h| h.1));
-                    (
-                        code,
-                        system_code,
-                        Some(*value),
-                        Some(*low),
-                        Some(*high),
-                        None,
-                    )
-                }
-                CompositeSecond::String(text) => (None, None, None, None, None, Some(&**text)),
-            };
+            let second = composite.second.columns();
             statement.execute(params![
                 row,
                 composite.param.0,
                 first_code,
                 first_system_code,
-                second_code,
-                second_system_code,
-                value,
-                low,
-                high,
-                text,
+                second.h_code,
+                second.h_system_code,
+                second.value,
+                second.low,
+                second.high,
+                second.text,
                 patient_key,
                 seq as i64
             ])?;
