@@ -15,7 +15,7 @@ use crate::meta::{is_valid_id, new_id};
 use crate::read::HistoryRequest;
 use crate::render::BundleWriter;
 use crate::searches::SearchRequest;
-use crate::write::Prepared;
+use crate::write::{Prepared, ReadAhead};
 use crate::{Repository, RepositoryError, WriteStatus, Written, clock};
 
 /// What the client asked of the response (`Prefer: return=`).
@@ -146,10 +146,7 @@ impl Repository {
             }
             let aliases = aliases(base, &entries, &plans);
             let mut conditional_cache = HashMap::new();
-            // Every created or updated resource's current version, read in one call: a store
-            // that buffers writes (PostgreSQL) can then send the entries together instead of
-            // one statement each.
-            let keys: Vec<(&str, &str)> = entries
+            let keys = entries
                 .iter()
                 .zip(&plans)
                 .filter_map(|(entry, plan)| match plan {
@@ -157,14 +154,8 @@ impl Repository {
                         Some((entry.resource_type.as_str(), id.as_str()))
                     }
                     _ => None,
-                })
-                .collect();
-            let read = tx.current_many(&keys)?;
-            let mut current: HashMap<(String, String), Option<VersionRecord>> = keys
-                .iter()
-                .map(|(t, id)| ((*t).to_owned(), (*id).to_owned()))
-                .zip(read)
-                .collect();
+                });
+            let mut ahead = ReadAhead::read(tx, keys)?;
             for &i in order.iter().filter(|&&i| entries[i].verb != Verb::Delete) {
                 let entry = &entries[i];
                 let fail = |error: RepositoryError| RepositoryError::TransactionEntry {
@@ -188,14 +179,8 @@ impl Repository {
                             )
                             .map_err(fail)?;
                             let prepared: Prepared = self.prepare(resource, id).map_err(fail)?;
-                            // A version read above is good for the entry's first write only.
-                            match current.remove(&(entry.resource_type.clone(), id.clone())) {
-                                Some(previous) => {
-                                    self.upsert_over(tx, &prepared, previous, entry.if_match, now)
-                                }
-                                None => self.upsert_in(tx, &prepared, entry.if_match, now),
-                            }
-                            .map_err(fail)?
+                            self.upsert_read_ahead(tx, &prepared, entry.if_match, now, &mut ahead)
+                                .map_err(fail)?
                         }
                         Plan::Patch { id } => {
                             let patch = entry.resource.as_ref().and_then(binary_patch).ok_or_else(

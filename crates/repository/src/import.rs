@@ -10,7 +10,7 @@
 //! Bundle entry — so importing the same data again writes nothing new (an unchanged resource
 //! gets no new version), and an export re-imported gives the same resources.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
@@ -21,7 +21,7 @@ use store::{RequestContext, Transaction, VersionRecord};
 
 use crate::bundle::{Lookup, parse_query, rewrite_references};
 use crate::meta::{is_valid_id, new_id};
-use crate::write::Prepared;
+use crate::write::{Prepared, ReadAhead};
 use crate::{Repository, RepositoryError, WriteStatus, clock};
 
 /// One thing to import: a JSON document (a resource or a Bundle) and where it came from
@@ -88,14 +88,6 @@ enum Operation {
     Put(Prepared),
     /// Create unless a resource matches the criteria (`ifNoneExist`).
     CreateUnlessExists(Prepared, Vec<(String, String)>),
-}
-
-impl Operation {
-    fn prepared(&self) -> &Prepared {
-        match self {
-            Operation::Put(p) | Operation::CreateUnlessExists(p, _) => p,
-        }
-    }
 }
 
 /// A unit ready for the writer: all of its operations commit together.
@@ -293,9 +285,9 @@ impl Repository {
         let together = self.with_transaction(ctx, |tx| {
             let now = clock::now_micros();
             let mut counts = ImportCounts::default();
-            let mut current = current_versions(tx, &units)?;
+            let mut ahead = read_ahead(tx, &units)?;
             for unit in &units {
-                apply(self, tx, unit, now, &mut counts, &mut current)?;
+                apply(self, tx, unit, now, &mut counts, &mut ahead)?;
             }
             Ok(counts)
         });
@@ -552,31 +544,20 @@ impl Repository {
     }
 }
 
-/// The current versions of every resource a batch puts, read in one call: a store that
-/// buffers writes (PostgreSQL) then sends the batch's writes together instead of flushing
-/// before each resource's own lookup.
-type CurrentVersions = HashMap<(String, String), Option<VersionRecord>>;
-
-fn current_versions(
+/// Reads ahead the current versions of every resource the batch puts.
+fn read_ahead(
     tx: &mut dyn Transaction,
     units: &[PreparedUnit],
-) -> Result<CurrentVersions, RepositoryError> {
-    let mut seen = HashSet::new();
-    let keys: Vec<(&str, &str)> = units
-        .iter()
-        .flat_map(|unit| &unit.operations)
-        .filter_map(|operation| match operation {
-            Operation::Put(prepared) => Some((prepared.resource_type.as_str(), prepared.id())),
-            Operation::CreateUnlessExists(..) => None,
-        })
-        .filter(|key| seen.insert(*key))
-        .collect();
-    let records = tx.current_many(&keys)?;
-    Ok(keys
-        .into_iter()
-        .map(|(t, id)| (t.to_owned(), id.to_owned()))
-        .zip(records)
-        .collect())
+) -> Result<ReadAhead, RepositoryError> {
+    let keys =
+        units
+            .iter()
+            .flat_map(|unit| &unit.operations)
+            .filter_map(|operation| match operation {
+                Operation::Put(prepared) => Some((prepared.resource_type.as_str(), prepared.id())),
+                Operation::CreateUnlessExists(..) => None,
+            });
+    ReadAhead::read(tx, keys)
 }
 
 fn apply(
@@ -585,29 +566,25 @@ fn apply(
     unit: &PreparedUnit,
     now: i64,
     counts: &mut ImportCounts,
-    current: &mut CurrentVersions,
+    ahead: &mut ReadAhead,
 ) -> Result<(), RepositoryError> {
     for operation in &unit.operations {
-        let prepared = operation.prepared();
-        // A version read before the batch is good for the first write of that resource only;
-        // later writes of it in the same batch read what the earlier one wrote.
-        let read_before =
-            current.remove(&(prepared.resource_type.clone(), prepared.id().to_owned()));
         let status = match operation {
-            Operation::Put(prepared) => match read_before {
-                Some(previous) => {
-                    repository
-                        .upsert_over(tx, prepared, previous, None, now)?
-                        .status
-                }
-                None => repository.upsert_in(tx, prepared, None, now)?.status,
-            },
+            Operation::Put(prepared) => {
+                repository
+                    .upsert_read_ahead(tx, prepared, None, now, ahead)?
+                    .status
+            }
             Operation::CreateUnlessExists(prepared, criteria) => {
                 match repository
                     .matches_in(tx, &prepared.resource_type, criteria)?
                     .len()
                 {
-                    0 => repository.upsert_in(tx, prepared, None, now)?.status,
+                    0 => {
+                        repository
+                            .upsert_read_ahead(tx, prepared, None, now, ahead)?
+                            .status
+                    }
                     1 => WriteStatus::Existing,
                     _ => {
                         return Err(RepositoryError::PreconditionFailed(

@@ -2,6 +2,8 @@
 //! transaction. Validation and index extraction happen before the transaction starts, so the
 //! database holds its write lock only for the database work.
 
+use std::collections::{HashMap, HashSet};
+
 use fhir_model::{Issue, IssueCode};
 use search::{Handling, IndexEntries, SearchTarget, parse_search};
 use serde_json::Value;
@@ -112,9 +114,28 @@ impl Repository {
         self.upsert_over(tx, prepared, previous, if_match, last_updated)
     }
 
+    /// [`Self::upsert_in`] with the current version taken from `ahead` when it was read ahead
+    /// (and not yet written in this transaction), read from the transaction otherwise.
+    pub(crate) fn upsert_read_ahead(
+        &self,
+        tx: &mut dyn Transaction,
+        prepared: &Prepared,
+        if_match: Option<i64>,
+        last_updated: i64,
+        ahead: &mut ReadAhead,
+    ) -> Result<Written, RepositoryError> {
+        match ahead
+            .0
+            .remove(&(prepared.resource_type.clone(), prepared.id().to_owned()))
+        {
+            Some(previous) => self.upsert_over(tx, prepared, previous, if_match, last_updated),
+            None => self.upsert_in(tx, prepared, if_match, last_updated),
+        }
+    }
+
     /// [`Self::upsert_in`] when the caller has already read the resource's current version in
-    /// this transaction (bulk loads read a whole batch's at once).
-    pub(crate) fn upsert_over(
+    /// this transaction.
+    fn upsert_over(
         &self,
         tx: &mut dyn Transaction,
         prepared: &Prepared,
@@ -504,5 +525,30 @@ fn check_body_matches_url(
             "id must be a string",
             &format!("{resource_type}.id"),
         )),
+    }
+}
+
+/// The current versions of the resources a batch of writes (an import batch, a transaction
+/// Bundle) is about to write, read in one call. A store that buffers writes (PostgreSQL) can
+/// then send the batch's writes together instead of flushing before each resource's own
+/// lookup. A version read ahead serves the first write of its resource only (see
+/// [`Repository::upsert_read_ahead`]); later writes of it read what the earlier one wrote.
+#[derive(Default)]
+pub(crate) struct ReadAhead(HashMap<(String, String), Option<VersionRecord>>);
+
+impl ReadAhead {
+    pub(crate) fn read<'a>(
+        tx: &mut dyn Transaction,
+        keys: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<ReadAhead, RepositoryError> {
+        let mut seen = HashSet::new();
+        let keys: Vec<(&str, &str)> = keys.into_iter().filter(|key| seen.insert(*key)).collect();
+        let records = tx.current_many(&keys)?;
+        Ok(ReadAhead(
+            keys.into_iter()
+                .map(|(t, id)| (t.to_owned(), id.to_owned()))
+                .zip(records)
+                .collect(),
+        ))
     }
 }
