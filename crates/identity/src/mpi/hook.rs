@@ -84,15 +84,7 @@ impl Mpi {
                     own.former = vec![record.id.clone()];
                     self.write_person(tx, &own)?;
                     let mut target = best.person;
-                    target.links.push(Link {
-                        patient: record.id.clone(),
-                        assurance: if probability >= 0.999 {
-                            "level3"
-                        } else {
-                            "level2"
-                        },
-                        score: Some(probability),
-                    });
+                    target.links.push(Link::automatic(&record.id, probability));
                     self.write_person(tx, &target)?;
                     self.audit(
                         tx,
@@ -130,15 +122,7 @@ impl Mpi {
         if let Some(best) = best {
             let mut person = best.person.clone();
             let probability = best.verdict.score.probability;
-            person.links.push(Link {
-                patient: record.id.clone(),
-                assurance: if probability >= 0.999 {
-                    "level3"
-                } else {
-                    "level2"
-                },
-                score: Some(probability),
-            });
+            person.links.push(Link::automatic(&record.id, probability));
             self.write_person(tx, &person)?;
             self.audit(
                 tx,

@@ -19,6 +19,22 @@ pub struct Link {
     pub score: Option<f64>,
 }
 
+impl Link {
+    /// The link the matcher makes on its own: assurance level 3 from a match probability of
+    /// 0.999, level 2 below.
+    pub fn automatic(patient: &str, probability: f64) -> Link {
+        Link {
+            patient: patient.to_owned(),
+            assurance: if probability >= 0.999 {
+                "level3"
+            } else {
+                "level2"
+            },
+            score: Some(probability),
+        }
+    }
+}
+
 /// A Person as the index sees it.
 #[derive(Debug, Clone)]
 pub struct PersonState {
