@@ -468,6 +468,29 @@ fn where_clause(b: &mut SqlBuilder, query: &SearchQuery, alias: &str) {
     }
 }
 
+/// Writes the non-empty OR (`AnyOf`) or AND (`AllOf`) of `filters`, each written by `render`.
+fn render_junction(
+    b: &mut SqlBuilder,
+    junction: &Filter,
+    filters: &[Filter],
+    alias: &str,
+    render: fn(&mut SqlBuilder, &Filter, &str),
+) {
+    let joiner = if matches!(junction, Filter::AnyOf(_)) {
+        " OR "
+    } else {
+        " AND "
+    };
+    b.push("(");
+    for (i, f) in filters.iter().enumerate() {
+        if i > 0 {
+            b.push(joiner);
+        }
+        render(b, f, alias);
+    }
+    b.push(")");
+}
+
 /// Writes a boolean condition saying that the resource row `alias` satisfies `filter`.
 fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
     match filter {
@@ -480,19 +503,7 @@ fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             });
         }
         Filter::AnyOf(filters) | Filter::AllOf(filters) => {
-            let joiner = if matches!(filter, Filter::AnyOf(_)) {
-                " OR "
-            } else {
-                " AND "
-            };
-            b.push("(");
-            for (i, f) in filters.iter().enumerate() {
-                if i > 0 {
-                    b.push(joiner);
-                }
-                render_filter(b, f, alias);
-            }
-            b.push(")");
+            render_junction(b, filter, filters, alias, render_filter);
         }
         Filter::Not(inner) => {
             b.push("NOT (");
@@ -857,19 +868,7 @@ fn index_condition(b: &mut SqlBuilder, filter: &Filter, x: &str, probe: bool) {
 fn render_probe(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
     match filter {
         Filter::AnyOf(filters) | Filter::AllOf(filters) if !filters.is_empty() => {
-            let joiner = if matches!(filter, Filter::AnyOf(_)) {
-                " OR "
-            } else {
-                " AND "
-            };
-            b.push("(");
-            for (i, f) in filters.iter().enumerate() {
-                if i > 0 {
-                    b.push(joiner);
-                }
-                render_probe(b, f, alias);
-            }
-            b.push(")");
+            render_junction(b, filter, filters, alias, render_probe);
         }
         Filter::Not(inner) => {
             b.push("NOT (");
