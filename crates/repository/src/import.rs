@@ -82,6 +82,9 @@ pub struct ImportReport {
     pub failures: Vec<ImportFailure>,
 }
 
+/// Resources a worker gathers before handing them to the writer (a Bundle goes whole).
+const RESOURCES_PER_MESSAGE: usize = 64;
+
 /// One write of a prepared unit.
 enum Operation {
     /// Create or update with the given id.
@@ -104,6 +107,17 @@ enum Outcome {
     /// A worker waits until every unit before `seq` is committed: a conditional reference of
     /// unit `seq` matched nothing, and what it points at may come earlier in the input.
     Waiting(u64),
+}
+
+impl Outcome {
+    /// The resources an outcome carries.
+    fn weight(&self) -> usize {
+        match self {
+            Outcome::Ready(unit) => unit.operations.len(),
+            Outcome::Failed(_) => 1,
+            Outcome::Done(_) | Outcome::Waiting(_) => 0,
+        }
+    }
 }
 
 /// How far the writer has committed: every unit numbered below `upto` is committed (or failed).
@@ -161,7 +175,7 @@ impl Repository {
         let mut report = ImportReport::default();
         let units = Mutex::new(units.enumerate());
         let watermark = Watermark::default();
-        let (sender, receiver) = sync_channel::<Outcome>(options.workers.max(1) * 4);
+        let (sender, receiver) = sync_channel::<Vec<Outcome>>(options.workers.max(1) * 4);
         std::thread::scope(|scope| {
             for _ in 0..options.workers.max(1) {
                 let sender = sender.clone();
@@ -180,47 +194,62 @@ impl Repository {
         report
     }
 
+    /// Prepares units and sends their outcomes to the writer in chunks: one message (and one
+    /// wake-up of a sleeping thread) per [`RESOURCES_PER_MESSAGE`] resources, not per resource.
+    /// Whatever a worker holds is sent before it blocks, so no unit waits on an unsent one.
     fn import_worker(
         &self,
         ctx: &RequestContext,
         units: &Mutex<impl Iterator<Item = (usize, ImportUnit)>>,
         watermark: &Watermark,
-        sender: SyncSender<Outcome>,
+        sender: SyncSender<Vec<Outcome>>,
     ) {
         let mut conditional_cache = HashMap::new();
+        let mut chunk = Vec::new();
+        // The resources in `chunk`.
+        let mut weight = 0;
         loop {
             let next = units
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .next();
-            let Some((seq, unit)) = next else { return };
+            let Some((seq, unit)) = next else { break };
             let seq = seq as u64;
             let prepared = self.prepare_unit(ctx, &unit, true, &mut conditional_cache);
-            let mut outcomes = if let Some(outcomes) = prepared {
+            let outcomes = if let Some(outcomes) = prepared {
                 outcomes
             } else {
                 // What the unit refers to may come earlier in the input: wait until all of that
                 // is committed, then try once more, this time reporting what does not resolve.
-                if sender.send(Outcome::Waiting(seq)).is_err() {
+                chunk.push(Outcome::Waiting(seq));
+                weight = 0;
+                if sender.send(std::mem::take(&mut chunk)).is_err() {
                     return;
                 }
                 watermark.wait_for(seq);
                 self.prepare_unit(ctx, &unit, false, &mut conditional_cache)
                     .unwrap_or_default()
             };
-            outcomes.push(Outcome::Done(seq));
-            for outcome in outcomes {
-                if sender.send(outcome).is_err() {
+            weight += outcomes.iter().map(Outcome::weight).sum::<usize>();
+            chunk.extend(outcomes);
+            chunk.push(Outcome::Done(seq));
+            if weight >= RESOURCES_PER_MESSAGE {
+                weight = 0;
+                if sender.send(std::mem::take(&mut chunk)).is_err() {
                     return;
                 }
             }
+        }
+        if !chunk.is_empty() {
+            // The writer may be gone after a panic; then there is nobody to tell.
+            let _ = sender.send(chunk);
         }
     }
 
     fn import_writer(
         &self,
         ctx: &RequestContext,
-        receiver: Receiver<Outcome>,
+        receiver: Receiver<Vec<Outcome>>,
         options: ImportOptions,
         progress: &(dyn Fn(&ImportCounts) + Sync),
         watermark: &Watermark,
@@ -246,7 +275,7 @@ impl Repository {
                     .all(|s| finished.received.contains(&s) || finished.committed.contains(&s))
             })
         };
-        for outcome in receiver {
+        for outcome in receiver.into_iter().flatten() {
             match outcome {
                 Outcome::Ready(unit) => {
                     pending_resources += unit.operations.len();
