@@ -59,7 +59,9 @@ pub fn run(config: &StoreConfig, paths: &[PathBuf], options: ImportOptions) -> R
             )
         })
     };
-    let report = repository.import(&ctx, units, options, &show);
+    let report = progress.bulk_load(&repository, || {
+        repository.import(&ctx, units, options, &show)
+    })?;
     Ok(progress.finish("imported", &report))
 }
 

@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use repository::{ImportCounts, ImportReport};
+use repository::{ImportCounts, ImportReport, Repository};
 
 pub struct Progress {
     started: Instant,
@@ -63,6 +63,41 @@ impl Progress {
             writeln!(err, "{line}")
         };
         let _ = err.flush();
+    }
+
+    /// Runs `load` as a bulk load of `repository`'s store: into an empty store the search
+    /// indexes are deferred and built at the end, with a line saying so (the build of a
+    /// million-resource load takes a minute or so, with nothing else to show).
+    pub fn bulk_load(
+        &self,
+        repository: &Repository,
+        load: impl FnOnce() -> ImportReport,
+    ) -> anyhow::Result<ImportReport> {
+        let store = repository.store();
+        let deferred = store.begin_bulk_load()?;
+        let report = load();
+        if deferred {
+            let started = Instant::now();
+            self.line(&format!(
+                "{:.1} s  building the search indexes deferred during the load",
+                self.seconds()
+            ));
+            store.end_bulk_load()?;
+            self.line(&format!(
+                "{:.1} s  search indexes built in {:.1} s",
+                self.seconds(),
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        Ok(report)
+    }
+
+    /// Writes a line of its own, ending a progress line drawn in place.
+    fn line(&self, line: &str) {
+        if self.terminal {
+            eprintln!();
+        }
+        eprintln!("{line}");
     }
 
     /// Ends the progress line and prints the summary and every failure with its source and

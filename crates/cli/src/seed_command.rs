@@ -170,6 +170,8 @@ fn load_into_store(
             )
         })
     };
-    let report = repository.import(&ctx, units, options, &show);
+    let report = progress.bulk_load(&repository, || {
+        repository.import(&ctx, units, options, &show)
+    })?;
     Ok(progress.finish("loaded", &report))
 }

@@ -3,6 +3,8 @@
 //! the wait in our hands) and a pool of reader connections that read committed snapshots while
 //! the writer works.
 
+mod bulk;
+mod checkpoint;
 mod read;
 mod schema;
 mod write;
@@ -54,6 +56,7 @@ pub struct SqliteStore {
     config: SqliteConfig,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 impl SqliteStore {
@@ -61,10 +64,18 @@ impl SqliteStore {
     pub fn open(config: SqliteConfig) -> Result<SqliteStore, StoreError> {
         let mut writer = open_connection(&config, false)?;
         schema::migrate(&mut writer)?;
+        // A bulk load that died before its end left its indexes to build.
+        bulk::end(&mut writer)?;
+        let checkpointer = checkpoint::Checkpointer::start(
+            &mut writer,
+            open_connection(&config, false)?,
+            checkpoint::Limits::DEFAULT,
+        )?;
         Ok(SqliteStore {
             config,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            _checkpointer: checkpointer,
         })
     }
 
@@ -112,7 +123,7 @@ fn open_connection(config: &SqliteConfig, read_only: bool) -> Result<Connection,
     } else {
         format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA cache_size = -131072; \
-             PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 268435456; PRAGMA wal_autocheckpoint = 4000;"
+             PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 268435456;"
         )
     };
     connection.execute_batch(&pragmas).map_err(map_error)?;
@@ -218,6 +229,14 @@ impl Store for SqliteStore {
 
     fn checkpoint(&self, _ctx: &RequestContext, name: &str) -> Result<Option<String>, StoreError> {
         read::checkpoint(&*self.reader()?, name)
+    }
+
+    fn begin_bulk_load(&self) -> Result<bool, StoreError> {
+        bulk::begin(&mut lock(&self.writer))
+    }
+
+    fn end_bulk_load(&self) -> Result<(), StoreError> {
+        bulk::end(&mut lock(&self.writer))
     }
 
     fn ping(&self) -> Result<(), StoreError> {

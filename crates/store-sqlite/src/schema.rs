@@ -188,3 +188,75 @@ pub fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// The secondary indexes that only searches, history and export read, as the migrations
+/// created them: what a bulk load into an empty store drops and builds again at its end
+/// (`bulk.rs`). The write path's own lookups stay: `resource_type_id` (the current version by
+/// id), `version_rid_version`, and `idx_token_system_code`, which the conditional references
+/// of transaction Bundles (`Practitioner?identifier=system|value`) search while the load runs.
+pub(crate) const DEFERRABLE_INDEXES: &[(&str, &str)] = &[
+    (
+        "resource_type_rid",
+        "CREATE INDEX resource_type_rid ON resource (type, rid)",
+    ),
+    (
+        "resource_patient_key",
+        "CREATE INDEX resource_patient_key ON resource (patient_key) WHERE patient_key <> 0",
+    ),
+    (
+        "version_type_seq",
+        "CREATE INDEX version_type_seq ON version (type, seq)",
+    ),
+    (
+        "idx_token_code",
+        "CREATE INDEX idx_token_code ON idx_token (h_code)",
+    ),
+    (
+        "idx_token_system",
+        "CREATE INDEX idx_token_system ON idx_token (h_system) WHERE h_system IS NOT NULL",
+    ),
+    (
+        "idx_string_normalized",
+        "CREATE INDEX idx_string_normalized ON idx_string (param, normalized)",
+    ),
+    (
+        "idx_date_low",
+        "CREATE INDEX idx_date_low ON idx_date (param, low)",
+    ),
+    (
+        "idx_date_high",
+        "CREATE INDEX idx_date_high ON idx_date (param, high)",
+    ),
+    (
+        "idx_number_low",
+        "CREATE INDEX idx_number_low ON idx_number (param, low)",
+    ),
+    (
+        "idx_quantity_value",
+        "CREATE INDEX idx_quantity_value ON idx_quantity (param, low)",
+    ),
+    (
+        "idx_quantity_canonical",
+        "CREATE INDEX idx_quantity_canonical ON idx_quantity (param, canonical_code, canonical_low) WHERE canonical_code IS NOT NULL",
+    ),
+    (
+        "idx_reference_target",
+        "CREATE INDEX idx_reference_target ON idx_reference (param, target_id, target_type) WHERE target_id IS NOT NULL",
+    ),
+    (
+        "idx_reference_url",
+        "CREATE INDEX idx_reference_url ON idx_reference (param, url) WHERE url IS NOT NULL",
+    ),
+    (
+        "idx_uri_value",
+        "CREATE INDEX idx_uri_value ON idx_uri (param, uri)",
+    ),
+    (
+        "idx_composite_first_code",
+        "CREATE INDEX idx_composite_first_code ON idx_composite (first_h_code)",
+    ),
+    (
+        "idx_composite_first_system_code",
+        "CREATE INDEX idx_composite_first_system_code ON idx_composite (first_h_system_code)",
+    ),
+];

@@ -70,6 +70,21 @@ pub trait Store: Send + Sync {
     /// Whether the database answers (for `/health/ready`).
     fn ping(&self) -> Result<(), StoreError>;
 
+    /// Starts a bulk load. Into an empty store, the secondary indexes that only searches use
+    /// are dropped, so the load appends rows instead of inserting each index entry at a random
+    /// place, and [`Store::end_bulk_load`] builds them once, by sorting. Writes and searches stay
+    /// correct meanwhile (searches slower). The store remembers the deferral, so a load that
+    /// dies before its end has the indexes built when the store is next opened. Answers whether
+    /// indexes were deferred; a store with data, or a backend without the notion, does nothing.
+    fn begin_bulk_load(&self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    /// Builds whatever [`Store::begin_bulk_load`] deferred (nothing if it deferred nothing).
+    fn end_bulk_load(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Brings the query planner's statistics up to date after a bulk load, which changes the
     /// data faster than the database's own maintenance notices. A store whose planner needs
     /// no statistics does nothing.
