@@ -3,15 +3,18 @@
 
 use std::collections::HashSet;
 
-use identity::compare::compare;
-use identity::em::{PatternCounts, comparison_space, estimate_m, estimate_u};
+use identity::compare::{Field, compare};
+use identity::em::{
+    PatternCounts, comparison_space, estimate_m, estimate_u, estimate_u_among_non_matches,
+};
 use identity::index::{Index, clusters};
 use identity::model::{Decision, Matcher, Model, TermFrequencies, Thresholds};
 use identity::record::{IdentifierSystems, Record};
 use identity::synthetic::{Generator, Rng};
 
 /// Trains a matcher on `index` without labels: u from random pairs, m and the prior by EM on
-/// the blocked pairs, term frequencies from the records.
+/// the blocked pairs, u once more from the random pairs that estimate holds to be non-matches
+/// and m and the prior again, term frequencies from the records.
 pub fn train(index: &Index, thresholds: Thresholds) -> (Matcher, usize, usize) {
     let mut rng = Rng::new(7);
     let mut random = PatternCounts::default();
@@ -37,12 +40,19 @@ pub fn train(index: &Index, thresholds: Thresholds) -> (Matcher, usize, usize) {
     start.prior = 1.0 / index.len() as f64;
     start.refresh();
     let space = comparison_space(&blocked, &random, index.len());
-    let estimate = estimate_m(&start, &space, 200);
+    let first = estimate_m(&start, &space, 200);
+    // u again, from the random pairs the first estimate holds to be non-matches, then m and
+    // the prior again with it (see `estimate_u_among_non_matches`).
+    let mut corrected = first.model.clone();
+    corrected.u = estimate_u_among_non_matches(&random, &first.model);
+    corrected.refresh();
+    let estimate = estimate_m(&corrected, &space, 200);
+    let iterations = first.iterations + estimate.iterations;
     let frequencies =
         TermFrequencies::from_records((0..index.len() as u32).map(|i| index.record(i)));
     (
         Matcher::new(estimate.model, Some(frequencies), thresholds),
-        estimate.iterations,
+        iterations,
         blocked_counts.len(),
     )
 }
@@ -108,28 +118,28 @@ pub struct Evaluation {
     pub reviewed_true: usize,
 }
 
-pub fn evaluate(index: &Index, matcher: &Matcher, truth: &HashSet<(u32, u32)>) -> Evaluation {
+/// Decides every blocked pair of `index` and measures the decisions against `truth`. With
+/// `sources` (each record's text as its source wrote it), every missed true pair and every
+/// wrong link is explained on standard error, then the margins: the three weakest true links
+/// and the three strongest pairs that are not matches.
+pub fn evaluate(
+    index: &Index,
+    matcher: &Matcher,
+    truth: &HashSet<(u32, u32)>,
+    sources: Option<&[String]>,
+) -> Evaluation {
     let blocked: HashSet<(u32, u32)> = index
         .for_each_pair(2, |a, b, _, _| Some((a, b)))
         .into_iter()
         .collect();
-    let missed: Vec<&(u32, u32)> = truth.iter().filter(|p| !blocked.contains(p)).collect();
+    let not_blocked = truth.iter().filter(|p| !blocked.contains(p)).count();
     eprintln!(
         "blocking: {} candidate pairs, {} of {} true pairs ({:.4})",
         blocked.len(),
-        truth.len() - missed.len(),
+        truth.len() - not_blocked,
         truth.len(),
-        1.0 - missed.len() as f64 / truth.len().max(1) as f64
+        1.0 - not_blocked as f64 / truth.len().max(1) as f64
     );
-    if std::env::var_os("SHOW_MISSES").is_some() {
-        for (a, b) in missed.iter().take(5) {
-            eprintln!(
-                "  not blocked:\n    {:?}\n    {:?}",
-                index.record(*a),
-                index.record(*b)
-            );
-        }
-    }
     let decided = index.link_pairs(matcher, 2);
     let links: HashSet<(u32, u32)> = decided
         .iter()
@@ -141,6 +151,50 @@ pub fn evaluate(index: &Index, matcher: &Matcher, truth: &HashSet<(u32, u32)>) -
         .filter(|(_, _, d, _)| *d == Decision::Review)
         .map(|(a, b, _, _)| (*a, *b))
         .collect();
+    if let Some(sources) = sources {
+        let mut missed: Vec<(u32, u32)> = truth
+            .iter()
+            .filter(|p| !links.contains(p))
+            .copied()
+            .collect();
+        missed.sort_unstable();
+        for (a, b) in missed {
+            let why = if blocked.contains(&(a, b)) {
+                "missed, blocked"
+            } else {
+                "missed, not a blocking candidate"
+            };
+            explain(index, matcher, sources, why, a, b);
+        }
+        let mut wrong: Vec<(u32, u32)> = links
+            .iter()
+            .filter(|p| !truth.contains(p))
+            .copied()
+            .collect();
+        wrong.sort_unstable();
+        for (a, b) in wrong {
+            explain(index, matcher, sources, "wrong link", a, b);
+        }
+        // The margins: the weakest true links and the strongest pairs that are not matches.
+        let mut linked_true: Vec<(f64, u32, u32)> = decided
+            .iter()
+            .filter(|(a, b, d, _)| *d == Decision::AutoLink && truth.contains(&(*a, *b)))
+            .map(|(a, b, _, p)| (*p, *a, *b))
+            .collect();
+        linked_true.sort_by(|x, y| x.0.total_cmp(&y.0));
+        for (_, a, b) in linked_true.iter().take(3) {
+            explain(index, matcher, sources, "weakest true link", *a, *b);
+        }
+        let mut false_candidates: Vec<(f64, u32, u32)> = decided
+            .iter()
+            .filter(|(a, b, _, _)| !truth.contains(&(*a, *b)))
+            .map(|(a, b, _, p)| (*p, *a, *b))
+            .collect();
+        false_candidates.sort_by(|x, y| y.0.total_cmp(&x.0));
+        for (_, a, b) in false_candidates.iter().take(3) {
+            explain(index, matcher, sources, "strongest non-match", *a, *b);
+        }
+    }
     let cluster_of = clusters(index.len(), links.iter().copied());
     let mut members: std::collections::HashMap<u32, Vec<u32>> = Default::default();
     for (i, c) in cluster_of.iter().enumerate() {
@@ -154,37 +208,79 @@ pub fn evaluate(index: &Index, matcher: &Matcher, truth: &HashSet<(u32, u32)>) -
             }
         }
     }
-    if std::env::var_os("SHOW_MISSES").is_some() {
-        for (a, b) in truth
-            .iter()
-            .filter(|p| blocked.contains(p) && !links.contains(p))
-            .take(8)
-        {
-            let score = matcher.score(index.record(*a), index.record(*b));
-            eprintln!(
-                "  not linked ({:.3} {:?}):\n    {:?}\n    {:?}",
-                score.probability,
-                score.comparison.levels,
-                index.record(*a),
-                index.record(*b)
-            );
-        }
-        for (a, b) in links.iter().filter(|p| !truth.contains(p)).take(5) {
-            let score = matcher.score(index.record(*a), index.record(*b));
-            eprintln!(
-                "  wrongly linked ({:.3} {:?}):\n    {:?}\n    {:?}",
-                score.probability,
-                score.comparison.levels,
-                index.record(*a),
-                index.record(*b)
-            );
-        }
-    }
     Evaluation {
         links: Quality::of(&links, truth),
         clusters: Quality::of(&clustered, truth),
         reviews: reviews.len(),
         reviewed_true: reviews.iter().filter(|p| truth.contains(p)).count(),
+    }
+}
+
+/// Prints one pair on standard error: both records as their source wrote them, then every
+/// compared field's level and what it added to the weight, the prior, the match probability,
+/// the decision and any conflicting evidence.
+fn explain(index: &Index, matcher: &Matcher, sources: &[String], what: &str, a: u32, b: u32) {
+    let (record_a, record_b) = (index.record(a), index.record(b));
+    let verdict = matcher.decide(record_a, record_b);
+    let score = verdict.score;
+    let contributions = matcher.contributions(record_a, &score.comparison);
+    let fields: Vec<String> = Field::ALL
+        .iter()
+        .map(|field| {
+            let level = score.comparison.level(*field);
+            if level == 0 {
+                format!("{} missing", field.name())
+            } else {
+                format!(
+                    "{} {} {:+.1}",
+                    field.name(),
+                    field.level_label(level),
+                    contributions[*field as usize]
+                )
+            }
+        })
+        .collect();
+    let prior = matcher.model.prior;
+    let conflicts: Vec<&str> = verdict.conflicts.iter().map(|c| c.describe()).collect();
+    eprintln!(
+        "{what}: probability {:.4}, {:?}{}{}\n  {}\n  {}\n  levels {:?}: {}; prior {:+.1}",
+        score.probability,
+        verdict.decision,
+        if score.comparison.swapped {
+            ", names swapped"
+        } else {
+            ""
+        },
+        if conflicts.is_empty() {
+            String::new()
+        } else {
+            format!(", conflict: {}", conflicts.join("; "))
+        },
+        sources[a as usize],
+        sources[b as usize],
+        score.comparison.levels,
+        fields.join(", "),
+        (prior / (1.0 - prior)).log2(),
+    );
+}
+
+/// Prints the model on standard error: per field and level, m, u and the weight in bits.
+pub fn explain_model(model: &Model) {
+    for field in Field::ALL {
+        let levels: Vec<String> = (1..=field.levels() as u8)
+            .map(|level| {
+                let (m, u) = (
+                    model.m[field as usize][usize::from(level)],
+                    model.u[field as usize][usize::from(level)],
+                );
+                format!(
+                    "{} m {m:.2e} u {u:.2e} {:+.1}",
+                    field.level_label(level),
+                    model.weight(field, level)
+                )
+            })
+            .collect();
+        eprintln!("  {}: {}", field.name(), levels.join(" | "));
     }
 }
 
@@ -214,7 +310,7 @@ pub fn header() {
 }
 
 /// Generated regional data: `people` residents, each registered 1 to 4 times.
-pub fn regional(people: usize, print_model: bool) {
+pub fn regional(people: usize, print_model: bool, explain: bool) {
     let mut generator = Generator::new(20_261_123);
     let systems = IdentifierSystems::default();
     let mut records = Vec::new();
@@ -261,7 +357,12 @@ pub fn regional(people: usize, print_model: bool) {
             }
             continue;
         }
-        let evaluation = evaluate(&index, &matcher, &truth);
+        let sources: Option<Vec<String>> = explain.then(|| {
+            (0..index.len() as u32)
+                .map(|i| format!("{:?}", index.record(i)))
+                .collect()
+        });
+        let evaluation = evaluate(&index, &matcher, &truth, sources.as_deref());
         row(name, &evaluation);
         eprintln!(
             "{name}: {pairs} blocked pairs, EM {iterations} iterations, prior {:.4}, {:.1} s",
@@ -275,7 +376,7 @@ pub fn regional(people: usize, print_model: bool) {
 fn print_table(model: &Model) {
     println!("        // Estimated by `identity-bench train` (EM on generated regional data).");
     println!("        let table: [(&[f64], &[f64]); FIELD_COUNT] = [");
-    for field in identity::compare::Field::ALL {
+    for field in Field::ALL {
         let f = field as usize;
         let n = field.levels();
         let fmt = |values: &[f64]| {

@@ -7,14 +7,16 @@ use identity::index::Index;
 use identity::model::Thresholds;
 use identity::record::{Date, Name, Record};
 
-use crate::accuracy::{evaluate, header, row, train, truth_pairs};
+use crate::accuracy::{evaluate, explain_model, header, row, train, truth_pairs};
 
-/// One FEBRL file: records, and the person number of each (from `rec-N-org` / `rec-N-dup-k`).
-fn load(path: &Path, with_ids: bool) -> (Vec<Record>, Vec<u32>) {
+/// One FEBRL file: records, the person number of each (from `rec-N-org` / `rec-N-dup-k`) and
+/// each record's line as the file has it.
+fn load(path: &Path, with_ids: bool) -> (Vec<Record>, Vec<u32>, Vec<String>) {
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let mut records = Vec::new();
     let mut people = Vec::new();
+    let mut lines = Vec::new();
     for line in text.lines().skip(1) {
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         if fields.len() < 11 {
@@ -33,18 +35,23 @@ fn load(path: &Path, with_ids: bool) -> (Vec<Record>, Vec<u32>) {
         if let Some(date) = Date::parse(fields[9]) {
             record.birth_dates.push(date);
         }
-        let street = format!("{} {}", fields[3], fields[4]);
+        // The lines of a FHIR address, joined as `Record::from_fhir` joins them: number and
+        // street, then the second line (a property, village or building).
+        let street = format!("{} {} {}", fields[3], fields[4], fields[5]);
         record.add_address(street.trim(), fields[6], fields[7]);
         if with_ids {
             record.add_wide_identifier("febrl:soc_sec_id", fields[10]);
         }
         records.push(record);
         people.push(person);
+        lines.push(line.to_owned());
     }
-    (records, people)
+    (records, people, lines)
 }
 
-pub fn run(dir: &Path) {
+/// Evaluates the three sets with and without identifiers; with `explain`, every missed true
+/// pair and every wrong link is printed with both records and the evidence (standard error).
+pub fn run(dir: &Path, explain: bool) {
     header();
     for set in ["febrl1", "febrl2", "febrl3"] {
         let path = dir.join(format!("{set}.csv"));
@@ -53,7 +60,7 @@ pub fn run(dir: &Path) {
             .map(|t| t.lines().count().saturating_sub(1))
             .unwrap_or(0);
         for with_ids in [false, true] {
-            let (records, people) = load(&path, with_ids);
+            let (records, people, lines) = load(&path, with_ids);
             let truth = truth_pairs(&people);
             assert_eq!(
                 truth.len(),
@@ -62,8 +69,12 @@ pub fn run(dir: &Path) {
             );
             let index = Index::build(records, 2);
             let (matcher, iterations, pairs) = train(&index, Thresholds::default());
-            let evaluation = evaluate(&index, &matcher, &truth);
             let name = format!("{set}, {} ids", if with_ids { "with" } else { "without" });
+            if explain {
+                eprintln!("{name}:");
+                explain_model(&matcher.model);
+            }
+            let evaluation = evaluate(&index, &matcher, &truth, explain.then_some(&lines[..]));
             row(&name, &evaluation);
             eprintln!(
                 "{name}: {} records, {pairs} blocked pairs, EM {iterations} iterations, prior {:.4}",

@@ -34,6 +34,9 @@ pub enum KeyKind {
     GivenPostcode,
     /// Given name and locality.
     GivenLocality,
+    /// The house number and the Soundex of the street's letters: a household whose street
+    /// was mistyped ("warramboolfclose", "stireet").
+    StreetSound,
 }
 
 fn key(kind: KeyKind, parts: &[&str]) -> u64 {
@@ -174,6 +177,13 @@ pub fn blocking_keys(record: &Record) -> Vec<u64> {
                 }
             } else {
                 keys.push(key(KeyKind::Street, &[&street]));
+                let number: String = street.chars().filter(char::is_ascii_digit).collect();
+                let letters = street.chars().filter(char::is_ascii_alphabetic).count();
+                // Soundex keeps the first letter and three consonant classes: a typo after
+                // them, a dropped space or a misspelt "street" leaves the key whole.
+                if letters >= 4 {
+                    keys.push(key(KeyKind::StreetSound, &[&number, &soundex(&street)]));
+                }
             }
         }
     }

@@ -3,7 +3,7 @@
 //! weaker agreement down to the last, disagreement. The model turns levels into weights.
 
 use crate::record::{Date, IdentifierKind, Name, Record};
-use crate::text::{edit_distance, jaro_winkler};
+use crate::text::{edit_distance, jaro_winkler, jaro_winkler_where};
 
 /// The compared fields, in the order of a comparison vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,20 +138,7 @@ pub fn compare(a: &Record, b: &Record) -> Comparison {
         }
     });
     levels[Field::Street as usize] = best(&a.addresses, &b.addresses, |x, y| {
-        if x.street.is_empty() || y.street.is_empty() {
-            0
-        } else if x.street == y.street {
-            1
-        } else {
-            let jw = jaro_winkler(&x.street, &y.street);
-            if jw >= 0.9 {
-                2
-            } else if jw >= 0.75 {
-                3
-            } else {
-                4
-            }
-        }
+        street_level(&x.street, &y.street)
     });
     levels[Field::Locality as usize] = best(&a.addresses, &b.addresses, |x, y| {
         if x.locality.is_empty() || y.locality.is_empty() {
@@ -177,6 +164,69 @@ pub fn compare(a: &Record, b: &Record) -> Comparison {
         names,
         swapped,
     }
+}
+
+/// Streets: equal 1, very similar 2, similar 3, else 4; 0 when either is empty. Compared
+/// without spaces, which typists drop and add ("trainercourt", "sanf ord place"); when only
+/// one side has a house number, by the street's name alone; and one address written in full,
+/// the other with a line or a part left out ("28 ponderossa" against "28 john cleland crescent
+/// ponderossa") are very similar, because a registration that leaves something out says
+/// nothing about it.
+fn street_level(x: &str, y: &str) -> u8 {
+    if x.is_empty() || y.is_empty() {
+        return 0;
+    }
+    if x == y {
+        return 1;
+    }
+    let jw = if numbered(x) == numbered(y) {
+        jaro_winkler_where(x, y, |c| !c.is_whitespace())
+    } else {
+        jaro_winkler_where(x, y, |c| !c.is_whitespace() && !c.is_ascii_digit())
+    };
+    if jw >= 0.9 || words_within(x, y) || words_within(y, x) {
+        2
+    } else if jw >= 0.75 {
+        3
+    } else {
+        4
+    }
+}
+
+/// Every word of `part` is in `whole` (each allowing a typo), at least one of them a real word
+/// of four letters or more, and the house numbers agree when both have one.
+fn words_within(part: &str, whole: &str) -> bool {
+    if numbered(part)
+        && numbered(whole)
+        && !part
+            .chars()
+            .filter(char::is_ascii_digit)
+            .eq(whole.chars().filter(char::is_ascii_digit))
+    {
+        return false;
+    }
+    let word = |t: &str| t.chars().all(char::is_alphabetic);
+    let mut long_words = 0;
+    for token in part.split_whitespace() {
+        if !word(token) {
+            // A house number (or a word with one in it): compared above.
+            continue;
+        }
+        let found = whole
+            .split_whitespace()
+            .any(|t| t == token || (word(t) && jaro_winkler(t, token) >= 0.9));
+        if !found {
+            return false;
+        }
+        if token.chars().count() >= 4 {
+            long_words += 1;
+        }
+    }
+    long_words > 0
+}
+
+fn numbered(street: &str) -> bool {
+    street.chars().any(|c| c.is_ascii_digit())
 }
 
 /// Equal 1, one edit 2, else 3; 0 when either is empty.

@@ -410,21 +410,28 @@ impl Matcher {
     /// Scores a comparison of `a` with some record. The term-frequency adjustment reads the
     /// agreeing name from `a`.
     pub fn score_comparison(&self, a: &Record, comparison: &Comparison) -> Score {
-        let mut weight = 0.0;
-        for field in Field::ALL {
-            let level = comparison.level(field);
-            if level == 0 {
-                continue;
-            }
-            weight +=
-                self.model.weight(field, level) + self.adjustment(a, comparison, field, level);
-        }
+        let weight: f64 = self.contributions(a, comparison).iter().sum();
         let log_odds = weight + (self.model.prior / (1.0 - self.model.prior)).log2();
         Score {
             comparison: *comparison,
             weight,
             probability: 1.0 / (1.0 + (-log_odds).exp2()),
         }
+    }
+
+    /// What each field adds to the weight of a comparison of `a` with some record (its
+    /// weight at its level plus the term-frequency adjustment; 0 for a missing field), in the
+    /// order of [`Field::ALL`]: the score's explanation.
+    pub fn contributions(&self, a: &Record, comparison: &Comparison) -> [f64; FIELD_COUNT] {
+        let mut contributions = [0.0; FIELD_COUNT];
+        for field in Field::ALL {
+            let level = comparison.level(field);
+            if level != 0 {
+                contributions[field as usize] =
+                    self.model.weight(field, level) + self.adjustment(a, comparison, field, level);
+            }
+        }
+        contributions
     }
 
     /// The term-frequency adjustment of an agreeing name: log2(u of the level / frequency of

@@ -45,19 +45,28 @@ pub fn jaro_winkler(a: &str, b: &str) -> f64 {
     if a == b {
         return if a.is_empty() { 0.0 } else { 1.0 };
     }
+    jaro_winkler_where(a, b, |_| true)
+}
+
+/// Jaro–Winkler similarity of only the characters of `a` and `b` that `keep` accepts (an
+/// address without its spaces, say), without building the filtered strings.
+pub fn jaro_winkler_where(a: &str, b: &str, keep: impl Fn(char) -> bool) -> f64 {
     // Called for every compared pair: the characters go into stack buffers, not the heap.
     let (mut a_buf, mut b_buf) = (['\0'; 64], ['\0'; 64]);
-    let a = fill(&mut a_buf, a);
-    let b = fill(&mut b_buf, b);
+    let a = fill(&mut a_buf, a.chars().filter(|c| keep(*c)));
+    let b = fill(&mut b_buf, b.chars().filter(|c| keep(*c)));
+    if a == b {
+        return if a.is_empty() { 0.0 } else { 1.0 };
+    }
     let jaro = jaro(a, b);
     let prefix = a.iter().zip(b).take(4).take_while(|(x, y)| x == y).count() as f64;
     jaro + prefix * 0.1 * (1.0 - jaro)
 }
 
-/// The first 64 characters of `text` in `buffer`.
-fn fill<'a>(buffer: &'a mut [char; 64], text: &str) -> &'a [char] {
+/// The first 64 of `chars` in `buffer`.
+fn fill(buffer: &mut [char; 64], chars: impl Iterator<Item = char>) -> &[char] {
     let mut n = 0;
-    for c in text.chars().take(64) {
+    for c in chars.take(64) {
         buffer[n] = c;
         n += 1;
     }
@@ -113,8 +122,8 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
         return 0;
     }
     let (mut a_buf, mut b_buf) = (['\0'; 64], ['\0'; 64]);
-    let a = fill(&mut a_buf, a);
-    let b = fill(&mut b_buf, b);
+    let a = fill(&mut a_buf, a.chars());
+    let b = fill(&mut b_buf, b.chars());
     let (n, m) = (a.len(), b.len());
     if n == 0 || m == 0 {
         return n.max(m);

@@ -167,3 +167,36 @@ fn comparison_levels_for_the_errors_registrations_carry() {
         assert_eq!(c.levels, compare(&b, &a).levels, "comparison is symmetric");
     }
 }
+
+fn living_at(street: &str) -> Record {
+    let mut record = Record::default();
+    record.add_address(street, "", "");
+    record
+}
+
+#[test]
+fn street_levels_forgive_spaces_a_missing_number_and_a_line_left_out() {
+    let cases = [
+        ("4290 warrambool close", "4290 warrambool close", 1),
+        // A dropped space.
+        ("6 trainer court", "6 trainercourt", 2),
+        // No house number on one side, and a typo: the street's names are compared.
+        ("trainwr court", "6 trainercourt", 2),
+        // The second line alone against both lines.
+        ("28 pondeossa", "28 john cleland crescent ponderossa", 2),
+        // The house number alone is no more than similar.
+        ("28", "28 john cleland crescent", 3),
+        // The words are there, but the house numbers differ.
+        ("5 milton", "14 andrea place milton", 4),
+        ("12 smith street", "40 jones road", 4),
+        // A village group in one line: no words to find, so Jaro–Winkler alone.
+        ("桃园村3组", "桃园村4组", 2),
+        ("桃园村3组", "杏林村8组", 4),
+    ];
+    for (a, b, level) in cases {
+        let (a, b) = (living_at(a), living_at(b));
+        let c = compare(&a, &b);
+        assert_eq!(c.level(Field::Street), level, "{a:?} / {b:?}");
+        assert_eq!(c.levels, compare(&b, &a).levels, "comparison is symmetric");
+    }
+}

@@ -1,8 +1,10 @@
 //! The model: symmetric scores, EM that finds the matches in generated data without labels,
 //! the conflicting-evidence rules, and the in-memory index.
 
-use identity::compare::compare;
-use identity::em::{PatternCounts, comparison_space, estimate_m, estimate_u};
+use identity::compare::{Comparison, FIELD_COUNT, Field, compare};
+use identity::em::{
+    PatternCounts, comparison_space, estimate_m, estimate_u, estimate_u_among_non_matches,
+};
 use identity::index::{Index, clusters};
 use identity::model::{Conflict, Decision, Matcher, Model, TermFrequencies, Thresholds};
 use identity::record::{IdentifierSystems, Record};
@@ -160,4 +162,68 @@ fn homophones_and_romanised_names_still_link() {
         let verdict = matcher.decide(&from(base.clone()), &from(other.clone()));
         assert_eq!(verdict.decision, Decision::AutoLink, "{other} {verdict:?}");
     }
+}
+
+#[test]
+fn u_leaves_out_the_matches_a_random_sample_holds() {
+    // 100,000 random pairs that disagree on everything, and 50 true matches drawn with them
+    // that agree on everything.
+    let at = |level: fn(Field) -> u8| Comparison {
+        levels: std::array::from_fn::<u8, FIELD_COUNT, _>(|f| level(Field::ALL[f])),
+        names: None,
+        swapped: false,
+    };
+    let mut random = PatternCounts::default();
+    random.add_pattern(at(|f| f.levels() as u8).pattern(), 100_000.0);
+    random.add_pattern(at(|_| 1).pattern(), 50.0);
+    let mut model = Model::starting_point();
+    model.prior = 1e-3;
+    model.refresh();
+    let same_id =
+        |u: [[f64; identity::model::MAX_LEVELS]; FIELD_COUNT]| u[Field::OtherId as usize][1];
+    let counted = same_id(estimate_u(&random));
+    let corrected = same_id(estimate_u_among_non_matches(&random, &model));
+    // One pseudo-count and the matches, against the pseudo-count alone.
+    assert!((counted - 51.0 / 100_053.0).abs() < 1e-6, "{counted}");
+    assert!(corrected < 1.1 / 100_053.0, "{corrected}");
+}
+
+#[test]
+fn a_mistyped_street_still_finds_the_household() {
+    let record = |given: &str, street: &str, locality: &str, postcode: &str, born: &str| {
+        let mut r = Record::default();
+        r.names.push(identity::record::Name::new("son", given));
+        r.birth_dates.extend(identity::record::Date::parse(born));
+        r.add_address(street, locality, postcode);
+        r
+    };
+    // Given name, birth date, locality and postcode all differ: only the household is left.
+    let filed = record(
+        "bayden",
+        "4290 warrambool close",
+        "blacksone",
+        "2848",
+        "1928-10-12",
+    );
+    let index = Index::build(
+        vec![
+            filed,
+            record(
+                "bayden",
+                "4291 warrambool close",
+                "blacksone",
+                "2848",
+                "1928-10-12",
+            ),
+        ],
+        1,
+    );
+    let query = record(
+        "bayde",
+        "4290 warramboolfclose",
+        "blackstone",
+        "2488",
+        "1939-03-28",
+    );
+    assert_eq!(index.candidates(&query, u32::MAX), vec![0]);
 }
