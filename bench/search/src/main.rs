@@ -136,7 +136,10 @@ fn load(repository: &Repository, copies: usize, dirs: &[PathBuf]) -> Result<()> 
                 json: copy_of(&text, k).into_bytes(),
             }
         });
+    // As `meridian import` loads: into an empty SQLite store the search indexes come last.
+    repository.store().begin_bulk_load()?;
     let report = repository.import(&ctx(), units, ImportOptions::default(), &|_| {});
+    repository.store().end_bulk_load()?;
     eprintln!(
         "\nloaded {} resources ({} created) in {:.1} s; {} failed",
         report.counts.resources(),

@@ -46,8 +46,9 @@ enum Command {
         /// Threads that parse, validate and index [default: the number of cores].
         #[arg(long)]
         workers: Option<usize>,
-        /// Resources per store transaction.
-        #[arg(long, default_value_t = 1000)]
+        /// Resources per store transaction (larger batches write each index page once for
+        /// more entries: 5,000 loaded 18% faster than 1,000 into a store of 1.4M resources).
+        #[arg(long, default_value_t = 5000)]
         batch: usize,
     },
     /// Generate a synthetic region (institutions, staff, residents and their records) and

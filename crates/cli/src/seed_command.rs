@@ -33,7 +33,7 @@ pub struct SeedArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Resources per store transaction, when loading.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 5000)]
     batch: usize,
     #[command(flatten)]
     store: StoreArgs,

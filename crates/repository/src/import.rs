@@ -46,7 +46,7 @@ impl Default for ImportOptions {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         ImportOptions {
             workers: cores.max(1),
-            batch_resources: 1000,
+            batch_resources: 5000,
         }
     }
 }
