@@ -606,11 +606,24 @@ fn render_set(b: &mut SqlBuilder, filter: &Filter) {
             let reference = b.fresh_alias("ref");
             let source = b.fresh_alias("s");
             let target = b.fresh_alias("t");
-            b.push(&format!(
-                "SELECT {target}.rid FROM resource {source} CROSS JOIN idx_reference {reference} \
-                 CROSS JOIN resource {target} WHERE "
-            ));
-            render_filter(b, filter, &source);
+            if settable(filter) {
+                // The referring resources stream from their set, so a count that stops after
+                // a few thousand rows reads a few thousand: `s.rid IN (SELECT ...)` would have
+                // SQLite materialise the whole set first.
+                let inner = b.fresh_alias("src");
+                b.push(&format!("SELECT {target}.rid FROM ("));
+                render_set(b, filter);
+                b.push(&format!(
+                    ") {inner} CROSS JOIN resource {source} CROSS JOIN idx_reference {reference} \
+                     CROSS JOIN resource {target} WHERE {source}.rid = {inner}.rid"
+                ));
+            } else {
+                b.push(&format!(
+                    "SELECT {target}.rid FROM resource {source} CROSS JOIN idx_reference {reference} \
+                     CROSS JOIN resource {target} WHERE "
+                ));
+                render_filter(b, filter, &source);
+            }
             b.push(&format!(" AND {source}.type = "))
                 .bind_text(source_type);
             b.push(&format!(" AND {source}.method <> {DELETED} AND {reference}.rid = {source}.rid AND {reference}.param = "));
@@ -621,8 +634,12 @@ fn render_set(b: &mut SqlBuilder, filter: &Filter) {
             ));
         }
         Filter::PatientCompartment { id, key, params } => {
+            // `patient_key <> 0` repeats the partial index's condition: SQLite uses a partial
+            // index only when the query states its condition, and does not infer it from
+            // `patient_key = ?` (without it every $everything page scanned the resource table).
             b.push("SELECT rid FROM resource WHERE patient_key = ")
                 .bind_int(key.0);
+            b.push(" AND patient_key <> 0");
             b.push(" UNION SELECT rid FROM resource WHERE type = 'Patient' AND id = ")
                 .bind_text(id);
             b.push(" UNION SELECT rid FROM idx_reference WHERE target_type = 'Patient' AND target_id = ");
@@ -658,7 +675,10 @@ fn render_correlated(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             ));
             b.bind_text(source_type);
             b.push(&format!(" AND {source}.method <> {DELETED} AND "));
-            render_filter(b, filter, &source);
+            // Probed on each referring resource: as a set (`IN (SELECT ...)`) the inner filter
+            // was materialised whole for every search, every heart rate of the region to check
+            // a page of twenty patients.
+            render_probe(b, filter, &source);
             b.push(")");
         }
         Filter::PatientCompartment { id, key, params } => {
@@ -953,11 +973,18 @@ pub fn set_candidate(query: &SearchQuery) -> Option<usize> {
     query.filters.iter().position(settable)
 }
 
-/// Counts the rows of filter `index`'s set, up to `cap`, to choose how to page.
+/// Counts the rows of filter `index`'s set, up to `cap`, to choose how to page. For `_has` the
+/// referring resources are counted instead of the join to their targets: a count that reaches
+/// the cap costs what reading the rows costs, four lookups a row for the join (18 ms of a
+/// 19 ms `_has` search at 10x Synthea), one for the referring set.
 pub fn estimate(query: &SearchQuery, index: usize, cap: usize, dialect: Dialect) -> Sql {
+    let counted = match &query.filters[index] {
+        Filter::Has { filter, .. } if settable(filter) => filter,
+        other => other,
+    };
     let mut b = SqlBuilder::new(dialect);
     b.push("SELECT COUNT(*) FROM (");
-    render_set(&mut b, &query.filters[index]);
+    render_set(&mut b, counted);
     b.push(" LIMIT ").bind_int(cap as i64).push(") c");
     b.finish()
 }

@@ -192,9 +192,9 @@ fn references_chains_and_reverse_chains() {
         "Patient",
         "_has:Observation:patient:code=1234",
         expect![[r#"
-            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_reference ref1 JOIN resource s2 ON s2.rid = ref1.rid WHERE ref1.param = ?2 AND ref1.target_type = r.type AND ref1.target_id = r.id AND s2.type = ?3 AND s2.method <> 2 AND s2.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = ?4)) ORDER BY r.rid LIMIT ?5
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_reference ref1 JOIN resource s2 ON s2.rid = ref1.rid WHERE ref1.param = ?2 AND ref1.target_type = r.type AND ref1.target_id = r.id AND s2.type = ?3 AND s2.method <> 2 AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = s2.rid AND +x.h_code = ?4)) ORDER BY r.rid LIMIT ?5
               values: "Patient", -6265059807760257961, "Observation", 3037997742258124008, 21
-            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_reference ref1 JOIN resource s2 ON s2.rid = ref1.rid WHERE ref1.param = $2 AND ref1.target_type = r.type AND ref1.target_id = r.id AND s2.type = $3 AND s2.method <> 2 AND s2.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = $4)) ORDER BY r.rid LIMIT $5
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_reference ref1 JOIN resource s2 ON s2.rid = ref1.rid WHERE ref1.param = $2 AND ref1.target_type = r.type AND ref1.target_id = r.id AND s2.type = $3 AND s2.method <> 2 AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = s2.rid AND x.h_code = $4)) ORDER BY r.rid LIMIT $5
               values: "Patient", -6265059807760257961, "Observation", 3037997742258124008, 21
         "#]],
     );
