@@ -61,6 +61,15 @@ impl PostgresStore {
             StoreError::Unavailable(format!("invalid database URL: {}", describe(&error)))
         })?;
         pg_config.connect_timeout(config.connect_timeout);
+        // Searches are short statements, and where the planner misjudges a row count (an
+        // `IN` list of a thousand row keys, estimated at twenty times its rows) the JIT
+        // compiles them: the include step of `$everything` took 32 ms with it, 5 ms without.
+        let options = match pg_config.get_options() {
+            Some(options) if options.contains("jit") => options.to_owned(),
+            Some(options) => format!("{options} -c jit=off"),
+            None => "-c jit=off".to_owned(),
+        };
+        pg_config.options(&options);
         if pg_config.get_application_name().is_none() {
             pg_config.application_name("meridian");
         }

@@ -399,11 +399,23 @@ fn cursor_condition(b: &mut SqlBuilder, sort: &[SortKey], cursor: &Cursor) {
 /// Resources that `rows` point at through the include's parameters.
 pub fn include_targets(rows: &[i64], include: &Include, dialect: Dialect) -> Sql {
     let mut b = SqlBuilder::new(dialect);
-    b.push(
-        "SELECT DISTINCT t.rid FROM idx_reference ref \
-         JOIN resource t ON t.type = ref.target_type AND t.id = ref.target_id \
-         WHERE ref.rid IN ",
-    );
+    match dialect {
+        Dialect::Sqlite => b.push(
+            "SELECT DISTINCT t.rid FROM idx_reference ref \
+             JOIN resource t ON t.type = ref.target_type AND t.id = ref.target_id \
+             WHERE ref.rid IN ",
+        ),
+        // PostgreSQL estimates the reference rows of a thousand row keys at twenty times what
+        // they are and hashes the whole resource table (175 ms a page of `$everything` at 10x
+        // Synthea). The LIMIT keeps the lookup a subquery, so each target is found by its
+        // (type, id) index: 5 ms.
+        Dialect::Postgres => b.push(
+            "SELECT DISTINCT t.rid FROM idx_reference ref CROSS JOIN LATERAL \
+             (SELECT t.rid, t.type, t.method FROM resource t \
+             WHERE t.type = ref.target_type AND t.id = ref.target_id LIMIT 1) t \
+             WHERE ref.rid IN ",
+        ),
+    };
     b.bind_int_list(rows);
     // No parameters means every reference of the rows (`$everything`).
     if !include.params.is_empty() {
