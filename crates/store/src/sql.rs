@@ -765,6 +765,11 @@ fn index_condition(b: &mut SqlBuilder, filter: &Filter, x: &str, probe: bool) {
             b.push(&format!("{} = ", c("param")))
                 .bind_int(param.0)
                 .push(" AND ");
+            if !probe && let Some(bound) = implied_high_bound(predicate) {
+                b.push(&format!("{} >= ", c("high")))
+                    .bind_int(bound)
+                    .push(" AND ");
+            }
             render_range(
                 b,
                 predicate,
@@ -1066,6 +1071,35 @@ impl RangeColumns {
     fn same(column: &str) -> RangeColumns {
         RangeColumns::new(column, column, column)
     }
+}
+
+/// A lower bound on `high` that every group of `predicate` implies, given that every index row
+/// has `low <= high` (a bound on `low` from below bounds `high` too). Written before the
+/// predicate, it lets the `(param, high)` index stop where the predicate cannot hold: `ge`
+/// is `high > end OR (low >= start AND high <= end)`, an OR that SQLite otherwise answers by
+/// reading every date of the parameter (`date=ge2019` took 11.7 ms p50 and 91 ms p99 at 100x
+/// Synthea). None when some group leaves `high` unbounded below (`lt`, `le`).
+fn implied_high_bound(predicate: &RangePredicate) -> Option<i64> {
+    predicate
+        .any_of
+        .iter()
+        .map(|group| {
+            group
+                .iter()
+                .filter_map(
+                    |(column, comparison, bound)| match (column, comparison, bound) {
+                        (
+                            RangeColumn::Low | RangeColumn::High,
+                            Comparison::Gt | Comparison::Ge,
+                            Bound::Integer(v),
+                        ) => Some(*v),
+                        _ => None,
+                    },
+                )
+                .max()
+        })
+        .try_fold(i64::MAX, |lowest, bound| Some(lowest.min(bound?)))
+        .filter(|_| !predicate.any_of.is_empty())
 }
 
 fn render_range(b: &mut SqlBuilder, predicate: &RangePredicate, columns: &RangeColumns) {

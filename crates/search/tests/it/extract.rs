@@ -110,6 +110,29 @@ fn dates_are_ranges_at_their_precision() {
 }
 
 #[test]
+fn a_period_that_ends_before_it_starts_is_indexed_as_the_span_between() {
+    // Search SQL relies on low <= high for every date row (store::sql::implied_high_bound).
+    let mut observation = observation();
+    let object = observation.as_object_mut().unwrap();
+    object.remove("effectiveDateTime");
+    object.insert(
+        "effectivePeriod".into(),
+        json!({"start": "2024-05-02", "end": "2024-05-01"}),
+    );
+    let entries = extract(observation);
+    let date = ParamKey::new("Observation", "date");
+    let ranges: Vec<(i64, i64)> = entries
+        .dates
+        .iter()
+        .filter(|d| d.param == date)
+        .map(|d| (d.low, d.high))
+        .collect();
+    let may_1 = 1_714_521_600_000_000;
+    let may_2 = may_1 + 86_400_000_000;
+    assert_eq!(ranges, [(may_1 + 86_400_000_000 - 1, may_2)]);
+}
+
+#[test]
 fn quantities_keep_their_precision_and_a_canonical_value() {
     let entries = extract(observation());
     let key = ParamKey::new("Observation", "component-value-quantity");

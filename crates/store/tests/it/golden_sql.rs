@@ -261,3 +261,44 @@ fn hostile_values_stay_bound_values() {
         "#]],
     );
 }
+
+/// The density count of a filter (`sql::estimate`) on both dialects.
+fn check_estimate(resource_type: &str, query: &str, expected: Expect) {
+    let (name, value) = query.split_once('=').unwrap();
+    let parsed = parse_search(
+        registry(),
+        None,
+        SearchTarget::Type(resource_type),
+        &[(name.to_owned(), value.to_owned())],
+        Handling::Strict,
+    )
+    .unwrap();
+    let mut out = String::new();
+    for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+        let sql = store::sql::estimate(&parsed.query, 0, 5000, dialect);
+        out.push_str(&format!("{dialect:?}: {}\n", sql.text));
+    }
+    expected.assert_eq(&out);
+}
+
+#[test]
+fn a_date_set_states_the_bound_on_high_its_predicate_implies() {
+    // ge: every match has high >= the start of 2019, so the (param, high) index bounds the read.
+    check_estimate(
+        "Observation",
+        "date=ge2019-01-01",
+        expect![[r#"
+        Sqlite: SELECT COUNT(*) FROM (SELECT x.rid FROM idx_date x WHERE x.param = ?1 AND x.high >= ?2 AND ((x.high > ?3) OR (x.low >= ?4 AND x.high <= ?5)) LIMIT ?6) c
+        Postgres: SELECT COUNT(*) FROM (SELECT x.rid FROM idx_date x WHERE x.param = $1 AND x.high >= $2 AND ((x.high > $3) OR (x.low >= $4 AND x.high <= $5)) LIMIT $6) c
+    "#]],
+    );
+    // lt leaves high unbounded below: nothing to add.
+    check_estimate(
+        "Observation",
+        "date=lt2019-01-01",
+        expect![[r#"
+        Sqlite: SELECT COUNT(*) FROM (SELECT x.rid FROM idx_date x WHERE x.param = ?1 AND ((x.low < ?2)) LIMIT ?3) c
+        Postgres: SELECT COUNT(*) FROM (SELECT x.rid FROM idx_date x WHERE x.param = $1 AND ((x.low < $2)) LIMIT $3) c
+    "#]],
+    );
+}
