@@ -31,6 +31,16 @@ fn tokens(entries: &IndexEntries, resource_type: &str, code: &str) -> Vec<String
     found
 }
 
+fn date_ranges(entries: &IndexEntries, resource_type: &str, code: &str) -> Vec<(i64, i64)> {
+    let key = ParamKey::new(resource_type, code);
+    entries
+        .dates
+        .iter()
+        .filter(|d| d.param == key)
+        .map(|d| (d.low, d.high))
+        .collect()
+}
+
 fn observation() -> Value {
     json!({
         "resourceType": "Observation", "id": "bp",
@@ -97,14 +107,7 @@ fn references_and_the_patient_compartment_key() {
 
 #[test]
 fn dates_are_ranges_at_their_precision() {
-    let entries = extract(observation());
-    let date = ParamKey::new("Observation", "date");
-    let ranges: Vec<(i64, i64)> = entries
-        .dates
-        .iter()
-        .filter(|d| d.param == date)
-        .map(|d| (d.low, d.high))
-        .collect();
+    let ranges = date_ranges(&extract(observation()), "Observation", "date");
     let day_start = 1_714_521_600_000_000;
     assert_eq!(ranges, [(day_start, day_start + 86_400_000_000 - 1)]);
 }
@@ -119,14 +122,7 @@ fn a_period_that_ends_before_it_starts_is_indexed_as_the_span_between() {
         "effectivePeriod".into(),
         json!({"start": "2024-05-02", "end": "2024-05-01"}),
     );
-    let entries = extract(observation);
-    let date = ParamKey::new("Observation", "date");
-    let ranges: Vec<(i64, i64)> = entries
-        .dates
-        .iter()
-        .filter(|d| d.param == date)
-        .map(|d| (d.low, d.high))
-        .collect();
+    let ranges = date_ranges(&extract(observation), "Observation", "date");
     let may_1 = 1_714_521_600_000_000;
     let may_2 = may_1 + 86_400_000_000;
     assert_eq!(ranges, [(may_1 + 86_400_000_000 - 1, may_2)]);
