@@ -691,7 +691,7 @@ fn render_correlated(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             // was materialised whole for every search, every heart rate of the region to check
             // a page of twenty patients.
             render_probe(b, filter, &source);
-            b.push(")");
+            b.push(probe_end(b.dialect));
         }
         Filter::PatientCompartment { id, key, params } => {
             b.push(&format!("({alias}.patient_key = "));
@@ -918,10 +918,21 @@ fn render_probe(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
                     "EXISTS (SELECT 1 FROM {table} x WHERE x.rid = {alias}.rid AND "
                 ));
                 index_condition(b, filter, "x", true);
-                b.push(")");
+                b.push(probe_end(b.dialect));
             }
             None => render_correlated(b, filter, alias),
         },
+    }
+}
+
+/// The end of a probe's `EXISTS (...)`. PostgreSQL turns an EXISTS into a semi-join and may
+/// then hash every row the probe could match (every observation with a code, to check twenty
+/// patients: 180 ms for `_has` at 10x Synthea); `OFFSET 0` keeps it a subplan run per row,
+/// the plan `execute` chose (8.6 ms). SQLite runs correlated EXISTS per row already.
+fn probe_end(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => ")",
+        Dialect::Postgres => " OFFSET 0)",
     }
 }
 

@@ -64,7 +64,7 @@ fn token_by_code_and_by_system_and_code() {
         expect![[r#"
             Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND (EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND +x.h_system_code = ?2) OR EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND +x.h_system_code = ?3)) ORDER BY r.rid LIMIT ?4
               values: "Observation", 8077817995020697894, -6862245598615564380, 21
-            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND (EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_system_code = $2) OR EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_system_code = $3)) ORDER BY r.rid LIMIT $4
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND (EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_system_code = $2 OFFSET 0) OR EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_system_code = $3 OFFSET 0)) ORDER BY r.rid LIMIT $4
               values: "Observation", 8077817995020697894, -6862245598615564380, 21
         "#]],
     );
@@ -78,7 +78,7 @@ fn token_not_and_missing() {
         expect![[r#"
             Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND NOT (EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND +x.h_code = ?2)) ORDER BY r.rid LIMIT ?3
               values: "Observation", -5763315090812079724, 21
-            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND NOT (EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_code = $2)) ORDER BY r.rid LIMIT $3
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND NOT (EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_code = $2 OFFSET 0)) ORDER BY r.rid LIMIT $3
               values: "Observation", -5763315090812079724, 21
         "#]],
     );
@@ -102,7 +102,7 @@ fn string_prefix_exact_and_contains() {
         expect![[r#"
             Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND +x.param = ?2 AND +x.normalized >= ?3 AND +x.normalized < ?4) ORDER BY r.rid LIMIT ?5
               values: "Patient", -792611874817700214, "zh", "zh\u{10ffff}", 21
-            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND x.param = $2 AND x.normalized >= $3 AND x.normalized < $4) ORDER BY r.rid LIMIT $5
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND x.param = $2 AND x.normalized >= $3 AND x.normalized < $4 OFFSET 0) ORDER BY r.rid LIMIT $5
               values: "Patient", -792611874817700214, "zh", "zh\u{10ffff}", 21
         "#]],
     );
@@ -112,7 +112,7 @@ fn string_prefix_exact_and_contains() {
         expect![[r#"
             Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND +x.param = ?2 AND +x.exact = ?3) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND +x.param = ?4 AND +x.normalized LIKE ?5 ESCAPE '\') ORDER BY r.rid LIMIT ?6
               values: "Patient", 886905893442837563, "张", 332288233657440839, "%伟%", 21
-            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND x.param = $2 AND x.exact = $3) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND x.param = $4 AND x.normalized LIKE $5 ESCAPE '\') ORDER BY r.rid LIMIT $6
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND x.param = $2 AND x.exact = $3 OFFSET 0) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND x.param = $4 AND x.normalized LIKE $5 ESCAPE '\' OFFSET 0) ORDER BY r.rid LIMIT $6
               values: "Patient", 886905893442837563, "张", 332288233657440839, "%伟%", 21
         "#]],
     );
@@ -126,7 +126,7 @@ fn date_prefixes_become_range_comparisons() {
         expect![[r#"
             Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND +x.param = ?2 AND ((+x.high > ?3) OR (+x.low >= ?4 AND +x.high <= ?5))) AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND +x.param = ?6 AND ((+x.low < ?7))) ORDER BY r.rid LIMIT ?8
               values: "Observation", 4969876855152706044, 1580515199999999, 1577836800000000, 1580515199999999, 4969876855152706044, 1609459200000000, 21
-            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND x.param = $2 AND ((x.high > $3) OR (x.low >= $4 AND x.high <= $5))) AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND x.param = $6 AND ((x.low < $7))) ORDER BY r.rid LIMIT $8
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND x.param = $2 AND ((x.high > $3) OR (x.low >= $4 AND x.high <= $5)) OFFSET 0) AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND x.param = $6 AND ((x.low < $7)) OFFSET 0) ORDER BY r.rid LIMIT $8
               values: "Observation", 4969876855152706044, 1580515199999999, 1577836800000000, 1580515199999999, 4969876855152706044, 1609459200000000, 21
         "#]],
     );
@@ -136,7 +136,7 @@ fn date_prefixes_become_range_comparisons() {
         expect![[r#"
             Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND +x.param = ?2 AND ((+x.low >= ?3 AND +x.high <= ?4))) ORDER BY r.rid LIMIT ?5
               values: "Observation", 4969876855152706044, 1588291200000000, 1588377599999999, 21
-            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND x.param = $2 AND ((x.low >= $3 AND x.high <= $4))) ORDER BY r.rid LIMIT $5
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND x.param = $2 AND ((x.low >= $3 AND x.high <= $4)) OFFSET 0) ORDER BY r.rid LIMIT $5
               values: "Observation", 4969876855152706044, 1588291200000000, 1588377599999999, 21
         "#]],
     );
@@ -150,7 +150,7 @@ fn numbers_and_quantities() {
         expect![[r#"
             Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_number x WHERE x.rid = r.rid AND +x.param = ?2 AND ((+x.value > ?3))) ORDER BY r.rid LIMIT ?4
               values: "RiskAssessment", -8984342525732544363, 0.8, 21
-            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_number x WHERE x.rid = r.rid AND x.param = $2 AND ((x.value > $3))) ORDER BY r.rid LIMIT $4
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_number x WHERE x.rid = r.rid AND x.param = $2 AND ((x.value > $3)) OFFSET 0) ORDER BY r.rid LIMIT $4
               values: "RiskAssessment", -8984342525732544363, 0.8, 21
         "#]],
     );
@@ -160,7 +160,7 @@ fn numbers_and_quantities() {
         expect![[r#"
             Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_quantity x WHERE x.rid = r.rid AND +x.param = ?2 AND +x.canonical_code = ?3 AND ((+x.canonical_value >= ?4 AND +x.canonical_value < ?5))) ORDER BY r.rid LIMIT ?6
               values: "Observation", -1217335416430534585, "Pa", 15931.979, 16065.301, 21
-            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_quantity x WHERE x.rid = r.rid AND x.param = $2 AND x.canonical_code = $3 AND ((x.canonical_value >= $4 AND x.canonical_value < $5))) ORDER BY r.rid LIMIT $6
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_quantity x WHERE x.rid = r.rid AND x.param = $2 AND x.canonical_code = $3 AND ((x.canonical_value >= $4 AND x.canonical_value < $5)) OFFSET 0) ORDER BY r.rid LIMIT $6
               values: "Observation", -1217335416430534585, "Pa", 15931.979, 16065.301, 21
         "#]],
     );
@@ -194,7 +194,7 @@ fn references_chains_and_reverse_chains() {
         expect![[r#"
             Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_reference ref1 JOIN resource s2 ON s2.rid = ref1.rid WHERE ref1.param = ?2 AND ref1.target_type = r.type AND ref1.target_id = r.id AND s2.type = ?3 AND s2.method <> 2 AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = s2.rid AND +x.h_code = ?4)) ORDER BY r.rid LIMIT ?5
               values: "Patient", -6265059807760257961, "Observation", 3037997742258124008, 21
-            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_reference ref1 JOIN resource s2 ON s2.rid = ref1.rid WHERE ref1.param = $2 AND ref1.target_type = r.type AND ref1.target_id = r.id AND s2.type = $3 AND s2.method <> 2 AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = s2.rid AND x.h_code = $4)) ORDER BY r.rid LIMIT $5
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_reference ref1 JOIN resource s2 ON s2.rid = ref1.rid WHERE ref1.param = $2 AND ref1.target_type = r.type AND ref1.target_id = r.id AND s2.type = $3 AND s2.method <> 2 AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = s2.rid AND x.h_code = $4 OFFSET 0) OFFSET 0) ORDER BY r.rid LIMIT $5
               values: "Patient", -6265059807760257961, "Observation", 3037997742258124008, 21
         "#]],
     );
@@ -208,7 +208,7 @@ fn uri_composite_and_id() {
         expect![[r#"
             Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_uri x WHERE x.rid = r.rid AND +x.param = ?2 AND +x.uri >= ?3 AND +x.uri < ?4) ORDER BY r.rid LIMIT ?5
               values: "ValueSet", -3082414243898680816, "http://hl7.org/fhir", "http://hl7.org/fhir\u{10ffff}", 21
-            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_uri x WHERE x.rid = r.rid AND x.param = $2 AND x.uri >= $3 AND x.uri < $4) ORDER BY r.rid LIMIT $5
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_uri x WHERE x.rid = r.rid AND x.param = $2 AND x.uri >= $3 AND x.uri < $4 OFFSET 0) ORDER BY r.rid LIMIT $5
               values: "ValueSet", -3082414243898680816, "http://hl7.org/fhir", "http://hl7.org/fhir\u{10ffff}", 21
         "#]],
     );
@@ -256,7 +256,7 @@ fn hostile_values_stay_bound_values() {
         expect![[r#"
             Sqlite: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = ?1 AND r.method <> 2 AND r.type IN (?2) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND +x.param = ?3 AND +x.normalized >= ?4 AND +x.normalized < ?5) ORDER BY d.rid LIMIT ?6
               values: 6784578640696447699, "Patient", -792611874817700214, "x or 11", "x or 11\u{10ffff}", 21
-            Postgres: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = $1 AND r.method <> 2 AND r.type IN ($2) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND x.param = $3 AND x.normalized >= $4 AND x.normalized < $5) ORDER BY d.rid LIMIT $6
+            Postgres: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = $1 AND r.method <> 2 AND r.type IN ($2) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND x.param = $3 AND x.normalized >= $4 AND x.normalized < $5 OFFSET 0) ORDER BY d.rid LIMIT $6
               values: 6784578640696447699, "Patient", -792611874817700214, "x or 11", "x or 11\u{10ffff}", 21
         "#]],
     );
