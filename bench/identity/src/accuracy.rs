@@ -118,6 +118,13 @@ pub struct Evaluation {
     pub reviewed_true: usize,
 }
 
+/// The pairs of `a` that are not in `b`, in order (so explanations print the same every run).
+fn sorted_difference(a: &HashSet<(u32, u32)>, b: &HashSet<(u32, u32)>) -> Vec<(u32, u32)> {
+    let mut pairs: Vec<(u32, u32)> = a.difference(b).copied().collect();
+    pairs.sort_unstable();
+    pairs
+}
+
 /// Decides every blocked pair of `index` and measures the decisions against `truth`. With
 /// `sources` (each record's text as its source wrote it), every missed true pair and every
 /// wrong link is explained on standard error, then the margins: the three weakest true links
@@ -152,13 +159,7 @@ pub fn evaluate(
         .map(|(a, b, _, _)| (*a, *b))
         .collect();
     if let Some(sources) = sources {
-        let mut missed: Vec<(u32, u32)> = truth
-            .iter()
-            .filter(|p| !links.contains(p))
-            .copied()
-            .collect();
-        missed.sort_unstable();
-        for (a, b) in missed {
+        for (a, b) in sorted_difference(truth, &links) {
             let why = if blocked.contains(&(a, b)) {
                 "missed, blocked"
             } else {
@@ -166,13 +167,7 @@ pub fn evaluate(
             };
             explain(index, matcher, sources, why, a, b);
         }
-        let mut wrong: Vec<(u32, u32)> = links
-            .iter()
-            .filter(|p| !truth.contains(p))
-            .copied()
-            .collect();
-        wrong.sort_unstable();
-        for (a, b) in wrong {
+        for (a, b) in sorted_difference(&links, truth) {
             explain(index, matcher, sources, "wrong link", a, b);
         }
         // The margins: the weakest true links and the strongest pairs that are not matches.
