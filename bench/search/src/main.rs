@@ -324,8 +324,14 @@ fn run(repository: &Repository, iterations: usize, label: &str) -> Result<()> {
     ];
     println!("| {label} query | p50 ms | p99 ms | mean matches |");
     println!("|---|---|---|---|");
+    // SEARCH_BENCH_SLOWEST=N lists each query's N slowest runs, to find what a p99 is made of.
+    let slowest: usize = std::env::var("SEARCH_BENCH_SLOWEST")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     for (name, query) in &queries {
         let mut latencies = Vec::with_capacity(iterations);
+        let mut runs = Vec::new();
         let mut matches = 0usize;
         for i in 0..iterations {
             let (scope, text) = query(i);
@@ -333,8 +339,15 @@ fn run(repository: &Repository, iterations: usize, label: &str) -> Result<()> {
             let bundle = search(repository, scope, &text)?;
             latencies.push(started.elapsed());
             matches += ids(&bundle).len();
+            if slowest > 0 {
+                runs.push((started.elapsed(), text));
+            }
         }
         report(name, &mut latencies, matches as f64 / iterations as f64);
+        runs.sort_by_key(|run| std::cmp::Reverse(run.0));
+        for (took, text) in runs.iter().take(slowest) {
+            eprintln!("    {:.2} ms  {text}", took.as_secs_f64() * 1e3);
+        }
     }
     // The whole record of the patient with the most observations, every page of it.
     let mut latencies = Vec::new();

@@ -243,6 +243,16 @@ pub enum SortBy {
 pub struct Cursor {
     pub after_row: i64,
     pub sort_values: Vec<CursorValue>,
+    /// Set when an unsorted search is read along one filter's index, in the order of its
+    /// value and then the resource key (the store's "walk"): the next page goes on along it.
+    pub walk: Option<WalkPosition>,
+}
+
+/// Where a walk along filter `filter`'s index stopped: the index value of the last row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WalkPosition {
+    pub filter: usize,
+    pub value: CursorValue,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -272,11 +282,20 @@ pub struct Include {
 }
 
 impl Cursor {
-    /// The text form used in next links: the row key, then each sort value tagged with its kind
-    /// (`n` null, `i` integer, `f` float, `s` text), separated by `~`.
+    /// The text form used in next links: the row key, then a walk's filter (`w` and its
+    /// position) and value if the page was walked, then each sort value; every value tagged
+    /// with its kind (`n` null, `i` integer, `f` float, `s` text), parts separated by `~`.
     pub fn encode(&self) -> String {
         let mut out = self.after_row.to_string();
-        for value in &self.sort_values {
+        let walk = self
+            .walk
+            .as_ref()
+            .map(|w| (Some(w.filter), &w.value))
+            .into_iter();
+        for (filter, value) in walk.chain(self.sort_values.iter().map(|v| (None, v))) {
+            if let Some(filter) = filter {
+                out.push_str(&format!("~w{filter}"));
+            }
             out.push('~');
             match value {
                 CursorValue::Null => out.push('n'),
@@ -299,22 +318,30 @@ impl Cursor {
 
     /// Reads a cursor back; `None` when the text is not one.
     pub fn decode(text: &str) -> Option<Cursor> {
-        let mut parts = text.split('~');
-        let after_row = parts.next()?.parse().ok()?;
-        let mut sort_values = Vec::new();
-        for part in parts {
+        fn value(part: &str) -> Option<CursorValue> {
             let (tag, rest) = part.split_at_checked(1)?;
-            sort_values.push(match tag {
+            Some(match tag {
                 "n" if rest.is_empty() => CursorValue::Null,
                 "i" => CursorValue::Integer(rest.parse().ok()?),
                 "f" => CursorValue::Float(rest.parse().ok()?),
                 "s" => CursorValue::Text(rest.replace("%7E", "~").replace("%25", "%").into()),
                 _ => return None,
-            });
+            })
         }
+        let mut parts = text.split('~').peekable();
+        let after_row = parts.next()?.parse().ok()?;
+        let walk = match parts.next_if(|p| p.starts_with('w')) {
+            Some(part) => Some(WalkPosition {
+                filter: part[1..].parse().ok()?,
+                value: value(parts.next()?)?,
+            }),
+            None => None,
+        };
+        let sort_values = parts.map(value).collect::<Option<Vec<_>>>()?;
         Some(Cursor {
             after_row,
             sort_values,
+            walk,
         })
     }
 }
@@ -333,8 +360,21 @@ mod tests {
                 CursorValue::Float(1.5e-3),
                 CursorValue::Text("a~b%c 张".into()),
             ],
+            walk: None,
         };
         assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        let walked = Cursor {
+            after_row: 9,
+            sort_values: Vec::new(),
+            walk: Some(WalkPosition {
+                filter: 2,
+                value: CursorValue::Text("sm~ith".into()),
+            }),
+        };
+        assert_eq!(walked.encode(), "9~w2~ssm%7Eith");
+        assert_eq!(Cursor::decode(&walked.encode()), Some(walked));
+        assert_eq!(Cursor::decode("9~w2"), None, "a walk without its value");
+        assert_eq!(Cursor::decode("9~wx~i1"), None);
         assert_eq!(Cursor::decode("x"), None);
         assert_eq!(Cursor::decode("1~q"), None);
         assert_eq!(Cursor::decode("1~i"), None);

@@ -13,8 +13,9 @@
 //!   `:missing`, and the write path removes duplicate rows before writing (as SQLite's
 //!   `ON CONFLICT DO NOTHING` does). Without unique keys, one statement can delete a resource's
 //!   old rows and insert its new ones, whatever order PostgreSQL runs the two in.
-//! - Lookup indexes end with `rid`, so a lookup returns rows in resource order from the index
-//!   alone, which keyset paging needs (SQLite appends the key to every index implicitly).
+//! - Lookup and value indexes end with `rid`, so a lookup returns rows in resource order, and a
+//!   walk along values rows in (value, resource) order, from the index alone, which keyset
+//!   paging needs (SQLite appends the key to every index implicitly).
 //! - `rid` comes from the sequence `resource_rid` in blocks (its increment), so a bulk load
 //!   assigns row keys without a round trip per resource; `version.seq` is an identity column,
 //!   assigned in write order.
@@ -170,6 +171,18 @@ CREATE TABLE checkpoint (
     name text COLLATE "C" PRIMARY KEY,
     value text NOT NULL
 );
+"#,
+    // Value indexes end with `rid` too: a page walked along names, dates or a chain's targets
+    // reads them in (value, rid) order, and one reference's referrers come in row order.
+    r#"
+DROP INDEX idx_string_normalized;
+CREATE INDEX idx_string_normalized ON idx_string (param, normalized, rid);
+DROP INDEX idx_date_low;
+CREATE INDEX idx_date_low ON idx_date (param, low, rid);
+DROP INDEX idx_date_high;
+CREATE INDEX idx_date_high ON idx_date (param, high, rid);
+DROP INDEX idx_reference_target;
+CREATE INDEX idx_reference_target ON idx_reference (param, target_id, target_type, rid) WHERE target_id IS NOT NULL;
 "#,
 ];
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use search::query::{Cursor, CursorValue, SearchQuery, TotalMode};
+use search::query::{Cursor, CursorValue, SearchQuery, TotalMode, WalkPosition};
 
 use crate::sql::{self, Dialect, SortValueKind, Sql};
 use crate::{SearchPage, StoreError, VersionRecord};
@@ -36,18 +36,37 @@ pub fn search(
     query: &SearchQuery,
     dialect: Dialect,
 ) -> Result<SearchPage, StoreError> {
-    let kinds: Vec<SortValueKind> = query.sort.iter().map(sql::sort_value_kind).collect();
-    let mut rows = if query.count == 0 {
-        Vec::new()
+    let (mut rows, walked) = if query.count == 0 {
+        (Vec::new(), None)
     } else {
         let plan = page_plan(runner, query, dialect)?;
-        runner.page_rows(&sql::search_page_with(query, plan, dialect), &kinds)?
+        let walked = match plan {
+            sql::PagePlan::Walk(index) if query.sort.is_empty() => Some(index),
+            _ => None,
+        };
+        let kinds: Vec<SortValueKind> = match walked {
+            Some(index) => vec![sql::walk_value_kind(query, index)],
+            None => query.sort.iter().map(sql::sort_value_kind).collect(),
+        };
+        let sql = sql::search_page_with(query, plan, dialect);
+        (runner.page_rows(&sql, &kinds)?, walked)
     };
     let next = if rows.len() > query.count {
         rows.truncate(query.count);
-        rows.last().map(|(after_row, values)| Cursor {
-            after_row: *after_row,
-            sort_values: values.clone(),
+        rows.last().map(|(after_row, values)| match walked {
+            Some(filter) => Cursor {
+                after_row: *after_row,
+                sort_values: Vec::new(),
+                walk: values.first().map(|value| WalkPosition {
+                    filter,
+                    value: value.clone(),
+                }),
+            },
+            None => Cursor {
+                after_row: *after_row,
+                sort_values: values.clone(),
+                walk: None,
+            },
         })
     } else {
         None
@@ -85,6 +104,24 @@ fn page_plan(
     if !query.sort.is_empty() {
         return Ok(sql::PagePlan::Scan);
     }
+    // A page goes on the way the first page was read: along the walk its cursor names, or in
+    // resource order (any plan but a walk) when its cursor names none.
+    let walk = match &query.cursor {
+        Some(cursor) => match &cursor.walk {
+            Some(walk)
+                if sql::walkable(query, walk.filter)
+                    && kind_of(&walk.value) == Some(sql::walk_value_kind(query, walk.filter)) =>
+            {
+                Some(walk.filter)
+            }
+            Some(_) => return Err(StoreError::InvalidCursor),
+            None => None,
+        },
+        None => sql::walk_candidate(query).filter(|_| sql::driver(query).is_none()),
+    };
+    if let Some(index) = walk {
+        return Ok(sql::PagePlan::Walk(index));
+    }
     if let Some((rank, index)) = sql::driver(query) {
         // A code or URI index walks every resource with that code (all blood pressures of the
         // region); a reference to one resource under several possible types (`patient=123`)
@@ -112,6 +149,16 @@ fn page_plan(
     } else {
         sql::PagePlan::Scan
     })
+}
+
+/// The kind of a cursor value; `None` for a null.
+fn kind_of(value: &CursorValue) -> Option<SortValueKind> {
+    match value {
+        CursorValue::Null => None,
+        CursorValue::Integer(_) => Some(SortValueKind::Integer),
+        CursorValue::Float(_) => Some(SortValueKind::Float),
+        CursorValue::Text(_) => Some(SortValueKind::Text),
+    }
 }
 
 /// Whether filter `index` matches fewer than [`DENSE`] resources (counted up to that).

@@ -3,6 +3,7 @@
 //! differences (placeholders). Every value is bound, never spliced into the text: hostile input
 //! cannot change a query's structure.
 
+use search::keys::ParamKey;
 use search::query::{
     Bound, Comparison, CompositeTest, Cursor, CursorValue, Filter, Include, IndexTable,
     QuantityUnits, RangeColumn, RangePredicate, ReferenceTarget, SearchQuery, SortBy, SortKey,
@@ -160,9 +161,10 @@ const DELETED: i64 = 2;
 /// index order and stops after the page: page 1,000 costs what page 1 costs. With `_sort`, rows
 /// without a value for a sort key come last, whatever the direction.
 pub fn search_page(query: &SearchQuery, dialect: Dialect) -> Sql {
-    let plan = match driver(query) {
-        Some((_, i)) => PagePlan::Drive(i),
-        None => PagePlan::Scan,
+    let plan = match (driver(query), walk_candidate(query)) {
+        (Some((_, i)), _) => PagePlan::Drive(i),
+        (None, Some(i)) => PagePlan::Walk(i),
+        (None, None) => PagePlan::Scan,
     };
     search_page_with(query, plan, dialect)
 }
@@ -172,7 +174,7 @@ pub fn search_page_with(query: &SearchQuery, plan: PagePlan, dialect: Dialect) -
     debug_assert_eq!(Method::Delete.code(), DELETED);
     let mut b = SqlBuilder::new(dialect);
     if query.sort.is_empty() {
-        let cursor = query.cursor.as_ref().map(|c| c.after_row);
+        let cursor = query.cursor.as_ref();
         match plan {
             PagePlan::Drive(index) => {
                 let filter = &query.filters[index];
@@ -181,22 +183,14 @@ pub fn search_page_with(query: &SearchQuery, plan: PagePlan, dialect: Dialect) -
                     "SELECT DISTINCT d.rid FROM {table} d JOIN resource r ON r.rid = d.rid WHERE "
                 ));
                 index_condition(&mut b, filter, "d", false);
-                b.push(&format!(" AND r.method <> {DELETED}"));
-                if !query.types.is_empty() {
-                    b.push(" AND r.type IN ").bind_text_list(&query.types);
-                }
-                for (i, other) in query.filters.iter().enumerate() {
-                    if i != index {
-                        b.push(" AND ");
-                        render_probe(&mut b, other, "r");
-                    }
-                }
-                if let Some(after) = cursor {
-                    b.push(" AND d.rid > ").bind_int(after);
+                page_conditions(&mut b, query, Some(index), true);
+                if let Some(cursor) = cursor {
+                    b.push(" AND d.rid > ").bind_int(cursor.after_row);
                 }
                 b.push(" ORDER BY d.rid LIMIT ")
                     .bind_int(query.count as i64 + 1);
             }
+            PagePlan::Walk(index) => walk_page(&mut b, query, index),
             PagePlan::Set(_) | PagePlan::Scan => {
                 b.push(&format!(
                     "SELECT r.rid FROM resource r WHERE r.method <> {DELETED}"
@@ -212,8 +206,8 @@ pub fn search_page_with(query: &SearchQuery, plan: PagePlan, dialect: Dialect) -
                         render_probe(&mut b, filter, "r");
                     }
                 }
-                if let Some(after) = cursor {
-                    b.push(" AND r.rid > ").bind_int(after);
+                if let Some(cursor) = cursor {
+                    b.push(" AND r.rid > ").bind_int(cursor.after_row);
                 }
                 b.push(" ORDER BY r.rid LIMIT ")
                     .bind_int(query.count as i64 + 1);
@@ -247,6 +241,229 @@ pub fn search_page_with(query: &SearchQuery, plan: PagePlan, dialect: Dialect) -
     }
     b.push("q.rid LIMIT ").bind_int(query.count as i64 + 1);
     b.finish()
+}
+
+/// The conditions every unsorted page states on its resource row `r`: not deleted, of the
+/// query's types if `typed`, and every filter but `skip` (the one the page is read from)
+/// probed per row.
+///
+/// A walk leaves the type out: its filter is one parameter's, and a parameter's key is its
+/// resource type's (the rows of `Encounter.date` are Encounters'). PostgreSQL counts a type as
+/// a filter that keeps few rows (one type among twenty), then expects fewer matches than a
+/// page and sorts them all instead of reading a page in index order: 2.6 ms instead of 0.26
+/// for `Encounter?date=2015` on Synthea.
+fn page_conditions(b: &mut SqlBuilder, query: &SearchQuery, skip: Option<usize>, typed: bool) {
+    b.push(&format!(" AND r.method <> {DELETED}"));
+    if typed && !query.types.is_empty() {
+        b.push(" AND r.type IN ").bind_text_list(&query.types);
+    }
+    for (i, other) in query.filters.iter().enumerate() {
+        if Some(i) != skip {
+            b.push(" AND ");
+            render_probe(b, other, "r");
+        }
+    }
+}
+
+/// The column a walk along `filter` reads in order, if it can be walked: a date range along
+/// `high` when the predicate bounds it from below (`ge`, `gt`, `eq`, `sa`), else along `low`;
+/// a name prefix or part along the normalised names; a chain along its targets' row keys.
+fn walk_column(filter: &Filter) -> Option<&'static str> {
+    match filter {
+        Filter::Chain { .. } => Some("rid"),
+        Filter::Date { predicate, .. } if !predicate.any_of.is_empty() => {
+            Some(if implied_high_bound(predicate).is_some() {
+                "high"
+            } else {
+                "low"
+            })
+        }
+        Filter::String {
+            test: StringTest::Prefix(_) | StringTest::Contains(_),
+            ..
+        } => Some("normalized"),
+        _ => None,
+    }
+}
+
+/// Whether filter `index` of `query` can carry a walk: what a cursor's walk must name.
+pub fn walkable(query: &SearchQuery, index: usize) -> bool {
+    query
+        .filters
+        .get(index)
+        .is_some_and(|f| walk_column(f).is_some())
+}
+
+/// The filter to walk a page along when nothing drives it: a chain (its targets are usually
+/// few), else a name prefix, a date range, a name part, the first of the best kind. None when
+/// an exact name is asked for: those are few, and read as a set.
+pub fn walk_candidate(query: &SearchQuery) -> Option<usize> {
+    let rank = |filter: &Filter| match filter {
+        Filter::Chain { .. } => 4,
+        Filter::String {
+            test: StringTest::Prefix(_),
+            ..
+        } => 3,
+        Filter::Date { .. } => 2,
+        _ => 1,
+    };
+    let exact = query.filters.iter().any(|f| {
+        matches!(
+            f,
+            Filter::String {
+                test: StringTest::Exact(_),
+                ..
+            }
+        )
+    });
+    (0..query.filters.len())
+        .filter(|i| !exact && walkable(query, *i))
+        .max_by_key(|i| (rank(&query.filters[*i]), std::cmp::Reverse(*i)))
+}
+
+/// A page read along filter `index`'s index in the order of its value and then the resource
+/// key, so it ends after the first rows that match, however many match in all: rows of
+/// `rid`, then the value the cursor carries. A resource with several matching index rows is
+/// returned once, at the smallest of their values (the `NOT EXISTS`).
+fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize) {
+    let filter = &query.filters[index];
+    if let Filter::Chain {
+        param,
+        target_types,
+        filter: inner,
+    } = filter
+    {
+        return walk_chain(b, query, index, *param, target_types, inner);
+    }
+    let (Some(table), Some(column)) = (index_table_of(filter), walk_column(filter)) else {
+        unreachable!("a walk is planned only along a walkable filter")
+    };
+    b.push(&format!(
+        "SELECT DISTINCT d.rid, d.{column} FROM {table} d JOIN resource r ON r.rid = d.rid WHERE "
+    ));
+    index_condition(b, filter, "d", false);
+    page_conditions(b, query, Some(index), false);
+    if let Some(cursor) = &query.cursor
+        && let Some(walk) = &cursor.walk
+    {
+        b.push(&format!(" AND (d.{column} > "));
+        bind_cursor_value(b, &walk.value);
+        b.push(&format!(" OR (d.{column} = "));
+        bind_cursor_value(b, &walk.value);
+        b.push(" AND d.rid > ")
+            .bind_int(cursor.after_row)
+            .push("))");
+    }
+    let plus = if b.dialect == Dialect::Sqlite {
+        "+"
+    } else {
+        ""
+    };
+    b.push(&format!(
+        " AND NOT EXISTS (SELECT 1 FROM {table} y WHERE y.rid = d.rid AND "
+    ));
+    index_condition(b, filter, "y", true);
+    b.push(&format!(" AND {plus}y.{column} < d.{column}"));
+    b.push(probe_end(b.dialect));
+    b.push(&format!(" ORDER BY d.{column}, d.rid LIMIT "))
+        .bind_int(query.count as i64 + 1);
+}
+
+/// A chain walked along its targets: the targets the inner filter finds, in row order, and for
+/// each the resources pointing at it, in row order; the page ends once it is full, however
+/// many targets there are. A resource pointing at several targets comes with the first.
+///
+/// SQLite keeps the `CROSS JOIN` order and reads both loops in row order, so the `ORDER BY` is
+/// answered without sorting. PostgreSQL would join every target's referrers first and sort
+/// them; a `LATERAL` page per target, over targets read in order, lets it stop early.
+fn walk_chain(
+    b: &mut SqlBuilder,
+    query: &SearchQuery,
+    index: usize,
+    param: ParamKey,
+    target_types: &[Box<str>],
+    inner: &Filter,
+) {
+    let after = query.cursor.as_ref().and_then(|cursor| {
+        cursor
+            .walk
+            .as_ref()
+            .map(|walk| (walk.value.clone(), cursor.after_row))
+    });
+    let targets = |b: &mut SqlBuilder| {
+        render_filter(b, inner, "t");
+        b.push(&format!(" AND t.method <> {DELETED}"));
+        if !target_types.is_empty() {
+            b.push(" AND t.type IN ").bind_text_list(target_types);
+        }
+    };
+    let referrers = |b: &mut SqlBuilder| {
+        b.push(" AND d.param = ").bind_int(param.0);
+        b.push(" AND d.target_id = t.id AND d.target_type = t.type");
+        page_conditions(b, query, Some(index), false);
+        // Each resource once, at its first reference to a matching target: none to a target
+        // of a smaller key, none earlier to the same one. (`DISTINCT` would do the second, but
+        // costs SQLite a sort of every match.)
+        b.push(
+            " AND NOT EXISTS (SELECT 1 FROM idx_reference y CROSS JOIN resource u \
+             WHERE y.rid = d.rid AND y.param = d.param AND u.type = y.target_type \
+             AND u.id = y.target_id AND (u.rid < t.rid OR (u.rid = t.rid AND y.seq < d.seq))",
+        );
+        b.push(&format!(" AND u.method <> {DELETED}"));
+        if !target_types.is_empty() {
+            b.push(" AND u.type IN ").bind_text_list(target_types);
+        }
+        b.push(" AND ");
+        render_probe(b, inner, "u");
+        b.push(probe_end(b.dialect));
+    };
+    let limit = query.count as i64 + 1;
+    match b.dialect {
+        Dialect::Sqlite => {
+            b.push(
+                "SELECT d.rid, t.rid FROM resource t CROSS JOIN idx_reference d \
+                 CROSS JOIN resource r WHERE r.rid = d.rid AND ",
+            );
+            targets(b);
+            referrers(b);
+            if let Some((value, row)) = &after {
+                b.push(" AND (t.rid > ");
+                bind_cursor_value(b, value);
+                b.push(" OR (t.rid = ");
+                bind_cursor_value(b, value);
+                b.push(" AND d.rid > ").bind_int(*row).push("))");
+            }
+            b.push(" ORDER BY t.rid, d.rid LIMIT ").bind_int(limit);
+        }
+        Dialect::Postgres => {
+            b.push("SELECT w.rid, t.rid FROM (SELECT t.rid, t.type, t.id FROM resource t WHERE ");
+            targets(b);
+            if let Some((value, _)) = &after {
+                b.push(" AND t.rid >= ");
+                bind_cursor_value(b, value);
+            }
+            b.push(
+                " ORDER BY t.rid) t CROSS JOIN LATERAL (SELECT d.rid FROM idx_reference d \
+                 JOIN resource r ON r.rid = d.rid WHERE 1 = 1",
+            );
+            referrers(b);
+            if let Some((value, row)) = &after {
+                b.push(" AND (t.rid > ");
+                bind_cursor_value(b, value);
+                b.push(" OR d.rid > ").bind_int(*row).push(")");
+            }
+            b.push(" ORDER BY d.rid LIMIT ").bind_int(limit);
+            b.push(") w ORDER BY t.rid, w.rid LIMIT ").bind_int(limit);
+        }
+    }
+}
+
+/// What kind of value a walk's cursor carries.
+pub fn walk_value_kind(query: &SearchQuery, index: usize) -> SortValueKind {
+    match query.filters.get(index) {
+        Some(Filter::Date { .. } | Filter::Chain { .. }) => SortValueKind::Integer,
+        _ => SortValueKind::Text,
+    }
 }
 
 /// What kind of value a sort key yields, so a backend can read it back for the cursor.
@@ -667,7 +884,7 @@ fn render_set(b: &mut SqlBuilder, filter: &Filter) {
     }
 }
 
-/// A `_has` or compartment filter checked against one resource row.
+/// A chain, `_has` or compartment filter checked against one resource row.
 fn render_correlated(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
     match filter {
         Filter::Has {
@@ -676,6 +893,21 @@ fn render_correlated(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             filter,
         } => {
             let reference = b.fresh_alias("ref");
+            if reads_only_index_rows(filter) {
+                // The referring resource's own row adds nothing: the parameter's key is its
+                // type's, and only current, undeleted resources have index rows. Probing the
+                // inner filter on the reference's row key halves the lookups per referrer.
+                b.push(&format!(
+                    "EXISTS (SELECT 1 FROM idx_reference {reference} WHERE {reference}.param = "
+                ));
+                b.bind_int(param.0);
+                b.push(&format!(
+                    " AND {reference}.target_type = {alias}.type AND {reference}.target_id = {alias}.id AND "
+                ));
+                render_probe(b, filter, &reference);
+                b.push(probe_end(b.dialect));
+                return;
+            }
             let source = b.fresh_alias("s");
             b.push(&format!(
                 "EXISTS (SELECT 1 FROM idx_reference {reference} JOIN resource {source} ON {source}.rid = {reference}.rid \
@@ -693,6 +925,33 @@ fn render_correlated(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             render_probe(b, filter, &source);
             b.push(probe_end(b.dialect));
         }
+        Filter::Chain {
+            param,
+            target_types,
+            filter,
+        } => {
+            // The row's own references of the parameter, each target probed: as a set the
+            // chain was every referrer of every matching target (all observations of every
+            // Smith in the region) to check one page.
+            let reference = b.fresh_alias("ref");
+            let target = b.fresh_alias("t");
+            b.push(&format!(
+                "EXISTS (SELECT 1 FROM idx_reference {reference} CROSS JOIN resource {target} \
+                 WHERE {reference}.rid = {alias}.rid AND {reference}.param = "
+            ));
+            b.bind_int(param.0);
+            b.push(&format!(
+                " AND {target}.type = {reference}.target_type AND {target}.id = {reference}.target_id \
+                 AND {target}.method <> {DELETED}"
+            ));
+            if !target_types.is_empty() {
+                b.push(&format!(" AND {target}.type IN "))
+                    .bind_text_list(target_types);
+            }
+            b.push(" AND ");
+            render_probe(b, filter, &target);
+            b.push(probe_end(b.dialect));
+        }
         Filter::PatientCompartment { id, key, params } => {
             b.push(&format!("({alias}.patient_key = "));
             b.bind_int(key.0);
@@ -707,6 +966,17 @@ fn render_correlated(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             b.push("))");
         }
         other => render_filter(b, other, alias),
+    }
+}
+
+/// Whether `filter`, probed on a row, reads only index rows by the row key (and so can be
+/// probed on any table's `rid`, not only a resource row's).
+fn reads_only_index_rows(filter: &Filter) -> bool {
+    match filter {
+        Filter::AnyOf(inner) | Filter::AllOf(inner) => inner.iter().all(reads_only_index_rows),
+        Filter::Not(inner) => reads_only_index_rows(inner),
+        Filter::Missing { .. } => true,
+        other => index_table_of(other).is_some(),
     }
 }
 
@@ -1022,6 +1292,10 @@ pub fn estimate(query: &SearchQuery, index: usize, cap: usize, dialect: Dialect)
 pub enum PagePlan {
     /// From the index of filter `.0`, in resource order; every other filter probed per row.
     Drive(usize),
+    /// Along the index of filter `.0` in the order of its value, then the resource key (a
+    /// prefix of names, a range of dates); every other filter probed per row. The page costs
+    /// what its rows cost, whatever the store's size; the cursor carries the value.
+    Walk(usize),
     /// Filter `.0` read as a set of rows (it is sparse), the others probed.
     Set(usize),
     /// The type's resources in order, every filter probed (the filters are dense).

@@ -2,8 +2,12 @@
 
 use search::IndexEntries;
 use search::keys::{ParamKey, PatientKey};
-use search::query::{Cursor, Filter, Include, IndexTable, SearchQuery, SortBy, SortKey};
+use search::query::{
+    Bound, Comparison, Cursor, CursorValue, Filter, Include, IndexTable, RangeColumn,
+    RangePredicate, SearchQuery, SortBy, SortKey, StringTest, WalkPosition,
+};
 use store::SearchPage;
+use store::StoreError;
 use test_support::backend_tests;
 
 use crate::support::*;
@@ -37,7 +41,140 @@ fn dated(id: &str, low: Option<i64>) -> IndexEntries {
     })
 }
 
+fn name_prefix(prefix: &str) -> Filter {
+    Filter::String {
+        param: ParamKey::new("Patient", "name"),
+        test: StringTest::Prefix(prefix.into()),
+    }
+}
+
+/// Patients whose names start with "sm", in an order unlike their row order: `a` has two such
+/// names, `c` the same normalised name twice, `x` none.
+fn named_patients(store: &dyn store::Store) {
+    let names: [(&str, &[&str]); 6] = [
+        ("a", &["Smythe", "Smith"]),
+        ("b", &["Smart"]),
+        ("c", &["Smith", "SMITH"]),
+        ("x", &["Jones"]),
+        ("d", &["Small"]),
+        ("e", &["Smith"]),
+    ];
+    for (i, (id, names)) in names.iter().enumerate() {
+        let index = entries(|e| {
+            for name in *names {
+                e.strings.push(string("Patient", "name", name));
+            }
+        });
+        put(store, "Patient", id, &index, i as i64);
+    }
+}
+
 backend_tests! {
+    fn a_walk_along_names_returns_each_resource_once_in_name_order(store) {
+        named_patients(&***store);
+        let mut query = SearchQuery::of_type("Patient");
+        query.filters = vec![name_prefix("sm")];
+        query.count = 2;
+        // small, smart, smith (a, c, e by row), smythe (a again: already returned).
+        assert_eq!(all_pages(&***store, query.clone()), ["d", "b", "a", "c", "e"]);
+        // A write after the first page lands after the cursor and is found; one that sorts
+        // before it is not (it did not exist when the walk passed its place).
+        let first = search(&***store, &query);
+        assert_eq!(ids(&first.matches), ["d", "b"]);
+        put(&***store, "Patient", "f", &entries(|e| e.strings.push(string("Patient", "name", "Smyth"))), 10);
+        put(&***store, "Patient", "g", &entries(|e| e.strings.push(string("Patient", "name", "Smaa"))), 11);
+        query.cursor = first.next;
+        let mut rest = Vec::new();
+        loop {
+            let page = search(&***store, &query);
+            rest.extend(page.matches.iter().map(|r| r.id.clone()));
+            match page.next {
+                Some(cursor) => query.cursor = Some(cursor),
+                None => break,
+            }
+        }
+        assert_eq!(rest, ["a", "c", "e", "f"]);
+    }
+
+    fn a_walk_along_dates_returns_each_resource_once(store) {
+        // Ranges that end in another order than they start; `b` has two matching rows.
+        let rows: [(&str, &[(i64, i64)]); 5] = [
+            ("a", &[(50, 90)]),
+            ("b", &[(10, 70), (60, 65)]),
+            ("c", &[(5, 8)]),
+            ("d", &[(40, 60)]),
+            ("e", &[(20, 60)]),
+        ];
+        for (i, (id, ranges)) in rows.iter().enumerate() {
+            let index = entries(|e| {
+                for (low, high) in *ranges {
+                    e.dates.push(date("Observation", "date", *low, *high));
+                }
+            });
+            put(&***store, "Observation", id, &index, i as i64);
+        }
+        let mut query = SearchQuery::of_type("Observation");
+        query.count = 1;
+        // ge 30: ends at or after 30 (every range here that ends then also starts before it).
+        query.filters = vec![Filter::Date {
+            param: ParamKey::new("Observation", "date"),
+            predicate: RangePredicate { any_of: vec![vec![(RangeColumn::High, Comparison::Ge, Bound::Integer(30))]] },
+        }];
+        // By the end of their range, then row: d and e end at 60, b's first matching end is 65.
+        assert_eq!(all_pages(&***store, query.clone()), ["d", "e", "b", "a"]);
+        // lt 15: starts before 15, walked along the starts.
+        query.filters = vec![Filter::Date {
+            param: ParamKey::new("Observation", "date"),
+            predicate: RangePredicate { any_of: vec![vec![(RangeColumn::Low, Comparison::Lt, Bound::Integer(15))]] },
+        }];
+        assert_eq!(all_pages(&***store, query), ["c", "b"]);
+    }
+
+    fn a_walk_along_a_chain_returns_each_referrer_once(store) {
+        named_patients(&***store);
+        let subject = |target: &str| reference("Observation", "subject", "Patient", target);
+        // o1 points at two matching patients, o2 twice at one, o3 at the one that does not match.
+        let observations: [(&str, &[&str]); 6] = [
+            ("o1", &["e", "a"]),
+            ("o2", &["b", "b"]),
+            ("o3", &["x"]),
+            ("o4", &["a"]),
+            ("o5", &["d"]),
+            ("o6", &["e"]),
+        ];
+        for (i, (id, targets)) in observations.iter().enumerate() {
+            let index = entries(|e| {
+                for target in *targets {
+                    e.references.push(subject(target));
+                }
+            });
+            put(&***store, "Observation", id, &index, 10 + i as i64);
+        }
+        let mut query = SearchQuery::of_type("Observation");
+        query.count = 2;
+        query.filters = vec![Filter::Chain {
+            param: ParamKey::new("Observation", "subject"),
+            target_types: vec!["Patient".into()],
+            filter: Box::new(name_prefix("sm")),
+        }];
+        // By target in row order (a, b, d, e), then referrer: o1 with a, its first target.
+        assert_eq!(all_pages(&***store, query), ["o1", "o4", "o2", "o5", "o6"]);
+    }
+
+    fn a_cursor_naming_another_walk_is_refused(store) {
+        named_patients(&***store);
+        let mut query = SearchQuery::of_type("Patient");
+        query.filters = vec![name_prefix("sm")];
+        query.count = 2;
+        let forged = |filter, value| Cursor { after_row: 1, sort_values: Vec::new(), walk: Some(WalkPosition { filter, value }) };
+        query.cursor = Some(forged(3, CursorValue::Text("sm".into())));
+        assert!(matches!(store.search(&ctx(), &query), Err(StoreError::InvalidCursor)));
+        query.cursor = Some(forged(0, CursorValue::Integer(7)));
+        assert!(matches!(store.search(&ctx(), &query), Err(StoreError::InvalidCursor)));
+        query.cursor = Some(forged(0, CursorValue::Text("smart".into())));
+        assert!(store.search(&ctx(), &query).is_ok());
+    }
+
     fn sorting_pages_through_ties_and_missing_values(store) {
         // Several share a date; two have none and come last in both directions.
         let dates = [("a", Some(30)), ("b", Some(10)), ("c", None), ("d", Some(30)), ("e", Some(20)), ("f", None), ("g", Some(10))];
