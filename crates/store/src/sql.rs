@@ -374,8 +374,9 @@ fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize) {
 /// many targets there are. A resource pointing at several targets comes with the first.
 ///
 /// SQLite keeps the `CROSS JOIN` order and reads both loops in row order, so the `ORDER BY` is
-/// answered without sorting. PostgreSQL would join every target's referrers first and sort
-/// them; a `LATERAL` page per target, over targets read in order, lets it stop early.
+/// answered without sorting. PostgreSQL sorts a join's output rather than trust the loop
+/// order (every referrer of 1,200 targets, 412 ms, for one page at 10x Synthea): it reads a
+/// page per target instead, and stops after as many targets as the page has rows.
 fn walk_chain(
     b: &mut SqlBuilder,
     query: &SearchQuery,
@@ -436,15 +437,21 @@ fn walk_chain(
             b.push(" ORDER BY t.rid, d.rid LIMIT ").bind_int(limit);
         }
         Dialect::Postgres => {
-            b.push("SELECT w.rid, t.rid FROM (SELECT t.rid, t.type, t.id FROM resource t WHERE ");
+            // Each target's first referrers as one ordered array, the first targets that have
+            // any (a page needs no more targets than rows), then those arrays in order: the
+            // final sort is of at most (page + 1)² rows, and nothing sorts every referrer.
+            b.push(
+                "SELECT u.rid, q.target FROM (SELECT t.rid AS target, w.rids FROM \
+                 (SELECT t.rid, t.type, t.id FROM resource t WHERE ",
+            );
             targets(b);
             if let Some((value, _)) = &after {
                 b.push(" AND t.rid >= ");
                 bind_cursor_value(b, value);
             }
             b.push(
-                " ORDER BY t.rid) t CROSS JOIN LATERAL (SELECT d.rid FROM idx_reference d \
-                 JOIN resource r ON r.rid = d.rid WHERE 1 = 1",
+                " ORDER BY t.rid) t CROSS JOIN LATERAL (SELECT array_agg(p.rid ORDER BY p.rid) AS rids \
+                 FROM (SELECT d.rid FROM idx_reference d JOIN resource r ON r.rid = d.rid WHERE 1 = 1",
             );
             referrers(b);
             if let Some((value, row)) = &after {
@@ -453,7 +460,13 @@ fn walk_chain(
                 b.push(" OR d.rid > ").bind_int(*row).push(")");
             }
             b.push(" ORDER BY d.rid LIMIT ").bind_int(limit);
-            b.push(") w ORDER BY t.rid, w.rid LIMIT ").bind_int(limit);
+            b.push(") p) w WHERE w.rids IS NOT NULL ORDER BY t.rid LIMIT ")
+                .bind_int(limit);
+            b.push(
+                ") q CROSS JOIN LATERAL unnest(q.rids) WITH ORDINALITY AS u(rid, k) \
+                 ORDER BY q.target, u.k LIMIT ",
+            )
+            .bind_int(limit);
         }
     }
 }
