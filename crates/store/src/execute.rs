@@ -104,22 +104,7 @@ fn page_plan(
     if !query.sort.is_empty() {
         return Ok(sql::PagePlan::Scan);
     }
-    // A page goes on the way the first page was read: along the walk its cursor names, or in
-    // resource order (any plan but a walk) when its cursor names none.
-    let walk = match &query.cursor {
-        Some(cursor) => match &cursor.walk {
-            Some(walk)
-                if sql::walkable(query, walk.filter)
-                    && kind_of(&walk.value) == Some(sql::walk_value_kind(query, walk.filter)) =>
-            {
-                Some(walk.filter)
-            }
-            Some(_) => return Err(StoreError::InvalidCursor),
-            None => None,
-        },
-        None => sql::walk_candidate(query).filter(|_| sql::driver(query).is_none()),
-    };
-    if let Some(index) = walk {
+    if let Some(index) = sql::walk_to_take(query)? {
         return Ok(sql::PagePlan::Walk(index));
     }
     if let Some((rank, index)) = sql::driver(query) {
@@ -149,16 +134,6 @@ fn page_plan(
     } else {
         sql::PagePlan::Scan
     })
-}
-
-/// The kind of a cursor value; `None` for a null.
-fn kind_of(value: &CursorValue) -> Option<SortValueKind> {
-    match value {
-        CursorValue::Null => None,
-        CursorValue::Integer(_) => Some(SortValueKind::Integer),
-        CursorValue::Float(_) => Some(SortValueKind::Float),
-        CursorValue::Text(_) => Some(SortValueKind::Text),
-    }
 }
 
 /// Whether filter `index` matches fewer than [`DENSE`] resources (counted up to that).

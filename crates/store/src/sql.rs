@@ -161,9 +161,9 @@ const DELETED: i64 = 2;
 /// index order and stops after the page: page 1,000 costs what page 1 costs. With `_sort`, rows
 /// without a value for a sort key come last, whatever the direction.
 pub fn search_page(query: &SearchQuery, dialect: Dialect) -> Sql {
-    let plan = match (driver(query), walk_candidate(query)) {
-        (Some((_, i)), _) => PagePlan::Drive(i),
-        (None, Some(i)) => PagePlan::Walk(i),
+    let plan = match (walk_to_take(query).ok().flatten(), driver(query)) {
+        (Some(i), _) => PagePlan::Walk(i),
+        (None, Some((_, i))) => PagePlan::Drive(i),
         (None, None) => PagePlan::Scan,
     };
     search_page_with(query, plan, dialect)
@@ -319,6 +319,30 @@ pub fn walk_candidate(query: &SearchQuery) -> Option<usize> {
     (0..query.filters.len())
         .filter(|i| !exact && walkable(query, *i))
         .max_by_key(|i| (rank(&query.filters[*i]), std::cmp::Reverse(*i)))
+}
+
+/// The filter an unsorted page walks along, if any. A next page goes on the way the first was
+/// read: along the walk its cursor names, or in row order (a drive, set or scan) when its
+/// cursor names none. Without a cursor, a walk is taken when no filter can drive.
+/// `InvalidCursor` when the cursor names a filter that cannot be walked, or a value of the
+/// wrong kind for it.
+pub fn walk_to_take(query: &SearchQuery) -> Result<Option<usize>, crate::StoreError> {
+    match query.cursor.as_ref().map(|cursor| cursor.walk.as_ref()) {
+        None => Ok(walk_candidate(query).filter(|_| driver(query).is_none())),
+        Some(None) => Ok(None),
+        Some(Some(walk)) => {
+            let kind = match walk.value {
+                CursorValue::Integer(_) => Some(SortValueKind::Integer),
+                CursorValue::Text(_) => Some(SortValueKind::Text),
+                CursorValue::Float(_) | CursorValue::Null => None,
+            };
+            if walkable(query, walk.filter) && kind == Some(walk_value_kind(query, walk.filter)) {
+                Ok(Some(walk.filter))
+            } else {
+                Err(crate::StoreError::InvalidCursor)
+            }
+        }
+    }
 }
 
 /// A page read along filter `index`'s index in the order of its value and then the resource
