@@ -155,7 +155,7 @@ impl RepositoryError {
                     "the database is unavailable; try again later",
                 ),
                 StoreError::InvalidCursor => {
-                    Issue::error(IssueCode::Invalid, "the paging cursor is not valid")
+                    Issue::error(IssueCode::Invalid, "the paging cursor is not valid").at("_cursor")
                 }
                 StoreError::TooCostly(message) => {
                     Issue::error(IssueCode::TooCostly, message.clone())

@@ -181,6 +181,10 @@ backend_tests! {
             ("Observation", "value-quantity=abc", "value-quantity"),
             ("Observation", "code-value-quantity=abc", "code-value-quantity"),
             ("Observation", "_cursor=garbage", "_cursor"),
+            // Well-formed cursors of a walk this search does not take (the store refuses them).
+            ("Patient", "name=sm&_cursor=1~w3~ssmith", "_cursor"),
+            ("Patient", "name=sm&_cursor=1~w0~i17", "_cursor"),
+            ("Observation", "date=ge2020&_cursor=1~w0~ssmith", "_cursor"),
             ("Observation", "no-such-parameter=1", "no-such-parameter"),
         ] {
             let request = SearchRequest {
