@@ -417,10 +417,7 @@ fn walk_chain(
     });
     let targets = |b: &mut SqlBuilder| {
         render_filter(b, inner, "t");
-        b.push(&format!(" AND t.method <> {DELETED}"));
-        if !target_types.is_empty() {
-            b.push(" AND t.type IN ").bind_text_list(target_types);
-        }
+        live_of_types(b, "t", target_types);
     };
     let referrers = |b: &mut SqlBuilder| {
         b.push(" AND d.param = ").bind_int(param.0);
@@ -434,10 +431,7 @@ fn walk_chain(
              WHERE y.rid = d.rid AND y.param = d.param AND u.type = y.target_type \
              AND u.id = y.target_id AND (u.rid < t.rid OR (u.rid = t.rid AND y.seq < d.seq))",
         );
-        b.push(&format!(" AND u.method <> {DELETED}"));
-        if !target_types.is_empty() {
-            b.push(" AND u.type IN ").bind_text_list(target_types);
-        }
+        live_of_types(b, "u", target_types);
         b.push(" AND ");
         render_probe(b, inner, "u");
         b.push(probe_end(b.dialect));
@@ -500,6 +494,16 @@ pub fn walk_value_kind(query: &SearchQuery, index: usize) -> SortValueKind {
     match query.filters.get(index) {
         Some(Filter::Date { .. } | Filter::Chain { .. }) => SortValueKind::Integer,
         _ => SortValueKind::Text,
+    }
+}
+
+/// ` AND alias.method <> DELETED AND alias.type IN (types)`: a live resource of one of `types`
+/// (of any type when there are none).
+fn live_of_types(b: &mut SqlBuilder, alias: &str, types: &[Box<str>]) {
+    b.push(&format!(" AND {alias}.method <> {DELETED}"));
+    if !types.is_empty() {
+        b.push(&format!(" AND {alias}.type IN "))
+            .bind_text_list(types);
     }
 }
 
@@ -853,11 +857,7 @@ fn render_set(b: &mut SqlBuilder, filter: &Filter) {
                 "SELECT {reference}.rid FROM resource {target} CROSS JOIN idx_reference {reference} WHERE "
             ));
             render_filter(b, filter, &target);
-            b.push(&format!(" AND {target}.method <> {DELETED}"));
-            if !target_types.is_empty() {
-                b.push(&format!(" AND {target}.type IN "))
-                    .bind_text_list(target_types);
-            }
+            live_of_types(b, &target, target_types);
             b.push(&format!(" AND {reference}.param = "))
                 .bind_int(param.0);
             b.push(&format!(
@@ -978,13 +978,9 @@ fn render_correlated(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             ));
             b.bind_int(param.0);
             b.push(&format!(
-                " AND {target}.type = {reference}.target_type AND {target}.id = {reference}.target_id \
-                 AND {target}.method <> {DELETED}"
+                " AND {target}.type = {reference}.target_type AND {target}.id = {reference}.target_id"
             ));
-            if !target_types.is_empty() {
-                b.push(&format!(" AND {target}.type IN "))
-                    .bind_text_list(target_types);
-            }
+            live_of_types(b, &target, target_types);
             b.push(" AND ");
             render_probe(b, filter, &target);
             b.push(probe_end(b.dialect));
