@@ -292,6 +292,17 @@ fn run(repository: &Repository, iterations: usize, label: &str) -> Result<()> {
                 )
             })
         }),
+        // Every Synthea resident lives in Massachusetts: a name-like search that fills every
+        // page, whatever the store's size.
+        (
+            "string prefix, every patient",
+            Box::new(|i| {
+                (
+                    SearchScope::Type("Patient".into()),
+                    format!("address-state={}", ["M", "Ma", "MA"][i % 3]),
+                )
+            }),
+        ),
         ("patient+code+date", {
             let p = patients.clone();
             Box::new(move |i| {
@@ -312,6 +323,15 @@ fn run(repository: &Repository, iterations: usize, label: &str) -> Result<()> {
                 )
             })
         }),
+        (
+            "chain, half the patients",
+            Box::new(|i| {
+                (
+                    SearchScope::Type("Observation".into()),
+                    format!("subject:Patient.gender={}", ["female", "male"][i % 2]),
+                )
+            }),
+        ),
         (
             "_has",
             Box::new(|i| {

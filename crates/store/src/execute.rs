@@ -41,7 +41,11 @@ pub fn search(
     } else {
         let plan = page_plan(runner, query, dialect)?;
         let walked = match plan {
-            sql::PagePlan::Walk(index) if query.sort.is_empty() => Some(index),
+            sql::PagePlan::Walk(index) | sql::PagePlan::WalkDense(index)
+                if query.sort.is_empty() =>
+            {
+                Some(index)
+            }
             _ => None,
         };
         let kinds: Vec<SortValueKind> = match walked {
@@ -105,6 +109,13 @@ fn page_plan(
         return Ok(sql::PagePlan::Scan);
     }
     if let Some(index) = sql::walk_to_take(query)? {
+        // A chain with many targets finds them in order instead of reading them all.
+        if let Some(count) = sql::estimate_targets(query, index, DENSE, dialect) {
+            let targets = runner.integers(&count)?;
+            if targets.first().copied().unwrap_or(0) >= DENSE as i64 {
+                return Ok(sql::PagePlan::WalkDense(index));
+            }
+        }
         return Ok(sql::PagePlan::Walk(index));
     }
     if let Some((rank, index)) = sql::driver(query) {

@@ -190,7 +190,8 @@ pub fn search_page_with(query: &SearchQuery, plan: PagePlan, dialect: Dialect) -
                 b.push(" ORDER BY d.rid LIMIT ")
                     .bind_int(query.count as i64 + 1);
             }
-            PagePlan::Walk(index) => walk_page(&mut b, query, index),
+            PagePlan::Walk(index) => walk_page(&mut b, query, index, false),
+            PagePlan::WalkDense(index) => walk_page(&mut b, query, index, true),
             PagePlan::Set(_) | PagePlan::Scan => {
                 b.push(&format!(
                     "SELECT r.rid FROM resource r WHERE r.method <> {DELETED}"
@@ -349,7 +350,7 @@ pub fn walk_to_take(query: &SearchQuery) -> Result<Option<usize>, crate::StoreEr
 /// key, so it ends after the first rows that match, however many match in all: rows of
 /// `rid`, then the value the cursor carries. A resource with several matching index rows is
 /// returned once, at the smallest of their values (the `NOT EXISTS`).
-fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize) {
+fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize, dense: bool) {
     let filter = &query.filters[index];
     if let Filter::Chain {
         param,
@@ -357,7 +358,7 @@ fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize) {
         filter: inner,
     } = filter
     {
-        return walk_chain(b, query, index, *param, target_types, inner);
+        return walk_chain(b, query, index, dense, (*param, target_types, inner));
     }
     let (Some(table), Some(column)) = (index_table_of(filter), walk_column(filter)) else {
         unreachable!("a walk is planned only along a walkable filter")
@@ -401,14 +402,18 @@ fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize) {
 /// answered without sorting. PostgreSQL sorts a join's output rather than trust the loop
 /// order (every referrer of 1,200 targets, 412 ms, for one page at 10x Synthea): it reads a
 /// page per target instead, and stops after as many targets as the page has rows.
+///
+/// The targets are read as a set when few, or, `dense`, found by reading the target type's
+/// resources in order and probing the inner filter on each: half the region's patients need
+/// not be read to find the first with observations.
 fn walk_chain(
     b: &mut SqlBuilder,
     query: &SearchQuery,
     index: usize,
-    param: ParamKey,
-    target_types: &[Box<str>],
-    inner: &Filter,
+    dense: bool,
+    chain: (ParamKey, &[Box<str>], &Filter),
 ) {
+    let (param, target_types, inner) = chain;
     let after = query.cursor.as_ref().and_then(|cursor| {
         cursor
             .walk
@@ -416,7 +421,11 @@ fn walk_chain(
             .map(|walk| (walk.value.clone(), cursor.after_row))
     });
     let targets = |b: &mut SqlBuilder| {
-        render_filter(b, inner, "t");
+        if dense {
+            render_probe(b, inner, "t");
+        } else {
+            render_filter(b, inner, "t");
+        }
         live_of_types(b, "t", target_types);
     };
     let referrers = |b: &mut SqlBuilder| {
@@ -1228,13 +1237,15 @@ fn render_probe(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
     }
 }
 
-/// The end of a probe's `EXISTS (...)`. PostgreSQL turns an EXISTS into a semi-join and may
-/// then hash every row the probe could match (every observation with a code, to check twenty
-/// patients: 180 ms for `_has` at 10x Synthea); `OFFSET 0` keeps it a subplan run per row,
-/// the plan `execute` chose (8.6 ms). SQLite runs correlated EXISTS per row already.
+/// The end of a probe's `EXISTS (...)`, which keeps it a subquery run per row, the plan
+/// `execute` chose. PostgreSQL turns an EXISTS into a semi-join and may then hash every row
+/// the probe could match (every observation with a code, to check twenty patients: 180 ms
+/// for `_has` at 10x Synthea, 8.6 ms with `OFFSET 0`). SQLite (since 3.47) turns it into a
+/// join it may place last: a chain walk checked each patient's gender after reading all of
+/// its observations (1.5 ms a page at 100x Synthea, 0.02 ms with `LIMIT 1`).
 fn probe_end(dialect: Dialect) -> &'static str {
     match dialect {
-        Dialect::Sqlite => ")",
+        Dialect::Sqlite => " LIMIT 1)",
         Dialect::Postgres => " OFFSET 0)",
     }
 }
@@ -1313,11 +1324,30 @@ pub fn estimate(query: &SearchQuery, index: usize, cap: usize, dialect: Dialect)
         Filter::Has { filter, .. } if settable(filter) => filter,
         other => other,
     };
+    count_up_to(counted, cap, dialect)
+}
+
+/// `SELECT COUNT(*)` of a [`settable`] filter's set, reading at most `cap` rows of it.
+fn count_up_to(filter: &Filter, cap: usize, dialect: Dialect) -> Sql {
     let mut b = SqlBuilder::new(dialect);
     b.push("SELECT COUNT(*) FROM (");
-    render_set(&mut b, counted);
+    render_set(&mut b, filter);
     b.push(" LIMIT ").bind_int(cap as i64).push(") c");
     b.finish()
+}
+
+/// Counts the targets of chain `index` (its inner filter's matches), up to `cap`, to choose
+/// how its walk finds them. None when the inner filter is not one a set can read.
+pub fn estimate_targets(
+    query: &SearchQuery,
+    index: usize,
+    cap: usize,
+    dialect: Dialect,
+) -> Option<Sql> {
+    let Some(Filter::Chain { filter, .. }) = query.filters.get(index) else {
+        return None;
+    };
+    settable(filter).then(|| count_up_to(filter, cap, dialect))
 }
 
 /// How an unsorted page is read.
@@ -1329,6 +1359,9 @@ pub enum PagePlan {
     /// prefix of names, a range of dates); every other filter probed per row. The page costs
     /// what its rows cost, whatever the store's size; the cursor carries the value.
     Walk(usize),
+    /// A walk along chain `.0` whose targets are many: they are found by reading their type's
+    /// resources in order, the inner filter probed on each, not read whole.
+    WalkDense(usize),
     /// Filter `.0` read as a set of rows (it is sparse), the others probed.
     Set(usize),
     /// The type's resources in order, every filter probed (the filters are dense).

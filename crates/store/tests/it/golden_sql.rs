@@ -62,7 +62,7 @@ fn token_by_code_and_by_system_and_code() {
         "Observation",
         "code=http://loinc.org|8480-6,http://loinc.org|8462-4",
         expect![[r#"
-            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND (EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND +x.h_system_code = ?2) OR EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND +x.h_system_code = ?3)) ORDER BY r.rid LIMIT ?4
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND (EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND +x.h_system_code = ?2 LIMIT 1) OR EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND +x.h_system_code = ?3 LIMIT 1)) ORDER BY r.rid LIMIT ?4
               values: "Observation", 8077817995020697894, -6862245598615564380, 21
             Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND (EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_system_code = $2 OFFSET 0) OR EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_system_code = $3 OFFSET 0)) ORDER BY r.rid LIMIT $4
               values: "Observation", 8077817995020697894, -6862245598615564380, 21
@@ -76,7 +76,7 @@ fn token_not_and_missing() {
         "Observation",
         "status:not=final",
         expect![[r#"
-            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND NOT (EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND +x.h_code = ?2)) ORDER BY r.rid LIMIT ?3
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND NOT (EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND +x.h_code = ?2 LIMIT 1)) ORDER BY r.rid LIMIT ?3
               values: "Observation", -5763315090812079724, 21
             Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND NOT (EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_code = $2 OFFSET 0)) ORDER BY r.rid LIMIT $3
               values: "Observation", -5763315090812079724, 21
@@ -100,7 +100,7 @@ fn string_prefix_exact_and_contains() {
         "Patient",
         "name=Zh",
         expect![[r#"
-            Sqlite: SELECT DISTINCT d.rid, d.normalized FROM idx_string d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.normalized >= ?2 AND d.normalized < ?3 AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_string y WHERE y.rid = d.rid AND +y.param = ?4 AND +y.normalized >= ?5 AND +y.normalized < ?6 AND +y.normalized < d.normalized) ORDER BY d.normalized, d.rid LIMIT ?7
+            Sqlite: SELECT DISTINCT d.rid, d.normalized FROM idx_string d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.normalized >= ?2 AND d.normalized < ?3 AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_string y WHERE y.rid = d.rid AND +y.param = ?4 AND +y.normalized >= ?5 AND +y.normalized < ?6 AND +y.normalized < d.normalized LIMIT 1) ORDER BY d.normalized, d.rid LIMIT ?7
               values: -792611874817700214, "zh", "zh\u{10ffff}", -792611874817700214, "zh", "zh\u{10ffff}", 21
             Postgres: SELECT DISTINCT d.rid, d.normalized FROM idx_string d JOIN resource r ON r.rid = d.rid WHERE d.param = $1 AND d.normalized >= $2 AND d.normalized < $3 AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_string y WHERE y.rid = d.rid AND y.param = $4 AND y.normalized >= $5 AND y.normalized < $6 AND y.normalized < d.normalized OFFSET 0) ORDER BY d.normalized, d.rid LIMIT $7
               values: -792611874817700214, "zh", "zh\u{10ffff}", -792611874817700214, "zh", "zh\u{10ffff}", 21
@@ -110,7 +110,7 @@ fn string_prefix_exact_and_contains() {
         "Patient",
         "family:exact=张&given:contains=伟",
         expect![[r#"
-            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND +x.param = ?2 AND +x.exact = ?3) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND +x.param = ?4 AND +x.normalized LIKE ?5 ESCAPE '\') ORDER BY r.rid LIMIT ?6
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND +x.param = ?2 AND +x.exact = ?3 LIMIT 1) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND +x.param = ?4 AND +x.normalized LIKE ?5 ESCAPE '\' LIMIT 1) ORDER BY r.rid LIMIT ?6
               values: "Patient", 886905893442837563, "张", 332288233657440839, "%伟%", 21
             Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND x.param = $2 AND x.exact = $3 OFFSET 0) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND x.param = $4 AND x.normalized LIKE $5 ESCAPE '\' OFFSET 0) ORDER BY r.rid LIMIT $6
               values: "Patient", 886905893442837563, "张", 332288233657440839, "%伟%", 21
@@ -124,7 +124,7 @@ fn date_prefixes_become_range_comparisons() {
         "Observation",
         "date=ge2020-01&date=lt2021",
         expect![[r#"
-            Sqlite: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.high >= ?2 AND ((d.high > ?3) OR (d.low >= ?4 AND d.high <= ?5)) AND r.method <> 2 AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND +x.param = ?6 AND ((+x.low < ?7))) AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND +y.param = ?8 AND ((+y.high > ?9) OR (+y.low >= ?10 AND +y.high <= ?11)) AND +y.high < d.high) ORDER BY d.high, d.rid LIMIT ?12
+            Sqlite: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.high >= ?2 AND ((d.high > ?3) OR (d.low >= ?4 AND d.high <= ?5)) AND r.method <> 2 AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND +x.param = ?6 AND ((+x.low < ?7)) LIMIT 1) AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND +y.param = ?8 AND ((+y.high > ?9) OR (+y.low >= ?10 AND +y.high <= ?11)) AND +y.high < d.high LIMIT 1) ORDER BY d.high, d.rid LIMIT ?12
               values: 4969876855152706044, 1577836800000000, 1580515199999999, 1577836800000000, 1580515199999999, 4969876855152706044, 1609459200000000, 4969876855152706044, 1580515199999999, 1577836800000000, 1580515199999999, 21
             Postgres: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = $1 AND d.high >= $2 AND ((d.high > $3) OR (d.low >= $4 AND d.high <= $5)) AND r.method <> 2 AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND x.param = $6 AND ((x.low < $7)) OFFSET 0) AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND y.param = $8 AND ((y.high > $9) OR (y.low >= $10 AND y.high <= $11)) AND y.high < d.high OFFSET 0) ORDER BY d.high, d.rid LIMIT $12
               values: 4969876855152706044, 1577836800000000, 1580515199999999, 1577836800000000, 1580515199999999, 4969876855152706044, 1609459200000000, 4969876855152706044, 1580515199999999, 1577836800000000, 1580515199999999, 21
@@ -134,7 +134,7 @@ fn date_prefixes_become_range_comparisons() {
         "Observation",
         "date=2020-05-01",
         expect![[r#"
-            Sqlite: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.high >= ?2 AND ((d.low >= ?3 AND d.high <= ?4)) AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND +y.param = ?5 AND ((+y.low >= ?6 AND +y.high <= ?7)) AND +y.high < d.high) ORDER BY d.high, d.rid LIMIT ?8
+            Sqlite: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.high >= ?2 AND ((d.low >= ?3 AND d.high <= ?4)) AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND +y.param = ?5 AND ((+y.low >= ?6 AND +y.high <= ?7)) AND +y.high < d.high LIMIT 1) ORDER BY d.high, d.rid LIMIT ?8
               values: 4969876855152706044, 1588291200000000, 1588291200000000, 1588377599999999, 4969876855152706044, 1588291200000000, 1588377599999999, 21
             Postgres: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = $1 AND d.high >= $2 AND ((d.low >= $3 AND d.high <= $4)) AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND y.param = $5 AND ((y.low >= $6 AND y.high <= $7)) AND y.high < d.high OFFSET 0) ORDER BY d.high, d.rid LIMIT $8
               values: 4969876855152706044, 1588291200000000, 1588291200000000, 1588377599999999, 4969876855152706044, 1588291200000000, 1588377599999999, 21
@@ -148,7 +148,7 @@ fn numbers_and_quantities() {
         "RiskAssessment",
         "probability=gt0.8",
         expect![[r#"
-            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_number x WHERE x.rid = r.rid AND +x.param = ?2 AND ((+x.value > ?3))) ORDER BY r.rid LIMIT ?4
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_number x WHERE x.rid = r.rid AND +x.param = ?2 AND ((+x.value > ?3)) LIMIT 1) ORDER BY r.rid LIMIT ?4
               values: "RiskAssessment", -8984342525732544363, 0.8, 21
             Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_number x WHERE x.rid = r.rid AND x.param = $2 AND ((x.value > $3)) OFFSET 0) ORDER BY r.rid LIMIT $4
               values: "RiskAssessment", -8984342525732544363, 0.8, 21
@@ -158,7 +158,7 @@ fn numbers_and_quantities() {
         "Observation",
         "value-quantity=120|http://unitsofmeasure.org|mm[Hg]",
         expect![[r#"
-            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_quantity x WHERE x.rid = r.rid AND +x.param = ?2 AND +x.canonical_code = ?3 AND ((+x.canonical_value >= ?4 AND +x.canonical_value < ?5))) ORDER BY r.rid LIMIT ?6
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_quantity x WHERE x.rid = r.rid AND +x.param = ?2 AND +x.canonical_code = ?3 AND ((+x.canonical_value >= ?4 AND +x.canonical_value < ?5)) LIMIT 1) ORDER BY r.rid LIMIT ?6
               values: "Observation", -1217335416430534585, "Pa", 15931.979, 16065.301, 21
             Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_quantity x WHERE x.rid = r.rid AND x.param = $2 AND x.canonical_code = $3 AND ((x.canonical_value >= $4 AND x.canonical_value < $5)) OFFSET 0) ORDER BY r.rid LIMIT $6
               values: "Observation", -1217335416430534585, "Pa", 15931.979, 16065.301, 21
@@ -182,7 +182,7 @@ fn references_chains_and_reverse_chains() {
         "Observation",
         "subject:Patient.name=peter",
         expect![[r#"
-            Sqlite: SELECT d.rid, t.rid FROM resource t CROSS JOIN idx_reference d CROSS JOIN resource r WHERE r.rid = d.rid AND t.rid IN (SELECT x.rid FROM idx_string x WHERE x.param = ?1 AND x.normalized >= ?2 AND x.normalized < ?3) AND t.method <> 2 AND t.type IN (?4) AND d.param = ?5 AND d.target_id = t.id AND d.target_type = t.type AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_reference y CROSS JOIN resource u WHERE y.rid = d.rid AND y.param = d.param AND u.type = y.target_type AND u.id = y.target_id AND (u.rid < t.rid OR (u.rid = t.rid AND y.seq < d.seq)) AND u.method <> 2 AND u.type IN (?6) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = u.rid AND +x.param = ?7 AND +x.normalized >= ?8 AND +x.normalized < ?9)) ORDER BY t.rid, d.rid LIMIT ?10
+            Sqlite: SELECT d.rid, t.rid FROM resource t CROSS JOIN idx_reference d CROSS JOIN resource r WHERE r.rid = d.rid AND t.rid IN (SELECT x.rid FROM idx_string x WHERE x.param = ?1 AND x.normalized >= ?2 AND x.normalized < ?3) AND t.method <> 2 AND t.type IN (?4) AND d.param = ?5 AND d.target_id = t.id AND d.target_type = t.type AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_reference y CROSS JOIN resource u WHERE y.rid = d.rid AND y.param = d.param AND u.type = y.target_type AND u.id = y.target_id AND (u.rid < t.rid OR (u.rid = t.rid AND y.seq < d.seq)) AND u.method <> 2 AND u.type IN (?6) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = u.rid AND +x.param = ?7 AND +x.normalized >= ?8 AND +x.normalized < ?9 LIMIT 1) LIMIT 1) ORDER BY t.rid, d.rid LIMIT ?10
               values: -792611874817700214, "peter", "peter\u{10ffff}", "Patient", 4003414119979122754, "Patient", -792611874817700214, "peter", "peter\u{10ffff}", 21
             Postgres: SELECT u.rid, q.target FROM (SELECT t.rid AS target, w.rids FROM (SELECT t.rid, t.type, t.id FROM resource t WHERE t.rid IN (SELECT x.rid FROM idx_string x WHERE x.param = $1 AND x.normalized >= $2 AND x.normalized < $3) AND t.method <> 2 AND t.type IN ($4) ORDER BY t.rid) t CROSS JOIN LATERAL (SELECT array_agg(p.rid ORDER BY p.rid) AS rids FROM (SELECT d.rid FROM idx_reference d JOIN resource r ON r.rid = d.rid WHERE 1 = 1 AND d.param = $5 AND d.target_id = t.id AND d.target_type = t.type AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_reference y CROSS JOIN resource u WHERE y.rid = d.rid AND y.param = d.param AND u.type = y.target_type AND u.id = y.target_id AND (u.rid < t.rid OR (u.rid = t.rid AND y.seq < d.seq)) AND u.method <> 2 AND u.type IN ($6) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = u.rid AND x.param = $7 AND x.normalized >= $8 AND x.normalized < $9 OFFSET 0) OFFSET 0) ORDER BY d.rid LIMIT $10) p) w WHERE w.rids IS NOT NULL ORDER BY t.rid LIMIT $11) q CROSS JOIN LATERAL unnest(q.rids) WITH ORDINALITY AS u(rid, k) ORDER BY q.target, u.k LIMIT $12
               values: -792611874817700214, "peter", "peter\u{10ffff}", "Patient", 4003414119979122754, "Patient", -792611874817700214, "peter", "peter\u{10ffff}", 21, 21, 21
@@ -192,7 +192,7 @@ fn references_chains_and_reverse_chains() {
         "Patient",
         "_has:Observation:patient:code=1234",
         expect![[r#"
-            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_reference ref1 WHERE ref1.param = ?2 AND ref1.target_type = r.type AND ref1.target_id = r.id AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = ref1.rid AND +x.h_code = ?3)) ORDER BY r.rid LIMIT ?4
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_reference ref1 WHERE ref1.param = ?2 AND ref1.target_type = r.type AND ref1.target_id = r.id AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = ref1.rid AND +x.h_code = ?3 LIMIT 1) LIMIT 1) ORDER BY r.rid LIMIT ?4
               values: "Patient", -6265059807760257961, 3037997742258124008, 21
             Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_reference ref1 WHERE ref1.param = $2 AND ref1.target_type = r.type AND ref1.target_id = r.id AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = ref1.rid AND x.h_code = $3 OFFSET 0) OFFSET 0) ORDER BY r.rid LIMIT $4
               values: "Patient", -6265059807760257961, 3037997742258124008, 21
@@ -206,7 +206,7 @@ fn uri_composite_and_id() {
         "ValueSet",
         "url:below=http://hl7.org/fhir",
         expect![[r#"
-            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_uri x WHERE x.rid = r.rid AND +x.param = ?2 AND +x.uri >= ?3 AND +x.uri < ?4) ORDER BY r.rid LIMIT ?5
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND EXISTS (SELECT 1 FROM idx_uri x WHERE x.rid = r.rid AND +x.param = ?2 AND +x.uri >= ?3 AND +x.uri < ?4 LIMIT 1) ORDER BY r.rid LIMIT ?5
               values: "ValueSet", -3082414243898680816, "http://hl7.org/fhir", "http://hl7.org/fhir\u{10ffff}", 21
             Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_uri x WHERE x.rid = r.rid AND x.param = $2 AND x.uri >= $3 AND x.uri < $4 OFFSET 0) ORDER BY r.rid LIMIT $5
               values: "ValueSet", -3082414243898680816, "http://hl7.org/fhir", "http://hl7.org/fhir\u{10ffff}", 21
@@ -254,7 +254,7 @@ fn hostile_values_stay_bound_values() {
         "Patient",
         "name=x') OR 1=1 --&gender=male' OR '1'='1",
         expect![[r#"
-            Sqlite: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = ?1 AND r.method <> 2 AND r.type IN (?2) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND +x.param = ?3 AND +x.normalized >= ?4 AND +x.normalized < ?5) ORDER BY d.rid LIMIT ?6
+            Sqlite: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = ?1 AND r.method <> 2 AND r.type IN (?2) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND +x.param = ?3 AND +x.normalized >= ?4 AND +x.normalized < ?5 LIMIT 1) ORDER BY d.rid LIMIT ?6
               values: 6784578640696447699, "Patient", -792611874817700214, "x or 11", "x or 11\u{10ffff}", 21
             Postgres: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = $1 AND r.method <> 2 AND r.type IN ($2) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND x.param = $3 AND x.normalized >= $4 AND x.normalized < $5 OFFSET 0) ORDER BY d.rid LIMIT $6
               values: 6784578640696447699, "Patient", -792611874817700214, "x or 11", "x or 11\u{10ffff}", 21
@@ -309,7 +309,7 @@ fn walks_go_on_from_their_cursor() {
         "Encounter",
         "date=2015&_cursor=42~w0~i1420070400000000",
         expect![[r#"
-            Sqlite: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.high >= ?2 AND ((d.low >= ?3 AND d.high <= ?4)) AND r.method <> 2 AND (d.high > ?5 OR (d.high = ?6 AND d.rid > ?7)) AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND +y.param = ?8 AND ((+y.low >= ?9 AND +y.high <= ?10)) AND +y.high < d.high) ORDER BY d.high, d.rid LIMIT ?11
+            Sqlite: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.high >= ?2 AND ((d.low >= ?3 AND d.high <= ?4)) AND r.method <> 2 AND (d.high > ?5 OR (d.high = ?6 AND d.rid > ?7)) AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND +y.param = ?8 AND ((+y.low >= ?9 AND +y.high <= ?10)) AND +y.high < d.high LIMIT 1) ORDER BY d.high, d.rid LIMIT ?11
               values: 5268677857013443589, 1420070400000000, 1420070400000000, 1451606399999999, 1420070400000000, 1420070400000000, 42, 5268677857013443589, 1420070400000000, 1451606399999999, 21
             Postgres: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = $1 AND d.high >= $2 AND ((d.low >= $3 AND d.high <= $4)) AND r.method <> 2 AND (d.high > $5 OR (d.high = $6 AND d.rid > $7)) AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND y.param = $8 AND ((y.low >= $9 AND y.high <= $10)) AND y.high < d.high OFFSET 0) ORDER BY d.high, d.rid LIMIT $11
               values: 5268677857013443589, 1420070400000000, 1420070400000000, 1451606399999999, 1420070400000000, 1420070400000000, 42, 5268677857013443589, 1420070400000000, 1451606399999999, 21
@@ -319,7 +319,7 @@ fn walks_go_on_from_their_cursor() {
         "Observation",
         "subject:Patient.family=smith&_cursor=42~w0~i7",
         expect![[r#"
-            Sqlite: SELECT d.rid, t.rid FROM resource t CROSS JOIN idx_reference d CROSS JOIN resource r WHERE r.rid = d.rid AND t.rid IN (SELECT x.rid FROM idx_string x WHERE x.param = ?1 AND x.normalized >= ?2 AND x.normalized < ?3) AND t.method <> 2 AND t.type IN (?4) AND d.param = ?5 AND d.target_id = t.id AND d.target_type = t.type AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_reference y CROSS JOIN resource u WHERE y.rid = d.rid AND y.param = d.param AND u.type = y.target_type AND u.id = y.target_id AND (u.rid < t.rid OR (u.rid = t.rid AND y.seq < d.seq)) AND u.method <> 2 AND u.type IN (?6) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = u.rid AND +x.param = ?7 AND +x.normalized >= ?8 AND +x.normalized < ?9)) AND (t.rid > ?10 OR (t.rid = ?11 AND d.rid > ?12)) ORDER BY t.rid, d.rid LIMIT ?13
+            Sqlite: SELECT d.rid, t.rid FROM resource t CROSS JOIN idx_reference d CROSS JOIN resource r WHERE r.rid = d.rid AND t.rid IN (SELECT x.rid FROM idx_string x WHERE x.param = ?1 AND x.normalized >= ?2 AND x.normalized < ?3) AND t.method <> 2 AND t.type IN (?4) AND d.param = ?5 AND d.target_id = t.id AND d.target_type = t.type AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_reference y CROSS JOIN resource u WHERE y.rid = d.rid AND y.param = d.param AND u.type = y.target_type AND u.id = y.target_id AND (u.rid < t.rid OR (u.rid = t.rid AND y.seq < d.seq)) AND u.method <> 2 AND u.type IN (?6) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = u.rid AND +x.param = ?7 AND +x.normalized >= ?8 AND +x.normalized < ?9 LIMIT 1) LIMIT 1) AND (t.rid > ?10 OR (t.rid = ?11 AND d.rid > ?12)) ORDER BY t.rid, d.rid LIMIT ?13
               values: 886905893442837563, "smith", "smith\u{10ffff}", "Patient", 4003414119979122754, "Patient", 886905893442837563, "smith", "smith\u{10ffff}", 7, 7, 42, 21
             Postgres: SELECT u.rid, q.target FROM (SELECT t.rid AS target, w.rids FROM (SELECT t.rid, t.type, t.id FROM resource t WHERE t.rid IN (SELECT x.rid FROM idx_string x WHERE x.param = $1 AND x.normalized >= $2 AND x.normalized < $3) AND t.method <> 2 AND t.type IN ($4) AND t.rid >= $5 ORDER BY t.rid) t CROSS JOIN LATERAL (SELECT array_agg(p.rid ORDER BY p.rid) AS rids FROM (SELECT d.rid FROM idx_reference d JOIN resource r ON r.rid = d.rid WHERE 1 = 1 AND d.param = $6 AND d.target_id = t.id AND d.target_type = t.type AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_reference y CROSS JOIN resource u WHERE y.rid = d.rid AND y.param = d.param AND u.type = y.target_type AND u.id = y.target_id AND (u.rid < t.rid OR (u.rid = t.rid AND y.seq < d.seq)) AND u.method <> 2 AND u.type IN ($7) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = u.rid AND x.param = $8 AND x.normalized >= $9 AND x.normalized < $10 OFFSET 0) OFFSET 0) AND (t.rid > $11 OR d.rid > $12) ORDER BY d.rid LIMIT $13) p) w WHERE w.rids IS NOT NULL ORDER BY t.rid LIMIT $14) q CROSS JOIN LATERAL unnest(q.rids) WITH ORDINALITY AS u(rid, k) ORDER BY q.target, u.k LIMIT $15
               values: 886905893442837563, "smith", "smith\u{10ffff}", "Patient", 7, 4003414119979122754, "Patient", 886905893442837563, "smith", "smith\u{10ffff}", 7, 42, 21, 21, 21
@@ -333,7 +333,7 @@ fn a_chain_beside_a_driving_code_is_probed_per_row() {
         "Observation",
         "code=8480-6&subject:Patient.name=peter",
         expect![[r#"
-            Sqlite: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = ?1 AND r.method <> 2 AND r.type IN (?2) AND EXISTS (SELECT 1 FROM idx_reference ref1 CROSS JOIN resource t2 WHERE ref1.rid = r.rid AND ref1.param = ?3 AND t2.type = ref1.target_type AND t2.id = ref1.target_id AND t2.method <> 2 AND t2.type IN (?4) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = t2.rid AND +x.param = ?5 AND +x.normalized >= ?6 AND +x.normalized < ?7)) ORDER BY d.rid LIMIT ?8
+            Sqlite: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = ?1 AND r.method <> 2 AND r.type IN (?2) AND EXISTS (SELECT 1 FROM idx_reference ref1 CROSS JOIN resource t2 WHERE ref1.rid = r.rid AND ref1.param = ?3 AND t2.type = ref1.target_type AND t2.id = ref1.target_id AND t2.method <> 2 AND t2.type IN (?4) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = t2.rid AND +x.param = ?5 AND +x.normalized >= ?6 AND +x.normalized < ?7 LIMIT 1) LIMIT 1) ORDER BY d.rid LIMIT ?8
               values: -6386153366964937566, "Observation", 4003414119979122754, "Patient", -792611874817700214, "peter", "peter\u{10ffff}", 21
             Postgres: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = $1 AND r.method <> 2 AND r.type IN ($2) AND EXISTS (SELECT 1 FROM idx_reference ref1 CROSS JOIN resource t2 WHERE ref1.rid = r.rid AND ref1.param = $3 AND t2.type = ref1.target_type AND t2.id = ref1.target_id AND t2.method <> 2 AND t2.type IN ($4) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = t2.rid AND x.param = $5 AND x.normalized >= $6 AND x.normalized < $7 OFFSET 0) OFFSET 0) ORDER BY d.rid LIMIT $8
               values: -6386153366964937566, "Observation", 4003414119979122754, "Patient", -792611874817700214, "peter", "peter\u{10ffff}", 21

@@ -161,6 +161,31 @@ backend_tests! {
         assert_eq!(all_pages(&***store, query), ["o1", "o4", "o2", "o5", "o6"]);
     }
 
+    fn a_chain_with_thousands_of_targets_walks_them_in_order(store) {
+        // More targets than the planner reads as a set (5,000): they are found in order.
+        let gender = |value: &str| entries(|e| e.tokens.push(token("Patient", "gender", None, value)));
+        let mut tx = store.begin(&ctx()).unwrap();
+        for i in 0..5_200 {
+            let value = if i % 50 == 7 { "male" } else { "female" };
+            put_in(&mut *tx, "Patient", &format!("p{i:04}"), &gender(value), 1).unwrap();
+        }
+        tx.commit().unwrap();
+        let subject = |target: &str| entries(|e| e.references.push(reference("Observation", "subject", "Patient", target)));
+        // p0007 is male; the others' row order is their number's.
+        for (id, target) in [("o1", "p5000"), ("o2", "p0007"), ("o3", "p0003"), ("o4", "p5000"), ("o5", "p2000"), ("o6", "p0003")] {
+            put(&***store, "Observation", id, &subject(target), 2);
+        }
+        let key = ParamKey::new("Patient", "gender");
+        let mut query = SearchQuery::of_type("Observation");
+        query.count = 2;
+        query.filters = vec![Filter::Chain {
+            param: ParamKey::new("Observation", "subject"),
+            target_types: vec!["Patient".into()],
+            filter: Box::new(Filter::Token { param: key, column: search::query::TokenColumn::Code, hash: key.code_hash("female") }),
+        }];
+        assert_eq!(all_pages(&***store, query), ["o3", "o6", "o5", "o1", "o4"]);
+    }
+
     fn a_cursor_naming_another_walk_is_refused(store) {
         named_patients(&***store);
         let mut query = SearchQuery::of_type("Patient");
