@@ -466,18 +466,12 @@ fn walk_chain(
         Dialect::Postgres => {
             // Each target's first referrers as one ordered array, the first targets that have
             // any (a page needs no more targets than rows), then those arrays in order: the
-            // final sort is of at most (page + 1)² rows, and nothing sorts every referrer.
+            // final sort is of at most (page + 1)² rows, and nothing sorts every referrer. The
+            // targets' conditions and order sit beside the LIMIT, so the planner reads them
+            // in order when they are many (in a subquery it read and sorted them all).
             b.push(
-                "SELECT u.rid, q.target FROM (SELECT t.rid AS target, w.rids FROM \
-                 (SELECT t.rid, t.type, t.id FROM resource t WHERE ",
-            );
-            targets(b);
-            if let Some((value, _)) = &after {
-                b.push(" AND t.rid >= ");
-                bind_cursor_value(b, value);
-            }
-            b.push(
-                " ORDER BY t.rid) t CROSS JOIN LATERAL (SELECT array_agg(p.rid ORDER BY p.rid) AS rids \
+                "SELECT u.rid, q.target FROM (SELECT t.rid AS target, w.rids FROM resource t \
+                 CROSS JOIN LATERAL (SELECT array_agg(p.rid ORDER BY p.rid) AS rids \
                  FROM (SELECT d.rid FROM idx_reference d JOIN resource r ON r.rid = d.rid WHERE 1 = 1",
             );
             referrers(b);
@@ -487,7 +481,13 @@ fn walk_chain(
                 b.push(" OR d.rid > ").bind_int(*row).push(")");
             }
             b.push(" ORDER BY d.rid LIMIT ").bind_int(limit);
-            b.push(") p) w WHERE w.rids IS NOT NULL ORDER BY t.rid LIMIT ")
+            b.push(") p) w WHERE ");
+            targets(b);
+            if let Some((value, _)) = &after {
+                b.push(" AND t.rid >= ");
+                bind_cursor_value(b, value);
+            }
+            b.push(" AND w.rids IS NOT NULL ORDER BY t.rid LIMIT ")
                 .bind_int(limit);
             b.push(
                 ") q CROSS JOIN LATERAL unnest(q.rids) WITH ORDINALITY AS u(rid, k) \
