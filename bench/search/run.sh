@@ -6,7 +6,8 @@
 #
 #   bench/search/run.sh [COPIES...]
 #
-# Environment: BENCH_DIR (scratch space, default target/bench; 100x needs about 30 GB there),
+# Environment: BENCH_DIR (scratch space, default target/bench; 100x needs about 26 GB there for
+# SQLite and 41 GB in PostgreSQL's data directory),
 # BENCH_DATABASE_URL (a PostgreSQL server, default postgres://postgres@127.0.0.1:5432),
 # BENCH_STORES ("sqlite postgres" by default), BENCH_ITERATIONS (default 200).
 set -euo pipefail
