@@ -286,16 +286,7 @@ impl Cursor {
     /// position) and value if the page was walked, then each sort value; every value tagged
     /// with its kind (`n` null, `i` integer, `f` float, `s` text), parts separated by `~`.
     pub fn encode(&self) -> String {
-        let mut out = self.after_row.to_string();
-        let walk = self
-            .walk
-            .as_ref()
-            .map(|w| (Some(w.filter), &w.value))
-            .into_iter();
-        for (filter, value) in walk.chain(self.sort_values.iter().map(|v| (None, v))) {
-            if let Some(filter) = filter {
-                out.push_str(&format!("~w{filter}"));
-            }
+        fn value(out: &mut String, value: &CursorValue) {
             out.push('~');
             match value {
                 CursorValue::Null => out.push('n'),
@@ -312,6 +303,14 @@ impl Cursor {
                     }
                 }
             }
+        }
+        let mut out = self.after_row.to_string();
+        if let Some(walk) = &self.walk {
+            out.push_str(&format!("~w{}", walk.filter));
+            value(&mut out, &walk.value);
+        }
+        for sort_value in &self.sort_values {
+            value(&mut out, sort_value);
         }
         out
     }

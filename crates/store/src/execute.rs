@@ -41,11 +41,7 @@ pub fn search(
     } else {
         let plan = page_plan(runner, query, dialect)?;
         let walked = match plan {
-            sql::PagePlan::Walk(index) | sql::PagePlan::WalkDense(index)
-                if query.sort.is_empty() =>
-            {
-                Some(index)
-            }
+            sql::PagePlan::Walk(index) | sql::PagePlan::WalkDense(index) => Some(index),
             _ => None,
         };
         let kinds: Vec<SortValueKind> = match walked {
@@ -110,11 +106,10 @@ fn page_plan(
     }
     if let Some(index) = sql::walk_to_take(query)? {
         // A chain with many targets finds them in order instead of reading them all.
-        if let Some(count) = sql::estimate_targets(query, index, DENSE, dialect) {
-            let targets = runner.integers(&count)?;
-            if targets.first().copied().unwrap_or(0) >= DENSE as i64 {
-                return Ok(sql::PagePlan::WalkDense(index));
-            }
+        if let Some(count) = sql::estimate_targets(query, index, DENSE, dialect)
+            && !counts_fewer_than_dense(runner, &count)?
+        {
+            return Ok(sql::PagePlan::WalkDense(index));
         }
         return Ok(sql::PagePlan::Walk(index));
     }
@@ -154,8 +149,13 @@ fn sparse(
     index: usize,
     dialect: Dialect,
 ) -> Result<bool, StoreError> {
-    let matches = runner.integers(&sql::estimate(query, index, DENSE, dialect))?;
-    Ok(matches.first().copied().unwrap_or(0) < DENSE as i64)
+    counts_fewer_than_dense(runner, &sql::estimate(query, index, DENSE, dialect))
+}
+
+/// Whether a count capped at [`DENSE`] came short of it.
+fn counts_fewer_than_dense(runner: &mut dyn SqlRunner, count: &Sql) -> Result<bool, StoreError> {
+    let counted = runner.integers(count)?;
+    Ok(counted.first().copied().unwrap_or(0) < DENSE as i64)
 }
 
 fn includes(

@@ -371,13 +371,7 @@ fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize, dense: bool)
     if let Some(cursor) = &query.cursor
         && let Some(walk) = &cursor.walk
     {
-        b.push(&format!(" AND (d.{column} > "));
-        bind_cursor_value(b, &walk.value);
-        b.push(&format!(" OR (d.{column} = "));
-        bind_cursor_value(b, &walk.value);
-        b.push(" AND d.rid > ")
-            .bind_int(cursor.after_row)
-            .push("))");
+        after_walk_position(b, &format!("d.{column}"), &walk.value, cursor.after_row);
     }
     let plus = if b.dialect == Dialect::Sqlite {
         "+"
@@ -392,6 +386,16 @@ fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize, dense: bool)
     b.push(probe_end(b.dialect));
     b.push(&format!(" ORDER BY d.{column}, d.rid LIMIT "))
         .bind_int(query.count as i64 + 1);
+}
+
+/// ` AND (value_column, d.rid) > (value, row)`, spelt out: the rows after a walk's cursor, when
+/// the page is ordered by `value_column` and then the walked row `d.rid`.
+fn after_walk_position(b: &mut SqlBuilder, value_column: &str, value: &CursorValue, row: i64) {
+    b.push(&format!(" AND ({value_column} > "));
+    bind_cursor_value(b, value);
+    b.push(&format!(" OR ({value_column} = "));
+    bind_cursor_value(b, value);
+    b.push(" AND d.rid > ").bind_int(row).push("))");
 }
 
 /// A chain walked along its targets: the targets the inner filter finds, in row order, and for
@@ -460,11 +464,7 @@ fn walk_chain(
             targets(b);
             referrers(b);
             if let Some((value, row)) = &after {
-                b.push(" AND (t.rid > ");
-                bind_cursor_value(b, value);
-                b.push(" OR (t.rid = ");
-                bind_cursor_value(b, value);
-                b.push(" AND d.rid > ").bind_int(*row).push("))");
+                after_walk_position(b, "t.rid", value, *row);
             }
             b.push(" ORDER BY t.rid, d.rid LIMIT ").bind_int(limit);
         }
