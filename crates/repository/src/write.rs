@@ -246,6 +246,11 @@ impl Repository {
                 "a conditional operation needs search criteria with a value".into(),
             ));
         }
+        // Atomic with respect to the criteria: a concurrent conditional operation deciding
+        // about the same resource waits here until this transaction ends, then sees its write.
+        for key in parsed.query.criteria_locks() {
+            tx.lock_key(key)?;
+        }
         parsed.query.count = 2;
         Ok(tx.search(&parsed.query)?.matches)
     }
