@@ -179,6 +179,7 @@ impl Repository {
         if_match: Option<i64>,
         last_updated: i64,
     ) -> Result<Written, RepositoryError> {
+        crate::check_id(id)?;
         let previous = tx.current(resource_type, id)?;
         check_if_match(if_match, previous.as_ref(), resource_type, id)?;
         let Some(previous) = previous.filter(|p| !p.is_deleted()) else {
@@ -362,7 +363,7 @@ impl Repository {
         patch: &Value,
         if_match: Option<i64>,
     ) -> Result<Written, RepositoryError> {
-        self.check_type(resource_type)?;
+        self.check_resource(resource_type, id)?;
         let operations: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| {
             RepositoryError::invalid(
                 IssueCode::Invalid,
@@ -413,7 +414,7 @@ impl Repository {
         id: &str,
         if_match: Option<i64>,
     ) -> Result<Written, RepositoryError> {
-        self.check_type(resource_type)?;
+        self.check_resource(resource_type, id)?;
         self.with_transaction(ctx, |tx| {
             self.delete_in(tx, resource_type, id, if_match, clock::now_micros())
         })

@@ -346,6 +346,32 @@ pub fn walk_to_take(query: &SearchQuery) -> Result<Option<usize>, crate::StoreEr
     }
 }
 
+/// `InvalidCursor` when a sorted page's cursor carries more values than the sort has keys, or
+/// a value of another kind than its key sorts on: a text where a date's instant belongs made
+/// PostgreSQL fail the whole request.
+pub fn check_sort_cursor(query: &SearchQuery) -> Result<(), crate::StoreError> {
+    let Some(cursor) = &query.cursor else {
+        return Ok(());
+    };
+    if cursor.sort_values.len() > query.sort.len()
+        || (!cursor.sort_values.is_empty() && cursor.walk.is_some())
+    {
+        return Err(crate::StoreError::InvalidCursor);
+    }
+    for (value, key) in cursor.sort_values.iter().zip(&query.sort) {
+        let fits = match value {
+            CursorValue::Null => true,
+            CursorValue::Integer(_) => sort_value_kind(key) == SortValueKind::Integer,
+            CursorValue::Float(f) => f.is_finite() && sort_value_kind(key) == SortValueKind::Float,
+            CursorValue::Text(_) => sort_value_kind(key) == SortValueKind::Text,
+        };
+        if !fits {
+            return Err(crate::StoreError::InvalidCursor);
+        }
+    }
+    Ok(())
+}
+
 /// A page read along filter `index`'s index in the order of its value and then the resource
 /// key, so it ends after the first rows that match, however many match in all: rows of
 /// `rid`, then the value the cursor carries. A resource with several matching index rows is
