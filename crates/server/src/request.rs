@@ -16,6 +16,15 @@ pub enum Return {
     OperationOutcome,
 }
 
+/// What an endpoint answers with, for content negotiation (`_format` and `Accept`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Produces {
+    /// FHIR JSON: every endpoint but the Bulk Data output files.
+    FhirJson,
+    /// NDJSON: the Bulk Data output files (`$export-file`).
+    Ndjson,
+}
+
 /// The parts of a request every FHIR handler looks at.
 #[derive(Debug)]
 pub struct FhirRequest {
@@ -31,6 +40,7 @@ impl FhirRequest {
         headers: HeaderMap,
         raw_query: Option<&str>,
         public_base: Option<&str>,
+        produces: Produces,
     ) -> Result<FhirRequest, (String, ApiError)> {
         let request_id = headers
             .get("x-request-id")
@@ -62,6 +72,7 @@ impl FhirRequest {
         if let Err(error) = check_format(
             format,
             headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+            produces,
         ) {
             return Err((request_id, error));
         }
@@ -137,37 +148,69 @@ impl FhirRequest {
     }
 }
 
-/// We speak FHIR JSON only: XML and other formats get 406.
-fn check_format(format: Option<&str>, accept: Option<&str>) -> Result<(), ApiError> {
+/// Whether the client accepts what the endpoint produces: FHIR JSON everywhere (XML and other
+/// formats get 406), NDJSON for the Bulk Data output files. A media range with `q=0` is one the
+/// client refuses.
+fn check_format(
+    format: Option<&str>,
+    accept: Option<&str>,
+    produces: Produces,
+) -> Result<(), ApiError> {
+    let (formats, media_types, speaks): (&[&str], &[&str], &str) = match produces {
+        Produces::FhirJson => (
+            &[
+                "json",
+                "application/json",
+                "application/fhir+json",
+                "application/json+fhir",
+            ],
+            &[
+                "application/json",
+                "application/fhir+json",
+                "application/json+fhir",
+                "text/*",
+                "text/html",
+            ],
+            "this server speaks FHIR JSON",
+        ),
+        Produces::Ndjson => (
+            &["ndjson", "application/ndjson", "application/fhir+ndjson"],
+            &[
+                "application/fhir+ndjson",
+                "application/ndjson",
+                "application/x-ndjson",
+            ],
+            "Bulk Data files are application/fhir+ndjson",
+        ),
+    };
     if let Some(format) = format {
-        return match format {
-            "json" | "application/json" | "application/fhir+json" | "application/json+fhir" => {
-                Ok(())
-            }
-            other => Err(ApiError::NotAcceptable(format!(
-                "_format '{other}' is not supported: this server speaks FHIR JSON"
-            ))),
+        return if formats.contains(&format) {
+            Ok(())
+        } else {
+            Err(ApiError::NotAcceptable(format!(
+                "_format '{format}' is not supported here: {speaks}"
+            )))
         };
     }
     let Some(accept) = accept else { return Ok(()) };
-    let acceptable = accept.split(',').any(|part| {
-        let media = part.split(';').next().unwrap_or("").trim();
-        matches!(
-            media,
-            "" | "*/*"
-                | "application/*"
-                | "application/json"
-                | "application/fhir+json"
-                | "application/json+fhir"
-                | "text/*"
-                | "text/html"
-        )
+    let acceptable = accept.split(',').any(|range| {
+        let mut pieces = range.split(';');
+        let media = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+        let refused = pieces.any(|parameter| {
+            parameter.split_once('=').is_some_and(|(name, value)| {
+                name.trim().eq_ignore_ascii_case("q")
+                    && value.trim().parse::<f32>().is_ok_and(|q| q == 0.0)
+            })
+        });
+        !refused
+            && (matches!(media.as_str(), "" | "*/*" | "application/*")
+                || media_types.contains(&media.as_str()))
     });
     if acceptable {
         Ok(())
     } else {
         Err(ApiError::NotAcceptable(format!(
-            "Accept '{accept}' is not supported: this server speaks FHIR JSON"
+            "Accept '{accept}' is not supported here: {speaks}"
         )))
     }
 }
