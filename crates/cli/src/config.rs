@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// The public FHIR base URL used in links.
     #[arg(long, value_name = "URL")]
     pub public_base: Option<String>,
+    /// Hosts answered besides loopback ones when no public base is set, comma-separated
+    /// (`hie.example.org,10.0.0.5:8080`).
+    #[arg(long, value_name = "HOSTS")]
+    pub allowed_hosts: Option<String>,
     /// Log filter, e.g. `info` or `meridian=debug` [default: info].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
@@ -58,6 +62,7 @@ struct FileConfig {
     database_url: Option<String>,
     max_body_bytes: Option<u64>,
     public_base: Option<String>,
+    allowed_hosts: Option<Vec<String>>,
     log: Option<String>,
     log_format: Option<String>,
     health_code_validity: Option<u64>,
@@ -85,6 +90,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub public_base: Option<String>,
+    /// Hosts answered besides loopback ones when no public base is set.
+    pub allowed_hosts: Vec<server::AllowedHost>,
     pub log: String,
     pub log_format: LogFormat,
     /// Seconds a phone health code stays valid.
@@ -249,6 +256,23 @@ impl ServeConfig {
             bail!("{}: '{}' is not an http(s) URL", raw.source, raw.value);
         }
 
+        let allowed_hosts =
+            match layers.pick(args.allowed_hosts.clone(), "MERIDIAN_ALLOWED_HOSTS", |f| {
+                f.allowed_hosts.as_ref().map(|hosts| hosts.join(","))
+            }) {
+                None => Vec::new(),
+                Some(raw) => raw
+                    .value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|host| !host.is_empty())
+                    .map(|host| {
+                        server::AllowedHost::parse(host)
+                            .map_err(|message| anyhow::anyhow!("{}: {message}", raw.source))
+                    })
+                    .collect::<Result<_>>()?,
+            };
+
         let log = layers
             .pick(args.log.clone(), "MERIDIAN_LOG", |f| f.log.clone())
             .context("no log filter")?;
@@ -311,6 +335,7 @@ impl ServeConfig {
             listen,
             max_body_bytes,
             public_base: public_base.map(|r| r.value.trim_end_matches('/').to_owned()),
+            allowed_hosts,
             log: log.value,
             log_format,
         })
@@ -342,6 +367,8 @@ mod tests {
         assert_eq!(config.health_code_validity, 300);
         assert_eq!(config.health_code_key_rotation_days, 30);
         assert_eq!(config.identity_population, 1_000_000);
+        assert_eq!(config.public_base, None);
+        assert_eq!(config.allowed_hosts, []);
     }
 
     #[test]
@@ -425,6 +452,49 @@ mod tests {
         assert_eq!(
             error,
             "environment variable MERIDIAN_MAX_BODY_BYTES: '0' is not a positive number of bytes"
+        );
+    }
+
+    #[test]
+    fn allowed_hosts_come_from_any_layer_and_each_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("meridian.toml");
+        std::fs::write(
+            &file,
+            "allowed_hosts = [\"hie.example.org\", \"10.0.0.5:8080\"]\n",
+        )
+        .unwrap();
+        let from_file = ServeArgs {
+            store: StoreArgs {
+                config: Some(file),
+                ..StoreArgs::default()
+            },
+            ..ServeArgs::default()
+        };
+        let config = ServeConfig::resolve(&from_file, env_of(&[])).unwrap();
+        let hosts: Vec<String> = config.allowed_hosts.iter().map(|h| h.to_string()).collect();
+        assert_eq!(hosts, ["hie.example.org", "10.0.0.5:8080"]);
+
+        let config = ServeConfig::resolve(
+            &from_file,
+            env_of(&[("MERIDIAN_ALLOWED_HOSTS", "A.example, b.example:81")]),
+        )
+        .unwrap();
+        let hosts: Vec<String> = config.allowed_hosts.iter().map(|h| h.to_string()).collect();
+        assert_eq!(hosts, ["a.example", "b.example:81"], "the environment wins");
+
+        let error = ServeConfig::resolve(
+            &ServeArgs {
+                allowed_hosts: Some("hie.example.org,https://x.example".into()),
+                ..ServeArgs::default()
+            },
+            env_of(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("flag --allowed-hosts: 'https://x.example' is not a host name"),
+            "{error}"
         );
     }
 

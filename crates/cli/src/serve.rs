@@ -19,6 +19,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
         ServerConfig {
             max_body_bytes: config.max_body_bytes,
             public_base: config.public_base.clone(),
+            allowed_hosts: config.allowed_hosts.clone(),
             export_dir: config.store.data.join("exports"),
         },
         identity,
@@ -37,6 +38,14 @@ pub fn run(config: ServeConfig) -> Result<()> {
             .with_context(|| format!("listening on {}", config.listen))?;
         let address = listener.local_addr()?;
         tracing::info!(%address, "Meridian is serving FHIR R4 at http://{address}/fhir");
+        if config.public_base.is_none() && !address.ip().is_loopback() {
+            tracing::warn!(
+                allowed_hosts = ?config.allowed_hosts.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "no public_base is set: only requests naming a loopback host or one of \
+                 allowed_hosts are answered, and links follow their Host header; set public_base \
+                 to the URL clients use"
+            );
+        }
         server::serve(listener, state, shutdown_signal())
             .await
             .context("serving HTTP")?;

@@ -22,6 +22,9 @@ pub enum ApiError {
     NotAcceptable(String),
     /// The body is in a format we do not read.
     UnsupportedMediaType(String),
+    /// The request names a host this server does not answer for (421): with no public base
+    /// configured, links would point there.
+    MisdirectedRequest(String),
     /// The body is over the configured limit.
     PayloadTooLarge(usize),
     /// From the identity services (matching, master records, health codes).
@@ -71,6 +74,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType(message) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 vec![Issue::error(IssueCode::NotSupported, message)],
+            ),
+            ApiError::MisdirectedRequest(message) => (
+                StatusCode::MISDIRECTED_REQUEST,
+                vec![Issue::error(IssueCode::Invalid, message)],
             ),
             ApiError::PayloadTooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,

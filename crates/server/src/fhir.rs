@@ -30,12 +30,7 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
         Some([export_file, _, _]) if export_file == "$export-file" => Produces::Ndjson,
         _ => Produces::FhirJson,
     };
-    let fhir = match FhirRequest::new(
-        parts.headers,
-        parts.uri.query(),
-        state.config().public_base.as_deref(),
-        produces,
-    ) {
+    let fhir = match FhirRequest::new(parts.headers, parts.uri.query(), state.config(), produces) {
         Ok(fhir) => fhir,
         Err((request_id, error)) => return error.into_response(&request_id),
     };

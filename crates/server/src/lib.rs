@@ -6,6 +6,7 @@ mod capability;
 mod error;
 mod export;
 mod fhir;
+mod host;
 mod identity;
 mod request;
 mod response;
@@ -22,6 +23,7 @@ use repository::Repository;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use host::AllowedHost;
 pub use identity::IdentityServices;
 
 /// What the server needs to know beyond the repository.
@@ -30,8 +32,11 @@ pub struct ServerConfig {
     /// The largest request body accepted (413 beyond it).
     pub max_body_bytes: usize,
     /// The public FHIR base URL (`https://hie.example.org/fhir`). When unset, links are built
-    /// from the request's `Host` header.
+    /// from the request's `Host` header, which must then be a loopback name or in
+    /// `allowed_hosts` (421 otherwise).
     pub public_base: Option<String>,
+    /// Hosts answered, besides loopback ones, when no public base is set.
+    pub allowed_hosts: Vec<AllowedHost>,
     /// Where `$export` jobs write their files (emptied at start-up).
     pub export_dir: std::path::PathBuf,
 }
@@ -41,6 +46,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_body_bytes: 16 * 1024 * 1024,
             public_base: None,
+            allowed_hosts: Vec::new(),
             export_dir: std::env::temp_dir()
                 .join(format!("meridian-exports-{}", std::process::id())),
         }

@@ -6,7 +6,7 @@ use fhir_model::IssueCode;
 use repository::{parse_etag, parse_query};
 use serde_json::Value;
 
-use crate::ApiError;
+use crate::{ApiError, ServerConfig};
 
 /// What the client prefers back (`Prefer: return=...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +39,7 @@ impl FhirRequest {
     pub fn new(
         headers: HeaderMap,
         raw_query: Option<&str>,
-        public_base: Option<&str>,
+        config: &ServerConfig,
         produces: Produces,
     ) -> Result<FhirRequest, (String, ApiError)> {
         let request_id = headers
@@ -50,19 +50,9 @@ impl FhirRequest {
             })
             .map(str::to_owned)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let base = match public_base {
-            Some(base) => base.trim_end_matches('/').to_owned(),
-            None => {
-                let host = headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .filter(|h| {
-                        h.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-                    })
-                    .unwrap_or("localhost");
-                format!("http://{host}/fhir")
-            }
+        let base = match crate::host::link_base(&headers, config) {
+            Ok(base) => base,
+            Err(error) => return Err((request_id, error)),
         };
         let query = raw_query.map(parse_query).unwrap_or_default();
         let format = query

@@ -6,5 +6,6 @@ mod support;
 mod bad_input;
 mod concurrency;
 mod export;
+mod host;
 mod identity;
 mod rest;
