@@ -21,6 +21,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
             public_base: config.public_base.clone(),
             allowed_hosts: config.allowed_hosts.clone(),
             export_dir: config.store.data.join("exports"),
+            connections: server::ConnectionLimits::default(),
         },
         identity,
     );

@@ -294,6 +294,8 @@ async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, Api
             .is_some()
         {
             ApiError::PayloadTooLarge(limit)
+        } else if let Some(timed_out) = crate::connection::body_timed_out(&*inner) {
+            ApiError::RequestTimeout(timed_out.to_string())
         } else {
             // A broken connection: nobody will read the answer.
             ApiError::bad_request(
