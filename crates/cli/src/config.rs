@@ -65,6 +65,9 @@ pub struct ServeArgs {
     /// Seconds an idle kept-alive connection stays open [default: 60].
     #[arg(long, value_name = "SECONDS")]
     pub keep_alive_timeout: Option<String>,
+    /// Seconds a client may take none of its answer before it is disconnected [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    pub send_timeout: Option<String>,
     /// Requests served on one connection before it is closed [default: 1000].
     #[arg(long, value_name = "N")]
     pub max_requests_per_connection: Option<String>,
@@ -93,6 +96,7 @@ struct FileConfig {
     body_read_timeout: Option<Seconds>,
     body_min_rate: Option<u64>,
     keep_alive_timeout: Option<Seconds>,
+    send_timeout: Option<Seconds>,
     max_requests_per_connection: Option<u64>,
     max_connections: Option<u64>,
 }
@@ -155,6 +159,7 @@ pub struct ConnectionSettings {
     pub body_read_timeout: Duration,
     pub body_min_rate: u64,
     pub keep_alive_timeout: Duration,
+    pub send_timeout: Duration,
     pub max_requests_per_connection: u64,
     /// `None`: derived at start-up from the open-file limit (`serve`).
     pub max_connections: Option<usize>,
@@ -468,6 +473,9 @@ fn connection_settings<E: Fn(&str) -> Option<String>>(
         "MERIDIAN_KEEP_ALIVE_TIMEOUT",
         |f| f.keep_alive_timeout,
     )?;
+    let send_timeout = seconds(&args.send_timeout, "MERIDIAN_SEND_TIMEOUT", |f| {
+        f.send_timeout
+    })?;
     let body_min_rate = count(
         &args.body_min_rate,
         "MERIDIAN_BODY_MIN_RATE",
@@ -501,6 +509,7 @@ fn connection_settings<E: Fn(&str) -> Option<String>>(
         body_read_timeout,
         body_min_rate,
         keep_alive_timeout,
+        send_timeout,
         max_requests_per_connection,
         max_connections,
     })
@@ -540,6 +549,7 @@ mod tests {
                 body_read_timeout: Duration::from_secs(30),
                 body_min_rate: 1024,
                 keep_alive_timeout: Duration::from_secs(60),
+                send_timeout: Duration::from_secs(60),
                 max_requests_per_connection: 1000,
                 max_connections: None,
             }
@@ -564,11 +574,15 @@ mod tests {
             max_requests_per_connection: Some("7".into()),
             ..ServeArgs::default()
         };
-        let env = env_of(&[("MERIDIAN_BODY_READ_TIMEOUT", "2.5")]);
+        let env = env_of(&[
+            ("MERIDIAN_BODY_READ_TIMEOUT", "2.5"),
+            ("MERIDIAN_SEND_TIMEOUT", "90"),
+        ]);
         let connections = ServeConfig::resolve(&args, env).unwrap().connections;
         assert_eq!(connections.header_read_timeout, Duration::from_millis(250));
         assert_eq!(connections.keep_alive_timeout, Duration::from_secs(5));
         assert_eq!(connections.body_read_timeout, Duration::from_millis(2500));
+        assert_eq!(connections.send_timeout, Duration::from_secs(90));
         assert_eq!(connections.body_min_rate, 0);
         assert_eq!(connections.max_requests_per_connection, 7);
         assert_eq!(connections.max_connections, Some(500));

@@ -96,6 +96,7 @@ fn connection_limits(config: &ServeConfig) -> ConnectionLimits {
         header_read_timeout = ?settings.header_read_timeout,
         body_read_timeout = ?settings.body_read_timeout,
         keep_alive_timeout = ?settings.keep_alive_timeout,
+        send_timeout = ?settings.send_timeout,
         "connection limits"
     );
     ConnectionLimits {
@@ -103,6 +104,7 @@ fn connection_limits(config: &ServeConfig) -> ConnectionLimits {
         body_read_timeout: settings.body_read_timeout,
         body_min_rate: settings.body_min_rate,
         keep_alive_timeout: settings.keep_alive_timeout,
+        send_timeout: settings.send_timeout,
         max_requests_per_connection: settings.max_requests_per_connection,
         max_connections,
     }

@@ -9,6 +9,9 @@
 //! - answering: the handler runs as long as it needs; its request body is read under the body
 //!   timeout (`TimedBody`, a stall or a trickle is 408 from the handler).
 //!
+//! In every stage, a client that takes none of the answer's bytes for the send timeout (it
+//! stopped reading) has its connection closed.
+//!
 //! hyper's own `header_read_timeout` is not used: it runs from the moment a connection goes
 //! idle, so it would be the keep-alive timeout too, and it closes without a word.
 
@@ -108,13 +111,17 @@ pub(crate) async fn serve(
             }
             () = sleep_until(deadline) => match watch.expired(Instant::now()) {
                 None => {}
-                Some(Stage::ReadingHead) => {
+                Some(Expiry::SendStalled) => {
+                    tracing::debug!("the client stopped taking its answer: closing");
+                    return;
+                }
+                Some(Expiry::Stage(Stage::ReadingHead)) => {
                     tracing::debug!("a request head did not arrive in time: 408");
                     let stream = connection.into_parts().io.into_inner().stream;
                     answer_and_close(stream, &head_timeout_answer).await;
                     return;
                 }
-                Some(Stage::Waiting | Stage::Answering) => return,
+                Some(Expiry::Stage(Stage::Waiting | Stage::Answering)) => return,
             },
         }
     }
@@ -151,12 +158,23 @@ enum Stage {
     Answering,
 }
 
+/// Why a connection is ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// It stayed too long in this stage.
+    Stage(Stage),
+    /// Its client took none of the answer's bytes for the send timeout.
+    SendStalled,
+}
+
 struct Progress {
     stage: Stage,
     /// When the connection ends if it is still in this stage; none while answering.
     deadline: Option<Instant>,
     /// Requests started on this connection.
     requests: u64,
+    /// Since when a write has been waiting for the client to take bytes.
+    write_blocked_since: Option<Instant>,
 }
 
 /// Where a connection is, shared by its stream (bytes arrive), its service (a request starts,
@@ -166,6 +184,7 @@ struct Watch {
     changed: Notify,
     header_read_timeout: Duration,
     keep_alive_timeout: Duration,
+    send_timeout: Duration,
 }
 
 impl Watch {
@@ -175,10 +194,12 @@ impl Watch {
                 stage: Stage::Waiting,
                 deadline: Some(Instant::now() + limits.header_read_timeout),
                 requests: 0,
+                write_blocked_since: None,
             }),
             changed: Notify::new(),
             header_read_timeout: limits.header_read_timeout,
             keep_alive_timeout: limits.keep_alive_timeout,
+            send_timeout: limits.send_timeout,
         }
     }
 
@@ -187,16 +208,44 @@ impl Watch {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        self.progress().deadline
+        let progress = self.progress();
+        let send = progress
+            .write_blocked_since
+            .map(|since| since + self.send_timeout);
+        match (progress.deadline, send) {
+            (Some(stage), Some(send)) => Some(stage.min(send)),
+            (stage, send) => stage.or(send),
+        }
     }
 
-    /// The stage whose deadline has passed, if one has.
-    fn expired(&self, now: Instant) -> Option<Stage> {
+    /// Why the connection must end now, if it must.
+    fn expired(&self, now: Instant) -> Option<Expiry> {
         let progress = self.progress();
+        if progress
+            .write_blocked_since
+            .is_some_and(|since| since + self.send_timeout <= now)
+        {
+            return Some(Expiry::SendStalled);
+        }
         progress
             .deadline
             .is_some_and(|deadline| deadline <= now)
-            .then_some(progress.stage)
+            .then_some(Expiry::Stage(progress.stage))
+    }
+
+    /// A write waits for the client to take bytes.
+    fn write_blocked(&self) {
+        let mut progress = self.progress();
+        if progress.write_blocked_since.is_none() {
+            progress.write_blocked_since = Some(Instant::now());
+            self.changed.notify_one();
+        }
+    }
+
+    /// The client took bytes.
+    fn write_went_through(&self) {
+        let mut progress = self.progress();
+        progress.write_blocked_since = None;
     }
 
     fn bytes_arrived(&self) {
@@ -251,13 +300,25 @@ impl AsyncRead for WatchedStream {
     }
 }
 
+impl WatchedStream {
+    fn watch_write(&self, polled: &Poll<io::Result<usize>>) {
+        match polled {
+            Poll::Pending => self.watch.write_blocked(),
+            Poll::Ready(Ok(written)) if *written > 0 => self.watch.write_went_through(),
+            Poll::Ready(_) => {}
+        }
+    }
+}
+
 impl AsyncWrite for WatchedStream {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.watch_write(&polled);
+        polled
     }
 
     fn poll_write_vectored(
@@ -265,7 +326,9 @@ impl AsyncWrite for WatchedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.watch_write(&polled);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -61,6 +61,9 @@ pub struct ConnectionLimits {
     pub body_min_rate: u64,
     /// A kept-alive connection with no new request for this long is closed.
     pub keep_alive_timeout: Duration,
+    /// A client that takes none of its answer's bytes for this long (it stopped reading) has
+    /// its connection closed.
+    pub send_timeout: Duration,
     /// The answer to this many requests on one connection closes it.
     pub max_requests_per_connection: u64,
     /// Connections served at once; a connection over it gets 503 with `Retry-After` and is
@@ -75,6 +78,7 @@ impl Default for ConnectionLimits {
             body_read_timeout: Duration::from_secs(30),
             body_min_rate: 1024,
             keep_alive_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
             max_requests_per_connection: 1000,
             max_connections: 10_000,
         }

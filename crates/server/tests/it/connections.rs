@@ -45,14 +45,18 @@ impl Running {
 }
 
 async fn start(connections: ConnectionLimits) -> Running {
+    start_with(ServerConfig {
+        connections,
+        ..ServerConfig::default()
+    })
+    .await
+}
+
+async fn start_with(mut config: ServerConfig) -> Running {
     let store = test_support::sqlite();
     let exports = tempfile::tempdir().unwrap();
     let repository = Arc::new(Repository::new(Arc::clone(&store.store)));
-    let config = ServerConfig {
-        export_dir: exports.path().join("exports"),
-        connections,
-        ..ServerConfig::default()
-    };
+    config.export_dir = exports.path().join("exports");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -79,6 +83,7 @@ fn limits() -> ConnectionLimits {
         body_read_timeout: LONG,
         body_min_rate: 0,
         keep_alive_timeout: LONG,
+        send_timeout: LONG,
         max_requests_per_connection: 1000,
         max_connections: 10_000,
     }
@@ -311,6 +316,65 @@ async fn a_stalled_or_trickling_body_gets_408_and_nothing_is_written() {
     let search = served(server.address, "/fhir/Patient").await;
     let bundle: serde_json::Value = serde_json::from_str(&search.body).unwrap();
     assert_eq!(bundle.get("entry"), None, "nothing was written: {bundle}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_answer_is_disconnected_after_the_send_timeout() {
+    let server = start_with(ServerConfig {
+        max_body_bytes: 32 * 1024 * 1024,
+        connections: ConnectionLimits {
+            send_timeout: SHORT,
+            ..limits()
+        },
+        ..ServerConfig::default()
+    })
+    .await;
+    // About 9 MB, more than the socket buffers between the two ends hold.
+    let text = "x".repeat(900_000);
+    let extensions: Vec<serde_json::Value> = (0..10)
+        .map(|i| serde_json::json!({"url": format!("urn:test:{i}"), "valueString": text}))
+        .collect();
+    let patient =
+        serde_json::json!({"resourceType": "Patient", "id": "big", "extension": extensions})
+            .to_string();
+    let mut writer = TcpStream::connect(server.address).await.unwrap();
+    writer
+        .write_all(
+            format!(
+                "PUT /fhir/Patient/big HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                 Content-Type: application/fhir+json\r\nPrefer: return=minimal\r\n\
+                 Content-Length: {}\r\n\r\n{patient}",
+                patient.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(read_reply(&mut writer).await.unwrap().status, 201);
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut reader = socket.connect(server.address).await.unwrap();
+    reader
+        .write_all(
+            b"GET /fhir/Patient/big HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    // The client takes nothing for several send timeouts, then reads what it can.
+    tokio::time::sleep(5 * SHORT).await;
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(NEVER, reader.read_to_end(&mut received))
+        .await
+        .expect("the server closed the connection");
+    assert!(
+        received.len() < patient.len(),
+        "the answer was cut short: {} of {} bytes",
+        received.len(),
+        patient.len()
+    );
+    assert_eq!(served(server.address, "/health/live").await.status, 200);
     server.stop().await;
 }
 
