@@ -302,3 +302,71 @@ async fn strict_handling_refuses_unknown_parameters() {
     assert_eq!(strict.status, StatusCode::BAD_REQUEST);
     assert_eq!(strict.issue().1.as_deref(), Some("no-such-param"));
 }
+
+store_tests! {
+    /// Regression: PostgreSQL answered 500 to a NUL byte in a path id or in a string search
+    /// value, and to a forged sort cursor whose value had the wrong type; SQLite answered
+    /// 4xx or 200. Every input that reaches a store is checked before it does.
+    async fn nul_bytes_and_forged_cursors_are_refused_before_a_store_sees_them(app) {
+        let created = app
+            .post_json("/fhir/Patient", &json!({"resourceType": "Patient", "name": [{"family": "Nul"}]}))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED);
+        for uri in [
+            "/fhir/Patient/abc%00def",
+            "/fhir/Patient/abc%00def/_history",
+            "/fhir/Patient/abc%00def/_history/1",
+            "/fhir/Patient/abc%00def/$everything",
+            "/fhir/Patient/abc%00def/Observation",
+            "/fhir/Patient?family=a%00b",
+            "/fhir/Patient?family:exact=a%00b",
+            "/fhir/Patient?_id=abc%00",
+            "/fhir/Patient?identifier=urn:x%7Ca%00b",
+            "/fhir/Observation?subject=Patient/a%00b",
+            "/fhir/Patient?family=Nul&_sort=family&_cursor=1~s%00",
+            "/fhir/Patient?family=Nul&_sort=birthdate&_cursor=1~sNotAnInstant",
+            "/fhir/Patient?family=Nul&_sort=birthdate&_cursor=1~i5~i6",
+            "/fhir/Patient?family=Nul&_cursor=not-a-cursor",
+            "/fhir/_history?_cursor=1",
+        ] {
+            let answer = app.get(uri).await;
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{uri}: {}", String::from_utf8_lossy(&answer.body));
+            answer.issue();
+        }
+        for (method, uri) in [(Method::DELETE, "/fhir/Patient/abc%00def"), (Method::PATCH, "/fhir/Patient/abc%00def")] {
+            let answer = app
+                .send(method.clone(), uri, &[("content-type", "application/json-patch+json")], "[]")
+                .await;
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{method} {uri}");
+        }
+        // A cursor from a next link works; the same cursor changed by one character does not.
+        for i in 0..3 {
+            let answer = app
+                .post_json("/fhir/Patient", &json!({"resourceType": "Patient", "name": [{"family": format!("Nul{i}")}]}))
+                .await;
+            assert_eq!(answer.status, StatusCode::CREATED);
+        }
+        let first = app.get("/fhir/Patient?family=Nul&_count=2&_sort=family").await.json();
+        let next = first["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .replace("http://meridian.test", "");
+        assert!(!next.contains("nul1"), "the cursor shows no data: {next}");
+        assert_eq!(app.get(&next).await.status, StatusCode::OK);
+        let (head, cursor) = next.split_once("_cursor=").unwrap();
+        let mut forged = cursor.to_owned().into_bytes();
+        forged[10] = if forged[10] == b'A' { b'B' } else { b'A' };
+        let forged = format!("{head}_cursor={}", String::from_utf8(forged).unwrap());
+        let answer = app.get(&forged).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert_eq!(answer.issue().1.as_deref(), Some("_cursor"));
+        // A cursor of one search is not one of another.
+        let elsewhere = next.replace("/fhir/Patient?", "/fhir/Practitioner?");
+        assert_eq!(app.get(&elsewhere).await.status, StatusCode::BAD_REQUEST);
+    }
+}

@@ -147,3 +147,45 @@ impl App {
         self.send(Method::PUT, uri, &all, body.to_string()).await
     }
 }
+
+/// A runtime for one test on a store that must be made and dropped outside async code (the
+/// PostgreSQL driver runs a runtime of its own when it connects and disconnects).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// One async test body against the app on every backend: `store_tests! { async fn name(app)
+/// { ... } }` expands to `name::sqlite` and `name::postgres`, each on a fresh database.
+macro_rules! store_tests {
+    ($(
+        $(#[$meta:meta])*
+        async fn $name:ident($app:ident) $body:block
+    )*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                $(#[$meta])*
+                async fn test_body($app: &$crate::support::App) $body
+
+                #[test]
+                fn sqlite() {
+                    let app = $crate::support::app(test_support::sqlite());
+                    $crate::support::runtime().block_on(test_body(&app));
+                }
+
+                #[test]
+                fn postgres() {
+                    let app = $crate::support::app(test_support::postgres());
+                    $crate::support::runtime().block_on(test_body(&app));
+                }
+            }
+        )*
+    };
+}
+pub(crate) use store_tests;
