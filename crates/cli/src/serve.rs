@@ -24,6 +24,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
             allowed_hosts: config.allowed_hosts.clone(),
             export_dir: config.store.data.join("exports"),
             connections,
+            work: server::WorkLimits::for_this_machine(),
         },
         identity,
     );

@@ -35,7 +35,14 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
         Err((request_id, error)) => return error.into_response(&request_id),
     };
     let request_id = fhir.request_id.clone();
-    let response = match handle(&state, &method, &path, segments, fhir, body).await {
+    // Reads and writes queue for the store separately (`lanes`): a read flood does not make
+    // writes wait behind it.
+    let lane = match method {
+        Method::GET | Method::HEAD => crate::lanes::Lane::Read,
+        _ => crate::lanes::Lane::Write,
+    };
+    let request = handle(&state, &method, &path, segments, fhir, body);
+    let response = match crate::lanes::within(state.lanes(), lane, request).await {
         Ok(response) => response,
         Err(error) => error.into_response(&request_id),
     };
@@ -50,14 +57,7 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
     response
 }
 
-/// Runs repository work on a blocking thread; a panic there becomes a 500, not a lost worker.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
-}
+use crate::lanes::blocking;
 
 fn context(fhir: &FhirRequest) -> RequestContext {
     RequestContext::system(fhir.request_id.clone())

@@ -10,6 +10,7 @@ mod export;
 mod fhir;
 mod host;
 mod identity;
+mod lanes;
 mod request;
 mod response;
 
@@ -28,6 +29,7 @@ use tokio::net::TcpListener;
 pub use error::ApiError;
 pub use host::AllowedHost;
 pub use identity::IdentityServices;
+pub use lanes::WorkLimits;
 
 /// What the server needs to know beyond the repository.
 #[derive(Debug, Clone)]
@@ -44,6 +46,8 @@ pub struct ServerConfig {
     pub export_dir: std::path::PathBuf,
     /// How long clients may take and how many connections are served at once.
     pub connections: ConnectionLimits,
+    /// How many reads and writes of the store run at once.
+    pub work: WorkLimits,
 }
 
 /// What keeps slow, idle or too many clients from holding the server's connections (and file
@@ -94,6 +98,7 @@ impl Default for ServerConfig {
             export_dir: std::env::temp_dir()
                 .join(format!("meridian-exports-{}", std::process::id())),
             connections: ConnectionLimits::default(),
+            work: WorkLimits::default(),
         }
     }
 }
@@ -109,6 +114,7 @@ struct Inner {
     config: ServerConfig,
     jobs: Arc<export::Jobs>,
     identity: Option<IdentityServices>,
+    lanes: Arc<lanes::Lanes>,
 }
 
 impl AppState {
@@ -116,6 +122,7 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 jobs: Arc::new(export::Jobs::new(config.export_dir.clone())),
+                lanes: Arc::new(lanes::Lanes::new(config.work)),
                 repository,
                 config,
                 identity: None,
@@ -133,6 +140,7 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 jobs: Arc::new(export::Jobs::new(config.export_dir.clone())),
+                lanes: Arc::new(lanes::Lanes::new(config.work)),
                 repository,
                 config,
                 identity: Some(identity),
@@ -150,6 +158,10 @@ impl AppState {
 
     pub(crate) fn jobs(&self) -> &Arc<export::Jobs> {
         &self.inner.jobs
+    }
+
+    pub(crate) fn lanes(&self) -> Arc<lanes::Lanes> {
+        Arc::clone(&self.inner.lanes)
     }
 
     pub(crate) fn config(&self) -> &ServerConfig {
