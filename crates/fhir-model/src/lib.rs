@@ -6,6 +6,7 @@
 
 mod definitions;
 mod issue;
+pub mod json;
 pub mod primitives;
 mod validate;
 
@@ -14,6 +15,7 @@ pub use definitions::{
     SearchParamType, TypeDef, TypeKind, ValueSet,
 };
 pub use issue::{Issue, IssueCode, Severity};
+pub use json::{JsonError, JsonProblem};
 pub use validate::{ValidationOptions, validate, validate_with};
 
 /// The R4 (4.0.1) model, loaded on first use.
