@@ -352,12 +352,14 @@ impl Repository {
                 issues: error.issues(&ctx.request_id),
             })
         };
-        let value: Value = match serde_json::from_slice(&unit.json) {
+        // The server's reader: duplicate keys refused, a byte-order mark (a file's first line)
+        // skipped; the failure names the unit's file and line, the issue the line and column.
+        let value: Value = match fhir_model::json::parse(&unit.json) {
             Ok(value) => value,
-            Err(e) => {
+            Err(error) => {
                 return Some(vec![fail(
                     &unit.source,
-                    RepositoryError::invalid(IssueCode::Structure, format!("not valid JSON: {e}")),
+                    RepositoryError::Invalid(vec![error.issue()]),
                 )]);
             }
         };

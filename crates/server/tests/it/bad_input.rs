@@ -45,6 +45,90 @@ async fn malformed_json_is_a_400_that_says_where() {
     }
 }
 
+#[test]
+fn a_property_named_twice_is_a_400_that_names_it_and_nothing_is_written() {
+    // Regression: serde_json kept the last `gender`, so the server stored a resource that
+    // another reader of the same body would take to say "male".
+    on_each_backend(|backend, app| async move {
+        let body =
+            r#"{"resourceType": "Patient", "id": "p1", "gender": "male", "gender": "female"}"#;
+        for (method, uri) in [
+            (Method::POST, "/fhir/Patient"),
+            (Method::PUT, "/fhir/Patient/p1"),
+        ] {
+            let answer = app.send(method.clone(), uri, &[JSON], body).await;
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{backend} {method}");
+            assert_eq!(
+                answer.issue(),
+                ("structure".to_owned(), Some("Patient.gender".to_owned())),
+                "{backend} {method}"
+            );
+            let diagnostics = answer.json()["issue"][0]["diagnostics"].clone();
+            assert!(
+                diagnostics
+                    .as_str()
+                    .unwrap()
+                    .contains("'gender' appears twice"),
+                "{diagnostics}"
+            );
+        }
+        let transaction = r#"{"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": {"resourceType": "Patient", "id": "p2"}, "request": {"method": "PUT", "url": "Patient/p2"}},
+            {"resource": {"resourceType": "Patient", "active": true, "active": false}, "request": {"method": "POST", "url": "Patient"}}
+        ]}"#;
+        let answer = app.send(Method::POST, "/fhir", &[JSON], transaction).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{backend}");
+        assert_eq!(
+            answer.issue().1.as_deref(),
+            Some("Bundle.entry[1].resource.active")
+        );
+        let patch = app
+            .send(
+                Method::PATCH,
+                "/fhir/Patient/p1",
+                &[("content-type", "application/json-patch+json")],
+                r#"[{"op": "add", "path": "/active", "value": true, "value": false}]"#,
+            )
+            .await;
+        assert_eq!(patch.status, StatusCode::BAD_REQUEST, "{backend}");
+        assert_eq!(patch.issue().1.as_deref(), Some("[0].value"));
+        assert_eq!(
+            app.get("/fhir/Patient").await.json().get("entry"),
+            None,
+            "{backend}: nothing was written"
+        );
+    });
+}
+
+#[test]
+fn a_body_that_starts_with_a_byte_order_mark_is_read() {
+    // Regression: a UTF-8 byte-order mark, which FHIR allows and some clients write, was a 400.
+    on_each_backend(|backend, app| async move {
+        let body =
+            "\u{feff}{\"resourceType\": \"Patient\", \"id\": \"bom\", \"gender\": \"female\"}";
+        let answer = app
+            .send(Method::PUT, "/fhir/Patient/bom", &[JSON], body)
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::CREATED,
+            "{backend}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert_eq!(
+            app.get("/fhir/Patient/bom").await.json()["gender"],
+            json!("female"),
+            "{backend}"
+        );
+        // A mark and nothing else is still an empty body.
+        let empty = app
+            .send(Method::POST, "/fhir/Patient", &[JSON], "\u{feff} ")
+            .await;
+        assert_eq!(empty.status, StatusCode::BAD_REQUEST, "{backend}");
+        assert_eq!(empty.issue().0, "required");
+    });
+}
+
 #[tokio::test]
 async fn deeply_nested_json_is_refused_not_a_stack_overflow() {
     let app = app(test_support::sqlite());
