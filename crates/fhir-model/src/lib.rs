@@ -16,7 +16,7 @@ pub use definitions::{
 };
 pub use issue::{Issue, IssueCode, Severity};
 pub use json::{JsonError, JsonProblem};
-pub use validate::{ValidationOptions, validate, validate_with};
+pub use validate::{ValidationOptions, bundle_invariants, validate, validate_with};
 
 /// The R4 (4.0.1) model, loaded on first use.
 pub fn r4() -> &'static Model {

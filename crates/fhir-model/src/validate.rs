@@ -4,8 +4,9 @@
 //! path segments, and allocates only when it has something to report.
 //!
 //! What it deliberately leaves to other layers: FHIRPath invariants other than the handful that
-//! are structural (ext-1, dom-2, ele-1), profiles, non-required bindings, and whether references
-//! resolve. Whether `resourceType` and `id` agree with the request URL is the server's check.
+//! are structural (ext-1, ele-1, the contained-resource rules dom-2 to dom-5, a Bundle's unique
+//! full URLs bdl-7), profiles, non-required bindings, and whether references resolve. Whether
+//! `resourceType` and `id` agree with the request URL is the server's check.
 //!
 //! Judgment calls, each where the specification leaves room:
 //! - A required binding on a `CodeableConcept` is met when at least one coding is in the value
@@ -20,6 +21,7 @@
 //!   element, not also as an extension without a value.
 
 mod path;
+mod resources;
 mod rules;
 
 use serde_json::{Map, Value};
@@ -28,6 +30,9 @@ use crate::definitions::choice_property;
 use crate::primitives::{self, PrimitiveError, PrimitiveType};
 use crate::{ElementDef, Issue, IssueCode, Model, TypeDef, TypeKind};
 use path::PathStack;
+use resources::Contained;
+
+pub use resources::bundle_invariants;
 
 /// What to check beyond the structure, and how much to report.
 #[derive(Debug, Clone)]
@@ -57,6 +62,8 @@ pub fn validate_with(model: &Model, resource: &Value, options: &ValidationOption
         path: PathStack::with_capacity(16),
         issues: Vec::new(),
         truncated: false,
+        local_references: Vec::new(),
+        contained: Vec::new(),
     };
     validator.resource(resource, ResourcePlace::Root);
     if validator.truncated {
@@ -98,6 +105,11 @@ struct Validator<'a> {
     path: PathStack<'a>,
     issues: Vec<Issue>,
     truncated: bool,
+    /// The local references (`#id`, `#`) met in the resources being walked, for dom-3: a
+    /// container's own and those of what it contains, dropped when the container is done.
+    local_references: Vec<&'a str>,
+    /// The contained resources of the containers being walked, for dom-3.
+    contained: Vec<Contained<'a>>,
 }
 
 /// A type of a choice element to show in an example of its JSON name: a familiar one when the
@@ -213,12 +225,31 @@ impl<'a> Validator<'a> {
         if is_root {
             self.path.push_name(resource_type);
         }
+        // A container's references and contained resources are gathered while it is walked
+        // (those of what it contains included) and checked against each other at its end.
+        let scope = (self.local_references.len(), self.contained.len());
         self.object(type_def, object, ObjectKind::Resource);
-        if place == ResourcePlace::Contained && object.contains_key("contained") {
-            // dom-2: contained resources are flat; a nested one could not be referenced.
-            let message =
-                "A contained resource must not contain other resources (dom-2).".to_owned();
-            self.report(IssueCode::Invariant, Some("contained"), message);
+        if place == ResourcePlace::Contained {
+            if object.contains_key("contained") {
+                // dom-2: contained resources are flat; a nested one could not be referenced.
+                let message =
+                    "A contained resource must not contain other resources (dom-2).".to_owned();
+                self.report(IssueCode::Invariant, Some("contained"), message);
+            }
+            self.check_contained_meta(object);
+            // What a contained resource wrongly contains is dom-2's fault, not dom-3's.
+            self.contained.truncate(scope.1);
+        } else if self.contained.len() > scope.1 {
+            let references = self.local_references.split_off(scope.0);
+            let contained = self.contained.split_off(scope.1);
+            self.check_contained_references(&references, &contained);
+        }
+        if place != ResourcePlace::Contained {
+            self.local_references.truncate(scope.0);
+            self.contained.truncate(scope.1);
+        }
+        if resource_type == "Bundle" {
+            self.check_bundle(object);
         }
         if is_root {
             self.path.pop();
@@ -480,7 +511,7 @@ impl<'a> Validator<'a> {
         element: &'a ElementDef,
         primitive: PrimitiveType,
         type_code: &str,
-        value: &Value,
+        value: &'a Value,
     ) {
         match primitives::check(primitive, value) {
             Ok(()) => {}
@@ -504,6 +535,17 @@ impl<'a> Validator<'a> {
             && let (Some(url), Value::String(code)) = (element.binding.as_deref(), value)
         {
             self.check_code_binding(url, code);
+        }
+        // dom-3 counts a contained resource as referred to from a `reference`, or from any
+        // canonical, uri or url, that says `#` and its id.
+        if let Value::String(text) = value
+            && text.starts_with('#')
+            && (matches!(
+                primitive,
+                PrimitiveType::Canonical | PrimitiveType::Uri | PrimitiveType::Url
+            ) || &*element.name == "reference")
+        {
+            self.local_references.push(text);
         }
     }
 
@@ -584,7 +626,20 @@ impl<'a> Validator<'a> {
                 if repeats {
                     self.path.push_index(index);
                 }
+                let references_before = self.local_references.len();
                 self.resource(item, place);
+                // Only a resource that could be read as one (it has a resourceType) is held to
+                // dom-3: one fault, one issue.
+                if place == ResourcePlace::Contained
+                    && item.get("resourceType").is_some_and(Value::is_string)
+                {
+                    self.contained.push(Contained {
+                        index,
+                        id: item.get("id").and_then(Value::as_str),
+                        refers_to_container: self.local_references[references_before..]
+                            .contains(&"#"),
+                    });
+                }
                 if repeats {
                     self.path.pop();
                 }
