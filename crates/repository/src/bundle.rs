@@ -85,6 +85,12 @@ impl Repository {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        // The entries' resources are validated one by one as they are written; what only the
+        // whole Bundle can break (bdl-7, two entries claiming one fullUrl) is checked here.
+        let issues = fhir_model::bundle_invariants(&bundle);
+        if !issues.is_empty() {
+            return Err(RepositoryError::Invalid(issues));
+        }
         let entries = parse_entries(self, base, bundle)?;
         match kind.as_str() {
             "transaction" => self.transaction(ctx, base, entries, options),

@@ -377,6 +377,12 @@ impl Repository {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        // As for a Bundle posted to the server: its entries are validated one by one, so what
+        // only the whole can break (bdl-7) is checked here, and fails the whole file.
+        let issues = fhir_model::bundle_invariants(&value);
+        if !issues.is_empty() {
+            return Some(vec![fail(&unit.source, RepositoryError::Invalid(issues))]);
+        }
         let Value::Object(mut bundle) = value else {
             unreachable!("a Bundle is an object")
         };

@@ -124,6 +124,29 @@ backend_tests! {
         assert_eq!(search_ids(&repository, "Practitioner", &[]).len(), 1);
     }
 
+    fn a_bundle_with_a_repeated_full_url_is_refused_whole_bdl_7(store) {
+        // Regression: two entries with one fullUrl were accepted, and references to it went to
+        // whichever entry was planned last.
+        let repository = repository(store);
+        let full_url = "urn:uuid:3c0e8f2a-0000-4000-8000-000000000001";
+        let entries = vec![
+            json!({"fullUrl": full_url, "resource": {"resourceType": "Patient", "gender": "male"}, "request": {"method": "POST", "url": "Patient"}}),
+            json!({"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": {"reference": full_url}},
+                   "request": {"method": "POST", "url": "Observation"}}),
+            json!({"fullUrl": full_url, "resource": {"resourceType": "Patient", "gender": "female"}, "request": {"method": "POST", "url": "Patient"}}),
+        ];
+        for kind in ["transaction", "batch"] {
+            let error = process(&repository, json!({"resourceType": "Bundle", "type": kind, "entry": entries.clone()})).unwrap_err();
+            assert_eq!(error.http_status(), 400, "{kind}");
+            let issues = error.issues("r");
+            assert_eq!(issues.len(), 1, "{kind}: {issues:?}");
+            assert_eq!(issues[0].expression.as_deref(), Some("Bundle.entry[2].fullUrl"), "{kind}");
+            assert!(issues[0].diagnostics.contains("bdl-7"), "{}", issues[0].diagnostics);
+        }
+        assert!(search_ids(&repository, "Patient", &[]).is_empty(), "nothing was written");
+        assert!(search_ids(&repository, "Observation", &[]).is_empty(), "nothing was written");
+    }
+
     fn a_patch_whose_binary_names_a_property_twice_is_refused(store) {
         // The JSON Patch inside a Binary comes from the client too: read like any body.
         let repository = repository(store);

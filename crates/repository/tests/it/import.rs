@@ -100,6 +100,23 @@ backend_tests! {
         assert!(repository.read(&ctx(), "Patient", "00000000-0000-4000-8000-0000000000b1").is_err());
     }
 
+    fn a_bundle_with_a_repeated_full_url_fails_whole_bdl_7(store) {
+        let repository = repository(store);
+        let full_url = "urn:uuid:3c0e8f2a-0000-4000-8000-000000000002";
+        for kind in ["transaction", "batch"] {
+            let bundle = json!({"resourceType": "Bundle", "type": kind, "entry": [
+                {"fullUrl": full_url, "resource": {"resourceType": "Patient", "gender": "male"}, "request": {"method": "POST", "url": "Patient"}},
+                {"fullUrl": full_url, "resource": {"resourceType": "Patient", "gender": "female"}, "request": {"method": "POST", "url": "Patient"}}
+            ]});
+            let unit = ImportUnit { source: format!("bundles/{kind}.json"), json: serde_json::to_vec(&bundle).unwrap() };
+            let report = import(&repository, vec![unit], 1, 10);
+            assert_eq!((report.counts.created, report.counts.failed), (0, 1), "{kind}");
+            assert_eq!(report.failures[0].source, format!("bundles/{kind}.json"));
+            assert_eq!(report.failures[0].issues[0].expression.as_deref(), Some("Bundle.entry[1].fullUrl"));
+        }
+        assert!(repository.read(&ctx(), "Patient", "3c0e8f2a-0000-4000-8000-000000000002").is_err(), "nothing was written");
+    }
+
     fn a_file_that_starts_with_a_byte_order_mark_is_imported(store) {
         // Regression: the mark a Windows editor writes made the first line "not valid JSON".
         let repository = repository(store);

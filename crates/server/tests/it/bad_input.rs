@@ -386,3 +386,63 @@ async fn strict_handling_refuses_unknown_parameters() {
     assert_eq!(strict.status, StatusCode::BAD_REQUEST);
     assert_eq!(strict.issue().1.as_deref(), Some("no-such-param"));
 }
+
+#[test]
+fn a_transaction_with_a_repeated_full_url_is_a_400_naming_the_entry() {
+    // Regression (bdl-7): two entries with one fullUrl were accepted.
+    on_each_backend(|backend, app| async move {
+        let full_url = "urn:uuid:1d6b7c9e-0000-4000-8000-000000000001";
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": full_url, "resource": {"resourceType": "Patient"}, "request": {"method": "POST", "url": "Patient"}},
+            {"fullUrl": full_url, "resource": {"resourceType": "Patient"}, "request": {"method": "POST", "url": "Patient"}}
+        ]});
+        let answer = app.post_json("/fhir", &bundle).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{backend}");
+        assert_eq!(
+            answer.issue(),
+            (
+                "invariant".to_owned(),
+                Some("Bundle.entry[1].fullUrl".to_owned())
+            ),
+            "{backend}"
+        );
+        assert_eq!(
+            app.get("/fhir/Patient").await.json().get("entry"),
+            None,
+            "{backend}"
+        );
+    });
+}
+
+#[test]
+fn an_unreferenced_contained_resource_is_a_400_and_nothing_is_written() {
+    // Regression (dom-3): a contained resource nothing referred to, or without an id, was stored.
+    on_each_backend(|backend, app| async move {
+        for contained in [
+            json!({"resourceType": "Organization", "id": "o", "name": "Orphan"}),
+            json!({"resourceType": "Organization", "name": "Nameless"}),
+        ] {
+            let patient = json!({"resourceType": "Patient", "contained": [contained]});
+            let answer = app.post_json("/fhir/Patient", &patient).await;
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{backend}");
+            assert_eq!(
+                answer.issue(),
+                (
+                    "invariant".to_owned(),
+                    Some("Patient.contained[0]".to_owned())
+                ),
+                "{backend}"
+            );
+        }
+        let referred = json!({"resourceType": "Patient", "contained": [{"resourceType": "Organization", "id": "o", "name": "Kept"}],
+                              "managingOrganization": {"reference": "#o"}});
+        let answer = app.post_json("/fhir/Patient", &referred).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{backend}");
+        let all = app.get("/fhir/Patient").await.json();
+        assert_eq!(
+            all["entry"].as_array().map(Vec::len),
+            Some(1),
+            "{backend}: only the valid one"
+        );
+    });
+}
