@@ -513,6 +513,19 @@ impl<'a> Validator<'a> {
         type_code: &str,
         value: &'a Value,
     ) {
+        if primitive == PrimitiveType::Xhtml
+            && let Value::String(text) = value
+        {
+            // The narrative's own check says which rule is broken and where in the markup.
+            if let Err(error) = primitives::check_xhtml(text) {
+                let code = match error.invariant() {
+                    Some(_) => IssueCode::Invariant,
+                    None => IssueCode::Value,
+                };
+                self.report(code, None, format!("Invalid narrative: {error}."));
+            }
+            return;
+        }
         match primitives::check(primitive, value) {
             Ok(()) => {}
             Err(PrimitiveError::JsonKind { expected }) => {

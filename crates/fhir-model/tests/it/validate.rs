@@ -5,6 +5,7 @@
 mod examples;
 mod invariants;
 mod mutations;
+mod narrative;
 
 use fhir_model::{IssueCode, Severity, ValidationOptions, r4, validate, validate_with};
 use serde_json::{Value, json};
