@@ -446,3 +446,53 @@ fn an_unreferenced_contained_resource_is_a_400_and_nothing_is_written() {
         );
     });
 }
+
+#[test]
+fn a_narrative_with_script_is_a_400_and_never_stored() {
+    // Regression (txt-1): `<script>` in text.div was stored, to run in every viewer that
+    // renders narratives.
+    on_each_backend(|backend, app| async move {
+        let xhtml = "http://www.w3.org/1999/xhtml";
+        for div in [
+            format!(
+                "<div xmlns=\"{xhtml}\">Hello<script>fetch('/steal?c='+document.cookie)</script></div>"
+            ),
+            format!("<div xmlns=\"{xhtml}\"><img src=\"x\" onerror=\"alert(1)\"/></div>"),
+            format!("<div xmlns=\"{xhtml}\"><a href=\"javascript:alert(1)\">click</a></div>"),
+            format!("<div xmlns=\"{xhtml}\"> </div>"),
+        ] {
+            let patient = json!({"resourceType": "Patient", "id": "x", "text": {"status": "generated", "div": div}});
+            let created = app.post_json("/fhir/Patient", &patient).await;
+            assert_eq!(created.status, StatusCode::BAD_REQUEST, "{backend}: {div}");
+            assert_eq!(
+                created.issue(),
+                ("invariant".to_owned(), Some("Patient.text.div".to_owned())),
+                "{backend}: {div}"
+            );
+            let updated = app.put_json("/fhir/Patient/x", &patient, &[]).await;
+            assert_eq!(updated.status, StatusCode::BAD_REQUEST, "{backend}: {div}");
+            let transaction = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+                {"resource": {"resourceType": "Patient"}, "request": {"method": "POST", "url": "Patient"}},
+                {"resource": patient, "request": {"method": "PUT", "url": "Patient/x"}}
+            ]});
+            let answer = app.post_json("/fhir", &transaction).await;
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{backend}: {div}");
+            assert_eq!(
+                answer.issue().1.as_deref(),
+                Some("Bundle.entry[1].resource.text.div")
+            );
+        }
+        assert_eq!(
+            app.get("/fhir/Patient").await.json().get("entry"),
+            None,
+            "{backend}: nothing was written"
+        );
+        let plain = json!({"resourceType": "Patient", "id": "x", "text": {"status": "generated",
+                           "div": format!("<div xmlns=\"{xhtml}\"><p>Peter <b>James</b></p></div>")}});
+        assert_eq!(
+            app.put_json("/fhir/Patient/x", &plain, &[]).await.status,
+            StatusCode::CREATED,
+            "{backend}"
+        );
+    });
+}
