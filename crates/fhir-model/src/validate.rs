@@ -8,6 +8,15 @@
 //! full URLs bdl-7), profiles, non-required bindings, and whether references resolve. Whether
 //! `resourceType` and `id` agree with the request URL is the server's check.
 //!
+//! One rule is this server's, not the specification's: how often an element may repeat in one
+//! place. An element the definitions allow to repeat without bound may have at most 1,000 items
+//! in one JSON array; extensions, contained resources, items (Questionnaire, Claim...) and a
+//! few others up to 10,000; and elements that are lists by nature (Bundle.entry, Group.member,
+//! List.entry, Provenance.target, code system concepts, value set expansions...) are bounded
+//! only by the request size. `policy/repetition-limits.txt` holds the table and the reasons; a
+//! resource over a limit gets a `business-rule` issue naming the element, its count and the
+//! limit, never a silent truncation.
+//!
 //! Judgment calls, each where the specification leaves room:
 //! - A required binding on a `CodeableConcept` is met when at least one coding is in the value
 //!   set (others may be translations); a concept with only `text` does not meet it. A coding
@@ -119,6 +128,13 @@ fn example_type(element: &ElementDef) -> &str {
         .into_iter()
         .find(|preferred| element.types.iter().any(|t| &*t.code == *preferred))
         .unwrap_or_else(|| element.first_type())
+}
+
+/// Why a repeating element over this server's limit is refused, and what the rule is.
+fn repetition_message(name: &str, count: usize, limit: u32) -> String {
+    format!(
+        "{name} has {count} items; this server accepts at most {limit} in one place. Repetitions that make no clinical sense are refused rather than cut short: an element may repeat up to 1,000 times, extensions, contained resources, items and components up to 10,000, and lists by nature (Bundle.entry, Group.member, List.entry, code systems and value sets...) without limit."
+    )
 }
 
 /// A short rendering of a JSON value for a diagnostic.
@@ -380,6 +396,17 @@ impl<'a> Validator<'a> {
     /// Checks that a repeating element is a non-empty array and a single one is not an array;
     /// returns the items to check (one for a single element).
     fn shape<'v>(&mut self, element: &ElementDef, value: &'v Value) -> Option<&'v [Value]> {
+        self.shape_limited(element, value, true)
+    }
+
+    /// [`Self::shape`], checking the repetition limit only when `limited` (a primitive's `_name`
+    /// array is not counted again when its values were).
+    fn shape_limited<'v>(
+        &mut self,
+        element: &ElementDef,
+        value: &'v Value,
+        limited: bool,
+    ) -> Option<&'v [Value]> {
         match (element.is_array(), value) {
             (true, Value::Array(items)) if items.is_empty() => {
                 let message = format!(
@@ -399,6 +426,15 @@ impl<'a> Validator<'a> {
                         items.len()
                     );
                     self.report(IssueCode::Structure, None, message);
+                } else if limited
+                    && let Some(limit) = element.repetition_limit
+                    && items.len() > limit as usize
+                {
+                    self.report(
+                        IssueCode::BusinessRule,
+                        None,
+                        repetition_message(&element.name, items.len(), limit),
+                    );
                 }
                 Some(items)
             }
@@ -454,7 +490,7 @@ impl<'a> Validator<'a> {
             None => &[],
         };
         let siblings = match sibling {
-            Some(s) => match self.shape(element, s) {
+            Some(s) => match self.shape_limited(element, s, value.is_none()) {
                 Some(items) => items,
                 None => {
                     self.path.pop();

@@ -4,6 +4,7 @@
 
 mod examples;
 mod invariants;
+mod limits;
 mod mutations;
 mod narrative;
 

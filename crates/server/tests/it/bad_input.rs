@@ -496,3 +496,34 @@ fn a_narrative_with_script_is_a_400_and_never_stored() {
         );
     });
 }
+
+#[test]
+fn a_resource_over_a_repetition_limit_is_a_422_naming_the_element_and_the_limit() {
+    // Regression: a valid Patient with 10,000 names was stored, and made searches slow.
+    on_each_backend(|backend, app| async move {
+        let names: Vec<_> = (0..10_000)
+            .map(|i| json!({"family": format!("F{i}")}))
+            .collect();
+        let patient = json!({"resourceType": "Patient", "name": names});
+        let answer = app.post_json("/fhir/Patient", &patient).await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}");
+        assert_eq!(
+            answer.issue(),
+            ("business-rule".to_owned(), Some("Patient.name".to_owned())),
+            "{backend}"
+        );
+        let diagnostics = answer.json()["issue"][0]["diagnostics"].clone();
+        assert!(
+            diagnostics
+                .as_str()
+                .unwrap()
+                .contains("name has 10000 items; this server accepts at most 1000"),
+            "{diagnostics}"
+        );
+        assert_eq!(
+            app.get("/fhir/Patient").await.json().get("entry"),
+            None,
+            "{backend}"
+        );
+    });
+}
