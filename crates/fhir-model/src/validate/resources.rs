@@ -53,8 +53,11 @@ fn repeated_full_urls(bundle: &Map<String, Value>) -> Vec<(usize, usize)> {
 }
 
 fn repeated_full_url_message(bundle: &Map<String, Value>, index: usize, first: usize) -> String {
-    let full_url = bundle["entry"][index]["fullUrl"]
-        .as_str()
+    let full_url = bundle
+        .get("entry")
+        .and_then(|entries| entries.get(index))
+        .and_then(|entry| entry.get("fullUrl"))
+        .and_then(Value::as_str)
         .unwrap_or_default();
     format!(
         "Entry {index} has the fullUrl '{full_url}' of entry {first}: in a Bundle a fullUrl names one resource, so two entries may share it only as different versions (meta.versionId) of that resource (bdl-7)."
