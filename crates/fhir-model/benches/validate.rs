@@ -115,6 +115,45 @@ fn validate_every_resource_of_a_patient(bencher: Bencher) {
     });
 }
 
+/// The vendored R4 examples: every one has a narrative, many of them rich (tables, links,
+/// images), so this is where the narrative check shows.
+fn r4_examples() -> Vec<Value> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/examples");
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .expect("the examples are vendored")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
+}
+
+#[divan::bench]
+fn validate_r4_examples_with_narratives(bencher: Bencher) {
+    let all = r4_examples();
+    bencher.counter(ItemsCount::new(all.len())).bench(|| {
+        for resource in &all {
+            black_box(validate(r4(), black_box(resource)));
+        }
+    });
+}
+
+#[divan::bench]
+fn parse_r4_examples(bencher: Bencher) {
+    let texts: Vec<String> = r4_examples()
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    bencher.counter(ItemsCount::new(texts.len())).bench(|| {
+        for text in &texts {
+            black_box(serde_json::from_str::<Value>(black_box(text)).unwrap());
+        }
+    });
+}
+
 #[divan::bench]
 fn validate_whole_transaction_bundle(bencher: Bencher) {
     let bundle: Value = serde_json::from_str(BUNDLE).unwrap();

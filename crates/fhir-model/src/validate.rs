@@ -552,14 +552,7 @@ impl<'a> Validator<'a> {
         if primitive == PrimitiveType::Xhtml
             && let Value::String(text) = value
         {
-            // The narrative's own check says which rule is broken and where in the markup.
-            if let Err(error) = primitives::check_xhtml(text) {
-                let code = match error.invariant() {
-                    Some(_) => IssueCode::Invariant,
-                    None => IssueCode::Value,
-                };
-                self.report(code, None, format!("Invalid narrative: {error}."));
-            }
+            self.narrative(text);
             return;
         }
         match primitives::check(primitive, value) {
@@ -595,6 +588,19 @@ impl<'a> Validator<'a> {
             ) || &*element.name == "reference")
         {
             self.local_references.push(text);
+        }
+    }
+
+    /// A narrative `div`: its own check says which rule is broken and where in the markup.
+    /// Kept out of line: most resources have no narrative, and the hot path stays small.
+    #[inline(never)]
+    fn narrative(&mut self, text: &str) {
+        if let Err(error) = primitives::check_xhtml(text) {
+            let code = match error.invariant() {
+                Some(_) => IssueCode::Invariant,
+                None => IssueCode::Value,
+            };
+            self.report(code, None, format!("Invalid narrative: {error}."));
         }
     }
 
