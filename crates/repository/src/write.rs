@@ -33,9 +33,13 @@ impl Repository {
         let resource_type = resource_type_of(self.model, &resource)?;
         let issues = self.validate(&resource);
         if issues.iter().any(Issue::is_error) {
-            return Err(RepositoryError::Invalid(
-                issues.into_iter().filter(Issue::is_error).collect(),
-            ));
+            let errors: Vec<Issue> = issues.into_iter().filter(Issue::is_error).collect();
+            // A resource that breaks only this server's rules (the repetition limits) is
+            // well-formed FHIR: 422, as FHIR prescribes for business rules; otherwise 400.
+            if errors.iter().all(|e| e.code == IssueCode::BusinessRule) {
+                return Err(RepositoryError::Unprocessable(errors));
+            }
+            return Err(RepositoryError::Invalid(errors));
         }
         let indexer = self.indexer();
         if resource_type == "SearchParameter"

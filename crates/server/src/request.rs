@@ -251,18 +251,15 @@ pub async fn read_json(
         )));
     }
     let bytes = read_limited(body, limit).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    let content = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    if content.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             IssueCode::Required,
             "the request has no body",
         ));
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request(
-            IssueCode::Structure,
-            format!("the body is not valid JSON: {e}"),
-        )
-    })
+    // One reader for every FHIR JSON body: duplicate keys refused, a byte-order mark skipped.
+    fhir_model::json::parse(&bytes).map_err(|error| ApiError::BadRequest(error.issue()))
 }
 
 /// Reads a form body (`POST [type]/_search`).
