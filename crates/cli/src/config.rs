@@ -75,6 +75,13 @@ pub struct ServeArgs {
     /// 256 when that is lower].
     #[arg(long, value_name = "N")]
     pub max_connections: Option<String>,
+    /// Store reads (reads, searches, history) run at once; more wait their turn [default:
+    /// twice the cores, at least 4].
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_reads: Option<String>,
+    /// Store writes run at once, queued apart from reads [default: the cores, at least 2].
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_writes: Option<String>,
 }
 
 /// The keys of a config file, all optional.
@@ -99,6 +106,8 @@ struct FileConfig {
     send_timeout: Option<Seconds>,
     max_requests_per_connection: Option<u64>,
     max_connections: Option<u64>,
+    max_concurrent_reads: Option<u64>,
+    max_concurrent_writes: Option<u64>,
 }
 
 /// Seconds in a config file: whole (`10`) or not (`0.5`).
@@ -163,6 +172,9 @@ pub struct ConnectionSettings {
     pub max_requests_per_connection: u64,
     /// `None`: derived at start-up from the open-file limit (`serve`).
     pub max_connections: Option<usize>,
+    /// Store reads and writes admitted at once (`server::WorkLimits`); `None`: from the cores.
+    pub max_concurrent_reads: Option<usize>,
+    pub max_concurrent_writes: Option<usize>,
 }
 
 /// The most connections the configuration accepts: beyond it, memory runs out before sockets.
@@ -504,7 +516,25 @@ fn connection_settings<E: Fn(&str) -> Option<String>>(
         }
         other => other.map(|n| n as usize),
     };
+    let max_concurrent_reads = count(
+        &args.max_concurrent_reads,
+        "MERIDIAN_MAX_CONCURRENT_READS",
+        |f| f.max_concurrent_reads,
+        1,
+        "reads",
+    )?
+    .map(|n| n as usize);
+    let max_concurrent_writes = count(
+        &args.max_concurrent_writes,
+        "MERIDIAN_MAX_CONCURRENT_WRITES",
+        |f| f.max_concurrent_writes,
+        1,
+        "writes",
+    )?
+    .map(|n| n as usize);
     Ok(ConnectionSettings {
+        max_concurrent_reads,
+        max_concurrent_writes,
         header_read_timeout,
         body_read_timeout,
         body_min_rate,
@@ -552,6 +582,8 @@ mod tests {
                 send_timeout: Duration::from_secs(60),
                 max_requests_per_connection: 1000,
                 max_connections: None,
+                max_concurrent_reads: None,
+                max_concurrent_writes: None,
             }
         );
     }
@@ -563,7 +595,7 @@ mod tests {
         std::fs::write(
             &file,
             "header_read_timeout = 0.25\nkeep_alive_timeout = 5\nmax_connections = 500\n\
-             body_min_rate = 0\n",
+             body_min_rate = 0\nmax_concurrent_writes = 3\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -577,6 +609,7 @@ mod tests {
         let env = env_of(&[
             ("MERIDIAN_BODY_READ_TIMEOUT", "2.5"),
             ("MERIDIAN_SEND_TIMEOUT", "90"),
+            ("MERIDIAN_MAX_CONCURRENT_READS", "12"),
         ]);
         let connections = ServeConfig::resolve(&args, env).unwrap().connections;
         assert_eq!(connections.header_read_timeout, Duration::from_millis(250));
@@ -586,6 +619,8 @@ mod tests {
         assert_eq!(connections.body_min_rate, 0);
         assert_eq!(connections.max_requests_per_connection, 7);
         assert_eq!(connections.max_connections, Some(500));
+        assert_eq!(connections.max_concurrent_reads, Some(12));
+        assert_eq!(connections.max_concurrent_writes, Some(3));
 
         for (variable, value, message) in [
             (

@@ -24,7 +24,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
             allowed_hosts: config.allowed_hosts.clone(),
             export_dir: config.store.data.join("exports"),
             connections,
-            work: server::WorkLimits::for_this_machine(),
+            work: work_limits(&config),
         },
         identity,
     );
@@ -109,6 +109,27 @@ fn connection_limits(config: &ServeConfig) -> ConnectionLimits {
         max_requests_per_connection: settings.max_requests_per_connection,
         max_connections,
     }
+}
+
+/// The store work admitted at once: as configured, else from the cores.
+fn work_limits(config: &ServeConfig) -> server::WorkLimits {
+    let cores = server::WorkLimits::for_this_machine();
+    let work = server::WorkLimits {
+        reads: config
+            .connections
+            .max_concurrent_reads
+            .unwrap_or(cores.reads),
+        writes: config
+            .connections
+            .max_concurrent_writes
+            .unwrap_or(cores.writes),
+    };
+    tracing::info!(
+        reads = work.reads,
+        writes = work.writes,
+        "store work admitted at once"
+    );
+    work
 }
 
 /// How many client connections fit under an open-file limit: all but a reserve for the rest
