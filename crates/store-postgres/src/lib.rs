@@ -6,6 +6,7 @@
 //! small runtime per connection, which is fine there and keeps the store trait synchronous.
 
 mod flush;
+mod jobs;
 mod pool;
 mod read;
 mod schema;
@@ -274,6 +275,10 @@ impl Store for PostgresStore {
 
     fn checkpoint(&self, _ctx: &RequestContext, name: &str) -> Result<Option<String>, StoreError> {
         self.read_with(|connection| read::checkpoint(connection, name))
+    }
+
+    fn jobs(&self) -> &dyn store::JobQueue {
+        self
     }
 
     fn ping(&self) -> Result<(), StoreError> {

@@ -5,6 +5,7 @@
 
 mod bulk;
 mod checkpoint;
+mod jobs;
 mod read;
 mod schema;
 #[cfg(test)]
@@ -239,6 +240,10 @@ impl Store for SqliteStore {
 
     fn end_bulk_load(&self) -> Result<(), StoreError> {
         bulk::end(&mut lock(&self.writer))
+    }
+
+    fn jobs(&self) -> &dyn store::JobQueue {
+        self
     }
 
     fn ping(&self) -> Result<(), StoreError> {

@@ -6,11 +6,13 @@ pub mod content;
 mod context;
 mod error;
 pub mod execute;
+mod jobs;
 mod record;
 pub mod sql;
 
 pub use context::RequestContext;
 pub use error::StoreError;
+pub use jobs::{Heartbeat, JobOutcome, JobQueue, JobRecord, JobState, NewJob};
 pub use record::{
     HistoryPage, HistoryQuery, HistoryScope, Method, ScanQuery, SearchPage, VersionRecord,
     VersionWrite,
@@ -66,6 +68,9 @@ pub trait Store: Send + Sync {
 
     /// A named checkpoint of a long-running job (`reindex`), or `None` when there is none.
     fn checkpoint(&self, ctx: &RequestContext, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// The durable jobs kept in this store.
+    fn jobs(&self) -> &dyn JobQueue;
 
     /// Whether the database answers (for `/health/ready`).
     fn ping(&self) -> Result<(), StoreError>;

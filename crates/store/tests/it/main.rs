@@ -5,6 +5,7 @@ mod support;
 
 mod golden_sql;
 mod history;
+mod jobs;
 mod paging;
 mod search;
 mod writes;
