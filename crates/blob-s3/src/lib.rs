@@ -19,7 +19,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::runtime::Runtime;
 
 /// Where the blobs live in S3-compatible storage.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct S3Config {
     /// `https://s3.cn-north-1.amazonaws.com.cn`, `http://127.0.0.1:9000` (MinIO), ...
     pub endpoint: String,
@@ -29,6 +29,20 @@ pub struct S3Config {
     pub secret_access_key: String,
     /// Keys are stored under this prefix (without slashes at its ends), if any.
     pub prefix: Option<String>,
+}
+
+impl std::fmt::Debug for S3Config {
+    /// Everything but the secret key, which never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"(hidden)")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
 }
 
 /// Blobs in one bucket.

@@ -25,6 +25,11 @@ impl FileBlobStore {
         Ok(FileBlobStore { root })
     }
 
+    /// Blobs under `root`, which is created when the first blob is written.
+    pub fn new(root: impl Into<PathBuf>) -> FileBlobStore {
+        FileBlobStore { root: root.into() }
+    }
+
     fn path(&self, key: &BlobKey) -> PathBuf {
         key.segments()
             .fold(self.root.clone(), |path, s| path.join(s))

@@ -13,7 +13,8 @@ use crate::{JobContext, JobError, JobHandler, now_micros};
 /// How the runner works.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
-    /// Worker threads, each running one job at a time.
+    /// Worker threads, each running one job at a time. None: this process only enqueues, and
+    /// other processes on the same store run the jobs.
     pub workers: usize,
     /// How often an idle worker looks for due jobs (a [`Runner::wake`] makes it look at once).
     pub poll_interval: Duration,
@@ -73,7 +74,7 @@ impl Runner {
             owner_prefix: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4()),
             config,
         });
-        let workers = (0..shared.config.workers.max(1))
+        let workers = (0..shared.config.workers)
             .filter_map(|n| {
                 let shared = Arc::clone(&shared);
                 std::thread::Builder::new()
@@ -93,8 +94,8 @@ impl Runner {
         self.shared.wake.notify_all();
     }
 
-    /// Stops claiming; jobs in hand are abandoned to their leases (another worker, or the next
-    /// process, takes them over) once their handlers see [`JobContext::should_stop`].
+    /// Stops claiming; jobs in hand are handed back to the queue, to run again at once in the
+    /// next process (or another worker), once their handlers see [`JobContext::should_stop`].
     pub fn stop(mut self) {
         self.shut_down();
     }
@@ -183,7 +184,12 @@ fn run(shared: &Shared, owner: &str, job: JobRecord) {
     let Some(handler) = shared.handlers.get(job.kind.as_str()) else {
         return;
     };
-    tracing::info!(job = job.id, kind = job.kind, attempt = job.attempts, "job started");
+    tracing::info!(
+        job = job.id,
+        kind = job.kind,
+        attempt = job.attempts,
+        "job started"
+    );
     let progress = Mutex::new(None);
     let stop = AtomicBool::new(false);
     let done = (Mutex::new(false), Condvar::new());
@@ -228,10 +234,9 @@ fn run(shared: &Shared, owner: &str, job: JobRecord) {
             progress: &progress,
             stop: &stop,
         };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            handler.run(&context)
-        }))
-        .unwrap_or_else(|_| Err(JobError::Fail("the job's handler panicked".into())));
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.run(&context)))
+                .unwrap_or_else(|_| Err(JobError::Fail("the job's handler panicked".into())));
         *lock(&done.0) = true;
         done.1.notify_all();
         result
@@ -240,8 +245,9 @@ fn run(shared: &Shared, owner: &str, job: JobRecord) {
     let outcome = match outcome {
         Ok(result) => JobOutcome::Succeeded { result },
         Err(JobError::Stopped) => {
-            // Cancelled: record it. Lease lost or runner stopping: leave the job to whoever
-            // holds or takes it next.
+            // Cancelled: record it. The runner stopping (a restart): hand the job back at once,
+            // so the next process need not wait for the lease. Lease lost: another worker holds
+            // it now, and finishing here would fail anyway.
             let cancelled = shared
                 .store
                 .jobs()
@@ -249,11 +255,17 @@ fn run(shared: &Shared, owner: &str, job: JobRecord) {
                 .ok()
                 .flatten()
                 .is_some_and(|j| j.cancel_requested);
-            if !cancelled {
-                tracing::info!(job = job.id, "job left to its lease");
+            if cancelled {
+                JobOutcome::Cancelled
+            } else if stopping(shared) {
+                JobOutcome::Retry {
+                    run_after: now,
+                    error: "the server stopped while the job ran".into(),
+                }
+            } else {
+                tracing::info!(job = job.id, "job left to whoever holds its lease");
                 return;
             }
-            JobOutcome::Cancelled
         }
         Err(JobError::Fail(error)) => JobOutcome::Failed { error },
         Err(JobError::Retry(error)) if job.attempts < job.max_attempts => {

@@ -27,7 +27,10 @@ use store::{RequestContext, Store, Transaction, VersionRecord};
 pub use bundle::{BundleOptions, parse_etag, parse_query};
 pub use custom::ReindexProgress;
 pub use error::RepositoryError;
-pub use export::{ExportError, ExportFile, ExportLevel, ExportRequest};
+pub use export::{
+    EXPORT_JOB, ExportError, ExportFile, ExportJob, ExportLevel, ExportRequest, ExportResult,
+    export_prefix,
+};
 pub use hooks::{InTransaction, WriteHook};
 pub use import::{ImportCounts, ImportFailure, ImportOptions, ImportReport, ImportUnit};
 pub use read::HistoryRequest;

@@ -123,24 +123,17 @@ async fn handle(
         },
         ["$export"] => match *method {
             Method::GET => {
-                crate::export::kick_off(
-                    state.jobs().clone(),
-                    repository,
-                    &fhir,
-                    ExportLevel::System,
-                    path,
-                )
-                .await
+                crate::export::kick_off(state.exports(), &fhir, ExportLevel::System, path).await
             }
             _ => not_allowed("GET"),
         },
         ["$export-status", id] => match *method {
-            Method::GET => crate::export::status(state.jobs(), &fhir, id),
-            Method::DELETE => crate::export::cancel(state.jobs(), id),
+            Method::GET => crate::export::status(&state.exports(), &fhir, id).await,
+            Method::DELETE => crate::export::cancel(&state.exports(), id).await,
             _ => not_allowed("GET or DELETE"),
         },
         ["$export-file", id, name] => match *method {
-            Method::GET => crate::export::file(state.jobs(), id, name).await,
+            Method::GET => crate::export::file(&state.exports(), id, name).await,
             _ => not_allowed("GET"),
         },
         ["_search"] => match *method {
@@ -210,28 +203,15 @@ async fn handle(
                 },
                 ["$export"] if resource_type == "Patient" => match *method {
                     Method::GET => {
-                        crate::export::kick_off(
-                            state.jobs().clone(),
-                            repository,
-                            &fhir,
-                            ExportLevel::Patient,
-                            path,
-                        )
-                        .await
+                        crate::export::kick_off(state.exports(), &fhir, ExportLevel::Patient, path)
+                            .await
                     }
                     _ => not_allowed("GET"),
                 },
                 [id, "$export"] if resource_type == "Group" => match *method {
                     Method::GET => {
                         let level = ExportLevel::Group(id.to_string());
-                        crate::export::kick_off(
-                            state.jobs().clone(),
-                            repository,
-                            &fhir,
-                            level,
-                            path,
-                        )
-                        .await
+                        crate::export::kick_off(state.exports(), &fhir, level, path).await
                     }
                     _ => not_allowed("GET"),
                 },

@@ -45,7 +45,9 @@ fn write<T>(
     work: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let connection = lock(&store.writer);
-    connection.execute_batch("BEGIN IMMEDIATE").map_err(map_error)?;
+    connection
+        .execute_batch("BEGIN IMMEDIATE")
+        .map_err(map_error)?;
     match work(&connection) {
         Ok(value) => {
             connection.execute_batch("COMMIT").map_err(map_error)?;
@@ -110,7 +112,11 @@ impl JobQueue for SqliteStore {
                 JobState::Running.code().into(),
                 now.into(),
             ];
-            values.extend(kinds.iter().map(|k| rusqlite::types::Value::Text((*k).to_owned())));
+            values.extend(
+                kinds
+                    .iter()
+                    .map(|k| rusqlite::types::Value::Text((*k).to_owned())),
+            );
             let id: Option<String> = connection
                 .prepare_cached(&sql)
                 .map_err(map_error)?

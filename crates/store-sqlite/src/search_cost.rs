@@ -73,7 +73,6 @@ fn store_with(names: usize, dir: &std::path::Path) -> SqliteStore {
     for i in 0..20 {
         put(&format!("p{i}"), vec![entry(format!("famz{i:05}"))], 2 + i);
     }
-    drop(put);
     tx.commit().unwrap();
     store
 }

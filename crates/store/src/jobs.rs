@@ -91,11 +91,18 @@ pub struct JobRecord {
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobOutcome {
-    Succeeded { result: String },
+    Succeeded {
+        result: String,
+    },
     /// For good.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
     /// Queued again, to run at `run_after`.
-    Retry { run_after: i64, error: String },
+    Retry {
+        run_after: i64,
+        error: String,
+    },
     /// The job saw its cancellation and stopped.
     Cancelled,
 }

@@ -46,7 +46,10 @@ impl JobHandler for Flaky {
         self.runs.fetch_add(1, Ordering::SeqCst);
         let job = context.job();
         if job.attempts >= self.succeed_on {
-            Ok(format!(r#"{{"echo":{},"attempt":{}}}"#, job.params, job.attempts))
+            Ok(format!(
+                r#"{{"echo":{},"attempt":{}}}"#,
+                job.params, job.attempts
+            ))
         } else {
             Err(JobError::Retry(format!("attempt {} failed", job.attempts)))
         }
@@ -146,6 +149,17 @@ backend_tests! {
         runner.stop();
     }
 
+    fn a_job_held_by_a_dead_worker_is_taken_over_when_its_lease_runs_out(store) {
+        // A worker (another process) claimed the job and died: no runner of this test holds it.
+        let job = jobs::enqueue(store.jobs(), "export", "{}".into(), 3).unwrap();
+        let now = jobs::now_micros();
+        store.jobs().claim(&["export"], "dead-worker", now, now + 200_000).unwrap().unwrap();
+        let runner = Runner::start(Arc::clone(&store.store), vec![Arc::new(Export)], quick());
+        let done = finished(&*store.store, &job.id);
+        assert_eq!((done.state, done.attempts), (JobState::Succeeded, 2));
+        runner.stop();
+    }
+
     fn a_job_left_by_a_stopped_runner_is_finished_by_the_next(store) {
         // The first process claims the job and stops (a restart) before the job is done.
         let first = Runner::start(Arc::clone(&store.store), vec![Arc::new(Export)], quick());
@@ -157,8 +171,9 @@ backend_tests! {
         }
         first.stop();
         let left = store.jobs().get(&job.id).unwrap().unwrap();
-        assert_eq!((left.state, left.attempts), (JobState::Running, 1), "left to its lease");
-        // The next process takes it over once the lease has run out, and finishes it.
+        assert_eq!((left.state, left.attempts), (JobState::Queued, 1), "handed back");
+        assert!(left.error.unwrap().contains("stopped"));
+        // The next process takes it, and finishes it.
         let second = Runner::start(Arc::clone(&store.store), vec![Arc::new(Export)], quick());
         let done = finished(&*store.store, &job.id);
         assert_eq!(done.state, JobState::Succeeded);
