@@ -433,6 +433,12 @@ pub enum Conflict {
     SameIdDifferentBirthAndSex,
     /// Two different resident ID numbers, each with a right check character.
     DifferentValidIds,
+    /// One family name, wholly different given names, birth dates that do not agree (or one
+    /// missing) and no identifier in common: relatives at one address (a parent and a child, a
+    /// couple where wives take the husband's name) look like this, and a model learned from
+    /// data without households (FEBRL has none) weighs the shared address as if it settled the
+    /// question.
+    SameFamilyDifferentGiven,
 }
 
 impl Conflict {
@@ -445,6 +451,9 @@ impl Conflict {
                 "the same resident ID number, but birth date and sex both differ"
             }
             Conflict::DifferentValidIds => "two different valid resident ID numbers",
+            Conflict::SameFamilyDifferentGiven => {
+                "one family name but wholly different given names (relatives?)"
+            }
         }
     }
 }
@@ -581,6 +590,15 @@ pub fn conflicts(a: &Record, b: &Record, comparison: &Comparison) -> Vec<Conflic
         if level(Field::BirthDate) == Field::BirthDate.levels() as u8 && level(Field::Sex) == 2 {
             found.push(Conflict::SameIdDifferentBirthAndSex);
         }
+    }
+    if level(Field::Family) == 1
+        && level(Field::Given) == Field::Given.levels() as u8
+        && !comparison.swapped
+        && level(Field::BirthDate) != 1
+        && level(Field::NationalId) != 1
+        && level(Field::OtherId) != 1
+    {
+        found.push(Conflict::SameFamilyDifferentGiven);
     }
     if level(Field::NationalId) == Field::NationalId.levels() as u8 {
         let valid = |r: &Record| r.national_ids().any(gb11643::is_valid);
