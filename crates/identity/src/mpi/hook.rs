@@ -183,6 +183,7 @@ impl Mpi {
                 }
             }
         }
+        let matcher = self.matcher();
         let mut candidates = Vec::with_capacity(found.len());
         for record in found {
             let person: Value = serde_json::from_slice(record.content.as_deref().unwrap_or(b"{}"))
@@ -192,7 +193,7 @@ impl Mpi {
                 continue;
             }
             let theirs = Record::from_fhir(&person, &self.config.systems);
-            let verdict = self.matcher.decide(demographics, &theirs);
+            let verdict = matcher.decide(demographics, &theirs);
             candidates.push(Candidate {
                 person: state,
                 verdict,
