@@ -63,6 +63,8 @@ struct FileConfig {
     health_code_validity: Option<u64>,
     health_code_key_rotation_days: Option<u64>,
     identity_population: Option<u64>,
+    identity_model_interval: Option<u64>,
+    identity_model_growth: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,8 +93,13 @@ pub struct ServeConfig {
     pub health_code_validity: u64,
     /// The signing key is replaced when older than this many days.
     pub health_code_key_rotation_days: u64,
-    /// Residents the platform serves (the matcher's prior).
+    /// Residents the platform serves (the matcher's prior until it learns its own).
     pub identity_population: u64,
+    /// Seconds between checks whether the matching model is due for re-estimation; 0 turns
+    /// the schedule off (`Person/$estimate-model` still re-estimates on demand).
+    pub identity_model_interval: u64,
+    /// Percent of Patients written since the last estimation that make the next one due.
+    pub identity_model_growth: u64,
 }
 
 /// One raw value and where it came from, for error messages.
@@ -303,7 +310,35 @@ impl ServeConfig {
             "residents",
         )?;
 
+        let interval = layers
+            .pick(None, "MERIDIAN_IDENTITY_MODEL_INTERVAL", |f| {
+                f.identity_model_interval.map(|n| n.to_string())
+            })
+            .context("no identity model interval")?;
+        let identity_model_interval: u64 = interval.value.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "{}: '{}' is not a number of seconds (0 turns the schedule off)",
+                interval.source,
+                interval.value
+            )
+        })?;
+        let growth = layers
+            .pick(None, "MERIDIAN_IDENTITY_MODEL_GROWTH", |f| {
+                f.identity_model_growth.map(|n| n.to_string())
+            })
+            .context("no identity model growth")?;
+        let identity_model_growth = match growth.value.parse::<u64>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => bail!(
+                "{}: '{}' is not a percentage from 1 to 1000",
+                growth.source,
+                growth.value
+            ),
+        };
+
         Ok(ServeConfig {
+            identity_model_interval,
+            identity_model_growth,
             health_code_validity,
             health_code_key_rotation_days,
             identity_population,
@@ -342,6 +377,28 @@ mod tests {
         assert_eq!(config.health_code_validity, 300);
         assert_eq!(config.health_code_key_rotation_days, 30);
         assert_eq!(config.identity_population, 1_000_000);
+        assert_eq!(config.identity_model_interval, 30);
+        assert_eq!(config.identity_model_growth, 10);
+    }
+
+    #[test]
+    fn the_identity_model_schedule_can_be_turned_off_but_not_given_a_zero_growth() {
+        let config = ServeConfig::resolve(
+            &ServeArgs::default(),
+            env_of(&[("MERIDIAN_IDENTITY_MODEL_INTERVAL", "0")]),
+        )
+        .unwrap();
+        assert_eq!(config.identity_model_interval, 0);
+        let error = ServeConfig::resolve(
+            &ServeArgs::default(),
+            env_of(&[("MERIDIAN_IDENTITY_MODEL_GROWTH", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "environment variable MERIDIAN_IDENTITY_MODEL_GROWTH: '0' is not a percentage from 1 to 1000"
+        );
     }
 
     #[test]
