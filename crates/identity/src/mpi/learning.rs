@@ -342,9 +342,9 @@ impl Mpi {
             }
         }
         let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
-        for p in 0..persons.len() {
+        for (p, person) in persons.iter().enumerate() {
             let root = groups.find(p);
-            if !vetoed.contains(&root) && persons[p].active {
+            if !vetoed.contains(&root) && person.active {
                 members.entry(root).or_default().push(p);
             }
         }
