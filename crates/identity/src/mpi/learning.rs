@@ -20,7 +20,7 @@ use store::{RequestContext, ScanQuery, VersionRecord};
 
 use super::hook::Candidate;
 use super::kept_model::{Estimated, ModelOrigin};
-use super::person::{Link, PersonState};
+use super::person::{Link, PersonState, lock_keys, tag_keys};
 use super::{MPI_SYSTEM, Mpi};
 use crate::IdentityError;
 use crate::compare::Field;
@@ -256,11 +256,14 @@ impl Mpi {
     ) -> Result<(), IdentityError> {
         // Every Person: who holds which Patient, where merged ones went.
         let mut persons: Vec<PersonState> = Vec::new();
+        let mut keys: Vec<Vec<u64>> = Vec::new();
         for record in scan_all(repository, ctx, "Person")? {
+            let person = parse(&record)?;
+            keys.push(tag_keys(&person));
             persons.push(PersonState::from_resource(
                 &record.id,
                 record.version,
-                &parse(&record)?,
+                &person,
             ));
         }
         let number: HashMap<String, usize> = persons
@@ -366,7 +369,18 @@ impl Mpi {
                 .filter_map(|p| best.get(p))
                 .fold(0.0, |x: f64, y| x.max(*y));
             let states: Vec<&PersonState> = group.iter().map(|p| &persons[*p]).collect();
-            if self.merge_group(repository, ctx, &persons[target], &states, probability)? {
+            let group_keys: Vec<u64> = group
+                .iter()
+                .flat_map(|p| keys[*p].iter().copied())
+                .collect();
+            if self.merge_group(
+                repository,
+                ctx,
+                &persons[target],
+                &states,
+                &group_keys,
+                probability,
+            )? {
                 outcome.persons_merged += group.len() - 1;
                 for p in group {
                     survivor[*p] = target;
@@ -451,15 +465,21 @@ impl Mpi {
 
     /// Merges `group` into `target` in one transaction, if every one of them is still as the
     /// re-evaluation read it (a write since then means the pair is looked at next time).
+    /// `keys` are the group's blocking keys, locked first.
     fn merge_group(
         &self,
         repository: &Repository,
         ctx: &RequestContext,
         target: &PersonState,
         group: &[&PersonState],
+        keys: &[u64],
         probability: f64,
     ) -> Result<bool, IdentityError> {
         let merged = repository.run_in_transaction(ctx, |tx| {
+            // The locks a registration takes before it reads its candidates: one that found a
+            // Person of the group either finished before (and the version check below sees
+            // it) or waits until the merge is committed (and finds the Person inactive).
+            lock_keys(tx, keys.to_vec())?;
             for person in group {
                 match self.read_person(tx, &person.id)? {
                     Some(now) if now.active && now.version == person.version => {}

@@ -321,4 +321,41 @@ backend_tests! {
         assert_eq!(indexed.mpi.model_origin(), ModelOrigin::BuiltIn);
         assert!(indexed.repository.read(&ctx(), "Basic", identity::mpi::MODEL_ID).is_err(), "nothing kept");
     }
+
+    fn registrations_while_the_model_is_re_estimated_never_fail_on_a_person_merged_meanwhile(store) {
+        // The API benchmark on PostgreSQL had a registration answered 412: the merge of the
+        // Person it was linking to committed between its read and its write.
+        let indexed = indexed(store);
+        let sample = sample();
+        register(&indexed, &sample);
+        // A third hospital registers the originals again while the re-estimation merges their
+        // Persons with their duplicates'.
+        std::thread::scope(|scope| {
+            let learning = scope.spawn(|| indexed.mpi.learn(&indexed.repository, &ctx()));
+            // Until the re-estimation is over (at most ten rounds: the count bounds the test,
+            // not the clock).
+            for round in 0..10 {
+                for (n, registration) in sample.iter().filter(|r| r.original).enumerate() {
+                    let mut again = registration.patient.clone();
+                    again["identifier"] = json!([{"system": "urn:meridian:test:hospital-c:mrn", "value": format!("C{round}-{n}")}]);
+                    indexed
+                        .repository
+                        .create(&ctx(), again, None)
+                        .expect("a registration during a re-estimation succeeds");
+                    if learning.is_finished() {
+                        break;
+                    }
+                }
+                if learning.is_finished() {
+                    break;
+                }
+            }
+            assert!(learning.join().unwrap().unwrap().adopted);
+        });
+        let outcome = indexed.mpi.learn(&indexed.repository, &ctx()).unwrap();
+        assert!(outcome.adopted, "{outcome:?}");
+        for person in all(&indexed, "Person").iter().filter(|p| p["active"] == true) {
+            assert!(!linked_patients(person).is_empty(), "an active Person holds its Patients");
+        }
+    }
 }
