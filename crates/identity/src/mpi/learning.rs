@@ -298,7 +298,7 @@ impl Mpi {
         let reviews = match_reviews(repository, ctx)?;
         // Pairs of Persons a review already asked about; those a person said are different.
         let mut asked: HashSet<(usize, usize)> = HashSet::new();
-        let mut rejected: Vec<(usize, usize)> = Vec::new();
+        let mut rejected: HashSet<(usize, usize)> = HashSet::new();
         for review in &reviews {
             let (Some(&a), Some(&b)) = (
                 owner.get(review.patient.as_str()),
@@ -309,7 +309,7 @@ impl Mpi {
             let pair = ordered(a, current(b));
             asked.insert(pair);
             if review.rejected {
-                rejected.push(pair);
+                rejected.insert(pair);
             }
         }
         let decided = index.link_pairs(matcher, 2);
