@@ -11,7 +11,9 @@ its duplicates (`rec-N-dup-k`) by another, each Patient with its hospital's own 
 (sequential in file order, so it says nothing about who is who) through `POST /fhir/Patient`,
 one at a time, hospital A first. Then the model is re-estimated (`--estimate trigger`: `POST
 /fhir/Person/$estimate-model`; `wait`: poll `GET /fhir/Person/$model` until the scheduled
-re-estimation has seen all but the last 10% growth; `none`: read at once), and every Patient's links are read
+re-estimation has seen all but the last 10% growth; `none`: read at once; `during`: a second
+client asks for one when 80% are loaded, the POSTs answered meanwhile timed apart, then once
+more at the end), and every Patient's links are read
 with `GET /fhir/Patient/$ihe-pix?sourceIdentifier=system|value`. Two Patients are linked when
 PIXm names one as the other's `targetId` (one master record); nobody answers reviews, so every
 link is automatic. Precision, recall and F1 are over pairs of records of one person (the
@@ -206,19 +208,39 @@ def run_set(args, name):
         client = Client(port)
         counters = {HOSPITAL_A: 0, HOSPITAL_B: 0}
         records = []  # (person, system, mrn, patient id)
+        latencies = []
         started = time.monotonic()
-        for person, original, row in ordered:
+        # `--estimate during`: a second client asks for a re-estimation when 80% are loaded,
+        # and the POSTs answered while it runs are timed apart (writes beside a learning run).
+        during = {"thread": None, "span": None}
+        def estimate_in_background():
+            began = time.monotonic()
+            Client(port).call("POST", "/fhir/Person/$estimate-model", {"resourceType": "Parameters"})
+            during["span"] = (began, time.monotonic())
+        for n, (person, original, row) in enumerate(ordered):
+            if args.estimate == "during" and during["thread"] is None and n >= len(ordered) * 0.8:
+                import threading
+                during["thread"] = threading.Thread(target=estimate_in_background)
+                during["thread"].start()
             system = HOSPITAL_A if original else HOSPITAL_B
             counters[system] += 1
             mrn = f"{'A' if original else 'B'}{counters[system]:06d}"
+            sent = time.monotonic()
             status, body = client.call("POST", "/fhir/Patient", patient_of(row, system, mrn, args.ids))
+            latencies.append((sent, time.monotonic() - sent))
             if status != 201:
                 sys.exit(f"POST /fhir/Patient answered {status}: {json.dumps(body)[:400]}")
             records.append((person, system, mrn, body["id"]))
         load = time.monotonic() - started
         estimate = None
         learn_started = time.monotonic()
-        if args.estimate == "trigger":
+        if during["thread"] is not None:
+            during["thread"].join()
+            # Then once more with everything loaded, as `trigger` does.
+            args_estimate = "trigger"
+        else:
+            args_estimate = args.estimate
+        if args_estimate == "trigger":
             status, body = client.call("POST", "/fhir/Person/$estimate-model", {"resourceType": "Parameters"})
             estimate = "triggered" if status == 200 else f"no $estimate-model ({status})"
         elif args.estimate == "wait":
@@ -275,6 +297,18 @@ def run_set(args, name):
             f"| {load:.0f} s | {estimate or '-'} {learn:.1f} s |",
             flush=True,
         )
+        def report(label, times):
+            times = sorted(times)
+            if not times:
+                return
+            p50, p99 = (times[int((len(times) - 1) * q)] * 1e3 for q in (0.5, 0.99))
+            print(f"    POST /fhir/Patient {label}: {len(times)}, p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {times[-1] * 1e3:.1f} ms", file=sys.stderr, flush=True)
+        if during["span"]:
+            began, ended = during["span"]
+            report("while re-estimating", [t for s_, t in latencies if began <= s_ <= ended])
+            report("otherwise", [t for s_, t in latencies if not began <= s_ <= ended])
+        else:
+            report("all", [t for _, t in latencies])
         if summary:
             print(f"    model: {json.dumps(summary)}", file=sys.stderr, flush=True)
     finally:
@@ -293,7 +327,7 @@ def main():
     parser.add_argument("--ids", action="store_true", help="send soc_sec_id as an identifier")
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--binary", default=None, help="the meridian binary (default: build it)")
-    parser.add_argument("--estimate", choices=["trigger", "wait", "none"], default="trigger")
+    parser.add_argument("--estimate", choices=["trigger", "wait", "none", "during"], default="trigger")
     parser.add_argument("--wait", type=float, default=900, help="seconds --estimate wait waits")
     parser.add_argument("--order", choices=["sources", "interleaved"], default="sources")
     parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpora" / "febrl"))

@@ -34,6 +34,10 @@ pub const MIN_RECORDS: usize = 200;
 /// An estimate that finds fewer matching pairs than this among the records found nothing to
 /// learn m from (a single institution's records, each person once): it is not adopted.
 const MIN_EXPECTED_MATCHES: f64 = 20.0;
+/// Threads the estimation and the re-evaluation compute on. One, to leave the requests served
+/// meanwhile a core, was measured on the two-core machine and did not make their latency
+/// better: it only made the estimation last longer (BENCHMARKS.md).
+const THREADS: usize = 2;
 /// Review Tasks and stale-review completions written per transaction.
 const BATCH: usize = 200;
 
@@ -205,8 +209,8 @@ impl Mpi {
             ));
             return Ok(outcome);
         }
-        let index = Index::build(records, 2);
-        let training = train(&index, 2);
+        let index = Index::build(records, THREADS);
+        let training = train(&index, THREADS);
         if let Some(reason) = unusable(&training) {
             tracing::info!(records = index.len(), %reason, "re-estimated model not adopted");
             outcome.refused = Some(reason);
@@ -312,7 +316,7 @@ impl Mpi {
                 rejected.insert(pair);
             }
         }
-        let decided = index.link_pairs(matcher, 2);
+        let decided = index.link_pairs(matcher, THREADS);
         let mut groups = UnionFind::new(persons.len());
         let mut best: HashMap<usize, f64> = HashMap::new();
         let mut unsure: Vec<(u32, u32, f64)> = Vec::new();
