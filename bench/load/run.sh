@@ -11,7 +11,11 @@
 # Without a store, a 10,000-resident region (seed 1, about 138,000 resources) is generated
 # into target/bench/load-sqlite first. Environment: BENCH_DIR (default target/bench),
 # BENCH_SECONDS (per step, default 15), BENCH_READ_RATES (default "500 1000 2000"),
-# BENCH_SEARCH_RATES (default "100 250 500"), BENCH_EVERYTHING_RATES (default "10 25").
+# BENCH_SEARCH_RATES (default "100 250 500"), BENCH_EVERYTHING_RATES (default "10 25"),
+# BENCH_WRITE_RATE (creates a second in the mixed step, default 20) and BENCH_FLOOD_CLIENTS
+# (readers in the mixed step, default 200). The mixed step creates Observations at a fixed
+# rate, alone and then under a flood of readers with no rate limit: a write must keep a
+# bounded latency however many clients read.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work="$(realpath -m "${BENCH_DIR:-target/bench}")"
@@ -21,8 +25,13 @@ base="http://$listen/fhir"
 mkdir -p "$work"
 
 command -v hey > /dev/null || { echo "needs hey (apt-get install hey)"; exit 2; }
-cargo build --release -p meridian
-meridian="${CARGO_TARGET_DIR:-target}/release/meridian"
+# MERIDIAN_BIN runs another build (an older commit's, for a before/after comparison).
+if [ -n "${MERIDIAN_BIN:-}" ]; then
+    meridian="$MERIDIAN_BIN"
+else
+    cargo build --release -p meridian
+    meridian="${CARGO_TARGET_DIR:-target}/release/meridian"
+fi
 
 store=("$@")
 if [ ${#store[@]} -eq 0 ]; then
@@ -67,19 +76,22 @@ with open(f"{work}/urls-search.txt", "w") as f:
     for i, p in enumerate(patients):
         f.write(f"{base}/Observation?patient={p}&code={codes[i % len(codes)]}\n")
         f.write(f"{base}/Encounter?subject=Patient/{p}&date=ge2015\n")
+with open(f"{work}/observation.json", "w") as f:
+    json.dump({"resourceType": "Observation", "status": "final",
+               "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+               "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+               "subject": {"reference": f"Patient/{patients[0]}"},
+               "effectiveDateTime": "2026-11-30T10:00:00+08:00",
+               "valueQuantity": {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}}, f)
 with open(f"{work}/urls-everything.txt", "w") as f:
     for p in patients:
         f.write(f"{base}/Patient/{p}/$everything?_count=1000\n")
 print(f"{len(patients)} patients, {len(observations)} observations in the URL lists", file=sys.stderr)
 PY
 
-# step NAME RATE URL: hey at RATE requests/s (10 workers) for the step's seconds.
-step() {
-    local name=$1 rate=$2 url=$3
-    local workers=10
-    hey -z "${seconds}s" -c "$workers" -q $(( (rate + workers - 1) / workers )) \
-        -H "Accept: application/fhir+json" "$url" > "$work/hey.txt"
-    python3 - "$name" "$rate" "$work/hey.txt" <<'PY'
+# report NAME RATE FILE: one table row from hey's output.
+report() {
+    python3 - "$1" "$2" "$3" <<'PY'
 import re, sys
 name, rate, path = sys.argv[1], sys.argv[2], sys.argv[3]
 text = open(path).read()
@@ -90,6 +102,23 @@ codes = dict((int(c), int(n)) for c, n in re.findall(r"\[(\d{3})\]\s+(\d+) respo
 ok = sum(n for c, n in codes.items() if 200 <= c < 300)
 print(f"| {name} | {rate} | {achieved:.0f} | {p50:.2f} | {p99:.2f} | {ok} of {sum(codes.values())} |")
 PY
+}
+
+# step NAME RATE URL: hey at RATE requests/s (10 workers) for the step's seconds.
+step() {
+    local name=$1 rate=$2 url=$3
+    local workers=10
+    hey -z "${seconds}s" -c "$workers" -q $(( (rate + workers - 1) / workers )) \
+        -H "Accept: application/fhir+json" "$url" > "$work/hey.txt"
+    report "$name" "$rate" "$work/hey.txt"
+}
+
+# creates NAME: Observations of one patient created at BENCH_WRITE_RATE a second (2 workers).
+creates() {
+    local rate=${BENCH_WRITE_RATE:-20}
+    hey -z "${seconds}s" -c 2 -q $(( (rate + 1) / 2 )) -m POST -T application/fhir+json \
+        -D "$work/observation.json" "$base/Observation" > "$work/hey-write.txt"
+    report "$1" "$rate" "$work/hey-write.txt"
 }
 
 # A few URLs of each kind (from the lists written above).
@@ -112,3 +141,15 @@ done
 for rate in ${BENCH_EVERYTHING_RATES:-10 25}; do
     step "\$everything ${everything_url#"$base"/}" "$rate" "$everything_url"
 done
+
+# Mixed: creates alone, then the same creates while BENCH_FLOOD_CLIENTS readers search with
+# no rate limit (their row: the rate they reached).
+flood=${BENCH_FLOOD_CLIENTS:-200}
+search_url=$(sed -n '1p' "$work/urls-search.txt")
+creates "create Observation, idle"
+hey -z "$((seconds + 4))s" -c "$flood" -H "Accept: application/fhir+json" "$search_url" > "$work/hey-flood.txt" &
+flood_pid=$!
+sleep 2
+creates "create Observation, $flood readers"
+wait "$flood_pid"
+report "search ${search_url#"$base"/}, $flood readers" "unlimited" "$work/hey-flood.txt"

@@ -42,7 +42,7 @@ pub fn run(dirs: &[PathBuf], list_all: bool) -> Result<()> {
         tally.files += 1;
         let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         tally.bytes += bytes.len() as u64;
-        let value: Value = match serde_json::from_slice(&bytes) {
+        let value: Value = match fhir_model::json::parse(&bytes) {
             Ok(v) => v,
             Err(e) => {
                 tally.unreadable.push(format!("{}: {e}", path.display()));

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -38,6 +39,10 @@ pub struct ServeArgs {
     /// The public FHIR base URL used in links.
     #[arg(long, value_name = "URL")]
     pub public_base: Option<String>,
+    /// Hosts answered besides loopback ones when no public base is set, comma-separated
+    /// (`hie.example.org,10.0.0.5:8080`).
+    #[arg(long, value_name = "HOSTS")]
+    pub allowed_hosts: Option<String>,
     /// Log filter, e.g. `info` or `meridian=debug` [default: info].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
@@ -47,6 +52,36 @@ pub struct ServeArgs {
     /// Seconds a phone health code stays valid [default: 300].
     #[arg(long, value_name = "SECONDS")]
     pub health_code_validity: Option<String>,
+    /// Seconds a client has to send a request head [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub header_read_timeout: Option<String>,
+    /// Seconds a request body may stall before 408 [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    pub body_read_timeout: Option<String>,
+    /// Bytes a second a request body must average after its first body-read-timeout seconds;
+    /// 0 checks only for stalls [default: 1024].
+    #[arg(long, value_name = "BYTES")]
+    pub body_min_rate: Option<String>,
+    /// Seconds an idle kept-alive connection stays open [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    pub keep_alive_timeout: Option<String>,
+    /// Seconds a client may take none of its answer before it is disconnected [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    pub send_timeout: Option<String>,
+    /// Requests served on one connection before it is closed [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub max_requests_per_connection: Option<String>,
+    /// Connections served at once; more get 503 [default: 10000, or the open-file limit less
+    /// 256 when that is lower].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<String>,
+    /// Store reads (reads, searches, history) run at once; more wait their turn [default:
+    /// twice the cores, at least 4].
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_reads: Option<String>,
+    /// Store writes run at once, queued apart from reads [default: the cores, at least 2].
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_writes: Option<String>,
 }
 
 /// The keys of a config file, all optional.
@@ -58,6 +93,7 @@ struct FileConfig {
     database_url: Option<String>,
     max_body_bytes: Option<u64>,
     public_base: Option<String>,
+    allowed_hosts: Option<Vec<String>>,
     log: Option<String>,
     log_format: Option<String>,
     health_code_validity: Option<u64>,
@@ -65,6 +101,32 @@ struct FileConfig {
     identity_population: Option<u64>,
     identity_model_interval: Option<u64>,
     identity_model_growth: Option<u64>,
+    header_read_timeout: Option<Seconds>,
+    body_read_timeout: Option<Seconds>,
+    body_min_rate: Option<u64>,
+    keep_alive_timeout: Option<Seconds>,
+    send_timeout: Option<Seconds>,
+    max_requests_per_connection: Option<u64>,
+    max_connections: Option<u64>,
+    max_concurrent_reads: Option<u64>,
+    max_concurrent_writes: Option<u64>,
+}
+
+/// Seconds in a config file: whole (`10`) or not (`0.5`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(untagged)]
+enum Seconds {
+    Whole(u64),
+    Fraction(f64),
+}
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Seconds::Whole(n) => write!(f, "{n}"),
+            Seconds::Fraction(x) => write!(f, "{x}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +149,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub public_base: Option<String>,
+    /// Hosts answered besides loopback ones when no public base is set.
+    pub allowed_hosts: Vec<server::AllowedHost>,
     pub log: String,
     pub log_format: LogFormat,
     /// Seconds a phone health code stays valid.
@@ -100,7 +164,31 @@ pub struct ServeConfig {
     pub identity_model_interval: u64,
     /// Percent of Patients written since the last estimation that make the next one due.
     pub identity_model_growth: u64,
+    pub connections: ConnectionSettings,
 }
+
+/// How long clients may take and how many connections are served (`server::ConnectionLimits`
+/// but for the connection limit, which may be left to the open-file limit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub body_min_rate: u64,
+    pub keep_alive_timeout: Duration,
+    pub send_timeout: Duration,
+    pub max_requests_per_connection: u64,
+    /// `None`: derived at start-up from the open-file limit (`serve`).
+    pub max_connections: Option<usize>,
+    /// Store reads and writes admitted at once (`server::WorkLimits`); `None`: from the cores.
+    pub max_concurrent_reads: Option<usize>,
+    pub max_concurrent_writes: Option<usize>,
+}
+
+/// The most connections the configuration accepts: beyond it, memory runs out before sockets.
+const MAX_CONNECTIONS_CEILING: u64 = 1_000_000;
+
+/// The longest timeout the configuration accepts, in seconds (a day).
+const TIMEOUT_CEILING: f64 = 86_400.0;
 
 /// One raw value and where it came from, for error messages.
 struct Raw {
@@ -256,6 +344,23 @@ impl ServeConfig {
             bail!("{}: '{}' is not an http(s) URL", raw.source, raw.value);
         }
 
+        let allowed_hosts =
+            match layers.pick(args.allowed_hosts.clone(), "MERIDIAN_ALLOWED_HOSTS", |f| {
+                f.allowed_hosts.as_ref().map(|hosts| hosts.join(","))
+            }) {
+                None => Vec::new(),
+                Some(raw) => raw
+                    .value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|host| !host.is_empty())
+                    .map(|host| {
+                        server::AllowedHost::parse(host)
+                            .map_err(|message| anyhow::anyhow!("{}: {message}", raw.source))
+                    })
+                    .collect::<Result<_>>()?,
+            };
+
         let log = layers
             .pick(args.log.clone(), "MERIDIAN_LOG", |f| f.log.clone())
             .context("no log filter")?;
@@ -336,9 +441,12 @@ impl ServeConfig {
             ),
         };
 
+        let connections = connection_settings(&layers, args)?;
+
         Ok(ServeConfig {
             identity_model_interval,
             identity_model_growth,
+            connections,
             health_code_validity,
             health_code_key_rotation_days,
             identity_population,
@@ -346,10 +454,130 @@ impl ServeConfig {
             listen,
             max_body_bytes,
             public_base: public_base.map(|r| r.value.trim_end_matches('/').to_owned()),
+            allowed_hosts,
             log: log.value,
             log_format,
         })
     }
+}
+
+/// The connection limits, each checked.
+fn connection_settings<E: Fn(&str) -> Option<String>>(
+    layers: &Layers<E>,
+    args: &ServeArgs,
+) -> Result<ConnectionSettings> {
+    let seconds = |flag: &Option<String>,
+                   variable: &str,
+                   from_file: fn(&FileConfig) -> Option<Seconds>|
+     -> Result<Duration> {
+        let raw = layers
+            .pick(flag.clone(), variable, |f| {
+                from_file(f).map(|s| s.to_string())
+            })
+            .with_context(|| format!("no value for {variable}"))?;
+        match raw.value.trim().parse::<f64>() {
+            Ok(n) if n > 0.0 && n <= TIMEOUT_CEILING => Ok(Duration::from_secs_f64(n)),
+            _ => bail!(
+                "{}: '{}' is not a positive number of seconds (at most {TIMEOUT_CEILING})",
+                raw.source,
+                raw.value
+            ),
+        }
+    };
+    let count = |flag: &Option<String>,
+                 variable: &str,
+                 from_file: fn(&FileConfig) -> Option<u64>,
+                 least: u64,
+                 what: &str|
+     -> Result<Option<u64>> {
+        let Some(raw) = layers
+            .pick(flag.clone(), variable, |f| {
+                from_file(f).map(|n| n.to_string())
+            })
+            .filter(|raw| !raw.value.is_empty())
+        else {
+            return Ok(None);
+        };
+        match raw.value.trim().parse::<u64>() {
+            Ok(n) if n >= least => Ok(Some(n)),
+            _ => bail!(
+                "{}: '{}' is not a number of {what} of at least {least}",
+                raw.source,
+                raw.value
+            ),
+        }
+    };
+    let header_read_timeout = seconds(
+        &args.header_read_timeout,
+        "MERIDIAN_HEADER_READ_TIMEOUT",
+        |f| f.header_read_timeout,
+    )?;
+    let body_read_timeout = seconds(&args.body_read_timeout, "MERIDIAN_BODY_READ_TIMEOUT", |f| {
+        f.body_read_timeout
+    })?;
+    let keep_alive_timeout = seconds(
+        &args.keep_alive_timeout,
+        "MERIDIAN_KEEP_ALIVE_TIMEOUT",
+        |f| f.keep_alive_timeout,
+    )?;
+    let send_timeout = seconds(&args.send_timeout, "MERIDIAN_SEND_TIMEOUT", |f| {
+        f.send_timeout
+    })?;
+    let body_min_rate = count(
+        &args.body_min_rate,
+        "MERIDIAN_BODY_MIN_RATE",
+        |f| f.body_min_rate,
+        0,
+        "bytes a second",
+    )?
+    .context("no body_min_rate")?;
+    let max_requests_per_connection = count(
+        &args.max_requests_per_connection,
+        "MERIDIAN_MAX_REQUESTS_PER_CONNECTION",
+        |f| f.max_requests_per_connection,
+        1,
+        "requests",
+    )?
+    .context("no max_requests_per_connection")?;
+    let max_connections = match count(
+        &args.max_connections,
+        "MERIDIAN_MAX_CONNECTIONS",
+        |f| f.max_connections,
+        1,
+        "connections",
+    )? {
+        Some(n) if n > MAX_CONNECTIONS_CEILING => {
+            bail!("max_connections {n} is over {MAX_CONNECTIONS_CEILING}: memory runs out first")
+        }
+        other => other.map(|n| n as usize),
+    };
+    let max_concurrent_reads = count(
+        &args.max_concurrent_reads,
+        "MERIDIAN_MAX_CONCURRENT_READS",
+        |f| f.max_concurrent_reads,
+        1,
+        "reads",
+    )?
+    .map(|n| n as usize);
+    let max_concurrent_writes = count(
+        &args.max_concurrent_writes,
+        "MERIDIAN_MAX_CONCURRENT_WRITES",
+        |f| f.max_concurrent_writes,
+        1,
+        "writes",
+    )?
+    .map(|n| n as usize);
+    Ok(ConnectionSettings {
+        max_concurrent_reads,
+        max_concurrent_writes,
+        header_read_timeout,
+        body_read_timeout,
+        body_min_rate,
+        keep_alive_timeout,
+        send_timeout,
+        max_requests_per_connection,
+        max_connections,
+    })
 }
 
 #[cfg(test)]
@@ -379,6 +607,95 @@ mod tests {
         assert_eq!(config.identity_population, 1_000_000);
         assert_eq!(config.identity_model_interval, 30);
         assert_eq!(config.identity_model_growth, 10);
+        assert_eq!(config.public_base, None);
+        assert_eq!(config.allowed_hosts, []);
+        assert_eq!(
+            config.connections,
+            ConnectionSettings {
+                header_read_timeout: Duration::from_secs(10),
+                body_read_timeout: Duration::from_secs(30),
+                body_min_rate: 1024,
+                keep_alive_timeout: Duration::from_secs(60),
+                send_timeout: Duration::from_secs(60),
+                max_requests_per_connection: 1000,
+                max_connections: None,
+                max_concurrent_reads: None,
+                max_concurrent_writes: None,
+            }
+        );
+    }
+
+    #[test]
+    fn connection_limits_come_from_any_layer_and_each_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("meridian.toml");
+        std::fs::write(
+            &file,
+            "header_read_timeout = 0.25\nkeep_alive_timeout = 5\nmax_connections = 500\n\
+             body_min_rate = 0\nmax_concurrent_writes = 3\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            store: StoreArgs {
+                config: Some(file),
+                ..StoreArgs::default()
+            },
+            max_requests_per_connection: Some("7".into()),
+            ..ServeArgs::default()
+        };
+        let env = env_of(&[
+            ("MERIDIAN_BODY_READ_TIMEOUT", "2.5"),
+            ("MERIDIAN_SEND_TIMEOUT", "90"),
+            ("MERIDIAN_MAX_CONCURRENT_READS", "12"),
+        ]);
+        let connections = ServeConfig::resolve(&args, env).unwrap().connections;
+        assert_eq!(connections.header_read_timeout, Duration::from_millis(250));
+        assert_eq!(connections.keep_alive_timeout, Duration::from_secs(5));
+        assert_eq!(connections.body_read_timeout, Duration::from_millis(2500));
+        assert_eq!(connections.send_timeout, Duration::from_secs(90));
+        assert_eq!(connections.body_min_rate, 0);
+        assert_eq!(connections.max_requests_per_connection, 7);
+        assert_eq!(connections.max_connections, Some(500));
+        assert_eq!(connections.max_concurrent_reads, Some(12));
+        assert_eq!(connections.max_concurrent_writes, Some(3));
+
+        for (variable, value, message) in [
+            (
+                "MERIDIAN_HEADER_READ_TIMEOUT",
+                "0",
+                "'0' is not a positive number of seconds (at most 86400)",
+            ),
+            (
+                "MERIDIAN_KEEP_ALIVE_TIMEOUT",
+                "soon",
+                "'soon' is not a positive number of seconds (at most 86400)",
+            ),
+            (
+                "MERIDIAN_BODY_READ_TIMEOUT",
+                "-1",
+                "'-1' is not a positive number of seconds (at most 86400)",
+            ),
+            (
+                "MERIDIAN_MAX_CONNECTIONS",
+                "0",
+                "'0' is not a number of connections of at least 1",
+            ),
+            (
+                "MERIDIAN_MAX_REQUESTS_PER_CONNECTION",
+                "0",
+                "'0' is not a number of requests of at least 1",
+            ),
+            (
+                "MERIDIAN_BODY_MIN_RATE",
+                "fast",
+                "'fast' is not a number of bytes a second of at least 0",
+            ),
+        ] {
+            let error = ServeConfig::resolve(&ServeArgs::default(), env_of(&[(variable, value)]))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(error, format!("environment variable {variable}: {message}"));
+        }
     }
 
     #[test]
@@ -482,6 +799,49 @@ mod tests {
         assert_eq!(
             error,
             "environment variable MERIDIAN_MAX_BODY_BYTES: '0' is not a positive number of bytes"
+        );
+    }
+
+    #[test]
+    fn allowed_hosts_come_from_any_layer_and_each_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("meridian.toml");
+        std::fs::write(
+            &file,
+            "allowed_hosts = [\"hie.example.org\", \"10.0.0.5:8080\"]\n",
+        )
+        .unwrap();
+        let from_file = ServeArgs {
+            store: StoreArgs {
+                config: Some(file),
+                ..StoreArgs::default()
+            },
+            ..ServeArgs::default()
+        };
+        let config = ServeConfig::resolve(&from_file, env_of(&[])).unwrap();
+        let hosts: Vec<String> = config.allowed_hosts.iter().map(|h| h.to_string()).collect();
+        assert_eq!(hosts, ["hie.example.org", "10.0.0.5:8080"]);
+
+        let config = ServeConfig::resolve(
+            &from_file,
+            env_of(&[("MERIDIAN_ALLOWED_HOSTS", "A.example, b.example:81")]),
+        )
+        .unwrap();
+        let hosts: Vec<String> = config.allowed_hosts.iter().map(|h| h.to_string()).collect();
+        assert_eq!(hosts, ["a.example", "b.example:81"], "the environment wins");
+
+        let error = ServeConfig::resolve(
+            &ServeArgs {
+                allowed_hosts: Some("hie.example.org,https://x.example".into()),
+                ..ServeArgs::default()
+            },
+            env_of(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("flag --allowed-hosts: 'https://x.example' is not a host name"),
+            "{error}"
         );
     }
 

@@ -66,16 +66,18 @@ pub fn run(typed: bool, expression: &str, file: Option<&Path>) -> ExitCode {
 }
 
 fn read_input(file: Option<&Path>) -> Result<Value, String> {
-    let text = match file {
-        Some(path) if path != Path::new("-") => std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+    let bytes = match file {
+        Some(path) if path != Path::new("-") => {
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        }
         _ => {
-            let mut text = String::new();
+            let mut bytes = Vec::new();
             std::io::stdin()
-                .read_to_string(&mut text)
+                .read_to_end(&mut bytes)
                 .map_err(|e| format!("cannot read standard input: {e}"))?;
-            text
+            bytes
         }
     };
-    serde_json::from_str(&text).map_err(|e| format!("the input is not JSON: {e}"))
+    // The server's reader: a byte-order mark is fine, a property named twice is not.
+    fhir_model::json::parse(&bytes).map_err(|e| format!("the input is not FHIR JSON: {e}"))
 }

@@ -35,7 +35,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the platform: the FHIR server on the embedded store or PostgreSQL.
-    Serve(config::ServeArgs),
+    // Boxed: its many settings would make every command as large as it.
+    Serve(Box<config::ServeArgs>),
     /// Load FHIR Bundles, resources and NDJSON files (or directories of them) into the store.
     Import {
         #[command(flatten)]

@@ -1,16 +1,18 @@
-//! `meridian serve`: opens the store, builds the repository and serves HTTP until SIGINT or
-//! SIGTERM, then lets in-flight requests finish.
+//! `meridian serve`: raises the open-file limit, opens the store, builds the repository and
+//! serves HTTP under the connection limits until SIGINT or SIGTERM, then lets in-flight
+//! requests finish.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use server::{AppState, ServerConfig};
+use server::{AppState, ConnectionLimits, ServerConfig};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, ServeConfig};
 
 pub fn run(config: ServeConfig) -> Result<()> {
     init_logging(&config)?;
+    let connections = connection_limits(&config);
     let ctx = store::RequestContext::system("start-up");
     let repository = Arc::new(crate::stores::open_repository(&config.store, &ctx)?);
     let identity = crate::identity::open(&config, &repository)?;
@@ -29,7 +31,10 @@ pub fn run(config: ServeConfig) -> Result<()> {
         ServerConfig {
             max_body_bytes: config.max_body_bytes,
             public_base: config.public_base.clone(),
+            allowed_hosts: config.allowed_hosts.clone(),
             export_dir: config.store.data.join("exports"),
+            connections,
+            work: work_limits(&config),
         },
         identity,
     );
@@ -47,6 +52,14 @@ pub fn run(config: ServeConfig) -> Result<()> {
             .with_context(|| format!("listening on {}", config.listen))?;
         let address = listener.local_addr()?;
         tracing::info!(%address, "Meridian is serving FHIR R4 at http://{address}/fhir");
+        if config.public_base.is_none() && !address.ip().is_loopback() {
+            tracing::warn!(
+                allowed_hosts = ?config.allowed_hosts.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "no public_base is set: only requests naming a loopback host or one of \
+                 allowed_hosts are answered, and links follow their Host header; set public_base \
+                 to the URL clients use"
+            );
+        }
         server::serve(listener, state, shutdown_signal())
             .await
             .context("serving HTTP")?;
@@ -56,6 +69,116 @@ pub fn run(config: ServeConfig) -> Result<()> {
     drop(runtime);
     drop(kept);
     served
+}
+
+/// File descriptors kept for everything but client connections: the store's files and
+/// connections, export files, the runtime's own.
+const RESERVED_FILES: u64 = 256;
+
+/// The default connection limit where the open-file limit allows it.
+const DEFAULT_MAX_CONNECTIONS: u64 = 10_000;
+
+/// Raising the soft open-file limit stops here even when the hard limit is higher (or
+/// unlimited): Linux refuses more than `fs.nr_open`, 1,048,576 by default.
+const OPEN_FILES_CEILING: u64 = 1 << 20;
+
+/// The connection limits, with the connection count derived from the open-file limit (raised
+/// first) unless configured.
+fn connection_limits(config: &ServeConfig) -> ConnectionLimits {
+    let settings = &config.connections;
+    let open_files = raise_open_file_limit();
+    let fitting = open_files.map(connections_fitting);
+    let max_connections = match (settings.max_connections, fitting) {
+        (Some(configured), Some(fitting)) if configured as u64 > fitting => {
+            tracing::warn!(
+                max_connections = configured,
+                open_files,
+                "max_connections is more than the open-file limit leaves room for: past about \
+                 {fitting} connections, accepting may fail for want of file descriptors"
+            );
+            configured
+        }
+        (Some(configured), _) => configured,
+        (None, fitting) => fitting.unwrap_or(DEFAULT_MAX_CONNECTIONS) as usize,
+    };
+    tracing::info!(
+        max_connections,
+        open_files,
+        header_read_timeout = ?settings.header_read_timeout,
+        body_read_timeout = ?settings.body_read_timeout,
+        keep_alive_timeout = ?settings.keep_alive_timeout,
+        send_timeout = ?settings.send_timeout,
+        "connection limits"
+    );
+    ConnectionLimits {
+        header_read_timeout: settings.header_read_timeout,
+        body_read_timeout: settings.body_read_timeout,
+        body_min_rate: settings.body_min_rate,
+        keep_alive_timeout: settings.keep_alive_timeout,
+        send_timeout: settings.send_timeout,
+        max_requests_per_connection: settings.max_requests_per_connection,
+        max_connections,
+    }
+}
+
+/// The store work admitted at once: as configured, else from the cores.
+fn work_limits(config: &ServeConfig) -> server::WorkLimits {
+    let cores = server::WorkLimits::for_this_machine();
+    let work = server::WorkLimits {
+        reads: config
+            .connections
+            .max_concurrent_reads
+            .unwrap_or(cores.reads),
+        writes: config
+            .connections
+            .max_concurrent_writes
+            .unwrap_or(cores.writes),
+    };
+    tracing::info!(
+        reads = work.reads,
+        writes = work.writes,
+        "store work admitted at once"
+    );
+    work
+}
+
+/// How many client connections fit under an open-file limit: all but a reserve for the rest
+/// of the process, and no more than the default.
+fn connections_fitting(open_files: u64) -> u64 {
+    let reserve = RESERVED_FILES.min(open_files / 2);
+    (open_files - reserve).clamp(1, DEFAULT_MAX_CONNECTIONS)
+}
+
+/// Raises the soft open-file limit to the hard one (up to a ceiling), so a busy server is not
+/// stopped by a default of 1,024; answers the limit in force, `None` when unlimited or unknown.
+#[cfg(unix)]
+fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let current = limit.current?;
+    let wanted = limit.maximum.unwrap_or(u64::MAX).min(OPEN_FILES_CEILING);
+    if wanted <= current {
+        return Some(current);
+    }
+    let raised = Rlimit {
+        current: Some(wanted),
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => {
+            tracing::info!(from = current, to = wanted, "raised the open-file limit");
+            Some(wanted)
+        }
+        Err(error) => {
+            tracing::warn!(%error, limit = current, "could not raise the open-file limit");
+            Some(current)
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_open_file_limit() -> Option<u64> {
+    None
 }
 
 fn init_logging(config: &ServeConfig) -> Result<()> {
@@ -98,4 +221,19 @@ async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_limit_leaves_room_for_the_rest_of_the_process() {
+        assert_eq!(connections_fitting(1024), 768);
+        assert_eq!(connections_fitting(4096), 3840);
+        assert_eq!(connections_fitting(20_000), 10_000);
+        assert_eq!(connections_fitting(1 << 20), 10_000);
+        assert_eq!(connections_fitting(300), 150);
+        assert_eq!(connections_fitting(1), 1);
+    }
 }

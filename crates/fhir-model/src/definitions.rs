@@ -9,6 +9,8 @@ const TYPES: &str = include_str!("../definitions/types.json");
 const VALUE_SETS: &str = include_str!("../definitions/value-sets.json");
 const SEARCH_PARAMETERS: &str = include_str!("../definitions/search-parameters.json");
 const COMPARTMENTS: &str = include_str!("../definitions/compartments.json");
+/// Meridian's policy, not the specification's: how often an element may repeat in one place.
+const REPETITION_LIMITS: &str = include_str!("../policy/repetition-limits.txt");
 
 /// What sort of type a [`TypeDef`] describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -54,6 +56,10 @@ pub struct ElementDef {
     pub summary: bool,
     #[serde(default)]
     pub modifier: bool,
+    /// How many items a repeating element may have in one place by this server's policy
+    /// (`policy/repetition-limits.txt`), on top of `max`; `None` for no limit.
+    #[serde(skip)]
+    pub repetition_limit: Option<u32>,
 }
 
 fn one() -> Option<u32> {
@@ -176,6 +182,81 @@ impl TypeDef {
             type_code: element.types.get(t).map(|t| &*t.code).unwrap_or("Element"),
         })
     }
+}
+
+/// Sets every repeating element's `repetition_limit` from the policy's lines (`PATH | LIMIT`,
+/// the most specific path winning), and refuses a line whose path names no repeating element.
+fn apply_repetition_limits(
+    types: &mut HashMap<Box<str>, TypeDef>,
+    policy: &str,
+) -> Result<(), LoadError> {
+    let fail = |message: String| LoadError::RepetitionLimits(message);
+    let mut general = None;
+    let mut by_name: HashMap<&str, Option<u32>> = HashMap::new();
+    let mut by_path: HashMap<(&str, &str), Option<u32>> = HashMap::new();
+    for (number, line) in policy.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((path, limit)) = line.split_once('|') else {
+            return Err(fail(format!("line {}: not PATH | LIMIT", number + 1)));
+        };
+        let limit = match limit.trim() {
+            "none" => None,
+            number_text => Some(number_text.parse::<u32>().map_err(|_| {
+                fail(format!(
+                    "line {}: '{number_text}' is not a number or none",
+                    number + 1
+                ))
+            })?),
+        };
+        match path.trim().rsplit_once('.') {
+            None if path.trim() == "*" => general = limit,
+            Some(("*", element)) => {
+                by_name.insert(element, limit);
+            }
+            Some((owner, element)) => {
+                let repeats = types
+                    .get(owner)
+                    .and_then(|t| t.element(element))
+                    .is_some_and(ElementDef::is_array);
+                if !repeats {
+                    return Err(fail(format!(
+                        "line {}: {} is not a repeating element",
+                        number + 1,
+                        path.trim()
+                    )));
+                }
+                by_path.insert((owner, element), limit);
+            }
+            None => {
+                return Err(fail(format!(
+                    "line {}: '{}' is not a path",
+                    number + 1,
+                    path.trim()
+                )));
+            }
+        }
+    }
+    let mut named: HashSet<&str> = HashSet::new();
+    for (owner, type_def) in types.iter_mut() {
+        for element in type_def.elements.iter_mut().filter(|e| e.is_array()) {
+            let name = &*element.name;
+            if by_name.contains_key(name) {
+                named.insert(name);
+            }
+            element.repetition_limit = by_path
+                .get(&(&**owner, name))
+                .or_else(|| by_name.get(name))
+                .copied()
+                .unwrap_or(general);
+        }
+    }
+    if let Some(unused) = by_name.keys().find(|name| !named.contains(*name)) {
+        return Err(fail(format!("*.{unused} names no repeating element")));
+    }
+    Ok(())
 }
 
 /// The JSON name of one type of a choice element: `value` + `dateTime` = `valueDateTime`.
@@ -306,32 +387,37 @@ pub struct Model {
     resource_types: Vec<Box<str>>,
 }
 
-/// The vendored definitions did not parse.
+/// The vendored definitions did not parse, or the policy does not fit them.
 #[derive(Debug, thiserror::Error)]
-#[error("vendored definitions {file}: {source}")]
-pub struct LoadError {
-    file: &'static str,
-    source: serde_json::Error,
+pub enum LoadError {
+    #[error("vendored definitions {file}: {source}")]
+    Json {
+        file: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("policy/repetition-limits.txt: {0}")]
+    RepetitionLimits(String),
 }
 
 impl Model {
     pub(crate) fn load_vendored() -> Result<Model, LoadError> {
-        let raw_types: Vec<RawType> = serde_json::from_str(TYPES).map_err(|source| LoadError {
-            file: "types.json",
-            source,
-        })?;
+        let raw_types: Vec<RawType> =
+            serde_json::from_str(TYPES).map_err(|source| LoadError::Json {
+                file: "types.json",
+                source,
+            })?;
         let raw_value_sets: Vec<RawValueSet> =
-            serde_json::from_str(VALUE_SETS).map_err(|source| LoadError {
+            serde_json::from_str(VALUE_SETS).map_err(|source| LoadError::Json {
                 file: "value-sets.json",
                 source,
             })?;
         let search_parameters: Vec<SearchParamDef> = serde_json::from_str(SEARCH_PARAMETERS)
-            .map_err(|source| LoadError {
+            .map_err(|source| LoadError::Json {
                 file: "search-parameters.json",
                 source,
             })?;
         let compartments: Compartments =
-            serde_json::from_str(COMPARTMENTS).map_err(|source| LoadError {
+            serde_json::from_str(COMPARTMENTS).map_err(|source| LoadError::Json {
                 file: "compartments.json",
                 source,
             })?;
@@ -342,10 +428,11 @@ impl Model {
             .map(|t| t.name.clone())
             .collect();
         resource_types.sort();
-        let types = raw_types
+        let mut types = raw_types
             .into_iter()
             .map(|raw| (raw.name.clone(), TypeDef::new(raw)))
             .collect();
+        apply_repetition_limits(&mut types, REPETITION_LIMITS)?;
         let value_sets = raw_value_sets
             .into_iter()
             .map(|raw| {

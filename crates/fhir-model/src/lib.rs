@@ -6,6 +6,7 @@
 
 mod definitions;
 mod issue;
+pub mod json;
 pub mod primitives;
 mod validate;
 
@@ -14,7 +15,8 @@ pub use definitions::{
     SearchParamType, TypeDef, TypeKind, ValueSet,
 };
 pub use issue::{Issue, IssueCode, Severity};
-pub use validate::{ValidationOptions, validate, validate_with};
+pub use json::{JsonError, JsonProblem};
+pub use validate::{ValidationOptions, bundle_invariants, validate, validate_with};
 
 /// The R4 (4.0.1) model, loaded on first use.
 pub fn r4() -> &'static Model {

@@ -16,7 +16,7 @@ pub use datetime::{
     DatePrecision, DateRange, PartialDateTime, TimeOfDay, parse_date, parse_date_time,
     parse_instant, parse_time,
 };
-pub use xhtml::is_valid_xhtml;
+pub use xhtml::{XhtmlError, check_xhtml, is_valid_xhtml};
 
 /// The longest string FHIR allows: "1MB (1024*1024 characters)".
 pub const MAX_STRING_CHARS: usize = 1024 * 1024;
@@ -201,7 +201,7 @@ pub fn check_text(ty: PrimitiveType, text: &str) -> Result<(), PrimitiveError> {
             .then_some(())
             .ok_or(Format("base64Binary must be base64 (A-Z a-z 0-9 + /, padded with = to a multiple of 4)")),
         PrimitiveType::Xhtml => is_valid_xhtml(text).then_some(()).ok_or(Format(
-            "the narrative must be a well-formed XHTML <div> in the namespace http://www.w3.org/1999/xhtml",
+            "the narrative must be a well-formed XHTML <div> in the namespace http://www.w3.org/1999/xhtml, with some text, holding only basic HTML formatting, links and images (txt-1, txt-2)",
         )),
         PrimitiveType::Boolean => Err(PrimitiveError::JsonKind { expected: JsonKind::Boolean }),
         PrimitiveType::Decimal | PrimitiveType::Integer | PrimitiveType::PositiveInt | PrimitiveType::UnsignedInt => {

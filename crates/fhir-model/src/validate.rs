@@ -4,8 +4,18 @@
 //! path segments, and allocates only when it has something to report.
 //!
 //! What it deliberately leaves to other layers: FHIRPath invariants other than the handful that
-//! are structural (ext-1, dom-2, ele-1), profiles, non-required bindings, and whether references
-//! resolve. Whether `resourceType` and `id` agree with the request URL is the server's check.
+//! are structural (ext-1, ele-1, the contained-resource rules dom-2 to dom-5, a Bundle's unique
+//! full URLs bdl-7), profiles, non-required bindings, and whether references resolve. Whether
+//! `resourceType` and `id` agree with the request URL is the server's check.
+//!
+//! One rule is this server's, not the specification's: how often an element may repeat in one
+//! place. An element the definitions allow to repeat without bound may have at most 1,000 items
+//! in one JSON array; extensions, contained resources, items (Questionnaire, Claim...) and a
+//! few others up to 10,000; and elements that are lists by nature (Bundle.entry, Group.member,
+//! List.entry, Provenance.target, code system concepts, value set expansions...) are bounded
+//! only by the request size. `policy/repetition-limits.txt` holds the table and the reasons; a
+//! resource over a limit gets a `business-rule` issue naming the element, its count and the
+//! limit, never a silent truncation.
 //!
 //! Judgment calls, each where the specification leaves room:
 //! - A required binding on a `CodeableConcept` is met when at least one coding is in the value
@@ -20,6 +30,7 @@
 //!   element, not also as an extension without a value.
 
 mod path;
+mod resources;
 mod rules;
 
 use serde_json::{Map, Value};
@@ -28,6 +39,9 @@ use crate::definitions::choice_property;
 use crate::primitives::{self, PrimitiveError, PrimitiveType};
 use crate::{ElementDef, Issue, IssueCode, Model, TypeDef, TypeKind};
 use path::PathStack;
+use resources::Contained;
+
+pub use resources::bundle_invariants;
 
 /// What to check beyond the structure, and how much to report.
 #[derive(Debug, Clone)]
@@ -57,6 +71,8 @@ pub fn validate_with(model: &Model, resource: &Value, options: &ValidationOption
         path: PathStack::with_capacity(16),
         issues: Vec::new(),
         truncated: false,
+        local_references: Vec::new(),
+        contained: Vec::new(),
     };
     validator.resource(resource, ResourcePlace::Root);
     if validator.truncated {
@@ -98,6 +114,11 @@ struct Validator<'a> {
     path: PathStack<'a>,
     issues: Vec<Issue>,
     truncated: bool,
+    /// The local references (`#id`, `#`) met in the resources being walked, for dom-3: a
+    /// container's own and those of what it contains, dropped when the container is done.
+    local_references: Vec<&'a str>,
+    /// The contained resources of the containers being walked, for dom-3.
+    contained: Vec<Contained<'a>>,
 }
 
 /// A type of a choice element to show in an example of its JSON name: a familiar one when the
@@ -107,6 +128,13 @@ fn example_type(element: &ElementDef) -> &str {
         .into_iter()
         .find(|preferred| element.types.iter().any(|t| &*t.code == *preferred))
         .unwrap_or_else(|| element.first_type())
+}
+
+/// Why a repeating element over this server's limit is refused, and what the rule is.
+fn repetition_message(name: &str, count: usize, limit: u32) -> String {
+    format!(
+        "{name} has {count} items; this server accepts at most {limit} in one place. Repetitions that make no clinical sense are refused rather than cut short: an element may repeat up to 1,000 times, extensions, contained resources, items and components up to 10,000, and lists by nature (Bundle.entry, Group.member, List.entry, code systems and value sets...) without limit."
+    )
 }
 
 /// A short rendering of a JSON value for a diagnostic.
@@ -213,12 +241,31 @@ impl<'a> Validator<'a> {
         if is_root {
             self.path.push_name(resource_type);
         }
+        // A container's references and contained resources are gathered while it is walked
+        // (those of what it contains included) and checked against each other at its end.
+        let scope = (self.local_references.len(), self.contained.len());
         self.object(type_def, object, ObjectKind::Resource);
-        if place == ResourcePlace::Contained && object.contains_key("contained") {
-            // dom-2: contained resources are flat; a nested one could not be referenced.
-            let message =
-                "A contained resource must not contain other resources (dom-2).".to_owned();
-            self.report(IssueCode::Invariant, Some("contained"), message);
+        if place == ResourcePlace::Contained {
+            if object.contains_key("contained") {
+                // dom-2: contained resources are flat; a nested one could not be referenced.
+                let message =
+                    "A contained resource must not contain other resources (dom-2).".to_owned();
+                self.report(IssueCode::Invariant, Some("contained"), message);
+            }
+            self.check_contained_meta(object);
+            // What a contained resource wrongly contains is dom-2's fault, not dom-3's.
+            self.contained.truncate(scope.1);
+        } else if self.contained.len() > scope.1 {
+            let references = self.local_references.split_off(scope.0);
+            let contained = self.contained.split_off(scope.1);
+            self.check_contained_references(&references, &contained);
+        }
+        if place != ResourcePlace::Contained {
+            self.local_references.truncate(scope.0);
+            self.contained.truncate(scope.1);
+        }
+        if resource_type == "Bundle" {
+            self.check_bundle(object);
         }
         if is_root {
             self.path.pop();
@@ -349,6 +396,17 @@ impl<'a> Validator<'a> {
     /// Checks that a repeating element is a non-empty array and a single one is not an array;
     /// returns the items to check (one for a single element).
     fn shape<'v>(&mut self, element: &ElementDef, value: &'v Value) -> Option<&'v [Value]> {
+        self.shape_limited(element, value, true)
+    }
+
+    /// [`Self::shape`], checking the repetition limit only when `limited` (a primitive's `_name`
+    /// array is not counted again when its values were).
+    fn shape_limited<'v>(
+        &mut self,
+        element: &ElementDef,
+        value: &'v Value,
+        limited: bool,
+    ) -> Option<&'v [Value]> {
         match (element.is_array(), value) {
             (true, Value::Array(items)) if items.is_empty() => {
                 let message = format!(
@@ -368,6 +426,15 @@ impl<'a> Validator<'a> {
                         items.len()
                     );
                     self.report(IssueCode::Structure, None, message);
+                } else if limited
+                    && let Some(limit) = element.repetition_limit
+                    && items.len() > limit as usize
+                {
+                    self.report(
+                        IssueCode::BusinessRule,
+                        None,
+                        repetition_message(&element.name, items.len(), limit),
+                    );
                 }
                 Some(items)
             }
@@ -423,7 +490,7 @@ impl<'a> Validator<'a> {
             None => &[],
         };
         let siblings = match sibling {
-            Some(s) => match self.shape(element, s) {
+            Some(s) => match self.shape_limited(element, s, value.is_none()) {
                 Some(items) => items,
                 None => {
                     self.path.pop();
@@ -480,8 +547,14 @@ impl<'a> Validator<'a> {
         element: &'a ElementDef,
         primitive: PrimitiveType,
         type_code: &str,
-        value: &Value,
+        value: &'a Value,
     ) {
+        if primitive == PrimitiveType::Xhtml
+            && let Value::String(text) = value
+        {
+            self.narrative(text);
+            return;
+        }
         match primitives::check(primitive, value) {
             Ok(()) => {}
             Err(PrimitiveError::JsonKind { expected }) => {
@@ -504,6 +577,30 @@ impl<'a> Validator<'a> {
             && let (Some(url), Value::String(code)) = (element.binding.as_deref(), value)
         {
             self.check_code_binding(url, code);
+        }
+        // dom-3 counts a contained resource as referred to from a `reference`, or from any
+        // canonical, uri or url, that says `#` and its id.
+        if let Value::String(text) = value
+            && text.starts_with('#')
+            && (matches!(
+                primitive,
+                PrimitiveType::Canonical | PrimitiveType::Uri | PrimitiveType::Url
+            ) || &*element.name == "reference")
+        {
+            self.local_references.push(text);
+        }
+    }
+
+    /// A narrative `div`: its own check says which rule is broken and where in the markup.
+    /// Kept out of line: most resources have no narrative, and the hot path stays small.
+    #[inline(never)]
+    fn narrative(&mut self, text: &str) {
+        if let Err(error) = primitives::check_xhtml(text) {
+            let code = match error.invariant() {
+                Some(_) => IssueCode::Invariant,
+                None => IssueCode::Value,
+            };
+            self.report(code, None, format!("Invalid narrative: {error}."));
         }
     }
 
@@ -584,7 +681,20 @@ impl<'a> Validator<'a> {
                 if repeats {
                     self.path.push_index(index);
                 }
+                let references_before = self.local_references.len();
                 self.resource(item, place);
+                // Only a resource that could be read as one (it has a resourceType) is held to
+                // dom-3: one fault, one issue.
+                if place == ResourcePlace::Contained
+                    && item.get("resourceType").is_some_and(Value::is_string)
+                {
+                    self.contained.push(Contained {
+                        index,
+                        id: item.get("id").and_then(Value::as_str),
+                        refers_to_container: self.local_references[references_before..]
+                            .contains(&"#"),
+                    });
+                }
                 if repeats {
                     self.path.pop();
                 }

@@ -85,6 +85,12 @@ impl Repository {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        // The entries' resources are validated one by one as they are written; what only the
+        // whole Bundle can break (bdl-7, two entries claiming one fullUrl) is checked here.
+        let issues = fhir_model::bundle_invariants(&bundle);
+        if !issues.is_empty() {
+            return Err(RepositoryError::Invalid(issues));
+        }
         let entries = parse_entries(self, base, bundle)?;
         match kind.as_str() {
             "transaction" => self.transaction(ctx, base, entries, options),
@@ -162,40 +168,32 @@ impl Repository {
                     index: i,
                     error: Box::new(error),
                 };
-                let result =
-                    match &plans[i] {
-                        Plan::Existing(record) => Written {
-                            status: WriteStatus::Existing,
-                            record: Some(record.clone()),
-                        },
-                        Plan::Create { id } | Plan::Update { id } => {
-                            let mut resource = entry.resource.clone().unwrap_or(Value::Null);
-                            rewrite_references(
-                                self,
-                                &mut |t, c| self.matches_in(tx, t, c),
-                                &mut resource,
-                                &aliases,
-                                &mut conditional_cache,
-                            )
-                            .map_err(fail)?;
-                            let prepared: Prepared = self.prepare(resource, id).map_err(fail)?;
-                            self.upsert_read_ahead(tx, &prepared, entry.if_match, now, &mut ahead)
-                                .map_err(fail)?
-                        }
-                        Plan::Patch { id } => {
-                            let patch = entry.resource.as_ref().and_then(binary_patch).ok_or_else(
-                                || {
-                                    fail(RepositoryError::invalid(
-                                        IssueCode::Invalid,
-                                        "a PATCH entry carries its JSON Patch as a Binary resource",
-                                    ))
-                                },
-                            )?;
-                            self.patch_in(tx, &entry.resource_type, id, &patch, entry.if_match, now)
-                                .map_err(fail)?
-                        }
-                        Plan::Delete { .. } | Plan::Read => continue,
-                    };
+                let result = match &plans[i] {
+                    Plan::Existing(record) => Written {
+                        status: WriteStatus::Existing,
+                        record: Some(record.clone()),
+                    },
+                    Plan::Create { id } | Plan::Update { id } => {
+                        let mut resource = entry.resource.clone().unwrap_or(Value::Null);
+                        rewrite_references(
+                            self,
+                            &mut |t, c| self.matches_in(tx, t, c),
+                            &mut resource,
+                            &aliases,
+                            &mut conditional_cache,
+                        )
+                        .map_err(fail)?;
+                        let prepared: Prepared = self.prepare(resource, id).map_err(fail)?;
+                        self.upsert_read_ahead(tx, &prepared, entry.if_match, now, &mut ahead)
+                            .map_err(fail)?
+                    }
+                    Plan::Patch { id } => {
+                        let patch = binary_patch(entry.resource.as_ref()).map_err(fail)?;
+                        self.patch_in(tx, &entry.resource_type, id, &patch, entry.if_match, now)
+                            .map_err(fail)?
+                    }
+                    Plan::Delete { .. } | Plan::Read => continue,
+                };
                 results[i] = Some(result);
             }
             Ok(results)
@@ -248,14 +246,11 @@ impl Repository {
                     (None, _, _) => Err(missing_resource()),
                     _ => Err(bad_url("PUT needs [type]/[id] or [type]?criteria")),
                 },
-                Verb::Patch => match (entry.resource.as_ref().and_then(binary_patch), &entry.id) {
-                    (Some(patch), Some(id)) => {
+                Verb::Patch => match (binary_patch(entry.resource.as_ref()), &entry.id) {
+                    (Ok(patch), Some(id)) => {
                         self.patch(ctx, &entry.resource_type, id, &patch, entry.if_match)
                     }
-                    (None, _) => Err(RepositoryError::invalid(
-                        IssueCode::Invalid,
-                        "a PATCH entry carries its JSON Patch as a Binary resource",
-                    )),
+                    (Err(error), _) => Err(error),
                     (_, None) => Err(bad_url("PATCH needs [type]/[id]")),
                 },
                 Verb::Delete => match (&entry.id, &entry.criteria) {
@@ -371,14 +366,30 @@ fn bad_url(message: &str) -> RepositoryError {
 }
 
 /// A Binary holding a JSON Patch (how a Bundle carries PATCH), decoded; or a bare JSON Patch
-/// array, which some clients send.
-fn binary_patch(resource: &Value) -> Option<Value> {
+/// array, which some clients send. The decoded document is read like any body from outside.
+fn binary_patch(resource: Option<&Value>) -> Result<Value, RepositoryError> {
+    let not_a_patch = || {
+        RepositoryError::invalid(
+            IssueCode::Invalid,
+            "a PATCH entry carries its JSON Patch as a Binary resource",
+        )
+    };
+    let resource = resource.ok_or_else(not_a_patch)?;
     if resource.is_array() {
-        return Some(resource.clone());
+        return Ok(resource.clone());
     }
-    let data = resource.get("data")?.as_str()?;
-    let bytes = decode_base64(data)?;
-    serde_json::from_slice(&bytes).ok()
+    let data = resource
+        .get("data")
+        .and_then(Value::as_str)
+        .ok_or_else(not_a_patch)?;
+    let bytes = decode_base64(data).ok_or_else(not_a_patch)?;
+    fhir_model::json::parse(&bytes).map_err(|error| {
+        // No expression: the place is inside the decoded data, which the text names.
+        RepositoryError::invalid(
+            IssueCode::Structure,
+            format!("the JSON Patch in the Binary's data is not valid JSON: {error}"),
+        )
+    })
 }
 
 fn decode_base64(text: &str) -> Option<Vec<u8>> {

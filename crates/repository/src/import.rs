@@ -352,12 +352,14 @@ impl Repository {
                 issues: error.issues(&ctx.request_id),
             })
         };
-        let value: Value = match serde_json::from_slice(&unit.json) {
+        // The server's reader: duplicate keys refused, a byte-order mark (a file's first line)
+        // skipped; the failure names the unit's file and line, the issue the line and column.
+        let value: Value = match fhir_model::json::parse(&unit.json) {
             Ok(value) => value,
-            Err(e) => {
+            Err(error) => {
                 return Some(vec![fail(
                     &unit.source,
-                    RepositoryError::invalid(IssueCode::Structure, format!("not valid JSON: {e}")),
+                    RepositoryError::Invalid(vec![error.issue()]),
                 )]);
             }
         };
@@ -375,6 +377,12 @@ impl Repository {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        // As for a Bundle posted to the server: its entries are validated one by one, so what
+        // only the whole can break (bdl-7) is checked here, and fails the whole file.
+        let issues = fhir_model::bundle_invariants(&value);
+        if !issues.is_empty() {
+            return Some(vec![fail(&unit.source, RepositoryError::Invalid(issues))]);
+        }
         let Value::Object(mut bundle) = value else {
             unreachable!("a Bundle is an object")
         };

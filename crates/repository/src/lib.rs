@@ -11,6 +11,7 @@ mod export;
 mod hooks;
 mod import;
 pub mod meta;
+mod paging;
 mod read;
 mod render;
 mod searches;
@@ -66,6 +67,8 @@ pub struct Repository {
     indexer: RwLock<Arc<Indexer>>,
     /// Services that act inside every write's transaction (see `hooks`).
     hooks: RwLock<Vec<Arc<dyn WriteHook>>>,
+    /// Seals the paging cursors of next links; its key is read from the store on first use.
+    cursors: std::sync::OnceLock<paging::CursorSeal>,
 }
 
 thread_local! {
@@ -94,7 +97,20 @@ impl Repository {
             model,
             indexer: RwLock::new(Arc::new(Indexer::new(registry))),
             hooks: RwLock::new(Vec::new()),
+            cursors: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The seal of next links' cursors, its key read from (or first made in) the store.
+    pub(crate) fn cursors(
+        &self,
+        ctx: &RequestContext,
+    ) -> Result<&paging::CursorSeal, RepositoryError> {
+        if let Some(seal) = self.cursors.get() {
+            return Ok(seal);
+        }
+        let seal = paging::CursorSeal::of_store(&*self.store, ctx)?;
+        Ok(self.cursors.get_or_init(|| seal))
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -164,9 +180,30 @@ impl Repository {
         }
     }
 
+    /// Fails with 404 for a type the server does not serve, and with 400 for an id that no
+    /// resource can have: a NUL or other stray byte from a URL must not reach a store
+    /// (PostgreSQL refused it with an error that became a 500).
+    pub fn check_resource(&self, resource_type: &str, id: &str) -> Result<(), RepositoryError> {
+        self.check_type(resource_type)?;
+        check_id(id)
+    }
+
     /// Structural validation of a resource, as every write does it. Errors and warnings.
     pub fn validate(&self, resource: &Value) -> Vec<Issue> {
         fhir_model::validate(self.model, resource)
+    }
+}
+
+/// Fails with 400 for an id that is not a FHIR logical id (1 to 64 of `A-Z a-z 0-9 - .`).
+pub(crate) fn check_id(id: &str) -> Result<(), RepositoryError> {
+    if meta::is_valid_id(id) {
+        Ok(())
+    } else {
+        let shown: String = id.chars().take(64).flat_map(char::escape_debug).collect();
+        Err(RepositoryError::invalid(
+            IssueCode::Invalid,
+            format!("'{shown}' is not a valid id (1 to 64 of A-Z, a-z, 0-9, '-' and '.')"),
+        ))
     }
 }
 

@@ -27,7 +27,7 @@ impl Repository {
         resource_type: &str,
         id: &str,
     ) -> Result<VersionRecord, RepositoryError> {
-        self.check_type(resource_type)?;
+        self.check_resource(resource_type, id)?;
         match self.store.read(ctx, resource_type, id)? {
             None => Err(RepositoryError::NotFound(format!(
                 "{resource_type}/{id} does not exist"
@@ -45,7 +45,7 @@ impl Repository {
         id: &str,
         version: &str,
     ) -> Result<VersionRecord, RepositoryError> {
-        self.check_type(resource_type)?;
+        self.check_resource(resource_type, id)?;
         let not_found = || {
             RepositoryError::NotFound(format!("{resource_type}/{id} has no version '{version}'"))
         };
@@ -71,11 +71,20 @@ impl Repository {
             count: DEFAULT_HISTORY_COUNT,
             cursor: None,
         };
-        if let HistoryScope::Type(t) | HistoryScope::Instance(t, _) = &request.scope {
-            self.check_type(t)?;
+        match &request.scope {
+            HistoryScope::Type(t) => self.check_type(t)?,
+            HistoryScope::Instance(t, id) => self.check_resource(t, id)?,
+            HistoryScope::System => {}
         }
+        let scope = match &request.scope {
+            HistoryScope::System => "/_history".to_owned(),
+            HistoryScope::Type(t) => format!("/{t}/_history"),
+            HistoryScope::Instance(t, id) => format!("/{t}/{id}/_history"),
+        };
+        let seal = self.cursors(ctx)?;
+        let params = crate::paging::open_cursor_param(seal, &scope, &request.params)?;
         let mut applied = Vec::new();
-        for (name, value) in &request.params {
+        for (name, value) in &params {
             let bad = |what: &str| {
                 RepositoryError::BadSearch(search::SearchError {
                     param: name.clone(),
@@ -123,7 +132,7 @@ impl Repository {
         let mut links = vec![("self", link(&path, &applied))];
         if let Some(next) = page.next {
             let mut params = applied.clone();
-            params.push(("_cursor".into(), next.to_string()));
+            params.push(("_cursor".into(), seal.seal(&scope, &next.to_string())));
             links.push(("next", link(&path, &params)));
         }
         let mut writer = BundleWriter::new("history", None, &links);

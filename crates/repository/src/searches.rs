@@ -69,7 +69,7 @@ impl Repository {
                 id,
                 resource_type,
             } => {
-                self.check_type(compartment)?;
+                self.check_resource(compartment, id)?;
                 self.check_type(resource_type)?;
                 (
                     SearchTarget::Compartment {
@@ -81,18 +81,23 @@ impl Repository {
                 )
             }
         };
+        // The cursor is sealed for this search: the path below the base.
+        let scope = path[base.len()..].to_owned();
+        let seal = self.cursors(ctx)?;
+        let params = crate::paging::open_cursor_param(seal, &scope, &request.params)?;
         let parsed = parse_search(
             self.indexer().registry(),
             Some(base),
             target,
-            &request.params,
+            &params,
             request.handling,
         )?;
         if !parsed.ignored.is_empty() {
             tracing::debug!(ignored = ?parsed.ignored, "search parameters ignored");
         }
         let page = self.store.search(ctx, &parsed.query)?;
-        Ok(render(self.model, base, &path, &parsed, &page))
+        let next = page.next.as_ref().map(|c| seal.seal(&scope, &c.encode()));
+        Ok(render(self.model, base, &path, &parsed, &page, next))
     }
 
     /// `Patient/[id]/$everything`: the patient, everything in its compartment, and what those
@@ -106,6 +111,9 @@ impl Repository {
         params: &[(String, String)],
     ) -> Result<Vec<u8>, RepositoryError> {
         let patient = self.read(ctx, "Patient", id)?;
+        let scope = format!("/Patient/{id}/$everything");
+        let seal = self.cursors(ctx)?;
+        let params = &crate::paging::open_cursor_param(seal, &scope, params)?;
         let mut query = SearchQuery::of_type("");
         query.types.clear();
         query.count = EVERYTHING_COUNT;
@@ -189,12 +197,14 @@ impl Repository {
             applied,
             ignored: Vec::new(),
         };
+        let next = page.next.as_ref().map(|c| seal.seal(&scope, &c.encode()));
         Ok(render(
             self.model,
             base,
             &format!("{base}/Patient/{id}/$everything"),
             &parsed,
             &page,
+            next,
         ))
     }
 }
@@ -238,17 +248,19 @@ fn clinical_date_filter(repository: &Repository, start: i64, end: i64) -> Filter
     ])
 }
 
+/// A search page as a `searchset` Bundle; `next` is the sealed cursor of the next page.
 fn render(
     model: &Model,
     base: &str,
     path: &str,
     parsed: &ParsedSearch,
     page: &SearchPage,
+    next: Option<String>,
 ) -> Vec<u8> {
     let mut links = vec![("self", link(path, &parsed.applied))];
-    if let Some(next) = &page.next {
+    if let Some(next) = next {
         let mut params = parsed.applied.clone();
-        params.push(("_cursor".into(), next.encode()));
+        params.push(("_cursor".into(), next));
         links.push(("next", link(path, &params)));
     }
     let mut writer = BundleWriter::new("searchset", page.total, &links);

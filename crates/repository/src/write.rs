@@ -33,9 +33,13 @@ impl Repository {
         let resource_type = resource_type_of(self.model, &resource)?;
         let issues = self.validate(&resource);
         if issues.iter().any(Issue::is_error) {
-            return Err(RepositoryError::Invalid(
-                issues.into_iter().filter(Issue::is_error).collect(),
-            ));
+            let errors: Vec<Issue> = issues.into_iter().filter(Issue::is_error).collect();
+            // A resource that breaks only this server's rules (the repetition limits) is
+            // well-formed FHIR: 422, as FHIR prescribes for business rules; otherwise 400.
+            if errors.iter().all(|e| e.code == IssueCode::BusinessRule) {
+                return Err(RepositoryError::Unprocessable(errors));
+            }
+            return Err(RepositoryError::Invalid(errors));
         }
         let indexer = self.indexer();
         if resource_type == "SearchParameter"
@@ -179,6 +183,7 @@ impl Repository {
         if_match: Option<i64>,
         last_updated: i64,
     ) -> Result<Written, RepositoryError> {
+        crate::check_id(id)?;
         let previous = tx.current(resource_type, id)?;
         check_if_match(if_match, previous.as_ref(), resource_type, id)?;
         let Some(previous) = previous.filter(|p| !p.is_deleted()) else {
@@ -245,6 +250,11 @@ impl Repository {
             return Err(RepositoryError::PreconditionFailed(
                 "a conditional operation needs search criteria with a value".into(),
             ));
+        }
+        // Atomic with respect to the criteria: a concurrent conditional operation deciding
+        // about the same resource waits here until this transaction ends, then sees its write.
+        for key in parsed.query.criteria_locks() {
+            tx.lock_key(key)?;
         }
         parsed.query.count = 2;
         Ok(tx.search(&parsed.query)?.matches)
@@ -357,7 +367,7 @@ impl Repository {
         patch: &Value,
         if_match: Option<i64>,
     ) -> Result<Written, RepositoryError> {
-        self.check_type(resource_type)?;
+        self.check_resource(resource_type, id)?;
         let operations: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| {
             RepositoryError::invalid(
                 IssueCode::Invalid,
@@ -408,7 +418,7 @@ impl Repository {
         id: &str,
         if_match: Option<i64>,
     ) -> Result<Written, RepositoryError> {
-        self.check_type(resource_type)?;
+        self.check_resource(resource_type, id)?;
         self.with_transaction(ctx, |tx| {
             self.delete_in(tx, resource_type, id, if_match, clock::now_micros())
         })

@@ -37,6 +37,91 @@ impl SearchQuery {
     }
 }
 
+impl SearchQuery {
+    /// The keys under which conditional operations (conditional create, update and delete,
+    /// `ifNoneExist`, conditional references) with these criteria take their lock before they
+    /// search, so that two of them deciding about the same resource run one after the other:
+    /// one key per equality the criteria require (a token, an id, an exact string, a reference,
+    /// a uri), each alternative of a comma list included. Two criteria that share any such
+    /// value are serialised; criteria without one lock their resource types as a whole. The
+    /// keys are sorted, the order in which a transaction must take them.
+    pub fn criteria_locks(&self) -> Vec<i64> {
+        let mut keys = Vec::new();
+        for filter in &self.filters {
+            equality_locks(filter, &self.types, &mut keys);
+        }
+        if keys.is_empty() {
+            for resource_type in &self.types {
+                keys.push(lock_key(&[b"type", resource_type.as_bytes()]));
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+}
+
+fn lock_key(parts: &[&[u8]]) -> i64 {
+    let mut buffer = b"criteria-lock".to_vec();
+    for part in parts {
+        buffer.push(0);
+        buffer.extend_from_slice(part);
+    }
+    xxhash_rust::xxh3::xxh3_64(&buffer) as i64
+}
+
+/// The lock keys of the equalities `filter` requires (see [`SearchQuery::criteria_locks`]).
+fn equality_locks(filter: &Filter, types: &[Box<str>], keys: &mut Vec<i64>) {
+    match filter {
+        Filter::AnyOf(alternatives) | Filter::AllOf(alternatives) => {
+            for alternative in alternatives {
+                equality_locks(alternative, types, keys);
+            }
+        }
+        // The token hash already names the parameter (and so the resource type).
+        Filter::Token { column, hash, .. } => {
+            let column = match column {
+                TokenColumn::Code => b"c",
+                TokenColumn::SystemCode => b"s",
+                TokenColumn::System => b"y",
+            };
+            keys.push(lock_key(&[b"token", column, &hash.to_le_bytes()]));
+        }
+        Filter::Id(ids) => {
+            for resource_type in types {
+                for id in ids {
+                    keys.push(lock_key(&[b"id", resource_type.as_bytes(), id.as_bytes()]));
+                }
+            }
+        }
+        Filter::String {
+            param,
+            test: StringTest::Exact(value),
+        } => keys.push(lock_key(&[
+            b"string",
+            &param.0.to_le_bytes(),
+            value.as_bytes(),
+        ])),
+        Filter::Reference {
+            param,
+            target: ReferenceTarget::Local { id, .. },
+        } => keys.push(lock_key(&[
+            b"reference",
+            &param.0.to_le_bytes(),
+            id.as_bytes(),
+        ])),
+        Filter::Reference {
+            param,
+            target: ReferenceTarget::Url { url, .. },
+        } => keys.push(lock_key(&[b"url", &param.0.to_le_bytes(), url.as_bytes()])),
+        Filter::Uri {
+            param,
+            test: UriTest::Equals(uri),
+        } => keys.push(lock_key(&[b"uri", &param.0.to_le_bytes(), uri.as_bytes()])),
+        _ => {}
+    }
+}
+
 /// A condition on a resource.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {

@@ -1,7 +1,7 @@
 //! Every failure the HTTP edge can answer with, and the one place that turns each into a status
 //! and an OperationOutcome. Internal detail goes to the log, never to the client.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use fhir_model::{Issue, IssueCode};
 use repository::RepositoryError;
@@ -22,6 +22,18 @@ pub enum ApiError {
     NotAcceptable(String),
     /// The body is in a format we do not read.
     UnsupportedMediaType(String),
+    /// The request names a host this server does not answer for (421): with no public base
+    /// configured, links would point there.
+    MisdirectedRequest(String),
+    /// The request (its head or its body) did not arrive within the configured time; the
+    /// connection is closed after the answer.
+    RequestTimeout(String),
+    /// The server is at its connection limit; the client should retry after the given
+    /// seconds.
+    Overloaded {
+        message: String,
+        retry_after_seconds: u64,
+    },
     /// The body is over the configured limit.
     PayloadTooLarge(usize),
     /// From the identity services (matching, master records, health codes).
@@ -43,6 +55,7 @@ impl ApiError {
 
     /// The response for this error, for the request `request_id`.
     pub fn into_response(self, request_id: &str) -> Response {
+        let mut headers = HeaderMap::new();
         let (status, issues) = match self {
             ApiError::Repository(error) => {
                 let status = StatusCode::from_u16(error.http_status())
@@ -72,6 +85,29 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 vec![Issue::error(IssueCode::NotSupported, message)],
             ),
+            ApiError::MisdirectedRequest(message) => (
+                StatusCode::MISDIRECTED_REQUEST,
+                vec![Issue::error(IssueCode::Invalid, message)],
+            ),
+            ApiError::RequestTimeout(message) => {
+                // What is left of the request is unread: the connection cannot carry another.
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+                (
+                    StatusCode::REQUEST_TIMEOUT,
+                    vec![Issue::error(IssueCode::Timeout, message)],
+                )
+            }
+            ApiError::Overloaded {
+                message,
+                retry_after_seconds,
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    vec![Issue::error(IssueCode::Throttled, message)],
+                )
+            }
             ApiError::PayloadTooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 vec![Issue::error(
@@ -90,7 +126,9 @@ impl ApiError {
                 )
             }
         };
-        outcome_response(status, &issues)
+        let mut response = outcome_response(status, &issues);
+        response.headers_mut().extend(headers);
+        response
     }
 }
 

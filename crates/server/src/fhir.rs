@@ -13,7 +13,7 @@ use repository::{
 use search::Handling;
 use store::{HistoryScope, RequestContext};
 
-use crate::request::{BodyKind, FhirRequest, Return, read_form, read_json};
+use crate::request::{BodyKind, FhirRequest, Produces, Return, read_form, read_json};
 use crate::response::{deleted_response, json_response, outcome_response, version_response};
 use crate::{ApiError, AppState};
 
@@ -23,16 +23,26 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path().to_owned();
-    let fhir = match FhirRequest::new(
-        parts.headers,
-        parts.uri.query(),
-        state.config().public_base.as_deref(),
-    ) {
+    let segments = fhir_segments(&path);
+    // Only the Bulk Data output files are not FHIR JSON; what the client accepts is checked
+    // against what this endpoint answers with.
+    let produces = match segments.as_deref() {
+        Some([export_file, _, _]) if export_file == "$export-file" => Produces::Ndjson,
+        _ => Produces::FhirJson,
+    };
+    let fhir = match FhirRequest::new(parts.headers, parts.uri.query(), state.config(), produces) {
         Ok(fhir) => fhir,
         Err((request_id, error)) => return error.into_response(&request_id),
     };
     let request_id = fhir.request_id.clone();
-    let response = match handle(&state, &method, &path, fhir, body).await {
+    // Reads and writes queue for the store separately (`lanes`): a read flood does not make
+    // writes wait behind it.
+    let lane = match method {
+        Method::GET | Method::HEAD => crate::lanes::Lane::Read,
+        _ => crate::lanes::Lane::Write,
+    };
+    let request = handle(&state, &method, &path, segments, fhir, body);
+    let response = match crate::lanes::within(state.lanes(), lane, request).await {
         Ok(response) => response,
         Err(error) => error.into_response(&request_id),
     };
@@ -47,41 +57,41 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
     response
 }
 
-/// Runs repository work on a blocking thread; a panic there becomes a 500, not a lost worker.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
-}
+use crate::lanes::blocking;
 
 fn context(fhir: &FhirRequest) -> RequestContext {
     RequestContext::system(fhir.request_id.clone())
+}
+
+/// The percent-decoded path segments under `/fhir`; `None` for a path outside it.
+fn fhir_segments(path: &str) -> Option<Vec<String>> {
+    let rest = path.strip_prefix("/fhir")?;
+    Some(
+        rest.split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                repository::parse_query(&format!("x={s}"))
+                    .pop()
+                    .map(|(_, v)| v)
+                    .unwrap_or_default()
+            })
+            .collect(),
+    )
 }
 
 async fn handle(
     state: &AppState,
     method: &Method,
     path: &str,
+    segments: Option<Vec<String>>,
     fhir: FhirRequest,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Some(rest) = path.strip_prefix("/fhir") else {
+    let Some(segments) = segments else {
         return Err(ApiError::NotFound(format!(
             "no endpoint at {path}; the FHIR base is /fhir"
         )));
     };
-    let segments: Vec<String> = rest
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            repository::parse_query(&format!("x={s}"))
-                .pop()
-                .map(|(_, v)| v)
-                .unwrap_or_default()
-        })
-        .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let repository = state.repository().clone();
     let limit = state.config().max_body_bytes;

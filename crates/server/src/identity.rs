@@ -51,13 +51,7 @@ fn context(fhir: &FhirRequest) -> RequestContext {
     RequestContext::system(fhir.request_id.clone())
 }
 
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
-}
+use crate::lanes::blocking;
 
 pub async fn handle(
     state: &AppState,

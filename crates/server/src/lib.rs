@@ -2,16 +2,21 @@
 //! crate that knows HTTP. Handlers parse the request, hand the work to the repository on a
 //! blocking thread (the store is synchronous), and turn the answer or the error into a response.
 
+mod accept;
 mod capability;
+mod connection;
 mod error;
 mod export;
 mod fhir;
+mod host;
 mod identity;
+mod lanes;
 mod request;
 mod response;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -22,7 +27,9 @@ use repository::Repository;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use host::AllowedHost;
 pub use identity::IdentityServices;
+pub use lanes::WorkLimits;
 
 /// What the server needs to know beyond the repository.
 #[derive(Debug, Clone)]
@@ -30,10 +37,56 @@ pub struct ServerConfig {
     /// The largest request body accepted (413 beyond it).
     pub max_body_bytes: usize,
     /// The public FHIR base URL (`https://hie.example.org/fhir`). When unset, links are built
-    /// from the request's `Host` header.
+    /// from the request's `Host` header, which must then be a loopback name or in
+    /// `allowed_hosts` (421 otherwise).
     pub public_base: Option<String>,
+    /// Hosts answered, besides loopback ones, when no public base is set.
+    pub allowed_hosts: Vec<AllowedHost>,
     /// Where `$export` jobs write their files (emptied at start-up).
     pub export_dir: std::path::PathBuf,
+    /// How long clients may take and how many connections are served at once.
+    pub connections: ConnectionLimits,
+    /// How many reads and writes of the store run at once.
+    pub work: WorkLimits,
+}
+
+/// What keeps slow, idle or too many clients from holding the server's connections (and file
+/// descriptors): every connection ends within a bounded time unless it is being answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A request head (request line and headers) not complete this long after the connection
+    /// opened, or after its first byte on a kept-alive connection, ends the connection (with
+    /// 408 when part of it arrived).
+    pub header_read_timeout: Duration,
+    /// A request body that brings no bytes for this long gets 408.
+    pub body_read_timeout: Duration,
+    /// A request body must also average this many bytes a second after its first
+    /// `body_read_timeout` (a trickle gets 408); 0 checks only for stalls.
+    pub body_min_rate: u64,
+    /// A kept-alive connection with no new request for this long is closed.
+    pub keep_alive_timeout: Duration,
+    /// A client that takes none of its answer's bytes for this long (it stopped reading) has
+    /// its connection closed.
+    pub send_timeout: Duration,
+    /// The answer to this many requests on one connection closes it.
+    pub max_requests_per_connection: u64,
+    /// Connections served at once; a connection over it gets 503 with `Retry-After` and is
+    /// closed, so the process never runs out of file descriptors.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            body_min_rate: 1024,
+            keep_alive_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            max_requests_per_connection: 1000,
+            max_connections: 10_000,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -41,8 +94,11 @@ impl Default for ServerConfig {
         ServerConfig {
             max_body_bytes: 16 * 1024 * 1024,
             public_base: None,
+            allowed_hosts: Vec::new(),
             export_dir: std::env::temp_dir()
                 .join(format!("meridian-exports-{}", std::process::id())),
+            connections: ConnectionLimits::default(),
+            work: WorkLimits::default(),
         }
     }
 }
@@ -58,6 +114,7 @@ struct Inner {
     config: ServerConfig,
     jobs: Arc<export::Jobs>,
     identity: Option<IdentityServices>,
+    lanes: Arc<lanes::Lanes>,
 }
 
 impl AppState {
@@ -65,6 +122,7 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 jobs: Arc::new(export::Jobs::new(config.export_dir.clone())),
+                lanes: Arc::new(lanes::Lanes::new(config.work)),
                 repository,
                 config,
                 identity: None,
@@ -82,6 +140,7 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 jobs: Arc::new(export::Jobs::new(config.export_dir.clone())),
+                lanes: Arc::new(lanes::Lanes::new(config.work)),
                 repository,
                 config,
                 identity: Some(identity),
@@ -101,6 +160,10 @@ impl AppState {
         &self.inner.jobs
     }
 
+    pub(crate) fn lanes(&self) -> Arc<lanes::Lanes> {
+        Arc::clone(&self.inner.lanes)
+    }
+
     pub(crate) fn config(&self) -> &ServerConfig {
         &self.inner.config
     }
@@ -116,15 +179,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` completes, then lets in-flight requests finish.
+/// Serves until `shutdown` completes, then lets in-flight requests finish, under the
+/// configuration's connection limits (`accept`, `connection`).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    accept::serve(listener, state, shutdown).await
 }
 
 /// The process is up.

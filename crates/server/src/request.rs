@@ -6,7 +6,7 @@ use fhir_model::IssueCode;
 use repository::{parse_etag, parse_query};
 use serde_json::Value;
 
-use crate::ApiError;
+use crate::{ApiError, ServerConfig};
 
 /// What the client prefers back (`Prefer: return=...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +14,15 @@ pub enum Return {
     Minimal,
     Representation,
     OperationOutcome,
+}
+
+/// What an endpoint answers with, for content negotiation (`_format` and `Accept`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Produces {
+    /// FHIR JSON: every endpoint but the Bulk Data output files.
+    FhirJson,
+    /// NDJSON: the Bulk Data output files (`$export-file`).
+    Ndjson,
 }
 
 /// The parts of a request every FHIR handler looks at.
@@ -30,7 +39,8 @@ impl FhirRequest {
     pub fn new(
         headers: HeaderMap,
         raw_query: Option<&str>,
-        public_base: Option<&str>,
+        config: &ServerConfig,
+        produces: Produces,
     ) -> Result<FhirRequest, (String, ApiError)> {
         let request_id = headers
             .get("x-request-id")
@@ -40,19 +50,9 @@ impl FhirRequest {
             })
             .map(str::to_owned)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let base = match public_base {
-            Some(base) => base.trim_end_matches('/').to_owned(),
-            None => {
-                let host = headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .filter(|h| {
-                        h.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-                    })
-                    .unwrap_or("localhost");
-                format!("http://{host}/fhir")
-            }
+        let base = match crate::host::link_base(&headers, config) {
+            Ok(base) => base,
+            Err(error) => return Err((request_id, error)),
         };
         let query = raw_query.map(parse_query).unwrap_or_default();
         let format = query
@@ -62,6 +62,7 @@ impl FhirRequest {
         if let Err(error) = check_format(
             format,
             headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+            produces,
         ) {
             return Err((request_id, error));
         }
@@ -137,37 +138,69 @@ impl FhirRequest {
     }
 }
 
-/// We speak FHIR JSON only: XML and other formats get 406.
-fn check_format(format: Option<&str>, accept: Option<&str>) -> Result<(), ApiError> {
+/// Whether the client accepts what the endpoint produces: FHIR JSON everywhere (XML and other
+/// formats get 406), NDJSON for the Bulk Data output files. A media range with `q=0` is one the
+/// client refuses.
+fn check_format(
+    format: Option<&str>,
+    accept: Option<&str>,
+    produces: Produces,
+) -> Result<(), ApiError> {
+    let (formats, media_types, speaks): (&[&str], &[&str], &str) = match produces {
+        Produces::FhirJson => (
+            &[
+                "json",
+                "application/json",
+                "application/fhir+json",
+                "application/json+fhir",
+            ],
+            &[
+                "application/json",
+                "application/fhir+json",
+                "application/json+fhir",
+                "text/*",
+                "text/html",
+            ],
+            "this server speaks FHIR JSON",
+        ),
+        Produces::Ndjson => (
+            &["ndjson", "application/ndjson", "application/fhir+ndjson"],
+            &[
+                "application/fhir+ndjson",
+                "application/ndjson",
+                "application/x-ndjson",
+            ],
+            "Bulk Data files are application/fhir+ndjson",
+        ),
+    };
     if let Some(format) = format {
-        return match format {
-            "json" | "application/json" | "application/fhir+json" | "application/json+fhir" => {
-                Ok(())
-            }
-            other => Err(ApiError::NotAcceptable(format!(
-                "_format '{other}' is not supported: this server speaks FHIR JSON"
-            ))),
+        return if formats.contains(&format) {
+            Ok(())
+        } else {
+            Err(ApiError::NotAcceptable(format!(
+                "_format '{format}' is not supported here: {speaks}"
+            )))
         };
     }
     let Some(accept) = accept else { return Ok(()) };
-    let acceptable = accept.split(',').any(|part| {
-        let media = part.split(';').next().unwrap_or("").trim();
-        matches!(
-            media,
-            "" | "*/*"
-                | "application/*"
-                | "application/json"
-                | "application/fhir+json"
-                | "application/json+fhir"
-                | "text/*"
-                | "text/html"
-        )
+    let acceptable = accept.split(',').any(|range| {
+        let mut pieces = range.split(';');
+        let media = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+        let refused = pieces.any(|parameter| {
+            parameter.split_once('=').is_some_and(|(name, value)| {
+                name.trim().eq_ignore_ascii_case("q")
+                    && value.trim().parse::<f32>().is_ok_and(|q| q == 0.0)
+            })
+        });
+        !refused
+            && (matches!(media.as_str(), "" | "*/*" | "application/*")
+                || media_types.contains(&media.as_str()))
     });
     if acceptable {
         Ok(())
     } else {
         Err(ApiError::NotAcceptable(format!(
-            "Accept '{accept}' is not supported: this server speaks FHIR JSON"
+            "Accept '{accept}' is not supported here: {speaks}"
         )))
     }
 }
@@ -218,18 +251,15 @@ pub async fn read_json(
         )));
     }
     let bytes = read_limited(body, limit).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    let content = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    if content.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             IssueCode::Required,
             "the request has no body",
         ));
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request(
-            IssueCode::Structure,
-            format!("the body is not valid JSON: {e}"),
-        )
-    })
+    // One reader for every FHIR JSON body: duplicate keys refused, a byte-order mark skipped.
+    fhir_model::json::parse(&bytes).map_err(|error| ApiError::BadRequest(error.issue()))
 }
 
 /// Reads a form body (`POST [type]/_search`).
@@ -261,6 +291,8 @@ async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, Api
             .is_some()
         {
             ApiError::PayloadTooLarge(limit)
+        } else if let Some(timed_out) = crate::connection::body_timed_out(&*inner) {
+            ApiError::RequestTimeout(timed_out.to_string())
         } else {
             // A broken connection: nobody will read the answer.
             ApiError::bad_request(

@@ -184,6 +184,13 @@ CREATE INDEX idx_date_high ON idx_date (param, high, rid);
 DROP INDEX idx_reference_target;
 CREATE INDEX idx_reference_target ON idx_reference (param, target_id, target_type, rid) WHERE target_id IS NOT NULL;
 "#,
+    // A resource's string rows in value order: a walk along names keeps each resource once,
+    // at its smallest matching value, by looking at the resource's first match (sql.rs
+    // `walk_page`), not at every one of its rows.
+    r#"
+DROP INDEX idx_string_rid;
+CREATE INDEX idx_string_rid ON idx_string (rid, param, normalized);
+"#,
 ];
 
 /// An arbitrary constant naming the migration lock among the database's advisory locks.

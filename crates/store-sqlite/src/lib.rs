@@ -7,6 +7,8 @@ mod bulk;
 mod checkpoint;
 mod read;
 mod schema;
+#[cfg(test)]
+mod search_cost;
 mod write;
 
 use std::path::{Path, PathBuf};

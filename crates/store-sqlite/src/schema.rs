@@ -154,6 +154,24 @@ CREATE TABLE checkpoint (
     value TEXT NOT NULL
 );
 "#,
+    // A resource's string rows in value order: a walk along names keeps each resource once,
+    // at its smallest matching value, by looking at the resource's first match (sql.rs
+    // `walk_page`); keyed by the exact text, it read every one of its rows for each.
+    r#"
+CREATE TABLE idx_string_by_value (
+    rid INTEGER NOT NULL,
+    param INTEGER NOT NULL,
+    normalized TEXT NOT NULL,
+    exact TEXT NOT NULL,
+    patient_key INTEGER NOT NULL,
+    PRIMARY KEY (rid, param, normalized, exact)
+) WITHOUT ROWID;
+INSERT INTO idx_string_by_value (rid, param, normalized, exact, patient_key)
+    SELECT rid, param, normalized, exact, patient_key FROM idx_string;
+DROP TABLE idx_string;
+ALTER TABLE idx_string_by_value RENAME TO idx_string;
+CREATE INDEX idx_string_normalized ON idx_string (param, normalized);
+"#,
 ];
 
 /// Brings the database up to the current schema version, in one transaction per migration.

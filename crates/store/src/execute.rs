@@ -36,6 +36,7 @@ pub fn search(
     query: &SearchQuery,
     dialect: Dialect,
 ) -> Result<SearchPage, StoreError> {
+    sql::check_sort_cursor(query)?;
     let (mut rows, walked) = if query.count == 0 {
         (Vec::new(), None)
     } else {

@@ -346,6 +346,32 @@ pub fn walk_to_take(query: &SearchQuery) -> Result<Option<usize>, crate::StoreEr
     }
 }
 
+/// `InvalidCursor` when a sorted page's cursor carries more values than the sort has keys, or
+/// a value of another kind than its key sorts on: a text where a date's instant belongs made
+/// PostgreSQL fail the whole request.
+pub fn check_sort_cursor(query: &SearchQuery) -> Result<(), crate::StoreError> {
+    let Some(cursor) = &query.cursor else {
+        return Ok(());
+    };
+    if cursor.sort_values.len() > query.sort.len()
+        || (!cursor.sort_values.is_empty() && cursor.walk.is_some())
+    {
+        return Err(crate::StoreError::InvalidCursor);
+    }
+    for (value, key) in cursor.sort_values.iter().zip(&query.sort) {
+        let fits = match value {
+            CursorValue::Null => true,
+            CursorValue::Integer(_) => sort_value_kind(key) == SortValueKind::Integer,
+            CursorValue::Float(f) => f.is_finite() && sort_value_kind(key) == SortValueKind::Float,
+            CursorValue::Text(_) => sort_value_kind(key) == SortValueKind::Text,
+        };
+        if !fits {
+            return Err(crate::StoreError::InvalidCursor);
+        }
+    }
+    Ok(())
+}
+
 /// A page read along filter `index`'s index in the order of its value and then the resource
 /// key, so it ends after the first rows that match, however many match in all: rows of
 /// `rid`, then the value the cursor carries. A resource with several matching index rows is
@@ -373,16 +399,40 @@ fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize, dense: bool)
     {
         after_walk_position(b, &format!("d.{column}"), &walk.value, cursor.after_row);
     }
-    let plus = if b.dialect == Dialect::Sqlite {
-        "+"
-    } else {
-        ""
-    };
+    // The probe states the filter's own columns as index terms (no `+`): the table's key is
+    // (rid, param, value, ...), so the probe seeks to the resource's first matching value and
+    // looks at one row. Probed by the resource key alone it read every matching row of the
+    // resource for each of them: a Patient with 10,000 names made `family=` take 30 s.
     b.push(&format!(
         " AND NOT EXISTS (SELECT 1 FROM {table} y WHERE y.rid = d.rid AND "
     ));
-    index_condition(b, filter, "y", true);
-    b.push(&format!(" AND {plus}y.{column} < d.{column}"));
+    match filter {
+        Filter::String { .. } => {
+            index_condition(b, filter, "y", false);
+            b.push(&format!(" AND y.{column} < d.{column}"));
+        }
+        // A resource has few dates of one parameter: read them by (rid, param). Stated as
+        // index terms, the date bounds would lead SQLite to the (param, high) index instead.
+        Filter::Date { param, predicate } => {
+            let plus = if b.dialect == Dialect::Sqlite {
+                "+"
+            } else {
+                ""
+            };
+            b.push("y.param = ").bind_int(param.0).push(" AND ");
+            render_range(
+                b,
+                predicate,
+                &RangeColumns::new(
+                    &format!("{plus}y.low"),
+                    &format!("{plus}y.high"),
+                    &format!("{plus}y.value"),
+                ),
+            );
+            b.push(&format!(" AND {plus}y.{column} < d.{column}"));
+        }
+        _ => unreachable!("a walk's own probe is over names or dates"),
+    }
     b.push(probe_end(b.dialect));
     b.push(&format!(" ORDER BY d.{column}, d.rid LIMIT "))
         .bind_int(query.count as i64 + 1);
@@ -642,7 +692,15 @@ fn sort_expression(b: &mut SqlBuilder, key: &SortKey) {
                 }
             };
             let table_name = index_table_name(*table);
-            b.push(&format!("(SELECT {aggregate}(x.{column}) FROM {table_name} x WHERE x.rid = r.rid AND x.param = "));
+            // `+x.param` on SQLite: else it answers MAX(high) from the (param, high) index,
+            // reading it backwards until the row's own value comes (5.3 s for one patient's
+            // observations by `-date` on Synthea), instead of the row's few index rows.
+            let plus = if b.dialect == Dialect::Sqlite {
+                "+"
+            } else {
+                ""
+            };
+            b.push(&format!("(SELECT {aggregate}(x.{column}) FROM {table_name} x WHERE x.rid = r.rid AND {plus}x.param = "));
             b.bind_int(param.0);
             b.push(")");
         }
@@ -814,16 +872,34 @@ pub fn search_count(query: &SearchQuery, dialect: Dialect) -> Sql {
     b.finish()
 }
 
+/// The conditions of a sorted page and of a count: one filter, the most selective kind, read
+/// as a set (`rid IN (...)`), every other probed per row. SQLite (3.5x) answers two `rid IN`
+/// sets on one row by looking up every pair of their rows: a patient's 2,122 observations
+/// times the region's 29,206 laboratory results for `patient=X&category=laboratory&_sort=date`
+/// (14 s on Synthea, 3 ms with the category probed).
 fn where_clause(b: &mut SqlBuilder, query: &SearchQuery, alias: &str) {
     b.push(&format!("{alias}.method <> {DELETED}"));
     if !query.types.is_empty() {
         b.push(&format!(" AND {alias}.type IN "));
         b.bind_text_list(&query.types);
     }
-    for filter in &query.filters {
+    let lead = lead_set(query);
+    for (i, filter) in query.filters.iter().enumerate() {
         b.push(" AND ");
-        render_filter(b, filter, alias);
+        if Some(i) == lead || !settable(filter) {
+            render_filter(b, filter, alias);
+        } else {
+            render_probe(b, filter, alias);
+        }
     }
+}
+
+/// The filter a sorted page or a count reads as a set: a reference to one resource (one
+/// patient's data), else the best filter to drive a page, else the first that is a set.
+fn lead_set(query: &SearchQuery) -> Option<usize> {
+    one_target_of_several_types(query)
+        .or_else(|| driver(query).map(|(_, index)| index))
+        .or_else(|| set_candidate(query))
 }
 
 /// Writes the non-empty OR (`AnyOf`) or AND (`AllOf`) of `filters`, each written by `render`.

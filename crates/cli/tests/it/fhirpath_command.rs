@@ -110,5 +110,22 @@ fn an_evaluation_error_exits_1_with_a_message() {
 fn input_that_is_not_json_exits_1() {
     let output = meridian(&["fhirpath", "name"], "not json");
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("not JSON"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not FHIR JSON"));
+}
+
+#[test]
+fn input_is_read_as_the_server_reads_it() {
+    // A byte-order mark is skipped; a property named twice is refused, not silently resolved.
+    let marked = format!("\u{feff}{PATIENT}");
+    let output = meridian(&["fhirpath", "name.family"], &marked);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout(&output), r#"["Chalmers"]"#);
+    let twice = r#"{"resourceType": "Patient", "id": "a", "id": "b"}"#;
+    let output = meridian(&["fhirpath", "id"], twice);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("'id' appears twice"));
 }

@@ -2,3 +2,4 @@
 
 mod fhirpath_command;
 mod seed_command;
+mod serve_command;

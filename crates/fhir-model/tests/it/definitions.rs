@@ -114,3 +114,31 @@ fn search_parameters_and_compartments_are_vendored() {
             .is_empty()
     );
 }
+
+#[test]
+fn repetition_limits_come_from_the_policy_most_specific_first() {
+    let model = r4();
+    let limit = |owner: &str, element: &str| {
+        model
+            .type_def(owner)
+            .unwrap()
+            .element(element)
+            .unwrap_or_else(|| panic!("{owner}.{element}"))
+            .repetition_limit
+    };
+    assert_eq!(limit("Patient", "name"), Some(1000), "the general cap");
+    assert_eq!(limit("HumanName", "given"), Some(1000));
+    assert_eq!(limit("Patient", "extension"), Some(10_000), "*.extension");
+    assert_eq!(limit("string", "extension"), Some(10_000));
+    assert_eq!(limit("Patient", "contained"), Some(10_000));
+    assert_eq!(limit("Questionnaire.item", "item"), Some(10_000), "*.item");
+    assert_eq!(limit("Observation", "component"), Some(10_000));
+    assert_eq!(limit("Bundle", "entry"), None, "a list by nature");
+    assert_eq!(limit("Group", "member"), None);
+    assert_eq!(limit("ValueSet.compose.include", "concept"), None);
+    assert_eq!(
+        limit("Patient", "gender"),
+        None,
+        "not repeating: max 1 says it all"
+    );
+}

@@ -3,7 +3,10 @@
 //! the issue cap. The vendored examples and validator cases are in `validate/examples.rs`.
 
 mod examples;
+mod invariants;
+mod limits;
 mod mutations;
+mod narrative;
 
 use fhir_model::{IssueCode, Severity, ValidationOptions, r4, validate, validate_with};
 use serde_json::{Value, json};
@@ -698,19 +701,24 @@ fn nested_resources_are_validated_as_their_own_type() {
         ),
         (
             "contained with an unknown element",
-            patient(json!({"contained": [{"resourceType": "Organization", "id": "o", "foo": 1}]})),
+            patient(
+                json!({"contained": [{"resourceType": "Organization", "id": "o", "foo": 1}], "managingOrganization": {"reference": "#o"}}),
+            ),
             vec![("structure", "Patient.contained[0].foo")],
         ),
         (
             "contained inside contained",
             patient(
-                json!({"contained": [{"resourceType": "Organization", "id": "o", "contained": [{"resourceType": "Organization", "id": "p"}]}]}),
+                json!({"contained": [{"resourceType": "Organization", "id": "o", "contained": [{"resourceType": "Organization", "id": "p"}]}],
+                       "managingOrganization": {"reference": "#o"}}),
             ),
             vec![("invariant", "Patient.contained[0].contained")],
         ),
         (
             "contained with a bad id",
-            patient(json!({"contained": [{"resourceType": "Organization", "id": "o_1"}]})),
+            patient(
+                json!({"contained": [{"resourceType": "Organization", "id": "o_1"}], "managingOrganization": {"reference": "#o_1"}}),
+            ),
             vec![("value", "Patient.contained[0].id")],
         ),
         (

@@ -27,6 +27,26 @@ fn practitioner() -> Value {
     json!({"resourceType": "Practitioner", "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "9999"}]})
 }
 
+/// Standard base64 with padding, for Binary.data.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 fn transaction(entries: Vec<Value>) -> Value {
     json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 }
@@ -102,6 +122,51 @@ backend_tests! {
         assert_eq!(entries[1]["response"]["status"], json!("201 Created"), "the delete ran first, so no match");
         assert_eq!(entries[0]["response"]["status"], json!("410 Gone"), "the read ran last");
         assert_eq!(search_ids(&repository, "Practitioner", &[]).len(), 1);
+    }
+
+    fn a_bundle_with_a_repeated_full_url_is_refused_whole_bdl_7(store) {
+        // Regression: two entries with one fullUrl were accepted, and references to it went to
+        // whichever entry was planned last.
+        let repository = repository(store);
+        let full_url = "urn:uuid:3c0e8f2a-0000-4000-8000-000000000001";
+        let entries = vec![
+            json!({"fullUrl": full_url, "resource": {"resourceType": "Patient", "gender": "male"}, "request": {"method": "POST", "url": "Patient"}}),
+            json!({"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": {"reference": full_url}},
+                   "request": {"method": "POST", "url": "Observation"}}),
+            json!({"fullUrl": full_url, "resource": {"resourceType": "Patient", "gender": "female"}, "request": {"method": "POST", "url": "Patient"}}),
+        ];
+        for kind in ["transaction", "batch"] {
+            let error = process(&repository, json!({"resourceType": "Bundle", "type": kind, "entry": entries.clone()})).unwrap_err();
+            assert_eq!(error.http_status(), 400, "{kind}");
+            let issues = error.issues("r");
+            assert_eq!(issues.len(), 1, "{kind}: {issues:?}");
+            assert_eq!(issues[0].expression.as_deref(), Some("Bundle.entry[2].fullUrl"), "{kind}");
+            assert!(issues[0].diagnostics.contains("bdl-7"), "{}", issues[0].diagnostics);
+        }
+        assert!(search_ids(&repository, "Patient", &[]).is_empty(), "nothing was written");
+        assert!(search_ids(&repository, "Observation", &[]).is_empty(), "nothing was written");
+    }
+
+    fn a_patch_whose_binary_names_a_property_twice_is_refused(store) {
+        // The JSON Patch inside a Binary comes from the client too: read like any body.
+        let repository = repository(store);
+        repository.update(&ctx(), "Patient", "p1", json!({"resourceType": "Patient", "id": "p1", "active": true}), None).unwrap();
+        let patch = |document: &str| json!({"resource": {"resourceType": "Binary", "contentType": "application/json-patch+json",
+                                                          "data": base64(document.as_bytes())},
+                                            "request": {"method": "PATCH", "url": "Patient/p1"}});
+        let twice = r#"[{"op": "replace", "path": "/active", "value": false, "value": true}]"#;
+        let error = process(&repository, transaction(vec![patch(twice)])).unwrap_err();
+        assert_eq!(error.http_status(), 400);
+        let issue = &error.issues("r")[0];
+        assert_eq!(issue.expression.as_deref(), Some("Bundle.entry[0]"));
+        assert!(issue.diagnostics.contains("'value' appears twice"), "{}", issue.diagnostics);
+        let batch = process(&repository, json!({"resourceType": "Bundle", "type": "batch", "entry": [patch(twice)]})).unwrap();
+        assert_eq!(batch["entry"][0]["response"]["status"], json!("400 Bad Request"));
+        assert_eq!(repository.read(&ctx(), "Patient", "p1").unwrap().version, 1, "nothing was written");
+        // The same patch, said once, applies.
+        let once = r#"[{"op": "replace", "path": "/active", "value": false}]"#;
+        process(&repository, transaction(vec![patch(once)])).unwrap();
+        assert_eq!(repository.read(&ctx(), "Patient", "p1").unwrap().version, 2);
     }
 
     fn batch_entries_succeed_or_fail_on_their_own(store) {

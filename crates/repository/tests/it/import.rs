@@ -74,6 +74,60 @@ backend_tests! {
         assert!(repository.read(&ctx(), "Patient", "good-1").is_ok() && repository.read(&ctx(), "Patient", "good-2").is_ok());
     }
 
+    fn a_line_that_names_a_property_twice_is_reported_with_its_place(store) {
+        // Regression: serde_json kept the last `gender` and the line was imported.
+        let repository = repository(store);
+        let units = vec![
+            ImportUnit { source: "data.ndjson:1".into(), json: br#"{"resourceType":"Patient","id":"twice","gender":"male","gender":"female"}"#.to_vec() },
+            ImportUnit { source: "data.ndjson:2".into(), json: br#"{"resourceType":"Patient","id":"once","gender":"male"}"#.to_vec() },
+        ];
+        let report = import(&repository, units, 1, 10);
+        assert_eq!((report.counts.created, report.counts.failed), (1, 1));
+        let failure = &report.failures[0];
+        assert_eq!(failure.source, "data.ndjson:1");
+        assert_eq!(failure.issues[0].expression.as_deref(), Some("Patient.gender"));
+        assert!(failure.issues[0].diagnostics.contains("'gender' appears twice"), "{}", failure.issues[0].diagnostics);
+        assert!(failure.issues[0].diagnostics.contains("line 1, column"), "{}", failure.issues[0].diagnostics);
+        assert!(repository.read(&ctx(), "Patient", "twice").is_err(), "nothing of it was written");
+        // A file (here a Bundle) with the key repeated in an entry fails whole, with the place.
+        let bundle = br#"{"resourceType":"Bundle","type":"transaction","entry":[
+            {"fullUrl":"urn:uuid:00000000-0000-4000-8000-0000000000b1","resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}},
+            {"resource":{"resourceType":"Patient","active":true,"active":false},"request":{"method":"POST","url":"Patient"}}]}"#;
+        let report = import(&repository, vec![ImportUnit { source: "bundles/b.json".into(), json: bundle.to_vec() }], 1, 10);
+        assert_eq!((report.counts.created, report.counts.failed), (0, 1));
+        assert_eq!(report.failures[0].source, "bundles/b.json");
+        assert_eq!(report.failures[0].issues[0].expression.as_deref(), Some("Bundle.entry[1].resource.active"));
+        assert!(repository.read(&ctx(), "Patient", "00000000-0000-4000-8000-0000000000b1").is_err());
+    }
+
+    fn a_bundle_with_a_repeated_full_url_fails_whole_bdl_7(store) {
+        let repository = repository(store);
+        let full_url = "urn:uuid:3c0e8f2a-0000-4000-8000-000000000002";
+        for kind in ["transaction", "batch"] {
+            let bundle = json!({"resourceType": "Bundle", "type": kind, "entry": [
+                {"fullUrl": full_url, "resource": {"resourceType": "Patient", "gender": "male"}, "request": {"method": "POST", "url": "Patient"}},
+                {"fullUrl": full_url, "resource": {"resourceType": "Patient", "gender": "female"}, "request": {"method": "POST", "url": "Patient"}}
+            ]});
+            let unit = ImportUnit { source: format!("bundles/{kind}.json"), json: serde_json::to_vec(&bundle).unwrap() };
+            let report = import(&repository, vec![unit], 1, 10);
+            assert_eq!((report.counts.created, report.counts.failed), (0, 1), "{kind}");
+            assert_eq!(report.failures[0].source, format!("bundles/{kind}.json"));
+            assert_eq!(report.failures[0].issues[0].expression.as_deref(), Some("Bundle.entry[1].fullUrl"));
+        }
+        assert!(repository.read(&ctx(), "Patient", "3c0e8f2a-0000-4000-8000-000000000002").is_err(), "nothing was written");
+    }
+
+    fn a_file_that_starts_with_a_byte_order_mark_is_imported(store) {
+        // Regression: the mark a Windows editor writes made the first line "not valid JSON".
+        let repository = repository(store);
+        let mut first = b"\xEF\xBB\xBF".to_vec();
+        first.extend_from_slice(br#"{"resourceType":"Patient","id":"marked"}"#);
+        let report = import(&repository, vec![ImportUnit { source: "data.ndjson:1".into(), json: first }], 1, 10);
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        assert_eq!(report.counts.created, 1);
+        assert!(repository.read(&ctx(), "Patient", "marked").is_ok());
+    }
+
     fn a_failing_transaction_bundle_loads_nothing_of_itself(store) {
         let repository = repository(store);
         let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [

@@ -13,3 +13,4 @@ mod hooks;
 mod import;
 mod searching;
 mod synthea;
+mod validation;

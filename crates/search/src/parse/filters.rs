@@ -267,7 +267,7 @@ fn token(
         }
         Some("text") => Ok(Filter::String {
             param: ParamKey::derived(&param.resource_type, &param.code, "text"),
-            test: StringTest::Prefix(normalize(&unescape(value)).into()),
+            test: StringTest::Prefix(searchable(name, &unescape(value))?),
         }),
         Some("of-type") => {
             // type-system|type-code|value
@@ -305,15 +305,31 @@ fn string(
 ) -> Result<Filter, SearchError> {
     let value = unescape(value);
     let test = match modifier {
-        None => StringTest::Prefix(normalize(&value).into()),
+        None => StringTest::Prefix(searchable(name, &value)?),
         Some("exact") => StringTest::Exact(value.into()),
-        Some("contains") => StringTest::Contains(normalize(&value).into()),
+        Some("contains") => StringTest::Contains(searchable(name, &value)?),
         Some(other) => return Err(unsupported_modifier(name, other, "string")),
     };
     Ok(Filter::String {
         param: param.key,
         test,
     })
+}
+
+/// A string search value normalised (case, accents and punctuation folded away), refused
+/// when nothing is left: `family=%` would otherwise be a prefix of every name and match
+/// every resource.
+fn searchable(name: &str, value: &str) -> Result<Box<str>, SearchError> {
+    let normalized = normalize(value);
+    if normalized.is_empty() {
+        return Err(SearchError::new(
+            name,
+            format!(
+                "'{value}' has no letters or digits to search for (string search ignores case, accents and punctuation)"
+            ),
+        ));
+    }
+    Ok(normalized.into())
 }
 
 fn reference(
@@ -642,7 +658,7 @@ fn composite(
             CompositeTest::Range(date_predicate(prefix, low, high, now()))
         }
         Some(SearchParamType::String) => {
-            CompositeTest::String(normalize(&unescape(&second)).into())
+            CompositeTest::String(searchable(name, &unescape(&second))?)
         }
         _ => {
             return Err(SearchError::new(

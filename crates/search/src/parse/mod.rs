@@ -110,6 +110,22 @@ pub fn parse_search(
     params: &[(String, String)],
     handling: Handling,
 ) -> Result<ParsedSearch, SearchError> {
+    // Every value may reach a store, and none may carry a control character: no FHIR string
+    // holds one, and PostgreSQL's text cannot hold a NUL (it failed the whole request).
+    for (name, value) in params {
+        if let Some(c) = value
+            .chars()
+            .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        {
+            return Err(SearchError::new(
+                name,
+                format!(
+                    "the value contains the control character U+{:04X}",
+                    u32::from(c)
+                ),
+            ));
+        }
+    }
     let mut types: Vec<Box<str>> = match target {
         SearchTarget::Type(t)
         | SearchTarget::Compartment {

@@ -232,3 +232,35 @@ fn a_unit_without_a_system_is_also_matched_as_written() {
         }
     ));
 }
+
+#[test]
+fn conditional_criteria_that_share_an_equality_share_a_lock() {
+    // Regression: concurrent conditional creates with one identifier each found nothing and
+    // each created a Patient on PostgreSQL. They now lock the criteria's equalities first.
+    let locks = |params: &[(&str, &str)]| parse("Patient", params).query.criteria_locks();
+    let one = locks(&[("identifier", "urn:mrn|7")]);
+    assert_eq!(one.len(), 1);
+    // The same criteria in another order, or with more conditions, take the same lock.
+    let more = locks(&[("birthdate", "2000-01-01"), ("identifier", "urn:mrn|7")]);
+    assert_eq!(more, one);
+    let with_name = locks(&[("identifier", "urn:mrn|7"), ("family", "Li")]);
+    assert!(with_name.contains(&one[0]), "{with_name:?}");
+    // A comma list locks every alternative.
+    let either = locks(&[("identifier", "urn:mrn|6,urn:mrn|7")]);
+    assert_eq!(either.len(), 2);
+    assert!(either.contains(&one[0]));
+    // Another identifier, or the same value on another type, is another lock.
+    assert_ne!(locks(&[("identifier", "urn:mrn|8")]), one);
+    assert_ne!(
+        parse("Practitioner", &[("identifier", "urn:mrn|7")])
+            .query
+            .criteria_locks(),
+        one
+    );
+    // Criteria with no equality lock the type as a whole.
+    let by_date = locks(&[("birthdate", "ge2000")]);
+    assert_eq!(by_date, locks(&[("family", "Li")]));
+    assert_eq!(by_date.len(), 1);
+    // The keys come sorted: the order a transaction takes them in.
+    assert!(with_name.windows(2).all(|w| w[0] < w[1]));
+}

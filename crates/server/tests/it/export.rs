@@ -193,3 +193,97 @@ async fn bad_kick_offs_are_refused_before_a_job_starts() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// Regression: the output files answered 406 to `Accept: application/fhir+ndjson`, the type the
+/// Bulk Data spec tells clients to ask for, so standard bulk clients could not download an
+/// export. These are the headers such a client sends at each step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_client_sending_the_specs_accept_headers_downloads_the_files() {
+    let app = app(test_support::sqlite());
+    seed(&app).await;
+    let kick_off = app
+        .send(
+            Method::GET,
+            "/fhir/$export?_type=Patient&_outputFormat=application%2Ffhir%2Bndjson",
+            &[
+                ("accept", "application/fhir+json"),
+                ("prefer", "respond-async, handling=lenient"),
+            ],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(kick_off.status, StatusCode::ACCEPTED);
+    let status_url = local(kick_off.header("content-location").unwrap()).to_owned();
+    let mut done = None;
+    for _ in 0..200 {
+        let answer = app
+            .send(
+                Method::GET,
+                &status_url,
+                &[("accept", "application/json")],
+                Body::empty(),
+            )
+            .await;
+        if answer.status != StatusCode::ACCEPTED {
+            done = Some(answer);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let done = done.expect("the export finishes");
+    assert_eq!(done.status, StatusCode::OK);
+    assert_eq!(done.header("content-type"), Some("application/json"));
+    let file_url = done.json()["output"][0]["url"].as_str().unwrap().to_owned();
+
+    for accept in [
+        Some("application/fhir+ndjson"),
+        Some("application/ndjson"),
+        Some("application/fhir+ndjson; q=0.9, */*; q=0.1"),
+        Some("*/*"),
+        Some("application/*"),
+        None,
+    ] {
+        let headers: Vec<(&str, &str)> = accept.iter().map(|a| ("accept", *a)).collect();
+        let file = app
+            .send(Method::GET, local(&file_url), &headers, Body::empty())
+            .await;
+        assert_eq!(file.status, StatusCode::OK, "Accept: {accept:?}");
+        assert_eq!(
+            file.header("content-type"),
+            Some("application/fhir+ndjson"),
+            "Accept: {accept:?}"
+        );
+        assert_eq!(String::from_utf8(file.body).unwrap().lines().count(), 3);
+    }
+    for (name, value) in [
+        ("accept", "application/fhir+xml"),
+        ("accept", "application/fhir+ndjson; q=0"),
+    ] {
+        let refused = app
+            .send(
+                Method::GET,
+                local(&file_url),
+                &[(name, value)],
+                Body::empty(),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::NOT_ACCEPTABLE, "{value}");
+        assert!(
+            refused.json()["issue"][0]["diagnostics"]
+                .as_str()
+                .unwrap()
+                .contains("application/fhir+ndjson"),
+            "{value}"
+        );
+    }
+    // The kick-off answers only in FHIR JSON: asking it for NDJSON is refused before a job starts.
+    let ndjson_kick_off = app
+        .send(
+            Method::GET,
+            "/fhir/$export",
+            &[ASYNC, ("accept", "application/fhir+ndjson")],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(ndjson_kick_off.status, StatusCode::NOT_ACCEPTABLE);
+}

@@ -5,6 +5,8 @@ mod support;
 
 mod bad_input;
 mod concurrency;
+mod connections;
 mod export;
+mod host;
 mod identity;
 mod rest;

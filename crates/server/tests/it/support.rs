@@ -1,5 +1,7 @@
 //! Sending requests to the router and reading responses.
 
+use std::future::Future;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use axum::Router;
@@ -52,6 +54,31 @@ pub fn identity_app(store: TestStore) -> App {
         router: server::router(AppState::with_identity(repository, config, services)),
         _store: store,
         _exports: exports,
+    }
+}
+
+/// How to open a fresh store of one backend.
+type OpenStore = fn() -> TestStore;
+
+/// Runs an async test body once per backend, on an app over a fresh store of that backend.
+/// The stores are opened and dropped outside the async runtime: the PostgreSQL driver blocks on
+/// a runtime of its own, which tokio refuses inside another.
+pub fn on_each_backend<F, Fut>(test: F)
+where
+    F: Fn(&'static str, Rc<App>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let backends: [(&'static str, OpenStore); 2] = [
+        ("sqlite", test_support::sqlite),
+        ("postgres", test_support::postgres),
+    ];
+    for (backend, open) in backends {
+        let app = Rc::new(app(open()));
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(test(backend, Rc::clone(&app)));
     }
 }
 
@@ -147,3 +174,45 @@ impl App {
         self.send(Method::PUT, uri, &all, body.to_string()).await
     }
 }
+
+/// A runtime for one test on a store that must be made and dropped outside async code (the
+/// PostgreSQL driver runs a runtime of its own when it connects and disconnects).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// One async test body against the app on every backend: `store_tests! { async fn name(app)
+/// { ... } }` expands to `name::sqlite` and `name::postgres`, each on a fresh database.
+macro_rules! store_tests {
+    ($(
+        $(#[$meta:meta])*
+        async fn $name:ident($app:ident) $body:block
+    )*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                $(#[$meta])*
+                async fn test_body($app: &$crate::support::App) $body
+
+                #[test]
+                fn sqlite() {
+                    let app = $crate::support::app(test_support::sqlite());
+                    $crate::support::runtime().block_on(test_body(&app));
+                }
+
+                #[test]
+                fn postgres() {
+                    let app = $crate::support::app(test_support::postgres());
+                    $crate::support::runtime().block_on(test_body(&app));
+                }
+            }
+        )*
+    };
+}
+pub(crate) use store_tests;

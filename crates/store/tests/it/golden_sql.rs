@@ -100,7 +100,7 @@ fn string_prefix_exact_and_contains() {
         "Patient",
         "name=Zh",
         expect![[r#"
-            Sqlite: SELECT DISTINCT d.rid, d.normalized FROM idx_string d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.normalized >= ?2 AND d.normalized < ?3 AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_string y WHERE y.rid = d.rid AND +y.param = ?4 AND +y.normalized >= ?5 AND +y.normalized < ?6 AND +y.normalized < d.normalized LIMIT 1) ORDER BY d.normalized, d.rid LIMIT ?7
+            Sqlite: SELECT DISTINCT d.rid, d.normalized FROM idx_string d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.normalized >= ?2 AND d.normalized < ?3 AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_string y WHERE y.rid = d.rid AND y.param = ?4 AND y.normalized >= ?5 AND y.normalized < ?6 AND y.normalized < d.normalized LIMIT 1) ORDER BY d.normalized, d.rid LIMIT ?7
               values: -792611874817700214, "zh", "zh\u{10ffff}", -792611874817700214, "zh", "zh\u{10ffff}", 21
             Postgres: SELECT DISTINCT d.rid, d.normalized FROM idx_string d JOIN resource r ON r.rid = d.rid WHERE d.param = $1 AND d.normalized >= $2 AND d.normalized < $3 AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_string y WHERE y.rid = d.rid AND y.param = $4 AND y.normalized >= $5 AND y.normalized < $6 AND y.normalized < d.normalized OFFSET 0) ORDER BY d.normalized, d.rid LIMIT $7
               values: -792611874817700214, "zh", "zh\u{10ffff}", -792611874817700214, "zh", "zh\u{10ffff}", 21
@@ -124,7 +124,7 @@ fn date_prefixes_become_range_comparisons() {
         "Observation",
         "date=ge2020-01&date=lt2021",
         expect![[r#"
-            Sqlite: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.high >= ?2 AND ((d.high > ?3) OR (d.low >= ?4 AND d.high <= ?5)) AND r.method <> 2 AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND +x.param = ?6 AND ((+x.low < ?7)) LIMIT 1) AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND +y.param = ?8 AND ((+y.high > ?9) OR (+y.low >= ?10 AND +y.high <= ?11)) AND +y.high < d.high LIMIT 1) ORDER BY d.high, d.rid LIMIT ?12
+            Sqlite: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.high >= ?2 AND ((d.high > ?3) OR (d.low >= ?4 AND d.high <= ?5)) AND r.method <> 2 AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND +x.param = ?6 AND ((+x.low < ?7)) LIMIT 1) AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND y.param = ?8 AND ((+y.high > ?9) OR (+y.low >= ?10 AND +y.high <= ?11)) AND +y.high < d.high LIMIT 1) ORDER BY d.high, d.rid LIMIT ?12
               values: 4969876855152706044, 1577836800000000, 1580515199999999, 1577836800000000, 1580515199999999, 4969876855152706044, 1609459200000000, 4969876855152706044, 1580515199999999, 1577836800000000, 1580515199999999, 21
             Postgres: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = $1 AND d.high >= $2 AND ((d.high > $3) OR (d.low >= $4 AND d.high <= $5)) AND r.method <> 2 AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND x.param = $6 AND ((x.low < $7)) OFFSET 0) AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND y.param = $8 AND ((y.high > $9) OR (y.low >= $10 AND y.high <= $11)) AND y.high < d.high OFFSET 0) ORDER BY d.high, d.rid LIMIT $12
               values: 4969876855152706044, 1577836800000000, 1580515199999999, 1577836800000000, 1580515199999999, 4969876855152706044, 1609459200000000, 4969876855152706044, 1580515199999999, 1577836800000000, 1580515199999999, 21
@@ -134,7 +134,7 @@ fn date_prefixes_become_range_comparisons() {
         "Observation",
         "date=2020-05-01",
         expect![[r#"
-            Sqlite: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.high >= ?2 AND ((d.low >= ?3 AND d.high <= ?4)) AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND +y.param = ?5 AND ((+y.low >= ?6 AND +y.high <= ?7)) AND +y.high < d.high LIMIT 1) ORDER BY d.high, d.rid LIMIT ?8
+            Sqlite: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.high >= ?2 AND ((d.low >= ?3 AND d.high <= ?4)) AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND y.param = ?5 AND ((+y.low >= ?6 AND +y.high <= ?7)) AND +y.high < d.high LIMIT 1) ORDER BY d.high, d.rid LIMIT ?8
               values: 4969876855152706044, 1588291200000000, 1588291200000000, 1588377599999999, 4969876855152706044, 1588291200000000, 1588377599999999, 21
             Postgres: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = $1 AND d.high >= $2 AND ((d.low >= $3 AND d.high <= $4)) AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND y.param = $5 AND ((y.low >= $6 AND y.high <= $7)) AND y.high < d.high OFFSET 0) ORDER BY d.high, d.rid LIMIT $8
               values: 4969876855152706044, 1588291200000000, 1588291200000000, 1588377599999999, 4969876855152706044, 1588291200000000, 1588377599999999, 21
@@ -240,7 +240,7 @@ fn sorted_pages_carry_their_sort_values() {
         "Observation",
         "code=8480-6&_sort=-date,_id&_count=10",
         expect![[r#"
-            Sqlite: SELECT q.rid, q.s0, q.s1 FROM (SELECT r.rid AS rid, (SELECT MAX(x.high) FROM idx_date x WHERE x.rid = r.rid AND x.param = ?1) AS s0, r.id AS s1 FROM resource r WHERE r.method <> 2 AND r.type IN (?2) AND r.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = ?3)) q ORDER BY (CASE WHEN q.s0 IS NULL THEN 1 ELSE 0 END), q.s0 DESC, (CASE WHEN q.s1 IS NULL THEN 1 ELSE 0 END), q.s1 ASC, q.rid LIMIT ?4
+            Sqlite: SELECT q.rid, q.s0, q.s1 FROM (SELECT r.rid AS rid, (SELECT MAX(x.high) FROM idx_date x WHERE x.rid = r.rid AND +x.param = ?1) AS s0, r.id AS s1 FROM resource r WHERE r.method <> 2 AND r.type IN (?2) AND r.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = ?3)) q ORDER BY (CASE WHEN q.s0 IS NULL THEN 1 ELSE 0 END), q.s0 DESC, (CASE WHEN q.s1 IS NULL THEN 1 ELSE 0 END), q.s1 ASC, q.rid LIMIT ?4
               values: 4969876855152706044, "Observation", -6386153366964937566, 11
             Postgres: SELECT q.rid, q.s0, q.s1 FROM (SELECT r.rid AS rid, (SELECT MAX(x.high) FROM idx_date x WHERE x.rid = r.rid AND x.param = $1) AS s0, r.id AS s1 FROM resource r WHERE r.method <> 2 AND r.type IN ($2) AND r.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = $3)) q ORDER BY (CASE WHEN q.s0 IS NULL THEN 1 ELSE 0 END), q.s0 DESC, (CASE WHEN q.s1 IS NULL THEN 1 ELSE 0 END), q.s1 ASC, q.rid LIMIT $4
               values: 4969876855152706044, "Observation", -6386153366964937566, 11
@@ -309,7 +309,7 @@ fn walks_go_on_from_their_cursor() {
         "Encounter",
         "date=2015&_cursor=42~w0~i1420070400000000",
         expect![[r#"
-            Sqlite: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.high >= ?2 AND ((d.low >= ?3 AND d.high <= ?4)) AND r.method <> 2 AND (d.high > ?5 OR (d.high = ?6 AND d.rid > ?7)) AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND +y.param = ?8 AND ((+y.low >= ?9 AND +y.high <= ?10)) AND +y.high < d.high LIMIT 1) ORDER BY d.high, d.rid LIMIT ?11
+            Sqlite: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.high >= ?2 AND ((d.low >= ?3 AND d.high <= ?4)) AND r.method <> 2 AND (d.high > ?5 OR (d.high = ?6 AND d.rid > ?7)) AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND y.param = ?8 AND ((+y.low >= ?9 AND +y.high <= ?10)) AND +y.high < d.high LIMIT 1) ORDER BY d.high, d.rid LIMIT ?11
               values: 5268677857013443589, 1420070400000000, 1420070400000000, 1451606399999999, 1420070400000000, 1420070400000000, 42, 5268677857013443589, 1420070400000000, 1451606399999999, 21
             Postgres: SELECT DISTINCT d.rid, d.high FROM idx_date d JOIN resource r ON r.rid = d.rid WHERE d.param = $1 AND d.high >= $2 AND ((d.low >= $3 AND d.high <= $4)) AND r.method <> 2 AND (d.high > $5 OR (d.high = $6 AND d.rid > $7)) AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = d.rid AND y.param = $8 AND ((y.low >= $9 AND y.high <= $10)) AND y.high < d.high OFFSET 0) ORDER BY d.high, d.rid LIMIT $11
               values: 5268677857013443589, 1420070400000000, 1420070400000000, 1451606399999999, 1420070400000000, 1420070400000000, 42, 5268677857013443589, 1420070400000000, 1451606399999999, 21

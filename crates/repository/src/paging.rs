@@ -1,0 +1,191 @@
+//! Paging cursors as clients see them: sealed with authenticated encryption (XChaCha20-Poly1305),
+//! so that a next link reveals nothing of the data it pages through (a name walk's cursor held
+//! the last resident's family name, which proxies log) and a cursor changed by a client is
+//! refused instead of reaching a store. The key is kept in the store, so every server on one
+//! database opens every other's cursors; the cursor is bound to the search it belongs to.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use store::{RequestContext, Store};
+
+use crate::RepositoryError;
+
+/// The store checkpoint holding the key, hex.
+const KEY_CHECKPOINT: &str = "paging-cursor-key";
+/// The lock two servers creating the key at once take (an arbitrary constant).
+const KEY_LOCK: i64 = 0x6375_7273_6f72_6b79; // "cursorky"
+const NONCE_BYTES: usize = 24;
+/// A sealed cursor longer than this is refused before it is decoded.
+const MAX_SEALED_LEN: usize = 4096;
+
+/// Seals and opens cursors with the store's key.
+pub(crate) struct CursorSeal {
+    cipher: XChaCha20Poly1305,
+}
+
+impl CursorSeal {
+    /// The seal of `store`, creating its key on first use.
+    pub(crate) fn of_store(
+        store: &dyn Store,
+        ctx: &RequestContext,
+    ) -> Result<CursorSeal, RepositoryError> {
+        let key = match store.checkpoint(ctx, KEY_CHECKPOINT)? {
+            Some(hex) => decode_hex(&hex),
+            None => {
+                let mut tx = store.begin(ctx)?;
+                tx.lock_key(KEY_LOCK)?;
+                // Another server may have made it while this one waited for the lock.
+                match store.checkpoint(ctx, KEY_CHECKPOINT)? {
+                    Some(hex) => decode_hex(&hex),
+                    None => {
+                        let mut key = [0u8; 32];
+                        getrandom::fill(&mut key).map_err(|e| {
+                            RepositoryError::Store(store::StoreError::Internal(format!(
+                                "no randomness for the cursor key: {e}"
+                            )))
+                        })?;
+                        tx.set_checkpoint(KEY_CHECKPOINT, Some(&encode_hex(&key)))?;
+                        tx.commit()?;
+                        Some(key)
+                    }
+                }
+            }
+        };
+        let key = key.ok_or_else(|| {
+            RepositoryError::Store(store::StoreError::Internal(
+                "the stored paging cursor key is not 32 bytes of hex".into(),
+            ))
+        })?;
+        Ok(CursorSeal::with_key(&key))
+    }
+
+    pub(crate) fn with_key(key: &[u8; 32]) -> CursorSeal {
+        CursorSeal {
+            cipher: XChaCha20Poly1305::new(key.into()),
+        }
+    }
+
+    /// The cursor text `plain`, sealed for the search `scope` (its path).
+    pub(crate) fn seal(&self, scope: &str, plain: &str) -> String {
+        let mut nonce = [0u8; NONCE_BYTES];
+        // Without randomness a fixed nonce would still seal correctly, but reuse it; the
+        // operating system's generator does not fail once the process is running.
+        let _ = getrandom::fill(&mut nonce);
+        let sealed = self
+            .cipher
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: plain.as_bytes(),
+                    aad: scope.as_bytes(),
+                },
+            )
+            .unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        URL_SAFE_NO_PAD.encode(out)
+    }
+
+    /// The cursor text sealed in `sealed` for the search `scope`, or `None` when it was not
+    /// sealed by this store's key for this search, or was changed.
+    pub(crate) fn open(&self, scope: &str, sealed: &str) -> Option<String> {
+        if sealed.len() > MAX_SEALED_LEN {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+        if bytes.len() <= NONCE_BYTES {
+            return None;
+        }
+        let (nonce, ciphertext) = bytes.split_at(NONCE_BYTES);
+        let plain = self
+            .cipher
+            .decrypt(
+                &XNonce::try_from(nonce).ok()?,
+                Payload {
+                    msg: ciphertext,
+                    aad: scope.as_bytes(),
+                },
+            )
+            .ok()?;
+        String::from_utf8(plain).ok()
+    }
+}
+
+/// `params` with the sealed `_cursor` opened for the search `scope`, a 400 naming `_cursor`
+/// when it does not open.
+pub(crate) fn open_cursor_param(
+    seal: &CursorSeal,
+    scope: &str,
+    params: &[(String, String)],
+) -> Result<Vec<(String, String)>, RepositoryError> {
+    params
+        .iter()
+        .map(|(name, value)| {
+            if name == "_cursor" {
+                let plain = seal
+                    .open(scope, value)
+                    .ok_or(RepositoryError::Store(store::StoreError::InvalidCursor))?;
+                Ok((name.clone(), plain))
+            } else {
+                Ok((name.clone(), value.clone()))
+            }
+        })
+        .collect()
+}
+
+fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_hex(text: &str) -> Option<[u8; 32]> {
+    let mut key = [0u8; 32];
+    if text.len() != 64 {
+        return None;
+    }
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_cursor_opens_for_its_search_only_and_not_when_changed() {
+        let seal = CursorSeal::with_key(&[7; 32]);
+        let sealed = seal.seal("Patient", "42~w0~ssmith");
+        assert!(!sealed.contains("smith"));
+        assert_eq!(
+            seal.open("Patient", &sealed).as_deref(),
+            Some("42~w0~ssmith")
+        );
+        assert_eq!(seal.open("Observation", &sealed), None, "another search");
+        assert_ne!(
+            seal.seal("Patient", "42~w0~ssmith"),
+            sealed,
+            "a fresh nonce each time"
+        );
+        let mut changed = sealed.clone().into_bytes();
+        let last = changed.len() - 1;
+        changed[last] = if changed[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(
+            seal.open("Patient", std::str::from_utf8(&changed).unwrap()),
+            None
+        );
+        assert_eq!(seal.open("Patient", "42~w0~ssmith"), None, "a plain cursor");
+        assert_eq!(seal.open("Patient", ""), None);
+        let other = CursorSeal::with_key(&[8; 32]);
+        assert_eq!(other.open("Patient", &sealed), None, "another store's key");
+    }
+
+    #[test]
+    fn the_key_round_trips_through_hex() {
+        let key: [u8; 32] = std::array::from_fn(|i| (i * 9) as u8);
+        assert_eq!(decode_hex(&encode_hex(&key)), Some(key));
+        assert_eq!(decode_hex("zz"), None);
+    }
+}

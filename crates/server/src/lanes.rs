@@ -1,0 +1,92 @@
+//! Admission of store work. Every request's repository work runs on a blocking thread; reads
+//! and writes are admitted through separate limits, so a flood of reads waits in a queue of its
+//! own instead of occupying every thread and core while a write waits behind it. With 200
+//! clients reading, creates took 6-11 s at the median on the embedded store (1.8 ms idle): each
+//! write held the single writer while it competed for the CPU with every reader.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use crate::ApiError;
+
+/// How much store work runs at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkLimits {
+    /// Reads (read, search, history, operations that only read) running at once; more wait.
+    pub reads: usize,
+    /// Writes running at once (their validation and indexing; the store then serialises or
+    /// locks what it must).
+    pub writes: usize,
+}
+
+impl WorkLimits {
+    /// Twice the cores for reads (enough to keep them busy while some wait on the disk or the
+    /// database), the cores for writes.
+    pub fn for_this_machine() -> WorkLimits {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        WorkLimits {
+            reads: (2 * cores).max(4),
+            writes: cores.max(2),
+        }
+    }
+}
+
+impl Default for WorkLimits {
+    fn default() -> WorkLimits {
+        WorkLimits::for_this_machine()
+    }
+}
+
+/// Which limit a request's work is admitted under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    Read,
+    Write,
+}
+
+/// The two queues.
+pub(crate) struct Lanes {
+    reads: Semaphore,
+    writes: Semaphore,
+}
+
+impl Lanes {
+    pub(crate) fn new(limits: WorkLimits) -> Lanes {
+        Lanes {
+            reads: Semaphore::new(limits.reads.max(1)),
+            writes: Semaphore::new(limits.writes.max(1)),
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The lanes of the server and the lane of the request this task serves, set once by the
+    /// dispatcher for the whole request, so that every handler's blocking work is admitted
+    /// under the request's kind without each handler carrying the server state.
+    static LANE: (Arc<Lanes>, Lane);
+}
+
+/// Runs `request` with its work admitted on `lane` of `lanes`.
+pub(crate) async fn within<F: Future>(lanes: Arc<Lanes>, lane: Lane, request: F) -> F::Output {
+    LANE.scope((lanes, lane), request).await
+}
+
+/// Runs repository work on a blocking thread once its lane admits it; a panic there becomes a
+/// 500, not a lost worker. Outside a request (no lane set), it runs at once.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let lanes = LANE
+        .try_with(|(lanes, lane)| (Arc::clone(lanes), *lane))
+        .ok();
+    let _permit = match &lanes {
+        Some((lanes, Lane::Read)) => Some(lanes.reads.acquire().await),
+        Some((lanes, Lane::Write)) => Some(lanes.writes.acquire().await),
+        None => None,
+    };
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+}
