@@ -113,6 +113,8 @@ struct FileConfig {
     health_code_validity: Option<u64>,
     health_code_key_rotation_days: Option<u64>,
     identity_population: Option<u64>,
+    identity_model_interval: Option<u64>,
+    identity_model_growth: Option<u64>,
     header_read_timeout: Option<Seconds>,
     body_read_timeout: Option<Seconds>,
     body_min_rate: Option<u64>,
@@ -175,8 +177,13 @@ pub struct ServeConfig {
     pub health_code_validity: u64,
     /// The signing key is replaced when older than this many days.
     pub health_code_key_rotation_days: u64,
-    /// Residents the platform serves (the matcher's prior).
+    /// Residents the platform serves (the matcher's prior until it learns its own).
     pub identity_population: u64,
+    /// Seconds between checks whether the matching model is due for re-estimation; 0 turns
+    /// the schedule off (`Person/$estimate-model` still re-estimates on demand).
+    pub identity_model_interval: u64,
+    /// Percent of Patients written since the last estimation that make the next one due.
+    pub identity_model_growth: u64,
     pub connections: ConnectionSettings,
     /// Threads running durable jobs; 0: none in this process.
     pub job_workers: usize,
@@ -439,6 +446,32 @@ impl ServeConfig {
             "residents",
         )?;
 
+        let interval = layers
+            .pick(None, "MERIDIAN_IDENTITY_MODEL_INTERVAL", |f| {
+                f.identity_model_interval.map(|n| n.to_string())
+            })
+            .context("no identity model interval")?;
+        let identity_model_interval: u64 = interval.value.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "{}: '{}' is not a number of seconds (0 turns the schedule off)",
+                interval.source,
+                interval.value
+            )
+        })?;
+        let growth = layers
+            .pick(None, "MERIDIAN_IDENTITY_MODEL_GROWTH", |f| {
+                f.identity_model_growth.map(|n| n.to_string())
+            })
+            .context("no identity model growth")?;
+        let identity_model_growth = match growth.value.parse::<u64>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => bail!(
+                "{}: '{}' is not a percentage from 1 to 1000",
+                growth.source,
+                growth.value
+            ),
+        };
+
         let connections = connection_settings(&layers, args)?;
 
         let job_workers = match layers.pick(args.job_workers.clone(), "MERIDIAN_JOB_WORKERS", |f| {
@@ -459,6 +492,8 @@ impl ServeConfig {
         Ok(ServeConfig {
             job_workers,
             blobs,
+            identity_model_interval,
+            identity_model_growth,
             connections,
             health_code_validity,
             health_code_key_rotation_days,
@@ -679,6 +714,8 @@ mod tests {
         assert_eq!(config.health_code_validity, 300);
         assert_eq!(config.health_code_key_rotation_days, 30);
         assert_eq!(config.identity_population, 1_000_000);
+        assert_eq!(config.identity_model_interval, 30);
+        assert_eq!(config.identity_model_growth, 10);
         assert_eq!(config.public_base, None);
         assert_eq!(config.allowed_hosts, []);
         assert_eq!(
@@ -768,6 +805,26 @@ mod tests {
                 .to_string();
             assert_eq!(error, format!("environment variable {variable}: {message}"));
         }
+    }
+
+    #[test]
+    fn the_identity_model_schedule_can_be_turned_off_but_not_given_a_zero_growth() {
+        let config = ServeConfig::resolve(
+            &ServeArgs::default(),
+            env_of(&[("MERIDIAN_IDENTITY_MODEL_INTERVAL", "0")]),
+        )
+        .unwrap();
+        assert_eq!(config.identity_model_interval, 0);
+        let error = ServeConfig::resolve(
+            &ServeArgs::default(),
+            env_of(&[("MERIDIAN_IDENTITY_MODEL_GROWTH", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "environment variable MERIDIAN_IDENTITY_MODEL_GROWTH: '0' is not a percentage from 1 to 1000"
+        );
     }
 
     #[test]

@@ -16,6 +16,16 @@ pub fn run(config: ServeConfig) -> Result<()> {
     let ctx = store::RequestContext::system("start-up");
     let repository = Arc::new(crate::stores::open_repository(&config.store, &ctx)?);
     let identity = crate::identity::open(&config, &repository)?;
+    // Dropped when serving ends, which stops the schedule.
+    let _learning = match config.identity_model_interval {
+        0 => None,
+        seconds => Some(crate::identity::schedule_learning(
+            Arc::clone(&identity.mpi),
+            Arc::clone(&repository),
+            std::time::Duration::from_secs(seconds),
+            config.identity_model_growth,
+        )?),
+    };
     let blobs = open_blobs(&config.blobs)?;
     let state = AppState::build(
         repository,

@@ -110,6 +110,34 @@ impl PersonState {
     }
 }
 
+/// The blocking keys a Person carries as tags.
+pub(crate) fn tag_keys(person: &Value) -> Vec<u64> {
+    person
+        .pointer("/meta/tag")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|t| t["system"] == BLOCKING_TAG_SYSTEM)
+        .filter_map(|t| t["code"].as_str())
+        .filter_map(|code| u64::from_str_radix(code, 16).ok())
+        .collect()
+}
+
+/// Takes the key locks of `keys` in the one order every taker uses (ascending as signed
+/// integers), so that two transactions deciding about the same residents run one after the
+/// other and never wait on each other in a circle.
+pub(crate) fn lock_keys(
+    tx: &mut InTransaction<'_>,
+    mut keys: Vec<u64>,
+) -> Result<(), RepositoryError> {
+    keys.sort_unstable_by_key(|k| *k as i64);
+    keys.dedup();
+    for key in keys {
+        tx.transaction().lock_key(key as i64)?;
+    }
+    Ok(())
+}
+
 impl Mpi {
     /// The Person that links `patient`, if any.
     pub(crate) fn person_of(

@@ -95,6 +95,7 @@ impl Mpi {
                 }
             }
         }
+        let matcher = self.matcher();
         let mut results = Vec::new();
         for person in found {
             let resource = parse(&person)?;
@@ -102,7 +103,7 @@ impl Mpi {
             if !state.active {
                 continue;
             }
-            let verdict = self.matcher.decide(
+            let verdict = matcher.decide(
                 &demographics,
                 &Record::from_fhir(&resource, &self.config.systems),
             );
