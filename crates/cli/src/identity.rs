@@ -25,7 +25,7 @@ pub fn open(config: &ServeConfig, repository: &Arc<Repository>) -> Result<Identi
         ..IdentityConfig::default()
     });
     repository.add_write_hook(mpi.hook());
-    let ctx = store::RequestContext::system("start-up");
+    let ctx = crate::operator("start-up");
     if mpi
         .load_model(repository, &ctx)
         .context("reading the matching model kept in the store")?
@@ -76,7 +76,7 @@ fn learning_loop(
     growth_percent: u64,
     stopped: &Receiver<()>,
 ) {
-    let ctx = store::RequestContext::system("identity-model-schedule");
+    let ctx = crate::operator("identity-model-schedule");
     loop {
         match stopped.recv_timeout(interval) {
             Err(RecvTimeoutError::Timeout) => {}

@@ -13,7 +13,7 @@ use crate::config::{BlobSettings, LogFormat, ServeConfig};
 pub fn run(config: ServeConfig) -> Result<()> {
     init_logging(&config)?;
     let connections = connection_limits(&config);
-    let ctx = store::RequestContext::system("start-up");
+    let ctx = crate::operator("start-up");
     let repository = Arc::new(crate::stores::open_repository(&config.store, &ctx)?);
     let identity = crate::identity::open(&config, &repository)?;
     // Dropped when serving ends, which stops the schedule.

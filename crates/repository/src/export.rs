@@ -11,11 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use blob::{BlobKey, BlobStore};
 use jobs::{JobContext, JobError, JobHandler};
 
+use caller::Caller;
 use fhir_model::IssueCode;
 use search::query::{Filter, SearchQuery};
 use search::{Handling, SearchTarget, parse_search, patient_compartment};
 use serde_json::{Value, json};
-use store::{RequestContext, ScanQuery, VersionRecord};
+use store::{ScanQuery, VersionRecord};
 
 use crate::bundle::parse_query;
 use crate::{Repository, RepositoryError, clock};
@@ -155,7 +156,7 @@ impl Repository {
     /// stops early, with [`ExportError::Cancelled`], once `stop` says so.
     pub fn export(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         request: &ExportRequest,
         blobs: &dyn BlobStore,
         prefix: &BlobKey,
@@ -232,25 +233,19 @@ impl Repository {
     /// Every current resource of a type, in row order, keeping those in the level's scope.
     fn export_scan(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         request: &ExportRequest,
         resource_type: &str,
         write: &mut dyn FnMut(&VersionRecord) -> Result<(), ExportError>,
     ) -> Result<(), ExportError> {
         let mut after_row = 0;
         loop {
-            let batch = self
-                .store
-                .scan(
-                    ctx,
-                    &ScanQuery {
-                        types: vec![resource_type.to_owned()],
-                        since: request.since,
-                        after_row,
-                        limit: PAGE,
-                    },
-                )
-                .map_err(RepositoryError::from)?;
+            let batch = self.reader(ctx).scan(&ScanQuery {
+                types: vec![resource_type.to_owned()],
+                since: request.since,
+                after_row,
+                limit: PAGE,
+            })?;
             let Some(last) = batch.last() else {
                 return Ok(());
             };
@@ -289,7 +284,7 @@ impl Repository {
     /// type's `_typeFilter` criteria; each resource once.
     fn export_search(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         request: &ExportRequest,
         resource_type: &str,
         members: Option<&[String]>,
@@ -333,10 +328,7 @@ impl Repository {
                         }));
                 }
                 loop {
-                    let page = self
-                        .store
-                        .search(ctx, &query)
-                        .map_err(RepositoryError::from)?;
+                    let page = self.reader(ctx).page(&query)?;
                     for record in &page.matches {
                         if seen.insert(record.row) {
                             write(record)?;
@@ -353,11 +345,7 @@ impl Repository {
     }
 
     /// The ids of the patients a Group lists as members.
-    fn group_members(
-        &self,
-        ctx: &RequestContext,
-        id: &str,
-    ) -> Result<Vec<String>, RepositoryError> {
+    fn group_members(&self, ctx: &Caller, id: &str) -> Result<Vec<String>, RepositoryError> {
         let group = self.read(ctx, "Group", id)?;
         let group: Value = crate::read::parse_stored(&group)?;
         Ok(group
@@ -385,12 +373,13 @@ pub fn export_prefix(job_id: &str) -> Result<BlobKey, blob::BlobError> {
 }
 
 impl ExportRequest {
-    /// The request as a job's parameters (JSON), with what the manifest must say of it.
+    /// The request as a job's parameters (JSON), with what the manifest must say of it and the
+    /// caller the export runs for.
     pub fn to_job_params(
         &self,
         request_url: &str,
         transaction_time: &str,
-        request_id: &str,
+        on_behalf_of: &Caller,
     ) -> String {
         let level = match &self.level {
             ExportLevel::System => json!({"kind": "system"}),
@@ -417,14 +406,14 @@ impl ExportRequest {
             "typeFilters": filters,
             "requestUrl": request_url,
             "transactionTime": transaction_time,
-            "requestId": request_id,
+            "caller": on_behalf_of.to_json(),
         })
         .to_string()
     }
 
     /// The request back from a job's parameters, with its request URL, transaction time and
-    /// request id.
-    pub fn from_job_params(params: &str) -> Option<(ExportRequest, String, String, String)> {
+    /// caller.
+    pub fn from_job_params(params: &str) -> Option<(ExportRequest, String, String, Caller)> {
         let value: Value = serde_json::from_str(params).ok()?;
         let level = match value.pointer("/level/kind")?.as_str()? {
             "system" => ExportLevel::System,
@@ -464,7 +453,7 @@ impl ExportRequest {
             },
             text("requestUrl")?,
             text("transactionTime")?,
-            text("requestId")?,
+            Caller::from_json(value.get("caller")?)?,
         ))
     }
 }
@@ -534,7 +523,7 @@ impl JobHandler for ExportJob {
 
     fn run(&self, context: &dyn JobContext) -> Result<String, JobError> {
         let job = context.job();
-        let Some((request, request_url, transaction_time, request_id)) =
+        let Some((request, request_url, transaction_time, ctx)) =
             ExportRequest::from_job_params(&job.params)
         else {
             return Err(JobError::Fail(
@@ -546,7 +535,6 @@ impl JobHandler for ExportJob {
         self.blobs
             .delete_prefix(&prefix)
             .map_err(|e| JobError::Retry(e.to_string()))?;
-        let ctx = RequestContext::system(request_id);
         let written = AtomicU64::new(0);
         let reported = AtomicU64::new(0);
         let stop = || {

@@ -15,7 +15,7 @@ use repository::{
     EXPORT_JOB, ExportLevel, ExportRequest, ExportResult, Repository, clock, export_prefix,
 };
 use serde_json::json;
-use store::{JobRecord, JobState, RequestContext};
+use store::{JobRecord, JobState};
 
 use crate::ApiError;
 use crate::lanes::blocking;
@@ -54,18 +54,18 @@ pub async fn kick_off(
     }
     let request = ExportRequest::parse(&exports.repository, level, &fhir.criteria())?;
     let request_url = format!("{}{}", fhir.base.trim_end_matches("/fhir"), path);
-    let request_id = fhir.request_id.clone();
+    let ctx = fhir.caller.clone();
     let store_exports = Arc::clone(&exports);
     let job = blocking(move || {
         if let ExportLevel::Group(id) = &request.level {
             // A missing Group is the client's error at kick-off, not a failed job later.
-            let ctx = RequestContext::system(request_id.clone());
             store_exports.repository.read(&ctx, "Group", id)?;
         }
+        // The job runs later, for this caller.
         let params = request.to_job_params(
             &request_url,
             &clock::format_instant(clock::now_micros()),
-            &request_id,
+            &ctx,
         );
         let store = store_exports.repository.store();
         Ok(

@@ -14,6 +14,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use caller::Caller;
 use fhir_model::IssueCode;
 use identity::IdentityError;
 use identity::compare::Field;
@@ -21,7 +22,7 @@ use identity::health_code::{CodeKind, HealthCodes};
 use identity::mpi::{LearningOutcome, ModelOrigin, Mpi, ReviewDecision};
 use repository::{Repository, clock};
 use serde_json::{Value, json};
-use store::{RequestContext, VersionRecord};
+use store::VersionRecord;
 
 use crate::request::{BodyKind, FhirRequest, read_json};
 use crate::response::json_response;
@@ -47,10 +48,6 @@ pub fn handles(segments: &[&str]) -> bool {
     )
 }
 
-fn context(fhir: &FhirRequest) -> RequestContext {
-    RequestContext::system(fhir.request_id.clone())
-}
-
 use crate::lanes::blocking;
 
 pub async fn handle(
@@ -69,7 +66,7 @@ pub async fn handle(
     let repository = Arc::clone(state.repository());
     let mpi = Arc::clone(&services.mpi);
     let codes = Arc::clone(&services.codes);
-    let ctx = context(&fhir);
+    let ctx = fhir.caller.clone();
     let expect = |wanted: Method| {
         if *method == wanted {
             Ok(())
@@ -122,7 +119,7 @@ fn post(
     mpi: &Mpi,
     codes: &HealthCodes,
     repository: &Repository,
-    ctx: &RequestContext,
+    ctx: &Caller,
     segments: &[&str],
     body: &Value,
 ) -> Result<Value, ApiError> {
@@ -308,7 +305,7 @@ fn model_parameters(mpi: &Mpi, outcome: Option<&LearningOutcome>) -> Value {
 fn match_patients(
     mpi: &Mpi,
     repository: &Repository,
-    ctx: &RequestContext,
+    ctx: &Caller,
     body: &Value,
 ) -> Result<Value, ApiError> {
     let parameters = parameters(body)?;
@@ -399,7 +396,7 @@ fn match_patients(
 fn pix(
     mpi: &Mpi,
     repository: &Repository,
-    ctx: &RequestContext,
+    ctx: &Caller,
     query: &[(String, String)],
 ) -> Result<Value, ApiError> {
     let mut source = None;
@@ -470,7 +467,7 @@ fn parse(record: &VersionRecord) -> Result<Value, ApiError> {
 
 fn read_resource(
     repository: &Repository,
-    ctx: &RequestContext,
+    ctx: &Caller,
     resource_type: &str,
     id: &str,
 ) -> Result<Value, ApiError> {

@@ -9,7 +9,7 @@ use search::query::{
     Filter, IndexTable, ReferenceTarget, SearchQuery, SortBy, SortKey, StringTest, TokenColumn,
 };
 use store::sql::{Dialect, SqlValue, search_page};
-use store::{Method, RequestContext, Store, VersionWrite};
+use store::{Method, Store, VersionWrite};
 
 use crate::{Durability, SqliteConfig, SqliteStore};
 
@@ -40,8 +40,7 @@ fn store_with(names: usize, dir: &std::path::Path) -> SqliteStore {
             exact: text.clone().into(),
         })
     };
-    let ctx = RequestContext::system("test");
-    let mut tx = store.begin(&ctx).unwrap();
+    let mut tx = store.begin().unwrap();
     let mut put = |id: &str, strings: Vec<StringEntry>, at: i64| {
         let index = IndexEntries {
             strings,
@@ -141,8 +140,7 @@ fn steps_of_sorted_patient_search(others: usize, dir: &std::path::Path) -> u64 {
     let patient = ParamKey::new("Observation", "patient");
     let category = ParamKey::new("Observation", "category");
     let date = ParamKey::new("Observation", "date");
-    let ctx = RequestContext::system("test");
-    let mut tx = store.begin(&ctx).unwrap();
+    let mut tx = store.begin().unwrap();
     for i in 0..(50 + others) {
         let subject = if i < 50 { "p" } else { "q" };
         let index = IndexEntries {

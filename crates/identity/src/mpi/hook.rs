@@ -23,7 +23,7 @@ impl WriteHook for MatchOnWrite {
 
     fn after_write(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         record: &VersionRecord,
     ) -> Result<(), RepositoryError> {
         self.0.on_patient_write(tx, record)
@@ -39,7 +39,7 @@ pub(crate) struct Candidate {
 impl Mpi {
     fn on_patient_write(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         record: &VersionRecord,
     ) -> Result<(), RepositoryError> {
         let mut existing = self.person_of(tx, &record.id)?;
@@ -184,7 +184,7 @@ impl Mpi {
     /// The active Persons sharing a blocking key with `demographics`, scored.
     pub(crate) fn candidates_in(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         demographics: &Record,
         keys: &[u64],
     ) -> Result<Vec<Candidate>, RepositoryError> {

@@ -5,9 +5,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use caller::Caller;
 use repository::{InTransaction, Repository, RepositoryError};
 use serde_json::{Value, json};
-use store::RequestContext;
 
 use super::{MPI_SYSTEM, Mpi};
 use crate::IdentityError;
@@ -149,12 +149,8 @@ pub(crate) fn from_resource(resource: &Value) -> Option<(Model, TermFrequencies,
 impl Mpi {
     /// Takes up the model kept in the store, if there is one (at start-up). Answers whether
     /// there was; a kept model that cannot be read is an error, not silently the built-in one.
-    pub fn load_model(
-        &self,
-        repository: &Repository,
-        ctx: &RequestContext,
-    ) -> Result<bool, IdentityError> {
-        let Some(record) = repository.store().read(ctx, "Basic", MODEL_ID)? else {
+    pub fn load_model(&self, repository: &Repository, ctx: &Caller) -> Result<bool, IdentityError> {
+        let Some(record) = repository.reader(ctx).current("Basic", MODEL_ID)? else {
             return Ok(false);
         };
         let Some(content) = record.content.as_deref() else {
@@ -177,7 +173,7 @@ impl Mpi {
     /// Writes the model to the store in `tx`.
     pub(crate) fn keep_model(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         matcher: &Matcher,
         estimated: &Estimated,
     ) -> Result<(), RepositoryError> {

@@ -14,9 +14,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use caller::Caller;
 use repository::{Repository, RepositoryError};
 use serde_json::{Value, json};
-use store::{RequestContext, ScanQuery, VersionRecord};
+use store::{ScanQuery, VersionRecord};
 
 use super::hook::Candidate;
 use super::kept_model::{Estimated, ModelOrigin};
@@ -100,7 +101,7 @@ impl Mpi {
     pub fn learning_due(
         &self,
         repository: &Repository,
-        ctx: &RequestContext,
+        ctx: &Caller,
         growth: f64,
     ) -> Result<bool, IdentityError> {
         let mut base: Option<(i64, usize)> = match self.model_origin() {
@@ -128,15 +129,12 @@ impl Mpi {
         let now = repository::clock::now_micros();
         let mut after_row = 0;
         loop {
-            let page = repository.store().scan(
-                ctx,
-                &ScanQuery {
-                    types: vec!["Patient".into()],
-                    since: changes.checked_until,
-                    after_row,
-                    limit: 1000,
-                },
-            )?;
+            let page = repository.reader(ctx).scan(&ScanQuery {
+                types: vec!["Patient".into()],
+                since: changes.checked_until,
+                after_row,
+                limit: 1000,
+            })?;
             let Some(last) = page.last() else {
                 break;
             };
@@ -154,7 +152,7 @@ impl Mpi {
     pub fn learn(
         &self,
         repository: &Repository,
-        ctx: &RequestContext,
+        ctx: &Caller,
     ) -> Result<LearningOutcome, IdentityError> {
         let Ok(_running) = self.learning.try_lock() else {
             return Err(IdentityError::Conflict(
@@ -183,7 +181,7 @@ impl Mpi {
     fn learn_now(
         &self,
         repository: &Repository,
-        ctx: &RequestContext,
+        ctx: &Caller,
         at: i64,
     ) -> Result<LearningOutcome, IdentityError> {
         let mut ids = Vec::new();
@@ -252,7 +250,7 @@ impl Mpi {
     fn reevaluate(
         &self,
         repository: &Repository,
-        ctx: &RequestContext,
+        ctx: &Caller,
         index: &Index,
         ids: &[String],
         matcher: &Matcher,
@@ -473,7 +471,7 @@ impl Mpi {
     fn merge_group(
         &self,
         repository: &Repository,
-        ctx: &RequestContext,
+        ctx: &Caller,
         target: &PersonState,
         group: &[&PersonState],
         keys: &[u64],
@@ -553,21 +551,18 @@ fn ordered(a: usize, b: usize) -> (usize, usize) {
 /// Every current resource of a type, in row order.
 fn scan_all(
     repository: &Repository,
-    ctx: &RequestContext,
+    ctx: &Caller,
     resource_type: &str,
 ) -> Result<Vec<VersionRecord>, RepositoryError> {
     let mut out = Vec::new();
     let mut after_row = 0;
     loop {
-        let page = repository.store().scan(
-            ctx,
-            &ScanQuery {
-                types: vec![resource_type.to_owned()],
-                since: None,
-                after_row,
-                limit: 1000,
-            },
-        )?;
+        let page = repository.reader(ctx).scan(&ScanQuery {
+            types: vec![resource_type.to_owned()],
+            since: None,
+            after_row,
+            limit: 1000,
+        })?;
         let Some(last) = page.last() else {
             return Ok(out);
         };
@@ -586,10 +581,7 @@ fn parse(record: &VersionRecord) -> Result<Value, IdentityError> {
 }
 
 /// Every match-review Task, open or answered.
-fn match_reviews(
-    repository: &Repository,
-    ctx: &RequestContext,
-) -> Result<Vec<Review>, IdentityError> {
+fn match_reviews(repository: &Repository, ctx: &Caller) -> Result<Vec<Review>, IdentityError> {
     let mut out = Vec::new();
     for record in scan_all(repository, ctx, "Task")? {
         let task = parse(&record)?;

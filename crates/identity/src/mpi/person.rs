@@ -127,7 +127,7 @@ pub(crate) fn tag_keys(person: &Value) -> Vec<u64> {
 /// integers), so that two transactions deciding about the same residents run one after the
 /// other and never wait on each other in a circle.
 pub(crate) fn lock_keys(
-    tx: &mut InTransaction<'_>,
+    tx: &mut InTransaction<'_, '_>,
     mut keys: Vec<u64>,
 ) -> Result<(), RepositoryError> {
     keys.sort_unstable_by_key(|k| *k as i64);
@@ -142,7 +142,7 @@ impl Mpi {
     /// The Person that links `patient`, if any.
     pub(crate) fn person_of(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         patient: &str,
     ) -> Result<Option<PersonState>, RepositoryError> {
         let found = tx.search(
@@ -164,7 +164,7 @@ impl Mpi {
     /// The id of the active Person of `patient`.
     pub fn master_of(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         patient: &str,
     ) -> Result<Option<String>, RepositoryError> {
         Ok(self
@@ -176,7 +176,7 @@ impl Mpi {
     /// Whether Person `id` exists and is active (not merged away, not emptied).
     pub fn active_person(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         id: &str,
     ) -> Result<bool, RepositoryError> {
         Ok(self.read_person(tx, id)?.is_some_and(|p| p.active))
@@ -184,7 +184,7 @@ impl Mpi {
 
     pub(crate) fn read_person(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         id: &str,
     ) -> Result<Option<PersonState>, RepositoryError> {
         Ok(tx.read("Person", id)?.map(|(record, person)| {
@@ -196,7 +196,7 @@ impl Mpi {
     /// computed from its linked Patients. Answers the Person's id.
     pub(crate) fn write_person(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         state: &PersonState,
     ) -> Result<String, RepositoryError> {
         let mut patients = Vec::new();

@@ -137,15 +137,12 @@ fn all(indexed: &Indexed, resource_type: &str) -> Vec<Value> {
         let page = indexed
             .repository
             .store()
-            .scan(
-                &ctx(),
-                &store::ScanQuery {
-                    types: vec![resource_type.into()],
-                    since: None,
-                    after_row,
-                    limit: 500,
-                },
-            )
+            .scan(&store::ScanQuery {
+                types: vec![resource_type.into()],
+                since: None,
+                after_row,
+                limit: 500,
+            })
             .unwrap();
         let Some(last) = page.last() else {
             return out;
