@@ -4,6 +4,7 @@
 //! Resources are never turned into generated structs: they stay `serde_json::Value`, and these
 //! tables say what each JSON property means (its element, its type, its cardinality).
 
+pub mod calendar;
 mod definitions;
 mod issue;
 pub mod json;

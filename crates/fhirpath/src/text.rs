@@ -38,52 +38,34 @@ pub(crate) fn char_index_of(s: &str, needle: &str) -> i64 {
     }
 }
 
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const BASE64_URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-fn base64_encode(bytes: &[u8], alphabet: &[u8; 64]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(alphabet[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
+/// Base64 engines for `encode`/`decode`: padded on output; on input, padding optional and
+/// whitespace ignored, as the specification's examples are written.
+fn base64_engine(url: bool) -> base64::engine::GeneralPurpose {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    if url {
+        GeneralPurpose::new(&base64::alphabet::URL_SAFE, config)
+    } else {
+        GeneralPurpose::new(&base64::alphabet::STANDARD, config)
     }
-    out
 }
 
-fn base64_decode(text: &str, alphabet: &[u8; 64]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let mut buffer = 0u32;
-    let mut bits = 0;
-    for c in text
-        .bytes()
-        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
-    {
-        let value = alphabet.iter().position(|a| *a == c)? as u32;
-        buffer = buffer << 6 | value;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits & 0xff) as u8);
-        }
-    }
-    Some(out)
+fn base64_encode(bytes: &[u8], url: bool) -> String {
+    use base64::Engine;
+    base64_engine(url).encode(bytes)
+}
+
+fn base64_decode(text: &str, url: bool) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let text: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64_engine(url).decode(text).ok()
 }
 
 pub(crate) fn encode(s: &str, format: &str) -> Option<String> {
     Some(match format {
-        "base64" => base64_encode(s.as_bytes(), BASE64),
-        "urlbase64" => base64_encode(s.as_bytes(), BASE64_URL),
+        "base64" => base64_encode(s.as_bytes(), false),
+        "urlbase64" => base64_encode(s.as_bytes(), true),
         "hex" => s.bytes().map(|b| format!("{b:02x}")).collect(),
         _ => return None,
     })
@@ -91,8 +73,8 @@ pub(crate) fn encode(s: &str, format: &str) -> Option<String> {
 
 pub(crate) fn decode(s: &str, format: &str) -> Option<String> {
     let bytes = match format {
-        "base64" => base64_decode(s, BASE64)?,
-        "urlbase64" => base64_decode(s, BASE64_URL)?,
+        "base64" => base64_decode(s, false)?,
+        "urlbase64" => base64_decode(s, true)?,
         "hex" => {
             if !s.len().is_multiple_of(2) {
                 return None;

@@ -86,15 +86,7 @@ impl Date {
 }
 
 pub fn days_in_month(year: u16, month: u8) -> u8 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
-            29
-        }
-        2 => 28,
-        _ => 0,
-    }
+    fhir_model::calendar::days_in_month(i64::from(year), month)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -104,23 +104,21 @@ pub fn encode_query(params: &[(String, String)]) -> String {
     out
 }
 
+/// What a link's query keeps as it is: the unreserved characters and the few FHIR search
+/// syntax uses (`:` modifiers, `|` system and code, `,` alternatives, `/` references), so that
+/// links stay readable; everything else is percent-encoded.
+const QUERY_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b':')
+    .remove(b'|')
+    .remove(b',')
+    .remove(b'/');
+
 fn encode_component(out: &mut String, text: &str) {
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z'
-            | b'a'..=b'z'
-            | b'0'..=b'9'
-            | b'-'
-            | b'.'
-            | b'_'
-            | b'~'
-            | b':'
-            | b'|'
-            | b','
-            | b'/' => out.push(byte as char),
-            other => out.push_str(&format!("%{other:02X}")),
-        }
-    }
+    out.extend(percent_encoding::utf8_percent_encode(text, QUERY_COMPONENT));
 }
 
 #[cfg(test)]

@@ -14,39 +14,22 @@ impl Date {
         Date { year, month, day }
     }
 
-    /// Days since 1970-01-01 in the proleptic Gregorian calendar (the era-based method: a
-    /// 400-year era has exactly 146,097 days, and counting years from March puts the leap day
-    /// at the end of the year).
+    /// Days since 1970-01-01 in the proleptic Gregorian calendar.
     pub fn days(self) -> i64 {
-        let year = i64::from(self.year) - i64::from(self.month <= 2);
-        let era = year.div_euclid(400);
-        let year_of_era = year - era * 400;
-        let month_from_march = (i64::from(self.month) + 9) % 12;
-        let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(self.day) - 1;
-        let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-        era * 146_097 + day_of_era - 719_468
+        fhir_model::calendar::days_from_civil(
+            i64::from(self.year),
+            self.month as u8,
+            self.day as u8,
+        )
     }
 
     /// The date `days` after 1970-01-01 (the inverse of [`Date::days`]).
     pub fn from_days(days: i64) -> Date {
-        let days = days + 719_468;
-        let era = days.div_euclid(146_097);
-        let day_of_era = days - era * 146_097;
-        let year_of_era =
-            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-        let month_from_march = (5 * day_of_year + 2) / 153;
-        let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-        let month = if month_from_march < 10 {
-            month_from_march + 3
-        } else {
-            month_from_march - 9
-        };
-        let year = year_of_era + era * 400 + i64::from(month <= 2);
+        let (year, month, day) = fhir_model::calendar::civil_from_days(days);
         Date {
             year: year as i32,
-            month: month as u32,
-            day: day as u32,
+            month: u32::from(month),
+            day: u32::from(day),
         }
     }
 

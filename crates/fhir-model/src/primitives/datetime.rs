@@ -96,31 +96,10 @@ impl PartialDateTime {
     }
 }
 
-/// Days from 1970-01-01 to the given proleptic Gregorian date (negative before it). Counts in
-/// 400-year eras, each exactly 146,097 days, with years starting in March so that the leap day
-/// falls at the end of a year.
-fn days_from_civil(year: i64, month: u8, day: u8) -> i64 {
-    let month = i64::from(month);
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-fn is_leap_year(year: u16) -> bool {
-    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
-}
+use crate::calendar::days_from_civil;
 
 fn days_in_month(year: u16, month: u8) -> u8 {
-    match month {
-        2 if is_leap_year(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
+    crate::calendar::days_in_month(i64::from(year), month)
 }
 
 /// A cursor over ASCII bytes.
