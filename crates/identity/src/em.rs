@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use crate::compare::{Comparison, FIELD_COUNT, Field, compare};
 use crate::index::Index;
 use crate::model::{MAX_LEVELS, Model, TermFrequencies};
-use crate::synthetic::Rng;
+use crate::random::Rng;
 
 /// Counts of comparison patterns: a pattern is a comparison vector packed into an integer.
 #[derive(Debug, Clone, Default)]

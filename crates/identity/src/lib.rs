@@ -15,7 +15,9 @@ pub mod health_code;
 pub mod index;
 pub mod model;
 pub mod mpi;
+pub mod random;
 pub mod record;
+#[cfg(feature = "fixtures")]
 pub mod synthetic;
 pub mod text;
 

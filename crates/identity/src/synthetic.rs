@@ -2,44 +2,14 @@
 //! errors real registrations carry — homophone characters (张伟 / 张玮), names romanised with
 //! family and given swapped ("Wei Zhang"), pinyin typos, day and month swapped or digits
 //! transposed in birth dates, mistyped or missing resident ID numbers, changed phones and
-//! addresses. Deterministic for a seed, so tests and benchmarks see the same people.
+//! addresses. Deterministic for a seed, so tests and benchmarks see the same people. Test and
+//! benchmark fixtures, not part of the service: compiled with the `fixtures` feature only.
 
 use serde_json::{Value, json};
 
 use crate::chinese::romanise;
 use crate::gb11643::check_character;
-
-/// A small fast generator (SplitMix64): reproducible across platforms, no dependency.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in 0..n.
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next_u64() % n }
-    }
-
-    /// True with probability p.
-    pub fn chance(&mut self, p: f64) -> bool {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
+pub use crate::random::Rng;
 
 /// Surnames with rough weights (per thousand residents); the tail holds rarer and compound
 /// surnames and those read differently as surnames.
