@@ -19,6 +19,12 @@ use crate::{Repository, RepositoryError};
 
 const REINDEX_CHECKPOINT: &str = "reindex";
 
+/// The job kind reindexing runs as.
+pub const REINDEX_JOB: &str = "reindex";
+
+/// Resources reindexed in one transaction of a reindex job.
+const REINDEX_BATCH: usize = 1000;
+
 /// How far a reindex has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReindexProgress {
@@ -263,5 +269,74 @@ impl Repository {
     /// Forgets a reindex in progress, so the next one starts from the beginning.
     pub fn restart_reindex(&self, ctx: &Caller) -> Result<(), RepositoryError> {
         self.with_transaction(ctx, |tx| Ok(tx.set_checkpoint(REINDEX_CHECKPOINT, None)?))
+    }
+}
+
+/// Runs reindex jobs: [`Repository::reindex_batch`] until done, for the caller that asked,
+/// reporting how far it got. The checkpoint is in the store, so a job taken over after a
+/// restart goes on where the last batch ended.
+pub struct ReindexJob {
+    repository: Arc<Repository>,
+}
+
+impl ReindexJob {
+    pub fn new(repository: Arc<Repository>) -> ReindexJob {
+        ReindexJob { repository }
+    }
+
+    /// The parameters of a reindex job for `caller`, `batch` resources a transaction,
+    /// starting over when `restart`.
+    pub fn params(caller: &Caller, restart: bool, batch: usize) -> String {
+        serde_json::json!({"caller": caller.to_json(), "restart": restart, "batch": batch})
+            .to_string()
+    }
+}
+
+impl jobs::JobHandler for ReindexJob {
+    fn kind(&self) -> &'static str {
+        REINDEX_JOB
+    }
+
+    fn run(&self, context: &dyn jobs::JobContext) -> Result<String, jobs::JobError> {
+        let job = context.job();
+        let params: Value = serde_json::from_str(&job.params).map_err(|_| {
+            jobs::JobError::Fail("the reindex job's parameters do not parse".into())
+        })?;
+        let caller = params
+            .get("caller")
+            .and_then(Caller::from_json)
+            .ok_or_else(|| jobs::JobError::Fail("the reindex job names no caller".into()))?;
+        let failed = |error: RepositoryError| {
+            if error.is_retryable() {
+                jobs::JobError::Retry(error.to_string())
+            } else {
+                jobs::JobError::Fail(error.to_string())
+            }
+        };
+        // Only the first attempt starts over: a retry goes on from the checkpoint.
+        if params.get("restart").and_then(Value::as_bool) == Some(true) && job.attempts == 1 {
+            self.repository.restart_reindex(&caller).map_err(failed)?;
+        }
+        let batch = params
+            .get("batch")
+            .and_then(Value::as_u64)
+            .map_or(REINDEX_BATCH, |b| (b as usize).max(1));
+        let mut total = 0usize;
+        loop {
+            if context.should_stop() {
+                return Err(jobs::JobError::Stopped);
+            }
+            let progress = self
+                .repository
+                .reindex_batch(&caller, batch)
+                .map_err(failed)?;
+            total += progress.processed;
+            context.progress(
+                serde_json::json!({"reindexed": total, "afterRow": progress.after_row}).to_string(),
+            );
+            if progress.done {
+                return Ok(serde_json::json!({"reindexed": total}).to_string());
+            }
+        }
     }
 }

@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 use store::{Store, VersionRecord};
 
 pub use bundle::{BundleOptions, parse_etag, parse_query};
-pub use custom::ReindexProgress;
+pub use custom::{REINDEX_JOB, ReindexJob, ReindexProgress};
 pub use error::RepositoryError;
 pub use export::{
     EXPORT_JOB, ExportError, ExportFile, ExportJob, ExportLevel, ExportRequest, ExportResult,

@@ -136,8 +136,8 @@ impl AppState {
     }
 
     /// The state with the services given, and `blobs` for export files (a filesystem store
-    /// under `config.export_dir` when `None`). Starts the job runner that runs exports; it
-    /// stops when the last clone of the state is dropped.
+    /// under `config.export_dir` when `None`). Starts the job runner that runs exports and
+    /// reindexing; it stops when the last clone of the state is dropped.
     pub fn build(
         repository: Arc<Repository>,
         config: ServerConfig,
@@ -148,10 +148,13 @@ impl AppState {
             blobs.unwrap_or_else(|| Arc::new(blob::FileBlobStore::new(config.export_dir.clone())));
         let runner = jobs::Runner::start(
             Arc::clone(repository.store()),
-            vec![Arc::new(repository::ExportJob::new(
-                Arc::clone(&repository),
-                Arc::clone(&blobs),
-            ))],
+            vec![
+                Arc::new(repository::ExportJob::new(
+                    Arc::clone(&repository),
+                    Arc::clone(&blobs),
+                )),
+                Arc::new(repository::ReindexJob::new(Arc::clone(&repository))),
+            ],
             config.jobs.clone(),
         );
         AppState {

@@ -303,3 +303,67 @@ fn an_export_job_outlives_the_server_that_accepted_it() {
     let (status, _, again) = send(third.address, "GET", &file_path, &[], "");
     assert_eq!((status, again.lines().count()), (200, 3));
 }
+
+#[test]
+fn reindex_runs_as_a_job_and_a_new_search_parameter_then_finds_earlier_resources() {
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("store");
+    let meridian = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_meridian"))
+            .args(args)
+            .arg("--data")
+            .arg(&store)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let patients = data.path().join("patients.ndjson");
+    std::fs::write(
+        &patients,
+        r#"{"resourceType":"Patient","id":"p1","name":[{"family":"Li","given":["Wei"]},{"use":"nickname","given":["Xiaowei"]}]}
+{"resourceType":"Patient","id":"p2","name":[{"family":"Wang","given":["Fang"]}]}
+"#,
+    )
+    .unwrap();
+    let parameter = data.path().join("parameter.json");
+    std::fs::write(
+        &parameter,
+        r#"{"resourceType":"SearchParameter","id":"patient-nickname","url":"http://meridian.example/SearchParameter/patient-nickname","name":"nickname","status":"active","description":"A patient's nickname","code":"nickname","base":["Patient"],"type":"string","expression":"Patient.name.where(use='nickname').given"}"#,
+    )
+    .unwrap();
+    meridian(&["import", patients.to_str().unwrap()]);
+    meridian(&["import", parameter.to_str().unwrap()]);
+    let search = |serving: &Serving| {
+        let (status, _, body) = send(
+            serving.address,
+            "GET",
+            "/fhir/Patient?nickname=xiaowei",
+            &[],
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+        let bundle: serde_json::Value = serde_json::from_str(&body).unwrap();
+        bundle["entry"]
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    // The parameter is in force, but the Patients were indexed before it.
+    let mut before = serve_in(&store, &[]);
+    assert_eq!(search(&before), Vec::<String>::new());
+    before.stop();
+    let log = meridian(&["reindex"]);
+    assert!(log.contains("done"), "{log}");
+    let after = serve_in(&store, &[]);
+    assert_eq!(search(&after), ["p1"]);
+}
