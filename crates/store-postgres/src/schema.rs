@@ -2,7 +2,7 @@
 //! that several servers starting at once on one database migrate it once.
 //!
 //! Tables and columns carry the SQLite store's names, so the search SQL rendered by
-//! `store::sql` runs unchanged on both. What differs, and why:
+//! `store-sql` runs unchanged on both. What differs, and why:
 //! - Text columns are `COLLATE "C"`: string and uri searches use byte-order prefix ranges
 //!   (`>= prefix AND < prefix || U+10FFFF`), which only hold under byte order, and byte order
 //!   also makes every text index cheaper to search and maintain than a linguistic collation.

@@ -6,7 +6,6 @@ use std::sync::MutexGuard;
 use rusqlite::{Connection, params};
 use search::IndexEntries;
 use search::query::SearchQuery;
-use store::sql::INDEX_TABLES;
 use store::{SearchPage, StoreError, Transaction, VersionRecord, VersionWrite};
 
 use crate::{map_error, read};
@@ -182,9 +181,9 @@ impl Transaction for SqliteTransaction<'_> {
 }
 
 fn delete_index_rows(connection: &Connection, row: i64) -> Result<(), StoreError> {
-    for table in INDEX_TABLES {
+    for table in store_sql::tables::INDEX_TABLES {
         connection
-            .prepare_cached(&format!("DELETE FROM {table} WHERE rid = ?1"))
+            .prepare_cached(&format!("DELETE FROM {} WHERE rid = ?1", table.name))
             .map_err(map_error)?
             .execute([row])
             .map_err(map_error)?;
