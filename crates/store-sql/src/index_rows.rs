@@ -204,80 +204,81 @@ impl<'e> Distinct<'e> {
 
 /// Calls `visit` with each index table and each of its rows for the resource with row key
 /// `rid`, tables in [`tables::INDEX_TABLES`] order, rows in entry order, values in column order;
-/// a row that repeats an earlier one of the resource by the table's key is left out.
-pub fn for_each_index_row<'e>(
+/// a row that repeats an earlier one of the resource by the table's key is left out. Stops at
+/// the first error `visit` answers.
+pub fn for_each_index_row<'e, E>(
     rid: i64,
     entries: &'e IndexEntries,
-    mut visit: impl FnMut(&'static Table, &[Value<'e>]),
-) {
+    mut visit: impl FnMut(&'static Table, &[Value<'e>]) -> Result<(), E>,
+) -> Result<(), E> {
     let patient_key = entries.patient_key.0;
-    fn each<'e, T: 'e, const N: usize>(
+    fn each<'e, T: 'e, E, const N: usize>(
         table: &'static Table,
         items: &'e [T],
         row: impl Fn(i64, &'e T) -> [Value<'e>; N],
-        visit: &mut impl FnMut(&'static Table, &[Value<'e>]),
-    ) {
+        visit: &mut impl FnMut(&'static Table, &[Value<'e>]) -> Result<(), E>,
+    ) -> Result<(), E> {
         if items.is_empty() {
-            return;
+            return Ok(());
         }
         debug_assert_eq!(table.columns.len(), N, "{}", table.name);
         let mut distinct = Distinct::new(table);
         for (seq, item) in items.iter().enumerate() {
             let values = row(seq as i64, item);
             if distinct.is_new(&values) {
-                visit(table, &values);
+                visit(table, &values)?;
             }
         }
+        Ok(())
     }
     let v = &mut visit;
+    let key = patient_key;
     each(
         &tables::TOKEN,
         &entries.tokens,
-        |_, e| token_row(rid, patient_key, e),
+        |_, e| token_row(rid, key, e),
         v,
-    );
+    )?;
     each(
         &tables::STRING,
         &entries.strings,
-        |_, e| string_row(rid, patient_key, e),
+        |_, e| string_row(rid, key, e),
         v,
-    );
+    )?;
     each(
         &tables::DATE,
         &entries.dates,
-        |_, e| date_row(rid, patient_key, e),
+        |_, e| date_row(rid, key, e),
         v,
-    );
+    )?;
     each(
         &tables::NUMBER,
         &entries.numbers,
-        |_, e| number_row(rid, patient_key, e),
+        |_, e| number_row(rid, key, e),
         v,
-    );
+    )?;
+    let quantities = &entries.quantities;
     each(
         &tables::QUANTITY,
-        &entries.quantities,
-        |seq, e| quantity_row(rid, patient_key, seq, e),
+        quantities,
+        |seq, e| quantity_row(rid, key, seq, e),
         v,
-    );
+    )?;
+    let references = &entries.references;
     each(
         &tables::REFERENCE,
-        &entries.references,
-        |seq, e| reference_row(rid, patient_key, seq, e),
+        references,
+        |seq, e| reference_row(rid, key, seq, e),
         v,
-    );
-    each(
-        &tables::URI,
-        &entries.uris,
-        |_, e| uri_row(rid, patient_key, e),
-        v,
-    );
+    )?;
+    each(&tables::URI, &entries.uris, |_, e| uri_row(rid, key, e), v)?;
+    let composites = &entries.composites;
     each(
         &tables::COMPOSITE,
-        &entries.composites,
-        |seq, e| composite_row(rid, patient_key, seq, e),
+        composites,
+        |seq, e| composite_row(rid, key, seq, e),
         v,
-    );
+    )
 }
 
 #[cfg(test)]
@@ -384,7 +385,7 @@ mod tests {
     fn every_row_has_a_value_of_its_column_s_type_for_every_column_in_order() {
         let entries = entries();
         let mut tables_seen = Vec::new();
-        for_each_index_row(42, &entries, |table, values| {
+        for_each_index_row(42, &entries, |table, values| -> Result<(), ()> {
             assert_eq!(values.len(), table.columns.len(), "{}", table.name);
             for (value, column) in values.iter().zip(table.columns) {
                 assert!(
@@ -400,7 +401,9 @@ mod tests {
             if !tables_seen.contains(&table.name) {
                 tables_seen.push(table.name);
             }
-        });
+            Ok(())
+        })
+        .unwrap();
         let all: Vec<&str> = tables::INDEX_TABLES.iter().map(|t| t.name).collect();
         assert_eq!(tables_seen, all);
     }
@@ -433,7 +436,11 @@ mod tests {
         entries.tokens.push(entries.tokens[0].clone());
         entries.references.push(entries.references[0].clone());
         let mut rows: Vec<&str> = Vec::new();
-        for_each_index_row(1, &entries, |table, _| rows.push(table.name));
+        for_each_index_row(1, &entries, |table, _| -> Result<(), ()> {
+            rows.push(table.name);
+            Ok(())
+        })
+        .unwrap();
         let count = |name: &str| rows.iter().filter(|n| **n == name).count();
         assert_eq!(
             [
