@@ -185,7 +185,7 @@ DROP INDEX idx_reference_target;
 CREATE INDEX idx_reference_target ON idx_reference (param, target_id, target_type, rid) WHERE target_id IS NOT NULL;
 "#,
     // A resource's string rows in value order: a walk along names keeps each resource once,
-    // at its smallest matching value, by looking at the resource's first match (sql.rs
+    // at its smallest matching value, by looking at the resource's first match (store-sql
     // `walk_page`), not at every one of its rows.
     r#"
 DROP INDEX idx_string_rid;

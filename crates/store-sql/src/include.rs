@@ -16,7 +16,7 @@ const MAX_INCLUDE_ROUNDS: usize = 4;
 const MAX_INCLUDED: usize = 5_000;
 
 /// Resources that `rows` point at through the include's parameters.
-pub(crate) fn include_targets(rows: &[i64], include: &Include, dialect: Dialect) -> Sql {
+fn include_targets(rows: &[i64], include: &Include, dialect: Dialect) -> Sql {
     let mut b = SqlBuilder::new(dialect);
     match dialect {
         Dialect::Sqlite => b.push(
@@ -49,11 +49,7 @@ pub(crate) fn include_targets(rows: &[i64], include: &Include, dialect: Dialect)
 }
 
 /// Resources that point at `targets` (`(type, id)`) through the include's parameters.
-pub(crate) fn revinclude_sources(
-    targets: &[(&str, &str)],
-    include: &Include,
-    dialect: Dialect,
-) -> Sql {
+fn revinclude_sources(targets: &[(&str, &str)], include: &Include, dialect: Dialect) -> Sql {
     let mut b = SqlBuilder::new(dialect);
     b.push("SELECT DISTINCT ref.rid FROM idx_reference ref WHERE ref.param IN ");
     b.bind_int_list(&include.params.iter().map(|p| p.0).collect::<Vec<_>>());

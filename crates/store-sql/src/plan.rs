@@ -172,7 +172,7 @@ pub(crate) fn walk_column(filter: &Filter) -> Option<&'static str> {
 }
 
 /// Whether filter `index` of `query` can carry a walk: what a cursor's walk must name.
-pub(crate) fn walkable(query: &SearchQuery, index: usize) -> bool {
+fn walkable(query: &SearchQuery, index: usize) -> bool {
     query
         .filters
         .get(index)
@@ -182,7 +182,7 @@ pub(crate) fn walkable(query: &SearchQuery, index: usize) -> bool {
 /// The filter to walk a page along when nothing drives it: a chain (its targets are usually
 /// few), else a name prefix, a date range, a name part, the first of the best kind. None when
 /// an exact name is asked for: those are few, and read as a set.
-pub(crate) fn walk_candidate(query: &SearchQuery) -> Option<usize> {
+fn walk_candidate(query: &SearchQuery) -> Option<usize> {
     let rank = |filter: &Filter| match filter {
         Filter::Chain { .. } => 4,
         Filter::String {
@@ -211,7 +211,7 @@ pub(crate) fn walk_candidate(query: &SearchQuery) -> Option<usize> {
 /// cursor names none. Without a cursor, a walk is taken when no filter can drive.
 /// `InvalidCursor` when the cursor names a filter that cannot be walked, or a value of the
 /// wrong kind for it.
-pub(crate) fn walk_to_take(query: &SearchQuery) -> Result<Option<usize>, StoreError> {
+fn walk_to_take(query: &SearchQuery) -> Result<Option<usize>, StoreError> {
     match query.cursor.as_ref().map(|cursor| cursor.walk.as_ref()) {
         None => Ok(walk_candidate(query).filter(|_| driver(query).is_none())),
         Some(None) => Ok(None),
@@ -233,7 +233,7 @@ pub(crate) fn walk_to_take(query: &SearchQuery) -> Result<Option<usize>, StoreEr
 /// `InvalidCursor` when a sorted page's cursor carries more values than the sort has keys, or
 /// a value of another kind than its key sorts on: a text where a date's instant belongs made
 /// PostgreSQL fail the whole request.
-pub(crate) fn check_sort_cursor(query: &SearchQuery) -> Result<(), StoreError> {
+fn check_sort_cursor(query: &SearchQuery) -> Result<(), StoreError> {
     let Some(cursor) = &query.cursor else {
         return Ok(());
     };
@@ -257,7 +257,7 @@ pub(crate) fn check_sort_cursor(query: &SearchQuery) -> Result<(), StoreError> {
 }
 
 /// What kind of value a walk's cursor carries.
-pub(crate) fn walk_value_kind(query: &SearchQuery, index: usize) -> SortValueKind {
+fn walk_value_kind(query: &SearchQuery, index: usize) -> SortValueKind {
     match query.filters.get(index) {
         Some(Filter::Date { .. } | Filter::Chain { .. }) => SortValueKind::Integer,
         _ => SortValueKind::Text,
@@ -297,7 +297,7 @@ fn drive_rank(filter: &Filter) -> u8 {
 /// reference (one patient's data), then a coded value with its system, then a bare code.
 /// Answers its rank (4 for a reference, 3 for a code with its system, 2 for a bare code or URI,
 /// 1 for a composite) and its position.
-pub(crate) fn driver(query: &SearchQuery) -> Option<(u8, usize)> {
+fn driver(query: &SearchQuery) -> Option<(u8, usize)> {
     query
         .filters
         .iter()
@@ -311,7 +311,7 @@ pub(crate) fn driver(query: &SearchQuery) -> Option<(u8, usize)> {
 /// parameter targets Patient and Group): one resource's referrers are usually few, but its
 /// index rows are not in row order across types, so it cannot drive a page. Read as a set
 /// instead when it is sparse.
-pub(crate) fn one_target_of_several_types(query: &SearchQuery) -> Option<usize> {
+fn one_target_of_several_types(query: &SearchQuery) -> Option<usize> {
     query.filters.iter().position(|filter| {
         matches!(
             filter,
@@ -325,7 +325,7 @@ pub(crate) fn one_target_of_several_types(query: &SearchQuery) -> Option<usize> 
 
 /// A filter that can be read as a set of resource rows (for a sparse filter, cheaper than
 /// checking every resource of the type).
-pub(crate) fn set_candidate(query: &SearchQuery) -> Option<usize> {
+fn set_candidate(query: &SearchQuery) -> Option<usize> {
     query.filters.iter().position(settable)
 }
 

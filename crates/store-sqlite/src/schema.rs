@@ -158,7 +158,7 @@ CREATE TABLE checkpoint (
 );
 "#,
     // A resource's string rows in value order: a walk along names keeps each resource once,
-    // at its smallest matching value, by looking at the resource's first match (sql.rs
+    // at its smallest matching value, by looking at the resource's first match (store-sql
     // `walk_page`); keyed by the exact text, it read every one of its rows for each.
     r#"
 CREATE TABLE idx_string_by_value (
