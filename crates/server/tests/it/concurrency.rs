@@ -119,7 +119,7 @@ async fn concurrent_http_clients_on_sqlite() {
 /// Runs `test` on a multi-threaded runtime with a PostgreSQL store. The synchronous driver
 /// opens and closes connections on a runtime of its own, which tokio refuses on an async thread:
 /// the store is made before the runtime starts and its last reference dropped after it ends.
-fn on_postgres<F: std::future::Future<Output = ()>>(test: impl FnOnce(Arc<dyn store::Store>) -> F) {
+fn on_postgres<F: Future<Output = ()>>(test: impl FnOnce(Arc<dyn store::Store>) -> F) {
     let database = test_support::postgres();
     let kept = Arc::clone(&database.store);
     let runtime = tokio::runtime::Builder::new_multi_thread()
