@@ -3,57 +3,20 @@
 
 use std::collections::HashSet;
 
-use identity::compare::{Field, compare};
-use identity::em::{
-    PatternCounts, comparison_space, estimate_m, estimate_u, estimate_u_among_non_matches,
-};
+use identity::compare::Field;
 use identity::index::{Index, clusters};
-use identity::model::{Decision, Matcher, Model, TermFrequencies, Thresholds};
+use identity::model::{Decision, Matcher, Model, Thresholds};
 use identity::record::{IdentifierSystems, Record};
-use identity::synthetic::{Generator, Rng};
+use identity::synthetic::Generator;
 
-/// Trains a matcher on `index` without labels: u from random pairs, m and the prior by EM on
-/// the blocked pairs, u once more from the random pairs that estimate holds to be non-matches
-/// and m and the prior again, term frequencies from the records.
+/// Trains a matcher on `index` without labels (`identity::em::train`, the estimation the
+/// service runs on its own Patients).
 pub fn train(index: &Index, thresholds: Thresholds) -> (Matcher, usize, usize) {
-    let mut rng = Rng::new(7);
-    let mut random = PatternCounts::default();
-    let n = index.len() as u64;
-    for _ in 0..200_000.min(n * n / 2) {
-        let (a, b) = (rng.below(n) as u32, rng.below(n) as u32);
-        if a != b {
-            random.add(&compare(index.record(a), index.record(b)));
-        }
-    }
-    let blocked_counts = index.for_each_pair(2, |_, _, a, b| Some(compare(a, b).pattern()));
-    let mut blocked = PatternCounts::default();
-    for pattern in &blocked_counts {
-        let levels = identity::compare::Comparison::from_pattern(*pattern);
-        blocked.add(&identity::compare::Comparison {
-            levels,
-            names: None,
-            swapped: false,
-        });
-    }
-    let mut start = Model::starting_point();
-    start.u = estimate_u(&random);
-    start.prior = 1.0 / index.len() as f64;
-    start.refresh();
-    let space = comparison_space(&blocked, &random, index.len());
-    let first = estimate_m(&start, &space, 200);
-    // u again, from the random pairs the first estimate holds to be non-matches, then m and
-    // the prior again with it (see `estimate_u_among_non_matches`).
-    let mut corrected = first.model.clone();
-    corrected.u = estimate_u_among_non_matches(&random, &first.model);
-    corrected.refresh();
-    let estimate = estimate_m(&corrected, &space, 200);
-    let iterations = first.iterations + estimate.iterations;
-    let frequencies =
-        TermFrequencies::from_records((0..index.len() as u32).map(|i| index.record(i)));
+    let training = identity::em::train(index, 2);
     (
-        Matcher::new(estimate.model, Some(frequencies), thresholds),
-        iterations,
-        blocked_counts.len(),
+        Matcher::new(training.model, Some(training.frequencies), thresholds),
+        training.iterations,
+        training.blocked_pairs,
     )
 }
 

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use caller::Caller;
 use identity::mpi::{IdentityConfig, Mpi};
 use identity::synthetic::Generator;
 use repository::Repository;
-use store::RequestContext;
 use store_sqlite::{Durability, SqliteConfig, SqliteStore};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -29,7 +29,7 @@ pub fn run(people: usize, writes: usize) {
     let plain = Repository::new(store);
     let mpi = Mpi::new(IdentityConfig::default());
     repository.add_write_hook(mpi.hook());
-    let ctx = RequestContext::system("bench");
+    let ctx = Caller::operator("bench");
     let mut generator = Generator::new(3);
     let mut residents = Vec::with_capacity(people);
     let started = Instant::now();

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use caller::Caller;
 use repository::{ImportOptions, ImportUnit, Repository, SearchRequest, SearchScope};
 use serde_json::Value;
-use store::{RequestContext, Store};
+use store::Store;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -70,8 +71,8 @@ fn open(data: Option<String>, url: Option<String>) -> Result<Arc<dyn Store>> {
     })
 }
 
-fn ctx() -> RequestContext {
-    RequestContext::system("search-bench")
+fn ctx() -> Caller {
+    Caller::operator("search-bench")
 }
 
 /// Copy `k` of a bundle: every UUID gets the suffix `-k`, except those after a `|` (the

@@ -82,6 +82,20 @@ pub struct ServeArgs {
     /// Store writes run at once, queued apart from reads [default: the cores, at least 2].
     #[arg(long, value_name = "N")]
     pub max_concurrent_writes: Option<String>,
+    /// Threads running durable jobs (exports); 0 leaves them to other servers on the same
+    /// store [default: 2].
+    #[arg(long, value_name = "N")]
+    pub job_workers: Option<String>,
+    /// Where large files (export files) are kept when no S3 bucket is set [default: DATA/blobs].
+    #[arg(long, value_name = "DIR")]
+    pub blob_dir: Option<String>,
+    /// S3-compatible storage for large files instead of blob_dir: its endpoint URL.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// The S3 bucket (credentials from MERIDIAN_S3_ACCESS_KEY_ID and
+    /// MERIDIAN_S3_SECRET_ACCESS_KEY).
+    #[arg(long, value_name = "BUCKET")]
+    pub s3_bucket: Option<String>,
 }
 
 /// The keys of a config file, all optional.
@@ -99,6 +113,8 @@ struct FileConfig {
     health_code_validity: Option<u64>,
     health_code_key_rotation_days: Option<u64>,
     identity_population: Option<u64>,
+    identity_model_interval: Option<u64>,
+    identity_model_growth: Option<u64>,
     header_read_timeout: Option<Seconds>,
     body_read_timeout: Option<Seconds>,
     body_min_rate: Option<u64>,
@@ -108,6 +124,12 @@ struct FileConfig {
     max_connections: Option<u64>,
     max_concurrent_reads: Option<u64>,
     max_concurrent_writes: Option<u64>,
+    job_workers: Option<u64>,
+    blob_dir: Option<PathBuf>,
+    s3_endpoint: Option<String>,
+    s3_bucket: Option<String>,
+    s3_region: Option<String>,
+    s3_prefix: Option<String>,
 }
 
 /// Seconds in a config file: whole (`10`) or not (`0.5`).
@@ -155,9 +177,25 @@ pub struct ServeConfig {
     pub health_code_validity: u64,
     /// The signing key is replaced when older than this many days.
     pub health_code_key_rotation_days: u64,
-    /// Residents the platform serves (the matcher's prior).
+    /// Residents the platform serves (the matcher's prior until it learns its own).
     pub identity_population: u64,
+    /// Seconds between checks whether the matching model is due for re-estimation; 0 turns
+    /// the schedule off (`Person/$estimate-model` still re-estimates on demand).
+    pub identity_model_interval: u64,
+    /// Percent of Patients written since the last estimation that make the next one due.
+    pub identity_model_growth: u64,
     pub connections: ConnectionSettings,
+    /// Threads running durable jobs; 0: none in this process.
+    pub job_workers: usize,
+    /// Where large files live.
+    pub blobs: BlobSettings,
+}
+
+/// Where large files (export files, later DICOM instances) live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobSettings {
+    Files(PathBuf),
+    S3(blob_s3::S3Config),
 }
 
 /// How long clients may take and how many connections are served (`server::ConnectionLimits`
@@ -408,9 +446,54 @@ impl ServeConfig {
             "residents",
         )?;
 
+        let interval = layers
+            .pick(None, "MERIDIAN_IDENTITY_MODEL_INTERVAL", |f| {
+                f.identity_model_interval.map(|n| n.to_string())
+            })
+            .context("no identity model interval")?;
+        let identity_model_interval: u64 = interval.value.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "{}: '{}' is not a number of seconds (0 turns the schedule off)",
+                interval.source,
+                interval.value
+            )
+        })?;
+        let growth = layers
+            .pick(None, "MERIDIAN_IDENTITY_MODEL_GROWTH", |f| {
+                f.identity_model_growth.map(|n| n.to_string())
+            })
+            .context("no identity model growth")?;
+        let identity_model_growth = match growth.value.parse::<u64>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => bail!(
+                "{}: '{}' is not a percentage from 1 to 1000",
+                growth.source,
+                growth.value
+            ),
+        };
+
         let connections = connection_settings(&layers, args)?;
 
+        let job_workers = match layers.pick(args.job_workers.clone(), "MERIDIAN_JOB_WORKERS", |f| {
+            f.job_workers.map(|n| n.to_string())
+        }) {
+            None => 2,
+            Some(raw) => match raw.value.trim().parse::<usize>() {
+                Ok(n) if n <= 64 => n,
+                _ => bail!(
+                    "{}: '{}' is not a number of workers from 0 to 64",
+                    raw.source,
+                    raw.value
+                ),
+            },
+        };
+        let blobs = blob_settings(&layers, args, &store)?;
+
         Ok(ServeConfig {
+            job_workers,
+            blobs,
+            identity_model_interval,
+            identity_model_growth,
             connections,
             health_code_validity,
             health_code_key_rotation_days,
@@ -424,6 +507,67 @@ impl ServeConfig {
             log_format,
         })
     }
+}
+
+/// Where large files live: S3 when a bucket is configured (with its endpoint and the
+/// credentials from the environment), else a directory.
+fn blob_settings<E: Fn(&str) -> Option<String>>(
+    layers: &Layers<E>,
+    args: &ServeArgs,
+    store: &StoreConfig,
+) -> Result<BlobSettings> {
+    let text =
+        |flag: &Option<String>, variable: &str, from_file: fn(&FileConfig) -> Option<String>| {
+            layers
+                .pick(flag.clone(), variable, from_file)
+                .filter(|raw| !raw.value.trim().is_empty())
+        };
+    let bucket = text(&args.s3_bucket, "MERIDIAN_S3_BUCKET", |f| {
+        f.s3_bucket.clone()
+    });
+    let Some(bucket) = bucket else {
+        let dir = text(&args.blob_dir, "MERIDIAN_BLOB_DIR", |f| {
+            f.blob_dir.as_ref().map(|d| d.display().to_string())
+        });
+        return Ok(BlobSettings::Files(match dir {
+            Some(raw) => PathBuf::from(raw.value),
+            None => store.data.join("blobs"),
+        }));
+    };
+    let endpoint = text(&args.s3_endpoint, "MERIDIAN_S3_ENDPOINT", |f| {
+        f.s3_endpoint.clone()
+    })
+    .with_context(|| format!("{}: an S3 bucket needs s3_endpoint too", bucket.source))?;
+    if !(endpoint.value.starts_with("http://") || endpoint.value.starts_with("https://")) {
+        bail!(
+            "{}: '{}' is not an http(s) URL",
+            endpoint.source,
+            endpoint.value
+        );
+    }
+    let region = text(&None, "MERIDIAN_S3_REGION", |f| f.s3_region.clone())
+        .map_or_else(|| "us-east-1".to_owned(), |raw| raw.value);
+    let prefix = text(&None, "MERIDIAN_S3_PREFIX", |f| f.s3_prefix.clone())
+        .map(|raw| raw.value.trim_matches('/').to_owned())
+        .filter(|p| !p.is_empty());
+    let secret = |variable: &str| {
+        (layers.env)(variable).with_context(|| {
+            format!(
+                "the S3 bucket '{}' needs {variable} in the environment",
+                bucket.value
+            )
+        })
+    };
+    let access_key_id = secret("MERIDIAN_S3_ACCESS_KEY_ID")?;
+    let secret_access_key = secret("MERIDIAN_S3_SECRET_ACCESS_KEY")?;
+    Ok(BlobSettings::S3(blob_s3::S3Config {
+        endpoint: endpoint.value,
+        bucket: bucket.value,
+        region,
+        access_key_id,
+        secret_access_key,
+        prefix,
+    }))
 }
 
 /// The connection limits, each checked.
@@ -570,6 +714,8 @@ mod tests {
         assert_eq!(config.health_code_validity, 300);
         assert_eq!(config.health_code_key_rotation_days, 30);
         assert_eq!(config.identity_population, 1_000_000);
+        assert_eq!(config.identity_model_interval, 30);
+        assert_eq!(config.identity_model_growth, 10);
         assert_eq!(config.public_base, None);
         assert_eq!(config.allowed_hosts, []);
         assert_eq!(
@@ -659,6 +805,26 @@ mod tests {
                 .to_string();
             assert_eq!(error, format!("environment variable {variable}: {message}"));
         }
+    }
+
+    #[test]
+    fn the_identity_model_schedule_can_be_turned_off_but_not_given_a_zero_growth() {
+        let config = ServeConfig::resolve(
+            &ServeArgs::default(),
+            env_of(&[("MERIDIAN_IDENTITY_MODEL_INTERVAL", "0")]),
+        )
+        .unwrap();
+        assert_eq!(config.identity_model_interval, 0);
+        let error = ServeConfig::resolve(
+            &ServeArgs::default(),
+            env_of(&[("MERIDIAN_IDENTITY_MODEL_GROWTH", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "environment variable MERIDIAN_IDENTITY_MODEL_GROWTH: '0' is not a percentage from 1 to 1000"
+        );
     }
 
     #[test]
@@ -802,5 +968,78 @@ mod tests {
             StoreConfig::resolve(&args, env_of(&[])).unwrap_err()
         );
         assert!(error.contains("unknown field `lisen`"), "{error}");
+    }
+}
+
+#[cfg(test)]
+mod blob_tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn resolve(args: ServeArgs, pairs: &[(&str, &str)]) -> Result<ServeConfig> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ServeConfig::resolve(&args, move |key| env.get(key).cloned())
+    }
+
+    #[test]
+    fn large_files_go_to_a_directory_unless_a_bucket_is_set_with_its_endpoint_and_credentials() {
+        let config = resolve(ServeArgs::default(), &[]).unwrap();
+        assert_eq!(
+            config.blobs,
+            BlobSettings::Files(PathBuf::from("./meridian-data/blobs"))
+        );
+        assert_eq!(config.job_workers, 2);
+
+        let args = || ServeArgs {
+            s3_bucket: Some("meridian".into()),
+            s3_endpoint: Some("http://127.0.0.1:9000".into()),
+            job_workers: Some("0".into()),
+            ..ServeArgs::default()
+        };
+        let error = resolve(args(), &[]).unwrap_err().to_string();
+        assert!(error.contains("MERIDIAN_S3_ACCESS_KEY_ID"), "{error}");
+        let config = resolve(
+            args(),
+            &[
+                ("MERIDIAN_S3_ACCESS_KEY_ID", "id"),
+                ("MERIDIAN_S3_SECRET_ACCESS_KEY", "secret"),
+                ("MERIDIAN_S3_PREFIX", "/region/blobs/"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.job_workers, 0);
+        let BlobSettings::S3(s3) = &config.blobs else {
+            panic!("{:?}", config.blobs)
+        };
+        assert_eq!(
+            (s3.bucket.as_str(), s3.endpoint.as_str(), s3.region.as_str()),
+            ("meridian", "http://127.0.0.1:9000", "us-east-1")
+        );
+        assert_eq!(s3.prefix.as_deref(), Some("region/blobs"));
+        assert!(
+            !format!("{config:?}").contains("secret\""),
+            "the secret stays out of logs"
+        );
+
+        let no_endpoint = ServeArgs {
+            s3_bucket: Some("meridian".into()),
+            ..ServeArgs::default()
+        };
+        let error = resolve(no_endpoint, &[]).unwrap_err().to_string();
+        assert!(error.contains("s3_endpoint"), "{error}");
+        let many = ServeArgs {
+            job_workers: Some("1000".into()),
+            ..ServeArgs::default()
+        };
+        assert!(
+            resolve(many, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("0 to 64")
+        );
     }
 }

@@ -1,9 +1,13 @@
 //! Wiring the identity services for `meridian serve`: the master patient index as a write hook
-//! on the repository, and the health-code key ring, kept in a file in the data directory
-//! (created on first start, its signing key replaced when older than the configured period).
+//! on the repository, with the matching model it learned (kept in the store) and the schedule
+//! that re-estimates it on a thread of its own, and the health-code key ring, kept in a file in
+//! the data directory (created on first start, its signing key replaced when older than the
+//! configured period).
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use identity::health_code::{HealthCodeConfig, HealthCodes, KeyRing};
@@ -21,6 +25,13 @@ pub fn open(config: &ServeConfig, repository: &Arc<Repository>) -> Result<Identi
         ..IdentityConfig::default()
     });
     repository.add_write_hook(mpi.hook());
+    let ctx = crate::operator("start-up");
+    if mpi
+        .load_model(repository, &ctx)
+        .context("reading the matching model kept in the store")?
+    {
+        tracing::info!("matching model: the one estimated from this store's Patients");
+    }
     std::fs::create_dir_all(&config.store.data)
         .with_context(|| format!("creating {}", config.store.data.display()))?;
     let ring = key_ring(
@@ -38,6 +49,64 @@ pub fn open(config: &ServeConfig, repository: &Arc<Repository>) -> Result<Identi
         mpi,
         codes: Arc::new(codes),
     })
+}
+
+/// Re-estimates the matching model on a thread of its own whenever enough Patients were written
+/// since the last estimation, checking every `interval`; stops when the answered `Sender` is
+/// dropped (an estimation under way finishes first: each of its writes is a transaction of its
+/// own, so stopping the process in the middle leaves nothing half-done either).
+pub fn schedule_learning(
+    mpi: Arc<Mpi>,
+    repository: Arc<Repository>,
+    interval: Duration,
+    growth_percent: u64,
+) -> Result<Sender<()>> {
+    let (stop, stopped) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("identity-model".into())
+        .spawn(move || learning_loop(&mpi, &repository, interval, growth_percent, &stopped))
+        .context("starting the identity model schedule")?;
+    Ok(stop)
+}
+
+fn learning_loop(
+    mpi: &Mpi,
+    repository: &Repository,
+    interval: Duration,
+    growth_percent: u64,
+    stopped: &Receiver<()>,
+) {
+    let ctx = crate::operator("identity-model-schedule");
+    loop {
+        match stopped.recv_timeout(interval) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let due = match mpi.learning_due(repository, &ctx, growth_percent as f64 / 100.0) {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::warn!(%error, "checking whether the matching model is due");
+                continue;
+            }
+        };
+        if !due {
+            continue;
+        }
+        match mpi.learn(repository, &ctx) {
+            Ok(outcome) => tracing::info!(
+                records = outcome.records,
+                adopted = outcome.adopted,
+                refused = outcome.refused.as_deref().unwrap_or(""),
+                persons_merged = outcome.persons_merged,
+                reviews_queued = outcome.reviews_queued,
+                reviews_closed = outcome.reviews_closed,
+                "matching model re-estimated on schedule"
+            ),
+            // Someone asked for one through the API meanwhile.
+            Err(identity::IdentityError::Conflict(_)) => {}
+            Err(error) => tracing::warn!(%error, "re-estimating the matching model"),
+        }
+    }
 }
 
 /// Loads the key ring, rotating when due, and writes it back when it changed.

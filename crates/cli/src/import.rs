@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
 use repository::{ImportCounts, ImportOptions, ImportUnit};
-use store::RequestContext;
 
 use crate::config::StoreConfig;
 use crate::progress::{Progress, eta};
@@ -34,7 +33,7 @@ pub fn run(config: &StoreConfig, paths: &[PathBuf], options: ImportOptions) -> R
         .filter_map(|f| f.metadata().ok())
         .map(|m| m.len())
         .sum();
-    let ctx = RequestContext::system("import");
+    let ctx = crate::operator("import");
     let repository = open_repository(config, &ctx)?;
     let bytes_read = AtomicU64::new(0);
     let units = Units {

@@ -15,6 +15,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The caller the command line acts as: the operator, for `work` (`import`, `seed`, `reindex`,
+/// the server's own start-up and schedules). The one place this edge makes a caller.
+pub(crate) fn operator(work: &str) -> caller::Caller {
+    caller::Caller::operator(work)
+}
+
 /// mimalloc instead of the system allocator: parsing, validating and indexing allocate many
 /// small objects, and profiling showed the system allocator at a fifth of import time
 /// (docs/decisions/0004-allocator.md).

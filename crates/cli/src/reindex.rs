@@ -5,13 +5,12 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::Result;
-use store::RequestContext;
 
 use crate::config::StoreConfig;
 use crate::stores::open_repository;
 
 pub fn run(config: &StoreConfig, batch: usize, restart: bool) -> Result<()> {
-    let ctx = RequestContext::system("reindex");
+    let ctx = crate::operator("reindex");
     let repository = open_repository(config, &ctx)?;
     if restart {
         repository.restart_reindex(&ctx)?;

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use repository::{ImportCounts, ImportOptions, ImportUnit};
-use store::RequestContext;
 
 use crate::config::{StoreArgs, StoreConfig};
 use crate::progress::{Progress, eta};
@@ -143,7 +142,7 @@ fn load_into_store(
     config: &StoreConfig,
     options: ImportOptions,
 ) -> Result<bool> {
-    let ctx = RequestContext::system("seed");
+    let ctx = crate::operator("seed");
     let repository = open_repository(config, &ctx)?;
     let residents = region.config().patients;
     let residents_generated = AtomicU64::new(0);

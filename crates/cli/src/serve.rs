@@ -8,15 +8,26 @@ use anyhow::{Context, Result};
 use server::{AppState, ConnectionLimits, ServerConfig};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogFormat, ServeConfig};
+use crate::config::{BlobSettings, LogFormat, ServeConfig};
 
 pub fn run(config: ServeConfig) -> Result<()> {
     init_logging(&config)?;
     let connections = connection_limits(&config);
-    let ctx = store::RequestContext::system("start-up");
+    let ctx = crate::operator("start-up");
     let repository = Arc::new(crate::stores::open_repository(&config.store, &ctx)?);
     let identity = crate::identity::open(&config, &repository)?;
-    let state = AppState::with_identity(
+    // Dropped when serving ends, which stops the schedule.
+    let _learning = match config.identity_model_interval {
+        0 => None,
+        seconds => Some(crate::identity::schedule_learning(
+            Arc::clone(&identity.mpi),
+            Arc::clone(&repository),
+            std::time::Duration::from_secs(seconds),
+            config.identity_model_growth,
+        )?),
+    };
+    let blobs = open_blobs(&config.blobs)?;
+    let state = AppState::build(
         repository,
         ServerConfig {
             max_body_bytes: config.max_body_bytes,
@@ -25,8 +36,13 @@ pub fn run(config: ServeConfig) -> Result<()> {
             export_dir: config.store.data.join("exports"),
             connections,
             work: work_limits(&config),
+            jobs: jobs::RunnerConfig {
+                workers: config.job_workers,
+                ..jobs::RunnerConfig::default()
+            },
         },
-        identity,
+        Some(identity),
+        Some(blobs),
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -109,6 +125,26 @@ fn connection_limits(config: &ServeConfig) -> ConnectionLimits {
         max_requests_per_connection: settings.max_requests_per_connection,
         max_connections,
     }
+}
+
+/// The blob storage configured, checked to answer.
+fn open_blobs(settings: &BlobSettings) -> Result<Arc<dyn blob::BlobStore>> {
+    let blobs: Arc<dyn blob::BlobStore> = match settings {
+        BlobSettings::Files(dir) => Arc::new(
+            blob::FileBlobStore::open(dir)
+                .with_context(|| format!("opening the blob directory {}", dir.display()))?,
+        ),
+        BlobSettings::S3(config) => Arc::new(
+            blob_s3::S3BlobStore::open(config.clone()).context("opening the S3 blob storage")?,
+        ),
+    };
+    // An unreachable bucket stops start-up with a clear message rather than failing jobs later.
+    let probe = blob::BlobKey::new("meridian-start-up-check").expect("a valid key");
+    blobs
+        .size(&probe)
+        .with_context(|| format!("reaching the blob storage {}", blobs.describe()))?;
+    tracing::info!(blobs = blobs.describe(), "large files are kept here");
+    Ok(blobs)
 }
 
 /// The store work admitted at once: as configured, else from the cores.

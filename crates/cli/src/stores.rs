@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use caller::Caller;
 use repository::Repository;
-use store::{RequestContext, Store};
+use store::Store;
 use store_postgres::{PostgresConfig, PostgresStore};
 use store_sqlite::{SqliteConfig, SqliteStore};
 
@@ -35,7 +36,7 @@ pub fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>> {
 }
 
 /// The repository over the configured store, with the SearchParameters stored in it in force.
-pub fn open_repository(config: &StoreConfig, ctx: &RequestContext) -> Result<Repository> {
+pub fn open_repository(config: &StoreConfig, ctx: &Caller) -> Result<Repository> {
     let repository = Repository::new(open_store(config)?);
     let loaded = repository
         .load_search_parameters(ctx)

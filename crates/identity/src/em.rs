@@ -5,8 +5,10 @@
 
 use std::collections::HashMap;
 
-use crate::compare::{Comparison, FIELD_COUNT, Field};
-use crate::model::{MAX_LEVELS, Model};
+use crate::compare::{Comparison, FIELD_COUNT, Field, compare};
+use crate::index::Index;
+use crate::model::{MAX_LEVELS, Model, TermFrequencies};
+use crate::synthetic::Rng;
 
 /// Counts of comparison patterns: a pattern is a comparison vector packed into an integer.
 #[derive(Debug, Clone, Default)]
@@ -185,5 +187,66 @@ pub fn estimate_m(start: &Model, pairs: &PatternCounts, max_iterations: usize) -
         model,
         iterations: max_iterations,
         converged: false,
+    }
+}
+
+/// A model estimated from a set of records, with what the estimation saw.
+#[derive(Debug, Clone)]
+pub struct Training {
+    pub model: Model,
+    pub frequencies: TermFrequencies,
+    pub records: usize,
+    /// Pairs blocking brought together.
+    pub blocked_pairs: usize,
+    pub iterations: usize,
+    pub converged: bool,
+    /// How many pairs of the records the model takes to be matches (prior times all pairs).
+    pub expected_matches: f64,
+}
+
+/// How many random pairs u is counted from.
+const RANDOM_PAIRS: u64 = 200_000;
+
+/// Estimates a model from the records of `index`, without labels: u from random pairs; m and
+/// the prior by EM over the whole comparison space (see [`comparison_space`]); u once more from
+/// the random pairs that estimate holds to be non-matches (see
+/// [`estimate_u_among_non_matches`]) and m and the prior again; term frequencies of names from
+/// the records. Deterministic: the random pairs come from a fixed seed.
+pub fn train(index: &Index, threads: usize) -> Training {
+    let n = index.len() as u64;
+    let mut rng = Rng::new(7);
+    let mut random = PatternCounts::default();
+    if n >= 2 {
+        for _ in 0..RANDOM_PAIRS.min(n * (n - 1) / 2) {
+            let (a, b) = (rng.below(n) as u32, rng.below(n) as u32);
+            if a != b {
+                random.add(&compare(index.record(a), index.record(b)));
+            }
+        }
+    }
+    let mut blocked = PatternCounts::default();
+    let patterns = index.for_each_pair(threads, |_, _, a, b| Some(compare(a, b).pattern()));
+    for pattern in &patterns {
+        blocked.add_pattern(*pattern, 1.0);
+    }
+    let mut start = Model::starting_point();
+    start.u = estimate_u(&random);
+    start.prior = 1.0 / n.max(2) as f64;
+    start.refresh();
+    let space = comparison_space(&blocked, &random, index.len());
+    let first = estimate_m(&start, &space, 200);
+    let mut corrected = first.model.clone();
+    corrected.u = estimate_u_among_non_matches(&random, &first.model);
+    corrected.refresh();
+    let estimate = estimate_m(&corrected, &space, 200);
+    let all_pairs = n as f64 * (n as f64 - 1.0) / 2.0;
+    Training {
+        expected_matches: estimate.model.prior * all_pairs,
+        frequencies: TermFrequencies::counted((0..index.len() as u32).map(|i| index.record(i))),
+        model: estimate.model,
+        records: index.len(),
+        blocked_pairs: patterns.len(),
+        iterations: first.iterations + estimate.iterations,
+        converged: first.converged && estimate.converged,
     }
 }

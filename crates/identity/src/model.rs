@@ -205,11 +205,14 @@ impl Model {
 
 /// How common each romanised family and given name is, for the term-frequency adjustment:
 /// agreeing on "wang" (one resident in fourteen) says much less than agreeing on "ouyang".
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TermFrequencies {
     family: HashMap<String, u32>,
     given: HashMap<String, u32>,
     total: u32,
+    /// The count taken for a name the table does not hold: `None` for no adjustment (a table
+    /// of common names only), else how rare a name left out of a counted table is at most.
+    unseen: Option<u32>,
 }
 
 impl TermFrequencies {
@@ -253,8 +256,81 @@ impl TermFrequencies {
             Field::Given => &self.given,
             _ => return None,
         };
-        let count = *table.get(key)?;
+        let count = table.get(key).copied().or(self.unseen)?;
         (self.total > 0).then(|| f64::from(count.max(1)) / f64::from(self.total))
+    }
+
+    /// The names counted, for keeping: each field's `limit` commonest names with their counts,
+    /// one `family` or `given`, name and count a line, after a first line with the total and
+    /// the count a name left out is taken to have. A name seen once is left out (it is what
+    /// any name not in the table is taken to be), so the table holds only names that recur.
+    pub fn to_text(&self, limit: usize) -> String {
+        let mut out = String::new();
+        let mut lines = Vec::new();
+        let mut unseen = 1u32;
+        for (label, table) in [("family", &self.family), ("given", &self.given)] {
+            let mut names: Vec<(&String, &u32)> = table.iter().filter(|(_, c)| **c >= 2).collect();
+            names.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            if names.len() > limit {
+                // Names past the limit are as common as the last one kept, at most.
+                unseen = unseen.max(*names[limit].1);
+                names.truncate(limit);
+            }
+            lines.extend(
+                names
+                    .into_iter()
+                    .map(|(name, count)| format!("{label}\t{name}\t{count}")),
+            );
+        }
+        out.push_str(&format!("total\t{}\t{unseen}\n", self.total));
+        for line in lines {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Reads what [`TermFrequencies::to_text`] wrote; `None` when it is not that.
+    pub fn from_text(text: &str) -> Option<TermFrequencies> {
+        let mut lines = text.lines();
+        let mut first = lines.next()?.split('\t');
+        if first.next()? != "total" {
+            return None;
+        }
+        let mut tf = TermFrequencies {
+            total: first.next()?.parse().ok()?,
+            unseen: Some(first.next()?.parse().ok()?),
+            ..TermFrequencies::default()
+        };
+        for line in lines {
+            let mut parts = line.split('\t');
+            let (label, name, count) = (parts.next()?, parts.next()?, parts.next()?.parse().ok()?);
+            let table = match label {
+                "family" => &mut tf.family,
+                "given" => &mut tf.given,
+                _ => return None,
+            };
+            table.insert(name.to_owned(), count);
+        }
+        Some(tf)
+    }
+
+    /// Counts names of records, and takes a name it never saw to be as rare as one seen once.
+    pub fn counted<'a>(records: impl IntoIterator<Item = &'a Record>) -> TermFrequencies {
+        TermFrequencies {
+            unseen: Some(1),
+            ..TermFrequencies::from_records(records)
+        }
+    }
+
+    /// How many names were counted.
+    pub fn total(&self) -> u32 {
+        self.total
+    }
+
+    /// How many distinct family and given names the table holds.
+    pub fn distinct(&self) -> (usize, usize) {
+        (self.family.len(), self.given.len())
     }
 }
 
@@ -357,6 +433,12 @@ pub enum Conflict {
     SameIdDifferentBirthAndSex,
     /// Two different resident ID numbers, each with a right check character.
     DifferentValidIds,
+    /// One family name, wholly different given names, birth dates that do not agree (or one
+    /// missing) and no identifier in common: relatives at one address (a parent and a child, a
+    /// couple where wives take the husband's name) look like this, and a model learned from
+    /// data without households (FEBRL has none) weighs the shared address as if it settled the
+    /// question.
+    SameFamilyDifferentGiven,
 }
 
 impl Conflict {
@@ -369,6 +451,9 @@ impl Conflict {
                 "the same resident ID number, but birth date and sex both differ"
             }
             Conflict::DifferentValidIds => "two different valid resident ID numbers",
+            Conflict::SameFamilyDifferentGiven => {
+                "one family name but wholly different given names (relatives?)"
+            }
         }
     }
 }
@@ -505,6 +590,15 @@ pub fn conflicts(a: &Record, b: &Record, comparison: &Comparison) -> Vec<Conflic
         if level(Field::BirthDate) == Field::BirthDate.levels() as u8 && level(Field::Sex) == 2 {
             found.push(Conflict::SameIdDifferentBirthAndSex);
         }
+    }
+    if level(Field::Family) == 1
+        && level(Field::Given) == Field::Given.levels() as u8
+        && !comparison.swapped
+        && level(Field::BirthDate) != 1
+        && level(Field::NationalId) != 1
+        && level(Field::OtherId) != 1
+    {
+        found.push(Conflict::SameFamilyDifferentGiven);
     }
     if level(Field::NationalId) == Field::NationalId.levels() as u8 {
         let valid = |r: &Record| r.national_ids().any(gb11643::is_valid);

@@ -7,16 +7,17 @@
 
 use std::collections::HashMap;
 
+use caller::Caller;
 use fhir_model::IssueCode;
 use serde_json::{Value, json};
-use store::{HistoryScope, RequestContext, Transaction, VersionRecord};
+use store::{HistoryScope, VersionRecord};
 
 use crate::meta::{is_valid_id, new_id};
 use crate::read::HistoryRequest;
 use crate::render::BundleWriter;
 use crate::searches::SearchRequest;
 use crate::write::{Prepared, ReadAhead};
-use crate::{Repository, RepositoryError, WriteStatus, Written, clock};
+use crate::{Repository, RepositoryError, WriteStatus, WriteTx, Written, clock};
 
 /// What the client asked of the response (`Prefer: return=`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -68,7 +69,7 @@ impl Repository {
     /// `POST [base]` with a batch or transaction Bundle: the response Bundle.
     pub fn process_bundle(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         base: &str,
         bundle: Value,
         options: BundleOptions,
@@ -105,7 +106,7 @@ impl Repository {
 
     fn transaction(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         base: &str,
         entries: Vec<Entry>,
         options: BundleOptions,
@@ -210,7 +211,7 @@ impl Repository {
 
     fn batch(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         base: &str,
         entries: Vec<Entry>,
         options: BundleOptions,
@@ -270,13 +271,7 @@ impl Repository {
     }
 
     /// A GET entry, answered after the writes: a read, a vread, a history or a search.
-    fn read_entry(
-        &self,
-        ctx: &RequestContext,
-        base: &str,
-        entry: &Entry,
-        writer: &mut BundleWriter,
-    ) {
+    fn read_entry(&self, ctx: &Caller, base: &str, entry: &Entry, writer: &mut BundleWriter) {
         let result = match (&entry.id, &entry.version, &entry.criteria) {
             (Some(id), Some(version), _) if version == "_history" => self
                 .history(
@@ -318,7 +313,7 @@ impl Repository {
     /// `patch` inside an open transaction (for transaction Bundles).
     fn patch_in(
         &self,
-        tx: &mut dyn Transaction,
+        tx: &mut WriteTx<'_>,
         resource_type: &str,
         id: &str,
         patch: &Value,
@@ -613,7 +608,7 @@ fn percent_decode(text: &str) -> String {
 /// or delete.
 fn plan(
     repository: &Repository,
-    tx: &mut dyn Transaction,
+    tx: &mut WriteTx<'_>,
     entry: &Entry,
 ) -> Result<Plan, RepositoryError> {
     let one_match = |found: Vec<VersionRecord>| -> Result<Option<VersionRecord>, RepositoryError> {

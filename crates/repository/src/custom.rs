@@ -8,11 +8,12 @@
 
 use std::sync::Arc;
 
+use caller::Caller;
 use fhir_model::{Issue, IssueCode, SearchParamDef, SearchParamType};
 use fhirpath::CompileOptions;
 use search::{Indexer, Registry};
 use serde_json::Value;
-use store::{RequestContext, ScanQuery};
+use store::ScanQuery;
 
 use crate::{Repository, RepositoryError};
 
@@ -140,7 +141,7 @@ pub(crate) fn definition_of(
 impl Repository {
     /// Rebuilds the indexer from the official parameters and every stored SearchParameter that
     /// is not retired. Answers how many stored parameters took effect.
-    pub fn load_search_parameters(&self, ctx: &RequestContext) -> Result<usize, RepositoryError> {
+    pub fn load_search_parameters(&self, ctx: &Caller) -> Result<usize, RepositoryError> {
         let model = self.model;
         let mut registry = Registry::r4(model);
         let official: std::collections::HashSet<&str> =
@@ -148,15 +149,12 @@ impl Repository {
         let mut loaded = 0;
         let mut after_row = 0;
         loop {
-            let batch = self.store.scan(
-                ctx,
-                &ScanQuery {
-                    types: vec!["SearchParameter".into()],
-                    since: None,
-                    after_row,
-                    limit: 500,
-                },
-            )?;
+            let batch = self.reader(ctx).scan(&ScanQuery {
+                types: vec!["SearchParameter".into()],
+                since: None,
+                after_row,
+                limit: 500,
+            })?;
             let Some(last) = batch.last() else { break };
             after_row = last.row;
             for record in &batch {
@@ -203,22 +201,19 @@ impl Repository {
     /// skipped: its own write indexed it with the current parameters.
     pub fn reindex_batch(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         batch: usize,
     ) -> Result<ReindexProgress, RepositoryError> {
-        let after_row = match self.store.checkpoint(ctx, REINDEX_CHECKPOINT)? {
+        let after_row = match self.store.checkpoint(REINDEX_CHECKPOINT)? {
             Some(value) => value.parse().unwrap_or(0),
             None => 0,
         };
-        let records = self.store.scan(
-            ctx,
-            &ScanQuery {
-                types: Vec::new(),
-                since: None,
-                after_row,
-                limit: batch,
-            },
-        )?;
+        let records = self.reader(ctx).scan(&ScanQuery {
+            types: Vec::new(),
+            since: None,
+            after_row,
+            limit: batch,
+        })?;
         let Some(last) = records.last() else {
             self.with_transaction(ctx, |tx| Ok(tx.set_checkpoint(REINDEX_CHECKPOINT, None)?))?;
             return Ok(ReindexProgress {
@@ -266,7 +261,7 @@ impl Repository {
     }
 
     /// Forgets a reindex in progress, so the next one starts from the beginning.
-    pub fn restart_reindex(&self, ctx: &RequestContext) -> Result<(), RepositoryError> {
+    pub fn restart_reindex(&self, ctx: &Caller) -> Result<(), RepositoryError> {
         self.with_transaction(ctx, |tx| Ok(tx.set_checkpoint(REINDEX_CHECKPOINT, None)?))
     }
 }

@@ -1,18 +1,22 @@
 //! Bulk export (FHIR Bulk Data Access 2.0): every resource in scope written as NDJSON, one file
-//! per type, straight from the stored bytes. The server runs it as an asynchronous job; this
-//! module knows nothing of HTTP, only of the store and a directory to write into.
+//! per type, straight from the stored bytes, into blob storage. It runs as a durable job
+//! ([`ExportJob`], kind `bulk-export`), so an export outlives the process that started it; this
+//! module knows nothing of HTTP.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use blob::{BlobKey, BlobStore};
+use jobs::{JobContext, JobError, JobHandler};
+
+use caller::Caller;
 use fhir_model::IssueCode;
 use search::query::{Filter, SearchQuery};
 use search::{Handling, SearchTarget, parse_search, patient_compartment};
-use serde_json::Value;
-use store::{RequestContext, ScanQuery, VersionRecord};
+use serde_json::{Value, json};
+use store::{ScanQuery, VersionRecord};
 
 use crate::bundle::parse_query;
 use crate::{Repository, RepositoryError, clock};
@@ -44,7 +48,8 @@ pub struct ExportRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportFile {
     pub resource_type: String,
-    pub path: PathBuf,
+    /// Where the file is in blob storage.
+    pub key: BlobKey,
     pub count: u64,
 }
 
@@ -57,6 +62,8 @@ pub enum ExportError {
     Repository(#[from] RepositoryError),
     #[error("writing the export: {0}")]
     Io(#[from] std::io::Error),
+    #[error("writing the export: {0}")]
+    Blob(#[from] blob::BlobError),
 }
 
 const PAGE: usize = 1000;
@@ -144,17 +151,18 @@ impl ExportRequest {
 }
 
 impl Repository {
-    /// Writes the export into `dir` (one `[Type].ndjson` per type that has resources) and
-    /// answers the files. `written` counts resources as they go; `cancel` stops it early.
+    /// Writes the export into blob storage under `prefix` (one `[Type].ndjson` per type that
+    /// has resources) and answers the files. `written` counts resources as they go; the export
+    /// stops early, with [`ExportError::Cancelled`], once `stop` says so.
     pub fn export(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         request: &ExportRequest,
-        dir: &Path,
+        blobs: &dyn BlobStore,
+        prefix: &BlobKey,
         written: &AtomicU64,
-        cancel: &AtomicBool,
+        stop: &dyn Fn() -> bool,
     ) -> Result<Vec<ExportFile>, ExportError> {
-        std::fs::create_dir_all(dir)?;
         let model = self.model();
         let in_scope = |t: &str| match request.level {
             ExportLevel::System => true,
@@ -183,11 +191,11 @@ impl Repository {
         };
         let mut files = Vec::new();
         for resource_type in &types {
-            let path = dir.join(format!("{resource_type}.ndjson"));
-            let mut out = BufWriter::new(File::create(&path)?);
+            let key = prefix.join(&format!("{resource_type}.ndjson"))?;
+            let mut out = blobs.create(&key)?;
             let mut count = 0u64;
             let mut write = |record: &VersionRecord| -> Result<(), ExportError> {
-                if cancel.load(Ordering::Relaxed) {
+                if stop() {
                     return Err(ExportError::Cancelled);
                 }
                 if let Some(content) = &record.content {
@@ -209,14 +217,12 @@ impl Repository {
                     &mut write,
                 )?,
             }
-            out.flush()?;
-            drop(out);
-            if count == 0 {
-                std::fs::remove_file(&path)?;
-            } else {
+            // A type without resources has no file: its writer is dropped unfinished.
+            if count > 0 {
+                out.finish()?;
                 files.push(ExportFile {
                     resource_type: resource_type.clone(),
-                    path,
+                    key,
                     count,
                 });
             }
@@ -227,25 +233,19 @@ impl Repository {
     /// Every current resource of a type, in row order, keeping those in the level's scope.
     fn export_scan(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         request: &ExportRequest,
         resource_type: &str,
         write: &mut dyn FnMut(&VersionRecord) -> Result<(), ExportError>,
     ) -> Result<(), ExportError> {
         let mut after_row = 0;
         loop {
-            let batch = self
-                .store
-                .scan(
-                    ctx,
-                    &ScanQuery {
-                        types: vec![resource_type.to_owned()],
-                        since: request.since,
-                        after_row,
-                        limit: PAGE,
-                    },
-                )
-                .map_err(RepositoryError::from)?;
+            let batch = self.reader(ctx).scan(&ScanQuery {
+                types: vec![resource_type.to_owned()],
+                since: request.since,
+                after_row,
+                limit: PAGE,
+            })?;
             let Some(last) = batch.last() else {
                 return Ok(());
             };
@@ -284,7 +284,7 @@ impl Repository {
     /// type's `_typeFilter` criteria; each resource once.
     fn export_search(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         request: &ExportRequest,
         resource_type: &str,
         members: Option<&[String]>,
@@ -328,10 +328,7 @@ impl Repository {
                         }));
                 }
                 loop {
-                    let page = self
-                        .store
-                        .search(ctx, &query)
-                        .map_err(RepositoryError::from)?;
+                    let page = self.reader(ctx).page(&query)?;
                     for record in &page.matches {
                         if seen.insert(record.row) {
                             write(record)?;
@@ -348,11 +345,7 @@ impl Repository {
     }
 
     /// The ids of the patients a Group lists as members.
-    fn group_members(
-        &self,
-        ctx: &RequestContext,
-        id: &str,
-    ) -> Result<Vec<String>, RepositoryError> {
+    fn group_members(&self, ctx: &Caller, id: &str) -> Result<Vec<String>, RepositoryError> {
         let group = self.read(ctx, "Group", id)?;
         let group: Value = crate::read::parse_stored(&group)?;
         Ok(group
@@ -368,5 +361,220 @@ impl Repository {
                     .map(str::to_owned)
             })
             .collect())
+    }
+}
+
+/// The job kind exports run as.
+pub const EXPORT_JOB: &str = "bulk-export";
+
+/// Where an export job's files live in blob storage.
+pub fn export_prefix(job_id: &str) -> Result<BlobKey, blob::BlobError> {
+    BlobKey::new(format!("exports/{job_id}"))
+}
+
+impl ExportRequest {
+    /// The request as a job's parameters (JSON), with what the manifest must say of it and the
+    /// caller the export runs for.
+    pub fn to_job_params(
+        &self,
+        request_url: &str,
+        transaction_time: &str,
+        on_behalf_of: &Caller,
+    ) -> String {
+        let level = match &self.level {
+            ExportLevel::System => json!({"kind": "system"}),
+            ExportLevel::Patient => json!({"kind": "patient"}),
+            ExportLevel::Group(id) => json!({"kind": "group", "id": id}),
+        };
+        let filters: serde_json::Map<String, Value> = self
+            .type_filters
+            .iter()
+            .map(|(t, sets)| {
+                let sets: Vec<Value> = sets
+                    .iter()
+                    .map(|criteria| {
+                        Value::Array(criteria.iter().map(|(n, v)| json!([n, v])).collect())
+                    })
+                    .collect();
+                (t.clone(), Value::Array(sets))
+            })
+            .collect();
+        json!({
+            "level": level,
+            "types": self.types,
+            "since": self.since,
+            "typeFilters": filters,
+            "requestUrl": request_url,
+            "transactionTime": transaction_time,
+            "caller": on_behalf_of.to_json(),
+        })
+        .to_string()
+    }
+
+    /// The request back from a job's parameters, with its request URL, transaction time and
+    /// caller.
+    pub fn from_job_params(params: &str) -> Option<(ExportRequest, String, String, Caller)> {
+        let value: Value = serde_json::from_str(params).ok()?;
+        let level = match value.pointer("/level/kind")?.as_str()? {
+            "system" => ExportLevel::System,
+            "patient" => ExportLevel::Patient,
+            "group" => ExportLevel::Group(value.pointer("/level/id")?.as_str()?.to_owned()),
+            _ => return None,
+        };
+        let types = value
+            .get("types")?
+            .as_array()?
+            .iter()
+            .map(|t| t.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()?;
+        let since = value.get("since").and_then(Value::as_i64);
+        let mut type_filters = BTreeMap::new();
+        for (t, sets) in value.get("typeFilters")?.as_object()? {
+            let mut criteria_sets = Vec::new();
+            for set in sets.as_array()? {
+                let mut criteria = Vec::new();
+                for pair in set.as_array()? {
+                    criteria.push((
+                        pair.get(0)?.as_str()?.to_owned(),
+                        pair.get(1)?.as_str()?.to_owned(),
+                    ));
+                }
+                criteria_sets.push(criteria);
+            }
+            type_filters.insert(t.clone(), criteria_sets);
+        }
+        let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+        Some((
+            ExportRequest {
+                level,
+                types,
+                since,
+                type_filters,
+            },
+            text("requestUrl")?,
+            text("transactionTime")?,
+            Caller::from_json(value.get("caller")?)?,
+        ))
+    }
+}
+
+/// The result of a finished export job, as it keeps it (JSON): the manifest's facts and the
+/// files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportResult {
+    pub request_url: String,
+    pub transaction_time: String,
+    pub files: Vec<ExportFile>,
+}
+
+impl ExportResult {
+    pub fn to_json(&self) -> String {
+        let files: Vec<Value> = self
+            .files
+            .iter()
+            .map(|f| json!({"type": f.resource_type, "key": f.key.as_str(), "count": f.count}))
+            .collect();
+        json!({
+            "requestUrl": self.request_url,
+            "transactionTime": self.transaction_time,
+            "files": files,
+        })
+        .to_string()
+    }
+
+    pub fn from_json(text: &str) -> Option<ExportResult> {
+        let value: Value = serde_json::from_str(text).ok()?;
+        let files = value
+            .get("files")?
+            .as_array()?
+            .iter()
+            .map(|f| {
+                Some(ExportFile {
+                    resource_type: f.get("type")?.as_str()?.to_owned(),
+                    key: BlobKey::new(f.get("key")?.as_str()?).ok()?,
+                    count: f.get("count")?.as_u64()?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(ExportResult {
+            request_url: value.get("requestUrl")?.as_str()?.to_owned(),
+            transaction_time: value.get("transactionTime")?.as_str()?.to_owned(),
+            files,
+        })
+    }
+}
+
+/// Runs export jobs: the export into blob storage under `exports/[job id]/`.
+pub struct ExportJob {
+    repository: Arc<Repository>,
+    blobs: Arc<dyn BlobStore>,
+}
+
+impl ExportJob {
+    pub fn new(repository: Arc<Repository>, blobs: Arc<dyn BlobStore>) -> ExportJob {
+        ExportJob { repository, blobs }
+    }
+}
+
+impl JobHandler for ExportJob {
+    fn kind(&self) -> &'static str {
+        EXPORT_JOB
+    }
+
+    fn run(&self, context: &dyn JobContext) -> Result<String, JobError> {
+        let job = context.job();
+        let Some((request, request_url, transaction_time, ctx)) =
+            ExportRequest::from_job_params(&job.params)
+        else {
+            return Err(JobError::Fail(
+                "the export job's parameters do not parse".into(),
+            ));
+        };
+        let prefix = export_prefix(&job.id).map_err(|e| JobError::Fail(e.to_string()))?;
+        // A retry starts over: what an earlier attempt wrote goes first.
+        self.blobs
+            .delete_prefix(&prefix)
+            .map_err(|e| JobError::Retry(e.to_string()))?;
+        let written = AtomicU64::new(0);
+        let reported = AtomicU64::new(0);
+        let stop = || {
+            let now = written.load(Ordering::Relaxed);
+            if now >= reported.load(Ordering::Relaxed) + 1000 {
+                reported.store(now, Ordering::Relaxed);
+                context.progress(json!({"written": now}).to_string());
+            }
+            context.should_stop()
+        };
+        match self
+            .repository
+            .export(&ctx, &request, &*self.blobs, &prefix, &written, &stop)
+        {
+            Ok(files) => Ok(ExportResult {
+                request_url,
+                transaction_time,
+                files,
+            }
+            .to_json()),
+            Err(ExportError::Cancelled) => {
+                let _ = self.blobs.delete_prefix(&prefix);
+                Err(JobError::Stopped)
+            }
+            Err(ExportError::Repository(error)) if error.is_retryable() => {
+                Err(JobError::Retry(error.to_string()))
+            }
+            Err(ExportError::Repository(RepositoryError::Store(
+                store::StoreError::Unavailable(message),
+            ))) => Err(JobError::Retry(message)),
+            Err(ExportError::Repository(error)) => Err(JobError::Fail(
+                error
+                    .issues(&ctx.request_id)
+                    .iter()
+                    .map(|issue| issue.diagnostics.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
+            Err(ExportError::Io(error)) => Err(JobError::Retry(error.to_string())),
+            Err(ExportError::Blob(error)) => Err(JobError::Retry(error.to_string())),
+        }
     }
 }

@@ -7,15 +7,14 @@
 //! [`InTransaction`] is also how a service runs its own operations (link, unlink, merge) as
 //! one transaction with the same retries and the same hooks as ordinary writes.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
-use search::{Handling, SearchTarget, parse_search};
+use caller::Caller;
 use serde_json::Value;
-use store::{RequestContext, Transaction, VersionRecord};
+use store::{Transaction, VersionRecord};
 
 use crate::meta::new_id;
-use crate::{Repository, RepositoryError, Written};
+use crate::{Repository, RepositoryError, WriteTx, Written};
 
 /// Something to do inside the transaction of every write.
 pub trait WriteHook: Send + Sync {
@@ -27,7 +26,7 @@ pub trait WriteHook: Send + Sync {
     /// before the commit. An error rolls the whole transaction back and is the write's error.
     fn after_write(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         record: &VersionRecord,
     ) -> Result<(), RepositoryError>;
 }
@@ -36,27 +35,16 @@ pub trait WriteHook: Send + Sync {
 /// hook that keeps writing what it wants to see is a bug, and this stops it.
 const MAX_HOOK_ROUNDS: usize = 8;
 
-thread_local! {
-    /// The versions the transaction running on this thread wrote that some hook wants, not yet
-    /// shown to the hooks. Per thread for the same reason as `SEARCH_PARAMETERS_WRITTEN`.
-    static PENDING: RefCell<Vec<VersionRecord>> = const { RefCell::new(Vec::new()) };
-}
-
-pub(crate) fn clear_pending() {
-    PENDING.with_borrow_mut(Vec::clear);
-}
-
 /// Everything the repository offers code that runs inside one of its transactions.
-pub struct InTransaction<'a> {
+pub struct InTransaction<'a, 't> {
     repository: &'a Repository,
-    tx: &'a mut dyn Transaction,
-    ctx: &'a RequestContext,
+    tx: &'a mut WriteTx<'t>,
 }
 
-impl<'a> InTransaction<'a> {
+impl<'a, 't> InTransaction<'a, 't> {
     /// The request the transaction serves (who acts, for which organisation).
-    pub fn ctx(&self) -> &RequestContext {
-        self.ctx
+    pub fn ctx(&self) -> &Caller {
+        self.tx.caller()
     }
 
     pub fn repository(&self) -> &Repository {
@@ -65,7 +53,7 @@ impl<'a> InTransaction<'a> {
 
     /// The store transaction itself, for what the repository does not wrap (locks).
     pub fn transaction(&mut self) -> &mut dyn Transaction {
-        self.tx
+        &mut **self.tx
     }
 
     /// The current version of a resource as this transaction sees it, `None` when it never
@@ -75,7 +63,12 @@ impl<'a> InTransaction<'a> {
         resource_type: &str,
         id: &str,
     ) -> Result<Option<(VersionRecord, Value)>, RepositoryError> {
-        match self.tx.current(resource_type, id)? {
+        let caller = self.tx.caller();
+        match self
+            .repository
+            .reader(caller)
+            .current_in(self.tx, resource_type, id)?
+        {
             Some(record) if !record.is_deleted() => {
                 let resource = crate::read::parse_stored(&record)?;
                 Ok(Some((record, resource)))
@@ -91,15 +84,10 @@ impl<'a> InTransaction<'a> {
         params: &[(String, String)],
         count: usize,
     ) -> Result<Vec<VersionRecord>, RepositoryError> {
-        let mut parsed = parse_search(
-            self.repository.indexer().registry(),
-            None,
-            SearchTarget::Type(resource_type),
-            params,
-            Handling::Strict,
-        )?;
-        parsed.query.count = count;
-        Ok(self.tx.search(&parsed.query)?.matches)
+        let caller = self.tx.caller();
+        self.repository
+            .reader(caller)
+            .find_in(self.tx, resource_type, params, count)
     }
 
     /// Creates a resource with a new id (validated and indexed like any create).
@@ -132,7 +120,7 @@ impl<'a> InTransaction<'a> {
     }
 }
 
-impl InTransaction<'_> {
+impl InTransaction<'_, '_> {
     /// Deletes a resource (nothing happens when there is none).
     pub fn delete(&mut self, resource_type: &str, id: &str) -> Result<Written, RepositoryError> {
         self.repository
@@ -156,31 +144,26 @@ impl Repository {
             .clone()
     }
 
-    /// Remembers a version just written for the hooks that want its type.
-    pub(crate) fn note_for_hooks(&self, record: &VersionRecord) {
+    /// Remembers, in the transaction, a version just written for the hooks that want its type.
+    pub(crate) fn note_for_hooks(&self, tx: &mut WriteTx<'_>, record: &VersionRecord) {
         let hooks = self.hooks.read().unwrap_or_else(|p| p.into_inner());
         if hooks.iter().any(|hook| hook.wants(&record.resource_type)) {
-            PENDING.with_borrow_mut(|pending| pending.push(record.clone()));
+            tx.pending.push(record.clone());
         }
     }
 
     /// Shows every pending version to the hooks, and what they write to the hooks again, until
     /// nothing is pending.
-    pub(crate) fn run_hooks(
-        &self,
-        tx: &mut dyn Transaction,
-        ctx: &RequestContext,
-    ) -> Result<(), RepositoryError> {
+    pub(crate) fn run_hooks(&self, tx: &mut WriteTx<'_>) -> Result<(), RepositoryError> {
         for _ in 0..MAX_HOOK_ROUNDS {
-            let pending = PENDING.with_borrow_mut(std::mem::take);
+            let pending = std::mem::take(&mut tx.pending);
             if pending.is_empty() {
                 return Ok(());
             }
             let hooks = self.hooks();
             let mut in_tx = InTransaction {
                 repository: self,
-                tx,
-                ctx,
+                tx: &mut *tx,
             };
             for record in &pending {
                 for hook in hooks.iter().filter(|h| h.wants(&record.resource_type)) {
@@ -197,14 +180,13 @@ impl Repository {
     /// when it raced another writer, with the write hooks run before the commit.
     pub fn run_in_transaction<T>(
         &self,
-        ctx: &RequestContext,
-        mut work: impl FnMut(&mut InTransaction<'_>) -> Result<T, RepositoryError>,
+        ctx: &Caller,
+        mut work: impl FnMut(&mut InTransaction<'_, '_>) -> Result<T, RepositoryError>,
     ) -> Result<T, RepositoryError> {
         self.with_transaction(ctx, |tx| {
             let mut in_tx = InTransaction {
                 repository: self,
                 tx,
-                ctx,
             };
             work(&mut in_tx)
         })
@@ -213,19 +195,11 @@ impl Repository {
     /// Current resources matching a search, from committed data (outside any transaction).
     pub fn find(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: &str,
         params: &[(String, String)],
         count: usize,
     ) -> Result<Vec<VersionRecord>, RepositoryError> {
-        let mut parsed = parse_search(
-            self.indexer().registry(),
-            None,
-            SearchTarget::Type(resource_type),
-            params,
-            Handling::Strict,
-        )?;
-        parsed.query.count = count;
-        Ok(self.store.search(ctx, &parsed.query)?.matches)
+        self.reader(ctx).find(resource_type, params, count)
     }
 }

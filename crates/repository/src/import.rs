@@ -14,15 +14,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
+use caller::Caller;
 use fhir_model::{Issue, IssueCode};
-use search::{Handling, SearchTarget, parse_search};
 use serde_json::Value;
-use store::{RequestContext, Transaction, VersionRecord};
+use store::VersionRecord;
 
 use crate::bundle::{Lookup, parse_query, rewrite_references};
 use crate::meta::{is_valid_id, new_id};
 use crate::write::{Prepared, ReadAhead};
-use crate::{Repository, RepositoryError, WriteStatus, clock};
+use crate::{Repository, RepositoryError, WriteStatus, WriteTx, clock};
 
 /// One thing to import: a JSON document (a resource or a Bundle) and where it came from
 /// (`file.ndjson:12`, `bundles/x.json`), for the report.
@@ -167,7 +167,7 @@ impl Repository {
     /// Imports `units` and answers what happened. `progress` is called after every commit.
     pub fn import(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         units: impl Iterator<Item = ImportUnit> + Send,
         options: ImportOptions,
         progress: &(dyn Fn(&ImportCounts) + Sync),
@@ -199,7 +199,7 @@ impl Repository {
     /// Whatever a worker holds is sent before it blocks, so no unit waits on an unsent one.
     fn import_worker(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         units: &Mutex<impl Iterator<Item = (usize, ImportUnit)>>,
         watermark: &Watermark,
         sender: SyncSender<Vec<Outcome>>,
@@ -248,7 +248,7 @@ impl Repository {
 
     fn import_writer(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         receiver: Receiver<Vec<Outcome>>,
         options: ImportOptions,
         progress: &(dyn Fn(&ImportCounts) + Sync),
@@ -307,7 +307,7 @@ impl Repository {
     }
 
     /// Commits units together; when that fails, one by one, so only the bad unit is refused.
-    fn flush(&self, ctx: &RequestContext, units: Vec<PreparedUnit>, report: &mut ImportReport) {
+    fn flush(&self, ctx: &Caller, units: Vec<PreparedUnit>, report: &mut ImportReport) {
         if units.is_empty() {
             return;
         }
@@ -341,7 +341,7 @@ impl Repository {
     /// nothing when `may_wait` and a conditional reference matched nothing yet.
     fn prepare_unit(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         unit: &ImportUnit,
         may_wait: bool,
         conditional_cache: &mut HashMap<String, String>,
@@ -453,7 +453,7 @@ impl Repository {
     /// references rewritten, every resource validated and indexed.
     fn prepare_transaction(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         entries: Vec<Value>,
         conditional_cache: &mut HashMap<String, String>,
     ) -> Result<Vec<Operation>, RepositoryError> {
@@ -564,28 +564,16 @@ impl Repository {
     /// Resources matching criteria, read outside any transaction (at most two).
     fn matches_outside(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: &str,
         criteria: &[(String, String)],
     ) -> Result<Vec<VersionRecord>, RepositoryError> {
-        let indexer = self.indexer();
-        let mut parsed = parse_search(
-            indexer.registry(),
-            None,
-            SearchTarget::Type(resource_type),
-            criteria,
-            Handling::Strict,
-        )?;
-        parsed.query.count = 2;
-        Ok(self.store.search(ctx, &parsed.query)?.matches)
+        self.reader(ctx).find(resource_type, criteria, 2)
     }
 }
 
 /// Reads ahead the current versions of every resource the batch puts.
-fn read_ahead(
-    tx: &mut dyn Transaction,
-    units: &[PreparedUnit],
-) -> Result<ReadAhead, RepositoryError> {
+fn read_ahead(tx: &mut WriteTx<'_>, units: &[PreparedUnit]) -> Result<ReadAhead, RepositoryError> {
     let keys =
         units
             .iter()
@@ -599,7 +587,7 @@ fn read_ahead(
 
 fn apply(
     repository: &Repository,
-    tx: &mut dyn Transaction,
+    tx: &mut WriteTx<'_>,
     unit: &PreparedUnit,
     now: i64,
     counts: &mut ImportCounts,

@@ -13,26 +13,34 @@ mod import;
 pub mod meta;
 mod paging;
 mod read;
+mod reader;
 mod render;
 mod searches;
+mod transaction;
 mod write;
 
 use std::sync::{Arc, RwLock};
 
+use caller::Caller;
 use fhir_model::{Issue, IssueCode, Model};
 use search::{Indexer, Registry};
 use serde_json::{Map, Value};
-use store::{RequestContext, Store, Transaction, VersionRecord};
+use store::{Store, VersionRecord};
 
 pub use bundle::{BundleOptions, parse_etag, parse_query};
 pub use custom::ReindexProgress;
 pub use error::RepositoryError;
-pub use export::{ExportError, ExportFile, ExportLevel, ExportRequest};
+pub use export::{
+    EXPORT_JOB, ExportError, ExportFile, ExportJob, ExportLevel, ExportRequest, ExportResult,
+    export_prefix,
+};
 pub use hooks::{InTransaction, WriteHook};
 pub use import::{ImportCounts, ImportFailure, ImportOptions, ImportReport, ImportUnit};
 pub use read::HistoryRequest;
+pub use reader::Reader;
 pub use render::encode_query;
 pub use searches::{SearchRequest, SearchScope};
+pub use transaction::WriteTx;
 
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,20 +79,6 @@ pub struct Repository {
     cursors: std::sync::OnceLock<paging::CursorSeal>,
 }
 
-thread_local! {
-    /// Set when the transaction running on this thread writes a SearchParameter: after it
-    /// commits, the indexer is rebuilt so the next writes use the new parameter. Per thread
-    /// because a transaction runs start to end on the thread that called `with_transaction`.
-    static SEARCH_PARAMETERS_WRITTEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Records that the current transaction wrote a SearchParameter.
-pub(crate) fn note_write(resource_type: &str) {
-    if resource_type == "SearchParameter" {
-        SEARCH_PARAMETERS_WRITTEN.set(true);
-    }
-}
-
 /// How many times a write that raced another is run again before giving up.
 const MAX_ATTEMPTS: usize = 10;
 
@@ -102,14 +96,11 @@ impl Repository {
     }
 
     /// The seal of next links' cursors, its key read from (or first made in) the store.
-    pub(crate) fn cursors(
-        &self,
-        ctx: &RequestContext,
-    ) -> Result<&paging::CursorSeal, RepositoryError> {
+    pub(crate) fn cursors(&self) -> Result<&paging::CursorSeal, RepositoryError> {
         if let Some(seal) = self.cursors.get() {
             return Ok(seal);
         }
-        let seal = paging::CursorSeal::of_store(&*self.store, ctx)?;
+        let seal = paging::CursorSeal::of_store(&*self.store)?;
         Ok(self.cursors.get_or_init(|| seal))
     }
 
@@ -145,28 +136,28 @@ impl Repository {
         }
     }
 
-    /// Runs `work` in a store transaction, all or nothing, again from the start when it raced
-    /// another writer.
+    /// Runs `work` in a store transaction for `ctx`, all or nothing, with the write hooks run
+    /// before the commit; again from the start when it raced another writer. After a commit
+    /// that wrote a SearchParameter, the indexer is rebuilt.
     fn with_transaction<T>(
         &self,
-        ctx: &RequestContext,
-        mut work: impl FnMut(&mut dyn Transaction) -> Result<T, RepositoryError>,
+        ctx: &Caller,
+        mut work: impl FnMut(&mut WriteTx<'_>) -> Result<T, RepositoryError>,
     ) -> Result<T, RepositoryError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            SEARCH_PARAMETERS_WRITTEN.set(false);
-            hooks::clear_pending();
-            let result: Result<T, RepositoryError> = (|| {
-                let mut tx = self.store.begin(ctx)?;
-                let value = work(&mut *tx)?;
-                self.run_hooks(&mut *tx, ctx)?;
+            let result: Result<(T, bool), RepositoryError> = (|| {
+                let mut tx = WriteTx::new(self.store.begin()?, ctx);
+                let value = work(&mut tx)?;
+                self.run_hooks(&mut tx)?;
+                let wrote_search_parameters = tx.wrote_search_parameters;
                 tx.commit()?;
-                Ok(value)
+                Ok((value, wrote_search_parameters))
             })();
             match result {
-                Ok(value) => {
-                    if SEARCH_PARAMETERS_WRITTEN.replace(false) {
+                Ok((value, wrote_search_parameters)) => {
+                    if wrote_search_parameters {
                         self.load_search_parameters(ctx)?;
                     }
                     return Ok(value);
@@ -175,7 +166,7 @@ impl Repository {
                     tracing::debug!(attempt, %error, "write raced another; running it again");
                     std::thread::sleep(std::time::Duration::from_millis(attempt as u64 * 2));
                 }
-                other => return other,
+                Err(error) => return Err(error),
             }
         }
     }
@@ -186,6 +177,58 @@ impl Repository {
     pub fn check_resource(&self, resource_type: &str, id: &str) -> Result<(), RepositoryError> {
         self.check_type(resource_type)?;
         check_id(id)
+    }
+
+    /// `GET [type]/[id]`: the current version; 404 if it never existed, 410 if deleted.
+    pub fn read(
+        &self,
+        ctx: &Caller,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<VersionRecord, RepositoryError> {
+        self.reader(ctx).read(resource_type, id)
+    }
+
+    /// `GET [type]/[id]/_history/[vid]`.
+    pub fn vread(
+        &self,
+        ctx: &Caller,
+        resource_type: &str,
+        id: &str,
+        version: &str,
+    ) -> Result<VersionRecord, RepositoryError> {
+        self.reader(ctx).vread(resource_type, id, version)
+    }
+
+    /// `_history` at instance, type or system level: a `history` Bundle, newest first.
+    pub fn history(
+        &self,
+        ctx: &Caller,
+        base: &str,
+        request: &HistoryRequest,
+    ) -> Result<Vec<u8>, RepositoryError> {
+        self.reader(ctx).history(base, request)
+    }
+
+    /// A search: one page as a `searchset` Bundle.
+    pub fn search(
+        &self,
+        ctx: &Caller,
+        base: &str,
+        request: &SearchRequest,
+    ) -> Result<Vec<u8>, RepositoryError> {
+        self.reader(ctx).search(base, request)
+    }
+
+    /// `Patient/[id]/$everything`.
+    pub fn everything(
+        &self,
+        ctx: &Caller,
+        base: &str,
+        id: &str,
+        params: &[(String, String)],
+    ) -> Result<Vec<u8>, RepositoryError> {
+        self.reader(ctx).everything(base, id, params)
     }
 
     /// Structural validation of a resource, as every write does it. Errors and warnings.

@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use store::{RequestContext, Store};
+use store::Store;
 
 use crate::RepositoryError;
 
@@ -27,17 +27,14 @@ pub(crate) struct CursorSeal {
 
 impl CursorSeal {
     /// The seal of `store`, creating its key on first use.
-    pub(crate) fn of_store(
-        store: &dyn Store,
-        ctx: &RequestContext,
-    ) -> Result<CursorSeal, RepositoryError> {
-        let key = match store.checkpoint(ctx, KEY_CHECKPOINT)? {
+    pub(crate) fn of_store(store: &dyn Store) -> Result<CursorSeal, RepositoryError> {
+        let key = match store.checkpoint(KEY_CHECKPOINT)? {
             Some(hex) => decode_hex(&hex),
             None => {
-                let mut tx = store.begin(ctx)?;
+                let mut tx = store.begin()?;
                 tx.lock_key(KEY_LOCK)?;
                 // Another server may have made it while this one waited for the lock.
-                match store.checkpoint(ctx, KEY_CHECKPOINT)? {
+                match store.checkpoint(KEY_CHECKPOINT)? {
                     Some(hex) => decode_hex(&hex),
                     None => {
                         let mut key = [0u8; 32];

@@ -1,11 +1,11 @@
 //! Reads: read, vread, history and search, with their Bundles.
 
 use serde_json::{Value, json};
-use store::{HistoryQuery, HistoryScope, Method, RequestContext, VersionRecord};
+use store::{HistoryQuery, HistoryScope, Method, VersionRecord};
 
 use crate::render::{BundleWriter, encode_query};
 use crate::write::gone;
-use crate::{Repository, RepositoryError, clock};
+use crate::{Reader, RepositoryError, clock};
 
 /// The largest history page a client may ask for.
 const MAX_HISTORY_COUNT: usize = 1000;
@@ -19,16 +19,11 @@ pub struct HistoryRequest {
     pub params: Vec<(String, String)>,
 }
 
-impl Repository {
+impl Reader<'_> {
     /// `GET [type]/[id]`: the current version; 404 if it never existed, 410 if deleted.
-    pub fn read(
-        &self,
-        ctx: &RequestContext,
-        resource_type: &str,
-        id: &str,
-    ) -> Result<VersionRecord, RepositoryError> {
-        self.check_resource(resource_type, id)?;
-        match self.store.read(ctx, resource_type, id)? {
+    pub fn read(&self, resource_type: &str, id: &str) -> Result<VersionRecord, RepositoryError> {
+        self.repository.check_resource(resource_type, id)?;
+        match self.current(resource_type, id)? {
             None => Err(RepositoryError::NotFound(format!(
                 "{resource_type}/{id} does not exist"
             ))),
@@ -40,17 +35,16 @@ impl Repository {
     /// `GET [type]/[id]/_history/[vid]`.
     pub fn vread(
         &self,
-        ctx: &RequestContext,
         resource_type: &str,
         id: &str,
         version: &str,
     ) -> Result<VersionRecord, RepositoryError> {
-        self.check_resource(resource_type, id)?;
+        self.repository.check_resource(resource_type, id)?;
         let not_found = || {
             RepositoryError::NotFound(format!("{resource_type}/{id} has no version '{version}'"))
         };
         let number: i64 = version.parse().map_err(|_| not_found())?;
-        match self.store.read_version(ctx, resource_type, id, number)? {
+        match self.version_of(resource_type, id, number)? {
             None => Err(not_found()),
             Some(record) if record.is_deleted() => Err(gone(&record)),
             Some(record) => Ok(record),
@@ -60,7 +54,6 @@ impl Repository {
     /// `_history` at instance, type or system level: a `history` Bundle, newest first.
     pub fn history(
         &self,
-        ctx: &RequestContext,
         base: &str,
         request: &HistoryRequest,
     ) -> Result<Vec<u8>, RepositoryError> {
@@ -72,8 +65,8 @@ impl Repository {
             cursor: None,
         };
         match &request.scope {
-            HistoryScope::Type(t) => self.check_type(t)?,
-            HistoryScope::Instance(t, id) => self.check_resource(t, id)?,
+            HistoryScope::Type(t) => self.repository.check_type(t)?,
+            HistoryScope::Instance(t, id) => self.repository.check_resource(t, id)?,
             HistoryScope::System => {}
         }
         let scope = match &request.scope {
@@ -81,7 +74,7 @@ impl Repository {
             HistoryScope::Type(t) => format!("/{t}/_history"),
             HistoryScope::Instance(t, id) => format!("/{t}/{id}/_history"),
         };
-        let seal = self.cursors(ctx)?;
+        let seal = self.repository.cursors()?;
         let params = crate::paging::open_cursor_param(seal, &scope, &request.params)?;
         let mut applied = Vec::new();
         for (name, value) in &params {
@@ -117,13 +110,13 @@ impl Repository {
             applied.push((name.clone(), value.clone()));
         }
         if let HistoryScope::Instance(t, id) = &request.scope
-            && self.store.read(ctx, t, id)?.is_none()
+            && self.current(t, id)?.is_none()
         {
             return Err(RepositoryError::NotFound(format!(
                 "{t}/{id} does not exist"
             )));
         }
-        let page = self.store.history(ctx, &query)?;
+        let page = self.history_page(&query)?;
         let path = match &request.scope {
             HistoryScope::System => format!("{base}/_history"),
             HistoryScope::Type(t) => format!("{base}/{t}/_history"),

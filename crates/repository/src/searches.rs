@@ -7,11 +7,11 @@ use search::query::{
 };
 use search::{Handling, ParsedSearch, SearchTarget, Summary, parse_search, patient_compartment};
 use serde_json::{Map, Value, json};
-use store::{RequestContext, SearchPage};
+use store::SearchPage;
 
 use crate::read::link;
 use crate::render::BundleWriter;
-use crate::{Repository, RepositoryError, clock};
+use crate::{Reader, Repository, RepositoryError, clock};
 
 /// What a search is over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,17 +50,12 @@ impl SearchRequest {
 /// The page size of `$everything` when the client does not say.
 const EVERYTHING_COUNT: usize = 1000;
 
-impl Repository {
+impl Reader<'_> {
     /// A search: one page as a `searchset` Bundle.
-    pub fn search(
-        &self,
-        ctx: &RequestContext,
-        base: &str,
-        request: &SearchRequest,
-    ) -> Result<Vec<u8>, RepositoryError> {
+    pub fn search(&self, base: &str, request: &SearchRequest) -> Result<Vec<u8>, RepositoryError> {
         let (target, path) = match &request.scope {
             SearchScope::Type(t) => {
-                self.check_type(t)?;
+                self.repository.check_type(t)?;
                 (SearchTarget::Type(t), format!("{base}/{t}"))
             }
             SearchScope::System => (SearchTarget::System, base.to_owned()),
@@ -69,8 +64,8 @@ impl Repository {
                 id,
                 resource_type,
             } => {
-                self.check_resource(compartment, id)?;
-                self.check_type(resource_type)?;
+                self.repository.check_resource(compartment, id)?;
+                self.repository.check_type(resource_type)?;
                 (
                     SearchTarget::Compartment {
                         compartment,
@@ -83,10 +78,10 @@ impl Repository {
         };
         // The cursor is sealed for this search: the path below the base.
         let scope = path[base.len()..].to_owned();
-        let seal = self.cursors(ctx)?;
+        let seal = self.repository.cursors()?;
         let params = crate::paging::open_cursor_param(seal, &scope, &request.params)?;
         let parsed = parse_search(
-            self.indexer().registry(),
+            self.repository.indexer().registry(),
             Some(base),
             target,
             &params,
@@ -95,9 +90,16 @@ impl Repository {
         if !parsed.ignored.is_empty() {
             tracing::debug!(ignored = ?parsed.ignored, "search parameters ignored");
         }
-        let page = self.store.search(ctx, &parsed.query)?;
+        let page = self.page(&parsed.query)?;
         let next = page.next.as_ref().map(|c| seal.seal(&scope, &c.encode()));
-        Ok(render(self.model, base, &path, &parsed, &page, next))
+        Ok(render(
+            self.repository.model,
+            base,
+            &path,
+            &parsed,
+            &page,
+            next,
+        ))
     }
 
     /// `Patient/[id]/$everything`: the patient, everything in its compartment, and what those
@@ -105,14 +107,13 @@ impl Repository {
     /// range (and those without one), `_since` those changed since, `_type` those of the types.
     pub fn everything(
         &self,
-        ctx: &RequestContext,
         base: &str,
         id: &str,
         params: &[(String, String)],
     ) -> Result<Vec<u8>, RepositoryError> {
-        let patient = self.read(ctx, "Patient", id)?;
+        let patient = self.read("Patient", id)?;
         let scope = format!("/Patient/{id}/$everything");
-        let seal = self.cursors(ctx)?;
+        let seal = self.repository.cursors()?;
         let params = &crate::paging::open_cursor_param(seal, &scope, params)?;
         let mut query = SearchQuery::of_type("");
         query.types.clear();
@@ -161,7 +162,8 @@ impl Repository {
                 }
                 "_type" => {
                     for t in value.split(',').filter(|t| !t.is_empty()) {
-                        self.check_type(t)
+                        self.repository
+                            .check_type(t)
                             .map_err(|_| bad("a list of resource types"))?;
                         query.types.push(t.into());
                     }
@@ -184,12 +186,12 @@ impl Repository {
         }
         if start.is_some() || end.is_some() {
             query.filters.push(clinical_date_filter(
-                self,
+                self.repository,
                 start.unwrap_or(i64::MIN),
                 end.unwrap_or(i64::MAX),
             ));
         }
-        let page = self.store.search(ctx, &query)?;
+        let page = self.page(&query)?;
         let parsed = ParsedSearch {
             query,
             summary: Summary::False,
@@ -199,7 +201,7 @@ impl Repository {
         };
         let next = page.next.as_ref().map(|c| seal.seal(&scope, &c.encode()));
         Ok(render(
-            self.model,
+            self.repository.model,
             base,
             &format!("{base}/Patient/{id}/$everything"),
             &parsed,

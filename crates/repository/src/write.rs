@@ -4,10 +4,13 @@
 
 use std::collections::{HashMap, HashSet};
 
+use caller::Caller;
 use fhir_model::{Issue, IssueCode};
-use search::{Handling, IndexEntries, SearchTarget, parse_search};
+use search::IndexEntries;
 use serde_json::Value;
-use store::{Method, RequestContext, Transaction, VersionRecord, VersionWrite};
+use store::{Method, VersionRecord, VersionWrite};
+
+use crate::WriteTx;
 
 use crate::meta::{Body, is_valid_id, new_id};
 use crate::{
@@ -66,12 +69,14 @@ impl Repository {
     /// Writes `prepared` as the version after `previous`.
     pub(crate) fn put_version(
         &self,
-        tx: &mut dyn Transaction,
+        tx: &mut WriteTx<'_>,
         prepared: &Prepared,
         previous: Option<&VersionRecord>,
         last_updated: i64,
     ) -> Result<VersionRecord, RepositoryError> {
-        crate::note_write(&prepared.resource_type);
+        if prepared.resource_type == "SearchParameter" {
+            tx.wrote_search_parameters = true;
+        }
         let version = previous.map_or(1, |p| p.version + 1);
         let method = if previous.is_some_and(|p| !p.is_deleted()) {
             Method::Update
@@ -102,14 +107,14 @@ impl Repository {
             content: Some(content),
             content_hash: prepared.body.content_hash(),
         };
-        self.note_for_hooks(&record);
+        self.note_for_hooks(tx, &record);
         Ok(record)
     }
 
     /// Creates or updates `prepared` inside a transaction, checking `If-Match`.
     pub(crate) fn upsert_in(
         &self,
-        tx: &mut dyn Transaction,
+        tx: &mut WriteTx<'_>,
         prepared: &Prepared,
         if_match: Option<i64>,
         last_updated: i64,
@@ -122,7 +127,7 @@ impl Repository {
     /// (and not yet written in this transaction), read from the transaction otherwise.
     pub(crate) fn upsert_read_ahead(
         &self,
-        tx: &mut dyn Transaction,
+        tx: &mut WriteTx<'_>,
         prepared: &Prepared,
         if_match: Option<i64>,
         last_updated: i64,
@@ -141,7 +146,7 @@ impl Repository {
     /// this transaction.
     fn upsert_over(
         &self,
-        tx: &mut dyn Transaction,
+        tx: &mut WriteTx<'_>,
         prepared: &Prepared,
         previous: Option<VersionRecord>,
         if_match: Option<i64>,
@@ -177,7 +182,7 @@ impl Repository {
     /// Deletes a resource inside a transaction, checking `If-Match`.
     pub(crate) fn delete_in(
         &self,
-        tx: &mut dyn Transaction,
+        tx: &mut WriteTx<'_>,
         resource_type: &str,
         id: &str,
         if_match: Option<i64>,
@@ -192,7 +197,9 @@ impl Repository {
                 record: None,
             });
         };
-        crate::note_write(resource_type);
+        if resource_type == "SearchParameter" {
+            tx.wrote_search_parameters = true;
+        }
         let version = previous.version + 1;
         let empty = IndexEntries::default();
         let row = tx.put(VersionWrite {
@@ -216,55 +223,31 @@ impl Repository {
             content: None,
             content_hash: 0,
         };
-        self.note_for_hooks(&record);
+        self.note_for_hooks(tx, &record);
         Ok(Written {
             status: WriteStatus::Deleted,
             record: Some(record),
         })
     }
 
-    /// The resources of `resource_type` matching a conditional operation's criteria: at most
-    /// two, which is enough to tell none, one and several apart.
+    /// The resources of `resource_type` a conditional operation's criteria match (see
+    /// [`crate::Reader::conditional_matches`]).
     pub(crate) fn matches_in(
         &self,
-        tx: &mut dyn Transaction,
+        tx: &mut WriteTx<'_>,
         resource_type: &str,
         criteria: &[(String, String)],
     ) -> Result<Vec<VersionRecord>, RepositoryError> {
-        if criteria.is_empty() {
-            return Err(RepositoryError::PreconditionFailed(
-                "a conditional operation needs search criteria".into(),
-            ));
-        }
-        // Conditional operations do not know the base they were called at.
-        let mut parsed = parse_search(
-            self.indexer().registry(),
-            None,
-            SearchTarget::Type(resource_type),
-            criteria,
-            Handling::Strict,
-        )?;
-        // Search ignores empty parameters; criteria made only of them would select every
-        // resource of the type.
-        if parsed.query.filters.is_empty() {
-            return Err(RepositoryError::PreconditionFailed(
-                "a conditional operation needs search criteria with a value".into(),
-            ));
-        }
-        // Atomic with respect to the criteria: a concurrent conditional operation deciding
-        // about the same resource waits here until this transaction ends, then sees its write.
-        for key in parsed.query.criteria_locks() {
-            tx.lock_key(key)?;
-        }
-        parsed.query.count = 2;
-        Ok(tx.search(&parsed.query)?.matches)
+        let caller = tx.caller();
+        self.reader(caller)
+            .conditional_matches(tx, resource_type, criteria)
     }
 
     /// `POST [type]`: creates a resource with a new id; with `If-None-Exist`, only if no
     /// resource matches the criteria.
     pub fn create(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource: Value,
         if_none_exist: Option<&[(String, String)]>,
     ) -> Result<Written, RepositoryError> {
@@ -299,7 +282,7 @@ impl Repository {
     /// `PUT [type]/[id]`: updates, or creates with the client's id.
     pub fn update(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: &str,
         id: &str,
         resource: Value,
@@ -316,7 +299,7 @@ impl Repository {
     /// `PUT [type]?criteria`: updates the one match, or creates when there is none.
     pub fn conditional_update(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: &str,
         criteria: &[(String, String)],
         resource: Value,
@@ -361,7 +344,7 @@ impl Repository {
     /// `PATCH [type]/[id]` with a JSON Patch document.
     pub fn patch(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: &str,
         id: &str,
         patch: &Value,
@@ -413,7 +396,7 @@ impl Repository {
     /// `DELETE [type]/[id]`.
     pub fn delete(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: &str,
         id: &str,
         if_match: Option<i64>,
@@ -427,7 +410,7 @@ impl Repository {
     /// `DELETE [type]?criteria`: deletes the one match (412 when several match).
     pub fn conditional_delete(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: &str,
         criteria: &[(String, String)],
     ) -> Result<Written, RepositoryError> {
@@ -548,7 +531,7 @@ pub(crate) struct ReadAhead(HashMap<(String, String), Option<VersionRecord>>);
 
 impl ReadAhead {
     pub(crate) fn read<'a>(
-        tx: &mut dyn Transaction,
+        tx: &mut WriteTx<'_>,
         keys: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<ReadAhead, RepositoryError> {
         let mut seen = HashSet::new();

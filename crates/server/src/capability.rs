@@ -140,6 +140,12 @@ fn operations(resource_type: &str) -> Vec<Value> {
         ("Person", "link", "urn:meridian:operation:person-link"),
         ("Person", "unlink", "urn:meridian:operation:person-unlink"),
         ("Person", "merge", "urn:meridian:operation:person-merge"),
+        ("Person", "model", "urn:meridian:operation:person-model"),
+        (
+            "Person",
+            "estimate-model",
+            "urn:meridian:operation:person-estimate-model",
+        ),
         (
             "Task",
             "accept-match",

@@ -1,75 +1,41 @@
 //! Bulk Data `$export` over HTTP: the asynchronous kick-off (202 and `Content-Location`), status
 //! polling with `X-Progress`, the completion manifest, cancellation by DELETE, and the NDJSON
-//! files served back. The export itself is the repository's; this module runs it as a job.
-//!
-//! Jobs live in memory and their files under the export directory; a restart forgets both (the
-//! directory is emptied at start-up), so a client whose job vanished starts a new one.
+//! files served back. The export runs as a durable job (`repository::ExportJob` on the job
+//! runner) and writes its files to blob storage, so a job and its files outlive a restart: the
+//! status URL a client holds keeps working.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use blob::{BlobKey, BlobStore};
 use fhir_model::{Issue, IssueCode};
-use repository::{ExportError, ExportFile, ExportLevel, ExportRequest, Repository, clock};
+use repository::{
+    EXPORT_JOB, ExportLevel, ExportRequest, ExportResult, Repository, clock, export_prefix,
+};
 use serde_json::json;
-use store::RequestContext;
+use store::{JobRecord, JobState};
 
 use crate::ApiError;
+use crate::lanes::blocking;
 use crate::request::FhirRequest;
 use crate::response::{json_response, outcome_response};
 
-enum JobState {
-    Running,
-    Complete(Vec<ExportFile>),
-    Failed(Vec<Issue>),
+/// What the export endpoints share: the repository, the blob storage its files are in, and the
+/// job runner to wake after a kick-off.
+pub struct Exports {
+    pub(crate) repository: Arc<Repository>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) runner: jobs::Runner,
 }
 
-struct Job {
-    dir: PathBuf,
-    request_url: String,
-    transaction_time: String,
-    state: Mutex<JobState>,
-    written: AtomicU64,
-    cancel: AtomicBool,
-}
-
-/// The export jobs of this process.
-pub struct Jobs {
-    root: PathBuf,
-    jobs: Mutex<HashMap<String, Arc<Job>>>,
-}
-
-impl Jobs {
-    /// Jobs writing under `root`, which is emptied: files of a previous process are orphans.
-    pub fn new(root: PathBuf) -> Jobs {
-        if root.exists()
-            && let Err(error) = std::fs::remove_dir_all(&root)
-        {
-            tracing::warn!(%error, root = %root.display(), "could not empty the export directory");
-        }
-        Jobs {
-            root,
-            jobs: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn get(&self, id: &str) -> Option<Arc<Job>> {
-        self.jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
-    }
-}
+/// How many times an export is tried before it is reported failed.
+const MAX_ATTEMPTS: i64 = 3;
 
 /// `GET [base]/$export`, `[base]/Patient/$export`, `[base]/Group/[id]/$export`.
 pub async fn kick_off(
-    jobs: Arc<Jobs>,
-    repository: Arc<Repository>,
+    exports: Arc<Exports>,
     fhir: &FhirRequest,
     level: ExportLevel,
     path: &str,
@@ -86,48 +52,33 @@ pub async fn kick_off(
             "$export runs asynchronously: send Prefer: respond-async",
         ));
     }
-    let request = ExportRequest::parse(&repository, level, &fhir.criteria())?;
-    if let ExportLevel::Group(id) = &request.level {
-        // A missing Group is the client's error at kick-off, not a failed job later.
-        let ctx = RequestContext::system(fhir.request_id.clone());
-        let (repository, id) = (repository.clone(), id.clone());
-        tokio::task::spawn_blocking(move || repository.read(&ctx, "Group", &id))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
-    }
-    let id = uuid::Uuid::new_v4().to_string();
-    let job = Arc::new(Job {
-        dir: jobs.root.join(&id),
-        request_url: format!("{}{}", fhir.base.trim_end_matches("/fhir"), path),
-        transaction_time: clock::format_instant(clock::now_micros()),
-        state: Mutex::new(JobState::Running),
-        written: AtomicU64::new(0),
-        cancel: AtomicBool::new(false),
-    });
-    jobs.jobs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id.clone(), job.clone());
-    let ctx = RequestContext::system(fhir.request_id.clone());
-    tokio::task::spawn_blocking(move || {
-        let outcome = repository.export(&ctx, &request, &job.dir, &job.written, &job.cancel);
-        let state = match outcome {
-            Ok(files) => JobState::Complete(files),
-            Err(ExportError::Cancelled) => return,
-            Err(ExportError::Repository(error)) => JobState::Failed(error.issues(&ctx.request_id)),
-            Err(ExportError::Io(error)) => {
-                tracing::error!(%error, "export failed writing its files");
-                JobState::Failed(vec![Issue::error(
-                    IssueCode::Exception,
-                    "the export could not write its files",
-                )])
-            }
-        };
-        *job.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
-    });
+    let request = ExportRequest::parse(&exports.repository, level, &fhir.criteria())?;
+    let request_url = format!("{}{}", fhir.base.trim_end_matches("/fhir"), path);
+    let ctx = fhir.caller.clone();
+    let store_exports = Arc::clone(&exports);
+    let job = blocking(move || {
+        if let ExportLevel::Group(id) = &request.level {
+            // A missing Group is the client's error at kick-off, not a failed job later.
+            store_exports.repository.read(&ctx, "Group", id)?;
+        }
+        // The job runs later, for this caller.
+        let params = request.to_job_params(
+            &request_url,
+            &clock::format_instant(clock::now_micros()),
+            &ctx,
+        );
+        let store = store_exports.repository.store();
+        Ok(
+            jobs::enqueue(store.jobs(), EXPORT_JOB, params, MAX_ATTEMPTS)
+                .map_err(repository::RepositoryError::from)?,
+        )
+    })
+    .await?;
+    exports.runner.wake();
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::ACCEPTED;
-    if let Ok(location) = HeaderValue::from_str(&format!("{}/$export-status/{id}", fhir.base)) {
+    if let Ok(location) = HeaderValue::from_str(&format!("{}/$export-status/{}", fhir.base, job.id))
+    {
         response
             .headers_mut()
             .insert(header::CONTENT_LOCATION, location);
@@ -135,18 +86,47 @@ pub async fn kick_off(
     Ok(response)
 }
 
-/// `GET [base]/$export-status/[id]`: 202 with `X-Progress` while running, 200 and the manifest
-/// when complete, the failure's OperationOutcome when it failed.
-pub fn status(jobs: &Jobs, fhir: &FhirRequest, id: &str) -> Result<Response, ApiError> {
-    let job = jobs
-        .get(id)
-        .ok_or_else(|| ApiError::NotFound(format!("no export job '{id}'")))?;
-    let state = job.state.lock().unwrap_or_else(|p| p.into_inner());
-    match &*state {
-        JobState::Running => {
+/// The export job `id`, or a 404.
+async fn export_job(exports: &Arc<Exports>, id: &str) -> Result<JobRecord, ApiError> {
+    let (exports, wanted) = (Arc::clone(exports), id.to_owned());
+    let job = blocking(move || {
+        Ok(exports
+            .repository
+            .store()
+            .jobs()
+            .get(&wanted)
+            .map_err(repository::RepositoryError::from)?)
+    })
+    .await?;
+    match job {
+        Some(job) if job.kind == EXPORT_JOB && job.state != JobState::Cancelled => Ok(job),
+        _ => Err(ApiError::NotFound(format!("no export job '{id}'"))),
+    }
+}
+
+/// `GET [base]/$export-status/[id]`: 202 with `X-Progress` while queued or running, 200 and
+/// the manifest when complete, the failure's OperationOutcome when it failed.
+pub async fn status(
+    exports: &Arc<Exports>,
+    fhir: &FhirRequest,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let job = export_job(exports, id).await?;
+    match job.state {
+        JobState::Queued | JobState::Running => {
             let mut response = Response::new(Body::empty());
             *response.status_mut() = StatusCode::ACCEPTED;
-            let progress = format!("{} resources written", job.written.load(Ordering::Relaxed));
+            let written = job
+                .progress
+                .as_deref()
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+                .and_then(|p| p.get("written").and_then(serde_json::Value::as_u64))
+                .unwrap_or(0);
+            let progress = if job.state == JobState::Queued {
+                "queued".to_owned()
+            } else {
+                format!("{written} resources written")
+            };
             if let Ok(value) = HeaderValue::from_str(&progress) {
                 response.headers_mut().insert("x-progress", value);
             }
@@ -155,20 +135,28 @@ pub fn status(jobs: &Jobs, fhir: &FhirRequest, id: &str) -> Result<Response, Api
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
             Ok(response)
         }
-        JobState::Complete(files) => {
-            let output: Vec<_> = files
+        JobState::Succeeded => {
+            let result = job
+                .result
+                .as_deref()
+                .and_then(ExportResult::from_json)
+                .ok_or_else(|| {
+                    ApiError::Internal(format!("export job {id} has no readable result"))
+                })?;
+            let output: Vec<_> = result
+                .files
                 .iter()
                 .map(|file| {
                     json!({
                         "type": file.resource_type,
-                        "url": format!("{}/$export-file/{id}/{}.ndjson", fhir.base, file.resource_type),
+                        "url": format!("{}/$export-file/{id}/{}", fhir.base, file.key.name()),
                         "count": file.count,
                     })
                 })
                 .collect();
             let manifest = json!({
-                "transactionTime": job.transaction_time,
-                "request": job.request_url,
+                "transactionTime": result.transaction_time,
+                "request": result.request_url,
                 "requiresAccessToken": false,
                 "output": output,
                 "error": [],
@@ -180,61 +168,104 @@ pub fn status(jobs: &Jobs, fhir: &FhirRequest, id: &str) -> Result<Response, Api
             )
             .with_content_type("application/json"))
         }
-        JobState::Failed(issues) => Ok(outcome_response(StatusCode::INTERNAL_SERVER_ERROR, issues)),
+        JobState::Failed | JobState::Cancelled => {
+            let reason = job.error.unwrap_or_else(|| "the export failed".into());
+            tracing::warn!(job = id, reason, "export failed");
+            Ok(outcome_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &[Issue::error(IssueCode::Exception, reason)],
+            ))
+        }
     }
 }
 
-/// `DELETE [base]/$export-status/[id]`: stops the job and removes its files.
-pub fn cancel(jobs: &Jobs, id: &str) -> Result<Response, ApiError> {
-    let job = jobs
-        .jobs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(id)
-        .ok_or_else(|| ApiError::NotFound(format!("no export job '{id}'")))?;
-    job.cancel.store(true, Ordering::Relaxed);
-    // A running export stops at its next resource; remove what it wrote (again later, if it was
-    // still writing: the directory is emptied at start-up anyway).
-    let dir = job.dir.clone();
-    std::thread::spawn(move || {
-        for _ in 0..50 {
-            if !matches!(
-                *job.state.lock().unwrap_or_else(|p| p.into_inner()),
-                JobState::Running
-            ) || !dir.exists()
-            {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
+/// `DELETE [base]/$export-status/[id]`: stops the job (or forgets a finished one) and removes
+/// its files; its status is 404 from then on.
+pub async fn cancel(exports: &Arc<Exports>, id: &str) -> Result<Response, ApiError> {
+    let job = export_job(exports, id).await?;
+    let (exports, id) = (Arc::clone(exports), id.to_owned());
+    blocking(move || {
+        let store = exports.repository.store();
+        let jobs = store.jobs();
+        // A job that finished meanwhile is forgotten rather than cancelled.
+        let still_running = !job.state.is_final()
+            && jobs
+                .cancel(&id, clock::now_micros())
+                .map_err(repository::RepositoryError::from)?
+                .is_some_and(|now| !now.state.is_final() || now.state == JobState::Cancelled);
+        if !still_running {
+            jobs.remove(&id)
+                .map_err(repository::RepositoryError::from)?;
         }
-        let _ = std::fs::remove_dir_all(&dir);
-    });
+        // A running export removes what it wrote when it sees the cancellation; what it had
+        // finished goes now.
+        if let Ok(prefix) = export_prefix(&id)
+            && let Err(error) = exports.blobs.delete_prefix(&prefix)
+        {
+            tracing::warn!(%error, job = id, "removing a cancelled export's files");
+        }
+        Ok(())
+    })
+    .await?;
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::ACCEPTED;
     Ok(response)
 }
 
-/// `GET [base]/$export-file/[id]/[Type].ndjson`: one output file, streamed.
-pub async fn file(jobs: &Jobs, id: &str, name: &str) -> Result<Response, ApiError> {
-    let job = jobs
-        .get(id)
-        .ok_or_else(|| ApiError::NotFound(format!("no export job '{id}'")))?;
-    let known = matches!(&*job.state.lock().unwrap_or_else(|p| p.into_inner()),
-        JobState::Complete(files) if files.iter().any(|f| f.path.file_name().and_then(|n| n.to_str()) == Some(name)));
-    if !known {
-        return Err(ApiError::NotFound(format!(
-            "export job '{id}' has no file '{name}'"
-        )));
-    }
-    let file = tokio::fs::File::open(job.dir.join(name))
-        .await
-        .map_err(|e| ApiError::Internal(format!("opening an export file: {e}")))?;
-    let mut response = Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(file)));
+/// `GET [base]/$export-file/[id]/[Type].ndjson`: one output file, streamed from blob storage.
+pub async fn file(exports: &Arc<Exports>, id: &str, name: &str) -> Result<Response, ApiError> {
+    let job = export_job(exports, id).await?;
+    let missing = || ApiError::NotFound(format!("export job '{id}' has no file '{name}'"));
+    let key: BlobKey = job
+        .result
+        .as_deref()
+        .and_then(ExportResult::from_json)
+        .and_then(|result| result.files.into_iter().find(|f| f.key.name() == name))
+        .map(|f| f.key)
+        .ok_or_else(missing)?;
+    let blobs = Arc::clone(&exports.blobs);
+    let reader = blocking(move || {
+        blobs
+            .open(&key)
+            .map_err(|e| ApiError::Internal(format!("opening an export file: {e}")))
+    })
+    .await?
+    .ok_or_else(missing)?;
+    // The blob is read on a blocking thread and handed over in chunks.
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut reader = reader;
+        loop {
+            let mut chunk = vec![0u8; 256 * 1024];
+            match std::io::Read::read(&mut reader, &mut chunk) {
+                Ok(0) => return,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    if sender.blocking_send(Ok(chunk)).is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    let _ = sender.blocking_send(Err(error));
+                    return;
+                }
+            }
+        }
+    });
+    let stream = tokio_stream_from(receiver);
+    let mut response = Response::new(Body::from_stream(stream));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/fhir+ndjson"),
     );
     Ok(response)
+}
+
+/// A stream of the chunks a channel receives.
+fn tokio_stream_from(
+    mut receiver: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_util::stream::poll_fn(move |context| receiver.poll_recv(context))
 }
 
 trait WithContentType {

@@ -11,7 +11,7 @@ use repository::{
     WriteStatus, Written,
 };
 use search::Handling;
-use store::{HistoryScope, RequestContext};
+use store::HistoryScope;
 
 use crate::request::{BodyKind, FhirRequest, Produces, Return, read_form, read_json};
 use crate::response::{deleted_response, json_response, outcome_response, version_response};
@@ -58,10 +58,6 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
 }
 
 use crate::lanes::blocking;
-
-fn context(fhir: &FhirRequest) -> RequestContext {
-    RequestContext::system(fhir.request_id.clone())
-}
 
 /// The percent-decoded path segments under `/fhir`; `None` for a path outside it.
 fn fhir_segments(path: &str) -> Option<Vec<String>> {
@@ -112,7 +108,7 @@ async fn handle(
                 let options = BundleOptions {
                     return_representation: fhir.prefer_return() == Return::Representation,
                 };
-                let ctx = context(&fhir);
+                let ctx = fhir.caller.clone();
                 let base = fhir.base.clone();
                 let response =
                     blocking(move || Ok(repository.process_bundle(&ctx, &base, bundle, options)?))
@@ -123,24 +119,17 @@ async fn handle(
         },
         ["$export"] => match *method {
             Method::GET => {
-                crate::export::kick_off(
-                    state.jobs().clone(),
-                    repository,
-                    &fhir,
-                    ExportLevel::System,
-                    path,
-                )
-                .await
+                crate::export::kick_off(state.exports(), &fhir, ExportLevel::System, path).await
             }
             _ => not_allowed("GET"),
         },
         ["$export-status", id] => match *method {
-            Method::GET => crate::export::status(state.jobs(), &fhir, id),
-            Method::DELETE => crate::export::cancel(state.jobs(), id),
+            Method::GET => crate::export::status(&state.exports(), &fhir, id).await,
+            Method::DELETE => crate::export::cancel(&state.exports(), id).await,
             _ => not_allowed("GET or DELETE"),
         },
         ["$export-file", id, name] => match *method {
-            Method::GET => crate::export::file(state.jobs(), id, name).await,
+            Method::GET => crate::export::file(&state.exports(), id, name).await,
             _ => not_allowed("GET"),
         },
         ["_search"] => match *method {
@@ -210,28 +199,15 @@ async fn handle(
                 },
                 ["$export"] if resource_type == "Patient" => match *method {
                     Method::GET => {
-                        crate::export::kick_off(
-                            state.jobs().clone(),
-                            repository,
-                            &fhir,
-                            ExportLevel::Patient,
-                            path,
-                        )
-                        .await
+                        crate::export::kick_off(state.exports(), &fhir, ExportLevel::Patient, path)
+                            .await
                     }
                     _ => not_allowed("GET"),
                 },
                 [id, "$export"] if resource_type == "Group" => match *method {
                     Method::GET => {
                         let level = ExportLevel::Group(id.to_string());
-                        crate::export::kick_off(
-                            state.jobs().clone(),
-                            repository,
-                            &fhir,
-                            level,
-                            path,
-                        )
-                        .await
+                        crate::export::kick_off(state.exports(), &fhir, level, path).await
                     }
                     _ => not_allowed("GET"),
                 },
@@ -325,7 +301,7 @@ async fn read(
     resource_type: String,
     id: String,
 ) -> Result<Response, ApiError> {
-    let ctx = context(&fhir);
+    let ctx = fhir.caller.clone();
     let record = blocking(move || Ok(repository.read(&ctx, &resource_type, &id)?)).await?;
     Ok(version_response(
         &fhir,
@@ -343,7 +319,7 @@ async fn vread(
     id: String,
     version: String,
 ) -> Result<Response, ApiError> {
-    let ctx = context(&fhir);
+    let ctx = fhir.caller.clone();
     let record =
         blocking(move || Ok(repository.vread(&ctx, &resource_type, &id, &version)?)).await?;
     Ok(version_response(
@@ -364,7 +340,7 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let resource = read_json(&fhir.headers, body, limit, BodyKind::Resource).await?;
     check_body_type(&resource, &resource_type)?;
-    let ctx = context(&fhir);
+    let ctx = fhir.caller.clone();
     let if_none_exist = fhir.if_none_exist();
     let written =
         blocking(move || Ok(repository.create(&ctx, resource, if_none_exist.as_deref())?)).await?;
@@ -381,7 +357,7 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let resource = read_json(&fhir.headers, body, limit, BodyKind::Resource).await?;
     let if_match = fhir.if_match()?;
-    let ctx = context(&fhir);
+    let ctx = fhir.caller.clone();
     let written =
         blocking(move || Ok(repository.update(&ctx, &resource_type, &id, resource, if_match)?))
             .await?;
@@ -398,7 +374,7 @@ async fn conditional_update(
     let resource = read_json(&fhir.headers, body, limit, BodyKind::Resource).await?;
     let if_match = fhir.if_match()?;
     let criteria = fhir.criteria();
-    let ctx = context(&fhir);
+    let ctx = fhir.caller.clone();
     let written = blocking(move || {
         Ok(repository.conditional_update(&ctx, &resource_type, &criteria, resource, if_match)?)
     })
@@ -416,7 +392,7 @@ async fn patch(
 ) -> Result<Response, ApiError> {
     let document = read_json(&fhir.headers, body, limit, BodyKind::JsonPatch).await?;
     let if_match = fhir.if_match()?;
-    let ctx = context(&fhir);
+    let ctx = fhir.caller.clone();
     let written =
         blocking(move || Ok(repository.patch(&ctx, &resource_type, &id, &document, if_match)?))
             .await?;
@@ -430,7 +406,7 @@ async fn delete(
     id: String,
 ) -> Result<Response, ApiError> {
     let if_match = fhir.if_match()?;
-    let ctx = context(&fhir);
+    let ctx = fhir.caller.clone();
     let written =
         blocking(move || Ok(repository.delete(&ctx, &resource_type, &id, if_match)?)).await?;
     Ok(deleted_response(written.record.as_ref()))
@@ -442,7 +418,7 @@ async fn conditional_delete(
     resource_type: String,
 ) -> Result<Response, ApiError> {
     let criteria = fhir.criteria();
-    let ctx = context(&fhir);
+    let ctx = fhir.caller.clone();
     let written =
         blocking(move || Ok(repository.conditional_delete(&ctx, &resource_type, &criteria)?))
             .await?;
@@ -454,7 +430,7 @@ async fn history(
     fhir: FhirRequest,
     scope: HistoryScope,
 ) -> Result<Response, ApiError> {
-    let ctx = context(&fhir);
+    let ctx = fhir.caller.clone();
     let base = fhir.base.clone();
     let request = HistoryRequest {
         scope,
@@ -470,7 +446,7 @@ async fn search(
     scope: SearchScope,
     form: Option<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let ctx = context(&fhir);
+    let ctx = fhir.caller.clone();
     let base = fhir.base.clone();
     let mut params = fhir.criteria();
     params.extend(form.unwrap_or_default());
@@ -494,7 +470,7 @@ async fn everything(
     id: String,
     form: Option<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let ctx = context(&fhir);
+    let ctx = fhir.caller.clone();
     let base = fhir.base.clone();
     let mut params = fhir.criteria();
     params.extend(form.unwrap_or_default());

@@ -2,8 +2,10 @@
 //! code (`Patient/[id]/$health-code`, `Patient/$resolve-health-code`,
 //! `Patient/$revoke-health-code`), the master-record operations (`Person/[id]/$link`,
 //! `Person/[id]/$unlink`, `Person/$merge`) and the review queue (`Task/[id]/$accept-match`,
-//! `Task/[id]/$reject-match`; the queue itself is an ordinary Task search). PDQm is ordinary
-//! Patient search; residents are found by ordinary Person search.
+//! `Task/[id]/$reject-match`; the queue itself is an ordinary Task search), and the matching
+//! model (`Person/$model` reports it, `Person/$estimate-model` re-estimates it from the
+//! Patients the server holds). PDQm is ordinary Patient search; residents are found by ordinary
+//! Person search.
 
 use std::sync::Arc;
 
@@ -12,13 +14,15 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use caller::Caller;
 use fhir_model::IssueCode;
 use identity::IdentityError;
+use identity::compare::Field;
 use identity::health_code::{CodeKind, HealthCodes};
-use identity::mpi::{Mpi, ReviewDecision};
+use identity::mpi::{LearningOutcome, ModelOrigin, Mpi, ReviewDecision};
 use repository::{Repository, clock};
 use serde_json::{Value, json};
-use store::{RequestContext, VersionRecord};
+use store::VersionRecord;
 
 use crate::request::{BodyKind, FhirRequest, read_json};
 use crate::response::json_response;
@@ -39,13 +43,9 @@ pub fn handles(segments: &[&str]) -> bool {
             "$match" | "$ihe-pix" | "$resolve-health-code" | "$revoke-health-code"
         ] | ["Patient", _, "$health-code"]
             | ["Person", _, "$link" | "$unlink"]
-            | ["Person", "$merge"]
+            | ["Person", "$merge" | "$model" | "$estimate-model"]
             | ["Task", _, "$accept-match" | "$reject-match"]
     )
-}
-
-fn context(fhir: &FhirRequest) -> RequestContext {
-    RequestContext::system(fhir.request_id.clone())
 }
 
 use crate::lanes::blocking;
@@ -66,7 +66,7 @@ pub async fn handle(
     let repository = Arc::clone(state.repository());
     let mpi = Arc::clone(&services.mpi);
     let codes = Arc::clone(&services.codes);
-    let ctx = context(&fhir);
+    let ctx = fhir.caller.clone();
     let expect = |wanted: Method| {
         if *method == wanted {
             Ok(())
@@ -82,6 +82,10 @@ pub async fn handle(
             expect(Method::GET)?;
             let query = fhir.criteria();
             blocking(move || pix(&mpi, &repository, &ctx, &query)).await?
+        }
+        ["Person", "$model"] => {
+            expect(Method::GET)?;
+            model_parameters(&mpi, None)
         }
         _ => {
             expect(Method::POST)?;
@@ -115,7 +119,7 @@ fn post(
     mpi: &Mpi,
     codes: &HealthCodes,
     repository: &Repository,
-    ctx: &RequestContext,
+    ctx: &Caller,
     segments: &[&str],
     body: &Value,
 ) -> Result<Value, ApiError> {
@@ -199,6 +203,13 @@ fn post(
             }
             read_resource(repository, ctx, "Person", id)
         }
+        ["Person", "$estimate-model"] => {
+            optional_parameters(body)?;
+            // Runs here, on the request's blocking thread; the answer waits for it (seconds for
+            // thousands of Patients, minutes for a million: the schedule is for those).
+            let outcome = mpi.learn(repository, ctx)?;
+            Ok(model_parameters(mpi, Some(&outcome)))
+        }
         ["Person", "$merge"] => {
             let parameters = parameters(body)?;
             let source = reference_parameter(parameters, "source", "Person")?;
@@ -221,12 +232,80 @@ fn post(
     }
 }
 
+/// `Person/$model`: the matching model in use (where it came from, the prior, and per field and
+/// level m, u and the weight in bits), the thresholds, and what the last re-estimation did;
+/// after `$estimate-model`, that estimation's outcome.
+fn model_parameters(mpi: &Mpi, outcome: Option<&LearningOutcome>) -> Value {
+    let matcher = mpi.matcher();
+    let model = &matcher.model;
+    let mut parameters = Vec::new();
+    match mpi.model_origin() {
+        ModelOrigin::BuiltIn => {
+            parameters.push(json!({"name": "origin", "valueCode": "built-in"}));
+        }
+        ModelOrigin::Estimated(estimated) => {
+            parameters.push(json!({"name": "origin", "valueCode": "estimated"}));
+            parameters.push(
+                json!({"name": "estimated", "valueInstant": clock::format_instant(estimated.at)}),
+            );
+            parameters.push(json!({"name": "records", "valueInteger": estimated.records}));
+            parameters.push(json!({"name": "blocked-pairs", "valueInteger": estimated.blocked_pairs.min(i32::MAX as usize)}));
+            parameters.push(json!({"name": "iterations", "valueInteger": estimated.iterations}));
+            parameters.push(json!({"name": "converged", "valueBoolean": estimated.converged}));
+            parameters.push(json!({"name": "expected-matches", "valueDecimal": (estimated.expected_matches * 100.0).round() / 100.0}));
+        }
+    }
+    parameters.push(json!({"name": "prior", "valueDecimal": model.prior}));
+    parameters
+        .push(json!({"name": "auto-link-threshold", "valueDecimal": matcher.thresholds.auto_link}));
+    parameters.push(json!({"name": "review-threshold", "valueDecimal": matcher.thresholds.review}));
+    if let Some(frequencies) = &matcher.frequencies {
+        let (family, given) = frequencies.distinct();
+        parameters.push(json!({"name": "name-frequencies", "part": [
+            {"name": "names-counted", "valueInteger": frequencies.total()},
+            {"name": "family-names", "valueInteger": family},
+            {"name": "given-names", "valueInteger": given},
+        ]}));
+    }
+    for field in Field::ALL {
+        let f = field as usize;
+        let mut parts = vec![json!({"name": "name", "valueCode": field.name()})];
+        for level in 1..=field.levels() {
+            let weight = model.weight(field, level as u8);
+            parts.push(json!({"name": "level", "part": [
+                {"name": "level", "valueInteger": level},
+                {"name": "meaning", "valueString": field.level_label(level as u8)},
+                {"name": "m", "valueDecimal": model.m[f][level]},
+                {"name": "u", "valueDecimal": model.u[f][level]},
+                {"name": "weight", "valueDecimal": (weight * 100.0).round() / 100.0},
+            ]}));
+        }
+        parameters.push(json!({"name": "field", "part": parts}));
+    }
+    parameters.push(json!({"name": "learning", "valueCode": if mpi.learning_running() { "running" } else { "idle" }}));
+    if let Some(last) = outcome.cloned().or_else(|| mpi.last_learning()) {
+        let mut parts = vec![
+            json!({"name": "started", "valueInstant": clock::format_instant(last.at)}),
+            json!({"name": "records", "valueInteger": last.records}),
+            json!({"name": "adopted", "valueBoolean": last.adopted}),
+            json!({"name": "persons-merged", "valueInteger": last.persons_merged}),
+            json!({"name": "reviews-queued", "valueInteger": last.reviews_queued}),
+            json!({"name": "reviews-closed", "valueInteger": last.reviews_closed}),
+        ];
+        if let Some(reason) = &last.refused {
+            parts.push(json!({"name": "refused", "valueString": reason}));
+        }
+        parameters.push(json!({"name": "last-estimation", "part": parts}));
+    }
+    json!({"resourceType": "Parameters", "parameter": parameters})
+}
+
 /// `Patient/$match`: a searchset of the Patients of every resident the given Patient may be,
 /// each with its score and match grade; the resident's Person comes along as an include.
 fn match_patients(
     mpi: &Mpi,
     repository: &Repository,
-    ctx: &RequestContext,
+    ctx: &Caller,
     body: &Value,
 ) -> Result<Value, ApiError> {
     let parameters = parameters(body)?;
@@ -317,7 +396,7 @@ fn match_patients(
 fn pix(
     mpi: &Mpi,
     repository: &Repository,
-    ctx: &RequestContext,
+    ctx: &Caller,
     query: &[(String, String)],
 ) -> Result<Value, ApiError> {
     let mut source = None;
@@ -388,7 +467,7 @@ fn parse(record: &VersionRecord) -> Result<Value, ApiError> {
 
 fn read_resource(
     repository: &Repository,
-    ctx: &RequestContext,
+    ctx: &Caller,
     resource_type: &str,
     id: &str,
 ) -> Result<Value, ApiError> {

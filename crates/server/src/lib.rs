@@ -42,8 +42,10 @@ pub struct ServerConfig {
     pub public_base: Option<String>,
     /// Hosts answered, besides loopback ones, when no public base is set.
     pub allowed_hosts: Vec<AllowedHost>,
-    /// Where `$export` jobs write their files (emptied at start-up).
+    /// Where `$export` jobs write their files when no blob store is given.
     pub export_dir: std::path::PathBuf,
+    /// How the job runner (exports) works.
+    pub jobs: jobs::RunnerConfig,
     /// How long clients may take and how many connections are served at once.
     pub connections: ConnectionLimits,
     /// How many reads and writes of the store run at once.
@@ -99,6 +101,7 @@ impl Default for ServerConfig {
                 .join(format!("meridian-exports-{}", std::process::id())),
             connections: ConnectionLimits::default(),
             work: WorkLimits::default(),
+            jobs: jobs::RunnerConfig::default(),
         }
     }
 }
@@ -112,22 +115,14 @@ pub struct AppState {
 struct Inner {
     repository: Arc<Repository>,
     config: ServerConfig,
-    jobs: Arc<export::Jobs>,
+    exports: Arc<export::Exports>,
     identity: Option<IdentityServices>,
     lanes: Arc<lanes::Lanes>,
 }
 
 impl AppState {
     pub fn new(repository: Arc<Repository>, config: ServerConfig) -> AppState {
-        AppState {
-            inner: Arc::new(Inner {
-                jobs: Arc::new(export::Jobs::new(config.export_dir.clone())),
-                lanes: Arc::new(lanes::Lanes::new(config.work)),
-                repository,
-                config,
-                identity: None,
-            }),
-        }
+        AppState::build(repository, config, None, None)
     }
 
     /// The state with the identity services (master patient index and health codes) exposed.
@@ -137,13 +132,39 @@ impl AppState {
         config: ServerConfig,
         identity: IdentityServices,
     ) -> AppState {
+        AppState::build(repository, config, Some(identity), None)
+    }
+
+    /// The state with the services given, and `blobs` for export files (a filesystem store
+    /// under `config.export_dir` when `None`). Starts the job runner that runs exports; it
+    /// stops when the last clone of the state is dropped.
+    pub fn build(
+        repository: Arc<Repository>,
+        config: ServerConfig,
+        identity: Option<IdentityServices>,
+        blobs: Option<Arc<dyn blob::BlobStore>>,
+    ) -> AppState {
+        let blobs =
+            blobs.unwrap_or_else(|| Arc::new(blob::FileBlobStore::new(config.export_dir.clone())));
+        let runner = jobs::Runner::start(
+            Arc::clone(repository.store()),
+            vec![Arc::new(repository::ExportJob::new(
+                Arc::clone(&repository),
+                Arc::clone(&blobs),
+            ))],
+            config.jobs.clone(),
+        );
         AppState {
             inner: Arc::new(Inner {
-                jobs: Arc::new(export::Jobs::new(config.export_dir.clone())),
+                exports: Arc::new(export::Exports {
+                    repository: Arc::clone(&repository),
+                    blobs,
+                    runner,
+                }),
                 lanes: Arc::new(lanes::Lanes::new(config.work)),
                 repository,
                 config,
-                identity: Some(identity),
+                identity,
             }),
         }
     }
@@ -156,8 +177,8 @@ impl AppState {
         &self.inner.repository
     }
 
-    pub(crate) fn jobs(&self) -> &Arc<export::Jobs> {
-        &self.inner.jobs
+    pub(crate) fn exports(&self) -> Arc<export::Exports> {
+        Arc::clone(&self.inner.exports)
     }
 
     pub(crate) fn lanes(&self) -> Arc<lanes::Lanes> {

@@ -29,6 +29,8 @@ pub enum Produces {
 #[derive(Debug)]
 pub struct FhirRequest {
     pub request_id: String,
+    /// Who asks: the one place the HTTP edge makes a caller.
+    pub caller: caller::Caller,
     pub base: String,
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
@@ -70,6 +72,7 @@ impl FhirRequest {
             .iter()
             .any(|(name, value)| name == "_pretty" && value == "true");
         Ok(FhirRequest {
+            caller: caller::Caller::anonymous(request_id.clone()),
             request_id,
             base,
             query,

@@ -18,7 +18,7 @@ use search::index::{
     TokenEntry, UriEntry,
 };
 use search::keys::{ParamKey, PatientKey};
-use store::{Method, RequestContext, Store, VersionWrite};
+use store::{Method, Store, VersionWrite};
 
 struct Resource {
     id: String,
@@ -134,10 +134,9 @@ fn resource(n: usize) -> Resource {
 
 /// Writes `resources` in transactions of `batch`, answering the seconds taken.
 fn load(store: &dyn Store, resources: &[Resource], batch: usize) -> f64 {
-    let ctx = RequestContext::system("bench");
     let started = Instant::now();
     for chunk in resources.chunks(batch) {
-        let mut tx = store.begin(&ctx).expect("begin");
+        let mut tx = store.begin().expect("begin");
         let keys: Vec<(&str, &str)> = chunk
             .iter()
             .map(|r| ("Observation", r.id.as_str()))

@@ -72,6 +72,8 @@ fn array_columns(columns: &[Column]) -> Vec<(&'static str, &'static str)> {
             let element = match column.column_type {
                 ColumnType::Integer => "bigint",
                 ColumnType::SmallInteger => "smallint",
+                ColumnType::Integer32 => "integer",
+                ColumnType::Boolean => "boolean",
                 ColumnType::Real => "float8",
                 ColumnType::Text | ColumnType::UncomparedText => "text",
                 ColumnType::Bytes => "bytea",
@@ -227,9 +229,15 @@ impl ColumnValues {
             (ColumnType::Text | ColumnType::UncomparedText, true) => {
                 ColumnValues::OptionalTexts(Vec::new())
             }
-            (ColumnType::SmallInteger | ColumnType::Bytes, _) => {
+            (
+                ColumnType::SmallInteger
+                | ColumnType::Integer32
+                | ColumnType::Boolean
+                | ColumnType::Bytes,
+                _,
+            ) => {
                 unreachable!(
-                    "index tables hold no small integers or bytes ({})",
+                    "index tables hold only integers, reals and text ({})",
                     column.name
                 )
             }

@@ -6,6 +6,7 @@
 //! small runtime per connection, which is fine there and keeps the store trait synchronous.
 
 mod flush;
+mod jobs;
 mod pool;
 mod read;
 mod schema;
@@ -16,8 +17,7 @@ use std::time::Duration;
 
 use search::query::SearchQuery;
 use store::{
-    HistoryPage, HistoryQuery, RequestContext, ScanQuery, SearchPage, Store, StoreError,
-    Transaction, VersionRecord,
+    HistoryPage, HistoryQuery, ScanQuery, SearchPage, Store, StoreError, Transaction, VersionRecord,
 };
 
 pub use pool::PoolStatus;
@@ -223,7 +223,7 @@ impl Store for PostgresStore {
         "postgres"
     }
 
-    fn begin(&self, _ctx: &RequestContext) -> Result<Box<dyn Transaction + '_>, StoreError> {
+    fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError> {
         let ((), connection) = self.with_connection(|connection| {
             connection
                 .client
@@ -233,18 +233,12 @@ impl Store for PostgresStore {
         Ok(Box::new(write::PostgresTransaction::new(self, connection)))
     }
 
-    fn read(
-        &self,
-        _ctx: &RequestContext,
-        resource_type: &str,
-        id: &str,
-    ) -> Result<Option<VersionRecord>, StoreError> {
+    fn read(&self, resource_type: &str, id: &str) -> Result<Option<VersionRecord>, StoreError> {
         self.read_with(|connection| read::current(connection, resource_type, id))
     }
 
     fn read_version(
         &self,
-        _ctx: &RequestContext,
         resource_type: &str,
         id: &str,
         version: i64,
@@ -252,28 +246,24 @@ impl Store for PostgresStore {
         self.read_with(|connection| read::version(connection, resource_type, id, version))
     }
 
-    fn history(
-        &self,
-        _ctx: &RequestContext,
-        query: &HistoryQuery,
-    ) -> Result<HistoryPage, StoreError> {
+    fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
         self.read_with(|connection| read::history(connection, query))
     }
 
-    fn search(&self, _ctx: &RequestContext, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+    fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
         self.read_with(|connection| read::search(connection, query))
     }
 
-    fn scan(
-        &self,
-        _ctx: &RequestContext,
-        query: &ScanQuery,
-    ) -> Result<Vec<VersionRecord>, StoreError> {
+    fn scan(&self, query: &ScanQuery) -> Result<Vec<VersionRecord>, StoreError> {
         self.read_with(|connection| read::scan(connection, query))
     }
 
-    fn checkpoint(&self, _ctx: &RequestContext, name: &str) -> Result<Option<String>, StoreError> {
+    fn checkpoint(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.read_with(|connection| read::checkpoint(connection, name))
+    }
+
+    fn jobs(&self) -> &dyn store::JobQueue {
+        self
     }
 
     fn ping(&self) -> Result<(), StoreError> {

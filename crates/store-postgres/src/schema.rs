@@ -191,6 +191,27 @@ CREATE INDEX idx_reference_target ON idx_reference (param, target_id, target_typ
 DROP INDEX idx_string_rid;
 CREATE INDEX idx_string_rid ON idx_string (rid, param, normalized);
 "#,
+    // Durable jobs (exports, reindexing): claimed with a lease, found by state and due time.
+    r#"
+CREATE TABLE job (
+    id text COLLATE "C" PRIMARY KEY,
+    kind text NOT NULL,
+    state smallint NOT NULL,
+    params text NOT NULL,
+    progress text,
+    result text,
+    error text,
+    attempts integer NOT NULL,
+    max_attempts integer NOT NULL,
+    run_after bigint NOT NULL,
+    lease_owner text,
+    lease_until bigint,
+    cancel_requested boolean NOT NULL,
+    created bigint NOT NULL,
+    updated bigint NOT NULL
+);
+CREATE INDEX job_due ON job (state, run_after);
+"#,
 ];
 
 /// An arbitrary constant naming the migration lock among the database's advisory locks.

@@ -8,12 +8,20 @@ impl ColumnType {
     /// The column's type as the schema writes it.
     pub fn sql_type(self, dialect: Dialect) -> &'static str {
         match (self, dialect) {
-            (ColumnType::Integer | ColumnType::SmallInteger, Dialect::Sqlite) => "INTEGER",
+            (
+                ColumnType::Integer
+                | ColumnType::SmallInteger
+                | ColumnType::Integer32
+                | ColumnType::Boolean,
+                Dialect::Sqlite,
+            ) => "INTEGER",
             (ColumnType::Real, Dialect::Sqlite) => "REAL",
             (ColumnType::Text | ColumnType::UncomparedText, Dialect::Sqlite) => "TEXT",
             (ColumnType::Bytes, Dialect::Sqlite) => "BLOB",
             (ColumnType::Integer, Dialect::Postgres) => "bigint",
             (ColumnType::SmallInteger, Dialect::Postgres) => "smallint",
+            (ColumnType::Integer32, Dialect::Postgres) => "integer",
+            (ColumnType::Boolean, Dialect::Postgres) => "boolean",
             (ColumnType::Real, Dialect::Postgres) => "double precision",
             (ColumnType::Text, Dialect::Postgres) => "text COLLATE \"C\"",
             (ColumnType::UncomparedText, Dialect::Postgres) => "text",

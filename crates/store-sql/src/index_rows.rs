@@ -40,7 +40,10 @@ impl<'a> Value<'a> {
         match self {
             Value::Null => nullable,
             Integer(_) => {
-                matches!(column_type, ColumnType::Integer | ColumnType::SmallInteger)
+                matches!(
+                    column_type,
+                    ColumnType::Integer | ColumnType::SmallInteger | ColumnType::Integer32
+                )
             }
             Real(_) => column_type == ColumnType::Real,
             Text(_) => {

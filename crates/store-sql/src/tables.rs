@@ -17,8 +17,12 @@ use search::query::IndexTable;
 pub enum ColumnType {
     /// A 64-bit integer: `INTEGER`, `bigint`.
     Integer,
-    /// A small code (`method`): `INTEGER`, `smallint`.
+    /// A small code (`method`, a job's state): `INTEGER`, `smallint`.
     SmallInteger,
+    /// A 32-bit count (a job's attempts): `INTEGER`, `integer`.
+    Integer32,
+    /// A flag: `INTEGER` (0 or 1), `boolean`.
+    Boolean,
     /// A double: `REAL`, `double precision`.
     Real,
     /// Text compared in byte order: `TEXT`, `text COLLATE "C"`. String and uri searches use
@@ -473,13 +477,39 @@ pub const COMPOSITE: Table = clustered_by_resource(
     ],
 );
 
+/// Durable jobs (exports, reindexing): claimed with a lease, found by state and due time.
+pub const JOB: Table = Table {
+    name: "job",
+    columns: &[
+        C::text("id"),
+        C::new("kind", ColumnType::UncomparedText),
+        C::new("state", ColumnType::SmallInteger),
+        C::new("params", ColumnType::UncomparedText),
+        C::new("progress", ColumnType::UncomparedText).nullable(),
+        C::new("result", ColumnType::UncomparedText).nullable(),
+        C::new("error", ColumnType::UncomparedText).nullable(),
+        C::new("attempts", ColumnType::Integer32),
+        C::new("max_attempts", ColumnType::Integer32),
+        C::integer("run_after"),
+        C::new("lease_owner", ColumnType::UncomparedText).nullable(),
+        C::integer("lease_until").nullable(),
+        C::new("cancel_requested", ColumnType::Boolean),
+        C::integer("created"),
+        C::integer("updated"),
+    ],
+    sqlite_key: &["id"],
+    postgres_key: Some(&["id"]),
+    sqlite_clustered: false,
+    indexes: &[Index::new("job_due", &["state", "run_after"])],
+};
+
 /// The index tables, one per parameter type, in the order their rows are written.
 pub const INDEX_TABLES: [&Table; 8] = [
     &TOKEN, &STRING, &DATE, &NUMBER, &QUANTITY, &REFERENCE, &URI, &COMPOSITE,
 ];
 
 /// Every table, in the order the schema creates them.
-pub const TABLES: [&Table; 11] = [
+pub const TABLES: [&Table; 12] = [
     &RESOURCE,
     &VERSION,
     &TOKEN,
@@ -491,6 +521,7 @@ pub const TABLES: [&Table; 11] = [
     &URI,
     &COMPOSITE,
     &CHECKPOINT,
+    &JOB,
 ];
 
 /// The table holding rows of one parameter type.

@@ -174,12 +174,7 @@ mod tests {
         drop(store);
         let store = SqliteStore::open(config.clone()).unwrap();
         assert_eq!(indexes(&config.path), expected());
-        assert_eq!(
-            store
-                .checkpoint(&store::RequestContext::system("test"), DEFERRED)
-                .unwrap(),
-            None
-        );
+        assert_eq!(store.checkpoint(DEFERRED).unwrap(), None);
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -5,6 +5,7 @@
 
 mod bulk;
 mod checkpoint;
+mod jobs;
 mod read;
 mod schema;
 #[cfg(test)]
@@ -18,8 +19,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use search::query::SearchQuery;
 use store::{
-    HistoryPage, HistoryQuery, RequestContext, ScanQuery, SearchPage, Store, StoreError,
-    Transaction, VersionRecord,
+    HistoryPage, HistoryQuery, ScanQuery, SearchPage, Store, StoreError, Transaction, VersionRecord,
 };
 
 /// How hard a commit is pushed to disk.
@@ -182,7 +182,7 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
-    fn begin(&self, _ctx: &RequestContext) -> Result<Box<dyn Transaction + '_>, StoreError> {
+    fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError> {
         let connection = lock(&self.writer);
         connection
             .execute_batch("BEGIN IMMEDIATE")
@@ -190,18 +190,12 @@ impl Store for SqliteStore {
         Ok(Box::new(write::SqliteTransaction::new(connection)))
     }
 
-    fn read(
-        &self,
-        _ctx: &RequestContext,
-        resource_type: &str,
-        id: &str,
-    ) -> Result<Option<VersionRecord>, StoreError> {
+    fn read(&self, resource_type: &str, id: &str) -> Result<Option<VersionRecord>, StoreError> {
         read::current(&*self.reader()?, resource_type, id)
     }
 
     fn read_version(
         &self,
-        _ctx: &RequestContext,
         resource_type: &str,
         id: &str,
         version: i64,
@@ -209,27 +203,19 @@ impl Store for SqliteStore {
         read::version(&*self.reader()?, resource_type, id, version)
     }
 
-    fn history(
-        &self,
-        _ctx: &RequestContext,
-        query: &HistoryQuery,
-    ) -> Result<HistoryPage, StoreError> {
+    fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
         read::history(&*self.reader()?, query)
     }
 
-    fn search(&self, _ctx: &RequestContext, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+    fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
         read::search(&*self.reader()?, query)
     }
 
-    fn scan(
-        &self,
-        _ctx: &RequestContext,
-        query: &ScanQuery,
-    ) -> Result<Vec<VersionRecord>, StoreError> {
+    fn scan(&self, query: &ScanQuery) -> Result<Vec<VersionRecord>, StoreError> {
         read::scan(&*self.reader()?, query)
     }
 
-    fn checkpoint(&self, _ctx: &RequestContext, name: &str) -> Result<Option<String>, StoreError> {
+    fn checkpoint(&self, name: &str) -> Result<Option<String>, StoreError> {
         read::checkpoint(&*self.reader()?, name)
     }
 
@@ -239,6 +225,10 @@ impl Store for SqliteStore {
 
     fn end_bulk_load(&self) -> Result<(), StoreError> {
         bulk::end(&mut lock(&self.writer))
+    }
+
+    fn jobs(&self) -> &dyn store::JobQueue {
+        self
     }
 
     fn ping(&self) -> Result<(), StoreError> {

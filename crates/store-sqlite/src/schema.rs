@@ -175,6 +175,27 @@ DROP TABLE idx_string;
 ALTER TABLE idx_string_by_value RENAME TO idx_string;
 CREATE INDEX idx_string_normalized ON idx_string (param, normalized);
 "#,
+    // Durable jobs (exports, reindexing): claimed with a lease, found by state and due time.
+    r#"
+CREATE TABLE job (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    params TEXT NOT NULL,
+    progress TEXT,
+    result TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    run_after INTEGER NOT NULL,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    cancel_requested INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL
+);
+CREATE INDEX job_due ON job (state, run_after);
+"#,
 ];
 
 /// Brings the database up to the current schema version, in one transaction per migration.

@@ -10,7 +10,7 @@ use search::query::{
     CursorValue, Filter, IndexTable, ReferenceTarget, SearchQuery, SortBy, SortKey, StringTest,
     TokenColumn,
 };
-use store::{Method, RequestContext, Store, StoreError, VersionRecord, VersionWrite};
+use store::{Method, Store, StoreError, VersionRecord, VersionWrite};
 use store_sql::{Dialect, SortValueKind, Sql, SqlRunner, SqlValue};
 
 use crate::{Durability, SqliteConfig, SqliteStore};
@@ -42,8 +42,7 @@ fn store_with(names: usize, dir: &std::path::Path) -> SqliteStore {
             exact: text.clone().into(),
         })
     };
-    let ctx = RequestContext::system("test");
-    let mut tx = store.begin(&ctx).unwrap();
+    let mut tx = store.begin().unwrap();
     let mut put = |id: &str, strings: Vec<StringEntry>, at: i64| {
         let index = IndexEntries {
             strings,
@@ -195,8 +194,7 @@ fn steps_of_sorted_patient_search(others: usize, dir: &std::path::Path) -> u64 {
     let patient = ParamKey::new("Observation", "patient");
     let category = ParamKey::new("Observation", "category");
     let date = ParamKey::new("Observation", "date");
-    let ctx = RequestContext::system("test");
-    let mut tx = store.begin(&ctx).unwrap();
+    let mut tx = store.begin().unwrap();
     for i in 0..(50 + others) {
         let subject = if i < 50 { "p" } else { "q" };
         let index = IndexEntries {

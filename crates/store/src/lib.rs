@@ -4,12 +4,12 @@
 //! SQL they share (`store-sql`) are the only places SQL lives.
 
 pub mod content;
-mod context;
 mod error;
+mod jobs;
 mod record;
 
-pub use context::RequestContext;
 pub use error::StoreError;
+pub use jobs::{Heartbeat, JobOutcome, JobQueue, JobRecord, JobState, NewJob};
 pub use record::{
     HistoryPage, HistoryQuery, HistoryScope, Method, ScanQuery, SearchPage, VersionRecord,
     VersionWrite,
@@ -19,52 +19,42 @@ use search::query::SearchQuery;
 
 /// A database holding resources, their versions and their search indexes.
 ///
-/// Every method takes the [`RequestContext`] of the request it serves. Reads see committed data;
-/// writes happen inside a [`Transaction`] from [`Store::begin`], all or nothing.
+/// The store knows nothing of who asks: access is decided above it, and what a caller may see
+/// reaches it as part of the query. Reads see committed data; writes happen inside a
+/// [`Transaction`] from [`Store::begin`], all or nothing.
 pub trait Store: Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
     /// Starts a transaction. Dropping it without [`Transaction::commit`] rolls it back.
-    fn begin(&self, ctx: &RequestContext) -> Result<Box<dyn Transaction + '_>, StoreError>;
+    fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError>;
 
     /// The current version of a resource (which may be a deletion).
-    fn read(
-        &self,
-        ctx: &RequestContext,
-        resource_type: &str,
-        id: &str,
-    ) -> Result<Option<VersionRecord>, StoreError>;
+    fn read(&self, resource_type: &str, id: &str) -> Result<Option<VersionRecord>, StoreError>;
 
     /// One version of a resource.
     fn read_version(
         &self,
-        ctx: &RequestContext,
         resource_type: &str,
         id: &str,
         version: i64,
     ) -> Result<Option<VersionRecord>, StoreError>;
 
     /// Versions, newest first, at instance, type or system level.
-    fn history(
-        &self,
-        ctx: &RequestContext,
-        query: &HistoryQuery,
-    ) -> Result<HistoryPage, StoreError>;
+    fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, StoreError>;
 
     /// Runs a search.
-    fn search(&self, ctx: &RequestContext, query: &SearchQuery) -> Result<SearchPage, StoreError>;
+    fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError>;
 
     /// Current, not deleted resources in row order after `query.after_row`: the way through
     /// everything, for reindexing and export.
-    fn scan(
-        &self,
-        ctx: &RequestContext,
-        query: &ScanQuery,
-    ) -> Result<Vec<VersionRecord>, StoreError>;
+    fn scan(&self, query: &ScanQuery) -> Result<Vec<VersionRecord>, StoreError>;
 
     /// A named checkpoint of a long-running job (`reindex`), or `None` when there is none.
-    fn checkpoint(&self, ctx: &RequestContext, name: &str) -> Result<Option<String>, StoreError>;
+    fn checkpoint(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// The durable jobs kept in this store.
+    fn jobs(&self) -> &dyn JobQueue;
 
     /// Whether the database answers (for `/health/ready`).
     fn ping(&self) -> Result<(), StoreError>;

@@ -2,7 +2,9 @@
 //! pattern), so that tests never see each other's data and the same test body runs unchanged on
 //! SQLite and PostgreSQL.
 
+pub mod blob_contract;
 mod postgres;
+pub mod s3;
 
 use std::sync::Arc;
 

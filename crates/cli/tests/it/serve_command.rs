@@ -1,5 +1,6 @@
 //! `meridian serve`, run as a real process: the connection limits and the host policy from its
-//! configuration are in force on its socket, and SIGTERM stops it cleanly.
+//! configuration are in force on its socket, SIGTERM stops it cleanly, and an export job outlives
+//! the process that accepted it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -16,7 +17,7 @@ struct Serving {
     log: mpsc::Receiver<String>,
     /// The log up to the line that says where it listens.
     start_up: Vec<String>,
-    _data: tempfile::TempDir,
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Drop for Serving {
@@ -28,10 +29,17 @@ impl Drop for Serving {
 
 fn serve(args: &[&str]) -> Serving {
     let data = tempfile::tempdir().unwrap();
+    let mut serving = serve_in(&data.path().join("store"), args);
+    serving._data = Some(data);
+    serving
+}
+
+/// The server on the embedded store in `data` (kept when the server stops).
+fn serve_in(data: &std::path::Path, args: &[&str]) -> Serving {
     let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
         .arg("serve")
         .args(["--listen", "127.0.0.1:0", "--data"])
-        .arg(data.path().join("store"))
+        .arg(data)
         .args(args)
         .env_clear()
         .env("NO_COLOR", "1")
@@ -67,8 +75,90 @@ fn serve(args: &[&str]) -> Serving {
         address,
         log,
         start_up,
-        _data: data,
+        _data: None,
     }
+}
+
+impl Serving {
+    /// SIGTERM, and the process's exit.
+    fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status}");
+    }
+}
+
+/// One request on its own connection: the status, the headers (lower-case names) and the body.
+fn send(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(NEVER)).unwrap();
+    let mut text = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    stream.write_all(text.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    // Chunked bodies (the streamed export file): join the chunks.
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut joined = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if size == 0 {
+                break;
+            }
+            joined.push_str(&after[..size]);
+            rest = &after[size + 2..];
+        }
+        joined
+    } else {
+        body.to_owned()
+    };
+    (status, headers, body)
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// One request on its own connection; the status and the whole answer.
@@ -120,4 +210,96 @@ fn serve_applies_its_connection_and_host_settings_and_stops_on_sigterm() {
         .unwrap_or_else(|| panic!("{log:#?}"));
     assert!(limits.contains("max_connections=7"), "{limits}");
     assert!(log.iter().any(|line| line.contains("stopped")), "{log:#?}");
+}
+
+#[test]
+fn an_export_job_outlives_the_server_that_accepted_it() {
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("store");
+    // The first server only accepts jobs: it runs none, as an API node beside workers would.
+    let mut first = serve_in(&store, &["--job-workers", "0"]);
+    for family in ["Li", "Wang", "Zhang"] {
+        let body = format!(r#"{{"resourceType":"Patient","name":[{{"family":"{family}"}}]}}"#);
+        let (status, _, answer) = send(
+            first.address,
+            "POST",
+            "/fhir/Patient",
+            &[("content-type", "application/fhir+json")],
+            &body,
+        );
+        assert_eq!(status, 201, "{answer}");
+    }
+    let accept = [
+        ("accept", "application/fhir+json"),
+        ("prefer", "respond-async"),
+    ];
+    let (status, headers, answer) = send(
+        first.address,
+        "GET",
+        "/fhir/Patient/$export?_type=Patient",
+        &accept,
+        "",
+    );
+    assert_eq!(status, 202, "{answer}");
+    let location = header(&headers, "content-location").unwrap().to_owned();
+    let status_path = location
+        .split_once(&first.address.to_string())
+        .unwrap()
+        .1
+        .to_owned();
+    let (status, headers, _) = send(first.address, "GET", &status_path, &[], "");
+    assert_eq!(status, 202);
+    assert_eq!(header(&headers, "x-progress"), Some("queued"));
+    first.stop();
+
+    // The next server, with workers, runs the job the first one accepted.
+    let second = serve_in(&store, &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let manifest = loop {
+        let (status, _, body) = send(second.address, "GET", &status_path, &[], "");
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(status, 202, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the export did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let output = manifest["output"].as_array().unwrap();
+    assert_eq!(output.len(), 1, "{manifest}");
+    assert_eq!(output[0]["type"], "Patient");
+    assert_eq!(output[0]["count"], 3);
+    let file_url = output[0]["url"].as_str().unwrap();
+    let file_path = file_url
+        .split_once(&second.address.to_string())
+        .unwrap()
+        .1
+        .to_owned();
+    let (status, headers, ndjson) = send(
+        second.address,
+        "GET",
+        &file_path,
+        &[("accept", "application/fhir+ndjson")],
+        "",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("application/fhir+ndjson")
+    );
+    assert_eq!(ndjson.lines().count(), 3, "{ndjson}");
+    for family in ["Li", "Wang", "Zhang"] {
+        assert!(ndjson.contains(family), "{ndjson}");
+    }
+    drop(second);
+
+    // A finished export and its files outlive a restart too.
+    let third = serve_in(&store, &[]);
+    let (status, _, body) = send(third.address, "GET", &status_path, &[], "");
+    assert_eq!(status, 200, "{body}");
+    let (status, _, again) = send(third.address, "GET", &file_path, &[], "");
+    assert_eq!((status, again.lines().count()), (200, 3));
 }

@@ -14,10 +14,11 @@ use std::sync::RwLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use caller::Caller;
 use repository::{InTransaction, Repository, RepositoryError};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use store::{RequestContext, VersionRecord};
+use store::VersionRecord;
 
 pub use keys::{Key, KeyRing};
 
@@ -263,7 +264,7 @@ impl HealthCodes {
         &self,
         mpi: &Mpi,
         repository: &Repository,
-        ctx: &RequestContext,
+        ctx: &Caller,
         patient: &str,
         kind: CodeKind,
     ) -> Result<Issued, IdentityError> {
@@ -347,7 +348,7 @@ impl HealthCodes {
         &self,
         mpi: &Mpi,
         repository: &Repository,
-        ctx: &RequestContext,
+        ctx: &Caller,
         code: &str,
         pin: Option<&str>,
     ) -> Result<Resolved, IdentityError> {
@@ -392,7 +393,7 @@ impl HealthCodes {
     /// wrong (a wrong PIN is counted, and enough of them revoke the code).
     fn check_revocation(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         token: &Token,
         pin: Option<&str>,
         max_attempts: u32,
@@ -475,7 +476,7 @@ impl HealthCodes {
         &self,
         mpi: &Mpi,
         repository: &Repository,
-        ctx: &RequestContext,
+        ctx: &Caller,
         code: &str,
     ) -> Result<(), IdentityError> {
         // An expired code needs no revoking, but revoking it is harmless: decode far in the past.

@@ -9,19 +9,25 @@ use super::{MPI_SYSTEM, Mpi};
 /// An AuditEvent for `event` about the resources `entities` (references), by whoever the
 /// request context names.
 pub(crate) fn audit_event(
-    ctx: &store::RequestContext,
+    ctx: &caller::Caller,
     event: &str,
     entities: &[&str],
     detail: Option<&str>,
 ) -> Value {
     let recorded = repository::clock::format_instant(repository::clock::now_micros());
-    let who = match (&ctx.user, &ctx.organization) {
-        (Some(user), _) => json!({"reference": user}),
-        (None, Some(organization)) => json!({"reference": organization}),
-        (None, None) => json!({"display": "Meridian (system)"}),
+    let user = match &ctx.actor {
+        caller::Actor::User(reference) => Some(reference.as_str()),
+        _ => None,
+    };
+    let who = match (user, &ctx.organization, &ctx.actor) {
+        (Some(user), _, _) => json!({"reference": user}),
+        (None, Some(organization), _) => json!({"reference": organization}),
+        (None, None, caller::Actor::Client(id)) => json!({"display": format!("client {id}")}),
+        (None, None, caller::Actor::Operator) => json!({"display": "Meridian operator"}),
+        (None, None, _) => json!({"display": "anonymous"}),
     };
     let mut agent = json!({"who": who, "requestor": true});
-    if let (Some(_), Some(organization)) = (&ctx.user, &ctx.organization) {
+    if let (Some(_), Some(organization)) = (user, &ctx.organization) {
         agent["location"] = json!({"display": organization});
     }
     let action = match event {
@@ -53,7 +59,7 @@ pub(crate) fn audit_event(
 impl Mpi {
     pub(crate) fn audit(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         event: &str,
         entities: &[&str],
         detail: Option<&str>,
@@ -64,7 +70,7 @@ impl Mpi {
     /// Records an identity event in the transaction.
     pub fn audit_in(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         event: &str,
         entities: &[&str],
         detail: Option<&str>,

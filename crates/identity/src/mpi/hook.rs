@@ -9,7 +9,7 @@ use serde_json::Value;
 use store::VersionRecord;
 
 use super::Mpi;
-use super::person::{Link, PersonState};
+use super::person::{Link, PersonState, lock_keys, tag_keys};
 use crate::blocking::blocking_keys;
 use crate::model::{Decision, Verdict};
 use crate::record::Record;
@@ -23,7 +23,7 @@ impl WriteHook for MatchOnWrite {
 
     fn after_write(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         record: &VersionRecord,
     ) -> Result<(), RepositoryError> {
         self.0.on_patient_write(tx, record)
@@ -39,10 +39,28 @@ pub(crate) struct Candidate {
 impl Mpi {
     fn on_patient_write(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         record: &VersionRecord,
     ) -> Result<(), RepositoryError> {
-        let existing = self.person_of(tx, &record.id)?;
+        let mut existing = self.person_of(tx, &record.id)?;
+        if let Some(person) = &existing {
+            // The Person may be merged by a re-estimation meanwhile (`learning`), which takes
+            // the locks of its keys: take them too, then read it again as it is now.
+            let mut keys = tx
+                .read("Person", &person.id)?
+                .map(|(_, p)| tag_keys(&p))
+                .unwrap_or_default();
+            if let Some(content) = record.content.as_deref()
+                && let Ok(patient) = serde_json::from_slice::<Value>(content)
+            {
+                keys.extend(blocking_keys(&Record::from_fhir(
+                    &patient,
+                    &self.config.systems,
+                )));
+            }
+            lock_keys(tx, keys)?;
+            existing = self.person_of(tx, &record.id)?;
+        }
         if record.is_deleted() {
             if let Some(mut person) = existing {
                 person.links.retain(|l| l.patient != record.id);
@@ -106,9 +124,7 @@ impl Mpi {
         // Person: whoever holds the keys first decides, the other then finds its Person.
         let mut keys = blocking_keys(&demographics);
         keys.sort_unstable_by_key(|k| *k as i64);
-        for key in &keys {
-            tx.transaction().lock_key(*key as i64)?;
-        }
+        lock_keys(tx, keys.clone())?;
         let candidates = self.candidates_in(tx, &demographics, &keys)?;
         let best = candidates
             .iter()
@@ -168,7 +184,7 @@ impl Mpi {
     /// The active Persons sharing a blocking key with `demographics`, scored.
     pub(crate) fn candidates_in(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         demographics: &Record,
         keys: &[u64],
     ) -> Result<Vec<Candidate>, RepositoryError> {
@@ -183,6 +199,7 @@ impl Mpi {
                 }
             }
         }
+        let matcher = self.matcher();
         let mut candidates = Vec::with_capacity(found.len());
         for record in found {
             let person: Value = serde_json::from_slice(record.content.as_deref().unwrap_or(b"{}"))
@@ -192,7 +209,7 @@ impl Mpi {
                 continue;
             }
             let theirs = Record::from_fhir(&person, &self.config.systems);
-            let verdict = self.matcher.decide(demographics, &theirs);
+            let verdict = matcher.decide(demographics, &theirs);
             candidates.push(Candidate {
                 person: state,
                 verdict,

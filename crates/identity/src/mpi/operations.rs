@@ -3,9 +3,9 @@
 //! Undoing a wrong link restores both Persons: a Person merged away keeps the Patients it held
 //! (as `former-link` extensions), and unlinking one of them brings it back with them.
 
+use caller::Caller;
 use repository::{InTransaction, Repository, RepositoryError};
 use serde_json::{Value, json};
-use store::RequestContext;
 
 use super::hook::Candidate;
 use super::person::{Link, PersonState};
@@ -38,7 +38,7 @@ impl Mpi {
     /// candidate Person, with the score and what agreed and disagreed.
     pub(crate) fn queue_review(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         patient: &str,
         own_person: &str,
         candidate: &Candidate,
@@ -86,7 +86,7 @@ impl Mpi {
     pub fn link(
         &self,
         repository: &Repository,
-        ctx: &RequestContext,
+        ctx: &Caller,
         person: &str,
         patient: &str,
     ) -> Result<LinkOutcome, IdentityError> {
@@ -95,7 +95,7 @@ impl Mpi {
 
     fn link_in(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         person: &str,
         patient: &str,
     ) -> Result<LinkOutcome, RepositoryError> {
@@ -148,7 +148,7 @@ impl Mpi {
     pub fn unlink(
         &self,
         repository: &Repository,
-        ctx: &RequestContext,
+        ctx: &Caller,
         person: &str,
         patient: &str,
     ) -> Result<LinkOutcome, IdentityError> {
@@ -244,7 +244,7 @@ impl Mpi {
     pub fn merge(
         &self,
         repository: &Repository,
-        ctx: &RequestContext,
+        ctx: &Caller,
         source: &str,
         target: &str,
     ) -> Result<LinkOutcome, IdentityError> {
@@ -292,7 +292,7 @@ impl Mpi {
     pub fn review(
         &self,
         repository: &Repository,
-        ctx: &RequestContext,
+        ctx: &Caller,
         task: &str,
         decision: ReviewDecision,
     ) -> Result<Value, IdentityError> {

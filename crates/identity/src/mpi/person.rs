@@ -110,11 +110,39 @@ impl PersonState {
     }
 }
 
+/// The blocking keys a Person carries as tags.
+pub(crate) fn tag_keys(person: &Value) -> Vec<u64> {
+    person
+        .pointer("/meta/tag")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|t| t["system"] == BLOCKING_TAG_SYSTEM)
+        .filter_map(|t| t["code"].as_str())
+        .filter_map(|code| u64::from_str_radix(code, 16).ok())
+        .collect()
+}
+
+/// Takes the key locks of `keys` in the one order every taker uses (ascending as signed
+/// integers), so that two transactions deciding about the same residents run one after the
+/// other and never wait on each other in a circle.
+pub(crate) fn lock_keys(
+    tx: &mut InTransaction<'_, '_>,
+    mut keys: Vec<u64>,
+) -> Result<(), RepositoryError> {
+    keys.sort_unstable_by_key(|k| *k as i64);
+    keys.dedup();
+    for key in keys {
+        tx.transaction().lock_key(key as i64)?;
+    }
+    Ok(())
+}
+
 impl Mpi {
     /// The Person that links `patient`, if any.
     pub(crate) fn person_of(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         patient: &str,
     ) -> Result<Option<PersonState>, RepositoryError> {
         let found = tx.search(
@@ -136,7 +164,7 @@ impl Mpi {
     /// The id of the active Person of `patient`.
     pub fn master_of(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         patient: &str,
     ) -> Result<Option<String>, RepositoryError> {
         Ok(self
@@ -148,7 +176,7 @@ impl Mpi {
     /// Whether Person `id` exists and is active (not merged away, not emptied).
     pub fn active_person(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         id: &str,
     ) -> Result<bool, RepositoryError> {
         Ok(self.read_person(tx, id)?.is_some_and(|p| p.active))
@@ -156,7 +184,7 @@ impl Mpi {
 
     pub(crate) fn read_person(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         id: &str,
     ) -> Result<Option<PersonState>, RepositoryError> {
         Ok(tx.read("Person", id)?.map(|(record, person)| {
@@ -168,7 +196,7 @@ impl Mpi {
     /// computed from its linked Patients. Answers the Person's id.
     pub(crate) fn write_person(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         state: &PersonState,
     ) -> Result<String, RepositoryError> {
         let mut patients = Vec::new();

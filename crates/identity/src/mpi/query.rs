@@ -1,9 +1,10 @@
 //! Queries over the index: `Patient/$match` (who is this?) and the IHE PIXm cross-reference
 //! (which identifiers does this person have elsewhere?). Both read committed data.
 
+use caller::Caller;
 use repository::{Repository, RepositoryError};
 use serde_json::Value;
-use store::{RequestContext, VersionRecord};
+use store::VersionRecord;
 
 use super::Mpi;
 use super::hook::tag_criteria;
@@ -68,7 +69,7 @@ impl Mpi {
     pub fn find_matches(
         &self,
         repository: &Repository,
-        ctx: &RequestContext,
+        ctx: &Caller,
         patient: &Value,
         only_certain: bool,
         count: usize,
@@ -95,6 +96,7 @@ impl Mpi {
                 }
             }
         }
+        let matcher = self.matcher();
         let mut results = Vec::new();
         for person in found {
             let resource = parse(&person)?;
@@ -102,7 +104,7 @@ impl Mpi {
             if !state.active {
                 continue;
             }
-            let verdict = self.matcher.decide(
+            let verdict = matcher.decide(
                 &demographics,
                 &Record::from_fhir(&resource, &self.config.systems),
             );
@@ -117,7 +119,7 @@ impl Mpi {
             }
             let mut patients = Vec::new();
             for link in &state.links {
-                if let Some(record) = repository.store().read(ctx, "Patient", &link.patient)?
+                if let Some(record) = repository.reader(ctx).current("Patient", &link.patient)?
                     && !record.is_deleted()
                 {
                     patients.push(record);
@@ -149,7 +151,7 @@ impl Mpi {
     pub fn cross_reference(
         &self,
         repository: &Repository,
-        ctx: &RequestContext,
+        ctx: &Caller,
         system: &str,
         value: &str,
         target_systems: &[String],
@@ -198,7 +200,7 @@ impl Mpi {
             }
         }
         for id in &patients {
-            let Some(record) = repository.store().read(ctx, "Patient", id)? else {
+            let Some(record) = repository.reader(ctx).current("Patient", id)? else {
                 continue;
             };
             if record.is_deleted() {
@@ -242,7 +244,7 @@ impl Mpi {
     pub fn person_of_patient(
         &self,
         repository: &Repository,
-        ctx: &RequestContext,
+        ctx: &Caller,
         patient: &str,
     ) -> Result<Option<(VersionRecord, Vec<VersionRecord>)>, IdentityError> {
         let persons = repository.find(
@@ -266,10 +268,10 @@ impl Mpi {
     pub fn person_with_patients(
         &self,
         repository: &Repository,
-        ctx: &RequestContext,
+        ctx: &Caller,
         person: &str,
     ) -> Result<Option<(VersionRecord, Vec<VersionRecord>)>, IdentityError> {
-        let Some(record) = repository.store().read(ctx, "Person", person)? else {
+        let Some(record) = repository.reader(ctx).current("Person", person)? else {
             return Ok(None);
         };
         if record.is_deleted() {
@@ -283,12 +285,12 @@ impl Mpi {
     fn patients_of(
         &self,
         repository: &Repository,
-        ctx: &RequestContext,
+        ctx: &Caller,
         state: &PersonState,
     ) -> Result<Vec<VersionRecord>, RepositoryError> {
         let mut patients = Vec::new();
         for link in &state.links {
-            if let Some(record) = repository.store().read(ctx, "Patient", &link.patient)?
+            if let Some(record) = repository.reader(ctx).current("Patient", &link.patient)?
                 && !record.is_deleted()
             {
                 patients.push(record);

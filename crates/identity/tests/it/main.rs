@@ -5,5 +5,6 @@ mod support;
 
 mod comparators;
 mod health_code;
+mod learning;
 mod matching;
 mod mpi;

@@ -149,6 +149,61 @@ fn two_different_valid_id_numbers_are_never_linked_automatically() {
 }
 
 #[test]
+fn relatives_at_one_address_are_a_review_whatever_the_model_weighs_the_address() {
+    // A model that takes one street as settling it, as one learned from FEBRL (no households)
+    // does: the pair would be linked without the rule.
+    let mut model = Model::starting_point();
+    for f in [Field::Street, Field::Locality, Field::Postcode] {
+        model.m[f as usize][1] = 0.95;
+        model.u[f as usize][1] = 1e-5;
+    }
+    model.refresh();
+    let matcher = Matcher::new(model, None, Thresholds::default());
+    let at_home = |given: &str, birth: Option<&str>, card: Option<&str>| {
+        let mut patient = json!({"name": [{"family": "menzies", "given": [given]}],
+            "address": [{"line": ["21 woralul street"], "city": "orford", "postalCode": "2615"}]});
+        if let Some(birth) = birth {
+            patient["birthDate"] = json!(birth);
+        }
+        if let Some(card) = card {
+            patient["identifier"] =
+                json!([{"system": "urn:oid:2.16.156.10011.1.15", "value": card}]);
+        }
+        from(patient)
+    };
+    let relatives = [
+        (at_home("kirra", None, None), at_home("bronson", None, None)),
+        (
+            at_home("kirra", Some("1994-09-15"), None),
+            at_home("bronson", Some("1961-02-03"), None),
+        ),
+    ];
+    for (a, b) in &relatives {
+        let verdict = matcher.decide(a, b);
+        assert!(
+            verdict
+                .conflicts
+                .contains(&Conflict::SameFamilyDifferentGiven),
+            "{verdict:?}"
+        );
+        assert_eq!(verdict.decision, Decision::Review, "{verdict:?}");
+    }
+    // A given name replaced but the same birth date, or the same card: one person still.
+    let same_birth = matcher.decide(
+        &at_home("kirra", Some("1994-09-15"), None),
+        &at_home("bronson", Some("1994-09-15"), None),
+    );
+    let same_card = matcher.decide(
+        &at_home("kirra", None, Some("7364009")),
+        &at_home("bronson", None, Some("7364009")),
+    );
+    for verdict in [same_birth, same_card] {
+        assert!(verdict.conflicts.is_empty(), "{verdict:?}");
+        assert_eq!(verdict.decision, Decision::AutoLink, "{verdict:?}");
+    }
+}
+
+#[test]
 fn homophones_and_romanised_names_still_link() {
     let matcher = Matcher::new(Model::starting_point(), None, Thresholds::default());
     let base = json!({"name": [{"family": "张", "given": ["伟"]}], "gender": "male", "birthDate": "1980-02-11",

@@ -2,20 +2,17 @@
 
 use std::sync::Arc;
 
+use caller::Caller;
 use identity::mpi::{IdentityConfig, Mpi};
 use repository::Repository;
 use serde_json::{Value, json};
-use store::RequestContext;
 use test_support::TestStore;
 
-pub fn ctx() -> RequestContext {
-    RequestContext {
-        request_id: "identity-test".into(),
-        user: Some("Practitioner/clerk-1".into()),
-        organization: Some("Organization/county-hospital".into()),
-        purpose_of_use: None,
-        break_glass: false,
-    }
+pub fn ctx() -> Caller {
+    let mut caller = Caller::anonymous("identity-test");
+    caller.actor = caller::Actor::User("Practitioner/clerk-1".into());
+    caller.organization = Some("Organization/county-hospital".into());
+    caller
 }
 
 pub struct Indexed {

@@ -2,7 +2,8 @@
 //! resources; the levels, _type, _since and _typeFilter narrow it as the specification says.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 
 use repository::{ExportLevel, ExportRequest, ImportOptions, ImportUnit, Repository};
 use serde_json::Value;
@@ -34,27 +35,33 @@ fn export(
 ) -> (tempfile::TempDir, Vec<repository::ExportFile>) {
     let dir = tempfile::tempdir().unwrap();
     let request = ExportRequest::parse(repository, level, &criteria(params)).unwrap();
+    let blobs = blob::FileBlobStore::open(dir.path()).unwrap();
     let files = repository
         .export(
             &ctx(),
             &request,
-            dir.path(),
+            &blobs,
+            &blob::BlobKey::new("exports/test").unwrap(),
             &AtomicU64::new(0),
-            &AtomicBool::new(false),
+            &|| false,
         )
         .unwrap();
     (dir, files)
 }
 
+/// Where an exported file is on disk, under the export's directory.
+fn path_of(dir: &tempfile::TempDir, file: &repository::ExportFile) -> PathBuf {
+    dir.path().join(file.key.as_str())
+}
+
 /// Every resource in a store, by type/id, without the server's meta (versions and times differ).
 fn everything(
-    repository: &Repository,
+    dir: &tempfile::TempDir,
     files: &[repository::ExportFile],
 ) -> BTreeMap<String, Value> {
-    let _ = repository;
     let mut all = BTreeMap::new();
     for file in files {
-        for line in std::fs::read_to_string(&file.path).unwrap().lines() {
+        for line in std::fs::read_to_string(path_of(dir, file)).unwrap().lines() {
             let mut resource: Value = serde_json::from_str(line).unwrap();
             let key = format!(
                 "{}/{}",
@@ -77,20 +84,20 @@ backend_tests! {
         let (dir, files) = export(&repository, ExportLevel::System, &[]);
         let total: u64 = files.iter().map(|f| f.count).sum();
         assert_eq!(total, 388 + 390 + 66 + 134 + 146);
-        assert!(files.iter().all(|f| f.path.file_name().unwrap().to_str().unwrap() == format!("{}.ndjson", f.resource_type)));
+        assert!(files.iter().all(|f| f.key.name() == format!("{}.ndjson", f.resource_type)));
 
         let fresh_store = test_support::sqlite();
         let fresh = crate::support::repository(&fresh_store);
         let units = files.iter().flat_map(|file| {
-            std::fs::read_to_string(&file.path).unwrap().lines().enumerate().map(|(n, line)| ImportUnit {
-                source: format!("{}:{}", file.path.display(), n + 1),
+            std::fs::read_to_string(path_of(&dir, file)).unwrap().lines().enumerate().map(|(n, line)| ImportUnit {
+                source: format!("{}:{}", file.key, n + 1),
                 json: line.as_bytes().to_vec(),
             }).collect::<Vec<_>>()
         });
         let report = fresh.import(&ctx(), units, ImportOptions { workers: 2, batch_resources: 500 }, &|_| {});
         assert!(report.failures.is_empty(), "{:?}", report.failures);
-        let (_dir2, again) = export(&fresh, ExportLevel::System, &[]);
-        assert_eq!(everything(&fresh, &again), everything(&repository, &files));
+        let (dir2, again) = export(&fresh, ExportLevel::System, &[]);
+        assert_eq!(everything(&dir2, &again), everything(&dir, &files));
         drop(dir);
     }
 

@@ -21,7 +21,7 @@ impl WriteHook for Shadow {
 
     fn after_write(
         &self,
-        tx: &mut InTransaction<'_>,
+        tx: &mut InTransaction<'_, '_>,
         record: &VersionRecord,
     ) -> Result<(), RepositoryError> {
         let patient: Value = serde_json::from_slice(record.content.as_deref().unwrap_or(b"{}"))

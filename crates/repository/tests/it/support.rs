@@ -2,15 +2,15 @@
 
 use std::sync::Arc;
 
+use caller::Caller;
 use repository::{Repository, Written};
 use serde_json::Value;
-use store::RequestContext;
 use test_support::TestStore;
 
 pub const BASE: &str = "http://test.example/fhir";
 
-pub fn ctx() -> RequestContext {
-    RequestContext::system("repository-test")
+pub fn ctx() -> Caller {
+    Caller::operator("repository-test")
 }
 
 pub fn repository(store: &TestStore) -> Repository {

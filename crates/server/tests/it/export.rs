@@ -38,11 +38,10 @@ async fn wait(app: &App, status_url: &str) -> Answer {
         if answer.status != StatusCode::ACCEPTED {
             return answer;
         }
+        let progress = answer.header("x-progress").unwrap();
         assert!(
-            answer
-                .header("x-progress")
-                .unwrap()
-                .ends_with("resources written")
+            progress == "queued" || progress.ends_with("resources written"),
+            "{progress}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

@@ -497,6 +497,21 @@ async fn the_capability_statement_lists_the_identity_operations() {
     for name in ["match", "ihe-pix", "health-code", "resolve-health-code"] {
         assert!(names.contains(&name), "{names:?}");
     }
+    let person = statement["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Person")
+        .unwrap();
+    let names: Vec<&str> = person["operation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    for name in ["link", "unlink", "merge", "model", "estimate-model"] {
+        assert!(names.contains(&name), "{names:?}");
+    }
 }
 
 #[tokio::test]
@@ -507,4 +522,88 @@ async fn without_the_identity_services_the_operations_are_404() {
         .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     assert_eq!(answer.issue().0, "not-found");
+}
+
+fn value_of<'a>(parameters: &'a Value, name: &str) -> &'a Value {
+    let parameter = parameters["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {parameters}"));
+    parameter
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.starts_with("value") || *k == "part")
+        .unwrap()
+        .1
+}
+
+#[tokio::test]
+async fn the_model_is_reported_and_re_estimated_from_the_registrations_on_demand() {
+    let app = identity_app(test_support::sqlite());
+    let model = app.get("/fhir/Person/$model").await;
+    assert_eq!(model.status, StatusCode::OK);
+    let model = model.json();
+    assert_eq!(value_of(&model, "origin"), "built-in");
+    assert_eq!(value_of(&model, "learning"), "idle");
+    let fields = model["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "field")
+        .count();
+    assert_eq!(fields, 10, "every field with its levels");
+    assert_eq!(
+        app.post_json("/fhir/Person/$model", &parameters(json!([])))
+            .await
+            .status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+
+    // Too little to learn from: answered, not adopted, and why.
+    register(&app, "urn:county:mrn", "C-1", "秀英").await;
+    let refused = app
+        .post_json("/fhir/Person/$estimate-model", &parameters(json!([])))
+        .await;
+    assert_eq!(refused.status, StatusCode::OK);
+    let refused = refused.json();
+    assert_eq!(value_of(&refused, "origin"), "built-in");
+    let last = value_of(&refused, "last-estimation").as_array().unwrap();
+    assert!(
+        last.iter()
+            .any(|p| p["name"] == "adopted" && p["valueBoolean"] == false)
+    );
+    assert!(last.iter().any(|p| p["name"] == "refused"));
+
+    // 150 generated residents, each registered twice by two institutions.
+    let mut generator = identity::synthetic::Generator::new(5);
+    for number in 0..150 {
+        let resident = generator.resident(number);
+        for copy in 0..2 {
+            let patient = generator.registration(&resident, copy, false);
+            let answer = app.post_json("/fhir/Patient", &patient).await;
+            assert_eq!(answer.status, StatusCode::CREATED);
+        }
+    }
+    let learned = app
+        .post_json("/fhir/Person/$estimate-model", &json!({}))
+        .await;
+    assert_eq!(
+        learned.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&learned.body)
+    );
+    let learned = learned.json();
+    assert_eq!(value_of(&learned, "origin"), "estimated");
+    assert_eq!(value_of(&learned, "records"), 301);
+    let reported = app.get("/fhir/Person/$model").await.json();
+    assert_eq!(value_of(&reported, "origin"), "estimated");
+    assert_eq!(value_of(&reported, "prior"), value_of(&learned, "prior"));
+    // The model is a resource like any other: its history is the model's.
+    let kept = app.get("/fhir/Basic/mpi-match-model").await;
+    assert_eq!(kept.status, StatusCode::OK);
+    assert_eq!(kept.json()["code"]["coding"][0]["code"], "match-model");
 }

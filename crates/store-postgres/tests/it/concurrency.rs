@@ -22,7 +22,7 @@ fn two_creates_of_one_id_at_once_give_one_version_and_one_conflict() {
                 let store = &store;
                 let barrier = &barrier;
                 scope.spawn(move || {
-                    let mut tx = store.begin(&ctx())?;
+                    let mut tx = store.begin()?;
                     let seen = tx.current("Patient", "p1");
                     barrier.wait();
                     assert!(seen?.is_none());
@@ -47,7 +47,7 @@ fn two_creates_of_one_id_at_once_give_one_version_and_one_conflict() {
     assert_eq!((successes, conflicts), (1, 1), "{results:?}");
 
     // Nothing of the loser was written: one resource, one version, the winner's index rows.
-    let winner = store.read(&ctx(), "Patient", "p1").unwrap().unwrap();
+    let winner = store.read("Patient", "p1").unwrap().unwrap();
     assert_eq!(winner.version, 1);
     assert_eq!(count(&database, "SELECT count(*) FROM resource"), 1);
     assert_eq!(count(&database, "SELECT count(*) FROM version"), 1);
@@ -74,11 +74,11 @@ fn a_second_writer_of_a_resource_waits_for_the_first_and_then_sees_its_version()
     let database = TestDatabase::create();
     let store = open(&database, 4);
     put_with_retry(&store, "Patient", "p1", "{}", &identifier("v1"));
-    let mut first = store.begin(&ctx()).unwrap();
+    let mut first = store.begin().unwrap();
     put_in(&mut *first, "Patient", "p1", "{}", &identifier("v2")).unwrap();
     std::thread::scope(|scope| {
         let second = scope.spawn(|| {
-            let mut tx = store.begin(&ctx())?;
+            let mut tx = store.begin()?;
             let seen = tx.current("Patient", "p1")?.map(|r| r.version);
             put_in(&mut *tx, "Patient", "p1", "{}", &identifier("v3"))?;
             tx.commit()?;
@@ -101,14 +101,7 @@ fn a_second_writer_of_a_resource_waits_for_the_first_and_then_sees_its_version()
         first.commit().unwrap();
         assert_eq!(second.join().unwrap().unwrap(), Some(2));
     });
-    assert_eq!(
-        store
-            .read(&ctx(), "Patient", "p1")
-            .unwrap()
-            .unwrap()
-            .version,
-        3
-    );
+    assert_eq!(store.read("Patient", "p1").unwrap().unwrap().version, 3);
 }
 
 #[test]
@@ -141,20 +134,17 @@ fn concurrent_updates_of_one_resource_each_get_their_own_version() {
         }
     });
     let total = threads * updates + 1;
-    let current = store.read(&ctx(), "Patient", "p1").unwrap().unwrap();
+    let current = store.read("Patient", "p1").unwrap().unwrap();
     assert_eq!(current.version, total as i64, "no update was lost");
 
     let history = store
-        .history(
-            &ctx(),
-            &HistoryQuery {
-                scope: HistoryScope::Instance("Patient".into(), "p1".into()),
-                since: None,
-                at: None,
-                count: 1_000,
-                cursor: None,
-            },
-        )
+        .history(&HistoryQuery {
+            scope: HistoryScope::Instance("Patient".into(), "p1".into()),
+            since: None,
+            at: None,
+            count: 1_000,
+            cursor: None,
+        })
         .unwrap();
     let versions: Vec<i64> = history.versions.iter().map(|v| v.version).collect();
     assert_eq!(versions, (1..=total as i64).rev().collect::<Vec<_>>());
@@ -182,7 +172,7 @@ fn a_transaction_that_failed_cannot_commit_part_of_its_work() {
     let database = TestDatabase::create();
     let store = open(&database, 2);
     put_with_retry(&store, "Patient", "taken", "{}", &identifier("taken"));
-    let mut tx = store.begin(&ctx()).unwrap();
+    let mut tx = store.begin().unwrap();
     put_in(&mut *tx, "Patient", "fresh", "{}", &identifier("fresh")).unwrap();
     // A create of an id this transaction never looked at is sent at once, and fails.
     let error = tx
@@ -205,7 +195,7 @@ fn a_transaction_that_failed_cannot_commit_part_of_its_work() {
     // store must say it failed.
     let commit = tx.commit().unwrap_err();
     assert!(commit.is_retryable(), "{commit:?}");
-    assert!(store.read(&ctx(), "Patient", "fresh").unwrap().is_none());
+    assert!(store.read("Patient", "fresh").unwrap().is_none());
     assert_eq!(count(&database, "SELECT count(*) FROM version"), 1);
 }
 
@@ -215,7 +205,7 @@ fn a_bulk_create_that_lost_a_race_for_one_id_writes_nothing() {
     let store = open(&database, 4);
     let ids: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
     let keys: Vec<(&str, &str)> = ids.iter().map(|id| ("Patient", id.as_str())).collect();
-    let mut bulk = store.begin(&ctx()).unwrap();
+    let mut bulk = store.begin().unwrap();
     assert!(
         bulk.current_many(&keys)
             .unwrap()

@@ -21,13 +21,13 @@ fn opening_a_migrated_database_again_keeps_its_data_and_migrates_nothing() {
         count(&database, "SELECT count(*) FROM schema_version"),
         versions
     );
-    let record = second.read(&ctx(), "Patient", "p1").unwrap().unwrap();
+    let record = second.read("Patient", "p1").unwrap().unwrap();
     assert_eq!(record.version, 1);
     // Row keys of the second store continue past the first's.
-    let mut tx = second.begin(&ctx()).unwrap();
+    let mut tx = second.begin().unwrap();
     put_in(&mut *tx, "Patient", "p2", "{}", &IndexEntries::default()).unwrap();
     tx.commit().unwrap();
-    let p2 = second.read(&ctx(), "Patient", "p2").unwrap().unwrap();
+    let p2 = second.read("Patient", "p2").unwrap().unwrap();
     assert!(p2.row > record.row, "{} then {}", record.row, p2.row);
 }
 

@@ -12,9 +12,9 @@ use crate::support::*;
 fn a_caller_waits_for_a_connection_when_the_pool_is_exhausted() {
     let database = TestDatabase::create();
     let store = open(&database, 1);
-    let mut tx = store.begin(&ctx()).unwrap();
+    let mut tx = store.begin().unwrap();
     std::thread::scope(|scope| {
-        let reader = scope.spawn(|| store.read(&ctx(), "Patient", "p1"));
+        let reader = scope.spawn(|| store.read("Patient", "p1"));
         // The reader is now blocked on the pool (not failed, not on the database).
         while store.pool_status().waiting == 0 {
             assert!(
@@ -40,11 +40,11 @@ fn with_no_time_to_wait_an_exhausted_pool_answers_unavailable() {
     config.max_connections = 1;
     config.acquire_timeout = std::time::Duration::ZERO;
     let store = PostgresStore::open(config).unwrap();
-    let tx = store.begin(&ctx()).unwrap();
-    let error = store.read(&ctx(), "Patient", "p1").unwrap_err();
+    let tx = store.begin().unwrap();
+    let error = store.read("Patient", "p1").unwrap_err();
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
     drop(tx);
-    assert!(store.read(&ctx(), "Patient", "p1").unwrap().is_none());
+    assert!(store.read("Patient", "p1").unwrap().is_none());
 }
 
 fn end_every_session(database: &TestDatabase) -> i64 {
@@ -69,17 +69,10 @@ fn a_connection_ended_by_the_server_is_replaced() {
     assert!(end_every_session(&database) >= 1);
 
     // Reads and transactions go on, on a new connection.
-    assert!(store.read(&ctx(), "Patient", "p1").unwrap().is_some());
+    assert!(store.read("Patient", "p1").unwrap().is_some());
     assert!(end_every_session(&database) >= 1);
     put_with_retry(&store, "Patient", "p1", "{}", &IndexEntries::default());
-    assert_eq!(
-        store
-            .read(&ctx(), "Patient", "p1")
-            .unwrap()
-            .unwrap()
-            .version,
-        2
-    );
+    assert_eq!(store.read("Patient", "p1").unwrap().unwrap().version, 2);
     assert_eq!(store.pool_status().open, 1);
 }
 
@@ -87,19 +80,12 @@ fn a_connection_ended_by_the_server_is_replaced() {
 fn a_transaction_whose_connection_breaks_fails_and_the_next_one_works() {
     let database = TestDatabase::create();
     let store = open(&database, 1);
-    let mut tx = store.begin(&ctx()).unwrap();
+    let mut tx = store.begin().unwrap();
     put_in(&mut *tx, "Patient", "p1", "{}", &IndexEntries::default()).unwrap();
     assert!(end_every_session(&database) >= 1);
     let error = tx.commit().unwrap_err();
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
-    assert!(store.read(&ctx(), "Patient", "p1").unwrap().is_none());
+    assert!(store.read("Patient", "p1").unwrap().is_none());
     put_with_retry(&store, "Patient", "p1", "{}", &IndexEntries::default());
-    assert_eq!(
-        store
-            .read(&ctx(), "Patient", "p1")
-            .unwrap()
-            .unwrap()
-            .version,
-        1
-    );
+    assert_eq!(store.read("Patient", "p1").unwrap().unwrap().version, 1);
 }

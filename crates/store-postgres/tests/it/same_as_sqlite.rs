@@ -5,8 +5,6 @@
 use search::IndexEntries;
 use store::{HistoryQuery, HistoryScope, Method, ScanQuery, Store, VersionRecord, VersionWrite};
 
-use crate::support::*;
-
 fn load(store: &dyn Store) {
     let empty = IndexEntries::default();
     for (n, (resource_type, id)) in [
@@ -20,7 +18,7 @@ fn load(store: &dyn Store) {
     .into_iter()
     .enumerate()
     {
-        let mut tx = store.begin(&ctx()).unwrap();
+        let mut tx = store.begin().unwrap();
         let previous = tx.current(resource_type, id).unwrap();
         let version = previous.as_ref().map_or(1, |p| p.version + 1);
         let content = format!(r#"{{"n":{n}}}"#);
@@ -43,7 +41,7 @@ fn load(store: &dyn Store) {
         tx.commit().unwrap();
     }
     // A deleted resource is not scanned.
-    let mut tx = store.begin(&ctx()).unwrap();
+    let mut tx = store.begin().unwrap();
     let previous = tx.current("Observation", "o2").unwrap().unwrap();
     tx.put(VersionWrite {
         resource_type: "Observation",
@@ -73,7 +71,7 @@ fn comparable(records: &[VersionRecord]) -> Vec<VersionRecord> {
 fn scan_all(store: &dyn Store, mut query: ScanQuery) -> Vec<VersionRecord> {
     let mut out = Vec::new();
     loop {
-        let page = store.scan(&ctx(), &query).unwrap();
+        let page = store.scan(&query).unwrap();
         let Some(last) = page.last() else { break };
         query.after_row = last.row;
         out.extend(page);
@@ -124,10 +122,10 @@ fn scans_and_histories_read_back_the_same_on_both_stores() {
             count: 100,
             cursor: None,
         };
-        let expected = comparable(&sqlite.history(&ctx(), &query).unwrap().versions);
+        let expected = comparable(&sqlite.history(&query).unwrap().versions);
         assert!(!expected.is_empty(), "{query:?}");
         assert_eq!(
-            comparable(&postgres.history(&ctx(), &query).unwrap().versions),
+            comparable(&postgres.history(&query).unwrap().versions),
             expected,
             "{query:?}"
         );

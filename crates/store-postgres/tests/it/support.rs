@@ -3,13 +3,9 @@
 use search::IndexEntries;
 use search::index::TokenEntry;
 use search::keys::{ParamKey, PatientKey};
-use store::{Method, RequestContext, Store, StoreError, Transaction, VersionRecord, VersionWrite};
+use store::{Method, Store, StoreError, Transaction, VersionRecord, VersionWrite};
 use store_postgres::{PostgresConfig, PostgresStore};
 use test_support::TestDatabase;
-
-pub fn ctx() -> RequestContext {
-    RequestContext::system("store-postgres-test")
-}
 
 /// A store on `database` with `max_connections` connections.
 pub fn open(database: &TestDatabase, max_connections: usize) -> PostgresStore {
@@ -70,7 +66,7 @@ pub fn put_with_retry(
 ) -> i64 {
     loop {
         let attempt = (|| {
-            let mut tx = store.begin(&ctx())?;
+            let mut tx = store.begin()?;
             let version = put_in(&mut *tx, resource_type, id, content, index)?;
             tx.commit()?;
             Ok::<_, StoreError>(version)

@@ -22,7 +22,7 @@ fn content_reads_back_byte_for_byte() {
     let content =
         "{ \"resourceType\":\"Patient\",\n \"name\":[{\"text\":\"张三 \\u00e9\"}], \"x\":1.50 }";
     put_with_retry(&store, "Patient", "p1", content, &IndexEntries::default());
-    let record = store.read(&ctx(), "Patient", "p1").unwrap().unwrap();
+    let record = store.read("Patient", "p1").unwrap().unwrap();
     assert_eq!(record.content.as_deref(), Some(content.as_bytes()));
 }
 
@@ -44,7 +44,7 @@ fn a_batch_of_writes_in_one_transaction_lands_whole_and_in_order() {
     let keys: Vec<(&str, &str)> = ids.iter().map(|id| ("Patient", id.as_str())).collect();
     let indexes: Vec<IndexEntries> = ids.iter().map(|id| identifier(id)).collect();
 
-    let mut tx = store.begin(&ctx()).unwrap();
+    let mut tx = store.begin().unwrap();
     let current = tx.current_many(&keys).unwrap();
     assert_eq!(current.len(), 600);
     assert_eq!(current[3].as_ref().map(|r| r.version), Some(1));
@@ -77,32 +77,29 @@ fn a_batch_of_writes_in_one_transaction_lands_whole_and_in_order() {
         );
     }
     // Nothing is visible outside the transaction before the commit.
-    assert!(store.read(&ctx(), "Patient", "p0").unwrap().is_none());
+    assert!(store.read("Patient", "p0").unwrap().is_none());
     tx.commit().unwrap();
 
     assert_eq!(count(&database, "SELECT count(*) FROM resource"), 600);
     assert_eq!(count(&database, "SELECT count(*) FROM idx_token"), 600);
-    let p3 = store.read(&ctx(), "Patient", "p3").unwrap().unwrap();
+    let p3 = store.read("Patient", "p3").unwrap().unwrap();
     assert_eq!((p3.version, p3.row), (2, rows[3]));
     let mut query = SearchQuery::of_type("Patient");
     query.filters = vec![identifier_filter("p599")];
-    let found = store.search(&ctx(), &query).unwrap();
+    let found = store.search(&query).unwrap();
     assert_eq!(found.matches.len(), 1);
     assert_eq!(found.matches[0].row, rows[599]);
     query.filters = vec![identifier_filter("old")];
-    assert!(store.search(&ctx(), &query).unwrap().matches.is_empty());
+    assert!(store.search(&query).unwrap().matches.is_empty());
     // History lists the batch in the order it was written, newest first.
     let history = store
-        .history(
-            &ctx(),
-            &store::HistoryQuery {
-                scope: store::HistoryScope::Type("Patient".into()),
-                since: Some(5_000),
-                at: None,
-                count: 2,
-                cursor: None,
-            },
-        )
+        .history(&store::HistoryQuery {
+            scope: store::HistoryScope::Type("Patient".into()),
+            since: Some(5_000),
+            at: None,
+            count: 2,
+            cursor: None,
+        })
         .unwrap();
     let newest: Vec<&str> = history.versions.iter().map(|v| v.id.as_str()).collect();
     assert_eq!(newest, ["p599", "p598"]);
@@ -114,7 +111,7 @@ fn current_many_answers_in_the_order_asked_with_repeats_and_gaps() {
     let store = open(&database, 2);
     put_with_retry(&store, "Patient", "a", "a", &IndexEntries::default());
     put_with_retry(&store, "Observation", "b", "b", &IndexEntries::default());
-    let mut tx = store.begin(&ctx()).unwrap();
+    let mut tx = store.begin().unwrap();
     let found = tx
         .current_many(&[
             ("Observation", "b"),
@@ -145,27 +142,20 @@ fn reindexing_replaces_index_rows_and_compartment_without_a_new_version() {
     let database = TestDatabase::create();
     let store = open(&database, 2);
     put_with_retry(&store, "Patient", "p1", "{}", &identifier("before"));
-    let row = store.read(&ctx(), "Patient", "p1").unwrap().unwrap().row;
+    let row = store.read("Patient", "p1").unwrap().unwrap().row;
     let mut index = identifier("after");
     index.patient_key = PatientKey::of_patient("other");
-    let mut tx = store.begin(&ctx()).unwrap();
+    let mut tx = store.begin().unwrap();
     tx.replace_index(row, &index).unwrap();
     tx.set_checkpoint("reindex", Some("42")).unwrap();
     tx.commit().unwrap();
 
     let mut query = SearchQuery::of_type("Patient");
     query.filters = vec![identifier_filter("after")];
-    assert_eq!(store.search(&ctx(), &query).unwrap().matches.len(), 1);
+    assert_eq!(store.search(&query).unwrap().matches.len(), 1);
     query.filters = vec![identifier_filter("before")];
-    assert!(store.search(&ctx(), &query).unwrap().matches.is_empty());
-    assert_eq!(
-        store
-            .read(&ctx(), "Patient", "p1")
-            .unwrap()
-            .unwrap()
-            .version,
-        1
-    );
+    assert!(store.search(&query).unwrap().matches.is_empty());
+    assert_eq!(store.read("Patient", "p1").unwrap().unwrap().version, 1);
     let key = PatientKey::of_patient("other").0;
     assert_eq!(
         count(
@@ -181,14 +171,11 @@ fn reindexing_replaces_index_rows_and_compartment_without_a_new_version() {
         ),
         1
     );
-    assert_eq!(
-        store.checkpoint(&ctx(), "reindex").unwrap().as_deref(),
-        Some("42")
-    );
-    let mut tx = store.begin(&ctx()).unwrap();
+    assert_eq!(store.checkpoint("reindex").unwrap().as_deref(), Some("42"));
+    let mut tx = store.begin().unwrap();
     tx.set_checkpoint("reindex", None).unwrap();
     tx.commit().unwrap();
-    assert_eq!(store.checkpoint(&ctx(), "reindex").unwrap(), None);
+    assert_eq!(store.checkpoint("reindex").unwrap(), None);
 }
 
 /// One entry of every kind, with a duplicate of each deduplicated kind and a null in each
@@ -318,7 +305,7 @@ fn a_large_flush_by_copy_writes_the_same_rows_as_a_small_one() {
     put_with_retry(&store, "Observation", "alone", "{}", &index);
     let ids: Vec<String> = (0..40).map(|i| format!("bulk{i}")).collect();
     let keys: Vec<(&str, &str)> = ids.iter().map(|id| ("Observation", id.as_str())).collect();
-    let mut tx = store.begin(&ctx()).unwrap();
+    let mut tx = store.begin().unwrap();
     tx.current_many(&keys).unwrap();
     for id in &ids {
         tx.put(VersionWrite {
@@ -336,16 +323,8 @@ fn a_large_flush_by_copy_writes_the_same_rows_as_a_small_one() {
     }
     tx.commit().unwrap();
 
-    let alone = store
-        .read(&ctx(), "Observation", "alone")
-        .unwrap()
-        .unwrap()
-        .row;
-    let bulk = store
-        .read(&ctx(), "Observation", "bulk0")
-        .unwrap()
-        .unwrap()
-        .row;
+    let alone = store.read("Observation", "alone").unwrap().unwrap().row;
+    let bulk = store.read("Observation", "bulk0").unwrap().unwrap().row;
     for table in store_sql::tables::INDEX_TABLES.map(|table| table.name) {
         let expected = index_rows(&database, table, alone);
         assert!(!expected.is_empty(), "{table}");

@@ -39,13 +39,13 @@ fn pairs(expected: &[(&str, i64)]) -> Vec<(String, i64)> {
 backend_tests! {
     fn history_is_newest_first_at_every_level(store) {
         load(&***store);
-        let instance = store.history(&ctx(), &query(HistoryScope::Instance("Patient".into(), "a".into()))).unwrap();
+        let instance = store.history(&query(HistoryScope::Instance("Patient".into(), "a".into()))).unwrap();
         assert_eq!(versions(&instance), pairs(&[("Patient/a", 3), ("Patient/a", 2), ("Patient/a", 1)]));
         assert_eq!(instance.versions[0].method, Method::Delete);
         assert_eq!(instance.versions[0].content, None);
-        let by_type = store.history(&ctx(), &query(HistoryScope::Type("Patient".into()))).unwrap();
+        let by_type = store.history(&query(HistoryScope::Type("Patient".into()))).unwrap();
         assert_eq!(by_type.versions.len(), 4);
-        let system = store.history(&ctx(), &query(HistoryScope::System)).unwrap();
+        let system = store.history(&query(HistoryScope::System)).unwrap();
         assert_eq!(
             versions(&system),
             pairs(&[("Patient/a", 3), ("Patient/b", 1), ("Patient/a", 2), ("Observation/o", 1), ("Patient/a", 1)])
@@ -56,7 +56,7 @@ backend_tests! {
         load(&***store);
         let mut q = query(HistoryScope::System);
         q.since = Some(3_000);
-        let page = store.history(&ctx(), &q).unwrap();
+        let page = store.history(&q).unwrap();
         assert_eq!(versions(&page), pairs(&[("Patient/a", 3), ("Patient/b", 1), ("Patient/a", 2)]));
     }
 
@@ -64,11 +64,11 @@ backend_tests! {
         load(&***store);
         let mut q = query(HistoryScope::Instance("Patient".into(), "a".into()));
         q.at = Some((2_500, 2_600));
-        assert_eq!(versions(&store.history(&ctx(), &q).unwrap()), pairs(&[("Patient/a", 1)]));
+        assert_eq!(versions(&store.history(&q).unwrap()), pairs(&[("Patient/a", 1)]));
         q.at = Some((2_500, 3_500));
-        assert_eq!(versions(&store.history(&ctx(), &q).unwrap()), pairs(&[("Patient/a", 2), ("Patient/a", 1)]));
+        assert_eq!(versions(&store.history(&q).unwrap()), pairs(&[("Patient/a", 2), ("Patient/a", 1)]));
         q.at = Some((6_000, 7_000));
-        assert_eq!(versions(&store.history(&ctx(), &q).unwrap()), pairs(&[("Patient/a", 3)]), "the deletion is current");
+        assert_eq!(versions(&store.history(&q).unwrap()), pairs(&[("Patient/a", 3)]), "the deletion is current");
     }
 
     fn history_pages_neither_repeat_nor_skip(store) {
@@ -77,7 +77,7 @@ backend_tests! {
         q.count = 2;
         let mut seen = Vec::new();
         loop {
-            let page = store.history(&ctx(), &q).unwrap();
+            let page = store.history(&q).unwrap();
             seen.extend(versions(&page));
             match page.next {
                 Some(cursor) => q.cursor = Some(cursor),

@@ -4,6 +4,7 @@
 mod support;
 
 mod history;
+mod jobs;
 mod paging;
 mod search;
 mod writes;

@@ -13,7 +13,7 @@ use test_support::backend_tests;
 use crate::support::*;
 
 fn search(store: &dyn store::Store, query: &SearchQuery) -> SearchPage {
-    store.search(&ctx(), query).unwrap()
+    store.search(query).unwrap()
 }
 
 /// Follows next links to the end, returning ids in order.
@@ -164,7 +164,7 @@ backend_tests! {
     fn a_chain_with_thousands_of_targets_walks_them_in_order(store) {
         // More targets than the planner reads as a set (5,000): they are found in order.
         let gender = |value: &str| entries(|e| e.tokens.push(token("Patient", "gender", None, value)));
-        let mut tx = store.begin(&ctx()).unwrap();
+        let mut tx = store.begin().unwrap();
         for i in 0..5_200 {
             let value = if i % 50 == 7 { "male" } else { "female" };
             put_in(&mut *tx, "Patient", &format!("p{i:04}"), &gender(value), 1).unwrap();
@@ -193,11 +193,11 @@ backend_tests! {
         query.count = 2;
         let forged = |filter, value| Cursor { after_row: 1, sort_values: Vec::new(), walk: Some(WalkPosition { filter, value }) };
         query.cursor = Some(forged(3, CursorValue::Text("sm".into())));
-        assert!(matches!(store.search(&ctx(), &query), Err(StoreError::InvalidCursor)));
+        assert!(matches!(store.search(&query), Err(StoreError::InvalidCursor)));
         query.cursor = Some(forged(0, CursorValue::Integer(7)));
-        assert!(matches!(store.search(&ctx(), &query), Err(StoreError::InvalidCursor)));
+        assert!(matches!(store.search(&query), Err(StoreError::InvalidCursor)));
         query.cursor = Some(forged(0, CursorValue::Text("smart".into())));
-        assert!(store.search(&ctx(), &query).is_ok());
+        assert!(store.search(&query).is_ok());
     }
 
     fn sorting_pages_through_ties_and_missing_values(store) {

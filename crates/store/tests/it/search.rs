@@ -79,7 +79,7 @@ fn run(store: &dyn store::Store, resource_type: &str, filters: Vec<Filter>) -> V
     let mut query = SearchQuery::of_type(resource_type);
     query.filters = filters;
     query.count = 100;
-    let page = store.search(&ctx(), &query).unwrap();
+    let page = store.search(&query).unwrap();
     ids(&page.matches).into_iter().map(str::to_owned).collect()
 }
 
@@ -214,7 +214,7 @@ backend_tests! {
         query.total = TotalMode::Accurate;
         let mut seen = Vec::new();
         loop {
-            let page = store.search(&ctx(), &query).unwrap();
+            let page = store.search(&query).unwrap();
             assert_eq!(page.total, Some(25 + seen.len() as u64 / 10));
             seen.extend(page.matches.iter().map(|r| r.id.clone()));
             match page.next {
@@ -230,7 +230,7 @@ backend_tests! {
     }
 
     fn a_transaction_searches_its_own_writes(store) {
-        let mut tx = store.begin(&ctx()).unwrap();
+        let mut tx = store.begin().unwrap();
         put_in(&mut *tx, "Patient", "p1", &entries(|e| {
             e.tokens.push(token("Patient", "identifier", Some("urn:sys"), "42"));
         }), 1).unwrap();
@@ -239,7 +239,7 @@ backend_tests! {
         query.filters = vec![Filter::Token { param: key, column: TokenColumn::SystemCode, hash: key.system_code_hash("urn:sys", "42") }];
         assert_eq!(ids(&tx.search(&query).unwrap().matches), ["p1"]);
         drop(tx);
-        assert!(store.search(&ctx(), &query).unwrap().matches.is_empty());
+        assert!(store.search(&query).unwrap().matches.is_empty());
     }
 
     fn composite_strings_match_by_prefix(store) {

@@ -3,11 +3,7 @@
 use search::IndexEntries;
 use search::index::{DateEntry, ReferenceEntry, StringEntry, TokenEntry};
 use search::keys::ParamKey;
-use store::{Method, RequestContext, Store, StoreError, Transaction, VersionRecord, VersionWrite};
-
-pub fn ctx() -> RequestContext {
-    RequestContext::system("contract-test")
-}
+use store::{Method, Store, StoreError, Transaction, VersionRecord, VersionWrite};
 
 /// Writes the next version of `Type/id` with `index`, in its own transaction.
 pub fn put(
@@ -17,7 +13,7 @@ pub fn put(
     index: &IndexEntries,
     last_updated: i64,
 ) -> VersionRecord {
-    let mut tx = store.begin(&ctx()).unwrap();
+    let mut tx = store.begin().unwrap();
     let record = put_in(&mut *tx, resource_type, id, index, last_updated).unwrap();
     tx.commit().unwrap();
     record
@@ -63,7 +59,7 @@ pub fn put_in(
 }
 
 pub fn delete(store: &dyn Store, resource_type: &str, id: &str, last_updated: i64) {
-    let mut tx = store.begin(&ctx()).unwrap();
+    let mut tx = store.begin().unwrap();
     let previous = tx.current(resource_type, id).unwrap().expect("exists");
     let empty = IndexEntries::default();
     tx.put(VersionWrite {

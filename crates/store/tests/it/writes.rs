@@ -12,21 +12,21 @@ backend_tests! {
         put(&***store, "Patient", "p1", &empty, 1_000);
         let second = put(&***store, "Patient", "p1", &empty, 2_000);
         assert_eq!(second.version, 2);
-        let current = store.read(&ctx(), "Patient", "p1").unwrap().unwrap();
+        let current = store.read("Patient", "p1").unwrap().unwrap();
         assert_eq!((current.version, current.last_updated), (2, 2_000));
         assert_eq!(current.content.as_deref(), second.content.as_deref());
-        let first = store.read_version(&ctx(), "Patient", "p1", 1).unwrap().unwrap();
+        let first = store.read_version("Patient", "p1", 1).unwrap().unwrap();
         assert_eq!(first.version, 1);
         assert!(String::from_utf8(first.content.unwrap()).unwrap().contains(r#""versionId":"1""#));
-        assert!(store.read_version(&ctx(), "Patient", "p1", 3).unwrap().is_none());
-        assert!(store.read(&ctx(), "Patient", "p2").unwrap().is_none());
-        assert!(store.read(&ctx(), "Observation", "p1").unwrap().is_none(), "ids are per type");
+        assert!(store.read_version("Patient", "p1", 3).unwrap().is_none());
+        assert!(store.read("Patient", "p2").unwrap().is_none());
+        assert!(store.read("Observation", "p1").unwrap().is_none(), "ids are per type");
     }
 
     fn a_write_based_on_a_stale_version_is_a_conflict(store) {
         let empty = IndexEntries::default();
         put(&***store, "Patient", "p1", &empty, 1_000);
-        let mut tx = store.begin(&ctx()).unwrap();
+        let mut tx = store.begin().unwrap();
         let stale = tx.current("Patient", "p1").unwrap().unwrap();
         // Another writer moves the resource on (simulated inside the same transaction).
         put_in(&mut *tx, "Patient", "p1", &empty, 2_000).unwrap();
@@ -50,7 +50,7 @@ backend_tests! {
     fn creating_an_existing_resource_again_is_a_conflict(store) {
         let empty = IndexEntries::default();
         put(&***store, "Patient", "p1", &empty, 1_000);
-        let mut tx = store.begin(&ctx()).unwrap();
+        let mut tx = store.begin().unwrap();
         let error = tx
             .put(VersionWrite {
                 resource_type: "Patient",
@@ -70,29 +70,29 @@ backend_tests! {
     fn a_transaction_dropped_without_commit_leaves_nothing(store) {
         let empty = IndexEntries::default();
         {
-            let mut tx = store.begin(&ctx()).unwrap();
+            let mut tx = store.begin().unwrap();
             put_in(&mut *tx, "Patient", "p1", &empty, 1_000).unwrap();
             put_in(&mut *tx, "Patient", "p2", &empty, 1_000).unwrap();
         }
-        assert!(store.read(&ctx(), "Patient", "p1").unwrap().is_none());
-        assert!(store.read(&ctx(), "Patient", "p2").unwrap().is_none());
+        assert!(store.read("Patient", "p1").unwrap().is_none());
+        assert!(store.read("Patient", "p2").unwrap().is_none());
         // The store is still usable afterwards.
         put(&***store, "Patient", "p3", &empty, 2_000);
-        assert!(store.read(&ctx(), "Patient", "p3").unwrap().is_some());
+        assert!(store.read("Patient", "p3").unwrap().is_some());
     }
 
     fn a_deletion_is_a_version_without_content(store) {
         let empty = IndexEntries::default();
         put(&***store, "Patient", "p1", &empty, 1_000);
         delete(&***store, "Patient", "p1", 2_000);
-        let current = store.read(&ctx(), "Patient", "p1").unwrap().unwrap();
+        let current = store.read("Patient", "p1").unwrap().unwrap();
         assert!(current.is_deleted());
         assert_eq!(current.version, 2);
         assert_eq!(current.content, None);
         // Writing again revives it as the next version.
         let revived = put(&***store, "Patient", "p1", &empty, 3_000);
         assert_eq!(revived.version, 3);
-        assert!(!store.read(&ctx(), "Patient", "p1").unwrap().unwrap().is_deleted());
+        assert!(!store.read("Patient", "p1").unwrap().unwrap().is_deleted());
     }
 
     fn the_store_answers_a_ping(store) {
