@@ -421,7 +421,7 @@ fn period_range(json: &Value) -> Option<(i64, i64)> {
     let low = start.map_or(i64::MIN, |r| r.start);
     let high = end.map_or(i64::MAX, |r| r.end - 1);
     // A period that ends before it starts breaks per-1; index it as the span between the two,
-    // so every date row keeps low <= high, which the search SQL relies on (`store::sql`).
+    // so every date row keeps low <= high, which the search SQL relies on (`store-sql`).
     Some((low.min(high), low.max(high)))
 }
 

@@ -10,14 +10,20 @@
 //! All CTEs of one statement run against the same snapshot, so deleting a resource's old index
 //! rows and inserting its new ones in the same statement is safe: the delete cannot see the
 //! inserted rows. (This is also why the index tables have no unique keys; see `schema.rs`.)
+//!
+//! The index rows follow the schema's declaration (`store_sql::tables`): one buffer per
+//! declared column, filled from `store_sql::index_rows`, sent as arrays or by COPY in
+//! declaration order.
 
-use std::collections::HashSet;
+use std::convert::Infallible;
 use std::sync::OnceLock;
 
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 use search::IndexEntries;
 use store::{StoreError, VersionWrite};
+use store_sql::index_rows::{Value, for_each_index_row};
+use store_sql::tables::{Column, ColumnType, INDEX_TABLES, Table};
 
 use crate::map_error;
 use crate::pool::Connection;
@@ -58,108 +64,24 @@ const VERSION_COLUMNS: &[(&str, &str)] = &[
     ("content_hash", "bigint"),
     ("content", "bytea"),
 ];
-const INDEX_COLUMNS: [(&str, &[(&str, &str)]); 8] = [
-    (
-        "idx_token",
-        &[
-            ("rid", "bigint"),
-            ("param", "bigint"),
-            ("h_code", "bigint"),
-            ("h_system_code", "bigint"),
-            ("h_system", "bigint"),
-            ("code", "text"),
-            ("patient_key", "bigint"),
-        ],
-    ),
-    (
-        "idx_string",
-        &[
-            ("rid", "bigint"),
-            ("param", "bigint"),
-            ("normalized", "text"),
-            ("exact", "text"),
-            ("patient_key", "bigint"),
-        ],
-    ),
-    (
-        "idx_date",
-        &[
-            ("rid", "bigint"),
-            ("param", "bigint"),
-            ("low", "bigint"),
-            ("high", "bigint"),
-            ("patient_key", "bigint"),
-        ],
-    ),
-    (
-        "idx_number",
-        &[
-            ("rid", "bigint"),
-            ("param", "bigint"),
-            ("value", "float8"),
-            ("low", "float8"),
-            ("high", "float8"),
-            ("patient_key", "bigint"),
-        ],
-    ),
-    (
-        "idx_quantity",
-        &[
-            ("rid", "bigint"),
-            ("param", "bigint"),
-            ("system", "text"),
-            ("code", "text"),
-            ("value", "float8"),
-            ("low", "float8"),
-            ("high", "float8"),
-            ("canonical_code", "text"),
-            ("canonical_value", "float8"),
-            ("canonical_low", "float8"),
-            ("canonical_high", "float8"),
-            ("patient_key", "bigint"),
-            ("seq", "bigint"),
-        ],
-    ),
-    (
-        "idx_reference",
-        &[
-            ("rid", "bigint"),
-            ("param", "bigint"),
-            ("target_type", "text"),
-            ("target_id", "text"),
-            ("url", "text"),
-            ("version", "text"),
-            ("patient_key", "bigint"),
-            ("seq", "bigint"),
-        ],
-    ),
-    (
-        "idx_uri",
-        &[
-            ("rid", "bigint"),
-            ("param", "bigint"),
-            ("uri", "text"),
-            ("patient_key", "bigint"),
-        ],
-    ),
-    (
-        "idx_composite",
-        &[
-            ("rid", "bigint"),
-            ("param", "bigint"),
-            ("first_h_code", "bigint"),
-            ("first_h_system_code", "bigint"),
-            ("second_h_code", "bigint"),
-            ("second_h_system_code", "bigint"),
-            ("second_value", "float8"),
-            ("second_low", "float8"),
-            ("second_high", "float8"),
-            ("second_text", "text"),
-            ("patient_key", "bigint"),
-            ("seq", "bigint"),
-        ],
-    ),
-];
+/// A declared table's columns as the flush sends them: each with its array's element type.
+fn array_columns(columns: &[Column]) -> Vec<(&'static str, &'static str)> {
+    columns
+        .iter()
+        .map(|column| {
+            let element = match column.column_type {
+                ColumnType::Integer => "bigint",
+                ColumnType::SmallInteger => "smallint",
+                ColumnType::Integer32 => "integer",
+                ColumnType::Boolean => "boolean",
+                ColumnType::Real => "float8",
+                ColumnType::Text | ColumnType::UncomparedText => "text",
+                ColumnType::Bytes => "bytea",
+            };
+            (column.name, element)
+        })
+        .collect()
+}
 
 /// `unnest($n::type[], ...)` for `columns`, numbering from `*next`.
 fn unnest(columns: &[(&str, &str)], next: &mut usize) -> String {
@@ -230,14 +152,16 @@ fn flush_sql() -> &'static str {
              FROM unnest(${reindexed}::bigint[], ${reindexed_patient_key}::bigint[]) AS u(rid, patient_key) \
              JOIN resource r ON r.rid = u.rid WHERE v.rid = u.rid AND v.version = r.version)"
         ));
-        for (table, columns) in INDEX_COLUMNS {
+        for table in INDEX_TABLES {
+            let name = table.name;
+            let columns = array_columns(table.columns);
             ctes.push(format!(
-                "cleared_{table} AS (DELETE FROM {table} WHERE rid = ANY(${cleared}::bigint[]))"
+                "cleared_{name} AS (DELETE FROM {name} WHERE rid = ANY(${cleared}::bigint[]))"
             ));
             ctes.push(format!(
-                "rows_{table} AS (INSERT INTO {table} ({}) SELECT * FROM {})",
-                names(columns),
-                unnest(columns, &mut next)
+                "rows_{name} AS (INSERT INTO {name} ({}) SELECT * FROM {})",
+                names(&columns),
+                unnest(&columns, &mut next)
             ));
         }
         format!(
@@ -282,100 +206,118 @@ struct VersionRows {
     content: Vec<Option<Vec<u8>>>,
 }
 
-#[derive(Default)]
-struct TokenRows {
-    rid: Vec<i64>,
-    param: Vec<i64>,
-    h_code: Vec<i64>,
-    h_system_code: Vec<i64>,
-    h_system: Vec<Option<i64>>,
-    code: Vec<String>,
-    patient_key: Vec<i64>,
+/// One column's buffered values, typed as the column is declared.
+enum ColumnValues {
+    Integers(Vec<i64>),
+    OptionalIntegers(Vec<Option<i64>>),
+    Reals(Vec<f64>),
+    OptionalReals(Vec<Option<f64>>),
+    Texts(Vec<String>),
+    OptionalTexts(Vec<Option<String>>),
 }
 
-#[derive(Default)]
-struct StringRows {
-    rid: Vec<i64>,
-    param: Vec<i64>,
-    normalized: Vec<String>,
-    exact: Vec<String>,
-    patient_key: Vec<i64>,
+impl ColumnValues {
+    fn for_column(column: &Column) -> ColumnValues {
+        match (column.column_type, column.nullable) {
+            (ColumnType::Integer, false) => ColumnValues::Integers(Vec::new()),
+            (ColumnType::Integer, true) => ColumnValues::OptionalIntegers(Vec::new()),
+            (ColumnType::Real, false) => ColumnValues::Reals(Vec::new()),
+            (ColumnType::Real, true) => ColumnValues::OptionalReals(Vec::new()),
+            (ColumnType::Text | ColumnType::UncomparedText, false) => {
+                ColumnValues::Texts(Vec::new())
+            }
+            (ColumnType::Text | ColumnType::UncomparedText, true) => {
+                ColumnValues::OptionalTexts(Vec::new())
+            }
+            (
+                ColumnType::SmallInteger
+                | ColumnType::Integer32
+                | ColumnType::Boolean
+                | ColumnType::Bytes,
+                _,
+            ) => {
+                unreachable!(
+                    "index tables hold only integers, reals and text ({})",
+                    column.name
+                )
+            }
+        }
+    }
+
+    fn push(&mut self, value: Value<'_>) {
+        match (self, value) {
+            (ColumnValues::Integers(v), Value::Integer(i)) => v.push(i),
+            (ColumnValues::OptionalIntegers(v), Value::Integer(i)) => v.push(Some(i)),
+            (ColumnValues::OptionalIntegers(v), Value::Null) => v.push(None),
+            (ColumnValues::Reals(v), Value::Real(f)) => v.push(f),
+            (ColumnValues::OptionalReals(v), Value::Real(f)) => v.push(Some(f)),
+            (ColumnValues::OptionalReals(v), Value::Null) => v.push(None),
+            (ColumnValues::Texts(v), Value::Text(t)) => v.push(t.to_owned()),
+            (ColumnValues::OptionalTexts(v), Value::Text(t)) => v.push(Some(t.to_owned())),
+            (ColumnValues::OptionalTexts(v), Value::Null) => v.push(None),
+            (_, value) => unreachable!("{value:?} does not fit its declared column"),
+        }
+    }
+
+    /// The whole column, as one array parameter.
+    fn array(&self) -> Param<'_> {
+        match self {
+            ColumnValues::Integers(v) => v,
+            ColumnValues::OptionalIntegers(v) => v,
+            ColumnValues::Reals(v) => v,
+            ColumnValues::OptionalReals(v) => v,
+            ColumnValues::Texts(v) => v,
+            ColumnValues::OptionalTexts(v) => v,
+        }
+    }
+
+    /// The value of row `row`.
+    fn at(&self, row: usize) -> Param<'_> {
+        match self {
+            ColumnValues::Integers(v) => &v[row],
+            ColumnValues::OptionalIntegers(v) => &v[row],
+            ColumnValues::Reals(v) => &v[row],
+            ColumnValues::OptionalReals(v) => &v[row],
+            ColumnValues::Texts(v) => &v[row],
+            ColumnValues::OptionalTexts(v) => &v[row],
+        }
+    }
 }
 
-#[derive(Default)]
-struct DateRows {
-    rid: Vec<i64>,
-    param: Vec<i64>,
-    low: Vec<i64>,
-    high: Vec<i64>,
-    patient_key: Vec<i64>,
+/// The new rows of one index table, one buffer per declared column.
+struct TableRows {
+    table: &'static Table,
+    columns: Vec<ColumnValues>,
+    len: usize,
 }
 
-#[derive(Default)]
-struct NumberRows {
-    rid: Vec<i64>,
-    param: Vec<i64>,
-    value: Vec<f64>,
-    low: Vec<f64>,
-    high: Vec<f64>,
-    patient_key: Vec<i64>,
+impl TableRows {
+    fn new(table: &'static Table) -> TableRows {
+        TableRows {
+            table,
+            columns: table.columns.iter().map(ColumnValues::for_column).collect(),
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, values: &[Value<'_>]) {
+        debug_assert_eq!(values.len(), self.columns.len(), "{}", self.table.name);
+        for (column, value) in self.columns.iter_mut().zip(values) {
+            column.push(*value);
+        }
+        self.len += 1;
+    }
 }
 
-#[derive(Default)]
-struct QuantityRows {
-    rid: Vec<i64>,
-    param: Vec<i64>,
-    system: Vec<Option<String>>,
-    code: Vec<Option<String>>,
-    value: Vec<f64>,
-    low: Vec<f64>,
-    high: Vec<f64>,
-    canonical_code: Vec<Option<String>>,
-    canonical_value: Vec<Option<f64>>,
-    canonical_low: Vec<Option<f64>>,
-    canonical_high: Vec<Option<f64>>,
-    patient_key: Vec<i64>,
-    seq: Vec<i64>,
-}
-
-#[derive(Default)]
-struct ReferenceRows {
-    rid: Vec<i64>,
-    param: Vec<i64>,
-    target_type: Vec<Option<String>>,
-    target_id: Vec<Option<String>>,
-    url: Vec<Option<String>>,
-    version: Vec<Option<String>>,
-    patient_key: Vec<i64>,
-    seq: Vec<i64>,
-}
-
-#[derive(Default)]
-struct UriRows {
-    rid: Vec<i64>,
-    param: Vec<i64>,
-    uri: Vec<String>,
-    patient_key: Vec<i64>,
-}
-
-#[derive(Default)]
-struct CompositeRows {
-    rid: Vec<i64>,
-    param: Vec<i64>,
-    first_h_code: Vec<i64>,
-    first_h_system_code: Vec<i64>,
-    second_h_code: Vec<Option<i64>>,
-    second_h_system_code: Vec<Option<i64>>,
-    second_value: Vec<Option<f64>>,
-    second_low: Vec<Option<f64>>,
-    second_high: Vec<Option<f64>>,
-    second_text: Vec<Option<String>>,
-    patient_key: Vec<i64>,
-    seq: Vec<i64>,
+/// Empty buffers for every index table, in [`INDEX_TABLES`] order.
+fn index_buffers() -> Vec<TableRows> {
+    INDEX_TABLES
+        .iter()
+        .map(|table| TableRows::new(table))
+        .collect()
 }
 
 /// The writes of a transaction not yet sent, as column arrays.
-#[derive(Default)]
 pub(crate) struct Pending {
     created: ResourceRows,
     updated: UpdateRows,
@@ -385,18 +327,22 @@ pub(crate) struct Pending {
     /// Resources reindexed without a new version, and their new patient-compartment keys.
     reindexed: Vec<i64>,
     reindexed_patient_key: Vec<i64>,
-    tokens: TokenRows,
-    strings: StringRows,
-    dates: DateRows,
-    numbers: NumberRows,
-    quantities: QuantityRows,
-    references: ReferenceRows,
-    uris: UriRows,
-    composites: CompositeRows,
+    /// New index rows, per index table in [`INDEX_TABLES`] order.
+    index_rows: Vec<TableRows>,
 }
 
-fn owned(text: Option<&str>) -> Option<String> {
-    text.map(str::to_owned)
+impl Default for Pending {
+    fn default() -> Pending {
+        Pending {
+            created: ResourceRows::default(),
+            updated: UpdateRows::default(),
+            versions: VersionRows::default(),
+            cleared: Vec::new(),
+            reindexed: Vec::new(),
+            reindexed_patient_key: Vec::new(),
+            index_rows: index_buffers(),
+        }
+    }
 }
 
 impl Pending {
@@ -459,128 +405,18 @@ impl Pending {
     /// Buffers the index rows of one resource, without the duplicates that the SQLite store's
     /// primary keys would drop, so both stores hold the same rows.
     fn push_index(&mut self, row: i64, index: &IndexEntries) {
-        let patient_key = index.patient_key.0;
-
-        let mut seen_tokens = HashSet::new();
-        for token in &index.tokens {
-            let (code, system_code, system) = token.hashes();
-            if !seen_tokens.insert(system_code) {
-                continue;
-            }
-            let t = &mut self.tokens;
-            t.rid.push(row);
-            t.param.push(token.param.0);
-            t.h_code.push(code);
-            t.h_system_code.push(system_code);
-            t.h_system.push(system);
-            t.code.push(token.code.to_string());
-            t.patient_key.push(patient_key);
-        }
-
-        let mut seen_strings = HashSet::new();
-        for string in &index.strings {
-            if !seen_strings.insert((string.param, &*string.exact)) {
-                continue;
-            }
-            let s = &mut self.strings;
-            s.rid.push(row);
-            s.param.push(string.param.0);
-            s.normalized.push(string.normalized.to_string());
-            s.exact.push(string.exact.to_string());
-            s.patient_key.push(patient_key);
-        }
-
-        let mut seen_dates = HashSet::new();
-        for date in &index.dates {
-            if !seen_dates.insert((date.param, date.low, date.high)) {
-                continue;
-            }
-            let d = &mut self.dates;
-            d.rid.push(row);
-            d.param.push(date.param.0);
-            d.low.push(date.low);
-            d.high.push(date.high);
-            d.patient_key.push(patient_key);
-        }
-
-        let mut seen_numbers = HashSet::new();
-        for number in &index.numbers {
-            // Compare as SQLite's key does: by value, so 0.0 and -0.0 are one row.
-            let key = (
-                number.param,
-                (number.low + 0.0).to_bits(),
-                (number.high + 0.0).to_bits(),
-            );
-            if !seen_numbers.insert(key) {
-                continue;
-            }
-            let n = &mut self.numbers;
-            n.rid.push(row);
-            n.param.push(number.param.0);
-            n.value.push(number.value);
-            n.low.push(number.low);
-            n.high.push(number.high);
-            n.patient_key.push(patient_key);
-        }
-
-        for (seq, quantity) in index.quantities.iter().enumerate() {
-            let canonical = quantity.canonical_columns();
-            let q = &mut self.quantities;
-            q.rid.push(row);
-            q.param.push(quantity.param.0);
-            q.system.push(owned(quantity.system.as_deref()));
-            q.code.push(owned(quantity.code.as_deref()));
-            q.value.push(quantity.value);
-            q.low.push(quantity.low);
-            q.high.push(quantity.high);
-            q.canonical_code.push(canonical.map(|c| c.code.to_owned()));
-            q.canonical_value.push(canonical.map(|c| c.value));
-            q.canonical_low.push(canonical.map(|c| c.low));
-            q.canonical_high.push(canonical.map(|c| c.high));
-            q.patient_key.push(patient_key);
-            q.seq.push(seq as i64);
-        }
-
-        for (seq, reference) in index.references.iter().enumerate() {
-            let r = &mut self.references;
-            r.rid.push(row);
-            r.param.push(reference.param.0);
-            r.target_type.push(owned(reference.target_type.as_deref()));
-            r.target_id.push(owned(reference.target_id.as_deref()));
-            r.url.push(owned(reference.url.as_deref()));
-            r.version.push(owned(reference.version.as_deref()));
-            r.patient_key.push(patient_key);
-            r.seq.push(seq as i64);
-        }
-
-        let mut seen_uris = HashSet::new();
-        for uri in &index.uris {
-            if !seen_uris.insert((uri.param, &*uri.uri)) {
-                continue;
-            }
-            let u = &mut self.uris;
-            u.rid.push(row);
-            u.param.push(uri.param.0);
-            u.uri.push(uri.uri.to_string());
-            u.patient_key.push(patient_key);
-        }
-
-        for (seq, composite) in index.composites.iter().enumerate() {
-            let (first_code, first_system_code, _) = composite.first.hashes();
-            let second = composite.second.columns();
-            let c = &mut self.composites;
-            c.rid.push(row);
-            c.param.push(composite.param.0);
-            c.first_h_code.push(first_code);
-            c.first_h_system_code.push(first_system_code);
-            c.second_h_code.push(second.h_code);
-            c.second_h_system_code.push(second.h_system_code);
-            c.second_value.push(second.value);
-            c.second_low.push(second.low);
-            c.second_high.push(second.high);
-            c.second_text.push(second.text.map(str::to_owned));
-            c.patient_key.push(patient_key);
-            c.seq.push(seq as i64);
+        let buffers = &mut self.index_rows;
+        let pushed = for_each_index_row(row, index, |table, values| {
+            let rows = buffers
+                .iter_mut()
+                .find(|rows| rows.table.name == table.name)
+                .expect("a buffer per index table");
+            rows.push(values);
+            Ok::<(), Infallible>(())
+        });
+        match pushed {
+            Ok(()) => {}
+            Err(never) => match never {},
         }
     }
 
@@ -589,15 +425,7 @@ impl Pending {
         let c = &self.created;
         let u = &self.updated;
         let v = &self.versions;
-        let t = &self.tokens;
-        let s = &self.strings;
-        let d = &self.dates;
-        let n = &self.numbers;
-        let q = &self.quantities;
-        let r = &self.references;
-        let ur = &self.uris;
-        let co = &self.composites;
-        vec![
+        let mut params: Vec<Param<'_>> = vec![
             &c.rid,
             &c.resource_type,
             &c.id,
@@ -624,67 +452,11 @@ impl Pending {
             &self.cleared,
             &self.reindexed,
             &self.reindexed_patient_key,
-            &t.rid,
-            &t.param,
-            &t.h_code,
-            &t.h_system_code,
-            &t.h_system,
-            &t.code,
-            &t.patient_key,
-            &s.rid,
-            &s.param,
-            &s.normalized,
-            &s.exact,
-            &s.patient_key,
-            &d.rid,
-            &d.param,
-            &d.low,
-            &d.high,
-            &d.patient_key,
-            &n.rid,
-            &n.param,
-            &n.value,
-            &n.low,
-            &n.high,
-            &n.patient_key,
-            &q.rid,
-            &q.param,
-            &q.system,
-            &q.code,
-            &q.value,
-            &q.low,
-            &q.high,
-            &q.canonical_code,
-            &q.canonical_value,
-            &q.canonical_low,
-            &q.canonical_high,
-            &q.patient_key,
-            &q.seq,
-            &r.rid,
-            &r.param,
-            &r.target_type,
-            &r.target_id,
-            &r.url,
-            &r.version,
-            &r.patient_key,
-            &r.seq,
-            &ur.rid,
-            &ur.param,
-            &ur.uri,
-            &ur.patient_key,
-            &co.rid,
-            &co.param,
-            &co.first_h_code,
-            &co.first_h_system_code,
-            &co.second_h_code,
-            &co.second_h_system_code,
-            &co.second_value,
-            &co.second_low,
-            &co.second_high,
-            &co.second_text,
-            &co.patient_key,
-            &co.seq,
-        ]
+        ];
+        for rows in &self.index_rows {
+            params.extend(rows.columns.iter().map(ColumnValues::array));
+        }
+        params
     }
 
     /// Sends the buffered writes: in one statement, or for many resources the changes in one
@@ -707,15 +479,11 @@ impl Pending {
         Pending {
             created: std::mem::take(&mut self.created),
             versions: std::mem::take(&mut self.versions),
-            tokens: std::mem::take(&mut self.tokens),
-            strings: std::mem::take(&mut self.strings),
-            dates: std::mem::take(&mut self.dates),
-            numbers: std::mem::take(&mut self.numbers),
-            quantities: std::mem::take(&mut self.quantities),
-            references: std::mem::take(&mut self.references),
-            uris: std::mem::take(&mut self.uris),
-            composites: std::mem::take(&mut self.composites),
-            ..Pending::default()
+            cleared: Vec::new(),
+            reindexed: Vec::new(),
+            reindexed_patient_key: Vec::new(),
+            updated: UpdateRows::default(),
+            index_rows: std::mem::replace(&mut self.index_rows, index_buffers()),
         }
     }
 
@@ -770,111 +538,13 @@ impl Pending {
                 &v.content[i],
             ]
         })?;
-        let [
-            token,
-            string,
-            date,
-            number,
-            quantity,
-            reference,
-            uri,
-            composite,
-        ] = INDEX_COLUMNS;
-        let t = &self.tokens;
-        copy_rows(client, token.0, token.1, t.rid.len(), |i| {
-            vec![
-                &t.rid[i],
-                &t.param[i],
-                &t.h_code[i],
-                &t.h_system_code[i],
-                &t.h_system[i],
-                &t.code[i],
-                &t.patient_key[i],
-            ]
-        })?;
-        let s = &self.strings;
-        copy_rows(client, string.0, string.1, s.rid.len(), |i| {
-            vec![
-                &s.rid[i],
-                &s.param[i],
-                &s.normalized[i],
-                &s.exact[i],
-                &s.patient_key[i],
-            ]
-        })?;
-        let d = &self.dates;
-        copy_rows(client, date.0, date.1, d.rid.len(), |i| {
-            vec![
-                &d.rid[i],
-                &d.param[i],
-                &d.low[i],
-                &d.high[i],
-                &d.patient_key[i],
-            ]
-        })?;
-        let n = &self.numbers;
-        copy_rows(client, number.0, number.1, n.rid.len(), |i| {
-            vec![
-                &n.rid[i],
-                &n.param[i],
-                &n.value[i],
-                &n.low[i],
-                &n.high[i],
-                &n.patient_key[i],
-            ]
-        })?;
-        let q = &self.quantities;
-        copy_rows(client, quantity.0, quantity.1, q.rid.len(), |i| {
-            vec![
-                &q.rid[i],
-                &q.param[i],
-                &q.system[i],
-                &q.code[i],
-                &q.value[i],
-                &q.low[i],
-                &q.high[i],
-                &q.canonical_code[i],
-                &q.canonical_value[i],
-                &q.canonical_low[i],
-                &q.canonical_high[i],
-                &q.patient_key[i],
-                &q.seq[i],
-            ]
-        })?;
-        let r = &self.references;
-        copy_rows(client, reference.0, reference.1, r.rid.len(), |i| {
-            vec![
-                &r.rid[i],
-                &r.param[i],
-                &r.target_type[i],
-                &r.target_id[i],
-                &r.url[i],
-                &r.version[i],
-                &r.patient_key[i],
-                &r.seq[i],
-            ]
-        })?;
-        let u = &self.uris;
-        copy_rows(client, uri.0, uri.1, u.rid.len(), |i| {
-            vec![&u.rid[i], &u.param[i], &u.uri[i], &u.patient_key[i]]
-        })?;
-        let co = &self.composites;
-        copy_rows(client, composite.0, composite.1, co.rid.len(), |i| {
-            vec![
-                &co.rid[i],
-                &co.param[i],
-                &co.first_h_code[i],
-                &co.first_h_system_code[i],
-                &co.second_h_code[i],
-                &co.second_h_system_code[i],
-                &co.second_value[i],
-                &co.second_low[i],
-                &co.second_high[i],
-                &co.second_text[i],
-                &co.patient_key[i],
-                &co.seq[i],
-            ]
-        })
+        for rows in &self.index_rows {
+            let columns = array_columns(rows.table.columns);
+            copy_rows(client, rows.table.name, &columns, rows.len, |i| {
+                rows.columns.iter().map(|column| column.at(i)).collect()
+            })?;
+        }
+        Ok(())
     }
 }
 

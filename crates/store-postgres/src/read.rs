@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use postgres::Row;
 use postgres::types::{ToSql, Type};
 use search::query::{CursorValue, SearchQuery};
-use store::execute::SqlRunner;
-use store::sql::{Dialect, RECORD_COLUMNS, SortValueKind, Sql, SqlValue};
 use store::{HistoryPage, HistoryQuery, Method, ScanQuery, SearchPage, StoreError, VersionRecord};
+use store_sql::{Dialect, RECORD_COLUMNS, SortValueKind, Sql, SqlRunner, SqlValue};
 
 use crate::map_error;
 use crate::pool::Connection;
@@ -74,7 +73,7 @@ pub(crate) fn history(
     connection: &mut Connection,
     query: &HistoryQuery,
 ) -> Result<HistoryPage, StoreError> {
-    let rows = run(connection, &store::sql::history(query, Dialect::Postgres))?;
+    let rows = run(connection, &store_sql::history(query, Dialect::Postgres))?;
     let mut versions = Vec::with_capacity(rows.len());
     let mut sequence_numbers = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -132,7 +131,7 @@ pub(crate) fn search(
     connection: &mut Connection,
     query: &SearchQuery,
 ) -> Result<SearchPage, StoreError> {
-    store::execute::search(&mut Runner(connection), query, Dialect::Postgres)
+    store_sql::search(&mut Runner(connection), query, Dialect::Postgres)
 }
 
 /// Runs the shared search SQL on a PostgreSQL connection.

@@ -2,7 +2,7 @@
 //! that several servers starting at once on one database migrate it once.
 //!
 //! Tables and columns carry the SQLite store's names, so the search SQL rendered by
-//! `store::sql` runs unchanged on both. What differs, and why:
+//! `store-sql` runs unchanged on both. What differs, and why:
 //! - Text columns are `COLLATE "C"`: string and uri searches use byte-order prefix ranges
 //!   (`>= prefix AND < prefix || U+10FFFF`), which only hold under byte order, and byte order
 //!   also makes every text index cheaper to search and maintain than a linguistic collation.
@@ -185,7 +185,7 @@ DROP INDEX idx_reference_target;
 CREATE INDEX idx_reference_target ON idx_reference (param, target_id, target_type, rid) WHERE target_id IS NOT NULL;
 "#,
     // A resource's string rows in value order: a walk along names keeps each resource once,
-    // at its smallest matching value, by looking at the resource's first match (sql.rs
+    // at its smallest matching value, by looking at the resource's first match (store-sql
     // `walk_page`), not at every one of its rows.
     r#"
 DROP INDEX idx_string_rid;

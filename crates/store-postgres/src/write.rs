@@ -18,7 +18,7 @@ use crate::flush::Pending;
 use crate::pool::PooledConnection;
 use crate::read::{self, record_at, record_from_row};
 use crate::{PostgresStore, is_broken, map_error};
-use store::sql::RECORD_COLUMNS;
+use store_sql::RECORD_COLUMNS;
 
 /// What the transaction knows of one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use store::StoreError;
 
 use crate::map_error;
-use crate::schema::DEFERRABLE_INDEXES;
+use crate::schema::deferrable_indexes;
 
 /// The page cache while indexes are built, in SQLite's units (negative: KiB).
 const BUILD_CACHE_SIZE: i64 = -32_768;
@@ -30,7 +30,7 @@ pub(crate) fn begin(connection: &mut Connection) -> Result<bool, StoreError> {
     if !empty {
         return Ok(false);
     }
-    for (name, _) in DEFERRABLE_INDEXES {
+    for (name, _) in deferrable_indexes() {
         tx.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))
             .map_err(map_error)?;
     }
@@ -98,7 +98,7 @@ pub(crate) fn end(connection: &mut Connection) -> Result<(), StoreError> {
 }
 
 fn build(connection: &Connection) -> Result<(), StoreError> {
-    for (_, definition) in DEFERRABLE_INDEXES {
+    for (_, definition) in deferrable_indexes() {
         let definition = definition.replacen("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1);
         connection.execute_batch(&definition).map_err(map_error)?;
     }
@@ -138,13 +138,13 @@ mod tests {
             .unwrap()
             .map(Result::unwrap)
             .filter(|(name, _): &(String, String)| {
-                DEFERRABLE_INDEXES.iter().any(|(n, _)| n == name)
+                deferrable_indexes().iter().any(|(n, _)| n == name)
             })
             .collect()
     }
 
     fn expected() -> Vec<(String, String)> {
-        let mut all: Vec<_> = DEFERRABLE_INDEXES
+        let mut all: Vec<_> = deferrable_indexes()
             .iter()
             .map(|(name, sql)| (name.to_string(), sql.to_string()))
             .collect();

@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use rusqlite::types::Value as SqliteValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use search::query::{CursorValue, SearchQuery};
-use store::execute::SqlRunner;
-use store::sql::{Dialect, RECORD_COLUMNS, SortValueKind, Sql, SqlValue};
 use store::{HistoryPage, HistoryQuery, Method, ScanQuery, SearchPage, StoreError, VersionRecord};
+use store_sql::{Dialect, RECORD_COLUMNS, SortValueKind, Sql, SqlRunner, SqlValue};
 
 use crate::map_error;
 
@@ -79,7 +78,7 @@ pub(crate) fn history(
     connection: &Connection,
     query: &HistoryQuery,
 ) -> Result<HistoryPage, StoreError> {
-    let sql = store::sql::history(query, Dialect::Sqlite);
+    let sql = store_sql::history(query, Dialect::Sqlite);
     let mut statement = connection.prepare_cached(&sql.text).map_err(map_error)?;
     let mut rows = statement
         .query(params_from_iter(to_sqlite(&sql.params)))
@@ -144,7 +143,7 @@ pub(crate) fn search(
     connection: &Connection,
     query: &SearchQuery,
 ) -> Result<SearchPage, StoreError> {
-    store::execute::search(&mut Runner(connection), query, Dialect::Sqlite)
+    store_sql::search(&mut Runner(connection), query, Dialect::Sqlite)
 }
 
 /// Runs the shared search SQL on a SQLite connection.

@@ -1,8 +1,11 @@
-//! The SQLite schema, as numbered migrations applied at start-up.
+//! The SQLite schema, as numbered migrations applied at start-up. The schema they arrive at
+//! is the one `store_sql::tables` declares (a test below checks it).
 //!
 //! Index tables are `WITHOUT ROWID`, clustered on the resource key: their rows are small, the
 //! primary key doubles as the per-resource index that updates and deletes need, and each
 //! secondary index carries the resource key, so a lookup comes back in resource order.
+
+use std::sync::OnceLock;
 
 use rusqlite::Connection;
 use store::StoreError;
@@ -155,7 +158,7 @@ CREATE TABLE checkpoint (
 );
 "#,
     // A resource's string rows in value order: a walk along names keeps each resource once,
-    // at its smallest matching value, by looking at the resource's first match (sql.rs
+    // at its smallest matching value, by looking at the resource's first match (store-sql
     // `walk_page`); keyed by the exact text, it read every one of its rows for each.
     r#"
 CREATE TABLE idx_string_by_value (
@@ -228,74 +231,132 @@ pub fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The secondary indexes that only searches, history and export read, as the migrations
-/// created them: what a bulk load into an empty store drops and builds again at its end
-/// (`bulk.rs`). The write path's own lookups stay: `resource_type_id` (the current version by
-/// id), `version_rid_version`, and `idx_token_system_code`, which the conditional references
-/// of transaction Bundles (`Practitioner?identifier=system|value`) search while the load runs.
-pub(crate) const DEFERRABLE_INDEXES: &[(&str, &str)] = &[
-    (
-        "resource_type_rid",
-        "CREATE INDEX resource_type_rid ON resource (type, rid)",
-    ),
-    (
-        "resource_patient_key",
-        "CREATE INDEX resource_patient_key ON resource (patient_key) WHERE patient_key <> 0",
-    ),
-    (
-        "version_type_seq",
-        "CREATE INDEX version_type_seq ON version (type, seq)",
-    ),
-    (
-        "idx_token_code",
-        "CREATE INDEX idx_token_code ON idx_token (h_code)",
-    ),
-    (
-        "idx_token_system",
-        "CREATE INDEX idx_token_system ON idx_token (h_system) WHERE h_system IS NOT NULL",
-    ),
-    (
-        "idx_string_normalized",
-        "CREATE INDEX idx_string_normalized ON idx_string (param, normalized)",
-    ),
-    (
-        "idx_date_low",
-        "CREATE INDEX idx_date_low ON idx_date (param, low)",
-    ),
-    (
-        "idx_date_high",
-        "CREATE INDEX idx_date_high ON idx_date (param, high)",
-    ),
-    (
-        "idx_number_low",
-        "CREATE INDEX idx_number_low ON idx_number (param, low)",
-    ),
-    (
-        "idx_quantity_value",
-        "CREATE INDEX idx_quantity_value ON idx_quantity (param, low)",
-    ),
-    (
-        "idx_quantity_canonical",
-        "CREATE INDEX idx_quantity_canonical ON idx_quantity (param, canonical_code, canonical_low) WHERE canonical_code IS NOT NULL",
-    ),
-    (
-        "idx_reference_target",
-        "CREATE INDEX idx_reference_target ON idx_reference (param, target_id, target_type) WHERE target_id IS NOT NULL",
-    ),
-    (
-        "idx_reference_url",
-        "CREATE INDEX idx_reference_url ON idx_reference (param, url) WHERE url IS NOT NULL",
-    ),
-    (
-        "idx_uri_value",
-        "CREATE INDEX idx_uri_value ON idx_uri (param, uri)",
-    ),
-    (
-        "idx_composite_first_code",
-        "CREATE INDEX idx_composite_first_code ON idx_composite (first_h_code)",
-    ),
-    (
-        "idx_composite_first_system_code",
-        "CREATE INDEX idx_composite_first_system_code ON idx_composite (first_h_system_code)",
-    ),
-];
+/// The secondary indexes that only searches, history and export read, by name, with the
+/// statements that build them: what a bulk load into an empty store drops and builds again at
+/// its end (`bulk.rs`), as the schema's declaration marks them (`store_sql::tables`).
+pub(crate) fn deferrable_indexes() -> &'static [(&'static str, String)] {
+    static INDEXES: OnceLock<Vec<(&'static str, String)>> = OnceLock::new();
+    INDEXES.get_or_init(store_sql::ddl::deferrable_indexes)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::{Connection, OptionalExtension};
+    use store_sql::Dialect;
+    use store_sql::ddl::create_schema;
+
+    use super::{MIGRATIONS, migrate};
+
+    /// What SQLite says of a database's schema, one line per fact: each table (whether it has
+    /// a row id) with its columns in order (type, not null, default, place in the primary key),
+    /// and each index with its table, uniqueness, origin, columns (with order and collation)
+    /// and partial condition. The migrations' own bookkeeping (`schema_version`) is left out.
+    fn catalog(connection: &Connection) -> Vec<String> {
+        let strings = |sql: &str, param: &str| -> Vec<Vec<String>> {
+            let mut statement = connection.prepare(sql).unwrap();
+            let columns = statement.column_count();
+            statement
+                .query_map([param], |row| {
+                    (0..columns)
+                        .map(|i| {
+                            let value: rusqlite::types::Value = row.get(i)?;
+                            Ok(format!("{value:?}"))
+                        })
+                        .collect::<rusqlite::Result<Vec<String>>>()
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let mut facts = Vec::new();
+        let tables = strings(
+            "SELECT name, wr FROM pragma_table_list WHERE schema = 'main' AND type = 'table' \
+             AND name NOT LIKE 'sqlite_%' AND name <> ?1 ORDER BY name",
+            "schema_version",
+        );
+        for table in tables {
+            let name = unquote(&table[0]);
+            facts.push(format!("table {name} without_rowid={}", table[1]));
+            for column in strings(
+                "SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1) ORDER BY cid",
+                &name,
+            ) {
+                facts.push(format!("  column {}", column.join(" ")));
+            }
+            for index in strings(
+                "SELECT name, \"unique\", origin, partial FROM pragma_index_list(?1) ORDER BY name",
+                &name,
+            ) {
+                let index_name = unquote(&index[0]);
+                facts.push(format!("  index {}", index.join(" ")));
+                for column in strings(
+                    "SELECT name, \"desc\", coll FROM pragma_index_xinfo(?1) WHERE key ORDER BY seqno",
+                    &index_name,
+                ) {
+                    facts.push(format!("    on {}", column.join(" ")));
+                }
+                // Partial indexes keep their condition only in their statement's text.
+                let sql: Option<String> = connection
+                    .query_row(
+                        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                        [&index_name],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .unwrap()
+                    .flatten();
+                if let Some((_, condition)) = sql.as_deref().and_then(|s| s.split_once(" WHERE ")) {
+                    facts.push(format!("    where {condition}"));
+                }
+            }
+        }
+        facts
+    }
+
+    /// A text value as `{:?}` of SQLite's value wrote it, without the wrapping.
+    fn unquote(debug: &str) -> String {
+        debug
+            .strip_prefix("Text(\"")
+            .and_then(|rest| rest.strip_suffix("\")"))
+            .unwrap_or(debug)
+            .to_owned()
+    }
+
+    fn declared() -> Connection {
+        let connection = Connection::open_in_memory().unwrap();
+        for statement in create_schema(Dialect::Sqlite) {
+            connection.execute_batch(&statement).unwrap();
+        }
+        connection
+    }
+
+    #[test]
+    fn a_database_migrated_from_nothing_has_the_declared_schema() {
+        let mut migrated = Connection::open_in_memory().unwrap();
+        migrate(&mut migrated).unwrap();
+        let described = catalog(&migrated);
+        assert_eq!(described, catalog(&declared()));
+        // The description reaches what the declaration says: keys, clustering, partial indexes.
+        for fact in [
+            "table idx_string without_rowid=Integer(1)",
+            "  column Text(\"exact\") Text(\"TEXT\") Integer(1) Null Integer(4) Integer(0)",
+            "    where patient_key <> 0",
+        ] {
+            assert!(
+                described.iter().any(|f| f == fact),
+                "{fact}: {described:#?}"
+            );
+        }
+    }
+
+    /// The comparison sees a primary key: a database stopped before migration 3 re-keyed
+    /// `idx_string` by value is not the declared schema.
+    #[test]
+    fn a_database_short_of_the_last_migrations_is_not_the_declared_schema() {
+        let migrated = Connection::open_in_memory().unwrap();
+        for migration in &MIGRATIONS[..2] {
+            migrated.execute_batch(migration).unwrap();
+        }
+        assert_ne!(catalog(&migrated), catalog(&declared()));
+    }
+}

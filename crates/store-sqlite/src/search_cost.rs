@@ -1,15 +1,17 @@
 //! How much work a search costs, counted in SQLite virtual-machine steps (deterministic, unlike
 //! time): no single resource may make a page cost more than a bounded multiple of its rows.
 
+use rusqlite::types::Value as SqliteValue;
 use rusqlite::{Connection, StatementStatus, params_from_iter};
 use search::IndexEntries;
 use search::index::{DateEntry, ReferenceEntry, StringEntry, TokenEntry};
 use search::keys::ParamKey;
 use search::query::{
-    Filter, IndexTable, ReferenceTarget, SearchQuery, SortBy, SortKey, StringTest, TokenColumn,
+    CursorValue, Filter, IndexTable, ReferenceTarget, SearchQuery, SortBy, SortKey, StringTest,
+    TokenColumn,
 };
-use store::sql::{Dialect, SqlValue, search_page};
-use store::{Method, Store, VersionWrite};
+use store::{Method, Store, StoreError, VersionRecord, VersionWrite};
+use store_sql::{Dialect, SortValueKind, Sql, SqlRunner, SqlValue};
 
 use crate::{Durability, SqliteConfig, SqliteStore};
 
@@ -85,29 +87,81 @@ fn steps_of_name_walk(names: usize, dir: &std::path::Path) -> u64 {
         test: StringTest::Prefix("fam".into()),
     });
     query.count = 10;
-    let sql = search_page(&query, Dialect::Sqlite);
-    assert!(sql.text.contains("NOT EXISTS"), "a walk: {}", sql.text);
-    let steps = steps_of(&sql, dir, 11);
+    let page = page_of(&query, dir, 11);
+    assert!(page.text.contains("NOT EXISTS"), "a walk: {}", page.text);
     drop(store);
-    steps
+    page.steps
 }
 
-/// Runs `sql` on its own connection to the store in `dir`, checks it answers `rows` rows, and
-/// answers the virtual-machine steps it took.
-fn steps_of(sql: &store::sql::Sql, dir: &std::path::Path, rows: usize) -> u64 {
-    let connection = Connection::open(dir.join("t.db")).unwrap();
-    let mut statement = connection.prepare(&sql.text).unwrap();
-    let params = sql.params.iter().map(|v| match v {
-        SqlValue::Integer(i) => rusqlite::types::Value::Integer(*i),
-        SqlValue::Float(f) => rusqlite::types::Value::Real(*f),
-        SqlValue::Text(t) => rusqlite::types::Value::Text(t.clone()),
-    });
-    let answered = statement
-        .query_map(params_from_iter(params), |row| row.get::<_, i64>(0))
-        .unwrap()
-        .count();
-    assert_eq!(answered, rows);
-    statement.get_status(StatementStatus::VmStep) as u64
+/// The page statement a search ran and the virtual-machine steps it took.
+struct Page {
+    text: String,
+    steps: u64,
+}
+
+/// Runs the search on its own connection to the store in `dir`, as the store runs it (plan,
+/// render, run), checks its page statement answers `rows` rows, and answers that statement and
+/// its steps.
+fn page_of(query: &SearchQuery, dir: &std::path::Path, rows: usize) -> Page {
+    /// Runs the page statement on its own (not the cache's) statement, to read its steps.
+    struct Measured {
+        connection: Connection,
+        page: Option<(Page, usize)>,
+    }
+    impl SqlRunner for Measured {
+        fn integers(&mut self, sql: &Sql) -> Result<Vec<i64>, StoreError> {
+            let mut statement = self.connection.prepare(&sql.text).unwrap();
+            let integers = statement
+                .query_map(params_from_iter(values(sql)), |row| row.get::<_, i64>(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            Ok(integers)
+        }
+
+        fn page_rows(
+            &mut self,
+            sql: &Sql,
+            kinds: &[SortValueKind],
+        ) -> Result<Vec<(i64, Vec<CursorValue>)>, StoreError> {
+            let mut statement = self.connection.prepare(&sql.text).unwrap();
+            let answered: Vec<i64> = statement
+                .query_map(params_from_iter(values(sql)), |row| row.get::<_, i64>(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let steps = statement.get_status(StatementStatus::VmStep) as u64;
+            let text = sql.text.clone();
+            self.page = Some((Page { text, steps }, answered.len()));
+            let no_values = vec![CursorValue::Null; kinds.len()];
+            Ok(answered
+                .into_iter()
+                .map(|row| (row, no_values.clone()))
+                .collect())
+        }
+
+        fn records(&mut self, _rows: &[i64]) -> Result<Vec<VersionRecord>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+    fn values(sql: &Sql) -> Vec<SqliteValue> {
+        sql.params
+            .iter()
+            .map(|v| match v {
+                SqlValue::Integer(i) => SqliteValue::Integer(*i),
+                SqlValue::Float(f) => SqliteValue::Real(*f),
+                SqlValue::Text(t) => SqliteValue::Text(t.clone()),
+            })
+            .collect()
+    }
+    let mut runner = Measured {
+        connection: Connection::open(dir.join("t.db")).unwrap(),
+        page: None,
+    };
+    store_sql::search(&mut runner, query, Dialect::Sqlite).unwrap();
+    let (page, answered) = runner.page.expect("a page statement ran");
+    assert_eq!(answered, rows, "{}", page.text);
+    page
 }
 
 /// Regression: a Patient with 10,000 names made `family=` with one match take 30 s on SQLite,
@@ -198,11 +252,10 @@ fn steps_of_sorted_patient_search(others: usize, dir: &std::path::Path) -> u64 {
         descending: false,
     });
     query.count = 5;
-    let sql = search_page(&query, Dialect::Sqlite);
     // Patient p0 has observations 0, 7, ..., 49: eight of them.
-    let steps = steps_of(&sql, dir, 6);
+    let page = page_of(&query, dir, 6);
     drop(store);
-    steps
+    page.steps
 }
 
 /// Regression: a patient's 1,277 laboratory results sorted by date took 0.45-0.69 s on SQLite

@@ -1,13 +1,17 @@
 //! The write transaction: new versions, their history rows and their index rows, on the single
 //! writer connection, between `BEGIN IMMEDIATE` and `COMMIT`.
 
-use std::sync::MutexGuard;
+use std::sync::{MutexGuard, OnceLock};
 
-use rusqlite::{Connection, params};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{CachedStatement, Connection, ToSql, params, params_from_iter};
 use search::IndexEntries;
 use search::query::SearchQuery;
-use store::sql::INDEX_TABLES;
 use store::{SearchPage, StoreError, Transaction, VersionRecord, VersionWrite};
+use store_sql::Dialect;
+use store_sql::ddl;
+use store_sql::index_rows::{Value, for_each_index_row};
+use store_sql::tables::{INDEX_TABLES, Table};
 
 use crate::{map_error, read};
 
@@ -181,10 +185,11 @@ impl Transaction for SqliteTransaction<'_> {
     }
 }
 
+/// Deletes the index rows of the resource with row key `row`, from every index table.
 fn delete_index_rows(connection: &Connection, row: i64) -> Result<(), StoreError> {
     for table in INDEX_TABLES {
         connection
-            .prepare_cached(&format!("DELETE FROM {table} WHERE rid = ?1"))
+            .prepare_cached(&format!("DELETE FROM {} WHERE rid = ?1", table.name))
             .map_err(map_error)?
             .execute([row])
             .map_err(map_error)?;
@@ -192,142 +197,53 @@ fn delete_index_rows(connection: &Connection, row: i64) -> Result<(), StoreError
     Ok(())
 }
 
+/// Inserts the index rows of the resource with row key `row`, as the declaration of each
+/// index table says (`store_sql::index_rows`): one prepared insert per table, a row at a time.
 fn insert_index_rows(
     connection: &Connection,
     row: i64,
     index: &IndexEntries,
 ) -> rusqlite::Result<()> {
-    let patient_key = index.patient_key.0;
-    if !index.tokens.is_empty() {
-        let mut statement = connection.prepare_cached(
-            "INSERT INTO idx_token (rid, param, h_code, h_system_code, h_system, code, patient_key) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-        )?;
-        for token in &index.tokens {
-            let (code, system_code, system) = token.hashes();
-            statement.execute(params![
-                row,
-                token.param.0,
-                code,
-                system_code,
-                system,
-                &*token.code,
-                patient_key
-            ])?;
-        }
+    let mut insert: Option<(&'static str, CachedStatement<'_>)> = None;
+    for_each_index_row(row, index, |table, values| {
+        let statement = match &mut insert {
+            Some((name, statement)) if *name == table.name => statement,
+            _ => {
+                let statement = connection.prepare_cached(insert_statement(table))?;
+                &mut insert.insert((table.name, statement)).1
+            }
+        };
+        statement.execute(params_from_iter(values.iter().map(|value| Bound(*value))))?;
+        Ok(())
+    })
+}
+
+/// The statement that inserts one row of index table `table`.
+fn insert_statement(table: &Table) -> &'static str {
+    static STATEMENTS: OnceLock<Vec<(&'static str, String)>> = OnceLock::new();
+    STATEMENTS
+        .get_or_init(|| {
+            INDEX_TABLES
+                .iter()
+                .map(|table| (table.name, ddl::insert_row(table, Dialect::Sqlite)))
+                .collect()
+        })
+        .iter()
+        .find(|(name, _)| *name == table.name)
+        .map(|(_, statement)| statement.as_str())
+        .expect("rows are inserted into index tables")
+}
+
+/// A value of an index row, bound as it is, without a copy.
+struct Bound<'a>(Value<'a>);
+
+impl ToSql for Bound<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self.0 {
+            Value::Null => ValueRef::Null,
+            Value::Integer(i) => ValueRef::Integer(i),
+            Value::Real(f) => ValueRef::Real(f),
+            Value::Text(text) => ValueRef::Text(text.as_bytes()),
+        }))
     }
-    if !index.strings.is_empty() {
-        let mut statement = connection.prepare_cached(
-            "INSERT INTO idx_string (rid, param, normalized, exact, patient_key) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-        )?;
-        for string in &index.strings {
-            statement.execute(params![
-                row,
-                string.param.0,
-                &*string.normalized,
-                &*string.exact,
-                patient_key
-            ])?;
-        }
-    }
-    if !index.dates.is_empty() {
-        let mut statement = connection.prepare_cached(
-            "INSERT INTO idx_date (rid, param, low, high, patient_key) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-        )?;
-        for date in &index.dates {
-            statement.execute(params![row, date.param.0, date.low, date.high, patient_key])?;
-        }
-    }
-    if !index.numbers.is_empty() {
-        let mut statement = connection.prepare_cached(
-            "INSERT INTO idx_number (rid, param, value, low, high, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-        )?;
-        for number in &index.numbers {
-            statement.execute(params![
-                row,
-                number.param.0,
-                number.value,
-                number.low,
-                number.high,
-                patient_key
-            ])?;
-        }
-    }
-    if !index.quantities.is_empty() {
-        let mut statement = connection.prepare_cached(
-            "INSERT INTO idx_quantity (rid, param, system, code, value, low, high, canonical_code, canonical_value, \
-             canonical_low, canonical_high, patient_key, seq) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )?;
-        for (seq, quantity) in index.quantities.iter().enumerate() {
-            let canonical = quantity.canonical_columns();
-            statement.execute(params![
-                row,
-                quantity.param.0,
-                quantity.system.as_deref(),
-                quantity.code.as_deref(),
-                quantity.value,
-                quantity.low,
-                quantity.high,
-                canonical.map(|c| c.code),
-                canonical.map(|c| c.value),
-                canonical.map(|c| c.low),
-                canonical.map(|c| c.high),
-                patient_key,
-                seq as i64
-            ])?;
-        }
-    }
-    if !index.references.is_empty() {
-        let mut statement = connection.prepare_cached(
-            "INSERT INTO idx_reference (rid, param, target_type, target_id, url, version, patient_key, seq) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for (seq, reference) in index.references.iter().enumerate() {
-            statement.execute(params![
-                row,
-                reference.param.0,
-                reference.target_type.as_deref(),
-                reference.target_id.as_deref(),
-                reference.url.as_deref(),
-                reference.version.as_deref(),
-                patient_key,
-                seq as i64
-            ])?;
-        }
-    }
-    if !index.uris.is_empty() {
-        let mut statement = connection.prepare_cached(
-            "INSERT INTO idx_uri (rid, param, uri, patient_key) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-        )?;
-        for uri in &index.uris {
-            statement.execute(params![row, uri.param.0, &*uri.uri, patient_key])?;
-        }
-    }
-    if !index.composites.is_empty() {
-        let mut statement = connection.prepare_cached(
-            "INSERT INTO idx_composite (rid, param, first_h_code, first_h_system_code, second_h_code, \
-             second_h_system_code, second_value, second_low, second_high, second_text, patient_key, seq) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )?;
-        for (seq, composite) in index.composites.iter().enumerate() {
-            let (first_code, first_system_code, _) = composite.first.hashes();
-            let second = composite.second.columns();
-            statement.execute(params![
-                row,
-                composite.param.0,
-                first_code,
-                first_system_code,
-                second.h_code,
-                second.h_system_code,
-                second.value,
-                second.low,
-                second.high,
-                second.text,
-                patient_key,
-                seq as i64
-            ])?;
-        }
-    }
-    Ok(())
 }

@@ -1,13 +1,12 @@
 //! The store: one trait ([`Store`]) that the embedded SQLite backend and the PostgreSQL backend
-//! implement with the same behaviour, the records it reads and writes, and its portable errors.
-//! This crate has no SQL; the backends are the only places SQL lives.
+//! implement with the same behaviour, the records it reads and writes, its portable errors, and
+//! how a resource's bytes are kept (`content`). This crate has no SQL: the backends and the
+//! SQL they share (`store-sql`) are the only places SQL lives.
 
 pub mod content;
 mod error;
-pub mod execute;
 mod jobs;
 mod record;
-pub mod sql;
 
 pub use error::StoreError;
 pub use jobs::{Heartbeat, JobOutcome, JobQueue, JobRecord, JobState, NewJob};

@@ -114,7 +114,7 @@ fn dates_are_ranges_at_their_precision() {
 
 #[test]
 fn a_period_that_ends_before_it_starts_is_indexed_as_the_span_between() {
-    // Search SQL relies on low <= high for every date row (store::sql::implied_high_bound).
+    // Search SQL relies on low <= high for every date row (store-sql: `implied_high_bound`).
     let mut observation = observation();
     let object = observation.as_object_mut().unwrap();
     object.remove("effectiveDateTime");

@@ -8,4 +8,5 @@ mod concurrency;
 mod migrations;
 mod pool;
 mod same_as_sqlite;
+mod schema;
 mod writes;

@@ -325,7 +325,7 @@ fn a_large_flush_by_copy_writes_the_same_rows_as_a_small_one() {
 
     let alone = store.read("Observation", "alone").unwrap().unwrap().row;
     let bulk = store.read("Observation", "bulk0").unwrap().unwrap().row;
-    for table in store::sql::INDEX_TABLES {
+    for table in store_sql::tables::INDEX_TABLES.map(|table| table.name) {
         let expected = index_rows(&database, table, alone);
         assert!(!expected.is_empty(), "{table}");
         assert_eq!(index_rows(&database, table, bulk), expected, "{table}");

@@ -3,7 +3,6 @@
 
 mod support;
 
-mod golden_sql;
 mod history;
 mod jobs;
 mod paging;

@@ -1,14 +1,27 @@
 //! Golden SQL: what each kind of search becomes on each backend, from a real query string
-//! through the real parser. A change to the rendering shows up here as a reviewable diff
-//! (`UPDATE_EXPECT=1 cargo test -p store` rewrites the snapshots).
+//! through the real parser and the planner. A change to the rendering shows up here as a
+//! reviewable diff (`UPDATE_EXPECT=1 cargo test -p store-sql` rewrites the snapshots).
 
 use expect_test::{Expect, expect};
+use search::query::SearchQuery;
 use search::{Handling, Registry, SearchTarget, parse_search};
-use store::sql::{Dialect, search_page};
+
+use crate::plan::{self, Question};
+use crate::{Dialect, Sql, SqlValue};
 
 fn registry() -> &'static Registry {
     static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
     REGISTRY.get_or_init(|| Registry::r4(fhir_model::r4()))
+}
+
+/// The page statement of `query` as planned in a store where every filter the planner counts
+/// matches many resources and every chain has few targets.
+fn page(query: &SearchQuery, dialect: Dialect) -> Sql {
+    let plan = plan::choose(query, dialect, &mut |question| {
+        Ok(matches!(question, Question::FewTargets(_)))
+    })
+    .unwrap();
+    crate::page::render(query, plan, dialect).expect("a page is read")
 }
 
 /// Renders the search on both dialects, with bound values listed after the statement.
@@ -30,15 +43,15 @@ fn check(resource_type: &str, query: &str, expected: Expect) {
     .unwrap();
     let mut out = String::new();
     for dialect in [Dialect::Sqlite, Dialect::Postgres] {
-        let sql = search_page(&parsed.query, dialect);
+        let sql = page(&parsed.query, dialect);
         out.push_str(&format!("{dialect:?}: {}\n", sql.text));
         let values: Vec<String> = sql
             .params
             .iter()
             .map(|v| match v {
-                store::sql::SqlValue::Integer(i) => format!("{i}"),
-                store::sql::SqlValue::Float(f) => format!("{f:?}"),
-                store::sql::SqlValue::Text(t) => format!("{t:?}"),
+                SqlValue::Integer(i) => format!("{i}"),
+                SqlValue::Float(f) => format!("{f:?}"),
+                SqlValue::Text(t) => format!("{t:?}"),
             })
             .collect();
         out.push_str(&format!("  values: {}\n", values.join(", ")));
@@ -262,7 +275,7 @@ fn hostile_values_stay_bound_values() {
     );
 }
 
-/// The density count of a filter (`sql::estimate`) on both dialects.
+/// The density count of a filter (`count::estimate`) on both dialects.
 fn check_estimate(resource_type: &str, query: &str, expected: Expect) {
     let (name, value) = query.split_once('=').unwrap();
     let parsed = parse_search(
@@ -275,7 +288,7 @@ fn check_estimate(resource_type: &str, query: &str, expected: Expect) {
     .unwrap();
     let mut out = String::new();
     for dialect in [Dialect::Sqlite, Dialect::Postgres] {
-        let sql = store::sql::estimate(&parsed.query, 0, 5000, dialect);
+        let sql = crate::count::estimate(&parsed.query, Question::FewMatches(0), dialect);
         out.push_str(&format!("{dialect:?}: {}\n", sql.text));
     }
     expected.assert_eq(&out);

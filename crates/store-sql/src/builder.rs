@@ -1,0 +1,118 @@
+//! Statements as text and bound values: the [`SqlBuilder`] every rendering writes into, and the
+//! [`Dialect`] differences it covers (placeholders). Every value is bound, never spliced into
+//! the text: hostile input cannot change a query's structure.
+
+/// The SQL dialect of a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A value bound to a placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Integer(i64),
+    Float(f64),
+    Text(String),
+}
+
+/// A statement and its bound values, in placeholder order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sql {
+    pub text: String,
+    pub params: Vec<SqlValue>,
+}
+
+/// The `method` of a deleted resource, written into statements as a literal (a constant, so
+/// the planner sees it); `store::Method::Delete.code()`.
+pub(crate) const DELETED: i64 = 2;
+
+/// Accumulates SQL text and bound values.
+pub(crate) struct SqlBuilder {
+    pub(crate) dialect: Dialect,
+    text: String,
+    params: Vec<SqlValue>,
+    aliases: usize,
+}
+
+impl SqlBuilder {
+    pub(crate) fn new(dialect: Dialect) -> SqlBuilder {
+        debug_assert_eq!(store::Method::Delete.code(), DELETED);
+        SqlBuilder {
+            dialect,
+            text: String::new(),
+            params: Vec::new(),
+            aliases: 0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, sql: &str) -> &mut SqlBuilder {
+        self.text.push_str(sql);
+        self
+    }
+
+    /// Binds a value and writes its placeholder.
+    pub(crate) fn bind(&mut self, value: SqlValue) -> &mut SqlBuilder {
+        self.params.push(value);
+        let n = self.params.len();
+        match self.dialect {
+            Dialect::Sqlite => self.text.push_str(&format!("?{n}")),
+            Dialect::Postgres => self.text.push_str(&format!("${n}")),
+        }
+        self
+    }
+
+    pub(crate) fn bind_int(&mut self, value: i64) -> &mut SqlBuilder {
+        self.bind(SqlValue::Integer(value))
+    }
+
+    pub(crate) fn bind_text(&mut self, value: &str) -> &mut SqlBuilder {
+        self.bind(SqlValue::Text(value.to_owned()))
+    }
+
+    /// `(?, ?, ?)` for a list of texts.
+    pub(crate) fn bind_text_list<S: AsRef<str>>(&mut self, values: &[S]) -> &mut SqlBuilder {
+        self.push("(");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind_text(v.as_ref());
+        }
+        self.push(")")
+    }
+
+    /// `(?, ?, ?)` for a list of integers.
+    pub(crate) fn bind_int_list(&mut self, values: &[i64]) -> &mut SqlBuilder {
+        self.push("(");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind_int(*v);
+        }
+        self.push(")")
+    }
+
+    pub(crate) fn fresh_alias(&mut self, stem: &str) -> String {
+        self.aliases += 1;
+        format!("{stem}{}", self.aliases)
+    }
+
+    /// `+` on SQLite, nothing on PostgreSQL: written before a column, it keeps SQLite from
+    /// answering the term from an index on that column.
+    pub(crate) fn no_index_mark(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "+",
+            Dialect::Postgres => "",
+        }
+    }
+
+    pub(crate) fn finish(self) -> Sql {
+        Sql {
+            text: self.text,
+            params: self.params,
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! History pages, and the columns every read of a version selects.
+
+use store::{HistoryQuery, HistoryScope};
+
+use crate::Dialect;
+use crate::builder::{Sql, SqlBuilder};
+
+/// The columns a [`crate::VersionRecord`] is read from, resource `r` joined with its version `v`.
+pub const RECORD_COLUMNS: &str =
+    "r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash";
+
+/// A page of history, newest first: [`RECORD_COLUMNS`], then the version's sequence number
+/// (the cursor), one row more than the page so the caller knows whether there is a next page.
+pub fn history(query: &HistoryQuery, dialect: Dialect) -> Sql {
+    let mut b = SqlBuilder::new(dialect);
+    b.push(&format!(
+        "SELECT {RECORD_COLUMNS}, v.seq FROM version v JOIN resource r ON r.rid = v.rid WHERE 1 = 1"
+    ));
+    match &query.scope {
+        HistoryScope::System => {}
+        HistoryScope::Type(resource_type) => {
+            b.push(" AND v.type = ").bind_text(resource_type);
+        }
+        HistoryScope::Instance(resource_type, id) => {
+            b.push(" AND r.type = ").bind_text(resource_type);
+            b.push(" AND r.id = ").bind_text(id);
+        }
+    }
+    if let Some(since) = query.since {
+        b.push(" AND v.last_updated >= ").bind_int(since);
+    }
+    if let Some((low, high)) = query.at {
+        b.push(" AND v.last_updated <= ").bind_int(high);
+        b.push(" AND (v.superseded IS NULL OR v.superseded > ")
+            .bind_int(low)
+            .push(")");
+    }
+    if let Some(cursor) = query.cursor {
+        b.push(" AND v.seq < ").bind_int(cursor);
+    }
+    b.push(" ORDER BY v.seq DESC LIMIT ")
+        .bind_int(query.count as i64 + 1);
+    b.finish()
+}

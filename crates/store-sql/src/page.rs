@@ -1,0 +1,161 @@
+//! A search page rendered as its [`Plan`] says: rows of `rid`, then the values a next-page
+//! cursor carries (a walk's value, or one per sort key), one more than the page size so the
+//! caller knows whether there is a next page.
+//!
+//! Without `_sort` the order is the resource row key (or a walk's value, then the row key), so
+//! a filter backed by an index is read in index order and stops after the page: page 1,000
+//! costs what page 1 costs. With `_sort`, rows without a value for a sort key come last,
+//! whatever the direction.
+
+use search::query::SearchQuery;
+
+use crate::Dialect;
+use crate::builder::{DELETED, Sql, SqlBuilder};
+use crate::conditions::{index_condition, index_table_of};
+use crate::filters::{render_filter, render_probe, settable};
+use crate::plan::Plan;
+use crate::sort::{cursor_condition, sort_expression};
+use crate::walk::{walk_chain, walk_page};
+
+/// The statement that reads one page of `query` as `plan` says; none for [`Plan::NoPage`].
+pub(crate) fn render(query: &SearchQuery, plan: Plan, dialect: Dialect) -> Option<Sql> {
+    let mut b = SqlBuilder::new(dialect);
+    match plan {
+        Plan::NoPage => return None,
+        Plan::Sorted { lead } => sorted_page(&mut b, query, lead),
+        Plan::Drive(index) => drive_page(&mut b, query, index),
+        Plan::Walk(index) => walk_page(&mut b, query, index),
+        Plan::WalkChain { chain, targets } => walk_chain(&mut b, query, chain, targets),
+        Plan::Set(_) | Plan::Scan => {
+            let set = match plan {
+                Plan::Set(index) => Some(index),
+                _ => None,
+            };
+            resource_page(&mut b, query, set);
+        }
+    }
+    Some(b.finish())
+}
+
+/// A page read from filter `index`'s index in resource order.
+fn drive_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize) {
+    let filter = &query.filters[index];
+    let table = index_table_of(filter).expect("a driving filter reads one index");
+    b.push(&format!(
+        "SELECT DISTINCT d.rid FROM {} d JOIN resource r ON r.rid = d.rid WHERE ",
+        table.name
+    ));
+    index_condition(b, filter, "d", false);
+    page_conditions(b, query, Some(index), true);
+    if let Some(cursor) = &query.cursor {
+        b.push(" AND d.rid > ").bind_int(cursor.after_row);
+    }
+    b.push(" ORDER BY d.rid LIMIT ")
+        .bind_int(query.count as i64 + 1);
+}
+
+/// A page read from the resources in row order: filter `set` (if any) read as a set, every
+/// other probed.
+fn resource_page(b: &mut SqlBuilder, query: &SearchQuery, set: Option<usize>) {
+    b.push(&format!(
+        "SELECT r.rid FROM resource r WHERE r.method <> {DELETED}"
+    ));
+    if !query.types.is_empty() {
+        b.push(" AND r.type IN ").bind_text_list(&query.types);
+    }
+    for (i, filter) in query.filters.iter().enumerate() {
+        b.push(" AND ");
+        if set == Some(i) {
+            render_filter(b, filter, "r");
+        } else {
+            render_probe(b, filter, "r");
+        }
+    }
+    if let Some(cursor) = &query.cursor {
+        b.push(" AND r.rid > ").bind_int(cursor.after_row);
+    }
+    b.push(" ORDER BY r.rid LIMIT ")
+        .bind_int(query.count as i64 + 1);
+}
+
+/// A sorted page: every match with its sort values, ordered, after the cursor.
+fn sorted_page(b: &mut SqlBuilder, query: &SearchQuery, lead: Option<usize>) {
+    b.push("SELECT q.rid");
+    for i in 0..query.sort.len() {
+        b.push(&format!(", q.s{i}"));
+    }
+    b.push(" FROM (SELECT r.rid AS rid");
+    for (i, key) in query.sort.iter().enumerate() {
+        b.push(", ");
+        sort_expression(b, key);
+        b.push(&format!(" AS s{i}"));
+    }
+    b.push(" FROM resource r WHERE ");
+    where_clause(b, query, lead, "r");
+    b.push(") q");
+    if let Some(cursor) = &query.cursor {
+        b.push(" WHERE ");
+        cursor_condition(b, &query.sort, cursor);
+    }
+    b.push(" ORDER BY ");
+    for (i, key) in query.sort.iter().enumerate() {
+        let direction = if key.descending { "DESC" } else { "ASC" };
+        b.push(&format!(
+            "(CASE WHEN q.s{i} IS NULL THEN 1 ELSE 0 END), q.s{i} {direction}, "
+        ));
+    }
+    b.push("q.rid LIMIT ").bind_int(query.count as i64 + 1);
+}
+
+/// The conditions every unsorted page states on its resource row `r`: not deleted, of the
+/// query's types if `typed`, and every filter but `skip` (the one the page is read from)
+/// probed per row.
+///
+/// A walk leaves the type out: its filter is one parameter's, and a parameter's key is its
+/// resource type's (the rows of `Encounter.date` are Encounters'). PostgreSQL counts a type as
+/// a filter that keeps few rows (one type among twenty), then expects fewer matches than a
+/// page and sorts them all instead of reading a page in index order: 2.6 ms instead of 0.26
+/// for `Encounter?date=2015` on Synthea.
+pub(crate) fn page_conditions(
+    b: &mut SqlBuilder,
+    query: &SearchQuery,
+    skip: Option<usize>,
+    typed: bool,
+) {
+    b.push(&format!(" AND r.method <> {DELETED}"));
+    if typed && !query.types.is_empty() {
+        b.push(" AND r.type IN ").bind_text_list(&query.types);
+    }
+    for (i, other) in query.filters.iter().enumerate() {
+        if Some(i) != skip {
+            b.push(" AND ");
+            render_probe(b, other, "r");
+        }
+    }
+}
+
+/// The conditions of a sorted page and of a count: one filter, the most selective kind, read
+/// as a set (`rid IN (...)`), every other probed per row. SQLite (3.5x) answers two `rid IN`
+/// sets on one row by looking up every pair of their rows: a patient's 2,122 observations
+/// times the region's 29,206 laboratory results for `patient=X&category=laboratory&_sort=date`
+/// (14 s on Synthea, 3 ms with the category probed).
+pub(crate) fn where_clause(
+    b: &mut SqlBuilder,
+    query: &SearchQuery,
+    lead: Option<usize>,
+    alias: &str,
+) {
+    b.push(&format!("{alias}.method <> {DELETED}"));
+    if !query.types.is_empty() {
+        b.push(&format!(" AND {alias}.type IN "));
+        b.bind_text_list(&query.types);
+    }
+    for (i, filter) in query.filters.iter().enumerate() {
+        b.push(" AND ");
+        if Some(i) == lead || !settable(filter) {
+            render_filter(b, filter, alias);
+        } else {
+            render_probe(b, filter, alias);
+        }
+    }
+}
