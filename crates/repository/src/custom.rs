@@ -160,6 +160,8 @@ impl Repository {
                 since: None,
                 after_row,
                 limit: 500,
+                // The reader states what its caller may see.
+                visibility: Default::default(),
             })?;
             let Some(last) = batch.last() else { break };
             after_row = last.row;
@@ -219,6 +221,8 @@ impl Repository {
             since: None,
             after_row,
             limit: batch,
+            // The reader states what its caller may see.
+            visibility: Default::default(),
         })?;
         let Some(last) = records.last() else {
             self.with_transaction(ctx, |tx| Ok(tx.set_checkpoint(REINDEX_CHECKPOINT, None)?))?;

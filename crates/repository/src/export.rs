@@ -245,6 +245,8 @@ impl Repository {
                 since: request.since,
                 after_row,
                 limit: PAGE,
+                // The reader states what its caller may see.
+                visibility: Default::default(),
             })?;
             let Some(last) = batch.last() else {
                 return Ok(());

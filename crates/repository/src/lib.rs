@@ -12,6 +12,7 @@ mod hooks;
 mod import;
 pub mod meta;
 mod paging;
+mod policy;
 mod read;
 mod reader;
 mod render;
@@ -36,6 +37,7 @@ pub use export::{
 };
 pub use hooks::{InTransaction, WriteHook};
 pub use import::{ImportCounts, ImportFailure, ImportOptions, ImportReport, ImportUnit};
+pub use policy::{ReadPolicy, SeeEverything};
 pub use read::HistoryRequest;
 pub use reader::Reader;
 pub use render::encode_query;
@@ -77,6 +79,8 @@ pub struct Repository {
     hooks: RwLock<Vec<Arc<dyn WriteHook>>>,
     /// Seals the paging cursors of next links; its key is read from the store on first use.
     cursors: std::sync::OnceLock<paging::CursorSeal>,
+    /// What each caller may read; applied by the [`Reader`] inside every query.
+    policy: RwLock<Arc<dyn ReadPolicy>>,
 }
 
 /// How many times a write that raced another is run again before giving up.
@@ -92,7 +96,23 @@ impl Repository {
             indexer: RwLock::new(Arc::new(Indexer::new(registry))),
             hooks: RwLock::new(Vec::new()),
             cursors: std::sync::OnceLock::new(),
+            policy: RwLock::new(Arc::new(SeeEverything)),
         }
+    }
+
+    /// Replaces the read policy: every read from now on applies `policy`.
+    pub fn set_read_policy(&self, policy: Arc<dyn ReadPolicy>) {
+        *self
+            .policy
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = policy;
+    }
+
+    pub(crate) fn read_policy(&self) -> Arc<dyn ReadPolicy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// The seal of next links' cursors, its key read from (or first made in) the store.

@@ -63,6 +63,8 @@ impl Reader<'_> {
             at: None,
             count: DEFAULT_HISTORY_COUNT,
             cursor: None,
+            // The reader states what its caller may see.
+            visibility: Default::default(),
         };
         match &request.scope {
             HistoryScope::Type(t) => self.repository.check_type(t)?,

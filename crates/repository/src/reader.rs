@@ -2,21 +2,23 @@
 //! its includes, chains and `_has`, `$everything`, exports, conditional operations, write
 //! hooks' look-ups, the identity service's queries) goes through a [`Reader`] for a caller, and
 //! these few methods are the only ones in the repository that ask the store for resources.
-//! That is where the read policy will be applied to every query, so that a rule added there
-//! holds everywhere.
+//! Each states, inside the query it sends, what the read policy lets the caller see
+//! ([`Visibility`]), so that a rule of the policy holds everywhere at once.
 
 use caller::Caller;
-use search::query::SearchQuery;
+use search::query::{Filter, SearchQuery, Visibility};
 use search::{Handling, SearchTarget, parse_search};
 use store::{HistoryPage, HistoryQuery, ScanQuery, SearchPage, VersionRecord};
 
 use crate::{Repository, RepositoryError, WriteTx};
 
 /// Reads for one caller.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Reader<'r> {
     pub(crate) repository: &'r Repository,
     pub(crate) caller: &'r Caller,
+    /// What the read policy lets the caller see, decided once for the reader.
+    visibility: Visibility,
 }
 
 impl Repository {
@@ -25,6 +27,7 @@ impl Repository {
         Reader {
             repository: self,
             caller,
+            visibility: self.read_policy().visibility(caller),
         }
     }
 }
@@ -38,42 +41,93 @@ impl<'r> Reader<'r> {
         self.repository
     }
 
+    /// What the caller may see.
+    pub fn visibility(&self) -> &Visibility {
+        &self.visibility
+    }
+
+    /// `query` as this caller may run it.
+    fn scoped(&self, query: &SearchQuery) -> SearchQuery {
+        let mut query = query.clone();
+        query.visibility = self.visibility.clone();
+        query
+    }
+
+    /// Whether the resource `record` is one the caller may see: a resource the policy hides
+    /// reads as one that does not exist. (A deleted resource has nothing left to hide: its
+    /// deletion is seen as such.)
+    fn may_see(
+        &self,
+        record: Option<VersionRecord>,
+        search: impl FnOnce(&SearchQuery) -> Result<SearchPage, RepositoryError>,
+    ) -> Result<Option<VersionRecord>, RepositoryError> {
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        match &self.visibility {
+            Visibility::All => Ok(Some(record)),
+            Visibility::Nothing => Ok(None),
+            Visibility::Where(_) if record.is_deleted() => Ok(Some(record)),
+            Visibility::Where(_) => {
+                let mut query = SearchQuery::of_type(&record.resource_type);
+                query
+                    .filters
+                    .push(Filter::Id(vec![record.id.as_str().into()]));
+                query.count = 1;
+                query.visibility = self.visibility.clone();
+                Ok(if search(&query)?.matches.is_empty() {
+                    None
+                } else {
+                    Some(record)
+                })
+            }
+        }
+    }
+
     /// The current version of a resource (which may be a deletion), `None` when it never
-    /// existed.
+    /// existed or the caller may not see it.
     pub fn current(
         &self,
         resource_type: &str,
         id: &str,
     ) -> Result<Option<VersionRecord>, RepositoryError> {
-        Ok(self.repository.store.read(resource_type, id)?)
+        let record = self.repository.store.read(resource_type, id)?;
+        self.may_see(record, |query| Ok(self.repository.store.search(query)?))
     }
 
-    /// One version of a resource.
+    /// One version of a resource, when the caller may see the resource.
     pub fn version_of(
         &self,
         resource_type: &str,
         id: &str,
         version: i64,
     ) -> Result<Option<VersionRecord>, RepositoryError> {
+        if self.current(resource_type, id)?.is_none() {
+            return Ok(None);
+        }
         Ok(self
             .repository
             .store
             .read_version(resource_type, id, version)?)
     }
 
-    /// A page of versions.
+    /// A page of versions (of resources the caller may see).
     pub fn history_page(&self, query: &HistoryQuery) -> Result<HistoryPage, RepositoryError> {
-        Ok(self.repository.store.history(query)?)
+        let mut query = query.clone();
+        query.visibility = self.visibility.clone();
+        Ok(self.repository.store.history(&query)?)
     }
 
-    /// A page of a search in the intermediate form.
+    /// A page of a search in the intermediate form, as the caller may see it.
     pub fn page(&self, query: &SearchQuery) -> Result<SearchPage, RepositoryError> {
-        Ok(self.repository.store.search(query)?)
+        Ok(self.repository.store.search(&self.scoped(query))?)
     }
 
-    /// Current, undeleted resources in row order after `query.after_row`.
+    /// Current, undeleted resources the caller may see, in row order after `query.after_row`.
     pub fn scan(&self, query: &ScanQuery) -> Result<Vec<VersionRecord>, RepositoryError> {
-        Ok(self.repository.store.scan(query)?)
+        let mut query = query.clone();
+        query.visibility = self.visibility.clone();
+        Ok(self.repository.store.scan(&query)?)
     }
 
     /// Search criteria (`identifier=...`) on one type as a query of at most `count` matches:
@@ -94,6 +148,7 @@ impl<'r> Reader<'r> {
             Handling::Strict,
         )?;
         parsed.query.count = count;
+        parsed.query.visibility = self.visibility.clone();
         Ok(parsed.query)
     }
 
@@ -156,7 +211,7 @@ impl<'r> Reader<'r> {
         tx: &mut WriteTx<'_>,
         query: &SearchQuery,
     ) -> Result<SearchPage, RepositoryError> {
-        Ok(tx.search(query)?)
+        Ok(tx.search(&self.scoped(query))?)
     }
 
     /// The current version of a resource as the transaction sees it.
@@ -166,6 +221,7 @@ impl<'r> Reader<'r> {
         resource_type: &str,
         id: &str,
     ) -> Result<Option<VersionRecord>, RepositoryError> {
-        Ok(tx.current(resource_type, id)?)
+        let record = tx.current(resource_type, id)?;
+        self.may_see(record, |query| Ok(tx.search(query)?))
     }
 }

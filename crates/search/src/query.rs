@@ -20,6 +20,23 @@ pub struct SearchQuery {
     pub total: TotalMode,
     pub include: Vec<Include>,
     pub revinclude: Vec<Include>,
+    /// Which resources the caller may see: every resource the search touches (its matches,
+    /// what it includes, a chain's targets, `_has`'s referrers, what it counts) must be visible.
+    pub visibility: Visibility,
+}
+
+/// Which resources a read may see, as the read policy decides for a caller. A store applies it
+/// inside every query, to every resource row the query reads, so that nothing hidden is
+/// returned, counted, included, or reached through a chain.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Visibility {
+    /// Every resource.
+    #[default]
+    All,
+    /// None.
+    Nothing,
+    /// The resources that satisfy this filter (checked against each resource row).
+    Where(Filter),
 }
 
 impl SearchQuery {
@@ -33,6 +50,7 @@ impl SearchQuery {
             total: TotalMode::None,
             include: Vec::new(),
             revinclude: Vec::new(),
+            visibility: Visibility::All,
         }
     }
 }

@@ -96,22 +96,7 @@ pub(crate) fn scan(
     connection: &mut Connection,
     query: &ScanQuery,
 ) -> Result<Vec<VersionRecord>, StoreError> {
-    // One text for every scan: an empty type list means all types, a missing `since` the
-    // beginning of time.
-    let statement = connection.prepare_cached(&format!(
-        "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version \
-         WHERE r.method <> 2 AND r.rid > $1 AND (cardinality($2::text[]) = 0 OR r.type = ANY($2)) \
-         AND r.last_updated >= $3 ORDER BY r.rid LIMIT $4"
-    ))?;
-    let since = query.since.unwrap_or(i64::MIN);
-    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-    let rows = connection
-        .client
-        .query(
-            &statement,
-            &[&query.after_row, &query.types, &since, &limit],
-        )
-        .map_err(map_error)?;
+    let rows = run(connection, &store_sql::scan(query, Dialect::Postgres))?;
     rows.iter().map(record_from_row).collect()
 }
 

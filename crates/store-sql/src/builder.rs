@@ -2,6 +2,8 @@
 //! [`Dialect`] differences it covers (placeholders). Every value is bound, never spliced into
 //! the text: hostile input cannot change a query's structure.
 
+use search::query::Visibility;
+
 /// The SQL dialect of a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -34,6 +36,8 @@ pub(crate) struct SqlBuilder {
     text: String,
     params: Vec<SqlValue>,
     aliases: usize,
+    /// What the statement's caller may see; stated on every resource row the statement reads.
+    visibility: Visibility,
 }
 
 impl SqlBuilder {
@@ -44,7 +48,39 @@ impl SqlBuilder {
             text: String::new(),
             params: Vec::new(),
             aliases: 0,
+            visibility: Visibility::All,
         }
+    }
+
+    /// A builder for a statement that reads only what `visibility` lets its caller see.
+    pub(crate) fn seeing(dialect: Dialect, visibility: &Visibility) -> SqlBuilder {
+        let mut b = SqlBuilder::new(dialect);
+        b.visibility = visibility.clone();
+        b
+    }
+
+    /// Whether the statement sees every resource (no condition to state).
+    pub(crate) fn sees_all(&self) -> bool {
+        self.visibility == Visibility::All
+    }
+
+    /// ` AND` the condition that resource row `alias` is visible, when the statement does not
+    /// see everything. The visibility's own filter is rendered without it (it is the rule, not
+    /// something the rule applies to).
+    pub(crate) fn visible(&mut self, alias: &str) -> &mut SqlBuilder {
+        match std::mem::take(&mut self.visibility) {
+            Visibility::All => {}
+            Visibility::Nothing => {
+                self.push(" AND 1 = 0");
+                self.visibility = Visibility::Nothing;
+            }
+            Visibility::Where(filter) => {
+                self.push(" AND ");
+                crate::filters::render_probe(self, &filter, alias);
+                self.visibility = Visibility::Where(filter);
+            }
+        }
+        self
     }
 
     pub(crate) fn push(&mut self, sql: &str) -> &mut SqlBuilder {

@@ -11,7 +11,7 @@ use crate::plan::{DENSE, Question, lead_set};
 
 /// The statement that counts every match of a query, its conditions those of a sorted page.
 pub(crate) fn search_count(query: &SearchQuery, dialect: Dialect) -> Sql {
-    let mut b = SqlBuilder::new(dialect);
+    let mut b = SqlBuilder::seeing(dialect, &query.visibility);
     b.push("SELECT COUNT(*) FROM resource r WHERE ");
     where_clause(&mut b, query, lead_set(query), "r");
     b.finish()

@@ -163,7 +163,12 @@ pub(crate) fn render_set(b: &mut SqlBuilder, filter: &Filter) {
             }
             b.push(&format!(" AND {source}.type = "))
                 .bind_text(source_type);
-            b.push(&format!(" AND {source}.method <> {DELETED} AND {reference}.rid = {source}.rid AND {reference}.param = "));
+            b.push(&format!(" AND {source}.method <> {DELETED}"));
+            // A referrer the caller may not see must not reveal that it exists.
+            b.visible(&source);
+            b.push(&format!(
+                " AND {reference}.rid = {source}.rid AND {reference}.param = "
+            ));
             b.bind_int(param.0);
             b.push(&format!(
                 " AND {target}.type = {reference}.target_type AND {target}.id = {reference}.target_id \
@@ -201,7 +206,8 @@ fn render_correlated(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             filter,
         } => {
             let reference = b.fresh_alias("ref");
-            if reads_only_index_rows(filter) {
+            // (Only when the caller sees every referrer: otherwise its row must be read to ask.)
+            if reads_only_index_rows(filter) && b.sees_all() {
                 // The referring resource's own row adds nothing: the parameter's key is its
                 // type's, and only current, undeleted resources have index rows. Probing the
                 // inner filter on the reference's row key halves the lookups per referrer.
@@ -226,7 +232,9 @@ fn render_correlated(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
                 " AND {reference}.target_type = {alias}.type AND {reference}.target_id = {alias}.id AND {source}.type = "
             ));
             b.bind_text(source_type);
-            b.push(&format!(" AND {source}.method <> {DELETED} AND "));
+            b.push(&format!(" AND {source}.method <> {DELETED}"));
+            b.visible(&source);
+            b.push(" AND ");
             // Probed on each referring resource: as a set (`IN (SELECT ...)`) the inner filter
             // was materialised whole for every search, every heart rate of the region to check
             // a page of twenty patients.
@@ -323,11 +331,13 @@ pub(crate) fn probe_end(dialect: Dialect) -> &'static str {
 }
 
 /// ` AND alias.method <> DELETED AND alias.type IN (types)`: a live resource of one of `types`
-/// (of any type when there are none).
+/// (of any type when there are none) that the statement's caller may see.
 pub(crate) fn live_of_types(b: &mut SqlBuilder, alias: &str, types: &[Box<str>]) {
     b.push(&format!(" AND {alias}.method <> {DELETED}"));
     if !types.is_empty() {
         b.push(&format!(" AND {alias}.type IN "))
             .bind_text_list(types);
     }
+    // A chain's target the caller may not see matches nothing: no chain reveals it.
+    b.visible(alias);
 }

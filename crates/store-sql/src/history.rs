@@ -12,10 +12,11 @@ pub const RECORD_COLUMNS: &str =
 /// A page of history, newest first: [`RECORD_COLUMNS`], then the version's sequence number
 /// (the cursor), one row more than the page so the caller knows whether there is a next page.
 pub fn history(query: &HistoryQuery, dialect: Dialect) -> Sql {
-    let mut b = SqlBuilder::new(dialect);
+    let mut b = SqlBuilder::seeing(dialect, &query.visibility);
     b.push(&format!(
         "SELECT {RECORD_COLUMNS}, v.seq FROM version v JOIN resource r ON r.rid = v.rid WHERE 1 = 1"
     ));
+    b.visible("r");
     match &query.scope {
         HistoryScope::System => {}
         HistoryScope::Type(resource_type) => {
@@ -40,5 +41,27 @@ pub fn history(query: &HistoryQuery, dialect: Dialect) -> Sql {
     }
     b.push(" ORDER BY v.seq DESC LIMIT ")
         .bind_int(query.count as i64 + 1);
+    b.finish()
+}
+
+/// Current, undeleted resources in row order after `query.after_row`, those the caller may see:
+/// the way through everything, for reindexing and export ([`RECORD_COLUMNS`]).
+pub fn scan(query: &store::ScanQuery, dialect: Dialect) -> Sql {
+    let mut b = SqlBuilder::seeing(dialect, &query.visibility);
+    b.push(&format!(
+        "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version \
+         WHERE r.method <> {} AND r.rid > ",
+        crate::builder::DELETED
+    ))
+    .bind_int(query.after_row);
+    b.visible("r");
+    if !query.types.is_empty() {
+        b.push(" AND r.type IN ").bind_text_list(&query.types);
+    }
+    if let Some(since) = query.since {
+        b.push(" AND r.last_updated >= ").bind_int(since);
+    }
+    b.push(" ORDER BY r.rid LIMIT ")
+        .bind_int(query.limit as i64);
     b.finish()
 }

@@ -16,8 +16,8 @@ const MAX_INCLUDE_ROUNDS: usize = 4;
 const MAX_INCLUDED: usize = 5_000;
 
 /// Resources that `rows` point at through the include's parameters.
-fn include_targets(rows: &[i64], include: &Include, dialect: Dialect) -> Sql {
-    let mut b = SqlBuilder::new(dialect);
+fn include_targets(rows: &[i64], include: &Include, query: &SearchQuery, dialect: Dialect) -> Sql {
+    let mut b = SqlBuilder::seeing(dialect, &query.visibility);
     match dialect {
         Dialect::Sqlite => b.push(
             "SELECT DISTINCT t.rid FROM idx_reference ref \
@@ -30,7 +30,7 @@ fn include_targets(rows: &[i64], include: &Include, dialect: Dialect) -> Sql {
         // (type, id) index: 5 ms.
         Dialect::Postgres => b.push(
             "SELECT DISTINCT t.rid FROM idx_reference ref CROSS JOIN LATERAL \
-             (SELECT t.rid, t.type, t.method FROM resource t \
+             (SELECT t.* FROM resource t \
              WHERE t.type = ref.target_type AND t.id = ref.target_id LIMIT 1) t \
              WHERE ref.rid IN ",
         ),
@@ -42,6 +42,7 @@ fn include_targets(rows: &[i64], include: &Include, dialect: Dialect) -> Sql {
         b.bind_int_list(&include.params.iter().map(|p| p.0).collect::<Vec<_>>());
     }
     b.push(&format!(" AND t.method <> {DELETED}"));
+    b.visible("t");
     if let Some(target_type) = &include.target_type {
         b.push(" AND t.type = ").bind_text(target_type);
     }
@@ -49,9 +50,21 @@ fn include_targets(rows: &[i64], include: &Include, dialect: Dialect) -> Sql {
 }
 
 /// Resources that point at `targets` (`(type, id)`) through the include's parameters.
-fn revinclude_sources(targets: &[(&str, &str)], include: &Include, dialect: Dialect) -> Sql {
-    let mut b = SqlBuilder::new(dialect);
-    b.push("SELECT DISTINCT ref.rid FROM idx_reference ref WHERE ref.param IN ");
+fn revinclude_sources(
+    targets: &[(&str, &str)],
+    include: &Include,
+    query: &SearchQuery,
+    dialect: Dialect,
+) -> Sql {
+    let mut b = SqlBuilder::seeing(dialect, &query.visibility);
+    if b.sees_all() {
+        // Index rows exist only for current resources: the source's own row adds nothing.
+        b.push("SELECT DISTINCT ref.rid FROM idx_reference ref WHERE 1 = 1");
+    } else {
+        b.push("SELECT DISTINCT ref.rid FROM idx_reference ref JOIN resource s ON s.rid = ref.rid WHERE 1 = 1");
+        b.visible("s");
+    }
+    b.push(" AND ref.param IN ");
     b.bind_int_list(&include.params.iter().map(|p| p.0).collect::<Vec<_>>());
     let mut by_type: Vec<(&str, Vec<&str>)> = Vec::new();
     for (resource_type, id) in targets {
@@ -103,10 +116,10 @@ pub(crate) fn includes(
             .map(|r| (r.resource_type.as_str(), r.id.as_str()))
             .collect();
         for include in query.include.iter().filter(|i| round == 0 || i.iterate) {
-            found.extend(runner.integers(&include_targets(&rows, include, dialect))?);
+            found.extend(runner.integers(&include_targets(&rows, include, query, dialect))?);
         }
         for include in query.revinclude.iter().filter(|i| round == 0 || i.iterate) {
-            found.extend(runner.integers(&revinclude_sources(&keys, include, dialect))?);
+            found.extend(runner.integers(&revinclude_sources(&keys, include, query, dialect))?);
         }
         found.retain(|row| seen.insert(*row));
         found.truncate(MAX_INCLUDED.saturating_sub(included.len()));

@@ -25,5 +25,5 @@ mod golden_sql;
 
 pub use builder::{Dialect, Sql, SqlValue};
 pub use execute::{SqlRunner, search};
-pub use history::{RECORD_COLUMNS, history};
+pub use history::{RECORD_COLUMNS, history, scan};
 pub use sort::SortValueKind;

@@ -19,7 +19,7 @@ use crate::walk::{walk_chain, walk_page};
 
 /// The statement that reads one page of `query` as `plan` says; none for [`Plan::NoPage`].
 pub(crate) fn render(query: &SearchQuery, plan: Plan, dialect: Dialect) -> Option<Sql> {
-    let mut b = SqlBuilder::new(dialect);
+    let mut b = SqlBuilder::seeing(dialect, &query.visibility);
     match plan {
         Plan::NoPage => return None,
         Plan::Sorted { lead } => sorted_page(&mut b, query, lead),
@@ -60,6 +60,7 @@ fn resource_page(b: &mut SqlBuilder, query: &SearchQuery, set: Option<usize>) {
     b.push(&format!(
         "SELECT r.rid FROM resource r WHERE r.method <> {DELETED}"
     ));
+    b.visible("r");
     if !query.types.is_empty() {
         b.push(" AND r.type IN ").bind_text_list(&query.types);
     }
@@ -107,9 +108,9 @@ fn sorted_page(b: &mut SqlBuilder, query: &SearchQuery, lead: Option<usize>) {
     b.push("q.rid LIMIT ").bind_int(query.count as i64 + 1);
 }
 
-/// The conditions every unsorted page states on its resource row `r`: not deleted, of the
-/// query's types if `typed`, and every filter but `skip` (the one the page is read from)
-/// probed per row.
+/// The conditions every unsorted page states on its resource row `r`: not deleted, visible to
+/// the caller, of the query's types if `typed`, and every filter but `skip` (the one the page
+/// is read from) probed per row.
 ///
 /// A walk leaves the type out: its filter is one parameter's, and a parameter's key is its
 /// resource type's (the rows of `Encounter.date` are Encounters'). PostgreSQL counts a type as
@@ -123,6 +124,7 @@ pub(crate) fn page_conditions(
     typed: bool,
 ) {
     b.push(&format!(" AND r.method <> {DELETED}"));
+    b.visible("r");
     if typed && !query.types.is_empty() {
         b.push(" AND r.type IN ").bind_text_list(&query.types);
     }
@@ -146,6 +148,7 @@ pub(crate) fn where_clause(
     alias: &str,
 ) {
     b.push(&format!("{alias}.method <> {DELETED}"));
+    b.visible(alias);
     if !query.types.is_empty() {
         b.push(&format!(" AND {alias}.type IN "));
         b.bind_text_list(&query.types);

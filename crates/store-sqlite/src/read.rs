@@ -102,27 +102,10 @@ pub(crate) fn scan(
     connection: &Connection,
     query: &ScanQuery,
 ) -> Result<Vec<VersionRecord>, StoreError> {
-    let mut text = format!(
-        "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version \
-         WHERE r.method <> 2 AND r.rid > ?1"
-    );
-    let mut values = vec![SqliteValue::Integer(query.after_row)];
-    if !query.types.is_empty() {
-        let placeholders: Vec<String> = (0..query.types.len())
-            .map(|i| format!("?{}", values.len() + i + 1))
-            .collect();
-        text.push_str(&format!(" AND r.type IN ({})", placeholders.join(", ")));
-        values.extend(query.types.iter().map(|t| SqliteValue::Text(t.clone())));
-    }
-    if let Some(since) = query.since {
-        values.push(SqliteValue::Integer(since));
-        text.push_str(&format!(" AND r.last_updated >= ?{}", values.len()));
-    }
-    values.push(SqliteValue::Integer(query.limit as i64));
-    text.push_str(&format!(" ORDER BY r.rid LIMIT ?{}", values.len()));
-    let mut statement = connection.prepare_cached(&text).map_err(map_error)?;
+    let sql = store_sql::scan(query, Dialect::Sqlite);
+    let mut statement = connection.prepare_cached(&sql.text).map_err(map_error)?;
     let rows = statement
-        .query_map(params_from_iter(values.iter()), record_from_row)
+        .query_map(params_from_iter(to_sqlite(&sql.params)), record_from_row)
         .map_err(map_error)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(map_error)
 }

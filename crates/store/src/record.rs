@@ -91,7 +91,7 @@ pub enum HistoryScope {
 }
 
 /// `_history` with `_since`, `_at`, `_count` and a cursor.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HistoryQuery {
     pub scope: HistoryScope,
     /// Only versions written at or after this instant.
@@ -101,6 +101,8 @@ pub struct HistoryQuery {
     pub count: usize,
     /// Continue after this position (from a next link).
     pub cursor: Option<i64>,
+    /// Only versions of resources the caller may see.
+    pub visibility: search::query::Visibility,
 }
 
 /// A page of history, newest first.
@@ -125,7 +127,7 @@ pub struct SearchPage {
 }
 
 /// A way through the current resources in row order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ScanQuery {
     /// Only these types; all when empty.
     pub types: Vec<String>,
@@ -134,4 +136,6 @@ pub struct ScanQuery {
     /// Continue after this row key (0 to start).
     pub after_row: i64,
     pub limit: usize,
+    /// Only resources the caller may see.
+    pub visibility: search::query::Visibility,
 }

@@ -134,6 +134,7 @@ impl Mpi {
                 since: changes.checked_until,
                 after_row,
                 limit: 1000,
+                visibility: Default::default(),
             })?;
             let Some(last) = page.last() else {
                 break;
@@ -562,6 +563,7 @@ fn scan_all(
             since: None,
             after_row,
             limit: 1000,
+            visibility: Default::default(),
         })?;
         let Some(last) = page.last() else {
             return Ok(out);

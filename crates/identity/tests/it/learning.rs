@@ -142,6 +142,7 @@ fn all(indexed: &Indexed, resource_type: &str) -> Vec<Value> {
                 since: None,
                 after_row,
                 limit: 500,
+                visibility: Default::default(),
             })
             .unwrap();
         let Some(last) = page.last() else {

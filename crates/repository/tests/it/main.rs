@@ -11,6 +11,7 @@ mod differential;
 mod export;
 mod hooks;
 mod import;
+mod read_policy;
 mod searching;
 mod synthea;
 mod validation;

@@ -144,6 +144,7 @@ fn concurrent_updates_of_one_resource_each_get_their_own_version() {
             at: None,
             count: 1_000,
             cursor: None,
+            visibility: Default::default(),
         })
         .unwrap();
     let versions: Vec<i64> = history.versions.iter().map(|v| v.version).collect();

@@ -121,6 +121,7 @@ fn scans_and_histories_read_back_the_same_on_both_stores() {
             at: None,
             count: 100,
             cursor: None,
+            visibility: Default::default(),
         };
         let expected = comparable(&sqlite.history(&query).unwrap().versions);
         assert!(!expected.is_empty(), "{query:?}");

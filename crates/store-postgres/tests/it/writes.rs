@@ -99,6 +99,7 @@ fn a_batch_of_writes_in_one_transaction_lands_whole_and_in_order() {
             at: None,
             count: 2,
             cursor: None,
+            visibility: Default::default(),
         })
         .unwrap();
     let newest: Vec<&str> = history.versions.iter().map(|v| v.id.as_str()).collect();

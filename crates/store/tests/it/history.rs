@@ -13,6 +13,7 @@ fn query(scope: HistoryScope) -> HistoryQuery {
         at: None,
         count: 100,
         cursor: None,
+        visibility: Default::default(),
     }
 }
 
