@@ -224,12 +224,12 @@ backend_tests! {
         assert_eq!(searched(&repository, "Encounter", &[("subject.family", "Hidden")]).1, 0);
         assert_eq!(searched(&repository, "Encounter", &[("subject.family", "Open")]).1, 1);
         let (with_observations, _, _) = searched(&repository, "Patient", &[("_has:Observation:subject:code", "8867-4")]);
-        assert_eq!(with_observations, [open.clone()]);
+        assert_eq!(with_observations, [open.as_str()]);
         let (encounters, total, included) = searched(&repository, "Encounter", &[("_include", "Encounter:subject")]);
         assert_eq!((encounters.len(), total), (2, 2), "the encounters themselves are not secret");
-        assert_eq!(included, [open.clone()]);
+        assert_eq!(included, [open.as_str()]);
         let (_, _, referrers) = searched(&repository, "Organization", &[("_revinclude", "Patient:organization")]);
-        assert_eq!(referrers, [open.clone()]);
+        assert_eq!(referrers, [open.as_str()]);
         assert_eq!(searched(&repository, "Patient", &[("organization", &format!("Organization/{organization}"))]).1, 1);
         // History, `$everything`, export, services' finds.
         assert_eq!(history_count(&repository, HistoryScope::Type("Patient".into())).unwrap(), 1);
