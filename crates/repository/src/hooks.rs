@@ -42,6 +42,10 @@ pub struct InTransaction<'a, 't> {
 }
 
 impl<'a, 't> InTransaction<'a, 't> {
+    pub(crate) fn new(repository: &'a Repository, tx: &'a mut WriteTx<'t>) -> Self {
+        InTransaction { repository, tx }
+    }
+
     /// The request the transaction serves (who acts, for which organisation).
     pub fn ctx(&self) -> &Caller {
         self.tx.caller()

@@ -4,6 +4,7 @@
 //! requests onto these calls and [`RepositoryError`]s onto status codes.
 
 mod bundle;
+mod changes;
 pub mod clock;
 mod custom;
 mod error;
@@ -29,6 +30,7 @@ use serde_json::{Map, Value};
 use store::{Store, VersionRecord};
 
 pub use bundle::{BundleOptions, parse_etag, parse_query};
+pub use changes::{Change, ChangeFeed};
 pub use custom::{REINDEX_JOB, ReindexJob, ReindexProgress};
 pub use error::RepositoryError;
 pub use export::{

@@ -5,6 +5,7 @@
 //! The server calls the store on tokio's blocking threads; the synchronous driver runs its own
 //! small runtime per connection, which is fine there and keeps the store trait synchronous.
 
+mod changes;
 mod flush;
 mod jobs;
 mod pool;
@@ -260,6 +261,10 @@ impl Store for PostgresStore {
 
     fn checkpoint(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.read_with(|connection| read::checkpoint(connection, name))
+    }
+
+    fn changes(&self, after: i64, limit: usize) -> Result<Vec<store::Change>, StoreError> {
+        self.read_with(|connection| changes::changes(connection, after, limit))
     }
 
     fn jobs(&self) -> &dyn store::JobQueue {

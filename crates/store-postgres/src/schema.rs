@@ -212,6 +212,20 @@ CREATE TABLE job (
 );
 CREATE INDEX job_due ON job (state, run_after);
 "#,
+    // The log of committed changes (store-sql's `tables::CHANGE`): a row per version, written
+    // by a trigger in the writing transaction, numbered once committed. The versions already
+    // written are in it from the start, to be numbered in their order.
+    r#"
+CREATE TABLE change (
+    seq bigint PRIMARY KEY,
+    position bigint
+);
+CREATE UNIQUE INDEX change_position ON change (position) WHERE position IS NOT NULL;
+CREATE INDEX change_unsequenced ON change (seq) WHERE position IS NULL;
+CREATE FUNCTION record_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO change (seq) SELECT seq FROM written; RETURN NULL; END $$;
+CREATE TRIGGER version_change AFTER INSERT ON version REFERENCING NEW TABLE AS written FOR EACH STATEMENT EXECUTE FUNCTION record_change();
+INSERT INTO change (seq) SELECT seq FROM version;
+"#,
 ];
 
 /// An arbitrary constant naming the migration lock among the database's advisory locks.

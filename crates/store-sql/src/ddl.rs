@@ -99,10 +99,13 @@ pub fn create_schema(dialect: Dialect) -> Vec<String> {
             "CREATE SEQUENCE {name} AS bigint INCREMENT BY {increment}"
         ));
     }
-    for table in TABLES {
+    for table in TABLES.iter().filter(|t| t.exists_on(dialect)) {
         statements.push(create_table(table, dialect));
         for index in table.indexes.iter().filter(|i| i.exists_on(dialect)) {
             statements.push(create_index(table, index, dialect));
+        }
+        if dialect == Dialect::Postgres {
+            statements.extend(table.postgres_extra.iter().map(|s| s.to_string()));
         }
     }
     statements
@@ -113,6 +116,7 @@ pub fn create_schema(dialect: Dialect) -> Vec<String> {
 pub fn deferrable_indexes() -> Vec<(&'static str, String)> {
     TABLES
         .iter()
+        .filter(|table| table.exists_on(Dialect::Sqlite))
         .flat_map(|table| {
             table
                 .indexes

@@ -88,12 +88,13 @@ impl Column {
     }
 }
 
-/// Which databases have an index.
+/// Which databases have an index or a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnDatabases {
     Both,
-    /// PostgreSQL's stand-in for an index table's SQLite primary key, which there clusters a
-    /// resource's rows together and serves deletes and `:missing`.
+    /// An index: PostgreSQL's stand-in for an index table's SQLite primary key, which there
+    /// clusters a resource's rows together and serves deletes and `:missing`. A table: what
+    /// only PostgreSQL needs (the change log, which SQLite's single writer makes unnecessary).
     PostgresOnly,
 }
 
@@ -180,9 +181,18 @@ pub struct Table {
     /// and its key doubles as the per-resource index that updates and deletes need.
     pub sqlite_clustered: bool,
     pub indexes: &'static [Index],
+    /// Which databases have the table.
+    pub on: OnDatabases,
+    /// Statements PostgreSQL's schema adds after the table and its indexes (a trigger).
+    pub postgres_extra: &'static [&'static str],
 }
 
 impl Table {
+    /// Whether `dialect`'s schema has this table.
+    pub fn exists_on(&self, dialect: crate::Dialect) -> bool {
+        self.on == OnDatabases::Both || dialect == crate::Dialect::Postgres
+    }
+
     pub fn column(&self, name: &str) -> Option<&'static Column> {
         self.columns.iter().find(|column| column.name == name)
     }
@@ -228,6 +238,8 @@ pub const RESOURCE: Table = Table {
     sqlite_key: &["rid"],
     postgres_key: Some(&["rid"]),
     sqlite_clustered: false,
+    on: OnDatabases::Both,
+    postgres_extra: &[],
     indexes: &[
         Index::new("resource_type_id", &["type", "id"]).unique(),
         Index::new("resource_type_rid", &["type", "rid"]).deferrable(),
@@ -259,6 +271,8 @@ pub const VERSION: Table = Table {
     sqlite_key: &["seq"],
     postgres_key: Some(&["seq"]),
     sqlite_clustered: false,
+    on: OnDatabases::Both,
+    postgres_extra: &[],
     indexes: &[
         Index::new("version_rid_version", &["rid", "version"]).unique(),
         Index::new("version_type_seq", &["type", "seq"]).deferrable(),
@@ -272,6 +286,8 @@ pub const CHECKPOINT: Table = Table {
     sqlite_key: &["name"],
     postgres_key: Some(&["name"]),
     sqlite_clustered: false,
+    on: OnDatabases::Both,
+    postgres_extra: &[],
     indexes: &[],
 };
 
@@ -287,6 +303,8 @@ const fn clustered_by_resource(
         sqlite_key,
         postgres_key: None,
         sqlite_clustered: true,
+        on: OnDatabases::Both,
+        postgres_extra: &[],
         indexes,
     }
 }
@@ -500,7 +518,35 @@ pub const JOB: Table = Table {
     sqlite_key: &["id"],
     postgres_key: Some(&["id"]),
     sqlite_clustered: false,
+    on: OnDatabases::Both,
+    postgres_extra: &[],
     indexes: &[Index::new("job_due", &["state", "run_after"])],
+};
+
+/// PostgreSQL's log of committed changes: a row per version written (by a trigger, in the
+/// writing transaction), numbered in the order it became visible by the reader of the log
+/// (`position`, set after the commit), since the versions' own numbers are taken at insert and
+/// commits finish in another order. SQLite's single writer commits in `version.seq` order, so
+/// it reads its log from the versions.
+pub const CHANGE: Table = Table {
+    name: "change",
+    columns: &[C::integer("seq"), C::integer("position").nullable()],
+    sqlite_key: &["seq"],
+    postgres_key: Some(&["seq"]),
+    sqlite_clustered: false,
+    on: OnDatabases::PostgresOnly,
+    postgres_extra: &[
+        "CREATE FUNCTION record_change() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN INSERT INTO change (seq) SELECT seq FROM written; RETURN NULL; END $$",
+        "CREATE TRIGGER version_change AFTER INSERT ON version REFERENCING NEW TABLE AS written \
+         FOR EACH STATEMENT EXECUTE FUNCTION record_change()",
+    ],
+    indexes: &[
+        Index::new("change_position", &["position"])
+            .unique()
+            .only_where("position IS NOT NULL"),
+        Index::new("change_unsequenced", &["seq"]).only_where("position IS NULL"),
+    ],
 };
 
 /// The index tables, one per parameter type, in the order their rows are written.
@@ -509,7 +555,7 @@ pub const INDEX_TABLES: [&Table; 8] = [
 ];
 
 /// Every table, in the order the schema creates them.
-pub const TABLES: [&Table; 12] = [
+pub const TABLES: [&Table; 13] = [
     &RESOURCE,
     &VERSION,
     &TOKEN,
@@ -522,6 +568,7 @@ pub const TABLES: [&Table; 12] = [
     &COMPOSITE,
     &CHECKPOINT,
     &JOB,
+    &CHANGE,
 ];
 
 /// The table holding rows of one parameter type.

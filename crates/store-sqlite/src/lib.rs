@@ -227,6 +227,10 @@ impl Store for SqliteStore {
         bulk::end(&mut lock(&self.writer))
     }
 
+    fn changes(&self, after: i64, limit: usize) -> Result<Vec<store::Change>, StoreError> {
+        read::changes(&*self.reader()?, after, limit)
+    }
+
     fn jobs(&self) -> &dyn store::JobQueue {
         self
     }

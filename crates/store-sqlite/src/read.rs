@@ -219,3 +219,35 @@ pub(crate) fn records_by_row(
     }
     Ok(rows.iter().filter_map(|row| found.remove(row)).collect())
 }
+
+/// The change log. SQLite has one writer, whose transactions commit one after another, and a
+/// version's `seq` is assigned inside its transaction, so `seq` order is commit order and the log
+/// is the version table read by `seq`. A rolled-back transaction leaves no version.
+pub(crate) fn changes(
+    connection: &Connection,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<store::Change>, StoreError> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT v.seq, v.rid, v.type, r.id, v.version, v.method, v.last_updated \
+             FROM version v JOIN resource r ON r.rid = v.rid \
+             WHERE v.seq > ?1 ORDER BY v.seq LIMIT ?2",
+        )
+        .map_err(map_error)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = statement
+        .query_map(params![after, limit], |row| {
+            Ok(store::Change {
+                position: row.get(0)?,
+                row: row.get(1)?,
+                resource_type: row.get(2)?,
+                id: row.get(3)?,
+                version: row.get(4)?,
+                method: Method::from_code(row.get(5)?).unwrap_or(Method::Update),
+                last_updated: row.get(6)?,
+            })
+        })
+        .map_err(map_error)?;
+    rows.collect::<Result<_, _>>().map_err(map_error)
+}

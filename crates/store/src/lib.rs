@@ -11,7 +11,7 @@ mod record;
 pub use error::StoreError;
 pub use jobs::{Heartbeat, JobOutcome, JobQueue, JobRecord, JobState, NewJob};
 pub use record::{
-    HistoryPage, HistoryQuery, HistoryScope, Method, ScanQuery, SearchPage, VersionRecord,
+    Change, HistoryPage, HistoryQuery, HistoryScope, Method, ScanQuery, SearchPage, VersionRecord,
     VersionWrite,
 };
 
@@ -52,6 +52,12 @@ pub trait Store: Send + Sync {
 
     /// A named checkpoint of a long-running job (`reindex`), or `None` when there is none.
     fn checkpoint(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Up to `limit` committed changes after position `after` (0 for the start), in the order
+    /// they became visible: every committed version appears exactly once, at a position greater
+    /// than every change already returned, and nothing rolled back ever appears. Consumers keep
+    /// their own position (in a checkpoint, committed with what they did with the changes).
+    fn changes(&self, after: i64, limit: usize) -> Result<Vec<Change>, StoreError>;
 
     /// The durable jobs kept in this store.
     fn jobs(&self) -> &dyn JobQueue;

@@ -139,3 +139,20 @@ pub struct ScanQuery {
     /// Only resources the caller may see.
     pub visibility: search::query::Visibility,
 }
+
+/// One committed change, as the change log gives it to its consumers: which version of which
+/// resource was written. Consumers read the content through the repository, under their own
+/// caller, like any other reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The change's place in the log: changes are read in ascending position, which is the
+    /// order in which they became visible, and a consumer keeps the last position it handled.
+    pub position: i64,
+    pub row: i64,
+    pub resource_type: String,
+    pub id: String,
+    pub version: i64,
+    pub method: Method,
+    /// Microseconds since the Unix epoch.
+    pub last_updated: i64,
+}

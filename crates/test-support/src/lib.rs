@@ -16,7 +16,16 @@ pub use postgres::{DEFAULT_TEST_DATABASE_URL, TestDatabase, postgres, server_url
 /// A store for one test, removed when dropped.
 pub struct TestStore {
     pub store: Arc<dyn Store>,
+    reopen: Box<dyn Fn() -> Arc<dyn Store>>,
     _cleanup: Box<dyn std::any::Any>,
+}
+
+impl TestStore {
+    /// Another store opened on the same database, as a restarted server opens it: what it
+    /// reads is only what the database kept.
+    pub fn reopen(&self) -> Arc<dyn Store> {
+        (self.reopen)()
+    }
 }
 
 impl std::ops::Deref for TestStore {
@@ -29,14 +38,18 @@ impl std::ops::Deref for TestStore {
 /// A fresh embedded store in a temporary directory.
 pub fn sqlite() -> TestStore {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let config = SqliteConfig {
-        path: dir.path().join("test.db"),
-        durability: Durability::Normal,
-        max_readers: 8,
+    let path = dir.path().join("test.db");
+    let open = move || -> Arc<dyn Store> {
+        let config = SqliteConfig {
+            path: path.clone(),
+            durability: Durability::Normal,
+            max_readers: 8,
+        };
+        Arc::new(SqliteStore::open(config).expect("a SQLite store opens"))
     };
-    let store = SqliteStore::open(config).expect("a fresh SQLite store opens");
     TestStore {
-        store: Arc::new(store),
+        store: open(),
+        reopen: Box::new(open),
         _cleanup: Box::new(dir),
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use postgres::NoTls;
+use store::Store;
 use store_postgres::{PostgresConfig, PostgresStore};
 
 use crate::TestStore;
@@ -125,17 +126,18 @@ fn with_database(url: &str, name: &str) -> String {
 /// A fresh PostgreSQL store on a database of its own, dropped with it.
 pub fn postgres() -> TestStore {
     let database = TestDatabase::create();
-    let mut config = PostgresConfig::new(database.url.clone());
-    // Tests run in parallel on a server with 100 connections: keep each store's share small.
-    config.max_connections = 8;
-    let store = PostgresStore::open(config).unwrap_or_else(|e| {
-        panic!(
-            "opening a PostgreSQL store on test database {}: {e}",
-            database.name
-        )
-    });
+    let (url, name) = (database.url.clone(), database.name.clone());
+    let open = move || -> Arc<dyn Store> {
+        let mut config = PostgresConfig::new(url.clone());
+        // Tests run in parallel on a server with 100 connections: keep each store's share small.
+        config.max_connections = 8;
+        let store = PostgresStore::open(config)
+            .unwrap_or_else(|e| panic!("opening a PostgreSQL store on test database {name}: {e}"));
+        Arc::new(store)
+    };
     TestStore {
-        store: Arc::new(store),
+        store: open(),
+        reopen: Box::new(open),
         _cleanup: Box::new(database),
     }
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod bundles;
+mod changes;
 mod concurrency;
 mod crud;
 mod custom_parameters;

@@ -1,0 +1,80 @@
+//! Consumers of the change log: subscriptions and notifications, audit forwarding, the results
+//! log's checkpointer, the analytics refresh. Each has a name and keeps its own position in a
+//! checkpoint of the store, so it resumes after a restart where it stopped.
+//!
+//! [`ChangeFeed::consume`] hands a batch of changes to the consumer inside a write transaction
+//! and moves the position in that same transaction: what the consumer writes to the store and
+//! its position commit together, so each change is handled exactly once, across restarts and
+//! with several instances of one consumer (they take the batch in turn). A consumer whose
+//! effects leave the store (a message sent) reads with [`ChangeFeed::next`] and acknowledges
+//! after: at least once, and it must tolerate a repeat.
+//!
+//! The log carries what changed (type, id, version, method), not content: a consumer reads the
+//! resources through the [`crate::Reader`] under its own caller, like any other reader.
+
+use caller::Caller;
+pub use store::Change;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::{InTransaction, Repository, RepositoryError};
+
+/// A named consumer of the change log.
+pub struct ChangeFeed<'r> {
+    repository: &'r Repository,
+    checkpoint: String,
+}
+
+impl Repository {
+    /// The change log as the consumer `consumer` sees it.
+    pub fn change_feed(&self, consumer: &str) -> ChangeFeed<'_> {
+        ChangeFeed {
+            repository: self,
+            checkpoint: format!("changes:{consumer}"),
+        }
+    }
+}
+
+impl ChangeFeed<'_> {
+    /// The position of the last change the consumer handled (0 before the first).
+    pub fn position(&self) -> Result<i64, RepositoryError> {
+        let saved = self.repository.store().checkpoint(&self.checkpoint)?;
+        Ok(saved.and_then(|value| value.parse().ok()).unwrap_or(0))
+    }
+
+    /// Up to `limit` changes after the consumer's position, without moving it.
+    pub fn next(&self, limit: usize) -> Result<Vec<Change>, RepositoryError> {
+        Ok(self.repository.store().changes(self.position()?, limit)?)
+    }
+
+    /// Records that the consumer has handled every change up to `position`.
+    pub fn acknowledge(&self, caller: &Caller, position: i64) -> Result<(), RepositoryError> {
+        self.repository.with_transaction(caller, |tx| {
+            tx.set_checkpoint(&self.checkpoint, Some(&position.to_string()))?;
+            Ok(())
+        })
+    }
+
+    /// Hands up to `limit` changes after the consumer's position to `work`, in a transaction
+    /// that also moves the position past them, and answers what `work` answered (`None` when
+    /// there was nothing new). If `work` fails, nothing it wrote is kept and the position stays.
+    pub fn consume<T>(
+        &self,
+        caller: &Caller,
+        limit: usize,
+        mut work: impl FnMut(&mut InTransaction<'_, '_>, &[Change]) -> Result<T, RepositoryError>,
+    ) -> Result<Option<T>, RepositoryError> {
+        let lock = (xxh3_64(self.checkpoint.as_bytes()) >> 1) as i64;
+        self.repository.with_transaction(caller, |tx| {
+            // Other instances of this consumer wait here; the position read after the lock is
+            // the one the last of them committed.
+            tx.lock_key(lock)?;
+            let changes = self.next(limit)?;
+            let Some(last) = changes.last() else {
+                return Ok(None);
+            };
+            let value = work(&mut InTransaction::new(self.repository, tx), &changes)?;
+            tx.set_checkpoint(&self.checkpoint, Some(&last.position.to_string()))?;
+            Ok(Some(value))
+        })
+    }
+}

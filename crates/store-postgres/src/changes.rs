@@ -1,0 +1,93 @@
+//! The change log on PostgreSQL. A trigger on `version` writes a `change` row for every version
+//! in the writing transaction, so a change exists exactly when its version committed. Version
+//! numbers (`seq`) are taken at insert, and concurrent transactions commit in another order, so
+//! they cannot be the log's order: a reader that had passed `seq` 7 would never see a
+//! transaction holding `seq` 6 that committed after. Instead the log's reader numbers the
+//! changes it finds committed and not yet numbered, one reader at a time (an advisory lock),
+//! after every number given before; a change numbered is never renumbered. Positions are
+//! therefore the order in which changes became visible to the log, and every committed change
+//! gets exactly one.
+
+use store::{Change, Method, StoreError};
+
+use crate::map_error;
+use crate::pool::Connection;
+
+/// The advisory lock key under which changes are numbered ("change l" in ASCII).
+const SEQUENCER_LOCK: i64 = 0x6368_616e_6765_206c;
+
+/// How many changes one numbering pass takes: bounded, so a backlog (a bulk load) is numbered
+/// in several short transactions rather than one that holds the lock for minutes.
+const SEQUENCE_BATCH: i64 = 10_000;
+
+pub(crate) fn changes(
+    connection: &mut Connection,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<Change>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut found = read(connection, after, limit)?;
+    // Number what has committed since, until the page is full or nothing is left.
+    while (found.len() as i64) < limit && sequence(connection)? > 0 {
+        let last = found.last().map_or(after, |change| change.position);
+        found.extend(read(connection, last, limit - found.len() as i64)?);
+    }
+    Ok(found)
+}
+
+fn read(connection: &mut Connection, after: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
+    let statement = connection.prepare_cached(
+        "SELECT c.position, v.rid, v.type, r.id, v.version, v.method, v.last_updated \
+         FROM change c JOIN version v ON v.seq = c.seq JOIN resource r ON r.rid = v.rid \
+         WHERE c.position > $1 ORDER BY c.position LIMIT $2",
+    )?;
+    let rows = connection
+        .client
+        .query(&statement, &[&after, &limit])
+        .map_err(map_error)?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let method: i16 = row.get(5);
+            Change {
+                position: row.get(0),
+                row: row.get(1),
+                resource_type: row.get(2),
+                id: row.get(3),
+                version: row.get(4),
+                method: Method::from_code(i64::from(method)).unwrap_or(Method::Update),
+                last_updated: row.get(6),
+            }
+        })
+        .collect())
+}
+
+/// Numbers up to [`SEQUENCE_BATCH`] committed, unnumbered changes in `seq` order after the
+/// highest number given, and answers how many it numbered. Under READ COMMITTED the update sees
+/// whatever committed before it started, including the numbers of the pass before it, which
+/// the lock kept from running at the same time.
+fn sequence(connection: &mut Connection) -> Result<u64, StoreError> {
+    let pending = connection
+        .client
+        .query_opt("SELECT 1 FROM change WHERE position IS NULL LIMIT 1", &[])
+        .map_err(map_error)?;
+    if pending.is_none() {
+        return Ok(0);
+    }
+    let mut transaction = connection.client.transaction().map_err(map_error)?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&SEQUENCER_LOCK])
+        .map_err(map_error)?;
+    let numbered = transaction
+        .execute(
+            "WITH top AS (SELECT coalesce(max(position), 0) AS position FROM change), \
+             next AS (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM change \
+                      WHERE position IS NULL ORDER BY seq LIMIT $1) \
+             UPDATE change SET position = top.position + next.n FROM top, next \
+             WHERE change.seq = next.seq",
+            &[&SEQUENCE_BATCH],
+        )
+        .map_err(map_error)?;
+    transaction.commit().map_err(map_error)?;
+    Ok(numbered)
+}
