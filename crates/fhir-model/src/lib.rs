@@ -5,6 +5,7 @@
 //! tables say what each JSON property means (its element, its type, its cardinality).
 
 pub mod calendar;
+pub mod clock;
 mod definitions;
 mod issue;
 pub mod json;

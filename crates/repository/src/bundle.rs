@@ -17,7 +17,8 @@ use crate::read::HistoryRequest;
 use crate::render::BundleWriter;
 use crate::searches::SearchRequest;
 use crate::write::{Prepared, ReadAhead};
-use crate::{Repository, RepositoryError, WriteStatus, WriteTx, Written, clock};
+use crate::{Repository, RepositoryError, WriteStatus, WriteTx, Written};
+use fhir_model::clock;
 
 /// What the client asked of the response (`Prefer: return=`).
 #[derive(Debug, Clone, Copy, Default)]

@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 use store::{ScanQuery, VersionRecord};
 
 use crate::bundle::parse_query;
-use crate::{Repository, RepositoryError, clock};
+use crate::{Repository, RepositoryError};
+use fhir_model::clock;
 
 /// What to export.
 #[derive(Debug, Clone, PartialEq, Eq)]

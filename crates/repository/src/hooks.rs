@@ -98,7 +98,7 @@ impl<'a, 't> InTransaction<'a, 't> {
     pub fn create(&mut self, resource: Value) -> Result<VersionRecord, RepositoryError> {
         let prepared = self.repository.prepare(resource, &new_id())?;
         self.repository
-            .put_version(self.tx, &prepared, None, crate::clock::now_micros())
+            .put_version(self.tx, &prepared, None, fhir_model::clock::now_micros())
     }
 
     /// Creates or updates the resource under its own id. With `if_match`, fails when the
@@ -119,16 +119,25 @@ impl<'a, 't> InTransaction<'a, 't> {
                 )
             })?;
         let prepared = self.repository.prepare(resource, &id)?;
-        self.repository
-            .upsert_in(self.tx, &prepared, if_match, crate::clock::now_micros())
+        self.repository.upsert_in(
+            self.tx,
+            &prepared,
+            if_match,
+            fhir_model::clock::now_micros(),
+        )
     }
 }
 
 impl InTransaction<'_, '_> {
     /// Deletes a resource (nothing happens when there is none).
     pub fn delete(&mut self, resource_type: &str, id: &str) -> Result<Written, RepositoryError> {
-        self.repository
-            .delete_in(self.tx, resource_type, id, None, crate::clock::now_micros())
+        self.repository.delete_in(
+            self.tx,
+            resource_type,
+            id,
+            None,
+            fhir_model::clock::now_micros(),
+        )
     }
 }
 

@@ -22,7 +22,8 @@ use store::VersionRecord;
 use crate::bundle::{Lookup, parse_query, rewrite_references};
 use crate::meta::{is_valid_id, new_id};
 use crate::write::{Prepared, ReadAhead};
-use crate::{Repository, RepositoryError, WriteStatus, WriteTx, clock};
+use crate::{Repository, RepositoryError, WriteStatus, WriteTx};
+use fhir_model::clock;
 
 /// One thing to import: a JSON document (a resource or a Bundle) and where it came from
 /// (`file.ndjson:12`, `bundles/x.json`), for the report.

@@ -5,7 +5,6 @@
 
 mod bundle;
 mod changes;
-pub mod clock;
 mod custom;
 mod error;
 mod export;

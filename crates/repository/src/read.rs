@@ -5,7 +5,8 @@ use store::{HistoryQuery, HistoryScope, Method, VersionRecord};
 
 use crate::render::{BundleWriter, encode_query};
 use crate::write::gone;
-use crate::{Reader, RepositoryError, clock};
+use crate::{Reader, RepositoryError};
+use fhir_model::clock;
 
 /// The largest history page a client may ask for.
 const MAX_HISTORY_COUNT: usize = 1000;

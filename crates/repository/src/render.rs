@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::clock;
 use crate::meta::new_id;
+use fhir_model::clock;
 
 /// Writes a Bundle entry by entry.
 pub struct BundleWriter {

@@ -11,7 +11,8 @@ use store::SearchPage;
 
 use crate::read::link;
 use crate::render::BundleWriter;
-use crate::{Reader, Repository, RepositoryError, clock};
+use crate::{Reader, Repository, RepositoryError};
+use fhir_model::clock;
 
 /// What a search is over.
 #[derive(Debug, Clone, PartialEq, Eq)]

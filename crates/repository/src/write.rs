@@ -2,6 +2,7 @@
 //! transaction. Validation and index extraction happen before the transaction starts, so the
 //! database holds its write lock only for the database work.
 
+use fhir_model::clock;
 use std::collections::{HashMap, HashSet};
 
 use caller::Caller;
@@ -13,9 +14,7 @@ use store::{Method, VersionRecord, VersionWrite};
 use crate::WriteTx;
 
 use crate::meta::{Body, is_valid_id, new_id};
-use crate::{
-    Repository, RepositoryError, WriteStatus, Written, clock, into_object, resource_type_of,
-};
+use crate::{Repository, RepositoryError, WriteStatus, Written, into_object, resource_type_of};
 
 /// A resource checked and indexed, ready to be written as some version.
 pub(crate) struct Prepared {

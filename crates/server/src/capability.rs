@@ -1,7 +1,8 @@
 //! `GET /fhir/metadata`: a CapabilityStatement that says exactly what this server implements,
 //! built from the same tables the server runs on, so it cannot drift from the code.
 
-use repository::{Repository, clock};
+use fhir_model::clock;
+use repository::Repository;
 use serde_json::{Value, json};
 
 const INTERACTIONS: [&str; 9] = [

@@ -4,6 +4,7 @@
 //! runner) and writes its files to blob storage, so a job and its files outlive a restart: the
 //! status URL a client holds keeps working.
 
+use fhir_model::clock;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -11,9 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use blob::{BlobKey, BlobStore};
 use fhir_model::{Issue, IssueCode};
-use repository::{
-    EXPORT_JOB, ExportLevel, ExportRequest, ExportResult, Repository, clock, export_prefix,
-};
+use repository::{EXPORT_JOB, ExportLevel, ExportRequest, ExportResult, Repository, export_prefix};
 use serde_json::json;
 use store::{JobRecord, JobState};
 

@@ -16,11 +16,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use caller::Caller;
 use fhir_model::IssueCode;
+use fhir_model::clock;
 use identity::IdentityError;
 use identity::compare::Field;
 use identity::health_code::{CodeKind, HealthCodes};
 use identity::mpi::{LearningOutcome, ModelOrigin, Mpi, ReviewDecision};
-use repository::{Repository, clock};
+use repository::Repository;
 use serde_json::{Value, json};
 use store::VersionRecord;
 

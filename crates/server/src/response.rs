@@ -3,8 +3,8 @@
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use fhir_model::clock;
 use fhir_model::{Issue, IssueCode};
-use repository::clock;
 use store::VersionRecord;
 
 use crate::request::{FhirRequest, Return};

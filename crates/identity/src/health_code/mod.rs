@@ -124,7 +124,7 @@ pub struct HealthCodes {
 }
 
 fn now_seconds() -> i64 {
-    repository::clock::now_micros() / 1_000_000
+    fhir_model::clock::now_micros() / 1_000_000
 }
 
 fn random<const N: usize>() -> Result<[u8; N], IdentityError> {
@@ -317,7 +317,7 @@ impl HealthCodes {
                     "identifier": [{"system": NONCE_SYSTEM, "value": nonce_hex}],
                     "code": {"coding": [{"system": HEALTH_CODE_SYSTEM, "code": "printed-code"}]},
                     "subject": {"reference": format!("Person/{person}")},
-                    "created": repository::clock::format_instant(repository::clock::now_micros())[..10].to_owned(),
+                    "created": fhir_model::clock::format_instant(fhir_model::clock::now_micros())[..10].to_owned(),
                     "extension": [{"url": PIN_EXTENSION, "extension": [
                         {"url": "salt", "valueString": URL_SAFE_NO_PAD.encode(salt)},
                         {"url": "hash", "valueString": pin_hash(&pepper, &salt, pin)},
@@ -487,7 +487,7 @@ impl HealthCodes {
                 "identifier": [{"system": NONCE_SYSTEM, "value": token.nonce_hex()}],
                 "code": {"coding": [{"system": HEALTH_CODE_SYSTEM, "code": "revocation"}]},
                 "subject": {"reference": format!("Person/{}", token.person)},
-                "created": repository::clock::format_instant(repository::clock::now_micros())[..10].to_owned(),
+                "created": fhir_model::clock::format_instant(fhir_model::clock::now_micros())[..10].to_owned(),
             }))?;
             mpi.audit_in(tx, "health-code-revoke", &[&format!("Person/{}", token.person)], Some(&format!("code {}", token.nonce_hex())))
         })?;

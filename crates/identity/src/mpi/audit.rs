@@ -14,7 +14,7 @@ pub(crate) fn audit_event(
     entities: &[&str],
     detail: Option<&str>,
 ) -> Value {
-    let recorded = repository::clock::format_instant(repository::clock::now_micros());
+    let recorded = fhir_model::clock::format_instant(fhir_model::clock::now_micros());
     let user = match &ctx.actor {
         caller::Actor::User(reference) => Some(reference.as_str()),
         _ => None,

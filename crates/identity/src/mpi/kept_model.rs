@@ -48,7 +48,7 @@ pub struct Estimated {
 pub(crate) fn to_resource(matcher: &Matcher, estimated: &Estimated) -> Value {
     let model = &matcher.model;
     let mut parts = vec![
-        json!({"url": "estimated", "valueInstant": repository::clock::format_instant(estimated.at)}),
+        json!({"url": "estimated", "valueInstant": fhir_model::clock::format_instant(estimated.at)}),
         json!({"url": "records", "valueInteger": estimated.records}),
         json!({"url": "blocked-pairs", "valueInteger": estimated.blocked_pairs.min(i32::MAX as usize)}),
         json!({"url": "iterations", "valueInteger": estimated.iterations}),
@@ -78,7 +78,7 @@ pub(crate) fn to_resource(matcher: &Matcher, estimated: &Estimated) -> Value {
         "resourceType": "Basic",
         "id": MODEL_ID,
         "code": {"coding": [{"system": MPI_SYSTEM, "code": "match-model", "display": "Record-matching model of the master patient index"}]},
-        "created": repository::clock::format_instant(estimated.at)[..10],
+        "created": fhir_model::clock::format_instant(estimated.at)[..10],
         "extension": [{"url": MODEL_EXTENSION, "extension": parts}],
     })
 }
@@ -98,7 +98,7 @@ pub(crate) fn from_resource(resource: &Value) -> Option<(Model, TermFrequencies,
     let part = |name: &str| parts.iter().find(|p| p["url"] == name);
     let number = |name: &str, key: &str| part(name).and_then(|p| p[key].as_f64());
     let estimated = Estimated {
-        at: repository::clock::parse_instant(part("estimated")?["valueInstant"].as_str()?)?,
+        at: fhir_model::clock::parse_instant(part("estimated")?["valueInstant"].as_str()?)?,
         records: number("records", "valueInteger")? as usize,
         blocked_pairs: number("blocked-pairs", "valueInteger")? as usize,
         iterations: number("iterations", "valueInteger")? as usize,

@@ -126,7 +126,7 @@ impl Mpi {
                 counted: 0,
             };
         }
-        let now = repository::clock::now_micros();
+        let now = fhir_model::clock::now_micros();
         let mut after_row = 0;
         loop {
             let page = repository.reader(ctx).scan(&ScanQuery {
@@ -161,7 +161,7 @@ impl Mpi {
             ));
         };
         // Whole milliseconds, as the kept model's instant says it.
-        let at = repository::clock::now_micros() / 1000 * 1000;
+        let at = fhir_model::clock::now_micros() / 1000 * 1000;
         let outcome = self.learn_now(repository, ctx, at);
         let recorded = match &outcome {
             Ok(outcome) => outcome.clone(),
@@ -453,8 +453,8 @@ impl Mpi {
                     task["status"] = json!("completed");
                     task["businessStatus"] =
                         json!({"text": "linked automatically after the model was re-estimated"});
-                    task["lastModified"] = json!(repository::clock::format_instant(
-                        repository::clock::now_micros()
+                    task["lastModified"] = json!(fhir_model::clock::format_instant(
+                        fhir_model::clock::now_micros()
                     ));
                     tx.update(task, Some(record.version))?;
                     closed += 1;

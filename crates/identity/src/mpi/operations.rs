@@ -68,7 +68,7 @@ impl Mpi {
             "description": format!("Is Patient/{patient} the resident of Person/{}?", candidate.person.id),
             "focus": {"reference": format!("Patient/{patient}")},
             "for": {"reference": format!("Person/{}", candidate.person.id)},
-            "authoredOn": repository::clock::format_instant(repository::clock::now_micros()),
+            "authoredOn": fhir_model::clock::format_instant(fhir_model::clock::now_micros()),
             "input": [
                 {"type": {"text": "candidate"}, "valueReference": {"reference": format!("Person/{}", candidate.person.id)}},
                 {"type": {"text": "current"}, "valueReference": {"reference": format!("Person/{own_person}")}},
@@ -366,8 +366,8 @@ impl Mpi {
             };
             resource["status"] = json!("completed");
             resource["businessStatus"] = json!({"text": outcome});
-            resource["lastModified"] = json!(repository::clock::format_instant(
-                repository::clock::now_micros()
+            resource["lastModified"] = json!(fhir_model::clock::format_instant(
+                fhir_model::clock::now_micros()
             ));
             let updated = tx.update(resource, Some(record.version))?;
             self.audit(

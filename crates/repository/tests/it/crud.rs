@@ -29,7 +29,7 @@ backend_tests! {
         assert_eq!(record.version, 1);
         let read = json(repository.read(&ctx(), "Patient", &record.id).unwrap().content.as_deref().unwrap());
         assert_eq!(read["meta"]["versionId"], json!("1"));
-        assert_eq!(read["meta"]["lastUpdated"], json!(repository::clock::format_instant(record.last_updated)));
+        assert_eq!(read["meta"]["lastUpdated"], json!(fhir_model::clock::format_instant(record.last_updated)));
         let mut expected = sent;
         expected["id"] = json!(record.id);
         expected["meta"] = read["meta"].clone();
