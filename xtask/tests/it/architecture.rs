@@ -139,46 +139,6 @@ fn the_synthetic_region_generator_knows_no_storage_and_no_http() {
 }
 
 #[test]
-fn the_repository_knows_no_http_and_no_database_driver() {
-    let deps = graph().closure("repository");
-    for forbidden in [
-        "axum",
-        "hyper",
-        "rusqlite",
-        "postgres",
-        "store-sqlite",
-        "store-postgres",
-    ] {
-        assert!(
-            !deps.contains(forbidden),
-            "repository depends on {forbidden}"
-        );
-    }
-}
-
-#[test]
-fn the_domain_services_know_no_http_and_no_database_driver() {
-    let graph = graph();
-    for service in ["identity"] {
-        let deps = graph.closure(service);
-        for forbidden in [
-            "axum",
-            "hyper",
-            "tokio",
-            "rusqlite",
-            "postgres",
-            "store-sqlite",
-            "store-postgres",
-        ] {
-            assert!(
-                !deps.contains(forbidden),
-                "{service} depends on {forbidden}"
-            );
-        }
-    }
-}
-
-#[test]
 fn only_the_server_depends_on_axum_directly() {
     let graph = graph();
     for member in &graph.members {
@@ -295,6 +255,166 @@ fn every_crate_uses_the_workspace_lints_and_one_test_binary() {
                 !(path.is_file() && path.extension().is_some_and(|e| e == "rs")),
                 "{}: integration tests belong in tests/it/ (one binary per crate)",
                 path.display()
+            );
+        }
+    }
+}
+
+/// What each workspace member is, for the rules on who may depend on what. A crate added to the
+/// workspace fails [`every_member_has_a_place`] until it is given one here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Where the outside world comes in (HTTP, the command line, later MLLP and MQTT
+    /// listeners): the only crates that may use an async runtime, HTTP, or build a caller.
+    Edge,
+    /// A thin wrapper over an outside system behind one of our traits (a database driver, an
+    /// object store client): may use a network client, and an async runtime inside itself.
+    Adapter,
+    /// What every service builds on: the model, FHIRPath, search, the store trait, the
+    /// repository, the caller, jobs, blobs.
+    Foundation,
+    /// A domain service (resident identity; later access, cds, workflow, imaging, ...): knows
+    /// no HTTP, async runtime, database driver or other domain service.
+    Service,
+    /// Benchmarks, the generator, test helpers and xtask: not part of the running platform.
+    Tooling,
+}
+
+fn place(member: &str) -> Option<Place> {
+    Some(match member {
+        "server" | "meridian" => Place::Edge,
+        "store-sqlite" | "store-postgres" | "blob-s3" => Place::Adapter,
+        "fhir-model" | "fhirpath" | "search" | "store" | "store-sql" | "repository" | "caller"
+        | "jobs" | "blob" => Place::Foundation,
+        "identity" => Place::Service,
+        "seed" | "test-support" | "xtask" | "fhirpath-bench" | "identity-bench"
+        | "ingest-bench" | "search-bench" => Place::Tooling,
+        _ => return None,
+    })
+}
+
+#[test]
+fn every_member_has_a_place() {
+    for member in &graph().members {
+        assert!(
+            place(member).is_some(),
+            "{member} has no place in the architecture checks: add it to `place`"
+        );
+    }
+}
+
+/// Async runtimes, HTTP and network clients.
+const RUNTIME_AND_NETWORK: [&str; 7] = [
+    "tokio",
+    "axum",
+    "hyper",
+    "reqwest",
+    "postgres",
+    "object_store",
+    "rusqlite",
+];
+
+#[test]
+fn only_edges_and_adapters_reach_a_runtime_a_network_or_a_database() {
+    let graph = graph();
+    for member in &graph.members {
+        if !matches!(place(member), Some(Place::Foundation | Place::Service)) {
+            continue;
+        }
+        let deps = graph.closure(member);
+        for forbidden in RUNTIME_AND_NETWORK {
+            assert!(
+                !deps.contains(forbidden),
+                "{member} depends on {forbidden}: only edges and adapters may"
+            );
+        }
+    }
+}
+
+#[test]
+fn no_domain_service_depends_on_another() {
+    let graph = graph();
+    let services: Vec<&String> = graph
+        .members
+        .iter()
+        .filter(|m| place(m) == Some(Place::Service))
+        .collect();
+    for service in &services {
+        let deps = graph.closure(service);
+        for other in &services {
+            assert!(
+                service == other || !deps.contains(other.as_str()),
+                "{service} depends on {other}: domain services meet at the edges, or through \
+                 the repository's hooks and change log"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_caller_is_built_only_at_the_edges() {
+    // `Caller::from_json` is how a durable job gets back the caller that enqueued it: the
+    // caller an edge built, kept, not a new one.
+    let constructors = ["Caller::anonymous(", "Caller::operator(", "Caller {"];
+    for (crate_name, file) in crate_sources(&["caller", "server", "cli"]) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for constructor in constructors {
+            let builds = text.match_indices(constructor).any(|(at, _)| {
+                !text[..at].ends_with("struct ")
+                    && (constructor != "Caller {" || is_literal(&text[at + constructor.len()..]))
+            });
+            assert!(
+                !builds,
+                "{crate_name}: {} builds a caller ({constructor}); callers come from the edges",
+                file.display()
+            );
+        }
+    }
+}
+
+/// Whether the text after `Caller {` is a struct literal's fields (`field:` or `field,`) rather
+/// than a function body after a return type.
+fn is_literal(after_brace: &str) -> bool {
+    let rest = after_brace.trim_start();
+    let field_end = rest
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    field_end > 0
+        && matches!(
+            rest[field_end..].trim_start().chars().next(),
+            Some(':' | ',' | '}')
+        )
+}
+
+#[test]
+fn stored_resources_are_read_only_through_the_reader() {
+    let reads = [
+        ".read(",
+        ".read_version(",
+        ".search(",
+        ".scan(",
+        ".history(",
+    ];
+    for (crate_name, file) in crate_sources(&[
+        "store",
+        "store-sql",
+        "store-sqlite",
+        "store-postgres",
+        "test-support",
+    ]) {
+        if file.ends_with("repository/src/reader.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines() {
+            let store_read = reads.iter().any(|read| {
+                line.contains(&format!("store(){read}")) || line.contains(&format!("store{read}"))
+            });
+            assert!(
+                !store_read,
+                "{crate_name}: {} reads the store past the reader (its read policy): {}",
+                file.display(),
+                line.trim()
             );
         }
     }
