@@ -310,47 +310,6 @@ impl Repository {
             Err(error) => write_error(writer, &error, &ctx.request_id),
         }
     }
-
-    /// `patch` inside an open transaction (for transaction Bundles).
-    fn patch_in(
-        &self,
-        tx: &mut WriteTx<'_>,
-        resource_type: &str,
-        id: &str,
-        patch: &Value,
-        if_match: Option<i64>,
-        now: i64,
-    ) -> Result<Written, RepositoryError> {
-        let operations: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| {
-            RepositoryError::invalid(
-                IssueCode::Invalid,
-                format!("not a JSON Patch document: {e}"),
-            )
-        })?;
-        let current = match tx.current(resource_type, id)? {
-            Some(c) if !c.is_deleted() => c,
-            _ => {
-                return Err(RepositoryError::NotFound(format!(
-                    "{resource_type}/{id} does not exist"
-                )));
-            }
-        };
-        if if_match.is_some_and(|v| v != current.version) {
-            return Err(RepositoryError::PreconditionFailed(format!(
-                "{resource_type}/{id} is at version {}",
-                current.version
-            )));
-        }
-        let mut resource = crate::read::parse_stored(&current)?;
-        json_patch::patch(&mut resource, &operations).map_err(|e| {
-            RepositoryError::invalid(
-                IssueCode::Processing,
-                format!("the patch cannot be applied: {e}"),
-            )
-        })?;
-        let prepared = self.prepare(resource, id)?;
-        self.upsert_in(tx, &prepared, None, now)
-    }
 }
 
 fn missing_resource() -> RepositoryError {

@@ -350,46 +350,52 @@ impl Repository {
         if_match: Option<i64>,
     ) -> Result<Written, RepositoryError> {
         self.check_resource(resource_type, id)?;
+        self.with_transaction(ctx, |tx| {
+            self.patch_in(tx, resource_type, id, patch, if_match, clock::now_micros())
+        })
+    }
+
+    /// `patch` inside an open transaction (also for a transaction Bundle's PATCH entries).
+    pub(crate) fn patch_in(
+        &self,
+        tx: &mut WriteTx<'_>,
+        resource_type: &str,
+        id: &str,
+        patch: &Value,
+        if_match: Option<i64>,
+        now: i64,
+    ) -> Result<Written, RepositoryError> {
         let operations: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| {
             RepositoryError::invalid(
                 IssueCode::Invalid,
                 format!("the body is not a JSON Patch document: {e}"),
             )
         })?;
-        self.with_transaction(ctx, |tx| {
-            let current = tx.current(resource_type, id)?;
-            let current = match current {
-                None => {
-                    return Err(RepositoryError::NotFound(format!(
-                        "{resource_type}/{id} does not exist"
-                    )));
-                }
-                Some(c) if c.is_deleted() => return Err(gone(&c)),
-                Some(c) => c,
-            };
-            check_if_match(if_match, Some(&current), resource_type, id)?;
-            let mut resource: Value = serde_json::from_slice(
-                current.content.as_deref().unwrap_or(b"{}"),
-            )
-            .map_err(|e| {
-                RepositoryError::Store(store::StoreError::Internal(format!("stored JSON: {e}")))
-            })?;
-            json_patch::patch(&mut resource, &operations).map_err(|e| {
-                RepositoryError::Unprocessable(vec![Issue::error(
-                    IssueCode::Processing,
-                    format!("the patch cannot be applied: {e}"),
-                )])
-            })?;
-            check_body_matches_url(&resource, resource_type, Some(id)).map_err(|e| match e {
-                RepositoryError::Invalid(issues) => RepositoryError::Unprocessable(issues),
-                other => other,
-            })?;
-            let prepared = self.prepare(resource, id).map_err(|e| match e {
-                RepositoryError::Invalid(issues) => RepositoryError::Unprocessable(issues),
-                other => other,
-            })?;
-            self.upsert_in(tx, &prepared, None, clock::now_micros())
-        })
+        let current = match tx.current(resource_type, id)? {
+            None => {
+                return Err(RepositoryError::NotFound(format!(
+                    "{resource_type}/{id} does not exist"
+                )));
+            }
+            Some(c) if c.is_deleted() => return Err(gone(&c)),
+            Some(c) => c,
+        };
+        check_if_match(if_match, Some(&current), resource_type, id)?;
+        let mut resource = crate::read::parse_stored(&current)?;
+        json_patch::patch(&mut resource, &operations).map_err(|e| {
+            RepositoryError::Unprocessable(vec![Issue::error(
+                IssueCode::Processing,
+                format!("the patch cannot be applied: {e}"),
+            )])
+        })?;
+        // What the patch made is judged as the result of the request: 422, not 400.
+        let unprocessable = |e| match e {
+            RepositoryError::Invalid(issues) => RepositoryError::Unprocessable(issues),
+            other => other,
+        };
+        check_body_matches_url(&resource, resource_type, Some(id)).map_err(unprocessable)?;
+        let prepared = self.prepare(resource, id).map_err(unprocessable)?;
+        self.upsert_in(tx, &prepared, None, now)
     }
 
     /// `DELETE [type]/[id]`.
