@@ -65,11 +65,11 @@ fn fhir_segments(path: &str) -> Option<Vec<String>> {
     Some(
         rest.split('/')
             .filter(|s| !s.is_empty())
+            // A path segment is not a form value: `+` is a plus sign, not a space.
             .map(|s| {
-                repository::parse_query(&format!("x={s}"))
-                    .pop()
-                    .map(|(_, v)| v)
-                    .unwrap_or_default()
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
             })
             .collect(),
     )

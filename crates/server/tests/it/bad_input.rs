@@ -363,6 +363,18 @@ async fn hostile_query_strings_are_answered_not_obeyed() {
 }
 
 #[tokio::test]
+async fn a_plus_in_a_path_segment_is_a_plus_sign() {
+    // Regression: path segments were decoded as form values, so `+` became a space.
+    let app = app(test_support::sqlite());
+    for uri in ["/fhir/Patient/a+b", "/fhir/Patient/a%2Bb"] {
+        let answer = app.get(uri).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{uri}");
+        let body = String::from_utf8_lossy(&answer.body).into_owned();
+        assert!(body.contains("'a+b' is not a valid id"), "{uri}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn strict_handling_refuses_unknown_parameters() {
     let app = app(test_support::sqlite());
     let lenient = app.get("/fhir/Patient?no-such-param=1").await;
