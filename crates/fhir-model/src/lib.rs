@@ -8,6 +8,7 @@ pub mod calendar;
 mod definitions;
 mod issue;
 pub mod json;
+pub mod operation;
 pub mod primitives;
 mod validate;
 
