@@ -1,7 +1,7 @@
 //! Every failure the HTTP edge can answer with, and the one place that turns each into a status
 //! and an OperationOutcome. Internal detail goes to the log, never to the client.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use fhir_model::{Issue, IssueCode};
 use repository::RepositoryError;
@@ -16,8 +16,11 @@ pub enum ApiError {
     BadRequest(Issue),
     /// No such endpoint.
     NotFound(String),
-    /// The endpoint exists but not for this method.
-    MethodNotAllowed(String),
+    /// The endpoint exists but not for this method: the methods it takes (the `Allow` header).
+    MethodNotAllowed {
+        method: String,
+        allowed: Vec<&'static str>,
+    },
     /// The client asked for a format we do not produce (XML, say).
     NotAcceptable(String),
     /// The body is in a format we do not read.
@@ -53,6 +56,13 @@ impl ApiError {
         ApiError::BadRequest(Issue::error(code, diagnostics))
     }
 
+    pub fn method_not_allowed(method: &Method, allowed: &[&'static str]) -> ApiError {
+        ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            allowed: allowed.to_vec(),
+        }
+    }
+
     /// The response for this error, for the request `request_id`.
     pub fn into_response(self, request_id: &str) -> Response {
         let mut headers = HeaderMap::new();
@@ -73,10 +83,23 @@ impl ApiError {
                 StatusCode::NOT_FOUND,
                 vec![Issue::error(IssueCode::NotFound, message)],
             ),
-            ApiError::MethodNotAllowed(message) => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                vec![Issue::error(IssueCode::NotSupported, message)],
-            ),
+            ApiError::MethodNotAllowed { method, allowed } => {
+                if let Ok(allow) = HeaderValue::from_str(&allowed.join(", ")) {
+                    headers.insert(header::ALLOW, allow);
+                }
+                let message = match allowed.split_last() {
+                    Some((last, [])) => format!("{method} is not allowed here; use {last}"),
+                    Some((last, others)) => format!(
+                        "{method} is not allowed here; use {} or {last}",
+                        others.join(", ")
+                    ),
+                    None => format!("{method} is not allowed here"),
+                };
+                (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    vec![Issue::error(IssueCode::NotSupported, message)],
+                )
+            }
             ApiError::NotAcceptable(message) => (
                 StatusCode::NOT_ACCEPTABLE,
                 vec![Issue::error(IssueCode::NotSupported, message)],
