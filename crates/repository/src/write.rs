@@ -369,12 +369,9 @@ impl Repository {
                 Some(c) => c,
             };
             check_if_match(if_match, Some(&current), resource_type, id)?;
-            let mut resource: Value = serde_json::from_slice(
-                current.content.as_deref().unwrap_or(b"{}"),
-            )
-            .map_err(|e| {
-                RepositoryError::Store(store::StoreError::Internal(format!("stored JSON: {e}")))
-            })?;
+            let mut resource: Value =
+                serde_json::from_slice(current.content.as_deref().unwrap_or(b"{}"))
+                    .map_err(|e| RepositoryError::Internal(format!("stored JSON: {e}")))?;
             json_patch::patch(&mut resource, &operations).map_err(|e| {
                 RepositoryError::Unprocessable(vec![Issue::error(
                     IssueCode::Processing,

@@ -3,15 +3,15 @@
 
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
-use fhir_model::{Issue, IssueCode};
-use repository::RepositoryError;
+use fhir_model::{Issue, IssueCode, Outcome, internal_issue};
 
 use crate::response::outcome_response;
 
 #[derive(Debug)]
 pub enum ApiError {
-    /// From the repository: it knows the FHIR status of each of its errors.
-    Repository(RepositoryError),
+    /// From a service (the repository, identity): its [`Outcome`] says the status and the
+    /// issues.
+    Service(Box<dyn Outcome + Send + Sync>),
     /// The request itself is malformed (bad JSON, bad header value).
     BadRequest(Issue),
     /// No such endpoint.
@@ -39,15 +39,14 @@ pub enum ApiError {
     },
     /// The body is over the configured limit.
     PayloadTooLarge(usize),
-    /// From the identity services (matching, master records, health codes).
-    Identity(identity::IdentityError),
-    /// A handler panicked or a worker was lost: a bug.
+    /// A handler panicked, a worker was lost, a stored answer cannot be read: a bug.
     Internal(String),
 }
 
-impl From<RepositoryError> for ApiError {
-    fn from(error: RepositoryError) -> ApiError {
-        ApiError::Repository(error)
+/// Any service's error, with `?`.
+impl<E: Outcome + Send + Sync + 'static> From<E> for ApiError {
+    fn from(error: E) -> ApiError {
+        ApiError::Service(Box::new(error))
     }
 }
 
@@ -67,7 +66,7 @@ impl ApiError {
     pub fn into_response(self, request_id: &str) -> Response {
         let mut headers = HeaderMap::new();
         let (status, issues) = match self {
-            ApiError::Repository(error) => {
+            ApiError::Service(error) => {
                 let status = StatusCode::from_u16(error.http_status())
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 if status.is_server_error() {
@@ -77,7 +76,6 @@ impl ApiError {
                 }
                 (status, error.issues(request_id))
             }
-            ApiError::Identity(error) => return identity_response(error, request_id),
             ApiError::BadRequest(issue) => (StatusCode::BAD_REQUEST, vec![issue]),
             ApiError::NotFound(message) => (
                 StatusCode::NOT_FOUND,
@@ -142,10 +140,7 @@ impl ApiError {
                 tracing::error!(request_id, detail, "internal error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    vec![Issue::error(
-                        IssueCode::Exception,
-                        format!("internal error; quote request id {request_id} to the operators"),
-                    )],
+                    vec![internal_issue(request_id)],
                 )
             }
         };
@@ -153,56 +148,4 @@ impl ApiError {
         response.headers_mut().extend(headers);
         response
     }
-}
-
-/// Identity errors: a refused health code says which way it is wrong and nothing else.
-fn identity_response(error: identity::IdentityError, request_id: &str) -> Response {
-    use identity::IdentityError;
-    use identity::health_code::CodeRefusal;
-    let (status, issues) = match error {
-        IdentityError::Invalid {
-            message,
-            expression,
-        } => {
-            let issue = Issue::error(IssueCode::Invalid, message);
-            (
-                StatusCode::BAD_REQUEST,
-                vec![match expression {
-                    Some(expression) => issue.at(expression),
-                    None => issue,
-                }],
-            )
-        }
-        IdentityError::NotFound(message) => (
-            StatusCode::NOT_FOUND,
-            vec![Issue::error(IssueCode::NotFound, message)],
-        ),
-        IdentityError::Conflict(message) => (
-            StatusCode::CONFLICT,
-            vec![Issue::error(IssueCode::Conflict, message)],
-        ),
-        IdentityError::HealthCode(refusal) => {
-            let (status, code) = match refusal {
-                CodeRefusal::Malformed => (StatusCode::BAD_REQUEST, IssueCode::Invalid),
-                CodeRefusal::Tampered => (StatusCode::BAD_REQUEST, IssueCode::Security),
-                CodeRefusal::Expired => (StatusCode::GONE, IssueCode::Expired),
-                CodeRefusal::Revoked => (StatusCode::GONE, IssueCode::Security),
-                CodeRefusal::PinRequired => (StatusCode::BAD_REQUEST, IssueCode::Required),
-                CodeRefusal::WrongPin => (StatusCode::FORBIDDEN, IssueCode::Security),
-            };
-            (status, vec![Issue::error(code, refusal.to_string())])
-        }
-        IdentityError::Repository(error) => {
-            return ApiError::Repository(error).into_response(request_id);
-        }
-        IdentityError::Internal(detail) => {
-            return ApiError::Internal(detail).into_response(request_id);
-        }
-    };
-    tracing::debug!(
-        request_id,
-        status = status.as_u16(),
-        "identity request refused"
-    );
-    outcome_response(status, &issues)
 }

@@ -17,7 +17,6 @@ use base64::engine::general_purpose::STANDARD;
 use caller::Caller;
 use fhir_model::IssueCode;
 use fhir_model::operation::OperationDecl;
-use identity::IdentityError;
 use identity::compare::Field;
 use identity::health_code::{CodeKind, HealthCodes};
 use identity::mpi::{LearningOutcome, ModelOrigin, Mpi, ReviewDecision};
@@ -375,9 +374,7 @@ fn find_matches(
         .filter(fhir_model::Issue::is_error)
         .collect();
     if !issues.is_empty() {
-        return Err(ApiError::Repository(repository::RepositoryError::Invalid(
-            issues,
-        )));
+        return Err(repository::RepositoryError::Invalid(issues).into());
     }
     let only_certain = match find_parameter(parameters, "onlyCertainMatches") {
         None => false,
@@ -592,11 +589,4 @@ fn reference_parameter(
                 "Parameters.parameter.valueReference",
             )
         })
-}
-
-/// Maps identity errors onto the server's errors (the status table lives in `error.rs`).
-impl From<IdentityError> for ApiError {
-    fn from(error: IdentityError) -> ApiError {
-        ApiError::Identity(error)
-    }
 }
