@@ -136,25 +136,33 @@ impl Registry {
     /// The repository's operations, and the identity service's when it is enabled.
     pub fn build(identity: bool) -> Registry {
         let mut operations = REPOSITORY.to_vec();
+        let mut declared = repository_ops::OPERATIONS.to_vec();
         if identity {
             operations.extend_from_slice(crate::identity::OPERATIONS);
+            declared.extend_from_slice(identity::operations::OPERATIONS);
         }
-        Registry::check(&operations, repository_ops::OPERATIONS, "repository");
-        if identity {
-            Registry::check(&operations, identity::operations::OPERATIONS, "identity");
-        }
+        Registry::check(&operations, &declared);
         Registry { operations }
     }
 
-    /// Every operation a service declares has its handler here, and no two operations answer
-    /// the same URL. A broken table is a bug found by every test that starts a server.
-    fn check(operations: &[Registered], declared: &[OperationDecl], service: &str) {
+    /// The handlers bound are exactly the operations the services declare, and no two
+    /// operations answer the same URL. A broken table is a bug found by every test that starts
+    /// a server.
+    fn check(operations: &[Registered], declared: &[OperationDecl]) {
         for decl in declared {
             assert!(
                 operations.iter().any(|o| o.decl == *decl),
-                "{service} declares {} ({}) but the server has no handler for it",
+                "{} ({}) is declared but the server has no handler for it",
                 decl.name,
                 decl.definition
+            );
+        }
+        for operation in operations {
+            assert!(
+                declared.contains(&operation.decl),
+                "the server has a handler for {} ({}) that no service declares",
+                operation.decl.name,
+                operation.decl.definition
             );
         }
         for (i, a) in operations.iter().enumerate() {
