@@ -9,6 +9,8 @@ pub mod clock;
 mod definitions;
 mod issue;
 pub mod json;
+pub mod operation;
+mod outcome;
 pub mod primitives;
 mod validate;
 
@@ -18,6 +20,7 @@ pub use definitions::{
 };
 pub use issue::{Issue, IssueCode, Severity};
 pub use json::{JsonError, JsonProblem};
+pub use outcome::{Outcome, internal_issue};
 pub use validate::{ValidationOptions, bundle_invariants, validate, validate_with};
 
 /// The R4 (4.0.1) model, loaded on first use.

@@ -15,6 +15,7 @@ pub mod health_code;
 pub mod index;
 pub mod model;
 pub mod mpi;
+pub mod operations;
 pub mod random;
 pub mod record;
 #[cfg(feature = "fixtures")]

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use caller::Caller;
-use fhir_model::IssueCode;
+use fhir_model::{IssueCode, Outcome};
 use serde_json::{Value, json};
 use store::{HistoryScope, VersionRecord};
 

@@ -1,7 +1,7 @@
-//! The repository's one error type: what went wrong, in terms a FHIR client understands. The
-//! HTTP edge maps each kind to a status and an OperationOutcome, exhaustively.
+//! The repository's one error type: what went wrong, in terms a FHIR client understands. Its
+//! [`Outcome`] says each kind's status and OperationOutcome issues, exhaustively.
 
-use fhir_model::{Issue, IssueCode};
+use fhir_model::{Issue, IssueCode, Outcome, internal_issue};
 use store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,10 @@ pub enum RepositoryError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A bug or a broken invariant outside the store (stored JSON that does not parse, no
+    /// randomness, write hooks that never settle): 500, the detail for the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 fn summary(issues: &[Issue]) -> String {
@@ -76,10 +80,10 @@ impl RepositoryError {
     }
 }
 
-impl RepositoryError {
-    /// The HTTP status FHIR prescribes for this error. Batch and transaction responses carry it
-    /// in `response.status`, so it is decided here, once, for the server and the bundles alike.
-    pub fn http_status(&self) -> u16 {
+/// Batch and transaction responses carry each entry's status in `response.status`, so it is
+/// decided here, once, for the server and the bundles alike.
+impl Outcome for RepositoryError {
+    fn http_status(&self) -> u16 {
         match self {
             RepositoryError::Invalid(_) => 400,
             RepositoryError::Unprocessable(_) => 422,
@@ -97,12 +101,11 @@ impl RepositoryError {
                 StoreError::TooCostly(_) => 400,
                 StoreError::Internal(_) => 500,
             },
+            RepositoryError::Internal(_) => 500,
         }
     }
 
-    /// The issues to tell the client. Internal detail stays in the log: the client learns only
-    /// that something failed and the request id to quote.
-    pub fn issues(&self, request_id: &str) -> Vec<Issue> {
+    fn issues(&self, request_id: &str) -> Vec<Issue> {
         match self {
             RepositoryError::Invalid(issues) | RepositoryError::Unprocessable(issues) => {
                 issues.clone()
@@ -160,11 +163,9 @@ impl RepositoryError {
                 StoreError::TooCostly(message) => {
                     Issue::error(IssueCode::TooCostly, message.clone())
                 }
-                StoreError::Internal(_) => Issue::error(
-                    IssueCode::Exception,
-                    format!("internal error; quote request id {request_id} to the operators"),
-                ),
+                StoreError::Internal(_) => internal_issue(request_id),
             }],
+            RepositoryError::Internal(_) => vec![internal_issue(request_id)],
         }
     }
 }
@@ -174,5 +175,22 @@ fn strip_type(expression: &str) -> &str {
     match expression.split_once('.') {
         Some((head, rest)) if head.chars().next().is_some_and(char::is_uppercase) => rest,
         _ => expression,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_failure_is_a_500_that_tells_the_client_only_the_request_id() {
+        let error = RepositoryError::Internal("stored JSON of Patient/p1 does not parse".into());
+        assert_eq!(error.http_status(), 500);
+        assert!(!error.is_retryable());
+        let issues = error.issues("req-7");
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].code, IssueCode::Exception);
+        assert!(issues[0].diagnostics.contains("req-7"), "{issues:?}");
+        assert!(!issues[0].diagnostics.contains("Patient/p1"), "{issues:?}");
     }
 }

@@ -12,7 +12,7 @@ use blob::{BlobKey, BlobStore};
 use jobs::{JobContext, JobError, JobHandler};
 
 use caller::Caller;
-use fhir_model::IssueCode;
+use fhir_model::{IssueCode, Outcome};
 use search::query::{Filter, SearchQuery};
 use search::{Handling, SearchTarget, parse_search, patient_compartment};
 use serde_json::{Value, json};

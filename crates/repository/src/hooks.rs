@@ -184,9 +184,9 @@ impl Repository {
                 }
             }
         }
-        Err(RepositoryError::Store(store::StoreError::Internal(
+        Err(RepositoryError::Internal(
             "write hooks kept writing what they watch; gave up".into(),
-        )))
+        ))
     }
 
     /// Runs `work` as one transaction of this repository: all or nothing, again from the start

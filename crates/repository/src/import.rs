@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use caller::Caller;
+use fhir_model::Outcome as _;
 use fhir_model::{Issue, IssueCode};
 use serde_json::Value;
 use store::VersionRecord;

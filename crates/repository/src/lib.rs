@@ -11,6 +11,7 @@ mod export;
 mod hooks;
 mod import;
 pub mod meta;
+pub mod operations;
 mod paging;
 mod policy;
 mod read;

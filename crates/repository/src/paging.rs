@@ -39,9 +39,9 @@ impl CursorSeal {
                     None => {
                         let mut key = [0u8; 32];
                         getrandom::fill(&mut key).map_err(|e| {
-                            RepositoryError::Store(store::StoreError::Internal(format!(
+                            RepositoryError::Internal(format!(
                                 "no randomness for the cursor key: {e}"
-                            )))
+                            ))
                         })?;
                         tx.set_checkpoint(KEY_CHECKPOINT, Some(&encode_hex(&key)))?;
                         tx.commit()?;
@@ -51,9 +51,7 @@ impl CursorSeal {
             }
         };
         let key = key.ok_or_else(|| {
-            RepositoryError::Store(store::StoreError::Internal(
-                "the stored paging cursor key is not 32 bytes of hex".into(),
-            ))
+            RepositoryError::Internal("the stored paging cursor key is not 32 bytes of hex".into())
         })?;
         Ok(CursorSeal::with_key(&key))
     }

@@ -178,9 +178,9 @@ pub(crate) fn link(path: &str, params: &[(String, String)]) -> String {
 /// Parses a stored resource back into JSON (for the few places that must change it).
 pub(crate) fn parse_stored(record: &VersionRecord) -> Result<Value, RepositoryError> {
     serde_json::from_slice(record.content.as_deref().unwrap_or(b"null")).map_err(|e| {
-        RepositoryError::Store(store::StoreError::Internal(format!(
+        RepositoryError::Internal(format!(
             "stored JSON of {}/{} does not parse: {e}",
             record.resource_type, record.id
-        )))
+        ))
     })
 }

@@ -1,9 +1,13 @@
 //! `GET /fhir/metadata`: a CapabilityStatement that says exactly what this server implements,
-//! built from the same tables the server runs on, so it cannot drift from the code.
+//! built from the same tables the server runs on (the model, the search parameters, the
+//! operation registry), so it cannot drift from the code.
 
 use fhir_model::clock;
+use fhir_model::operation::{Level, OperationDecl};
 use repository::Repository;
 use serde_json::{Value, json};
+
+use crate::operations::Registry;
 
 const INTERACTIONS: [&str; 9] = [
     "read",
@@ -17,7 +21,7 @@ const INTERACTIONS: [&str; 9] = [
     "search-type",
 ];
 
-pub fn capability_statement(repository: &Repository) -> Vec<u8> {
+pub fn capability_statement(repository: &Repository, operations: &Registry) -> Vec<u8> {
     let indexer = repository.indexer();
     let resources: Vec<Value> = repository
         .model()
@@ -47,7 +51,7 @@ pub fn capability_statement(repository: &Repository) -> Vec<u8> {
                 .iter()
                 .map(|code| json!({"code": code}))
                 .collect();
-            json!({
+            let mut resource = json!({
                 "type": &**resource_type,
                 "profile": format!("http://hl7.org/fhir/StructureDefinition/{resource_type}"),
                 "interaction": interactions,
@@ -60,11 +64,15 @@ pub fn capability_statement(repository: &Repository) -> Vec<u8> {
                 "conditionalDelete": "single",
                 "referencePolicy": ["literal", "local"],
                 "searchParam": params,
-                "operation": operations(resource_type),
-            })
+            });
+            let operations = resource_operations(operations, resource_type);
+            if !operations.is_empty() {
+                resource["operation"] = Value::Array(operations);
+            }
+            resource
         })
         .collect();
-    let statement = json!({
+    let mut statement = json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": clock::format_instant(clock::now_micros()),
@@ -84,84 +92,40 @@ pub fn capability_statement(repository: &Repository) -> Vec<u8> {
                 {"code": "history-system"},
                 {"code": "search-system"},
             ],
-            "operation": [{
-                "name": "export",
-                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
-            }],
         }],
     });
+    let system = system_operations(operations);
+    if !system.is_empty() {
+        statement["rest"][0]["operation"] = Value::Array(system);
+    }
     serde_json::to_vec(&statement).expect("a JSON value always serialises")
 }
 
-fn operations(resource_type: &str) -> Vec<Value> {
-    let mut operations = vec![json!({
-        "name": "validate",
-        "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
-    })];
-    if resource_type == "Patient" {
-        operations.push(json!({
-            "name": "everything",
-            "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
-        }));
-    }
-    if resource_type == "Patient" || resource_type == "Group" {
-        operations.push(json!({
-            "name": "export",
-            "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
-        }));
-    }
-    // The identity operations (crates/server/src/identity.rs). Those without an official
-    // definition point at the server's own canonical.
-    let identity: &[(&str, &str, &str)] = &[
-        (
-            "Patient",
-            "match",
-            "http://hl7.org/fhir/OperationDefinition/Patient-match",
-        ),
-        (
-            "Patient",
-            "ihe-pix",
-            "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix",
-        ),
-        (
-            "Patient",
-            "health-code",
-            "urn:meridian:operation:health-code",
-        ),
-        (
-            "Patient",
-            "resolve-health-code",
-            "urn:meridian:operation:resolve-health-code",
-        ),
-        (
-            "Patient",
-            "revoke-health-code",
-            "urn:meridian:operation:revoke-health-code",
-        ),
-        ("Person", "link", "urn:meridian:operation:person-link"),
-        ("Person", "unlink", "urn:meridian:operation:person-unlink"),
-        ("Person", "merge", "urn:meridian:operation:person-merge"),
-        ("Person", "model", "urn:meridian:operation:person-model"),
-        (
-            "Person",
-            "estimate-model",
-            "urn:meridian:operation:person-estimate-model",
-        ),
-        (
-            "Task",
-            "accept-match",
-            "urn:meridian:operation:accept-match",
-        ),
-        (
-            "Task",
-            "reject-match",
-            "urn:meridian:operation:reject-match",
-        ),
-    ];
-    for (on, name, definition) in identity {
-        if *on == resource_type {
-            operations.push(json!({"name": name, "definition": definition}));
+/// The operations the registry holds that apply to `resource_type` at the type or instance
+/// level, each once.
+fn resource_operations(operations: &Registry, resource_type: &str) -> Vec<Value> {
+    let mut listed: Vec<Value> = Vec::new();
+    for decl in operations.operations().filter(|d| d.is_listed()) {
+        let applies = [Level::Type, Level::Instance]
+            .into_iter()
+            .any(|level| decl.applies(level, Some(resource_type)));
+        let entry = operation(decl);
+        if applies && !listed.contains(&entry) {
+            listed.push(entry);
         }
     }
+    listed
+}
+
+/// The system-level operations the registry holds.
+fn system_operations(operations: &Registry) -> Vec<Value> {
     operations
+        .operations()
+        .filter(|d| d.is_listed() && d.applies(Level::System, None))
+        .map(operation)
+        .collect()
+}
+
+fn operation(decl: &OperationDecl) -> Value {
+    json!({"name": decl.code(), "definition": decl.definition})
 }

@@ -1,5 +1,6 @@
 //! The FHIR REST surface under `/fhir`: one dispatcher that reads the path segments and the
-//! method and calls the repository. Everything the repository does runs on a blocking thread.
+//! method and calls the repository for the RESTful interactions, or the operation registry
+//! (`operations`) for a `$`-name. Everything the repository does runs on a blocking thread.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -7,14 +8,14 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use fhir_model::{Issue, IssueCode};
 use repository::{
-    BundleOptions, ExportLevel, HistoryRequest, Repository, SearchRequest, SearchScope,
-    WriteStatus, Written,
+    BundleOptions, HistoryRequest, Repository, SearchRequest, SearchScope, WriteStatus, Written,
 };
 use search::Handling;
 use store::HistoryScope;
 
+use crate::operations::Call;
 use crate::request::{BodyKind, FhirRequest, Produces, Return, read_form, read_json};
-use crate::response::{deleted_response, json_response, outcome_response, version_response};
+use crate::response::{deleted_response, json_response, version_response};
 use crate::{ApiError, AppState};
 
 /// Routes every request under `/fhir`.
@@ -26,10 +27,11 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
     let segments = fhir_segments(&path);
     // Only the Bulk Data output files are not FHIR JSON; what the client accepts is checked
     // against what this endpoint answers with.
-    let produces = match segments.as_deref() {
-        Some([export_file, _, _]) if export_file == "$export-file" => Produces::Ndjson,
-        _ => Produces::FhirJson,
-    };
+    let produces = segments
+        .as_deref()
+        .and_then(Call::parse)
+        .and_then(|call| state.operations().find(&call))
+        .map_or(Produces::FhirJson, |operation| operation.produces);
     let fhir = match FhirRequest::new(parts.headers, parts.uri.query(), state.config(), produces) {
         Ok(fhir) => fhir,
         Err((request_id, error)) => return error.into_response(&request_id),
@@ -88,18 +90,20 @@ async fn handle(
             "no endpoint at {path}; the FHIR base is /fhir"
         )));
     };
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let repository = state.repository().clone();
-    let limit = state.config().max_body_bytes;
-    let not_allowed = |allowed: &str| {
-        Err(ApiError::MethodNotAllowed(format!(
-            "{method} is not allowed here; use {allowed}"
-        )))
-    };
-
-    if crate::identity::handles(&segments) {
-        return crate::identity::handle(state, method, &segments, fhir, body, limit).await;
+    if let Some(call) = Call::parse(&segments) {
+        if let Some(resource_type) = call.resource_type {
+            known_type(&repository, resource_type)?;
+        }
+        return state
+            .operations()
+            .invoke(call, state, method, path, fhir, body)
+            .await;
     }
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let limit = state.config().max_body_bytes;
+    let not_allowed = |allowed: &[&'static str]| Err(ApiError::method_not_allowed(method, allowed));
+
     match segments.as_slice() {
         [] => match *method {
             Method::GET => search(repository, fhir, SearchScope::System, None).await,
@@ -115,51 +119,37 @@ async fn handle(
                         .await?;
                 Ok(json_response(StatusCode::OK, response, fhir.pretty))
             }
-            _ => not_allowed("GET (a system search) or POST (a batch or transaction Bundle)"),
-        },
-        ["$export"] => match *method {
-            Method::GET => {
-                crate::export::kick_off(state.exports(), &fhir, ExportLevel::System, path).await
-            }
-            _ => not_allowed("GET"),
-        },
-        ["$export-status", id] => match *method {
-            Method::GET => crate::export::status(&state.exports(), &fhir, id).await,
-            Method::DELETE => crate::export::cancel(&state.exports(), id).await,
-            _ => not_allowed("GET or DELETE"),
-        },
-        ["$export-file", id, name] => match *method {
-            Method::GET => crate::export::file(&state.exports(), id, name).await,
-            _ => not_allowed("GET"),
+            _ => not_allowed(&["GET", "POST"]),
         },
         ["_search"] => match *method {
             Method::POST => {
                 let form = read_form(&fhir.headers, body, limit).await?;
                 search(repository, fhir, SearchScope::System, Some(form)).await
             }
-            _ => not_allowed("POST"),
+            _ => not_allowed(&["POST"]),
         },
         ["metadata"] => match *method {
             Method::GET => {
                 // Built on each request: SearchParameters written to the server change it.
-                let statement =
-                    blocking(move || Ok(crate::capability::capability_statement(&repository)))
-                        .await?;
+                let state = state.clone();
+                let statement = blocking(move || {
+                    Ok(crate::capability::capability_statement(
+                        &repository,
+                        state.operations(),
+                    ))
+                })
+                .await?;
                 Ok(json_response(StatusCode::OK, statement, fhir.pretty))
             }
-            _ => not_allowed("GET"),
+            _ => not_allowed(&["GET"]),
         },
         ["_history"] => match *method {
             Method::GET => history(repository, fhir, HistoryScope::System).await,
-            _ => not_allowed("GET"),
+            _ => not_allowed(&["GET"]),
         },
         [resource_type, rest @ ..] => {
+            known_type(&repository, resource_type)?;
             let resource_type = resource_type.to_string();
-            if !repository.knows_type(&resource_type) {
-                return Err(ApiError::NotFound(format!(
-                    "'{resource_type}' is not a FHIR R4 resource type"
-                )));
-            }
             match rest {
                 [] => match *method {
                     Method::GET => {
@@ -170,7 +160,7 @@ async fn handle(
                         conditional_update(repository, fhir, body, limit, resource_type).await
                     }
                     Method::DELETE => conditional_delete(repository, fhir, resource_type).await,
-                    _ => not_allowed("GET, POST, PUT or DELETE"),
+                    _ => not_allowed(&["GET", "POST", "PUT", "DELETE"]),
                 },
                 ["_search"] => match *method {
                     Method::POST => {
@@ -183,37 +173,14 @@ async fn handle(
                         )
                         .await
                     }
-                    _ => not_allowed("POST"),
+                    _ => not_allowed(&["POST"]),
                 },
                 ["_history"] => match *method {
                     Method::GET => {
                         history(repository, fhir, HistoryScope::Type(resource_type)).await
                     }
-                    _ => not_allowed("GET"),
+                    _ => not_allowed(&["GET"]),
                 },
-                ["$validate"] => match *method {
-                    Method::POST => {
-                        validate(repository, fhir, body, limit, resource_type, None).await
-                    }
-                    _ => not_allowed("POST"),
-                },
-                ["$export"] if resource_type == "Patient" => match *method {
-                    Method::GET => {
-                        crate::export::kick_off(state.exports(), &fhir, ExportLevel::Patient, path)
-                            .await
-                    }
-                    _ => not_allowed("GET"),
-                },
-                [id, "$export"] if resource_type == "Group" => match *method {
-                    Method::GET => {
-                        let level = ExportLevel::Group(id.to_string());
-                        crate::export::kick_off(state.exports(), &fhir, level, path).await
-                    }
-                    _ => not_allowed("GET"),
-                },
-                [id] if id.starts_with('$') => Err(ApiError::NotFound(format!(
-                    "the operation {id} is not supported"
-                ))),
                 [id] => {
                     let id = id.to_string();
                     match *method {
@@ -225,7 +192,7 @@ async fn handle(
                             patch(repository, fhir, body, limit, resource_type, id).await
                         }
                         Method::DELETE => delete(repository, fhir, resource_type, id).await,
-                        _ => not_allowed("GET, PUT, PATCH or DELETE"),
+                        _ => not_allowed(&["GET", "PUT", "PATCH", "DELETE"]),
                     }
                 }
                 [id, "_history"] => match *method {
@@ -237,7 +204,7 @@ async fn handle(
                         )
                         .await
                     }
-                    _ => not_allowed("GET"),
+                    _ => not_allowed(&["GET"]),
                 },
                 [id, "_history", version] => match *method {
                     Method::GET => {
@@ -250,15 +217,7 @@ async fn handle(
                         )
                         .await
                     }
-                    _ => not_allowed("GET"),
-                },
-                [id, "$everything"] if resource_type == "Patient" => match *method {
-                    Method::GET => everything(repository, fhir, id.to_string(), None).await,
-                    Method::POST => {
-                        let form = read_form(&fhir.headers, body, limit).await?;
-                        everything(repository, fhir, id.to_string(), Some(form)).await
-                    }
-                    _ => not_allowed("GET or POST"),
+                    _ => not_allowed(&["GET"]),
                 },
                 [id, compartment_type] if repository.knows_type(compartment_type) => {
                     match *method {
@@ -270,23 +229,9 @@ async fn handle(
                             };
                             search(repository, fhir, scope, None).await
                         }
-                        _ => not_allowed("GET"),
+                        _ => not_allowed(&["GET"]),
                     }
                 }
-                [id, "$validate"] => match *method {
-                    Method::POST => {
-                        validate(
-                            repository,
-                            fhir,
-                            body,
-                            limit,
-                            resource_type,
-                            Some(id.to_string()),
-                        )
-                        .await
-                    }
-                    _ => not_allowed("POST"),
-                },
                 _ => Err(ApiError::NotFound(format!("no FHIR endpoint at {path}"))),
             }
         }
@@ -294,6 +239,17 @@ async fn handle(
 }
 
 type Repo = std::sync::Arc<Repository>;
+
+/// 404 for a type R4 does not define.
+fn known_type(repository: &Repository, resource_type: &str) -> Result<(), ApiError> {
+    if repository.knows_type(resource_type) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!(
+            "'{resource_type}' is not a FHIR R4 resource type"
+        )))
+    }
+}
 
 async fn read(
     repository: Repo,
@@ -462,82 +418,6 @@ async fn search(
     };
     let bundle = blocking(move || Ok(repository.search(&ctx, &base, &request)?)).await?;
     Ok(json_response(StatusCode::OK, bundle, fhir.pretty))
-}
-
-async fn everything(
-    repository: Repo,
-    fhir: FhirRequest,
-    id: String,
-    form: Option<Vec<(String, String)>>,
-) -> Result<Response, ApiError> {
-    let ctx = fhir.caller.clone();
-    let base = fhir.base.clone();
-    let mut params = fhir.criteria();
-    params.extend(form.unwrap_or_default());
-    let bundle = blocking(move || Ok(repository.everything(&ctx, &base, &id, &params)?)).await?;
-    Ok(json_response(StatusCode::OK, bundle, fhir.pretty))
-}
-
-/// `$validate`: the resource in the body (bare, or as the `resource` parameter of a
-/// Parameters), checked as a write would check it. Always 200 with the OperationOutcome, unless
-/// the body itself cannot be read.
-async fn validate(
-    repository: Repo,
-    fhir: FhirRequest,
-    body: Body,
-    limit: usize,
-    resource_type: String,
-    id: Option<String>,
-) -> Result<Response, ApiError> {
-    let body = read_json(&fhir.headers, body, limit, BodyKind::Resource).await?;
-    let resource = if body.get("resourceType").and_then(|t| t.as_str()) == Some("Parameters")
-        && resource_type != "Parameters"
-    {
-        body.get("parameter")
-            .and_then(|p| p.as_array())
-            .and_then(|params| {
-                params
-                    .iter()
-                    .find(|p| p.get("name").and_then(|n| n.as_str()) == Some("resource"))
-            })
-            .and_then(|p| p.get("resource"))
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    IssueCode::Required,
-                    "the Parameters carry no 'resource' parameter",
-                )
-            })?
-    } else {
-        body
-    };
-    let mut issues = Vec::new();
-    match resource.get("resourceType").and_then(|t| t.as_str()) {
-        Some(t) if t == resource_type => {}
-        other => issues.push(
-            Issue::error(
-                IssueCode::Invalid,
-                format!(
-                    "the resource is a {}, not a {resource_type}",
-                    other.unwrap_or("resource without a type")
-                ),
-            )
-            .at("resourceType"),
-        ),
-    }
-    if let Some(id) = &id
-        && resource.get("id").and_then(|v| v.as_str()) != Some(id)
-    {
-        issues.push(
-            Issue::error(
-                IssueCode::Invalid,
-                format!("the resource's id is not '{id}'"),
-            )
-            .at("id"),
-        );
-    }
-    issues.extend(blocking(move || Ok(repository.validate(&resource))).await?);
-    Ok(outcome_response(StatusCode::OK, &issues))
 }
 
 fn check_body_type(resource: &serde_json::Value, resource_type: &str) -> Result<(), ApiError> {

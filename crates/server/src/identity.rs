@@ -5,27 +5,30 @@
 //! `Task/[id]/$reject-match`; the queue itself is an ordinary Task search), and the matching
 //! model (`Person/$model` reports it, `Person/$estimate-model` re-estimates it from the
 //! Patients the server holds). PDQm is ordinary Patient search; residents are found by ordinary
-//! Person search.
+//! Person search. The identity service declares these operations (`identity::operations`);
+//! here each is bound to its handler, which reads the request and calls the service.
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use caller::Caller;
 use fhir_model::IssueCode;
 use fhir_model::clock;
-use identity::IdentityError;
+use fhir_model::operation::OperationDecl;
 use identity::compare::Field;
 use identity::health_code::{CodeKind, HealthCodes};
 use identity::mpi::{LearningOutcome, ModelOrigin, Mpi, ReviewDecision};
+use identity::operations as ops;
 use repository::Repository;
 use serde_json::{Value, json};
 use store::VersionRecord;
 
-use crate::request::{BodyKind, FhirRequest, read_json};
+use crate::lanes::blocking;
+use crate::operations::{Handled, Handler, Invocation, Registered};
+use crate::request::{BodyKind, Produces, read_json};
 use crate::response::json_response;
 use crate::{ApiError, AppState};
 
@@ -35,202 +38,244 @@ pub struct IdentityServices {
     pub codes: Arc<HealthCodes>,
 }
 
-/// Whether `segments` name an identity operation (so the dispatcher hands them here).
-pub fn handles(segments: &[&str]) -> bool {
-    matches!(
-        segments,
-        [
-            "Patient",
-            "$match" | "$ihe-pix" | "$resolve-health-code" | "$revoke-health-code"
-        ] | ["Patient", _, "$health-code"]
-            | ["Person", _, "$link" | "$unlink"]
-            | ["Person", "$merge" | "$model" | "$estimate-model"]
-            | ["Task", _, "$accept-match" | "$reject-match"]
+/// The identity service's operations, each with its handler (`operations::Registry` takes
+/// them when the services are enabled).
+pub(crate) const OPERATIONS: &[Registered] = &[
+    bind(ops::MATCH, match_patients),
+    bind(ops::IHE_PIX, pix),
+    bind(ops::HEALTH_CODE, health_code),
+    bind(ops::RESOLVE_HEALTH_CODE, resolve_health_code),
+    bind(ops::REVOKE_HEALTH_CODE, revoke_health_code),
+    bind(ops::LINK, link),
+    bind(ops::UNLINK, unlink),
+    bind(ops::MERGE, merge),
+    bind(ops::MODEL, model),
+    bind(ops::ESTIMATE_MODEL, estimate_model),
+    bind(ops::ACCEPT_MATCH, accept_match),
+    bind(ops::REJECT_MATCH, reject_match),
+];
+
+const fn bind(decl: OperationDecl, handler: Handler) -> Registered {
+    Registered {
+        decl,
+        handler,
+        produces: Produces::FhirJson,
+    }
+}
+
+/// What an identity operation works with, on its blocking thread.
+struct Services {
+    mpi: Arc<Mpi>,
+    codes: Arc<HealthCodes>,
+    repository: Arc<Repository>,
+}
+
+impl Services {
+    fn of(state: &AppState) -> Result<Services, ApiError> {
+        // The registry holds these operations only when the services are enabled.
+        let Some(services) = state.identity() else {
+            return Err(ApiError::NotFound(
+                "the identity services are not enabled on this server".into(),
+            ));
+        };
+        Ok(Services {
+            mpi: Arc::clone(&services.mpi),
+            codes: Arc::clone(&services.codes),
+            repository: Arc::clone(state.repository()),
+        })
+    }
+}
+
+/// A POST operation: `work` runs on a blocking thread with the services, the caller, the
+/// instance id (empty at the type level) and the body (a Parameters, or `{}` when empty);
+/// what it returns is the 200 answer, with the `fullUrl`s of a Bundle made absolute.
+fn post(
+    call: Invocation,
+    work: fn(&Services, &Caller, &str, &Value) -> Result<Value, ApiError>,
+) -> Handled {
+    Box::pin(async move {
+        let services = Services::of(&call.state)?;
+        let limit = call.state.config().max_body_bytes;
+        let fhir = call.fhir;
+        let parameters = read_json(&fhir.headers, call.body, limit, BodyKind::Resource).await?;
+        let ctx = fhir.caller.clone();
+        let id = call.id.unwrap_or_default();
+        let mut answer = blocking(move || work(&services, &ctx, &id, &parameters)).await?;
+        if let Some(entries) = answer.get_mut("entry").and_then(Value::as_array_mut) {
+            for entry in entries {
+                if let Some(url) = entry.get("fullUrl").and_then(Value::as_str) {
+                    entry["fullUrl"] = json!(format!("{}/{url}", fhir.base));
+                }
+            }
+        }
+        Ok(answer_response(&answer, fhir.pretty))
+    })
+}
+
+fn answer_response(answer: &Value, pretty: bool) -> Response {
+    json_response(
+        StatusCode::OK,
+        serde_json::to_vec(answer).unwrap_or_default(),
+        pretty,
     )
 }
 
-use crate::lanes::blocking;
-
-pub async fn handle(
-    state: &AppState,
-    method: &Method,
-    segments: &[&str],
-    fhir: FhirRequest,
-    body: Body,
-    limit: usize,
-) -> Result<Response, ApiError> {
-    let Some(services) = state.identity() else {
-        return Err(ApiError::NotFound(
-            "the identity services are not enabled on this server".into(),
-        ));
-    };
-    let repository = Arc::clone(state.repository());
-    let mpi = Arc::clone(&services.mpi);
-    let codes = Arc::clone(&services.codes);
-    let ctx = fhir.caller.clone();
-    let expect = |wanted: Method| {
-        if *method == wanted {
-            Ok(())
-        } else {
-            Err(ApiError::MethodNotAllowed(format!(
-                "{method} is not allowed here; use {wanted}"
-            )))
-        }
-    };
-    let owned: Vec<String> = segments.iter().map(|s| s.to_string()).collect();
-    let answer: Value = match segments {
-        ["Patient", "$ihe-pix"] => {
-            expect(Method::GET)?;
-            let query = fhir.criteria();
-            blocking(move || pix(&mpi, &repository, &ctx, &query)).await?
-        }
-        ["Person", "$model"] => {
-            expect(Method::GET)?;
-            model_parameters(&mpi, None)
-        }
-        _ => {
-            expect(Method::POST)?;
-            let parameters = read_json(&fhir.headers, body, limit, BodyKind::Resource).await?;
-            blocking(move || {
-                let segments: Vec<&str> = owned.iter().map(String::as_str).collect();
-                post(&mpi, &codes, &repository, &ctx, &segments, &parameters)
-            })
-            .await
-            .map(|mut value| {
-                // Links in Bundles are absolute.
-                if let Some(entries) = value.get_mut("entry").and_then(Value::as_array_mut) {
-                    for entry in entries {
-                        if let Some(url) = entry.get("fullUrl").and_then(Value::as_str) {
-                            entry["fullUrl"] = json!(format!("{}/{url}", fhir.base));
-                        }
-                    }
-                }
-                value
-            })?
-        }
-    };
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&answer).unwrap_or_default(),
-        fhir.pretty,
-    ))
+/// `Patient/$ihe-pix` (GET).
+fn pix(call: Invocation) -> Handled {
+    Box::pin(async move {
+        let services = Services::of(&call.state)?;
+        let query = call.fhir.criteria();
+        let ctx = call.fhir.caller.clone();
+        let answer =
+            blocking(move || cross_reference(&services.mpi, &services.repository, &ctx, &query))
+                .await?;
+        Ok(answer_response(&answer, call.fhir.pretty))
+    })
 }
 
-fn post(
-    mpi: &Mpi,
-    codes: &HealthCodes,
-    repository: &Repository,
-    ctx: &Caller,
-    segments: &[&str],
-    body: &Value,
-) -> Result<Value, ApiError> {
-    match segments {
-        ["Patient", "$match"] => match_patients(mpi, repository, ctx, body),
-        ["Patient", id, "$health-code"] => {
-            let printed = optional_parameters(body)?
-                .and_then(|p| find_parameter(p, "printed"))
-                .map(|p| {
-                    p.get("valueBoolean")
-                        .and_then(Value::as_bool)
-                        .ok_or_else(|| {
-                            invalid(
-                                "'printed' takes valueBoolean",
-                                "Parameters.parameter.valueBoolean",
-                            )
-                        })
-                })
-                .transpose()?
-                .unwrap_or(false);
-            let kind = if printed {
-                CodeKind::Printed
-            } else {
-                CodeKind::Dynamic
-            };
-            let issued = codes.issue(mpi, repository, ctx, id, kind)?;
-            let mut parameters = vec![
-                json!({"name": "code", "valueString": issued.code}),
-                json!({"name": "expires", "valueInstant": clock::format_instant(issued.expires)}),
-                json!({"name": "qr-svg", "valueAttachment": {"contentType": "image/svg+xml", "data": STANDARD.encode(issued.qr_svg.as_bytes())}}),
-                json!({"name": "qr-png", "valueAttachment": {"contentType": "image/png", "data": STANDARD.encode(&issued.qr_png)}}),
-            ];
-            if let Some(pin) = issued.pin {
-                parameters.push(json!({"name": "pin", "valueString": pin}));
-            }
-            Ok(json!({"resourceType": "Parameters", "parameter": parameters}))
+/// `Person/$model` (GET).
+fn model(call: Invocation) -> Handled {
+    Box::pin(async move {
+        let services = Services::of(&call.state)?;
+        let answer = model_parameters(&services.mpi, None);
+        Ok(answer_response(&answer, call.fhir.pretty))
+    })
+}
+
+fn match_patients(call: Invocation) -> Handled {
+    post(call, |s, ctx, _, body| {
+        find_matches(&s.mpi, &s.repository, ctx, body)
+    })
+}
+
+fn health_code(call: Invocation) -> Handled {
+    post(call, |s, ctx, id, body| {
+        let printed = optional_parameters(body)?
+            .and_then(|p| find_parameter(p, "printed"))
+            .map(|p| {
+                p.get("valueBoolean")
+                    .and_then(Value::as_bool)
+                    .ok_or_else(|| {
+                        invalid(
+                            "'printed' takes valueBoolean",
+                            "Parameters.parameter.valueBoolean",
+                        )
+                    })
+            })
+            .transpose()?
+            .unwrap_or(false);
+        let kind = if printed {
+            CodeKind::Printed
+        } else {
+            CodeKind::Dynamic
+        };
+        let issued = s.codes.issue(&s.mpi, &s.repository, ctx, id, kind)?;
+        let mut parameters = vec![
+            json!({"name": "code", "valueString": issued.code}),
+            json!({"name": "expires", "valueInstant": clock::format_instant(issued.expires)}),
+            json!({"name": "qr-svg", "valueAttachment": {"contentType": "image/svg+xml", "data": STANDARD.encode(issued.qr_svg.as_bytes())}}),
+            json!({"name": "qr-png", "valueAttachment": {"contentType": "image/png", "data": STANDARD.encode(&issued.qr_png)}}),
+        ];
+        if let Some(pin) = issued.pin {
+            parameters.push(json!({"name": "pin", "valueString": pin}));
         }
-        ["Patient", "$resolve-health-code"] => {
-            let parameters = parameters(body)?;
-            let code = string_parameter(parameters, "code")?
-                .ok_or_else(|| invalid("the Parameters carry no 'code'", "Parameters.parameter"))?;
-            let pin = string_parameter(parameters, "pin")?;
-            let resolved = codes.resolve(mpi, repository, ctx, &code, pin.as_deref())?;
-            let mut out = vec![json!({"name": "person", "resource": parse(&resolved.person)?})];
-            let mut identifiers: Vec<Value> = Vec::new();
-            for patient in &resolved.patients {
-                let resource = parse(patient)?;
-                for identifier in resource
-                    .get("identifier")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if !identifiers.contains(identifier) {
-                        identifiers.push(identifier.clone());
-                    }
+        Ok(json!({"resourceType": "Parameters", "parameter": parameters}))
+    })
+}
+
+fn resolve_health_code(call: Invocation) -> Handled {
+    post(call, |s, ctx, _, body| {
+        let parameters = parameters(body)?;
+        let code = string_parameter(parameters, "code")?
+            .ok_or_else(|| invalid("the Parameters carry no 'code'", "Parameters.parameter"))?;
+        let pin = string_parameter(parameters, "pin")?;
+        let resolved = s
+            .codes
+            .resolve(&s.mpi, &s.repository, ctx, &code, pin.as_deref())?;
+        let mut out = vec![json!({"name": "person", "resource": parse(&resolved.person)?})];
+        let mut identifiers: Vec<Value> = Vec::new();
+        for patient in &resolved.patients {
+            let resource = parse(patient)?;
+            for identifier in resource
+                .get("identifier")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if !identifiers.contains(identifier) {
+                    identifiers.push(identifier.clone());
                 }
-                out.push(json!({"name": "patient", "resource": resource}));
             }
-            out.extend(
-                identifiers
-                    .into_iter()
-                    .map(|i| json!({"name": "identifier", "valueIdentifier": i})),
-            );
-            Ok(json!({"resourceType": "Parameters", "parameter": out}))
+            out.push(json!({"name": "patient", "resource": resource}));
         }
-        ["Patient", "$revoke-health-code"] => {
-            let code = string_parameter(parameters(body)?, "code")?
-                .ok_or_else(|| invalid("the Parameters carry no 'code'", "Parameters.parameter"))?;
-            codes.revoke(mpi, repository, ctx, &code)?;
-            Ok(
-                json!({"resourceType": "OperationOutcome", "issue": [{"severity": "information", "code": "informational", "diagnostics": "the health code is revoked"}]}),
-            )
-        }
-        ["Person", id, op @ ("$link" | "$unlink")] => {
-            let patient = reference_parameter(parameters(body)?, "patient", "Patient")?;
-            if *op == "$link" {
-                mpi.link(repository, ctx, id, &patient)?;
-            } else {
-                mpi.unlink(repository, ctx, id, &patient)?;
-            }
-            read_resource(repository, ctx, "Person", id)
-        }
-        ["Person", "$estimate-model"] => {
-            optional_parameters(body)?;
-            // Runs here, on the request's blocking thread; the answer waits for it (seconds for
-            // thousands of Patients, minutes for a million: the schedule is for those).
-            let outcome = mpi.learn(repository, ctx)?;
-            Ok(model_parameters(mpi, Some(&outcome)))
-        }
-        ["Person", "$merge"] => {
-            let parameters = parameters(body)?;
-            let source = reference_parameter(parameters, "source", "Person")?;
-            let target = reference_parameter(parameters, "target", "Person")?;
-            mpi.merge(repository, ctx, &source, &target)?;
-            read_resource(repository, ctx, "Person", &target)
-        }
-        ["Task", id, op @ ("$accept-match" | "$reject-match")] => {
-            let decision = if *op == "$accept-match" {
-                ReviewDecision::Accept
-            } else {
-                ReviewDecision::Reject
-            };
-            Ok(mpi.review(repository, ctx, id, decision)?)
-        }
-        _ => Err(ApiError::NotFound(format!(
-            "no identity operation at {}",
-            segments.join("/")
-        ))),
-    }
+        out.extend(
+            identifiers
+                .into_iter()
+                .map(|i| json!({"name": "identifier", "valueIdentifier": i})),
+        );
+        Ok(json!({"resourceType": "Parameters", "parameter": out}))
+    })
+}
+
+fn revoke_health_code(call: Invocation) -> Handled {
+    post(call, |s, ctx, _, body| {
+        let code = string_parameter(parameters(body)?, "code")?
+            .ok_or_else(|| invalid("the Parameters carry no 'code'", "Parameters.parameter"))?;
+        s.codes.revoke(&s.mpi, &s.repository, ctx, &code)?;
+        Ok(
+            json!({"resourceType": "OperationOutcome", "issue": [{"severity": "information", "code": "informational", "diagnostics": "the health code is revoked"}]}),
+        )
+    })
+}
+
+fn link(call: Invocation) -> Handled {
+    post(call, |s, ctx, id, body| {
+        let patient = reference_parameter(parameters(body)?, "patient", "Patient")?;
+        s.mpi.link(&s.repository, ctx, id, &patient)?;
+        read_resource(&s.repository, ctx, "Person", id)
+    })
+}
+
+fn unlink(call: Invocation) -> Handled {
+    post(call, |s, ctx, id, body| {
+        let patient = reference_parameter(parameters(body)?, "patient", "Patient")?;
+        s.mpi.unlink(&s.repository, ctx, id, &patient)?;
+        read_resource(&s.repository, ctx, "Person", id)
+    })
+}
+
+fn estimate_model(call: Invocation) -> Handled {
+    post(call, |s, ctx, _, body| {
+        optional_parameters(body)?;
+        // Runs here, on the request's blocking thread; the answer waits for it (seconds for
+        // thousands of Patients, minutes for a million: the schedule is for those).
+        let outcome = s.mpi.learn(&s.repository, ctx)?;
+        Ok(model_parameters(&s.mpi, Some(&outcome)))
+    })
+}
+
+fn merge(call: Invocation) -> Handled {
+    post(call, |s, ctx, _, body| {
+        let parameters = parameters(body)?;
+        let source = reference_parameter(parameters, "source", "Person")?;
+        let target = reference_parameter(parameters, "target", "Person")?;
+        s.mpi.merge(&s.repository, ctx, &source, &target)?;
+        read_resource(&s.repository, ctx, "Person", &target)
+    })
+}
+
+fn accept_match(call: Invocation) -> Handled {
+    post(call, |s, ctx, id, _| {
+        Ok(s.mpi
+            .review(&s.repository, ctx, id, ReviewDecision::Accept)?)
+    })
+}
+
+fn reject_match(call: Invocation) -> Handled {
+    post(call, |s, ctx, id, _| {
+        Ok(s.mpi
+            .review(&s.repository, ctx, id, ReviewDecision::Reject)?)
+    })
 }
 
 /// `Person/$model`: the matching model in use (where it came from, the prior, and per field and
@@ -303,7 +348,7 @@ fn model_parameters(mpi: &Mpi, outcome: Option<&LearningOutcome>) -> Value {
 
 /// `Patient/$match`: a searchset of the Patients of every resident the given Patient may be,
 /// each with its score and match grade; the resident's Person comes along as an include.
-fn match_patients(
+fn find_matches(
     mpi: &Mpi,
     repository: &Repository,
     ctx: &Caller,
@@ -330,9 +375,7 @@ fn match_patients(
         .filter(fhir_model::Issue::is_error)
         .collect();
     if !issues.is_empty() {
-        return Err(ApiError::Repository(repository::RepositoryError::Invalid(
-            issues,
-        )));
+        return Err(repository::RepositoryError::Invalid(issues).into());
     }
     let only_certain = match find_parameter(parameters, "onlyCertainMatches") {
         None => false,
@@ -394,7 +437,7 @@ fn match_patients(
 }
 
 /// PIXm (ITI-83).
-fn pix(
+fn cross_reference(
     mpi: &Mpi,
     repository: &Repository,
     ctx: &Caller,
@@ -547,11 +590,4 @@ fn reference_parameter(
                 "Parameters.parameter.valueReference",
             )
         })
-}
-
-/// Maps identity errors onto the server's errors (the status table lives in `error.rs`).
-impl From<IdentityError> for ApiError {
-    fn from(error: IdentityError) -> ApiError {
-        ApiError::Identity(error)
-    }
 }

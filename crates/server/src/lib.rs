@@ -11,6 +11,7 @@ mod fhir;
 mod host;
 mod identity;
 mod lanes;
+mod operations;
 mod request;
 mod response;
 
@@ -117,6 +118,7 @@ struct Inner {
     config: ServerConfig,
     exports: Arc<export::Exports>,
     identity: Option<IdentityServices>,
+    operations: operations::Registry,
     lanes: Arc<lanes::Lanes>,
 }
 
@@ -165,6 +167,7 @@ impl AppState {
                     runner,
                 }),
                 lanes: Arc::new(lanes::Lanes::new(config.work)),
+                operations: operations::Registry::build(identity.is_some()),
                 repository,
                 config,
                 identity,
@@ -174,6 +177,16 @@ impl AppState {
 
     pub(crate) fn identity(&self) -> Option<&IdentityServices> {
         self.inner.identity.as_ref()
+    }
+
+    pub(crate) fn operations(&self) -> &operations::Registry {
+        &self.inner.operations
+    }
+
+    /// The operations this server answers, as their services declare them (what the
+    /// CapabilityStatement lists, and the Bulk Data endpoints it does not).
+    pub fn registered_operations(&self) -> Vec<fhir_model::operation::OperationDecl> {
+        self.inner.operations.operations().copied().collect()
     }
 
     pub(crate) fn repository(&self) -> &Arc<Repository> {

@@ -298,7 +298,7 @@ impl HealthCodes {
             })?;
             let nonce_hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
             if let Some(pin) = &pin {
-                let pepper = self.pepper(key_id).ok_or_else(|| RepositoryError::Store(store::StoreError::Internal("no signing key".into())))?;
+                let pepper = self.pepper(key_id).ok_or_else(|| RepositoryError::Internal("no signing key".into()))?;
                 // One printed code per resident: printing a new one voids the old.
                 let old = tx.search(
                     "Basic",
@@ -311,7 +311,7 @@ impl HealthCodes {
                 for record in old {
                     tx.delete("Basic", &record.id)?;
                 }
-                let salt: [u8; 16] = random().map_err(|e| RepositoryError::Store(store::StoreError::Internal(e.to_string())))?;
+                let salt: [u8; 16] = random().map_err(|e| RepositoryError::Internal(e.to_string()))?;
                 tx.create(json!({
                     "resourceType": "Basic",
                     "identifier": [{"system": NONCE_SYSTEM, "value": nonce_hex}],

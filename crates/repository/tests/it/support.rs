@@ -7,6 +7,9 @@ use repository::{Repository, Written};
 use serde_json::Value;
 use test_support::TestStore;
 
+/// Errors' statuses and issues, for every test module.
+pub use fhir_model::Outcome;
+
 pub const BASE: &str = "http://test.example/fhir";
 
 pub fn ctx() -> Caller {

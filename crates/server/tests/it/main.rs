@@ -9,4 +9,5 @@ mod connections;
 mod export;
 mod host;
 mod identity;
+mod operations;
 mod rest;

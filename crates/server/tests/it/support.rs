@@ -16,6 +16,7 @@ use tower::ServiceExt;
 
 pub struct App {
     pub router: Router,
+    pub state: AppState,
     pub _store: TestStore,
     _exports: tempfile::TempDir,
 }
@@ -25,9 +26,10 @@ pub fn app_with(store: TestStore, mut config: ServerConfig) -> App {
     let exports = tempfile::tempdir().unwrap();
     config.export_dir = exports.path().join("exports");
     let repository = Arc::new(Repository::new(Arc::clone(&store.store)));
-    let router = server::router(AppState::new(repository, config));
+    let state = AppState::new(repository, config);
     App {
-        router,
+        router: server::router(state.clone()),
+        state,
         _store: store,
         _exports: exports,
     }
@@ -50,8 +52,10 @@ pub fn identity_app(store: TestStore) -> App {
         export_dir: exports.path().join("exports"),
         ..ServerConfig::default()
     };
+    let state = AppState::with_identity(repository, config, services);
     App {
-        router: server::router(AppState::with_identity(repository, config, services)),
+        router: server::router(state.clone()),
+        state,
         _store: store,
         _exports: exports,
     }
