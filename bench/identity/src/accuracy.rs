@@ -3,16 +3,16 @@
 
 use std::collections::HashSet;
 
-use identity::compare::Field;
-use identity::index::{Index, clusters};
-use identity::model::{Decision, Matcher, Model, Thresholds};
-use identity::record::{IdentifierSystems, Record};
-use identity::synthetic::Generator;
+use residents::compare::Field;
+use residents::index::{Index, clusters};
+use residents::model::{Decision, Matcher, Model, Thresholds};
+use residents::record::{IdentifierSystems, Record};
+use residents::synthetic::Generator;
 
-/// Trains a matcher on `index` without labels (`identity::em::train`, the estimation the
+/// Trains a matcher on `index` without labels (`residents::em::train`, the estimation the
 /// service runs on its own Patients).
 pub fn train(index: &Index, thresholds: Thresholds) -> (Matcher, usize, usize) {
-    let training = identity::em::train(index, 2);
+    let training = residents::em::train(index, 2);
     (
         Matcher::new(training.model, Some(training.frequencies), thresholds),
         training.iterations,

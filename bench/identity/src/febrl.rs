@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use identity::index::Index;
-use identity::model::Thresholds;
-use identity::record::{Date, Name, Record};
+use residents::index::Index;
+use residents::model::Thresholds;
+use residents::record::{Date, Name, Record};
 
 use crate::accuracy::{evaluate, explain_model, header, row, train, truth_pairs};
 

@@ -3,10 +3,10 @@
 
 use std::time::Instant;
 
-use identity::index::{Index, clusters};
-use identity::model::{Decision, Matcher, Model, TermFrequencies, Thresholds};
-use identity::record::{IdentifierSystems, Record};
-use identity::synthetic::Generator;
+use residents::index::{Index, clusters};
+use residents::model::{Decision, Matcher, Model, TermFrequencies, Thresholds};
+use residents::record::{IdentifierSystems, Record};
+use residents::synthetic::Generator;
 
 fn matcher_for(index: &Index) -> Matcher {
     let mut model = Model::regional();
@@ -138,9 +138,9 @@ pub fn dedup(total: usize) {
         );
         let mut blocks: std::collections::HashMap<(String, u64), u64> = Default::default();
         for i in 0..index.len() as u32 {
-            for key in identity::blocking::blocking_keys(index.record(i)) {
+            for key in residents::blocking::blocking_keys(index.record(i)) {
                 *blocks
-                    .entry((identity::blocking::kind_of(key).to_string(), key))
+                    .entry((residents::blocking::kind_of(key).to_string(), key))
                     .or_default() += 1;
             }
         }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use caller::Caller;
-use identity::mpi::{IdentityConfig, Mpi};
-use identity::synthetic::Generator;
 use repository::Repository;
+use residents::mpi::{IdentityConfig, Mpi};
+use residents::synthetic::Generator;
 use store_sqlite::{Durability, SqliteConfig, SqliteStore};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

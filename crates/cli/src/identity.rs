@@ -10,9 +10,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use identity::health_code::{HealthCodeConfig, HealthCodes, KeyRing};
-use identity::mpi::{IdentityConfig, Mpi};
 use repository::Repository;
+use residents::health_code::{HealthCodeConfig, HealthCodes, KeyRing};
+use residents::mpi::{IdentityConfig, Mpi};
 use server::IdentityServices;
 
 use crate::config::ServeConfig;
@@ -103,7 +103,7 @@ fn learning_loop(
                 "matching model re-estimated on schedule"
             ),
             // Someone asked for one through the API meanwhile.
-            Err(identity::IdentityError::Conflict(_)) => {}
+            Err(residents::IdentityError::Conflict(_)) => {}
             Err(error) => tracing::warn!(%error, "re-estimating the matching model"),
         }
     }

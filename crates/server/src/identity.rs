@@ -5,7 +5,7 @@
 //! `Task/[id]/$reject-match`; the queue itself is an ordinary Task search), and the matching
 //! model (`Person/$model` reports it, `Person/$estimate-model` re-estimates it from the
 //! Patients the server holds). PDQm is ordinary Patient search; residents are found by ordinary
-//! Person search. The identity service declares these operations (`identity::operations`);
+//! Person search. The identity service declares these operations (`residents::operations`);
 //! here each is bound to its handler, which reads the request and calls the service.
 
 use std::sync::Arc;
@@ -18,11 +18,11 @@ use caller::Caller;
 use fhir_model::IssueCode;
 use fhir_model::clock;
 use fhir_model::operation::OperationDecl;
-use identity::compare::Field;
-use identity::health_code::{CodeKind, HealthCodes};
-use identity::mpi::{LearningOutcome, ModelOrigin, Mpi, ReviewDecision};
-use identity::operations as ops;
 use repository::Repository;
+use residents::compare::Field;
+use residents::health_code::{CodeKind, HealthCodes};
+use residents::mpi::{LearningOutcome, ModelOrigin, Mpi, ReviewDecision};
+use residents::operations as ops;
 use serde_json::{Value, json};
 use store::VersionRecord;
 

@@ -1,6 +1,6 @@
 //! The operation registry: every operation the server answers (`$everything`, `$export`,
 //! `$match`, ...), as the service that owns it declares it (`repository::operations`,
-//! `identity::operations`), bound to the thin handler that turns the HTTP request into the
+//! `residents::operations`), bound to the thin handler that turns the HTTP request into the
 //! service call. The dispatcher finds operations here and nowhere else, and the
 //! CapabilityStatement lists exactly what is here, so the two cannot drift (a test in
 //! `tests/it/operations.rs` holds them equal).
@@ -139,7 +139,7 @@ impl Registry {
         let mut declared = repository_ops::OPERATIONS.to_vec();
         if identity {
             operations.extend_from_slice(crate::identity::OPERATIONS);
-            declared.extend_from_slice(identity::operations::OPERATIONS);
+            declared.extend_from_slice(residents::operations::OPERATIONS);
         }
         Registry::check(&operations, &declared);
         Registry { operations }

@@ -578,7 +578,7 @@ async fn the_model_is_reported_and_re_estimated_from_the_registrations_on_demand
     assert!(last.iter().any(|p| p["name"] == "refused"));
 
     // 150 generated residents, each registered twice by two institutions.
-    let mut generator = identity::synthetic::Generator::new(5);
+    let mut generator = residents::synthetic::Generator::new(5);
     for number in 0..150 {
         let resident = generator.resident(number);
         for copy in 0..2 {

@@ -105,7 +105,7 @@ async fn the_registry_holds_the_identity_operations_only_when_they_are_enabled()
     assert!(plain.is_subset(&with_identity));
     let every: BTreeSet<&str> = repository::operations::OPERATIONS
         .iter()
-        .chain(identity::operations::OPERATIONS)
+        .chain(residents::operations::OPERATIONS)
         .map(|d| d.name)
         .collect();
     assert_eq!(with_identity, every);

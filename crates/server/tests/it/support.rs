@@ -38,10 +38,10 @@ pub fn app_with(store: TestStore, mut config: ServerConfig) -> App {
 /// An app with the master patient index and health codes enabled, as `meridian serve` runs.
 pub fn identity_app(store: TestStore) -> App {
     let repository = Arc::new(Repository::new(Arc::clone(&store.store)));
-    let mpi = identity::mpi::Mpi::new(identity::mpi::IdentityConfig::default());
+    let mpi = residents::mpi::Mpi::new(residents::mpi::IdentityConfig::default());
     repository.add_write_hook(mpi.hook());
-    let ring = identity::health_code::KeyRing::generate(0).expect("keys");
-    let codes = Arc::new(identity::health_code::HealthCodes::new(
+    let ring = residents::health_code::KeyRing::generate(0).expect("keys");
+    let codes = Arc::new(residents::health_code::HealthCodes::new(
         ring,
         Default::default(),
     ));

@@ -1,10 +1,10 @@
 //! The comparators, the GB 11643 check character and the romanisation, table-driven.
 
 use expect_test::expect;
-use identity::compare::{Field, compare};
-use identity::record::{Date, Name, Record};
-use identity::text::{edit_distance, jaro_winkler, soundex};
-use identity::{chinese, gb11643};
+use residents::compare::{Field, compare};
+use residents::record::{Date, Name, Record};
+use residents::text::{edit_distance, jaro_winkler, soundex};
+use residents::{chinese, gb11643};
 
 #[test]
 fn jaro_winkler_matches_the_published_examples() {
@@ -86,7 +86,7 @@ fn names_romanise_to_pinyin_with_surname_readings() {
     ];
     let got: Vec<String> = cases
         .iter()
-        .map(|(t, s)| chinese::romanise(&identity::text::fold(t), *s))
+        .map(|(t, s)| chinese::romanise(&residents::text::fold(t), *s))
         .collect();
     expect![[r#"["zhangwei", "shan", "zeng", "ouyangnana", "zhangwei", "lu", "lu"]"#]]
         .assert_eq(&format!("{got:?}"));

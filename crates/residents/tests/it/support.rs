@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use caller::Caller;
-use identity::mpi::{IdentityConfig, Mpi};
 use repository::Repository;
+use residents::mpi::{IdentityConfig, Mpi};
 use serde_json::{Value, json};
 use test_support::TestStore;
 

@@ -1,7 +1,7 @@
 //! The health code: issue, resolve, and every way a code is refused.
 
-use identity::IdentityError;
-use identity::health_code::{CodeKind, CodeRefusal, HealthCodeConfig, HealthCodes, KeyRing, qr};
+use residents::IdentityError;
+use residents::health_code::{CodeKind, CodeRefusal, HealthCodeConfig, HealthCodes, KeyRing, qr};
 use test_support::backend_tests;
 
 use crate::support::*;
@@ -13,7 +13,7 @@ fn codes() -> HealthCodes {
     )
 }
 
-fn refusal(result: Result<identity::health_code::Resolved, IdentityError>) -> CodeRefusal {
+fn refusal(result: Result<residents::health_code::Resolved, IdentityError>) -> CodeRefusal {
     match result {
         Err(IdentityError::HealthCode(refusal)) => refusal,
         other => panic!("expected a refusal, got {other:?}"),

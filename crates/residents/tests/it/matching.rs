@@ -1,14 +1,14 @@
 //! The model: symmetric scores, EM that finds the matches in generated data without labels,
 //! the conflicting-evidence rules, and the in-memory index.
 
-use identity::compare::{Comparison, FIELD_COUNT, Field, compare};
-use identity::em::{
+use residents::compare::{Comparison, FIELD_COUNT, Field, compare};
+use residents::em::{
     PatternCounts, comparison_space, estimate_m, estimate_u, estimate_u_among_non_matches,
 };
-use identity::index::{Index, clusters};
-use identity::model::{Conflict, Decision, Matcher, Model, TermFrequencies, Thresholds};
-use identity::record::{IdentifierSystems, Record};
-use identity::synthetic::{Generator, NATIONAL_ID_SYSTEM, Rng};
+use residents::index::{Index, clusters};
+use residents::model::{Conflict, Decision, Matcher, Model, TermFrequencies, Thresholds};
+use residents::record::{IdentifierSystems, Record};
+use residents::synthetic::{Generator, NATIONAL_ID_SYSTEM, Rng};
 use serde_json::json;
 
 /// Generated registrations: (records, the resident each belongs to).
@@ -139,7 +139,7 @@ fn two_different_valid_id_numbers_are_never_linked_automatically() {
     };
     // 11010519491231002X and 110105194912310037: both with right check characters.
     let second = format!("1101051949123100{}", "3");
-    let check = identity::gb11643::check_character(&second).unwrap();
+    let check = residents::gb11643::check_character(&second).unwrap();
     let verdict = matcher.decide(
         &twin("11010519491231002X"),
         &twin(&format!("{second}{check}")),
@@ -235,7 +235,7 @@ fn u_leaves_out_the_matches_a_random_sample_holds() {
     model.prior = 1e-3;
     model.refresh();
     let same_id =
-        |u: [[f64; identity::model::MAX_LEVELS]; FIELD_COUNT]| u[Field::OtherId as usize][1];
+        |u: [[f64; residents::model::MAX_LEVELS]; FIELD_COUNT]| u[Field::OtherId as usize][1];
     let counted = same_id(estimate_u(&random));
     let corrected = same_id(estimate_u_among_non_matches(&random, &model));
     // One pseudo-count and the matches, against the pseudo-count alone.
@@ -247,8 +247,8 @@ fn u_leaves_out_the_matches_a_random_sample_holds() {
 fn a_mistyped_street_still_finds_the_household() {
     let record = |given: &str, street: &str, locality: &str, postcode: &str, born: &str| {
         let mut r = Record::default();
-        r.names.push(identity::record::Name::new("son", given));
-        r.birth_dates.extend(identity::record::Date::parse(born));
+        r.names.push(residents::record::Name::new("son", given));
+        r.birth_dates.extend(residents::record::Date::parse(born));
         r.add_address(street, locality, postcode);
         r
     };

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use identity::mpi::ReviewDecision;
+use residents::mpi::ReviewDecision;
 use serde_json::json;
 use test_support::backend_tests;
 
@@ -229,7 +229,7 @@ backend_tests! {
         let narrowed = indexed.mpi.cross_reference(&indexed.repository, &ctx(), COUNTY.0, COUNTY.1, &[ID_SYSTEM.to_owned()]).unwrap();
         assert_eq!(narrowed.identifiers, vec![(ID_SYSTEM.to_owned(), ZHANG_WEI_ID.to_owned())]);
         let unknown = indexed.mpi.cross_reference(&indexed.repository, &ctx(), COUNTY.0, "nobody", &[]);
-        assert!(matches!(unknown, Err(identity::IdentityError::NotFound(_))));
+        assert!(matches!(unknown, Err(residents::IdentityError::NotFound(_))));
         let _ = a;
     }
 
@@ -244,7 +244,7 @@ backend_tests! {
         let stranger = json!({"resourceType": "Patient", "name": [{"family": "欧阳", "given": ["娜娜"]}], "birthDate": "2001-01-01"});
         assert!(indexed.mpi.find_matches(&indexed.repository, &ctx(), &stranger, true, 10).unwrap().is_empty());
         let empty = json!({"resourceType": "Patient", "gender": "male"});
-        assert!(matches!(indexed.mpi.find_matches(&indexed.repository, &ctx(), &empty, false, 10), Err(identity::IdentityError::Invalid { .. })));
+        assert!(matches!(indexed.mpi.find_matches(&indexed.repository, &ctx(), &empty, false, 10), Err(residents::IdentityError::Invalid { .. })));
     }
 }
 

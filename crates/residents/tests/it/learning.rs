@@ -6,10 +6,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use identity::mpi::{IdentityConfig, MIN_RECORDS, ModelOrigin, Mpi, ReviewDecision};
-use identity::record::{Date, days_in_month};
-use identity::synthetic::Generator;
 use repository::Repository;
+use residents::mpi::{IdentityConfig, MIN_RECORDS, ModelOrigin, Mpi, ReviewDecision};
+use residents::record::{Date, days_in_month};
+use residents::synthetic::Generator;
 use serde_json::{Value, json};
 use test_support::backend_tests;
 
@@ -250,7 +250,7 @@ backend_tests! {
         assert_eq!(restarted.matcher().frequencies, learned.frequencies);
         // Each re-estimation is a version of one resource: its history is the model's.
         assert!(indexed.mpi.learn(&indexed.repository, &ctx()).unwrap().adopted);
-        let kept = read(&indexed, "Basic", identity::mpi::MODEL_ID);
+        let kept = read(&indexed, "Basic", residents::mpi::MODEL_ID);
         assert_eq!(kept["meta"]["versionId"], "2");
         // A store that never learned has nothing to take up.
         let fresh = test_support::sqlite();
@@ -317,7 +317,7 @@ backend_tests! {
         assert!(!outcome.adopted, "{outcome:?}");
         assert!(outcome.refused.is_some(), "{outcome:?}");
         assert_eq!(indexed.mpi.model_origin(), ModelOrigin::BuiltIn);
-        assert!(indexed.repository.read(&ctx(), "Basic", identity::mpi::MODEL_ID).is_err(), "nothing kept");
+        assert!(indexed.repository.read(&ctx(), "Basic", residents::mpi::MODEL_ID).is_err(), "nothing kept");
     }
 
     fn registrations_while_the_model_is_re_estimated_never_fail_on_a_person_merged_meanwhile(store) {
