@@ -45,11 +45,11 @@ async fn malformed_json_is_a_400_that_says_where() {
     }
 }
 
-#[test]
-fn a_property_named_twice_is_a_400_that_names_it_and_nothing_is_written() {
-    // Regression: serde_json kept the last `gender`, so the server stored a resource that
-    // another reader of the same body would take to say "male".
-    on_each_backend(|backend, app| async move {
+store_tests! {
+    async fn a_property_named_twice_is_a_400_that_names_it_and_nothing_is_written(app) {
+        // Regression: serde_json kept the last `gender`, so the server stored a resource that
+        // another reader of the same body would take to say "male".
+        let backend = app.backend();
         let body =
             r#"{"resourceType": "Patient", "id": "p1", "gender": "male", "gender": "female"}"#;
         for (method, uri) in [
@@ -97,13 +97,13 @@ fn a_property_named_twice_is_a_400_that_names_it_and_nothing_is_written() {
             None,
             "{backend}: nothing was written"
         );
-    });
+    }
 }
 
-#[test]
-fn a_body_that_starts_with_a_byte_order_mark_is_read() {
-    // Regression: a UTF-8 byte-order mark, which FHIR allows and some clients write, was a 400.
-    on_each_backend(|backend, app| async move {
+store_tests! {
+    async fn a_body_that_starts_with_a_byte_order_mark_is_read(app) {
+        // Regression: a UTF-8 byte-order mark, which FHIR allows and some clients write, was a 400.
+        let backend = app.backend();
         let body =
             "\u{feff}{\"resourceType\": \"Patient\", \"id\": \"bom\", \"gender\": \"female\"}";
         let answer = app
@@ -126,7 +126,7 @@ fn a_body_that_starts_with_a_byte_order_mark_is_read() {
             .await;
         assert_eq!(empty.status, StatusCode::BAD_REQUEST, "{backend}");
         assert_eq!(empty.issue().0, "required");
-    });
+    }
 }
 
 #[tokio::test]
@@ -467,10 +467,10 @@ store_tests! {
     }
 }
 
-#[test]
-fn a_transaction_with_a_repeated_full_url_is_a_400_naming_the_entry() {
-    // Regression (bdl-7): two entries with one fullUrl were accepted.
-    on_each_backend(|backend, app| async move {
+store_tests! {
+    async fn a_transaction_with_a_repeated_full_url_is_a_400_naming_the_entry(app) {
+        // Regression (bdl-7): two entries with one fullUrl were accepted.
+        let backend = app.backend();
         let full_url = "urn:uuid:1d6b7c9e-0000-4000-8000-000000000001";
         let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
             {"fullUrl": full_url, "resource": {"resourceType": "Patient"}, "request": {"method": "POST", "url": "Patient"}},
@@ -491,13 +491,13 @@ fn a_transaction_with_a_repeated_full_url_is_a_400_naming_the_entry() {
             None,
             "{backend}"
         );
-    });
+    }
 }
 
-#[test]
-fn an_unreferenced_contained_resource_is_a_400_and_nothing_is_written() {
-    // Regression (dom-3): a contained resource nothing referred to, or without an id, was stored.
-    on_each_backend(|backend, app| async move {
+store_tests! {
+    async fn an_unreferenced_contained_resource_is_a_400_and_nothing_is_written(app) {
+        // Regression (dom-3): a contained resource nothing referred to, or without an id, was stored.
+        let backend = app.backend();
         for contained in [
             json!({"resourceType": "Organization", "id": "o", "name": "Orphan"}),
             json!({"resourceType": "Organization", "name": "Nameless"}),
@@ -524,14 +524,14 @@ fn an_unreferenced_contained_resource_is_a_400_and_nothing_is_written() {
             Some(1),
             "{backend}: only the valid one"
         );
-    });
+    }
 }
 
-#[test]
-fn a_narrative_with_script_is_a_400_and_never_stored() {
-    // Regression (txt-1): `<script>` in text.div was stored, to run in every viewer that
-    // renders narratives.
-    on_each_backend(|backend, app| async move {
+store_tests! {
+    async fn a_narrative_with_script_is_a_400_and_never_stored(app) {
+        // Regression (txt-1): `<script>` in text.div was stored, to run in every viewer that
+        // renders narratives.
+        let backend = app.backend();
         let xhtml = "http://www.w3.org/1999/xhtml";
         for div in [
             format!(
@@ -574,13 +574,13 @@ fn a_narrative_with_script_is_a_400_and_never_stored() {
             StatusCode::CREATED,
             "{backend}"
         );
-    });
+    }
 }
 
-#[test]
-fn a_resource_over_a_repetition_limit_is_a_422_naming_the_element_and_the_limit() {
-    // Regression: a valid Patient with 10,000 names was stored, and made searches slow.
-    on_each_backend(|backend, app| async move {
+store_tests! {
+    async fn a_resource_over_a_repetition_limit_is_a_422_naming_the_element_and_the_limit(app) {
+        // Regression: a valid Patient with 10,000 names was stored, and made searches slow.
+        let backend = app.backend();
         let names: Vec<_> = (0..10_000)
             .map(|i| json!({"family": format!("F{i}")}))
             .collect();
@@ -605,5 +605,5 @@ fn a_resource_over_a_repetition_limit_is_a_422_naming_the_element_and_the_limit(
             None,
             "{backend}"
         );
-    });
+    }
 }

@@ -1,7 +1,5 @@
 //! Sending requests to the router and reading responses.
 
-use std::future::Future;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use axum::Router;
@@ -19,6 +17,13 @@ pub struct App {
     pub state: AppState,
     pub _store: TestStore,
     _exports: tempfile::TempDir,
+}
+
+impl App {
+    /// `sqlite` or `postgres`: the store under this app.
+    pub fn backend(&self) -> &'static str {
+        self._store.backend()
+    }
 }
 
 pub fn app_with(store: TestStore, mut config: ServerConfig) -> App {
@@ -58,31 +63,6 @@ pub fn identity_app(store: TestStore) -> App {
         state,
         _store: store,
         _exports: exports,
-    }
-}
-
-/// How to open a fresh store of one backend.
-type OpenStore = fn() -> TestStore;
-
-/// Runs an async test body once per backend, on an app over a fresh store of that backend.
-/// The stores are opened and dropped outside the async runtime: the PostgreSQL driver blocks on
-/// a runtime of its own, which tokio refuses inside another.
-pub fn on_each_backend<F, Fut>(test: F)
-where
-    F: Fn(&'static str, Rc<App>) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let backends: [(&'static str, OpenStore); 2] = [
-        ("sqlite", test_support::sqlite),
-        ("postgres", test_support::postgres),
-    ];
-    for (backend, open) in backends {
-        let app = Rc::new(app(open()));
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime")
-            .block_on(test(backend, Rc::clone(&app)));
     }
 }
 
