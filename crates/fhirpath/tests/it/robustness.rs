@@ -189,3 +189,52 @@ fn arithmetic_at_the_edges_is_empty_or_an_error_not_a_panic() {
         assert!(outcome.is_ok(), "`{source}` panicked");
     }
 }
+
+/// Evaluates `source` against no input, as JSON.
+fn evaluate_alone(source: &str) -> Result<Value, fhirpath::EvalError> {
+    let expression = fhirpath::compile(source).expect("the expression compiles");
+    Ok(expression
+        .evaluate(&Value::Null, &Environment::new())?
+        .to_json())
+}
+
+// Found by the fuzz target `fhirpath` (fuzz/RUNS.md): `2 'l511' | 01 | 01.6` compared a
+// quantity in litres to the 511th power, whose dimension exponents overflowed.
+#[test]
+fn unit_powers_past_the_dimension_range_are_not_comparable() {
+    assert_eq!(
+        evaluate_alone("2 'l511' = 2 'm'").unwrap(),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        evaluate_alone("2 'l511' | 01 | 01.6")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        evaluate_alone("1 '/(m)-99' = 1 'm'").unwrap(),
+        serde_json::json!([])
+    );
+}
+
+// A dimensionless unit raised to a huge power was multiplied out one factor at a time (two
+// billion multiplications). Exponents beyond what a unit can mean are refused.
+#[test]
+fn huge_unit_exponents_are_refused_not_multiplied_out() {
+    assert_eq!(
+        evaluate_alone("1 '({a})2000000000' = 1 '1'").unwrap(),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        evaluate_alone("1 '1^2000000000' = 1 '1'").unwrap(),
+        serde_json::json!([])
+    );
+    // Exponents that units do use still work.
+    assert_eq!(
+        evaluate_alone("1 'm3' = 1000 'L'").unwrap(),
+        serde_json::json!([true])
+    );
+}
