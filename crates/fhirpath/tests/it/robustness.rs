@@ -238,3 +238,55 @@ fn huge_unit_exponents_are_refused_not_multiplied_out() {
         serde_json::json!([true])
     );
 }
+
+// Expressions that never finish or double at every step are stopped by the evaluation's budget
+// with an error that says so, instead of hanging the thread or exhausting the memory.
+#[test]
+fn endless_and_exploding_evaluations_are_too_costly() {
+    for source in [
+        // An endless loop: every step yields a new number.
+        "1.repeat($this + 1)",
+        // A string that doubles at every step: the budget counts the bytes built.
+        "'a'.repeat($this + $this)",
+        "'ab'.repeat($this.replace('a', 'aa'))",
+        "'x'.repeat($this & $this)",
+        // A collection that doubles at every step of an aggregate.
+        "(1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 19 | 20 \
+         | 21 | 22 | 23 | 24 | 25 | 26 | 27 | 28 | 29 | 30).aggregate($total.combine($total), 1 | 2)",
+    ] {
+        match evaluate_alone(source) {
+            Err(error @ fhirpath::EvalError::TooCostly { .. }) => {
+                assert!(error.to_string().contains("too costly"), "{error}")
+            }
+            other => panic!("`{source}` gave {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn large_resources_stay_within_the_evaluation_budget() {
+    let entries: Vec<Value> = (0..20_000)
+        .map(|i| {
+            serde_json::json!({"resource": {"resourceType": "Patient", "id": format!("p{i}"),
+                "name": [{"family": "Smith", "given": ["Ann", "Lee"]}]}})
+        })
+        .collect();
+    let bundle =
+        serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": entries});
+    let environment = Environment::new();
+    for (source, expected) in [
+        ("Bundle.entry.resource.id.count()", 20_000),
+        ("Bundle.entry.resource.descendants().count()", 20_000 * 5),
+        ("Bundle.entry.resource.name.given.distinct().count()", 2),
+        (
+            "Bundle.entry.select(resource.name.family + ', ' + resource.name.given.first()).count()",
+            20_000,
+        ),
+    ] {
+        let result = fhirpath::compile(source)
+            .unwrap()
+            .evaluate(&bundle, &environment)
+            .unwrap_or_else(|e| panic!("`{source}`: {e}"));
+        assert_eq!(result.to_json(), serde_json::json!([expected]), "{source}");
+    }
+}
