@@ -46,13 +46,16 @@ for target in "${targets[@]}"; do
     fi
 done
 
+# corpus: libFuzzer's own count at the end (inputs that each add coverage); findings: crash,
+# timeout and out-of-memory inputs left in artifacts/ by this run and earlier ones.
 printf '\n%-13s %12s %9s %8s %s\n' target executions exec/s corpus findings
 for target in "${targets[@]}"; do
     log="logs/$target.log"
     stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
+    corpus=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 | sed -n 's/.* corp: \([0-9]*\).*/\1/p')
     findings=$(find "artifacts/$target" -type f | wc -l)
     printf '%-13s %12s %9s %8s %s\n' "$target" "$(stat number_of_executed_units)" \
-        "$(stat average_exec_per_sec)" "$(find "corpus/$target" -type f | wc -l)" "$findings"
+        "$(stat average_exec_per_sec)" "${corpus:--}" "$findings"
 done
 [ "$status" -eq 0 ] || echo "a target stopped on a finding: see fuzz/logs/ and fuzz/artifacts/"
 exit "$status"
