@@ -13,8 +13,7 @@ use crate::decimal::Decimal;
 use crate::env::{self, Resolved};
 use crate::error::{EvalError, invalid};
 use crate::eval::{
-    Evaluator, Result, Scope, arithmetic, item_is, singleton, string_of, truth, union,
-    value_singleton,
+    Evaluator, Result, Scope, arithmetic, item_is, singleton, string_of, truth, value_singleton,
 };
 use crate::functions::Function;
 use crate::item::{Collection, Item, Repr, Str};
@@ -90,14 +89,15 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                 } else {
                     (&other, input)
                 };
+                self.charge(small.len().saturating_mul(big.len()))?;
                 Ok(Collection::boolean(
                     small.iter().all(|a| big.iter().any(|b| items_equal(a, b))),
                 ))
             }
             Count => Ok(Collection::one(Item::integer(input.len() as i64))),
-            Distinct => Ok(union(input.clone(), Collection::new())),
+            Distinct => self.union(input.clone(), Collection::new()),
             IsDistinct => Ok(Collection::boolean(
-                union(input.clone(), Collection::new()).len() == input.len(),
+                self.union(input.clone(), Collection::new())?.len() == input.len(),
             )),
             Where => self.filter(input, &args[0]),
             Select => {
@@ -123,6 +123,7 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                     for item in &pending {
                         let this = Collection::one(item.clone());
                         for found in self.eval(&args[0], &Scope::of(&this))? {
+                            self.charge(out.len())?;
                             if !out.iter().any(|seen| items_equal(seen, &found)) {
                                 out.push(found.clone());
                                 next.push(found);
@@ -166,6 +167,7 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                 let other = self.eval(&args[0], scope)?;
                 let mut out = Collection::new();
                 for item in input {
+                    self.charge(other.len() + out.len())?;
                     if other.iter().any(|o| items_equal(item, o))
                         && !out.iter().any(|s| items_equal(s, item))
                     {
@@ -176,13 +178,14 @@ impl<'e, 'a> Evaluator<'e, 'a> {
             }
             Exclude => {
                 let other = self.eval(&args[0], scope)?;
+                self.charge(input.len().saturating_mul(other.len()))?;
                 Ok(input
                     .iter()
                     .filter(|item| !other.iter().any(|o| items_equal(item, o)))
                     .cloned()
                     .collect())
             }
-            Union => Ok(union(input.clone(), self.eval(&args[0], scope)?)),
+            Union => self.union(input.clone(), self.eval(&args[0], scope)?),
             Combine => {
                 let mut out = input.clone();
                 out.extend_from(self.eval(&args[0], scope)?);
@@ -246,6 +249,7 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                         out.push_str(separator.as_ref().map(Str::as_str).unwrap_or(""));
                     }
                     out.push_str(string_of(item, "join()")?.as_str());
+                    self.charge(out.len())?;
                 }
                 Ok(Collection::one(Item::string(&out)))
             }
@@ -563,7 +567,7 @@ impl<'e, 'a> Evaluator<'e, 'a> {
         }
         let arg = |i: usize| strings.get(i).map(Str::as_str).unwrap_or("");
         let string = |value: &str| Collection::one(Item::string(value));
-        Ok(match call.function {
+        let result = match call.function {
             IndexOf => Collection::one(Item::integer(text::char_index_of(s, arg(0)))),
             Substring => {
                 let Some(start) = self.integer_arg(&args[0], scope, "substring()")? else {
@@ -624,7 +628,11 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                 .map(|v| string(&v))
                 .unwrap_or_default(),
             _ => unreachable!("not a string function"),
-        })
+        };
+        // `replace()`, `upper()`, `encode()`... build a new string, which may be much longer
+        // than the input (`'a'.replace('', 'bb')`).
+        self.charge_strings(&result)?;
+        Ok(result)
     }
 
     fn regex(&self, call: &Call, pattern: &str) -> Result<std::sync::Arc<regex::Regex>> {
@@ -833,7 +841,13 @@ impl<'e, 'a> Evaluator<'e, 'a> {
         for item in items {
             acc = match function {
                 Function::Sum | Function::Avg => match arithmetic(BinaryOp::Plus, &acc, item)? {
-                    Some(sum) => sum,
+                    Some(sum) => {
+                        // Strings sum by concatenation: each partial sum is a new string.
+                        if let Some(Repr::String(text)) = sum.system() {
+                            self.charge(text.as_str().len())?;
+                        }
+                        sum
+                    }
                     None => return Ok(Collection::new()),
                 },
                 _ => {

@@ -84,6 +84,10 @@ pub enum EvalError {
     /// A hook (resolver, terminology, profiles) failed.
     #[error("{0}")]
     Hook(String),
+    /// The evaluation spent its budget of steps (a loop without end, a collection or string
+    /// that doubles at every step...) and was stopped.
+    #[error("expression too costly: evaluation stopped after {limit} steps")]
+    TooCostly { limit: u64 },
 }
 
 pub(crate) fn invalid<T>(message: impl Into<String>) -> Result<T, EvalError> {

@@ -1,6 +1,8 @@
 //! The evaluator: walks a compiled tree over borrowed JSON. Paths, variables and operators live
 //! here; functions live in `builtins.rs`, equality and ordering in `compare.rs`.
 
+use std::cell::Cell;
+
 use serde_json::Value;
 
 use crate::compare::{compare_items, equal_collections, equivalent_collections, items_equal};
@@ -16,12 +18,24 @@ use crate::quantity::Quantity;
 
 pub(crate) type Result<T> = std::result::Result<T, EvalError>;
 
-/// What one evaluation sees: the environment and the context it started from.
+/// What one evaluation may spend, in steps: one per operation evaluated, one per item it yields,
+/// one per comparison that de-duplicating or matching collections makes, one per byte of each
+/// string it builds. FHIRPath can loop (`1.repeat($this + 1)`), double a collection or a string
+/// at every step (`aggregate($total | $total)`), or compare two large collections item by item;
+/// the budget turns each of these into an error instead of a hung thread or an exhausted memory.
+/// Ten million steps take well under a second; search indexing of a large Bundle spends a few
+/// hundred thousand.
+pub(crate) const MAX_COST: u64 = 10_000_000;
+
+/// What one evaluation sees: the environment and the context it started from, and what is left
+/// of its budget.
 pub(crate) struct Evaluator<'e, 'a> {
     pub env: &'e Environment<'a>,
     pub context: &'e Collection<'a>,
     /// `%resource`: the environment's, or the context's own JSON.
     pub resource: Option<&'a Value>,
+    /// Steps left of [`MAX_COST`].
+    pub budget: Cell<u64>,
 }
 
 /// `$this`, `$index` and `$total` at some point of the evaluation.
@@ -91,7 +105,51 @@ pub(crate) fn system_value<'a>(item: &Item<'a>, what: &str) -> Result<Repr<'a>> 
 }
 
 impl<'e, 'a> Evaluator<'e, 'a> {
+    /// Spends `steps` of the budget; an error once it is spent.
+    pub(crate) fn charge(&self, steps: usize) -> Result<()> {
+        let steps = u64::try_from(steps).unwrap_or(u64::MAX);
+        match self.budget.get().checked_sub(steps) {
+            Some(left) => {
+                self.budget.set(left);
+                Ok(())
+            }
+            None => {
+                self.budget.set(0);
+                Err(EvalError::TooCostly { limit: MAX_COST })
+            }
+        }
+    }
+
+    /// Spends one step per byte of the strings the evaluation built in `items`.
+    pub(crate) fn charge_strings(&self, items: &Collection<'a>) -> Result<()> {
+        for item in items {
+            if let Repr::String(Str::Shared(text)) = &item.0 {
+                self.charge(text.len())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `a | b`: both, without duplicates.
+    pub(crate) fn union(&self, a: Collection<'a>, b: Collection<'a>) -> Result<Collection<'a>> {
+        let mut out = Collection::with_capacity(a.len() + b.len());
+        for item in a.into_iter().chain(b) {
+            self.charge(out.len())?;
+            if !out.iter().any(|seen| items_equal(seen, &item)) {
+                out.push(item);
+            }
+        }
+        Ok(out)
+    }
+
     pub(crate) fn eval(&self, op: &Op, scope: &Scope<'_, 'a>) -> Result<Collection<'a>> {
+        self.charge(1)?;
+        let out = self.eval_op(op, scope)?;
+        self.charge(out.len())?;
+        Ok(out)
+    }
+
+    fn eval_op(&self, op: &Op, scope: &Scope<'_, 'a>) -> Result<Collection<'a>> {
         match op {
             Op::Empty => Ok(Collection::new()),
             Op::Literal(item) => Ok(Collection::one(item.clone())),
@@ -183,6 +241,7 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                 let mut out = Collection::new();
                 for operand in operands {
                     for item in self.eval(operand, scope)? {
+                        self.charge(out.len())?;
                         if !out.iter().any(|seen| items_equal(seen, &item)) {
                             out.push(item);
                         }
@@ -247,8 +306,11 @@ impl<'e, 'a> Evaluator<'e, 'a> {
         Ok(match op {
             Equal => boolean_result(equal_collections(&l, &r)),
             NotEqual => boolean_result(equal_collections(&l, &r).map(|b| !b)),
-            Equivalent => Collection::boolean(equivalent_collections(&l, &r)),
-            NotEquivalent => Collection::boolean(!equivalent_collections(&l, &r)),
+            Equivalent | NotEquivalent => {
+                // Items are matched in any order: each against all of the other side.
+                self.charge(l.len().saturating_mul(r.len()))?;
+                Collection::boolean(equivalent_collections(&l, &r) == (op == Equivalent))
+            }
             Less | LessOrEqual | Greater | GreaterOrEqual => {
                 let (Some(a), Some(b)) = (
                     value_singleton(&l, "a comparison")?,
@@ -266,7 +328,7 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                     }),
                 }
             }
-            Union => union(l, r),
+            Union => self.union(l, r)?,
             In => membership(&l, &r, "in")?,
             Contains => membership(&r, &l, "contains")?,
             Concatenate => {
@@ -276,10 +338,10 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                 let b = value_singleton(&r, "&")?
                     .map(|i| string_of(i, "&"))
                     .transpose()?;
-                let mut text = String::new();
-                text.push_str(a.as_ref().map(Str::as_str).unwrap_or(""));
-                text.push_str(b.as_ref().map(Str::as_str).unwrap_or(""));
-                Collection::one(Item::string(&text))
+                let a = a.as_ref().map(Str::as_str).unwrap_or("");
+                let b = b.as_ref().map(Str::as_str).unwrap_or("");
+                self.charge(a.len() + b.len())?;
+                Collection::one(Item::string(&format!("{a}{b}")))
             }
             Plus | Minus | Multiply | Divide | Div | Mod => {
                 let (Some(a), Some(b)) = (
@@ -288,9 +350,11 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                 ) else {
                     return Ok(Collection::new());
                 };
-                arithmetic(op, a, b)?
+                let result = arithmetic(op, a, b)?
                     .map(Collection::one)
-                    .unwrap_or_default()
+                    .unwrap_or_default();
+                self.charge_strings(&result)?;
+                result
             }
             And | Or | Xor | Implies => unreachable!("handled above"),
         })
@@ -334,17 +398,6 @@ impl<'e, 'a> Evaluator<'e, 'a> {
             },
         }))
     }
-}
-
-/// `a | b`: both, without duplicates.
-pub(crate) fn union<'a>(a: Collection<'a>, b: Collection<'a>) -> Collection<'a> {
-    let mut out = Collection::with_capacity(a.len() + b.len());
-    for item in a.into_iter().chain(b) {
-        if !out.iter().any(|seen| items_equal(seen, &item)) {
-            out.push(item);
-        }
-    }
-    out
 }
 
 fn membership<'a>(

@@ -138,6 +138,7 @@ impl Expression {
             env,
             context,
             resource,
+            budget: std::cell::Cell::new(eval::MAX_COST),
         };
         evaluator.eval(&self.0.op, &eval::Scope::of(context))
     }

@@ -57,6 +57,9 @@ fn equivalence_unit(unit: &str) -> &str {
 /// degrees Celsius and Fahrenheit (offset scales, comparable only with themselves).
 type Dimensions = [i8; 9];
 
+/// The largest exponent a unit may carry (`m3`, `10*23`, `(m/s)2`), in either sign.
+const MAX_UNIT_EXPONENT: u32 = 127;
+
 /// A unit as a rational factor of base units: value × num / den in base units.
 #[derive(Debug, Clone, Copy)]
 struct Canonical {
@@ -74,10 +77,12 @@ impl Canonical {
         }
     }
 
+    /// `None` when a dimension's exponent leaves -127..=127 (so that `inverse` can negate it):
+    /// no unit means that, and the quantity is then not comparable.
     fn times(self, other: Canonical) -> Option<Canonical> {
         let mut dims = self.dims;
         for (d, o) in dims.iter_mut().zip(other.dims) {
-            *d += o;
+            *d = d.checked_add(o).filter(|sum| *sum != i8::MIN)?;
         }
         Some(Canonical {
             num: self.num.checked_mul(other.num)?,
@@ -98,7 +103,12 @@ impl Canonical {
         }
     }
 
+    /// `None` past an exponent of ±127: beyond what any unit means, and multiplied out one
+    /// factor at a time a huge exponent of a dimensionless unit would take billions of steps.
     fn power(self, exponent: i32) -> Option<Canonical> {
+        if exponent.unsigned_abs() > MAX_UNIT_EXPONENT {
+            return None;
+        }
         let base = if exponent < 0 { self.inverse() } else { self };
         let mut out = Canonical::one();
         for _ in 0..exponent.unsigned_abs() {

@@ -39,6 +39,8 @@ pub use export::{
 };
 pub use hooks::{InTransaction, WriteHook};
 pub use import::{ImportCounts, ImportFailure, ImportOptions, ImportReport, ImportUnit};
+#[doc(hidden)]
+pub use paging::CursorSeal;
 pub use policy::{ReadPolicy, SeeEverything};
 pub use read::HistoryRequest;
 pub use reader::Reader;
@@ -80,7 +82,7 @@ pub struct Repository {
     /// Services that act inside every write's transaction (see `hooks`).
     hooks: RwLock<Vec<Arc<dyn WriteHook>>>,
     /// Seals the paging cursors of next links; its key is read from the store on first use.
-    cursors: std::sync::OnceLock<paging::CursorSeal>,
+    cursors: std::sync::OnceLock<CursorSeal>,
     /// What each caller may read; applied by the [`Reader`] inside every query.
     policy: RwLock<Arc<dyn ReadPolicy>>,
 }
@@ -118,11 +120,11 @@ impl Repository {
     }
 
     /// The seal of next links' cursors, its key read from (or first made in) the store.
-    pub(crate) fn cursors(&self) -> Result<&paging::CursorSeal, RepositoryError> {
+    pub(crate) fn cursors(&self) -> Result<&CursorSeal, RepositoryError> {
         if let Some(seal) = self.cursors.get() {
             return Ok(seal);
         }
-        let seal = paging::CursorSeal::of_store(&*self.store)?;
+        let seal = CursorSeal::of_store(&*self.store)?;
         Ok(self.cursors.get_or_init(|| seal))
     }
 

@@ -20,8 +20,10 @@ const NONCE_BYTES: usize = 24;
 /// A sealed cursor longer than this is refused before it is decoded.
 const MAX_SEALED_LEN: usize = 4096;
 
-/// Seals and opens cursors with the store's key.
-pub(crate) struct CursorSeal {
+/// Seals and opens cursors with the store's key. Public only for the fuzz targets (`fuzz/`),
+/// which open hostile cursors with a fixed key; nothing outside this crate seals cursors.
+#[doc(hidden)]
+pub struct CursorSeal {
     cipher: XChaCha20Poly1305,
 }
 
@@ -56,14 +58,14 @@ impl CursorSeal {
         Ok(CursorSeal::with_key(&key))
     }
 
-    pub(crate) fn with_key(key: &[u8; 32]) -> CursorSeal {
+    pub fn with_key(key: &[u8; 32]) -> CursorSeal {
         CursorSeal {
             cipher: XChaCha20Poly1305::new(key.into()),
         }
     }
 
     /// The cursor text `plain`, sealed for the search `scope` (its path).
-    pub(crate) fn seal(&self, scope: &str, plain: &str) -> String {
+    pub fn seal(&self, scope: &str, plain: &str) -> String {
         let mut nonce = [0u8; NONCE_BYTES];
         // Without randomness a fixed nonce would still seal correctly, but reuse it; the
         // operating system's generator does not fail once the process is running.
@@ -85,7 +87,7 @@ impl CursorSeal {
 
     /// The cursor text sealed in `sealed` for the search `scope`, or `None` when it was not
     /// sealed by this store's key for this search, or was changed.
-    pub(crate) fn open(&self, scope: &str, sealed: &str) -> Option<String> {
+    pub fn open(&self, scope: &str, sealed: &str) -> Option<String> {
         if sealed.len() > MAX_SEALED_LEN {
             return None;
         }

@@ -189,3 +189,104 @@ fn arithmetic_at_the_edges_is_empty_or_an_error_not_a_panic() {
         assert!(outcome.is_ok(), "`{source}` panicked");
     }
 }
+
+/// Evaluates `source` against no input, as JSON.
+fn evaluate_alone(source: &str) -> Result<Value, fhirpath::EvalError> {
+    let expression = fhirpath::compile(source).expect("the expression compiles");
+    Ok(expression
+        .evaluate(&Value::Null, &Environment::new())?
+        .to_json())
+}
+
+// Found by the fuzz target `fhirpath` (fuzz/RUNS.md): `2 'l511' | 01 | 01.6` compared a
+// quantity in litres to the 511th power, whose dimension exponents overflowed.
+#[test]
+fn unit_powers_past_the_dimension_range_are_not_comparable() {
+    assert_eq!(
+        evaluate_alone("2 'l511' = 2 'm'").unwrap(),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        evaluate_alone("2 'l511' | 01 | 01.6")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        evaluate_alone("1 '/(m)-99' = 1 'm'").unwrap(),
+        serde_json::json!([])
+    );
+}
+
+// A dimensionless unit raised to a huge power was multiplied out one factor at a time (two
+// billion multiplications). Exponents beyond what a unit can mean are refused.
+#[test]
+fn huge_unit_exponents_are_refused_not_multiplied_out() {
+    assert_eq!(
+        evaluate_alone("1 '({a})2000000000' = 1 '1'").unwrap(),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        evaluate_alone("1 '1^2000000000' = 1 '1'").unwrap(),
+        serde_json::json!([])
+    );
+    // Exponents that units do use still work.
+    assert_eq!(
+        evaluate_alone("1 'm3' = 1000 'L'").unwrap(),
+        serde_json::json!([true])
+    );
+}
+
+// Expressions that never finish or double at every step are stopped by the evaluation's budget
+// with an error that says so, instead of hanging the thread or exhausting the memory.
+#[test]
+fn endless_and_exploding_evaluations_are_too_costly() {
+    for source in [
+        // An endless loop: every step yields a new number.
+        "1.repeat($this + 1)",
+        // A string that doubles at every step: the budget counts the bytes built.
+        "'a'.repeat($this + $this)",
+        "'ab'.repeat($this.replace('a', 'aa'))",
+        "'x'.repeat($this & $this)",
+        // A collection that doubles at every step of an aggregate.
+        "(1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 19 | 20 \
+         | 21 | 22 | 23 | 24 | 25 | 26 | 27 | 28 | 29 | 30).aggregate($total.combine($total), 1 | 2)",
+    ] {
+        match evaluate_alone(source) {
+            Err(error @ fhirpath::EvalError::TooCostly { .. }) => {
+                assert!(error.to_string().contains("too costly"), "{error}")
+            }
+            other => panic!("`{source}` gave {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn large_resources_stay_within_the_evaluation_budget() {
+    let entries: Vec<Value> = (0..20_000)
+        .map(|i| {
+            serde_json::json!({"resource": {"resourceType": "Patient", "id": format!("p{i}"),
+                "name": [{"family": "Smith", "given": ["Ann", "Lee"]}]}})
+        })
+        .collect();
+    let bundle =
+        serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": entries});
+    let environment = Environment::new();
+    for (source, expected) in [
+        ("Bundle.entry.resource.id.count()", 20_000),
+        ("Bundle.entry.resource.descendants().count()", 20_000 * 5),
+        ("Bundle.entry.resource.name.given.distinct().count()", 2),
+        (
+            "Bundle.entry.select(resource.name.family + ', ' + resource.name.given.first()).count()",
+            20_000,
+        ),
+    ] {
+        let result = fhirpath::compile(source)
+            .unwrap()
+            .evaluate(&bundle, &environment)
+            .unwrap_or_else(|e| panic!("`{source}`: {e}"));
+        assert_eq!(result.to_json(), serde_json::json!([expected]), "{source}");
+    }
+}
