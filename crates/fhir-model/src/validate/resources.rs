@@ -125,13 +125,18 @@ impl<'a> Validator<'a> {
         references: &[&'a str],
         contained: &[Contained<'a>],
     ) {
+        // A set, so that many contained resources and many references cost their sum, not
+        // their product.
+        let referred: std::collections::HashSet<&str> = references
+            .iter()
+            .filter_map(|r| r.strip_prefix('#'))
+            .collect();
         let mut faults = Vec::new();
         for resource in contained {
             let message = match resource.id {
                 None => "A contained resource must have an id, by which the resource that contains it refers to it (dom-3).".to_owned(),
                 Some(id) => {
-                    let referred = references.iter().any(|r| r.strip_prefix('#') == Some(id));
-                    if referred || resource.refers_to_container {
+                    if referred.contains(id) || resource.refers_to_container {
                         continue;
                     }
                     format!(
