@@ -30,6 +30,8 @@ max_len() {
     esac
 }
 
+# cargo-fuzz itself, from crates.io, the first time.
+cargo fuzz --version > /dev/null 2>&1 || cargo install cargo-fuzz --version 0.13.2 --locked
 cargo fuzz build "${flags[@]}"
 mkdir -p logs
 status=0
