@@ -166,7 +166,7 @@ impl Repository {
             let Some(last) = batch.last() else { break };
             after_row = last.row;
             for record in &batch {
-                let resource = crate::read::parse_stored(record)?;
+                let resource = crate::stored::parse_stored(record)?;
                 if text(&resource, "status") == Some("retired")
                     || text(&resource, "url").is_some_and(|url| official.contains(url))
                 {
@@ -236,7 +236,7 @@ impl Repository {
         let indexer = self.indexer();
         let mut extracted = Vec::with_capacity(records.len());
         for record in &records {
-            let resource = crate::read::parse_stored(record)?;
+            let resource = crate::stored::parse_stored(record)?;
             let entries = indexer
                 .extract(&record.resource_type, &record.id, &resource)
                 .map_err(|e| {

@@ -270,7 +270,7 @@ impl Repository {
         if record.resource_type == "Patient" {
             return Ok(true);
         }
-        let resource = crate::read::parse_stored(record)?;
+        let resource = crate::stored::parse_stored(record)?;
         let entries = self
             .indexer()
             .extract(&record.resource_type, &record.id, &resource)
@@ -350,7 +350,7 @@ impl Repository {
     /// The ids of the patients a Group lists as members.
     fn group_members(&self, ctx: &Caller, id: &str) -> Result<Vec<String>, RepositoryError> {
         let group = self.read(ctx, "Group", id)?;
-        let group: Value = crate::read::parse_stored(&group)?;
+        let group: Value = crate::stored::parse_stored(&group)?;
         Ok(group
             .get("member")
             .and_then(Value::as_array)

@@ -74,7 +74,7 @@ impl<'a, 't> InTransaction<'a, 't> {
             .current_in(self.tx, resource_type, id)?
         {
             Some(record) if !record.is_deleted() => {
-                let resource = crate::read::parse_stored(&record)?;
+                let resource = crate::stored::parse_stored(&record)?;
                 Ok(Some((record, resource)))
             }
             _ => Ok(None),

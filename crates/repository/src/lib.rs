@@ -18,6 +18,7 @@ mod read;
 mod reader;
 mod render;
 mod searches;
+mod stored;
 mod transaction;
 mod write;
 

@@ -1,10 +1,10 @@
 //! Reads: read, vread, history and search, with their Bundles.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use store::{HistoryQuery, HistoryScope, Method, VersionRecord};
 
 use crate::render::{BundleWriter, encode_query};
-use crate::write::gone;
+use crate::stored::gone;
 use crate::{Reader, RepositoryError};
 use fhir_model::clock;
 
@@ -173,14 +173,4 @@ pub(crate) fn link(path: &str, params: &[(String, String)]) -> String {
     } else {
         format!("{path}?{}", encode_query(params))
     }
-}
-
-/// Parses a stored resource back into JSON (for the few places that must change it).
-pub(crate) fn parse_stored(record: &VersionRecord) -> Result<Value, RepositoryError> {
-    serde_json::from_slice(record.content.as_deref().unwrap_or(b"null")).map_err(|e| {
-        RepositoryError::Internal(format!(
-            "stored JSON of {}/{} does not parse: {e}",
-            record.resource_type, record.id
-        ))
-    })
 }

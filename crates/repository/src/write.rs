@@ -12,6 +12,7 @@ use serde_json::Value;
 use store::{Method, VersionRecord, VersionWrite};
 
 use crate::WriteTx;
+use crate::stored::gone;
 
 use crate::meta::{Body, is_valid_id, new_id};
 use crate::{Repository, RepositoryError, WriteStatus, Written, into_object, resource_type_of};
@@ -381,7 +382,7 @@ impl Repository {
             Some(c) => c,
         };
         check_if_match(if_match, Some(&current), resource_type, id)?;
-        let mut resource = crate::read::parse_stored(&current)?;
+        let mut resource = crate::stored::parse_stored(&current)?;
         json_patch::patch(&mut resource, &operations).map_err(|e| {
             RepositoryError::Unprocessable(vec![Issue::error(
                 IssueCode::Processing,
@@ -433,15 +434,6 @@ impl Repository {
                 )),
             }
         })
-    }
-}
-
-pub(crate) fn gone(record: &VersionRecord) -> RepositoryError {
-    RepositoryError::Gone {
-        resource_type: record.resource_type.clone(),
-        id: record.id.clone(),
-        version: record.version,
-        last_updated: record.last_updated,
     }
 }
 
