@@ -32,6 +32,8 @@ impl<'e, 'a> Evaluator<'e, 'a> {
             }
             None => scope.this,
         };
+        // A function walks its input: one step an item.
+        self.charge(input.len())?;
         use Function::*;
         let args = &call.args;
         match call.function {
@@ -187,8 +189,10 @@ impl<'e, 'a> Evaluator<'e, 'a> {
             }
             Union => self.union(input.clone(), self.eval(&args[0], scope)?),
             Combine => {
+                let other = self.eval(&args[0], scope)?;
+                self.charge(input.len() + other.len())?;
                 let mut out = input.clone();
-                out.extend_from(self.eval(&args[0], scope)?);
+                out.extend_from(other);
                 Ok(out)
             }
             Iif => self.iif(call, input, scope),
