@@ -47,6 +47,7 @@ pub use read::HistoryRequest;
 pub use reader::Reader;
 pub use render::encode_query;
 pub use searches::{SearchRequest, SearchScope};
+pub use stored::parse_stored;
 pub use transaction::WriteTx;
 
 /// What a write did.

@@ -6,8 +6,9 @@ use store::VersionRecord;
 
 use crate::RepositoryError;
 
-/// Parses a stored resource back into JSON (for the few places that must change it).
-pub(crate) fn parse_stored(record: &VersionRecord) -> Result<Value, RepositoryError> {
+/// Parses a stored resource back into JSON (for the few places that must read or change it;
+/// a deletion reads as `null`). A stored resource that does not parse is an internal error.
+pub fn parse_stored(record: &VersionRecord) -> Result<Value, RepositoryError> {
     serde_json::from_slice(record.content.as_deref().unwrap_or(b"null")).map_err(|e| {
         RepositoryError::Internal(format!(
             "stored JSON of {}/{} does not parse: {e}",

@@ -24,7 +24,6 @@ use residents::health_code::{CodeKind, HealthCodes};
 use residents::mpi::{LearningOutcome, ModelOrigin, Mpi, ReviewDecision};
 use residents::operations as ops;
 use serde_json::{Value, json};
-use store::VersionRecord;
 
 use crate::lanes::blocking;
 use crate::operations::{Handled, Handler, Invocation, Registered};
@@ -192,10 +191,12 @@ fn resolve_health_code(call: Invocation) -> Handled {
         let resolved = s
             .codes
             .resolve(&s.mpi, &s.repository, ctx, &code, pin.as_deref())?;
-        let mut out = vec![json!({"name": "person", "resource": parse(&resolved.person)?})];
+        let mut out = vec![
+            json!({"name": "person", "resource": repository::parse_stored(&resolved.person)?}),
+        ];
         let mut identifiers: Vec<Value> = Vec::new();
         for patient in &resolved.patients {
-            let resource = parse(patient)?;
+            let resource = repository::parse_stored(patient)?;
             for identifier in resource
                 .get("identifier")
                 .and_then(Value::as_array)
@@ -409,7 +410,7 @@ fn find_matches(
         for patient in &result.patients {
             entries.push(json!({
                 "fullUrl": format!("Patient/{}", patient.id),
-                "resource": parse(patient)?,
+                "resource": repository::parse_stored(patient)?,
                 "search": {
                     "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/match-grade", "valueCode": result.grade.code()}],
                     "mode": "match",
@@ -419,7 +420,7 @@ fn find_matches(
         }
         entries.push(json!({
             "fullUrl": format!("Person/{}", result.person.id),
-            "resource": parse(&result.person)?,
+            "resource": repository::parse_stored(&result.person)?,
             "search": {"mode": "include"}
         }));
     }
@@ -504,11 +505,6 @@ fn invalid(message: impl Into<String>, expression: &str) -> ApiError {
     ApiError::BadRequest(fhir_model::Issue::error(IssueCode::Invalid, message).at(expression))
 }
 
-fn parse(record: &VersionRecord) -> Result<Value, ApiError> {
-    serde_json::from_slice(record.content.as_deref().unwrap_or(b"{}"))
-        .map_err(|e| ApiError::Internal(format!("stored JSON: {e}")))
-}
-
 fn read_resource(
     repository: &Repository,
     ctx: &Caller,
@@ -516,7 +512,7 @@ fn read_resource(
     id: &str,
 ) -> Result<Value, ApiError> {
     let record = repository.read(ctx, resource_type, id)?;
-    parse(&record)
+    Ok(repository::parse_stored(&record)?)
 }
 
 /// The body as a Parameters resource's `parameter` array.

@@ -78,8 +78,7 @@ impl Mpi {
             }
             return Ok(());
         }
-        let patient: Value = serde_json::from_slice(record.content.as_deref().unwrap_or(b"{}"))
-            .map_err(|e| RepositoryError::Internal(format!("stored Patient JSON: {e}")))?;
+        let patient = repository::parse_stored(record)?;
         let demographics = Record::from_fhir(&patient, &self.config.systems);
         if let Some(person) = existing {
             // The Patient changed: its Person's demographics follow. A Person of this Patient
@@ -202,8 +201,7 @@ impl Mpi {
         let matcher = self.matcher();
         let mut candidates = Vec::with_capacity(found.len());
         for record in found {
-            let person: Value = serde_json::from_slice(record.content.as_deref().unwrap_or(b"{}"))
-                .map_err(|e| RepositoryError::Internal(format!("stored Person JSON: {e}")))?;
+            let person = repository::parse_stored(&record)?;
             let state = PersonState::from_resource(&record.id, record.version, &person);
             if !state.active {
                 continue;

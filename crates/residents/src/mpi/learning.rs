@@ -15,14 +15,14 @@
 use std::collections::{HashMap, HashSet};
 
 use caller::Caller;
-use repository::{Repository, RepositoryError};
+use repository::{Repository, RepositoryError, parse_stored};
 use serde_json::{Value, json};
 use store::{ScanQuery, VersionRecord};
 
+use super::Mpi;
 use super::hook::Candidate;
 use super::kept_model::{Estimated, ModelOrigin};
 use super::person::{Link, PersonState, lock_keys, tag_keys};
-use super::{MPI_SYSTEM, Mpi};
 use crate::IdentityError;
 use crate::compare::Field;
 use crate::em::{Training, train};
@@ -188,7 +188,7 @@ impl Mpi {
         let mut ids = Vec::new();
         let mut records = Vec::new();
         for record in scan_all(repository, ctx, "Patient")? {
-            let patient = parse(&record)?;
+            let patient = parse_stored(&record)?;
             ids.push(record.id);
             records.push(Record::from_fhir(&patient, &self.config.systems));
         }
@@ -261,7 +261,7 @@ impl Mpi {
         let mut persons: Vec<PersonState> = Vec::new();
         let mut keys: Vec<Vec<u64>> = Vec::new();
         for record in scan_all(repository, ctx, "Person")? {
-            let person = parse(&record)?;
+            let person = parse_stored(&record)?;
             keys.push(tag_keys(&person));
             persons.push(PersonState::from_resource(
                 &record.id,
@@ -573,28 +573,12 @@ fn scan_all(
     }
 }
 
-fn parse(record: &VersionRecord) -> Result<Value, IdentityError> {
-    serde_json::from_slice(record.content.as_deref().unwrap_or(b"{}")).map_err(|e| {
-        IdentityError::Internal(format!(
-            "stored JSON of {}/{}: {e}",
-            record.resource_type, record.id
-        ))
-    })
-}
-
 /// Every match-review Task, open or answered.
 fn match_reviews(repository: &Repository, ctx: &Caller) -> Result<Vec<Review>, IdentityError> {
     let mut out = Vec::new();
     for record in scan_all(repository, ctx, "Task")? {
-        let task = parse(&record)?;
-        let is_review = task
-            .pointer("/code/coding")
-            .and_then(Value::as_array)
-            .is_some_and(|c| {
-                c.iter()
-                    .any(|c| c["system"] == MPI_SYSTEM && c["code"] == "match-review")
-            });
-        if !is_review {
+        let task = parse_stored(&record)?;
+        if !super::operations::is_match_review(&task) {
             continue;
         }
         let candidate = task["input"]

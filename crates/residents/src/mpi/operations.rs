@@ -300,14 +300,7 @@ impl Mpi {
             let (record, mut resource) = tx
                 .read("Task", task)?
                 .ok_or_else(|| not_found(format!("Task/{task} does not exist")))?;
-            let is_review = resource
-                .pointer("/code/coding")
-                .and_then(Value::as_array)
-                .is_some_and(|c| {
-                    c.iter()
-                        .any(|c| c["system"] == MPI_SYSTEM && c["code"] == "match-review")
-                });
-            if !is_review {
+            if !is_match_review(&resource) {
                 return Err(RepositoryError::Conflict(format!(
                     "Task/{task} is not a match review"
                 )));
@@ -383,4 +376,14 @@ impl Mpi {
             Ok(serde_json::from_slice(&content).unwrap_or(Value::Null))
         })?)
     }
+}
+
+/// Whether `task` is one of the index's match reviews (the Tasks it opens for a possible match).
+pub(super) fn is_match_review(task: &Value) -> bool {
+    task.pointer("/code/coding")
+        .and_then(Value::as_array)
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c["system"] == MPI_SYSTEM && c["code"] == "match-review")
+        })
 }

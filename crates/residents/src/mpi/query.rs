@@ -2,7 +2,7 @@
 //! (which identifiers does this person have elsewhere?). Both read committed data.
 
 use caller::Caller;
-use repository::{Repository, RepositoryError};
+use repository::{Repository, RepositoryError, parse_stored};
 use serde_json::Value;
 use store::VersionRecord;
 
@@ -54,15 +54,6 @@ pub struct PixResult {
     pub person: Option<String>,
 }
 
-fn parse(record: &VersionRecord) -> Result<Value, IdentityError> {
-    serde_json::from_slice(record.content.as_deref().unwrap_or(b"{}")).map_err(|e| {
-        IdentityError::Internal(format!(
-            "stored JSON of {}/{}: {e}",
-            record.resource_type, record.id
-        ))
-    })
-}
-
 impl Mpi {
     /// `Patient/$match`: the residents `patient` may be, best first. With
     /// `only_certain`, only those the index would link automatically.
@@ -99,7 +90,7 @@ impl Mpi {
         let matcher = self.matcher();
         let mut results = Vec::new();
         for person in found {
-            let resource = parse(&person)?;
+            let resource = parse_stored(&person)?;
             let state = PersonState::from_resource(&person.id, person.version, &resource);
             if !state.active {
                 continue;
@@ -185,7 +176,7 @@ impl Mpi {
             )?;
             for person in persons {
                 let state =
-                    PersonState::from_resource(&person.id, person.version, &parse(&person)?);
+                    PersonState::from_resource(&person.id, person.version, &parse_stored(&person)?);
                 if !state.active {
                     continue;
                 }
@@ -209,7 +200,7 @@ impl Mpi {
             if !sources.iter().any(|s| &s.id == id) {
                 result.patients.push(format!("Patient/{id}"));
             }
-            let patient = parse(&record)?;
+            let patient = parse_stored(&record)?;
             for identifier in patient
                 .get("identifier")
                 .and_then(Value::as_array)
@@ -254,7 +245,8 @@ impl Mpi {
             5,
         )?;
         for person in persons {
-            let state = PersonState::from_resource(&person.id, person.version, &parse(&person)?);
+            let state =
+                PersonState::from_resource(&person.id, person.version, &parse_stored(&person)?);
             if !state.active {
                 continue;
             }
@@ -277,7 +269,7 @@ impl Mpi {
         if record.is_deleted() {
             return Ok(None);
         }
-        let state = PersonState::from_resource(&record.id, record.version, &parse(&record)?);
+        let state = PersonState::from_resource(&record.id, record.version, &parse_stored(&record)?);
         let patients = self.patients_of(repository, ctx, &state)?;
         Ok(Some((record, patients)))
     }
