@@ -185,18 +185,9 @@ pub(crate) fn walk_chain(b: &mut SqlBuilder, query: &SearchQuery, index: usize, 
                 targets_where(b);
                 b.push(" ORDER BY t.rid) t");
             }
-            b.push(
-                " CROSS JOIN LATERAL (SELECT array_agg(p.rid ORDER BY p.rid) AS rids \
-                 FROM (SELECT d.rid FROM idx_reference d JOIN resource r ON r.rid = d.rid WHERE 1 = 1",
-            );
-            referrers(b);
-            if let Some((value, row)) = &after {
-                b.push(" AND (t.rid > ");
-                bind_cursor_value(b, value);
-                b.push(" OR d.rid > ").bind_int(*row).push(")");
-            }
-            b.push(" ORDER BY d.rid LIMIT ").bind_int(limit);
-            b.push(") p) w WHERE ");
+            b.push(" CROSS JOIN LATERAL ");
+            first_referrers(b, &after, limit, &referrers);
+            b.push(" w WHERE ");
             if dense {
                 targets_where(b);
                 b.push(" AND ");
@@ -210,6 +201,28 @@ pub(crate) fn walk_chain(b: &mut SqlBuilder, query: &SearchQuery, index: usize, 
             .bind_int(limit);
         }
     }
+}
+
+/// Target `t`'s first `limit` referrers after the cursor, as one ordered array `rids` (PostgreSQL;
+/// both ways of walking a chain's targets join it per target).
+fn first_referrers(
+    b: &mut SqlBuilder,
+    after: &Option<(CursorValue, i64)>,
+    limit: i64,
+    referrers: &dyn Fn(&mut SqlBuilder),
+) {
+    b.push(
+        "(SELECT array_agg(p.rid ORDER BY p.rid) AS rids \
+         FROM (SELECT d.rid FROM idx_reference d JOIN resource r ON r.rid = d.rid WHERE 1 = 1",
+    );
+    referrers(b);
+    if let Some((value, row)) = after {
+        b.push(" AND (t.rid > ");
+        bind_cursor_value(b, value);
+        b.push(" OR d.rid > ").bind_int(*row).push(")");
+    }
+    b.push(" ORDER BY d.rid LIMIT ").bind_int(limit);
+    b.push(") p)");
 }
 
 /// A chain's walk on PostgreSQL over few targets: their row keys as one sorted array, then a
@@ -240,18 +253,9 @@ fn walk_few_targets_postgres(
          WHERE t.rid = ts.rids[walk.n + 1] AND ",
     );
     targets_of_row(b);
-    b.push(
-        ") t ON true LEFT JOIN LATERAL (SELECT array_agg(p.rid ORDER BY p.rid) AS rids \
-         FROM (SELECT d.rid FROM idx_reference d JOIN resource r ON r.rid = d.rid WHERE 1 = 1",
-    );
-    referrers(b);
-    if let Some((value, row)) = &after {
-        b.push(" AND (t.rid > ");
-        bind_cursor_value(b, value);
-        b.push(" OR d.rid > ").bind_int(*row).push(")");
-    }
-    b.push(" ORDER BY d.rid LIMIT ").bind_int(limit);
-    b.push(") p) w ON true WHERE walk.total < ").bind_int(limit);
+    b.push(") t ON true LEFT JOIN LATERAL ");
+    first_referrers(b, &after, limit, referrers);
+    b.push(" w ON true WHERE walk.total < ").bind_int(limit);
     b.push(
         " AND walk.n < coalesce(cardinality(ts.rids), 0)) \
          SELECT u.rid, walk.target FROM walk CROSS JOIN LATERAL unnest(walk.rids) WITH ORDINALITY AS u(rid, k) \
