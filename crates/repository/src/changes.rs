@@ -37,8 +37,17 @@ impl Repository {
 impl ChangeFeed<'_> {
     /// The position of the last change the consumer handled (0 before the first).
     pub fn position(&self) -> Result<i64, RepositoryError> {
-        let saved = self.repository.store().checkpoint(&self.checkpoint)?;
-        Ok(saved.and_then(|value| value.parse().ok()).unwrap_or(0))
+        match self.repository.store().checkpoint(&self.checkpoint)? {
+            None => Ok(0),
+            // A position that does not parse is not taken for the start: that would hand the
+            // consumer every change again.
+            Some(value) => value.parse().map_err(|_| {
+                RepositoryError::Internal(format!(
+                    "the change log position {} is not a number: {value:?}",
+                    self.checkpoint
+                ))
+            }),
+        }
     }
 
     /// Up to `limit` changes after the consumer's position, without moving it.
