@@ -172,7 +172,7 @@ impl SqlRunner for Runner<'_> {
     }
 }
 
-fn to_sqlite(values: &[SqlValue]) -> Vec<SqliteValue> {
+pub(crate) fn to_sqlite(values: &[SqlValue]) -> Vec<SqliteValue> {
     values
         .iter()
         .map(|v| match v {

@@ -1,7 +1,6 @@
 //! How much work a search costs, counted in SQLite virtual-machine steps (deterministic, unlike
 //! time): no single resource may make a page cost more than a bounded multiple of its rows.
 
-use rusqlite::types::Value as SqliteValue;
 use rusqlite::{Connection, StatementStatus, params_from_iter};
 use search::IndexEntries;
 use search::index::{DateEntry, ReferenceEntry, StringEntry, TokenEntry};
@@ -11,7 +10,7 @@ use search::query::{
     TokenColumn,
 };
 use store::{Method, Store, StoreError, VersionRecord, VersionWrite};
-use store_sql::{Dialect, SortValueKind, Sql, SqlRunner, SqlValue};
+use store_sql::{Dialect, SortValueKind, Sql, SqlRunner};
 
 use crate::{Durability, SqliteConfig, SqliteStore};
 
@@ -112,7 +111,10 @@ fn page_of(query: &SearchQuery, dir: &std::path::Path, rows: usize) -> Page {
         fn integers(&mut self, sql: &Sql) -> Result<Vec<i64>, StoreError> {
             let mut statement = self.connection.prepare(&sql.text).unwrap();
             let integers = statement
-                .query_map(params_from_iter(values(sql)), |row| row.get::<_, i64>(0))
+                .query_map(
+                    params_from_iter(crate::read::to_sqlite(&sql.params)),
+                    |row| row.get::<_, i64>(0),
+                )
                 .unwrap()
                 .map(Result::unwrap)
                 .collect();
@@ -126,7 +128,10 @@ fn page_of(query: &SearchQuery, dir: &std::path::Path, rows: usize) -> Page {
         ) -> Result<Vec<(i64, Vec<CursorValue>)>, StoreError> {
             let mut statement = self.connection.prepare(&sql.text).unwrap();
             let answered: Vec<i64> = statement
-                .query_map(params_from_iter(values(sql)), |row| row.get::<_, i64>(0))
+                .query_map(
+                    params_from_iter(crate::read::to_sqlite(&sql.params)),
+                    |row| row.get::<_, i64>(0),
+                )
                 .unwrap()
                 .map(Result::unwrap)
                 .collect();
@@ -143,16 +148,6 @@ fn page_of(query: &SearchQuery, dir: &std::path::Path, rows: usize) -> Page {
         fn records(&mut self, _rows: &[i64]) -> Result<Vec<VersionRecord>, StoreError> {
             Ok(Vec::new())
         }
-    }
-    fn values(sql: &Sql) -> Vec<SqliteValue> {
-        sql.params
-            .iter()
-            .map(|v| match v {
-                SqlValue::Integer(i) => SqliteValue::Integer(*i),
-                SqlValue::Float(f) => SqliteValue::Real(*f),
-                SqlValue::Text(t) => SqliteValue::Text(t.clone()),
-            })
-            .collect()
     }
     let mut runner = Measured {
         connection: Connection::open(dir.join("t.db")).unwrap(),
