@@ -40,11 +40,13 @@ pub enum Actor {
     /// The operator of the platform at its command line (import, seed, reindex), or the
     /// server's own scheduled maintenance started by its configuration.
     Operator,
-    /// A signed-in user, by the resource that represents them (`Practitioner/7`,
-    /// `Patient/12`) or an account name for administrators.
+    /// A signed-in clinician or resident, by the resource that represents them
+    /// (`Practitioner/7`, `Patient/12`).
     User(String),
     /// A client acting on its own behalf (SMART Backend Services).
     Client(String),
+    /// A platform administrator (or identity steward), by account name.
+    Administrator(String),
 }
 
 /// The purpose of use when a request names none: treatment.
@@ -82,6 +84,7 @@ impl Caller {
             Actor::Operator => json!({"kind": "operator"}),
             Actor::User(reference) => json!({"kind": "user", "reference": reference}),
             Actor::Client(id) => json!({"kind": "client", "id": id}),
+            Actor::Administrator(name) => json!({"kind": "administrator", "name": name}),
         };
         json!({
             "requestId": self.request_id,
@@ -111,6 +114,7 @@ impl Caller {
             "operator" => Actor::Operator,
             "user" => Actor::User(actor.get("reference")?.as_str()?.to_owned()),
             "client" => Actor::Client(actor.get("id")?.as_str()?.to_owned()),
+            "administrator" => Actor::Administrator(actor.get("name")?.as_str()?.to_owned()),
             _ => return None,
         };
         Some(Caller {
@@ -151,6 +155,8 @@ mod tests {
         caller.purpose = "ETREAT".into();
         caller.break_glass = Some("unconscious in the emergency room".into());
         caller.address = Some("10.1.2.3".parse().unwrap());
+        assert_eq!(Caller::from_json(&caller.to_json()), Some(caller.clone()));
+        caller.actor = Actor::Administrator("admin".into());
         assert_eq!(Caller::from_json(&caller.to_json()), Some(caller));
         assert_eq!(Caller::from_json(&json!({"requestId": 7})), None);
     }

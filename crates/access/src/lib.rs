@@ -1,0 +1,8 @@
+//! Access: who is calling, what they may do, and the record of what they did. A domain service
+//! over the repository and the store trait; knows no HTTP (the server turns a request's bearer
+//! token into a [`caller::Caller`] through it and asks it before acting).
+//!
+//! - [`scope`]: SMART on FHIR scopes (v2 spellings, v1 accepted), the permissions a token
+//!   carries.
+
+pub mod scope;
