@@ -263,6 +263,10 @@ impl Store for PostgresStore {
         self.read_with(|connection| read::checkpoint(connection, name))
     }
 
+    fn checkpoints_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.read_with(|connection| read::checkpoints_with_prefix(connection, prefix))
+    }
+
     fn changes(&self, after: i64, limit: usize) -> Result<Vec<store::Change>, StoreError> {
         self.read_with(|connection| changes::changes(connection, after, limit))
     }

@@ -112,6 +112,21 @@ pub(crate) fn checkpoint(
     Ok(row.map(|row| row.get(0)))
 }
 
+pub(crate) fn checkpoints_with_prefix(
+    connection: &mut Connection,
+    prefix: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    // `COLLATE "C"`: byte order, as on SQLite, whatever the database's collation.
+    let statement = connection.prepare_cached(
+        "SELECT name, value FROM checkpoint WHERE starts_with(name, $1) ORDER BY name COLLATE \"C\"",
+    )?;
+    let rows = connection
+        .client
+        .query(&statement, &[&prefix])
+        .map_err(map_error)?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
 pub(crate) fn search(
     connection: &mut Connection,
     query: &SearchQuery,

@@ -320,6 +320,37 @@ impl Transaction for PostgresTransaction<'_> {
         self.note(result.map(|_| ()))
     }
 
+    fn take_checkpoint(&mut self, name: &str) -> Result<Option<String>, StoreError> {
+        self.check_usable()?;
+        let connection = &mut *self.connection;
+        // Read committed: a concurrent taker waits for this row's lock, then finds it gone.
+        let result = connection
+            .prepare_cached("DELETE FROM checkpoint WHERE name = $1 RETURNING value")
+            .and_then(|statement| {
+                connection
+                    .client
+                    .query_opt(&statement, &[&name])
+                    .map_err(map_error)
+            });
+        self.note(result.map(|row| row.map(|row| row.get(0))))
+    }
+
+    fn insert_checkpoint_if_absent(&mut self, name: &str, value: &str) -> Result<bool, StoreError> {
+        self.check_usable()?;
+        let connection = &mut *self.connection;
+        let result = connection
+            .prepare_cached(
+                "INSERT INTO checkpoint (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            )
+            .and_then(|statement| {
+                connection
+                    .client
+                    .execute(&statement, &[&name, &value])
+                    .map_err(map_error)
+            });
+        self.note(result.map(|inserted| inserted == 1))
+    }
+
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.check_usable()?;
         self.flush()?;

@@ -219,6 +219,10 @@ impl Store for SqliteStore {
         read::checkpoint(&*self.reader()?, name)
     }
 
+    fn checkpoints_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        read::checkpoints_with_prefix(&*self.reader()?, prefix)
+    }
+
     fn begin_bulk_load(&self) -> Result<bool, StoreError> {
         bulk::begin(&mut lock(&self.writer))
     }

@@ -122,6 +122,22 @@ pub(crate) fn checkpoint(
         .map_err(map_error)
 }
 
+pub(crate) fn checkpoints_with_prefix(
+    connection: &Connection,
+    prefix: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    // SQLite compares text bytewise (BINARY), so the name order is byte order.
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT name, value FROM checkpoint WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name",
+        )
+        .map_err(map_error)?;
+    let rows = statement
+        .query_map([prefix], |row| Ok((row.get(0)?, row.get(1)?)))
+        .map_err(map_error)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(map_error)
+}
+
 pub(crate) fn search(
     connection: &Connection,
     query: &SearchQuery,

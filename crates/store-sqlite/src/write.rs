@@ -4,7 +4,7 @@
 use std::sync::{MutexGuard, OnceLock};
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{CachedStatement, Connection, ToSql, params, params_from_iter};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, ToSql, params, params_from_iter};
 use search::IndexEntries;
 use search::query::SearchQuery;
 use store::{SearchPage, StoreError, Transaction, VersionRecord, VersionWrite};
@@ -170,6 +170,27 @@ impl Transaction for SqliteTransaction<'_> {
         }
         .map_err(map_error)?;
         Ok(())
+    }
+
+    fn take_checkpoint(&mut self, name: &str) -> Result<Option<String>, StoreError> {
+        self.connection
+            .prepare_cached("DELETE FROM checkpoint WHERE name = ?1 RETURNING value")
+            .map_err(map_error)?
+            .query_row([name], |row| row.get(0))
+            .optional()
+            .map_err(map_error)
+    }
+
+    fn insert_checkpoint_if_absent(&mut self, name: &str, value: &str) -> Result<bool, StoreError> {
+        let inserted = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO checkpoint (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+            )
+            .map_err(map_error)?
+            .execute(params![name, value])
+            .map_err(map_error)?;
+        Ok(inserted == 1)
     }
 
     fn lock_key(&mut self, _key: i64) -> Result<(), StoreError> {

@@ -51,7 +51,12 @@ pub trait Store: Send + Sync {
     fn scan(&self, query: &ScanQuery) -> Result<Vec<VersionRecord>, StoreError>;
 
     /// A named checkpoint of a long-running job (`reindex`), or `None` when there is none.
+    /// Checkpoints are also the store's small key-value surface for state that is not a
+    /// resource (the access service's accounts, clients, codes and keys, under `auth/`).
     fn checkpoint(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Every checkpoint whose name starts with `prefix`, ordered by name (byte order).
+    fn checkpoints_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError>;
 
     /// Up to `limit` committed changes after position `after` (0 for the start), in the order
     /// they became visible: every committed version appears exactly once, at a position greater
@@ -121,6 +126,15 @@ pub trait Transaction {
 
     /// Sets (or with `None` clears) a named checkpoint, committed with the transaction.
     fn set_checkpoint(&mut self, name: &str, value: Option<&str>) -> Result<(), StoreError>;
+
+    /// Removes a named checkpoint and answers its value, atomically: of two transactions
+    /// taking the same name, at most one gets the value (one-time authorization codes).
+    fn take_checkpoint(&mut self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Sets a named checkpoint only when there is none by that name, and answers whether it
+    /// did: of two transactions inserting the same name, at most one succeeds (an assertion's
+    /// `jti` used once).
+    fn insert_checkpoint_if_absent(&mut self, name: &str, value: &str) -> Result<bool, StoreError>;
 
     /// Takes a lock on `key` held until the transaction ends, so that two transactions deciding
     /// about the same thing (the master patient index: two registrations of one new person)

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod checkpoints;
 mod history;
 mod jobs;
 mod paging;
