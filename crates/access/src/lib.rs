@@ -4,5 +4,10 @@
 //!
 //! - [`scope`]: SMART on FHIR scopes (v2 spellings, v1 accepted), the permissions a token
 //!   carries.
+//! - [`signin`]: the authorization server: accounts, clients, keys, tokens, and the check of
+//!   every request's bearer token ([`signin::Authenticator::authenticate`]).
 
 pub mod scope;
+pub mod signin;
+
+pub use signin::{AuthConfig, AuthError, Authenticator, OAuthError};
