@@ -21,7 +21,13 @@ const INTERACTIONS: [&str; 9] = [
     "search-type",
 ];
 
-pub fn capability_statement(repository: &Repository, operations: &Registry) -> Vec<u8> {
+/// The statement; `security_base` is the FHIR base of this request when sign-in is on (the
+/// SMART security service and its OAuth endpoints are declared then).
+pub fn capability_statement(
+    repository: &Repository,
+    operations: &Registry,
+    security_base: Option<&str>,
+) -> Vec<u8> {
     let indexer = repository.indexer();
     let resources: Vec<Value> = repository
         .model()
@@ -94,6 +100,9 @@ pub fn capability_statement(repository: &Repository, operations: &Registry) -> V
             ],
         }],
     });
+    if let Some(base) = security_base {
+        statement["rest"][0]["security"] = crate::auth::capability_security(base);
+    }
     let system = system_operations(operations);
     if !system.is_empty() {
         statement["rest"][0]["operation"] = Value::Array(system);

@@ -54,6 +54,7 @@ pub(crate) async fn serve(
     _slot: OwnedSemaphorePermit,
 ) {
     let watch = Arc::new(Watch::new(&limits));
+    let peer = stream.peer_addr().ok().map(|a| crate::PeerAddress(a.ip()));
     let io = TokioIo::new(WatchedStream {
         stream,
         watch: Arc::clone(&watch),
@@ -63,7 +64,10 @@ pub(crate) async fn serve(
         hyper::service::service_fn(move |request: Request<Incoming>| {
             let requests = watch.request_started();
             let last = requests >= limits.max_requests_per_connection;
-            let request = request.map(|body| TimedBody::new(body, &limits));
+            let mut request = request.map(|body| TimedBody::new(body, &limits));
+            if let Some(peer) = peer {
+                request.extensions_mut().insert(peer);
+            }
             let answered = router.clone().oneshot(request);
             let watch = Arc::clone(&watch);
             async move {

@@ -39,6 +39,9 @@ pub enum ApiError {
     },
     /// The body is over the configured limit.
     PayloadTooLarge(usize),
+    /// No bearer token, or one that is not valid (forged, expired, revoked, for another
+    /// audience): 401 with `WWW-Authenticate`.
+    Unauthorized(String),
     /// A handler panicked, a worker was lost, a stored answer cannot be read: a bug.
     Internal(String),
 }
@@ -136,6 +139,22 @@ impl ApiError {
                     format!("the request body is over the limit of {limit} bytes"),
                 )],
             ),
+            ApiError::Unauthorized(message) => {
+                // The description goes into a quoted header parameter: plain ASCII only.
+                let description: String = message
+                    .chars()
+                    .filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '"' && *c != '\\')
+                    .collect();
+                if let Ok(value) = HeaderValue::from_str(&format!(
+                    "Bearer realm=\"meridian\", error=\"invalid_token\", error_description=\"{description}\""
+                )) {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
+                (
+                    StatusCode::UNAUTHORIZED,
+                    vec![Issue::error(IssueCode::Login, message)],
+                )
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(request_id, detail, "internal error");
                 (

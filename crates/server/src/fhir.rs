@@ -32,11 +32,23 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
         .and_then(Call::parse)
         .and_then(|call| state.operations().find(&call))
         .map_or(Produces::FhirJson, |operation| operation.produces);
-    let fhir = match FhirRequest::new(parts.headers, parts.uri.query(), state.config(), produces) {
-        Ok(fhir) => fhir,
-        Err((request_id, error)) => return error.into_response(&request_id),
-    };
+    let address = parts.extensions.get::<crate::PeerAddress>().map(|p| p.0);
+    let mut fhir =
+        match FhirRequest::new(parts.headers, parts.uri.query(), state.config(), produces) {
+            Ok(fhir) => fhir,
+            Err((request_id, error)) => return error.into_response(&request_id),
+        };
     let request_id = fhir.request_id.clone();
+    // Who asks: every request but the CapabilityStatement's carries a valid bearer token.
+    let public = segments.as_deref().is_some_and(|s| s == ["metadata"]);
+    if !public {
+        match crate::auth::caller(&state, &fhir.headers, address, &request_id).await {
+            Ok(caller) => fhir.caller = caller,
+            Err(error) => return error.into_response(&request_id),
+        }
+    } else {
+        fhir.caller.address = address;
+    }
     // Reads and writes queue for the store separately (`lanes`): a read flood does not make
     // writes wait behind it.
     let lane = match method {
@@ -132,10 +144,13 @@ async fn handle(
             Method::GET => {
                 // Built on each request: SearchParameters written to the server change it.
                 let state = state.clone();
+                let security = matches!(state.config().auth, crate::Auth::Required(_))
+                    .then(|| fhir.base.clone());
                 let statement = blocking(move || {
                     Ok(crate::capability::capability_statement(
                         &repository,
                         state.operations(),
+                        security.as_deref(),
                     ))
                 })
                 .await?;

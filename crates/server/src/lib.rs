@@ -3,6 +3,7 @@
 //! blocking thread (the store is synchronous), and turn the answer or the error into a response.
 
 mod accept;
+mod auth;
 mod capability;
 mod connection;
 mod error;
@@ -12,6 +13,7 @@ mod host;
 mod identity;
 mod lanes;
 mod operations;
+mod pages;
 mod request;
 mod response;
 
@@ -27,6 +29,7 @@ use axum::routing::get;
 use repository::Repository;
 use tokio::net::TcpListener;
 
+pub use auth::{Auth, PeerAddress, auth_off_caller};
 pub use error::ApiError;
 pub use host::AllowedHost;
 pub use identity::IdentityServices;
@@ -51,6 +54,10 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// How many reads and writes of the store run at once.
     pub work: WorkLimits,
+    /// How requests are authenticated. `Auth::Off` by default, for the router tests that are
+    /// not about sign-in; `meridian serve` always sets it (off only with `--auth off` on a
+    /// loopback address).
+    pub auth: Auth,
 }
 
 /// What keeps slow, idle or too many clients from holding the server's connections (and file
@@ -103,6 +110,7 @@ impl Default for ServerConfig {
             connections: ConnectionLimits::default(),
             work: WorkLimits::default(),
             jobs: jobs::RunnerConfig::default(),
+            auth: Auth::Off,
         }
     }
 }
@@ -208,7 +216,7 @@ impl AppState {
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    auth::routes(Router::new())
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/health-code/keys", get(health_code_keys))
