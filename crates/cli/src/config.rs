@@ -96,6 +96,16 @@ pub struct ServeArgs {
     /// MERIDIAN_S3_SECRET_ACCESS_KEY).
     #[arg(long, value_name = "BUCKET")]
     pub s3_bucket: Option<String>,
+    /// Sign-in: `on` (every request but metadata needs a bearer token) or `off` (local
+    /// experiments only: refused unless listening on a loopback address) [default: on].
+    #[arg(long, value_name = "on|off")]
+    pub auth: Option<String>,
+    /// Accept the access tokens of this external OpenID Connect issuer too.
+    #[arg(long, value_name = "URL")]
+    pub auth_external_issuer: Option<String>,
+    /// The external issuer's public keys: a JWKS file.
+    #[arg(long, value_name = "FILE")]
+    pub auth_external_jwks: Option<String>,
 }
 
 /// The keys of a config file, all optional.
@@ -130,6 +140,10 @@ struct FileConfig {
     s3_bucket: Option<String>,
     s3_region: Option<String>,
     s3_prefix: Option<String>,
+    auth: Option<String>,
+    auth_external_issuer: Option<String>,
+    auth_external_jwks: Option<PathBuf>,
+    auth_external_audience: Option<String>,
 }
 
 /// Seconds in a config file: whole (`10`) or not (`0.5`).
@@ -189,6 +203,25 @@ pub struct ServeConfig {
     pub job_workers: usize,
     /// Where large files live.
     pub blobs: BlobSettings,
+    /// Sign-in: whether requests need tokens, and an external provider's.
+    pub auth: AuthSettings,
+}
+
+/// Sign-in's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// `false` only with `--auth off` on a loopback address.
+    pub enabled: bool,
+    pub external: Option<ExternalSettings>,
+}
+
+/// An external OpenID Connect provider whose tokens are accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalSettings {
+    pub issuer: String,
+    pub jwks_file: PathBuf,
+    /// The `aud` its tokens carry (this server's FHIR base when unset).
+    pub audience: Option<String>,
 }
 
 /// Where large files (export files, later DICOM instances) live.
@@ -322,6 +355,65 @@ impl<E: Fn(&str) -> Option<String>> Layers<E> {
             database_url: database_url.map(|r| r.value),
         })
     }
+}
+
+/// Sign-in's settings, checked: `off` only on a loopback address.
+fn auth_settings<E: Fn(&str) -> Option<String>>(
+    layers: &Layers<E>,
+    args: &ServeArgs,
+    listen: SocketAddr,
+) -> Result<AuthSettings> {
+    let auth = layers
+        .pick(args.auth.clone(), "MERIDIAN_AUTH", |f| f.auth.clone())
+        .context("no auth setting")?;
+    let enabled = match auth.value.trim() {
+        "on" => true,
+        "off" if listen.ip().is_loopback() => false,
+        "off" => bail!(
+            "{}: auth off is refused on {listen}: without sign-in anyone who reaches the port \
+             reads and writes everything, so it is allowed only on a loopback address",
+            auth.source
+        ),
+        other => bail!("{}: auth '{other}' is neither on nor off", auth.source),
+    };
+    let issuer = layers
+        .pick(
+            args.auth_external_issuer.clone(),
+            "MERIDIAN_AUTH_EXTERNAL_ISSUER",
+            |f| f.auth_external_issuer.clone(),
+        )
+        .filter(|raw| !raw.value.is_empty());
+    let jwks = layers
+        .pick(
+            args.auth_external_jwks.clone(),
+            "MERIDIAN_AUTH_EXTERNAL_JWKS",
+            |f| {
+                f.auth_external_jwks
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+            },
+        )
+        .filter(|raw| !raw.value.is_empty());
+    let audience = layers
+        .pick(None, "MERIDIAN_AUTH_EXTERNAL_AUDIENCE", |f| {
+            f.auth_external_audience.clone()
+        })
+        .filter(|raw| !raw.value.is_empty())
+        .map(|raw| raw.value);
+    let external = match (issuer, jwks) {
+        (None, None) => None,
+        (Some(issuer), Some(jwks)) => Some(ExternalSettings {
+            issuer: issuer.value,
+            jwks_file: PathBuf::from(jwks.value),
+            audience,
+        }),
+        (Some(raw), None) | (None, Some(raw)) => bail!(
+            "{}: an external sign-in provider needs both auth_external_issuer and \
+             auth_external_jwks",
+            raw.source
+        ),
+    };
+    Ok(AuthSettings { enabled, external })
 }
 
 impl StoreConfig {
@@ -488,8 +580,10 @@ impl ServeConfig {
             },
         };
         let blobs = blob_settings(&layers, args, &store)?;
+        let auth = auth_settings(&layers, args, listen)?;
 
         Ok(ServeConfig {
+            auth,
             job_workers,
             blobs,
             identity_model_interval,

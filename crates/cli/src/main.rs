@@ -8,6 +8,7 @@ mod progress;
 mod reindex;
 mod seed_command;
 mod serve;
+mod sign_in;
 mod stores;
 
 use std::path::PathBuf;
@@ -73,6 +74,27 @@ enum Command {
         #[arg(long)]
         restart: bool,
     },
+    /// Print an access token signed with the server's key (without --user: an administrator's,
+    /// with full access), for `curl -H "Authorization: Bearer $(meridian token)" ...`.
+    Token {
+        #[command(flatten)]
+        store: config::StoreArgs,
+        /// The account the token is for [default: an administrator].
+        #[arg(long)]
+        user: Option<String>,
+        /// The scopes, space-separated [default: the account's full access].
+        #[arg(long)]
+        scope: Option<String>,
+        /// Seconds the token lives.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
+    /// Manage the accounts that sign in (practitioners, residents, administrators).
+    #[command(subcommand)]
+    User(sign_in::UserCommand),
+    /// Manage the registered OAuth clients.
+    #[command(subcommand)]
+    Client(sign_in::ClientCommand),
     /// Evaluate a FHIRPath expression against a resource and print the result as a JSON array.
     Fhirpath {
         /// Print each item as {"type": ..., "value": ...} with its FHIR or System type.
@@ -141,10 +163,33 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Token {
+            store,
+            user,
+            scope,
+            ttl,
+        } => finish(
+            "token",
+            config::StoreConfig::resolve(&store, |key| std::env::var(key).ok())
+                .and_then(|config| sign_in::token(&config, user.as_deref(), scope.as_deref(), ttl)),
+        ),
+        Command::User(command) => finish("user", sign_in::user(command)),
+        Command::Client(command) => finish("client", sign_in::client(command)),
         Command::Fhirpath {
             typed,
             expression,
             file,
         } => fhirpath_command::run(typed, &expression, file.as_deref()),
+    }
+}
+
+/// The exit of a command that only succeeds or fails.
+fn finish(command: &str, outcome: anyhow::Result<()>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("meridian {command}: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -27,6 +27,25 @@ pub fn run(config: ServeConfig) -> Result<()> {
         )?),
     };
     let blobs = open_blobs(&config.blobs)?;
+    let auth = if config.auth.enabled {
+        let audience = config
+            .public_base
+            .clone()
+            .unwrap_or_else(|| access::signin::DEFAULT_AUDIENCE.to_owned());
+        server::Auth::Required(crate::sign_in::for_server(
+            repository.store(),
+            &config.store.data,
+            &audience,
+            &config.auth,
+        )?)
+    } else {
+        tracing::warn!(
+            "!!! SIGN-IN IS OFF (--auth off): every request acts as an all-powerful \
+             administrator, with no token. For local experiments only; this is allowed on a \
+             loopback address alone !!!"
+        );
+        server::Auth::Off
+    };
     let state = AppState::build(
         repository,
         ServerConfig {
@@ -40,6 +59,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
                 workers: config.job_workers,
                 ..jobs::RunnerConfig::default()
             },
+            auth,
         },
         Some(identity),
         Some(blobs),
