@@ -17,6 +17,8 @@ struct Serving {
     log: mpsc::Receiver<String>,
     /// The log up to the line that says where it listens.
     start_up: Vec<String>,
+    /// An administrator's access token, from `meridian token` on the same store.
+    token: String,
     _data: Option<tempfile::TempDir>,
 }
 
@@ -75,8 +77,40 @@ fn serve_in(data: &std::path::Path, args: &[&str]) -> Serving {
         address,
         log,
         start_up,
+        token: meridian_in(data, &["token"]),
         _data: None,
     }
+}
+
+/// Runs `meridian ARGS --data DATA` (with `stdin` on standard input) and answers its output.
+fn meridian_with_input(data: &std::path::Path, args: &[&str], stdin: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "meridian {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+fn meridian_in(data: &std::path::Path, args: &[&str]) -> String {
+    meridian_with_input(data, args, "")
 }
 
 impl Serving {
@@ -95,9 +129,29 @@ impl Serving {
     }
 }
 
-/// One request on its own connection: the status, the headers (lower-case names) and the body.
+/// One request on its own connection, with an administrator's token from `meridian token`:
+/// the status, the headers (lower-case names) and the body.
 fn send(
+    serving: &Serving,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    send_as(
+        serving.address,
+        Some(&serving.token),
+        method,
+        path,
+        headers,
+        body,
+    )
+}
+
+/// One request on its own connection with `token` (none: no Authorization header).
+fn send_as(
     address: SocketAddr,
+    token: Option<&str>,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
@@ -109,6 +163,9 @@ fn send(
         "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
+    if let Some(token) = token {
+        text.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
     for (name, value) in headers {
         text.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -221,7 +278,7 @@ fn an_export_job_outlives_the_server_that_accepted_it() {
     for family in ["Li", "Wang", "Zhang"] {
         let body = format!(r#"{{"resourceType":"Patient","name":[{{"family":"{family}"}}]}}"#);
         let (status, _, answer) = send(
-            first.address,
+            &first,
             "POST",
             "/fhir/Patient",
             &[("content-type", "application/fhir+json")],
@@ -234,7 +291,7 @@ fn an_export_job_outlives_the_server_that_accepted_it() {
         ("prefer", "respond-async"),
     ];
     let (status, headers, answer) = send(
-        first.address,
+        &first,
         "GET",
         "/fhir/Patient/$export?_type=Patient",
         &accept,
@@ -247,7 +304,7 @@ fn an_export_job_outlives_the_server_that_accepted_it() {
         .unwrap()
         .1
         .to_owned();
-    let (status, headers, _) = send(first.address, "GET", &status_path, &[], "");
+    let (status, headers, _) = send(&first, "GET", &status_path, &[], "");
     assert_eq!(status, 202);
     assert_eq!(header(&headers, "x-progress"), Some("queued"));
     first.stop();
@@ -256,7 +313,7 @@ fn an_export_job_outlives_the_server_that_accepted_it() {
     let second = serve_in(&store, &[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let manifest = loop {
-        let (status, _, body) = send(second.address, "GET", &status_path, &[], "");
+        let (status, _, body) = send(&second, "GET", &status_path, &[], "");
         if status == 200 {
             break body;
         }
@@ -279,7 +336,7 @@ fn an_export_job_outlives_the_server_that_accepted_it() {
         .1
         .to_owned();
     let (status, headers, ndjson) = send(
-        second.address,
+        &second,
         "GET",
         &file_path,
         &[("accept", "application/fhir+ndjson")],
@@ -298,9 +355,9 @@ fn an_export_job_outlives_the_server_that_accepted_it() {
 
     // A finished export and its files outlive a restart too.
     let third = serve_in(&store, &[]);
-    let (status, _, body) = send(third.address, "GET", &status_path, &[], "");
+    let (status, _, body) = send(&third, "GET", &status_path, &[], "");
     assert_eq!(status, 200, "{body}");
-    let (status, _, again) = send(third.address, "GET", &file_path, &[], "");
+    let (status, _, again) = send(&third, "GET", &file_path, &[], "");
     assert_eq!((status, again.lines().count()), (200, 3));
 }
 
@@ -339,13 +396,7 @@ fn reindex_runs_as_a_job_and_a_new_search_parameter_then_finds_earlier_resources
     meridian(&["import", patients.to_str().unwrap()]);
     meridian(&["import", parameter.to_str().unwrap()]);
     let search = |serving: &Serving| {
-        let (status, _, body) = send(
-            serving.address,
-            "GET",
-            "/fhir/Patient?nickname=xiaowei",
-            &[],
-            "",
-        );
+        let (status, _, body) = send(&serving, "GET", "/fhir/Patient?nickname=xiaowei", &[], "");
         assert_eq!(status, 200, "{body}");
         let bundle: serde_json::Value = serde_json::from_str(&body).unwrap();
         bundle["entry"]
@@ -366,4 +417,125 @@ fn reindex_runs_as_a_job_and_a_new_search_parameter_then_finds_earlier_resources
     assert!(log.contains("done"), "{log}");
     let after = serve_in(&store, &[]);
     assert_eq!(search(&after), ["p1"]);
+}
+
+#[test]
+fn sign_in_is_on_by_default_and_tokens_and_accounts_from_the_command_line_work_at_once() {
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("store");
+    let serving = serve_in(&store, &[]);
+    // The first start made the administrator and said where its password is.
+    let password_file = store.join("admin-password");
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(&password_file)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode, 0o600);
+    assert!(
+        std::fs::read_to_string(&password_file)
+            .unwrap()
+            .trim()
+            .len()
+            >= 20
+    );
+    assert!(
+        serving
+            .start_up
+            .iter()
+            .any(|line| line.contains("admin-password")),
+        "{:#?}",
+        serving.start_up
+    );
+
+    // Without a token: 401 with WWW-Authenticate; metadata and discovery stay public.
+    let (status, headers, body) = send_as(serving.address, None, "GET", "/fhir/Patient", &[], "");
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        header(&headers, "www-authenticate")
+            .unwrap()
+            .contains("invalid_token")
+    );
+    assert_eq!(
+        send_as(serving.address, None, "GET", "/fhir/metadata", &[], "").0,
+        200
+    );
+    let (status, _, discovery) = send_as(
+        serving.address,
+        None,
+        "GET",
+        "/.well-known/smart-configuration",
+        &[],
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        discovery.contains("\"code_challenge_methods_supported\":[\"S256\"]"),
+        "{discovery}"
+    );
+
+    // The administrator's token from `meridian token` works.
+    let (status, _, body) = send(
+        &serving,
+        "POST",
+        "/fhir/Patient",
+        &[("content-type", "application/fhir+json")],
+        r#"{"resourceType":"Patient","id":"p1","name":[{"family":"Li"}]}"#,
+    );
+    assert!(status == 201 || status == 200, "{status} {body}");
+
+    // An account added while the server runs signs in at once, through a token of its own.
+    let added = meridian_with_input(
+        &store,
+        &[
+            "user",
+            "add",
+            "zhao",
+            "--password-stdin",
+            "--patient",
+            "Patient/p1",
+        ],
+        "a-long-password\n",
+    );
+    assert!(added.contains("resident"), "{added}");
+    let token = meridian_in(&store, &["token", "--user", "zhao", "--ttl", "120"]);
+    let (status, _, body) = send_as(
+        serving.address,
+        Some(&token),
+        "GET",
+        "/fhir/Patient/p1",
+        &[],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let listed = meridian_in(&store, &["user", "list"]);
+    assert!(
+        listed.contains("admin\tadministrator") && listed.contains("zhao\tresident\tPatient/p1"),
+        "{listed}"
+    );
+    // A second start makes no second administrator.
+    drop(serving);
+    let again = serve_in(&store, &[]);
+    assert!(
+        !again
+            .start_up
+            .iter()
+            .any(|line| line.contains("admin-password"))
+    );
+}
+
+#[test]
+fn auth_off_is_refused_off_loopback() {
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--auth", "off", "--data"])
+        .arg(data.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("loopback"));
 }

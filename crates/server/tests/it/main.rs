@@ -11,3 +11,4 @@ mod host;
 mod identity;
 mod operations;
 mod rest;
+mod sign_in;
