@@ -480,8 +480,8 @@ fn sign_in_is_on_by_default_and_tokens_and_accounts_from_the_command_line_work_a
     // The administrator's token from `meridian token` works.
     let (status, _, body) = send(
         &serving,
-        "POST",
-        "/fhir/Patient",
+        "PUT",
+        "/fhir/Patient/p1",
         &[("content-type", "application/fhir+json")],
         r#"{"resourceType":"Patient","id":"p1","name":[{"family":"Li"}]}"#,
     );

@@ -31,7 +31,8 @@ impl Server {
     async fn start(store: &TestStore) -> Server {
         let mut config = AuthConfig::new("http://meridian.test/fhir");
         config.password = PasswordCost::TESTS;
-        let auth = Arc::new(sync(|| Authenticator::open(Arc::clone(&store.store), config)).unwrap());
+        let auth =
+            Arc::new(sync(|| Authenticator::open(Arc::clone(&store.store), config)).unwrap());
         let exports = tempfile::tempdir().unwrap();
         let repository = Arc::new(Repository::new(Arc::clone(&store.store)));
         let state = AppState::new(
