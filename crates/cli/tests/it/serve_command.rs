@@ -396,7 +396,7 @@ fn reindex_runs_as_a_job_and_a_new_search_parameter_then_finds_earlier_resources
     meridian(&["import", patients.to_str().unwrap()]);
     meridian(&["import", parameter.to_str().unwrap()]);
     let search = |serving: &Serving| {
-        let (status, _, body) = send(&serving, "GET", "/fhir/Patient?nickname=xiaowei", &[], "");
+        let (status, _, body) = send(serving, "GET", "/fhir/Patient?nickname=xiaowei", &[], "");
         assert_eq!(status, 200, "{body}");
         let bundle: serde_json::Value = serde_json::from_str(&body).unwrap();
         bundle["entry"]
