@@ -174,3 +174,64 @@ backend_tests! {
         assert_eq!(auth.accounts().unwrap().len(), 1);
     }
 }
+
+mod external {
+    use super::*;
+    use access::signin::ExternalProvider;
+
+    const ISSUER: &str = "https://id.province.example.org";
+
+    fn p256() -> (EncodingKey, String) {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        use p256::pkcs8::EncodePrivateKey;
+        let secret = p256::SecretKey::random(&mut rand_core::OsRng);
+        let point = secret.public_key().to_encoded_point(false);
+        let jwks = json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "kid": "province-1",
+            "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
+            "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
+        }]});
+        (
+            EncodingKey::from_ec_der(secret.to_pkcs8_der().unwrap().as_bytes()),
+            jwks.to_string(),
+        )
+    }
+
+    fn external_token(key: &EncodingKey, claims: Value) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("province-1".into());
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    }
+
+    backend_tests! {
+        fn an_external_providers_tokens_map_to_accounts(store) {
+            let (key, jwks) = p256();
+            let mut config = config();
+            config.external = Some(ExternalProvider::new(ISSUER.into(), None, &jwks).unwrap());
+            let auth = Authenticator::open(store.store.clone(), config).unwrap();
+            accounts(&auth);
+            auth.link_external_subject("dr-wang", "province-user-42").unwrap();
+            let now = now();
+            let by_subject = external_token(&key, json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "province-user-42", "exp": now + 300, "scope": "user/*.rs"}));
+            let caller = auth.authenticate(&by_subject, None, None, None, "r").unwrap();
+            assert_eq!(caller.actor, Actor::User("Practitioner/wang".into()));
+            assert_eq!(caller.organization.as_deref(), Some("Organization/hospital-a"));
+            assert_eq!(caller.scopes, ["user/*.rs"]);
+            let by_fhir_user = external_token(&key, json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "someone", "fhirUser": "Patient/zhao", "exp": now + 300}));
+            let caller = auth.authenticate(&by_fhir_user, None, None, None, "r").unwrap();
+            assert_eq!(caller.patient.as_deref(), Some("Patient/zhao"));
+
+            // Unknown people, other keys, other audiences, expired: refused.
+            refused(&auth, &external_token(&key, json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "stranger", "exp": now + 300})));
+            let (other, _) = p256();
+            refused(&auth, &external_token(&other, json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "province-user-42", "exp": now + 300})));
+            refused(&auth, &external_token(&key, json!({"iss": ISSUER, "aud": "https://other/fhir", "sub": "province-user-42", "exp": now + 300})));
+            refused(&auth, &external_token(&key, json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "province-user-42", "exp": now - 300})));
+            // Our own tokens still work beside them.
+            let own = auth.issue_for_account("admin", None, 60).unwrap();
+            assert!(auth.authenticate(&own, None, None, None, "r").is_ok());
+            assert!(ExternalProvider::new(ISSUER.into(), None, "{\"keys\": []}").is_err());
+            assert!(ExternalProvider::new(ISSUER.into(), None, "not json").is_err());
+        }
+    }
+}
