@@ -27,17 +27,23 @@ pub fn run(config: ServeConfig) -> Result<()> {
         )?),
     };
     let blobs = open_blobs(&config.blobs)?;
+    // Dropped when serving ends, which stops the schedule.
+    let mut pruning = None;
     let auth = if config.auth.enabled {
         let audience = config
             .public_base
             .clone()
             .unwrap_or_else(|| access::signin::DEFAULT_AUDIENCE.to_owned());
-        server::Auth::Required(crate::sign_in::for_server(
+        let authenticator = crate::sign_in::for_server(
             repository.store(),
             &config.store.data,
             &audience,
             &config.auth,
-        )?)
+        )?;
+        pruning = Some(crate::sign_in::schedule_pruning(Arc::clone(
+            &authenticator,
+        ))?);
+        server::Auth::Required(authenticator)
     } else {
         tracing::warn!(
             "!!! SIGN-IN IS OFF (--auth off): every request acts as an all-powerful \
@@ -94,6 +100,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
     });
     drop(runtime);
     drop(kept);
+    drop(pruning);
     served
 }
 

@@ -414,9 +414,63 @@ impl Authenticator {
             }
         }
         if let Ok(claims) = self.verify_signed(token, false) {
-            self.revoke_id(&claims.fam, now() + self.config.refresh_token_seconds)?;
+            // Kept until nothing of the family can still be valid: its refresh tokens, and this
+            // token itself (a long-lived one from `meridian token`).
+            let until = claims.exp.max(now() + self.config.refresh_token_seconds);
+            self.revoke_id(&claims.fam, until)?;
         }
         Ok(())
+    }
+
+    /// Removes what has expired from the store: codes, refresh tokens, their used marks,
+    /// revocations of families that can no longer hold a valid token, assertion ids past their
+    /// `exp`, launch contexts. Answers how many entries went. Run now and then (`serve` does
+    /// every hour); nothing depends on it but the store's size.
+    pub fn prune_expired(&self) -> Result<usize, AuthError> {
+        // A minute of slack: nothing is removed that a check with leeway could still want.
+        let cutoff = now() - 60;
+        let mut removed = 0;
+        for prefix in [
+            names::CODE,
+            names::CODE_USED,
+            names::REFRESH,
+            names::REFRESH_USED,
+            names::REVOKED,
+            names::JTI,
+            names::LAUNCH,
+        ] {
+            let expired: Vec<String> = self
+                .kv
+                .store()
+                .checkpoints_with_prefix(prefix)?
+                .into_iter()
+                .filter(|(_, value)| expiry(value).is_some_and(|at| at < cutoff))
+                .map(|(name, _)| name)
+                .collect();
+            for batch in expired.chunks(500) {
+                let mut tx = self.kv.store().begin()?;
+                for name in batch {
+                    tx.set_checkpoint(name, None)?;
+                }
+                tx.commit()?;
+                removed += batch.len();
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// When a stored entry stops mattering: a number (revocations, assertion ids), or an object's
+/// `expires` or `until`. `None` for anything else, which is kept.
+fn expiry(value: &str) -> Option<i64> {
+    let value: Value = serde_json::from_str(value).ok()?;
+    match &value {
+        Value::Number(n) => n.as_i64(),
+        Value::Object(fields) => fields
+            .get("expires")
+            .or_else(|| fields.get("until"))
+            .and_then(Value::as_i64),
+        _ => None,
     }
 }
 

@@ -235,3 +235,34 @@ mod external {
         }
     }
 }
+
+backend_tests! {
+    fn expired_one_time_state_is_pruned_and_live_state_kept(store) {
+        let auth = authenticator(store);
+        accounts(&auth);
+        let past = now() - 3600;
+        let future = now() + 3600;
+        let mut tx = store.begin().unwrap();
+        for (name, value) in [
+            ("auth/code/old", format!(r#"{{"expires":{past}}}"#)),
+            ("auth/code/new", format!(r#"{{"expires":{future}}}"#)),
+            ("auth/refresh-used/old", format!(r#"{{"family":"f","until":{past}}}"#)),
+            ("auth/revoked/old", past.to_string()),
+            ("auth/revoked/new", future.to_string()),
+            ("auth/jti/c/old", past.to_string()),
+            ("auth/jti/c/new", future.to_string()),
+        ] {
+            tx.set_checkpoint(name, Some(&value)).unwrap();
+        }
+        tx.commit().unwrap();
+        assert_eq!(auth.prune_expired().unwrap(), 4);
+        let left: Vec<String> = store.checkpoints_with_prefix("auth/").unwrap().into_iter().map(|(n, _)| n).collect();
+        for kept in ["auth/code/new", "auth/revoked/new", "auth/jti/c/new", "auth/account/admin"] {
+            assert!(left.iter().any(|n| n == kept), "{kept} went: {left:?}");
+        }
+        assert!(!left.iter().any(|n| n.ends_with("/old")), "{left:?}");
+        // Keys and accounts are never pruned.
+        assert_eq!(auth.prune_expired().unwrap(), 0);
+        assert!(!store.checkpoints_with_prefix("auth/key/").unwrap().is_empty());
+    }
+}
