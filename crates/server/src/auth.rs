@@ -185,6 +185,26 @@ fn from_oauth(error: &access::OAuthError) -> Response {
     response
 }
 
+/// The client id of an `Authorization: Basic` header with an empty password.
+fn basic_client_id(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let id = percent_encoding::percent_decode_str(id)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    (secret.is_empty() && !id.is_empty()).then_some(id)
+}
+
 /// Runs sign-in work on a blocking thread (it reads the store and hashes passwords).
 async fn work<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> Result<T, Response> {
     tokio::task::spawn_blocking(job).await.map_err(|error| {
@@ -336,10 +356,16 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) ->
         Ok(base) => base,
         Err(response) => return *response,
     };
-    let params = match form(&headers, body).await {
+    let mut params = match form(&headers, body).await {
         Ok(params) => params,
         Err(response) => return response,
     };
+    // A public client may name itself with HTTP Basic and an empty secret (RFC 6749 2.3.1).
+    if let Some(client_id) = basic_client_id(&headers)
+        && !params.iter().any(|(name, _)| name == "client_id")
+    {
+        params.push(("client_id".into(), client_id));
+    }
     let endpoints = token_endpoints(&authenticator, &base);
     match work(move || authenticator.token(&params, &endpoints)).await {
         Ok(Ok(answer)) => json_answer(StatusCode::OK, &answer),
@@ -609,6 +635,27 @@ async fn authorize_page(
         .filter(|pair| !pair.starts_with("lang=") && *pair != "lang")
         .collect::<Vec<_>>()
         .join("&");
+    begin(
+        authenticator,
+        base,
+        params,
+        lang,
+        remember,
+        Some(switch_query),
+    )
+    .await
+}
+
+/// The authorization request checked, then the sign-in page (or the refusal). `switch_query`
+/// is the request's query for the language links (none for a POSTed request).
+async fn begin(
+    authenticator: Arc<Authenticator>,
+    base: String,
+    params: Vec<(String, String)>,
+    lang: Lang,
+    remember: bool,
+    switch_query: Option<String>,
+) -> Response {
     let answer = work(move || {
         let request = authenticator.check_authorize(&params, &[base])?;
         let sealed = authenticator.seal_request(&request).map_err(|error| {
@@ -635,7 +682,10 @@ async fn authorize_page(
                 remember,
                 pages::login(
                     lang,
-                    Switch::Link(&switch_query),
+                    match &switch_query {
+                        Some(query) => Switch::Link(query),
+                        None => Switch::None,
+                    },
                     &client,
                     &scopes,
                     &sealed,
@@ -829,6 +879,18 @@ async fn authorize_form(State(state): State<AppState>, request: Request) -> Resp
                 Some("deny") => redirect(&authenticator.deny(&signed_in.request)),
                 _ => next_step(&authenticator, signed_in, lang, remember).await,
             }
+        }
+        // SMART's authorize-post: the authorization request itself, as a form.
+        None if field("response_type").is_some() => {
+            let base = match link_base(&state, &headers) {
+                Ok(base) => base,
+                Err(response) => return *response,
+            };
+            let params: Vec<(String, String)> = fields
+                .into_iter()
+                .filter(|(name, _)| name != "lang")
+                .collect();
+            begin(authenticator, base, params, lang, remember, None).await
         }
         _ => expired(),
     }

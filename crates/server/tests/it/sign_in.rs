@@ -409,17 +409,21 @@ sign_in_tests! {
         let client = register_app(server).await;
         let (verifier, challenge) = pkce();
         let aud = format!("{}/fhir", server.base());
-        let page = server.get(&format!("/auth/authorize?{}", query(&[
+        // SMART's authorize-post: the request as a form.
+        let page = server.form("/auth/authorize", &[
             ("response_type", "code"), ("client_id", &client), ("redirect_uri", REDIRECT),
             ("scope", "launch/patient patient/*.rs"), ("aud", &aud),
             ("code_challenge", &challenge), ("code_challenge_method", "S256"),
-        ])), &[]).await;
+        ], &[]).await;
+        assert_eq!(page.status, 200, "{}", page.body);
         assert!(page.body.contains("登录 Meridian"), "Chinese without Accept-Language");
         let approval = server.form("/auth/authorize", &[("step", "login"), ("request", &page.field("request")), ("username", "zhao"), ("password", "zhao-secret")], &[]).await;
         assert!(!approval.body.contains("name=\"patient\""), "a resident's patient is her own");
         let redirect = server.form("/auth/authorize", &[("step", "approve"), ("signed", &approval.field("signed")), ("decision", "allow")], &[]).await;
         let code = param(redirect.header("location").unwrap(), "code").unwrap();
-        let tokens = server.form("/auth/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier), ("client_id", &client)], &[]).await.json();
+        // The public client names itself with HTTP Basic and no secret.
+        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{client}:")));
+        let tokens = server.form("/auth/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)], &[("authorization", &basic)]).await.json();
         assert_eq!(tokens["patient"], "zhao");
         let access = tokens["access_token"].as_str().unwrap();
         assert_eq!(server.fhir("/fhir/Patient", access).await.status, 200);
