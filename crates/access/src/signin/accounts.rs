@@ -254,6 +254,11 @@ impl Authenticator {
     ) -> Result<Account, SignInFailure> {
         let now = now();
         if let Some(wait) = self.throttle.blocked(name, address, now) {
+            tracing::warn!(
+                account = name,
+                ?address,
+                "sign-in refused: too many failed attempts"
+            );
             return Err(SignInFailure::Throttled(wait.max(1)));
         }
         let account = if is_account_name(name) {
@@ -272,10 +277,16 @@ impl Authenticator {
         match (matches, account) {
             (true, Some(account)) => {
                 self.throttle.succeeded(name);
+                tracing::info!(account = name, ?address, "signed in");
                 Ok(account)
             }
             _ => {
                 self.throttle.failed(name, address, now);
+                tracing::warn!(
+                    account = name,
+                    ?address,
+                    "sign-in failed: wrong name or password"
+                );
                 Err(SignInFailure::Wrong)
             }
         }
