@@ -64,6 +64,14 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
             "/fhir/.well-known/smart-configuration",
             get(smart_configuration),
         )
+        .route(
+            "/fhir/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
         .route("/auth/authorize", get(authorize_page).post(authorize_form))
         .route("/auth/token", post(token))
         .route("/auth/introspect", post(introspect))
@@ -295,6 +303,35 @@ async fn smart_configuration(State(state): State<AppState>, headers: HeaderMap) 
                 "permission-online", "permission-patient", "permission-user", "permission-v1",
                 "permission-v2"
             ],
+        }),
+    )
+}
+
+/// OpenID Connect discovery, for clients that verify the id_token (its issuer is the FHIR base).
+async fn openid_configuration(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(authenticator) = authenticator(&state) else {
+        return not_enabled();
+    };
+    let base = match link_base(&state, &headers) {
+        Ok(base) => base,
+        Err(response) => return *response,
+    };
+    let origin = origin(&base);
+    json_answer(
+        StatusCode::OK,
+        &json!({
+            "issuer": authenticator.config().audience,
+            "authorization_endpoint": format!("{origin}/auth/authorize"),
+            "token_endpoint": format!("{origin}/auth/token"),
+            "jwks_uri": format!("{origin}/auth/jwks"),
+            "registration_endpoint": format!("{origin}/auth/register"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+            "scopes_supported": ["openid", "fhirUser", "profile"],
+            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "fhirUser", "name"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt", "none"],
         }),
     )
 }

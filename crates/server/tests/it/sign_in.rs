@@ -504,6 +504,9 @@ sign_in_tests! {
             assert_eq!(discovery["token_endpoint_auth_signing_alg_values_supported"], json!(["RS384", "ES384"]));
         }
         assert_eq!(server.get("/auth/jwks", &[]).await.json(), server.auth.jwks());
+        let openid = server.get("/fhir/.well-known/openid-configuration", &[]).await.json();
+        assert_eq!(openid["issuer"], "http://meridian.test/fhir");
+        assert_eq!(openid["id_token_signing_alg_values_supported"], json!(["ES256"]));
         // A break-glass reason in Chinese is read as UTF-8; a purpose that is not a code is 400.
         let reply = server.get("/fhir/Patient", &[("authorization", &format!("Bearer {good}")), ("x-purpose-of-use", "ETREAT"), ("x-break-glass-reason", "患者昏迷")]).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
