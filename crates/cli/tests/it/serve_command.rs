@@ -511,6 +511,56 @@ fn sign_in_is_on_by_default_and_tokens_and_accounts_from_the_command_line_work_a
         "",
     );
     assert_eq!(status, 200, "{body}");
+    // A practitioner, through the PractitionerRole that names their organisation.
+    for (path, body) in [
+        (
+            "/fhir/Organization/hospital-a",
+            r#"{"resourceType":"Organization","id":"hospital-a","name":"County Hospital"}"#,
+        ),
+        (
+            "/fhir/Practitioner/li",
+            r#"{"resourceType":"Practitioner","id":"li"}"#,
+        ),
+        (
+            "/fhir/PractitionerRole/li-a",
+            r#"{"resourceType":"PractitionerRole","id":"li-a","practitioner":{"reference":"Practitioner/li"},"organization":{"reference":"Organization/hospital-a"}}"#,
+        ),
+    ] {
+        let (status, _, answer) = send(
+            &serving,
+            "PUT",
+            path,
+            &[("content-type", "application/fhir+json")],
+            body,
+        );
+        assert!(status == 201 || status == 200, "{path}: {status} {answer}");
+    }
+    let added = meridian_with_input(
+        &store,
+        &[
+            "user",
+            "add",
+            "li",
+            "--password-stdin",
+            "--practitioner-role",
+            "PractitionerRole/li-a",
+        ],
+        "another-password\n",
+    );
+    assert!(
+        added.contains("Practitioner/li at Organization/hospital-a"),
+        "{added}"
+    );
+    let token = meridian_in(&store, &["token", "--user", "li", "--scope", "user/*.rs"]);
+    let (status, _, body) = send_as(
+        serving.address,
+        Some(&token),
+        "GET",
+        "/fhir/Patient/p1",
+        &[],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
     let listed = meridian_in(&store, &["user", "list"]);
     assert!(
         listed.contains("admin\tadministrator") && listed.contains("zhao\tresident\tPatient/p1"),
