@@ -36,6 +36,10 @@ pub struct AuthorizeRequest {
     pub code_challenge: String,
     /// The patient of an EHR launch's `launch` parameter.
     pub launch_patient: Option<String>,
+    /// A practitioner's standalone launch may name the patient in the request (`patient`);
+    /// the approval page then need not ask.
+    #[serde(default)]
+    pub patient_hint: Option<String>,
     pub nonce: Option<String>,
 }
 
@@ -150,6 +154,10 @@ impl Authenticator {
                 state: state.clone(),
                 code_challenge,
                 launch_patient,
+                patient_hint: form
+                    .get("patient")
+                    .filter(|p| p.len() <= 80)
+                    .map(str::to_owned),
                 nonce: form.get("nonce").map(|n| n.chars().take(256).collect()),
             })
             .map_err(back)
@@ -315,6 +323,7 @@ impl Authenticator {
     pub fn needs_patient(&self, signed_in: &SignedIn) -> Result<bool, AuthError> {
         let account = self.account(&signed_in.account)?;
         Ok(signed_in.request.launch_patient.is_none()
+            && signed_in.request.patient_hint.is_none()
             && matches!(
                 account.map(|a| a.kind),
                 Some(AccountKind::Practitioner { .. })
@@ -362,6 +371,7 @@ impl Authenticator {
                 let chosen = patient
                     .map(str::trim)
                     .filter(|p| !p.is_empty())
+                    .or(request.patient_hint.as_deref())
                     .ok_or_else(|| {
                         AuthorizeRefusal::Page("choose the patient for this app".into())
                     })?;

@@ -142,6 +142,15 @@ backend_tests! {
         let mut forged = signed;
         forged.organization = Some("Organization/hospital-c".into());
         assert!(matches!(auth.approve(&forged, Some("Patient/zhao")), Err(AuthorizeRefusal::Redirect(l)) if l.contains("access_denied")));
+
+        // Named in the request instead: nothing to ask.
+        let mut params = request(&client, &challenge, "launch/patient user/*.rs");
+        params.push(("patient".into(), "Patient/zhao".into()));
+        let checked = auth.check_authorize(&params, &[]).unwrap();
+        let signed = auth.sign_in(checked, "dr-wang", "wang-secret", None).unwrap();
+        assert!(!auth.needs_patient(&signed).unwrap());
+        let answer = exchange(&auth, &client, &code_of(&auth.approve(&signed, None).unwrap()), &verifier, REDIRECT).unwrap();
+        assert_eq!(answer["patient"], "zhao");
     }
 
     fn an_ehr_launch_carries_its_patient(store) {
