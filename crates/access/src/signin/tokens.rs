@@ -202,9 +202,9 @@ impl Authenticator {
             return self.verify_external(external, token);
         }
         let claims = self.verify_signed(token, true)?;
-        if self.is_revoked(&claims.fam)?
-            || (claims.jti != claims.fam && self.is_revoked(&claims.jti)?)
-        {
+        // One read per request: revocation is always of a whole family (a token from
+        // `meridian token` or client credentials is a family of its own).
+        if self.is_revoked(&claims.fam)? {
             return Err(AuthError::InvalidToken(
                 "the access token has been revoked".into(),
             ));
@@ -216,7 +216,7 @@ impl Authenticator {
         Ok(self.kv.raw(&format!("{}{id}", names::REVOKED))?.is_some())
     }
 
-    /// Revokes a family (or a single token by its `jti`) until `until`.
+    /// Revokes a grant family until `until`.
     pub(crate) fn revoke_id(&self, id: &str, until: i64) -> Result<(), AuthError> {
         let mut tx = self.kv.store().begin()?;
         tx.set_checkpoint(&format!("{}{id}", names::REVOKED), Some(&until.to_string()))?;
