@@ -4,5 +4,8 @@
 //!
 //! - [`scope`]: SMART on FHIR scopes (v2 spellings, v1 accepted), the permissions a token
 //!   carries.
+//! - [`policy`]: the access decision (custodians, the resident's consent, break-glass, scopes),
+//!   as the repository's `AccessPolicy`.
 
+pub mod policy;
 pub mod scope;

@@ -174,15 +174,24 @@ impl Repository {
                 return Ok(());
             }
             let hooks = self.hooks();
+            let by_client = !std::mem::replace(&mut tx.by_service, true);
             let mut in_tx = InTransaction {
                 repository: self,
                 tx: &mut *tx,
             };
-            for record in &pending {
+            let mut result = Ok(());
+            'records: for record in &pending {
                 for hook in hooks.iter().filter(|h| h.wants(&record.resource_type)) {
-                    hook.after_write(&mut in_tx, record)?;
+                    result = hook.after_write(&mut in_tx, record);
+                    if result.is_err() {
+                        break 'records;
+                    }
                 }
             }
+            if by_client {
+                tx.by_service = false;
+            }
+            result?;
         }
         Err(RepositoryError::Internal(
             "write hooks kept writing what they watch; gave up".into(),
@@ -197,6 +206,7 @@ impl Repository {
         mut work: impl FnMut(&mut InTransaction<'_, '_>) -> Result<T, RepositoryError>,
     ) -> Result<T, RepositoryError> {
         self.with_transaction(ctx, |tx| {
+            tx.by_service = true;
             let mut in_tx = InTransaction {
                 repository: self,
                 tx,

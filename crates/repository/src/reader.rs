@@ -27,7 +27,7 @@ impl Repository {
         Reader {
             repository: self,
             caller,
-            visibility: self.read_policy().visibility(caller),
+            visibility: self.access_policy().visibility(caller),
         }
     }
 }

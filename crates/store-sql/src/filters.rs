@@ -91,7 +91,54 @@ pub(crate) fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             render_set(b, filter);
             b.push(")");
         }
+        Filter::Custodian(custodians) => {
+            b.push(&format!("{alias}.custodian IN "));
+            b.bind_text_list(custodians);
+        }
+        Filter::OfType(types) => {
+            b.push(&format!("{alias}.type IN "));
+            b.bind_text_list(types);
+        }
+        Filter::Unrestricted => {
+            b.push(&format!("{alias}.sensitivity = 0"));
+        }
+        Filter::CompartmentGrant {
+            source_type,
+            filter,
+            class_param,
+        } => render_compartment_grant(b, source_type, filter, *class_param, alias),
     }
+}
+
+/// [`Filter::CompartmentGrant`] on resource row `alias`: found through the patient's
+/// resources of the source type (`resource_patient_type`), each probed.
+fn render_compartment_grant(
+    b: &mut SqlBuilder,
+    source_type: &str,
+    filter: &Filter,
+    class_param: search::ParamKey,
+    alias: &str,
+) {
+    let grant = b.fresh_alias("g");
+    let class = b.fresh_alias("k");
+    b.push(&format!(
+        "({alias}.patient_key <> 0 AND EXISTS (SELECT 1 FROM resource {grant} \
+         WHERE {grant}.patient_key = {alias}.patient_key AND {grant}.patient_key <> 0 AND {grant}.type = "
+    ));
+    b.bind_text(source_type);
+    b.push(&format!(
+        " AND {grant}.method <> {DELETED} AND ({alias}.sensitivity & ~{grant}.sensitivity) = 0 \
+         AND (NOT EXISTS (SELECT 1 FROM idx_token {class} WHERE {class}.rid = {grant}.rid AND {class}.param = "
+    ));
+    b.bind_int(class_param.0);
+    b.push(&format!(
+        ") OR EXISTS (SELECT 1 FROM idx_token {class} WHERE {class}.rid = {grant}.rid AND {class}.param = "
+    ));
+    b.bind_int(class_param.0);
+    b.push(&format!(" AND {class}.code = {alias}.type)) AND "));
+    render_probe(b, filter, &grant);
+    b.push(probe_end(b.dialect));
+    b.push(")");
 }
 
 /// Whether a filter can be written as a set of resource rows.

@@ -1,0 +1,3 @@
+//! The access service's tests: one binary, a module per concern.
+
+mod policy;
