@@ -512,3 +512,38 @@ impl AccessPolicy for Policy {
         }
     }
 }
+
+/// Whether `caller` may invoke `operation` (on the resource `target`, `Patient/12`, at the
+/// instance level). What the operation then reads and writes is limited by the ordinary rules.
+pub fn may_invoke(
+    caller: &Caller,
+    operation: &fhir_model::operation::OperationDecl,
+    target: Option<&str>,
+) -> Result<(), Forbidden> {
+    use fhir_model::operation::Audience;
+    let role = role(caller);
+    let allowed = match (operation.audience, &role) {
+        (_, Role::Nobody) => false,
+        (_, Role::Platform) => true,
+        (Audience::SignedIn, _) => true,
+        (Audience::Institutions, Role::Institution(_) | Role::PlatformClient) => true,
+        (Audience::ResidentsAndInstitutions, Role::Institution(_) | Role::PlatformClient) => true,
+        // A resident acts on their own record only.
+        (Audience::ResidentsAndInstitutions, Role::Resident(patient)) => {
+            target.is_none_or(|target| target == *patient)
+        }
+        (Audience::Platform, Role::PlatformClient) => true,
+        _ => false,
+    };
+    if allowed {
+        return Ok(());
+    }
+    let who = match operation.audience {
+        Audience::SignedIn => "signed-in callers",
+        Audience::Institutions => "institutions",
+        Audience::ResidentsAndInstitutions => "the resident it is about and institutions",
+        Audience::Administrators => "administrators",
+        Audience::Platform => "platform-wide clients and administrators",
+    };
+    Err(Forbidden(format!("{} is for {who} only", operation.name)))
+}

@@ -61,7 +61,8 @@ impl<'a, 't> InTransaction<'a, 't> {
     }
 
     /// The current version of a resource as this transaction sees it, `None` when it never
-    /// existed or is deleted.
+    /// existed or is deleted. A service's look-ups see everything (see
+    /// `Repository::service_reader`).
     pub fn read(
         &mut self,
         resource_type: &str,
@@ -70,7 +71,7 @@ impl<'a, 't> InTransaction<'a, 't> {
         let caller = self.tx.caller();
         match self
             .repository
-            .reader(caller)
+            .service_reader(caller)
             .current_in(self.tx, resource_type, id)?
         {
             Some(record) if !record.is_deleted() => {
@@ -90,7 +91,7 @@ impl<'a, 't> InTransaction<'a, 't> {
     ) -> Result<Vec<VersionRecord>, RepositoryError> {
         let caller = self.tx.caller();
         self.repository
-            .reader(caller)
+            .service_reader(caller)
             .find_in(self.tx, resource_type, params, count)
     }
 
