@@ -102,6 +102,8 @@ pub fn sensitivity_of(codings: Option<&Value>) -> i64 {
 pub struct Policy {
     registry: Arc<Registry>,
     consent: ConsentKeys,
+    /// `Person.link`: the master patient index's links between one resident's registrations.
+    person_link: ParamKey,
 }
 
 impl Default for Policy {
@@ -136,6 +138,7 @@ impl Policy {
                 period: key("period"),
                 class: key("provision-class"),
             },
+            person_link: ParamKey::new("Person", "link"),
         }
     }
 
@@ -198,6 +201,7 @@ impl Policy {
                 source_type: "Consent".into(),
                 filter: Box::new(self.consent_filter(organization, &caller.purpose)),
                 class_param: self.consent.class,
+                link: Some(self.person_link),
             },
         ])
     }
@@ -224,7 +228,7 @@ impl Policy {
             }
             if scope.context == Context::Patient {
                 match &caller.patient {
-                    Some(patient) => all.push(compartment_of(patient)),
+                    Some(patient) => all.push(self.registrations_of(patient)),
                     None => continue,
                 }
             }
@@ -238,6 +242,20 @@ impl Policy {
             });
         }
         Some(Filter::AnyOf(alternatives))
+    }
+
+    /// The compartments of `patient` and of every registration the master patient index
+    /// links with it: one resident's records at every institution.
+    fn registrations_of(&self, patient: &str) -> Filter {
+        Filter::AnyOf(vec![
+            Filter::ResidentCompartment {
+                id: patient.strip_prefix("Patient/").unwrap_or(patient).into(),
+                link: self.person_link,
+            },
+            // The patient's own compartment also holds what points at it without being keyed
+            // to it (the compartment definition's other parameters).
+            compartment_of(patient),
+        ])
     }
 
     /// A granular scope's query as filters on its type.
@@ -325,9 +343,10 @@ impl AccessPolicy for Policy {
             Role::PlatformClient => None,
             Role::Institution(_) if is_break_glass(caller) => None,
             Role::Institution(organization) => Some(self.institution_sees(caller, organization)),
-            Role::Resident(patient) => {
-                Some(Filter::AnyOf(vec![compartment_of(patient), directory()]))
-            }
+            Role::Resident(patient) => Some(Filter::AnyOf(vec![
+                self.registrations_of(patient),
+                directory(),
+            ])),
         };
         let scopes = self.scope_filter(caller, &scopes_of(caller));
         match (base, scopes) {

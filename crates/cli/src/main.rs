@@ -26,7 +26,9 @@ fn parse_organization(text: &str) -> Result<String, String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
     {
-        return Err(format!("{text:?} is not an Organization id (Organization/ID)"));
+        return Err(format!(
+            "{text:?} is not an Organization id (Organization/ID)"
+        ));
     }
     Ok(format!("Organization/{id}"))
 }

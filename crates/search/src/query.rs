@@ -234,7 +234,15 @@ pub enum Filter {
         source_type: Box<str>,
         filter: Box<Filter>,
         class_param: ParamKey,
+        /// When given, the source may also be in the compartment of any Patient linked with
+        /// this resource's patient through this reference parameter of one `Person` (the
+        /// master patient index's `Person.link`): one resident's every registration.
+        link: Option<ParamKey>,
     },
+    /// In the compartment of Patient `id`, or of any Patient linked with it through the
+    /// reference parameter `link` of one `Person`: a resident's every registration. Access
+    /// rules only.
+    ResidentCompartment { id: Box<str>, link: ParamKey },
 }
 
 /// The index tables, one per parameter type.

@@ -106,7 +106,26 @@ pub(crate) fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             source_type,
             filter,
             class_param,
-        } => render_compartment_grant(b, source_type, filter, *class_param, alias),
+            link,
+        } => render_compartment_grant(b, source_type, filter, *class_param, *link, alias),
+        Filter::ResidentCompartment { id, link } => {
+            b.push(&format!("{alias}.patient_key IN (SELECT "));
+            b.bind_int(search::PatientKey::of_patient(id).0);
+            b.push(" UNION ");
+            b.push(
+                "SELECT pt.patient_key FROM idx_reference la CROSS JOIN idx_reference lb \
+                 CROSS JOIN resource pt WHERE la.param = ",
+            );
+            b.bind_int(link.0);
+            b.push(" AND la.target_type = 'Patient' AND la.target_id = ");
+            b.bind_text(id);
+            b.push(" AND lb.rid = la.rid AND lb.param = ");
+            b.bind_int(link.0);
+            b.push(
+                " AND lb.target_type = 'Patient' AND pt.type = 'Patient' AND pt.id = lb.target_id \
+                 AND pt.patient_key <> 0)",
+            );
+        }
     }
 }
 
@@ -117,13 +136,47 @@ fn render_compartment_grant(
     source_type: &str,
     filter: &Filter,
     class_param: search::ParamKey,
+    link: Option<search::ParamKey>,
     alias: &str,
 ) {
     let grant = b.fresh_alias("g");
     let class = b.fresh_alias("k");
     b.push(&format!(
-        "({alias}.patient_key <> 0 AND EXISTS (SELECT 1 FROM resource {grant} \
-         WHERE {grant}.patient_key = {alias}.patient_key AND {grant}.patient_key <> 0 AND {grant}.type = "
+        "({alias}.patient_key <> 0 AND EXISTS (SELECT 1 FROM resource {grant} WHERE "
+    ));
+    match link {
+        None => {
+            b.push(&format!("{grant}.patient_key = {alias}.patient_key"));
+        }
+        Some(link) => {
+            // The patient's own key, and those of the Patients one Person links with it.
+            let (own, la, lb, other) = (
+                b.fresh_alias("p"),
+                b.fresh_alias("la"),
+                b.fresh_alias("lb"),
+                b.fresh_alias("p"),
+            );
+            b.push(&format!(
+                "{grant}.patient_key IN (SELECT {alias}.patient_key UNION \
+                 SELECT {other}.patient_key FROM resource {own} CROSS JOIN idx_reference {la} \
+                 CROSS JOIN idx_reference {lb} CROSS JOIN resource {other} \
+                 WHERE {own}.patient_key = {alias}.patient_key AND {own}.type = 'Patient' \
+                 AND {la}.param = "
+            ));
+            b.bind_int(link.0);
+            b.push(&format!(
+                " AND {la}.target_type = 'Patient' AND {la}.target_id = {own}.id \
+                 AND {lb}.rid = {la}.rid AND {lb}.param = "
+            ));
+            b.bind_int(link.0);
+            b.push(&format!(
+                " AND {lb}.target_type = 'Patient' AND {other}.type = 'Patient' \
+                 AND {other}.id = {lb}.target_id AND {other}.patient_key <> 0)"
+            ));
+        }
+    }
+    b.push(&format!(
+        " AND {grant}.patient_key <> 0 AND {grant}.type = "
     ));
     b.bind_text(source_type);
     b.push(&format!(

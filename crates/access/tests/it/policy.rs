@@ -389,3 +389,33 @@ backend_tests! {
         assert!(matches!(r.read(&me, "Patient", &region.own), Err(RepositoryError::NotFound(_))));
     }
 }
+
+backend_tests! {
+    fn a_resident_is_every_registration_the_master_index_links(store) {
+        let region = region(store);
+        let r = &region.repository;
+        // B registered the same resident; the master patient index links the two.
+        let at_b = create(r, &institution("B"), json!({"resourceType": "Patient", "name": [{"family": "Zhang", "given": ["Wei"]}]}));
+        r.create(&Caller::operator("access-test"), json!({"resourceType": "Person", "link": [
+            {"target": {"reference": format!("Patient/{}", region.patient)}, "assurance": "level3"},
+            {"target": {"reference": format!("Patient/{at_b}")}, "assurance": "level3"}
+        ]}), None).unwrap();
+        // Signed in through B's registration, the resident sees what A holds too.
+        let me = resident(&at_b);
+        let read = r.read(&me, "Observation", &region.lab);
+        assert!(read.is_ok(), "{:?}", read.err());
+        assert!(r.read(&me, "Patient", &region.patient).is_ok());
+        assert!(matches!(r.read(&me, "Patient", &region.own), Err(RepositoryError::NotFound(_))));
+        // A consent written on B's registration lets B see A's records about the resident.
+        let b = institution("B");
+        assert!(matches!(r.read(&b, "Observation", &region.lab), Err(RepositoryError::NotFound(_))));
+        create(r, &me, consent(&at_b, Some("B"), json!({})));
+        assert!(r.read(&b, "Observation", &region.lab).is_ok());
+        assert!(matches!(r.read(&b, "Observation", &region.restricted), Err(RepositoryError::NotFound(_))));
+        let (found, total) = search(r, &b, "Observation", &[("patient", &format!("Patient/{}", region.patient))]);
+        assert_eq!((found.len(), total), (2, 2));
+        // A search by one registration returns that registration's records only.
+        let (found, _) = search(r, &b, "Observation", &[("patient", &format!("Patient/{at_b}"))]);
+        assert_eq!(found, Vec::<String>::new());
+    }
+}
