@@ -419,3 +419,67 @@ backend_tests! {
         assert_eq!(found, Vec::<String>::new());
     }
 }
+
+#[test]
+fn operations_are_for_their_audience() {
+    use access::policy::may_invoke;
+    use residents::operations as identity;
+    let admin = {
+        let mut caller = Caller::anonymous("t");
+        caller.actor = Actor::Administrator("admin".into());
+        caller
+    };
+    let platform_client = {
+        let mut caller = institution("X");
+        caller.organization = None;
+        caller
+    };
+    let me = resident("p1");
+    let nobody = Caller::anonymous("t");
+    // Master-record stewardship is for administrators.
+    for operation in [
+        identity::LINK,
+        identity::UNLINK,
+        identity::MERGE,
+        identity::ACCEPT_MATCH,
+    ] {
+        assert!(may_invoke(&admin, &operation, None).is_ok());
+        for caller in [
+            &clinician("A"),
+            &institution("A"),
+            &me,
+            &platform_client,
+            &nobody,
+        ] {
+            let denied = may_invoke(caller, &operation, None).unwrap_err();
+            assert!(denied.0.contains("administrators"), "{}", denied.0);
+        }
+    }
+    // Health codes are resolved by institutions, issued to the resident or by an institution.
+    assert!(may_invoke(&clinician("A"), &identity::RESOLVE_HEALTH_CODE, None).is_ok());
+    assert!(may_invoke(&me, &identity::RESOLVE_HEALTH_CODE, None).is_err());
+    assert!(may_invoke(&me, &identity::HEALTH_CODE, Some("Patient/p1")).is_ok());
+    assert!(may_invoke(&me, &identity::HEALTH_CODE, Some("Patient/p2")).is_err());
+    assert!(may_invoke(&clinician("A"), &identity::HEALTH_CODE, Some("Patient/p2")).is_ok());
+    // The whole system's export is for platform clients.
+    let export = repository::operations::EXPORT_SYSTEM;
+    assert!(may_invoke(&platform_client, &export, None).is_ok());
+    assert!(may_invoke(&institution("A"), &export, None).is_err());
+    assert!(
+        may_invoke(
+            &institution("A"),
+            &repository::operations::EXPORT_PATIENT,
+            None
+        )
+        .is_ok()
+    );
+    // Nobody signed in invokes nothing.
+    assert!(
+        may_invoke(
+            &nobody,
+            &repository::operations::EVERYTHING,
+            Some("Patient/p1")
+        )
+        .is_err()
+    );
+}
