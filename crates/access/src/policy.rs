@@ -156,10 +156,8 @@ impl Policy {
             missing: true,
         };
         let now = clock::now_micros();
+        // The actor first: it is what sets one institution's consents apart.
         Filter::AllOf(vec![
-            token(k.status, "active"),
-            token(k.scope, "patient-privacy"),
-            token(k.provision_type, "permit"),
             Filter::AnyOf(vec![
                 Filter::Reference {
                     param: k.actor,
@@ -173,6 +171,9 @@ impl Policy {
                 },
                 missing(k.actor, IndexTable::Reference),
             ]),
+            token(k.status, "active"),
+            token(k.scope, "patient-privacy"),
+            token(k.provision_type, "permit"),
             Filter::AnyOf(vec![
                 token(k.purpose, purpose),
                 missing(k.purpose, IndexTable::Token),
