@@ -4,12 +4,19 @@
 //! Bundle), after one unmeasured pass over the same parameters, and prints p50/p99 per query.
 //!
 //! ```text
-//! search-bench load (--data DIR | --database-url URL) --copies N SYNTHEA_DIR...
-//! search-bench run  (--data DIR | --database-url URL) [--iterations N] [--label L]
+//! search-bench load (--data DIR | --database-url URL) --copies N [--organization ORG] SYNTHEA_DIR...
+//! search-bench consents (--data DIR | --database-url URL) --count N --organization ORG
+//! search-bench run  (--data DIR | --database-url URL) [--iterations N] [--label L] [--as ORG]
 //! ```
+//!
+//! Every command runs under the access rules. `load --organization` makes that institution the
+//! custodian of what is loaded; `consents` writes N patient-privacy Consents spread over the
+//! patients, each patient's first permitting ORG and the rest other institutions; `run --as
+//! ORG` measures as that institution's client (what it holds, or what consents let it see)
+//! instead of as the operator, who sees everything.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -31,6 +38,7 @@ fn main() -> Result<()> {
     };
     let store = open(flag("--data"), flag("--database-url"))?;
     let repository = Repository::new(store);
+    repository.set_access_policy(Arc::new(access::policy::Policy::new()));
     match args.first().map(String::as_str) {
         Some("load") => {
             let copies: usize = flag("--copies").unwrap_or_else(|| "1".into()).parse()?;
@@ -41,14 +49,29 @@ fn main() -> Result<()> {
                 .filter(|(i, a)| !a.starts_with("--") && !args[*i].starts_with("--"))
                 .map(|(_, a)| PathBuf::from(a))
                 .collect();
-            load(&repository, copies, &dirs)
+            let mut loader = ctx();
+            loader.organization = flag("--organization");
+            load(&repository, &loader, copies, &dirs)
+        }
+        Some("consents") => {
+            let count: usize = flag("--count").unwrap_or_else(|| "10000".into()).parse()?;
+            let organization = flag("--organization").context("--organization ORG")?;
+            consents(&repository, count, &organization)
         }
         Some("run") => {
             let iterations: usize = flag("--iterations")
                 .unwrap_or_else(|| "300".into())
                 .parse()?;
             let label = flag("--label").unwrap_or_default();
-            run(&repository, iterations, &label)
+            let sample = sample(&repository)?;
+            if let Some(organization) = flag("--as") {
+                let mut client = Caller::anonymous("search-bench");
+                client.actor = caller::Actor::Client("search-bench".into());
+                client.organization = Some(organization);
+                client.scopes = vec!["system/*.rs".into()];
+                MEASURED.set(client).expect("set once");
+            }
+            run(&repository, sample, iterations, &label)
         }
         _ => bail!(
             "usage: search-bench (load --copies N DIR... | run [--iterations N]) (--data DIR | --database-url URL)"
@@ -71,8 +94,82 @@ fn open(data: Option<String>, url: Option<String>) -> Result<Arc<dyn Store>> {
     })
 }
 
+/// Who the measured searches run as, when not the operator (`run --as`).
+static MEASURED: OnceLock<Caller> = OnceLock::new();
+
 fn ctx() -> Caller {
-    Caller::operator("search-bench")
+    MEASURED
+        .get()
+        .cloned()
+        .unwrap_or_else(|| Caller::operator("search-bench"))
+}
+
+/// `count` Consents over the patients, round robin: each patient's first permits
+/// `organization` for treatment, the rest other institutions.
+fn consents(repository: &Repository, count: usize, organization: &str) -> Result<()> {
+    let mut patients = Vec::new();
+    let mut params = vec![
+        ("_count".to_owned(), "1000".to_owned()),
+        ("_elements".to_owned(), "id".to_owned()),
+    ];
+    loop {
+        let request = SearchRequest {
+            scope: SearchScope::Type("Patient".into()),
+            params: params.clone(),
+            handling: search::Handling::Strict,
+        };
+        let page: Value =
+            serde_json::from_slice(&repository.search(&ctx(), "http://bench/fhir", &request)?)?;
+        patients.extend(ids(&page));
+        let next = page["link"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["relation"] == "next")
+            .and_then(|l| l["url"].as_str())
+            .and_then(|url| url.split_once('?'))
+            .map(|(_, query)| repository::parse_query(query));
+        match next {
+            Some(next) => params = next,
+            None => break,
+        }
+    }
+    if patients.is_empty() {
+        bail!("the store holds no patients: load it first");
+    }
+    let started = Instant::now();
+    let units = (0..count).map(|i| {
+        let patient = &patients[i % patients.len()];
+        let actor = if i < patients.len() {
+            organization.to_owned()
+        } else {
+            format!("Organization/other-{}", i / patients.len())
+        };
+        let consent = serde_json::json!({
+            "resourceType": "Consent", "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": format!("Patient/{patient}")},
+            "provision": {"type": "permit",
+                "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+                           "reference": {"reference": actor}}],
+                "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}
+        });
+        ImportUnit {
+            source: format!("consent {i}"),
+            json: consent.to_string().into_bytes(),
+        }
+    });
+    let report = repository.import(&ctx(), units, ImportOptions::default(), &|_| {});
+    eprintln!(
+        "wrote {} consents over {} patients in {:.1} s; {} failed",
+        report.counts.created,
+        patients.len(),
+        started.elapsed().as_secs_f64(),
+        report.counts.failed
+    );
+    repository.store().refresh_statistics()?;
+    Ok(())
 }
 
 /// Copy `k` of a bundle: every UUID gets the suffix `-k`, except those after a `|` (the
@@ -109,7 +206,7 @@ fn is_uuid(bytes: &[u8]) -> bool {
             .is_none_or(|b| !b.is_ascii_hexdigit() && *b != b'-')
 }
 
-fn load(repository: &Repository, copies: usize, dirs: &[PathBuf]) -> Result<()> {
+fn load(repository: &Repository, loader: &Caller, copies: usize, dirs: &[PathBuf]) -> Result<()> {
     let mut files = Vec::new();
     for dir in dirs {
         for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
@@ -139,7 +236,7 @@ fn load(repository: &Repository, copies: usize, dirs: &[PathBuf]) -> Result<()> 
         });
     // As `meridian import` loads: into an empty SQLite store the search indexes come last.
     repository.store().begin_bulk_load()?;
-    let report = repository.import(&ctx(), units, ImportOptions::default(), &|_| {});
+    let report = repository.import(loader, units, ImportOptions::default(), &|_| {});
     repository.store().end_bulk_load()?;
     eprintln!(
         "\nloaded {} resources ({} created) in {:.1} s; {} failed",
@@ -228,8 +325,7 @@ fn sample(repository: &Repository) -> Result<Sample> {
 
 const CODES: [&str; 6] = ["8867-4", "29463-7", "8302-2", "2339-0", "72514-3", "6690-2"];
 
-fn run(repository: &Repository, iterations: usize, label: &str) -> Result<()> {
-    let sample = sample(repository)?;
+fn run(repository: &Repository, sample: Sample, iterations: usize, label: &str) -> Result<()> {
     let pick = |list: &[String], i: usize| list[i % list.len()].clone();
     type Query = Box<dyn Fn(usize) -> (SearchScope, String)>;
     let patients = sample.patients.clone();

@@ -4,9 +4,12 @@
 //!
 //! - [`scope`]: SMART on FHIR scopes (v2 spellings, v1 accepted), the permissions a token
 //!   carries.
+//! - [`policy`]: the access decision (custodians, the resident's consent, break-glass, scopes),
+//!   as the repository's `AccessPolicy`.
 //! - [`signin`]: the authorization server: accounts, clients, keys, tokens, and the check of
 //!   every request's bearer token ([`signin::Authenticator::authenticate`]).
 
+pub mod policy;
 pub mod scope;
 pub mod signin;
 

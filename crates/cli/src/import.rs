@@ -16,7 +16,13 @@ use crate::progress::{Progress, eta};
 use crate::stores::open_repository;
 
 /// Imports everything under `paths`; answers whether every record was imported.
-pub fn run(config: &StoreConfig, paths: &[PathBuf], options: ImportOptions) -> Result<bool> {
+/// Loads `paths`; what is loaded is held by `organization` when one is given.
+pub fn run(
+    config: &StoreConfig,
+    paths: &[PathBuf],
+    options: ImportOptions,
+    organization: Option<String>,
+) -> Result<bool> {
     let files = collect_files(paths)?;
     if files.is_empty() {
         bail!(
@@ -33,7 +39,8 @@ pub fn run(config: &StoreConfig, paths: &[PathBuf], options: ImportOptions) -> R
         .filter_map(|f| f.metadata().ok())
         .map(|m| m.len())
         .sum();
-    let ctx = crate::operator("import");
+    let mut ctx = crate::operator("import");
+    ctx.organization = organization;
     let repository = open_repository(config, &ctx)?;
     let bytes_read = AtomicU64::new(0);
     let units = Units {

@@ -38,6 +38,9 @@ pub fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>> {
 /// The repository over the configured store, with the SearchParameters stored in it in force.
 pub fn open_repository(config: &StoreConfig, ctx: &Caller) -> Result<Repository> {
     let repository = Repository::new(open_store(config)?);
+    // Every command reads and writes under the access rules (the operator sees everything,
+    // and what it loads gets its custodian by them).
+    repository.set_access_policy(Arc::new(access::policy::Policy::new()));
     let loaded = repository
         .load_search_parameters(ctx)
         .context("loading the stored SearchParameter resources")?;

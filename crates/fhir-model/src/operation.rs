@@ -43,6 +43,22 @@ pub enum OperationKind {
     },
 }
 
+/// Who may invoke an operation at all. What it then reads or writes is limited by the ordinary
+/// rules of the read path and of writes, for the caller that invoked it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Audience {
+    /// Every signed-in caller.
+    SignedIn,
+    /// Institutions (clinicians and institutions' clients) and the platform.
+    Institutions,
+    /// The resident the operation is about, institutions and the platform.
+    ResidentsAndInstitutions,
+    /// Administrators (and identity stewards) only.
+    Administrators,
+    /// Clients that act platform-wide, and administrators.
+    Platform,
+}
+
 /// One operation as the service that owns it declares it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OperationDecl {
@@ -60,6 +76,8 @@ pub struct OperationDecl {
     /// The canonical URL of its OperationDefinition (the official one where there is one).
     pub definition: &'static str,
     pub kind: OperationKind,
+    /// Who may invoke it.
+    pub audience: Audience,
 }
 
 impl OperationDecl {
@@ -108,6 +126,7 @@ mod tests {
         affects_state: false,
         definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
         kind: OperationKind::Operation,
+        audience: Audience::SignedIn,
     };
 
     #[test]

@@ -539,6 +539,16 @@ fn plan(
             )),
         }
     };
+    let interaction = match entry.verb {
+        Verb::Post => Some(crate::Interaction::Create),
+        Verb::Put | Verb::Patch => Some(crate::Interaction::Update),
+        Verb::Delete => Some(crate::Interaction::Delete),
+        // Reads are answered after the writes, through the ordinary read entry points.
+        Verb::Get | Verb::Head => None,
+    };
+    if let Some(interaction) = interaction {
+        repository.permit(tx.caller(), interaction, &entry.resource_type)?;
+    }
     Ok(match entry.verb {
         Verb::Post => {
             if entry.resource.is_none() {

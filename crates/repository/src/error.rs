@@ -41,6 +41,9 @@ pub enum RepositoryError {
         index: usize,
         error: Box<RepositoryError>,
     },
+    /// The caller lacks a permission (403), named in the message.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -88,6 +91,7 @@ impl Outcome for RepositoryError {
             RepositoryError::Invalid(_) => 400,
             RepositoryError::Unprocessable(_) => 422,
             RepositoryError::NotFound(_) => 404,
+            RepositoryError::Forbidden(_) => 403,
             RepositoryError::Gone { .. } => 410,
             RepositoryError::PreconditionFailed(_) => 412,
             RepositoryError::Conflict(_) => 409,
@@ -112,6 +116,9 @@ impl Outcome for RepositoryError {
             }
             RepositoryError::NotFound(message) => {
                 vec![Issue::error(IssueCode::NotFound, message.clone())]
+            }
+            RepositoryError::Forbidden(message) => {
+                vec![Issue::error(IssueCode::Forbidden, message.clone())]
             }
             RepositoryError::Gone {
                 resource_type,

@@ -61,7 +61,8 @@ impl<'a, 't> InTransaction<'a, 't> {
     }
 
     /// The current version of a resource as this transaction sees it, `None` when it never
-    /// existed or is deleted.
+    /// existed or is deleted. A service's look-ups see everything (see
+    /// `Repository::service_reader`).
     pub fn read(
         &mut self,
         resource_type: &str,
@@ -70,7 +71,7 @@ impl<'a, 't> InTransaction<'a, 't> {
         let caller = self.tx.caller();
         match self
             .repository
-            .reader(caller)
+            .service_reader(caller)
             .current_in(self.tx, resource_type, id)?
         {
             Some(record) if !record.is_deleted() => {
@@ -90,7 +91,7 @@ impl<'a, 't> InTransaction<'a, 't> {
     ) -> Result<Vec<VersionRecord>, RepositoryError> {
         let caller = self.tx.caller();
         self.repository
-            .reader(caller)
+            .service_reader(caller)
             .find_in(self.tx, resource_type, params, count)
     }
 
@@ -174,15 +175,24 @@ impl Repository {
                 return Ok(());
             }
             let hooks = self.hooks();
+            let by_client = !std::mem::replace(&mut tx.by_service, true);
             let mut in_tx = InTransaction {
                 repository: self,
                 tx: &mut *tx,
             };
-            for record in &pending {
+            let mut result = Ok(());
+            'records: for record in &pending {
                 for hook in hooks.iter().filter(|h| h.wants(&record.resource_type)) {
-                    hook.after_write(&mut in_tx, record)?;
+                    result = hook.after_write(&mut in_tx, record);
+                    if result.is_err() {
+                        break 'records;
+                    }
                 }
             }
+            if by_client {
+                tx.by_service = false;
+            }
+            result?;
         }
         Err(RepositoryError::Internal(
             "write hooks kept writing what they watch; gave up".into(),
@@ -197,6 +207,7 @@ impl Repository {
         mut work: impl FnMut(&mut InTransaction<'_, '_>) -> Result<T, RepositoryError>,
     ) -> Result<T, RepositoryError> {
         self.with_transaction(ctx, |tx| {
+            tx.by_service = true;
             let mut in_tx = InTransaction {
                 repository: self,
                 tx,

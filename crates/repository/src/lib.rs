@@ -28,7 +28,7 @@ use caller::Caller;
 use fhir_model::{Issue, IssueCode, Model};
 use search::{Indexer, Registry};
 use serde_json::{Map, Value};
-use store::{Store, VersionRecord};
+use store::{HistoryScope, Store, VersionRecord};
 
 pub use bundle::{BundleOptions, parse_etag, parse_query};
 pub use changes::{Change, ChangeFeed};
@@ -42,7 +42,9 @@ pub use hooks::{InTransaction, WriteHook};
 pub use import::{ImportCounts, ImportFailure, ImportOptions, ImportReport, ImportUnit};
 #[doc(hidden)]
 pub use paging::CursorSeal;
-pub use policy::{ReadPolicy, SeeEverything};
+pub use policy::{
+    AccessPolicy, Forbidden, Interaction, ResourceFacts, SeeEverything, Stewardship, WriteFacts,
+};
 pub use read::HistoryRequest;
 pub use reader::Reader;
 pub use render::encode_query;
@@ -86,7 +88,7 @@ pub struct Repository {
     /// Seals the paging cursors of next links; its key is read from the store on first use.
     cursors: std::sync::OnceLock<CursorSeal>,
     /// What each caller may read; applied by the [`Reader`] inside every query.
-    policy: RwLock<Arc<dyn ReadPolicy>>,
+    policy: RwLock<Arc<dyn AccessPolicy>>,
 }
 
 /// How many times a write that raced another is run again before giving up.
@@ -106,15 +108,15 @@ impl Repository {
         }
     }
 
-    /// Replaces the read policy: every read from now on applies `policy`.
-    pub fn set_read_policy(&self, policy: Arc<dyn ReadPolicy>) {
+    /// Replaces the access policy: every read and write from now on applies `policy`.
+    pub fn set_access_policy(&self, policy: Arc<dyn AccessPolicy>) {
         *self
             .policy
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = policy;
     }
 
-    pub(crate) fn read_policy(&self) -> Arc<dyn ReadPolicy> {
+    pub(crate) fn access_policy(&self) -> Arc<dyn AccessPolicy> {
         self.policy
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -212,6 +214,7 @@ impl Repository {
         resource_type: &str,
         id: &str,
     ) -> Result<VersionRecord, RepositoryError> {
+        self.permit(ctx, Interaction::Read, resource_type)?;
         self.reader(ctx).read(resource_type, id)
     }
 
@@ -223,6 +226,7 @@ impl Repository {
         id: &str,
         version: &str,
     ) -> Result<VersionRecord, RepositoryError> {
+        self.permit(ctx, Interaction::Read, resource_type)?;
         self.reader(ctx).vread(resource_type, id, version)
     }
 
@@ -233,6 +237,11 @@ impl Repository {
         base: &str,
         request: &HistoryRequest,
     ) -> Result<Vec<u8>, RepositoryError> {
+        let resource_type = match &request.scope {
+            HistoryScope::System => "*",
+            HistoryScope::Type(t) | HistoryScope::Instance(t, _) => t.as_str(),
+        };
+        self.permit(ctx, Interaction::Read, resource_type)?;
         self.reader(ctx).history(base, request)
     }
 
@@ -254,6 +263,7 @@ impl Repository {
         id: &str,
         params: &[(String, String)],
     ) -> Result<Vec<u8>, RepositoryError> {
+        self.permit(ctx, Interaction::Read, "Patient")?;
         self.reader(ctx).everything(base, id, params)
     }
 

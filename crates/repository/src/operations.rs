@@ -4,7 +4,7 @@
 //! OperationDefinition, and its status and file URLs are Bulk Data endpoints, not operations
 //! (no OperationDefinition describes them; clients follow the URLs the server hands out).
 
-use fhir_model::operation::{InvokeMethod, Level, OperationDecl, OperationKind};
+use fhir_model::operation::{Audience, InvokeMethod, Level, OperationDecl, OperationKind};
 
 pub const VALIDATE: OperationDecl = OperationDecl {
     name: "$validate",
@@ -14,6 +14,7 @@ pub const VALIDATE: OperationDecl = OperationDecl {
     affects_state: false,
     definition: "http://hl7.org/fhir/OperationDefinition/Resource-validate",
     kind: OperationKind::Operation,
+    audience: Audience::SignedIn,
 };
 
 pub const EVERYTHING: OperationDecl = OperationDecl {
@@ -24,6 +25,7 @@ pub const EVERYTHING: OperationDecl = OperationDecl {
     affects_state: false,
     definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything",
     kind: OperationKind::Operation,
+    audience: Audience::SignedIn,
 };
 
 pub const EXPORT_SYSTEM: OperationDecl = OperationDecl {
@@ -34,6 +36,7 @@ pub const EXPORT_SYSTEM: OperationDecl = OperationDecl {
     affects_state: false,
     definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
     kind: OperationKind::Operation,
+    audience: Audience::Platform,
 };
 
 pub const EXPORT_PATIENT: OperationDecl = OperationDecl {
@@ -44,6 +47,7 @@ pub const EXPORT_PATIENT: OperationDecl = OperationDecl {
     affects_state: false,
     definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
     kind: OperationKind::Operation,
+    audience: Audience::Institutions,
 };
 
 pub const EXPORT_GROUP: OperationDecl = OperationDecl {
@@ -54,6 +58,7 @@ pub const EXPORT_GROUP: OperationDecl = OperationDecl {
     affects_state: false,
     definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
     kind: OperationKind::Operation,
+    audience: Audience::Institutions,
 };
 
 /// `[base]/$export-status/[job]`: poll (GET) or cancel (DELETE) an export.
@@ -65,6 +70,7 @@ pub const EXPORT_STATUS: OperationDecl = OperationDecl {
     affects_state: true,
     definition: "http://hl7.org/fhir/uv/bulkdata/export.html#bulk-data-status-request",
     kind: OperationKind::Endpoint { path_segments: 1 },
+    audience: Audience::SignedIn,
 };
 
 /// `[base]/$export-file/[job]/[file]`: one output file of a finished export.
@@ -76,6 +82,7 @@ pub const EXPORT_FILE: OperationDecl = OperationDecl {
     affects_state: false,
     definition: "http://hl7.org/fhir/uv/bulkdata/export.html#file-request",
     kind: OperationKind::Endpoint { path_segments: 2 },
+    audience: Audience::SignedIn,
 };
 
 /// Every operation (and Bulk Data endpoint) the repository owns.

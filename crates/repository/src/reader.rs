@@ -27,7 +27,22 @@ impl Repository {
         Reader {
             repository: self,
             caller,
-            visibility: self.read_policy().visibility(caller),
+            visibility: self.access_policy().visibility(caller),
+        }
+    }
+}
+
+impl Repository {
+    /// The reads a domain service makes for its own work inside its transaction (a write
+    /// hook's look-ups, a service operation's), for `caller`: they see everything, because
+    /// what they find decides the service's work (a new registration is matched against every
+    /// institution's), and what the caller is then shown goes through the ordinary read path
+    /// or the operation's own rules.
+    pub(crate) fn service_reader<'r>(&'r self, caller: &'r Caller) -> Reader<'r> {
+        Reader {
+            repository: self,
+            caller,
+            visibility: Visibility::All,
         }
     }
 }

@@ -91,6 +91,15 @@ impl Reader<'_> {
         if !parsed.ignored.is_empty() {
             tracing::debug!(ignored = ?parsed.ignored, "search parameters ignored");
         }
+        // A search of every type (no `_type`) needs permission for every type: `*`.
+        if parsed.query.types.is_empty() {
+            self.repository
+                .permit(self.caller, crate::Interaction::Search, "*")?;
+        }
+        for resource_type in &parsed.query.types {
+            self.repository
+                .permit(self.caller, crate::Interaction::Search, resource_type)?;
+        }
         let page = self.page(&parsed.query)?;
         let next = page.next.as_ref().map(|c| seal.seal(&scope, &c.encode()));
         Ok(render(

@@ -17,6 +17,9 @@ pub struct WriteTx<'a> {
     pub(crate) pending: Vec<VersionRecord>,
     /// A SearchParameter was written: the indexer is rebuilt once the transaction commits.
     pub(crate) wrote_search_parameters: bool,
+    /// A domain service is writing (a write hook, a service's operation): the access policy
+    /// decides who holds what it writes but does not refuse it (see `WriteFacts::by_service`).
+    pub(crate) by_service: bool,
 }
 
 impl<'a> WriteTx<'a> {
@@ -26,6 +29,7 @@ impl<'a> WriteTx<'a> {
             caller,
             pending: Vec::new(),
             wrote_search_parameters: false,
+            by_service: false,
         }
     }
 

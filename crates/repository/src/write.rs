@@ -11,8 +11,8 @@ use search::IndexEntries;
 use serde_json::Value;
 use store::{Method, VersionRecord, VersionWrite};
 
-use crate::WriteTx;
 use crate::stored::gone;
+use crate::{Interaction, ResourceFacts, Stewardship, WriteFacts, WriteTx};
 
 use crate::meta::{Body, is_valid_id, new_id};
 use crate::{Repository, RepositoryError, WriteStatus, Written, into_object, resource_type_of};
@@ -22,6 +22,8 @@ pub(crate) struct Prepared {
     pub resource_type: String,
     pub body: Body,
     pub index: IndexEntries,
+    /// What the access policy read from the resource.
+    pub facts: ResourceFacts,
 }
 
 impl Prepared {
@@ -59,11 +61,48 @@ impl Repository {
                     e.to_string(),
                 )])
             })?;
+        let facts = self.access_policy().facts(&resource_type, &resource);
         Ok(Prepared {
             resource_type,
             body: Body::new(into_object(resource), id),
             index,
+            facts,
         })
+    }
+
+    /// Asks the access policy whether the transaction's caller may write `prepared` over
+    /// `previous`, and who holds it if so.
+    pub(crate) fn admit(
+        &self,
+        tx: &WriteTx<'_>,
+        prepared: &Prepared,
+        previous: Option<&VersionRecord>,
+    ) -> Result<Stewardship, RepositoryError> {
+        self.access_policy()
+            .admit_write(
+                tx.caller(),
+                &WriteFacts {
+                    resource_type: &prepared.resource_type,
+                    id: prepared.id(),
+                    previous,
+                    resource: Some(&prepared.facts),
+                    by_service: tx.by_service,
+                },
+            )
+            .map_err(|denied| RepositoryError::Forbidden(denied.0))
+    }
+
+    /// Fails with 403 when the access policy does not let `caller` use `interaction` on
+    /// `resource_type`.
+    pub fn permit(
+        &self,
+        caller: &Caller,
+        interaction: Interaction,
+        resource_type: &str,
+    ) -> Result<(), RepositoryError> {
+        self.access_policy()
+            .permits(caller, interaction, resource_type)
+            .map_err(|denied| RepositoryError::Forbidden(denied.0))
     }
 
     /// Writes `prepared` as the version after `previous`.
@@ -83,6 +122,7 @@ impl Repository {
         } else {
             Method::Create
         };
+        let stewardship = self.admit(tx, prepared, previous)?;
         let content = prepared
             .body
             .to_bytes(version, &clock::format_instant(last_updated));
@@ -95,6 +135,8 @@ impl Repository {
             method,
             content: Some(&content),
             content_hash: prepared.body.content_hash(),
+            custodian: stewardship.custodian.as_deref(),
+            sensitivity: stewardship.sensitivity,
             index: &prepared.index,
         })?;
         let record = VersionRecord {
@@ -106,6 +148,8 @@ impl Repository {
             method,
             content: Some(content),
             content_hash: prepared.body.content_hash(),
+            custodian: stewardship.custodian,
+            sensitivity: stewardship.sensitivity,
         };
         self.note_for_hooks(tx, &record);
         Ok(record)
@@ -158,6 +202,8 @@ impl Repository {
             &prepared.resource_type,
             prepared.id(),
         )?;
+        // Refused before "nothing changed" is answered: that answer shows the stored version.
+        self.admit(tx, prepared, previous.as_ref())?;
         if let Some(current) = &previous
             && !current.is_deleted()
             && current.content_hash == prepared.body.content_hash()
@@ -197,6 +243,19 @@ impl Repository {
                 record: None,
             });
         };
+        let stewardship = self
+            .access_policy()
+            .admit_write(
+                tx.caller(),
+                &WriteFacts {
+                    resource_type,
+                    id,
+                    previous: Some(&previous),
+                    resource: None,
+                    by_service: tx.by_service,
+                },
+            )
+            .map_err(|denied| RepositoryError::Forbidden(denied.0))?;
         if resource_type == "SearchParameter" {
             tx.wrote_search_parameters = true;
         }
@@ -211,6 +270,8 @@ impl Repository {
             method: Method::Delete,
             content: None,
             content_hash: 0,
+            custodian: stewardship.custodian.as_deref(),
+            sensitivity: stewardship.sensitivity,
             index: &empty,
         })?;
         let record = VersionRecord {
@@ -222,6 +283,8 @@ impl Repository {
             method: Method::Delete,
             content: None,
             content_hash: 0,
+            custodian: stewardship.custodian,
+            sensitivity: stewardship.sensitivity,
         };
         self.note_for_hooks(tx, &record);
         Ok(Written {
@@ -253,6 +316,7 @@ impl Repository {
     ) -> Result<Written, RepositoryError> {
         // The server ignores a client id on create.
         let prepared = self.prepare(resource, &new_id())?;
+        self.permit(ctx, Interaction::Create, &prepared.resource_type)?;
         self.with_transaction(ctx, |tx| {
             if let Some(criteria) = if_none_exist {
                 let mut found = self.matches_in(tx, &prepared.resource_type, criteria)?;
@@ -289,6 +353,7 @@ impl Repository {
         if_match: Option<i64>,
     ) -> Result<Written, RepositoryError> {
         self.check_type(resource_type)?;
+        self.permit(ctx, Interaction::Update, resource_type)?;
         check_body_matches_url(&resource, resource_type, Some(id))?;
         let prepared = self.prepare(resource, id)?;
         self.with_transaction(ctx, |tx| {
@@ -306,6 +371,7 @@ impl Repository {
         if_match: Option<i64>,
     ) -> Result<Written, RepositoryError> {
         self.check_type(resource_type)?;
+        self.permit(ctx, Interaction::Update, resource_type)?;
         check_body_matches_url(&resource, resource_type, None)?;
         let body_id = resource
             .get("id")
@@ -351,6 +417,7 @@ impl Repository {
         if_match: Option<i64>,
     ) -> Result<Written, RepositoryError> {
         self.check_resource(resource_type, id)?;
+        self.permit(ctx, Interaction::Update, resource_type)?;
         self.with_transaction(ctx, |tx| {
             self.patch_in(tx, resource_type, id, patch, if_match, clock::now_micros())
         })
@@ -408,6 +475,7 @@ impl Repository {
         if_match: Option<i64>,
     ) -> Result<Written, RepositoryError> {
         self.check_resource(resource_type, id)?;
+        self.permit(ctx, Interaction::Delete, resource_type)?;
         self.with_transaction(ctx, |tx| {
             self.delete_in(tx, resource_type, id, if_match, clock::now_micros())
         })
@@ -421,6 +489,7 @@ impl Repository {
         criteria: &[(String, String)],
     ) -> Result<Written, RepositoryError> {
         self.check_type(resource_type)?;
+        self.permit(ctx, Interaction::Delete, resource_type)?;
         self.with_transaction(ctx, |tx| {
             let found = self.matches_in(tx, resource_type, criteria)?;
             match found.as_slice() {

@@ -2,7 +2,7 @@
 //! lists them in its CapabilityStatement from this table. Those without an official
 //! OperationDefinition point at this server's own canonical.
 
-use fhir_model::operation::{InvokeMethod, Level, OperationDecl, OperationKind};
+use fhir_model::operation::{Audience, InvokeMethod, Level, OperationDecl, OperationKind};
 
 const fn operation(
     name: &'static str,
@@ -11,6 +11,7 @@ const fn operation(
     methods: &'static [InvokeMethod],
     affects_state: bool,
     definition: &'static str,
+    audience: Audience,
 ) -> OperationDecl {
     OperationDecl {
         name,
@@ -20,6 +21,7 @@ const fn operation(
         affects_state,
         definition,
         kind: OperationKind::Operation,
+        audience,
     }
 }
 
@@ -37,6 +39,7 @@ pub const MATCH: OperationDecl = operation(
     &[Post],
     false,
     "http://hl7.org/fhir/OperationDefinition/Patient-match",
+    Audience::Institutions,
 );
 /// PIXm (ITI-83): a Patient's identifiers at the other institutions.
 pub const IHE_PIX: OperationDecl = operation(
@@ -46,6 +49,7 @@ pub const IHE_PIX: OperationDecl = operation(
     &[Get],
     false,
     "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix",
+    Audience::Institutions,
 );
 /// Issues a health code for a Patient's resident (a printed one voids the last).
 pub const HEALTH_CODE: OperationDecl = operation(
@@ -55,6 +59,7 @@ pub const HEALTH_CODE: OperationDecl = operation(
     &[Post],
     true,
     "urn:meridian:operation:health-code",
+    Audience::ResidentsAndInstitutions,
 );
 /// Resolves a health code to its resident (and audits the look-up).
 pub const RESOLVE_HEALTH_CODE: OperationDecl = operation(
@@ -64,6 +69,7 @@ pub const RESOLVE_HEALTH_CODE: OperationDecl = operation(
     &[Post],
     true,
     "urn:meridian:operation:resolve-health-code",
+    Audience::Institutions,
 );
 pub const REVOKE_HEALTH_CODE: OperationDecl = operation(
     "$revoke-health-code",
@@ -72,6 +78,7 @@ pub const REVOKE_HEALTH_CODE: OperationDecl = operation(
     &[Post],
     true,
     "urn:meridian:operation:revoke-health-code",
+    Audience::ResidentsAndInstitutions,
 );
 pub const LINK: OperationDecl = operation(
     "$link",
@@ -80,6 +87,7 @@ pub const LINK: OperationDecl = operation(
     &[Post],
     true,
     "urn:meridian:operation:person-link",
+    Audience::Administrators,
 );
 pub const UNLINK: OperationDecl = operation(
     "$unlink",
@@ -88,6 +96,7 @@ pub const UNLINK: OperationDecl = operation(
     &[Post],
     true,
     "urn:meridian:operation:person-unlink",
+    Audience::Administrators,
 );
 pub const MERGE: OperationDecl = operation(
     "$merge",
@@ -96,6 +105,7 @@ pub const MERGE: OperationDecl = operation(
     &[Post],
     true,
     "urn:meridian:operation:person-merge",
+    Audience::Administrators,
 );
 /// The matching model in use.
 pub const MODEL: OperationDecl = operation(
@@ -105,6 +115,7 @@ pub const MODEL: OperationDecl = operation(
     &[Get],
     false,
     "urn:meridian:operation:person-model",
+    Audience::Administrators,
 );
 /// Re-estimates the matching model from the Patients held, and acts on what it finds.
 pub const ESTIMATE_MODEL: OperationDecl = operation(
@@ -114,6 +125,7 @@ pub const ESTIMATE_MODEL: OperationDecl = operation(
     &[Post],
     true,
     "urn:meridian:operation:person-estimate-model",
+    Audience::Administrators,
 );
 pub const ACCEPT_MATCH: OperationDecl = operation(
     "$accept-match",
@@ -122,6 +134,7 @@ pub const ACCEPT_MATCH: OperationDecl = operation(
     &[Post],
     true,
     "urn:meridian:operation:accept-match",
+    Audience::Administrators,
 );
 pub const REJECT_MATCH: OperationDecl = operation(
     "$reject-match",
@@ -130,6 +143,7 @@ pub const REJECT_MATCH: OperationDecl = operation(
     &[Post],
     true,
     "urn:meridian:operation:reject-match",
+    Audience::Administrators,
 );
 
 /// Every operation the identity service owns.

@@ -218,6 +218,31 @@ pub enum Filter {
         key: crate::keys::PatientKey,
         params: Vec<ParamKey>,
     },
+    /// The organisation that holds the resource (its custodian) is one of these
+    /// (`Organization/7`). Access rules only: no search parameter makes it.
+    Custodian(Vec<Box<str>>),
+    /// The resource is of one of these types. Access rules only.
+    OfType(Vec<Box<str>>),
+    /// The resource carries none of the restricted sensitivities. Access rules only.
+    Unrestricted,
+    /// A live resource of `source_type` in the same patient's compartment (the same patient
+    /// key) matches `filter`, permits every restricted sensitivity this resource carries, and
+    /// either has no rows of the token parameter `class_param` or has one whose code is this
+    /// resource's type: the resident's consent beside each of their records. Access rules
+    /// only; the source resource is read whatever the caller may see (it is the rule).
+    CompartmentGrant {
+        source_type: Box<str>,
+        filter: Box<Filter>,
+        class_param: ParamKey,
+        /// When given, the source may also be in the compartment of any Patient linked with
+        /// this resource's patient through this reference parameter of one `Person` (the
+        /// master patient index's `Person.link`): one resident's every registration.
+        link: Option<ParamKey>,
+    },
+    /// In the compartment of Patient `id`, or of any Patient linked with it through the
+    /// reference parameter `link` of one `Person`: a resident's every registration. Access
+    /// rules only.
+    ResidentCompartment { id: Box<str>, link: ParamKey },
 }
 
 /// The index tables, one per parameter type.

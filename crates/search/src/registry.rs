@@ -32,6 +32,9 @@ impl Registry {
                 registry.add(resource_type, Arc::new(definition.clone()));
             }
         }
+        for (resource_type, definition) in platform_parameters() {
+            registry.add(resource_type, Arc::new(definition));
+        }
         registry
     }
 
@@ -64,4 +67,28 @@ impl Registry {
             .into_iter()
             .flat_map(|m| m.values())
     }
+}
+
+/// The platform's own search parameters, beside the official ones: what its access rules ask
+/// of a resource and R4 gives no parameter for (a Consent's provision type and data classes).
+fn platform_parameters() -> Vec<(&'static str, SearchParamDef)> {
+    let token = |code: &str, expression: &str| SearchParamDef {
+        url: format!("https://meridian.example/fhir/SearchParameter/Consent-{code}").into(),
+        code: code.into(),
+        base: vec!["Consent".into()],
+        kind: SearchParamType::Token,
+        expression: Some(expression.into()),
+        targets: Vec::new(),
+        components: Vec::new(),
+        modifier: Vec::new(),
+        comparator: Vec::new(),
+        usage: None,
+    };
+    vec![
+        ("Consent", token("provision-type", "Consent.provision.type")),
+        (
+            "Consent",
+            token("provision-class", "Consent.provision.class"),
+        ),
+    ]
 }

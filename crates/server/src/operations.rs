@@ -223,6 +223,12 @@ impl Registry {
             let allowed: Vec<&str> = registered.decl.methods.iter().map(|m| m.as_str()).collect();
             return Err(ApiError::method_not_allowed(method, &allowed));
         }
+        let target = match (call.resource_type, call.id) {
+            (Some(resource_type), Some(id)) => Some(format!("{resource_type}/{id}")),
+            _ => None,
+        };
+        access::policy::may_invoke(&fhir.caller, &registered.decl, target.as_deref())
+            .map_err(|denied| ApiError::from(repository::RepositoryError::Forbidden(denied.0)))?;
         let invocation = Invocation {
             state: state.clone(),
             method: method.clone(),

@@ -157,6 +157,8 @@ fn load(store: &dyn Store, resources: &[Resource], batch: usize) -> f64 {
                 },
                 content: Some(&resource.content),
                 content_hash: version,
+                custodian: None,
+                sensitivity: 0,
                 index: &resource.index,
             })
             .expect("put");

@@ -44,6 +44,8 @@ const RESOURCE_COLUMNS: &[(&str, &str)] = &[
     ("method", "smallint"),
     ("patient_key", "bigint"),
     ("content_hash", "bigint"),
+    ("custodian", "text"),
+    ("sensitivity", "bigint"),
 ];
 const UPDATE_COLUMNS: &[(&str, &str)] = &[
     ("rid", "bigint"),
@@ -53,6 +55,8 @@ const UPDATE_COLUMNS: &[(&str, &str)] = &[
     ("method", "smallint"),
     ("patient_key", "bigint"),
     ("content_hash", "bigint"),
+    ("custodian", "text"),
+    ("sensitivity", "bigint"),
 ];
 const VERSION_COLUMNS: &[(&str, &str)] = &[
     ("rid", "bigint"),
@@ -62,6 +66,8 @@ const VERSION_COLUMNS: &[(&str, &str)] = &[
     ("method", "smallint"),
     ("patient_key", "bigint"),
     ("content_hash", "bigint"),
+    ("custodian", "text"),
+    ("sensitivity", "bigint"),
     ("content", "bytea"),
 ];
 /// A declared table's columns as the flush sends them: each with its array's element type.
@@ -118,7 +124,8 @@ fn flush_sql() -> &'static str {
         let update_start = next;
         ctes.push(format!(
             "updated AS (UPDATE resource r SET version = u.version, last_updated = u.last_updated, \
-             method = u.method, patient_key = u.patient_key, content_hash = u.content_hash \
+             method = u.method, patient_key = u.patient_key, content_hash = u.content_hash, \
+             custodian = u.custodian, sensitivity = u.sensitivity \
              FROM {} AS u({}) WHERE r.rid = u.rid AND r.version = u.previous RETURNING 1)",
             unnest(UPDATE_COLUMNS, &mut next),
             names(UPDATE_COLUMNS)
@@ -181,6 +188,8 @@ struct ResourceRows {
     method: Vec<i16>,
     patient_key: Vec<i64>,
     content_hash: Vec<i64>,
+    custodian: Vec<Option<String>>,
+    sensitivity: Vec<i64>,
 }
 
 #[derive(Default)]
@@ -192,6 +201,8 @@ struct UpdateRows {
     method: Vec<i16>,
     patient_key: Vec<i64>,
     content_hash: Vec<i64>,
+    custodian: Vec<Option<String>>,
+    sensitivity: Vec<i64>,
 }
 
 #[derive(Default)]
@@ -203,6 +214,8 @@ struct VersionRows {
     method: Vec<i16>,
     patient_key: Vec<i64>,
     content_hash: Vec<i64>,
+    custodian: Vec<Option<String>>,
+    sensitivity: Vec<i64>,
     content: Vec<Option<Vec<u8>>>,
 }
 
@@ -374,6 +387,8 @@ impl Pending {
                 r.method.push(method);
                 r.patient_key.push(patient_key);
                 r.content_hash.push(write.content_hash);
+                r.custodian.push(write.custodian.map(str::to_owned));
+                r.sensitivity.push(write.sensitivity);
             }
             Some(previous) => {
                 let u = &mut self.updated;
@@ -384,6 +399,8 @@ impl Pending {
                 u.method.push(method);
                 u.patient_key.push(patient_key);
                 u.content_hash.push(write.content_hash);
+                u.custodian.push(write.custodian.map(str::to_owned));
+                u.sensitivity.push(write.sensitivity);
                 if !previous.is_deleted() {
                     self.cleared.push(row);
                 }
@@ -397,6 +414,8 @@ impl Pending {
         v.method.push(method);
         v.patient_key.push(patient_key);
         v.content_hash.push(write.content_hash);
+        v.custodian.push(write.custodian.map(str::to_owned));
+        v.sensitivity.push(write.sensitivity);
         v.content.push(stored);
         self.push_index(row, write.index);
         Ok(())
@@ -434,6 +453,8 @@ impl Pending {
             &c.method,
             &c.patient_key,
             &c.content_hash,
+            &c.custodian,
+            &c.sensitivity,
             &u.rid,
             &u.previous,
             &u.version,
@@ -441,6 +462,8 @@ impl Pending {
             &u.method,
             &u.patient_key,
             &u.content_hash,
+            &u.custodian,
+            &u.sensitivity,
             &v.rid,
             &v.version,
             &v.resource_type,
@@ -448,6 +471,8 @@ impl Pending {
             &v.method,
             &v.patient_key,
             &v.content_hash,
+            &v.custodian,
+            &v.sensitivity,
             &v.content,
             &self.cleared,
             &self.reindexed,
@@ -523,6 +548,8 @@ impl Pending {
                 &c.method[i],
                 &c.patient_key[i],
                 &c.content_hash[i],
+                &c.custodian[i],
+                &c.sensitivity[i],
             ]
         })?;
         let v = &self.versions;
@@ -535,6 +562,8 @@ impl Pending {
                 &v.method[i],
                 &v.patient_key[i],
                 &v.content_hash[i],
+                &v.custodian[i],
+                &v.sensitivity[i],
                 &v.content[i],
             ]
         })?;

@@ -33,6 +33,8 @@ pub(crate) fn record_at(row: &Row, at: usize) -> Result<VersionRecord, StoreErro
             .map(store::content::decode)
             .transpose()?,
         content_hash: row.try_get(at + 7).map_err(get_error)?,
+        custodian: row.try_get(at + 8).map_err(get_error)?,
+        sensitivity: row.try_get(at + 9).map_err(get_error)?,
     })
 }
 
@@ -79,7 +81,7 @@ pub(crate) fn history(
     for row in &rows {
         versions.push(record_from_row(row)?);
         sequence_numbers.push(
-            row.try_get::<_, i64>(8)
+            row.try_get::<_, i64>(10)
                 .map_err(|e| StoreError::Internal(e.to_string()))?,
         );
     }

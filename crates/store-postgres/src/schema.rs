@@ -226,6 +226,15 @@ CREATE FUNCTION record_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INS
 CREATE TRIGGER version_change AFTER INSERT ON version REFERENCING NEW TABLE AS written FOR EACH STATEMENT EXECUTE FUNCTION record_change();
 INSERT INTO change (seq) SELECT seq FROM version;
 "#,
+    // Access: the organisation that holds each version and its restricted sensitivities, and
+    // a patient's resources of one type (their consents, beside each of their records).
+    r#"
+ALTER TABLE resource ADD COLUMN custodian text COLLATE "C";
+ALTER TABLE resource ADD COLUMN sensitivity bigint NOT NULL DEFAULT 0;
+ALTER TABLE version ADD COLUMN custodian text COLLATE "C";
+ALTER TABLE version ADD COLUMN sensitivity bigint NOT NULL DEFAULT 0;
+CREATE INDEX resource_patient_type ON resource (patient_key, type) WHERE patient_key <> 0;
+"#,
 ];
 
 /// An arbitrary constant naming the migration lock among the database's advisory locks.

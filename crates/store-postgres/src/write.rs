@@ -106,7 +106,7 @@ impl<'a> PostgresTransaction<'a> {
         // by a second statement, whose snapshot sees them, while the lock keeps them still.
         let lock = connection.prepare_cached(
             "SELECT k.n, r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash, \
-             r.version FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(type, id, n) \
+             v.custodian, v.sensitivity, r.version FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(type, id, n) \
              JOIN resource r ON r.type = k.type AND r.id = k.id \
              LEFT JOIN version v ON v.rid = r.rid AND v.version = r.version \
              ORDER BY r.rid FOR UPDATE OF r",
@@ -122,7 +122,7 @@ impl<'a> PostgresTransaction<'a> {
         for row in &locked {
             let position = row.get::<_, i64>(0) as usize - 1;
             let version: Option<i64> = row.get(4);
-            let current: i64 = row.get(9);
+            let current: i64 = row.get(11);
             if version == Some(current) {
                 out[position] = Some(record_at(row, 1)?);
             } else {

@@ -43,6 +43,10 @@ fn column_definition(table: &Table, column: &Column, dialect: Dialect) -> String
     if !column.nullable && !bare_key {
         text.push_str(" NOT NULL");
     }
+    if let Some(default) = column.default {
+        text.push_str(" DEFAULT ");
+        text.push_str(default);
+    }
     text
 }
 

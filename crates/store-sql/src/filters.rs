@@ -91,7 +91,112 @@ pub(crate) fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             render_set(b, filter);
             b.push(")");
         }
+        Filter::Custodian(custodians) => {
+            b.push(&format!("{alias}.custodian IN "));
+            b.bind_text_list(custodians);
+        }
+        Filter::OfType(types) => {
+            b.push(&format!("{alias}.type IN "));
+            b.bind_text_list(types);
+        }
+        Filter::Unrestricted => {
+            b.push(&format!("{alias}.sensitivity = 0"));
+        }
+        Filter::CompartmentGrant {
+            source_type,
+            filter,
+            class_param,
+            link,
+        } => render_compartment_grant(b, source_type, filter, *class_param, *link, alias),
+        Filter::ResidentCompartment { id, link } => {
+            b.push(&format!("{alias}.patient_key IN (SELECT "));
+            b.bind_int(search::PatientKey::of_patient(id).0);
+            b.push(" UNION ");
+            b.push(
+                "SELECT pt.patient_key FROM idx_reference la CROSS JOIN idx_reference lb \
+                 CROSS JOIN resource pt WHERE la.param = ",
+            );
+            b.bind_int(link.0);
+            b.push(" AND la.target_type = 'Patient' AND la.target_id = ");
+            b.bind_text(id);
+            b.push(" AND lb.rid = la.rid AND lb.param = ");
+            b.bind_int(link.0);
+            b.push(
+                " AND lb.target_type = 'Patient' AND pt.type = 'Patient' AND pt.id = lb.target_id \
+                 AND pt.patient_key <> 0)",
+            );
+        }
     }
+}
+
+/// [`Filter::CompartmentGrant`] on resource row `alias`: the patient's resources of the source
+/// type (`resource_patient_type`) probed one by one, and only when none grants, those of the
+/// registrations one Person links with the patient. Each source is probed on its own index
+/// rows, the grant's filter first (its actor is the selective part).
+fn render_compartment_grant(
+    b: &mut SqlBuilder,
+    source_type: &str,
+    filter: &Filter,
+    class_param: search::ParamKey,
+    link: Option<search::ParamKey>,
+    alias: &str,
+) {
+    // The conditions on one source row `grant`, after its patient key is stated.
+    let grants = |b: &mut SqlBuilder, grant: &str| {
+        let class = b.fresh_alias("k");
+        b.push(&format!(" AND {grant}.type = "));
+        b.bind_text(source_type);
+        b.push(&format!(" AND {grant}.method <> {DELETED} AND "));
+        render_probe(b, filter, grant);
+        b.push(&format!(
+            " AND ({alias}.sensitivity & ~{grant}.sensitivity) = 0 \
+             AND (NOT EXISTS (SELECT 1 FROM idx_token {class} WHERE {class}.rid = {grant}.rid AND {class}.param = "
+        ));
+        b.bind_int(class_param.0);
+        b.push(&format!(
+            ") OR EXISTS (SELECT 1 FROM idx_token {class} WHERE {class}.rid = {grant}.rid AND {class}.param = "
+        ));
+        b.bind_int(class_param.0);
+        b.push(&format!(" AND {class}.code = {alias}.type))"));
+    };
+    let grant = b.fresh_alias("g");
+    b.push(&format!(
+        "({alias}.patient_key <> 0 AND (EXISTS (SELECT 1 FROM resource {grant} \
+         WHERE {grant}.patient_key = {alias}.patient_key AND {grant}.patient_key <> 0"
+    ));
+    grants(b, &grant);
+    b.push(probe_end(b.dialect));
+    if let Some(link) = link {
+        // The registrations one Person links with the patient, and their sources.
+        let (own, la, lb, other, grant) = (
+            b.fresh_alias("p"),
+            b.fresh_alias("la"),
+            b.fresh_alias("lb"),
+            b.fresh_alias("p"),
+            b.fresh_alias("g"),
+        );
+        b.push(&format!(
+            " OR EXISTS (SELECT 1 FROM resource {own} CROSS JOIN idx_reference {la} \
+             CROSS JOIN idx_reference {lb} CROSS JOIN resource {other} CROSS JOIN resource {grant} \
+             WHERE {own}.patient_key = {alias}.patient_key AND {own}.type = 'Patient' \
+             AND {la}.param = "
+        ));
+        b.bind_int(link.0);
+        b.push(&format!(
+            " AND {la}.target_type = 'Patient' AND {la}.target_id = {own}.id \
+             AND {lb}.rid = {la}.rid AND {lb}.param = "
+        ));
+        b.bind_int(link.0);
+        b.push(&format!(
+            " AND {lb}.target_type = 'Patient' AND {other}.type = 'Patient' \
+             AND {other}.id = {lb}.target_id AND {other}.patient_key <> 0 \
+             AND {other}.patient_key <> {alias}.patient_key \
+             AND {grant}.patient_key = {other}.patient_key"
+        ));
+        grants(b, &grant);
+        b.push(probe_end(b.dialect));
+    }
+    b.push("))");
 }
 
 /// Whether a filter can be written as a set of resource rows.

@@ -6,8 +6,7 @@ use crate::Dialect;
 use crate::builder::{Sql, SqlBuilder};
 
 /// The columns a [`crate::VersionRecord`] is read from, resource `r` joined with its version `v`.
-pub const RECORD_COLUMNS: &str =
-    "r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash";
+pub const RECORD_COLUMNS: &str = "r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash, v.custodian, v.sensitivity";
 
 /// A page of history, newest first: [`RECORD_COLUMNS`], then the version's sequence number
 /// (the cursor), one row more than the page so the caller knows whether there is a next page.

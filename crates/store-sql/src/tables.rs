@@ -47,6 +47,8 @@ pub struct Column {
     /// The entry's place among its resource's rows of the table (`seq`): rows that are
     /// otherwise equal stay apart.
     pub place_among_rows: bool,
+    /// The value of rows written before the column was added (SQL text).
+    pub default: Option<&'static str>,
 }
 
 impl Column {
@@ -57,6 +59,15 @@ impl Column {
             nullable: false,
             numbered_by_database: false,
             place_among_rows: false,
+            default: None,
+        }
+    }
+
+    /// Rows written before the column was added have `value`.
+    const fn defaulting(self, value: &'static str) -> Column {
+        Column {
+            default: Some(value),
+            ..self
         }
     }
 
@@ -234,6 +245,8 @@ pub const RESOURCE: Table = Table {
         C::new("method", ColumnType::SmallInteger),
         C::integer("patient_key"),
         C::integer("content_hash"),
+        C::text("custodian").nullable(),
+        C::integer("sensitivity").defaulting("0"),
     ],
     sqlite_key: &["rid"],
     postgres_key: Some(&["rid"]),
@@ -247,6 +260,10 @@ pub const RESOURCE: Table = Table {
             .only_where("patient_key <> 0")
             .ends_with_rid_on_postgres()
             .deferrable(),
+        // A patient's resources of one type: the access rule's look-up of a resident's
+        // consents beside each of their records.
+        Index::new("resource_patient_type", &["patient_key", "type"])
+            .only_where("patient_key <> 0"),
     ],
 };
 
@@ -267,6 +284,8 @@ pub const VERSION: Table = Table {
         C::integer("patient_key"),
         C::integer("content_hash"),
         C::new("content", ColumnType::Bytes).nullable(),
+        C::text("custodian").nullable(),
+        C::integer("sensitivity").defaulting("0"),
     ],
     sqlite_key: &["seq"],
     postgres_key: Some(&["seq"]),

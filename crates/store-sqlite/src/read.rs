@@ -32,6 +32,8 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<VersionRecord> {
                 )
             })?,
         content_hash: row.get(7)?,
+        custodian: row.get(8)?,
+        sensitivity: row.get(9)?,
     })
 }
 
@@ -87,7 +89,7 @@ pub(crate) fn history(
     let mut sequence_numbers = Vec::new();
     while let Some(row) = rows.next().map_err(map_error)? {
         versions.push(record_from_row(row).map_err(map_error)?);
-        sequence_numbers.push(row.get::<_, i64>(8).map_err(map_error)?);
+        sequence_numbers.push(row.get::<_, i64>(10).map_err(map_error)?);
     }
     let next = if versions.len() > query.count {
         versions.truncate(query.count);

@@ -196,6 +196,15 @@ CREATE TABLE job (
 );
 CREATE INDEX job_due ON job (state, run_after);
 "#,
+    // Access: the organisation that holds each version and its restricted sensitivities, and
+    // a patient's resources of one type (their consents, beside each of their records).
+    r#"
+ALTER TABLE resource ADD COLUMN custodian TEXT;
+ALTER TABLE resource ADD COLUMN sensitivity INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE version ADD COLUMN custodian TEXT;
+ALTER TABLE version ADD COLUMN sensitivity INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX resource_patient_type ON resource (patient_key, type) WHERE patient_key <> 0;
+"#,
 ];
 
 /// Brings the database up to the current schema version, in one transaction per migration.

@@ -56,6 +56,8 @@ fn store_with(names: usize, dir: &std::path::Path) -> SqliteStore {
             method: Method::Create,
             content: Some(b"{}"),
             content_hash: 1,
+            custodian: None,
+            sensitivity: 0,
             index: &index,
         })
         .unwrap();
@@ -221,6 +223,8 @@ fn steps_of_sorted_patient_search(others: usize, dir: &std::path::Path) -> u64 {
             method: Method::Create,
             content: Some(b"{}"),
             content_hash: 1,
+            custodian: None,
+            sensitivity: 0,
             index: &index,
         })
         .unwrap();

@@ -55,8 +55,8 @@ impl Transaction for SqliteTransaction<'_> {
             None => {
                 let mut insert = connection
                     .prepare_cached(
-                        "INSERT INTO resource (type, id, version, last_updated, method, patient_key, content_hash) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        "INSERT INTO resource (type, id, version, last_updated, method, patient_key, content_hash, \
+                         custodian, sensitivity) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     )
                     .map_err(map_error)?;
                 insert
@@ -67,7 +67,9 @@ impl Transaction for SqliteTransaction<'_> {
                         write.last_updated,
                         write.method.code(),
                         patient_key,
-                        write.content_hash
+                        write.content_hash,
+                        write.custodian,
+                        write.sensitivity
                     ])
                     .map_err(map_error)?;
                 connection.last_insert_rowid()
@@ -76,7 +78,7 @@ impl Transaction for SqliteTransaction<'_> {
                 let mut update = connection
                     .prepare_cached(
                         "UPDATE resource SET version = ?1, last_updated = ?2, method = ?3, patient_key = ?4, \
-                         content_hash = ?5 WHERE rid = ?6 AND version = ?7",
+                         content_hash = ?5, custodian = ?8, sensitivity = ?9 WHERE rid = ?6 AND version = ?7",
                     )
                     .map_err(map_error)?;
                 let changed = update
@@ -87,7 +89,9 @@ impl Transaction for SqliteTransaction<'_> {
                         patient_key,
                         write.content_hash,
                         previous.row,
-                        previous.version
+                        previous.version,
+                        write.custodian,
+                        write.sensitivity
                     ])
                     .map_err(map_error)?;
                 if changed != 1 {
@@ -112,8 +116,8 @@ impl Transaction for SqliteTransaction<'_> {
         let stored = write.content.map(store::content::encode).transpose()?;
         connection
             .prepare_cached(
-                "INSERT INTO version (rid, version, type, last_updated, method, patient_key, content_hash, content) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO version (rid, version, type, last_updated, method, patient_key, content_hash, \
+                 custodian, sensitivity, content) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .map_err(map_error)?
             .execute(params![
@@ -124,6 +128,8 @@ impl Transaction for SqliteTransaction<'_> {
                 write.method.code(),
                 patient_key,
                 write.content_hash,
+                write.custodian,
+                write.sensitivity,
                 stored
             ])
             .map_err(map_error)?;

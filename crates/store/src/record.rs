@@ -55,6 +55,10 @@ pub struct VersionRecord {
     /// A hash of the content without its server-managed meta, to detect updates that change
     /// nothing.
     pub content_hash: i64,
+    /// The organisation that holds the version (see [`VersionWrite::custodian`]).
+    pub custodian: Option<String>,
+    /// Its restricted sensitivities (see [`VersionWrite::sensitivity`]).
+    pub sensitivity: i64,
 }
 
 impl VersionRecord {
@@ -78,6 +82,12 @@ pub struct VersionWrite<'a> {
     /// The JSON, `None` for a deletion.
     pub content: Option<&'a [u8]>,
     pub content_hash: i64,
+    /// The organisation that holds this version (`Organization/7`), as the access service
+    /// decided from who wrote it; `None` for what belongs to no institution.
+    pub custodian: Option<&'a str>,
+    /// The restricted sensitivities the version carries, as the access service's bits (its
+    /// confidentiality and sensitive categories); for a Consent, those it permits.
+    pub sensitivity: i64,
     /// The index rows of the new version (empty for a deletion).
     pub index: &'a IndexEntries,
 }

@@ -552,11 +552,13 @@ fn sign_in_is_on_by_default_and_tokens_and_accounts_from_the_command_line_work_a
         "{added}"
     );
     let token = meridian_in(&store, &["token", "--user", "li", "--scope", "user/*.rs"]);
+    // The directory is for every signed-in caller (the patient, held by no institution, is not
+    // hospital A's to see).
     let (status, _, body) = send_as(
         serving.address,
         Some(&token),
         "GET",
-        "/fhir/Patient/p1",
+        "/fhir/Organization/hospital-a",
         &[],
         "",
     );

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 
 use caller::Caller;
 use repository::{
-    ExportLevel, ExportRequest, HistoryRequest, ReadPolicy, Repository, RepositoryError,
+    AccessPolicy, ExportLevel, ExportRequest, HistoryRequest, Repository, RepositoryError,
     SearchRequest, SearchScope,
 };
 use search::query::{Filter, TokenColumn, Visibility};
@@ -20,7 +20,7 @@ use crate::support::*;
 /// Hides everything.
 struct SeeNothing;
 
-impl ReadPolicy for SeeNothing {
+impl AccessPolicy for SeeNothing {
     fn visibility(&self, _: &Caller) -> Visibility {
         Visibility::Nothing
     }
@@ -29,7 +29,7 @@ impl ReadPolicy for SeeNothing {
 /// Hides the resources tagged `urn:test:label|secret`.
 struct HideSecrets;
 
-impl ReadPolicy for HideSecrets {
+impl AccessPolicy for HideSecrets {
     fn visibility(&self, _: &Caller) -> Visibility {
         let tag = search::keys::ParamKey::new("Resource", "_tag");
         // `_tag` is indexed under every type's own key; hide by each type's.
@@ -172,7 +172,7 @@ backend_tests! {
         assert_eq!(searched(&repository, "Patient", &[]).1, 2);
         assert_eq!(exported(&repository), 7);
 
-        repository.set_read_policy(Arc::new(SeeNothing));
+        repository.set_access_policy(Arc::new(SeeNothing));
         assert!(matches!(repository.read(&ctx(), "Patient", &open), Err(RepositoryError::NotFound(_))));
         assert!(matches!(repository.vread(&ctx(), "Patient", &open, "1"), Err(RepositoryError::NotFound(_))));
         assert!(matches!(history_count(&repository, HistoryScope::Instance("Patient".into(), open.clone())), Err(RepositoryError::NotFound(_))));
@@ -212,7 +212,7 @@ backend_tests! {
     fn a_policy_that_hides_some_resources_hides_exactly_those_everywhere(store) {
         let repository = repository(store);
         let (organization, open, hidden) = load(&repository);
-        repository.set_read_policy(Arc::new(HideSecrets));
+        repository.set_access_policy(Arc::new(HideSecrets));
         assert!(repository.read(&ctx(), "Patient", &open).is_ok());
         assert!(matches!(repository.read(&ctx(), "Patient", &hidden), Err(RepositoryError::NotFound(_))));
         // Matches and totals.

@@ -94,7 +94,9 @@ pub fn resident_records(region: &Region, index: u64, out: &mut Vec<Generated>) {
             }
         }
     }
-    out.push(("Patient", resident.patient(region, &hospitals)));
+    let mut patient = resident.patient(region, &hospitals);
+    hold(&mut patient, &resident.township().id());
+    out.push(("Patient", patient));
 
     let mut chart = Chart {
         region,
@@ -170,7 +172,21 @@ impl Chart<'_> {
         format!("{}-{}{}", self.resident.id, kind.abbreviation(), *counter)
     }
 
-    fn push(&mut self, resource_type: &'static str, resource: Value) {
+    /// Adds a record, held by the institution it names as its provider or performer, or
+    /// else by the resident's township health centre.
+    fn push(&mut self, resource_type: &'static str, mut resource: Value) {
+        let provider = ["serviceProvider", "performer", "requester", "author"]
+            .iter()
+            .filter_map(|field| resource.get(*field))
+            .flat_map(|value| match value {
+                Value::Array(items) => items.iter().collect::<Vec<_>>(),
+                one => vec![one],
+            })
+            .filter_map(|r| r.get("reference").and_then(Value::as_str))
+            .find_map(|r| r.strip_prefix("Organization/"))
+            .map(str::to_owned);
+        let holder = provider.unwrap_or_else(|| self.resident.township().id());
+        hold(&mut resource, &holder);
         self.out.push((resource_type, resource));
     }
 
@@ -426,5 +442,18 @@ fn minor_reason(rng: &mut Rng, age: i32) -> &'static Concept {
         rng.pick(&CHILD)
     } else {
         rng.pick(&ADULT)
+    }
+}
+
+/// Names the institution that holds a record in its `meta.source` (`Organization/<id>`): the
+/// custodian the access rules give it when the operator loads the region.
+fn hold(resource: &mut Value, organization: &str) {
+    if let Some(meta) = resource.get_mut("meta").and_then(Value::as_object_mut) {
+        meta.insert(
+            "source".into(),
+            Value::String(format!("Organization/{organization}")),
+        );
+    } else {
+        resource["meta"] = serde_json::json!({"source": format!("Organization/{organization}")});
     }
 }

@@ -186,6 +186,8 @@ fn a_transaction_that_failed_cannot_commit_part_of_its_work() {
             method: store::Method::Create,
             content: Some(b"{}"),
             content_hash: 0,
+            custodian: None,
+            sensitivity: 0,
             index: &identifier("x"),
         })
         .unwrap_err();
@@ -225,6 +227,8 @@ fn a_bulk_create_that_lost_a_race_for_one_id_writes_nothing() {
             method: store::Method::Create,
             content: Some(b"{}"),
             content_hash: 0,
+            custodian: None,
+            sensitivity: 0,
             index: &identifier(id),
         })
         .unwrap();

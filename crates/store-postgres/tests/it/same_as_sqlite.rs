@@ -35,6 +35,8 @@ fn load(store: &dyn Store) {
             },
             content: Some(content.as_bytes()),
             content_hash: n as i64,
+            custodian: None,
+            sensitivity: 0,
             index: &empty,
         })
         .unwrap();
@@ -52,6 +54,8 @@ fn load(store: &dyn Store) {
         method: Method::Delete,
         content: None,
         content_hash: 0,
+        custodian: None,
+        sensitivity: 0,
         index: &empty,
     })
     .unwrap();

@@ -50,6 +50,8 @@ pub fn put_in(
         },
         content: Some(content.as_bytes()),
         content_hash: version,
+        custodian: None,
+        sensitivity: 0,
         index,
     })?;
     Ok(version)

@@ -71,6 +71,8 @@ fn a_batch_of_writes_in_one_transaction_lands_whole_and_in_order() {
                 },
                 content: Some(id.as_bytes()),
                 content_hash: 0,
+                custodian: None,
+                sensitivity: 0,
                 index,
             })
             .unwrap(),
@@ -318,6 +320,8 @@ fn a_large_flush_by_copy_writes_the_same_rows_as_a_small_one() {
             method: Method::Create,
             content: Some(b"{}"),
             content_hash: 1,
+            custodian: None,
+            sensitivity: 0,
             index: &index,
         })
         .unwrap();

@@ -44,6 +44,9 @@ pub fn put_in(
         },
         content: Some(content.as_bytes()),
         content_hash: version,
+        // Kept with the version and read back with it.
+        custodian: Some("Organization/store-test"),
+        sensitivity: 5,
         index,
     })?;
     Ok(VersionRecord {
@@ -55,6 +58,8 @@ pub fn put_in(
         method: Method::Create,
         content: Some(content.into_bytes()),
         content_hash: version,
+        custodian: Some("Organization/store-test".into()),
+        sensitivity: 5,
     })
 }
 
@@ -71,6 +76,8 @@ pub fn delete(store: &dyn Store, resource_type: &str, id: &str, last_updated: i6
         method: Method::Delete,
         content: None,
         content_hash: 0,
+        custodian: None,
+        sensitivity: 0,
         index: &empty,
     })
     .unwrap();

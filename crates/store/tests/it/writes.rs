@@ -40,6 +40,8 @@ backend_tests! {
                 method: store::Method::Update,
                 content: Some(b"{}"),
                 content_hash: 0,
+custodian: None,
+sensitivity: 0,
                 index: &empty,
             })
             .unwrap_err();
@@ -61,6 +63,8 @@ backend_tests! {
                 method: store::Method::Create,
                 content: Some(b"{}"),
                 content_hash: 0,
+custodian: None,
+sensitivity: 0,
                 index: &empty,
             })
             .unwrap_err();

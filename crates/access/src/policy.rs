@@ -1,0 +1,569 @@
+//! The access decision: what each caller may see, which interactions they may use, and who
+//! holds what they write. The repository asks it (as its [`AccessPolicy`]) on every read,
+//! every interaction and every version written; what it answers for reads is a filter the
+//! store applies inside every query, so the rules hold for searches, totals, includes, chains,
+//! `_has`, `$everything`, exports and conditional operations alike.
+//!
+//! The rules:
+//! - Every version records its custodian: the organisation of the caller that wrote it (for
+//!   the operator's loads: its `--organization`, or the resource's `meta.source` when that names
+//!   an `Organization`). A resident's own writes (their consents) belong to no institution.
+//! - A clinician, or an institution's client, sees what their organisation holds, the
+//!   directory, and what other institutions hold about a patient under an active consent of
+//!   that patient that permits their organisation (or every member institution, when it names
+//!   no actor) for the request's purpose of use, for the data classes and period it names.
+//!   Restricted resources (confidentiality `R`/`V`, or a sensitive category) need a consent that
+//!   names their labels. Break-glass (purpose `ETREAT` with a reason) sees everything its scopes
+//!   allow, for that request, audited.
+//! - A resident sees their own compartment and the directory, and writes their own consents.
+//! - Administrators and the operator see everything; a client registered without an
+//!   organisation acts platform-wide, within its scopes.
+//! - Scopes bound everything: an interaction no scope grants is refused (403, naming the scope
+//!   that would grant it); granular scopes and `patient/` scopes narrow what is seen.
+//! - AuditEvents are written by the platform only: no caller creates, changes or deletes one.
+
+use std::sync::Arc;
+
+use caller::{Actor, Caller};
+use fhir_model::clock;
+use repository::{
+    AccessPolicy, Forbidden, Interaction as RestInteraction, ResourceFacts, Stewardship, WriteFacts,
+};
+use search::query::{
+    Bound, Comparison, Filter, IndexTable, RangeColumn, RangePredicate, TokenColumn, Visibility,
+};
+use search::{Handling, ParamKey, Registry, SearchTarget, parse_search};
+use serde_json::Value;
+
+use crate::scope::{Context, Interaction, ResourceScope, Scopes};
+
+/// Resource types every signed-in caller may read: the directory of the region and the
+/// definitions the platform runs on.
+pub const DIRECTORY_TYPES: &[&str] = &[
+    "Organization",
+    "Practitioner",
+    "PractitionerRole",
+    "Location",
+    "HealthcareService",
+    "Endpoint",
+    "Device",
+    "CapabilityStatement",
+    "StructureDefinition",
+    "SearchParameter",
+    "OperationDefinition",
+    "ValueSet",
+    "CodeSystem",
+    "ConceptMap",
+    "Questionnaire",
+    "PlanDefinition",
+    "ActivityDefinition",
+    "Library",
+];
+
+/// The purpose of use that, with a stated reason, is break-glass.
+pub const EMERGENCY_PURPOSE: &str = "ETREAT";
+
+/// The restricted sensitivities, each a bit of a version's `sensitivity`: confidentiality
+/// (`v3-Confidentiality`) and the sensitive-information categories (`v3-ActCode`) that need a
+/// consent naming them.
+const SENSITIVITIES: &[(&str, &str)] = &[
+    (CONFIDENTIALITY, "R"),
+    (CONFIDENTIALITY, "V"),
+    (ACT_CODE, "HIV"),
+    (ACT_CODE, "PSY"),
+    (ACT_CODE, "MH"),
+    (ACT_CODE, "BH"),
+    (ACT_CODE, "ETH"),
+    (ACT_CODE, "SUD"),
+    (ACT_CODE, "SDV"),
+    (ACT_CODE, "SEX"),
+    (ACT_CODE, "STD"),
+];
+const CONFIDENTIALITY: &str = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality";
+const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+
+/// The sensitivity bits of a list of codings (`meta.security`, a consent's
+/// `provision.securityLabel`). A coding without a system counts by its code.
+pub fn sensitivity_of(codings: Option<&Value>) -> i64 {
+    let mut bits = 0;
+    for coding in codings.and_then(Value::as_array).into_iter().flatten() {
+        let code = coding.get("code").and_then(Value::as_str);
+        let system = coding.get("system").and_then(Value::as_str);
+        for (bit, (known_system, known_code)) in SENSITIVITIES.iter().enumerate() {
+            if code == Some(*known_code) && system.is_none_or(|s| s == *known_system) {
+                bits |= 1 << bit;
+            }
+        }
+    }
+    bits
+}
+
+/// The access rules, as the repository's policy.
+pub struct Policy {
+    registry: Arc<Registry>,
+    consent: ConsentKeys,
+    /// `Person.link`: the master patient index's links between one resident's registrations.
+    person_link: ParamKey,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy::new()
+    }
+}
+
+/// The index keys of the Consent parameters the rules read.
+struct ConsentKeys {
+    status: ParamKey,
+    scope: ParamKey,
+    provision_type: ParamKey,
+    actor: ParamKey,
+    purpose: ParamKey,
+    period: ParamKey,
+    class: ParamKey,
+}
+
+impl Policy {
+    /// The rules, reading granular scopes with the official parameters and the platform's own.
+    pub fn new() -> Policy {
+        let key = |code| ParamKey::new("Consent", code);
+        Policy {
+            registry: Arc::new(Registry::r4(fhir_model::r4())),
+            consent: ConsentKeys {
+                status: key("status"),
+                scope: key("scope"),
+                provision_type: key("provision-type"),
+                actor: key("actor"),
+                purpose: key("purpose"),
+                period: key("period"),
+                class: key("provision-class"),
+            },
+            person_link: ParamKey::new("Person", "link"),
+        }
+    }
+
+    /// The consents that let `organization` see a patient's records for `purpose`, now.
+    fn consent_filter(&self, organization: &str, purpose: &str) -> Filter {
+        let k = &self.consent;
+        let token = |param: ParamKey, code: &str| Filter::Token {
+            param,
+            column: TokenColumn::Code,
+            hash: param.code_hash(code),
+        };
+        let missing = |param: ParamKey, table: IndexTable| Filter::Missing {
+            param,
+            table,
+            missing: true,
+        };
+        let now = clock::now_micros();
+        // The actor first: it is what sets one institution's consents apart.
+        Filter::AllOf(vec![
+            Filter::AnyOf(vec![
+                Filter::Reference {
+                    param: k.actor,
+                    target: search::query::ReferenceTarget::Local {
+                        types: vec!["Organization".into()],
+                        id: organization
+                            .strip_prefix("Organization/")
+                            .unwrap_or(organization)
+                            .into(),
+                    },
+                },
+                missing(k.actor, IndexTable::Reference),
+            ]),
+            token(k.status, "active"),
+            token(k.scope, "patient-privacy"),
+            token(k.provision_type, "permit"),
+            Filter::AnyOf(vec![
+                token(k.purpose, purpose),
+                missing(k.purpose, IndexTable::Token),
+            ]),
+            Filter::AnyOf(vec![
+                Filter::Date {
+                    param: k.period,
+                    predicate: RangePredicate {
+                        any_of: vec![vec![
+                            (RangeColumn::Low, Comparison::Le, Bound::Integer(now)),
+                            (RangeColumn::High, Comparison::Ge, Bound::Integer(now)),
+                        ]],
+                    },
+                },
+                missing(k.period, IndexTable::Date),
+            ]),
+        ])
+    }
+
+    /// What a clinician or an institution's client at `organization` sees, before scopes.
+    fn institution_sees(&self, caller: &Caller, organization: &str) -> Filter {
+        Filter::AnyOf(vec![
+            Filter::Custodian(vec![organization.into()]),
+            directory(),
+            Filter::CompartmentGrant {
+                source_type: "Consent".into(),
+                filter: Box::new(self.consent_filter(organization, &caller.purpose)),
+                class_param: self.consent.class,
+                link: Some(self.person_link),
+            },
+        ])
+    }
+
+    /// What the scopes let through: for each type they let the caller read or search, that
+    /// type, narrowed by a granular scope's query and by a `patient/` scope's patient. `None`
+    /// when they let everything through.
+    fn scope_filter(&self, caller: &Caller, scopes: &Scopes) -> Option<Filter> {
+        let mut alternatives = Vec::new();
+        for scope in scopes.resource_scopes() {
+            if !(scope.permissions.read || scope.permissions.search) {
+                continue;
+            }
+            let mut all = Vec::new();
+            if let Some(resource_type) = &scope.resource_type {
+                all.push(Filter::OfType(vec![resource_type.as_str().into()]));
+                if !scope.query.is_empty() {
+                    match self.granular(resource_type, scope) {
+                        Some(filters) => all.extend(filters),
+                        // A query the server cannot read grants nothing.
+                        None => continue,
+                    }
+                }
+            }
+            if scope.context == Context::Patient {
+                match &caller.patient {
+                    Some(patient) => all.push(self.registrations_of(patient)),
+                    None => continue,
+                }
+            }
+            if all.is_empty() {
+                return None;
+            }
+            alternatives.push(if all.len() == 1 {
+                all.pop().expect("one")
+            } else {
+                Filter::AllOf(all)
+            });
+        }
+        Some(Filter::AnyOf(alternatives))
+    }
+
+    /// The compartments of `patient` and of every registration the master patient index
+    /// links with it: one resident's records at every institution.
+    fn registrations_of(&self, patient: &str) -> Filter {
+        Filter::AnyOf(vec![
+            Filter::ResidentCompartment {
+                id: patient.strip_prefix("Patient/").unwrap_or(patient).into(),
+                link: self.person_link,
+            },
+            // The patient's own compartment also holds what points at it without being keyed
+            // to it (the compartment definition's other parameters).
+            compartment_of(patient),
+        ])
+    }
+
+    /// A granular scope's query as filters on its type.
+    fn granular(&self, resource_type: &str, scope: &ResourceScope) -> Option<Vec<Filter>> {
+        let parsed = parse_search(
+            &self.registry,
+            None,
+            SearchTarget::Type(resource_type),
+            &scope.query,
+            Handling::Strict,
+        )
+        .ok()?;
+        Some(parsed.query.filters)
+    }
+}
+
+/// The directory and definitions: readable by every signed-in caller.
+fn directory() -> Filter {
+    Filter::OfType(DIRECTORY_TYPES.iter().map(|t| (*t).into()).collect())
+}
+
+/// The compartment of `Patient/id` (the patient and every resource in its compartment).
+fn compartment_of(patient: &str) -> Filter {
+    search::parse::patient_compartment(patient.strip_prefix("Patient/").unwrap_or(patient))
+}
+
+/// Who the caller is, for the rules.
+enum Role<'c> {
+    Nobody,
+    /// The operator or an administrator: everything.
+    Platform,
+    /// A client registered without an organisation: everything its scopes allow.
+    PlatformClient,
+    /// A clinician or an institution's client, at this organisation.
+    Institution(&'c str),
+    /// A resident, by their Patient reference.
+    Resident(&'c str),
+}
+
+fn role(caller: &Caller) -> Role<'_> {
+    match &caller.actor {
+        Actor::Anonymous => Role::Nobody,
+        Actor::Operator | Actor::Administrator(_) => Role::Platform,
+        Actor::Client(_) => match &caller.organization {
+            Some(organization) => Role::Institution(organization),
+            None => Role::PlatformClient,
+        },
+        Actor::User(reference) if reference.starts_with("Patient/") => Role::Resident(reference),
+        Actor::User(_) => match &caller.organization {
+            Some(organization) => Role::Institution(organization),
+            None => Role::Nobody,
+        },
+    }
+}
+
+/// Break-glass: an emergency purpose with a stated reason.
+pub fn is_break_glass(caller: &Caller) -> bool {
+    caller.purpose == EMERGENCY_PURPOSE
+        && caller
+            .break_glass
+            .as_deref()
+            .is_some_and(|r| !r.trim().is_empty())
+}
+
+/// The caller's scopes; unreadable ones grant nothing (they were checked when granted).
+fn scopes_of(caller: &Caller) -> Scopes {
+    Scopes::parse_each(caller.scopes.iter().map(String::as_str)).unwrap_or_default()
+}
+
+fn scope_interaction(interaction: RestInteraction) -> Interaction {
+    match interaction {
+        RestInteraction::Create => Interaction::Create,
+        RestInteraction::Read => Interaction::Read,
+        RestInteraction::Update => Interaction::Update,
+        RestInteraction::Delete => Interaction::Delete,
+        RestInteraction::Search => Interaction::Search,
+    }
+}
+
+impl AccessPolicy for Policy {
+    fn visibility(&self, caller: &Caller) -> Visibility {
+        let base = match role(caller) {
+            Role::Nobody => return Visibility::Nothing,
+            Role::Platform => return Visibility::All,
+            Role::PlatformClient => None,
+            Role::Institution(_) if is_break_glass(caller) => None,
+            Role::Institution(organization) => Some(self.institution_sees(caller, organization)),
+            Role::Resident(patient) => Some(Filter::AnyOf(vec![
+                self.registrations_of(patient),
+                directory(),
+            ])),
+        };
+        let scopes = self.scope_filter(caller, &scopes_of(caller));
+        match (base, scopes) {
+            (None, None) => Visibility::All,
+            (Some(filter), None) | (None, Some(filter)) => Visibility::Where(filter),
+            (Some(base), Some(scopes)) => Visibility::Where(Filter::AllOf(vec![base, scopes])),
+        }
+    }
+
+    fn permits(
+        &self,
+        caller: &Caller,
+        interaction: RestInteraction,
+        resource_type: &str,
+    ) -> Result<(), Forbidden> {
+        let writes = !matches!(interaction, RestInteraction::Read | RestInteraction::Search);
+        if writes && resource_type == "AuditEvent" {
+            return Err(Forbidden(
+                "audit records are written by the platform only: they cannot be created, changed or deleted through the API".into(),
+            ));
+        }
+        match role(caller) {
+            Role::Nobody => {
+                return Err(Forbidden("the request is not signed in".into()));
+            }
+            Role::Platform => return Ok(()),
+            _ => {}
+        }
+        let wanted = scope_interaction(interaction);
+        let scopes = scopes_of(caller);
+        let granted = if resource_type == "*" {
+            scopes
+                .resource_scopes()
+                .any(|s| s.resource_type.is_none() && s.permissions.permits(wanted))
+        } else {
+            scopes.granting(resource_type, wanted).next().is_some()
+        };
+        if granted {
+            return Ok(());
+        }
+        let context = match role(caller) {
+            Role::Resident(_) => "patient",
+            Role::PlatformClient => "system",
+            Role::Institution(_) if matches!(caller.actor, Actor::Client(_)) => "system",
+            _ => "user",
+        };
+        Err(Forbidden(format!(
+            "the token's scopes do not allow this: it needs {context}/{resource_type}.{}",
+            wanted.letter()
+        )))
+    }
+
+    fn facts(&self, resource_type: &str, resource: &Value) -> ResourceFacts {
+        let reference = |value: Option<&Value>| {
+            value
+                .and_then(|r| r.get("reference"))
+                .and_then(Value::as_str)
+                .filter(|r| r.starts_with("Patient/"))
+                .map(str::to_owned)
+        };
+        let meta = resource.get("meta");
+        let source = meta
+            .and_then(|m| m.get("source"))
+            .and_then(Value::as_str)
+            .and_then(|source| {
+                let at = source.rfind("Organization/")?;
+                let reference = &source[at..];
+                let id = &reference["Organization/".len()..];
+                (!id.is_empty()
+                    && id.len() <= 64
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'))
+                .then(|| reference.to_owned())
+            });
+        if resource_type == "Consent" {
+            let provision = resource.get("provision");
+            return ResourceFacts {
+                sensitivity: sensitivity_of(provision.and_then(|p| p.get("securityLabel"))),
+                patient: reference(resource.get("patient")),
+                source,
+                terms: None,
+            };
+        }
+        ResourceFacts {
+            sensitivity: sensitivity_of(meta.and_then(|m| m.get("security"))),
+            patient: if resource_type == "Patient" {
+                None
+            } else {
+                reference(resource.get("patient")).or_else(|| reference(resource.get("subject")))
+            },
+            source,
+            terms: None,
+        }
+    }
+
+    fn admit_write(
+        &self,
+        caller: &Caller,
+        write: &WriteFacts<'_>,
+    ) -> Result<Stewardship, Forbidden> {
+        let sensitivity = write.resource.map_or(0, |facts| facts.sensitivity);
+        let previous_custodian = write.previous.and_then(|p| p.custodian.clone());
+        let role = role(caller);
+        if write.by_service {
+            return Ok(Stewardship {
+                custodian: previous_custodian.or_else(|| caller.organization.clone()),
+                sensitivity,
+            });
+        }
+        let name = || format!("{}/{}", write.resource_type, write.id);
+        match role {
+            Role::Nobody => Err(Forbidden("the request is not signed in".into())),
+            Role::Platform | Role::PlatformClient => Ok(Stewardship {
+                custodian: caller
+                    .organization
+                    .clone()
+                    .or_else(|| write.resource.and_then(|f| f.source.clone()))
+                    .or(previous_custodian),
+                sensitivity,
+            }),
+            Role::Institution(organization) => {
+                if write.resource_type == "Consent" {
+                    return Err(Forbidden(
+                        "a consent is written by the resident it belongs to".into(),
+                    ));
+                }
+                if let Some(previous) = write.previous.filter(|p| !p.is_deleted())
+                    && previous.custodian.as_deref() != Some(organization)
+                {
+                    return Err(Forbidden(format!(
+                        "{} is held by {}: only its custodian changes it",
+                        name(),
+                        previous.custodian.as_deref().unwrap_or("the platform")
+                    )));
+                }
+                Ok(Stewardship {
+                    custodian: Some(organization.to_owned()),
+                    sensitivity,
+                })
+            }
+            Role::Resident(patient) => {
+                let about = write.resource.and_then(|f| f.patient.as_deref());
+                // What the current version is about, read from its stored content.
+                let previous_about = write.previous.filter(|p| !p.is_deleted()).map(|p| {
+                    p.content
+                        .as_deref()
+                        .and_then(|bytes| serde_json::from_slice::<Value>(bytes).ok())
+                        .and_then(|stored| self.facts(write.resource_type, &stored).patient)
+                });
+                let own_previous = match &previous_about {
+                    None => true,
+                    Some(about) => {
+                        about.as_deref() == Some(patient)
+                            && write.previous.is_some_and(|p| p.custodian.is_none())
+                    }
+                };
+                let own_new = write.resource.is_none() || about == Some(patient);
+                let may = if write.resource_type == "Consent" {
+                    own_previous && own_new
+                } else {
+                    // Their own additions (readings from home); what an institution holds is
+                    // the institution's to change.
+                    previous_about.is_none() && write.resource.is_some() && own_new
+                };
+                if may {
+                    return Ok(Stewardship {
+                        custodian: None,
+                        sensitivity,
+                    });
+                }
+                if write.resource_type == "Consent" {
+                    return Err(Forbidden(format!(
+                        "a resident writes consents about their own record ({patient}) only"
+                    )));
+                }
+                Err(Forbidden(format!(
+                    "a resident may add records about themselves ({patient}) but not change {}",
+                    name()
+                )))
+            }
+        }
+    }
+}
+
+/// Whether `caller` may invoke `operation` (on the resource `target`, `Patient/12`, at the
+/// instance level). What the operation then reads and writes is limited by the ordinary rules.
+pub fn may_invoke(
+    caller: &Caller,
+    operation: &fhir_model::operation::OperationDecl,
+    target: Option<&str>,
+) -> Result<(), Forbidden> {
+    use fhir_model::operation::Audience;
+    let role = role(caller);
+    let allowed = match (operation.audience, &role) {
+        (_, Role::Nobody) => false,
+        (_, Role::Platform) => true,
+        (Audience::SignedIn, _) => true,
+        (Audience::Institutions, Role::Institution(_) | Role::PlatformClient) => true,
+        (Audience::ResidentsAndInstitutions, Role::Institution(_) | Role::PlatformClient) => true,
+        // A resident acts on their own record only.
+        (Audience::ResidentsAndInstitutions, Role::Resident(patient)) => {
+            target.is_none_or(|target| target == *patient)
+        }
+        (Audience::Platform, Role::PlatformClient) => true,
+        _ => false,
+    };
+    if allowed {
+        return Ok(());
+    }
+    let who = match operation.audience {
+        Audience::SignedIn => "signed-in callers",
+        Audience::Institutions => "institutions",
+        Audience::ResidentsAndInstitutions => "the resident it is about and institutions",
+        Audience::Administrators => "administrators",
+        Audience::Platform => "platform-wide clients and administrators",
+    };
+    Err(Forbidden(format!("{} is for {who} only", operation.name)))
+}
