@@ -5,6 +5,8 @@
 pub mod blob_contract;
 mod postgres;
 pub mod s3;
+#[cfg(feature = "signin")]
+pub mod signin;
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! Helpers: an authenticator over a test store with cheap password hashes, accounts of every
-//! kind, clients with RS384 and ES384 keys made here, and signing with the server's own key.
+//! kind, clients with RS384 and ES384 keys (`test_support::signin`), and signing with the
+//! server's own key.
 
 use std::sync::Arc;
 
@@ -8,8 +9,9 @@ use access::{AuthConfig, Authenticator};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde_json::{Value, json};
+use serde_json::Value;
 use store::Store;
+pub use test_support::signin::{ClientKey, assertion, ec_key, now, pkce, rsa_key};
 
 pub const AUDIENCE: &str = "https://hie.example.org/fhir";
 pub const TOKEN_ENDPOINT: &str = "https://hie.example.org/auth/token";
@@ -62,76 +64,6 @@ pub fn accounts(auth: &Authenticator) {
     .unwrap();
 }
 
-/// A client's key pair: its private key for signing assertions and its public JWK.
-pub struct ClientKey {
-    pub algorithm: Algorithm,
-    pub kid: String,
-    pub encoding: EncodingKey,
-    pub jwk: Value,
-}
-
-pub fn rsa_key(kid: &str) -> ClientKey {
-    use rsa::pkcs1::EncodeRsaPrivateKey;
-    use rsa::traits::PublicKeyParts;
-    let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
-    let der = private.to_pkcs1_der().unwrap();
-    let public = private.to_public_key();
-    ClientKey {
-        algorithm: Algorithm::RS384,
-        kid: kid.into(),
-        encoding: EncodingKey::from_rsa_der(der.as_bytes()),
-        jwk: json!({
-            "kty": "RSA", "kid": kid, "alg": "RS384", "use": "sig",
-            "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
-            "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
-        }),
-    }
-}
-
-pub fn ec_key(kid: &str) -> ClientKey {
-    use p384::elliptic_curve::sec1::ToEncodedPoint;
-    use p384::pkcs8::EncodePrivateKey;
-    let secret = p384::SecretKey::random(&mut rand_core::OsRng);
-    let der = secret.to_pkcs8_der().unwrap();
-    let point = secret.public_key().to_encoded_point(false);
-    ClientKey {
-        algorithm: Algorithm::ES384,
-        kid: kid.into(),
-        encoding: EncodingKey::from_ec_der(der.as_bytes()),
-        jwk: json!({
-            "kty": "EC", "crv": "P-384", "kid": kid, "alg": "ES384", "use": "sig",
-            "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
-            "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
-        }),
-    }
-}
-
-/// A `private_key_jwt` assertion by `client_id` with `key`, expiring in `seconds`.
-pub fn assertion(
-    key: &ClientKey,
-    client_id: &str,
-    audience: &str,
-    jti: &str,
-    seconds: i64,
-) -> String {
-    let mut header = Header::new(key.algorithm);
-    header.kid = Some(key.kid.clone());
-    let now = now();
-    jsonwebtoken::encode(
-        &header,
-        &json!({"iss": client_id, "sub": client_id, "aud": audience, "exp": now + seconds, "jti": jti}),
-        &key.encoding,
-    )
-    .unwrap()
-}
-
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 /// Signs any claims with the server's own key, as the server would (for tokens that are
 /// properly signed but wrong in another way).
 pub fn sign_with_server_key(store: &dyn Store, claims: &Value) -> String {
@@ -156,12 +88,4 @@ pub fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .iter()
         .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
         .collect()
-}
-
-/// A PKCE verifier and its S256 challenge.
-pub fn pkce() -> (String, String) {
-    use sha2::Digest;
-    let verifier = format!("verifier-{}", "x".repeat(50));
-    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
 }

@@ -1,5 +1,7 @@
 //! End-to-end tests of the `meridian` binary.
 
+mod access_scenario;
 mod fhirpath_command;
 mod seed_command;
 mod serve_command;
+mod support;

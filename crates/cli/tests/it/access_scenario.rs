@@ -1,0 +1,1068 @@
+//! Issue 14's outside check, done from outside: the real `meridian serve` over real HTTP on
+//! both stores, hospitals A and B as backend-services clients registered through RFC 7591
+//! with their own RS384 and ES384 keys, a resident signed in through the authorization-code
+//! flow with PKCE driven through the login and approval pages, and the administrator's
+//! `meridian token`. B sees none of A's records for the patient (reads, vreads, history,
+//! searches and their totals, includes, chains, `_has`, `$everything`, conditional reads) until
+//! the resident consents; then sees them but the restricted one; after the consent is
+//! revoked (made inactive, or deleted) sees none again at the very next request; break-glass
+//! with a stated reason sees them; B changes nothing of A's and writes no consent; every
+//! forged token is 401 with `WWW-Authenticate`, never a 500.
+
+use std::collections::BTreeSet;
+
+use access::{AuthConfig, Authenticator};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use test_support::signin::{ClientKey, assertion, ec_key, form_urlencoded, pkce, rsa_key};
+
+use crate::support::*;
+
+const REDIRECT: &str = "https://resident-app.example.org/callback";
+const RESIDENT_SCOPE: &str = "openid fhirUser launch/patient patient/*.cruds offline_access";
+/// The system of hospital A's result identifiers.
+const LAB_IDENTIFIERS: &str = "urn:oid:1.2.156.112604.1.2";
+const FHIR_JSON: (&str, &str) = ("content-type", "application/fhir+json");
+
+#[test]
+fn hospital_b_sees_a_patients_records_at_hospital_a_only_under_consent_or_break_glass_sqlite() {
+    scenario(Backend::Sqlite);
+}
+
+#[test]
+fn hospital_b_sees_a_patients_records_at_hospital_a_only_under_consent_or_break_glass_postgres() {
+    scenario(Backend::Postgres);
+}
+
+/// The running server, the endpoints its discovery names, and the callers' tokens.
+struct Region {
+    serving: Serving,
+    origin: String,
+    /// The token endpoint's URL (the audience of client assertions) and its path.
+    token_url: String,
+    token_path: String,
+}
+
+/// A sign-in's access token, and the token request that exchanged its code.
+struct SignIn {
+    access_token: String,
+    exchange: Vec<(String, String)>,
+}
+
+/// What hospital A wrote about the resident.
+struct Records {
+    patient: String,
+    laboratory: String,
+    vital_signs: String,
+    restricted: String,
+    encounter: String,
+}
+
+impl Records {
+    /// Every record, as `Type/id`.
+    fn all(&self) -> Vec<String> {
+        vec![
+            format!("Patient/{}", self.patient),
+            format!("Observation/{}", self.laboratory),
+            format!("Observation/{}", self.vital_signs),
+            format!("Observation/{}", self.restricted),
+            format!("Encounter/{}", self.encounter),
+        ]
+    }
+
+    /// Every record a consent without restricted classes opens.
+    fn unrestricted(&self) -> BTreeSet<String> {
+        let mut all: BTreeSet<String> = self.all().into_iter().collect();
+        all.remove(&format!("Observation/{}", self.restricted));
+        all
+    }
+}
+
+fn scenario(backend: Backend) {
+    let region = Region::start(backend);
+    let admin = region.serving.token.clone();
+
+    for (id, name) in [("A", "County Hospital A"), ("B", "City Hospital B")] {
+        let (status, _, body) = region.call(
+            &admin,
+            "PUT",
+            &format!("/fhir/Organization/{id}"),
+            &[FHIR_JSON],
+            &json!({"resourceType": "Organization", "id": id, "name": name}).to_string(),
+        );
+        assert_eq!(status, 201, "Organization/{id}: {body}");
+    }
+    let key_a = ec_key("hospital-a-1");
+    let key_b = rsa_key("hospital-b-1");
+    let client_a = region.register_backend_client(&key_a, "Organization/A");
+    let client_b = region.register_backend_client(&key_b, "Organization/B");
+    assert_ne!(client_a, client_b);
+    let a = region.client_credentials(&key_a, &client_a);
+    let b = region.client_credentials(&key_b, &client_b);
+
+    let records = region.hospital_a_writes_records(&a);
+    // A sees what it holds, the restricted record included.
+    for record in records.all() {
+        assert_eq!(
+            region.get(&a, &format!("/fhir/{record}")).0,
+            200,
+            "{record}"
+        );
+    }
+
+    // The resident's account, added at the command line while the server runs, and her
+    // sign-in through the pages.
+    let added = region.serving.meridian(
+        &[
+            "user",
+            "add",
+            "zhao",
+            "--password-stdin",
+            "--patient",
+            &format!("Patient/{}", records.patient),
+        ],
+        "zhao-long-password\n",
+    );
+    assert!(added.contains("resident"), "{added}");
+    let first = region.resident_signs_in("zhao", "zhao-long-password", &records.patient);
+    let own = format!("/fhir/Patient/{}", records.patient);
+    assert_eq!(region.get(&first.access_token, &own).0, 200);
+    // Her code, exchanged again: refused, and what it gave is revoked (RFC 6749 4.1.2).
+    let exchange: Vec<(&str, &str)> = first
+        .exchange
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let (status, _, body) = region.form(&region.token_path, &exchange, &[]);
+    assert_eq!(
+        (status, json_of(&body)["error"].clone()),
+        (400, json!("invalid_grant")),
+        "{body}"
+    );
+    let (status, headers, _) = region.get(&first.access_token, &own);
+    assert_eq!(status, 401);
+    assert!(
+        header(&headers, "www-authenticate")
+            .unwrap()
+            .contains("revoked")
+    );
+    let resident = region
+        .resident_signs_in("zhao", "zhao-long-password", &records.patient)
+        .access_token;
+    // She sees every record of hers, the restricted one too.
+    for record in records.all() {
+        let (status, headers, body) = region.get(&resident, &format!("/fhir/{record}"));
+        assert_eq!(status, 200, "{record}: {headers:?} {body}");
+    }
+
+    // Before any consent: nothing of A's about her, by any path.
+    region.sees_none(&b, &records, "before any consent");
+    region.b_changes_nothing_of_a_and_writes_no_consent(&b, &records);
+
+    // She consents to B for treatment.
+    let consent = consent_body(None, "active", &records.patient);
+    let (status, _, body) = region.call(&resident, "POST", "/fhir/Consent", &[FHIR_JSON], &consent);
+    assert_eq!(status, 201, "{body}");
+    let consent_id = json_of(&body)["id"].as_str().unwrap().to_owned();
+    region.sees_unrestricted(&b, &records, "under consent");
+    // For another purpose than the consent's, nothing.
+    let (status, _, body) = region.call(
+        &b,
+        "GET",
+        &format!("/fhir/Observation/{}", records.laboratory),
+        &[("x-purpose-of-use", "HPAYMT")],
+        "",
+    );
+    assert_eq!(
+        status, 404,
+        "a treatment consent is not for payment: {body}"
+    );
+
+    // Revoked by an update to inactive: hidden at the very next request.
+    let inactive = consent_body(Some(&consent_id), "inactive", &records.patient);
+    let (status, _, body) = region.call(
+        &resident,
+        "PUT",
+        &format!("/fhir/Consent/{consent_id}"),
+        &[FHIR_JSON],
+        &inactive,
+    );
+    assert_eq!(status, 200, "{body}");
+    region.sees_none(&b, &records, "after the consent was made inactive");
+
+    // Granted again, then revoked by a delete.
+    let active = consent_body(Some(&consent_id), "active", &records.patient);
+    let (status, _, body) = region.call(
+        &resident,
+        "PUT",
+        &format!("/fhir/Consent/{consent_id}"),
+        &[FHIR_JSON],
+        &active,
+    );
+    assert_eq!(status, 200, "{body}");
+    region.sees_unrestricted(&b, &records, "under the consent made active again");
+    let (status, _, body) = region.call(
+        &resident,
+        "DELETE",
+        &format!("/fhir/Consent/{consent_id}"),
+        &[],
+        "",
+    );
+    assert!(status == 200 || status == 204, "{status} {body}");
+    region.sees_none(&b, &records, "after the consent was deleted");
+
+    // Break-glass: with a stated reason, B reads and searches them all.
+    let reason = "unconscious in the emergency room, allergies unknown";
+    let glass = [
+        ("x-purpose-of-use", "ETREAT"),
+        ("x-break-glass-reason", reason),
+    ];
+    for record in records.all() {
+        let (status, _, body) = region.call(&b, "GET", &format!("/fhir/{record}"), &glass, "");
+        assert_eq!(status, 200, "break-glass read of {record}: {body}");
+    }
+    let (ids, total) = region.search(
+        &b,
+        &format!(
+            "/fhir/Observation?patient=Patient/{}&_total=accurate",
+            records.patient
+        ),
+        &glass,
+    );
+    assert_eq!((ids.len(), total), (3, 3), "{ids:?}");
+    // The purpose without the reason is no break-glass: still hidden.
+    for record in records.all() {
+        let (status, _, body) = region.call(
+            &b,
+            "GET",
+            &format!("/fhir/{record}"),
+            &[("x-purpose-of-use", "ETREAT")],
+            "",
+        );
+        assert_eq!(status, 404, "ETREAT without a reason, {record}: {body}");
+    }
+    region.sees_none(&b, &records, "after break-glass");
+
+    region.forged_tokens_are_refused(&b);
+}
+
+impl Region {
+    fn start(backend: Backend) -> Region {
+        let serving = serve_on(backend, &[]);
+        let origin = format!("http://{}", serving.address);
+        let (status, _, body) = send_as(
+            serving.address,
+            None,
+            "GET",
+            "/fhir/.well-known/smart-configuration",
+            &[],
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+        let discovery = json_of(&body);
+        let token_url = discovery["token_endpoint"].as_str().unwrap().to_owned();
+        let token_path = path_of(&token_url, &origin);
+        // The CapabilityStatement names the same endpoint.
+        let (status, _, metadata) =
+            send_as(serving.address, None, "GET", "/fhir/metadata", &[], "");
+        assert_eq!(status, 200);
+        assert!(metadata.contains(&token_url), "{metadata}");
+        // What the conditional-read probes below expect of a visible record.
+        assert!(
+            metadata.contains("\"conditionalRead\":\"not-supported\""),
+            "{metadata}"
+        );
+        Region {
+            serving,
+            origin,
+            token_url,
+            token_path,
+        }
+    }
+
+    /// The path of an endpoint the discovery document names.
+    fn endpoint(&self, name: &str) -> String {
+        let (_, _, body) = send_as(
+            self.serving.address,
+            None,
+            "GET",
+            "/fhir/.well-known/smart-configuration",
+            &[],
+            "",
+        );
+        let url = json_of(&body)[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name} in {body}"))
+            .to_owned();
+        path_of(&url, &self.origin)
+    }
+
+    fn call(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Answer {
+        let answer = send_as(
+            self.serving.address,
+            Some(token),
+            method,
+            path,
+            headers,
+            body,
+        );
+        assert!(answer.0 < 500, "{method} {path}: {} {}", answer.0, answer.2);
+        answer
+    }
+
+    fn get(&self, token: &str, path: &str) -> Answer {
+        self.call(token, "GET", path, &[], "")
+    }
+
+    /// A search's entries (as `Type/id`, matches and includes alike) and its total.
+    fn search(&self, token: &str, path: &str, headers: &[(&str, &str)]) -> (Vec<String>, u64) {
+        let (status, _, body) = self.call(token, "GET", path, headers, "");
+        assert_eq!(status, 200, "{path}: {body}");
+        let bundle = json_of(&body);
+        (
+            entries(&bundle),
+            bundle["total"].as_u64().unwrap_or(u64::MAX),
+        )
+    }
+
+    fn form(&self, path: &str, fields: &[(&str, &str)], headers: &[(&str, &str)]) -> Answer {
+        let mut all = vec![("content-type", "application/x-www-form-urlencoded")];
+        all.extend_from_slice(headers);
+        let answer = send_as(
+            self.serving.address,
+            None,
+            "POST",
+            path,
+            &all,
+            &form_urlencoded(fields),
+        );
+        assert!(answer.0 < 500, "POST {path}: {} {}", answer.0, answer.2);
+        answer
+    }
+
+    /// An institution's backend-services client, registered through RFC 7591 at the endpoint
+    /// the discovery names, with the administrator's token; its client id.
+    fn register_backend_client(&self, key: &ClientKey, organization: &str) -> String {
+        let metadata = json!({
+            "client_name": format!("{organization} hospital information system"),
+            "token_endpoint_auth_method": "private_key_jwt",
+            "grant_types": ["client_credentials"],
+            "jwks": {"keys": [key.jwk]},
+            "scope": "system/*.cruds",
+            "organization": organization,
+        });
+        let (status, _, body) = self.call(
+            &self.serving.token,
+            "POST",
+            &self.endpoint("registration_endpoint"),
+            &[("content-type", "application/json")],
+            &metadata.to_string(),
+        );
+        assert_eq!(status, 201, "{body}");
+        let registered = json_of(&body);
+        assert_eq!(registered["organization"], organization, "{registered}");
+        registered["client_id"].as_str().unwrap().to_owned()
+    }
+
+    /// A backend client's access token: client credentials with a `private_key_jwt` assertion.
+    fn client_credentials(&self, key: &ClientKey, client_id: &str) -> String {
+        let signed = assertion(
+            key,
+            client_id,
+            &self.token_url,
+            &uuid::Uuid::new_v4().to_string(),
+            240,
+        );
+        let (status, headers, body) = self.form(
+            &self.token_path,
+            &[
+                ("grant_type", "client_credentials"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", &signed),
+                ("scope", "system/*.cruds"),
+            ],
+            &[],
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+        let answer = json_of(&body);
+        assert_eq!(answer["token_type"], "Bearer", "{answer}");
+        answer["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Hospital A's records of a new patient: a laboratory result (performed by A), a vital
+    /// sign, a restricted result (confidentiality R) and an encounter.
+    fn hospital_a_writes_records(&self, a: &str) -> Records {
+        let create = |resource: Value| {
+            let resource_type = resource["resourceType"].as_str().unwrap().to_owned();
+            let (status, _, body) = self.call(
+                a,
+                "POST",
+                &format!("/fhir/{resource_type}"),
+                &[FHIR_JSON],
+                &resource.to_string(),
+            );
+            assert_eq!(status, 201, "{resource_type}: {body}");
+            json_of(&body)["id"].as_str().unwrap().to_owned()
+        };
+        let patient = create(json!({
+            "resourceType": "Patient",
+            "identifier": [{"system": "urn:oid:2.16.840.1.113883.2.23.1.1", "value": "A-MRN-70001"}],
+            "name": [{"family": "Zhaoqiansun", "given": ["Lan"]}],
+            "gender": "female", "birthDate": "1961-04-12"
+        }));
+        let subject = json!({"reference": format!("Patient/{patient}")});
+        let observation = |category: &str, code: &str, security: Option<&str>| {
+            let mut observation = json!({
+                "resourceType": "Observation", "status": "final",
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": category}]}],
+                "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                "subject": subject,
+                "performer": [{"reference": "Organization/A"}],
+                "identifier": [{"system": LAB_IDENTIFIERS, "value": format!("A-{code}")}],
+                "effectiveDateTime": "2026-11-30T08:00:00+08:00",
+                "valueQuantity": {"value": 6.1, "unit": "mmol/L", "system": "http://unitsofmeasure.org", "code": "mmol/L"}
+            });
+            if let Some(code) = security {
+                observation["meta"] = json!({"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": code}]});
+            }
+            observation
+        };
+        Records {
+            laboratory: create(observation("laboratory", "2345-7", None)),
+            vital_signs: create(observation("vital-signs", "8867-4", None)),
+            restricted: create(observation("laboratory", "75622-1", Some("R"))),
+            encounter: create(json!({
+                "resourceType": "Encounter", "status": "finished",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                "subject": subject,
+                "serviceProvider": {"reference": "Organization/A"}
+            })),
+            patient,
+        }
+    }
+
+    /// The resident's access token, from the authorization-code flow with PKCE driven as a
+    /// browser would: GET authorize, the login form, the approval, the redirect, the token.
+    fn resident_signs_in(&self, username: &str, password: &str, patient: &str) -> SignIn {
+        let app = json!({
+            "client_name": "Resident health app",
+            "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": RESIDENT_SCOPE,
+        });
+        let (status, _, body) = self.call(
+            &self.serving.token,
+            "POST",
+            &self.endpoint("registration_endpoint"),
+            &[("content-type", "application/json")],
+            &app.to_string(),
+        );
+        assert_eq!(status, 201, "{body}");
+        let client_id = json_of(&body)["client_id"].as_str().unwrap().to_owned();
+
+        let (verifier, challenge) = pkce();
+        let aud = format!("{}/fhir", self.origin);
+        let authorize = self.endpoint("authorization_endpoint");
+        let query = form_urlencoded(&[
+            ("response_type", "code"),
+            ("client_id", &client_id),
+            ("redirect_uri", REDIRECT),
+            ("scope", RESIDENT_SCOPE),
+            ("state", "state-8a1f"),
+            ("aud", &aud),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ]);
+        let (status, headers, login) = send_as(
+            self.serving.address,
+            None,
+            "GET",
+            &format!("{authorize}?{query}"),
+            &[("accept-language", "en")],
+            "",
+        );
+        assert_eq!(status, 200, "{login}");
+        assert!(
+            header(&headers, "content-type")
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let (action, fields) = form_of(&login, "password");
+        assert_eq!(action, authorize, "the login form posts back to authorize");
+        let mut filled: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        filled.push(("username", username));
+        filled.push(("password", password));
+        let (status, _, approval) = self.form(&action, &filled, &[("accept-language", "en")]);
+        assert_eq!(status, 200, "{approval}");
+        assert!(approval.contains("patient/*.cruds"), "{approval}");
+        let (action, fields) = form_of(&approval, "decision");
+        let mut filled: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .filter(|(n, _)| *n != "decision")
+            .collect();
+        filled.push(("decision", "allow"));
+        let (status, headers, body) = self.form(&action, &filled, &[]);
+        assert_eq!(status, 303, "{body}");
+        let location = header(&headers, "location").unwrap();
+        assert!(location.starts_with(REDIRECT), "{location}");
+        assert_eq!(param(location, "state").as_deref(), Some("state-8a1f"));
+        let code = param(location, "code").unwrap();
+
+        let (status, headers, body) = self.form(
+            &self.token_path,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+                ("client_id", &client_id),
+            ],
+            &[],
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+        let tokens = json_of(&body);
+        assert_eq!(tokens["patient"], patient, "{tokens}");
+        assert!(tokens["id_token"].is_string(), "{tokens}");
+        assert!(tokens["refresh_token"].is_string(), "{tokens}");
+        let granted: BTreeSet<&str> = tokens["scope"].as_str().unwrap().split(' ').collect();
+        assert!(granted.contains("patient/*.cruds"), "{tokens}");
+        SignIn {
+            access_token: tokens["access_token"].as_str().unwrap().to_owned(),
+            exchange: vec![
+                ("grant_type".into(), "authorization_code".into()),
+                ("code".into(), code),
+                ("redirect_uri".into(), REDIRECT.into()),
+                ("code_verifier".into(), verifier),
+                ("client_id".into(), client_id),
+            ],
+        }
+    }
+
+    /// `token` sees none of the records, by any path: reads, vreads, history, searches and
+    /// their totals, includes and revincludes, chains, `_has`, `$everything`, conditional reads.
+    fn sees_none(&self, token: &str, records: &Records, when: &str) {
+        let never = "never-written-9f2c";
+        // Reads and vreads: 404, as for a record that never existed.
+        for record in records.all() {
+            let resource_type = record.split('/').next().unwrap();
+            for path in [
+                format!("/fhir/{record}"),
+                format!("/fhir/{record}/_history/1"),
+            ] {
+                let (status, _, body) = self.get(token, &path);
+                assert_eq!(status, 404, "{when}: {path}: {body}");
+                let (absent, _, _) = self.get(
+                    token,
+                    &path.replace(record.split('/').nth(1).unwrap(), never),
+                );
+                assert_eq!(
+                    status, absent,
+                    "{when}: {path} answers as for an absent record"
+                );
+            }
+            // An instance's history answers as one that never existed.
+            let history = format!("/fhir/{record}/_history");
+            let (status, _, body) = self.get(token, &history);
+            let (absent, _, absent_body) =
+                self.get(token, &format!("/fhir/{resource_type}/{never}/_history"));
+            assert_eq!(status, absent, "{when}: {history}: {body} / {absent_body}");
+            if status == 200 {
+                assert_eq!(
+                    entries(&json_of(&body)),
+                    Vec::<String>::new(),
+                    "{when}: {history}"
+                );
+            }
+            // Conditional reads: no 304 for what it may not see.
+            for (name, value) in [
+                ("if-none-match", "W/\"1\""),
+                ("if-modified-since", "Sat, 01 Jan 2000 00:00:00 GMT"),
+            ] {
+                let (status, _, body) = self.call(
+                    token,
+                    "GET",
+                    &format!("/fhir/{record}"),
+                    &[(name, value)],
+                    "",
+                );
+                assert_eq!(status, 404, "{when}: {name} on {record}: {body}");
+            }
+        }
+        // Type and system history show none of them.
+        for path in ["/fhir/Observation/_history", "/fhir/_history"] {
+            let (status, _, body) = self.get(token, path);
+            assert_eq!(status, 200, "{when}: {path}: {body}");
+            let shown = entries(&json_of(&body));
+            for record in records.all() {
+                assert!(!shown.contains(&record), "{when}: {path} shows {record}");
+            }
+        }
+        let patient = &records.patient;
+        for path in [
+            format!("/fhir/Observation?patient=Patient/{patient}&_total=accurate"),
+            format!("/fhir/Observation?subject=Patient/{patient}&_total=accurate"),
+            format!("/fhir/Observation?patient=Patient/{patient}&_summary=count"),
+            format!(
+                "/fhir/Observation?patient=Patient/{patient}&category=laboratory&_total=accurate"
+            ),
+            format!("/fhir/Encounter?patient=Patient/{patient}&_total=accurate"),
+            format!("/fhir/Patient?_id={patient}&_total=accurate"),
+            "/fhir/Patient?family=Zhaoqiansun&_total=accurate".into(),
+            "/fhir/Patient?identifier=A-MRN-70001&_total=accurate".into(),
+            format!(
+                "/fhir/Observation?patient=Patient/{patient}&_include=Observation:subject&_total=accurate"
+            ),
+            format!(
+                "/fhir/Encounter?subject=Patient/{patient}&_include=Encounter:subject&_total=accurate"
+            ),
+            "/fhir/Observation?subject:Patient.family=Zhaoqiansun&_total=accurate".into(),
+            "/fhir/Observation?patient.identifier=A-MRN-70001&_total=accurate".into(),
+            "/fhir/Patient?_has:Observation:patient:code=2345-7&_total=accurate".into(),
+            "/fhir/Observation?code=2345-7,8867-4,75622-1&_total=accurate".into(),
+        ] {
+            let (ids, total) = self.search(token, &path, &[]);
+            assert_eq!((ids, total), (vec![], 0), "{when}: {path}");
+        }
+        // The directory stays visible; what points at it from A's hidden records does not.
+        let (ids, total) = self.search(
+            token,
+            "/fhir/Organization?_id=A&_has:Observation:performer:code=2345-7&_total=accurate",
+            &[],
+        );
+        assert_eq!(
+            (ids, total),
+            (vec![], 0),
+            "{when}: _has through a hidden record"
+        );
+        let (ids, total) = self.search(
+            token,
+            "/fhir/Organization?_id=A&_revinclude=Observation:performer&_revinclude=Encounter:service-provider&_total=accurate",
+            &[],
+        );
+        assert_eq!(
+            (ids, total),
+            (vec!["Organization/A".to_owned()], 1),
+            "{when}: _revinclude"
+        );
+        // $everything of a patient it may not see is as of one that does not exist.
+        let (status, _, body) = self.get(token, &format!("/fhir/Patient/{patient}/$everything"));
+        let (absent, _, _) = self.get(token, &format!("/fhir/Patient/{never}/$everything"));
+        assert_eq!(status, absent, "{when}: $everything: {body}");
+        if status == 200 {
+            assert_eq!(
+                entries(&json_of(&body)),
+                Vec::<String>::new(),
+                "{when}: $everything"
+            );
+        } else {
+            assert_eq!(status, 404, "{when}: $everything: {body}");
+        }
+    }
+
+    /// `token` sees every unrestricted record by every path, and the restricted one by none.
+    fn sees_unrestricted(&self, token: &str, records: &Records, when: &str) {
+        let visible = records.unrestricted();
+        for record in records.all() {
+            let expected = if visible.contains(&record) { 200 } else { 404 };
+            for path in [
+                format!("/fhir/{record}"),
+                format!("/fhir/{record}/_history/1"),
+            ] {
+                let (status, _, body) = self.get(token, &path);
+                assert_eq!(status, expected, "{when}: {path}: {body}");
+            }
+            // Conditional reads are declared not supported (`Region::start`): the header is
+            // ignored, and the answer is the read's.
+            let (status, _, body) = self.call(
+                token,
+                "GET",
+                &format!("/fhir/{record}"),
+                &[("if-none-match", "W/\"1\"")],
+                "",
+            );
+            let expected = if visible.contains(&record) { 200 } else { 404 };
+            assert_eq!(
+                status, expected,
+                "{when}: conditional read of {record}: {body}"
+            );
+        }
+        let patient = &records.patient;
+        let laboratory = format!("Observation/{}", records.laboratory);
+        let vital_signs = format!("Observation/{}", records.vital_signs);
+        let encounter = format!("Encounter/{}", records.encounter);
+        let subject = format!("Patient/{patient}");
+        for (path, expected, total) in [
+            (
+                format!("/fhir/Observation?patient=Patient/{patient}&_total=accurate"),
+                vec![&laboratory, &vital_signs],
+                2,
+            ),
+            (
+                format!(
+                    "/fhir/Observation?patient=Patient/{patient}&category=laboratory&_total=accurate"
+                ),
+                vec![&laboratory],
+                1,
+            ),
+            (
+                format!("/fhir/Encounter?patient=Patient/{patient}&_total=accurate"),
+                vec![&encounter],
+                1,
+            ),
+            (
+                format!("/fhir/Patient?_id={patient}&_total=accurate"),
+                vec![&subject],
+                1,
+            ),
+            (
+                "/fhir/Patient?family=Zhaoqiansun&_total=accurate".into(),
+                vec![&subject],
+                1,
+            ),
+            (
+                format!(
+                    "/fhir/Observation?patient=Patient/{patient}&_include=Observation:subject&_total=accurate"
+                ),
+                vec![&laboratory, &vital_signs, &subject],
+                2,
+            ),
+            (
+                "/fhir/Observation?subject:Patient.family=Zhaoqiansun&_total=accurate".into(),
+                vec![&laboratory, &vital_signs],
+                2,
+            ),
+            (
+                "/fhir/Patient?_has:Observation:patient:code=2345-7&_total=accurate".into(),
+                vec![&subject],
+                1,
+            ),
+            (
+                "/fhir/Patient?_has:Observation:patient:code=75622-1&_total=accurate".into(),
+                vec![],
+                0,
+            ),
+        ] {
+            let (ids, found) = self.search(token, &path, &[]);
+            let ids: BTreeSet<&String> = ids.iter().collect();
+            let expected: BTreeSet<&String> = expected.into_iter().collect();
+            assert_eq!((ids, found), (expected, total), "{when}: {path}");
+        }
+        let (ids, total) = self.search(
+            token,
+            "/fhir/Organization?_id=A&_has:Observation:performer:code=2345-7&_total=accurate",
+            &[],
+        );
+        assert_eq!(
+            (ids, total),
+            (vec!["Organization/A".to_owned()], 1),
+            "{when}: _has"
+        );
+        let (status, _, body) = self.get(token, &format!("/fhir/Patient/{patient}/$everything"));
+        assert_eq!(status, 200, "{when}: $everything: {body}");
+        let shown: BTreeSet<String> = entries(&json_of(&body))
+            .into_iter()
+            .filter(|e| records.all().contains(e))
+            .collect();
+        assert_eq!(shown, visible, "{when}: $everything");
+    }
+
+    /// B changes nothing A holds and writes no consent, with 403s that say why.
+    fn b_changes_nothing_of_a_and_writes_no_consent(&self, b: &str, records: &Records) {
+        let path = format!("/fhir/Observation/{}", records.laboratory);
+        let (_, _, original) = self.get(&self.serving.token, &path);
+        let mut changed = json_of(&original);
+        changed["status"] = json!("entered-in-error");
+        changed.as_object_mut().unwrap().remove("meta");
+        let (status, _, body) = self.call(b, "PUT", &path, &[FHIR_JSON], &changed.to_string());
+        assert_eq!(status, 403, "{body}");
+        let outcome = json_of(&body);
+        assert_eq!(outcome["resourceType"], "OperationOutcome", "{outcome}");
+        assert_eq!(outcome["issue"][0]["code"], "forbidden", "{outcome}");
+        let why = outcome["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(why.contains("custodian"), "the outcome says why: {outcome}");
+        // Nothing was written.
+        let (_, _, after) = self.get(&self.serving.token, &path);
+        assert_eq!(json_of(&after)["meta"]["versionId"], "1", "{after}");
+        assert_eq!(json_of(&after)["status"], "final");
+
+        // Conditional writes match only what B may see: a create with A's identifier creates
+        // B's own record, and the conditional update and delete by it touch only that one.
+        let criteria = format!("identifier={LAB_IDENTIFIERS}|A-2345-7");
+        let own = json!({
+            "resourceType": "Observation", "status": "preliminary",
+            "identifier": [{"system": LAB_IDENTIFIERS, "value": "A-2345-7"}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]},
+            "subject": {"reference": format!("Patient/{}", records.patient)}
+        });
+        let (status, _, body) = self.call(
+            b,
+            "POST",
+            "/fhir/Observation",
+            &[FHIR_JSON, ("if-none-exist", &criteria)],
+            &own.to_string(),
+        );
+        assert_eq!(status, 201, "A's hidden record is no match: {body}");
+        let created = json_of(&body)["id"].as_str().unwrap().to_owned();
+        assert_ne!(created, records.laboratory);
+        let mut updated = own.clone();
+        updated["status"] = json!("final");
+        let (status, _, body) = self.call(
+            b,
+            "PUT",
+            &format!("/fhir/Observation?{criteria}"),
+            &[FHIR_JSON],
+            &updated.to_string(),
+        );
+        assert_eq!(status, 200, "B's own record is the one match: {body}");
+        assert_eq!(json_of(&body)["id"], created.as_str());
+        let (status, _, body) = self.call(
+            b,
+            "DELETE",
+            &format!("/fhir/Observation?{criteria}"),
+            &[],
+            "",
+        );
+        assert!(status == 200 || status == 204, "{status} {body}");
+        let (status, _, _) = self.get(&self.serving.token, &format!("/fhir/Observation/{created}"));
+        assert_eq!(status, 410, "B's own record is the one deleted");
+        let (_, _, after) = self.get(&self.serving.token, &path);
+        assert_eq!(json_of(&after)["meta"]["versionId"], "1", "{after}");
+
+        let consent = consent_body(None, "active", &records.patient);
+        let (status, _, body) = self.call(b, "POST", "/fhir/Consent", &[FHIR_JSON], &consent);
+        assert_eq!(status, 403, "{body}");
+        let outcome = json_of(&body);
+        assert_eq!(outcome["issue"][0]["code"], "forbidden", "{outcome}");
+        assert!(
+            outcome["issue"][0]["diagnostics"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("resident"),
+            "{outcome}"
+        );
+        let (ids, total) = self.search(
+            &self.serving.token,
+            &format!(
+                "/fhir/Consent?patient=Patient/{}&_total=accurate",
+                records.patient
+            ),
+            &[],
+        );
+        assert_eq!((ids, total), (vec![], 0), "B's consent was not written");
+    }
+
+    /// Forged tokens of every kind: 401 with `WWW-Authenticate` and an OperationOutcome.
+    fn forged_tokens_are_refused(&self, genuine: &str) {
+        let (status, _, body) = self.get(genuine, "/fhir/Patient");
+        assert_eq!(status, 200, "the genuine token works: {body}");
+        let parts: Vec<&str> = genuine.split('.').collect();
+        assert_eq!(parts.len(), 3, "{genuine}");
+        let jose_header: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        // alg none, the signature dropped.
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT"}).to_string()),
+            parts[1]
+        );
+        // HS256 with the server's published key as the secret.
+        let (_, _, jwks) = send_as(
+            self.serving.address,
+            None,
+            "GET",
+            &self.endpoint("jwks_uri"),
+            &[],
+            "",
+        );
+        let mut hs256 = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        hs256.kid = jose_header["kid"].as_str().map(str::to_owned);
+        let hs256 = jsonwebtoken::encode(
+            &hs256,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(jwks.as_bytes()),
+        )
+        .unwrap();
+        // B's token claiming to be A's.
+        let mut claims_a = claims.clone();
+        if claims_a.get("organization").is_some() {
+            claims_a["organization"] = json!("Organization/A");
+        } else {
+            claims_a["sub"] = json!("someone-else");
+        }
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(claims_a.to_string()),
+            parts[2]
+        );
+        let audience = format!("{}/fhir", self.origin);
+        // Signed by another server's key, for this audience.
+        let elsewhere = test_support::sqlite();
+        let other =
+            Authenticator::open(elsewhere.store.clone(), AuthConfig::new(&audience)).unwrap();
+        other
+            .add_account("admin", access::signin::AccountKind::Administrator, None)
+            .unwrap();
+        let other_key = other.issue_for_account("admin", None, 600).unwrap();
+        // Signed with this server's own key: expired, and for another audience.
+        let store = self.serving.open_store();
+        let own = Authenticator::open(store.clone(), AuthConfig::new(&audience)).unwrap();
+        let expired = own.issue_for_account("admin", None, -600).unwrap();
+        let wrong_audience =
+            Authenticator::open(store, AuthConfig::new("https://elsewhere.example.org/fhir"))
+                .unwrap()
+                .issue_for_account("admin", None, 600)
+                .unwrap();
+        let oversized = format!("{}.{}.{}", parts[0], "A".repeat(9000), parts[2]);
+        for (kind, forged) in [
+            ("alg none", none),
+            ("HS256 with the public key", hs256),
+            ("tampered claims", tampered),
+            ("another server's key", other_key),
+            ("expired", expired),
+            ("another audience", wrong_audience),
+            ("oversized", oversized),
+            ("garbage", "garbage".to_owned()),
+            ("three empty parts", "..".to_owned()),
+            ("not base64", "a.b.c".to_owned()),
+        ] {
+            for path in ["/fhir/Patient", "/fhir/Observation?_total=accurate"] {
+                let (status, headers, body) =
+                    send_as(self.serving.address, Some(&forged), "GET", path, &[], "");
+                assert_eq!(status, 401, "{kind} at {path}: {body}");
+                let challenge = header(&headers, "www-authenticate")
+                    .unwrap_or_else(|| panic!("{kind}: no WWW-Authenticate"));
+                assert!(
+                    challenge.starts_with("Bearer") && challenge.contains("invalid_token"),
+                    "{kind}: {challenge}"
+                );
+                assert_eq!(json_of(&body)["resourceType"], "OperationOutcome", "{kind}");
+            }
+        }
+        // No token at all.
+        let (status, headers, _) =
+            send_as(self.serving.address, None, "GET", "/fhir/Patient", &[], "");
+        assert_eq!(status, 401);
+        assert!(header(&headers, "www-authenticate").is_some());
+    }
+}
+
+/// An R4 patient-privacy Consent permitting Organization/B for treatment.
+fn consent_body(id: Option<&str>, status: &str, patient: &str) -> String {
+    let mut consent = json!({
+        "resourceType": "Consent",
+        "status": status,
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": format!("Patient/{patient}")},
+        "dateTime": "2026-12-01T10:00:00+08:00",
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+        "provision": {
+            "type": "permit",
+            "actor": [{
+                "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+                "reference": {"reference": "Organization/B"}
+            }],
+            "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]
+        }
+    });
+    if let Some(id) = id {
+        consent["id"] = json!(id);
+    }
+    consent.to_string()
+}
+
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// A Bundle's entries as `Type/id`.
+fn entries(bundle: &Value) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let resource = &entry["resource"];
+            Some(format!(
+                "{}/{}",
+                resource["resourceType"].as_str()?,
+                resource["id"].as_str()?
+            ))
+        })
+        .collect()
+}
+
+/// The path (and query) of `url`, an address on the server at `origin`.
+fn path_of(url: &str, origin: &str) -> String {
+    url.strip_prefix(origin)
+        .unwrap_or_else(|| panic!("{url} is not on {origin}"))
+        .to_owned()
+}
+
+/// A redirect location's query parameter.
+fn param(location: &str, name: &str) -> Option<String> {
+    let query = location.split_once('?')?.1;
+    repository::parse_query(query)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
+}
+
+/// The page's form that has a control named `control` (not the language switch), as a browser
+/// submits it: its action and its hidden fields.
+fn form_of(page: &str, control: &str) -> (String, Vec<(String, String)>) {
+    let attribute = |tag: &str, name: &str| -> Option<String> {
+        let marker = format!("{name}=\"");
+        let start = tag.find(&marker)? + marker.len();
+        let end = tag[start..].find('"')? + start;
+        Some(unescape(&tag[start..end]))
+    };
+    let form = page
+        .split("<form")
+        .skip(1)
+        .map(|form| &form[..form.find("</form>").unwrap()])
+        .find(|form| form.contains(&format!("name=\"{control}\"")))
+        .unwrap_or_else(|| panic!("no form with {control} in {page}"));
+    let action = attribute(&form[..form.find('>').unwrap()], "action").unwrap();
+    let mut fields = Vec::new();
+    for input in form.split("<input").skip(1) {
+        let tag = &input[..input.find('>').unwrap()];
+        if attribute(tag, "type").as_deref() == Some("hidden")
+            && let (Some(name), Some(value)) = (attribute(tag, "name"), attribute(tag, "value"))
+        {
+            fields.push((name, value));
+        }
+    }
+    (action, fields)
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
