@@ -4,5 +4,8 @@
 //!
 //! - [`scope`]: SMART on FHIR scopes (v2 spellings, v1 accepted), the permissions a token
 //!   carries.
+//! - [`audit`]: the audit trail: IHE BALP AuditEvents built from what a request did, and the
+//!   sink that makes them durable in batches before the answer leaves.
 
+pub mod audit;
 pub mod scope;
