@@ -1,0 +1,3 @@
+//! The access service on every backend.
+
+mod audit_trail;
