@@ -20,7 +20,7 @@ use base64::Engine as _;
 use caller::{Actor, Caller};
 use serde_json::{Map, Value, json};
 
-pub use sink::{AuditError, AuditSink, SinkConfig, SinkStats};
+pub use sink::{AuditError, AuditSink, PreparedEvents, SinkConfig, SinkStats};
 
 /// `AuditEvent.type` of a RESTful interaction.
 pub const AUDIT_EVENT_TYPE: &str = "http://terminology.hl7.org/CodeSystem/audit-event-type";

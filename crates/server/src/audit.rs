@@ -219,6 +219,14 @@ pub(crate) async fn settle(
 
 /// Hands `events` to the sink and waits, without holding a thread, until they are committed.
 pub(crate) async fn record(state: &AppState, events: Vec<Value>) -> Result<(), audit::AuditError> {
+    // Validation and indexing are CPU work: on a blocking thread (outside the request's lane,
+    // which it has left), many requests' at once; the wait for the commit holds no thread.
+    let sink = Arc::clone(state.audit_sink());
+    let events = tokio::task::spawn_blocking(move || sink.prepare(events))
+        .await
+        .map_err(|error| {
+            audit::AuditError::Invalid(format!("preparing audit events: {error}"))
+        })??;
     let (sender, receiver) = tokio::sync::oneshot::channel();
     state.audit_sink().submit(events, move |result| {
         let _ = sender.send(result);

@@ -1,10 +1,11 @@
 //! The audit sink: makes AuditEvents durable before the answer they record leaves, at the cost
 //! of one store transaction for many requests (group commit).
 //!
-//! Requests hand their events to [`AuditSink::submit`] (or wait in [`AuditSink::record`]); one
-//! writer thread takes everything queued, validates and indexes it outside any transaction,
-//! creates it in one store transaction through the repository's internal path (no request, so
-//! nothing audits the audit), commits, and only then completes each submission. While one
+//! Requests validate and index their events on their own threads ([`AuditSink::prepare`], in
+//! parallel and outside any transaction) and hand them to [`AuditSink::submit`] (or do both
+//! and wait in [`AuditSink::record`]); one writer thread takes everything queued, creates it
+//! in one store transaction through the repository's internal path (no request, so nothing
+//! audits the audit), commits, and only then completes each submission. While one
 //! batch commits the next gathers, so under load a commit carries many requests' events, and
 //! when idle an event is written at once (no timer to wait out). When the store refuses, every
 //! submission of that batch fails; when the sink is closed or its queue is full, a submission
@@ -102,8 +103,21 @@ pub struct SinkStats {
 
 type Done = Box<dyn FnOnce(Result<(), AuditError>) + Send>;
 
+/// AuditEvents validated and indexed, ready for [`AuditSink::submit`].
+pub struct PreparedEvents(Vec<NewResource>);
+
+impl PreparedEvents {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 struct Submission {
-    events: Vec<Value>,
+    events: Vec<NewResource>,
     done: Done,
 }
 
@@ -115,6 +129,7 @@ struct Queue {
 }
 
 struct Shared {
+    repository: Arc<Repository>,
     queue: Mutex<Queue>,
     wake: Condvar,
     config: SinkConfig,
@@ -133,6 +148,7 @@ impl AuditSink {
     /// Starts the writer thread over `repository`.
     pub fn start(repository: Arc<Repository>, config: SinkConfig) -> AuditSink {
         let shared = Arc::new(Shared {
+            repository,
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             config,
@@ -143,12 +159,29 @@ impl AuditSink {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("audit-writer".into())
-                .spawn(move || write_batches(&shared, &repository))
+                .spawn(move || write_batches(&shared))
                 .expect("the audit writer thread starts")
         };
         AuditSink {
             shared,
             writer: Mutex::new(Some(writer)),
+        }
+    }
+
+    /// Validates `events` and extracts their index entries, as every write does: CPU work for
+    /// the caller's thread (a blocking one), so that the writer only writes. An invalid event
+    /// is a bug in the server that built it.
+    pub fn prepare(&self, events: Vec<Value>) -> Result<PreparedEvents, AuditError> {
+        let events: Result<Vec<NewResource>, _> = events
+            .into_iter()
+            .map(|event| self.shared.repository.prepare_new(event))
+            .collect();
+        match events {
+            Ok(events) => Ok(PreparedEvents(events)),
+            Err(error) => {
+                tracing::error!(%error, "an audit event the server built is not valid");
+                Err(AuditError::Invalid(error.to_string()))
+            }
         }
     }
 
@@ -158,9 +191,10 @@ impl AuditSink {
     /// server passes a closure that completes a future).
     pub fn submit(
         &self,
-        events: Vec<Value>,
+        events: PreparedEvents,
         done: impl FnOnce(Result<(), AuditError>) + Send + 'static,
     ) {
+        let PreparedEvents(events) = events;
         if events.is_empty() {
             return done(Ok(()));
         }
@@ -183,8 +217,9 @@ impl AuditSink {
         self.shared.wake.notify_one();
     }
 
-    /// Records `events` and returns once they are committed in the store.
+    /// Prepares and records `events`, and returns once they are committed in the store.
     pub fn record(&self, events: Vec<Value>) -> Result<(), AuditError> {
+        let events = self.prepare(events)?;
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         self.submit(events, move |result| {
             let _ = sender.send(result);
@@ -231,7 +266,8 @@ impl Drop for AuditSink {
 
 /// The writer thread: takes what is queued, writes it in one transaction, completes it; until
 /// closed and empty.
-fn write_batches(shared: &Shared, repository: &Repository) {
+fn write_batches(shared: &Shared) {
+    let repository = &shared.repository;
     let caller = Caller::operator("audit-trail");
     loop {
         let batch = {
@@ -261,29 +297,11 @@ fn write_batches(shared: &Shared, repository: &Repository) {
             queue.events -= events;
             batch
         };
-        // Validation and indexing happen before the transaction: the store's write lock is
-        // held for the writes only. A submission with an invalid event (a bug) fails alone.
         let mut prepared: Vec<NewResource> = Vec::new();
         let mut waiting: Vec<Done> = Vec::new();
         for submission in batch {
-            let events: Result<Vec<NewResource>, _> = submission
-                .events
-                .into_iter()
-                .map(|event| repository.prepare_new(event))
-                .collect();
-            match events {
-                Ok(events) => {
-                    prepared.extend(events);
-                    waiting.push(submission.done);
-                }
-                Err(error) => {
-                    tracing::error!(%error, "an audit event the server built is not valid");
-                    (submission.done)(Err(AuditError::Invalid(error.to_string())));
-                }
-            }
-        }
-        if prepared.is_empty() {
-            continue;
+            prepared.extend(submission.events);
+            waiting.push(submission.done);
         }
         let result = match repository.create_prepared(&caller, &prepared) {
             Ok(_) => {

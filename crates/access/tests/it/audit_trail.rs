@@ -141,7 +141,9 @@ backend_tests! {
             &read_of("Patient/12", "Observation/5"),
         );
         let (sender, receiver) = std::sync::mpsc::channel();
-        sink.submit(events.clone(), move |result| sender.send(result).unwrap());
+        sink.submit(sink.prepare(events.clone()).unwrap(), move |result| {
+            sender.send(result).unwrap()
+        });
         sink.close();
         // Submitted before the close: written.
         receiver.recv().unwrap().unwrap();
