@@ -210,7 +210,7 @@ store_tests! {
         assert_eq!(trail(app, "subtype=transaction").await.len(), 1);
     }
 
-    async fn an_export_is_audited_at_kick_off(app) {
+    async fn an_export_is_audited_at_kick_off_and_at_each_file(app) {
         patient_with_observation(app).await;
         let answer = app
             .send(Method::GET, "/fhir/$export?_type=Patient", &[("prefer", "respond-async")], Body::empty())
@@ -222,6 +222,18 @@ store_tests! {
         let query = export[0]["entity"].as_array().unwrap().iter().find(|e| e["role"]["code"] == "24").unwrap();
         let query = base64::engine::general_purpose::STANDARD.decode(query["query"].as_str().unwrap()).unwrap();
         assert_eq!(String::from_utf8(query).unwrap(), "/fhir/$export?_type=Patient");
+        // Each file downloaded is recorded with the file it was.
+        let status_url = answer.header("content-location").unwrap().to_owned();
+        let done = crate::export::wait(app, crate::export::local(&status_url)).await;
+        let file_url = done.json()["output"][0]["url"].as_str().unwrap().to_owned();
+        let file = app.get(crate::export::local(&file_url)).await;
+        assert_eq!(file.status, StatusCode::OK);
+        let events = trail(app, "subtype=operation").await;
+        let files: Vec<&Value> = events.iter().filter(|e| e["subtype"][1]["code"] == "$export-file").collect();
+        assert_eq!(files.len(), 1, "{events:#?}");
+        let query = files[0]["entity"].as_array().unwrap().iter().find(|e| e["role"]["code"] == "24").unwrap();
+        let query = base64::engine::general_purpose::STANDARD.decode(query["query"].as_str().unwrap()).unwrap();
+        assert_eq!(String::from_utf8(query).unwrap(), crate::export::local(&file_url));
     }
 
     async fn the_trail_cannot_be_changed_through_the_api(app) {
