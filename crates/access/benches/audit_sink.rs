@@ -1,8 +1,8 @@
 //! What durable audit costs, measured in one run on both stores: AuditEvents written per
 //! second by 16 request threads, each waiting until its event is committed, three ways:
 //!
-//! - `group commit`: the sink as the server uses it (one writer, everything queued in one
-//!   transaction);
+//! - `group commit`: the sink as the server uses it (each writer takes everything queued into
+//!   one transaction), with 1, 2 and 4 writer threads;
 //! - `one per commit`: the same sink limited to one event per transaction;
 //! - `own transaction`: no sink, each request thread writes its event in a transaction of its
 //!   own (what auditing inside each request's work would do).
@@ -40,16 +40,26 @@ enum Way {
 }
 
 /// Events per second, and the transactions the sink used (none counted for own transactions).
-fn run(repository: Arc<Repository>, way: Way, threads: usize, per_thread: usize) -> (f64, u64) {
+fn run(
+    repository: Arc<Repository>,
+    way: Way,
+    threads: usize,
+    per_thread: usize,
+    writers: usize,
+) -> (f64, u64) {
     let sink = match way {
         Way::GroupCommit => Some(AuditSink::start(
             Arc::clone(&repository),
-            SinkConfig::default(),
+            SinkConfig {
+                writers,
+                ..SinkConfig::default()
+            },
         )),
         Way::OnePerCommit => Some(AuditSink::start(
             Arc::clone(&repository),
             SinkConfig {
                 max_batch_events: 1,
+                writers: 1,
                 ..SinkConfig::default()
             },
         )),
@@ -102,10 +112,12 @@ fn main() {
         "store", "way", "events/s", "transactions"
     );
     for backend in ["sqlite", "postgres"] {
-        for (name, way) in [
-            ("group commit", Way::GroupCommit),
-            ("one per commit", Way::OnePerCommit),
-            ("own transaction", Way::OwnTransaction),
+        for (name, way, writers) in [
+            ("group commit, 1 writer", Way::GroupCommit, 1),
+            ("group commit, 2 writers", Way::GroupCommit, 2),
+            ("group commit, 4 writers", Way::GroupCommit, 4),
+            ("one per commit", Way::OnePerCommit, 1),
+            ("own transaction", Way::OwnTransaction, 0),
         ] {
             // A fresh store for each way: the trail's size does not favour one.
             let store = match backend {
@@ -113,12 +125,12 @@ fn main() {
                 _ => test_support::postgres(),
             };
             let repository = Arc::new(Repository::new(Arc::clone(&store.store)));
-            let (rate, transactions) = run(repository, way, threads, per_thread);
+            let (rate, transactions) = run(repository, way, threads, per_thread, writers);
             let transactions = match way {
                 Way::OwnTransaction => (threads * per_thread).to_string(),
                 _ => transactions.to_string(),
             };
-            println!("{backend:<10} {name:<16} {rate:>10.0} {transactions:>14}");
+            println!("{backend:<10} {name:<24} {rate:>10.0} {transactions:>14}");
         }
     }
 }

@@ -151,9 +151,10 @@ impl AppState {
         identity: Option<IdentityServices>,
         blobs: Option<Arc<dyn blob::BlobStore>>,
     ) -> AppState {
+        let sink_config = access::audit::SinkConfig::for_backend(repository.store().backend());
         let audit = Arc::new(access::audit::AuditSink::start(
             Arc::clone(&repository),
-            access::audit::SinkConfig::default(),
+            sink_config,
         ));
         AppState::build_with_audit(repository, config, identity, blobs, audit)
     }

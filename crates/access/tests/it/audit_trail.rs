@@ -157,7 +157,7 @@ backend_tests! {
         let repository = Arc::new(Repository::new(Arc::clone(&store.store)));
         let sink = AuditSink::start(
             repository,
-            SinkConfig { max_batch_events: 10, max_queued_events: 2 },
+            SinkConfig { max_batch_events: 10, max_queued_events: 2, writers: 1 },
         );
         let mut access = read_of("Patient/1", "Observation/1");
         access.add_patient("Patient/2");
