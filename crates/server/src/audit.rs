@@ -173,6 +173,38 @@ pub(crate) fn patients_named(
     patients
 }
 
+/// The patients a Parameters or Bundle of an operation names: its `Patient/{id}` references
+/// and the Patients it carries, each once.
+pub(crate) fn patients_mentioned(value: &Value) -> Vec<String> {
+    fn walk(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                let patient = match (map.get("resourceType"), map.get("reference")) {
+                    (Some(Value::String(t)), _) if t == "Patient" => map
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .and_then(patient_reference),
+                    (_, Some(Value::String(reference))) => reference
+                        .strip_prefix("Patient/")
+                        .and_then(|rest| patient_reference(rest.split('/').next().unwrap_or(""))),
+                    _ => None,
+                };
+                if let Some(patient) = patient
+                    && !out.contains(&patient)
+                {
+                    out.push(patient);
+                }
+                map.values().for_each(|v| walk(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, &mut out);
+    out
+}
+
 /// `Patient/{id}` for an id a Patient can have; a malformed id from a URL names no one (the
 /// request fails as bad input, and the event records the attempt without it).
 pub(crate) fn patient_reference(id: &str) -> Option<String> {

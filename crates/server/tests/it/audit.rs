@@ -484,3 +484,31 @@ fn concurrent_reads_are_each_audited_postgres() {
     let store = test_support::postgres();
     runtime().block_on(concurrent_reads_are_each_audited(Arc::clone(&store.store)));
 }
+
+/// The identity operations are audited under the patients they name and show.
+#[tokio::test]
+async fn identity_operations_are_audited_under_their_patients() {
+    let app = identity_app(test_support::sqlite());
+    let registration = |mrn: &str| {
+        json!({"resourceType": "Patient", "identifier": [{"system": "urn:county:mrn", "value": mrn}],
+               "name": [{"family": "王", "given": ["秀英"]}], "gender": "female", "birthDate": "1949-12-31"})
+    };
+    let first = app
+        .post_json("/fhir/Patient", &registration("C-1"))
+        .await
+        .json();
+    let first = format!("Patient/{}", first["id"].as_str().unwrap());
+    let query = json!({"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": registration("C-2")}]});
+    let answer = app.post_json("/fhir/Patient/$match", &query).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let events = trail(&app, &format!("patient={first}&subtype=operation")).await;
+    assert!(
+        events.iter().any(|e| e["subtype"][1]["code"] == "$match"),
+        "{events:#?}"
+    );
+}
