@@ -211,6 +211,68 @@ pub(crate) fn patient_reference(id: &str) -> Option<String> {
     repository::meta::is_valid_id(id).then(|| format!("Patient/{id}"))
 }
 
+/// [`settle`], and for a denial (401, 403) of a request no handler noted, an event for what
+/// its method and path name: every refused attempt is on the trail.
+pub(crate) async fn settle_denial(
+    state: &AppState,
+    caller: &Caller,
+    note: &AuditNote,
+    method: &axum::http::Method,
+    segments: Option<&[String]>,
+    response: Response,
+) -> Response {
+    let denied = matches!(response.status().as_u16(), 401 | 403);
+    let unnoted = note.lock().is_empty();
+    if denied
+        && unnoted
+        && let Some(segments) = segments
+    {
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let (interaction, resource_type) = interaction_of(method, &segments);
+        let resource_type = resource_type.filter(|t| fhir_model::r4().is_resource_type(t));
+        note.begin(interaction, resource_type);
+        if let ["Patient", id, ..] = segments.as_slice() {
+            note.patients(patient_reference(id));
+        }
+    }
+    settle(state, caller, note, response).await
+}
+
+/// The interaction a method and a path under `/fhir` name, and the type they are about.
+fn interaction_of<'a>(
+    method: &axum::http::Method,
+    segments: &[&'a str],
+) -> (Interaction, Option<&'a str>) {
+    use axum::http::Method;
+    let operation = segments.iter().find(|s| s.starts_with('$'));
+    let first = segments
+        .first()
+        .copied()
+        .filter(|s| !s.starts_with(['$', '_']));
+    if let Some(name) = operation {
+        return (Interaction::Operation((*name).to_owned()), first);
+    }
+    let interaction = match (method, segments) {
+        (&Method::GET, [] | ["_search"]) => Interaction::SearchSystem,
+        (&Method::GET, ["_history"]) => Interaction::HistorySystem,
+        (&Method::GET, [_] | [_, "_search"]) => Interaction::SearchType,
+        (&Method::GET, [_, "_history"]) => Interaction::HistoryType,
+        (&Method::GET, [_, _]) => Interaction::Read,
+        (&Method::GET, [_, _, "_history"]) => Interaction::HistoryInstance,
+        (&Method::GET, [_, _, "_history", _]) => Interaction::Vread,
+        (&Method::GET, [_, _, compartment_type]) => {
+            return (Interaction::SearchType, Some(compartment_type));
+        }
+        (&Method::POST, []) => Interaction::Batch,
+        (&Method::POST, [.., "_search"]) => Interaction::SearchType,
+        (&Method::POST, _) => Interaction::Create,
+        (&Method::PATCH, _) => Interaction::Patch,
+        (&Method::DELETE, _) => Interaction::Delete,
+        _ => Interaction::Update,
+    };
+    (interaction, first)
+}
+
 /// Records what `note` says the request did, with its outcome, and answers `response` once it
 /// is durable; a 503 instead when the trail cannot be written.
 pub(crate) async fn settle(
@@ -387,5 +449,119 @@ fn follow_full_urls(value: &mut Value, became: &std::collections::HashMap<String
             .iter_mut()
             .for_each(|item| follow_full_urls(item, became)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use super::*;
+
+    #[test]
+    fn a_denied_request_is_recorded_as_what_its_url_names() {
+        let cases: &[(Method, &str, Interaction, Option<&str>)] = &[
+            (Method::GET, "Patient/1", Interaction::Read, Some("Patient")),
+            (
+                Method::GET,
+                "Patient/1/_history/2",
+                Interaction::Vread,
+                Some("Patient"),
+            ),
+            (
+                Method::GET,
+                "Patient/1/_history",
+                Interaction::HistoryInstance,
+                Some("Patient"),
+            ),
+            (
+                Method::GET,
+                "Observation",
+                Interaction::SearchType,
+                Some("Observation"),
+            ),
+            (
+                Method::GET,
+                "Patient/1/Observation",
+                Interaction::SearchType,
+                Some("Observation"),
+            ),
+            (Method::GET, "", Interaction::SearchSystem, None),
+            (Method::GET, "_history", Interaction::HistorySystem, None),
+            (Method::POST, "", Interaction::Batch, None),
+            (
+                Method::POST,
+                "Observation",
+                Interaction::Create,
+                Some("Observation"),
+            ),
+            (
+                Method::POST,
+                "Observation/_search",
+                Interaction::SearchType,
+                Some("Observation"),
+            ),
+            (
+                Method::PUT,
+                "Observation/1",
+                Interaction::Update,
+                Some("Observation"),
+            ),
+            (
+                Method::PATCH,
+                "Observation/1",
+                Interaction::Patch,
+                Some("Observation"),
+            ),
+            (
+                Method::DELETE,
+                "Observation/1",
+                Interaction::Delete,
+                Some("Observation"),
+            ),
+            (
+                Method::GET,
+                "Patient/1/$everything",
+                Interaction::Operation("$everything".into()),
+                Some("Patient"),
+            ),
+            (
+                Method::GET,
+                "$export",
+                Interaction::Operation("$export".into()),
+                None,
+            ),
+        ];
+        for (method, path, interaction, resource_type) in cases {
+            let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+            assert_eq!(
+                interaction_of(method, &segments),
+                (interaction.clone(), *resource_type),
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn operations_name_the_patients_they_carry_and_reference() {
+        let answer = serde_json::json!({"resourceType": "Bundle", "entry": [
+            {"resource": {"resourceType": "Patient", "id": "a"}},
+            {"resource": {"resourceType": "Observation", "subject": {"reference": "Patient/b/_history/1"}}},
+            {"resource": {"resourceType": "Observation", "subject": {"reference": "Patient/a"}}},
+            {"resource": {"resourceType": "Observation", "subject": {"reference": "Patient/bad id"}}},
+        ]});
+        assert_eq!(patients_mentioned(&answer), ["Patient/a", "Patient/b"]);
+        let params = [
+            ("patient".to_owned(), "Patient/1,2".to_owned()),
+            ("subject:Patient".to_owned(), "Patient/3".to_owned()),
+            ("subject".to_owned(), "Group/4".to_owned()),
+        ];
+        assert_eq!(
+            patients_named(Some("Observation"), &params),
+            ["Patient/1", "Patient/2", "Patient/3"]
+        );
+        let ids = [("_id".to_owned(), "9".to_owned())];
+        assert_eq!(patients_named(Some("Patient"), &ids), ["Patient/9"]);
+        assert!(patients_named(Some("Observation"), &ids).is_empty());
     }
 }

@@ -35,7 +35,22 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
         .map_or(Produces::FhirJson, |operation| operation.produces);
     let fhir = match FhirRequest::new(parts.headers, parts.uri.query(), state.config(), produces) {
         Ok(fhir) => fhir,
-        Err((request_id, error)) => return error.into_response(&request_id),
+        Err((request_id, error)) => {
+            // A request refused before it was read (no valid token, say) is still an attempt
+            // on what its URL names: recorded when it was a denial.
+            let response = error.into_response(&request_id);
+            let note = crate::audit::AuditNote::default();
+            let caller = caller::Caller::anonymous(request_id);
+            return crate::audit::settle_denial(
+                &state,
+                &caller,
+                &note,
+                &method,
+                segments.as_deref(),
+                response,
+            )
+            .await;
+        }
     };
     let request_id = fhir.request_id.clone();
     let caller = fhir.caller.clone();
@@ -46,13 +61,23 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
         Method::GET | Method::HEAD => crate::lanes::Lane::Read,
         _ => crate::lanes::Lane::Write,
     };
+    let segments_seen = segments.clone();
     let request = handle(&state, &method, &path, segments, fhir, body);
     let response = match crate::lanes::within(state.lanes(), lane, request).await {
         Ok(response) => response,
         Err(error) => error.into_response(&request_id),
     };
-    // Nothing about patient data leaves before its audit record is durable.
-    let response = crate::audit::settle(&state, &caller, &note, response).await;
+    // Nothing about patient data leaves before its audit record is durable; a denial is
+    // recorded even when it came before the handler said what the request was.
+    let response = crate::audit::settle_denial(
+        &state,
+        &caller,
+        &note,
+        &method,
+        segments_seen.as_deref(),
+        response,
+    )
+    .await;
     tracing::info!(
         request_id,
         %method,
