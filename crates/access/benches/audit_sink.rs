@@ -50,6 +50,7 @@ fn run(
     let sink = match way {
         Way::GroupCommit => Some(AuditSink::start(
             Arc::clone(&repository),
+            Caller::operator("audit-trail"),
             SinkConfig {
                 writers,
                 ..SinkConfig::default()
@@ -57,6 +58,7 @@ fn run(
         )),
         Way::OnePerCommit => Some(AuditSink::start(
             Arc::clone(&repository),
+            Caller::operator("audit-trail"),
             SinkConfig {
                 max_batch_events: 1,
                 writers: 1,

@@ -155,7 +155,8 @@ impl EventOutcome {
         }
     }
 
-    fn code(&self) -> &'static str {
+    /// `AuditEvent.outcome`: `0`, `4` or `8`.
+    pub fn code(&self) -> &'static str {
         match self {
             EventOutcome::Success => "0",
             EventOutcome::MinorFailure(_) => "4",
@@ -262,6 +263,7 @@ pub fn rest_events(caller: &Caller, observer: &Observer, access: &RestAccess) ->
         }
         data_entities.push(entity);
     }
+    let who = Principal::of(caller);
     let patients: Vec<Option<&str>> = if access.patients.is_empty() {
         vec![None]
     } else {
@@ -275,7 +277,7 @@ pub fn rest_events(caller: &Caller, observer: &Observer, access: &RestAccess) ->
                 entities.push(patient_entity(patient));
             }
             entities.extend(data_entities.iter().cloned());
-            base.build(caller, observer, user_type.clone(), entities)
+            base.build(&who, observer, user_type.clone(), entities)
         })
         .collect()
 }
@@ -341,14 +343,19 @@ pub fn login_failed(observer: &Observer, sign_in: &SignIn<'_>, why: &str) -> Val
 }
 
 fn authentication(observer: &Observer, sign_in: &SignIn<'_>, outcome: EventOutcome) -> Value {
-    let mut caller = Caller::anonymous(sign_in.request_id);
-    caller.actor = match sign_in.user {
-        Some(user) => Actor::User(user.to_owned()),
-        None => Actor::Administrator(sign_in.account.to_owned()),
+    // Nobody is signed in yet: the event names who tried, as the attempt described them.
+    let who = Principal {
+        request_id: sign_in.request_id,
+        actor: match sign_in.user {
+            Some(user) => Actor::User(user.to_owned()),
+            None => Actor::Administrator(sign_in.account.to_owned()),
+        },
+        organization: sign_in.organization,
+        client_id: sign_in.client_id,
+        purpose: caller::DEFAULT_PURPOSE,
+        break_glass: None,
+        address: sign_in.address,
     };
-    caller.organization = sign_in.organization.map(str::to_owned);
-    caller.client_id = sign_in.client_id.map(str::to_owned);
-    caller.address = sign_in.address;
     let event = Event {
         kind: json!({"system": DCM, "code": "110114", "display": "User Authentication"}),
         subtype: vec![json!({"system": DCM, "code": "110122", "display": "Login"})],
@@ -360,7 +367,7 @@ fn authentication(observer: &Observer, sign_in: &SignIn<'_>, outcome: EventOutco
         entities.push(patient_entity(patient));
     }
     let mut audit = event.build(
-        &caller,
+        &who,
         observer,
         json!({"coding": [{"system": ROLE_CLASS, "code": "AGNT", "display": "agent"}]}),
         entities,
@@ -370,6 +377,31 @@ fn authentication(observer: &Observer, sign_in: &SignIn<'_>, outcome: EventOutco
         user.insert("altId".into(), json!(sign_in.account));
     }
     audit
+}
+
+/// Who an event's agents are: the request's caller, or for a sign-in, who tried.
+struct Principal<'a> {
+    request_id: &'a str,
+    actor: Actor,
+    organization: Option<&'a str>,
+    client_id: Option<&'a str>,
+    purpose: &'a str,
+    break_glass: Option<&'a str>,
+    address: Option<std::net::IpAddr>,
+}
+
+impl<'a> Principal<'a> {
+    fn of(caller: &'a Caller) -> Principal<'a> {
+        Principal {
+            request_id: &caller.request_id,
+            actor: caller.actor.clone(),
+            organization: caller.organization.as_deref(),
+            client_id: caller.client_id.as_deref(),
+            purpose: &caller.purpose,
+            break_glass: caller.break_glass.as_deref(),
+            address: caller.address,
+        }
+    }
 }
 
 /// The parts every event shares.
@@ -383,21 +415,21 @@ struct Event<'a> {
 impl Event<'_> {
     fn build(
         &self,
-        caller: &Caller,
+        who: &Principal<'_>,
         observer: &Observer,
         user_type: Value,
         mut entities: Vec<Value>,
     ) -> Value {
         let recorded = fhir_model::clock::format_instant(fhir_model::clock::now_micros());
-        if !caller.request_id.is_empty() {
+        if !who.request_id.is_empty() {
             entities.push(json!({
-                "what": {"identifier": {"value": caller.request_id}},
+                "what": {"identifier": {"value": who.request_id}},
                 "type": {"system": BALP_ENTITY_TYPE, "code": "XrequestId", "display": "X-Request-Id"},
             }));
         }
         let mut audit = Map::new();
         audit.insert("resourceType".into(), json!("AuditEvent"));
-        if let Some(reason) = &caller.break_glass {
+        if let Some(reason) = who.break_glass {
             audit.insert(
                 "meta".into(),
                 json!({"security": [{"system": ACT_CODE, "code": "BTG", "display": "break the glass"}]}),
@@ -417,7 +449,7 @@ impl Event<'_> {
         }
         audit.insert(
             "agent".into(),
-            Value::Array(agents(caller, observer, user_type)),
+            Value::Array(agents(who, observer, user_type)),
         );
         audit.insert(
             "source".into(),
@@ -435,19 +467,19 @@ impl Event<'_> {
 
 /// The agents of an event: the user (or the client acting on its own), the organisation they
 /// act for, the client the request came through (with the address) and this server.
-fn agents(caller: &Caller, observer: &Observer, user_type: Value) -> Vec<Value> {
-    let mut purpose = vec![json!({"coding": [{"system": PURPOSE_OF_USE, "code": caller.purpose}]})];
-    if caller.break_glass.is_some() && caller.purpose != "ETREAT" {
+fn agents(who: &Principal<'_>, observer: &Observer, user_type: Value) -> Vec<Value> {
+    let mut purpose = vec![json!({"coding": [{"system": PURPOSE_OF_USE, "code": who.purpose}]})];
+    if who.break_glass.is_some() && who.purpose != "ETREAT" {
         purpose.push(json!({"coding": [{"system": PURPOSE_OF_USE, "code": "ETREAT"}]}));
     }
-    let client_who = caller.client_id.as_ref().map(|id| {
+    let client_who = who.client_id.map(|id| {
         json!({"identifier": {"system": CLIENT_SYSTEM, "value": id}, "display": format!("client {id}")})
     });
-    let network = caller
+    let network = who
         .address
         .map(|address| json!({"address": address.to_string(), "type": "2"}));
     let mut agents = Vec::new();
-    let user_who = match &caller.actor {
+    let user_who = match &who.actor {
         Actor::User(reference) => Some(json!({"reference": reference})),
         Actor::Administrator(name) => {
             Some(json!({"identifier": {"system": ACCOUNT_SYSTEM, "value": name}, "display": name}))
@@ -457,7 +489,7 @@ fn agents(caller: &Caller, observer: &Observer, user_type: Value) -> Vec<Value> 
         // A client acting on its own is the requestor itself (below).
         Actor::Client(_) => None,
     };
-    let user_type = match &caller.actor {
+    let user_type = match &who.actor {
         Actor::User(reference) if reference.starts_with("Patient/") => {
             json!({"coding": [{"system": ROLE_CLASS, "code": "PAT", "display": "patient"}]})
         }
@@ -471,7 +503,7 @@ fn agents(caller: &Caller, observer: &Observer, user_type: Value) -> Vec<Value> 
             "purposeOfUse": purpose,
         }));
     }
-    if let Some(organization) = &caller.organization {
+    if let Some(organization) = who.organization {
         agents.push(json!({
             "type": {"coding": [{"system": ROLE_CLASS, "code": "PROV", "display": "healthcare provider"}]},
             "who": {"reference": organization},
@@ -480,14 +512,14 @@ fn agents(caller: &Caller, observer: &Observer, user_type: Value) -> Vec<Value> 
     }
     let mut client = json!({
         "type": {"coding": [{"system": DCM, "code": "110153", "display": "Source Role ID"}]},
-        "who": match (&caller.actor, client_who) {
+        "who": match (&who.actor, client_who) {
             (Actor::Client(id), _) => json!({"identifier": {"system": CLIENT_SYSTEM, "value": id}, "display": format!("client {id}")}),
             (_, Some(who)) => who,
             (_, None) => json!({"display": "unidentified client"}),
         },
-        "requestor": matches!(caller.actor, Actor::Client(_)),
+        "requestor": matches!(who.actor, Actor::Client(_)),
     });
-    if matches!(caller.actor, Actor::Client(_)) {
+    if matches!(who.actor, Actor::Client(_)) {
         client["purposeOfUse"] = json!(purpose);
     }
     if let Some(network) = network {
@@ -584,6 +616,3 @@ pub fn check_bundle_leaves_trail_alone(bundle: &Value) -> Result<(), AuditError>
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests;

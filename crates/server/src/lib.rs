@@ -152,8 +152,10 @@ impl AppState {
         blobs: Option<Arc<dyn blob::BlobStore>>,
     ) -> AppState {
         let sink_config = access::audit::SinkConfig::for_backend(repository.store().backend());
+        // The server writes its trail as its own operator: no request's caller.
         let audit = Arc::new(access::audit::AuditSink::start(
             Arc::clone(&repository),
+            caller::Caller::operator("audit-trail"),
             sink_config,
         ));
         AppState::build_with_audit(repository, config, identity, blobs, audit)

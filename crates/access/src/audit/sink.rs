@@ -147,6 +147,8 @@ struct Queue {
 
 struct Shared {
     repository: Arc<Repository>,
+    /// Whom the trail is written as (the server, as its edge names it).
+    writer: Caller,
     queue: Mutex<Queue>,
     wake: Condvar,
     config: SinkConfig,
@@ -162,10 +164,12 @@ pub struct AuditSink {
 }
 
 impl AuditSink {
-    /// Starts the writer threads over `repository`.
-    pub fn start(repository: Arc<Repository>, config: SinkConfig) -> AuditSink {
+    /// Starts the writer threads over `repository`; they write as `writer` (the edge that
+    /// starts the sink names the server's own principal, the operator).
+    pub fn start(repository: Arc<Repository>, writer: Caller, config: SinkConfig) -> AuditSink {
         let shared = Arc::new(Shared {
             repository,
+            writer,
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             config,
@@ -288,7 +292,7 @@ impl Drop for AuditSink {
 /// closed and empty.
 fn write_batches(shared: &Shared) {
     let repository = &shared.repository;
-    let caller = Caller::operator("audit-trail");
+    let caller = &shared.writer;
     loop {
         let batch = {
             let mut queue = shared
@@ -323,7 +327,7 @@ fn write_batches(shared: &Shared) {
             prepared.extend(submission.events);
             waiting.push(submission.done);
         }
-        let result = match repository.create_prepared(&caller, &prepared) {
+        let result = match repository.create_prepared(caller, &prepared) {
             Ok(_) => {
                 shared
                     .events

@@ -55,7 +55,7 @@ fn search(repository: &Repository, params: &[(&str, &str)]) -> Vec<Value> {
 backend_tests! {
     fn recorded_events_are_committed_and_found_by_every_search_of_the_trail(store) {
         let repository = Arc::new(Repository::new(Arc::clone(&store.store)));
-        let sink = AuditSink::start(Arc::clone(&repository), SinkConfig::default());
+        let sink = AuditSink::start(Arc::clone(&repository), Caller::operator("audit-trail"), SinkConfig::default());
         let observer = Observer::default();
         let events = audit::rest_events(
             &clinician("req-1"),
@@ -108,7 +108,7 @@ backend_tests! {
 
     fn concurrent_recorders_lose_nothing(store) {
         let repository = Arc::new(Repository::new(Arc::clone(&store.store)));
-        let sink = Arc::new(AuditSink::start(Arc::clone(&repository), SinkConfig::default()));
+        let sink = Arc::new(AuditSink::start(Arc::clone(&repository), Caller::operator("audit-trail"), SinkConfig::default()));
         std::thread::scope(|scope| {
             for thread in 0..16 {
                 let sink = Arc::clone(&sink);
@@ -134,7 +134,7 @@ backend_tests! {
 
     fn a_closed_sink_refuses_and_writes_what_it_had(store) {
         let repository = Arc::new(Repository::new(Arc::clone(&store.store)));
-        let sink = AuditSink::start(Arc::clone(&repository), SinkConfig::default());
+        let sink = AuditSink::start(Arc::clone(&repository), Caller::operator("audit-trail"), SinkConfig::default());
         let events = audit::rest_events(
             &clinician("req-1"),
             &Observer::default(),
@@ -155,8 +155,7 @@ backend_tests! {
 
     fn a_full_queue_refuses_at_once(store) {
         let repository = Arc::new(Repository::new(Arc::clone(&store.store)));
-        let sink = AuditSink::start(
-            repository,
+        let sink = AuditSink::start(repository, Caller::operator("audit-trail"),
             SinkConfig { max_batch_events: 10, max_queued_events: 2, writers: 1 },
         );
         let mut access = read_of("Patient/1", "Observation/1");

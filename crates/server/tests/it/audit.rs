@@ -334,6 +334,7 @@ fn a_store_that_refuses_the_audit_write_gets_503_and_no_data() {
     let repository = Arc::new(Repository::new(Arc::clone(&store)));
     let sink = Arc::new(access::audit::AuditSink::start(
         Arc::new(Repository::new(reader)),
+        caller::Caller::operator("audit-trail"),
         access::audit::SinkConfig::default(),
     ));
     let exports = tempfile::tempdir().unwrap();

@@ -1,7 +1,10 @@
 //! The events the builders make: BALP's shape, one event per patient, break-glass marked, and
 //! every event valid R4 as the repository checks it.
 
-use super::*;
+use access::audit::*;
+use base64::Engine as _;
+use caller::{Actor, Caller};
+use serde_json::{Value, json};
 
 fn clinician() -> Caller {
     let mut caller = Caller::anonymous("req-7");
