@@ -288,7 +288,7 @@ pub(crate) async fn settle(
         status.as_u16(),
         status.canonical_reason().unwrap_or("")
     );
-    let mut events = Vec::new();
+    let mut accesses = Vec::new();
     for Noted {
         mut access,
         about_patient_data,
@@ -300,27 +300,37 @@ pub(crate) async fn settle(
         if access.outcome == EventOutcome::Success {
             access.outcome = EventOutcome::of_status(status.as_u16(), description.clone());
         }
-        events.extend(audit::rest_events(caller, state.observer(), &access));
+        accesses.push(access);
     }
-    if events.is_empty() {
+    if accesses.is_empty() {
         return response;
     }
-    match record(state, events).await {
+    // Building, validating and indexing the events is CPU work (a search showing a thousand
+    // patients makes a thousand events): on a blocking thread, outside the request's lane,
+    // which it has left. The wait for the commit then holds no thread.
+    let sink = Arc::clone(state.audit_sink());
+    let (who, observer) = (caller.clone(), state.observer().clone());
+    let prepared = tokio::task::spawn_blocking(move || {
+        let events = accesses
+            .iter()
+            .flat_map(|access| audit::rest_events(&who, &observer, access))
+            .collect();
+        sink.prepare(events)
+    })
+    .await
+    .map_err(|error| audit::AuditError::Invalid(format!("preparing audit events: {error}")));
+    let result = match prepared {
+        Ok(Ok(events)) => submit(state, events).await,
+        Ok(Err(error)) | Err(error) => Err(error),
+    };
+    match result {
         Ok(()) => response,
         Err(error) => ApiError::from(error).into_response(&caller.request_id),
     }
 }
 
-/// Hands `events` to the sink and waits, without holding a thread, until they are committed.
-pub(crate) async fn record(state: &AppState, events: Vec<Value>) -> Result<(), audit::AuditError> {
-    // Validation and indexing are CPU work: on a blocking thread (outside the request's lane,
-    // which it has left), many requests' at once; the wait for the commit holds no thread.
-    let sink = Arc::clone(state.audit_sink());
-    let events = tokio::task::spawn_blocking(move || sink.prepare(events))
-        .await
-        .map_err(|error| {
-            audit::AuditError::Invalid(format!("preparing audit events: {error}"))
-        })??;
+/// Hands prepared events to the sink and waits on a oneshot until they are committed.
+async fn submit(state: &AppState, events: audit::PreparedEvents) -> Result<(), audit::AuditError> {
     let (sender, receiver) = tokio::sync::oneshot::channel();
     state.audit_sink().submit(events, move |result| {
         let _ = sender.send(result);
