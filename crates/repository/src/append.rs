@@ -40,6 +40,18 @@ impl Repository {
         resources: &[NewResource],
     ) -> Result<Vec<VersionRecord>, RepositoryError> {
         self.with_transaction(ctx, |tx| {
+            // Asking first whether the new ids are free, in one call, lets a store that
+            // buffers writes (PostgreSQL) send the whole batch at the commit instead of one
+            // round trip per resource to find out.
+            let keys: Vec<(&str, &str)> = resources
+                .iter()
+                .map(|resource| (resource.resource_type(), resource.id()))
+                .collect();
+            if tx.current_many(&keys)?.iter().any(Option::is_some) {
+                return Err(RepositoryError::Internal(
+                    "a new resource's id is already taken".into(),
+                ));
+            }
             let now = clock::now_micros();
             resources
                 .iter()

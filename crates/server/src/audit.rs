@@ -211,9 +211,11 @@ pub(crate) fn patient_reference(id: &str) -> Option<String> {
     repository::meta::is_valid_id(id).then(|| format!("Patient/{id}"))
 }
 
-/// [`settle`], and for a denial (401, 403) of a request no handler noted, an event for what
-/// its method and path name: every refused attempt is on the trail.
-pub(crate) async fn settle_denial(
+/// Records what `note` says the request did, with its outcome, and answers `response` once
+/// it is durable (a 503 instead when the trail cannot be written). A denial (401, 403) of a
+/// request no handler noted is recorded as what its method and path name: every refused
+/// attempt is on the trail.
+pub(crate) async fn settle(
     state: &AppState,
     caller: &Caller,
     note: &AuditNote,
@@ -235,7 +237,7 @@ pub(crate) async fn settle_denial(
             note.patients(patient_reference(id));
         }
     }
-    settle(state, caller, note, response).await
+    settle_noted(state, caller, note, response).await
 }
 
 /// The interaction a method and a path under `/fhir` name, and the type they are about.
@@ -273,9 +275,8 @@ fn interaction_of<'a>(
     (interaction, first)
 }
 
-/// Records what `note` says the request did, with its outcome, and answers `response` once it
-/// is durable; a 503 instead when the trail cannot be written.
-pub(crate) async fn settle(
+/// [`settle`] for what the note holds.
+async fn settle_noted(
     state: &AppState,
     caller: &Caller,
     note: &AuditNote,

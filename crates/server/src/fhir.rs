@@ -41,7 +41,7 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
             let response = error.into_response(&request_id);
             let note = crate::audit::AuditNote::default();
             let caller = caller::Caller::anonymous(request_id);
-            return crate::audit::settle_denial(
+            return crate::audit::settle(
                 &state,
                 &caller,
                 &note,
@@ -69,7 +69,7 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
     };
     // Nothing about patient data leaves before its audit record is durable; a denial is
     // recorded even when it came before the handler said what the request was.
-    let response = crate::audit::settle_denial(
+    let response = crate::audit::settle(
         &state,
         &caller,
         &note,

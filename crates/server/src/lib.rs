@@ -151,12 +151,11 @@ impl AppState {
         identity: Option<IdentityServices>,
         blobs: Option<Arc<dyn blob::BlobStore>>,
     ) -> AppState {
-        let sink_config = access::audit::SinkConfig::for_backend(repository.store().backend());
         // The server writes its trail as its own operator: no request's caller.
         let audit = Arc::new(access::audit::AuditSink::start(
             Arc::clone(&repository),
             caller::Caller::operator("audit-trail"),
-            sink_config,
+            access::audit::SinkConfig::default(),
         ));
         AppState::build_with_audit(repository, config, identity, blobs, audit)
     }
