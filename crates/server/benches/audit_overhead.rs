@@ -3,8 +3,9 @@
 //! AuditEvent's commit) and an Organization (directory data: not audited) through the same
 //! server, dispatcher and read path. The difference is the audit's cost.
 //!
-//! `cargo bench -p server --bench audit_overhead -- [--clients N] [--reads N]` (reads per
-//! client). PostgreSQL is the server `MERIDIAN_TEST_DATABASE_URL` names (a fresh database);
+//! `cargo bench -p server --bench audit_overhead -- [--clients N] [--reads N] [--rate N]`
+//! (reads per client; with `--rate`, the clients together send that many requests a second,
+//! paced, instead of as fast as they can). PostgreSQL is the server `MERIDIAN_TEST_DATABASE_URL` names (a fresh database);
 //! SQLite a file in a temporary directory. One request per connection (`Connection: close`).
 
 use std::sync::Arc;
@@ -43,13 +44,20 @@ async fn measure(
     path: &'static str,
     clients: usize,
     reads: usize,
+    rate: usize,
 ) -> (f64, f64, f64) {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
         tasks.push(tokio::spawn(async move {
             let mut times = Vec::with_capacity(reads);
+            let mut pace = (rate > 0).then(|| {
+                tokio::time::interval(Duration::from_secs_f64(clients as f64 / rate as f64))
+            });
             for _ in 0..reads {
+                if let Some(pace) = &mut pace {
+                    pace.tick().await;
+                }
                 let start = Instant::now();
                 assert_eq!(request(address, "GET", path, "").await, 200);
                 times.push(start.elapsed());
@@ -82,7 +90,15 @@ fn argument(name: &str, default: usize) -> usize {
 fn main() {
     let clients = argument("--clients", 16);
     let reads = argument("--reads", 200);
-    println!("{clients} clients x {reads} reads, one request per connection");
+    let rate = argument("--rate", 0);
+    match rate {
+        0 => println!(
+            "{clients} clients x {reads} reads as fast as they go, one request per connection"
+        ),
+        _ => println!(
+            "{clients} clients x {reads} reads at {rate} requests/s in all, one request per connection"
+        ),
+    }
     println!(
         "{:<10} {:<32} {:>9} {:>9} {:>9} {:>10}",
         "store", "read", "reads/s", "p50 ms", "p99 ms", "audit txs"
@@ -110,18 +126,18 @@ fn main() {
             assert_eq!(request(address, "PUT", "/fhir/Patient/p1", patient).await, 201);
             assert_eq!(request(address, "PUT", "/fhir/Organization/o1", organization).await, 201);
             // Warm up both paths, then alternate so drifting load favours neither.
-            measure(address, "/fhir/Patient/p1", clients, 10).await;
-            measure(address, "/fhir/Organization/o1", clients, 10).await;
+            measure(address, "/fhir/Patient/p1", clients, 10, 0).await;
+            measure(address, "/fhir/Organization/o1", clients, 10, 0).await;
             for round in 0..2 {
                 for (name, path) in [
                     ("Organization (not audited)", "/fhir/Organization/o1"),
                     ("Patient (audited)", "/fhir/Patient/p1"),
                 ] {
                     let before = state.audit_sink().stats().transactions;
-                    let (rate, p50, p99) = measure(address, path, clients, reads).await;
+                    let (achieved, p50, p99) = measure(address, path, clients, reads, rate).await;
                     let transactions = state.audit_sink().stats().transactions - before;
                     println!(
-                        "{backend:<10} {:<32} {rate:>9.0} {p50:>9.2} {p99:>9.2} {transactions:>10}",
+                        "{backend:<10} {:<32} {achieved:>9.0} {p50:>9.2} {p99:>9.2} {transactions:>10}",
                         format!("{name}, round {}", round + 1)
                     );
                 }
