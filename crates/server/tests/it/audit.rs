@@ -189,6 +189,22 @@ store_tests! {
         assert!(events.iter().all(|e| e["agent"][0]["requestor"] == true));
     }
 
+    async fn a_consent_change_is_marked_under_its_patient(app) {
+        let (patient, _) = patient_with_observation(app).await;
+        let consent = json!({"resourceType": "Consent", "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": format!("Patient/{patient}")},
+            "provision": {"type": "permit", "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+                                                         "reference": {"reference": "Organization/township"}}]}});
+        let answer = app.post_json("/fhir/Consent", &consent).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&answer.body));
+        let events = trail(app, &format!("patient=Patient/{patient}&subtype=consent-change")).await;
+        assert_eq!(events.len(), 1, "{events:#?}");
+        assert_eq!(events[0]["action"], "C");
+        assert!(entities(&events[0]).iter().any(|e| e.starts_with("Consent/")));
+    }
+
     async fn a_transaction_is_audited_entry_by_entry(app) {
         let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
             {"fullUrl": "urn:uuid:8f6b2f5e-34a4-4c83-8a7f-1c1a3b7d9e01",
