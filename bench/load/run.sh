@@ -16,6 +16,12 @@
 # (readers in the mixed step, default 200). The mixed step creates Observations at a fixed
 # rate, alone and then under a flood of readers with no rate limit: a write must keep a
 # bounded latency however many clients read.
+#
+# Access (issue 14): BENCH_AUTH=off serves with `--auth off` (no sign-in: every request acts
+# as the administrator, still audited); otherwise every request carries a bearer token, of the
+# administrator (BENCH_AS=admin, the default: signature and revocation checks and the audit,
+# no access rule narrows what is seen) or of a clinician of the region's first PractitionerRole
+# (BENCH_AS=clinician: the rule applies; the URL lists hold what that clinician sees).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work="$(realpath -m "${BENCH_DIR:-target/bench}")"
@@ -41,7 +47,9 @@ if [ ${#store[@]} -eq 0 ]; then
     fi
 fi
 
-"$meridian" serve "${store[@]}" --listen "$listen" --log warn &
+auth=()
+[ "${BENCH_AUTH:-on}" = off ] && auth=(--auth off)
+"$meridian" serve "${store[@]}" --listen "$listen" --log warn "${auth[@]}" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
 for _ in $(seq 1 100); do
@@ -50,12 +58,31 @@ for _ in $(seq 1 100); do
 done
 curl -sf "http://$listen/health/ready" > /dev/null
 
+token=""
+if [ "${BENCH_AUTH:-on}" != off ]; then
+    token=$("$meridian" token "${store[@]}")
+    if [ "${BENCH_AS:-admin}" = clinician ]; then
+        role=$(curl -sf -H "Authorization: Bearer $token" "$base/PractitionerRole?_count=1&_elements=id" \
+            | python3 -c 'import json,sys; print(json.load(sys.stdin)["entry"][0]["resource"]["id"])')
+        openssl rand -hex 16 | "$meridian" user add bench-clinician --password-stdin \
+            --practitioner-role "PractitionerRole/$role" "${store[@]}" > /dev/null 2>&1 || true
+        token=$("$meridian" token "${store[@]}" --user bench-clinician)
+    fi
+fi
+export BENCH_TOKEN="$token"
+bearer=()
+[ -n "$token" ] && bearer=(-H "Authorization: Bearer $token")
+
 # URL lists: 2,000 patients and 2,000 observations of them, as stored.
 python3 - "$base" "$work" <<'PY'
-import json, sys, urllib.request
+import json, os, sys, urllib.request
 base, work = sys.argv[1], sys.argv[2]
+token = os.environ.get("BENCH_TOKEN")
 def get(url):
-    with urllib.request.urlopen(url) as response:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request) as response:
         return json.load(response)
 def ids(bundle):
     return [e["resource"]["id"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode", "match") == "match"]
@@ -109,7 +136,7 @@ step() {
     local name=$1 rate=$2 url=$3
     local workers=10
     hey -z "${seconds}s" -c "$workers" -q $(( (rate + workers - 1) / workers )) \
-        -H "Accept: application/fhir+json" "$url" > "$work/hey.txt"
+        -H "Accept: application/fhir+json" "${bearer[@]}" "$url" > "$work/hey.txt"
     report "$name" "$rate" "$work/hey.txt"
 }
 
@@ -117,7 +144,7 @@ step() {
 creates() {
     local rate=${BENCH_WRITE_RATE:-20}
     hey -z "${seconds}s" -c 2 -q $(( (rate + 1) / 2 )) -m POST -T application/fhir+json \
-        -D "$work/observation.json" "$base/Observation" > "$work/hey-write.txt"
+        "${bearer[@]}" -D "$work/observation.json" "$base/Observation" > "$work/hey-write.txt"
     report "$1" "$rate" "$work/hey-write.txt"
 }
 
@@ -147,7 +174,7 @@ done
 flood=${BENCH_FLOOD_CLIENTS:-200}
 search_url=$(sed -n '1p' "$work/urls-search.txt")
 creates "create Observation, idle"
-hey -z "$((seconds + 4))s" -c "$flood" -H "Accept: application/fhir+json" "$search_url" > "$work/hey-flood.txt" &
+hey -z "$((seconds + 4))s" -c "$flood" -H "Accept: application/fhir+json" "${bearer[@]}" "$search_url" > "$work/hey-flood.txt" &
 flood_pid=$!
 sleep 2
 creates "create Observation, $flood readers"

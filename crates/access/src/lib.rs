@@ -8,7 +8,10 @@
 //!   as the repository's `AccessPolicy`.
 //! - [`signin`]: the authorization server: accounts, clients, keys, tokens, and the check of
 //!   every request's bearer token ([`signin::Authenticator::authenticate`]).
+//! - [`audit`]: the audit trail: IHE BALP AuditEvents built from what a request did, and the
+//!   sink that makes them durable in batches before the answer leaves.
 
+pub mod audit;
 pub mod policy;
 pub mod scope;
 pub mod signin;

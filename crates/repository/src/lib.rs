@@ -3,6 +3,7 @@
 //! search; batch and transaction Bundles; validation. It knows nothing of HTTP: the server maps
 //! requests onto these calls and [`RepositoryError`]s onto status codes.
 
+mod append;
 mod bundle;
 mod changes;
 mod custom;
@@ -30,6 +31,7 @@ use search::{Indexer, Registry};
 use serde_json::{Map, Value};
 use store::{HistoryScope, Store, VersionRecord};
 
+pub use append::NewResource;
 pub use bundle::{BundleOptions, parse_etag, parse_query};
 pub use changes::{Change, ChangeFeed};
 pub use custom::{REINDEX_JOB, ReindexJob, ReindexProgress};

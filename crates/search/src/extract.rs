@@ -137,6 +137,53 @@ impl Indexer {
         };
         Ok(out)
     }
+
+    /// The patients whose compartment `resource` is in, as `Patient/{id}` references, in the
+    /// order found: a Patient is its own; another resource names them through the Patient
+    /// compartment's parameters (`subject`, `patient`, `performer`, ...). Only those
+    /// parameters are evaluated, so this is much cheaper than [`Indexer::extract`]: the audit
+    /// trail asks it for every resource a response shows.
+    pub fn compartment_patients(&self, resource_type: &str, resource: &Value) -> Vec<String> {
+        if resource_type == "Patient" {
+            return resource
+                .get("id")
+                .and_then(Value::as_str)
+                .map(|id| vec![format!("Patient/{id}")])
+                .unwrap_or_default();
+        }
+        let Some(compartment) = self.patient_compartment.get(resource_type) else {
+            return Vec::new();
+        };
+        if compartment.is_empty() {
+            return Vec::new();
+        }
+        let mut out = IndexEntries::default();
+        let environment = Environment::new().with_resource(resource);
+        let plans = self.plans.get(resource_type).map(Vec::as_slice);
+        for plan in plans
+            .unwrap_or_default()
+            .iter()
+            .filter(|plan| compartment.contains(&plan.param.key))
+        {
+            if let Ok(items) = plan.expression.evaluate(resource, &environment) {
+                for item in items.iter() {
+                    add_reference(plan, plan.param.key, item, &mut out);
+                }
+            }
+        }
+        let mut patients: Vec<String> = Vec::new();
+        for reference in &out.references {
+            if reference.target_type.as_deref() == Some("Patient")
+                && let Some(id) = reference.target_id.as_deref()
+            {
+                let patient = format!("Patient/{id}");
+                if !patients.contains(&patient) {
+                    patients.push(patient);
+                }
+            }
+        }
+        patients
+    }
 }
 
 fn compile_plan(param: &Arc<Param>, options: &CompileOptions) -> Option<Plan> {

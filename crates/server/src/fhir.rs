@@ -2,6 +2,7 @@
 //! method and calls the repository for the RESTful interactions, or the operation registry
 //! (`operations`) for a `$`-name. Everything the repository does runs on a blocking thread.
 
+use access::audit::Interaction;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
@@ -36,7 +37,23 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
     let mut fhir =
         match FhirRequest::new(parts.headers, parts.uri.query(), state.config(), produces) {
             Ok(fhir) => fhir,
-            Err((request_id, error)) => return error.into_response(&request_id),
+            Err((request_id, error)) => {
+                // A request refused before it was read is still an attempt on what its URL
+                // names: recorded when it was a denial.
+                let response = error.into_response(&request_id);
+                let note = crate::audit::AuditNote::default();
+                let mut caller = caller::Caller::anonymous(request_id);
+                caller.address = address;
+                return crate::audit::settle(
+                    &state,
+                    &caller,
+                    &note,
+                    &method,
+                    segments.as_deref(),
+                    response,
+                )
+                .await;
+            }
         };
     let request_id = fhir.request_id.clone();
     // Who asks: every request but the CapabilityStatement's carries a valid bearer token.
@@ -44,22 +61,51 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
     if !public {
         match crate::auth::caller(&state, &fhir.headers, address, &request_id).await {
             Ok(caller) => fhir.caller = caller,
-            Err(error) => return error.into_response(&request_id),
+            Err(error) => {
+                // No valid token: the attempt is recorded (a denial, from nobody known).
+                let response = error.into_response(&request_id);
+                let note = crate::audit::AuditNote::default();
+                let mut caller = caller::Caller::anonymous(request_id);
+                caller.address = address;
+                return crate::audit::settle(
+                    &state,
+                    &caller,
+                    &note,
+                    &method,
+                    segments.as_deref(),
+                    response,
+                )
+                .await;
+            }
         }
     } else {
         fhir.caller.address = address;
     }
+    let caller = fhir.caller.clone();
+    let note = fhir.audit.clone();
     // Reads and writes queue for the store separately (`lanes`): a read flood does not make
     // writes wait behind it.
     let lane = match method {
         Method::GET | Method::HEAD => crate::lanes::Lane::Read,
         _ => crate::lanes::Lane::Write,
     };
+    let segments_seen = segments.clone();
     let request = handle(&state, &method, &path, segments, fhir, body);
     let response = match crate::lanes::within(state.lanes(), lane, request).await {
         Ok(response) => response,
         Err(error) => error.into_response(&request_id),
     };
+    // Nothing about patient data leaves before its audit record is durable; a denial is
+    // recorded even when it came before the handler said what the request was.
+    let response = crate::audit::settle(
+        &state,
+        &caller,
+        &note,
+        &method,
+        segments_seen.as_deref(),
+        response,
+    )
+    .await;
     tracing::info!(
         request_id,
         %method,
@@ -121,14 +167,31 @@ async fn handle(
             Method::GET => search(repository, fhir, SearchScope::System, None).await,
             Method::POST => {
                 let bundle = read_json(&fhir.headers, body, limit, BodyKind::Resource).await?;
+                let note = fhir.audit.clone();
+                // The Bundle as a whole (a refusal or failure of all of it is recorded so);
+                // each entry is noted once it is done.
+                note.begin(
+                    match bundle.get("type").and_then(|t| t.as_str()) {
+                        Some("transaction") => Interaction::Transaction,
+                        _ => Interaction::Batch,
+                    },
+                    None,
+                );
+                // The trail is the server's to write: a Bundle that would touch it is refused
+                // whole, before any of it is written.
+                access::audit::check_bundle_leaves_trail_alone(&bundle)?;
+                let request = bundle.clone();
                 let options = BundleOptions {
                     return_representation: fhir.prefer_return() == Return::Representation,
                 };
                 let ctx = fhir.caller.clone();
                 let base = fhir.base.clone();
-                let response =
-                    blocking(move || Ok(repository.process_bundle(&ctx, &base, bundle, options)?))
-                        .await?;
+                let response = blocking(move || {
+                    let response = repository.process_bundle(&ctx, &base, bundle, options)?;
+                    crate::audit::bundle_entries(&note, &repository, &request, &response);
+                    Ok(response)
+                })
+                .await?;
                 Ok(json_response(StatusCode::OK, response, fhir.pretty))
             }
             _ => not_allowed(&["GET", "POST"]),
@@ -165,6 +228,21 @@ async fn handle(
         [resource_type, rest @ ..] => {
             known_type(&repository, resource_type)?;
             let resource_type = resource_type.to_string();
+            // The audit trail is written by the server only: never created, changed or
+            // deleted through the API. The attempt itself is recorded.
+            if resource_type == "AuditEvent"
+                && !matches!(*method, Method::GET | Method::HEAD)
+                && rest != ["_search"]
+            {
+                let interaction = match *method {
+                    Method::POST => Interaction::Create,
+                    Method::PATCH => Interaction::Patch,
+                    Method::DELETE => Interaction::Delete,
+                    _ => Interaction::Update,
+                };
+                fhir.audit.begin(interaction, Some("AuditEvent"));
+                return Err(ApiError::method_not_allowed(method, &["GET"]));
+            }
             match rest {
                 [] => match *method {
                     Method::GET => {
@@ -273,7 +351,14 @@ async fn read(
     id: String,
 ) -> Result<Response, ApiError> {
     let ctx = fhir.caller.clone();
-    let record = blocking(move || Ok(repository.read(&ctx, &resource_type, &id)?)).await?;
+    let note = fhir.audit.clone();
+    note.begin_instance(Interaction::Read, &resource_type, &id);
+    let record = blocking(move || {
+        let record = repository.read(&ctx, &resource_type, &id)?;
+        note.version(&repository, &record);
+        Ok(record)
+    })
+    .await?;
     Ok(version_response(
         &fhir,
         StatusCode::OK,
@@ -291,8 +376,14 @@ async fn vread(
     version: String,
 ) -> Result<Response, ApiError> {
     let ctx = fhir.caller.clone();
-    let record =
-        blocking(move || Ok(repository.vread(&ctx, &resource_type, &id, &version)?)).await?;
+    let note = fhir.audit.clone();
+    note.begin_instance(Interaction::Vread, &resource_type, &id);
+    let record = blocking(move || {
+        let record = repository.vread(&ctx, &resource_type, &id, &version)?;
+        note.version(&repository, &record);
+        Ok(record)
+    })
+    .await?;
     Ok(version_response(
         &fhir,
         StatusCode::OK,
@@ -309,12 +400,18 @@ async fn create(
     limit: usize,
     resource_type: String,
 ) -> Result<Response, ApiError> {
+    let note = fhir.audit.clone();
+    note.begin(Interaction::Create, Some(&resource_type));
     let resource = read_json(&fhir.headers, body, limit, BodyKind::Resource).await?;
     check_body_type(&resource, &resource_type)?;
     let ctx = fhir.caller.clone();
     let if_none_exist = fhir.if_none_exist();
-    let written =
-        blocking(move || Ok(repository.create(&ctx, resource, if_none_exist.as_deref())?)).await?;
+    let written = blocking(move || {
+        let written = repository.create(&ctx, resource, if_none_exist.as_deref())?;
+        note.written(&repository, &written);
+        Ok(written)
+    })
+    .await?;
     Ok(written_response(&fhir, &written))
 }
 
@@ -326,12 +423,17 @@ async fn update(
     resource_type: String,
     id: String,
 ) -> Result<Response, ApiError> {
+    let note = fhir.audit.clone();
+    note.begin_instance(Interaction::Update, &resource_type, &id);
     let resource = read_json(&fhir.headers, body, limit, BodyKind::Resource).await?;
     let if_match = fhir.if_match()?;
     let ctx = fhir.caller.clone();
-    let written =
-        blocking(move || Ok(repository.update(&ctx, &resource_type, &id, resource, if_match)?))
-            .await?;
+    let written = blocking(move || {
+        let written = repository.update(&ctx, &resource_type, &id, resource, if_match)?;
+        note.written(&repository, &written);
+        Ok(written)
+    })
+    .await?;
     Ok(written_response(&fhir, &written))
 }
 
@@ -342,12 +444,21 @@ async fn conditional_update(
     limit: usize,
     resource_type: String,
 ) -> Result<Response, ApiError> {
+    let note = fhir.audit.clone();
+    note.begin(Interaction::Update, Some(&resource_type));
     let resource = read_json(&fhir.headers, body, limit, BodyKind::Resource).await?;
     let if_match = fhir.if_match()?;
     let criteria = fhir.criteria();
+    note.query(format!(
+        "{resource_type}?{}",
+        repository::encode_query(&criteria)
+    ));
     let ctx = fhir.caller.clone();
     let written = blocking(move || {
-        Ok(repository.conditional_update(&ctx, &resource_type, &criteria, resource, if_match)?)
+        let written =
+            repository.conditional_update(&ctx, &resource_type, &criteria, resource, if_match)?;
+        note.written(&repository, &written);
+        Ok(written)
     })
     .await?;
     Ok(written_response(&fhir, &written))
@@ -361,12 +472,17 @@ async fn patch(
     resource_type: String,
     id: String,
 ) -> Result<Response, ApiError> {
+    let note = fhir.audit.clone();
+    note.begin_instance(Interaction::Patch, &resource_type, &id);
     let document = read_json(&fhir.headers, body, limit, BodyKind::JsonPatch).await?;
     let if_match = fhir.if_match()?;
     let ctx = fhir.caller.clone();
-    let written =
-        blocking(move || Ok(repository.patch(&ctx, &resource_type, &id, &document, if_match)?))
-            .await?;
+    let written = blocking(move || {
+        let written = repository.patch(&ctx, &resource_type, &id, &document, if_match)?;
+        note.written(&repository, &written);
+        Ok(written)
+    })
+    .await?;
     Ok(written_response(&fhir, &written))
 }
 
@@ -376,10 +492,18 @@ async fn delete(
     resource_type: String,
     id: String,
 ) -> Result<Response, ApiError> {
+    let note = fhir.audit.clone();
+    note.begin_instance(Interaction::Delete, &resource_type, &id);
     let if_match = fhir.if_match()?;
     let ctx = fhir.caller.clone();
-    let written =
-        blocking(move || Ok(repository.delete(&ctx, &resource_type, &id, if_match)?)).await?;
+    let written = blocking(move || {
+        // A deletion leaves no content to say whose it was: the version it ends says.
+        note.before_delete(&repository, &ctx, &resource_type, &id);
+        let written = repository.delete(&ctx, &resource_type, &id, if_match)?;
+        note.written(&repository, &written);
+        Ok(written)
+    })
+    .await?;
     Ok(deleted_response(written.record.as_ref()))
 }
 
@@ -388,11 +512,20 @@ async fn conditional_delete(
     fhir: FhirRequest,
     resource_type: String,
 ) -> Result<Response, ApiError> {
+    let note = fhir.audit.clone();
+    note.begin(Interaction::Delete, Some(&resource_type));
     let criteria = fhir.criteria();
+    note.query(format!(
+        "{resource_type}?{}",
+        repository::encode_query(&criteria)
+    ));
     let ctx = fhir.caller.clone();
-    let written =
-        blocking(move || Ok(repository.conditional_delete(&ctx, &resource_type, &criteria)?))
-            .await?;
+    let written = blocking(move || {
+        let written = repository.conditional_delete(&ctx, &resource_type, &criteria)?;
+        note.written(&repository, &written);
+        Ok(written)
+    })
+    .await?;
     Ok(deleted_response(written.record.as_ref()))
 }
 
@@ -403,11 +536,35 @@ async fn history(
 ) -> Result<Response, ApiError> {
     let ctx = fhir.caller.clone();
     let base = fhir.base.clone();
+    let note = fhir.audit.clone();
+    let path = match &scope {
+        HistoryScope::Instance(resource_type, id) => {
+            note.begin_instance(Interaction::HistoryInstance, resource_type, id);
+            format!("{resource_type}/{id}/_history")
+        }
+        HistoryScope::Type(resource_type) => {
+            note.begin(Interaction::HistoryType, Some(resource_type));
+            format!("{resource_type}/_history")
+        }
+        HistoryScope::System => {
+            note.begin(Interaction::HistorySystem, None);
+            "_history".to_owned()
+        }
+    };
     let request = HistoryRequest {
         scope,
         params: fhir.criteria(),
     };
-    let bundle = blocking(move || Ok(repository.history(&ctx, &base, &request)?)).await?;
+    note.query(format!(
+        "{path}?{}",
+        repository::encode_query(&request.params)
+    ));
+    let bundle = blocking(move || {
+        let bundle = repository.history(&ctx, &base, &request)?;
+        note.bundle(&repository, &bundle);
+        Ok(bundle)
+    })
+    .await?;
     Ok(json_response(StatusCode::OK, bundle, fhir.pretty))
 }
 
@@ -426,12 +583,43 @@ async fn search(
     } else {
         Handling::Lenient
     };
+    let note = fhir.audit.clone();
+    let path = match &scope {
+        SearchScope::Type(resource_type) => {
+            note.begin(Interaction::SearchType, Some(resource_type));
+            note.patients(crate::audit::patients_named(Some(resource_type), &params));
+            resource_type.clone()
+        }
+        SearchScope::System => {
+            note.begin(Interaction::SearchSystem, None);
+            note.patients(crate::audit::patients_named(None, &params));
+            String::new()
+        }
+        SearchScope::Compartment {
+            compartment,
+            id,
+            resource_type,
+        } => {
+            note.begin(Interaction::SearchType, Some(resource_type));
+            if compartment == "Patient" {
+                note.patients(crate::audit::patient_reference(id));
+            }
+            note.patients(crate::audit::patients_named(Some(resource_type), &params));
+            format!("{compartment}/{id}/{resource_type}")
+        }
+    };
+    note.query(format!("{path}?{}", repository::encode_query(&params)));
     let request = SearchRequest {
         scope,
         params,
         handling,
     };
-    let bundle = blocking(move || Ok(repository.search(&ctx, &base, &request)?)).await?;
+    let bundle = blocking(move || {
+        let bundle = repository.search(&ctx, &base, &request)?;
+        note.bundle(&repository, &bundle);
+        Ok(bundle)
+    })
+    .await?;
     Ok(json_response(StatusCode::OK, bundle, fhir.pretty))
 }
 

@@ -99,7 +99,13 @@ fn post(
         let parameters = read_json(&fhir.headers, call.body, limit, BodyKind::Resource).await?;
         let ctx = fhir.caller.clone();
         let id = call.id.unwrap_or_default();
+        // The patients the request names (a link's source and target), and below those the
+        // answer shows (a match's candidates), for the audit trail.
+        fhir.audit
+            .patients(crate::audit::patients_mentioned(&parameters));
         let mut answer = blocking(move || work(&services, &ctx, &id, &parameters)).await?;
+        fhir.audit
+            .patients(crate::audit::patients_mentioned(&answer));
         if let Some(entries) = answer.get_mut("entry").and_then(Value::as_array_mut) {
             for entry in entries {
                 if let Some(url) = entry.get("fullUrl").and_then(Value::as_str) {
@@ -128,6 +134,9 @@ fn pix(call: Invocation) -> Handled {
         let answer =
             blocking(move || cross_reference(&services.mpi, &services.repository, &ctx, &query))
                 .await?;
+        call.fhir
+            .audit
+            .patients(crate::audit::patients_mentioned(&answer));
         Ok(answer_response(&answer, call.fhir.pretty))
     })
 }

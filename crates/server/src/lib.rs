@@ -3,6 +3,7 @@
 //! blocking thread (the store is synchronous), and turn the answer or the error into a response.
 
 mod accept;
+mod audit;
 mod auth;
 mod capability;
 mod connection;
@@ -123,6 +124,10 @@ pub struct AppState {
 
 struct Inner {
     repository: Arc<Repository>,
+    /// Where every access to patient data is recorded before its answer leaves.
+    audit: Arc<access::audit::AuditSink>,
+    /// This server as the audit trail names it.
+    observer: access::audit::Observer,
     config: ServerConfig,
     exports: Arc<export::Exports>,
     identity: Option<IdentityServices>,
@@ -154,6 +159,24 @@ impl AppState {
         identity: Option<IdentityServices>,
         blobs: Option<Arc<dyn blob::BlobStore>>,
     ) -> AppState {
+        // The server writes its trail as its own operator: no request's caller.
+        let audit = Arc::new(access::audit::AuditSink::start(
+            Arc::clone(&repository),
+            caller::Caller::operator("audit-trail"),
+            access::audit::SinkConfig::default(),
+        ));
+        AppState::build_with_audit(repository, config, identity, blobs, audit)
+    }
+
+    /// [`AppState::build`] with the audit trail written through `audit` (a sink over another
+    /// store, or one configured otherwise) instead of a sink over `repository`.
+    pub fn build_with_audit(
+        repository: Arc<Repository>,
+        config: ServerConfig,
+        identity: Option<IdentityServices>,
+        blobs: Option<Arc<dyn blob::BlobStore>>,
+        audit: Arc<access::audit::AuditSink>,
+    ) -> AppState {
         let blobs =
             blobs.unwrap_or_else(|| Arc::new(blob::FileBlobStore::new(config.export_dir.clone())));
         let runner = jobs::Runner::start(
@@ -176,6 +199,11 @@ impl AppState {
                 }),
                 lanes: Arc::new(lanes::Lanes::new(config.work)),
                 operations: operations::Registry::build(identity.is_some()),
+                observer: access::audit::Observer {
+                    name: "Meridian".into(),
+                    base: config.public_base.clone(),
+                },
+                audit,
                 repository,
                 config,
                 identity,
@@ -199,6 +227,17 @@ impl AppState {
 
     pub(crate) fn repository(&self) -> &Arc<Repository> {
         &self.inner.repository
+    }
+
+    /// The audit trail: every access to patient data is recorded here, and the answer waits
+    /// until it is durable. The sign-in endpoints record their events here too.
+    pub fn audit_sink(&self) -> &Arc<access::audit::AuditSink> {
+        &self.inner.audit
+    }
+
+    /// This server as the audit trail names it (`AuditEvent.source`).
+    pub fn observer(&self) -> &access::audit::Observer {
+        &self.inner.observer
     }
 
     pub(crate) fn exports(&self) -> Arc<export::Exports> {

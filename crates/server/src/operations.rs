@@ -223,6 +223,24 @@ impl Registry {
             let allowed: Vec<&str> = registered.decl.methods.iter().map(|m| m.as_str()).collect();
             return Err(ApiError::method_not_allowed(method, &allowed));
         }
+        // Every operation that reads or writes stored data is audited; `$validate` touches
+        // none, and an export's status says nothing of its content.
+        if !matches!(call.name, "$validate" | "$export-status") {
+            let note = &fhir.audit;
+            note.begin(
+                access::audit::Interaction::Operation(call.name.to_owned()),
+                call.resource_type,
+            );
+            if let (Some("Patient"), Some(id)) = (call.resource_type, call.id) {
+                note.patients(crate::audit::patient_reference(id));
+            }
+            let query = repository::encode_query(&fhir.criteria());
+            note.query(if query.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path}?{query}")
+            });
+        }
         let target = match (call.resource_type, call.id) {
             (Some(resource_type), Some(id)) => Some(format!("{resource_type}/{id}")),
             _ => None,
@@ -256,8 +274,13 @@ fn everything(call: Invocation) -> Handled {
         let ctx = fhir.caller.clone();
         let base = fhir.base.clone();
         let id = call.id.unwrap_or_default();
-        let bundle =
-            blocking(move || Ok(repository.everything(&ctx, &base, &id, &params)?)).await?;
+        let note = fhir.audit.clone();
+        let bundle = blocking(move || {
+            let bundle = repository.everything(&ctx, &base, &id, &params)?;
+            note.bundle(&repository, &bundle);
+            Ok(bundle)
+        })
+        .await?;
         Ok(json_response(StatusCode::OK, bundle, fhir.pretty))
     })
 }

@@ -35,6 +35,8 @@ pub struct FhirRequest {
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
     pub pretty: bool,
+    /// What the request did, noted by its handler for the audit trail.
+    pub(crate) audit: crate::audit::AuditNote,
 }
 
 impl FhirRequest {
@@ -78,6 +80,7 @@ impl FhirRequest {
             query,
             headers,
             pretty,
+            audit: crate::audit::AuditNote::default(),
         })
     }
 

@@ -99,11 +99,11 @@ fn token_not_and_missing() {
         "Observation",
         "category:missing=true",
         expect![[r#"
-        Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND NOT EXISTS (SELECT 1 FROM idx_token m WHERE m.rid = r.rid AND m.param = ?2) ORDER BY r.rid LIMIT ?3
-          values: "Observation", -4802618124123386591, 21
-        Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND NOT EXISTS (SELECT 1 FROM idx_token m WHERE m.rid = r.rid AND m.param = $2) ORDER BY r.rid LIMIT $3
-          values: "Observation", -4802618124123386591, 21
-    "#]],
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND NOT EXISTS (SELECT 1 FROM idx_token m WHERE m.rid = r.rid AND m.param = ?2 LIMIT 1) ORDER BY r.rid LIMIT ?3
+              values: "Observation", -4802618124123386591, 21
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND NOT EXISTS (SELECT 1 FROM idx_token m WHERE m.rid = r.rid AND m.param = $2 OFFSET 0) ORDER BY r.rid LIMIT $3
+              values: "Observation", -4802618124123386591, 21
+        "#]],
     );
 }
 

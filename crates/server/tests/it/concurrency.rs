@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A minimal HTTP/1.1 client: one request per connection, `Connection: close`.
-async fn request(
+pub(crate) async fn request(
     address: std::net::SocketAddr,
     method: &str,
     path: &str,

@@ -32,7 +32,7 @@ async fn seed(app: &App) {
 }
 
 /// Polls the status URL until the job is done; answers the final answer.
-async fn wait(app: &App, status_url: &str) -> Answer {
+pub(crate) async fn wait(app: &App, status_url: &str) -> Answer {
     // Polls until done: the bound only keeps a broken export from hanging the suite (two
     // minutes; a loaded CI machine takes seconds).
     for _ in 0..6000 {
@@ -50,7 +50,7 @@ async fn wait(app: &App, status_url: &str) -> Answer {
     panic!("the export did not finish");
 }
 
-fn local(url: &str) -> &str {
+pub(crate) fn local(url: &str) -> &str {
     url.strip_prefix("http://meridian.test").unwrap()
 }
 
