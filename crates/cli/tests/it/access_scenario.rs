@@ -35,6 +35,137 @@ fn hospital_b_sees_a_patients_records_at_hospital_a_only_under_consent_or_break_
     scenario(Backend::Postgres);
 }
 
+/// Python's `fhirclient` 4.x, unchanged, signs the resident in (PKCE, the endpoints from the
+/// CapabilityStatement, the login form followed as a browser would) and reads her Patient and
+/// an Observation with its models, on each store. Its virtual environment is made once under
+/// the target directory; when PyPI cannot be reached the test fails and says so.
+#[test]
+fn python_fhirclient_signs_the_resident_in_and_reads_her_records_with_its_models() {
+    let python = fhirclient_python();
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let region = Region::start(backend);
+        region.directory();
+        let key = ec_key("hospital-a-1");
+        let client = region.register_backend_client(&key, "Organization/A");
+        let a = region.client_credentials(&key, &client);
+        let records = region.hospital_a_writes_records(&a);
+        region.serving.meridian(
+            &[
+                "user",
+                "add",
+                "zhao",
+                "--password-stdin",
+                "--patient",
+                &format!("Patient/{}", records.patient),
+            ],
+            "zhao-long-password\n",
+        );
+        let app = region.register_app();
+        let output = std::process::Command::new(&python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/it/fhirclient_check.py"
+            ))
+            .args([
+                &format!("{}/fhir", region.origin),
+                &app,
+                REDIRECT,
+                "zhao",
+                "zhao-long-password",
+                &records.patient,
+                &records.laboratory,
+            ])
+            // Straight to the server, whatever proxy the environment names.
+            .env_remove("http_proxy")
+            .env_remove("HTTP_PROXY")
+            .env_remove("all_proxy")
+            .env_remove("ALL_PROXY")
+            .env("NO_PROXY", "*")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{backend:?}: fhirclient_check.py failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let read = json_of(String::from_utf8_lossy(&output.stdout).trim());
+        let mut expected_found = vec![
+            records.laboratory.clone(),
+            records.vital_signs.clone(),
+            records.restricted.clone(),
+        ];
+        expected_found.sort();
+        assert_eq!(
+            read,
+            json!({
+                "patient": records.patient,
+                "family": "Zhaoqiansun",
+                "birthDate": "1961-04-12",
+                "observation": records.laboratory,
+                "code": "2345-7",
+                "value": 6.1,
+                "found": expected_found,
+            }),
+            "{backend:?}"
+        );
+    }
+}
+
+/// The Python of a virtual environment with `fhirclient` 4.x, made once under the target
+/// directory (in a directory of its own, renamed into place when complete).
+fn fhirclient_python() -> std::path::PathBuf {
+    use std::process::Command;
+    let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let venv = root.join("fhirclient-venv");
+    let python = venv.join("bin").join("python");
+    let ready = |python: &std::path::Path| {
+        Command::new(python)
+            .args(["-c", "import fhirclient, requests"])
+            .output()
+            .is_ok_and(|output| output.status.success())
+    };
+    if ready(&python) {
+        return python;
+    }
+    // An environment left incomplete is made again.
+    let _ = std::fs::remove_dir_all(&venv);
+    let staging = root.join(format!("fhirclient-venv-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let run = |command: &mut Command, what: &str| {
+        let output = command
+            .output()
+            .unwrap_or_else(|e| panic!("{what}: {e} (python3 with venv is needed)"));
+        assert!(
+            output.status.success(),
+            "{what} failed (is PyPI reachable?):\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(
+        Command::new("python3").args(["-m", "venv"]).arg(&staging),
+        "python3 -m venv",
+    );
+    run(
+        Command::new(staging.join("bin").join("python")).args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--quiet",
+            "fhirclient==4.*",
+        ]),
+        "pip install fhirclient==4.*",
+    );
+    // Another test run may have finished first: then its environment is used.
+    if std::fs::rename(&staging, &venv).is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    assert!(ready(&python), "{} has no fhirclient", venv.display());
+    python
+}
+
 /// The running server, the endpoints its discovery names, and the callers' tokens.
 struct Region {
     serving: Serving,
@@ -83,16 +214,7 @@ fn scenario(backend: Backend) {
     let region = Region::start(backend);
     let admin = region.serving.token.clone();
 
-    for (id, name) in [("A", "County Hospital A"), ("B", "City Hospital B")] {
-        let (status, _, body) = region.call(
-            &admin,
-            "PUT",
-            &format!("/fhir/Organization/{id}"),
-            &[FHIR_JSON],
-            &json!({"resourceType": "Organization", "id": id, "name": name}).to_string(),
-        );
-        assert_eq!(status, 201, "Organization/{id}: {body}");
-    }
+    region.directory();
     let key_a = ec_key("hospital-a-1");
     let key_b = rsa_key("hospital-b-1");
     let client_a = region.register_backend_client(&key_a, "Organization/A");
@@ -104,11 +226,8 @@ fn scenario(backend: Backend) {
     let records = region.hospital_a_writes_records(&a);
     // A sees what it holds, the restricted record included.
     for record in records.all() {
-        assert_eq!(
-            region.get(&a, &format!("/fhir/{record}")).0,
-            200,
-            "{record}"
-        );
+        let (status, _, body) = region.get(&a, &format!("/fhir/{record}"));
+        assert_eq!(status, 200, "{record}: {body}");
     }
 
     // The resident's account, added at the command line while the server runs, and her
@@ -455,9 +574,22 @@ impl Region {
         }
     }
 
-    /// The resident's access token, from the authorization-code flow with PKCE driven as a
-    /// browser would: GET authorize, the login form, the approval, the redirect, the token.
-    fn resident_signs_in(&self, username: &str, password: &str, patient: &str) -> SignIn {
+    /// Organizations A and B, in the directory.
+    fn directory(&self) {
+        for (id, name) in [("A", "County Hospital A"), ("B", "City Hospital B")] {
+            let (status, _, body) = self.call(
+                &self.serving.token,
+                "PUT",
+                &format!("/fhir/Organization/{id}"),
+                &[FHIR_JSON],
+                &json!({"resourceType": "Organization", "id": id, "name": name}).to_string(),
+            );
+            assert_eq!(status, 201, "Organization/{id}: {body}");
+        }
+    }
+
+    /// The resident's app, a public client registered through RFC 7591: its client id.
+    fn register_app(&self) -> String {
         let app = json!({
             "client_name": "Resident health app",
             "redirect_uris": [REDIRECT],
@@ -473,7 +605,13 @@ impl Region {
             &app.to_string(),
         );
         assert_eq!(status, 201, "{body}");
-        let client_id = json_of(&body)["client_id"].as_str().unwrap().to_owned();
+        json_of(&body)["client_id"].as_str().unwrap().to_owned()
+    }
+
+    /// The resident's access token, from the authorization-code flow with PKCE driven as a
+    /// browser would: GET authorize, the login form, the approval, the redirect, the token.
+    fn resident_signs_in(&self, username: &str, password: &str, patient: &str) -> SignIn {
+        let client_id = self.register_app();
 
         let (verifier, challenge) = pkce();
         let aud = format!("{}/fhir", self.origin);
