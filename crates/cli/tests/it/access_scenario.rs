@@ -802,6 +802,37 @@ impl Region {
             (vec!["Organization/A".to_owned()], 1),
             "{when}: _revinclude"
         );
+        // Nor through a batch.
+        let batch = json!({
+            "resourceType": "Bundle", "type": "batch",
+            "entry": [
+                {"request": {"method": "GET", "url": format!("Observation/{}", records.laboratory)}},
+                {"request": {"method": "GET", "url": format!("Patient/{patient}")}},
+                {"request": {"method": "GET", "url": format!("Observation?patient=Patient/{patient}&_total=accurate")}},
+            ]
+        });
+        let (status, _, body) = self.call(token, "POST", "/fhir", &[FHIR_JSON], &batch.to_string());
+        assert_eq!(status, 200, "{when}: batch: {body}");
+        let answer = json_of(&body);
+        for entry in 0..2 {
+            let status = answer["entry"][entry]["response"]["status"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                status.starts_with("404"),
+                "{when}: batch entry {entry}: {answer}"
+            );
+            assert!(
+                answer["entry"][entry].get("resource").is_none(),
+                "{when}: {answer}"
+            );
+        }
+        let searched = &answer["entry"][2]["resource"];
+        assert_eq!(
+            (entries(searched), searched["total"].as_u64()),
+            (vec![], Some(0)),
+            "{when}: batch search: {answer}"
+        );
         // $everything of a patient it may not see is as of one that does not exist.
         let (status, _, body) = self.get(token, &format!("/fhir/Patient/{patient}/$everything"));
         let (absent, _, _) = self.get(token, &format!("/fhir/Patient/{never}/$everything"));
@@ -914,6 +945,35 @@ impl Region {
             (ids, total),
             (vec!["Organization/A".to_owned()], 1),
             "{when}: _has"
+        );
+        let batch = json!({
+            "resourceType": "Bundle", "type": "batch",
+            "entry": [
+                {"request": {"method": "GET", "url": format!("Observation/{}", records.laboratory)}},
+                {"request": {"method": "GET", "url": format!("Observation/{}", records.restricted)}},
+            ]
+        });
+        let (status, _, body) = self.call(token, "POST", "/fhir", &[FHIR_JSON], &batch.to_string());
+        assert_eq!(status, 200, "{when}: batch: {body}");
+        let answer = json_of(&body);
+        assert_eq!(
+            answer["entry"][0]["response"]["status"]
+                .as_str()
+                .map(|s| &s[..3]),
+            Some("200"),
+            "{when}: {answer}"
+        );
+        assert_eq!(
+            answer["entry"][0]["resource"]["id"],
+            records.laboratory.as_str(),
+            "{when}: {answer}"
+        );
+        assert_eq!(
+            answer["entry"][1]["response"]["status"]
+                .as_str()
+                .map(|s| &s[..3]),
+            Some("404"),
+            "{when}: {answer}"
         );
         let (status, _, body) = self.get(token, &format!("/fhir/Patient/{patient}/$everything"));
         assert_eq!(status, 200, "{when}: $everything: {body}");
