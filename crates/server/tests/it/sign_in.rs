@@ -15,6 +15,7 @@ use repository::Repository;
 use serde_json::{Value, json};
 use server::{AppState, Auth, ServerConfig};
 use test_support::TestStore;
+use test_support::signin::{assertion, ec_key, form_urlencoded, percent_encode, pkce, rsa_key};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Server {
@@ -122,7 +123,7 @@ impl Server {
     async fn form(&self, path: &str, fields: &[(&str, &str)], headers: &[(&str, &str)]) -> Reply {
         let mut all = vec![("content-type", "application/x-www-form-urlencoded")];
         all.extend_from_slice(headers);
-        self.send("POST", path, &all, encode(fields).as_bytes())
+        self.send("POST", path, &all, form_urlencoded(fields).as_bytes())
             .await
     }
 
@@ -163,26 +164,6 @@ impl Reply {
     }
 }
 
-fn encode(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(n, v)| format!("{}={}", pct(n), pct(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn pct(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 fn accounts(auth: &Authenticator) {
     auth.add_account("admin", AccountKind::Administrator, Some("admin-secret"))
         .unwrap();
@@ -210,19 +191,6 @@ fn accounts(auth: &Authenticator) {
 }
 
 const REDIRECT: &str = "https://app.example.org/callback";
-
-fn pkce() -> (String, String) {
-    use sha2::Digest;
-    let verifier = URL_SAFE_NO_PAD.encode([7u8; 40]);
-    (
-        verifier.clone(),
-        URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes())),
-    )
-}
-
-fn query(pairs: &[(&str, &str)]) -> String {
-    encode(pairs)
-}
 
 /// A location's query parameter.
 fn param(location: &str, name: &str) -> Option<String> {
@@ -311,7 +279,7 @@ sign_in_tests! {
         let client = register_app(server).await;
         let (verifier, challenge) = pkce();
         let aud = format!("{}/fhir", server.base());
-        let authorize = format!("/auth/authorize?{}", query(&[
+        let authorize = format!("/auth/authorize?{}", form_urlencoded(&[
             ("response_type", "code"), ("client_id", &client), ("redirect_uri", REDIRECT),
             ("scope", "openid fhirUser launch/patient user/*.rs offline_access"), ("state", "s-1"),
             ("aud", &aud), ("code_challenge", &challenge), ("code_challenge_method", "S256"),
@@ -434,16 +402,16 @@ sign_in_tests! {
     }
 
     async fn backend_clients_get_tokens_with_rs384_and_es384_assertions(server) {
-        for key in [rsa_key(), ec_key()] {
+        for key in [rsa_key("rsa"), ec_key("ec")] {
             let client = sync(|| server.auth.register_client(&json!({
                 "token_endpoint_auth_method": "private_key_jwt",
                 "grant_types": ["client_credentials"],
-                "jwks": {"keys": [key.2]},
+                "jwks": {"keys": [key.jwk]},
                 "scope": "system/*.rs",
                 "organization": "Organization/hospital-a",
             }))).unwrap();
             let audience = format!("{}/auth/token", server.base());
-            let signed = assertion(&key, &client.client_id, &audience);
+            let signed = assertion(&key, &client.client_id, &audience, &uuid::Uuid::new_v4().to_string(), 240);
             let fields = [
                 ("grant_type", "client_credentials"),
                 ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
@@ -544,7 +512,7 @@ sign_in_tests! {
         }
         for query in ["", "?", "?client_id=", "?client_id=%00", &format!("?client_id={client}&redirect_uri=javascript:alert(1)"),
                       &format!("?client_id={client}&client_id={client}"), "?lang=%ff", &format!("?{}", "a=b&".repeat(2000)),
-                      &format!("?client_id={client}&redirect_uri={}&response_type=code&scope=%3Cscript%3E", pct(REDIRECT))] {
+                      &format!("?client_id={client}&redirect_uri={}&response_type=code&scope=%3Cscript%3E", percent_encode(REDIRECT))] {
             let reply = server.get(&format!("/auth/authorize{query}"), &[("accept-language", "\u{1}zh;q=abc")]).await;
             assert!(reply.status < 500 && reply.status != 0, "{query}: {}", reply.status);
             assert!(!reply.body.contains("<script>"));
@@ -576,45 +544,4 @@ sign_in_tests! {
         let reply = server.get("/fhir/Patient", &[("authorization", &huge)]).await;
         assert!(reply.status == 401 || reply.status == 431 || reply.status == 400, "{}", reply.status);
     }
-}
-
-type Key = (Algorithm, EncodingKey, Value);
-
-fn rsa_key() -> Key {
-    use rsa::pkcs1::EncodeRsaPrivateKey;
-    use rsa::traits::PublicKeyParts;
-    let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
-    let public = private.to_public_key();
-    (
-        Algorithm::RS384,
-        EncodingKey::from_rsa_der(private.to_pkcs1_der().unwrap().as_bytes()),
-        json!({"kty": "RSA", "kid": "rsa", "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()), "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be())}),
-    )
-}
-
-fn ec_key() -> Key {
-    use p384::elliptic_curve::sec1::ToEncodedPoint;
-    use p384::pkcs8::EncodePrivateKey;
-    let secret = p384::SecretKey::random(&mut rand_core::OsRng);
-    let point = secret.public_key().to_encoded_point(false);
-    (
-        Algorithm::ES384,
-        EncodingKey::from_ec_der(secret.to_pkcs8_der().unwrap().as_bytes()),
-        json!({"kty": "EC", "crv": "P-384", "kid": "ec", "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()), "y": URL_SAFE_NO_PAD.encode(point.y().unwrap())}),
-    )
-}
-
-fn assertion(key: &Key, client_id: &str, audience: &str) -> String {
-    let mut header = Header::new(key.0);
-    header.kid = key.2["kid"].as_str().map(str::to_owned);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    jsonwebtoken::encode(
-        &header,
-        &json!({"iss": client_id, "sub": client_id, "aud": audience, "exp": now + 240, "jti": uuid::Uuid::new_v4().to_string()}),
-        &key.1,
-    )
-    .unwrap()
 }
