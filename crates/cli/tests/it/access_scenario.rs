@@ -361,6 +361,15 @@ fn scenario(backend: Backend) {
         );
         assert_eq!(status, 404, "ETREAT without a reason, {record}: {body}");
     }
+    // A reason without the purpose ETREAT is no break-glass either.
+    let (status, _, body) = region.call(
+        &b,
+        "GET",
+        &format!("/fhir/Observation/{}", records.laboratory),
+        &[("x-break-glass-reason", reason)],
+        "",
+    );
+    assert_eq!(status, 404, "a reason for treatment: {body}");
     region.sees_none(&b, &records, "after break-glass");
     region.break_glass_is_on_the_residents_access_list(&resident, &records, reason);
     region.the_trail_cannot_be_changed_through_the_api(&[&admin, &resident, &b], &records);
@@ -1000,6 +1009,9 @@ impl Region {
             .as_str()
             .unwrap_or_default();
         assert!(why.contains("custodian"), "the outcome says why: {outcome}");
+        let (status, _, body) = self.call(b, "DELETE", &path, &[], "");
+        assert_eq!(status, 403, "B deletes nothing of A's: {body}");
+        assert_eq!(json_of(&body)["issue"][0]["code"], "forbidden", "{body}");
         // Nothing was written.
         let (_, _, after) = self.get(&self.serving.token, &path);
         assert_eq!(json_of(&after)["meta"]["versionId"], "1", "{after}");
