@@ -478,10 +478,10 @@ impl AccessPolicy for Policy {
                 if let Some(previous) = write.previous.filter(|p| !p.is_deleted())
                     && previous.custodian.as_deref() != Some(organization)
                 {
+                    // Which institution holds it is not said: the caller may not see it.
                     return Err(Forbidden(format!(
-                        "{} is held by {}: only its custodian changes it",
-                        name(),
-                        previous.custodian.as_deref().unwrap_or("the platform")
+                        "{} is held by another institution: only its custodian changes it",
+                        name()
                     )));
                 }
                 Ok(Stewardship {
