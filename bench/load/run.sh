@@ -17,7 +17,8 @@
 # rate, alone and then under a flood of readers with no rate limit: a write must keep a
 # bounded latency however many clients read.
 #
-# Access (issue 14): BENCH_AUTH=off serves with `--auth off` (no sign-in: every request acts
+# Access (issue 14): BENCH_AUTH=none runs a build from before sign-in; BENCH_AUTH=off serves
+# with `--auth off` (no sign-in: every request acts
 # as the administrator, still audited); otherwise every request carries a bearer token, of the
 # administrator (BENCH_AS=admin, the default: signature and revocation checks and the audit,
 # no access rule narrows what is seen) or of a clinician of the region's first PractitionerRole
@@ -59,7 +60,7 @@ done
 curl -sf "http://$listen/health/ready" > /dev/null
 
 token=""
-if [ "${BENCH_AUTH:-on}" != off ]; then
+if [ "${BENCH_AUTH:-on}" = on ]; then
     token=$("$meridian" token "${store[@]}")
     if [ "${BENCH_AS:-admin}" = clinician ]; then
         role=$(curl -sf -H "Authorization: Bearer $token" "$base/PractitionerRole?_count=1&_elements=id" \

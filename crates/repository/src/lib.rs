@@ -43,7 +43,7 @@ pub use export::{
 pub use hooks::{InTransaction, WriteHook};
 pub use import::{ImportCounts, ImportFailure, ImportOptions, ImportReport, ImportUnit};
 #[doc(hidden)]
-pub use paging::CursorSeal;
+pub use paging::{CursorSeal, Sealer};
 pub use policy::{
     AccessPolicy, Forbidden, Interaction, ResourceFacts, SeeEverything, Stewardship, WriteFacts,
 };

@@ -20,32 +20,32 @@ const NONCE_BYTES: usize = 24;
 /// A sealed cursor longer than this is refused before it is decoded.
 const MAX_SEALED_LEN: usize = 4096;
 
-/// Seals and opens cursors with the store's key. Public only for the fuzz targets (`fuzz/`),
-/// which open hostile cursors with a fixed key; nothing outside this crate seals cursors.
-#[doc(hidden)]
-pub struct CursorSeal {
+/// Authenticated encryption under a key kept in a store checkpoint (XChaCha20-Poly1305, a
+/// random nonce per value, the value bound to what it is for by associated data): what a
+/// client carries for the server and must neither read nor change (paging cursors, the
+/// sign-in pages' form state). Every server on one database opens every other's values.
+pub struct Sealer {
     cipher: XChaCha20Poly1305,
 }
 
-impl CursorSeal {
-    /// The seal of `store`, creating its key on first use.
-    pub(crate) fn of_store(store: &dyn Store) -> Result<CursorSeal, RepositoryError> {
-        let key = match store.checkpoint(KEY_CHECKPOINT)? {
+impl Sealer {
+    /// The sealer of `store` whose key is in the checkpoint `name` (hex), made on first use
+    /// under the advisory lock `lock` so that two servers starting at once agree.
+    pub fn of_store(store: &dyn Store, name: &str, lock: i64) -> Result<Sealer, RepositoryError> {
+        let key = match store.checkpoint(name)? {
             Some(hex) => decode_hex(&hex),
             None => {
                 let mut tx = store.begin()?;
-                tx.lock_key(KEY_LOCK)?;
+                tx.lock_key(lock)?;
                 // Another server may have made it while this one waited for the lock.
-                match store.checkpoint(KEY_CHECKPOINT)? {
+                match store.checkpoint(name)? {
                     Some(hex) => decode_hex(&hex),
                     None => {
                         let mut key = [0u8; 32];
                         getrandom::fill(&mut key).map_err(|e| {
-                            RepositoryError::Internal(format!(
-                                "no randomness for the cursor key: {e}"
-                            ))
+                            RepositoryError::Internal(format!("no randomness for a key: {e}"))
                         })?;
-                        tx.set_checkpoint(KEY_CHECKPOINT, Some(&encode_hex(&key)))?;
+                        tx.set_checkpoint(name, Some(&encode_hex(&key)))?;
                         tx.commit()?;
                         Some(key)
                     }
@@ -53,19 +53,19 @@ impl CursorSeal {
             }
         };
         let key = key.ok_or_else(|| {
-            RepositoryError::Internal("the stored paging cursor key is not 32 bytes of hex".into())
+            RepositoryError::Internal(format!("the stored key {name} is not 32 bytes of hex"))
         })?;
-        Ok(CursorSeal::with_key(&key))
+        Ok(Sealer::with_key(&key))
     }
 
-    pub fn with_key(key: &[u8; 32]) -> CursorSeal {
-        CursorSeal {
+    pub fn with_key(key: &[u8; 32]) -> Sealer {
+        Sealer {
             cipher: XChaCha20Poly1305::new(key.into()),
         }
     }
 
-    /// The cursor text `plain`, sealed for the search `scope` (its path).
-    pub fn seal(&self, scope: &str, plain: &str) -> String {
+    /// `plain` sealed for `purpose`, as base64url text.
+    pub fn seal(&self, purpose: &str, plain: &[u8]) -> String {
         let mut nonce = [0u8; NONCE_BYTES];
         // Without randomness a fixed nonce would still seal correctly, but reuse it; the
         // operating system's generator does not fail once the process is running.
@@ -75,8 +75,8 @@ impl CursorSeal {
             .encrypt(
                 &XNonce::from(nonce),
                 Payload {
-                    msg: plain.as_bytes(),
-                    aad: scope.as_bytes(),
+                    msg: plain,
+                    aad: purpose.as_bytes(),
                 },
             )
             .unwrap_or_default();
@@ -85,10 +85,10 @@ impl CursorSeal {
         URL_SAFE_NO_PAD.encode(out)
     }
 
-    /// The cursor text sealed in `sealed` for the search `scope`, or `None` when it was not
-    /// sealed by this store's key for this search, or was changed.
-    pub fn open(&self, scope: &str, sealed: &str) -> Option<String> {
-        if sealed.len() > MAX_SEALED_LEN {
+    /// What was sealed in `sealed` for `purpose` by this key, or `None` (changed, another
+    /// purpose's, another key's, longer than `max_len`, not base64url).
+    pub fn open(&self, purpose: &str, sealed: &str, max_len: usize) -> Option<Vec<u8>> {
+        if sealed.len() > max_len {
             return None;
         }
         let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
@@ -96,17 +96,48 @@ impl CursorSeal {
             return None;
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_BYTES);
-        let plain = self
-            .cipher
+        self.cipher
             .decrypt(
                 &XNonce::try_from(nonce).ok()?,
                 Payload {
                     msg: ciphertext,
-                    aad: scope.as_bytes(),
+                    aad: purpose.as_bytes(),
                 },
             )
-            .ok()?;
-        String::from_utf8(plain).ok()
+            .ok()
+    }
+}
+
+/// Seals and opens cursors with the store's key. Public only for the fuzz targets (`fuzz/`),
+/// which open hostile cursors with a fixed key; nothing outside this crate seals cursors.
+#[doc(hidden)]
+pub struct CursorSeal {
+    sealer: Sealer,
+}
+
+impl CursorSeal {
+    /// The seal of `store`, creating its key on first use.
+    pub(crate) fn of_store(store: &dyn Store) -> Result<CursorSeal, RepositoryError> {
+        Ok(CursorSeal {
+            sealer: Sealer::of_store(store, KEY_CHECKPOINT, KEY_LOCK)?,
+        })
+    }
+
+    pub fn with_key(key: &[u8; 32]) -> CursorSeal {
+        CursorSeal {
+            sealer: Sealer::with_key(key),
+        }
+    }
+
+    /// The cursor text `plain`, sealed for the search `scope` (its path).
+    pub fn seal(&self, scope: &str, plain: &str) -> String {
+        self.sealer.seal(scope, plain.as_bytes())
+    }
+
+    /// The cursor text sealed in `sealed` for the search `scope`, or `None` when it was not
+    /// sealed by this store's key for this search, or was changed.
+    pub fn open(&self, scope: &str, sealed: &str) -> Option<String> {
+        String::from_utf8(self.sealer.open(scope, sealed, MAX_SEALED_LEN)?).ok()
     }
 }
 

@@ -34,52 +34,43 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
         .and_then(|call| state.operations().find(&call))
         .map_or(Produces::FhirJson, |operation| operation.produces);
     let address = parts.extensions.get::<crate::PeerAddress>().map(|p| p.0);
+    // A request refused before it is read (malformed, or without a valid token) is still an
+    // attempt on what its URL names: recorded as a denial, from nobody known.
+    let refused = |request_id: String, error: ApiError| {
+        let response = error.into_response(&request_id);
+        let mut caller = caller::Caller::anonymous(request_id);
+        caller.address = address;
+        let state = state.clone();
+        let method = method.clone();
+        let segments = segments.clone();
+        async move {
+            let note = crate::audit::AuditNote::default();
+            crate::audit::settle(
+                &state,
+                &caller,
+                &note,
+                &method,
+                segments.as_deref(),
+                response,
+            )
+            .await
+        }
+    };
     let mut fhir =
         match FhirRequest::new(parts.headers, parts.uri.query(), state.config(), produces) {
             Ok(fhir) => fhir,
-            Err((request_id, error)) => {
-                // A request refused before it was read is still an attempt on what its URL
-                // names: recorded when it was a denial.
-                let response = error.into_response(&request_id);
-                let note = crate::audit::AuditNote::default();
-                let mut caller = caller::Caller::anonymous(request_id);
-                caller.address = address;
-                return crate::audit::settle(
-                    &state,
-                    &caller,
-                    &note,
-                    &method,
-                    segments.as_deref(),
-                    response,
-                )
-                .await;
-            }
+            Err((request_id, error)) => return refused(request_id, error).await,
         };
     let request_id = fhir.request_id.clone();
     // Who asks: every request but the CapabilityStatement's carries a valid bearer token.
     let public = segments.as_deref().is_some_and(|s| s == ["metadata"]);
-    if !public {
+    if public {
+        fhir.caller.address = address;
+    } else {
         match crate::auth::caller(&state, &fhir.headers, address, &request_id).await {
             Ok(caller) => fhir.caller = caller,
-            Err(error) => {
-                // No valid token: the attempt is recorded (a denial, from nobody known).
-                let response = error.into_response(&request_id);
-                let note = crate::audit::AuditNote::default();
-                let mut caller = caller::Caller::anonymous(request_id);
-                caller.address = address;
-                return crate::audit::settle(
-                    &state,
-                    &caller,
-                    &note,
-                    &method,
-                    segments.as_deref(),
-                    response,
-                )
-                .await;
-            }
+            Err(error) => return refused(request_id, error).await,
         }
-    } else {
-        fhir.caller.address = address;
     }
     let caller = fhir.caller.clone();
     let note = fhir.audit.clone();
