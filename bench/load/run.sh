@@ -22,7 +22,8 @@
 # as the administrator, still audited); otherwise every request carries a bearer token, of the
 # administrator (BENCH_AS=admin, the default: signature and revocation checks and the audit,
 # no access rule narrows what is seen) or of a clinician of the region's first PractitionerRole
-# (BENCH_AS=clinician: the rule applies; the URL lists hold what that clinician sees).
+# at the institution that registered the first resident (BENCH_AS=clinician: the rule applies;
+# the URL lists hold what that clinician sees).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work="$(realpath -m "${BENCH_DIR:-target/bench}")"
@@ -63,7 +64,10 @@ token=""
 if [ "${BENCH_AUTH:-on}" = on ]; then
     token=$("$meridian" token "${store[@]}")
     if [ "${BENCH_AS:-admin}" = clinician ]; then
-        role=$(curl -sf -H "Authorization: Bearer $token" "$base/PractitionerRole?_count=1&_elements=id" \
+        # A role at the institution that registered the first resident (it holds records).
+        holder=$(curl -sf -H "Authorization: Bearer $token" "$base/Patient?_count=1" \
+            | python3 -c 'import json,sys; print(json.load(sys.stdin)["entry"][0]["resource"]["managingOrganization"]["reference"])')
+        role=$(curl -sf -H "Authorization: Bearer $token" "$base/PractitionerRole?organization=$holder&_count=1&_elements=id" \
             | python3 -c 'import json,sys; print(json.load(sys.stdin)["entry"][0]["resource"]["id"])')
         openssl rand -hex 16 | "$meridian" user add bench-clinician --password-stdin \
             --practitioner-role "PractitionerRole/$role" "${store[@]}" > /dev/null 2>&1 || true
