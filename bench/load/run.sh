@@ -21,7 +21,7 @@
 # with `--auth off` (no sign-in: every request acts
 # as the administrator, still audited); otherwise every request carries a bearer token, of the
 # administrator (BENCH_AS=admin, the default: signature and revocation checks and the audit,
-# no access rule narrows what is seen) or of a clinician of the region's first PractitionerRole
+# no access rule narrows what is seen) or of a clinician holding one PractitionerRole
 # at the institution that registered the first resident (BENCH_AS=clinician: the rule applies;
 # the URL lists hold what that clinician sees).
 set -euo pipefail
