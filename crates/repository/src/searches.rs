@@ -129,6 +129,12 @@ impl Reader<'_> {
         query.types.clear();
         query.count = EVERYTHING_COUNT;
         query.filters.push(patient_compartment(&patient.id));
+        // The patient's record, not who looked at it: the audit trail is in the compartment
+        // (its `patient` parameter) but is listed with `AuditEvent?patient=`, and would
+        // otherwise outgrow the record itself (every read of the patient adds to it).
+        query.filters.push(Filter::Not(Box::new(Filter::OfType(vec![
+            "AuditEvent".into(),
+        ]))));
         // Whatever the page's resources point at (practitioners, organisations, medications).
         query.include.push(Include {
             params: Vec::new(),

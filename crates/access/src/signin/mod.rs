@@ -98,6 +98,9 @@ pub struct Authenticator {
     keys: RwLock<Arc<KeySet>>,
     /// When the keys were last read again for a token signed by an unknown key.
     keys_reloaded: Mutex<i64>,
+    /// Access tokens whose signature and claims were checked, by their whole text (see
+    /// `tokens::VerifiedTokens`).
+    verified: tokens::VerifiedTokens,
     seal: seal::Seal,
     throttle: throttle::Throttle,
     dummy_hash: std::sync::OnceLock<String>,
@@ -115,6 +118,7 @@ impl Authenticator {
             config,
             keys: RwLock::new(Arc::new(keys)),
             keys_reloaded: Mutex::new(0),
+            verified: tokens::VerifiedTokens::default(),
             seal,
             dummy_hash: std::sync::OnceLock::new(),
         })

@@ -23,6 +23,36 @@ pub enum SubjectKind {
     Client,
 }
 
+/// Access tokens this server verified (signature, algorithm, key, audience, issuer), by their
+/// whole text, so that a client's next requests with the same token skip the signature check
+/// (an ES256 verification costs more CPU than a read by id). Expiry is checked on every use,
+/// and revocation is read from the store on every request as before. Keyed by the exact text,
+/// so no other token can be taken for one of them; bounded, emptied when full.
+#[derive(Default)]
+pub(crate) struct VerifiedTokens {
+    tokens: std::sync::Mutex<std::collections::HashMap<String, AccessClaims>>,
+}
+
+/// How many verified tokens are kept.
+const MAX_VERIFIED_TOKENS: usize = 10_000;
+
+impl VerifiedTokens {
+    /// The claims of `token` if it was verified and has not expired since.
+    fn get(&self, token: &str) -> Option<AccessClaims> {
+        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let claims = tokens.get(token)?;
+        (claims.exp > now()).then(|| claims.clone())
+    }
+
+    fn insert(&self, token: &str, claims: &AccessClaims) {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        if tokens.len() >= MAX_VERIFIED_TOKENS {
+            tokens.clear();
+        }
+        tokens.insert(token.to_owned(), claims.clone());
+    }
+}
+
 /// An access token's claims.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -201,7 +231,14 @@ impl Authenticator {
         {
             return self.verify_external(external, token);
         }
-        let claims = self.verify_signed(token, true)?;
+        let claims = match self.verified.get(token) {
+            Some(claims) => claims,
+            None => {
+                let claims = self.verify_signed(token, true)?;
+                self.verified.insert(token, &claims);
+                claims
+            }
+        };
         // One read per request: revocation is always of a whole family (a token from
         // `meridian token` or client credentials is a family of its own).
         if self.is_revoked(&claims.fam)? {

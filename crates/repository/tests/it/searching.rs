@@ -165,6 +165,16 @@ backend_tests! {
         assert_eq!(matched.len(), count(&repository, "Encounter", &format!("patient={id}")));
         assert!(matched.iter().all(|e| e["resource"]["resourceType"] == "Encounter"));
         assert_eq!(repository.everything(&ctx(), BASE, "nobody", &[]).unwrap_err().http_status(), 404);
+
+        // Who looked at the record is not part of it: the audit trail stays out of $everything.
+        repository.create(&ctx(), json!({"resourceType": "AuditEvent",
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
+            "recorded": "2026-12-02T10:00:00Z", "agent": [{"requestor": true, "who": {"display": "a clinician"}}],
+            "source": {"observer": {"display": "Meridian"}},
+            "entity": [{"what": {"reference": format!("Patient/{id}")}}]}), None).unwrap();
+        assert_eq!(count(&repository, "AuditEvent", &format!("patient={id}")), 1);
+        let everything = json(&repository.everything(&ctx(), BASE, &id, &[]).unwrap());
+        assert!(!everything["entry"].as_array().unwrap().iter().any(|e| e["resource"]["resourceType"] == "AuditEvent"));
     }
 
     fn malformed_searches_name_the_parameter(store) {
