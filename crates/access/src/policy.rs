@@ -26,16 +26,14 @@ use std::sync::Arc;
 
 use caller::{Actor, Caller};
 use fhir_model::clock;
-use repository::{
-    AccessPolicy, Forbidden, Interaction as RestInteraction, ResourceFacts, Stewardship, WriteFacts,
-};
+use repository::{AccessPolicy, Forbidden, Interaction, ResourceFacts, Stewardship, WriteFacts};
 use search::query::{
     Bound, Comparison, Filter, IndexTable, RangeColumn, RangePredicate, TokenColumn, Visibility,
 };
 use search::{Handling, ParamKey, Registry, SearchTarget, parse_search};
 use serde_json::Value;
 
-use crate::scope::{Context, Interaction, ResourceScope, Scopes};
+use crate::scope::{Context, ResourceScope, Scopes};
 
 /// Resource types every signed-in caller may read: the directory of the region and the
 /// definitions the platform runs on.
@@ -326,16 +324,6 @@ fn scopes_of(caller: &Caller) -> Scopes {
     Scopes::parse_each(caller.scopes.iter().map(String::as_str)).unwrap_or_default()
 }
 
-fn scope_interaction(interaction: RestInteraction) -> Interaction {
-    match interaction {
-        RestInteraction::Create => Interaction::Create,
-        RestInteraction::Read => Interaction::Read,
-        RestInteraction::Update => Interaction::Update,
-        RestInteraction::Delete => Interaction::Delete,
-        RestInteraction::Search => Interaction::Search,
-    }
-}
-
 impl AccessPolicy for Policy {
     fn visibility(&self, caller: &Caller) -> Visibility {
         let base = match role(caller) {
@@ -360,10 +348,10 @@ impl AccessPolicy for Policy {
     fn permits(
         &self,
         caller: &Caller,
-        interaction: RestInteraction,
+        interaction: Interaction,
         resource_type: &str,
     ) -> Result<(), Forbidden> {
-        let writes = !matches!(interaction, RestInteraction::Read | RestInteraction::Search);
+        let writes = !matches!(interaction, Interaction::Read | Interaction::Search);
         if writes && resource_type == "AuditEvent" {
             return Err(Forbidden(
                 "audit records are written by the platform only: they cannot be created, changed or deleted through the API".into(),
@@ -376,7 +364,7 @@ impl AccessPolicy for Policy {
             Role::Platform => return Ok(()),
             _ => {}
         }
-        let wanted = scope_interaction(interaction);
+        let wanted = interaction;
         let scopes = scopes_of(caller);
         let granted = if resource_type == "*" {
             scopes
@@ -396,7 +384,7 @@ impl AccessPolicy for Policy {
         };
         Err(Forbidden(format!(
             "the token's scopes do not allow this: it needs {context}/{resource_type}.{}",
-            wanted.letter()
+            crate::scope::letter(wanted)
         )))
     }
 

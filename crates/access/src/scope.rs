@@ -27,25 +27,18 @@ impl Context {
     }
 }
 
-/// A RESTful interaction, as scopes name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Interaction {
-    Create,
-    Read,
-    Update,
-    Delete,
-    Search,
-}
+/// A RESTful interaction, as scopes name them: the repository's, whose policy is asked about
+/// each one.
+pub use repository::Interaction;
 
-impl Interaction {
-    pub fn letter(self) -> char {
-        match self {
-            Interaction::Create => 'c',
-            Interaction::Read => 'r',
-            Interaction::Update => 'u',
-            Interaction::Delete => 'd',
-            Interaction::Search => 's',
-        }
+/// The scope letter of an interaction (`cruds`).
+pub fn letter(interaction: Interaction) -> char {
+    match interaction {
+        Interaction::Create => 'c',
+        Interaction::Read => 'r',
+        Interaction::Update => 'u',
+        Interaction::Delete => 'd',
+        Interaction::Search => 's',
     }
 }
 
