@@ -260,6 +260,18 @@ async fn form(headers: &HeaderMap, body: Body) -> Result<Vec<(String, String)>, 
     Ok(repository::parse_query(text))
 }
 
+/// The authenticator and the link base of a request to a sign-in endpoint, or the answer
+/// that refuses it (sign-in is off; a `Host` this server does not answer for).
+fn authenticator_and_base(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Arc<Authenticator>, String), Box<Response>> {
+    let Some(authenticator) = authenticator(state) else {
+        return Err(Box::new(not_enabled()));
+    };
+    Ok((authenticator, link_base(state, headers)?))
+}
+
 fn link_base(state: &AppState, headers: &HeaderMap) -> Result<String, Box<Response>> {
     crate::host::link_base(headers, state.config())
         .map_err(|error| Box::new(error.into_response("sign-in")))
@@ -267,11 +279,8 @@ fn link_base(state: &AppState, headers: &HeaderMap) -> Result<String, Box<Respon
 
 /// SMART App Launch 2.0's discovery document.
 async fn smart_configuration(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(authenticator) = authenticator(&state) else {
-        return not_enabled();
-    };
-    let base = match link_base(&state, &headers) {
-        Ok(base) => base,
+    let (authenticator, base) = match authenticator_and_base(&state, &headers) {
+        Ok(found) => found,
         Err(response) => return *response,
     };
     let origin = origin(&base);
@@ -309,11 +318,8 @@ async fn smart_configuration(State(state): State<AppState>, headers: HeaderMap) 
 
 /// OpenID Connect discovery, for clients that verify the id_token (its issuer is the FHIR base).
 async fn openid_configuration(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(authenticator) = authenticator(&state) else {
-        return not_enabled();
-    };
-    let base = match link_base(&state, &headers) {
-        Ok(base) => base,
+    let (authenticator, base) = match authenticator_and_base(&state, &headers) {
+        Ok(found) => found,
         Err(response) => return *response,
     };
     let origin = origin(&base);
@@ -386,11 +392,8 @@ fn token_endpoints(authenticator: &Authenticator, base: &str) -> Vec<String> {
 }
 
 async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let Some(authenticator) = authenticator(&state) else {
-        return not_enabled();
-    };
-    let base = match link_base(&state, &headers) {
-        Ok(base) => base,
+    let (authenticator, base) = match authenticator_and_base(&state, &headers) {
+        Ok(found) => found,
         Err(response) => return *response,
     };
     let mut params = match form(&headers, body).await {
@@ -650,11 +653,8 @@ async fn authorize_page(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let Some(authenticator) = authenticator(&state) else {
-        return not_enabled();
-    };
-    let base = match link_base(&state, &headers) {
-        Ok(base) => base,
+    let (authenticator, base) = match authenticator_and_base(&state, &headers) {
+        Ok(found) => found,
         Err(response) => return *response,
     };
     let mut params = repository::parse_query(query.as_deref().unwrap_or(""));
