@@ -68,6 +68,15 @@ impl<'r> Reader<'r> {
         query
     }
 
+    /// The search for one resource by its id, as this caller may see it.
+    fn by_id(&self, resource_type: &str, id: &str) -> SearchQuery {
+        let mut query = SearchQuery::of_type(resource_type);
+        query.filters.push(Filter::Id(vec![id.into()]));
+        query.count = 1;
+        query.visibility = self.visibility.clone();
+        query
+    }
+
     /// Whether the resource `record` is one the caller may see: a resource the policy hides
     /// reads as one that does not exist. (A deleted resource has nothing left to hide: its
     /// deletion is seen as such.)
@@ -84,12 +93,7 @@ impl<'r> Reader<'r> {
             Visibility::Nothing => Ok(None),
             Visibility::Where(_) if record.is_deleted() => Ok(Some(record)),
             Visibility::Where(_) => {
-                let mut query = SearchQuery::of_type(&record.resource_type);
-                query
-                    .filters
-                    .push(Filter::Id(vec![record.id.as_str().into()]));
-                query.count = 1;
-                query.visibility = self.visibility.clone();
+                let query = self.by_id(&record.resource_type, &record.id);
                 Ok(if search(&query)?.matches.is_empty() {
                     None
                 } else {
@@ -106,6 +110,19 @@ impl<'r> Reader<'r> {
         resource_type: &str,
         id: &str,
     ) -> Result<Option<VersionRecord>, RepositoryError> {
+        if let Visibility::Where(_) = &self.visibility {
+            // One statement when the caller may see the resource: it, as a search under the
+            // rule finds it (a read and then the rule's check was two, a clinician's read at
+            // 1.8 times an administrator's p99). Only when that finds nothing is the row read,
+            // to tell a deletion (which has nothing left to hide) from what is hidden.
+            let store = &self.repository.store;
+            if let Some(record) = store.search(&self.by_id(resource_type, id))?.matches.pop() {
+                return Ok(Some(record));
+            }
+            return Ok(store
+                .read(resource_type, id)?
+                .filter(VersionRecord::is_deleted));
+        }
         let record = self.repository.store.read(resource_type, id)?;
         self.may_see(record, |query| Ok(self.repository.store.search(query)?))
     }
