@@ -257,3 +257,27 @@ impl<'r> Reader<'r> {
         self.may_see(record, |query| Ok(tx.search(query)?))
     }
 }
+
+/// The log's verification reads the versions it checks through the one read path.
+impl ledger::log::Versions for Reader<'_> {
+    fn version(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<VersionRecord>, store::StoreError> {
+        self.version_of(resource_type, id, version)
+            .map_err(into_store_error)
+    }
+
+    fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, store::StoreError> {
+        self.history_page(query).map_err(into_store_error)
+    }
+}
+
+fn into_store_error(error: RepositoryError) -> store::StoreError {
+    match error {
+        RepositoryError::Store(error) => error,
+        other => store::StoreError::Internal(other.to_string()),
+    }
+}

@@ -17,6 +17,8 @@ pub struct WriteTx<'a> {
     pub(crate) pending: Vec<VersionRecord>,
     /// A SearchParameter was written: the indexer is rebuilt once the transaction commits.
     pub(crate) wrote_search_parameters: bool,
+    /// Versions the verifiable log records, appended just before the commit.
+    pub(crate) ledger: Vec<ledger::log::PendingLeaf>,
     /// A domain service is writing (a write hook, a service's operation): the access policy
     /// decides who holds what it writes but does not refuse it (see `WriteFacts::by_service`).
     pub(crate) by_service: bool,
@@ -29,6 +31,7 @@ impl<'a> WriteTx<'a> {
             caller,
             pending: Vec::new(),
             wrote_search_parameters: false,
+            ledger: Vec::new(),
             by_service: false,
         }
     }
@@ -39,7 +42,36 @@ impl<'a> WriteTx<'a> {
     }
 
     /// Commits the store's transaction.
-    pub(crate) fn commit(self) -> Result<(), store::StoreError> {
+    /// Records a version written in this transaction for the verifiable log.
+    pub(crate) fn log(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        version: i64,
+        content: Option<&[u8]>,
+        org: Option<&str>,
+        time: &str,
+    ) {
+        let input = ledger::leaf::leaf_input(&ledger::leaf::LeafFields {
+            resource_type,
+            id,
+            version,
+            content,
+            org,
+            time,
+        });
+        self.ledger.push(ledger::log::PendingLeaf {
+            resource_type: resource_type.to_owned(),
+            id: id.to_owned(),
+            version,
+            input,
+        });
+    }
+
+    /// Appends the versions to log, then commits: the leaves commit with what they record.
+    pub(crate) fn commit(mut self) -> Result<(), store::StoreError> {
+        let pending = std::mem::take(&mut self.ledger);
+        ledger::log::append(&mut *self.store, pending)?;
         self.store.commit()
     }
 }

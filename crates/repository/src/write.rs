@@ -24,6 +24,8 @@ pub(crate) struct Prepared {
     pub index: IndexEntries,
     /// What the access policy read from the resource.
     pub facts: ResourceFacts,
+    /// An Observation that is a laboratory or imaging result (the verifiable log records it).
+    pub result: bool,
 }
 
 impl Prepared {
@@ -62,11 +64,14 @@ impl Repository {
                 )])
             })?;
         let facts = self.access_policy().facts(&resource_type, &resource);
+        let result =
+            resource_type == "Observation" && ledger::leaf::is_result_observation(&resource);
         Ok(Prepared {
             resource_type,
             body: Body::new(into_object(resource), id),
             index,
             facts,
+            result,
         })
     }
 
@@ -123,9 +128,8 @@ impl Repository {
             Method::Create
         };
         let stewardship = self.admit(tx, prepared, previous)?;
-        let content = prepared
-            .body
-            .to_bytes(version, &clock::format_instant(last_updated));
+        let time = clock::format_instant(last_updated);
+        let content = prepared.body.to_bytes(version, &time);
         let row = tx.put(VersionWrite {
             resource_type: &prepared.resource_type,
             id: prepared.id(),
@@ -139,6 +143,21 @@ impl Repository {
             sensitivity: stewardship.sensitivity,
             index: &prepared.index,
         })?;
+        if logged(
+            &*self.store,
+            &prepared.resource_type,
+            prepared.result,
+            previous,
+        )? {
+            tx.log(
+                &prepared.resource_type,
+                prepared.id(),
+                version,
+                Some(&content),
+                stewardship.custodian.as_deref(),
+                &time,
+            );
+        }
         let record = VersionRecord {
             row,
             resource_type: prepared.resource_type.clone(),
@@ -274,6 +293,17 @@ impl Repository {
             sensitivity: stewardship.sensitivity,
             index: &empty,
         })?;
+        if logged(&*self.store, resource_type, false, Some(&previous))? {
+            let time = clock::format_instant(last_updated);
+            tx.log(
+                resource_type,
+                id,
+                version,
+                None,
+                stewardship.custodian.as_deref(),
+                &time,
+            );
+        }
         let record = VersionRecord {
             row,
             resource_type: resource_type.to_owned(),
@@ -503,6 +533,29 @@ impl Repository {
                 )),
             }
         })
+    }
+}
+
+/// Whether the verifiable log records this version (see `ledger::leaf`): a result, a consent,
+/// an audit event; an Observation also once an earlier version of it was logged.
+fn logged(
+    store: &dyn store::Store,
+    resource_type: &str,
+    result: bool,
+    previous: Option<&VersionRecord>,
+) -> Result<bool, RepositoryError> {
+    if ledger::leaf::always_logged(resource_type) || result {
+        return Ok(true);
+    }
+    match previous {
+        Some(previous) if resource_type == "Observation" => Ok(previous
+            .content
+            .as_deref()
+            .is_some_and(ledger::leaf::stored_is_result_observation)
+            || store
+                .ledger_leaf_of(resource_type, &previous.id, previous.version)?
+                .is_some()),
+        _ => Ok(false),
     }
 }
 

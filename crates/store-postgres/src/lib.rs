@@ -8,6 +8,7 @@
 mod changes;
 mod flush;
 mod jobs;
+mod ledger;
 mod pool;
 mod read;
 mod schema;
@@ -265,6 +266,27 @@ impl Store for PostgresStore {
 
     fn checkpoints_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
         self.read_with(|connection| read::checkpoints_with_prefix(connection, prefix))
+    }
+
+    fn ledger_size(&self) -> Result<u64, StoreError> {
+        self.read_with(|connection| ledger::size(connection))
+    }
+
+    fn ledger_tile(&self, level: u32, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read_with(|connection| ledger::tile(connection, level, index))
+    }
+
+    fn ledger_leaves(&self, start: u64, end: u64) -> Result<Vec<store::LedgerLeaf>, StoreError> {
+        self.read_with(|connection| ledger::leaves(connection, start, end))
+    }
+
+    fn ledger_leaf_of(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<store::LedgerLeaf>, StoreError> {
+        self.read_with(|connection| ledger::leaf_of(connection, resource_type, id, version))
     }
 
     fn changes(&self, after: i64, limit: usize) -> Result<Vec<store::Change>, StoreError> {

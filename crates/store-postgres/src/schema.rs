@@ -235,6 +235,23 @@ ALTER TABLE version ADD COLUMN custodian text COLLATE "C";
 ALTER TABLE version ADD COLUMN sensitivity bigint NOT NULL DEFAULT 0;
 CREATE INDEX resource_patient_type ON resource (patient_key, type) WHERE patient_key <> 0;
 "#,
+    // The verifiable log: leaves, found by the version they record, and the tree in tiles.
+    r#"
+CREATE TABLE ledger_leaf (
+    idx bigint PRIMARY KEY,
+    type text COLLATE "C" NOT NULL,
+    id text COLLATE "C" NOT NULL,
+    version bigint NOT NULL,
+    input bytea COMPRESSION lz4 NOT NULL
+);
+CREATE UNIQUE INDEX ledger_leaf_version ON ledger_leaf (type, id, version);
+CREATE TABLE ledger_tile (
+    level bigint NOT NULL,
+    idx bigint NOT NULL,
+    hashes bytea COMPRESSION lz4 NOT NULL,
+    PRIMARY KEY (level, idx)
+);
+"#,
 ];
 
 /// An arbitrary constant naming the migration lock among the database's advisory locks.

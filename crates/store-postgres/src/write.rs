@@ -351,6 +351,28 @@ impl Transaction for PostgresTransaction<'_> {
         self.note(result.map(|inserted| inserted == 1))
     }
 
+    fn ledger_size(&mut self) -> Result<u64, StoreError> {
+        self.check_usable()?;
+        let result = crate::ledger::size(&mut self.connection);
+        self.note(result)
+    }
+
+    fn ledger_tile(&mut self, level: u32, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.check_usable()?;
+        let result = crate::ledger::tile(&mut self.connection, level, index);
+        self.note(result)
+    }
+
+    fn put_ledger(
+        &mut self,
+        leaves: &[store::LedgerLeaf],
+        tiles: &[(u32, u64, &[u8])],
+    ) -> Result<(), StoreError> {
+        self.check_usable()?;
+        let result = crate::ledger::put(&mut self.connection, leaves, tiles);
+        self.note(result)
+    }
+
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.check_usable()?;
         self.flush()?;

@@ -568,13 +568,48 @@ pub const CHANGE: Table = Table {
     ],
 };
 
+/// The verifiable log's leaves (the `ledger` crate): each leaf's input, numbered from 0 in the
+/// order appended, and the version it records, found by the version.
+pub const LEDGER_LEAF: Table = Table {
+    name: "ledger_leaf",
+    columns: &[
+        C::integer("idx"),
+        C::text("type"),
+        C::text("id"),
+        C::integer("version"),
+        C::new("input", ColumnType::Bytes),
+    ],
+    sqlite_key: &["idx"],
+    postgres_key: Some(&["idx"]),
+    sqlite_clustered: false,
+    on: OnDatabases::Both,
+    postgres_extra: &[],
+    indexes: &[Index::new("ledger_leaf_version", &["type", "id", "version"]).unique()],
+};
+
+/// The log's tree in tiles of 256 hashes (`ledger::tree`), rewritten whole as they grow.
+pub const LEDGER_TILE: Table = Table {
+    name: "ledger_tile",
+    columns: &[
+        C::integer("level"),
+        C::integer("idx"),
+        C::new("hashes", ColumnType::Bytes),
+    ],
+    sqlite_key: &["level", "idx"],
+    postgres_key: Some(&["level", "idx"]),
+    sqlite_clustered: false,
+    on: OnDatabases::Both,
+    postgres_extra: &[],
+    indexes: &[],
+};
+
 /// The index tables, one per parameter type, in the order their rows are written.
 pub const INDEX_TABLES: [&Table; 8] = [
     &TOKEN, &STRING, &DATE, &NUMBER, &QUANTITY, &REFERENCE, &URI, &COMPOSITE,
 ];
 
 /// Every table, in the order the schema creates them.
-pub const TABLES: [&Table; 13] = [
+pub const TABLES: [&Table; 15] = [
     &RESOURCE,
     &VERSION,
     &TOKEN,
@@ -588,6 +623,8 @@ pub const TABLES: [&Table; 13] = [
     &CHECKPOINT,
     &JOB,
     &CHANGE,
+    &LEDGER_LEAF,
+    &LEDGER_TILE,
 ];
 
 /// The table holding rows of one parameter type.

@@ -6,6 +6,7 @@
 mod bulk;
 mod checkpoint;
 mod jobs;
+mod ledger;
 mod read;
 mod schema;
 #[cfg(test)]
@@ -221,6 +222,27 @@ impl Store for SqliteStore {
 
     fn checkpoints_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
         read::checkpoints_with_prefix(&*self.reader()?, prefix)
+    }
+
+    fn ledger_size(&self) -> Result<u64, StoreError> {
+        ledger::size(&*self.reader()?)
+    }
+
+    fn ledger_tile(&self, level: u32, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        ledger::tile(&*self.reader()?, level, index)
+    }
+
+    fn ledger_leaves(&self, start: u64, end: u64) -> Result<Vec<store::LedgerLeaf>, StoreError> {
+        ledger::leaves(&*self.reader()?, start, end)
+    }
+
+    fn ledger_leaf_of(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<store::LedgerLeaf>, StoreError> {
+        ledger::leaf_of(&*self.reader()?, resource_type, id, version)
     }
 
     fn begin_bulk_load(&self) -> Result<bool, StoreError> {

@@ -205,6 +205,23 @@ ALTER TABLE version ADD COLUMN custodian TEXT;
 ALTER TABLE version ADD COLUMN sensitivity INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX resource_patient_type ON resource (patient_key, type) WHERE patient_key <> 0;
 "#,
+    // The verifiable log: leaves, found by the version they record, and the tree in tiles.
+    r#"
+CREATE TABLE ledger_leaf (
+    idx INTEGER PRIMARY KEY,
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    input BLOB NOT NULL
+);
+CREATE UNIQUE INDEX ledger_leaf_version ON ledger_leaf (type, id, version);
+CREATE TABLE ledger_tile (
+    level INTEGER,
+    idx INTEGER,
+    hashes BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+);
+"#,
 ];
 
 /// Brings the database up to the current schema version, in one transaction per migration.

@@ -205,6 +205,22 @@ impl Transaction for SqliteTransaction<'_> {
         Ok(())
     }
 
+    fn ledger_size(&mut self) -> Result<u64, StoreError> {
+        crate::ledger::size(&self.connection)
+    }
+
+    fn ledger_tile(&mut self, level: u32, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        crate::ledger::tile(&self.connection, level, index)
+    }
+
+    fn put_ledger(
+        &mut self,
+        leaves: &[store::LedgerLeaf],
+        tiles: &[(u32, u64, &[u8])],
+    ) -> Result<(), StoreError> {
+        crate::ledger::put(&self.connection, leaves, tiles)
+    }
+
     fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.connection.execute_batch("COMMIT").map_err(map_error)?;
         self.finished = true;

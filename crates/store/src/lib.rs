@@ -11,8 +11,8 @@ mod record;
 pub use error::StoreError;
 pub use jobs::{Heartbeat, JobOutcome, JobQueue, JobRecord, JobState, NewJob};
 pub use record::{
-    Change, HistoryPage, HistoryQuery, HistoryScope, Method, ScanQuery, SearchPage, VersionRecord,
-    VersionWrite,
+    Change, HistoryPage, HistoryQuery, HistoryScope, LedgerLeaf, Method, ScanQuery, SearchPage,
+    VersionRecord, VersionWrite,
 };
 
 use search::query::SearchQuery;
@@ -69,6 +69,24 @@ pub trait Store: Send + Sync {
 
     /// Whether the database answers (for `/health/ready`).
     fn ping(&self) -> Result<(), StoreError>;
+
+    /// How many leaves the verifiable log holds, committed. Leaves and their tiles commit
+    /// together, so the tiles read after this hold at least this many leaves.
+    fn ledger_size(&self) -> Result<u64, StoreError>;
+
+    /// One tile of the log's tree (`ledger::tree`): its hashes, concatenated.
+    fn ledger_tile(&self, level: u32, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The log's leaves `start..end`, in order.
+    fn ledger_leaves(&self, start: u64, end: u64) -> Result<Vec<LedgerLeaf>, StoreError>;
+
+    /// The leaf that records a version, if it was logged.
+    fn ledger_leaf_of(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<LedgerLeaf>, StoreError>;
 
     /// Starts a bulk load. Into an empty store, the secondary indexes that only searches use
     /// are dropped, so the load appends rows instead of inserting each index entry at a random
@@ -142,6 +160,22 @@ pub trait Transaction {
     /// transactions are already serialised (SQLite) has nothing to do; PostgreSQL takes
     /// `pg_advisory_xact_lock(key)`. Callers taking several keys take them in ascending order.
     fn lock_key(&mut self, key: i64) -> Result<(), StoreError>;
+
+    /// The log's size as this transaction sees it. A writer appending takes the log's lock
+    /// first ([`Transaction::lock_key`] with `ledger`'s key), so that no other writer appends
+    /// between this read and the commit: two writers never make two trees of one size.
+    fn ledger_size(&mut self) -> Result<u64, StoreError>;
+
+    /// One tile of the log's tree as this transaction sees it.
+    fn ledger_tile(&mut self, level: u32, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Appends leaves (numbered from the current size on) and writes the tiles they change,
+    /// whole.
+    fn put_ledger(
+        &mut self,
+        leaves: &[LedgerLeaf],
+        tiles: &[(u32, u64, &[u8])],
+    ) -> Result<(), StoreError>;
 
     /// Makes every write of the transaction durable and visible, at once.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;

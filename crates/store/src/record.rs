@@ -166,3 +166,14 @@ pub struct Change {
     /// Microseconds since the Unix epoch.
     pub last_updated: i64,
 }
+
+/// A leaf of the verifiable log (the `ledger` crate): its place, the version it records, and
+/// the exact bytes hashed as the leaf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerLeaf {
+    pub index: u64,
+    pub resource_type: String,
+    pub id: String,
+    pub version: i64,
+    pub input: Vec<u8>,
+}

@@ -271,7 +271,7 @@ enum Place {
     /// object store client): may use a network client, and an async runtime inside itself.
     Adapter,
     /// What every service builds on: the model, FHIRPath, search, the store trait, the
-    /// repository, the caller, jobs, blobs.
+    /// repository, the caller, jobs, blobs, the verifiable log.
     Foundation,
     /// A domain service (resident identity; later access, cds, workflow, imaging, ...): knows
     /// no HTTP, async runtime, database driver or other domain service.
@@ -285,7 +285,7 @@ fn place(member: &str) -> Option<Place> {
         "server" | "meridian" => Place::Edge,
         "store-sqlite" | "store-postgres" | "blob-s3" => Place::Adapter,
         "fhir-model" | "fhirpath" | "search" | "store" | "store-sql" | "repository" | "caller"
-        | "jobs" | "blob" => Place::Foundation,
+        | "jobs" | "blob" | "ledger" => Place::Foundation,
         "residents" | "access" => Place::Service,
         "seed" | "test-support" | "xtask" | "fhirpath-bench" | "identity-bench"
         | "ingest-bench" | "search-bench" => Place::Tooling,

@@ -12,6 +12,7 @@ mod differential;
 mod export;
 mod hooks;
 mod import;
+mod ledger;
 mod read_policy;
 mod searching;
 mod synthea;

@@ -1,0 +1,117 @@
+//! The verifiable log as writes fill it: which versions get a leaf, in the write's own
+//! transaction; proofs that verify; concurrent writers that never make two trees of one size;
+//! and the whole-store verification, clean on an untouched store.
+
+use std::sync::Arc;
+use std::thread;
+
+use ledger::hash::leaf_hash;
+use ledger::log::{Log, verify};
+use ledger::tree::{verify_consistency, verify_inclusion};
+use serde_json::{Value, json};
+use test_support::backend_tests;
+
+use crate::support::*;
+
+fn lab(code: &str) -> Value {
+    json!({"resourceType": "Observation", "status": "final",
+           "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+           "code": {"text": code}})
+}
+
+fn vital() -> Value {
+    json!({"resourceType": "Observation", "status": "final",
+           "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+           "code": {"text": "pulse"}})
+}
+
+backend_tests! {
+    fn results_consents_and_their_every_version_are_logged(store) {
+        let repository = repository(store);
+        let lab = repository.create(&ctx(), lab("glucose"), None).unwrap();
+        let lab = lab.record.unwrap();
+        let pulse = repository.create(&ctx(), vital(), None).unwrap().record.unwrap();
+        let consent = json!({"resourceType": "Consent", "status": "active",
+            "scope": {"text": "treatment"}, "category": [{"text": "x"}]});
+        repository.create(&ctx(), consent, None).unwrap();
+        repository.create(&ctx(), json!({"resourceType": "Patient"}), None).unwrap();
+        assert_eq!(store.store.ledger_size().unwrap(), 2, "the lab result and the consent");
+        assert!(store.store.ledger_leaf_of("Observation", &pulse.id, 1).unwrap().is_none());
+
+        // A result re-filed under another category stays logged, and so does its deletion.
+        let mut refiled = vital();
+        refiled["id"] = json!(lab.id);
+        repository.update(&ctx(), "Observation", &lab.id, refiled, None).unwrap();
+        repository.delete(&ctx(), "Observation", &lab.id, None).unwrap();
+        let leaf = store.store.ledger_leaf_of("Observation", &lab.id, 3).unwrap().unwrap();
+        let fields = ledger::leaf::parse_leaf(&leaf.input).unwrap();
+        assert_eq!(fields.sha256, ledger::hash::sha256_hex(b""), "a deletion has no body");
+        assert_eq!(store.store.ledger_size().unwrap(), 4);
+
+        // The leaf's hash is that of the body a read of the version returns.
+        let first = store.store.ledger_leaf_of("Observation", &lab.id, 1).unwrap().unwrap();
+        let body = lab.content.as_deref().unwrap();
+        let fields = ledger::leaf::parse_leaf(&first.input).unwrap();
+        assert_eq!(fields.sha256, ledger::hash::sha256_hex(body));
+        assert_eq!((fields.version, fields.resource_type.as_str()), (1, "Observation"));
+
+        // Proofs from the stored tiles verify against a published checkpoint.
+        let log = Log::open(Arc::clone(&store.store), "test.example/ledger", 0).unwrap();
+        let (note, new) = log.publish().unwrap();
+        assert!(new);
+        assert!(ledger::Note::parse(&note).unwrap().signed_by(&log.verifiers()[0]));
+        let root = log.root(4).unwrap();
+        for index in 0..4 {
+            let leaf = &store.store.ledger_leaves(index, index + 1).unwrap()[0];
+            let path = log.inclusion(index, 4).unwrap();
+            assert!(verify_inclusion(index, 4, &leaf_hash(&leaf.input), &path, &root));
+        }
+        let old = log.root(2).unwrap();
+        assert!(verify_consistency(2, 4, &old, &root, &log.consistency(2, 4).unwrap()));
+        assert!(log.inclusion(4, 4).is_err());
+        assert!(log.consistency(1, 5).is_err());
+        let caller = ctx();
+        let reader = repository.reader(&caller);
+        let report = verify(&*store.store, &reader, |_, _| {}).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!((report.leaves, report.checkpoint_size), (4, Some(4)));
+    }
+
+    fn a_write_that_rolls_back_leaves_no_leaf(store) {
+        let repository = repository(store);
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": lab("k"), "request": {"method": "POST", "url": "Observation"}},
+            {"resource": {"resourceType": "Patient", "id": "p"},
+             "request": {"method": "PUT", "url": "Patient/p", "ifMatch": "W/\"9\""}}
+        ]});
+        let options = repository::BundleOptions { return_representation: false };
+        assert!(repository.process_bundle(&ctx(), BASE, bundle, options).is_err());
+        assert_eq!(store.store.ledger_size().unwrap(), 0);
+    }
+
+    fn concurrent_writers_make_one_tree(store) {
+        let repository = Arc::new(repository(store));
+        let writers: Vec<_> = (0..6)
+            .map(|w| {
+                let repository = Arc::clone(&repository);
+                thread::spawn(move || {
+                    for n in 0..15 {
+                        repository.create(&ctx(), lab(&format!("w{w}-{n}")), None).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        assert_eq!(store.store.ledger_size().unwrap(), 90);
+        let leaves = store.store.ledger_leaves(0, 90).unwrap();
+        assert_eq!(leaves.iter().map(|l| l.index).collect::<Vec<_>>(), (0..90).collect::<Vec<_>>());
+        Log::open(Arc::clone(&store.store), "test.example/ledger", 0).unwrap().publish().unwrap();
+        let caller = ctx();
+        let reader = repository.reader(&caller);
+        let report = verify(&*store.store, &reader, |_, _| {}).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(report.versions, 90);
+    }
+}

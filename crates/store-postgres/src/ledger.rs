@@ -1,0 +1,110 @@
+//! The verifiable log's leaves and tiles (`store_sql::tables::LEDGER_LEAF`, `LEDGER_TILE`).
+//! Writers that append hold the log's advisory lock (taken by the repository through
+//! `Transaction::lock_key`) from reading the size to their commit, so two servers on one
+//! database never number two leaves alike. A batch's leaves go in as one statement of arrays.
+
+use postgres::Row;
+use store::{LedgerLeaf, StoreError};
+
+use crate::map_error;
+use crate::pool::Connection;
+
+pub(crate) fn size(connection: &mut Connection) -> Result<u64, StoreError> {
+    let statement =
+        connection.prepare_cached("SELECT coalesce(max(idx) + 1, 0) FROM ledger_leaf")?;
+    let row = connection
+        .client
+        .query_one(&statement, &[])
+        .map_err(map_error)?;
+    Ok(row.get::<_, i64>(0) as u64)
+}
+
+pub(crate) fn tile(
+    connection: &mut Connection,
+    level: u32,
+    index: u64,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let statement = connection
+        .prepare_cached("SELECT hashes FROM ledger_tile WHERE level = $1 AND idx = $2")?;
+    let row = connection
+        .client
+        .query_opt(&statement, &[&(level as i64), &(index as i64)])
+        .map_err(map_error)?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+fn leaf(row: &Row) -> LedgerLeaf {
+    LedgerLeaf {
+        index: row.get::<_, i64>(0) as u64,
+        resource_type: row.get(1),
+        id: row.get(2),
+        version: row.get(3),
+        input: row.get(4),
+    }
+}
+
+pub(crate) fn leaves(
+    connection: &mut Connection,
+    start: u64,
+    end: u64,
+) -> Result<Vec<LedgerLeaf>, StoreError> {
+    let statement = connection.prepare_cached(
+        "SELECT idx, type, id, version, input FROM ledger_leaf \
+         WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+    )?;
+    let rows = connection
+        .client
+        .query(&statement, &[&(start as i64), &(end as i64)])
+        .map_err(map_error)?;
+    Ok(rows.iter().map(leaf).collect())
+}
+
+pub(crate) fn leaf_of(
+    connection: &mut Connection,
+    resource_type: &str,
+    id: &str,
+    version: i64,
+) -> Result<Option<LedgerLeaf>, StoreError> {
+    let statement = connection.prepare_cached(
+        "SELECT idx, type, id, version, input FROM ledger_leaf \
+         WHERE type = $1 AND id = $2 AND version = $3",
+    )?;
+    let row = connection
+        .client
+        .query_opt(&statement, &[&resource_type, &id, &version])
+        .map_err(map_error)?;
+    Ok(row.as_ref().map(leaf))
+}
+
+pub(crate) fn put(
+    connection: &mut Connection,
+    leaves: &[LedgerLeaf],
+    tiles: &[(u32, u64, &[u8])],
+) -> Result<(), StoreError> {
+    if !leaves.is_empty() {
+        let indexes: Vec<i64> = leaves.iter().map(|l| l.index as i64).collect();
+        let types: Vec<&str> = leaves.iter().map(|l| l.resource_type.as_str()).collect();
+        let ids: Vec<&str> = leaves.iter().map(|l| l.id.as_str()).collect();
+        let versions: Vec<i64> = leaves.iter().map(|l| l.version).collect();
+        let inputs: Vec<&[u8]> = leaves.iter().map(|l| l.input.as_slice()).collect();
+        let statement = connection.prepare_cached(
+            "INSERT INTO ledger_leaf (idx, type, id, version, input) \
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bytea[])",
+        )?;
+        connection
+            .client
+            .execute(&statement, &[&indexes, &types, &ids, &versions, &inputs])
+            .map_err(map_error)?;
+    }
+    let statement = connection.prepare_cached(
+        "INSERT INTO ledger_tile (level, idx, hashes) VALUES ($1, $2, $3) \
+         ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes",
+    )?;
+    for (level, index, hashes) in tiles {
+        connection
+            .client
+            .execute(&statement, &[&(*level as i64), &(*index as i64), hashes])
+            .map_err(map_error)?;
+    }
+    Ok(())
+}
