@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fhir_json fhirpath search_query cursor)
+[ ${#targets[@]} -gt 0 ] || targets=(fhir_json fhirpath search_query cursor ledger_note)
 
 export RUSTC_BOOTSTRAP=1
 flags=(--sanitizer none --debug-assertions --release)
@@ -26,6 +26,7 @@ max_len() {
         fhir_json) echo 16384 ;;
         fhirpath) echo 8192 ;;
         search_query) echo 2048 ;;
+        ledger_note) echo 8192 ;;
         *) echo 1024 ;;
     esac
 }

@@ -106,6 +106,17 @@ pub struct ServeArgs {
     /// The external issuer's public keys: a JWKS file.
     #[arg(long, value_name = "FILE")]
     pub auth_external_jwks: Option<String>,
+    /// Seconds between checkpoints of the verifiable log [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub checkpoint_interval: Option<String>,
+    /// The verifiable log's origin, the name on its checkpoints and key, used when the store
+    /// has no log key yet [default: meridian.local/ledger].
+    #[arg(long, value_name = "NAME")]
+    pub ledger_origin: Option<String>,
+    /// A witness that cosigns the log's checkpoints, as URL=VERIFIER_KEY (the key as
+    /// `meridian ledger witness` prints it). Repeatable.
+    #[arg(long, value_name = "URL=KEY")]
+    pub witness: Vec<String>,
 }
 
 /// The keys of a config file, all optional.
@@ -138,6 +149,9 @@ struct FileConfig {
     blob_dir: Option<PathBuf>,
     s3_endpoint: Option<String>,
     s3_bucket: Option<String>,
+    checkpoint_interval: Option<u64>,
+    ledger_origin: Option<String>,
+    witnesses: Option<Vec<String>>,
     s3_region: Option<String>,
     s3_prefix: Option<String>,
     auth: Option<String>,
@@ -205,6 +219,10 @@ pub struct ServeConfig {
     pub blobs: BlobSettings,
     /// Sign-in: whether requests need tokens, and an external provider's.
     pub auth: AuthSettings,
+    /// Seconds between checkpoints of the verifiable log.
+    pub checkpoint_interval: u64,
+    pub ledger_origin: String,
+    pub witnesses: Vec<server::WitnessConfig>,
 }
 
 /// Sign-in's settings.
@@ -581,8 +599,45 @@ impl ServeConfig {
         };
         let blobs = blob_settings(&layers, args, &store)?;
         let auth = auth_settings(&layers, args, listen)?;
+        let checkpoint_interval = positive(
+            layers
+                .pick(
+                    args.checkpoint_interval.clone(),
+                    "MERIDIAN_CHECKPOINT_INTERVAL",
+                    |f| f.checkpoint_interval.map(|n| n.to_string()),
+                )
+                .context("no checkpoint interval")?,
+            "seconds",
+        )?;
+        let ledger_origin = layers
+            .pick(args.ledger_origin.clone(), "MERIDIAN_LEDGER_ORIGIN", |f| {
+                f.ledger_origin.clone()
+            })
+            .context("no ledger origin")?;
+        if ledger_origin.value.is_empty()
+            || ledger_origin
+                .value
+                .contains(|c: char| c == '+' || c.is_whitespace() || c.is_control())
+        {
+            bail!(
+                "{}: '{}' is not a log origin (a name such as hie.example.org/ledger)",
+                ledger_origin.source,
+                ledger_origin.value
+            );
+        }
+        let witnesses = if args.witness.is_empty() {
+            layers.file.witnesses.clone().unwrap_or_default()
+        } else {
+            args.witness.clone()
+        }
+        .iter()
+        .map(|text| parse_witness(text))
+        .collect::<Result<Vec<_>>>()?;
 
         Ok(ServeConfig {
+            checkpoint_interval,
+            ledger_origin: ledger_origin.value,
+            witnesses,
             auth,
             job_workers,
             blobs,
@@ -601,6 +656,25 @@ impl ServeConfig {
             log_format,
         })
     }
+}
+
+/// `URL=VERIFIER_KEY`: a witness's submission prefix and its cosigning key.
+fn parse_witness(text: &str) -> Result<server::WitnessConfig> {
+    let (url, key) = text
+        .split_once('=')
+        .with_context(|| format!("witness '{text}' is not URL=VERIFIER_KEY"))?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        bail!("witness '{text}': '{url}' is not an http(s) URL");
+    }
+    let key =
+        ledger::VerifierKey::parse(key).map_err(|e| anyhow::anyhow!("witness '{text}': {e}"))?;
+    if key.algorithm != ledger::note::ALG_COSIGNATURE {
+        bail!("witness '{text}': the key is not a witness's cosigning key");
+    }
+    Ok(server::WitnessConfig {
+        url: url.trim_end_matches('/').to_owned(),
+        key,
+    })
 }
 
 /// Where large files live: S3 when a bucket is configured (with its endpoint and the

@@ -4,6 +4,7 @@ mod config;
 mod fhirpath_command;
 mod identity;
 mod import;
+mod ledger_command;
 mod progress;
 mod reindex;
 mod seed_command;
@@ -117,6 +118,10 @@ enum Command {
     /// Manage the registered OAuth clients.
     #[command(subcommand)]
     Client(sign_in::ClientCommand),
+    /// The verifiable log: verify a store against it, prove a version's inclusion, or run a
+    /// witness.
+    #[command(subcommand)]
+    Ledger(ledger_command::LedgerCommand),
     /// Evaluate a FHIRPath expression against a resource and print the result as a JSON array.
     Fhirpath {
         /// Print each item as {"type": ..., "value": ...} with its FHIR or System type.
@@ -198,6 +203,7 @@ fn main() -> ExitCode {
         ),
         Command::User(command) => finish("user", sign_in::user(command)),
         Command::Client(command) => finish("client", sign_in::client(command)),
+        Command::Ledger(command) => ledger_command::run(command),
         Command::Fhirpath {
             typed,
             expression,

@@ -66,6 +66,8 @@ pub fn run(config: ServeConfig) -> Result<()> {
                 ..jobs::RunnerConfig::default()
             },
             auth,
+            ledger_origin: config.ledger_origin.clone(),
+            witnesses: config.witnesses.clone(),
         },
         Some(identity),
         Some(blobs),
@@ -92,6 +94,11 @@ pub fn run(config: ServeConfig) -> Result<()> {
                  to the URL clients use"
             );
         }
+        // Checkpoints of the verifiable log, handed to the witnesses; stopped with the runtime.
+        tokio::spawn(server::publish_checkpoints(
+            state.clone(),
+            std::time::Duration::from_secs(config.checkpoint_interval),
+        ));
         server::serve(listener, state, shutdown_signal())
             .await
             .context("serving HTTP")?;

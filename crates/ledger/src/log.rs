@@ -42,6 +42,29 @@ pub enum LogError {
     Damaged(String),
 }
 
+impl fhir_model::Outcome for LogError {
+    fn http_status(&self) -> u16 {
+        match self {
+            LogError::OutOfRange(_) => 400,
+            LogError::Store(StoreError::Unavailable(_)) => 503,
+            LogError::Store(StoreError::Conflict(_)) => 409,
+            LogError::Store(_) | LogError::Damaged(_) => 500,
+        }
+    }
+
+    fn issues(&self, request_id: &str) -> Vec<fhir_model::Issue> {
+        use fhir_model::{Issue, IssueCode};
+        match self {
+            LogError::OutOfRange(message) => vec![Issue::error(IssueCode::Value, message.clone())],
+            LogError::Store(StoreError::Unavailable(_)) => vec![Issue::error(
+                IssueCode::Transient,
+                "the database is unavailable; try again",
+            )],
+            _ => vec![fhir_model::internal_issue(request_id)],
+        }
+    }
+}
+
 impl From<NoteError> for LogError {
     fn from(error: NoteError) -> Self {
         LogError::Damaged(error.0)

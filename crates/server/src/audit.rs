@@ -276,7 +276,7 @@ fn interaction_of<'a>(
 }
 
 /// [`settle`] for what the note holds.
-async fn settle_noted(
+pub(crate) async fn settle_noted(
     state: &AppState,
     caller: &Caller,
     note: &AuditNote,

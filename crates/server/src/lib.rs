@@ -13,10 +13,12 @@ mod fhir;
 mod host;
 mod identity;
 mod lanes;
+mod ledger;
 mod operations;
 mod pages;
 mod request;
 mod response;
+mod witness;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,6 +37,8 @@ pub use error::ApiError;
 pub use host::AllowedHost;
 pub use identity::IdentityServices;
 pub use lanes::WorkLimits;
+pub use ledger::{WitnessConfig, publish_checkpoints};
+pub use witness::{WitnessService, serve_witness};
 
 /// What the server needs to know beyond the repository.
 #[derive(Debug, Clone)]
@@ -59,6 +63,11 @@ pub struct ServerConfig {
     /// not about sign-in; `meridian serve` always sets it (off only with `--auth off` on a
     /// loopback address).
     pub auth: Auth,
+    /// The verifiable log's origin line (the name its checkpoints and key carry), used when the
+    /// store has no log key yet.
+    pub ledger_origin: String,
+    /// The witnesses checkpoints are handed to.
+    pub witnesses: Vec<WitnessConfig>,
 }
 
 /// What keeps slow, idle or too many clients from holding the server's connections (and file
@@ -112,6 +121,8 @@ impl Default for ServerConfig {
             work: WorkLimits::default(),
             jobs: jobs::RunnerConfig::default(),
             auth: Auth::Off,
+            ledger_origin: "meridian.local/ledger".into(),
+            witnesses: Vec::new(),
         }
     }
 }
@@ -133,6 +144,9 @@ struct Inner {
     identity: Option<IdentityServices>,
     operations: operations::Registry,
     lanes: Arc<lanes::Lanes>,
+    /// The verifiable log; `None` when it could not be opened (its routes answer 503).
+    ledger: Option<Arc<::ledger::log::Log>>,
+    witnesses: Option<Arc<ledger::Witnesses>>,
 }
 
 impl AppState {
@@ -190,8 +204,11 @@ impl AppState {
             ],
             config.jobs.clone(),
         );
+        let ledger = open_ledger(&repository, &config);
         AppState {
             inner: Arc::new(Inner {
+                ledger,
+                witnesses: ledger::Witnesses::new(&config.witnesses).map(Arc::new),
                 exports: Arc::new(export::Exports {
                     repository: Arc::clone(&repository),
                     blobs,
@@ -251,11 +268,56 @@ impl AppState {
     pub(crate) fn config(&self) -> &ServerConfig {
         &self.inner.config
     }
+
+    /// The verifiable log.
+    pub fn ledger(&self) -> Option<&Arc<::ledger::log::Log>> {
+        self.inner.ledger.as_ref()
+    }
+
+    pub(crate) fn witnesses(&self) -> Option<&Arc<ledger::Witnesses>> {
+        self.inner.witnesses.as_ref()
+    }
+}
+
+/// The verifiable log of `repository`'s store, with the witnesses' keys recorded; `None` (its
+/// routes answer 503) when it cannot be opened. On a thread of its own: the state may be built
+/// inside an async runtime, where the PostgreSQL driver must not block.
+fn open_ledger(
+    repository: &Arc<Repository>,
+    config: &ServerConfig,
+) -> Option<Arc<::ledger::log::Log>> {
+    let store = Arc::clone(repository.store());
+    let opened = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let log = ::ledger::log::Log::open(
+                    store,
+                    &config.ledger_origin,
+                    fhir_model::clock::now_micros() / 1_000_000,
+                )?;
+                for witness in &config.witnesses {
+                    log.register_witness(&witness.key)?;
+                }
+                Ok::<_, ::ledger::log::LogError>(log)
+            })
+            .join()
+    });
+    match opened {
+        Ok(Ok(log)) => Some(Arc::new(log)),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "the ledger could not be opened");
+            None
+        }
+        Err(_) => {
+            tracing::error!("opening the ledger panicked");
+            None
+        }
+    }
 }
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    auth::routes(Router::new())
+    ledger::routes(auth::routes(Router::new()))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/health-code/keys", get(health_code_keys))

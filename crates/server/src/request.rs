@@ -46,14 +46,7 @@ impl FhirRequest {
         config: &ServerConfig,
         produces: Produces,
     ) -> Result<FhirRequest, (String, ApiError)> {
-        let request_id = headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|id| {
-                !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
-            })
-            .map(str::to_owned)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let request_id = request_id(&headers);
         let base = match crate::host::link_base(&headers, config) {
             Ok(base) => base,
             Err(error) => return Err((request_id, error)),
@@ -307,4 +300,15 @@ async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, Api
             )
         }
     })
+}
+
+/// The request's id: the client's `X-Request-Id` when it is a short printable token, a new one
+/// otherwise.
+pub(crate) fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }

@@ -2,6 +2,7 @@
 
 mod access_scenario;
 mod fhirpath_command;
+mod ledger_scenario;
 mod seed_command;
 mod serve_command;
 mod support;

@@ -171,6 +171,36 @@ impl Serving {
         assert!(status.success(), "{status}");
     }
 
+    /// Stops the server and starts it again on the same store with `args`.
+    pub fn restart(mut self, args: &[&str]) -> Serving {
+        self.stop();
+        let mut serving = start(self.store_args.clone(), args);
+        serving._data = self._data.take();
+        serving._database = self._database.take();
+        serving
+    }
+
+    /// Runs `meridian ARGS` on this server's store: whether it succeeded, its output and its
+    /// error output.
+    pub fn meridian_status(&self, args: &[&str]) -> (bool, String, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_meridian"))
+            .args(args)
+            .args(&self.store_args)
+            .env_clear()
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// The arguments that name this server's store.
+    pub fn store_args(&self) -> &[OsString] {
+        &self.store_args
+    }
+
     /// Runs `meridian ARGS` on this server's store, `stdin` on its standard input.
     pub fn meridian(&self, args: &[&str], stdin: &str) -> String {
         meridian_on(&self.store_args, args, stdin)
