@@ -94,6 +94,10 @@ impl TileSource for StoreTiles<'_> {
     fn tile(&mut self, level: u32, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.0.ledger_tile(level, index)
     }
+
+    fn tiles(&mut self, keys: &[(u32, u64)]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.0.ledger_tiles(keys)
+    }
 }
 
 struct TransactionTiles<'a, 't>(&'a mut (dyn Transaction + 't));

@@ -23,6 +23,13 @@ pub trait TileSource {
 
     /// The tile's hashes, concatenated; `None` when the tile has none yet.
     fn tile(&mut self, level: u32, index: u64) -> Result<Option<Vec<u8>>, Self::Error>;
+
+    /// Several tiles at once (a store over the network answers them in one round trip).
+    fn tiles(&mut self, keys: &[(u32, u64)]) -> Result<Vec<Option<Vec<u8>>>, Self::Error> {
+        keys.iter()
+            .map(|&(level, index)| self.tile(level, index))
+            .collect()
+    }
 }
 
 /// Why a proof or a root could not be made.
@@ -132,6 +139,8 @@ pub struct Tree<'s, S: TileSource> {
     source: &'s mut S,
     size: u64,
     tiles: HashMap<(u32, u64), Vec<u8>>,
+    /// While planning: the tiles a computation asks for, fetched afterwards in one call.
+    planning: Option<Vec<(u32, u64)>>,
 }
 
 fn largest_power_of_two_below(n: u64) -> u64 {
@@ -146,6 +155,7 @@ impl<'s, S: TileSource> Tree<'s, S> {
             source,
             size,
             tiles: HashMap::new(),
+            planning: None,
         }
     }
 
@@ -156,6 +166,28 @@ impl<'s, S: TileSource> Tree<'s, S> {
     /// Drops the tiles read so far (a walk through every leaf would otherwise keep them all).
     pub fn forget(&mut self) {
         self.tiles.clear();
+    }
+
+    /// Runs `work` twice: first to learn which tiles it reads (every node a zero hash), which
+    /// are then fetched in one call, then for real. Which nodes a proof or a root needs depends on
+    /// the sizes and indexes alone, never on the hashes.
+    fn planned<T>(
+        &mut self,
+        work: impl Fn(&mut Self) -> Result<T, TreeError<S::Error>>,
+    ) -> Result<T, TreeError<S::Error>> {
+        self.planning = Some(Vec::new());
+        let _ = work(self);
+        let mut keys = self.planning.take().unwrap_or_default();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.retain(|key| !self.tiles.contains_key(key));
+        if !keys.is_empty() {
+            let fetched = self.source.tiles(&keys).map_err(TreeError::Source)?;
+            for (key, tile) in keys.into_iter().zip(fetched) {
+                self.tiles.insert(key, tile.unwrap_or_default());
+            }
+        }
+        work(self)
     }
 
     fn tile(
@@ -193,6 +225,10 @@ impl<'s, S: TileSource> Tree<'s, S> {
         let tile_index = base / TILE_WIDTH;
         let offset = (base % TILE_WIDTH) as usize;
         let count = 1usize << within;
+        if let Some(planned) = &mut self.planning {
+            planned.push((level, tile_index));
+            return Ok([0; 32]);
+        }
         let tile = self.tile(level, tile_index, offset + count)?;
         Ok(fold(&tile[offset * 32..], count))
     }
@@ -215,7 +251,8 @@ impl<'s, S: TileSource> Tree<'s, S> {
         if self.size == 0 {
             return Ok(empty_root());
         }
-        self.subtree(0, self.size)
+        let size = self.size;
+        self.planned(|tree| tree.subtree(0, size))
     }
 
     /// The leaf hash at `index`.
@@ -237,9 +274,12 @@ impl<'s, S: TileSource> Tree<'s, S> {
                 self.size
             )));
         }
-        let mut path = Vec::new();
-        self.path(index, 0, self.size, &mut path)?;
-        Ok(path)
+        let size = self.size;
+        self.planned(|tree| {
+            let mut path = Vec::new();
+            tree.path(index, 0, size, &mut path)?;
+            Ok(path)
+        })
     }
 
     fn path(
@@ -273,11 +313,14 @@ impl<'s, S: TileSource> Tree<'s, S> {
                 self.size
             )));
         }
-        let mut proof = Vec::new();
-        if first > 0 && first < self.size {
-            self.subproof(first, 0, self.size, true, &mut proof)?;
-        }
-        Ok(proof)
+        let size = self.size;
+        self.planned(|tree| {
+            let mut proof = Vec::new();
+            if first > 0 && first < size {
+                tree.subproof(first, 0, size, true, &mut proof)?;
+            }
+            Ok(proof)
+        })
     }
 
     fn subproof(

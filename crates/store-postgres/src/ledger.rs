@@ -33,6 +33,31 @@ pub(crate) fn tile(
     Ok(row.map(|row| row.get(0)))
 }
 
+pub(crate) fn tiles(
+    connection: &mut Connection,
+    keys: &[(u32, u64)],
+) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    let levels: Vec<i64> = keys.iter().map(|k| k.0 as i64).collect();
+    let indexes: Vec<i64> = keys.iter().map(|k| k.1 as i64).collect();
+    let statement = connection.prepare_cached(
+        "SELECT t.level, t.idx, t.hashes FROM ledger_tile t \
+         JOIN unnest($1::bigint[], $2::bigint[]) AS k(level, idx) \
+         ON t.level = k.level AND t.idx = k.idx",
+    )?;
+    let rows = connection
+        .client
+        .query(&statement, &[&levels, &indexes])
+        .map_err(map_error)?;
+    let mut found: std::collections::HashMap<(i64, i64), Vec<u8>> = rows
+        .iter()
+        .map(|row| ((row.get(0), row.get(1)), row.get(2)))
+        .collect();
+    Ok(keys
+        .iter()
+        .map(|&(level, index)| found.remove(&(level as i64, index as i64)))
+        .collect())
+}
+
 fn leaf(row: &Row) -> LedgerLeaf {
     LedgerLeaf {
         index: row.get::<_, i64>(0) as u64,

@@ -276,6 +276,10 @@ impl Store for PostgresStore {
         self.read_with(|connection| ledger::tile(connection, level, index))
     }
 
+    fn ledger_tiles(&self, keys: &[(u32, u64)]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.read_with(|connection| ledger::tiles(connection, keys))
+    }
+
     fn ledger_leaves(&self, start: u64, end: u64) -> Result<Vec<store::LedgerLeaf>, StoreError> {
         self.read_with(|connection| ledger::leaves(connection, start, end))
     }

@@ -77,6 +77,13 @@ pub trait Store: Send + Sync {
     /// One tile of the log's tree (`ledger::tree`): its hashes, concatenated.
     fn ledger_tile(&self, level: u32, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// Several tiles, in the order asked (one round trip where the database is remote).
+    fn ledger_tiles(&self, keys: &[(u32, u64)]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter()
+            .map(|&(level, index)| self.ledger_tile(level, index))
+            .collect()
+    }
+
     /// The log's leaves `start..end`, in order.
     fn ledger_leaves(&self, start: u64, end: u64) -> Result<Vec<LedgerLeaf>, StoreError>;
 

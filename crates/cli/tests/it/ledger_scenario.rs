@@ -490,3 +490,24 @@ fn tamper(serving: &Serving, backend: Backend, id: &str) {
         }
     }
 }
+
+/// The independent verifier's own tests (RFC 8032 vectors, every proof of trees up to 40
+/// leaves and their tampered forms, signed notes, a stand-in server that lies): the checker the
+/// scenario relies on is itself checked.
+#[test]
+fn the_independent_verifier_passes_its_own_tests() {
+    let output = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/it/ledger_verifier_selftest.py"
+        ))
+        .env("NO_PROXY", "*")
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
