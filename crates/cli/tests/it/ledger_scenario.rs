@@ -511,3 +511,64 @@ fn the_independent_verifier_passes_its_own_tests() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Two servers on one PostgreSQL database, written to at once: one log, numbered without a gap
+/// or a repeat, every result in it once, and the store verifies.
+#[test]
+fn two_servers_on_one_postgresql_make_one_tree() {
+    let first = serve_on(Backend::Postgres, &["--checkpoint-interval", "1"]);
+    let args: Vec<String> = first
+        .store_args()
+        .iter()
+        .map(|a| a.to_str().unwrap().to_owned())
+        .collect();
+    let database = args[args.iter().position(|a| a == "--database-url").unwrap() + 1].clone();
+    let data = tempfile::tempdir().unwrap();
+    let second = start_beside(&database, data.path());
+    let writers: Vec<_> = [first.address, second.address]
+        .into_iter()
+        .flat_map(|address| (0..3).map(move |w| (address, w)))
+        .map(|(address, w)| {
+            let token = first.token.clone();
+            std::thread::spawn(move || {
+                for n in 0..15 {
+                    let (status, _, body) = send_as(
+                        address,
+                        Some(&token),
+                        "POST",
+                        "/fhir/Observation",
+                        &[("content-type", "application/fhir+json")],
+                        &lab(f64::from(w * 100 + n)).to_string(),
+                    );
+                    assert_eq!(status, 201, "{body}");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let store = first.open_store();
+    let size = store.ledger_size().unwrap();
+    let leaves = store.ledger_leaves(0, size).unwrap();
+    assert_eq!(leaves.len() as u64, size, "no gap");
+    assert!(leaves.iter().enumerate().all(|(i, l)| l.index == i as u64));
+    let results = leaves
+        .iter()
+        .filter(|l| l.resource_type == "Observation")
+        .count();
+    assert_eq!(results, 90, "every result once");
+    drop(second);
+    let mut first = first;
+    first.stop();
+    let (verified, out, err) = first.meridian_status(&["ledger", "verify"]);
+    assert!(verified, "{out}\n{err}");
+}
+
+/// A second `meridian serve` on the PostgreSQL database at `url`.
+fn start_beside(url: &str, data: &std::path::Path) -> Serving {
+    serve_with_store(
+        &["--database-url", url, "--data", data.to_str().unwrap()],
+        &["--checkpoint-interval", "1"],
+    )
+}

@@ -73,6 +73,11 @@ pub fn serve_in(data: &Path, args: &[&str]) -> Serving {
     start(vec!["--data".into(), data.into()], args)
 }
 
+/// The server on the store `store_args` name (another server's, say), which outlives it.
+pub fn serve_with_store(store_args: &[&str], args: &[&str]) -> Serving {
+    start(store_args.iter().map(OsString::from).collect(), args)
+}
+
 fn start(store_args: Vec<OsString>, args: &[&str]) -> Serving {
     let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
         .arg("serve")
