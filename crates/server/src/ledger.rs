@@ -151,48 +151,48 @@ async fn checkpoint(State(state): State<AppState>, request: Request) -> Response
     .await
 }
 
-async fn keys(State(state): State<AppState>, request: Request) -> Response {
+/// A public route: its query's parameters and the log to `work`, its JSON answer (or error as
+/// an OperationOutcome) back, on a blocking thread.
+async fn public(
+    state: AppState,
+    request: Request,
+    work: impl FnOnce(&Log, &[(String, String)]) -> Result<Value, ApiError> + Send + 'static,
+) -> Response {
     let id = request_id(&request);
+    let params = params(&request);
     answer(&id, move || {
-        let log = the_log(&state)?;
+        let params = params?;
+        Ok(json_response(&work(&*the_log(&state)?, &params)?))
+    })
+    .await
+}
+
+async fn keys(State(state): State<AppState>, request: Request) -> Response {
+    public(state, request, |log, _| {
         let witnesses = log.witnesses()?;
-        Ok(json_response(&json!({
+        Ok(json!({
             "origin": log.origin(),
             "log": log.verifiers().iter().map(ToString::to_string).collect::<Vec<_>>(),
             "witnesses": witnesses.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        })))
+        }))
     })
     .await
 }
 
 async fn inclusion(State(state): State<AppState>, request: Request) -> Response {
-    let id = request_id(&request);
-    let params = params(&request);
-    answer(&id, move || {
-        let params = params?;
-        let (index, size) = (number(&params, "index")?, number(&params, "tree_size")?);
-        let path = the_log(&state)?.inclusion(index, size)?;
-        Ok(json_response(&json!({
-            "leaf_index": index,
-            "tree_size": size,
-            "audit_path": hashes(&path),
-        })))
+    public(state, request, |log, params| {
+        let (index, size) = (number(params, "index")?, number(params, "tree_size")?);
+        let path = log.inclusion(index, size)?;
+        Ok(json!({"leaf_index": index, "tree_size": size, "audit_path": hashes(&path)}))
     })
     .await
 }
 
 async fn consistency(State(state): State<AppState>, request: Request) -> Response {
-    let id = request_id(&request);
-    let params = params(&request);
-    answer(&id, move || {
-        let params = params?;
-        let (first, second) = (number(&params, "first")?, number(&params, "second")?);
-        let path = the_log(&state)?.consistency(first, second)?;
-        Ok(json_response(&json!({
-            "first": first,
-            "second": second,
-            "consistency_path": hashes(&path),
-        })))
+    public(state, request, |log, params| {
+        let (first, second) = (number(params, "first")?, number(params, "second")?);
+        let path = log.consistency(first, second)?;
+        Ok(json!({"first": first, "second": second, "consistency_path": hashes(&path)}))
     })
     .await
 }
@@ -206,15 +206,10 @@ fn leaf_json(leaf: &store::LedgerLeaf) -> Value {
 }
 
 async fn entries(State(state): State<AppState>, request: Request) -> Response {
-    let id = request_id(&request);
-    let params = params(&request);
-    answer(&id, move || {
-        let params = params?;
-        let (start, end) = (number(&params, "start")?, number(&params, "end")?);
-        let leaves = the_log(&state)?.entries(start, end)?;
-        Ok(json_response(&json!({
-            "entries": leaves.iter().map(leaf_json).collect::<Vec<_>>(),
-        })))
+    public(state, request, |log, params| {
+        let (start, end) = (number(params, "start")?, number(params, "end")?);
+        let leaves = log.entries(start, end)?;
+        Ok(json!({"entries": leaves.iter().map(leaf_json).collect::<Vec<_>>()}))
     })
     .await
 }
