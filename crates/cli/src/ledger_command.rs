@@ -29,6 +29,13 @@ pub enum LedgerCommand {
         /// TYPE/ID/_history/VERSION.
         resource: String,
     },
+    /// Add a new signing key to the log's ring and print its verifier key. Checkpoints signed
+    /// with the old keys still verify (they stay published); running servers sign with the new
+    /// key once restarted.
+    RotateKey {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Run a witness: cosign a log's checkpoints (C2SP tlog-witness), each only if consistent
     /// with the last one cosigned. Prints its verifier key on start.
     Witness {
@@ -53,6 +60,13 @@ pub fn run(command: LedgerCommand) -> ExitCode {
         LedgerCommand::Prove { store, resource } => {
             config(&store).and_then(|c| prove(&c, &resource).map(|()| true))
         }
+        LedgerCommand::RotateKey { store } => config(&store).and_then(|c| {
+            let store = crate::stores::open_store(&c)?;
+            let now = fhir_model::clock::now_micros() / 1_000_000;
+            let key = Log::rotate_key(&*store, now)?;
+            println!("{key}");
+            Ok(true)
+        }),
         LedgerCommand::Witness {
             listen,
             state,

@@ -185,6 +185,23 @@ impl Log {
         self.keys.origin()
     }
 
+    /// Adds a new signing key to the store's ring (the old ones stay, listed, to verify what
+    /// they signed). A server signs with the key it opened the log with until it restarts.
+    pub fn rotate_key(store: &dyn Store, now: i64) -> Result<VerifierKey, LogError> {
+        let mut tx = store.begin()?;
+        tx.lock_key(CHECKPOINT_LOCK)?;
+        let ring = tx
+            .take_checkpoint(KEYS)?
+            .ok_or_else(|| LogError::Damaged("the store has no ledger key to rotate".into()))?;
+        let value: serde_json::Value = serde_json::from_str(&ring)
+            .map_err(|e| LogError::Damaged(format!("the ledger's key ring: {e}")))?;
+        let mut keys = LogKeys::from_json(&value)?;
+        keys.rotate(now)?;
+        tx.set_checkpoint(KEYS, Some(&keys.to_json().to_string()))?;
+        tx.commit()?;
+        Ok(keys.signer().verifier())
+    }
+
     /// The log's verifier keys, oldest first.
     pub fn verifiers(&self) -> Vec<VerifierKey> {
         self.keys.verifiers()

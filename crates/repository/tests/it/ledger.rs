@@ -115,3 +115,28 @@ backend_tests! {
         assert_eq!(report.versions, 90);
     }
 }
+
+backend_tests! {
+    fn a_rotated_key_signs_and_the_old_ones_still_verify(store) {
+        let repository = repository(store);
+        repository.create(&ctx(), lab("k"), None).unwrap();
+        let log = Log::open(Arc::clone(&store.store), "test.example/ledger", 0).unwrap();
+        let (old_note, _) = log.publish().unwrap();
+        let new_key = Log::rotate_key(&*store.store, 10).unwrap();
+        repository.create(&ctx(), lab("l"), None).unwrap();
+        let log = Log::open(Arc::clone(&store.store), "ignored.example/other", 0).unwrap();
+        assert_eq!(log.origin(), "test.example/ledger", "the stored ring keeps its origin");
+        let keys = log.verifiers();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[1], new_key);
+        let (new_note, _) = log.publish().unwrap();
+        let old_note = ledger::Note::parse(&old_note).unwrap();
+        let new_note = ledger::Note::parse(&new_note).unwrap();
+        assert!(old_note.signed_by(&keys[0]) && !old_note.signed_by(&keys[1]));
+        assert!(new_note.signed_by(&keys[1]) && !new_note.signed_by(&keys[0]));
+        let caller = ctx();
+        let reader = repository.reader(&caller);
+        let report = verify(&*store.store, &reader, |_, _| {}).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+}
