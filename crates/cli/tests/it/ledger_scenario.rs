@@ -301,20 +301,24 @@ fn scenario(backend: Backend) {
         err.contains("verified") && err.contains("1 witness cosignatures"),
         "{err}"
     );
-    tamper(&serving, backend, &glucose);
-    let (verified, out, err) = serving.meridian_status(&["ledger", "verify"]);
-    assert!(
-        !verified,
-        "a changed result must fail verification:\n{out}\n{err}"
-    );
-    assert!(
-        out.contains(&format!("Observation/{glucose}/_history/1")),
-        "the changed version is named:\n{out}"
-    );
-    assert!(
-        !out.contains(&format!("Observation/{glucose}/_history/2")),
-        "{out}"
-    );
+    // First the version's bytes replaced by another version's, which read back as valid JSON
+    // that is not what was logged; then one byte flipped, which may not read back at all.
+    for edit in [Edit::OtherVersionsBytes, Edit::FlippedByte] {
+        tamper(&serving, backend, &glucose, edit);
+        let (verified, out, err) = serving.meridian_status(&["ledger", "verify"]);
+        assert!(
+            !verified && err.contains("problems"),
+            "{edit:?}: a changed result must fail verification, naming it:\n{out}\n{err}"
+        );
+        assert!(
+            out.contains(&format!("Observation/{glucose}/_history/1")),
+            "{edit:?}: the changed version is named:\n{out}"
+        );
+        assert!(
+            !out.contains(&format!("Observation/{glucose}/_history/2")),
+            "{edit:?}: {out}"
+        );
+    }
 }
 
 fn bad_requests(serving: &Serving, glucose: &str) {
@@ -445,31 +449,50 @@ fn the_witness_refuses_a_fork(serving: &Serving, witness_url: &str, published: &
     assert_eq!(status, 400);
 }
 
-/// Changes one byte of the first version of the Observation's stored content, directly in the
-/// database.
-fn tamper(serving: &Serving, backend: Backend, id: &str) {
+#[derive(Debug, Clone, Copy)]
+enum Edit {
+    /// The stored bytes of version 2 put in place of version 1's.
+    OtherVersionsBytes,
+    /// One byte in the middle of version 1's stored bytes flipped.
+    FlippedByte,
+}
+
+/// Changes the first version of the Observation's stored content, directly in the database.
+fn tamper(serving: &Serving, backend: Backend, id: &str, edit: Edit) {
     let args = serving.store_args();
     let value = |flag: &str| {
         let at = args.iter().position(|a| a == flag)?;
         args.get(at + 1).map(|v| v.to_str().unwrap().to_owned())
     };
     let select = "SELECT v.seq, v.content FROM version v JOIN resource r ON r.rid = v.rid \
-                  WHERE r.type = 'Observation' AND r.id = $1 AND v.version = 1";
+                  WHERE r.type = 'Observation' AND r.id = $1 AND v.version = $2";
+    let changed = |first: Vec<u8>, second: Vec<u8>| match edit {
+        Edit::OtherVersionsBytes => second,
+        Edit::FlippedByte => {
+            let mut bytes = first;
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x20;
+            bytes
+        }
+    };
     match backend {
         Backend::Sqlite => {
             let path = std::path::Path::new(&value("--data").unwrap()).join("meridian.db");
             let connection = rusqlite::Connection::open(path).unwrap();
-            let (seq, mut content): (i64, Vec<u8>) = connection
-                .query_row(&select.replace("$1", "?1"), [id], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
-                .unwrap();
-            let middle = content.len() / 2;
-            content[middle] ^= 0x20;
+            let read = |version: i64| -> (i64, Vec<u8>) {
+                connection
+                    .query_row(
+                        &select.replace("$1", "?1").replace("$2", "?2"),
+                        rusqlite::params![id, version],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .unwrap()
+            };
+            let ((seq, first), (_, second)) = (read(1), read(2));
             connection
                 .execute(
                     "UPDATE version SET content = ?1 WHERE seq = ?2",
-                    rusqlite::params![content, seq],
+                    rusqlite::params![changed(first, second), seq],
                 )
                 .unwrap();
         }
@@ -477,14 +500,15 @@ fn tamper(serving: &Serving, backend: Backend, id: &str) {
             let mut client =
                 postgres::Client::connect(&value("--database-url").unwrap(), postgres::NoTls)
                     .unwrap();
-            let row = client.query_one(select, &[&id]).unwrap();
-            let (seq, mut content): (i64, Vec<u8>) = (row.get(0), row.get(1));
-            let middle = content.len() / 2;
-            content[middle] ^= 0x20;
+            let mut read = |version: i64| -> (i64, Vec<u8>) {
+                let row = client.query_one(select, &[&id, &version]).unwrap();
+                (row.get(0), row.get(1))
+            };
+            let ((seq, first), (_, second)) = (read(1), read(2));
             client
                 .execute(
                     "UPDATE version SET content = $1 WHERE seq = $2",
-                    &[&content, &seq],
+                    &[&changed(first, second), &seq],
                 )
                 .unwrap();
         }
