@@ -51,6 +51,7 @@ fn append(store: &dyn Store, leaves: u64, batch: u64) -> Result<()> {
         let n = batch.min(leaves - done);
         let pending: Vec<PendingLeaf> = (done..done + n)
             .map(|i| PendingLeaf {
+                row: i as i64 + 1,
                 resource_type: "Observation".into(),
                 id: format!("bench-{i:012}"),
                 version: 1,
@@ -113,6 +114,7 @@ fn tiles(store: &dyn Store, leaves: u64) -> Result<()> {
     tx.put_ledger(
         &[store::LedgerLeaf {
             index: size - 1,
+            row: 1,
             resource_type: "Observation".into(),
             id: "bench-last".into(),
             version: 1,

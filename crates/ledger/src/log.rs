@@ -113,6 +113,8 @@ impl TileSource for TransactionTiles<'_, '_> {
 /// A version to log, before it has a place in the log.
 #[derive(Debug, Clone)]
 pub struct PendingLeaf {
+    /// The store's row key of the resource.
+    pub row: i64,
     pub resource_type: String,
     pub id: String,
     pub version: i64,
@@ -137,6 +139,7 @@ pub fn append(tx: &mut dyn Transaction, pending: Vec<PendingLeaf>) -> Result<(),
         .enumerate()
         .map(|(i, p)| LedgerLeaf {
             index: size + i as u64,
+            row: p.row,
             resource_type: p.resource_type,
             id: p.id,
             version: p.version,

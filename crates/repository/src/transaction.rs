@@ -43,28 +43,13 @@ impl<'a> WriteTx<'a> {
 
     /// Commits the store's transaction.
     /// Records a version written in this transaction for the verifiable log.
-    pub(crate) fn log(
-        &mut self,
-        resource_type: &str,
-        id: &str,
-        version: i64,
-        content: Option<&[u8]>,
-        org: Option<&str>,
-        time: &str,
-    ) {
-        let input = ledger::leaf::leaf_input(&ledger::leaf::LeafFields {
-            resource_type,
-            id,
-            version,
-            content,
-            org,
-            time,
-        });
+    pub(crate) fn log(&mut self, row: i64, fields: &ledger::leaf::LeafFields<'_>) {
         self.ledger.push(ledger::log::PendingLeaf {
-            resource_type: resource_type.to_owned(),
-            id: id.to_owned(),
-            version,
-            input,
+            row,
+            resource_type: fields.resource_type.to_owned(),
+            id: fields.id.to_owned(),
+            version: fields.version,
+            input: ledger::leaf::leaf_input(fields),
         });
     }
 

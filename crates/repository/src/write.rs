@@ -150,12 +150,15 @@ impl Repository {
             previous,
         )? {
             tx.log(
-                &prepared.resource_type,
-                prepared.id(),
-                version,
-                Some(&content),
-                stewardship.custodian.as_deref(),
-                &time,
+                row,
+                &ledger::leaf::LeafFields {
+                    resource_type: &prepared.resource_type,
+                    id: prepared.id(),
+                    version,
+                    content: Some(&content),
+                    org: stewardship.custodian.as_deref(),
+                    time: &time,
+                },
             );
         }
         let record = VersionRecord {
@@ -296,12 +299,15 @@ impl Repository {
         if logged(&*self.store, resource_type, false, Some(&previous))? {
             let time = clock::format_instant(last_updated);
             tx.log(
-                resource_type,
-                id,
-                version,
-                None,
-                stewardship.custodian.as_deref(),
-                &time,
+                row,
+                &ledger::leaf::LeafFields {
+                    resource_type,
+                    id,
+                    version,
+                    content: None,
+                    org: stewardship.custodian.as_deref(),
+                    time: &time,
+                },
             );
         }
         let record = VersionRecord {

@@ -61,10 +61,11 @@ pub(crate) fn tiles(
 fn leaf(row: &Row) -> LedgerLeaf {
     LedgerLeaf {
         index: row.get::<_, i64>(0) as u64,
-        resource_type: row.get(1),
-        id: row.get(2),
-        version: row.get(3),
-        input: row.get(4),
+        row: row.get(1),
+        resource_type: row.get(2),
+        id: row.get(3),
+        version: row.get(4),
+        input: row.get(5),
     }
 }
 
@@ -74,7 +75,7 @@ pub(crate) fn leaves(
     end: u64,
 ) -> Result<Vec<LedgerLeaf>, StoreError> {
     let statement = connection.prepare_cached(
-        "SELECT idx, type, id, version, input FROM ledger_leaf \
+        "SELECT idx, rid, type, id, version, input FROM ledger_leaf \
          WHERE idx >= $1 AND idx < $2 ORDER BY idx",
     )?;
     let rows = connection
@@ -91,8 +92,9 @@ pub(crate) fn leaf_of(
     version: i64,
 ) -> Result<Option<LedgerLeaf>, StoreError> {
     let statement = connection.prepare_cached(
-        "SELECT idx, type, id, version, input FROM ledger_leaf \
-         WHERE type = $1 AND id = $2 AND version = $3",
+        "SELECT l.idx, l.rid, l.type, l.id, l.version, l.input \
+         FROM resource r JOIN ledger_leaf l ON l.rid = r.rid \
+         WHERE r.type = $1 AND r.id = $2 AND l.version = $3",
     )?;
     let row = connection
         .client
@@ -108,17 +110,21 @@ pub(crate) fn put(
 ) -> Result<(), StoreError> {
     if !leaves.is_empty() {
         let indexes: Vec<i64> = leaves.iter().map(|l| l.index as i64).collect();
+        let rows: Vec<i64> = leaves.iter().map(|l| l.row).collect();
         let types: Vec<&str> = leaves.iter().map(|l| l.resource_type.as_str()).collect();
         let ids: Vec<&str> = leaves.iter().map(|l| l.id.as_str()).collect();
         let versions: Vec<i64> = leaves.iter().map(|l| l.version).collect();
         let inputs: Vec<&[u8]> = leaves.iter().map(|l| l.input.as_slice()).collect();
         let statement = connection.prepare_cached(
-            "INSERT INTO ledger_leaf (idx, type, id, version, input) \
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bytea[])",
+            "INSERT INTO ledger_leaf (idx, rid, type, id, version, input) SELECT * FROM \
+             unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bytea[])",
         )?;
         connection
             .client
-            .execute(&statement, &[&indexes, &types, &ids, &versions, &inputs])
+            .execute(
+                &statement,
+                &[&indexes, &rows, &types, &ids, &versions, &inputs],
+            )
             .map_err(map_error)?;
     }
     let statement = connection.prepare_cached(

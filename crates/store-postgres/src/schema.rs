@@ -239,12 +239,13 @@ CREATE INDEX resource_patient_type ON resource (patient_key, type) WHERE patient
     r#"
 CREATE TABLE ledger_leaf (
     idx bigint PRIMARY KEY,
+    rid bigint NOT NULL,
     type text COLLATE "C" NOT NULL,
     id text COLLATE "C" NOT NULL,
     version bigint NOT NULL,
     input bytea COMPRESSION lz4 NOT NULL
 );
-CREATE UNIQUE INDEX ledger_leaf_version ON ledger_leaf (type, id, version);
+CREATE UNIQUE INDEX ledger_leaf_version ON ledger_leaf (rid, version);
 CREATE TABLE ledger_tile (
     level bigint NOT NULL,
     idx bigint NOT NULL,

@@ -574,6 +574,7 @@ pub const LEDGER_LEAF: Table = Table {
     name: "ledger_leaf",
     columns: &[
         C::integer("idx"),
+        C::integer("rid"),
         C::text("type"),
         C::text("id"),
         C::integer("version"),
@@ -584,7 +585,7 @@ pub const LEDGER_LEAF: Table = Table {
     sqlite_clustered: false,
     on: OnDatabases::Both,
     postgres_extra: &[],
-    indexes: &[Index::new("ledger_leaf_version", &["type", "id", "version"]).unique()],
+    indexes: &[Index::new("ledger_leaf_version", &["rid", "version"]).unique()],
 };
 
 /// The log's tree in tiles of 256 hashes (`ledger::tree`), rewritten whole as they grow.

@@ -31,10 +31,11 @@ pub(crate) fn tile(
 fn leaf(row: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerLeaf> {
     Ok(LedgerLeaf {
         index: row.get::<_, i64>(0)? as u64,
-        resource_type: row.get(1)?,
-        id: row.get(2)?,
-        version: row.get(3)?,
-        input: row.get(4)?,
+        row: row.get(1)?,
+        resource_type: row.get(2)?,
+        id: row.get(3)?,
+        version: row.get(4)?,
+        input: row.get(5)?,
     })
 }
 
@@ -45,7 +46,7 @@ pub(crate) fn leaves(
 ) -> Result<Vec<LedgerLeaf>, StoreError> {
     let mut statement = connection
         .prepare_cached(
-            "SELECT idx, type, id, version, input FROM ledger_leaf \
+            "SELECT idx, rid, type, id, version, input FROM ledger_leaf \
              WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
         )
         .map_err(map_error)?;
@@ -63,8 +64,9 @@ pub(crate) fn leaf_of(
 ) -> Result<Option<LedgerLeaf>, StoreError> {
     connection
         .prepare_cached(
-            "SELECT idx, type, id, version, input FROM ledger_leaf \
-             WHERE type = ?1 AND id = ?2 AND version = ?3",
+            "SELECT l.idx, l.rid, l.type, l.id, l.version, l.input \
+             FROM resource r JOIN ledger_leaf l ON l.rid = r.rid \
+             WHERE r.type = ?1 AND r.id = ?2 AND l.version = ?3",
         )
         .map_err(map_error)?
         .query_row(params![resource_type, id, version], leaf)
@@ -79,13 +81,15 @@ pub(crate) fn put(
 ) -> Result<(), StoreError> {
     let mut insert = connection
         .prepare_cached(
-            "INSERT INTO ledger_leaf (idx, type, id, version, input) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO ledger_leaf (idx, rid, type, id, version, input) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(map_error)?;
     for leaf in leaves {
         insert
             .execute(params![
                 leaf.index as i64,
+                leaf.row,
                 leaf.resource_type,
                 leaf.id,
                 leaf.version,

@@ -209,12 +209,13 @@ CREATE INDEX resource_patient_type ON resource (patient_key, type) WHERE patient
     r#"
 CREATE TABLE ledger_leaf (
     idx INTEGER PRIMARY KEY,
+    rid INTEGER NOT NULL,
     type TEXT NOT NULL,
     id TEXT NOT NULL,
     version INTEGER NOT NULL,
     input BLOB NOT NULL
 );
-CREATE UNIQUE INDEX ledger_leaf_version ON ledger_leaf (type, id, version);
+CREATE UNIQUE INDEX ledger_leaf_version ON ledger_leaf (rid, version);
 CREATE TABLE ledger_tile (
     level INTEGER,
     idx INTEGER,

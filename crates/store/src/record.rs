@@ -172,6 +172,9 @@ pub struct Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerLeaf {
     pub index: u64,
+    /// The store's row key of the resource (what the leaf is found by, with the version: an
+    /// integer that grows with new resources, so the index takes appends at its end).
+    pub row: i64,
     pub resource_type: String,
     pub id: String,
     pub version: i64,
