@@ -235,16 +235,47 @@ fn parse_resource(text: &str) -> Result<(String, String, i64), ApiError> {
     }
 }
 
-/// The leaf of one version, for a caller who may read it.
-async fn leaf(State(state): State<AppState>, request: Request) -> Response {
-    let id = request_id(&request);
+/// The caller of a route that needs sign-in, from its bearer token. A refusal (401) is
+/// answered once it is on the audit trail, as an attempt at `what` by nobody known.
+fn signed_in<'a>(
+    state: &'a AppState,
+    request: &Request,
+    id: &'a str,
+    what: &'a str,
+) -> impl Future<Output = Result<caller::Caller, Response>> + Send + 'a {
+    // The request itself is not held across the wait (its body is not `Sync`).
     let address = request
         .extensions()
         .get::<crate::PeerAddress>()
         .map(|p| p.0);
-    let caller = match crate::auth::caller(&state, request.headers(), address, &id).await {
+    signed_in_with(state, request.headers().clone(), address, id, what)
+}
+
+async fn signed_in_with(
+    state: &AppState,
+    headers: axum::http::HeaderMap,
+    address: Option<std::net::IpAddr>,
+    id: &str,
+    what: &str,
+) -> Result<caller::Caller, Response> {
+    match crate::auth::caller(state, &headers, address, id).await {
+        Ok(caller) => Ok(caller),
+        Err(error) => {
+            let mut nobody = caller::Caller::anonymous(id);
+            nobody.address = address;
+            let note = AuditNote::default();
+            note.begin(Interaction::Operation(what.into()), None);
+            Err(crate::audit::settle_noted(state, &nobody, &note, error.into_response(id)).await)
+        }
+    }
+}
+
+/// The leaf of one version, for a caller who may read it.
+async fn leaf(State(state): State<AppState>, request: Request) -> Response {
+    let id = request_id(&request);
+    let caller = match signed_in(&state, &request, &id, "$ledger-leaf").await {
         Ok(caller) => caller,
-        Err(error) => return error.into_response(&id),
+        Err(refused) => return refused,
     };
     let note = AuditNote::default();
     let params = params(&request);
@@ -286,13 +317,9 @@ async fn leaf(State(state): State<AppState>, request: Request) -> Response {
 /// the witnesses.
 async fn make_checkpoint(State(state): State<AppState>, request: Request) -> Response {
     let id = request_id(&request);
-    let address = request
-        .extensions()
-        .get::<crate::PeerAddress>()
-        .map(|p| p.0);
-    let caller = match crate::auth::caller(&state, request.headers(), address, &id).await {
+    let caller = match signed_in(&state, &request, &id, MAKE_CHECKPOINT.name).await {
         Ok(caller) => caller,
-        Err(error) => return error.into_response(&id),
+        Err(refused) => return refused,
     };
     let note = AuditNote::default();
     note.begin(Interaction::Operation(MAKE_CHECKPOINT.name.into()), None);

@@ -379,6 +379,25 @@ fn bad_requests(serving: &Serving, glucose: &str) {
     // A checkpoint on demand is for administrators: not for a caller without a token.
     let (status, _, _) = send_as(serving.address, None, "POST", "/ledger/checkpoint", &[], "");
     assert_eq!(status, 401);
+    // Both refusals are on the audit trail, as failed attempts by nobody known.
+    for operation in ["%24ledger-leaf", "%24ledger-checkpoint"] {
+        let (status, _, body) = send(
+            serving,
+            "GET",
+            &format!("/fhir/AuditEvent?subtype={operation}"),
+            &[],
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+        let events = json_of(&body);
+        let refused = events["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["resource"]["outcome"] != "0")
+            .count();
+        assert!(refused >= 1, "{operation}: {body}");
+    }
     // The proofs themselves are public.
     let (status, _, body) = send_as(
         serving.address,
