@@ -137,12 +137,7 @@ fn prove(config: &StoreConfig, resource: &str) -> Result<()> {
         .with_context(|| format!("{resource} is not in the ledger"))?;
     // A checkpoint that covers the leaf: the published one, or a new one now.
     let mut checkpoint = log.latest()?.unwrap_or_default();
-    let covers = |note: &str| {
-        ledger::Note::parse(note)
-            .ok()
-            .and_then(|n| ledger::Checkpoint::parse(&n.text).ok())
-            .filter(|c| c.size > leaf.index)
-    };
+    let covers = |note: &str| ledger::Checkpoint::of_note(note).filter(|c| c.size > leaf.index);
     if covers(&checkpoint).is_none() {
         checkpoint = log.publish()?.0;
     }

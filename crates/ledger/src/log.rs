@@ -358,10 +358,7 @@ impl Log {
 }
 
 fn note_size(note: &str) -> Option<u64> {
-    Note::parse(note)
-        .ok()
-        .and_then(|n| Checkpoint::parse(&n.text).ok())
-        .map(|c| c.size)
+    Checkpoint::of_note(note).map(|c| c.size)
 }
 
 fn witnesses(store: &dyn Store) -> Result<Vec<VerifierKey>, LogError> {
@@ -510,23 +507,20 @@ pub fn verify(
                 }
             };
             for version in &page.versions {
-                if !always_logged(resource_type)
-                    && !version
+                let logged = store
+                    .ledger_leaf_of(resource_type, &version.id, version.version)?
+                    .is_some();
+                // An Observation that is neither a result nor logged has nothing to check.
+                let must_be_logged = always_logged(resource_type)
+                    || version
                         .content
                         .as_deref()
-                        .is_some_and(stored_is_result_observation)
-                    && store
-                        .ledger_leaf_of(resource_type, &version.id, version.version)?
-                        .is_none()
-                {
-                    // An Observation that is not a result, and not logged: nothing to check.
+                        .is_some_and(stored_is_result_observation);
+                if !logged && !must_be_logged {
                     continue;
                 }
                 report.versions += 1;
-                if store
-                    .ledger_leaf_of(resource_type, &version.id, version.version)?
-                    .is_none()
-                {
+                if !logged {
                     report.problems.push(format!(
                         "{resource_type}/{}/_history/{}: stored but not in the log",
                         version.id, version.version

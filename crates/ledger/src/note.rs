@@ -269,6 +269,11 @@ impl Checkpoint {
         )
     }
 
+    /// The checkpoint a signed note carries (its signatures unchecked).
+    pub fn of_note(note: &str) -> Option<Checkpoint> {
+        Checkpoint::parse(&Note::parse(note).ok()?.text).ok()
+    }
+
     pub fn parse(text: &str) -> Result<Checkpoint, NoteError> {
         let mut lines = text.split('\n');
         let origin = lines.next().filter(|o| !o.is_empty());

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use access::audit::Interaction;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use axum::routing::get;
 use fhir_model::IssueCode;
 use fhir_model::operation::{Audience, InvokeMethod, Level, OperationDecl, OperationKind};
@@ -114,6 +114,16 @@ fn json_response(value: &Value) -> Response {
     response
 }
 
+/// A signed note, as C2SP serves checkpoints: plain text.
+fn note_response(note: String) -> Response {
+    let mut response = Response::new(axum::body::Body::from(note));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
 fn hashes(path: &[ledger::Hash]) -> Vec<String> {
     path.iter().map(to_base64).collect()
 }
@@ -141,12 +151,7 @@ async fn checkpoint(State(state): State<AppState>, request: Request) -> Response
             Some(note) => note,
             None => log.publish()?.0,
         };
-        let mut response = Response::new(axum::body::Body::from(note));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        Ok(response)
+        Ok(note_response(note))
     })
     .await
 }
@@ -341,12 +346,7 @@ async fn make_checkpoint(State(state): State<AppState>, request: Request) -> Res
                         Some(witnesses) => witnesses.submit(&log).await.unwrap_or(checkpoint),
                         None => checkpoint,
                     };
-                    let mut response = (StatusCode::OK, checkpoint).into_response();
-                    response.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/plain; charset=utf-8"),
-                    );
-                    response
+                    note_response(checkpoint)
                 }
                 Err(error) => error.into_response(&id),
             }
@@ -398,10 +398,7 @@ impl Witnesses {
                 .await
                 .ok()??
         };
-        let size = ledger::Note::parse(&latest)
-            .ok()
-            .and_then(|n| ledger::Checkpoint::parse(&n.text).ok())?
-            .size;
+        let size = ledger::Checkpoint::of_note(&latest)?.size;
         for (witness, known) in &self.witnesses {
             let mut known = known.lock().await;
             if *known == Some(size) {

@@ -117,10 +117,7 @@ impl WitnessService {
                 );
             }
         };
-        let origin = ledger::Note::parse(&request.checkpoint)
-            .ok()
-            .and_then(|n| ledger::Checkpoint::parse(&n.text).ok())
-            .map(|c| c.origin);
+        let origin = ledger::Checkpoint::of_note(&request.checkpoint).map(|c| c.origin);
         let _held = self.lock.lock().await;
         let last = match origin.as_deref().map(|o| self.last(o)).transpose() {
             Ok(last) => last.flatten(),
