@@ -966,9 +966,35 @@ impl<'e, 'a> Evaluator<'e, 'a> {
             let code = c.get("code").and_then(Value::as_str)?;
             ask(c.get("system").and_then(Value::as_str), code)
         };
+        // A concept none of whose codes is a member may still be one by its words.
+        let by_text = |concept: &Value, by_code: Option<bool>| {
+            if by_code == Some(true) {
+                return by_code;
+            }
+            let Some(terminology) = self.env.terminology else {
+                return by_code;
+            };
+            let mut words = concept
+                .get("text")
+                .and_then(Value::as_str)
+                .into_iter()
+                .chain(
+                    concept
+                        .get("coding")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .chain(std::iter::once(concept))
+                        .filter_map(|c| c.get("display").and_then(Value::as_str)),
+                );
+            match words.any(|w| terminology.member_of_text(w, value_set.as_str()) == Some(true)) {
+                true => Some(true),
+                false => by_code,
+            }
+        };
         let answer = match (item.json(), item.type_name()) {
             (Some(Value::String(code)), _) => ask(None, code),
-            (Some(c), "Coding") => coding(c),
+            (Some(c), "Coding") => by_text(c, coding(c)),
             (Some(c), "CodeableConcept") => {
                 let answers: Vec<Option<bool>> = c
                     .get("coding")
@@ -977,13 +1003,14 @@ impl<'e, 'a> Evaluator<'e, 'a> {
                     .flatten()
                     .map(coding)
                     .collect();
-                if answers.contains(&Some(true)) {
+                let by_code = if answers.contains(&Some(true)) {
                     Some(true)
                 } else if answers.contains(&None) || answers.is_empty() {
                     None
                 } else {
                     Some(false)
-                }
+                };
+                by_text(c, by_code)
             }
             _ => None,
         };

@@ -26,6 +26,13 @@ pub trait Resolver<'a> {
 /// Answers `memberOf()`. `None` means "cannot tell", which makes the result empty.
 pub trait Terminology {
     fn member_of(&self, system: Option<&str>, code: &str, value_set: &str) -> Option<bool>;
+
+    /// Whether a concept known only by its words (a `CodeableConcept`'s `text`, a coding's
+    /// `display`) is in the value set: asked for a `Coding` or `CodeableConcept` none of whose
+    /// codes is a member. `None` (the default) leaves the answer to the codes alone.
+    fn member_of_text(&self, _text: &str, _value_set: &str) -> Option<bool> {
+        None
+    }
 }
 
 /// Answers `conformsTo()`. `Err` for a profile it does not know, which FHIRPath treats as an

@@ -6,6 +6,7 @@ mod accept;
 mod audit;
 mod auth;
 mod capability;
+mod cds;
 mod connection;
 mod error;
 mod export;
@@ -317,7 +318,7 @@ fn open_ledger(
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    ledger::routes(auth::routes(Router::new()))
+    cds::routes(ledger::routes(auth::routes(Router::new())))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/health-code/keys", get(health_code_keys))

@@ -137,6 +137,11 @@ impl Registry {
     pub fn build(identity: bool) -> Registry {
         let mut operations = REPOSITORY.to_vec();
         let mut declared = repository_ops::OPERATIONS.to_vec();
+        operations.push(fhir_json(
+            ::cds::operations::EVALUATE_MEASURE,
+            crate::cds::evaluate_measure,
+        ));
+        declared.extend_from_slice(::cds::operations::OPERATIONS);
         if identity {
             operations.extend_from_slice(crate::identity::OPERATIONS);
             declared.extend_from_slice(residents::operations::OPERATIONS);

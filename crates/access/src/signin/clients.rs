@@ -32,6 +32,10 @@ pub struct Client {
     /// The client's public keys (a JWKS), for `private_key_jwt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks: Option<Value>,
+    /// Where the client publishes its keys: the only `jku` a CDS Hooks request of this client
+    /// may name (CDS Hooks 2.0, "Trusting CDS Clients").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
     /// The scopes the client may be granted, space-separated.
     pub scope: String,
     pub grant_types: Vec<String>,
@@ -91,10 +95,13 @@ impl Client {
                 "token_endpoint_auth_method '{method}' is not supported: use private_key_jwt or none"
             )));
         }
-        if object.contains_key("jwks_uri") {
-            return Err(bad(
-                "jwks_uri is not supported: register the keys as jwks".into()
-            ));
+        let jwks_uri = text("jwks_uri")?;
+        if let Some(uri) = &jwks_uri
+            && !is_redirect_uri(uri)
+        {
+            return Err(bad(format!(
+                "jwks_uri '{uri}' is not an absolute http(s) URI without a fragment"
+            )));
         }
         let grant_types = list("grant_types")?.unwrap_or_else(|| vec!["authorization_code".into()]);
         for grant in &grant_types {
@@ -121,12 +128,21 @@ impl Client {
         }
         let jwks = object.get("jwks").filter(|v| !v.is_null()).cloned();
         if method == "private_key_jwt" {
-            let keys = jwks.as_ref().ok_or_else(|| {
-                bad("private_key_jwt needs the client's public keys as jwks".into())
-            })?;
-            let usable = verification_keys(keys).map_err(bad)?;
-            if usable.is_empty() {
-                return Err(bad("jwks holds no RSA or P-384/P-256 key".into()));
+            match (&jwks, &jwks_uri) {
+                (Some(keys), _) => {
+                    let usable = verification_keys(keys).map_err(bad)?;
+                    if usable.is_empty() {
+                        return Err(bad("jwks holds no RSA or P-384 key".into()));
+                    }
+                }
+                (None, Some(_)) if !grant_types.iter().any(|g| g == "client_credentials") => {}
+                _ => {
+                    return Err(bad(
+                        "private_key_jwt needs the client's public keys as jwks (a client that \
+                         only calls CDS Hooks may name them by jwks_uri instead)"
+                            .into(),
+                    ));
+                }
             }
         } else if grant_types.iter().any(|g| g == "client_credentials") {
             return Err(bad("client_credentials needs private_key_jwt".into()));
@@ -157,6 +173,7 @@ impl Client {
             redirect_uris,
             token_endpoint_auth_method: method,
             jwks,
+            jwks_uri,
             scope,
             grant_types,
             organization,
@@ -179,6 +196,9 @@ impl Client {
         }
         if let Some(jwks) = &self.jwks {
             metadata["jwks"] = jwks.clone();
+        }
+        if let Some(uri) = &self.jwks_uri {
+            metadata["jwks_uri"] = json!(uri);
         }
         if let Some(organization) = &self.organization {
             metadata["organization"] = json!(organization);
@@ -243,6 +263,15 @@ fn decoding_key(jwk: &Jwk) -> Result<DecodingKey, jsonwebtoken::errors::Error> {
     DecodingKey::from_jwk(jwk)
 }
 
+/// What a client's JWT is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JwtUse {
+    /// `private_key_jwt` at the token endpoint.
+    ClientAssertion,
+    /// A CDS Hooks request's `Authorization: Bearer` JWT.
+    CdsHooks,
+}
+
 #[derive(Deserialize)]
 struct AssertionClaims {
     iss: String,
@@ -282,9 +311,67 @@ impl Authenticator {
         client_id: Option<&str>,
         audiences: &[String],
     ) -> Result<Client, OAuthError> {
+        self.verify_client_jwt(
+            assertion,
+            client_id,
+            audiences,
+            JwtUse::ClientAssertion,
+            None,
+        )
+    }
+
+    /// The `jku` a CDS Hooks JWT names, checked against the client's registered `jwks_uri`:
+    /// the edge fetches the keys from there and hands them to [`Authenticator::verify_cds_jwt`].
+    /// `None` when the JWT names none (the registered `jwks` verify it).
+    pub fn cds_jwt_key_url(&self, jwt: &str) -> Result<Option<String>, OAuthError> {
         let refused = |why: &str| {
-            OAuthError::invalid_client(format!("the client assertion is not valid: {why}"))
+            OAuthError::invalid_client(format!("the CDS Hooks JWT is not valid: {why}"))
         };
+        if jwt.len() > MAX_ASSERTION_BYTES {
+            return Err(refused("it is too long"));
+        }
+        let header =
+            jsonwebtoken::decode_header(jwt).map_err(|_| refused("its header does not parse"))?;
+        let Some(jku) = header.jku else {
+            return Ok(None);
+        };
+        let unverified = jsonwebtoken::dangerous::insecure_decode::<AssertionClaims>(jwt)
+            .map_err(|_| refused("its claims do not parse (iss, sub, exp and jti are required)"))?;
+        let client = self
+            .client(&unverified.claims.iss)?
+            .ok_or_else(|| refused("its iss is not a registered client"))?;
+        if client.jwks_uri.as_deref() != Some(jku.as_str()) {
+            return Err(refused("its jku is not the jwks_uri the client registered"));
+        }
+        Ok(Some(jku))
+    }
+
+    /// The registered client a CDS Hooks request's JWT authenticates (CDS Hooks 2.0: `iss` and
+    /// `sub` the client id, `aud` the service's URL, `exp`, a `jti` never seen before, `kid` in
+    /// the header, RS384 or ES384), verified with the keys fetched from its `jku` when it
+    /// named one, else with the registered `jwks`.
+    pub fn verify_cds_jwt(
+        &self,
+        jwt: &str,
+        audiences: &[String],
+        fetched_keys: Option<&Value>,
+    ) -> Result<Client, OAuthError> {
+        self.verify_client_jwt(jwt, None, audiences, JwtUse::CdsHooks, fetched_keys)
+    }
+
+    fn verify_client_jwt(
+        &self,
+        assertion: &str,
+        client_id: Option<&str>,
+        audiences: &[String],
+        purpose: JwtUse,
+        fetched_keys: Option<&Value>,
+    ) -> Result<Client, OAuthError> {
+        let what = match purpose {
+            JwtUse::ClientAssertion => "the client assertion",
+            JwtUse::CdsHooks => "the CDS Hooks JWT",
+        };
+        let refused = |why: &str| OAuthError::invalid_client(format!("{what} is not valid: {why}"));
         if assertion.len() > MAX_ASSERTION_BYTES {
             return Err(refused("it is too long"));
         }
@@ -292,6 +379,9 @@ impl Authenticator {
             .map_err(|_| refused("its header does not parse"))?;
         if header.alg != Algorithm::RS384 && header.alg != Algorithm::ES384 {
             return Err(refused("it must be signed with RS384 or ES384"));
+        }
+        if purpose == JwtUse::CdsHooks && header.kid.as_deref().is_none_or(str::is_empty) {
+            return Err(refused("its header names no kid"));
         }
         // The client is named inside; read it unverified only to find the keys to verify with.
         let unverified = jsonwebtoken::dangerous::insecure_decode::<AssertionClaims>(assertion)
@@ -308,9 +398,8 @@ impl Authenticator {
         if client.is_public() {
             return Err(refused("the client is registered without keys"));
         }
-        let keys = client
-            .jwks
-            .as_ref()
+        let keys = fetched_keys
+            .or(client.jwks.as_ref())
             .map(verification_keys)
             .transpose()
             .map_err(|_| refused("the client's keys are not usable"))?
@@ -338,7 +427,10 @@ impl Authenticator {
                     use jsonwebtoken::errors::ErrorKind;
                     last_error = refused(match error.kind() {
                         ErrorKind::ExpiredSignature => "it has expired",
-                        ErrorKind::InvalidAudience => "its aud is not this token endpoint",
+                        ErrorKind::InvalidAudience => match purpose {
+                            JwtUse::ClientAssertion => "its aud is not this token endpoint",
+                            JwtUse::CdsHooks => "its aud is not this service's URL",
+                        },
                         ErrorKind::InvalidSubject => "its sub is not the client",
                         ErrorKind::InvalidSignature => "no registered key verifies it",
                         _ => "its claims are not valid",

@@ -227,6 +227,30 @@ impl Authenticator {
         })
     }
 
+    /// The caller of a CDS Hooks request its JWT authenticated as `client`: the client acting
+    /// for its organisation, with the scopes it is registered for, for treatment.
+    pub fn client_caller(
+        &self,
+        client: &Client,
+        address: Option<IpAddr>,
+        request_id: &str,
+    ) -> Caller {
+        let scopes = crate::scope::Scopes::parse(&client.scope)
+            .map(|scopes| scopes.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        Caller {
+            request_id: request_id.to_owned(),
+            actor: Actor::Client(client.client_id.clone()),
+            organization: client.organization.clone(),
+            client_id: Some(client.client_id.clone()),
+            scopes,
+            patient: None,
+            purpose: caller::DEFAULT_PURPOSE.to_owned(),
+            break_glass: None,
+            address,
+        }
+    }
+
     /// The account `name`, if there is one.
     pub fn account(&self, name: &str) -> Result<Option<Account>, AuthError> {
         self.kv.get(&format!("{}{name}", names::ACCOUNT))

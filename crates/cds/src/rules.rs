@@ -1,0 +1,360 @@
+//! Decision-support rules as data (the format is `rules/README.md`): concept sets and FHIRPath
+//! conditions, compiled once per rule set, evaluated per draft order against the patient's
+//! record. A rule that fails on a request is skipped and named; the others still answer.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, OnceLock};
+
+use fhirpath::{Collection, Environment, Expression, Item};
+use serde_json::Value;
+
+use crate::hook::Hook;
+use crate::record::Record;
+use crate::terminology::ConceptSets;
+
+/// The rule set Meridian ships.
+pub const SHIPPED: &str = include_str!("../rules/catalogue.json");
+
+/// A card's urgency (CDS Hooks `indicator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn indicator(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Text in the two languages of the platform.
+#[derive(Debug, Clone)]
+pub struct Text {
+    pub en: String,
+    pub zh: String,
+}
+
+impl Text {
+    pub fn get(&self, language: Language) -> &str {
+        match language {
+            Language::En => &self.en,
+            Language::Zh => &self.zh,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Zh,
+    En,
+}
+
+impl Language {
+    /// From an `Accept-Language` value: English when it prefers English, else Chinese.
+    pub fn from_accept(header: Option<&str>) -> Language {
+        match header {
+            Some(h) if h.trim_start().to_ascii_lowercase().starts_with("en") => Language::En,
+            _ => Language::Zh,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Rule {
+    pub id: String,
+    pub category: String,
+    pub severity: Severity,
+    pub hooks: Vec<Hook>,
+    pub order_types: Vec<String>,
+    pub when: Expression,
+    pub message: Text,
+    pub detail: Option<Text>,
+    pub reference: Option<(String, String)>,
+}
+
+/// A compiled rule set.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub version: String,
+    pub concepts: ConceptSets,
+    pub rules: Vec<Rule>,
+}
+
+/// A rule that fired: on which draft order (`Type/id`; `None` for a record rule).
+#[derive(Debug)]
+pub struct Finding<'r> {
+    pub rule: &'r Rule,
+    pub order: Option<String>,
+}
+
+/// What one evaluation found, and which rules failed to evaluate.
+#[derive(Debug, Default)]
+pub struct Evaluation<'r> {
+    pub findings: Vec<Finding<'r>>,
+    pub failed: Vec<(String, String)>,
+}
+
+fn text(value: &Value, what: &str) -> Result<Text, String> {
+    let get = |lang: &str| {
+        value
+            .get(lang)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{what} needs '{lang}' text"))
+    };
+    Ok(Text {
+        en: get("en")?,
+        zh: get("zh")?,
+    })
+}
+
+/// `Type/id` of a resource.
+pub fn reference_of(resource: &Value) -> String {
+    format!(
+        "{}/{}",
+        resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or("?"),
+        resource.get("id").and_then(Value::as_str).unwrap_or("?")
+    )
+}
+
+impl RuleSet {
+    /// The rules Meridian ships (checked by the test suite, so this cannot fail in a build
+    /// that passed it).
+    pub fn shipped() -> Arc<RuleSet> {
+        static SET: OnceLock<Arc<RuleSet>> = OnceLock::new();
+        Arc::clone(SET.get_or_init(|| {
+            Arc::new(RuleSet::parse(SHIPPED).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "the shipped rule set does not load");
+                RuleSet {
+                    version: "none".into(),
+                    concepts: ConceptSets::default(),
+                    rules: Vec::new(),
+                }
+            }))
+        }))
+    }
+
+    /// Reads and compiles a rule file; the error names the rule or set at fault.
+    pub fn parse(source: &str) -> Result<RuleSet, String> {
+        let file: Value =
+            serde_json::from_str(source).map_err(|e| format!("the rule file is not JSON: {e}"))?;
+        let version = file
+            .get("version")
+            .and_then(Value::as_str)
+            .unwrap_or("unversioned")
+            .to_owned();
+        let concepts = ConceptSets::from_json(file.get("conceptSets").unwrap_or(&Value::Null))?;
+        let list = file
+            .get("rules")
+            .and_then(Value::as_array)
+            .ok_or("the rule file needs a 'rules' array")?;
+        let mut rules = Vec::with_capacity(list.len());
+        for rule in list {
+            let id = rule
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .ok_or("a rule has no id")?
+                .to_owned();
+            if rules.iter().any(|r: &Rule| r.id == id) {
+                return Err(format!("rule '{id}' is given twice"));
+            }
+            let field = |key: &str| rule.get(key).and_then(Value::as_str);
+            let severity = match field("severity") {
+                Some("info") => Severity::Info,
+                Some("warning") => Severity::Warning,
+                Some("critical") => Severity::Critical,
+                other => {
+                    return Err(format!(
+                        "rule '{id}': severity {other:?} is not info, warning or critical"
+                    ));
+                }
+            };
+            let mut hooks = Vec::new();
+            for hook in rule
+                .get("hooks")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                hooks.push(
+                    hook.as_str()
+                        .and_then(Hook::from_name)
+                        .ok_or_else(|| format!("rule '{id}': unknown hook {hook}"))?,
+                );
+            }
+            if hooks.is_empty() {
+                return Err(format!("rule '{id}' names no hook"));
+            }
+            let order_types: Vec<String> = rule
+                .get("orderTypes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect();
+            if hooks.iter().any(|h| h.orders()) && order_types.is_empty() {
+                return Err(format!(
+                    "rule '{id}' runs on orders but names no orderTypes"
+                ));
+            }
+            let source = field("when").ok_or_else(|| format!("rule '{id}' has no 'when'"))?;
+            let when = fhirpath::compile(source)
+                .map_err(|e| format!("rule '{id}': its expression does not compile: {e}"))?;
+            for name in member_of_names(source) {
+                if !concepts.contains(&name) {
+                    return Err(format!(
+                        "rule '{id}' asks about the unknown concept set '{name}'"
+                    ));
+                }
+            }
+            let reference = rule.get("reference").and_then(|r| {
+                Some((
+                    r.get("title")?.as_str()?.to_owned(),
+                    r.get("url")?.as_str()?.to_owned(),
+                ))
+            });
+            rules.push(Rule {
+                category: field("category").unwrap_or("other").to_owned(),
+                severity,
+                hooks,
+                order_types,
+                when,
+                message: text(
+                    rule.get("message").unwrap_or(&Value::Null),
+                    &format!("rule '{id}': message"),
+                )?,
+                detail: rule
+                    .get("detail")
+                    .filter(|d| !d.is_null())
+                    .map(|d| text(d, &format!("rule '{id}': detail")))
+                    .transpose()?,
+                reference,
+                id,
+            });
+        }
+        Ok(RuleSet {
+            version,
+            concepts,
+            rules,
+        })
+    }
+
+    /// Runs the rules of `hook` on the drafts (for order hooks) or the record (patient-view).
+    /// `now` is a FHIR dateTime.
+    pub fn evaluate<'r>(
+        &'r self,
+        hook: Hook,
+        drafts: &[Value],
+        record: &Record,
+        now: &str,
+    ) -> Evaluation<'r> {
+        let mut out = Evaluation::default();
+        let today = now.get(..10).unwrap_or(now);
+        let drafts_json = Value::Array(drafts.to_vec());
+        let age = record.age_on(today);
+        let others: Vec<Value> = (0..drafts.len())
+            .map(|n| {
+                Value::Array(
+                    drafts
+                        .iter()
+                        .enumerate()
+                        .filter(|(m, _)| *m != n)
+                        .map(|(_, d)| d.clone())
+                        .collect(),
+                )
+            })
+            .collect();
+        // `today()` and `now()` are the request's time (a malformed `now` leaves the clock).
+        let base = || {
+            Environment::new()
+                .with_now(now)
+                .unwrap_or_default()
+                .with_json("patient", &record.patient)
+                .with_json("conditions", &record.conditions)
+                .with_json("allergies", &record.allergies)
+                .with_json("medications", &record.medications)
+                .with_json("observations", &record.observations)
+                .with_json("results", &record.results)
+                .with_json("orders", &record.orders)
+                .with_json("imaging", &record.imaging)
+                .with_json("drafts", &drafts_json)
+                .with_variable(
+                    "age",
+                    age.map(|a| Collection::one(Item::integer(a)))
+                        .unwrap_or_default(),
+                )
+                .with_terminology(&self.concepts)
+        };
+        for rule in self.rules.iter().filter(|r| r.hooks.contains(&hook)) {
+            if !hook.orders() {
+                let env = base().with_variable("order", Collection::new());
+                run(rule, &env, None, &mut out);
+                continue;
+            }
+            for (n, draft) in drafts.iter().enumerate() {
+                let kind = draft
+                    .get("resourceType")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if !rule.order_types.iter().any(|t| t == kind) {
+                    continue;
+                }
+                let env = base()
+                    .with_json("order", draft)
+                    .with_json("otherDrafts", &others[n]);
+                run(rule, &env, Some(reference_of(draft)), &mut out);
+            }
+        }
+        out
+    }
+}
+
+fn run<'r>(rule: &'r Rule, env: &Environment<'_>, order: Option<String>, out: &mut Evaluation<'r>) {
+    let answer = catch_unwind(AssertUnwindSafe(|| {
+        rule.when
+            .evaluate(&Value::Null, env)
+            .map(|result| result.len() == 1 && result.first().and_then(Item::as_bool) == Some(true))
+            .map_err(|e| e.to_string())
+    }));
+    match answer {
+        Ok(Ok(true)) => out.findings.push(Finding { rule, order }),
+        Ok(Ok(false)) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(rule = %rule.id, %error, "a decision-support rule failed");
+            out.failed.push((rule.id.clone(), error));
+        }
+        Err(_) => {
+            tracing::error!(rule = %rule.id, "a decision-support rule panicked");
+            out.failed
+                .push((rule.id.clone(), "the rule panicked".into()));
+        }
+    }
+}
+
+/// The names in `memberOf('...')` calls of an expression.
+fn member_of_names(source: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find("memberOf(") {
+        rest = &rest[at + "memberOf(".len()..];
+        let trimmed = rest.trim_start();
+        if let Some(quoted) = trimmed.strip_prefix('\'')
+            && let Some(end) = quoted.find('\'')
+        {
+            names.push(quoted[..end].to_owned());
+        }
+    }
+    names
+}

@@ -1,0 +1,1011 @@
+//! One hook call, start to end: the rules, the record they need (prefetched by the client or
+//! read here under the caller's rights), the recognition of prior results, the cards, and the
+//! recognition records. Also the feedback on cards.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use caller::Caller;
+use repository::{Interaction, Repository, RepositoryError};
+use serde_json::{Value, json};
+
+use crate::catalogue::{Catalogue, Exam};
+use crate::error::CdsError;
+use crate::hook::Hook;
+use crate::metrics::{CARD_PREFIX, CHECK_PREFIX, Check, FEEDBACK_PREFIX, month_of, stable_uuid};
+use crate::record::{Record, clinical_time};
+use crate::request::{HookRequest, is_id};
+use crate::rules::{Language, RuleSet, Severity, reference_of};
+
+/// The `Library` that replaces the shipped rules.
+pub const RULES_LIBRARY_URL: &str = "https://meridian.example/fhir/Library/cds-rules";
+
+/// Where a hook call runs: the repository, the caller whose rights the record is read under,
+/// the FHIR base links point at, the card language and the time.
+pub struct Context<'a> {
+    pub repository: &'a Repository,
+    pub caller: &'a Caller,
+    pub base: &'a str,
+    pub language: Language,
+    pub now: i64,
+}
+
+/// What a hook call answers, and what the edge needs for the audit trail.
+#[derive(Debug)]
+pub struct Answer {
+    /// `{"cards": [...]}`.
+    pub body: Value,
+    /// `Patient/ID` the call was about.
+    pub patient: Option<String>,
+    /// Rules that failed on this request (logged; their absence does not hide other cards).
+    pub failed_rules: Vec<String>,
+}
+
+struct Reads<'a> {
+    ctx: &'a Context<'a>,
+    organizations: HashMap<String, Option<Value>>,
+}
+
+fn parse(content: &[u8]) -> Result<Value, CdsError> {
+    serde_json::from_slice(content)
+        .map_err(|e| CdsError::Repository(RepositoryError::Internal(format!("stored JSON: {e}"))))
+}
+
+impl Reads<'_> {
+    /// Current resources matching `criteria`, under the caller's rights, with their custodians.
+    /// A type the caller may not search gives nothing (the service answers with what it may
+    /// see).
+    fn find(
+        &self,
+        resource_type: &str,
+        criteria: &[(&str, String)],
+        count: usize,
+    ) -> Result<Vec<(Value, Option<String>)>, CdsError> {
+        let repository = self.ctx.repository;
+        match repository.permit(self.ctx.caller, Interaction::Search, resource_type) {
+            Ok(()) => {}
+            Err(RepositoryError::Forbidden(why)) => {
+                tracing::debug!(resource_type, %why, "decision support may not read this");
+                return Ok(Vec::new());
+            }
+            Err(error) => return Err(error.into()),
+        }
+        let criteria: Vec<(String, String)> = criteria
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        let records = repository
+            .reader(self.ctx.caller)
+            .find(resource_type, &criteria, count)?;
+        records
+            .into_iter()
+            .filter_map(|r| Some((r.content?, r.custodian)))
+            .map(|(content, custodian)| Ok((parse(&content)?, custodian)))
+            .collect()
+    }
+
+    fn organization(&mut self, reference: &str) -> Result<Option<Value>, CdsError> {
+        if let Some(found) = self.organizations.get(reference) {
+            return Ok(found.clone());
+        }
+        let found = match reference
+            .strip_prefix("Organization/")
+            .filter(|id| is_id(id))
+        {
+            Some(id) => self
+                .find("Organization", &[("_id", id.to_owned())], 1)?
+                .into_iter()
+                .next()
+                .map(|(o, _)| o),
+            None => None,
+        };
+        self.organizations
+            .insert(reference.to_owned(), found.clone());
+        Ok(found)
+    }
+}
+
+/// The resources of a prefetched value (a resource, or a Bundle's entries).
+fn prefetched(value: &Value) -> Vec<Value> {
+    if value.get("resourceType").and_then(Value::as_str) == Some("Bundle") {
+        value
+            .get("entry")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.get("resource").cloned())
+            .collect()
+    } else {
+        vec![value.clone()]
+    }
+}
+
+/// The rules in force: the active `Library` at [`RULES_LIBRARY_URL`] when there is one the
+/// caller can read and it loads, else the shipped set. Compiled once per Library version.
+fn rules(reads: &Reads<'_>) -> Result<Arc<RuleSet>, CdsError> {
+    static CACHE: Mutex<Option<(String, Arc<RuleSet>)>> = Mutex::new(None);
+    let found = reads.find(
+        "Library",
+        &[
+            ("url", RULES_LIBRARY_URL.to_owned()),
+            ("status", "active".to_owned()),
+        ],
+        1,
+    )?;
+    let Some((library, _)) = found.into_iter().next() else {
+        return Ok(RuleSet::shipped());
+    };
+    let version = format!(
+        "{}/{}",
+        library.get("id").and_then(Value::as_str).unwrap_or(""),
+        library
+            .pointer("/meta/versionId")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    );
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((cached, set)) = cache.as_ref()
+        && *cached == version
+    {
+        return Ok(Arc::clone(set));
+    }
+    let loaded = library
+        .pointer("/content/0/data")
+        .and_then(Value::as_str)
+        .ok_or_else(|| "the Library has no content[0].data".to_owned())
+        .and_then(|data| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .map_err(|e| format!("content[0].data is not base64: {e}"))
+        })
+        .and_then(|bytes| String::from_utf8(bytes).map_err(|_| "the rules are not UTF-8".into()))
+        .and_then(|text| RuleSet::parse(&text));
+    match loaded {
+        Ok(set) => {
+            let set = Arc::new(set);
+            *cache = Some((version, Arc::clone(&set)));
+            Ok(set)
+        }
+        Err(error) => {
+            tracing::error!(%error, library = %version, "the rules Library does not load; the shipped rules apply");
+            Ok(RuleSet::shipped())
+        }
+    }
+}
+
+/// The patient's record: what the client prefetched, and the rest read here.
+fn record(
+    reads: &Reads<'_>,
+    request: &HookRequest,
+    patient: Option<&str>,
+) -> Result<Record, CdsError> {
+    let mut resources = Vec::new();
+    let given = |key: &str| request.prefetch.get(key);
+    let Some(patient) = patient else {
+        for key in crate::hook::PREFETCH.iter().map(|(k, _)| *k) {
+            if let Some(value) = given(key) {
+                resources.extend(prefetched(value));
+            }
+        }
+        return Ok(Record::from_resources(resources));
+    };
+    let searches: [(&str, &str, Vec<(&str, String)>, usize); 7] = [
+        ("patient", "Patient", vec![("_id", patient.to_owned())], 1),
+        (
+            "conditions",
+            "Condition",
+            vec![("patient", patient.to_owned())],
+            500,
+        ),
+        (
+            "allergies",
+            "AllergyIntolerance",
+            vec![("patient", patient.to_owned())],
+            200,
+        ),
+        (
+            "medications",
+            "MedicationRequest",
+            vec![
+                ("patient", patient.to_owned()),
+                ("status", "active,on-hold".to_owned()),
+            ],
+            300,
+        ),
+        (
+            "observations",
+            "Observation",
+            vec![
+                ("patient", patient.to_owned()),
+                ("_sort", "-date".to_owned()),
+            ],
+            200,
+        ),
+        (
+            "reports",
+            "DiagnosticReport",
+            vec![
+                ("patient", patient.to_owned()),
+                ("_sort", "-date".to_owned()),
+            ],
+            100,
+        ),
+        (
+            "orders",
+            "ServiceRequest",
+            vec![
+                ("patient", patient.to_owned()),
+                ("_sort", "-authored".to_owned()),
+            ],
+            100,
+        ),
+    ];
+    for (key, resource_type, criteria, count) in searches {
+        match given(key) {
+            Some(value) => resources.extend(prefetched(value)),
+            None => resources.extend(
+                reads
+                    .find(resource_type, &criteria, count)?
+                    .into_iter()
+                    .map(|(r, _)| r),
+            ),
+        }
+    }
+    Ok(Record::from_resources(resources))
+}
+
+fn text(language: Language, zh: &str, en: &str) -> String {
+    match language {
+        Language::Zh => zh.to_owned(),
+        Language::En => en.to_owned(),
+    }
+}
+
+/// At most 140 characters, as CDS Hooks asks of a summary.
+fn summary(text: String) -> String {
+    if text.chars().count() < 140 {
+        return text;
+    }
+    let mut cut: String = text.chars().take(138).collect();
+    cut.push('…');
+    cut
+}
+
+const RECOGNITION_TOPIC: &str = "https://meridian.example/CodeSystem/cds-topic";
+const OVERRIDE_SYSTEM: &str = "https://meridian.example/CodeSystem/cds-override-reason";
+
+fn override_reasons(language: Language) -> Value {
+    let reasons = [
+        (
+            "condition-changed",
+            "病情变化，需要重新检查",
+            "The patient's condition has changed",
+        ),
+        (
+            "result-inadequate",
+            "既往结果不满足本次诊疗需要",
+            "The prior result does not answer this question",
+        ),
+        (
+            "different-protocol",
+            "需要不同的检查方案或部位",
+            "A different protocol or body site is needed",
+        ),
+        (
+            "patient-request",
+            "患者要求重新检查",
+            "The patient asks for a new exam",
+        ),
+    ];
+    Value::Array(
+        reasons
+            .iter()
+            .map(|(code, zh, en)| {
+                json!({"system": OVERRIDE_SYSTEM, "code": code, "display": text(language, zh, en)})
+            })
+            .collect(),
+    )
+}
+
+/// A prior result that may stand in for a drafted exam.
+struct Prior {
+    resource: Value,
+    /// `Type/ID`.
+    reference: String,
+    at: i64,
+    organization: Option<Value>,
+    organization_reference: String,
+}
+
+fn performer_organization(resource: &Value) -> Option<String> {
+    resource
+        .get("performer")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("reference").and_then(Value::as_str))
+        .find(|r| r.starts_with("Organization/"))
+        .map(str::to_owned)
+}
+
+/// The concepts a result is known by: a report's or observation's code, a study's procedure
+/// codes.
+fn result_concepts(resource: &Value) -> Vec<&Value> {
+    match resource.get("resourceType").and_then(Value::as_str) {
+        Some("ImagingStudy") => resource
+            .get("procedureCode")
+            .and_then(Value::as_array)
+            .map(|list| list.iter().collect())
+            .unwrap_or_default(),
+        _ => resource.get("code").into_iter().collect(),
+    }
+}
+
+/// For each drafted exam of the catalogue: the newest equivalent result within its window,
+/// from a qualified institution, among what the caller may see.
+fn priors(
+    reads: &mut Reads<'_>,
+    catalogue: &Catalogue,
+    patient: &str,
+    exams: &[&Exam],
+) -> Result<HashMap<String, Prior>, CdsError> {
+    let now = reads.ctx.now;
+    let widest = exams.iter().map(|e| e.window).max().unwrap_or(0);
+    let since = fhir_model::clock::format_instant(now - widest);
+    let codes: Vec<String> = exams
+        .iter()
+        .flat_map(|e| e.codes.iter().map(|(s, c)| format!("{s}|{c}")))
+        .collect();
+    let mut candidates = Vec::new();
+    candidates.extend(reads.find(
+        "DiagnosticReport",
+        &[
+            ("patient", patient.to_owned()),
+            ("date", format!("ge{since}")),
+        ],
+        200,
+    )?);
+    candidates.extend(reads.find(
+        "ImagingStudy",
+        &[
+            ("patient", patient.to_owned()),
+            ("started", format!("ge{since}")),
+        ],
+        200,
+    )?);
+    candidates.extend(reads.find(
+        "Observation",
+        &[
+            ("patient", patient.to_owned()),
+            ("date", format!("ge{since}")),
+            ("code", codes.join(",")),
+        ],
+        200,
+    )?);
+    let mut best: HashMap<String, Prior> = HashMap::new();
+    for (resource, custodian) in candidates {
+        let Some(at) = clinical_time(&resource).and_then(fhir_model::clock::parse_instant) else {
+            continue;
+        };
+        let Some(exam) = result_concepts(&resource)
+            .into_iter()
+            .find_map(|concept| catalogue.exam_for(concept))
+        else {
+            continue;
+        };
+        if !exams.iter().any(|e| e.id == exam.id)
+            || at < now - exam.window
+            || at > now + 86_400_000_000
+        {
+            continue;
+        }
+        if best.get(&exam.id).is_some_and(|prior| prior.at >= at) {
+            continue;
+        }
+        let Some(organization_reference) = performer_organization(&resource).or(custodian) else {
+            continue;
+        };
+        let organization = reads.organization(&organization_reference)?;
+        if !organization
+            .as_ref()
+            .is_some_and(|o| Catalogue::qualifies(exam, o))
+        {
+            continue;
+        }
+        best.insert(
+            exam.id.clone(),
+            Prior {
+                reference: reference_of(&resource),
+                resource,
+                at,
+                organization,
+                organization_reference,
+            },
+        );
+    }
+    Ok(best)
+}
+
+/// The key values of a result: a report's conclusion (or its results' values), an
+/// observation's value, a study's series and instances.
+fn key_values(
+    reads: &Reads<'_>,
+    prior: &Prior,
+    language: Language,
+) -> Result<Vec<String>, CdsError> {
+    let r = &prior.resource;
+    let mut lines = Vec::new();
+    if let Some(conclusion) = r.get("conclusion").and_then(Value::as_str) {
+        lines.push(format!(
+            "{}: {conclusion}",
+            text(language, "结论", "Conclusion")
+        ));
+    }
+    for code in r
+        .get("conclusionCode")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(display) = code
+            .get("text")
+            .or_else(|| code.pointer("/coding/0/display"))
+            .and_then(Value::as_str)
+        {
+            lines.push(format!("- {display}"));
+        }
+    }
+    if lines.is_empty() {
+        let ids: Vec<String> = r
+            .get("result")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.get("reference")?.as_str()?.strip_prefix("Observation/"))
+            .filter(|id| is_id(id))
+            .take(8)
+            .map(str::to_owned)
+            .collect();
+        let observations = if ids.is_empty() {
+            Vec::new()
+        } else {
+            reads.find("Observation", &[("_id", ids.join(","))], 8)?
+        };
+        let own = [(r.clone(), None)];
+        let listed: &[(Value, Option<String>)] =
+            if r.get("resourceType").and_then(Value::as_str) == Some("Observation") {
+                &own
+            } else {
+                &observations
+            };
+        for (observation, _) in listed {
+            let name = observation
+                .pointer("/code/text")
+                .or_else(|| observation.pointer("/code/coding/0/display"))
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            let value = if let Some(q) = observation.get("valueQuantity") {
+                format!(
+                    "{} {}",
+                    q.get("value").map(Value::to_string).unwrap_or_default(),
+                    q.get("unit")
+                        .or_else(|| q.get("code"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                )
+            } else if let Some(s) = observation.get("valueString").and_then(Value::as_str) {
+                s.to_owned()
+            } else if let Some(c) = observation.get("valueCodeableConcept") {
+                c.get("text")
+                    .or_else(|| c.pointer("/coding/0/display"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned()
+            } else {
+                continue;
+            };
+            lines.push(format!("- {name}: {}", value.trim()));
+        }
+    }
+    if r.get("resourceType").and_then(Value::as_str) == Some("ImagingStudy") {
+        let series = r.get("numberOfSeries").and_then(Value::as_u64).unwrap_or(0);
+        let instances = r
+            .get("numberOfInstances")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        lines.push(match language {
+            Language::Zh => format!("影像：{series} 个序列，{instances} 幅图像"),
+            Language::En => format!("Images: {series} series, {instances} instances"),
+        });
+    }
+    Ok(lines)
+}
+
+/// The studies a report points at (`DiagnosticReport.imagingStudy`), or the study itself.
+fn studies(prior: &Prior) -> Vec<String> {
+    if prior.reference.starts_with("ImagingStudy/") {
+        return vec![prior.reference.clone()];
+    }
+    prior
+        .resource
+        .get("imagingStudy")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.get("reference").and_then(Value::as_str))
+        .filter(|r| r.starts_with("ImagingStudy/"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn recognition_card(
+    reads: &Reads<'_>,
+    exam: &Exam,
+    draft: &str,
+    prior: &Prior,
+    card_uuid: &str,
+) -> Result<Value, CdsError> {
+    let language = reads.ctx.language;
+    let base = reads.ctx.base;
+    let days = (reads.ctx.now - prior.at).max(0) / 86_400_000_000;
+    let date = fhir_model::clock::format_instant(prior.at)[..10].to_owned();
+    let place = prior
+        .organization
+        .as_ref()
+        .and_then(|o| o.get("name").and_then(Value::as_str))
+        .unwrap_or(&prior.organization_reference)
+        .to_owned();
+    let headline = match language {
+        Language::Zh => format!(
+            "已有可互认的检查结果：{}（{place}，{date}，{days}天前）",
+            exam.title
+        ),
+        Language::En => format!(
+            "A recognised result exists: {} at {place} on {date} ({days} days ago)",
+            exam.title
+        ),
+    };
+    let mut detail = vec![match language {
+        Language::Zh => format!(
+            "{} 于 {date} 在 **{place}** 完成（有效期 {}），可在区域内互认，无需重复检查。结果：`{}`",
+            exam.title, exam.window_text, prior.reference
+        ),
+        Language::En => format!(
+            "{} was done at **{place}** on {date} (recognised for {}); it can stand in for a repeat. Result: `{}`",
+            exam.title, exam.window_text, prior.reference
+        ),
+    }];
+    detail.push(String::new());
+    detail.extend(key_values(reads, prior, language)?);
+    let mut links = vec![json!({
+        "label": text(language, "查看既往报告", "View the prior report"),
+        "url": format!("{base}/{}", prior.reference),
+        "type": "absolute",
+    })];
+    for study in studies(prior) {
+        links.push(json!({
+            "label": text(language, "查看影像", "View the images"),
+            "url": format!("{base}/{study}"),
+            "type": "absolute",
+        }));
+    }
+    Ok(json!({
+        "uuid": card_uuid,
+        "summary": summary(headline),
+        "detail": detail.join("\n"),
+        "indicator": "info",
+        "source": {
+            "label": text(language, "区域检查检验结果互认", "Meridian mutual recognition of results"),
+            "topic": {"system": RECOGNITION_TOPIC, "code": "result-recognition", "display": text(language, "结果互认", "Result recognition")},
+        },
+        "suggestions": [{
+            "label": text(language, "采用已有结果（撤销本次检查申请）", "Use the existing result (remove this order)"),
+            "uuid": stable_uuid(&[card_uuid, "use-existing"]),
+            "isRecommended": true,
+            "actions": [{
+                "type": "delete",
+                "description": match language {
+                    Language::Zh => format!("撤销草稿申请 {draft}，采用 {}", prior.reference),
+                    Language::En => format!("Remove the draft order {draft}; use {} instead", prior.reference),
+                },
+                "resourceId": draft,
+            }],
+        }],
+        "selectionBehavior": "at-most-one",
+        "overrideReasons": override_reasons(language),
+        "links": links,
+    }))
+}
+
+fn rule_card(
+    rule: &crate::rules::Rule,
+    language: Language,
+    card_uuid: &str,
+    order: Option<&str>,
+) -> Value {
+    let mut detail = rule
+        .detail
+        .as_ref()
+        .map(|d| d.get(language).to_owned())
+        .unwrap_or_default();
+    if let Some(order) = order {
+        if !detail.is_empty() {
+            detail.push_str("\n\n");
+        }
+        detail.push_str(&match language {
+            Language::Zh => format!("涉及的申请：`{order}`"),
+            Language::En => format!("Order: `{order}`"),
+        });
+    }
+    let mut source = json!({
+        "label": text(language, "区域临床决策支持", "Meridian decision support"),
+        "topic": {"system": RECOGNITION_TOPIC, "code": rule.category, "display": rule.id},
+    });
+    let mut links = Vec::new();
+    if let Some((title, url)) = &rule.reference {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            source["url"] = json!(url);
+            links.push(json!({"label": title, "url": url, "type": "absolute"}));
+        }
+    }
+    let mut card = json!({
+        "uuid": card_uuid,
+        "summary": summary(rule.message.get(language).to_owned()),
+        "indicator": rule.severity.indicator(),
+        "source": source,
+    });
+    if !detail.is_empty() {
+        card["detail"] = json!(detail);
+    }
+    if !links.is_empty() {
+        card["links"] = Value::Array(links);
+    }
+    if rule.severity >= Severity::Warning {
+        card["overrideReasons"] = json!([
+            {"system": OVERRIDE_SYSTEM, "code": "benefit-outweighs-risk", "display": text(language, "获益大于风险", "The benefit outweighs the risk")},
+            {"system": OVERRIDE_SYSTEM, "code": "not-applicable", "display": text(language, "不适用于该患者", "Does not apply to this patient")},
+            {"system": OVERRIDE_SYSTEM, "code": "will-monitor", "display": text(language, "已知晓，将密切监测", "Aware; will monitor")},
+        ]);
+    }
+    card
+}
+
+/// Who a card was given to: feedback on it is taken only from them.
+fn issued_to(caller: &Caller) -> String {
+    caller
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("{:?}", caller.actor))
+}
+
+/// The institution a check counts for.
+fn institution(caller: &Caller) -> String {
+    caller
+        .organization
+        .clone()
+        .or_else(|| caller.client_id.as_ref().map(|c| format!("client:{c}")))
+        .unwrap_or_else(|| "platform".into())
+}
+
+/// Answers one hook call.
+pub fn answer(ctx: &Context<'_>, request: &HookRequest) -> Result<Answer, CdsError> {
+    let mut reads = Reads {
+        ctx,
+        organizations: HashMap::new(),
+    };
+    let patient = request.patient();
+    let rules = rules(&reads)?;
+    let record = record(&reads, request, patient.as_deref())?;
+    let now_text = fhir_model::clock::format_instant(ctx.now);
+    let evaluation = rules.evaluate(request.hook, &request.drafts, &record, &now_text);
+    let mut cards = Vec::new();
+    let mut writes: Vec<(String, Value)> = Vec::new();
+    let mut checks: Vec<(String, Check)> = Vec::new();
+    let to = issued_to(ctx.caller);
+
+    if request.hook.orders()
+        && let Some(patient) = &patient
+    {
+        let definitions = reads
+            .find(
+                "ActivityDefinition",
+                &[("status", "active".to_owned())],
+                1000,
+            )?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect::<Vec<_>>();
+        let maps = if definitions.is_empty() {
+            Vec::new()
+        } else {
+            reads
+                .find("ConceptMap", &[("status", "active".to_owned())], 500)?
+                .into_iter()
+                .map(|(r, _)| r)
+                .collect()
+        };
+        let catalogue = Catalogue::load(&definitions, &maps);
+        let drafted: Vec<(&Value, &Exam)> = request
+            .drafts
+            .iter()
+            .filter(|d| d.get("resourceType").and_then(Value::as_str) == Some("ServiceRequest"))
+            .filter_map(|d| Some((d, catalogue.exam_for(d.get("code")?)?)))
+            .collect();
+        if !drafted.is_empty() {
+            let exams: Vec<&Exam> = drafted.iter().map(|(_, e)| *e).collect();
+            let found = priors(&mut reads, &catalogue, patient, &exams)?;
+            let month = month_of(ctx.now);
+            for (draft, exam) in drafted {
+                let draft_ref = reference_of(draft);
+                let key = format!(
+                    "{CHECK_PREFIX}{month}/{}",
+                    stable_uuid(&[&institution(ctx.caller), patient, &draft_ref])
+                );
+                let mut check = Check {
+                    month: month.clone(),
+                    at: ctx.now,
+                    organization: institution(ctx.caller),
+                    department: request
+                        .department
+                        .clone()
+                        .unwrap_or_else(|| "unspecified".into()),
+                    exam: exam.id.clone(),
+                    retrieved: false,
+                    result: None,
+                    price: exam.price.clone(),
+                    card: None,
+                    outcome: None,
+                    repeat_avoided: false,
+                    reason: None,
+                };
+                if let Some(prior) = found.get(&exam.id) {
+                    let card_uuid = stable_uuid(&[&key, &prior.reference]);
+                    cards.push(recognition_card(
+                        &reads, exam, &draft_ref, prior, &card_uuid,
+                    )?);
+                    check.retrieved = true;
+                    check.result = Some(prior.reference.clone());
+                    check.card = Some(card_uuid.clone());
+                    writes.push((
+                        format!("{CARD_PREFIX}{card_uuid}"),
+                        json!({"check": key, "to": to}),
+                    ));
+                }
+                checks.push((key, check));
+            }
+        }
+    }
+
+    let mut seen = std::collections::HashSet::new();
+    for finding in &evaluation.findings {
+        if !seen.insert((finding.rule.id.as_str(), finding.order.clone())) {
+            continue;
+        }
+        let card_uuid = stable_uuid(&[
+            &request.hook_instance,
+            &finding.rule.id,
+            finding.order.as_deref().unwrap_or(""),
+        ]);
+        cards.push(rule_card(
+            finding.rule,
+            ctx.language,
+            &card_uuid,
+            finding.order.as_deref(),
+        ));
+        writes.push((
+            format!("{CARD_PREFIX}{card_uuid}"),
+            json!({"rule": finding.rule.id, "order": finding.order, "to": to}),
+        ));
+    }
+    // The most urgent first.
+    cards.sort_by_key(|c| match c["indicator"].as_str() {
+        Some("critical") => 0,
+        Some("warning") => 1,
+        _ => 2,
+    });
+    if !writes.is_empty() || !checks.is_empty() {
+        let store = ctx.repository.store();
+        let mut tx = store.begin()?;
+        for (key, check) in &checks {
+            let merged = match tx.take_checkpoint(key)? {
+                Some(old) => match serde_json::from_str::<Value>(&old)
+                    .ok()
+                    .as_ref()
+                    .and_then(Check::from_json)
+                {
+                    Some(mut old) => {
+                        if check.retrieved {
+                            old.retrieved = true;
+                            old.result.clone_from(&check.result);
+                            old.card.clone_from(&check.card);
+                        }
+                        old
+                    }
+                    None => check.clone(),
+                },
+                None => check.clone(),
+            };
+            tx.set_checkpoint(key, Some(&merged.to_json().to_string()))?;
+        }
+        for (key, value) in &writes {
+            tx.set_checkpoint(key, Some(&value.to_string()))?;
+        }
+        tx.commit()?;
+    }
+    Ok(Answer {
+        body: json!({"cards": cards}),
+        patient: patient.map(|p| format!("Patient/{p}")),
+        failed_rules: evaluation.failed.into_iter().map(|(id, _)| id).collect(),
+    })
+}
+
+/// One item of a feedback request, checked.
+struct Feedback {
+    card: String,
+    accepted: bool,
+    suggestions: Vec<String>,
+    reason: Option<Value>,
+    at: String,
+}
+
+fn read_feedback(body: &[u8]) -> Result<Vec<Feedback>, CdsError> {
+    let bad = |m: String| CdsError::BadRequest(m);
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("the feedback is not JSON: {e}")))?;
+    let items = value
+        .get("feedback")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("the body must be an object with a 'feedback' array".into()))?;
+    if items.is_empty() || items.len() > 100 {
+        return Err(bad("'feedback' must hold 1 to 100 items".into()));
+    }
+    let mut out = Vec::new();
+    for (n, item) in items.iter().enumerate() {
+        let text = |k: &str| item.get(k).and_then(Value::as_str);
+        let card = text("card")
+            .filter(|c| !c.is_empty() && c.len() <= 128)
+            .ok_or_else(|| bad(format!("feedback[{n}].card is required")))?;
+        let accepted = match text("outcome") {
+            Some("accepted") => true,
+            Some("overridden") => false,
+            _ => {
+                return Err(bad(format!(
+                    "feedback[{n}].outcome must be 'accepted' or 'overridden'"
+                )));
+            }
+        };
+        let at = text("outcomeTimestamp")
+            .filter(|t| t.contains('T') && fhir_model::clock::parse_instant(t).is_some())
+            .ok_or_else(|| {
+                bad(format!(
+                    "feedback[{n}].outcomeTimestamp must be an RFC 3339 date-time"
+                ))
+            })?;
+        let suggestions = match item.get("acceptedSuggestions") {
+            None | Some(Value::Null) if accepted => {
+                return Err(bad(format!(
+                    "feedback[{n}].acceptedSuggestions is required when accepted"
+                )));
+            }
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(list)) => list
+                .iter()
+                .map(|s| s.get("id").and_then(Value::as_str).map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    bad(format!(
+                        "feedback[{n}].acceptedSuggestions items need an 'id'"
+                    ))
+                })?,
+            Some(_) => {
+                return Err(bad(format!(
+                    "feedback[{n}].acceptedSuggestions must be an array"
+                )));
+            }
+        };
+        let reason = match item.get("overrideReason") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(reason)) => {
+                if let Some(coding) = reason.get("reason")
+                    && !coding.get("code").is_some_and(Value::is_string)
+                {
+                    return Err(bad(format!(
+                        "feedback[{n}].overrideReason.reason must be a Coding with a code"
+                    )));
+                }
+                if let Some(comment) = reason.get("userComment")
+                    && !comment.as_str().is_some_and(|c| c.chars().count() <= 2000)
+                {
+                    return Err(bad(format!(
+                        "feedback[{n}].overrideReason.userComment must be text of at most 2000 characters"
+                    )));
+                }
+                Some(Value::Object(reason.clone()))
+            }
+            Some(_) => {
+                return Err(bad(format!(
+                    "feedback[{n}].overrideReason must be an object"
+                )));
+            }
+        };
+        out.push(Feedback {
+            card: card.to_owned(),
+            accepted,
+            suggestions,
+            reason,
+            at: at.to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// Records feedback on cards given to `caller`, all or nothing. Answers how many were
+/// recorded. A card the service did not give this caller is refused (400): feedback cannot
+/// reach another institution's records.
+pub fn feedback(repository: &Repository, caller: &Caller, body: &[u8]) -> Result<usize, CdsError> {
+    let items = read_feedback(body)?;
+    let to = issued_to(caller);
+    let store = repository.store();
+    let mut tx = store.begin()?;
+    for item in &items {
+        let card_key = format!("{CARD_PREFIX}{}", item.card);
+        let index = tx
+            .take_checkpoint(&card_key)?
+            .and_then(|v| serde_json::from_str::<Value>(&v).ok())
+            .filter(|v| v.get("to").and_then(Value::as_str) == Some(to.as_str()))
+            .ok_or_else(|| {
+                CdsError::BadRequest(format!("no card {} was given to this client", item.card))
+            })?;
+        tx.set_checkpoint(&card_key, Some(&index.to_string()))?;
+        let outcome = if item.accepted {
+            "accepted"
+        } else {
+            "overridden"
+        };
+        if let Some(check_key) = index.get("check").and_then(Value::as_str) {
+            let use_existing = stable_uuid(&[&item.card, "use-existing"]);
+            if let Some(unknown) = item.suggestions.iter().find(|s| **s != use_existing) {
+                return Err(CdsError::BadRequest(format!(
+                    "card {} has no suggestion {unknown}",
+                    item.card
+                )));
+            }
+            let mut check = tx
+                .take_checkpoint(check_key)?
+                .and_then(|v| serde_json::from_str::<Value>(&v).ok())
+                .as_ref()
+                .and_then(Check::from_json)
+                .ok_or_else(|| {
+                    CdsError::Repository(RepositoryError::Internal(format!(
+                        "the record of card {} is missing",
+                        item.card
+                    )))
+                })?;
+            check.outcome = Some(outcome.into());
+            check.repeat_avoided = item.accepted && item.suggestions.contains(&use_existing);
+            check.reason.clone_from(&item.reason);
+            tx.set_checkpoint(check_key, Some(&check.to_json().to_string()))?;
+        } else {
+            let record = json!({
+                "rule": index.get("rule"),
+                "order": index.get("order"),
+                "outcome": outcome,
+                "acceptedSuggestions": item.suggestions,
+                "overrideReason": item.reason,
+                "at": item.at,
+            });
+            tx.set_checkpoint(
+                &format!("{FEEDBACK_PREFIX}{}", item.card),
+                Some(&record.to_string()),
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(items.len())
+}
+
+/// Whether the hook exists (for the edge's 404).
+pub fn service(id: &str) -> Option<Hook> {
+    Hook::ALL.into_iter().find(|h| h.service_id() == id)
+}

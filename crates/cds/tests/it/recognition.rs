@@ -1,0 +1,414 @@
+//! Recognition on a real store of each backend: the newest equivalent result within its
+//! window from a qualified institution is offered (by LOINC, by a local code the catalogue
+//! lists, by a local code a ConceptMap maps); an old one, an unqualified institution's, or a
+//! catalogue entry made inactive offers nothing; feedback moves the metrics by exactly what
+//! was sent; feedback on a card never given to the caller is refused and changes nothing.
+
+use std::sync::Arc;
+
+use caller::{Actor, Caller};
+use cds::rules::Language;
+use cds::service::{Context, answer, feedback};
+use cds::{Hook, HookRequest};
+use repository::Repository;
+use serde_json::{Value, json};
+use test_support::TestStore;
+
+const DAY: i64 = 86_400_000_000;
+const BASE: &str = "http://cds.test/fhir";
+const LEVEL: &str = "https://meridian.example/CodeSystem/institution-level";
+
+fn caller(organization: &str, client: &str) -> Caller {
+    let mut caller = Caller::operator("cds-test");
+    caller.actor = Actor::Client(client.into());
+    caller.organization = Some(organization.into());
+    caller.client_id = Some(client.into());
+    caller
+}
+
+fn put(repository: &Repository, by: &Caller, resource: Value) {
+    let (t, id) = (
+        resource["resourceType"].as_str().unwrap().to_owned(),
+        resource["id"].as_str().unwrap().to_owned(),
+    );
+    repository
+        .update(by, &t, &id, resource, None)
+        .unwrap_or_else(|e| panic!("{t}/{id}: {e}"));
+}
+
+fn instant(micros: i64) -> String {
+    fhir_model::clock::format_instant(micros)
+}
+
+fn organization(id: &str, level: &str) -> Value {
+    json!({"resourceType": "Organization", "id": id, "name": format!("{id} hospital"),
+        "type": [{"coding": [{"system": LEVEL, "code": level}]}]})
+}
+
+fn ct_chest_definition(status: &str) -> Value {
+    json!({
+        "resourceType": "ActivityDefinition", "id": "ct-chest", "status": status,
+        "kind": "ServiceRequest", "title": "CT chest",
+        "code": {"coding": [
+            {"system": "http://loinc.org", "code": "24627-2"},
+            {"system": "urn:oid:1.2.156.9.1", "code": "CT0101"}
+        ]},
+        "timingDuration": {"value": 90, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"},
+        "extension": [
+            {"url": "https://meridian.example/fhir/StructureDefinition/recognition-minimum-level",
+             "valueCoding": {"system": LEVEL, "code": "county-hospital"}},
+            {"url": "https://meridian.example/fhir/StructureDefinition/recognition-price",
+             "valueMoney": {"value": 320, "currency": "CNY"}}
+        ]
+    })
+}
+
+fn report(
+    id: &str,
+    patient: &str,
+    days_ago: i64,
+    performer: &str,
+    code: (&str, &str),
+    now: i64,
+) -> Value {
+    json!({
+        "resourceType": "DiagnosticReport", "id": id, "status": "final",
+        "code": {"coding": [{"system": code.0, "code": code.1}]},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "effectiveDateTime": instant(now - days_ago * DAY),
+        "performer": [{"reference": format!("Organization/{performer}")}],
+        "imagingStudy": [{"reference": format!("ImagingStudy/{id}-images")}],
+        "conclusion": "No focal consolidation."
+    })
+}
+
+fn order_sign(patient: &str, draft: &str, code: (&str, &str)) -> HookRequest {
+    let body = json!({
+        "hook": "order-sign",
+        "hookInstance": format!("instance-{draft}"),
+        "context": {"userId": "Practitioner/doc", "patientId": patient, "draftOrders": {
+            "resourceType": "Bundle", "type": "collection", "entry": [{"resource": {
+                "resourceType": "ServiceRequest", "id": draft, "status": "draft", "intent": "order",
+                "code": {"coding": [{"system": code.0, "code": code.1}]},
+                "subject": {"reference": format!("Patient/{patient}")}
+            }}]}},
+        "extension": {"meridian.department": "respiratory"}
+    });
+    let validate = |r: &Value| {
+        fhir_model::validate(fhir_model::r4(), r)
+            .into_iter()
+            .filter(|i| i.severity == fhir_model::Severity::Error)
+            .map(|i| i.diagnostics)
+            .collect()
+    };
+    HookRequest::parse(body.to_string().as_bytes(), Hook::OrderSign, &validate).unwrap()
+}
+
+fn cards(repository: &Repository, by: &Caller, request: &HookRequest, now: i64) -> Vec<Value> {
+    let ctx = Context {
+        repository,
+        caller: by,
+        base: BASE,
+        language: Language::En,
+        now,
+    };
+    let answered = answer(&ctx, request).unwrap();
+    assert!(
+        answered.failed_rules.is_empty(),
+        "{:?}",
+        answered.failed_rules
+    );
+    answered.body["cards"].as_array().unwrap().clone()
+}
+
+fn recognition_cards(cards: &[Value]) -> Vec<&Value> {
+    cards
+        .iter()
+        .filter(|c| c["source"]["topic"]["code"] == "result-recognition")
+        .collect()
+}
+
+/// The counts of the report's first group, by population code.
+fn counts(repository: &Repository, now: i64) -> Vec<(String, u64)> {
+    let request = cds::metrics::ReportRequest {
+        start: now - 40 * DAY,
+        end: now + DAY,
+        period_text: ("start".into(), "end".into()),
+        organization: None,
+    };
+    let checks = cds::metrics::checks_in(&**repository.store(), &request).unwrap();
+    let report = cds::metrics::measure_report(&checks, &request, now);
+    let mut out: Vec<(String, u64)> = report["group"][0]["population"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["code"]["coding"][0]["code"].as_str().unwrap().to_owned(),
+                p["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    out.push(("money-saved".into(), {
+        let text = report["group"][1]["measureScore"]["value"].to_string();
+        (text.parse::<f64>().unwrap() * 100.0).round() as u64
+    }));
+    out
+}
+
+fn count(counts: &[(String, u64)], name: &str) -> u64 {
+    counts.iter().find(|(n, _)| n == name).unwrap().1
+}
+
+fn scenario(store: &TestStore) {
+    let repository = Repository::new(Arc::clone(&store.store));
+    let now = fhir_model::clock::now_micros();
+    let county = caller("Organization/county", "county-his");
+    let ordering = caller("Organization/city", "city-his");
+    let admin = Caller::operator("cds-test-admin");
+    put(
+        &repository,
+        &admin,
+        organization("county", "county-hospital"),
+    );
+    put(
+        &repository,
+        &admin,
+        organization("village", "village-clinic"),
+    );
+    put(&repository, &admin, organization("city", "city-hospital"));
+    put(&repository, &admin, ct_chest_definition("active"));
+    put(
+        &repository,
+        &admin,
+        json!({
+            "resourceType": "ConceptMap", "id": "county-local", "status": "active",
+            "group": [{"source": "urn:oid:1.2.156.9.2", "target": "http://loinc.org",
+                "element": [{"code": "XCT-CHEST", "target": [{"code": "24627-2", "equivalence": "equivalent"}]}]}]
+        }),
+    );
+    for patient in ["p-recent", "p-old", "p-village", "p-local"] {
+        put(
+            &repository,
+            &county,
+            json!({"resourceType": "Patient", "id": patient}),
+        );
+    }
+    let loinc = ("http://loinc.org", "24627-2");
+    put(
+        &repository,
+        &county,
+        report("r-recent", "p-recent", 10, "county", loinc, now),
+    );
+    put(
+        &repository,
+        &county,
+        report("r-older", "p-recent", 40, "county", loinc, now),
+    );
+    put(
+        &repository,
+        &county,
+        report("r-old", "p-old", 100, "county", loinc, now),
+    );
+    put(
+        &repository,
+        &county,
+        report("r-village", "p-village", 5, "village", loinc, now),
+    );
+    // Coded locally at the county; the ConceptMap says it is the LOINC code.
+    put(
+        &repository,
+        &county,
+        report(
+            "r-local",
+            "p-local",
+            3,
+            "county",
+            ("urn:oid:1.2.156.9.2", "XCT-CHEST"),
+            now,
+        ),
+    );
+
+    let before = counts(&repository, now);
+
+    // Ordered by LOINC: the newest of the two is offered, with a delete of the draft.
+    let request = order_sign("p-recent", "draft-1", loinc);
+    let shown = cards(&repository, &ordering, &request, now);
+    let offered = recognition_cards(&shown);
+    assert_eq!(offered.len(), 1, "{shown:?}");
+    let card = offered[0];
+    assert_eq!(
+        card["links"][0]["url"],
+        format!("{BASE}/DiagnosticReport/r-recent"),
+        "{card}"
+    );
+    assert_eq!(
+        card["links"][1]["url"],
+        format!("{BASE}/ImagingStudy/r-recent-images"),
+        "{card}"
+    );
+    assert!(
+        card["summary"].as_str().unwrap().contains("10 days ago"),
+        "{card}"
+    );
+    assert!(
+        card["detail"]
+            .as_str()
+            .unwrap()
+            .contains("No focal consolidation"),
+        "{card}"
+    );
+    let suggestion = &card["suggestions"][0];
+    assert_eq!(suggestion["actions"][0]["type"], "delete");
+    assert_eq!(
+        suggestion["actions"][0]["resourceId"],
+        "ServiceRequest/draft-1"
+    );
+    assert_eq!(card["selectionBehavior"], "at-most-one");
+    assert!(
+        card["overrideReasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["display"].is_string())
+    );
+    // Asked again (order-select, then order-sign of the same draft): the same card, one check.
+    let again = cards(&repository, &ordering, &request, now);
+    assert_eq!(recognition_cards(&again)[0]["uuid"], card["uuid"]);
+
+    // Ordered by the catalogue's local code: the same result.
+    let local = cards(
+        &repository,
+        &ordering,
+        &order_sign("p-recent", "draft-2", ("urn:oid:1.2.156.9.1", "CT0101")),
+        now,
+    );
+    assert_eq!(
+        recognition_cards(&local)[0]["links"][0]["url"],
+        format!("{BASE}/DiagnosticReport/r-recent")
+    );
+    // A result coded locally, mapped by the ConceptMap.
+    let mapped = cards(
+        &repository,
+        &ordering,
+        &order_sign("p-local", "draft-3", loinc),
+        now,
+    );
+    assert_eq!(
+        recognition_cards(&mapped)[0]["links"][0]["url"],
+        format!("{BASE}/DiagnosticReport/r-local")
+    );
+    // Beyond the window, or from a village clinic: nothing offered.
+    assert!(
+        recognition_cards(&cards(
+            &repository,
+            &ordering,
+            &order_sign("p-old", "draft-4", loinc),
+            now
+        ))
+        .is_empty()
+    );
+    assert!(
+        recognition_cards(&cards(
+            &repository,
+            &ordering,
+            &order_sign("p-village", "draft-5", loinc),
+            now
+        ))
+        .is_empty()
+    );
+
+    let after_checks = counts(&repository, now);
+    assert_eq!(
+        count(&after_checks, "initial-population"),
+        count(&before, "initial-population") + 5
+    );
+    assert_eq!(
+        count(&after_checks, "denominator"),
+        count(&before, "denominator") + 3
+    );
+    assert_eq!(
+        count(&after_checks, "numerator"),
+        count(&before, "numerator")
+    );
+
+    // Feedback on a card never given to this client: refused, nothing changes.
+    let uuid = card["uuid"].as_str().unwrap();
+    let accepted = json!({"feedback": [{"card": uuid, "outcome": "accepted",
+        "acceptedSuggestions": [{"id": suggestion["uuid"]}], "outcomeTimestamp": "2026-12-03T08:00:00Z"}]});
+    let stranger = caller("Organization/village", "village-his");
+    assert!(feedback(&repository, &stranger, accepted.to_string().as_bytes()).is_err());
+    assert_eq!(counts(&repository, now), after_checks);
+    // Accepted: one recognition, one repeat avoided, 320 saved.
+    assert_eq!(
+        feedback(&repository, &ordering, accepted.to_string().as_bytes()).unwrap(),
+        1
+    );
+    let after_accept = counts(&repository, now);
+    assert_eq!(
+        count(&after_accept, "numerator"),
+        count(&after_checks, "numerator") + 1
+    );
+    assert_eq!(
+        count(&after_accept, "repeats-avoided"),
+        count(&after_checks, "repeats-avoided") + 1
+    );
+    assert_eq!(
+        count(&after_accept, "money-saved"),
+        count(&after_checks, "money-saved") + 32_000
+    );
+    // Overridden with a reason: counted as such, no recognition.
+    let mapped_uuid = recognition_cards(&mapped)[0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let overridden = json!({"feedback": [{"card": mapped_uuid, "outcome": "overridden",
+        "overrideReason": {"reason": {"system": "https://meridian.example/CodeSystem/cds-override-reason", "code": "condition-changed"}, "userComment": "new symptoms"},
+        "outcomeTimestamp": "2026-12-03T08:01:00Z"}]});
+    feedback(&repository, &ordering, overridden.to_string().as_bytes()).unwrap();
+    let after_override = counts(&repository, now);
+    assert_eq!(
+        count(&after_override, "overridden"),
+        count(&after_accept, "overridden") + 1
+    );
+    assert_eq!(
+        count(&after_override, "numerator"),
+        count(&after_accept, "numerator")
+    );
+    // Malformed feedback changes nothing.
+    for bad in [
+        json!({"feedback": [{"card": uuid, "outcome": "maybe", "outcomeTimestamp": "2026-12-03T08:00:00Z"}]}),
+        json!({"feedback": [{"card": uuid, "outcome": "accepted", "outcomeTimestamp": "2026-12-03T08:00:00Z"}]}),
+        json!({"feedback": [{"card": uuid, "outcome": "overridden", "outcomeTimestamp": "yesterday"}]}),
+        json!({"feedback": []}),
+        json!({"feedback": [{"card": uuid, "outcome": "accepted", "acceptedSuggestions": [{"id": "not-a-suggestion"}], "outcomeTimestamp": "2026-12-03T08:00:00Z"}]}),
+    ] {
+        assert!(
+            feedback(&repository, &ordering, bad.to_string().as_bytes()).is_err(),
+            "{bad}"
+        );
+    }
+    assert_eq!(counts(&repository, now), after_override);
+
+    // The entry made inactive: it takes effect at once.
+    put(&repository, &admin, ct_chest_definition("retired"));
+    assert!(
+        recognition_cards(&cards(
+            &repository,
+            &ordering,
+            &order_sign("p-recent", "draft-6", loinc),
+            now
+        ))
+        .is_empty()
+    );
+}
+
+#[test]
+fn recognition_and_its_metrics_sqlite() {
+    scenario(&test_support::sqlite());
+}
+
+#[test]
+fn recognition_and_its_metrics_postgres() {
+    scenario(&test_support::postgres());
+}

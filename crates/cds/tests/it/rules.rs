@@ -1,0 +1,135 @@
+//! The shipped rules: they load, there are at least 30 across the categories, and
+//! every rule has a case where it fires and a near miss where it does not
+//! (`tests/rules/cases.json`). A rule replaced by data takes effect without a rebuild, and a
+//! rule that fails never hides another rule's finding.
+
+use std::collections::BTreeSet;
+
+use cds::Hook;
+use cds::record::Record;
+use cds::rules::RuleSet;
+use serde_json::{Value, json};
+
+const NOW: &str = "2026-06-15T09:00:00+08:00";
+
+fn fired(set: &RuleSet, case: &Value) -> BTreeSet<String> {
+    let hook = Hook::from_name(case["hook"].as_str().unwrap()).unwrap();
+    let drafts = case["drafts"].as_array().cloned().unwrap_or_default();
+    let record = Record::from_resources(case["record"].as_array().cloned().unwrap_or_default());
+    let evaluation = set.evaluate(hook, &drafts, &record, NOW);
+    assert!(
+        evaluation.failed.is_empty(),
+        "rules failed: {:?}",
+        evaluation.failed
+    );
+    evaluation
+        .findings
+        .iter()
+        .map(|f| f.rule.id.clone())
+        .collect()
+}
+
+#[test]
+fn every_shipped_rule_fires_on_its_case_and_not_on_its_near_miss() {
+    let set = RuleSet::parse(cds::rules::SHIPPED).unwrap();
+    assert!(set.rules.len() >= 30, "{} rules", set.rules.len());
+    let categories: BTreeSet<&str> = set.rules.iter().map(|r| r.category.as_str()).collect();
+    for category in [
+        "exam-condition",
+        "drug-allergy",
+        "drug-drug",
+        "drug-condition",
+        "duplicate-order",
+        "record-contradiction",
+    ] {
+        assert!(categories.contains(category), "no {category} rule");
+    }
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/rules/cases.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let cases: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let mut covered = BTreeSet::new();
+    for case in &cases {
+        let rule = case["rule"].as_str().unwrap();
+        assert!(
+            set.rules.iter().any(|r| r.id == rule),
+            "a case for an unknown rule {rule}"
+        );
+        assert!(
+            fired(&set, &case["fires"]).contains(rule),
+            "{rule} does not fire on its case"
+        );
+        assert!(
+            !fired(&set, &case["quiet"]).contains(rule),
+            "{rule} fires on its near miss"
+        );
+        covered.insert(rule.to_owned());
+    }
+    for rule in &set.rules {
+        assert!(covered.contains(&rule.id), "{} has no cases", rule.id);
+    }
+}
+
+fn barium_case(condition_text: &str) -> (Vec<Value>, Record) {
+    let drafts = vec![
+        json!({"resourceType": "ServiceRequest", "id": "d1", "status": "draft", "intent": "order",
+        "code": {"coding": [{"system": "urn:oid:1.2.156.1", "code": "FS0021", "display": "上消化道钡餐造影"}]},
+        "subject": {"reference": "Patient/p1"}}),
+    ];
+    let record = Record::from_resources(vec![
+        json!({"resourceType": "Patient", "id": "p1", "gender": "male", "birthDate": "1960-01-01"}),
+        json!({"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+            "code": {"coding": [{"system": "https://meridian.example/fhir/sid/icd-10-cn", "code": "K56.700x001"}], "text": condition_text}}),
+    ]);
+    (drafts, record)
+}
+
+#[test]
+fn a_rule_set_given_as_data_replaces_the_shipped_one_and_a_failing_rule_hides_nothing() {
+    let source = json!({
+        "version": "test",
+        "conceptSets": {
+            "barium-meal": {"text": ["钡餐", "barium meal"]},
+            "intestinal-obstruction": {"prefixes": [{"system": "https://meridian.example/fhir/sid/icd-10-cn", "prefix": "K56"}]}
+        },
+        "rules": [
+            {"id": "barium", "category": "exam-condition", "severity": "critical", "hooks": ["order-sign"],
+             "orderTypes": ["ServiceRequest"],
+             "when": "%order.code.memberOf('barium-meal') and %conditions.where(code.memberOf('intestinal-obstruction')).exists()",
+             "message": {"en": "Intestinal obstruction: use barium meal with caution", "zh": "肠梗阻患者慎用钡餐"}},
+            {"id": "broken", "category": "exam-condition", "severity": "warning", "hooks": ["order-sign"],
+             "orderTypes": ["ServiceRequest"], "when": "%order.code.single() and (1 | 2).single() = 1",
+             "message": {"en": "never", "zh": "从不"}}
+        ]
+    });
+    let set = RuleSet::parse(&source.to_string()).unwrap();
+    let (drafts, record) = barium_case("肠梗阻");
+    let evaluation = set.evaluate(Hook::OrderSign, &drafts, &record, NOW);
+    let fired: Vec<&str> = evaluation
+        .findings
+        .iter()
+        .map(|f| f.rule.id.as_str())
+        .collect();
+    assert_eq!(fired, ["barium"]);
+    assert_eq!(evaluation.failed.len(), 1, "{:?}", evaluation.failed);
+    assert_eq!(evaluation.failed[0].0, "broken");
+    // A rule naming an unknown concept set, or an expression that does not compile, is refused
+    // when the file is loaded, naming the rule.
+    let mut unknown = source.clone();
+    unknown["rules"][0]["when"] = json!("%order.code.memberOf('no-such-set')");
+    assert!(
+        RuleSet::parse(&unknown.to_string())
+            .unwrap_err()
+            .contains("no-such-set")
+    );
+    let mut broken = source.clone();
+    broken["rules"][0]["when"] = json!("%order.code.where(");
+    assert!(
+        RuleSet::parse(&broken.to_string())
+            .unwrap_err()
+            .contains("rule 'barium'")
+    );
+}
