@@ -24,7 +24,11 @@ pub const RULES_LIBRARY_URL: &str = "https://meridian.example/fhir/Library/cds-r
 /// the FHIR base links point at, the card language and the time.
 pub struct Context<'a> {
     pub repository: &'a Repository,
+    /// Whose rights the record is read under (`fhirAuthorization`'s user, or the client).
     pub caller: &'a Caller,
+    /// Who asked: the client that signed the request. Checks count for its institution, and
+    /// feedback on its cards is taken only from it.
+    pub client: &'a Caller,
     pub base: &'a str,
     pub language: Language,
     pub now: i64,
@@ -319,14 +323,26 @@ struct Prior {
 }
 
 fn performer_organization(resource: &Value) -> Option<String> {
-    resource
-        .get("performer")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.get("reference").and_then(Value::as_str))
-        .find(|r| r.starts_with("Organization/"))
-        .map(str::to_owned)
+    let organization = |list: Option<&Value>, inner: Option<&str>| {
+        list.and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| match inner {
+                Some(key) => p.get(key)?.get("reference")?.as_str(),
+                None => p.get("reference")?.as_str(),
+            })
+            .find(|r| r.starts_with("Organization/"))
+            .map(str::to_owned)
+    };
+    // A report's or observation's performer; a study's series' performers.
+    organization(resource.get("performer"), None).or_else(|| {
+        resource
+            .get("series")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find_map(|series| organization(series.get("performer"), Some("actor")))
+    })
 }
 
 /// The concepts a result is known by: a report's or observation's code, a study's procedure
@@ -508,9 +524,27 @@ fn key_values(
             lines.push(format!("- {name}: {}", value.trim()));
         }
     }
-    if r.get("resourceType").and_then(Value::as_str) == Some("ImagingStudy") {
-        let series = r.get("numberOfSeries").and_then(Value::as_u64).unwrap_or(0);
-        let instances = r
+    // The images: the study itself, or those of a report the caller may see.
+    let study_ids: Vec<String> = studies(prior)
+        .iter()
+        .filter_map(|s| s.strip_prefix("ImagingStudy/"))
+        .filter(|id| is_id(id))
+        .take(4)
+        .map(str::to_owned)
+        .collect();
+    let found = if r.get("resourceType").and_then(Value::as_str) == Some("ImagingStudy") {
+        vec![(r.clone(), None)]
+    } else if study_ids.is_empty() {
+        Vec::new()
+    } else {
+        reads.find("ImagingStudy", &[("_id", study_ids.join(","))], 4)?
+    };
+    for (study, _) in found {
+        let series = study
+            .get("numberOfSeries")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let instances = study
             .get("numberOfInstances")
             .and_then(Value::as_u64)
             .unwrap_or(0);
@@ -702,7 +736,7 @@ pub fn answer(ctx: &Context<'_>, request: &HookRequest) -> Result<Answer, CdsErr
     let mut cards = Vec::new();
     let mut writes: Vec<(String, Value)> = Vec::new();
     let mut checks: Vec<(String, Check)> = Vec::new();
-    let to = issued_to(ctx.caller);
+    let to = issued_to(ctx.client);
 
     if request.hook.orders()
         && let Some(patient) = &patient
@@ -740,12 +774,12 @@ pub fn answer(ctx: &Context<'_>, request: &HookRequest) -> Result<Answer, CdsErr
                 let draft_ref = reference_of(draft);
                 let key = format!(
                     "{CHECK_PREFIX}{month}/{}",
-                    stable_uuid(&[&institution(ctx.caller), patient, &draft_ref])
+                    stable_uuid(&[&institution(ctx.client), patient, &draft_ref])
                 );
                 let mut check = Check {
                     month: month.clone(),
                     at: ctx.now,
-                    organization: institution(ctx.caller),
+                    organization: institution(ctx.client),
                     department: request
                         .department
                         .clone()

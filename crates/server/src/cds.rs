@@ -246,10 +246,22 @@ async fn call(State(state): State<AppState>, Path(id): Path<String>, request: Re
         }
         Err(error) => return refused(&state, address, &request_id, &what, error).await,
     };
-    // The record is read as the user of fhirAuthorization when the client brings one.
+    // Who asked (the client that signed), and whose rights the record is read under: the user
+    // of fhirAuthorization when the client brings one, else the client's.
+    let asking = match &client {
+        None => auth_off_caller(&request_id, address),
+        Some((authenticator, client)) => authenticator.client_caller(client, address, &request_id),
+    };
+    // A token for another FHIR server (the client's own) is not for this one: not used.
+    let ours = match crate::host::link_base(&headers, state.config()) {
+        Ok(base) => hook_request
+            .fhir_server
+            .as_deref()
+            .is_none_or(|server| server.trim_end_matches('/') == base),
+        Err(error) => return error.into_response(&request_id),
+    };
     let caller = match (&client, &hook_request.fhir_authorization) {
-        (None, _) => auth_off_caller(&request_id, address),
-        (Some((authenticator, _)), Some(token)) => {
+        (Some((authenticator, _)), Some(token)) if ours => {
             let (authenticator, token, rid) = (
                 Arc::clone(authenticator),
                 token.access_token.clone(),
@@ -270,9 +282,7 @@ async fn call(State(state): State<AppState>, Path(id): Path<String>, request: Re
                 Err(error) => return refused(&state, address, &request_id, &what, error).await,
             }
         }
-        (Some((authenticator, client)), None) => {
-            authenticator.client_caller(client, address, &request_id)
-        }
+        _ => asking.clone(),
     };
     let note = AuditNote::default();
     note.begin(Interaction::Operation(what.clone()), None);
@@ -297,6 +307,7 @@ async fn call(State(state): State<AppState>, Path(id): Path<String>, request: Re
                 let ctx = cds::service::Context {
                     repository: state2.repository(),
                     caller: &caller2,
+                    client: &asking,
                     base: &base,
                     language,
                     now: fhir_model::clock::now_micros(),

@@ -107,3 +107,24 @@ pub fn percent_encode(text: &str) -> String {
         })
         .collect()
 }
+
+/// A CDS Hooks request's JWT (CDS Hooks 2.0: `iss` = `sub` = the client, `aud` the service's
+/// URL, `jti`, `kid` in the header), naming `jku` when given.
+pub fn cds_jwt(
+    key: &ClientKey,
+    client_id: &str,
+    audience: &str,
+    jti: &str,
+    jku: Option<&str>,
+) -> String {
+    let mut header = Header::new(key.algorithm);
+    header.kid = Some(key.kid.clone());
+    header.jku = jku.map(str::to_owned);
+    let now = now();
+    jsonwebtoken::encode(
+        &header,
+        &json!({"iss": client_id, "sub": client_id, "aud": audience, "iat": now, "exp": now + 240, "jti": jti}),
+        &key.encoding,
+    )
+    .unwrap()
+}

@@ -116,7 +116,9 @@ backend_tests! {
             (json!({"grant_types": ["client_credentials"], "jwks": {"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]}}), "invalid_client_metadata"),
             (json!({"redirect_uris": ["https://app/cb"], "token_endpoint_auth_method": "none", "scope": "nonsense"}), "invalid_client_metadata"),
             (json!({"redirect_uris": ["https://app/cb"], "token_endpoint_auth_method": "none", "organization": "Patient/1"}), "invalid_client_metadata"),
-            (json!({"redirect_uris": ["https://app/cb"], "token_endpoint_auth_method": "none", "jwks_uri": "https://app/jwks"}), "invalid_client_metadata"),
+            (json!({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "not a url", "grant_types": []}), "invalid_client_metadata"),
+            // Keys at a URL serve CDS Hooks' jku only: the token endpoint needs registered keys.
+            (json!({"grant_types": ["client_credentials"], "jwks_uri": "https://app/jwks"}), "invalid_client_metadata"),
         ] {
             assert_eq!(auth.register_client(&metadata).unwrap_err().code, code, "{metadata}");
         }
@@ -130,5 +132,52 @@ backend_tests! {
         assert_eq!(metadata["token_endpoint_auth_method"], "none");
         assert!(metadata["client_id"].as_str().unwrap().len() >= 16);
         assert_eq!(auth.clients().unwrap().len(), 1);
+    }
+
+    fn cds_hooks_jwts_authenticate_the_client_once_for_the_service(store) {
+        let auth = authenticator(store);
+        let service = "https://meridian.example/cds-services/order-sign";
+        let audiences = [service.to_owned()];
+        let key = ec_key("cds-1");
+        let client = register(&auth, &key, Some("Organization/hospital-a"));
+        let jwt = cds_jwt(&key, &client.client_id, service, "cds-jti-1", None);
+        assert_eq!(auth.cds_jwt_key_url(&jwt).unwrap(), None);
+        let verified = auth.verify_cds_jwt(&jwt, &audiences, None).unwrap();
+        assert_eq!(verified.client_id, client.client_id);
+        let caller = auth.client_caller(&verified, None, "r");
+        assert_eq!(caller.actor, Actor::Client(client.client_id.clone()));
+        assert_eq!(caller.organization.as_deref(), Some("Organization/hospital-a"));
+        assert!(caller.scopes.iter().any(|s| s == "system/*.rs"), "{:?}", caller.scopes);
+        // Replayed, for another service, or by a key the client did not register: refused.
+        let replay = auth.verify_cds_jwt(&jwt, &audiences, None).unwrap_err();
+        assert!(replay.description.contains("used before"), "{}", replay.description);
+        let elsewhere = cds_jwt(&key, &client.client_id, "https://other.example/cds-services/x", "cds-jti-2", None);
+        let error = auth.verify_cds_jwt(&elsewhere, &audiences, None).unwrap_err();
+        assert!(error.description.contains("service's URL"), "{}", error.description);
+        let stranger = ec_key("cds-1");
+        let forged = cds_jwt(&stranger, &client.client_id, service, "cds-jti-3", None);
+        assert!(auth.verify_cds_jwt(&forged, &audiences, None).is_err());
+        // Without a kid in the header: refused.
+        let mut header = jsonwebtoken::Header::new(key.algorithm);
+        header.kid = None;
+        let claims = json!({"iss": client.client_id, "sub": client.client_id, "aud": service, "exp": now() + 200, "jti": "cds-jti-4"});
+        let no_kid = jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap();
+        let error = auth.verify_cds_jwt(&no_kid, &audiences, None).unwrap_err();
+        assert!(error.description.contains("kid"), "{}", error.description);
+        // jku: only the client's registered jwks_uri, and then the keys found there verify.
+        let other = ec_key("cds-2");
+        let by_url = auth.register_client(&json!({
+            "token_endpoint_auth_method": "private_key_jwt",
+            "grant_types": [],
+            "jwks_uri": "https://his.example/jwks.json",
+            "scope": "system/*.rs",
+        })).unwrap();
+        let named = cds_jwt(&other, &by_url.client_id, service, "cds-jti-5", Some("https://his.example/jwks.json"));
+        assert_eq!(auth.cds_jwt_key_url(&named).unwrap().as_deref(), Some("https://his.example/jwks.json"));
+        let keys = json!({"keys": [other.jwk]});
+        assert_eq!(auth.verify_cds_jwt(&named, &audiences, Some(&keys)).unwrap().client_id, by_url.client_id);
+        let wrong_url = cds_jwt(&other, &by_url.client_id, service, "cds-jti-6", Some("https://attacker.example/jwks.json"));
+        let error = auth.cds_jwt_key_url(&wrong_url).unwrap_err();
+        assert!(error.description.contains("jku"), "{}", error.description);
     }
 }

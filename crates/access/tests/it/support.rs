@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
 use store::Store;
-pub use test_support::signin::{ClientKey, assertion, ec_key, now, pkce, rsa_key};
+pub use test_support::signin::{ClientKey, assertion, cds_jwt, ec_key, now, pkce, rsa_key};
 
 pub const AUDIENCE: &str = "https://hie.example.org/fhir";
 pub const TOKEN_ENDPOINT: &str = "https://hie.example.org/auth/token";

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `meridian` binary.
 
 mod access_scenario;
+mod cds_scenario;
 mod fhirpath_command;
 mod ledger_scenario;
 mod seed_command;

@@ -106,6 +106,7 @@ async fn the_registry_holds_the_identity_operations_only_when_they_are_enabled()
     let every: BTreeSet<&str> = repository::operations::OPERATIONS
         .iter()
         .chain(residents::operations::OPERATIONS)
+        .chain(cds::operations::OPERATIONS)
         .map(|d| d.name)
         .collect();
     assert_eq!(with_identity, every);
