@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fhir_json fhirpath search_query cursor ledger_note)
+[ ${#targets[@]} -gt 0 ] || targets=(fhir_json fhirpath search_query cursor ledger_note cds_hook)
 
 export RUSTC_BOOTSTRAP=1
 flags=(--sanitizer none --debug-assertions --release)
@@ -27,6 +27,7 @@ max_len() {
         fhirpath) echo 8192 ;;
         search_query) echo 2048 ;;
         ledger_note) echo 8192 ;;
+        cds_hook) echo 16384 ;;
         *) echo 1024 ;;
     esac
 }

@@ -247,6 +247,19 @@ impl Catalogue {
         &self.exams
     }
 
+    /// Every coding that is this exam: its own, and those a ConceptMap makes equivalent.
+    pub fn equivalent_codes(&self, exam: &Exam) -> Vec<(String, String)> {
+        let mut codes = exam.codes.clone();
+        for code in &exam.codes {
+            for mapped in self.mappings.get(code).into_iter().flatten() {
+                if !codes.contains(mapped) {
+                    codes.push(mapped.clone());
+                }
+            }
+        }
+        codes
+    }
+
     /// The catalogue entry a concept (an order's or a result's code) is, by any of its codings
     /// or what a ConceptMap makes them equivalent to.
     pub fn exam_for(&self, concept: &Value) -> Option<&Exam> {

@@ -45,6 +45,8 @@ pub struct Check {
     pub card: Option<String>,
     pub outcome: Option<String>,
     pub repeat_avoided: bool,
+    /// No prior result was shown, but one the reader may not see exists (no consent).
+    pub not_shareable: bool,
     pub reason: Option<Value>,
 }
 
@@ -63,6 +65,7 @@ impl Check {
             "card": self.card,
             "outcome": self.outcome,
             "repeatAvoided": self.repeat_avoided,
+            "notShareable": self.not_shareable,
             "reason": self.reason,
         })
     }
@@ -82,6 +85,10 @@ impl Check {
             outcome: text("outcome"),
             repeat_avoided: value
                 .get("repeatAvoided")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            not_shareable: value
+                .get("notShareable")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             reason: value.get("reason").filter(|r| !r.is_null()).cloned(),
@@ -124,6 +131,7 @@ struct Counts {
     recognised: u64,
     overridden: u64,
     repeats_avoided: u64,
+    not_shareable: u64,
     /// Money saved in hundredths (fen).
     saved_cents: i128,
 }
@@ -133,6 +141,8 @@ impl Counts {
         self.checked += 1;
         if check.retrieved {
             self.retrieved += 1;
+        } else if check.not_shareable {
+            self.not_shareable += 1;
         }
         match check.outcome.as_deref() {
             Some("accepted") => {
@@ -180,6 +190,7 @@ fn populations(counts: &Counts) -> Value {
         standard("numerator", counts.recognised),
         ours("overridden", counts.overridden),
         ours("repeats-avoided", counts.repeats_avoided),
+        ours("not-shareable", counts.not_shareable),
     ])
 }
 
@@ -285,14 +296,19 @@ pub fn measure_report(checks: &[Check], request: &ReportRequest, now: i64) -> Va
             .iter()
             .zip(&strata)
             .map(|(name, values)| {
-                json!({
-                    "code": [{"text": name}],
-                    "stratum": values.iter().map(|(value, counts)| {
-                        let mut stratum = with(counts);
-                        stratum["value"] = json!({"text": value});
-                        stratum
-                    }).collect::<Vec<_>>(),
-                })
+                let mut stratifier = json!({"code": [{"text": name}]});
+                // FHIR has no empty arrays: a stratifier with no checks has no stratum.
+                if !values.is_empty() {
+                    stratifier["stratum"] = values
+                        .iter()
+                        .map(|(value, counts)| {
+                            let mut stratum = with(counts);
+                            stratum["value"] = json!({"text": value});
+                            stratum
+                        })
+                        .collect();
+                }
+                stratifier
             })
             .collect()
     };

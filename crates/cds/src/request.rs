@@ -80,7 +80,7 @@ impl HookRequest {
         hook: Hook,
         validate: &dyn Fn(&Value) -> Vec<String>,
     ) -> Result<HookRequest, CdsError> {
-        let value: Value = serde_json::from_slice(body)
+        let value = fhir_model::json::parse(body)
             .map_err(|e| bad(format!("the request is not JSON: {e}")))?;
         let Value::Object(object) = value else {
             return Err(bad("the request must be a JSON object"));

@@ -84,6 +84,49 @@ pub struct RuleSet {
     pub version: String,
     pub concepts: ConceptSets,
     pub rules: Vec<Rule>,
+    /// What the record must hold for these rules.
+    pub needs: Needs,
+}
+
+/// The record variables the rules read (`conditions`, `observations`...): the service reads
+/// nothing else of the patient's record.
+#[derive(Debug, Default)]
+pub struct Needs {
+    pub variables: std::collections::BTreeSet<String>,
+}
+
+/// The record variables a rule may read.
+const RECORD_VARIABLES: [&str; 9] = [
+    "patient",
+    "conditions",
+    "allergies",
+    "medications",
+    "observations",
+    "results",
+    "orders",
+    "imaging",
+    "age",
+];
+
+fn needs_of(rules: &[Rule]) -> Needs {
+    let mut needs = Needs::default();
+    for rule in rules {
+        let source = rule.when.source();
+        for variable in RECORD_VARIABLES {
+            let mentioned = source
+                .match_indices(&format!("%{variable}"))
+                .any(|(at, m)| {
+                    !source[at + m.len()..]
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_alphanumeric() || c == '_')
+                });
+            if mentioned {
+                needs.variables.insert(variable.to_owned());
+            }
+        }
+    }
+    needs
 }
 
 /// A rule that fired: on which draft order (`Type/id`; `None` for a record rule).
@@ -139,6 +182,7 @@ impl RuleSet {
                     version: "none".into(),
                     concepts: ConceptSets::default(),
                     rules: Vec::new(),
+                    needs: Needs::default(),
                 }
             }))
         }))
@@ -244,10 +288,12 @@ impl RuleSet {
                 id,
             });
         }
+        let needs = needs_of(&rules);
         Ok(RuleSet {
             version,
             concepts,
             rules,
+            needs,
         })
     }
 

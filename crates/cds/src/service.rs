@@ -88,6 +88,27 @@ impl Reads<'_> {
             .collect()
     }
 
+    /// How many resources match that the caller may not see (0 when it may not search them).
+    fn hidden(&self, resource_type: &str, criteria: &[(&str, String)]) -> Result<u64, CdsError> {
+        if self
+            .ctx
+            .repository
+            .permit(self.ctx.caller, Interaction::Search, resource_type)
+            .is_err()
+        {
+            return Ok(0);
+        }
+        let criteria: Vec<(String, String)> = criteria
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        Ok(self
+            .ctx
+            .repository
+            .reader(self.ctx.caller)
+            .hidden_count(resource_type, &criteria)?)
+    }
+
     fn organization(&mut self, reference: &str) -> Result<Option<Value>, CdsError> {
         if let Some(found) = self.organizations.get(reference) {
             return Ok(found.clone());
@@ -178,13 +199,34 @@ fn rules(reads: &Reads<'_>) -> Result<Arc<RuleSet>, CdsError> {
     }
 }
 
-/// The patient's record: what the client prefetched, and the rest read here.
-fn record(
-    reads: &Reads<'_>,
+/// One search of the patient's record, for the prefetch key it stands in for.
+struct RecordRead {
+    key: &'static str,
+    resource_type: &'static str,
+    criteria: Vec<(&'static str, String)>,
+    count: usize,
+}
+
+impl Reads<'_> {
+    fn run(&self, read: &RecordRead) -> Result<Vec<Value>, CdsError> {
+        Ok(self
+            .find(read.resource_type, &read.criteria, read.count)?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect())
+    }
+}
+
+/// The patient's record: what the client prefetched, and the searches for the rest, only of
+/// what the rules read (`RuleSet::needs`).
+fn record_reads(
     request: &HookRequest,
     patient: Option<&str>,
-) -> Result<Record, CdsError> {
+    rules: &RuleSet,
+    now: i64,
+) -> (Vec<Value>, Vec<RecordRead>) {
     let mut resources = Vec::new();
+    let mut reads = Vec::new();
     let given = |key: &str| request.prefetch.get(key);
     let Some(patient) = patient else {
         for key in crate::hook::PREFETCH.iter().map(|(k, _)| *k) {
@@ -192,71 +234,97 @@ fn record(
                 resources.extend(prefetched(value));
             }
         }
-        return Ok(Record::from_resources(resources));
+        return (resources, reads);
     };
-    let searches: [(&str, &str, Vec<(&str, String)>, usize); 7] = [
-        ("patient", "Patient", vec![("_id", patient.to_owned())], 1),
+    let needs = &rules.needs;
+    let of_patient = |more: &[(&'static str, String)]| {
+        let mut criteria = vec![("patient", patient.to_owned())];
+        criteria.extend(more.iter().cloned());
+        criteria
+    };
+    // Observations of the last year, newest first: what "the latest eGFR" means at the point
+    // of care.
+    let year_ago = format!(
+        "ge{}",
+        fhir_model::clock::format_instant(now - 365 * 86_400_000_000)
+    );
+    let sort = |by: &str| ("_sort", by.to_owned());
+    // (prefetch key, rule variable, type, criteria, count)
+    let searches: [(
+        &'static str,
+        &str,
+        &'static str,
+        Vec<(&'static str, String)>,
+        usize,
+    ); 7] = [
+        (
+            "patient",
+            "patient",
+            "Patient",
+            vec![("_id", patient.to_owned())],
+            1,
+        ),
         (
             "conditions",
+            "conditions",
             "Condition",
-            vec![("patient", patient.to_owned())],
+            of_patient(&[]),
             500,
         ),
         (
             "allergies",
+            "allergies",
             "AllergyIntolerance",
-            vec![("patient", patient.to_owned())],
+            of_patient(&[]),
             200,
         ),
         (
             "medications",
+            "medications",
             "MedicationRequest",
-            vec![
-                ("patient", patient.to_owned()),
-                ("status", "active,on-hold".to_owned()),
-            ],
+            of_patient(&[("status", "active,on-hold".to_owned())]),
             300,
         ),
         (
             "observations",
+            "observations",
             "Observation",
-            vec![
-                ("patient", patient.to_owned()),
-                ("_sort", "-date".to_owned()),
-            ],
+            of_patient(&[("date", year_ago), sort("-date")]),
             200,
         ),
         (
             "reports",
+            "results",
             "DiagnosticReport",
-            vec![
-                ("patient", patient.to_owned()),
-                ("_sort", "-date".to_owned()),
-            ],
+            of_patient(&[sort("-date")]),
             100,
         ),
         (
             "orders",
+            "orders",
             "ServiceRequest",
-            vec![
-                ("patient", patient.to_owned()),
-                ("_sort", "-authored".to_owned()),
-            ],
+            of_patient(&[sort("-authored")]),
             100,
         ),
     ];
-    for (key, resource_type, criteria, count) in searches {
+    for (key, variable, resource_type, criteria, count) in searches {
         match given(key) {
             Some(value) => resources.extend(prefetched(value)),
-            None => resources.extend(
-                reads
-                    .find(resource_type, &criteria, count)?
-                    .into_iter()
-                    .map(|(r, _)| r),
-            ),
+            // The patient is read for `%age` and `%patient` alike.
+            None if needs.variables.contains(variable)
+                || (variable == "patient" && needs.variables.contains("age")) =>
+            {
+                reads.push(RecordRead {
+                    key,
+                    resource_type,
+                    criteria,
+                    count,
+                });
+            }
+            None => {}
         }
     }
-    Ok(Record::from_resources(resources))
+    (resources, reads)
 }
 
 fn text(language: Language, zh: &str, en: &str) -> String {
@@ -371,7 +439,8 @@ fn priors(
     let since = fhir_model::clock::format_instant(now - widest);
     let codes: Vec<String> = exams
         .iter()
-        .flat_map(|e| e.codes.iter().map(|(s, c)| format!("{s}|{c}")))
+        .flat_map(|e| catalogue.equivalent_codes(e))
+        .map(|(s, c)| format!("{s}|{c}"))
         .collect();
     let mut candidates = Vec::new();
     candidates.extend(reads.find(
@@ -379,6 +448,7 @@ fn priors(
         &[
             ("patient", patient.to_owned()),
             ("date", format!("ge{since}")),
+            ("code", codes.join(",")),
         ],
         200,
     )?);
@@ -390,15 +460,7 @@ fn priors(
         ],
         200,
     )?);
-    candidates.extend(reads.find(
-        "Observation",
-        &[
-            ("patient", patient.to_owned()),
-            ("date", format!("ge{since}")),
-            ("code", codes.join(",")),
-        ],
-        200,
-    )?);
+
     let mut best: HashMap<String, Prior> = HashMap::new();
     for (resource, custodian) in candidates {
         let Some(at) = clinical_time(&resource).and_then(fhir_model::clock::parse_instant) else {
@@ -652,6 +714,47 @@ fn recognition_card(
     }))
 }
 
+/// Whether an equivalent result within the exam's window exists that the caller may not see
+/// (another institution's, without the patient's consent): counted, never shown.
+fn not_shared(
+    reads: &Reads<'_>,
+    catalogue: &Catalogue,
+    exam: &Exam,
+    patient: &str,
+) -> Result<bool, CdsError> {
+    let since = fhir_model::clock::format_instant(reads.ctx.now - exam.window);
+    let codes: Vec<String> = catalogue
+        .equivalent_codes(exam)
+        .iter()
+        .map(|(s, c)| format!("{s}|{c}"))
+        .collect();
+    let criteria = [
+        ("patient", patient.to_owned()),
+        ("code", codes.join(",")),
+        ("date", format!("ge{since}")),
+    ];
+    Ok(reads.hidden("DiagnosticReport", &criteria)? > 0)
+}
+
+fn not_shared_card(language: Language, exam: &Exam, draft: &str, card_uuid: &str) -> Value {
+    json!({
+        "uuid": card_uuid,
+        "summary": summary(match language {
+            Language::Zh => format!("区域内已有近期{}结果，但患者未授权本机构查阅", exam.title),
+            Language::En => format!("A recent {} exists elsewhere in the region but is not shared with you", exam.title),
+        }),
+        "detail": match language {
+            Language::Zh => format!("另一机构在有效期内完成了同类检查（{draft}）。患者授权后即可调阅并互认，避免重复检查。"),
+            Language::En => format!("Another institution did an equivalent exam within its window ({draft}). With the patient's consent it can be viewed and recognised instead of repeated."),
+        },
+        "indicator": "info",
+        "source": {
+            "label": text(language, "区域检查检验结果互认", "Meridian mutual recognition of results"),
+            "topic": {"system": RECOGNITION_TOPIC, "code": "result-not-shared", "display": text(language, "结果未授权共享", "Result not shared")},
+        },
+    })
+}
+
 fn rule_card(
     rule: &crate::rules::Rule,
     language: Language,
@@ -724,22 +827,72 @@ fn institution(caller: &Caller) -> String {
 
 /// Answers one hook call.
 pub fn answer(ctx: &Context<'_>, request: &HookRequest) -> Result<Answer, CdsError> {
-    let mut reads = Reads {
-        ctx,
-        organizations: HashMap::new(),
-    };
     let patient = request.patient();
-    let rules = rules(&reads)?;
-    let record = record(&reads, request, patient.as_deref())?;
-    let now_text = fhir_model::clock::format_instant(ctx.now);
-    let evaluation = rules.evaluate(request.hook, &request.drafts, &record, &now_text);
+    let rules = rules(&Reads::new(ctx))?;
+    let (mut resources, mut record_reads) =
+        record_reads(request, patient.as_deref(), &rules, ctx.now);
+    // A long-treated patient's observations are the longest read: it runs beside the others
+    // and the recognition.
+    let observations = record_reads
+        .iter()
+        .position(|r| r.key == "observations")
+        .map(|at| record_reads.remove(at));
+    std::thread::scope(|scope| {
+        let observations = observations.map(|read| scope.spawn(move || Reads::new(ctx).run(&read)));
+        let mut reads = Reads::new(ctx);
+        for read in &record_reads {
+            resources.extend(reads.run(read)?);
+        }
+        let mut answer = answer_with(ctx, request, &mut reads, patient.as_deref())?;
+        if let Some(observations) = observations {
+            let read = observations.join().map_err(|_| {
+                CdsError::Repository(RepositoryError::Internal(
+                    "reading the observations panicked".into(),
+                ))
+            })?;
+            resources.extend(read?);
+        }
+        let record = Record::from_resources(resources);
+        let now_text = fhir_model::clock::format_instant(ctx.now);
+        let evaluation = rules.evaluate(request.hook, &request.drafts, &record, &now_text);
+        add_rule_cards(ctx, request, &evaluation, &mut answer);
+        answer.finish(ctx)
+    })
+}
+
+/// What one call found, before it is written and answered.
+struct Found {
+    cards: Vec<Value>,
+    writes: Vec<(String, Value)>,
+    checks: Vec<(String, Check)>,
+    patient: Option<String>,
+    failed_rules: Vec<String>,
+}
+
+impl<'a> Reads<'a> {
+    fn new(ctx: &'a Context<'a>) -> Reads<'a> {
+        Reads {
+            ctx,
+            organizations: HashMap::new(),
+        }
+    }
+}
+
+/// The recognition part of a call: for each drafted exam of the catalogue, the prior result
+/// offered, or the notice that one exists but is not shared.
+fn answer_with(
+    ctx: &Context<'_>,
+    request: &HookRequest,
+    reads: &mut Reads<'_>,
+    patient: Option<&str>,
+) -> Result<Found, CdsError> {
     let mut cards = Vec::new();
     let mut writes: Vec<(String, Value)> = Vec::new();
     let mut checks: Vec<(String, Check)> = Vec::new();
     let to = issued_to(ctx.client);
 
     if request.hook.orders()
-        && let Some(patient) = &patient
+        && let Some(patient) = patient
     {
         let definitions = reads
             .find(
@@ -768,7 +921,7 @@ pub fn answer(ctx: &Context<'_>, request: &HookRequest) -> Result<Answer, CdsErr
             .collect();
         if !drafted.is_empty() {
             let exams: Vec<&Exam> = drafted.iter().map(|(_, e)| *e).collect();
-            let found = priors(&mut reads, &catalogue, patient, &exams)?;
+            let found = priors(reads, &catalogue, patient, &exams)?;
             let month = month_of(ctx.now);
             for (draft, exam) in drafted {
                 let draft_ref = reference_of(draft);
@@ -791,12 +944,22 @@ pub fn answer(ctx: &Context<'_>, request: &HookRequest) -> Result<Answer, CdsErr
                     card: None,
                     outcome: None,
                     repeat_avoided: false,
+                    not_shareable: false,
                     reason: None,
                 };
+                if !found.contains_key(&exam.id) && not_shared(reads, &catalogue, exam, patient)? {
+                    check.not_shareable = true;
+                    let card_uuid = stable_uuid(&[&key, "not-shared"]);
+                    cards.push(not_shared_card(ctx.language, exam, &draft_ref, &card_uuid));
+                    writes.push((
+                        format!("{CARD_PREFIX}{card_uuid}"),
+                        json!({"notice": exam.id, "order": draft_ref, "to": to}),
+                    ));
+                }
                 if let Some(prior) = found.get(&exam.id) {
                     let card_uuid = stable_uuid(&[&key, &prior.reference]);
                     cards.push(recognition_card(
-                        &reads, exam, &draft_ref, prior, &card_uuid,
+                        reads, exam, &draft_ref, prior, &card_uuid,
                     )?);
                     check.retrieved = true;
                     check.result = Some(prior.reference.clone());
@@ -811,6 +974,23 @@ pub fn answer(ctx: &Context<'_>, request: &HookRequest) -> Result<Answer, CdsErr
         }
     }
 
+    Ok(Found {
+        cards,
+        writes,
+        checks,
+        patient: patient.map(|p| format!("Patient/{p}")),
+        failed_rules: Vec::new(),
+    })
+}
+
+/// A card for each rule that fired (once per rule and order).
+fn add_rule_cards(
+    ctx: &Context<'_>,
+    request: &HookRequest,
+    evaluation: &crate::rules::Evaluation<'_>,
+    found: &mut Found,
+) {
+    let to = issued_to(ctx.client);
     let mut seen = std::collections::HashSet::new();
     for finding in &evaluation.findings {
         if !seen.insert((finding.rule.id.as_str(), finding.order.clone())) {
@@ -821,57 +1001,69 @@ pub fn answer(ctx: &Context<'_>, request: &HookRequest) -> Result<Answer, CdsErr
             &finding.rule.id,
             finding.order.as_deref().unwrap_or(""),
         ]);
-        cards.push(rule_card(
+        found.cards.push(rule_card(
             finding.rule,
             ctx.language,
             &card_uuid,
             finding.order.as_deref(),
         ));
-        writes.push((
+        found.writes.push((
             format!("{CARD_PREFIX}{card_uuid}"),
             json!({"rule": finding.rule.id, "order": finding.order, "to": to}),
         ));
     }
-    // The most urgent first.
-    cards.sort_by_key(|c| match c["indicator"].as_str() {
-        Some("critical") => 0,
-        Some("warning") => 1,
-        _ => 2,
-    });
-    if !writes.is_empty() || !checks.is_empty() {
-        let store = ctx.repository.store();
-        let mut tx = store.begin()?;
-        for (key, check) in &checks {
-            let merged = match tx.take_checkpoint(key)? {
-                Some(old) => match serde_json::from_str::<Value>(&old)
-                    .ok()
-                    .as_ref()
-                    .and_then(Check::from_json)
-                {
-                    Some(mut old) => {
-                        if check.retrieved {
-                            old.retrieved = true;
-                            old.result.clone_from(&check.result);
-                            old.card.clone_from(&check.card);
+    found.failed_rules = evaluation.failed.iter().map(|(id, _)| id.clone()).collect();
+}
+
+impl Found {
+    /// Writes the recognition records and card index in one transaction, and answers.
+    fn finish(mut self, ctx: &Context<'_>) -> Result<Answer, CdsError> {
+        let (mut cards, writes, checks) = (
+            std::mem::take(&mut self.cards),
+            std::mem::take(&mut self.writes),
+            std::mem::take(&mut self.checks),
+        );
+        // The most urgent first.
+        cards.sort_by_key(|c| match c["indicator"].as_str() {
+            Some("critical") => 0,
+            Some("warning") => 1,
+            _ => 2,
+        });
+        if !writes.is_empty() || !checks.is_empty() {
+            let store = ctx.repository.store();
+            let mut tx = store.begin()?;
+            for (key, check) in &checks {
+                let merged = match tx.take_checkpoint(key)? {
+                    Some(old) => match serde_json::from_str::<Value>(&old)
+                        .ok()
+                        .as_ref()
+                        .and_then(Check::from_json)
+                    {
+                        Some(mut old) => {
+                            if check.retrieved {
+                                old.retrieved = true;
+                                old.result.clone_from(&check.result);
+                                old.card.clone_from(&check.card);
+                            }
+                            old
                         }
-                        old
-                    }
+                        None => check.clone(),
+                    },
                     None => check.clone(),
-                },
-                None => check.clone(),
-            };
-            tx.set_checkpoint(key, Some(&merged.to_json().to_string()))?;
+                };
+                tx.set_checkpoint(key, Some(&merged.to_json().to_string()))?;
+            }
+            for (key, value) in &writes {
+                tx.set_checkpoint(key, Some(&value.to_string()))?;
+            }
+            tx.commit()?;
         }
-        for (key, value) in &writes {
-            tx.set_checkpoint(key, Some(&value.to_string()))?;
-        }
-        tx.commit()?;
+        Ok(Answer {
+            body: json!({"cards": cards}),
+            patient: self.patient,
+            failed_rules: self.failed_rules,
+        })
     }
-    Ok(Answer {
-        body: json!({"cards": cards}),
-        patient: patient.map(|p| format!("Patient/{p}")),
-        failed_rules: evaluation.failed.into_iter().map(|(id, _)| id).collect(),
-    })
 }
 
 /// One item of a feedback request, checked.
@@ -885,8 +1077,8 @@ struct Feedback {
 
 fn read_feedback(body: &[u8]) -> Result<Vec<Feedback>, CdsError> {
     let bad = |m: String| CdsError::BadRequest(m);
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| bad(format!("the feedback is not JSON: {e}")))?;
+    let value =
+        fhir_model::json::parse(body).map_err(|e| bad(format!("the feedback is not JSON: {e}")))?;
     let items = value
         .get("feedback")
         .and_then(Value::as_array)

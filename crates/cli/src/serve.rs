@@ -52,6 +52,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
         );
         server::Auth::Off
     };
+    keep_recognition_measure(&repository)?;
     let state = AppState::build(
         repository,
         ServerConfig {
@@ -124,6 +125,24 @@ const OPEN_FILES_CEILING: u64 = 1 << 20;
 
 /// The connection limits, with the connection count derived from the open-file limit (raised
 /// first) unless configured.
+/// The Measure the recognition metrics are evaluated on (`docs/cds.md`), written when the store
+/// has none: the server's own configured work, as the operator.
+fn keep_recognition_measure(repository: &repository::Repository) -> Result<()> {
+    let operator = caller::Caller::operator("serve");
+    let id = cds::metrics::MEASURE_ID;
+    match repository.read(&operator, "Measure", id) {
+        Ok(_) => return Ok(()),
+        Err(
+            repository::RepositoryError::NotFound(_) | repository::RepositoryError::Gone { .. },
+        ) => {}
+        Err(error) => return Err(error).context("reading the recognition Measure"),
+    }
+    repository
+        .update(&operator, "Measure", id, cds::metrics::measure(), None)
+        .context("writing the recognition Measure")?;
+    Ok(())
+}
+
 fn connection_limits(config: &ServeConfig) -> ConnectionLimits {
     let settings = &config.connections;
     let open_files = raise_open_file_limit();

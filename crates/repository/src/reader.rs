@@ -196,6 +196,26 @@ impl<'r> Reader<'r> {
         Ok(self.page(&query)?.matches)
     }
 
+    /// How many current resources of `resource_type` match `criteria` that the caller may not
+    /// see: a count, never the resources, for a service that must say that something exists
+    /// without showing it ("a result exists at another institution, not shared with you").
+    pub fn hidden_count(
+        &self,
+        resource_type: &str,
+        criteria: &[(String, String)],
+    ) -> Result<u64, RepositoryError> {
+        if matches!(self.visibility, Visibility::All) {
+            return Ok(0);
+        }
+        let mut seen = self.criteria(resource_type, criteria, 1)?;
+        seen.total = search::query::TotalMode::Accurate;
+        let mut all = seen.clone();
+        all.visibility = Visibility::All;
+        let total = self.repository.store.search(&all)?.total.unwrap_or(0);
+        let visible = self.repository.store.search(&seen)?.total.unwrap_or(0);
+        Ok(total.saturating_sub(visible))
+    }
+
     /// [`Reader::find`] inside a write transaction, seeing its writes.
     pub fn find_in(
         &self,

@@ -288,7 +288,7 @@ fn place(member: &str) -> Option<Place> {
         | "jobs" | "blob" | "ledger" => Place::Foundation,
         "residents" | "access" | "cds" => Place::Service,
         "seed" | "test-support" | "xtask" | "fhirpath-bench" | "identity-bench"
-        | "ingest-bench" | "search-bench" | "ledger-bench" => Place::Tooling,
+        | "ingest-bench" | "search-bench" | "ledger-bench" | "cds-bench" => Place::Tooling,
         _ => return None,
     })
 }

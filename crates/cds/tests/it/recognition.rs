@@ -108,6 +108,7 @@ fn cards(repository: &Repository, by: &Caller, request: &HookRequest, now: i64) 
     let ctx = Context {
         repository,
         caller: by,
+        client: by,
         base: BASE,
         language: Language::En,
         now,
@@ -133,11 +134,17 @@ fn counts(repository: &Repository, now: i64) -> Vec<(String, u64)> {
     let request = cds::metrics::ReportRequest {
         start: now - 40 * DAY,
         end: now + DAY,
-        period_text: ("start".into(), "end".into()),
+        period_text: (instant(now - 40 * DAY), instant(now + DAY)),
         organization: None,
     };
     let checks = cds::metrics::checks_in(&**repository.store(), &request).unwrap();
     let report = cds::metrics::measure_report(&checks, &request, now);
+    let invalid: Vec<String> = fhir_model::validate(fhir_model::r4(), &report)
+        .into_iter()
+        .filter(|i| i.severity == fhir_model::Severity::Error)
+        .map(|i| i.diagnostics)
+        .collect();
+    assert!(invalid.is_empty(), "{invalid:?} in {report}");
     let mut out: Vec<(String, u64)> = report["group"][0]["population"]
         .as_array()
         .unwrap()
@@ -390,6 +397,41 @@ fn scenario(store: &TestStore) {
     }
     assert_eq!(counts(&repository, now), after_override);
 
+    // What the client prefetched is used as sent: a condition only its own record holds.
+    let mut body = json!({
+        "hook": "order-sign", "hookInstance": "prefetched",
+        "context": {"userId": "Practitioner/doc", "patientId": "p-recent", "draftOrders": {
+            "resourceType": "Bundle", "type": "collection", "entry": [{"resource": {
+                "resourceType": "ServiceRequest", "id": "draft-barium", "status": "draft", "intent": "order",
+                "code": {"text": "钡餐"}, "subject": {"reference": "Patient/p-recent"}}}]}},
+        "prefetch": {"conditions": {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {
+            "resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p-recent"},
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "K56.6"}]}}}]}}
+    });
+    let parse = |body: &Value| {
+        let validate = |r: &Value| {
+            fhir_model::validate(fhir_model::r4(), r)
+                .into_iter()
+                .filter(|i| i.severity == fhir_model::Severity::Error)
+                .map(|i| i.diagnostics)
+                .collect()
+        };
+        HookRequest::parse(body.to_string().as_bytes(), Hook::OrderSign, &validate).unwrap()
+    };
+    let warned = cards(&repository, &ordering, &parse(&body), now);
+    assert!(
+        warned.iter().any(|c| c["indicator"] == "critical"),
+        "{warned:?}"
+    );
+    // Without it, the store's record (no obstruction) is read: no warning.
+    body["prefetch"] = json!({});
+    let quiet = cards(&repository, &ordering, &parse(&body), now);
+    assert!(
+        quiet.iter().all(|c| c["indicator"] != "critical"),
+        "{quiet:?}"
+    );
+
     // The entry made inactive: it takes effect at once.
     put(&repository, &admin, ct_chest_definition("retired"));
     assert!(
@@ -411,4 +453,14 @@ fn recognition_and_its_metrics_sqlite() {
 #[test]
 fn recognition_and_its_metrics_postgres() {
     scenario(&test_support::postgres());
+}
+
+#[test]
+fn the_measure_is_a_valid_resource() {
+    let issues: Vec<String> = fhir_model::validate(fhir_model::r4(), &cds::metrics::measure())
+        .into_iter()
+        .filter(|i| i.severity == fhir_model::Severity::Error)
+        .map(|i| i.diagnostics)
+        .collect();
+    assert!(issues.is_empty(), "{issues:?}");
 }

@@ -375,6 +375,19 @@ fn scenario(backend: Backend) {
                 "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}
         }));
     }
+    // The Measure the metrics are evaluated on is there to read.
+    let (status, _, body) = region.call(
+        Some(&city_token),
+        "GET",
+        "/fhir/Measure/ResultRecognition",
+        &[],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        json_of(&body)["url"],
+        "https://meridian.example/fhir/Measure/ResultRecognition"
+    );
     let before = region.metrics(&city_token);
 
     // A CT ten days after the county's: a card naming the report, and the delete of the draft.
@@ -449,10 +462,18 @@ fn scenario(backend: Backend) {
         );
         assert_eq!(status, 200, "{why}: {answer}");
         assert!(reuse_cards(&answer).is_empty(), "{why}: {answer}");
-        assert!(
-            !answer.to_string().contains(&hidden) || why != "no consent",
-            "{answer}"
-        );
+        if why == "no consent" {
+            // Said to exist, never shown: no id of it, no link.
+            assert!(!answer.to_string().contains(&hidden), "{answer}");
+            let notice = cards(&answer);
+            assert_eq!(notice.len(), 1, "{answer}");
+            assert_eq!(
+                notice[0]["source"]["topic"]["code"], "result-not-shared",
+                "{answer}"
+            );
+        } else {
+            assert!(cards(&answer).is_empty(), "{why}: {answer}");
+        }
     }
     // The same request with the county's own authorization (fhirAuthorization): the county
     // sees its own result, and the card offers it.
@@ -530,6 +551,11 @@ fn scenario(backend: Backend) {
     assert_eq!(
         value(&checked, "denominator"),
         value(&before, "denominator") + 3.0,
+        "{checked:?}"
+    );
+    assert_eq!(
+        value(&checked, "not-shareable"),
+        value(&before, "not-shareable") + 1.0,
         "{checked:?}"
     );
     let accepted = json!({"feedback": [{"card": card["uuid"], "outcome": "accepted",
