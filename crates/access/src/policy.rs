@@ -55,6 +55,7 @@ pub const DIRECTORY_TYPES: &[&str] = &[
     "Questionnaire",
     "PlanDefinition",
     "ActivityDefinition",
+    "Measure",
     "Library",
 ];
 

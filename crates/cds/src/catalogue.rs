@@ -51,6 +51,13 @@ pub struct Exam {
     pub price: Option<(String, String)>,
 }
 
+impl Exam {
+    /// Whether the entry asks anything of the performing institution.
+    pub fn has_requirements(&self) -> bool {
+        self.minimum_level.is_some() || !self.qualifications.is_empty()
+    }
+}
+
 /// The catalogue as loaded for one request.
 #[derive(Debug, Default)]
 pub struct Catalogue {

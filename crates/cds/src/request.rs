@@ -241,6 +241,23 @@ impl HookRequest {
         })
     }
 
+    /// Whether the draft is one to check: at `order-select`, the newly selected ones when the
+    /// request names any; otherwise every draft.
+    pub fn is_selected(&self, draft: &Value) -> bool {
+        if self.hook != Hook::OrderSelect || self.selections.is_empty() {
+            return true;
+        }
+        let reference = format!(
+            "{}/{}",
+            draft
+                .get("resourceType")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+            draft.get("id").and_then(Value::as_str).unwrap_or("")
+        );
+        self.selections.contains(&reference)
+    }
+
     /// The patient the request is about: `context.patientId`, or else the subject the draft
     /// orders share.
     pub fn patient(&self) -> Option<String> {

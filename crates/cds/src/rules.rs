@@ -306,6 +306,19 @@ impl RuleSet {
         record: &Record,
         now: &str,
     ) -> Evaluation<'r> {
+        self.evaluate_selected(hook, drafts, &|_| true, record, now)
+    }
+
+    /// [`RuleSet::evaluate`] on the drafts `selected` picks (by position): `order-select`'s
+    /// newly selected orders, the other drafts still seen as `%otherDrafts`.
+    pub fn evaluate_selected<'r>(
+        &'r self,
+        hook: Hook,
+        drafts: &[Value],
+        selected: &dyn Fn(usize) -> bool,
+        record: &Record,
+        now: &str,
+    ) -> Evaluation<'r> {
         let mut out = Evaluation::default();
         let today = now.get(..10).unwrap_or(now);
         let drafts_json = Value::Array(drafts.to_vec());
@@ -350,6 +363,9 @@ impl RuleSet {
                 continue;
             }
             for (n, draft) in drafts.iter().enumerate() {
+                if !selected(n) {
+                    continue;
+                }
                 let kind = draft
                     .get("resourceType")
                     .and_then(Value::as_str)

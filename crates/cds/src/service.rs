@@ -481,16 +481,20 @@ fn priors(
         if best.get(&exam.id).is_some_and(|prior| prior.at >= at) {
             continue;
         }
-        let Some(organization_reference) = performer_organization(&resource).or(custodian) else {
-            continue;
+        // Where it was done: needed only when the entry asks for a level or qualification.
+        let organization_reference = performer_organization(&resource).or(custodian);
+        let organization = match &organization_reference {
+            Some(reference) => reads.organization(reference)?,
+            None => None,
         };
-        let organization = reads.organization(&organization_reference)?;
-        if !organization
-            .as_ref()
-            .is_some_and(|o| Catalogue::qualifies(exam, o))
-        {
+        let qualified = match &organization {
+            Some(organization) => Catalogue::qualifies(exam, organization),
+            None => !exam.has_requirements(),
+        };
+        if !qualified {
             continue;
         }
+        let organization_reference = organization_reference.unwrap_or_default();
         best.insert(
             exam.id.clone(),
             Prior {
@@ -650,8 +654,11 @@ fn recognition_card(
         .organization
         .as_ref()
         .and_then(|o| o.get("name").and_then(Value::as_str))
-        .unwrap_or(&prior.organization_reference)
-        .to_owned();
+        .map(str::to_owned)
+        .or_else(|| {
+            (!prior.organization_reference.is_empty()).then(|| prior.organization_reference.clone())
+        })
+        .unwrap_or_else(|| text(language, "区域内其他机构", "another institution"));
     let headline = match language {
         Language::Zh => format!(
             "已有可互认的检查结果：{}（{place}，{date}，{days}天前）",
@@ -854,7 +861,9 @@ pub fn answer(ctx: &Context<'_>, request: &HookRequest) -> Result<Answer, CdsErr
         }
         let record = Record::from_resources(resources);
         let now_text = fhir_model::clock::format_instant(ctx.now);
-        let evaluation = rules.evaluate(request.hook, &request.drafts, &record, &now_text);
+        let selected = |n: usize| request.is_selected(&request.drafts[n]);
+        let evaluation =
+            rules.evaluate_selected(request.hook, &request.drafts, &selected, &record, &now_text);
         add_rule_cards(ctx, request, &evaluation, &mut answer);
         answer.finish(ctx)
     })
@@ -917,6 +926,7 @@ fn answer_with(
             .drafts
             .iter()
             .filter(|d| d.get("resourceType").and_then(Value::as_str) == Some("ServiceRequest"))
+            .filter(|d| request.is_selected(d))
             .filter_map(|d| Some((d, catalogue.exam_for(d.get("code")?)?)))
             .collect();
         if !drafted.is_empty() {

@@ -23,6 +23,21 @@ pub struct ConceptSets {
     sets: HashMap<String, ConceptSet>,
 }
 
+/// The system a prefix is compared under: the editions of ICD-10 (WHO's, the US clinical
+/// modification, the Chinese national edition under whatever URI or OID a hospital sends) share
+/// the hierarchy the prefixes name, so they are one family here.
+fn family(system: &str) -> &str {
+    let lower = system.to_ascii_lowercase();
+    if lower.contains("icd-10") || lower.contains("icd10") || system == CHINESE_ICD10_OID {
+        "icd-10"
+    } else {
+        system
+    }
+}
+
+/// GB/T 14396, the Chinese national edition of ICD-10, as national standards name it.
+const CHINESE_ICD10_OID: &str = "urn:oid:2.16.156.10011.2.3.3.11";
+
 /// A code compared with prefixes: dots removed, upper case (`k56.7` and `K567` are one).
 fn normal_code(code: &str) -> String {
     code.chars()
@@ -99,7 +114,8 @@ impl ConceptSets {
         }
         let normal = normal_code(code);
         Some(set.prefixes.iter().any(|(s, prefix)| {
-            system.is_none_or(|system| system == s) && normal.starts_with(prefix.as_str())
+            system.is_none_or(|system| family(system) == family(s))
+                && normal.starts_with(prefix.as_str())
         }))
     }
 

@@ -397,6 +397,74 @@ fn scenario(store: &TestStore) {
     }
     assert_eq!(counts(&repository, now), after_override);
 
+    // At order-select, the newly selected draft is the one checked.
+    let two = json!({
+        "hook": "order-select", "hookInstance": "selected",
+        "context": {"userId": "Practitioner/doc", "patientId": "p-recent",
+            "selections": ["ServiceRequest/draft-8"],
+            "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [
+                {"resource": {"resourceType": "ServiceRequest", "id": "draft-7", "status": "draft", "intent": "order",
+                    "code": {"coding": [{"system": loinc.0, "code": loinc.1}]}, "subject": {"reference": "Patient/p-recent"}}},
+                {"resource": {"resourceType": "ServiceRequest", "id": "draft-8", "status": "draft", "intent": "order",
+                    "code": {"coding": [{"system": loinc.0, "code": loinc.1}]}, "subject": {"reference": "Patient/p-recent"}}}
+            ]}}
+    });
+    let validate = |r: &Value| {
+        fhir_model::validate(fhir_model::r4(), r)
+            .into_iter()
+            .filter(|i| i.severity == fhir_model::Severity::Error)
+            .map(|i| i.diagnostics)
+            .collect()
+    };
+    let select =
+        HookRequest::parse(two.to_string().as_bytes(), Hook::OrderSelect, &validate).unwrap();
+    let selected = cards(&repository, &ordering, &select, now);
+    let offered = recognition_cards(&selected);
+    assert_eq!(offered.len(), 1, "{selected:?}");
+    assert_eq!(
+        offered[0]["suggestions"][0]["actions"][0]["resourceId"],
+        "ServiceRequest/draft-8"
+    );
+
+    // An entry that asks nothing of the performing institution: a result whose institution is
+    // unknown (no performer, written by the platform) is offered too.
+    put(
+        &repository,
+        &admin,
+        json!({
+            "resourceType": "ActivityDefinition", "id": "xr-chest", "status": "active", "kind": "ServiceRequest",
+            "title": "Chest X-ray", "code": {"coding": [{"system": "http://loinc.org", "code": "36643-5"}]},
+            "timingDuration": {"value": 30, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}
+        }),
+    );
+    put(
+        &repository,
+        &admin,
+        json!({"resourceType": "Patient", "id": "p-anon"}),
+    );
+    put(
+        &repository,
+        &admin,
+        json!({"resourceType": "DiagnosticReport", "id": "r-anon", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "36643-5"}]},
+        "subject": {"reference": "Patient/p-anon"}, "effectiveDateTime": instant(now - 2 * DAY)}),
+    );
+    let anonymous = cards(
+        &repository,
+        &ordering,
+        &order_sign("p-anon", "draft-9", ("http://loinc.org", "36643-5")),
+        now,
+    );
+    let offered = recognition_cards(&anonymous);
+    assert_eq!(offered.len(), 1, "{anonymous:?}");
+    assert!(
+        offered[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("another institution"),
+        "{anonymous:?}"
+    );
+
     // What the client prefetched is used as sent: a condition only its own record holds.
     let mut body = json!({
         "hook": "order-sign", "hookInstance": "prefetched",

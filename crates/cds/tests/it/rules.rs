@@ -133,3 +133,37 @@ fn a_rule_set_given_as_data_replaces_the_shipped_one_and_a_failing_rule_hides_no
             .contains("rule 'barium'")
     );
 }
+
+#[test]
+fn icd10_editions_share_their_hierarchy() {
+    let source = json!({
+        "conceptSets": {"obstruction": {"prefixes": [{"system": "http://hl7.org/fhir/sid/icd-10", "prefix": "K56"}]}},
+        "rules": [{"id": "r", "category": "record-contradiction", "severity": "info", "hooks": ["patient-view"],
+            "when": "%conditions.where(code.memberOf('obstruction')).exists()", "message": {"en": "x", "zh": "x"}}]
+    });
+    let set = RuleSet::parse(&source.to_string()).unwrap();
+    for system in [
+        "http://hl7.org/fhir/sid/icd-10",
+        "http://hl7.org/fhir/sid/icd-10-cm",
+        "https://meridian.example/fhir/sid/icd-10-cn",
+        "urn:oid:2.16.156.10011.2.3.3.11",
+    ] {
+        let record = Record::from_resources(vec![json!({"resourceType": "Condition", "id": "c",
+            "code": {"coding": [{"system": system, "code": "K56.700x001"}]}, "subject": {"reference": "Patient/p"}})]);
+        assert_eq!(
+            set.evaluate(Hook::PatientView, &[], &record, NOW)
+                .findings
+                .len(),
+            1,
+            "{system}"
+        );
+    }
+    // Another code system's K56 is not ICD-10's.
+    let record = Record::from_resources(vec![json!({"resourceType": "Condition", "id": "c",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "K56"}]}, "subject": {"reference": "Patient/p"}})]);
+    assert!(
+        set.evaluate(Hook::PatientView, &[], &record, NOW)
+            .findings
+            .is_empty()
+    );
+}

@@ -599,6 +599,24 @@ fn scenario(backend: Backend) {
     let (status, _) = region.feedback(&other_key, &other_client, "order-sign", &accepted);
     assert_eq!(status, 400);
     assert_eq!(region.metrics(&city_token), after);
+    // Asked by POST with a Parameters resource: the same counts.
+    let month_start = format!("{}-01", &instant(0)[..7]);
+    let parameters = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "periodStart", "valueDate": month_start},
+        {"name": "periodEnd", "valueDateTime": instant(-1)},
+    ]});
+    let (status, _, body) = region.call(
+        Some(&city_token),
+        "POST",
+        "/fhir/Measure/ResultRecognition/$evaluate-measure",
+        &[FHIR_JSON],
+        &parameters.to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        json_of(&body)["group"][0]["population"][2]["count"].to_string(),
+        after.iter().find(|(n, _)| n == "numerator").unwrap().1
+    );
     // The administrator sees every institution; the county, none of the city's checks.
     assert!(
         value(&region.metrics(&admin), "initial-population") >= value(&after, "initial-population")
