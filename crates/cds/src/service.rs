@@ -199,6 +199,9 @@ fn rules(reads: &Reads<'_>) -> Result<Arc<RuleSet>, CdsError> {
     }
 }
 
+/// Search parameters and their values.
+type Criteria = Vec<(&'static str, String)>;
+
 /// One search of the patient's record, for the prefetch key it stands in for.
 struct RecordRead {
     key: &'static str,
@@ -250,13 +253,8 @@ fn record_reads(
     );
     let sort = |by: &str| ("_sort", by.to_owned());
     // (prefetch key, rule variable, type, criteria, count)
-    let searches: [(
-        &'static str,
-        &str,
-        &'static str,
-        Vec<(&'static str, String)>,
-        usize,
-    ); 7] = [
+    type Search = (&'static str, &'static str, &'static str, Criteria, usize);
+    let searches: [Search; 7] = [
         (
             "patient",
             "patient",
@@ -787,11 +785,11 @@ fn rule_card(
         "topic": {"system": RECOGNITION_TOPIC, "code": rule.category, "display": rule.id},
     });
     let mut links = Vec::new();
-    if let Some((title, url)) = &rule.reference {
-        if url.starts_with("http://") || url.starts_with("https://") {
-            source["url"] = json!(url);
-            links.push(json!({"label": title, "url": url, "type": "absolute"}));
-        }
+    if let Some((title, url)) = &rule.reference
+        && (url.starts_with("http://") || url.starts_with("https://"))
+    {
+        source["url"] = json!(url);
+        links.push(json!({"label": title, "url": url, "type": "absolute"}));
     }
     let mut card = json!({
         "uuid": card_uuid,
@@ -1151,7 +1149,7 @@ fn read_feedback(body: &[u8]) -> Result<Vec<Feedback>, CdsError> {
                     )));
                 }
                 if let Some(comment) = reason.get("userComment")
-                    && !comment.as_str().is_some_and(|c| c.chars().count() <= 2000)
+                    && comment.as_str().is_none_or(|c| c.chars().count() > 2000)
                 {
                     return Err(bad(format!(
                         "feedback[{n}].overrideReason.userComment must be text of at most 2000 characters"
