@@ -247,14 +247,7 @@ impl HookRequest {
         if self.hook != Hook::OrderSelect || self.selections.is_empty() {
             return true;
         }
-        let reference = format!(
-            "{}/{}",
-            draft
-                .get("resourceType")
-                .and_then(Value::as_str)
-                .unwrap_or(""),
-            draft.get("id").and_then(Value::as_str).unwrap_or("")
-        );
+        let reference = crate::rules::reference_of(draft);
         self.selections.contains(&reference)
     }
 
