@@ -46,10 +46,42 @@ const KEY_TTL: Duration = Duration::from_secs(300);
 const MAX_JWKS_BYTES: usize = 64 * 1024;
 
 pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
-    router
-        .route("/cds-services", get(discovery))
-        .route("/cds-services/{id}", post(call))
-        .route("/cds-services/{id}/feedback", post(feedback))
+    // CDS clients may run in a browser (an EHR's web front end, the CDS Hooks sandbox): the
+    // services answer cross-origin requests. No cookie is ever read; the JWT is the credential.
+    let services = Router::new()
+        .route("/cds-services", get(discovery).options(preflight))
+        .route("/cds-services/{id}", post(call).options(preflight))
+        .route(
+            "/cds-services/{id}/feedback",
+            post(feedback).options(preflight),
+        )
+        .layer(axum::middleware::map_response(cross_origin));
+    router.merge(services)
+}
+
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+async fn cross_origin(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, accept-language"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    response
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {

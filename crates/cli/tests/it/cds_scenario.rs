@@ -320,6 +320,25 @@ fn scenario(backend: Backend) {
         .collect();
     assert_eq!(hooks, ["patient-view", "order-select", "order-sign"]);
 
+    // A browser-based client's preflight, and the cross-origin answer.
+    let (status, headers, _) = region.call(
+        None,
+        "OPTIONS",
+        "/cds-services/order-sign",
+        &[
+            ("origin", "https://emr.example"),
+            ("access-control-request-method", "POST"),
+        ],
+        "",
+    );
+    assert_eq!(status, 204);
+    assert_eq!(header(&headers, "access-control-allow-origin"), Some("*"));
+    assert!(
+        header(&headers, "access-control-allow-headers")
+            .unwrap()
+            .contains("authorization")
+    );
+
     // The directory and the catalogue, by the administrator through the API.
     for (id, level) in [
         ("county", "county-hospital"),
