@@ -3,11 +3,12 @@
 
 use fhir_model::operation::{Audience, InvokeMethod, Level, OperationDecl, OperationKind};
 
-/// `Measure/ResultRecognition/$evaluate-measure`: the recognition metrics, counted from the
-/// feedback records. An institution sees its own checks; the platform sees all.
+/// `Measure/ResultRecognition/$evaluate-measure` (or `Measure/$evaluate-measure?measure=`): the
+/// recognition metrics, counted from the feedback records. An institution sees its own checks;
+/// the platform sees all.
 pub const EVALUATE_MEASURE: OperationDecl = OperationDecl {
     name: "$evaluate-measure",
-    levels: &[Level::Instance],
+    levels: &[Level::Type, Level::Instance],
     resource_types: &["Measure"],
     methods: &[InvokeMethod::Get, InvokeMethod::Post],
     affects_state: false,

@@ -411,12 +411,7 @@ async fn feedback(
 /// every institution (or the `subject` Organization) for the platform.
 pub(crate) fn evaluate_measure(call: Invocation) -> Handled {
     Box::pin(async move {
-        if call.id() != cds::metrics::MEASURE_ID {
-            return Err(ApiError::NotFound(format!(
-                "$evaluate-measure is computed here for Measure/{} only",
-                cds::metrics::MEASURE_ID
-            )));
-        }
+        let id = call.id.clone();
         let fhir = call.fhir;
         let mut params = fhir.criteria();
         if call.method == axum::http::Method::POST {
@@ -461,6 +456,24 @@ pub(crate) fn evaluate_measure(call: Invocation) -> Handled {
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.clone())
         };
+        // The Measure: the instance called on, or at the type level the `measure` parameter (its
+        // id, `Measure/ID`, or its canonical URL).
+        let measure = match id {
+            Some(id) => Some(id),
+            None => get("measure").map(|m| {
+                if m == cds::metrics::MEASURE_URL {
+                    cds::metrics::MEASURE_ID.to_owned()
+                } else {
+                    m.strip_prefix("Measure/").unwrap_or(&m).to_owned()
+                }
+            }),
+        };
+        if measure.as_deref() != Some(cds::metrics::MEASURE_ID) {
+            return Err(ApiError::NotFound(format!(
+                "$evaluate-measure is computed here for Measure/{} only",
+                cds::metrics::MEASURE_ID
+            )));
+        }
         if let Some(kind) = get("reportType")
             && kind != "summary"
         {

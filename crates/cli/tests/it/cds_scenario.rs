@@ -628,6 +628,27 @@ fn scenario(backend: Backend) {
         json_of(&body)["group"][0]["population"][2]["count"].to_string(),
         after.iter().find(|(n, _)| n == "numerator").unwrap().1
     );
+    // At the type level, naming the Measure by its canonical URL: the same report.
+    let (status, _, body) = region.call(
+        Some(&city_token),
+        "GET",
+        "/fhir/Measure/$evaluate-measure?measure=https://meridian.example/fhir/Measure/ResultRecognition",
+        &[],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        json_of(&body)["group"][0]["population"][2]["count"].to_string(),
+        after.iter().find(|(n, _)| n == "numerator").unwrap().1
+    );
+    let (status, _, _) = region.call(
+        Some(&city_token),
+        "GET",
+        "/fhir/Measure/other/$evaluate-measure",
+        &[],
+        "",
+    );
+    assert_eq!(status, 404);
     // The administrator sees every institution; the county, none of the city's checks.
     assert!(
         value(&region.metrics(&admin), "initial-population") >= value(&after, "initial-population")
