@@ -35,6 +35,9 @@ struct Args {
     clients: usize,
     seconds: u64,
     rate: f64,
+    /// `standard` (a CT among the five) or `laboratory` (three laboratory orders, amoxicillin
+    /// and ibuprofen: no draft a rule about observations can fire on, so none are read).
+    drafts: String,
 }
 
 fn args() -> Result<Args> {
@@ -45,6 +48,7 @@ fn args() -> Result<Args> {
         clients: 4,
         seconds: 20,
         rate: 0.0,
+        drafts: "standard".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(name) = it.next() {
@@ -56,6 +60,7 @@ fn args() -> Result<Args> {
             "--clients" => args.clients = value.parse()?,
             "--seconds" => args.seconds = value.parse()?,
             "--rate" => args.rate = value.parse()?,
+            "--drafts" => args.drafts = value,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -377,7 +382,7 @@ fn catalogue() -> Vec<Value> {
     ]
 }
 
-fn drafts(patient: &str) -> Value {
+fn drafts(patient: &str, kind: &str) -> Value {
     let subject = json!({"reference": format!("Patient/{patient}")});
     let service = |id: &str, code: Value, text: &str| {
         json!({"resource": {"resourceType": "ServiceRequest", "id": id,
@@ -388,6 +393,15 @@ fn drafts(patient: &str) -> Value {
         "status": "draft", "intent": "order", "subject": subject,
         "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": code}], "text": text}}})
     };
+    if kind == "laboratory" {
+        return json!({"resourceType": "Bundle", "type": "collection", "entry": [
+            service("d-cbc", json!({"system": "http://loinc.org", "code": "58410-2"}), "Blood count"),
+            service("d-lipids", json!({"system": "http://loinc.org", "code": "57698-3"}), "Lipid panel"),
+            service("d-hba1c", json!({"system": "http://loinc.org", "code": "4548-4"}), "HbA1c"),
+            medication("d-amoxicillin", "723", "amoxicillin"),
+            medication("d-ibuprofen", "5640", "ibuprofen"),
+        ]});
+    }
     json!({"resourceType": "Bundle", "type": "collection", "entry": [
         service("d-ct", json!({"system": "http://loinc.org", "code": "24627-2"}), "CT chest"),
         service("d-barium", json!({"system": "urn:oid:1.2.156.1.bench", "code": "FS0021", "display": "上消化道钡餐造影"}), "钡餐"),
@@ -489,7 +503,7 @@ fn main() -> Result<()> {
     let aud = format!("{origin}/cds-services/order-sign");
     let body = |n: usize| {
         json!({"hook": "order-sign", "hookInstance": uuid::Uuid::new_v4().to_string(),
-        "context": {"userId": "Practitioner/bench", "patientId": patient, "draftOrders": drafts(&patient)},
+        "context": {"userId": "Practitioner/bench", "patientId": patient, "draftOrders": drafts(&patient, &args.drafts)},
         "extension": {"meridian.department": format!("dept-{}", n % 3)}}).to_string()
     };
     // Warm-up, and what the answer holds.
@@ -575,7 +589,8 @@ fn main() -> Result<()> {
     }
     all.sort();
     println!(
-        "order-sign, 5 drafts, patient of {} resources, {} clients{}: {} requests in {} s ({:.1}/s), {} failed; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
+        "order-sign, 5 {} drafts, patient of {} resources, {} clients{}: {} requests in {} s ({:.1}/s), {} failed; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
+        args.drafts,
         resources.len() + 1,
         args.clients,
         if args.rate > 0.0 {

@@ -73,6 +73,9 @@ pub struct Rule {
     pub hooks: Vec<Hook>,
     pub order_types: Vec<String>,
     pub when: Expression,
+    /// The conjuncts of `when` about the order alone (no record variable), when it is a plain
+    /// conjunction: while they are not true the rule cannot fire, whatever the record holds.
+    pub order_guard: Option<Expression>,
     pub message: Text,
     pub detail: Option<Text>,
     pub reference: Option<(String, String)>,
@@ -269,12 +272,14 @@ impl RuleSet {
                     r.get("url")?.as_str()?.to_owned(),
                 ))
             });
+            let order_guard = order_guard(source);
             rules.push(Rule {
                 category: field("category").unwrap_or("other").to_owned(),
                 severity,
                 hooks,
                 order_types,
                 when,
+                order_guard,
                 message: text(
                     rule.get("message").unwrap_or(&Value::Null),
                     &format!("rule '{id}': message"),
@@ -419,4 +424,151 @@ fn member_of_names(source: &str) -> Vec<String> {
         }
     }
     names
+}
+
+/// The parts of `source` joined at its top level (outside parentheses and strings) by the
+/// operator `word`, or `None` when it has none at the top level.
+fn split_top<'s>(source: &'s str, word: &str) -> Option<Vec<&'s str>> {
+    let bytes = source.as_bytes();
+    let (mut depth, mut quoted, mut start, mut at) = (0i32, false, 0, 0);
+    let mut parts = Vec::new();
+    while at < bytes.len() {
+        match bytes[at] {
+            b'\\' if quoted => at += 1,
+            b'\'' => quoted = !quoted,
+            b'(' | b'[' | b'{' if !quoted => depth += 1,
+            b')' | b']' | b'}' if !quoted => depth -= 1,
+            _ if !quoted
+                && depth == 0
+                && source[at..].starts_with(word)
+                && (at == 0 || !bytes[at - 1].is_ascii_alphanumeric())
+                && bytes
+                    .get(at + word.len())
+                    .is_none_or(|b| !b.is_ascii_alphanumeric()) =>
+            {
+                parts.push(source[start..at].trim());
+                start = at + word.len();
+                at = start;
+                continue;
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    parts.push(source[start..].trim());
+    Some(parts)
+}
+
+/// `source` without one pair of parentheses around the whole of it.
+fn unwrap_parentheses(source: &str) -> Option<&str> {
+    let inner = source.strip_prefix('(')?.strip_suffix(')')?;
+    // Only if the first parenthesis closes at the very end.
+    let mut depth = 0i32;
+    let mut quoted = false;
+    for (at, byte) in source.bytes().enumerate() {
+        match byte {
+            b'\'' => quoted = !quoted,
+            b'(' if !quoted => depth += 1,
+            b')' if !quoted => {
+                depth -= 1;
+                if depth == 0 && at != source.len() - 1 {
+                    return None;
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(inner)
+}
+
+/// A condition about the order alone that `source` implies (true whenever `source` is), built
+/// from its parts that name no record variable; `None` when nothing can be said.
+fn implied_about_order(source: &str) -> Option<String> {
+    let source = source.trim();
+    if let Some(inner) = unwrap_parentheses(source) {
+        return implied_about_order(inner);
+    }
+    if split_top(source, "implies").is_some() || split_top(source, "xor").is_some() {
+        return None;
+    }
+    if let Some(parts) = split_top(source, "or") {
+        let guards = parts
+            .into_iter()
+            .map(implied_about_order)
+            .collect::<Option<Vec<String>>>()?;
+        return Some(format!("({})", guards.join(" or ")));
+    }
+    if let Some(parts) = split_top(source, "and") {
+        let guards: Vec<String> = parts.into_iter().filter_map(implied_about_order).collect();
+        return (!guards.is_empty()).then(|| format!("({})", guards.join(" and ")));
+    }
+    let names_record = RECORD_VARIABLES
+        .iter()
+        .any(|variable| source.contains(&format!("%{variable}")));
+    (!names_record).then(|| format!("({source})"))
+}
+
+/// A rule's order guard, compiled.
+fn order_guard(source: &str) -> Option<Expression> {
+    fhirpath::compile(&implied_about_order(source)?).ok()
+}
+
+impl RuleSet {
+    /// Whether any rule of `hook` that reads `%observations` may fire on the selected drafts:
+    /// when none can (their order guards are not true), the patient's observations need not be
+    /// read.
+    pub fn needs_observations(
+        &self,
+        hook: Hook,
+        drafts: &[Value],
+        selected: &dyn Fn(usize) -> bool,
+        now: &str,
+    ) -> bool {
+        let drafts_json = Value::Array(drafts.to_vec());
+        self.rules
+            .iter()
+            .filter(|rule| {
+                rule.hooks.contains(&hook) && rule.when.source().contains("%observations")
+            })
+            .any(|rule| {
+                let Some(guard) = &rule.order_guard else {
+                    return true;
+                };
+                if !hook.orders() {
+                    return true;
+                }
+                drafts.iter().enumerate().any(|(n, draft)| {
+                    let kind = draft
+                        .get("resourceType")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    if !selected(n) || !rule.order_types.iter().any(|t| t == kind) {
+                        return false;
+                    }
+                    let others = Value::Array(
+                        drafts
+                            .iter()
+                            .enumerate()
+                            .filter(|(m, _)| *m != n)
+                            .map(|(_, d)| d.clone())
+                            .collect(),
+                    );
+                    let env = Environment::new()
+                        .with_now(now)
+                        .unwrap_or_default()
+                        .with_json("order", draft)
+                        .with_json("otherDrafts", &others)
+                        .with_json("drafts", &drafts_json)
+                        .with_terminology(&self.concepts);
+                    // A guard that fails to evaluate decides nothing: read.
+                    match guard.evaluate(&Value::Null, &env) {
+                        Ok(result) => result.first().and_then(Item::as_bool) == Some(true),
+                        Err(_) => true,
+                    }
+                })
+            })
+    }
 }

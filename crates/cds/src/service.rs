@@ -841,7 +841,13 @@ pub fn answer(ctx: &Context<'_>, request: &HookRequest) -> Result<Answer, CdsErr
     let observations = record_reads
         .iter()
         .position(|r| r.key == "observations")
-        .map(|at| record_reads.remove(at));
+        .map(|at| record_reads.remove(at))
+        // Not read when no rule that asks about them can fire on these drafts.
+        .filter(|_| {
+            let selected = |n: usize| request.is_selected(&request.drafts[n]);
+            let now = fhir_model::clock::format_instant(ctx.now);
+            rules.needs_observations(request.hook, &request.drafts, &selected, &now)
+        });
     std::thread::scope(|scope| {
         let observations = observations.map(|read| scope.spawn(move || Reads::new(ctx).run(&read)));
         let mut reads = Reads::new(ctx);

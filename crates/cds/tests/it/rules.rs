@@ -57,6 +57,17 @@ fn every_shipped_rule_fires_on_its_case_and_not_on_its_near_miss() {
             set.rules.iter().any(|r| r.id == rule),
             "a case for an unknown rule {rule}"
         );
+        // A rule about observations that fires is one whose guard lets them be read.
+        let rule_of = set.rules.iter().find(|r| r.id == rule).unwrap();
+        if rule_of.when.source().contains("%observations") {
+            let fires = &case["fires"];
+            let hook = Hook::from_name(fires["hook"].as_str().unwrap()).unwrap();
+            let drafts = fires["drafts"].as_array().cloned().unwrap_or_default();
+            assert!(
+                set.needs_observations(hook, &drafts, &|_| true, NOW),
+                "{rule}: its guard would skip the observations it fires on"
+            );
+        }
         assert!(
             fired(&set, &case["fires"]).contains(rule),
             "{rule} does not fire on its case"
@@ -166,4 +177,25 @@ fn icd10_editions_share_their_hierarchy() {
             .findings
             .is_empty()
     );
+}
+
+#[test]
+fn observations_are_needed_only_when_a_rule_about_them_can_fire() {
+    let set = RuleSet::parse(cds::rules::SHIPPED).unwrap();
+    let all = |_: usize| true;
+    let drug = |code: &str, text: &str| {
+        json!({"resourceType": "MedicationRequest", "id": "m", "status": "draft",
+        "intent": "order", "subject": {"reference": "Patient/p"},
+        "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": code}], "text": text}})
+    };
+    // Amoxicillin: no rule that reads observations is about it.
+    assert!(!set.needs_observations(Hook::OrderSign, &[drug("723", "amoxicillin")], &all, NOW));
+    // Metformin: the eGFR rules are.
+    assert!(set.needs_observations(Hook::OrderSign, &[drug("6809", "metformin")], &all, NOW));
+    // A CT: the pregnancy rule is.
+    let ct = json!({"resourceType": "ServiceRequest", "id": "s", "status": "draft", "intent": "order",
+        "subject": {"reference": "Patient/p"}, "code": {"coding": [{"system": "http://loinc.org", "code": "24627-2"}], "text": "CT chest"}});
+    assert!(set.needs_observations(Hook::OrderSign, &[ct], &all, NOW));
+    // The record's contradictions read them whatever is drafted.
+    assert!(set.needs_observations(Hook::PatientView, &[], &all, NOW));
 }
