@@ -328,18 +328,7 @@ impl RuleSet {
         let today = now.get(..10).unwrap_or(now);
         let drafts_json = Value::Array(drafts.to_vec());
         let age = record.age_on(today);
-        let others: Vec<Value> = (0..drafts.len())
-            .map(|n| {
-                Value::Array(
-                    drafts
-                        .iter()
-                        .enumerate()
-                        .filter(|(m, _)| *m != n)
-                        .map(|(_, d)| d.clone())
-                        .collect(),
-                )
-            })
-            .collect();
+        let others = other_drafts(drafts);
         // `today()` and `now()` are the request's time (a malformed `now` leaves the clock).
         let base = || {
             Environment::new()
@@ -424,6 +413,22 @@ fn member_of_names(source: &str) -> Vec<String> {
         }
     }
     names
+}
+
+/// For each draft, the others (its `%otherDrafts`).
+fn other_drafts(drafts: &[Value]) -> Vec<Value> {
+    (0..drafts.len())
+        .map(|n| {
+            Value::Array(
+                drafts
+                    .iter()
+                    .enumerate()
+                    .filter(|(m, _)| *m != n)
+                    .map(|(_, d)| d.clone())
+                    .collect(),
+            )
+        })
+        .collect()
 }
 
 /// The parts of `source` joined at its top level (outside parentheses and strings) by the
@@ -528,6 +533,7 @@ impl RuleSet {
         now: &str,
     ) -> bool {
         let drafts_json = Value::Array(drafts.to_vec());
+        let others = other_drafts(drafts);
         self.rules
             .iter()
             .filter(|rule| {
@@ -548,19 +554,11 @@ impl RuleSet {
                     if !selected(n) || !rule.order_types.iter().any(|t| t == kind) {
                         return false;
                     }
-                    let others = Value::Array(
-                        drafts
-                            .iter()
-                            .enumerate()
-                            .filter(|(m, _)| *m != n)
-                            .map(|(_, d)| d.clone())
-                            .collect(),
-                    );
                     let env = Environment::new()
                         .with_now(now)
                         .unwrap_or_default()
                         .with_json("order", draft)
-                        .with_json("otherDrafts", &others)
+                        .with_json("otherDrafts", &others[n])
                         .with_json("drafts", &drafts_json)
                         .with_terminology(&self.concepts);
                     // A guard that fails to evaluate decides nothing: read.
