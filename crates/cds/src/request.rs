@@ -2,6 +2,7 @@
 //! where a reference belongs, a draft order that is not a valid resource) is refused with a
 //! message that says where; what is absent is only what the service then cannot check.
 
+use fhir_model::Model;
 use serde_json::{Map, Value};
 
 use crate::error::CdsError;
@@ -74,12 +75,8 @@ pub fn is_reference(text: &str) -> bool {
 
 impl HookRequest {
     /// Reads the JSON body posted to the service for `hook`, validating draft orders with
-    /// `validate` (which returns the error messages of a resource).
-    pub fn parse(
-        body: &[u8],
-        hook: Hook,
-        validate: &dyn Fn(&Value) -> Vec<String>,
-    ) -> Result<HookRequest, CdsError> {
+    /// the FHIR `model` as every write is.
+    pub fn parse(body: &[u8], hook: Hook, model: &Model) -> Result<HookRequest, CdsError> {
         let value = fhir_model::json::parse(body)
             .map_err(|e| bad(format!("the request is not JSON: {e}")))?;
         let Value::Object(object) = value else {
@@ -163,7 +160,7 @@ impl HookRequest {
         let drafts = if hook.orders() {
             match context.get("draftOrders") {
                 None | Some(Value::Null) => Vec::new(),
-                Some(bundle) => draft_orders(bundle, validate)?,
+                Some(bundle) => draft_orders(bundle, model)?,
             }
         } else {
             Vec::new()
@@ -272,10 +269,7 @@ impl HookRequest {
 }
 
 /// The draft orders of a `draftOrders` Bundle, each a valid resource of a request type.
-fn draft_orders(
-    bundle: &Value,
-    validate: &dyn Fn(&Value) -> Vec<String>,
-) -> Result<Vec<Value>, CdsError> {
+fn draft_orders(bundle: &Value, model: &Model) -> Result<Vec<Value>, CdsError> {
     if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
         return Err(bad("context.draftOrders must be a Bundle"));
     }
@@ -315,7 +309,14 @@ fn draft_orders(
                 "context.draftOrders.entry[{n}] has an invalid id"
             )));
         }
-        let errors = validate(resource);
+        let errors: Vec<String> = fhir_model::validate(model, resource)
+            .into_iter()
+            .filter(|issue| issue.severity == fhir_model::Severity::Error)
+            .map(|issue| match &issue.expression {
+                Some(at) => format!("{} (at {at})", issue.diagnostics),
+                None => issue.diagnostics,
+            })
+            .collect();
         if let Some(first) = errors.first() {
             return Err(bad(format!(
                 "context.draftOrders.entry[{n}] ({kind}) is not valid: {first}{}",

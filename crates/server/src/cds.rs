@@ -256,18 +256,7 @@ async fn call(State(state): State<AppState>, Path(id): Path<String>, request: Re
     let parsed = {
         let repository = Arc::clone(state.repository());
         crate::lanes::blocking(move || {
-            let validate = |resource: &Value| -> Vec<String> {
-                repository
-                    .validate(resource)
-                    .into_iter()
-                    .filter(|i| i.severity == fhir_model::Severity::Error)
-                    .map(|i| match &i.expression {
-                        Some(at) => format!("{} (at {at})", i.diagnostics),
-                        None => i.diagnostics,
-                    })
-                    .collect()
-            };
-            Ok::<_, ApiError>(HookRequest::parse(&bytes, hook, &validate))
+            Ok::<_, ApiError>(HookRequest::parse(&bytes, hook, repository.model()))
         })
         .await
     };

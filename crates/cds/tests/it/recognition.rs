@@ -94,14 +94,12 @@ fn order_sign(patient: &str, draft: &str, code: (&str, &str)) -> HookRequest {
             }}]}},
         "extension": {"meridian.department": "respiratory"}
     });
-    let validate = |r: &Value| {
-        fhir_model::validate(fhir_model::r4(), r)
-            .into_iter()
-            .filter(|i| i.severity == fhir_model::Severity::Error)
-            .map(|i| i.diagnostics)
-            .collect()
-    };
-    HookRequest::parse(body.to_string().as_bytes(), Hook::OrderSign, &validate).unwrap()
+    HookRequest::parse(
+        body.to_string().as_bytes(),
+        Hook::OrderSign,
+        fhir_model::r4(),
+    )
+    .unwrap()
 }
 
 fn cards(repository: &Repository, by: &Caller, request: &HookRequest, now: i64) -> Vec<Value> {
@@ -139,11 +137,7 @@ fn counts(repository: &Repository, now: i64) -> Vec<(String, u64)> {
     };
     let checks = cds::metrics::checks_in(&**repository.store(), &request).unwrap();
     let report = cds::metrics::measure_report(&checks, &request, now);
-    let invalid: Vec<String> = fhir_model::validate(fhir_model::r4(), &report)
-        .into_iter()
-        .filter(|i| i.severity == fhir_model::Severity::Error)
-        .map(|i| i.diagnostics)
-        .collect();
+    let invalid = errors(&report);
     assert!(invalid.is_empty(), "{invalid:?} in {report}");
     let mut out: Vec<(String, u64)> = report["group"][0]["population"]
         .as_array()
@@ -385,15 +379,12 @@ fn scenario(store: &TestStore) {
                     "code": {"coding": [{"system": loinc.0, "code": loinc.1}]}, "subject": {"reference": "Patient/p-recent"}}}
             ]}}
     });
-    let validate = |r: &Value| {
-        fhir_model::validate(fhir_model::r4(), r)
-            .into_iter()
-            .filter(|i| i.severity == fhir_model::Severity::Error)
-            .map(|i| i.diagnostics)
-            .collect()
-    };
-    let select =
-        HookRequest::parse(two.to_string().as_bytes(), Hook::OrderSelect, &validate).unwrap();
+    let select = HookRequest::parse(
+        two.to_string().as_bytes(),
+        Hook::OrderSelect,
+        fhir_model::r4(),
+    )
+    .unwrap();
     let selected = cards(&repository, &ordering, &select, now);
     let offered = recognition_cards(&selected);
     assert_eq!(offered.len(), 1, "{selected:?}");
@@ -454,14 +445,12 @@ fn scenario(store: &TestStore) {
             "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "K56.6"}]}}}]}}
     });
     let parse = |body: &Value| {
-        let validate = |r: &Value| {
-            fhir_model::validate(fhir_model::r4(), r)
-                .into_iter()
-                .filter(|i| i.severity == fhir_model::Severity::Error)
-                .map(|i| i.diagnostics)
-                .collect()
-        };
-        HookRequest::parse(body.to_string().as_bytes(), Hook::OrderSign, &validate).unwrap()
+        HookRequest::parse(
+            body.to_string().as_bytes(),
+            Hook::OrderSign,
+            fhir_model::r4(),
+        )
+        .unwrap()
     };
     let warned = cards(&repository, &ordering, &parse(&body), now);
     assert!(
@@ -501,10 +490,15 @@ fn recognition_and_its_metrics_postgres() {
 
 #[test]
 fn the_measure_is_a_valid_resource() {
-    let issues: Vec<String> = fhir_model::validate(fhir_model::r4(), &cds::metrics::measure())
+    let issues = errors(&cds::metrics::measure());
+    assert!(issues.is_empty(), "{issues:?}");
+}
+
+/// The model validator's errors about a resource.
+fn errors(resource: &Value) -> Vec<String> {
+    fhir_model::validate(fhir_model::r4(), resource)
         .into_iter()
         .filter(|i| i.severity == fhir_model::Severity::Error)
         .map(|i| i.diagnostics)
-        .collect();
-    assert!(issues.is_empty(), "{issues:?}");
+        .collect()
 }
