@@ -246,14 +246,6 @@ impl Catalogue {
         catalogue
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.exams.is_empty()
-    }
-
-    pub fn exams(&self) -> &[Exam] {
-        &self.exams
-    }
-
     /// Every coding that is this exam: its own, and those a ConceptMap makes equivalent.
     pub fn equivalent_codes(&self, exam: &Exam) -> Vec<(String, String)> {
         let mut codes = exam.codes.clone();

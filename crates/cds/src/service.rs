@@ -39,74 +39,75 @@ pub struct Context<'a> {
 pub struct Answer {
     /// `{"cards": [...]}`.
     pub body: Value,
-    /// `Patient/ID` the call was about.
-    pub patient: Option<String>,
     /// Rules that failed on this request (logged; their absence does not hide other cards).
     pub failed_rules: Vec<String>,
 }
 
 struct Reads<'a> {
     ctx: &'a Context<'a>,
+    /// The caller's reads, its visibility decided once for the call.
+    reader: repository::Reader<'a>,
     organizations: HashMap<String, Option<Value>>,
 }
 
-fn parse(content: &[u8]) -> Result<Value, CdsError> {
-    serde_json::from_slice(content)
-        .map_err(|e| CdsError::Repository(RepositoryError::Internal(format!("stored JSON: {e}"))))
+/// Criteria as the reader takes them.
+fn owned(criteria: &[(&str, String)]) -> Vec<(String, String)> {
+    criteria
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
 }
 
-impl Reads<'_> {
+impl<'a> Reads<'a> {
+    fn new(ctx: &'a Context<'a>) -> Reads<'a> {
+        Reads {
+            ctx,
+            reader: ctx.repository.reader(ctx.caller),
+            organizations: HashMap::new(),
+        }
+    }
+
+    /// Whether the caller may search the type: a type it may not gives nothing (the service
+    /// answers with what it may see).
+    fn may_search(&self, resource_type: &str) -> Result<bool, CdsError> {
+        match self
+            .ctx
+            .repository
+            .permit(self.ctx.caller, Interaction::Search, resource_type)
+        {
+            Ok(()) => Ok(true),
+            Err(RepositoryError::Forbidden(why)) => {
+                tracing::debug!(resource_type, %why, "decision support may not read this");
+                Ok(false)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Current resources matching `criteria`, under the caller's rights, with their custodians.
-    /// A type the caller may not search gives nothing (the service answers with what it may
-    /// see).
     fn find(
         &self,
         resource_type: &str,
         criteria: &[(&str, String)],
         count: usize,
     ) -> Result<Vec<(Value, Option<String>)>, CdsError> {
-        let repository = self.ctx.repository;
-        match repository.permit(self.ctx.caller, Interaction::Search, resource_type) {
-            Ok(()) => {}
-            Err(RepositoryError::Forbidden(why)) => {
-                tracing::debug!(resource_type, %why, "decision support may not read this");
-                return Ok(Vec::new());
-            }
-            Err(error) => return Err(error.into()),
+        if !self.may_search(resource_type)? {
+            return Ok(Vec::new());
         }
-        let criteria: Vec<(String, String)> = criteria
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect();
-        let records = repository
-            .reader(self.ctx.caller)
-            .find(resource_type, &criteria, count)?;
-        records
+        self.reader
+            .find(resource_type, &owned(criteria), count)?
             .into_iter()
-            .filter_map(|r| Some((r.content?, r.custodian)))
-            .map(|(content, custodian)| Ok((parse(&content)?, custodian)))
+            .filter(|record| !record.is_deleted())
+            .map(|record| Ok((repository::parse_stored(&record)?, record.custodian)))
             .collect()
     }
 
     /// How many resources match that the caller may not see (0 when it may not search them).
     fn hidden(&self, resource_type: &str, criteria: &[(&str, String)]) -> Result<u64, CdsError> {
-        if self
-            .ctx
-            .repository
-            .permit(self.ctx.caller, Interaction::Search, resource_type)
-            .is_err()
-        {
+        if !self.may_search(resource_type)? {
             return Ok(0);
         }
-        let criteria: Vec<(String, String)> = criteria
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect();
-        Ok(self
-            .ctx
-            .repository
-            .reader(self.ctx.caller)
-            .hidden_count(resource_type, &criteria)?)
+        Ok(self.reader.hidden_count(resource_type, &owned(criteria))?)
     }
 
     fn organization(&mut self, reference: &str) -> Result<Option<Value>, CdsError> {
@@ -206,7 +207,7 @@ type Criteria = Vec<(&'static str, String)>;
 struct RecordRead {
     key: &'static str,
     resource_type: &'static str,
-    criteria: Vec<(&'static str, String)>,
+    criteria: Criteria,
     count: usize,
 }
 
@@ -507,8 +508,8 @@ fn priors(
     Ok(best)
 }
 
-/// The key values of a result: a report's conclusion (or its results' values), an
-/// observation's value, a study's series and instances.
+/// The key values of a result: a report's conclusion (or its results' values), a study's series
+/// and instances.
 fn key_values(
     reads: &Reads<'_>,
     prior: &Prior,
@@ -552,14 +553,7 @@ fn key_values(
         } else {
             reads.find("Observation", &[("_id", ids.join(","))], 8)?
         };
-        let own = [(r.clone(), None)];
-        let listed: &[(Value, Option<String>)] =
-            if r.get("resourceType").and_then(Value::as_str) == Some("Observation") {
-                &own
-            } else {
-                &observations
-            };
-        for (observation, _) in listed {
+        for (observation, _) in &observations {
             let name = observation
                 .pointer("/code/text")
                 .or_else(|| observation.pointer("/code/coding/0/display"))
@@ -637,6 +631,11 @@ fn studies(prior: &Prior) -> Vec<String> {
         .collect()
 }
 
+/// The id of a recognition card's "use the existing result" suggestion.
+fn use_existing(card_uuid: &str) -> String {
+    stable_uuid(&[card_uuid, "use-existing"])
+}
+
 fn recognition_card(
     reads: &Reads<'_>,
     exam: &Exam,
@@ -702,7 +701,7 @@ fn recognition_card(
         },
         "suggestions": [{
             "label": text(language, "采用已有结果（撤销本次检查申请）", "Use the existing result (remove this order)"),
-            "uuid": stable_uuid(&[card_uuid, "use-existing"]),
+            "uuid": use_existing(card_uuid),
             "isRecommended": true,
             "actions": [{
                 "type": "delete",
@@ -833,7 +832,10 @@ fn institution(caller: &Caller) -> String {
 /// Answers one hook call.
 pub fn answer(ctx: &Context<'_>, request: &HookRequest) -> Result<Answer, CdsError> {
     let patient = request.patient();
-    let rules = rules(&Reads::new(ctx))?;
+    let mut reads = Reads::new(ctx);
+    let rules = rules(&reads)?;
+    let now_text = fhir_model::clock::format_instant(ctx.now);
+    let selected = |n: usize| request.is_selected(&request.drafts[n]);
     let (mut resources, mut record_reads) =
         record_reads(request, patient.as_deref(), &rules, ctx.now);
     // A long-treated patient's observations are the longest read: it runs beside the others
@@ -843,14 +845,9 @@ pub fn answer(ctx: &Context<'_>, request: &HookRequest) -> Result<Answer, CdsErr
         .position(|r| r.key == "observations")
         .map(|at| record_reads.remove(at))
         // Not read when no rule that asks about them can fire on these drafts.
-        .filter(|_| {
-            let selected = |n: usize| request.is_selected(&request.drafts[n]);
-            let now = fhir_model::clock::format_instant(ctx.now);
-            rules.needs_observations(request.hook, &request.drafts, &selected, &now)
-        });
+        .filter(|_| rules.needs_observations(request.hook, &request.drafts, &selected, &now_text));
     std::thread::scope(|scope| {
         let observations = observations.map(|read| scope.spawn(move || Reads::new(ctx).run(&read)));
-        let mut reads = Reads::new(ctx);
         for read in &record_reads {
             resources.extend(reads.run(read)?);
         }
@@ -864,8 +861,6 @@ pub fn answer(ctx: &Context<'_>, request: &HookRequest) -> Result<Answer, CdsErr
             resources.extend(read?);
         }
         let record = Record::from_resources(resources);
-        let now_text = fhir_model::clock::format_instant(ctx.now);
-        let selected = |n: usize| request.is_selected(&request.drafts[n]);
         let evaluation =
             rules.evaluate_selected(request.hook, &request.drafts, &selected, &record, &now_text);
         add_rule_cards(ctx, request, &evaluation, &mut answer);
@@ -878,17 +873,7 @@ struct Found {
     cards: Vec<Value>,
     writes: Vec<(String, Value)>,
     checks: Vec<(String, Check)>,
-    patient: Option<String>,
     failed_rules: Vec<String>,
-}
-
-impl<'a> Reads<'a> {
-    fn new(ctx: &'a Context<'a>) -> Reads<'a> {
-        Reads {
-            ctx,
-            organizations: HashMap::new(),
-        }
-    }
 }
 
 /// The recognition part of a call: for each drafted exam of the catalogue, the prior result
@@ -992,7 +977,6 @@ fn answer_with(
         cards,
         writes,
         checks,
-        patient: patient.map(|p| format!("Patient/{p}")),
         failed_rules: Vec::new(),
     })
 }
@@ -1074,7 +1058,6 @@ impl Found {
         }
         Ok(Answer {
             body: json!({"cards": cards}),
-            patient: self.patient,
             failed_rules: self.failed_rules,
         })
     }
@@ -1204,8 +1187,8 @@ pub fn feedback(repository: &Repository, caller: &Caller, body: &[u8]) -> Result
             "overridden"
         };
         if let Some(check_key) = index.get("check").and_then(Value::as_str) {
-            let use_existing = stable_uuid(&[&item.card, "use-existing"]);
-            if let Some(unknown) = item.suggestions.iter().find(|s| **s != use_existing) {
+            let suggestion = use_existing(&item.card);
+            if let Some(unknown) = item.suggestions.iter().find(|s| **s != suggestion) {
                 return Err(CdsError::BadRequest(format!(
                     "card {} has no suggestion {unknown}",
                     item.card
@@ -1223,7 +1206,7 @@ pub fn feedback(repository: &Repository, caller: &Caller, body: &[u8]) -> Result
                     )))
                 })?;
             check.outcome = Some(outcome.into());
-            check.repeat_avoided = item.accepted && item.suggestions.contains(&use_existing);
+            check.repeat_avoided = item.accepted && item.suggestions.contains(&suggestion);
             check.reason.clone_from(&item.reason);
             tx.set_checkpoint(check_key, Some(&check.to_json().to_string()))?;
         } else {

@@ -98,10 +98,6 @@ impl ConceptSets {
         self.sets.contains_key(name)
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.sets.keys().map(String::as_str)
-    }
-
     /// Whether the coding is in the set (`None`: no such set).
     pub fn has_code(&self, name: &str, system: Option<&str>, code: &str) -> Option<bool> {
         let set = self.sets.get(name)?;
@@ -124,32 +120,6 @@ impl ConceptSets {
         let set = self.sets.get(name)?;
         let text = text.to_lowercase();
         Some(set.text.iter().any(|term| text.contains(term.as_str())))
-    }
-
-    /// Whether a CodeableConcept (or Coding) is in the set, by its codes or its words.
-    pub fn has_concept(&self, name: &str, concept: &Value) -> bool {
-        let coding = |c: &Value| {
-            c.get("code").and_then(Value::as_str).is_some_and(|code| {
-                self.has_code(name, c.get("system").and_then(Value::as_str), code) == Some(true)
-            })
-        };
-        let codings: Vec<&Value> = match concept.get("coding").and_then(Value::as_array) {
-            Some(list) => list.iter().collect(),
-            None => vec![concept],
-        };
-        if codings.iter().any(|c| coding(c)) {
-            return true;
-        }
-        concept
-            .get("text")
-            .and_then(Value::as_str)
-            .into_iter()
-            .chain(
-                codings
-                    .iter()
-                    .filter_map(|c| c.get("display").and_then(Value::as_str)),
-            )
-            .any(|words| self.has_text(name, words) == Some(true))
     }
 }
 
