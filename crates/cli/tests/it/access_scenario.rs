@@ -634,10 +634,6 @@ fn consent_body(id: Option<&str>, status: &str, patient: &str) -> String {
     consent.to_string()
 }
 
-fn json_of(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
-
 /// A Bundle's entries as `Type/id`.
 fn entries(bundle: &Value) -> Vec<String> {
     bundle["entry"]

@@ -46,10 +46,6 @@ struct Region {
     token_url: String,
 }
 
-fn json_of(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
-
 fn instant(days_ago: i64) -> String {
     fhir_model::clock::format_instant(fhir_model::clock::now_micros() - days_ago * DAY)
 }

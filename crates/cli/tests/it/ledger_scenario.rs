@@ -81,10 +81,6 @@ fn start_witness(state: &std::path::Path, log_key: &str) -> (Witness, String, St
     )
 }
 
-fn json_of(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
-
 fn create(serving: &Serving, resource: Value) -> String {
     let resource_type = resource["resourceType"].as_str().unwrap().to_owned();
     let (status, _, body) = send(
