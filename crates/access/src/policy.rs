@@ -15,6 +15,13 @@
 //!   Restricted resources (confidentiality `R`/`V`, or a sensitive category) need a consent that
 //!   names their labels. Break-glass (purpose `ETREAT` with a reason) sees everything its scopes
 //!   allow, for that request, audited.
+//! - A workflow resource (a consultation or referral `Task`, a `ServiceRequest`, a
+//!   `Communication`, a `CarePlan`) is shared with the institutions it names as its parties
+//!   (`search::registry::WORKFLOW_PARTIES`): they see it, and the institution a Task is
+//!   addressed to may move it (the workflow service decides which moves are legal). An
+//!   institution also sees the appointments booked into its slots; while a Task addressed to
+//!   it is open, what the Task shares (the patient, the focus, the attached case), unless
+//!   restricted; and, always, what answers the Tasks it holds.
 //! - A resident sees their own compartment and the directory, and writes their own consents.
 //! - Administrators and the operator see everything; a client registered without an
 //!   organisation acts platform-wide, within its scopes.
@@ -57,6 +64,9 @@ pub const DIRECTORY_TYPES: &[&str] = &[
     "ActivityDefinition",
     "Measure",
     "Library",
+    // Published capacity: whoever may book must be able to find it.
+    "Schedule",
+    "Slot",
 ];
 
 /// The purpose of use that, with a stated reason, is break-glass.
@@ -192,18 +202,71 @@ impl Policy {
         ])
     }
 
+    /// What the workflows share with `organization`: the workflow resources that name it as
+    /// a party, the appointments in its slots, what an open Task addressed to it shares
+    /// (unless restricted), and what answers the Tasks it holds.
+    fn workflow_shared(&self, organization: &str) -> Vec<Filter> {
+        let id: Box<str> = organization
+            .strip_prefix("Organization/")
+            .unwrap_or(organization)
+            .into();
+        let party = |resource_type: &str| Filter::Reference {
+            param: ParamKey::new(resource_type, "party"),
+            target: search::query::ReferenceTarget::Local {
+                types: vec!["Organization".into()],
+                id: id.clone(),
+            },
+        };
+        let task_status = ParamKey::new("Task", "status");
+        let open = Filter::AnyOf(
+            search::registry::OPEN_TASK_STATES
+                .iter()
+                .map(|state| Filter::Token {
+                    param: task_status,
+                    column: TokenColumn::Code,
+                    hash: task_status.code_hash(state),
+                })
+                .collect(),
+        );
+        vec![
+            Filter::AnyOf(
+                search::registry::WORKFLOW_PARTIES
+                    .iter()
+                    .map(|(resource_type, _)| party(resource_type))
+                    .collect(),
+            ),
+            Filter::Chain {
+                param: ParamKey::new("Appointment", "slot"),
+                target_types: vec!["Slot".into()],
+                filter: Box::new(Filter::Custodian(vec![organization.into()])),
+            },
+            Filter::AllOf(vec![
+                Filter::Unrestricted,
+                Filter::Has {
+                    source_type: "Task".into(),
+                    param: ParamKey::new("Task", "shares"),
+                    filter: Box::new(Filter::AllOf(vec![party("Task"), open])),
+                },
+            ]),
+            Filter::Has {
+                source_type: "Task".into(),
+                param: ParamKey::new("Task", "answer"),
+                filter: Box::new(Filter::Custodian(vec![organization.into()])),
+            },
+        ]
+    }
+
     /// What a clinician or an institution's client at `organization` sees, before scopes.
     fn institution_sees(&self, caller: &Caller, organization: &str) -> Filter {
-        Filter::AnyOf(vec![
-            Filter::Custodian(vec![organization.into()]),
-            directory(),
-            Filter::CompartmentGrant {
-                source_type: "Consent".into(),
-                filter: Box::new(self.consent_filter(organization, &caller.purpose)),
-                class_param: self.consent.class,
-                link: Some(self.person_link),
-            },
-        ])
+        let mut alternatives = vec![Filter::Custodian(vec![organization.into()]), directory()];
+        alternatives.extend(self.workflow_shared(organization));
+        alternatives.push(Filter::CompartmentGrant {
+            source_type: "Consent".into(),
+            filter: Box::new(self.consent_filter(organization, &caller.purpose)),
+            class_param: self.consent.class,
+            link: Some(self.person_link),
+        });
+        Filter::AnyOf(alternatives)
     }
 
     /// What the scopes let through: for each type they let the caller read or search, that
@@ -228,7 +291,12 @@ impl Policy {
             }
             if scope.context == Context::Patient {
                 match &caller.patient {
-                    Some(patient) => all.push(self.registrations_of(patient)),
+                    // The patient's records, and the directory (no patient's data: what the
+                    // records name, and the capacity a resident books).
+                    Some(patient) => all.push(Filter::AnyOf(vec![
+                        self.registrations_of(patient),
+                        directory(),
+                    ])),
                     None => continue,
                 }
             }
@@ -255,6 +323,15 @@ impl Policy {
             // The patient's own compartment also holds what points at it without being keyed
             // to it (the compartment definition's other parameters).
             compartment_of(patient),
+            // Tasks are in no R4 compartment: the consultations and referrals made for the
+            // patient are theirs to follow.
+            Filter::Reference {
+                param: ParamKey::new("Task", "subject"),
+                target: search::query::ReferenceTarget::Local {
+                    types: vec!["Patient".into()],
+                    id: patient.strip_prefix("Patient/").unwrap_or(patient).into(),
+                },
+            },
         ])
     }
 
@@ -423,10 +500,18 @@ impl AccessPolicy for Policy {
         }
         ResourceFacts {
             sensitivity: sensitivity_of(meta.and_then(|m| m.get("security"))),
-            patient: if resource_type == "Patient" {
-                None
-            } else {
-                reference(resource.get("patient")).or_else(|| reference(resource.get("subject")))
+            patient: match resource_type {
+                "Patient" => None,
+                // An appointment names its patient among its participants.
+                "Appointment" => resource
+                    .get("participant")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .find_map(|p| reference(p.get("actor"))),
+                "Task" => reference(resource.get("for")),
+                _ => reference(resource.get("patient"))
+                    .or_else(|| reference(resource.get("subject"))),
             },
             source,
             terms: None,
@@ -467,6 +552,25 @@ impl AccessPolicy for Policy {
                 if let Some(previous) = write.previous.filter(|p| !p.is_deleted())
                     && previous.custodian.as_deref() != Some(organization)
                 {
+                    // The institution a Task is addressed to moves it (the workflow service
+                    // judges the move); its requester keeps holding it.
+                    if write.resource_type == "Task"
+                        && write.resource.is_some()
+                        && previous
+                            .content
+                            .as_deref()
+                            .and_then(|bytes| serde_json::from_slice::<Value>(bytes).ok())
+                            .is_some_and(|stored| {
+                                search::registry::parties_of("Task", &stored)
+                                    .iter()
+                                    .any(|p| p == organization)
+                            })
+                    {
+                        return Ok(Stewardship {
+                            custodian: previous.custodian.clone(),
+                            sensitivity,
+                        });
+                    }
                     // Which institution holds it is not said: the caller may not see it.
                     return Err(Forbidden(format!(
                         "{} is held by another institution: only its custodian changes it",

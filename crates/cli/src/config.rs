@@ -133,6 +133,8 @@ struct FileConfig {
     log_format: Option<String>,
     health_code_validity: Option<u64>,
     health_code_key_rotation_days: Option<u64>,
+    workflow_deadlines: Option<String>,
+    referral_release_hours: Option<u64>,
     identity_population: Option<u64>,
     identity_model_interval: Option<u64>,
     identity_model_growth: Option<u64>,
@@ -188,6 +190,9 @@ pub enum LogFormat {
 pub struct StoreConfig {
     pub data: PathBuf,
     pub database_url: Option<String>,
+    /// What every command's repository enforces on workflow resources (deadlines by
+    /// priority, the release of reserved capacity).
+    pub workflow: workflow::WorkflowConfig,
 }
 
 /// The checked configuration of `meridian serve`.
@@ -368,9 +373,49 @@ impl<E: Fn(&str) -> Option<String>> Layers<E> {
         {
             bail!("{}: '{}' is not a postgres:// URL", raw.source, raw.value);
         }
+        let mut workflow = workflow::WorkflowConfig::default();
+        if let Some(raw) = self.pick(None, "MERIDIAN_WORKFLOW_DEADLINES", |f| {
+            f.workflow_deadlines.clone()
+        }) {
+            for item in raw
+                .value
+                .split(',')
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+            {
+                let parsed = item.split_once('=').and_then(|(priority, minutes)| {
+                    let minutes: i64 = minutes.trim().parse().ok().filter(|m| *m > 0)?;
+                    Some((priority.trim(), minutes * workflow::config::MINUTE))
+                });
+                match parsed {
+                    Some(("stat", d)) => workflow.stat = d,
+                    Some(("asap", d)) => workflow.asap = d,
+                    Some(("urgent", d)) => workflow.urgent = d,
+                    Some(("routine", d)) => workflow.routine = d,
+                    _ => bail!(
+                        "{}: '{item}' is not PRIORITY=MINUTES (priorities stat, asap, urgent, routine)",
+                        raw.source
+                    ),
+                }
+            }
+        }
+        if let Some(raw) = self.pick(None, "MERIDIAN_REFERRAL_RELEASE_HOURS", |f| {
+            f.referral_release_hours.map(|n| n.to_string())
+        }) {
+            let hours: i64 = raw
+                .value
+                .parse()
+                .ok()
+                .filter(|h| *h >= 0)
+                .with_context(|| {
+                    format!("{}: '{}' is not a number of hours", raw.source, raw.value)
+                })?;
+            workflow.release_before = hours * 60 * workflow::config::MINUTE;
+        }
         Ok(StoreConfig {
             data: PathBuf::from(data.value),
             database_url: database_url.map(|r| r.value),
+            workflow,
         })
     }
 }

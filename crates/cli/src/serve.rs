@@ -53,6 +53,8 @@ pub fn run(config: ServeConfig) -> Result<()> {
         server::Auth::Off
     };
     keep_recognition_measure(&repository)?;
+    // Dropped when serving ends, which stops the schedule.
+    let _deadlines = schedule_deadlines(Arc::clone(&repository))?;
     let state = AppState::build(
         repository,
         ServerConfig {
@@ -69,6 +71,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
             auth,
             ledger_origin: config.ledger_origin.clone(),
             witnesses: config.witnesses.clone(),
+            workflow: config.store.workflow.clone(),
         },
         Some(identity),
         Some(blobs),
@@ -110,6 +113,34 @@ pub fn run(config: ServeConfig) -> Result<()> {
     drop(kept);
     drop(pruning);
     served
+}
+
+/// Escalates overdue requests every half minute, as the platform's own deadline keeper (the
+/// operator: no client's caller). Several servers on one store may all run it: an escalation
+/// is a versioned update, so only one of them makes each.
+fn schedule_deadlines(
+    repository: Arc<repository::Repository>,
+) -> Result<std::sync::mpsc::Sender<()>> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("workflow-deadlines".into())
+        .spawn(move || {
+            let keeper = caller::Caller::operator("workflow-deadlines");
+            loop {
+                match stopped.recv_timeout(std::time::Duration::from_secs(30)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                let now = fhir_model::clock::now_micros();
+                match workflow::deadline::escalate(&repository, &keeper, now) {
+                    Ok(escalated) if escalated.is_empty() => {}
+                    Ok(escalated) => tracing::info!(?escalated, "escalated overdue requests"),
+                    Err(error) => tracing::warn!(%error, "escalating overdue requests"),
+                }
+            }
+        })
+        .context("starting the workflow deadline schedule")?;
+    Ok(stop)
 }
 
 /// File descriptors kept for everything but client connections: the store's files and

@@ -41,6 +41,11 @@ pub fn open_repository(config: &StoreConfig, ctx: &Caller) -> Result<Repository>
     // Every command reads and writes under the access rules (the operator sees everything,
     // and what it loads gets its custodian by them).
     repository.set_access_policy(Arc::new(access::policy::Policy::new()));
+    // Every command's writes keep the workflows' rules (the Task state machine, atomic
+    // booking, follow-ups, each request's clock): an import as much as a PUT.
+    repository.add_write_hook(Arc::new(workflow::WorkflowHook::new(
+        config.workflow.clone(),
+    )));
     let loaded = repository
         .load_search_parameters(ctx)
         .context("loading the stored SearchParameter resources")?;

@@ -23,11 +23,14 @@ pub trait WriteHook: Send + Sync {
     fn wants(&self, resource_type: &str) -> bool;
 
     /// Called once for each version written of a type the hook wants, after the write and
-    /// before the commit. An error rolls the whole transaction back and is the write's error.
+    /// before the commit, with the version it replaced (`None` for a create; a deleted one when
+    /// the resource is written again after a delete). An error rolls the whole transaction
+    /// back and is the write's error.
     fn after_write(
         &self,
         tx: &mut InTransaction<'_, '_>,
         record: &VersionRecord,
+        previous: Option<&VersionRecord>,
     ) -> Result<(), RepositoryError>;
 }
 
@@ -159,10 +162,15 @@ impl Repository {
     }
 
     /// Remembers, in the transaction, a version just written for the hooks that want its type.
-    pub(crate) fn note_for_hooks(&self, tx: &mut WriteTx<'_>, record: &VersionRecord) {
+    pub(crate) fn note_for_hooks(
+        &self,
+        tx: &mut WriteTx<'_>,
+        record: &VersionRecord,
+        previous: Option<&VersionRecord>,
+    ) {
         let hooks = self.hooks.read().unwrap_or_else(|p| p.into_inner());
         if hooks.iter().any(|hook| hook.wants(&record.resource_type)) {
-            tx.pending.push(record.clone());
+            tx.pending.push((record.clone(), previous.cloned()));
         }
     }
 
@@ -181,9 +189,9 @@ impl Repository {
                 tx: &mut *tx,
             };
             let mut result = Ok(());
-            'records: for record in &pending {
+            'records: for (record, previous) in &pending {
                 for hook in hooks.iter().filter(|h| h.wants(&record.resource_type)) {
-                    result = hook.after_write(&mut in_tx, record);
+                    result = hook.after_write(&mut in_tx, record, previous.as_ref());
                     if result.is_err() {
                         break 'records;
                     }

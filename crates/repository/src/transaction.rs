@@ -13,8 +13,9 @@ use store::{Transaction, VersionRecord};
 pub struct WriteTx<'a> {
     store: Box<dyn Transaction + 'a>,
     caller: &'a Caller,
-    /// Versions written that some hook wants and has not been shown yet.
-    pub(crate) pending: Vec<VersionRecord>,
+    /// Versions written that some hook wants and has not been shown yet, each with the
+    /// version it replaced.
+    pub(crate) pending: Vec<(VersionRecord, Option<VersionRecord>)>,
     /// A SearchParameter was written: the indexer is rebuilt once the transaction commits.
     pub(crate) wrote_search_parameters: bool,
     /// Versions the verifiable log records, appended just before the commit.

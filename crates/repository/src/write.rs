@@ -173,7 +173,7 @@ impl Repository {
             custodian: stewardship.custodian,
             sensitivity: stewardship.sensitivity,
         };
-        self.note_for_hooks(tx, &record);
+        self.note_for_hooks(tx, &record, previous);
         Ok(record)
     }
 
@@ -322,7 +322,7 @@ impl Repository {
             custodian: stewardship.custodian,
             sensitivity: stewardship.sensitivity,
         };
-        self.note_for_hooks(tx, &record);
+        self.note_for_hooks(tx, &record, Some(&previous));
         Ok(Written {
             status: WriteStatus::Deleted,
             record: Some(record),

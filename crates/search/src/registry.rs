@@ -69,26 +69,165 @@ impl Registry {
     }
 }
 
-/// The platform's own search parameters, beside the official ones: what its access rules ask
-/// of a resource and R4 gives no parameter for (a Consent's provision type and data classes).
-fn platform_parameters() -> Vec<(&'static str, SearchParamDef)> {
-    let token = |code: &str, expression: &str| SearchParamDef {
-        url: format!("https://meridian.example/fhir/SearchParameter/Consent-{code}").into(),
-        code: code.into(),
-        base: vec!["Consent".into()],
-        kind: SearchParamType::Token,
-        expression: Some(expression.into()),
-        targets: Vec::new(),
-        components: Vec::new(),
-        modifier: Vec::new(),
-        comparator: Vec::new(),
-        usage: None,
+/// The institutions a workflow resource is shared between, beside the one that holds it: for
+/// each workflow type, the elements whose `Organization` references name them (a consultation
+/// `Task`'s addressee and owner, a referral's performer, a message's sender and recipients, a
+/// care plan's authors and performers). The access rules read the same paths from a stored
+/// resource (who may move a Task) and search the `party` parameter made from them (who sees
+/// it), so the two cannot disagree.
+pub const WORKFLOW_PARTIES: &[(&str, &[&str])] = &[
+    ("Task", &["restriction.recipient", "owner"]),
+    ("ServiceRequest", &["performer"]),
+    ("Communication", &["recipient", "sender"]),
+    (
+        "CarePlan",
+        &["author", "contributor", "activity.detail.performer"],
+    ),
+];
+
+/// The institutions (`Organization/ID`) a workflow resource names as its parties (see
+/// `WORKFLOW_PARTIES`); none for other types.
+pub fn parties_of(resource_type: &str, resource: &serde_json::Value) -> Vec<String> {
+    fn walk<'v>(value: &'v serde_json::Value, path: &[&str], out: &mut Vec<&'v serde_json::Value>) {
+        match value {
+            serde_json::Value::Array(items) => items.iter().for_each(|item| walk(item, path, out)),
+            _ => match path.split_first() {
+                None => out.push(value),
+                Some((step, rest)) => {
+                    if let Some(next) = value.get(step) {
+                        walk(next, rest, out);
+                    }
+                }
+            },
+        }
+    }
+    let mut parties = Vec::new();
+    let Some((_, paths)) = WORKFLOW_PARTIES.iter().find(|(t, _)| *t == resource_type) else {
+        return parties;
     };
-    vec![
-        ("Consent", token("provision-type", "Consent.provision.type")),
+    for path in *paths {
+        let steps: Vec<&str> = path.split('.').collect();
+        let mut found = Vec::new();
+        walk(resource, &steps, &mut found);
+        for reference in found
+            .into_iter()
+            .filter_map(|r| r.get("reference").and_then(serde_json::Value::as_str))
+        {
+            if reference.starts_with("Organization/") && !parties.iter().any(|p| p == reference) {
+                parties.push(reference.to_owned());
+            }
+        }
+    }
+    parties
+}
+
+/// A Task is open (its request is live: the addressee is still to act on it) in these states.
+pub const OPEN_TASK_STATES: &[&str] = &[
+    "requested",
+    "received",
+    "accepted",
+    "ready",
+    "in-progress",
+    "on-hold",
+];
+
+/// The platform's own search parameters, beside the official ones: what its access rules ask
+/// of a resource and R4 gives no parameter for (a Consent's provision type and data classes; a
+/// workflow resource's parties, what a Task shares with its addressee and what it answers
+/// with, and when it is due).
+fn platform_parameters() -> Vec<(&'static str, SearchParamDef)> {
+    let param = |base: &str, code: &str, kind: SearchParamType, expression: String| {
+        // What a reference parameter may point at (what a chain on it follows).
+        let targets: &[&str] = match code {
+            "party" => &["Organization", "Practitioner", "PractitionerRole"],
+            "answer" => &[
+                "DiagnosticReport",
+                "ClinicalImpression",
+                "CarePlan",
+                "DocumentReference",
+                "Observation",
+                "ImagingStudy",
+                "Communication",
+            ],
+            _ => &[],
+        };
+        let targets = targets.iter().map(|t| (*t).into()).collect();
+        SearchParamDef {
+            url: format!("https://meridian.example/fhir/SearchParameter/{base}-{code}").into(),
+            code: code.into(),
+            base: vec![base.into()],
+            kind,
+            expression: Some(expression.into()),
+            targets,
+            components: Vec::new(),
+            modifier: Vec::new(),
+            comparator: Vec::new(),
+            usage: None,
+        }
+    };
+    let mut parameters = vec![
         (
             "Consent",
-            token("provision-class", "Consent.provision.class"),
+            param(
+                "Consent",
+                "provision-type",
+                SearchParamType::Token,
+                "Consent.provision.type".into(),
+            ),
         ),
-    ]
+        (
+            "Consent",
+            param(
+                "Consent",
+                "provision-class",
+                SearchParamType::Token,
+                "Consent.provision.class".into(),
+            ),
+        ),
+        (
+            "Task",
+            param(
+                "Task",
+                "shares",
+                SearchParamType::Reference,
+                "Task.for | Task.focus | Task.encounter | Task.input.value.ofType(Reference)"
+                    .into(),
+            ),
+        ),
+        (
+            "Task",
+            param(
+                "Task",
+                "answer",
+                SearchParamType::Reference,
+                "Task.output.value.ofType(Reference)".into(),
+            ),
+        ),
+        (
+            "Task",
+            param(
+                "Task",
+                "due",
+                SearchParamType::Date,
+                "Task.restriction.period".into(),
+            ),
+        ),
+    ];
+    for (resource_type, paths) in WORKFLOW_PARTIES {
+        let expression = paths
+            .iter()
+            .map(|path| format!("{resource_type}.{path}"))
+            .collect::<Vec<_>>()
+            .join(" | ");
+        parameters.push((
+            resource_type,
+            param(
+                resource_type,
+                "party",
+                SearchParamType::Reference,
+                expression,
+            ),
+        ));
+    }
+    parameters
 }

@@ -397,43 +397,9 @@ pub(crate) fn evaluate_measure(call: Invocation) -> Handled {
     Box::pin(async move {
         let id = call.id.clone();
         let fhir = call.fhir;
-        let mut params = fhir.criteria();
-        if call.method == axum::http::Method::POST {
-            let limit = call.state.config().max_body_bytes;
-            let json = fhir
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|t| t.contains("json"));
-            if json {
-                // A Parameters resource: its date, string, code and reference values.
-                let body = crate::request::read_json(
-                    &fhir.headers,
-                    call.body,
-                    limit,
-                    crate::request::BodyKind::Resource,
-                )
-                .await?;
-                if body.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
-                    return Err(ApiError::bad_request(
-                        IssueCode::Invalid,
-                        "the body of $evaluate-measure must be a Parameters resource",
-                    ));
-                }
-                for parameter in body["parameter"].as_array().into_iter().flatten() {
-                    let name = parameter["name"].as_str().unwrap_or_default();
-                    let value = ["valueDate", "valueDateTime", "valueString", "valueCode"]
-                        .iter()
-                        .find_map(|k| parameter[*k].as_str())
-                        .or_else(|| parameter["valueReference"]["reference"].as_str());
-                    if let Some(value) = value {
-                        params.push((name.to_owned(), value.to_owned()));
-                    }
-                }
-            } else {
-                params.extend(crate::request::read_form(&fhir.headers, call.body, limit).await?);
-            }
-        }
+        let limit = call.state.config().max_body_bytes;
+        let params =
+            crate::request::operation_params(&fhir, &call.method, call.body, limit).await?;
         let get = |name: &str| {
             params
                 .iter()

@@ -631,7 +631,7 @@ fn check_body_type(resource: &serde_json::Value, resource_type: &str) -> Result<
     }
 }
 
-fn written_response(fhir: &FhirRequest, written: &Written) -> Response {
+pub(crate) fn written_response(fhir: &FhirRequest, written: &Written) -> Response {
     let Some(record) = &written.record else {
         return deleted_response(None);
     };

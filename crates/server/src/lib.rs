@@ -20,6 +20,7 @@ mod pages;
 mod request;
 mod response;
 mod witness;
+mod workflow;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub struct ServerConfig {
     pub ledger_origin: String,
     /// The witnesses checkpoints are handed to.
     pub witnesses: Vec<WitnessConfig>,
+    /// Deadlines and the release of reserved capacity (what `$find` offers when).
+    pub workflow: ::workflow::WorkflowConfig,
 }
 
 /// What keeps slow, idle or too many clients from holding the server's connections (and file
@@ -124,6 +127,7 @@ impl Default for ServerConfig {
             auth: Auth::Off,
             ledger_origin: "meridian.local/ledger".into(),
             witnesses: Vec::new(),
+            workflow: ::workflow::WorkflowConfig::default(),
         }
     }
 }

@@ -77,7 +77,7 @@ const REPOSITORY: &[Registered] = &[
     },
 ];
 
-const fn fhir_json(decl: OperationDecl, handler: Handler) -> Registered {
+pub(crate) const fn fhir_json(decl: OperationDecl, handler: Handler) -> Registered {
     Registered {
         decl,
         handler,
@@ -142,6 +142,8 @@ impl Registry {
             crate::cds::evaluate_measure,
         ));
         declared.extend_from_slice(::cds::operations::OPERATIONS);
+        operations.extend_from_slice(crate::workflow::OPERATIONS);
+        declared.extend_from_slice(::workflow::operations::OPERATIONS);
         if identity {
             operations.extend_from_slice(crate::identity::OPERATIONS);
             declared.extend_from_slice(residents::operations::OPERATIONS);

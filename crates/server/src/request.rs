@@ -312,3 +312,53 @@ pub(crate) fn request_id(headers: &HeaderMap) -> String {
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
+
+/// An operation's parameters: the query's, and for a POST those of its body, a form or a
+/// `Parameters` resource (its primitive values and references; a resource-valued parameter is
+/// for the operation itself to read).
+pub(crate) async fn operation_params(
+    fhir: &FhirRequest,
+    method: &axum::http::Method,
+    body: Body,
+    limit: usize,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let mut params = fhir.criteria();
+    if *method != axum::http::Method::POST {
+        return Ok(params);
+    }
+    let json = fhir
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.contains("json"));
+    if !json {
+        params.extend(read_form(&fhir.headers, body, limit).await?);
+        return Ok(params);
+    }
+    let body = read_json(&fhir.headers, body, limit, BodyKind::Resource).await?;
+    if body.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
+        return Err(ApiError::bad_request(
+            IssueCode::Invalid,
+            "the body of this operation must be a Parameters resource",
+        ));
+    }
+    for parameter in body["parameter"].as_array().into_iter().flatten() {
+        let name = parameter["name"].as_str().unwrap_or_default();
+        let value = [
+            "valueDate",
+            "valueDateTime",
+            "valueInstant",
+            "valueString",
+            "valueCode",
+            "valueUri",
+            "valueId",
+        ]
+        .iter()
+        .find_map(|k| parameter[*k].as_str())
+        .or_else(|| parameter["valueReference"]["reference"].as_str());
+        if let Some(value) = value {
+            params.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    Ok(params)
+}

@@ -23,6 +23,7 @@ impl WriteHook for Shadow {
         &self,
         tx: &mut InTransaction<'_, '_>,
         record: &VersionRecord,
+        _previous: Option<&VersionRecord>,
     ) -> Result<(), RepositoryError> {
         let patient: Value = serde_json::from_slice(record.content.as_deref().unwrap_or(b"{}"))
             .expect("the hook sees the stored JSON");

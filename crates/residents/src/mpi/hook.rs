@@ -25,6 +25,7 @@ impl WriteHook for MatchOnWrite {
         &self,
         tx: &mut InTransaction<'_, '_>,
         record: &VersionRecord,
+        _previous: Option<&VersionRecord>,
     ) -> Result<(), RepositoryError> {
         self.0.on_patient_write(tx, record)
     }
