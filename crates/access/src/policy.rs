@@ -203,8 +203,8 @@ impl Policy {
     }
 
     /// What the workflows share with `organization`: the workflow resources that name it as
-    /// a party, the appointments in its slots, what an open Task addressed to it shares
-    /// (unless restricted), and what answers the Tasks it holds.
+    /// a party, the appointments in its slots and the patients booked into them, what an open
+    /// Task addressed to it shares (unless restricted), and what answers the Tasks it holds.
     fn workflow_shared(&self, organization: &str) -> Vec<Filter> {
         let id: Box<str> = organization
             .strip_prefix("Organization/")
@@ -217,6 +217,22 @@ impl Policy {
                 id: id.clone(),
             },
         };
+        let in_my_slots = Filter::Chain {
+            param: ParamKey::new("Appointment", "slot"),
+            target_types: vec!["Slot".into()],
+            filter: Box::new(Filter::Custodian(vec![organization.into()])),
+        };
+        let appointment_status = ParamKey::new("Appointment", "status");
+        let booked = Filter::AnyOf(
+            ["pending", "booked", "arrived", "checked-in"]
+                .iter()
+                .map(|state| Filter::Token {
+                    param: appointment_status,
+                    column: TokenColumn::Code,
+                    hash: appointment_status.code_hash(state),
+                })
+                .collect(),
+        );
         let task_status = ParamKey::new("Task", "status");
         let open = Filter::AnyOf(
             search::registry::OPEN_TASK_STATES
@@ -235,10 +251,12 @@ impl Policy {
                     .map(|(resource_type, _)| party(resource_type))
                     .collect(),
             ),
-            Filter::Chain {
-                param: ParamKey::new("Appointment", "slot"),
-                target_types: vec!["Slot".into()],
-                filter: Box::new(Filter::Custodian(vec![organization.into()])),
+            in_my_slots.clone(),
+            // The patients booked into them (who is coming, and the check-in).
+            Filter::Has {
+                source_type: "Appointment".into(),
+                param: ParamKey::new("Appointment", "patient"),
+                filter: Box::new(Filter::AllOf(vec![booked, in_my_slots])),
             },
             Filter::AllOf(vec![
                 Filter::Unrestricted,
@@ -349,9 +367,22 @@ impl Policy {
     }
 }
 
-/// The directory and definitions: readable by every signed-in caller.
+/// The directory and definitions: readable by every signed-in caller. The subscription topics
+/// are definitions too (R4 keeps them as `Basic` resources coded `SubscriptionTopic`).
 fn directory() -> Filter {
-    Filter::OfType(DIRECTORY_TYPES.iter().map(|t| (*t).into()).collect())
+    let basic_code = ParamKey::new("Basic", "code");
+    Filter::AnyOf(vec![
+        Filter::OfType(DIRECTORY_TYPES.iter().map(|t| (*t).into()).collect()),
+        Filter::AllOf(vec![
+            Filter::OfType(vec!["Basic".into()]),
+            Filter::Token {
+                param: basic_code,
+                column: TokenColumn::SystemCode,
+                hash: basic_code
+                    .system_code_hash("http://hl7.org/fhir/fhir-types", "SubscriptionTopic"),
+            },
+        ]),
+    ])
 }
 
 /// The compartment of `Patient/id` (the patient and every resource in its compartment).

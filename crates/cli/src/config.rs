@@ -109,6 +109,10 @@ pub struct ServeArgs {
     /// Seconds between checkpoints of the verifiable log [default: 10].
     #[arg(long, value_name = "SECONDS")]
     pub checkpoint_interval: Option<String>,
+    /// A NATS server (nats://host:4222) every notification event is also published to
+    /// (JetStream stream MERIDIAN, subjects meridian.>) [default: none].
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
     /// The verifiable log's origin, the name on its checkpoints and key, used when the store
     /// has no log key yet [default: meridian.local/ledger].
     #[arg(long, value_name = "NAME")]
@@ -135,6 +139,8 @@ struct FileConfig {
     health_code_key_rotation_days: Option<u64>,
     workflow_deadlines: Option<String>,
     referral_release_hours: Option<u64>,
+    subscription_http_hosts: Option<Vec<String>>,
+    nats: Option<String>,
     identity_population: Option<u64>,
     identity_model_interval: Option<u64>,
     identity_model_growth: Option<u64>,
@@ -193,6 +199,8 @@ pub struct StoreConfig {
     /// What every command's repository enforces on workflow resources (deadlines by
     /// priority, the release of reserved capacity).
     pub workflow: workflow::WorkflowConfig,
+    /// Where subscriptions may have notifications posted over plain HTTP.
+    pub endpoints: notify::EndpointPolicy,
 }
 
 /// The checked configuration of `meridian serve`.
@@ -226,6 +234,8 @@ pub struct ServeConfig {
     pub auth: AuthSettings,
     /// Seconds between checkpoints of the verifiable log.
     pub checkpoint_interval: u64,
+    /// The NATS server notification events are published to, if any.
+    pub nats: Option<String>,
     pub ledger_origin: String,
     pub witnesses: Vec<server::WitnessConfig>,
 }
@@ -412,10 +422,25 @@ impl<E: Fn(&str) -> Option<String>> Layers<E> {
                 })?;
             workflow.release_before = hours * 60 * workflow::config::MINUTE;
         }
+        let endpoints = notify::EndpointPolicy {
+            allowed_http_hosts: match self.pick(None, "MERIDIAN_SUBSCRIPTION_HTTP_HOSTS", |f| {
+                f.subscription_http_hosts.as_ref().map(|h| h.join(","))
+            }) {
+                Some(raw) => raw
+                    .value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                None => Vec::new(),
+            },
+        };
         Ok(StoreConfig {
             data: PathBuf::from(data.value),
             database_url: database_url.map(|r| r.value),
             workflow,
+            endpoints,
         })
     }
 }
@@ -679,7 +704,17 @@ impl ServeConfig {
         .map(|text| parse_witness(text))
         .collect::<Result<Vec<_>>>()?;
 
+        let nats = layers
+            .pick(args.nats.clone(), "MERIDIAN_NATS", |f| f.nats.clone())
+            .map(|raw| raw.value)
+            .filter(|url| !url.is_empty());
+        if let Some(url) = &nats
+            && !(url.starts_with("nats://") || url.starts_with("tls://"))
+        {
+            bail!("'{url}' is not a nats:// URL");
+        }
         Ok(ServeConfig {
+            nats,
             checkpoint_interval,
             ledger_origin: ledger_origin.value,
             witnesses,

@@ -53,6 +53,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
         server::Auth::Off
     };
     keep_recognition_measure(&repository)?;
+    keep_subscription_topics(&repository)?;
     // Dropped when serving ends, which stops the schedule.
     let _deadlines = schedule_deadlines(Arc::clone(&repository))?;
     let state = AppState::build(
@@ -98,6 +99,18 @@ pub fn run(config: ServeConfig) -> Result<()> {
                  to the URL clients use"
             );
         }
+        // Notifications: events numbered from the change log, rest-hook deliveries, NATS.
+        let _notifications = server::start_notifications(
+            &state,
+            server::NotifySettings {
+                base: config
+                    .public_base
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{address}/fhir")),
+                nats: config.nats.clone(),
+            },
+        )
+        .context("starting notifications")?;
         // Checkpoints of the verifiable log, handed to the witnesses; stopped with the runtime.
         tokio::spawn(server::publish_checkpoints(
             state.clone(),
@@ -113,6 +126,18 @@ pub fn run(config: ServeConfig) -> Result<()> {
     drop(kept);
     drop(pruning);
     served
+}
+
+/// The subscription topics, kept as the R4 backport's `Basic` resources (readable by every
+/// signed-in caller, as definitions are): written when absent or changed, as the operator.
+fn keep_subscription_topics(repository: &repository::Repository) -> Result<()> {
+    let operator = caller::Caller::operator("serve");
+    for topic in notify::topic::topics() {
+        repository
+            .update(&operator, "Basic", topic.code, topic.to_basic(), None)
+            .with_context(|| format!("keeping the subscription topic {}", topic.code))?;
+    }
+    Ok(())
 }
 
 /// Escalates overdue requests every half minute, as the platform's own deadline keeper (the

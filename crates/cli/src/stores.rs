@@ -46,6 +46,10 @@ pub fn open_repository(config: &StoreConfig, ctx: &Caller) -> Result<Repository>
     repository.add_write_hook(Arc::new(workflow::WorkflowHook::new(
         config.workflow.clone(),
     )));
+    // Subscriptions are checked and kept for the notifier, whoever writes them.
+    repository.add_write_hook(Arc::new(notify::SubscriptionHook::new(
+        config.endpoints.clone(),
+    )));
     let loaded = repository
         .load_search_parameters(ctx)
         .context("loading the stored SearchParameter resources")?;

@@ -86,4 +86,18 @@ impl ChangeFeed<'_> {
             Ok(Some(value))
         })
     }
+
+    /// Moves the consumer's position to `position` (never back): for a consumer that acts
+    /// outside the store (publishing elsewhere) and records what it has done only afterwards,
+    /// at least once.
+    pub fn advance_to(&self, caller: &Caller, position: i64) -> Result<(), RepositoryError> {
+        let lock = (xxh3_64(self.checkpoint.as_bytes()) >> 1) as i64;
+        self.repository.with_transaction(caller, |tx| {
+            tx.lock_key(lock)?;
+            if self.position()? < position {
+                tx.set_checkpoint(&self.checkpoint, Some(&position.to_string()))?;
+            }
+            Ok(())
+        })
+    }
 }

@@ -37,7 +37,7 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let limits = Arc::new(state.config().connections.clone());
-    let router = crate::router(state);
+    let router = crate::router(state.clone());
     let head_timeout: Arc<[u8]> = raw_answer(ApiError::RequestTimeout(format!(
         "the request head did not arrive within {} s",
         limits.header_read_timeout.as_secs_f64()
@@ -76,14 +76,22 @@ pub(crate) async fn serve(
         };
         match Arc::clone(&slots).try_acquire_owned() {
             Ok(slot) => {
-                tokio::spawn(connection::serve(
-                    stream,
-                    router.clone(),
-                    Arc::clone(&limits),
-                    Arc::clone(&head_timeout),
-                    stopping.clone(),
-                    slot,
-                ));
+                let router = router.clone();
+                let limits = Arc::clone(&limits);
+                let head_timeout = Arc::clone(&head_timeout);
+                let stopping = stopping.clone();
+                let state = state.clone();
+                tokio::spawn(async move {
+                    // The subscriptions' websocket channel is served off hyper, from the
+                    // socket (it holds its slot while it lives).
+                    if crate::subscriptions::is_websocket(&stream, limits.header_read_timeout).await
+                    {
+                        crate::subscriptions::serve_websocket(stream, state, stopping).await;
+                        drop(slot);
+                        return;
+                    }
+                    connection::serve(stream, router, limits, head_timeout, stopping, slot).await;
+                });
             }
             Err(_) => {
                 if refusal_warning.due() {

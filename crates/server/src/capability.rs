@@ -71,6 +71,20 @@ pub fn capability_statement(
                 "referencePolicy": ["literal", "local"],
                 "searchParam": params,
             });
+            if &**resource_type == "Subscription" {
+                // The topics subscriptions may name (Subscriptions R4 Backport).
+                resource["extension"] = Value::Array(
+                    notify::topic::topics()
+                        .iter()
+                        .map(|topic| {
+                            json!({"url": notify::topic::CAPABILITY_TOPIC, "valueCanonical": topic.url()})
+                        })
+                        .collect(),
+                );
+                resource["supportedProfile"] = json!([
+                    "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription"
+                ]);
+            }
             let operations = resource_operations(operations, resource_type);
             if !operations.is_empty() {
                 resource["operation"] = Value::Array(operations);

@@ -19,6 +19,7 @@ mod operations;
 mod pages;
 mod request;
 mod response;
+mod subscriptions;
 mod witness;
 mod workflow;
 
@@ -40,6 +41,7 @@ pub use host::AllowedHost;
 pub use identity::IdentityServices;
 pub use lanes::WorkLimits;
 pub use ledger::{WitnessConfig, publish_checkpoints};
+pub use subscriptions::{NotifyGuard, NotifySettings, start as start_notifications};
 pub use witness::{WitnessService, serve_witness};
 
 /// What the server needs to know beyond the repository.
@@ -152,6 +154,9 @@ struct Inner {
     /// The verifiable log; `None` when it could not be opened (its routes answer 503).
     ledger: Option<Arc<::ledger::log::Log>>,
     witnesses: Option<Arc<ledger::Witnesses>>,
+    /// Ticks whenever notification events are numbered (the deliverer and the websocket
+    /// connections wait on it).
+    event_ticks: tokio::sync::watch::Sender<u64>,
 }
 
 impl AppState {
@@ -214,6 +219,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 ledger,
                 witnesses: ledger::Witnesses::new(&config.witnesses).map(Arc::new),
+                event_ticks: tokio::sync::watch::Sender::new(0),
                 exports: Arc::new(export::Exports {
                     repository: Arc::clone(&repository),
                     blobs,
@@ -231,6 +237,10 @@ impl AppState {
                 identity,
             }),
         }
+    }
+
+    pub(crate) fn event_ticks(&self) -> &tokio::sync::watch::Sender<u64> {
+        &self.inner.event_ticks
     }
 
     pub(crate) fn identity(&self) -> Option<&IdentityServices> {

@@ -143,6 +143,8 @@ impl Registry {
         ));
         declared.extend_from_slice(::cds::operations::OPERATIONS);
         operations.extend_from_slice(crate::workflow::OPERATIONS);
+        operations.extend_from_slice(crate::subscriptions::OPERATIONS);
+        declared.extend_from_slice(::notify::operations::OPERATIONS);
         declared.extend_from_slice(::workflow::operations::OPERATIONS);
         if identity {
             operations.extend_from_slice(crate::identity::OPERATIONS);

@@ -171,12 +171,7 @@ fn check_in(call: Invocation) -> Handled {
         let repository = call.state.repository().clone();
         let caller = fhir.caller.clone();
         let checked_in = blocking(move || {
-            let resolved = codes.resolve(&mpi, &repository, &caller, &code, pin.as_deref())?;
-            let patients: Vec<String> = resolved
-                .patients
-                .iter()
-                .map(|p| format!("Patient/{}", p.id))
-                .collect();
+            let patients = codes.identify(&mpi, &repository, &caller, &code, pin.as_deref())?;
             Ok::<_, ApiError>(workflow::booking::check_in(
                 &repository,
                 &caller,

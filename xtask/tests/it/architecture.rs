@@ -286,7 +286,7 @@ fn place(member: &str) -> Option<Place> {
         "store-sqlite" | "store-postgres" | "blob-s3" => Place::Adapter,
         "fhir-model" | "fhirpath" | "search" | "store" | "store-sql" | "repository" | "caller"
         | "jobs" | "blob" | "ledger" => Place::Foundation,
-        "residents" | "access" | "cds" | "workflow" => Place::Service,
+        "residents" | "access" | "cds" | "workflow" | "notify" => Place::Service,
         "seed" | "test-support" | "xtask" | "fhirpath-bench" | "identity-bench"
         | "ingest-bench" | "search-bench" | "ledger-bench" | "cds-bench" => Place::Tooling,
         _ => return None,

@@ -7,3 +7,4 @@ mod ledger_scenario;
 mod seed_command;
 mod serve_command;
 mod support;
+mod workflow_scenario;

@@ -352,16 +352,70 @@ impl HealthCodes {
         code: &str,
         pin: Option<&str>,
     ) -> Result<Resolved, IdentityError> {
-        let refused = |refusal: CodeRefusal| -> IdentityError {
-            let audited = repository.run_in_transaction(ctx, |tx| {
-                mpi.audit_in(tx, "health-code-refused", &[], Some(&refusal.to_string()))
-            });
-            if let Err(error) = audited {
-                tracing::error!(%error, "auditing a refused health code failed");
-            }
-            IdentityError::HealthCode(refusal)
-        };
-        let token = self.decode(code, now_seconds()).map_err(refused)?;
+        let token = self.accept(mpi, repository, ctx, code, pin)?;
+        let (person, patients) = mpi
+            .person_with_patients(repository, ctx, &token.person)?
+            .ok_or_else(|| self.refused(repository, mpi, ctx, CodeRefusal::Revoked))?;
+        Ok(Resolved { person, patients })
+    }
+
+    /// Resolves a code to the resident's registrations (`Patient/ID`) whatever the caller may
+    /// read of them, for an operation that then acts under its own rules and shows only what
+    /// they allow (check-in finds the resident's appointment at the caller's institution).
+    /// Audited like [`Self::resolve`].
+    pub fn identify(
+        &self,
+        mpi: &Mpi,
+        repository: &Repository,
+        ctx: &Caller,
+        code: &str,
+        pin: Option<&str>,
+    ) -> Result<Vec<String>, IdentityError> {
+        let token = self.accept(mpi, repository, ctx, code, pin)?;
+        let patients = repository.run_in_transaction(ctx, |tx| {
+            let Some((record, person)) = tx.read("Person", &token.person)? else {
+                return Ok(Vec::new());
+            };
+            let state = crate::mpi::PersonState::from_resource(&record.id, record.version, &person);
+            Ok(state
+                .links
+                .iter()
+                .map(|link| format!("Patient/{}", link.patient))
+                .collect())
+        })?;
+        Ok(patients)
+    }
+
+    /// A refusal, audited without naming anyone.
+    fn refused(
+        &self,
+        repository: &Repository,
+        mpi: &Mpi,
+        ctx: &Caller,
+        refusal: CodeRefusal,
+    ) -> IdentityError {
+        let audited = repository.run_in_transaction(ctx, |tx| {
+            mpi.audit_in(tx, "health-code-refused", &[], Some(&refusal.to_string()))
+        });
+        if let Err(error) = audited {
+            tracing::error!(%error, "auditing a refused health code failed");
+        }
+        IdentityError::HealthCode(refusal)
+    }
+
+    /// Decodes a code and checks it is neither revoked, nor printed without its PIN, nor of a
+    /// resident no longer active; the resolution is audited.
+    fn accept(
+        &self,
+        mpi: &Mpi,
+        repository: &Repository,
+        ctx: &Caller,
+        code: &str,
+        pin: Option<&str>,
+    ) -> Result<Token, IdentityError> {
+        let token = self
+            .decode(code, now_seconds())
+            .map_err(|refusal| self.refused(repository, mpi, ctx, refusal))?;
         let max_attempts = self.config.max_pin_attempts;
         let outcome = repository.run_in_transaction(ctx, |tx| {
             match self.check_revocation(tx, &token, pin, max_attempts)? {
@@ -381,12 +435,9 @@ impl HealthCodes {
             }
         })?;
         if let Err(refusal) = outcome {
-            return Err(refused(refusal));
+            return Err(self.refused(repository, mpi, ctx, refusal));
         }
-        let (person, patients) = mpi
-            .person_with_patients(repository, ctx, &token.person)?
-            .ok_or_else(|| refused(CodeRefusal::Revoked))?;
-        Ok(Resolved { person, patients })
+        Ok(token)
     }
 
     /// `Some(refusal)` when the code was revoked, or is printed and the PIN is missing or

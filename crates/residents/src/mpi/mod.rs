@@ -22,6 +22,7 @@ use crate::record::IdentifierSystems;
 pub use kept_model::{Estimated, MODEL_ID, ModelOrigin};
 pub use learning::{LearningOutcome, MIN_RECORDS};
 pub use operations::{LinkOutcome, ReviewDecision};
+pub(crate) use person::PersonState;
 pub use query::{MatchGrade, MatchResult, PixResult};
 
 /// The code systems and extensions the index writes.

@@ -107,6 +107,8 @@ async fn the_registry_holds_the_identity_operations_only_when_they_are_enabled()
         .iter()
         .chain(residents::operations::OPERATIONS)
         .chain(cds::operations::OPERATIONS)
+        .chain(workflow::operations::OPERATIONS)
+        .chain(notify::operations::OPERATIONS)
         .map(|d| d.name)
         .collect();
     assert_eq!(with_identity, every);

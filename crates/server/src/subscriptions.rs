@@ -1,0 +1,795 @@
+//! Notifications over the network, thin over the `notify` service:
+//!
+//! - the operations `$status`, `$events` and `$get-ws-binding-token` on a Subscription the
+//!   caller may read;
+//! - the change-log consumer that numbers events (a thread, [`start`]), and the deliverer of
+//!   rest-hook subscriptions: a handshake, then the events in order, at least once, each
+//!   subscription on its own task so a receiver that is down delays only itself, retried with
+//!   back-off; everything it needs is in the store, so a restarted server resumes at once;
+//! - the websocket channel at `/subscriptions/ws` (`bind-with-token`, handshake, events,
+//!   heartbeats), accepted by the accept loop straight from the socket;
+//! - JetStream: where a NATS server is configured, every topic event is also published under
+//!   `meridian.<topic>` (a change-log consumer of its own that moves on only once published).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use caller::Caller;
+use fhir_model::{IssueCode, clock};
+use futures_util::{SinkExt, StreamExt};
+use notify::bundle::{self, Kind};
+use notify::events::{self, Delivery};
+use notify::{Channel, Subscriber};
+use repository::{Repository, RepositoryError};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::lanes::blocking;
+use crate::operations::{Handled, Invocation, Registered, fhir_json};
+use crate::request::operation_params;
+use crate::response::json_response;
+use crate::{ApiError, AppState};
+
+/// The websocket channel's path.
+pub const WS_PATH: &str = "/subscriptions/ws";
+
+/// Handshakes a rest-hook endpoint may fail before its subscription is in error.
+const HANDSHAKE_ATTEMPTS: u32 = 5;
+
+pub(crate) const OPERATIONS: &[Registered] = &[
+    fhir_json(notify::operations::STATUS, status),
+    fhir_json(notify::operations::EVENTS, events_operation),
+    fhir_json(notify::operations::GET_WS_BINDING_TOKEN, binding_token),
+];
+
+fn answer(value: &Value, pretty: bool) -> Response {
+    json_response(
+        StatusCode::OK,
+        serde_json::to_vec(value).unwrap_or_default(),
+        pretty,
+    )
+}
+
+/// The subscription `id` as `caller` may read it, with its kept configuration.
+fn visible_subscription(
+    repository: &Repository,
+    caller: &Caller,
+    id: &str,
+) -> Result<(Value, Subscriber), ApiError> {
+    let record = repository.read(caller, "Subscription", id)?;
+    let resource = repository::parse_stored(&record)?;
+    let subscriber = events::subscriber(&**repository.store(), id)?.ok_or_else(|| {
+        RepositoryError::Internal(format!("Subscription/{id} has no kept configuration"))
+    })?;
+    Ok((resource, subscriber))
+}
+
+fn status_code_of(resource: &Value) -> String {
+    resource
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("requested")
+        .to_owned()
+}
+
+/// `Subscription/ID/$status`: a searchset with the subscription's status.
+fn status(call: Invocation) -> Handled {
+    Box::pin(async move {
+        let id = call.id().to_owned();
+        let fhir = call.fhir;
+        let repository = call.state.repository().clone();
+        let caller = fhir.caller.clone();
+        let base = fhir.base.clone();
+        let status = blocking(move || {
+            let (resource, subscriber) = visible_subscription(&repository, &caller, &id)?;
+            let store = &**repository.store();
+            let count = events::count(store, &id)?;
+            let delivery = events::delivery(store, &id)?;
+            Ok(bundle::status(
+                &base,
+                &subscriber,
+                &status_code_of(&resource),
+                Kind::QueryStatus,
+                count,
+                &[],
+                delivery.error.as_deref(),
+            ))
+        })
+        .await?;
+        let bundle = json!({
+            "resourceType": "Bundle", "type": "searchset", "total": 1,
+            "entry": [{"fullUrl": format!("urn:uuid:{}", status["id"].as_str().unwrap_or_default()),
+                "resource": status, "search": {"mode": "match"}}],
+        });
+        Ok(answer(&bundle, fhir.pretty))
+    })
+}
+
+/// `Subscription/ID/$events?eventsSinceNumber=&eventsUntilNumber=&content=`: the kept events
+/// in that range, as a notification of type `query-event`.
+fn events_operation(call: Invocation) -> Handled {
+    Box::pin(async move {
+        let id = call.id().to_owned();
+        let limit = call.state.config().max_body_bytes;
+        let fhir = call.fhir;
+        let params = operation_params(&fhir, &call.method, call.body, limit).await?;
+        let number = |name: &str| -> Result<Option<u64>, ApiError> {
+            match params.iter().find(|(n, _)| n == name) {
+                None => Ok(None),
+                Some((_, v)) => v.parse().map(Some).map_err(|_| {
+                    ApiError::bad_request(
+                        IssueCode::Value,
+                        format!("{name} is an event number, not '{v}'"),
+                    )
+                }),
+            }
+        };
+        let since = number("eventsSinceNumber")?;
+        let until = number("eventsUntilNumber")?;
+        let content = match params.iter().find(|(n, _)| n == "content") {
+            None => None,
+            Some((_, v)) => Some(notify::Content::parse(v).ok_or_else(|| {
+                ApiError::bad_request(
+                    IssueCode::Value,
+                    format!("content is empty, id-only or full-resource, not '{v}'"),
+                )
+            })?),
+        };
+        let repository = call.state.repository().clone();
+        let caller = fhir.caller.clone();
+        let base = fhir.base.clone();
+        let notification = {
+            let repository = repository.clone();
+            blocking(move || {
+                let (resource, mut subscriber) = visible_subscription(&repository, &caller, &id)?;
+                if let Some(content) = content {
+                    subscriber.content = content;
+                }
+                let store = &**repository.store();
+                let count = events::count(store, &id)?;
+                let until = until.unwrap_or(count).min(count);
+                let since = since.unwrap_or(1).max(1);
+                let kept = events::events(store, &id, since, until)?;
+                Ok(bundle::notification(
+                    &repository,
+                    &base,
+                    &subscriber,
+                    &status_code_of(&resource),
+                    Kind::QueryEvent,
+                    count,
+                    &kept,
+                )?)
+            })
+            .await?
+        };
+        fhir.audit
+            .patients(crate::audit::patients_mentioned(&notification));
+        Ok(answer(&notification, fhir.pretty))
+    })
+}
+
+/// `Subscription/ID/$get-ws-binding-token`: a token the caller's websocket client binds with.
+fn binding_token(call: Invocation) -> Handled {
+    Box::pin(async move {
+        let id = call.id().to_owned();
+        let fhir = call.fhir;
+        let repository = call.state.repository().clone();
+        let caller = fhir.caller.clone();
+        let (token, expires) = blocking(move || {
+            let (_, subscriber) = visible_subscription(&repository, &caller, &id)?;
+            if subscriber.channel != Channel::Websocket {
+                return Err(ApiError::from(RepositoryError::Unprocessable(vec![
+                    fhir_model::Issue::error(
+                        IssueCode::BusinessRule,
+                        format!("Subscription/{id} is not a websocket subscription"),
+                    ),
+                ])));
+            }
+            Ok(notify::binding::issue(
+                &**repository.store(),
+                std::slice::from_ref(&id),
+                clock::now_micros(),
+            )?)
+        })
+        .await?;
+        let ws = websocket_url(&fhir.base);
+        let parameters = json!({"resourceType": "Parameters", "parameter": [
+            {"name": "token", "valueString": token},
+            {"name": "expiration", "valueDateTime": clock::format_instant(expires)},
+            {"name": "subscription", "valueString": call.id.unwrap_or_default()},
+            {"name": "websocket-url", "valueUrl": ws},
+        ]});
+        Ok(answer(&parameters, fhir.pretty))
+    })
+}
+
+/// The websocket URL beside a FHIR base (`http://h/fhir` → `ws://h/subscriptions/ws`).
+fn websocket_url(base: &str) -> String {
+    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
+    let host = rest.split('/').next().unwrap_or(rest);
+    let scheme = if scheme == "https" { "wss" } else { "ws" };
+    format!("{scheme}://{host}{WS_PATH}")
+}
+
+/// What the notification machinery is configured with.
+#[derive(Debug, Clone)]
+pub struct NotifySettings {
+    /// The FHIR base URL notifications name resources under.
+    pub base: String,
+    /// A NATS server to publish every event to (JetStream), if any.
+    pub nats: Option<String>,
+}
+
+/// Stops the notification threads and tasks when dropped.
+pub struct NotifyGuard {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for NotifyGuard {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Starts numbering events from the change log, delivering rest-hook notifications and, when
+/// configured, publishing to NATS. Call inside the runtime that serves.
+pub fn start(state: &AppState, settings: NotifySettings) -> std::io::Result<NotifyGuard> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let repository = Arc::clone(state.repository());
+    let ticks = state.event_ticks().clone();
+    {
+        let repository = Arc::clone(&repository);
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("notify-events".into())
+            .spawn(move || number_events(&repository, &ticks, &stop))?;
+    }
+    let mut tasks = vec![tokio::spawn(deliver_rest_hooks(
+        Arc::clone(&repository),
+        settings.base.clone(),
+        state.event_ticks().subscribe(),
+    ))];
+    if let Some(url) = settings.nats {
+        tasks.push(tokio::spawn(publish_to_nats(
+            Arc::clone(&repository),
+            url,
+            Arc::clone(&stop),
+        )));
+    }
+    Ok(NotifyGuard { stop, tasks })
+}
+
+/// The consumer that numbers events: as often as changes come, at most every 200 ms when idle.
+fn number_events(
+    repository: &Repository,
+    ticks: &tokio::sync::watch::Sender<u64>,
+    stop: &AtomicBool,
+) {
+    let consumer = Caller::operator("notify-events");
+    while !stop.load(Ordering::Relaxed) {
+        let feed = repository.change_feed(notify::CONSUMER);
+        match feed.consume(&consumer, 200, |tx, changes| {
+            events::record(repository, tx, changes)
+        }) {
+            Ok(Some(touched)) => {
+                if !touched.is_empty() {
+                    ticks.send_modify(|t| *t += 1);
+                }
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(200)),
+            Err(error) => {
+                tracing::warn!(%error, "numbering notification events");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// The deliverer: each rest-hook subscription with something due gets a task of its own.
+async fn deliver_rest_hooks(
+    repository: Arc<Repository>,
+    base: String,
+    mut ticks: tokio::sync::watch::Receiver<u64>,
+) {
+    let client = match reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "no HTTP client for rest-hook notifications");
+            return;
+        }
+    };
+    let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
+    // After a restart, whatever is pending goes at once, whatever back-off was recorded.
+    let started = clock::now_micros();
+    loop {
+        let due = {
+            let repository = Arc::clone(&repository);
+            tokio::task::spawn_blocking(move || due_work(&repository, started)).await
+        };
+        match due {
+            Ok(Ok(work)) => {
+                for (subscriber, delivery, count) in work {
+                    let fresh = in_flight
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(subscriber.id.clone());
+                    if !fresh {
+                        continue;
+                    }
+                    let in_flight = Arc::clone(&in_flight);
+                    let repository = Arc::clone(&repository);
+                    let client = client.clone();
+                    let base = base.clone();
+                    tokio::spawn(async move {
+                        let id = subscriber.id.clone();
+                        deliver_one(&repository, &client, &base, subscriber, delivery, count).await;
+                        in_flight
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&id);
+                    });
+                }
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "reading what notifications are due"),
+            Err(error) => tracing::warn!(%error, "reading what notifications are due"),
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), ticks.changed()).await;
+    }
+}
+
+type Due = Vec<(Subscriber, Delivery, u64)>;
+
+/// The rest-hook subscriptions with a handshake, events or a heartbeat due.
+fn due_work(repository: &Repository, started: i64) -> Result<Due, RepositoryError> {
+    let store = &**repository.store();
+    let now = clock::now_micros();
+    let mut due = Vec::new();
+    for subscriber in events::subscribers(store)? {
+        if subscriber.channel != Channel::RestHook || subscriber.status == "off" {
+            continue;
+        }
+        let delivery = events::delivery(store, &subscriber.id)?;
+        if delivery.next_attempt > now && delivery.next_attempt > started {
+            continue;
+        }
+        if !delivery.handshake && delivery.failures >= HANDSHAKE_ATTEMPTS {
+            continue;
+        }
+        let count = events::count(store, &subscriber.id)?;
+        let heartbeat_due = subscriber.heartbeat > 0
+            && now - delivery.last_sent >= subscriber.heartbeat as i64 * 1_000_000;
+        if !delivery.handshake || delivery.delivered < count || heartbeat_due {
+            due.push((subscriber, delivery, count));
+        }
+    }
+    Ok(due)
+}
+
+/// One delivery attempt: the handshake, the next batch of events, or a heartbeat.
+async fn deliver_one(
+    repository: &Arc<Repository>,
+    client: &reqwest::Client,
+    base: &str,
+    subscriber: Subscriber,
+    mut delivery: Delivery,
+    count: u64,
+) {
+    let Some(endpoint) = subscriber.endpoint.clone() else {
+        return;
+    };
+    let (kind, upto) = if !delivery.handshake {
+        (Kind::Handshake, delivery.delivered)
+    } else if delivery.delivered < count {
+        (
+            Kind::EventNotification,
+            count.min(delivery.delivered + subscriber.max_count),
+        )
+    } else {
+        (Kind::Heartbeat, delivery.delivered)
+    };
+    let built = {
+        let repository = Arc::clone(repository);
+        let subscriber = subscriber.clone();
+        let base = base.to_owned();
+        let from = delivery.delivered + 1;
+        tokio::task::spawn_blocking(move || {
+            let kept = if kind == Kind::EventNotification {
+                events::events(&**repository.store(), &subscriber.id, from, upto)?
+            } else {
+                Vec::new()
+            };
+            let status = if kind == Kind::Handshake {
+                "requested"
+            } else {
+                "active"
+            };
+            bundle::notification(&repository, &base, &subscriber, status, kind, count, &kept)
+        })
+        .await
+    };
+    let body = match built {
+        Ok(Ok(body)) => body,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, subscription = %subscriber.id, "building a notification");
+            return;
+        }
+        Err(_) => return,
+    };
+    let mut request = client
+        .post(&endpoint)
+        .timeout(Duration::from_secs(subscriber.timeout))
+        .header("Content-Type", "application/fhir+json")
+        .body(serde_json::to_vec(&body).unwrap_or_default());
+    for header in &subscriber.headers {
+        if let Some((name, value)) = header.split_once(':') {
+            request = request.header(name.trim(), value.trim());
+        }
+    }
+    let outcome = match request.send().await {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err(format!("the endpoint answered {}", response.status())),
+        Err(error) => Err(format!("the endpoint could not be reached: {error}")),
+    };
+    let now = clock::now_micros();
+    let mut new_status = None;
+    match outcome {
+        Ok(()) => {
+            if !delivery.handshake || subscriber.status != "active" {
+                new_status = Some("active");
+            }
+            delivery.handshake = true;
+            delivery.delivered = upto;
+            delivery.failures = 0;
+            delivery.next_attempt = 0;
+            delivery.last_sent = now;
+            delivery.error = None;
+        }
+        Err(error) => {
+            tracing::info!(subscription = %subscriber.id, %error, kind = kind.code(), "notification not delivered; retrying later");
+            delivery.failures = delivery.failures.saturating_add(1);
+            delivery.next_attempt = now + events::back_off(delivery.failures);
+            delivery.error = Some(error);
+            if !delivery.handshake && delivery.failures >= HANDSHAKE_ATTEMPTS {
+                new_status = Some("error");
+            }
+        }
+    }
+    let repository = Arc::clone(repository);
+    let id = subscriber.id.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Err(error) = events::set_delivery(&**repository.store(), &id, &delivery) {
+            tracing::warn!(%error, subscription = %id, "keeping the delivery state");
+        }
+        if let Some(status) = new_status
+            && let Err(error) = set_status(&repository, &id, status)
+        {
+            tracing::warn!(%error, subscription = %id, "setting the subscription's status");
+        }
+    })
+    .await;
+}
+
+/// Sets a Subscription's status as the platform (its owner is kept).
+fn set_status(repository: &Repository, id: &str, status: &str) -> Result<(), RepositoryError> {
+    let platform = Caller::operator("notify-delivery");
+    let record = repository.read(&platform, "Subscription", id)?;
+    let mut resource = repository::parse_stored(&record)?;
+    if resource.get("status").and_then(Value::as_str) == Some(status) {
+        return Ok(());
+    }
+    resource["status"] = json!(status);
+    repository.update(
+        &platform,
+        "Subscription",
+        id,
+        resource,
+        Some(record.version),
+    )?;
+    Ok(())
+}
+
+/// Whether a connection's first bytes are a request for the websocket channel.
+pub(crate) async fn is_websocket(stream: &TcpStream, wait: Duration) -> bool {
+    let wanted = format!("GET {WS_PATH}");
+    let wanted = wanted.as_bytes();
+    let mut buffer = vec![0u8; wanted.len()];
+    let peeked = tokio::time::timeout(wait, async {
+        loop {
+            let n = stream.peek(&mut buffer).await.unwrap_or(0);
+            if n == 0 || buffer[..n] != wanted[..n] {
+                return false;
+            }
+            if n == wanted.len() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    peeked.unwrap_or(false)
+}
+
+/// Serves one websocket connection: waits for `bind-with-token`, sends each bound
+/// subscription's handshake, then its events as they are numbered and its heartbeats.
+pub(crate) async fn serve_websocket(
+    stream: TcpStream,
+    state: AppState,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    let repository = Arc::clone(state.repository());
+    let base = state
+        .config()
+        .public_base
+        .clone()
+        .unwrap_or_else(|| "http://localhost/fhir".into());
+    let mut ticks = state.event_ticks().subscribe();
+    // (subscriber, events sent, last sent)
+    let mut bound: Vec<(Subscriber, u64, i64)> = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            message = socket.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    let text = text.as_str().trim();
+                    let Some(token) = text.strip_prefix("bind-with-token ") else {
+                        let _ = socket.send(Message::text(json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid", "diagnostics": "send 'bind-with-token TOKEN'"}]}).to_string())).await;
+                        continue;
+                    };
+                    let token = token.trim().to_owned();
+                    let repository = Arc::clone(&repository);
+                    let base = base.clone();
+                    let bound_now = tokio::task::spawn_blocking(move || bind(&repository, &base, &token)).await;
+                    match bound_now {
+                        Ok(Ok(subscriptions)) => {
+                            for (subscriber, count, handshake) in subscriptions {
+                                if socket.send(Message::text(handshake.to_string())).await.is_err() {
+                                    return;
+                                }
+                                bound.retain(|(s, _, _)| s.id != subscriber.id);
+                                bound.push((subscriber, count, clock::now_micros()));
+                            }
+                        }
+                        _ => {
+                            let _ = socket.send(Message::text(json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "security", "diagnostics": "the binding token is unknown or expired"}]}).to_string())).await;
+                        }
+                    }
+                }
+                Some(Ok(Message::Ping(payload))) => {
+                    if socket.send(Message::Pong(payload)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+            _ = ticks.changed() => {}
+            _ = tick.tick() => {}
+            _ = stopping.changed() => {
+                // The server is shutting down: say goodbye so the client reconnects later.
+                let _ = socket.close(None).await;
+                return;
+            }
+        }
+        for (subscriber, sent, last_sent) in &mut bound {
+            let pending = {
+                let repository = Arc::clone(&repository);
+                let subscriber = subscriber.clone();
+                let base = base.clone();
+                let from = *sent;
+                let heartbeat_due = subscriber.heartbeat > 0
+                    && clock::now_micros() - *last_sent >= subscriber.heartbeat as i64 * 1_000_000;
+                tokio::task::spawn_blocking(move || {
+                    ws_pending(&repository, &base, &subscriber, from, heartbeat_due)
+                })
+                .await
+            };
+            let Ok(Ok(Some((bundle, upto)))) = pending else {
+                continue;
+            };
+            if socket
+                .send(Message::text(bundle.to_string()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            *sent = upto;
+            *last_sent = clock::now_micros();
+        }
+    }
+}
+
+type Bound = Vec<(Subscriber, u64, Value)>;
+
+/// The subscriptions a token binds, each with its event count and handshake; a websocket
+/// subscription still `requested` becomes `active`.
+fn bind(repository: &Repository, base: &str, token: &str) -> Result<Bound, RepositoryError> {
+    let store = &**repository.store();
+    let Some(ids) = notify::binding::bind(store, token, clock::now_micros())? else {
+        return Err(RepositoryError::Forbidden("unknown binding token".into()));
+    };
+    let mut bound = Vec::new();
+    for id in ids {
+        let Some(subscriber) = events::subscriber(store, &id)? else {
+            continue;
+        };
+        if subscriber.status == "requested" {
+            set_status(repository, &id, "active")?;
+        }
+        let count = events::count(store, &id)?;
+        let handshake = bundle::notification(
+            repository,
+            base,
+            &subscriber,
+            "active",
+            Kind::Handshake,
+            count,
+            &[],
+        )?;
+        bound.push((subscriber, count, handshake));
+    }
+    Ok(bound)
+}
+
+/// The next notification for a websocket subscription: events after `sent` (at most its
+/// batch size), or a heartbeat when one is due.
+fn ws_pending(
+    repository: &Repository,
+    base: &str,
+    subscriber: &Subscriber,
+    sent: u64,
+    heartbeat_due: bool,
+) -> Result<Option<(Value, u64)>, RepositoryError> {
+    let store = &**repository.store();
+    let count = events::count(store, &subscriber.id)?;
+    if count > sent {
+        let upto = count.min(sent + subscriber.max_count);
+        let kept = events::events(store, &subscriber.id, sent + 1, upto)?;
+        let bundle = bundle::notification(
+            repository,
+            base,
+            subscriber,
+            "active",
+            Kind::EventNotification,
+            count,
+            &kept,
+        )?;
+        return Ok(Some((bundle, upto)));
+    }
+    if heartbeat_due {
+        let bundle = bundle::notification(
+            repository,
+            base,
+            subscriber,
+            "active",
+            Kind::Heartbeat,
+            count,
+            &[],
+        )?;
+        return Ok(Some((bundle, sent)));
+    }
+    Ok(None)
+}
+
+/// Publishes every topic event to JetStream (`meridian.<topic>`, stream `MERIDIAN`), at least
+/// once: the position in the change log moves only past what the server acknowledged.
+async fn publish_to_nats(repository: Arc<Repository>, url: String, stop: Arc<AtomicBool>) {
+    let feed_name = "nats";
+    let publisher = Caller::operator("notify-nats");
+    while !stop.load(Ordering::Relaxed) {
+        let client = match async_nats::connect(&url).await {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::warn!(%error, %url, "cannot reach NATS; trying again in 5 s");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        let jetstream = async_nats::jetstream::new(client);
+        if let Err(error) = jetstream
+            .get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: "MERIDIAN".into(),
+                subjects: vec!["meridian.>".into()],
+                ..Default::default()
+            })
+            .await
+        {
+            tracing::warn!(%error, "cannot make the MERIDIAN stream; trying again in 5 s");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            continue;
+        }
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let batch = {
+                let repository = Arc::clone(&repository);
+                let publisher = publisher.clone();
+                tokio::task::spawn_blocking(move || {
+                    let feed = repository.change_feed(feed_name);
+                    let changes = feed.next(200)?;
+                    let mut messages = Vec::new();
+                    for change in &changes {
+                        for (topic, subject) in events::raised(&repository, &publisher, change)? {
+                            messages.push((subject, topic, change.clone()));
+                        }
+                    }
+                    Ok::<_, RepositoryError>((changes.last().map(|c| c.position), messages))
+                })
+                .await
+            };
+            let (last, messages) = match batch {
+                Ok(Ok(batch)) => batch,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "reading the change log for NATS");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(_) => return,
+            };
+            let Some(last) = last else {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            };
+            let mut published = true;
+            for (subject, topic, change) in &messages {
+                let payload = json!({
+                    "topic": topic,
+                    "focus": format!("{}/{}", change.resource_type, change.id),
+                    "version": change.version,
+                    "timestamp": clock::format_instant(change.last_updated),
+                });
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(
+                    "Nats-Msg-Id",
+                    format!(
+                        "{}/{}/_history/{}/{topic}",
+                        change.resource_type, change.id, change.version
+                    )
+                    .as_str(),
+                );
+                let acked = match jetstream
+                    .publish_with_headers(subject.clone(), headers, payload.to_string().into())
+                    .await
+                {
+                    Ok(ack) => ack.await.is_ok(),
+                    Err(_) => false,
+                };
+                if !acked {
+                    published = false;
+                    break;
+                }
+            }
+            if !published {
+                tracing::warn!("NATS did not acknowledge an event; reconnecting");
+                break;
+            }
+            let repository = Arc::clone(&repository);
+            let publisher = publisher.clone();
+            let advanced = tokio::task::spawn_blocking(move || {
+                repository
+                    .change_feed(feed_name)
+                    .advance_to(&publisher, last)
+            })
+            .await;
+            if !matches!(advanced, Ok(Ok(()))) {
+                tracing::warn!("keeping the NATS position failed; events may be published again");
+            }
+        }
+    }
+}
