@@ -189,6 +189,10 @@ pub struct RestAccess {
     pub outcome: EventOutcome,
     /// More subtypes (`urn:meridian:audit|consent-change`, `|export`, ...).
     pub extra_subtypes: Vec<Value>,
+    /// `(patient, Task/ID)`: the open consultations and referrals addressed to the caller's
+    /// institution about a patient of this access, under which it reads what they share
+    /// (the event of that patient names them as its policy).
+    pub grants: Vec<(String, String)>,
 }
 
 impl RestAccess {
@@ -201,6 +205,7 @@ impl RestAccess {
             resources: Vec::new(),
             outcome: EventOutcome::Success,
             extra_subtypes: Vec::new(),
+            grants: Vec::new(),
         }
     }
 
@@ -277,7 +282,40 @@ pub fn rest_events(caller: &Caller, observer: &Observer, access: &RestAccess) ->
                 entities.push(patient_entity(patient));
             }
             entities.extend(data_entities.iter().cloned());
-            base.build(&who, observer, user_type.clone(), entities)
+            let grants: Vec<&str> = access
+                .grants
+                .iter()
+                .filter(|(p, _)| Some(p.as_str()) == patient)
+                .map(|(_, task)| task.as_str())
+                .collect();
+            if grants.is_empty() {
+                return base.build(&who, observer, user_type.clone(), entities);
+            }
+            // Under an open consultation or referral: recorded as such.
+            for task in &grants {
+                entities.push(json!({
+                    "what": {"reference": task},
+                    "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+                    "role": {"system": OBJECT_ROLE, "code": "20", "display": "Job"},
+                    "description": "the open request addressed to the institution, which shares this patient's records with it",
+                }));
+            }
+            let mut event = Event {
+                kind: base.kind.clone(),
+                subtype: base.subtype.clone(),
+                action: base.action,
+                outcome: base.outcome,
+            };
+            event.subtype.push(json!({"system": MERIDIAN_AUDIT, "code": "workflow-access",
+                "display": "under an open consultation or referral"}));
+            let mut built = event.build(&who, observer, user_type.clone(), entities);
+            if let Some(requestor) = built["agent"]
+                .as_array_mut()
+                .and_then(|agents| agents.iter_mut().find(|a| a["requestor"] == true))
+            {
+                requestor["policy"] = json!(grants);
+            }
+            built
         })
         .collect()
 }

@@ -7,7 +7,7 @@ use caller::Actor;
 use repository::{InTransaction, RepositoryError, WriteHook};
 use store::VersionRecord;
 
-use crate::subscription::{EndpointPolicy, SUB_PREFIX, Subscriber};
+use crate::subscription::{DELIVERY_PREFIX, EndpointPolicy, SUB_PREFIX, Subscriber};
 
 pub struct SubscriptionHook {
     endpoints: EndpointPolicy,
@@ -45,12 +45,30 @@ impl WriteHook for SubscriptionHook {
         let writer = tx.ctx().clone();
         let mut subscriber =
             Subscriber::from_resource(&resource, &writer, record.last_updated, &self.endpoints)?;
+        let platform = matches!(writer.actor, Actor::Operator);
         if let Some(existing) = existing {
             // Its events keep counting from where they were; the platform's own writes (the
             // status after a handshake) keep its owner.
             subscriber.since = existing.since;
-            if matches!(writer.actor, Actor::Operator) {
+            if platform {
                 subscriber.owner = existing.owner;
+            }
+        }
+        if !platform {
+            // Written by a client (a new endpoint, a subscription in error asked to try
+            // again): the deliverer starts over with a handshake, from the events not yet
+            // delivered.
+            let delivery_key = format!("{DELIVERY_PREFIX}{}", record.id);
+            if let Some(value) = tx.transaction().take_checkpoint(&delivery_key)? {
+                let mut state: serde_json::Value =
+                    serde_json::from_str(&value).unwrap_or(serde_json::Value::Null);
+                if state.is_object() {
+                    state["handshake"] = serde_json::Value::Bool(false);
+                    state["failures"] = serde_json::json!(0);
+                    state["next"] = serde_json::json!(0);
+                    tx.transaction()
+                        .set_checkpoint(&delivery_key, Some(&state.to_string()))?;
+                }
             }
         }
         tx.transaction()

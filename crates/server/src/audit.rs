@@ -311,7 +311,13 @@ pub(crate) async fn settle_noted(
     // which it has left. The wait for the commit then holds no thread.
     let sink = Arc::clone(state.audit_sink());
     let (who, observer) = (caller.clone(), state.observer().clone());
+    let repository = Arc::clone(state.repository());
     let prepared = tokio::task::spawn_blocking(move || {
+        if let Some(organization) = &who.organization {
+            for access in &mut accesses {
+                access.grants = workflow_grants(&repository, organization, &access.patients);
+            }
+        }
         let events = accesses
             .iter()
             .flat_map(|access| audit::rest_events(&who, &observer, access))
@@ -328,6 +334,50 @@ pub(crate) async fn settle_noted(
         Ok(()) => response,
         Err(error) => ApiError::from(error).into_response(&caller.request_id),
     }
+}
+
+/// The open consultations and referrals addressed to `organization` about any of `patients`
+/// (`(patient, Task/ID)`): what the institution reads of those patients, it reads under them.
+/// Looked up by the trail itself, as the platform; nothing of it reaches the client.
+fn workflow_grants(
+    repository: &Repository,
+    organization: &str,
+    patients: &[String],
+) -> Vec<(String, String)> {
+    if patients.is_empty() {
+        return Vec::new();
+    }
+    let trail = Caller::operator("audit-trail");
+    let criteria = [
+        ("party".to_owned(), organization.to_owned()),
+        ("subject".to_owned(), patients.join(",")),
+        (
+            "status".to_owned(),
+            search::registry::OPEN_TASK_STATES.join(","),
+        ),
+    ];
+    let found = match repository.find(&trail, "Task", &criteria, 100) {
+        Ok(found) => found,
+        Err(error) => {
+            tracing::warn!(%error, "finding the requests an access was made under");
+            return Vec::new();
+        }
+    };
+    let mut grants = Vec::new();
+    for record in found {
+        let Ok(task) = repository::parse_stored(&record) else {
+            continue;
+        };
+        if let Some(patient) = task
+            .get("for")
+            .and_then(|f| f.get("reference"))
+            .and_then(Value::as_str)
+            .filter(|p| patients.iter().any(|q| q == p))
+        {
+            grants.push((patient.to_owned(), format!("Task/{}", record.id)));
+        }
+    }
+    grants
 }
 
 /// Hands prepared events to the sink and waits on a oneshot until they are committed.

@@ -528,15 +528,32 @@ pub(crate) async fn serve_websocket(
     state: AppState,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
-    let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
+    // Links in the notifications follow the public base, or the Host the client connected to
+    // (its own name for this server, as in every answer when no public base is set).
+    let mut host = None;
+    let accepted = tokio_tungstenite::accept_hdr_async(
+        stream,
+        |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+         response: tokio_tungstenite::tungstenite::handshake::server::Response| {
+            host = request
+                .headers()
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| !h.is_empty() && h.len() < 256 && !h.contains(['/', ' ', '@']))
+                .map(str::to_owned);
+            Ok(response)
+        },
+    )
+    .await;
+    let Ok(mut socket) = accepted else {
         return;
     };
     let repository = Arc::clone(state.repository());
-    let base = state
-        .config()
-        .public_base
-        .clone()
-        .unwrap_or_else(|| "http://localhost/fhir".into());
+    let base = match (&state.config().public_base, host) {
+        (Some(base), _) => base.clone(),
+        (None, Some(host)) => format!("http://{host}/fhir"),
+        (None, None) => "http://localhost/fhir".into(),
+    };
     let mut ticks = state.event_ticks().subscribe();
     // (subscriber, events sent, last sent)
     let mut bound: Vec<(Subscriber, u64, i64)> = Vec::new();

@@ -288,7 +288,9 @@ fn place(member: &str) -> Option<Place> {
         | "jobs" | "blob" | "ledger" => Place::Foundation,
         "residents" | "access" | "cds" | "workflow" | "notify" => Place::Service,
         "seed" | "test-support" | "xtask" | "fhirpath-bench" | "identity-bench"
-        | "ingest-bench" | "search-bench" | "ledger-bench" | "cds-bench" => Place::Tooling,
+        | "ingest-bench" | "search-bench" | "ledger-bench" | "cds-bench" | "workflow-bench" => {
+            Place::Tooling
+        }
         _ => return None,
     })
 }

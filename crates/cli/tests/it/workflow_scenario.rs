@@ -480,6 +480,27 @@ fn scenario(backend: Backend) {
     let worklist = region.ok(&expert, "GET", "/fhir/Task/$worklist", &Value::Null);
     assert_eq!(worklist["entry"][0]["resource"]["id"], "c1");
     region.ok(&expert, "GET", "/fhir/Observation/ecg-1", &Value::Null);
+    // The trail records that read as made under the open consultation.
+    let trail = region.ok(
+        &admin,
+        "GET",
+        "/fhir/AuditEvent?patient=Patient/p1&entity=Observation/ecg-1&_count=50",
+        &Value::Null,
+    );
+    let under_request = trail["entry"].as_array().unwrap().iter().any(|e| {
+        let event = &e["resource"];
+        event["subtype"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["code"] == "workflow-access")
+            && event["agent"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["policy"] == json!(["Task/c1"]))
+    });
+    assert!(under_request, "{trail}");
     let (status, _) = region.call(&stranger, "GET", "/fhir/Task/c1", &Value::Null);
     assert_eq!(status, 404);
 
@@ -791,6 +812,130 @@ fn scenario(backend: Backend) {
         "Organization/county"
     );
     let _ = socket.close(None);
+
+    // Bad input is a clear 4xx in FHIR's own form, never a 500.
+    let patch_headers = [("content-type", "application/json-patch+json")];
+    for (method, path, headers, body, expected) in [
+        (
+            "PATCH",
+            "/fhir/Task/c3",
+            &patch_headers[..],
+            "[{\"op\": \"frobnicate\"}]",
+            &[400u16, 422][..],
+        ),
+        (
+            "PATCH",
+            "/fhir/Task/c3",
+            &patch_headers[..],
+            "[{\"op\": \"replace\", \"path\": \"/status\", \"value\": \"completed\"}]",
+            &[403, 409],
+        ),
+        (
+            "PUT",
+            "/fhir/Task/c3",
+            &[FHIR_JSON][..],
+            "{\"resourceType\": \"Task\", \"id\": \"c3\", \"status\": \"bogus\", \"intent\": \"order\"}",
+            &[400, 422],
+        ),
+        (
+            "GET",
+            "/fhir/Subscription/township-answers/$events?eventsSinceNumber=abc",
+            &[][..],
+            "",
+            &[400],
+        ),
+        (
+            "POST",
+            "/fhir/Task/$escalate",
+            &[FHIR_JSON][..],
+            "{\"resourceType\": \"Parameters\", \"parameter\": [{\"name\": \"now\", \"valueString\": \"soon\"}]}",
+            &[400],
+        ),
+        (
+            "POST",
+            "/fhir/Appointment/$book",
+            &[FHIR_JSON][..],
+            "{\"resourceType\": \"Patient\"}",
+            &[400],
+        ),
+        (
+            "POST",
+            "/fhir/Appointment/$book",
+            &[FHIR_JSON][..],
+            "{\"resourceType\": \"Appointment\", \"slot\": [{\"reference\": \"Slot/none\"}], \"participant\": [{\"actor\": {\"reference\": \"Patient/p1\"}, \"status\": \"accepted\"}]}",
+            &[404],
+        ),
+        (
+            "POST",
+            "/fhir/Appointment/$check-in",
+            &[FHIR_JSON][..],
+            "{\"resourceType\": \"Parameters\"}",
+            &[400],
+        ),
+        (
+            "POST",
+            "/fhir/Appointment/$check-in",
+            &[FHIR_JSON][..],
+            "{\"resourceType\": \"Parameters\", \"parameter\": [{\"name\": \"code\", \"valueString\": \"forged.code\"}]}",
+            &[400, 401, 403, 410],
+        ),
+        ("GET", "/fhir/Slot/$find?_count=many", &[][..], "", &[400]),
+        (
+            "GET",
+            "/fhir/Task/$turnaround?month=December",
+            &[][..],
+            "",
+            &[400],
+        ),
+        (
+            "PUT",
+            "/fhir/Subscription/odd",
+            &[FHIR_JSON][..],
+            "{\"resourceType\": \"Subscription\", \"id\": \"odd\", \"status\": \"requested\", \"reason\": \"x\", \"criteria\": \"Task?status=accepted\", \"channel\": {\"type\": \"email\", \"endpoint\": \"mailto:a@b.c\"}}",
+            &[422],
+        ),
+    ] {
+        let token = if path.contains("$escalate") {
+            &admin
+        } else {
+            &expert
+        };
+        let (status, _, body) = send_as(
+            region.serving.address,
+            Some(token),
+            method,
+            path,
+            headers,
+            body,
+        );
+        assert!(
+            expected.contains(&status),
+            "{method} {path}: {status} {body}"
+        );
+        assert_eq!(
+            json_of(&body)["resourceType"],
+            "OperationOutcome",
+            "{method} {path}: {body}"
+        );
+    }
+    // A websocket client that binds with a forged token is told so, and the server lives on.
+    let stream = std::net::TcpStream::connect(region.serving.address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let (mut forged, _) = tungstenite::client::client(
+        format!("ws://{}/subscriptions/ws", region.serving.address),
+        stream,
+    )
+    .unwrap();
+    forged
+        .send(tungstenite::Message::text("bind-with-token not-a-token"))
+        .unwrap();
+    let refusal = next_bundle(&mut forged);
+    assert_eq!(refusal["resourceType"], "OperationOutcome");
+    forged.send(tungstenite::Message::text("hello")).unwrap();
+    assert_eq!(next_bundle(&mut forged)["resourceType"], "OperationOutcome");
+    region.ok(&township, "GET", "/fhir/Task/c1", &Value::Null);
 }
 
 /// Every topic event also reaches NATS JetStream (`meridian.<topic>`), published by the
