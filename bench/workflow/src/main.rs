@@ -136,11 +136,14 @@ fn instant(micros: i64) -> String {
     fhir_model::clock::format_instant(micros)
 }
 
+/// When the notification about each Task arrived.
+type Arrivals = Arc<Mutex<Vec<(String, Instant)>>>;
+
 /// A receiver of rest-hook notifications: when each Task's acceptance arrived.
-fn receiver() -> Result<(String, Arc<Mutex<Vec<(String, Instant)>>>)> {
+fn receiver() -> Result<(String, Arrivals)> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let endpoint = format!("http://{}/hook", listener.local_addr()?);
-    let arrivals: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let arrivals: Arrivals = Arc::default();
     let kept = Arc::clone(&arrivals);
     std::thread::spawn(move || {
         for stream in listener.incoming().map_while(Result::ok) {
@@ -185,6 +188,16 @@ fn receiver() -> Result<(String, Arc<Mutex<Vec<(String, Instant)>>>)> {
         }
     });
     Ok((endpoint, arrivals))
+}
+
+/// When the notification about Task `id` arrived, if it did.
+fn arrivals_of(arrivals: &Mutex<Vec<(String, Instant)>>, id: &str) -> Option<Instant> {
+    arrivals
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .find(|(a, _)| a == id)
+        .map(|(_, at)| *at)
 }
 
 fn consultation(id: &str) -> Value {
@@ -306,6 +319,7 @@ fn main() -> Result<()> {
     {
         std::thread::sleep(Duration::from_millis(50));
     }
+    let arrivals_handle = Arc::clone(&arrivals);
     let arrivals = arrivals.lock().expect("not poisoned").clone();
     let accepted_at = accepted_at.lock().expect("not poisoned").clone();
     let delays: Vec<Duration> = accepted_at
@@ -322,7 +336,33 @@ fn main() -> Result<()> {
         delays.len(),
         accepted_at.len()
     );
-    report("write answered -> rest-hook", delays);
+    report("write answered -> rest-hook (busy)", delays);
+
+    // One acceptance at a time, a quarter second apart: the notification's own latency.
+    let mut quiet = Vec::new();
+    for n in 0..40 {
+        let id = format!("q{run}-{n}");
+        let path = format!("/fhir/Task/{id}");
+        let mut task = consultation(&id);
+        ok(origin, &args.township, "PUT", &path, &task)?;
+        task["status"] = json!("accepted");
+        task["owner"] = json!({"reference": "PractitionerRole/bench-expert"});
+        ok(origin, &args.county, "PUT", &path, &task)?;
+        let answered = Instant::now();
+        let deadline = answered + Duration::from_secs(10);
+        loop {
+            if let Some(at) = arrivals_of(&arrivals_handle, &id) {
+                quiet.push(at.saturating_duration_since(answered));
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("no notification for {id} within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    report("write answered -> rest-hook (quiet)", quiet);
 
     // 3: bookings of free slots, then contention.
     let start = fhir_model::clock::now_micros() + 2 * 86_400_000_000;

@@ -231,6 +231,23 @@ fn task_filters() -> Vec<FilterBy> {
     ]
 }
 
+fn appointment_filters() -> Vec<FilterBy> {
+    vec![
+        filter(
+            "Appointment",
+            "patient",
+            "The patient (Patient/ID)",
+            "participant.actor.reference.where(startsWith('Patient/'))",
+        ),
+        filter(
+            "Appointment",
+            "actor",
+            "A participant (HealthcareService/ID, Practitioner/ID, ...)",
+            "participant.actor.reference",
+        ),
+    ]
+}
+
 fn task_topic(
     code: &'static str,
     title: &'static str,
@@ -297,10 +314,7 @@ pub fn topics() -> &'static [Topic] {
                     &["create", "update"],
                     "%current.status = 'booked' and (%previous.empty() or %previous.status != 'booked')",
                 )],
-                filters: vec![
-                    filter("Appointment", "patient", "The patient (Patient/ID)", "participant.actor.reference.where(startsWith('Patient/'))"),
-                    filter("Appointment", "actor", "A participant (HealthcareService/ID, Practitioner/ID, ...)", "participant.actor.reference"),
-                ],
+                filters: appointment_filters(),
             },
             Topic {
                 code: "appointment-cancelled",
@@ -311,10 +325,7 @@ pub fn topics() -> &'static [Topic] {
                     &["update"],
                     "%current.status = 'cancelled' and %previous.status != 'cancelled'",
                 )],
-                filters: vec![
-                    filter("Appointment", "patient", "The patient (Patient/ID)", "participant.actor.reference.where(startsWith('Patient/'))"),
-                    filter("Appointment", "actor", "A participant (HealthcareService/ID, Practitioner/ID, ...)", "participant.actor.reference"),
-                ],
+                filters: appointment_filters(),
             },
             Topic {
                 code: "new-result",

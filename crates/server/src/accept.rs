@@ -84,13 +84,22 @@ pub(crate) async fn serve(
                 tokio::spawn(async move {
                     // The subscriptions' websocket channel is served off hyper, from the
                     // socket (it holds its slot while it lives).
-                    if crate::subscriptions::is_websocket(&stream, limits.header_read_timeout).await
-                    {
-                        crate::subscriptions::serve_websocket(stream, state, stopping).await;
-                        drop(slot);
-                        return;
+                    use crate::subscriptions::{Opening, opening, serve_websocket};
+                    match opening(&stream, limits.header_read_timeout).await {
+                        Opening::Websocket => {
+                            serve_websocket(stream, state, stopping).await;
+                            drop(slot);
+                        }
+                        Opening::Http => {
+                            connection::serve(stream, router, limits, head_timeout, stopping, slot)
+                                .await;
+                        }
+                        Opening::Silent => drop(slot),
+                        Opening::Stalled => {
+                            connection::answer_and_close(stream, &head_timeout).await;
+                            drop(slot);
+                        }
                     }
-                    connection::serve(stream, router, limits, head_timeout, stopping, slot).await;
                 });
             }
             Err(_) => {

@@ -50,6 +50,34 @@ pub(crate) enum Lane {
 pub(crate) struct Lanes {
     reads: Semaphore,
     writes: Semaphore,
+    /// Counts write work done, for whoever waits on the store's changes (the notification
+    /// consumer): it wakes at once instead of at its next poll.
+    pub(crate) written: Arc<Written>,
+}
+
+/// A count of writes done, and a condition to wait on for the next.
+#[derive(Default)]
+pub(crate) struct Written {
+    count: std::sync::Mutex<u64>,
+    changed: std::sync::Condvar,
+}
+
+impl Written {
+    fn bump(&self) {
+        *self.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until a write is done after `seen` (the count last returned), or `timeout`;
+    /// answers the count.
+    pub(crate) fn wait_after(&self, seen: u64, timeout: std::time::Duration) -> u64 {
+        let count = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        let (count, _) = self
+            .changed
+            .wait_timeout_while(count, timeout, |count| *count == seen)
+            .unwrap_or_else(|p| p.into_inner());
+        *count
+    }
 }
 
 impl Lanes {
@@ -57,6 +85,7 @@ impl Lanes {
         Lanes {
             reads: Semaphore::new(limits.reads.max(1)),
             writes: Semaphore::new(limits.writes.max(1)),
+            written: Arc::default(),
         }
     }
 }
@@ -86,7 +115,11 @@ pub(crate) async fn blocking<T: Send + 'static>(
         Some((lanes, Lane::Write)) => Some(lanes.writes.acquire().await),
         None => None,
     };
-    tokio::task::spawn_blocking(work)
+    let done = tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?;
+    if let Some((lanes, Lane::Write)) = &lanes {
+        lanes.written.bump();
+    }
+    done
 }

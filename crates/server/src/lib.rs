@@ -239,6 +239,11 @@ impl AppState {
         }
     }
 
+    /// Counts this server's writes (the notification consumer wakes on them).
+    pub(crate) fn written(&self) -> Arc<lanes::Written> {
+        Arc::clone(&self.inner.lanes.written)
+    }
+
     pub(crate) fn event_ticks(&self) -> &tokio::sync::watch::Sender<u64> {
         &self.inner.event_ticks
     }

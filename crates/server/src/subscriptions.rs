@@ -249,9 +249,10 @@ pub fn start(state: &AppState, settings: NotifySettings) -> std::io::Result<Noti
     {
         let repository = Arc::clone(&repository);
         let stop = Arc::clone(&stop);
+        let written = state.written();
         std::thread::Builder::new()
             .name("notify-events".into())
-            .spawn(move || number_events(&repository, &ticks, &stop))?;
+            .spawn(move || number_events(&repository, &ticks, &written, &stop))?;
     }
     let mut tasks = vec![tokio::spawn(deliver_rest_hooks(
         Arc::clone(&repository),
@@ -268,13 +269,18 @@ pub fn start(state: &AppState, settings: NotifySettings) -> std::io::Result<Noti
     Ok(NotifyGuard { stop, tasks })
 }
 
-/// The consumer that numbers events: as often as changes come, at most every 200 ms when idle.
+/// How often the change log is looked at when it had nothing new.
+const IDLE_POLL: Duration = Duration::from_millis(50);
+
+/// The consumer that numbers events: as often as changes come, every 50 ms when idle.
 fn number_events(
     repository: &Repository,
     ticks: &tokio::sync::watch::Sender<u64>,
+    written: &crate::lanes::Written,
     stop: &AtomicBool,
 ) {
     let consumer = Caller::operator("notify-events");
+    let mut seen = 0;
     while !stop.load(Ordering::Relaxed) {
         let feed = repository.change_feed(notify::CONSUMER);
         match feed.consume(&consumer, 200, |tx, changes| {
@@ -285,7 +291,9 @@ fn number_events(
                     ticks.send_modify(|t| *t += 1);
                 }
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(200)),
+            // Nothing new: until this server's next write (another server's writes, and the
+            // platform's own, are seen at the next poll).
+            Ok(None) => seen = written.wait_after(seen, IDLE_POLL),
             Err(error) => {
                 tracing::warn!(%error, "numbering notification events");
                 std::thread::sleep(Duration::from_secs(1));
@@ -311,6 +319,8 @@ async fn deliver_rest_hooks(
         }
     };
     let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
+    // A delivery that finished may have left more to send: it wakes the loop.
+    let finished = Arc::new(tokio::sync::Notify::new());
     // After a restart, whatever is pending goes at once, whatever back-off was recorded.
     let started = clock::now_micros();
     loop {
@@ -332,6 +342,7 @@ async fn deliver_rest_hooks(
                     let repository = Arc::clone(&repository);
                     let client = client.clone();
                     let base = base.clone();
+                    let finished = Arc::clone(&finished);
                     tokio::spawn(async move {
                         let id = subscriber.id.clone();
                         deliver_one(&repository, &client, &base, subscriber, delivery, count).await;
@@ -339,13 +350,18 @@ async fn deliver_rest_hooks(
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .remove(&id);
+                        finished.notify_one();
                     });
                 }
             }
             Ok(Err(error)) => tracing::warn!(%error, "reading what notifications are due"),
             Err(error) => tracing::warn!(%error, "reading what notifications are due"),
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), ticks.changed()).await;
+        tokio::select! {
+            _ = ticks.changed() => {}
+            () = finished.notified() => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
     }
 }
 
@@ -500,25 +516,70 @@ fn set_status(repository: &Repository, id: &str, status: &str) -> Result<(), Rep
     Ok(())
 }
 
-/// Whether a connection's first bytes are a request for the websocket channel.
-pub(crate) async fn is_websocket(stream: &TcpStream, wait: Duration) -> bool {
+/// What a connection's first bytes say it is.
+pub(crate) enum Opening {
+    /// A request for the websocket channel.
+    Websocket,
+    /// Anything else: hyper serves it.
+    Http,
+    /// Nothing within the header timeout: closed, as a connection whose request never came.
+    Silent,
+    /// Only the start of the websocket request line within the header timeout: 408, as a
+    /// request head that did not arrive in time.
+    Stalled,
+}
+
+/// Peeks at a connection's first bytes, for at most `wait` (the header timeout).
+pub(crate) async fn opening(stream: &TcpStream, wait: Duration) -> Opening {
     let wanted = format!("GET {WS_PATH}");
     let wanted = wanted.as_bytes();
     let mut buffer = vec![0u8; wanted.len()];
+    let mut seen = 0;
     let peeked = tokio::time::timeout(wait, async {
         loop {
             let n = stream.peek(&mut buffer).await.unwrap_or(0);
+            seen = n;
             if n == 0 || buffer[..n] != wanted[..n] {
-                return false;
+                return Opening::Http;
             }
             if n == wanted.len() {
-                return true;
+                return Opening::Websocket;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await;
-    peeked.unwrap_or(false)
+    match peeked {
+        Ok(opening) => opening,
+        Err(_) if seen > 0 => Opening::Stalled,
+        Err(_) => Opening::Silent,
+    }
+}
+
+/// How long a websocket client has to bind before it is closed.
+const BIND_WITHIN: Duration = Duration::from_secs(30);
+
+/// Keeps the `Host` a websocket client connected to (a name without a path, a space or
+/// credentials).
+struct HostOf<'a>(&'a mut Option<String>);
+
+impl tokio_tungstenite::tungstenite::handshake::server::Callback for HostOf<'_> {
+    fn on_request(
+        self,
+        request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+        response: tokio_tungstenite::tungstenite::handshake::server::Response,
+    ) -> Result<
+        tokio_tungstenite::tungstenite::handshake::server::Response,
+        tokio_tungstenite::tungstenite::handshake::server::ErrorResponse,
+    > {
+        *self.0 = request
+            .headers()
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && h.len() < 256 && !h.contains(['/', ' ', '@']))
+            .map(str::to_owned);
+        Ok(response)
+    }
 }
 
 /// Serves one websocket connection: waits for `bind-with-token`, sends each bound
@@ -531,20 +592,7 @@ pub(crate) async fn serve_websocket(
     // Links in the notifications follow the public base, or the Host the client connected to
     // (its own name for this server, as in every answer when no public base is set).
     let mut host = None;
-    let accepted = tokio_tungstenite::accept_hdr_async(
-        stream,
-        |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
-         response: tokio_tungstenite::tungstenite::handshake::server::Response| {
-            host = request
-                .headers()
-                .get("host")
-                .and_then(|h| h.to_str().ok())
-                .filter(|h| !h.is_empty() && h.len() < 256 && !h.contains(['/', ' ', '@']))
-                .map(str::to_owned);
-            Ok(response)
-        },
-    )
-    .await;
+    let accepted = tokio_tungstenite::accept_hdr_async(stream, HostOf(&mut host)).await;
     let Ok(mut socket) = accepted else {
         return;
     };
@@ -558,7 +606,13 @@ pub(crate) async fn serve_websocket(
     // (subscriber, events sent, last sent)
     let mut bound: Vec<(Subscriber, u64, i64)> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let unbound_until = tokio::time::Instant::now() + BIND_WITHIN;
     loop {
+        if bound.is_empty() && tokio::time::Instant::now() > unbound_until {
+            // A connection that never binds holds a connection slot for nothing.
+            let _ = socket.close(None).await;
+            return;
+        }
         tokio::select! {
             message = socket.next() => match message {
                 Some(Ok(Message::Text(text))) => {

@@ -464,6 +464,20 @@ fn scenario(backend: Backend) {
     });
     let (mut socket, handshake) = websocket(&region, &township, "township-answers");
     assert_eq!(notification_of(&handshake), ("handshake".into(), 0, vec![]));
+    // Heartbeats, when a subscription asks for them.
+    let mut beating = subscription(
+        "township-declined",
+        "task-declined",
+        "websocket",
+        None,
+        None,
+    );
+    beating["channel"]["extension"] =
+        json!([{"url": format!("{BACKPORT}backport-heartbeat-period"), "valueUnsignedInt": 1}]);
+    region.put(&township, beating);
+    let (mut beats, _) = websocket(&region, &township, "township-declined");
+    assert_eq!(notification_of(&next_bundle(&mut beats)).0, "heartbeat");
+    drop(beats);
 
     // The consultation: request, receipt, acceptance (once), questions, answer.
     region.put(&township, json!({"resourceType": "ServiceRequest", "id": "c1-request", "status": "active",
@@ -578,6 +592,11 @@ fn scenario(backend: Backend) {
     c2_accepted["status"] = json!("accepted");
     c2_accepted["owner"] = json!({"reference": "PractitionerRole/expert-1"});
     let c2_accepted = region.put(&expert, c2_accepted);
+    // The township's receiver being down holds up no one else's notifications.
+    county_hook.wait_for(
+        "the second request while the township's receiver is down",
+        |r| event_numbers(r) == vec![1, 2],
+    );
     let status = region.ok(
         &township,
         "GET",
