@@ -121,6 +121,17 @@ pub fn parties_of(resource_type: &str, resource: &serde_json::Value) -> Vec<Stri
     parties
 }
 
+/// What a Task's answer (`Task.output`, the `answer` parameter) may be.
+pub const TASK_ANSWER_TYPES: &[&str] = &[
+    "DiagnosticReport",
+    "ClinicalImpression",
+    "CarePlan",
+    "DocumentReference",
+    "Observation",
+    "ImagingStudy",
+    "Communication",
+];
+
 /// A Task is open (its request is live: the addressee is still to act on it) in these states.
 pub const OPEN_TASK_STATES: &[&str] = &[
     "requested",
@@ -140,15 +151,7 @@ fn platform_parameters() -> Vec<(&'static str, SearchParamDef)> {
         // What a reference parameter may point at (what a chain on it follows).
         let targets: &[&str] = match code {
             "party" => &["Organization", "Practitioner", "PractitionerRole"],
-            "answer" => &[
-                "DiagnosticReport",
-                "ClinicalImpression",
-                "CarePlan",
-                "DocumentReference",
-                "Observation",
-                "ImagingStudy",
-                "Communication",
-            ],
+            "answer" => TASK_ANSWER_TYPES,
             _ => &[],
         };
         let targets = targets.iter().map(|t| (*t).into()).collect();

@@ -116,6 +116,19 @@ fn open_connection(config: &SqliteConfig, read_only: bool) -> Result<Connection,
         .busy_timeout(Duration::from_secs(10))
         .map_err(map_error)?;
     connection.set_prepared_statement_cache_capacity(128);
+    // The query planner stability guarantee: plans do not depend on the values bound. Without
+    // it, SQLite (built with STAT4) expires a cached statement whenever a parameter the
+    // statistics could plan on is bound again, and parses and plans it anew at its next step:
+    // every search re-prepared its whole SQL, the access rule's included (an institution's
+    // token search 0.70 ms at the median, 0.25 ms with the guarantee; BENCHMARKS.md, "Care
+    // across levels"). The search plan is chosen by `store-sql` from counts, not by SQLite
+    // from bound values.
+    connection
+        .set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map_err(map_error)?;
     let synchronous = match config.durability {
         Durability::Full => "FULL",
         Durability::Normal => "NORMAL",
