@@ -191,7 +191,13 @@ pub fn record(
     }
     let platform: Caller = tx.ctx().clone();
     let mut counts: HashMap<String, u64> = HashMap::new();
-    for change in changes {
+    // What was written before the oldest subscription started is nobody's event: not read.
+    let oldest = subscribers
+        .iter()
+        .map(|s| s.since)
+        .min()
+        .unwrap_or(i64::MAX);
+    for change in changes.iter().filter(|c| c.last_updated >= oldest) {
         for (topic, about) in raised_topics(repository, &platform, change)? {
             let url = topic.url();
             for subscriber in subscribers.iter().filter(|s| s.topic == url) {

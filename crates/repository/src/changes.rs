@@ -100,4 +100,40 @@ impl ChangeFeed<'_> {
             Ok(())
         })
     }
+
+    /// For a consumer that has never run: its position moves past every change so far, so it
+    /// starts with what comes next instead of replaying the store's history (a publisher
+    /// configured on a store in use). Answers whether it moved.
+    pub fn start_at_end(&self, caller: &Caller) -> Result<bool, RepositoryError> {
+        if self
+            .repository
+            .store()
+            .checkpoint(&self.checkpoint)?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let mut end = 0;
+        loop {
+            let changes = self.repository.store().changes(end, 10_000)?;
+            match changes.last() {
+                Some(last) => end = last.position,
+                None => break,
+            }
+        }
+        let lock = (xxh3_64(self.checkpoint.as_bytes()) >> 1) as i64;
+        self.repository.with_transaction(caller, |tx| {
+            tx.lock_key(lock)?;
+            if self
+                .repository
+                .store()
+                .checkpoint(&self.checkpoint)?
+                .is_some()
+            {
+                return Ok(false);
+            }
+            tx.set_checkpoint(&self.checkpoint, Some(&end.to_string()))?;
+            Ok(true)
+        })
+    }
 }

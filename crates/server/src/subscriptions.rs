@@ -762,6 +762,20 @@ fn ws_pending(
 async fn publish_to_nats(repository: Arc<Repository>, url: String, stop: Arc<AtomicBool>) {
     let feed_name = "nats";
     let publisher = Caller::operator("notify-nats");
+    // The first time NATS is configured, publishing starts from now: the store's history is
+    // not replayed into the stream.
+    {
+        let repository = Arc::clone(&repository);
+        let publisher = publisher.clone();
+        let started = tokio::task::spawn_blocking(move || {
+            repository.change_feed(feed_name).start_at_end(&publisher)
+        })
+        .await;
+        if !matches!(started, Ok(Ok(_))) {
+            tracing::warn!("cannot find where the change log ends; NATS publishing waits");
+            return;
+        }
+    }
     while !stop.load(Ordering::Relaxed) {
         let client = match async_nats::connect(&url).await {
             Ok(client) => client,

@@ -209,6 +209,36 @@ backend_tests! {
         assert!(after[0].position > changes[2].position);
     }
 
+    fn a_new_consumer_may_start_at_the_end_and_an_outside_one_advances_after_acting(store) {
+        let repository = repository(store);
+        let write = |n: usize| {
+            let patient = json!({"resourceType": "Patient", "id": format!("p{n}")});
+            repository.update(&ctx(), "Patient", &format!("p{n}"), patient, None).unwrap();
+        };
+        for n in 0..3 {
+            write(n);
+        }
+        let feed = repository.change_feed("publisher");
+        assert!(feed.start_at_end(&ctx()).unwrap(), "a consumer that never ran moves");
+        assert!(feed.next(10).unwrap().is_empty(), "the history is not replayed");
+        write(3);
+        let next = feed.next(10).unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].id, "p3");
+        // Once it has a position, starting again moves nothing.
+        assert!(!feed.start_at_end(&ctx()).unwrap());
+        assert_eq!(feed.next(10).unwrap(), next);
+        // An outside consumer records what it did afterwards, and never moves back.
+        feed.advance_to(&ctx(), next[0].position).unwrap();
+        assert!(feed.next(10).unwrap().is_empty());
+        feed.advance_to(&ctx(), 0).unwrap();
+        assert_eq!(feed.position().unwrap(), next[0].position);
+        // On an empty log, the position is still taken.
+        let other = repository.change_feed("elsewhere");
+        assert!(other.start_at_end(&ctx()).unwrap());
+        assert!(!other.start_at_end(&ctx()).unwrap());
+    }
+
     fn two_instances_of_one_consumer_never_take_the_same_change(store) {
         let repository = Arc::new(repository(store));
         for n in 0..60 {
