@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fhir_json fhirpath search_query cursor ledger_note cds_hook subscription)
+[ ${#targets[@]} -gt 0 ] || targets=(fhir_json fhirpath search_query cursor ledger_note cds_hook subscription hl7v2)
 
 export RUSTC_BOOTSTRAP=1
 flags=(--sanitizer none --debug-assertions --release)
@@ -29,6 +29,7 @@ max_len() {
         ledger_note) echo 8192 ;;
         cds_hook) echo 16384 ;;
         subscription) echo 8192 ;;
+        hl7v2) echo 16384 ;;
         *) echo 1024 ;;
     esac
 }
