@@ -107,6 +107,14 @@ pub fn parse_batch(bytes: &[u8]) -> Result<Batch, ParseError> {
                 batch_open = false;
             }
             "MSH" => {
+                // One input, one character set: every message declares the one it was read in.
+                let declared = segment.value(18, 1).unwrap_or("");
+                if charset_named(declared)? != charset {
+                    return Err(ParseError::Envelope(format!(
+                        "segment {} (MSH) declares the character set '{declared}', not the one the input is written in",
+                        index + 1
+                    )));
+                }
                 finish(&mut current, &mut batch.messages);
                 current = Some(vec![segment]);
             }
@@ -220,7 +228,12 @@ fn charset_of(bytes: &[u8], delimiters: &Delimiters) -> Result<Charset, ParseErr
         .split(|b| *b == delimiters.component as u8)
         .next()
         .unwrap_or_default();
-    let name: String = String::from_utf8_lossy(first)
+    charset_named(&String::from_utf8_lossy(first))
+}
+
+/// The character set an MSH-18 value names.
+fn charset_named(declared: &str) -> Result<Charset, ParseError> {
+    let name: String = declared
         .trim()
         .to_ascii_uppercase()
         .chars()
@@ -229,9 +242,7 @@ fn charset_of(bytes: &[u8], delimiters: &Delimiters) -> Result<Charset, ParseErr
     match name.as_str() {
         "" | "ASCII" | "UNICODEUTF8" | "UTF8" | "UNICODE" => Ok(Charset::Utf8),
         "GB18030" | "GB180302000" | "GB180302005" | "GBK" | "GB2312" => Ok(Charset::Gb18030),
-        _ => Err(ParseError::Charset(
-            String::from_utf8_lossy(first).trim().to_owned(),
-        )),
+        _ => Err(ParseError::Charset(declared.trim().to_owned())),
     }
 }
 
@@ -281,6 +292,15 @@ fn segment(
             Some((encoding, after)) => (encoding, Some(after)),
             None => (rest, None),
         };
+        // Every header of a batch declares the delimiters its first one did.
+        if encoding != delimiters.encoding_characters() {
+            return Err(ParseError::Envelope(format!(
+                "segment {} ({name}) declares the encoding characters '{}', not the '{}' the input started with",
+                index + 1,
+                encoding.chars().take(8).collect::<String>(),
+                delimiters.encoding_characters()
+            )));
+        }
         fields.push(Field::text(encoding));
         match after {
             Some(after) => rest = after,

@@ -380,6 +380,62 @@ fn workflow_grants(
     grants
 }
 
+/// Records a notification that carries resources (a `full-resource` payload) as the
+/// subscription owner's access to what it shows, before it is sent: pushed data is on the trail
+/// like data read. Fails when the trail cannot be written (the notification then waits).
+pub(crate) async fn record_notification(
+    state: &AppState,
+    owner: &Caller,
+    subscription: &str,
+    notification: &Value,
+) -> Result<(), audit::AuditError> {
+    let entries = notification
+        .get("entry")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    if entries <= 1 {
+        // The status alone: no resource is shown.
+        return Ok(());
+    }
+    let mut access = RestAccess::new(
+        Interaction::Operation("$subscription-notification".into()),
+        Some("Subscription"),
+    );
+    access.add_resource(format!("Subscription/{subscription}"));
+    for entry in notification["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .skip(1)
+    {
+        if let Some(url) = entry
+            .get("request")
+            .and_then(|r| r.get("url"))
+            .and_then(Value::as_str)
+        {
+            access.add_resource(url.to_owned());
+        }
+    }
+    let repository = Arc::clone(state.repository());
+    let sink = Arc::clone(state.audit_sink());
+    let (who, observer) = (owner.clone(), state.observer().clone());
+    let notification = notification.clone();
+    let prepared = tokio::task::spawn_blocking(move || {
+        // The patients of what it shows: their compartments, and the patients it names (a
+        // Task's `for` is in no compartment).
+        for patient in audit::patients_in_bundle(&repository.indexer(), &notification)
+            .into_iter()
+            .chain(patients_mentioned(&notification))
+        {
+            access.add_patient(patient);
+        }
+        sink.prepare(audit::rest_events(&who, &observer, &access))
+    })
+    .await
+    .map_err(|error| audit::AuditError::Invalid(format!("preparing audit events: {error}")))??;
+    submit(state, prepared).await
+}
+
 /// Hands prepared events to the sink and waits on a oneshot until they are committed.
 async fn submit(state: &AppState, events: audit::PreparedEvents) -> Result<(), audit::AuditError> {
     let (sender, receiver) = tokio::sync::oneshot::channel();

@@ -255,7 +255,7 @@ pub fn start(state: &AppState, settings: NotifySettings) -> std::io::Result<Noti
             .spawn(move || number_events(&repository, &ticks, &written, &stop))?;
     }
     let mut tasks = vec![tokio::spawn(deliver_rest_hooks(
-        Arc::clone(&repository),
+        state.clone(),
         settings.base.clone(),
         state.event_ticks().subscribe(),
     ))];
@@ -304,10 +304,11 @@ fn number_events(
 
 /// The deliverer: each rest-hook subscription with something due gets a task of its own.
 async fn deliver_rest_hooks(
-    repository: Arc<Repository>,
+    state: AppState,
     base: String,
     mut ticks: tokio::sync::watch::Receiver<u64>,
 ) {
+    let repository = Arc::clone(state.repository());
     let client = match reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -339,13 +340,13 @@ async fn deliver_rest_hooks(
                         continue;
                     }
                     let in_flight = Arc::clone(&in_flight);
-                    let repository = Arc::clone(&repository);
+                    let state = state.clone();
                     let client = client.clone();
                     let base = base.clone();
                     let finished = Arc::clone(&finished);
                     tokio::spawn(async move {
                         let id = subscriber.id.clone();
-                        deliver_one(&repository, &client, &base, subscriber, delivery, count).await;
+                        deliver_one(&state, &client, &base, subscriber, delivery, count).await;
                         in_flight
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -395,7 +396,7 @@ fn due_work(repository: &Repository, started: i64) -> Result<Due, RepositoryErro
 
 /// One delivery attempt: the handshake, the next batch of events, or a heartbeat.
 async fn deliver_one(
-    repository: &Arc<Repository>,
+    state: &AppState,
     client: &reqwest::Client,
     base: &str,
     subscriber: Subscriber,
@@ -416,7 +417,7 @@ async fn deliver_one(
         (Kind::Heartbeat, delivery.delivered)
     };
     let built = {
-        let repository = Arc::clone(repository);
+        let repository = Arc::clone(state.repository());
         let subscriber = subscriber.clone();
         let base = base.to_owned();
         let from = delivery.delivered + 1;
@@ -443,6 +444,13 @@ async fn deliver_one(
         }
         Err(_) => return,
     };
+    // What the notification shows is on the trail before it leaves.
+    if let Err(error) =
+        crate::audit::record_notification(state, &subscriber.owner, &subscriber.id, &body).await
+    {
+        tracing::warn!(%error, subscription = %subscriber.id, "the trail cannot record a notification; it waits");
+        return;
+    }
     let mut request = client
         .post(&endpoint)
         .timeout(Duration::from_secs(subscriber.timeout))
@@ -482,7 +490,7 @@ async fn deliver_one(
             }
         }
     }
-    let repository = Arc::clone(repository);
+    let repository = Arc::clone(state.repository());
     let id = subscriber.id.clone();
     let _ = tokio::task::spawn_blocking(move || {
         if let Err(error) = events::set_delivery(&**repository.store(), &id, &delivery) {
@@ -672,6 +680,13 @@ pub(crate) async fn serve_websocket(
             let Ok(Ok(Some((bundle, upto)))) = pending else {
                 continue;
             };
+            // Not sent unrecorded: tried again at the next tick.
+            if crate::audit::record_notification(&state, &subscriber.owner, &subscriber.id, &bundle)
+                .await
+                .is_err()
+            {
+                continue;
+            }
             if socket
                 .send(Message::text(bundle.to_string()))
                 .await

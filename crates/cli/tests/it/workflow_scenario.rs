@@ -433,16 +433,16 @@ fn scenario(backend: Backend) {
     );
     assert_eq!(status, 422);
     let county_hook = Receiver::start();
-    region.put(
-        &expert,
-        subscription(
-            "county-requests",
-            "task-requested",
-            "rest-hook",
-            Some(&county_hook.endpoint()),
-            Some("Task?party=Organization/county"),
-        ),
+    // The county asks for the requests themselves in its notifications (full-resource).
+    let mut county_requests = subscription(
+        "county-requests",
+        "task-requested",
+        "rest-hook",
+        Some(&county_hook.endpoint()),
+        Some("Task?party=Organization/county"),
     );
+    county_requests["channel"]["_payload"]["extension"][0]["valueCode"] = json!("full-resource");
+    region.put(&expert, county_requests);
     let township_hook = Receiver::start();
     township_hook.answer.store(503, Ordering::SeqCst);
     region.put(
@@ -491,6 +491,22 @@ fn scenario(backend: Backend) {
         .find(|n| n.0 == "event-notification")
         .unwrap();
     assert_eq!(focus.2, vec![1]);
+    let carried = received
+        .iter()
+        .find(|b| notification_of(b).0 == "event-notification")
+        .unwrap();
+    assert_eq!(carried["entry"][1]["resource"]["id"], "c1", "{carried}");
+    // A notification that shows a record is on the trail as the subscriber's access.
+    let trail = region.ok(
+        &admin,
+        "GET",
+        "/fhir/AuditEvent?patient=Patient/p1&subtype=%24subscription-notification",
+        &Value::Null,
+    );
+    assert!(
+        trail["entry"].as_array().is_some_and(|e| !e.is_empty()),
+        "{trail}"
+    );
     let worklist = region.ok(&expert, "GET", "/fhir/Task/$worklist", &Value::Null);
     assert_eq!(worklist["entry"][0]["resource"]["id"], "c1");
     region.ok(&expert, "GET", "/fhir/Observation/ecg-1", &Value::Null);

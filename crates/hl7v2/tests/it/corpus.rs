@@ -91,3 +91,33 @@ fn single_messages_read_alone_and_envelopes_are_counted() {
     // A batch is not one message.
     assert!(hl7v2::parse(file("python-hl7/sample_batch.hl7")).is_err());
 }
+
+/// Inputs the fuzzer found (fuzz/RUNS.md): each is refused or read and written back to itself.
+#[test]
+fn fuzz_findings_stay_fixed() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/regressions");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(root).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        seen += 1;
+        if let Ok(batch) = hl7v2::parse_batch(&bytes) {
+            for message in batch.messages {
+                assert_eq!(hl7v2::parse(message.encode().as_bytes()).unwrap(), message);
+            }
+        }
+    }
+    assert!(seen >= 1);
+    // F1: a message in a batch whose MSH declares other encoding characters is refused.
+    let mixed = b"BHS|^~\\&|A\rMSH|0|P|2.5\rEVN|A04\r";
+    assert!(matches!(
+        hl7v2::parse_batch(mixed),
+        Err(hl7v2::ParseError::Envelope(_))
+    ));
+    // F2: a second message declaring a character set the input is not written in.
+    let charsets =
+        "MSH|^~\\&|A||||||ADT^A01|1|P|2.5\rMSH|^~\\&|B||||||ADT^A01|2|P|2.5||||||ASC[I\r";
+    assert!(matches!(
+        hl7v2::parse_batch(charsets.as_bytes()),
+        Err(hl7v2::ParseError::Charset(_))
+    ));
+}
