@@ -228,6 +228,11 @@ fn charset_of(bytes: &[u8], delimiters: &Delimiters) -> Result<Charset, ParseErr
         .split(|b| *b == delimiters.component as u8)
         .next()
         .unwrap_or_default();
+    // Its first sub-component, as `Segment::value` reads it.
+    let first = first
+        .split(|b| *b == delimiters.subcomponent as u8)
+        .next()
+        .unwrap_or_default();
     charset_named(&String::from_utf8_lossy(first))
 }
 
@@ -330,7 +335,7 @@ fn field(text: &str, delimiters: &Delimiters, charset: Charset) -> Field {
     if text.is_empty() {
         return Field::default();
     }
-    Field {
+    let field = Field {
         repetitions: text
             .split(delimiters.repetition)
             .map(|repetition| Repetition {
@@ -345,6 +350,13 @@ fn field(text: &str, delimiters: &Delimiters, charset: Charset) -> Field {
                     .collect(),
             })
             .collect(),
+    };
+    // One value that its escapes made empty (`\H\`) is an empty field, as it is written back.
+    match field.repetitions.as_slice() {
+        [only] if only.components.len() == 1 && only.components[0].subcomponents == [""] => {
+            Field::default()
+        }
+        _ => field,
     }
 }
 

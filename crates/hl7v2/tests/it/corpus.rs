@@ -92,7 +92,8 @@ fn single_messages_read_alone_and_envelopes_are_counted() {
     assert!(hl7v2::parse(file("python-hl7/sample_batch.hl7")).is_err());
 }
 
-/// Inputs the fuzzer found (fuzz/RUNS.md): each is refused or read and written back to itself.
+/// Inputs the fuzzer found (fuzz/RUNS.md, F2 to F5): each is refused, or read and written back
+/// to itself.
 #[test]
 fn fuzz_findings_stay_fixed() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/regressions");
