@@ -72,7 +72,7 @@ impl ChangeFeed<'_> {
         limit: usize,
         mut work: impl FnMut(&mut InTransaction<'_, '_>, &[Change]) -> Result<T, RepositoryError>,
     ) -> Result<Option<T>, RepositoryError> {
-        let lock = (xxh3_64(self.checkpoint.as_bytes()) >> 1) as i64;
+        let lock = self.advisory_lock();
         self.repository.with_transaction(caller, |tx| {
             // Other instances of this consumer wait here; the position read after the lock is
             // the one the last of them committed.
@@ -91,7 +91,7 @@ impl ChangeFeed<'_> {
     /// outside the store (publishing elsewhere) and records what it has done only afterwards,
     /// at least once.
     pub fn advance_to(&self, caller: &Caller, position: i64) -> Result<(), RepositoryError> {
-        let lock = (xxh3_64(self.checkpoint.as_bytes()) >> 1) as i64;
+        let lock = self.advisory_lock();
         self.repository.with_transaction(caller, |tx| {
             tx.lock_key(lock)?;
             if self.position()? < position {
@@ -121,7 +121,7 @@ impl ChangeFeed<'_> {
                 None => break,
             }
         }
-        let lock = (xxh3_64(self.checkpoint.as_bytes()) >> 1) as i64;
+        let lock = self.advisory_lock();
         self.repository.with_transaction(caller, |tx| {
             tx.lock_key(lock)?;
             if self
@@ -135,5 +135,10 @@ impl ChangeFeed<'_> {
             tx.set_checkpoint(&self.checkpoint, Some(&end.to_string()))?;
             Ok(true)
         })
+    }
+
+    /// The advisory lock the instances of this consumer take turns under.
+    fn advisory_lock(&self) -> i64 {
+        (xxh3_64(self.checkpoint.as_bytes()) >> 1) as i64
     }
 }
