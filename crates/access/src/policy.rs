@@ -154,11 +154,7 @@ impl Policy {
     /// The consents that let `organization` see a patient's records for `purpose`, now.
     fn consent_filter(&self, organization: &str, purpose: &str) -> Filter {
         let k = &self.consent;
-        let token = |param: ParamKey, code: &str| Filter::Token {
-            param,
-            column: TokenColumn::Code,
-            hash: param.code_hash(code),
-        };
+        let token = |param: ParamKey, code: &str| code_in(param, &[code]);
         let missing = |param: ParamKey, table: IndexTable| Filter::Missing {
             param,
             table,
@@ -168,16 +164,7 @@ impl Policy {
         // The actor first: it is what sets one institution's consents apart.
         Filter::AllOf(vec![
             Filter::AnyOf(vec![
-                Filter::Reference {
-                    param: k.actor,
-                    target: search::query::ReferenceTarget::Local {
-                        types: vec!["Organization".into()],
-                        id: organization
-                            .strip_prefix("Organization/")
-                            .unwrap_or(organization)
-                            .into(),
-                    },
-                },
+                points_at(k.actor, "Organization", organization),
                 missing(k.actor, IndexTable::Reference),
             ]),
             token(k.status, "active"),
@@ -206,43 +193,25 @@ impl Policy {
     /// a party, the appointments in its slots and the patients booked into them, what an open
     /// Task addressed to it shares (unless restricted), and what answers the Tasks it holds.
     fn workflow_shared(&self, organization: &str) -> Vec<Filter> {
-        let id: Box<str> = organization
-            .strip_prefix("Organization/")
-            .unwrap_or(organization)
-            .into();
-        let party = |resource_type: &str| Filter::Reference {
-            param: ParamKey::new(resource_type, "party"),
-            target: search::query::ReferenceTarget::Local {
-                types: vec!["Organization".into()],
-                id: id.clone(),
-            },
+        let party = |resource_type: &str| {
+            points_at(
+                ParamKey::new(resource_type, "party"),
+                "Organization",
+                organization,
+            )
         };
         let in_my_slots = Filter::Chain {
             param: ParamKey::new("Appointment", "slot"),
             target_types: vec!["Slot".into()],
             filter: Box::new(Filter::Custodian(vec![organization.into()])),
         };
-        let appointment_status = ParamKey::new("Appointment", "status");
-        let booked = Filter::AnyOf(
-            ["pending", "booked", "arrived", "checked-in"]
-                .iter()
-                .map(|state| Filter::Token {
-                    param: appointment_status,
-                    column: TokenColumn::Code,
-                    hash: appointment_status.code_hash(state),
-                })
-                .collect(),
+        let booked = code_in(
+            ParamKey::new("Appointment", "status"),
+            &["pending", "booked", "arrived", "checked-in"],
         );
-        let task_status = ParamKey::new("Task", "status");
-        let open = Filter::AnyOf(
-            search::registry::OPEN_TASK_STATES
-                .iter()
-                .map(|state| Filter::Token {
-                    param: task_status,
-                    column: TokenColumn::Code,
-                    hash: task_status.code_hash(state),
-                })
-                .collect(),
+        let open = code_in(
+            ParamKey::new("Task", "status"),
+            search::registry::OPEN_TASK_STATES,
         );
         vec![
             Filter::AnyOf(
@@ -348,13 +317,7 @@ impl Policy {
             compartment_of(patient),
             // Tasks are in no R4 compartment: the consultations and referrals made for the
             // patient are theirs to follow.
-            Filter::Reference {
-                param: ParamKey::new("Task", "subject"),
-                target: search::query::ReferenceTarget::Local {
-                    types: vec!["Patient".into()],
-                    id: patient.strip_prefix("Patient/").unwrap_or(patient).into(),
-                },
-            },
+            points_at(ParamKey::new("Task", "subject"), "Patient", patient),
         ])
     }
 
@@ -370,6 +333,40 @@ impl Policy {
         .ok()?;
         Some(parsed.query.filters)
     }
+}
+
+/// A reference row of `param` pointing at `reference` (`Type/id`, or a bare id) of
+/// `target_type`.
+fn points_at(param: ParamKey, target_type: &str, reference: &str) -> Filter {
+    let prefix = format!("{target_type}/");
+    Filter::Reference {
+        param,
+        target: search::query::ReferenceTarget::Local {
+            types: vec![target_type.into()],
+            id: reference.strip_prefix(&prefix).unwrap_or(reference).into(),
+        },
+    }
+}
+
+/// A token row of `param` whose code is one of `codes` (one code: that row alone).
+fn code_in(param: ParamKey, codes: &[&str]) -> Filter {
+    let token = |code: &&str| Filter::Token {
+        param,
+        column: TokenColumn::Code,
+        hash: param.code_hash(code),
+    };
+    match codes {
+        [one] => token(one),
+        _ => Filter::AnyOf(codes.iter().map(token).collect()),
+    }
+}
+
+/// The stored content of the version a write replaces (`None` for a deletion or content that
+/// does not parse).
+fn stored(previous: &store::VersionRecord) -> Option<Value> {
+    repository::parse_stored(previous)
+        .ok()
+        .filter(|stored| !stored.is_null())
 }
 
 /// The directory and definitions: readable by every signed-in caller. The subscription topics
@@ -592,15 +589,11 @@ impl AccessPolicy for Policy {
                     // judges the move); its requester keeps holding it.
                     if write.resource_type == "Task"
                         && write.resource.is_some()
-                        && previous
-                            .content
-                            .as_deref()
-                            .and_then(|bytes| serde_json::from_slice::<Value>(bytes).ok())
-                            .is_some_and(|stored| {
-                                search::registry::parties_of("Task", &stored)
-                                    .iter()
-                                    .any(|p| p == organization)
-                            })
+                        && stored(previous).is_some_and(|stored| {
+                            search::registry::parties_of("Task", &stored)
+                                .iter()
+                                .any(|p| p == organization)
+                        })
                     {
                         return Ok(Stewardship {
                             custodian: previous.custodian.clone(),
@@ -622,10 +615,7 @@ impl AccessPolicy for Policy {
                 let about = write.resource.and_then(|f| f.patient.as_deref());
                 // What the current version is about, read from its stored content.
                 let previous_about = write.previous.filter(|p| !p.is_deleted()).map(|p| {
-                    p.content
-                        .as_deref()
-                        .and_then(|bytes| serde_json::from_slice::<Value>(bytes).ok())
-                        .and_then(|stored| self.facts(write.resource_type, &stored).patient)
+                    stored(p).and_then(|stored| self.facts(write.resource_type, &stored).patient)
                 });
                 let own_previous = match &previous_about {
                     None => true,
