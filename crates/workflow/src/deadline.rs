@@ -207,8 +207,10 @@ pub fn escalate(
                 "coding": [{"system": WORKFLOW_CODES, "code": "overdue", "display": "Overdue"}],
                 "text": format!("overdue since {}", clock::format_instant(clock.due)),
             });
+            // The institution above each addressee joins them, once.
+            let mut parties = search::registry::parties_of("Task", &task);
             let mut above = Vec::new();
-            for addressee in search::registry::parties_of("Task", &task) {
+            for addressee in parties.clone() {
                 let id = addressee.trim_start_matches("Organization/");
                 if let Some((_, organization)) = tx.read("Organization", id)?
                     && let Some(parent) = organization
@@ -217,18 +219,18 @@ pub fn escalate(
                         .and_then(Value::as_str)
                     && parent.starts_with("Organization/")
                     && Some(parent) != clock.requester.as_deref()
+                    && !parties.iter().any(|p| p == parent)
                 {
-                    above.push(parent.to_owned());
+                    parties.push(parent.to_owned());
+                    above.push(json!({"reference": parent}));
                 }
             }
-            let parties = search::registry::parties_of("Task", &task);
-            for parent in above {
-                if parties.contains(&parent) {
-                    continue;
-                }
-                let recipients = task["restriction"]["recipient"].as_array().cloned();
-                let mut recipients = recipients.unwrap_or_default();
-                recipients.push(json!({"reference": parent}));
+            if !above.is_empty() {
+                let mut recipients = task["restriction"]["recipient"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                recipients.extend(above);
                 task["restriction"]["recipient"] = Value::Array(recipients);
             }
             tx.update(task, Some(record.version))?;
