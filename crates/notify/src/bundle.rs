@@ -114,3 +114,43 @@ pub fn notification(
         "entry": entries,
     }))
 }
+
+/// What goes next to a subscriber that has had the events up to `sent` of `count`: the
+/// following ones (at most its batch size), or, when there are none and `heartbeat_due`, a
+/// heartbeat; `None` when nothing is due. With it, the last event number it carries.
+pub fn next(
+    repository: &Repository,
+    base: &str,
+    subscriber: &Subscriber,
+    sent: u64,
+    count: u64,
+    heartbeat_due: bool,
+) -> Result<Option<(Value, u64)>, RepositoryError> {
+    if count > sent {
+        let upto = count.min(sent + subscriber.max_count);
+        let kept = crate::events::events(&**repository.store(), &subscriber.id, sent + 1, upto)?;
+        let bundle = notification(
+            repository,
+            base,
+            subscriber,
+            "active",
+            Kind::EventNotification,
+            count,
+            &kept,
+        )?;
+        return Ok(Some((bundle, upto)));
+    }
+    if heartbeat_due {
+        let bundle = notification(
+            repository,
+            base,
+            subscriber,
+            "active",
+            Kind::Heartbeat,
+            count,
+            &[],
+        )?;
+        return Ok(Some((bundle, sent)));
+    }
+    Ok(None)
+}

@@ -197,18 +197,21 @@ pub fn record(
         .map(|s| s.since)
         .min()
         .unwrap_or(i64::MAX);
+    // Each owner's reader, built once for the batch: only what the owner may read is theirs.
+    let readers: Vec<(&Subscriber, repository::Reader<'_>)> = subscribers
+        .iter()
+        .map(|s| (s, repository.reader(&s.owner)))
+        .collect();
     for change in changes.iter().filter(|c| c.last_updated >= oldest) {
         for (topic, about) in raised_topics(repository, &platform, change)? {
             let url = topic.url();
-            for subscriber in subscribers.iter().filter(|s| s.topic == url) {
+            for (subscriber, reader) in readers.iter().filter(|(s, _)| s.topic == url) {
                 if change.last_updated < subscriber.since
                     || !topic.passes(&about, &subscriber.filters)
                 {
                     continue;
                 }
-                // Only what the subscriber's owner may read.
-                let visible = repository
-                    .reader(&subscriber.owner)
+                let visible = reader
                     .version_of(&change.resource_type, &change.id, change.version)?
                     .is_some();
                 if !visible {

@@ -175,7 +175,7 @@ fn parse_filter(topic: &Topic, text: &str) -> Result<Vec<(String, Vec<String>)>,
         ));
     }
     let mut filters = Vec::new();
-    for (name, value) in form_pairs(query) {
+    for (name, value) in repository::parse_query(query) {
         if !topic
             .filters
             .iter()
@@ -203,41 +203,6 @@ fn parse_filter(topic: &Topic, text: &str) -> Result<Vec<(String, Vec<String>)>,
         filters.push((name, values));
     }
     Ok(filters)
-}
-
-/// `name=value` pairs of a query, percent-decoded.
-fn form_pairs(query: &str) -> Vec<(String, String)> {
-    fn decode(text: &str) -> String {
-        let bytes = text.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => {
-                    let hex = |b: u8| (b as char).to_digit(16);
-                    match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                        (Some(high), Some(low)) => {
-                            out.push((high * 16 + low) as u8);
-                            i += 2;
-                        }
-                        _ => out.push(b'%'),
-                    }
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(name), decode(value))
-        })
-        .collect()
 }
 
 impl Subscriber {
@@ -378,6 +343,12 @@ impl Subscriber {
         topic::by_url(&self.topic)
     }
 
+    /// Whether a heartbeat is due at `now` when anything was last sent at `last_sent`
+    /// (microseconds): never when the subscription asked for none.
+    pub fn heartbeat_due(&self, last_sent: i64, now: i64) -> bool {
+        self.heartbeat > 0 && now - last_sent >= self.heartbeat as i64 * 1_000_000
+    }
+
     pub(crate) fn to_json(&self) -> Value {
         json!({
             "id": self.id, "topic": self.topic,
@@ -472,9 +443,13 @@ mod tests {
         assert!(parse_filter(topic, "Observation?patient=Patient/p1").is_err());
         assert!(parse_filter(topic, "Task?colour=red").is_err());
         assert!(parse_filter(topic, "Task?party=").is_err());
+        // Values are percent-decoded; a malformed escape is kept as written.
         assert_eq!(
-            form_pairs("a=%2Fx%zz"),
-            vec![("a".to_owned(), "/x%zz".to_owned())]
+            parse_filter(topic, "Task?party=Organization%2Fcounty%zz").unwrap(),
+            vec![(
+                "party".to_owned(),
+                vec!["Organization/county%zz".to_owned()]
+            )]
         );
     }
 }

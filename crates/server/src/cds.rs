@@ -400,12 +400,7 @@ pub(crate) fn evaluate_measure(call: Invocation) -> Handled {
         let limit = call.state.config().max_body_bytes;
         let params =
             crate::request::operation_params(&fhir, &call.method, call.body, limit).await?;
-        let get = |name: &str| {
-            params
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-        };
+        let get = |name: &str| crate::request::param(&params, name).map(str::to_owned);
         // The Measure: the instance called on, or at the type level the `measure` parameter (its
         // id, `Measure/ID`, or its canonical URL).
         let measure = match id {

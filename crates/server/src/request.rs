@@ -313,6 +313,14 @@ pub(crate) fn request_id(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// The first value of parameter `name` among an operation's parameters.
+pub(crate) fn param<'p>(params: &'p [(String, String)], name: &str) -> Option<&'p str> {
+    params
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// An operation's parameters: the query's, and for a POST those of its body, a form or a
 /// `Parameters` resource (its primitive values and references; a resource-valued parameter is
 /// for the operation itself to read).

@@ -31,7 +31,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::lanes::blocking;
 use crate::operations::{Handled, Invocation, Registered, fhir_json};
-use crate::request::operation_params;
+use crate::request::{operation_params, param};
 use crate::response::json_response;
 use crate::{ApiError, AppState};
 
@@ -119,9 +119,9 @@ fn events_operation(call: Invocation) -> Handled {
         let fhir = call.fhir;
         let params = operation_params(&fhir, &call.method, call.body, limit).await?;
         let number = |name: &str| -> Result<Option<u64>, ApiError> {
-            match params.iter().find(|(n, _)| n == name) {
+            match param(&params, name) {
                 None => Ok(None),
-                Some((_, v)) => v.parse().map(Some).map_err(|_| {
+                Some(v) => v.parse().map(Some).map_err(|_| {
                     ApiError::bad_request(
                         IssueCode::Value,
                         format!("{name} is an event number, not '{v}'"),
@@ -131,9 +131,9 @@ fn events_operation(call: Invocation) -> Handled {
         };
         let since = number("eventsSinceNumber")?;
         let until = number("eventsUntilNumber")?;
-        let content = match params.iter().find(|(n, _)| n == "content") {
+        let content = match param(&params, "content") {
             None => None,
-            Some((_, v)) => Some(notify::Content::parse(v).ok_or_else(|| {
+            Some(v) => Some(notify::Content::parse(v).ok_or_else(|| {
                 ApiError::bad_request(
                     IssueCode::Value,
                     format!("content is empty, id-only or full-resource, not '{v}'"),
@@ -385,8 +385,7 @@ fn due_work(repository: &Repository, started: i64) -> Result<Due, RepositoryErro
             continue;
         }
         let count = events::count(store, &subscriber.id)?;
-        let heartbeat_due = subscriber.heartbeat > 0
-            && now - delivery.last_sent >= subscriber.heartbeat as i64 * 1_000_000;
+        let heartbeat_due = subscriber.heartbeat_due(delivery.last_sent, now);
         if !delivery.handshake || delivery.delivered < count || heartbeat_due {
             due.push((subscriber, delivery, count));
         }
@@ -406,38 +405,33 @@ async fn deliver_one(
     let Some(endpoint) = subscriber.endpoint.clone() else {
         return;
     };
-    let (kind, upto) = if !delivery.handshake {
-        (Kind::Handshake, delivery.delivered)
-    } else if delivery.delivered < count {
-        (
-            Kind::EventNotification,
-            count.min(delivery.delivered + subscriber.max_count),
-        )
-    } else {
-        (Kind::Heartbeat, delivery.delivered)
-    };
+    let handshake = !delivery.handshake;
     let built = {
         let repository = Arc::clone(state.repository());
         let subscriber = subscriber.clone();
         let base = base.to_owned();
-        let from = delivery.delivered + 1;
+        let sent = delivery.delivered;
         tokio::task::spawn_blocking(move || {
-            let kept = if kind == Kind::EventNotification {
-                events::events(&**repository.store(), &subscriber.id, from, upto)?
-            } else {
-                Vec::new()
-            };
-            let status = if kind == Kind::Handshake {
-                "requested"
-            } else {
-                "active"
-            };
-            bundle::notification(&repository, &base, &subscriber, status, kind, count, &kept)
+            if handshake {
+                let bundle = bundle::notification(
+                    &repository,
+                    &base,
+                    &subscriber,
+                    "requested",
+                    Kind::Handshake,
+                    count,
+                    &[],
+                )?;
+                return Ok(Some((bundle, sent)));
+            }
+            // The deliverer comes here for events or a heartbeat that are due.
+            bundle::next(&repository, &base, &subscriber, sent, count, true)
         })
         .await
     };
-    let body = match built {
-        Ok(Ok(body)) => body,
+    let (body, upto) = match built {
+        Ok(Ok(Some(next))) => next,
+        Ok(Ok(None)) => return,
         Ok(Err(error)) => {
             tracing::warn!(%error, subscription = %subscriber.id, "building a notification");
             return;
@@ -481,7 +475,7 @@ async fn deliver_one(
             delivery.error = None;
         }
         Err(error) => {
-            tracing::info!(subscription = %subscriber.id, %error, kind = kind.code(), "notification not delivered; retrying later");
+            tracing::info!(subscription = %subscriber.id, %error, handshake, "notification not delivered; retrying later");
             delivery.failures = delivery.failures.saturating_add(1);
             delivery.next_attempt = now + events::back_off(delivery.failures);
             delivery.error = Some(error);
@@ -670,10 +664,10 @@ pub(crate) async fn serve_websocket(
                 let subscriber = subscriber.clone();
                 let base = base.clone();
                 let from = *sent;
-                let heartbeat_due = subscriber.heartbeat > 0
-                    && clock::now_micros() - *last_sent >= subscriber.heartbeat as i64 * 1_000_000;
+                let heartbeat_due = subscriber.heartbeat_due(*last_sent, clock::now_micros());
                 tokio::task::spawn_blocking(move || {
-                    ws_pending(&repository, &base, &subscriber, from, heartbeat_due)
+                    let count = events::count(&**repository.store(), &subscriber.id)?;
+                    bundle::next(&repository, &base, &subscriber, from, count, heartbeat_due)
                 })
                 .await
             };
@@ -730,46 +724,6 @@ fn bind(repository: &Repository, base: &str, token: &str) -> Result<Bound, Repos
         bound.push((subscriber, count, handshake));
     }
     Ok(bound)
-}
-
-/// The next notification for a websocket subscription: events after `sent` (at most its
-/// batch size), or a heartbeat when one is due.
-fn ws_pending(
-    repository: &Repository,
-    base: &str,
-    subscriber: &Subscriber,
-    sent: u64,
-    heartbeat_due: bool,
-) -> Result<Option<(Value, u64)>, RepositoryError> {
-    let store = &**repository.store();
-    let count = events::count(store, &subscriber.id)?;
-    if count > sent {
-        let upto = count.min(sent + subscriber.max_count);
-        let kept = events::events(store, &subscriber.id, sent + 1, upto)?;
-        let bundle = bundle::notification(
-            repository,
-            base,
-            subscriber,
-            "active",
-            Kind::EventNotification,
-            count,
-            &kept,
-        )?;
-        return Ok(Some((bundle, upto)));
-    }
-    if heartbeat_due {
-        let bundle = bundle::notification(
-            repository,
-            base,
-            subscriber,
-            "active",
-            Kind::Heartbeat,
-            count,
-            &[],
-        )?;
-        return Ok(Some((bundle, sent)));
-    }
-    Ok(None)
 }
 
 /// Publishes every topic event to JetStream (`meridian.<topic>`, stream `MERIDIAN`), at least

@@ -13,7 +13,7 @@ use workflow::operations as ops;
 use crate::ApiError;
 use crate::lanes::blocking;
 use crate::operations::{Handled, Invocation, Registered, fhir_json};
-use crate::request::{BodyKind, operation_params, read_json};
+use crate::request::{BodyKind, operation_params, param, read_json};
 use crate::response::json_response;
 
 /// The workflow operations, each with its handler.
@@ -32,13 +32,6 @@ fn answer(value: &Value, pretty: bool) -> Response {
         serde_json::to_vec(value).unwrap_or_default(),
         pretty,
     )
-}
-
-fn get<'p>(params: &'p [(String, String)], name: &str) -> Option<&'p str> {
-    params
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
 }
 
 /// `Slot/$find` and `Appointment/$find`: the free slots the caller may book now (reserved
@@ -161,13 +154,13 @@ fn check_in(call: Invocation) -> Handled {
         };
         let fhir = call.fhir;
         let params = operation_params(&fhir, &call.method, call.body, limit).await?;
-        let Some(code) = get(&params, "code").map(str::to_owned) else {
+        let Some(code) = param(&params, "code").map(str::to_owned) else {
             return Err(ApiError::bad_request(
                 IssueCode::Required,
                 "$check-in needs the resident's health code ('code')",
             ));
         };
-        let pin = get(&params, "pin").map(str::to_owned);
+        let pin = param(&params, "pin").map(str::to_owned);
         let repository = call.state.repository().clone();
         let caller = fhir.caller.clone();
         let checked_in = blocking(move || {
@@ -192,7 +185,7 @@ fn worklist(call: Invocation) -> Handled {
     Box::pin(async move {
         let fhir = call.fhir;
         let params = fhir.criteria();
-        let party = match (&fhir.caller.organization, get(&params, "party")) {
+        let party = match (&fhir.caller.organization, param(&params, "party")) {
             (Some(own), Some(asked)) if own != asked => {
                 return Err(ApiError::from(RepositoryError::Forbidden(
                     "an institution sees its own worklist".into(),
@@ -247,7 +240,7 @@ fn escalate(call: Invocation) -> Handled {
         let limit = call.state.config().max_body_bytes;
         let fhir = call.fhir;
         let params = operation_params(&fhir, &call.method, call.body, limit).await?;
-        let now = match get(&params, "now") {
+        let now = match param(&params, "now") {
             Some(text) => clock::parse_instant(text).ok_or_else(|| {
                 ApiError::bad_request(
                     IssueCode::Value,
@@ -277,7 +270,7 @@ fn turnaround(call: Invocation) -> Handled {
     Box::pin(async move {
         let fhir = call.fhir;
         let params = fhir.criteria();
-        let month = match get(&params, "month") {
+        let month = match param(&params, "month") {
             Some(month)
                 if month.len() == 7 && clock::parse_range(&format!("{month}-01")).is_some() =>
             {
