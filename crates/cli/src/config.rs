@@ -113,6 +113,13 @@ pub struct ServeArgs {
     /// (JetStream stream MERIDIAN, subjects meridian.>) [default: none].
     #[arg(long, value_name = "URL")]
     pub nats: Option<String>,
+    /// Take HL7 v2 messages over MLLP on this address (e.g. 0.0.0.0:2575) [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub mllp_listen: Option<String>,
+    /// Read kiosks' readings from this MQTT broker (host:port, topic
+    /// meridian/kiosk/+/readings) [default: off].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub mqtt: Option<String>,
     /// The verifiable log's origin, the name on its checkpoints and key, used when the store
     /// has no log key yet [default: meridian.local/ledger].
     #[arg(long, value_name = "NAME")]
@@ -141,6 +148,10 @@ struct FileConfig {
     referral_release_hours: Option<u64>,
     subscription_http_hosts: Option<Vec<String>>,
     nats: Option<String>,
+    mllp_listen: Option<String>,
+    mqtt: Option<String>,
+    /// The HL7 v2 senders (`[[intake_senders]]`); none accepts every sender.
+    intake_senders: Option<Vec<intake::SenderConfig>>,
     identity_population: Option<u64>,
     identity_model_interval: Option<u64>,
     identity_model_growth: Option<u64>,
@@ -201,6 +212,9 @@ pub struct StoreConfig {
     pub workflow: workflow::WorkflowConfig,
     /// Where subscriptions may have notifications posted over plain HTTP.
     pub endpoints: notify::EndpointPolicy,
+    /// The HL7 v2 senders configured (the listener and `meridian intake replay` match
+    /// messages to them); none accepts every sender.
+    pub intake_senders: Vec<intake::SenderConfig>,
 }
 
 /// The checked configuration of `meridian serve`.
@@ -236,6 +250,10 @@ pub struct ServeConfig {
     pub checkpoint_interval: u64,
     /// The NATS server notification events are published to, if any.
     pub nats: Option<String>,
+    /// The MLLP listener's address, if any.
+    pub mllp_listen: Option<SocketAddr>,
+    /// The MQTT broker kiosks publish to, if any.
+    pub mqtt: Option<String>,
     pub ledger_origin: String,
     pub witnesses: Vec<server::WitnessConfig>,
 }
@@ -441,6 +459,7 @@ impl<E: Fn(&str) -> Option<String>> Layers<E> {
             database_url: database_url.map(|r| r.value),
             workflow,
             endpoints,
+            intake_senders: self.file.intake_senders.clone().unwrap_or_default(),
         })
     }
 }
@@ -713,7 +732,27 @@ impl ServeConfig {
         {
             bail!("'{url}' is not a nats:// URL");
         }
+        let mllp_listen = match layers
+            .pick(args.mllp_listen.clone(), "MERIDIAN_MLLP_LISTEN", |f| {
+                f.mllp_listen.clone()
+            })
+            .filter(|raw| !raw.value.is_empty())
+        {
+            Some(raw) => Some(raw.value.parse::<SocketAddr>().with_context(|| {
+                format!(
+                    "{}: '{}' is not an address (HOST:PORT)",
+                    raw.source, raw.value
+                )
+            })?),
+            None => None,
+        };
+        let mqtt = layers
+            .pick(args.mqtt.clone(), "MERIDIAN_MQTT", |f| f.mqtt.clone())
+            .map(|raw| raw.value)
+            .filter(|broker| !broker.is_empty());
         Ok(ServeConfig {
+            mllp_listen,
+            mqtt,
             nats,
             checkpoint_interval,
             ledger_origin: ledger_origin.value,

@@ -4,6 +4,7 @@ mod config;
 mod fhirpath_command;
 mod identity;
 mod import;
+mod intake_command;
 mod ledger_command;
 mod progress;
 mod reindex;
@@ -122,6 +123,10 @@ enum Command {
     /// witness.
     #[command(subcommand)]
     Ledger(ledger_command::LedgerCommand),
+    /// The intake: HL7 v2 messages kept in the dead-letter store and their replay, readings
+    /// refused for review, devices' credentials.
+    #[command(subcommand)]
+    Intake(intake_command::IntakeCommand),
     /// Evaluate a FHIRPath expression against a resource and print the result as a JSON array.
     Fhirpath {
         /// Print each item as {"type": ..., "value": ...} with its FHIR or System type.
@@ -204,6 +209,7 @@ fn main() -> ExitCode {
         Command::User(command) => finish("user", sign_in::user(command)),
         Command::Client(command) => finish("client", sign_in::client(command)),
         Command::Ledger(command) => ledger_command::run(command),
+        Command::Intake(command) => intake_command::run(command),
         Command::Fhirpath {
             typed,
             expression,

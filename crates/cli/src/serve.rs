@@ -111,6 +111,19 @@ pub fn run(config: ServeConfig) -> Result<()> {
             },
         )
         .context("starting notifications")?;
+        // Chronic-disease registries and alerts, from the change log.
+        let _chronic = server::start_chronic(&state).context("starting chronic-disease management")?;
+        // HL7 v2 over MLLP and kiosks' readings over MQTT, when configured.
+        let intake = server::start_intake(
+            &state,
+            server::IntakeSettings {
+                mllp: config.mllp_listen,
+                mqtt: config.mqtt.clone(),
+                senders: config.store.intake_senders.clone(),
+            },
+        )
+        .await
+        .context("starting the intake")?;
         // Checkpoints of the verifiable log, handed to the witnesses; stopped with the runtime.
         tokio::spawn(server::publish_checkpoints(
             state.clone(),
@@ -119,6 +132,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
         server::serve(listener, state, shutdown_signal())
             .await
             .context("serving HTTP")?;
+        drop(intake);
         tracing::info!("stopped");
         Ok(())
     });

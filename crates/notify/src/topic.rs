@@ -364,6 +364,20 @@ pub fn topics() -> &'static [Topic] {
                     filter("Observation", "code", "The observation's code", "code.coding.code"),
                 ],
             },
+            Topic {
+                code: "chronic-alert",
+                title: "Critical reading",
+                description: "A managed resident's reading is critical (blood pressure from 180/110, glucose from 16.7 or at most 3.9 mmol/L): an alert to their family doctor (docs/chronic.md).",
+                triggers: vec![trigger(
+                    "Communication",
+                    &["create"],
+                    "%current.category.coding.where(system = 'https://meridian.example/CodeSystem/chronic-alert').exists()",
+                )],
+                filters: vec![
+                    patient_filter("Communication"),
+                    filter("Communication", "recipient", "The doctor or institution alerted (Practitioner/ID, Organization/ID)", "recipient.reference"),
+                ],
+            },
         ]
     })
 }

@@ -17,7 +17,7 @@ use crate::read::HistoryRequest;
 use crate::render::BundleWriter;
 use crate::searches::SearchRequest;
 use crate::write::{Prepared, ReadAhead};
-use crate::{Repository, RepositoryError, WriteStatus, WriteTx, Written};
+use crate::{InTransaction, Repository, RepositoryError, WriteStatus, WriteTx, Written};
 use fhir_model::clock;
 
 /// What the client asked of the response (`Prefer: return=`).
@@ -95,7 +95,7 @@ impl Repository {
         }
         let entries = parse_entries(self, base, bundle)?;
         match kind.as_str() {
-            "transaction" => self.transaction(ctx, base, entries, options),
+            "transaction" => self.transaction(ctx, base, entries, options, &mut |_| Ok(())),
             "batch" => Ok(self.batch(ctx, base, entries, options)),
             other => Err(RepositoryError::invalid_at(
                 IssueCode::Invalid,
@@ -105,16 +105,49 @@ impl Repository {
         }
     }
 
+    /// A transaction Bundle from a service (the intake's mapped messages), with `first` run
+    /// inside the same store transaction before any entry: what the service must commit or
+    /// roll back with the Bundle (a message's control id marked as applied). `first` acts as
+    /// the service, so its own writes are not refused by the caller's write rules.
+    pub fn process_transaction_with(
+        &self,
+        ctx: &Caller,
+        base: &str,
+        bundle: Value,
+        options: BundleOptions,
+        first: &mut dyn FnMut(&mut InTransaction<'_, '_>) -> Result<(), RepositoryError>,
+    ) -> Result<Vec<u8>, RepositoryError> {
+        if bundle.get("type").and_then(Value::as_str) != Some("transaction") {
+            return Err(RepositoryError::invalid_at(
+                IssueCode::Invalid,
+                "a service's Bundle must be a transaction",
+                "Bundle.type",
+            ));
+        }
+        let issues = fhir_model::bundle_invariants(&bundle);
+        if !issues.is_empty() {
+            return Err(RepositoryError::Invalid(issues));
+        }
+        let entries = parse_entries(self, base, bundle)?;
+        self.transaction(ctx, base, entries, options, first)
+    }
+
     fn transaction(
         &self,
         ctx: &Caller,
         base: &str,
         entries: Vec<Entry>,
         options: BundleOptions,
+        first: &mut dyn FnMut(&mut InTransaction<'_, '_>) -> Result<(), RepositoryError>,
     ) -> Result<Vec<u8>, RepositoryError> {
         let mut order: Vec<usize> = (0..entries.len()).collect();
         order.sort_by_key(|&i| (entries[i].verb, i));
         let written = self.with_transaction(ctx, |tx| {
+            let by_client = !std::mem::replace(&mut tx.by_service, true);
+            first(&mut InTransaction::new(self, tx))?;
+            if by_client {
+                tx.by_service = false;
+            }
             let now = clock::now_micros();
             let mut results: Vec<Option<Written>> = (0..entries.len()).map(|_| None).collect();
             // Deletes first: the conditional creates and updates planned next must see their effect.

@@ -436,6 +436,56 @@ pub(crate) async fn record_notification(
     submit(state, prepared).await
 }
 
+/// What a thread of its own needs to write the trail (without holding the server's state).
+#[derive(Clone)]
+pub(crate) struct Trail {
+    pub(crate) repository: Arc<Repository>,
+    pub(crate) sink: Arc<audit::AuditSink>,
+    pub(crate) observer: audit::Observer,
+}
+
+impl Trail {
+    pub(crate) fn of(state: &AppState) -> Trail {
+        Trail {
+            repository: Arc::clone(state.repository()),
+            sink: Arc::clone(state.audit_sink()),
+            observer: state.observer().clone(),
+        }
+    }
+}
+
+/// Records an edge's access that is not an HTTP request (an HL7 v2 message, a kiosk's
+/// upload) as `who`: the resources it wrote and their patients, from the transaction-response
+/// Bundle or the references given. Answers once the events are durable. Blocks: for a
+/// blocking thread (a writer of its own, or `spawn_blocking`).
+pub(crate) fn record_intake(
+    trail: &Trail,
+    who: &Caller,
+    mut access: RestAccess,
+    response: Option<&[u8]>,
+) -> Result<(), audit::AuditError> {
+    let repository = &trail.repository;
+    if let Some(bundle) = response.and_then(|b| serde_json::from_slice::<Value>(b).ok()) {
+        for entry in bundle["entry"].as_array().into_iter().flatten() {
+            if let Some(location) = entry["response"]["location"].as_str() {
+                let reference = location.split("/_history/").next().unwrap_or(location);
+                access.add_resource(reference.to_owned());
+            }
+        }
+        for patient in audit::patients_in_bundle(&repository.indexer(), &bundle) {
+            access.add_patient(patient);
+        }
+    }
+    let prepared = trail
+        .sink
+        .prepare(audit::rest_events(who, &trail.observer, &access))?;
+    let (sender, receiver) = std::sync::mpsc::channel();
+    trail.sink.submit(prepared, move |result| {
+        let _ = sender.send(result);
+    });
+    receiver.recv().unwrap_or(Err(audit::AuditError::Closed))
+}
+
 /// Hands prepared events to the sink and waits on a oneshot until they are committed.
 async fn submit(state: &AppState, events: audit::PreparedEvents) -> Result<(), audit::AuditError> {
     let (sender, receiver) = tokio::sync::oneshot::channel();

@@ -32,6 +32,7 @@ use crate::response::json_response;
 use crate::{ApiError, AppState};
 
 /// The identity services the server exposes.
+#[derive(Clone)]
 pub struct IdentityServices {
     pub mpi: Arc<Mpi>,
     pub codes: Arc<HealthCodes>,

@@ -63,7 +63,7 @@ pub(crate) struct Written {
 }
 
 impl Written {
-    fn bump(&self) {
+    pub(crate) fn bump(&self) {
         *self.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
         self.changed.notify_all();
     }

@@ -7,12 +7,14 @@ mod audit;
 mod auth;
 mod capability;
 mod cds;
+mod chronic;
 mod connection;
 mod error;
 mod export;
 mod fhir;
 mod host;
 mod identity;
+mod intake;
 mod lanes;
 mod ledger;
 mod operations;
@@ -36,9 +38,13 @@ use repository::Repository;
 use tokio::net::TcpListener;
 
 pub use auth::{Auth, PeerAddress, auth_off_caller};
+pub use chronic::{ChronicGuard, start as start_chronic};
 pub use error::ApiError;
 pub use host::AllowedHost;
 pub use identity::IdentityServices;
+pub use intake::{
+    IntakeGuard, IntakeSettings, READINGS_TOPIC, sender_caller, start as start_intake,
+};
 pub use lanes::WorkLimits;
 pub use ledger::{WitnessConfig, publish_checkpoints};
 pub use subscriptions::{NotifyGuard, NotifySettings, start as start_notifications};
@@ -157,6 +163,8 @@ struct Inner {
     /// Ticks whenever notification events are numbered (the deliverer and the websocket
     /// connections wait on it).
     event_ticks: tokio::sync::watch::Sender<u64>,
+    /// Kiosks' uploads, written in batches by a thread of their own.
+    readings: Arc<intake::ReadingsWriter>,
 }
 
 impl AppState {
@@ -215,6 +223,20 @@ impl AppState {
             config.jobs.clone(),
         );
         let ledger = open_ledger(&repository, &config);
+        let lanes = Arc::new(lanes::Lanes::new(config.work));
+        let observer = access::audit::Observer {
+            name: "Meridian".into(),
+            base: config.public_base.clone(),
+        };
+        let readings = intake::ReadingsWriter::start(intake::WriterContext {
+            trail: audit::Trail {
+                repository: Arc::clone(&repository),
+                sink: Arc::clone(&audit),
+                observer: observer.clone(),
+            },
+            identity: identity.clone(),
+            written: Arc::clone(&lanes.written),
+        });
         AppState {
             inner: Arc::new(Inner {
                 ledger,
@@ -225,12 +247,10 @@ impl AppState {
                     blobs,
                     runner,
                 }),
-                lanes: Arc::new(lanes::Lanes::new(config.work)),
+                lanes,
+                readings,
                 operations: operations::Registry::build(identity.is_some()),
-                observer: access::audit::Observer {
-                    name: "Meridian".into(),
-                    base: config.public_base.clone(),
-                },
+                observer,
                 audit,
                 repository,
                 config,
@@ -242,6 +262,10 @@ impl AppState {
     /// Counts this server's writes (the notification consumer wakes on them).
     pub(crate) fn written(&self) -> Arc<lanes::Written> {
         Arc::clone(&self.inner.lanes.written)
+    }
+
+    pub(crate) fn readings(&self) -> Arc<intake::ReadingsWriter> {
+        Arc::clone(&self.inner.readings)
     }
 
     pub(crate) fn event_ticks(&self) -> &tokio::sync::watch::Sender<u64> {
@@ -337,7 +361,7 @@ fn open_ledger(
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    cds::routes(ledger::routes(auth::routes(Router::new())))
+    intake::routes(cds::routes(ledger::routes(auth::routes(Router::new()))))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/health-code/keys", get(health_code_keys))

@@ -146,6 +146,8 @@ impl Registry {
         operations.extend_from_slice(crate::subscriptions::OPERATIONS);
         declared.extend_from_slice(::notify::operations::OPERATIONS);
         declared.extend_from_slice(::workflow::operations::OPERATIONS);
+        operations.extend_from_slice(crate::chronic::OPERATIONS);
+        declared.extend_from_slice(::chronic::operations::OPERATIONS);
         if identity {
             operations.extend_from_slice(crate::identity::OPERATIONS);
             declared.extend_from_slice(residents::operations::OPERATIONS);

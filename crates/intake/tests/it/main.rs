@@ -1,0 +1,1 @@
+mod v2_mapping;

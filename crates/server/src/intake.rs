@@ -1,0 +1,860 @@
+//! The intake's edges (`docs/intake.md`): the MLLP listener for HL7 v2 messages, the MQTT
+//! subscriber and the HTTPS endpoint for kiosks' readings. Thin: framing, the sender's or
+//! device's identity as the request's caller, the audit trail, the acknowledgement; what a
+//! message or reading means is the `intake` service's.
+//!
+//! - MLLP: one task per connection reads frames in order; each message is applied on a
+//!   blocking thread, audited, then acknowledged (original mode: AA/AE/AR; enhanced mode: the
+//!   commit acknowledgement, then the application one, each as MSH-15/16 ask). The
+//!   acknowledgement leaves only after the commit and the trail, so a message the sender saw
+//!   acknowledged is never lost; one it did not see acknowledged it sends again, and the
+//!   control id makes the second time a no-op.
+//! - Readings: an upload (a JWS signed by the device) arrives over MQTT
+//!   (`meridian/kiosk/<device>/readings`, answered on `meridian/kiosk/<device>/ack`) or HTTPS
+//!   (`POST /intake/readings`). One writer thread takes verified uploads in batches and writes
+//!   each institution's in one transaction; MQTT messages are acknowledged to the broker only
+//!   after their batch commits (a persistent session, manual acknowledgements), so the broker
+//!   keeps what the server had not written when it stopped.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use access::audit::{Interaction, RestAccess};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use caller::{Actor, Caller};
+use hl7v2::{AckCode, AckError, Message};
+use intake::device::{ReadingStatus, Readings, Upload, UploadError};
+use intake::{Disposition, Intake, Received, Sender, SenderConfig, Senders};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::AppState;
+use crate::auth::PeerAddress;
+
+/// What the intake listens on.
+#[derive(Debug, Clone, Default)]
+pub struct IntakeSettings {
+    /// The MLLP listener's address (`--mllp-listen`).
+    pub mllp: Option<SocketAddr>,
+    /// The MQTT broker (`host:port`) whose kiosk topics are read (`--mqtt`).
+    pub mqtt: Option<String>,
+    /// The configured HL7 v2 senders; none accepts every sender.
+    pub senders: Vec<SenderConfig>,
+}
+
+/// Keeps the intake running; dropping it stops the listener and the subscriber (a message
+/// being applied is finished and acknowledged first).
+pub struct IntakeGuard {
+    stop: CancellationToken,
+    /// Where the MLLP listener listens (its port when 0 was asked).
+    pub mllp_address: Option<SocketAddr>,
+}
+
+impl Drop for IntakeGuard {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// The caller an HL7 v2 sender acts as: a client of its institution, with the scopes of
+/// what messages write. Built here, at the edge that received the message (the command
+/// line's replay builds it the same way).
+pub fn sender_caller(sender: &Sender, address: Option<IpAddr>, request_id: String) -> Caller {
+    Caller {
+        request_id,
+        actor: Actor::Client(format!("hl7v2:{}", sender.key)),
+        organization: Some(format!("Organization/{}", sender.organization)),
+        client_id: Some(format!("hl7v2:{}", sender.key)),
+        scopes: vec!["system/*.cru".into(), "system/*.s".into()],
+        patient: None,
+        purpose: caller::DEFAULT_PURPOSE.into(),
+        break_glass: None,
+        address,
+    }
+}
+
+/// Starts the MLLP listener and the MQTT subscriber the settings ask for, on the current
+/// runtime.
+pub async fn start(state: &AppState, settings: IntakeSettings) -> std::io::Result<IntakeGuard> {
+    let stop = CancellationToken::new();
+    let mut mllp_address = None;
+    if let Some(address) = settings.mllp {
+        let listener = tokio::net::TcpListener::bind(address).await?;
+        mllp_address = Some(listener.local_addr()?);
+        let intake = Arc::new(Intake::new(
+            Arc::clone(state.repository()),
+            Senders::new(settings.senders.clone()),
+        ));
+        tracing::info!(address = %listener.local_addr()?, "Meridian takes HL7 v2 over MLLP");
+        tokio::spawn(accept_mllp(listener, state.clone(), intake, stop.clone()));
+    }
+    if let Some(broker) = settings.mqtt {
+        tokio::spawn(subscribe_mqtt(broker, state.clone(), stop.clone()));
+    }
+    Ok(IntakeGuard { stop, mllp_address })
+}
+
+async fn accept_mllp(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    intake: Arc<Intake>,
+    stop: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                tokio::spawn(serve_mllp(
+                    socket,
+                    peer,
+                    state.clone(),
+                    Arc::clone(&intake),
+                    stop.clone(),
+                ));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accepting an MLLP connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// How long an MLLP connection may stay silent before it is closed.
+const MLLP_IDLE: Duration = Duration::from_secs(600);
+
+async fn serve_mllp(
+    mut socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+    state: AppState,
+    intake: Arc<Intake>,
+    stop: CancellationToken,
+) {
+    let mut decoder = hl7v2::mllp::Decoder::new(hl7v2::MAX_MESSAGE_BYTES);
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = tokio::select! {
+            _ = stop.cancelled() => return,
+            read = tokio::time::timeout(MLLP_IDLE, socket.read(&mut buffer)) => read,
+        };
+        let n = match read {
+            Ok(Ok(0)) | Err(_) => return,
+            Ok(Ok(n)) => n,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, %peer, "MLLP connection ended");
+                return;
+            }
+        };
+        let frames = match decoder.push(&buffer[..n]) {
+            Ok(frames) => frames,
+            Err(too_large) => {
+                let reply = unreadable_ack(&too_large.to_string());
+                let _ = socket.write_all(&hl7v2::mllp::frame(&reply)).await;
+                return;
+            }
+        };
+        // Frames are answered in order, each after it is applied: stopping between two
+        // leaves the second unread, for the sender to send again.
+        for frame in frames {
+            let replies = answer(&state, &intake, frame, peer.ip()).await;
+            for reply in replies {
+                if socket.write_all(&hl7v2::mllp::frame(&reply)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The acknowledgements of one MLLP frame (one message, or a batch of them).
+async fn answer(
+    state: &AppState,
+    intake: &Arc<Intake>,
+    frame: Vec<u8>,
+    peer: IpAddr,
+) -> Vec<Vec<u8>> {
+    let starts_batch = {
+        let head = String::from_utf8_lossy(&frame[..frame.len().min(8)])
+            .trim_start_matches('\u{feff}')
+            .to_owned();
+        head.starts_with("FHS") || head.starts_with("BHS")
+    };
+    let messages: Vec<(Vec<u8>, Result<Message, String>)> = if starts_batch {
+        match hl7v2::parse_batch(&frame) {
+            Ok(batch) => batch
+                .messages
+                .into_iter()
+                .map(|message| (message.encode_bytes(), Ok(message)))
+                .collect(),
+            Err(error) => vec![(frame.clone(), Err(error.to_string()))],
+        }
+    } else {
+        let parsed = hl7v2::parse(&frame).map_err(|e| e.to_string());
+        vec![(frame, parsed)]
+    };
+    let mut replies = Vec::new();
+    for (bytes, parsed) in messages {
+        let message = match parsed {
+            Ok(message) => message,
+            Err(error) => {
+                let kept = {
+                    let intake = Arc::clone(intake);
+                    let (bytes, error) = (bytes.clone(), error.clone());
+                    tokio::task::spawn_blocking(move || intake.keep_unreadable(&bytes, &error))
+                        .await
+                        .ok()
+                        .flatten()
+                };
+                tracing::warn!(%error, ?kept, "an unreadable HL7 v2 message");
+                replies.push(unreadable_ack(&error));
+                continue;
+            }
+        };
+        replies.extend(apply(state, intake, message, bytes, peer).await);
+    }
+    replies
+}
+
+/// Applies one message and answers its acknowledgements.
+async fn apply(
+    state: &AppState,
+    intake: &Arc<Intake>,
+    message: Message,
+    bytes: Vec<u8>,
+    peer: IpAddr,
+) -> Vec<Vec<u8>> {
+    let sender = match intake.sender(&message) {
+        Ok(sender) => sender,
+        Err(refusal) => {
+            return acknowledgements(
+                &message,
+                &Received {
+                    code: refusal.code,
+                    errors: vec![refusal.error],
+                    disposition: Disposition::Refused,
+                },
+            );
+        }
+    };
+    let request_id = format!("hl7v2-{}", uuid::Uuid::new_v4());
+    let caller = sender_caller(&sender, Some(peer), request_id);
+    let (received, message) = {
+        let intake = Arc::clone(intake);
+        let caller = caller.clone();
+        match tokio::task::spawn_blocking(move || {
+            let received = intake.receive(&caller, &sender, &message, &bytes);
+            (received, message)
+        })
+        .await
+        {
+            Ok(done) => done,
+            Err(error) => {
+                tracing::error!(%error, "applying an HL7 v2 message failed");
+                return vec![unreadable_ack("the message could not be processed")];
+            }
+        }
+    };
+    let mut received = received;
+    if let Disposition::Applied { event, response } = &received.disposition {
+        state.written().bump();
+        let mut access = RestAccess::new(Interaction::Operation("$hl7v2-message".into()), None);
+        access.query = Some(format!(
+            "event={event}&control-id={}",
+            message.control_id().unwrap_or("")
+        ));
+        let trail = crate::audit::Trail::of(state);
+        let (caller, response) = (caller.clone(), response.clone());
+        let audited = tokio::task::spawn_blocking(move || {
+            crate::audit::record_intake(&trail, &caller, access, Some(&response))
+        })
+        .await;
+        if !matches!(audited, Ok(Ok(()))) {
+            tracing::error!(
+                ?audited,
+                "the HL7 v2 message was applied but its audit trail failed"
+            );
+            received = Received {
+                code: AckCode::ApplicationReject,
+                errors: vec![AckError::error(
+                    207,
+                    "the message was applied but its access could not be recorded; send it again",
+                )],
+                disposition: Disposition::Refused,
+            };
+        }
+    }
+    acknowledgements(&message, &received)
+}
+
+/// The acknowledgements of a message: the application acknowledgement in the original mode;
+/// in the enhanced mode the commit acknowledgement (CA once the message is applied or kept,
+/// CR when refused) and the application one, each when MSH-15/16 ask for it.
+fn acknowledgements(message: &Message, received: &Received) -> Vec<Vec<u8>> {
+    let now = fhir_model::clock::now_micros();
+    let stamp = hl7_timestamp(now);
+    let control = |n: u32| format!("MER{}{n}", now);
+    match message.ack_mode() {
+        hl7v2::ack::AckMode::Original => {
+            vec![
+                hl7v2::ack(
+                    message,
+                    received.code,
+                    &received.errors,
+                    &control(1),
+                    &stamp,
+                )
+                .encode_bytes(),
+            ]
+        }
+        hl7v2::ack::AckMode::Enhanced {
+            accept,
+            application,
+        } => {
+            let commit = match received.disposition {
+                Disposition::Refused => AckCode::CommitReject,
+                _ => AckCode::CommitAccept,
+            };
+            let mut out = Vec::new();
+            if accept.wants(commit) {
+                let errors: &[AckError] = if commit == AckCode::CommitAccept {
+                    &[]
+                } else {
+                    &received.errors
+                };
+                out.push(hl7v2::ack(message, commit, errors, &control(1), &stamp).encode_bytes());
+            }
+            if application.wants(received.code) {
+                out.push(
+                    hl7v2::ack(
+                        message,
+                        received.code,
+                        &received.errors,
+                        &control(2),
+                        &stamp,
+                    )
+                    .encode_bytes(),
+                );
+            }
+            out
+        }
+    }
+}
+
+/// The NAK of bytes that are not a message (no MSH to answer from): AE with the reason.
+fn unreadable_ack(reason: &str) -> Vec<u8> {
+    let stamp = hl7_timestamp(fhir_model::clock::now_micros());
+    let stub = hl7v2::parse(format!("MSH|^~\\&|||||{stamp}||ACK|UNKNOWN|P|2.5").as_bytes());
+    match stub {
+        Ok(stub) => hl7v2::ack(
+            &stub,
+            AckCode::ApplicationError,
+            &[AckError::error(
+                102,
+                format!("the message cannot be read: {reason}"),
+            )],
+            "MERUNREADABLE",
+            &stamp,
+        )
+        .encode_bytes(),
+        Err(_) => b"MSH|^~\\&|||||||ACK||P|2.5\rMSA|AE|\r".to_vec(),
+    }
+}
+
+/// `YYYYMMDDHHMMSS+0000`.
+fn hl7_timestamp(micros: i64) -> String {
+    let instant = fhir_model::clock::format_instant(micros);
+    let digits: String = instant
+        .chars()
+        .take(19)
+        .filter(char::is_ascii_digit)
+        .collect();
+    format!("{digits}+0000")
+}
+
+// --- Readings ---------------------------------------------------------------------------
+
+/// The topic kiosks publish their uploads to, and the one they read answers from.
+pub const READINGS_TOPIC: &str = "meridian/kiosk/+/readings";
+
+/// An upload waiting for the writer, with where its answer goes.
+struct Pending {
+    caller: Caller,
+    upload: Upload,
+    reply: Reply,
+}
+
+enum Reply {
+    Http(tokio::sync::oneshot::Sender<Result<Vec<(String, ReadingStatus)>, String>>),
+    Mqtt {
+        client: rumqttc::AsyncClient,
+        publish: Box<rumqttc::Publish>,
+        device: String,
+    },
+}
+
+/// The readings writer: verified uploads in, batches written per institution.
+pub(crate) struct ReadingsWriter {
+    queue: std::sync::mpsc::SyncSender<Pending>,
+    devices: Mutex<HashMap<String, KnownDevice>>,
+}
+
+/// A device seen before: its secret and the institution it belongs to.
+struct KnownDevice {
+    secret: Vec<u8>,
+    owner: Option<String>,
+    read: std::time::Instant,
+}
+
+/// How long a device's secret and owner are trusted without reading them again (a new
+/// secret, or a device made inactive, takes effect within this).
+const DEVICE_TTL: Duration = Duration::from_secs(60);
+
+/// Readings per batch at most.
+const BATCH_READINGS: usize = 4_000;
+
+impl ReadingsWriter {
+    pub(crate) fn start(context: WriterContext) -> Arc<ReadingsWriter> {
+        let (queue, taken) = std::sync::mpsc::sync_channel::<Pending>(4_096);
+        let writer = Arc::new(ReadingsWriter {
+            queue,
+            devices: Mutex::new(HashMap::new()),
+        });
+        let spawned = std::thread::Builder::new()
+            .name("readings-writer".into())
+            .spawn(move || write_batches(&context, &taken));
+        if let Err(error) = spawned {
+            tracing::error!(%error, "the readings writer could not start");
+        }
+        writer
+    }
+
+    /// Verifies an upload and the device that signed it; answers the device's caller.
+    fn verify(
+        &self,
+        state: &AppState,
+        jws: &str,
+        address: Option<IpAddr>,
+    ) -> Result<(Caller, Upload), UploadError> {
+        let known = |device: &str| {
+            let devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+            devices
+                .get(device)
+                .filter(|known| known.read.elapsed() < DEVICE_TTL)
+                .map(|known| (known.secret.clone(), known.owner.clone()))
+        };
+        let repository = Arc::clone(state.repository());
+        let secret = |device: &str| match known(device) {
+            Some((secret, _)) => Ok(Some(secret)),
+            None => intake::device::device_secret(&repository, device),
+        };
+        let upload = intake::device::verify(jws, &secret)?;
+        let owner = match known(&upload.device) {
+            Some((_, owner)) => owner,
+            None => {
+                let owner = owner_of(state, &upload.device)?;
+                if let Ok(Some(secret)) = intake::device::device_secret(&repository, &upload.device)
+                {
+                    self.devices
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(
+                            upload.device.clone(),
+                            KnownDevice {
+                                secret,
+                                owner: owner.clone(),
+                                read: std::time::Instant::now(),
+                            },
+                        );
+                }
+                owner
+            }
+        };
+        let caller = Caller {
+            request_id: format!("device-{}", uuid::Uuid::new_v4()),
+            actor: Actor::Client(format!("device:{}", upload.device)),
+            organization: owner,
+            client_id: Some(format!("device:{}", upload.device)),
+            scopes: vec!["system/Observation.cru".into(), "system/Patient.s".into()],
+            patient: None,
+            purpose: caller::DEFAULT_PURPOSE.into(),
+            break_glass: None,
+            address,
+        };
+        Ok((caller, upload))
+    }
+
+    /// Queues an upload for the writer (waiting while the queue is full); false when the
+    /// writer has stopped.
+    fn enqueue(&self, pending: Pending) -> bool {
+        self.queue.send(pending).is_ok()
+    }
+}
+
+/// The institution a device belongs to (`Device.owner`), read from the directory as the
+/// device (a client with no institution yet, allowed to read Devices).
+fn owner_of(state: &AppState, device: &str) -> Result<Option<String>, UploadError> {
+    let reader = Caller {
+        request_id: format!("device-{device}"),
+        actor: Actor::Client(format!("device:{device}")),
+        organization: None,
+        client_id: Some(format!("device:{device}")),
+        scopes: vec!["system/Device.r".into()],
+        patient: None,
+        purpose: caller::DEFAULT_PURPOSE.into(),
+        break_glass: None,
+        address: None,
+    };
+    let record = state
+        .repository()
+        .read(&reader, "Device", device)
+        .map_err(|e| UploadError::Unauthenticated(format!("Device/{device}: {e}")))?;
+    let resource = repository::parse_stored(&record)
+        .map_err(|e| UploadError::Unauthenticated(format!("Device/{device}: {e}")))?;
+    if resource.get("status").and_then(Value::as_str) == Some("inactive") {
+        return Err(UploadError::Unauthenticated(format!(
+            "Device/{device} is inactive"
+        )));
+    }
+    Ok(resource
+        .pointer("/owner/reference")
+        .and_then(Value::as_str)
+        .filter(|r| r.starts_with("Organization/"))
+        .map(str::to_owned))
+}
+
+/// The writer thread: takes what is queued (up to a batch), writes each institution's
+/// uploads in one transaction, audits them, then answers each upload.
+/// What the writer thread holds: not the server's state, so that dropping the state stops
+/// the writer (its queue's sender goes with it).
+pub(crate) struct WriterContext {
+    pub(crate) trail: crate::audit::Trail,
+    pub(crate) identity: Option<crate::IdentityServices>,
+    pub(crate) written: Arc<crate::lanes::Written>,
+}
+
+fn write_batches(state: &WriterContext, taken: &std::sync::mpsc::Receiver<Pending>) {
+    let readings = Readings::new();
+    while let Ok(first) = taken.recv() {
+        let mut batch = vec![first];
+        let mut count = batch[0].upload.readings.len();
+        while count < BATCH_READINGS {
+            match taken.try_recv() {
+                Ok(next) => {
+                    count += next.upload.readings.len();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut groups: Vec<(Caller, Vec<Pending>)> = Vec::new();
+        for pending in batch {
+            match groups
+                .iter_mut()
+                .find(|(c, _)| c.organization == pending.caller.organization)
+            {
+                Some((_, group)) => group.push(pending),
+                None => groups.push((pending.caller.clone(), vec![pending])),
+            }
+        }
+        for (caller, group) in groups {
+            write_group(state, &readings, &caller, group);
+        }
+    }
+}
+
+fn write_group(state: &WriterContext, readings: &Readings, caller: &Caller, group: Vec<Pending>) {
+    let uploads: Vec<Upload> = group.iter().map(|p| p.upload.clone()).collect();
+    let repository = Arc::clone(&state.trail.repository);
+    let resolve = |code: &str| -> Option<String> {
+        let identity = state.identity.as_ref()?;
+        identity
+            .codes
+            .identify(&identity.mpi, &repository, caller, code, None)
+            .ok()?
+            .into_iter()
+            .next()
+    };
+    let written = readings.write(&repository, caller, &uploads, &resolve);
+    let mut results: Vec<Result<Vec<(String, ReadingStatus)>, String>> = match written {
+        Ok(all) => all.into_iter().map(Ok).collect(),
+        Err(error) => {
+            tracing::warn!(%error, "writing readings failed");
+            group
+                .iter()
+                .map(|_| {
+                    Err(format!(
+                        "the platform could not write the readings now: {error}"
+                    ))
+                })
+                .collect()
+        }
+    };
+    let accepted: Vec<(&String, &String)> = results
+        .iter()
+        .flatten()
+        .flatten()
+        .filter_map(|(_, status)| match status {
+            ReadingStatus::Accepted {
+                observation,
+                patient,
+            } => Some((observation, patient)),
+            _ => None,
+        })
+        .collect();
+    if !accepted.is_empty() {
+        state.written.bump();
+        let mut access = RestAccess::new(Interaction::Create, Some("Observation"));
+        for (observation, patient) in &accepted {
+            access.add_resource((*observation).clone());
+            access.add_patient((*patient).clone());
+        }
+        let audited = crate::audit::record_intake(&state.trail, caller, access, None);
+        if let Err(error) = audited {
+            tracing::error!(%error, "readings were written but their audit trail failed");
+            for result in &mut results {
+                *result = Err("the readings were written but their access could not be recorded; send them again".into());
+            }
+        }
+    }
+    for (pending, result) in group.into_iter().zip(results) {
+        answer_upload(pending, result);
+    }
+}
+
+/// An upload's answer: each reading's id and status, for the kiosk to show.
+fn answer_json(result: &Result<Vec<(String, ReadingStatus)>, String>) -> Value {
+    match result {
+        Err(error) => json!({"status": "error", "error": error}),
+        Ok(statuses) => {
+            let readings: Vec<Value> = statuses
+                .iter()
+                .map(|(id, status)| match status {
+                    ReadingStatus::Accepted { observation, .. } => {
+                        json!({"id": id, "status": "accepted", "observation": observation})
+                    }
+                    ReadingStatus::Duplicate(reference) => {
+                        json!({"id": id, "status": "duplicate", "observation": reference})
+                    }
+                    ReadingStatus::Refused(reason) => {
+                        json!({"id": id, "status": "refused", "reason": reason})
+                    }
+                })
+                .collect();
+            let count = |wanted: &str| readings.iter().filter(|r| r["status"] == wanted).count();
+            json!({"status": "ok", "accepted": count("accepted"), "duplicates": count("duplicate"),
+                "refused": count("refused"), "readings": readings})
+        }
+    }
+}
+
+fn answer_upload(pending: Pending, result: Result<Vec<(String, ReadingStatus)>, String>) {
+    match pending.reply {
+        Reply::Http(sender) => {
+            let _ = sender.send(result);
+        }
+        Reply::Mqtt {
+            client,
+            publish,
+            device,
+        } => {
+            let failed = result.is_err();
+            let body = answer_json(&result).to_string();
+            let _ = client.try_publish(
+                format!("meridian/kiosk/{device}/ack"),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                body,
+            );
+            // Acknowledged to the broker only once written (or refused for good): a failure
+            // to write leaves it with the broker, which sends it again.
+            if !failed {
+                let _ = client.try_ack(&publish);
+            }
+        }
+    }
+}
+
+pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
+    router.route("/intake/readings", post(post_readings))
+}
+
+/// `POST /intake/readings`: an upload signed by its device (`application/jose`, the compact
+/// JWS); answers each reading's status.
+async fn post_readings(State(state): State<AppState>, request: Request) -> Response {
+    let address = request.extensions().get::<PeerAddress>().map(|p| p.0);
+    let limit = state.config().max_body_bytes;
+    let body: Bytes = match axum::body::to_bytes(request.into_body(), limit).await {
+        Ok(body) => body,
+        Err(_) => return problem(StatusCode::PAYLOAD_TOO_LARGE, "the upload is too large"),
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "the upload must be a compact JWS (text)",
+        );
+    };
+    let writer = state.readings();
+    let verified = {
+        let (state, writer, text) = (state.clone(), Arc::clone(&writer), text.to_owned());
+        tokio::task::spawn_blocking(move || writer.verify(&state, &text, address)).await
+    };
+    let (caller, upload) = match verified {
+        Ok(Ok(verified)) => verified,
+        Ok(Err(UploadError::Unauthenticated(reason))) => {
+            return problem(StatusCode::UNAUTHORIZED, &reason);
+        }
+        Ok(Err(UploadError::Malformed(reason))) => {
+            return problem(StatusCode::BAD_REQUEST, &reason);
+        }
+        Err(_) => {
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the upload could not be checked",
+            );
+        }
+    };
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let pending = Pending {
+        caller,
+        upload,
+        reply: Reply::Http(sender),
+    };
+    // The queue is bounded: a full one holds this request (on a blocking thread) until the
+    // writer catches up.
+    let queued = tokio::task::spawn_blocking(move || writer.enqueue(pending)).await;
+    if !matches!(queued, Ok(true)) {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the platform is stopping; send it again later",
+        );
+    }
+    match receiver.await {
+        Ok(Ok(statuses)) => {
+            let body = answer_json(&Ok(statuses));
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response()
+        }
+        Ok(Err(error)) => problem(StatusCode::SERVICE_UNAVAILABLE, &error),
+        Err(_) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the platform is stopping; send it again later",
+        ),
+    }
+}
+
+fn problem(status: StatusCode, reason: &str) -> Response {
+    let body = json!({"status": "error", "error": reason});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Reads kiosks' uploads from the broker until stopped; reconnects after a failure. The
+/// session is persistent and messages are acknowledged after they are written, so the broker
+/// keeps what arrives while the server is down or busy.
+async fn subscribe_mqtt(broker: String, state: AppState, stop: CancellationToken) {
+    let (host, port) = match broker.rsplit_once(':') {
+        Some((host, port)) => (host.to_owned(), port.parse().unwrap_or(1883)),
+        None => (broker.clone(), 1883),
+    };
+    let mut options = rumqttc::MqttOptions::new("meridian-intake", host, port);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_clean_session(false);
+    options.set_manual_acks(true);
+    options.set_max_packet_size(16 << 20, 1 << 20);
+    options.set_inflight(1_000);
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 4_096);
+    let writer = state.readings();
+    tracing::info!(%broker, topic = READINGS_TOPIC, "Meridian takes kiosk readings over MQTT");
+    loop {
+        let event = tokio::select! {
+            _ = stop.cancelled() => {
+                let _ = client.disconnect().await;
+                return;
+            }
+            event = events.poll() => event,
+        };
+        match event {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                if let Err(error) = client
+                    .subscribe(READINGS_TOPIC, rumqttc::QoS::AtLeastOnce)
+                    .await
+                {
+                    tracing::warn!(%error, "subscribing to the kiosk topic");
+                }
+            }
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(publish))) => {
+                let device = publish.topic.split('/').nth(2).unwrap_or("").to_owned();
+                let text = String::from_utf8_lossy(&publish.payload).into_owned();
+                let verified = {
+                    let (state, writer) = (state.clone(), Arc::clone(&writer));
+                    tokio::task::spawn_blocking(move || writer.verify(&state, &text, None)).await
+                };
+                let refused =
+                    |reason: String| json!({"status": "error", "error": reason}).to_string();
+                match verified {
+                    Ok(Ok((caller, upload))) if upload.device == device => {
+                        let pending = Pending {
+                            caller,
+                            upload,
+                            reply: Reply::Mqtt {
+                                client: client.clone(),
+                                publish: Box::new(publish),
+                                device,
+                            },
+                        };
+                        // The queue is bounded: waiting here slows reading from the broker.
+                        let writer = Arc::clone(&writer);
+                        let _ = tokio::task::spawn_blocking(move || writer.enqueue(pending)).await;
+                    }
+                    other => {
+                        let reason = match other {
+                            Ok(Ok(_)) => format!(
+                                "the upload on {}'s topic is signed by another device",
+                                device
+                            ),
+                            Ok(Err(error)) => error.to_string(),
+                            Err(_) => "the upload could not be checked".into(),
+                        };
+                        tracing::info!(%device, %reason, "a kiosk upload was refused");
+                        let _ = client
+                            .publish(
+                                format!("meridian/kiosk/{device}/ack"),
+                                rumqttc::QoS::AtLeastOnce,
+                                false,
+                                refused(reason),
+                            )
+                            .await;
+                        let _ = client.ack(&publish).await;
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "the MQTT broker connection failed; retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
