@@ -120,6 +120,17 @@ pub fn run(config: ServeConfig) -> Result<()> {
                 mllp: config.mllp_listen,
                 mqtt: config.mqtt.clone(),
                 senders: config.store.intake_senders.clone(),
+                mqtt_client_id: format!(
+                    "meridian-intake-{:016x}",
+                    xxhash_rust::xxh3::xxh3_64(
+                        config
+                            .store
+                            .database_url
+                            .clone()
+                            .unwrap_or_else(|| config.store.data.display().to_string())
+                            .as_bytes()
+                    )
+                ),
             },
         )
         .await

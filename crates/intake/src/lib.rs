@@ -6,10 +6,12 @@
 //! - [`senders`]: who sends messages, for which institution, which types, which code maps.
 //! - [`messages`]: a message applied exactly once per sender and control id; the dead-letter
 //!   store and replay.
+//! - [`operations`]: `Device/[id]/$issue-secret`.
 //! - [`device`]: signed uploads of readings from village kiosks as vital-signs Observations.
 
 pub mod device;
 pub mod messages;
+pub mod operations;
 pub mod senders;
 pub mod v2;
 

@@ -2,9 +2,9 @@
 //!
 //! A message is applied as one store transaction: the FHIR Bundle it maps to and, in the same
 //! transaction, its sender's control id marked as applied (`intake/v2/done/...` in the
-//! store's key-value table). A message sent again with the same control id (the sender did
-//! not get the acknowledgement, the connection dropped, the server stopped before answering)
-//! is acknowledged and not applied again; the acknowledgement is sent only after the commit,
+//! store's key-value table, with the message's content). A message sent again with the same
+//! control id (the sender did not get the acknowledgement, the connection dropped, the server
+//! stopped before answering) is acknowledged and not applied again; the acknowledgement is sent only after the commit,
 //! so a message is never acknowledged and lost.
 //!
 //! A message that cannot be applied (the mapping refuses it, or the store refuses what it
@@ -145,7 +145,7 @@ impl Intake {
             };
             return self.keep(caller, Some(sender), message, bytes, refusal);
         }
-        let done = done_key(&sender.key, &control_id);
+        let done = done_key(&sender.key, &control_id, message);
         match self.repository.store().checkpoint(&done) {
             Ok(Some(_)) => return duplicate(),
             Ok(None) => {}
@@ -376,8 +376,17 @@ fn source(organization: &str, control_id: &str) -> String {
     format!("urn:meridian:hl7v2:{organization}:{encoded}")
 }
 
-fn done_key(sender: &str, control_id: &str) -> String {
-    let hash = xxhash_rust::xxh3::xxh3_128(format!("{sender}\0{control_id}").as_bytes());
+/// The mark of a message applied: its sender, control id and content (all but MSH-7, the
+/// time of sending, which a sender may renew when it sends again). The same control id with
+/// other content is another message (senders that reuse control ids exist) and is applied.
+fn done_key(sender: &str, control_id: &str, message: &Message) -> String {
+    let mut content = message.clone();
+    if let Some(header) = content.segments.first_mut() {
+        header.set(7, hl7v2::Field::default());
+    }
+    let digest = xxhash_rust::xxh3::xxh3_128(content.encode().as_bytes());
+    let hash =
+        xxhash_rust::xxh3::xxh3_128(format!("{sender}\0{control_id}\0{digest:032x}").as_bytes());
     format!("{DONE}{hash:032x}")
 }
 

@@ -38,6 +38,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
 use crate::auth::PeerAddress;
+use crate::lanes::blocking;
+use crate::operations::{Handled, Invocation, Registered, fhir_json};
 
 /// What the intake listens on.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +50,9 @@ pub struct IntakeSettings {
     pub mqtt: Option<String>,
     /// The configured HL7 v2 senders; none accepts every sender.
     pub senders: Vec<SenderConfig>,
+    /// The MQTT client id: stable for a store, so the broker keeps its session (and the
+    /// readings published while the server is down) across restarts.
+    pub mqtt_client_id: String,
 }
 
 /// Keeps the intake running; dropping it stops the listener and the subscriber (a message
@@ -97,7 +102,12 @@ pub async fn start(state: &AppState, settings: IntakeSettings) -> std::io::Resul
         tokio::spawn(accept_mllp(listener, state.clone(), intake, stop.clone()));
     }
     if let Some(broker) = settings.mqtt {
-        tokio::spawn(subscribe_mqtt(broker, state.clone(), stop.clone()));
+        tokio::spawn(subscribe_mqtt(
+            broker,
+            settings.mqtt_client_id,
+            state.clone(),
+            stop.clone(),
+        ));
     }
     Ok(IntakeGuard { stop, mllp_address })
 }
@@ -685,6 +695,32 @@ fn answer_upload(pending: Pending, result: Result<Vec<(String, ReadingStatus)>, 
     }
 }
 
+pub(crate) const OPERATIONS: &[Registered] =
+    &[fhir_json(::intake::operations::ISSUE_SECRET, issue_secret)];
+
+/// `POST Device/[id]/$issue-secret`: the device must be registered; its new secret is
+/// answered once, as a Parameters `secret`.
+fn issue_secret(call: Invocation) -> Handled {
+    Box::pin(async move {
+        let id = call.id().to_owned();
+        let fhir = call.fhir;
+        let repository = call.state.repository().clone();
+        let caller = fhir.caller.clone();
+        let secret = blocking(move || {
+            repository.read(&caller, "Device", &id)?;
+            Ok::<_, crate::ApiError>(intake::device::issue_secret(&repository, &id)?)
+        })
+        .await?;
+        let body = json!({"resourceType": "Parameters",
+            "parameter": [{"name": "secret", "valueString": secret}]});
+        Ok(crate::response::json_response(
+            StatusCode::OK,
+            serde_json::to_vec(&body).unwrap_or_default(),
+            fhir.pretty,
+        ))
+    })
+}
+
 pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     router.route("/intake/readings", post(post_readings))
 }
@@ -770,12 +806,17 @@ fn problem(status: StatusCode, reason: &str) -> Response {
 /// Reads kiosks' uploads from the broker until stopped; reconnects after a failure. The
 /// session is persistent and messages are acknowledged after they are written, so the broker
 /// keeps what arrives while the server is down or busy.
-async fn subscribe_mqtt(broker: String, state: AppState, stop: CancellationToken) {
+async fn subscribe_mqtt(
+    broker: String,
+    client_id: String,
+    state: AppState,
+    stop: CancellationToken,
+) {
     let (host, port) = match broker.rsplit_once(':') {
         Some((host, port)) => (host.to_owned(), port.parse().unwrap_or(1883)),
         None => (broker.clone(), 1883),
     };
-    let mut options = rumqttc::MqttOptions::new("meridian-intake", host, port);
+    let mut options = rumqttc::MqttOptions::new(client_id, host, port);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_clean_session(false);
     options.set_manual_acks(true);

@@ -147,6 +147,8 @@ impl Registry {
         declared.extend_from_slice(::notify::operations::OPERATIONS);
         declared.extend_from_slice(::workflow::operations::OPERATIONS);
         operations.extend_from_slice(crate::chronic::OPERATIONS);
+        operations.extend_from_slice(crate::intake::OPERATIONS);
+        declared.extend_from_slice(::intake::operations::OPERATIONS);
         declared.extend_from_slice(::chronic::operations::OPERATIONS);
         if identity {
             operations.extend_from_slice(crate::identity::OPERATIONS);

@@ -1,1 +1,2 @@
+mod messages;
 mod v2_mapping;
