@@ -6,7 +6,7 @@
 //! - [`senders`]: who sends messages, for which institution, which types, which code maps.
 //! - [`messages`]: a message applied exactly once per sender and control id; the dead-letter
 //!   store and replay.
-//! - [`operations`]: `Device/[id]/$issue-secret`.
+//! - [`operations`]: the device secret operation (`$issue-secret` on a Device).
 //! - [`device`]: signed uploads of readings from village kiosks as vital-signs Observations.
 
 pub mod device;

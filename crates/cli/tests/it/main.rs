@@ -2,6 +2,7 @@
 
 mod access_scenario;
 mod cds_scenario;
+mod chronic_region;
 mod fhirpath_command;
 mod ledger_scenario;
 mod seed_command;
