@@ -161,7 +161,7 @@ impl Intake {
             Ok(mapped) => mapped,
             Err(refusal) => return self.keep(caller, Some(sender), message, bytes, refusal),
         };
-        let dead = dead_key(Some(&sender.key), Some(&control_id), bytes);
+        let dead = dead_key(Some(&sender.key), Some(&control_id), message, bytes);
         let mut duplicate_found = false;
         let record = json!({"sender": sender.key, "controlId": control_id, "event": mapped.event,
             "at": fhir_model::clock::now_micros()})
@@ -209,7 +209,7 @@ impl Intake {
 
     /// Keeps a message that could not be read at all (no MSH, bad delimiters, bad bytes).
     pub fn keep_unreadable(&self, bytes: &[u8], error: &str) -> Option<String> {
-        let id = dead_key(None, None, bytes);
+        let id = format!("{DEAD}{:032x}", xxhash_rust::xxh3::xxh3_128(bytes));
         self.write_dead_letter(&id, None, None, None, error, bytes)
             .ok()?;
         Some(id.trim_start_matches(DEAD).to_owned())
@@ -227,7 +227,7 @@ impl Intake {
             .control_id()
             .map(str::trim)
             .filter(|c| !c.is_empty());
-        let key = dead_key(sender.map(|s| s.key.as_str()), control_id, bytes);
+        let key = dead_key(sender.map(|s| s.key.as_str()), control_id, message, bytes);
         let (kind, trigger, _) = message.message_type();
         let event = format!("{}^{}", kind.unwrap_or(""), trigger.unwrap_or(""));
         match self.write_dead_letter(
@@ -380,26 +380,34 @@ fn source(organization: &str, control_id: &str) -> String {
 /// time of sending, which a sender may renew when it sends again). The same control id with
 /// other content is another message (senders that reuse control ids exist) and is applied.
 fn done_key(sender: &str, control_id: &str, message: &Message) -> String {
+    format!("{DONE}{:032x}", content_key(sender, control_id, message))
+}
+
+fn content_key(sender: &str, control_id: &str, message: &Message) -> u128 {
     let mut content = message.clone();
     if let Some(header) = content.segments.first_mut() {
         header.set(7, hl7v2::Field::default());
     }
     let digest = xxhash_rust::xxh3::xxh3_128(content.encode().as_bytes());
-    let hash =
-        xxhash_rust::xxh3::xxh3_128(format!("{sender}\0{control_id}\0{digest:032x}").as_bytes());
-    format!("{DONE}{hash:032x}")
+    xxhash_rust::xxh3::xxh3_128(format!("{sender}\0{control_id}\0{digest:032x}").as_bytes())
 }
 
-/// A kept message's key: one per sender and control id (a resend that fails again replaces
-/// it), by the bytes when the message has neither.
-fn dead_key(sender: Option<&str>, control_id: Option<&str>, bytes: &[u8]) -> String {
-    let hash = match (sender, control_id) {
+/// A kept message's key: one per sender, control id and content, like the mark of an
+/// applied message (a resend that fails again replaces it); by the bytes without a sender or
+/// control id.
+fn dead_key(
+    sender: Option<&str>,
+    control_id: Option<&str>,
+    message: &Message,
+    bytes: &[u8],
+) -> String {
+    match (sender, control_id) {
         (Some(sender), Some(control_id)) => {
-            xxhash_rust::xxh3::xxh3_128(format!("{sender}\0{control_id}").as_bytes())
+            let hash = content_key(sender, control_id, message);
+            format!("{DEAD}{hash:032x}")
         }
-        _ => xxhash_rust::xxh3::xxh3_128(bytes),
-    };
-    format!("{DEAD}{hash:032x}")
+        _ => format!("{DEAD}{:032x}", xxhash_rust::xxh3::xxh3_128(bytes)),
+    }
 }
 
 fn duplicate() -> Received {

@@ -4,8 +4,9 @@
 //! sending application (MSH-3); it speaks for one institution (an `Organization` of the
 //! directory), sends only the message types it is configured for, and brings its own
 //! translations of local codes. With no sender configured every sender is accepted and its
-//! messages are attributed to the sending facility: an Organization whose id or identifier is
-//! MSH-4's, or, the first time an unknown facility sends, a new Organization named after it.
+//! messages are attributed to the sending facility: an Organization whose id is MSH-4's, or,
+//! the first time an unknown facility sends, a new Organization named after it (MSH-3 stands
+//! in for a system that leaves MSH-4 empty).
 
 use serde::Deserialize;
 
@@ -82,7 +83,7 @@ pub struct Senders {
 /// Why no sender matched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnknownSender {
-    #[error("the message names no sending facility (MSH-4)")]
+    #[error("the message names no sending facility (MSH-4) nor application (MSH-3)")]
     NoFacility,
     #[error("the sending facility '{0}' (MSH-4) is not configured to send to this platform")]
     NotConfigured(String),
@@ -110,10 +111,15 @@ impl Senders {
             .map(str::trim)
             .filter(|name| !name.is_empty())
             .collect();
-        let Some(first) = names.first().copied() else {
-            return Err(UnknownSender::NoFacility);
-        };
         if self.is_open() {
+            // A system that leaves MSH-4 empty is known by its application (MSH-3).
+            let Some(first) = names
+                .first()
+                .copied()
+                .or(application.map(str::trim).filter(|a| !a.is_empty()))
+            else {
+                return Err(UnknownSender::NoFacility);
+            };
             return Ok(Sender {
                 key: format!("facility:{first}"),
                 organization: facility_organization_id(first),
@@ -122,6 +128,9 @@ impl Senders {
                 code_maps: CodeMaps::default(),
             });
         }
+        let Some(first) = names.first().copied() else {
+            return Err(UnknownSender::NoFacility);
+        };
         let found = self.configured.iter().find(|sender| {
             names
                 .iter()

@@ -464,6 +464,34 @@ pub(crate) fn record_intake(
     mut access: RestAccess,
     response: Option<&[u8]>,
 ) -> Result<(), audit::AuditError> {
+    record_intakes(trail, who, vec![(&mut access, response)])
+}
+
+/// [`record_intake`] for several accesses at once (a batch of uploads: one access per
+/// patient, each naming that patient's resources), made durable together.
+pub(crate) fn record_intakes(
+    trail: &Trail,
+    who: &Caller,
+    accesses: Vec<(&mut RestAccess, Option<&[u8]>)>,
+) -> Result<(), audit::AuditError> {
+    let mut events = Vec::new();
+    for (access, response) in accesses {
+        events.extend(intake_events(trail, who, access, response));
+    }
+    let prepared = trail.sink.prepare(events)?;
+    let (sender, receiver) = std::sync::mpsc::channel();
+    trail.sink.submit(prepared, move |result| {
+        let _ = sender.send(result);
+    });
+    receiver.recv().unwrap_or(Err(audit::AuditError::Closed))
+}
+
+fn intake_events(
+    trail: &Trail,
+    who: &Caller,
+    access: &mut RestAccess,
+    response: Option<&[u8]>,
+) -> Vec<Value> {
     let repository = &trail.repository;
     if let Some(bundle) = response.and_then(|b| serde_json::from_slice::<Value>(b).ok()) {
         for entry in bundle["entry"].as_array().into_iter().flatten() {
@@ -476,14 +504,7 @@ pub(crate) fn record_intake(
             access.add_patient(patient);
         }
     }
-    let prepared = trail
-        .sink
-        .prepare(audit::rest_events(who, &trail.observer, &access))?;
-    let (sender, receiver) = std::sync::mpsc::channel();
-    trail.sink.submit(prepared, move |result| {
-        let _ = sender.send(result);
-    });
-    receiver.recv().unwrap_or(Err(audit::AuditError::Closed))
+    audit::rest_events(who, &trail.observer, access)
 }
 
 /// Hands prepared events to the sink and waits on a oneshot until they are committed.

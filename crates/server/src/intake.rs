@@ -194,24 +194,21 @@ async fn answer(
     frame: Vec<u8>,
     peer: IpAddr,
 ) -> Vec<Vec<u8>> {
-    let starts_batch = {
-        let head = String::from_utf8_lossy(&frame[..frame.len().min(8)])
-            .trim_start_matches('\u{feff}')
-            .to_owned();
-        head.starts_with("FHS") || head.starts_with("BHS")
-    };
-    let messages: Vec<(Vec<u8>, Result<Message, String>)> = if starts_batch {
-        match hl7v2::parse_batch(&frame) {
-            Ok(batch) => batch
-                .messages
-                .into_iter()
-                .map(|message| (message.encode_bytes(), Ok(message)))
-                .collect(),
-            Err(error) => vec![(frame.clone(), Err(error.to_string()))],
+    // One message, several, or a batch or file envelope around them: each is answered.
+    let messages: Vec<(Vec<u8>, Result<Message, String>)> = match hl7v2::parse_batch(&frame) {
+        Ok(batch) if batch.messages.len() == 1 => {
+            let message = batch.messages.into_iter().next().map(Ok);
+            vec![(frame, message.unwrap_or_else(|| Err("no message".into())))]
         }
-    } else {
-        let parsed = hl7v2::parse(&frame).map_err(|e| e.to_string());
-        vec![(frame, parsed)]
+        Ok(batch) if batch.messages.is_empty() => {
+            vec![(frame, Err("the envelope holds no message".into()))]
+        }
+        Ok(batch) => batch
+            .messages
+            .into_iter()
+            .map(|message| (message.encode_bytes(), Ok(message)))
+            .collect(),
+        Err(error) => vec![(frame, Err(error.to_string()))],
     };
     let mut replies = Vec::new();
     for (bytes, parsed) in messages {
@@ -309,7 +306,8 @@ async fn apply(
 
 /// The acknowledgements of a message: the application acknowledgement in the original mode;
 /// in the enhanced mode the commit acknowledgement (CA once the message is applied or kept,
-/// CR when refused) and the application one, each when MSH-15/16 ask for it.
+/// CR when refused) and the application one, each when MSH-15/16 ask for it, and the
+/// application one when they ask for neither.
 fn acknowledgements(message: &Message, received: &Received) -> Vec<Vec<u8>> {
     let now = fhir_model::clock::now_micros();
     let stamp = hl7_timestamp(now);
@@ -344,7 +342,10 @@ fn acknowledgements(message: &Message, received: &Received) -> Vec<Vec<u8>> {
                 };
                 out.push(hl7v2::ack(message, commit, errors, &control(1), &stamp).encode_bytes());
             }
-            if application.wants(received.code) {
+            // A message that asks for no acknowledgement at all (NE and NE, as many senders
+            // write) still gets its application acknowledgement: over MLLP every block is
+            // answered, or the sender cannot know it may send the next one.
+            if application.wants(received.code) || out.is_empty() {
                 out.push(
                     hl7v2::ack(
                         message,
@@ -624,12 +625,29 @@ fn write_group(state: &WriterContext, readings: &Readings, caller: &Caller, grou
         .collect();
     if !accepted.is_empty() {
         state.written.bump();
-        let mut access = RestAccess::new(Interaction::Create, Some("Observation"));
+        // One access per patient, naming that patient's readings: each resident's trail
+        // lists what was written about them, and the events grow with the readings.
+        let mut by_patient: Vec<(&String, RestAccess)> = Vec::new();
         for (observation, patient) in &accepted {
-            access.add_resource((*observation).clone());
-            access.add_patient((*patient).clone());
+            let index = match by_patient.iter().position(|(p, _)| p == patient) {
+                Some(index) => index,
+                None => {
+                    let mut access = RestAccess::new(Interaction::Create, Some("Observation"));
+                    access.add_patient((*patient).clone());
+                    by_patient.push((patient, access));
+                    by_patient.len() - 1
+                }
+            };
+            by_patient[index].1.add_resource((*observation).clone());
         }
-        let audited = crate::audit::record_intake(&state.trail, caller, access, None);
+        let audited = crate::audit::record_intakes(
+            &state.trail,
+            caller,
+            by_patient
+                .iter_mut()
+                .map(|(_, access)| (access, None))
+                .collect(),
+        );
         if let Err(error) = audited {
             tracing::error!(%error, "readings were written but their audit trail failed");
             for result in &mut results {

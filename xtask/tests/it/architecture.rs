@@ -290,9 +290,8 @@ fn place(member: &str) -> Option<Place> {
             Place::Service
         }
         "seed" | "test-support" | "xtask" | "fhirpath-bench" | "identity-bench"
-        | "ingest-bench" | "search-bench" | "ledger-bench" | "cds-bench" | "workflow-bench" => {
-            Place::Tooling
-        }
+        | "ingest-bench" | "search-bench" | "ledger-bench" | "cds-bench" | "workflow-bench"
+        | "intake-bench" => Place::Tooling,
         _ => return None,
     })
 }

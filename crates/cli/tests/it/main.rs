@@ -4,6 +4,7 @@ mod access_scenario;
 mod cds_scenario;
 mod chronic_region;
 mod fhirpath_command;
+mod intake_scenario;
 mod ledger_scenario;
 mod seed_command;
 mod serve_command;

@@ -343,7 +343,12 @@ fn readings_become_observations_once_and_impossible_ones_are_refused_and_kept() 
         let caller = device_caller("kiosk-1", "vc");
         let no_codes = |_: &str| None;
         let statuses = readings
-            .write(&repository, &caller, std::slice::from_ref(&upload), &no_codes)
+            .write(
+                &repository,
+                &caller,
+                std::slice::from_ref(&upload),
+                &no_codes,
+            )
             .unwrap();
         let statuses = &statuses[0];
         let accepted = |i: usize| matches!(statuses[i].1, ReadingStatus::Accepted { .. });

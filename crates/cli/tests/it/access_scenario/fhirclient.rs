@@ -79,56 +79,11 @@ fn python_fhirclient_signs_the_resident_in_and_reads_her_records_with_its_models
     }
 }
 
-/// The Python of a virtual environment with `fhirclient` 4.x, made once under the target
-/// directory (in a directory of its own, renamed into place when complete).
+/// The Python of a virtual environment with `fhirclient` 4.x.
 fn fhirclient_python() -> std::path::PathBuf {
-    use std::process::Command;
-    let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let venv = root.join("fhirclient-venv");
-    let python = venv.join("bin").join("python");
-    let ready = |python: &std::path::Path| {
-        Command::new(python)
-            .args(["-c", "import fhirclient, requests"])
-            .output()
-            .is_ok_and(|output| output.status.success())
-    };
-    if ready(&python) {
-        return python;
-    }
-    // An environment left incomplete is made again.
-    let _ = std::fs::remove_dir_all(&venv);
-    let staging = root.join(format!("fhirclient-venv-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    let run = |command: &mut Command, what: &str| {
-        let output = command
-            .output()
-            .unwrap_or_else(|e| panic!("{what}: {e} (python3 with venv is needed)"));
-        assert!(
-            output.status.success(),
-            "{what} failed (is PyPI reachable?):\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    run(
-        Command::new("python3").args(["-m", "venv"]).arg(&staging),
-        "python3 -m venv",
-    );
-    run(
-        Command::new(staging.join("bin").join("python")).args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--quiet",
-            "fhirclient==4.*",
-        ]),
-        "pip install fhirclient==4.*",
-    );
-    // Another test run may have finished first: then its environment is used.
-    if std::fs::rename(&staging, &venv).is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    assert!(ready(&python), "{} has no fhirclient", venv.display());
-    python
+    python_with(
+        "fhirclient",
+        &["fhirclient==4.*"],
+        "import fhirclient, requests",
+    )
 }
