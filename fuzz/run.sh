@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fhir_json fhirpath search_query cursor ledger_note cds_hook subscription hl7v2)
+[ ${#targets[@]} -gt 0 ] || targets=(fhir_json fhirpath search_query cursor ledger_note cds_hook subscription hl7v2 v2_map kiosk_reading)
 
 export RUSTC_BOOTSTRAP=1
 flags=(--sanitizer none --debug-assertions --release)
@@ -30,6 +30,8 @@ max_len() {
         cds_hook) echo 16384 ;;
         subscription) echo 8192 ;;
         hl7v2) echo 16384 ;;
+        v2_map) echo 16384 ;;
+        kiosk_reading) echo 2048 ;;
         *) echo 1024 ;;
     esac
 }

@@ -99,8 +99,22 @@ fn replay(config: &StoreConfig, id: Option<&str>) -> Result<bool> {
             server::sender_caller(sender, None, format!("replay-{}", uuid::Uuid::new_v4()))
         })
         .context("replaying kept messages")?;
+    // What the replay applied is on the audit trail, as its senders, before it says so.
+    let applied: Vec<(caller::Caller, String, Vec<u8>)> = results
+        .iter()
+        .filter_map(
+            |(_, received, caller)| match (&received.disposition, caller) {
+                (intake::Disposition::Applied { event, response }, Some(caller)) => {
+                    Some((caller.clone(), event.clone(), response.clone()))
+                }
+                _ => None,
+            },
+        )
+        .collect();
+    server::audit_replayed(intake.repository(), &applied)
+        .context("recording the replayed messages on the audit trail")?;
     let mut all_applied = true;
-    for (id, received) in &results {
+    for (id, received, _) in &results {
         let outcome = match &received.disposition {
             intake::Disposition::Applied { event, .. } => {
                 json!({"id": id, "outcome": "applied", "event": event})

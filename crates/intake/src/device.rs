@@ -33,6 +33,8 @@ pub enum UploadError {
     Unauthenticated(String),
     #[error("the upload is malformed: {0}")]
     Malformed(String),
+    #[error("the platform cannot check uploads now, send it again later: {0}")]
+    Unavailable(String),
 }
 
 /// What became of one reading.
@@ -247,6 +249,14 @@ const KINDS: &[Kind] = &[
         places: 1,
     },
 ];
+
+/// A reading's patient-independent content: the Observation's code and value(s) and its time
+/// of measurement, or the reason it is refused (what the fuzz target `kiosk_reading` checks).
+pub fn reading_observation(reading: &Value, now_micros: i64) -> Result<(Value, String), String> {
+    let (_, content) = reading_content(reading)?;
+    let measured = measured_at(reading, now_micros)?;
+    Ok((content, measured))
+}
 
 /// A reading's patient-independent content: the Observation's code and value(s).
 fn reading_content(reading: &Value) -> Result<(String, Value), String> {

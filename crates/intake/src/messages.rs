@@ -90,10 +90,16 @@ impl Intake {
         &self.repository
     }
 
-    /// The sender of a message, or the refusal (AR) of an unknown one.
-    pub fn sender(&self, message: &Message) -> Result<Sender, Refusal> {
+    /// The sender of a message that came from `peer` (none: not over the network, a replay),
+    /// or the refusal (AR) of an unknown one or one connecting from elsewhere than configured.
+    pub fn sender(
+        &self,
+        message: &Message,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Sender, Refusal> {
         let header = message.header();
-        self.senders
+        let sender = self
+            .senders
             .match_sender(header.value(3, 1), (header.value(4, 1), header.value(4, 2)))
             .map_err(|unknown| Refusal {
                 code: AckCode::ApplicationReject,
@@ -105,7 +111,18 @@ impl Intake {
                         AckError::error(204, unknown.to_string()).at("MSH", 1, 4)
                     }
                 },
-            })
+            })?;
+        if let Some(peer) = peer
+            && !sender.addresses.is_empty()
+            && !sender.addresses.contains(&peer)
+        {
+            return Err(Refusal {
+                code: AckCode::ApplicationReject,
+                error: AckError::error(204, format!("{} does not send from {peer}", sender.key))
+                    .at("MSH", 1, 4),
+            });
+        }
+        Ok(sender)
     }
 
     /// Applies a message from `sender` as `caller` (the sender's identity, built by the edge
@@ -258,19 +275,29 @@ impl Intake {
         bytes: &[u8],
     ) -> Result<(), RepositoryError> {
         let store = self.repository.store();
-        let attempts = store
+        let earlier = store
             .checkpoint(key)?
-            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+        let attempts = earlier
+            .as_ref()
             .and_then(|kept| kept.get("attempts").and_then(Value::as_u64))
             .unwrap_or(0)
             + 1;
+        let now = fhir_model::clock::now_micros();
+        // When it first came: replays go in that order, so an older message never lands
+        // after a newer one about the same patient.
+        let first = earlier
+            .as_ref()
+            .and_then(|kept| kept.get("first").and_then(Value::as_i64))
+            .unwrap_or(now);
         let value = json!({
+            "first": first,
             "sender": sender,
             "controlId": control_id,
             "event": event,
             "error": error,
             "attempts": attempts,
-            "at": fhir_model::clock::now_micros(),
+            "at": now,
             "message": base64::engine::general_purpose::STANDARD.encode(bytes),
         })
         .to_string();
@@ -281,44 +308,52 @@ impl Intake {
         Ok(())
     }
 
-    /// The kept messages, oldest key first.
+    /// The kept messages, in the order they first arrived.
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, RepositoryError> {
         let kept = self.repository.store().checkpoints_with_prefix(DEAD)?;
-        Ok(kept
+        let mut letters: Vec<(i64, DeadLetter)> = kept
             .into_iter()
             .filter_map(|(key, text)| {
                 let value: Value = serde_json::from_str(&text).ok()?;
                 let text_of =
                     |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
-                Some(DeadLetter {
-                    id: key.trim_start_matches(DEAD).to_owned(),
-                    sender: text_of("sender"),
-                    control_id: text_of("controlId"),
-                    event: text_of("event"),
-                    error: text_of("error").unwrap_or_default(),
-                    attempts: value.get("attempts").and_then(Value::as_u64).unwrap_or(0),
-                    at: value.get("at").and_then(Value::as_i64).unwrap_or(0),
-                    bytes: base64::engine::general_purpose::STANDARD
-                        .decode(text_of("message")?)
-                        .ok()?,
-                })
+                let first = value.get("first").and_then(Value::as_i64).unwrap_or(0);
+                Some((
+                    first,
+                    DeadLetter {
+                        id: key.trim_start_matches(DEAD).to_owned(),
+                        sender: text_of("sender"),
+                        control_id: text_of("controlId"),
+                        event: text_of("event"),
+                        error: text_of("error").unwrap_or_default(),
+                        attempts: value.get("attempts").and_then(Value::as_u64).unwrap_or(0),
+                        at: value.get("at").and_then(Value::as_i64).unwrap_or(0),
+                        bytes: base64::engine::general_purpose::STANDARD
+                            .decode(text_of("message")?)
+                            .ok()?,
+                    },
+                ))
             })
-            .collect())
+            .collect();
+        letters.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+        Ok(letters.into_iter().map(|(_, letter)| letter).collect())
     }
 
     /// Applies kept messages again (all, or the one with `only`'s id), each as the caller
     /// `caller_for` makes for its sender (the edge's, as when it first arrived). Answers each
-    /// message's id and what became of it; applied ones leave the store.
+    /// message's id, what became of it and the caller it was applied as (for the edge's
+    /// audit trail); applied ones leave the store.
     pub fn replay(
         &self,
         only: Option<&str>,
         caller_for: &dyn Fn(&Sender) -> Caller,
-    ) -> Result<Vec<(String, Received)>, RepositoryError> {
+    ) -> Result<Vec<(String, Received, Option<Caller>)>, RepositoryError> {
         let mut results = Vec::new();
         for letter in self.dead_letters()? {
             if only.is_some_and(|id| id != letter.id) {
                 continue;
             }
+            let mut applied_as = None;
             let received = match hl7v2::parse(&letter.bytes) {
                 Err(error) => {
                     let key = format!("{DEAD}{}", letter.id);
@@ -340,11 +375,12 @@ impl Intake {
                         },
                     )
                 }
-                Ok(message) => match self.sender(&message) {
+                Ok(message) => match self.sender(&message, None) {
                     Err(refusal) => Received::refused(refusal, Disposition::Refused),
                     Ok(sender) => {
-                        let received =
-                            self.receive(&caller_for(&sender), &sender, &message, &letter.bytes);
+                        let caller = caller_for(&sender);
+                        let received = self.receive(&caller, &sender, &message, &letter.bytes);
+                        applied_as = Some(caller);
                         if matches!(received.disposition, Disposition::Duplicate) {
                             // Applied by a resend meanwhile: nothing left to keep.
                             let mut tx = self.repository.store().begin()?;
@@ -355,7 +391,7 @@ impl Intake {
                     }
                 },
             };
-            results.push((letter.id, received));
+            results.push((letter.id, received, applied_as));
         }
         Ok(results)
     }

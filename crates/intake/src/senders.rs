@@ -31,6 +31,10 @@ pub struct SenderConfig {
     /// The message types accepted: `ADT`, `ORU^R01`; empty for every type the platform maps.
     #[serde(default)]
     pub accept: Vec<String>,
+    /// The network addresses the sender connects from; empty for any (MLLP has no
+    /// authentication of its own: on an open network, name them).
+    #[serde(default)]
+    pub addresses: Vec<std::net::IpAddr>,
     /// Translations of the sender's local codes.
     #[serde(default)]
     pub codes: Vec<CodeMapping>,
@@ -60,6 +64,8 @@ pub struct Sender {
     /// Whether the Organization may need to be created (an unconfigured facility).
     pub facility_name: Option<String>,
     pub accept: Vec<String>,
+    /// Where it may connect from (empty: anywhere).
+    pub addresses: Vec<std::net::IpAddr>,
     pub code_maps: CodeMaps,
 }
 
@@ -125,6 +131,7 @@ impl Senders {
                 organization: facility_organization_id(first),
                 facility_name: Some(first.to_owned()),
                 accept: Vec::new(),
+                addresses: Vec::new(),
                 code_maps: CodeMaps::default(),
             });
         }
@@ -158,28 +165,22 @@ impl Senders {
             organization: config.organization.clone(),
             facility_name: None,
             accept: config.accept.clone(),
+            addresses: config.addresses.clone(),
             code_maps,
         })
     }
 }
 
-/// The Organization id of a facility first known by its MSH-4: the name itself when it is a
-/// valid id (hospital systems often send a short code), else a hash of it (`hl7-` and 16 hex
-/// digits), so every message from the facility lands with the same institution.
+/// The Organization id of a facility first known by its MSH-4: `hl7-` and a hash of the name,
+/// always, so that an unconfigured sender is held apart from every institution of the
+/// directory (a sender naming `county-hosp-520621` in MSH-4 does not write as that hospital:
+/// only a configured sender speaks for an institution), and every message from the facility
+/// lands with the same one.
 pub fn facility_organization_id(facility: &str) -> String {
-    let valid = !facility.is_empty()
-        && facility.len() <= 64
-        && facility
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    if valid {
-        facility.to_owned()
-    } else {
-        format!(
-            "hl7-{:016x}",
-            xxhash_rust::xxh3::xxh3_64(facility.as_bytes())
-        )
-    }
+    format!(
+        "hl7-{:016x}",
+        xxhash_rust::xxh3::xxh3_64(facility.as_bytes())
+    )
 }
 
 #[cfg(test)]
@@ -194,13 +195,12 @@ mod tests {
             .expect("open");
         assert_eq!(sender.key, "facility:GOOD HEALTH");
         assert!(sender.organization.starts_with("hl7-"));
-        assert_eq!(
-            senders
-                .match_sender(None, (Some("county-hosp-520621"), None))
-                .unwrap()
-                .organization,
-            "county-hosp-520621"
-        );
+        // Naming an institution of the directory is not speaking for it.
+        let named = senders
+            .match_sender(None, (Some("county-hosp-520621"), None))
+            .unwrap();
+        assert_ne!(named.organization, "county-hosp-520621");
+        assert!(named.organization.starts_with("hl7-"));
         assert_eq!(
             senders.match_sender(None, (Some(" "), None)).err(),
             Some(UnknownSender::NoFacility)
@@ -215,6 +215,7 @@ mod tests {
             application: Some("HIS".into()),
             organization: "county-hosp-520621".into(),
             accept: vec!["ADT".into(), "ORU^R01".into()],
+            addresses: Vec::new(),
             codes: Vec::new(),
         }]);
         let sender = senders

@@ -464,18 +464,18 @@ pub(crate) fn record_intake(
     mut access: RestAccess,
     response: Option<&[u8]>,
 ) -> Result<(), audit::AuditError> {
-    record_intakes(trail, who, vec![(&mut access, response)])
+    record_intakes(trail, vec![(who, &mut access, response)])
 }
 
-/// [`record_intake`] for several accesses at once (a batch of uploads: one access per
-/// patient, each naming that patient's resources), made durable together.
+/// [`record_intake`] for several accesses at once, each by its own caller (a batch of
+/// uploads: one access per device and patient, naming that patient's resources), made
+/// durable together.
 pub(crate) fn record_intakes(
     trail: &Trail,
-    who: &Caller,
-    accesses: Vec<(&mut RestAccess, Option<&[u8]>)>,
+    accesses: Vec<(&Caller, &mut RestAccess, Option<&[u8]>)>,
 ) -> Result<(), audit::AuditError> {
     let mut events = Vec::new();
-    for (access, response) in accesses {
+    for (who, access, response) in accesses {
         events.extend(intake_events(trail, who, access, response));
     }
     let prepared = trail.sink.prepare(events)?;

@@ -86,6 +86,45 @@ pub fn sender_caller(sender: &Sender, address: Option<IpAddr>, request_id: Strin
     }
 }
 
+/// Records on the audit trail what replayed messages wrote, each as its sender (the command
+/// line's `meridian intake replay` is an edge like the listener: what it applies is audited
+/// the same way). Blocks until the events are durable.
+pub fn audit_replayed(
+    repository: &Arc<repository::Repository>,
+    replayed: &[(Caller, String, Vec<u8>)],
+) -> Result<(), access::audit::AuditError> {
+    if replayed.is_empty() {
+        return Ok(());
+    }
+    let trail = crate::audit::Trail {
+        repository: Arc::clone(repository),
+        sink: Arc::new(access::audit::AuditSink::start(
+            Arc::clone(repository),
+            Caller::operator("audit-trail"),
+            access::audit::SinkConfig::default(),
+        )),
+        observer: access::audit::Observer {
+            name: "Meridian".into(),
+            base: None,
+        },
+    };
+    let mut accesses: Vec<(&Caller, RestAccess, &[u8])> = replayed
+        .iter()
+        .map(|(caller, event, response)| {
+            let mut access = RestAccess::new(Interaction::Operation("$hl7v2-message".into()), None);
+            access.query = Some(format!("event={event}&replay=true"));
+            (caller, access, response.as_slice())
+        })
+        .collect();
+    crate::audit::record_intakes(
+        &trail,
+        accesses
+            .iter_mut()
+            .map(|(who, access, response)| (*who, access, Some(*response)))
+            .collect(),
+    )
+}
+
 /// Starts the MLLP listener and the MQTT subscriber the settings ask for, on the current
 /// runtime.
 pub async fn start(state: &AppState, settings: IntakeSettings) -> std::io::Result<IntakeGuard> {
@@ -118,6 +157,9 @@ async fn accept_mllp(
     intake: Arc<Intake>,
     stop: CancellationToken,
 ) {
+    // Each connection may hold a frame of up to 16 MiB: their number is bounded, and one over
+    // the bound is closed at once (the sender retries).
+    let slots = Arc::new(tokio::sync::Semaphore::new(MLLP_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
@@ -125,13 +167,15 @@ async fn accept_mllp(
         };
         match accepted {
             Ok((socket, peer)) => {
-                tokio::spawn(serve_mllp(
-                    socket,
-                    peer,
-                    state.clone(),
-                    Arc::clone(&intake),
-                    stop.clone(),
-                ));
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    tracing::warn!(%peer, "too many MLLP connections; one refused");
+                    continue;
+                };
+                let (state, intake, stop) = (state.clone(), Arc::clone(&intake), stop.clone());
+                tokio::spawn(async move {
+                    serve_mllp(socket, peer, state, intake, stop).await;
+                    drop(slot);
+                });
             }
             Err(error) => {
                 tracing::warn!(%error, "accepting an MLLP connection");
@@ -143,6 +187,13 @@ async fn accept_mllp(
 
 /// How long an MLLP connection may stay silent before it is closed.
 const MLLP_IDLE: Duration = Duration::from_secs(600);
+
+/// How long writing an acknowledgement may take before the connection is dropped (a sender
+/// that stopped reading).
+const MLLP_SEND: Duration = Duration::from_secs(60);
+
+/// MLLP connections served at once.
+const MLLP_CONNECTIONS: usize = 512;
 
 async fn serve_mllp(
     mut socket: tokio::net::TcpStream,
@@ -177,9 +228,14 @@ async fn serve_mllp(
         // Frames are answered in order, each after it is applied: stopping between two
         // leaves the second unread, for the sender to send again.
         for frame in frames {
-            let replies = answer(&state, &intake, frame, peer.ip()).await;
+            let Some(replies) = answer(&state, &intake, frame, peer.ip()).await else {
+                return;
+            };
             for reply in replies {
-                if socket.write_all(&hl7v2::mllp::frame(&reply)).await.is_err() {
+                let sent =
+                    tokio::time::timeout(MLLP_SEND, socket.write_all(&hl7v2::mllp::frame(&reply)))
+                        .await;
+                if !matches!(sent, Ok(Ok(()))) {
                     return;
                 }
             }
@@ -187,13 +243,14 @@ async fn serve_mllp(
     }
 }
 
-/// The acknowledgements of one MLLP frame (one message, or a batch of them).
+/// The acknowledgements of one MLLP frame (one message, or a batch of them); `None` when
+/// one of them cannot be answered (see [`apply`]).
 async fn answer(
     state: &AppState,
     intake: &Arc<Intake>,
     frame: Vec<u8>,
     peer: IpAddr,
-) -> Vec<Vec<u8>> {
+) -> Option<Vec<Vec<u8>>> {
     // One message, several, or a batch or file envelope around them: each is answered.
     let messages: Vec<(Vec<u8>, Result<Message, String>)> = match hl7v2::parse_batch(&frame) {
         Ok(batch) if batch.messages.len() == 1 => {
@@ -228,30 +285,35 @@ async fn answer(
                 continue;
             }
         };
-        replies.extend(apply(state, intake, message, bytes, peer).await);
+        replies.extend(apply(state, intake, message, bytes, peer).await?);
     }
-    replies
+    Some(replies)
 }
 
-/// Applies one message and answers its acknowledgements.
+/// Applies one message and answers its acknowledgements; `None` when it cannot say
+/// whether the message was applied (the connection is then closed unanswered).
 async fn apply(
     state: &AppState,
     intake: &Arc<Intake>,
     message: Message,
     bytes: Vec<u8>,
     peer: IpAddr,
-) -> Vec<Vec<u8>> {
-    let sender = match intake.sender(&message) {
+) -> Option<Vec<Vec<u8>>> {
+    // An acknowledgement from the other side (of an answer it got) is not a message to apply.
+    if message.message_type().0 == Some("ACK") {
+        return Some(Vec::new());
+    }
+    let sender = match intake.sender(&message, Some(peer)) {
         Ok(sender) => sender,
         Err(refusal) => {
-            return acknowledgements(
+            return Some(acknowledgements(
                 &message,
                 &Received {
                     code: refusal.code,
                     errors: vec![refusal.error],
                     disposition: Disposition::Refused,
                 },
-            );
+            ));
         }
     };
     let request_id = format!("hl7v2-{}", uuid::Uuid::new_v4());
@@ -267,8 +329,11 @@ async fn apply(
         {
             Ok(done) => done,
             Err(error) => {
-                tracing::error!(%error, "applying an HL7 v2 message failed");
-                return vec![unreadable_ack("the message could not be processed")];
+                // The server is stopping (or the work panicked): whether the message was
+                // applied is not known here, so it is not answered at all; the sender sends
+                // it again and its control id settles it.
+                tracing::error!(%error, "applying an HL7 v2 message was cut short");
+                return None;
             }
         }
     };
@@ -301,7 +366,7 @@ async fn apply(
             };
         }
     }
-    acknowledgements(&message, &received)
+    Some(acknowledgements(&message, &received))
 }
 
 /// The acknowledgements of a message: the application acknowledgement in the original mode;
@@ -329,7 +394,10 @@ fn acknowledgements(message: &Message, received: &Received) -> Vec<Vec<u8>> {
             accept,
             application,
         } => {
+            // CE: the platform could not take it now (send again); CR: refused for good.
+            let unavailable = received.errors.iter().any(|e| e.code == 207);
             let commit = match received.disposition {
+                Disposition::Refused if unavailable => AckCode::CommitError,
                 Disposition::Refused => AckCode::CommitReject,
                 _ => AckCode::CommitAccept,
             };
@@ -411,6 +479,8 @@ enum Reply {
         client: rumqttc::AsyncClient,
         publish: Box<rumqttc::Publish>,
         device: String,
+        /// The runtime the client's event loop runs on, to send the answer from the writer.
+        runtime: tokio::runtime::Handle,
     },
 }
 
@@ -529,7 +599,12 @@ fn owner_of(state: &AppState, device: &str) -> Result<Option<String>, UploadErro
     let record = state
         .repository()
         .read(&reader, "Device", device)
-        .map_err(|e| UploadError::Unauthenticated(format!("Device/{device}: {e}")))?;
+        .map_err(|e| match e {
+            repository::RepositoryError::Store(_) | repository::RepositoryError::Internal(_) => {
+                UploadError::Unavailable(format!("Device/{device}: {e}"))
+            }
+            _ => UploadError::Unauthenticated(format!("Device/{device}: {e}")),
+        })?;
     let resource = repository::parse_stored(&record)
         .map_err(|e| UploadError::Unauthenticated(format!("Device/{device}: {e}")))?;
     if resource.get("status").and_then(Value::as_str) == Some("inactive") {
@@ -568,24 +643,50 @@ fn write_batches(state: &WriterContext, taken: &std::sync::mpsc::Receiver<Pendin
                 Err(_) => break,
             }
         }
-        let mut groups: Vec<(Caller, Vec<Pending>)> = Vec::new();
-        for pending in batch {
+        // One transaction per institution (what it holds is written as its own)...
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (index, pending) in batch.iter().enumerate() {
             match groups
                 .iter_mut()
-                .find(|(c, _)| c.organization == pending.caller.organization)
+                .find(|group| batch[group[0]].caller.organization == pending.caller.organization)
             {
-                Some((_, group)) => group.push(pending),
-                None => groups.push((pending.caller.clone(), vec![pending])),
+                Some(group) => group.push(index),
+                None => groups.push(vec![index]),
             }
         }
-        for (caller, group) in groups {
-            write_group(state, &readings, &caller, group);
+        let mut results: Vec<Option<Answered>> = (0..batch.len()).map(|_| None).collect();
+        for group in groups {
+            let answered = write_group(state, &readings, &batch, &group);
+            for (index, result) in group.into_iter().zip(answered) {
+                results[index] = Some(result);
+            }
+        }
+        // ...and every upload answered in the order it arrived (MQTT acknowledges a
+        // session's messages in the order they were received).
+        for (pending, result) in batch.into_iter().zip(results) {
+            let result = result.unwrap_or_else(|| Err("the upload was not written".into()));
+            answer_upload(pending, result);
         }
     }
 }
 
-fn write_group(state: &WriterContext, readings: &Readings, caller: &Caller, group: Vec<Pending>) {
-    let uploads: Vec<Upload> = group.iter().map(|p| p.upload.clone()).collect();
+/// What became of an upload's readings, or why none was written.
+type Answered = Result<Vec<(String, ReadingStatus)>, String>;
+
+/// Attempts at a batch whose store is unavailable, before its uploads are answered with an
+/// error (the kiosks send them again).
+const WRITE_ATTEMPTS: u32 = 4;
+
+/// Writes one institution's uploads of a batch (`group` indexes `batch`) in one transaction,
+/// audits each upload as the device that sent it, and answers each upload's readings.
+fn write_group(
+    state: &WriterContext,
+    readings: &Readings,
+    batch: &[Pending],
+    group: &[usize],
+) -> Vec<Answered> {
+    let caller = &batch[group[0]].caller;
+    let uploads: Vec<Upload> = group.iter().map(|&i| batch[i].upload.clone()).collect();
     let repository = Arc::clone(&state.trail.repository);
     let resolve = |code: &str| -> Option<String> {
         let identity = state.identity.as_ref()?;
@@ -596,68 +697,73 @@ fn write_group(state: &WriterContext, readings: &Readings, caller: &Caller, grou
             .into_iter()
             .next()
     };
-    let written = readings.write(&repository, caller, &uploads, &resolve);
-    let mut results: Vec<Result<Vec<(String, ReadingStatus)>, String>> = match written {
+    let mut attempt = 0;
+    let written = loop {
+        attempt += 1;
+        match readings.write(&repository, caller, &uploads, &resolve) {
+            Err(repository::RepositoryError::Store(error)) if attempt < WRITE_ATTEMPTS => {
+                tracing::warn!(%error, attempt, "writing readings failed; trying again");
+                std::thread::sleep(Duration::from_millis(250 << attempt));
+            }
+            other => break other,
+        }
+    };
+    let mut results: Vec<Answered> = match written {
         Ok(all) => all.into_iter().map(Ok).collect(),
         Err(error) => {
             tracing::warn!(%error, "writing readings failed");
             group
                 .iter()
-                .map(|_| {
-                    Err(format!(
-                        "the platform could not write the readings now: {error}"
-                    ))
-                })
+                .map(|_| Err(format!("the platform could not write the readings now, send them again later: {error}")))
                 .collect()
         }
     };
-    let accepted: Vec<(&String, &String)> = results
-        .iter()
-        .flatten()
-        .flatten()
-        .filter_map(|(_, status)| match status {
-            ReadingStatus::Accepted {
+    // One access per device and patient, naming that patient's readings: each resident's
+    // trail lists what was written about them, by which kiosk, and the events grow with the
+    // readings.
+    let mut accesses: Vec<(&Caller, &String, RestAccess)> = Vec::new();
+    for (&index, result) in group.iter().zip(&results) {
+        let device = &batch[index].caller;
+        for (_, status) in result.iter().flatten() {
+            let ReadingStatus::Accepted {
                 observation,
                 patient,
-            } => Some((observation, patient)),
-            _ => None,
-        })
-        .collect();
-    if !accepted.is_empty() {
-        state.written.bump();
-        // One access per patient, naming that patient's readings: each resident's trail
-        // lists what was written about them, and the events grow with the readings.
-        let mut by_patient: Vec<(&String, RestAccess)> = Vec::new();
-        for (observation, patient) in &accepted {
-            let index = match by_patient.iter().position(|(p, _)| p == patient) {
-                Some(index) => index,
-                None => {
-                    let mut access = RestAccess::new(Interaction::Create, Some("Observation"));
-                    access.add_patient((*patient).clone());
-                    by_patient.push((patient, access));
-                    by_patient.len() - 1
-                }
+            } = status
+            else {
+                continue;
             };
-            by_patient[index].1.add_resource((*observation).clone());
+            let position = accesses
+                .iter()
+                .position(|(who, p, _)| std::ptr::eq(*who, device) && *p == patient);
+            let position = position.unwrap_or_else(|| {
+                let mut access = RestAccess::new(Interaction::Create, Some("Observation"));
+                access.add_patient(patient.clone());
+                accesses.push((device, patient, access));
+                accesses.len() - 1
+            });
+            accesses[position].2.add_resource(observation.clone());
         }
+    }
+    if !accesses.is_empty() {
+        state.written.bump();
         let audited = crate::audit::record_intakes(
             &state.trail,
-            caller,
-            by_patient
+            accesses
                 .iter_mut()
-                .map(|(_, access)| (access, None))
+                .map(|(who, _, access)| (*who, access, None))
                 .collect(),
         );
         if let Err(error) = audited {
             tracing::error!(%error, "readings were written but their audit trail failed");
             for result in &mut results {
-                *result = Err("the readings were written but their access could not be recorded; send them again".into());
+                *result = Err(
+                    "the readings were written but their access could not be recorded; send them again"
+                        .into(),
+                );
             }
         }
     }
-    for (pending, result) in group.into_iter().zip(results) {
-        answer_upload(pending, result);
-    }
+    results
 }
 
 /// An upload's answer: each reading's id and status, for the kiosk to show.
@@ -686,7 +792,7 @@ fn answer_json(result: &Result<Vec<(String, ReadingStatus)>, String>) -> Value {
     }
 }
 
-fn answer_upload(pending: Pending, result: Result<Vec<(String, ReadingStatus)>, String>) {
+fn answer_upload(pending: Pending, result: Answered) {
     match pending.reply {
         Reply::Http(sender) => {
             let _ = sender.send(result);
@@ -695,20 +801,23 @@ fn answer_upload(pending: Pending, result: Result<Vec<(String, ReadingStatus)>, 
             client,
             publish,
             device,
+            runtime,
         } => {
-            let failed = result.is_err();
             let body = answer_json(&result).to_string();
-            let _ = client.try_publish(
-                format!("meridian/kiosk/{device}/ack"),
-                rumqttc::QoS::AtLeastOnce,
-                false,
-                body,
-            );
-            // Acknowledged to the broker only once written (or refused for good): a failure
-            // to write leaves it with the broker, which sends it again.
-            if !failed {
-                let _ = client.try_ack(&publish);
-            }
+            // The kiosk has its answer (an error says: send again) before the broker is told
+            // the upload is done; an upload the server never answered (it stopped first)
+            // stays with the broker, which delivers it again.
+            runtime.block_on(async {
+                let _ = client
+                    .publish(
+                        format!("meridian/kiosk/{device}/ack"),
+                        rumqttc::QoS::AtLeastOnce,
+                        false,
+                        body,
+                    )
+                    .await;
+                let _ = client.ack(&publish).await;
+            });
         }
     }
 }
@@ -770,6 +879,9 @@ async fn post_readings(State(state): State<AppState>, request: Request) -> Respo
         }
         Ok(Err(UploadError::Malformed(reason))) => {
             return problem(StatusCode::BAD_REQUEST, &reason);
+        }
+        Ok(Err(error @ UploadError::Unavailable(_))) => {
+            return problem(StatusCode::SERVICE_UNAVAILABLE, &error.to_string());
         }
         Err(_) => {
             return problem(
@@ -878,6 +990,7 @@ async fn subscribe_mqtt(
                                 client: client.clone(),
                                 publish: Box::new(publish),
                                 device,
+                                runtime: tokio::runtime::Handle::current(),
                             },
                         };
                         // The queue is bounded: waiting here slows reading from the broker.

@@ -43,7 +43,8 @@ pub use error::ApiError;
 pub use host::AllowedHost;
 pub use identity::IdentityServices;
 pub use intake::{
-    IntakeGuard, IntakeSettings, READINGS_TOPIC, sender_caller, start as start_intake,
+    IntakeGuard, IntakeSettings, READINGS_TOPIC, audit_replayed, sender_caller,
+    start as start_intake,
 };
 pub use lanes::WorkLimits;
 pub use ledger::{WitnessConfig, publish_checkpoints};

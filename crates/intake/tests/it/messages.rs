@@ -66,8 +66,8 @@ fn a_message_is_applied_once_and_its_resend_is_acknowledged_without_a_second_wri
         let repository = repository(&store);
         let intake = Intake::new(Arc::clone(&repository), Senders::default());
         let message = parse(ADMIT);
-        let sender = intake.sender(&message).unwrap();
-        assert_eq!(sender.organization, "CNTY", "{backend}");
+        let sender = intake.sender(&message, None).unwrap();
+        assert!(sender.organization.starts_with("hl7-"), "{backend}");
         let caller = caller_of(&sender);
         let first = intake.receive(&caller, &sender, &message, ADMIT.as_bytes());
         assert_eq!(
@@ -82,7 +82,14 @@ fn a_message_is_applied_once_and_its_resend_is_acknowledged_without_a_second_wri
         );
         // The facility first seen is an institution now, holding what it sent.
         assert_eq!(
-            count(&repository, "Organization", &[("_id", "CNTY")]),
+            count(
+                &repository,
+                "Organization",
+                &[(
+                    "identifier",
+                    "https://meridian.example/sid/hl7v2-facility|CNTY"
+                )]
+            ),
             1,
             "{backend}"
         );
@@ -164,6 +171,7 @@ fn a_message_the_store_refuses_is_kept_and_applies_on_replay_after_the_mapping_i
                 application: None,
                 organization: "county-hosp".into(),
                 accept: vec!["ORU^R01".into()],
+                addresses: Vec::new(),
                 codes: vec![CodeMapping {
                     system: "L".into(),
                     code: "GLU".into(),
@@ -176,7 +184,7 @@ fn a_message_the_store_refuses_is_kept_and_applies_on_replay_after_the_mapping_i
         // A mistyped mapping: a code system that is not a URI, which no Observation may carry.
         let broken = Intake::new(Arc::clone(&repository), configured("loinc org"));
         let message = parse(RESULT);
-        let sender = broken.sender(&message).unwrap();
+        let sender = broken.sender(&message, None).unwrap();
         let received = broken.receive(&caller_of(&sender), &sender, &message, RESULT.as_bytes());
         assert_eq!(received.code, AckCode::ApplicationError, "{backend}");
         assert!(!received.errors[0].text.is_empty(), "{backend}");
@@ -198,7 +206,8 @@ fn a_message_the_store_refuses_is_kept_and_applies_on_replay_after_the_mapping_i
         let replayed = fixed.replay(None, &caller_of).unwrap();
         assert_eq!(replayed.len(), 1, "{backend}");
         assert!(
-            matches!(replayed[0].1.disposition, Disposition::Applied { .. }),
+            matches!(replayed[0].1.disposition, Disposition::Applied { .. })
+                && replayed[0].2.is_some(),
             "{backend}: {:?}",
             replayed[0].1.errors
         );
@@ -239,17 +248,27 @@ fn configured_senders_are_the_only_ones_and_send_only_their_types() {
             application: Some("LIS".into()),
             organization: "county-hosp".into(),
             accept: vec!["ORU".into()],
+            addresses: vec!["10.1.2.3".parse().unwrap()],
             codes: Vec::new(),
         }]),
     );
+    // Only from its own address.
+    let result = parse(RESULT);
+    let from_elsewhere = intake.sender(&result, Some("10.9.9.9".parse().unwrap()));
+    assert_eq!(from_elsewhere.unwrap_err().error.code, 204);
+    assert!(
+        intake
+            .sender(&result, Some("10.1.2.3".parse().unwrap()))
+            .is_ok()
+    );
     // ADMIT comes from CNTY's HIS, which is not configured.
-    let refusal = intake.sender(&parse(ADMIT)).unwrap_err();
+    let refusal = intake.sender(&parse(ADMIT), None).unwrap_err();
     assert_eq!(refusal.code, AckCode::ApplicationReject);
     assert_eq!(refusal.error.code, 204);
     // The LIS may send results but not admissions.
     let admit_from_lis = ADMIT.replace("|HIS|", "|LIS|");
     let message = parse(&admit_from_lis);
-    let sender = intake.sender(&message).unwrap();
+    let sender = intake.sender(&message, None).unwrap();
     let received = intake.receive(
         &caller_of(&sender),
         &sender,
