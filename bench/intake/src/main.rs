@@ -1,7 +1,7 @@
 //! Kiosk readings over MQTT under load (BENCHMARKS.md, "Intake"). `run.sh` starts the server
-//! on a seeded store, registers the kiosks and issues their secrets; this program publishes
-//! every kiosk's uploads (JWS HS256, as docs/intake.md says) as fast as the broker takes them
-//! and waits for each upload's acknowledgement.
+//! on a seeded store, registers the kiosks and issues their secrets; this program has every
+//! kiosk publish its uploads (JWS HS256, as docs/intake.md says), each as soon as the previous
+//! one is answered, and times the whole and each upload's answer.
 //!
 //! Arguments: BROKER (host:port), DEVICES (a file of `device-id secret` lines), RESIDENTS (a
 //! file of resident ID numbers), READINGS (total), PER_UPLOAD (readings per upload).
@@ -39,17 +39,32 @@ fn main() -> Result<()> {
     let mut uploads = Vec::new();
     let mut made = 0;
     let mut upload_no = 0;
+    // Readings' ids unique to this run: a run on a store that has an earlier run's readings
+    // writes new ones.
+    let run = std::process::id();
     while made < readings {
         let (device, secret) = &devices[upload_no % devices.len()];
         let count = per_upload.min(readings - made);
+        // A kiosk session measures one resident several ways (blood pressure, glucose, SpO2,
+        // heart rate, weight): an upload carries the sessions since the last one.
         let batch: Vec<Value> = (0..count)
             .map(|i| {
                 let n = made + i;
-                let resident = &residents[n * 7919 % residents.len()];
-                let (systolic, diastolic) = (110 + (n * 13 % 60), 70 + (n * 7 % 25));
-                json!({"id": format!("b{upload_no}-{i}"), "resident": {"idNumber": resident},
-                    "measured": format!("2026-11-{:02}T{:02}:{:02}:00+08:00", 1 + n % 28, 7 + n % 12, n % 60),
-                    "type": "blood-pressure", "systolic": systolic, "diastolic": diastolic, "unit": "mm[Hg]"})
+                let resident = &residents[(n / 5) * 7919 % residents.len()];
+                let measured = format!("2026-11-{:02}T{:02}:{:02}:00+08:00", 1 + n / 5 % 28, 7 + n / 5 % 12, n % 60);
+                let mut reading = json!({"id": format!("b{run}-{upload_no}-{i}"),
+                    "resident": {"idNumber": resident}, "measured": measured});
+                let values = match n % 5 {
+                    0 => json!({"type": "blood-pressure", "systolic": 110 + n * 13 % 60, "diastolic": 70 + n * 7 % 25, "unit": "mm[Hg]"}),
+                    1 => json!({"type": "glucose", "value": 4.5 + (n % 40) as f64 / 10.0, "unit": "mmol/L"}),
+                    2 => json!({"type": "spo2", "value": 94 + n % 6, "unit": "%"}),
+                    3 => json!({"type": "heart-rate", "value": 60 + n % 40, "unit": "/min"}),
+                    _ => json!({"type": "weight", "value": 50 + n % 30, "unit": "kg"}),
+                };
+                for (k, v) in values.as_object().into_iter().flatten() {
+                    reading[k] = v.clone();
+                }
+                reading
             })
             .collect();
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
@@ -69,64 +84,90 @@ fn main() -> Result<()> {
     runtime.block_on(publish(broker, uploads, readings))
 }
 
+/// Each kiosk keeps up to `PER_KIOSK` uploads unanswered (a kiosk sends what it has queued,
+/// keeping each until it is answered), sending the next as one is answered.
+const PER_KIOSK: usize = 4;
+
+/// The kiosks' uploads published and answered.
 async fn publish(broker: &str, uploads: Vec<(String, String)>, readings: usize) -> Result<()> {
     let (host, port) = broker.rsplit_once(':').context("BROKER is host:port")?;
     let mut options = rumqttc::MqttOptions::new("intake-bench", host, port.parse()?);
     options.set_max_packet_size(16 << 20, 16 << 20);
-    options.set_inflight(500);
+    options.set_inflight(1_000);
     options.set_keep_alive(Duration::from_secs(60));
     let (client, mut events) = rumqttc::AsyncClient::new(options, 10_000);
-    client
-        .subscribe("meridian/kiosk/+/ack", rumqttc::QoS::AtLeastOnce)
-        .await?;
     let total = uploads.len();
-    let sender = client.clone();
-    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
-    let publisher = tokio::spawn(async move {
-        // Give the subscription a moment to be in place before the first upload.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let started = Instant::now();
-        for (device, jws) in uploads {
-            let topic = format!("meridian/kiosk/{device}/readings");
-            let _ = sent_tx.send((device, Instant::now()));
-            sender
+    let mut queues: HashMap<String, std::collections::VecDeque<String>> = HashMap::new();
+    for (device, jws) in uploads {
+        queues.entry(device).or_default().push_back(jws);
+    }
+    let send = |device: &str, jws: String| {
+        let client = client.clone();
+        let topic = format!("meridian/kiosk/{device}/readings");
+        async move {
+            client
                 .publish(topic, rumqttc::QoS::AtLeastOnce, false, jws)
-                .await?;
+                .await
         }
-        Ok::<_, anyhow::Error>(started)
-    });
-    // Acknowledgements come per device in the order its uploads were sent.
-    let mut pending: HashMap<String, std::collections::VecDeque<Instant>> = HashMap::new();
+    };
+    let mut in_flight: HashMap<String, std::collections::VecDeque<Instant>> = HashMap::new();
     let mut latencies = Vec::with_capacity(total);
     let (mut accepted, mut refused, mut failed) = (0u64, 0u64, 0u64);
-    let deadline = Instant::now() + Duration::from_secs(900);
+    let mut started = None;
+    let deadline = Instant::now() + Duration::from_secs(1_800);
     while latencies.len() < total && Instant::now() < deadline {
-        while let Ok((device, at)) = sent_rx.try_recv() {
-            pending.entry(device).or_default().push_back(at);
-        }
         let event = tokio::time::timeout(Duration::from_secs(30), events.poll()).await;
         let Ok(event) = event else {
-            bail!("no acknowledgement for 30 s")
+            bail!(
+                "no acknowledgement for 30 s ({} of {total} answered)",
+                latencies.len()
+            )
         };
-        if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(publish)) = event? {
-            while let Ok((device, at)) = sent_rx.try_recv() {
-                pending.entry(device).or_default().push_back(at);
+        match event? {
+            rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => {
+                // Subscribed: every kiosk sends its first upload.
+                started = Some(Instant::now());
+                for (device, queue) in &mut queues {
+                    for _ in 0..PER_KIOSK {
+                        if let Some(jws) = queue.pop_front() {
+                            in_flight
+                                .entry(device.clone())
+                                .or_default()
+                                .push_back(Instant::now());
+                            send(device, jws).await?;
+                        }
+                    }
+                }
             }
-            let device = publish.topic.split('/').nth(2).unwrap_or("").to_owned();
-            let answer: Value = serde_json::from_slice(&publish.payload)?;
-            if answer["status"] == "ok" {
-                accepted += answer["accepted"].as_u64().unwrap_or(0);
-                refused += answer["refused"].as_u64().unwrap_or(0);
-            } else {
-                failed += 1;
+            rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) => {
+                client
+                    .subscribe("meridian/kiosk/+/ack", rumqttc::QoS::AtLeastOnce)
+                    .await?;
             }
-            if let Some(at) = pending.get_mut(&device).and_then(|q| q.pop_front()) {
-                latencies.push(at.elapsed());
+            rumqttc::Event::Incoming(rumqttc::Packet::Publish(publish)) => {
+                let device = publish.topic.split('/').nth(2).unwrap_or("").to_owned();
+                let answer: Value = serde_json::from_slice(&publish.payload)?;
+                if answer["status"] == "ok" {
+                    accepted += answer["accepted"].as_u64().unwrap_or(0);
+                    refused += answer["refused"].as_u64().unwrap_or(0);
+                } else {
+                    failed += 1;
+                }
+                if let Some(at) = in_flight.get_mut(&device).and_then(|q| q.pop_front()) {
+                    latencies.push(at.elapsed());
+                }
+                if let Some(jws) = queues.get_mut(&device).and_then(|q| q.pop_front()) {
+                    in_flight
+                        .entry(device.clone())
+                        .or_default()
+                        .push_back(Instant::now());
+                    send(&device, jws).await?;
+                }
             }
+            _ => {}
         }
     }
-    let started = publisher.await??;
-    let elapsed = started.elapsed();
+    let elapsed = started.context("never subscribed")?.elapsed();
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3;
     println!(

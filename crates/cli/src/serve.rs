@@ -114,23 +114,30 @@ pub fn run(config: ServeConfig) -> Result<()> {
         // Chronic-disease registries and alerts, from the change log.
         let _chronic = server::start_chronic(&state).context("starting chronic-disease management")?;
         // HL7 v2 over MLLP and kiosks' readings over MQTT, when configured.
+        let store_key = xxhash_rust::xxh3::xxh3_64(
+            config
+                .store
+                .database_url
+                .clone()
+                .unwrap_or_else(|| config.store.data.display().to_string())
+                .as_bytes(),
+        );
         let intake = server::start_intake(
             &state,
             server::IntakeSettings {
                 mllp: config.mllp_listen,
                 mqtt: config.mqtt.clone(),
                 senders: config.store.intake_senders.clone(),
+                // Stable for this server on this store (the broker keeps its sessions across
+                // restarts), apart from another server's on the same store; the group is the
+                // store's.
                 mqtt_client_id: format!(
-                    "meridian-intake-{:016x}",
-                    xxhash_rust::xxh3::xxh3_64(
-                        config
-                            .store
-                            .database_url
-                            .clone()
-                            .unwrap_or_else(|| config.store.data.display().to_string())
-                            .as_bytes()
-                    )
+                    "meridian-{}-{store_key:016x}",
+                    std::fs::read_to_string("/proc/sys/kernel/hostname")
+                        .map(|h| h.trim().to_owned())
+                        .unwrap_or_else(|_| "host".into())
                 ),
+                mqtt_group: format!("meridian-{store_key:016x}"),
             },
         )
         .await

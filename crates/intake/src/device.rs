@@ -371,10 +371,14 @@ impl Readings {
         Readings::default()
     }
 
-    /// Writes the readings of verified uploads from one device, as `caller` (the device's
-    /// identity, built by the edge), in one transaction. `health_code` resolves an electronic
-    /// health code to a Patient reference (the residents service, at the edge). Answers each
-    /// upload's readings' statuses, in order.
+    /// Writes the readings of verified uploads, as `caller` (the institution's device that
+    /// sent them, built by the edge), in one transaction. `health_code` resolves an
+    /// electronic health code to a Patient reference (the residents service, at the edge).
+    /// Answers each upload's readings' statuses, in order.
+    ///
+    /// Each reading is checked and its Observation built, validated and indexed first, on two
+    /// threads, away from the transaction (when its resident is already known); the
+    /// transaction then only asks which readings were written before and writes the others.
     pub fn write(
         &self,
         repository: &Repository,
@@ -382,37 +386,133 @@ impl Readings {
         uploads: &[Upload],
         health_code: ResolveCode<'_>,
     ) -> Result<Vec<Vec<(String, ReadingStatus)>>, RepositoryError> {
+        let now = fhir_model::clock::now_micros();
+        let issued = fhir_model::clock::format_instant(now);
+        let readings: Vec<(&Upload, &Value)> = uploads
+            .iter()
+            .flat_map(|upload| upload.readings.iter().map(move |reading| (upload, reading)))
+            .collect();
+        let half = readings.len().div_ceil(2).max(1);
+        let plans: Vec<Plan> = std::thread::scope(|scope| {
+            let chunks: Vec<_> = readings
+                .chunks(half)
+                .map(|chunk| {
+                    let issued = &issued;
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|(upload, reading)| {
+                                self.plan(repository, upload, reading, now, issued)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            chunks
+                .into_iter()
+                .flat_map(|chunk| chunk.join().unwrap_or_default())
+                .collect()
+        });
+        if plans.len() != readings.len() {
+            return Err(RepositoryError::Internal(
+                "preparing readings failed on a worker thread".into(),
+            ));
+        }
         repository.run_in_transaction(caller, |tx| {
-            let now = fhir_model::clock::now_micros();
-            let issued = fhir_model::clock::format_instant(now);
-            let mut all = Vec::with_capacity(uploads.len());
-            for upload in uploads {
-                let mut statuses = Vec::with_capacity(upload.readings.len());
-                for reading in &upload.readings {
-                    let id = reading
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_owned();
-                    let status =
-                        self.write_one(tx, upload, reading, &id, now, &issued, health_code)?;
-                    statuses.push((id, status));
-                }
-                all.push(statuses);
+            let mut statuses = Vec::with_capacity(plans.len());
+            for ((upload, reading), plan) in readings.iter().zip(&plans) {
+                let status =
+                    self.write_planned(tx, upload, reading, plan, &issued, now, health_code)?;
+                statuses.push(status);
             }
-            Ok(all)
+            let mut statuses = statuses.into_iter();
+            Ok(uploads
+                .iter()
+                .map(|upload| {
+                    upload
+                        .readings
+                        .iter()
+                        .map(|reading| {
+                            let id = reading.get("id").and_then(Value::as_str).unwrap_or("");
+                            (
+                                id.to_owned(),
+                                statuses
+                                    .next()
+                                    .unwrap_or(ReadingStatus::Refused("not written".into())),
+                            )
+                        })
+                        .collect()
+                })
+                .collect())
         })
     }
 
+    /// What a reading will be, decided outside the transaction.
+    fn plan(
+        &self,
+        repository: &Repository,
+        upload: &Upload,
+        reading: &Value,
+        now: i64,
+        issued: &str,
+    ) -> Plan {
+        let id = reading.get("id").and_then(Value::as_str).unwrap_or("");
+        if id.is_empty() || id.len() > 64 {
+            return Plan::Refuse("the reading needs an 'id' of 1 to 64 characters".into());
+        }
+        let observation_id = format!(
+            "rd-{:032x}",
+            xxhash_rust::xxh3::xxh3_128(format!("{}\0{id}", upload.device).as_bytes())
+        );
+        let content = match reading_content(reading)
+            .and_then(|(_, content)| measured_at(reading, now).map(|measured| (content, measured)))
+        {
+            Ok(content) => content,
+            // A reading written before is a duplicate even if it would be refused now (its
+            // time was then not yet in the past, say): the transaction looks first.
+            Err(reason) => return Plan::Refuse(reason).after_existence(observation_id),
+        };
+        let known = reading
+            .get("resident")
+            .and_then(|r| r.get("idNumber"))
+            .and_then(Value::as_str)
+            .map(|n| n.trim().to_ascii_uppercase())
+            .and_then(|n| self.cached(&n));
+        let Some(patient) = known else {
+            return Plan::Resolve {
+                observation_id,
+                content: content.0,
+                measured: content.1,
+            };
+        };
+        let observation = observation_of(
+            upload,
+            id,
+            &observation_id,
+            &patient,
+            &content.1,
+            issued,
+            &content.0,
+        );
+        match repository.prepare_own(observation) {
+            Ok(prepared) => Plan::Ready {
+                observation_id,
+                patient,
+                prepared: Box::new(prepared),
+            },
+            Err(error) => Plan::Refuse(refusal_of(error)).after_existence(observation_id),
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
-    fn write_one(
+    fn write_planned(
         &self,
         tx: &mut InTransaction<'_, '_>,
         upload: &Upload,
         reading: &Value,
-        id: &str,
-        now: i64,
+        plan: &Plan,
         issued: &str,
+        now: i64,
         health_code: ResolveCode<'_>,
     ) -> Result<ReadingStatus, RepositoryError> {
         let refuse = |tx: &mut InTransaction<'_, '_>,
@@ -429,60 +529,67 @@ impl Readings {
                 .set_checkpoint(&key, Some(&kept.to_string()))?;
             Ok(ReadingStatus::Refused(reason))
         };
-        if id.is_empty() || id.len() > 64 {
-            return refuse(tx, "the reading needs an 'id' of 1 to 64 characters".into());
-        }
-        let observation_id = format!(
-            "rd-{:032x}",
-            xxhash_rust::xxh3::xxh3_128(format!("{}\0{id}", upload.device).as_bytes())
-        );
-        if tx.read("Observation", &observation_id)?.is_some() {
-            return Ok(ReadingStatus::Duplicate(format!(
-                "Observation/{observation_id}"
-            )));
-        }
-        let (_, content) = match reading_content(reading) {
-            Ok(content) => content,
-            Err(reason) => return refuse(tx, reason),
+        let duplicate = |observation_id: &str| {
+            ReadingStatus::Duplicate(format!("Observation/{observation_id}"))
         };
-        let measured = match measured_at(reading, now) {
-            Ok(measured) => measured,
-            Err(reason) => return refuse(tx, reason),
-        };
-        let patient = match self.resident(tx, reading.get("resident"), health_code)? {
-            Ok(patient) => patient,
-            Err(reason) => return refuse(tx, reason),
-        };
-        let mut observation = json!({
-            "resourceType": "Observation",
-            "id": observation_id,
-            "identifier": [{"system": format!("{READING_SYSTEM}{}", upload.device), "value": id}],
-            "status": "final",
-            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs", "display": "Vital Signs"}]}],
-            "subject": {"reference": &patient},
-            "effectiveDateTime": measured,
-            "issued": issued,
-            "performer": [{"reference": &patient}],
-            "device": {"reference": format!("Device/{}", upload.device)},
-        });
-        if let (Some(target), Some(source)) = (observation.as_object_mut(), content.as_object()) {
-            for (key, value) in source {
-                target.insert(key.clone(), value.clone());
+        match plan {
+            Plan::Refuse(reason) => refuse(tx, reason.clone()),
+            Plan::RefuseUnlessWritten {
+                observation_id,
+                reason,
+            } => {
+                if tx.read("Observation", observation_id)?.is_some() {
+                    return Ok(duplicate(observation_id));
+                }
+                refuse(tx, reason.clone())
             }
-        }
-        match tx.update(observation, None) {
-            Ok(_) => Ok(ReadingStatus::Accepted {
-                observation: format!("Observation/{observation_id}"),
+            Plan::Ready {
+                observation_id,
                 patient,
-            }),
-            Err(RepositoryError::Invalid(issues) | RepositoryError::Unprocessable(issues)) => {
-                let reason = issues
-                    .first()
-                    .map(|issue| issue.diagnostics.clone())
-                    .unwrap_or_else(|| "the reading is not a valid Observation".into());
-                refuse(tx, reason)
+                prepared,
+            } => {
+                if tx.create_if_absent(prepared)? {
+                    Ok(ReadingStatus::Accepted {
+                        observation: format!("Observation/{observation_id}"),
+                        patient: patient.clone(),
+                    })
+                } else {
+                    Ok(duplicate(observation_id))
+                }
             }
-            Err(other) => Err(other),
+            Plan::Resolve {
+                observation_id,
+                content,
+                measured,
+            } => {
+                if tx.read("Observation", observation_id)?.is_some() {
+                    return Ok(duplicate(observation_id));
+                }
+                let patient = match self.resident(tx, reading.get("resident"), health_code)? {
+                    Ok(patient) => patient,
+                    Err(reason) => return refuse(tx, reason),
+                };
+                let id = reading.get("id").and_then(Value::as_str).unwrap_or("");
+                let observation = observation_of(
+                    upload,
+                    id,
+                    observation_id,
+                    &patient,
+                    measured,
+                    issued,
+                    content,
+                );
+                match tx.update(observation, None) {
+                    Ok(_) => Ok(ReadingStatus::Accepted {
+                        observation: format!("Observation/{observation_id}"),
+                        patient,
+                    }),
+                    Err(
+                        error @ (RepositoryError::Invalid(_) | RepositoryError::Unprocessable(_)),
+                    ) => refuse(tx, refusal_of(error)),
+                    Err(other) => Err(other),
+                }
+            }
         }
     }
 
@@ -552,6 +659,82 @@ impl Readings {
             .into_iter()
             .filter_map(|(_, text)| serde_json::from_str(&text).ok())
             .collect())
+    }
+}
+
+/// What a reading will be, decided before the transaction.
+enum Plan {
+    /// Refused for good (no id to know it by).
+    Refuse(String),
+    /// Refused, unless written before (then a duplicate).
+    RefuseUnlessWritten {
+        observation_id: String,
+        reason: String,
+    },
+    /// Its Observation validated and indexed, to be written unless written before.
+    Ready {
+        observation_id: String,
+        patient: String,
+        prepared: Box<repository::NewResource>,
+    },
+    /// Its resident is to be found in the transaction.
+    Resolve {
+        observation_id: String,
+        content: Value,
+        measured: String,
+    },
+}
+
+impl Plan {
+    fn after_existence(self, observation_id: String) -> Plan {
+        match self {
+            Plan::Refuse(reason) => Plan::RefuseUnlessWritten {
+                observation_id,
+                reason,
+            },
+            other => other,
+        }
+    }
+}
+
+/// A reading's Observation.
+fn observation_of(
+    upload: &Upload,
+    id: &str,
+    observation_id: &str,
+    patient: &str,
+    measured: &str,
+    issued: &str,
+    content: &Value,
+) -> Value {
+    let mut observation = json!({
+        "resourceType": "Observation",
+        "id": observation_id,
+        "identifier": [{"system": format!("{READING_SYSTEM}{}", upload.device), "value": id}],
+        "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs", "display": "Vital Signs"}]}],
+        "subject": {"reference": patient},
+        "effectiveDateTime": measured,
+        "issued": issued,
+        "performer": [{"reference": patient}],
+        "device": {"reference": format!("Device/{}", upload.device)},
+    });
+    if let (Some(target), Some(source)) = (observation.as_object_mut(), content.as_object()) {
+        for (key, value) in source {
+            target.insert(key.clone(), value.clone());
+        }
+    }
+    observation
+}
+
+/// The reason the model refuses a reading's Observation, for the kiosk.
+fn refusal_of(error: RepositoryError) -> String {
+    match error {
+        RepositoryError::Invalid(issues) | RepositoryError::Unprocessable(issues) => issues
+            .first()
+            .map(|issue| issue.diagnostics.clone())
+            .unwrap_or_else(|| "the reading is not a valid Observation".into()),
+        other => other.to_string(),
     }
 }
 

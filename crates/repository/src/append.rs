@@ -26,6 +26,24 @@ impl NewResource {
 }
 
 impl Repository {
+    /// Validates `resource` and extracts its index entries under its own id (a service that
+    /// derives ids from what it receives: a kiosk reading's Observation), without writing
+    /// anything; on threads of the caller's, away from the transaction.
+    pub fn prepare_own(&self, resource: Value) -> Result<NewResource, RepositoryError> {
+        let id = resource
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                RepositoryError::invalid(
+                    fhir_model::IssueCode::Required,
+                    "a prepared resource needs its id",
+                )
+            })?;
+        crate::check_id(&id)?;
+        Ok(NewResource(self.prepare(resource, &id)?))
+    }
+
     /// Validates `resource` and extracts its index entries under a new id, as a create does,
     /// without writing anything.
     pub fn prepare_new(&self, resource: Value) -> Result<NewResource, RepositoryError> {
@@ -58,5 +76,21 @@ impl Repository {
                 .map(|resource| self.put_version(tx, &resource.0, None, now))
                 .collect()
         })
+    }
+}
+
+impl crate::InTransaction<'_, '_> {
+    /// Creates a prepared resource ([`Repository::prepare_own`]) when no resource has its id
+    /// (not even a deleted one); answers whether it did.
+    pub fn create_if_absent(&mut self, resource: &NewResource) -> Result<bool, RepositoryError> {
+        let (repository, tx) = self.parts();
+        if tx
+            .current(resource.resource_type(), resource.id())?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        repository.put_version(tx, &resource.0, None, clock::now_micros())?;
+        Ok(true)
     }
 }

@@ -58,6 +58,10 @@ impl<'a, 't> InTransaction<'a, 't> {
         self.repository
     }
 
+    pub(crate) fn parts(&mut self) -> (&'a Repository, &mut WriteTx<'t>) {
+        (self.repository, &mut *self.tx)
+    }
+
     /// The store transaction itself, for what the repository does not wrap (locks).
     pub fn transaction(&mut self) -> &mut dyn Transaction {
         &mut **self.tx

@@ -50,9 +50,11 @@ pub struct IntakeSettings {
     pub mqtt: Option<String>,
     /// The configured HL7 v2 senders; none accepts every sender.
     pub senders: Vec<SenderConfig>,
-    /// The MQTT client id: stable for a store, so the broker keeps its session (and the
-    /// readings published while the server is down) across restarts.
+    /// The MQTT client id: stable for this server and store, so the broker keeps its
+    /// sessions (and the readings published while the server is down) across restarts.
     pub mqtt_client_id: String,
+    /// The shared-subscription group of the store's servers.
+    pub mqtt_group: String,
 }
 
 /// Keeps the intake running; dropping it stops the listener and the subscriber (a message
@@ -141,12 +143,22 @@ pub async fn start(state: &AppState, settings: IntakeSettings) -> std::io::Resul
         tokio::spawn(accept_mllp(listener, state.clone(), intake, stop.clone()));
     }
     if let Some(broker) = settings.mqtt {
-        tokio::spawn(subscribe_mqtt(
-            broker,
-            settings.mqtt_client_id,
-            state.clone(),
-            stop.clone(),
-        ));
+        // Several sessions share the subscription: a broker hands each session only so many
+        // unacknowledged messages at once (Mosquitto: 20), and the writer acknowledges after
+        // the commit, so more sessions mean larger batches. Servers sharing a store share the
+        // group too, each with sessions of its own.
+        // The group is the store's: servers of one store share the readings, another
+        // store's servers (a test's, a second region's) get their own copy.
+        let filter = format!("$share/{}/{READINGS_TOPIC}", settings.mqtt_group);
+        for session in 0..MQTT_SESSIONS {
+            tokio::spawn(subscribe_mqtt(
+                broker.clone(),
+                format!("{}-{session}", settings.mqtt_client_id),
+                filter.clone(),
+                state.clone(),
+                stop.clone(),
+            ));
+        }
     }
     Ok(IntakeGuard { stop, mllp_address })
 }
@@ -466,6 +478,9 @@ fn hl7_timestamp(micros: i64) -> String {
 /// The topic kiosks publish their uploads to, and the one they read answers from.
 pub const READINGS_TOPIC: &str = "meridian/kiosk/+/readings";
 
+/// MQTT sessions per server.
+const MQTT_SESSIONS: usize = 4;
+
 /// An upload waiting for the writer, with where its answer goes.
 struct Pending {
     caller: Caller,
@@ -511,9 +526,18 @@ impl ReadingsWriter {
             queue,
             devices: Mutex::new(HashMap::new()),
         });
+        // The writer hands each batch's audit and answers to a thread of their own and goes
+        // on with the next batch: the trail is prepared while the next readings are written.
+        let (done, finished) = std::sync::mpsc::sync_channel::<Written>(4);
+        let trail = context.trail.clone();
         let spawned = std::thread::Builder::new()
             .name("readings-writer".into())
-            .spawn(move || write_batches(&context, &taken));
+            .spawn(move || write_batches(&context, &taken, &done))
+            .and_then(|_| {
+                std::thread::Builder::new()
+                    .name("readings-answers".into())
+                    .spawn(move || audit_and_answer(&trail, &finished))
+            });
         if let Err(error) = spawned {
             tracing::error!(%error, "the readings writer could not start");
         }
@@ -629,7 +653,18 @@ pub(crate) struct WriterContext {
     pub(crate) written: Arc<crate::lanes::Written>,
 }
 
-fn write_batches(state: &WriterContext, taken: &std::sync::mpsc::Receiver<Pending>) {
+/// A batch written: the accesses to record (one per device and patient) and each upload
+/// with its answer, in the order the uploads arrived.
+struct Written {
+    accesses: Vec<(Caller, RestAccess)>,
+    answers: Vec<(Pending, Answered)>,
+}
+
+fn write_batches(
+    state: &WriterContext,
+    taken: &std::sync::mpsc::Receiver<Pending>,
+    done: &std::sync::mpsc::SyncSender<Written>,
+) {
     let readings = Readings::new();
     while let Ok(first) = taken.recv() {
         let mut batch = vec![first];
@@ -655,16 +690,70 @@ fn write_batches(state: &WriterContext, taken: &std::sync::mpsc::Receiver<Pendin
             }
         }
         let mut results: Vec<Option<Answered>> = (0..batch.len()).map(|_| None).collect();
+        let mut accesses = Vec::new();
         for group in groups {
-            let answered = write_group(state, &readings, &batch, &group);
+            let (answered, group_accesses) = write_group(state, &readings, &batch, &group);
+            accesses.extend(group_accesses);
             for (index, result) in group.into_iter().zip(answered) {
                 results[index] = Some(result);
             }
         }
+        if !accesses.is_empty() {
+            state.written.bump();
+        }
         // ...and every upload answered in the order it arrived (MQTT acknowledges a
-        // session's messages in the order they were received).
-        for (pending, result) in batch.into_iter().zip(results) {
-            let result = result.unwrap_or_else(|| Err("the upload was not written".into()));
+        // session's messages in the order they were received), once its trail is durable.
+        let answers = batch
+            .into_iter()
+            .zip(results)
+            .map(|(pending, result)| {
+                (
+                    pending,
+                    result.unwrap_or_else(|| Err("the upload was not written".into())),
+                )
+            })
+            .collect();
+        if let Err(unsent) = done.send(Written { accesses, answers }) {
+            for (pending, _) in unsent.0.answers {
+                answer_upload(
+                    pending,
+                    Err("the platform is stopping; send it again later".into()),
+                );
+            }
+        }
+    }
+}
+
+/// Records each written batch on the audit trail, then answers its uploads; an upload whose
+/// readings were written but not recorded is answered with an error (the kiosk sends it
+/// again; its readings are then duplicates).
+fn audit_and_answer(trail: &crate::audit::Trail, finished: &std::sync::mpsc::Receiver<Written>) {
+    while let Ok(Written {
+        mut accesses,
+        answers,
+    }) = finished.recv()
+    {
+        let audited = if accesses.is_empty() {
+            Ok(())
+        } else {
+            crate::audit::record_intakes(
+                trail,
+                accesses
+                    .iter_mut()
+                    .map(|(who, access)| (&*who, access, None))
+                    .collect(),
+            )
+        };
+        if let Err(error) = &audited {
+            tracing::error!(%error, "readings were written but their audit trail failed");
+        }
+        for (pending, result) in answers {
+            let result = match (&audited, result) {
+                (Err(_), Ok(_)) => Err(
+                    "the readings were written but their access could not be recorded; send them again".into(),
+                ),
+                (_, result) => result,
+            };
             answer_upload(pending, result);
         }
     }
@@ -677,14 +766,15 @@ type Answered = Result<Vec<(String, ReadingStatus)>, String>;
 /// error (the kiosks send them again).
 const WRITE_ATTEMPTS: u32 = 4;
 
-/// Writes one institution's uploads of a batch (`group` indexes `batch`) in one transaction,
-/// audits each upload as the device that sent it, and answers each upload's readings.
+/// Writes one institution's uploads of a batch (`group` indexes `batch`) in one transaction;
+/// answers each upload's readings and the accesses to record, one per device and patient
+/// (each resident's trail lists what was written about them, by which kiosk).
 fn write_group(
     state: &WriterContext,
     readings: &Readings,
     batch: &[Pending],
     group: &[usize],
-) -> Vec<Answered> {
+) -> (Vec<Answered>, Vec<(Caller, RestAccess)>) {
     let caller = &batch[group[0]].caller;
     let uploads: Vec<Upload> = group.iter().map(|&i| batch[i].upload.clone()).collect();
     let repository = Arc::clone(&state.trail.repository);
@@ -697,6 +787,7 @@ fn write_group(
             .into_iter()
             .next()
     };
+    let started = std::time::Instant::now();
     let mut attempt = 0;
     let written = loop {
         attempt += 1;
@@ -708,7 +799,7 @@ fn write_group(
             other => break other,
         }
     };
-    let mut results: Vec<Answered> = match written {
+    let results: Vec<Answered> = match written {
         Ok(all) => all.into_iter().map(Ok).collect(),
         Err(error) => {
             tracing::warn!(%error, "writing readings failed");
@@ -718,10 +809,7 @@ fn write_group(
                 .collect()
         }
     };
-    // One access per device and patient, naming that patient's readings: each resident's
-    // trail lists what was written about them, by which kiosk, and the events grow with the
-    // readings.
-    let mut accesses: Vec<(&Caller, &String, RestAccess)> = Vec::new();
+    let mut accesses: Vec<(Caller, String, RestAccess)> = Vec::new();
     for (&index, result) in group.iter().zip(&results) {
         let device = &batch[index].caller;
         for (_, status) in result.iter().flatten() {
@@ -734,36 +822,29 @@ fn write_group(
             };
             let position = accesses
                 .iter()
-                .position(|(who, p, _)| std::ptr::eq(*who, device) && *p == patient);
+                .position(|(who, p, _)| who.request_id == device.request_id && p == patient);
             let position = position.unwrap_or_else(|| {
                 let mut access = RestAccess::new(Interaction::Create, Some("Observation"));
                 access.add_patient(patient.clone());
-                accesses.push((device, patient, access));
+                accesses.push((device.clone(), patient.clone(), access));
                 accesses.len() - 1
             });
             accesses[position].2.add_resource(observation.clone());
         }
     }
-    if !accesses.is_empty() {
-        state.written.bump();
-        let audited = crate::audit::record_intakes(
-            &state.trail,
-            accesses
-                .iter_mut()
-                .map(|(who, _, access)| (*who, access, None))
-                .collect(),
-        );
-        if let Err(error) = audited {
-            tracing::error!(%error, "readings were written but their audit trail failed");
-            for result in &mut results {
-                *result = Err(
-                    "the readings were written but their access could not be recorded; send them again"
-                        .into(),
-                );
-            }
-        }
-    }
-    results
+    tracing::debug!(
+        uploads = group.len(),
+        readings = uploads.iter().map(|u| u.readings.len()).sum::<usize>(),
+        write_ms = started.elapsed().as_millis() as u64,
+        "a batch of readings written"
+    );
+    (
+        results,
+        accesses
+            .into_iter()
+            .map(|(who, _, access)| (who, access))
+            .collect(),
+    )
 }
 
 /// An upload's answer: each reading's id and status, for the kiosk to show.
@@ -939,6 +1020,7 @@ fn problem(status: StatusCode, reason: &str) -> Response {
 async fn subscribe_mqtt(
     broker: String,
     client_id: String,
+    filter: String,
     state: AppState,
     stop: CancellationToken,
 ) {
@@ -966,7 +1048,7 @@ async fn subscribe_mqtt(
         match event {
             Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
                 if let Err(error) = client
-                    .subscribe(READINGS_TOPIC, rumqttc::QoS::AtLeastOnce)
+                    .subscribe(filter.as_str(), rumqttc::QoS::AtLeastOnce)
                     .await
                 {
                     tracing::warn!(%error, "subscribing to the kiosk topic");

@@ -22,13 +22,51 @@ import random
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
+
+import http.server
 
 import paho.mqtt.client as mqtt
 
 KIOSKS, READINGS, PER_UPLOAD = 100, 10_000, 10
 ALERT_SYSTEM = "https://meridian.example/sid/chronic-alert"
+TOPIC = "https://meridian.example/fhir/SubscriptionTopic/chronic-alert"
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+
+
+def receiver():
+    """A rest-hook endpoint: records (arrival time, Bundle) of every notification posted."""
+    received = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            received.append((time.time(), json.loads(body)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, received
+
+
+def notified(bundle):
+    """(notification type, the focus references) of a notification Bundle (id-only: the
+    focus of each `notification-event` of its status)."""
+    status = bundle["entry"][0]["resource"]
+    parameters = status.get("parameter", [])
+    kind = next((p["valueCode"] for p in parameters if p["name"] == "type"), "")
+    focus = [
+        part["valueReference"]["reference"]
+        for p in parameters if p["name"] == "notification-event"
+        for part in p.get("part", []) if part["name"] == "focus"
+    ]
+    return kind, focus
 
 
 def call(base, token, method, path, body=None):
@@ -95,6 +133,21 @@ def main():
             "resourceType": "Parameters"})
         secret = base64.urlsafe_b64decode(answer["parameter"][0]["valueString"] + "==")
         kiosks.append((device, secret))
+
+    # The family doctors' system subscribes to the chronic-alert topic (rest-hook).
+    hook, notifications = receiver()
+    call(args.base, args.token, "PUT", "/Subscription/alerts-" + args.run, {
+        "resourceType": "Subscription", "id": "alerts-" + args.run, "status": "requested",
+        "reason": "critical readings", "criteria": TOPIC,
+        "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:%d/hook" % hook.server_port,
+                    "payload": "application/fhir+json",
+                    "_payload": {"extension": [{"url": BACKPORT + "backport-payload-content", "valueCode": "id-only"}]}},
+    })
+    deadline = time.time() + 30
+    while not any(notified(b)[0] == "handshake" for _, b in notifications) and time.time() < deadline:
+        time.sleep(0.2)
+    if not any(notified(b)[0] == "handshake" for _, b in notifications):
+        failures.append("the alert subscription got no handshake")
 
     # The readings: per kiosk 100, some invalid, some critical, offline kiosks' hours old.
     now = time.time()
@@ -170,13 +223,46 @@ def main():
     client.loop_start()
     time.sleep(1)
     started = time.time()
+    published = {}  # (device, reading id) -> when its upload was published
     for device, secret, readings in uploads + resent:
         payload = {"device": device, "readings": readings}
+        for reading in readings:
+            published.setdefault((device, reading["id"]), time.time())
         client.publish("meridian/kiosk/%s/readings" % device, sign(device, secret, payload), qos=1).wait_for_publish()
     if not all_acked.wait(300):
         failures.append("%d of %d uploads acknowledged" % (len(acks), total))
     elapsed = time.time() - started
     client.loop_stop()
+
+    # A kiosk without MQTT posts the same kind of upload over HTTP(S).
+    device, secret = kiosks[1]
+    patient, number = residents[0]
+    upload = {"device": device, "readings": [
+        {"id": "https-1", "resident": {"idNumber": number}, "measured": "2026-12-01T09:00:00+08:00",
+         "type": "blood-pressure", "systolic": 128, "diastolic": 82, "unit": "mm[Hg]"},
+        {"id": "https-2", "resident": {"idNumber": number}, "measured": "2026-12-01T09:01:00+08:00",
+         "type": "temperature", "value": 52, "unit": "Cel"},
+    ]}
+    def post(body):
+        request = urllib.request.Request(args.base.rsplit("/fhir", 1)[0] + "/intake/readings", data=body.encode(),
+                                         method="POST", headers={"Content-Type": "application/jose"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
+    status, answer = post(sign(device, secret, upload))
+    statuses = [r["status"] for r in answer.get("readings", [])]
+    if status != 200 or statuses != ["accepted", "refused"]:
+        failures.append("HTTPS upload: %s %s" % (status, answer))
+    forged = sign(device, b"not the secret", upload)
+    if post(forged)[0] != 401:
+        failures.append("a forged upload was not refused with 401")
+    if post("not a jws")[0] not in (400, 401):
+        failures.append("a malformed upload was not refused")
+    expected[(device, "https-1")] = ("valid", upload["readings"][0]["measured"])
+    expected[(device, "https-2")] = ("invalid", "")
+    over_https = (device, answer.get("readings", []))
 
     # Every reading's answer: the valid ones accepted once (duplicates only when resent), the
     # invalid ones refused with a reason.
@@ -202,6 +288,11 @@ def main():
                     failures.append("%s/%s: a duplicate names another Observation" % (device, reading["id"]))
             else:
                 failures.append("%s/%s: valid but %s" % (device, reading["id"], reading))
+    for reading in over_https[1]:
+        if reading["status"] == "accepted":
+            accepted[(over_https[0], reading["id"])] = reading["observation"]
+        elif reading["status"] == "refused":
+            refused.add((over_https[0], reading["id"]))
     valid = {key for key, (kind, _) in expected.items() if kind != "invalid"}
     invalid = set(expected) - valid
     if refused != invalid:
@@ -240,11 +331,40 @@ def main():
         time.sleep(1)
     if len(alerted) != len(critical):
         failures.append("%d of %d critical readings raised an alert" % (len(alerted), len(critical)))
+
+    # Each alert reached the subscriber through the chronic-alert topic: the time from the
+    # upload's publication to the notification's arrival.
+    alert_of = {}
+    for key, (kind, _) in expected.items():
+        if kind == "critical" and key in accepted:
+            identifier = "%s|%s" % (ALERT_SYSTEM, accepted[key].split("/")[1])
+            bundle = call(args.base, args.token, "GET", "/Communication?identifier=" + urllib.parse.quote(identifier))
+            for entry in bundle.get("entry", []):
+                alert_of["Communication/" + entry["resource"]["id"]] = key
+    deadline = time.time() + 60
+    arrived = {}
+    while time.time() < deadline:
+        for at, bundle in list(notifications):
+            kind, focus = notified(bundle)
+            if kind != "event-notification":
+                continue
+            for url in focus:
+                reference = "/".join(url.split("/")[-2:])
+                if reference in alert_of and reference not in arrived:
+                    arrived[reference] = at - published[alert_of[reference]]
+        if len(arrived) >= len(alert_of):
+            break
+        time.sleep(0.5)
+    hook.shutdown()
+    if len(arrived) != len(alert_of) or not alert_of:
+        failures.append("%d of %d alerts were notified to the subscriber" % (len(arrived), len(alert_of)))
+    delays = sorted(arrived.values()) or [float("nan")]
     if any(n != 1 for n in alerted.values()):
         failures.append("a critical reading raised more than one alert")
 
-    print("readings=%d uploads=%d resent=%d accepted=%d duplicates=%d refused=%d stored=%d critical=%d alerts=%d seconds=%.1f"
-          % (len(expected), len(uploads), len(resent), len(accepted), duplicate, len(refused), stored, len(critical), len(alerted), elapsed))
+    print("readings=%d uploads=%d resent=%d accepted=%d duplicates=%d refused=%d stored=%d critical=%d alerts=%d notified=%d seconds=%.1f"
+          % (len(expected), len(uploads), len(resent), len(accepted), duplicate, len(refused), stored, len(critical), len(alerted), len(arrived), elapsed))
+    print("upload published -> alert notified: median %.2f s, max %.2f s" % (delays[len(delays) // 2], delays[-1]))
     for failure in failures[:40]:
         print("FAIL " + failure)
     sys.exit(1 if failures else 0)
