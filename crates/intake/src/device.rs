@@ -738,18 +738,8 @@ fn refusal_of(error: RepositoryError) -> String {
     }
 }
 
-/// GB 11643: 17 digits and an ISO 7064 MOD 11-2 check character.
+/// GB 11643: 17 digits and an ISO 7064 MOD 11-2 check character (the one check the HL7 v2
+/// mapping makes of an identifier typed as a resident ID).
 pub fn valid_resident_id(number: &str) -> bool {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECKS: &[u8; 11] = b"10X98765432";
-    let bytes = number.as_bytes();
-    if bytes.len() != 18 || !bytes[..17].iter().all(u8::is_ascii_digit) {
-        return false;
-    }
-    let sum: u32 = bytes[..17]
-        .iter()
-        .zip(WEIGHTS)
-        .map(|(b, w)| u32::from(b - b'0') * w)
-        .sum();
-    CHECKS[(sum % 11) as usize] == bytes[17]
+    crate::v2::is_resident_id(number)
 }

@@ -30,16 +30,7 @@ impl Repository {
     /// derives ids from what it receives: a kiosk reading's Observation), without writing
     /// anything; on threads of the caller's, away from the transaction.
     pub fn prepare_own(&self, resource: Value) -> Result<NewResource, RepositoryError> {
-        let id = resource
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                RepositoryError::invalid(
-                    fhir_model::IssueCode::Required,
-                    "a prepared resource needs its id",
-                )
-            })?;
+        let id = crate::hooks::own_id(&resource)?;
         crate::check_id(&id)?;
         Ok(NewResource(self.prepare(resource, &id)?))
     }

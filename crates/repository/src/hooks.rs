@@ -116,16 +116,7 @@ impl<'a, 't> InTransaction<'a, 't> {
         resource: Value,
         if_match: Option<i64>,
     ) -> Result<Written, RepositoryError> {
-        let id = resource
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                RepositoryError::invalid(
-                    fhir_model::IssueCode::Required,
-                    "an update needs the resource's id",
-                )
-            })?;
+        let id = own_id(&resource)?;
         let prepared = self.repository.prepare(resource, &id)?;
         self.repository.upsert_in(
             self.tx,
@@ -134,6 +125,21 @@ impl<'a, 't> InTransaction<'a, 't> {
             fhir_model::clock::now_micros(),
         )
     }
+}
+
+/// The id a resource written under its own id carries (a service's update, a prepared
+/// resource), or the error that it has none.
+pub(crate) fn own_id(resource: &Value) -> Result<String, RepositoryError> {
+    resource
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            RepositoryError::invalid(
+                fhir_model::IssueCode::Required,
+                "a resource written under its own id needs one",
+            )
+        })
 }
 
 impl InTransaction<'_, '_> {

@@ -15,6 +15,8 @@
 mod adt;
 mod context;
 mod datatypes;
+
+pub(crate) use datatypes::is_resident_id;
 mod encounter;
 mod mdm;
 mod orders;

@@ -109,6 +109,8 @@ async fn the_registry_holds_the_identity_operations_only_when_they_are_enabled()
         .chain(cds::operations::OPERATIONS)
         .chain(workflow::operations::OPERATIONS)
         .chain(notify::operations::OPERATIONS)
+        .chain(chronic::operations::OPERATIONS)
+        .chain(intake::operations::OPERATIONS)
         .map(|d| d.name)
         .collect();
     assert_eq!(with_identity, every);
