@@ -353,6 +353,10 @@ pub fn request(address: SocketAddr, host: &str, path: &str) -> (u16, String) {
 /// libraries the end-to-end checks use), made once under the target directory: in a directory
 /// of its own, renamed into place when complete, and made again when `imports` fails in it.
 pub fn python_with(name: &str, packages: &[&str], imports: &str) -> std::path::PathBuf {
+    // Tests of one process (`cargo test` runs them on threads) make an environment one at a
+    // time: their staging directory is named after the process.
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _making = MAKING.lock().unwrap_or_else(|p| p.into_inner());
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let venv = root.join(format!("{name}-venv"));
     let python = venv.join("bin").join("python");
