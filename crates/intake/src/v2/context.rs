@@ -75,9 +75,10 @@ impl<'m> Seg<'m> {
         datatypes::clean(self.rep(n)?.component(component)?)
     }
 
-    /// `SEG-n.1` as a code: trimmed and upper-cased, as v2 tables are written.
+    /// `SEG-n.1` as a code: trimmed, whitespace collapsed (a FHIR `code`), upper-cased, as
+    /// v2 tables are written.
     pub fn code(&self, n: usize) -> Option<String> {
-        self.text(n, 1).map(|c| c.to_ascii_uppercase())
+        datatypes::code(self.rep(n)?.component(1)?).map(|c| c.to_ascii_uppercase())
     }
 
     /// AE 101: a field the mapping needs is empty.

@@ -29,11 +29,13 @@ pub(crate) fn clean(text: &str) -> Option<String> {
     (!trimmed.is_empty() && trimmed != "\"\"").then(|| trimmed.to_owned())
 }
 
-/// A value as a FHIR `code`: no leading, trailing or repeated whitespace.
+/// A value as a FHIR `code`: no leading, trailing or repeated whitespace. Control characters
+/// go first, then the whitespace is collapsed: the other way round, a control character
+/// between two spaces left two spaces (fuzz finding F6, `fuzz/RUNS.md`).
 pub(crate) fn code(text: &str) -> Option<String> {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let joined = words.join(" ");
-    clean(&joined)
+    let cleaned = clean(text)?;
+    let words: Vec<&str> = cleaned.split_whitespace().collect();
+    clean(&words.join(" "))
 }
 
 /// Component `c` of a repetition, cleaned.
@@ -981,6 +983,15 @@ mod tests {
         assert!(is_resident_id("11010519491231002X"));
         assert!(!is_resident_id("110105194912310021"));
         assert!(!is_resident_id("1101051949123100"));
+    }
+
+    #[test]
+    fn a_code_has_no_repeated_whitespace_once_its_control_characters_are_gone() {
+        assert_eq!(
+            code("ADMITTED AS \u{1} INPATIENT").as_deref(),
+            Some("ADMITTED AS INPATIENT")
+        );
+        assert_eq!(code(" \u{1} "), None);
     }
 
     #[test]

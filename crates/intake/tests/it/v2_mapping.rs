@@ -771,3 +771,16 @@ OBX|2|TX|DS^Discharge summary^L||Follow up in 2 weeks||||||F";
     assert!(attachment.get("data").is_none());
     assert_eq!(attachment["title"], "Discharge summary");
 }
+
+/// Fuzz finding F6 (`fuzz/RUNS.md`): a code whose control character sat between two spaces
+/// became a code with repeated whitespace, which no FHIR `code` may have.
+#[test]
+fn fuzz_finding_f6_maps_to_valid_codes() {
+    let bytes = include_bytes!("v2_fuzz_F6.hl7");
+    let batch = hl7v2::parse_batch(bytes).expect("the finding reads");
+    for message in &batch.messages {
+        if let Ok(mapped) = intake::v2::map(message, &profile()) {
+            assert_valid(&mapped.bundle, "v2_fuzz_F6.hl7");
+        }
+    }
+}
