@@ -779,7 +779,7 @@ fn fuzz_finding_f6_maps_to_valid_codes() {
     let bytes = include_bytes!("v2_fuzz_F6.hl7");
     let batch = hl7v2::parse_batch(bytes).expect("the finding reads");
     for message in &batch.messages {
-        if let Ok(mapped) = intake::v2::map(message, &profile()) {
+        if let Ok(mapped) = map(message, &profile()) {
             assert_valid(&mapped.bundle, "v2_fuzz_F6.hl7");
         }
     }
