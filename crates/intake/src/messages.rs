@@ -160,7 +160,7 @@ impl Intake {
                 error: AckError::error(101, "the message has no control id (MSH-10)")
                     .at("MSH", 1, 10),
             };
-            return self.keep(caller, Some(sender), message, bytes, refusal);
+            return self.keep(Some(sender), message, bytes, refusal);
         }
         let done = done_key(&sender.key, &control_id, message);
         match self.repository.store().checkpoint(&done) {
@@ -176,7 +176,7 @@ impl Intake {
         };
         let mapped = match v2::map(message, &profile) {
             Ok(mapped) => mapped,
-            Err(refusal) => return self.keep(caller, Some(sender), message, bytes, refusal),
+            Err(refusal) => return self.keep(Some(sender), message, bytes, refusal),
         };
         let dead = dead_key(Some(&sender.key), Some(&control_id), message, bytes);
         let mut duplicate_found = false;
@@ -219,7 +219,7 @@ impl Intake {
             Err(_) if duplicate_found => duplicate(),
             Err(error) => {
                 let refusal = refusal_of(&error);
-                self.keep(caller, Some(sender), message, bytes, refusal)
+                self.keep(Some(sender), message, bytes, refusal)
             }
         }
     }
@@ -234,7 +234,6 @@ impl Intake {
 
     fn keep(
         &self,
-        _caller: &Caller,
         sender: Option<&Sender>,
         message: &Message,
         bytes: &[u8],

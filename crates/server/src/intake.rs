@@ -71,21 +71,40 @@ impl Drop for IntakeGuard {
     }
 }
 
-/// The caller an HL7 v2 sender acts as: a client of its institution, with the scopes of
-/// what messages write. Built here, at the edge that received the message (the command
-/// line's replay builds it the same way).
-pub fn sender_caller(sender: &Sender, address: Option<IpAddr>, request_id: String) -> Caller {
+/// A client the intake's edges authenticate by its own means (an HL7 v2 sender by its
+/// configuration, a kiosk by its signature): `client` as actor and client id, acting for
+/// `organization` with `scopes`. The one place these edges make a caller.
+fn intake_client(
+    client: String,
+    organization: Option<String>,
+    scopes: &[&str],
+    address: Option<IpAddr>,
+    request_id: String,
+) -> Caller {
     Caller {
         request_id,
-        actor: Actor::Client(format!("hl7v2:{}", sender.key)),
-        organization: Some(format!("Organization/{}", sender.organization)),
-        client_id: Some(format!("hl7v2:{}", sender.key)),
-        scopes: vec!["system/*.cru".into(), "system/*.s".into()],
+        actor: Actor::Client(client.clone()),
+        organization,
+        client_id: Some(client),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         patient: None,
         purpose: caller::DEFAULT_PURPOSE.into(),
         break_glass: None,
         address,
     }
+}
+
+/// The caller an HL7 v2 sender acts as: a client of its institution, with the scopes of
+/// what messages write. Built here, at the edge that received the message (the command
+/// line's replay builds it the same way).
+pub fn sender_caller(sender: &Sender, address: Option<IpAddr>, request_id: String) -> Caller {
+    intake_client(
+        format!("hl7v2:{}", sender.key),
+        Some(format!("Organization/{}", sender.organization)),
+        &["system/*.cru", "system/*.s"],
+        address,
+        request_id,
+    )
 }
 
 /// Records on the audit trail what replayed messages wrote, each as its sender (the command
@@ -585,17 +604,13 @@ impl ReadingsWriter {
                 owner
             }
         };
-        let caller = Caller {
-            request_id: format!("device-{}", uuid::Uuid::new_v4()),
-            actor: Actor::Client(format!("device:{}", upload.device)),
-            organization: owner,
-            client_id: Some(format!("device:{}", upload.device)),
-            scopes: vec!["system/Observation.cru".into(), "system/Patient.s".into()],
-            patient: None,
-            purpose: caller::DEFAULT_PURPOSE.into(),
-            break_glass: None,
+        let caller = intake_client(
+            format!("device:{}", upload.device),
+            owner,
+            &["system/Observation.cru", "system/Patient.s"],
             address,
-        };
+            format!("device-{}", uuid::Uuid::new_v4()),
+        );
         Ok((caller, upload))
     }
 
@@ -609,17 +624,13 @@ impl ReadingsWriter {
 /// The institution a device belongs to (`Device.owner`), read from the directory as the
 /// device (a client with no institution yet, allowed to read Devices).
 fn owner_of(state: &AppState, device: &str) -> Result<Option<String>, UploadError> {
-    let reader = Caller {
-        request_id: format!("device-{device}"),
-        actor: Actor::Client(format!("device:{device}")),
-        organization: None,
-        client_id: Some(format!("device:{device}")),
-        scopes: vec!["system/Device.r".into()],
-        patient: None,
-        purpose: caller::DEFAULT_PURPOSE.into(),
-        break_glass: None,
-        address: None,
-    };
+    let reader = intake_client(
+        format!("device:{device}"),
+        None,
+        &["system/Device.r"],
+        None,
+        format!("device-{device}"),
+    );
     let record = state
         .repository()
         .read(&reader, "Device", device)
