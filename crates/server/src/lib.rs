@@ -9,6 +9,7 @@ mod capability;
 mod cds;
 mod chronic;
 mod connection;
+mod dicomweb;
 mod error;
 mod export;
 mod fhir;
@@ -149,6 +150,7 @@ pub struct AppState {
 
 struct Inner {
     repository: Arc<Repository>,
+    archive: Arc<imaging::archive::Archive>,
     /// Where every access to patient data is recorded before its answer leaves.
     audit: Arc<access::audit::AuditSink>,
     /// This server as the audit trail names it.
@@ -243,6 +245,7 @@ impl AppState {
                 ledger,
                 witnesses: ledger::Witnesses::new(&config.witnesses).map(Arc::new),
                 event_ticks: tokio::sync::watch::Sender::new(0),
+                archive: Arc::new(imaging::archive::Archive::new(Arc::clone(&blobs))),
                 exports: Arc::new(export::Exports {
                     repository: Arc::clone(&repository),
                     blobs,
@@ -263,6 +266,11 @@ impl AppState {
     /// Counts this server's writes (the notification consumer wakes on them).
     pub(crate) fn written(&self) -> Arc<lanes::Written> {
         Arc::clone(&self.inner.lanes.written)
+    }
+
+    /// The DICOM archive (instances in the same blob storage as export files).
+    pub(crate) fn archive(&self) -> Arc<imaging::archive::Archive> {
+        Arc::clone(&self.inner.archive)
     }
 
     pub(crate) fn readings(&self) -> Arc<intake::ReadingsWriter> {
@@ -362,12 +370,14 @@ fn open_ledger(
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    intake::routes(cds::routes(ledger::routes(auth::routes(Router::new()))))
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
-        .route("/health-code/keys", get(health_code_keys))
-        .fallback(fhir::dispatch)
-        .with_state(state)
+    dicomweb::routes(intake::routes(cds::routes(ledger::routes(auth::routes(
+        Router::new(),
+    )))))
+    .route("/health/live", get(live))
+    .route("/health/ready", get(ready))
+    .route("/health-code/keys", get(health_code_keys))
+    .fallback(fhir::dispatch)
+    .with_state(state)
 }
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish, under the

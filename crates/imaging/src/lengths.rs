@@ -1,0 +1,273 @@
+//! A walk over a PS3.10 file's element headers before it is parsed, checking that every
+//! declared length fits in the bytes that follow it. The reader allocates an element's
+//! declared length before reading it: without this walk a 40-byte part claiming a 4 GiB
+//! value would make the server allocate 4 GiB. Sequences are followed to any depth up to
+//! [`MAX_DEPTH`]; a data set compressed with deflate is bounded by its own size limit instead.
+
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+use dicom_core::{Tag, VR};
+use dicom_dictionary_std::StandardDataDictionary;
+
+/// Sequences nested deeper than this are refused.
+pub const MAX_DEPTH: u32 = 32;
+
+const ITEM: (u16, u16) = (0xFFFE, 0xE000);
+const ITEM_END: (u16, u16) = (0xFFFE, 0xE00D);
+const SEQUENCE_END: (u16, u16) = (0xFFFE, 0xE0DD);
+const UNDEFINED: u32 = 0xFFFF_FFFF;
+
+/// Checks the file (preamble and "DICM" included); answers why it cannot be read.
+pub fn check(file: &[u8]) -> Result<(), String> {
+    let mut walker = Walker {
+        data: file,
+        pos: 132,
+        explicit: true,
+        big: false,
+    };
+    // The file meta group: explicit VR little endian, group 0002, then the data set in the
+    // syntax the meta group names.
+    let mut syntax = String::new();
+    while walker.pos + 4 <= file.len() && walker.peek_group() == 0x0002 {
+        let (tag, vr, length) = walker.header()?;
+        walker.fits(length)?;
+        if tag == (0x0002, 0x0010) {
+            syntax = String::from_utf8_lossy(&file[walker.pos..walker.pos + length as usize])
+                .trim_end_matches(['\0', ' '])
+                .to_owned();
+        }
+        let _ = vr;
+        walker.pos += length as usize;
+    }
+    match syntax.as_str() {
+        // Deflated: the walk would need the inflated bytes.
+        "1.2.840.10008.1.2.1.99" => return Ok(()),
+        "1.2.840.10008.1.2" => walker.explicit = false,
+        "1.2.840.10008.1.2.2" => walker.big = true,
+        _ => {}
+    }
+    walker.elements(None, 0)
+}
+
+/// An element header: tag (group, element), VR when known, declared length.
+type Header = ((u16, u16), Option<VR>, u32);
+
+struct Walker<'a> {
+    data: &'a [u8],
+    pos: usize,
+    explicit: bool,
+    big: bool,
+}
+
+impl Walker<'_> {
+    fn remaining(&self) -> usize {
+        self.data.len().saturating_sub(self.pos)
+    }
+
+    fn u16_at(&self, at: usize) -> u16 {
+        let b = [self.data[at], self.data[at + 1]];
+        if self.big {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    }
+
+    fn u32_at(&self, at: usize) -> u32 {
+        let b = [
+            self.data[at],
+            self.data[at + 1],
+            self.data[at + 2],
+            self.data[at + 3],
+        ];
+        if self.big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    }
+
+    fn peek_group(&self) -> u16 {
+        u16::from_le_bytes([self.data[self.pos], self.data[self.pos + 1]])
+    }
+
+    fn need(&self, bytes: usize) -> Result<(), String> {
+        if self.remaining() < bytes {
+            return Err(format!(
+                "the data ends inside an element header at byte {}",
+                self.pos
+            ));
+        }
+        Ok(())
+    }
+
+    fn fits(&self, length: u32) -> Result<(), String> {
+        if length != UNDEFINED && length as usize > self.remaining() {
+            return Err(format!(
+                "an element at byte {} declares {length} bytes but only {} follow",
+                self.pos,
+                self.remaining()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads an element header: its tag, its VR (explicit, or the dictionary's), its length.
+    fn header(&mut self) -> Result<Header, String> {
+        self.need(8)?;
+        let tag = (self.u16_at(self.pos), self.u16_at(self.pos + 2));
+        if tag.0 == 0xFFFE || !self.explicit {
+            let length = self.u32_at(self.pos + 4);
+            self.pos += 8;
+            let vr = if tag.0 == 0xFFFE {
+                None
+            } else {
+                dictionary_vr(tag)
+            };
+            return Ok((tag, vr, length));
+        }
+        let vr_bytes = [self.data[self.pos + 4], self.data[self.pos + 5]];
+        let vr = VR::from_binary(vr_bytes);
+        let long = matches!(
+            vr,
+            Some(
+                VR::OB
+                    | VR::OD
+                    | VR::OF
+                    | VR::OL
+                    | VR::OV
+                    | VR::OW
+                    | VR::SQ
+                    | VR::UC
+                    | VR::UR
+                    | VR::UT
+                    | VR::UN
+                    | VR::SV
+                    | VR::UV
+            )
+        );
+        if long {
+            self.need(12)?;
+            let length = self.u32_at(self.pos + 8);
+            self.pos += 12;
+            Ok((tag, vr, length))
+        } else {
+            let length = u32::from(self.u16_at(self.pos + 6));
+            self.pos += 8;
+            Ok((tag, vr, length))
+        }
+    }
+
+    /// The elements of a data set or item: up to `end`, or to an item delimiter when `end`
+    /// is none (the data set's own end at depth 0).
+    fn elements(&mut self, end: Option<usize>, depth: u32) -> Result<(), String> {
+        loop {
+            match end {
+                Some(end) if self.pos >= end => return Ok(()),
+                None if self.remaining() == 0 && depth == 0 => return Ok(()),
+                _ => {}
+            }
+            let (tag, vr, length) = self.header()?;
+            if tag == ITEM_END && end.is_none() && depth > 0 {
+                return Ok(());
+            }
+            if tag.0 == 0xFFFE {
+                // A stray delimiter at the data set's level (some writers leave one after a
+                // sequence): its length must still fit.
+                self.fits(length)?;
+                if length != UNDEFINED {
+                    self.pos += length as usize;
+                }
+                continue;
+            }
+            self.fits(length)?;
+            let sequence = vr == Some(VR::SQ) || (length == UNDEFINED && tag != (0x7FE0, 0x0010));
+            if length == UNDEFINED {
+                if sequence {
+                    // UN of undefined length holds implicit VR little endian.
+                    let explicit = self.explicit;
+                    if vr == Some(VR::UN) {
+                        self.explicit = false;
+                    }
+                    self.items(None, depth + 1)?;
+                    self.explicit = explicit;
+                } else {
+                    self.fragments()?;
+                }
+            } else if sequence && length > 0 {
+                let end = self.pos + length as usize;
+                self.items(Some(end), depth + 1)?;
+                self.pos = end;
+            } else {
+                self.pos += length as usize;
+            }
+        }
+    }
+
+    fn items(&mut self, end: Option<usize>, depth: u32) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("sequences are nested more than {MAX_DEPTH} deep"));
+        }
+        loop {
+            if let Some(end) = end
+                && self.pos >= end
+            {
+                return Ok(());
+            }
+            self.need(8)?;
+            let tag = (self.u16_at(self.pos), self.u16_at(self.pos + 2));
+            let length = self.u32_at(self.pos + 4);
+            self.pos += 8;
+            match tag {
+                SEQUENCE_END => return Ok(()),
+                ITEM if length == UNDEFINED => self.elements(None, depth)?,
+                ITEM => {
+                    self.fits(length)?;
+                    let item_end = self.pos + length as usize;
+                    self.elements(Some(item_end), depth)?;
+                    self.pos = item_end;
+                }
+                _ => {
+                    return Err(format!(
+                        "a sequence holds ({:04X},{:04X}) at byte {} where an item belongs",
+                        tag.0,
+                        tag.1,
+                        self.pos - 8
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Encapsulated pixel data: items of defined length up to the sequence delimiter.
+    fn fragments(&mut self) -> Result<(), String> {
+        loop {
+            self.need(8)?;
+            let tag = (self.u16_at(self.pos), self.u16_at(self.pos + 2));
+            let length = self.u32_at(self.pos + 4);
+            self.pos += 8;
+            match tag {
+                SEQUENCE_END => return Ok(()),
+                ITEM if length != UNDEFINED => {
+                    self.fits(length)?;
+                    self.pos += length as usize;
+                }
+                _ => {
+                    return Err(format!(
+                        "encapsulated pixel data holds ({:04X},{:04X}) at byte {} where a fragment belongs",
+                        tag.0,
+                        tag.1,
+                        self.pos - 8
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The VR the standard dictionary gives a tag (implicit VR data sets carry none).
+fn dictionary_vr(tag: (u16, u16)) -> Option<VR> {
+    match StandardDataDictionary.by_tag(Tag(tag.0, tag.1))?.vr() {
+        VirtualVr::Exact(vr) => Some(vr),
+        _ => None,
+    }
+}

@@ -1,0 +1,34 @@
+//! Imaging inside the record (issue 19): a DICOMweb archive whose studies are part of the
+//! patient's FHIR record.
+//!
+//! - [`part10`] reads an instance as STOW-RS receives it, after [`lengths`] has checked that
+//!   every declared length fits; [`json`] writes its attributes in the DICOM JSON model.
+//! - [`archive`] stores instances: files as content-addressed objects in blob storage, and
+//!   each study's FHIR `ImagingStudy` ([`study`]) kept in step in one transaction, with the
+//!   Patient of the DICOM Patient ID (matched to the resident by the master patient index).
+//! - [`qido`] finds studies, series and instances by the DICOM matching rules through the
+//!   caller's read path; [`wado`] locates what to retrieve the same way.
+
+pub mod archive;
+pub mod json;
+pub mod lengths;
+pub mod multipart;
+pub mod part10;
+pub mod qido;
+pub mod study;
+pub mod wado;
+
+use repository::RepositoryError;
+
+/// Why an imaging request cannot be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ImagingError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the archive's storage failed: {0}")]
+    Storage(String),
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}

@@ -1,0 +1,635 @@
+//! DICOMweb (PS3.18) at `/dicomweb`: STOW-RS, QIDO-RS and WADO-RS over the `imaging` service.
+//! Every request runs as the caller its bearer token names, through the access policy's
+//! permission on ImagingStudy and its read path, and is on the audit trail (with the patients
+//! whose studies it stored, found or retrieved) before its answer leaves. Errors are HTTP
+//! statuses with a plain-text reason, as PS3.18 answers them; a stored instance's failure is
+//! its failure reason in the STOW response.
+
+use std::sync::Arc;
+
+use access::audit::Interaction as Audited;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use caller::Caller;
+use imaging::ImagingError;
+use imaging::archive::Outcome;
+use imaging::multipart;
+use imaging::qido::{Level, Query};
+use repository::Interaction;
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::audit::AuditNote;
+
+/// The largest STOW-RS body accepted.
+pub const MAX_STOW_BYTES: usize = 512 * 1024 * 1024;
+
+pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
+    router
+        .route("/dicomweb/studies", get(studies).post(store))
+        .route("/dicomweb/series", get(all_series))
+        .route("/dicomweb/instances", get(all_instances))
+        .route(
+            "/dicomweb/studies/{study}",
+            get(retrieve_study).post(store_in_study),
+        )
+        .route("/dicomweb/studies/{study}/metadata", get(study_metadata))
+        .route("/dicomweb/studies/{study}/series", get(study_series))
+        .route("/dicomweb/studies/{study}/instances", get(study_instances))
+        .route(
+            "/dicomweb/studies/{study}/series/{series}",
+            get(retrieve_series),
+        )
+        .route(
+            "/dicomweb/studies/{study}/series/{series}/metadata",
+            get(series_metadata),
+        )
+        .route(
+            "/dicomweb/studies/{study}/series/{series}/instances",
+            get(series_instances),
+        )
+        .route(
+            "/dicomweb/studies/{study}/series/{series}/instances/{instance}",
+            get(retrieve_instance),
+        )
+        .route(
+            "/dicomweb/studies/{study}/series/{series}/instances/{instance}/metadata",
+            get(instance_metadata),
+        )
+}
+
+fn problem(status: StatusCode, reason: &str) -> Response {
+    let mut response = (status, format!("{reason}\n")).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+fn from_imaging(error: ImagingError) -> Response {
+    match error {
+        ImagingError::BadRequest(reason) => problem(StatusCode::BAD_REQUEST, &reason),
+        ImagingError::NotFound(reason) => problem(StatusCode::NOT_FOUND, &reason),
+        ImagingError::Storage(reason) => {
+            tracing::error!(%reason, "the archive's storage failed");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the archive's storage failed",
+            )
+        }
+        ImagingError::Repository(error) => from_repository(error),
+    }
+}
+
+fn from_repository(error: repository::RepositoryError) -> Response {
+    let status = StatusCode::from_u16(fhir_model::Outcome::http_status(&error))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if status.is_server_error() {
+        tracing::error!(%error, "a DICOMweb request failed");
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the record could not be reached",
+        );
+    }
+    problem(status, &error.to_string())
+}
+
+/// The request's caller and its audit note; a request without a valid token is refused (and
+/// recorded as an attempt by nobody known).
+fn authenticated(
+    state: &AppState,
+    request: &Request,
+    audited: Audited,
+) -> impl Future<Output = Result<(Caller, AuditNote, String), Response>> + Send + use<> {
+    let headers = request.headers().clone();
+    let address = request
+        .extensions()
+        .get::<crate::PeerAddress>()
+        .map(|p| p.0);
+    let state = state.clone();
+    async move { authenticate(&state, headers, address, audited).await }
+}
+
+async fn authenticate(
+    state: &AppState,
+    headers: HeaderMap,
+    address: Option<std::net::IpAddr>,
+    audited: Audited,
+) -> Result<(Caller, AuditNote, String), Response> {
+    let request_id = crate::request::request_id(&headers);
+    let note = AuditNote::default();
+    note.begin(audited, Some("ImagingStudy"));
+    match crate::auth::caller(state, &headers, address, &request_id).await {
+        Ok(caller) => Ok((caller, note, request_id)),
+        Err(error) => {
+            let mut nobody = Caller::anonymous(request_id.clone());
+            nobody.address = address;
+            let refused = match error {
+                crate::ApiError::Unauthorized(reason) => problem(StatusCode::UNAUTHORIZED, &reason),
+                other => other.into_response(&request_id),
+            };
+            Err(crate::audit::settle_noted(state, &nobody, &note, refused).await)
+        }
+    }
+}
+
+/// The DICOMweb base URL links in answers start with.
+/// None when the Host header is not one to link to.
+fn base(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    let fhir = crate::host::link_base(headers, state.config()).ok()?;
+    Some(format!(
+        "{}/dicomweb",
+        fhir.strip_suffix("/fhir").unwrap_or(&fhir)
+    ))
+}
+
+fn bad_host() -> Response {
+    problem(
+        StatusCode::BAD_REQUEST,
+        "the Host header is not a host this server answers for",
+    )
+}
+
+fn dicom_json(body: &Value) -> Response {
+    let mut response = (StatusCode::OK, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/dicom+json"),
+    );
+    response
+}
+
+// --- STOW-RS ---
+
+async fn store(State(state): State<AppState>, request: Request) -> Response {
+    stow(state, None, request).await
+}
+
+async fn store_in_study(
+    State(state): State<AppState>,
+    Path(study): Path<String>,
+    request: Request,
+) -> Response {
+    stow(state, Some(study), request).await
+}
+
+async fn stow(state: AppState, study: Option<String>, request: Request) -> Response {
+    let (caller, note, _) = match authenticated(&state, &request, Audited::Create).await {
+        Ok(authenticated) => authenticated,
+        Err(refused) => return refused,
+    };
+    let response = stow_as(&state, &caller, &note, study, request).await;
+    crate::audit::settle_noted(&state, &caller, &note, response).await
+}
+
+async fn stow_as(
+    state: &AppState,
+    caller: &Caller,
+    note: &AuditNote,
+    study: Option<String>,
+    request: Request,
+) -> Response {
+    if let Err(error) = state
+        .repository()
+        .permit(caller, Interaction::Create, "ImagingStudy")
+    {
+        return from_repository(error);
+    }
+    let Some(base) = base(state, request.headers()) else {
+        return bad_host();
+    };
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if multipart::media_type(&content_type) != "multipart/related" {
+        return problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "STOW-RS takes multipart/related; type=\"application/dicom\"",
+        );
+    }
+    if let Some(kind) = multipart::parameter(&content_type, "type")
+        && !kind.eq_ignore_ascii_case("application/dicom")
+    {
+        return problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &format!("parts of type {kind} are not stored: send application/dicom"),
+        );
+    }
+    let Some(boundary) = multipart::parameter(&content_type, "boundary") else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "the Content-Type names no boundary",
+        );
+    };
+    let body = match axum::body::to_bytes(request.into_body(), MAX_STOW_BYTES).await {
+        Ok(body) => body,
+        Err(_) => {
+            return problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("a STOW-RS request may carry at most {MAX_STOW_BYTES} bytes"),
+            );
+        }
+    };
+    let parts: Vec<Vec<u8>> = match multipart::split(&body, &boundary) {
+        Ok(parts) => {
+            if let Some(other) = parts.iter().find_map(|p| {
+                p.header("content-type")
+                    .map(multipart::media_type)
+                    .filter(|t| t != "application/dicom")
+            }) {
+                return problem(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    &format!("a part of type {other} is not stored: send application/dicom"),
+                );
+            }
+            parts.into_iter().map(|p| p.body.to_vec()).collect()
+        }
+        Err(reason) => return problem(StatusCode::BAD_REQUEST, &reason),
+    };
+    drop(body);
+    let (repository, archive, caller2) = (
+        Arc::clone(state.repository()),
+        state.archive(),
+        caller.clone(),
+    );
+    let endpoint_address = base.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        archive.store(
+            &repository,
+            &caller2,
+            &parts,
+            study.as_deref(),
+            Some(&endpoint_address),
+        )
+    })
+    .await;
+    let outcomes = match stored {
+        Ok(Ok(outcomes)) => outcomes,
+        Ok(Err(error)) => return from_repository(error),
+        Err(_) => return problem(StatusCode::SERVICE_UNAVAILABLE, "storing failed"),
+    };
+    stow_response(note, &base, &outcomes)
+}
+
+/// The STOW-RS response (PS3.18 10.5.3): 200 when every instance was stored without
+/// warning, 202 when some failed or were stored with a warning, 409 when none was stored.
+fn stow_response(note: &AuditNote, base: &str, outcomes: &[Outcome]) -> Response {
+    let mut referenced = Vec::new();
+    let mut failed = Vec::new();
+    let mut warned = false;
+    let mut studies: Vec<&str> = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Stored {
+                sop_class,
+                sop_instance,
+                study,
+                patient,
+                warning,
+            } => {
+                note.patients([patient.clone()]);
+                note.with(|access| {
+                    access.add_resource(format!("ImagingStudy/{}", imaging::study::study_id(study)))
+                });
+                if !studies.contains(&study.as_str()) {
+                    studies.push(study);
+                }
+                let mut item = json!({
+                    "00081150": {"vr": "UI", "Value": [sop_class]},
+                    "00081155": {"vr": "UI", "Value": [sop_instance]},
+                    "00081190": {"vr": "UR", "Value": [format!("{base}/studies/{study}/instances/{sop_instance}")]},
+                });
+                if let Some(warning) = warning {
+                    warned = true;
+                    item["00081196"] =
+                        json!({"vr": "US", "Value": [imaging::part10::COERCION_OF_DATA_ELEMENTS]});
+                    item["00000902"] = json!({"vr": "LO", "Value": [warning]});
+                }
+                referenced.push(item);
+            }
+            Outcome::Failed {
+                sop_class,
+                sop_instance,
+                refusal,
+            } => {
+                let mut item = Map::new();
+                if let Some(class) = sop_class {
+                    item.insert("00081150".into(), json!({"vr": "UI", "Value": [class]}));
+                }
+                if let Some(instance) = sop_instance {
+                    item.insert("00081155".into(), json!({"vr": "UI", "Value": [instance]}));
+                }
+                item.insert(
+                    "00081197".into(),
+                    json!({"vr": "US", "Value": [refusal.code]}),
+                );
+                item.insert(
+                    "00000902".into(),
+                    json!({"vr": "LO", "Value": [refusal.reason]}),
+                );
+                failed.push(Value::Object(item));
+            }
+        }
+    }
+    let mut body = Map::new();
+    if studies.len() == 1 {
+        body.insert(
+            "00081190".into(),
+            json!({"vr": "UR", "Value": [format!("{base}/studies/{}", studies[0])]}),
+        );
+    }
+    if !referenced.is_empty() {
+        body.insert("00081199".into(), json!({"vr": "SQ", "Value": referenced}));
+    }
+    if !failed.is_empty() {
+        body.insert("00081198".into(), json!({"vr": "SQ", "Value": failed}));
+    }
+    let status = if referenced.is_empty() {
+        StatusCode::CONFLICT
+    } else if failed.is_empty() && !warned {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let mut response = dicom_json(&Value::Object(body));
+    *response.status_mut() = status;
+    response
+}
+
+// --- QIDO-RS ---
+
+async fn studies(State(state): State<AppState>, request: Request) -> Response {
+    qido(state, Level::Study, None, None, request).await
+}
+
+async fn all_series(State(state): State<AppState>, request: Request) -> Response {
+    qido(state, Level::Series, None, None, request).await
+}
+
+async fn all_instances(State(state): State<AppState>, request: Request) -> Response {
+    qido(state, Level::Instance, None, None, request).await
+}
+
+async fn study_series(
+    State(state): State<AppState>,
+    Path(study): Path<String>,
+    request: Request,
+) -> Response {
+    qido(state, Level::Series, Some(study), None, request).await
+}
+
+async fn study_instances(
+    State(state): State<AppState>,
+    Path(study): Path<String>,
+    request: Request,
+) -> Response {
+    qido(state, Level::Instance, Some(study), None, request).await
+}
+
+async fn series_instances(
+    State(state): State<AppState>,
+    Path((study, series)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    qido(state, Level::Instance, Some(study), Some(series), request).await
+}
+
+async fn qido(
+    state: AppState,
+    level: Level,
+    study: Option<String>,
+    series: Option<String>,
+    request: Request,
+) -> Response {
+    let (caller, note, _) = match authenticated(&state, &request, Audited::SearchType).await {
+        Ok(authenticated) => authenticated,
+        Err(refused) => return refused,
+    };
+    let query_text = request.uri().query().unwrap_or("").to_owned();
+    note.query(format!("{}?{query_text}", request.uri().path()));
+    let response = async {
+        state
+            .repository()
+            .permit(&caller, Interaction::Search, "ImagingStudy")
+            .map_err(from_repository)?;
+        let params: Vec<(String, String)> = form_urlencoded(&query_text);
+        let query = Query::parse(level, study, series, &params).map_err(from_imaging)?;
+        let (repository, archive, caller2) = (
+            Arc::clone(state.repository()),
+            state.archive(),
+            caller.clone(),
+        );
+        let answer = tokio::task::spawn_blocking(move || {
+            imaging::qido::search(&repository, &archive, &caller2, &query)
+        })
+        .await
+        .map_err(|_| problem(StatusCode::SERVICE_UNAVAILABLE, "the search failed"))?
+        .map_err(from_imaging)?;
+        note.patients(answer.patients);
+        let results: Vec<Value> = answer.results.into_iter().map(Value::Object).collect();
+        Ok::<_, Response>(dicom_json(&Value::Array(results)))
+    }
+    .await
+    .unwrap_or_else(|response| response);
+    crate::audit::settle_noted(&state, &caller, &note, response).await
+}
+
+fn form_urlencoded(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+// --- WADO-RS ---
+
+async fn retrieve_study(
+    State(state): State<AppState>,
+    Path(study): Path<String>,
+    request: Request,
+) -> Response {
+    wado(state, study, None, None, false, request).await
+}
+
+async fn retrieve_series(
+    State(state): State<AppState>,
+    Path((study, series)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    wado(state, study, Some(series), None, false, request).await
+}
+
+async fn retrieve_instance(
+    State(state): State<AppState>,
+    Path((study, series, instance)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    wado(state, study, Some(series), Some(instance), false, request).await
+}
+
+async fn study_metadata(
+    State(state): State<AppState>,
+    Path(study): Path<String>,
+    request: Request,
+) -> Response {
+    wado(state, study, None, None, true, request).await
+}
+
+async fn series_metadata(
+    State(state): State<AppState>,
+    Path((study, series)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    wado(state, study, Some(series), None, true, request).await
+}
+
+async fn instance_metadata(
+    State(state): State<AppState>,
+    Path((study, series, instance)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    wado(state, study, Some(series), Some(instance), true, request).await
+}
+
+async fn wado(
+    state: AppState,
+    study: String,
+    series: Option<String>,
+    instance: Option<String>,
+    metadata: bool,
+    request: Request,
+) -> Response {
+    let (caller, note, _) = match authenticated(&state, &request, Audited::Read).await {
+        Ok(authenticated) => authenticated,
+        Err(refused) => return refused,
+    };
+    note.query(request.uri().path().to_owned());
+    let base = base(&state, request.headers());
+    let accept = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("*/*")
+        .to_owned();
+    drop(request);
+    let response = async {
+        state
+            .repository()
+            .permit(&caller, Interaction::Read, "ImagingStudy")
+            .map_err(from_repository)?;
+        let base = base.ok_or_else(bad_host)?;
+        if !metadata && !accepts_dicom(&accept) {
+            return Err(problem(
+                StatusCode::NOT_ACCEPTABLE,
+                "instances are retrieved as multipart/related; type=\"application/dicom\"",
+            ));
+        }
+        let (repository, archive, caller2) = (
+            Arc::clone(state.repository()),
+            state.archive(),
+            caller.clone(),
+        );
+        let study2 = study.clone();
+        let answered = tokio::task::spawn_blocking(move || {
+            let (located, patient) = imaging::wado::locate(
+                &repository,
+                &caller2,
+                &study2,
+                series.as_deref(),
+                instance.as_deref(),
+            )?;
+            let mut parts = Vec::with_capacity(located.len());
+            for found in &located {
+                if metadata {
+                    let attributes = archive
+                        .attributes(&found.object)
+                        .map_err(ImagingError::Storage)?;
+                    let instance_base = format!(
+                        "{base}/studies/{study2}/series/{}/instances/{}/",
+                        found.series, found.instance
+                    );
+                    parts.push((
+                        String::new(),
+                        serde_json::to_vec(&imaging::wado::with_bulk_base(
+                            attributes,
+                            &instance_base,
+                        ))
+                        .unwrap_or_default(),
+                    ));
+                } else {
+                    let file = archive.file(&found.object).map_err(ImagingError::Storage)?;
+                    parts.push((
+                        format!(
+                            "application/dicom; transfer-syntax={}",
+                            found.object.transfer_syntax
+                        ),
+                        file,
+                    ));
+                }
+            }
+            Ok::<_, ImagingError>((parts, patient))
+        })
+        .await
+        .map_err(|_| problem(StatusCode::SERVICE_UNAVAILABLE, "the retrieval failed"))?
+        .map_err(from_imaging)?;
+        let (parts, patient) = answered;
+        note.patients(patient);
+        note.with(|access| {
+            access.add_resource(format!("ImagingStudy/{}", imaging::study::study_id(&study)))
+        });
+        if metadata {
+            let mut body = b"[".to_vec();
+            for (n, (_, json)) in parts.iter().enumerate() {
+                if n > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(json);
+            }
+            body.push(b']');
+            let mut response = Response::new(Body::from(body));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/dicom+json"),
+            );
+            return Ok(response);
+        }
+        let boundary = format!("meridian-{}", uuid::Uuid::new_v4().simple());
+        let body = multipart::build(&boundary, &parts);
+        let mut response = Response::new(Body::from(body));
+        if let Ok(value) = HeaderValue::from_str(&format!(
+            "multipart/related; type=\"application/dicom\"; boundary={boundary}"
+        )) {
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+        }
+        Ok(response)
+    }
+    .await
+    .unwrap_or_else(|response| response);
+    crate::audit::settle_noted(&state, &caller, &note, response).await
+}
+
+/// Whether an Accept header admits DICOM instances in multipart/related.
+fn accepts_dicom(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let kind = multipart::media_type(range);
+        match kind.as_str() {
+            "*/*" | "multipart/*" => true,
+            "multipart/related" => multipart::parameter(range, "type")
+                .is_none_or(|t| t.eq_ignore_ascii_case("application/dicom")),
+            "application/dicom" => true,
+            _ => false,
+        }
+    })
+}
