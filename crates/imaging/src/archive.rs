@@ -116,28 +116,45 @@ impl Archive {
                 }
             }
         }
-        if !ready.is_empty() {
-            let written = repository.run_in_transaction(caller, |tx| {
-                let endpoint = match dicomweb_base {
-                    Some(base) => Some(endpoint(tx, base)?),
-                    None => None,
-                };
-                let endpoint = endpoint.as_deref();
-                let mut written = Vec::with_capacity(ready.len());
-                let mut studies: Vec<(String, Value, bool)> = Vec::new();
-                for (_, instance, object) in &ready {
-                    written.push(put(tx, &mut studies, instance, object, endpoint)?);
-                }
-                for (_, mut imaging_study, changed) in studies {
-                    if changed {
-                        study::recount(&mut imaging_study);
-                        tx.update(imaging_study, None)?;
-                    }
-                }
-                Ok(written)
-            })?;
-            for ((index, instance, _), (patient, put)) in ready.into_iter().zip(written) {
-                outcomes[index] = Some(Outcome::Stored {
+        // One transaction for the request; when the record refuses it (an instance whose
+        // attributes make an invalid resource), each instance in a transaction of its own, so
+        // that one bad instance fails alone.
+        let batch = self.write(repository, caller, &ready, dicomweb_base);
+        let written: Vec<Result<(String, Put), Refusal>> = match batch {
+            Ok(written) => written.into_iter().map(Ok).collect(),
+            Err(RepositoryError::Invalid(_) | RepositoryError::Unprocessable(_))
+                if ready.len() > 1 =>
+            {
+                ready
+                    .iter()
+                    .map(|one| {
+                        match self.write(
+                            repository,
+                            caller,
+                            std::slice::from_ref(one),
+                            dicomweb_base,
+                        ) {
+                            Ok(mut written) => Ok(written.remove(0)),
+                            Err(
+                                error @ (RepositoryError::Invalid(_)
+                                | RepositoryError::Unprocessable(_)),
+                            ) => Err(refused_by_record(&error)),
+                            Err(other) => Err(Refusal {
+                                code: part10::PROCESSING_FAILURE,
+                                reason: other.to_string(),
+                            }),
+                        }
+                    })
+                    .collect()
+            }
+            Err(error @ (RepositoryError::Invalid(_) | RepositoryError::Unprocessable(_))) => {
+                vec![Err(refused_by_record(&error))]
+            }
+            Err(other) => return Err(other),
+        };
+        for ((index, instance, _), written) in ready.into_iter().zip(written) {
+            outcomes[index] = Some(match written {
+                Ok((patient, put)) => Outcome::Stored {
                     sop_class: instance.sop_class,
                     sop_instance: instance.sop_instance.clone(),
                     study: instance.study,
@@ -148,10 +165,48 @@ impl Archive {
                             instance.sop_instance
                         )
                     }),
-                });
-            }
+                },
+                Err(refusal) => Outcome::Failed {
+                    sop_class: Some(instance.sop_class),
+                    sop_instance: Some(instance.sop_instance),
+                    refusal,
+                },
+            });
         }
         Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// Brings the studies of `ready` in step in one transaction; answers each instance's
+    /// Patient and what became of it.
+    fn write(
+        &self,
+        repository: &Repository,
+        caller: &Caller,
+        ready: &[(usize, Instance, StoredObject)],
+        dicomweb_base: Option<&str>,
+    ) -> Result<Vec<(String, Put)>, RepositoryError> {
+        if ready.is_empty() {
+            return Ok(Vec::new());
+        }
+        repository.run_in_transaction(caller, |tx| {
+            let endpoint = match dicomweb_base {
+                Some(base) => Some(endpoint(tx, base)?),
+                None => None,
+            };
+            let endpoint = endpoint.as_deref();
+            let mut written = Vec::with_capacity(ready.len());
+            let mut studies: Vec<(String, Value, bool)> = Vec::new();
+            for (_, instance, object) in ready {
+                written.push(put(tx, &mut studies, instance, object, endpoint)?);
+            }
+            for (_, mut imaging_study, changed) in studies {
+                if changed {
+                    study::recount(&mut imaging_study);
+                    tx.update(imaging_study, None)?;
+                }
+            }
+            Ok(written)
+        })
     }
 
     /// Keeps an instance's file and attributes as objects named by the file's SHA-256
@@ -213,6 +268,14 @@ impl Archive {
         let mut bytes = Vec::with_capacity(object.size as usize);
         std::io::Read::read_to_end(&mut reader, &mut bytes).map_err(|e| e.to_string())?;
         Ok(bytes)
+    }
+}
+
+/// The failure of an instance whose record the repository refused.
+fn refused_by_record(error: &RepositoryError) -> Refusal {
+    Refusal {
+        code: part10::PROCESSING_FAILURE,
+        reason: format!("the instance's record could not be written: {error}"),
     }
 }
 
@@ -400,7 +463,12 @@ fn human_names(dataset: &Map<String, Value>) -> Vec<Value> {
     };
     let mut names = Vec::new();
     for group in ["Alphabetic", "Ideographic", "Phonetic"] {
-        let Some(text) = name.get(group).and_then(Value::as_str) else {
+        // A group in a character set that was not decoded (ISO 2022 escapes) is no name.
+        let Some(text) = name
+            .get(group)
+            .and_then(Value::as_str)
+            .filter(|t| !t.chars().any(char::is_control))
+        else {
             continue;
         };
         let parts: Vec<&str> = text.split('^').map(str::trim).collect();

@@ -3,6 +3,7 @@
 mod access_scenario;
 mod cds_scenario;
 mod chronic_region;
+mod dicomweb_scenario;
 mod fhirpath_command;
 mod intake_scenario;
 mod ledger_scenario;

@@ -1,0 +1,236 @@
+"""The DICOMweb archive checked from outside with the standard clients (dicomweb-client,
+pydicom): every file of a corpus stored over STOW-RS, found by QIDO as pydicom's own reading of
+the file says it should, retrieved with identical attributes, its metadata read; each study's
+ImagingStudy and Patient in the FHIR record; the audit trail; malformed requests; another
+institution's clinician finding nothing. Exits non-zero with the differences."""
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+import uuid
+
+import pydicom
+from dicomweb_client.api import DICOMwebClient
+
+REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+problems = []
+
+
+def problem(text):
+    problems.append(text)
+    print("PROBLEM:", text)
+
+
+def http(method, url, token, body=None, headers=None):
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    if token:
+        request.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(request) as answer:
+            return answer.status, answer.headers, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def stow_raw(base, token, parts, study=None, boundary=None, content_type=None):
+    boundary = boundary or uuid.uuid4().hex
+    body = b""
+    for part in parts:
+        body += b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + part + b"\r\n"
+    body += b"--" + boundary.encode() + b"--\r\n"
+    url = base + "/dicomweb/studies" + ("/" + study if study else "")
+    content_type = content_type or 'multipart/related; type="application/dicom"; boundary=' + boundary
+    return http("POST", url, token, body, {"Content-Type": content_type})
+
+
+def storable(path):
+    """What pydicom says of a file: its data set when it is a whole instance with its UIDs."""
+    try:
+        ds = pydicom.dcmread(path, force=True)
+        ds.to_json_dict(bulk_data_threshold=1, bulk_data_element_handler=lambda e: "x")
+    except Exception as error:  # noqa: BLE001 - any reading failure makes the file unstorable
+        return None, f"pydicom cannot read it: {error}"
+    missing = [k for k in REQUIRED if not str(ds.get(k, "")).strip()]
+    if missing:
+        return None, "it has no " + ", ".join(missing)
+    # pydicom reads a value cut short without complaint: native pixel data must be whole.
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if "PixelData" in ds and syntax is not None and not syntax.is_compressed:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        whole = ds.Rows * ds.Columns * ds.get("SamplesPerPixel", 1) * ds.BitsAllocated // 8 * frames
+        if len(ds.PixelData) < whole:
+            return None, f"its pixel data has {len(ds.PixelData)} of {whole} bytes"
+    return ds, None
+
+
+def comparable(ds):
+    """The attributes to compare: every data element but the file meta group, as JSON."""
+    out = {}
+    for element in ds:
+        if element.tag.group == 0x0002:
+            continue
+        try:
+            if element.VR == "SQ":
+                out[str(element.tag)] = [comparable(item) for item in element.value]
+            else:
+                value = element.value
+                if isinstance(value, (bytes, bytearray)):
+                    value = value.hex()
+                out[str(element.tag)] = str(value)
+        except Exception as error:  # noqa: BLE001
+            out[str(element.tag)] = f"unreadable: {error}"
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--base", required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--stranger", required=True)
+    parser.add_argument("--admin", required=True)
+    parser.add_argument("--corpus", required=True)
+    args = parser.parse_args()
+    base, token = args.base, args.token
+    client = DICOMwebClient(url=base + "/dicomweb", headers={"Authorization": "Bearer " + token})
+
+    files = sorted(f for f in os.listdir(args.corpus) if f.endswith(".dcm"))
+    expected = {}  # SOP Instance UID -> (file, data set) of the last stored
+    stored = refused = 0
+    for name in files:
+        path = os.path.join(args.corpus, name)
+        raw = open(path, "rb").read()
+        ds, why_not = storable(path)
+        status, _, body = stow_raw(base, token, [raw])
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            problem(f"{name}: STOW answered {status} with no DICOM JSON: {body[:200]!r}")
+            continue
+        if ds is None:
+            failed = answer.get("00081198", {}).get("Value", [])
+            if status != 409 or not failed or "00081197" not in failed[0]:
+                problem(f"{name}: pydicom says it cannot be stored ({why_not}) but STOW answered {status} {answer}")
+            else:
+                refused += 1
+                reason = failed[0].get("00000902", {}).get("Value", [""])[0]
+                print(f"refused {name}: 0x{failed[0]['00081197']['Value'][0]:04X} {reason}")
+            continue
+        if status not in (200, 202) or "00081199" not in answer:
+            problem(f"{name}: STOW answered {status} {answer}")
+            continue
+        stored += 1
+        expected[str(ds.SOPInstanceUID)] = (name, ds)
+
+    # Storing a file again adds nothing; the standard client's own STOW (a re-encoding) too.
+    again_name, again_ds = next(iter(expected.values()))
+    before = study_resource(base, token, str(again_ds.StudyInstanceUID))
+    status, _, _ = stow_raw(base, token, [open(os.path.join(args.corpus, again_name), "rb").read()])
+    after = study_resource(base, token, str(again_ds.StudyInstanceUID))
+    if status != 200 or before["meta"]["versionId"] != after["meta"]["versionId"]:
+        problem(f"storing {again_name} again: {status}, version {before['meta']['versionId']} -> {after['meta']['versionId']}")
+    client.store_instances(datasets=[again_ds])
+    if study_resource(base, token, str(again_ds.StudyInstanceUID))["numberOfInstances"] != after["numberOfInstances"]:
+        problem("the client's re-encoded STOW of a stored instance added one")
+
+    found = retrieved = 0
+    for sop, (name, ds) in expected.items():
+        study, series = str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)
+        hits = client.search_for_instances(study_instance_uid=study, search_filters={"SOPInstanceUID": sop})
+        if len(hits) != 1:
+            problem(f"{name}: QIDO found {len(hits)} instances for its SOP Instance UID")
+            continue
+        hit = pydicom.Dataset.from_json(hits[0])
+        if str(hit.get("SOPClassUID", "")) != str(ds.SOPClassUID) or str(hit.get("Modality", "")) != str(ds.get("Modality", "")):
+            problem(f"{name}: QIDO answered class {hit.get('SOPClassUID')} modality {hit.get('Modality')}")
+        patient_id = str(ds.get("PatientID", ""))
+        if patient_id:
+            studies = client.search_for_studies(search_filters={"PatientID": patient_id})
+            if study not in [str(pydicom.Dataset.from_json(s).StudyInstanceUID) for s in studies]:
+                problem(f"{name}: QIDO by PatientID {patient_id} does not find study {study}")
+        found += 1
+        instance = client.retrieve_instance(study, series, sop)
+        got, want = comparable(instance), comparable(ds)
+        differing = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+        if differing:
+            problem(f"{name}: retrieved attributes differ at {differing[:6]}")
+        else:
+            retrieved += 1
+        metadata = client.retrieve_instance_metadata(study, series, sop)
+        if metadata.get("00080018", {}).get("Value") != [sop]:
+            problem(f"{name}: metadata names {metadata.get('00080018')}")
+        pixel = metadata.get("7FE00010")
+        path = f"/dicomweb/studies/{study}/series/{series}/instances/{sop}/bulkdata/7FE00010"
+        uri = pixel.get("BulkDataURI", "") if pixel is not None else ""
+        if pixel is not None and not (uri.startswith("http") and uri.endswith(path)):
+            problem(f"{name}: pixel data is not referenced by an absolute BulkDataURI: {pixel}")
+
+    # The FHIR record: one ImagingStudy per study, with its instances and a Patient carrying
+    # the DICOM Patient ID.
+    studies = {}
+    for sop, (name, ds) in expected.items():
+        studies.setdefault(str(ds.StudyInstanceUID), set()).add(sop)
+    for study, sops in studies.items():
+        resource = study_resource(base, token, study)
+        if resource is None:
+            problem(f"no ImagingStudy for study {study}")
+            continue
+        listed = {i["uid"] for s in resource.get("series", []) for i in s.get("instance", [])}
+        if listed != sops or resource.get("numberOfInstances") != len(sops):
+            problem(f"ImagingStudy of {study} lists {sorted(listed)}, not {sorted(sops)}")
+        patient_id = str(expected[next(iter(sops))][1].get("PatientID", "")).strip()
+        status, _, body = http("GET", base + "/fhir/" + resource["subject"]["reference"], token)
+        patient = json.loads(body)
+        if status != 200 or (patient_id and patient_id not in [i["value"] for i in patient.get("identifier", [])]):
+            problem(f"the Patient of study {study} does not carry Patient ID {patient_id}: {status} {patient}")
+
+    # The trail: the radiographer's retrievals are recorded with the patient.
+    some_patient = study_resource(base, token, next(iter(studies)))["subject"]["reference"]
+    status, _, body = http("GET", base + "/fhir/AuditEvent?patient=" + some_patient + "&_count=100", args.admin)
+    events = json.loads(body).get("entry", []) if status == 200 else []
+    if not any("ImagingStudy" in json.dumps(e["resource"]) for e in events):
+        problem(f"no AuditEvent of an ImagingStudy access for {some_patient} ({status})")
+
+    # Malformed requests, each refused with its reason.
+    checks = [
+        ("not multipart", http("POST", base + "/dicomweb/studies", token, b"x", {"Content-Type": "application/dicom"}), 415),
+        ("no boundary in body", stow_raw(base, token, [b"x"], content_type='multipart/related; type="application/dicom"; boundary=other'), 400),
+        ("a part that is not DICOM", stow_raw(base, token, [b"this is not DICOM at all, not even close"]), 409),
+        ("another study than the URL's", stow_raw(base, token, [open(os.path.join(args.corpus, again_name), "rb").read()], study="1.2.3.4.5"), 409),
+        ("no token", http("GET", base + "/dicomweb/studies", None), 401),
+        ("a forged token", http("GET", base + "/dicomweb/studies", "eyJhbGciOiJub25lIn0.e30."), 401),
+        ("an unknown QIDO key", http("GET", base + "/dicomweb/studies?NoSuchKey=1", token), 400),
+        ("a bad limit", http("GET", base + "/dicomweb/studies?limit=many", token), 400),
+        ("an unknown study", http("GET", base + "/dicomweb/studies/1.2.3.4.5.6/metadata", token), 404),
+    ]
+    for what, (status, _, body), wanted in checks:
+        if status != wanted or not body:
+            problem(f"{what}: {status} (wanted {wanted}) {body[:200]!r}")
+    status, _, body = stow_raw(base, token, [open(os.path.join(args.corpus, again_name), "rb").read()], study="1.2.3.4.5")
+    reason = json.loads(body)["00081198"]["Value"][0]["00081197"]["Value"][0]
+    if reason != 0xA900:
+        problem(f"an instance of another study: failure reason 0x{reason:04X}")
+
+    # Another institution's clinician finds and retrieves nothing.
+    stranger = DICOMwebClient(url=base + "/dicomweb", headers={"Authorization": "Bearer " + args.stranger})
+    if stranger.search_for_studies():
+        problem("a clinician of another institution finds studies")
+    status, _, _ = http("GET", base + f"/dicomweb/studies/{next(iter(studies))}/metadata", args.stranger)
+    if status != 404:
+        problem(f"a clinician of another institution retrieves metadata: {status}")
+
+    print(f"files={len(files)} stored={stored} refused={refused} instances={len(expected)} "
+          f"studies={len(studies)} found={found} retrieved_identical={retrieved} problems={len(problems)}")
+    sys.exit(1 if problems else 0)
+
+
+def study_resource(base, token, study):
+    status, _, body = http("GET", base + f"/fhir/ImagingStudy?identifier=urn:dicom:uid|urn:oid:{study}", token)
+    entries = json.loads(body).get("entry", []) if status == 200 else []
+    return entries[0]["resource"] if entries else None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+//! The DICOMweb archive end to end, with the standard Python clients (`dicomweb-client` and
+//! `pydicom`) against the real `meridian serve` on each store, as a county radiographer with
+//! a token of their own: `dicomweb_check.py` stores the vendored instances, finds each by
+//! QIDO as pydicom's own reading of the file says it should, retrieves each with identical
+//! attributes, reads the metadata, checks the ImagingStudy and Patient of each study in the
+//! FHIR record and the audit trail, sends malformed requests, and checks that a clinician of
+//! another institution finds nothing.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::support::{self, Backend, Serving};
+
+fn dicomweb_python() -> std::path::PathBuf {
+    support::python_with(
+        "dicomweb",
+        &["dicomweb-client==0.61.2", "pydicom==3.0.2"],
+        "import dicomweb_client, pydicom",
+    )
+}
+
+fn put(serving: &Serving, resource: serde_json::Value) {
+    let path = format!(
+        "/fhir/{}/{}",
+        resource["resourceType"].as_str().unwrap(),
+        resource["id"].as_str().unwrap()
+    );
+    let (status, _, body) = support::send(
+        serving,
+        "PUT",
+        &path,
+        &[("Content-Type", "application/fhir+json")],
+        &resource.to_string(),
+    );
+    assert!(status == 200 || status == 201, "{path}: {status} {body}");
+}
+
+/// A practitioner of `organization` with an account and its token.
+fn clinician(serving: &Serving, name: &str, organization: &str) -> String {
+    put(
+        serving,
+        json!({"resourceType": "Organization", "id": organization, "name": organization}),
+    );
+    put(serving, json!({"resourceType": "Practitioner", "id": name}));
+    put(
+        serving,
+        json!({"resourceType": "PractitionerRole", "id": name,
+            "practitioner": {"reference": format!("Practitioner/{name}")},
+            "organization": {"reference": format!("Organization/{organization}")}}),
+    );
+    serving.meridian(
+        &[
+            "user",
+            "add",
+            name,
+            "--password-stdin",
+            "--practitioner-role",
+            &format!("PractitionerRole/{name}"),
+        ],
+        "a long enough password 1\n",
+    );
+    serving
+        .meridian(&["token", "--user", name], "")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn standard_dicomweb_clients_store_find_and_retrieve_through_the_record() {
+    let python = dicomweb_python();
+    let corpus = format!("{}/../imaging/tests/dicom", env!("CARGO_MANIFEST_DIR"));
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let serving = support::serve_on(backend, &[]);
+        let radiographer = clinician(&serving, "radiographer", "county-hospital");
+        let stranger = clinician(&serving, "stranger", "elsewhere");
+        let output = Command::new(&python)
+            .arg(format!(
+                "{}/tests/it/dicomweb_check.py",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .args(["--base", &format!("http://{}", serving.address)])
+            .args([
+                "--token",
+                &radiographer,
+                "--stranger",
+                &stranger,
+                "--admin",
+                &serving.token,
+            ])
+            .args(["--corpus", &corpus])
+            .env("NO_PROXY", "*")
+            .env_remove("http_proxy")
+            .env_remove("HTTP_PROXY")
+            .output()
+            .expect("python runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let warnings: Vec<String> = serving
+            .log
+            .try_iter()
+            .filter(|line| line.contains("ERROR"))
+            .collect();
+        assert!(
+            output.status.success(),
+            "{backend:?}: dicomweb_check.py failed:\n{stdout}\n{}\nserver errors: {warnings:#?}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(warnings.is_empty(), "{backend:?}: {warnings:#?}");
+        println!("{backend:?}: {stdout}");
+    }
+}
