@@ -17,6 +17,14 @@ const INLINE_BINARY_MAX: usize = 256;
 /// The prefix of every bulk data reference this module writes.
 pub const BULK_PREFIX: &str = "bulkdata/";
 
+/// Pixel data (of any kind) and waveform samples are always by reference, however small:
+/// viewers fetch them as bulk data or frames.
+fn always_bulk(uri: &str) -> bool {
+    ["7FE00008", "7FE00009", "7FE00010", "54001010"]
+        .iter()
+        .any(|tag| uri.ends_with(tag))
+}
+
 /// The DICOM JSON object of `object`'s attributes (group 0002, the file meta, excluded).
 pub fn dataset(object: &InMemDicomObject) -> Map<String, Value> {
     let mut out = Map::new();
@@ -54,11 +62,98 @@ fn write_dataset(object: &InMemDicomObject, path: &str, out: &mut Map<String, Va
                 attribute.insert("BulkDataURI".into(), Value::String(format!("{path}{key}")));
             }
             DicomValue::Primitive(value) => {
-                write_primitive(vr, value, &format!("{path}{key}"), &mut attribute);
+                let uri = format!("{path}{key}");
+                match known_vr_of_unknown(tag, vr, value) {
+                    // An element sent as UN whose VR the dictionary knows (explicit VR
+                    // writers that do not know the attribute): written as what it is.
+                    Some((known, value)) => {
+                        attribute.insert("vr".into(), Value::String(known.to_string().to_owned()));
+                        write_primitive(known, &value, &uri, &mut attribute);
+                    }
+                    None => write_primitive(vr, value, &uri, &mut attribute),
+                }
             }
         }
         out.insert(key, Value::Object(attribute));
     }
+}
+
+/// The dictionary's VR and the value read as it, for a UN element of a standard attribute
+/// whose VR is text or a binary number (the bytes are little endian: explicit VR little
+/// endian is the only syntax that writes UN with a known VR in practice).
+fn known_vr_of_unknown(tag: Tag, vr: VR, value: &PrimitiveValue) -> Option<(VR, PrimitiveValue)> {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+    if vr != VR::UN || tag.group() % 2 == 1 {
+        return None;
+    }
+    let VirtualVr::Exact(known) = dicom_dictionary_std::StandardDataDictionary
+        .by_tag(tag)?
+        .vr()
+    else {
+        return None;
+    };
+    let bytes = value.to_bytes();
+    let numbers = |size: usize| bytes.len() % size == 0 && !bytes.is_empty();
+    let value = match known {
+        VR::AE
+        | VR::AS
+        | VR::CS
+        | VR::DA
+        | VR::DS
+        | VR::DT
+        | VR::IS
+        | VR::LO
+        | VR::LT
+        | VR::PN
+        | VR::SH
+        | VR::ST
+        | VR::TM
+        | VR::UC
+        | VR::UI
+        | VR::UR
+        | VR::UT => {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            PrimitiveValue::Strs(text.split('\\').map(str::to_owned).collect())
+        }
+        VR::US if numbers(2) => PrimitiveValue::U16(
+            bytes
+                .chunks(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect(),
+        ),
+        VR::SS if numbers(2) => PrimitiveValue::I16(
+            bytes
+                .chunks(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect(),
+        ),
+        VR::UL if numbers(4) => PrimitiveValue::U32(
+            bytes
+                .chunks(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ),
+        VR::SL if numbers(4) => PrimitiveValue::I32(
+            bytes
+                .chunks(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ),
+        VR::FL if numbers(4) => PrimitiveValue::F32(
+            bytes
+                .chunks(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ),
+        VR::FD if numbers(8) => PrimitiveValue::F64(
+            bytes
+                .chunks(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect(),
+        ),
+        _ => return None,
+    };
+    Some((known, value))
 }
 
 fn write_primitive(vr: VR, value: &PrimitiveValue, uri: &str, out: &mut Map<String, Value>) {
@@ -68,7 +163,7 @@ fn write_primitive(vr: VR, value: &PrimitiveValue, uri: &str, out: &mut Map<Stri
     match vr {
         VR::OB | VR::OW | VR::OD | VR::OF | VR::OL | VR::OV | VR::UN => {
             let bytes = value.to_bytes();
-            if bytes.len() > INLINE_BINARY_MAX {
+            if bytes.len() > INLINE_BINARY_MAX || always_bulk(uri) {
                 out.insert("BulkDataURI".into(), Value::String(uri.to_owned()));
             } else {
                 out.insert(

@@ -127,6 +127,12 @@ impl Walker<'_> {
         }
         let vr_bytes = [self.data[self.pos + 4], self.data[self.pos + 5]];
         let vr = VR::from_binary(vr_bytes);
+        if vr.is_none() && !vr_bytes.iter().all(u8::is_ascii_uppercase) {
+            return Err(format!(
+                "the element at byte {} has no value representation, as its transfer syntax (explicit VR) requires: is the data set written with implicit VR under an explicit VR syntax?",
+                self.pos
+            ));
+        }
         let long = matches!(
             vr,
             Some(
@@ -182,14 +188,19 @@ impl Walker<'_> {
             self.fits(length)?;
             let sequence = vr == Some(VR::SQ) || (length == UNDEFINED && tag != (0x7FE0, 0x0010));
             if length == UNDEFINED {
+                if vr == Some(VR::UN) {
+                    // A sequence sent as UN of undefined length: its items are implicit VR
+                    // (PS3.5 6.2.2), which the reader does not follow; read as explicit they
+                    // make it allocate whatever their bytes say. Refused here, before it.
+                    return Err(format!(
+                        "the element ({:04X},{:04X}) at byte {} is an undefined-length value of unknown VR (a sequence sent as UN), which is not supported",
+                        tag.0,
+                        tag.1,
+                        self.pos - 12
+                    ));
+                }
                 if sequence {
-                    // UN of undefined length holds implicit VR little endian.
-                    let explicit = self.explicit;
-                    if vr == Some(VR::UN) {
-                        self.explicit = false;
-                    }
                     self.items(None, depth + 1)?;
-                    self.explicit = explicit;
                 } else {
                     self.fragments()?;
                 }

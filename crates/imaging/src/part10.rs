@@ -119,11 +119,15 @@ pub fn read(bytes: &[u8]) -> Result<Instance, Refusal> {
         .transfer_syntax()
         .trim_end_matches(['\0', ' '])
         .to_owned();
+    let dataset = json::dataset(&object);
     let required = |tag: Tag, name: &str| {
-        uid(&object, tag).ok_or_else(|| {
+        json::text(&dataset, &json::tag_key(tag))
+            .map(|v| v.trim_end_matches(['\0', ' ']).trim_start().to_owned())
+            .filter(|v| valid_uid(v))
+            .ok_or_else(|| {
             refuse(
                 DOES_NOT_MATCH_SOP_CLASS,
-                format!("the instance has no valid {name} (a UID of digits and dots, at most 64 characters)"),
+                format!("the instance has no valid {name} (at most 64 letters, digits, dots or hyphens)"),
             )
         })
     };
@@ -133,7 +137,6 @@ pub fn read(bytes: &[u8]) -> Result<Instance, Refusal> {
     let series = required(tags::SERIES_INSTANCE_UID, "Series Instance UID")?;
     // A file meta group naming another SOP Instance UID than its data set (real files do):
     // the data set's is the instance's.
-    let dataset = json::dataset(&object);
     Ok(Instance {
         file,
         transfer_syntax,
@@ -225,13 +228,14 @@ fn uid(object: &InMemDicomObject, tag: Tag) -> Option<String> {
     valid_uid(value).then(|| value.to_owned())
 }
 
-/// A UID as PS3.5 9.1 has it: digits and dots, at most 64 characters. (Leading zeros in a
-/// component are tolerated: real systems write them.)
+/// A UID the archive can keep and address: at most 64 characters that a URL path segment and
+/// a FHIR `id` both take as they are (letters, digits, `.` and `-`). PS3.5 9.1 allows digits
+/// and dots only; real systems send others (hexadecimal, leading zeros), and those are kept as
+/// sent rather than refused.
 pub fn valid_uid(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 64
-        && value.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        && !value.starts_with('.')
-        && !value.ends_with('.')
-        && !value.contains("..")
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }

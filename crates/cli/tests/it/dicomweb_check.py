@@ -7,6 +7,7 @@ institution's clinician finding nothing. Exits non-zero with the differences."""
 import argparse
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -46,31 +47,58 @@ def stow_raw(base, token, parts, study=None, boundary=None, content_type=None):
     return http("POST", url, token, body, {"Content-Type": content_type})
 
 
+def truncated(path):
+    """Whether some element of the file's data set declares more bytes than follow it (pydicom
+    reads such a value cut short without complaint)."""
+    from pydicom.filereader import data_element_generator, read_preamble, _read_file_meta_info
+    with open(path, "rb") as fp:
+        try:
+            read_preamble(fp, force=True)
+            meta = _read_file_meta_info(fp)
+            syntax = meta.get("TransferSyntaxUID")
+            if syntax is None or syntax == "1.2.840.10008.1.2.1.99":
+                return False
+            implicit = syntax == "1.2.840.10008.1.2"
+            little = syntax != "1.2.840.10008.1.2.2"
+            size = os.fstat(fp.fileno()).st_size
+            for raw in data_element_generator(fp, implicit, little, defer_size=None):
+                if raw.length != 0xFFFFFFFF and raw.value is not None and len(raw.value) < raw.length:
+                    return True
+                if fp.tell() > size:
+                    return True
+        except Exception:  # noqa: BLE001 - what pydicom cannot walk, dcmread judges below
+            return False
+    return False
+
+
 def storable(path):
-    """What pydicom says of a file: its data set when it is a whole instance with its UIDs."""
+    """What pydicom says of a file: its data set when it is a whole instance with its UIDs
+    (values pydicom cannot convert, an IS of "1A", do not make an instance unstorable: an
+    archive keeps what it is sent)."""
     try:
         ds = pydicom.dcmread(path, force=True)
-        ds.to_json_dict(bulk_data_threshold=1, bulk_data_element_handler=lambda e: "x")
+        for element in ds.iterall():
+            pass
     except Exception as error:  # noqa: BLE001 - any reading failure makes the file unstorable
         return None, f"pydicom cannot read it: {error}"
     missing = [k for k in REQUIRED if not str(ds.get(k, "")).strip()]
     if missing:
         return None, "it has no " + ", ".join(missing)
-    # pydicom reads a value cut short without complaint: native pixel data must be whole.
-    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    if "PixelData" in ds and syntax is not None and not syntax.is_compressed:
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        whole = ds.Rows * ds.Columns * ds.get("SamplesPerPixel", 1) * ds.BitsAllocated // 8 * frames
-        if len(ds.PixelData) < whole:
-            return None, f"its pixel data has {len(ds.PixelData)} of {whole} bytes"
+    if truncated(path):
+        return None, "an element declares more bytes than the file has"
     return ds, None
+
+
+def conformant(uid):
+    return bool(re.fullmatch(r"[0-9]+(\.[0-9]+)*", uid))
 
 
 def comparable(ds):
     """The attributes to compare: every data element but the file meta group, as JSON."""
     out = {}
     for element in ds:
-        if element.tag.group == 0x0002:
+        # The file meta group, and group lengths (retired; pydicom's writer drops them).
+        if element.tag.group == 0x0002 or element.tag.element == 0x0000:
             continue
         try:
             if element.VR == "SQ":
@@ -138,6 +166,14 @@ def main():
     found = retrieved = 0
     for sop, (name, ds) in expected.items():
         study, series = str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)
+        if not all(conformant(u) for u in (study, series, sop)):
+            # dicomweb-client refuses to address UIDs that are not digits and dots.
+            status, _, body = http("GET", base + f"/dicomweb/studies/{study}/series/{series}/instances/{sop}/metadata", token)
+            if status != 200 or json.loads(body)[0].get("00080018", {}).get("Value") != [sop]:
+                problem(f"{name}: metadata of its non-conformant UID: {status}")
+            else:
+                found += 1
+            continue
         hits = client.search_for_instances(study_instance_uid=study, search_filters={"SOPInstanceUID": sop})
         if len(hits) != 1:
             problem(f"{name}: QIDO found {len(hits)} instances for its SOP Instance UID")

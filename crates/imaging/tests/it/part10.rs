@@ -28,6 +28,9 @@ const FILES: &[(&str, Result<&str, u16>)] = &[
     // A bare data set (no preamble, no meta group): stored as a PS3.10 file.
     ("ExplVR_BigEndNoMeta.dcm", Ok("1.2.840.10008.1.2.2")),
     ("MR_truncated.dcm", Err(CANNOT_UNDERSTAND)),
+    // A sequence as UN of undefined length: refused before the reader, which would read its
+    // implicit VR items as explicit and allocate gigabytes for a garbage length.
+    ("UN_sequence.dcm", Err(CANNOT_UNDERSTAND)),
     ("no_meta.dcm", Err(CANNOT_UNDERSTAND)),
     ("JPEGLSNearLossless_08.dcm", Err(DOES_NOT_MATCH_SOP_CLASS)),
     ("DICOMDIR-empty.dcm", Err(DOES_NOT_MATCH_SOP_CLASS)),
