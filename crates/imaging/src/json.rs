@@ -83,7 +83,7 @@ fn write_dataset(object: &InMemDicomObject, path: &str, out: &mut Map<String, Va
 /// endian is the only syntax that writes UN with a known VR in practice).
 fn known_vr_of_unknown(tag: Tag, vr: VR, value: &PrimitiveValue) -> Option<(VR, PrimitiveValue)> {
     use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
-    if vr != VR::UN || tag.group() % 2 == 1 {
+    if vr != VR::UN || !tag.group().is_multiple_of(2) {
         return None;
     }
     let VirtualVr::Exact(known) = dicom_dictionary_std::StandardDataDictionary
