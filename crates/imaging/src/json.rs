@@ -93,7 +93,7 @@ fn known_vr_of_unknown(tag: Tag, vr: VR, value: &PrimitiveValue) -> Option<(VR, 
         return None;
     };
     let bytes = value.to_bytes();
-    let numbers = |size: usize| bytes.len() % size == 0 && !bytes.is_empty();
+    let numbers = |size: usize| bytes.len().is_multiple_of(size) && !bytes.is_empty();
     let value = match known {
         VR::AE
         | VR::AS
