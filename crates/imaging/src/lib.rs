@@ -10,11 +10,13 @@
 //!   caller's read path; [`wado`] locates what to retrieve the same way.
 
 pub mod archive;
+pub mod frames;
 pub mod json;
 pub mod lengths;
 pub mod multipart;
 pub mod part10;
 pub mod qido;
+pub mod render;
 pub mod study;
 pub mod wado;
 
@@ -27,6 +29,9 @@ pub enum ImagingError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// The instance has no pixel data this archive can show.
+    #[error("{0}")]
+    Unrenderable(String),
     #[error("the archive's storage failed: {0}")]
     Storage(String),
     #[error(transparent)]

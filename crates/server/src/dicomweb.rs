@@ -60,6 +60,24 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
             "/dicomweb/studies/{study}/series/{series}/instances/{instance}/metadata",
             get(instance_metadata),
         )
+        .route(
+            "/dicomweb/studies/{study}/series/{series}/instances/{instance}/rendered",
+            get(instance_rendered),
+        )
+        .route(
+            "/dicomweb/studies/{study}/series/{series}/instances/{instance}/thumbnail",
+            get(instance_thumbnail),
+        )
+        .route(
+            "/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
+            get(instance_frames),
+        )
+        .route(
+            "/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered",
+            get(frame_rendered),
+        )
+        .route("/dicomweb/studies/{study}/series/{series}/thumbnail", get(series_thumbnail))
+        .route("/dicomweb/studies/{study}/thumbnail", get(study_thumbnail))
 }
 
 fn problem(status: StatusCode, reason: &str) -> Response {
@@ -80,6 +98,8 @@ fn from_imaging(error: ImagingError) -> Response {
     match error {
         ImagingError::BadRequest(reason) => problem(StatusCode::BAD_REQUEST, &reason),
         ImagingError::NotFound(reason) => problem(StatusCode::NOT_FOUND, &reason),
+        // PS3.18 8.3.5.1: a rendering the origin server cannot make is "not acceptable".
+        ImagingError::Unrenderable(reason) => problem(StatusCode::NOT_ACCEPTABLE, &reason),
         ImagingError::Storage(reason) => {
             tracing::error!(%reason, "the archive's storage failed");
             problem(
@@ -632,4 +652,243 @@ fn accepts_dicom(accept: &str) -> bool {
             _ => false,
         }
     })
+}
+
+// --- Rendered frames, thumbnails and frames ---
+
+/// What an image request asks of an instance.
+enum Picture {
+    Rendered(u32),
+    Thumbnail,
+    Frames(Vec<u32>),
+}
+
+async fn instance_rendered(
+    State(state): State<AppState>,
+    Path((study, series, instance)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    picture(
+        state,
+        study,
+        Some(series),
+        Some(instance),
+        Picture::Rendered(1),
+        request,
+    )
+    .await
+}
+
+async fn instance_thumbnail(
+    State(state): State<AppState>,
+    Path((study, series, instance)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    picture(
+        state,
+        study,
+        Some(series),
+        Some(instance),
+        Picture::Thumbnail,
+        request,
+    )
+    .await
+}
+
+async fn series_thumbnail(
+    State(state): State<AppState>,
+    Path((study, series)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    picture(
+        state,
+        study,
+        Some(series),
+        None,
+        Picture::Thumbnail,
+        request,
+    )
+    .await
+}
+
+async fn study_thumbnail(
+    State(state): State<AppState>,
+    Path(study): Path<String>,
+    request: Request,
+) -> Response {
+    picture(state, study, None, None, Picture::Thumbnail, request).await
+}
+
+fn frame_numbers(list: &str) -> Option<Vec<u32>> {
+    let numbers: Option<Vec<u32>> = list
+        .split(',')
+        .map(|n| n.trim().parse::<u32>().ok().filter(|n| *n > 0))
+        .collect();
+    numbers.filter(|n| !n.is_empty() && n.len() <= 4096)
+}
+
+async fn frame_rendered(
+    State(state): State<AppState>,
+    Path((study, series, instance, frames)): Path<(String, String, String, String)>,
+    request: Request,
+) -> Response {
+    match frame_numbers(&frames).as_deref() {
+        Some([frame]) => {
+            picture(
+                state,
+                study,
+                Some(series),
+                Some(instance),
+                Picture::Rendered(*frame),
+                request,
+            )
+            .await
+        }
+        _ => problem(
+            StatusCode::BAD_REQUEST,
+            &format!("'{frames}' is not one frame number (from 1)"),
+        ),
+    }
+}
+
+async fn instance_frames(
+    State(state): State<AppState>,
+    Path((study, series, instance, frames)): Path<(String, String, String, String)>,
+    request: Request,
+) -> Response {
+    match frame_numbers(&frames) {
+        Some(frames) => {
+            picture(
+                state,
+                study,
+                Some(series),
+                Some(instance),
+                Picture::Frames(frames),
+                request,
+            )
+            .await
+        }
+        None => problem(
+            StatusCode::BAD_REQUEST,
+            &format!("'{frames}' is not a list of frame numbers (from 1)"),
+        ),
+    }
+}
+
+async fn picture(
+    state: AppState,
+    study: String,
+    series: Option<String>,
+    instance: Option<String>,
+    picture: Picture,
+    request: Request,
+) -> Response {
+    let (caller, note, _) = match authenticated(&state, &request, Audited::Read).await {
+        Ok(authenticated) => authenticated,
+        Err(refused) => return refused,
+    };
+    note.query(request.uri().path().to_owned());
+    let accept = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("*/*")
+        .to_owned();
+    let params = form_urlencoded(request.uri().query().unwrap_or(""));
+    drop(request);
+    let response = async {
+        state
+            .repository()
+            .permit(&caller, Interaction::Read, "ImagingStudy")
+            .map_err(from_repository)?;
+        let rendering = match &picture {
+            Picture::Rendered(frame) => Some(imaging::render::parse(&params, &accept, *frame)),
+            Picture::Thumbnail => Some(imaging::render::parse(&params, &accept, 1).map(|mut r| {
+                r.viewport = r.viewport.or(Some((
+                    imaging::render::THUMBNAIL,
+                    imaging::render::THUMBNAIL,
+                )));
+                r
+            })),
+            Picture::Frames(_) => None,
+        }
+        .transpose()
+        .map_err(from_imaging)?;
+        let (repository, archive, caller2) = (
+            Arc::clone(state.repository()),
+            state.archive(),
+            caller.clone(),
+        );
+        let study2 = study.clone();
+        let frames_asked = matches!(picture, Picture::Frames(_));
+        let answered = tokio::task::spawn_blocking(move || {
+            let (located, patient) = imaging::wado::locate(
+                &repository,
+                &caller2,
+                &study2,
+                series.as_deref(),
+                instance.as_deref(),
+            )?;
+            // A series' or study's thumbnail is its middle instance's.
+            let chosen = &located[located.len() / 2];
+            let file = archive
+                .file(&chosen.object)
+                .map_err(ImagingError::Storage)?;
+            let parts = match (&picture, &rendering) {
+                (_, Some(rendering)) => vec![(
+                    rendering.format.media_type().to_owned(),
+                    imaging::render::render(&file, rendering)?,
+                )],
+                (Picture::Frames(numbers), None) => numbers
+                    .iter()
+                    .map(|n| {
+                        imaging::frames::frame(&file, *n).map(|bytes| {
+                            (
+                                format!(
+                                    "application/octet-stream; transfer-syntax={}",
+                                    chosen.object.transfer_syntax
+                                ),
+                                bytes,
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                _ => Vec::new(),
+            };
+            Ok::<_, ImagingError>((parts, patient))
+        })
+        .await
+        .map_err(|_| {
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the image could not be made",
+            )
+        })?
+        .map_err(from_imaging)?;
+        let (mut parts, patient) = answered;
+        note.patients(patient);
+        note.with(|access| {
+            access.add_resource(format!("ImagingStudy/{}", imaging::study::study_id(&study)))
+        });
+        if !frames_asked {
+            let (media_type, bytes) = parts.remove(0);
+            let mut response = Response::new(Body::from(bytes));
+            if let Ok(value) = HeaderValue::from_str(&media_type) {
+                response.headers_mut().insert(header::CONTENT_TYPE, value);
+            }
+            return Ok(response);
+        }
+        let boundary = format!("meridian-{}", uuid::Uuid::new_v4().simple());
+        let body = multipart::build(&boundary, &parts);
+        let mut response = Response::new(Body::from(body));
+        if let Ok(value) = HeaderValue::from_str(&format!(
+            "multipart/related; type=\"application/octet-stream\"; boundary={boundary}"
+        )) {
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+        }
+        Ok(response)
+    }
+    .await
+    .unwrap_or_else(|response| response);
+    crate::audit::settle_noted(&state, &caller, &note, response).await
 }

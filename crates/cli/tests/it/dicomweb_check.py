@@ -13,8 +13,11 @@ import urllib.error
 import urllib.request
 import uuid
 
+import io
+
 import pydicom
 from dicomweb_client.api import DICOMwebClient
+from PIL import Image
 
 REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 problems = []
@@ -89,6 +92,51 @@ def storable(path):
     return ds, None
 
 
+rendered = {"ok": 0, "failed": 0, "known": 0}
+UNRENDERABLE = set()
+
+
+def render(base, token, name, ds, study, series, sop):
+    """A frame of the image as a decodable JPEG of the image's size, and a thumbnail."""
+    instance = f"{base}/dicomweb/studies/{study}/series/{series}/instances/{sop}"
+    status, headers, body = http("GET", instance + "/rendered", token, headers={"Accept": "image/jpeg"})
+    try:
+        image = Image.open(io.BytesIO(body))
+        image.load()
+        size_ok = image.format == "JPEG" and image.size == (int(ds.Columns), int(ds.Rows))
+    except Exception as error:  # noqa: BLE001
+        size_ok, image = False, error
+    if name in UNRENDERABLE:
+        # A known gap: refused as not acceptable, with the reason; never a broken image.
+        if status != 406 or not body:
+            problem(f"{name} is listed as not renderable but answered {status}: remove it from the list?")
+        rendered["known"] += 1
+        return
+    if status != 200 or not size_ok:
+        rendered["failed"] += 1
+        syntax = ds.file_meta.get("TransferSyntaxUID", "?")
+        problem(f"{name} ({syntax}): rendered {status} {getattr(image, 'size', image)} {body[:120]!r}")
+        return
+    rendered["ok"] += 1
+    status, _, body = http("GET", instance + "/thumbnail", token, headers={"Accept": "image/png"})
+    thumbnail = Image.open(io.BytesIO(body)) if status == 200 else None
+    if thumbnail is None or thumbnail.format != "PNG" or max(thumbnail.size) > 128:
+        problem(f"{name}: thumbnail {status} {getattr(thumbnail, 'size', None)}")
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    try:
+        native = syntax is not None and not syntax.is_compressed
+    except ValueError:
+        native = False
+    if native and ds.BitsAllocated >= 8:
+        status, headers, body = http("GET", instance + "/frames/1", token,
+                                     headers={"Accept": "multipart/related; type=application/octet-stream"})
+        size = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * int(ds.BitsAllocated) // 8
+        if ds.get("PhotometricInterpretation") == "YBR_FULL_422":
+            size = size * 2 // 3
+        if status != 200 or f"transfer-syntax={syntax}" not in body.decode("latin-1")[:400] or len(body) < size:
+            problem(f"{name}: frame 1 {status}, {len(body)} bytes for a frame of {size}")
+
+
 def conformant(uid):
     return bool(re.fullmatch(r"[0-9]+(\.[0-9]+)*", uid))
 
@@ -120,7 +168,11 @@ def main():
     parser.add_argument("--stranger", required=True)
     parser.add_argument("--admin", required=True)
     parser.add_argument("--corpus", required=True)
+    parser.add_argument("--unrenderable", default="",
+                        help="a file listing the files whose frames are known not to render, one per line")
     args = parser.parse_args()
+    if args.unrenderable:
+        UNRENDERABLE.update(l.split("#")[0].strip() for l in open(args.unrenderable) if l.split("#")[0].strip())
     base, token = args.base, args.token
     client = DICOMwebClient(url=base + "/dicomweb", headers={"Authorization": "Bearer " + token})
 
@@ -194,6 +246,8 @@ def main():
             problem(f"{name}: retrieved attributes differ at {differing[:6]}")
         else:
             retrieved += 1
+        if "PixelData" in ds and "Rows" in ds:
+            render(base, token, name, ds, study, series, sop)
         metadata = client.retrieve_instance_metadata(study, series, sop)
         if metadata.get("00080018", {}).get("Value") != [sop]:
             problem(f"{name}: metadata names {metadata.get('00080018')}")
@@ -258,7 +312,9 @@ def main():
         problem(f"a clinician of another institution retrieves metadata: {status}")
 
     print(f"files={len(files)} stored={stored} refused={refused} instances={len(expected)} "
-          f"studies={len(studies)} found={found} retrieved_identical={retrieved} problems={len(problems)}")
+          f"studies={len(studies)} found={found} retrieved_identical={retrieved} "
+          f"rendered={rendered['ok']} known_unrenderable={rendered['known']} unrendered={rendered['failed']} "
+          f"problems={len(problems)}")
     sys.exit(1 if problems else 0)
 
 

@@ -15,8 +15,12 @@ use crate::support::{self, Backend, Serving};
 fn dicomweb_python() -> std::path::PathBuf {
     support::python_with(
         "dicomweb",
-        &["dicomweb-client==0.61.2", "pydicom==3.0.2"],
-        "import dicomweb_client, pydicom",
+        &[
+            "dicomweb-client==0.61.2",
+            "pydicom==3.0.2",
+            "pillow==11.3.0",
+        ],
+        "import dicomweb_client, pydicom, PIL",
     )
 }
 
@@ -89,6 +93,7 @@ fn standard_dicomweb_clients_store_find_and_retrieve_through_the_record() {
                 &serving.token,
             ])
             .args(["--corpus", &corpus])
+            .args(["--unrenderable", &format!("{corpus}/unrenderable.txt")])
             .env("NO_PROXY", "*")
             .env_remove("http_proxy")
             .env_remove("HTTP_PROXY")

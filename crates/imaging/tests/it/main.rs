@@ -9,3 +9,4 @@ mod part10;
 pub fn corpus(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/dicom/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
+mod render;

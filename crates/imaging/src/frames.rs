@@ -1,0 +1,86 @@
+//! Frames in their stored transfer syntax (WADO-RS `frames`, PS3.18 8.3.4.6): an
+//! uncompressed frame is its slice of the pixel data; an encapsulated one is its fragment, or
+//! its fragments as the basic offset table groups them (a single frame is all of them).
+
+use dicom_core::value::Value as DicomValue;
+use dicom_dictionary_std::tags;
+
+use crate::ImagingError;
+use crate::part10;
+
+/// The bytes of frame `number` (from 1) of a stored file.
+pub fn frame(file: &[u8], number: u32) -> Result<Vec<u8>, ImagingError> {
+    let object = part10::parse(file).map_err(|r| ImagingError::BadRequest(r.reason))?;
+    let int = |tag| object.get(tag).and_then(|e| e.to_int::<u64>().ok());
+    let frames = int(tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
+    if number == 0 || u64::from(number) > frames {
+        return Err(ImagingError::NotFound(format!(
+            "the instance has frames 1 to {frames}, not {number}"
+        )));
+    }
+    let pixels = object
+        .get(tags::PIXEL_DATA)
+        .or_else(|| object.get(tags::FLOAT_PIXEL_DATA))
+        .or_else(|| object.get(tags::DOUBLE_FLOAT_PIXEL_DATA))
+        .ok_or_else(|| ImagingError::NotFound("the instance has no pixel data".into()))?;
+    let index = (number - 1) as usize;
+    match pixels.value() {
+        DicomValue::PixelSequence(sequence) => {
+            let fragments = sequence.fragments();
+            let table = sequence.offset_table();
+            if frames == 1 {
+                return Ok(fragments.concat());
+            }
+            if fragments.len() as u64 == frames {
+                return Ok(fragments[index].clone());
+            }
+            // Fragments grouped by the offset table: a frame's start is the byte offset of
+            // its first fragment's item (counting each item's 8-byte header).
+            if table.len() as u64 != frames {
+                return Err(ImagingError::Unrenderable(
+                    "the frames of its encapsulated pixel data cannot be told apart".into(),
+                ));
+            }
+            let mut starts = Vec::with_capacity(fragments.len());
+            let mut at = 0u64;
+            for fragment in fragments {
+                starts.push(at);
+                at += 8 + fragment.len() as u64;
+            }
+            let begin = u64::from(table[index]);
+            let end = table.get(index + 1).map_or(u64::MAX, |e| u64::from(*e));
+            Ok(fragments
+                .iter()
+                .zip(&starts)
+                .filter(|(_, start)| **start >= begin && **start < end)
+                .flat_map(|(f, _)| f.iter().copied())
+                .collect())
+        }
+        DicomValue::Primitive(value) => {
+            let bytes = value.to_bytes();
+            let rows = int(tags::ROWS).unwrap_or(0);
+            let columns = int(tags::COLUMNS).unwrap_or(0);
+            let samples = int(tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+            let bits = int(tags::BITS_ALLOCATED).unwrap_or(8);
+            let frame_bits = rows * columns * samples * bits;
+            if frame_bits == 0 {
+                return Err(ImagingError::Unrenderable(
+                    "the instance's image has no size".into(),
+                ));
+            }
+            // 1-bit frames need not start on a byte: the bytes that hold the frame's bits.
+            let start = (frame_bits * index as u64 / 8) as usize;
+            let end = (frame_bits * (index as u64 + 1)).div_ceil(8) as usize;
+            bytes
+                .get(start..end.min(bytes.len()))
+                .filter(|slice| !slice.is_empty())
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| {
+                    ImagingError::NotFound(format!("frame {number} is not in the pixel data"))
+                })
+        }
+        DicomValue::Sequence(_) => Err(ImagingError::Unrenderable(
+            "the pixel data is a sequence".into(),
+        )),
+    }
+}

@@ -1,0 +1,181 @@
+//! Rendered frames (WADO-RS `rendered` and `thumbnail`, PS3.18 8.3.5 and 9.5): one frame of a
+//! stored instance decoded from its transfer syntax (uncompressed, deflate, RLE, JPEG baseline,
+//! extended and lossless, JPEG 2000), put through the modality rescale and a window (the one
+//! asked for, or the instance's own, or the frame's range), and encoded as JPEG or PNG, at
+//! its own size or fitted into a viewport. The decoder runs under `catch_unwind`: a codec
+//! that panics on a damaged frame answers with a refusal, not a dead worker.
+
+use std::io::Cursor;
+
+use dicom_pixeldata::image::codecs::jpeg::JpegEncoder;
+use dicom_pixeldata::image::{DynamicImage, ImageFormat, imageops::FilterType};
+use dicom_pixeldata::{ConvertOptions, PixelDecoder, VoiLutOption, WindowLevel};
+
+use crate::ImagingError;
+use crate::part10;
+
+/// What to render.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendering {
+    /// From 1.
+    pub frame: u32,
+    /// Window centre and width, over the instance's own.
+    pub window: Option<(f64, f64)>,
+    pub format: Format,
+    /// Fit into (columns, rows), keeping the aspect.
+    pub viewport: Option<(u32, u32)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Jpeg { quality: u8 },
+    Png,
+}
+
+impl Format {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Jpeg { .. } => "image/jpeg",
+            Format::Png => "image/png",
+        }
+    }
+}
+
+/// The edge of a thumbnail's viewport when none is asked for.
+pub const THUMBNAIL: u32 = 128;
+/// Rendered images are at most this many pixels a side.
+const MAX_SIDE: u32 = 8192;
+
+/// Reads the query parameters of a rendered resource (`window=center,width,function`,
+/// `quality`, `viewport=columns,rows`) with the media type the client accepts.
+pub fn parse(
+    params: &[(String, String)],
+    accept: &str,
+    frame: u32,
+) -> Result<Rendering, ImagingError> {
+    let bad = |what: String| ImagingError::BadRequest(what);
+    let mut rendering = Rendering {
+        frame,
+        window: None,
+        format: Format::Jpeg { quality: 90 },
+        viewport: None,
+    };
+    let png = accept.split(',').any(|a| a.trim().starts_with("image/png"))
+        && !accept
+            .split(',')
+            .any(|a| a.trim().starts_with("image/jpeg"));
+    if png {
+        rendering.format = Format::Png;
+    }
+    for (name, value) in params {
+        match name.as_str() {
+            "window" => {
+                let parts: Vec<&str> = value.split(',').map(str::trim).collect();
+                let number = |s: &str| s.parse::<f64>().ok().filter(|n| n.is_finite());
+                match parts.as_slice() {
+                    [center, width] | [center, width, _] => {
+                        let (Some(center), Some(width)) = (number(center), number(width)) else {
+                            return Err(bad(format!("window '{value}' is not centre,width")));
+                        };
+                        if width <= 0.0 {
+                            return Err(bad("a window's width must be above 0".into()));
+                        }
+                        rendering.window = Some((center, width));
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "window '{value}' is not centre,width[,function]"
+                        )));
+                    }
+                }
+            }
+            "quality" => {
+                let quality: u8 = value
+                    .parse()
+                    .ok()
+                    .filter(|q| (1..=100).contains(q))
+                    .ok_or_else(|| bad(format!("quality '{value}' is not 1 to 100")))?;
+                if let Format::Jpeg { .. } = rendering.format {
+                    rendering.format = Format::Jpeg { quality };
+                }
+            }
+            "viewport" => {
+                let parts: Vec<u32> = value
+                    .split(',')
+                    .map(|p| p.trim().parse::<u32>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| bad(format!("viewport '{value}' is not columns,rows")))?;
+                match parts.as_slice() {
+                    [columns, rows] if *columns > 0 && *rows > 0 => {
+                        rendering.viewport =
+                            Some(((*columns).min(MAX_SIDE), (*rows).min(MAX_SIDE)));
+                    }
+                    _ => return Err(bad(format!("viewport '{value}' is not columns,rows"))),
+                }
+            }
+            "annotation" | "charset" => {}
+            other => {
+                return Err(bad(format!(
+                    "'{other}' is not a parameter of a rendered resource"
+                )));
+            }
+        }
+    }
+    Ok(rendering)
+}
+
+/// Renders a frame of a stored file.
+pub fn render(file: &[u8], rendering: &Rendering) -> Result<Vec<u8>, ImagingError> {
+    let object = part10::parse(file).map_err(|r| ImagingError::BadRequest(r.reason))?;
+    let unrenderable = |why: String| ImagingError::Unrenderable(why);
+    let frames = object
+        .get(dicom_dictionary_std::tags::NUMBER_OF_FRAMES)
+        .and_then(|e| e.to_int::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    if rendering.frame == 0 || rendering.frame > frames {
+        return Err(ImagingError::NotFound(format!(
+            "the instance has frames 1 to {frames}, not {}",
+            rendering.frame
+        )));
+    }
+    let image = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let decoded = object
+            .decode_pixel_data_frame(rendering.frame - 1)
+            .map_err(|e| unrenderable(format!("its pixel data cannot be decoded: {e}")))?;
+        let voi = match rendering.window {
+            Some((center, width)) => VoiLutOption::Custom(WindowLevel { width, center }),
+            None => VoiLutOption::Default,
+        };
+        let options = ConvertOptions::new().with_voi_lut(voi).force_8bit();
+        decoded
+            .to_dynamic_image_with_options(0, &options)
+            .map_err(|e| unrenderable(format!("its pixel data cannot be shown: {e}")))
+    }))
+    .map_err(|_| unrenderable("its pixel data cannot be decoded".into()))??;
+    let image = match rendering.viewport {
+        Some((columns, rows)) => image.resize(columns, rows, FilterType::Triangle),
+        None => image,
+    };
+    encode(image, rendering.format)
+}
+
+fn encode(image: DynamicImage, format: Format) -> Result<Vec<u8>, ImagingError> {
+    let mut out = Cursor::new(Vec::new());
+    let written = match format {
+        Format::Png => image.write_to(&mut out, ImageFormat::Png),
+        Format::Jpeg { quality } => {
+            // JPEG takes 8-bit grey or RGB.
+            let image = match image {
+                DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => image,
+                other if other.color().has_color() => DynamicImage::ImageRgb8(other.to_rgb8()),
+                other => DynamicImage::ImageLuma8(other.to_luma8()),
+            };
+            let encoder = JpegEncoder::new_with_quality(&mut out, quality);
+            image.write_with_encoder(encoder)
+        }
+    };
+    written
+        .map_err(|e| ImagingError::Unrenderable(format!("the image could not be encoded: {e}")))?;
+    Ok(out.into_inner())
+}

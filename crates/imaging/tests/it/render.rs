@@ -1,0 +1,175 @@
+use imaging::ImagingError;
+use imaging::frames::frame;
+use imaging::render::{self, Format, Rendering};
+
+use crate::corpus;
+
+fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn image_of(bytes: &[u8]) -> dicom_pixeldata::image::DynamicImage {
+    dicom_pixeldata::image::load_from_memory(bytes).unwrap()
+}
+
+#[test]
+fn a_frame_of_every_renderable_syntax_becomes_a_jpeg_of_its_size() {
+    let unrenderable: Vec<String> = std::fs::read_to_string(format!(
+        "{}/tests/dicom/unrenderable.txt",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .lines()
+    .filter_map(|l| {
+        l.split('#')
+            .next()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+    })
+    .collect();
+    let rendering = Rendering {
+        frame: 1,
+        window: None,
+        format: Format::Jpeg { quality: 90 },
+        viewport: None,
+    };
+    let mut rendered = 0;
+    for name in [
+        "CT_small.dcm",
+        "MR_small.dcm",
+        "MR_small_implicit.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_jp2klossless.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+        "SC_rgb_small_odd_jpeg.dcm",
+        "SC_rgb_jpeg_gdcm.dcm",
+        "JPEG-lossy.dcm",
+        "image_dfl.dcm",
+    ] {
+        let instance = imaging::part10::read(&corpus(name)).unwrap();
+        let size = |tag: &str| {
+            imaging::json::text(&instance.dataset, tag)
+                .unwrap()
+                .parse::<u32>()
+                .unwrap()
+        };
+        match render::render(&instance.file, &rendering) {
+            Ok(jpeg) => {
+                assert!(
+                    !unrenderable.contains(&name.to_owned()),
+                    "{name} renders: take it off the list"
+                );
+                let image = image_of(&jpeg);
+                assert_eq!(
+                    (image.width(), image.height()),
+                    (size("00280011"), size("00280010")),
+                    "{name}"
+                );
+                rendered += 1;
+            }
+            Err(ImagingError::Unrenderable(reason)) => {
+                assert!(unrenderable.contains(&name.to_owned()), "{name}: {reason}");
+            }
+            Err(other) => panic!("{name}: {other}"),
+        }
+    }
+    assert_eq!(rendered, 9);
+}
+
+#[test]
+fn a_window_changes_the_picture_and_a_viewport_its_size() {
+    let file = imaging::part10::read(&corpus("CT_small.dcm")).unwrap().file;
+    let at = |window| {
+        let png = render::render(
+            &file,
+            &Rendering {
+                frame: 1,
+                window,
+                format: Format::Png,
+                viewport: None,
+            },
+        )
+        .unwrap();
+        image_of(&png).to_luma8()
+    };
+    let (narrow, wide) = (at(Some((40.0, 80.0))), at(Some((40.0, 2000.0))));
+    assert_ne!(narrow.as_raw(), wide.as_raw());
+    let thumbnail = render::render(
+        &file,
+        &Rendering {
+            frame: 1,
+            window: None,
+            format: Format::Png,
+            viewport: Some((64, 64)),
+        },
+    )
+    .unwrap();
+    let thumbnail = image_of(&thumbnail);
+    assert!(thumbnail.width() <= 64 && thumbnail.height() <= 64);
+}
+
+#[test]
+fn rendering_parameters_are_read_and_bad_ones_refused() {
+    let parsed = render::parse(
+        &params(&[
+            ("window", "40,400,LINEAR"),
+            ("quality", "70"),
+            ("viewport", "256,256"),
+        ]),
+        "image/jpeg",
+        1,
+    )
+    .unwrap();
+    assert_eq!(parsed.window, Some((40.0, 400.0)));
+    assert_eq!(parsed.format, Format::Jpeg { quality: 70 });
+    assert_eq!(parsed.viewport, Some((256, 256)));
+    assert_eq!(
+        render::parse(&[], "image/png", 1).unwrap().format,
+        Format::Png
+    );
+    for bad in [
+        params(&[("window", "40")]),
+        params(&[("window", "40,0")]),
+        params(&[("window", "a,b")]),
+        params(&[("quality", "0")]),
+        params(&[("viewport", "10")]),
+        params(&[("viewport", "0,10")]),
+        params(&[("unknown", "1")]),
+    ] {
+        assert!(
+            matches!(
+                render::parse(&bad, "image/jpeg", 1),
+                Err(ImagingError::BadRequest(_))
+            ),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn frames_come_in_their_stored_syntax() {
+    let ct = imaging::part10::read(&corpus("CT_small.dcm")).unwrap();
+    assert_eq!(frame(&ct.file, 1).unwrap().len(), 128 * 128 * 2);
+    assert!(matches!(frame(&ct.file, 2), Err(ImagingError::NotFound(_))));
+    assert!(matches!(frame(&ct.file, 0), Err(ImagingError::NotFound(_))));
+    // An encapsulated single frame is its fragments: a JPEG stream.
+    let jpeg = imaging::part10::read(&corpus("SC_rgb_small_odd_jpeg.dcm")).unwrap();
+    let bytes = frame(&jpeg.file, 1).unwrap();
+    assert_eq!(&bytes[..2], &[0xFF, 0xD8]);
+    // A frame number past the last of a rendering too.
+    let rendering = Rendering {
+        frame: 3,
+        window: None,
+        format: Format::Png,
+        viewport: None,
+    };
+    assert!(matches!(
+        render::render(&ct.file, &rendering),
+        Err(ImagingError::NotFound(_))
+    ));
+}
