@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fhir_json fhirpath search_query cursor ledger_note cds_hook subscription hl7v2 v2_map kiosk_reading)
+[ ${#targets[@]} -gt 0 ] || targets=(fhir_json fhirpath search_query cursor ledger_note cds_hook subscription hl7v2 v2_map kiosk_reading dicom_part10 dicom_multipart)
 
 export RUSTC_BOOTSTRAP=1
 flags=(--sanitizer none --debug-assertions --release)
@@ -32,6 +32,8 @@ max_len() {
         hl7v2) echo 16384 ;;
         v2_map) echo 16384 ;;
         kiosk_reading) echo 2048 ;;
+        dicom_part10) echo 65536 ;;
+        dicom_multipart) echo 4096 ;;
         *) echo 1024 ;;
     esac
 }

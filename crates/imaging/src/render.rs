@@ -43,6 +43,8 @@ impl Format {
 
 /// The edge of a thumbnail's viewport when none is asked for.
 pub const THUMBNAIL: u32 = 128;
+/// Frames of more samples than this (rows × columns × samples per pixel) are not rendered.
+const MAX_PIXELS: u64 = 64 * 1024 * 1024;
 /// Rendered images are at most this many pixels a side.
 const MAX_SIDE: u32 = 8192;
 
@@ -137,6 +139,22 @@ pub fn render(file: &[u8], rendering: &Rendering) -> Result<Vec<u8>, ImagingErro
         return Err(ImagingError::NotFound(format!(
             "the instance has frames 1 to {frames}, not {}",
             rendering.frame
+        )));
+    }
+    // A frame's size is declared before its bytes are decoded: a hostile instance declaring
+    // 65535 × 65535 would have the decoder allocate gigabytes.
+    let dimension = |tag| {
+        object
+            .get(tag)
+            .and_then(|e| e.to_int::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let pixels = dimension(dicom_dictionary_std::tags::ROWS)
+        * dimension(dicom_dictionary_std::tags::COLUMNS)
+        * dimension(dicom_dictionary_std::tags::SAMPLES_PER_PIXEL).max(1);
+    if pixels == 0 || pixels > MAX_PIXELS {
+        return Err(unrenderable(format!(
+            "a frame of {pixels} samples is not rendered (at most {MAX_PIXELS})"
         )));
     }
     let image = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
