@@ -3,8 +3,9 @@
 //! matching; person names case-insensitively, and with `fuzzymatching=true` by any name
 //! component's beginning), through the caller's read path: what the caller may not see of
 //! the record is not found. The indexed keys (study, series and instance UIDs, modality,
-//! study date, accession number, SOP class) narrow the search in the store first; every key
-//! is then matched on the DICOM attributes the ImagingStudy keeps.
+//! study date, accession number, SOP class, patient ID) narrow the search in the store first; every key
+//! is then matched on the DICOM attributes the ImagingStudy keeps. (The Patient ID narrows
+//! through the study's Patient, which carries it as an identifier.)
 
 use caller::Caller;
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
@@ -188,6 +189,24 @@ impl Query {
                 criteria.push(("modality".into(), format!("{}|{value}", study::DCM)));
             }
         }
+        // The study date through `started`, a day wider on each side: `started` is zoned, the
+        // DICOM date is local to wherever the study was taken.
+        if let Some(value) = self
+            .key("00080020")
+            .filter(|v| !v.contains(['*', '?', ',', '\\']))
+        {
+            let (low, high) = value.split_once('-').unwrap_or((value, value));
+            if let Some(low) = shifted_day(low.trim(), -1) {
+                criteria.push(("started".into(), format!("ge{low}")));
+            }
+            if let Some(high) = shifted_day(high.trim(), 1) {
+                criteria.push(("started".into(), format!("le{high}")));
+            }
+        }
+        // The study's Patient carries the DICOM Patient ID as an identifier (any namespace).
+        if let Some(value) = self.key("00100020").filter(|v| plain(v)) {
+            criteria.push(("patient.identifier".into(), value.to_owned()));
+        }
         if let Some(value) = self.key("00080050").filter(|v| plain(v)) {
             criteria.push(("identifier".into(), value.to_owned()));
         }
@@ -202,6 +221,39 @@ impl Query {
         }
         criteria
     }
+}
+
+/// A DICOM date (`YYYYMMDD`) `days` away, as a FHIR date; `None` for anything else.
+fn shifted_day(date: &str, days: i64) -> Option<String> {
+    if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (y, m, d) = (
+        date[0..4].parse::<i64>().ok()?,
+        date[4..6].parse::<i64>().ok()?,
+        date[6..8].parse::<i64>().ok()?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days from the civil date and back (H. Hinnant's algorithms).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let z = era * 146_097 + doe + days;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (1..=9999)
+        .contains(&year)
+        .then(|| format!("{year:04}-{month:02}-{day:02}"))
 }
 
 /// A study the caller may see, as found.

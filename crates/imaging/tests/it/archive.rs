@@ -252,6 +252,25 @@ fn qido_finds_by_the_matching_rules_through_the_read_path() {
         assert_eq!(by_modality.results.len(), 1);
         let by_date = search(query(Level::Study, &[("StudyDate", "20040101-20041231")]));
         assert_eq!(by_date.results.len(), 2, "CT and MR were taken in 2004");
+        // One day (the store narrows a day wider each side, across a month's turn here).
+        assert_eq!(
+            search(query(Level::Study, &[("StudyDate", "20040119")]))
+                .results
+                .len(),
+            1
+        );
+        assert_eq!(
+            search(query(Level::Study, &[("StudyDate", "20040201-")]))
+                .results
+                .len(),
+            3
+        );
+        assert_eq!(
+            search(query(Level::Study, &[("StudyDate", "-20040131")]))
+                .results
+                .len(),
+            1
+        );
         let chinese = search(query(Level::Study, &[("PatientName", "王*")]));
         assert_eq!(chinese.results.len(), 1);
         let fuzzy = search(query(
