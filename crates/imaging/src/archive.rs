@@ -244,6 +244,53 @@ impl Archive {
         })
     }
 
+    /// Deletes a study, or one of its series, as `caller` (who must see it); answers the
+    /// study's Patient. The ImagingStudy goes (or loses the series) in one transaction; the
+    /// removed instances' objects are removed from storage after it commits (an instance's
+    /// file is its alone: the same bytes are the same SOP Instance UID, kept once).
+    pub fn delete(
+        &self,
+        repository: &Repository,
+        caller: &Caller,
+        study_uid: &str,
+        series: Option<&str>,
+    ) -> Result<Option<String>, crate::ImagingError> {
+        let (located, patient) = crate::wado::locate(repository, caller, study_uid, series, None)?;
+        let id = study::study_id(study_uid);
+        repository.run_in_transaction(caller, |tx| {
+            let Some((_, mut imaging_study)) = tx.read("ImagingStudy", &id)? else {
+                return Ok(());
+            };
+            for instance in &located {
+                study::remove_instance(&mut imaging_study, &instance.instance);
+            }
+            let left = imaging_study
+                .get("series")
+                .and_then(Value::as_array)
+                .is_some_and(|s| !s.is_empty());
+            if left {
+                study::recount(&mut imaging_study);
+                tx.update(imaging_study, None)?;
+            } else {
+                tx.delete("ImagingStudy", &id)?;
+            }
+            Ok(())
+        })?;
+        for instance in &located {
+            for key in [
+                object_key(&instance.object.sha256),
+                attributes_key(&instance.object.sha256),
+            ] {
+                if let Ok(key) = BlobKey::new(key)
+                    && let Err(error) = self.blobs.delete(&key)
+                {
+                    tracing::warn!(%error, "a deleted instance's object could not be removed");
+                }
+            }
+        }
+        Ok(patient)
+    }
+
     /// The attributes of a stored object (DICOM JSON, bulk data by relative reference).
     pub fn attributes(&self, object: &StoredObject) -> Result<Map<String, Value>, String> {
         let key = BlobKey::new(attributes_key(&object.sha256)).map_err(|e| e.to_string())?;

@@ -15,6 +15,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use caller::Caller;
+use fhir_model::operation::{
+    Audience, InvokeMethod, Level as OperationLevel, OperationDecl, OperationKind,
+};
 use imaging::ImagingError;
 use imaging::archive::Outcome;
 use imaging::multipart;
@@ -35,14 +38,14 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
         .route("/dicomweb/instances", get(all_instances))
         .route(
             "/dicomweb/studies/{study}",
-            get(retrieve_study).post(store_in_study),
+            get(retrieve_study).post(store_in_study).delete(delete_study),
         )
         .route("/dicomweb/studies/{study}/metadata", get(study_metadata))
         .route("/dicomweb/studies/{study}/series", get(study_series))
         .route("/dicomweb/studies/{study}/instances", get(study_instances))
         .route(
             "/dicomweb/studies/{study}/series/{series}",
-            get(retrieve_series),
+            get(retrieve_series).delete(delete_series),
         )
         .route(
             "/dicomweb/studies/{study}/series/{series}/metadata",
@@ -187,6 +190,74 @@ fn dicom_json(body: &Value) -> Response {
         HeaderValue::from_static("application/dicom+json"),
     );
     response
+}
+
+// --- Deletion (administrators) ---
+
+/// Deleting a study or series, as the access decision knows it: administrators only.
+const DELETE: OperationDecl = OperationDecl {
+    name: "$dicomweb-delete",
+    levels: &[OperationLevel::System],
+    resource_types: &[],
+    methods: &[InvokeMethod::Delete],
+    affects_state: true,
+    definition: "",
+    kind: OperationKind::Endpoint { path_segments: 0 },
+    audience: Audience::Administrators,
+};
+
+async fn delete_study(
+    State(state): State<AppState>,
+    Path(study): Path<String>,
+    request: Request,
+) -> Response {
+    delete(state, study, None, request).await
+}
+
+async fn delete_series(
+    State(state): State<AppState>,
+    Path((study, series)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    delete(state, study, Some(series), request).await
+}
+
+async fn delete(
+    state: AppState,
+    study: String,
+    series: Option<String>,
+    request: Request,
+) -> Response {
+    let (caller, note, _) = match authenticated(&state, &request, Audited::Delete).await {
+        Ok(authenticated) => authenticated,
+        Err(refused) => return refused,
+    };
+    note.query(request.uri().path().to_owned());
+    drop(request);
+    let response = async {
+        access::policy::may_invoke(&caller, &DELETE, None)
+            .map_err(|denied| from_repository(repository::RepositoryError::Forbidden(denied.0)))?;
+        let (repository, archive, caller2, study2) = (
+            Arc::clone(state.repository()),
+            state.archive(),
+            caller.clone(),
+            study.clone(),
+        );
+        let patient = tokio::task::spawn_blocking(move || {
+            archive.delete(&repository, &caller2, &study2, series.as_deref())
+        })
+        .await
+        .map_err(|_| problem(StatusCode::SERVICE_UNAVAILABLE, "the deletion failed"))?
+        .map_err(from_imaging)?;
+        note.patients(patient);
+        note.with(|access| {
+            access.add_resource(format!("ImagingStudy/{}", imaging::study::study_id(&study)))
+        });
+        Ok::<_, Response>(StatusCode::NO_CONTENT.into_response())
+    }
+    .await
+    .unwrap_or_else(|response| response);
+    crate::audit::settle_noted(&state, &caller, &note, response).await
 }
 
 // --- STOW-RS ---

@@ -311,6 +311,17 @@ def main():
     if status != 404:
         problem(f"a clinician of another institution retrieves metadata: {status}")
 
+    # Deletion is the administrators': a clinician is refused, an administrator's removes the
+    # study from DICOMweb and from the record.
+    doomed = sorted(studies)[-1]
+    status, _, _ = http("DELETE", base + f"/dicomweb/studies/{doomed}", token)
+    if status != 403:
+        problem(f"a clinician deleting a study: {status}")
+    status, _, _ = http("DELETE", base + f"/dicomweb/studies/{doomed}", args.admin)
+    after_delete = http("GET", base + f"/dicomweb/studies/{doomed}/metadata", token)[0]
+    if status != 204 or after_delete != 404 or study_resource(base, token, doomed) is not None:
+        problem(f"an administrator deleting study {doomed}: {status}, then {after_delete}")
+
     print(f"files={len(files)} stored={stored} refused={refused} instances={len(expected)} "
           f"studies={len(studies)} found={found} retrieved_identical={retrieved} "
           f"rendered={rendered['ok']} known_unrenderable={rendered['known']} unrendered={rendered['failed']} "

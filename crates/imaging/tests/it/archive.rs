@@ -370,3 +370,42 @@ fn wado_locates_the_stored_files_and_their_attributes() {
         ));
     });
 }
+
+#[test]
+fn deleting_a_series_or_a_study_removes_it_and_its_objects() {
+    each_store(|test_store| {
+        let (repository, archive, _blobs) = setup(test_store);
+        store(&repository, &archive, &["MR_small.dcm"]);
+        let (located, _) =
+            wado::locate(&repository, &radiographer(), MR_STUDY, None, None).unwrap();
+        let object = located[0].object.clone();
+        archive
+            .delete(
+                &repository,
+                &radiographer(),
+                MR_STUDY,
+                Some(&located[0].series),
+            )
+            .unwrap();
+        assert!(matches!(
+            wado::locate(&repository, &radiographer(), MR_STUDY, None, None),
+            Err(imaging::ImagingError::NotFound(_))
+        ));
+        assert!(archive.file(&object).is_err(), "the object is removed");
+        assert!(
+            repository
+                .find(&radiographer(), "ImagingStudy", &[], 10)
+                .unwrap()
+                .is_empty()
+        );
+        // Stored again, it is back.
+        store(&repository, &archive, &["MR_small.dcm"]);
+        assert_eq!(
+            wado::locate(&repository, &radiographer(), MR_STUDY, None, None)
+                .unwrap()
+                .0
+                .len(),
+            1
+        );
+    });
+}
