@@ -17,6 +17,7 @@ pub mod multipart;
 pub mod part10;
 pub mod qido;
 pub mod render;
+pub mod rle;
 pub mod study;
 pub mod wado;
 

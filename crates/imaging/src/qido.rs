@@ -269,10 +269,19 @@ fn candidates(
     caller: &Caller,
     query: &Query,
 ) -> Result<Vec<Found>, ImagingError> {
-    let records =
-        repository
-            .reader(caller)
-            .find("ImagingStudy", &query.criteria(), MAX_CANDIDATES)?;
+    // A study query with no keys (a worklist's "latest studies") pages in the store: the
+    // newest `offset + limit` studies, no more.
+    let paged_in_store = query.level == Level::Study && query.keys.is_empty();
+    let mut criteria = query.criteria();
+    let count = if paged_in_store {
+        criteria.push(("_sort".into(), "-started,_id".into()));
+        query.offset.saturating_add(query.limit).min(MAX_CANDIDATES)
+    } else {
+        MAX_CANDIDATES
+    };
+    let records = repository
+        .reader(caller)
+        .find("ImagingStudy", &criteria, count)?;
     let mut found = Vec::with_capacity(records.len());
     for record in &records {
         let study = repository::parse_stored(record)?;
@@ -282,18 +291,20 @@ fn candidates(
             .map(str::to_owned);
         found.push(Found { study, patient });
     }
-    // Newest studies first, then by UID: a stable order for paging.
-    found.sort_by(|a, b| {
-        let started = |s: &Value| {
-            s.get("started")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned()
-        };
-        started(&b.study)
-            .cmp(&started(&a.study))
-            .then_with(|| a.study["id"].as_str().cmp(&b.study["id"].as_str()))
-    });
+    if !paged_in_store {
+        // Newest studies first, then by id: the order the store pages in.
+        found.sort_by(|a, b| {
+            let started = |s: &Value| {
+                s.get("started")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            started(&b.study)
+                .cmp(&started(&a.study))
+                .then_with(|| a.study["id"].as_str().cmp(&b.study["id"].as_str()))
+        });
+    }
     Ok(found)
 }
 

@@ -157,9 +157,16 @@ pub fn render(file: &[u8], rendering: &Rendering) -> Result<Vec<u8>, ImagingErro
             "a frame of {pixels} samples is not rendered (at most {MAX_PIXELS})"
         )));
     }
+    // RLE is decoded here (`rle`), into a native copy of the object holding just that frame.
+    let (object, frame_index) =
+        if object.meta().transfer_syntax().trim_end_matches('\0') == RLE_LOSSLESS {
+            (native_rle_frame(&object, rendering.frame)?, 0)
+        } else {
+            (object, rendering.frame - 1)
+        };
     let image = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let decoded = object
-            .decode_pixel_data_frame(rendering.frame - 1)
+            .decode_pixel_data_frame(frame_index)
             .map_err(|e| unrenderable(format!("its pixel data cannot be decoded: {e}")))?;
         let voi = match rendering.window {
             Some((center, width)) => VoiLutOption::Custom(WindowLevel { width, center }),
@@ -176,6 +183,62 @@ pub fn render(file: &[u8], rendering: &Rendering) -> Result<Vec<u8>, ImagingErro
         None => image,
     };
     encode(image, rendering.format)
+}
+
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
+/// `object` with frame `number` of its RLE pixel data decoded as its only, native frame.
+fn native_rle_frame(
+    object: &dicom_object::DefaultDicomObject,
+    number: u32,
+) -> Result<dicom_object::DefaultDicomObject, ImagingError> {
+    use dicom_core::value::{PrimitiveValue, Value as DicomValue};
+    use dicom_core::{DataElement, VR};
+    use dicom_dictionary_std::tags;
+    let unrenderable = |why: String| ImagingError::Unrenderable(why);
+    let int = |tag| object.get(tag).and_then(|e| e.to_int::<usize>().ok());
+    let Some(DicomValue::PixelSequence(sequence)) = object.get(tags::PIXEL_DATA).map(|e| e.value())
+    else {
+        return Err(unrenderable(
+            "its RLE pixel data is not encapsulated".into(),
+        ));
+    };
+    let fragment = sequence
+        .fragments()
+        .get(number as usize - 1)
+        .ok_or_else(|| {
+            unrenderable(format!(
+                "its RLE pixel data has no fragment for frame {number}"
+            ))
+        })?;
+    let bits = int(tags::BITS_ALLOCATED).unwrap_or(8);
+    let decoded = crate::rle::decode_frame(
+        fragment,
+        int(tags::ROWS).unwrap_or(0),
+        int(tags::COLUMNS).unwrap_or(0),
+        int(tags::SAMPLES_PER_PIXEL).unwrap_or(1),
+        bits,
+    )
+    .map_err(|why| unrenderable(format!("its RLE frame cannot be decoded: {why}")))?;
+    let mut native = object.clone();
+    native.meta_mut().transfer_syntax = "1.2.840.10008.1.2.1".into();
+    let vr = if bits > 8 { VR::OW } else { VR::OB };
+    native.put(DataElement::new(
+        tags::PIXEL_DATA,
+        vr,
+        PrimitiveValue::U8(decoded.into()),
+    ));
+    native.put(DataElement::new(
+        tags::NUMBER_OF_FRAMES,
+        VR::IS,
+        PrimitiveValue::from("1"),
+    ));
+    native.put(DataElement::new(
+        tags::PLANAR_CONFIGURATION,
+        VR::US,
+        PrimitiveValue::from(0_u16),
+    ));
+    Ok(native)
 }
 
 fn encode(image: DynamicImage, format: Format) -> Result<Vec<u8>, ImagingError> {

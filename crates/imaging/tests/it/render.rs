@@ -173,3 +173,43 @@ fn frames_come_in_their_stored_syntax() {
         Err(ImagingError::NotFound(_))
     ));
 }
+
+/// Fuzz finding F7 (fuzz/RUNS.md): an RLE frame whose segment decodes short made dicom-rs's
+/// decoder index past its buffer (a panic; its header can also make it allocate 16 GiB). RLE is
+/// decoded by `imaging::rle`, which refuses it.
+#[test]
+fn fuzz_finding_f7_a_damaged_rle_frame_is_refused() {
+    let instance = imaging::part10::read(&corpus("regressions/fuzz_F7_rle.dcm")).unwrap();
+    let rendering = Rendering {
+        frame: 1,
+        window: None,
+        format: Format::Png,
+        viewport: Some((64, 64)),
+    };
+    match render::render(&instance.file, &rendering) {
+        Err(ImagingError::Unrenderable(reason)) => assert!(reason.contains("RLE"), "{reason}"),
+        other => panic!("{:?}", other.map(|b| b.len())),
+    }
+}
+
+#[test]
+fn rle_headers_that_do_not_fit_are_refused() {
+    use imaging::rle::decode_frame;
+    let mut header = vec![0u8; 64];
+    header[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(
+        decode_frame(&header, 2, 2, 1, 8).is_err(),
+        "4 billion segments"
+    );
+    header[0..4].copy_from_slice(&1u32.to_le_bytes());
+    header[4..8].copy_from_slice(&64u32.to_le_bytes());
+    assert!(
+        decode_frame(&header, 2, 2, 1, 8).is_err(),
+        "an empty segment"
+    );
+    // A segment of one repeat run: four pixels of 7.
+    let mut frame = header.clone();
+    frame.extend_from_slice(&[(-3i8) as u8, 7]);
+    assert_eq!(decode_frame(&frame, 2, 2, 1, 8).unwrap(), vec![7, 7, 7, 7]);
+    assert!(decode_frame(&frame, 3, 3, 1, 8).is_err(), "decodes short");
+}
