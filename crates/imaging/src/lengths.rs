@@ -39,8 +39,18 @@ pub fn check(file: &[u8]) -> Result<(), String> {
         walker.pos += length as usize;
     }
     match syntax.as_str() {
-        // Deflated: the walk would need the inflated bytes.
-        "1.2.840.10008.1.2.1.99" => return Ok(()),
+        // Deflated: the data set is walked inflated (explicit VR little endian), inflated at
+        // most to a bound, so that neither the walk nor the reader inflates without end.
+        "1.2.840.10008.1.2.1.99" => {
+            let inflated = inflate(&file[walker.pos..])?;
+            let mut inner = Walker {
+                data: &inflated,
+                pos: 0,
+                explicit: true,
+                big: false,
+            };
+            return inner.elements(None, 0);
+        }
         "1.2.840.10008.1.2" => walker.explicit = false,
         "1.2.840.10008.1.2.2" => walker.big = true,
         _ => {}
@@ -50,6 +60,24 @@ pub fn check(file: &[u8]) -> Result<(), String> {
 
 /// An element header: tag (group, element), VR when known, declared length.
 type Header = ((u16, u16), Option<VR>, u32);
+
+/// A deflated data set inflates to at most this many bytes.
+pub const MAX_INFLATED: u64 = 1 << 29;
+
+fn inflate(deflated: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut inflated = Vec::new();
+    flate2::read::DeflateDecoder::new(deflated)
+        .take(MAX_INFLATED + 1)
+        .read_to_end(&mut inflated)
+        .map_err(|e| format!("the deflated data set cannot be inflated: {e}"))?;
+    if inflated.len() as u64 > MAX_INFLATED {
+        return Err(format!(
+            "the deflated data set inflates beyond {MAX_INFLATED} bytes"
+        ));
+    }
+    Ok(inflated)
+}
 
 struct Walker<'a> {
     data: &'a [u8],

@@ -185,3 +185,13 @@ fn every_file_cut_short_anywhere_is_refused_not_a_panic() {
         }
     }
 }
+
+/// Fuzz finding F8 (fuzz/RUNS.md): a deflated data set whose inflated bytes declare a value of
+/// gigabytes: the length walk skipped deflated data sets and the reader allocated 3 GB. The
+/// walk now inflates (to a bound) and walks the inflated data set.
+#[test]
+fn fuzz_finding_f8_a_deflated_data_set_is_walked_inflated() {
+    let refusal = part10::read(&corpus("regressions/fuzz_F8_deflate.dcm")).unwrap_err();
+    assert_eq!(refusal.code, CANNOT_UNDERSTAND, "{}", refusal.reason);
+    assert!(part10::read(&corpus("image_dfl.dcm")).is_ok());
+}
