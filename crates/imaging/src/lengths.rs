@@ -161,6 +161,9 @@ impl Walker<'_> {
                 self.pos
             ));
         }
+        // A VR the reader does not know it reads as UN, with the long length form (PS3.5
+        // 7.1.2 has future VRs take it): so does the walk (fuzz finding F9).
+        let vr = vr.or(Some(VR::UN));
         let long = matches!(
             vr,
             Some(

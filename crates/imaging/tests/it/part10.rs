@@ -195,3 +195,13 @@ fn fuzz_finding_f8_a_deflated_data_set_is_walked_inflated() {
     assert_eq!(refusal.code, CANNOT_UNDERSTAND, "{}", refusal.reason);
     assert!(part10::read(&corpus("image_dfl.dcm")).is_ok());
 }
+
+/// Fuzz finding F9 (fuzz/RUNS.md): an element whose VR bytes name no VR. The walk read its
+/// length in the short form, the reader (as UN) in the long one, and allocated 3 GB. The walk
+/// now reads it as the reader does.
+#[test]
+fn fuzz_finding_f9_an_unknown_vr_is_walked_as_the_reader_reads_it() {
+    let refusal = part10::read(&corpus("regressions/fuzz_F9_unknown_vr.dcm")).unwrap_err();
+    assert_eq!(refusal.code, CANNOT_UNDERSTAND);
+    assert!(refusal.reason.contains("declares"), "{}", refusal.reason);
+}
