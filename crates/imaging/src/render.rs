@@ -157,6 +157,24 @@ pub fn render(file: &[u8], rendering: &Rendering) -> Result<Vec<u8>, ImagingErro
             "a frame of {pixels} samples is not rendered (at most {MAX_PIXELS})"
         )));
     }
+    // What the decoder and its lookup tables take (they panic or overflow on other values:
+    // fuzz finding F10, BitsStored beyond what a shift holds).
+    let allocated = dimension(dicom_dictionary_std::tags::BITS_ALLOCATED);
+    let stored = dimension(dicom_dictionary_std::tags::BITS_STORED);
+    let high = dimension(dicom_dictionary_std::tags::HIGH_BIT);
+    let samples = dimension(dicom_dictionary_std::tags::SAMPLES_PER_PIXEL).max(1);
+    let representation = dimension(dicom_dictionary_std::tags::PIXEL_REPRESENTATION);
+    if !matches!(allocated, 8 | 16)
+        || stored == 0
+        || stored > allocated
+        || high >= allocated
+        || !matches!(samples, 1 | 3)
+        || representation > 1
+    {
+        return Err(unrenderable(format!(
+            "frames of {samples} samples of {stored} bits stored in {allocated} are not rendered"
+        )));
+    }
     // RLE is decoded here (`rle`), into a native copy of the object holding just that frame.
     let (object, frame_index) =
         if object.meta().transfer_syntax().trim_end_matches('\0') == RLE_LOSSLESS {

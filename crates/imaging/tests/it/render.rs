@@ -213,3 +213,23 @@ fn rle_headers_that_do_not_fit_are_refused() {
     assert_eq!(decode_frame(&frame, 2, 2, 1, 8).unwrap(), vec![7, 7, 7, 7]);
     assert!(decode_frame(&frame, 3, 3, 1, 8).is_err(), "decodes short");
 }
+
+/// Fuzz finding F10 (fuzz/RUNS.md): pixel attributes the decoder's lookup tables overflow on
+/// (a shift by BitsStored); they are refused before decoding.
+#[test]
+fn fuzz_finding_f10_pixel_attributes_out_of_range_are_refused() {
+    let instance = imaging::part10::read(&corpus("regressions/fuzz_F10_bits.dcm")).unwrap();
+    let rendering = Rendering {
+        frame: 1,
+        window: None,
+        format: Format::Png,
+        viewport: Some((64, 64)),
+    };
+    // Refused by the check before decoding, not by catching the decoder's panic.
+    match render::render(&instance.file, &rendering) {
+        Err(ImagingError::Unrenderable(reason)) => {
+            assert!(reason.contains("are not rendered"), "{reason}")
+        }
+        other => panic!("{:?}", other.map(|b| b.len())),
+    }
+}
