@@ -44,7 +44,7 @@ impl Format {
 /// The edge of a thumbnail's viewport when none is asked for.
 pub const THUMBNAIL: u32 = 128;
 /// Frames of more samples than this (rows × columns × samples per pixel) are not rendered.
-const MAX_PIXELS: u64 = 64 * 1024 * 1024;
+const MAX_PIXELS: u64 = 32 * 1024 * 1024;
 /// Rendered images are at most this many pixels a side.
 const MAX_SIDE: u32 = 8192;
 
