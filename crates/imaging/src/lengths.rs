@@ -27,9 +27,13 @@ pub fn check(file: &[u8]) -> Result<(), String> {
     // The file meta group: explicit VR little endian, group 0002, then the data set in the
     // syntax the meta group names.
     let mut syntax = String::new();
+    let mut group_end = None;
     while walker.pos + 4 <= file.len() && walker.peek_group() == 0x0002 {
         let (tag, vr, length) = walker.header()?;
         walker.fits(length)?;
+        if tag == (0x0002, 0x0000) && length == 4 {
+            group_end = Some(walker.pos + 4 + walker.u32_at(walker.pos) as usize);
+        }
         if tag == (0x0002, 0x0010) {
             syntax = String::from_utf8_lossy(&file[walker.pos..walker.pos + length as usize])
                 .trim_end_matches(['\0', ' '])
@@ -37,6 +41,16 @@ pub fn check(file: &[u8]) -> Result<(), String> {
         }
         let _ = vr;
         walker.pos += length as usize;
+    }
+    // The reader starts the data set where the group length says the meta group ends: a
+    // length that says otherwise would have it read other bytes than these (fuzz finding F11).
+    if let Some(end) = group_end
+        && end != walker.pos
+    {
+        return Err(format!(
+            "the file meta group's length says it ends at byte {end}, its elements end at byte {}",
+            walker.pos
+        ));
     }
     match syntax.as_str() {
         // Deflated: the data set is walked inflated (explicit VR little endian), inflated at

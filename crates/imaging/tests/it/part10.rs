@@ -205,3 +205,16 @@ fn fuzz_finding_f9_an_unknown_vr_is_walked_as_the_reader_reads_it() {
     assert_eq!(refusal.code, CANNOT_UNDERSTAND);
     assert!(refusal.reason.contains("declares"), "{}", refusal.reason);
 }
+
+/// Fuzz finding F11 (fuzz/RUNS.md): a file meta group whose group length says it ends
+/// elsewhere than its elements do. The reader starts the data set where the length says, the
+/// walk where the elements end: they read different bytes, and the reader allocated 3.6 GB.
+#[test]
+fn fuzz_finding_f11_a_meta_group_length_that_disagrees_is_refused() {
+    let refusal = part10::read(&corpus("regressions/fuzz_F11_group_length.dcm")).unwrap_err();
+    assert!(
+        refusal.reason.contains("group's length"),
+        "{}",
+        refusal.reason
+    );
+}
