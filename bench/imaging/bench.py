@@ -18,7 +18,9 @@ import pydicom
 import requests
 from pydicom.uid import generate_uid
 
-SOURCES = ["CT_small.dcm", "MR_small.dcm", "MR_small_RLE.dcm", "SC_rgb_small_odd_jpeg.dcm", "MR_small_jp2klossless.dcm"]
+# JPEG 2000 is left out: Debian's Orthanc decodes it only with the GDCM plugin, which crashed
+# Orthanc under concurrent STOW here.
+SOURCES = ["CT_small.dcm", "MR_small.dcm", "MR_small_RLE.dcm", "SC_rgb_small_odd_jpeg.dcm"]
 PER_STUDY = 10
 PER_REQUEST = 10
 
@@ -126,7 +128,7 @@ def main():
         years = [2015 + rng.randrange(10) for _ in range(args.queries)]
         _, date_times, _ = timed([lambda y=y: server.get(f"/studies?StudyDate={y}0301-{y}0331&limit=100", "application/dicom+json") for y in years])
         picked = [rng.choice(studies) for _ in range(min(200, len(studies)))]
-        seconds, _, bodies = timed([lambda s=s: server.get(f"/studies/{s['uid']}", 'multipart/related; type="application/dicom"') for s in picked], threads=4)
+        seconds, _, bodies = timed([lambda s=s: server.get(f"/studies/{s['uid']}", 'multipart/related; type="application/dicom"; transfer-syntax=*') for s in picked], threads=4)
         wado = sum(len(b) for b in bodies) / 1e6 / seconds
         frames = [(s, rng.randrange(PER_STUDY)) for s in picked]
         seconds, _, _ = timed([lambda s=s, i=i: server.get(f"/studies/{s['uid']}/series/{s['series']}/instances/{s['instances'][i]}/rendered", "image/jpeg") for s, i in frames], threads=4)

@@ -22,7 +22,7 @@ cat > "$work/orthanc.json" <<JSON
 { "Name": "bench", "StorageDirectory": "$work/orthanc", "IndexDirectory": "$work/orthanc",
   "HttpPort": 18042, "DicomServerEnabled": false, "RemoteAccessAllowed": false,
   "AuthenticationEnabled": false, "HttpCompressionEnabled": false,
-  "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so", "/usr/share/orthanc/plugins/libOrthancGdcm.so"],
+  "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
   "DicomWeb": { "Enable": true, "Root": "/dicom-web/", "StudiesMetadata": "Full" } }
 JSON
 Orthanc "$work/orthanc.json" > "$work/orthanc.log" 2>&1 &
