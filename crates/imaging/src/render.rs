@@ -164,7 +164,7 @@ pub fn render(file: &[u8], rendering: &Rendering) -> Result<Vec<u8>, ImagingErro
     let high = dimension(dicom_dictionary_std::tags::HIGH_BIT);
     let samples = dimension(dicom_dictionary_std::tags::SAMPLES_PER_PIXEL).max(1);
     let representation = dimension(dicom_dictionary_std::tags::PIXEL_REPRESENTATION);
-    if !matches!(allocated, 8 | 16)
+    if !matches!(allocated, 1 | 8 | 16)
         || stored == 0
         || stored > allocated
         || high >= allocated
