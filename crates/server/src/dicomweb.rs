@@ -5,6 +5,7 @@
 //! statuses with a plain-text reason, as PS3.18 answers them; a stored instance's failure is
 //! its failure reason in the STOW response.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use access::audit::Interaction as Audited;
@@ -32,55 +33,57 @@ use crate::audit::AuditNote;
 pub const MAX_STOW_BYTES: usize = 512 * 1024 * 1024;
 
 pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
+    const INSTANCE: &str = "/dicomweb/studies/{study}/series/{series}/instances/{instance}";
     router
         .route("/dicomweb/studies", get(studies).post(store))
         .route("/dicomweb/series", get(all_series))
         .route("/dicomweb/instances", get(all_instances))
         .route(
             "/dicomweb/studies/{study}",
-            get(retrieve_study).post(store_in_study).delete(delete_study),
+            get(retrieve).post(store_in_study).delete(delete),
         )
-        .route("/dicomweb/studies/{study}/metadata", get(study_metadata))
-        .route("/dicomweb/studies/{study}/series", get(study_series))
-        .route("/dicomweb/studies/{study}/instances", get(study_instances))
+        .route("/dicomweb/studies/{study}/metadata", get(metadata))
+        .route("/dicomweb/studies/{study}/thumbnail", get(thumbnail))
+        .route("/dicomweb/studies/{study}/series", get(series_in))
+        .route("/dicomweb/studies/{study}/instances", get(instances_in))
         .route(
             "/dicomweb/studies/{study}/series/{series}",
-            get(retrieve_series).delete(delete_series),
+            get(retrieve).delete(delete),
         )
         .route(
             "/dicomweb/studies/{study}/series/{series}/metadata",
-            get(series_metadata),
+            get(metadata),
+        )
+        .route(
+            "/dicomweb/studies/{study}/series/{series}/thumbnail",
+            get(thumbnail),
         )
         .route(
             "/dicomweb/studies/{study}/series/{series}/instances",
-            get(series_instances),
+            get(instances_in),
         )
+        .route(INSTANCE, get(retrieve))
+        .route(&format!("{INSTANCE}/metadata"), get(metadata))
+        .route(&format!("{INSTANCE}/rendered"), get(rendered))
+        .route(&format!("{INSTANCE}/thumbnail"), get(thumbnail))
+        .route(&format!("{INSTANCE}/frames/{{frames}}"), get(frames))
         .route(
-            "/dicomweb/studies/{study}/series/{series}/instances/{instance}",
-            get(retrieve_instance),
-        )
-        .route(
-            "/dicomweb/studies/{study}/series/{series}/instances/{instance}/metadata",
-            get(instance_metadata),
-        )
-        .route(
-            "/dicomweb/studies/{study}/series/{series}/instances/{instance}/rendered",
-            get(instance_rendered),
-        )
-        .route(
-            "/dicomweb/studies/{study}/series/{series}/instances/{instance}/thumbnail",
-            get(instance_thumbnail),
-        )
-        .route(
-            "/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
-            get(instance_frames),
-        )
-        .route(
-            "/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered",
+            &format!("{INSTANCE}/frames/{{frames}}/rendered"),
             get(frame_rendered),
         )
-        .route("/dicomweb/studies/{study}/series/{series}/thumbnail", get(series_thumbnail))
-        .route("/dicomweb/studies/{study}/thumbnail", get(study_thumbnail))
+}
+
+/// The study, series and instance a URL names (its path parameters).
+type Address = Path<HashMap<String, String>>;
+
+fn parts(Path(address): Address) -> (String, Option<String>, Option<String>, Option<String>) {
+    let mut address = address;
+    (
+        address.remove("study").unwrap_or_default(),
+        address.remove("series"),
+        address.remove("instance"),
+        address.remove("frames"),
+    )
 }
 
 fn problem(status: StatusCode, reason: &str) -> Response {
@@ -206,28 +209,8 @@ const DELETE: OperationDecl = OperationDecl {
     audience: Audience::Administrators,
 };
 
-async fn delete_study(
-    State(state): State<AppState>,
-    Path(study): Path<String>,
-    request: Request,
-) -> Response {
-    delete(state, study, None, request).await
-}
-
-async fn delete_series(
-    State(state): State<AppState>,
-    Path((study, series)): Path<(String, String)>,
-    request: Request,
-) -> Response {
-    delete(state, study, Some(series), request).await
-}
-
-async fn delete(
-    state: AppState,
-    study: String,
-    series: Option<String>,
-    request: Request,
-) -> Response {
+async fn delete(State(state): State<AppState>, address: Address, request: Request) -> Response {
+    let (study, series, _, _) = parts(address);
     let (caller, note, _) = match authenticated(&state, &request, Audited::Delete).await {
         Ok(authenticated) => authenticated,
         Err(refused) => return refused,
@@ -268,9 +251,10 @@ async fn store(State(state): State<AppState>, request: Request) -> Response {
 
 async fn store_in_study(
     State(state): State<AppState>,
-    Path(study): Path<String>,
+    address: Address,
     request: Request,
 ) -> Response {
+    let (study, _, _, _) = parts(address);
     stow(state, Some(study), request).await
 }
 
@@ -474,28 +458,18 @@ async fn all_instances(State(state): State<AppState>, request: Request) -> Respo
     qido(state, Level::Instance, None, None, request).await
 }
 
-async fn study_series(
-    State(state): State<AppState>,
-    Path(study): Path<String>,
-    request: Request,
-) -> Response {
+async fn series_in(State(state): State<AppState>, address: Address, request: Request) -> Response {
+    let (study, _, _, _) = parts(address);
     qido(state, Level::Series, Some(study), None, request).await
 }
 
-async fn study_instances(
+async fn instances_in(
     State(state): State<AppState>,
-    Path(study): Path<String>,
+    address: Address,
     request: Request,
 ) -> Response {
-    qido(state, Level::Instance, Some(study), None, request).await
-}
-
-async fn series_instances(
-    State(state): State<AppState>,
-    Path((study, series)): Path<(String, String)>,
-    request: Request,
-) -> Response {
-    qido(state, Level::Instance, Some(study), Some(series), request).await
+    let (study, series, _, _) = parts(address);
+    qido(state, Level::Instance, Some(study), series, request).await
 }
 
 async fn qido(
@@ -546,52 +520,14 @@ fn form_urlencoded(query: &str) -> Vec<(String, String)> {
 
 // --- WADO-RS ---
 
-async fn retrieve_study(
-    State(state): State<AppState>,
-    Path(study): Path<String>,
-    request: Request,
-) -> Response {
-    wado(state, study, None, None, false, request).await
+async fn retrieve(State(state): State<AppState>, address: Address, request: Request) -> Response {
+    let (study, series, instance, _) = parts(address);
+    wado(state, study, series, instance, false, request).await
 }
 
-async fn retrieve_series(
-    State(state): State<AppState>,
-    Path((study, series)): Path<(String, String)>,
-    request: Request,
-) -> Response {
-    wado(state, study, Some(series), None, false, request).await
-}
-
-async fn retrieve_instance(
-    State(state): State<AppState>,
-    Path((study, series, instance)): Path<(String, String, String)>,
-    request: Request,
-) -> Response {
-    wado(state, study, Some(series), Some(instance), false, request).await
-}
-
-async fn study_metadata(
-    State(state): State<AppState>,
-    Path(study): Path<String>,
-    request: Request,
-) -> Response {
-    wado(state, study, None, None, true, request).await
-}
-
-async fn series_metadata(
-    State(state): State<AppState>,
-    Path((study, series)): Path<(String, String)>,
-    request: Request,
-) -> Response {
-    wado(state, study, Some(series), None, true, request).await
-}
-
-async fn instance_metadata(
-    State(state): State<AppState>,
-    Path((study, series, instance)): Path<(String, String, String)>,
-    request: Request,
-) -> Response {
-    wado(state, study, Some(series), Some(instance), true, request).await
+async fn metadata(State(state): State<AppState>, address: Address, request: Request) -> Response {
+    let (study, series, instance, _) = parts(address);
+    wado(state, study, series, instance, true, request).await
 }
 
 async fn wado(
@@ -734,60 +670,22 @@ enum Picture {
     Frames(Vec<u32>),
 }
 
-async fn instance_rendered(
-    State(state): State<AppState>,
-    Path((study, series, instance)): Path<(String, String, String)>,
-    request: Request,
-) -> Response {
+async fn rendered(State(state): State<AppState>, address: Address, request: Request) -> Response {
+    let (study, series, instance, _) = parts(address);
     picture(
         state,
         study,
-        Some(series),
-        Some(instance),
+        series,
+        instance,
         Picture::Rendered(1),
         request,
     )
     .await
 }
 
-async fn instance_thumbnail(
-    State(state): State<AppState>,
-    Path((study, series, instance)): Path<(String, String, String)>,
-    request: Request,
-) -> Response {
-    picture(
-        state,
-        study,
-        Some(series),
-        Some(instance),
-        Picture::Thumbnail,
-        request,
-    )
-    .await
-}
-
-async fn series_thumbnail(
-    State(state): State<AppState>,
-    Path((study, series)): Path<(String, String)>,
-    request: Request,
-) -> Response {
-    picture(
-        state,
-        study,
-        Some(series),
-        None,
-        Picture::Thumbnail,
-        request,
-    )
-    .await
-}
-
-async fn study_thumbnail(
-    State(state): State<AppState>,
-    Path(study): Path<String>,
-    request: Request,
-) -> Response {
-    picture(state, study, None, None, Picture::Thumbnail, request).await
+async fn thumbnail(State(state): State<AppState>, address: Address, request: Request) -> Response {
+    let (study, series, instance, _) = parts(address);
+    picture(state, study, series, instance, Picture::Thumbnail, request).await
 }
 
 fn frame_numbers(list: &str) -> Option<Vec<u32>> {
@@ -800,16 +698,18 @@ fn frame_numbers(list: &str) -> Option<Vec<u32>> {
 
 async fn frame_rendered(
     State(state): State<AppState>,
-    Path((study, series, instance, frames)): Path<(String, String, String, String)>,
+    address: Address,
     request: Request,
 ) -> Response {
+    let (study, series, instance, frames) = parts(address);
+    let frames = frames.unwrap_or_default();
     match frame_numbers(&frames).as_deref() {
         Some([frame]) => {
             picture(
                 state,
                 study,
-                Some(series),
-                Some(instance),
+                series,
+                instance,
                 Picture::Rendered(*frame),
                 request,
             )
@@ -822,18 +722,16 @@ async fn frame_rendered(
     }
 }
 
-async fn instance_frames(
-    State(state): State<AppState>,
-    Path((study, series, instance, frames)): Path<(String, String, String, String)>,
-    request: Request,
-) -> Response {
+async fn frames(State(state): State<AppState>, address: Address, request: Request) -> Response {
+    let (study, series, instance, frames) = parts(address);
+    let frames = frames.unwrap_or_default();
     match frame_numbers(&frames) {
         Some(frames) => {
             picture(
                 state,
                 study,
-                Some(series),
-                Some(instance),
+                series,
+                instance,
                 Picture::Frames(frames),
                 request,
             )
