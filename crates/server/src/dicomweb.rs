@@ -186,6 +186,24 @@ fn bad_host() -> Response {
     )
 }
 
+/// `body` answered as `media_type`.
+fn typed(body: Vec<u8>, media_type: &str) -> Response {
+    let mut response = Response::new(Body::from(body));
+    if let Ok(value) = HeaderValue::from_str(media_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+/// `parts` (each with its own Content-Type) as one `multipart/related` answer of `kind`.
+fn multipart_response(kind: &str, parts: &[(String, Vec<u8>)]) -> Response {
+    let boundary = format!("meridian-{}", uuid::Uuid::new_v4().simple());
+    typed(
+        multipart::build(&boundary, parts),
+        &format!("multipart/related; type=\"{kind}\"; boundary={boundary}"),
+    )
+}
+
 fn dicom_json(body: &Value) -> Response {
     let mut response = (StatusCode::OK, body.to_string()).into_response();
     response.headers_mut().insert(
@@ -625,22 +643,9 @@ async fn wado(
                 body.extend_from_slice(json);
             }
             body.push(b']');
-            let mut response = Response::new(Body::from(body));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/dicom+json"),
-            );
-            return Ok(response);
+            return Ok(typed(body, "application/dicom+json"));
         }
-        let boundary = format!("meridian-{}", uuid::Uuid::new_v4().simple());
-        let body = multipart::build(&boundary, &parts);
-        let mut response = Response::new(Body::from(body));
-        if let Ok(value) = HeaderValue::from_str(&format!(
-            "multipart/related; type=\"application/dicom\"; boundary={boundary}"
-        )) {
-            response.headers_mut().insert(header::CONTENT_TYPE, value);
-        }
-        Ok(response)
+        Ok(multipart_response("application/dicom", &parts))
     }
     .await
     .unwrap_or_else(|response| response);
@@ -841,21 +846,9 @@ async fn picture(
         });
         if !frames_asked {
             let (media_type, bytes) = parts.remove(0);
-            let mut response = Response::new(Body::from(bytes));
-            if let Ok(value) = HeaderValue::from_str(&media_type) {
-                response.headers_mut().insert(header::CONTENT_TYPE, value);
-            }
-            return Ok(response);
+            return Ok(typed(bytes, &media_type));
         }
-        let boundary = format!("meridian-{}", uuid::Uuid::new_v4().simple());
-        let body = multipart::build(&boundary, &parts);
-        let mut response = Response::new(Body::from(body));
-        if let Ok(value) = HeaderValue::from_str(&format!(
-            "multipart/related; type=\"application/octet-stream\"; boundary={boundary}"
-        )) {
-            response.headers_mut().insert(header::CONTENT_TYPE, value);
-        }
-        Ok(response)
+        Ok(multipart_response("application/octet-stream", &parts))
     }
     .await
     .unwrap_or_else(|response| response);
