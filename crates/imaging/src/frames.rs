@@ -10,7 +10,22 @@ use crate::part10;
 
 /// The bytes of frame `number` (from 1) of a stored file.
 pub fn frame(file: &[u8], number: u32) -> Result<Vec<u8>, ImagingError> {
+    frames(file, &[number]).map(|mut frames| frames.remove(0))
+}
+
+/// The bytes of each of frames `numbers` (from 1) of a stored file, the file read once.
+pub fn frames(file: &[u8], numbers: &[u32]) -> Result<Vec<Vec<u8>>, ImagingError> {
     let object = part10::parse(file).map_err(|r| ImagingError::BadRequest(r.reason))?;
+    numbers
+        .iter()
+        .map(|number| frame_of(&object, *number))
+        .collect()
+}
+
+fn frame_of(
+    object: &dicom_object::DefaultDicomObject,
+    number: u32,
+) -> Result<Vec<u8>, ImagingError> {
     let int = |tag| object.get(tag).and_then(|e| e.to_int::<u64>().ok());
     let frames = int(tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
     if number == 0 || u64::from(number) > frames {

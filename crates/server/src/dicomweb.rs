@@ -813,20 +813,16 @@ async fn picture(
                     rendering.format.media_type().to_owned(),
                     imaging::render::render(&file, rendering)?,
                 )],
-                (Picture::Frames(numbers), None) => numbers
-                    .iter()
-                    .map(|n| {
-                        imaging::frames::frame(&file, *n).map(|bytes| {
-                            (
-                                format!(
-                                    "application/octet-stream; transfer-syntax={}",
-                                    chosen.object.transfer_syntax
-                                ),
-                                bytes,
-                            )
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
+                (Picture::Frames(numbers), None) => {
+                    let media_type = format!(
+                        "application/octet-stream; transfer-syntax={}",
+                        chosen.object.transfer_syntax
+                    );
+                    imaging::frames::frames(&file, numbers)?
+                        .into_iter()
+                        .map(|bytes| (media_type.clone(), bytes))
+                        .collect()
+                }
                 _ => Vec::new(),
             };
             Ok::<_, ImagingError>((parts, patient))
