@@ -73,7 +73,7 @@ impl Archive {
         &self,
         repository: &Repository,
         caller: &Caller,
-        parts: &[Vec<u8>],
+        parts: &[&[u8]],
         study_in_url: Option<&str>,
         dicomweb_base: Option<&str>,
     ) -> Result<Vec<Outcome>, RepositoryError> {

@@ -336,42 +336,44 @@ async fn stow_as(
             );
         }
     };
-    let parts: Vec<Vec<u8>> = match multipart::split(&body, &boundary) {
-        Ok(parts) => {
-            if let Some(other) = parts.iter().find_map(|p| {
-                p.header("content-type")
-                    .map(multipart::media_type)
-                    .filter(|t| t != "application/dicom")
-            }) {
-                return problem(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    &format!("a part of type {other} is not stored: send application/dicom"),
-                );
-            }
-            parts.into_iter().map(|p| p.body.to_vec()).collect()
-        }
-        Err(reason) => return problem(StatusCode::BAD_REQUEST, &reason),
-    };
-    drop(body);
     let (repository, archive, caller2) = (
         Arc::clone(state.repository()),
         state.archive(),
         caller.clone(),
     );
     let endpoint_address = base.clone();
+    // Splitting a body of up to 512 MiB and reading its instances is blocking work: done on
+    // a blocking thread, the parts read where they lie in the body.
     let stored = tokio::task::spawn_blocking(move || {
-        archive.store(
-            &repository,
-            &caller2,
-            &parts,
-            study.as_deref(),
-            Some(&endpoint_address),
-        )
+        let parts = match multipart::split(&body, &boundary) {
+            Ok(parts) => parts,
+            Err(reason) => return Err(Box::new(problem(StatusCode::BAD_REQUEST, &reason))),
+        };
+        if let Some(other) = parts.iter().find_map(|p| {
+            p.header("content-type")
+                .map(multipart::media_type)
+                .filter(|t| t != "application/dicom")
+        }) {
+            return Err(Box::new(problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!("a part of type {other} is not stored: send application/dicom"),
+            )));
+        }
+        let parts: Vec<&[u8]> = parts.iter().map(|p| p.body).collect();
+        archive
+            .store(
+                &repository,
+                &caller2,
+                &parts,
+                study.as_deref(),
+                Some(&endpoint_address),
+            )
+            .map_err(|error| Box::new(from_repository(error)))
     })
     .await;
     let outcomes = match stored {
         Ok(Ok(outcomes)) => outcomes,
-        Ok(Err(error)) => return from_repository(error),
+        Ok(Err(refused)) => return *refused,
         Err(_) => return problem(StatusCode::SERVICE_UNAVAILABLE, "storing failed"),
     };
     stow_response(note, &base, &outcomes)

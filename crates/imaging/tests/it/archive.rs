@@ -43,7 +43,8 @@ impl Organization {
 }
 
 fn store(repository: &Repository, archive: &Archive, names: &[&str]) -> Vec<Outcome> {
-    let parts: Vec<Vec<u8>> = names.iter().map(|n| corpus(n)).collect();
+    let files: Vec<Vec<u8>> = names.iter().map(|n| corpus(n)).collect();
+    let parts: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
     archive
         .store(repository, &radiographer(), &parts, None, Some(BASE))
         .unwrap()
@@ -180,7 +181,7 @@ fn an_instance_addressed_to_another_study_is_refused() {
             .store(
                 &repository,
                 &radiographer(),
-                &[corpus("CT_small.dcm")],
+                &[corpus("CT_small.dcm").as_slice()],
                 Some("1.2.3"),
                 Some(BASE),
             )
