@@ -293,28 +293,21 @@ impl Archive {
 
     /// The attributes of a stored object (DICOM JSON, bulk data by relative reference).
     pub fn attributes(&self, object: &StoredObject) -> Result<Map<String, Value>, String> {
-        let key = BlobKey::new(attributes_key(&object.sha256)).map_err(|e| e.to_string())?;
-        let mut reader = self
-            .blobs
-            .open(&key)
-            .map_err(|e| e.to_string())?
+        let bytes = self
+            .get(&attributes_key(&object.sha256))?
             .ok_or_else(|| format!("the attributes of object {} are missing", object.sha256))?;
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut reader, &mut bytes).map_err(|e| e.to_string())?;
         serde_json::from_slice(&bytes).map_err(|e| e.to_string())
     }
 
     /// A stored object's file.
     pub fn file(&self, object: &StoredObject) -> Result<Vec<u8>, String> {
-        let key = BlobKey::new(object_key(&object.sha256)).map_err(|e| e.to_string())?;
-        let mut reader = self
-            .blobs
-            .open(&key)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("the object {} is missing from storage", object.sha256))?;
-        let mut bytes = Vec::with_capacity(object.size as usize);
-        std::io::Read::read_to_end(&mut reader, &mut bytes).map_err(|e| e.to_string())?;
-        Ok(bytes)
+        self.get(&object_key(&object.sha256))?
+            .ok_or_else(|| format!("the object {} is missing from storage", object.sha256))
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        let key = BlobKey::new(key).map_err(|e| e.to_string())?;
+        self.blobs.get(&key).map_err(|e| e.to_string())
     }
 }
 
