@@ -52,16 +52,20 @@ pub fn level_attributes(dataset: &Map<String, Value>, tags: &[&str]) -> Map<Stri
 
 /// A level's DICOM attributes as kept on the ImagingStudy.
 pub fn attributes_of(element: &Value) -> Map<String, Value> {
-    element
-        .get("extension")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|e| e.get("url").and_then(Value::as_str) == Some(ATTRIBUTES_EXTENSION))
+    extension(element, ATTRIBUTES_EXTENSION)
         .and_then(|e| e.get("valueString"))
         .and_then(Value::as_str)
         .and_then(|text| serde_json::from_str(text).ok())
         .unwrap_or_default()
+}
+
+/// The extension of `element` (or of a complex extension) with `url`.
+fn extension<'v>(element: &'v Value, url: &str) -> Option<&'v Value> {
+    element
+        .get("extension")?
+        .as_array()?
+        .iter()
+        .find(|e| e.get("url").and_then(Value::as_str) == Some(url))
 }
 
 fn attributes_extension(attributes: &Map<String, Value>) -> Value {
@@ -78,19 +82,8 @@ pub struct StoredObject {
 
 impl StoredObject {
     pub fn of(instance: &Value) -> Option<StoredObject> {
-        let object = instance
-            .get("extension")?
-            .as_array()?
-            .iter()
-            .find(|e| e.get("url").and_then(Value::as_str) == Some(OBJECT_EXTENSION))?;
-        let part = |name: &str| {
-            object
-                .get("extension")?
-                .as_array()?
-                .iter()
-                .find(|e| e.get("url").and_then(Value::as_str) == Some(name))
-                .cloned()
-        };
+        let object = extension(instance, OBJECT_EXTENSION)?;
+        let part = |name: &str| extension(object, name);
         Some(StoredObject {
             sha256: part("sha256")?.get("valueString")?.as_str()?.to_owned(),
             transfer_syntax: part("transferSyntax")?
