@@ -558,6 +558,7 @@ async fn wado(
     metadata: bool,
     request: Request,
 ) -> Response {
+    let addressed = (study.clone(), series, instance);
     let (caller, note, _) = match authenticated(&state, &request, Audited::Read).await {
         Ok(authenticated) => authenticated,
         Err(refused) => return refused,
@@ -583,59 +584,45 @@ async fn wado(
                 "instances are retrieved as multipart/related; type=\"application/dicom\"",
             ));
         }
-        let (repository, archive, caller2) = (
-            Arc::clone(state.repository()),
-            state.archive(),
-            caller.clone(),
-        );
-        let study2 = study.clone();
-        let answered = tokio::task::spawn_blocking(move || {
-            let (located, patient) = imaging::wado::locate(
-                &repository,
-                &caller2,
-                &study2,
-                series.as_deref(),
-                instance.as_deref(),
-            )?;
-            let mut parts = Vec::with_capacity(located.len());
-            for found in &located {
-                if metadata {
-                    let attributes = archive
-                        .attributes(&found.object)
-                        .map_err(ImagingError::Storage)?;
-                    let instance_base = format!(
-                        "{base}/studies/{study2}/series/{}/instances/{}/",
-                        found.series, found.instance
-                    );
-                    parts.push((
-                        String::new(),
-                        serde_json::to_vec(&imaging::wado::with_bulk_base(
-                            attributes,
-                            &instance_base,
-                        ))
-                        .unwrap_or_default(),
-                    ));
-                } else {
-                    let file = archive.file(&found.object).map_err(ImagingError::Storage)?;
-                    parts.push((
-                        format!(
-                            "application/dicom; transfer-syntax={}",
-                            found.object.transfer_syntax
-                        ),
-                        file,
-                    ));
+        let parts = located(
+            &state,
+            &caller,
+            &note,
+            addressed,
+            move |archive, located| {
+                let mut parts = Vec::with_capacity(located.len());
+                for found in located {
+                    if metadata {
+                        let attributes = archive
+                            .attributes(&found.object)
+                            .map_err(ImagingError::Storage)?;
+                        let instance_base = format!(
+                            "{base}/studies/{study}/series/{}/instances/{}/",
+                            found.series, found.instance
+                        );
+                        parts.push((
+                            String::new(),
+                            serde_json::to_vec(&imaging::wado::with_bulk_base(
+                                attributes,
+                                &instance_base,
+                            ))
+                            .unwrap_or_default(),
+                        ));
+                    } else {
+                        let file = archive.file(&found.object).map_err(ImagingError::Storage)?;
+                        parts.push((
+                            format!(
+                                "application/dicom; transfer-syntax={}",
+                                found.object.transfer_syntax
+                            ),
+                            file,
+                        ));
+                    }
                 }
-            }
-            Ok::<_, ImagingError>((parts, patient))
-        })
-        .await
-        .map_err(|_| problem(StatusCode::SERVICE_UNAVAILABLE, "the retrieval failed"))?
-        .map_err(from_imaging)?;
-        let (parts, patient) = answered;
-        note.patients(patient);
-        note.with(|access| {
-            access.add_resource(format!("ImagingStudy/{}", imaging::study::study_id(&study)))
-        });
+                Ok(parts)
+            },
+        )
+        .await?;
         if metadata {
             let mut body = b"[".to_vec();
             for (n, (_, json)) in parts.iter().enumerate() {
@@ -652,6 +639,47 @@ async fn wado(
     .await
     .unwrap_or_else(|response| response);
     crate::audit::settle_noted(&state, &caller, &note, response).await
+}
+
+/// The instances of a study, series or instance (`addressed`) as `caller` may see them, made
+/// into an answer's parts by `work` on a blocking thread; the study and its patient are noted
+/// on the request's trail.
+async fn located(
+    state: &AppState,
+    caller: &Caller,
+    note: &AuditNote,
+    (study, series, instance): (String, Option<String>, Option<String>),
+    work: impl FnOnce(
+        &imaging::archive::Archive,
+        &[imaging::wado::Located],
+    ) -> Result<Vec<(String, Vec<u8>)>, ImagingError>
+    + Send
+    + 'static,
+) -> Result<Vec<(String, Vec<u8>)>, Response> {
+    let (repository, archive, caller) = (
+        Arc::clone(state.repository()),
+        state.archive(),
+        caller.clone(),
+    );
+    let study2 = study.clone();
+    let (parts, patient) = tokio::task::spawn_blocking(move || {
+        let (located, patient) = imaging::wado::locate(
+            &repository,
+            &caller,
+            &study2,
+            series.as_deref(),
+            instance.as_deref(),
+        )?;
+        Ok::<_, ImagingError>((work(&archive, &located)?, patient))
+    })
+    .await
+    .map_err(|_| problem(StatusCode::SERVICE_UNAVAILABLE, "the retrieval failed"))?
+    .map_err(from_imaging)?;
+    note.patients(patient);
+    note.with(|access| {
+        access.add_resource(format!("ImagingStudy/{}", imaging::study::study_id(&study)))
+    });
+    Ok(parts)
 }
 
 /// Whether an Accept header admits DICOM instances in multipart/related.
@@ -759,6 +787,7 @@ async fn picture(
     picture: Picture,
     request: Request,
 ) -> Response {
+    let addressed = (study, series, instance);
     let (caller, note, _) = match authenticated(&state, &request, Audited::Read).await {
         Ok(authenticated) => authenticated,
         Err(refused) => return refused,
@@ -790,58 +819,38 @@ async fn picture(
         }
         .transpose()
         .map_err(from_imaging)?;
-        let (repository, archive, caller2) = (
-            Arc::clone(state.repository()),
-            state.archive(),
-            caller.clone(),
-        );
-        let study2 = study.clone();
         let frames_asked = matches!(picture, Picture::Frames(_));
-        let answered = tokio::task::spawn_blocking(move || {
-            let (located, patient) = imaging::wado::locate(
-                &repository,
-                &caller2,
-                &study2,
-                series.as_deref(),
-                instance.as_deref(),
-            )?;
-            // A series' or study's thumbnail is its middle instance's.
-            let chosen = &located[located.len() / 2];
-            let file = archive
-                .file(&chosen.object)
-                .map_err(ImagingError::Storage)?;
-            let parts = match (&picture, &rendering) {
-                (_, Some(rendering)) => vec![(
-                    rendering.format.media_type().to_owned(),
-                    imaging::render::render(&file, rendering)?,
-                )],
-                (Picture::Frames(numbers), None) => {
-                    let media_type = format!(
-                        "application/octet-stream; transfer-syntax={}",
-                        chosen.object.transfer_syntax
-                    );
-                    imaging::frames::frames(&file, numbers)?
-                        .into_iter()
-                        .map(|bytes| (media_type.clone(), bytes))
-                        .collect()
-                }
-                _ => Vec::new(),
-            };
-            Ok::<_, ImagingError>((parts, patient))
-        })
-        .await
-        .map_err(|_| {
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the image could not be made",
-            )
-        })?
-        .map_err(from_imaging)?;
-        let (mut parts, patient) = answered;
-        note.patients(patient);
-        note.with(|access| {
-            access.add_resource(format!("ImagingStudy/{}", imaging::study::study_id(&study)))
-        });
+        let mut parts = located(
+            &state,
+            &caller,
+            &note,
+            addressed,
+            move |archive, located| {
+                // A series' or study's thumbnail is its middle instance's.
+                let chosen = &located[located.len() / 2];
+                let file = archive
+                    .file(&chosen.object)
+                    .map_err(ImagingError::Storage)?;
+                Ok(match (&picture, &rendering) {
+                    (_, Some(rendering)) => vec![(
+                        rendering.format.media_type().to_owned(),
+                        imaging::render::render(&file, rendering)?,
+                    )],
+                    (Picture::Frames(numbers), None) => {
+                        let media_type = format!(
+                            "application/octet-stream; transfer-syntax={}",
+                            chosen.object.transfer_syntax
+                        );
+                        imaging::frames::frames(&file, numbers)?
+                            .into_iter()
+                            .map(|bytes| (media_type.clone(), bytes))
+                            .collect()
+                    }
+                    _ => Vec::new(),
+                })
+            },
+        )
+        .await?;
         if !frames_asked {
             let (media_type, bytes) = parts.remove(0);
             return Ok(typed(bytes, &media_type));
