@@ -13,6 +13,7 @@ use repository::{InTransaction, Repository, RepositoryError};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::ecg::{self, Measurements};
 use crate::json::text;
 use crate::part10::{self, Instance, Refusal};
 use crate::study::{self, Put, StoredObject};
@@ -22,6 +23,16 @@ use crate::study::{self, Put, StoredObject};
 pub const PATIENT_ID_SYSTEM: &str = "https://meridian.example/sid/dicom-patient-id/";
 /// The system of resident ID numbers (GB 11643), which a Patient ID may be.
 pub const RESIDENT_ID_SYSTEM: &str = "urn:oid:2.16.156.10011.1.3";
+
+/// An instance read and kept, waiting for its record.
+struct Ready {
+    /// Its part's place in the request.
+    index: usize,
+    instance: Instance,
+    object: StoredObject,
+    /// An ECG's measurements, taken before the transaction.
+    ecg: Option<Measurements>,
+}
 
 /// The archive: where instances' objects are kept.
 pub struct Archive {
@@ -78,7 +89,7 @@ impl Archive {
         dicomweb_base: Option<&str>,
     ) -> Result<Vec<Outcome>, RepositoryError> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; parts.len()];
-        let mut ready: Vec<(usize, Instance, StoredObject)> = Vec::new();
+        let mut ready: Vec<Ready> = Vec::new();
         for (index, part) in parts.iter().enumerate() {
             let failed = |refusal: Refusal, instance: Option<&Instance>| Outcome::Failed {
                 sop_class: instance.map(|i| i.sop_class.clone()),
@@ -106,7 +117,15 @@ impl Archive {
                 continue;
             }
             match self.keep(&instance) {
-                Ok(object) => ready.push((index, instance, object)),
+                Ok(object) => {
+                    let ecg = measure_ecg(&instance);
+                    ready.push(Ready {
+                        index,
+                        instance,
+                        object,
+                        ecg,
+                    });
+                }
                 Err(reason) => {
                     let refusal = Refusal {
                         code: part10::PROCESSING_FAILURE,
@@ -152,7 +171,13 @@ impl Archive {
             }
             Err(other) => return Err(other),
         };
-        for ((index, instance, _), written) in ready.into_iter().zip(written) {
+        for (
+            Ready {
+                index, instance, ..
+            },
+            written,
+        ) in ready.into_iter().zip(written)
+        {
             outcomes[index] = Some(match written {
                 Ok((patient, put)) => Outcome::Stored {
                     sop_class: instance.sop_class,
@@ -182,7 +207,7 @@ impl Archive {
         &self,
         repository: &Repository,
         caller: &Caller,
-        ready: &[(usize, Instance, StoredObject)],
+        ready: &[Ready],
         dicomweb_base: Option<&str>,
     ) -> Result<Vec<(String, Put)>, RepositoryError> {
         if ready.is_empty() {
@@ -196,8 +221,14 @@ impl Archive {
             let endpoint = endpoint.as_deref();
             let mut written = Vec::with_capacity(ready.len());
             let mut studies: Vec<(String, Value, bool)> = Vec::new();
-            for (_, instance, object) in ready {
-                written.push(put(tx, &mut studies, instance, object, endpoint)?);
+            for one in ready {
+                let (patient, put) = put(tx, &mut studies, &one.instance, &one.object, endpoint)?;
+                if let Some(measurements) = &one.ecg
+                    && put != Put::Unchanged
+                {
+                    record_ecg(tx, &one.instance, &patient, measurements)?;
+                }
+                written.push((patient, put));
             }
             for (_, mut imaging_study, changed) in studies {
                 if changed {
@@ -309,6 +340,49 @@ impl Archive {
         let key = BlobKey::new(key).map_err(|e| e.to_string())?;
         self.blobs.get(&key).map_err(|e| e.to_string())
     }
+}
+
+/// The measurements of an ECG waveform instance; `None` for other instances, and for an ECG
+/// that cannot be measured (too short, no beats found), which is stored all the same.
+fn measure_ecg(instance: &Instance) -> Option<Measurements> {
+    if !ecg::is_ecg(&instance.sop_class) {
+        return None;
+    }
+    let measured = ecg::from_dicom(&instance.file)
+        .map_err(|e| e.to_string())
+        .and_then(|tracing| tracing.measure().map_err(|e| e.to_string()));
+    match measured {
+        Ok(measurements) => Some(measurements),
+        Err(why) => {
+            tracing::info!(sop_instance = %instance.sop_instance, %why, "ECG not measured");
+            None
+        }
+    }
+}
+
+/// Writes an ECG's measurements as the Observation of its SOP Instance UID, derived from its
+/// study, about the study's Patient.
+fn record_ecg(
+    tx: &mut InTransaction<'_, '_>,
+    instance: &Instance,
+    patient: &str,
+    measurements: &Measurements,
+) -> Result<(), RepositoryError> {
+    let effective = study::date_time(&instance.dataset, "00080023", "00080033")
+        .or_else(|| study::date_time(&instance.dataset, "00080020", "00080030"));
+    let observation = ecg::record::observation(
+        &ecg::record::measurement_id(&instance.sop_instance),
+        patient,
+        effective.as_deref(),
+        &format!("ImagingStudy/{}", study::study_id(&instance.study)),
+        (
+            "urn:dicom:uid",
+            &format!("urn:oid:{}", instance.sop_instance),
+        ),
+        measurements,
+    );
+    tx.update(observation, None)?;
+    Ok(())
 }
 
 /// The failure of an instance whose record the repository refused.

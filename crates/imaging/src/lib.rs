@@ -10,10 +10,13 @@
 //!   caller's read path; [`wado`] locates what to retrieve the same way.
 
 pub mod archive;
+pub mod ecg;
 pub mod frames;
+pub mod jpegls;
 pub mod json;
 pub mod lengths;
 pub mod multipart;
+pub mod operations;
 pub mod part10;
 pub mod qido;
 pub mod render;
@@ -37,4 +40,31 @@ pub enum ImagingError {
     Storage(String),
     #[error(transparent)]
     Repository(#[from] RepositoryError),
+}
+
+/// As a FHIR operation's answer: the client's errors as 4xx OperationOutcomes (a drawing or
+/// measurement that cannot be made is 422), storage failures as an internal error.
+impl fhir_model::Outcome for ImagingError {
+    fn http_status(&self) -> u16 {
+        match self {
+            ImagingError::BadRequest(_) => 400,
+            ImagingError::NotFound(_) => 404,
+            ImagingError::Unrenderable(_) => 422,
+            ImagingError::Storage(_) => 500,
+            ImagingError::Repository(error) => error.http_status(),
+        }
+    }
+
+    fn issues(&self, request_id: &str) -> Vec<fhir_model::Issue> {
+        use fhir_model::{Issue, IssueCode};
+        match self {
+            ImagingError::BadRequest(message) => vec![Issue::error(IssueCode::Invalid, message)],
+            ImagingError::NotFound(message) => vec![Issue::error(IssueCode::NotFound, message)],
+            ImagingError::Unrenderable(message) => {
+                vec![Issue::error(IssueCode::Processing, message)]
+            }
+            ImagingError::Storage(_) => vec![fhir_model::internal_issue(request_id)],
+            ImagingError::Repository(error) => error.issues(request_id),
+        }
+    }
 }

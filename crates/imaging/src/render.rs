@@ -12,7 +12,7 @@ use dicom_pixeldata::image::{DynamicImage, ImageFormat, imageops::FilterType};
 use dicom_pixeldata::{ConvertOptions, PixelDecoder, VoiLutOption, WindowLevel};
 
 use crate::ImagingError;
-use crate::part10;
+use crate::{ecg, part10};
 
 /// What to render.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,8 +28,12 @@ pub struct Rendering {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    Jpeg { quality: u8 },
+    Jpeg {
+        quality: u8,
+    },
     Png,
+    /// Only for ECG waveforms: the tracing as a drawing.
+    Svg,
 }
 
 impl Format {
@@ -37,6 +41,7 @@ impl Format {
         match self {
             Format::Jpeg { .. } => "image/jpeg",
             Format::Png => "image/png",
+            Format::Svg => "image/svg+xml",
         }
     }
 }
@@ -62,11 +67,10 @@ pub fn parse(
         format: Format::Jpeg { quality: 90 },
         viewport: None,
     };
-    let png = accept.split(',').any(|a| a.trim().starts_with("image/png"))
-        && !accept
-            .split(',')
-            .any(|a| a.trim().starts_with("image/jpeg"));
-    if png {
+    let accepts = |kind: &str| accept.split(',').any(|a| a.trim().starts_with(kind));
+    if accepts("image/svg+xml") && !accepts("image/jpeg") && !accepts("image/png") {
+        rendering.format = Format::Svg;
+    } else if accepts("image/png") && !accepts("image/jpeg") {
         rendering.format = Format::Png;
     }
     for (name, value) in params {
@@ -126,10 +130,19 @@ pub fn parse(
     Ok(rendering)
 }
 
-/// Renders a frame of a stored file.
+/// Renders a frame of a stored file; an ECG waveform is drawn as its tracing on ECG paper.
 pub fn render(file: &[u8], rendering: &Rendering) -> Result<Vec<u8>, ImagingError> {
     let object = part10::parse(file).map_err(|r| ImagingError::BadRequest(r.reason))?;
     let unrenderable = |why: String| ImagingError::Unrenderable(why);
+    let class = object.meta().media_storage_sop_class_uid();
+    if ecg::is_ecg(class.trim_end_matches('\0')) {
+        return tracing(&object, rendering);
+    }
+    if rendering.format == Format::Svg {
+        return Err(unrenderable(
+            "an image is rendered as JPEG or PNG; SVG is for ECG tracings".into(),
+        ));
+    }
     let frames = object
         .get(dicom_dictionary_std::tags::NUMBER_OF_FRAMES)
         .and_then(|e| e.to_int::<u32>().ok())
@@ -175,10 +188,16 @@ pub fn render(file: &[u8], rendering: &Rendering) -> Result<Vec<u8>, ImagingErro
             "frames of {samples} samples of {stored} bits stored in {allocated} are not rendered"
         )));
     }
-    // RLE is decoded here (`rle`), into a native copy of the object holding just that frame.
+    // RLE and JPEG-LS are decoded here (`rle`, `jpegls`), into a native copy of the object
+    // holding just that frame.
+    let syntax = object
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_owned();
     let (object, frame_index) =
-        if object.meta().transfer_syntax().trim_end_matches('\0') == RLE_LOSSLESS {
-            (native_rle_frame(&object, rendering.frame)?, 0)
+        if [RLE_LOSSLESS, JPEG_LS_LOSSLESS, JPEG_LS_NEAR_LOSSLESS].contains(&syntax.as_str()) {
+            (native_frame(&object, rendering.frame, &syntax)?, 0)
         } else {
             (object, rendering.frame - 1)
         };
@@ -203,12 +222,54 @@ pub fn render(file: &[u8], rendering: &Rendering) -> Result<Vec<u8>, ImagingErro
     encode(image, rendering.format)
 }
 
-const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+/// An ECG instance's tracing on ECG paper, with its measurements in the caption; frame 1 is
+/// the whole page, and a viewport is not applied (the paper's scale is the point).
+fn tracing(
+    object: &dicom_object::DefaultDicomObject,
+    rendering: &Rendering,
+) -> Result<Vec<u8>, ImagingError> {
+    if rendering.frame != 1 {
+        return Err(ImagingError::NotFound(
+            "an ECG has one rendered page, frame 1".into(),
+        ));
+    }
+    let tracing = ecg::from_object(object)?;
+    let measurements = tracing.measure().ok();
+    let text = |tag| {
+        object
+            .get(tag)
+            .and_then(|e| e.to_str().ok())
+            .map(|t| t.trim_matches(['\0', ' ']).replace('^', " "))
+            .unwrap_or_default()
+    };
+    let title = [
+        text(dicom_dictionary_std::tags::PATIENT_NAME),
+        text(dicom_dictionary_std::tags::PATIENT_ID),
+        text(dicom_dictionary_std::tags::ACQUISITION_DATE_TIME),
+    ]
+    .into_iter()
+    .filter(|t| !t.trim().is_empty())
+    .collect::<Vec<_>>()
+    .join("  ");
+    match rendering.format {
+        Format::Svg => Ok(ecg::paper::svg(&tracing, measurements.as_ref(), &title).into_bytes()),
+        format => encode(
+            DynamicImage::ImageRgb8(ecg::paper::raster(&tracing, measurements.as_ref(), 5.0)),
+            format,
+        ),
+    }
+}
 
-/// `object` with frame `number` of its RLE pixel data decoded as its only, native frame.
-fn native_rle_frame(
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+const JPEG_LS_LOSSLESS: &str = "1.2.840.10008.1.2.4.80";
+const JPEG_LS_NEAR_LOSSLESS: &str = "1.2.840.10008.1.2.4.81";
+
+/// `object` with frame `number` of its RLE or JPEG-LS pixel data decoded as its only, native
+/// frame.
+fn native_frame(
     object: &dicom_object::DefaultDicomObject,
     number: u32,
+    syntax: &str,
 ) -> Result<dicom_object::DefaultDicomObject, ImagingError> {
     use dicom_core::value::{PrimitiveValue, Value as DicomValue};
     use dicom_core::{DataElement, VR};
@@ -218,26 +279,33 @@ fn native_rle_frame(
     let Some(DicomValue::PixelSequence(sequence)) = object.get(tags::PIXEL_DATA).map(|e| e.value())
     else {
         return Err(unrenderable(
-            "its RLE pixel data is not encapsulated".into(),
+            "its compressed pixel data is not encapsulated".into(),
         ));
     };
-    let fragment = sequence
-        .fragments()
-        .get(number as usize - 1)
-        .ok_or_else(|| {
-            unrenderable(format!(
-                "its RLE pixel data has no fragment for frame {number}"
-            ))
-        })?;
+    let fragments = sequence.fragments();
+    let frames = int(tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
+    // One frame in several fragments is the fragments joined (PS3.5 A.4).
+    let joined;
+    let fragment: &[u8] = if frames == 1 && fragments.len() > 1 {
+        joined = fragments.concat();
+        &joined
+    } else {
+        fragments.get(number as usize - 1).ok_or_else(|| {
+            unrenderable(format!("its pixel data has no fragment for frame {number}"))
+        })?
+    };
     let bits = int(tags::BITS_ALLOCATED).unwrap_or(8);
-    let decoded = crate::rle::decode_frame(
-        fragment,
+    let (rows, columns) = (
         int(tags::ROWS).unwrap_or(0),
         int(tags::COLUMNS).unwrap_or(0),
-        int(tags::SAMPLES_PER_PIXEL).unwrap_or(1),
-        bits,
-    )
-    .map_err(|why| unrenderable(format!("its RLE frame cannot be decoded: {why}")))?;
+    );
+    let samples = int(tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+    let decoded = if syntax == RLE_LOSSLESS {
+        crate::rle::decode_frame(fragment, rows, columns, samples, bits)
+            .map_err(|why| unrenderable(format!("its RLE frame cannot be decoded: {why}")))?
+    } else {
+        jpeg_ls_frame(fragment, rows, columns, samples, bits)?
+    };
     let mut native = object.clone();
     native.meta_mut().transfer_syntax = "1.2.840.10008.1.2.1".into();
     let vr = if bits > 8 { VR::OW } else { VR::OB };
@@ -259,10 +327,40 @@ fn native_rle_frame(
     Ok(native)
 }
 
+/// A JPEG-LS frame decoded (`jpegls`) into native samples of `bits` allocated, after checking
+/// that the codestream is the frame the data set describes.
+fn jpeg_ls_frame(
+    codestream: &[u8],
+    rows: usize,
+    columns: usize,
+    samples: usize,
+    bits: usize,
+) -> Result<Vec<u8>, ImagingError> {
+    let image = crate::jpegls::decode(codestream).map_err(|e| {
+        ImagingError::Unrenderable(format!("its JPEG-LS frame cannot be decoded: {e}"))
+    })?;
+    if (
+        image.height as usize,
+        image.width as usize,
+        usize::from(image.components),
+    ) != (rows, columns, samples)
+    {
+        return Err(ImagingError::Unrenderable(format!(
+            "its JPEG-LS frame is {}×{}×{}, not the {rows}×{columns}×{samples} it declares",
+            image.height, image.width, image.components
+        )));
+    }
+    Ok(if bits <= 8 {
+        image.samples.iter().map(|s| *s as u8).collect()
+    } else {
+        image.samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+    })
+}
+
 fn encode(image: DynamicImage, format: Format) -> Result<Vec<u8>, ImagingError> {
     let mut out = Cursor::new(Vec::new());
     let written = match format {
-        Format::Png => image.write_to(&mut out, ImageFormat::Png),
+        Format::Png | Format::Svg => image.write_to(&mut out, ImageFormat::Png),
         Format::Jpeg { quality } => {
             // JPEG takes 8-bit grey or RGB.
             let image = match image {

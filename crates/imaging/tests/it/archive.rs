@@ -410,3 +410,67 @@ fn deleting_a_series_or_a_study_removes_it_and_its_objects() {
         );
     });
 }
+
+#[test]
+fn a_stored_ecg_is_measured_into_an_observation_of_its_patient() {
+    each_store(|test_store| {
+        let (repository, archive, _blobs) = setup(test_store);
+        let outcomes = store(&repository, &archive, &["waveform_ecg.dcm"]);
+        let Outcome::Stored {
+            sop_instance,
+            study: study_uid,
+            patient,
+            ..
+        } = &outcomes[0]
+        else {
+            panic!("{outcomes:?}")
+        };
+        let id = imaging::ecg::record::measurement_id(sop_instance);
+        let read = |id: &str| {
+            let record = repository.read(&radiographer(), "Observation", id).unwrap();
+            (record.version, repository::parse_stored(&record).unwrap())
+        };
+        let (version, observation) = read(&id);
+        assert_eq!(observation["subject"]["reference"], patient.as_str());
+        assert_eq!(
+            observation["derivedFrom"][0]["reference"],
+            format!("ImagingStudy/{}", study::study_id(study_uid))
+        );
+        assert_eq!(
+            observation["identifier"][0]["value"],
+            format!("urn:oid:{sop_instance}")
+        );
+        let component = |code: &str| {
+            observation["component"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["code"]["coding"][0]["code"] == code)
+                .and_then(|c| c["valueQuantity"]["value"].as_f64())
+                .unwrap_or_else(|| panic!("no component {code}"))
+        };
+        // The measurements the domain takes of the same file, rounded to 0.1.
+        let m = imaging::ecg::from_dicom(&corpus("waveform_ecg.dcm"))
+            .unwrap()
+            .measure()
+            .unwrap();
+        assert_eq!(component("8633-0"), (m.qrs_ms * 10.0).round() / 10.0);
+        assert_eq!(component("8634-8"), (m.qt_ms * 10.0).round() / 10.0);
+        assert_eq!(
+            component("76635-2"),
+            (m.qtc_bazett_ms * 10.0).round() / 10.0
+        );
+        assert_eq!(
+            component("76634-5"),
+            (m.qtc_fridericia_ms * 10.0).round() / 10.0
+        );
+        assert_eq!(
+            component("8867-4"),
+            (m.heart_rate_bpm * 10.0).round() / 10.0
+        );
+        assert!(component("8625-6") > 100.0);
+        // Storing the same file again changes nothing.
+        store(&repository, &archive, &["waveform_ecg.dcm"]);
+        assert_eq!(read(&id).0, version);
+    });
+}

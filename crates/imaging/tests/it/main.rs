@@ -2,6 +2,8 @@
 //! multipart splitter, the QIDO matching rules, and the archive on both stores.
 
 mod archive;
+mod ecg;
+mod jpegls;
 mod matching;
 mod multipart;
 mod part10;

@@ -78,7 +78,31 @@ fn a_frame_of_every_renderable_syntax_becomes_a_jpeg_of_its_size() {
             Err(other) => panic!("{name}: {other}"),
         }
     }
-    assert_eq!(rendered, 9);
+    assert_eq!(rendered, 10);
+}
+
+/// The JPEG-LS, RLE and JPEG 2000 lossless copies of MR_small are the same picture as the
+/// uncompressed one, pixel for pixel.
+#[test]
+fn lossless_copies_render_to_the_same_pixels() {
+    let png = |name: &str| {
+        let file = imaging::part10::read(&corpus(name)).unwrap().file;
+        let rendering = Rendering {
+            frame: 1,
+            window: Some((600.0, 1200.0)),
+            format: Format::Png,
+            viewport: None,
+        };
+        image_of(&render::render(&file, &rendering).unwrap()).to_luma8()
+    };
+    let original = png("MR_small.dcm");
+    for copy in [
+        "MR_small_jpeg_ls_lossless.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_jp2klossless.dcm",
+    ] {
+        assert!(png(copy).as_raw() == original.as_raw(), "{copy}");
+    }
 }
 
 #[test]
