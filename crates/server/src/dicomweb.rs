@@ -34,7 +34,7 @@ pub const MAX_STOW_BYTES: usize = 512 * 1024 * 1024;
 
 pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     const INSTANCE: &str = "/dicomweb/studies/{study}/series/{series}/instances/{instance}";
-    router
+    let dicomweb = Router::new()
         .route("/dicomweb/studies", get(studies).post(store))
         .route("/dicomweb/series", get(all_series))
         .route("/dicomweb/instances", get(all_instances))
@@ -71,6 +71,52 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
             &format!("{INSTANCE}/frames/{{frames}}/rendered"),
             get(frame_rendered),
         )
+        .layer(axum::middleware::from_fn(cors));
+    router.merge(dicomweb)
+}
+
+/// CORS (Fetch standard) for viewers served from another origin (OHIF): a preflight is
+/// answered for any origin, and every answer to a request with an `Origin` may be read by it.
+/// Any origin is safe here because nothing is ambient: every request carries its bearer token
+/// in `Authorization`, which a page of another origin has only if the user signed in to it
+/// (no cookie is ever read), and the token's caller is what the request may do.
+async fn cors(request: Request, next: axum::middleware::Next) -> Response {
+    let origin = request.headers().contains_key(header::ORIGIN);
+    let preflight = request.method() == axum::http::Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut response = if preflight {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Authorization, Accept, Content-Type"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        response
+    } else {
+        next.run(request).await
+    };
+    if origin || preflight {
+        let headers = response.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Content-Type, Content-Length, Content-Location, Warning"),
+        );
+    }
+    response
 }
 
 /// The study, series and instance a URL names (its path parameters).

@@ -10,6 +10,7 @@ mod cds;
 mod chronic;
 mod connection;
 mod dicomweb;
+mod ecg;
 mod error;
 mod export;
 mod fhir;

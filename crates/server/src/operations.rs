@@ -150,6 +150,8 @@ impl Registry {
         operations.extend_from_slice(crate::intake::OPERATIONS);
         declared.extend_from_slice(::intake::operations::OPERATIONS);
         declared.extend_from_slice(::chronic::operations::OPERATIONS);
+        operations.extend_from_slice(crate::ecg::OPERATIONS);
+        declared.extend_from_slice(imaging::operations::OPERATIONS);
         if identity {
             operations.extend_from_slice(crate::identity::OPERATIONS);
             declared.extend_from_slice(residents::operations::OPERATIONS);

@@ -23,6 +23,8 @@ pub enum Produces {
     FhirJson,
     /// NDJSON: the Bulk Data output files (`$export-file`).
     Ndjson,
+    /// A drawing, SVG or PNG (an ECG's tracing, `$ecg-tracing`).
+    Drawing,
 }
 
 /// The parts of a request every FHIR handler looks at.
@@ -170,6 +172,11 @@ fn check_format(
                 "application/x-ndjson",
             ],
             "Bulk Data files are application/fhir+ndjson",
+        ),
+        Produces::Drawing => (
+            &["svg", "png", "image/svg+xml", "image/png"],
+            &["image/svg+xml", "image/png", "image/*"],
+            "a drawing is image/svg+xml or image/png",
         ),
     };
     if let Some(format) = format {

@@ -14,6 +14,7 @@ import urllib.request
 import uuid
 
 import io
+from xml.etree import ElementTree
 
 import pydicom
 from dicomweb_client.api import DICOMwebClient
@@ -137,6 +138,112 @@ def render(base, token, name, ds, study, series, sop):
             problem(f"{name}: frame 1 {status}, {len(body)} bytes for a frame of {size}")
 
 
+ECG_CLASSES = {"1.2.840.10008.5.1.4.1.1.9.1.1", "1.2.840.10008.5.1.4.1.1.9.1.2", "1.2.840.10008.5.1.4.1.1.9.1.3"}
+ecgs = {"measured": 0}
+
+
+def annotated(ds):
+    """The recording device's own measurements from the Waveform Annotation Sequence."""
+    out = {}
+    for item in ds.get("WaveformAnnotationSequence", []):
+        if "NumericValue" in item and "ConceptNameCodeSequence" in item:
+            out[item.ConceptNameCodeSequence[0].CodeMeaning.strip()] = float(item.NumericValue)
+    return out
+
+
+def ecg(base, token, name, ds, study, series, sop):
+    """An ECG: its tracing drawn as SVG (with its measurements) and PNG, and its measurements
+    recorded as an Observation, within tolerance of the device's annotations when it has
+    them."""
+    instance = f"{base}/dicomweb/studies/{study}/series/{series}/instances/{sop}"
+    status, headers, body = http("GET", instance + "/rendered", token, headers={"Accept": "image/svg+xml"})
+    try:
+        svg = ElementTree.fromstring(body)
+        drawn = svg.tag == "{http://www.w3.org/2000/svg}svg" and svg.get("width", "").endswith("mm")
+    except ElementTree.ParseError as error:
+        drawn, svg = False, error
+    if status != 200 or headers.get("content-type") != "image/svg+xml" or not drawn:
+        problem(f"{name}: ECG rendered as SVG {status} {headers.get('content-type')} {svg}")
+        return
+    status, _, body = http("GET", instance + "/rendered", token, headers={"Accept": "image/png"})
+    if status != 200 or Image.open(io.BytesIO(body)).format != "PNG":
+        problem(f"{name}: ECG rendered as PNG {status}")
+    status, _, body = http("GET", base + f"/fhir/Observation?identifier=urn:dicom:uid|urn:oid:{sop}", token)
+    entries = json.loads(body).get("entry", []) if status == 200 else []
+    if len(entries) != 1:
+        problem(f"{name}: {len(entries)} measurement Observations ({status})")
+        return
+    values = {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"] for c in entries[0]["resource"]["component"]}
+    device = annotated(ds)
+    for code, annotation, within in [("8625-6", "PR Interval", 15), ("8633-0", "QRS Duration", 12),
+                                     ("8634-8", "QT Interval", 20), ("rr", "RR Interval", 10)]:
+        if annotation in device and abs(values.get(code, -1e9) - device[annotation]) > within:
+            problem(f"{name}: {annotation} measured {values.get(code)}, the device says {device[annotation]}")
+    if str(svg.get("data-qrs")) != f"{values['8633-0']:.0f}" and abs(float(svg.get("data-qrs", 0)) - values["8633-0"]) > 1:
+        problem(f"{name}: the drawing's QRS {svg.get('data-qrs')} is not the record's {values['8633-0']}")
+    ecgs["measured"] += 1
+    kiosk_ecg(base, token, name, ds, entries[0]["resource"]["subject"]["reference"])
+
+
+def kiosk_ecg(base, token, name, ds, subject):
+    """The same recording as a kiosk would send it: leads I, II and V5 as FHIR SampledData in
+    millivolts at 500 Hz (from pydicom's own reading of the waveform), measured by
+    $ecg-measure and drawn by $ecg-tracing."""
+    leads = {"I": "131329", "II": "131330", "V5": "131335"}
+    array = ds.waveform_array(0)
+    names = [str(c.ChannelSourceSequence[0].CodeMeaning) for c in ds.WaveformSequence[0].ChannelDefinitionSequence]
+    components = []
+    for lead, code in leads.items():
+        column = next(i for i, n in enumerate(names) if n.replace("Lead ", "").split(" ")[0] == lead)
+        samples = array[::2, column]
+        components.append({
+            "code": {"coding": [{"system": "urn:oid:2.16.840.1.113883.6.24", "code": code,
+                                 "display": "MDC_ECG_ELEC_POTL_" + lead.upper()}]},
+            "valueSampledData": {"origin": {"value": 0, "system": "http://unitsofmeasure.org", "code": "uV", "unit": "uV"},
+                                 "period": 2, "factor": 1, "dimensions": 1,
+                                 "data": " ".join(f"{v:.2f}" for v in samples)}})
+    observation = {"resourceType": "Observation", "status": "final",
+                   "code": {"coding": [{"system": "urn:oid:2.16.840.1.113883.6.24", "code": "131328",
+                                        "display": "MDC_ECG_ELEC_POTL"}], "text": "Kiosk ECG"},
+                   "subject": {"reference": subject}, "effectiveDateTime": "2026-12-01T09:30:00+08:00",
+                   "component": components}
+    status, _, body = http("POST", base + "/fhir/Observation", token, json.dumps(observation).encode(),
+                           {"Content-Type": "application/fhir+json"})
+    if status != 201:
+        problem(f"{name}: the kiosk's recording was not created: {status} {body[:300]!r}")
+        return
+    recording = json.loads(body)["id"]
+    status, _, body = http("POST", base + f"/fhir/Observation/{recording}/$ecg-measure", token)
+    if status != 200:
+        problem(f"{name}: $ecg-measure {status} {body[:300]!r}")
+        return
+    measured = json.loads(body)
+    values = {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"] for c in measured["component"]}
+    device = annotated(ds)
+    # Three leads see less of the QRS than twelve (its earliest onset and latest offset are in
+    # leads a kiosk does not record): QRS within 20 ms of the 12-lead device's.
+    if abs(values.get("8633-0", -1e9) - device.get("QRS Duration", 75)) > 20 or \
+            abs(values.get("rr", -1e9) - device.get("RR Interval", 982)) > 10 or \
+            measured.get("derivedFrom", [{}])[0].get("reference") != f"Observation/{recording}":
+        problem(f"{name}: the kiosk recording measured {values} {measured.get('derivedFrom')}")
+    status, headers, body = http("GET", base + f"/fhir/Observation/{recording}/$ecg-tracing", token)
+    try:
+        svg = ElementTree.fromstring(body)
+        strips = [e for e in svg.iter() if e.get("class") == "lead"]
+    except ElementTree.ParseError:
+        strips = []
+    if status != 200 or headers.get("content-type") != "image/svg+xml" or len(strips) != 3:
+        problem(f"{name}: $ecg-tracing {status} {headers.get('content-type')} with {len(strips)} leads")
+    status, headers, body = http("GET", base + f"/fhir/Observation/{recording}/$ecg-tracing?_format=png", token)
+    if status != 200 or Image.open(io.BytesIO(body)).format != "PNG":
+        problem(f"{name}: $ecg-tracing as PNG {status}")
+    # An Observation without a tracing is refused with an OperationOutcome, not drawn.
+    status, _, body = http("GET", base + f"/fhir/Observation/{measured['id']}/$ecg-tracing", token)
+    if status != 422 or json.loads(body).get("resourceType") != "OperationOutcome":
+        problem(f"{name}: $ecg-tracing of a measurement: {status} {body[:200]!r}")
+    ecgs["kiosk"] = recording
+
+
 def conformant(uid):
     return bool(re.fullmatch(r"[0-9]+(\.[0-9]+)*", uid))
 
@@ -248,6 +355,8 @@ def main():
             retrieved += 1
         if "PixelData" in ds and "Rows" in ds:
             render(base, token, name, ds, study, series, sop)
+        if str(ds.SOPClassUID) in ECG_CLASSES:
+            ecg(base, token, name, ds, study, series, sop)
         metadata = client.retrieve_instance_metadata(study, series, sop)
         if metadata.get("00080018", {}).get("Value") != [sop]:
             problem(f"{name}: metadata names {metadata.get('00080018')}")
@@ -303,6 +412,25 @@ def main():
     if reason != 0xA900:
         problem(f"an instance of another study: failure reason 0x{reason:04X}")
 
+    # A viewer of another origin (OHIF) may call the archive: the preflight a browser sends,
+    # then a search with the token, readable across origins.
+    status, headers, _ = http("OPTIONS", base + "/dicomweb/studies", None, headers={
+        "Origin": "https://viewer.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization, accept"})
+    allowed = headers.get("access-control-allow-headers", "").lower()
+    if status not in (200, 204) or headers.get("access-control-allow-origin") not in ("*", "https://viewer.example") \
+            or "authorization" not in allowed:
+        problem(f"a CORS preflight: {status} {headers}")
+    status, headers, _ = http("GET", base + "/dicomweb/studies", token, headers={"Origin": "https://viewer.example"})
+    if status != 200 or headers.get("access-control-allow-origin") not in ("*", "https://viewer.example"):
+        problem(f"a cross-origin search: {status} {headers.get('access-control-allow-origin')}")
+
+    # Another institution's clinician cannot draw the kiosk's recording either.
+    if "kiosk" in ecgs:
+        status, _, _ = http("GET", base + f"/fhir/Observation/{ecgs['kiosk']}/$ecg-tracing", args.stranger)
+        if status != 404:
+            problem(f"a clinician of another institution draws the kiosk recording: {status}")
+
     # Another institution's clinician finds and retrieves nothing.
     stranger = DICOMwebClient(url=base + "/dicomweb", headers={"Authorization": "Bearer " + args.stranger})
     if stranger.search_for_studies():
@@ -325,6 +453,7 @@ def main():
     print(f"files={len(files)} stored={stored} refused={refused} instances={len(expected)} "
           f"studies={len(studies)} found={found} retrieved_identical={retrieved} "
           f"rendered={rendered['ok']} known_unrenderable={rendered['known']} unrendered={rendered['failed']} "
+          f"ecgs_measured={ecgs['measured']} kiosk_ecgs={int('kiosk' in ecgs)} "
           f"problems={len(problems)}")
     sys.exit(1 if problems else 0)
 

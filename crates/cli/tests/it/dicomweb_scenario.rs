@@ -111,6 +111,11 @@ fn standard_dicomweb_clients_store_find_and_retrieve_through_the_record() {
             String::from_utf8_lossy(&output.stderr)
         );
         assert!(warnings.is_empty(), "{backend:?}: {warnings:#?}");
+        // The vendored 12-lead ECG was drawn and measured, not passed over.
+        assert!(
+            stdout.contains("ecgs_measured=1 kiosk_ecgs=1 "),
+            "{backend:?}: {stdout}"
+        );
         println!("{backend:?}: {stdout}");
     }
 }
