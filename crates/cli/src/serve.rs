@@ -29,6 +29,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
     let blobs = open_blobs(&config.blobs)?;
     // Dropped when serving ends, which stops the schedule.
     let mut pruning = None;
+    let mut viewer_sign_in = None;
     let auth = if config.auth.enabled {
         let audience = config
             .public_base
@@ -43,6 +44,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
         pruning = Some(crate::sign_in::schedule_pruning(Arc::clone(
             &authenticator,
         ))?);
+        viewer_sign_in = Some(Arc::clone(&authenticator));
         server::Auth::Required(authenticator)
     } else {
         tracing::warn!(
@@ -56,40 +58,50 @@ pub fn run(config: ServeConfig) -> Result<()> {
     keep_subscription_topics(&repository)?;
     // Dropped when serving ends, which stops the schedule.
     let _deadlines = schedule_deadlines(Arc::clone(&repository))?;
-    let state = AppState::build(
-        repository,
-        ServerConfig {
-            max_body_bytes: config.max_body_bytes,
-            public_base: config.public_base.clone(),
-            allowed_hosts: config.allowed_hosts.clone(),
-            export_dir: config.store.data.join("exports"),
-            connections,
-            work: work_limits(&config),
-            jobs: jobs::RunnerConfig {
-                workers: config.job_workers,
-                ..jobs::RunnerConfig::default()
-            },
-            auth,
-            ledger_origin: config.ledger_origin.clone(),
-            witnesses: config.witnesses.clone(),
-            workflow: config.store.workflow.clone(),
+    let server_config = ServerConfig {
+        max_body_bytes: config.max_body_bytes,
+        public_base: config.public_base.clone(),
+        allowed_hosts: config.allowed_hosts.clone(),
+        export_dir: config.store.data.join("exports"),
+        connections,
+        work: work_limits(&config),
+        jobs: jobs::RunnerConfig {
+            workers: config.job_workers,
+            ..jobs::RunnerConfig::default()
         },
-        Some(identity),
-        Some(blobs),
-    );
+        auth,
+        ledger_origin: config.ledger_origin.clone(),
+        witnesses: config.witnesses.clone(),
+        workflow: config.store.workflow.clone(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(config.listen))
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    // The imaging viewer signs in at the URLs it is served from, which are known once the
+    // server listens. Outside the runtime: the PostgreSQL driver must not block inside it.
+    if let Some(authenticator) = &viewer_sign_in {
+        let redirect_uris = server::viewer_redirect_uris(&server_config, address);
+        let written = server::register_viewer(authenticator, &redirect_uris)
+            .map_err(|e| anyhow::anyhow!("registering the imaging viewer: {}", e.description))?;
+        if written {
+            tracing::info!(
+                client_id = server::VIEWER_CLIENT_ID,
+                ?redirect_uris,
+                "registered the imaging viewer's sign-in"
+            );
+        }
+    }
+    let state = AppState::build(repository, server_config, Some(identity), Some(blobs));
     // The last reference to the store must be dropped outside the runtime's async threads:
     // the PostgreSQL driver closes its connections by blocking on a runtime of its own, which
     // tokio refuses (a panic at shutdown) on a thread that is driving async tasks.
     let kept = state.clone();
     let served = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("listening on {}", config.listen))?;
-        let address = listener.local_addr()?;
         tracing::info!(%address, "Meridian is serving FHIR R4 at http://{address}/fhir");
         if config.public_base.is_none() && !address.ip().is_loopback() {
             tracing::warn!(

@@ -33,6 +33,12 @@ impl AllowedHost {
         Ok(AllowedHost { name, port })
     }
 
+    /// The host as a browser names it in `Host` when the server listens on `listening_port`
+    /// (its own port when it has one).
+    pub(crate) fn authority(&self, listening_port: u16) -> String {
+        crate::viewer::authority(&self.name, self.port.unwrap_or(listening_port))
+    }
+
     fn admits(&self, name: &str, port: Option<u16>) -> bool {
         self.name == name && self.port.is_none_or(|wanted| port == Some(wanted))
     }

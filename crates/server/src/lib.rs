@@ -24,6 +24,7 @@ mod pages;
 mod request;
 mod response;
 mod subscriptions;
+mod viewer;
 mod witness;
 mod workflow;
 
@@ -51,6 +52,7 @@ pub use intake::{
 pub use lanes::WorkLimits;
 pub use ledger::{WitnessConfig, publish_checkpoints};
 pub use subscriptions::{NotifyGuard, NotifySettings, start as start_notifications};
+pub use viewer::{VIEWER_CLIENT_ID, register_viewer, viewer_redirect_uris};
 pub use witness::{WitnessService, serve_witness};
 
 /// What the server needs to know beyond the repository.
@@ -371,9 +373,9 @@ fn open_ledger(
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    dicomweb::routes(intake::routes(cds::routes(ledger::routes(auth::routes(
-        Router::new(),
-    )))))
+    viewer::routes(dicomweb::routes(intake::routes(cds::routes(
+        ledger::routes(auth::routes(Router::new())),
+    ))))
     .route("/health/live", get(live))
     .route("/health/ready", get(ready))
     .route("/health-code/keys", get(health_code_keys))

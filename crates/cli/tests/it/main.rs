@@ -10,4 +10,5 @@ mod ledger_scenario;
 mod seed_command;
 mod serve_command;
 mod support;
+mod viewer_scenario;
 mod workflow_scenario;

@@ -13,3 +13,4 @@ mod identity;
 mod operations;
 mod rest;
 mod sign_in;
+mod viewer;
