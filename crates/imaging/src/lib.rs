@@ -16,6 +16,7 @@ pub mod jpegls;
 pub mod json;
 pub mod lengths;
 pub mod multipart;
+pub mod native;
 pub mod operations;
 pub mod part10;
 pub mod qido;

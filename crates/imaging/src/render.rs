@@ -7,12 +7,13 @@
 
 use std::io::Cursor;
 
+use dicom_core::value::Value as DicomValue;
 use dicom_pixeldata::image::codecs::jpeg::JpegEncoder;
 use dicom_pixeldata::image::{DynamicImage, ImageFormat, imageops::FilterType};
 use dicom_pixeldata::{ConvertOptions, PixelDecoder, VoiLutOption, WindowLevel};
 
 use crate::ImagingError;
-use crate::{ecg, part10};
+use crate::{ecg, native, part10};
 
 /// What to render.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,7 +178,7 @@ pub fn render(file: &[u8], rendering: &Rendering) -> Result<Vec<u8>, ImagingErro
     let high = dimension(dicom_dictionary_std::tags::HIGH_BIT);
     let samples = dimension(dicom_dictionary_std::tags::SAMPLES_PER_PIXEL).max(1);
     let representation = dimension(dicom_dictionary_std::tags::PIXEL_REPRESENTATION);
-    if !matches!(allocated, 1 | 8 | 16)
+    if !matches!(allocated, 1 | 8 | 16 | 32)
         || stored == 0
         || stored > allocated
         || high >= allocated
@@ -195,17 +196,147 @@ pub fn render(file: &[u8], rendering: &Rendering) -> Result<Vec<u8>, ImagingErro
         .transfer_syntax()
         .trim_end_matches('\0')
         .to_owned();
-    let (object, frame_index) =
-        if [RLE_LOSSLESS, JPEG_LS_LOSSLESS, JPEG_LS_NEAR_LOSSLESS].contains(&syntax.as_str()) {
-            (native_frame(&object, rendering.frame, &syntax)?, 0)
-        } else {
-            (object, rendering.frame - 1)
-        };
-    let image = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let (object, frame_index) = if [
+        RLE_LOSSLESS,
+        JPEG_LS_LOSSLESS,
+        JPEG_LS_NEAR_LOSSLESS,
+        DEFLATED_FRAMES,
+    ]
+    .contains(&syntax.as_str())
+    {
+        (native_frame(&object, rendering.frame, &syntax)?, 0)
+    } else {
+        (object, rendering.frame - 1)
+    };
+    let photometric = object
+        .get(dicom_dictionary_std::tags::PHOTOMETRIC_INTERPRETATION)
+        .and_then(|e| e.to_str().ok())
+        .map(|p| p.trim_matches(['\0', ' ']).to_owned())
+        .unwrap_or_default();
+    let encapsulated = matches!(
+        object
+            .get(dicom_dictionary_std::tags::PIXEL_DATA)
+            .map(|e| e.value()),
+        Some(DicomValue::PixelSequence(_))
+    );
+    let image = if native::drawn_here(allocated as usize, &photometric) && !encapsulated {
+        own_drawing(&object, frame_index, rendering.window, photometric)?
+    } else if allocated == 1 {
+        one_bit_decoded(&object, frame_index, rendering.window, photometric)?
+    } else {
+        decoded_image(&object, frame_index, rendering.window)?
+    };
+    let image = match rendering.viewport {
+        Some((columns, rows)) => image.resize(columns, rows, FilterType::Triangle),
+        None => image,
+    };
+    encode(image, rendering.format)
+}
+
+/// Frame `frame_index` of a native `object` drawn by [`native`].
+fn own_drawing(
+    object: &dicom_object::DefaultDicomObject,
+    frame_index: u32,
+    window: Option<(f64, f64)>,
+    photometric: String,
+) -> Result<DynamicImage, ImagingError> {
+    use dicom_dictionary_std::tags;
+    let unrenderable = |why: String| ImagingError::Unrenderable(why);
+    let Some(DicomValue::Primitive(data)) = object.get(tags::PIXEL_DATA).map(|e| e.value()) else {
+        return Err(unrenderable(
+            "its pixel data is compressed in a syntax drawn only by its decoder".into(),
+        ));
+    };
+    let int = |tag| {
+        object
+            .get(tag)
+            .and_then(|e| e.to_int::<usize>().ok())
+            .unwrap_or(0)
+    };
+    let float = |tag| {
+        object
+            .get(tag)
+            .and_then(|e| e.to_multi_float64().ok())
+            .and_then(|v| v.first().copied())
+            .filter(|v| v.is_finite())
+    };
+    let layout = native::Layout {
+        rows: int(tags::ROWS),
+        columns: int(tags::COLUMNS),
+        samples: int(tags::SAMPLES_PER_PIXEL).max(1),
+        allocated: int(tags::BITS_ALLOCATED),
+        stored: int(tags::BITS_STORED),
+        signed: int(tags::PIXEL_REPRESENTATION) == 1,
+        photometric,
+        planar: int(tags::PLANAR_CONFIGURATION) == 1,
+        slope: float(tags::RESCALE_SLOPE).unwrap_or(1.0),
+        intercept: float(tags::RESCALE_INTERCEPT).unwrap_or(0.0),
+        window: float(tags::WINDOW_CENTER).zip(float(tags::WINDOW_WIDTH)),
+    };
+    native::image(&layout, &data.to_bytes(), frame_index as usize, window)
+        .map_err(|why| unrenderable(format!("its pixel data cannot be shown: {why}")))
+}
+
+/// A 1-bit frame in a compressed syntax (JPEG 2000 segmentations): decoded by dicom-pixeldata
+/// as if allocated in 8 bits (its codestream says one bit a sample; the decoder allocates by
+/// the data set), then drawn by [`native`].
+fn one_bit_decoded(
+    object: &dicom_object::DefaultDicomObject,
+    frame_index: u32,
+    window: Option<(f64, f64)>,
+    photometric: String,
+) -> Result<DynamicImage, ImagingError> {
+    use dicom_core::{DataElement, VR, value::PrimitiveValue};
+    use dicom_dictionary_std::tags;
+    let unrenderable = |why: String| ImagingError::Unrenderable(why);
+    let mut widened = object.clone();
+    widened.put(DataElement::new(
+        tags::BITS_ALLOCATED,
+        VR::US,
+        PrimitiveValue::from(8_u16),
+    ));
+    let bytes = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        widened
+            .decode_pixel_data_frame(frame_index)
+            .map(|decoded| decoded.data().to_vec())
+            .map_err(|e| unrenderable(format!("its pixel data cannot be decoded: {e}")))
+    }))
+    .map_err(|_| unrenderable("its pixel data cannot be decoded".into()))??;
+    let int = |tag| {
+        object
+            .get(tag)
+            .and_then(|e| e.to_int::<usize>().ok())
+            .unwrap_or(0)
+    };
+    let layout = native::Layout {
+        rows: int(tags::ROWS),
+        columns: int(tags::COLUMNS),
+        samples: 1,
+        allocated: 8,
+        stored: 1,
+        signed: false,
+        photometric,
+        planar: false,
+        slope: 1.0,
+        intercept: 0.0,
+        window: None,
+    };
+    native::image(&layout, &bytes, 0, window)
+        .map_err(|why| unrenderable(format!("its pixel data cannot be shown: {why}")))
+}
+
+/// Frame `frame_index` of `object` decoded by dicom-pixeldata, windowed and made 8-bit.
+fn decoded_image(
+    object: &dicom_object::DefaultDicomObject,
+    frame_index: u32,
+    window: Option<(f64, f64)>,
+) -> Result<DynamicImage, ImagingError> {
+    let unrenderable = |why: String| ImagingError::Unrenderable(why);
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let decoded = object
             .decode_pixel_data_frame(frame_index)
             .map_err(|e| unrenderable(format!("its pixel data cannot be decoded: {e}")))?;
-        let voi = match rendering.window {
+        let voi = match window {
             Some((center, width)) => VoiLutOption::Custom(WindowLevel { width, center }),
             None => VoiLutOption::Default,
         };
@@ -214,12 +345,7 @@ pub fn render(file: &[u8], rendering: &Rendering) -> Result<Vec<u8>, ImagingErro
             .to_dynamic_image_with_options(0, &options)
             .map_err(|e| unrenderable(format!("its pixel data cannot be shown: {e}")))
     }))
-    .map_err(|_| unrenderable("its pixel data cannot be decoded".into()))??;
-    let image = match rendering.viewport {
-        Some((columns, rows)) => image.resize(columns, rows, FilterType::Triangle),
-        None => image,
-    };
-    encode(image, rendering.format)
+    .map_err(|_| unrenderable("its pixel data cannot be decoded".into()))?
 }
 
 /// An ECG instance's tracing on ECG paper, with its measurements in the caption; frame 1 is
@@ -263,6 +389,31 @@ fn tracing(
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
 const JPEG_LS_LOSSLESS: &str = "1.2.840.10008.1.2.4.80";
 const JPEG_LS_NEAR_LOSSLESS: &str = "1.2.840.10008.1.2.4.81";
+/// Deflated Image Frame Compression (PS3.5 A.4.11, 2023): each frame a deflate stream.
+const DEFLATED_FRAMES: &str = "1.2.840.10008.1.2.8.1";
+
+/// A deflated frame of `samples` samples of `bits` allocated inflated, refused when it inflates
+/// to more or fewer bytes than the frame holds (a deflate bomb stops at the frame's size).
+fn inflated_frame(fragment: &[u8], samples: usize, bits: usize) -> Result<Vec<u8>, ImagingError> {
+    use std::io::Read;
+    let size = (samples * bits).div_ceil(8);
+    let mut out = Vec::with_capacity(size);
+    flate2::read::DeflateDecoder::new(fragment)
+        .take(size as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            ImagingError::Unrenderable(format!("its deflated frame cannot be inflated: {e}"))
+        })?;
+    // Frames are padded to an even length before deflating.
+    if out.len() < size || out.len() > size + 1 {
+        return Err(ImagingError::Unrenderable(format!(
+            "its deflated frame inflates to {} bytes, not the frame's {size}",
+            out.len()
+        )));
+    }
+    out.truncate(size);
+    Ok(out)
+}
 
 /// `object` with frame `number` of its RLE or JPEG-LS pixel data decoded as its only, native
 /// frame.
@@ -271,7 +422,7 @@ fn native_frame(
     number: u32,
     syntax: &str,
 ) -> Result<dicom_object::DefaultDicomObject, ImagingError> {
-    use dicom_core::value::{PrimitiveValue, Value as DicomValue};
+    use dicom_core::value::PrimitiveValue;
     use dicom_core::{DataElement, VR};
     use dicom_dictionary_std::tags;
     let unrenderable = |why: String| ImagingError::Unrenderable(why);
@@ -300,11 +451,11 @@ fn native_frame(
         int(tags::COLUMNS).unwrap_or(0),
     );
     let samples = int(tags::SAMPLES_PER_PIXEL).unwrap_or(1);
-    let decoded = if syntax == RLE_LOSSLESS {
-        crate::rle::decode_frame(fragment, rows, columns, samples, bits)
-            .map_err(|why| unrenderable(format!("its RLE frame cannot be decoded: {why}")))?
-    } else {
-        jpeg_ls_frame(fragment, rows, columns, samples, bits)?
+    let decoded = match syntax {
+        RLE_LOSSLESS => crate::rle::decode_frame(fragment, rows, columns, samples, bits)
+            .map_err(|why| unrenderable(format!("its RLE frame cannot be decoded: {why}")))?,
+        DEFLATED_FRAMES => inflated_frame(fragment, rows * columns * samples, bits)?,
+        _ => jpeg_ls_frame(fragment, rows, columns, samples, bits)?,
     };
     let mut native = object.clone();
     native.meta_mut().transfer_syntax = "1.2.840.10008.1.2.1".into();

@@ -3,7 +3,8 @@
 //! decodes short: fuzz finding F7). Every offset and length is checked against the fragment;
 //! a frame decodes to exactly rows × columns pixels or is refused.
 
-/// The native little-endian bytes of one RLE frame, samples interleaved (colour by pixel).
+/// The native little-endian bytes of one RLE frame, samples interleaved (colour by pixel); a
+/// 1-bit frame is one segment of its bits packed into bytes, first pixel in the lowest bit.
 pub fn decode_frame(
     fragment: &[u8],
     rows: usize,
@@ -11,12 +12,13 @@ pub fn decode_frame(
     samples: usize,
     bits_allocated: usize,
 ) -> Result<Vec<u8>, String> {
-    if !matches!(bits_allocated, 8 | 16 | 32) || !(1..=4).contains(&samples) {
+    let ones = bits_allocated == 1 && samples == 1;
+    if !(ones || matches!(bits_allocated, 8 | 16 | 32)) || !(1..=4).contains(&samples) {
         return Err(format!(
             "RLE of {samples} samples of {bits_allocated} bits is not decoded"
         ));
     }
-    let bytes_per_sample = bits_allocated / 8;
+    let bytes_per_sample = bits_allocated.div_ceil(8);
     let segments = samples * bytes_per_sample;
     if fragment.len() < 64 {
         return Err("an RLE frame is shorter than its 64-byte header".into());
@@ -41,6 +43,9 @@ pub fn decode_frame(
         return Err("the RLE segment offsets are not in order within the frame".into());
     }
     let pixels = rows.checked_mul(columns).ok_or("the image is too large")?;
+    if ones {
+        return pack_bits(&fragment[offsets[0]..offsets[1]], pixels.div_ceil(8));
+    }
     let stride = segments;
     let mut out = vec![0u8; pixels.checked_mul(stride).ok_or("the image is too large")?];
     for sample in 0..samples {

@@ -50,6 +50,12 @@ fn a_frame_of_every_renderable_syntax_becomes_a_jpeg_of_its_size() {
         "SC_rgb_jpeg_gdcm.dcm",
         "JPEG-lossy.dcm",
         "image_dfl.dcm",
+        "liver_deflate.dcm",
+        "liver_j2k.dcm",
+        "liver_rle.dcm",
+        "SC_ybr_full_422_uncompressed.dcm",
+        "rtdose_rle_1frame.dcm",
+        "SC_rgb_rle_32bit_2frame.dcm",
     ] {
         let instance = imaging::part10::read(&corpus(name)).unwrap();
         let size = |tag: &str| {
@@ -78,7 +84,55 @@ fn a_frame_of_every_renderable_syntax_becomes_a_jpeg_of_its_size() {
             Err(other) => panic!("{name}: {other}"),
         }
     }
-    assert_eq!(rendered, 10);
+    assert_eq!(rendered, 16);
+}
+
+/// A 1-bit segmentation is the same mask whether its frames are deflated, in JPEG 2000 or in
+/// RLE; every frame of it is black and white, and the mask is there.
+#[test]
+fn one_bit_segmentations_render_alike_in_every_syntax() {
+    let png = |name: &str, frame| {
+        let file = imaging::part10::read(&corpus(name)).unwrap().file;
+        let rendering = Rendering {
+            frame,
+            window: None,
+            format: Format::Png,
+            viewport: None,
+        };
+        image_of(&render::render(&file, &rendering).unwrap()).to_luma8()
+    };
+    for frame in 1..=3 {
+        let deflated = png("liver_deflate.dcm", frame);
+        assert!(deflated.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255));
+        let set = deflated.pixels().filter(|p| p.0[0] == 255).count();
+        assert!(set > 1_000, "frame {frame}: {set} pixels of the mask");
+        assert!(png("liver_j2k.dcm", frame) == deflated, "J2K frame {frame}");
+        assert!(png("liver_rle.dcm", frame) == deflated, "RLE frame {frame}");
+    }
+}
+
+/// YBR_FULL_422 native frames and 32-bit RGB frames come out in colour: the colour bars of
+/// the two files are not grey.
+#[test]
+fn colour_frames_drawn_here_keep_their_colour() {
+    for name in [
+        "SC_ybr_full_422_uncompressed.dcm",
+        "SC_rgb_rle_32bit_2frame.dcm",
+    ] {
+        let file = imaging::part10::read(&corpus(name)).unwrap().file;
+        let rendering = Rendering {
+            frame: 1,
+            window: None,
+            format: Format::Png,
+            viewport: None,
+        };
+        let rgb = image_of(&render::render(&file, &rendering).unwrap()).to_rgb8();
+        let red = rgb
+            .pixels()
+            .filter(|p| p.0[0] > 200 && p.0[1] < 60 && p.0[2] < 60)
+            .count();
+        assert!(red > 100, "{name}: {red} red pixels");
+    }
 }
 
 /// The JPEG-LS, RLE and JPEG 2000 lossless copies of MR_small are the same picture as the
