@@ -133,7 +133,7 @@ fn samples(layout: &Layout, data: &[u8], index: usize) -> Result<Vec<f64>, Strin
             .collect());
     }
     if layout.photometric == "YBR_FULL_422" {
-        if layout.allocated != 8 || layout.samples != 3 || layout.columns % 2 != 0 {
+        if layout.allocated != 8 || layout.samples != 3 || !layout.columns.is_multiple_of(2) {
             return Err(
                 "YBR_FULL_422 frames of other than 8 bits and even columns are not drawn".into(),
             );
