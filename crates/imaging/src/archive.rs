@@ -221,6 +221,20 @@ impl Archive {
             let endpoint = endpoint.as_deref();
             let mut written = Vec::with_capacity(ready.len());
             let mut studies: Vec<(String, Value, bool)> = Vec::new();
+            // The studies that already hold any of the request's instances, found at once (an
+            // instance that moved between studies leaves the one that held it).
+            let uids: Vec<&str> = ready
+                .iter()
+                .map(|r| r.instance.sop_instance.as_str())
+                .collect();
+            for holder in tx.search(
+                "ImagingStudy",
+                &[("instance".into(), uids.join(","))],
+                8 * ready.len(),
+            )? {
+                let resource = repository::parse_stored(&holder)?;
+                studies.push((holder.id.clone(), resource, false));
+            }
             for one in ready {
                 let (patient, put) = put(tx, &mut studies, &one.instance, &one.object, endpoint)?;
                 if let Some(measurements) = &one.ecg
@@ -230,9 +244,15 @@ impl Archive {
                 }
                 written.push((patient, put));
             }
-            for (_, mut imaging_study, changed) in studies {
-                if changed {
-                    study::recount(&mut imaging_study);
+            for (id, mut imaging_study, changed) in studies {
+                if !changed {
+                    continue;
+                }
+                study::recount(&mut imaging_study);
+                // A study whose every instance moved to another is no longer in the archive.
+                if imaging_study["numberOfInstances"] == 0 {
+                    tx.delete("ImagingStudy", &id)?;
+                } else {
                     tx.update(imaging_study, None)?;
                 }
             }
@@ -421,9 +441,10 @@ fn endpoint(tx: &mut InTransaction<'_, '_>, base: &str) -> Result<String, Reposi
     Ok(format!("Endpoint/{id}"))
 }
 
-/// Puts one instance into its study (read once per transaction and kept in `studies`),
-/// moving it out of another study that held its SOP Instance UID; answers the study's
-/// Patient and what became of the instance.
+/// Puts one instance into its study (read once per transaction and kept in `studies`, which
+/// holds every study that held one of the request's instances), moving it out of another
+/// study that held its SOP Instance UID; answers the study's Patient and what became of the
+/// instance.
 fn put(
     tx: &mut InTransaction<'_, '_>,
     studies: &mut Vec<(String, Value, bool)>,
@@ -432,24 +453,10 @@ fn put(
     endpoint: Option<&str>,
 ) -> Result<(String, Put), RepositoryError> {
     let id = study::study_id(&instance.study);
-    // An instance that moved between studies leaves the one that held it.
-    let holders = tx.search(
-        "ImagingStudy",
-        &[("instance".into(), instance.sop_instance.clone())],
-        8,
-    )?;
     let mut moved = false;
-    for holder in holders.iter().filter(|h| h.id != id) {
-        let at = match studies.iter().position(|(i, _, _)| *i == holder.id) {
-            Some(at) => at,
-            None => {
-                let resource = repository::parse_stored(holder)?;
-                studies.push((holder.id.clone(), resource, false));
-                studies.len() - 1
-            }
-        };
-        if study::remove_instance(&mut studies[at].1, &instance.sop_instance) {
-            studies[at].2 = true;
+    for (_, holder, changed) in studies.iter_mut().filter(|(i, _, _)| *i != id) {
+        if study::remove_instance(holder, &instance.sop_instance) {
+            *changed = true;
             moved = true;
         }
     }

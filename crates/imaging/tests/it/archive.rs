@@ -474,3 +474,63 @@ fn a_stored_ecg_is_measured_into_an_observation_of_its_patient() {
         assert_eq!(read(&id).0, version);
     });
 }
+
+/// `name` re-written under another Study Instance UID (the same SOP Instance UID).
+fn moved_to(name: &str, study_uid: &str) -> Vec<u8> {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    let mut object = dicom_object::OpenFileOptions::new()
+        .from_reader(std::io::Cursor::new(&corpus(name)[128..]))
+        .unwrap();
+    object.put(DataElement::new(
+        dicom_dictionary_std::tags::STUDY_INSTANCE_UID,
+        VR::UI,
+        PrimitiveValue::from(study_uid),
+    ));
+    let mut out = Vec::new();
+    object.write_all(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn an_instance_stored_again_in_another_study_leaves_the_one_that_held_it() {
+    each_store(|test_store| {
+        let (repository, archive, _blobs) = setup(test_store);
+        store(&repository, &archive, &["MR_small.dcm", "CT_small.dcm"]);
+        let ct_study = {
+            let instance = imaging::part10::read(&corpus("CT_small.dcm")).unwrap();
+            instance.study
+        };
+        // Both instances move, in one request, to a new study.
+        let new_study = "1.2.826.0.1.3680043.8.498.1";
+        let files = [
+            moved_to("MR_small.dcm", new_study),
+            moved_to("CT_small.dcm", new_study),
+        ];
+        let parts: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
+        let outcomes = archive
+            .store(&repository, &radiographer(), &parts, None, Some(BASE))
+            .unwrap();
+        for outcome in &outcomes {
+            assert!(
+                matches!(
+                    outcome,
+                    Outcome::Stored {
+                        warning: Some(_),
+                        ..
+                    }
+                ),
+                "{outcome:?}"
+            );
+        }
+        let (_, moved) = imaging_study(&repository, new_study);
+        assert_eq!(moved["numberOfInstances"], 2);
+        // The studies they left held nothing else: they are no longer in the archive.
+        for old in [MR_STUDY, ct_study.as_str()] {
+            let read = repository.read(&radiographer(), "ImagingStudy", &study::study_id(old));
+            assert!(
+                matches!(read, Err(repository::RepositoryError::Gone { .. })),
+                "{old}: {read:?}"
+            );
+        }
+    });
+}
