@@ -62,17 +62,26 @@ impl Write for FileWriter {
     }
 }
 
-impl BlobWriter for FileWriter {
-    fn finish(mut self: Box<Self>) -> Result<u64, BlobError> {
+impl FileWriter {
+    /// Moves the written file into place, after syncing its data when `durable`.
+    fn settle(mut self, durable: bool) -> Result<u64, BlobError> {
         let file = self
             .file
             .take()
             .ok_or_else(|| std::io::Error::other("finished"))?;
         let file = file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_data()?;
+        if durable {
+            file.sync_data()?;
+        }
         drop(file);
         std::fs::rename(&self.temporary, &self.target)?;
         Ok(self.written)
+    }
+}
+
+impl BlobWriter for FileWriter {
+    fn finish(self: Box<Self>) -> Result<u64, BlobError> {
+        (*self).settle(true)
     }
 }
 
@@ -84,19 +93,33 @@ impl Drop for FileWriter {
     }
 }
 
-impl BlobStore for FileBlobStore {
-    fn create(&self, key: &BlobKey) -> Result<Box<dyn BlobWriter>, BlobError> {
+impl FileBlobStore {
+    fn writer(&self, key: &BlobKey) -> Result<FileWriter, BlobError> {
         let target = self.path(key);
         let dir = target.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir)?;
         let temporary = dir.join(format!("{TEMPORARY}{}", uuid::Uuid::new_v4()));
         let file = File::create(&temporary)?;
-        Ok(Box::new(FileWriter {
+        Ok(FileWriter {
             temporary,
             target,
             file: Some(BufWriter::with_capacity(256 * 1024, file)),
             written: 0,
-        }))
+        })
+    }
+}
+
+impl BlobStore for FileBlobStore {
+    fn create(&self, key: &BlobKey) -> Result<Box<dyn BlobWriter>, BlobError> {
+        Ok(Box::new(self.writer(key)?))
+    }
+
+    /// Written and moved into place without syncing its data: no fsync for what can be made
+    /// again.
+    fn put_derived(&self, key: &BlobKey, bytes: &[u8]) -> Result<u64, BlobError> {
+        let mut writer = self.writer(key)?;
+        writer.write_all(bytes)?;
+        writer.settle(false)
     }
 
     fn open(&self, key: &BlobKey) -> Result<Option<Box<dyn Read + Send>>, BlobError> {

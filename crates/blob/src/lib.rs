@@ -76,6 +76,13 @@ pub trait BlobStore: Send + Sync {
         writer.finish()
     }
 
+    /// Writes `bytes` under `key` that can be made again from other blobs (a cache, an index of
+    /// one): a store may skip what makes a write durable, so after a crash the blob may be
+    /// missing or damaged and its reader must make it again. By default, as `put`.
+    fn put_derived(&self, key: &BlobKey, bytes: &[u8]) -> Result<u64, BlobError> {
+        self.put(key, bytes)
+    }
+
     /// Reads all of `key`.
     fn get(&self, key: &BlobKey) -> Result<Option<Vec<u8>>, BlobError> {
         let Some(mut reader) = self.open(key)? else {

@@ -283,9 +283,11 @@ impl Archive {
         }
         let attributes = serde_json::to_vec(&instance.dataset).unwrap_or_default();
         let attributes_key = key(attributes_key(&sha256))?;
+        // The attributes are made again from the file when they are missing or damaged (after
+        // a crash: they are written without waiting for the disk).
         if !stored(&attributes_key, attributes.len() as u64)? {
             self.blobs
-                .put(&attributes_key, &attributes)
+                .put_derived(&attributes_key, &attributes)
                 .map_err(|e| format!("the archive's storage refused the instance: {e}"))?;
         }
         Ok(StoredObject {
@@ -342,12 +344,24 @@ impl Archive {
         Ok(patient)
     }
 
-    /// The attributes of a stored object (DICOM JSON, bulk data by relative reference).
+    /// The attributes of a stored object (DICOM JSON, bulk data by relative reference): the
+    /// kept copy, or, when it is missing or damaged, read again from the file and kept again.
     pub fn attributes(&self, object: &StoredObject) -> Result<Map<String, Value>, String> {
-        let bytes = self
-            .get(&attributes_key(&object.sha256))?
-            .ok_or_else(|| format!("the attributes of object {} are missing", object.sha256))?;
-        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+        let key = attributes_key(&object.sha256);
+        if let Some(bytes) = self.get(&key)?
+            && let Ok(attributes) = serde_json::from_slice(&bytes)
+        {
+            return Ok(attributes);
+        }
+        let file = self.file(object)?;
+        let instance = part10::read(&file).map_err(|r| r.reason)?;
+        let bytes = serde_json::to_vec(&instance.dataset).unwrap_or_default();
+        if let Ok(key) = BlobKey::new(key)
+            && let Err(error) = self.blobs.put_derived(&key, &bytes)
+        {
+            tracing::warn!(%error, "an object's attributes could not be kept again");
+        }
+        Ok(instance.dataset)
     }
 
     /// A stored object's file.

@@ -345,6 +345,20 @@ fn wado_locates_the_stored_files_and_their_attributes() {
         );
         let attributes = archive.attributes(&located[0].object).unwrap();
         assert_eq!(attributes, ct.dataset);
+        // Kept without waiting for the disk, the attributes are made again from the file when
+        // a crash lost or damaged them, and kept again.
+        let sha = &located[0].object.sha256;
+        let kept = blob::BlobKey::new(format!("dicom/{}/{sha}.json", &sha[..2])).unwrap();
+        for damage in [Some(&b"{\"0008"[..]), None] {
+            match damage {
+                Some(bytes) => archive.blobs().put(&kept, bytes).map(|_| ()).unwrap(),
+                None => archive.blobs().delete(&kept).unwrap(),
+            }
+            assert_eq!(archive.attributes(&located[0].object).unwrap(), ct.dataset);
+            let again: serde_json::Map<String, Value> =
+                serde_json::from_slice(&archive.blobs().get(&kept).unwrap().unwrap()).unwrap();
+            assert_eq!(again, ct.dataset);
+        }
         let absolute = wado::with_bulk_base(attributes, "http://x/instances/1/");
         assert_eq!(
             absolute["7FE00010"]["BulkDataURI"],
