@@ -99,3 +99,63 @@ fn frame_of(
         )),
     }
 }
+
+/// The value of the bulk data element a `BulkDataURI` names (`<tag>[/<item>/<tag>...]`, as
+/// `json` writes them): its bytes, little endian; top-level pixel data is its frames (each
+/// in the stored syntax, as `frames` cuts them). Answers the parts with whether they are
+/// encapsulated frames.
+pub fn bulk(file: &[u8], path: &str) -> Result<(Vec<Vec<u8>>, bool), ImagingError> {
+    let object = part10::parse(file).map_err(|r| ImagingError::BadRequest(r.reason))?;
+    let not_found = || ImagingError::NotFound(format!("the instance has no bulk data {path}"));
+    let steps: Vec<&str> = path.split('/').collect();
+    if steps.len().is_multiple_of(2) || steps.len() > 2 * 32 + 1 {
+        return Err(not_found());
+    }
+    let tag_of = |key: &str| {
+        (key.len() == 8)
+            .then(|| u32::from_str_radix(key, 16).ok())
+            .flatten()
+            .map(|t| dicom_core::Tag((t >> 16) as u16, t as u16))
+            .ok_or_else(not_found)
+    };
+    let last = tag_of(steps[steps.len() - 1])?;
+    if steps.len() == 1
+        && [
+            tags::PIXEL_DATA,
+            tags::FLOAT_PIXEL_DATA,
+            tags::DOUBLE_FLOAT_PIXEL_DATA,
+        ]
+        .contains(&last)
+    {
+        let frames = object
+            .get(tags::NUMBER_OF_FRAMES)
+            .and_then(|e| e.to_int::<u32>().ok())
+            .unwrap_or(1)
+            .max(1);
+        let encapsulated = matches!(
+            object.get(last).map(|e| e.value()),
+            Some(DicomValue::PixelSequence(_))
+        );
+        let parts = (1..=frames)
+            .map(|n| frame_of(&object, n))
+            .collect::<Result<_, _>>()?;
+        return Ok((parts, encapsulated));
+    }
+    // Down the sequences: tag, item, tag, item, ..., tag.
+    let mut item: &dicom_object::InMemDicomObject = &object;
+    for pair in steps[..steps.len() - 1].chunks(2) {
+        let index: usize = pair[1].parse().map_err(|_| not_found())?;
+        item = item
+            .get(tag_of(pair[0])?)
+            .and_then(|e| e.items())
+            .and_then(|items| items.get(index))
+            .ok_or_else(not_found)?;
+    }
+    match item.get(last).map(|e| e.value()) {
+        Some(DicomValue::Primitive(value)) => Ok((vec![value.to_bytes().into_owned()], false)),
+        Some(DicomValue::PixelSequence(sequence)) => {
+            Ok((vec![sequence.fragments().concat()], true))
+        }
+        _ => Err(not_found()),
+    }
+}

@@ -67,6 +67,7 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
         .route(&format!("{INSTANCE}/rendered"), get(rendered))
         .route(&format!("{INSTANCE}/thumbnail"), get(thumbnail))
         .route(&format!("{INSTANCE}/frames/{{frames}}"), get(frames))
+        .route(&format!("{INSTANCE}/bulkdata/{{*path}}"), get(bulkdata))
         .route(
             &format!("{INSTANCE}/frames/{{frames}}/rendered"),
             get(frame_rendered),
@@ -749,6 +750,15 @@ enum Picture {
     Rendered(u32),
     Thumbnail,
     Frames(Vec<u32>),
+    /// The bulk data a `BulkDataURI` of the instance's metadata names.
+    Bulk(String),
+}
+
+async fn bulkdata(State(state): State<AppState>, address: Address, request: Request) -> Response {
+    let Path(named) = &address;
+    let path = named.get("path").cloned().unwrap_or_default();
+    let (study, series, instance, _) = parts(address);
+    picture(state, study, series, instance, Picture::Bulk(path), request).await
 }
 
 async fn rendered(State(state): State<AppState>, address: Address, request: Request) -> Response {
@@ -861,11 +871,11 @@ async fn picture(
                 )));
                 r
             })),
-            Picture::Frames(_) => None,
+            Picture::Frames(_) | Picture::Bulk(_) => None,
         }
         .transpose()
         .map_err(from_imaging)?;
-        let frames_asked = matches!(picture, Picture::Frames(_));
+        let frames_asked = matches!(picture, Picture::Frames(_) | Picture::Bulk(_));
         let mut parts = located(
             &state,
             &caller,
@@ -888,6 +898,21 @@ async fn picture(
                             chosen.object.transfer_syntax
                         );
                         imaging::frames::frames(&file, numbers)?
+                            .into_iter()
+                            .map(|bytes| (media_type.clone(), bytes))
+                            .collect()
+                    }
+                    (Picture::Bulk(path), None) => {
+                        let (parts, encapsulated) = imaging::frames::bulk(&file, path)?;
+                        let media_type = if encapsulated {
+                            format!(
+                                "application/octet-stream; transfer-syntax={}",
+                                chosen.object.transfer_syntax
+                            )
+                        } else {
+                            "application/octet-stream".to_owned()
+                        };
+                        parts
                             .into_iter()
                             .map(|bytes| (media_type.clone(), bytes))
                             .collect()

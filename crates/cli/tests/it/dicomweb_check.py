@@ -140,6 +140,7 @@ def render(base, token, name, ds, study, series, sop):
 
 ECG_CLASSES = {"1.2.840.10008.5.1.4.1.1.9.1.1", "1.2.840.10008.5.1.4.1.1.9.1.2", "1.2.840.10008.5.1.4.1.1.9.1.3"}
 ecgs = {"measured": 0}
+bulk = {"followed": 0}
 
 
 def annotated(ds):
@@ -365,6 +366,19 @@ def main():
         uri = pixel.get("BulkDataURI", "") if pixel is not None else ""
         if pixel is not None and not (uri.startswith("http") and uri.endswith(path)):
             problem(f"{name}: pixel data is not referenced by an absolute BulkDataURI: {pixel}")
+        elif pixel is not None:
+            # The reference leads to the pixel data: the frames, as many as the image has.
+            # (dicomweb-client sends a Host header without the port, so the server's absolute
+            # URI names port 80: it is followed at the base the check was given.)
+            uri = base + uri[uri.index("/dicomweb/"):]
+            status, headers, body = http("GET", uri, token, headers={
+                "Accept": "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*"})
+            boundary = headers.get_param("boundary", header="content-type") if status == 200 else None
+            frames = body.count(b"--" + boundary.encode()) - 1 if boundary else 0
+            if status != 200 or frames != int(ds.get("NumberOfFrames", 1) or 1):
+                problem(f"{name}: its BulkDataURI answered {status} with {frames} frames")
+            else:
+                bulk["followed"] += 1
 
     # The FHIR record: one ImagingStudy per study, with its instances and a Patient carrying
     # the DICOM Patient ID.
@@ -453,7 +467,7 @@ def main():
     print(f"files={len(files)} stored={stored} refused={refused} instances={len(expected)} "
           f"studies={len(studies)} found={found} retrieved_identical={retrieved} "
           f"rendered={rendered['ok']} known_unrenderable={rendered['known']} unrendered={rendered['failed']} "
-          f"ecgs_measured={ecgs['measured']} kiosk_ecgs={int('kiosk' in ecgs)} "
+          f"ecgs_measured={ecgs['measured']} kiosk_ecgs={int('kiosk' in ecgs)} bulk_followed={bulk['followed']} "
           f"problems={len(problems)}")
     sys.exit(1 if problems else 0)
 
