@@ -12,6 +12,7 @@
 pub mod archive;
 pub mod ecg;
 pub mod frames;
+pub mod jpeg12;
 pub mod jpegls;
 pub mod json;
 pub mod lengths;

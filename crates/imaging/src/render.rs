@@ -196,13 +196,16 @@ pub fn render(file: &[u8], rendering: &Rendering) -> Result<Vec<u8>, ImagingErro
         .transfer_syntax()
         .trim_end_matches('\0')
         .to_owned();
-    let (object, frame_index) = if [
-        RLE_LOSSLESS,
-        JPEG_LS_LOSSLESS,
-        JPEG_LS_NEAR_LOSSLESS,
-        DEFLATED_FRAMES,
-    ]
-    .contains(&syntax.as_str())
+    // 12-bit lossy JPEG too (`jpeg12`): the JPEG decoder dicom-pixeldata uses takes 8 bits only.
+    let twelve_bit_jpeg = syntax == JPEG_EXTENDED && stored > 8;
+    let (object, frame_index) = if twelve_bit_jpeg
+        || [
+            RLE_LOSSLESS,
+            JPEG_LS_LOSSLESS,
+            JPEG_LS_NEAR_LOSSLESS,
+            DEFLATED_FRAMES,
+        ]
+        .contains(&syntax.as_str())
     {
         (native_frame(&object, rendering.frame, &syntax)?, 0)
     } else {
@@ -247,6 +250,14 @@ fn own_drawing(
             "its pixel data is compressed in a syntax drawn only by its decoder".into(),
         ));
     };
+    let layout = layout_of(object, photometric);
+    native::image(&layout, &data.to_bytes(), frame_index as usize, window)
+        .map_err(|why| unrenderable(format!("its pixel data cannot be shown: {why}")))
+}
+
+/// What a native frame of `object` is, as its data set declares it.
+fn layout_of(object: &dicom_object::DefaultDicomObject, photometric: String) -> native::Layout {
+    use dicom_dictionary_std::tags;
     let int = |tag| {
         object
             .get(tag)
@@ -260,7 +271,7 @@ fn own_drawing(
             .and_then(|v| v.first().copied())
             .filter(|v| v.is_finite())
     };
-    let layout = native::Layout {
+    native::Layout {
         rows: int(tags::ROWS),
         columns: int(tags::COLUMNS),
         samples: int(tags::SAMPLES_PER_PIXEL).max(1),
@@ -272,9 +283,7 @@ fn own_drawing(
         slope: float(tags::RESCALE_SLOPE).unwrap_or(1.0),
         intercept: float(tags::RESCALE_INTERCEPT).unwrap_or(0.0),
         window: float(tags::WINDOW_CENTER).zip(float(tags::WINDOW_WIDTH)),
-    };
-    native::image(&layout, &data.to_bytes(), frame_index as usize, window)
-        .map_err(|why| unrenderable(format!("its pixel data cannot be shown: {why}")))
+    }
 }
 
 /// A 1-bit frame in a compressed syntax (JPEG 2000 segmentations): decoded by dicom-pixeldata
@@ -302,24 +311,17 @@ fn one_bit_decoded(
             .map_err(|e| unrenderable(format!("its pixel data cannot be decoded: {e}")))
     }))
     .map_err(|_| unrenderable("its pixel data cannot be decoded".into()))??;
-    let int = |tag| {
-        object
-            .get(tag)
-            .and_then(|e| e.to_int::<usize>().ok())
-            .unwrap_or(0)
-    };
+    // Decoded, each sample is a byte holding 0 or 1, shown as it is.
     let layout = native::Layout {
-        rows: int(tags::ROWS),
-        columns: int(tags::COLUMNS),
         samples: 1,
         allocated: 8,
         stored: 1,
         signed: false,
-        photometric,
         planar: false,
         slope: 1.0,
         intercept: 0.0,
         window: None,
+        ..layout_of(object, photometric)
     };
     native::image(&layout, &bytes, 0, window)
         .map_err(|why| unrenderable(format!("its pixel data cannot be shown: {why}")))
@@ -387,6 +389,7 @@ fn tracing(
 }
 
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
 const JPEG_LS_LOSSLESS: &str = "1.2.840.10008.1.2.4.80";
 const JPEG_LS_NEAR_LOSSLESS: &str = "1.2.840.10008.1.2.4.81";
 /// Deflated Image Frame Compression (PS3.5 A.4.11, 2023): each frame a deflate stream.
@@ -455,6 +458,7 @@ fn native_frame(
         RLE_LOSSLESS => crate::rle::decode_frame(fragment, rows, columns, samples, bits)
             .map_err(|why| unrenderable(format!("its RLE frame cannot be decoded: {why}")))?,
         DEFLATED_FRAMES => inflated_frame(fragment, rows * columns * samples, bits)?,
+        JPEG_EXTENDED => jpeg12_frame(fragment, rows, columns, samples, bits)?,
         _ => jpeg_ls_frame(fragment, rows, columns, samples, bits)?,
     };
     let mut native = object.clone();
@@ -476,6 +480,42 @@ fn native_frame(
         PrimitiveValue::from(0_u16),
     ));
     Ok(native)
+}
+
+/// A 12-bit lossy JPEG frame (grey) decoded by `jpeg12` into native samples of `bits`
+/// allocated, after checking it is the frame the data set describes.
+fn jpeg12_frame(
+    codestream: &[u8],
+    rows: usize,
+    columns: usize,
+    samples: usize,
+    bits: usize,
+) -> Result<Vec<u8>, ImagingError> {
+    let image = crate::jpeg12::decode(codestream).map_err(|e| {
+        ImagingError::Unrenderable(format!("its JPEG frame cannot be decoded: {e}"))
+    })?;
+    if (
+        image.height as usize,
+        image.width as usize,
+        usize::from(image.components),
+    ) != (rows, columns, samples)
+        || samples != 1
+    {
+        return Err(ImagingError::Unrenderable(format!(
+            "its JPEG frame is {}×{}×{}, not the {rows}×{columns}×{samples} grey frame it declares",
+            image.height, image.width, image.components
+        )));
+    }
+    Ok(native_samples(&image.samples, bits))
+}
+
+/// Decoded samples as native little-endian bytes of `bits` allocated.
+fn native_samples(samples: &[u16], bits: usize) -> Vec<u8> {
+    if bits <= 8 {
+        samples.iter().map(|s| *s as u8).collect()
+    } else {
+        samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+    }
 }
 
 /// A JPEG-LS frame decoded (`jpegls`) into native samples of `bits` allocated, after checking
@@ -501,11 +541,7 @@ fn jpeg_ls_frame(
             image.height, image.width, image.components
         )));
     }
-    Ok(if bits <= 8 {
-        image.samples.iter().map(|s| *s as u8).collect()
-    } else {
-        image.samples.iter().flat_map(|s| s.to_le_bytes()).collect()
-    })
+    Ok(native_samples(&image.samples, bits))
 }
 
 fn encode(image: DynamicImage, format: Format) -> Result<Vec<u8>, ImagingError> {

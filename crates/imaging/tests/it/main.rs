@@ -3,6 +3,7 @@
 
 mod archive;
 mod ecg;
+mod jpeg12;
 mod jpegls;
 mod matching;
 mod multipart;
