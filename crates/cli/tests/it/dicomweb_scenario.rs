@@ -8,9 +8,7 @@
 
 use std::process::Command;
 
-use serde_json::json;
-
-use crate::support::{self, Backend, Serving};
+use crate::support::{self, Backend};
 
 fn dicomweb_python() -> std::path::PathBuf {
     support::python_with(
@@ -24,60 +22,14 @@ fn dicomweb_python() -> std::path::PathBuf {
     )
 }
 
-fn put(serving: &Serving, resource: serde_json::Value) {
-    let path = format!(
-        "/fhir/{}/{}",
-        resource["resourceType"].as_str().unwrap(),
-        resource["id"].as_str().unwrap()
-    );
-    let (status, _, body) = support::send(
-        serving,
-        "PUT",
-        &path,
-        &[("Content-Type", "application/fhir+json")],
-        &resource.to_string(),
-    );
-    assert!(status == 200 || status == 201, "{path}: {status} {body}");
-}
-
-/// A practitioner of `organization` with an account and its token.
-fn clinician(serving: &Serving, name: &str, organization: &str) -> String {
-    put(
-        serving,
-        json!({"resourceType": "Organization", "id": organization, "name": organization}),
-    );
-    put(serving, json!({"resourceType": "Practitioner", "id": name}));
-    put(
-        serving,
-        json!({"resourceType": "PractitionerRole", "id": name,
-            "practitioner": {"reference": format!("Practitioner/{name}")},
-            "organization": {"reference": format!("Organization/{organization}")}}),
-    );
-    serving.meridian(
-        &[
-            "user",
-            "add",
-            name,
-            "--password-stdin",
-            "--practitioner-role",
-            &format!("PractitionerRole/{name}"),
-        ],
-        "a long enough password 1\n",
-    );
-    serving
-        .meridian(&["token", "--user", name], "")
-        .trim()
-        .to_owned()
-}
-
 #[test]
 fn standard_dicomweb_clients_store_find_and_retrieve_through_the_record() {
     let python = dicomweb_python();
     let corpus = format!("{}/../imaging/tests/dicom", env!("CARGO_MANIFEST_DIR"));
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let serving = support::serve_on(backend, &[]);
-        let radiographer = clinician(&serving, "radiographer", "county-hospital");
-        let stranger = clinician(&serving, "stranger", "elsewhere");
+        let radiographer = support::clinician(&serving, "radiographer", "county-hospital");
+        let stranger = support::clinician(&serving, "stranger", "elsewhere");
         let output = Command::new(&python)
             .arg(format!(
                 "{}/tests/it/dicomweb_check.py",

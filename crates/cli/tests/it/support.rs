@@ -406,3 +406,57 @@ pub fn python_with(name: &str, packages: &[&str], imports: &str) -> std::path::P
     assert!(ready(&python), "{} cannot {imports}", venv.display());
     python
 }
+
+/// The password of the clinicians [`clinician`] makes.
+pub const CLINICIAN_PASSWORD: &str = "a long enough password 1";
+
+/// `PUT`s `resource` at its type and id as the administrator; it must be created or updated.
+pub fn put(serving: &Serving, resource: serde_json::Value) {
+    let path = format!(
+        "/fhir/{}/{}",
+        resource["resourceType"].as_str().unwrap(),
+        resource["id"].as_str().unwrap()
+    );
+    let (status, _, body) = send(
+        serving,
+        "PUT",
+        &path,
+        &[("Content-Type", "application/fhir+json")],
+        &resource.to_string(),
+    );
+    assert!(status == 200 || status == 201, "{path}: {status} {body}");
+}
+
+/// A practitioner of `organization` with an account (password [`CLINICIAN_PASSWORD`]), and
+/// its access token.
+pub fn clinician(serving: &Serving, name: &str, organization: &str) -> String {
+    put(
+        serving,
+        serde_json::json!({"resourceType": "Organization", "id": organization, "name": organization}),
+    );
+    put(
+        serving,
+        serde_json::json!({"resourceType": "Practitioner", "id": name}),
+    );
+    put(
+        serving,
+        serde_json::json!({"resourceType": "PractitionerRole", "id": name,
+            "practitioner": {"reference": format!("Practitioner/{name}")},
+            "organization": {"reference": format!("Organization/{organization}")}}),
+    );
+    serving.meridian(
+        &[
+            "user",
+            "add",
+            name,
+            "--password-stdin",
+            "--practitioner-role",
+            &format!("PractitionerRole/{name}"),
+        ],
+        &format!("{CLINICIAN_PASSWORD}\n"),
+    );
+    serving
+        .meridian(&["token", "--user", name], "")
+        .trim()
+        .to_owned()
+}

@@ -95,10 +95,18 @@ async function signIn(user, password) {
   await page.fill('#username', user);
   await page.fill('#password', password);
   await page.press('#password', 'Enter');
+  // Back with the code, which the page exchanges and takes out of its address: the wait for
+  // the redirect starts before the click, or a quick page could take the code out first.
+  const returned = page.waitForURL(
+    (url) => url.pathname === '/viewer/' && url.searchParams.has('code'),
+    { waitUntil: 'commit' },
+  );
   await page.click('button[name="decision"][value="allow"]');
-  // Back with the code, which the page exchanges and takes out of its address.
-  await page.waitForURL((url) => url.pathname === '/viewer/' && url.searchParams.has('code'));
-  await page.waitForFunction(() => !new URLSearchParams(location.search).has('code'));
+  await returned;
+  // Signed in once the code is out of the address and the token it was exchanged for is kept
+  // (the page takes the code out first, then exchanges it).
+  await page.waitForFunction(() => !new URLSearchParams(location.search).has('code')
+    && sessionStorage.getItem('meridian.viewer.token') !== null);
 }
 
 // Waits until the image on screen is the rendering whose (decoded) path ends with `suffix`.

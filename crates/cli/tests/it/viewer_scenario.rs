@@ -17,14 +17,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::support::{self, Backend, Serving};
 
 /// The browser driver, pinned: the check runs against the version it was written for.
 const PLAYWRIGHT_CORE: &str = "1.65.2";
 const CHROMIUM: &str = "/usr/bin/chromium";
-const PASSWORD: &str = "a long enough password 1";
+use support::CLINICIAN_PASSWORD as PASSWORD;
 
 /// Runs `apt-get ARGS` non-interactively: whether it succeeded, and its error output.
 fn apt(args: &[&str]) -> (bool, String) {
@@ -130,49 +130,6 @@ fn playwright() -> PathBuf {
     installed
 }
 
-fn put(serving: &Serving, resource: Value) {
-    let path = format!(
-        "/fhir/{}/{}",
-        resource["resourceType"].as_str().unwrap(),
-        resource["id"].as_str().unwrap()
-    );
-    let (status, _, body) = support::send(
-        serving,
-        "PUT",
-        &path,
-        &[("Content-Type", "application/fhir+json")],
-        &resource.to_string(),
-    );
-    assert!(status == 200 || status == 201, "{path}: {status} {body}");
-}
-
-/// A practitioner of `organization` with an account (password [`PASSWORD`]) and its token.
-fn clinician(serving: &Serving, name: &str, organization: &str) -> String {
-    put(
-        serving,
-        json!({"resourceType": "Organization", "id": organization, "name": organization}),
-    );
-    put(serving, json!({"resourceType": "Practitioner", "id": name}));
-    put(
-        serving,
-        json!({"resourceType": "PractitionerRole", "id": name,
-            "practitioner": {"reference": format!("Practitioner/{name}")},
-            "organization": {"reference": format!("Organization/{organization}")}}),
-    );
-    serving.meridian(
-        &[
-            "user",
-            "add",
-            name,
-            "--password-stdin",
-            "--practitioner-role",
-            &format!("PractitionerRole/{name}"),
-        ],
-        &format!("{PASSWORD}\n"),
-    );
-    serving.meridian(&["token", "--user", name], "")
-}
-
 /// Stores one file with STOW-RS as `token`; answers its Study Instance UID.
 fn stow(serving: &Serving, token: &str, file: &Path) -> String {
     let instance = std::fs::read(file).unwrap();
@@ -246,8 +203,8 @@ fn the_viewer_signs_in_and_shows_images_measurements_and_ecgs_in_a_browser() {
     let chromium = chromium();
     let node_modules = playwright();
     let serving = support::serve_on(Backend::Postgres, &[]);
-    let radiologist = clinician(&serving, "radiologist", "county-hospital");
-    clinician(&serving, "stranger", "elsewhere");
+    let radiologist = support::clinician(&serving, "radiologist", "county-hospital");
+    support::clinician(&serving, "stranger", "elsewhere");
 
     // The page and its assets carry no patient data: no token needed. The viewer's client is
     // registered by `serve` for the address it listens on.
