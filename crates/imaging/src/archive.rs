@@ -184,12 +184,14 @@ impl Archive {
                     sop_instance: instance.sop_instance.clone(),
                     study: instance.study,
                     patient,
-                    warning: (put == Put::Replaced).then(|| {
-                        format!(
-                            "an earlier instance stored under SOP Instance UID {} was replaced by this one",
-                            instance.sop_instance
-                        )
-                    }),
+                    warning: (put == Put::Replaced)
+                        .then(|| {
+                            format!(
+                                "an earlier instance stored under SOP Instance UID {} was replaced by this one",
+                                instance.sop_instance
+                            )
+                        })
+                        .or(instance.coerced),
                 },
                 Err(refusal) => Outcome::Failed {
                     sop_class: Some(instance.sop_class),

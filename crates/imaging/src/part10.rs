@@ -23,6 +23,8 @@ pub struct Instance {
     pub series: String,
     /// Its attributes in the DICOM JSON model, bulk data by reference.
     pub dataset: Map<String, Value>,
+    /// What was changed to store it, for the sender (a data set re-encoded in its syntax).
+    pub coerced: Option<String>,
 }
 
 /// Why an instance cannot be stored: a STOW-RS failure reason (PS3.18 table 10.5.3-2;
@@ -107,12 +109,23 @@ pub fn read(bytes: &[u8]) -> Result<Instance, Refusal> {
         };
         with_meta(bytes, syntax, &class, &instance)?
     };
-    crate::lengths::check(&file).map_err(|why| {
-        refuse(
+    if let Err(why) = crate::lengths::check(&file) {
+        // A data set written in implicit VR under an explicit VR syntax (some writers do):
+        // read as what it is and stored re-encoded in its syntax, with a warning.
+        if let Some(file) = reencoded_implicit(&file) {
+            let mut instance = read(&file)?;
+            instance.coerced = Some(
+                "the data set was written in implicit VR under an explicit VR transfer syntax; \
+                 it is stored re-encoded in explicit VR"
+                    .into(),
+            );
+            return Ok(instance);
+        }
+        return Err(refuse(
             CANNOT_UNDERSTAND,
             format!("the part is not a readable DICOM instance: {why}"),
-        )
-    })?;
+        ));
+    }
     let object = parse(&file)?;
     let transfer_syntax = object
         .meta()
@@ -145,7 +158,54 @@ pub fn read(bytes: &[u8]) -> Result<Instance, Refusal> {
         study,
         series,
         dataset,
+        coerced: None,
     })
+}
+
+const IMPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2";
+const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
+
+/// `file` (a PS3.10 file whose data set does not read in its explicit VR syntax) re-encoded
+/// in that syntax, when its data set reads as implicit VR little endian: its first element has
+/// no VR where one belongs, and the whole data set passes the length walk read so.
+fn reencoded_implicit(file: &[u8]) -> Option<Vec<u8>> {
+    // The meta group's length is its first element's value: (0002,0000) UL 4.
+    let header = file.get(132..144)?;
+    if header[..4] != [0x02, 0x00, 0x00, 0x00] || &header[4..6] != b"UL" {
+        return None;
+    }
+    let meta_end =
+        144usize.checked_add(u32::from_le_bytes(header[8..12].try_into().ok()?) as usize)?;
+    let data_set = file.get(meta_end..)?;
+    let explicit =
+        data_set.len() >= 6 && data_set[4].is_ascii_uppercase() && data_set[5].is_ascii_uppercase();
+    let original = parse_meta_syntax(file)?;
+    if explicit || original == IMPLICIT_VR_LITTLE_ENDIAN || original == EXPLICIT_VR_BIG_ENDIAN {
+        return None;
+    }
+    let provisional = with_meta(data_set, IMPLICIT_VR_LITTLE_ENDIAN, "1.2", "1.2").ok()?;
+    crate::lengths::check(&provisional).ok()?;
+    let mut object = parse(&provisional).ok()?;
+    let class = uid(&object, tags::SOP_CLASS_UID)?;
+    let instance = uid(&object, tags::SOP_INSTANCE_UID)?;
+    let meta = object.meta_mut();
+    meta.transfer_syntax = original;
+    meta.media_storage_sop_class_uid = class;
+    meta.media_storage_sop_instance_uid = instance;
+    meta.update_information_group_length();
+    let mut out = Vec::with_capacity(file.len() + 1024);
+    object.write_all(&mut out).ok()?;
+    Some(out)
+}
+
+/// The transfer syntax a file's meta group names.
+fn parse_meta_syntax(file: &[u8]) -> Option<String> {
+    let meta = dicom_object::meta::FileMetaTable::from_reader(file.get(128..)?).ok()?;
+    Some(
+        meta.transfer_syntax()
+            .trim_end_matches(['\0', ' '])
+            .to_owned(),
+    )
 }
 
 /// Parses a PS3.10 file (with its preamble). The reader must not panic on hostile input:

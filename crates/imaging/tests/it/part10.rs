@@ -17,6 +17,8 @@ const FILES: &[(&str, Result<&str, u16>)] = &[
     ),
     ("SC_rgb_small_odd_jpeg.dcm", Ok("1.2.840.10008.1.2.4.50")),
     ("SC_rgb_jpeg_gdcm.dcm", Ok("1.2.840.10008.1.2.4.70")),
+    // Its data set is written in implicit VR under JPEG baseline: stored re-encoded.
+    ("SC_rgb_jpeg.dcm", Ok("1.2.840.10008.1.2.4.50")),
     ("JPEG-lossy.dcm", Ok("1.2.840.10008.1.2.4.51")),
     ("image_dfl.dcm", Ok("1.2.840.10008.1.2.1.99")),
     ("waveform_ecg.dcm", Ok("1.2.840.10008.1.2.1")),
@@ -67,6 +69,23 @@ fn every_vendored_file_is_read_or_refused_with_its_reason() {
             (expected, got) => panic!("{name}: expected {expected:?}, got {got:?}"),
         }
     }
+}
+
+/// A data set written in implicit VR under an explicit VR syntax is read as what it is and
+/// stored re-encoded in its syntax (explicit VR), with a warning for the sender; its
+/// attributes are those pydicom reads (which reads such files by looking at the bytes too).
+#[test]
+fn a_data_set_in_implicit_vr_under_an_explicit_syntax_is_stored_re_encoded() {
+    let original = corpus("SC_rgb_jpeg.dcm");
+    let instance = part10::read(&original).unwrap();
+    assert!(instance.coerced.as_deref().unwrap().contains("implicit VR"));
+    assert_ne!(instance.file, original);
+    // The stored data set is explicit VR now: its first element carries a VR.
+    let again = part10::read(&instance.file).unwrap();
+    assert!(again.coerced.is_none());
+    assert_eq!(again.dataset, instance.dataset);
+    assert_eq!(text(&instance.dataset, "00280010").as_deref(), Some("256"));
+    assert_eq!(text(&instance.dataset, "00080060").as_deref(), Some("OT"));
 }
 
 #[test]
