@@ -14,13 +14,13 @@ cd "$(dirname "$0")"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fhir_json fhirpath search_query cursor ledger_note cds_hook subscription hl7v2 v2_map kiosk_reading dicom_part10 dicom_multipart)
+[ ${#targets[@]} -gt 0 ] || targets=(fhir_json fhirpath search_query cursor ledger_note cds_hook subscription hl7v2 v2_map kiosk_reading dicom_part10 dicom_multipart jpegls ecg_sampled_data ecg_samples)
 
 export RUSTC_BOOTSTRAP=1
 flags=(--sanitizer none --debug-assertions --release)
 
 # The longest input each target is given: a request body, an expression with a resource, a
-# query string, a next link.
+# query string, a next link, a STOW part, a JPEG-LS frame, an ECG Observation or its samples.
 max_len() {
     case "$1" in
         fhir_json) echo 16384 ;;
@@ -34,6 +34,9 @@ max_len() {
         kiosk_reading) echo 2048 ;;
         dicom_part10) echo 65536 ;;
         dicom_multipart) echo 4096 ;;
+        jpegls) echo 32768 ;;
+        ecg_sampled_data) echo 32768 ;;
+        ecg_samples) echo 16384 ;;
         *) echo 1024 ;;
     esac
 }
@@ -58,13 +61,14 @@ done
 
 # corpus: libFuzzer's own count at the end (inputs that each add coverage); findings: crash,
 # timeout and out-of-memory inputs left in artifacts/ by this run and earlier ones.
-printf '\n%-13s %12s %9s %8s %s\n' target executions exec/s corpus findings
+printf '\n%-17s %12s %9s %8s %s\n' target executions exec/s corpus findings
 for target in "${targets[@]}"; do
     log="logs/$target.log"
     stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
-    corpus=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 | sed -n 's/.* corp: \([0-9]*\).*/\1/p')
+    # A target stopped on a finding has no DONE line (and grep's failure must not end the script).
+    corpus=$({ grep -E '^#[0-9]+[[:space:]]+DONE' "$log" || true; } | tail -1 | sed -n 's/.* corp: \([0-9]*\).*/\1/p')
     findings=$(find "artifacts/$target" -type f | wc -l)
-    printf '%-13s %12s %9s %8s %s\n' "$target" "$(stat number_of_executed_units)" \
+    printf '%-17s %12s %9s %8s %s\n' "$target" "$(stat number_of_executed_units)" \
         "$(stat average_exec_per_sec)" "${corpus:--}" "$findings"
 done
 [ "$status" -eq 0 ] || echo "a target stopped on a finding: see fuzz/logs/ and fuzz/artifacts/"

@@ -77,15 +77,20 @@ fn frame_of(
             let columns = int(tags::COLUMNS).unwrap_or(0);
             let samples = int(tags::SAMPLES_PER_PIXEL).unwrap_or(1);
             let bits = int(tags::BITS_ALLOCATED).unwrap_or(8);
-            let frame_bits = rows * columns * samples * bits;
-            if frame_bits == 0 {
-                return Err(ImagingError::Unrenderable(
-                    "the instance's image has no size".into(),
-                ));
-            }
+            // The sizes are the file's word (Rows as UL 0xFFFFFFFF): checked (fuzz finding F15).
+            let frame_bits = [columns, samples, bits]
+                .into_iter()
+                .try_fold(rows, u64::checked_mul)
+                .filter(|&frame_bits| frame_bits > 0)
+                .ok_or_else(|| {
+                    ImagingError::Unrenderable(
+                        "the instance's image has no size it can have".into(),
+                    )
+                })?;
             // 1-bit frames need not start on a byte: the bytes that hold the frame's bits.
-            let start = (frame_bits * index as u64 / 8) as usize;
-            let end = (frame_bits * (index as u64 + 1)).div_ceil(8) as usize;
+            let bit = |frame: u64| frame_bits.saturating_mul(frame);
+            let start = (bit(index as u64) / 8) as usize;
+            let end = bit(index as u64 + 1).div_ceil(8) as usize;
             bytes
                 .get(start..end.min(bytes.len()))
                 .filter(|slice| !slice.is_empty())

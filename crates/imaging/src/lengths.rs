@@ -26,32 +26,7 @@ pub fn check(file: &[u8]) -> Result<(), String> {
     };
     // The file meta group: explicit VR little endian, group 0002, then the data set in the
     // syntax the meta group names.
-    let mut syntax = String::new();
-    let mut group_end = None;
-    while walker.pos + 4 <= file.len() && walker.peek_group() == 0x0002 {
-        let (tag, vr, length) = walker.header()?;
-        walker.fits(length)?;
-        if tag == (0x0002, 0x0000) && length == 4 {
-            group_end = Some(walker.pos + 4 + walker.u32_at(walker.pos) as usize);
-        }
-        if tag == (0x0002, 0x0010) {
-            syntax = String::from_utf8_lossy(&file[walker.pos..walker.pos + length as usize])
-                .trim_end_matches(['\0', ' '])
-                .to_owned();
-        }
-        let _ = vr;
-        walker.pos += length as usize;
-    }
-    // The reader starts the data set where the group length says the meta group ends: a
-    // length that says otherwise would have it read other bytes than these (fuzz finding F11).
-    if let Some(end) = group_end
-        && end != walker.pos
-    {
-        return Err(format!(
-            "the file meta group's length says it ends at byte {end}, its elements end at byte {}",
-            walker.pos
-        ));
-    }
+    let syntax = walker.meta_group()?;
     match syntax.as_str() {
         // Deflated: the data set is walked inflated (explicit VR little endian), inflated at
         // most to a bound, so that neither the walk nor the reader inflates without end.
@@ -70,6 +45,19 @@ pub fn check(file: &[u8]) -> Result<(), String> {
         _ => {}
     }
     walker.elements(None, 0)
+}
+
+/// Checks the file meta group alone, for what reads only the meta group (dicom-object's
+/// `FileMetaTable`, which also allocates an element's declared length before reading it:
+/// fuzz finding F12).
+pub fn check_meta(file: &[u8]) -> Result<(), String> {
+    let mut walker = Walker {
+        data: file,
+        pos: 132,
+        explicit: true,
+        big: false,
+    };
+    walker.meta_group().map(|_| ())
 }
 
 /// An element header: tag (group, element), VR when known, declared length.
@@ -101,6 +89,38 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
+    /// Walks the file meta group (group 0002, explicit VR little endian) from `pos`; answers
+    /// the transfer syntax it names.
+    fn meta_group(&mut self) -> Result<String, String> {
+        let mut syntax = String::new();
+        let mut group_end = None;
+        while self.pos + 4 <= self.data.len() && self.peek_group() == 0x0002 {
+            let (tag, _, length) = self.header()?;
+            self.fits(length)?;
+            if tag == (0x0002, 0x0000) && length == 4 {
+                group_end = Some(self.pos + 4 + self.u32_at(self.pos) as usize);
+            }
+            if tag == (0x0002, 0x0010) {
+                syntax = String::from_utf8_lossy(&self.data[self.pos..self.pos + length as usize])
+                    .trim_end_matches(['\0', ' '])
+                    .to_owned();
+            }
+            self.pos += length as usize;
+        }
+        // The reader starts the data set where the group length says the meta group ends: a
+        // length that says otherwise would have it read other bytes than these (fuzz finding
+        // F11).
+        if let Some(end) = group_end
+            && end != self.pos
+        {
+            return Err(format!(
+                "the file meta group's length says it ends at byte {end}, its elements end at byte {}",
+                self.pos
+            ));
+        }
+        Ok(syntax)
+    }
+
     fn remaining(&self) -> usize {
         self.data.len().saturating_sub(self.pos)
     }

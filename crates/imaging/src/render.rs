@@ -163,9 +163,10 @@ pub fn render(file: &[u8], rendering: &Rendering) -> Result<Vec<u8>, ImagingErro
             .and_then(|e| e.to_int::<u64>().ok())
             .unwrap_or(0)
     };
+    // Saturating: the sizes are the file's word, Rows as UL 0xFFFFFFFF (fuzz finding F15).
     let pixels = dimension(dicom_dictionary_std::tags::ROWS)
-        * dimension(dicom_dictionary_std::tags::COLUMNS)
-        * dimension(dicom_dictionary_std::tags::SAMPLES_PER_PIXEL).max(1);
+        .saturating_mul(dimension(dicom_dictionary_std::tags::COLUMNS))
+        .saturating_mul(dimension(dicom_dictionary_std::tags::SAMPLES_PER_PIXEL).max(1));
     if pixels == 0 || pixels > MAX_PIXELS {
         return Err(unrenderable(format!(
             "a frame of {pixels} samples is not rendered (at most {MAX_PIXELS})"

@@ -69,6 +69,10 @@ impl Tracing {
 
 /// At most this many samples in all leads of a recording (12 leads of 10 minutes at 1 kHz).
 pub const MAX_SAMPLES: usize = 12 * 600 * 1000;
+/// At most this many leads in a recording, from a DICOM waveform (its channels) or an
+/// Observation: each is a strip 30 mm high on the drawn page (fuzz finding F14: a 1.2 MB
+/// Observation of 160,000 two-sample leads was drawn on a page of 5.4 GB).
+pub const MAX_LEADS: usize = 64;
 /// Sampling rates taken, in Hz.
 pub const RATES: std::ops::RangeInclusive<f64> = 100.0..=20_000.0;
 

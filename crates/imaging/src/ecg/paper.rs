@@ -343,10 +343,16 @@ fn put(image: &mut RgbImage, x: u32, y: u32, colour: Rgb<u8>) {
     }
 }
 
-/// A line two pixels wide (Bresenham's, with the pixel beneath each).
+/// A line two pixels wide (Bresenham's, with the pixel beneath each), clipped to the image
+/// first: a trace far off the paper (a hostile recording's kilovolts) was walked pixel by
+/// pixel, a million steps a segment and minutes a page (fuzz finding F13).
 fn line(image: &mut RgbImage, x0: f64, y0: f64, x1: f64, y1: f64) {
-    let clamp = |v: f64| v.clamp(-1.0, 1e6).round() as i64;
-    let (mut x, mut y, x1, y1) = (clamp(x0), clamp(y0), clamp(x1), clamp(y1));
+    let (width, height) = (f64::from(image.width()), f64::from(image.height()));
+    let Some((x0, y0, x1, y1)) = clip((x0, y0), (x1, y1), width, height) else {
+        return;
+    };
+    let round = |v: f64| v.round() as i64;
+    let (mut x, mut y, x1, y1) = (round(x0), round(y0), round(x1), round(y1));
     let dx = (x1 - x).abs();
     let dy = -(y1 - y).abs();
     let (sx, sy) = (if x < x1 { 1 } else { -1 }, if y < y1 { 1 } else { -1 });
@@ -369,6 +375,44 @@ fn line(image: &mut RgbImage, x0: f64, y0: f64, x1: f64, y1: f64) {
             y += sy;
         }
     }
+}
+
+/// The part of the segment from `a` to `b` inside -1..=`width`, -1..=`height` (Liang and
+/// Barsky's clipping), its ends unchanged where they are inside; none when it misses the image
+/// or is not a number. Ends are first bounded to ±1e9, so that infinite ones clip too.
+fn clip(a: (f64, f64), b: (f64, f64), width: f64, height: f64) -> Option<(f64, f64, f64, f64)> {
+    let bound = |v: f64| v.clamp(-1e9, 1e9);
+    let ((x0, y0), (x1, y1)) = ((bound(a.0), bound(a.1)), (bound(b.0), bound(b.1)));
+    if [x0, y0, x1, y1].iter().any(|v| v.is_nan()) {
+        return None;
+    }
+    let (dx, dy) = (x1 - x0, y1 - y0);
+    let (mut enter, mut leave) = (0.0_f64, 1.0_f64);
+    for (p, q) in [
+        (-dx, x0 + 1.0),
+        (dx, width - x0),
+        (-dy, y0 + 1.0),
+        (dy, height - y0),
+    ] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return None;
+            }
+        } else if p < 0.0 {
+            enter = enter.max(q / p);
+        } else {
+            leave = leave.min(q / p);
+        }
+    }
+    if enter > leave {
+        return None;
+    }
+    let at = |t: f64| (x0 + t * dx, y0 + t * dy);
+    let (start, end) = (
+        if enter > 0.0 { at(enter) } else { (x0, y0) },
+        if leave < 1.0 { at(leave) } else { (x1, y1) },
+    );
+    Some((start.0, start.1, end.0, end.1))
 }
 
 /// `text` in a 5 × 7 bitmap font, `size` pixels a dot; characters it has no glyph for are

@@ -6,7 +6,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use serde_json::Value;
 
-use super::{Lead, MAX_SAMPLES, RATES, Tracing, standard_lead};
+use super::{Lead, MAX_LEADS, MAX_SAMPLES, RATES, Tracing, standard_lead};
 use crate::{ImagingError, part10};
 
 fn unreadable(why: impl Into<String>) -> ImagingError {
@@ -55,7 +55,7 @@ fn multiplex_group(group: &InMemDicomObject) -> Result<Tracing, ImagingError> {
         .ok_or_else(|| unreadable("the waveform does not say how many samples it has"))?;
     let rate = number(group, tags::SAMPLING_FREQUENCY)
         .ok_or_else(|| unreadable("the waveform has no sampling frequency"))?;
-    if !(1.0..=64.0).contains(&channels) || samples < 1.0 {
+    if !(1.0..=MAX_LEADS as f64).contains(&channels) || samples < 1.0 {
         return Err(unreadable(format!(
             "a waveform of {channels} channels of {samples} samples is not read"
         )));
@@ -209,7 +209,7 @@ fn microvolts_per(unit: &str) -> Option<f64> {
 /// the origin's unit (µV, mV or V; microvolts when it names none, as IEEE 11073 ECG devices
 /// report); `E`, `L` and `U` (error, below and above the detection limits) hold the sample
 /// before them. All leads must share one period; a `SampledData` of several dimensions is
-/// as many leads, numbered.
+/// as many leads, numbered; at most [`MAX_LEADS`] leads in all.
 pub fn from_observation(observation: &Value) -> Result<Tracing, ImagingError> {
     let bad = |why: String| ImagingError::BadRequest(why);
     let mut sources: Vec<(String, &Value)> = Vec::new();
@@ -270,6 +270,11 @@ pub fn from_observation(observation: &Value) -> Result<Tracing, ImagingError> {
                     "lead {name}'s SampledData has no dimensions 1 to 16"
                 ))
             })? as usize;
+        if leads.len() + dimensions > MAX_LEADS {
+            return Err(bad(format!(
+                "the Observation has more than the {MAX_LEADS} leads read"
+            )));
+        }
         let text = data.get("data").and_then(Value::as_str).unwrap_or_default();
         let mut values: Vec<Vec<f64>> = vec![Vec::new(); dimensions];
         let mut last = vec![0.0; dimensions];

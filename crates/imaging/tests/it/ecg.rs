@@ -330,3 +330,49 @@ fn sampled_data_that_cannot_be_read_is_refused_with_a_reason() {
     // Too short to measure: an error, not a panic.
     assert!(read.measure().is_err());
 }
+
+/// Fuzz finding F13 (fuzz/RUNS.md): a lead whose samples swing between ±3.3 kV, each one far
+/// above or far below the paper. The raster walked every segment pixel by pixel to a million
+/// pixels off the page (its ends were only clamped to -1..1e6): 90 s for this page, and the
+/// same for a stored ECG waveform of such a sensitivity drawn by WADO-RS `rendered`. Segments
+/// are now clipped to the image: the trace still runs from edge to edge, at once.
+#[test]
+fn fuzz_finding_f13_a_trace_far_off_the_paper_is_clipped_not_walked() {
+    let observation: Value =
+        serde_json::from_slice(&corpus("regressions/fuzz_F13_kilovolts.json")).unwrap();
+    let tracing = ecg::from_observation(&observation).unwrap();
+    assert!(tracing.leads[0].microvolts.iter().all(|v| v.abs() > 3e9));
+    let started = std::time::Instant::now();
+    let image = ecg::paper::raster(&tracing, None, 5.0);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    // Every segment crosses the whole sheet: the bottom row is inked along the trace.
+    let bottom = image.height() - 1;
+    let inked = (0..image.width())
+        .filter(|&x| image.get_pixel(x, bottom).0 == [0, 0, 0])
+        .count();
+    assert!(inked > 500, "{inked} inked pixels in the bottom row");
+}
+
+/// Fuzz finding F14 (fuzz/RUNS.md): an Observation of many short leads (here 5 components of
+/// 16 dimensions, 80 leads of two samples). Each lead is a strip 30 mm high on the page: 160,000
+/// of them in a 1.2 MB Observation made a PNG of 5.4 GB (and a body of the server's 16 MB one
+/// of some 70 GB). A recording has at most 64 leads, as a DICOM waveform has channels.
+#[test]
+fn fuzz_finding_f14_an_observation_of_more_than_64_leads_is_refused() {
+    let mut observation: Value =
+        serde_json::from_slice(&corpus("regressions/fuzz_F14_many_leads.json")).unwrap();
+    match ecg::from_observation(&observation) {
+        Err(imaging::ImagingError::BadRequest(reason)) => {
+            assert!(reason.contains("64 leads"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    observation["component"].as_array_mut().unwrap().truncate(4);
+    let tracing = ecg::from_observation(&observation).unwrap();
+    assert_eq!(tracing.leads.len(), ecg::MAX_LEADS);
+    assert_eq!(ecg::paper::layout(&tracing).strips.len(), 64);
+}

@@ -237,3 +237,20 @@ fn fuzz_finding_f11_a_meta_group_length_that_disagrees_is_refused() {
         refusal.reason
     );
 }
+
+/// Fuzz finding F12 (fuzz/RUNS.md): a part whose data set fails the length walk is tried as
+/// implicit VR written under an explicit syntax, and that try read the meta group's transfer
+/// syntax with dicom-object's meta reader, which allocates each element's declared length
+/// before reading it: 2.7 GB for this 400-byte part (a Media Storage SOP Instance UID whose
+/// VR bytes are `U\0`, read with a length of 0xA6FF88FF). The meta group is now walked first.
+/// The allocation itself cannot be seen from here (the read was refused before the fix too,
+/// a second and a half and 2.7 GB later), so the walk that prevents it is checked.
+#[test]
+fn fuzz_finding_f12_the_meta_group_is_walked_before_its_reader_reads_it() {
+    let part = corpus("regressions/fuzz_F12_meta_length.dcm");
+    let why = imaging::lengths::check_meta(&part).unwrap_err();
+    assert!(why.contains("value representation"), "{why}");
+    let refusal = part10::read(&part).unwrap_err();
+    assert_eq!(refusal.code, CANNOT_UNDERSTAND, "{}", refusal.reason);
+    assert!(imaging::lengths::check_meta(&corpus("CT_small.dcm")).is_ok());
+}

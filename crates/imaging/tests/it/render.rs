@@ -311,3 +311,28 @@ fn fuzz_finding_f10_pixel_attributes_out_of_range_are_refused() {
         other => panic!("{:?}", other.map(|b| b.len())),
     }
 }
+
+/// Fuzz finding F15 (fuzz/RUNS.md): Rows, Columns and Samples per Pixel written as UL
+/// (0xFFFFFFFF, 0xFFFFFFFF and 3) instead of US. A frame's size in bits overflowed a u64 in
+/// the frame cutter and its count of samples in the renderer: a panic where arithmetic is
+/// checked (tests, the fuzz build), a wrapped size where it is not. Both refuse it now.
+#[test]
+fn fuzz_finding_f15_sizes_beyond_a_u64_are_refused() {
+    let instance = imaging::part10::read(&corpus("regressions/fuzz_F15_sizes_ul.dcm")).unwrap();
+    assert!(matches!(
+        frame(&instance.file, 1),
+        Err(ImagingError::Unrenderable(_))
+    ));
+    let rendering = Rendering {
+        frame: 1,
+        window: None,
+        format: Format::Png,
+        viewport: Some((64, 64)),
+    };
+    match render::render(&instance.file, &rendering) {
+        Err(ImagingError::Unrenderable(reason)) => {
+            assert!(reason.contains("is not rendered"), "{reason}")
+        }
+        other => panic!("{:?}", other.map(|b| b.len())),
+    }
+}
