@@ -22,7 +22,7 @@ pub fn frames(file: &[u8], numbers: &[u32]) -> Result<Vec<Vec<u8>>, ImagingError
         .collect()
 }
 
-fn frame_of(
+pub(crate) fn frame_of(
     object: &dicom_object::DefaultDicomObject,
     number: u32,
 ) -> Result<Vec<u8>, ImagingError> {

@@ -351,6 +351,75 @@ fn decoded_image(
     .map_err(|_| unrenderable("its pixel data cannot be decoded".into()))?
 }
 
+/// Explicit VR little endian, the syntax frames are transcoded to (PS3.18's default).
+pub const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
+
+/// Frames `numbers` (from 1) of a stored file as native little-endian samples, the bytes a
+/// frame has in explicit VR little endian (WADO-RS frames transcoded, PS3.18 8.7.3.5): an
+/// uncompressed frame as it is, a compressed one decoded by the decoders `render` uses. A
+/// colour frame a JPEG decoder converted is RGB, whatever the instance's photometric
+/// interpretation says.
+pub fn native_frames(file: &[u8], numbers: &[u32]) -> Result<Vec<Vec<u8>>, ImagingError> {
+    let object = part10::parse(file).map_err(|r| ImagingError::BadRequest(r.reason))?;
+    let syntax = object
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_owned();
+    let encapsulated = matches!(
+        object
+            .get(dicom_dictionary_std::tags::PIXEL_DATA)
+            .map(|e| e.value()),
+        Some(DicomValue::PixelSequence(_))
+    );
+    if !encapsulated {
+        return crate::frames::frames(file, numbers);
+    }
+    let stored = object
+        .get(dicom_dictionary_std::tags::BITS_STORED)
+        .and_then(|e| e.to_int::<u32>().ok())
+        .unwrap_or(8);
+    let ours = [
+        RLE_LOSSLESS,
+        JPEG_LS_LOSSLESS,
+        JPEG_LS_NEAR_LOSSLESS,
+        DEFLATED_FRAMES,
+    ]
+    .contains(&syntax.as_str())
+        || (syntax == JPEG_EXTENDED && stored > 8);
+    numbers
+        .iter()
+        .map(|number| {
+            let frames = object
+                .get(dicom_dictionary_std::tags::NUMBER_OF_FRAMES)
+                .and_then(|e| e.to_int::<u32>().ok())
+                .unwrap_or(1)
+                .max(1);
+            if *number == 0 || *number > frames {
+                return Err(ImagingError::NotFound(format!(
+                    "the instance has frames 1 to {frames}, not {number}"
+                )));
+            }
+            if ours {
+                let native = native_frame(&object, *number, &syntax)?;
+                return crate::frames::frame_of(&native, 1);
+            }
+            let index = number - 1;
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                object
+                    .decode_pixel_data_frame(index)
+                    .map(|decoded| decoded.data().to_vec())
+                    .map_err(|e| {
+                        ImagingError::Unrenderable(format!(
+                            "frame {number} cannot be decoded to transcode it: {e}"
+                        ))
+                    })
+            }))
+            .map_err(|_| ImagingError::Unrenderable(format!("frame {number} cannot be decoded")))?
+        })
+        .collect()
+}
+
 /// An ECG instance's tracing on ECG paper, with its measurements in the caption; frame 1 is
 /// the whole page, and a viewport is not applied (the paper's scale is the point).
 fn tracing(

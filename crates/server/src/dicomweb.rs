@@ -835,6 +835,78 @@ async fn frames(State(state): State<AppState>, address: Address, request: Reques
     }
 }
 
+/// How frames are asked for (PS3.18 8.7.3.5): as JPEG images, or in a transfer syntax (none
+/// named is explicit VR little endian, `*` is the stored one).
+enum FramesAs {
+    Jpeg,
+    Syntax(Option<String>),
+}
+
+/// The first media range of `accept` that asks for frames.
+fn frames_as(accept: &str) -> FramesAs {
+    for range in accept.split(',') {
+        let kind = multipart::media_type(range);
+        let inner = multipart::parameter(range, "type").map(|t| t.to_ascii_lowercase());
+        match (kind.as_str(), inner.as_deref()) {
+            ("image/jpeg", _) | ("multipart/related", Some("image/jpeg")) => return FramesAs::Jpeg,
+            ("multipart/related" | "application/octet-stream" | "*/*" | "multipart/*", _) => {
+                return FramesAs::Syntax(multipart::parameter(range, "transfer-syntax"));
+            }
+            _ => {}
+        }
+    }
+    FramesAs::Syntax(None)
+}
+
+/// Frames `numbers` of a stored file as asked: in the stored syntax, transcoded to explicit VR
+/// little endian, or as JPEG images of their own size; another syntax is not acceptable.
+fn frames_in(
+    file: &[u8],
+    numbers: &[u32],
+    stored: &str,
+    asked: &FramesAs,
+) -> Result<Vec<(String, Vec<u8>)>, ImagingError> {
+    use imaging::render::{self, EXPLICIT_VR_LITTLE_ENDIAN};
+    let (syntax, frames) = match asked {
+        FramesAs::Jpeg => {
+            return numbers
+                .iter()
+                .map(|n| {
+                    let rendering = render::Rendering {
+                        frame: *n,
+                        window: None,
+                        format: render::Format::Jpeg { quality: 90 },
+                        viewport: None,
+                    };
+                    Ok(("image/jpeg".to_owned(), render::render(file, &rendering)?))
+                })
+                .collect();
+        }
+        FramesAs::Syntax(Some(wanted)) if wanted == "*" || wanted == stored => {
+            (stored, imaging::frames::frames(file, numbers)?)
+        }
+        FramesAs::Syntax(None) => (
+            EXPLICIT_VR_LITTLE_ENDIAN,
+            render::native_frames(file, numbers)?,
+        ),
+        FramesAs::Syntax(Some(wanted)) if wanted == EXPLICIT_VR_LITTLE_ENDIAN => (
+            EXPLICIT_VR_LITTLE_ENDIAN,
+            render::native_frames(file, numbers)?,
+        ),
+        FramesAs::Syntax(Some(wanted)) => {
+            return Err(ImagingError::Unrenderable(format!(
+                "frames are served in their stored syntax {stored} or transcoded to explicit VR \
+                 little endian ({EXPLICIT_VR_LITTLE_ENDIAN}), not {wanted}"
+            )));
+        }
+    };
+    let media_type = format!("application/octet-stream; transfer-syntax={syntax}");
+    Ok(frames
+        .into_iter()
+        .map(|bytes| (media_type.clone(), bytes))
+        .collect())
+}
+
 async fn picture(
     state: AppState,
     study: String,
@@ -876,6 +948,11 @@ async fn picture(
         .transpose()
         .map_err(from_imaging)?;
         let frames_asked = matches!(picture, Picture::Frames(_) | Picture::Bulk(_));
+        let frames_as = frames_as(&accept);
+        let part_type = match frames_as {
+            FramesAs::Jpeg if matches!(picture, Picture::Frames(_)) => "image/jpeg",
+            _ => "application/octet-stream",
+        };
         let mut parts = located(
             &state,
             &caller,
@@ -893,14 +970,7 @@ async fn picture(
                         imaging::render::render(&file, rendering)?,
                     )],
                     (Picture::Frames(numbers), None) => {
-                        let media_type = format!(
-                            "application/octet-stream; transfer-syntax={}",
-                            chosen.object.transfer_syntax
-                        );
-                        imaging::frames::frames(&file, numbers)?
-                            .into_iter()
-                            .map(|bytes| (media_type.clone(), bytes))
-                            .collect()
+                        frames_in(&file, numbers, &chosen.object.transfer_syntax, &frames_as)?
                     }
                     (Picture::Bulk(path), None) => {
                         let (parts, encapsulated) = imaging::frames::bulk(&file, path)?;
@@ -926,7 +996,7 @@ async fn picture(
             let (media_type, bytes) = parts.remove(0);
             return Ok(typed(bytes, &media_type));
         }
-        Ok(multipart_response("application/octet-stream", &parts))
+        Ok(multipart_response(part_type, &parts))
     }
     .await
     .unwrap_or_else(|response| response);

@@ -94,6 +94,7 @@ def storable(path):
 
 
 rendered = {"ok": 0, "failed": 0, "known": 0}
+frames_checked = {"explicit": 0, "jpeg": 0}
 UNRENDERABLE = set()
 
 
@@ -124,18 +125,38 @@ def render(base, token, name, ds, study, series, sop):
     if thumbnail is None or thumbnail.format != "PNG" or max(thumbnail.size) > 128:
         problem(f"{name}: thumbnail {status} {getattr(thumbnail, 'size', None)}")
     syntax = ds.file_meta.get("TransferSyntaxUID")
-    try:
-        native = syntax is not None and not syntax.is_compressed
-    except ValueError:
-        native = False
-    if native and ds.BitsAllocated >= 8:
+    if ds.BitsAllocated >= 8:
+        # Frames asked for without a transfer syntax come in explicit VR little endian (PS3.18's
+        # default): a compressed frame transcoded, an uncompressed one as it is.
         status, headers, body = http("GET", instance + "/frames/1", token,
                                      headers={"Accept": "multipart/related; type=application/octet-stream"})
         size = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * int(ds.BitsAllocated) // 8
         if ds.get("PhotometricInterpretation") == "YBR_FULL_422":
             size = size * 2 // 3
-        if status != 200 or f"transfer-syntax={syntax}" not in body.decode("latin-1")[:400] or len(body) < size:
-            problem(f"{name}: frame 1 {status}, {len(body)} bytes for a frame of {size}")
+        if status != 200 or "transfer-syntax=1.2.840.10008.1.2.1\r" not in body.decode("latin-1")[:400] \
+                or len(body) < size:
+            problem(f"{name} ({syntax}): frame 1 {status}, {len(body)} bytes for a frame of {size}: {body[:200]!r}")
+        else:
+            frames_checked["explicit"] += 1
+        # A syntax the archive neither stores nor transcodes to is not acceptable.
+        if syntax != "1.2.840.10008.1.2.4.80":
+            status, _, body = http("GET", instance + "/frames/1", token, headers={
+                "Accept": "multipart/related; type=application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.80"})
+            if status != 406 or not body:
+                problem(f"{name}: frame 1 in JPEG-LS it does not transcode to: {status}")
+        # In the stored syntax when asked with `*`.
+        status, _, body = http("GET", instance + "/frames/1", token, headers={
+            "Accept": "multipart/related; type=application/octet-stream; transfer-syntax=*"})
+        # (A bare data set has no syntax of its own for pydicom to tell: the archive names one.)
+        label = f"transfer-syntax={syntax}" if syntax else "transfer-syntax="
+        if status != 200 or label not in body.decode("latin-1")[:400]:
+            problem(f"{name}: frame 1 in its stored syntax {status}")
+    # As a JPEG image when asked so.
+    status, _, body = http("GET", instance + "/frames/1", token, headers={"Accept": 'multipart/related; type="image/jpeg"'})
+    if status != 200 or b"Content-Type: image/jpeg" not in body[:300] or b"\xff\xd8\xff" not in body[:600]:
+        problem(f"{name}: frame 1 as JPEG {status} {body[:200]!r}")
+    else:
+        frames_checked["jpeg"] += 1
 
 
 ECG_CLASSES = {"1.2.840.10008.5.1.4.1.1.9.1.1", "1.2.840.10008.5.1.4.1.1.9.1.2", "1.2.840.10008.5.1.4.1.1.9.1.3"}
@@ -468,6 +489,7 @@ def main():
           f"studies={len(studies)} found={found} retrieved_identical={retrieved} "
           f"rendered={rendered['ok']} known_unrenderable={rendered['known']} unrendered={rendered['failed']} "
           f"ecgs_measured={ecgs['measured']} kiosk_ecgs={int('kiosk' in ecgs)} bulk_followed={bulk['followed']} "
+          f"frames_explicit={frames_checked['explicit']} frames_jpeg={frames_checked['jpeg']} "
           f"problems={len(problems)}")
     sys.exit(1 if problems else 0)
 

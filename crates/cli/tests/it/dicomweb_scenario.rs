@@ -64,9 +64,12 @@ fn standard_dicomweb_clients_store_find_and_retrieve_through_the_record() {
         );
         assert!(warnings.is_empty(), "{backend:?}: {warnings:#?}");
         // The vendored 12-lead ECG was drawn and measured, not passed over, and the pixel data
-        // of each of the 15 stored images was reached by its BulkDataURI.
+        // of each of the 15 stored images was reached by its BulkDataURI; frames came
+        // transcoded to explicit VR little endian (the 12 images of 8 bits or more) and as JPEG.
         assert!(
-            stdout.contains("ecgs_measured=1 kiosk_ecgs=1 bulk_followed=15 "),
+            stdout.contains(
+                "ecgs_measured=1 kiosk_ecgs=1 bulk_followed=15 frames_explicit=12 frames_jpeg=15 "
+            ),
             "{backend:?}: {stdout}"
         );
         println!("{backend:?}: {stdout}");
