@@ -197,17 +197,7 @@ pub fn render(file: &[u8], rendering: &Rendering) -> Result<Vec<u8>, ImagingErro
         .transfer_syntax()
         .trim_end_matches('\0')
         .to_owned();
-    // 12-bit lossy JPEG too (`jpeg12`): the JPEG decoder dicom-pixeldata uses takes 8 bits only.
-    let twelve_bit_jpeg = syntax == JPEG_EXTENDED && stored > 8;
-    let (object, frame_index) = if twelve_bit_jpeg
-        || [
-            RLE_LOSSLESS,
-            JPEG_LS_LOSSLESS,
-            JPEG_LS_NEAR_LOSSLESS,
-            DEFLATED_FRAMES,
-        ]
-        .contains(&syntax.as_str())
-    {
+    let (object, frame_index) = if decoded_here(&syntax, stored as u32) {
         (native_frame(&object, rendering.frame, &syntax)?, 0)
     } else {
         (object, rendering.frame - 1)
@@ -351,6 +341,20 @@ fn decoded_image(
     .map_err(|_| unrenderable("its pixel data cannot be decoded".into()))?
 }
 
+/// Whether frames of `syntax` (of `stored` bits) are decoded by our own decoders (RLE,
+/// JPEG-LS, deflated frames, and 12-bit lossy JPEG, which the JPEG decoder dicom-pixeldata
+/// uses refuses) into a native frame, rather than by dicom-pixeldata.
+fn decoded_here(syntax: &str, stored: u32) -> bool {
+    [
+        RLE_LOSSLESS,
+        JPEG_LS_LOSSLESS,
+        JPEG_LS_NEAR_LOSSLESS,
+        DEFLATED_FRAMES,
+    ]
+    .contains(&syntax)
+        || (syntax == JPEG_EXTENDED && stored > 8)
+}
+
 /// Explicit VR little endian, the syntax frames are transcoded to (PS3.18's default).
 pub const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
 
@@ -379,14 +383,7 @@ pub fn native_frames(file: &[u8], numbers: &[u32]) -> Result<Vec<Vec<u8>>, Imagi
         .get(dicom_dictionary_std::tags::BITS_STORED)
         .and_then(|e| e.to_int::<u32>().ok())
         .unwrap_or(8);
-    let ours = [
-        RLE_LOSSLESS,
-        JPEG_LS_LOSSLESS,
-        JPEG_LS_NEAR_LOSSLESS,
-        DEFLATED_FRAMES,
-    ]
-    .contains(&syntax.as_str())
-        || (syntax == JPEG_EXTENDED && stored > 8);
+    let ours = decoded_here(&syntax, stored);
     numbers
         .iter()
         .map(|number| {
@@ -564,19 +561,30 @@ fn jpeg12_frame(
     let image = crate::jpeg12::decode(codestream).map_err(|e| {
         ImagingError::Unrenderable(format!("its JPEG frame cannot be decoded: {e}"))
     })?;
-    if (
-        image.height as usize,
-        image.width as usize,
-        usize::from(image.components),
-    ) != (rows, columns, samples)
-        || samples != 1
-    {
+    if samples != 1 {
         return Err(ImagingError::Unrenderable(format!(
-            "its JPEG frame is {}×{}×{}, not the {rows}×{columns}×{samples} grey frame it declares",
-            image.height, image.width, image.components
+            "its 12-bit JPEG frames are of {samples} samples, not grey"
         )));
     }
+    let decoded = (image.height, image.width, image.components);
+    declared("JPEG", decoded, (rows, columns, samples))?;
     Ok(native_samples(&image.samples, bits))
+}
+
+/// Refuses a decoded `codec` frame of (rows, columns, components) `decoded` that is not the
+/// frame the data set `declares`.
+fn declared(
+    codec: &str,
+    (height, width, components): (u32, u32, u8),
+    (rows, columns, samples): (usize, usize, usize),
+) -> Result<(), ImagingError> {
+    if (height as usize, width as usize, usize::from(components)) == (rows, columns, samples) {
+        return Ok(());
+    }
+    Err(ImagingError::Unrenderable(format!(
+        "its {codec} frame is {height}×{width}×{components}, not the \
+         {rows}×{columns}×{samples} it declares"
+    )))
 }
 
 /// Decoded samples as native little-endian bytes of `bits` allocated.
@@ -600,17 +608,8 @@ fn jpeg_ls_frame(
     let image = crate::jpegls::decode(codestream).map_err(|e| {
         ImagingError::Unrenderable(format!("its JPEG-LS frame cannot be decoded: {e}"))
     })?;
-    if (
-        image.height as usize,
-        image.width as usize,
-        usize::from(image.components),
-    ) != (rows, columns, samples)
-    {
-        return Err(ImagingError::Unrenderable(format!(
-            "its JPEG-LS frame is {}×{}×{}, not the {rows}×{columns}×{samples} it declares",
-            image.height, image.width, image.components
-        )));
-    }
+    let decoded = (image.height, image.width, image.components);
+    declared("JPEG-LS", decoded, (rows, columns, samples))?;
     Ok(native_samples(&image.samples, bits))
 }
 

@@ -292,15 +292,7 @@ pub fn raster(
             (8.0, *y),
             (9.0, *y),
         ];
-        for pair in pulse.windows(2) {
-            line(
-                &mut image,
-                px(pair[0].0),
-                px(pair[0].1),
-                px(pair[1].0),
-                px(pair[1].1),
-            );
-        }
+        polyline(&mut image, &pulse, scale);
     }
     let glyph = (scale / 4.0).round().max(1.0) as u32;
     for strip in &sheet.strips {
@@ -312,16 +304,7 @@ pub fn raster(
             name,
             glyph,
         );
-        let points = points(tracing, strip);
-        for pair in points.windows(2) {
-            line(
-                &mut image,
-                px(pair[0].0),
-                px(pair[0].1),
-                px(pair[1].0),
-                px(pair[1].1),
-            );
-        }
+        polyline(&mut image, &points(tracing, strip), scale);
     }
     text(
         &mut image,
@@ -340,6 +323,20 @@ const INK: Rgb<u8> = Rgb([0, 0, 0]);
 fn put(image: &mut RgbImage, x: u32, y: u32, colour: Rgb<u8>) {
     if x < image.width() && y < image.height() {
         image.put_pixel(x, y, colour);
+    }
+}
+
+/// Joins `points` (in mm) with lines, at `scale` pixels a millimetre.
+fn polyline(image: &mut RgbImage, points: &[(f64, f64)], scale: f64) {
+    for pair in points.windows(2) {
+        let (from, to) = (pair[0], pair[1]);
+        line(
+            image,
+            from.0 * scale,
+            from.1 * scale,
+            to.0 * scale,
+            to.1 * scale,
+        );
     }
 }
 
