@@ -52,11 +52,7 @@ fn standard_dicomweb_clients_store_find_and_retrieve_through_the_record() {
             .output()
             .expect("python runs");
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let warnings: Vec<String> = serving
-            .log
-            .try_iter()
-            .filter(|line| line.contains("ERROR"))
-            .collect();
+        let warnings = serving.errors_logged();
         assert!(
             output.status.success(),
             "{backend:?}: dicomweb_check.py failed:\n{stdout}\n{}\nserver errors: {warnings:#?}",

@@ -33,6 +33,16 @@ pub struct Serving {
     _database: Option<test_support::TestDatabase>,
 }
 
+impl Serving {
+    /// The lines the server has logged at ERROR since they were last read.
+    pub fn errors_logged(&self) -> Vec<String> {
+        self.log
+            .try_iter()
+            .filter(|line| line.contains("ERROR"))
+            .collect()
+    }
+}
+
 impl Drop for Serving {
     fn drop(&mut self) {
         let _ = self.child.kill();

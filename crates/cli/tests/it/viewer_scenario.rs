@@ -276,11 +276,7 @@ fn the_viewer_signs_in_and_shows_images_measurements_and_ecgs_in_a_browser() {
         .env_remove("HTTP_PROXY")
         .output()
         .expect("node runs");
-    let errors: Vec<String> = serving
-        .log
-        .try_iter()
-        .filter(|line| line.contains("ERROR"))
-        .collect();
+    let errors = serving.errors_logged();
     assert!(
         output.status.success(),
         "viewer_check.mjs failed:\n{}\n{}\nserver errors: {errors:#?}",
