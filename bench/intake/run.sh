@@ -61,6 +61,8 @@ for n in $(seq 1 "$kiosks"); do
     secret="$(call POST "Device/$device/\$issue-secret" '{"resourceType":"Parameters"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["parameter"][0]["valueString"])')"
     echo "$device $secret" >> "$work/intake-devices.txt"
 done
+# The seeded store's matching model, estimated now rather than by the schedule during the run.
+call POST 'Person/$estimate-model' '{"resourceType":"Parameters"}' > /dev/null
 before="$(call GET "Observation?_summary=count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')"
 "$target/intake-bench" 127.0.0.1:1883 "$work/intake-devices.txt" "$work/intake-residents.txt" \
     "${BENCH_READINGS:-100000}" "${BENCH_PER_UPLOAD:-50}"
