@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use serde_json::Value;
 
 use crate::compare::{compare_items, items_equal};
-use crate::compile::{Call, Op, build_regex};
+use crate::compile::{Call, Op, TypeSpec, build_regex};
 use crate::convert::{boundary, convert};
 use crate::datetime::Temporal;
 use crate::decimal::Decimal;
@@ -449,7 +449,44 @@ impl<'e, 'a> Evaluator<'e, 'a> {
             HtmlChecks => Ok(Collection::boolean(true)),
             // Subsumption needs a terminology server; unknown without one.
             Subsumes | SubsumedBy => Ok(Collection::new()),
+            // SQL on FHIR's row keys: a resource's key is its id and a reference's key the id
+            // it names, so that the two compare equal and join without a look-up. Keys of
+            // different types may be equal; a view's table holds one type.
+            GetResourceKey => Ok(input
+                .iter()
+                .filter(|item| item.type_kind() == Some(fhir_model::TypeKind::Resource))
+                .filter_map(|item| item.json()?.get("id")?.as_str())
+                .map(Item::borrowed_string)
+                .collect()),
+            GetReferenceKey => self.reference_keys(input, call),
         }
+    }
+
+    /// `getReferenceKey([type])`: the key of each literal reference (`Patient/1`, absolute,
+    /// versioned) of that type, if a type is given; nothing for the references it cannot
+    /// follow (contained, conditional, logical), as SQL on FHIR requires.
+    fn reference_keys(&self, input: &Collection<'a>, call: &Call) -> Result<Collection<'a>> {
+        let wanted = match &call.type_arg {
+            None => None,
+            Some(TypeSpec::Fhir(ty)) => Some(&*ty.name),
+            Some(TypeSpec::Unknown(name)) => return invalid(format!("unknown type {name}")),
+            // A System type (or one that does not exist) is never a resource's.
+            Some(_) => return Ok(Collection::new()),
+        };
+        let mut out = Collection::new();
+        for item in input {
+            let reference = item
+                .json()
+                .and_then(|json| json.get("reference"))
+                .and_then(Value::as_str);
+            let Some((type_name, id)) = reference.and_then(crate::eval::reference_parts) else {
+                continue;
+            };
+            if wanted.is_none_or(|wanted| model().is_subtype(type_name, wanted)) {
+                out.push(Item::borrowed_string(id));
+            }
+        }
+        Ok(out)
     }
 
     fn now(&self) -> Temporal {
@@ -1018,7 +1055,7 @@ impl<'e, 'a> Evaluator<'e, 'a> {
     }
 }
 
-fn type_arg(call: &Call) -> Result<&crate::compile::TypeSpec> {
+fn type_arg(call: &Call) -> Result<&TypeSpec> {
     match &call.type_arg {
         Some(spec) => Ok(spec),
         None => invalid("a type name is required"),

@@ -738,7 +738,7 @@ fn result_type(
         }
         Count | IndexOf | Length | Precision => StaticType::system(SystemType::Integer),
         ToString | Substring | Upper | Lower | Replace | ReplaceMatches | ToChars | Trim
-        | Split | Join | Encode | Decode | Escape | Unescape => {
+        | Split | Join | Encode | Decode | Escape | Unescape | GetResourceKey | GetReferenceKey => {
             StaticType::system(SystemType::String)
         }
         Where | Distinct | Single | First | Last | Tail | Skip | Take | Intersect | Exclude

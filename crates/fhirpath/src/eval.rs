@@ -574,6 +574,12 @@ fn add_duration(value: Temporal, duration: &Quantity, subtract: bool) -> Result<
 /// The resource type named by a reference (`Patient/123`, `http://x/fhir/Patient/123`,
 /// `Patient/123/_history/2`), if any.
 pub(crate) fn reference_type(reference: &str) -> Option<&'static str> {
+    reference_parts(reference).map(|(type_name, _)| type_name)
+}
+
+/// The resource type and id a literal reference names, in the same forms as
+/// [`reference_type`]; `None` for a contained (`#id`), conditional or logical reference.
+pub(crate) fn reference_parts(reference: &str) -> Option<(&'static str, &str)> {
     let path = reference.split(['?', '#']).next().unwrap_or(reference);
     let mut parts = path.rsplit('/');
     let mut id = parts.next()?;
@@ -585,5 +591,5 @@ pub(crate) fn reference_type(reference: &str) -> Option<&'static str> {
     if id.is_empty() || !model().is_resource_type(type_name) {
         return None;
     }
-    model().type_def(type_name).map(|t| &*t.name)
+    model().type_def(type_name).map(|t| (&*t.name, id))
 }

@@ -115,6 +115,9 @@ pub(crate) enum Function {
     HtmlChecks,
     Subsumes,
     SubsumedBy,
+    // SQL on FHIR additions (its view runners' required functions)
+    GetResourceKey,
+    GetReferenceKey,
 }
 
 /// How a function's arguments are evaluated.
@@ -165,6 +168,18 @@ const fn typed(name: &'static str, function: Function) -> Signature {
         name,
         function,
         min: 1,
+        max: 1,
+        arguments: Arguments::TypeName,
+        string_input: false,
+    }
+}
+
+/// A function whose only argument, optional, is a type name (`getReferenceKey([type])`).
+const fn optionally_typed(name: &'static str, function: Function) -> Signature {
+    Signature {
+        name,
+        function,
+        min: 0,
         max: 1,
         arguments: Arguments::TypeName,
         string_input: false,
@@ -286,6 +301,8 @@ pub(crate) const SIGNATURES: &[Signature] = &[
     sig("htmlChecks2", Function::HtmlChecks, 0, 0),
     sig("subsumes", Function::Subsumes, 1, 1),
     sig("subsumedBy", Function::SubsumedBy, 1, 1),
+    sig("getResourceKey", Function::GetResourceKey, 0, 0),
+    optionally_typed("getReferenceKey", Function::GetReferenceKey),
 ];
 
 pub(crate) fn signature(name: &str) -> Option<&'static Signature> {

@@ -160,3 +160,47 @@ fn as_filters_collections_as_r4_dom_3_needs() {
         ("(1 | 'a' | 2).as(Integer)", Value::Null, json!([1, 2])),
     ]);
 }
+
+#[test]
+fn sql_on_fhir_keys_join_a_reference_to_the_resource_it_names() {
+    let patient = json!({"resourceType": "Patient", "id": "p1", "link": [
+        {"other": {"reference": "Patient/p1"}},
+        {"other": {"reference": "http://example.org/fhir/Patient/p2/_history/3"}},
+        {"other": {"reference": "Organization/o1"}},
+        {"other": {"reference": "#contained"}},
+        {"other": {"reference": "Patient?identifier=x"}},
+        {"other": {"identifier": {"value": "logical"}}}]});
+    check(&[
+        ("getResourceKey()", patient.clone(), json!(["p1"])),
+        ("name.getResourceKey()", patient.clone(), json!([])),
+        (
+            "link.other.getReferenceKey()",
+            patient.clone(),
+            json!(["p1", "p2", "o1"]),
+        ),
+        (
+            "link.other.getReferenceKey(Patient)",
+            patient.clone(),
+            json!(["p1", "p2"]),
+        ),
+        (
+            "link.other.getReferenceKey(Observation)",
+            patient.clone(),
+            json!([]),
+        ),
+        (
+            "getResourceKey() = link.other.first().getReferenceKey()",
+            patient.clone(),
+            json!([true]),
+        ),
+        ("{}.getReferenceKey(Patient)", patient.clone(), json!([])),
+    ]);
+    assert!(
+        fhirpath::compile("link.other.getReferenceKey(NoSuchType)")
+            .unwrap()
+            .evaluate(&patient, &Environment::new())
+            .is_err(),
+        "an unknown type is an error, as for ofType()"
+    );
+    assert!(fhirpath::compile("getReferenceKey(Patient, Patient)").is_err());
+}
