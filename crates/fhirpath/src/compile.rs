@@ -3,6 +3,7 @@
 //! types of paths inferred against the R4 model, so that a misspelt element or a string
 //! function applied to an `Identifier` is rejected before any resource is seen.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use fhir_model::{TypeDef, TypeKind};
@@ -164,6 +165,16 @@ pub(crate) struct Compiler<'s> {
     source: &'s str,
     options: &'s CompileOptions,
     context: Option<&'static TypeDef>,
+    /// The user variables (`%name`) the expression refers to, in order of first mention.
+    variables: RefCell<Vec<Box<str>>>,
+}
+
+/// What compiling an expression found: the evaluable tree, what it is known to produce, and
+/// the user variables it needs.
+pub(crate) struct Compiled {
+    pub op: Op,
+    pub result: StaticType,
+    pub variables: Vec<Box<str>>,
 }
 
 /// The compile-time picture of `$this`.
@@ -178,7 +189,7 @@ pub(crate) fn compile(
     source: &str,
     syntax: &Syntax,
     options: &CompileOptions,
-) -> Result<(Op, StaticType), ParseError> {
+) -> Result<Compiled, ParseError> {
     let context = match &options.context_type {
         Some(name) => Some(model().type_def(name).ok_or_else(|| {
             ParseError::semantic(source, 0, format!("unknown context type {name}"))
@@ -189,18 +200,24 @@ pub(crate) fn compile(
         source,
         options,
         context,
+        variables: RefCell::new(Vec::new()),
     };
     let this = match context {
         Some(t) => StaticType::Of(vec![TypeRef::Fhir(t)]),
         None => StaticType::Any,
     };
-    compiler.compile(
+    let (op, result) = compiler.compile(
         syntax,
         &Scope {
             this,
             at_root: true,
         },
-    )
+    )?;
+    Ok(Compiled {
+        op,
+        result,
+        variables: compiler.variables.into_inner(),
+    })
 }
 
 impl Compiler<'_> {
@@ -389,6 +406,10 @@ impl Compiler<'_> {
                 } else if let Some(rest) = name.strip_prefix("ext-") {
                     string(format!("http://hl7.org/fhir/StructureDefinition/{rest}"))
                 } else {
+                    let mut variables = self.variables.borrow_mut();
+                    if !variables.iter().any(|known| &**known == name) {
+                        variables.push(name.into());
+                    }
                     (Op::Variable(Variable::Named(name.into())), StaticType::Any)
                 }
             }
@@ -671,6 +692,25 @@ impl Compiler<'_> {
             regex,
         };
         Ok((Op::Call(Box::new(call)), result))
+    }
+}
+
+impl StaticType {
+    /// The names of the possible types (`HumanName`, `code`, `Patient.contact`,
+    /// `System.Boolean`); `None` when they are not known.
+    pub(crate) fn names(&self) -> Option<Vec<&'static str>> {
+        match self {
+            StaticType::Any => None,
+            StaticType::Of(types) => Some(
+                types
+                    .iter()
+                    .map(|t| match t {
+                        TypeRef::Fhir(t) => &*t.name,
+                        TypeRef::System(s) => s.qualified_name(),
+                    })
+                    .collect(),
+            ),
+        }
     }
 }
 

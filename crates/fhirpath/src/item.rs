@@ -86,6 +86,20 @@ impl SystemType {
         }
     }
 
+    /// The name with its namespace, as [`Item::type_name`] spells computed values' types.
+    pub(crate) fn qualified_name(self) -> &'static str {
+        match self {
+            SystemType::Boolean => "System.Boolean",
+            SystemType::Integer => "System.Integer",
+            SystemType::Decimal => "System.Decimal",
+            SystemType::String => "System.String",
+            SystemType::Date => "System.Date",
+            SystemType::DateTime => "System.DateTime",
+            SystemType::Time => "System.Time",
+            SystemType::Quantity => "System.Quantity",
+        }
+    }
+
     pub(crate) fn by_name(name: &str) -> Option<SystemType> {
         Some(match name {
             "Boolean" => SystemType::Boolean,
@@ -203,6 +217,14 @@ impl<'a> Item<'a> {
     /// A resource (or any JSON object with a `resourceType`) as an item of its type.
     pub fn resource(value: &'a Value) -> Item<'a> {
         crate::navigate::resource_item(value)
+    }
+
+    /// JSON as an element of the named FHIR type (`dateTime`, `code`, `HumanName`...), as if
+    /// it had been found in a resource: for typed variables, such as constants that must
+    /// compare as dates rather than strings. `None` when the R4 model has no such type.
+    pub fn of_fhir_type(value: &'a Value, type_name: &str) -> Option<Item<'a>> {
+        let ty = crate::navigate::model().type_def(type_name)?;
+        Some(Item::node(Some(value), None, Some(ty)))
     }
 
     pub(crate) fn node(

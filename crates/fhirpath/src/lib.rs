@@ -31,6 +31,10 @@
 //!   finds contained resources and Bundle entries and turns `Type/id` into a typed placeholder
 //!   (so `subject.where(resolve() is Patient)` works without I/O); `memberOf()` uses the value
 //!   sets vendored in `fhir-model`; `conformsTo()` knows the core profiles.
+//! - SQL on FHIR's `getResourceKey()` and `getReferenceKey([type])` are built in, for its
+//!   views: a resource's key is its `id`, a literal reference's key the id it names.
+//! - [`Expression::result_types`] and [`Expression::variables`] say what a compiled
+//!   expression produces and which user variables it needs, before it is evaluated.
 //!
 //! Readings worth knowing: `x as T` and `x.as(T)` filter a collection like `ofType(T)`, as
 //! R4's own definitions need (the search parameter `Observation.component.value as Quantity`
@@ -77,6 +81,8 @@ pub struct Expression(Arc<Compiled>);
 struct Compiled {
     source: Box<str>,
     op: compile::Op,
+    result: compile::StaticType,
+    variables: Box<[Box<str>]>,
 }
 
 impl std::fmt::Debug for Expression {
@@ -94,10 +100,12 @@ pub fn compile(source: &str) -> Result<Expression, ParseError> {
 /// paths against the model).
 pub fn compile_with(source: &str, options: &CompileOptions) -> Result<Expression, ParseError> {
     let syntax = parser::parse(source)?;
-    let (op, _) = compile::compile(source, &syntax, options)?;
+    let compiled = compile::compile(source, &syntax, options)?;
     Ok(Expression(Arc::new(Compiled {
         source: source.into(),
-        op,
+        op: compiled.op,
+        result: compiled.result,
+        variables: compiled.variables.into(),
     })))
 }
 
@@ -105,6 +113,21 @@ impl Expression {
     /// The text the expression was compiled from.
     pub fn source(&self) -> &str {
         &self.0.source
+    }
+
+    /// The types the expression can produce, as far as compiling could tell: FHIR type names
+    /// (`HumanName`, `code`, `Patient.contact`) and System types (`System.Boolean`). `None`
+    /// when they are not known (without a context type, most paths); an empty list when the
+    /// expression always yields nothing.
+    pub fn result_types(&self) -> Option<Vec<&'static str>> {
+        self.0.result.names()
+    }
+
+    /// The user variables (`%name`, not `%resource`, `%ucum` and the other names FHIRPath and
+    /// FHIR define) the expression refers to, each once: a caller that supplies the variables
+    /// can reject an unknown one before evaluating anything.
+    pub fn variables(&self) -> impl Iterator<Item = &str> {
+        self.0.variables.iter().map(|name| &**name)
     }
 
     /// Evaluates against a resource (its type is read from `resourceType`), or against no

@@ -241,6 +241,63 @@ fn user_variables_and_constants() {
 }
 
 #[test]
+fn an_expression_names_the_user_variables_it_needs() {
+    let expression = fhirpath::compile(
+        "name.where(use = %wanted).family | %resource.id | %other | %wanted | %ucum | %`vs-x`",
+    )
+    .unwrap();
+    assert_eq!(
+        expression.variables().collect::<Vec<_>>(),
+        ["wanted", "other"],
+        "each once, and none of the names FHIRPath and FHIR define"
+    );
+}
+
+#[test]
+fn typed_variables_compare_as_their_fhir_type() {
+    let issue = json!({"resourceType": "DetectedIssue", "identifiedDateTime": "2016-11-12"});
+    let date_time = json!("2016-11-12");
+    let item = fhirpath::Item::of_fhir_type(&date_time, "dateTime").unwrap();
+    assert_eq!(item.type_name(), "dateTime");
+    let environment = Environment::new()
+        .with_variable("typed", fhirpath::Collection::one(item))
+        .with_string("untyped", "2016-11-12");
+    let typed = fhirpath::compile("identified.ofType(dateTime) = %typed").unwrap();
+    assert_eq!(
+        typed.evaluate(&issue, &environment).unwrap().to_json(),
+        json!([true])
+    );
+    assert!(fhirpath::Item::of_fhir_type(&date_time, "NoSuchType").is_none());
+}
+
+#[test]
+fn result_types_are_known_where_the_context_type_is() {
+    let options = CompileOptions {
+        context_type: Some("Patient".into()),
+        strict: false,
+    };
+    let types = |expression: &str| {
+        fhirpath::compile_with(expression, &options)
+            .unwrap()
+            .result_types()
+    };
+    assert_eq!(types("name"), Some(vec!["HumanName"]));
+    assert_eq!(types("contact"), Some(vec!["Patient.contact"]));
+    assert_eq!(types("gender"), Some(vec!["code"]));
+    assert_eq!(types("name.exists()"), Some(vec!["System.Boolean"]));
+    assert_eq!(types("getResourceKey()"), Some(vec!["System.String"]));
+    assert_eq!(types("Observation.status"), Some(vec![]));
+    assert_eq!(fhirpath::compile("name").unwrap().result_types(), None);
+    // The types found for a backbone element are context types in their turn.
+    let telecom = CompileOptions {
+        context_type: Some("Patient.contact".into()),
+        strict: false,
+    };
+    assert!(fhirpath::compile_with("telecom.system", &telecom).is_ok());
+    assert!(fhirpath::compile_with("telecm", &telecom).is_err());
+}
+
+#[test]
 fn member_of_uses_the_vendored_value_sets_or_a_terminology_hook() {
     let patient = json!({"resourceType": "Patient", "gender": "female"});
     let vs = "'http://hl7.org/fhir/ValueSet/administrative-gender'";
