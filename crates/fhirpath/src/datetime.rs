@@ -328,7 +328,8 @@ impl Temporal {
     /// written to `digits` digits of precision. `None` for a digit count that names no precision.
     pub(crate) fn boundary(self, digits: Option<i64>, high: bool) -> Option<Temporal> {
         let precision = match (self.kind, digits) {
-            (TemporalKind::Time, None) => Precision::Millisecond,
+            // Without a precision, the type's greatest: a date's is the day.
+            (TemporalKind::Date, None) => Precision::Day,
             (_, None) => Precision::Millisecond,
             (TemporalKind::Time, Some(2)) => Precision::Hour,
             (TemporalKind::Time, Some(4)) => Precision::Minute,

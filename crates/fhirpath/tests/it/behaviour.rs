@@ -204,3 +204,22 @@ fn sql_on_fhir_keys_join_a_reference_to_the_resource_it_names() {
     );
     assert!(fhirpath::compile("getReferenceKey(Patient, Patient)").is_err());
 }
+
+#[test]
+fn a_date_boundary_without_a_precision_is_to_the_day() {
+    let patient = json!({"resourceType": "Patient", "birthDate": "1970-06"});
+    check(&[
+        (
+            "birthDate.lowBoundary()",
+            patient.clone(),
+            json!(["1970-06-01"]),
+        ),
+        (
+            "birthDate.highBoundary()",
+            patient.clone(),
+            json!(["1970-06-30"]),
+        ),
+        ("@2016.highBoundary()", Value::Null, json!(["2016-12-31"])),
+        ("@2016.lowBoundary(6)", Value::Null, json!(["2016-01"])),
+    ]);
+}
