@@ -287,7 +287,7 @@ fn place(member: &str) -> Option<Place> {
         "fhir-model" | "fhirpath" | "search" | "store" | "store-sql" | "repository" | "caller"
         | "jobs" | "blob" | "ledger" | "hl7v2" => Place::Foundation,
         "residents" | "access" | "cds" | "workflow" | "notify" | "intake" | "chronic"
-        | "imaging" => Place::Service,
+        | "imaging" | "analytics" => Place::Service,
         "seed" | "test-support" | "xtask" | "fhirpath-bench" | "identity-bench"
         | "ingest-bench" | "search-bench" | "ledger-bench" | "cds-bench" | "workflow-bench"
         | "intake-bench" => Place::Tooling,

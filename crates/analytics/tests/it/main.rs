@@ -1,0 +1,3 @@
+//! The analytics crate's integration tests: the official SQL on FHIR v2 suite.
+
+mod suite;
