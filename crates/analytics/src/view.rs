@@ -369,11 +369,11 @@ impl Compiler<'_> {
     /// The view's `select` list, as the nested selections of one selection over the resource.
     fn root(&self, selects: &[Value]) -> Result<(Select, Vec<Column>), ViewError> {
         let mut nested = Vec::with_capacity(selects.len());
-        let mut columns = Vec::new();
+        let mut columns = Columns::default();
         for (i, json) in selects.iter().enumerate() {
             let at = format!("ViewDefinition.select[{i}]");
             let (select, select_columns) = self.select(json, &at, Some(self.resource), 1)?;
-            append_columns(&mut columns, select_columns, &at)?;
+            columns.append(select_columns, &at)?;
             nested.push(select);
         }
         let null_row = nested.iter().flat_map(|s| s.null_row.clone()).collect();
@@ -382,10 +382,10 @@ impl Compiler<'_> {
             columns: Vec::new(),
             selects: nested,
             union_all: Vec::new(),
-            width: columns.len(),
+            width: columns.list.len(),
             null_row,
         };
-        Ok((root, columns))
+        Ok((root, columns.list))
     }
 
     /// One selection structure at `at`, evaluated on nodes of type `context` (when known),
@@ -410,7 +410,7 @@ impl Compiler<'_> {
         let (iteration, inner) = self.iteration(fields, at, context)?;
         let inner = inner.as_deref();
 
-        let mut columns = Vec::new();
+        let mut columns = Columns::default();
         let mut column_paths = Vec::new();
         let mut null_row = Vec::new();
         for (i, json) in array(fields.get("column"), &format!("{at}.column"))?
@@ -419,7 +419,7 @@ impl Compiler<'_> {
         {
             let column_at = format!("{at}.column[{i}]");
             let (path, column, null) = self.column(json, &column_at, inner)?;
-            append_columns(&mut columns, vec![column], &column_at)?;
+            columns.append(vec![column], &column_at)?;
             column_paths.push(path);
             null_row.push(null);
         }
@@ -431,7 +431,7 @@ impl Compiler<'_> {
         {
             let nested_at = format!("{at}.select[{i}]");
             let (select, select_columns) = self.select(json, &nested_at, inner, depth + 1)?;
-            append_columns(&mut columns, select_columns, at)?;
+            columns.append(select_columns, at)?;
             null_row.extend(select.null_row.iter().cloned());
             selects.push(select);
         }
@@ -454,7 +454,7 @@ impl Compiler<'_> {
             union_all.push(branch);
         }
         if let Some(union_columns) = union_columns {
-            append_columns(&mut columns, union_columns, at)?;
+            columns.append(union_columns, at)?;
         }
 
         let select = Select {
@@ -462,10 +462,10 @@ impl Compiler<'_> {
             columns: column_paths,
             selects,
             union_all,
-            width: columns.len(),
+            width: columns.list.len(),
             null_row,
         };
-        Ok((select, columns))
+        Ok((select, columns.list))
     }
 
     /// The selection's `forEach`, `forEachOrNull` or `repeat` (at most one of them), and the
@@ -627,18 +627,28 @@ fn single_fhir_type(expression: &Expression) -> Option<String> {
     }
 }
 
-/// Adds a selection's columns after those before it, refusing a name already taken
-/// ("Column Already Defined" in the specification's algorithm).
-fn append_columns(columns: &mut Vec<Column>, more: Vec<Column>, at: &str) -> Result<(), ViewError> {
-    let taken: HashSet<&str> = columns.iter().map(|c| c.name.as_str()).collect();
-    if let Some(duplicate) = more.iter().find(|c| taken.contains(c.name.as_str())) {
-        return Err(ViewError::invalid(
-            at,
-            format!("the column {} is defined twice", duplicate.name),
-        ));
+/// A selection's columns in output order, and their names, to refuse one defined twice
+/// ("Column Already Defined" in the specification's algorithm) without rescanning the list.
+#[derive(Default)]
+struct Columns {
+    list: Vec<Column>,
+    names: HashSet<String>,
+}
+
+impl Columns {
+    /// Adds columns after those before them (`more` comes from one selection, whose own
+    /// names were already checked).
+    fn append(&mut self, more: Vec<Column>, at: &str) -> Result<(), ViewError> {
+        if let Some(duplicate) = more.iter().find(|c| self.names.contains(&c.name)) {
+            return Err(ViewError::invalid(
+                at,
+                format!("the column {} is defined twice", duplicate.name),
+            ));
+        }
+        self.names.extend(more.iter().map(|c| c.name.clone()));
+        self.list.extend(more);
+        Ok(())
     }
-    columns.extend(more);
-    Ok(())
 }
 
 /// The columns of a `unionAll` once another branch is added: the same names in the same order
