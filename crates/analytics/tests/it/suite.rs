@@ -95,19 +95,29 @@ fn known_failures() -> BTreeMap<String, String> {
     known
 }
 
-fn run_suite() -> Vec<Outcome> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(suite_dir().join("tests"))
+/// The vendored files in name order: each file's name and its JSON.
+pub(crate) fn suite_files() -> Vec<(String, Value)> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(suite_dir().join("tests"))
         .expect("the vendored tests")
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|e| e == "json"))
         .collect();
-    files.sort();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let file_name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let bytes = std::fs::read(&path).unwrap();
+            let file = fhir_model::json::parse(&bytes)
+                .unwrap_or_else(|e| panic!("{file_name} is not JSON: {e:?}"));
+            (file_name, file)
+        })
+        .collect()
+}
+
+fn run_suite() -> Vec<Outcome> {
     let mut outcomes = Vec::new();
-    for path in files {
-        let file_name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let bytes = std::fs::read(&path).unwrap();
-        let file = fhir_model::json::parse(&bytes)
-            .unwrap_or_else(|e| panic!("{file_name} is not JSON: {e:?}"));
+    for (file_name, file) in suite_files() {
         let resources = file["resources"].as_array().expect("resources");
         for test in file["tests"].as_array().expect("tests") {
             let title = test["title"].as_str().expect("a test has a title");
