@@ -12,6 +12,7 @@ mod seed_command;
 mod serve;
 mod sign_in;
 mod stores;
+mod view_command;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -127,6 +128,9 @@ enum Command {
     /// refused for review, devices' credentials.
     #[command(subcommand)]
     Intake(intake_command::IntakeCommand),
+    /// SQL on FHIR v2 views: evaluate a ViewDefinition over an NDJSON file or the store.
+    #[command(subcommand)]
+    View(view_command::ViewCommand),
     /// Evaluate a FHIRPath expression against a resource and print the result as a JSON array.
     Fhirpath {
         /// Print each item as {"type": ..., "value": ...} with its FHIR or System type.
@@ -210,6 +214,7 @@ fn main() -> ExitCode {
         Command::Client(command) => finish("client", sign_in::client(command)),
         Command::Ledger(command) => ledger_command::run(command),
         Command::Intake(command) => intake_command::run(command),
+        Command::View(command) => view_command::run(command),
         Command::Fhirpath {
             typed,
             expression,

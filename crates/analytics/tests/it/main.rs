@@ -2,6 +2,7 @@
 //! it does not cover (views refused, errors, hostile views, column types), and views mutated
 //! at random.
 
+mod official;
 mod robustness;
 mod suite;
 mod views;

@@ -5,7 +5,7 @@
 use analytics::View;
 use serde_json::{Value, json};
 
-use crate::suite::suite_files;
+use crate::official::suite_files;
 
 /// xorshift64: deterministic, so a failure is reproduced by running the test again.
 struct Random(u64);

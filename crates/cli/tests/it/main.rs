@@ -7,8 +7,12 @@ mod dicomweb_scenario;
 mod fhirpath_command;
 mod intake_scenario;
 mod ledger_scenario;
+// The official SQL on FHIR v2 suite's files and judging, shared with the analytics crate.
+#[path = "../../../analytics/tests/it/official.rs"]
+mod official;
 mod seed_command;
 mod serve_command;
 mod support;
+mod view_command;
 mod viewer_scenario;
 mod workflow_scenario;

@@ -1,0 +1,271 @@
+//! `meridian view run VIEW.json [--resources FILE.ndjson] [--format ndjson|csv] [--out FILE]`:
+//! a SQL on FHIR v2 ViewDefinition evaluated over the resources of an NDJSON file (no store
+//! needed), or over the store's current resources of the view's type, read as this machine's
+//! operator. With no `--out`, the rows and nothing else go to standard output; what the command
+//! says about its work goes to standard error.
+//!
+//! Exit status: 0 when every resource was evaluated, 1 when the input could not be read or a
+//! resource could not be evaluated (the rows written before stay written), 2 when the view is
+//! invalid or the arguments are wrong.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use analytics::{Row, View};
+use anyhow::{Context, Result, anyhow};
+use serde_json::{Map, Value};
+
+use crate::config::{StoreArgs, StoreConfig};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ViewCommand {
+    /// Evaluate a ViewDefinition and write its rows.
+    Run {
+        /// The ViewDefinition (a JSON file).
+        view: PathBuf,
+        /// Evaluate over the resources of this NDJSON file (one resource per line) instead of
+        /// the store.
+        #[arg(long)]
+        resources: Option<PathBuf>,
+        /// The rows' format: `ndjson` (a JSON object a row, every column named, null when
+        /// empty) or `csv` (RFC 4180, a header row; empty when null, a collection as JSON).
+        #[arg(long, value_enum, default_value_t = Format::Ndjson)]
+        format: Format,
+        /// Write the rows to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Ndjson,
+    Csv,
+    /// Not written yet: refused with a reason.
+    Parquet,
+}
+
+/// Why the command stopped: its exit status tells the view's faults from the input's.
+enum Failure {
+    /// The view or the arguments (exit 2).
+    Usage(anyhow::Error),
+    /// Reading, evaluating or writing (exit 1).
+    Run(anyhow::Error),
+}
+
+pub fn run(command: ViewCommand) -> ExitCode {
+    let ViewCommand::Run {
+        view,
+        resources,
+        format,
+        out,
+        store,
+    } = command;
+    match run_view(&view, resources.as_deref(), format, out.as_deref(), &store) {
+        Ok(summary) => {
+            eprintln!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(Failure::Usage(error)) => {
+            eprintln!("meridian view run: {error:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Run(error)) => {
+            eprintln!("meridian view run: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_view(
+    view_path: &Path,
+    resources: Option<&Path>,
+    format: Format,
+    out: Option<&Path>,
+    store: &StoreArgs,
+) -> Result<String, Failure> {
+    if format == Format::Parquet {
+        return Err(Failure::Usage(anyhow!(
+            "--format parquet is not available yet: use ndjson or csv"
+        )));
+    }
+    let view = read_view(view_path).map_err(Failure::Usage)?;
+    let output: Box<dyn Write> = match out {
+        Some(path) => Box::new(
+            File::create(path)
+                .with_context(|| format!("creating {}", path.display()))
+                .map_err(Failure::Run)?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut writer = RowWriter::new(&view, format, BufWriter::new(output)).map_err(Failure::Run)?;
+    let mut resources_read = 0u64;
+    let mut each = |resource: &Value| -> Result<()> {
+        resources_read += 1;
+        let rows = view.rows(resource).map_err(|error| {
+            let id = resource
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("(no id)");
+            anyhow!("{}/{id}: {error}", view.resource())
+        })?;
+        for row in &rows {
+            writer.write(row)?;
+        }
+        Ok(())
+    };
+    match resources {
+        Some(path) => each_in_ndjson(path, &mut each),
+        None => each_in_store(store, view.resource(), &mut each),
+    }
+    .map_err(Failure::Run)?;
+    let rows = writer.finish().map_err(Failure::Run)?;
+    Ok(format!(
+        "{rows} row(s) from {resources_read} resource(s) read"
+    ))
+}
+
+fn read_view(path: &Path) -> Result<View> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let json: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    View::parse(&json).with_context(|| format!("the view in {}", path.display()))
+}
+
+/// Calls `each` with every resource of an NDJSON file, in order; blank lines are skipped.
+fn each_in_ndjson(path: &Path, each: &mut dyn FnMut(&Value) -> Result<()>) -> Result<()> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    for (number, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let resource: Value = serde_json::from_str(&line)
+            .with_context(|| format!("{} line {}: not JSON", path.display(), number + 1))?;
+        each(&resource).with_context(|| format!("{} line {}", path.display(), number + 1))?;
+    }
+    Ok(())
+}
+
+/// Calls `each` with every current resource of `resource_type` in the store, in row order,
+/// read as this machine's operator.
+fn each_in_store(
+    store: &StoreArgs,
+    resource_type: &str,
+    each: &mut dyn FnMut(&Value) -> Result<()>,
+) -> Result<()> {
+    let config = StoreConfig::resolve(store, |key| std::env::var(key).ok())?;
+    let operator = crate::operator("view-run");
+    let repository = crate::stores::open_repository(&config, &operator)?;
+    let reader = repository.reader(&operator);
+    let mut query = store::ScanQuery {
+        types: vec![resource_type.to_owned()],
+        limit: 1_000,
+        ..store::ScanQuery::default()
+    };
+    loop {
+        let page = reader.scan(&query)?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        query.after_row = last.row;
+        for record in &page {
+            let resource = repository::parse_stored(record)?;
+            each(&resource)?;
+        }
+    }
+}
+
+/// Rows written in the chosen format as they come.
+struct RowWriter<'v, W: Write> {
+    names: Vec<&'v str>,
+    format: Format,
+    out: W,
+    rows: u64,
+}
+
+impl<'v, W: Write> RowWriter<'v, W> {
+    fn new(view: &'v View, format: Format, mut out: W) -> Result<RowWriter<'v, W>> {
+        let names: Vec<&str> = view.columns().iter().map(|c| c.name()).collect();
+        if format == Format::Csv {
+            let header: Vec<String> = names.iter().map(|n| csv_field(n)).collect();
+            writeln!(out, "{}", header.join(","))?;
+        }
+        Ok(RowWriter {
+            names,
+            format,
+            out,
+            rows: 0,
+        })
+    }
+
+    fn write(&mut self, row: &Row) -> Result<()> {
+        match self.format {
+            Format::Csv => {
+                let fields: Vec<String> = row.iter().map(csv_value).collect();
+                writeln!(self.out, "{}", fields.join(","))?;
+            }
+            Format::Ndjson | Format::Parquet => {
+                let object: Map<String, Value> = self
+                    .names
+                    .iter()
+                    .zip(row)
+                    .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                    .collect();
+                serde_json::to_writer(&mut self.out, &object)?;
+                self.out.write_all(b"\n")?;
+            }
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<u64> {
+        self.out.flush().context("writing the rows")?;
+        Ok(self.rows)
+    }
+}
+
+/// A value as a CSV field: text as it is, numbers and booleans as JSON writes them, null as
+/// nothing, a collection or object as its JSON.
+fn csv_value(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(text) => csv_field(text),
+        other => csv_field(&other.to_string()),
+    }
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_they_must_be() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv_value(&Value::Null), "");
+        assert_eq!(
+            csv_value(&serde_json::json!(["a", "b"])),
+            "\"[\"\"a\"\",\"\"b\"\"]\""
+        );
+        assert_eq!(csv_value(&serde_json::json!(true)), "true");
+        assert_eq!(csv_value(&serde_json::json!(1.50)), "1.5");
+    }
+}

@@ -1,0 +1,244 @@
+//! `meridian view run`: the official SQL on FHIR v2 suite through the command line (each
+//! test's view and resources written to files, the binary run on them, its standard output
+//! read back), a view over the store, and what the command refuses.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Map, Value, json};
+
+use crate::official::{Table, assert_as_known, run_suite};
+
+/// `meridian ARGS`: the exit code, standard output and standard error.
+fn meridian(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(args)
+        .env_clear()
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).expect("standard output is UTF-8"),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn write_ndjson(path: &Path, resources: &[Value]) {
+    let text: String = resources.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Runs a view over resources with the binary: the columns from the CSV header, the rows from
+/// the NDJSON output (every line an object, nothing else on standard output).
+fn run_with_binary(dir: &Path, view: &Value, resources: &[Value]) -> Result<Table, String> {
+    let view_file = dir.join("view.json");
+    let resources_file = dir.join("resources.ndjson");
+    std::fs::write(&view_file, view.to_string()).unwrap();
+    write_ndjson(&resources_file, resources);
+    let (view_arg, resources_arg) = (
+        view_file.to_str().unwrap(),
+        resources_file.to_str().unwrap(),
+    );
+    let (code, out, err) = meridian(&["view", "run", view_arg, "--resources", resources_arg]);
+    if code != 0 {
+        assert!(
+            out.is_empty() || code == 1,
+            "an invalid view writes no rows: {out}"
+        );
+        assert!(!err.trim().is_empty(), "a failure says why");
+        return Err(format!("exit {code}: {}", err.trim()));
+    }
+    let rows = out
+        .lines()
+        .map(|line| match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(row)) => Ok(row),
+            _ => Err(format!(
+                "standard output holds a line that is not a row: {line}"
+            )),
+        })
+        .collect::<Result<Vec<Map<String, Value>>, String>>()?;
+    let (code, csv, err) = meridian(&[
+        "view",
+        "run",
+        view_arg,
+        "--resources",
+        resources_arg,
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(code, 0, "the CSV run of a view the NDJSON run took: {err}");
+    let header = csv.lines().next().unwrap_or("");
+    let columns: Vec<String> = if header.is_empty() {
+        Vec::new()
+    } else {
+        header.split(',').map(str::to_owned).collect()
+    };
+    assert_eq!(
+        csv.lines().count(),
+        rows.len() + 1,
+        "a CSV line per row, after the header"
+    );
+    for row in &rows {
+        let names: Vec<&String> = row.keys().collect();
+        assert_eq!(
+            names,
+            columns.iter().collect::<Vec<_>>(),
+            "every row names every column, in order"
+        );
+    }
+    Ok(Table { columns, rows })
+}
+
+#[test]
+fn the_official_suite_passes_through_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcomes = run_suite(&|view, resources| run_with_binary(dir.path(), view, resources));
+    assert_as_known(&outcomes, "meridian view run");
+}
+
+const VIEW: &str = r#"{
+  "resourceType": "ViewDefinition", "name": "patient_demographics", "resource": "Patient",
+  "status": "active",
+  "select": [
+    {"column": [{"name": "id", "path": "getResourceKey()"},
+                {"name": "gender", "path": "gender"},
+                {"name": "birth_date", "path": "birthDate", "type": "date"}]},
+    {"forEachOrNull": "name.where(use = 'official')",
+     "column": [{"name": "family", "path": "family"},
+                {"name": "given", "path": "given", "collection": true}]}
+  ]
+}"#;
+
+#[test]
+fn a_view_runs_over_the_store_as_csv_and_ndjson() {
+    let data = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let patients = [
+        json!({"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1961-03-02",
+            "name": [{"use": "official", "family": "王", "given": ["秀英"]}]}),
+        json!({"resourceType": "Patient", "id": "p2", "gender": "male",
+            "name": [{"use": "usual", "family": "Li, Jr.", "given": ["Wei", "\"Big\""]},
+                     {"use": "official", "family": "Li, Jr.", "given": ["Wei", "\"Big\""]}]}),
+        json!({"resourceType": "Patient", "id": "p3"}),
+        json!({"resourceType": "Observation", "id": "o1", "status": "final",
+            "code": {"text": "not a patient"}}),
+    ];
+    let input = files.path().join("region.ndjson");
+    write_ndjson(&input, &patients);
+    let data_arg = data.path().to_str().unwrap();
+    let (code, _, err) = meridian(&["import", "--data", data_arg, input.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let view = files.path().join("view.json");
+    std::fs::write(&view, VIEW).unwrap();
+    let view_arg = view.to_str().unwrap();
+
+    let out = files.path().join("patients.csv");
+    let (code, stdout, err) = meridian(&[
+        "view",
+        "run",
+        view_arg,
+        "--data",
+        data_arg,
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout.is_empty(),
+        "with --out, nothing on standard output: {stdout}"
+    );
+    assert!(err.contains("3 row(s) from 3 resource(s)"), "{err}");
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let mut lines: Vec<&str> = csv.lines().collect();
+    lines[1..].sort();
+    assert_eq!(
+        lines,
+        [
+            "id,gender,birth_date,family,given",
+            "p1,female,1961-03-02,王,\"[\"\"秀英\"\"]\"",
+            "p2,male,,\"Li, Jr.\",\"[\"\"Wei\"\",\"\"\\\"\"Big\\\"\"\"\"]\"",
+            "p3,,,,",
+        ]
+    );
+
+    let (code, stdout, err) = meridian(&["view", "run", view_arg, "--data", data_arg]);
+    assert_eq!(code, 0, "{err}");
+    let mut rows: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    rows.sort_by_key(|row| row["id"].as_str().unwrap().to_owned());
+    assert_eq!(
+        rows,
+        [
+            json!({"id": "p1", "gender": "female", "birth_date": "1961-03-02", "family": "王", "given": ["秀英"]}),
+            json!({"id": "p2", "gender": "male", "birth_date": null, "family": "Li, Jr.", "given": ["Wei", "\"Big\""]}),
+            json!({"id": "p3", "gender": null, "birth_date": null, "family": null, "given": null}),
+        ]
+    );
+}
+
+#[test]
+fn what_the_command_refuses_it_says_and_the_exit_status_tells_apart() {
+    let files = tempfile::tempdir().unwrap();
+    let path = |name: &str| files.path().join(name).to_str().unwrap().to_owned();
+    std::fs::write(path("view.json"), VIEW).unwrap();
+    std::fs::write(
+        path("bad-view.json"),
+        r#"{"resourceType": "ViewDefinition", "resource": "Patient", "select": [{"column": [{"name": "x", "path": "nosuchelement"}]}]}"#,
+    )
+    .unwrap();
+    std::fs::write(path("not-json.json"), "{ViewDefinition").unwrap();
+    std::fs::write(
+        path("broken.ndjson"),
+        "{\"resourceType\": \"Patient\", \"id\": \"a\"}\n{\"resourceType\": \"Pat\n",
+    )
+    .unwrap();
+    std::fs::write(
+        path("ok.ndjson"),
+        "{\"resourceType\": \"Patient\", \"id\": \"a\"}\n",
+    )
+    .unwrap();
+
+    // The view is at fault: exit 2, nothing on standard output.
+    for (view, says) in [
+        ("bad-view.json", "nosuchelement"),
+        ("not-json.json", "not JSON"),
+        ("missing.json", "reading"),
+    ] {
+        let (code, out, err) = meridian(&[
+            "view",
+            "run",
+            &path(view),
+            "--resources",
+            &path("ok.ndjson"),
+        ]);
+        assert_eq!((code, out.as_str()), (2, ""), "{view}: {err}");
+        assert!(err.contains(says), "{view}: {err}");
+    }
+    let (code, out, err) = meridian(&[
+        "view",
+        "run",
+        &path("view.json"),
+        "--resources",
+        &path("ok.ndjson"),
+        "--format",
+        "parquet",
+    ]);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(err.contains("parquet is not available yet"), "{err}");
+
+    // The input is at fault: exit 1, the rows before it written, the line named.
+    let (code, out, err) = meridian(&[
+        "view",
+        "run",
+        &path("view.json"),
+        "--resources",
+        &path("broken.ndjson"),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out.lines().count(), 1, "the first resource's row: {out}");
+    assert!(err.contains("line 2"), "{err}");
+}
