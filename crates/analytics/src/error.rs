@@ -42,3 +42,27 @@ impl ViewError {
         }
     }
 }
+
+/// As FHIR answers it: an invalid view is the request's fault (400, `invalid`, at the element);
+/// a view that cannot be evaluated on the data it reads is unprocessable (422, `processing`);
+/// one that makes too many rows of a resource is too costly (422, `too-costly`).
+impl fhir_model::Outcome for ViewError {
+    fn http_status(&self) -> u16 {
+        match self {
+            ViewError::Invalid { .. } => 400,
+            ViewError::Evaluation { .. } | ViewError::TooManyRows { .. } => 422,
+        }
+    }
+
+    fn issues(&self, _request_id: &str) -> Vec<fhir_model::Issue> {
+        use fhir_model::{Issue, IssueCode};
+        let code = match self {
+            ViewError::Invalid { .. } => IssueCode::Invalid,
+            ViewError::Evaluation { .. } => IssueCode::Processing,
+            ViewError::TooManyRows { .. } => IssueCode::TooCostly,
+        };
+        let mut issue = Issue::error(code, self.to_string());
+        issue.expression = self.at().map(str::to_owned);
+        vec![issue]
+    }
+}

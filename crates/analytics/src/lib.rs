@@ -31,14 +31,17 @@
 //! - Errors are values ([`ViewError`], naming the offending element); a hostile view (deep
 //!   nesting, rows multiplying without end) is refused, never a panic or a blown stack.
 //!
-//! Not here yet: values stay JSON (no Arrow or Parquet writer), no SQL engine runs over the
-//! rows, no HTTP operation (`$run`, `$export`) serves them, and views are not materialised or
+//! [`operations`] declares `$viewdefinition-run`, which the server answers. Not here yet:
+//! values stay JSON (no Arrow or Parquet writer), no SQL engine runs over the rows, stored
+//! ViewDefinitions are not read (a view is given inline), and views are not materialised or
 //! refreshed from the change log. Keys are resource ids. The crate knows no storage, HTTP or
 //! async runtime; those will come to it, not from it.
 
 mod column;
 mod constant;
 mod error;
+pub mod operations;
+pub mod output;
 mod run;
 mod view;
 

@@ -13,9 +13,10 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use analytics::{Row, View};
+use analytics::View;
+use analytics::output::{self, RowWriter};
 use anyhow::{Context, Result, anyhow};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::config::{StoreArgs, StoreConfig};
 
@@ -30,7 +31,8 @@ pub enum ViewCommand {
         #[arg(long)]
         resources: Option<PathBuf>,
         /// The rows' format: `ndjson` (a JSON object a row, every column named, null when
-        /// empty) or `csv` (RFC 4180, a header row; empty when null, a collection as JSON).
+        /// empty) or `csv` (RFC 4180 with CRLF line ends, a header row; empty when null, a
+        /// collection as JSON).
         #[arg(long, value_enum, default_value_t = Format::Ndjson)]
         format: Format,
         /// Write the rows to this file instead of standard output.
@@ -102,7 +104,13 @@ fn run_view(
         ),
         None => Box::new(std::io::stdout().lock()),
     };
-    let mut writer = RowWriter::new(&view, format, BufWriter::new(output)).map_err(Failure::Run)?;
+    let format = match format {
+        Format::Csv => output::Format::Csv { header: true },
+        Format::Ndjson | Format::Parquet => output::Format::Ndjson,
+    };
+    let mut writer = RowWriter::new(&view, format, BufWriter::new(output))
+        .context("writing the rows")
+        .map_err(Failure::Run)?;
     let mut resources_read = 0u64;
     let mut each = |resource: &Value| -> Result<()> {
         resources_read += 1;
@@ -123,7 +131,10 @@ fn run_view(
         None => each_in_store(store, view.resource(), &mut each),
     }
     .map_err(Failure::Run)?;
-    let rows = writer.finish().map_err(Failure::Run)?;
+    let (rows, _) = writer
+        .finish()
+        .context("writing the rows")
+        .map_err(Failure::Run)?;
     Ok(format!(
         "{rows} row(s) from {resources_read} resource(s) read"
     ))
@@ -178,94 +189,5 @@ fn each_in_store(
             let resource = repository::parse_stored(record)?;
             each(&resource)?;
         }
-    }
-}
-
-/// Rows written in the chosen format as they come.
-struct RowWriter<'v, W: Write> {
-    names: Vec<&'v str>,
-    format: Format,
-    out: W,
-    rows: u64,
-}
-
-impl<'v, W: Write> RowWriter<'v, W> {
-    fn new(view: &'v View, format: Format, mut out: W) -> Result<RowWriter<'v, W>> {
-        let names: Vec<&str> = view.columns().iter().map(|c| c.name()).collect();
-        if format == Format::Csv {
-            let header: Vec<String> = names.iter().map(|n| csv_field(n)).collect();
-            writeln!(out, "{}", header.join(","))?;
-        }
-        Ok(RowWriter {
-            names,
-            format,
-            out,
-            rows: 0,
-        })
-    }
-
-    fn write(&mut self, row: &Row) -> Result<()> {
-        match self.format {
-            Format::Csv => {
-                let fields: Vec<String> = row.iter().map(csv_value).collect();
-                writeln!(self.out, "{}", fields.join(","))?;
-            }
-            Format::Ndjson | Format::Parquet => {
-                let object: Map<String, Value> = self
-                    .names
-                    .iter()
-                    .zip(row)
-                    .map(|(name, value)| ((*name).to_owned(), value.clone()))
-                    .collect();
-                serde_json::to_writer(&mut self.out, &object)?;
-                self.out.write_all(b"\n")?;
-            }
-        }
-        self.rows += 1;
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<u64> {
-        self.out.flush().context("writing the rows")?;
-        Ok(self.rows)
-    }
-}
-
-/// A value as a CSV field: text as it is, numbers and booleans as JSON writes them, null as
-/// nothing, a collection or object as its JSON.
-fn csv_value(value: &Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        Value::String(text) => csv_field(text),
-        other => csv_field(&other.to_string()),
-    }
-}
-
-/// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields_are_quoted_only_when_they_must_be() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
-        assert_eq!(csv_value(&Value::Null), "");
-        assert_eq!(
-            csv_value(&serde_json::json!(["a", "b"])),
-            "\"[\"\"a\"\",\"\"b\"\"]\""
-        );
-        assert_eq!(csv_value(&serde_json::json!(true)), "true");
-        assert_eq!(csv_value(&serde_json::json!(1.50)), "1.5");
     }
 }

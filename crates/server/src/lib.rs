@@ -3,6 +3,7 @@
 //! blocking thread (the store is synchronous), and turn the answer or the error into a response.
 
 mod accept;
+mod analytics;
 mod audit;
 mod auth;
 mod capability;

@@ -151,6 +151,8 @@ impl Registry {
         declared.extend_from_slice(::intake::operations::OPERATIONS);
         declared.extend_from_slice(::chronic::operations::OPERATIONS);
         operations.extend_from_slice(crate::ecg::OPERATIONS);
+        operations.extend_from_slice(crate::analytics::OPERATIONS);
+        declared.extend_from_slice(::analytics::operations::OPERATIONS);
         declared.extend_from_slice(imaging::operations::OPERATIONS);
         if identity {
             operations.extend_from_slice(crate::identity::OPERATIONS);

@@ -25,6 +25,8 @@ pub enum Produces {
     Ndjson,
     /// A drawing, SVG or PNG (an ECG's tracing, `$ecg-tracing`).
     Drawing,
+    /// A table: a view's rows as NDJSON, CSV or JSON (`$viewdefinition-run`).
+    Table,
 }
 
 /// The parts of a request every FHIR handler looks at.
@@ -177,6 +179,27 @@ fn check_format(
             &["svg", "png", "image/svg+xml", "image/png"],
             &["image/svg+xml", "image/png", "image/*"],
             "a drawing is image/svg+xml or image/png",
+        ),
+        Produces::Table => (
+            &[
+                "ndjson",
+                "csv",
+                "json",
+                "parquet",
+                "application/x-ndjson",
+                "application/ndjson",
+                "text/csv",
+                "application/json",
+            ],
+            &[
+                "application/x-ndjson",
+                "application/ndjson",
+                "text/csv",
+                "text/*",
+                "application/json",
+                "application/fhir+json",
+            ],
+            "a view's rows are NDJSON, CSV or JSON",
         ),
     };
     if let Some(format) = format {

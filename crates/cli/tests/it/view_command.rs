@@ -8,6 +8,7 @@ use std::process::Command;
 use serde_json::{Map, Value, json};
 
 use crate::official::{Table, assert_as_known, run_suite};
+use crate::support;
 
 /// `meridian ARGS`: the exit code, standard output and standard error.
 fn meridian(args: &[&str]) -> (i32, String, String) {
@@ -241,4 +242,161 @@ fn what_the_command_refuses_it_says_and_the_exit_status_tells_apart() {
     assert_eq!(code, 1, "{err}");
     assert_eq!(out.lines().count(), 1, "the first resource's row: {out}");
     assert!(err.contains("line 2"), "{err}");
+}
+
+/// `POST /fhir/$viewdefinition-run` as its callers make it.
+fn run_view(
+    serving: &support::Serving,
+    token: Option<&str>,
+    parameters: &[Value],
+) -> support::Answer {
+    support::send_as(
+        serving.address,
+        token,
+        "POST",
+        "/fhir/$viewdefinition-run",
+        &[("Content-Type", "application/fhir+json")],
+        &json!({"resourceType": "Parameters", "parameter": parameters}).to_string(),
+    )
+}
+
+fn audit_events_about(serving: &support::Serving, patient: &str) -> u64 {
+    let (status, _, body) = support::send(
+        serving,
+        "GET",
+        &format!("/fhir/AuditEvent?patient={patient}&_summary=count"),
+        &[],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    support::json_of(&body)["total"].as_u64().unwrap()
+}
+
+#[test]
+fn viewdefinition_run_over_http_runs_under_the_callers_identity_and_rules() {
+    for backend in [support::Backend::Sqlite, support::Backend::Postgres] {
+        let serving = support::serve_on(backend, &[]);
+        support::put(
+            &serving,
+            json!({"resourceType": "Patient", "id": "p1", "gender": "female",
+                "birthDate": "1961-03-02", "name": [{"use": "official", "family": "王", "given": ["秀英"]}]}),
+        );
+        support::put(
+            &serving,
+            json!({"resourceType": "Patient", "id": "p2", "gender": "male"}),
+        );
+        let clinician = support::clinician(&serving, "doctor", "township-clinic");
+        let view: Value = serde_json::from_str(VIEW).unwrap();
+        let view_parameter = json!({"name": "viewResource", "resource": view});
+        let admin = Some(serving.token.as_str());
+
+        // Over the server's Patients, as NDJSON by default; the residents read are on the trail.
+        let before = audit_events_about(&serving, "Patient/p1");
+        let (status, headers, body) =
+            run_view(&serving, admin, std::slice::from_ref(&view_parameter));
+        assert_eq!(status, 200, "{backend:?}: {body}");
+        assert_eq!(
+            support::header(&headers, "content-type"),
+            Some("application/x-ndjson")
+        );
+        let mut rows: Vec<Value> = body.lines().map(support::json_of).collect();
+        rows.sort_by_key(|row| row["id"].as_str().unwrap_or("").to_owned());
+        assert_eq!(
+            rows,
+            [
+                json!({"id": "p1", "gender": "female", "birth_date": "1961-03-02", "family": "王", "given": ["秀英"]}),
+                json!({"id": "p2", "gender": "male", "birth_date": null, "family": null, "given": null}),
+            ],
+            "{backend:?}"
+        );
+        assert!(
+            audit_events_about(&serving, "Patient/p1") > before,
+            "{backend:?}: the run is on p1's trail"
+        );
+
+        // CSV with its header, a limit, and resources sent with the view instead of the store's.
+        let (status, headers, body) = run_view(
+            &serving,
+            admin,
+            &[
+                view_parameter.clone(),
+                json!({"name": "_format", "valueCode": "csv"}),
+                json!({"name": "_limit", "valueInteger": 1}),
+                json!({"name": "resource", "resource": {"resourceType": "Patient", "id": "sent", "gender": "other"}}),
+                json!({"name": "resource", "resource": {"resourceType": "Patient", "id": "second"}}),
+            ],
+        );
+        assert_eq!(status, 200, "{backend:?}: {body}");
+        assert_eq!(
+            support::header(&headers, "content-type"),
+            Some("text/csv; charset=utf-8")
+        );
+        assert_eq!(
+            body,
+            "id,gender,birth_date,family,given\r\nsent,other,,,\r\n"
+        );
+
+        // What is refused, in FHIR's own form.
+        let outcome = |answer: support::Answer, status: u16, says: &str| {
+            assert_eq!(answer.0, status, "{backend:?}: {}", answer.2);
+            let outcome = support::json_of(&answer.2);
+            assert_eq!(outcome["resourceType"], "OperationOutcome", "{}", answer.2);
+            assert!(answer.2.contains(says), "{backend:?}: {}", answer.2);
+        };
+        outcome(
+            run_view(
+                &serving,
+                Some(&clinician),
+                std::slice::from_ref(&view_parameter),
+            ),
+            403,
+            "",
+        );
+        outcome(
+            run_view(&serving, None, std::slice::from_ref(&view_parameter)),
+            401,
+            "",
+        );
+        let invalid = json!({"name": "viewResource", "resource": {"resourceType": "ViewDefinition",
+            "resource": "Patient", "select": [{"column": [{"name": "x", "path": "nosuchelement"}]}]}});
+        outcome(run_view(&serving, admin, &[invalid]), 400, "nosuchelement");
+        outcome(
+            run_view(
+                &serving,
+                admin,
+                &[
+                    view_parameter.clone(),
+                    json!({"name": "_format", "valueCode": "parquet"}),
+                ],
+            ),
+            400,
+            "parquet is not available yet",
+        );
+        outcome(
+            run_view(&serving, admin, &[]),
+            400,
+            "exactly one viewResource",
+        );
+        outcome(
+            run_view(
+                &serving,
+                admin,
+                &[
+                    view_parameter.clone(),
+                    json!({"name": "_limit", "valueInteger": 0}),
+                ],
+            ),
+            400,
+            "_limit",
+        );
+        let (status, _, body) = support::send(
+            &serving,
+            "POST",
+            "/fhir/$viewdefinition-run",
+            &[("Content-Type", "application/fhir+json")],
+            "{\"resourceType\": \"Parameters\", \"parameter\": [",
+        );
+        assert_eq!(status, 400, "{backend:?}: {body}");
+        assert!(serving.errors_logged().is_empty(), "{backend:?}");
+    }
 }

@@ -112,6 +112,7 @@ async fn the_registry_holds_the_identity_operations_only_when_they_are_enabled()
         .chain(chronic::operations::OPERATIONS)
         .chain(intake::operations::OPERATIONS)
         .chain(imaging::operations::OPERATIONS)
+        .chain(analytics::operations::OPERATIONS)
         .map(|d| d.name)
         .collect();
     assert_eq!(with_identity, every);

@@ -1,0 +1,163 @@
+//! A view's rows written as they come, in the formats SQL on FHIR's `$viewdefinition-run`
+//! names: NDJSON (an object a row, every column named, null when empty), CSV (RFC 4180; empty
+//! when null, a collection or object as its JSON) and a JSON array of the same objects.
+
+use std::io::Write;
+
+use serde_json::{Map, Value};
+
+use crate::{Row, View};
+
+/// How rows are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Ndjson,
+    /// With a header row of the column names, or without.
+    Csv {
+        header: bool,
+    },
+    Json,
+}
+
+impl Format {
+    /// The media type of what is written.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Ndjson => "application/x-ndjson",
+            Format::Csv { .. } => "text/csv; charset=utf-8",
+            Format::Json => "application/json",
+        }
+    }
+}
+
+/// Writes a view's rows to `out` in a format.
+pub struct RowWriter<'v, W: Write> {
+    names: Vec<&'v str>,
+    format: Format,
+    out: W,
+    rows: u64,
+}
+
+impl<'v, W: Write> RowWriter<'v, W> {
+    /// Starts the output (the CSV header, the JSON array's opening).
+    pub fn new(view: &'v View, format: Format, mut out: W) -> std::io::Result<RowWriter<'v, W>> {
+        let names: Vec<&str> = view.columns().iter().map(|c| c.name()).collect();
+        match format {
+            Format::Csv { header: true } => {
+                let header: Vec<String> = names.iter().map(|n| csv_field(n)).collect();
+                out.write_all(header.join(",").as_bytes())?;
+                out.write_all(b"\r\n")?;
+            }
+            Format::Json => out.write_all(b"[")?,
+            Format::Csv { header: false } | Format::Ndjson => {}
+        }
+        Ok(RowWriter {
+            names,
+            format,
+            out,
+            rows: 0,
+        })
+    }
+
+    pub fn write(&mut self, row: &Row) -> std::io::Result<()> {
+        match self.format {
+            Format::Csv { .. } => {
+                let fields: Vec<String> = row.iter().map(csv_value).collect();
+                self.out.write_all(fields.join(",").as_bytes())?;
+                self.out.write_all(b"\r\n")?;
+            }
+            Format::Ndjson | Format::Json => {
+                if self.format == Format::Json && self.rows > 0 {
+                    self.out.write_all(b",")?;
+                }
+                let object: Map<String, Value> = self
+                    .names
+                    .iter()
+                    .zip(row)
+                    .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                    .collect();
+                serde_json::to_writer(&mut self.out, &object)?;
+                if self.format == Format::Ndjson {
+                    self.out.write_all(b"\n")?;
+                }
+            }
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Ends the output; answers the number of rows and the writer.
+    pub fn finish(mut self) -> std::io::Result<(u64, W)> {
+        if self.format == Format::Json {
+            self.out.write_all(b"]")?;
+        }
+        self.out.flush()?;
+        Ok((self.rows, self.out))
+    }
+}
+
+/// A value as a CSV field: text as it is, numbers and booleans as JSON writes them, null as
+/// nothing, a collection or object as its JSON.
+fn csv_value(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(text) => csv_field(text),
+        other => csv_field(&other.to_string()),
+    }
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_they_must_be() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv_value(&Value::Null), "");
+        assert_eq!(csv_value(&json!(["a", "b"])), "\"[\"\"a\"\",\"\"b\"\"]\"");
+        assert_eq!(csv_value(&json!(true)), "true");
+        assert_eq!(csv_value(&json!(1.50)), "1.5");
+    }
+
+    fn written(format: Format) -> String {
+        let view = View::parse(&json!({"resourceType": "ViewDefinition", "resource": "Patient",
+            "select": [{"column": [{"name": "id", "path": "id"}, {"name": "gender", "path": "gender"}]}]}))
+        .unwrap();
+        let mut writer = RowWriter::new(&view, format, Vec::new()).unwrap();
+        writer.write(&vec![json!("a"), json!("female")]).unwrap();
+        writer.write(&vec![json!("b"), Value::Null]).unwrap();
+        let (rows, bytes) = writer.finish().unwrap();
+        assert_eq!(rows, 2);
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn each_format_writes_every_row_with_every_column() {
+        assert_eq!(
+            written(Format::Ndjson),
+            "{\"id\":\"a\",\"gender\":\"female\"}\n{\"id\":\"b\",\"gender\":null}\n"
+        );
+        assert_eq!(
+            written(Format::Csv { header: true }),
+            "id,gender\r\na,female\r\nb,\r\n"
+        );
+        assert_eq!(written(Format::Csv { header: false }), "a,female\r\nb,\r\n");
+        assert_eq!(
+            written(Format::Json),
+            "[{\"id\":\"a\",\"gender\":\"female\"},{\"id\":\"b\",\"gender\":null}]"
+        );
+    }
+}

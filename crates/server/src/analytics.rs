@@ -1,0 +1,203 @@
+//! SQL on FHIR v2 over HTTP: `POST [base]/$viewdefinition-run` (declared by the analytics
+//! service). The view comes inline in the Parameters (`viewResource`); it runs over the
+//! resources sent with it (`resource`), or over the server's current resources of its type
+//! that the caller may read, through the caller's read path, each resident whose record was
+//! read on the caller's trail. The rows come back as NDJSON, CSV or a JSON array.
+
+use axum::body::Body;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use fhir_model::IssueCode;
+use serde_json::Value;
+
+use analytics::View;
+use analytics::output::{Format, RowWriter};
+
+use crate::ApiError;
+use crate::lanes::blocking;
+use crate::operations::{Handled, Invocation, Registered};
+use crate::request::{BodyKind, Produces, read_json};
+
+pub(crate) const OPERATIONS: &[Registered] = &[Registered {
+    decl: analytics::operations::VIEWDEFINITION_RUN,
+    handler: run,
+    produces: Produces::Table,
+}];
+
+/// Resources read from the store a page at a time.
+const PAGE: usize = 1_000;
+
+/// What a `$viewdefinition-run` asks for.
+struct Asked {
+    view: View,
+    format: Format,
+    limit: Option<usize>,
+    /// The resources sent with the view; `None`: the server's.
+    resources: Option<Vec<Value>>,
+}
+
+fn run(call: Invocation) -> Handled {
+    Box::pin(async move {
+        let fhir = call.fhir;
+        let limit = call.state.config().max_body_bytes;
+        let body = read_json(&fhir.headers, call.body, limit, BodyKind::Resource).await?;
+        let query_format = fhir
+            .query
+            .iter()
+            .find(|(name, _)| name == "_format")
+            .map(|(_, value)| value.clone());
+        let asked = asked(&body, query_format.as_deref())?;
+        let media_type = asked.format.media_type();
+        let repository = call.state.repository().clone();
+        let caller = fhir.caller.clone();
+        let (patients, rows) = blocking(move || -> Result<_, ApiError> {
+            let mut patients: Vec<String> = Vec::new();
+            let mut writer = RowWriter::new(&asked.view, asked.format, Vec::new())
+                .map_err(|e| ApiError::Internal(format!("writing rows: {e}")))?;
+            let mut room = asked.limit.unwrap_or(usize::MAX);
+            let mut write = |resource: &Value| -> Result<bool, ApiError> {
+                for row in asked.view.rows(resource)?.iter().take(room) {
+                    writer
+                        .write(row)
+                        .map_err(|e| ApiError::Internal(format!("writing rows: {e}")))?;
+                    room -= 1;
+                }
+                Ok(room > 0)
+            };
+            match &asked.resources {
+                Some(resources) => {
+                    for resource in resources {
+                        if !write(resource)? {
+                            break;
+                        }
+                    }
+                }
+                None => {
+                    let reader = repository.reader(&caller);
+                    let mut query = store::ScanQuery {
+                        types: vec![asked.view.resource().to_owned()],
+                        limit: PAGE,
+                        ..store::ScanQuery::default()
+                    };
+                    'pages: loop {
+                        let page = reader.scan(&query)?;
+                        let Some(last) = page.last() else { break };
+                        query.after_row = last.row;
+                        for record in &page {
+                            for patient in crate::audit::patients_of_record(&repository, record) {
+                                if !patients.contains(&patient) {
+                                    patients.push(patient);
+                                }
+                            }
+                            let resource = repository::parse_stored(record)?;
+                            if !write(&resource)? {
+                                break 'pages;
+                            }
+                        }
+                    }
+                }
+            }
+            let (_, bytes) = writer
+                .finish()
+                .map_err(|e| ApiError::Internal(format!("writing rows: {e}")))?;
+            Ok((patients, bytes))
+        })
+        .await?;
+        fhir.audit.patients(patients);
+        Ok::<Response, ApiError>(
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, media_type),
+                    (header::CACHE_CONTROL, "private, no-store"),
+                ],
+                Body::from(rows),
+            )
+                .into_response(),
+        )
+    })
+}
+
+/// The Parameters' values of `name`.
+fn parameters<'a>(body: &'a Value, name: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    body.get("parameter")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(move |p| p.get("name").and_then(Value::as_str) == Some(name))
+}
+
+fn format_of(body: &Value, query_format: Option<&str>) -> Result<Format, ApiError> {
+    let header = parameters(body, "header")
+        .find_map(|p| p.get("valueBoolean").and_then(Value::as_bool))
+        .unwrap_or(true);
+    let named = parameters(body, "_format")
+        .find_map(|p| {
+            p.get("valueCode")
+                .or(p.get("valueString"))
+                .and_then(Value::as_str)
+        })
+        .or(query_format);
+    match named.unwrap_or("ndjson") {
+        "ndjson" | "application/x-ndjson" | "application/ndjson" => Ok(Format::Ndjson),
+        "csv" | "text/csv" => Ok(Format::Csv { header }),
+        "json" | "application/json" => Ok(Format::Json),
+        "parquet" => Err(ApiError::bad_request(
+            IssueCode::NotSupported,
+            "_format parquet is not available yet: ask for ndjson, csv or json",
+        )),
+        other => Err(ApiError::bad_request(
+            IssueCode::NotSupported,
+            format!("_format '{other}' is not one this operation writes: ndjson, csv or json"),
+        )),
+    }
+}
+
+/// The request's view, format, limit and resources, or why it cannot be run.
+fn asked(body: &Value, query_format: Option<&str>) -> Result<Asked, ApiError> {
+    if body.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
+        return Err(ApiError::bad_request(
+            IssueCode::Invalid,
+            "$viewdefinition-run takes a Parameters resource",
+        ));
+    }
+    if parameters(body, "viewReference").next().is_some() {
+        return Err(ApiError::bad_request(
+            IssueCode::NotSupported,
+            "viewReference is not supported yet: send the ViewDefinition itself as viewResource",
+        ));
+    }
+    let mut views = parameters(body, "viewResource").filter_map(|p| p.get("resource"));
+    let (Some(view), None) = (views.next(), views.next()) else {
+        return Err(ApiError::bad_request(
+            IssueCode::Required,
+            "$viewdefinition-run needs exactly one viewResource (the ViewDefinition)",
+        ));
+    };
+    let view = View::parse(view)?;
+    let limit = match parameters(body, "_limit").next() {
+        None => None,
+        Some(p) => match p.get("valueInteger").and_then(Value::as_u64) {
+            Some(limit) if limit > 0 => Some(limit as usize),
+            _ => {
+                return Err(ApiError::bad_request(
+                    IssueCode::Value,
+                    "_limit must be a valueInteger of at least 1",
+                ));
+            }
+        },
+    };
+    let sent: Vec<Value> = parameters(body, "resource")
+        .map(|p| {
+            p.get("resource").cloned().ok_or_else(|| {
+                ApiError::bad_request(IssueCode::Required, "a resource parameter has no resource")
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Asked {
+        view,
+        format: format_of(body, query_format)?,
+        limit,
+        resources: (!sent.is_empty()).then_some(sent),
+    })
+}
