@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fhir_json fhirpath search_query cursor ledger_note cds_hook subscription hl7v2 v2_map kiosk_reading dicom_part10 dicom_multipart jpegls ecg_sampled_data ecg_samples)
+[ ${#targets[@]} -gt 0 ] || targets=(fhir_json fhirpath search_query cursor ledger_note cds_hook subscription hl7v2 v2_map kiosk_reading dicom_part10 dicom_multipart jpegls ecg_sampled_data ecg_samples sql_view)
 
 export RUSTC_BOOTSTRAP=1
 flags=(--sanitizer none --debug-assertions --release)
@@ -37,6 +37,7 @@ max_len() {
         jpegls) echo 32768 ;;
         ecg_sampled_data) echo 32768 ;;
         ecg_samples) echo 16384 ;;
+        sql_view) echo 8192 ;;
         *) echo 1024 ;;
     esac
 }
