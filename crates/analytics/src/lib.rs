@@ -30,9 +30,11 @@
 //!   its path) to a stable [`ColumnType`] that a columnar writer can map to its own.
 //! - Errors are values ([`ViewError`], naming the offending element); a hostile view (deep
 //!   nesting, rows multiplying without end) is refused, never a panic or a blown stack.
+//! - `parquet` (the `parquet` feature, off by default) writes a view's rows as one Parquet
+//!   file, its Arrow schema made from the columns' types.
 //!
-//! [`operations`] declares `$viewdefinition-run`, which the server answers. Not here yet:
-//! values stay JSON (no Arrow or Parquet writer), no SQL engine runs over the rows, stored
+//! [`operations`] declares `$viewdefinition-run`, which the server answers; [`output`] writes
+//! rows as NDJSON, CSV or JSON. Not here yet: no SQL engine runs over the rows, stored
 //! ViewDefinitions are not read (a view is given inline), and views are not materialised or
 //! refreshed from the change log. Keys are resource ids. The crate knows no storage, HTTP or
 //! async runtime; those will come to it, not from it.
@@ -42,6 +44,8 @@ mod constant;
 mod error;
 pub mod operations;
 pub mod output;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 mod run;
 mod view;
 
