@@ -3,8 +3,9 @@
 //! encoded with zstd.
 //!
 //! The schema comes from the view's columns, each nullable, in the view's order, with the FHIR
-//! type in the field's metadata (`fhir.type`: the type the view declares, else the output type's
-//! name) and the view's resource (`fhir.resource`) and name (`fhir.view`) in the schema's:
+//! type in the field's metadata (`fhir.type`: the type the view declares, else the inferred
+//! output type's name, absent when unknown) and the view's resource (`fhir.resource`) and name
+//! (`fhir.view`) in the schema's:
 //!
 //! | column type | Arrow type |
 //! |---|---|
@@ -44,7 +45,7 @@ mod value;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ::parquet::arrow::ArrowWriter;
 use ::parquet::basic::{Compression, ZstdLevel};
@@ -100,22 +101,53 @@ pub enum WriteError {
     Internal(String),
 }
 
-impl From<ParquetError> for WriteError {
-    fn from(error: ParquetError) -> WriteError {
-        match error {
-            // The encoder reports its output's failures as external errors.
-            ParquetError::External(source) => match source.downcast::<std::io::Error>() {
-                Ok(io) => WriteError::Io(*io),
-                Err(other) => WriteError::Internal(other.to_string()),
-            },
-            other => WriteError::Internal(other.to_string()),
-        }
-    }
-}
-
 impl From<arrow_schema::ArrowError> for WriteError {
     fn from(error: arrow_schema::ArrowError) -> WriteError {
         WriteError::Internal(error.to_string())
+    }
+}
+
+/// The first error the output gave, shared between the writer and the output it hands to the
+/// encoder.
+type Failure = Arc<Mutex<Option<std::io::Error>>>;
+
+/// The caller's output as the encoder sees it, keeping the first error it gives: the encoder
+/// buffers what it writes and reports a failed last flush as text, and a full disk must reach
+/// the caller as the I/O error it is, not as a fault of the encoder.
+struct Output<W> {
+    out: W,
+    failure: Failure,
+}
+
+impl<W: Write> Output<W> {
+    fn keep(&self, error: std::io::Error) -> std::io::Error {
+        if error.kind() == std::io::ErrorKind::Interrupted {
+            return error;
+        }
+        let told = std::io::Error::new(error.kind(), error.to_string());
+        let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        failure.get_or_insert(error);
+        told
+    }
+}
+
+impl<W: Write> Write for Output<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.write(buf).map_err(|e| self.keep(e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush().map_err(|e| self.keep(e))
+    }
+}
+
+/// What the encoder's error means: the output's own error when the output failed, else a
+/// fault here.
+fn encoder_error(error: ParquetError, failure: &Failure) -> WriteError {
+    let mut failure = failure.lock().unwrap_or_else(|p| p.into_inner());
+    match failure.take() {
+        Some(io) => WriteError::Io(io),
+        None => WriteError::Internal(error.to_string()),
     }
 }
 
@@ -129,19 +161,20 @@ pub fn schema(view: &View) -> Schema {
     Schema::new_with_metadata(fields, metadata)
 }
 
-/// A column's field: its Arrow type, nullable, and its FHIR type in the metadata.
+/// A column's field: its Arrow type, nullable, and its FHIR type in the metadata when it is
+/// known.
 fn field(column: &Column) -> Field {
     let data_type = match list_item(column) {
         Some(item) => DataType::List(item),
         None => element_type(column.column_type()),
     };
-    let fhir_type = column
-        .fhir_type()
-        .unwrap_or_else(|| column.column_type().name());
-    Field::new(column.name(), data_type, true).with_metadata(HashMap::from([(
-        "fhir.type".to_string(),
-        fhir_type.to_string(),
-    )]))
+    let fhir_type = match column.fhir_type() {
+        Some(declared) => Some(declared),
+        None => column.is_type_known().then(|| column.column_type().name()),
+    };
+    let metadata = fhir_type.map(|name| ("fhir.type".to_string(), name.to_string()));
+    Field::new(column.name(), data_type, true)
+        .with_metadata(metadata.into_iter().collect::<HashMap<_, _>>())
 }
 
 /// The item field of a collection column's list; `None` for a column of single values.
@@ -175,7 +208,8 @@ fn element_type(column_type: ColumnType) -> DataType {
 pub struct ParquetWriter<W: Write + Send> {
     columns: Vec<ColumnBuilder>,
     schema: SchemaRef,
-    encoder: ArrowWriter<W>,
+    encoder: ArrowWriter<Output<W>>,
+    failure: Failure,
     /// Rows in the builders, not yet handed to the encoder.
     gathered: usize,
     rows: u64,
@@ -189,11 +223,18 @@ impl<W: Write + Send> ParquetWriter<W> {
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
             .build();
-        let encoder = ArrowWriter::try_new(out, Arc::clone(&schema), Some(properties))?;
+        let failure = Failure::default();
+        let out = Output {
+            out,
+            failure: Arc::clone(&failure),
+        };
+        let encoder = ArrowWriter::try_new(out, Arc::clone(&schema), Some(properties))
+            .map_err(|e| encoder_error(e, &failure))?;
         Ok(ParquetWriter {
             columns: view.columns().iter().map(ColumnBuilder::new).collect(),
             schema,
             encoder,
+            failure,
             gathered: 0,
             rows: 0,
         })
@@ -231,9 +272,13 @@ impl<W: Write + Send> ParquetWriter<W> {
     /// Ends the file (the last rows, the footer); answers the number of rows and the writer.
     pub fn finish(mut self) -> Result<(u64, W), WriteError> {
         self.hand_over()?;
-        let mut out = self.encoder.into_inner()?;
-        out.flush()?;
-        Ok((self.rows, out))
+        let failure = self.failure;
+        let mut output = self
+            .encoder
+            .into_inner()
+            .map_err(|e| encoder_error(e, &failure))?;
+        output.flush()?;
+        Ok((self.rows, output.out))
     }
 
     /// Hands the gathered rows to the encoder as one record batch.
@@ -248,8 +293,9 @@ impl<W: Write + Send> ParquetWriter<W> {
             .collect::<Result<Vec<ArrayRef>, WriteError>>()?;
         self.gathered = 0;
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), arrays)?;
-        self.encoder.write(&batch)?;
-        Ok(())
+        self.encoder
+            .write(&batch)
+            .map_err(|e| encoder_error(e, &self.failure))
     }
 }
 
