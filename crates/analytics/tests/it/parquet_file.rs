@@ -1,9 +1,11 @@
 //! The Parquet writer (the `parquet` feature): files read back with the parquet crate's own
 //! reader, their schema and values for every column type, nulls, collections, no rows, more
-//! rows than a batch, the rows refused.
+//! rows than a batch, the rows refused; and one file read by pyarrow, pandas and DuckDB
+//! (`tests/parquet_check.py`).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use analytics::parquet::{BATCH_ROWS, ParquetWriter, WriteError};
@@ -450,4 +452,90 @@ fn an_output_that_fails_is_an_io_error_not_a_panic() {
         }
         other => panic!("not an I/O error: {:?}", other.map(|(rows, _)| rows)),
     }
+}
+
+/// The Python of a virtual environment with `packages` from PyPI, made once under the target
+/// directory (as the command line's end-to-end tests make theirs): in a directory of its own,
+/// renamed into place when complete, made again when `imports` fails in it. A machine without
+/// python3, venv or PyPI fails the test with the reason; it is never skipped.
+fn python_with(name: &str, packages: &[&str], imports: &str) -> PathBuf {
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _making = MAKING.lock().unwrap_or_else(|p| p.into_inner());
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let venv = root.join(format!("{name}-venv"));
+    let python = venv.join("bin").join("python");
+    let ready = |python: &Path| {
+        Command::new(python)
+            .args(["-c", imports])
+            .output()
+            .is_ok_and(|output| output.status.success())
+    };
+    if ready(&python) {
+        return python;
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    let staging = root.join(format!("{name}-venv-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let run = |command: &mut Command, what: &str| {
+        let output = command
+            .output()
+            .unwrap_or_else(|e| panic!("{what}: {e} (python3 with venv is needed)"));
+        assert!(
+            output.status.success(),
+            "{what} failed (is PyPI reachable?):\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(
+        Command::new("python3").args(["-m", "venv"]).arg(&staging),
+        "python3 -m venv",
+    );
+    run(
+        Command::new(staging.join("bin").join("python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--quiet",
+            ])
+            .args(packages),
+        &format!("pip install {}", packages.join(" ")),
+    );
+    if std::fs::rename(&staging, &venv).is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    assert!(ready(&python), "{} cannot {imports}", venv.display());
+    python
+}
+
+#[test]
+fn pyarrow_pandas_and_duckdb_read_the_file_as_written() {
+    let python = python_with(
+        "analytics-parquet",
+        &["pyarrow==25.0.1", "pandas==3.0.6", "duckdb==1.5.6"],
+        "import pyarrow, pandas, duckdb",
+    );
+    let view = observation_view();
+    let path = write_file("for-python", &view, &observation_rows(&view));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/parquet_check.py");
+    let output = Command::new(&python)
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "parquet_check.py {}:\n{stdout}\n{}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    expect![[r#"
+        pyarrow 25.0.1: 16 columns, 3 rows, types and values as written
+        pandas 3.0.6: the same rows as a data frame
+        duckdb 1.5.6: SELECT over the file, types and values as written
+    "#]]
+    .assert_eq(&stdout);
 }
