@@ -13,8 +13,9 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use analytics::View;
 use analytics::output::{self, RowWriter};
+use analytics::parquet::ParquetWriter;
+use analytics::{Row, View};
 use anyhow::{Context, Result, anyhow};
 use serde_json::Value;
 
@@ -31,8 +32,8 @@ pub enum ViewCommand {
         #[arg(long)]
         resources: Option<PathBuf>,
         /// The rows' format: `ndjson` (a JSON object a row, every column named, null when
-        /// empty) or `csv` (RFC 4180 with CRLF line ends, a header row; empty when null, a
-        /// collection as JSON).
+        /// empty), `csv` (RFC 4180 with CRLF line ends, a header row; empty when null, a
+        /// collection as JSON) or `parquet` (one file, written as the rows come).
         #[arg(long, value_enum, default_value_t = Format::Ndjson)]
         format: Format,
         /// Write the rows to this file instead of standard output.
@@ -47,8 +48,37 @@ pub enum ViewCommand {
 pub enum Format {
     Ndjson,
     Csv,
-    /// Not written yet: refused with a reason.
+    /// One Parquet file, its Arrow schema from the columns' types (decision 0023).
     Parquet,
+}
+
+/// The rows' writer for the chosen format.
+enum Writer<'v, W: Write + Send> {
+    Text(RowWriter<'v, W>),
+    Parquet(ParquetWriter<W>),
+}
+
+impl<W: Write + Send> Writer<'_, W> {
+    fn write(&mut self, row: &Row) -> Result<()> {
+        match self {
+            Writer::Text(writer) => writer.write(row).context("writing the rows"),
+            Writer::Parquet(writer) => writer.write(row).context("writing the Parquet file"),
+        }
+    }
+
+    /// Ends the output; answers the number of rows written.
+    fn finish(self) -> Result<u64> {
+        match self {
+            Writer::Text(writer) => writer
+                .finish()
+                .map(|(rows, _)| rows)
+                .context("writing the rows"),
+            Writer::Parquet(writer) => writer
+                .finish()
+                .map(|(rows, _)| rows)
+                .context("writing the Parquet file"),
+        }
+    }
 }
 
 /// Why the command stopped: its exit status tells the view's faults from the input's.
@@ -90,27 +120,28 @@ fn run_view(
     out: Option<&Path>,
     store: &StoreArgs,
 ) -> Result<String, Failure> {
-    if format == Format::Parquet {
-        return Err(Failure::Usage(anyhow!(
-            "--format parquet is not available yet: use ndjson or csv"
-        )));
-    }
     let view = read_view(view_path).map_err(Failure::Usage)?;
-    let output: Box<dyn Write> = match out {
+    let output: Box<dyn Write + Send> = match out {
         Some(path) => Box::new(
             File::create(path)
                 .with_context(|| format!("creating {}", path.display()))
                 .map_err(Failure::Run)?,
         ),
-        None => Box::new(std::io::stdout().lock()),
+        None => Box::new(std::io::stdout()),
     };
-    let format = match format {
-        Format::Csv => output::Format::Csv { header: true },
-        Format::Ndjson | Format::Parquet => output::Format::Ndjson,
-    };
-    let mut writer = RowWriter::new(&view, format, BufWriter::new(output))
-        .context("writing the rows")
-        .map_err(Failure::Run)?;
+    let output = BufWriter::new(output);
+    let mut writer = match format {
+        Format::Csv => RowWriter::new(&view, output::Format::Csv { header: true }, output)
+            .map(Writer::Text)
+            .context("writing the rows"),
+        Format::Ndjson => RowWriter::new(&view, output::Format::Ndjson, output)
+            .map(Writer::Text)
+            .context("writing the rows"),
+        Format::Parquet => ParquetWriter::new(&view, output)
+            .map(Writer::Parquet)
+            .context("starting the Parquet file"),
+    }
+    .map_err(Failure::Run)?;
     let mut resources_read = 0u64;
     let mut each = |resource: &Value| -> Result<()> {
         resources_read += 1;
@@ -131,10 +162,7 @@ fn run_view(
         None => each_in_store(store, view.resource(), &mut each),
     }
     .map_err(Failure::Run)?;
-    let (rows, _) = writer
-        .finish()
-        .context("writing the rows")
-        .map_err(Failure::Run)?;
+    let rows = writer.finish().map_err(Failure::Run)?;
     Ok(format!(
         "{rows} row(s) from {resources_read} resource(s) read"
     ))
