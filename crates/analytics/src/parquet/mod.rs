@@ -21,8 +21,9 @@
 //! | complex types, quantities | `Utf8`, the JSON text |
 //! | `collection: true` | `List` of the above |
 //!
-//! A native type is used where every FHIR value of the type fits it exactly, and each value is
-//! written exactly or refused, never rounded:
+//! A native type is used where the FHIR values of a type fit it (all of them for instants and
+//! times, all but the rarest for decimals), and each value is written exactly or refused, never
+//! rounded:
 //!
 //! - **Decimals** are `Decimal128(38, 18)`, not `Float64`: a reader must get the value that was
 //!   recorded, and a double turns `0.1` into `0.1000000000000000055...` and keeps only 15 to 17
@@ -38,8 +39,8 @@
 //! - A column whose type is unknown (a path the model cannot type, with no `type` declared) is
 //!   text, and takes what the path found: a number or a boolean there is written as its JSON text.
 //!
-//! A value that does not fit its column is a [`WriteError::Value`]: the row is not written,
-//! nothing of it is, and the writer goes on with the next one.
+//! A value that does not fit its column is a [`WriteError::Value`]: the whole row is refused,
+//! none of its values written, and the writer goes on with the next one.
 
 mod value;
 
