@@ -162,6 +162,12 @@ fn instant_micros(text: &str) -> Result<i64, String> {
     let offset = instant
         .offset_minutes
         .ok_or_else(|| format!("\"{text}\" is not an instant: it has no time zone"))?;
+    // FHIR's zones run from -14:00 to +14:00; the date-time reader takes any two digits.
+    if offset.abs() > 14 * 60 {
+        return Err(format!(
+            "\"{text}\" is not an instant: its zone is out of range"
+        ));
+    }
     let days = days_from_civil(i64::from(instant.year), instant.month, instant.day);
     let seconds = days * 86_400
         + i64::from(instant.hour) * 3_600
@@ -259,6 +265,11 @@ mod tests {
         assert!(instant_micros("2020-03-15T10:30:00").is_err(), "no zone");
         assert!(instant_micros("2020-03-15T10:30Z").is_err(), "no seconds");
         assert!(instant_micros("2020-03-15").is_err());
+        assert_eq!(
+            instant_micros("2020-03-15T00:00:00+14:00"),
+            Ok(1_584_180_000_000_000)
+        );
+        assert!(instant_micros("2020-03-15T00:00:00+15:00").is_err());
         assert_eq!(time_micros("00:00:01"), Ok(1_000_000));
         assert_eq!(time_micros("23:59:59.25"), Ok(86_399_250_000));
         assert!(time_micros("14:30").is_err());
