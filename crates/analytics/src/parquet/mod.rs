@@ -204,8 +204,8 @@ fn element_type(column_type: ColumnType) -> DataType {
     }
 }
 
-/// Writes a view's rows to `out` as one Parquet file: made with the view, given its rows one at
-/// a time, finished once.
+/// Writes a view's rows to `out` as one Parquet file, as [`crate::output::RowWriter`] writes
+/// them as text: made with the view, given its rows one at a time, finished once.
 pub struct ParquetWriter<W: Write + Send> {
     columns: Vec<ColumnBuilder>,
     schema: SchemaRef,
