@@ -55,7 +55,8 @@ pub enum Format {
 /// The rows' writer for the chosen format.
 enum Writer<'v, W: Write + Send> {
     Text(RowWriter<'v, W>),
-    Parquet(ParquetWriter<W>),
+    // Boxed: the encoder's state is large beside a text writer's.
+    Parquet(Box<ParquetWriter<W>>),
 }
 
 impl<W: Write + Send> Writer<'_, W> {
@@ -138,7 +139,7 @@ fn run_view(
             .map(Writer::Text)
             .context("writing the rows"),
         Format::Parquet => ParquetWriter::new(&view, output)
-            .map(Writer::Parquet)
+            .map(|writer| Writer::Parquet(Box::new(writer)))
             .context("starting the Parquet file"),
     }
     .map_err(Failure::Run)?;
