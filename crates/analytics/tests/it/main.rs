@@ -5,6 +5,10 @@
 mod official;
 #[cfg(feature = "parquet")]
 mod parquet_file;
+// A Python virtual environment for the pyarrow, pandas and DuckDB check.
+#[cfg(feature = "parquet")]
+#[path = "../../../test-support/shared/python_venv.rs"]
+mod python_venv;
 mod robustness;
 mod suite;
 mod views;

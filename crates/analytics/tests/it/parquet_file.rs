@@ -19,6 +19,8 @@ use arrow_schema::{DataType, TimeUnit};
 use expect_test::expect;
 use serde_json::{Value, json};
 
+use crate::python_venv::python_with;
+
 /// A view of Observations with a column of every type: declared, inferred, and the default.
 fn observation_view() -> View {
     View::parse(&json!({"resourceType": "ViewDefinition", "name": "observation_values",
@@ -452,62 +454,6 @@ fn an_output_that_fails_is_an_io_error_not_a_panic() {
         }
         other => panic!("not an I/O error: {:?}", other.map(|(rows, _)| rows)),
     }
-}
-
-/// The Python of a virtual environment with `packages` from PyPI, made once under the target
-/// directory (as the command line's end-to-end tests make theirs): in a directory of its own,
-/// renamed into place when complete, made again when `imports` fails in it. A machine without
-/// python3, venv or PyPI fails the test with the reason; it is never skipped.
-fn python_with(name: &str, packages: &[&str], imports: &str) -> PathBuf {
-    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _making = MAKING.lock().unwrap_or_else(|p| p.into_inner());
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let venv = root.join(format!("{name}-venv"));
-    let python = venv.join("bin").join("python");
-    let ready = |python: &Path| {
-        Command::new(python)
-            .args(["-c", imports])
-            .output()
-            .is_ok_and(|output| output.status.success())
-    };
-    if ready(&python) {
-        return python;
-    }
-    let _ = std::fs::remove_dir_all(&venv);
-    let staging = root.join(format!("{name}-venv-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    let run = |command: &mut Command, what: &str| {
-        let output = command
-            .output()
-            .unwrap_or_else(|e| panic!("{what}: {e} (python3 with venv is needed)"));
-        assert!(
-            output.status.success(),
-            "{what} failed (is PyPI reachable?):\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    run(
-        Command::new("python3").args(["-m", "venv"]).arg(&staging),
-        "python3 -m venv",
-    );
-    run(
-        Command::new(staging.join("bin").join("python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--quiet",
-            ])
-            .args(packages),
-        &format!("pip install {}", packages.join(" ")),
-    );
-    if std::fs::rename(&staging, &venv).is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    assert!(ready(&python), "{} cannot {imports}", venv.display());
-    python
 }
 
 #[test]

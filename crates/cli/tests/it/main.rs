@@ -10,6 +10,9 @@ mod ledger_scenario;
 // The official SQL on FHIR v2 suite's files and judging, shared with the analytics crate.
 #[path = "../../../analytics/tests/it/official.rs"]
 mod official;
+// A Python virtual environment for the checks run with real Python clients.
+#[path = "../../../test-support/shared/python_venv.rs"]
+mod python_venv;
 mod seed_command;
 mod serve_command;
 mod support;
