@@ -297,17 +297,21 @@ fn rle_headers_that_do_not_fit_are_refused() {
 #[test]
 fn fuzz_finding_f10_pixel_attributes_out_of_range_are_refused() {
     let instance = imaging::part10::read(&corpus("regressions/fuzz_F10_bits.dcm")).unwrap();
+    // Refused by the check before decoding, not by catching the decoder's panic.
+    let reason = refusal_to_render(&instance.file);
+    assert!(reason.contains("are not rendered"), "{reason}");
+}
+
+/// Why the first frame of `file` is not rendered as a PNG; fails when it is.
+fn refusal_to_render(file: &[u8]) -> String {
     let rendering = Rendering {
         frame: 1,
         window: None,
         format: Format::Png,
         viewport: Some((64, 64)),
     };
-    // Refused by the check before decoding, not by catching the decoder's panic.
-    match render::render(&instance.file, &rendering) {
-        Err(ImagingError::Unrenderable(reason)) => {
-            assert!(reason.contains("are not rendered"), "{reason}")
-        }
+    match render::render(file, &rendering) {
+        Err(ImagingError::Unrenderable(reason)) => reason,
         other => panic!("{:?}", other.map(|b| b.len())),
     }
 }
@@ -323,16 +327,6 @@ fn fuzz_finding_f15_sizes_beyond_a_u64_are_refused() {
         frame(&instance.file, 1),
         Err(ImagingError::Unrenderable(_))
     ));
-    let rendering = Rendering {
-        frame: 1,
-        window: None,
-        format: Format::Png,
-        viewport: Some((64, 64)),
-    };
-    match render::render(&instance.file, &rendering) {
-        Err(ImagingError::Unrenderable(reason)) => {
-            assert!(reason.contains("is not rendered"), "{reason}")
-        }
-        other => panic!("{:?}", other.map(|b| b.len())),
-    }
+    let reason = refusal_to_render(&instance.file);
+    assert!(reason.contains("is not rendered"), "{reason}");
 }
