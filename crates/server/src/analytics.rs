@@ -118,27 +118,25 @@ fn run(call: Invocation) -> Handled {
     })
 }
 
-/// The Parameters' values of `name`.
-fn parameters<'a>(body: &'a Value, name: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-    body.get("parameter")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+/// The values of the parameters named `name`.
+fn named<'a>(parameters: &'a [Value], name: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    parameters
+        .iter()
         .filter(move |p| p.get("name").and_then(Value::as_str) == Some(name))
 }
 
-fn format_of(body: &Value, query_format: Option<&str>) -> Result<Format, ApiError> {
-    let header = parameters(body, "header")
+fn format_of(parameters: &[Value], query_format: Option<&str>) -> Result<Format, ApiError> {
+    let header = named(parameters, "header")
         .find_map(|p| p.get("valueBoolean").and_then(Value::as_bool))
         .unwrap_or(true);
-    let named = parameters(body, "_format")
+    let asked = named(parameters, "_format")
         .find_map(|p| {
             p.get("valueCode")
                 .or(p.get("valueString"))
                 .and_then(Value::as_str)
         })
         .or(query_format);
-    match named.unwrap_or("ndjson") {
+    match asked.unwrap_or("ndjson") {
         "ndjson" | "application/x-ndjson" | "application/ndjson" => Ok(Format::Ndjson),
         "csv" | "text/csv" => Ok(Format::Csv { header }),
         "json" | "application/json" => Ok(Format::Json),
@@ -155,19 +153,14 @@ fn format_of(body: &Value, query_format: Option<&str>) -> Result<Format, ApiErro
 
 /// The request's view, format, limit and resources, or why it cannot be run.
 fn asked(body: &Value, query_format: Option<&str>) -> Result<Asked, ApiError> {
-    if body.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
-        return Err(ApiError::bad_request(
-            IssueCode::Invalid,
-            "$viewdefinition-run takes a Parameters resource",
-        ));
-    }
-    if parameters(body, "viewReference").next().is_some() {
+    let parameters = crate::request::parameters(body)?;
+    if named(parameters, "viewReference").next().is_some() {
         return Err(ApiError::bad_request(
             IssueCode::NotSupported,
             "viewReference is not supported yet: send the ViewDefinition itself as viewResource",
         ));
     }
-    let mut views = parameters(body, "viewResource").filter_map(|p| p.get("resource"));
+    let mut views = named(parameters, "viewResource").filter_map(|p| p.get("resource"));
     let (Some(view), None) = (views.next(), views.next()) else {
         return Err(ApiError::bad_request(
             IssueCode::Required,
@@ -175,7 +168,7 @@ fn asked(body: &Value, query_format: Option<&str>) -> Result<Asked, ApiError> {
         ));
     };
     let view = View::parse(view)?;
-    let limit = match parameters(body, "_limit").next() {
+    let limit = match named(parameters, "_limit").next() {
         None => None,
         Some(p) => match p.get("valueInteger").and_then(Value::as_u64) {
             Some(limit) if limit > 0 => Some(limit as usize),
@@ -187,7 +180,7 @@ fn asked(body: &Value, query_format: Option<&str>) -> Result<Asked, ApiError> {
             }
         },
     };
-    let sent: Vec<Value> = parameters(body, "resource")
+    let sent: Vec<Value> = named(parameters, "resource")
         .map(|p| {
             p.get("resource").cloned().ok_or_else(|| {
                 ApiError::bad_request(IssueCode::Required, "a resource parameter has no resource")
@@ -196,7 +189,7 @@ fn asked(body: &Value, query_format: Option<&str>) -> Result<Asked, ApiError> {
         .collect::<Result<_, _>>()?;
     Ok(Asked {
         view,
-        format: format_of(body, query_format)?,
+        format: format_of(parameters, query_format)?,
         limit,
         resources: (!sent.is_empty()).then_some(sent),
     })

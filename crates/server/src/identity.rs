@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use crate::lanes::blocking;
 use crate::operations::{Handled, Handler, Invocation, Registered};
-use crate::request::{BodyKind, Produces, read_json};
+use crate::request::{BodyKind, Produces, optional_parameters, parameters, read_json};
 use crate::response::json_response;
 use crate::{ApiError, AppState};
 
@@ -523,30 +523,6 @@ fn read_resource(
 ) -> Result<Value, ApiError> {
     let record = repository.read(ctx, resource_type, id)?;
     Ok(repository::parse_stored(&record)?)
-}
-
-/// The body as a Parameters resource's `parameter` array.
-fn parameters(body: &Value) -> Result<&[Value], ApiError> {
-    optional_parameters(body)?
-        .ok_or_else(|| invalid("the body must be a Parameters resource", "resourceType"))
-}
-
-fn optional_parameters(body: &Value) -> Result<Option<&[Value]>, ApiError> {
-    match body.get("resourceType").and_then(Value::as_str) {
-        Some("Parameters") => match body.get("parameter") {
-            None => Ok(Some(&[])),
-            Some(Value::Array(items)) => Ok(Some(items.as_slice())),
-            Some(_) => Err(invalid(
-                "Parameters.parameter must be an array",
-                "Parameters.parameter",
-            )),
-        },
-        None if body.as_object().is_some_and(|o| o.is_empty()) => Ok(None),
-        _ => Err(invalid(
-            "the body must be a Parameters resource",
-            "resourceType",
-        )),
-    }
 }
 
 fn find_parameter<'a>(parameters: &'a [Value], name: &str) -> Option<&'a Value> {

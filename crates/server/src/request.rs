@@ -400,3 +400,32 @@ pub(crate) async fn operation_params(
     }
     Ok(params)
 }
+
+/// The body as a Parameters resource's `parameter` array (none: an empty list).
+pub(crate) fn parameters(body: &Value) -> Result<&[Value], ApiError> {
+    optional_parameters(body)?
+        .ok_or_else(|| invalid_parameters("the body must be a Parameters resource", "resourceType"))
+}
+
+/// As [`parameters`], and `None` for an empty JSON object (an operation called with no body).
+pub(crate) fn optional_parameters(body: &Value) -> Result<Option<&[Value]>, ApiError> {
+    match body.get("resourceType").and_then(Value::as_str) {
+        Some("Parameters") => match body.get("parameter") {
+            None => Ok(Some(&[])),
+            Some(Value::Array(items)) => Ok(Some(items.as_slice())),
+            Some(_) => Err(invalid_parameters(
+                "Parameters.parameter must be an array",
+                "Parameters.parameter",
+            )),
+        },
+        None if body.as_object().is_some_and(|o| o.is_empty()) => Ok(None),
+        _ => Err(invalid_parameters(
+            "the body must be a Parameters resource",
+            "resourceType",
+        )),
+    }
+}
+
+fn invalid_parameters(message: &str, expression: &str) -> ApiError {
+    ApiError::BadRequest(fhir_model::Issue::error(IssueCode::Invalid, message).at(expression))
+}
