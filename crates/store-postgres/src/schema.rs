@@ -253,6 +253,12 @@ CREATE TABLE ledger_tile (
     PRIMARY KEY (level, idx)
 );
 "#,
+    // References keyed by target first: a resident's references from one batch of writes
+    // share a leaf (store_sql::tables).
+    r#"
+DROP INDEX idx_reference_target;
+CREATE INDEX idx_reference_target ON idx_reference (target_id, param, target_type, rid) WHERE target_id IS NOT NULL;
+"#,
 ];
 
 /// An arbitrary constant naming the migration lock among the database's advisory locks.

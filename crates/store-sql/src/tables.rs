@@ -256,9 +256,14 @@ pub const RESOURCE: Table = Table {
     indexes: &[
         Index::new("resource_type_id", &["type", "id"]).unique(),
         Index::new("resource_type_rid", &["type", "rid"]).deferrable(),
+        // A patient's resources in resource order, on PostgreSQL. SQLite's
+        // `(patient_key, type)` below serves the same look-ups (its indexes end with the row
+        // id, but a patient's few thousand rows sort at once), and each index keyed by patient
+        // costs a page per resident a batch of writes touches (BENCHMARKS.md, "Intake").
         Index::new("resource_patient_key", &["patient_key"])
             .only_where("patient_key <> 0")
             .ends_with_rid_on_postgres()
+            .postgres_only()
             .deferrable(),
         // A patient's resources of one type: the access rule's look-up of a resident's
         // consents beside each of their records.
@@ -458,9 +463,12 @@ pub const REFERENCE: Table = clustered_by_resource(
     &["rid", "param", "seq"],
     &[
         Index::new("idx_reference_rid", &["rid", "param"]).postgres_only(),
+        // Keyed by target first: a search always names the target, and a resident's many
+        // references (a reading's subject, patient and performer, its trail's patient) share
+        // a leaf, where keyed by parameter each took a page of its own at a random place.
         Index::new(
             "idx_reference_target",
-            &["param", "target_id", "target_type"],
+            &["target_id", "param", "target_type"],
         )
         .only_where("target_id IS NOT NULL")
         .ends_with_rid_on_postgres()

@@ -223,6 +223,17 @@ CREATE TABLE ledger_tile (
     PRIMARY KEY (level, idx)
 );
 "#,
+    // A patient's resources are found through `(patient_key, type)`: a second index keyed by
+    // patient cost a page per resident that a batch of writes touches.
+    r#"
+DROP INDEX resource_patient_key;
+"#,
+    // References keyed by target first: a resident's references from one batch of writes
+    // share a leaf (store_sql::tables).
+    r#"
+DROP INDEX idx_reference_target;
+CREATE INDEX idx_reference_target ON idx_reference (target_id, param, target_type) WHERE target_id IS NOT NULL;
+"#,
 ];
 
 /// Brings the database up to the current schema version, in one transaction per migration.
