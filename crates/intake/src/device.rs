@@ -254,8 +254,8 @@ const KINDS: &[Kind] = &[
 /// of measurement, or the reason it is refused (what the fuzz target `kiosk_reading` checks).
 pub fn reading_observation(reading: &Value, now_micros: i64) -> Result<(Value, String), String> {
     let (_, content) = reading_content(reading)?;
-    let measured = measured_at(reading, now_micros)?;
-    Ok((content, measured))
+    let (text, micros) = measured_instant(reading)?;
+    Ok((content, in_the_past(text, micros, now_micros)?))
 }
 
 /// A reading's patient-independent content: the Observation's code and value(s).
@@ -335,8 +335,9 @@ fn reading_content(reading: &Value) -> Result<(String, Value), String> {
     Ok((kind.name.to_owned(), content))
 }
 
-/// The time of measurement: a dateTime with a time zone, not in the future.
-fn measured_at(reading: &Value, now_micros: i64) -> Result<String, String> {
+/// The time of measurement as given, and as an instant (microseconds since 1970): a dateTime
+/// with a time zone.
+fn measured_instant(reading: &Value) -> Result<(&str, i64), String> {
     let text = reading
         .get("measured")
         .and_then(Value::as_str)
@@ -349,10 +350,27 @@ fn measured_at(reading: &Value, now_micros: i64) -> Result<String, String> {
         .ok_or_else(|| {
             format!("'measured' must be a date and time with a time zone, not '{text}'")
         })?;
+    Ok((text, micros))
+}
+
+/// The time of measurement, unless it lies in the future (beyond a clock's drift).
+fn in_the_past(text: &str, micros: i64, now_micros: i64) -> Result<String, String> {
     if micros > now_micros + 10 * 60 * 1_000_000 {
         return Err(format!("'measured' {text} is in the future"));
     }
     Ok(text.to_owned())
+}
+
+/// A reading's Observation id: the same for the same kiosk, reading id and time of
+/// measurement (so a reading sent again is found, and two servers writing it at once meet at
+/// the store's unique id), and in the order of measurement. Ids hashed whole took each row
+/// of the store's `(type, id)` index and of the trail's references to it at a random place,
+/// a page written per reading; in measurement order, live readings land together at the
+/// index's end (BENCHMARKS.md, "Intake").
+fn observation_id(device: &str, reading: &str, measured_micros: i64) -> String {
+    let millis = (measured_micros.max(0) / 1_000).min(0xffff_ffff_ffff);
+    let hash = xxhash_rust::xxh3::xxh3_128(format!("{device}\0{reading}").as_bytes());
+    format!("rd-{millis:012x}{:020x}", hash >> 48)
 }
 
 /// Resolves a reading's resident to a Patient reference inside the transaction.
@@ -460,12 +478,14 @@ impl Readings {
         if id.is_empty() || id.len() > 64 {
             return Plan::Refuse("the reading needs an 'id' of 1 to 64 characters".into());
         }
-        let observation_id = format!(
-            "rd-{:032x}",
-            xxhash_rust::xxh3::xxh3_128(format!("{}\0{id}", upload.device).as_bytes())
-        );
+        let measured = match measured_instant(reading) {
+            Ok(measured) => measured,
+            // Refused for its content first, as a reading with a time is.
+            Err(reason) => return Plan::Refuse(reading_content(reading).err().unwrap_or(reason)),
+        };
+        let observation_id = observation_id(&upload.device, id, measured.1);
         let content = match reading_content(reading)
-            .and_then(|(_, content)| measured_at(reading, now).map(|measured| (content, measured)))
+            .and_then(|(_, content)| in_the_past(measured.0, measured.1, now).map(|m| (content, m)))
         {
             Ok(content) => content,
             // A reading written before is a duplicate even if it would be refused now (its
