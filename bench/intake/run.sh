@@ -79,7 +79,12 @@ if call GET 'Person/$model' | grep -q '"valueCode":"built-in"'; then
     call POST 'Person/$estimate-model' '{"resourceType":"Parameters"}' > /dev/null
 fi
 before="$(call GET "Observation?_summary=count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')"
+written() { awk '/^write_bytes/ {print $2}' "/proc/$pid/io"; }
+written_before="$(written)"
 "$target/intake-bench" 127.0.0.1:1883 "$work/intake-devices.txt" "$work/intake-residents.txt" \
     "${BENCH_READINGS:-100000}" "${BENCH_PER_UPLOAD:-50}"
 after="$(call GET "Observation?_summary=count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')"
 echo "observations written: $((after - before))"
+# What the server wrote to disk (WAL, checkpoints, trail) per Observation: the figure that
+# moves with the store's layout, where the throughput also moves with the machine's load.
+echo "bytes written by the server per Observation: $(( ($(written) - written_before) / (after - before > 0 ? after - before : 1) ))"

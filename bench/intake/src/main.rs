@@ -42,6 +42,21 @@ fn main() -> Result<()> {
     // Readings' ids unique to this run: a run on a store that has an earlier run's readings
     // writes new ones.
     let run = std::process::id();
+    // Times of measurement as a region's kiosks send them: most uploads carry what was
+    // measured in the last hour, in the order it is sent; every tenth kiosk comes back from
+    // hours offline with readings up to three days old. (Spread at random over a month, as
+    // earlier runs had them, every reading's Observation id and dates took an index page of
+    // their own: BENCHMARKS.md, "Intake".)
+    let now = fhir_model::clock::now_micros();
+    let hour: i64 = 3_600_000_000;
+    let measured_at = |n: usize, upload_no: usize| -> String {
+        let micros = if upload_no % 10 == 9 {
+            now - hour - (n as i64 * 7_919 % 72) * hour
+        } else {
+            now - hour + (n as i64) * hour / readings as i64
+        };
+        fhir_model::clock::format_instant(micros / 1_000_000 * 1_000_000)
+    };
     while made < readings {
         let (device, secret) = &devices[upload_no % devices.len()];
         let count = per_upload.min(readings - made);
@@ -51,7 +66,7 @@ fn main() -> Result<()> {
             .map(|i| {
                 let n = made + i;
                 let resident = &residents[(n / 5) * 7919 % residents.len()];
-                let measured = format!("2026-11-{:02}T{:02}:{:02}:00+08:00", 1 + n / 5 % 28, 7 + n / 5 % 12, n % 60);
+                let measured = measured_at(n, upload_no);
                 let mut reading = json!({"id": format!("b{run}-{upload_no}-{i}"),
                     "resident": {"idNumber": resident}, "measured": measured});
                 let values = match n % 5 {
