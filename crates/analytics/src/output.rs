@@ -1,6 +1,8 @@
 //! A view's rows written as they come, in the formats SQL on FHIR's `$viewdefinition-run`
 //! names: NDJSON (an object a row, every column named, null when empty), CSV (RFC 4180; empty
-//! when null, a collection or object as its JSON) and a JSON array of the same objects.
+//! when null, a collection or object as its JSON) and a JSON array of the same objects
+//! ([`RowWriter`]); and, in builds with the `parquet` feature, one Parquet file
+//! ([`TableWriter`] writes any of them).
 
 use std::io::Write;
 
@@ -93,6 +95,118 @@ impl<'v, W: Write> RowWriter<'v, W> {
         }
         self.out.flush()?;
         Ok((self.rows, self.out))
+    }
+}
+
+/// Any format a view's rows can be written in: a text format, or one Parquet file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    Text(Format),
+    /// Written only by builds with the `parquet` feature.
+    Parquet,
+}
+
+impl TableFormat {
+    /// The media type of what is written.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            TableFormat::Text(format) => format.media_type(),
+            TableFormat::Parquet => "application/vnd.apache.parquet",
+        }
+    }
+
+    /// Whether this build writes the format.
+    pub fn written_here(self) -> bool {
+        matches!(self, TableFormat::Text(_)) || cfg!(feature = "parquet")
+    }
+}
+
+/// Why rows could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// A value does not fit its column's type in a typed format (Parquet): the view's data,
+    /// not the writer. The row is not written.
+    #[error("{0}")]
+    Value(String),
+    /// The output could not be written, or the format is not one this build writes.
+    #[error("{0}")]
+    Output(String),
+}
+
+/// As FHIR answers it: a value that does not fit its column is the data's (422,
+/// `processing`); an output that could not be written is the server's (500, without detail).
+impl fhir_model::Outcome for TableError {
+    fn http_status(&self) -> u16 {
+        match self {
+            TableError::Value(_) => 422,
+            TableError::Output(_) => 500,
+        }
+    }
+
+    fn issues(&self, request_id: &str) -> Vec<fhir_model::Issue> {
+        match self {
+            TableError::Value(message) => vec![fhir_model::Issue::error(
+                fhir_model::IssueCode::Processing,
+                message.clone(),
+            )],
+            TableError::Output(_) => vec![fhir_model::internal_issue(request_id)],
+        }
+    }
+}
+
+/// A view's rows written in any [`TableFormat`]: made with the view, given its rows one at a
+/// time, finished once.
+pub enum TableWriter<'v, W: Write + Send> {
+    Text(RowWriter<'v, W>),
+    // Boxed: the encoder's state is large beside a text writer's.
+    #[cfg(feature = "parquet")]
+    Parquet(Box<crate::parquet::ParquetWriter<W>>),
+}
+
+impl<'v, W: Write + Send> TableWriter<'v, W> {
+    pub fn new(view: &'v View, format: TableFormat, out: W) -> Result<Self, TableError> {
+        match format {
+            TableFormat::Text(format) => RowWriter::new(view, format, out)
+                .map(TableWriter::Text)
+                .map_err(|e| TableError::Output(e.to_string())),
+            #[cfg(feature = "parquet")]
+            TableFormat::Parquet => crate::parquet::ParquetWriter::new(view, out)
+                .map(|writer| TableWriter::Parquet(Box::new(writer)))
+                .map_err(parquet_error),
+            #[cfg(not(feature = "parquet"))]
+            TableFormat::Parquet => Err(TableError::Output(
+                "this build writes no Parquet (the analytics crate's `parquet` feature)".into(),
+            )),
+        }
+    }
+
+    pub fn write(&mut self, row: &Row) -> Result<(), TableError> {
+        match self {
+            TableWriter::Text(writer) => writer
+                .write(row)
+                .map_err(|e| TableError::Output(e.to_string())),
+            #[cfg(feature = "parquet")]
+            TableWriter::Parquet(writer) => writer.write(row).map_err(parquet_error),
+        }
+    }
+
+    /// Ends the output; answers the number of rows and the writer.
+    pub fn finish(self) -> Result<(u64, W), TableError> {
+        match self {
+            TableWriter::Text(writer) => writer
+                .finish()
+                .map_err(|e| TableError::Output(e.to_string())),
+            #[cfg(feature = "parquet")]
+            TableWriter::Parquet(writer) => writer.finish().map_err(parquet_error),
+        }
+    }
+}
+
+#[cfg(feature = "parquet")]
+fn parquet_error(error: crate::parquet::WriteError) -> TableError {
+    match error {
+        crate::parquet::WriteError::Value { .. } => TableError::Value(error.to_string()),
+        other => TableError::Output(other.to_string()),
     }
 }
 

@@ -13,9 +13,8 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use analytics::output::{self, RowWriter};
-use analytics::parquet::ParquetWriter;
-use analytics::{Row, View};
+use analytics::output::{self, TableFormat, TableWriter};
+use analytics::View;
 use anyhow::{Context, Result, anyhow};
 use serde_json::Value;
 
@@ -50,36 +49,6 @@ pub enum Format {
     Csv,
     /// One Parquet file, its Arrow schema from the columns' types (decision 0023).
     Parquet,
-}
-
-/// The rows' writer for the chosen format.
-enum Writer<'v, W: Write + Send> {
-    Text(RowWriter<'v, W>),
-    // Boxed: the encoder's state is large beside a text writer's.
-    Parquet(Box<ParquetWriter<W>>),
-}
-
-impl<W: Write + Send> Writer<'_, W> {
-    fn write(&mut self, row: &Row) -> Result<()> {
-        match self {
-            Writer::Text(writer) => writer.write(row).context("writing the rows"),
-            Writer::Parquet(writer) => writer.write(row).context("writing the Parquet file"),
-        }
-    }
-
-    /// Ends the output; answers the number of rows written.
-    fn finish(self) -> Result<u64> {
-        match self {
-            Writer::Text(writer) => writer
-                .finish()
-                .map(|(rows, _)| rows)
-                .context("writing the rows"),
-            Writer::Parquet(writer) => writer
-                .finish()
-                .map(|(rows, _)| rows)
-                .context("writing the Parquet file"),
-        }
-    }
 }
 
 /// Why the command stopped: its exit status tells the view's faults from the input's.
@@ -131,18 +100,14 @@ fn run_view(
         None => Box::new(std::io::stdout()),
     };
     let output = BufWriter::new(output);
-    let mut writer = match format {
-        Format::Csv => RowWriter::new(&view, output::Format::Csv { header: true }, output)
-            .map(Writer::Text)
-            .context("writing the rows"),
-        Format::Ndjson => RowWriter::new(&view, output::Format::Ndjson, output)
-            .map(Writer::Text)
-            .context("writing the rows"),
-        Format::Parquet => ParquetWriter::new(&view, output)
-            .map(|writer| Writer::Parquet(Box::new(writer)))
-            .context("starting the Parquet file"),
-    }
-    .map_err(Failure::Run)?;
+    let table_format = match format {
+        Format::Csv => TableFormat::Text(output::Format::Csv { header: true }),
+        Format::Ndjson => TableFormat::Text(output::Format::Ndjson),
+        Format::Parquet => TableFormat::Parquet,
+    };
+    let mut writer = TableWriter::new(&view, table_format, output)
+        .context("starting the output")
+        .map_err(Failure::Run)?;
     let mut resources_read = 0u64;
     let mut each = |resource: &Value| -> Result<()> {
         resources_read += 1;
@@ -154,7 +119,7 @@ fn run_view(
             anyhow!("{}/{id}: {error}", view.resource())
         })?;
         for row in &rows {
-            writer.write(row)?;
+            writer.write(row).context("writing the rows")?;
         }
         Ok(())
     };
@@ -163,7 +128,10 @@ fn run_view(
         None => each_in_store(store, view.resource(), &mut each),
     }
     .map_err(Failure::Run)?;
-    let rows = writer.finish().map_err(Failure::Run)?;
+    let (rows, _) = writer
+        .finish()
+        .context("writing the rows")
+        .map_err(Failure::Run)?;
     Ok(format!(
         "{rows} row(s) from {resources_read} resource(s) read"
     ))

@@ -2,7 +2,8 @@
 //! service). The view comes inline in the Parameters (`viewResource`); it runs over the
 //! resources sent with it (`resource`), or over the server's current resources of its type
 //! that the caller may read, through the caller's read path, each resident whose record was
-//! read on the caller's trail. The rows come back as NDJSON, CSV or a JSON array.
+//! read on the caller's trail. The rows come back as NDJSON, CSV, a JSON array or one Parquet
+//! file.
 
 use axum::body::Body;
 use axum::http::{StatusCode, header};
@@ -11,7 +12,7 @@ use fhir_model::IssueCode;
 use serde_json::Value;
 
 use analytics::View;
-use analytics::output::{Format, RowWriter};
+use analytics::output::{Format, TableFormat, TableWriter};
 
 use crate::ApiError;
 use crate::lanes::blocking;
@@ -30,7 +31,7 @@ const PAGE: usize = 1_000;
 /// What a `$viewdefinition-run` asks for.
 struct Asked {
     view: View,
-    format: Format,
+    format: TableFormat,
     limit: Option<usize>,
     /// The resources sent with the view; `None`: the server's.
     resources: Option<Vec<Value>>,
@@ -51,15 +52,14 @@ fn run(call: Invocation) -> Handled {
         let repository = call.state.repository().clone();
         let caller = fhir.caller.clone();
         let (patients, rows) = blocking(move || -> Result<_, ApiError> {
+            // The residents whose records were read, in the order first read.
             let mut patients: Vec<String> = Vec::new();
-            let mut writer = RowWriter::new(&asked.view, asked.format, Vec::new())
-                .map_err(|e| ApiError::Internal(format!("writing rows: {e}")))?;
+            let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+            let mut writer = TableWriter::new(&asked.view, asked.format, Vec::new())?;
             let mut room = asked.limit.unwrap_or(usize::MAX);
             let mut write = |resource: &Value| -> Result<bool, ApiError> {
                 for row in asked.view.rows(resource)?.iter().take(room) {
-                    writer
-                        .write(row)
-                        .map_err(|e| ApiError::Internal(format!("writing rows: {e}")))?;
+                    writer.write(row)?;
                     room -= 1;
                 }
                 Ok(room > 0)
@@ -85,7 +85,7 @@ fn run(call: Invocation) -> Handled {
                         query.after_row = last.row;
                         for record in &page {
                             for patient in crate::audit::patients_of_record(&repository, record) {
-                                if !patients.contains(&patient) {
+                                if seen.insert(patient.clone()) {
                                     patients.push(patient);
                                 }
                             }
@@ -97,9 +97,7 @@ fn run(call: Invocation) -> Handled {
                     }
                 }
             }
-            let (_, bytes) = writer
-                .finish()
-                .map_err(|e| ApiError::Internal(format!("writing rows: {e}")))?;
+            let (_, bytes) = writer.finish()?;
             Ok((patients, bytes))
         })
         .await?;
@@ -125,7 +123,7 @@ fn named<'a>(parameters: &'a [Value], name: &'a str) -> impl Iterator<Item = &'a
         .filter(move |p| p.get("name").and_then(Value::as_str) == Some(name))
 }
 
-fn format_of(parameters: &[Value], query_format: Option<&str>) -> Result<Format, ApiError> {
+fn format_of(parameters: &[Value], query_format: Option<&str>) -> Result<TableFormat, ApiError> {
     let header = named(parameters, "header")
         .find_map(|p| p.get("valueBoolean").and_then(Value::as_bool))
         .unwrap_or(true);
@@ -137,16 +135,17 @@ fn format_of(parameters: &[Value], query_format: Option<&str>) -> Result<Format,
         })
         .or(query_format);
     match asked.unwrap_or("ndjson") {
-        "ndjson" | "application/x-ndjson" | "application/ndjson" => Ok(Format::Ndjson),
-        "csv" | "text/csv" => Ok(Format::Csv { header }),
-        "json" | "application/json" => Ok(Format::Json),
-        "parquet" => Err(ApiError::bad_request(
-            IssueCode::NotSupported,
-            "_format parquet is not available yet: ask for ndjson, csv or json",
-        )),
+        "ndjson" | "application/x-ndjson" | "application/ndjson" => {
+            Ok(TableFormat::Text(Format::Ndjson))
+        }
+        "csv" | "text/csv" => Ok(TableFormat::Text(Format::Csv { header })),
+        "json" | "application/json" => Ok(TableFormat::Text(Format::Json)),
+        "parquet" | "application/vnd.apache.parquet" => Ok(TableFormat::Parquet),
         other => Err(ApiError::bad_request(
             IssueCode::NotSupported,
-            format!("_format '{other}' is not one this operation writes: ndjson, csv or json"),
+            format!(
+                "_format '{other}' is not one this operation writes: ndjson, csv, json or parquet"
+            ),
         )),
     }
 }

@@ -283,6 +283,43 @@ fn audit_events_about(serving: &support::Serving, patient: &str) -> u64 {
     support::json_of(&body)["total"].as_u64().unwrap()
 }
 
+/// `$viewdefinition-run` with `_format=parquet` sent by Python's HTTP client, the answer read
+/// by pyarrow: its content type, Arrow schema and rows (sorted by id).
+fn parquet_over_http(serving: &support::Serving, view: &Value) -> Value {
+    let python = support::python_with("cli-parquet", &["pyarrow==25.0.1"], "import pyarrow");
+    let check = r#"
+import io, json, sys, urllib.request
+import pyarrow.parquet as pq
+address, token, view = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+body = json.dumps({"resourceType": "Parameters", "parameter": [
+    {"name": "viewResource", "resource": view}, {"name": "_format", "valueCode": "parquet"}]})
+request = urllib.request.Request(f"http://{address}/fhir/$viewdefinition-run", data=body.encode(),
+    headers={"Content-Type": "application/fhir+json", "Authorization": f"Bearer {token}"})
+with urllib.request.urlopen(request) as answer:
+    content_type, data = answer.headers["Content-Type"], answer.read()
+table = pq.read_table(io.BytesIO(data))
+rows = sorted(table.to_pylist(), key=lambda row: row["id"])
+print(json.dumps({"content_type": content_type, "rows": rows,
+    "schema": {field.name: str(field.type) for field in table.schema}}, ensure_ascii=False))
+"#;
+    let output = Command::new(python)
+        .args([
+            "-c",
+            check,
+            &serving.address.to_string(),
+            &serving.token,
+            &view.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 #[test]
 fn viewdefinition_run_over_http_runs_under_the_callers_identity_and_rules() {
     for backend in [support::Backend::Sqlite, support::Backend::Postgres] {
@@ -377,11 +414,32 @@ fn viewdefinition_run_over_http_runs_under_the_callers_identity_and_rules() {
                 admin,
                 &[
                     view_parameter.clone(),
-                    json!({"name": "_format", "valueCode": "parquet"}),
+                    json!({"name": "_format", "valueCode": "xml"}),
                 ],
             ),
             400,
-            "parquet is not available yet",
+            "not one this operation writes",
+        );
+
+        // Parquet, as pyarrow reads it from the answer: the rows, and types from the columns.
+        let parquet = parquet_over_http(&serving, &view);
+        assert_eq!(
+            parquet["content_type"], "application/vnd.apache.parquet",
+            "{backend:?}"
+        );
+        assert_eq!(
+            parquet["schema"],
+            json!({"id": "string", "gender": "string", "birth_date": "string",
+                "family": "string", "given": "list<element: string>"}),
+            "{backend:?}"
+        );
+        assert_eq!(
+            parquet["rows"],
+            json!([
+                {"id": "p1", "gender": "female", "birth_date": "1961-03-02", "family": "王", "given": ["秀英"]},
+                {"id": "p2", "gender": "male", "birth_date": null, "family": null, "given": null},
+            ]),
+            "{backend:?}"
         );
         outcome(
             run_view(&serving, admin, &[]),
