@@ -13,8 +13,8 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use analytics::output::{self, TableFormat, TableWriter};
 use analytics::View;
+use analytics::output::{self, TableFormat, TableWriter};
 use anyhow::{Context, Result, anyhow};
 use serde_json::Value;
 

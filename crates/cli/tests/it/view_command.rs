@@ -430,7 +430,7 @@ fn viewdefinition_run_over_http_runs_under_the_callers_identity_and_rules() {
         assert_eq!(
             parquet["schema"],
             json!({"id": "string", "gender": "string", "birth_date": "string",
-                "family": "string", "given": "list<element: string>"}),
+                "family": "string", "given": "list<item: string>"}),
             "{backend:?}"
         );
         assert_eq!(
