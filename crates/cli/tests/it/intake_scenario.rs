@@ -30,21 +30,6 @@ fn mllp_address(serving: &Serving) -> String {
     }
 }
 
-fn run_check(python: &std::path::Path, script: &str, args: &[String]) -> String {
-    let output = Command::new(python)
-        .arg(format!("{}/tests/it/{script}", env!("CARGO_MANIFEST_DIR")))
-        .args(args)
-        .output()
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{script} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
 #[test]
 fn every_corpus_message_over_mllp_is_acknowledged_applied_once_or_refused_with_its_reason() {
     let python = intake_python();
@@ -56,7 +41,7 @@ fn every_corpus_message_over_mllp_is_acknowledged_applied_once_or_refused_with_i
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let serving = support::serve_on(backend, &["--mllp-listen", "127.0.0.1:0"]);
         let mllp = mllp_address(&serving);
-        let out = run_check(
+        let out = support::python_check(
             &python,
             "intake_mllp_check.py",
             &[
@@ -117,7 +102,7 @@ fn kiosks_readings_over_mqtt_are_observations_once_refused_with_reasons_and_rais
     let store = data.path().join("store");
     support::meridian_in(&store, &["seed", "--patients", "1500", "--seed", "5"]);
     let serving = support::serve_in(&store, &["--mqtt", "127.0.0.1:1883"]);
-    let out = run_check(
+    let out = support::python_check(
         &python,
         "intake_mqtt_check.py",
         &[

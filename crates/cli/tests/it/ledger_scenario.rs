@@ -105,25 +105,21 @@ fn lab(value: f64) -> Value {
 
 /// Runs the independent verifier; every check it prints must pass.
 fn verifier(serving: &Serving, args: &[&str]) -> Vec<Value> {
-    let output = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/it/ledger_verifier.py"
-        ))
-        .args(["--base", &format!("http://{}", serving.address)])
-        .args(["--fhir-prefix", "/fhir", "--token", &serving.token])
-        .args(["--witness-keys-required"])
-        .args(args)
-        .env("NO_PROXY", "*")
-        .env_remove("http_proxy")
-        .env_remove("HTTP_PROXY")
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "ledger_verifier.py {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let base = format!("http://{}", serving.address);
+    let mut arguments = vec![
+        "--base",
+        &base,
+        "--fhir-prefix",
+        "/fhir",
+        "--token",
+        &serving.token,
+        "--witness-keys-required",
+    ];
+    arguments.extend_from_slice(args);
+    let stdout = python_check(
+        std::path::Path::new("python3"),
+        "ledger_verifier.py",
+        &arguments,
     );
     let checks: Vec<Value> = stdout.lines().map(json_of).collect();
     assert!(
@@ -535,19 +531,11 @@ fn tamper(serving: &Serving, backend: Backend, id: &str, edit: Edit) {
 /// scenario relies on is itself checked.
 #[test]
 fn the_independent_verifier_passes_its_own_tests() {
-    let output = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/it/ledger_verifier_selftest.py"
-        ))
-        .env("NO_PROXY", "*")
-        .output()
-        .expect("python3 runs");
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let no_args: [&str; 0] = [];
+    python_check(
+        std::path::Path::new("python3"),
+        "ledger_verifier_selftest.py",
+        &no_args,
     );
 }
 

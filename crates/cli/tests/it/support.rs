@@ -12,6 +12,32 @@ use std::time::Duration;
 /// Long enough that only a connection the server never closes reaches it.
 pub use crate::python_venv::python_with;
 
+/// Runs this directory's Python check `tests/it/SCRIPT` with `python` (a virtual
+/// environment's, or `python3`) and `args`, straight to the server (no HTTP proxy from the
+/// environment); fails the test with its output unless it succeeds. Answers its standard
+/// output.
+pub fn python_check<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    python: &Path,
+    script: &str,
+    args: &[S],
+) -> String {
+    let output = Command::new(python)
+        .arg(format!("{}/tests/it/{script}", env!("CARGO_MANIFEST_DIR")))
+        .args(args)
+        .env("NO_PROXY", "*")
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{script} {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 pub const NEVER: Duration = Duration::from_secs(10);
 
 /// The store a server runs on.

@@ -284,40 +284,19 @@ fn audit_events_about(serving: &support::Serving, patient: &str) -> u64 {
 }
 
 /// `$viewdefinition-run` with `_format=parquet` sent by Python's HTTP client, the answer read
-/// by pyarrow: its content type, Arrow schema and rows (sorted by id).
+/// by pyarrow (`parquet_check.py`): its content type, Arrow schema and rows (sorted by id).
 fn parquet_over_http(serving: &support::Serving, view: &Value) -> Value {
     let python = support::python_with("cli-parquet", &["pyarrow==25.0.1"], "import pyarrow");
-    let check = r#"
-import io, json, sys, urllib.request
-import pyarrow.parquet as pq
-address, token, view = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-body = json.dumps({"resourceType": "Parameters", "parameter": [
-    {"name": "viewResource", "resource": view}, {"name": "_format", "valueCode": "parquet"}]})
-request = urllib.request.Request(f"http://{address}/fhir/$viewdefinition-run", data=body.encode(),
-    headers={"Content-Type": "application/fhir+json", "Authorization": f"Bearer {token}"})
-with urllib.request.urlopen(request) as answer:
-    content_type, data = answer.headers["Content-Type"], answer.read()
-table = pq.read_table(io.BytesIO(data))
-rows = sorted(table.to_pylist(), key=lambda row: row["id"])
-print(json.dumps({"content_type": content_type, "rows": rows,
-    "schema": {field.name: str(field.type) for field in table.schema}}, ensure_ascii=False))
-"#;
-    let output = Command::new(python)
-        .args([
-            "-c",
-            check,
-            &serving.address.to_string(),
-            &serving.token,
-            &view.to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let out = support::python_check(
+        &python,
+        "parquet_check.py",
+        &[
+            serving.address.to_string(),
+            serving.token.clone(),
+            view.to_string(),
+        ],
     );
-    serde_json::from_slice(&output.stdout).unwrap()
+    support::json_of(&out)
 }
 
 #[test]
