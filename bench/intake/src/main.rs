@@ -46,7 +46,7 @@ fn main() -> Result<()> {
     // measured in the last hour, in the order it is sent; every tenth kiosk comes back from
     // hours offline with readings up to three days old. (Spread at random over a month, as
     // earlier runs had them, every reading's Observation id and dates took an index page of
-    // their own: BENCHMARKS.md, "Intake".)
+    // their own: BENCHMARKS.md, "Fewer pages per reading".)
     let now = fhir_model::clock::now_micros();
     let hour: i64 = 3_600_000_000;
     let measured_at = |n: usize, upload_no: usize| -> String {

@@ -114,11 +114,6 @@ impl TableFormat {
             TableFormat::Parquet => "application/vnd.apache.parquet",
         }
     }
-
-    /// Whether this build writes the format.
-    pub fn written_here(self) -> bool {
-        matches!(self, TableFormat::Text(_)) || cfg!(feature = "parquet")
-    }
 }
 
 /// Why rows could not be written.

@@ -366,7 +366,7 @@ fn in_the_past(text: &str, micros: i64, now_micros: i64) -> Result<String, Strin
 /// the store's unique id), and in the order of measurement. Ids hashed whole took each row
 /// of the store's `(type, id)` index and of the trail's references to it at a random place,
 /// a page written per reading; in measurement order, live readings land together at the
-/// index's end (BENCHMARKS.md, "Intake").
+/// index's end (BENCHMARKS.md, "Fewer pages per reading").
 fn observation_id(device: &str, reading: &str, measured_micros: i64) -> String {
     let millis = (measured_micros.max(0) / 1_000).min(0xffff_ffff_ffff);
     let hash = xxhash_rust::xxh3::xxh3_128(format!("{device}\0{reading}").as_bytes());
@@ -478,15 +478,15 @@ impl Readings {
         if id.is_empty() || id.len() > 64 {
             return Plan::Refuse("the reading needs an 'id' of 1 to 64 characters".into());
         }
-        let measured = match measured_instant(reading) {
+        let (measured_text, measured_micros) = match measured_instant(reading) {
             Ok(measured) => measured,
             // Refused for its content first, as a reading with a time is.
             Err(reason) => return Plan::Refuse(reading_content(reading).err().unwrap_or(reason)),
         };
-        let observation_id = observation_id(&upload.device, id, measured.1);
-        let content = match reading_content(reading)
-            .and_then(|(_, content)| in_the_past(measured.0, measured.1, now).map(|m| (content, m)))
-        {
+        let observation_id = observation_id(&upload.device, id, measured_micros);
+        let content = match reading_content(reading).and_then(|(_, content)| {
+            in_the_past(measured_text, measured_micros, now).map(|m| (content, m))
+        }) {
             Ok(content) => content,
             // A reading written before is a duplicate even if it would be refused now (its
             // time was then not yet in the past, say): the transaction looks first.

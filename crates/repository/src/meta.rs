@@ -7,7 +7,8 @@ use xxhash_rust::xxh3::Xxh3;
 /// A new server-assigned id: a UUID of version 7, lower case: its first 48 bits are the time
 /// in milliseconds (which `meta.lastUpdated` shows anyway), the rest random. In time order,
 /// new ids take their rows at the end of the `(type, id)` index and of every index of
-/// references to them, rather than a page each at random places (BENCHMARKS.md, "Intake").
+/// references to them, rather than a page each at random places (BENCHMARKS.md, "Fewer
+/// pages per reading").
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }

@@ -259,7 +259,8 @@ pub const RESOURCE: Table = Table {
         // A patient's resources in resource order, on PostgreSQL. SQLite's
         // `(patient_key, type)` below serves the same look-ups (its indexes end with the row
         // id, but a patient's few thousand rows sort at once), and each index keyed by patient
-        // costs a page per resident a batch of writes touches (BENCHMARKS.md, "Intake").
+        // costs a page per resident a batch of writes touches (BENCHMARKS.md, "Fewer pages
+        // per reading").
         Index::new("resource_patient_key", &["patient_key"])
             .only_where("patient_key <> 0")
             .ends_with_rid_on_postgres()
