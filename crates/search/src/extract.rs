@@ -63,6 +63,10 @@ impl Indexer {
             };
             let mut type_plans = Vec::new();
             for param in registry.params_of(resource_type) {
+                // Searched through the two parameters its rows are the union of.
+                if registry.union_parts(param).is_some() {
+                    continue;
+                }
                 let Some(plan) = compile_plan(param, &options) else {
                     continue;
                 };

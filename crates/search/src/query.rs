@@ -258,6 +258,24 @@ pub enum IndexTable {
     Composite,
 }
 
+impl IndexTable {
+    /// The table that holds a parameter type's rows; none for `special` parameters.
+    pub fn of(kind: fhir_model::SearchParamType) -> Option<IndexTable> {
+        use fhir_model::SearchParamType as T;
+        Some(match kind {
+            T::Token => IndexTable::Token,
+            T::String => IndexTable::String,
+            T::Date => IndexTable::Date,
+            T::Number => IndexTable::Number,
+            T::Quantity => IndexTable::Quantity,
+            T::Reference => IndexTable::Reference,
+            T::Uri => IndexTable::Uri,
+            T::Composite => IndexTable::Composite,
+            T::Special => return None,
+        })
+    }
+}
+
 /// Which token hash a filter compares (see [`ParamKey::code_hash`] and siblings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenColumn {
@@ -362,7 +380,12 @@ pub struct SortKey {
 pub enum SortBy {
     Id,
     LastUpdated,
-    Param { param: ParamKey, table: IndexTable },
+    /// The smallest (largest, descending) value of the resource's rows of `params`: one
+    /// parameter, or the two a union parameter is searched through.
+    Param {
+        params: Vec<ParamKey>,
+        table: IndexTable,
+    },
 }
 
 /// An opaque position in a result set, from a next link: the sort values and the resource

@@ -67,6 +67,116 @@ impl Registry {
             .into_iter()
             .flat_map(|m| m.values())
     }
+
+    /// The two parameters whose rows together are exactly `param`'s rows, when it is one of
+    /// `UNIONS` and the definitions in force still say so (a stored SearchParameter may have
+    /// replaced one of the three): it is then searched through them and has no rows of its own.
+    pub fn union_parts(&self, param: &Param) -> Option<[&Arc<Param>; 2]> {
+        let (_, _, [first, second]) = UNIONS
+            .iter()
+            .find(|(t, code, _)| *t == &*param.resource_type && *code == &*param.code)?;
+        let parts = [
+            self.get(&param.resource_type, first)?,
+            self.get(&param.resource_type, second)?,
+        ];
+        let kind_of = |code: &str| self.get(&param.resource_type, code).map(|p| p.kind);
+        let same_components = |part: &Param| {
+            part.definition.components.len() == param.definition.components.len()
+                && part
+                    .definition
+                    .components
+                    .iter()
+                    .zip(&param.definition.components)
+                    .all(|(a, b)| {
+                        a.expression == b.expression
+                            && kind_of(&a.code).is_some()
+                            && kind_of(&a.code) == kind_of(&b.code)
+                    })
+        };
+        let mut whole = terms_of(&param.definition, &param.resource_type);
+        let mut together: Vec<String> = parts
+            .iter()
+            .flat_map(|part| terms_of(&part.definition, &param.resource_type))
+            .collect();
+        whole.sort();
+        together.sort();
+        let holds = !whole.is_empty()
+            && whole == together
+            && parts
+                .iter()
+                .all(|part| part.kind == param.kind && same_components(part));
+        holds.then_some(parts)
+    }
+}
+
+/// Parameters whose rows are the union of two others' rows, by their R4 definitions: an
+/// Observation's `combo-` parameters search its own value and its components' together.
+/// Searched through the two (`Registry::union_parts`), they cost no rows of their own, which
+/// were a third of a blood-pressure reading's index entries (BENCHMARKS.md, "Combined
+/// parameters searched through their parts").
+const UNIONS: &[(&str, &str, [&str; 2])] = &[
+    ("Observation", "combo-code", ["code", "component-code"]),
+    (
+        "Observation",
+        "combo-data-absent-reason",
+        ["data-absent-reason", "component-data-absent-reason"],
+    ),
+    (
+        "Observation",
+        "combo-value-concept",
+        ["value-concept", "component-value-concept"],
+    ),
+    (
+        "Observation",
+        "combo-value-quantity",
+        ["value-quantity", "component-value-quantity"],
+    ),
+    (
+        "Observation",
+        "combo-code-value-concept",
+        ["code-value-concept", "component-code-value-concept"],
+    ),
+    (
+        "Observation",
+        "combo-code-value-quantity",
+        ["code-value-quantity", "component-code-value-quantity"],
+    ),
+];
+
+/// The terms of a definition's expression that apply to `resource_type`: its top-level `|`
+/// alternatives that start at the type (`Observation.code`, `(Observation.value as
+/// Quantity)`, `Observation`), with runs of white space made one space.
+fn terms_of(definition: &SearchParamDef, resource_type: &str) -> Vec<String> {
+    let Some(expression) = definition.expression.as_deref() else {
+        return Vec::new();
+    };
+    let mut terms = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0i32, None, 0);
+    let bytes = expression.as_bytes();
+    for (at, byte) in bytes.iter().enumerate() {
+        match (quoted, byte) {
+            (Some(quote), b) if *b == quote => quoted = None,
+            (Some(_), _) => {}
+            (None, b'\'' | b'`' | b'"') => quoted = Some(*byte),
+            (None, b'(' | b'[' | b'{') => depth += 1,
+            (None, b')' | b']' | b'}') => depth -= 1,
+            (None, b'|') if depth == 0 => {
+                terms.push(&expression[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    terms.push(&expression[start..]);
+    terms
+        .into_iter()
+        .map(|term| term.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|term| {
+            let bare = term.trim_start_matches('(');
+            bare.strip_prefix(resource_type)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', ' ', ')']))
+        })
+        .collect()
 }
 
 /// The institutions a workflow resource is shared between, beside the one that holds it: for

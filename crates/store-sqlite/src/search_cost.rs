@@ -245,7 +245,7 @@ fn steps_of_sorted_patient_search(others: usize, dir: &std::path::Path) -> u64 {
     });
     query.sort.push(SortKey {
         by: SortBy::Param {
-            param: date,
+            params: vec![date],
             table: IndexTable::Date,
         },
         descending: false,

@@ -35,13 +35,23 @@ fn bundle(repository: &Repository, scope: SearchScope, query: &str) -> Value {
 }
 
 fn count(repository: &Repository, resource_type: &str, query: &str) -> usize {
-    let mut total = 0;
+    matches(repository, resource_type, query).len()
+}
+
+/// Every resource that matches, across the pages.
+fn matches(repository: &Repository, resource_type: &str, query: &str) -> Vec<Value> {
+    let mut found = Vec::new();
     let mut query = format!("{query}&_count=200");
     loop {
         let page = bundle(repository, SearchScope::Type(resource_type.into()), &query);
-        total += page["entry"].as_array().map_or(0, |e| {
-            e.iter().filter(|e| e["search"]["mode"] == "match").count()
-        });
+        found.extend(
+            page["entry"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| e["search"]["mode"] == "match")
+                .map(|e| e["resource"].clone()),
+        );
         match page["link"]
             .as_array()
             .unwrap()
@@ -57,9 +67,46 @@ fn count(repository: &Repository, resource_type: &str, query: &str) -> usize {
                     .1
                     .to_owned()
             }
-            None => return total,
+            None => return found,
         }
     }
+}
+
+fn ids(resources: &[Value]) -> std::collections::BTreeSet<String> {
+    resources
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The sample's Observations as sent, read straight from its files.
+fn sent_observations() -> Vec<Value> {
+    crate::synthea::FILES
+        .iter()
+        .flat_map(|name| {
+            crate::synthea::bundle(name)["entry"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .map(|entry| entry["resource"].clone())
+        .filter(|resource| resource["resourceType"] == "Observation")
+        .collect()
+}
+
+/// An Observation's own part and its components: what a `combo-` parameter looks at.
+fn own_and_components(observation: &Value) -> Vec<&Value> {
+    std::iter::once(observation)
+        .chain(observation["component"].as_array().into_iter().flatten())
+        .collect()
+}
+
+fn has_loinc(part: &Value, code: &str) -> bool {
+    part["code"]["coding"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|coding| coding["system"] == "http://loinc.org" && coding["code"] == code)
 }
 
 backend_tests! {
@@ -207,5 +254,63 @@ backend_tests! {
             let issues = error.issues("r");
             assert_eq!(issues[0].expression.as_deref(), Some(param), "{query}: {issues:?}");
         }
+    }
+
+    fn combined_parameters_match_what_either_part_matches(store) {
+        // `combo-` parameters have no rows of their own: they are searched through their two
+        // parts. Checked against the sample's files read directly, and against the parts.
+        let repository = repository(store);
+        load(&repository);
+        let sent = sent_observations();
+        let stored = matches(&repository, "Observation", "");
+        assert_eq!(stored.len(), sent.len());
+
+        let systolic = |o: &Value| own_and_components(o).iter().any(|part| has_loinc(part, "8480-6"));
+        let expected = sent.iter().filter(|o| systolic(o)).count();
+        assert!(expected > 5, "{expected}");
+        let found = matches(&repository, "Observation", "combo-code=http://loinc.org|8480-6");
+        assert_eq!(found.len(), expected);
+        assert!(found.iter().all(systolic));
+        // The blood-pressure panels have it in a component; a panel's code is another.
+        assert!(found.iter().any(|o| !has_loinc(o, "8480-6")));
+        assert_eq!(count(&repository, "Observation", "combo-code:not=8480-6"), sent.len() - expected);
+
+        let no_concept = |o: &&Value| own_and_components(o).iter().all(|part| part.get("valueCodeableConcept").is_none());
+        assert_eq!(
+            count(&repository, "Observation", "combo-value-concept:missing=true"),
+            sent.iter().filter(no_concept).count()
+        );
+        assert_eq!(
+            count(&repository, "Observation", "combo-value-concept:missing=false"),
+            sent.iter().filter(|o| !no_concept(o)).count()
+        );
+
+        for (combined, parts) in [
+            ("combo-code:text=systolic", ["code:text=systolic", "component-code:text=systolic"]),
+            (
+                "combo-value-quantity=gt100|http://unitsofmeasure.org|mm[Hg]",
+                ["value-quantity=gt100|http://unitsofmeasure.org|mm[Hg]", "component-value-quantity=gt100|http://unitsofmeasure.org|mm[Hg]"],
+            ),
+            (
+                "combo-code-value-quantity=http://loinc.org|8480-6$gt100",
+                ["code-value-quantity=http://loinc.org|8480-6$gt100", "component-code-value-quantity=http://loinc.org|8480-6$gt100"],
+            ),
+        ] {
+            let union: std::collections::BTreeSet<String> =
+                parts.iter().flat_map(|part| ids(&matches(&repository, "Observation", part))).collect();
+            assert!(!union.is_empty(), "{combined}");
+            assert_eq!(ids(&matches(&repository, "Observation", combined)), union, "{combined}");
+        }
+
+        // Sorted by the smallest value of either part.
+        let sorted = bundle(&repository, SearchScope::Type("Observation".into()),
+            "combo-code=8480-6,29463-7&_sort=combo-value-quantity&_count=1000");
+        let smallest: Vec<f64> = sorted["entry"].as_array().unwrap().iter()
+            .map(|e| own_and_components(&e["resource"]).iter()
+                .filter_map(|part| part["valueQuantity"]["value"].as_f64())
+                .fold(f64::INFINITY, f64::min))
+            .collect();
+        assert!(smallest.len() > expected, "{}", smallest.len());
+        assert!(smallest.windows(2).all(|w| w[0] <= w[1]), "{smallest:?}");
     }
 }

@@ -91,20 +91,13 @@ pub(super) fn leaf(
             "unknown search parameter for {resource_type}"
         )));
     };
+    if let Some(parts) = scope.registry.union_parts(param) {
+        return union(scope, resource_type, name, param, parts, modifier, value);
+    }
     if modifier == Some("missing") {
         let missing = missing_value(name, value)?;
-        let table = match param.kind {
-            SearchParamType::Token => IndexTable::Token,
-            SearchParamType::String => IndexTable::String,
-            SearchParamType::Date => IndexTable::Date,
-            SearchParamType::Number => IndexTable::Number,
-            SearchParamType::Quantity => IndexTable::Quantity,
-            SearchParamType::Reference => IndexTable::Reference,
-            SearchParamType::Uri => IndexTable::Uri,
-            SearchParamType::Composite => IndexTable::Composite,
-            SearchParamType::Special => {
-                return Ok(Parsed::Ignored(format!("{code} is not supported")));
-            }
+        let Some(table) = IndexTable::of(param.kind) else {
+            return Ok(Parsed::Ignored(format!("{code} is not supported")));
         };
         let own = Filter::Missing {
             param: param.key,
@@ -175,6 +168,39 @@ pub(super) fn leaf(
             filter
         },
     ))
+}
+
+/// A parameter whose rows are the union of two others' (`Registry::union_parts`): either
+/// part matches. A token's `:not` holds where neither part has the value, `:missing=true`
+/// where neither part has a value at all.
+fn union(
+    scope: &Scope<'_>,
+    resource_type: &str,
+    name: &str,
+    param: &Param,
+    parts: [&std::sync::Arc<Param>; 2],
+    modifier: Option<&str>,
+    value: &str,
+) -> Result<Parsed, SearchError> {
+    let negated = modifier == Some("not") && param.kind == SearchParamType::Token;
+    let part_modifier = if negated { None } else { modifier };
+    let mut filters = Vec::with_capacity(2);
+    for part in parts {
+        match leaf(scope, resource_type, name, &part.code, part_modifier, value)? {
+            Parsed::Filter(filter) => filters.push(filter),
+            ignored @ Parsed::Ignored(_) => return Ok(ignored),
+        }
+    }
+    let filter = if modifier == Some("missing") && missing_value(name, value)? {
+        Filter::AllOf(filters)
+    } else {
+        Filter::AnyOf(filters)
+    };
+    Ok(Parsed::Filter(if negated {
+        Filter::Not(Box::new(filter))
+    } else {
+        filter
+    }))
 }
 
 fn missing_value(name: &str, value: &str) -> Result<bool, SearchError> {

@@ -561,28 +561,22 @@ fn parse_sort(
                         format!("'{code}' is not a search parameter of {resource_type}"),
                     ));
                 };
-                let table = match param.kind {
-                    SearchParamType::Token => IndexTable::Token,
-                    SearchParamType::String => IndexTable::String,
-                    SearchParamType::Date => IndexTable::Date,
-                    SearchParamType::Number => IndexTable::Number,
-                    SearchParamType::Quantity => IndexTable::Quantity,
-                    SearchParamType::Reference => IndexTable::Reference,
-                    SearchParamType::Uri => IndexTable::Uri,
-                    SearchParamType::Composite | SearchParamType::Special => {
-                        return Err(SearchError::new(
+                let table = IndexTable::of(param.kind)
+                    .filter(|table| *table != IndexTable::Composite)
+                    .ok_or_else(|| {
+                        SearchError::new(
                             "_sort",
                             format!(
                                 "cannot sort on the {} parameter '{code}'",
                                 param.kind.as_str()
                             ),
-                        ));
-                    }
+                        )
+                    })?;
+                let params = match registry.union_parts(param) {
+                    Some(parts) => parts.iter().map(|part| part.key).collect(),
+                    None => vec![param.key],
                 };
-                SortBy::Param {
-                    param: param.key,
-                    table,
-                }
+                SortBy::Param { params, table }
             }
         };
         keys.push(SortKey { by, descending });

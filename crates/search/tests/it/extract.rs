@@ -230,3 +230,112 @@ fn names_identifiers_and_contact_points_of_a_patient() {
     assert_eq!(names, ["wei", "zhang", "伟", "张", "张伟"]);
     assert_eq!(entries.patient_key, PatientKey::of_patient("p1"));
 }
+
+#[test]
+fn combined_parameters_have_no_rows_of_their_own() {
+    // Every `combo-` parameter of Observation is the union of two others by its R4 definition:
+    // the registry finds the two, and the indexer writes rows for them only.
+    let registry = Registry::r4(fhir_model::r4());
+    for (combined, parts) in [
+        ("combo-code", ["code", "component-code"]),
+        (
+            "combo-data-absent-reason",
+            ["data-absent-reason", "component-data-absent-reason"],
+        ),
+        (
+            "combo-value-concept",
+            ["value-concept", "component-value-concept"],
+        ),
+        (
+            "combo-value-quantity",
+            ["value-quantity", "component-value-quantity"],
+        ),
+        (
+            "combo-code-value-concept",
+            ["code-value-concept", "component-code-value-concept"],
+        ),
+        (
+            "combo-code-value-quantity",
+            ["code-value-quantity", "component-code-value-quantity"],
+        ),
+    ] {
+        let param = registry.get("Observation", combined).unwrap();
+        let found = registry.union_parts(param).map(|p| p.map(|p| &*p.code));
+        assert_eq!(found, Some(parts), "{combined}");
+    }
+    // Parameters that are not unions, though their expressions share terms.
+    for code in [
+        "code",
+        "component-code",
+        "value-quantity",
+        "code-value-quantity",
+    ] {
+        let param = registry.get("Observation", code).unwrap();
+        assert!(registry.union_parts(param).is_none(), "{code}");
+    }
+
+    let entries = extract(observation());
+    assert_eq!(
+        tokens(&entries, "Observation", "combo-code"),
+        Vec::<String>::new()
+    );
+    let combined: Vec<ParamKey> = [
+        "combo-code",
+        "combo-value-quantity",
+        "combo-code-value-quantity",
+    ]
+    .iter()
+    .map(|code| ParamKey::new("Observation", code))
+    .chain([ParamKey::derived("Observation", "combo-code", "text")])
+    .collect();
+    assert!(!entries.tokens.iter().any(|t| combined.contains(&t.param)));
+    assert!(!entries.strings.iter().any(|s| combined.contains(&s.param)));
+    assert!(
+        !entries
+            .quantities
+            .iter()
+            .any(|q| combined.contains(&q.param))
+    );
+    assert!(
+        !entries
+            .composites
+            .iter()
+            .any(|c| combined.contains(&c.param))
+    );
+    // The parts still have theirs.
+    assert_eq!(
+        entries
+            .quantities
+            .iter()
+            .filter(|q| q.param == ParamKey::new("Observation", "component-value-quantity"))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn a_combined_parameter_redefined_differently_has_rows_again() {
+    // A stored SearchParameter that gives `combo-code` another expression makes it a parameter
+    // of its own: no longer searched through `code` and `component-code`, so indexed.
+    let mut registry = Registry::r4(fhir_model::r4());
+    let mut definition = (*registry
+        .get("Observation", "combo-code")
+        .unwrap()
+        .definition)
+        .clone();
+    definition.expression = Some("Observation.code".into());
+    registry.add("Observation", Arc::new(definition));
+    assert!(
+        registry
+            .union_parts(registry.get("Observation", "combo-code").unwrap())
+            .is_none()
+    );
+    let indexer = Indexer::new(Arc::new(registry));
+    let entries = indexer
+        .extract("Observation", "bp", &observation())
+        .unwrap();
+    assert_eq!(
+        tokens(&entries, "Observation", "combo-code"),
+        ["http://loinc.org|85354-9"]
+    );
+}

@@ -264,3 +264,105 @@ fn conditional_criteria_that_share_an_equality_share_a_lock() {
     // The keys come sorted: the order a transaction takes them in.
     assert!(with_name.windows(2).all(|w| w[0] < w[1]));
 }
+
+#[test]
+fn a_combined_parameter_is_searched_through_its_two_parts() {
+    // `combo-code` is `Observation.code | Observation.component.code`: it has no rows of its
+    // own (they would repeat `code`'s and `component-code`'s), so it matches either part.
+    let key = |code: &str| ParamKey::new("Observation", code);
+    let token_params = |filters: &[Filter]| -> Vec<ParamKey> {
+        filters
+            .iter()
+            .map(|f| match f {
+                Filter::Token { param, .. } => *param,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    let parsed = parse("Observation", &[("combo-code", "http://loinc.org|8480-6")]);
+    let Filter::AnyOf(parts) = &parsed.query.filters[0] else {
+        panic!("{:?}", parsed.query.filters);
+    };
+    assert_eq!(token_params(parts), [key("code"), key("component-code")]);
+    assert!(parts.iter().any(
+        |f| matches!(f, Filter::Token { column: TokenColumn::SystemCode, hash, .. }
+        if *hash == key("component-code").system_code_hash("http://loinc.org", "8480-6"))
+    ));
+
+    // `:not`: neither part has the code (not "one part lacks it").
+    let parsed = parse("Observation", &[("combo-code:not", "8480-6")]);
+    let Filter::Not(inner) = &parsed.query.filters[0] else {
+        panic!("{:?}", parsed.query.filters);
+    };
+    let Filter::AnyOf(parts) = &**inner else {
+        panic!("{inner:?}");
+    };
+    assert_eq!(token_params(parts), [key("code"), key("component-code")]);
+
+    // `:missing=true`: both parts missing; `false`: either present.
+    for (value, both) in [("true", true), ("false", false)] {
+        let parsed = parse("Observation", &[("combo-value-quantity:missing", value)]);
+        let parts = match (&parsed.query.filters[0], both) {
+            (Filter::AllOf(parts), true) | (Filter::AnyOf(parts), false) => parts,
+            (other, _) => panic!("{value}: {other:?}"),
+        };
+        let params: Vec<ParamKey> = parts
+            .iter()
+            .map(|f| match f {
+                Filter::Missing {
+                    param,
+                    table: IndexTable::Quantity,
+                    missing,
+                } if *missing == both => *param,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            params,
+            [key("value-quantity"), key("component-value-quantity")]
+        );
+    }
+
+    // A composite: each part's composite rows, under its own key.
+    let parsed = parse(
+        "Observation",
+        &[("combo-code-value-quantity", "8480-6$gt140")],
+    );
+    let Filter::AnyOf(parts) = &parsed.query.filters[0] else {
+        panic!("{:?}", parsed.query.filters);
+    };
+    let params: Vec<ParamKey> = parts
+        .iter()
+        .map(|f| match f {
+            Filter::Composite { param, .. } => *param,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        params,
+        [
+            key("code-value-quantity"),
+            key("component-code-value-quantity")
+        ]
+    );
+
+    // Sorting on one sorts on the smallest value of either part's rows.
+    let parsed = parse("Observation", &[("_sort", "combo-value-quantity")]);
+    assert!(matches!(&parsed.query.sort[0].by,
+        search::query::SortBy::Param { params, table: IndexTable::Quantity }
+            if *params == [key("value-quantity"), key("component-value-quantity")]));
+
+    // A modifier a part refuses is refused as before.
+    let error = parse_search(
+        registry(),
+        Some(BASE),
+        SearchTarget::Type("Observation"),
+        &[("combo-value-quantity:not".to_owned(), "5".to_owned())],
+        Handling::Strict,
+    )
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("':not' is not supported"),
+        "{error}"
+    );
+}

@@ -209,7 +209,7 @@ backend_tests! {
         let date_key = ParamKey::new("Observation", "date");
         let mut query = SearchQuery::of_type("Observation");
         query.count = 2;
-        query.sort = vec![SortKey { by: SortBy::Param { param: date_key, table: IndexTable::Date }, descending: false }];
+        query.sort = vec![SortKey { by: SortBy::Param { params: vec![date_key], table: IndexTable::Date }, descending: false }];
         assert_eq!(all_pages(&***store, query.clone()), ["b", "g", "e", "a", "d", "c", "f"]);
         query.sort[0].descending = true;
         assert_eq!(all_pages(&***store, query.clone()), ["a", "d", "e", "b", "g", "c", "f"]);
