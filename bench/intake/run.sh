@@ -12,7 +12,9 @@
 #
 # Environment: BENCH_DIR (default target/bench), BENCH_DATABASE_URL (default
 # postgres://postgres@127.0.0.1:5432), BENCH_RESIDENTS (20000), BENCH_KIOSKS (100),
-# BENCH_READINGS (100000), BENCH_PER_UPLOAD (50).
+# BENCH_READINGS (100000), BENCH_PER_UPLOAD (50), BENCH_SERVER (the `meridian` binary to
+# measure: default the one built here; another build's copy compares two versions in one
+# session, on one seeded store layout).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work="$(realpath -m "${BENCH_DIR:-target/bench}")"
@@ -23,8 +25,14 @@ again="${2:-}"
 kiosks="${BENCH_KIOSKS:-100}"
 mkdir -p "$work"
 
-cargo build --release -p meridian -p intake-bench
 target="${CARGO_TARGET_DIR:-target}/release"
+if [ -n "${BENCH_SERVER:-}" ]; then
+    cargo build --release -p intake-bench
+    meridian="$BENCH_SERVER"
+else
+    cargo build --release -p meridian -p intake-bench
+    meridian="$target/meridian"
+fi
 
 case "$backend" in
     sqlite) store=(--data "$work/intake-sqlite") ;;
@@ -39,21 +47,21 @@ if [ "$again" != again ]; then
                 -c "CREATE DATABASE meridian_bench_intake"
             ;;
     esac
-    "$target/meridian" seed --patients "${BENCH_RESIDENTS:-20000}" --seed 11 "${store[@]}" > /dev/null
+    "$meridian" seed --patients "${BENCH_RESIDENTS:-20000}" --seed 11 "${store[@]}" > /dev/null
 elif [ ! -f "$work/intake-devices.txt" ]; then
     echo "no earlier run to go on from: run without 'again' first" >&2
     exit 2
 fi
 pgrep -x mosquitto > /dev/null || mosquitto -d -c /etc/mosquitto/mosquitto.conf
 
-"$target/meridian" serve --listen "$listen" "${store[@]}" --mqtt 127.0.0.1:1883 --log warn &
+"$meridian" serve --listen "$listen" "${store[@]}" --mqtt 127.0.0.1:1883 --log warn &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
 for _ in $(seq 1 100); do
     curl -sf "http://$listen/health/ready" > /dev/null && break
     sleep 0.2
 done
-admin="$("$target/meridian" token "${store[@]}")"
+admin="$("$meridian" token "${store[@]}")"
 call() {
     curl -sf -X "$1" -H "Authorization: Bearer $admin" -H 'Content-Type: application/fhir+json' \
         "http://$listen/fhir/$2" ${3:+-d "$3"}
@@ -81,6 +89,10 @@ fi
 before="$(call GET "Observation?_summary=count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')"
 written() { awk '/^write_bytes/ {print $2}' "/proc/$pid/io"; }
 written_before="$(written)"
+# The server's CPU time (user + system, in clock ticks): what a reading costs it, which moves
+# less with the VM's neighbours than readings/s.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+cpu_before="$(cpu_ticks)"
 "$target/intake-bench" 127.0.0.1:1883 "$work/intake-devices.txt" "$work/intake-residents.txt" \
     "${BENCH_READINGS:-100000}" "${BENCH_PER_UPLOAD:-50}"
 after="$(call GET "Observation?_summary=count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')"
@@ -88,3 +100,4 @@ echo "observations written: $((after - before))"
 # What the server wrote to disk (WAL, checkpoints, trail) per Observation: the figure that
 # moves with the store's layout, where the throughput also moves with the machine's load.
 echo "bytes written by the server per Observation: $(( ($(written) - written_before) / (after - before > 0 ? after - before : 1) ))"
+echo "server CPU per Observation: $(( ($(cpu_ticks) - cpu_before) * 1000000 / $(getconf CLK_TCK) / (after - before > 0 ? after - before : 1) )) µs"
