@@ -34,9 +34,9 @@
 //!   file, its Arrow schema made from the columns' types.
 //!
 //! [`operations`] declares `$viewdefinition-run`, which the server answers; [`output`] writes
-//! rows as NDJSON, CSV or JSON. Not here yet: no SQL engine runs over the rows, stored
-//! ViewDefinitions are not read (a view is given inline), and views are not materialised or
-//! refreshed from the change log. Keys are resource ids. The crate knows no storage, HTTP or
+//! rows as NDJSON, CSV or JSON; [`stored`] reads a view kept in the store (a `Library`
+//! holding it). Not here yet: no SQL engine runs over the rows, and views are not
+//! materialised or refreshed from the change log. Keys are resource ids. The crate knows no storage, HTTP or
 //! async runtime; those will come to it, not from it.
 
 mod column;
@@ -47,6 +47,7 @@ pub mod output;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 mod run;
+pub mod stored;
 mod view;
 
 pub use column::{Column, ColumnType};

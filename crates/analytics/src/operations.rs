@@ -4,7 +4,8 @@
 use fhir_model::operation::{Audience, InvokeMethod, Level, OperationDecl, OperationKind};
 
 /// `POST [base]/$viewdefinition-run`: a ViewDefinition given in the Parameters
-/// (`viewResource`) evaluated over the resources given with it (`resource`), or over the
+/// (`viewResource`), or one kept in the store (`viewReference` to the `Library` holding it,
+/// see [`crate::stored`]), evaluated over the resources given with it (`resource`), or over the
 /// server's current resources of its type that the caller may read; the rows as NDJSON
 /// (the default), CSV (`header` says whether with a header row) or a JSON array (`_format`),
 /// at most `_limit` of them. SQL on FHIR v2's operation, at the system level as its R4 mode

@@ -1,5 +1,7 @@
 //! SQL on FHIR v2 over HTTP: `POST [base]/$viewdefinition-run` (declared by the analytics
-//! service). The view comes inline in the Parameters (`viewResource`); it runs over the
+//! service). The view comes inline in the Parameters (`viewResource`), or from the store
+//! (`viewReference` to the `Library` holding it, read through the caller's read path); it
+//! runs over the
 //! resources sent with it (`resource`), or over the server's current resources of its type
 //! that the caller may read, through the caller's read path, each resident whose record was
 //! read on the caller's trail. The rows come back as NDJSON, CSV, a JSON array or one Parquet
@@ -28,9 +30,16 @@ pub(crate) const OPERATIONS: &[Registered] = &[Registered {
 /// Resources read from the store a page at a time.
 const PAGE: usize = 1_000;
 
+/// Where the view comes from.
+enum ViewSource {
+    Inline(Box<View>),
+    /// The id of the Library that holds it.
+    Stored(String),
+}
+
 /// What a `$viewdefinition-run` asks for.
 struct Asked {
-    view: View,
+    view: ViewSource,
     format: TableFormat,
     limit: Option<usize>,
     /// The resources sent with the view; `None`: the server's.
@@ -52,13 +61,17 @@ fn run(call: Invocation) -> Handled {
         let repository = call.state.repository().clone();
         let caller = fhir.caller.clone();
         let (patients, rows) = blocking(move || -> Result<_, ApiError> {
+            let view = match asked.view {
+                ViewSource::Inline(view) => *view,
+                ViewSource::Stored(id) => stored_view(&repository, &caller, &id)?,
+            };
             // The residents whose records were read, in the order first read.
             let mut patients: Vec<String> = Vec::new();
             let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
-            let mut writer = TableWriter::new(&asked.view, asked.format, Vec::new())?;
+            let mut writer = TableWriter::new(&view, asked.format, Vec::new())?;
             let mut room = asked.limit.unwrap_or(usize::MAX);
             let mut write = |resource: &Value| -> Result<bool, ApiError> {
-                for row in asked.view.rows(resource)?.iter().take(room) {
+                for row in view.rows(resource)?.iter().take(room) {
                     writer.write(row)?;
                     room -= 1;
                 }
@@ -75,7 +88,7 @@ fn run(call: Invocation) -> Handled {
                 None => {
                     let reader = repository.reader(&caller);
                     let mut query = store::ScanQuery {
-                        types: vec![asked.view.resource().to_owned()],
+                        types: vec![view.resource().to_owned()],
                         limit: PAGE,
                         ..store::ScanQuery::default()
                     };
@@ -84,12 +97,14 @@ fn run(call: Invocation) -> Handled {
                         let Some(last) = page.last() else { break };
                         query.after_row = last.row;
                         for record in &page {
-                            for patient in crate::audit::patients_of_record(&repository, record) {
+                            let resource = repository::parse_stored(record)?;
+                            for patient in
+                                crate::audit::patients_of_parsed(&repository, record, &resource)
+                            {
                                 if seen.insert(patient.clone()) {
                                     patients.push(patient);
                                 }
                             }
-                            let resource = repository::parse_stored(record)?;
                             if !write(&resource)? {
                                 break 'pages;
                             }
@@ -114,6 +129,21 @@ fn run(call: Invocation) -> Handled {
                 .into_response(),
         )
     })
+}
+
+/// The view kept in Library `id`, as the caller may read it: one it may not see is not found.
+fn stored_view(
+    repository: &repository::Repository,
+    caller: &caller::Caller,
+    id: &str,
+) -> Result<View, ApiError> {
+    let record = repository
+        .reader(caller)
+        .current("Library", id)?
+        .filter(|record| record.content.is_some())
+        .ok_or_else(|| ApiError::NotFound(format!("Library/{id} is not known")))?;
+    let library = repository::parse_stored(&record)?;
+    Ok(analytics::stored::view_of_library(&library)?)
 }
 
 /// The values of the parameters named `name`.
@@ -153,20 +183,21 @@ fn format_of(parameters: &[Value], query_format: Option<&str>) -> Result<TableFo
 /// The request's view, format, limit and resources, or why it cannot be run.
 fn asked(body: &Value, query_format: Option<&str>) -> Result<Asked, ApiError> {
     let parameters = crate::request::parameters(body)?;
-    if named(parameters, "viewReference").next().is_some() {
-        return Err(ApiError::bad_request(
-            IssueCode::NotSupported,
-            "viewReference is not supported yet: send the ViewDefinition itself as viewResource",
-        ));
-    }
-    let mut views = named(parameters, "viewResource").filter_map(|p| p.get("resource"));
-    let (Some(view), None) = (views.next(), views.next()) else {
-        return Err(ApiError::bad_request(
-            IssueCode::Required,
-            "$viewdefinition-run needs exactly one viewResource (the ViewDefinition)",
-        ));
+    let inline: Vec<&Value> = named(parameters, "viewResource")
+        .filter_map(|p| p.get("resource"))
+        .collect();
+    let references: Vec<&Value> = named(parameters, "viewReference").collect();
+    let view = match (inline.as_slice(), references.as_slice()) {
+        ([view], []) => ViewSource::Inline(Box::new(View::parse(view)?)),
+        ([], [reference]) => ViewSource::Stored(library_id(reference)?),
+        _ => {
+            return Err(ApiError::bad_request(
+                IssueCode::Required,
+                "$viewdefinition-run needs exactly one view: a viewResource (the ViewDefinition) \
+                 or a viewReference (the Library that holds it)",
+            ));
+        }
     };
-    let view = View::parse(view)?;
     let limit = match named(parameters, "_limit").next() {
         None => None,
         Some(p) => match p.get("valueInteger").and_then(Value::as_u64) {
@@ -192,4 +223,29 @@ fn asked(body: &Value, query_format: Option<&str>) -> Result<Asked, ApiError> {
         limit,
         resources: (!sent.is_empty()).then_some(sent),
     })
+}
+
+/// The Library id a `viewReference` names (`Library/ID`, relative or under any base).
+fn library_id(parameter: &Value) -> Result<String, ApiError> {
+    let reference = parameter
+        .get("valueReference")
+        .and_then(|r| r.get("reference"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let id = reference
+        .rsplit_once("Library/")
+        .map(|(_, id)| id)
+        .filter(|id| fhir_model::primitives::is_valid_id(id));
+    match id {
+        Some(id) if reference.starts_with("Library/") || reference.contains("/Library/") => {
+            Ok(id.to_owned())
+        }
+        _ => Err(ApiError::bad_request(
+            IssueCode::Value,
+            format!(
+                "viewReference must be a valueReference to the Library that holds the view \
+                 (Library/ID), not '{reference}'"
+            ),
+        )),
+    }
 }

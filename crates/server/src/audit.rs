@@ -133,16 +133,31 @@ impl AuditNote {
 /// The patients a stored version belongs to; none when it has no content (a deletion) or it
 /// cannot be read.
 pub(crate) fn patients_of_record(repository: &Repository, record: &VersionRecord) -> Vec<String> {
+    if record.resource_type == "Patient"
+        || !audit::holds_patient_data(&record.resource_type)
+        || record.content.is_none()
+    {
+        return patients_of_parsed(repository, record, &Value::Null);
+    }
+    match repository::parse_stored(record) {
+        Ok(resource) => patients_of_parsed(repository, record, &resource),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The same, of a record whose content the caller parsed already (`resource`).
+pub(crate) fn patients_of_parsed(
+    repository: &Repository,
+    record: &VersionRecord,
+    resource: &Value,
+) -> Vec<String> {
     if record.resource_type == "Patient" {
         return vec![format!("Patient/{}", record.id)];
     }
     if !audit::holds_patient_data(&record.resource_type) || record.content.is_none() {
         return Vec::new();
     }
-    match repository::parse_stored(record) {
-        Ok(resource) => audit::patients_of(&repository.indexer(), &resource),
-        Err(_) => Vec::new(),
-    }
+    audit::patients_of(&repository.indexer(), resource)
 }
 
 /// The patients a search's parameters name: `patient`, `subject` and `beneficiary` values

@@ -10,5 +10,6 @@ mod parquet_file;
 #[path = "../../../test-support/shared/python_venv.rs"]
 mod python_venv;
 mod robustness;
+mod stored;
 mod suite;
 mod views;

@@ -400,6 +400,70 @@ fn viewdefinition_run_over_http_runs_under_the_callers_identity_and_rules() {
             "not one this operation writes",
         );
 
+        // A view kept in the store: the Library that holds it, named by `viewReference`, runs
+        // as the same view sent inline does.
+        use base64::Engine as _;
+        let data = base64::engine::general_purpose::STANDARD.encode(view.to_string());
+        support::put(
+            &serving,
+            json!({"resourceType": "Library", "id": "patient-demographics", "status": "active",
+                "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/library-type", "code": "logic-library"}]},
+                "content": [{"contentType": "application/json", "data": data}]}),
+        );
+        support::put(
+            &serving,
+            json!({"resourceType": "Library", "id": "no-view", "status": "active",
+                "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/library-type", "code": "logic-library"}]},
+                "content": [{"contentType": "text/plain", "data": "aGVsbG8="}]}),
+        );
+        let reference =
+            |to: &str| json!({"name": "viewReference", "valueReference": {"reference": to}});
+        let (status, _, body) = run_view(
+            &serving,
+            admin,
+            &[reference("Library/patient-demographics")],
+        );
+        assert_eq!(status, 200, "{backend:?}: {body}");
+        let mut stored_rows: Vec<Value> = body.lines().map(support::json_of).collect();
+        stored_rows.sort_by_key(|row| row["id"].as_str().unwrap_or("").to_owned());
+        assert_eq!(stored_rows, rows, "{backend:?}");
+        outcome(
+            run_view(&serving, admin, &[reference("Library/nosuch")]),
+            404,
+            "Library/nosuch",
+        );
+        outcome(
+            run_view(&serving, admin, &[reference("Library/no-view")]),
+            400,
+            "holds no ViewDefinition",
+        );
+        outcome(
+            run_view(&serving, admin, &[reference("Patient/p1")]),
+            400,
+            "Library/ID",
+        );
+        outcome(
+            run_view(
+                &serving,
+                admin,
+                &[
+                    reference("Library/patient-demographics"),
+                    view_parameter.clone(),
+                ],
+            ),
+            400,
+            "exactly one view",
+        );
+        outcome(
+            run_view(
+                &serving,
+                Some(&clinician),
+                &[reference("Library/patient-demographics")],
+            ),
+            403,
+            "",
+        );
+
         // Parquet, as pyarrow reads it from the answer: the rows, and types from the columns.
         let parquet = parquet_over_http(&serving, &view);
         assert_eq!(
@@ -423,7 +487,7 @@ fn viewdefinition_run_over_http_runs_under_the_callers_identity_and_rules() {
         outcome(
             run_view(&serving, admin, &[]),
             400,
-            "exactly one viewResource",
+            "exactly one view: a viewResource",
         );
         outcome(
             run_view(
