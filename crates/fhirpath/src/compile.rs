@@ -487,10 +487,28 @@ impl Compiler<'_> {
         }
         let mut result = StaticType::Of(vec![]);
         let mut found = false;
+        // A System.Quantity was asked for a member it does not have.
+        let mut quantity_without = false;
         for t in types {
-            let TypeRef::Fhir(t) = t else {
+            let t = match t {
+                TypeRef::Fhir(t) => t,
+                // A System.Quantity has a value and a unit (as `navigate::member` reads
+                // them): `value.ofType(Quantity).value` is a decimal whichever Quantity it is.
+                TypeRef::System(SystemType::Quantity) => {
+                    match name {
+                        "value" => result = result.union(StaticType::system(SystemType::Decimal)),
+                        "unit" => result = result.union(StaticType::system(SystemType::String)),
+                        // Nothing else: it adds no values.
+                        _ => {
+                            quantity_without = true;
+                            continue;
+                        }
+                    }
+                    found = true;
+                    continue;
+                }
                 // `type().name` and the like: not described by the model.
-                return Ok(StaticType::Any);
+                TypeRef::System(_) => return Ok(StaticType::Any),
             };
             if t.kind == TypeKind::Resource && t.is_abstract && t.element(name).is_none() {
                 // `Resource` or `DomainResource`: the concrete type is only known at run time.
@@ -517,6 +535,9 @@ impl Compiler<'_> {
                     result = result.union(StaticType::fhir(&ty.code));
                 }
             }
+        }
+        if !found && quantity_without {
+            return Ok(StaticType::Any);
         }
         if !found {
             let owner = match types.as_slice() {

@@ -288,6 +288,26 @@ fn columns_report_their_declared_or_inferred_types_in_output_order() {
     .assert_eq(&described.join("\n"));
     assert_eq!(view.resource(), "Patient");
     assert_eq!(view.columns()[1].column_type(), ColumnType::Date);
+
+    // A Quantity's value, whichever Quantity `ofType` keeps, is a decimal; its unit a string.
+    let observation = View::parse(&json!({"resource": "Observation", "select": [{"column": [
+        {"name": "value", "path": "value.ofType(Quantity).value"},
+        {"name": "unit", "path": "value.ofType(Quantity).unit"},
+        {"name": "either", "path": "value"}]}]}));
+    let types: Vec<(ColumnType, bool)> = observation
+        .unwrap()
+        .columns()
+        .iter()
+        .map(|c| (c.column_type(), c.is_type_known()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            (ColumnType::Decimal, true),
+            (ColumnType::String, true),
+            (ColumnType::String, false)
+        ]
+    );
 }
 
 #[test]

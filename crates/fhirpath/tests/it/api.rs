@@ -295,6 +295,31 @@ fn result_types_are_known_where_the_context_type_is() {
     };
     assert!(fhirpath::compile_with("telecom.system", &telecom).is_ok());
     assert!(fhirpath::compile_with("telecm", &telecom).is_err());
+    // `ofType(Quantity)` may be a FHIR or a System Quantity; both have a decimal value.
+    let observation = CompileOptions {
+        context_type: Some("Observation".into()),
+        strict: false,
+    };
+    let types = |expression: &str| {
+        fhirpath::compile_with(expression, &observation)
+            .unwrap()
+            .result_types()
+    };
+    assert_eq!(
+        types("value.ofType(Quantity).value"),
+        Some(vec!["decimal", "System.Decimal"])
+    );
+    assert_eq!(
+        types("value.ofType(Quantity).unit"),
+        Some(vec!["string", "System.String"])
+    );
+    assert_eq!(types("value.ofType(Quantity).code"), Some(vec!["code"]));
+    let quantity = json!({"resourceType": "Observation",
+        "valueQuantity": {"value": 120.5, "unit": "mm[Hg]"}});
+    assert_eq!(
+        eval("value.ofType(Quantity).value", &quantity).to_json(),
+        json!([120.5])
+    );
 }
 
 #[test]
