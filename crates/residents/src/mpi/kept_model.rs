@@ -149,7 +149,9 @@ pub(crate) fn from_resource(resource: &Value) -> Option<(Model, TermFrequencies,
 impl Mpi {
     /// Takes up the model kept in the store, if there is one (at start-up). Answers whether
     /// there was; a kept model that cannot be read is an error, not silently the built-in one.
+    /// What the last re-estimation did (one refused too) is taken up with it.
     pub fn load_model(&self, repository: &Repository, ctx: &Caller) -> Result<bool, IdentityError> {
+        self.load_last_learning(repository)?;
         let Some(record) = repository.reader(ctx).current("Basic", MODEL_ID)? else {
             return Ok(false);
         };

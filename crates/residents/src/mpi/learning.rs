@@ -30,6 +30,9 @@ use crate::index::Index;
 use crate::model::{Decision, Matcher, Model, TermFrequencies};
 use crate::record::Record;
 
+/// The store checkpoint that keeps what the last re-estimation did (JSON: `at`, `records`,
+/// `adopted`, `refused`).
+const LAST_LEARNING: &str = "mpi:last-learning";
 /// Fewer Patients than this say too little to estimate a model from.
 pub const MIN_RECORDS: usize = 200;
 /// An estimate that finds fewer matching pairs than this among the records found nothing to
@@ -175,8 +178,42 @@ impl Mpi {
                 reviews_closed: 0,
             },
         };
+        // Kept, so that a restart does not estimate again what it just refused (a store whose
+        // Patients teach nothing was re-estimated at every start's first scheduled check).
+        let kept = json!({"at": recorded.at, "records": recorded.records,
+            "adopted": recorded.adopted, "refused": recorded.refused});
+        if let Err(error) = repository.run_in_transaction(ctx, |tx| {
+            Ok(tx
+                .transaction()
+                .set_checkpoint(LAST_LEARNING, Some(&kept.to_string()))?)
+        }) {
+            tracing::warn!(%error, "keeping what the re-estimation did");
+        }
         *self.last_learning.lock().unwrap_or_else(|p| p.into_inner()) = Some(recorded);
         outcome
+    }
+
+    /// Takes up what the last re-estimation did, as kept in the store (at start-up, with
+    /// [`Mpi::load_model`]): the schedule counts new Patients from then.
+    pub(crate) fn load_last_learning(&self, repository: &Repository) -> Result<(), IdentityError> {
+        let Some(kept) = repository.store().checkpoint(LAST_LEARNING)? else {
+            return Ok(());
+        };
+        let Ok(kept) = serde_json::from_str::<Value>(&kept) else {
+            tracing::warn!("the last re-estimation kept in the store cannot be read; ignored");
+            return Ok(());
+        };
+        let outcome = LearningOutcome {
+            at: kept["at"].as_i64().unwrap_or(0),
+            records: kept["records"].as_u64().unwrap_or(0) as usize,
+            adopted: kept["adopted"].as_bool().unwrap_or(false),
+            refused: kept["refused"].as_str().map(str::to_owned),
+            persons_merged: 0,
+            reviews_queued: 0,
+            reviews_closed: 0,
+        };
+        *self.last_learning.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+        Ok(())
     }
 
     fn learn_now(

@@ -318,6 +318,18 @@ backend_tests! {
         assert!(outcome.refused.is_some(), "{outcome:?}");
         assert_eq!(indexed.mpi.model_origin(), ModelOrigin::BuiltIn);
         assert!(indexed.repository.read(&ctx(), "Basic", residents::mpi::MODEL_ID).is_err(), "nothing kept");
+
+        // A restart remembers the refusal: the schedule does not estimate the same Patients
+        // again at its first check, only once enough new ones came.
+        let repository = Arc::new(Repository::new(Arc::clone(&store.store)));
+        let restarted = Mpi::new(IdentityConfig::default());
+        assert!(!restarted.load_model(&repository, &ctx()).unwrap(), "no model to take up");
+        let remembered = restarted.last_learning().expect("the refusal is remembered");
+        assert_eq!((remembered.at, remembered.records, remembered.adopted), (outcome.at, outcome.records, false));
+        assert_eq!(remembered.refused, outcome.refused);
+        assert!(!restarted.learning_due(&repository, &ctx(), 0.1).unwrap(), "nothing new since the refusal");
+        let never = Mpi::new(IdentityConfig::default());
+        assert!(never.learning_due(&repository, &ctx(), 0.1).unwrap(), "without it, due at once");
     }
 
     fn registrations_while_the_model_is_re_estimated_never_fail_on_a_person_merged_meanwhile(store) {
