@@ -1,10 +1,9 @@
 //! SQL on FHIR v2 over HTTP: `POST [base]/$viewdefinition-run` (declared by the analytics
 //! service). The view comes inline in the Parameters (`viewResource`), or from the store
 //! (`viewReference` to the `Library` holding it, read through the caller's read path); it
-//! runs over the
-//! resources sent with it (`resource`), or over the server's current resources of its type
-//! that the caller may read, through the caller's read path, each resident whose record was
-//! read on the caller's trail. The rows come back as NDJSON, CSV, a JSON array or one Parquet
+//! runs over the resources sent with it (`resource`), or over the server's current resources
+//! of its type that the caller may read, through the caller's read path, each resident whose
+//! record was read on the caller's trail. The rows come back as NDJSON, CSV, a JSON array or one Parquet
 //! file.
 
 use axum::body::Body;
