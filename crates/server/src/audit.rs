@@ -133,10 +133,7 @@ impl AuditNote {
 /// The patients a stored version belongs to; none when it has no content (a deletion) or it
 /// cannot be read.
 pub(crate) fn patients_of_record(repository: &Repository, record: &VersionRecord) -> Vec<String> {
-    if record.resource_type == "Patient"
-        || !audit::holds_patient_data(&record.resource_type)
-        || record.content.is_none()
-    {
+    if !named_in_content(record) {
         return patients_of_parsed(repository, record, &Value::Null);
     }
     match repository::parse_stored(record) {
@@ -154,10 +151,18 @@ pub(crate) fn patients_of_parsed(
     if record.resource_type == "Patient" {
         return vec![format!("Patient/{}", record.id)];
     }
-    if !audit::holds_patient_data(&record.resource_type) || record.content.is_none() {
+    if !named_in_content(record) {
         return Vec::new();
     }
     audit::patients_of(&repository.indexer(), resource)
+}
+
+/// Whether a record's patients are named in its content: patient data other than a Patient,
+/// not a deletion.
+fn named_in_content(record: &VersionRecord) -> bool {
+    record.resource_type != "Patient"
+        && audit::holds_patient_data(&record.resource_type)
+        && record.content.is_some()
 }
 
 /// The patients a search's parameters name: `patient`, `subject` and `beneficiary` values

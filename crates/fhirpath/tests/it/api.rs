@@ -272,15 +272,16 @@ fn typed_variables_compare_as_their_fhir_type() {
 
 #[test]
 fn result_types_are_known_where_the_context_type_is() {
-    let options = CompileOptions {
-        context_type: Some("Patient".into()),
-        strict: false,
-    };
-    let types = |expression: &str| {
+    let types_in = |context: &str, expression: &str| {
+        let options = CompileOptions {
+            context_type: Some(context.into()),
+            strict: false,
+        };
         fhirpath::compile_with(expression, &options)
             .unwrap()
             .result_types()
     };
+    let types = |expression: &str| types_in("Patient", expression);
     assert_eq!(types("name"), Some(vec!["HumanName"]));
     assert_eq!(types("contact"), Some(vec!["Patient.contact"]));
     assert_eq!(types("gender"), Some(vec!["code"]));
@@ -296,15 +297,7 @@ fn result_types_are_known_where_the_context_type_is() {
     assert!(fhirpath::compile_with("telecom.system", &telecom).is_ok());
     assert!(fhirpath::compile_with("telecm", &telecom).is_err());
     // `ofType(Quantity)` may be a FHIR or a System Quantity; both have a decimal value.
-    let observation = CompileOptions {
-        context_type: Some("Observation".into()),
-        strict: false,
-    };
-    let types = |expression: &str| {
-        fhirpath::compile_with(expression, &observation)
-            .unwrap()
-            .result_types()
-    };
+    let types = |expression: &str| types_in("Observation", expression);
     assert_eq!(
         types("value.ofType(Quantity).value"),
         Some(vec!["decimal", "System.Decimal"])
