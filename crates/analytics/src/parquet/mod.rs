@@ -42,6 +42,7 @@
 //! A value that does not fit its column is a [`WriteError::Value`]: the whole row is refused,
 //! none of its values written, and the writer goes on with the next one.
 
+pub mod dataset;
 mod value;
 
 use std::collections::HashMap;
@@ -204,6 +205,14 @@ fn element_type(column_type: ColumnType) -> DataType {
     }
 }
 
+/// How every file is encoded: zstd, row groups of [`ROW_GROUP_BYTES`].
+fn properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+        .build()
+}
+
 /// Writes a view's rows to `out` as one Parquet file, as [`crate::output::RowWriter`] writes
 /// them as text: made with the view, given its rows one at a time, finished once.
 pub struct ParquetWriter<W: Write + Send> {
@@ -220,10 +229,7 @@ impl<W: Write + Send> ParquetWriter<W> {
     /// Starts the file (its magic number is written at once).
     pub fn new(view: &View, out: W) -> Result<ParquetWriter<W>, WriteError> {
         let schema = Arc::new(schema(view));
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
-            .build();
+        let properties = properties();
         let failure = Failure::default();
         let out = Output {
             out,

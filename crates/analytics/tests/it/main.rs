@@ -2,6 +2,8 @@
 //! it does not cover (views refused, errors, hostile views, column types), views mutated at
 //! random, and with the `parquet` feature the Parquet files written.
 
+#[cfg(feature = "parquet")]
+mod dataset;
 mod official;
 #[cfg(feature = "parquet")]
 mod parquet_file;
