@@ -39,6 +39,7 @@
 //! materialised or refreshed from the change log. Keys are resource ids. The crate knows no storage, HTTP or
 //! async runtime; those will come to it, not from it.
 
+pub mod catalogue;
 mod column;
 mod constant;
 mod error;

@@ -6,6 +6,7 @@ mod identity;
 mod import;
 mod intake_command;
 mod ledger_command;
+mod materialise;
 mod progress;
 mod reindex;
 mod seed_command;

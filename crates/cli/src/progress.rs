@@ -1,4 +1,5 @@
-//! The progress line and final report of the loading commands (`import`, `seed`).
+//! The progress line and final report of the loading commands (`import`, `seed`) and of
+//! `view materialise`.
 //!
 //! On a terminal the line is redrawn in place twice a second. Otherwise (a log file, CI) a
 //! whole line is written every five seconds, each starting with the seconds since the start
@@ -33,6 +34,20 @@ impl Progress {
     /// Shows the counts so far and `detail` (made only when the line is due), unless the last
     /// line is too recent.
     pub fn show(&self, counts: &ImportCounts, detail: impl FnOnce(f64) -> String) {
+        self.tick(|seconds| {
+            format!(
+                "{seconds:.1} s  {} resources  {:.0}/s  {}  {} failed",
+                counts.resources(),
+                counts.resources() as f64 / seconds,
+                detail(seconds),
+                counts.failed
+            )
+        });
+    }
+
+    /// Shows the line `line` makes from the seconds so far, unless the last one is too
+    /// recent: redrawn in place on a terminal, a line every five seconds elsewhere.
+    pub fn tick(&self, line: impl FnOnce(f64) -> String) {
         let every = if self.terminal {
             Duration::from_millis(500)
         } else {
@@ -48,14 +63,7 @@ impl Progress {
             }
             *last = Some(Instant::now());
         }
-        let seconds = self.seconds();
-        let line = format!(
-            "{seconds:.1} s  {} resources  {:.0}/s  {}  {} failed",
-            counts.resources(),
-            counts.resources() as f64 / seconds,
-            detail(seconds),
-            counts.failed
-        );
+        let line = line(self.seconds());
         let mut err = std::io::stderr().lock();
         let _ = if self.terminal {
             write!(err, "\r{line}   ")
@@ -105,7 +113,7 @@ impl Progress {
     }
 
     /// Writes a line of its own, ending a progress line drawn in place.
-    fn line(&self, line: &str) {
+    pub fn line(&self, line: &str) {
         if self.terminal {
             eprintln!();
         }

@@ -1,3 +1,5 @@
+//! `meridian view materialise` (in `materialise.rs`) keeps views as Parquet files.
+//!
 //! `meridian view run VIEW.json [--resources FILE.ndjson] [--format ndjson|csv] [--out FILE]`:
 //! a SQL on FHIR v2 ViewDefinition evaluated over the resources of an NDJSON file (no store
 //! needed), or over the store's current resources of the view's type, read as this machine's
@@ -41,6 +43,21 @@ pub enum ViewCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Write views as directories of Parquet files (one per view, named as the view, that
+    /// pandas, DuckDB, Spark and `meridian sql` read as tables), refreshed from the store's
+    /// change log when they were written before.
+    Materialise {
+        /// The ViewDefinitions (JSON files); the catalogue's views when none is given.
+        views: Vec<PathBuf>,
+        /// The directory the views' directories go in [default: DATA/views].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Rebuild from every resource, even a view whose files can be refreshed.
+        #[arg(long)]
+        full: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -60,13 +77,21 @@ enum Failure {
 }
 
 pub fn run(command: ViewCommand) -> ExitCode {
-    let ViewCommand::Run {
-        view,
-        resources,
-        format,
-        out,
-        store,
-    } = command;
+    let (view, resources, format, out, store) = match command {
+        ViewCommand::Run {
+            view,
+            resources,
+            format,
+            out,
+            store,
+        } => (view, resources, format, out, store),
+        ViewCommand::Materialise {
+            views,
+            dir,
+            full,
+            store,
+        } => return materialise(&views, dir, full, &store),
+    };
     match run_view(&view, resources.as_deref(), format, out.as_deref(), &store) {
         Ok(summary) => {
             eprintln!("{summary}");
@@ -138,11 +163,56 @@ fn run_view(
 }
 
 fn read_view(path: &Path) -> Result<View> {
+    read_view_json(path).map(|(view, _)| view)
+}
+
+fn read_view_json(path: &Path) -> Result<(View, Value)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let json: Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    View::parse(&json).with_context(|| format!("the view in {}", path.display()))
+    let view = View::parse(&json).with_context(|| format!("the view in {}", path.display()))?;
+    Ok((view, json))
+}
+
+fn materialise(views: &[PathBuf], dir: Option<PathBuf>, full: bool, store: &StoreArgs) -> ExitCode {
+    let views = if views.is_empty() {
+        crate::materialise::catalogue()
+    } else {
+        views
+            .iter()
+            .map(|path| {
+                let (view, json) = read_view_json(path)?;
+                let name = view
+                    .name()
+                    .map(str::to_owned)
+                    .with_context(|| format!("the view in {} has no name", path.display()))?;
+                Ok((name, json, view))
+            })
+            .collect()
+    };
+    let views = match views {
+        Ok(views) => views,
+        Err(error) => {
+            eprintln!("meridian view materialise: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = (|| -> Result<()> {
+        let config = StoreConfig::resolve(store, |key| std::env::var(key).ok())?;
+        let root = dir.unwrap_or_else(|| crate::materialise::default_root(&config.data));
+        let operator = crate::operator("view-materialise");
+        let repository = crate::stores::open_repository(&config, &operator)?;
+        crate::materialise::materialise(&repository, &operator, views, &root, full)?;
+        Ok(())
+    })();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("meridian view materialise: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Calls `each` with every resource of an NDJSON file, in order; blank lines are skipped.

@@ -88,6 +88,9 @@ impl Part {
 struct Manifest {
     view: Value,
     position: i64,
+    /// The log's end when the full build finished: a change up to it may be in the build's
+    /// rows already, even a creation.
+    settled: i64,
     next_part: u64,
     parts: Vec<Part>,
 }
@@ -97,6 +100,7 @@ impl Manifest {
         json!({
             "view": self.view,
             "position": self.position,
+            "settled": self.settled,
             "nextPart": self.next_part,
             "parts": self.parts.iter().map(|p| json!({"number": p.number, "rows": p.rows})).collect::<Vec<_>>(),
         })
@@ -117,6 +121,7 @@ impl Manifest {
         Some(Manifest {
             view: json.get("view")?.clone(),
             position: json.get("position")?.as_i64()?,
+            settled: json.get("settled")?.as_i64()?,
             next_part: json.get("nextPart")?.as_u64()?,
             parts,
         })
@@ -179,7 +184,11 @@ impl Dataset {
     /// ViewDefinition `view` was parsed from); `None` when there is none, or it was built from
     /// another view (it needs a full build). Files its manifest does not name (a refresh that
     /// stopped) are removed.
-    pub fn open(dir: &Path, view: View, view_json: &Value) -> Result<Option<Dataset>, DatasetError> {
+    pub fn open(
+        dir: &Path,
+        view: View,
+        view_json: &Value,
+    ) -> Result<Option<Dataset>, DatasetError> {
         let path = dir.join(BOOKKEEPING).join(MANIFEST);
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
@@ -222,6 +231,7 @@ impl Dataset {
                 manifest: Manifest {
                     view: view_json.clone(),
                     position: 0,
+                    settled: 0,
                     next_part: 1,
                     parts: Vec::new(),
                 },
@@ -234,6 +244,12 @@ impl Dataset {
     /// The change-log position the dataset reflects: every change up to it is in the rows.
     pub fn position(&self) -> i64 {
         self.manifest.position
+    }
+
+    /// The log's end when the dataset was built: the rows may hold any resource changed up to
+    /// it, so a refresh must treat even a creation up to it as possibly there.
+    pub fn settled(&self) -> i64 {
+        self.manifest.settled
     }
 
     /// The rows the dataset holds.
@@ -332,7 +348,8 @@ impl Dataset {
         if small.len() > MAX_SMALL_PARTS {
             let number = manifest.next_part;
             manifest.next_part += 1;
-            let inputs: Vec<(&Part, Option<&Vec<bool>>)> = small.iter().map(|p| (p, None)).collect();
+            let inputs: Vec<(&Part, Option<&Vec<bool>>)> =
+                small.iter().map(|p| (p, None)).collect();
             let rows = self.rewrite(&inputs, number)?;
             let mut keys = Keys::new();
             for part in &small {
@@ -379,7 +396,8 @@ impl Dataset {
                 .map_err(|e| DatasetError::Read(format!("{}: {e}", path.display())))?;
             let mut at = 0usize;
             for batch in reader {
-                let batch = batch.map_err(|e| DatasetError::Read(format!("{}: {e}", path.display())))?;
+                let batch =
+                    batch.map_err(|e| DatasetError::Read(format!("{}: {e}", path.display())))?;
                 let length = batch.num_rows();
                 let batch = match mask {
                     None => batch,
@@ -504,13 +522,19 @@ impl Build {
         Ok(())
     }
 
-    /// Ends the build: the dataset reflects the change log up to `position` (taken before the
-    /// first resource was read, so a change made during the build is applied again by the
-    /// next refresh) and replaces what `dir` held.
-    pub fn finish(mut self, position: i64) -> Result<(Dataset, Summary), DatasetError> {
+    /// Ends the build, which replaces what `dir` held. The dataset reflects the change log up
+    /// to `position`, taken before the first resource was read: a change made during the
+    /// build is applied again by the next refresh. `settled` is the log's end after the last
+    /// was read ([`Dataset::settled`]).
+    pub fn finish(
+        mut self,
+        position: i64,
+        settled: i64,
+    ) -> Result<(Dataset, Summary), DatasetError> {
         self.close_part()?;
         let mut dataset = self.dataset;
         dataset.manifest.position = position;
+        dataset.manifest.settled = settled;
         dataset.write_manifest(&dataset.manifest)?;
         let retired = sibling(&self.dir, "retired");
         if retired.exists() {

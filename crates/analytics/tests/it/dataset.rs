@@ -77,7 +77,12 @@ fn parquet_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .unwrap()
         .filter(|e| {
-            e.as_ref().unwrap().path().extension().and_then(|e| e.to_str()) == Some("parquet")
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .and_then(|e| e.to_str())
+                == Some("parquet")
         })
         .count()
 }
@@ -87,7 +92,7 @@ fn build(dir: &Path, resources: &BTreeMap<String, Value>, position: i64) -> Data
     for (id, resource) in resources {
         build.add(id, resource).unwrap();
     }
-    let (dataset, summary) = build.finish(position).unwrap();
+    let (dataset, summary) = build.finish(position, position).unwrap();
     assert_eq!(summary.resources, resources.len() as u64);
     assert_eq!(summary.rows, expected(resources).len() as u64);
     dataset
@@ -98,7 +103,12 @@ fn a_refresh_gives_the_rows_of_the_resources_as_they_now_are() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("patient_names");
     let mut resources: BTreeMap<String, Value> = (0..50)
-        .map(|n| (format!("p{n}"), patient(&format!("p{n}"), &["Li", "Wang"][..1 + n % 2])))
+        .map(|n| {
+            (
+                format!("p{n}"),
+                patient(&format!("p{n}"), &["Li", "Wang"][..1 + n % 2]),
+            )
+        })
         .collect();
     build(&dir, &resources, 10);
     assert_eq!(read_rows(&dir), expected(&resources));
@@ -159,8 +169,7 @@ fn a_refresh_gives_the_rows_of_the_resources_as_they_now_are() {
 fn small_parts_are_merged_and_the_rows_stay() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("patient_names");
-    let mut resources: BTreeMap<String, Value> =
-        [("a".to_string(), patient("a", &["Li"]))].into();
+    let mut resources: BTreeMap<String, Value> = [("a".to_string(), patient("a", &["Li"]))].into();
     build(&dir, &resources, 1);
     let mut dataset = Dataset::open(&dir, view(), &view_json()).unwrap().unwrap();
     let mut most_files = 0;
@@ -219,7 +228,7 @@ fn files_a_stopped_refresh_left_are_removed_and_another_view_starts_again() {
     // A rebuild replaces the directory whole.
     let mut rebuild = Dataset::build(&dir, View::parse(&other).unwrap(), &other).unwrap();
     rebuild.add("b", &patient("b", &["Wu"])).unwrap();
-    let (rebuilt, _) = rebuild.finish(5).unwrap();
+    let (rebuilt, _) = rebuild.finish(5, 5).unwrap();
     assert_eq!(read_rows(&dir), vec![("b".to_string(), "Wu".to_string())]);
     assert_eq!(rebuilt.position(), 5);
     assert!(Dataset::open(&dir, view(), &view_json()).unwrap().is_none());
@@ -232,5 +241,8 @@ fn a_manifest_that_is_not_one_is_an_error_not_a_start_again() {
     std::fs::create_dir_all(dir.join("_meridian")).unwrap();
     std::fs::write(dir.join("_meridian/manifest.json"), "{\"parts\": 3}").unwrap();
     let error = Dataset::open(&dir, view(), &view_json()).err().unwrap();
-    assert!(error.to_string().contains("is not a dataset manifest"), "{error}");
+    assert!(
+        error.to_string().contains("is not a dataset manifest"),
+        "{error}"
+    );
 }

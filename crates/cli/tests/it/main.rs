@@ -7,6 +7,7 @@ mod dicomweb_scenario;
 mod fhirpath_command;
 mod intake_scenario;
 mod ledger_scenario;
+mod materialise_scenario;
 // The official SQL on FHIR v2 suite's files and judging, shared with the analytics crate.
 #[path = "../../../analytics/tests/it/official.rs"]
 mod official;

@@ -1,0 +1,193 @@
+//! `meridian view materialise [VIEW.json ...] [--dir DIR] [--full]`: views written as
+//! directories of Parquet files (`analytics::parquet::dataset`), one per view, named as the view,
+//! and kept up to date from the store's change log. With no view named, the catalogue's views
+//! (`analytics::catalogue`). A view materialised before, from the same ViewDefinition, is
+//! refreshed: only the resources changed since its position are read again. Otherwise (or with
+//! `--full`) it is built from every resource of its type. The store is read as this machine's
+//! operator.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use analytics::View;
+use analytics::parquet::dataset::{Changed, Dataset, Summary};
+use anyhow::{Context, Result};
+use repository::{Repository, RepositoryError};
+use serde_json::Value;
+use store::Method;
+
+use crate::progress::Progress;
+
+/// The views materialised by one run: `(name, ViewDefinition, view)`.
+pub type Views = Vec<(String, Value, View)>;
+
+/// The catalogue's views.
+pub fn catalogue() -> Result<Views> {
+    Ok(analytics::catalogue::views()
+        .context("the view catalogue")?
+        .into_iter()
+        .map(|v| (v.name.to_owned(), v.json, v.view))
+        .collect())
+}
+
+/// Materialises `views` under `root`, each in `root/NAME`; answers a line per view.
+pub fn materialise(
+    repository: &Repository,
+    caller: &caller::Caller,
+    views: Views,
+    root: &Path,
+    full: bool,
+) -> Result<Vec<String>> {
+    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    let progress = Progress::start();
+    let mut lines = Vec::new();
+    for (name, json, view) in views {
+        let dir = root.join(&name);
+        let started = std::time::Instant::now();
+        let existing = if full {
+            None
+        } else {
+            // The view is compiled again for the build when the files are not its own.
+            Dataset::open(&dir, View::parse(&json)?, &json)?
+        };
+        let (kind, summary) = match existing {
+            Some(mut dataset) => {
+                let summary = refresh(repository, caller, &mut dataset)?;
+                ("refreshed", summary)
+            }
+            None => (
+                "built",
+                build(repository, caller, &name, &dir, view, &json, &progress)?,
+            ),
+        };
+        let mut line = format!(
+            "{name}: {kind} in {:.2} s, {} resource(s) read, {} row(s) added, {} removed, {} part(s) rewritten; {} row(s) in all",
+            started.elapsed().as_secs_f64(),
+            summary.resources,
+            summary.rows_added,
+            summary.rows_removed,
+            summary.parts_rewritten,
+            summary.rows
+        );
+        if summary.rows_refused > 0 {
+            line.push_str(&format!(
+                "; {} row(s) refused: {}",
+                summary.rows_refused,
+                summary.refused.join("; ")
+            ));
+        }
+        progress.line(&line);
+        lines.push(line);
+    }
+    Ok(lines)
+}
+
+/// The position of the last change in the log.
+fn log_end(repository: &Repository) -> Result<i64> {
+    let mut end = 0;
+    loop {
+        let changes = repository.store().changes(end, 10_000)?;
+        match changes.last() {
+            Some(last) => end = last.position,
+            None => return Ok(end),
+        }
+    }
+}
+
+fn build(
+    repository: &Repository,
+    caller: &caller::Caller,
+    name: &str,
+    dir: &Path,
+    view: View,
+    json: &Value,
+    progress: &Progress,
+) -> Result<Summary> {
+    // The position is taken before the first read: a change made while the build reads is
+    // applied again by the next refresh, which replaces whatever rows it had.
+    let position = log_end(repository)?;
+    let resource_type = view.resource().to_owned();
+    let mut build = Dataset::build(dir, view, json)?;
+    let reader = repository.reader(caller);
+    let mut query = store::ScanQuery {
+        types: vec![resource_type],
+        limit: 1_000,
+        ..store::ScanQuery::default()
+    };
+    let mut read = 0u64;
+    loop {
+        let page = reader.scan(&query)?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        query.after_row = last.row;
+        for record in &page {
+            let resource = repository::parse_stored(record)?;
+            build.add(&record.id, &resource)?;
+            read += 1;
+        }
+        progress.tick(|seconds| {
+            format!(
+                "{seconds:.1} s  {name}: {read} resources  {:.0}/s",
+                read as f64 / seconds
+            )
+        });
+    }
+    let (_, summary) = build.finish(position, log_end(repository)?)?;
+    Ok(summary)
+}
+
+fn refresh(
+    repository: &Repository,
+    caller: &caller::Caller,
+    dataset: &mut Dataset,
+) -> Result<Summary> {
+    let resource_type = dataset.view().resource().to_owned();
+    // Each changed resource once: whether any of its changes since the position could have
+    // left rows (anything but a creation of a first version after the build settled).
+    let mut changed: HashMap<String, bool> = HashMap::new();
+    let mut order = Vec::new();
+    let mut position = dataset.position();
+    let settled = dataset.settled();
+    loop {
+        let changes = repository.store().changes(position, 10_000)?;
+        let Some(last) = changes.last() else {
+            break;
+        };
+        position = last.position;
+        for change in changes {
+            if change.resource_type != resource_type {
+                continue;
+            }
+            let earlier = !(change.method == Method::Create && change.version == 1)
+                || change.position <= settled;
+            match changed.get_mut(&change.id) {
+                Some(may_have_rows) => *may_have_rows |= earlier,
+                None => {
+                    order.push(change.id.clone());
+                    changed.insert(change.id, earlier);
+                }
+            }
+        }
+    }
+    let reader = repository.reader(caller);
+    let mut resources = Vec::with_capacity(order.len());
+    for id in order {
+        let resource = match reader.read(&resource_type, &id) {
+            Ok(record) => Some(repository::parse_stored(&record)?),
+            Err(RepositoryError::NotFound(_) | RepositoryError::Gone { .. }) => None,
+            Err(error) => return Err(error.into()),
+        };
+        resources.push(Changed {
+            may_have_rows: changed[&id],
+            id,
+            resource,
+        });
+    }
+    Ok(dataset.refresh(position, &resources)?)
+}
+
+/// The default directory of materialised views: `views` beside the embedded store's files.
+pub fn default_root(data: &Path) -> PathBuf {
+    data.join("views")
+}
