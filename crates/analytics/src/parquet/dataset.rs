@@ -652,6 +652,29 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     dir.with_file_name(name)
 }
 
+/// What a reader of the dataset at `dir` needs: the Arrow schema of its rows (from the view its
+/// manifest records) and its Parquet files, as the last complete build or refresh left them.
+pub fn table_of(dir: &Path) -> Result<(arrow_schema::Schema, Vec<PathBuf>), DatasetError> {
+    let path = dir.join(BOOKKEEPING).join(MANIFEST);
+    let text = fs::read_to_string(&path).map_err(io(&path))?;
+    let corrupt = |message: String| DatasetError::Corrupt {
+        path: path.clone(),
+        message,
+    };
+    let manifest = serde_json::from_str::<Value>(&text)
+        .ok()
+        .as_ref()
+        .and_then(Manifest::from_json)
+        .ok_or_else(|| corrupt("is not a dataset manifest".into()))?;
+    let view = View::parse(&manifest.view).map_err(|e| corrupt(format!("its view: {e}")))?;
+    let files = manifest
+        .parts
+        .iter()
+        .map(|p| dir.join(p.file_name()))
+        .collect();
+    Ok((schema(&view), files))
+}
+
 /// The datasets under `root`, by name: each directory holding a manifest.
 pub fn datasets_in(root: &Path) -> Result<HashMap<String, PathBuf>, DatasetError> {
     let mut found = HashMap::new();

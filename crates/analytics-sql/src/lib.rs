@@ -1,0 +1,216 @@
+//! SQL over materialised views: every directory of Parquet files that `analytics` wrote under
+//! a root (`analytics::parquet::dataset`) is a table named as its view, and queries run in
+//! SQLite, which Meridian already embeds for its store, through a virtual table that reads the
+//! Parquet files (decision 0024 says why not DataFusion). pandas, DuckDB and Spark read the same
+//! files directly.
+//!
+//! ```ignore
+//! let engine = analytics_sql::Engine::over(Path::new("meridian-data/views"), Limits::default())?;
+//! let answer = engine.query("SELECT sex, count(*) AS residents FROM patient GROUP BY sex")?;
+//! for row in answer.rows { /* one JSON value per column of answer.columns */ }
+//! ```
+//!
+//! How columns read in SQL: booleans as 0 and 1, integers as integers, decimals as REAL (a
+//! double: sums and averages, not exact digits), text as text, instants as RFC 3339 text in
+//! UTC (`2026-06-01T01:00:00.000000Z`, which SQLite's date functions read), times as text,
+//! collections as JSON arrays (`json_each` opens them).
+//!
+//! Only queries: one statement, and the authorizer lets it read the tables and call functions
+//! and nothing else (no `ATTACH` of a file, no `PRAGMA`, no write, no new table), so what a
+//! client sends can neither touch files nor see anything but the views. Each query is stopped
+//! past [`Limits::seconds`], and refused past [`Limits::rows`] rows of answer.
+//!
+//! A virtual table reads only the columns a query uses, a file at a time, a batch of rows at a
+//! time: memory stays bounded by the query's own sorts and groups.
+
+mod parquet_table;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use serde_json::Value;
+
+/// Why a query gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    /// The query is not SQL this engine runs, names what is not there, or is not a query: the
+    /// caller's to fix (400 over HTTP, exit status 2 on the command line).
+    #[error("{0}")]
+    Query(String),
+    /// The query ran past a limit: more rows than allowed, or more time.
+    #[error("{0}")]
+    Limit(String),
+    /// Reading the files failed.
+    #[error("{0}")]
+    Engine(String),
+}
+
+/// What a query may use.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The rows an answer may have; a query with more is refused (add a `LIMIT`).
+    pub rows: usize,
+    /// How long a query may run before it is stopped.
+    pub seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            rows: 100_000,
+            seconds: 300,
+        }
+    }
+}
+
+/// A query's answer: its columns and rows, each row a JSON value per column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// The tables under a root, ready for queries.
+pub struct Engine {
+    connection: Connection,
+    tables: Vec<String>,
+    limits: Limits,
+}
+
+impl Engine {
+    /// Every dataset under `root` as a table named as its directory (the view's name).
+    pub fn over(root: &Path, limits: Limits) -> Result<Engine, SqlError> {
+        let engine_error = |e: rusqlite::Error| SqlError::Engine(e.to_string());
+        let mut connection = Connection::open_in_memory_with_flags(
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(engine_error)?;
+        parquet_table::register(&connection).map_err(engine_error)?;
+        let mut tables = Vec::new();
+        for (name, dir) in datasets(root)? {
+            let location = dir.to_str().ok_or_else(|| {
+                SqlError::Engine(format!("{} is not a UTF-8 path", dir.display()))
+            })?;
+            // Both are checked: the name is a SQL name, the location has no quote doubled.
+            connection
+                .execute_batch(&format!(
+                    "CREATE VIRTUAL TABLE temp.\"{name}\" USING parquet('{}')",
+                    location.replace('\'', "''")
+                ))
+                .map_err(engine_error)?;
+            tables.push(name);
+        }
+        tables.sort();
+        // From here on, a statement may read the views and call functions, nothing else (the
+        // schema tables, which name the files, are not views).
+        connection
+            .authorizer(Some(|context: AuthContext<'_>| match context.action {
+                AuthAction::Read { table_name, .. } if table_name.starts_with("sqlite_") => {
+                    Authorization::Deny
+                }
+                AuthAction::Select
+                | AuthAction::Read { .. }
+                | AuthAction::Function { .. }
+                | AuthAction::Recursive => Authorization::Allow,
+                _ => Authorization::Deny,
+            }))
+            .map_err(engine_error)?;
+        Ok(Engine {
+            connection,
+            tables,
+            limits,
+        })
+    }
+
+    /// The tables, by name.
+    pub fn tables(&self) -> &[String] {
+        &self.tables
+    }
+
+    /// Runs one query, answering its rows as JSON values (integers and reals as numbers, text
+    /// as strings, a blob as an array of its bytes).
+    pub fn query(&mut self, sql: &str) -> Result<Answer, SqlError> {
+        let deadline = Instant::now() + Duration::from_secs(self.limits.seconds);
+        let engine_error = |e: rusqlite::Error| SqlError::Engine(e.to_string());
+        self.connection
+            .progress_handler(10_000, Some(move || Instant::now() > deadline))
+            .map_err(engine_error)?;
+        let answer = self.run(sql);
+        self.connection
+            .progress_handler(0, None::<fn() -> bool>)
+            .map_err(engine_error)?;
+        answer.map_err(|error| match error {
+            SqlError::Query(message) if message.contains("interrupted") => SqlError::Limit(
+                format!("the query ran longer than {} s", self.limits.seconds),
+            ),
+            other => other,
+        })
+    }
+
+    fn run(&self, sql: &str) -> Result<Answer, SqlError> {
+        let query_error = |e: rusqlite::Error| SqlError::Query(e.to_string());
+        let mut statement = self.connection.prepare(sql).map_err(query_error)?;
+        if !statement.readonly() {
+            return Err(SqlError::Query("only queries are run here".into()));
+        }
+        let columns: Vec<String> = statement
+            .column_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let width = columns.len();
+        let mut rows = Vec::new();
+        let mut cursor = statement.query([]).map_err(query_error)?;
+        while let Some(row) = cursor.next().map_err(query_error)? {
+            if rows.len() == self.limits.rows {
+                return Err(SqlError::Limit(format!(
+                    "the answer has more than {} rows: add a LIMIT, or aggregate",
+                    self.limits.rows
+                )));
+            }
+            let mut values = Vec::with_capacity(width);
+            for at in 0..width {
+                values.push(match row.get_ref(at).map_err(query_error)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(n) => Value::from(n),
+                    ValueRef::Real(x) => serde_json::Number::from_f64(x)
+                        .map(Value::Number)
+                        .unwrap_or(Value::Null),
+                    ValueRef::Text(text) => Value::String(String::from_utf8_lossy(text).into()),
+                    ValueRef::Blob(bytes) => {
+                        Value::Array(bytes.iter().map(|b| Value::from(*b)).collect())
+                    }
+                });
+            }
+            rows.push(values);
+        }
+        Ok(Answer { columns, rows })
+    }
+}
+
+/// The datasets under `root`: each directory holding `_meridian/manifest.json` whose name is a
+/// SQL name, by name.
+fn datasets(root: &Path) -> Result<Vec<(String, PathBuf)>, SqlError> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(SqlError::Engine(format!("{}: {error}", root.display()))),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| SqlError::Engine(format!("{}: {e}", root.display())))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let dir = entry.path();
+        // `NAME.building` and `NAME.retired` are a build's own.
+        let sql_name = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if sql_name && dir.join("_meridian").join("manifest.json").is_file() {
+            found.push((name, dir));
+        }
+    }
+    Ok(found)
+}
