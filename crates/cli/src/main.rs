@@ -12,6 +12,7 @@ mod reindex;
 mod seed_command;
 mod serve;
 mod sign_in;
+mod sql_command;
 mod stores;
 mod view_command;
 
@@ -129,9 +130,12 @@ enum Command {
     /// refused for review, devices' credentials.
     #[command(subcommand)]
     Intake(intake_command::IntakeCommand),
-    /// SQL on FHIR v2 views: evaluate a ViewDefinition over an NDJSON file or the store.
+    /// SQL on FHIR v2 views: evaluate a ViewDefinition over an NDJSON file or the store, or
+    /// materialise views as Parquet files.
     #[command(subcommand)]
     View(view_command::ViewCommand),
+    /// A SQL query over the materialised views, each a table named as its view.
+    Sql(sql_command::SqlArgs),
     /// Evaluate a FHIRPath expression against a resource and print the result as a JSON array.
     Fhirpath {
         /// Print each item as {"type": ..., "value": ...} with its FHIR or System type.
@@ -216,6 +220,7 @@ fn main() -> ExitCode {
         Command::Ledger(command) => ledger_command::run(command),
         Command::Intake(command) => intake_command::run(command),
         Command::View(command) => view_command::run(command),
+        Command::Sql(args) => sql_command::run(args),
         Command::Fhirpath {
             typed,
             expression,

@@ -215,6 +215,86 @@ fn materialised_views_hold_the_rows_of_the_store_after_a_refresh() {
     let report = compare_with_fresh_rows(&python, &data, &views_dir, temp.path());
     assert_same_rows(&report);
 
+    // SQL over the refreshed views: visits by the level of the institution that gave them,
+    // against the same count made straight from the NDJSON files and the changes.
+    let level_system = "https://meridian.example/CodeSystem/institution-level";
+    let mut levels: BTreeMap<String, String> = BTreeMap::new();
+    for organization in read_ndjson(&ndjson.join("Organization.ndjson"))
+        .iter()
+        .chain(
+            changes
+                .iter()
+                .filter(|r| r["resourceType"] == "Organization"),
+        )
+    {
+        let level = organization["type"][0]["coding"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["system"] == level_system)
+            .map(|c| c["code"].as_str().unwrap().to_owned());
+        if let Some(level) = level {
+            levels.insert(organization["id"].as_str().unwrap().to_owned(), level);
+        }
+    }
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for encounter in encounters
+        .iter()
+        .chain(changes.iter().filter(|r| r["resourceType"] == "Encounter"))
+        .map(|e| (e["id"].as_str().unwrap(), e))
+        .collect::<BTreeMap<_, _>>()
+        .values()
+    {
+        let provider = encounter["serviceProvider"]["reference"]
+            .as_str()
+            .unwrap_or("");
+        let level = provider
+            .strip_prefix("Organization/")
+            .and_then(|id| levels.get(id))
+            .cloned()
+            .unwrap_or_default();
+        *expected.entry(level).or_default() += 1;
+    }
+    let query = "SELECT coalesce(i.level, '') AS level, count(*) AS visits FROM encounter e \
+                 LEFT JOIN institution i ON i.id = e.institution GROUP BY 1 ORDER BY 1";
+    let (code, stdout, err) = meridian(&[
+        "sql",
+        query,
+        "--dir",
+        &path(&views_dir),
+        "--format",
+        "ndjson",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let answered: BTreeMap<String, u64> = stdout
+        .lines()
+        .map(|line| {
+            let row: Value = serde_json::from_str(line).unwrap();
+            (
+                row["level"].as_str().unwrap().to_owned(),
+                row["visits"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(answered, expected);
+    assert!(
+        expected.contains_key("village-clinic") && expected.len() > 3,
+        "{expected:?}"
+    );
+    let (code, stdout, err) = meridian(&[
+        "sql",
+        "SELECT sex, count(*) AS residents FROM patient GROUP BY sex ORDER BY sex",
+        "--dir",
+        &path(&views_dir),
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.starts_with("sex,residents\r\n"), "{stdout}");
+    let (code, stdout, err) = meridian(&["sql", "DROP TABLE patient", "--dir", &path(&views_dir)]);
+    assert_eq!(code, 2, "{stdout}{err}");
+    assert!(stdout.is_empty() && !err.is_empty());
+
     // `--full` builds again from every resource, to the same rows.
     let (code, _, err) = meridian(&[&materialise[..], &["--full", "patient"]].concat());
     assert_eq!(code, 2, "a view is a file, not a name: {err}");
