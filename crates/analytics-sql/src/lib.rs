@@ -156,11 +156,7 @@ impl Engine {
         if !statement.readonly() {
             return Err(SqlError::Query("only queries are run here".into()));
         }
-        let columns: Vec<String> = statement
-            .column_names()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+        let columns: Vec<String> = statement.column_names().map(str::to_owned).collect();
         let width = columns.len();
         let mut rows = Vec::new();
         let mut cursor = statement.query([]).map_err(query_error)?;

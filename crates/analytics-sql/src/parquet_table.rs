@@ -236,7 +236,7 @@ unsafe impl VTabCursor for ParquetCursor<'_> {
             .ok()
             .and_then(|c| self.slots.get(c).copied().flatten());
         let (Some(batch), Some(slot)) = (&self.batch, slot) else {
-            return context.set_result(&rusqlite::types::Null);
+            return context.set_result(rusqlite::types::Null);
         };
         set_value(context, batch.column(slot).as_ref(), self.row)
     }
@@ -249,22 +249,22 @@ unsafe impl VTabCursor for ParquetCursor<'_> {
 /// A value of the types the dataset writer makes (`analytics::parquet`), as SQLite takes it.
 fn set_value(context: &mut Context, array: &dyn Array, row: usize) -> rusqlite::Result<()> {
     if array.is_null(row) {
-        return context.set_result(&rusqlite::types::Null);
+        return context.set_result(rusqlite::types::Null);
     }
     match array.data_type() {
-        DataType::Boolean => context.set_result(&array.as_boolean().value(row)),
-        DataType::Int32 => context.set_result(&array.as_primitive::<Int32Type>().value(row)),
-        DataType::Int64 => context.set_result(&array.as_primitive::<Int64Type>().value(row)),
+        DataType::Boolean => context.set_result(array.as_boolean().value(row)),
+        DataType::Int32 => context.set_result(array.as_primitive::<Int32Type>().value(row)),
+        DataType::Int64 => context.set_result(array.as_primitive::<Int64Type>().value(row)),
         DataType::Decimal128(_, scale) => {
             let value = array.as_primitive::<Decimal128Type>().value(row);
-            context.set_result(&(value as f64 / 10f64.powi(i32::from(*scale))))
+            context.set_result(value as f64 / 10f64.powi(i32::from(*scale)))
         }
-        DataType::Utf8 => context.set_result(&array.as_string::<i32>().value(row)),
-        DataType::Binary => context.set_result(&array.as_binary::<i32>().value(row)),
-        DataType::List(_) => context.set_result(&json_value(array, row).to_string()),
+        DataType::Utf8 => context.set_result(array.as_string::<i32>().value(row)),
+        DataType::Binary => context.set_result(array.as_binary::<i32>().value(row)),
+        DataType::List(_) => context.set_result(json_value(array, row).to_string()),
         _ => match json_value(array, row) {
             Value::String(text) => context.set_result(&text),
-            other => context.set_result(&other.to_string()),
+            other => context.set_result(other.to_string()),
         },
     }
 }
