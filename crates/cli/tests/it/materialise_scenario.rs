@@ -5,27 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::{Value, json};
 
 use crate::support;
+use crate::view_command::meridian;
 
 const PATIENTS: &str = "150";
 const SEED: &str = "11";
-
-fn meridian(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(args)
-        .env_clear()
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).expect("standard output is UTF-8"),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 fn path(p: &Path) -> String {
     p.to_str().unwrap().to_owned()

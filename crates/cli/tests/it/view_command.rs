@@ -11,7 +11,7 @@ use crate::official::{Table, assert_as_known, run_suite};
 use crate::support;
 
 /// `meridian ARGS`: the exit code, standard output and standard error.
-fn meridian(args: &[&str]) -> (i32, String, String) {
+pub(crate) fn meridian(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_meridian"))
         .args(args)
         .env_clear()
