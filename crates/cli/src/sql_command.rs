@@ -1,4 +1,4 @@
-//! `meridian sql "SELECT ..." [--dir DIR] [--format table|csv|ndjson]`: a query over the views
+//! `meridian sql QUERY [--dir DIR] [--format table|csv|ndjson]`: a query over the views
 //! `meridian view materialise` wrote (each a table named as its view), run by the embedded
 //! SQL engine (`analytics-sql`). The answer goes to standard output, nothing else.
 //!

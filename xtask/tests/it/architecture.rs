@@ -176,9 +176,15 @@ fn crate_sources(skip: &[&str]) -> Vec<(String, PathBuf)> {
     files
 }
 
-/// The crates that may hold SQL: the two backends and the SQL they share. The store trait
-/// crate (`store`) is not one of them.
-const SQL_CRATES: [&str; 3] = ["store-sql", "store-sqlite", "store-postgres"];
+/// The crates that may hold SQL: the two backends and the SQL they share, and the SQL engine
+/// over materialised views (its virtual tables' declarations). The store trait crate
+/// (`store`) is not one of them.
+const SQL_CRATES: [&str; 4] = [
+    "store-sql",
+    "store-sqlite",
+    "store-postgres",
+    "analytics-sql",
+];
 
 #[test]
 fn sql_lives_only_in_the_backends_and_the_sql_they_share() {
@@ -227,6 +233,23 @@ fn only_the_command_line_reads_the_environment() {
             file.display()
         );
     }
+}
+
+/// `unsafe` is denied by the workspace's lints and allowed in one file: SQLite's virtual table
+/// interface, an unsafe trait (decision 0024).
+#[test]
+fn unsafe_code_is_allowed_only_in_the_parquet_virtual_table() {
+    for (crate_name, file) in crate_sources(&[]) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let allowed = crate_name == "analytics-sql" && file.ends_with("src/parquet_table.rs");
+        assert!(
+            allowed || !text.contains("allow(unsafe_code)"),
+            "{crate_name}: {} allows unsafe code",
+            file.display()
+        );
+    }
+    let workspace = std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap();
+    assert!(workspace.contains("unsafe_code = \"deny\""));
 }
 
 #[test]
@@ -283,7 +306,7 @@ enum Place {
 fn place(member: &str) -> Option<Place> {
     Some(match member {
         "server" | "meridian" => Place::Edge,
-        "store-sqlite" | "store-postgres" | "blob-s3" => Place::Adapter,
+        "store-sqlite" | "store-postgres" | "blob-s3" | "analytics-sql" => Place::Adapter,
         "fhir-model" | "fhirpath" | "search" | "store" | "store-sql" | "repository" | "caller"
         | "jobs" | "blob" | "ledger" | "hl7v2" => Place::Foundation,
         "residents" | "access" | "cds" | "workflow" | "notify" | "intake" | "chronic"
