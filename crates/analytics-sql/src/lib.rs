@@ -25,7 +25,7 @@
 
 mod parquet_table;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
@@ -90,7 +90,9 @@ impl Engine {
         .map_err(engine_error)?;
         parquet_table::register(&connection).map_err(engine_error)?;
         let mut tables = Vec::new();
-        for (name, dir) in datasets(root)? {
+        let datasets = analytics::parquet::dataset::datasets_in(root)
+            .map_err(|e| SqlError::Engine(e.to_string()))?;
+        for (name, dir) in datasets {
             let location = dir.to_str().ok_or_else(|| {
                 SqlError::Engine(format!("{} is not a UTF-8 path", dir.display()))
             })?;
@@ -103,7 +105,6 @@ impl Engine {
                 .map_err(engine_error)?;
             tables.push(name);
         }
-        tables.sort();
         // From here on, a statement may read the views and call functions, nothing else (the
         // schema tables, which name the files, are not views).
         connection
@@ -185,28 +186,4 @@ impl Engine {
         }
         Ok(Answer { columns, rows })
     }
-}
-
-/// The datasets under `root`: each directory holding `_meridian/manifest.json` whose name is a
-/// SQL name, by name.
-fn datasets(root: &Path) -> Result<Vec<(String, PathBuf)>, SqlError> {
-    let entries = match std::fs::read_dir(root) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(SqlError::Engine(format!("{}: {error}", root.display()))),
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| SqlError::Engine(format!("{}: {e}", root.display())))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let dir = entry.path();
-        // `NAME.building` and `NAME.retired` are a build's own.
-        let sql_name = !name.is_empty()
-            && !name.starts_with(|c: char| c.is_ascii_digit())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if sql_name && dir.join("_meridian").join("manifest.json").is_file() {
-            found.push((name, dir));
-        }
-    }
-    Ok(found)
 }

@@ -22,7 +22,7 @@ const RESERVED: [&str; 7] = [
 ];
 
 /// One constant: its name and its value, typed.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Constant {
     pub name: String,
     value: Value,

@@ -24,7 +24,7 @@ pub const DEFAULT_ROW_LIMIT: usize = 100_000;
 
 /// A compiled ViewDefinition: parse it once, then evaluate it on any number of resources with
 /// [`View::rows`], from any number of threads.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct View {
     pub(crate) resource: String,
     pub(crate) name: Option<String>,
@@ -36,14 +36,14 @@ pub struct View {
 }
 
 /// A compiled FHIRPath expression and the element of the view it came from.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Path {
     pub at: String,
     pub expression: Expression,
 }
 
 /// What a selection iterates over.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Iteration {
     /// Its parent's node, once, keeping its parent's `%rowIndex`.
     Focus,
@@ -53,7 +53,7 @@ pub(crate) enum Iteration {
     Repeat(Vec<Path>),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ColumnPath {
     pub path: Path,
     pub name: String,
@@ -66,7 +66,7 @@ pub(crate) struct ColumnPath {
 
 /// A selection structure (`select[]`, and each `unionAll[]` branch): its columns come first,
 /// then its nested selections' columns, then its union's.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Select {
     pub iteration: Iteration,
     pub columns: Vec<ColumnPath>,

@@ -47,8 +47,7 @@ pub fn materialise(
         let existing = if full {
             None
         } else {
-            // The view is compiled again for the build when the files are not its own.
-            Dataset::open(&dir, View::parse(&json)?, &json)?
+            Dataset::open(&dir, view.clone(), &json)?
         };
         let (kind, summary) = match existing {
             Some(mut dataset) => {

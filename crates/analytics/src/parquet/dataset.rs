@@ -18,7 +18,7 @@
 //! them, and old ones removed after, so a refresh that stops half-way leaves the last complete
 //! state (files the manifest does not name are removed when the dataset is next opened).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -106,6 +106,30 @@ impl Manifest {
         })
     }
 
+    /// The manifest of the dataset at `dir`; `None` when there is none.
+    fn read(dir: &Path) -> Result<Option<Manifest>, DatasetError> {
+        let path = dir.join(BOOKKEEPING).join(MANIFEST);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(io(&path)(error)),
+        };
+        serde_json::from_str::<Value>(&text)
+            .ok()
+            .as_ref()
+            .and_then(Manifest::from_json)
+            .map(Some)
+            .ok_or_else(|| DatasetError::Corrupt {
+                path,
+                message: "is not a dataset manifest".into(),
+            })
+    }
+
+    /// The Parquet files of the parts, in part order.
+    fn files(&self, dir: &Path) -> Vec<PathBuf> {
+        self.parts.iter().map(|p| dir.join(p.file_name())).collect()
+    }
+
     fn from_json(json: &Value) -> Option<Manifest> {
         let parts = json
             .get("parts")?
@@ -189,20 +213,9 @@ impl Dataset {
         view: View,
         view_json: &Value,
     ) -> Result<Option<Dataset>, DatasetError> {
-        let path = dir.join(BOOKKEEPING).join(MANIFEST);
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(io(&path)(error)),
+        let Some(manifest) = Manifest::read(dir)? else {
+            return Ok(None);
         };
-        let manifest = serde_json::from_str::<Value>(&text)
-            .ok()
-            .as_ref()
-            .and_then(Manifest::from_json)
-            .ok_or_else(|| DatasetError::Corrupt {
-                path: path.clone(),
-                message: "is not a dataset manifest".into(),
-            })?;
         if manifest.view != *view_json {
             return Ok(None);
         }
@@ -259,11 +272,7 @@ impl Dataset {
 
     /// The Parquet files, in part order.
     pub fn files(&self) -> Vec<PathBuf> {
-        self.manifest
-            .parts
-            .iter()
-            .map(|p| self.dir.join(p.file_name()))
-            .collect()
+        self.manifest.files(&self.dir)
     }
 
     pub fn view(&self) -> &View {
@@ -319,15 +328,16 @@ impl Dataset {
         }
 
         // The changed resources' rows now, as one new part.
-        let present: Vec<&Changed> = changed.iter().filter(|c| c.resource.is_some()).collect();
+        let present: Vec<(&str, &Value)> = changed
+            .iter()
+            .filter_map(|c| Some((c.id.as_str(), c.resource.as_ref()?)))
+            .collect();
         if !present.is_empty() {
             let number = manifest.next_part;
             manifest.next_part += 1;
             let mut writer = PartWriter::create(&self.dir, &self.view, number)?;
-            for change in present {
-                if let Some(resource) = &change.resource {
-                    writer.add(&self.view, &change.id, resource, &mut summary)?;
-                }
+            for (id, resource) in present {
+                writer.add(&self.view, id, resource, &mut summary)?;
             }
             let (part, keys) = writer.finish()?;
             self.write_keys(&part, &keys)?;
@@ -656,41 +666,38 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
 /// manifest records) and its Parquet files, as the last complete build or refresh left them.
 pub fn table_of(dir: &Path) -> Result<(arrow_schema::Schema, Vec<PathBuf>), DatasetError> {
     let path = dir.join(BOOKKEEPING).join(MANIFEST);
-    let text = fs::read_to_string(&path).map_err(io(&path))?;
-    let corrupt = |message: String| DatasetError::Corrupt {
+    let manifest = Manifest::read(dir)?.ok_or_else(|| DatasetError::Corrupt {
         path: path.clone(),
-        message,
-    };
-    let manifest = serde_json::from_str::<Value>(&text)
-        .ok()
-        .as_ref()
-        .and_then(Manifest::from_json)
-        .ok_or_else(|| corrupt("is not a dataset manifest".into()))?;
-    let view = View::parse(&manifest.view).map_err(|e| corrupt(format!("its view: {e}")))?;
-    let files = manifest
-        .parts
-        .iter()
-        .map(|p| dir.join(p.file_name()))
-        .collect();
-    Ok((schema(&view), files))
+        message: "is missing".into(),
+    })?;
+    let view = View::parse(&manifest.view).map_err(|e| DatasetError::Corrupt {
+        path,
+        message: format!("its view: {e}"),
+    })?;
+    Ok((schema(&view), manifest.files(dir)))
 }
 
-/// The datasets under `root`, by name: each directory holding a manifest.
-pub fn datasets_in(root: &Path) -> Result<HashMap<String, PathBuf>, DatasetError> {
-    let mut found = HashMap::new();
+/// The datasets under `root`, by name (sorted): each directory whose name is a SQL name (a
+/// view's name, the table a reader gives it) holding a manifest. `NAME.building` and
+/// `NAME.retired`, a build's own, are not.
+pub fn datasets_in(root: &Path) -> Result<Vec<(String, PathBuf)>, DatasetError> {
     let entries = match fs::read_dir(root) {
         Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(error) => return Err(io(root)(error)),
     };
+    let mut found = Vec::new();
     for entry in entries {
         let entry = entry.map_err(io(root))?;
-        let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        // `NAME.building` and `NAME.retired` are a build's own.
-        if !name.contains('.') && path.join(BOOKKEEPING).join(MANIFEST).is_file() {
-            found.insert(name, path);
+        let path = entry.path();
+        let sql_name = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if sql_name && path.join(BOOKKEEPING).join(MANIFEST).is_file() {
+            found.push((name, path));
         }
     }
+    found.sort();
     Ok(found)
 }
