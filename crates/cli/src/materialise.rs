@@ -30,17 +30,17 @@ pub fn catalogue() -> Result<Views> {
         .collect())
 }
 
-/// Materialises `views` under `root`, each in `root/NAME`; answers a line per view.
+/// Materialises `views` under `root`, each in `root/NAME`, with a line per view on standard
+/// error.
 pub fn materialise(
     repository: &Repository,
     caller: &caller::Caller,
     views: Views,
     root: &Path,
     full: bool,
-) -> Result<Vec<String>> {
+) -> Result<()> {
     std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
     let progress = Progress::start();
-    let mut lines = Vec::new();
     for (name, json, view) in views {
         let dir = root.join(&name);
         let started = std::time::Instant::now();
@@ -76,21 +76,8 @@ pub fn materialise(
             ));
         }
         progress.line(&line);
-        lines.push(line);
     }
-    Ok(lines)
-}
-
-/// The position of the last change in the log.
-fn log_end(repository: &Repository) -> Result<i64> {
-    let mut end = 0;
-    loop {
-        let changes = repository.store().changes(end, 10_000)?;
-        match changes.last() {
-            Some(last) => end = last.position,
-            None => return Ok(end),
-        }
-    }
+    Ok(())
 }
 
 fn build(
@@ -104,7 +91,7 @@ fn build(
 ) -> Result<Summary> {
     // The position is taken before the first read: a change made while the build reads is
     // applied again by the next refresh, which replaces whatever rows it had.
-    let position = log_end(repository)?;
+    let position = repository.change_log_end()?;
     let resource_type = view.resource().to_owned();
     let mut build = Dataset::build(dir, view, json)?;
     let reader = repository.reader(caller);
@@ -132,7 +119,7 @@ fn build(
             )
         });
     }
-    let (_, summary) = build.finish(position, log_end(repository)?)?;
+    let (_, summary) = build.finish(position, repository.change_log_end()?)?;
     Ok(summary)
 }
 

@@ -77,32 +77,35 @@ enum Failure {
 }
 
 pub fn run(command: ViewCommand) -> ExitCode {
-    let (view, resources, format, out, store) = match command {
+    let (verb, outcome) = match command {
         ViewCommand::Run {
             view,
             resources,
             format,
             out,
             store,
-        } => (view, resources, format, out, store),
+        } => (
+            "run",
+            run_view(&view, resources.as_deref(), format, out.as_deref(), &store),
+        ),
         ViewCommand::Materialise {
             views,
             dir,
             full,
             store,
-        } => return materialise(&views, dir, full, &store),
+        } => ("materialise", materialise(&views, dir, full, &store)),
     };
-    match run_view(&view, resources.as_deref(), format, out.as_deref(), &store) {
+    match outcome {
         Ok(summary) => {
             eprintln!("{summary}");
             ExitCode::SUCCESS
         }
         Err(Failure::Usage(error)) => {
-            eprintln!("meridian view run: {error:#}");
+            eprintln!("meridian view {verb}: {error:#}");
             ExitCode::from(2)
         }
         Err(Failure::Run(error)) => {
-            eprintln!("meridian view run: {error:#}");
+            eprintln!("meridian view {verb}: {error:#}");
             ExitCode::FAILURE
         }
     }
@@ -175,7 +178,12 @@ fn read_view_json(path: &Path) -> Result<(View, Value)> {
     Ok((view, json))
 }
 
-fn materialise(views: &[PathBuf], dir: Option<PathBuf>, full: bool, store: &StoreArgs) -> ExitCode {
+fn materialise(
+    views: &[PathBuf],
+    dir: Option<PathBuf>,
+    full: bool,
+    store: &StoreArgs,
+) -> Result<String, Failure> {
     let views = if views.is_empty() {
         crate::materialise::catalogue()
     } else {
@@ -190,29 +198,20 @@ fn materialise(views: &[PathBuf], dir: Option<PathBuf>, full: bool, store: &Stor
                 Ok((name, json, view))
             })
             .collect()
-    };
-    let views = match views {
-        Ok(views) => views,
-        Err(error) => {
-            eprintln!("meridian view materialise: {error:#}");
-            return ExitCode::from(2);
-        }
-    };
-    let outcome = (|| -> Result<()> {
-        let config = StoreConfig::resolve(store, |key| std::env::var(key).ok())?;
-        let root = dir.unwrap_or_else(|| crate::materialise::default_root(&config.data));
-        let operator = crate::operator("view-materialise");
-        let repository = crate::stores::open_repository(&config, &operator)?;
-        crate::materialise::materialise(&repository, &operator, views, &root, full)?;
-        Ok(())
-    })();
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("meridian view materialise: {error:#}");
-            ExitCode::FAILURE
-        }
     }
+    .map_err(Failure::Usage)?;
+    let count = views.len();
+    let config =
+        StoreConfig::resolve(store, |key| std::env::var(key).ok()).map_err(Failure::Run)?;
+    let root = dir.unwrap_or_else(|| crate::materialise::default_root(&config.data));
+    let operator = crate::operator("view-materialise");
+    let repository = crate::stores::open_repository(&config, &operator).map_err(Failure::Run)?;
+    crate::materialise::materialise(&repository, &operator, views, &root, full)
+        .map_err(Failure::Run)?;
+    Ok(format!(
+        "{count} view(s) materialised in {}",
+        root.display()
+    ))
 }
 
 /// Calls `each` with every resource of an NDJSON file, in order; blank lines are skipped.

@@ -25,6 +25,18 @@ pub struct ChangeFeed<'r> {
 }
 
 impl Repository {
+    /// The position of the last change committed so far (0 for an empty log).
+    pub fn change_log_end(&self) -> Result<i64, RepositoryError> {
+        let mut end = 0;
+        loop {
+            let changes = self.store().changes(end, 10_000)?;
+            match changes.last() {
+                Some(last) => end = last.position,
+                None => return Ok(end),
+            }
+        }
+    }
+
     /// The change log as the consumer `consumer` sees it.
     pub fn change_feed(&self, consumer: &str) -> ChangeFeed<'_> {
         ChangeFeed {
@@ -113,14 +125,7 @@ impl ChangeFeed<'_> {
         {
             return Ok(false);
         }
-        let mut end = 0;
-        loop {
-            let changes = self.repository.store().changes(end, 10_000)?;
-            match changes.last() {
-                Some(last) => end = last.position,
-                None => break,
-            }
-        }
+        let end = self.repository.change_log_end()?;
         let lock = self.advisory_lock();
         self.repository.with_transaction(caller, |tx| {
             tx.lock_key(lock)?;

@@ -183,22 +183,17 @@ fn materialised_views_hold_the_rows_of_the_store_after_a_refresh() {
         "{err}"
     );
     // Only the changed resources were read again.
-    assert!(
-        refreshed["patient"].contains(" 7 resource(s) read"),
-        "{err}"
-    );
-    assert!(
-        refreshed["encounter"].contains(" 6 resource(s) read"),
-        "{err}"
-    );
-    assert!(
-        refreshed["institution"].contains(" 1 resource(s) read"),
-        "{err}"
-    );
-    assert!(
-        refreshed["condition"].contains(" 0 resource(s) read"),
-        "{err}"
-    );
+    for (view, read) in [
+        ("patient", 7),
+        ("encounter", 6),
+        ("institution", 1),
+        ("condition", 0),
+    ] {
+        assert!(
+            refreshed[view].contains(&format!(" {read} resource(s) read")),
+            "{view}: {err}"
+        );
+    }
     let report = compare_with_fresh_rows(&python, &data, &views_dir, temp.path());
     assert_same_rows(&report);
 
