@@ -143,16 +143,18 @@ impl Engine {
         self.connection
             .progress_handler(0, None::<fn() -> bool>)
             .map_err(engine_error)?;
-        answer.map_err(|error| match error {
-            SqlError::Query(message) if message.contains("interrupted") => SqlError::Limit(
-                format!("the query ran longer than {} s", self.limits.seconds),
-            ),
-            other => other,
-        })
+        answer
     }
 
     fn run(&self, sql: &str) -> Result<Answer, SqlError> {
-        let query_error = |e: rusqlite::Error| SqlError::Query(e.to_string());
+        // The progress handler's stop reaches here as an interruption.
+        let query_error = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::OperationInterrupted) => SqlError::Limit(format!(
+                "the query ran longer than {} s",
+                self.limits.seconds
+            )),
+            _ => SqlError::Query(e.to_string()),
+        };
         let mut statement = self.connection.prepare(sql).map_err(query_error)?;
         if !statement.readonly() {
             return Err(SqlError::Query("only queries are run here".into()));
