@@ -63,16 +63,10 @@ unsafe impl<'vtab> VTab<'vtab> for ParquetTable {
         let dir =
             std::str::from_utf8(dir).map_err(|_| module_error("the directory is not UTF-8"))?;
         let dir = PathBuf::from(dequote(dir).as_ref());
-        let (schema, files) =
+        let table =
             analytics::parquet::dataset::table_of(&dir).map_err(|e| module_error(e.to_string()))?;
-        let mut rows = 0i64;
-        for file in &files {
-            let opened =
-                File::open(file).map_err(|e| module_error(format!("{}: {e}", file.display())))?;
-            let builder = ParquetRecordBatchReaderBuilder::try_new(opened)
-                .map_err(|e| module_error(format!("{}: {e}", file.display())))?;
-            rows += builder.metadata().file_metadata().num_rows();
-        }
+        let (schema, files) = (table.schema, table.files);
+        let rows = i64::try_from(table.rows).unwrap_or(i64::MAX);
         let columns: Vec<String> = schema
             .fields()
             .iter()
@@ -255,10 +249,7 @@ fn set_value(context: &mut Context, array: &dyn Array, row: usize) -> rusqlite::
         DataType::Boolean => context.set_result(array.as_boolean().value(row)),
         DataType::Int32 => context.set_result(array.as_primitive::<Int32Type>().value(row)),
         DataType::Int64 => context.set_result(array.as_primitive::<Int64Type>().value(row)),
-        DataType::Decimal128(_, scale) => {
-            let value = array.as_primitive::<Decimal128Type>().value(row);
-            context.set_result(value as f64 / 10f64.powi(i32::from(*scale)))
-        }
+        DataType::Decimal128(_, scale) => context.set_result(decimal(array, row, *scale)),
         DataType::Utf8 => context.set_result(array.as_string::<i32>().value(row)),
         DataType::Binary => context.set_result(array.as_binary::<i32>().value(row)),
         DataType::List(_) => context.set_result(json_value(array, row).to_string()),
@@ -267,6 +258,12 @@ fn set_value(context: &mut Context, array: &dyn Array, row: usize) -> rusqlite::
             other => context.set_result(other.to_string()),
         },
     }
+}
+
+/// A decimal as SQL reads it: a double.
+fn decimal(array: &dyn Array, row: usize, scale: i8) -> f64 {
+    let value = array.as_primitive::<Decimal128Type>().value(row);
+    value as f64 / 10f64.powi(i32::from(scale))
 }
 
 /// A value as JSON: for list columns (a JSON array) and the temporal types (text).
@@ -278,11 +275,8 @@ fn json_value(array: &dyn Array, row: usize) -> Value {
         DataType::Boolean => Value::Bool(array.as_boolean().value(row)),
         DataType::Int32 => Value::from(array.as_primitive::<Int32Type>().value(row)),
         DataType::Int64 => Value::from(array.as_primitive::<Int64Type>().value(row)),
-        DataType::Decimal128(_, scale) => {
-            let value = array.as_primitive::<Decimal128Type>().value(row);
-            serde_json::Number::from_f64(value as f64 / 10f64.powi(i32::from(*scale)))
-                .map_or(Value::Null, Value::Number)
-        }
+        DataType::Decimal128(_, scale) => serde_json::Number::from_f64(decimal(array, row, *scale))
+            .map_or(Value::Null, Value::Number),
         DataType::Utf8 => Value::String(array.as_string::<i32>().value(row).to_owned()),
         DataType::Binary => Value::Array(
             array

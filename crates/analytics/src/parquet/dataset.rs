@@ -662,9 +662,17 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     dir.with_file_name(name)
 }
 
-/// What a reader of the dataset at `dir` needs: the Arrow schema of its rows (from the view its
-/// manifest records) and its Parquet files, as the last complete build or refresh left them.
-pub fn table_of(dir: &Path) -> Result<(arrow_schema::Schema, Vec<PathBuf>), DatasetError> {
+/// What a reader of a dataset needs: the Arrow schema of its rows (from the view its manifest
+/// records), its Parquet files as the last complete build or refresh left them, and how many
+/// rows they hold.
+pub struct Table {
+    pub schema: arrow_schema::Schema,
+    pub files: Vec<PathBuf>,
+    pub rows: u64,
+}
+
+/// The dataset at `dir` as a reader sees it.
+pub fn table_of(dir: &Path) -> Result<Table, DatasetError> {
     let path = dir.join(BOOKKEEPING).join(MANIFEST);
     let manifest = Manifest::read(dir)?.ok_or_else(|| DatasetError::Corrupt {
         path: path.clone(),
@@ -674,7 +682,11 @@ pub fn table_of(dir: &Path) -> Result<(arrow_schema::Schema, Vec<PathBuf>), Data
         path,
         message: format!("its view: {e}"),
     })?;
-    Ok((schema(&view), manifest.files(dir)))
+    Ok(Table {
+        schema: schema(&view),
+        files: manifest.files(dir),
+        rows: manifest.parts.iter().map(|p| p.rows).sum(),
+    })
 }
 
 /// The datasets under `root`, by name (sorted): each directory whose name is a SQL name (a
