@@ -206,8 +206,8 @@ fn parquet_error(error: crate::parquet::WriteError) -> TableError {
 }
 
 /// A value as a CSV field: text as it is, numbers and booleans as JSON writes them, null as
-/// nothing, a collection or object as its JSON.
-fn csv_value(value: &Value) -> String {
+/// nothing, a collection or object as its JSON; quoted when it must be.
+pub fn csv_value(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
         Value::String(text) => csv_field(text),
@@ -216,7 +216,7 @@ fn csv_value(value: &Value) -> String {
 }
 
 /// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
-fn csv_field(text: &str) -> String {
+pub fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {

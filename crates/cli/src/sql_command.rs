@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use analytics::output::{csv_field, csv_value};
 use analytics_sql::{Engine, Limits, SqlError};
 use serde_json::{Map, Value};
 
@@ -79,9 +80,9 @@ pub fn run(args: SqlArgs) -> ExitCode {
             })
             .collect::<String>(),
         Format::Csv => {
-            let mut text = csv_line(answer.columns.iter().map(|c| Value::String(c.clone())));
+            let mut text = csv_line(answer.columns.iter().map(|c| csv_field(c)));
             for row in &answer.rows {
-                text.push_str(&csv_line(row.iter().cloned()));
+                text.push_str(&csv_line(row.iter().map(csv_value)));
             }
             text
         }
@@ -106,18 +107,8 @@ fn cell(value: &Value) -> String {
     }
 }
 
-fn csv_line(values: impl Iterator<Item = Value>) -> String {
-    let fields: Vec<String> = values
-        .map(|value| {
-            let text = cell(&value);
-            if text.contains([',', '"', '\r', '\n']) {
-                format!("\"{}\"", text.replace('"', "\"\""))
-            } else {
-                text
-            }
-        })
-        .collect();
-    format!("{}\r\n", fields.join(","))
+fn csv_line(fields: impl Iterator<Item = String>) -> String {
+    format!("{}\r\n", fields.collect::<Vec<_>>().join(","))
 }
 
 /// Columns aligned under their names, numbers to the right.
