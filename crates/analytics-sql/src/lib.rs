@@ -23,7 +23,11 @@
 //! A virtual table reads only the columns a query uses, a file at a time, a batch of rows at a
 //! time: memory stays bounded by the query's own sorts and groups.
 
+mod functions;
+mod measure;
 mod parquet_table;
+
+pub use measure::{EvaluateError, evaluate};
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -89,6 +93,7 @@ impl Engine {
         )
         .map_err(engine_error)?;
         parquet_table::register(&connection).map_err(engine_error)?;
+        functions::register(&connection).map_err(engine_error)?;
         let mut tables = Vec::new();
         let datasets = analytics::parquet::dataset::datasets_in(root)
             .map_err(|e| SqlError::Engine(e.to_string()))?;
@@ -134,19 +139,54 @@ impl Engine {
     /// Runs one query, answering its rows as JSON values (integers and reals as numbers, text
     /// as strings, a blob as an array of its bytes).
     pub fn query(&mut self, sql: &str) -> Result<Answer, SqlError> {
+        let row_limit = self.limits.rows;
+        let (columns, rows) = self.query_each(
+            sql,
+            &[],
+            |columns| Ok((columns.to_vec(), Vec::new())),
+            |(_, rows): &mut (Vec<String>, Vec<Vec<Value>>), row| {
+                if rows.len() == row_limit {
+                    return Err(SqlError::Limit(format!(
+                        "the answer has more than {row_limit} rows: add a LIMIT, or aggregate"
+                    )));
+                }
+                rows.push(row);
+                Ok(())
+            },
+        )?;
+        Ok(Answer { columns, rows })
+    }
+
+    /// Runs one query with its named parameters bound (`(":name", value)`; a parameter the
+    /// query does not name is ignored, one it names and is not given reads NULL), handing
+    /// each row to `each` as it comes, after `start` has seen the columns: an answer of any
+    /// size in bounded memory. The time limit holds; the row limit is the caller's.
+    pub fn query_each<S>(
+        &mut self,
+        sql: &str,
+        params: &[(&str, Value)],
+        start: impl FnOnce(&[String]) -> Result<S, SqlError>,
+        each: impl FnMut(&mut S, Vec<Value>) -> Result<(), SqlError>,
+    ) -> Result<S, SqlError> {
         let deadline = Instant::now() + Duration::from_secs(self.limits.seconds);
         let engine_error = |e: rusqlite::Error| SqlError::Engine(e.to_string());
         self.connection
             .progress_handler(10_000, Some(move || Instant::now() > deadline))
             .map_err(engine_error)?;
-        let answer = self.run(sql);
+        let answer = self.run(sql, params, start, each);
         self.connection
             .progress_handler(0, None::<fn() -> bool>)
             .map_err(engine_error)?;
         answer
     }
 
-    fn run(&self, sql: &str) -> Result<Answer, SqlError> {
+    fn run<S>(
+        &self,
+        sql: &str,
+        params: &[(&str, Value)],
+        start: impl FnOnce(&[String]) -> Result<S, SqlError>,
+        mut each: impl FnMut(&mut S, Vec<Value>) -> Result<(), SqlError>,
+    ) -> Result<S, SqlError> {
         // The progress handler's stop reaches here as an interruption.
         let query_error = |e: rusqlite::Error| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::OperationInterrupted) => SqlError::Limit(format!(
@@ -159,17 +199,26 @@ impl Engine {
         if !statement.readonly() {
             return Err(SqlError::Query("only queries are run here".into()));
         }
+        for (name, value) in params {
+            if let Some(at) = statement.parameter_index(name).map_err(query_error)? {
+                let bound = match value {
+                    Value::Null => statement.raw_bind_parameter(at, rusqlite::types::Null),
+                    Value::Bool(b) => statement.raw_bind_parameter(at, *b),
+                    Value::Number(n) => match n.as_i64() {
+                        Some(i) => statement.raw_bind_parameter(at, i),
+                        None => statement.raw_bind_parameter(at, n.as_f64().unwrap_or(0.0)),
+                    },
+                    Value::String(text) => statement.raw_bind_parameter(at, text.as_str()),
+                    other => statement.raw_bind_parameter(at, other.to_string()),
+                };
+                bound.map_err(query_error)?;
+            }
+        }
         let columns: Vec<String> = statement.column_names().map(str::to_owned).collect();
         let width = columns.len();
-        let mut rows = Vec::new();
-        let mut cursor = statement.query([]).map_err(query_error)?;
+        let mut state = start(&columns)?;
+        let mut cursor = statement.raw_query();
         while let Some(row) = cursor.next().map_err(query_error)? {
-            if rows.len() == self.limits.rows {
-                return Err(SqlError::Limit(format!(
-                    "the answer has more than {} rows: add a LIMIT, or aggregate",
-                    self.limits.rows
-                )));
-            }
             let mut values = Vec::with_capacity(width);
             for at in 0..width {
                 values.push(match row.get_ref(at).map_err(query_error)? {
@@ -184,8 +233,8 @@ impl Engine {
                     }
                 });
             }
-            rows.push(values);
+            each(&mut state, values)?;
         }
-        Ok(Answer { columns, rows })
+        Ok(state)
     }
 }

@@ -35,14 +35,18 @@
 //!
 //! [`operations`] declares `$viewdefinition-run`, which the server answers; [`output`] writes
 //! rows as NDJSON, CSV or JSON; [`stored`] reads a view kept in the store (a `Library`
-//! holding it). Not here yet: no SQL engine runs over the rows, and views are not
-//! materialised or refreshed from the change log. Keys are resource ids. The crate knows no storage, HTTP or
+//! holding it); [`catalogue`] holds the views the platform materialises (`parquet::dataset`
+//! keeps them as Parquet, refreshed from the change log) and [`indicators`] the region's
+//! indicators, each a Measure and the SQL over those views that computes it (the SQL runs in
+//! the `analytics-sql` adapter; this crate turns its answer into a MeasureReport). Keys are
+//! resource ids. The crate knows no storage, HTTP or
 //! async runtime; those will come to it, not from it.
 
 pub mod catalogue;
 mod column;
 mod constant;
 mod error;
+pub mod indicators;
 pub mod operations;
 pub mod output;
 #[cfg(feature = "parquet")]

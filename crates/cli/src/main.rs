@@ -6,7 +6,7 @@ mod identity;
 mod import;
 mod intake_command;
 mod ledger_command;
-mod materialise;
+mod measure_command;
 mod progress;
 mod reindex;
 mod seed_command;
@@ -136,6 +136,9 @@ enum Command {
     View(view_command::ViewCommand),
     /// A SQL query over the materialised views, each a table named as its view.
     Sql(sql_command::SqlArgs),
+    /// The region's indicators (Measures): list them, or compute one for a period.
+    #[command(subcommand)]
+    Measure(measure_command::MeasureCommand),
     /// Evaluate a FHIRPath expression against a resource and print the result as a JSON array.
     Fhirpath {
         /// Print each item as {"type": ..., "value": ...} with its FHIR or System type.
@@ -221,6 +224,7 @@ fn main() -> ExitCode {
         Command::Intake(command) => intake_command::run(command),
         Command::View(command) => view_command::run(command),
         Command::Sql(args) => sql_command::run(args),
+        Command::Measure(command) => measure_command::run(command),
         Command::Fhirpath {
             typed,
             expression,

@@ -168,3 +168,19 @@ pub fn eta(seconds: f64, fraction: f64) -> f64 {
 
 /// The log's origin when a loading command makes its key (a server started later keeps it).
 const DEFAULT_LEDGER_ORIGIN: &str = "meridian.local/ledger";
+
+/// `view materialise`'s progress: the resources a build has read, and a line per view.
+impl server::views::Progress for Progress {
+    fn tick(&self, name: &str, read: u64) {
+        Progress::tick(self, |seconds| {
+            format!(
+                "{seconds:.1} s  {name}: {read} resources  {:.0}/s",
+                read as f64 / seconds
+            )
+        });
+    }
+
+    fn line(&self, line: &str) {
+        Progress::line(self, line);
+    }
+}

@@ -55,6 +55,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
         server::Auth::Off
     };
     keep_recognition_measure(&repository)?;
+    keep_indicator_catalogue(&repository)?;
     keep_subscription_topics(&repository)?;
     // Dropped when serving ends, which stops the schedule.
     let _deadlines = schedule_deadlines(Arc::clone(&repository))?;
@@ -63,6 +64,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
         public_base: config.public_base.clone(),
         allowed_hosts: config.allowed_hosts.clone(),
         export_dir: config.store.data.join("exports"),
+        views_dir: server::views::default_root(&config.store.data),
         connections,
         work: work_limits(&config),
         jobs: jobs::RunnerConfig {
@@ -228,18 +230,52 @@ const OPEN_FILES_CEILING: u64 = 1 << 20;
 /// The Measure the recognition metrics are evaluated on (`docs/cds.md`), written when the store
 /// has none: the server's own configured work, as the operator.
 fn keep_recognition_measure(repository: &repository::Repository) -> Result<()> {
+    keep(repository, &cds::metrics::measure(), false)
+}
+
+/// The indicator catalogue in the store (`analytics::indicators`): each indicator's Measure
+/// and the Library of its SQL, and the Library of every catalogue view the SQL reads. Written
+/// at the first start, and again when the catalogue's version of one differs from the store's
+/// (a catalogue resource's version is a hash of its content), so an upgraded platform serves
+/// its own definitions.
+fn keep_indicator_catalogue(repository: &repository::Repository) -> Result<()> {
+    let views = analytics::indicators::view_libraries().context("the view catalogue")?;
+    let indicators = analytics::indicators::indicators().context("the indicator catalogue")?;
+    for resource in views
+        .iter()
+        .chain(indicators.iter().flat_map(|i| [&i.library, &i.measure]))
+    {
+        keep(repository, resource, true)?;
+    }
+    Ok(())
+}
+
+/// Writes `resource` (as the platform's operator) when the store has none with its id, or,
+/// with `upgrade`, one of another `version`.
+fn keep(
+    repository: &repository::Repository,
+    resource: &serde_json::Value,
+    upgrade: bool,
+) -> Result<()> {
     let operator = caller::Caller::operator("serve");
-    let id = cds::metrics::MEASURE_ID;
-    match repository.read(&operator, "Measure", id) {
-        Ok(_) => return Ok(()),
+    let kind = resource["resourceType"].as_str().unwrap_or_default();
+    let id = resource["id"].as_str().unwrap_or_default();
+    match repository.read(&operator, kind, id) {
+        Ok(stored) => {
+            let stored: serde_json::Value = repository::parse_stored(&stored)?;
+            if !upgrade || stored.get("version") == resource.get("version") {
+                return Ok(());
+            }
+        }
         Err(
             repository::RepositoryError::NotFound(_) | repository::RepositoryError::Gone { .. },
         ) => {}
-        Err(error) => return Err(error).context("reading the recognition Measure"),
+        Err(error) => return Err(error).with_context(|| format!("reading {kind}/{id}")),
     }
     repository
-        .update(&operator, "Measure", id, cds::metrics::measure(), None)
-        .context("writing the recognition Measure")?;
+        .update(&operator, kind, id, resource.clone(), None)
+        .with_context(|| format!("writing {kind}/{id}"))?;
+    tracing::info!(resource = %format!("{kind}/{id}"), version = ?resource.get("version"), "catalogue resource written");
     Ok(())
 }
 

@@ -43,7 +43,7 @@ pub fn run(args: SqlArgs) -> ExitCode {
     let dir = match args.dir {
         Some(dir) => dir,
         None => match StoreConfig::resolve(&args.store, |key| std::env::var(key).ok()) {
-            Ok(config) => crate::materialise::default_root(&config.data),
+            Ok(config) => server::views::default_root(&config.data),
             Err(error) => {
                 eprintln!("meridian sql: {error:#}");
                 return ExitCode::from(2);

@@ -185,7 +185,7 @@ fn materialise(
     store: &StoreArgs,
 ) -> Result<String, Failure> {
     let views = if views.is_empty() {
-        crate::materialise::catalogue()
+        server::views::catalogue()
     } else {
         views
             .iter()
@@ -203,10 +203,11 @@ fn materialise(
     let count = views.len();
     let config =
         StoreConfig::resolve(store, |key| std::env::var(key).ok()).map_err(Failure::Run)?;
-    let root = dir.unwrap_or_else(|| crate::materialise::default_root(&config.data));
+    let root = dir.unwrap_or_else(|| server::views::default_root(&config.data));
     let operator = crate::operator("view-materialise");
     let repository = crate::stores::open_repository(&config, &operator).map_err(Failure::Run)?;
-    crate::materialise::materialise(&repository, &operator, views, &root, full)
+    let progress = crate::progress::Progress::start();
+    server::views::materialise(&repository, &operator, views, &root, full, &progress)
         .map_err(Failure::Run)?;
     Ok(format!(
         "{count} view(s) materialised in {}",

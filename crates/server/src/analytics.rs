@@ -248,3 +248,81 @@ fn library_id(parameter: &Value) -> Result<String, ApiError> {
         )),
     }
 }
+
+/// `Measure/ID/$evaluate-measure` for an indicator of the catalogue (`analytics::indicators`):
+/// for platform-wide clients (public health) and administrators only, for the period
+/// `periodStart`..`periodEnd` (dates, months or years; both required), as a summary
+/// (`reportType` `population` or `summary`, the default) or a `subject-list`. The views it
+/// reads are brought up to date with the store first. The request's one AuditEvent records
+/// the call.
+pub(crate) async fn evaluate_indicator(
+    state: &crate::AppState,
+    fhir: &crate::request::FhirRequest,
+    params: &[(String, String)],
+    indicator: analytics::indicators::Indicator,
+) -> Result<Response, ApiError> {
+    let decl = fhir_model::operation::OperationDecl {
+        audience: fhir_model::operation::Audience::Platform,
+        ..cds::operations::EVALUATE_MEASURE
+    };
+    access::policy::may_invoke(&fhir.caller, &decl, None).map_err(|forbidden| {
+        ApiError::from(repository::RepositoryError::Forbidden(format!(
+            "{} (the region's indicators)",
+            forbidden.0
+        )))
+    })?;
+    let get = |name: &str| crate::request::param(params, name);
+    let subject_list = match get("reportType") {
+        None | Some("population" | "summary") => false,
+        Some("subject-list") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                IssueCode::NotSupported,
+                format!("reportType '{other}' is not supported: population or subject-list"),
+            ));
+        }
+    };
+    if get("subject").is_some() {
+        return Err(ApiError::bad_request(
+            IssueCode::NotSupported,
+            "an indicator is computed for the region; its stratifiers give each institution and county",
+        ));
+    }
+    let (Some(start), Some(end)) = (get("periodStart"), get("periodEnd")) else {
+        return Err(ApiError::bad_request(
+            IssueCode::Required,
+            "periodStart and periodEnd are required (YYYY-MM-DD, YYYY-MM or YYYY)",
+        ));
+    };
+    let period = analytics::indicators::Period::parse(start, end).ok_or_else(|| {
+        ApiError::bad_request(
+            IssueCode::Value,
+            format!(
+                "the period {start}..{end} is not two dates (YYYY-MM-DD, YYYY-MM or YYYY) with the end not before the start"
+            ),
+        )
+    })?;
+    let repository = state.repository().clone();
+    let root = state.config().views_dir.clone();
+    let report = blocking(move || {
+        // The views are the platform's derived data, kept by its operator; the caller's
+        // access was checked above, and the answer holds counts (and, in a subject list,
+        // references) only.
+        let operator = caller::Caller::operator("indicator-views");
+        crate::views::evaluate_indicator(
+            &repository,
+            &operator,
+            &root,
+            &indicator,
+            &period,
+            subject_list,
+        )
+        .map_err(|error| ApiError::Internal(format!("{error:#}")))
+    })
+    .await?;
+    Ok(crate::response::json_response(
+        StatusCode::OK,
+        report.to_string().into_bytes(),
+        fhir.pretty,
+    ))
+}

@@ -392,7 +392,8 @@ async fn feedback(
 
 /// `Measure/ResultRecognition/$evaluate-measure`: the recognition metrics for a period
 /// (`periodStart`, `periodEnd`; this month when absent), of the caller's institution, or of
-/// every institution (or the `subject` Organization) for the platform.
+/// every institution (or the `subject` Organization) for the platform. The indicator
+/// catalogue's Measures go to `analytics::evaluate_indicator`.
 pub(crate) fn evaluate_measure(call: Invocation) -> Handled {
     Box::pin(async move {
         let id = call.id.clone();
@@ -413,9 +414,17 @@ pub(crate) fn evaluate_measure(call: Invocation) -> Handled {
                 }
             }),
         };
+        // The region's indicators are computed from the materialised views.
+        if let Some(indicator) = measure
+            .as_deref()
+            .and_then(analytics::indicators::indicator)
+        {
+            return crate::analytics::evaluate_indicator(&call.state, &fhir, &params, indicator)
+                .await;
+        }
         if measure.as_deref() != Some(cds::metrics::MEASURE_ID) {
             return Err(ApiError::NotFound(format!(
-                "$evaluate-measure is computed here for Measure/{} only",
+                "$evaluate-measure is computed here for Measure/{} and the indicator catalogue's Measures only",
                 cds::metrics::MEASURE_ID
             )));
         }

@@ -26,6 +26,7 @@ mod request;
 mod response;
 mod subscriptions;
 mod viewer;
+pub mod views;
 mod witness;
 mod workflow;
 
@@ -69,6 +70,9 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<AllowedHost>,
     /// Where `$export` jobs write their files when no blob store is given.
     pub export_dir: std::path::PathBuf,
+    /// Where the materialised views are kept (`views::default_root`), which indicators are
+    /// computed from.
+    pub views_dir: std::path::PathBuf,
     /// How the job runner (exports) works.
     pub jobs: jobs::RunnerConfig,
     /// How long clients may take and how many connections are served at once.
@@ -135,6 +139,7 @@ impl Default for ServerConfig {
             allowed_hosts: Vec::new(),
             export_dir: std::env::temp_dir()
                 .join(format!("meridian-exports-{}", std::process::id())),
+            views_dir: std::env::temp_dir().join(format!("meridian-views-{}", std::process::id())),
             connections: ConnectionLimits::default(),
             work: WorkLimits::default(),
             jobs: jobs::RunnerConfig::default(),

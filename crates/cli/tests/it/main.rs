@@ -5,6 +5,7 @@ mod cds_scenario;
 mod chronic_region;
 mod dicomweb_scenario;
 mod fhirpath_command;
+mod indicators_scenario;
 mod intake_scenario;
 mod ledger_scenario;
 mod materialise_scenario;

@@ -1,10 +1,11 @@
-//! `meridian view materialise [VIEW.json ...] [--dir DIR] [--full]`: views written as
-//! directories of Parquet files (`analytics::parquet::dataset`), one per view, named as the view,
+//! Views kept materialised (`meridian view materialise`, and the server before it computes an
+//! indicator): views written as directories of Parquet files (`analytics::parquet::dataset`), one per view, named as the view,
 //! and kept up to date from the store's change log. With no view named, the catalogue's views
 //! (`analytics::catalogue`). A view materialised before, from the same ViewDefinition, is
 //! refreshed: only the resources changed since its position are read again. Otherwise (or with
-//! `--full`) it is built from every resource of its type. The store is read as this machine's
-//! operator.
+//! `--full`) it is built from every resource of its type. The store is read as the platform's
+//! operator: materialised views are the platform's derived data, like its search index; who
+//! may read what is computed from them is decided where they are queried.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,21 @@ use repository::{Repository, RepositoryError};
 use serde_json::Value;
 use store::Method;
 
-use crate::progress::Progress;
+/// What a long materialisation tells as it goes.
+pub trait Progress {
+    /// `name`'s build has read `read` resources so far (called often: throttle).
+    fn tick(&self, name: &str, read: u64);
+    /// A view is done: `line` says how.
+    fn line(&self, line: &str);
+}
+
+/// No news.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn tick(&self, _: &str, _: u64) {}
+    fn line(&self, _: &str) {}
+}
 
 /// The views materialised by one run: `(name, ViewDefinition, view)`.
 pub type Views = Vec<(String, Value, View)>;
@@ -30,17 +45,16 @@ pub fn catalogue() -> Result<Views> {
         .collect())
 }
 
-/// Materialises `views` under `root`, each in `root/NAME`, with a line per view on standard
-/// error.
+/// Materialises `views` under `root`, each in `root/NAME`, with a line per view to `progress`.
 pub fn materialise(
     repository: &Repository,
     caller: &caller::Caller,
     views: Views,
     root: &Path,
     full: bool,
+    progress: &dyn Progress,
 ) -> Result<()> {
     std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
-    let progress = Progress::start();
     for (name, json, view) in views {
         let dir = root.join(&name);
         let started = std::time::Instant::now();
@@ -56,7 +70,7 @@ pub fn materialise(
             }
             None => (
                 "built",
-                build(repository, caller, &name, &dir, view, &json, &progress)?,
+                build(repository, caller, &name, &dir, view, &json, progress)?,
             ),
         };
         let mut line = format!(
@@ -87,7 +101,7 @@ fn build(
     dir: &Path,
     view: View,
     json: &Value,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<Summary> {
     // The position is taken before the first read: a change made while the build reads is
     // applied again by the next refresh, which replaces whatever rows it had.
@@ -112,12 +126,7 @@ fn build(
             build.add(&record.id, &resource)?;
             read += 1;
         }
-        progress.tick(|seconds| {
-            format!(
-                "{seconds:.1} s  {name}: {read} resources  {:.0}/s",
-                read as f64 / seconds
-            )
-        });
+        progress.tick(name, read);
     }
     let (_, summary) = build.finish(position, repository.change_log_end()?)?;
     Ok(summary)
@@ -176,4 +185,39 @@ fn refresh(
 /// The default directory of materialised views: `views` beside the embedded store's files.
 pub fn default_root(data: &Path) -> PathBuf {
     data.join("views")
+}
+
+/// One refresh at a time in this process: two would write the same directories.
+static REFRESHING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// `indicator` computed for `period` over the views under `root`, after bringing the views it
+/// reads up to date with the store (built the first time, refreshed after): the
+/// `MeasureReport`, a summary or (`subject_list`) one listing each population's members.
+pub fn evaluate_indicator(
+    repository: &Repository,
+    caller: &caller::Caller,
+    root: &Path,
+    indicator: &analytics::indicators::Indicator,
+    period: &analytics::indicators::Period,
+    subject_list: bool,
+) -> Result<Value> {
+    let views: Views = catalogue()?
+        .into_iter()
+        .filter(|(name, _, _)| indicator.views.contains(name))
+        .collect();
+    {
+        let _one = REFRESHING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        materialise(repository, caller, views, root, false, &Quiet)?;
+    }
+    let mut engine = analytics_sql::Engine::over(root, analytics_sql::Limits::default())?;
+    let date = fhir_model::clock::format_instant(fhir_model::clock::now_micros());
+    Ok(analytics_sql::evaluate(
+        &mut engine,
+        indicator,
+        period,
+        subject_list,
+        &date,
+    )?)
 }
