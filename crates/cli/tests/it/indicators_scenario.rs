@@ -219,4 +219,118 @@ fn every_indicator_equals_a_recomputation_from_the_ndjson() {
         &path(&data),
     ]);
     assert_eq!(code, 2, "{err}");
+
+    over_http(&data, &recomputed);
+}
+
+/// The catalogue in the store from the server's first start (and back after a change), and
+/// `$evaluate-measure` over HTTP for platform callers only.
+fn over_http(data: &Path, recomputed: &Value) {
+    let serving = support::serve_in(data, &[]);
+    let get = |path: &str| support::send(&serving, "GET", path, &[], "");
+    let answer = get("/fhir/Measure/hypertension-control");
+    assert_eq!(answer.0, 200, "{}", answer.2);
+    let measure = support::json_of(&answer.2);
+    let version = measure["version"].as_str().unwrap().to_owned();
+    assert_eq!(
+        measure["library"][0],
+        "https://meridian.example/fhir/Library/hypertension-control"
+    );
+    let library = support::json_of(&get("/fhir/Library/hypertension-control").2);
+    assert_eq!(library["content"][0]["contentType"], "application/sql");
+    let views: Vec<&str> = library["relatedArtifact"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["display"].as_str().unwrap())
+        .collect();
+    assert_eq!(views, ["chronic_programme", "blood_pressure", "patient"]);
+    let view = support::json_of(&get("/fhir/Library/view-blood-pressure").2);
+    assert_eq!(
+        view["url"],
+        "https://meridian.example/fhir/Library/view-blood-pressure"
+    );
+    let answer = get("/fhir/Measure?_summary=count");
+    assert_eq!(
+        support::json_of(&answer.2)["total"],
+        json!(recomputed.as_object().unwrap().len() + 1),
+        "every indicator and result recognition"
+    );
+
+    let evaluate = format!(
+        "/fhir/Measure/hypertension-control/$evaluate-measure?periodStart={}&periodEnd={}",
+        PERIOD.0, PERIOD.1
+    );
+    let answer = get(&evaluate);
+    assert_eq!(answer.0, 200, "{}", answer.2);
+    let report = support::json_of(&answer.2);
+    assert_eq!(
+        report["measure"],
+        format!("https://meridian.example/fhir/Measure/hypertension-control|{version}")
+    );
+    let found = counts(&report);
+    assert_eq!(
+        found["populations"],
+        recomputed["hypertension-control"]["populations"]
+    );
+    assert_eq!(
+        found["strata"],
+        recomputed["hypertension-control"]["strata"]
+    );
+    // At the type level, by canonical URL, as a subject list.
+    let answer = get(&format!(
+        "/fhir/Measure/$evaluate-measure?measure=https://meridian.example/fhir/Measure/referrals&periodStart=2025-07&periodEnd=2026-06&reportType=subject-list"
+    ));
+    assert_eq!(answer.0, 200, "{}", answer.2);
+    let report = support::json_of(&answer.2);
+    assert_eq!(
+        counts(&report)["populations"],
+        recomputed["referrals"]["populations"]
+    );
+    assert_eq!(
+        report["contained"][0]["entry"].as_array().unwrap().len() as u64,
+        recomputed["referrals"]["populations"]["initial-population"]
+            .as_u64()
+            .unwrap()
+    );
+
+    // Refused: a period missing or inverted, an unknown report type; an institution's
+    // clinician is not the platform.
+    for (query, status) in [
+        ("periodStart=2026-01", 400),
+        ("periodStart=2026-03&periodEnd=2026-01", 400),
+        ("periodStart=2026&periodEnd=2026&reportType=individual", 400),
+    ] {
+        let answer = get(&format!(
+            "/fhir/Measure/referrals/$evaluate-measure?{query}"
+        ));
+        assert_eq!(answer.0, status, "{query}: {}", answer.2);
+        assert_eq!(
+            support::json_of(&answer.2)["resourceType"],
+            "OperationOutcome"
+        );
+    }
+    let token = support::clinician(&serving, "dr-indicators", "thc-indicators");
+    let answer = support::send_as(serving.address, Some(&token), "GET", &evaluate, &[], "");
+    assert_eq!(answer.0, 403, "{}", answer.2);
+    assert!(serving.errors_logged().is_empty());
+
+    // A Measure changed in the store is the catalogue's again at the next start.
+    let mut changed = measure.clone();
+    changed["version"] = json!("local");
+    changed["title"] = json!("changed here");
+    support::put(&serving, changed);
+    let serving = serving.restart(&[]);
+    let measure = support::json_of(
+        &support::send(
+            &serving,
+            "GET",
+            "/fhir/Measure/hypertension-control",
+            &[],
+            "",
+        )
+        .2,
+    );
+    assert_eq!(measure["version"], json!(version));
+    assert_ne!(measure["title"], "changed here");
 }
