@@ -278,9 +278,9 @@ fn over_http(data: &Path, recomputed: &Value) {
         recomputed["hypertension-control"]["strata"]
     );
     // At the type level, by canonical URL, as a subject list.
-    let answer = get(&format!(
-        "/fhir/Measure/$evaluate-measure?measure=https://meridian.example/fhir/Measure/referrals&periodStart=2025-07&periodEnd=2026-06&reportType=subject-list"
-    ));
+    let answer = get(
+        "/fhir/Measure/$evaluate-measure?measure=https://meridian.example/fhir/Measure/referrals&periodStart=2025-07&periodEnd=2026-06&reportType=subject-list",
+    );
     assert_eq!(answer.0, 200, "{}", answer.2);
     let report = support::json_of(&answer.2);
     assert_eq!(
