@@ -48,7 +48,7 @@ pub type Generated = (&'static str, Value);
 /// `basedOn` the referral ServiceRequest made during an earlier Encounter. The stream of
 /// [`Region::resources`] is ordered resource by resource instead; a loader that checks
 /// references should follow it (or check them after loading).
-pub const RESOURCE_TYPES: [&str; 14] = [
+pub const RESOURCE_TYPES: [&str; 15] = [
     "Organization",
     "Location",
     "Practitioner",
@@ -63,6 +63,7 @@ pub const RESOURCE_TYPES: [&str; 14] = [
     "ImagingStudy",
     "Observation",
     "DiagnosticReport",
+    "Task",
 ];
 
 /// What region to generate.

@@ -32,6 +32,8 @@ pub const DICOM_UID: &str = "urn:dicom:uid";
 pub const INSTITUTION_LEVEL: &str = "https://meridian.example/CodeSystem/institution-level";
 /// Meridian's code system for the direction of a referral (`upward`, `downward`).
 pub const REFERRAL_DIRECTION: &str = "https://meridian.example/CodeSystem/referral-direction";
+/// The kinds of platform Task (`workflow` crate): consultation, remote-reading, referral, follow-up.
+pub const WORKFLOW: &str = "https://meridian.example/CodeSystem/workflow";
 /// Meridian's code system for the chronic-disease management programmes of the national
 /// basic public health service (`hypertension`, `type-2-diabetes`).
 pub const CHRONIC_PROGRAM: &str = "https://meridian.example/CodeSystem/chronic-disease-program";

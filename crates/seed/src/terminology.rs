@@ -192,3 +192,11 @@ pub const CT_IMAGE_STORAGE: Code = Code::new(
     "urn:oid:1.2.840.10008.5.1.4.1.1.2",
     "CT Image Storage",
 );
+
+// Remote reading.
+pub const ECG_12_LEAD: Code = loinc("11524-6", "EKG study");
+pub const ECG_REPORT_CATEGORY: Code = Code::new(
+    "http://terminology.hl7.org/CodeSystem/v2-0074",
+    "EC",
+    "Electrocardiac (e.g., EKG, EEC, Holter)",
+);

@@ -281,7 +281,10 @@ impl Chart<'_> {
         self.push("ServiceRequest", request);
 
         let started = at.plus_minutes(self.rng.between(20, 90));
-        let radiologist = hospital.any_practitioner(Department::Radiology, &mut self.rng);
+        let local_radiologist = hospital.any_practitioner(Department::Radiology, &mut self.rng);
+        // A share of a county hospital's studies are read by the city hospital's radiologists.
+        let remote_reader = self.remote_reader(hospital);
+        let radiologist = remote_reader.clone().unwrap_or(local_radiologist);
         let mut series = Vec::with_capacity(series_count);
         let mut total = 0;
         for number in 1..=series_count {
@@ -334,6 +337,10 @@ impl Chart<'_> {
 
         let issued = started.plus_minutes(self.rng.between(30, 240));
         let report = self.next_id(IdKind::DiagnosticReport);
+        let mut performers = vec![reference("Organization", &hospital_id)];
+        if remote_reader.is_some() {
+            performers.push(reference("Organization", &Institution::City.id()));
+        }
         self.push(
             "DiagnosticReport",
             json!({
@@ -348,12 +355,29 @@ impl Chart<'_> {
                 "encounter": reference("Encounter", encounter),
                 "effectiveDateTime": started.fhir(),
                 "issued": issued.fhir(),
-                "performer": [reference("Organization", &hospital_id)],
+                "performer": performers,
                 "resultsInterpreter": [reference("Practitioner", &radiologist)],
                 "imagingStudy": [reference("ImagingStudy", &study)],
                 "conclusion": finding,
             }),
         );
+        if remote_reader.is_some() {
+            let asked = started.plus_minutes(self.flow.between(10, 30));
+            self.task(super::remote::Asked {
+                kind: "remote-reading",
+                text: "远程影像诊断",
+                focus: format!("ServiceRequest/{order}"),
+                encounter,
+                requester,
+                from: hospital,
+                to: Institution::City,
+                asked,
+                done: issued,
+                urgent,
+                inputs: vec![reference("ImagingStudy", &study)],
+                output: reference("DiagnosticReport", &report),
+            });
+        }
     }
 
     /// A DICOM UID under the `2.25` arc (a 128-bit number, as UUID-derived UIDs are).

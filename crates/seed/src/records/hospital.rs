@@ -279,6 +279,18 @@ impl Chart<'_> {
             county,
             false,
         );
+        if self.flow.chance(super::remote::STROKE_CONSULTATION) {
+            let asked = at.plus_minutes(self.flow.between(50, 80));
+            self.consult_city(
+                asked,
+                &emergency,
+                &emergency_doctor,
+                Department::Neurology,
+                &stroke,
+                "远程会诊（神经内科）",
+                "急性缺血性脑卒中，建议评估溶栓或取栓指征，控制血压，必要时转上级医院卒中中心。",
+            );
+        }
 
         let (ward_hospital, based_on, source) = match transfer {
             Some(hospital) => {
@@ -397,6 +409,9 @@ impl Chart<'_> {
             Performer::Practitioner(&first_doctor),
             None,
         );
+        if self.flow.chance(super::remote::ECG_AT_CHEST_PAIN) {
+            self.ecg_read_remotely(at.plus_minutes(8), &first, township, &first_doctor);
+        }
         let urgent = self.rng.chance(0.5);
         let up = self.referral(
             Direction::Upward,

@@ -16,6 +16,7 @@ mod blocks;
 mod hospital;
 mod observations;
 mod primary_care;
+mod remote;
 
 use serde_json::Value;
 
@@ -103,6 +104,7 @@ pub fn resident_records(region: &Region, index: u64, out: &mut Vec<Generated>) {
         resident: &resident,
         patient: reference("Patient", &resident.id),
         rng: Rng::stream(region.config.seed, Stream::Resident, index, 4),
+        flow: Rng::stream(region.config.seed, Stream::Resident, index, 5),
         out,
         counters: [0; ID_KINDS],
         hypertension: None,
@@ -125,8 +127,12 @@ enum IdKind {
     DiagnosticReport,
     ServiceRequest,
     ImagingStudy,
+    Task,
+    Ecg,
+    EcgReport,
+    Consultation,
 }
-const ID_KINDS: usize = 8;
+const ID_KINDS: usize = 12;
 
 impl IdKind {
     fn abbreviation(self) -> &'static str {
@@ -139,6 +145,10 @@ impl IdKind {
             IdKind::DiagnosticReport => "dr",
             IdKind::ServiceRequest => "sr",
             IdKind::ImagingStudy => "img",
+            IdKind::Task => "task",
+            IdKind::Ecg => "ecg",
+            IdKind::EcgReport => "ecgdr",
+            IdKind::Consultation => "cons",
         }
     }
 }
@@ -157,6 +167,9 @@ struct Chart<'a> {
     /// `{"reference": "Patient/<id>"}`
     patient: Value,
     rng: Rng,
+    /// The draws of work sent to other institutions (`remote`): a stream of its own, so the
+    /// rest of the chart does not depend on them.
+    flow: Rng,
     out: &'a mut Vec<Generated>,
     counters: [u32; ID_KINDS],
     hypertension: Option<Managed>,

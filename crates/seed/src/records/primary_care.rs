@@ -294,6 +294,9 @@ impl Chart<'_> {
             Performer::Practitioner(&doctor),
             None,
         );
+        if self.flow.chance(super::remote::ECG_AT_HEALTH_CHECK) {
+            self.ecg_read_remotely(at.plus_minutes(10), &encounter, township, &doctor);
+        }
         let drawn = at.plus_minutes(15);
         for panel in [
             Panel::BloodCount,
