@@ -238,3 +238,24 @@ impl Engine {
         Ok(state)
     }
 }
+
+/// Over FHIR: a query the caller got wrong is 400, one past a limit 422 (too costly), a
+/// failure to read the files an internal error.
+impl fhir_model::Outcome for SqlError {
+    fn http_status(&self) -> u16 {
+        match self {
+            SqlError::Query(_) => 400,
+            SqlError::Limit(_) => 422,
+            SqlError::Engine(_) => 500,
+        }
+    }
+
+    fn issues(&self, request_id: &str) -> Vec<fhir_model::Issue> {
+        use fhir_model::{Issue, IssueCode};
+        match self {
+            SqlError::Query(message) => vec![Issue::error(IssueCode::Invalid, message.clone())],
+            SqlError::Limit(message) => vec![Issue::error(IssueCode::TooCostly, message.clone())],
+            SqlError::Engine(_) => vec![fhir_model::internal_issue(request_id)],
+        }
+    }
+}

@@ -257,6 +257,41 @@ pub fn view_libraries() -> Result<Vec<Value>, ViewError> {
         .collect())
 }
 
+/// The SQL a Library holds: its first attachment of `application/sql` (any `dialect`
+/// parameter) with base64 data. Refused, naming the element, when there is none or it is not
+/// base64 UTF-8.
+pub fn sql_of_library(library: &Value) -> Result<String, ViewError> {
+    if library.get("resourceType").and_then(Value::as_str) != Some("Library") {
+        return Err(ViewError::invalid(
+            "Library",
+            "a query is held by a Library",
+        ));
+    }
+    let contents = library.get("content").and_then(Value::as_array);
+    for (at, content) in contents.into_iter().flatten().enumerate() {
+        let is_sql = content
+            .get("contentType")
+            .and_then(Value::as_str)
+            .and_then(|t| t.split(';').next())
+            .is_some_and(|t| t.trim() == SQL_CONTENT_TYPE);
+        let Some(data) = content.get("data").and_then(Value::as_str) else {
+            continue;
+        };
+        if !is_sql {
+            continue;
+        }
+        let place = format!("Library.content[{at}].data");
+        let bytes = STANDARD
+            .decode(data)
+            .map_err(|_| ViewError::invalid(&place, "is not base64"))?;
+        return String::from_utf8(bytes).map_err(|_| ViewError::invalid(&place, "is not UTF-8"));
+    }
+    Err(ViewError::invalid(
+        "Library.content",
+        format!("holds no query (an attachment of {SQL_CONTENT_TYPE} with data)"),
+    ))
+}
+
 fn sql_header_views(id: &str, sql: &str) -> Result<Vec<String>, ViewError> {
     let line = sql
         .lines()

@@ -23,4 +23,22 @@ pub const VIEWDEFINITION_RUN: OperationDecl = OperationDecl {
     audience: Audience::Platform,
 };
 
-pub const OPERATIONS: &[OperationDecl] = &[VIEWDEFINITION_RUN];
+/// `POST [base]/$sqlquery-run` (the query a `Library` given in the Parameters, `queryResource`,
+/// or named by `queryReference`) and `POST [base]/Library/[id]/$sqlquery-run` (the query that
+/// Library holds, such as an indicator's): SQL on FHIR v2.1's operation. The query reads the
+/// materialised catalogue views as tables (`docs/analytics.md`); `parameter` binds values to
+/// its named parameters (`:name`); the answer as a JSON array (the default), NDJSON or CSV.
+/// Administrators and platform-wide clients only, like `$viewdefinition-run`; each query is
+/// the request's one AuditEvent.
+pub const SQLQUERY_RUN: OperationDecl = OperationDecl {
+    name: "$sqlquery-run",
+    levels: &[Level::System, Level::Instance],
+    resource_types: &["Library"],
+    methods: &[InvokeMethod::Post],
+    affects_state: false,
+    definition: "http://sql-on-fhir.org/OperationDefinition/$sqlquery-run",
+    kind: OperationKind::Operation,
+    audience: Audience::Platform,
+};
+
+pub const OPERATIONS: &[OperationDecl] = &[VIEWDEFINITION_RUN, SQLQUERY_RUN];

@@ -32,18 +32,27 @@ impl Format {
     }
 }
 
-/// Writes a view's rows to `out` in a format.
-pub struct RowWriter<'v, W: Write> {
-    names: Vec<&'v str>,
+/// Writes rows (a view's, or any answer's of named columns) to `out` in a format.
+pub struct RowWriter<W: Write> {
+    names: Vec<String>,
     format: Format,
     out: W,
     rows: u64,
 }
 
-impl<'v, W: Write> RowWriter<'v, W> {
-    /// Starts the output (the CSV header, the JSON array's opening).
-    pub fn new(view: &'v View, format: Format, mut out: W) -> std::io::Result<RowWriter<'v, W>> {
-        let names: Vec<&str> = view.columns().iter().map(|c| c.name()).collect();
+impl<W: Write> RowWriter<W> {
+    /// Starts the output of `view`'s rows (the CSV header, the JSON array's opening).
+    pub fn new(view: &View, format: Format, out: W) -> std::io::Result<RowWriter<W>> {
+        let names = view.columns().iter().map(|c| c.name().to_owned()).collect();
+        RowWriter::with_columns(names, format, out)
+    }
+
+    /// Starts the output of rows of the columns `names`.
+    pub fn with_columns(
+        names: Vec<String>,
+        format: Format,
+        mut out: W,
+    ) -> std::io::Result<RowWriter<W>> {
         match format {
             Format::Csv { header: true } => {
                 let header: Vec<String> = names.iter().map(|n| csv_field(n)).collect();
@@ -76,7 +85,7 @@ impl<'v, W: Write> RowWriter<'v, W> {
                     .names
                     .iter()
                     .zip(row)
-                    .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                    .map(|(name, value)| (name.clone(), value.clone()))
                     .collect();
                 serde_json::to_writer(&mut self.out, &object)?;
                 if self.format == Format::Ndjson {
@@ -151,15 +160,15 @@ impl fhir_model::Outcome for TableError {
 
 /// A view's rows written in any [`TableFormat`]: made with the view, given its rows one at a
 /// time, finished once.
-pub enum TableWriter<'v, W: Write + Send> {
-    Text(RowWriter<'v, W>),
+pub enum TableWriter<W: Write + Send> {
+    Text(RowWriter<W>),
     // Boxed: the encoder's state is large beside a text writer's.
     #[cfg(feature = "parquet")]
     Parquet(Box<crate::parquet::ParquetWriter<W>>),
 }
 
-impl<'v, W: Write + Send> TableWriter<'v, W> {
-    pub fn new(view: &'v View, format: TableFormat, out: W) -> Result<Self, TableError> {
+impl<W: Write + Send> TableWriter<W> {
+    pub fn new(view: &View, format: TableFormat, out: W) -> Result<Self, TableError> {
         match format {
             TableFormat::Text(format) => RowWriter::new(view, format, out)
                 .map(TableWriter::Text)

@@ -20,11 +20,24 @@ use crate::lanes::blocking;
 use crate::operations::{Handled, Invocation, Registered};
 use crate::request::{BodyKind, Produces, read_json};
 
-pub(crate) const OPERATIONS: &[Registered] = &[Registered {
-    decl: analytics::operations::VIEWDEFINITION_RUN,
-    handler: run,
-    produces: Produces::Table,
-}];
+pub(crate) const OPERATIONS: &[Registered] = &[
+    Registered {
+        decl: analytics::operations::VIEWDEFINITION_RUN,
+        handler: run,
+        produces: Produces::Table,
+    },
+    Registered {
+        decl: analytics::operations::SQLQUERY_RUN,
+        handler: sql_query_run,
+        produces: Produces::Table,
+    },
+];
+
+/// The most rows a `$sqlquery-run` answer has, and how long its query may run.
+const SQL_LIMITS: analytics_sql::Limits = analytics_sql::Limits {
+    rows: 100_000,
+    seconds: 60,
+};
 
 /// Resources read from the store a page at a time.
 const PAGE: usize = 1_000;
@@ -325,4 +338,155 @@ pub(crate) async fn evaluate_indicator(
         report.to_string().into_bytes(),
         fhir.pretty,
     ))
+}
+
+/// `$sqlquery-run`: the query of a Library (the instance called on, or `queryResource` /
+/// `queryReference` at the system level) over the materialised catalogue views, brought up to
+/// date with the store first, with `parameter`s bound by name; the rows as a JSON array,
+/// NDJSON or CSV (`_format`).
+fn sql_query_run(call: Invocation) -> Handled {
+    Box::pin(async move {
+        let fhir = call.fhir;
+        // A query over the views reads the residents' records, whatever Library holds it.
+        fhir.audit.about_patient_data();
+        let limit = call.state.config().max_body_bytes;
+        let body = read_json(&fhir.headers, call.body, limit, BodyKind::Resource).await?;
+        let parameters = crate::request::parameters(&body)?.to_vec();
+        let query_format = fhir
+            .query
+            .iter()
+            .find(|(name, _)| name == "_format")
+            .map(|(_, value)| value.clone());
+        let format = match format_of(&parameters, query_format.as_deref().or(Some("json")))? {
+            TableFormat::Text(format) => format,
+            TableFormat::Parquet => {
+                return Err(ApiError::bad_request(
+                    IssueCode::NotSupported,
+                    "$sqlquery-run writes json, ndjson or csv",
+                ));
+            }
+        };
+        let bound = bound_parameters(&parameters)?;
+        let inline: Vec<Value> = named(&parameters, "queryResource")
+            .filter_map(|p| p.get("resource").cloned())
+            .collect();
+        let references: Vec<&Value> = named(&parameters, "queryReference").collect();
+        let stored = match (call.id.clone(), inline.as_slice(), references.as_slice()) {
+            (Some(id), [], []) => Some(id),
+            (None, [_], []) => None,
+            (None, [], [reference]) => Some(library_id(reference)?),
+            _ => {
+                return Err(ApiError::bad_request(
+                    IssueCode::Required,
+                    "$sqlquery-run needs exactly one query: the Library it is called on, a \
+                     queryResource (a Library holding the SQL) or a queryReference to one",
+                ));
+            }
+        };
+        let repository = call.state.repository().clone();
+        let caller = fhir.caller.clone();
+        let root = call.state.config().views_dir.clone();
+        let bytes = blocking(move || -> Result<Vec<u8>, ApiError> {
+            let library = match stored {
+                Some(id) => {
+                    let record = repository
+                        .reader(&caller)
+                        .current("Library", &id)?
+                        .filter(|record| record.content.is_some())
+                        .ok_or_else(|| ApiError::NotFound(format!("Library/{id} is not known")))?;
+                    repository::parse_stored(&record)?
+                }
+                None => inline.into_iter().next().unwrap_or_default(),
+            };
+            let sql = analytics::indicators::sql_of_library(&library)?;
+            // The catalogue's views, up to date: kept by the platform's operator, read here by
+            // a caller the operation's audience admits (platform-wide clients, administrators).
+            let operator = caller::Caller::operator("sql-views");
+            crate::views::refresh_catalogue(&repository, &operator, &root)
+                .map_err(|error| ApiError::Internal(format!("{error:#}")))?;
+            let mut engine = analytics_sql::Engine::over(&root, SQL_LIMITS)?;
+            let params: Vec<(&str, Value)> =
+                bound.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+            let writer = engine.query_each(
+                &sql,
+                &params,
+                |columns| {
+                    analytics::output::RowWriter::with_columns(columns.to_vec(), format, Vec::new())
+                        .map(|writer| (writer, 0usize))
+                        .map_err(|e| analytics_sql::SqlError::Engine(e.to_string()))
+                },
+                |(writer, rows), row| {
+                    if *rows == SQL_LIMITS.rows {
+                        return Err(analytics_sql::SqlError::Limit(format!(
+                            "the answer has more than {} rows: add a LIMIT, or aggregate",
+                            SQL_LIMITS.rows
+                        )));
+                    }
+                    *rows += 1;
+                    writer
+                        .write(&row)
+                        .map_err(|e| analytics_sql::SqlError::Engine(e.to_string()))
+                },
+            )?;
+            let (_, bytes) = writer
+                .0
+                .finish()
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok(bytes)
+        })
+        .await?;
+        Ok::<Response, ApiError>(
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, format.media_type()),
+                    (header::CACHE_CONTROL, "private, no-store"),
+                ],
+                Body::from(bytes),
+            )
+                .into_response(),
+        )
+    })
+}
+
+/// The `parameter`s of a `$sqlquery-run`: each a part per SQL parameter, named as it (with or
+/// without its `:`), its value any primitive `value[x]`.
+fn bound_parameters(parameters: &[Value]) -> Result<Vec<(String, Value)>, ApiError> {
+    let mut bound = Vec::new();
+    for parameter in named(parameters, "parameter") {
+        for part in parameter
+            .get("part")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = part.get("name").and_then(Value::as_str).unwrap_or_default();
+            let plain = name.trim_start_matches([':', '@', '$']);
+            if plain.is_empty()
+                || !plain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                return Err(ApiError::bad_request(
+                    IssueCode::Value,
+                    format!("a parameter's part is named '{name}': not a SQL parameter name"),
+                ));
+            }
+            let value = part
+                .as_object()
+                .into_iter()
+                .flatten()
+                .find(|(key, _)| key.starts_with("value"))
+                .map(|(_, value)| value.clone())
+                .filter(|value| !value.is_object() && !value.is_array())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        IssueCode::Value,
+                        format!("parameter '{plain}' has no primitive value[x]"),
+                    )
+                })?;
+            bound.push((format!(":{plain}"), value));
+        }
+    }
+    Ok(bound)
 }

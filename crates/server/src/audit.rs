@@ -93,6 +93,15 @@ impl AuditNote {
         }
     }
 
+    /// Marks the interaction begun last as about patient data though it is invoked on a type
+    /// that holds none: an operation on a Measure or Library that computes over residents'
+    /// records (a population read) is audited whatever its answer names.
+    pub fn about_patient_data(&self) {
+        if let Some(noted) = self.lock().last_mut() {
+            noted.about_patient_data = true;
+        }
+    }
+
     /// Names patients of the interaction begun last.
     pub fn patients(&self, patients: impl IntoIterator<Item = String>) {
         self.with(|access| patients.into_iter().for_each(|p| access.add_patient(p)));

@@ -398,6 +398,9 @@ pub(crate) fn evaluate_measure(call: Invocation) -> Handled {
     Box::pin(async move {
         let id = call.id.clone();
         let fhir = call.fhir;
+        // A measure is computed over residents' records (checks, visits, readings): a
+        // population read, audited though a Measure holds no patient data.
+        fhir.audit.about_patient_data();
         let limit = call.state.config().max_body_bytes;
         let params =
             crate::request::operation_params(&fhir, &call.method, call.body, limit).await?;

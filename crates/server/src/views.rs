@@ -190,6 +190,19 @@ pub fn default_root(data: &Path) -> PathBuf {
 /// One refresh at a time in this process: two would write the same directories.
 static REFRESHING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Every catalogue view under `root`, brought up to date with the store (one refresh at a
+/// time in this process).
+pub fn refresh_catalogue(
+    repository: &Repository,
+    caller: &caller::Caller,
+    root: &Path,
+) -> Result<()> {
+    let _one = REFRESHING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    materialise(repository, caller, catalogue()?, root, false, &Quiet)
+}
+
 /// `indicator` computed for `period` over the views under `root`, after bringing the views it
 /// reads up to date with the store (built the first time, refreshed after): the
 /// `MeasureReport`, a summary or (`subject_list`) one listing each population's members.

@@ -220,12 +220,12 @@ fn every_indicator_equals_a_recomputation_from_the_ndjson() {
     ]);
     assert_eq!(code, 2, "{err}");
 
-    over_http(&data, &recomputed);
+    over_http(&data, &ndjson, &recomputed);
 }
 
 /// The catalogue in the store from the server's first start (and back after a change), and
 /// `$evaluate-measure` over HTTP for platform callers only.
-fn over_http(data: &Path, recomputed: &Value) {
+fn over_http(data: &Path, ndjson: &Path, recomputed: &Value) {
     let serving = support::serve_in(data, &[]);
     let get = |path: &str| support::send(&serving, "GET", path, &[], "");
     let answer = get("/fhir/Measure/hypertension-control");
@@ -313,6 +313,10 @@ fn over_http(data: &Path, recomputed: &Value) {
     let token = support::clinician(&serving, "dr-indicators", "thc-indicators");
     let answer = support::send_as(serving.address, Some(&token), "GET", &evaluate, &[], "");
     assert_eq!(answer.0, 403, "{}", answer.2);
+    // Each computation is a population read on the trail: 2 answered, 4 refused.
+    assert_eq!(audited(&serving, "%24evaluate-measure", 6), 6);
+
+    sql_over_http(&serving, &token, ndjson, recomputed);
     assert!(serving.errors_logged().is_empty());
 
     // A Measure changed in the store is the catalogue's again at the next start.
@@ -333,4 +337,160 @@ fn over_http(data: &Path, recomputed: &Value) {
     );
     assert_eq!(measure["version"], json!(version));
     assert_ne!(measure["title"], "changed here");
+}
+
+/// A Library holding `sql`, as `$sqlquery-run` takes it inline.
+fn query_library(sql: &str) -> Value {
+    use base64::Engine;
+    json!({"resourceType": "Library", "status": "active",
+        "type": {"coding": [{"system": "https://sql-on-fhir.org/ig/CodeSystem/LibraryTypesCodes", "code": "sql-query"}]},
+        "content": [{"contentType": "application/sql",
+            "data": base64::engine::general_purpose::STANDARD.encode(sql)}]})
+}
+
+/// `$sqlquery-run` over the materialised views: an ad hoc query's answer against a count
+/// straight from the NDJSON, an indicator's Library run with the period bound, refusals.
+fn sql_over_http(serving: &support::Serving, clinician: &str, ndjson: &Path, recomputed: &Value) {
+    let post = |path: &str, body: &Value| {
+        support::send(
+            serving,
+            "POST",
+            path,
+            &[("Content-Type", "application/fhir+json")],
+            &body.to_string(),
+        )
+    };
+    // Visits by the level of the institution that gave them.
+    let sql = "SELECT i.level AS level, count(*) AS visits FROM encounter e \
+        JOIN institution i ON i.id = e.institution GROUP BY i.level ORDER BY i.level";
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "queryResource", "resource": query_library(sql)}]});
+    let answer = post("/fhir/$sqlquery-run", &body);
+    assert_eq!(answer.0, 200, "{}", answer.2);
+    let rows: Vec<Value> = serde_json::from_str(&answer.2).unwrap();
+    let found: BTreeMap<String, u64> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["level"].as_str().unwrap().to_owned(),
+                r["visits"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let read = |kind: &str| -> Vec<Value> {
+        std::fs::read_to_string(ndjson.join(format!("{kind}.ndjson")))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let level_of: BTreeMap<String, String> = read("Organization")
+        .iter()
+        .filter_map(|o| {
+            let level = o["type"][0]["coding"]
+                .as_array()?
+                .iter()
+                .find(|c| c["system"] == "https://meridian.example/CodeSystem/institution-level")?;
+            Some((
+                o["id"].as_str()?.to_owned(),
+                level["code"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for encounter in read("Encounter") {
+        let provider = encounter["serviceProvider"]["reference"].as_str().unwrap();
+        let level = &level_of[provider.strip_prefix("Organization/").unwrap()];
+        *expected.entry(level.clone()).or_default() += 1;
+    }
+    assert_eq!(found, expected);
+
+    // An indicator's own Library, with its period bound: a row per member of its population.
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "_format", "valueCode": "csv"},
+        {"name": "parameter", "part": [
+            {"name": "period_start", "valueDate": PERIOD.0},
+            {"name": "period_end", "valueDate": PERIOD.1},
+            {"name": "period_months", "valueInteger": 12}]}]});
+    let answer = post("/fhir/Library/chronic-follow-up/$sqlquery-run", &body);
+    assert_eq!(answer.0, 200, "{}", answer.2);
+    let lines: Vec<&str> = answer.2.lines().collect();
+    assert!(
+        lines[0].starts_with("subject,denominator,numerator,"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        (lines.len() - 1) as u64,
+        recomputed["chronic-follow-up"]["populations"]["denominator"]
+            .as_u64()
+            .unwrap()
+    );
+
+    // Refused: not a query, a table that is not a view, no query at all, a bad parameter
+    // name; and an institution's clinician.
+    for (body, status) in [
+        (
+            json!({"resourceType": "Parameters", "parameter": [
+            {"name": "queryResource", "resource": query_library("DROP TABLE encounter")}]}),
+            400,
+        ),
+        (
+            json!({"resourceType": "Parameters", "parameter": [
+            {"name": "queryResource", "resource": query_library("SELECT * FROM sqlite_master")}]}),
+            400,
+        ),
+        (
+            json!({"resourceType": "Parameters", "parameter": [
+            {"name": "queryResource", "resource": query_library("SELECT * FROM nowhere")}]}),
+            400,
+        ),
+        (json!({"resourceType": "Parameters", "parameter": []}), 400),
+        (
+            json!({"resourceType": "Parameters", "parameter": [
+            {"name": "queryResource", "resource": query_library("SELECT 1")},
+            {"name": "parameter", "part": [{"name": "x; DROP", "valueString": "1"}]}]}),
+            400,
+        ),
+    ] {
+        let answer = post("/fhir/$sqlquery-run", &body);
+        assert_eq!(answer.0, status, "{body}: {}", answer.2);
+        assert_eq!(
+            support::json_of(&answer.2)["resourceType"],
+            "OperationOutcome"
+        );
+    }
+    let answer = support::send_as(
+        serving.address,
+        Some(clinician),
+        "POST",
+        "/fhir/$sqlquery-run",
+        &[("Content-Type", "application/fhir+json")],
+        &json!({"resourceType": "Parameters", "parameter": [
+            {"name": "queryResource", "resource": query_library("SELECT 1")}]})
+        .to_string(),
+    );
+    assert_eq!(answer.0, 403, "{}", answer.2);
+
+    // One AuditEvent for each of the 8 queries asked, answered or refused.
+    assert_eq!(audited(serving, "%24sqlquery-run", 8), 8);
+}
+
+/// The AuditEvents of `operation` on the server's trail, once there are `expected` of them
+/// (the trail is written behind the answers) or the wait runs out.
+fn audited(serving: &support::Serving, operation: &str, expected: u64) -> u64 {
+    let count = || {
+        let path = format!("/fhir/AuditEvent?subtype={operation}&_summary=count");
+        let answer = support::send(serving, "GET", &path, &[], "");
+        support::json_of(&answer.2)["total"].as_u64().unwrap()
+    };
+    let mut seen = count();
+    for _ in 0..100 {
+        if seen >= expected {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        seen = count();
+    }
+    seen
 }
