@@ -685,10 +685,12 @@ impl<'i> ReportBuilder<'i> {
                     }
                     stratum_json.push(stratum);
                 }
-                stratifier_json.push(json!({
-                    "code": [{"text": stratifier.name}],
-                    "stratum": stratum_json,
-                }));
+                // FHIR has no empty arrays: a stratifier nobody falls in has no strata.
+                let mut one = json!({"code": [{"text": stratifier.name}]});
+                if !stratum_json.is_empty() {
+                    one["stratum"] = json!(stratum_json);
+                }
+                stratifier_json.push(one);
             }
             group["stratifier"] = json!(stratifier_json);
         }
@@ -726,14 +728,20 @@ impl<'i> ReportBuilder<'i> {
             if let Some(contained) = contained.as_deref_mut() {
                 let list_id = format!("{code}-subjects");
                 let subjects = tally.subjects.get(code).map(Vec::as_slice).unwrap_or(&[]);
-                contained.push(json!({
+                let mut list = json!({
                     "resourceType": "List",
                     "id": list_id,
                     "status": "current",
                     "mode": "snapshot",
                     "title": format!("{} {code}", self.indicator.id),
-                    "entry": subjects.iter().map(|s| json!({"item": {"reference": s}})).collect::<Vec<_>>(),
-                }));
+                });
+                if !subjects.is_empty() {
+                    list["entry"] = subjects
+                        .iter()
+                        .map(|s| json!({"item": {"reference": s}}))
+                        .collect();
+                }
+                contained.push(list);
                 population["subjectResults"] = json!({"reference": format!("#{list_id}")});
             }
             out.push(population);
@@ -884,6 +892,42 @@ mod tests {
         // A column the Measure names and the answer lacks is the indicator's fault, named.
         let err = super::report(&indicator, &columns[..3], &rows, &period, false, "x").unwrap_err();
         assert!(err.message.contains("county"), "{err}");
+    }
+
+    #[test]
+    fn reports_are_valid_measure_reports_empty_or_not() {
+        let model = fhir_model::r4();
+        let period = Period::parse("2026-01", "2026-01").unwrap();
+        for indicator in indicators().unwrap() {
+            let mut columns: Vec<String> = vec!["subject".into()];
+            columns.extend(indicator.populations.iter().map(|p| p.column.clone()));
+            columns.extend(indicator.stratifiers.iter().map(|s| s.column.clone()));
+            let row: Vec<Value> = columns
+                .iter()
+                .map(|c| {
+                    if c == "subject" {
+                        json!("Patient/p1")
+                    } else {
+                        json!(1)
+                    }
+                })
+                .collect();
+            for rows in [vec![], vec![row]] {
+                for subject_list in [false, true] {
+                    let report = report(
+                        &indicator,
+                        &columns,
+                        &rows,
+                        &period,
+                        subject_list,
+                        "2026-02-01T00:00:00Z",
+                    )
+                    .unwrap();
+                    let issues = fhir_model::validate(model, &report);
+                    assert!(issues.is_empty(), "{}: {issues:?}", indicator.id);
+                }
+            }
+        }
     }
 
     #[test]

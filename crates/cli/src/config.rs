@@ -155,6 +155,7 @@ struct FileConfig {
     identity_population: Option<u64>,
     identity_model_interval: Option<u64>,
     identity_model_growth: Option<u64>,
+    indicator_interval: Option<u64>,
     header_read_timeout: Option<Seconds>,
     body_read_timeout: Option<Seconds>,
     body_min_rate: Option<u64>,
@@ -239,6 +240,9 @@ pub struct ServeConfig {
     pub identity_model_interval: u64,
     /// Percent of Patients written since the last estimation that make the next one due.
     pub identity_model_growth: u64,
+    /// Seconds between computations of the indicators into kept MeasureReports; 0 turns the
+    /// schedule off (`$evaluate-measure` still computes on demand).
+    pub indicator_interval: u64,
     pub connections: ConnectionSettings,
     /// Threads running durable jobs; 0: none in this process.
     pub job_workers: usize,
@@ -657,6 +661,18 @@ impl ServeConfig {
                 interval.value
             )
         })?;
+        let interval = layers
+            .pick(None, "MERIDIAN_INDICATOR_INTERVAL", |f| {
+                f.indicator_interval.map(|n| n.to_string())
+            })
+            .context("no indicator interval")?;
+        let indicator_interval: u64 = interval.value.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "{}: '{}' is not a number of seconds (0 turns the schedule off)",
+                interval.source,
+                interval.value
+            )
+        })?;
         let growth = layers
             .pick(None, "MERIDIAN_IDENTITY_MODEL_GROWTH", |f| {
                 f.identity_model_growth.map(|n| n.to_string())
@@ -762,6 +778,7 @@ impl ServeConfig {
             blobs,
             identity_model_interval,
             identity_model_growth,
+            indicator_interval,
             connections,
             health_code_validity,
             health_code_key_rotation_days,

@@ -59,6 +59,15 @@ pub fn run(config: ServeConfig) -> Result<()> {
     keep_subscription_topics(&repository)?;
     // Dropped when serving ends, which stops the schedule.
     let _deadlines = schedule_deadlines(Arc::clone(&repository))?;
+    // Dropped when serving ends, which stops the schedule.
+    let _indicators = match config.indicator_interval {
+        0 => None,
+        seconds => Some(schedule_indicators(
+            Arc::clone(&repository),
+            server::views::default_root(&config.store.data),
+            std::time::Duration::from_secs(seconds),
+        )?),
+    };
     let server_config = ServerConfig {
         max_body_bytes: config.max_body_bytes,
         public_base: config.public_base.clone(),
@@ -214,6 +223,50 @@ fn schedule_deadlines(
     Ok(stop)
 }
 
+/// Every `interval` (the first time one interval after start), the indicators computed for the month just
+/// ended and the month so far and kept as MeasureReports (`server::views::keep_month`).
+fn schedule_indicators(
+    repository: Arc<repository::Repository>,
+    root: std::path::PathBuf,
+    interval: std::time::Duration,
+) -> Result<std::sync::mpsc::Sender<()>> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("indicators".into())
+        .spawn(move || {
+            let keeper = caller::Caller::operator("indicators");
+            loop {
+                match stopped.recv_timeout(interval) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                let now = fhir_model::clock::now_micros();
+                let this_month = cds::metrics::month_of(now);
+                let last_month = previous_month(&this_month);
+                for month in [last_month, this_month] {
+                    match server::views::keep_month(&repository, &keeper, &root, &month) {
+                        Ok(written) if written.is_empty() => {}
+                        Ok(written) => tracing::info!(%month, ?written, "indicator reports kept"),
+                        Err(error) => tracing::warn!(%month, error = format!("{error:#}"), "computing the indicators"),
+                    }
+                }
+            }
+        })
+        .context("starting the indicator schedule")?;
+    Ok(stop)
+}
+
+/// The month before `month` (`YYYY-MM`).
+fn previous_month(month: &str) -> String {
+    let year: i32 = month.get(0..4).and_then(|y| y.parse().ok()).unwrap_or(1970);
+    let number: u32 = month.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
+    if number == 1 {
+        format!("{}-12", year - 1)
+    } else {
+        format!("{year}-{:02}", number - 1)
+    }
+}
+
 /// File descriptors kept for everything but client connections: the store's files and
 /// connections, export files, the runtime's own.
 const RESERVED_FILES: u64 = 256;
@@ -225,8 +278,6 @@ const DEFAULT_MAX_CONNECTIONS: u64 = 10_000;
 /// unlimited): Linux refuses more than `fs.nr_open`, 1,048,576 by default.
 const OPEN_FILES_CEILING: u64 = 1 << 20;
 
-/// The connection limits, with the connection count derived from the open-file limit (raised
-/// first) unless configured.
 /// The Measure the recognition metrics are evaluated on (`docs/cds.md`), written when the store
 /// has none: the server's own configured work, as the operator.
 fn keep_recognition_measure(repository: &repository::Repository) -> Result<()> {
@@ -279,6 +330,8 @@ fn keep(
     Ok(())
 }
 
+/// The connection limits, with the connection count derived from the open-file limit (raised
+/// first) unless configured.
 fn connection_limits(config: &ServeConfig) -> ConnectionLimits {
     let settings = &config.connections;
     let open_files = raise_open_file_limit();

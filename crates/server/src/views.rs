@@ -234,3 +234,51 @@ pub fn evaluate_indicator(
         &date,
     )?)
 }
+
+/// The MeasureReports the schedule keeps: `MeasureReport/<indicator>-<YYYY-MM>`, one per
+/// indicator and month.
+pub fn kept_report_id(indicator: &str, month: &str) -> String {
+    format!("{indicator}-{month}")
+}
+
+/// Every catalogue indicator computed for `month` (`YYYY-MM`) over the views under `root`
+/// (brought up to date first) and kept as `MeasureReport/<indicator>-<month>`, written as the
+/// platform's operator when its figures differ from the version kept (so a month's history is
+/// its versions). Answers the reports written.
+pub fn keep_month(
+    repository: &Repository,
+    caller: &caller::Caller,
+    root: &Path,
+    month: &str,
+) -> Result<Vec<String>> {
+    let period = analytics::indicators::Period::parse(month, month)
+        .with_context(|| format!("'{month}' is not a month (YYYY-MM)"))?;
+    refresh_catalogue(repository, caller, root)?;
+    let mut engine = analytics_sql::Engine::over(root, analytics_sql::Limits::default())?;
+    let date = fhir_model::clock::format_instant(fhir_model::clock::now_micros());
+    let mut written = Vec::new();
+    for indicator in analytics::indicators::indicators()? {
+        let mut report = analytics_sql::evaluate(&mut engine, &indicator, &period, false, &date)?;
+        let id = kept_report_id(indicator.id, month);
+        report["id"] = Value::String(id.clone());
+        report["identifier"] = serde_json::json!([{
+            "system": "https://meridian.example/sid/indicator-report",
+            "value": id,
+        }]);
+        let kept = match repository.read(caller, "MeasureReport", &id) {
+            Ok(record) => Some(repository::parse_stored(&record)?),
+            Err(RepositoryError::NotFound(_) | RepositoryError::Gone { .. }) => None,
+            Err(error) => return Err(error.into()),
+        };
+        // The figures, not the moment they were computed, decide whether this is news.
+        let same = kept.as_ref().is_some_and(|kept| {
+            let figures = |r: &Value| (r.get("group").cloned(), r.get("measure").cloned());
+            figures(kept) == figures(&report)
+        });
+        if !same {
+            repository.update(caller, "MeasureReport", &id, report, None)?;
+            written.push(id);
+        }
+    }
+    Ok(written)
+}

@@ -42,10 +42,11 @@ fn counts(report: &Value) -> Value {
     let mut strata = BTreeMap::new();
     for stratifier in group["stratifier"].as_array().into_iter().flatten() {
         let name = stratifier["code"][0]["text"].as_str().unwrap().to_owned();
+        // No strata when nobody falls in the stratifier (FHIR has no empty arrays).
         let by_value: BTreeMap<String, BTreeMap<String, u64>> = stratifier["stratum"]
             .as_array()
-            .unwrap()
-            .iter()
+            .into_iter()
+            .flatten()
             .map(|s| {
                 (
                     s["value"]["text"].as_str().unwrap().to_owned(),
@@ -319,24 +320,84 @@ fn over_http(data: &Path, ndjson: &Path, recomputed: &Value) {
     sql_over_http(&serving, &token, ndjson, recomputed);
     assert!(serving.errors_logged().is_empty());
 
-    // A Measure changed in the store is the catalogue's again at the next start.
+    // A Measure changed in the store is the catalogue's again at the next start; with the
+    // schedule's interval short, every indicator is computed for the month just ended and
+    // the month so far and kept as a MeasureReport.
     let mut changed = measure.clone();
     changed["version"] = json!("local");
     changed["title"] = json!("changed here");
     support::put(&serving, changed);
-    let serving = serving.restart(&[]);
-    let measure = support::json_of(
-        &support::send(
-            &serving,
-            "GET",
-            "/fhir/Measure/hypertension-control",
-            &[],
-            "",
-        )
-        .2,
-    );
+    let config = data.join("indicators.toml");
+    std::fs::write(&config, "indicator_interval = 1\n").unwrap();
+    let serving = serving.restart(&["--config", config.to_str().unwrap()]);
+    let get = |path: &str| support::send(&serving, "GET", path, &[], "");
+    let measure = support::json_of(&get("/fhir/Measure/hypertension-control").2);
     assert_eq!(measure["version"], json!(version));
     assert_ne!(measure["title"], "changed here");
+
+    let month = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m"])
+        .output()
+        .unwrap();
+    let month = String::from_utf8(month.stdout).unwrap().trim().to_owned();
+    let kept = |id: &str| {
+        let path = format!("/fhir/MeasureReport/{id}-{month}");
+        for _ in 0..300 {
+            let answer = get(&path);
+            if answer.0 == 200 {
+                return support::json_of(&answer.2);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("no {path}");
+    };
+    let report = kept("record-coverage");
+    assert_eq!(report["period"]["start"], format!("{month}-01"));
+    let residents = report["group"][0]["population"][1]["count"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(residents, PATIENTS.parse::<u64>().unwrap());
+    for id in recomputed.as_object().unwrap().keys() {
+        kept(id);
+    }
+    // A new resident changes the month's figures: the next computation keeps a new version,
+    // and the month's report has a history.
+    support::put(
+        &serving,
+        json!({"resourceType": "Patient", "id": "newcomer", "gender": "female",
+            "birthDate": "1990-02-03"}),
+    );
+    let history = format!("/fhir/MeasureReport/record-coverage-{month}/_history");
+    let mut versions = 0usize;
+    for _ in 0..300 {
+        versions = support::json_of(&get(&history).2)["entry"]
+            .as_array()
+            .map_or(0, Vec::len);
+        if versions >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(versions, 2);
+    let report = kept("record-coverage");
+    assert_eq!(
+        report["group"][0]["population"][1]["count"]
+            .as_u64()
+            .unwrap(),
+        residents + 1
+    );
+    // Kept reports are the platform's: an institution's clinician does not see them.
+    let token = support::clinician(&serving, "dr-reports", "thc-reports");
+    let answer = support::send_as(
+        serving.address,
+        Some(&token),
+        "GET",
+        &format!("/fhir/MeasureReport/record-coverage-{month}"),
+        &[],
+        "",
+    );
+    assert!(matches!(answer.0, 403 | 404), "{}", answer.2);
+    assert!(serving.errors_logged().is_empty());
 }
 
 /// A Library holding `sql`, as `$sqlquery-run` takes it inline.
