@@ -13,6 +13,12 @@ use crate::json::{Code, identifier, meta, reference};
 use crate::names::{Generation, PersonName, draw_name};
 use crate::population::{self, Demographics};
 use crate::random::{Rng, Stream};
+
+/// The share of residents who have taken the electronic health card (the health code), by
+/// age: children through their parents, the old less often than working adults.
+const E_HEALTH_CARD_UNDER_6: f64 = 0.7;
+const E_HEALTH_CARD_ADULT: f64 = 0.9;
+const E_HEALTH_CARD_FROM_65: f64 = 0.72;
 use crate::systems;
 
 /// A chronic disease as the platform sees it.
@@ -167,27 +173,35 @@ impl Resident {
         let township = geography::township_name(seed, home.county, home.township);
         let village = geography::village_name(seed, home.county, home.township, home.village);
 
+        // The card's number is drawn whether or not the resident took the card, so that the
+        // rest of the Patient is the same either way.
+        let e_health_card = identifiers::e_health_card_id(&mut rng);
+        let holds_card =
+            Rng::stream(seed, Stream::Resident, self.index, 6).chance(match self.age {
+                ..6 => E_HEALTH_CARD_UNDER_6,
+                65.. => E_HEALTH_CARD_FROM_65,
+                _ => E_HEALTH_CARD_ADULT,
+            });
         let mut identifiers = vec![
             json!({"use": "official", "system": systems::RESIDENT_ID, "value": self.resident_id}),
             identifier(
                 systems::SOCIAL_SECURITY_CARD,
                 &identifiers::social_security_card_number(region.card_numbers.apply(self.index)),
             ),
-            identifier(
-                systems::E_HEALTH_CARD,
-                &identifiers::e_health_card_id(&mut rng),
-            ),
-            identifier(
-                systems::HEALTH_RECORD_NUMBER,
-                &format!(
-                    "{}{:03}{:03}{:05}",
-                    county.code,
-                    home.township + 1,
-                    home.village + 1,
-                    home.index_in_village + 1
-                ),
-            ),
         ];
+        if holds_card {
+            identifiers.push(identifier(systems::E_HEALTH_CARD, &e_health_card));
+        }
+        identifiers.push(identifier(
+            systems::HEALTH_RECORD_NUMBER,
+            &format!(
+                "{}{:03}{:03}{:05}",
+                county.code,
+                home.township + 1,
+                home.village + 1,
+                home.index_in_village + 1
+            ),
+        ));
         for hospital in hospitals {
             let mut mrn = Rng::stream(
                 seed,

@@ -166,9 +166,14 @@ fn every_indicator_equals_a_recomputation_from_the_ndjson() {
             "{id} counts nobody: {nonzero:?}"
         );
     }
-    // A seeded region sends most first contacts to the grassroots and keeps most care in the
-    // county: the rates are those of a plausible region, not 0 or 1.
-    for id in ["grassroots-first-diagnosis", "in-county-diagnosis"] {
+    // A seeded region sends most first contacts to the grassroots, keeps most care in the
+    // county, and most of its residents hold the health code: the rates are those of a
+    // plausible region, not 0 or 1.
+    for id in [
+        "grassroots-first-diagnosis",
+        "in-county-diagnosis",
+        "health-code-use",
+    ] {
         let report = evaluate(id, &[]);
         let score = report["group"][0]["measureScore"]["value"]
             .as_f64()
