@@ -300,6 +300,46 @@ fn over_http(data: &Path, ndjson: &Path, recomputed: &Value) {
             .unwrap()
     );
 
+    // Six clients at once, each computing another indicator three times, just after a write
+    // that every one of them must refresh a view for (a new institution: no figure changes).
+    // One refresh at a time; every answer equals the recomputation.
+    support::put(
+        &serving,
+        json!({"resourceType": "Organization", "id": "concurrency-clinic", "name": "新卫生室"}),
+    );
+    let (address, token) = (serving.address, serving.token.clone());
+    std::thread::scope(|scope| {
+        let clients: Vec<_> = [
+            "grassroots-first-diagnosis",
+            "in-county-diagnosis",
+            "referrals",
+            "duplicate-exam",
+            "hypertension-control",
+            "remote-reads",
+        ]
+        .into_iter()
+        .map(|id| {
+            let token = token.clone();
+            scope.spawn(move || {
+                for _ in 0..3 {
+                    let path = format!(
+                        "/fhir/Measure/{id}/$evaluate-measure?periodStart={}&periodEnd={}",
+                        PERIOD.0, PERIOD.1
+                    );
+                    let answer = support::send_as(address, Some(&token), "GET", &path, &[], "");
+                    assert_eq!(answer.0, 200, "{id}: {}", answer.2);
+                    let found = counts(&support::json_of(&answer.2));
+                    assert_eq!(found["populations"], recomputed[id]["populations"], "{id}");
+                    assert_eq!(found["strata"], recomputed[id]["strata"], "{id}");
+                }
+            })
+        })
+        .collect();
+        for client in clients {
+            client.join().unwrap();
+        }
+    });
+
     // Refused: a period missing or inverted, an unknown report type; an institution's
     // clinician is not the platform.
     for (query, status) in [
@@ -319,8 +359,8 @@ fn over_http(data: &Path, ndjson: &Path, recomputed: &Value) {
     let token = support::clinician(&serving, "dr-indicators", "thc-indicators");
     let answer = support::send_as(serving.address, Some(&token), "GET", &evaluate, &[], "");
     assert_eq!(answer.0, 403, "{}", answer.2);
-    // Each computation is a population read on the trail: 2 answered, 4 refused.
-    assert_eq!(audited(&serving, "%24evaluate-measure", 6), 6);
+    // Each computation is a population read on the trail: 20 answered, 4 refused.
+    assert_eq!(audited(&serving, "%24evaluate-measure", 24), 24);
 
     sql_over_http(&serving, &token, ndjson, recomputed);
     assert!(serving.errors_logged().is_empty());
