@@ -261,35 +261,18 @@ pub fn view_libraries() -> Result<Vec<Value>, ViewError> {
 /// parameter) with base64 data. Refused, naming the element, when there is none or it is not
 /// base64 UTF-8.
 pub fn sql_of_library(library: &Value) -> Result<String, ViewError> {
-    if library.get("resourceType").and_then(Value::as_str) != Some("Library") {
-        return Err(ViewError::invalid(
-            "Library",
-            "a query is held by a Library",
-        ));
-    }
-    let contents = library.get("content").and_then(Value::as_array);
-    for (at, content) in contents.into_iter().flatten().enumerate() {
-        let is_sql = content
-            .get("contentType")
-            .and_then(Value::as_str)
-            .and_then(|t| t.split(';').next())
-            .is_some_and(|t| t.trim() == SQL_CONTENT_TYPE);
-        let Some(data) = content.get("data").and_then(Value::as_str) else {
-            continue;
-        };
-        if !is_sql {
-            continue;
+    let mut found =
+        crate::stored::attachments(library, &[SQL_CONTENT_TYPE], "a query is held by a Library")?;
+    match found.next() {
+        Some(attachment) => {
+            let (place, bytes) = attachment?;
+            String::from_utf8(bytes).map_err(|_| ViewError::invalid(&place, "is not UTF-8"))
         }
-        let place = format!("Library.content[{at}].data");
-        let bytes = STANDARD
-            .decode(data)
-            .map_err(|_| ViewError::invalid(&place, "is not base64"))?;
-        return String::from_utf8(bytes).map_err(|_| ViewError::invalid(&place, "is not UTF-8"));
+        None => Err(ViewError::invalid(
+            "Library.content",
+            format!("holds no query (an attachment of {SQL_CONTENT_TYPE} with data)"),
+        )),
     }
-    Err(ViewError::invalid(
-        "Library.content",
-        format!("holds no query (an attachment of {SQL_CONTENT_TYPE} with data)"),
-    ))
 }
 
 fn sql_header_views(id: &str, sql: &str) -> Result<Vec<String>, ViewError> {
@@ -927,6 +910,37 @@ mod tests {
                     assert!(issues.is_empty(), "{}: {issues:?}", indicator.id);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_library_holds_its_query_in_an_sql_attachment() {
+        let library = |content: Value| json!({"resourceType": "Library", "content": content});
+        let sql = STANDARD.encode("SELECT 1");
+        let with_dialect = library(json!([
+            {"contentType": "application/json", "data": STANDARD.encode("{}")},
+            {"contentType": "application/sql; dialect=sqlite", "data": sql},
+        ]));
+        assert_eq!(sql_of_library(&with_dialect).unwrap(), "SELECT 1");
+        let none = library(json!([{"contentType": "text/plain", "data": sql}]));
+        assert!(
+            sql_of_library(&none)
+                .unwrap_err()
+                .to_string()
+                .contains("holds no query")
+        );
+        let broken = library(json!([{"contentType": "application/sql", "data": "!!"}]));
+        assert!(
+            sql_of_library(&broken)
+                .unwrap_err()
+                .to_string()
+                .contains("base64")
+        );
+        let not_a_library = json!({"resourceType": "Measure"});
+        assert!(sql_of_library(&not_a_library).is_err());
+        // The catalogue's own Libraries read back as their SQL.
+        for indicator in indicators().unwrap() {
+            assert_eq!(sql_of_library(&indicator.library).unwrap(), indicator.sql);
         }
     }
 

@@ -17,29 +17,12 @@ pub const VIEW_CONTENT_TYPE: &str = "application/json";
 /// Refused (as an invalid view, naming the element) when it is not a Library, when that
 /// attachment's data is not base64 JSON, and when it holds none.
 pub fn view_of_library(library: &Value) -> Result<View, ViewError> {
-    if library.get("resourceType").and_then(Value::as_str) != Some("Library") {
-        return Err(ViewError::invalid(
-            "Library",
-            "a stored view is a Library holding a ViewDefinition",
-        ));
-    }
-    let contents = library.get("content").and_then(Value::as_array);
-    for (at, content) in contents.into_iter().flatten().enumerate() {
-        let json_type = content
-            .get("contentType")
-            .and_then(Value::as_str)
-            .and_then(|t| t.split(';').next())
-            .is_some_and(|t| matches!(t.trim(), VIEW_CONTENT_TYPE | "application/fhir+json"));
-        let Some(data) = content.get("data").and_then(Value::as_str) else {
-            continue;
-        };
-        if !json_type {
-            continue;
-        }
-        let place = format!("Library.content[{at}].data");
-        let bytes = STANDARD
-            .decode(data)
-            .map_err(|_| ViewError::invalid(&place, "is not base64"))?;
+    for attachment in attachments(
+        library,
+        &[VIEW_CONTENT_TYPE, "application/fhir+json"],
+        "a stored view is a Library holding a ViewDefinition",
+    )? {
+        let (place, bytes) = attachment?;
         let held: Value = serde_json::from_slice(&bytes)
             .map_err(|error| ViewError::invalid(&place, format!("is not JSON: {error}")))?;
         if held.get("resourceType").and_then(Value::as_str) == Some("ViewDefinition") {
@@ -50,6 +33,40 @@ pub fn view_of_library(library: &Value) -> Result<View, ViewError> {
         "Library.content",
         format!("holds no ViewDefinition (an attachment of {VIEW_CONTENT_TYPE} whose data is one)"),
     ))
+}
+
+/// The data of every attachment of `library` whose content type (its parameters, such as a
+/// SQL `dialect`, aside) is one of `types`, decoded from base64, with its place
+/// (`Library.content[0].data`) to name in errors. Refused, saying `what_for`, when `library`
+/// is not a Library; an attachment whose data is not base64 is an error in its turn.
+pub(crate) fn attachments<'l>(
+    library: &'l Value,
+    types: &'l [&'l str],
+    what_for: &str,
+) -> Result<impl Iterator<Item = Result<(String, Vec<u8>), ViewError>> + 'l, ViewError> {
+    if library.get("resourceType").and_then(Value::as_str) != Some("Library") {
+        return Err(ViewError::invalid("Library", what_for));
+    }
+    let contents = library.get("content").and_then(Value::as_array);
+    Ok(contents
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(move |(at, content)| {
+            let wanted = content
+                .get("contentType")
+                .and_then(Value::as_str)
+                .and_then(|t| t.split(';').next())
+                .is_some_and(|t| types.contains(&t.trim()));
+            let data = content.get("data").and_then(Value::as_str)?;
+            wanted.then(|| {
+                let place = format!("Library.content[{at}].data");
+                STANDARD
+                    .decode(data)
+                    .map(|bytes| (place.clone(), bytes))
+                    .map_err(|_| ViewError::invalid(&place, "is not base64"))
+            })
+        }))
 }
 
 /// A Library with id `id` holding `view` (a ViewDefinition's JSON), as [`view_of_library`]

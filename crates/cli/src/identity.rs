@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -61,51 +61,39 @@ pub fn schedule_learning(
     interval: Duration,
     growth_percent: u64,
 ) -> Result<Sender<()>> {
-    let (stop, stopped) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("identity-model".into())
-        .spawn(move || learning_loop(&mpi, &repository, interval, growth_percent, &stopped))
-        .context("starting the identity model schedule")?;
-    Ok(stop)
+    let ctx = crate::operator("identity-model-schedule");
+    crate::schedule::every(
+        "identity-model",
+        interval,
+        crate::schedule::First::AfterInterval,
+        move || learn_when_due(&mpi, &repository, &ctx, growth_percent),
+    )
 }
 
-fn learning_loop(
-    mpi: &Mpi,
-    repository: &Repository,
-    interval: Duration,
-    growth_percent: u64,
-    stopped: &Receiver<()>,
-) {
-    let ctx = crate::operator("identity-model-schedule");
-    loop {
-        match stopped.recv_timeout(interval) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+fn learn_when_due(mpi: &Mpi, repository: &Repository, ctx: &caller::Caller, growth_percent: u64) {
+    let due = match mpi.learning_due(repository, ctx, growth_percent as f64 / 100.0) {
+        Ok(due) => due,
+        Err(error) => {
+            tracing::warn!(%error, "checking whether the matching model is due");
+            return;
         }
-        let due = match mpi.learning_due(repository, &ctx, growth_percent as f64 / 100.0) {
-            Ok(due) => due,
-            Err(error) => {
-                tracing::warn!(%error, "checking whether the matching model is due");
-                continue;
-            }
-        };
-        if !due {
-            continue;
-        }
-        match mpi.learn(repository, &ctx) {
-            Ok(outcome) => tracing::info!(
-                records = outcome.records,
-                adopted = outcome.adopted,
-                refused = outcome.refused.as_deref().unwrap_or(""),
-                persons_merged = outcome.persons_merged,
-                reviews_queued = outcome.reviews_queued,
-                reviews_closed = outcome.reviews_closed,
-                "matching model re-estimated on schedule"
-            ),
-            // Someone asked for one through the API meanwhile.
-            Err(residents::IdentityError::Conflict(_)) => {}
-            Err(error) => tracing::warn!(%error, "re-estimating the matching model"),
-        }
+    };
+    if !due {
+        return;
+    }
+    match mpi.learn(repository, ctx) {
+        Ok(outcome) => tracing::info!(
+            records = outcome.records,
+            adopted = outcome.adopted,
+            refused = outcome.refused.as_deref().unwrap_or(""),
+            persons_merged = outcome.persons_merged,
+            reviews_queued = outcome.reviews_queued,
+            reviews_closed = outcome.reviews_closed,
+            "matching model re-estimated on schedule"
+        ),
+        // Someone asked for one through the API meanwhile.
+        Err(residents::IdentityError::Conflict(_)) => {}
+        Err(error) => tracing::warn!(%error, "re-estimating the matching model"),
     }
 }
 

@@ -9,6 +9,7 @@ mod ledger_command;
 mod measure_command;
 mod progress;
 mod reindex;
+mod schedule;
 mod seed_command;
 mod serve;
 mod sign_in;

@@ -201,59 +201,47 @@ fn keep_subscription_topics(repository: &repository::Repository) -> Result<()> {
 fn schedule_deadlines(
     repository: Arc<repository::Repository>,
 ) -> Result<std::sync::mpsc::Sender<()>> {
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("workflow-deadlines".into())
-        .spawn(move || {
-            let keeper = caller::Caller::operator("workflow-deadlines");
-            loop {
-                match stopped.recv_timeout(std::time::Duration::from_secs(30)) {
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-                }
-                let now = fhir_model::clock::now_micros();
-                match workflow::deadline::escalate(&repository, &keeper, now) {
-                    Ok(escalated) if escalated.is_empty() => {}
-                    Ok(escalated) => tracing::info!(?escalated, "escalated overdue requests"),
-                    Err(error) => tracing::warn!(%error, "escalating overdue requests"),
-                }
+    let keeper = caller::Caller::operator("workflow-deadlines");
+    crate::schedule::every(
+        "workflow-deadlines",
+        std::time::Duration::from_secs(30),
+        crate::schedule::First::AfterInterval,
+        move || {
+            let now = fhir_model::clock::now_micros();
+            match workflow::deadline::escalate(&repository, &keeper, now) {
+                Ok(escalated) if escalated.is_empty() => {}
+                Ok(escalated) => tracing::info!(?escalated, "escalated overdue requests"),
+                Err(error) => tracing::warn!(%error, "escalating overdue requests"),
             }
-        })
-        .context("starting the workflow deadline schedule")?;
-    Ok(stop)
+        },
+    )
 }
 
-/// Every `interval` (the first time one interval after start), the indicators computed for the month just
-/// ended and the month so far and kept as MeasureReports (`server::views::keep_month`).
+/// Every `interval` (the first time one interval after start), the indicators computed for
+/// the month just ended and the month so far and kept as MeasureReports (`server::views::keep_month`).
 fn schedule_indicators(
     repository: Arc<repository::Repository>,
     root: std::path::PathBuf,
     interval: std::time::Duration,
 ) -> Result<std::sync::mpsc::Sender<()>> {
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("indicators".into())
-        .spawn(move || {
-            let keeper = caller::Caller::operator("indicators");
-            loop {
-                match stopped.recv_timeout(interval) {
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-                }
-                let now = fhir_model::clock::now_micros();
-                let this_month = cds::metrics::month_of(now);
-                let last_month = previous_month(&this_month);
-                for month in [last_month, this_month] {
-                    match server::views::keep_month(&repository, &keeper, &root, &month) {
-                        Ok(written) if written.is_empty() => {}
-                        Ok(written) => tracing::info!(%month, ?written, "indicator reports kept"),
-                        Err(error) => tracing::warn!(%month, error = format!("{error:#}"), "computing the indicators"),
+    let keeper = caller::Caller::operator("indicators");
+    crate::schedule::every(
+        "indicators",
+        interval,
+        crate::schedule::First::AfterInterval,
+        move || {
+            let this_month = cds::metrics::month_of(fhir_model::clock::now_micros());
+            for month in [previous_month(&this_month), this_month] {
+                match server::views::keep_month(&repository, &keeper, &root, &month) {
+                    Ok(written) if written.is_empty() => {}
+                    Ok(written) => tracing::info!(%month, ?written, "indicator reports kept"),
+                    Err(error) => {
+                        tracing::warn!(%month, error = format!("{error:#}"), "computing the indicators")
                     }
                 }
             }
-        })
-        .context("starting the indicator schedule")?;
-    Ok(stop)
+        },
+    )
 }
 
 /// The month before `month` (`YYYY-MM`).

@@ -115,24 +115,16 @@ pub fn for_server(
 /// Removes expired codes, refresh tokens, revocations and assertion ids every hour on a
 /// thread of its own; stops when the answered `Sender` is dropped.
 pub fn schedule_pruning(authenticator: Arc<Authenticator>) -> Result<std::sync::mpsc::Sender<()>> {
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("sign-in-pruning".into())
-        .spawn(move || {
-            loop {
-                match authenticator.prune_expired() {
-                    Ok(0) => {}
-                    Ok(removed) => tracing::info!(removed, "pruned expired sign-in state"),
-                    Err(error) => tracing::warn!(%error, "pruning expired sign-in state"),
-                }
-                match stopped.recv_timeout(std::time::Duration::from_secs(3600)) {
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-                }
-            }
-        })
-        .context("starting the sign-in pruning schedule")?;
-    Ok(stop)
+    crate::schedule::every(
+        "sign-in-pruning",
+        std::time::Duration::from_secs(3600),
+        crate::schedule::First::AtOnce,
+        move || match authenticator.prune_expired() {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "pruned expired sign-in state"),
+            Err(error) => tracing::warn!(%error, "pruning expired sign-in state"),
+        },
+    )
 }
 
 /// Makes the first administrator when the store has no account, writing its password to
