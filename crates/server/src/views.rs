@@ -1,6 +1,7 @@
 //! Views kept materialised (`meridian view materialise`, and the server before it computes an
-//! indicator): views written as directories of Parquet files (`analytics::parquet::dataset`), one per view, named as the view,
-//! and kept up to date from the store's change log. With no view named, the catalogue's views
+//! indicator or runs a query): views written as directories of Parquet files
+//! (`analytics::parquet::dataset`), one per view, named as the view, and kept up to date from
+//! the store's change log. With no view named, the catalogue's views
 //! (`analytics::catalogue`). A view materialised before, from the same ViewDefinition, is
 //! refreshed: only the resources changed since its position are read again. Otherwise (or with
 //! `--full`) it is built from every resource of its type. The store is read as the platform's
