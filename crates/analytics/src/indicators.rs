@@ -916,12 +916,12 @@ mod tests {
     #[test]
     fn a_library_holds_its_query_in_an_sql_attachment() {
         let library = |content: Value| json!({"resourceType": "Library", "content": content});
-        let sql = STANDARD.encode("SELECT 1");
+        let sql = STANDARD.encode("VALUES (1)");
         let with_dialect = library(json!([
             {"contentType": "application/json", "data": STANDARD.encode("{}")},
             {"contentType": "application/sql; dialect=sqlite", "data": sql},
         ]));
-        assert_eq!(sql_of_library(&with_dialect).unwrap(), "SELECT 1");
+        assert_eq!(sql_of_library(&with_dialect).unwrap(), "VALUES (1)");
         let none = library(json!([{"contentType": "text/plain", "data": sql}]));
         assert!(
             sql_of_library(&none)
