@@ -12,10 +12,14 @@ mod ledger;
 mod pool;
 mod read;
 mod schema;
+mod statistics;
 mod write;
 
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// How often the store looks whether its tables' planner statistics are stale.
+const STATISTICS_EVERY: Duration = Duration::from_secs(5);
 
 use search::query::SearchQuery;
 use store::{
@@ -54,6 +58,8 @@ impl PostgresConfig {
 pub struct PostgresStore {
     pool: Pool,
     row_keys: RowKeys,
+    /// Keeps the planner's statistics fresh (`statistics`); stops with the store.
+    _statistics: statistics::Keeper,
 }
 
 impl PostgresStore {
@@ -82,12 +88,14 @@ impl PostgresStore {
             schema::migrate(&mut connection)?;
             schema::row_key_block(&mut connection)?
         };
+        let statistics = statistics::Keeper::start(pool.config(), STATISTICS_EVERY);
         Ok(PostgresStore {
             pool,
             row_keys: RowKeys {
                 block,
                 range: Mutex::new((0, 0)),
             },
+            _statistics: statistics,
         })
     }
 

@@ -9,4 +9,5 @@ mod migrations;
 mod pool;
 mod same_as_sqlite;
 mod schema;
+mod statistics;
 mod writes;
