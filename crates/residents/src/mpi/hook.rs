@@ -139,7 +139,7 @@ impl Mpi {
             let mut person = best.person.clone();
             let probability = best.verdict.score.probability;
             person.links.push(Link::automatic(&record.id, probability));
-            self.write_person(tx, &person)?;
+            self.write_person_adding(tx, &person, &patient)?;
             self.audit(
                 tx,
                 "auto-link",
