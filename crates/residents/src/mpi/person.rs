@@ -443,19 +443,19 @@ mod tests {
         let mut patient = json!({
             "resourceType": "Patient",
             "identifier": [{"id": format!("i{n}"), "system": "urn:oid:2.16.156.10011.1.3",
-                "value": if n % 3 == 0 { "520602199001011234" } else { "520602199001011235" },
-                "use": if n % 2 == 0 { "official" } else { "usual" }}],
-            "name": [{"family": "王", "given": [if n % 4 == 0 { "芳" } else { "方" }]}],
+                "value": if n.is_multiple_of(3) { "520602199001011234" } else { "520602199001011235" },
+                "use": if n.is_multiple_of(2) { "official" } else { "usual" }}],
+            "name": [{"family": "王", "given": [if n.is_multiple_of(4) { "芳" } else { "方" }]}],
         });
-        if n % 5 != 0 {
+        if !n.is_multiple_of(5) {
             patient["telecom"] =
                 json!([{"system": "phone", "value": format!("1390000000{}", n % 3)}]);
         }
-        if n % 7 != 0 {
+        if !n.is_multiple_of(7) {
             patient["gender"] = json!(if n % 6 == 1 { "male" } else { "female" });
         }
-        if n % 2 == 0 {
-            patient["birthDate"] = json!(if n % 8 == 0 {
+        if n.is_multiple_of(2) {
+            patient["birthDate"] = json!(if n.is_multiple_of(8) {
                 "1990-01-02"
             } else {
                 "1990-01-01"
