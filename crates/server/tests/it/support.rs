@@ -45,6 +45,11 @@ pub fn identity_app(store: TestStore) -> App {
     let repository = Arc::new(Repository::new(Arc::clone(&store.store)));
     let mpi = residents::mpi::Mpi::new(residents::mpi::IdentityConfig::default());
     repository.add_write_hook(mpi.hook());
+    // As `meridian serve` has it: the workflow's rules on every Task, the master index's
+    // review Tasks among them.
+    repository.add_write_hook(Arc::new(workflow::WorkflowHook::new(
+        workflow::WorkflowConfig::default(),
+    )));
     let ring = residents::health_code::KeyRing::generate(0).expect("keys");
     let codes = Arc::new(residents::health_code::HealthCodes::new(
         ring,
