@@ -313,7 +313,7 @@ fn place(member: &str) -> Option<Place> {
         | "imaging" | "analytics" => Place::Service,
         "seed" | "test-support" | "xtask" | "fhirpath-bench" | "identity-bench"
         | "ingest-bench" | "search-bench" | "ledger-bench" | "cds-bench" | "workflow-bench"
-        | "intake-bench" => Place::Tooling,
+        | "crud-bench" | "intake-bench" => Place::Tooling,
         _ => return None,
     })
 }
