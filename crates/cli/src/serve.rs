@@ -379,7 +379,13 @@ fn open_blobs(settings: &BlobSettings) -> Result<Arc<dyn blob::BlobStore>> {
 
 /// The store work admitted at once: as configured, else from the cores.
 fn work_limits(config: &ServeConfig) -> server::WorkLimits {
-    let cores = server::WorkLimits::for_this_machine();
+    // On PostgreSQL a write mostly waits on the database: more run at once, within the pool.
+    let cores = match config.store.database_url {
+        Some(_) => {
+            server::WorkLimits::for_a_database_server(store_postgres::DEFAULT_MAX_CONNECTIONS)
+        }
+        None => server::WorkLimits::for_this_machine(),
+    };
     let work = server::WorkLimits {
         reads: config
             .connections
@@ -395,6 +401,18 @@ fn work_limits(config: &ServeConfig) -> server::WorkLimits {
         writes = work.writes,
         "store work admitted at once"
     );
+    let pool = store_postgres::DEFAULT_MAX_CONNECTIONS;
+    if config.store.database_url.is_some()
+        && work.reads + work.writes + server::RESERVED_CONNECTIONS > pool
+    {
+        tracing::warn!(
+            reads = work.reads,
+            writes = work.writes,
+            pool,
+            "more store work admitted at once than the database pool serves beside the \
+             platform's own work: requests may wait for a connection and fail"
+        );
+    }
     work
 }
 

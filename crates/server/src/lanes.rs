@@ -33,6 +33,27 @@ impl WorkLimits {
     }
 }
 
+/// Connections of a database server's pool kept for the work outside the lanes (the audit
+/// trail's writer, the consumers of the change log, durable jobs).
+pub const RESERVED_CONNECTIONS: usize = 4;
+
+impl WorkLimits {
+    /// For a store on a database server with `connections` pooled connections (PostgreSQL): a
+    /// write there spends most of its time waiting on the server (round trips, the WAL's
+    /// flush), so more run at once than there are cores, four per core (concurrent commits
+    /// share a flush), up to half the pool; reads as on this machine; and together never
+    /// more than the pool less the connections the work outside the lanes needs. Admitting
+    /// more than the pool holds made writes wait 30 s for a connection and fail: 16 writes at
+    /// once on a pool of 16 turned 1,086 CRUD requests/s into 10.
+    pub fn for_a_database_server(connections: usize) -> WorkLimits {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let room = connections.saturating_sub(RESERVED_CONNECTIONS).max(2);
+        let writes = (4 * cores).min(connections / 2).clamp(1, room - 1);
+        let reads = (2 * cores).max(4).min(room - writes).max(1);
+        WorkLimits { reads, writes }
+    }
+}
+
 impl Default for WorkLimits {
     fn default() -> WorkLimits {
         WorkLimits::for_this_machine()
@@ -122,4 +143,28 @@ pub(crate) async fn blocking<T: Send + 'static>(
         lanes.written.bump();
     }
     done
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn a_database_servers_lanes_fit_its_pool() {
+        for connections in [2, 4, 8, 16, 32, 64] {
+            let limits = WorkLimits::for_a_database_server(connections);
+            assert!(
+                limits.reads >= 1 && limits.writes >= 1,
+                "{connections}: {limits:?}"
+            );
+            if connections > RESERVED_CONNECTIONS + 2 {
+                assert!(
+                    limits.reads + limits.writes + RESERVED_CONNECTIONS <= connections,
+                    "{connections}: {limits:?}"
+                );
+            }
+        }
+        let sixteen = WorkLimits::for_a_database_server(16);
+        assert!(sixteen.writes >= WorkLimits::for_this_machine().writes.min(8));
+    }
 }

@@ -51,7 +51,7 @@ pub use intake::{
     IntakeGuard, IntakeSettings, READINGS_TOPIC, audit_replayed, sender_caller,
     start as start_intake,
 };
-pub use lanes::WorkLimits;
+pub use lanes::{RESERVED_CONNECTIONS, WorkLimits};
 pub use ledger::{WitnessConfig, publish_checkpoints};
 pub use subscriptions::{NotifyGuard, NotifySettings, start as start_notifications};
 pub use viewer::{VIEWER_CLIENT_ID, register_viewer, viewer_redirect_uris};

@@ -42,12 +42,15 @@ pub struct PostgresConfig {
     pub connect_timeout: Duration,
 }
 
+/// The connections a store's pool opens at most by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
+
 impl PostgresConfig {
     /// The defaults: 16 connections, 30 s to get one, 10 s to open one.
     pub fn new(url: impl Into<String>) -> PostgresConfig {
         PostgresConfig {
             url: url.into(),
-            max_connections: 16,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             acquire_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
         }
