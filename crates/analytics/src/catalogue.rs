@@ -2,6 +2,8 @@
 //! data in `catalogue/views/`, named as the tables SQL reads (`encounter`, `patient`, ...).
 //! Each column's description is in its view; `docs/analytics.md` lists them.
 
+use std::sync::OnceLock;
+
 use serde_json::Value;
 
 use crate::{View, ViewError};
@@ -52,23 +54,29 @@ pub struct CatalogueView {
     pub view: View,
 }
 
-/// Every catalogue view, by name. The views are checked when the crate is tested, so an error
-/// here is a fault of the build.
-pub fn views() -> Result<Vec<CatalogueView>, ViewError> {
-    VIEWS
-        .iter()
-        .map(|(name, text)| {
-            let json: Value = serde_json::from_str(text)
-                .map_err(|e| ViewError::invalid(*name, format!("is not JSON: {e}")))?;
-            let view = View::parse(&json)?;
-            Ok(CatalogueView { name, json, view })
+/// Every catalogue view, by name, compiled once per process. The views are checked when the
+/// crate is tested, so an error here is a fault of the build.
+pub fn views() -> Result<&'static [CatalogueView], ViewError> {
+    static VIEWS_COMPILED: OnceLock<Result<Vec<CatalogueView>, ViewError>> = OnceLock::new();
+    VIEWS_COMPILED
+        .get_or_init(|| {
+            VIEWS
+                .iter()
+                .map(|(name, text)| {
+                    let json: Value = serde_json::from_str(text)
+                        .map_err(|e| ViewError::invalid(*name, format!("is not JSON: {e}")))?;
+                    let view = View::parse(&json)?;
+                    Ok(CatalogueView { name, json, view })
+                })
+                .collect()
         })
-        .collect()
+        .as_deref()
+        .map_err(Clone::clone)
 }
 
-/// The catalogue view named `name`.
-pub fn view(name: &str) -> Option<CatalogueView> {
-    views().ok()?.into_iter().find(|v| v.name == name)
+/// The names of the catalogue's views (the SQL tables), without compiling them.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    VIEWS.iter().map(|(name, _)| *name)
 }
 
 #[cfg(test)]
@@ -79,7 +87,7 @@ mod tests {
     fn every_view_compiles_and_is_named_as_its_file() {
         let views = views().unwrap();
         assert_eq!(views.len(), VIEWS.len());
-        for view in &views {
+        for view in views {
             assert_eq!(view.view.name(), Some(view.name));
             assert!(view.json["description"].is_string(), "{}", view.name);
         }

@@ -25,6 +25,7 @@
 //! a store holding another version holds another definition, and is upgraded.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -280,16 +281,13 @@ fn sql_header_views(id: &str, sql: &str) -> Result<Vec<String>, ViewError> {
         .lines()
         .find_map(|l| l.trim().strip_prefix("-- views:"))
         .ok_or_else(|| ViewError::invalid(id, "its SQL names no views (a `-- views:` line)"))?;
-    let known: Vec<String> = crate::catalogue::views()?
-        .iter()
-        .map(|v| v.name.to_owned())
-        .collect();
+    let known: Vec<&str> = crate::catalogue::names().collect();
     let views: Vec<String> = line
         .split(',')
         .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty())
         .collect();
-    if let Some(unknown) = views.iter().find(|v| !known.contains(v)) {
+    if let Some(unknown) = views.iter().find(|v| !known.contains(&v.as_str())) {
         return Err(ViewError::invalid(
             id,
             format!("its SQL reads view '{unknown}', not in the catalogue"),
@@ -443,21 +441,28 @@ fn load(id: &'static str, text: &str, sql: &'static str) -> Result<Indicator, Vi
     })
 }
 
-/// Every catalogue indicator, by id. They are checked when the crate is tested, so an error
-/// here is a fault of the build.
-pub fn indicators() -> Result<Vec<Indicator>, ViewError> {
-    INDICATORS
-        .iter()
-        .map(|(id, text, sql)| load(id, text, sql))
-        .collect()
+/// Every catalogue indicator, by id, loaded once per process. They are checked when the crate
+/// is tested, so an error here is a fault of the build.
+pub fn indicators() -> Result<&'static [Indicator], ViewError> {
+    static LOADED: OnceLock<Result<Vec<Indicator>, ViewError>> = OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            INDICATORS
+                .iter()
+                .map(|(id, text, sql)| load(id, text, sql))
+                .collect()
+        })
+        .as_deref()
+        .map_err(Clone::clone)
 }
 
 /// The indicator with id `id`, or whose canonical URL is `id`.
 pub fn indicator(id: &str) -> Option<Indicator> {
     indicators()
         .ok()?
-        .into_iter()
+        .iter()
         .find(|i| i.id == id || canonical("Measure", i.id) == id)
+        .cloned()
 }
 
 /// Why an answer could not be made a report.
@@ -771,7 +776,7 @@ mod tests {
             .collect();
         files.sort();
         let mut expected: Vec<String> = Vec::new();
-        for indicator in &indicators {
+        for indicator in indicators {
             expected.push(format!("{}.json", indicator.id));
             expected.push(format!("{}.sql", indicator.id));
             assert!(!indicator.views.is_empty(), "{}", indicator.id);
@@ -898,7 +903,7 @@ mod tests {
             for rows in [vec![], vec![row]] {
                 for subject_list in [false, true] {
                     let report = report(
-                        &indicator,
+                        indicator,
                         &columns,
                         &rows,
                         &period,
