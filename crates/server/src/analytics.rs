@@ -143,19 +143,28 @@ fn run(call: Invocation) -> Handled {
     })
 }
 
-/// The view kept in Library `id`, as the caller may read it: one it may not see is not found.
+/// The view kept in Library `id` (`stored_library`).
 fn stored_view(
     repository: &repository::Repository,
     caller: &caller::Caller,
     id: &str,
 ) -> Result<View, ApiError> {
+    let library = stored_library(repository, caller, id)?;
+    Ok(analytics::stored::view_of_library(&library)?)
+}
+
+/// Library `id` as the caller may read it: one it may not see is not found.
+fn stored_library(
+    repository: &repository::Repository,
+    caller: &caller::Caller,
+    id: &str,
+) -> Result<Value, ApiError> {
     let record = repository
         .reader(caller)
         .current("Library", id)?
         .filter(|record| record.content.is_some())
         .ok_or_else(|| ApiError::NotFound(format!("Library/{id} is not known")))?;
-    let library = repository::parse_stored(&record)?;
-    Ok(analytics::stored::view_of_library(&library)?)
+    Ok(repository::parse_stored(&record)?)
 }
 
 /// The values of the parameters named `name`.
@@ -388,14 +397,7 @@ fn sql_query_run(call: Invocation) -> Handled {
         let root = call.state.config().views_dir.clone();
         let bytes = blocking(move || -> Result<Vec<u8>, ApiError> {
             let library = match stored {
-                Some(id) => {
-                    let record = repository
-                        .reader(&caller)
-                        .current("Library", &id)?
-                        .filter(|record| record.content.is_some())
-                        .ok_or_else(|| ApiError::NotFound(format!("Library/{id} is not known")))?;
-                    repository::parse_stored(&record)?
-                }
+                Some(id) => stored_library(&repository, &caller, &id)?,
                 None => inline.into_iter().next().unwrap_or_default(),
             };
             let sql = analytics::indicators::sql_of_library(&library)?;

@@ -41,8 +41,8 @@ pub type Views = Vec<(String, Value, View)>;
 pub fn catalogue() -> Result<Views> {
     Ok(analytics::catalogue::views()
         .context("the view catalogue")?
-        .into_iter()
-        .map(|v| (v.name.to_owned(), v.json, v.view))
+        .iter()
+        .map(|v| (v.name.to_owned(), v.json.clone(), v.view.clone()))
         .collect())
 }
 
@@ -198,10 +198,20 @@ pub fn refresh_catalogue(
     caller: &caller::Caller,
     root: &Path,
 ) -> Result<()> {
+    refresh_one_at_a_time(repository, caller, root, catalogue()?)
+}
+
+/// `views` under `root` brought up to date with the store, quietly, one refresh at a time.
+fn refresh_one_at_a_time(
+    repository: &Repository,
+    caller: &caller::Caller,
+    root: &Path,
+    views: Views,
+) -> Result<()> {
     let _one = REFRESHING
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    materialise(repository, caller, catalogue()?, root, false, &Quiet)
+    materialise(repository, caller, views, root, false, &Quiet)
 }
 
 /// `indicator` computed for `period` over the views under `root`, after bringing the views it
@@ -219,12 +229,7 @@ pub fn evaluate_indicator(
         .into_iter()
         .filter(|(name, _, _)| indicator.views.contains(name))
         .collect();
-    {
-        let _one = REFRESHING
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        materialise(repository, caller, views, root, false, &Quiet)?;
-    }
+    refresh_one_at_a_time(repository, caller, root, views)?;
     let mut engine = analytics_sql::Engine::over(root, analytics_sql::Limits::default())?;
     let date = fhir_model::clock::format_instant(fhir_model::clock::now_micros());
     Ok(analytics_sql::evaluate(
@@ -259,7 +264,7 @@ pub fn keep_month(
     let date = fhir_model::clock::format_instant(fhir_model::clock::now_micros());
     let mut written = Vec::new();
     for indicator in analytics::indicators::indicators()? {
-        let mut report = analytics_sql::evaluate(&mut engine, &indicator, &period, false, &date)?;
+        let mut report = analytics_sql::evaluate(&mut engine, indicator, &period, false, &date)?;
         let id = kept_report_id(indicator.id, month);
         report["id"] = Value::String(id.clone());
         report["identifier"] = serde_json::json!([{
