@@ -9,9 +9,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use analytics::output::{csv_field, csv_value};
+use analytics::output::{Format as TextFormat, RowWriter};
 use analytics_sql::{Engine, Limits, SqlError};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::config::{StoreArgs, StoreConfig};
 
@@ -66,34 +66,12 @@ pub fn run(args: SqlArgs) -> ExitCode {
         }
     };
     let text = match args.format {
-        Format::Ndjson => answer
-            .rows
-            .iter()
-            .map(|row| {
-                let object: Map<String, Value> = answer
-                    .columns
-                    .iter()
-                    .cloned()
-                    .zip(row.iter().cloned())
-                    .collect();
-                format!("{}\n", Value::Object(object))
-            })
-            .collect::<String>(),
-        Format::Csv => {
-            let mut text = csv_line(answer.columns.iter().map(|c| csv_field(c)));
-            for row in &answer.rows {
-                text.push_str(&csv_line(row.iter().map(csv_value)));
-            }
-            text
-        }
-        Format::Table => table(&answer.columns, &answer.rows),
+        Format::Ndjson => rows_as(&answer, TextFormat::Ndjson),
+        Format::Csv => rows_as(&answer, TextFormat::Csv { header: true }),
+        Format::Table => table(&answer.columns, &answer.rows).into_bytes(),
     };
     let mut out = std::io::stdout().lock();
-    if out
-        .write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .is_err()
-    {
+    if out.write_all(&text).and_then(|()| out.flush()).is_err() {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
@@ -107,8 +85,18 @@ fn cell(value: &Value) -> String {
     }
 }
 
-fn csv_line(fields: impl Iterator<Item = String>) -> String {
-    format!("{}\r\n", fields.collect::<Vec<_>>().join(","))
+/// The answer as NDJSON or CSV, as `view run` writes rows.
+fn rows_as(answer: &analytics_sql::Answer, format: TextFormat) -> Vec<u8> {
+    let written = RowWriter::with_columns(answer.columns.clone(), format, Vec::new()).and_then(
+        |mut writer| {
+            for row in &answer.rows {
+                writer.write(row)?;
+            }
+            writer.finish()
+        },
+    );
+    // Writing to memory does not fail.
+    written.map(|(_, bytes)| bytes).unwrap_or_default()
 }
 
 /// Columns aligned under their names, numbers to the right.
