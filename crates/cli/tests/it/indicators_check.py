@@ -284,21 +284,43 @@ def component(obs, code):
     return None
 
 
-# Hypertension control: the last reading in the period of those enrolled.
-members = enrolled({"hypertension"})
-last = {}
-for obs in observations:
+def last_readings(programme, reading):
+    """For each resident enrolled in `programme` during the period, the last of their
+    Observations in the period that `reading` makes a value of (None: not a reading), as
+    ((when, id), value)."""
+    members = enrolled({programme})
+    last = {}
+    for obs in observations:
+        value = reading(obs)
+        if value is None:
+            continue
+        pid, when = ref(obs.get("subject"), "Patient"), obs.get("effectiveDateTime")
+        if pid not in members or not in_period(when):
+            continue
+        key = (when, obs["id"])
+        if pid not in last or key > last[pid][0]:
+            last[pid] = (key, value)
+    return last
+
+
+def blood_pressure(obs):
     codes = [(c.get("system"), c.get("code")) for c in (obs.get("code") or {}).get("coding", [])]
-    if (LOINC, "85354-9") not in codes:
-        continue
-    pid, when = ref(obs.get("subject"), "Patient"), obs.get("effectiveDateTime")
-    if pid not in members or not in_period(when):
-        continue
-    key = (when, obs["id"])
-    if pid not in last or key > last[pid][0]:
-        last[pid] = (key, obs)
+    return obs if (LOINC, "85354-9") in codes else None
+
+
+def glucose_mmol(obs):
+    if first_code(obs.get("code"), LOINC) not in ("14771-0", "14743-9"):
+        return None
+    quantity = obs.get("valueQuantity") or {}
+    value, unit = quantity.get("value"), quantity.get("code")
+    if value is None or (unit or "mmol/L") not in ("mmol/L", "mg/dL"):
+        return None
+    return value / 18.0 if unit == "mg/dL" else value
+
+
+# Hypertension control: the last reading in the period of those enrolled.
 rows = []
-for pid, ((when, _), obs) in last.items():
+for pid, ((when, _), obs) in last_readings("hypertension", blood_pressure).items():
     if pid not in patients:
         continue
     years = age(patients[pid]["birth"], when[:10])
@@ -308,24 +330,9 @@ for pid, ((when, _), obs) in last.items():
 tally("hypertension-control", proportion(rows), PEOPLE, PROPORTION)
 
 # Diabetes control.
-members = enrolled({"type-2-diabetes"})
-last = {}
-for obs in observations:
-    loinc = first_code(obs.get("code"), LOINC)
-    if loinc not in ("14771-0", "14743-9"):
-        continue
-    quantity = obs.get("valueQuantity") or {}
-    value, unit = quantity.get("value"), quantity.get("code")
-    if value is None or (unit or "mmol/L") not in ("mmol/L", "mg/dL"):
-        continue
-    pid, when = ref(obs.get("subject"), "Patient"), obs.get("effectiveDateTime")
-    if pid not in members or not in_period(when):
-        continue
-    key = (when, obs["id"])
-    if pid not in last or key > last[pid][0]:
-        last[pid] = (key, value / 18.0 if unit == "mg/dL" else value)
 rows = [{"subject": "Patient/" + pid, "numerator": 3.9 < mmol < 7.0, **resident_strata(pid)}
-        for pid, (_, mmol) in last.items() if pid in patients]
+        for pid, (_, mmol) in last_readings("type-2-diabetes", glucose_mmol).items()
+        if pid in patients]
 tally("diabetes-control", proportion(rows), PEOPLE, PROPORTION)
 
 # Chronic follow-up: a follow-up visit per three months of the period.
