@@ -21,23 +21,25 @@ pub struct WorkLimits {
     pub writes: usize,
 }
 
-impl WorkLimits {
-    /// Twice the cores for reads (enough to keep them busy while some wait on the disk or the
-    /// database), the cores for writes.
-    pub fn for_this_machine() -> WorkLimits {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        WorkLimits {
-            reads: (2 * cores).max(4),
-            writes: cores.max(2),
-        }
-    }
-}
-
 /// Connections of a database server's pool kept for the work outside the lanes (the audit
 /// trail's writer, the consumers of the change log, durable jobs).
 pub const RESERVED_CONNECTIONS: usize = 4;
 
+/// The cores this process may run on (2 when unknown).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 impl WorkLimits {
+    /// Twice the cores for reads (enough to keep them busy while some wait on the disk or the
+    /// database), the cores for writes.
+    pub fn for_this_machine() -> WorkLimits {
+        WorkLimits {
+            reads: (2 * cores()).max(4),
+            writes: cores().max(2),
+        }
+    }
+
     /// For a store on a database server with `connections` pooled connections (PostgreSQL): a
     /// write there spends most of its time waiting on the server (round trips, the WAL's
     /// flush), so more run at once than there are cores, four per core (concurrent commits
@@ -46,10 +48,10 @@ impl WorkLimits {
     /// more than the pool holds made writes wait 30 s for a connection and fail: 16 writes at
     /// once on a pool of 16 turned 1,086 CRUD requests/s into 10.
     pub fn for_a_database_server(connections: usize) -> WorkLimits {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let machine = WorkLimits::for_this_machine();
         let room = connections.saturating_sub(RESERVED_CONNECTIONS).max(2);
-        let writes = (4 * cores).min(connections / 2).clamp(1, room - 1);
-        let reads = (2 * cores).max(4).min(room - writes).max(1);
+        let writes = (4 * cores()).min(connections / 2).clamp(1, room - 1);
+        let reads = machine.reads.min(room - writes).max(1);
         WorkLimits { reads, writes }
     }
 }
