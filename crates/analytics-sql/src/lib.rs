@@ -139,17 +139,11 @@ impl Engine {
     /// Runs one query, answering its rows as JSON values (integers and reals as numbers, text
     /// as strings, a blob as an array of its bytes).
     pub fn query(&mut self, sql: &str) -> Result<Answer, SqlError> {
-        let row_limit = self.limits.rows;
-        let (columns, rows) = self.query_each(
+        let (columns, rows) = self.query_each_limited(
             sql,
             &[],
             |columns| Ok((columns.to_vec(), Vec::new())),
             |(_, rows): &mut (Vec<String>, Vec<Vec<Value>>), row| {
-                if rows.len() == row_limit {
-                    return Err(SqlError::Limit(format!(
-                        "the answer has more than {row_limit} rows: add a LIMIT, or aggregate"
-                    )));
-                }
                 rows.push(row);
                 Ok(())
             },
@@ -157,10 +151,33 @@ impl Engine {
         Ok(Answer { columns, rows })
     }
 
+    /// [`Engine::query_each`] under the row limit: an answer of more than [`Limits::rows`]
+    /// rows is refused when the row past it comes.
+    pub fn query_each_limited<S>(
+        &mut self,
+        sql: &str,
+        params: &[(&str, Value)],
+        start: impl FnOnce(&[String]) -> Result<S, SqlError>,
+        mut each: impl FnMut(&mut S, Vec<Value>) -> Result<(), SqlError>,
+    ) -> Result<S, SqlError> {
+        let limit = self.limits.rows;
+        let mut rows = 0usize;
+        self.query_each(sql, params, start, |state, row| {
+            if rows == limit {
+                return Err(SqlError::Limit(format!(
+                    "the answer has more than {limit} rows: add a LIMIT, or aggregate"
+                )));
+            }
+            rows += 1;
+            each(state, row)
+        })
+    }
+
     /// Runs one query with its named parameters bound (`(":name", value)`; a parameter the
     /// query does not name is ignored, one it names and is not given reads NULL), handing
     /// each row to `each` as it comes, after `start` has seen the columns: an answer of any
-    /// size in bounded memory. The time limit holds; the row limit is the caller's.
+    /// size in bounded memory. The time limit holds, not the row limit
+    /// ([`Engine::query_each_limited`]).
     pub fn query_each<S>(
         &mut self,
         sql: &str,

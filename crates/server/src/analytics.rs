@@ -409,29 +409,20 @@ fn sql_query_run(call: Invocation) -> Handled {
             let mut engine = analytics_sql::Engine::over(&root, SQL_LIMITS)?;
             let params: Vec<(&str, Value)> =
                 bound.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
-            let writer = engine.query_each(
+            let writer = engine.query_each_limited(
                 &sql,
                 &params,
                 |columns| {
                     analytics::output::RowWriter::with_columns(columns.to_vec(), format, Vec::new())
-                        .map(|writer| (writer, 0usize))
                         .map_err(|e| analytics_sql::SqlError::Engine(e.to_string()))
                 },
-                |(writer, rows), row| {
-                    if *rows == SQL_LIMITS.rows {
-                        return Err(analytics_sql::SqlError::Limit(format!(
-                            "the answer has more than {} rows: add a LIMIT, or aggregate",
-                            SQL_LIMITS.rows
-                        )));
-                    }
-                    *rows += 1;
+                |writer, row| {
                     writer
                         .write(&row)
                         .map_err(|e| analytics_sql::SqlError::Engine(e.to_string()))
                 },
             )?;
             let (_, bytes) = writer
-                .0
                 .finish()
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             Ok(bytes)
