@@ -6,7 +6,7 @@ use search::query::{
     ReferenceTarget, StringTest, TokenColumn, UriTest,
 };
 
-use crate::builder::{SqlBuilder, SqlValue};
+use crate::builder::{Dialect, SqlBuilder, SqlValue};
 use crate::tables::{self, Table};
 
 /// The index table that alone answers `filter`, if one does.
@@ -24,12 +24,33 @@ pub(crate) fn index_table_of(filter: &Filter) -> Option<&'static Table> {
     })
 }
 
-/// Writes the condition on row `x` of the filter's index table. In a `probe` on SQLite the
-/// columns are written `+x.col`, which keeps the planner on the resource key (the probe's
+/// Writes the condition on row `x` of the filter's index table. In a `probe` columns are
+/// marked (`SqlBuilder::probe_mark`), which keeps the planner on the resource key (the probe's
 /// `x.rid = r.rid`) instead of scanning a value index once per candidate row.
 pub(crate) fn index_condition(b: &mut SqlBuilder, filter: &Filter, x: &str, probe: bool) {
-    let plus = if probe { b.no_index_mark() } else { "" };
-    let c = |name: &str| format!("{plus}{x}.{name}");
+    // On PostgreSQL `param` is marked only where it leads a value index (names, dates,
+    // numbers, quantities, uris). The reference index leads with the target and needs `param`
+    // as its second term: marked there, a probe read every reference to the patient for each
+    // candidate row (1.2 s for a compartment search's page, against 13 ms unmarked).
+    let param_leads_value_index = !matches!(
+        filter,
+        Filter::Token { .. } | Filter::Reference { .. } | Filter::Composite { .. }
+    );
+    let (param_mark, value_mark) = match probe {
+        true if param_leads_value_index || b.dialect == Dialect::Sqlite => {
+            (b.probe_mark("param"), b.probe_mark("value"))
+        }
+        true => ("", b.probe_mark("value")),
+        false => ("", ""),
+    };
+    let c = |name: &str| {
+        let mark = if name == "param" {
+            param_mark
+        } else {
+            value_mark
+        };
+        format!("{mark}{x}.{name}")
+    };
     match filter {
         Filter::Token { column, hash, .. } => {
             b.push(&format!("{} = ", c(token_column(*column))))

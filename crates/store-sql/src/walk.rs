@@ -47,9 +47,17 @@ pub(crate) fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize) {
         }
         // A resource has few dates of one parameter: read them by (rid, param). Stated as
         // index terms, the date bounds would lead SQLite to the (param, high) index instead.
+        // PostgreSQL's value indexes lead with `param` instead: marked there, it keeps them
+        // out of the probe (`SqlBuilder::probe_mark`).
         Filter::Date { param, predicate } => {
-            let plus = b.no_index_mark();
-            b.push("y.param = ").bind_int(param.0).push(" AND ");
+            let plus = b.probe_mark("high");
+            let param_mark = match b.dialect {
+                Dialect::Postgres => b.probe_mark("param"),
+                Dialect::Sqlite => "",
+            };
+            b.push(&format!("{param_mark}y.param = "))
+                .bind_int(param.0)
+                .push(" AND ");
             render_range(
                 b,
                 predicate,
@@ -71,6 +79,11 @@ pub(crate) fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize) {
 /// ` AND (value_column, d.rid) > (value, row)`, spelt out: the rows after a walk's cursor, when
 /// the page is ordered by `value_column` and then the walked row `d.rid`.
 fn after_walk_position(b: &mut SqlBuilder, value_column: &str, value: &CursorValue, row: i64) {
+    // The bound `>=` first, an index term on its own: the OR after it is not one, and a
+    // planner with statistics of an empty store read the walk's index from its start for
+    // every next page (72 ms for the tenth page of ten at 1x Synthea).
+    b.push(&format!(" AND {value_column} >= "));
+    bind_cursor_value(b, value);
     b.push(&format!(" AND ({value_column} > "));
     bind_cursor_value(b, value);
     b.push(&format!(" OR ({value_column} = "));
