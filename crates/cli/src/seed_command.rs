@@ -67,6 +67,7 @@ pub fn run(args: SeedArgs) -> ExitCode {
                 let options = ImportOptions {
                     workers: threads.max(1),
                     batch_resources: args.batch.max(1),
+                    ..ImportOptions::default()
                 };
                 load_into_store(&region, &config, options)
             })

@@ -41,6 +41,9 @@ pub struct ImportOptions {
     pub workers: usize,
     /// Resources per store transaction (a transaction Bundle is never split).
     pub batch_resources: usize,
+    /// Whether the store's planner statistics are refreshed at the end (always, but to measure
+    /// plans on statistics left stale).
+    pub refresh_statistics: bool,
 }
 
 impl Default for ImportOptions {
@@ -49,6 +52,7 @@ impl Default for ImportOptions {
         ImportOptions {
             workers: cores.max(1),
             batch_resources: 5000,
+            refresh_statistics: true,
         }
     }
 }
@@ -187,7 +191,8 @@ impl Repository {
             drop(sender);
             self.import_writer(ctx, receiver, options, progress, &watermark, &mut report);
         });
-        if report.counts.created + report.counts.updated > 0
+        if options.refresh_statistics
+            && report.counts.created + report.counts.updated > 0
             && let Err(error) = self.store.refresh_statistics()
         {
             // The data is in; only the planner's picture of it is stale.

@@ -40,19 +40,23 @@ pub struct PostgresConfig {
     pub acquire_timeout: Duration,
     /// How long opening one connection may take.
     pub connect_timeout: Duration,
+    /// Whether the store keeps the planner's statistics fresh itself (`statistics`). Off only
+    /// to measure plans on stale statistics (the plan-regression benchmark).
+    pub keep_statistics: bool,
 }
 
 /// The connections a store's pool opens at most by default.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 
 impl PostgresConfig {
-    /// The defaults: 16 connections, 30 s to get one, 10 s to open one.
+    /// The defaults: 16 connections, 30 s to get one, 10 s to open one, statistics kept.
     pub fn new(url: impl Into<String>) -> PostgresConfig {
         PostgresConfig {
             url: url.into(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             acquire_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            keep_statistics: true,
         }
     }
 }
@@ -61,8 +65,9 @@ impl PostgresConfig {
 pub struct PostgresStore {
     pool: Pool,
     row_keys: RowKeys,
-    /// Keeps the planner's statistics fresh (`statistics`); stops with the store.
-    _statistics: statistics::Keeper,
+    /// Keeps the planner's statistics fresh (`statistics`), unless configured off; stops with
+    /// the store.
+    _statistics: Option<statistics::Keeper>,
 }
 
 impl PostgresStore {
@@ -91,7 +96,9 @@ impl PostgresStore {
             schema::migrate(&mut connection)?;
             schema::row_key_block(&mut connection)?
         };
-        let statistics = statistics::Keeper::start(pool.config(), STATISTICS_EVERY);
+        let statistics = config
+            .keep_statistics
+            .then(|| statistics::Keeper::start(pool.config(), STATISTICS_EVERY));
         Ok(PostgresStore {
             pool,
             row_keys: RowKeys {

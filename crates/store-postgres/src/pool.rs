@@ -86,12 +86,12 @@ impl Pool {
         self.max_connections
     }
 
-    /// A connection outside the pool's count (for migrations, which hold a session lock).
     /// How connections are made (for a connection of another's own, outside the pool).
     pub(crate) fn config(&self) -> postgres::Config {
         self.config.clone()
     }
 
+    /// A connection outside the pool's count (for migrations, which hold a session lock).
     pub(crate) fn connect_unpooled(&self) -> Result<Connection, StoreError> {
         let client = self.config.connect(NoTls).map_err(|error| {
             StoreError::Unavailable(format!("connecting to PostgreSQL: {}", describe(&error)))

@@ -123,7 +123,7 @@ test_support::backend_tests! {
         assert_eq!(resident, RESIDENTS);
         assert!(pairs.len() > 20 && !left_out.is_empty(), "{} pairs", pairs.len());
         assert!(!critical_readings.is_empty());
-        let options = ImportOptions { workers: 2, batch_resources: 1000 };
+        let options = ImportOptions { workers: 2, batch_resources: 1000, ..ImportOptions::default() };
         let report = repository.import(&operator(), units.into_iter(), options, &|_| {});
         assert!(report.failures.is_empty(), "{:?}", report.failures.first());
 

@@ -22,6 +22,7 @@ fn load(repository: &Repository) {
         ImportOptions {
             workers: 2,
             batch_resources: 500,
+            ..ImportOptions::default()
         },
         &|_| {},
     );
@@ -94,7 +95,7 @@ backend_tests! {
                 json: line.as_bytes().to_vec(),
             }).collect::<Vec<_>>()
         });
-        let report = fresh.import(&ctx(), units, ImportOptions { workers: 2, batch_resources: 500 }, &|_| {});
+        let report = fresh.import(&ctx(), units, ImportOptions { workers: 2, batch_resources: 500, ..ImportOptions::default() }, &|_| {});
         assert!(report.failures.is_empty(), "{:?}", report.failures);
         let (dir2, again) = export(&fresh, ExportLevel::System, &[]);
         assert_eq!(everything(&dir2, &again), everything(&dir, &files));

@@ -26,6 +26,7 @@ fn import(
     let options = ImportOptions {
         workers,
         batch_resources: batch,
+        ..ImportOptions::default()
     };
     repository.import(&ctx(), units.into_iter(), options, &|_: &ImportCounts| {})
 }

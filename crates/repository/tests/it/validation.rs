@@ -44,7 +44,7 @@ backend_tests! {
         assert!(repository.read(&ctx(), "Patient", "p2").is_err(), "the transaction was rolled back");
 
         let unit = ImportUnit { source: "data.ndjson:7".into(), json: serde_json::to_vec(&crowded).unwrap() };
-        let report = repository.import(&ctx(), vec![unit].into_iter(), ImportOptions { workers: 1, batch_resources: 10 }, &|_: &ImportCounts| {});
+        let report = repository.import(&ctx(), vec![unit].into_iter(), ImportOptions { workers: 1, batch_resources: 10, ..ImportOptions::default() }, &|_: &ImportCounts| {});
         assert_eq!((report.counts.updated, report.counts.failed), (0, 1));
         assert_eq!(report.failures[0].source, "data.ndjson:7");
         assert_eq!(report.failures[0].issues[0].expression.as_deref(), Some("Patient.name"));
