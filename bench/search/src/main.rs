@@ -7,7 +7,13 @@
 //! search-bench load (--data DIR | --database-url URL) --copies N [--organization ORG] SYNTHEA_DIR...
 //! search-bench consents (--data DIR | --database-url URL) --count N --organization ORG
 //! search-bench run  (--data DIR | --database-url URL) [--iterations N] [--label L] [--as ORG]
+//! search-bench plans (--data DIR | --database-url URL) --out FILE [--label L] [--stale-statistics]
 //! ```
+//!
+//! `plans` runs the plan-regression matrix (`plans.rs`). `--stale-statistics` (PostgreSQL) keeps
+//! the planner's statistics as they are: `load` analyses the empty store first and not after,
+//! and neither `load` nor `plans` lets the store refresh them, so the plans measured are those
+//! of statistics taken before the data was written.
 //!
 //! Every command runs under the access rules. `load --organization` makes that institution the
 //! custodian of what is loaded; `consents` writes N patient-privacy Consents spread over the
@@ -25,6 +31,8 @@ use repository::{ImportOptions, ImportUnit, Repository, SearchRequest, SearchSco
 use serde_json::Value;
 use store::Store;
 
+mod plans;
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -36,7 +44,8 @@ fn main() -> Result<()> {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let store = open(flag("--data"), flag("--database-url"))?;
+    let stale = args.iter().any(|a| a == "--stale-statistics");
+    let store = open(flag("--data"), flag("--database-url"), stale)?;
     let repository = Repository::new(store);
     repository.set_access_policy(Arc::new(access::policy::Policy::new()));
     match args.first().map(String::as_str) {
@@ -51,7 +60,11 @@ fn main() -> Result<()> {
                 .collect();
             let mut loader = ctx();
             loader.organization = flag("--organization");
-            load(&repository, &loader, copies, &dirs)
+            if stale {
+                // Statistics of the empty store, as an early ANALYZE leaves them.
+                repository.store().refresh_statistics()?;
+            }
+            load(&repository, &loader, copies, &dirs, !stale)
         }
         Some("consents") => {
             let count: usize = flag("--count").unwrap_or_else(|| "10000".into()).parse()?;
@@ -73,17 +86,30 @@ fn main() -> Result<()> {
             }
             run(&repository, sample, iterations, &label)
         }
+        Some("plans") => {
+            let label = flag("--label").unwrap_or_default();
+            let out = flag("--out").context("--out FILE")?;
+            let mut out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&out)
+                .with_context(|| format!("opening {out}"))?;
+            let sample = sample(&repository)?;
+            plans::run(&repository, &sample, &label, &mut out)
+        }
         _ => bail!(
             "usage: search-bench (load --copies N DIR... | run [--iterations N]) (--data DIR | --database-url URL)"
         ),
     }
 }
 
-fn open(data: Option<String>, url: Option<String>) -> Result<Arc<dyn Store>> {
+fn open(data: Option<String>, url: Option<String>, stale: bool) -> Result<Arc<dyn Store>> {
     Ok(match (data, url) {
-        (_, Some(url)) => Arc::new(store_postgres::PostgresStore::open(
-            store_postgres::PostgresConfig::new(url),
-        )?),
+        (_, Some(url)) => {
+            let mut config = store_postgres::PostgresConfig::new(url);
+            config.keep_statistics = !stale;
+            Arc::new(store_postgres::PostgresStore::open(config)?)
+        }
         (Some(dir), None) => {
             std::fs::create_dir_all(&dir)?;
             let mut config = store_sqlite::SqliteConfig::in_dir(Path::new(&dir));
@@ -206,7 +232,13 @@ fn is_uuid(bytes: &[u8]) -> bool {
             .is_none_or(|b| !b.is_ascii_hexdigit() && *b != b'-')
 }
 
-fn load(repository: &Repository, loader: &Caller, copies: usize, dirs: &[PathBuf]) -> Result<()> {
+fn load(
+    repository: &Repository,
+    loader: &Caller,
+    copies: usize,
+    dirs: &[PathBuf],
+    refresh_statistics: bool,
+) -> Result<()> {
     let mut files = Vec::new();
     for dir in dirs {
         for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
@@ -236,7 +268,11 @@ fn load(repository: &Repository, loader: &Caller, copies: usize, dirs: &[PathBuf
         });
     // As `meridian import` loads: into an empty SQLite store the search indexes come last.
     repository.store().begin_bulk_load()?;
-    let report = repository.import(loader, units, ImportOptions::default(), &|_| {});
+    let options = ImportOptions {
+        refresh_statistics,
+        ..ImportOptions::default()
+    };
+    let report = repository.import(loader, units, options, &|_| {});
     repository.store().end_bulk_load()?;
     eprintln!(
         "\nloaded {} resources ({} created) in {:.1} s; {} failed",
