@@ -36,6 +36,9 @@ pub(crate) fn changes(
 }
 
 fn read(connection: &mut Connection, after: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
+    if connection.distributed {
+        return read_distributed(connection, after, limit);
+    }
     let statement = connection.prepare_cached(
         "SELECT c.position, v.rid, v.type, r.id, v.version, v.method, v.last_updated \
          FROM change c JOIN version v ON v.seq = c.seq JOIN resource r ON r.rid = v.rid \
@@ -58,6 +61,55 @@ fn read(connection: &mut Connection, after: i64, limit: i64) -> Result<Vec<Chang
                 method: Method::from_code(i64::from(method)).unwrap_or(Method::Update),
                 last_updated: row.get(6),
             }
+        })
+        .collect())
+}
+
+/// The same on a distributed store: the log (on the coordinator) first, then its versions with
+/// their resources' ids, joined on the key as well (a distributed store never moves a resource
+/// to another key, so a version's key is its resource's).
+fn read_distributed(
+    connection: &mut Connection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Change>, StoreError> {
+    let log = connection.prepare_cached(
+        "SELECT seq, position FROM change WHERE position > $1 ORDER BY position LIMIT $2",
+    )?;
+    let logged = connection
+        .client
+        .query(&log, &[&after, &limit])
+        .map_err(map_error)?;
+    if logged.is_empty() {
+        return Ok(Vec::new());
+    }
+    let seqs: Vec<i64> = logged.iter().map(|row| row.get(0)).collect();
+    let versions = connection.prepare_cached(
+        "SELECT v.seq, v.rid, v.type, r.id, v.version, v.method, v.last_updated \
+         FROM version v JOIN resource r ON r.rid = v.rid AND r.patient_key = v.patient_key \
+         WHERE v.seq = ANY($1)",
+    )?;
+    let mut by_seq: std::collections::HashMap<i64, postgres::Row> = connection
+        .client
+        .query(&versions, &[&seqs])
+        .map_err(map_error)?
+        .into_iter()
+        .map(|row| (row.get(0), row))
+        .collect();
+    Ok(logged
+        .iter()
+        .filter_map(|log| {
+            let row = by_seq.remove(&log.get::<_, i64>(0))?;
+            let method: i16 = row.get(5);
+            Some(Change {
+                position: log.get(1),
+                row: row.get(1),
+                resource_type: row.get(2),
+                id: row.get(3),
+                version: row.get(4),
+                method: Method::from_code(i64::from(method)).unwrap_or(Method::Update),
+                last_updated: row.get(6),
+            })
         })
         .collect())
 }

@@ -70,6 +70,9 @@ const VERSION_COLUMNS: &[(&str, &str)] = &[
     ("sensitivity", "bigint"),
     ("content", "bytea"),
 ];
+/// The locator's columns (`distribution`), copied for created resources on a distributed store.
+const LOCATOR_COLUMNS: &[(&str, &str)] =
+    &[("id", "text"), ("type", "text"), ("patient_key", "bigint")];
 /// A declared table's columns as the flush sends them: each with its array's element type.
 fn array_columns(columns: &[Column]) -> Vec<(&'static str, &'static str)> {
     columns
@@ -110,45 +113,109 @@ fn names(columns: &[(&str, &str)]) -> String {
         .join(", ")
 }
 
-/// The flush statement; it answers how many resource rows it inserted and updated.
-fn flush_sql() -> &'static str {
-    static SQL: OnceLock<String> = OnceLock::new();
-    SQL.get_or_init(|| {
-        let mut next = 1;
-        let mut ctes = Vec::new();
+/// The position (from 1) of `name` among `columns`.
+fn position(columns: &[(&str, &str)], name: &str) -> usize {
+    1 + columns
+        .iter()
+        .position(|(column, _)| *column == name)
+        .expect("a declared column")
+}
+
+/// The flush statement; it answers how many resource rows it inserted and updated, and (on a
+/// distributed store) how many it would have had to move to another resident's shard.
+fn flush_sql(distributed: bool) -> &'static str {
+    static SINGLE: OnceLock<String> = OnceLock::new();
+    static DISTRIBUTED: OnceLock<String> = OnceLock::new();
+    let cell = if distributed { &DISTRIBUTED } else { &SINGLE };
+    cell.get_or_init(|| render_flush_sql(distributed))
+}
+
+fn render_flush_sql(distributed: bool) -> String {
+    let mut next = 1;
+    let mut ctes = Vec::new();
+    ctes.push(format!(
+        "created AS (INSERT INTO resource ({}) SELECT * FROM {} RETURNING 1)",
+        names(RESOURCE_COLUMNS),
+        unnest(RESOURCE_COLUMNS, &mut next)
+    ));
+    if distributed {
+        // A resource's id is unique across shards by its locator row (`distribution`).
+        let at = |name| position(RESOURCE_COLUMNS, name);
         ctes.push(format!(
-            "created AS (INSERT INTO resource ({}) SELECT * FROM {} RETURNING 1)",
-            names(RESOURCE_COLUMNS),
-            unnest(RESOURCE_COLUMNS, &mut next)
+            "located AS (INSERT INTO resource_locator (id, type, patient_key) \
+             SELECT u.id, u.type, u.patient_key FROM unnest(${}::text[], ${}::text[], ${}::bigint[]) AS u(id, type, patient_key))",
+            at("id"),
+            at("type"),
+            at("patient_key")
         ));
-        let update_start = next;
+    }
+    let update_start = next;
+    let update_at = |name| update_start - 1 + position(UPDATE_COLUMNS, name);
+    let updates = unnest(UPDATE_COLUMNS, &mut next);
+    if distributed {
+        // A row's distribution key cannot change in place: an update that would move a
+        // resource to another resident's shard is counted (and refused), not written.
+        ctes.push(format!(
+            "updated AS (UPDATE resource r SET version = u.version, last_updated = u.last_updated, \
+             method = u.method, content_hash = u.content_hash, \
+             custodian = u.custodian, sensitivity = u.sensitivity \
+             FROM {updates} AS u({}) WHERE r.rid = u.rid AND r.version = u.previous \
+             AND r.patient_key = u.patient_key RETURNING 1)",
+            names(UPDATE_COLUMNS)
+        ));
+        ctes.push(format!(
+            "moved AS (SELECT count(*) AS n FROM resource r \
+             JOIN unnest(${}::bigint[], ${}::bigint[], ${}::bigint[]) AS u(rid, previous, patient_key) \
+             ON r.rid = u.rid AND r.version = u.previous WHERE r.patient_key <> u.patient_key)",
+            update_at("rid"),
+            update_at("previous"),
+            update_at("patient_key")
+        ));
+    } else {
         ctes.push(format!(
             "updated AS (UPDATE resource r SET version = u.version, last_updated = u.last_updated, \
              method = u.method, patient_key = u.patient_key, content_hash = u.content_hash, \
              custodian = u.custodian, sensitivity = u.sensitivity \
-             FROM {} AS u({}) WHERE r.rid = u.rid AND r.version = u.previous RETURNING 1)",
-            unnest(UPDATE_COLUMNS, &mut next),
+             FROM {updates} AS u({}) WHERE r.rid = u.rid AND r.version = u.previous RETURNING 1)",
             names(UPDATE_COLUMNS)
         ));
-        // The version an update replaces stops being current when the update is written.
+    }
+    // The version an update replaces stops being current when the update is written.
+    ctes.push(format!(
+        "superseded AS (UPDATE version v SET superseded = u.at \
+         FROM unnest(${}::bigint[], ${}::bigint[], ${}::bigint[]) AS u(rid, previous, at) \
+         WHERE v.rid = u.rid AND v.version = u.previous)",
+        update_at("rid"),
+        update_at("previous"),
+        update_at("last_updated")
+    ));
+    if distributed {
+        // No trigger writes the change log on a distributed table: the flush does.
         ctes.push(format!(
-            "superseded AS (UPDATE version v SET superseded = u.at \
-             FROM unnest(${}::bigint[], ${}::bigint[], ${}::bigint[]) AS u(rid, previous, at) \
-             WHERE v.rid = u.rid AND v.version = u.previous)",
-            update_start,
-            update_start + 1,
-            update_start + 3
+            "versions AS (INSERT INTO version ({}) SELECT * FROM {} RETURNING seq), \
+             logged AS (INSERT INTO change (seq) SELECT seq FROM versions)",
+            names(VERSION_COLUMNS),
+            unnest(VERSION_COLUMNS, &mut next)
         ));
+    } else {
         ctes.push(format!(
             "versions AS (INSERT INTO version ({}) SELECT * FROM {})",
             names(VERSION_COLUMNS),
             unnest(VERSION_COLUMNS, &mut next)
         ));
-        let cleared = next;
-        next += 1;
-        // Reindexing keeps the version but may move the resource to another compartment.
-        let (reindexed, reindexed_patient_key) = (next, next + 1);
-        next += 2;
+    }
+    let cleared = next;
+    next += 1;
+    // Reindexing keeps the version but may move the resource to another compartment.
+    let (reindexed, reindexed_patient_key) = (next, next + 1);
+    next += 2;
+    if distributed {
+        ctes.push(format!(
+            "rekeyed AS (SELECT count(*) AS n FROM resource r \
+             JOIN unnest(${reindexed}::bigint[], ${reindexed_patient_key}::bigint[]) AS u(rid, patient_key) \
+             ON r.rid = u.rid WHERE r.patient_key <> u.patient_key)"
+        ));
+    } else {
         ctes.push(format!(
             "reindexed AS (UPDATE resource r SET patient_key = u.patient_key \
              FROM unnest(${reindexed}::bigint[], ${reindexed_patient_key}::bigint[]) AS u(rid, patient_key) \
@@ -159,23 +226,28 @@ fn flush_sql() -> &'static str {
              FROM unnest(${reindexed}::bigint[], ${reindexed_patient_key}::bigint[]) AS u(rid, patient_key) \
              JOIN resource r ON r.rid = u.rid WHERE v.rid = u.rid AND v.version = r.version)"
         ));
-        for table in INDEX_TABLES {
-            let name = table.name;
-            let columns = array_columns(table.columns);
-            ctes.push(format!(
-                "cleared_{name} AS (DELETE FROM {name} WHERE rid = ANY(${cleared}::bigint[]))"
-            ));
-            ctes.push(format!(
-                "rows_{name} AS (INSERT INTO {name} ({}) SELECT * FROM {})",
-                names(&columns),
-                unnest(&columns, &mut next)
-            ));
-        }
-        format!(
-            "WITH {} SELECT (SELECT count(*) FROM created), (SELECT count(*) FROM updated)",
-            ctes.join(",\n")
-        )
-    })
+    }
+    for table in INDEX_TABLES {
+        let name = table.name;
+        let columns = array_columns(table.columns);
+        ctes.push(format!(
+            "cleared_{name} AS (DELETE FROM {name} WHERE rid = ANY(${cleared}::bigint[]))"
+        ));
+        ctes.push(format!(
+            "rows_{name} AS (INSERT INTO {name} ({}) SELECT * FROM {})",
+            names(&columns),
+            unnest(&columns, &mut next)
+        ));
+    }
+    let moves = if distributed {
+        "(SELECT n FROM moved) + (SELECT n FROM rekeyed)"
+    } else {
+        "0::bigint"
+    };
+    format!(
+        "WITH {} SELECT (SELECT count(*) FROM created), (SELECT count(*) FROM updated), {moves}",
+        ctes.join(",\n")
+    )
 }
 
 #[derive(Default)]
@@ -513,7 +585,7 @@ impl Pending {
     }
 
     fn send_statement(&self, connection: &mut Connection) -> Result<(), StoreError> {
-        let statement = connection.prepare_cached(flush_sql())?;
+        let statement = connection.prepare_cached(flush_sql(connection.distributed))?;
         let params = self.params();
         debug_assert_eq!(params.len(), statement.params().len());
         let row = connection
@@ -522,6 +594,13 @@ impl Pending {
             .map_err(map_error)?;
         let created: i64 = row.get(0);
         let updated: i64 = row.get(1);
+        let moves: i64 = row.get(2);
+        if moves > 0 {
+            return Err(StoreError::Conflict(format!(
+                "{moves} resources would move to another resident's record, which a distributed \
+                 store does not do yet"
+            )));
+        }
         if created as usize != self.created.rid.len() || updated as usize != self.updated.rid.len()
         {
             return Err(StoreError::Conflict(format!(
@@ -572,6 +651,26 @@ impl Pending {
             copy_rows(client, rows.table.name, &columns, rows.len, |i| {
                 rows.columns.iter().map(|column| column.at(i)).collect()
             })?;
+        }
+        if connection.distributed {
+            // What the single statement's `located` and `logged` do (`render_flush_sql`).
+            copy_rows(
+                client,
+                "resource_locator",
+                LOCATOR_COLUMNS,
+                c.rid.len(),
+                |i| vec![&c.id[i], &c.resource_type[i], &c.patient_key[i]],
+            )?;
+            if !v.rid.is_empty() {
+                client
+                    .execute(
+                        "INSERT INTO change (seq) SELECT v.seq FROM version v \
+                         JOIN unnest($1::bigint[], $2::bigint[]) AS u(rid, version) \
+                         ON v.rid = u.rid AND v.version = u.version",
+                        &[&v.rid, &v.version],
+                    )
+                    .map_err(map_error)?;
+            }
         }
         Ok(())
     }

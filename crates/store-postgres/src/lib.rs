@@ -6,6 +6,7 @@
 //! small runtime per connection, which is fine there and keeps the store trait synchronous.
 
 mod changes;
+mod distribution;
 mod flush;
 mod jobs;
 mod ledger;
@@ -94,6 +95,9 @@ impl PostgresStore {
             let mut connection = pool.connect_unpooled()?;
             check_encoding(&mut connection)?;
             schema::migrate(&mut connection)?;
+            if distribution::is_distributed(&mut connection.client)? {
+                pool.set_distributed();
+            }
             schema::row_key_block(&mut connection)?
         };
         let statistics = config
@@ -208,13 +212,22 @@ pub(crate) fn map_error(error: postgres::Error) -> StoreError {
         return match code {
             // unique_violation, serialization_failure, deadlock_detected, lock_not_available
             "23505" | "40001" | "40P01" | "55P03" => StoreError::Conflict(detail),
+            // Citus relays a worker's unique violation met inside a statement of several
+            // steps (the flush's) as an internal error carrying the worker's message.
+            "XX000"
+                if db
+                    .message()
+                    .starts_with("duplicate key value violates unique constraint") =>
+            {
+                StoreError::Conflict(detail)
+            }
             // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
             "57P01" | "57P02" | "57P03" | "53300" => StoreError::Unavailable(detail),
             // connection exceptions, invalid authorization, invalid catalog (no such database)
             _ if code.starts_with("08") || code.starts_with("28") || code == "3D000" => {
                 StoreError::Unavailable(detail)
             }
-            _ => StoreError::Internal(detail),
+            _ => StoreError::Internal(format!("{detail} (SQLSTATE {code})")),
         };
     }
     if error.is_closed()

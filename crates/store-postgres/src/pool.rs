@@ -4,6 +4,7 @@
 //! and planned once per connection rather than once per call.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,8 @@ const STATEMENT_CACHE_CAPACITY: usize = 256;
 pub(crate) struct Connection {
     pub(crate) client: Client,
     statements: HashMap<String, Statement>,
+    /// Whether the store's tables are distributed (Citus), which changes some statements.
+    pub(crate) distributed: bool,
 }
 
 impl Connection {
@@ -61,6 +64,8 @@ pub(crate) struct Pool {
     acquire_timeout: Duration,
     state: Mutex<State>,
     released: Condvar,
+    /// Set once the store found its tables distributed; connections opened after know it.
+    distributed: AtomicBool,
 }
 
 impl Pool {
@@ -79,6 +84,7 @@ impl Pool {
                 waiting: 0,
             }),
             released: Condvar::new(),
+            distributed: AtomicBool::new(false),
         }
     }
 
@@ -93,13 +99,25 @@ impl Pool {
 
     /// A connection outside the pool's count (for migrations, which hold a session lock).
     pub(crate) fn connect_unpooled(&self) -> Result<Connection, StoreError> {
-        let client = self.config.connect(NoTls).map_err(|error| {
+        let mut client = self.config.connect(NoTls).map_err(|error| {
             StoreError::Unavailable(format!("connecting to PostgreSQL: {}", describe(&error)))
         })?;
+        let distributed = self.distributed.load(Ordering::Acquire);
+        if distributed {
+            client
+                .batch_execute(crate::distribution::SESSION)
+                .map_err(map_error)?;
+        }
         Ok(Connection {
             client,
             statements: HashMap::new(),
+            distributed,
         })
+    }
+
+    /// Marks the store's tables distributed, before any pooled connection is opened.
+    pub(crate) fn set_distributed(&self) {
+        self.distributed.store(true, Ordering::Release);
     }
 
     /// An idle connection, a new one if the pool is below its cap, or the first one released

@@ -38,14 +38,24 @@ pub(crate) fn record_at(row: &Row, at: usize) -> Result<VersionRecord, StoreErro
     })
 }
 
+/// The join of resources to their current versions. On a distributed store it carries the
+/// key, so that it runs shard by shard: a resource's current version is in its compartment.
+pub(crate) fn current_version_join(connection: &Connection) -> &'static str {
+    if connection.distributed {
+        "JOIN version v ON v.rid = r.rid AND v.patient_key = r.patient_key AND v.version = r.version"
+    } else {
+        "JOIN version v ON v.rid = r.rid AND v.version = r.version"
+    }
+}
+
 pub(crate) fn current(
     connection: &mut Connection,
     resource_type: &str,
     id: &str,
 ) -> Result<Option<VersionRecord>, StoreError> {
+    let join = current_version_join(connection);
     let statement = connection.prepare_cached(&format!(
-        "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version \
-         WHERE r.type = $1 AND r.id = $2"
+        "SELECT {RECORD_COLUMNS} FROM resource r {join} WHERE r.type = $1 AND r.id = $2"
     ))?;
     let row = connection
         .client
@@ -259,9 +269,9 @@ pub(crate) fn records_by_row(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
+    let join = current_version_join(connection);
     let statement = connection.prepare_cached(&format!(
-        "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version \
-         WHERE r.rid = ANY($1)"
+        "SELECT {RECORD_COLUMNS} FROM resource r {join} WHERE r.rid = ANY($1)"
     ))?;
     let found_rows = connection
         .client

@@ -297,6 +297,10 @@ pub(crate) fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
         tx.commit().map_err(map_error)?;
         tracing::info!(version, "applied PostgreSQL schema migration");
     }
+    // On a Citus coordinator the tables are then distributed, once (decision 0025).
+    if crate::distribution::is_citus(client)? {
+        crate::distribution::distribute(client)?;
+    }
     client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .map_err(map_error)?;

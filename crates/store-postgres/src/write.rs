@@ -7,6 +7,9 @@
 //! and a create of an id it saw absent can only lose one to a concurrent create, which the
 //! unique index turns into a conflict at the flush. A write based on anything else is sent at
 //! once, so that its conflict is reported by `put` itself.
+//!
+//! On a distributed store (`distribution`) the lock is an advisory lock on the coordinator
+//! instead of `FOR UPDATE`, and the unique index is the locator's.
 
 use std::collections::{HashMap, HashSet};
 
@@ -104,15 +107,37 @@ impl<'a> PostgresTransaction<'a> {
         // own snapshot for the version table, where the newest version is not yet visible: the
         // outer join then yields no version (or an older one), and those rows are read again
         // by a second statement, whose snapshot sees them, while the lock keeps them still.
-        let lock = connection.prepare_cached(
-            "SELECT k.n, r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash, \
-             v.custodian, v.sensitivity, r.version FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(type, id, n) \
-             JOIN resource r ON r.type = k.type AND r.id = k.id \
-             LEFT JOIN version v ON v.rid = r.rid AND v.version = r.version \
-             ORDER BY r.rid FOR UPDATE OF r",
-        )?;
         let types: Vec<&str> = keys.iter().map(|(t, _)| *t).collect();
         let ids: Vec<&str> = keys.iter().map(|(_, id)| *id).collect();
+        let lock = if connection.distributed {
+            // Rows on several shards cannot be locked by one query: on a distributed store the
+            // writers of a resource serialise on a transaction-scoped advisory lock on the
+            // coordinator, through which every writer comes, taken in one order. The read
+            // after it sees whatever the lock's previous holder committed.
+            let advisory = connection.prepare_cached(
+                "SELECT pg_advisory_xact_lock(1835365218, h) FROM (SELECT DISTINCT hashtext(t || '/' || i) AS h \
+                 FROM unnest($1::text[], $2::text[]) AS k(t, i) ORDER BY h) s",
+            )?;
+            connection
+                .client
+                .execute(&advisory, &[&types, &ids])
+                .map_err(map_error)?;
+            connection.prepare_cached(
+                "SELECT k.n, r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash, \
+                 v.custodian, v.sensitivity, r.version FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(type, id, n) \
+                 JOIN resource r ON r.type = k.type AND r.id = k.id \
+                 LEFT JOIN version v ON v.rid = r.rid AND v.patient_key = r.patient_key AND v.version = r.version \
+                 ORDER BY r.rid",
+            )?
+        } else {
+            connection.prepare_cached(
+                "SELECT k.n, r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash, \
+                 v.custodian, v.sensitivity, r.version FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(type, id, n) \
+                 JOIN resource r ON r.type = k.type AND r.id = k.id \
+                 LEFT JOIN version v ON v.rid = r.rid AND v.version = r.version \
+                 ORDER BY r.rid FOR UPDATE OF r",
+            )?
+        };
         let locked = connection
             .client
             .query(&lock, &[&types, &ids])
@@ -130,9 +155,9 @@ impl<'a> PostgresTransaction<'a> {
             }
         }
         if !moved.is_empty() {
+            let join = read::current_version_join(connection);
             let read = connection.prepare_cached(&format!(
-                "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version \
-                 WHERE r.rid = ANY($1)"
+                "SELECT {RECORD_COLUMNS} FROM resource r {join} WHERE r.rid = ANY($1)"
             ))?;
             let rows: Vec<i64> = moved.keys().copied().collect();
             for row in connection

@@ -3,6 +3,7 @@
 //! SQLite and PostgreSQL.
 
 pub mod blob_contract;
+mod citus_cluster;
 mod postgres;
 pub mod s3;
 #[cfg(feature = "signin")]
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use store::Store;
 use store_sqlite::{Durability, SqliteConfig, SqliteStore};
 
+pub use citus_cluster::citus_url;
 pub use postgres::{DEFAULT_TEST_DATABASE_URL, TestDatabase, postgres, server_url};
 
 /// A store for one test, removed when dropped.

@@ -1,6 +1,8 @@
 //! Fresh PostgreSQL databases for tests: one new database per test on the server that
 //! `MERIDIAN_TEST_DATABASE_URL` names, dropped when the test ends. An unreachable server fails
 //! the test with instructions rather than skipping it: a skipped storage test proves nothing.
+//! The server may be a Citus coordinator: each test database is then made on every node of its
+//! cluster, and the store distributes its tables there.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,8 +37,13 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates an empty database with a name no other test uses.
     pub fn create() -> TestDatabase {
+        TestDatabase::create_on(&server_url())
+    }
+
+    /// The same on the server at `server_url` (an administrative database on it).
+    pub fn create_on(server_url: &str) -> TestDatabase {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let server_url = server_url();
+        let server_url = server_url.to_owned();
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -46,15 +53,20 @@ impl TestDatabase {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         let mut admin = connect_admin(&server_url);
-        // template0 and an explicit encoding: the server's default template may carry another
-        // encoding or leftovers, and the store needs UTF8.
-        admin
-            .batch_execute(&format!(
-                "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"
-            ))
-            .unwrap_or_else(|e| panic!("creating test database {name}: {e}"));
+        let url = with_database(&server_url, &name);
+        if is_citus(&mut admin) {
+            citus::create(&mut admin, &url, &name);
+        } else {
+            // template0 and an explicit encoding: the server's default template may carry
+            // another encoding or leftovers, and the store needs UTF8.
+            admin
+                .batch_execute(&format!(
+                    "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"
+                ))
+                .unwrap_or_else(|e| panic!("creating test database {name}: {e}"));
+        }
         TestDatabase {
-            url: with_database(&server_url, &name),
+            url,
             name,
             server_url,
         }
@@ -80,6 +92,10 @@ impl Drop for TestDatabase {
                  WHERE datname = $1 AND pid <> pg_backend_pid()",
                 &[&self.name],
             )?;
+            // On Citus the drop goes to every node.
+            if is_citus(&mut admin) {
+                admin.batch_execute("SET citus.enable_create_database_propagation = on")?;
+            }
             admin.batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name
@@ -87,6 +103,86 @@ impl Drop for TestDatabase {
         });
         if let Err(error) = result {
             eprintln!("could not drop test database {}: {error}", self.name);
+        }
+    }
+}
+
+/// Whether the server is a Citus coordinator (the extension is in its administrative database).
+fn is_citus(admin: &mut postgres::Client) -> bool {
+    admin
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')",
+            &[],
+        )
+        .is_ok_and(|row| row.get(0))
+}
+
+/// Test databases on a Citus cluster (`MERIDIAN_TEST_DATABASE_URL` naming its coordinator, as
+/// `../shared/citus/cluster.sh start` prints it): Citus keeps its metadata per database, so a
+/// new database gets the extension on every node and the coordinator's node list.
+mod citus {
+    use postgres::NoTls;
+
+    /// Creates database `name` (at `url`) on every node of the coordinator `admin`'s cluster.
+    pub(super) fn create(admin: &mut postgres::Client, url: &str, name: &str) {
+        let nodes: Vec<(String, i32, i32)> = admin
+            .query(
+                "SELECT nodename::text, nodeport, groupid FROM pg_dist_node \
+                 WHERE noderole = 'primary' ORDER BY groupid",
+                &[],
+            )
+            .unwrap_or_else(|e| panic!("reading the Citus cluster's nodes: {e}"))
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect();
+        // Propagated to the workers; Citus creates them from template1 only. One statement
+        // at a time: CREATE DATABASE cannot run in the implicit transaction of a batch.
+        for statement in [
+            "SET citus.enable_create_database_propagation = on".to_owned(),
+            format!("CREATE DATABASE {name} ENCODING 'UTF8'"),
+            format!("ALTER DATABASE {name} SET citus.shard_count = 4"),
+        ] {
+            admin.batch_execute(&statement).unwrap_or_else(|e| {
+                panic!(
+                    "creating test database {name} on the Citus cluster ({statement}): {e}: {:?}",
+                    e.as_db_error().map(|db| db.message())
+                )
+            });
+        }
+        let config: postgres::Config = url.parse().expect("a test database URL");
+        for (host, port, _) in &nodes {
+            let mut node = postgres::Config::new();
+            node.host(host)
+                .port(u16::try_from(*port).expect("a port"))
+                .dbname(name)
+                .user(config.get_user().unwrap_or("postgres"));
+            if let Some(password) = config.get_password() {
+                node.password(password);
+            }
+            node.connect(NoTls)
+                .and_then(|mut client| client.batch_execute("CREATE EXTENSION IF NOT EXISTS citus"))
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "creating the citus extension in {name} on {host}:{port}: {e}: {:?}",
+                        e.as_db_error().map(|db| db.message())
+                    )
+                });
+        }
+        let mut coordinator = config
+            .connect(NoTls)
+            .unwrap_or_else(|e| panic!("connecting to {name}: {e}"));
+        for (host, port, group) in &nodes {
+            let add = if *group == 0 {
+                "SELECT citus_set_coordinator_host($1, $2)"
+            } else {
+                "SELECT citus_add_node($1, $2)"
+            };
+            coordinator.execute(add, &[host, port]).unwrap_or_else(|e| {
+                panic!(
+                    "adding node {host}:{port} to {name}: {e}: {:?}",
+                    e.as_db_error().map(|db| db.message())
+                )
+            });
         }
     }
 }

@@ -1,0 +1,342 @@
+//! The store on a Citus cluster (decision 0025), against a real coordinator and two workers
+//! (`test_support::citus_url` starts them): its tables distributed on the patient key and
+//! co-located, a resident's rows on one shard and a resident's read planned on one shard, ids
+//! unique across shards, a transaction over two residents' shards atomic, history and the
+//! change log whole, and a resource that would move to another resident refused, not torn.
+
+use search::IndexEntries;
+use search::index::ReferenceEntry;
+use search::keys::{ParamKey, PatientKey};
+use store::{Store, StoreError};
+use test_support::TestDatabase;
+
+use crate::support::*;
+
+/// A fresh database on the cluster.
+fn database() -> TestDatabase {
+    TestDatabase::create_on(&test_support::citus_url())
+}
+
+/// The index of an Observation of `patient`: its key and its subject reference.
+fn of_patient(patient: &str) -> IndexEntries {
+    IndexEntries {
+        patient_key: PatientKey::of_patient(patient),
+        references: vec![ReferenceEntry {
+            param: ParamKey::new("Observation", "subject"),
+            target_type: Some("Patient".into()),
+            target_id: Some(patient.into()),
+            url: None,
+            version: None,
+        }],
+        ..IndexEntries::default()
+    }
+}
+
+fn observation(patient: &str) -> String {
+    format!(r#"{{"resourceType":"Observation","subject":{{"reference":"Patient/{patient}"}}}}"#)
+}
+
+fn shard_of(database: &TestDatabase, table: &str, key: i64) -> i64 {
+    database
+        .connect()
+        .query_one(
+            "SELECT get_shard_id_for_distribution_column($1::text::regclass, $2::bigint)",
+            &[&table, &key],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn the_tables_are_distributed_on_the_patient_key_and_a_residents_read_goes_to_one_shard() {
+    let database = database();
+    let store = open(&database, 4);
+    let mut client = database.connect();
+    let distributed: Vec<(String, String, i32)> = client
+        .query(
+            "SELECT logicalrelid::text, column_to_column_name(logicalrelid, partkey), colocationid \
+             FROM pg_dist_partition ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    let colocation = distributed
+        .iter()
+        .find(|(table, ..)| table == "resource")
+        .expect("resource is distributed")
+        .2;
+    for table in [
+        "resource",
+        "version",
+        "idx_token",
+        "idx_string",
+        "idx_date",
+        "idx_number",
+        "idx_quantity",
+        "idx_reference",
+        "idx_uri",
+        "idx_composite",
+    ] {
+        assert!(
+            distributed
+                .iter()
+                .any(|(t, column, c)| t == table && column == "patient_key" && *c == colocation),
+            "{table} is not distributed on patient_key with resource: {distributed:?}"
+        );
+    }
+    assert!(
+        distributed
+            .iter()
+            .any(|(t, column, _)| t == "resource_locator" && column == "id")
+    );
+
+    // Two residents' records, written as the API writes them.
+    for (patient, n) in [("alice", 5), ("bob", 3)] {
+        let mut tx = store.begin().unwrap();
+        put_in(
+            &mut *tx,
+            "Patient",
+            patient,
+            r#"{"resourceType":"Patient"}"#,
+            &IndexEntries {
+                patient_key: PatientKey::of_patient(patient),
+                ..IndexEntries::default()
+            },
+        )
+        .unwrap();
+        for i in 0..n {
+            put_in(
+                &mut *tx,
+                "Observation",
+                &format!("{patient}-{i}"),
+                &observation(patient),
+                &of_patient(patient),
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    assert_eq!(
+        content_of(&store.read("Observation", "alice-3").unwrap().unwrap()),
+        observation("alice")
+    );
+    assert_eq!(store.read("Observation", "bob-3").unwrap(), None);
+
+    // Every row of Alice's record, in every table, is on the shard of her key.
+    let alice = PatientKey::of_patient("alice").0;
+    let shard = shard_of(&database, "resource", alice);
+    let placements: Vec<i64> = client
+        .query(
+            "SELECT DISTINCT get_shard_id_for_distribution_column('resource', patient_key) \
+             FROM resource WHERE id LIKE 'alice%'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(placements, vec![shard]);
+    assert_eq!(
+        count(
+            &database,
+            &format!("SELECT count(*) FROM idx_reference WHERE patient_key = {alice}")
+        ),
+        5
+    );
+
+    // A resident's current resource, read by key, is planned on one shard.
+    let plan: String = client
+        .query(
+            &format!(
+                "EXPLAIN SELECT r.rid FROM resource r JOIN version v ON v.rid = r.rid \
+                 AND v.patient_key = r.patient_key AND v.version = r.version \
+                 WHERE r.patient_key = {alice} AND r.type = 'Observation'"
+            ),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(plan.contains("Task Count: 1"), "{plan}");
+}
+
+#[test]
+fn an_id_is_unique_across_shards() {
+    let database = database();
+    let store = open(&database, 4);
+    let mut tx = store.begin().unwrap();
+    put_in(
+        &mut *tx,
+        "Observation",
+        "shared",
+        &observation("alice"),
+        &of_patient("alice"),
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    // Another writer that did not see it creates the same id for another resident (its key,
+    // so its shard, differs): the locator refuses it.
+    let second = (|| {
+        let mut tx = store.begin()?;
+        tx.put(store::VersionWrite {
+            resource_type: "Observation",
+            id: "shared",
+            previous: None,
+            version: 1,
+            last_updated: 1,
+            method: store::Method::Create,
+            content: Some(observation("bob").as_bytes()),
+            content_hash: 1,
+            custodian: None,
+            sensitivity: 0,
+            index: &of_patient("bob"),
+        })?;
+        tx.commit()
+    })();
+    assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
+    assert_eq!(count(&database, "SELECT count(*) FROM resource"), 1);
+    assert_eq!(
+        content_of(&store.read("Observation", "shared").unwrap().unwrap()),
+        observation("alice")
+    );
+}
+
+#[test]
+fn a_transaction_over_two_residents_shards_commits_or_rolls_back_whole() {
+    let database = database();
+    let store = open(&database, 4);
+    let (alice, bob) = (
+        PatientKey::of_patient("alice").0,
+        PatientKey::of_patient("bob").0,
+    );
+    assert_ne!(
+        shard_of(&database, "resource", alice),
+        shard_of(&database, "resource", bob),
+        "the test needs the two residents on two shards"
+    );
+    put_with_retry(
+        &store,
+        "Observation",
+        "b-0",
+        &observation("bob"),
+        &of_patient("bob"),
+    );
+
+    // Written on both shards, then refused: nothing of it stays.
+    let failed = (|| {
+        let mut tx = store.begin()?;
+        put_in(
+            &mut *tx,
+            "Observation",
+            "a-1",
+            &observation("alice"),
+            &of_patient("alice"),
+        )?;
+        put_in(
+            &mut *tx,
+            "Observation",
+            "b-1",
+            &observation("bob"),
+            &of_patient("bob"),
+        )?;
+        tx.current("Observation", "a-1")?; // flushes both writes to their shards
+        tx.put(store::VersionWrite {
+            resource_type: "Observation",
+            id: "b-0",
+            previous: None,
+            version: 1,
+            last_updated: 1,
+            method: store::Method::Create,
+            content: Some(b"{}"),
+            content_hash: 1,
+            custodian: None,
+            sensitivity: 0,
+            index: &of_patient("bob"),
+        })?;
+        tx.commit()
+    })();
+    assert!(failed.is_err(), "creating b-0 twice must fail");
+    assert_eq!(store.read("Observation", "a-1").unwrap(), None);
+    assert_eq!(store.read("Observation", "b-1").unwrap(), None);
+    assert_eq!(count(&database, "SELECT count(*) FROM version"), 1);
+
+    let mut tx = store.begin().unwrap();
+    put_in(
+        &mut *tx,
+        "Observation",
+        "a-1",
+        &observation("alice"),
+        &of_patient("alice"),
+    )
+    .unwrap();
+    put_in(
+        &mut *tx,
+        "Observation",
+        "b-1",
+        &observation("bob"),
+        &of_patient("bob"),
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    assert!(store.read("Observation", "a-1").unwrap().is_some());
+    assert!(store.read("Observation", "b-1").unwrap().is_some());
+}
+
+#[test]
+fn history_and_the_change_log_are_whole_and_a_move_to_another_resident_is_refused() {
+    let database = database();
+    let store = open(&database, 4);
+    for _ in 0..3 {
+        put_with_retry(
+            &store,
+            "Observation",
+            "o",
+            &observation("alice"),
+            &of_patient("alice"),
+        );
+    }
+    let history = store
+        .history(&store::HistoryQuery {
+            scope: store::HistoryScope::Instance("Observation".into(), "o".into()),
+            since: None,
+            at: None,
+            count: 100,
+            cursor: None,
+            visibility: Default::default(),
+        })
+        .unwrap();
+    let versions: Vec<i64> = history.versions.iter().map(|v| v.version).collect();
+    assert_eq!(versions, vec![3, 2, 1]);
+    let changes = store.changes(0, 100).unwrap();
+    let logged: Vec<(String, i64)> = changes.iter().map(|c| (c.id.clone(), c.version)).collect();
+    assert_eq!(
+        logged,
+        vec![("o".into(), 1), ("o".into(), 2), ("o".into(), 3)]
+    );
+
+    // The subject changes to another resident: refused, and the record stays as it was.
+    let moved = (|| {
+        let mut tx = store.begin()?;
+        put_in(
+            &mut *tx,
+            "Observation",
+            "o",
+            &observation("bob"),
+            &of_patient("bob"),
+        )?;
+        tx.commit()
+    })();
+    assert!(
+        matches!(&moved, Err(StoreError::Conflict(reason)) if reason.contains("another resident")),
+        "{moved:?}"
+    );
+    let current = store.read("Observation", "o").unwrap().unwrap();
+    assert_eq!(
+        (current.version, content_of(&current)),
+        (3, observation("alice"))
+    );
+}
