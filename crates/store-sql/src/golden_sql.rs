@@ -26,6 +26,10 @@ fn page(query: &SearchQuery, dialect: Dialect) -> Sql {
 
 /// Renders the search on both dialects, with bound values listed after the statement.
 fn check(resource_type: &str, query: &str, expected: Expect) {
+    check_target(SearchTarget::Type(resource_type), query, expected);
+}
+
+fn check_target(target: SearchTarget<'_>, query: &str, expected: Expect) {
     let params: Vec<(String, String)> = query
         .split('&')
         .map(|pair| {
@@ -33,14 +37,7 @@ fn check(resource_type: &str, query: &str, expected: Expect) {
             (k.to_owned(), v.to_owned())
         })
         .collect();
-    let parsed = parse_search(
-        registry(),
-        None,
-        SearchTarget::Type(resource_type),
-        &params,
-        Handling::Strict,
-    )
-    .unwrap();
+    let parsed = parse_search(registry(), None, target, &params, Handling::Strict).unwrap();
     let mut out = String::new();
     for dialect in [Dialect::Sqlite, Dialect::Postgres] {
         let sql = page(&parsed.query, dialect);
@@ -350,6 +347,25 @@ fn a_chain_beside_a_driving_code_is_probed_per_row() {
               values: -6386153366964937566, "Observation", 4003414119979122754, "Patient", -792611874817700214, "peter", "peter\u{10ffff}", 21
             Postgres: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = $1 AND r.method <> 2 AND r.type IN ($2) AND EXISTS (SELECT 1 FROM idx_reference ref1 CROSS JOIN resource t2 WHERE ref1.rid = r.rid AND ref1.param = $3 AND t2.type = ref1.target_type AND t2.id = ref1.target_id AND t2.method <> 2 AND t2.type IN ($4) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = t2.rid AND +x.param = $5 AND x.normalized >= $6 AND x.normalized < $7 OFFSET 0) OFFSET 0) ORDER BY d.rid LIMIT $8
               values: -6386153366964937566, "Observation", 4003414119979122754, "Patient", -792611874817700214, "peter", "peter\u{10ffff}", 21
+        "#]],
+    );
+}
+
+#[test]
+fn a_compartment_is_read_as_a_set_before_a_code_drives() {
+    // One resident's record is bounded whatever the store's size; the code's rows are not.
+    check_target(
+        SearchTarget::Compartment {
+            compartment: "Patient",
+            id: "p1",
+            resource_type: "Observation",
+        },
+        "code=http://loinc.org|85354-9",
+        expect![[r#"
+            Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT x.rid FROM idx_reference x WHERE x.param = ?2 AND x.target_id = ?3 AND x.target_type IN (?4) UNION SELECT x.rid FROM idx_reference x WHERE x.param = ?5 AND x.target_id = ?6 AND x.target_type IN (?7)) AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND +x.h_system_code = ?8 LIMIT 1) ORDER BY r.rid LIMIT ?9
+              values: "Observation", 4003414119979122754, "p1", "Patient", -7326621425880532343, "p1", "Patient", -3743010289009566236, 21
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT x.rid FROM idx_reference x WHERE x.param = $2 AND x.target_id = $3 AND x.target_type IN ($4) UNION SELECT x.rid FROM idx_reference x WHERE x.param = $5 AND x.target_id = $6 AND x.target_type IN ($7)) AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_system_code = $8 OFFSET 0) ORDER BY r.rid LIMIT $9
+              values: "Observation", 4003414119979122754, "p1", "Patient", -7326621425880532343, "p1", "Patient", -3743010289009566236, 21
         "#]],
     );
 }

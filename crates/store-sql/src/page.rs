@@ -12,7 +12,7 @@ use search::query::SearchQuery;
 use crate::Dialect;
 use crate::builder::{DELETED, Sql, SqlBuilder};
 use crate::conditions::{index_condition, index_table_of};
-use crate::filters::{render_filter, render_probe, settable};
+use crate::filters::{render_filter, render_probe, render_set, settable};
 use crate::plan::Plan;
 use crate::sort::{cursor_condition, sort_expression};
 use crate::walk::{walk_chain, walk_page};
@@ -67,7 +67,12 @@ fn resource_page(b: &mut SqlBuilder, query: &SearchQuery, set: Option<usize>) {
     for (i, filter) in query.filters.iter().enumerate() {
         b.push(" AND ");
         if set == Some(i) {
-            render_filter(b, filter, "r");
+            // One set of row keys, whatever the filter: a compartment (references by any of
+            // several parameters) as one UNION, not an OR of sets, which both planners answered
+            // by reading the type's every resource (138 ms for a resident's page at 10x).
+            b.push("r.rid IN (");
+            render_set(b, filter);
+            b.push(")");
         } else {
             render_probe(b, filter, "r");
         }
