@@ -85,7 +85,7 @@ pub(crate) fn history(
     connection: &mut Connection,
     query: &HistoryQuery,
 ) -> Result<HistoryPage, StoreError> {
-    let rows = run(connection, &store_sql::history(query, Dialect::Postgres))?;
+    let rows = run(connection, &store_sql::history(query, dialect(connection)))?;
     let mut versions = Vec::with_capacity(rows.len());
     let mut sequence_numbers = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -108,7 +108,7 @@ pub(crate) fn scan(
     connection: &mut Connection,
     query: &ScanQuery,
 ) -> Result<Vec<VersionRecord>, StoreError> {
-    let rows = run(connection, &store_sql::scan(query, Dialect::Postgres))?;
+    let rows = run(connection, &store_sql::scan(query, dialect(connection)))?;
     rows.iter().map(record_from_row).collect()
 }
 
@@ -143,7 +143,17 @@ pub(crate) fn search(
     connection: &mut Connection,
     query: &SearchQuery,
 ) -> Result<SearchPage, StoreError> {
-    store_sql::search(&mut Runner(connection), query, Dialect::Postgres)
+    let dialect = dialect(connection);
+    store_sql::search(&mut Runner(connection), query, dialect)
+}
+
+/// The shared SQL's dialect for this store's layout.
+fn dialect(connection: &Connection) -> Dialect {
+    if connection.distributed {
+        Dialect::Citus
+    } else {
+        Dialect::Postgres
+    }
 }
 
 /// Runs the shared search SQL on a PostgreSQL connection.

@@ -9,6 +9,21 @@ use search::query::Visibility;
 pub enum Dialect {
     Sqlite,
     Postgres,
+    /// PostgreSQL with the store's tables distributed by Citus on the patient key (decision
+    /// 0025): PostgreSQL's SQL, with every join and correlation between two rows of one
+    /// resource stated on the key as well as the row key, so that it runs shard by shard,
+    /// and no recursive queries (Citus runs none over distributed tables).
+    Citus,
+}
+
+impl Dialect {
+    /// The database the text is written for: Citus is PostgreSQL.
+    pub fn database(self) -> Dialect {
+        match self {
+            Dialect::Citus => Dialect::Postgres,
+            other => other,
+        }
+    }
 }
 
 /// A value bound to a placeholder.
@@ -94,7 +109,7 @@ impl SqlBuilder {
         let n = self.params.len();
         match self.dialect {
             Dialect::Sqlite => self.text.push_str(&format!("?{n}")),
-            Dialect::Postgres => self.text.push_str(&format!("${n}")),
+            Dialect::Postgres | Dialect::Citus => self.text.push_str(&format!("${n}")),
         }
         self
     }
@@ -144,9 +159,19 @@ impl SqlBuilder {
     /// planner working from statistics taken on an empty store scanned every lower date of the
     /// parameter for each row of a date walk (8 s for a page of ten).
     pub(crate) fn probe_mark(&self, column: &str) -> &'static str {
-        match (self.dialect, column) {
+        match (self.dialect.database(), column) {
             (Dialect::Sqlite, _) | (Dialect::Postgres, "param") => "+",
-            (Dialect::Postgres, _) => "",
+            _ => "",
+        }
+    }
+
+    /// `x` and `y` are rows of one resource: their row keys equal, and on a distributed store
+    /// their patient keys too (what lets Citus run the join or probe shard by shard; a
+    /// resource's rows all carry its key, since a distributed store never moves one).
+    pub(crate) fn same_resource(&self, x: &str, y: &str) -> String {
+        match self.dialect {
+            Dialect::Citus => format!("{x}.rid = {y}.rid AND {x}.patient_key = {y}.patient_key"),
+            _ => format!("{x}.rid = {y}.rid"),
         }
     }
 

@@ -7,30 +7,32 @@ use crate::tables::{Column, ColumnType, Index, ROW_KEY_SEQUENCE, TABLES, Table};
 impl ColumnType {
     /// The column's type as the schema writes it.
     pub fn sql_type(self, dialect: Dialect) -> &'static str {
-        match (self, dialect) {
-            (
+        if dialect == Dialect::Sqlite {
+            return match self {
                 ColumnType::Integer
                 | ColumnType::SmallInteger
                 | ColumnType::Integer32
-                | ColumnType::Boolean,
-                Dialect::Sqlite,
-            ) => "INTEGER",
-            (ColumnType::Real, Dialect::Sqlite) => "REAL",
-            (ColumnType::Text | ColumnType::UncomparedText, Dialect::Sqlite) => "TEXT",
-            (ColumnType::Bytes, Dialect::Sqlite) => "BLOB",
-            (ColumnType::Integer, Dialect::Postgres) => "bigint",
-            (ColumnType::SmallInteger, Dialect::Postgres) => "smallint",
-            (ColumnType::Integer32, Dialect::Postgres) => "integer",
-            (ColumnType::Boolean, Dialect::Postgres) => "boolean",
-            (ColumnType::Real, Dialect::Postgres) => "double precision",
-            (ColumnType::Text, Dialect::Postgres) => "text COLLATE \"C\"",
-            (ColumnType::UncomparedText, Dialect::Postgres) => "text",
-            (ColumnType::Bytes, Dialect::Postgres) => "bytea COMPRESSION lz4",
+                | ColumnType::Boolean => "INTEGER",
+                ColumnType::Real => "REAL",
+                ColumnType::Text | ColumnType::UncomparedText => "TEXT",
+                ColumnType::Bytes => "BLOB",
+            };
+        }
+        match self {
+            ColumnType::Integer => "bigint",
+            ColumnType::SmallInteger => "smallint",
+            ColumnType::Integer32 => "integer",
+            ColumnType::Boolean => "boolean",
+            ColumnType::Real => "double precision",
+            ColumnType::Text => "text COLLATE \"C\"",
+            ColumnType::UncomparedText => "text",
+            ColumnType::Bytes => "bytea COMPRESSION lz4",
         }
     }
 }
 
 fn column_definition(table: &Table, column: &Column, dialect: Dialect) -> String {
+    let dialect = dialect.database();
     let mut text = format!("{} {}", column.name, column.column_type.sql_type(dialect));
     if column.numbered_by_database && dialect == Dialect::Postgres {
         text.push_str(" GENERATED ALWAYS AS IDENTITY");
@@ -52,6 +54,7 @@ fn column_definition(table: &Table, column: &Column, dialect: Dialect) -> String
 
 /// `CREATE TABLE` for `table`.
 pub fn create_table(table: &Table, dialect: Dialect) -> String {
+    let dialect = dialect.database();
     let mut lines: Vec<String> = table
         .columns
         .iter()
@@ -59,7 +62,7 @@ pub fn create_table(table: &Table, dialect: Dialect) -> String {
         .collect();
     let key = match dialect {
         Dialect::Sqlite => Some(table.sqlite_key),
-        Dialect::Postgres => table.postgres_key,
+        Dialect::Postgres | Dialect::Citus => table.postgres_key,
     };
     if let Some(key) = key {
         lines.push(format!("    PRIMARY KEY ({})", key.join(", ")));
@@ -78,6 +81,7 @@ pub fn create_table(table: &Table, dialect: Dialect) -> String {
 
 /// `CREATE INDEX` for `index` of `table`, as the migrations wrote it.
 pub fn create_index(table: &Table, index: &Index, dialect: Dialect) -> String {
+    let dialect = dialect.database();
     let mut columns = index.columns.join(", ");
     if dialect == Dialect::Postgres && index.postgres_ends_with_rid {
         columns.push_str(", rid");
@@ -96,6 +100,7 @@ pub fn create_index(table: &Table, index: &Index, dialect: Dialect) -> String {
 
 /// Every statement that creates the declared schema in an empty database.
 pub fn create_schema(dialect: Dialect) -> Vec<String> {
+    let dialect = dialect.database();
     let mut statements = Vec::new();
     if dialect == Dialect::Postgres {
         let (name, increment) = ROW_KEY_SEQUENCE;
@@ -145,11 +150,12 @@ pub fn written_columns(table: &Table) -> Vec<&'static str> {
 /// declaration order. A row that repeats one of its resource's rows (by SQLite's key) is
 /// dropped, as the index rows of one resource may repeat.
 pub fn insert_row(table: &Table, dialect: Dialect) -> String {
+    let dialect = dialect.database();
     let columns = written_columns(table);
     let placeholders: Vec<String> = (1..=columns.len())
         .map(|n| match dialect {
             Dialect::Sqlite => format!("?{n}"),
-            Dialect::Postgres => format!("${n}"),
+            Dialect::Postgres | Dialect::Citus => format!("${n}"),
         })
         .collect();
     let on_conflict = if table.duplicate_key().is_some() && dialect == Dialect::Sqlite {

@@ -81,8 +81,9 @@ pub(crate) fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
         } => {
             let keyword = if *missing { "NOT EXISTS" } else { "EXISTS" };
             let table = tables::index_table(*table).name;
+            let same = b.same_resource("m", alias);
             b.push(&format!(
-                "{keyword} (SELECT 1 FROM {table} m WHERE m.rid = {alias}.rid AND m.param = "
+                "{keyword} (SELECT 1 FROM {table} m WHERE {same} AND m.param = "
             ));
             // A probe of the row's own index rows, kept one (PostgreSQL otherwise hashed every
             // row of the parameter, over a table without an index that leads with it: 760 ms
@@ -123,7 +124,8 @@ pub(crate) fn render_filter(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             b.bind_int(link.0);
             b.push(" AND la.target_type = 'Patient' AND la.target_id = ");
             b.bind_text(id);
-            b.push(" AND lb.rid = la.rid AND lb.param = ");
+            let same = b.same_resource("lb", "la");
+            b.push(&format!(" AND {same} AND lb.param = "));
             b.bind_int(link.0);
             b.push(
                 " AND lb.target_type = 'Patient' AND pt.type = 'Patient' AND pt.id = lb.target_id \
@@ -152,13 +154,14 @@ fn render_compartment_grant(
         b.bind_text(source_type);
         b.push(&format!(" AND {grant}.method <> {DELETED} AND "));
         render_probe(b, filter, grant);
+        let same = b.same_resource(&class, grant);
         b.push(&format!(
             " AND ({alias}.sensitivity & ~{grant}.sensitivity) = 0 \
-             AND (NOT EXISTS (SELECT 1 FROM idx_token {class} WHERE {class}.rid = {grant}.rid AND {class}.param = "
+             AND (NOT EXISTS (SELECT 1 FROM idx_token {class} WHERE {same} AND {class}.param = "
         ));
         b.bind_int(class_param.0);
         b.push(&format!(
-            ") OR EXISTS (SELECT 1 FROM idx_token {class} WHERE {class}.rid = {grant}.rid AND {class}.param = "
+            ") OR EXISTS (SELECT 1 FROM idx_token {class} WHERE {same} AND {class}.param = "
         ));
         b.bind_int(class_param.0);
         b.push(&format!(" AND {class}.code = {alias}.type))"));
@@ -188,9 +191,10 @@ fn render_compartment_grant(
              AND {own}.type = 'Patient' AND {la}.param = "
         ));
         b.bind_int(link.0);
+        let same = b.same_resource(&lb, &la);
         b.push(&format!(
             " AND {la}.target_type = 'Patient' AND {la}.target_id = {own}.id \
-             AND {lb}.rid = {la}.rid AND {lb}.param = "
+             AND {same} AND {lb}.param = "
         ));
         b.bind_int(link.0);
         b.push(&format!(
@@ -277,9 +281,8 @@ pub(crate) fn render_set(b: &mut SqlBuilder, filter: &Filter) {
             b.push(&format!(" AND {source}.method <> {DELETED}"));
             // A referrer the caller may not see must not reveal that it exists.
             b.visible(&source);
-            b.push(&format!(
-                " AND {reference}.rid = {source}.rid AND {reference}.param = "
-            ));
+            let same = b.same_resource(&reference, &source);
+            b.push(&format!(" AND {same} AND {reference}.param = "));
             b.bind_int(param.0);
             b.push(&format!(
                 " AND {target}.type = {reference}.target_type AND {target}.id = {reference}.target_id \
@@ -334,8 +337,9 @@ fn render_correlated(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
                 return;
             }
             let source = b.fresh_alias("s");
+            let same = b.same_resource(&source, &reference);
             b.push(&format!(
-                "EXISTS (SELECT 1 FROM idx_reference {reference} JOIN resource {source} ON {source}.rid = {reference}.rid \
+                "EXISTS (SELECT 1 FROM idx_reference {reference} JOIN resource {source} ON {same} \
                  WHERE {reference}.param = "
             ));
             b.bind_int(param.0);
@@ -362,9 +366,10 @@ fn render_correlated(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             // Smith in the region) to check one page.
             let reference = b.fresh_alias("ref");
             let target = b.fresh_alias("t");
+            let same = b.same_resource(&reference, alias);
             b.push(&format!(
                 "EXISTS (SELECT 1 FROM idx_reference {reference} CROSS JOIN resource {target} \
-                 WHERE {reference}.rid = {alias}.rid AND {reference}.param = "
+                 WHERE {same} AND {reference}.param = "
             ));
             b.bind_int(param.0);
             b.push(&format!(
@@ -381,7 +386,8 @@ fn render_correlated(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             b.push(&format!(" OR ({alias}.type = 'Patient' AND {alias}.id = "));
             b.bind_text(id);
             b.push(&format!(
-                ") OR EXISTS (SELECT 1 FROM idx_reference pc WHERE pc.rid = {alias}.rid AND pc.target_type = 'Patient' AND pc.target_id = "
+                ") OR EXISTS (SELECT 1 FROM idx_reference pc WHERE {} AND pc.target_type = 'Patient' AND pc.target_id = ",
+                b.same_resource("pc", alias)
             ));
             b.bind_text(id);
             b.push(" AND pc.param IN ");
@@ -417,8 +423,9 @@ pub(crate) fn render_probe(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
         }
         _ => match index_table_of(filter).map(|table| table.name) {
             Some(table) => {
+                let same = b.same_resource("x", alias);
                 b.push(&format!(
-                    "EXISTS (SELECT 1 FROM {table} x WHERE x.rid = {alias}.rid AND "
+                    "EXISTS (SELECT 1 FROM {table} x WHERE {same} AND "
                 ));
                 index_condition(b, filter, "x", true);
                 b.push(probe_end(b.dialect));
@@ -437,7 +444,7 @@ pub(crate) fn render_probe(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
 pub(crate) fn probe_end(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => " LIMIT 1)",
-        Dialect::Postgres => " OFFSET 0)",
+        Dialect::Postgres | Dialect::Citus => " OFFSET 0)",
     }
 }
 

@@ -12,8 +12,9 @@ pub const RECORD_COLUMNS: &str = "r.rid, r.type, r.id, v.version, v.last_updated
 /// (the cursor), one row more than the page so the caller knows whether there is a next page.
 pub fn history(query: &HistoryQuery, dialect: Dialect) -> Sql {
     let mut b = SqlBuilder::seeing(dialect, &query.visibility);
+    let same = b.same_resource("r", "v");
     b.push(&format!(
-        "SELECT {RECORD_COLUMNS}, v.seq FROM version v JOIN resource r ON r.rid = v.rid WHERE 1 = 1"
+        "SELECT {RECORD_COLUMNS}, v.seq FROM version v JOIN resource r ON {same} WHERE 1 = 1"
     ));
     b.visible("r");
     match &query.scope {
@@ -47,8 +48,9 @@ pub fn history(query: &HistoryQuery, dialect: Dialect) -> Sql {
 /// the way through everything, for reindexing and export ([`RECORD_COLUMNS`]).
 pub fn scan(query: &store::ScanQuery, dialect: Dialect) -> Sql {
     let mut b = SqlBuilder::seeing(dialect, &query.visibility);
+    let same = b.same_resource("v", "r");
     b.push(&format!(
-        "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid AND v.version = r.version \
+        "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON {same} AND v.version = r.version \
          WHERE r.method <> {} AND r.rid > ",
         crate::builder::DELETED
     ))

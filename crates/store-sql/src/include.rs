@@ -19,7 +19,9 @@ const MAX_INCLUDED: usize = 5_000;
 fn include_targets(rows: &[i64], include: &Include, query: &SearchQuery, dialect: Dialect) -> Sql {
     let mut b = SqlBuilder::seeing(dialect, &query.visibility);
     match dialect {
-        Dialect::Sqlite => b.push(
+        // Citus runs the join across shards (repartitioned): the target is any resident's,
+        // or none's.
+        Dialect::Sqlite | Dialect::Citus => b.push(
             "SELECT DISTINCT t.rid FROM idx_reference ref \
              JOIN resource t ON t.type = ref.target_type AND t.id = ref.target_id \
              WHERE ref.rid IN ",
@@ -63,7 +65,10 @@ fn revinclude_sources(
         // Index rows exist only for current resources: the source's own row adds nothing.
         b.push("SELECT DISTINCT ref.rid FROM idx_reference ref WHERE 1 = 1");
     } else {
-        b.push("SELECT DISTINCT ref.rid FROM idx_reference ref JOIN resource s ON s.rid = ref.rid WHERE 1 = 1");
+        let same = b.same_resource("s", "ref");
+        b.push(&format!(
+            "SELECT DISTINCT ref.rid FROM idx_reference ref JOIN resource s ON {same} WHERE 1 = 1"
+        ));
         b.visible("s");
     }
     b.push(" AND ref.param IN ");

@@ -41,8 +41,9 @@ pub(crate) fn render(query: &SearchQuery, plan: Plan, dialect: Dialect) -> Optio
 fn drive_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize) {
     let filter = &query.filters[index];
     let table = index_table_of(filter).expect("a driving filter reads one index");
+    let same = b.same_resource("r", "d");
     b.push(&format!(
-        "SELECT DISTINCT d.rid FROM {} d JOIN resource r ON r.rid = d.rid WHERE ",
+        "SELECT DISTINCT d.rid FROM {} d JOIN resource r ON {same} WHERE ",
         table.name
     ));
     index_condition(b, filter, "d", false);

@@ -114,6 +114,7 @@ pub(crate) fn choose(
         };
         let targets = if settable(inner) && !few(Question::FewTargets(index))? {
             ChainTargets::Found
+        // (Not on Citus: it runs no recursive query over distributed tables.)
         } else if settable(inner) && dialect == Dialect::Postgres {
             ChainTargets::OneByOne
         } else {

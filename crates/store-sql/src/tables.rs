@@ -175,7 +175,7 @@ impl Index {
 
     /// Whether `dialect`'s schema has this index.
     pub fn exists_on(&self, dialect: crate::Dialect) -> bool {
-        self.on == OnDatabases::Both || dialect == crate::Dialect::Postgres
+        self.on == OnDatabases::Both || dialect.database() == crate::Dialect::Postgres
     }
 }
 
@@ -201,7 +201,7 @@ pub struct Table {
 impl Table {
     /// Whether `dialect`'s schema has this table.
     pub fn exists_on(&self, dialect: crate::Dialect) -> bool {
-        self.on == OnDatabases::Both || dialect == crate::Dialect::Postgres
+        self.on == OnDatabases::Both || dialect.database() == crate::Dialect::Postgres
     }
 
     pub fn column(&self, name: &str) -> Option<&'static Column> {

@@ -23,8 +23,9 @@ pub(crate) fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize) {
         unreachable!("a walk is planned only along a walkable filter")
     };
     let table = table.name;
+    let same = b.same_resource("r", "d");
     b.push(&format!(
-        "SELECT DISTINCT d.rid, d.{column} FROM {table} d JOIN resource r ON r.rid = d.rid WHERE "
+        "SELECT DISTINCT d.rid, d.{column} FROM {table} d JOIN resource r ON {same} WHERE "
     ));
     index_condition(b, filter, "d", false);
     page_conditions(b, query, Some(index), false);
@@ -37,8 +38,9 @@ pub(crate) fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize) {
     // (rid, param, value, ...), so the probe seeks to the resource's first matching value and
     // looks at one row. Probed by the resource key alone it read every matching row of the
     // resource for each of them: a Patient with 10,000 names made `family=` take 30 s.
+    let same = b.same_resource("y", "d");
     b.push(&format!(
-        " AND NOT EXISTS (SELECT 1 FROM {table} y WHERE y.rid = d.rid AND "
+        " AND NOT EXISTS (SELECT 1 FROM {table} y WHERE {same} AND "
     ));
     match filter {
         Filter::String { .. } => {
@@ -52,7 +54,7 @@ pub(crate) fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize) {
         Filter::Date { param, predicate } => {
             let plus = b.probe_mark("high");
             let param_mark = match b.dialect {
-                Dialect::Postgres => b.probe_mark("param"),
+                Dialect::Postgres | Dialect::Citus => b.probe_mark("param"),
                 Dialect::Sqlite => "",
             };
             b.push(&format!("{param_mark}y.param = "))
@@ -140,11 +142,12 @@ pub(crate) fn walk_chain(b: &mut SqlBuilder, query: &SearchQuery, index: usize, 
         // Each resource once, at its first reference to a matching target: none to a target
         // of a smaller key, none earlier to the same one. (`DISTINCT` would do the second, but
         // costs SQLite a sort of every match.)
-        b.push(
+        let same = b.same_resource("y", "d");
+        b.push(&format!(
             " AND NOT EXISTS (SELECT 1 FROM idx_reference y CROSS JOIN resource u \
-             WHERE y.rid = d.rid AND y.param = d.param AND u.type = y.target_type \
-             AND u.id = y.target_id AND (u.rid < t.rid OR (u.rid = t.rid AND y.seq < d.seq))",
-        );
+             WHERE {same} AND y.param = d.param AND u.type = y.target_type \
+             AND u.id = y.target_id AND (u.rid < t.rid OR (u.rid = t.rid AND y.seq < d.seq))"
+        ));
         live_of_types(b, "u", target_types);
         b.push(" AND ");
         render_probe(b, inner, "u");
@@ -152,11 +155,14 @@ pub(crate) fn walk_chain(b: &mut SqlBuilder, query: &SearchQuery, index: usize, 
     };
     let limit = query.count as i64 + 1;
     match b.dialect {
-        Dialect::Sqlite => {
-            b.push(
+        // On Citus without the LATERAL forms of PostgreSQL's, which correlate rows of two
+        // residents' shards.
+        Dialect::Sqlite | Dialect::Citus => {
+            let same = b.same_resource("r", "d");
+            b.push(&format!(
                 "SELECT d.rid, t.rid FROM resource t CROSS JOIN idx_reference d \
-                 CROSS JOIN resource r WHERE r.rid = d.rid AND ",
-            );
+                 CROSS JOIN resource r WHERE {same} AND "
+            ));
             targets(b);
             referrers(b);
             if let Some((value, row)) = &after {
