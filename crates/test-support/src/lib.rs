@@ -15,7 +15,7 @@ use store::Store;
 use store_sqlite::{Durability, SqliteConfig, SqliteStore};
 
 pub use citus_cluster::citus_url;
-pub use postgres::{DEFAULT_TEST_DATABASE_URL, TestDatabase, postgres, server_url};
+pub use postgres::{DEFAULT_TEST_DATABASE_URL, TestDatabase, postgres, postgres_on, server_url};
 
 /// A store for one test, removed when dropped.
 pub struct TestStore {
@@ -58,6 +58,35 @@ pub fn sqlite() -> TestStore {
     }
 }
 
+/// A fresh PostgreSQL store on the Citus cluster (`citus_url`), its tables distributed.
+pub fn citus() -> TestStore {
+    postgres_on(&citus_url())
+}
+
+/// Store-contract tests the distributed store does not pass yet (decision 0025: chains join a
+/// resident's references to resources on other shards inside a correlated probe, which Citus
+/// does not run). Each still runs on Citus and must still fail; one that passes must leave
+/// this list.
+pub const CITUS_KNOWN_FAILURES: &[&str] = &[
+    "chains_and_reverse_chains_follow_references",
+    "a_walk_along_a_chain_returns_each_referrer_once",
+    "a_chain_with_thousands_of_targets_walks_them_in_order",
+];
+
+/// Runs store-contract test `name` on a Citus store: as any other test, or, when it is one of
+/// [`CITUS_KNOWN_FAILURES`], expecting it to fail still.
+pub fn on_citus(name: &str, body: fn(&TestStore)) {
+    if !CITUS_KNOWN_FAILURES.contains(&name) {
+        body(&citus());
+        return;
+    }
+    let outcome = std::panic::catch_unwind(|| body(&citus()));
+    assert!(
+        outcome.is_err(),
+        "{name} passes on Citus now: take it off test_support::CITUS_KNOWN_FAILURES"
+    );
+}
+
 /// Runs one test body against every backend: `backend_tests! { fn name(store) { ... } }`
 /// expands to `name::sqlite` and `name::postgres`, each on a fresh database.
 #[macro_export]
@@ -66,24 +95,49 @@ macro_rules! backend_tests {
         $(#[$meta:meta])*
         fn $name:ident($store:ident) $body:block
     )*) => {
-        $(
-            mod $name {
-                #[allow(unused_imports)]
-                use super::*;
+        $( $crate::__backend_test! { [] $(#[$meta])* fn $name($store) $body } )*
+    };
+}
 
-                $(#[$meta])*
-                fn test_body($store: &$crate::TestStore) $body
+/// The store contract: [`backend_tests!`] plus a run on a Citus cluster (`name::citus`,
+/// through [`on_citus`]).
+#[macro_export]
+macro_rules! contract_tests {
+    ($(
+        $(#[$meta:meta])*
+        fn $name:ident($store:ident) $body:block
+    )*) => {
+        $( $crate::__backend_test! { [citus] $(#[$meta])* fn $name($store) $body } )*
+    };
+}
 
-                #[test]
-                fn sqlite() {
-                    test_body(&$crate::sqlite());
-                }
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __backend_test {
+    ([$($citus:ident)?] $(#[$meta:meta])* fn $name:ident($store:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
 
-                #[test]
-                fn postgres() {
-                    test_body(&$crate::postgres());
-                }
+            $(#[$meta])*
+            fn test_body($store: &$crate::TestStore) $body
+
+            #[test]
+            fn sqlite() {
+                test_body(&$crate::sqlite());
             }
-        )*
+
+            #[test]
+            fn postgres() {
+                test_body(&$crate::postgres());
+            }
+
+            $(
+                #[test]
+                fn $citus() {
+                    $crate::on_citus(stringify!($name), test_body);
+                }
+            )?
+        }
     };
 }

@@ -221,7 +221,12 @@ fn with_database(url: &str, name: &str) -> String {
 
 /// A fresh PostgreSQL store on a database of its own, dropped with it.
 pub fn postgres() -> TestStore {
-    let database = TestDatabase::create();
+    postgres_on(&server_url())
+}
+
+/// The same on the server at `server_url` (a Citus coordinator: `crate::citus`).
+pub fn postgres_on(server_url: &str) -> TestStore {
+    let database = TestDatabase::create_on(server_url);
     let (url, name) = (database.url.clone(), database.name.clone());
     let open = move || -> Arc<dyn Store> {
         let mut config = PostgresConfig::new(url.clone());

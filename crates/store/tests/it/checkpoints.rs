@@ -2,9 +2,9 @@
 //! an insert that succeeds only once (the access service's codes and assertion ids), on every
 //! backend, across transactions and across a reopened store.
 
-use test_support::backend_tests;
+use test_support::contract_tests;
 
-backend_tests! {
+contract_tests! {
     fn checkpoints_are_listed_by_prefix_in_byte_order(store) {
         let mut tx = store.begin().unwrap();
         for (name, value) in [

@@ -2,7 +2,7 @@
 
 use search::IndexEntries;
 use store::{HistoryQuery, HistoryScope, Method};
-use test_support::backend_tests;
+use test_support::contract_tests;
 
 use crate::support::*;
 
@@ -37,7 +37,7 @@ fn pairs(expected: &[(&str, i64)]) -> Vec<(String, i64)> {
     expected.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }
 
-backend_tests! {
+contract_tests! {
     fn history_is_newest_first_at_every_level(store) {
         load(&***store);
         let instance = store.history(&query(HistoryScope::Instance("Patient".into(), "a".into()))).unwrap();

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use store::{JobOutcome, JobState, NewJob};
-use test_support::backend_tests;
+use test_support::contract_tests;
 
 fn job(id: &str, kind: &str, run_after: i64) -> NewJob {
     NewJob {
@@ -18,7 +18,7 @@ fn job(id: &str, kind: &str, run_after: i64) -> NewJob {
     }
 }
 
-backend_tests! {
+contract_tests! {
     fn a_job_is_claimed_when_due_by_one_worker_and_again_after_its_lease_runs_out(store) {
         let jobs = store.jobs();
         let queued = jobs.enqueue(&job("j1", "export", 100)).unwrap();

@@ -1,5 +1,5 @@
 //! The store contract: what every backend must do, run unchanged against each of them, each
-//! test on a fresh database (see `test_support::backend_tests!`).
+//! test on a fresh database (see `test_support::contract_tests!`), and on a Citus cluster.
 
 mod support;
 

@@ -8,7 +8,7 @@ use search::query::{
 };
 use store::SearchPage;
 use store::StoreError;
-use test_support::backend_tests;
+use test_support::contract_tests;
 
 use crate::support::*;
 
@@ -69,7 +69,7 @@ fn named_patients(store: &dyn store::Store) {
     }
 }
 
-backend_tests! {
+contract_tests! {
     fn a_walk_along_names_returns_each_resource_once_in_name_order(store) {
         named_patients(&***store);
         let mut query = SearchQuery::of_type("Patient");

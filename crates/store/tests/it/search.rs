@@ -7,7 +7,7 @@ use search::query::{
     Bound, Comparison, CompositeTest, Filter, IndexTable, RangeColumn, RangePredicate,
     ReferenceTarget, SearchQuery, StringTest, TokenColumn, TotalMode,
 };
-use test_support::backend_tests;
+use test_support::contract_tests;
 
 use crate::support::*;
 
@@ -106,7 +106,7 @@ fn date_predicate(column: RangeColumn, comparison: Comparison, value: i64) -> Fi
     }
 }
 
-backend_tests! {
+contract_tests! {
     fn tokens_match_by_code_by_system_and_code_and_by_system(store) {
         load(&***store);
         assert_eq!(run(&***store, "Observation", vec![code(TokenColumn::Code, "", "8480-6")]), ["o1", "o3"]);
@@ -372,7 +372,7 @@ fn answers(store: &dyn store::Store) -> Vec<Vec<String>> {
     ]
 }
 
-backend_tests! {
+contract_tests! {
     fn a_bulk_load_defers_indexes_only_into_an_empty_store_and_searches_stay_right(store) {
         // SQLite defers its search indexes; PostgreSQL keeps them (deferring measured no gain:
         // its load is bound by the COPY and the write-ahead log, not by index pages).

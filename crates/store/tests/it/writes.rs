@@ -2,11 +2,11 @@
 
 use search::IndexEntries;
 use store::{StoreError, VersionWrite};
-use test_support::backend_tests;
+use test_support::contract_tests;
 
 use crate::support::*;
 
-backend_tests! {
+contract_tests! {
     fn versions_count_up_and_each_stays_readable(store) {
         let empty = IndexEntries::default();
         put(&***store, "Patient", "p1", &empty, 1_000);
