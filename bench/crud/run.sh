@@ -5,10 +5,11 @@
 # own in turn: Patients (each registration matched by the master index) and Observations.
 # The load generator runs on the same cores as the server.
 #
-#   bench/crud/run.sh [sqlite|postgres] [SECONDS]
+#   bench/crud/run.sh [sqlite|postgres|citus] [SECONDS]
 #
 # Environment: BENCH_DIR (default target/bench), BENCH_DATABASE_URL (default
-# postgres://postgres@127.0.0.1:5432), BENCH_CLIENTS (default "1 16 64 256").
+# postgres://postgres@127.0.0.1:5432), BENCH_CLIENTS (default "1 16 64 256"), BENCH_CITUS_SHARDS
+# (shards a table on the local Citus cluster, bench/citus/database.sh; default 8).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work="$(realpath -m "${BENCH_DIR:-target/bench}")"
@@ -26,7 +27,11 @@ case "$backend" in
         psql "$server/postgres" -q -c "DROP DATABASE IF EXISTS meridian_bench_crud" -c "CREATE DATABASE meridian_bench_crud"
         store=(--database-url "$server/meridian_bench_crud" --data "$work/crud-$backend")
         ;;
-    *) echo "sqlite or postgres" >&2; exit 2 ;;
+    citus)
+        url="$(bench/citus/database.sh meridian_bench_crud "${BENCH_CITUS_SHARDS:-8}")"
+        store=(--database-url "$url" --data "$work/crud-$backend")
+        ;;
+    *) echo "sqlite, postgres or citus" >&2; exit 2 ;;
 esac
 "$target/meridian" serve "${store[@]}" --auth off --listen "$listen" > "$work/crud-$backend.log" 2>&1 &
 pid=$!
