@@ -444,9 +444,16 @@ impl Pending {
     }
 
     /// Buffers `write` of the resource with row key `row`.
-    pub(crate) fn push(&mut self, row: i64, write: &VersionWrite<'_>) -> Result<(), StoreError> {
+    /// Buffers `write` of resource `row`; `kept_key`, when given, is the patient key its rows
+    /// keep instead of the write's own (a deletion on a distributed store, which has none).
+    pub(crate) fn push(
+        &mut self,
+        row: i64,
+        write: &VersionWrite<'_>,
+        kept_key: Option<i64>,
+    ) -> Result<(), StoreError> {
         let stored = write.content.map(store::content::encode).transpose()?;
-        let patient_key = write.index.patient_key.0;
+        let patient_key = kept_key.unwrap_or(write.index.patient_key.0);
         let method = write.method.code() as i16;
         match write.previous {
             None => {

@@ -217,7 +217,14 @@ impl<'a> PostgresTransaction<'a> {
         if self.pending_rows.contains(&row) {
             self.flush()?;
         }
-        self.pending.push(row, &write)?;
+        // A deletion has no content, so no patient key of its own; on a distributed store it
+        // stays in its resident's shard (elsewhere its key is none, as its index).
+        let kept_key = if write.method == Method::Delete && self.connection.distributed {
+            self.key_of(row)?
+        } else {
+            None
+        };
+        self.pending.push(row, &write, kept_key)?;
         self.pending_rows.insert(row);
         if !vouched {
             self.flush()?;
@@ -230,6 +237,20 @@ impl<'a> PostgresTransaction<'a> {
             },
         );
         Ok(row)
+    }
+
+    /// The patient key resource `row` is stored under, if it is stored.
+    fn key_of(&mut self, row: i64) -> Result<Option<i64>, StoreError> {
+        let connection = &mut *self.connection;
+        let result = connection
+            .prepare_cached("SELECT patient_key FROM resource WHERE rid = $1")
+            .and_then(|statement| {
+                connection
+                    .client
+                    .query_opt(&statement, &[&row])
+                    .map_err(map_error)
+            });
+        Ok(self.note(result)?.map(|found| found.get(0)))
     }
 
     fn next_row_key(&mut self) -> Result<i64, StoreError> {

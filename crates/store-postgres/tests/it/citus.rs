@@ -339,4 +339,36 @@ fn history_and_the_change_log_are_whole_and_a_move_to_another_resident_is_refuse
         (current.version, content_of(&current)),
         (3, observation("alice"))
     );
+
+    // A deletion (no content, so no key of its own) stays in the resident's shard.
+    let mut tx = store.begin().unwrap();
+    let previous = tx.current("Observation", "o").unwrap().unwrap();
+    tx.put(store::VersionWrite {
+        resource_type: "Observation",
+        id: "o",
+        previous: Some(&previous),
+        version: 4,
+        last_updated: 4_000,
+        method: store::Method::Delete,
+        content: None,
+        content_hash: 0,
+        custodian: None,
+        sensitivity: 0,
+        index: &IndexEntries::default(),
+    })
+    .unwrap();
+    tx.commit().unwrap();
+    let deleted = store.read("Observation", "o").unwrap().unwrap();
+    assert_eq!(
+        (deleted.version, deleted.method),
+        (4, store::Method::Delete)
+    );
+    let alice = PatientKey::of_patient("alice").0;
+    assert_eq!(
+        count(
+            &database,
+            &format!("SELECT count(*) FROM version WHERE patient_key = {alice}")
+        ),
+        4
+    );
 }
