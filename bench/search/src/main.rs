@@ -147,15 +147,7 @@ fn consents(repository: &Repository, count: usize, organization: &str) -> Result
         let page: Value =
             serde_json::from_slice(&repository.search(&ctx(), "http://bench/fhir", &request)?)?;
         patients.extend(ids(&page));
-        let next = page["link"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|l| l["relation"] == "next")
-            .and_then(|l| l["url"].as_str())
-            .and_then(|url| url.split_once('?'))
-            .map(|(_, query)| repository::parse_query(query));
-        match next {
+        match next_page(&page) {
             Some(next) => params = next,
             None => break,
         }
@@ -301,6 +293,18 @@ fn search(repository: &Repository, scope: SearchScope, query: &str) -> Result<Va
         .search(&ctx(), "http://bench/fhir", &request)
         .map_err(|e| anyhow::anyhow!("{query}: {e}"))?;
     Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// The parameters of a Bundle's next page, if it has one.
+fn next_page(bundle: &Value) -> Option<Vec<(String, String)>> {
+    bundle["link"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|l| l["relation"] == "next")
+        .and_then(|l| l["url"].as_str())
+        .and_then(|url| url.split_once('?'))
+        .map(|(_, query)| repository::parse_query(query))
 }
 
 fn ids(bundle: &Value) -> Vec<String> {

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use repository::{Repository, SearchRequest, SearchScope};
 use serde_json::{Value, json};
 
-use crate::{Sample, ctx, ids, search};
+use crate::{Sample, ctx, ids, next_page, search};
 
 /// Page sizes measured.
 const COUNTS: [usize; 3] = [10, 100, 1000];
@@ -170,15 +170,7 @@ fn time_page(
     }
     times.sort();
     let bundle: Value = serde_json::from_slice(&bytes)?;
-    let next = bundle["link"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|l| l["relation"] == "next")
-        .and_then(|l| l["url"].as_str())
-        .and_then(|url| url.split_once('?'))
-        .map(|(_, query)| repository::parse_query(query));
-    Ok((times[runs / 2], ids(&bundle).len(), next))
+    Ok((times[runs / 2], ids(&bundle).len(), next_page(&bundle)))
 }
 
 /// Runs the matrix and writes one JSON line per shape and page size to `out`.

@@ -48,21 +48,22 @@ fn read(connection: &mut Connection, after: i64, limit: i64) -> Result<Vec<Chang
         .client
         .query(&statement, &[&after, &limit])
         .map_err(map_error)?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let method: i16 = row.get(5);
-            Change {
-                position: row.get(0),
-                row: row.get(1),
-                resource_type: row.get(2),
-                id: row.get(3),
-                version: row.get(4),
-                method: Method::from_code(i64::from(method)).unwrap_or(Method::Update),
-                last_updated: row.get(6),
-            }
-        })
-        .collect())
+    Ok(rows.iter().map(|row| change(row.get(0), row)).collect())
+}
+
+/// The change at `position` of the version in `row` (its row key, type, id, version, method
+/// and time in columns 1 to 6).
+fn change(position: i64, row: &postgres::Row) -> Change {
+    let method: i16 = row.get(5);
+    Change {
+        position,
+        row: row.get(1),
+        resource_type: row.get(2),
+        id: row.get(3),
+        version: row.get(4),
+        method: Method::from_code(i64::from(method)).unwrap_or(Method::Update),
+        last_updated: row.get(6),
+    }
 }
 
 /// The same on a distributed store: the log (on the coordinator) first, then its versions with
@@ -100,16 +101,7 @@ fn read_distributed(
         .iter()
         .filter_map(|log| {
             let row = by_seq.remove(&log.get::<_, i64>(0))?;
-            let method: i16 = row.get(5);
-            Some(Change {
-                position: log.get(1),
-                row: row.get(1),
-                resource_type: row.get(2),
-                id: row.get(3),
-                version: row.get(4),
-                method: Method::from_code(i64::from(method)).unwrap_or(Method::Update),
-                last_updated: row.get(6),
-            })
+            Some(change(log.get(1), &row))
         })
         .collect())
 }

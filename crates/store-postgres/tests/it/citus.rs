@@ -36,6 +36,28 @@ fn observation(patient: &str) -> String {
     format!(r#"{{"resourceType":"Observation","subject":{{"reference":"Patient/{patient}"}}}}"#)
 }
 
+/// Creates Observation `id` of `patient` without reading it first, as a writer that did not
+/// see another's create of the same id.
+fn create_unread(
+    tx: &mut dyn store::Transaction,
+    id: &str,
+    patient: &str,
+) -> Result<i64, StoreError> {
+    tx.put(store::VersionWrite {
+        resource_type: "Observation",
+        id,
+        previous: None,
+        version: 1,
+        last_updated: 1,
+        method: store::Method::Create,
+        content: Some(observation(patient).as_bytes()),
+        content_hash: 1,
+        custodian: None,
+        sensitivity: 0,
+        index: &of_patient(patient),
+    })
+}
+
 fn shard_of(database: &TestDatabase, table: &str, key: i64) -> i64 {
     database
         .connect()
@@ -182,19 +204,7 @@ fn an_id_is_unique_across_shards() {
     // so its shard, differs): the locator refuses it.
     let second = (|| {
         let mut tx = store.begin()?;
-        tx.put(store::VersionWrite {
-            resource_type: "Observation",
-            id: "shared",
-            previous: None,
-            version: 1,
-            last_updated: 1,
-            method: store::Method::Create,
-            content: Some(observation("bob").as_bytes()),
-            content_hash: 1,
-            custodian: None,
-            sensitivity: 0,
-            index: &of_patient("bob"),
-        })?;
+        create_unread(&mut *tx, "shared", "bob")?;
         tx.commit()
     })();
     assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
@@ -244,19 +254,7 @@ fn a_transaction_over_two_residents_shards_commits_or_rolls_back_whole() {
             &of_patient("bob"),
         )?;
         tx.current("Observation", "a-1")?; // flushes both writes to their shards
-        tx.put(store::VersionWrite {
-            resource_type: "Observation",
-            id: "b-0",
-            previous: None,
-            version: 1,
-            last_updated: 1,
-            method: store::Method::Create,
-            content: Some(b"{}"),
-            content_hash: 1,
-            custodian: None,
-            sensitivity: 0,
-            index: &of_patient("bob"),
-        })?;
+        create_unread(&mut *tx, "b-0", "bob")?;
         tx.commit()
     })();
     assert!(failed.is_err(), "creating b-0 twice must fail");
