@@ -54,6 +54,22 @@ pub(crate) fn current(
     id: &str,
 ) -> Result<Option<VersionRecord>, StoreError> {
     let join = current_version_join(connection);
+    if connection.distributed {
+        // The locator (on the id's shard) names the resident's shard: two reads of one shard
+        // each instead of one of every shard.
+        let Some(key) = located(connection, resource_type, id)? else {
+            return Ok(None);
+        };
+        let statement = connection.prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM resource r {join} \
+             WHERE r.patient_key = $3 AND r.type = $1 AND r.id = $2"
+        ))?;
+        let row = connection
+            .client
+            .query_opt(&statement, &[&resource_type, &id, &key])
+            .map_err(map_error)?;
+        return row.as_ref().map(record_from_row).transpose();
+    }
     let statement = connection.prepare_cached(&format!(
         "SELECT {RECORD_COLUMNS} FROM resource r {join} WHERE r.type = $1 AND r.id = $2"
     ))?;
@@ -62,6 +78,22 @@ pub(crate) fn current(
         .query_opt(&statement, &[&resource_type, &id])
         .map_err(map_error)?;
     row.as_ref().map(record_from_row).transpose()
+}
+
+/// The patient key `resource_type/id` is stored under on a distributed store, from its
+/// locator row (`distribution`).
+fn located(
+    connection: &mut Connection,
+    resource_type: &str,
+    id: &str,
+) -> Result<Option<i64>, StoreError> {
+    let statement = connection
+        .prepare_cached("SELECT patient_key FROM resource_locator WHERE id = $1 AND type = $2")?;
+    let row = connection
+        .client
+        .query_opt(&statement, &[&id, &resource_type])
+        .map_err(map_error)?;
+    Ok(row.map(|row| row.get(0)))
 }
 
 pub(crate) fn version(
