@@ -85,11 +85,11 @@ fn read_distributed(
         return Ok(Vec::new());
     }
     let seqs: Vec<i64> = logged.iter().map(|row| row.get(0)).collect();
-    let versions = connection.prepare_cached(
+    let versions = connection.prepare_cached(&format!(
         "SELECT v.seq, v.rid, v.type, r.id, v.version, v.method, v.last_updated \
-         FROM version v JOIN resource r ON r.rid = v.rid AND r.patient_key = v.patient_key \
-         WHERE v.seq = ANY($1)",
-    )?;
+         FROM version v JOIN resource r ON {} WHERE v.seq = ANY($1)",
+        store_sql::same_resource(connection.dialect(), "r", "v")
+    ))?;
     let mut by_seq: std::collections::HashMap<i64, postgres::Row> = connection
         .client
         .query(&versions, &[&seqs])

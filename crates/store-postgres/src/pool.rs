@@ -27,6 +27,15 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    /// The dialect of the shared SQL for this store's layout.
+    pub(crate) fn dialect(&self) -> store_sql::Dialect {
+        if self.distributed {
+            store_sql::Dialect::Citus
+        } else {
+            store_sql::Dialect::Postgres
+        }
+    }
+
     /// The prepared form of `text`, prepared on first use.
     pub(crate) fn prepare_cached(&mut self, text: &str) -> Result<Statement, StoreError> {
         if let Some(statement) = self.statements.get(text) {

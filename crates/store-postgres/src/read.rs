@@ -7,7 +7,7 @@ use postgres::Row;
 use postgres::types::{ToSql, Type};
 use search::query::{CursorValue, SearchQuery};
 use store::{HistoryPage, HistoryQuery, Method, ScanQuery, SearchPage, StoreError, VersionRecord};
-use store_sql::{Dialect, RECORD_COLUMNS, SortValueKind, Sql, SqlRunner, SqlValue};
+use store_sql::{RECORD_COLUMNS, SortValueKind, Sql, SqlRunner, SqlValue};
 
 use crate::map_error;
 use crate::pool::Connection;
@@ -38,23 +38,13 @@ pub(crate) fn record_at(row: &Row, at: usize) -> Result<VersionRecord, StoreErro
     })
 }
 
-/// The join of resources to their current versions. On a distributed store it carries the
-/// key, so that it runs shard by shard: a resource's current version is in its compartment.
-pub(crate) fn current_version_join(connection: &Connection) -> &'static str {
-    if connection.distributed {
-        "JOIN version v ON v.rid = r.rid AND v.patient_key = r.patient_key AND v.version = r.version"
-    } else {
-        "JOIN version v ON v.rid = r.rid AND v.version = r.version"
-    }
-}
-
 pub(crate) fn current(
     connection: &mut Connection,
     resource_type: &str,
     id: &str,
 ) -> Result<Option<VersionRecord>, StoreError> {
-    let join = current_version_join(connection);
-    if connection.distributed {
+    let join = store_sql::current_version_join(connection.dialect());
+    let row = if connection.distributed {
         // The locator (on the id's shard) names the resident's shard: two reads of one shard
         // each instead of one of every shard.
         let Some(key) = located(connection, resource_type, id)? else {
@@ -64,25 +54,24 @@ pub(crate) fn current(
             "SELECT {RECORD_COLUMNS} FROM resource r {join} \
              WHERE r.patient_key = $3 AND r.type = $1 AND r.id = $2"
         ))?;
-        let row = connection
+        connection
             .client
             .query_opt(&statement, &[&resource_type, &id, &key])
-            .map_err(map_error)?;
-        return row.as_ref().map(record_from_row).transpose();
+    } else {
+        let statement = connection.prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS} FROM resource r {join} WHERE r.type = $1 AND r.id = $2"
+        ))?;
+        connection
+            .client
+            .query_opt(&statement, &[&resource_type, &id])
     }
-    let statement = connection.prepare_cached(&format!(
-        "SELECT {RECORD_COLUMNS} FROM resource r {join} WHERE r.type = $1 AND r.id = $2"
-    ))?;
-    let row = connection
-        .client
-        .query_opt(&statement, &[&resource_type, &id])
-        .map_err(map_error)?;
+    .map_err(map_error)?;
     row.as_ref().map(record_from_row).transpose()
 }
 
 /// The patient key `resource_type/id` is stored under on a distributed store, from its
 /// locator row (`distribution`).
-fn located(
+pub(crate) fn located(
     connection: &mut Connection,
     resource_type: &str,
     id: &str,
@@ -117,7 +106,7 @@ pub(crate) fn history(
     connection: &mut Connection,
     query: &HistoryQuery,
 ) -> Result<HistoryPage, StoreError> {
-    let rows = run(connection, &store_sql::history(query, dialect(connection)))?;
+    let rows = run(connection, &store_sql::history(query, connection.dialect()))?;
     let mut versions = Vec::with_capacity(rows.len());
     let mut sequence_numbers = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -140,7 +129,7 @@ pub(crate) fn scan(
     connection: &mut Connection,
     query: &ScanQuery,
 ) -> Result<Vec<VersionRecord>, StoreError> {
-    let rows = run(connection, &store_sql::scan(query, dialect(connection)))?;
+    let rows = run(connection, &store_sql::scan(query, connection.dialect()))?;
     rows.iter().map(record_from_row).collect()
 }
 
@@ -175,17 +164,8 @@ pub(crate) fn search(
     connection: &mut Connection,
     query: &SearchQuery,
 ) -> Result<SearchPage, StoreError> {
-    let dialect = dialect(connection);
+    let dialect = connection.dialect();
     store_sql::search(&mut Runner(connection), query, dialect)
-}
-
-/// The shared SQL's dialect for this store's layout.
-fn dialect(connection: &Connection) -> Dialect {
-    if connection.distributed {
-        Dialect::Citus
-    } else {
-        Dialect::Postgres
-    }
 }
 
 /// Runs the shared search SQL on a PostgreSQL connection.
@@ -311,7 +291,7 @@ pub(crate) fn records_by_row(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let join = current_version_join(connection);
+    let join = store_sql::current_version_join(connection.dialect());
     let statement = connection.prepare_cached(&format!(
         "SELECT {RECORD_COLUMNS} FROM resource r {join} WHERE r.rid = ANY($1)"
     ))?;

@@ -19,9 +19,8 @@ use store::{Method, SearchPage, StoreError, Transaction, VersionRecord, VersionW
 
 use crate::flush::Pending;
 use crate::pool::PooledConnection;
-use crate::read::{self, record_at, record_from_row};
+use crate::read::{self, record_at};
 use crate::{PostgresStore, is_broken, map_error};
-use store_sql::RECORD_COLUMNS;
 
 /// What the transaction knows of one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +108,7 @@ impl<'a> PostgresTransaction<'a> {
         // by a second statement, whose snapshot sees them, while the lock keeps them still.
         let types: Vec<&str> = keys.iter().map(|(t, _)| *t).collect();
         let ids: Vec<&str> = keys.iter().map(|(_, id)| *id).collect();
-        let lock = if connection.distributed {
+        let row_locks = if connection.distributed {
             // Rows on several shards cannot be locked by one query: on a distributed store the
             // writers of a resource serialise on a transaction-scoped advisory lock on the
             // coordinator, through which every writer comes, taken in one order. The read
@@ -122,22 +121,16 @@ impl<'a> PostgresTransaction<'a> {
                 .client
                 .execute(&advisory, &[&types, &ids])
                 .map_err(map_error)?;
-            connection.prepare_cached(
-                "SELECT k.n, r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash, \
-                 v.custodian, v.sensitivity, r.version FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(type, id, n) \
-                 JOIN resource r ON r.type = k.type AND r.id = k.id \
-                 LEFT JOIN version v ON v.rid = r.rid AND v.patient_key = r.patient_key AND v.version = r.version \
-                 ORDER BY r.rid",
-            )?
+            ""
         } else {
-            connection.prepare_cached(
-                "SELECT k.n, r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash, \
-                 v.custodian, v.sensitivity, r.version FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(type, id, n) \
-                 JOIN resource r ON r.type = k.type AND r.id = k.id \
-                 LEFT JOIN version v ON v.rid = r.rid AND v.version = r.version \
-                 ORDER BY r.rid FOR UPDATE OF r",
-            )?
+            " FOR UPDATE OF r"
         };
+        let join = store_sql::current_version_join(connection.dialect());
+        let lock = connection.prepare_cached(&format!(
+            "SELECT k.n, r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash, \
+             v.custodian, v.sensitivity, r.version FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(type, id, n) \
+             JOIN resource r ON r.type = k.type AND r.id = k.id LEFT {join} ORDER BY r.rid{row_locks}"
+        ))?;
         let locked = connection
             .client
             .query(&lock, &[&types, &ids])
@@ -155,17 +148,8 @@ impl<'a> PostgresTransaction<'a> {
             }
         }
         if !moved.is_empty() {
-            let join = read::current_version_join(connection);
-            let read = connection.prepare_cached(&format!(
-                "SELECT {RECORD_COLUMNS} FROM resource r {join} WHERE r.rid = ANY($1)"
-            ))?;
             let rows: Vec<i64> = moved.keys().copied().collect();
-            for row in connection
-                .client
-                .query(&read, &[&rows])
-                .map_err(map_error)?
-            {
-                let record = record_from_row(&row)?;
+            for record in read::records_by_row(connection, &rows)? {
                 for &position in &moved[&record.row] {
                     out[position] = Some(record.clone());
                 }
@@ -220,7 +204,8 @@ impl<'a> PostgresTransaction<'a> {
         // A deletion has no content, so no patient key of its own; on a distributed store it
         // stays in its resident's shard (elsewhere its key is none, as its index).
         let kept_key = if write.method == Method::Delete && self.connection.distributed {
-            self.key_of(row)?
+            let located = read::located(&mut self.connection, write.resource_type, write.id);
+            self.note(located)?
         } else {
             None
         };
@@ -237,20 +222,6 @@ impl<'a> PostgresTransaction<'a> {
             },
         );
         Ok(row)
-    }
-
-    /// The patient key resource `row` is stored under, if it is stored.
-    fn key_of(&mut self, row: i64) -> Result<Option<i64>, StoreError> {
-        let connection = &mut *self.connection;
-        let result = connection
-            .prepare_cached("SELECT patient_key FROM resource WHERE rid = $1")
-            .and_then(|statement| {
-                connection
-                    .client
-                    .query_opt(&statement, &[&row])
-                    .map_err(map_error)
-            });
-        Ok(self.note(result)?.map(|found| found.get(0)))
     }
 
     fn next_row_key(&mut self) -> Result<i64, StoreError> {

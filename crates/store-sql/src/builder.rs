@@ -26,6 +26,16 @@ impl Dialect {
     }
 }
 
+/// `x` and `y` are rows of one resource: their row keys equal, and on a distributed store
+/// their patient keys too (what lets Citus run the join or probe shard by shard; a resource's
+/// rows all carry its key, since a distributed store never moves one).
+pub fn same_resource(dialect: Dialect, x: &str, y: &str) -> String {
+    match dialect {
+        Dialect::Citus => format!("{x}.rid = {y}.rid AND {x}.patient_key = {y}.patient_key"),
+        _ => format!("{x}.rid = {y}.rid"),
+    }
+}
+
 /// A value bound to a placeholder.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlValue {
@@ -165,14 +175,9 @@ impl SqlBuilder {
         }
     }
 
-    /// `x` and `y` are rows of one resource: their row keys equal, and on a distributed store
-    /// their patient keys too (what lets Citus run the join or probe shard by shard; a
-    /// resource's rows all carry its key, since a distributed store never moves one).
+    /// [`same_resource`] in this builder's dialect.
     pub(crate) fn same_resource(&self, x: &str, y: &str) -> String {
-        match self.dialect {
-            Dialect::Citus => format!("{x}.rid = {y}.rid AND {x}.patient_key = {y}.patient_key"),
-            _ => format!("{x}.rid = {y}.rid"),
-        }
+        same_resource(self.dialect, x, y)
     }
 
     pub(crate) fn finish(self) -> Sql {

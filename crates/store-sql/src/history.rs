@@ -8,6 +8,15 @@ use crate::builder::{Sql, SqlBuilder};
 /// The columns a [`crate::VersionRecord`] is read from, resource `r` joined with its version `v`.
 pub const RECORD_COLUMNS: &str = "r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash, v.custodian, v.sensitivity";
 
+/// The join of resources `r` to their current versions `v`, as every read of current versions
+/// writes it.
+pub fn current_version_join(dialect: Dialect) -> String {
+    format!(
+        "JOIN version v ON {} AND v.version = r.version",
+        crate::builder::same_resource(dialect, "v", "r")
+    )
+}
+
 /// A page of history, newest first: [`RECORD_COLUMNS`], then the version's sequence number
 /// (the cursor), one row more than the page so the caller knows whether there is a next page.
 pub fn history(query: &HistoryQuery, dialect: Dialect) -> Sql {
@@ -48,10 +57,9 @@ pub fn history(query: &HistoryQuery, dialect: Dialect) -> Sql {
 /// the way through everything, for reindexing and export ([`RECORD_COLUMNS`]).
 pub fn scan(query: &store::ScanQuery, dialect: Dialect) -> Sql {
     let mut b = SqlBuilder::seeing(dialect, &query.visibility);
-    let same = b.same_resource("v", "r");
     b.push(&format!(
-        "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON {same} AND v.version = r.version \
-         WHERE r.method <> {} AND r.rid > ",
+        "SELECT {RECORD_COLUMNS} FROM resource r {} WHERE r.method <> {} AND r.rid > ",
+        current_version_join(dialect),
         crate::builder::DELETED
     ))
     .bind_int(query.after_row);

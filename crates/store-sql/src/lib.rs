@@ -23,7 +23,7 @@ mod walk;
 #[cfg(test)]
 mod golden_sql;
 
-pub use builder::{Dialect, Sql, SqlValue};
+pub use builder::{Dialect, Sql, SqlValue, same_resource};
 pub use execute::{SqlRunner, search};
-pub use history::{RECORD_COLUMNS, history, scan};
+pub use history::{RECORD_COLUMNS, current_version_join, history, scan};
 pub use sort::SortValueKind;
