@@ -26,7 +26,7 @@ use store::StoreError;
 use crate::map_error;
 
 /// Whether the database has the Citus extension, so that the store distributes its tables.
-pub(crate) fn is_citus(client: &mut Client) -> Result<bool, StoreError> {
+fn is_citus(client: &mut Client) -> Result<bool, StoreError> {
     let row = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')",
@@ -36,11 +36,8 @@ pub(crate) fn is_citus(client: &mut Client) -> Result<bool, StoreError> {
     Ok(row.get(0))
 }
 
-/// Whether the store's tables are distributed (after [`distribute`]).
-pub(crate) fn is_distributed(client: &mut Client) -> Result<bool, StoreError> {
-    if !is_citus(client)? {
-        return Ok(false);
-    }
+/// Whether Citus already distributes the store's tables.
+fn is_distributed(client: &mut Client) -> Result<bool, StoreError> {
     let row = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'resource'::regclass)",
@@ -63,11 +60,15 @@ const DISTRIBUTED: &[&str] = &[
     "idx_composite",
 ];
 
-/// Distributes the store's tables, once: the caller holds the migration lock. Rows already in
-/// the tables are moved to their shards by Citus.
-pub(crate) fn distribute(client: &mut Client) -> Result<(), StoreError> {
+/// On a database with Citus, distributes the store's tables, once (the caller holds the
+/// migration lock; rows already in the tables are moved to their shards by Citus). Answers
+/// whether the tables are distributed.
+pub(crate) fn distribute_on_citus(client: &mut Client) -> Result<bool, StoreError> {
+    if !is_citus(client)? {
+        return Ok(false);
+    }
     if is_distributed(client)? {
-        return Ok(());
+        return Ok(true);
     }
     let mut tx = client.transaction().map_err(map_error)?;
     tx.batch_execute(
@@ -102,7 +103,7 @@ SELECT create_distributed_table('resource_locator', 'id', colocate_with => 'none
     }
     tx.commit().map_err(map_error)?;
     tracing::info!("distributed the store's tables on the patient-compartment key (Citus)");
-    Ok(())
+    Ok(true)
 }
 
 /// The session settings of a connection to a distributed store: joins that cannot run shard by

@@ -94,8 +94,7 @@ impl PostgresStore {
         let block = {
             let mut connection = pool.connect_unpooled()?;
             check_encoding(&mut connection)?;
-            schema::migrate(&mut connection)?;
-            if distribution::is_distributed(&mut connection.client)? {
+            if schema::migrate(&mut connection)? {
                 pool.set_distributed();
             }
             schema::row_key_block(&mut connection)?

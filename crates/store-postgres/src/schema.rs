@@ -264,10 +264,11 @@ CREATE INDEX idx_reference_target ON idx_reference (target_id, param, target_typ
 /// An arbitrary constant naming the migration lock among the database's advisory locks.
 const MIGRATION_LOCK: i64 = 0x6d65_7269_6469_616e; // "meridian"
 
-/// Brings the database up to the current schema version, one transaction per migration. Runs
-/// on a connection of its own that the caller then closes, which also frees the session lock
-/// should anything here fail half-way.
-pub(crate) fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+/// Brings the database up to the current schema version, one transaction per migration, and
+/// answers whether its tables are distributed (Citus). Runs on a connection of its own that
+/// the caller then closes, which also frees the session lock should anything here fail
+/// half-way.
+pub(crate) fn migrate(connection: &mut Connection) -> Result<bool, StoreError> {
     let client = &mut connection.client;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
@@ -298,13 +299,11 @@ pub(crate) fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
         tracing::info!(version, "applied PostgreSQL schema migration");
     }
     // On a Citus coordinator the tables are then distributed, once (decision 0025).
-    if crate::distribution::is_citus(client)? {
-        crate::distribution::distribute(client)?;
-    }
+    let distributed = crate::distribution::distribute_on_citus(client)?;
     client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .map_err(map_error)?;
-    Ok(())
+    Ok(distributed)
 }
 
 /// How many row keys one `nextval('resource_rid')` hands out.
