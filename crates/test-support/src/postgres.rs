@@ -84,27 +84,43 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        // Connections a test left open (a leaked pool, a thread still running) would block the
-        // drop: end them first. FORCE does that too, but says less when it fails.
         let result = postgres::Client::connect(&self.server_url, NoTls).and_then(|mut admin| {
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = $1 AND pid <> pg_backend_pid()",
-                &[&self.name],
-            )?;
-            // On Citus the drop goes to every node.
             if is_citus(&mut admin) {
-                admin.batch_execute("SET citus.enable_create_database_propagation = on")?;
+                citus::drop(&mut admin, &self.server_url, &self.name)
+            } else {
+                drop_database(&mut admin, &self.name)
             }
-            admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
         });
         if let Err(error) = result {
             eprintln!("could not drop test database {}: {error}", self.name);
         }
     }
+}
+
+/// Drops database `name` on the server of `admin`, ending the sessions a test left open (a
+/// leaked pool, a thread still running): FORCE does that too, but says less when it fails. A
+/// session that comes back in between (a background worker of an extension reconnecting) makes
+/// the drop fail with `object_in_use`: it is tried again.
+fn drop_database(admin: &mut postgres::Client, name: &str) -> Result<(), postgres::Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&name],
+        )?;
+        match admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")) {
+            Err(error) if is_object_in_use(&error) && attempt < 20 => {
+                std::thread::sleep(std::time::Duration::from_millis(100 * attempt));
+            }
+            result => return result,
+        }
+    }
+}
+
+fn is_object_in_use(error: &postgres::Error) -> bool {
+    error.code() == Some(&postgres::error::SqlState::OBJECT_IN_USE)
 }
 
 /// Whether the server is a Citus coordinator (the extension is in its administrative database).
@@ -151,15 +167,8 @@ mod citus {
         }
         let config: postgres::Config = url.parse().expect("a test database URL");
         for (host, port, _) in &nodes {
-            let mut node = postgres::Config::new();
-            node.host(host)
-                .port(u16::try_from(*port).expect("a port"))
-                .dbname(name)
-                .user(config.get_user().unwrap_or("postgres"));
-            if let Some(password) = config.get_password() {
-                node.password(password);
-            }
-            node.connect(NoTls)
+            node_config(&config, host, *port, name)
+                .connect(NoTls)
                 .and_then(|mut client| client.batch_execute("CREATE EXTENSION IF NOT EXISTS citus"))
                 .unwrap_or_else(|e| {
                     panic!(
@@ -168,7 +177,21 @@ mod citus {
                     )
                 });
         }
-        let mut coordinator = config
+        // Adding a node syncs the new database's metadata to it over a connection Citus
+        // marks essential; right after the database was made there, that connection is at
+        // times refused ("failure on connection marked as essential", the cause only in a
+        // notice). Tried again a few times, with the notices kept for the message.
+        let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let mut coordinator_config = config.clone();
+        let sink = notices.clone();
+        coordinator_config.notice_callback(move |notice| {
+            sink.lock().expect("the notice list").push(format!(
+                "{}: {}",
+                notice.severity(),
+                notice.message()
+            ));
+        });
+        let mut coordinator = coordinator_config
             .connect(NoTls)
             .unwrap_or_else(|e| panic!("connecting to {name}: {e}"));
         for (host, port, group) in &nodes {
@@ -177,13 +200,72 @@ mod citus {
             } else {
                 "SELECT citus_add_node($1, $2)"
             };
-            coordinator.execute(add, &[host, port]).unwrap_or_else(|e| {
-                panic!(
-                    "adding node {host}:{port} to {name}: {e}: {:?}",
-                    e.as_db_error().map(|db| db.message())
-                )
-            });
+            let mut attempt = 0;
+            while let Err(e) = coordinator.execute(add, &[host, port]) {
+                attempt += 1;
+                if attempt == ADD_NODE_ATTEMPTS {
+                    panic!(
+                        "adding node {host}:{port} to {name} ({attempt} attempts): {e}: {:?}; notices: {:?}",
+                        e.as_db_error().map(|db| db.message()),
+                        notices.lock().expect("the notice list")
+                    );
+                }
+                eprintln!("adding node {host}:{port} to {name} failed ({e}); trying again");
+                std::thread::sleep(std::time::Duration::from_millis(250 * attempt));
+            }
         }
+    }
+
+    /// A connection to database `dbname` on the node at `host:port`, as the user of `config`.
+    fn node_config(
+        config: &postgres::Config,
+        host: &str,
+        port: i32,
+        dbname: &str,
+    ) -> postgres::Config {
+        let mut node = postgres::Config::new();
+        node.host(host)
+            .port(u16::try_from(port).expect("a port"))
+            .dbname(dbname)
+            .user(config.get_user().unwrap_or("postgres"));
+        if let Some(password) = config.get_password() {
+            node.password(password);
+        }
+        node
+    }
+
+    /// How many times adding a node to a new database is tried.
+    const ADD_NODE_ATTEMPTS: u64 = 5;
+
+    /// Drops database `name` on every node of the coordinator `admin`'s cluster (at
+    /// `server_url`), node by node: the coordinator first (whose pooled sessions reach into
+    /// the workers' copies), then each worker. Each drop is the node's own (propagation off;
+    /// Citus still forgets the database it made), and is tried again there: a single
+    /// propagated drop fails on a worker where a session came back after FORCE ended it, and
+    /// cannot be repeated, since the workers it reached no longer have the database.
+    pub(super) fn drop(
+        admin: &mut postgres::Client,
+        server_url: &str,
+        name: &str,
+    ) -> Result<(), postgres::Error> {
+        let workers: Vec<(String, i32)> = admin
+            .query(
+                "SELECT nodename::text, nodeport FROM pg_dist_node \
+                 WHERE noderole = 'primary' AND groupid <> 0 ORDER BY groupid",
+                &[],
+            )?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        admin.batch_execute("SET citus.enable_create_database_propagation = off")?;
+        super::drop_database(admin, name)?;
+        let config: postgres::Config = server_url.parse()?;
+        let admin_database = config.get_dbname().unwrap_or("postgres");
+        for (host, port) in &workers {
+            let mut worker = node_config(&config, host, *port, admin_database).connect(NoTls)?;
+            super::drop_database(&mut worker, name)?;
+        }
+        Ok(())
     }
 }
 
