@@ -13,6 +13,9 @@
 //!   through it) instead of `FOR UPDATE`;
 //! - the change log's rows are written by the flush, not by a trigger (Citus keeps no
 //!   triggers with transition tables on distributed tables);
+//! - the flush sends each resident's changes as one statement Citus routes to that resident's
+//!   shard, and the new rows by COPY; a read by id, in or out of a write, goes through the
+//!   locator to the resident's shard;
 //! - a join between two distributed tables must carry the key (`v.patient_key =
 //!   r.patient_key`) to run shard by shard; the joins that cannot (a version of another
 //!   compartment than its resource's current one) are repartitioned by Citus.

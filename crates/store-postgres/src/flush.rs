@@ -1,11 +1,15 @@
 //! Buffered writes, sent in bulk. Every resource row, version row and index row a transaction
-//! wrote since its last read is kept as column arrays, then sent one of two ways:
+//! wrote since its last read is kept as column arrays, then sent one of three ways:
 //! - a few resources: one statement, the arrays unpacked by `unnest` in data-modifying CTEs,
 //!   so a single-resource write costs one round trip for all its rows;
 //! - many resources: the same statement for what changes existing rows (resource updates,
 //!   superseded versions, old index rows), then `COPY ... FROM STDIN BINARY` per table for the
 //!   new rows. COPY costs two round trips per table but inserts far faster: measured in
-//!   `docs/decisions/0003-postgres-driver-and-pool.md`.
+//!   `docs/decisions/0003-postgres-driver-and-pool.md`;
+//! - on a distributed store (`distribution`): the changes to existing rows in one statement
+//!   per resident, which names the resident's key so that Citus routes it whole to one shard,
+//!   then the new rows by COPY, which Citus routes row by row. (The one statement of many CTEs
+//!   reaches every shard there, and Citus runs it step by step through intermediate results.)
 //!
 //! All CTEs of one statement run against the same snapshot, so deleting a resource's old index
 //! rows and inserting its new ones in the same statement is safe: the delete cannot see the
@@ -15,6 +19,7 @@
 //! declared column, filled from `store_sql::index_rows`, sent as arrays or by COPY in
 //! declaration order.
 
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::sync::OnceLock;
 
@@ -121,16 +126,14 @@ fn position(columns: &[(&str, &str)], name: &str) -> usize {
         .expect("a declared column")
 }
 
-/// The flush statement; it answers how many resource rows it inserted and updated, and (on a
-/// distributed store) how many it would have had to move to another resident's shard.
-fn flush_sql(distributed: bool) -> &'static str {
-    static SINGLE: OnceLock<String> = OnceLock::new();
-    static DISTRIBUTED: OnceLock<String> = OnceLock::new();
-    let cell = if distributed { &DISTRIBUTED } else { &SINGLE };
-    cell.get_or_init(|| render_flush_sql(distributed))
+/// The flush statement of a store on one node; it answers how many resource rows it inserted
+/// and updated.
+fn flush_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(render_flush_sql)
 }
 
-fn render_flush_sql(distributed: bool) -> String {
+fn render_flush_sql() -> String {
     let mut next = 1;
     let mut ctes = Vec::new();
     ctes.push(format!(
@@ -138,48 +141,16 @@ fn render_flush_sql(distributed: bool) -> String {
         names(RESOURCE_COLUMNS),
         unnest(RESOURCE_COLUMNS, &mut next)
     ));
-    if distributed {
-        // A resource's id is unique across shards by its locator row (`distribution`).
-        let at = |name| position(RESOURCE_COLUMNS, name);
-        ctes.push(format!(
-            "located AS (INSERT INTO resource_locator (id, type, patient_key) \
-             SELECT u.id, u.type, u.patient_key FROM unnest(${}::text[], ${}::text[], ${}::bigint[]) AS u(id, type, patient_key))",
-            at("id"),
-            at("type"),
-            at("patient_key")
-        ));
-    }
     let update_start = next;
     let update_at = |name| update_start - 1 + position(UPDATE_COLUMNS, name);
     let updates = unnest(UPDATE_COLUMNS, &mut next);
-    if distributed {
-        // A row's distribution key cannot change in place: an update that would move a
-        // resource to another resident's shard is counted (and refused), not written.
-        ctes.push(format!(
-            "updated AS (UPDATE resource r SET version = u.version, last_updated = u.last_updated, \
-             method = u.method, content_hash = u.content_hash, \
-             custodian = u.custodian, sensitivity = u.sensitivity \
-             FROM {updates} AS u({}) WHERE r.rid = u.rid AND r.version = u.previous \
-             AND r.patient_key = u.patient_key RETURNING 1)",
-            names(UPDATE_COLUMNS)
-        ));
-        ctes.push(format!(
-            "moved AS (SELECT count(*) AS n FROM resource r \
-             JOIN unnest(${}::bigint[], ${}::bigint[], ${}::bigint[]) AS u(rid, previous, patient_key) \
-             ON r.rid = u.rid AND r.version = u.previous WHERE r.patient_key <> u.patient_key)",
-            update_at("rid"),
-            update_at("previous"),
-            update_at("patient_key")
-        ));
-    } else {
-        ctes.push(format!(
-            "updated AS (UPDATE resource r SET version = u.version, last_updated = u.last_updated, \
-             method = u.method, patient_key = u.patient_key, content_hash = u.content_hash, \
-             custodian = u.custodian, sensitivity = u.sensitivity \
-             FROM {updates} AS u({}) WHERE r.rid = u.rid AND r.version = u.previous RETURNING 1)",
-            names(UPDATE_COLUMNS)
-        ));
-    }
+    ctes.push(format!(
+        "updated AS (UPDATE resource r SET version = u.version, last_updated = u.last_updated, \
+         method = u.method, patient_key = u.patient_key, content_hash = u.content_hash, \
+         custodian = u.custodian, sensitivity = u.sensitivity \
+         FROM {updates} AS u({}) WHERE r.rid = u.rid AND r.version = u.previous RETURNING 1)",
+        names(UPDATE_COLUMNS)
+    ));
     // The version an update replaces stops being current when the update is written.
     ctes.push(format!(
         "superseded AS (UPDATE version v SET superseded = u.at \
@@ -189,44 +160,26 @@ fn render_flush_sql(distributed: bool) -> String {
         update_at("previous"),
         update_at("last_updated")
     ));
-    if distributed {
-        // No trigger writes the change log on a distributed table: the flush does.
-        ctes.push(format!(
-            "versions AS (INSERT INTO version ({}) SELECT * FROM {} RETURNING seq), \
-             logged AS (INSERT INTO change (seq) SELECT seq FROM versions)",
-            names(VERSION_COLUMNS),
-            unnest(VERSION_COLUMNS, &mut next)
-        ));
-    } else {
-        ctes.push(format!(
-            "versions AS (INSERT INTO version ({}) SELECT * FROM {})",
-            names(VERSION_COLUMNS),
-            unnest(VERSION_COLUMNS, &mut next)
-        ));
-    }
+    ctes.push(format!(
+        "versions AS (INSERT INTO version ({}) SELECT * FROM {})",
+        names(VERSION_COLUMNS),
+        unnest(VERSION_COLUMNS, &mut next)
+    ));
     let cleared = next;
     next += 1;
     // Reindexing keeps the version but may move the resource to another compartment.
     let (reindexed, reindexed_patient_key) = (next, next + 1);
     next += 2;
-    if distributed {
-        ctes.push(format!(
-            "rekeyed AS (SELECT count(*) AS n FROM resource r \
-             JOIN unnest(${reindexed}::bigint[], ${reindexed_patient_key}::bigint[]) AS u(rid, patient_key) \
-             ON r.rid = u.rid WHERE r.patient_key <> u.patient_key)"
-        ));
-    } else {
-        ctes.push(format!(
-            "reindexed AS (UPDATE resource r SET patient_key = u.patient_key \
-             FROM unnest(${reindexed}::bigint[], ${reindexed_patient_key}::bigint[]) AS u(rid, patient_key) \
-             WHERE r.rid = u.rid)"
-        ));
-        ctes.push(format!(
-            "reindexed_version AS (UPDATE version v SET patient_key = u.patient_key \
-             FROM unnest(${reindexed}::bigint[], ${reindexed_patient_key}::bigint[]) AS u(rid, patient_key) \
-             JOIN resource r ON r.rid = u.rid WHERE v.rid = u.rid AND v.version = r.version)"
-        ));
-    }
+    ctes.push(format!(
+        "reindexed AS (UPDATE resource r SET patient_key = u.patient_key \
+         FROM unnest(${reindexed}::bigint[], ${reindexed_patient_key}::bigint[]) AS u(rid, patient_key) \
+         WHERE r.rid = u.rid)"
+    ));
+    ctes.push(format!(
+        "reindexed_version AS (UPDATE version v SET patient_key = u.patient_key \
+         FROM unnest(${reindexed}::bigint[], ${reindexed_patient_key}::bigint[]) AS u(rid, patient_key) \
+         JOIN resource r ON r.rid = u.rid WHERE v.rid = u.rid AND v.version = r.version)"
+    ));
     for table in INDEX_TABLES {
         let name = table.name;
         let columns = array_columns(table.columns);
@@ -239,15 +192,60 @@ fn render_flush_sql(distributed: bool) -> String {
             unnest(&columns, &mut next)
         ));
     }
-    let moves = if distributed {
-        "(SELECT n FROM moved) + (SELECT n FROM rekeyed)"
-    } else {
-        "0::bigint"
-    };
     format!(
-        "WITH {} SELECT (SELECT count(*) FROM created), (SELECT count(*) FROM updated), {moves}",
+        "WITH {} SELECT (SELECT count(*) FROM created), (SELECT count(*) FROM updated)",
         ctes.join(",\n")
     )
+}
+
+/// On a distributed store, the statement that changes one resident's existing rows: its
+/// resource updates, the versions they supersede and the old index rows of what is rewritten
+/// or reindexed. Every part names the resident's key (`$1`), so Citus routes the whole
+/// statement to that resident's shard and runs it there as it is (its router planner takes
+/// UPDATE and DELETE CTEs; inserts go by COPY, which Citus routes row by row). It answers how
+/// many resources it updated and how many of the reindexed resources are on that shard: one
+/// that is not would have to move to another resident's record.
+fn resident_changes_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let mut next = 2;
+        let update_start = next;
+        let update_at = |name| update_start - 1 + position(UPDATE_COLUMNS, name);
+        let updates = unnest(UPDATE_COLUMNS, &mut next);
+        let (cleared, reindexed) = (next, next + 1);
+        let mut ctes = vec![
+            // A row's distribution key cannot change in place: an update that would move a
+            // resource to another resident's shard finds no row here, and is refused.
+            format!(
+                "updated AS (UPDATE resource r SET version = u.version, \
+                 last_updated = u.last_updated, method = u.method, \
+                 content_hash = u.content_hash, custodian = u.custodian, \
+                 sensitivity = u.sensitivity FROM {updates} AS u({}) \
+                 WHERE r.patient_key = $1 AND r.rid = u.rid AND r.version = u.previous RETURNING 1)",
+                names(UPDATE_COLUMNS)
+            ),
+            format!(
+                "superseded AS (UPDATE version v SET superseded = u.at \
+                 FROM unnest(${}::bigint[], ${}::bigint[], ${}::bigint[]) AS u(rid, previous, at) \
+                 WHERE v.patient_key = $1 AND v.rid = u.rid AND v.version = u.previous)",
+                update_at("rid"),
+                update_at("previous"),
+                update_at("last_updated")
+            ),
+        ];
+        for table in INDEX_TABLES {
+            let name = table.name;
+            ctes.push(format!(
+                "cleared_{name} AS (DELETE FROM {name} \
+                 WHERE patient_key = $1 AND rid = ANY(${cleared}::bigint[]))"
+            ));
+        }
+        format!(
+            "WITH {} SELECT (SELECT count(*) FROM updated), \
+             (SELECT count(*) FROM resource WHERE patient_key = $1 AND rid = ANY(${reindexed}::bigint[]))",
+            ctes.join(",\n")
+        )
+    })
 }
 
 #[derive(Default)]
@@ -275,6 +273,25 @@ struct UpdateRows {
     content_hash: Vec<i64>,
     custodian: Vec<Option<String>>,
     sensitivity: Vec<i64>,
+}
+
+impl UpdateRows {
+    /// The updates of the resources of resident `key`.
+    fn of_key(&self, key: i64) -> UpdateRows {
+        let mut rows = UpdateRows::default();
+        for i in (0..self.rid.len()).filter(|&i| self.patient_key[i] == key) {
+            rows.rid.push(self.rid[i]);
+            rows.previous.push(self.previous[i]);
+            rows.version.push(self.version[i]);
+            rows.last_updated.push(self.last_updated[i]);
+            rows.method.push(self.method[i]);
+            rows.patient_key.push(self.patient_key[i]);
+            rows.content_hash.push(self.content_hash[i]);
+            rows.custodian.push(self.custodian[i].clone());
+            rows.sensitivity.push(self.sensitivity[i]);
+        }
+        rows
+    }
 }
 
 #[derive(Default)]
@@ -407,8 +424,10 @@ pub(crate) struct Pending {
     created: ResourceRows,
     updated: UpdateRows,
     versions: VersionRows,
-    /// Resources whose index rows the flush deletes before inserting the new ones.
+    /// Resources whose index rows the flush deletes before inserting the new ones, and their
+    /// patient-compartment keys (which route the deletes on a distributed store).
     cleared: Vec<i64>,
+    cleared_patient_key: Vec<i64>,
     /// Resources reindexed without a new version, and their new patient-compartment keys.
     reindexed: Vec<i64>,
     reindexed_patient_key: Vec<i64>,
@@ -423,6 +442,7 @@ impl Default for Pending {
             updated: UpdateRows::default(),
             versions: VersionRows::default(),
             cleared: Vec::new(),
+            cleared_patient_key: Vec::new(),
             reindexed: Vec::new(),
             reindexed_patient_key: Vec::new(),
             index_rows: index_buffers(),
@@ -440,6 +460,7 @@ impl Pending {
         self.reindexed.push(row);
         self.reindexed_patient_key.push(index.patient_key.0);
         self.cleared.push(row);
+        self.cleared_patient_key.push(index.patient_key.0);
         self.push_index(row, index);
     }
 
@@ -482,6 +503,7 @@ impl Pending {
                 u.sensitivity.push(write.sensitivity);
                 if !previous.is_deleted() {
                     self.cleared.push(row);
+                    self.cleared_patient_key.push(patient_key);
                 }
             }
         }
@@ -564,9 +586,14 @@ impl Pending {
     }
 
     /// Sends the buffered writes: in one statement, or for many resources the changes in one
-    /// statement and the new rows by COPY. A resource row that was not where its writer
-    /// expected it (another writer moved it on) is a conflict.
+    /// statement and the new rows by COPY; on a distributed store, the changes in one routed
+    /// statement per resident and the new rows by COPY. A resource row that was not where its
+    /// writer expected it (another writer moved it on) is a conflict.
     pub(crate) fn send(mut self, connection: &mut Connection) -> Result<(), StoreError> {
+        if connection.distributed {
+            self.send_resident_changes(connection)?;
+            return self.copy(connection);
+        }
         if self.versions.rid.len() + self.reindexed.len() < COPY_FROM_RESOURCES {
             return self.send_statement(connection);
         }
@@ -584,6 +611,7 @@ impl Pending {
             created: std::mem::take(&mut self.created),
             versions: std::mem::take(&mut self.versions),
             cleared: Vec::new(),
+            cleared_patient_key: Vec::new(),
             reindexed: Vec::new(),
             reindexed_patient_key: Vec::new(),
             updated: UpdateRows::default(),
@@ -592,7 +620,7 @@ impl Pending {
     }
 
     fn send_statement(&self, connection: &mut Connection) -> Result<(), StoreError> {
-        let statement = connection.prepare_cached(flush_sql(connection.distributed))?;
+        let statement = connection.prepare_cached(flush_sql())?;
         let params = self.params();
         debug_assert_eq!(params.len(), statement.params().len());
         let row = connection
@@ -601,27 +629,85 @@ impl Pending {
             .map_err(map_error)?;
         let created: i64 = row.get(0);
         let updated: i64 = row.get(1);
-        let moves: i64 = row.get(2);
-        if moves > 0 {
-            return Err(StoreError::Conflict(format!(
-                "{moves} resources would move to another resident's record, which a distributed \
-                 store does not do yet"
-            )));
-        }
         if created as usize != self.created.rid.len() || updated as usize != self.updated.rid.len()
         {
-            return Err(StoreError::Conflict(format!(
-                "{} of {} resources changed since they were read",
-                self.updated.rid.len().saturating_sub(updated as usize),
-                self.updated.rid.len()
-            )));
+            return Err(changed(self.updated.rid.len(), updated));
+        }
+        Ok(())
+    }
+
+    /// The changes to existing rows on a distributed store, resident by resident
+    /// (`resident_changes_sql`).
+    fn send_resident_changes(&self, connection: &mut Connection) -> Result<(), StoreError> {
+        let keys: BTreeSet<i64> = self
+            .updated
+            .patient_key
+            .iter()
+            .chain(&self.cleared_patient_key)
+            .chain(&self.reindexed_patient_key)
+            .copied()
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let statement = connection.prepare_cached(resident_changes_sql())?;
+        for key in keys {
+            let updated = self.updated.of_key(key);
+            let cleared = of_key(&self.cleared, &self.cleared_patient_key, key);
+            let reindexed = of_key(&self.reindexed, &self.reindexed_patient_key, key);
+            let u = &updated;
+            let params: [Param<'_>; 12] = [
+                &key,
+                &u.rid,
+                &u.previous,
+                &u.version,
+                &u.last_updated,
+                &u.method,
+                &u.patient_key,
+                &u.content_hash,
+                &u.custodian,
+                &u.sensitivity,
+                &cleared,
+                &reindexed,
+            ];
+            let row = connection
+                .client
+                .query_one(&statement, &params)
+                .map_err(map_error)?;
+            let (written, kept): (i64, i64) = (row.get(0), row.get(1));
+            if kept as usize != reindexed.len() {
+                return Err(moved(reindexed.len() - kept as usize));
+            }
+            if written as usize != u.rid.len() {
+                // A race lost, or an update that would move the resource to another resident:
+                // the rows it would have updated, if they are on another resident's shard.
+                let elsewhere: i64 = connection
+                    .client
+                    .query_one(
+                        "SELECT count(*) FROM resource r \
+                         JOIN unnest($1::bigint[], $2::bigint[]) AS u(rid, previous) \
+                         ON r.rid = u.rid AND r.version = u.previous WHERE r.patient_key <> $3",
+                        &[&u.rid, &u.previous, &key],
+                    )
+                    .map_err(map_error)?
+                    .get(0);
+                return Err(if elsewhere > 0 {
+                    moved(elsewhere as usize)
+                } else {
+                    changed(u.rid.len(), written)
+                });
+            }
         }
         Ok(())
     }
 
     /// Inserts the new rows with one COPY per table that has any: resources, then versions
-    /// (whose sequence numbers follow the order written), then index rows.
+    /// (whose sequence numbers follow the order written), then index rows. On a distributed
+    /// store also the locator rows of created resources and the change log's rows: the
+    /// versions' sequence numbers are then taken first, in order, so that the log needs no
+    /// read of the versions back from their shards.
     fn copy(&self, connection: &mut Connection) -> Result<(), StoreError> {
+        let distributed = connection.distributed;
         let client = &mut connection.client;
         let c = &self.created;
         copy_rows(client, "resource", RESOURCE_COLUMNS, c.rid.len(), |i| {
@@ -639,7 +725,7 @@ impl Pending {
             ]
         })?;
         let v = &self.versions;
-        copy_rows(client, "version", VERSION_COLUMNS, v.rid.len(), |i| {
+        let version_row = |i: usize| -> Vec<Param<'_>> {
             vec![
                 &v.rid[i],
                 &v.version[i],
@@ -652,15 +738,40 @@ impl Pending {
                 &v.sensitivity[i],
                 &v.content[i],
             ]
-        })?;
+        };
+        let seqs: Vec<i64> = if distributed && !v.rid.is_empty() {
+            client
+                .query(
+                    "SELECT nextval(pg_get_serial_sequence('version', 'seq')) \
+                     FROM generate_series(1, $1::bigint)",
+                    &[&(v.rid.len() as i64)],
+                )
+                .map_err(map_error)?
+                .iter()
+                .map(|row| row.get(0))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if distributed {
+            let columns: Vec<(&str, &str)> = std::iter::once(("seq", "bigint"))
+                .chain(VERSION_COLUMNS.iter().copied())
+                .collect();
+            copy_rows(client, "version", &columns, v.rid.len(), |i| {
+                let mut row: Vec<Param<'_>> = vec![&seqs[i]];
+                row.extend(version_row(i));
+                row
+            })?;
+        } else {
+            copy_rows(client, "version", VERSION_COLUMNS, v.rid.len(), version_row)?;
+        }
         for rows in &self.index_rows {
             let columns = array_columns(rows.table.columns);
             copy_rows(client, rows.table.name, &columns, rows.len, |i| {
                 rows.columns.iter().map(|column| column.at(i)).collect()
             })?;
         }
-        if connection.distributed {
-            // What the single statement's `located` and `logged` do (`render_flush_sql`).
+        if distributed {
             copy_rows(
                 client,
                 "resource_locator",
@@ -668,19 +779,42 @@ impl Pending {
                 c.rid.len(),
                 |i| vec![&c.id[i], &c.resource_type[i], &c.patient_key[i]],
             )?;
-            if !v.rid.is_empty() {
+            if !seqs.is_empty() {
                 client
                     .execute(
-                        "INSERT INTO change (seq) SELECT v.seq FROM version v \
-                         JOIN unnest($1::bigint[], $2::bigint[]) AS u(rid, version) \
-                         ON v.rid = u.rid AND v.version = u.version",
-                        &[&v.rid, &v.version],
+                        "INSERT INTO change (seq) SELECT unnest($1::bigint[])",
+                        &[&seqs],
                     )
                     .map_err(map_error)?;
             }
         }
         Ok(())
     }
+}
+
+/// The conflict of a write whose resources changed since it read them.
+fn changed(expected: usize, written: i64) -> StoreError {
+    StoreError::Conflict(format!(
+        "{} of {expected} resources changed since they were read",
+        expected.saturating_sub(written as usize)
+    ))
+}
+
+/// The conflict of a write that would move resources to another resident's record.
+fn moved(resources: usize) -> StoreError {
+    StoreError::Conflict(format!(
+        "{resources} resources would move to another resident's record, which a distributed \
+         store does not do yet"
+    ))
+}
+
+/// The values of `rows` whose patient-compartment key (in `keys`, beside them) is `key`.
+fn of_key(rows: &[i64], keys: &[i64], key: i64) -> Vec<i64> {
+    rows.iter()
+        .zip(keys)
+        .filter(|(_, k)| **k == key)
+        .map(|(row, _)| *row)
+        .collect()
 }
 
 /// `COPY table (columns) FROM STDIN BINARY` of `rows` rows, each given by `row`.

@@ -22,6 +22,10 @@ use crate::pool::PooledConnection;
 use crate::read::{self, record_at};
 use crate::{PostgresStore, is_broken, map_error};
 
+/// Up to how many resources a locked read on a distributed store reads one by one through
+/// their locators; more are read by one statement across the shards.
+const LOCATED_READS: usize = 4;
+
 /// What the transaction knows of one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Known {
@@ -121,6 +125,16 @@ impl<'a> PostgresTransaction<'a> {
                 .client
                 .execute(&advisory, &[&types, &ids])
                 .map_err(map_error)?;
+            if keys.len() <= LOCATED_READS {
+                // A few resources: each through its locator to its resident's shard (two
+                // single-shard reads) rather than one read of every shard.
+                let out = keys
+                    .iter()
+                    .map(|(resource_type, id)| read::current(connection, resource_type, id))
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.remember(keys, &out);
+                return Ok(out);
+            }
             ""
         } else {
             " FOR UPDATE OF r"
@@ -155,7 +169,13 @@ impl<'a> PostgresTransaction<'a> {
                 }
             }
         }
-        for ((resource_type, id), record) in keys.iter().zip(&out) {
+        self.remember(keys, &out);
+        Ok(out)
+    }
+
+    /// Records what a locked read found of `keys`.
+    fn remember(&mut self, keys: &[(&str, &str)], records: &[Option<VersionRecord>]) {
+        for ((resource_type, id), record) in keys.iter().zip(records) {
             let known = match record {
                 Some(record) => Known::Present {
                     row: record.row,
@@ -166,7 +186,6 @@ impl<'a> PostgresTransaction<'a> {
             self.known
                 .insert(((*resource_type).to_owned(), (*id).to_owned()), known);
         }
-        Ok(out)
     }
 
     fn put_inner(&mut self, write: VersionWrite<'_>) -> Result<i64, StoreError> {

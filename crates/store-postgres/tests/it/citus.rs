@@ -2,7 +2,8 @@
 //! (`test_support::citus_url` starts them): its tables distributed on the patient key and
 //! co-located, a resident's rows on one shard and a resident's read planned on one shard, ids
 //! unique across shards, a transaction over two residents' shards atomic, history and the
-//! change log whole, and a resource that would move to another resident refused, not torn.
+//! change log whole, a resident's writes and reads by id run on that resident's shards only,
+//! and a resource that would move to another resident refused, not torn.
 
 use search::IndexEntries;
 use search::index::ReferenceEntry;
@@ -368,5 +369,121 @@ fn history_and_the_change_log_are_whole_and_a_move_to_another_resident_is_refuse
             &format!("SELECT count(*) FROM version WHERE patient_key = {alice}")
         ),
         4
+    );
+}
+
+/// How many queries Citus ran on more than one shard in `database` since it started (its stat
+/// counters on: `citus.enable_stat_counters`).
+fn multi_shard_queries(database: &TestDatabase) -> i64 {
+    count(
+        database,
+        "SELECT query_execution_multi_shard FROM citus_stat_counters WHERE name = current_database()",
+    )
+}
+
+#[test]
+fn a_residents_writes_and_reads_by_id_run_on_that_residents_shards_only() {
+    let database = database();
+    database
+        .connect()
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET citus.enable_stat_counters = on",
+            database.name()
+        ))
+        .unwrap();
+    let mut config = store_postgres::PostgresConfig::new(database.url.clone());
+    config.max_connections = 2;
+    // The statistics keeper reads every shard, by design; it is not what is measured here.
+    config.keep_statistics = false;
+    let store = store_postgres::PostgresStore::open(config).unwrap();
+    // Two residents, so that a statement that is not routed has more than one shard to reach.
+    for patient in ["alice", "bob"] {
+        put_with_retry(
+            &store,
+            "Observation",
+            &format!("{patient}-1"),
+            &observation(patient),
+            &of_patient(patient),
+        );
+    }
+
+    let before = multi_shard_queries(&database);
+    // Alice's update, create, read by id and deletion: each statement goes to her shard (or
+    // to the shard of an id's locator row), none to every shard.
+    assert_eq!(
+        put_with_retry(
+            &store,
+            "Observation",
+            "alice-1",
+            &observation("alice"),
+            &of_patient("alice")
+        ),
+        2
+    );
+    put_with_retry(
+        &store,
+        "Observation",
+        "alice-2",
+        &observation("alice"),
+        &of_patient("alice"),
+    );
+    assert_eq!(
+        store
+            .read("Observation", "alice-1")
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    let mut tx = store.begin().unwrap();
+    let previous = tx.current("Observation", "alice-2").unwrap().unwrap();
+    tx.put(store::VersionWrite {
+        resource_type: "Observation",
+        id: "alice-2",
+        previous: Some(&previous),
+        version: 2,
+        last_updated: 2_000,
+        method: store::Method::Delete,
+        content: None,
+        content_hash: 0,
+        custodian: None,
+        sensitivity: 0,
+        index: &IndexEntries::default(),
+    })
+    .unwrap();
+    tx.commit().unwrap();
+    assert_eq!(multi_shard_queries(&database), before);
+    // The counter counts: a read of every shard moves it.
+    assert_eq!(count(&database, "SELECT count(*) FROM resource"), 3);
+    assert!(multi_shard_queries(&database) > before);
+
+    // What the routed statements wrote: Alice's old index rows replaced, her deleted
+    // resource's removed, Bob's untouched; every version in the change log, in order.
+    let alice = PatientKey::of_patient("alice").0;
+    let bob = PatientKey::of_patient("bob").0;
+    for (key, rows) in [(alice, 1), (bob, 1)] {
+        assert_eq!(
+            count(
+                &database,
+                &format!("SELECT count(*) FROM idx_reference WHERE patient_key = {key}")
+            ),
+            rows
+        );
+    }
+    let logged: Vec<(String, i64)> = store
+        .changes(0, 100)
+        .unwrap()
+        .iter()
+        .map(|c| (c.id.clone(), c.version))
+        .collect();
+    assert_eq!(
+        logged,
+        vec![
+            ("alice-1".into(), 1),
+            ("bob-1".into(), 1),
+            ("alice-1".into(), 2),
+            ("alice-2".into(), 1),
+            ("alice-2".into(), 2),
+        ]
     );
 }
