@@ -20,11 +20,17 @@
 //!   r.patient_key`) to run shard by shard; the joins that cannot (a version of another
 //!   compartment than its resource's current one) are repartitioned by Citus.
 //!
-//! Not yet: a resource whose key changes (its subject moves to another resident) is refused
-//! with a conflict rather than moved between shards.
+//! A resource whose key changes (its subject is now another resident: a Person whose last
+//! link to a Patient went, an Observation filed under the wrong resident) moves: its resource
+//! row and every version are copied to the new resident's shard and deleted from the old one
+//! with its index rows, and its locator row follows, in the writing transaction (two-phase
+//! commit when the shards are on two nodes).
+
+use std::io::{Read, Write};
 
 use postgres::Client;
 use store::StoreError;
+use store_sql::tables::INDEX_TABLES;
 
 use crate::map_error;
 
@@ -113,3 +119,76 @@ SELECT create_distributed_table('resource_locator', 'id', colocate_with => 'none
 /// shard (a version read with a resource of another compartment) are repartitioned rather than
 /// refused.
 pub(crate) const SESSION: &str = "SET citus.enable_repartition_joins = on";
+
+/// The columns of the rows a move copies, `patient_key` among them.
+const RESOURCE_ROW: &str = "rid, type, id, version, last_updated, method, patient_key, content_hash, custodian, sensitivity";
+const VERSION_ROW: &str = "seq, rid, version, type, last_updated, superseded, method, patient_key, \
+     content_hash, content, custodian, sensitivity";
+
+/// Moves resource `rid` from resident `from`'s shard to resident `to`'s: its resource row and
+/// all its versions are copied over (binary COPY out and in, the key replaced; sequence
+/// numbers kept, so the change log still names them) and deleted from the old shard with
+/// their index rows (the writer inserts the new ones), and the locator names the new key.
+/// Runs in the caller's transaction.
+pub(crate) fn move_resource(
+    client: &mut Client,
+    rid: i64,
+    from: i64,
+    to: i64,
+) -> Result<(), StoreError> {
+    let row = client
+        .query_one(
+            "SELECT id, type FROM resource WHERE patient_key = $1 AND rid = $2",
+            &[&from, &rid],
+        )
+        .map_err(map_error)?;
+    let (id, resource_type): (String, String) = (row.get(0), row.get(1));
+    for (table, columns) in [("resource", RESOURCE_ROW), ("version", VERSION_ROW)] {
+        let selected = columns.replace("patient_key", &format!("{to}::bigint AS patient_key"));
+        let mut rows = Vec::new();
+        client
+            .copy_out(&format!(
+                "COPY (SELECT {selected} FROM {table} WHERE patient_key = {from} AND rid = {rid}) \
+                 TO STDOUT (FORMAT binary)"
+            ))
+            .map_err(map_error)?
+            .read_to_end(&mut rows)
+            .map_err(|e| StoreError::Internal(format!("moving {table} rows: {e}")))?;
+        let mut sink = client
+            .copy_in(&format!(
+                "COPY {table} ({columns}) FROM STDIN (FORMAT binary)"
+            ))
+            .map_err(map_error)?;
+        sink.write_all(&rows)
+            .map_err(|e| StoreError::Internal(format!("moving {table} rows: {e}")))?;
+        sink.finish().map_err(map_error)?;
+    }
+    // One statement, routed to the old shard: the resource's rows there, and its index rows.
+    let deletes: Vec<String> = ["resource", "version"]
+        .iter()
+        .copied()
+        .chain(INDEX_TABLES.iter().map(|table| table.name))
+        .map(|table| {
+            format!("d_{table} AS (DELETE FROM {table} WHERE patient_key = $1 AND rid = $2)")
+        })
+        .collect();
+    client
+        .execute(
+            &format!("WITH {} SELECT 1", deletes.join(", ")),
+            &[&from, &rid],
+        )
+        .map_err(map_error)?;
+    client
+        .execute(
+            "UPDATE resource_locator SET patient_key = $3 WHERE id = $1 AND type = $2",
+            &[&id, &resource_type, &to],
+        )
+        .map_err(map_error)?;
+    tracing::debug!(
+        rid,
+        from,
+        to,
+        "moved a resource to another resident's shard"
+    );
+    Ok(())
+}

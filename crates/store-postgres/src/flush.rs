@@ -276,10 +276,10 @@ struct UpdateRows {
 }
 
 impl UpdateRows {
-    /// The updates of the resources of resident `key`.
-    fn of_key(&self, key: i64) -> UpdateRows {
+    /// The updates at the positions `keep` keeps.
+    fn select(&self, keep: impl Fn(usize) -> bool) -> UpdateRows {
         let mut rows = UpdateRows::default();
-        for i in (0..self.rid.len()).filter(|&i| self.patient_key[i] == key) {
+        for i in (0..self.rid.len()).filter(|&i| keep(i)) {
             rows.rid.push(self.rid[i]);
             rows.previous.push(self.previous[i]);
             rows.version.push(self.version[i]);
@@ -631,13 +631,14 @@ impl Pending {
         let updated: i64 = row.get(1);
         if created as usize != self.created.rid.len() || updated as usize != self.updated.rid.len()
         {
-            return Err(changed(self.updated.rid.len(), updated));
+            return Err(changed(self.updated.rid.len(), updated as usize));
         }
         Ok(())
     }
 
     /// The changes to existing rows on a distributed store, resident by resident
-    /// (`resident_changes_sql`).
+    /// (`resident_changes_sql`). A resource that is not on its resident's shard any more (its
+    /// subject is now another resident) moves there first (`distribution::move_resource`).
     fn send_resident_changes(&self, connection: &mut Connection) -> Result<(), StoreError> {
         let keys: BTreeSet<i64> = self
             .updated
@@ -652,50 +653,50 @@ impl Pending {
         }
         let statement = connection.prepare_cached(resident_changes_sql())?;
         for key in keys {
-            let updated = self.updated.of_key(key);
+            let updated = self.updated.select(|i| self.updated.patient_key[i] == key);
             let cleared = of_key(&self.cleared, &self.cleared_patient_key, key);
             let reindexed = of_key(&self.reindexed, &self.reindexed_patient_key, key);
-            let u = &updated;
-            let params: [Param<'_>; 12] = [
-                &key,
-                &u.rid,
-                &u.previous,
-                &u.version,
-                &u.last_updated,
-                &u.method,
-                &u.patient_key,
-                &u.content_hash,
-                &u.custodian,
-                &u.sensitivity,
-                &cleared,
-                &reindexed,
-            ];
-            let row = connection
-                .client
-                .query_one(&statement, &params)
-                .map_err(map_error)?;
-            let (written, kept): (i64, i64) = (row.get(0), row.get(1));
-            if kept as usize != reindexed.len() {
-                return Err(moved(reindexed.len() - kept as usize));
+            let (written, kept) =
+                resident_changes(connection, &statement, key, &updated, &cleared, &reindexed)?;
+            if written == updated.rid.len() && kept == reindexed.len() {
+                continue;
             }
-            if written as usize != u.rid.len() {
-                // A race lost, or an update that would move the resource to another resident:
-                // the rows it would have updated, if they are on another resident's shard.
-                let elsewhere: i64 = connection
-                    .client
-                    .query_one(
-                        "SELECT count(*) FROM resource r \
-                         JOIN unnest($1::bigint[], $2::bigint[]) AS u(rid, previous) \
-                         ON r.rid = u.rid AND r.version = u.previous WHERE r.patient_key <> $3",
-                        &[&u.rid, &u.previous, &key],
-                    )
-                    .map_err(map_error)?
-                    .get(0);
-                return Err(if elsewhere > 0 {
-                    moved(elsewhere as usize)
-                } else {
-                    changed(u.rid.len(), written)
-                });
+            // Rows not found on the resident's shard: those on another resident's move here
+            // and are written again; any others changed since they were read.
+            let rows: Vec<i64> = updated.rid.iter().chain(&reindexed).copied().collect();
+            let elsewhere: Vec<(i64, i64)> = connection
+                .client
+                .query(
+                    "SELECT rid, patient_key FROM resource \
+                     WHERE rid = ANY($1::bigint[]) AND patient_key <> $2",
+                    &[&rows, &key],
+                )
+                .map_err(map_error)?
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect();
+            for &(rid, from) in &elsewhere {
+                crate::distribution::move_resource(&mut connection.client, rid, from, key)?;
+            }
+            let moved: BTreeSet<i64> = elsewhere.iter().map(|(rid, _)| *rid).collect();
+            let (again_written, again_kept) = resident_changes(
+                connection,
+                &statement,
+                key,
+                &updated.select(|i| moved.contains(&updated.rid[i])),
+                &[],
+                &reindexed
+                    .iter()
+                    .copied()
+                    .filter(|rid| moved.contains(rid))
+                    .collect::<Vec<_>>(),
+            )?;
+            if written + again_written != updated.rid.len() || kept + again_kept != reindexed.len()
+            {
+                return Err(changed(
+                    updated.rid.len() + reindexed.len(),
+                    written + again_written + kept + again_kept,
+                ));
             }
         }
         Ok(())
@@ -793,19 +794,43 @@ impl Pending {
 }
 
 /// The conflict of a write whose resources changed since it read them.
-fn changed(expected: usize, written: i64) -> StoreError {
+fn changed(expected: usize, written: usize) -> StoreError {
     StoreError::Conflict(format!(
         "{} of {expected} resources changed since they were read",
-        expected.saturating_sub(written as usize)
+        expected.saturating_sub(written)
     ))
 }
 
-/// The conflict of a write that would move resources to another resident's record.
-fn moved(resources: usize) -> StoreError {
-    StoreError::Conflict(format!(
-        "{resources} resources would move to another resident's record, which a distributed \
-         store does not do yet"
-    ))
+/// Runs `resident_changes_sql` for resident `key`; answers how many resources it updated and
+/// how many of `reindexed` it found on the resident's shard.
+fn resident_changes(
+    connection: &mut Connection,
+    statement: &postgres::Statement,
+    key: i64,
+    updated: &UpdateRows,
+    cleared: &[i64],
+    reindexed: &[i64],
+) -> Result<(usize, usize), StoreError> {
+    let u = updated;
+    let params: [Param<'_>; 12] = [
+        &key,
+        &u.rid,
+        &u.previous,
+        &u.version,
+        &u.last_updated,
+        &u.method,
+        &u.patient_key,
+        &u.content_hash,
+        &u.custodian,
+        &u.sensitivity,
+        &cleared,
+        &reindexed,
+    ];
+    let row = connection
+        .client
+        .query_one(statement, &params)
+        .map_err(map_error)?;
+    Ok((row.get::<_, i64>(0) as usize, row.get::<_, i64>(1) as usize))
 }
 
 /// The values of `rows` whose patient-compartment key (in `keys`, beside them) is `key`.

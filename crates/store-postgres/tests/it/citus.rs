@@ -3,7 +3,7 @@
 //! co-located, a resident's rows on one shard and a resident's read planned on one shard, ids
 //! unique across shards, a transaction over two residents' shards atomic, history and the
 //! change log whole, a resident's writes and reads by id run on that resident's shards only,
-//! and a resource that would move to another resident refused, not torn.
+//! and a resource whose subject becomes another resident moved there whole, or not at all.
 
 use search::IndexEntries;
 use search::index::ReferenceEntry;
@@ -286,7 +286,7 @@ fn a_transaction_over_two_residents_shards_commits_or_rolls_back_whole() {
 }
 
 #[test]
-fn history_and_the_change_log_are_whole_and_a_move_to_another_resident_is_refused() {
+fn history_and_the_change_log_are_whole_and_a_resource_moves_to_another_resident_whole() {
     let database = database();
     let store = open(&database, 4);
     for _ in 0..3 {
@@ -317,27 +317,91 @@ fn history_and_the_change_log_are_whole_and_a_move_to_another_resident_is_refuse
         vec![("o".into(), 1), ("o".into(), 2), ("o".into(), 3)]
     );
 
-    // The subject changes to another resident: refused, and the record stays as it was.
-    let moved = (|| {
-        let mut tx = store.begin()?;
+    let alice = PatientKey::of_patient("alice").0;
+    let bob = PatientKey::of_patient("bob").0;
+    let rows_at = |table: &str, key: i64| {
+        count(
+            &database,
+            &format!("SELECT count(*) FROM {table} WHERE patient_key = {key}"),
+        )
+    };
+
+    // The subject changes to another resident in a transaction that does not commit: nothing
+    // moves.
+    {
+        let mut tx = store.begin().unwrap();
         put_in(
             &mut *tx,
             "Observation",
             "o",
             &observation("bob"),
             &of_patient("bob"),
-        )?;
-        tx.commit()
-    })();
-    assert!(
-        matches!(&moved, Err(StoreError::Conflict(reason)) if reason.contains("another resident")),
-        "{moved:?}"
+        )
+        .unwrap();
+        tx.current("Observation", "o").unwrap();
+    }
+    assert_eq!((rows_at("version", alice), rows_at("version", bob)), (3, 0));
+
+    // It commits: the resource with its whole history moves to Bob's shard, its old index
+    // rows go, its locator follows, and the change log still names every version.
+    assert_eq!(
+        put_with_retry(
+            &store,
+            "Observation",
+            "o",
+            &observation("bob"),
+            &of_patient("bob")
+        ),
+        4
     );
     let current = store.read("Observation", "o").unwrap().unwrap();
     assert_eq!(
         (current.version, content_of(&current)),
-        (3, observation("alice"))
+        (4, observation("bob"))
     );
+    for (table, at_alice, at_bob) in [
+        ("resource", 0, 1),
+        ("version", 0, 4),
+        ("idx_reference", 0, 1),
+        ("resource_locator", 0, 1),
+    ] {
+        assert_eq!(
+            (rows_at(table, alice), rows_at(table, bob)),
+            (at_alice, at_bob),
+            "{table}"
+        );
+    }
+    let history = store
+        .history(&store::HistoryQuery {
+            scope: store::HistoryScope::Instance("Observation".into(), "o".into()),
+            since: None,
+            at: None,
+            count: 100,
+            cursor: None,
+            visibility: Default::default(),
+        })
+        .unwrap();
+    let versions: Vec<(i64, String)> = history
+        .versions
+        .iter()
+        .map(|v| (v.version, content_of(v)))
+        .collect();
+    assert_eq!(
+        versions,
+        vec![
+            (4, observation("bob")),
+            (3, observation("alice")),
+            (2, observation("alice")),
+            (1, observation("alice")),
+        ]
+    );
+    let logged: Vec<i64> = store
+        .changes(0, 100)
+        .unwrap()
+        .iter()
+        .map(|c| c.version)
+        .collect();
+    assert_eq!(logged, vec![1, 2, 3, 4]);
 
     // A deletion (no content, so no key of its own) stays in the resident's shard.
     let mut tx = store.begin().unwrap();
@@ -346,8 +410,8 @@ fn history_and_the_change_log_are_whole_and_a_move_to_another_resident_is_refuse
         resource_type: "Observation",
         id: "o",
         previous: Some(&previous),
-        version: 4,
-        last_updated: 4_000,
+        version: 5,
+        last_updated: 5_000,
         method: store::Method::Delete,
         content: None,
         content_hash: 0,
@@ -360,16 +424,9 @@ fn history_and_the_change_log_are_whole_and_a_move_to_another_resident_is_refuse
     let deleted = store.read("Observation", "o").unwrap().unwrap();
     assert_eq!(
         (deleted.version, deleted.method),
-        (4, store::Method::Delete)
+        (5, store::Method::Delete)
     );
-    let alice = PatientKey::of_patient("alice").0;
-    assert_eq!(
-        count(
-            &database,
-            &format!("SELECT count(*) FROM version WHERE patient_key = {alice}")
-        ),
-        4
-    );
+    assert_eq!((rows_at("version", alice), rows_at("version", bob)), (0, 5));
 }
 
 /// How many queries Citus ran on more than one shard in `database` since it started (its stat

@@ -142,7 +142,16 @@ fn current_many_answers_in_the_order_asked_with_repeats_and_gaps() {
 
 #[test]
 fn reindexing_replaces_index_rows_and_compartment_without_a_new_version() {
-    let database = TestDatabase::create();
+    reindex_on(TestDatabase::create());
+}
+
+/// The same on Citus, where the new compartment is another shard: the resource moves there.
+#[test]
+fn reindexing_into_another_compartment_moves_the_resource_on_citus() {
+    reindex_on(TestDatabase::create_on(&test_support::citus_url()));
+}
+
+fn reindex_on(database: TestDatabase) {
     let store = open(&database, 2);
     put_with_retry(&store, "Patient", "p1", "{}", &identifier("before"));
     let row = store.read("Patient", "p1").unwrap().unwrap().row;
@@ -174,6 +183,13 @@ fn reindexing_replaces_index_rows_and_compartment_without_a_new_version() {
         ),
         1
     );
+    // One resource row and one version in all, none left behind in the old compartment.
+    for table in ["resource", "version"] {
+        assert_eq!(
+            count(&database, &format!("SELECT count(*) FROM {table}")),
+            1
+        );
+    }
     assert_eq!(store.checkpoint("reindex").unwrap().as_deref(), Some("42"));
     let mut tx = store.begin().unwrap();
     tx.set_checkpoint("reindex", None).unwrap();
