@@ -9,7 +9,9 @@
 #
 # Environment: BENCH_DIR (default target/bench), BENCH_DATABASE_URL (default
 # postgres://postgres@127.0.0.1:5432), BENCH_CLIENTS (default "1 16 64 256"), BENCH_CITUS_SHARDS
-# (shards a table on the local Citus cluster, bench/citus/database.sh; default 8).
+# (shards a table on the local Citus cluster, bench/citus/database.sh; default 8), BENCH_BIN (a
+# directory holding the `meridian` and `crud-bench` binaries to run instead of building them:
+# an earlier build, to compare two builds on the same machine in one sitting).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work="$(realpath -m "${BENCH_DIR:-target/bench}")"
@@ -18,8 +20,12 @@ backend="${1:-sqlite}"
 seconds="${2:-10}"
 listen=127.0.0.1:18083
 mkdir -p "$work"
-cargo build --release -p meridian -p crud-bench >&2
-target="${CARGO_TARGET_DIR:-target}/release"
+if [ -n "${BENCH_BIN:-}" ]; then
+    target="$BENCH_BIN"
+else
+    cargo build --release -p meridian -p crud-bench >&2
+    target="${CARGO_TARGET_DIR:-target}/release"
+fi
 rm -rf "$work/crud-$backend"
 case "$backend" in
     sqlite) store=(--data "$work/crud-$backend") ;;
