@@ -276,6 +276,21 @@ struct UpdateRows {
 }
 
 impl UpdateRows {
+    /// The columns as array parameters, in `UPDATE_COLUMNS` order.
+    fn params(&self) -> [Param<'_>; 9] {
+        [
+            &self.rid,
+            &self.previous,
+            &self.version,
+            &self.last_updated,
+            &self.method,
+            &self.patient_key,
+            &self.content_hash,
+            &self.custodian,
+            &self.sensitivity,
+        ]
+    }
+
     /// The updates at the positions `keep` keeps.
     fn select(&self, keep: impl Fn(usize) -> bool) -> UpdateRows {
         let mut rows = UpdateRows::default();
@@ -543,7 +558,6 @@ impl Pending {
     /// The statement's parameters, in the order `flush_sql` numbers them.
     fn params(&self) -> Vec<Param<'_>> {
         let c = &self.created;
-        let u = &self.updated;
         let v = &self.versions;
         let mut params: Vec<Param<'_>> = vec![
             &c.rid,
@@ -556,15 +570,9 @@ impl Pending {
             &c.content_hash,
             &c.custodian,
             &c.sensitivity,
-            &u.rid,
-            &u.previous,
-            &u.version,
-            &u.last_updated,
-            &u.method,
-            &u.patient_key,
-            &u.content_hash,
-            &u.custodian,
-            &u.sensitivity,
+        ];
+        params.extend(self.updated.params());
+        params.extend::<[Param<'_>; 13]>([
             &v.rid,
             &v.version,
             &v.resource_type,
@@ -578,7 +586,7 @@ impl Pending {
             &self.cleared,
             &self.reindexed,
             &self.reindexed_patient_key,
-        ];
+        ]);
         for rows in &self.index_rows {
             params.extend(rows.columns.iter().map(ColumnValues::array));
         }
@@ -811,21 +819,9 @@ fn resident_changes(
     cleared: &[i64],
     reindexed: &[i64],
 ) -> Result<(usize, usize), StoreError> {
-    let u = updated;
-    let params: [Param<'_>; 12] = [
-        &key,
-        &u.rid,
-        &u.previous,
-        &u.version,
-        &u.last_updated,
-        &u.method,
-        &u.patient_key,
-        &u.content_hash,
-        &u.custodian,
-        &u.sensitivity,
-        &cleared,
-        &reindexed,
-    ];
+    let mut params: Vec<Param<'_>> = vec![&key];
+    params.extend(updated.params());
+    params.extend::<[Param<'_>; 2]>([&cleared, &reindexed]);
     let row = connection
         .client
         .query_one(statement, &params)

@@ -298,16 +298,7 @@ fn history_and_the_change_log_are_whole_and_a_resource_moves_to_another_resident
             &of_patient("alice"),
         );
     }
-    let history = store
-        .history(&store::HistoryQuery {
-            scope: store::HistoryScope::Instance("Observation".into(), "o".into()),
-            since: None,
-            at: None,
-            count: 100,
-            cursor: None,
-            visibility: Default::default(),
-        })
-        .unwrap();
+    let history = history_of(&store, "o");
     let versions: Vec<i64> = history.versions.iter().map(|v| v.version).collect();
     assert_eq!(versions, vec![3, 2, 1]);
     let changes = store.changes(0, 100).unwrap();
@@ -371,16 +362,7 @@ fn history_and_the_change_log_are_whole_and_a_resource_moves_to_another_resident
             "{table}"
         );
     }
-    let history = store
-        .history(&store::HistoryQuery {
-            scope: store::HistoryScope::Instance("Observation".into(), "o".into()),
-            since: None,
-            at: None,
-            count: 100,
-            cursor: None,
-            visibility: Default::default(),
-        })
-        .unwrap();
+    let history = history_of(&store, "o");
     let versions: Vec<(i64, String)> = history
         .versions
         .iter()
@@ -404,14 +386,41 @@ fn history_and_the_change_log_are_whole_and_a_resource_moves_to_another_resident
     assert_eq!(logged, vec![1, 2, 3, 4]);
 
     // A deletion (no content, so no key of its own) stays in the resident's shard.
+    assert_eq!(delete_observation(&store, "o"), 5);
+    let deleted = store.read("Observation", "o").unwrap().unwrap();
+    assert_eq!(
+        (deleted.version, deleted.method),
+        (5, store::Method::Delete)
+    );
+    assert_eq!((rows_at("version", alice), rows_at("version", bob)), (0, 5));
+}
+
+/// Observation `id`'s versions, newest first.
+fn history_of(store: &dyn Store, id: &str) -> store::HistoryPage {
+    store
+        .history(&store::HistoryQuery {
+            scope: store::HistoryScope::Instance("Observation".into(), id.into()),
+            since: None,
+            at: None,
+            count: 100,
+            cursor: None,
+            visibility: Default::default(),
+        })
+        .unwrap()
+}
+
+/// Deletes Observation `id` as its next version, answered (a deletion has no content, so no
+/// patient key of its own).
+fn delete_observation(store: &dyn Store, id: &str) -> i64 {
     let mut tx = store.begin().unwrap();
-    let previous = tx.current("Observation", "o").unwrap().unwrap();
+    let previous = tx.current("Observation", id).unwrap().unwrap();
+    let version = previous.version + 1;
     tx.put(store::VersionWrite {
         resource_type: "Observation",
-        id: "o",
+        id,
         previous: Some(&previous),
-        version: 5,
-        last_updated: 5_000,
+        version,
+        last_updated: version * 1_000,
         method: store::Method::Delete,
         content: None,
         content_hash: 0,
@@ -421,12 +430,7 @@ fn history_and_the_change_log_are_whole_and_a_resource_moves_to_another_resident
     })
     .unwrap();
     tx.commit().unwrap();
-    let deleted = store.read("Observation", "o").unwrap().unwrap();
-    assert_eq!(
-        (deleted.version, deleted.method),
-        (5, store::Method::Delete)
-    );
-    assert_eq!((rows_at("version", alice), rows_at("version", bob)), (0, 5));
+    version
 }
 
 /// How many queries Citus ran on more than one shard in `database` since it started (its stat
@@ -492,23 +496,7 @@ fn a_residents_writes_and_reads_by_id_run_on_that_residents_shards_only() {
             .version,
         2
     );
-    let mut tx = store.begin().unwrap();
-    let previous = tx.current("Observation", "alice-2").unwrap().unwrap();
-    tx.put(store::VersionWrite {
-        resource_type: "Observation",
-        id: "alice-2",
-        previous: Some(&previous),
-        version: 2,
-        last_updated: 2_000,
-        method: store::Method::Delete,
-        content: None,
-        content_hash: 0,
-        custodian: None,
-        sensitivity: 0,
-        index: &IndexEntries::default(),
-    })
-    .unwrap();
-    tx.commit().unwrap();
+    assert_eq!(delete_observation(&store, "alice-2"), 2);
     assert_eq!(multi_shard_queries(&database), before);
     // The counter counts: a read of every shard moves it.
     assert_eq!(count(&database, "SELECT count(*) FROM resource"), 3);
