@@ -507,7 +507,7 @@ fn tamper(serving: &Serving, backend: Backend, id: &str, edit: Edit) {
                 )
                 .unwrap();
         }
-        Backend::Postgres => {
+        Backend::Postgres | Backend::Citus => {
             let mut client =
                 postgres::Client::connect(&value("--database-url").unwrap(), postgres::NoTls)
                     .unwrap();

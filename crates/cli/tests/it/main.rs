@@ -3,6 +3,7 @@
 mod access_scenario;
 mod cds_scenario;
 mod chronic_region;
+mod citus_scenario;
 mod dicomweb_scenario;
 mod fhirpath_command;
 mod indicators_scenario;

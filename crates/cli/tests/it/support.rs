@@ -45,6 +45,9 @@ pub const NEVER: Duration = Duration::from_secs(10);
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// A database of its own on the local Citus cluster (`test_support::citus_url`), the
+    /// store's tables distributed there.
+    Citus,
 }
 
 pub struct Serving {
@@ -89,8 +92,12 @@ pub fn serve_on(backend: Backend, args: &[&str]) -> Serving {
     let data = tempfile::tempdir().unwrap();
     let mut serving = match backend {
         Backend::Sqlite => serve_in(&data.path().join("store"), args),
-        Backend::Postgres => {
-            let database = test_support::TestDatabase::create();
+        Backend::Postgres | Backend::Citus => {
+            let database = if matches!(backend, Backend::Citus) {
+                test_support::TestDatabase::create_on(&test_support::citus_url())
+            } else {
+                test_support::TestDatabase::create()
+            };
             let store_args = vec![
                 "--database-url".into(),
                 database.url.clone().into(),
