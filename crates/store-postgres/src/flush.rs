@@ -880,6 +880,9 @@ fn write_rows<'a>(
     rows: usize,
     row: &dyn Fn(usize) -> Vec<Param<'a>>,
 ) -> Result<(), StoreError> {
+    if rows == 0 {
+        return Ok(());
+    }
     if by_insert && rows * columns.len() <= MAX_INSERT_PARAMETERS {
         insert_rows(connection, table, columns, rows, row)
     } else {
@@ -900,9 +903,6 @@ fn insert_rows<'a>(
     rows: usize,
     row: &dyn Fn(usize) -> Vec<Param<'a>>,
 ) -> Result<(), StoreError> {
-    if rows == 0 {
-        return Ok(());
-    }
     let width = columns.len();
     let values: Vec<String> = (0..rows)
         .map(|r| {
@@ -932,9 +932,6 @@ fn copy_rows<'a>(
     rows: usize,
     row: &dyn Fn(usize) -> Vec<Param<'a>>,
 ) -> Result<(), StoreError> {
-    if rows == 0 {
-        return Ok(());
-    }
     let types: Vec<Type> = columns
         .iter()
         .map(|(_, sql_type)| match *sql_type {

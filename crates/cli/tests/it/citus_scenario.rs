@@ -38,6 +38,22 @@ fn blood_glucose(patient: &str, value: f64) -> Value {
                              "system": "http://unitsofmeasure.org", "code": "mg/dL"}})
 }
 
+/// Updates `resource_type/id` to `resource`; answers the version written.
+fn put_version(serving: &Serving, resource_type: &str, id: &str, resource: &Value) -> String {
+    let (status, _, body) = send(
+        serving,
+        "PUT",
+        &format!("/fhir/{resource_type}/{id}"),
+        &[("Content-Type", "application/fhir+json")],
+        &resource.to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    json_of(&body)["meta"]["versionId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The ids of a search's matches.
 fn found(serving: &Serving, path: &str) -> Vec<String> {
     let (status, _, body) = send(serving, "GET", path, &[], "");
@@ -111,31 +127,9 @@ fn a_residents_record_is_written_searched_moved_and_deleted_on_citus() {
     let moved = &observations[0];
     let mut reading = blood_glucose(&wang, 101.0);
     reading["id"] = json!(moved);
-    let (status, _, body) = send(
-        &serving,
-        "PUT",
-        &format!("/fhir/Observation/{moved}"),
-        &[("Content-Type", "application/fhir+json")],
-        &reading.to_string(),
-    );
-    assert_eq!(
-        (status, json_of(&body)["meta"]["versionId"].clone()),
-        (200, json!("2")),
-        "{body}"
-    );
+    assert_eq!(put_version(&serving, "Observation", moved, &reading), "2");
     reading["subject"]["reference"] = json!(format!("Patient/{zhao}"));
-    let (status, _, body) = send(
-        &serving,
-        "PUT",
-        &format!("/fhir/Observation/{moved}"),
-        &[("Content-Type", "application/fhir+json")],
-        &reading.to_string(),
-    );
-    assert_eq!(
-        (status, json_of(&body)["meta"]["versionId"].clone()),
-        (200, json!("3")),
-        "{body}"
-    );
+    assert_eq!(put_version(&serving, "Observation", moved, &reading), "3");
     assert_eq!(
         found(&serving, &format!("/fhir/Patient/{zhao}/Observation")),
         vec![moved.clone()]
