@@ -14,8 +14,8 @@
 //! - the change log's rows are written by the flush, not by a trigger (Citus keeps no
 //!   triggers with transition tables on distributed tables);
 //! - the flush sends each resident's changes as one statement Citus routes to that resident's
-//!   shard, and the new rows by COPY; a read by id, in or out of a write, goes through the
-//!   locator to the resident's shard;
+//!   shard, and the new rows by INSERT (a few) or COPY (many); a read by id, in or out of a
+//!   write, goes through the locator to the resident's shard;
 //! - a join between two distributed tables must carry the key (`v.patient_key =
 //!   r.patient_key`) to run shard by shard; the joins that cannot (a version of another
 //!   compartment than its resource's current one) are repartitioned by Citus.
@@ -32,6 +32,7 @@ use postgres::Client;
 use store::StoreError;
 use store_sql::tables::INDEX_TABLES;
 
+use crate::flush::{RESOURCE_COLUMNS, VERSION_COLUMNS, names};
 use crate::map_error;
 
 /// Whether the database has the Citus extension, so that the store distributes its tables.
@@ -120,11 +121,6 @@ SELECT create_distributed_table('resource_locator', 'id', colocate_with => 'none
 /// refused.
 pub(crate) const SESSION: &str = "SET citus.enable_repartition_joins = on";
 
-/// The columns of the rows a move copies, `patient_key` among them.
-const RESOURCE_ROW: &str = "rid, type, id, version, last_updated, method, patient_key, content_hash, custodian, sensitivity";
-const VERSION_ROW: &str = "seq, rid, version, type, last_updated, superseded, method, patient_key, \
-     content_hash, content, custodian, sensitivity";
-
 /// Moves resource `rid` from resident `from`'s shard to resident `to`'s: its resource row and
 /// all its versions are copied over (binary COPY out and in, the key replaced; sequence
 /// numbers kept, so the change log still names them) and deleted from the old shard with
@@ -143,7 +139,11 @@ pub(crate) fn move_resource(
         )
         .map_err(map_error)?;
     let (id, resource_type): (String, String) = (row.get(0), row.get(1));
-    for (table, columns) in [("resource", RESOURCE_ROW), ("version", VERSION_ROW)] {
+    // Every column of the rows a move copies, `patient_key` among them: the flush's, and the
+    // version's sequence number and supersession, which the flush leaves to the database.
+    let resource_row = names(RESOURCE_COLUMNS);
+    let version_row = format!("seq, {}, superseded", names(VERSION_COLUMNS));
+    for (table, columns) in [("resource", resource_row), ("version", version_row)] {
         let selected = columns.replace("patient_key", &format!("{to}::bigint AS patient_key"));
         let mut rows = Vec::new();
         client

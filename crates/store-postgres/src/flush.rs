@@ -8,8 +8,10 @@
 //!   `docs/decisions/0003-postgres-driver-and-pool.md`;
 //! - on a distributed store (`distribution`): the changes to existing rows in one statement
 //!   per resident, which names the resident's key so that Citus routes it whole to one shard,
-//!   then the new rows by COPY, which Citus routes row by row. (The one statement of many CTEs
-//!   reaches every shard there, and Citus runs it step by step through intermediate results.)
+//!   then the new rows by one INSERT per table for a few resources (which Citus routes in half
+//!   a COPY's time), by COPY for many; Citus routes both row by row. (The one statement of many
+//!   CTEs reaches every shard there, and Citus runs it step by step through intermediate
+//!   results.)
 //!
 //! All CTEs of one statement run against the same snapshot, so deleting a resource's old index
 //! rows and inserting its new ones in the same statement is safe: the delete cannot see the
@@ -40,7 +42,7 @@ type Param<'a> = &'a (dyn ToSql + Sync);
 const COPY_FROM_RESOURCES: usize = 32;
 
 /// The columns of each table the flush writes, with their array types, in parameter order.
-const RESOURCE_COLUMNS: &[(&str, &str)] = &[
+pub(crate) const RESOURCE_COLUMNS: &[(&str, &str)] = &[
     ("rid", "bigint"),
     ("type", "text"),
     ("id", "text"),
@@ -63,7 +65,7 @@ const UPDATE_COLUMNS: &[(&str, &str)] = &[
     ("custodian", "text"),
     ("sensitivity", "bigint"),
 ];
-const VERSION_COLUMNS: &[(&str, &str)] = &[
+pub(crate) const VERSION_COLUMNS: &[(&str, &str)] = &[
     ("rid", "bigint"),
     ("version", "bigint"),
     ("type", "text"),
@@ -110,7 +112,7 @@ fn unnest(columns: &[(&str, &str)], next: &mut usize) -> String {
     format!("unnest({})", arrays.join(", "))
 }
 
-fn names(columns: &[(&str, &str)]) -> String {
+pub(crate) fn names(columns: &[(&str, &str)]) -> String {
     columns
         .iter()
         .map(|(name, _)| *name)
@@ -202,9 +204,9 @@ fn render_flush_sql() -> String {
 /// resource updates, the versions they supersede and the old index rows of what is rewritten
 /// or reindexed. Every part names the resident's key (`$1`), so Citus routes the whole
 /// statement to that resident's shard and runs it there as it is (its router planner takes
-/// UPDATE and DELETE CTEs; inserts go by COPY, which Citus routes row by row). It answers how
-/// many resources it updated and how many of the reindexed resources are on that shard: one
-/// that is not would have to move to another resident's record.
+/// UPDATE and DELETE CTEs, not INSERT ones: the new rows go separately). It answers how many
+/// resources it updated and how many of the reindexed resources are on that shard: one that
+/// is not is on another resident's, and moves here (`send_resident_changes`).
 fn resident_changes_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
@@ -214,8 +216,8 @@ fn resident_changes_sql() -> &'static str {
         let updates = unnest(UPDATE_COLUMNS, &mut next);
         let (cleared, reindexed) = (next, next + 1);
         let mut ctes = vec![
-            // A row's distribution key cannot change in place: an update that would move a
-            // resource to another resident's shard finds no row here, and is refused.
+            // A row's distribution key cannot change in place: an update of a resource now on
+            // another resident's shard finds no row here, and the resource moves first.
             format!(
                 "updated AS (UPDATE resource r SET version = u.version, \
                  last_updated = u.last_updated, method = u.method, \
@@ -600,7 +602,7 @@ impl Pending {
     pub(crate) fn send(mut self, connection: &mut Connection) -> Result<(), StoreError> {
         if connection.distributed {
             self.send_resident_changes(connection)?;
-            return self.copy(connection);
+            return self.write_new_rows(connection);
         }
         if self.versions.rid.len() + self.reindexed.len() < COPY_FROM_RESOURCES {
             return self.send_statement(connection);
@@ -609,7 +611,7 @@ impl Pending {
         if !(self.updated.rid.is_empty() && self.reindexed.is_empty()) {
             self.send_statement(connection)?;
         }
-        inserts.copy(connection)
+        inserts.write_new_rows(connection)
     }
 
     /// Moves the new rows (created resources, versions, index rows) out, leaving the changes
@@ -710,12 +712,13 @@ impl Pending {
         Ok(())
     }
 
-    /// Inserts the new rows with one COPY per table that has any: resources, then versions
-    /// (whose sequence numbers follow the order written), then index rows. On a distributed
-    /// store also the locator rows of created resources and the change log's rows: the
-    /// versions' sequence numbers are then taken first, in order, so that the log needs no
-    /// read of the versions back from their shards.
-    fn copy(&self, connection: &mut Connection) -> Result<(), StoreError> {
+    /// Inserts the new rows, one COPY (or on a distributed store, for a few resources, one
+    /// INSERT) per table that has any: resources, then versions (whose sequence numbers follow
+    /// the order written), then index rows. On a distributed store also the locator rows of
+    /// created resources and the change log's rows: the versions' sequence numbers are then
+    /// taken first, in order, so that the log needs no read of the versions back from their
+    /// shards.
+    fn write_new_rows(&self, connection: &mut Connection) -> Result<(), StoreError> {
         let distributed = connection.distributed;
         // On a distributed store a few rows go by INSERT: Citus routes one statement in half
         // the time of a COPY (0.31 against 0.64 ms a statement of one row, in psql on the
@@ -774,32 +777,28 @@ impl Pending {
         } else {
             Vec::new()
         };
-        if distributed {
-            let columns: Vec<(&str, &str)> = std::iter::once(("seq", "bigint"))
-                .chain(VERSION_COLUMNS.iter().copied())
-                .collect();
-            write_rows(
-                connection,
-                by_insert,
-                "version",
-                &columns,
-                v.rid.len(),
-                &|i| {
-                    let mut row: Vec<Param<'_>> = vec![&seqs[i]];
-                    row.extend(version_row(i));
-                    row
-                },
-            )?;
-        } else {
-            write_rows(
-                connection,
-                by_insert,
-                "version",
-                VERSION_COLUMNS,
-                v.rid.len(),
-                &version_row,
-            )?;
-        }
+        // On a distributed store the sequence numbers taken above lead each row.
+        let columns: Vec<(&str, &str)> = distributed
+            .then_some(("seq", "bigint"))
+            .into_iter()
+            .chain(VERSION_COLUMNS.iter().copied())
+            .collect();
+        write_rows(
+            connection,
+            by_insert,
+            "version",
+            &columns,
+            v.rid.len(),
+            &|i| {
+                let mut row: Vec<Param<'_>> = seqs
+                    .get(i)
+                    .map(|seq| seq as Param<'_>)
+                    .into_iter()
+                    .collect();
+                row.extend(version_row(i));
+                row
+            },
+        )?;
         for rows in &self.index_rows {
             let columns = array_columns(rows.table.columns);
             write_rows(

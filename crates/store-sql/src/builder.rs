@@ -28,7 +28,7 @@ impl Dialect {
 
 /// `x` and `y` are rows of one resource: their row keys equal, and on a distributed store
 /// their patient keys too (what lets Citus run the join or probe shard by shard; a resource's
-/// rows all carry its key, since a distributed store never moves one).
+/// rows all carry its key, since a distributed store moves a resource's rows together).
 pub fn same_resource(dialect: Dialect, x: &str, y: &str) -> String {
     match dialect {
         Dialect::Citus => format!("{x}.rid = {y}.rid AND {x}.patient_key = {y}.patient_key"),
