@@ -92,8 +92,9 @@ pub(crate) fn version(
     version: i64,
 ) -> Result<Option<VersionRecord>, StoreError> {
     let statement = connection.prepare_cached(&format!(
-        "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON v.rid = r.rid \
-         WHERE r.type = $1 AND r.id = $2 AND v.version = $3"
+        "SELECT {RECORD_COLUMNS} FROM resource r JOIN version v ON {} \
+         WHERE r.type = $1 AND r.id = $2 AND v.version = $3",
+        store_sql::same_resource(connection.dialect(), "v", "r")
     ))?;
     let row = connection
         .client
