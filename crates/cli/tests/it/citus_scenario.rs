@@ -9,21 +9,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-fn created_id(answer: &Answer) -> String {
-    assert_eq!(answer.0, 201, "{}", answer.2);
-    json_of(&answer.2)["id"].as_str().unwrap().to_owned()
-}
-
-fn post(serving: &Serving, resource_type: &str, resource: &Value) -> String {
-    created_id(&send(
-        serving,
-        "POST",
-        &format!("/fhir/{resource_type}"),
-        &[("Content-Type", "application/fhir+json")],
-        &resource.to_string(),
-    ))
-}
-
 fn patient(family: &str, given: &str, birth_date: &str) -> Value {
     json!({"resourceType": "Patient", "name": [{"family": family, "given": [given]}],
            "gender": "female", "birthDate": birth_date})
@@ -75,11 +60,11 @@ fn found(serving: &Serving, path: &str) -> Vec<String> {
 #[test]
 fn a_residents_record_is_written_searched_moved_and_deleted_on_citus() {
     let serving = serve_on(Backend::Citus, &[]);
-    let wang = post(&serving, "Patient", &patient("Wang", "Fang", "1958-04-12"));
-    let zhao = post(&serving, "Patient", &patient("Zhao", "Min", "1971-09-30"));
+    let wang = create(&serving, &patient("Wang", "Fang", "1958-04-12"));
+    let zhao = create(&serving, &patient("Zhao", "Min", "1971-09-30"));
     let mut observations: Vec<String> = [96.0, 142.0, 188.0]
         .iter()
-        .map(|&v| post(&serving, "Observation", &blood_glucose(&wang, v)))
+        .map(|&v| create(&serving, &blood_glucose(&wang, v)))
         .collect();
     observations.sort();
 

@@ -81,19 +81,6 @@ fn start_witness(state: &std::path::Path, log_key: &str) -> (Witness, String, St
     )
 }
 
-fn create(serving: &Serving, resource: Value) -> String {
-    let resource_type = resource["resourceType"].as_str().unwrap().to_owned();
-    let (status, _, body) = send(
-        serving,
-        "POST",
-        &format!("/fhir/{resource_type}"),
-        &[("content-type", "application/fhir+json")],
-        &resource.to_string(),
-    );
-    assert_eq!(status, 201, "{body}");
-    json_of(&body)["id"].as_str().unwrap().to_owned()
-}
-
 fn lab(value: f64) -> Value {
     json!({
         "resourceType": "Observation", "status": "final",
@@ -159,21 +146,21 @@ fn scenario(backend: Backend) {
     // Results, a consent, reads that the audit trail records.
     let patient = create(
         &serving,
-        json!({"resourceType": "Patient", "gender": "female"}),
+        &json!({"resourceType": "Patient", "gender": "female"}),
     );
     let subject = json!({"reference": format!("Patient/{patient}")});
     let mut glucose = lab(6.1);
     glucose["subject"] = subject.clone();
-    let glucose = create(&serving, glucose);
+    let glucose = create(&serving, &glucose);
     let report = create(
         &serving,
-        json!({"resourceType": "DiagnosticReport", "status": "final", "subject": subject,
+        &json!({"resourceType": "DiagnosticReport", "status": "final", "subject": subject,
                "code": {"text": "basic metabolic panel"},
                "result": [{"reference": format!("Observation/{glucose}")}]}),
     );
     let consent = create(
         &serving,
-        json!({"resourceType": "Consent", "status": "active",
+        &json!({"resourceType": "Consent", "status": "active",
                "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
                "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
                "patient": subject, "dateTime": "2026-12-01T10:00:00+08:00",
@@ -203,7 +190,7 @@ fn scenario(backend: Backend) {
     // A vital sign is not a result: it has no leaf.
     let mut pulse = lab(72.0);
     pulse["category"][0]["coding"][0]["code"] = json!("vital-signs");
-    let pulse = create(&serving, pulse);
+    let pulse = create(&serving, &pulse);
 
     // The checkpoint, signed by the log and cosigned by the witness.
     let first = make_checkpoint(&serving);

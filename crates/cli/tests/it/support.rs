@@ -304,6 +304,20 @@ pub fn send(
     )
 }
 
+/// Creates `resource` (POST to its type), which must succeed; answers its new id.
+pub fn create(serving: &Serving, resource: &serde_json::Value) -> String {
+    let resource_type = resource["resourceType"].as_str().unwrap();
+    let (status, _, body) = send(
+        serving,
+        "POST",
+        &format!("/fhir/{resource_type}"),
+        &[("content-type", "application/fhir+json")],
+        &resource.to_string(),
+    );
+    assert_eq!(status, 201, "{body}");
+    json_of(&body)["id"].as_str().unwrap().to_owned()
+}
+
 /// One request on its own connection with `token` (none: no Authorization header).
 pub fn send_as(
     address: SocketAddr,
