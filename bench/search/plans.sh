@@ -6,8 +6,10 @@
 #   - a fresh PostgreSQL database, statistics refreshed by the load (fresh),
 #   - a fresh PostgreSQL database whose statistics were taken while it was empty and never
 #     since (stale: the store's own statistics keeper off, no analysis after the load),
+#   - with `citus` in PLANS_STORES, a fresh database on the local Citus cluster
+#     (bench/citus/database.sh: the tables distributed on the patient key),
 # then plans_report.py sets them side by side: PostgreSQL over SQLite for each page, the worst
-# cases, and every page of 1,000 over 100 ms.
+# cases, every page of 1,000 over 100 ms, and every page whose resources differ from SQLite's.
 #
 #   bench/search/plans.sh [COPIES...]
 #
@@ -47,14 +49,19 @@ for n in "${copies[@]}"; do
             postgres|postgres-stale)
                 db="meridian_bench_plans_${store/-/_}_${n}x"
                 psql "$server/postgres" -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
-                target=(--database-url "$server/$db")
+                url="$server/$db"
+                target=(--database-url "$url")
                 [ "$store" = postgres-stale ] && stale=(--stale-statistics)
+                ;;
+            citus)
+                url="$(bench/citus/database.sh "meridian_bench_plans_citus_${n}x")"
+                target=(--database-url "$url")
                 ;;
         esac
         echo "== $store, ${n}x"
         "$bin" load "${target[@]}" "${stale[@]}" --copies "$n" "$synthea/bundles" "$synthea/bundles-over-4MiB"
         # A cliff is recorded as a timeout rather than waited out.
-        [ "$store" = sqlite ] || psql "$server/postgres" -q -c "ALTER DATABASE $db SET statement_timeout = '${PLANS_TIMEOUT:-10s}'"
+        [ "$store" = sqlite ] || psql "$url" -q -c "ALTER DATABASE ${url##*/} SET statement_timeout = '${PLANS_TIMEOUT:-10s}'"
         "$bin" plans "${target[@]}" "${stale[@]}" --label "$store ${n}x" --out "$results"
     done
 done

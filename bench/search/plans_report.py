@@ -2,7 +2,8 @@
 """Sets the plan-regression results (search-bench plans, one JSON line per shape, page size and
 store) side by side: for each size of the sample, each shape and page size, the first and deep
 page on every store, and PostgreSQL's over SQLite's; then the worst ratios and every page of
-1,000 over 100 ms.
+1,000 over 100 ms, and every page whose resources or total differ from SQLite's (the
+stores must answer alike: same data, same order).
 
     plans_report.py results.jsonl [--goal-ratio 5] [--goal-ms 100]
 """
@@ -36,6 +37,7 @@ def main():
     worst = []
     slow_pages = []
     errors = []
+    differing = []
     for size in sizes:
         print(f"\n### {size}\n")
         head = "| shape | _count | entries |" + "".join(f" {s} first / deep ms |" for s in stores)
@@ -66,6 +68,12 @@ def main():
             base = cells.get("sqlite")
             for s in pg:
                 c = cells.get(s)
+                if base and c and "first" in base and "first" in c:
+                    for page in ("first", "deep"):
+                        if c[page] != base[page]:
+                            differing.append((size, s, shape, count, page, base[page], c[page]))
+            for s in pg:
+                c = cells.get(s)
                 if not base or not c or "error" in c or "error" in base:
                     line += " |"
                     continue
@@ -93,6 +101,15 @@ def main():
         print("None.")
     for ms, size, s, shape, page in slow_pages:
         print(f"- {ms:.1f} ms: {shape}, {page} page, {s} {size}")
+    print("\n### Pages answered differently from SQLite (ids in order, and the total)\n")
+    compared = sum(1 for (size, key), cells in by.items()
+                   if "first" in cells.get("sqlite", {}) for s in pg if "first" in cells.get(s, {}))
+    print(f"{len(differing)} of {compared} shapes and page sizes.")
+    for size, s, shape, count, page, want, got in differing:
+        ids_w, ids_g = want.get("ids") or [], got.get("ids") or []
+        print(f"- {s} {size} {shape} _count={count} {page} page: {len(ids_g)} ids against "
+              f"{len(ids_w)}, {len(set(ids_g) ^ set(ids_w))} not in both, "
+              f"total {got.get('total')} against {want.get('total')}")
     if errors:
         print("\n### Errors\n")
         for size, s, shape, count, error in errors:

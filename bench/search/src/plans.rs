@@ -136,13 +136,13 @@ fn shapes(v: &Values) -> Vec<(&'static str, SearchScope, String)> {
 /// A search's parameters, as `repository::parse_query` gives them.
 type Params = Vec<(String, String)>;
 
-/// One page, timed: the median of [`RUNS`] after one unmeasured, the page's entries and the
-/// parameters of its next page.
+/// One page, timed: the median of [`RUNS`] after one unmeasured, what it answered (its
+/// resources' ids in order, and its total if it has one) and the parameters of its next page.
 fn time_page(
     repository: &Repository,
     scope: &SearchScope,
     params: &[(String, String)],
-) -> Result<(Duration, usize, Option<Params>)> {
+) -> Result<(Duration, Value, Option<Params>)> {
     let request = SearchRequest {
         scope: scope.clone(),
         params: params.to_vec(),
@@ -170,7 +170,8 @@ fn time_page(
     }
     times.sort();
     let bundle: Value = serde_json::from_slice(&bytes)?;
-    Ok((times[runs / 2], ids(&bundle).len(), next_page(&bundle)))
+    let answer = json!({"ids": ids(&bundle), "total": bundle["total"]});
+    Ok((times[runs / 2], answer, next_page(&bundle)))
 }
 
 /// Runs the matrix and writes one JSON line per shape and page size to `out`.
@@ -194,7 +195,7 @@ pub fn run(
         for count in COUNTS {
             let mut params = repository::parse_query(&query);
             params.push(("_count".into(), count.to_string()));
-            let (first, entries, mut next) = match time_page(repository, &scope, &params) {
+            let (first, first_answer, mut next) = match time_page(repository, &scope, &params) {
                 Ok(timed) => timed,
                 Err(error) => {
                     println!("| {name} | {count} | error: {error} | | |");
@@ -230,10 +231,14 @@ pub fn run(
                     break;
                 }
             }
-            let deep = match &deep_params {
-                Some(params) => Some(time_page(repository, &scope, params)?.0),
-                None => None,
+            let (deep, deep_answer) = match &deep_params {
+                Some(params) => {
+                    let (time, answer, _) = time_page(repository, &scope, params)?;
+                    (Some(time), answer)
+                }
+                None => (None, Value::Null),
             };
+            let entries = first_answer["ids"].as_array().map_or(0, Vec::len);
             let ms = |d: Duration| d.as_secs_f64() * 1e3;
             println!(
                 "| {name} | {count} | {:.2} | {} | {entries} |",
@@ -245,7 +250,8 @@ pub fn run(
                 "{}",
                 json!({"label": label, "shape": name, "query": query, "count": count,
                        "first_ms": ms(first), "entries": entries,
-                       "deep_ms": deep.map(ms), "deep_page": deep.map(|_| page)})
+                       "deep_ms": deep.map(ms), "deep_page": deep.map(|_| page),
+                       "first": first_answer, "deep": deep_answer})
             )?;
         }
     }

@@ -63,6 +63,9 @@ pub(crate) struct SqlBuilder {
     aliases: usize,
     /// What the statement's caller may see; stated on every resource row the statement reads.
     visibility: Visibility,
+    /// Statements computed before this one (`name AS MATERIALIZED (...)`), in the order they
+    /// depend on each other: [`SqlBuilder::materialized`].
+    ctes: Vec<String>,
 }
 
 impl SqlBuilder {
@@ -74,6 +77,7 @@ impl SqlBuilder {
             params: Vec::new(),
             aliases: 0,
             visibility: Visibility::All,
+            ctes: Vec::new(),
         }
     }
 
@@ -180,9 +184,33 @@ impl SqlBuilder {
         same_resource(self.dialect, x, y)
     }
 
+    /// Writes a statement `body` renders as one the whole statement computes first (a
+    /// materialized `WITH`), and answers the name to read it by. Its placeholders are numbered
+    /// with the statement's (both dialects' placeholders carry their number, so text order does
+    /// not matter). Citus runs such a statement once, across its shards, and sends its rows to
+    /// each shard as an intermediate result, which may then be joined on any column.
+    pub(crate) fn materialized(
+        &mut self,
+        stem: &str,
+        body: impl FnOnce(&mut SqlBuilder),
+    ) -> String {
+        let name = self.fresh_alias(stem);
+        let outer = std::mem::take(&mut self.text);
+        body(self);
+        let inner = std::mem::replace(&mut self.text, outer);
+        // A statement it reads was pushed while its body was written: it comes first.
+        self.ctes.push(format!("{name} AS MATERIALIZED ({inner})"));
+        name
+    }
+
     pub(crate) fn finish(self) -> Sql {
+        let text = if self.ctes.is_empty() {
+            self.text
+        } else {
+            format!("WITH {} {}", self.ctes.join(", "), self.text)
+        };
         Sql {
-            text: self.text,
+            text,
             params: self.params,
         }
     }

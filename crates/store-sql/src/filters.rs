@@ -239,15 +239,35 @@ pub(crate) fn render_set(b: &mut SqlBuilder, filter: &Filter) {
         } => {
             let reference = b.fresh_alias("ref");
             let target = b.fresh_alias("t");
-            b.push(&format!(
-                "SELECT {reference}.rid FROM resource {target} CROSS JOIN idx_reference {reference} WHERE "
-            ));
-            render_filter(b, filter, &target);
-            live_of_types(b, &target, target_types);
-            b.push(&format!(" AND {reference}.param = "))
-                .bind_int(param.0);
+            if b.dialect == Dialect::Citus {
+                let targets = chain_targets(b, target_types, filter);
+                b.push(&format!(
+                    "SELECT {reference}.rid FROM {targets} {target} CROSS JOIN idx_reference {reference} WHERE "
+                ));
+            } else {
+                b.push(&format!(
+                    "SELECT {reference}.rid FROM resource {target} CROSS JOIN idx_reference {reference} WHERE "
+                ));
+                render_filter(b, filter, &target);
+                live_of_types(b, &target, target_types);
+                b.push(" AND ");
+            }
+            b.push(&format!("{reference}.param = ")).bind_int(param.0);
             b.push(&format!(
                 " AND {reference}.target_id = {target}.id AND {reference}.target_type = {target}.type"
+            ));
+        }
+        Filter::Has {
+            source_type,
+            param,
+            filter,
+        } if b.dialect == Dialect::Citus => {
+            let targets = has_targets(b, source_type, *param, filter);
+            let (pointed, target) = (b.fresh_alias("h"), b.fresh_alias("t"));
+            b.push(&format!(
+                "SELECT {target}.rid FROM {targets} {pointed} CROSS JOIN resource {target} \
+                 WHERE {target}.type = {pointed}.target_type AND {target}.id = {pointed}.target_id \
+                 AND {target}.method <> {DELETED}"
             ));
         }
         Filter::Has {
@@ -318,6 +338,16 @@ fn render_correlated(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             source_type,
             param,
             filter,
+        } if b.dialect == Dialect::Citus => {
+            let targets = has_targets(b, source_type, *param, filter);
+            b.push(&format!(
+                "({alias}.type, {alias}.id) IN (SELECT target_type, target_id FROM {targets})"
+            ));
+        }
+        Filter::Has {
+            source_type,
+            param,
+            filter,
         } => {
             let reference = b.fresh_alias("ref");
             // (Only when the caller sees every referrer: otherwise its row must be read to ask.)
@@ -367,17 +397,23 @@ fn render_correlated(b: &mut SqlBuilder, filter: &Filter, alias: &str) {
             let reference = b.fresh_alias("ref");
             let target = b.fresh_alias("t");
             let same = b.same_resource(&reference, alias);
+            let targets = match b.dialect {
+                Dialect::Citus => chain_targets(b, target_types, filter),
+                Dialect::Sqlite | Dialect::Postgres => "resource".to_owned(),
+            };
             b.push(&format!(
-                "EXISTS (SELECT 1 FROM idx_reference {reference} CROSS JOIN resource {target} \
+                "EXISTS (SELECT 1 FROM idx_reference {reference} CROSS JOIN {targets} {target} \
                  WHERE {same} AND {reference}.param = "
             ));
             b.bind_int(param.0);
             b.push(&format!(
                 " AND {target}.type = {reference}.target_type AND {target}.id = {reference}.target_id"
             ));
-            live_of_types(b, &target, target_types);
-            b.push(" AND ");
-            render_probe(b, filter, &target);
+            if b.dialect != Dialect::Citus {
+                live_of_types(b, &target, target_types);
+                b.push(" AND ");
+                render_probe(b, filter, &target);
+            }
             b.push(probe_end(b.dialect));
         }
         Filter::PatientCompartment { id, key, params } => {
@@ -446,6 +482,57 @@ pub(crate) fn probe_end(dialect: Dialect) -> &'static str {
         Dialect::Sqlite => " LIMIT 1)",
         Dialect::Postgres | Dialect::Citus => " OFFSET 0)",
     }
+}
+
+/// On Citus, a chain's targets (`rid`, `type`, `id` of every live resource of `target_types`
+/// the caller may see that matches `filter`) as a statement computed first; answers its name.
+///
+/// A chain joins a resident's reference rows to their targets by `(type, id)`, and the target
+/// may be any resident's, on any shard; Citus runs no join or correlated probe between shards
+/// that is not on the patient key. Computed first, the targets reach every shard as an
+/// intermediate result, which joins on any column. The price is reading every target (all of a
+/// family name's patients) where one PostgreSQL probes a page's references one by one.
+pub(crate) fn chain_targets(
+    b: &mut SqlBuilder,
+    target_types: &[Box<str>],
+    filter: &Filter,
+) -> String {
+    b.materialized("targets", |b| {
+        let target = b.fresh_alias("t");
+        b.push(&format!(
+            "SELECT {target}.rid, {target}.type, {target}.id FROM resource {target} WHERE "
+        ));
+        render_filter(b, filter, &target);
+        live_of_types(b, &target, target_types);
+    })
+}
+
+/// On Citus, what a reverse chain's referrers point at (`target_type`, `target_id` of each
+/// reference of parameter `param` from a live resource of `source_type` the caller may see that
+/// matches `filter`) as a statement computed first; answers its name. As for
+/// [`chain_targets`]: the referrers may be any resident's, on any shard.
+fn has_targets(
+    b: &mut SqlBuilder,
+    source_type: &str,
+    param: search::ParamKey,
+    filter: &Filter,
+) -> String {
+    b.materialized("pointed", |b| {
+        let (source, reference) = (b.fresh_alias("s"), b.fresh_alias("ref"));
+        let same = b.same_resource(&reference, &source);
+        b.push(&format!(
+            "SELECT DISTINCT {reference}.target_type, {reference}.target_id \
+             FROM resource {source} CROSS JOIN idx_reference {reference} WHERE {same} \
+             AND {reference}.param = "
+        ));
+        b.bind_int(param.0);
+        b.push(&format!(" AND {source}.type = "))
+            .bind_text(source_type);
+        b.push(&format!(" AND {source}.method <> {DELETED}"));
+        b.visible(&source);
+        b.push(" AND ");
+        render_filter(b, filter, &source);
+    })
 }
 
 /// ` AND alias.method <> DELETED AND alias.type IN (types)`: a live resource of one of `types`

@@ -30,6 +30,15 @@ fn check(resource_type: &str, query: &str, expected: Expect) {
 }
 
 fn check_target(target: SearchTarget<'_>, query: &str, expected: Expect) {
+    check_on(
+        target,
+        query,
+        &[Dialect::Sqlite, Dialect::Postgres],
+        expected,
+    );
+}
+
+fn check_on(target: SearchTarget<'_>, query: &str, dialects: &[Dialect], expected: Expect) {
     let params: Vec<(String, String)> = query
         .split('&')
         .map(|pair| {
@@ -39,7 +48,7 @@ fn check_target(target: SearchTarget<'_>, query: &str, expected: Expect) {
         .collect();
     let parsed = parse_search(registry(), None, target, &params, Handling::Strict).unwrap();
     let mut out = String::new();
-    for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+    for &dialect in dialects {
         let sql = page(&parsed.query, dialect);
         out.push_str(&format!("{dialect:?}: {}\n", sql.text));
         let values: Vec<String> = sql
@@ -367,5 +376,52 @@ fn a_compartment_is_read_as_a_set_before_a_code_drives() {
             Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT x.rid FROM idx_reference x WHERE x.param = $2 AND x.target_id = $3 AND x.target_type IN ($4) UNION SELECT x.rid FROM idx_reference x WHERE x.param = $5 AND x.target_id = $6 AND x.target_type IN ($7)) AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_system_code = $8 OFFSET 0) ORDER BY r.rid LIMIT $9
               values: "Observation", 4003414119979122754, "p1", "Patient", -7326621425880532343, "p1", "Patient", -3743010289009566236, 21
         "#]],
+    );
+}
+
+/// On Citus a chain's targets, and what a reverse chain's referrers point at, are computed
+/// first, as statements of their own: the walk along a chain's targets, a chain probed beside a
+/// driving filter, `_has` read as a set and probed, and a chain inside a chain.
+#[test]
+fn citus_chains_compute_their_targets_first() {
+    let citus = |query: &str, expected: Expect| {
+        check_on(
+            SearchTarget::Type("Observation"),
+            query,
+            &[Dialect::Citus],
+            expected,
+        )
+    };
+    citus(
+        "subject:Patient.name=peter",
+        expect![[r#"
+        Citus: WITH targets1 AS MATERIALIZED (SELECT t2.rid, t2.type, t2.id FROM resource t2 WHERE t2.rid IN (SELECT x.rid FROM idx_string x WHERE x.param = $1 AND x.normalized >= $2 AND x.normalized < $3) AND t2.method <> 2 AND t2.type IN ($4)) SELECT d.rid, t.rid FROM targets1 t CROSS JOIN idx_reference d CROSS JOIN resource r WHERE r.rid = d.rid AND r.patient_key = d.patient_key AND d.param = $5 AND d.target_id = t.id AND d.target_type = t.type AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_reference y CROSS JOIN targets1 u WHERE y.rid = d.rid AND y.patient_key = d.patient_key AND y.param = d.param AND u.type = y.target_type AND u.id = y.target_id AND (u.rid < t.rid OR (u.rid = t.rid AND y.seq < d.seq)) OFFSET 0) ORDER BY t.rid, d.rid LIMIT $6
+          values: -792611874817700214, "peter", "peter\u{10ffff}", "Patient", 4003414119979122754, 21
+    "#]],
+    );
+    citus(
+        "code=8867-4&subject:Patient.name=peter",
+        expect![[r#"
+        Citus: WITH targets3 AS MATERIALIZED (SELECT t4.rid, t4.type, t4.id FROM resource t4 WHERE t4.rid IN (SELECT x.rid FROM idx_string x WHERE x.param = $3 AND x.normalized >= $4 AND x.normalized < $5) AND t4.method <> 2 AND t4.type IN ($6)) SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid AND r.patient_key = d.patient_key WHERE d.h_code = $1 AND r.method <> 2 AND r.type IN ($2) AND EXISTS (SELECT 1 FROM idx_reference ref1 CROSS JOIN targets3 t2 WHERE ref1.rid = r.rid AND ref1.patient_key = r.patient_key AND ref1.param = $7 AND t2.type = ref1.target_type AND t2.id = ref1.target_id OFFSET 0) ORDER BY d.rid LIMIT $8
+          values: 8596506061935190866, "Observation", -792611874817700214, "peter", "peter\u{10ffff}", "Patient", 4003414119979122754, 21
+    "#]],
+    );
+    let patients = |query: &str, expected: Expect| {
+        check_on(SearchTarget::Type("Patient"), query, &[Dialect::Citus], expected)
+    };
+    patients("_has:Observation:subject:code=8867-4", expect![[r#"
+        Citus: WITH pointed1 AS MATERIALIZED (SELECT DISTINCT ref3.target_type, ref3.target_id FROM resource s2 CROSS JOIN idx_reference ref3 WHERE ref3.rid = s2.rid AND ref3.patient_key = s2.patient_key AND ref3.param = $2 AND s2.type = $3 AND s2.method <> 2 AND s2.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = $4)) SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND (r.type, r.id) IN (SELECT target_type, target_id FROM pointed1) ORDER BY r.rid LIMIT $5
+          values: "Patient", 4003414119979122754, "Observation", 8596506061935190866, 21
+    "#]]);
+    patients("gender=female&_has:Observation:subject:code=8867-4", expect![[r#"
+        Citus: WITH pointed1 AS MATERIALIZED (SELECT DISTINCT ref3.target_type, ref3.target_id FROM resource s2 CROSS JOIN idx_reference ref3 WHERE ref3.rid = s2.rid AND ref3.patient_key = s2.patient_key AND ref3.param = $3 AND s2.type = $4 AND s2.method <> 2 AND s2.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = $5)) SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid AND r.patient_key = d.patient_key WHERE d.h_code = $1 AND r.method <> 2 AND r.type IN ($2) AND (r.type, r.id) IN (SELECT target_type, target_id FROM pointed1) ORDER BY d.rid LIMIT $6
+          values: -11573849790898400, "Patient", 4003414119979122754, "Observation", 8596506061935190866, 21
+    "#]]);
+    citus(
+        "encounter.service-provider.name=general",
+        expect![[r#"
+        Citus: WITH targets5 AS MATERIALIZED (SELECT t6.rid, t6.type, t6.id FROM resource t6 WHERE t6.rid IN (SELECT x.rid FROM idx_string x WHERE x.param = $1 AND x.normalized >= $2 AND x.normalized < $3) AND t6.method <> 2 AND t6.type IN ($4)), targets1 AS MATERIALIZED (SELECT t2.rid, t2.type, t2.id FROM resource t2 WHERE t2.rid IN (SELECT ref3.rid FROM targets5 t4 CROSS JOIN idx_reference ref3 WHERE ref3.param = $5 AND ref3.target_id = t4.id AND ref3.target_type = t4.type) AND t2.method <> 2 AND t2.type IN ($6)) SELECT d.rid, t.rid FROM targets1 t CROSS JOIN idx_reference d CROSS JOIN resource r WHERE r.rid = d.rid AND r.patient_key = d.patient_key AND d.param = $7 AND d.target_id = t.id AND d.target_type = t.type AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_reference y CROSS JOIN targets1 u WHERE y.rid = d.rid AND y.patient_key = d.patient_key AND y.param = d.param AND u.type = y.target_type AND u.id = y.target_id AND (u.rid < t.rid OR (u.rid = t.rid AND y.seq < d.seq)) OFFSET 0) ORDER BY t.rid, d.rid LIMIT $8
+          values: -3726936123986275820, "general", "general\u{10ffff}", "Organization", 5345226499368125181, "Encounter", -643032128854072888, 21
+    "#]],
     );
 }

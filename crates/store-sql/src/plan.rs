@@ -112,9 +112,11 @@ pub(crate) fn choose(
         let Filter::Chain { filter: inner, .. } = &query.filters[index] else {
             return Ok(Plan::Walk(index));
         };
-        let targets = if settable(inner) && !few(Question::FewTargets(index))? {
+        // (On Citus the targets are read whole, however many: `walk::walk_chain_citus`.)
+        let targets = if dialect == Dialect::Citus {
+            ChainTargets::Read
+        } else if settable(inner) && !few(Question::FewTargets(index))? {
             ChainTargets::Found
-        // (Not on Citus: it runs no recursive query over distributed tables.)
         } else if settable(inner) && dialect == Dialect::Postgres {
             ChainTargets::OneByOne
         } else {

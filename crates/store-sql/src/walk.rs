@@ -8,7 +8,9 @@ use search::query::{CursorValue, Filter, SearchQuery};
 use crate::Dialect;
 use crate::builder::SqlBuilder;
 use crate::conditions::{RangeColumns, index_condition, index_table_of, render_range};
-use crate::filters::{live_of_types, probe_end, render_filter, render_probe, render_set};
+use crate::filters::{
+    chain_targets, live_of_types, probe_end, render_filter, render_probe, render_set,
+};
 use crate::page::page_conditions;
 use crate::plan::{ChainTargets, walk_column};
 use crate::sort::bind_cursor_value;
@@ -155,9 +157,8 @@ pub(crate) fn walk_chain(b: &mut SqlBuilder, query: &SearchQuery, index: usize, 
     };
     let limit = query.count as i64 + 1;
     match b.dialect {
-        // On Citus without the LATERAL forms of PostgreSQL's, which correlate rows of two
-        // residents' shards.
-        Dialect::Sqlite | Dialect::Citus => {
+        Dialect::Citus => walk_chain_citus(b, query, index, after, limit),
+        Dialect::Sqlite => {
             let same = b.same_resource("r", "d");
             b.push(&format!(
                 "SELECT d.rid, t.rid FROM resource t CROSS JOIN idx_reference d \
@@ -220,6 +221,47 @@ pub(crate) fn walk_chain(b: &mut SqlBuilder, query: &SearchQuery, index: usize, 
             .bind_int(limit);
         }
     }
+}
+
+/// A chain's walk on Citus: its targets computed first ([`chain_targets`]: they may be any
+/// resident's, on any shard), then joined to their referrers, each referrer kept at its first
+/// target as the other dialects keep it. The targets are read whole, however many; the cursor
+/// bounds the page, not the targets, which the first-target test needs all of.
+fn walk_chain_citus(
+    b: &mut SqlBuilder,
+    query: &SearchQuery,
+    index: usize,
+    after: Option<(CursorValue, i64)>,
+    limit: i64,
+) {
+    let Filter::Chain {
+        param,
+        target_types,
+        filter: inner,
+    } = &query.filters[index]
+    else {
+        unreachable!("a chain's walk is planned along a chain")
+    };
+    let targets = chain_targets(b, target_types, inner);
+    let same = b.same_resource("r", "d");
+    b.push(&format!(
+        "SELECT d.rid, t.rid FROM {targets} t CROSS JOIN idx_reference d \
+         CROSS JOIN resource r WHERE {same} AND d.param = "
+    ));
+    b.bind_int(param.0);
+    b.push(" AND d.target_id = t.id AND d.target_type = t.type");
+    page_conditions(b, query, Some(index), false);
+    let same = b.same_resource("y", "d");
+    b.push(&format!(
+        " AND NOT EXISTS (SELECT 1 FROM idx_reference y CROSS JOIN {targets} u \
+         WHERE {same} AND y.param = d.param AND u.type = y.target_type \
+         AND u.id = y.target_id AND (u.rid < t.rid OR (u.rid = t.rid AND y.seq < d.seq))"
+    ));
+    b.push(probe_end(b.dialect));
+    if let Some((value, row)) = &after {
+        after_walk_position(b, "t.rid", value, *row);
+    }
+    b.push(" ORDER BY t.rid, d.rid LIMIT ").bind_int(limit);
 }
 
 /// Target `t`'s first `limit` referrers after the cursor, as one ordered array `rids` (PostgreSQL;
