@@ -173,7 +173,17 @@ fn render_compartment_grant(
     ));
     grants(b, &grant);
     b.push(probe_end(b.dialect));
-    if let Some(link) = link {
+    if let Some(link) = link
+        && b.dialect == Dialect::Citus
+    {
+        let linked = linked_grants(b, source_type, filter, class_param, link);
+        let lg = b.fresh_alias("lg");
+        b.push(&format!(
+            " OR EXISTS (SELECT 1 FROM {linked} {lg} WHERE {lg}.patient_key = {alias}.patient_key \
+             AND ({alias}.sensitivity & ~{lg}.sensitivity) = 0 \
+             AND (cardinality({lg}.classes) = 0 OR {alias}.type = ANY ({lg}.classes)))"
+        ));
+    } else if let Some(link) = link {
         // The registrations one Person links with the patient, and their sources. (`<> 0`
         // repeats the partial index's condition, which SQLite does not infer: without it every
         // row a clinician may not see scanned the region's Patients, 2 ms a row.)
@@ -207,6 +217,67 @@ fn render_compartment_grant(
         b.push(probe_end(b.dialect));
     }
     b.push("))");
+}
+
+/// On Citus, the grants of [`Filter::CompartmentGrant`] that reach a patient through another
+/// registration one Person links with it, as statements computed first; answers the name of
+/// the last, whose rows are the patient's key, the grant's sensitivities and the classes it is
+/// limited to (none: every class). The Person's link rows, the other registration and its
+/// grant are each on a shard of their own, which no probe of one shard can reach; each step is
+/// one statement over one table's shards, joined to the step before as an intermediate result.
+fn linked_grants(
+    b: &mut SqlBuilder,
+    source_type: &str,
+    filter: &Filter,
+    class_param: search::ParamKey,
+    link: search::ParamKey,
+) -> String {
+    // Every grant of the source type that holds for the caller, on any patient.
+    let grants = b.materialized("grants", |b| {
+        let (grant, class) = (b.fresh_alias("g"), b.fresh_alias("k"));
+        let same = b.same_resource(&class, &grant);
+        b.push(&format!(
+            "SELECT {grant}.patient_key, {grant}.sensitivity, ARRAY(SELECT {class}.code \
+             FROM idx_token {class} WHERE {same} AND {class}.param = "
+        ));
+        b.bind_int(class_param.0);
+        b.push(&format!(
+            ") AS classes FROM resource {grant} WHERE {grant}.patient_key <> 0 AND {grant}.type = "
+        ));
+        b.bind_text(source_type);
+        b.push(&format!(" AND {grant}.method <> {DELETED} AND "));
+        render_probe(b, filter, &grant);
+    });
+    // The registrations those grants are on.
+    let granting = b.materialized("granting", |b| {
+        b.push(&format!(
+            "SELECT p.patient_key, p.id FROM resource p WHERE p.type = 'Patient' \
+             AND p.patient_key IN (SELECT patient_key FROM {grants})"
+        ));
+    });
+    // The Persons' links from another registration to one of those.
+    let links = b.materialized("links", |b| {
+        let same = b.same_resource("lb", "la");
+        b.push(&format!(
+            "SELECT la.target_id AS own_id, lb.target_id AS other_id \
+             FROM idx_reference la CROSS JOIN idx_reference lb WHERE {same} AND la.param = "
+        ));
+        b.bind_int(link.0);
+        b.push(" AND la.target_type = 'Patient' AND lb.param = ");
+        b.bind_int(link.0);
+        b.push(&format!(
+            " AND lb.target_type = 'Patient' AND lb.target_id IN (SELECT id FROM {granting})"
+        ));
+    });
+    b.materialized("linked", |b| {
+        b.push(&format!(
+            "SELECT own.patient_key, g.sensitivity, g.classes FROM {links} l \
+             CROSS JOIN resource own CROSS JOIN {granting} o CROSS JOIN {grants} g \
+             WHERE own.type = 'Patient' AND own.id = l.own_id AND own.patient_key <> 0 \
+             AND o.id = l.other_id AND o.patient_key <> own.patient_key \
+             AND g.patient_key = o.patient_key"
+        ));
+    })
 }
 
 /// Whether a filter can be written as a set of resource rows.

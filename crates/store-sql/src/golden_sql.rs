@@ -407,16 +407,27 @@ fn citus_chains_compute_their_targets_first() {
     "#]],
     );
     let patients = |query: &str, expected: Expect| {
-        check_on(SearchTarget::Type("Patient"), query, &[Dialect::Citus], expected)
+        check_on(
+            SearchTarget::Type("Patient"),
+            query,
+            &[Dialect::Citus],
+            expected,
+        )
     };
-    patients("_has:Observation:subject:code=8867-4", expect![[r#"
+    patients(
+        "_has:Observation:subject:code=8867-4",
+        expect![[r#"
         Citus: WITH pointed1 AS MATERIALIZED (SELECT DISTINCT ref3.target_type, ref3.target_id FROM resource s2 CROSS JOIN idx_reference ref3 WHERE ref3.rid = s2.rid AND ref3.patient_key = s2.patient_key AND ref3.param = $2 AND s2.type = $3 AND s2.method <> 2 AND s2.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = $4)) SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND (r.type, r.id) IN (SELECT target_type, target_id FROM pointed1) ORDER BY r.rid LIMIT $5
           values: "Patient", 4003414119979122754, "Observation", 8596506061935190866, 21
-    "#]]);
-    patients("gender=female&_has:Observation:subject:code=8867-4", expect![[r#"
+    "#]],
+    );
+    patients(
+        "gender=female&_has:Observation:subject:code=8867-4",
+        expect![[r#"
         Citus: WITH pointed1 AS MATERIALIZED (SELECT DISTINCT ref3.target_type, ref3.target_id FROM resource s2 CROSS JOIN idx_reference ref3 WHERE ref3.rid = s2.rid AND ref3.patient_key = s2.patient_key AND ref3.param = $3 AND s2.type = $4 AND s2.method <> 2 AND s2.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = $5)) SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid AND r.patient_key = d.patient_key WHERE d.h_code = $1 AND r.method <> 2 AND r.type IN ($2) AND (r.type, r.id) IN (SELECT target_type, target_id FROM pointed1) ORDER BY d.rid LIMIT $6
           values: -11573849790898400, "Patient", 4003414119979122754, "Observation", 8596506061935190866, 21
-    "#]]);
+    "#]],
+    );
     citus(
         "encounter.service-provider.name=general",
         expect![[r#"

@@ -19,9 +19,29 @@ const MAX_INCLUDED: usize = 5_000;
 fn include_targets(rows: &[i64], include: &Include, query: &SearchQuery, dialect: Dialect) -> Sql {
     let mut b = SqlBuilder::seeing(dialect, &query.visibility);
     match dialect {
-        // Citus runs the join across shards (repartitioned): the target is any resident's,
-        // or none's.
-        Dialect::Sqlite | Dialect::Citus => b.push(
+        // On Citus the references are read first: their targets may be any resident's, or
+        // none's, on any shard, and a join between shards that is not on the patient key runs
+        // only without the probes the caller's rules put on the target.
+        Dialect::Citus => {
+            let pointed = b.materialized("pointed", |b| {
+                b.push("SELECT DISTINCT ref.target_type, ref.target_id FROM idx_reference ref WHERE ref.rid IN ");
+                b.bind_int_list(rows);
+                if !include.params.is_empty() {
+                    b.push(" AND ref.param IN ");
+                    b.bind_int_list(&include.params.iter().map(|p| p.0).collect::<Vec<_>>());
+                }
+            });
+            b.push(&format!(
+                "SELECT t.rid FROM {pointed} ref CROSS JOIN resource t \
+                 WHERE t.type = ref.target_type AND t.id = ref.target_id AND t.method <> {DELETED}"
+            ));
+            b.visible("t");
+            if let Some(target_type) = &include.target_type {
+                b.push(" AND t.type = ").bind_text(target_type);
+            }
+            return b.finish();
+        }
+        Dialect::Sqlite => b.push(
             "SELECT DISTINCT t.rid FROM idx_reference ref \
              JOIN resource t ON t.type = ref.target_type AND t.id = ref.target_id \
              WHERE ref.rid IN ",

@@ -44,6 +44,13 @@ fn hospital_b_sees_a_patients_records_at_hospital_a_only_under_consent_or_break_
     scenario(Backend::Postgres);
 }
 
+/// The same on a Citus cluster: the rules' probes (consent beside each record, a resident's
+/// linked registrations) run shard by shard.
+#[test]
+fn hospital_b_sees_a_patients_records_at_hospital_a_only_under_consent_or_break_glass_citus() {
+    scenario(Backend::Citus);
+}
+
 /// The running server, the endpoints its discovery names, and the callers' tokens.
 struct Region {
     serving: Serving,
