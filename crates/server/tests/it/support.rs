@@ -175,7 +175,8 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// One async test body against the app on every backend: `store_tests! { async fn name(app)
-/// { ... } }` expands to `name::sqlite` and `name::postgres`, each on a fresh database.
+/// { ... } }` expands to `name::sqlite`, `name::postgres` and `name::citus`, each on a fresh
+/// database (the last on the local Citus cluster, its tables distributed).
 macro_rules! store_tests {
     ($(
         $(#[$meta:meta])*
@@ -198,6 +199,12 @@ macro_rules! store_tests {
                 #[test]
                 fn postgres() {
                     let app = $crate::support::app(test_support::postgres());
+                    $crate::support::runtime().block_on(test_body(&app));
+                }
+
+                #[test]
+                fn citus() {
+                    let app = $crate::support::app(test_support::citus());
                     $crate::support::runtime().block_on(test_body(&app));
                 }
             }
