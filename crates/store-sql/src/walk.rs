@@ -108,15 +108,7 @@ fn after_walk_position(b: &mut SqlBuilder, value_column: &str, value: &CursorVal
 /// resources in order and probing the inner filter on each: half the region's patients need
 /// not be read to find the first with observations.
 pub(crate) fn walk_chain(b: &mut SqlBuilder, query: &SearchQuery, index: usize, how: ChainTargets) {
-    let Filter::Chain {
-        param,
-        target_types,
-        filter: inner,
-    } = &query.filters[index]
-    else {
-        unreachable!("a chain's walk is planned along a chain")
-    };
-    let (param, inner): (ParamKey, &Filter) = (*param, inner);
+    let (param, target_types, inner) = chain_at(query, index);
     let dense = how == ChainTargets::Found;
     let after = query.cursor.as_ref().and_then(|cursor| {
         cursor
@@ -223,6 +215,19 @@ pub(crate) fn walk_chain(b: &mut SqlBuilder, query: &SearchQuery, index: usize, 
     }
 }
 
+/// The parameter, target types and inner filter of chain `index`, which a walk goes along.
+fn chain_at(query: &SearchQuery, index: usize) -> (ParamKey, &[Box<str>], &Filter) {
+    let Filter::Chain {
+        param,
+        target_types,
+        filter,
+    } = &query.filters[index]
+    else {
+        unreachable!("a chain's walk is planned along a chain")
+    };
+    (*param, target_types, filter)
+}
+
 /// A chain's walk on Citus: its targets computed first ([`chain_targets`]: they may be any
 /// resident's, on any shard), then joined to their referrers, each referrer kept at its first
 /// target as the other dialects keep it. The targets are read whole, however many; the cursor
@@ -234,14 +239,7 @@ fn walk_chain_citus(
     after: Option<(CursorValue, i64)>,
     limit: i64,
 ) {
-    let Filter::Chain {
-        param,
-        target_types,
-        filter: inner,
-    } = &query.filters[index]
-    else {
-        unreachable!("a chain's walk is planned along a chain")
-    };
+    let (param, target_types, inner) = chain_at(query, index);
     let targets = chain_targets(b, target_types, inner);
     let same = b.same_resource("r", "d");
     b.push(&format!(
