@@ -60,7 +60,8 @@ impl ParamKey {
 
 /// The patient-compartment key of a row: the future shard key (DESIGN.md). Every row of a
 /// patient's data carries the same key, computed from the patient's id alone, so it needs no
-/// lookup and is the same on every node. Zero means "not patient data".
+/// lookup and is the same on every node. Zero means "not patient data" (a store distributed by
+/// this key keeps such rows under a negative key of its own, to spread them over its shards).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct PatientKey(pub i64);
 

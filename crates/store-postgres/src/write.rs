@@ -188,6 +188,20 @@ impl<'a> PostgresTransaction<'a> {
         }
     }
 
+    /// On a distributed store, the index of resource `row` when it is outside any patient's
+    /// compartment, with a key of its own instead of none: the negated row key, unique to the
+    /// resource and never a patient's (those are positive), which Citus's hash spreads over
+    /// the shards (decision 0025, item 2). With none, every directory entry, every AuditEvent
+    /// about no patient and every unlinked Person would sit on the one shard of key 0.
+    fn spread(&self, row: i64, index: &IndexEntries) -> Option<IndexEntries> {
+        (self.connection.distributed && index.patient_key == search::PatientKey::NONE).then(|| {
+            IndexEntries {
+                patient_key: search::PatientKey(-row),
+                ..index.clone()
+            }
+        })
+    }
+
     fn put_inner(&mut self, write: VersionWrite<'_>) -> Result<i64, StoreError> {
         let key = (write.resource_type.to_owned(), write.id.to_owned());
         let known = self.known.get(&key).copied();
@@ -227,6 +241,11 @@ impl<'a> PostgresTransaction<'a> {
             self.note(located)?
         } else {
             None
+        };
+        let spread = self.spread(row, write.index);
+        let write = match &spread {
+            Some(index) => VersionWrite { index, ..write },
+            None => write,
         };
         self.pending.push(row, &write, kept_key)?;
         self.pending_rows.insert(row);
@@ -310,7 +329,9 @@ impl Transaction for PostgresTransaction<'_> {
         if self.pending_rows.contains(&row) {
             self.flush()?;
         }
-        self.pending.push_reindex(row, index);
+        let spread = self.spread(row, index);
+        self.pending
+            .push_reindex(row, spread.as_ref().unwrap_or(index));
         self.pending_rows.insert(row);
         Ok(())
     }

@@ -179,6 +179,18 @@ impl SqlBuilder {
         }
     }
 
+    /// The condition that resource row `alias` is in a patient's compartment. A resource
+    /// outside any has key 0 on one database, and the test is `<> 0`, as the partial indexes
+    /// state it (SQLite uses one only when the query states its condition as written); on
+    /// Citus such a resource has a negative key of its own, which spreads them over the shards
+    /// (decision 0025, item 2), and the test is `> 0`. A patient's key is always positive.
+    pub(crate) fn in_compartment(&self, alias: &str) -> String {
+        match self.dialect {
+            Dialect::Citus => format!("{alias}.patient_key > 0"),
+            Dialect::Sqlite | Dialect::Postgres => format!("{alias}.patient_key <> 0"),
+        }
+    }
+
     /// [`same_resource`] in this builder's dialect.
     pub(crate) fn same_resource(&self, x: &str, y: &str) -> String {
         same_resource(self.dialect, x, y)

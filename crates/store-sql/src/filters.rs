@@ -167,9 +167,11 @@ fn render_compartment_grant(
         b.push(&format!(" AND {class}.code = {alias}.type))"));
     };
     let grant = b.fresh_alias("g");
+    let (in_compartment, grant_in_compartment) =
+        (b.in_compartment(alias), b.in_compartment(&grant));
     b.push(&format!(
-        "({alias}.patient_key <> 0 AND (EXISTS (SELECT 1 FROM resource {grant} \
-         WHERE {grant}.patient_key = {alias}.patient_key AND {grant}.patient_key <> 0"
+        "({in_compartment} AND (EXISTS (SELECT 1 FROM resource {grant} \
+         WHERE {grant}.patient_key = {alias}.patient_key AND {grant_in_compartment}"
     ));
     grants(b, &grant);
     b.push(probe_end(b.dialect));
@@ -242,7 +244,7 @@ fn linked_grants(
         ));
         b.bind_int(class_param.0);
         b.push(&format!(
-            ") AS classes FROM resource {grant} WHERE {grant}.patient_key <> 0 AND {grant}.type = "
+            ") AS classes FROM resource {grant} WHERE {grant}.patient_key > 0 AND {grant}.type = "
         ));
         b.bind_text(source_type);
         b.push(&format!(" AND {grant}.method <> {DELETED} AND "));

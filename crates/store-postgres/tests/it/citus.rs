@@ -532,3 +532,141 @@ fn a_residents_writes_and_reads_by_id_run_on_that_residents_shards_only() {
         ]
     );
 }
+
+/// The index of a Practitioner (in no patient's compartment): one identifier.
+fn practitioner(value: &str) -> IndexEntries {
+    IndexEntries {
+        tokens: vec![search::index::TokenEntry {
+            param: ParamKey::new("Practitioner", "identifier"),
+            system: Some("urn:test".into()),
+            code: value.into(),
+        }],
+        ..IndexEntries::default()
+    }
+}
+
+#[test]
+fn resources_outside_any_compartment_spread_over_the_shards_and_move_into_one() {
+    let database = database();
+    let store = open(&database, 4);
+    let mut tx = store.begin().unwrap();
+    for i in 0..40 {
+        let id = format!("pr{i}");
+        put_in(&mut *tx, "Practitioner", &id, "{}", &practitioner(&id)).unwrap();
+    }
+    tx.commit().unwrap();
+    // Each its own negative key (a patient's is positive), its rows together under it, and
+    // the keys on every shard, not all on key 0's.
+    assert_eq!(
+        count(
+            &database,
+            "SELECT count(DISTINCT patient_key) FROM resource WHERE patient_key < 0"
+        ),
+        40
+    );
+    assert_eq!(
+        count(
+            &database,
+            "SELECT count(*) FROM idx_token t JOIN resource r \
+             ON r.rid = t.rid AND r.patient_key = t.patient_key"
+        ),
+        40
+    );
+    assert_eq!(
+        count(
+            &database,
+            "SELECT count(*) FROM resource r WHERE (r.id, r.type, r.patient_key) \
+             IN (SELECT id, type, patient_key FROM resource_locator)"
+        ),
+        40
+    );
+    assert_eq!(
+        count(
+            &database,
+            "SELECT count(DISTINCT get_shard_id_for_distribution_column('resource', patient_key)) \
+             FROM resource"
+        ),
+        count(
+            &database,
+            "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'resource'::regclass"
+        )
+    );
+
+    // Read, found, updated in place (the key is the resource's own, so it stays), deleted.
+    let key = ParamKey::new("Practitioner", "identifier");
+    let mut query = search::query::SearchQuery::of_type("Practitioner");
+    query.filters = vec![search::query::Filter::Token {
+        param: key,
+        column: search::query::TokenColumn::SystemCode,
+        hash: key.system_code_hash("urn:test", "pr7"),
+    }];
+    let found = store.search(&query).unwrap();
+    assert_eq!(found.matches.len(), 1);
+    assert_eq!(found.matches[0].id, "pr7");
+    put_with_retry(
+        &store,
+        "Practitioner",
+        "pr7",
+        r#"{"active":true}"#,
+        &practitioner("pr7"),
+    );
+    assert_eq!(
+        content_of(&store.read("Practitioner", "pr7").unwrap().unwrap()),
+        r#"{"active":true}"#
+    );
+    assert_eq!(
+        count(
+            &database,
+            "SELECT count(*) FROM version WHERE patient_key IN \
+             (SELECT patient_key FROM resource_locator WHERE id = 'pr7')"
+        ),
+        2
+    );
+    assert_eq!(count(&database, "SELECT count(*) FROM version"), 41);
+    let mut tx = store.begin().unwrap();
+    let previous = tx.current("Practitioner", "pr8").unwrap().unwrap();
+    tx.put(store::VersionWrite {
+        resource_type: "Practitioner",
+        id: "pr8",
+        previous: Some(&previous),
+        version: 2,
+        last_updated: 2_000,
+        method: store::Method::Delete,
+        content: None,
+        content_hash: 0,
+        custodian: None,
+        sensitivity: 0,
+        index: &IndexEntries::default(),
+    })
+    .unwrap();
+    tx.commit().unwrap();
+    assert!(
+        store
+            .read("Practitioner", "pr8")
+            .unwrap()
+            .unwrap()
+            .is_deleted()
+    );
+
+    // A resource that enters a patient's compartment (a Person linked to its first Patient)
+    // moves from its own key to the patient's, history whole.
+    put_with_retry(
+        &store,
+        "Practitioner",
+        "pr9",
+        r#"{"v":2}"#,
+        &of_patient("alice"),
+    );
+    assert_eq!(
+        count(
+            &database,
+            &format!(
+                "SELECT count(*) FROM version v JOIN resource r \
+                 ON v.rid = r.rid AND v.patient_key = r.patient_key \
+                 WHERE r.id = 'pr9' AND r.patient_key = {}",
+                PatientKey::of_patient("alice").0
+            )
+        ),
+        2
+    );
+}
