@@ -395,9 +395,9 @@ fn citus_chains_compute_their_targets_first() {
     citus(
         "subject:Patient.name=peter",
         expect![[r#"
-        Citus: WITH targets1 AS MATERIALIZED (SELECT t2.rid, t2.type, t2.id FROM resource t2 WHERE t2.rid IN (SELECT x.rid FROM idx_string x WHERE x.param = $1 AND x.normalized >= $2 AND x.normalized < $3) AND t2.method <> 2 AND t2.type IN ($4)) SELECT d.rid, t.rid FROM targets1 t CROSS JOIN idx_reference d CROSS JOIN resource r WHERE r.rid = d.rid AND r.patient_key = d.patient_key AND d.param = $5 AND d.target_id = t.id AND d.target_type = t.type AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_reference y CROSS JOIN targets1 u WHERE y.rid = d.rid AND y.patient_key = d.patient_key AND y.param = d.param AND u.type = y.target_type AND u.id = y.target_id AND (u.rid < t.rid OR (u.rid = t.rid AND y.seq < d.seq)) OFFSET 0) ORDER BY t.rid, d.rid LIMIT $6
-          values: -792611874817700214, "peter", "peter\u{10ffff}", "Patient", 4003414119979122754, 21
-    "#]],
+            Citus: WITH targets1 AS MATERIALIZED (SELECT t2.rid, t2.type, t2.id FROM resource t2 WHERE t2.rid IN (SELECT x.rid FROM idx_string x WHERE x.param = $1 AND x.normalized >= $2 AND x.normalized < $3) AND t2.method <> 2 AND t2.type IN ($4)) SELECT d.rid, d.target FROM (SELECT d.rid, min(t.rid) AS target FROM targets1 t CROSS JOIN idx_reference d CROSS JOIN resource r WHERE r.rid = d.rid AND r.patient_key = d.patient_key AND d.param = $5 AND d.target_id = t.id AND d.target_type = t.type AND r.method <> 2 GROUP BY d.patient_key, d.rid) d WHERE 1 = 1 ORDER BY d.target, d.rid LIMIT $6
+              values: -792611874817700214, "peter", "peter\u{10ffff}", "Patient", 4003414119979122754, 21
+        "#]],
     );
     citus(
         "code=8867-4&subject:Patient.name=peter",
@@ -431,8 +431,8 @@ fn citus_chains_compute_their_targets_first() {
     citus(
         "encounter.service-provider.name=general",
         expect![[r#"
-        Citus: WITH targets5 AS MATERIALIZED (SELECT t6.rid, t6.type, t6.id FROM resource t6 WHERE t6.rid IN (SELECT x.rid FROM idx_string x WHERE x.param = $1 AND x.normalized >= $2 AND x.normalized < $3) AND t6.method <> 2 AND t6.type IN ($4)), targets1 AS MATERIALIZED (SELECT t2.rid, t2.type, t2.id FROM resource t2 WHERE t2.rid IN (SELECT ref3.rid FROM targets5 t4 CROSS JOIN idx_reference ref3 WHERE ref3.param = $5 AND ref3.target_id = t4.id AND ref3.target_type = t4.type) AND t2.method <> 2 AND t2.type IN ($6)) SELECT d.rid, t.rid FROM targets1 t CROSS JOIN idx_reference d CROSS JOIN resource r WHERE r.rid = d.rid AND r.patient_key = d.patient_key AND d.param = $7 AND d.target_id = t.id AND d.target_type = t.type AND r.method <> 2 AND NOT EXISTS (SELECT 1 FROM idx_reference y CROSS JOIN targets1 u WHERE y.rid = d.rid AND y.patient_key = d.patient_key AND y.param = d.param AND u.type = y.target_type AND u.id = y.target_id AND (u.rid < t.rid OR (u.rid = t.rid AND y.seq < d.seq)) OFFSET 0) ORDER BY t.rid, d.rid LIMIT $8
-          values: -3726936123986275820, "general", "general\u{10ffff}", "Organization", 5345226499368125181, "Encounter", -643032128854072888, 21
-    "#]],
+            Citus: WITH targets5 AS MATERIALIZED (SELECT t6.rid, t6.type, t6.id FROM resource t6 WHERE t6.rid IN (SELECT x.rid FROM idx_string x WHERE x.param = $1 AND x.normalized >= $2 AND x.normalized < $3) AND t6.method <> 2 AND t6.type IN ($4)), targets1 AS MATERIALIZED (SELECT t2.rid, t2.type, t2.id FROM resource t2 WHERE t2.rid IN (SELECT ref3.rid FROM targets5 t4 CROSS JOIN idx_reference ref3 WHERE ref3.param = $5 AND ref3.target_id = t4.id AND ref3.target_type = t4.type) AND t2.method <> 2 AND t2.type IN ($6)) SELECT d.rid, d.target FROM (SELECT d.rid, min(t.rid) AS target FROM targets1 t CROSS JOIN idx_reference d CROSS JOIN resource r WHERE r.rid = d.rid AND r.patient_key = d.patient_key AND d.param = $7 AND d.target_id = t.id AND d.target_type = t.type AND r.method <> 2 GROUP BY d.patient_key, d.rid) d WHERE 1 = 1 ORDER BY d.target, d.rid LIMIT $8
+              values: -3726936123986275820, "general", "general\u{10ffff}", "Organization", 5345226499368125181, "Encounter", -643032128854072888, 21
+        "#]],
     );
 }

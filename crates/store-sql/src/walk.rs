@@ -229,9 +229,13 @@ fn chain_at(query: &SearchQuery, index: usize) -> (ParamKey, &[Box<str>], &Filte
 }
 
 /// A chain's walk on Citus: its targets computed first ([`chain_targets`]: they may be any
-/// resident's, on any shard), then joined to their referrers, each referrer kept at its first
-/// target as the other dialects keep it. The targets are read whole, however many; the cursor
-/// bounds the page, not the targets, which the first-target test needs all of.
+/// resident's, on any shard), joined to their referrers, each referrer once at its first target
+/// (`min`, grouped by the referrer and its key, so each shard groups its own rows), then the
+/// page in the order the other dialects give. The targets are read whole, however many, and so
+/// are their referrers: the page is the first of them all. (Kept at its first target by a probe
+/// of the targets per referrer instead, as the other dialects do, a chain to 4,769 Encounters
+/// read the targets' intermediate result once per referrer: 5.0 s a page at 1x Synthea, 108 ms
+/// grouped.)
 fn walk_chain_citus(
     b: &mut SqlBuilder,
     query: &SearchQuery,
@@ -243,23 +247,17 @@ fn walk_chain_citus(
     let targets = chain_targets(b, target_types, inner);
     let same = b.same_resource("r", "d");
     b.push(&format!(
-        "SELECT d.rid, t.rid FROM {targets} t CROSS JOIN idx_reference d \
-         CROSS JOIN resource r WHERE {same} AND d.param = "
+        "SELECT d.rid, d.target FROM (SELECT d.rid, min(t.rid) AS target FROM {targets} t \
+         CROSS JOIN idx_reference d CROSS JOIN resource r WHERE {same} AND d.param = "
     ));
     b.bind_int(param.0);
     b.push(" AND d.target_id = t.id AND d.target_type = t.type");
     page_conditions(b, query, Some(index), false);
-    let same = b.same_resource("y", "d");
-    b.push(&format!(
-        " AND NOT EXISTS (SELECT 1 FROM idx_reference y CROSS JOIN {targets} u \
-         WHERE {same} AND y.param = d.param AND u.type = y.target_type \
-         AND u.id = y.target_id AND (u.rid < t.rid OR (u.rid = t.rid AND y.seq < d.seq))"
-    ));
-    b.push(probe_end(b.dialect));
+    b.push(" GROUP BY d.patient_key, d.rid) d WHERE 1 = 1");
     if let Some((value, row)) = &after {
-        after_walk_position(b, "t.rid", value, *row);
+        after_walk_position(b, "d.target", value, *row);
     }
-    b.push(" ORDER BY t.rid, d.rid LIMIT ").bind_int(limit);
+    b.push(" ORDER BY d.target, d.rid LIMIT ").bind_int(limit);
 }
 
 /// Target `t`'s first `limit` referrers after the cursor, as one ordered array `rids` (PostgreSQL;
