@@ -66,42 +66,52 @@ fn change(position: i64, row: &postgres::Row) -> Change {
     }
 }
 
-/// The same on a distributed store: the log (on the coordinator) first, then its versions with
-/// their resources' ids, joined on the key as well (a distributed store never moves a resource
-/// to another key, so a version's key is its resource's).
+/// The same on a distributed store: the log's rows (on the coordinator) carry what a change
+/// is, written by the flush; those written before they did (a store distributed by an earlier
+/// release) are completed from their versions and resources, joined on the key as well.
 fn read_distributed(
     connection: &mut Connection,
     after: i64,
     limit: i64,
 ) -> Result<Vec<Change>, StoreError> {
     let log = connection.prepare_cached(
-        "SELECT seq, position FROM change WHERE position > $1 ORDER BY position LIMIT $2",
+        "SELECT seq, rid, type, id, version, method, last_updated, position FROM change \
+         WHERE position > $1 ORDER BY position LIMIT $2",
     )?;
     let logged = connection
         .client
         .query(&log, &[&after, &limit])
         .map_err(map_error)?;
-    if logged.is_empty() {
-        return Ok(Vec::new());
-    }
-    let seqs: Vec<i64> = logged.iter().map(|row| row.get(0)).collect();
-    let versions = connection.prepare_cached(&format!(
-        "SELECT v.seq, v.rid, v.type, r.id, v.version, v.method, v.last_updated \
-         FROM version v JOIN resource r ON {} WHERE v.seq = ANY($1)",
-        store_sql::same_resource(connection.dialect(), "r", "v")
-    ))?;
-    let mut by_seq: std::collections::HashMap<i64, postgres::Row> = connection
-        .client
-        .query(&versions, &[&seqs])
-        .map_err(map_error)?
-        .into_iter()
-        .map(|row| (row.get(0), row))
+    let bare: Vec<i64> = logged
+        .iter()
+        .filter(|row| row.get::<_, Option<i64>>(1).is_none())
+        .map(|row| row.get(0))
         .collect();
+    let mut by_seq: std::collections::HashMap<i64, postgres::Row> = if bare.is_empty() {
+        std::collections::HashMap::new()
+    } else {
+        let versions = connection.prepare_cached(&format!(
+            "SELECT v.seq, v.rid, v.type, r.id, v.version, v.method, v.last_updated \
+             FROM version v JOIN resource r ON {} WHERE v.seq = ANY($1)",
+            store_sql::same_resource(connection.dialect(), "r", "v")
+        ))?;
+        connection
+            .client
+            .query(&versions, &[&bare])
+            .map_err(map_error)?
+            .into_iter()
+            .map(|row| (row.get(0), row))
+            .collect()
+    };
     Ok(logged
         .iter()
         .filter_map(|log| {
+            let position = log.get(7);
+            if log.get::<_, Option<i64>>(1).is_some() {
+                return Some(change(position, log));
+            }
             let row = by_seq.remove(&log.get::<_, i64>(0))?;
-            Some(change(log.get(1), &row))
+            Some(change(position, &row))
         })
         .collect())
 }

@@ -316,6 +316,9 @@ struct VersionRows {
     rid: Vec<i64>,
     version: Vec<i64>,
     resource_type: Vec<String>,
+    /// The resources' ids: not a column of `version`, but of the change log's rows on a
+    /// distributed store.
+    id: Vec<String>,
     last_updated: Vec<i64>,
     method: Vec<i16>,
     patient_key: Vec<i64>,
@@ -528,6 +531,7 @@ impl Pending {
         v.rid.push(row);
         v.version.push(write.version);
         v.resource_type.push(write.resource_type.to_owned());
+        v.id.push(write.id.to_owned());
         v.last_updated.push(write.last_updated);
         v.method.push(method);
         v.patient_key.push(patient_key);
@@ -819,12 +823,25 @@ impl Pending {
                 c.rid.len(),
                 &|i| vec![&c.id[i], &c.resource_type[i], &c.patient_key[i]],
             )?;
+            // Each change carries what a reader of the log needs (`changes::read_distributed`),
+            // so the log is read on the coordinator alone, without its versions from every
+            // shard.
             if !seqs.is_empty() {
                 connection
                     .client
                     .execute(
-                        "INSERT INTO change (seq) SELECT unnest($1::bigint[])",
-                        &[&seqs],
+                        "INSERT INTO change (seq, rid, type, id, version, method, last_updated) \
+                         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], \
+                         $5::bigint[], $6::smallint[], $7::bigint[])",
+                        &[
+                            &seqs,
+                            &v.rid,
+                            &v.resource_type,
+                            &v.id,
+                            &v.version,
+                            &v.method,
+                            &v.last_updated,
+                        ],
                     )
                     .map_err(map_error)?;
             }

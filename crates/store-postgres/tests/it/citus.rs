@@ -670,3 +670,69 @@ fn resources_outside_any_compartment_spread_over_the_shards_and_move_into_one() 
         2
     );
 }
+
+#[test]
+fn the_change_log_is_read_on_the_coordinator_and_older_changes_from_their_versions() {
+    let database = database();
+    database
+        .connect()
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET citus.enable_stat_counters = on",
+            database.name()
+        ))
+        .unwrap();
+    let mut config = store_postgres::PostgresConfig::new(database.url.clone());
+    config.max_connections = 2;
+    config.keep_statistics = false;
+    let store = store_postgres::PostgresStore::open(config).unwrap();
+    for (i, patient) in ["alice", "bob", "carol"].iter().enumerate() {
+        let id = format!("o{i}");
+        put_with_retry(
+            &store,
+            "Observation",
+            &id,
+            &observation(patient),
+            &of_patient(patient),
+        );
+    }
+    put_with_retry(
+        &store,
+        "Observation",
+        "o0",
+        &observation("alice"),
+        &of_patient("alice"),
+    );
+    // Numbered on the first read, then read again: the second read asks no shard.
+    let changes = store.changes(0, 100).unwrap();
+    let before = multi_shard_queries(&database);
+    assert_eq!(store.changes(0, 100).unwrap(), changes);
+    assert_eq!(multi_shard_queries(&database), before);
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| (
+                c.position,
+                c.id.as_str(),
+                c.version,
+                c.resource_type.as_str()
+            ))
+            .collect::<Vec<_>>(),
+        [
+            (1, "o0", 1, "Observation"),
+            (2, "o1", 1, "Observation"),
+            (3, "o2", 1, "Observation"),
+            (4, "o0", 2, "Observation")
+        ]
+    );
+    // Changes as a store distributed by an earlier release wrote them (their sequence number
+    // only) read the same, from their versions.
+    database
+        .connect()
+        .execute(
+            "UPDATE change SET rid = NULL, type = NULL, id = NULL, version = NULL, \
+             method = NULL, last_updated = NULL WHERE position IN (2, 4)",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(store.changes(0, 100).unwrap(), changes);
+}
