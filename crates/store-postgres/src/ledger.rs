@@ -91,6 +91,9 @@ pub(crate) fn leaf_of(
     id: &str,
     version: i64,
 ) -> Result<Option<LedgerLeaf>, StoreError> {
+    if connection.distributed {
+        return leaf_of_distributed(connection, resource_type, id, version);
+    }
     let statement = connection.prepare_cached(
         "SELECT l.idx, l.rid, l.type, l.id, l.version, l.input \
          FROM resource r JOIN ledger_leaf l ON l.rid = r.rid \
@@ -99,6 +102,40 @@ pub(crate) fn leaf_of(
     let row = connection
         .client
         .query_opt(&statement, &[&resource_type, &id, &version])
+        .map_err(map_error)?;
+    Ok(row.as_ref().map(leaf))
+}
+
+/// The same on a distributed store: the resource's row key read on its resident's shard
+/// (through the locator), then the leaf on the coordinator. Joined in one statement, the
+/// resource's `(type, id)` asked every shard: 4.6 ms a receipt under a one-client CRUD load,
+/// where a locator's read took 0.6 ms.
+fn leaf_of_distributed(
+    connection: &mut Connection,
+    resource_type: &str,
+    id: &str,
+    version: i64,
+) -> Result<Option<LedgerLeaf>, StoreError> {
+    let Some(key) = crate::read::located(connection, resource_type, id)? else {
+        return Ok(None);
+    };
+    let statement = connection.prepare_cached(
+        "SELECT rid FROM resource WHERE patient_key = $1 AND type = $2 AND id = $3",
+    )?;
+    let Some(row) = connection
+        .client
+        .query_opt(&statement, &[&key, &resource_type, &id])
+        .map_err(map_error)?
+    else {
+        return Ok(None);
+    };
+    let rid: i64 = row.get(0);
+    let statement = connection.prepare_cached(
+        "SELECT idx, rid, type, id, version, input FROM ledger_leaf WHERE rid = $1 AND version = $2",
+    )?;
+    let row = connection
+        .client
+        .query_opt(&statement, &[&rid, &version])
         .map_err(map_error)?;
     Ok(row.as_ref().map(leaf))
 }

@@ -25,6 +25,11 @@ fn results_and_audit_events_are_provably_logged_and_tampering_is_named_postgres(
     scenario(Backend::Postgres);
 }
 
+#[test]
+fn results_and_audit_events_are_provably_logged_and_tampering_is_named_citus() {
+    scenario(Backend::Citus);
+}
+
 struct Witness(Child);
 
 impl Drop for Witness {
