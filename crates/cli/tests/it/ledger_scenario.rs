@@ -467,7 +467,9 @@ fn tamper(serving: &Serving, backend: Backend, id: &str, edit: Edit) {
         let at = args.iter().position(|a| a == flag)?;
         args.get(at + 1).map(|v| v.to_str().unwrap().to_owned())
     };
-    let select = "SELECT v.seq, v.content FROM version v JOIN resource r ON r.rid = v.rid \
+    // (Joined on the patient key too: on Citus a join must state it to run shard by shard.)
+    let select = "SELECT v.seq, v.content FROM version v \
+                  JOIN resource r ON r.rid = v.rid AND r.patient_key = v.patient_key \
                   WHERE r.type = 'Observation' AND r.id = $1 AND v.version = $2";
     let changed = |first: Vec<u8>, second: Vec<u8>| match edit {
         Edit::OtherVersionsBytes => second,
