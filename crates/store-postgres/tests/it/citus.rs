@@ -442,8 +442,8 @@ fn multi_shard_queries(database: &TestDatabase) -> i64 {
     )
 }
 
-#[test]
-fn a_residents_writes_and_reads_by_id_run_on_that_residents_shards_only() {
+/// A store on a fresh database whose Citus statement counters are on ([`multi_shard_queries`]).
+fn counted_store() -> (TestDatabase, store_postgres::PostgresStore) {
     let database = database();
     database
         .connect()
@@ -457,6 +457,12 @@ fn a_residents_writes_and_reads_by_id_run_on_that_residents_shards_only() {
     // The statistics keeper reads every shard, by design; it is not what is measured here.
     config.keep_statistics = false;
     let store = store_postgres::PostgresStore::open(config).unwrap();
+    (database, store)
+}
+
+#[test]
+fn a_residents_writes_and_reads_by_id_run_on_that_residents_shards_only() {
+    let (database, store) = counted_store();
     // Two residents, so that a statement that is not routed has more than one shard to reach.
     for patient in ["alice", "bob"] {
         put_with_retry(
@@ -673,18 +679,7 @@ fn resources_outside_any_compartment_spread_over_the_shards_and_move_into_one() 
 
 #[test]
 fn the_change_log_is_read_on_the_coordinator_and_older_changes_from_their_versions() {
-    let database = database();
-    database
-        .connect()
-        .batch_execute(&format!(
-            "ALTER DATABASE {} SET citus.enable_stat_counters = on",
-            database.name()
-        ))
-        .unwrap();
-    let mut config = store_postgres::PostgresConfig::new(database.url.clone());
-    config.max_connections = 2;
-    config.keep_statistics = false;
-    let store = store_postgres::PostgresStore::open(config).unwrap();
+    let (database, store) = counted_store();
     for (i, patient) in ["alice", "bob", "carol"].iter().enumerate() {
         let id = format!("o{i}");
         put_with_retry(
