@@ -10,8 +10,7 @@
 # metadata per database, so the database and the extension are made on the new worker first,
 # then the node is added to the database's metadata, then the rebalancer moves shard groups
 # (the patient-data tables and their index tables move together, the locator's on its own;
-# reference tables are copied to the new node first) as a background job this script waits
-# for, printing its progress.
+# reference tables are copied to the new node first), and the shards per node are printed.
 #
 # SHARD_TRANSFER_MODE (default block_writes): how a shard group is copied. The index tables
 # have no primary key, so Citus cannot move them by logical replication (`force_logical`);
@@ -41,24 +40,13 @@ fi
 psql -q "$worker/$database" -c "CREATE EXTENSION IF NOT EXISTS citus"
 psql -qAt "$url" -c "SELECT citus_add_node('$host', $port)" > /dev/null
 
-job="$(psql -qAt "$url" -c "SELECT citus_rebalance_start(shard_transfer_mode := '$mode')" 2>&1 | tail -n 1)"
-case "$job" in
-    ''|*"No moves available"*) echo "no shard to move"; exit 0 ;;
-    *[!0-9]*) echo "the rebalance did not start: $job" >&2; exit 1 ;;
-esac
-echo "rebalance job $job started ($mode)"
-while :; do
-    state="$(psql -qAt "$url" -c "SELECT state FROM pg_dist_background_job WHERE job_id = $job")"
-    tasks="$(psql -qAt "$url" -c "SELECT count(*) FILTER (WHERE status = 'done') || ' of ' || count(*) FROM pg_dist_background_task WHERE job_id = $job")"
-    echo "  $state: $tasks tasks done"
-    case "$state" in
-        finished) break ;;
-        failed|cancelled|failing|cancelling)
-            psql -qAt "$url" -c "SELECT message FROM pg_dist_background_task WHERE job_id = $job AND message IS NOT NULL" >&2
-            exit 1 ;;
-    esac
-    sleep 1
-done
+# The moves run in this session (`rebalance_table_shards`), not as Citus's background job
+# (`citus_rebalance_start`): a background job needs a free background worker on the
+# coordinator, which a cluster with many databases (each has a maintenance daemon) may not have
+# (`max_worker_processes`), and then waits unseen.
+echo "moving shards onto it ($mode)"
+psql -q "$url" -c "SELECT rebalance_table_shards(shard_transfer_mode := '$mode')"
+echo "rebalanced"
 psql -q "$url" -c "SELECT n.nodename || ':' || n.nodeport AS node, count(*) AS shards
     FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid)
     GROUP BY 1 ORDER BY 1"
