@@ -386,7 +386,7 @@ fn history_and_the_change_log_are_whole_and_a_resource_moves_to_another_resident
     assert_eq!(logged, vec![1, 2, 3, 4]);
 
     // A deletion (no content, so no key of its own) stays in the resident's shard.
-    assert_eq!(delete_observation(&store, "o"), 5);
+    assert_eq!(delete(&store, "Observation", "o"), 5);
     let deleted = store.read("Observation", "o").unwrap().unwrap();
     assert_eq!(
         (deleted.version, deleted.method),
@@ -409,14 +409,14 @@ fn history_of(store: &dyn Store, id: &str) -> store::HistoryPage {
         .unwrap()
 }
 
-/// Deletes Observation `id` as its next version, answered (a deletion has no content, so no
+/// Deletes `resource_type/id` as its next version, answered (a deletion has no content, so no
 /// patient key of its own).
-fn delete_observation(store: &dyn Store, id: &str) -> i64 {
+fn delete(store: &dyn Store, resource_type: &str, id: &str) -> i64 {
     let mut tx = store.begin().unwrap();
-    let previous = tx.current("Observation", id).unwrap().unwrap();
+    let previous = tx.current(resource_type, id).unwrap().unwrap();
     let version = previous.version + 1;
     tx.put(store::VersionWrite {
-        resource_type: "Observation",
+        resource_type,
         id,
         previous: Some(&previous),
         version,
@@ -502,7 +502,7 @@ fn a_residents_writes_and_reads_by_id_run_on_that_residents_shards_only() {
             .version,
         2
     );
-    assert_eq!(delete_observation(&store, "alice-2"), 2);
+    assert_eq!(delete(&store, "Observation", "alice-2"), 2);
     assert_eq!(multi_shard_queries(&database), before);
     // The counter counts: a read of every shard moves it.
     assert_eq!(count(&database, "SELECT count(*) FROM resource"), 3);
@@ -629,23 +629,7 @@ fn resources_outside_any_compartment_spread_over_the_shards_and_move_into_one() 
         2
     );
     assert_eq!(count(&database, "SELECT count(*) FROM version"), 41);
-    let mut tx = store.begin().unwrap();
-    let previous = tx.current("Practitioner", "pr8").unwrap().unwrap();
-    tx.put(store::VersionWrite {
-        resource_type: "Practitioner",
-        id: "pr8",
-        previous: Some(&previous),
-        version: 2,
-        last_updated: 2_000,
-        method: store::Method::Delete,
-        content: None,
-        content_hash: 0,
-        custodian: None,
-        sensitivity: 0,
-        index: &IndexEntries::default(),
-    })
-    .unwrap();
-    tx.commit().unwrap();
+    assert_eq!(delete(&store, "Practitioner", "pr8"), 2);
     assert!(
         store
             .read("Practitioner", "pr8")
