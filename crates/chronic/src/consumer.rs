@@ -10,13 +10,19 @@
 //! change's own: an older change of a resource that has moved on is left to its newest change
 //! (a Condition since refuted enrols nobody; an Observation corrected below the critical limit
 //! raises nothing).
+//!
+//! Most changes ask nothing of it (an Observation that is no reading or no critical one, a
+//! Condition of no programme): a batch of such changes is passed without a transaction
+//! (`repository::ChangeFeed::consume_relevant`), judged on the version each change wrote.
 
 use caller::Caller;
-use repository::{Change, InTransaction, Repository, RepositoryError};
+use repository::{Change, Cursor, InTransaction, Repository, RepositoryError};
+use serde_json::Value;
 use store::Method;
 
 use crate::alert::{Raised, raise};
-use crate::registry::{Enrolment, enrol};
+use crate::reading::{is_critical, reading};
+use crate::registry::{Enrolment, enrol, programs_of};
 use crate::rules::{Rules, rules};
 
 /// The consumer's name (its position is the store checkpoint `changes:chronic`).
@@ -33,18 +39,70 @@ pub struct Processed {
     pub alerts: usize,
 }
 
-/// Handles up to `max` changes after the consumer's position, as `operator` (the operator
-/// caller the server makes for its "chronic" keeper). Answers what it did; `changes == 0`
-/// when it was at the end of the log. Call it again until then.
+/// Handles up to `max` changes after `cursor` (or the consumer's stored position, when
+/// further), as `operator` (the operator caller the server makes for its "chronic" keeper),
+/// passing before them any batches that ask nothing of it. Answers what it did; `changes == 0`
+/// when it was at the end of the log. Call it again until then, with the same cursor.
 pub fn process(
     repository: &Repository,
     operator: &Caller,
+    cursor: &mut Cursor,
     max: usize,
 ) -> Result<Processed, RepositoryError> {
     let rules = rules()?;
     let feed = repository.change_feed(CONSUMER);
-    let done = feed.consume(operator, max, |tx, changes| handle(tx, rules, changes))?;
-    Ok(done.unwrap_or_default())
+    let done = feed.consume_relevant(
+        operator,
+        cursor,
+        max,
+        |changes| {
+            for change in changes {
+                if asks_something(repository, rules, change)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        },
+        |tx, changes| handle(tx, rules, changes),
+    )?;
+    let mut done = done.unwrap_or_default();
+    done.changes += cursor.take_passed();
+    Ok(done)
+}
+
+/// Whether [`handle`] could act on `change`: a Condition of some programme or a critical
+/// reading, in the version the change wrote (`handle` judges the current version, and only
+/// when it is the change's own).
+fn asks_something(
+    repository: &Repository,
+    rules: &Rules,
+    change: &Change,
+) -> Result<bool, RepositoryError> {
+    if change.method == Method::Delete
+        || !matches!(change.resource_type.as_str(), "Condition" | "Observation")
+    {
+        return Ok(false);
+    }
+    let Some(record) =
+        repository
+            .store()
+            .read_version(&change.resource_type, &change.id, change.version)?
+    else {
+        // Not found as that version: left to the transaction to judge.
+        return Ok(true);
+    };
+    let Some(resource) = record
+        .content
+        .as_deref()
+        .and_then(|bytes| serde_json::from_slice::<Value>(bytes).ok())
+    else {
+        return Ok(true);
+    };
+    Ok(if change.resource_type == "Condition" {
+        !programs_of(rules, &resource).is_empty()
+    } else {
+        reading(rules, &resource).is_some_and(|r| is_critical(rules, &r.measurement))
+    })
 }
 
 /// Processes until the end of the log; for tests and the command line.
@@ -54,9 +112,13 @@ pub fn process_all(
     batch: usize,
 ) -> Result<Processed, RepositoryError> {
     let mut total = Processed::default();
+    let mut cursor = Cursor::default();
     loop {
-        let done = process(repository, operator, batch.max(1))?;
+        let done = process(repository, operator, &mut cursor, batch.max(1))?;
         if done.changes == 0 {
+            repository
+                .change_feed(CONSUMER)
+                .store(operator, &mut cursor)?;
             return Ok(total);
         }
         total.changes += done.changes;

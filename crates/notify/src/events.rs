@@ -70,6 +70,18 @@ pub fn subscribers(store: &dyn Store) -> Result<Vec<Subscriber>, RepositoryError
         .collect())
 }
 
+/// Whether any of `changes` could be some subscription's event: [`record`] looks only at
+/// subscriptions that are not off and began no later than the change. Read after the changes
+/// were, so every subscription committed before them is seen.
+pub fn concern_anyone(store: &dyn Store, changes: &[Change]) -> Result<bool, RepositoryError> {
+    let Some(latest) = changes.iter().map(|c| c.last_updated).max() else {
+        return Ok(false);
+    };
+    Ok(subscribers(store)?
+        .iter()
+        .any(|s| s.status != "off" && s.since <= latest))
+}
+
 /// One subscription's configuration.
 pub fn subscriber(store: &dyn Store, id: &str) -> Result<Option<Subscriber>, RepositoryError> {
     Ok(store

@@ -9,14 +9,79 @@
 //! effects leave the store (a message sent) reads with [`ChangeFeed::next`] and acknowledges
 //! after: at least once, and it must tolerate a repeat.
 //!
+//! Most consumers act on few of the changes (a critical reading among thousands of
+//! Observations, a change some subscription is about). [`ChangeFeed::consume_relevant`] reads
+//! a batch first and asks the consumer whether any change in it is one it acts on; a batch that
+//! asks nothing of it is passed without a transaction, the instance's [`Cursor`] moving past
+//! it and the position stored only every [`Cursor::STORE_EVERY`] changes or
+//! [`Cursor::STORE_AFTER`]. Each write through the API would otherwise commit (and on SQLite,
+//! wait for its own sync of) one more transaction per consumer, all on the one writer. A
+//! restart re-reads what was passed since the position was last stored, which asks nothing of
+//! the consumer again.
+//!
 //! The log carries what changed (type, id, version, method), not content: a consumer reads the
 //! resources through the [`crate::Reader`] under its own caller, like any other reader.
+
+use std::time::{Duration, Instant};
 
 use caller::Caller;
 pub use store::Change;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::{InTransaction, Repository, RepositoryError};
+
+/// Where one instance of a consumer has read to: past its stored position over changes that
+/// asked nothing of it. Kept by the consumer's loop from one call of
+/// [`ChangeFeed::consume_relevant`] to the next.
+#[derive(Debug, Default)]
+pub struct Cursor {
+    /// Every change up to here is handled, or asks nothing of the consumer.
+    read: i64,
+    /// The position stored in the store, as far as this instance knows.
+    stored: i64,
+    /// Since when `read` has been past `stored`.
+    ahead_since: Option<Instant>,
+    /// Changes passed without a transaction since [`Cursor::take_passed`] was last called.
+    passed: usize,
+}
+
+impl Cursor {
+    /// The most changes passed before the position is stored.
+    pub const STORE_EVERY: i64 = 1_000;
+    /// The longest a passed change waits for the position to be stored.
+    pub const STORE_AFTER: Duration = Duration::from_secs(5);
+
+    /// How many changes were passed since the last call.
+    pub fn take_passed(&mut self) -> usize {
+        std::mem::take(&mut self.passed)
+    }
+
+    /// Takes in the stored position (another instance may have moved it).
+    fn stored_at(&mut self, stored: i64) {
+        self.stored = self.stored.max(stored);
+        if self.read <= self.stored {
+            self.read = self.stored;
+            self.ahead_since = None;
+        }
+    }
+
+    fn pass(&mut self, changes: &[Change]) {
+        if let Some(last) = changes.last() {
+            self.read = last.position;
+            self.passed += changes.len();
+            self.ahead_since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// Whether the position should be stored now.
+    fn due(&self) -> bool {
+        self.read > self.stored
+            && (self.read - self.stored >= Self::STORE_EVERY
+                || self
+                    .ahead_since
+                    .is_some_and(|since| since.elapsed() >= Self::STORE_AFTER))
+    }
+}
 
 /// A named consumer of the change log.
 pub struct ChangeFeed<'r> {
@@ -97,6 +162,69 @@ impl ChangeFeed<'_> {
             tx.set_checkpoint(&self.checkpoint, Some(&last.position.to_string()))?;
             Ok(Some(value))
         })
+    }
+
+    /// [`Self::consume`] for a consumer that acts on few changes: reads batches after the
+    /// cursor and passes each one `relevant` finds asks nothing of the consumer, without a
+    /// transaction; the first batch with one goes to `work` as in [`Self::consume`]
+    /// (its changes read again after the lock, from the cursor or the stored position,
+    /// whichever is further). `relevant` runs outside any transaction, after the batch was
+    /// read, so it sees whatever was committed before the batch's changes. It must not answer
+    /// `false` for a change `work` would act on. Answers `None` at the end of the log; the
+    /// cursor's passed changes are counted in [`Cursor::take_passed`].
+    pub fn consume_relevant<T>(
+        &self,
+        caller: &Caller,
+        cursor: &mut Cursor,
+        limit: usize,
+        mut relevant: impl FnMut(&[Change]) -> Result<bool, RepositoryError>,
+        mut work: impl FnMut(&mut InTransaction<'_, '_>, &[Change]) -> Result<T, RepositoryError>,
+    ) -> Result<Option<T>, RepositoryError> {
+        loop {
+            cursor.stored_at(self.position()?);
+            let changes = self.repository.store().changes(cursor.read, limit)?;
+            if changes.is_empty() {
+                if cursor.due() {
+                    self.store(caller, cursor)?;
+                }
+                return Ok(None);
+            }
+            if relevant(&changes)? {
+                break;
+            }
+            cursor.pass(&changes);
+            if cursor.due() {
+                self.store(caller, cursor)?;
+            }
+        }
+        let lock = self.advisory_lock();
+        let from = cursor.read;
+        let done = self.repository.with_transaction(caller, |tx| {
+            tx.lock_key(lock)?;
+            let changes = self
+                .repository
+                .store()
+                .changes(self.position()?.max(from), limit)?;
+            let Some(last) = changes.last() else {
+                return Ok(None);
+            };
+            let value = work(&mut InTransaction::new(self.repository, tx), &changes)?;
+            tx.set_checkpoint(&self.checkpoint, Some(&last.position.to_string()))?;
+            Ok(Some((value, last.position)))
+        })?;
+        Ok(done.map(|(value, position)| {
+            cursor.stored_at(position);
+            value
+        }))
+    }
+
+    /// Stores the cursor's position (never moving the stored one back).
+    pub fn store(&self, caller: &Caller, cursor: &mut Cursor) -> Result<(), RepositoryError> {
+        if cursor.read > cursor.stored {
+            self.advance_to(caller, cursor.read)?;
+            cursor.stored_at(cursor.read);
+        }
+        Ok(())
     }
 
     /// Moves the consumer's position to `position` (never back): for a consumer that acts

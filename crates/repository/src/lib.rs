@@ -33,7 +33,7 @@ use store::{HistoryScope, Store, VersionRecord};
 
 pub use append::NewResource;
 pub use bundle::{BundleOptions, parse_etag, parse_query};
-pub use changes::{Change, ChangeFeed};
+pub use changes::{Change, ChangeFeed, Cursor};
 pub use custom::{REINDEX_JOB, ReindexJob, ReindexProgress};
 pub use error::RepositoryError;
 pub use export::{

@@ -66,8 +66,9 @@ pub fn start(state: &crate::AppState) -> std::io::Result<ChronicGuard> {
         .spawn(move || {
             let keeper = caller::Caller::operator("chronic");
             let mut seen = 0;
+            let mut cursor = repository::Cursor::default();
             while !stopping.load(Ordering::Relaxed) {
-                match ::chronic::consumer::process(&repository, &keeper, 2_000) {
+                match ::chronic::consumer::process(&repository, &keeper, &mut cursor, 2_000) {
                     Ok(done) if done.changes > 0 => {
                         if done.registrations + done.alerts > 0 {
                             tracing::info!(

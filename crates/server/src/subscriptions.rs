@@ -281,11 +281,16 @@ fn number_events(
 ) {
     let consumer = Caller::operator("notify-events");
     let mut seen = 0;
+    let mut cursor = repository::Cursor::default();
     while !stop.load(Ordering::Relaxed) {
         let feed = repository.change_feed(notify::CONSUMER);
-        match feed.consume(&consumer, 200, |tx, changes| {
-            events::record(repository, tx, changes)
-        }) {
+        match feed.consume_relevant(
+            &consumer,
+            &mut cursor,
+            200,
+            |changes| events::concern_anyone(&**repository.store(), changes),
+            |tx, changes| events::record(repository, tx, changes),
+        ) {
             Ok(Some(touched)) => {
                 if !touched.is_empty() {
                     ticks.send_modify(|t| *t += 1);

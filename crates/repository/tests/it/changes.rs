@@ -209,6 +209,55 @@ backend_tests! {
         assert!(after[0].position > changes[2].position);
     }
 
+    fn a_consumer_passes_what_asks_nothing_of_it_and_handles_the_rest_once(store) {
+        let repository = repository(store);
+        let write = |id: &str, kind: &str| {
+            let basic = json!({"resourceType": "Basic", "id": id, "code": {"text": kind}});
+            repository.update(&ctx(), "Basic", id, basic, None).unwrap();
+        };
+        for n in 0..5 {
+            write(&format!("quiet{n}"), "quiet");
+        }
+        let feed = repository.change_feed("relevant");
+        let is_loud = |changes: &[Change]| -> Result<bool, repository::RepositoryError> {
+            Ok(changes.iter().any(|c| c.id.starts_with("loud")))
+        };
+        let handled: Mutex<Vec<String>> = Mutex::default();
+        let mut cursor = repository::Cursor::default();
+        let mut run = |cursor: &mut repository::Cursor| {
+            feed.consume_relevant(&ctx(), cursor, 3, is_loud, |_, batch| {
+                handled.lock().unwrap().extend(batch.iter().map(|c| c.id.clone()));
+                Ok(batch.len())
+            })
+            .unwrap()
+        };
+        // Five quiet changes in batches of three: passed, without a transaction, and the
+        // position not yet stored (fewer than STORE_EVERY, just now).
+        assert_eq!(run(&mut cursor), None);
+        assert_eq!(cursor.take_passed(), 5);
+        assert!(handled.lock().unwrap().is_empty());
+        assert_eq!(feed.position().unwrap(), 0, "passed changes are stored later");
+        // A loud one among quiet ones: its batch is handled, from where the cursor stands.
+        write("quiet5", "quiet");
+        write("loud0", "loud");
+        assert_eq!(run(&mut cursor), Some(2));
+        assert_eq!(*handled.lock().unwrap(), ["quiet5", "loud0"]);
+        assert!(feed.next(10).unwrap().is_empty(), "the handled batch's position is stored");
+        assert_eq!(run(&mut cursor), None);
+        // A new instance (a restart) starts at the stored position, not before it.
+        let mut restarted = repository::Cursor::default();
+        assert_eq!(run(&mut restarted), None);
+        assert_eq!(*handled.lock().unwrap(), ["quiet5", "loud0"], "nothing handled twice");
+        // Passed changes are stored once there are STORE_EVERY of them.
+        let every = repository::Cursor::STORE_EVERY as usize;
+        for n in 0..every {
+            write(&format!("more{n}"), "quiet");
+        }
+        while run(&mut cursor).is_some() {}
+        assert_eq!(cursor.take_passed(), every);
+        assert_eq!(feed.position().unwrap(), repository.change_log_end().unwrap());
+    }
+
     fn a_new_consumer_may_start_at_the_end_and_an_outside_one_advances_after_acting(store) {
         let repository = repository(store);
         let write = |n: usize| {
