@@ -79,7 +79,8 @@ pub struct ServeArgs {
     /// twice the cores, at least 4].
     #[arg(long, value_name = "N")]
     pub max_concurrent_reads: Option<String>,
-    /// Store writes run at once, queued apart from reads [default: the cores, at least 2].
+    /// Store writes run at once, queued apart from reads [default: eight per core on the
+    /// embedded store, four per core on PostgreSQL within its pool].
     #[arg(long, value_name = "N")]
     pub max_concurrent_writes: Option<String>,
     /// Threads running durable jobs (exports); 0 leaves them to other servers on the same

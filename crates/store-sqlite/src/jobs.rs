@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use store::{Heartbeat, JobOutcome, JobQueue, JobRecord, JobState, NewJob, StoreError};
 
-use crate::{SqliteStore, lock, map_error};
+use crate::{SqliteStore, map_error};
 
 const COLUMNS: &str = "id, kind, state, params, progress, result, error, attempts, max_attempts, \
     run_after, lease_owner, lease_until, cancel_requested, created, updated";
@@ -44,7 +44,7 @@ fn write<T>(
     store: &SqliteStore,
     work: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let connection = lock(&store.writer);
+    let connection = store.writers.exclusive()?;
     connection
         .execute_batch("BEGIN IMMEDIATE")
         .map_err(map_error)?;

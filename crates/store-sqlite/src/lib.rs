@@ -1,10 +1,11 @@
 //! The embedded store: SQLite in WAL mode, compiled into the binary, the default for a fresh
 //! machine. One writer connection (SQLite serialises writers anyway; holding our own lock keeps
-//! the wait in our hands) and a pool of reader connections that read committed snapshots while
-//! the writer works.
+//! the wait in our hands), whose transactions commit in groups (`group`), and a pool of reader
+//! connections that read committed snapshots while the writer works.
 
 mod bulk;
 mod checkpoint;
+mod group;
 mod jobs;
 mod ledger;
 mod read;
@@ -57,7 +58,7 @@ impl SqliteConfig {
 /// The SQLite store.
 pub struct SqliteStore {
     config: SqliteConfig,
-    writer: Mutex<Connection>,
+    writers: group::Writers,
     readers: Mutex<Vec<Connection>>,
     _checkpointer: checkpoint::Checkpointer,
 }
@@ -76,7 +77,7 @@ impl SqliteStore {
         )?;
         Ok(SqliteStore {
             config,
-            writer: Mutex::new(writer),
+            writers: group::Writers::new(writer),
             readers: Mutex::new(Vec::new()),
             _checkpointer: checkpointer,
         })
@@ -197,11 +198,9 @@ impl Store for SqliteStore {
     }
 
     fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError> {
-        let connection = lock(&self.writer);
-        connection
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(map_error)?;
-        Ok(Box::new(write::SqliteTransaction::new(connection)))
+        Ok(Box::new(write::SqliteTransaction::new(
+            self.writers.begin()?,
+        )))
     }
 
     fn read(&self, resource_type: &str, id: &str) -> Result<Option<VersionRecord>, StoreError> {
@@ -259,11 +258,11 @@ impl Store for SqliteStore {
     }
 
     fn begin_bulk_load(&self) -> Result<bool, StoreError> {
-        bulk::begin(&mut lock(&self.writer))
+        bulk::begin(&mut self.writers.exclusive()?.connection)
     }
 
     fn end_bulk_load(&self) -> Result<(), StoreError> {
-        bulk::end(&mut lock(&self.writer))
+        bulk::end(&mut self.writers.exclusive()?.connection)
     }
 
     fn changes(&self, after: i64, limit: usize) -> Result<Vec<store::Change>, StoreError> {

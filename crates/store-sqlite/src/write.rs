@@ -1,7 +1,7 @@
 //! The write transaction: new versions, their history rows and their index rows, on the single
-//! writer connection, between `BEGIN IMMEDIATE` and `COMMIT`.
+//! writer connection, in a savepoint of a group's transaction (`group`).
 
-use std::sync::{MutexGuard, OnceLock};
+use std::sync::OnceLock;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, ToSql, params, params_from_iter};
@@ -13,29 +13,16 @@ use store_sql::ddl;
 use store_sql::index_rows::{Value, for_each_index_row};
 use store_sql::tables::{INDEX_TABLES, Table};
 
+use crate::group::Member;
 use crate::{map_error, read};
 
 pub(crate) struct SqliteTransaction<'a> {
-    connection: MutexGuard<'a, Connection>,
-    finished: bool,
+    member: Member<'a>,
 }
 
 impl<'a> SqliteTransaction<'a> {
-    pub(crate) fn new(connection: MutexGuard<'a, Connection>) -> SqliteTransaction<'a> {
-        SqliteTransaction {
-            connection,
-            finished: false,
-        }
-    }
-}
-
-impl Drop for SqliteTransaction<'_> {
-    fn drop(&mut self) {
-        if !self.finished
-            && let Err(error) = self.connection.execute_batch("ROLLBACK")
-        {
-            tracing::error!(%error, "rolling back a SQLite transaction failed");
-        }
+    pub(crate) fn new(member: Member<'a>) -> SqliteTransaction<'a> {
+        SqliteTransaction { member }
     }
 }
 
@@ -45,11 +32,11 @@ impl Transaction for SqliteTransaction<'_> {
         resource_type: &str,
         id: &str,
     ) -> Result<Option<VersionRecord>, StoreError> {
-        read::current(&self.connection, resource_type, id)
+        read::current(self.member.connection(), resource_type, id)
     }
 
     fn put(&mut self, write: VersionWrite<'_>) -> Result<i64, StoreError> {
-        let connection = &*self.connection;
+        let connection = self.member.connection();
         let patient_key = write.index.patient_key.0;
         let row = match write.previous {
             None => {
@@ -138,11 +125,11 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
-        read::search(&self.connection, query)
+        read::search(self.member.connection(), query)
     }
 
     fn replace_index(&mut self, row: i64, index: &IndexEntries) -> Result<(), StoreError> {
-        let connection = &*self.connection;
+        let connection = self.member.connection();
         delete_index_rows(connection, row)?;
         let patient_key = index.patient_key.0;
         connection
@@ -161,7 +148,7 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn set_checkpoint(&mut self, name: &str, value: Option<&str>) -> Result<(), StoreError> {
-        let connection = &*self.connection;
+        let connection = self.member.connection();
         match value {
             Some(value) => connection
                 .prepare_cached(
@@ -179,7 +166,8 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn take_checkpoint(&mut self, name: &str) -> Result<Option<String>, StoreError> {
-        self.connection
+        self.member
+            .connection()
             .prepare_cached("DELETE FROM checkpoint WHERE name = ?1 RETURNING value")
             .map_err(map_error)?
             .query_row([name], |row| row.get(0))
@@ -189,7 +177,8 @@ impl Transaction for SqliteTransaction<'_> {
 
     fn insert_checkpoint_if_absent(&mut self, name: &str, value: &str) -> Result<bool, StoreError> {
         let inserted = self
-            .connection
+            .member
+            .connection()
             .prepare_cached(
                 "INSERT INTO checkpoint (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
             )
@@ -200,17 +189,18 @@ impl Transaction for SqliteTransaction<'_> {
     }
 
     fn lock_key(&mut self, _key: i64) -> Result<(), StoreError> {
-        // BEGIN IMMEDIATE took the database's one write lock: every write transaction already
-        // runs alone, so a finer lock would add nothing.
-        Ok(())
+        // The one writer connection already orders every write transaction, so a finer lock
+        // would add nothing; but what was committed before must be visible to all connections,
+        // as after a lock on PostgreSQL: a transaction in a group starts a group of its own.
+        self.member.fresh_group()
     }
 
     fn ledger_size(&mut self) -> Result<u64, StoreError> {
-        crate::ledger::size(&self.connection)
+        crate::ledger::size(self.member.connection())
     }
 
     fn ledger_tile(&mut self, level: u32, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        crate::ledger::tile(&self.connection, level, index)
+        crate::ledger::tile(self.member.connection(), level, index)
     }
 
     fn put_ledger(
@@ -218,13 +208,12 @@ impl Transaction for SqliteTransaction<'_> {
         leaves: &[store::LedgerLeaf],
         tiles: &[(u32, u64, &[u8])],
     ) -> Result<(), StoreError> {
-        crate::ledger::put(&self.connection, leaves, tiles)
+        crate::ledger::put(self.member.connection(), leaves, tiles)
     }
 
-    fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        self.connection.execute_batch("COMMIT").map_err(map_error)?;
-        self.finished = true;
-        Ok(())
+    fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        let SqliteTransaction { member } = *self;
+        member.commit()
     }
 }
 
