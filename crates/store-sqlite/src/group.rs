@@ -253,10 +253,10 @@ impl Drop for Member<'_> {
         }
         self.savepoint = false;
         // The group holds others' changes: it is committed by the next writer, or now.
-        if writer.members == 0 || self.writers.waiting.load(Ordering::SeqCst) == 0 {
-            if let Err(error) = writer.settle() {
-                tracing::error!(%error, "committing a SQLite group after a rollback failed");
-            }
+        if (writer.members == 0 || self.writers.waiting.load(Ordering::SeqCst) == 0)
+            && let Err(error) = writer.settle()
+        {
+            tracing::error!(%error, "committing a SQLite group after a rollback failed");
         }
     }
 }

@@ -224,7 +224,7 @@ backend_tests! {
         };
         let handled: Mutex<Vec<String>> = Mutex::default();
         let mut cursor = repository::Cursor::default();
-        let mut run = |cursor: &mut repository::Cursor| {
+        let run = |cursor: &mut repository::Cursor| {
             feed.consume_relevant(&ctx(), cursor, 3, is_loud, |_, batch| {
                 handled.lock().unwrap().extend(batch.iter().map(|c| c.id.clone()));
                 Ok(batch.len())
