@@ -147,20 +147,38 @@ impl ChangeFeed<'_> {
         &self,
         caller: &Caller,
         limit: usize,
-        mut work: impl FnMut(&mut InTransaction<'_, '_>, &[Change]) -> Result<T, RepositoryError>,
+        work: impl FnMut(&mut InTransaction<'_, '_>, &[Change]) -> Result<T, RepositoryError>,
     ) -> Result<Option<T>, RepositoryError> {
+        Ok(self
+            .handle_batch(caller, 0, limit, work)?
+            .map(|(value, _)| value))
+    }
+
+    /// The transaction of [`Self::consume`]: up to `limit` changes after `from` or the stored
+    /// position, whichever is further, handed to `work`, the position moved past them; answers
+    /// what `work` answered and the new position.
+    fn handle_batch<T>(
+        &self,
+        caller: &Caller,
+        from: i64,
+        limit: usize,
+        mut work: impl FnMut(&mut InTransaction<'_, '_>, &[Change]) -> Result<T, RepositoryError>,
+    ) -> Result<Option<(T, i64)>, RepositoryError> {
         let lock = self.advisory_lock();
         self.repository.with_transaction(caller, |tx| {
             // Other instances of this consumer wait here; the position read after the lock is
             // the one the last of them committed.
             tx.lock_key(lock)?;
-            let changes = self.next(limit)?;
+            let changes = self
+                .repository
+                .store()
+                .changes(self.position()?.max(from), limit)?;
             let Some(last) = changes.last() else {
                 return Ok(None);
             };
             let value = work(&mut InTransaction::new(self.repository, tx), &changes)?;
             tx.set_checkpoint(&self.checkpoint, Some(&last.position.to_string()))?;
-            Ok(Some(value))
+            Ok(Some((value, last.position)))
         })
     }
 
@@ -178,40 +196,23 @@ impl ChangeFeed<'_> {
         cursor: &mut Cursor,
         limit: usize,
         mut relevant: impl FnMut(&[Change]) -> Result<bool, RepositoryError>,
-        mut work: impl FnMut(&mut InTransaction<'_, '_>, &[Change]) -> Result<T, RepositoryError>,
+        work: impl FnMut(&mut InTransaction<'_, '_>, &[Change]) -> Result<T, RepositoryError>,
     ) -> Result<Option<T>, RepositoryError> {
         loop {
             cursor.stored_at(self.position()?);
             let changes = self.repository.store().changes(cursor.read, limit)?;
-            if changes.is_empty() {
-                if cursor.due() {
-                    self.store(caller, cursor)?;
-                }
-                return Ok(None);
-            }
-            if relevant(&changes)? {
+            if !changes.is_empty() && relevant(&changes)? {
                 break;
             }
             cursor.pass(&changes);
             if cursor.due() {
                 self.store(caller, cursor)?;
             }
-        }
-        let lock = self.advisory_lock();
-        let from = cursor.read;
-        let done = self.repository.with_transaction(caller, |tx| {
-            tx.lock_key(lock)?;
-            let changes = self
-                .repository
-                .store()
-                .changes(self.position()?.max(from), limit)?;
-            let Some(last) = changes.last() else {
+            if changes.is_empty() {
                 return Ok(None);
-            };
-            let value = work(&mut InTransaction::new(self.repository, tx), &changes)?;
-            tx.set_checkpoint(&self.checkpoint, Some(&last.position.to_string()))?;
-            Ok(Some((value, last.position)))
-        })?;
+            }
+        }
+        let done = self.handle_batch(caller, cursor.read, limit, work)?;
         Ok(done.map(|(value, position)| {
             cursor.stored_at(position);
             value
