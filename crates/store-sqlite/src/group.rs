@@ -143,8 +143,8 @@ impl Writers {
         }
     }
 
-    /// The writer for work of its own (a bulk load's switches, the job queue), with whatever
-    /// group was open committed first.
+    /// The writer for work of its own outside any transaction (a bulk load's switches), with
+    /// whatever group was open committed first.
     pub(crate) fn exclusive(&self) -> Result<MutexGuard<'_, Writer>, StoreError> {
         let mut writer = lock(&self.writer);
         writer.settle()?;
@@ -156,14 +156,13 @@ impl Writers {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let mut writer = lock(&self.writer);
         self.waiting.fetch_sub(1, Ordering::SeqCst);
+        writer.open()?;
         let mut member = Member {
             writers: self,
-            writer: None,
+            writer: Some(writer),
             savepoint: false,
             changes_at_start: 0,
         };
-        writer.open()?;
-        member.writer = Some(writer);
         member.savepoint()?;
         Ok(member)
     }

@@ -39,25 +39,16 @@ fn get(connection: &Connection, id: &str) -> Result<Option<JobRecord>, StoreErro
         .map_err(map_error)
 }
 
-/// Runs `work` in an immediate transaction on the writer.
+/// Runs `work` in a transaction on the writer, as a store transaction runs (`group`): rolled
+/// back if it fails, answered once its group is committed.
 fn write<T>(
     store: &SqliteStore,
     work: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let connection = store.writers.exclusive()?;
-    connection
-        .execute_batch("BEGIN IMMEDIATE")
-        .map_err(map_error)?;
-    match work(&connection) {
-        Ok(value) => {
-            connection.execute_batch("COMMIT").map_err(map_error)?;
-            Ok(value)
-        }
-        Err(error) => {
-            let _ = connection.execute_batch("ROLLBACK");
-            Err(error)
-        }
-    }
+    let member = store.writers.begin()?;
+    let value = work(member.connection())?;
+    member.commit()?;
+    Ok(value)
 }
 
 impl JobQueue for SqliteStore {
