@@ -11,7 +11,10 @@
 # postgres://postgres@127.0.0.1:5432), BENCH_CLIENTS (default "1 16 64 256"), BENCH_CITUS_SHARDS
 # (shards a table on the local Citus cluster, bench/citus/database.sh; default 8), BENCH_BIN (a
 # directory holding the `meridian` and `crud-bench` binaries to run instead of building them:
-# an earlier build, to compare two builds on the same machine in one sitting).
+# an earlier build, to compare two builds on the same machine in one sitting), BENCH_KINDS
+# (default "patient observation"), CRUD_BENCH_RESIDENTS (`lockstep`: the Patient generator before
+# 2026-12-07, whose residents all share one name key and, cycle by cycle, one birth date; by
+# default distinct names and birth dates spread over 90 years).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work="$(realpath -m "${BENCH_DIR:-target/bench}")"
@@ -43,7 +46,7 @@ esac
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://$listen/health/ready" > /dev/null && break; sleep 0.2; done
-for kind in patient observation; do
+for kind in ${BENCH_KINDS:-patient observation}; do
     for clients in ${BENCH_CLIENTS:-1 16 64 256}; do
         echo "$backend $("$target/crud-bench" "http://$listen/fhir" "$clients" "$seconds" "$kind")"
     done

@@ -136,13 +136,14 @@ impl Connection {
 }
 
 fn resource(kind: &str, client: usize, cycle: u64, version: u32) -> Value {
+    let resident = Resident::new(client, cycle);
     match kind {
         "patient" => json!({
             "resourceType": "Patient",
             "identifier": [{"system": "https://meridian.example/sid/bench", "value": format!("c{client}-{cycle}")}],
-            "name": [{"family": format!("Bench{client}"), "given": [format!("N{cycle}")]}],
+            "name": [{"family": resident.family, "given": [resident.given]}],
             "gender": if cycle.is_multiple_of(2) { "female" } else { "male" },
-            "birthDate": format!("19{:02}-0{}-1{}", 40 + (cycle % 60), 1 + cycle % 9, cycle % 9),
+            "birthDate": resident.birth_date,
             "active": version.is_multiple_of(2),
         }),
         _ => json!({
@@ -154,6 +155,64 @@ fn resource(kind: &str, client: usize, cycle: u64, version: u32) -> Value {
             "valueQuantity": {"value": 60 + version + (cycle % 40) as u32, "unit": "/min",
                 "system": "http://unitsofmeasure.org", "code": "/min"},
         }),
+    }
+}
+
+/// Who a Patient cycle registers. By default every client's residents differ from every
+/// other's as a region's do: names of three syllables each and birth dates over 90 years,
+/// drawn from the client and cycle. With `CRUD_BENCH_RESIDENTS=lockstep`, the generator
+/// before 2026-12-07: family `Bench{client}`, given `N{cycle}` (the master index's name keys
+/// drop the digits, so every resident shares one full-name key) and every client's n-th
+/// resident born on one day, so that all clients contend for the same blocking keys.
+struct Resident {
+    family: String,
+    given: String,
+    birth_date: String,
+}
+
+impl Resident {
+    fn new(client: usize, cycle: u64) -> Resident {
+        if std::env::var("CRUD_BENCH_RESIDENTS").as_deref() == Ok("lockstep") {
+            return Resident {
+                family: format!("Bench{client}"),
+                given: format!("N{cycle}"),
+                birth_date: format!(
+                    "19{:02}-0{}-1{}",
+                    40 + (cycle % 60),
+                    1 + cycle % 9,
+                    cycle % 9
+                ),
+            };
+        }
+        // splitmix64 of the client and cycle: a fixed sequence, the same on every run.
+        let mut h = (client as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(cycle);
+        h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        h ^= h >> 31;
+        const SYLLABLES: [&str; 32] = [
+            "an", "bao", "chen", "da", "fang", "gao", "hui", "jia", "kai", "lin", "mei", "ning",
+            "ping", "qing", "rui", "shan", "tao", "wen", "xia", "yan", "zhi", "bo", "cui", "dong",
+            "feng", "guo", "hong", "jun", "lei", "min", "song", "yu",
+        ];
+        let name = |bits: u64| -> String {
+            let mut name: String = (0..3)
+                .map(|i| SYLLABLES[((bits >> (5 * i)) & 31) as usize])
+                .collect();
+            name[..1].make_ascii_uppercase();
+            name
+        };
+        Resident {
+            family: name(h),
+            given: name(h >> 15),
+            birth_date: format!(
+                "{}-{:02}-{:02}",
+                1930 + (h >> 30) % 90,
+                1 + (h >> 38) % 12,
+                1 + (h >> 44) % 28
+            ),
+        }
     }
 }
 
