@@ -91,6 +91,10 @@ fn config(store: &StoreArgs) -> Result<StoreConfig> {
 fn verify(config: &StoreConfig) -> Result<bool> {
     let caller = crate::operator("ledger-verify");
     let repository = crate::stores::open_repository(config, &caller)?;
+    // Versions committed since the ledger keeper last ran are logged first.
+    repository
+        .catch_up_ledger(&crate::operator("ledger"))
+        .context("appending committed versions to the ledger")?;
     let reader = repository.reader(&caller);
     let mut last_report = std::time::Instant::now();
     let report = ledger::log::verify(&**repository.store(), &reader, |done, total| {
@@ -130,6 +134,9 @@ fn prove(config: &StoreConfig, resource: &str) -> Result<()> {
         .with_context(|| format!("'{version}' is not a version number"))?;
     let caller = crate::operator("ledger-prove");
     let repository = crate::stores::open_repository(config, &caller)?;
+    repository
+        .catch_up_ledger(&crate::operator("ledger"))
+        .context("appending committed versions to the ledger")?;
     let store = Arc::clone(repository.store());
     let log = Log::open(Arc::clone(&store), "meridian.local/ledger", 0)?;
     let leaf = log

@@ -136,6 +136,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
         .context("starting notifications")?;
         // Chronic-disease registries and alerts, from the change log.
         let _chronic = server::start_chronic(&state).context("starting chronic-disease management")?;
+        let _ledger = server::start_ledger_keeper(&state).context("starting the ledger keeper")?;
         // HL7 v2 over MLLP and kiosks' readings over MQTT, when configured.
         let store_key = xxhash_rust::xxh3::xxh3_64(
             config

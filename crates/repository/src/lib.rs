@@ -11,6 +11,7 @@ mod error;
 mod export;
 mod hooks;
 mod import;
+mod ledgering;
 pub mod meta;
 pub mod operations;
 mod paging;
@@ -42,6 +43,7 @@ pub use export::{
 };
 pub use hooks::{InTransaction, WriteHook};
 pub use import::{ImportCounts, ImportFailure, ImportOptions, ImportReport, ImportUnit};
+pub use ledgering::{LEDGER_CONSUMER, Logged};
 #[doc(hidden)]
 pub use paging::{CursorSeal, Sealer};
 pub use policy::{

@@ -18,8 +18,6 @@ pub struct WriteTx<'a> {
     pub(crate) pending: Vec<(VersionRecord, Option<VersionRecord>)>,
     /// A SearchParameter was written: the indexer is rebuilt once the transaction commits.
     pub(crate) wrote_search_parameters: bool,
-    /// Versions the verifiable log records, appended just before the commit.
-    pub(crate) ledger: Vec<ledger::log::PendingLeaf>,
     /// A domain service is writing (a write hook, a service's operation): the access policy
     /// decides who holds what it writes but does not refuse it (see `WriteFacts::by_service`).
     pub(crate) by_service: bool,
@@ -32,7 +30,6 @@ impl<'a> WriteTx<'a> {
             caller,
             pending: Vec::new(),
             wrote_search_parameters: false,
-            ledger: Vec::new(),
             by_service: false,
         }
     }
@@ -42,22 +39,9 @@ impl<'a> WriteTx<'a> {
         self.caller
     }
 
-    /// Commits the store's transaction.
-    /// Records a version written in this transaction for the verifiable log.
-    pub(crate) fn log(&mut self, row: i64, fields: &ledger::leaf::LeafFields<'_>) {
-        self.ledger.push(ledger::log::PendingLeaf {
-            row,
-            resource_type: fields.resource_type.to_owned(),
-            id: fields.id.to_owned(),
-            version: fields.version,
-            input: ledger::leaf::leaf_input(fields),
-        });
-    }
-
-    /// Appends the versions to log, then commits: the leaves commit with what they record.
-    pub(crate) fn commit(mut self) -> Result<(), store::StoreError> {
-        let pending = std::mem::take(&mut self.ledger);
-        ledger::log::append(&mut *self.store, pending)?;
+    /// Commits the store's transaction. (The verifiable log follows from the change log:
+    /// `crate::ledgering`.)
+    pub(crate) fn commit(self) -> Result<(), store::StoreError> {
         self.store.commit()
     }
 }

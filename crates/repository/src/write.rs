@@ -24,8 +24,6 @@ pub(crate) struct Prepared {
     pub index: IndexEntries,
     /// What the access policy read from the resource.
     pub facts: ResourceFacts,
-    /// An Observation that is a laboratory or imaging result (the verifiable log records it).
-    pub result: bool,
 }
 
 impl Prepared {
@@ -64,14 +62,11 @@ impl Repository {
                 )])
             })?;
         let facts = self.access_policy().facts(&resource_type, &resource);
-        let result =
-            resource_type == "Observation" && ledger::leaf::is_result_observation(&resource);
         Ok(Prepared {
             resource_type,
             body: Body::new(into_object(resource), id),
             index,
             facts,
-            result,
         })
     }
 
@@ -143,24 +138,6 @@ impl Repository {
             sensitivity: stewardship.sensitivity,
             index: &prepared.index,
         })?;
-        if logged(
-            &*self.store,
-            &prepared.resource_type,
-            prepared.result,
-            previous,
-        )? {
-            tx.log(
-                row,
-                &ledger::leaf::LeafFields {
-                    resource_type: &prepared.resource_type,
-                    id: prepared.id(),
-                    version,
-                    content: Some(&content),
-                    org: stewardship.custodian.as_deref(),
-                    time: &time,
-                },
-            );
-        }
         let record = VersionRecord {
             row,
             resource_type: prepared.resource_type.clone(),
@@ -296,20 +273,6 @@ impl Repository {
             sensitivity: stewardship.sensitivity,
             index: &empty,
         })?;
-        if logged(&*self.store, resource_type, false, Some(&previous))? {
-            let time = clock::format_instant(last_updated);
-            tx.log(
-                row,
-                &ledger::leaf::LeafFields {
-                    resource_type,
-                    id,
-                    version,
-                    content: None,
-                    org: stewardship.custodian.as_deref(),
-                    time: &time,
-                },
-            );
-        }
         let record = VersionRecord {
             row,
             resource_type: resource_type.to_owned(),
@@ -539,29 +502,6 @@ impl Repository {
                 )),
             }
         })
-    }
-}
-
-/// Whether the verifiable log records this version (see `ledger::leaf`): a result, a consent,
-/// an audit event; an Observation also once an earlier version of it was logged.
-fn logged(
-    store: &dyn store::Store,
-    resource_type: &str,
-    result: bool,
-    previous: Option<&VersionRecord>,
-) -> Result<bool, RepositoryError> {
-    if ledger::leaf::always_logged(resource_type) || result {
-        return Ok(true);
-    }
-    match previous {
-        Some(previous) if resource_type == "Observation" => Ok(previous
-            .content
-            .as_deref()
-            .is_some_and(ledger::leaf::stored_is_result_observation)
-            || store
-                .ledger_leaf_of(resource_type, &previous.id, previous.version)?
-                .is_some()),
-        _ => Ok(false),
     }
 }
 

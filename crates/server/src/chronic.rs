@@ -2,10 +2,6 @@
 //! HTTP, and the thread that runs the `chronic` change-log consumer (registry entries from
 //! diagnoses, alerts from critical readings) as soon as anything is written.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
 use axum::http::StatusCode;
 
 use crate::lanes::blocking;
@@ -42,48 +38,29 @@ fn worklist(call: Invocation) -> Handled {
     })
 }
 
-/// Keeps the chronic-disease consumer running; dropping it stops the thread.
-pub struct ChronicGuard {
-    stop: Arc<AtomicBool>,
-}
-
-impl Drop for ChronicGuard {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Starts the consumer: it catches up with the change log, then waits for this server's
-/// writes (or polls every two seconds, for other servers' writes on a shared store). It runs
-/// as the platform's own registry keeper, the operator: no client's caller.
-pub fn start(state: &crate::AppState) -> std::io::Result<ChronicGuard> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let repository = Arc::clone(state.repository());
-    let written = state.written();
-    let stopping = Arc::clone(&stop);
-    std::thread::Builder::new()
-        .name("chronic".into())
-        .spawn(move || {
-            let keeper = caller::Caller::operator("chronic");
-            let mut seen = 0;
-            let mut cursor = repository::Cursor::default();
-            while !stopping.load(Ordering::Relaxed) {
-                match ::chronic::consumer::process(&repository, &keeper, &mut cursor, 2_000) {
-                    Ok(done) if done.changes > 0 => {
-                        if done.registrations + done.alerts > 0 {
-                            tracing::info!(
-                                registrations = done.registrations,
-                                alerts = done.alerts,
-                                "chronic-disease management"
-                            );
-                        }
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "chronic-disease consumer"),
-                }
-                seen = written.wait_after(seen, Duration::from_secs(2));
+/// Starts the consumer's thread (`crate::keeper`): registry entries and alerts as soon as
+/// anything is written.
+pub fn start(state: &crate::AppState) -> std::io::Result<crate::KeeperGuard> {
+    let pace = crate::keeper::Pace {
+        batch: 2_000,
+        // It passes most batches without a transaction, but each look at the change log is
+        // two statements: let writes gather a little (an alert waits at most this long more).
+        settle: std::time::Duration::from_millis(100),
+    };
+    crate::keeper::start(
+        state,
+        "chronic",
+        pace,
+        |repository, keeper, cursor, batch| {
+            let done = ::chronic::consumer::process(repository, keeper, cursor, batch)?;
+            if done.registrations + done.alerts > 0 {
+                tracing::info!(
+                    registrations = done.registrations,
+                    alerts = done.alerts,
+                    "chronic-disease management"
+                );
             }
-        })?;
-    Ok(ChronicGuard { stop })
+            Ok(done.changes)
+        },
+    )
 }

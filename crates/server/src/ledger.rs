@@ -308,14 +308,47 @@ async fn leaf(State(state): State<AppState>, request: Request) -> Response {
                 Err(RepositoryError::Gone { .. }) => {}
                 Err(error) => return Err(error.into()),
             }
-            let leaf = the_log(&state)?
-                .leaf_of(&resource_type, &resource_id, version)?
-                .ok_or_else(|| ApiError::NotFound(format!("{resource} is not in the ledger")))?;
+            let log = the_log(&state)?;
+            let leaf = match log.leaf_of(&resource_type, &resource_id, version)? {
+                Some(leaf) => leaf,
+                // Written a moment ago, its leaf may not be appended yet.
+                None => {
+                    catch_up(&state)?;
+                    log.leaf_of(&resource_type, &resource_id, version)?
+                        .ok_or_else(|| {
+                            ApiError::NotFound(format!("{resource} is not in the ledger"))
+                        })?
+                }
+            };
             Ok(json_response(&leaf_json(&leaf)))
         })
         .await
     };
     crate::audit::settle_noted(&state, &caller, &note, response).await
+}
+
+/// The operator caller of the platform's ledger keeper.
+const KEEPER: &str = "ledger";
+
+/// Starts the thread that appends committed versions to the log (`repository::ledgering`).
+pub fn start_ledger_keeper(state: &AppState) -> std::io::Result<crate::KeeperGuard> {
+    let pace = crate::keeper::Pace {
+        batch: 2_000,
+        // Nearly every batch has versions to log (each request's audit event): at most a few
+        // appends a second while writes come in, each a batch of them.
+        settle: std::time::Duration::from_millis(250),
+    };
+    crate::keeper::start(state, KEEPER, pace, |repository, keeper, cursor, batch| {
+        Ok(repository.log_committed(keeper, cursor, batch)?.changes)
+    })
+}
+
+/// Appends the leaves of every version committed before the call, for a leaf or a checkpoint
+/// asked for now (the keeper's thread may not have come to them yet).
+fn catch_up(state: &AppState) -> Result<(), ApiError> {
+    Ok(state
+        .repository()
+        .catch_up_ledger(&caller::Caller::operator(KEEPER))?)
 }
 
 /// `POST /ledger/checkpoint`: a checkpoint of the tree as it is now, published and handed to
@@ -338,7 +371,12 @@ async fn make_checkpoint(State(state): State<AppState>, request: Request) -> Res
             };
             let published = {
                 let log = Arc::clone(&log);
-                crate::lanes::blocking(move || Ok::<_, ApiError>(log.publish()?)).await
+                let state = state.clone();
+                crate::lanes::blocking(move || {
+                    catch_up(&state)?;
+                    Ok::<_, ApiError>(log.publish()?)
+                })
+                .await
             };
             match published {
                 Ok((checkpoint, _)) => {

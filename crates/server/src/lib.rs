@@ -18,6 +18,7 @@ mod fhir;
 mod host;
 mod identity;
 mod intake;
+mod keeper;
 mod lanes;
 mod ledger;
 mod operations;
@@ -43,7 +44,7 @@ use repository::Repository;
 use tokio::net::TcpListener;
 
 pub use auth::{Auth, PeerAddress, auth_off_caller};
-pub use chronic::{ChronicGuard, start as start_chronic};
+pub use chronic::start as start_chronic;
 pub use error::ApiError;
 pub use host::AllowedHost;
 pub use identity::IdentityServices;
@@ -51,8 +52,9 @@ pub use intake::{
     IntakeGuard, IntakeSettings, READINGS_TOPIC, audit_replayed, sender_caller,
     start as start_intake,
 };
+pub use keeper::KeeperGuard;
 pub use lanes::{RESERVED_CONNECTIONS, WorkLimits};
-pub use ledger::{WitnessConfig, publish_checkpoints};
+pub use ledger::{WitnessConfig, publish_checkpoints, start_ledger_keeper};
 pub use subscriptions::{NotifyGuard, NotifySettings, start as start_notifications};
 pub use viewer::{VIEWER_CLIENT_ID, register_viewer, viewer_redirect_uris};
 pub use witness::{WitnessService, serve_witness};

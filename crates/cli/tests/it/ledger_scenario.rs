@@ -570,8 +570,22 @@ fn two_servers_on_one_postgresql_make_one_tree() {
         writer.join().unwrap();
     }
     let store = first.open_store();
-    let size = store.ledger_size().unwrap();
-    let leaves = store.ledger_leaves(0, size).unwrap();
+    // The servers' keepers append the leaves from the change log, each after its own writes:
+    // wait (at most a minute) until both have come to the last of them.
+    let results_logged = || {
+        let size = store.ledger_size().unwrap();
+        let leaves = store.ledger_leaves(0, size).unwrap();
+        let results = leaves
+            .iter()
+            .filter(|l| l.resource_type == "Observation")
+            .count();
+        (size, leaves, results)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while results_logged().2 < 90 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (size, leaves, _) = results_logged();
     assert_eq!(leaves.len() as u64, size, "no gap");
     assert!(leaves.iter().enumerate().all(|(i, l)| l.index == i as u64));
     let results = leaves

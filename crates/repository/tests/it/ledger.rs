@@ -1,6 +1,7 @@
-//! The verifiable log as writes fill it: which versions get a leaf, in the write's own
-//! transaction; proofs that verify; concurrent writers that never make two trees of one size;
-//! and the whole-store verification, clean on an untouched store.
+//! The verifiable log as writes fill it: which versions get a leaf, appended from the change
+//! log by the `ledger` consumer (`Repository::catch_up_ledger`); proofs that verify; concurrent
+//! writers and keepers that never make two trees of one size; and the whole-store
+//! verification, clean on an untouched store.
 
 use std::sync::Arc;
 use std::thread;
@@ -35,6 +36,7 @@ backend_tests! {
             "scope": {"text": "treatment"}, "category": [{"text": "x"}]});
         repository.create(&ctx(), consent, None).unwrap();
         repository.create(&ctx(), json!({"resourceType": "Patient"}), None).unwrap();
+        repository.catch_up_ledger(&ctx()).unwrap();
         assert_eq!(store.store.ledger_size().unwrap(), 2, "the lab result and the consent");
         assert!(store.store.ledger_leaf_of("Observation", &pulse.id, 1).unwrap().is_none());
 
@@ -43,6 +45,7 @@ backend_tests! {
         refiled["id"] = json!(lab.id);
         repository.update(&ctx(), "Observation", &lab.id, refiled, None).unwrap();
         repository.delete(&ctx(), "Observation", &lab.id, None).unwrap();
+        repository.catch_up_ledger(&ctx()).unwrap();
         let leaf = store.store.ledger_leaf_of("Observation", &lab.id, 3).unwrap().unwrap();
         let fields = ledger::leaf::parse_leaf(&leaf.input).unwrap();
         assert_eq!(fields.sha256, ledger::hash::sha256_hex(b""), "a deletion has no body");
@@ -77,6 +80,40 @@ backend_tests! {
         assert_eq!((report.leaves, report.checkpoint_size), (4, Some(4)));
     }
 
+    fn a_store_logged_before_the_keeper_is_not_logged_twice(store) {
+        // Before the change log fed the ledger, each write appended its own leaf: such a store
+        // has leaves and no `ledger` position. The keeper starts after what was there.
+        let repository = repository(store);
+        let before = repository.create(&ctx(), lab("before"), None).unwrap().record.unwrap();
+        let mut tx = store.store.begin().unwrap();
+        let input = ledger::leaf::leaf_input(&ledger::leaf::LeafFields {
+            resource_type: "Observation",
+            id: &before.id,
+            version: 1,
+            content: before.content.as_deref(),
+            org: before.custodian.as_deref(),
+            time: &fhir_model::clock::format_instant(before.last_updated),
+        });
+        let pending = vec![ledger::log::PendingLeaf {
+            row: before.row,
+            resource_type: "Observation".into(),
+            id: before.id.clone(),
+            version: 1,
+            input,
+        }];
+        ledger::log::append(&mut *tx, pending).unwrap();
+        tx.commit().unwrap();
+        repository.catch_up_ledger(&ctx()).unwrap();
+        assert_eq!(store.store.ledger_size().unwrap(), 1, "not logged a second time");
+        repository.create(&ctx(), lab("after"), None).unwrap();
+        repository.catch_up_ledger(&ctx()).unwrap();
+        assert_eq!(store.store.ledger_size().unwrap(), 2, "what comes after is logged");
+        Log::open(Arc::clone(&store.store), "test.example/ledger", 0).unwrap().publish().unwrap();
+        let caller = ctx();
+        let report = verify(&*store.store, &repository.reader(&caller), |_, _| {}).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+
     fn a_write_that_rolls_back_leaves_no_leaf(store) {
         let repository = repository(store);
         let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
@@ -86,6 +123,7 @@ backend_tests! {
         ]});
         let options = repository::BundleOptions { return_representation: false };
         assert!(repository.process_bundle(&ctx(), BASE, bundle, options).is_err());
+        repository.catch_up_ledger(&ctx()).unwrap();
         assert_eq!(store.store.ledger_size().unwrap(), 0);
     }
 
@@ -95,8 +133,13 @@ backend_tests! {
             .map(|w| {
                 let repository = Arc::clone(&repository);
                 thread::spawn(move || {
+                    // Each writer also keeps the log, as each server's keeper does: the
+                    // instances take the change log's batches in turn.
                     for n in 0..15 {
                         repository.create(&ctx(), lab(&format!("w{w}-{n}")), None).unwrap();
+                        if n % 4 == w % 4 {
+                            repository.catch_up_ledger(&ctx()).unwrap();
+                        }
                     }
                 })
             })
@@ -104,6 +147,7 @@ backend_tests! {
         for writer in writers {
             writer.join().unwrap();
         }
+        repository.catch_up_ledger(&ctx()).unwrap();
         assert_eq!(store.store.ledger_size().unwrap(), 90);
         let leaves = store.store.ledger_leaves(0, 90).unwrap();
         assert_eq!(leaves.iter().map(|l| l.index).collect::<Vec<_>>(), (0..90).collect::<Vec<_>>());
@@ -120,10 +164,12 @@ backend_tests! {
     fn a_rotated_key_signs_and_the_old_ones_still_verify(store) {
         let repository = repository(store);
         repository.create(&ctx(), lab("k"), None).unwrap();
+        repository.catch_up_ledger(&ctx()).unwrap();
         let log = Log::open(Arc::clone(&store.store), "test.example/ledger", 0).unwrap();
         let (old_note, _) = log.publish().unwrap();
         let new_key = Log::rotate_key(&*store.store, 10).unwrap();
         repository.create(&ctx(), lab("l"), None).unwrap();
+        repository.catch_up_ledger(&ctx()).unwrap();
         let log = Log::open(Arc::clone(&store.store), "ignored.example/other", 0).unwrap();
         assert_eq!(log.origin(), "test.example/ledger", "the stored ring keeps its origin");
         let keys = log.verifiers();
