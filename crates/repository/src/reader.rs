@@ -251,9 +251,7 @@ impl<'r> Reader<'r> {
                 "a conditional operation needs search criteria with a value".into(),
             ));
         }
-        for key in query.criteria_locks() {
-            tx.lock_key(key)?;
-        }
+        tx.lock_keys(&query.criteria_locks())?;
         Ok(tx.search(&query)?.matches)
     }
 

@@ -350,6 +350,22 @@ impl Transaction for PostgresTransaction<'_> {
         self.note(result.map(|_| ()))
     }
 
+    fn lock_keys(&mut self, keys: &[i64]) -> Result<(), StoreError> {
+        self.check_usable()?;
+        let connection = &mut *self.connection;
+        // `unnest` yields the array in its order and the locks are taken row by row as the
+        // scan reaches them: the order the caller gave, as one `lock_key` after another.
+        let result = connection
+            .prepare_cached("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k")
+            .and_then(|statement| {
+                connection
+                    .client
+                    .execute(&statement, &[&keys])
+                    .map_err(map_error)
+            });
+        self.note(result.map(|_| ()))
+    }
+
     fn set_checkpoint(&mut self, name: &str, value: Option<&str>) -> Result<(), StoreError> {
         self.check_usable()?;
         let connection = &mut *self.connection;

@@ -195,6 +195,13 @@ impl Transaction for SqliteTransaction<'_> {
         self.member.fresh_group()
     }
 
+    fn lock_keys(&mut self, keys: &[i64]) -> Result<(), StoreError> {
+        match keys {
+            [] => Ok(()),
+            _ => self.member.fresh_group(),
+        }
+    }
+
     fn ledger_size(&mut self) -> Result<u64, StoreError> {
         crate::ledger::size(self.member.connection())
     }

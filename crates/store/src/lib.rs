@@ -168,6 +168,15 @@ pub trait Transaction {
     /// `pg_advisory_xact_lock(key)`. Callers taking several keys take them in ascending order.
     fn lock_key(&mut self, key: i64) -> Result<(), StoreError>;
 
+    /// [`Transaction::lock_key`] on each of `keys`, in the order given (callers give them
+    /// ascending): on PostgreSQL one statement for all, not a round trip each.
+    fn lock_keys(&mut self, keys: &[i64]) -> Result<(), StoreError> {
+        for key in keys {
+            self.lock_key(*key)?;
+        }
+        Ok(())
+    }
+
     /// The log's size as this transaction sees it. A writer appending takes the log's lock
     /// first ([`Transaction::lock_key`] with `ledger`'s key), so that no other writer appends
     /// between this read and the commit: two writers never make two trees of one size.

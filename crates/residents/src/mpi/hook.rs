@@ -25,10 +25,33 @@ impl WriteHook for MatchOnWrite {
         &self,
         tx: &mut InTransaction<'_, '_>,
         record: &VersionRecord,
-        _previous: Option<&VersionRecord>,
+        previous: Option<&VersionRecord>,
     ) -> Result<(), RepositoryError> {
+        if let (Some(new), Some(old)) = (
+            record.content.as_deref(),
+            previous.and_then(|p| p.content.as_deref()),
+        ) && same_demographics(new, old)
+        {
+            // A contact, a flag, a general practitioner changed: nothing the master record
+            // is made of, nothing it was matched on. No locks, no matching, no rewrite.
+            return Ok(());
+        }
         self.0.on_patient_write(tx, record)
     }
+}
+
+/// Whether two stored Patients agree on everything a Person is built from and matched on
+/// (the survivorship rules' keys, `person::LISTED` and `person::VOTED`).
+fn same_demographics(a: &[u8], b: &[u8]) -> bool {
+    let (Ok(a), Ok(b)) = (
+        serde_json::from_slice::<Value>(a),
+        serde_json::from_slice::<Value>(b),
+    ) else {
+        return false;
+    };
+    super::person::DEMOGRAPHICS
+        .iter()
+        .all(|key| a.get(key) == b.get(key))
 }
 
 /// A candidate master record and how well a record matches it.

@@ -132,9 +132,8 @@ pub(crate) fn lock_keys(
 ) -> Result<(), RepositoryError> {
     keys.sort_unstable_by_key(|k| *k as i64);
     keys.dedup();
-    for key in keys {
-        tx.transaction().lock_key(key as i64)?;
-    }
+    let keys: Vec<i64> = keys.into_iter().map(|k| k as i64).collect();
+    tx.transaction().lock_keys(&keys)?;
     Ok(())
 }
 
@@ -306,6 +305,11 @@ impl Mpi {
 const LISTED: [&str; 4] = ["identifier", "name", "telecom", "address"];
 /// The survivorship keys decided by a vote.
 const VOTED: [&str; 2] = ["gender", "birthDate"];
+/// Every key a Person takes from its Patients: an update of a Patient that changes none of
+/// them changes nothing of its Person.
+pub(crate) const DEMOGRAPHICS: [&str; 6] = [
+    LISTED[0], LISTED[1], LISTED[2], LISTED[3], VOTED[0], VOTED[1],
+];
 
 /// Whether `a` and `b` are one value of `key` (an identifier or telecom by system and value).
 fn same_value(key: &str, a: &Value, b: &Value) -> bool {

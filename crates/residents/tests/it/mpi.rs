@@ -217,6 +217,26 @@ backend_tests! {
         assert_eq!(linked_patients(&read(&indexed, "Person", &person)), vec![a]);
     }
 
+    fn an_update_that_changes_no_demographics_leaves_the_person_as_it_is(store) {
+        let indexed = indexed(store);
+        let a = create(&indexed, patient("张", "伟", "1949-12-31", Some(ZHANG_WEI_ID), COUNTY));
+        let person = persons_of(&indexed, &a)[0].clone();
+        let id = person["id"].as_str().unwrap().to_owned();
+        // A flag and a general practitioner: nothing the master record is made of.
+        let mut updated = read(&indexed, "Patient", &a);
+        updated["active"] = json!(false);
+        updated["generalPractitioner"] = json!([{"display": "Dr. Li"}]);
+        indexed.repository.update(&ctx(), "Patient", &a, updated.clone(), None).unwrap();
+        let after = read(&indexed, "Person", &id);
+        assert_eq!(after["meta"]["versionId"], person["meta"]["versionId"], "not rewritten");
+        // A new phone number is: the Person follows it.
+        updated["telecom"] = json!([{"system": "phone", "value": "13900139000"}]);
+        indexed.repository.update(&ctx(), "Patient", &a, updated, None).unwrap();
+        let after = read(&indexed, "Person", &id);
+        assert_ne!(after["meta"]["versionId"], person["meta"]["versionId"]);
+        assert!(after["telecom"].as_array().unwrap().iter().any(|t| t["value"] == "13900139000"));
+    }
+
     fn pix_cross_references_every_identifier_of_the_resident(store) {
         let indexed = indexed(store);
         let a = create(&indexed, patient("张", "伟", "1949-12-31", Some(ZHANG_WEI_ID), COUNTY));
