@@ -121,26 +121,29 @@ fn read_distributed(
 /// whatever committed before it started, including the numbers of the pass before it, which
 /// the lock kept from running at the same time.
 fn sequence(connection: &mut Connection) -> Result<u64, StoreError> {
+    // Prepared once per connection: every consumer's every read of the log runs the check.
+    let check = connection.prepare_cached("SELECT 1 FROM change WHERE position IS NULL LIMIT 1")?;
     let pending = connection
         .client
-        .query_opt("SELECT 1 FROM change WHERE position IS NULL LIMIT 1", &[])
+        .query_opt(&check, &[])
         .map_err(map_error)?;
     if pending.is_none() {
         return Ok(0);
     }
+    let lock = connection.prepare_cached("SELECT pg_advisory_xact_lock($1)")?;
+    let number = connection.prepare_cached(
+        "WITH top AS (SELECT coalesce(max(position), 0) AS position FROM change), \
+         next AS (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM change \
+                  WHERE position IS NULL ORDER BY seq LIMIT $1) \
+         UPDATE change SET position = top.position + next.n FROM top, next \
+         WHERE change.seq = next.seq",
+    )?;
     let mut transaction = connection.client.transaction().map_err(map_error)?;
     transaction
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&SEQUENCER_LOCK])
+        .execute(&lock, &[&SEQUENCER_LOCK])
         .map_err(map_error)?;
     let numbered = transaction
-        .execute(
-            "WITH top AS (SELECT coalesce(max(position), 0) AS position FROM change), \
-             next AS (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM change \
-                      WHERE position IS NULL ORDER BY seq LIMIT $1) \
-             UPDATE change SET position = top.position + next.n FROM top, next \
-             WHERE change.seq = next.seq",
-            &[&SEQUENCE_BATCH],
-        )
+        .execute(&number, &[&SEQUENCE_BATCH])
         .map_err(map_error)?;
     transaction.commit().map_err(map_error)?;
     Ok(numbered)

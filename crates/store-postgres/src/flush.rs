@@ -637,9 +637,20 @@ impl Pending {
         let statement = connection.prepare_cached(flush_sql())?;
         let params = self.params();
         debug_assert_eq!(params.len(), statement.params().len());
+        // Every parameter is an array of rows, and each row is found by its key: the plan is
+        // the same whatever the values. Left to choose, PostgreSQL planned it afresh at every
+        // execution (0.7 ms of planning for 0.8 ms of work, at each write).
+        connection
+            .client
+            .batch_execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            .map_err(map_error)?;
         let row = connection
             .client
             .query_one(&statement, &params)
+            .map_err(map_error)?;
+        connection
+            .client
+            .batch_execute("SET LOCAL plan_cache_mode = auto")
             .map_err(map_error)?;
         let created: i64 = row.get(0);
         let updated: i64 = row.get(1);
