@@ -59,7 +59,7 @@ impl Repository {
                     .iter()
                     .any(|change| may_be_logged(&change.resource_type)))
             },
-            |tx, changes| self.append_leaves(tx, changes),
+            |tx, changes| self.append_leaves(keeper, tx, changes),
         )?;
         let mut done = Logged {
             changes: cursor.take_passed(),
@@ -91,10 +91,13 @@ impl Repository {
     /// Answers how many changes the batch held and how many leaves it appended.
     fn append_leaves(
         &self,
+        keeper: &Caller,
         tx: &mut InTransaction<'_, '_>,
         changes: &[Change],
     ) -> Result<(usize, usize), RepositoryError> {
         let store = self.store();
+        // The versions are read through the one read path, as the keeper (an operator).
+        let reader = self.reader(keeper);
         let mut pending = Vec::new();
         let mut logged_here: HashSet<(&str, &str)> = HashSet::new();
         for change in changes {
@@ -103,8 +106,7 @@ impl Repository {
                 continue;
             }
             // Committed before the batch was read; gone only if expunged since.
-            let Some(record) = store.read_version(resource_type, &change.id, change.version)?
-            else {
+            let Some(record) = reader.version_of(resource_type, &change.id, change.version)? else {
                 continue;
             };
             let logged = always_logged(resource_type)
