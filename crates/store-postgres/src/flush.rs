@@ -637,21 +637,10 @@ impl Pending {
         let statement = connection.prepare_cached(flush_sql())?;
         let params = self.params();
         debug_assert_eq!(params.len(), statement.params().len());
-        // Every parameter is an array of rows, and each row is found by its key: the plan is
-        // the same whatever the values. Left to choose, PostgreSQL planned it afresh at every
-        // execution (0.7 ms of planning for 0.8 ms of work, at each write).
-        connection
-            .client
-            .batch_execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            .map_err(map_error)?;
-        let row = connection
-            .client
-            .query_one(&statement, &params)
-            .map_err(map_error)?;
-        connection
-            .client
-            .batch_execute("SET LOCAL plan_cache_mode = auto")
-            .map_err(map_error)?;
+        let rows = connection.query_generic(&statement, &params)?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::Internal("the write statement answered no row".into()))?;
         let created: i64 = row.get(0);
         let updated: i64 = row.get(1);
         if created as usize != self.created.rid.len() || updated as usize != self.updated.rid.len()

@@ -145,10 +145,7 @@ impl<'a> PostgresTransaction<'a> {
              v.custodian, v.sensitivity, r.version FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(type, id, n) \
              JOIN resource r ON r.type = k.type AND r.id = k.id LEFT {join} ORDER BY r.rid{row_locks}"
         ))?;
-        let locked = connection
-            .client
-            .query(&lock, &[&types, &ids])
-            .map_err(map_error)?;
+        let locked = connection.query_generic(&lock, &[&types, &ids])?;
         let mut out: Vec<Option<VersionRecord>> = vec![None; keys.len()];
         let mut moved: HashMap<i64, Vec<usize>> = HashMap::new();
         for row in &locked {
