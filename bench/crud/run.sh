@@ -12,8 +12,8 @@
 # (shards a table on the local Citus cluster, bench/citus/database.sh; default 8), BENCH_BIN (a
 # directory holding the `meridian` and `crud-bench` binaries to run instead of building them:
 # an earlier build, to compare two builds on the same machine in one sitting), BENCH_KINDS
-# (default "patient observation"), CRUD_BENCH_RESIDENTS (`lockstep`: the Patient generator before
-# 2026-12-07, whose residents all share one name key and, cycle by cycle, one birth date; by
+# (default "patient observation"), CRUD_BENCH_RESIDENTS (`lockstep`: the Patient generator up to
+# b445fe7, whose residents all share one name key and, cycle by cycle, one birth date; by
 # default distinct names and birth dates spread over 90 years).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -160,8 +160,8 @@ fn resource(kind: &str, client: usize, cycle: u64, version: u32) -> Value {
 
 /// Who a Patient cycle registers. By default every client's residents differ from every
 /// other's as a region's do: names of three syllables each and birth dates over 90 years,
-/// drawn from the client and cycle. With `CRUD_BENCH_RESIDENTS=lockstep`, the generator
-/// before 2026-12-07: family `Bench{client}`, given `N{cycle}` (the master index's name keys
+/// drawn from the client and cycle. With `CRUD_BENCH_RESIDENTS=lockstep`, the generator up to
+/// b445fe7: family `Bench{client}`, given `N{cycle}` (the master index's name keys
 /// drop the digits, so every resident shares one full-name key) and every client's n-th
 /// resident born on one day, so that all clients contend for the same blocking keys.
 struct Resident {
