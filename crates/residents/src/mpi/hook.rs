@@ -31,9 +31,12 @@ impl WriteHook for MatchOnWrite {
             record.content.as_deref(),
             previous.and_then(|p| p.content.as_deref()),
         ) && same_demographics(new, old)
+            && self.0.person_of(tx, &record.id)?.is_some()
         {
             // A contact, a flag, a general practitioner changed: nothing the master record
-            // is made of, nothing it was matched on. No locks, no matching, no rewrite.
+            // is made of, nothing it was matched on. No locks, no matching, no rewrite. (A
+            // Patient written before the index was registered, with no Person yet, is
+            // registered now, as before.)
             return Ok(());
         }
         self.0.on_patient_write(tx, record)
