@@ -29,11 +29,17 @@ impl Connection {
             .strip_prefix("http://")
             .context("BASE is http://host:port/path")?;
         let (host, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        // `http://host:port` and `http://host:port/` serve at the root, `.../fhir` under it.
+        let prefix = prefix.trim_end_matches('/');
         let stream = TcpStream::connect(host).with_context(|| format!("connecting to {host}"))?;
         stream.set_nodelay(true)?;
         Ok(Connection {
             host: host.to_owned(),
-            prefix: format!("/{prefix}"),
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("/{prefix}")
+            },
             token,
             reader: BufReader::new(stream.try_clone()?),
             writer: stream,
