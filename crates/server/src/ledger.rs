@@ -351,6 +351,14 @@ fn catch_up(state: &AppState) -> Result<(), ApiError> {
         .catch_up_ledger(&caller::Caller::operator(KEEPER))?)
 }
 
+/// Publishes a checkpoint after catching up, so that every version committed before it is in
+/// its tree, as when each write appended its own leaf: a checkpoint is what a witness holds
+/// the log to. Answers the note and whether it is new.
+fn publish_caught_up(state: &AppState, log: &Log) -> Result<(String, bool), ApiError> {
+    catch_up(state)?;
+    Ok(log.publish()?)
+}
+
 /// `POST /ledger/checkpoint`: a checkpoint of the tree as it is now, published and handed to
 /// the witnesses.
 async fn make_checkpoint(State(state): State<AppState>, request: Request) -> Response {
@@ -372,11 +380,7 @@ async fn make_checkpoint(State(state): State<AppState>, request: Request) -> Res
             let published = {
                 let log = Arc::clone(&log);
                 let state = state.clone();
-                crate::lanes::blocking(move || {
-                    catch_up(&state)?;
-                    Ok::<_, ApiError>(log.publish()?)
-                })
-                .await
+                crate::lanes::blocking(move || publish_caught_up(&state, &log)).await
             };
             match published {
                 Ok((checkpoint, _)) => {
@@ -519,13 +523,7 @@ pub async fn publish_checkpoints(state: AppState, interval: std::time::Duration)
         ticker.tick().await;
         let published = {
             let (log, state) = (Arc::clone(&log), state.clone());
-            // Every version committed before the checkpoint is in its tree, as when each write
-            // appended its own leaf: a checkpoint is what a witness holds the log to.
-            crate::lanes::blocking(move || {
-                catch_up(&state)?;
-                Ok::<_, ApiError>(log.publish()?)
-            })
-            .await
+            crate::lanes::blocking(move || publish_caught_up(&state, &log)).await
         };
         match published {
             Ok(_) => {
