@@ -87,6 +87,23 @@ impl<'a> PostgresTransaction<'a> {
         result
     }
 
+    /// Takes transaction-scoped advisory locks with one statement of one parameter.
+    fn advisory_lock(
+        &mut self,
+        sql: &str,
+        parameter: &(dyn postgres::types::ToSql + Sync),
+    ) -> Result<(), StoreError> {
+        self.check_usable()?;
+        let connection = &mut *self.connection;
+        let result = connection.prepare_cached(sql).and_then(|statement| {
+            connection
+                .client
+                .execute(&statement, &[parameter])
+                .map_err(map_error)
+        });
+        self.note(result.map(|_| ()))
+    }
+
     /// Sends the buffered writes.
     fn flush(&mut self) -> Result<(), StoreError> {
         if self.pending.is_empty() {
@@ -334,33 +351,16 @@ impl Transaction for PostgresTransaction<'_> {
     }
 
     fn lock_key(&mut self, key: i64) -> Result<(), StoreError> {
-        self.check_usable()?;
-        let connection = &mut *self.connection;
-        let result = connection
-            .prepare_cached("SELECT pg_advisory_xact_lock($1)")
-            .and_then(|statement| {
-                connection
-                    .client
-                    .execute(&statement, &[&key])
-                    .map_err(map_error)
-            });
-        self.note(result.map(|_| ()))
+        self.advisory_lock("SELECT pg_advisory_xact_lock($1)", &key)
     }
 
     fn lock_keys(&mut self, keys: &[i64]) -> Result<(), StoreError> {
-        self.check_usable()?;
-        let connection = &mut *self.connection;
         // `unnest` yields the array in its order and the locks are taken row by row as the
         // scan reaches them: the order the caller gave, as one `lock_key` after another.
-        let result = connection
-            .prepare_cached("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k")
-            .and_then(|statement| {
-                connection
-                    .client
-                    .execute(&statement, &[&keys])
-                    .map_err(map_error)
-            });
-        self.note(result.map(|_| ()))
+        self.advisory_lock(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k",
+            &keys,
+        )
     }
 
     fn set_checkpoint(&mut self, name: &str, value: Option<&str>) -> Result<(), StoreError> {
