@@ -14,7 +14,9 @@
 # an earlier build, to compare two builds on the same machine in one sitting), BENCH_KINDS
 # (default "patient observation"), CRUD_BENCH_RESIDENTS (`lockstep`: the Patient generator up to
 # b445fe7, whose residents all share one name key and, cycle by cycle, one birth date; by
-# default distinct names and birth dates spread over 90 years).
+# default distinct names and birth dates spread over 90 years). The server reads its own
+# MERIDIAN_* variables too: MERIDIAN_SQLITE_SYNCHRONOUS=normal runs the embedded store with
+# SQLite's synchronous = NORMAL (as Helios HFS ships), to compare like with like.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work="$(realpath -m "${BENCH_DIR:-target/bench}")"

@@ -23,6 +23,11 @@ pub struct StoreArgs {
     /// Use PostgreSQL at this URL instead of the embedded store.
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+    /// The embedded store's commits: `full` (each on disk before it is acknowledged) or
+    /// `normal` (they survive the process dying; the last ones may be lost if the machine
+    /// loses power) [default: full].
+    #[arg(long, value_name = "full|normal")]
+    pub sqlite_synchronous: Option<String>,
 }
 
 /// The flags of `meridian serve`. Each overrides the same key from the environment and file.
@@ -138,6 +143,7 @@ struct FileConfig {
     listen: Option<String>,
     data: Option<PathBuf>,
     database_url: Option<String>,
+    sqlite_synchronous: Option<String>,
     max_body_bytes: Option<u64>,
     public_base: Option<String>,
     allowed_hosts: Option<Vec<String>>,
@@ -209,6 +215,8 @@ pub enum LogFormat {
 pub struct StoreConfig {
     pub data: PathBuf,
     pub database_url: Option<String>,
+    /// How hard the embedded store pushes each commit to disk.
+    pub sqlite_durability: store_sqlite::Durability,
     /// What every command's repository enforces on workflow resources (deadlines by
     /// priority, the release of reserved capacity).
     pub workflow: workflow::WorkflowConfig,
@@ -406,6 +414,26 @@ impl<E: Fn(&str) -> Option<String>> Layers<E> {
         {
             bail!("{}: '{}' is not a postgres:// URL", raw.source, raw.value);
         }
+        let synchronous = self
+            .pick(
+                args.sqlite_synchronous.clone(),
+                "MERIDIAN_SQLITE_SYNCHRONOUS",
+                |f| f.sqlite_synchronous.clone(),
+            )
+            .context("no sqlite_synchronous setting")?;
+        let sqlite_durability = match synchronous.value.trim() {
+            "full" => store_sqlite::Durability::Full,
+            "normal" if database_url.is_none() => store_sqlite::Durability::Normal,
+            "normal" => bail!(
+                "{}: sqlite_synchronous normal applies to the embedded store, not to \
+                 PostgreSQL (whose commits follow the server's synchronous_commit)",
+                synchronous.source
+            ),
+            other => bail!(
+                "{}: sqlite_synchronous '{other}' is neither full nor normal",
+                synchronous.source
+            ),
+        };
         let mut workflow = workflow::WorkflowConfig::default();
         if let Some(raw) = self.pick(None, "MERIDIAN_WORKFLOW_DEADLINES", |f| {
             f.workflow_deadlines.clone()
@@ -462,6 +490,7 @@ impl<E: Fn(&str) -> Option<String>> Layers<E> {
         Ok(StoreConfig {
             data: PathBuf::from(data.value),
             database_url: database_url.map(|r| r.value),
+            sqlite_durability,
             workflow,
             endpoints,
             intake_senders: self.file.intake_senders.clone().unwrap_or_default(),
@@ -1014,6 +1043,10 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(config.store.data, PathBuf::from("./meridian-data"));
         assert_eq!(config.store.database_url, None);
+        assert_eq!(
+            config.store.sqlite_durability,
+            store_sqlite::Durability::Full
+        );
         assert_eq!(config.max_body_bytes, 16 * 1024 * 1024);
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.health_code_validity, 300);
@@ -1036,6 +1069,68 @@ mod tests {
                 max_concurrent_reads: None,
                 max_concurrent_writes: None,
             }
+        );
+    }
+
+    #[test]
+    fn the_embedded_stores_durability_is_full_unless_normal_is_asked_and_never_on_postgres() {
+        let store =
+            |args: StoreArgs, env: &[(&str, &str)]| StoreConfig::resolve(&args, env_of(env));
+        let normal = store(
+            StoreArgs {
+                sqlite_synchronous: Some("normal".into()),
+                ..StoreArgs::default()
+            },
+            &[],
+        )
+        .unwrap();
+        assert_eq!(normal.sqlite_durability, store_sqlite::Durability::Normal);
+        let from_env = store(
+            StoreArgs::default(),
+            &[("MERIDIAN_SQLITE_SYNCHRONOUS", "normal")],
+        );
+        assert_eq!(
+            from_env.unwrap().sqlite_durability,
+            store_sqlite::Durability::Normal
+        );
+
+        let error = store(
+            StoreArgs::default(),
+            &[("MERIDIAN_SQLITE_SYNCHRONOUS", "off")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("MERIDIAN_SQLITE_SYNCHRONOUS: sqlite_synchronous 'off' is neither"),
+            "{error}"
+        );
+        let error = store(
+            StoreArgs {
+                database_url: Some("postgres://postgres@127.0.0.1/x".into()),
+                sqlite_synchronous: Some("normal".into()),
+                ..StoreArgs::default()
+            },
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains(
+                "flag --sqlite-synchronous: sqlite_synchronous normal applies to the embedded"
+            ),
+            "{error}"
+        );
+        // The default (full) stands beside PostgreSQL.
+        let postgres = store(
+            StoreArgs {
+                database_url: Some("postgres://postgres@127.0.0.1/x".into()),
+                ..StoreArgs::default()
+            },
+            &[],
+        );
+        assert_eq!(
+            postgres.unwrap().sqlite_durability,
+            store_sqlite::Durability::Full
         );
     }
 

@@ -25,11 +25,16 @@ pub fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>> {
             std::fs::create_dir_all(&config.data).with_context(|| {
                 format!("creating the data directory {}", config.data.display())
             })?;
-            let store =
-                SqliteStore::open(SqliteConfig::in_dir(&config.data)).with_context(|| {
-                    format!("opening the embedded store in {}", config.data.display())
-                })?;
-            tracing::info!(data = %config.data.display(), "embedded store open");
+            let store = SqliteStore::open(SqliteConfig {
+                durability: config.sqlite_durability,
+                ..SqliteConfig::in_dir(&config.data)
+            })
+            .with_context(|| format!("opening the embedded store in {}", config.data.display()))?;
+            tracing::info!(
+                data = %config.data.display(),
+                durability = ?config.sqlite_durability,
+                "embedded store open"
+            );
             Ok(Arc::new(store))
         }
     }
