@@ -87,21 +87,21 @@ impl<'a> PostgresTransaction<'a> {
         result
     }
 
-    /// Takes transaction-scoped advisory locks with one statement of one parameter.
-    fn advisory_lock(
+    /// Runs one cached statement that answers no rows: the rows it changed.
+    fn execute_cached(
         &mut self,
         sql: &str,
-        parameter: &(dyn postgres::types::ToSql + Sync),
-    ) -> Result<(), StoreError> {
+        parameters: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
         self.check_usable()?;
         let connection = &mut *self.connection;
         let result = connection.prepare_cached(sql).and_then(|statement| {
             connection
                 .client
-                .execute(&statement, &[parameter])
+                .execute(&statement, parameters)
                 .map_err(map_error)
         });
-        self.note(result.map(|_| ()))
+        self.note(result)
     }
 
     /// Sends the buffered writes.
@@ -351,43 +351,30 @@ impl Transaction for PostgresTransaction<'_> {
     }
 
     fn lock_key(&mut self, key: i64) -> Result<(), StoreError> {
-        self.advisory_lock("SELECT pg_advisory_xact_lock($1)", &key)
+        self.execute_cached("SELECT pg_advisory_xact_lock($1)", &[&key])?;
+        Ok(())
     }
 
     fn lock_keys(&mut self, keys: &[i64]) -> Result<(), StoreError> {
         // `unnest` yields the array in its order and the locks are taken row by row as the
         // scan reaches them: the order the caller gave, as one `lock_key` after another.
-        self.advisory_lock(
+        self.execute_cached(
             "SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k",
-            &keys,
-        )
+            &[&keys],
+        )?;
+        Ok(())
     }
 
     fn set_checkpoint(&mut self, name: &str, value: Option<&str>) -> Result<(), StoreError> {
-        self.check_usable()?;
-        let connection = &mut *self.connection;
-        let result = match value {
-            Some(value) => connection
-                .prepare_cached(
-                    "INSERT INTO checkpoint (name, value) VALUES ($1, $2) \
-                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                )
-                .and_then(|statement| {
-                    connection
-                        .client
-                        .execute(&statement, &[&name, &value])
-                        .map_err(map_error)
-                }),
-            None => connection
-                .prepare_cached("DELETE FROM checkpoint WHERE name = $1")
-                .and_then(|statement| {
-                    connection
-                        .client
-                        .execute(&statement, &[&name])
-                        .map_err(map_error)
-                }),
+        match value {
+            Some(value) => self.execute_cached(
+                "INSERT INTO checkpoint (name, value) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                &[&name, &value],
+            )?,
+            None => self.execute_cached("DELETE FROM checkpoint WHERE name = $1", &[&name])?,
         };
-        self.note(result.map(|_| ()))
+        Ok(())
     }
 
     fn take_checkpoint(&mut self, name: &str) -> Result<Option<String>, StoreError> {
@@ -406,19 +393,11 @@ impl Transaction for PostgresTransaction<'_> {
     }
 
     fn insert_checkpoint_if_absent(&mut self, name: &str, value: &str) -> Result<bool, StoreError> {
-        self.check_usable()?;
-        let connection = &mut *self.connection;
-        let result = connection
-            .prepare_cached(
-                "INSERT INTO checkpoint (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            )
-            .and_then(|statement| {
-                connection
-                    .client
-                    .execute(&statement, &[&name, &value])
-                    .map_err(map_error)
-            });
-        self.note(result.map(|inserted| inserted == 1))
+        let inserted = self.execute_cached(
+            "INSERT INTO checkpoint (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            &[&name, &value],
+        )?;
+        Ok(inserted == 1)
     }
 
     fn ledger_size(&mut self) -> Result<u64, StoreError> {
