@@ -30,7 +30,8 @@ pub enum Durability {
     /// Every commit is on disk before it is acknowledged (`synchronous = FULL`).
     Full,
     /// Commits survive a crash of the process but the last ones may be lost on power failure
-    /// (`synchronous = NORMAL`): for bulk loads and tests.
+    /// (`synchronous = NORMAL`): for bulk loads, tests, and `serve --sqlite-synchronous
+    /// normal` when its operator accepts that loss.
     Normal,
 }
 
