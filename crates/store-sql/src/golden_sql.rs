@@ -373,7 +373,7 @@ fn a_compartment_is_read_as_a_set_before_a_code_drives() {
         expect![[r#"
             Sqlite: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT x.rid FROM idx_reference x WHERE x.param = ?2 AND x.target_id = ?3 AND x.target_type IN (?4) UNION SELECT x.rid FROM idx_reference x WHERE x.param = ?5 AND x.target_id = ?6 AND x.target_type IN (?7)) AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND +x.h_system_code = ?8 LIMIT 1) ORDER BY r.rid LIMIT ?9
               values: "Observation", 4003414119979122754, "p1", "Patient", -7326621425880532343, "p1", "Patient", -3743010289009566236, 21
-            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT x.rid FROM idx_reference x WHERE x.param = $2 AND x.target_id = $3 AND x.target_type IN ($4) UNION SELECT x.rid FROM idx_reference x WHERE x.param = $5 AND x.target_id = $6 AND x.target_type IN ($7)) AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_system_code = $8 OFFSET 0) ORDER BY r.rid LIMIT $9
+            Postgres: SELECT r.rid FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid = ANY(ARRAY(SELECT x.rid FROM idx_reference x WHERE x.param = $2 AND x.target_id = $3 AND x.target_type IN ($4) UNION SELECT x.rid FROM idx_reference x WHERE x.param = $5 AND x.target_id = $6 AND x.target_type IN ($7))) AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_system_code = $8 OFFSET 0) ORDER BY r.rid LIMIT $9
               values: "Observation", 4003414119979122754, "p1", "Patient", -7326621425880532343, "p1", "Patient", -3743010289009566236, 21
         "#]],
     );
