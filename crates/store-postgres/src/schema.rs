@@ -259,6 +259,16 @@ CREATE TABLE ledger_tile (
 DROP INDEX idx_reference_target;
 CREATE INDEX idx_reference_target ON idx_reference (target_id, param, target_type, rid) WHERE target_id IS NOT NULL;
 "#,
+    // Number and quantity indexes keyed by the value every comparison reads, not the low end
+    // of its precision, which bounded nothing (store_sql::tables).
+    r#"
+DROP INDEX IF EXISTS idx_number_low;
+CREATE INDEX idx_number_value ON idx_number (param, value);
+DROP INDEX IF EXISTS idx_quantity_value;
+CREATE INDEX idx_quantity_value ON idx_quantity (param, value);
+DROP INDEX IF EXISTS idx_quantity_canonical;
+CREATE INDEX idx_quantity_canonical ON idx_quantity (param, canonical_code, canonical_value) WHERE canonical_code IS NOT NULL;
+"#,
 ];
 
 /// An arbitrary constant naming the migration lock among the database's advisory locks.

@@ -415,7 +415,10 @@ pub const NUMBER: Table = clustered_by_resource(
     &["rid", "param", "low", "high"],
     &[
         Index::new("idx_number_rid", &["rid", "param"]).postgres_only(),
-        Index::new("idx_number_low", &["param", "low"]).deferrable(),
+        // Number and quantity comparisons are on `value` (`low` and `high` are the stored
+        // value's precision, or a Range's bounds): keyed by `low`, nothing bounded the read
+        // (`value-quantity=70`: 641 ms for a page at 10x Synthea).
+        Index::new("idx_number_value", &["param", "value"]).deferrable(),
     ],
 );
 
@@ -439,10 +442,10 @@ pub const QUANTITY: Table = clustered_by_resource(
     &["rid", "param", "seq"],
     &[
         Index::new("idx_quantity_rid", &["rid", "param"]).postgres_only(),
-        Index::new("idx_quantity_value", &["param", "low"]).deferrable(),
+        Index::new("idx_quantity_value", &["param", "value"]).deferrable(),
         Index::new(
             "idx_quantity_canonical",
-            &["param", "canonical_code", "canonical_low"],
+            &["param", "canonical_code", "canonical_value"],
         )
         .only_where("canonical_code IS NOT NULL")
         .deferrable(),

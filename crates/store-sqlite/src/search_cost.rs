@@ -3,11 +3,12 @@
 
 use rusqlite::{Connection, StatementStatus, params_from_iter};
 use search::IndexEntries;
-use search::index::{DateEntry, ReferenceEntry, StringEntry, TokenEntry};
+use search::index::{DateEntry, QuantityEntry, ReferenceEntry, StringEntry, TokenEntry};
 use search::keys::ParamKey;
+use search::parse::values::{Prefix, decimal_range, number_predicate};
 use search::query::{
-    CursorValue, Filter, IndexTable, ReferenceTarget, SearchQuery, SortBy, SortKey, StringTest,
-    TokenColumn,
+    CursorValue, Filter, IndexTable, QuantityUnits, ReferenceTarget, SearchQuery, SortBy, SortKey,
+    StringTest, TokenColumn,
 };
 use store::{Method, Store, StoreError, VersionRecord, VersionWrite};
 use store_sql::{Dialect, SortValueKind, Sql, SqlRunner};
@@ -270,5 +271,78 @@ fn a_sorted_patient_search_costs_the_same_whatever_other_patients_hold() {
     assert!(
         many < few * 2,
         "100 other results: {few} steps, 2,000: {many} steps"
+    );
+}
+
+/// Virtual-machine steps of `Observation?value-quantity=70` with five Observations of 70 among
+/// `others` of other values.
+fn steps_of_quantity_search(others: usize, dir: &std::path::Path) -> u64 {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let store = SqliteStore::open(SqliteConfig {
+        path: dir.join("t.db"),
+        durability: Durability::Normal,
+        max_readers: 2,
+    })
+    .unwrap();
+    let value_quantity = ParamKey::new("Observation", "value-quantity");
+    let mut tx = store.begin().unwrap();
+    for i in 0..(5 + others) {
+        // Stored as the indexer stores `72.0`: the value, and the range its precision implies.
+        let value = if i < 5 { 70.0 } else { 100.0 + i as f64 };
+        let index = IndexEntries {
+            quantities: vec![QuantityEntry {
+                param: value_quantity,
+                system: None,
+                code: Some("kg".into()),
+                value,
+                low: value - 0.05,
+                high: value + 0.05,
+                canonical: None,
+            }],
+            ..IndexEntries::default()
+        };
+        tx.put(VersionWrite {
+            resource_type: "Observation",
+            id: &format!("o{i}"),
+            previous: None,
+            version: 1,
+            last_updated: i as i64,
+            method: Method::Create,
+            content: Some(b"{}"),
+            content_hash: 1,
+            custodian: None,
+            sensitivity: 0,
+            index: &index,
+        })
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    let (value, low, high) = decimal_range("70").unwrap();
+    let mut query = SearchQuery::of_type("Observation");
+    query.filters.push(Filter::Quantity {
+        param: value_quantity,
+        predicate: number_predicate(Prefix::Eq, value, low, high),
+        units: QuantityUnits::Any,
+    });
+    query.count = 10;
+    let page = page_of(&query, dir, 5);
+    drop(store);
+    page.steps
+}
+
+/// Regression: `value-quantity=70` took 641 ms for a page at ten times the Synthea sample: the
+/// quantity index was keyed by the low end of each value's precision, and every comparison is
+/// on the value, so every quantity of the parameter was read. The same five matches must cost
+/// about the same however many other values the store holds.
+#[test]
+fn a_quantity_comparison_costs_the_same_whatever_other_values_the_store_holds() {
+    let dir = std::env::temp_dir().join(format!("meridian-quantity-cost-{}", std::process::id()));
+    let few = steps_of_quantity_search(100, &dir);
+    let many = steps_of_quantity_search(2_000, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        many < few * 2,
+        "100 other values: {few} steps, 2,000: {many} steps"
     );
 }
