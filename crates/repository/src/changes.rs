@@ -51,6 +51,12 @@ impl Cursor {
     /// The longest a passed change waits for the position to be stored.
     pub const STORE_AFTER: Duration = Duration::from_secs(5);
 
+    /// Whether this cursor has seen the consumer's stored position past the start of the log
+    /// (it never moves back).
+    pub(crate) fn has_started(&self) -> bool {
+        self.stored > 0
+    }
+
     /// How many changes were passed since the last call.
     pub fn take_passed(&mut self) -> usize {
         std::mem::take(&mut self.passed)

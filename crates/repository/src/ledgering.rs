@@ -45,7 +45,8 @@ impl Repository {
         max: usize,
     ) -> Result<Logged, RepositoryError> {
         let feed = self.change_feed(LEDGER_CONSUMER);
-        if feed.position()? == 0 && self.store().ledger_size()? > 0 {
+        // (A cursor that has seen a stored position knows the consumer started: no read.)
+        if !cursor.has_started() && feed.position()? == 0 && self.store().ledger_size()? > 0 {
             // A store logged by writers that appended in their own transactions (before this
             // consumer): every change committed so far has its leaf.
             feed.start_at_end(keeper)?;

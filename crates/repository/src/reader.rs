@@ -134,8 +134,13 @@ impl<'r> Reader<'r> {
         id: &str,
         version: i64,
     ) -> Result<Option<VersionRecord>, RepositoryError> {
-        if self.current(resource_type, id)?.is_none() {
+        let Some(current) = self.current(resource_type, id)? else {
             return Ok(None);
+        };
+        // Usually the version asked for is the current one (the ledger keeper reads each
+        // version just written): the read that checked the caller may see it has it.
+        if current.version == version {
+            return Ok(Some(current));
         }
         Ok(self
             .repository
