@@ -177,10 +177,13 @@ fn a_resource_with_many_names_costs_a_name_walk_linear_work() {
     );
 }
 
-/// Virtual-machine steps of one patient's laboratory results sorted by date
-/// (`Observation?patient=p&category=laboratory&_sort=date`), with `others` laboratory results
-/// of other patients in the store.
-fn steps_of_sorted_patient_search(others: usize, dir: &std::path::Path) -> u64 {
+/// A fresh store in `dir` holding Observations `o0`, `o1`, ... (`count` of them), each with
+/// the index entries `index` gives for its number.
+fn store_of_observations(
+    dir: &std::path::Path,
+    count: usize,
+    index: impl Fn(usize) -> IndexEntries,
+) -> SqliteStore {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
     let store = SqliteStore::open(SqliteConfig {
@@ -189,13 +192,37 @@ fn steps_of_sorted_patient_search(others: usize, dir: &std::path::Path) -> u64 {
         max_readers: 2,
     })
     .unwrap();
+    let mut tx = store.begin().unwrap();
+    for i in 0..count {
+        tx.put(VersionWrite {
+            resource_type: "Observation",
+            id: &format!("o{i}"),
+            previous: None,
+            version: 1,
+            last_updated: i as i64,
+            method: Method::Create,
+            content: Some(b"{}"),
+            content_hash: 1,
+            custodian: None,
+            sensitivity: 0,
+            index: &index(i),
+        })
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    store
+}
+
+/// Virtual-machine steps of one patient's laboratory results sorted by date
+/// (`Observation?patient=p&category=laboratory&_sort=date`), with `others` laboratory results
+/// of other patients in the store.
+fn steps_of_sorted_patient_search(others: usize, dir: &std::path::Path) -> u64 {
     let patient = ParamKey::new("Observation", "patient");
     let category = ParamKey::new("Observation", "category");
     let date = ParamKey::new("Observation", "date");
-    let mut tx = store.begin().unwrap();
-    for i in 0..(50 + others) {
+    let store = store_of_observations(dir, 50 + others, |i| {
         let subject = if i < 50 { "p" } else { "q" };
-        let index = IndexEntries {
+        IndexEntries {
             tokens: vec![TokenEntry {
                 param: category,
                 system: None,
@@ -214,23 +241,8 @@ fn steps_of_sorted_patient_search(others: usize, dir: &std::path::Path) -> u64 {
                 high: i as i64 * 1_000 + 999,
             }],
             ..IndexEntries::default()
-        };
-        tx.put(VersionWrite {
-            resource_type: "Observation",
-            id: &format!("o{i}"),
-            previous: None,
-            version: 1,
-            last_updated: i as i64,
-            method: Method::Create,
-            content: Some(b"{}"),
-            content_hash: 1,
-            custodian: None,
-            sensitivity: 0,
-            index: &index,
-        })
-        .unwrap();
-    }
-    tx.commit().unwrap();
+        }
+    });
     let mut query = SearchQuery::of_type("Observation");
     query.filters.push(Filter::Reference {
         param: patient,
@@ -277,20 +289,11 @@ fn a_sorted_patient_search_costs_the_same_whatever_other_patients_hold() {
 /// Virtual-machine steps of `Observation?value-quantity=70` with five Observations of 70 among
 /// `others` of other values.
 fn steps_of_quantity_search(others: usize, dir: &std::path::Path) -> u64 {
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).unwrap();
-    let store = SqliteStore::open(SqliteConfig {
-        path: dir.join("t.db"),
-        durability: Durability::Normal,
-        max_readers: 2,
-    })
-    .unwrap();
     let value_quantity = ParamKey::new("Observation", "value-quantity");
-    let mut tx = store.begin().unwrap();
-    for i in 0..(5 + others) {
+    let store = store_of_observations(dir, 5 + others, |i| {
         // Stored as the indexer stores `72.0`: the value, and the range its precision implies.
         let value = if i < 5 { 70.0 } else { 100.0 + i as f64 };
-        let index = IndexEntries {
+        IndexEntries {
             quantities: vec![QuantityEntry {
                 param: value_quantity,
                 system: None,
@@ -301,23 +304,8 @@ fn steps_of_quantity_search(others: usize, dir: &std::path::Path) -> u64 {
                 canonical: None,
             }],
             ..IndexEntries::default()
-        };
-        tx.put(VersionWrite {
-            resource_type: "Observation",
-            id: &format!("o{i}"),
-            previous: None,
-            version: 1,
-            last_updated: i as i64,
-            method: Method::Create,
-            content: Some(b"{}"),
-            content_hash: 1,
-            custodian: None,
-            sensitivity: 0,
-            index: &index,
-        })
-        .unwrap();
-    }
-    tx.commit().unwrap();
+        }
+    });
     let (value, low, high) = decimal_range("70").unwrap();
     let mut query = SearchQuery::of_type("Observation");
     query.filters.push(Filter::Quantity {
