@@ -81,7 +81,7 @@ fn resource_page(b: &mut SqlBuilder, query: &SearchQuery, set: Option<usize>) {
             // is bounded (counted sparse, or one resident's record), so reading it whole is
             // too. Not a join's set (`_has`, chains): reading it whole costs several lookups a
             // row (50 ms against 10 for `_has` on Synthea), where the semi-join stops early.
-            let whole = b.dialect == Dialect::Postgres && reads_index_rows_only(filter);
+            let whole = b.dialect == Dialect::Postgres && set_reads_no_join(filter);
             b.push(if whole {
                 "r.rid = ANY(ARRAY("
             } else {
@@ -100,10 +100,11 @@ fn resource_page(b: &mut SqlBuilder, query: &SearchQuery, set: Option<usize>) {
         .bind_int(query.count as i64 + 1);
 }
 
-/// Whether filter `filter`'s set is read from index rows alone, without joining to resources.
-fn reads_index_rows_only(filter: &Filter) -> bool {
+/// Whether `filter`'s set is read from index rows alone (a compartment's references, a
+/// code's tokens), not joined through other resources (`_has`, chains).
+fn set_reads_no_join(filter: &Filter) -> bool {
     match filter {
-        Filter::AnyOf(members) => members.iter().all(reads_index_rows_only),
+        Filter::AnyOf(members) => members.iter().all(set_reads_no_join),
         Filter::Has { .. } | Filter::Chain { .. } => false,
         _ => true,
     }
