@@ -72,7 +72,7 @@ fn resource_page(b: &mut SqlBuilder, query: &SearchQuery, set: Option<usize>) {
             // several parameters) as one UNION, not an OR of sets, which both planners answered
             // by reading the type's every resource (138 ms for a resident's page at 10x).
             //
-            // PostgreSQL reads a set of index rows whole first (`= ANY(ARRAY(...))`: an init
+            // PostgreSQL reads a set found by index lookups whole first (`= ANY(ARRAY(...))`: an init
             // plan, then the resources by row key for those keys only, stopping after the
             // page). As a semi-join its plan rested on the set's estimated size: the region's
             // largest record estimated at 216 rows (2,265 read) had it merge the set with the
@@ -100,8 +100,9 @@ fn resource_page(b: &mut SqlBuilder, query: &SearchQuery, set: Option<usize>) {
         .bind_int(query.count as i64 + 1);
 }
 
-/// Whether `filter`'s set is read from index rows alone (a compartment's references, a
-/// code's tokens), not joined through other resources (`_has`, chains).
+/// Whether `filter`'s set is read by index lookups alone (a compartment's references, a
+/// code's tokens, a resident's rows by patient key), not joined through other resources
+/// (`_has`, chains).
 fn set_reads_no_join(filter: &Filter) -> bool {
     match filter {
         Filter::AnyOf(members) => members.iter().all(set_reads_no_join),
