@@ -256,12 +256,7 @@ impl Store for PostgresStore {
     }
 
     fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError> {
-        let ((), connection) = self.with_connection(|connection| {
-            connection
-                .client
-                .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-                .map_err(map_error)
-        })?;
+        let ((), connection) = self.with_connection(|connection| connection.begin())?;
         Ok(Box::new(write::PostgresTransaction::new(self, connection)))
     }
 

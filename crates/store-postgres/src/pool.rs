@@ -24,6 +24,10 @@ pub(crate) struct Connection {
     statements: HashMap<String, Statement>,
     /// Whether the store's tables are distributed (Citus), which changes some statements.
     pub(crate) distributed: bool,
+    /// Whether the open transaction plans prepared statements generically (`SET LOCAL
+    /// plan_cache_mode = force_generic_plan`, by [`Connection::query_generic`]); false outside
+    /// a transaction, whose end undoes a `SET LOCAL`.
+    generic_plans: bool,
 }
 
 impl Connection {
@@ -36,12 +40,38 @@ impl Connection {
         }
     }
 
+    /// Opens a transaction (read committed) in one round trip, set to plan its prepared
+    /// statements generically where the store is not distributed (see
+    /// [`Connection::query_generic`]).
+    pub(crate) fn begin(&mut self) -> Result<(), StoreError> {
+        if self.distributed {
+            return self
+                .client
+                .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+                .map_err(map_error);
+        }
+        if let Err(error) = self.client.batch_execute(
+            "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL plan_cache_mode = force_generic_plan",
+        ) {
+            // A `BEGIN` that went through must not stay open on a connection lent again (a
+            // `ROLLBACK` with none open only warns).
+            let _ = self.client.batch_execute("ROLLBACK");
+            return Err(map_error(error));
+        }
+        self.generic_plans = true;
+        Ok(())
+    }
+
     /// Runs `statement` inside the current transaction with PostgreSQL's generic plan, for a
     /// statement whose every parameter is an array of rows found by their keys, so that its
     /// plan does not depend on the values: left to choose, PostgreSQL kept planning such
     /// statements afresh at each execution (the write statement: 0.7 ms of planning at every
-    /// write). Only this statement: the transaction's searches plan as before. On a
-    /// distributed store Citus plans the statement its own way, as before.
+    /// write). The transaction stays so until a statement that should be planned for its
+    /// values ([`Connection::plan_for_values`]: the shared SQL of searches) or its end: the
+    /// rest of a write's statements find rows by their keys, and a `SET` before and after
+    /// each generic statement was two round trips more for each (6.5 a request, 1 client;
+    /// [`Connection::begin`] sets it with the `BEGIN`).
+    /// On a distributed store Citus plans the statement its own way, as before.
     pub(crate) fn query_generic(
         &mut self,
         statement: &Statement,
@@ -50,14 +80,30 @@ impl Connection {
         if self.distributed {
             return self.client.query(statement, params).map_err(map_error);
         }
-        self.client
-            .batch_execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            .map_err(map_error)?;
-        let rows = self.client.query(statement, params).map_err(map_error)?;
-        self.client
-            .batch_execute("SET LOCAL plan_cache_mode = auto")
-            .map_err(map_error)?;
-        Ok(rows)
+        if !self.generic_plans {
+            self.client
+                .batch_execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                .map_err(map_error)?;
+            self.generic_plans = true;
+        }
+        self.client.query(statement, params).map_err(map_error)
+    }
+
+    /// Before a statement whose plan depends on its values (a search's shared SQL): undoes
+    /// [`Connection::query_generic`]'s setting if the transaction has it.
+    pub(crate) fn plan_for_values(&mut self) -> Result<(), StoreError> {
+        if self.generic_plans {
+            self.client
+                .batch_execute("SET LOCAL plan_cache_mode = auto")
+                .map_err(map_error)?;
+            self.generic_plans = false;
+        }
+        Ok(())
+    }
+
+    /// The transaction ended (committed or rolled back), and its `SET LOCAL` with it.
+    pub(crate) fn transaction_ended(&mut self) {
+        self.generic_plans = false;
     }
 
     /// The prepared form of `text`, prepared on first use.
@@ -145,6 +191,7 @@ impl Pool {
             client,
             statements: HashMap::new(),
             distributed,
+            generic_plans: false,
         })
     }
 

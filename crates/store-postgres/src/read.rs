@@ -245,6 +245,7 @@ fn cursor_value(row: &Row, index: usize, kind: SortValueKind) -> Result<CursorVa
 /// placeholder: the shared text carries no casts (it is the same text as SQLite's apart from
 /// the placeholders), so an integer may meet a `double precision` column.
 fn run(connection: &mut Connection, sql: &Sql) -> Result<Vec<Row>, StoreError> {
+    connection.plan_for_values()?;
     let statement = connection.prepare_cached(&sql.text)?;
     let values = sql
         .params

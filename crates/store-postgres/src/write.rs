@@ -286,6 +286,7 @@ impl Drop for PostgresTransaction<'_> {
         if self.finished {
             return;
         }
+        self.connection.transaction_ended();
         if let Err(error) = self.connection.client.batch_execute("ROLLBACK") {
             // The connection's state is unknown: close it rather than lend it again.
             tracing::warn!(%error, "rolling back a PostgreSQL transaction failed");
@@ -432,6 +433,7 @@ impl Transaction for PostgresTransaction<'_> {
             .map_err(map_error);
         // Whatever COMMIT answered, the transaction is over: nothing to roll back on drop.
         self.finished = true;
+        self.connection.transaction_ended();
         if let Err(error) = &result
             && is_broken(error, &self.connection)
         {
