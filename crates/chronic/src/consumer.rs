@@ -55,14 +55,7 @@ pub fn process(
         operator,
         cursor,
         max,
-        |changes| {
-            for change in changes {
-                if asks_something(repository, rules, change)? {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        },
+        |changes| asks_something(repository, rules, changes),
         |tx, changes| handle(tx, rules, changes),
     )?;
     let mut done = done.unwrap_or_default();
@@ -70,39 +63,51 @@ pub fn process(
     Ok(done)
 }
 
-/// Whether [`handle`] could act on `change`: a Condition of some programme or a critical
-/// reading, in the version the change wrote (`handle` judges the current version, and only
-/// when it is the change's own).
+/// Whether [`handle`] could act on any of `changes`: a Condition of some programme or a
+/// critical reading, in the version the change wrote (`handle` judges the current version, and
+/// only when it is the change's own). The versions are read together (one statement on
+/// PostgreSQL, where one a change was two round trips for every Observation written).
 fn asks_something(
     repository: &Repository,
     rules: &Rules,
-    change: &Change,
+    changes: &[Change],
 ) -> Result<bool, RepositoryError> {
-    if change.method == Method::Delete
-        || !matches!(change.resource_type.as_str(), "Condition" | "Observation")
-    {
+    let keys: Vec<(&str, &str, i64)> = changes
+        .iter()
+        .filter(|change| {
+            change.method != Method::Delete
+                && matches!(change.resource_type.as_str(), "Condition" | "Observation")
+        })
+        .map(|change| {
+            (
+                change.resource_type.as_str(),
+                change.id.as_str(),
+                change.version,
+            )
+        })
+        .collect();
+    if keys.is_empty() {
         return Ok(false);
     }
-    let Some(record) =
-        repository
-            .store()
-            .read_version(&change.resource_type, &change.id, change.version)?
-    else {
-        // Not found as that version: left to the transaction to judge.
-        return Ok(true);
-    };
-    let Some(resource) = record
-        .content
-        .as_deref()
-        .and_then(|bytes| serde_json::from_slice::<Value>(bytes).ok())
-    else {
-        return Ok(true);
-    };
-    Ok(if change.resource_type == "Condition" {
-        !programs_of(rules, &resource).is_empty()
-    } else {
-        reading(rules, &resource).is_some_and(|r| is_critical(rules, &r.measurement))
-    })
+    let records = repository.store().read_versions(&keys)?;
+    for (&(resource_type, _, _), record) in keys.iter().zip(records) {
+        // Not found as that version, or unreadable: left to the transaction to judge.
+        let Some(resource) = record
+            .and_then(|record| record.content)
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        else {
+            return Ok(true);
+        };
+        let asks = if resource_type == "Condition" {
+            !programs_of(rules, &resource).is_empty()
+        } else {
+            reading(rules, &resource).is_some_and(|r| is_critical(rules, &r.measurement))
+        };
+        if asks {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Processes until the end of the log; for tests and the command line.

@@ -148,6 +148,21 @@ impl<'r> Reader<'r> {
             .read_version(resource_type, id, version)?)
     }
 
+    /// Several versions (type, id, version) in the order asked, each `None` where
+    /// [`Reader::version_of`] would answer `None`: read together (one statement on PostgreSQL)
+    /// when the caller may see everything, else one by one as `version_of` reads them.
+    pub fn versions_of(
+        &self,
+        keys: &[(&str, &str, i64)],
+    ) -> Result<Vec<Option<VersionRecord>>, RepositoryError> {
+        if let Visibility::All = &self.visibility {
+            return Ok(self.repository.store.read_versions(keys)?);
+        }
+        keys.iter()
+            .map(|&(resource_type, id, version)| self.version_of(resource_type, id, version))
+            .collect()
+    }
+
     /// A page of versions (of resources the caller may see).
     pub fn history_page(&self, query: &HistoryQuery) -> Result<HistoryPage, RepositoryError> {
         let mut query = query.clone();

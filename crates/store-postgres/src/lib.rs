@@ -273,6 +273,13 @@ impl Store for PostgresStore {
         self.read_with(|connection| read::version(connection, resource_type, id, version))
     }
 
+    fn read_versions(
+        &self,
+        keys: &[(&str, &str, i64)],
+    ) -> Result<Vec<Option<VersionRecord>>, StoreError> {
+        self.read_with(|connection| read::versions(connection, keys))
+    }
+
     fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
         self.read_with(|connection| read::history(connection, query))
     }
@@ -316,6 +323,13 @@ impl Store for PostgresStore {
         version: i64,
     ) -> Result<Option<store::LedgerLeaf>, StoreError> {
         self.read_with(|connection| ledger::leaf_of(connection, resource_type, id, version))
+    }
+
+    fn ledger_leaves_of(
+        &self,
+        keys: &[(&str, &str, i64)],
+    ) -> Result<Vec<Option<store::LedgerLeaf>>, StoreError> {
+        self.read_with(|connection| ledger::leaves_of(connection, keys))
     }
 
     fn changes(&self, after: i64, limit: usize) -> Result<Vec<store::Change>, StoreError> {

@@ -103,6 +103,59 @@ pub(crate) fn version(
     row.as_ref().map(record_from_row).transpose()
 }
 
+/// Several versions by (type, id, version), in the order asked: one statement, the keys as
+/// arrays. On a distributed store each is read as [`version`] reads it (joined by type and id,
+/// the keys would ask every shard).
+pub(crate) fn versions(
+    connection: &mut Connection,
+    keys: &[(&str, &str, i64)],
+) -> Result<Vec<Option<VersionRecord>>, StoreError> {
+    if connection.distributed {
+        return keys
+            .iter()
+            .map(|&(resource_type, id, number)| version(connection, resource_type, id, number))
+            .collect();
+    }
+    let mut found = vec![None; keys.len()];
+    if keys.is_empty() {
+        return Ok(found);
+    }
+    let statement = connection.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS}, k.n FROM unnest($1::text[], $2::text[], $3::bigint[]) \
+         WITH ORDINALITY AS k(type, id, version, n) \
+         JOIN resource r ON r.type = k.type AND r.id = k.id \
+         JOIN version v ON {} AND v.version = k.version",
+        store_sql::same_resource(connection.dialect(), "v", "r")
+    ))?;
+    let (types, ids, numbers) = key_columns(keys);
+    for row in connection
+        .client
+        .query(&statement, &[&types, &ids, &numbers])
+        .map_err(map_error)?
+    {
+        let n: i64 = row.get(10);
+        found[(n - 1) as usize] = Some(record_from_row(&row)?);
+    }
+    Ok(found)
+}
+
+/// The columns of (type, id, version) keys, as a statement binds them as arrays.
+pub(crate) fn key_columns<'k>(
+    keys: &[(&'k str, &'k str, i64)],
+) -> (Vec<&'k str>, Vec<&'k str>, Vec<i64>) {
+    let mut columns = (
+        Vec::with_capacity(keys.len()),
+        Vec::with_capacity(keys.len()),
+        Vec::with_capacity(keys.len()),
+    );
+    for &(resource_type, id, version) in keys {
+        columns.0.push(resource_type);
+        columns.1.push(id);
+        columns.2.push(version);
+    }
+    columns
+}
+
 pub(crate) fn history(
     connection: &mut Connection,
     query: &HistoryQuery,

@@ -217,6 +217,18 @@ impl Store for SqliteStore {
         read::version(&*self.reader()?, resource_type, id, version)
     }
 
+    fn read_versions(
+        &self,
+        keys: &[(&str, &str, i64)],
+    ) -> Result<Vec<Option<VersionRecord>>, StoreError> {
+        let reader = self.reader()?;
+        keys.iter()
+            .map(|&(resource_type, id, version)| {
+                read::version(&reader, resource_type, id, version)
+            })
+            .collect()
+    }
+
     fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
         read::history(&*self.reader()?, query)
     }
@@ -256,6 +268,18 @@ impl Store for SqliteStore {
         version: i64,
     ) -> Result<Option<store::LedgerLeaf>, StoreError> {
         ledger::leaf_of(&*self.reader()?, resource_type, id, version)
+    }
+
+    fn ledger_leaves_of(
+        &self,
+        keys: &[(&str, &str, i64)],
+    ) -> Result<Vec<Option<store::LedgerLeaf>>, StoreError> {
+        let reader = self.reader()?;
+        keys.iter()
+            .map(|&(resource_type, id, version)| {
+                ledger::leaf_of(&reader, resource_type, id, version)
+            })
+            .collect()
     }
 
     fn begin_bulk_load(&self) -> Result<bool, StoreError> {

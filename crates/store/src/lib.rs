@@ -40,6 +40,18 @@ pub trait Store: Send + Sync {
         version: i64,
     ) -> Result<Option<VersionRecord>, StoreError>;
 
+    /// Versions of several resources (type, id, version), in the order asked, `None` where
+    /// there is no such version: one round trip where the database is remote (the ledger
+    /// keeper reads every version a batch of changes names).
+    fn read_versions(
+        &self,
+        keys: &[(&str, &str, i64)],
+    ) -> Result<Vec<Option<VersionRecord>>, StoreError> {
+        keys.iter()
+            .map(|&(resource_type, id, version)| self.read_version(resource_type, id, version))
+            .collect()
+    }
+
     /// Versions, newest first, at instance, type or system level.
     fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, StoreError>;
 
@@ -94,6 +106,17 @@ pub trait Store: Send + Sync {
         id: &str,
         version: i64,
     ) -> Result<Option<LedgerLeaf>, StoreError>;
+
+    /// The leaves that record several versions (type, id, version), in the order asked,
+    /// `None` for a version not logged (one round trip where the database is remote).
+    fn ledger_leaves_of(
+        &self,
+        keys: &[(&str, &str, i64)],
+    ) -> Result<Vec<Option<LedgerLeaf>>, StoreError> {
+        keys.iter()
+            .map(|&(resource_type, id, version)| self.ledger_leaf_of(resource_type, id, version))
+            .collect()
+    }
 
     /// Starts a bulk load. Into an empty store, the secondary indexes that only searches use
     /// are dropped, so the load appends rows instead of inserting each index entry at a random

@@ -50,6 +50,32 @@ backend_tests! {
         let fields = ledger::leaf::parse_leaf(&leaf.input).unwrap();
         assert_eq!(fields.sha256, ledger::hash::sha256_hex(b""), "a deletion has no body");
         assert_eq!(store.store.ledger_size().unwrap(), 4);
+        // A reading never logged stays unlogged through its update and deletion.
+        let mut pulse_again = vital();
+        pulse_again["id"] = json!(pulse.id);
+        repository.update(&ctx(), "Observation", &pulse.id, pulse_again, None).unwrap();
+        repository.delete(&ctx(), "Observation", &pulse.id, None).unwrap();
+        repository.catch_up_ledger(&ctx()).unwrap();
+        assert_eq!(store.store.ledger_size().unwrap(), 4);
+        // The leaves of several versions read together are those read one by one.
+        let keys = [
+            ("Observation", lab.id.as_str(), 3),
+            ("Observation", pulse.id.as_str(), 2),
+            ("Observation", lab.id.as_str(), 1),
+            ("Consent", lab.id.as_str(), 1),
+            ("Observation", lab.id.as_str(), 2),
+        ];
+        let together = store.store.ledger_leaves_of(&keys).unwrap();
+        let one_by_one: Vec<_> = keys
+            .iter()
+            .map(|&(t, id, v)| store.store.ledger_leaf_of(t, id, v).unwrap())
+            .collect();
+        let indexes = |leaves: &[Option<store::LedgerLeaf>]| {
+            leaves.iter().map(|l| l.as_ref().map(|l| (l.index, l.version))).collect::<Vec<_>>()
+        };
+        assert_eq!(indexes(&together), indexes(&one_by_one));
+        assert_eq!(together.iter().filter(|l| l.is_some()).count(), 3);
+        assert!(store.store.ledger_leaves_of(&[]).unwrap().is_empty());
 
         // The leaf's hash is that of the body a read of the version returns.
         let first = store.store.ledger_leaf_of("Observation", &lab.id, 1).unwrap().unwrap();

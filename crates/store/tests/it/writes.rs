@@ -23,6 +23,34 @@ contract_tests! {
         assert!(store.read("Observation", "p1").unwrap().is_none(), "ids are per type");
     }
 
+    fn several_versions_are_read_together_in_the_order_asked(store) {
+        let empty = IndexEntries::default();
+        put(&***store, "Patient", "p1", &empty, 1_000);
+        put(&***store, "Patient", "p1", &empty, 2_000);
+        put(&***store, "Patient", "p2", &empty, 3_000);
+        let keys = [
+            ("Patient", "p1", 2),
+            ("Patient", "p9", 1),
+            ("Patient", "p1", 1),
+            ("Observation", "p1", 1),
+            ("Patient", "p2", 1),
+            ("Patient", "p1", 3),
+            ("Patient", "p1", 1),
+        ];
+        let found: Vec<_> = store
+            .read_versions(&keys)
+            .unwrap()
+            .into_iter()
+            .map(|record| record.map(|r| (r.id, r.version, r.last_updated)))
+            .collect();
+        let p = |id: &str, version, at| Some((id.to_owned(), version, at));
+        assert_eq!(
+            found,
+            [p("p1", 2, 2_000), None, p("p1", 1, 1_000), None, p("p2", 1, 3_000), None, p("p1", 1, 1_000)]
+        );
+        assert!(store.read_versions(&[]).unwrap().is_empty());
+    }
+
     fn a_write_based_on_a_stale_version_is_a_conflict(store) {
         let empty = IndexEntries::default();
         put(&***store, "Patient", "p1", &empty, 1_000);
