@@ -39,10 +39,14 @@ fn read(connection: &mut Connection, after: i64, limit: i64) -> Result<Vec<Chang
     if connection.distributed {
         return read_distributed(connection, after, limit);
     }
+    // The position as a subquery's value, which no plan can see: planned for it, every
+    // read was planned afresh (its estimate always beat the generic plan's), 0.24 ms of
+    // planning a read, with a read after every write at one client; now the generic plan
+    // (the same walk of the position's index) is taken after the first five.
     let statement = connection.prepare_cached(
         "SELECT c.position, v.rid, v.type, r.id, v.version, v.method, v.last_updated \
          FROM change c JOIN version v ON v.seq = c.seq JOIN resource r ON r.rid = v.rid \
-         WHERE c.position > $1 ORDER BY c.position LIMIT $2",
+         WHERE c.position > (SELECT $1::bigint) ORDER BY c.position LIMIT $2",
     )?;
     let rows = connection
         .client
