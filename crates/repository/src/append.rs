@@ -13,15 +13,20 @@ use crate::write::Prepared;
 use crate::{Repository, RepositoryError};
 
 /// A resource checked and indexed under a new id, ready for [`Repository::create_prepared`].
-pub struct NewResource(Prepared);
+pub struct NewResource {
+    prepared: Prepared,
+    /// Whether the id was made here ([`Repository::prepare_new`]), so that no resource can
+    /// have it; else it is the resource's own and may be taken.
+    generated: bool,
+}
 
 impl NewResource {
     pub fn resource_type(&self) -> &str {
-        &self.0.resource_type
+        &self.prepared.resource_type
     }
 
     pub fn id(&self) -> &str {
-        self.0.id()
+        self.prepared.id()
     }
 }
 
@@ -32,13 +37,19 @@ impl Repository {
     pub fn prepare_own(&self, resource: Value) -> Result<NewResource, RepositoryError> {
         let id = crate::hooks::own_id(&resource)?;
         crate::check_id(&id)?;
-        Ok(NewResource(self.prepare(resource, &id)?))
+        Ok(NewResource {
+            prepared: self.prepare(resource, &id)?,
+            generated: false,
+        })
     }
 
     /// Validates `resource` and extracts its index entries under a new id, as a create does,
     /// without writing anything.
     pub fn prepare_new(&self, resource: Value) -> Result<NewResource, RepositoryError> {
-        Ok(NewResource(self.prepare(resource, &new_id())?))
+        Ok(NewResource {
+            prepared: self.prepare(resource, &new_id())?,
+            generated: true,
+        })
     }
 
     /// Creates every resource of `resources` in one transaction for `ctx` (all or none, with
@@ -49,14 +60,20 @@ impl Repository {
         resources: &[NewResource],
     ) -> Result<Vec<VersionRecord>, RepositoryError> {
         self.with_transaction(ctx, |tx| {
-            // Asking first whether the new ids are free, in one call, lets a store that
-            // buffers writes (PostgreSQL) send the whole batch at the commit instead of one
-            // round trip per resource to find out.
-            let keys: Vec<(&str, &str)> = resources
-                .iter()
-                .map(|resource| (resource.resource_type(), resource.id()))
-                .collect();
-            if tx.current_many(&keys)?.iter().any(Option::is_some) {
+            // Ids made here are new: the store is told so (PostgreSQL then sends the whole
+            // batch at the commit, reading nothing first; asking would cost a statement per
+            // batch, a locked read of keys that cannot exist). The resources' own ids are
+            // asked about first, in one call, for the same reason.
+            let keys = |generated: bool| -> Vec<(&str, &str)> {
+                resources
+                    .iter()
+                    .filter(|resource| resource.generated == generated)
+                    .map(|resource| (resource.resource_type(), resource.id()))
+                    .collect()
+            };
+            tx.assume_new(&keys(true));
+            let own = keys(false);
+            if !own.is_empty() && tx.current_many(&own)?.iter().any(Option::is_some) {
                 return Err(RepositoryError::Internal(
                     "a new resource's id is already taken".into(),
                 ));
@@ -64,7 +81,7 @@ impl Repository {
             let now = clock::now_micros();
             resources
                 .iter()
-                .map(|resource| self.put_version(tx, &resource.0, None, now))
+                .map(|resource| self.put_version(tx, &resource.prepared, None, now))
                 .collect()
         })
     }
@@ -81,7 +98,7 @@ impl crate::InTransaction<'_, '_> {
         {
             return Ok(false);
         }
-        repository.put_version(tx, &resource.0, None, clock::now_micros())?;
+        repository.put_version(tx, &resource.prepared, None, clock::now_micros())?;
         Ok(true)
     }
 }

@@ -322,6 +322,14 @@ impl Transaction for PostgresTransaction<'_> {
         self.note(result)
     }
 
+    fn assume_new(&mut self, keys: &[(&str, &str)]) {
+        for &(resource_type, id) in keys {
+            self.known
+                .entry((resource_type.to_owned(), id.to_owned()))
+                .or_insert(Known::Absent);
+        }
+    }
+
     fn put(&mut self, write: VersionWrite<'_>) -> Result<i64, StoreError> {
         self.check_usable()?;
         if write.method == Method::Delete && write.content.is_some() {

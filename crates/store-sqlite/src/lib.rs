@@ -223,9 +223,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Option<VersionRecord>>, StoreError> {
         let reader = self.reader()?;
         keys.iter()
-            .map(|&(resource_type, id, version)| {
-                read::version(&reader, resource_type, id, version)
-            })
+            .map(|&(resource_type, id, version)| read::version(&reader, resource_type, id, version))
             .collect()
     }
 

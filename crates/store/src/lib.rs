@@ -160,9 +160,18 @@ pub trait Transaction {
         keys.iter().map(|(t, id)| self.current(t, id)).collect()
     }
 
+    /// Declares that no resource has these keys, without reading: ids this write generated
+    /// itself. A store that buffers writes then buffers theirs as it does after a read that
+    /// found nothing; should one be taken after all, the write fails as a conflict, by the
+    /// commit at the latest.
+    fn assume_new(&mut self, keys: &[(&str, &str)]) {
+        let _ = keys;
+    }
+
     /// Writes a new version and answers the resource's row key. `write.previous` must be what
-    /// [`Transaction::current`] returned: the store relies on it to know whether the resource
-    /// exists, and fails with a conflict if another writer got there first.
+    /// [`Transaction::current`] returned (or `None` after [`Transaction::assume_new`]): the
+    /// store relies on it to know whether the resource exists, and fails with a conflict if
+    /// another writer got there first.
     fn put(&mut self, write: VersionWrite<'_>) -> Result<i64, StoreError>;
 
     /// Runs a search that sees this transaction's writes (conditional operations).

@@ -51,6 +51,41 @@ contract_tests! {
         assert!(store.read_versions(&[]).unwrap().is_empty());
     }
 
+    fn resources_assumed_new_are_written_unread_and_a_taken_id_is_a_conflict(store) {
+        let empty = IndexEntries::default();
+        put(&***store, "Patient", "taken", &empty, 1_000);
+        let create = |tx: &mut dyn store::Transaction, id: &str| {
+            tx.put(VersionWrite {
+                resource_type: "Patient",
+                id,
+                previous: None,
+                version: 1,
+                last_updated: 2_000,
+                method: store::Method::Create,
+                content: Some(b"{}"),
+                content_hash: 0,
+                custodian: None,
+                sensitivity: 0,
+                index: &empty,
+            })
+        };
+        let mut tx = store.begin().unwrap();
+        tx.assume_new(&[("Patient", "n1"), ("Patient", "n2")]);
+        create(&mut *tx, "n1").unwrap();
+        create(&mut *tx, "n2").unwrap();
+        tx.commit().unwrap();
+        assert_eq!(store.read("Patient", "n2").unwrap().unwrap().version, 1);
+
+        // Assumed new wrongly: the write or its commit fails, and nothing of it stays.
+        let mut tx = store.begin().unwrap();
+        tx.assume_new(&[("Patient", "n3"), ("Patient", "taken")]);
+        let written = create(&mut *tx, "n3").and_then(|_| create(&mut *tx, "taken"));
+        let error = written.and_then(|_| tx.commit()).unwrap_err();
+        assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+        assert!(store.read("Patient", "n3").unwrap().is_none());
+        assert_eq!(store.read("Patient", "taken").unwrap().unwrap().last_updated, 1_000);
+    }
+
     fn a_write_based_on_a_stale_version_is_a_conflict(store) {
         let empty = IndexEntries::default();
         put(&***store, "Patient", "p1", &empty, 1_000);
