@@ -55,7 +55,7 @@ pub fn process(
         operator,
         cursor,
         max,
-        |changes| asks_something(repository, rules, changes),
+        |changes| asks_something(repository, operator, rules, changes),
         |tx, changes| handle(tx, rules, changes),
     )?;
     let mut done = done.unwrap_or_default();
@@ -65,10 +65,12 @@ pub fn process(
 
 /// Whether [`handle`] could act on any of `changes`: a Condition of some programme or a
 /// critical reading, in the version the change wrote (`handle` judges the current version, and
-/// only when it is the change's own). The versions are read together (one statement on
-/// PostgreSQL, where one a change was two round trips for every Observation written).
+/// only when it is the change's own). The versions are read together, through the one read
+/// path as `operator` (one statement on PostgreSQL, where one a change was two round trips for
+/// every Observation written).
 fn asks_something(
     repository: &Repository,
+    operator: &Caller,
     rules: &Rules,
     changes: &[Change],
 ) -> Result<bool, RepositoryError> {
@@ -89,7 +91,7 @@ fn asks_something(
     if keys.is_empty() {
         return Ok(false);
     }
-    let records = repository.store().read_versions(&keys)?;
+    let records = repository.reader(operator).versions_of(&keys)?;
     for (&(resource_type, _, _), record) in keys.iter().zip(records) {
         // Not found as that version, or unreadable: left to the transaction to judge.
         let Some(resource) = record
