@@ -116,28 +116,33 @@ impl Repository {
         // The versions are read through the one read path, as the keeper (an operator);
         // committed before the batch was read, one is gone only if expunged since.
         let records = self.reader(keeper).versions_of(&keys)?;
-        // Logged by its own kind (always, or a result Observation), else as its previous
-        // version was (in this batch or an earlier one): an Observation once logged stays so.
-        let logged_by_kind = |change: &Change, record: &store::VersionRecord| {
-            always_logged(&change.resource_type)
-                || record
-                    .content
-                    .as_deref()
-                    .is_some_and(stored_is_result_observation)
-        };
-        let decided_by_previous = |change: &Change, record: &store::VersionRecord| {
-            change.version > 1 && !logged_by_kind(change, record)
-        };
-        let previous: Vec<(&str, &str, i64)> = changes_logged
+        // Whether each version read is logged by its own kind (always, or a result
+        // Observation), judged once; one that is not, after its first version, is logged as
+        // its previous version was (in this batch or an earlier one): an Observation once
+        // logged stays so.
+        let by_kind: Vec<Option<bool>> = changes_logged
             .iter()
             .zip(&records)
-            .filter_map(|(change, record)| {
-                let record = record.as_ref()?;
-                decided_by_previous(change, record).then_some((
+            .map(|(change, record)| {
+                record.as_ref().map(|record| {
+                    always_logged(&change.resource_type)
+                        || record
+                            .content
+                            .as_deref()
+                            .is_some_and(stored_is_result_observation)
+                })
+            })
+            .collect();
+        let previous: Vec<(&str, &str, i64)> = changes_logged
+            .iter()
+            .zip(&by_kind)
+            .filter(|(change, by_kind)| **by_kind == Some(false) && change.version > 1)
+            .map(|(change, _)| {
+                (
                     change.resource_type.as_str(),
                     change.id.as_str(),
                     change.version - 1,
-                ))
+                )
             })
             .collect();
         let previous_leaves = self.store().ledger_leaves_of(&previous)?;
@@ -148,22 +153,20 @@ impl Repository {
             .collect();
         let mut pending = Vec::new();
         let mut logged_here: HashSet<(&str, &str)> = HashSet::new();
-        for (change, record) in changes_logged.into_iter().zip(&records) {
-            let Some(record) = record else {
+        for ((change, record), by_kind) in changes_logged.into_iter().zip(&records).zip(by_kind) {
+            let (Some(record), Some(by_kind)) = (record, by_kind) else {
                 continue;
             };
             let resource_type = change.resource_type.as_str();
-            let logged = if decided_by_previous(change, record) {
-                let id = change.id.as_str();
-                logged_here.contains(&(resource_type, id))
-                    || previous_logged.contains(&(resource_type, id, change.version - 1))
-            } else {
-                logged_by_kind(change, record)
-            };
+            let id = change.id.as_str();
+            let logged = by_kind
+                || (change.version > 1
+                    && (logged_here.contains(&(resource_type, id))
+                        || previous_logged.contains(&(resource_type, id, change.version - 1))));
             if !logged {
                 continue;
             }
-            logged_here.insert((resource_type, change.id.as_str()));
+            logged_here.insert((resource_type, id));
             let time = fhir_model::clock::format_instant(record.last_updated);
             pending.push(PendingLeaf {
                 row: record.row,
