@@ -112,32 +112,16 @@ pub(crate) fn leaves_of(
     connection: &mut Connection,
     keys: &[(&str, &str, i64)],
 ) -> Result<Vec<Option<LedgerLeaf>>, StoreError> {
-    if connection.distributed {
-        return keys
-            .iter()
-            .map(|&(resource_type, id, version)| leaf_of(connection, resource_type, id, version))
-            .collect();
-    }
-    let mut found = vec![None; keys.len()];
-    if keys.is_empty() {
-        return Ok(found);
-    }
-    let statement = connection.prepare_cached(
+    crate::read::by_version_keys(
+        connection,
+        keys,
         "SELECT l.idx, l.rid, l.type, l.id, l.version, l.input, k.n \
          FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS k(type, id, version, n) \
          JOIN resource r ON r.type = k.type AND r.id = k.id \
          JOIN ledger_leaf l ON l.rid = r.rid AND l.version = k.version",
-    )?;
-    let (types, ids, versions) = crate::read::key_columns(keys);
-    for row in connection
-        .client
-        .query(&statement, &[&types, &ids, &versions])
-        .map_err(map_error)?
-    {
-        let n: i64 = row.get(6);
-        found[(n - 1) as usize] = Some(leaf(&row));
-    }
-    Ok(found)
+        |row| Ok(leaf(row)),
+        leaf_of,
+    )
 }
 
 /// The same on a distributed store: the resource's row key read on its resident's shard

@@ -104,56 +104,56 @@ pub(crate) fn version(
 }
 
 /// Several versions by (type, id, version), in the order asked: one statement, the keys as
-/// arrays. On a distributed store each is read as [`version`] reads it (joined by type and id,
-/// the keys would ask every shard).
+/// arrays (each as [`version`] reads it on a distributed store).
 pub(crate) fn versions(
     connection: &mut Connection,
     keys: &[(&str, &str, i64)],
 ) -> Result<Vec<Option<VersionRecord>>, StoreError> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS}, k.n FROM unnest($1::text[], $2::text[], $3::bigint[]) \
+         WITH ORDINALITY AS k(type, id, version, n) \
+         JOIN resource r ON r.type = k.type AND r.id = k.id \
+         JOIN version v ON {} AND v.version = k.version",
+        store_sql::same_resource(connection.dialect(), "v", "r")
+    );
+    by_version_keys(connection, keys, &sql, record_from_row, version)
+}
+
+/// Answers for (type, id, version) keys, in the order asked. On a distributed store each key
+/// is read by `each` (joined by type and id, the keys would ask every shard); else `sql` runs
+/// once, the keys bound as arrays (`$1` types, `$2` ids, `$3` versions), each row read by
+/// `from_row` and answering the key whose position (from 1, `WITH ORDINALITY`) is its last
+/// column.
+pub(crate) fn by_version_keys<T: Clone>(
+    connection: &mut Connection,
+    keys: &[(&str, &str, i64)],
+    sql: &str,
+    from_row: impl Fn(&Row) -> Result<T, StoreError>,
+    mut each: impl FnMut(&mut Connection, &str, &str, i64) -> Result<Option<T>, StoreError>,
+) -> Result<Vec<Option<T>>, StoreError> {
     if connection.distributed {
         return keys
             .iter()
-            .map(|&(resource_type, id, number)| version(connection, resource_type, id, number))
+            .map(|&(resource_type, id, version)| each(connection, resource_type, id, version))
             .collect();
     }
     let mut found = vec![None; keys.len()];
     if keys.is_empty() {
         return Ok(found);
     }
-    let statement = connection.prepare_cached(&format!(
-        "SELECT {RECORD_COLUMNS}, k.n FROM unnest($1::text[], $2::text[], $3::bigint[]) \
-         WITH ORDINALITY AS k(type, id, version, n) \
-         JOIN resource r ON r.type = k.type AND r.id = k.id \
-         JOIN version v ON {} AND v.version = k.version",
-        store_sql::same_resource(connection.dialect(), "v", "r")
-    ))?;
-    let (types, ids, numbers) = key_columns(keys);
+    let types: Vec<&str> = keys.iter().map(|key| key.0).collect();
+    let ids: Vec<&str> = keys.iter().map(|key| key.1).collect();
+    let versions: Vec<i64> = keys.iter().map(|key| key.2).collect();
+    let statement = connection.prepare_cached(sql)?;
     for row in connection
         .client
-        .query(&statement, &[&types, &ids, &numbers])
+        .query(&statement, &[&types, &ids, &versions])
         .map_err(map_error)?
     {
-        let n: i64 = row.get(10);
-        found[(n - 1) as usize] = Some(record_from_row(&row)?);
+        let n: i64 = row.get(row.len() - 1);
+        found[(n - 1) as usize] = Some(from_row(&row)?);
     }
     Ok(found)
-}
-
-/// The columns of (type, id, version) keys, as a statement binds them as arrays.
-pub(crate) fn key_columns<'k>(
-    keys: &[(&'k str, &'k str, i64)],
-) -> (Vec<&'k str>, Vec<&'k str>, Vec<i64>) {
-    let mut columns = (
-        Vec::with_capacity(keys.len()),
-        Vec::with_capacity(keys.len()),
-        Vec::with_capacity(keys.len()),
-    );
-    for &(resource_type, id, version) in keys {
-        columns.0.push(resource_type);
-        columns.1.push(id);
-        columns.2.push(version);
-    }
-    columns
 }
 
 pub(crate) fn history(
