@@ -80,13 +80,7 @@ fn asks_something(
             change.method != Method::Delete
                 && matches!(change.resource_type.as_str(), "Condition" | "Observation")
         })
-        .map(|change| {
-            (
-                change.resource_type.as_str(),
-                change.id.as_str(),
-                change.version,
-            )
-        })
+        .map(Change::version_key)
         .collect();
     if keys.is_empty() {
         return Ok(false);

@@ -105,13 +105,7 @@ impl Repository {
             .collect();
         let keys: Vec<(&str, &str, i64)> = changes_logged
             .iter()
-            .map(|change| {
-                (
-                    change.resource_type.as_str(),
-                    change.id.as_str(),
-                    change.version,
-                )
-            })
+            .map(|change| change.version_key())
             .collect();
         // The versions are read through the one read path, as the keeper (an operator);
         // committed before the batch was read, one is gone only if expunged since.

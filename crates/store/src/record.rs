@@ -167,6 +167,14 @@ pub struct Change {
     pub last_updated: i64,
 }
 
+impl Change {
+    /// The version it wrote as a (type, id, version) key, as [`crate::Store::read_versions`]
+    /// and [`crate::Store::ledger_leaves_of`] take them.
+    pub fn version_key(&self) -> (&str, &str, i64) {
+        (&self.resource_type, &self.id, self.version)
+    }
+}
+
 /// A leaf of the verifiable log (the `ledger` crate): its place, the version it records, and
 /// the exact bytes hashed as the leaf.
 #[derive(Debug, Clone, PartialEq, Eq)]
