@@ -42,11 +42,17 @@ fn read(connection: &mut Connection, after: i64, limit: i64) -> Result<Vec<Chang
     // The position as a subquery's value, which no plan can see: planned for it, every
     // read was planned afresh (its estimate always beat the generic plan's), 0.24 ms of
     // planning a read, with a read after every write at one client; now the generic plan
-    // (the same walk of the position's index) is taken after the first five.
+    // (the same walk of the position's index) is taken after the first five. Each change's
+    // version and resource are looked up by key in a subquery kept apart (`OFFSET 0`): a
+    // generic plan made while the tables were small joined them by hashing, reading both
+    // tables whole at every read until their next analysis.
     let statement = connection.prepare_cached(
-        "SELECT c.position, v.rid, v.type, r.id, v.version, v.method, v.last_updated \
-         FROM change c JOIN version v ON v.seq = c.seq JOIN resource r ON r.rid = v.rid \
-         WHERE c.position > (SELECT $1::bigint) ORDER BY c.position LIMIT $2",
+        "SELECT c.position, x.rid, x.type, x.id, x.version, x.method, x.last_updated \
+         FROM (SELECT seq, position FROM change WHERE position > (SELECT $1::bigint) \
+               ORDER BY position LIMIT $2) c \
+         CROSS JOIN LATERAL (SELECT v.rid, v.type, r.id, v.version, v.method, v.last_updated \
+               FROM version v JOIN resource r ON r.rid = v.rid WHERE v.seq = c.seq OFFSET 0) x \
+         ORDER BY c.position",
     )?;
     let rows = connection
         .client
@@ -126,7 +132,10 @@ fn read_distributed(
 /// the lock kept from running at the same time.
 fn sequence(connection: &mut Connection) -> Result<u64, StoreError> {
     // Prepared once per connection: every consumer's every read of the log runs the check.
-    let check = connection.prepare_cached("SELECT 1 FROM change WHERE position IS NULL LIMIT 1")?;
+    // In the order of the unnumbered changes' index, which makes reading it the only plan:
+    // without, a plan made while the table was small read it whole at every check.
+    let check = connection
+        .prepare_cached("SELECT 1 FROM change WHERE position IS NULL ORDER BY seq LIMIT 1")?;
     let pending = connection
         .client
         .query_opt(&check, &[])
@@ -134,7 +143,6 @@ fn sequence(connection: &mut Connection) -> Result<u64, StoreError> {
     if pending.is_none() {
         return Ok(0);
     }
-    let lock = connection.prepare_cached("SELECT pg_advisory_xact_lock($1)")?;
     let number = connection.prepare_cached(
         "WITH top AS (SELECT coalesce(max(position), 0) AS position FROM change), \
          next AS (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM change \
@@ -143,8 +151,12 @@ fn sequence(connection: &mut Connection) -> Result<u64, StoreError> {
          WHERE change.seq = next.seq",
     )?;
     let mut transaction = connection.client.transaction().map_err(map_error)?;
+    // The lock and, in the same message, a plan that finds the changes to number by key: one
+    // made while the table was small hashed the whole table at every pass.
     transaction
-        .execute(&lock, &[&SEQUENCER_LOCK])
+        .batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock({SEQUENCER_LOCK}); SET LOCAL enable_seqscan = off"
+        ))
         .map_err(map_error)?;
     let numbered = transaction
         .execute(&number, &[&SEQUENCE_BATCH])
