@@ -128,75 +128,136 @@ fn position(columns: &[(&str, &str)], name: &str) -> usize {
         .expect("a declared column")
 }
 
-/// The flush statement of a store on one node; it answers how many resource rows it inserted
-/// and updated.
-fn flush_sql() -> &'static str {
-    static SQL: OnceLock<String> = OnceLock::new();
-    SQL.get_or_init(render_flush_sql)
+/// Which parts of the write statement a flush needs. Each part costs its executor set-up, its
+/// relations' locks and its indexes' opening at every execution, whether or not its arrays
+/// hold anything, so a flush sends only the parts it has rows for: a created AuditEvent's
+/// statement is six parts, not twenty-four. The few shapes that occur (creations, updates,
+/// deletions, each with the index tables its resources fill) are each prepared once per
+/// connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Shape {
+    created: bool,
+    updated: bool,
+    versions: bool,
+    cleared: bool,
+    reindexed: bool,
+    /// Bit `i` set: the index table `INDEX_TABLES[i]` gets new rows.
+    tables: u32,
 }
 
-fn render_flush_sql() -> String {
+impl Shape {
+    fn has_table(self, index: usize) -> bool {
+        self.tables & (1 << index) != 0
+    }
+
+    fn is_empty(self) -> bool {
+        !(self.created || self.updated || self.versions || self.cleared || self.reindexed)
+            && self.tables == 0
+    }
+}
+
+/// The flush statement of a store on one node for `shape`, rendered once per shape; it
+/// answers how many resource rows it inserted and updated.
+fn flush_sql(shape: Shape) -> std::sync::Arc<str> {
+    static SQL: OnceLock<std::sync::Mutex<std::collections::HashMap<Shape, std::sync::Arc<str>>>> =
+        OnceLock::new();
+    let mut rendered = SQL
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    rendered
+        .entry(shape)
+        .or_insert_with(|| render_flush_sql(shape).into())
+        .clone()
+}
+
+fn render_flush_sql(shape: Shape) -> String {
     let mut next = 1;
     let mut ctes = Vec::new();
-    ctes.push(format!(
-        "created AS (INSERT INTO resource ({}) SELECT * FROM {} RETURNING 1)",
-        names(RESOURCE_COLUMNS),
-        unnest(RESOURCE_COLUMNS, &mut next)
-    ));
-    let update_start = next;
-    let update_at = |name| update_start - 1 + position(UPDATE_COLUMNS, name);
-    let updates = unnest(UPDATE_COLUMNS, &mut next);
-    ctes.push(format!(
-        "updated AS (UPDATE resource r SET version = u.version, last_updated = u.last_updated, \
-         method = u.method, patient_key = u.patient_key, content_hash = u.content_hash, \
-         custodian = u.custodian, sensitivity = u.sensitivity \
-         FROM {updates} AS u({}) WHERE r.rid = u.rid AND r.version = u.previous RETURNING 1)",
-        names(UPDATE_COLUMNS)
-    ));
-    // The version an update replaces stops being current when the update is written.
-    ctes.push(format!(
-        "superseded AS (UPDATE version v SET superseded = u.at \
-         FROM unnest(${}::bigint[], ${}::bigint[], ${}::bigint[]) AS u(rid, previous, at) \
-         WHERE v.rid = u.rid AND v.version = u.previous)",
-        update_at("rid"),
-        update_at("previous"),
-        update_at("last_updated")
-    ));
-    ctes.push(format!(
-        "versions AS (INSERT INTO version ({}) SELECT * FROM {})",
-        names(VERSION_COLUMNS),
-        unnest(VERSION_COLUMNS, &mut next)
-    ));
-    let cleared = next;
-    next += 1;
-    // Reindexing keeps the version but may move the resource to another compartment.
-    let (reindexed, reindexed_patient_key) = (next, next + 1);
-    next += 2;
-    ctes.push(format!(
-        "reindexed AS (UPDATE resource r SET patient_key = u.patient_key \
-         FROM unnest(${reindexed}::bigint[], ${reindexed_patient_key}::bigint[]) AS u(rid, patient_key) \
-         WHERE r.rid = u.rid)"
-    ));
-    ctes.push(format!(
-        "reindexed_version AS (UPDATE version v SET patient_key = u.patient_key \
-         FROM unnest(${reindexed}::bigint[], ${reindexed_patient_key}::bigint[]) AS u(rid, patient_key) \
-         JOIN resource r ON r.rid = u.rid WHERE v.rid = u.rid AND v.version = r.version)"
-    ));
-    for table in INDEX_TABLES {
+    if shape.created {
+        ctes.push(format!(
+            "created AS (INSERT INTO resource ({}) SELECT * FROM {} RETURNING 1)",
+            names(RESOURCE_COLUMNS),
+            unnest(RESOURCE_COLUMNS, &mut next)
+        ));
+    }
+    if shape.updated {
+        let update_start = next;
+        let update_at = |name| update_start - 1 + position(UPDATE_COLUMNS, name);
+        let updates = unnest(UPDATE_COLUMNS, &mut next);
+        ctes.push(format!(
+            "updated AS (UPDATE resource r SET version = u.version, last_updated = u.last_updated, \
+             method = u.method, patient_key = u.patient_key, content_hash = u.content_hash, \
+             custodian = u.custodian, sensitivity = u.sensitivity \
+             FROM {updates} AS u({}) WHERE r.rid = u.rid AND r.version = u.previous RETURNING 1)",
+            names(UPDATE_COLUMNS)
+        ));
+        // The version an update replaces stops being current when the update is written.
+        ctes.push(format!(
+            "superseded AS (UPDATE version v SET superseded = u.at \
+             FROM unnest(${}::bigint[], ${}::bigint[], ${}::bigint[]) AS u(rid, previous, at) \
+             WHERE v.rid = u.rid AND v.version = u.previous)",
+            update_at("rid"),
+            update_at("previous"),
+            update_at("last_updated")
+        ));
+    }
+    if shape.versions {
+        ctes.push(format!(
+            "versions AS (INSERT INTO version ({}) SELECT * FROM {})",
+            names(VERSION_COLUMNS),
+            unnest(VERSION_COLUMNS, &mut next)
+        ));
+    }
+    if shape.cleared {
+        let cleared = next;
+        next += 1;
+        for table in INDEX_TABLES {
+            let name = table.name;
+            ctes.push(format!(
+                "cleared_{name} AS (DELETE FROM {name} WHERE rid = ANY(${cleared}::bigint[]))"
+            ));
+        }
+    }
+    if shape.reindexed {
+        // Reindexing keeps the version but may move the resource to another compartment.
+        let (reindexed, reindexed_patient_key) = (next, next + 1);
+        next += 2;
+        ctes.push(format!(
+            "reindexed AS (UPDATE resource r SET patient_key = u.patient_key \
+             FROM unnest(${reindexed}::bigint[], ${reindexed_patient_key}::bigint[]) AS u(rid, patient_key) \
+             WHERE r.rid = u.rid)"
+        ));
+        ctes.push(format!(
+            "reindexed_version AS (UPDATE version v SET patient_key = u.patient_key \
+             FROM unnest(${reindexed}::bigint[], ${reindexed_patient_key}::bigint[]) AS u(rid, patient_key) \
+             JOIN resource r ON r.rid = u.rid WHERE v.rid = u.rid AND v.version = r.version)"
+        ));
+    }
+    for (index, table) in INDEX_TABLES.iter().enumerate() {
+        if !shape.has_table(index) {
+            continue;
+        }
         let name = table.name;
         let columns = array_columns(table.columns);
-        ctes.push(format!(
-            "cleared_{name} AS (DELETE FROM {name} WHERE rid = ANY(${cleared}::bigint[]))"
-        ));
         ctes.push(format!(
             "rows_{name} AS (INSERT INTO {name} ({}) SELECT * FROM {})",
             names(&columns),
             unnest(&columns, &mut next)
         ));
     }
+    let count = |cte: &str, present: bool| {
+        if present {
+            format!("(SELECT count(*) FROM {cte})")
+        } else {
+            "0::bigint".to_owned()
+        }
+    };
     format!(
-        "WITH {} SELECT (SELECT count(*) FROM created), (SELECT count(*) FROM updated)",
-        ctes.join(",\n")
+        "WITH {} SELECT {}, {}",
+        ctes.join(",\n"),
+        count("created", shape.created),
+        count("updated", shape.updated)
     )
 }
 
@@ -561,40 +622,70 @@ impl Pending {
         }
     }
 
-    /// The statement's parameters, in the order `flush_sql` numbers them.
-    fn params(&self) -> Vec<Param<'_>> {
+    /// The parts of the write statement these writes need.
+    fn shape(&self) -> Shape {
+        let mut tables = 0;
+        for (index, rows) in self.index_rows.iter().enumerate() {
+            if rows.len > 0 {
+                tables |= 1 << index;
+            }
+        }
+        Shape {
+            created: !self.created.rid.is_empty(),
+            updated: !self.updated.rid.is_empty(),
+            versions: !self.versions.rid.is_empty(),
+            cleared: !self.cleared.is_empty(),
+            reindexed: !self.reindexed.is_empty(),
+            tables,
+        }
+    }
+
+    /// The statement's parameters for `shape`, in the order `render_flush_sql` numbers them.
+    fn params(&self, shape: Shape) -> Vec<Param<'_>> {
         let c = &self.created;
         let v = &self.versions;
-        let mut params: Vec<Param<'_>> = vec![
-            &c.rid,
-            &c.resource_type,
-            &c.id,
-            &c.version,
-            &c.last_updated,
-            &c.method,
-            &c.patient_key,
-            &c.content_hash,
-            &c.custodian,
-            &c.sensitivity,
-        ];
-        params.extend(self.updated.params());
-        params.extend::<[Param<'_>; 13]>([
-            &v.rid,
-            &v.version,
-            &v.resource_type,
-            &v.last_updated,
-            &v.method,
-            &v.patient_key,
-            &v.content_hash,
-            &v.custodian,
-            &v.sensitivity,
-            &v.content,
-            &self.cleared,
-            &self.reindexed,
-            &self.reindexed_patient_key,
-        ]);
-        for rows in &self.index_rows {
-            params.extend(rows.columns.iter().map(ColumnValues::array));
+        let mut params: Vec<Param<'_>> = Vec::new();
+        if shape.created {
+            params.extend::<[Param<'_>; 10]>([
+                &c.rid,
+                &c.resource_type,
+                &c.id,
+                &c.version,
+                &c.last_updated,
+                &c.method,
+                &c.patient_key,
+                &c.content_hash,
+                &c.custodian,
+                &c.sensitivity,
+            ]);
+        }
+        if shape.updated {
+            params.extend(self.updated.params());
+        }
+        if shape.versions {
+            params.extend::<[Param<'_>; 10]>([
+                &v.rid,
+                &v.version,
+                &v.resource_type,
+                &v.last_updated,
+                &v.method,
+                &v.patient_key,
+                &v.content_hash,
+                &v.custodian,
+                &v.sensitivity,
+                &v.content,
+            ]);
+        }
+        if shape.cleared {
+            params.push(&self.cleared);
+        }
+        if shape.reindexed {
+            params.extend::<[Param<'_>; 2]>([&self.reindexed, &self.reindexed_patient_key]);
+        }
+        for (index, rows) in self.index_rows.iter().enumerate() {
+            if shape.has_table(index) {
+                params.extend(rows.columns.iter().map(ColumnValues::array));
+            }
         }
         params
     }
@@ -634,8 +725,12 @@ impl Pending {
     }
 
     fn send_statement(&self, connection: &mut Connection) -> Result<(), StoreError> {
-        let statement = connection.prepare_cached(flush_sql())?;
-        let params = self.params();
+        let shape = self.shape();
+        if shape.is_empty() {
+            return Ok(());
+        }
+        let statement = connection.prepare_cached(&flush_sql(shape))?;
+        let params = self.params(shape);
         debug_assert_eq!(params.len(), statement.params().len());
         let rows = connection.query_generic(&statement, &params)?;
         let row = rows
