@@ -115,10 +115,11 @@ pub(crate) fn leaves_of(
     crate::read::by_version_keys(
         connection,
         keys,
-        "SELECT l.idx, l.rid, l.type, l.id, l.version, l.input, k.n \
+        "SELECT x.idx, x.rid, x.type, x.id, x.version, x.input, k.n \
          FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS k(type, id, version, n) \
-         JOIN resource r ON r.type = k.type AND r.id = k.id \
-         JOIN ledger_leaf l ON l.rid = r.rid AND l.version = k.version",
+         CROSS JOIN LATERAL (SELECT l.idx, l.rid, l.type, l.id, l.version, l.input \
+               FROM resource r JOIN ledger_leaf l ON l.rid = r.rid AND l.version = k.version \
+               WHERE r.type = k.type AND r.id = k.id OFFSET 0) x",
         |row| Ok(leaf(row)),
         leaf_of,
     )

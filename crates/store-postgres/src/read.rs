@@ -110,10 +110,11 @@ pub(crate) fn versions(
     keys: &[(&str, &str, i64)],
 ) -> Result<Vec<Option<VersionRecord>>, StoreError> {
     let sql = format!(
-        "SELECT {RECORD_COLUMNS}, k.n FROM unnest($1::text[], $2::text[], $3::bigint[]) \
+        "SELECT x.*, k.n FROM unnest($1::text[], $2::text[], $3::bigint[]) \
          WITH ORDINALITY AS k(type, id, version, n) \
-         JOIN resource r ON r.type = k.type AND r.id = k.id \
-         JOIN version v ON {} AND v.version = k.version",
+         CROSS JOIN LATERAL (SELECT {RECORD_COLUMNS} FROM resource r \
+               JOIN version v ON {} AND v.version = k.version \
+               WHERE r.type = k.type AND r.id = k.id OFFSET 0) x",
         store_sql::same_resource(connection.dialect(), "v", "r")
     );
     by_version_keys(connection, keys, &sql, record_from_row, version)
@@ -123,7 +124,9 @@ pub(crate) fn versions(
 /// is read by `each` (joined by type and id, the keys would ask every shard); else `sql` runs
 /// once, the keys bound as arrays (`$1` types, `$2` ids, `$3` versions), each row read by
 /// `from_row` and answering the key whose position (from 1, `WITH ORDINALITY`) is its last
-/// column.
+/// column. Each key is looked up in a subquery kept apart (`LATERAL ... OFFSET 0`): joined,
+/// a batch of a few hundred keys was planned as a hash of the whole resource table, read
+/// whole at every batch (25 ms for 252 keys on a young store).
 pub(crate) fn by_version_keys<T: Clone>(
     connection: &mut Connection,
     keys: &[(&str, &str, i64)],
