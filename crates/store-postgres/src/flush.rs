@@ -171,14 +171,33 @@ fn flush_sql(shape: Shape) -> std::sync::Arc<str> {
         .clone()
 }
 
+/// The part `cte` inserting rows of `columns` into `table` from arrays numbered from `*next`;
+/// `counted`, it answers a row for each row inserted.
+fn insert_part(
+    cte: &str,
+    table: &str,
+    columns: &[(&str, &str)],
+    next: &mut usize,
+    counted: bool,
+) -> String {
+    format!(
+        "{cte} AS (INSERT INTO {table} ({}) SELECT * FROM {}{})",
+        names(columns),
+        unnest(columns, next),
+        if counted { " RETURNING 1" } else { "" }
+    )
+}
+
 fn render_flush_sql(shape: Shape) -> String {
     let mut next = 1;
     let mut ctes = Vec::new();
     if shape.created {
-        ctes.push(format!(
-            "created AS (INSERT INTO resource ({}) SELECT * FROM {} RETURNING 1)",
-            names(RESOURCE_COLUMNS),
-            unnest(RESOURCE_COLUMNS, &mut next)
+        ctes.push(insert_part(
+            "created",
+            "resource",
+            RESOURCE_COLUMNS,
+            &mut next,
+            true,
         ));
     }
     if shape.updated {
@@ -203,10 +222,12 @@ fn render_flush_sql(shape: Shape) -> String {
         ));
     }
     if shape.versions {
-        ctes.push(format!(
-            "versions AS (INSERT INTO version ({}) SELECT * FROM {})",
-            names(VERSION_COLUMNS),
-            unnest(VERSION_COLUMNS, &mut next)
+        ctes.push(insert_part(
+            "versions",
+            "version",
+            VERSION_COLUMNS,
+            &mut next,
+            false,
         ));
     }
     if shape.cleared {
@@ -240,10 +261,12 @@ fn render_flush_sql(shape: Shape) -> String {
         }
         let name = table.name;
         let columns = array_columns(table.columns);
-        ctes.push(format!(
-            "rows_{name} AS (INSERT INTO {name} ({}) SELECT * FROM {})",
-            names(&columns),
-            unnest(&columns, &mut next)
+        ctes.push(insert_part(
+            &format!("rows_{name}"),
+            name,
+            &columns,
+            &mut next,
+            false,
         ));
     }
     let count = |cte: &str, present: bool| {

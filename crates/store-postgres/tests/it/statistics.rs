@@ -128,26 +128,14 @@ fn writes_and_reads_by_key_read_no_table_whole_on_a_store_never_analysed() {
     let before = table_scans(&database);
 
     let store = open(&database, 2);
-    for n in 0..300 {
-        let id = format!("p{n}");
-        put_with_retry(
-            &store,
-            "Patient",
-            &id,
-            r#"{"resourceType":"Patient"}"#,
-            &identifier(&id),
-        );
-    }
-    for n in 0..300 {
-        let id = format!("p{n}");
-        let changed = format!("{id}-changed");
-        put_with_retry(
-            &store,
-            "Patient",
-            &id,
-            r#"{"resourceType":"Patient"}"#,
-            &identifier(&changed),
-        );
+    // Each created, then each changed (its index rows replaced).
+    for suffix in ["", "-changed"] {
+        for n in 0..300 {
+            let id = format!("p{n}");
+            let value = format!("{id}{suffix}");
+            let content = r#"{"resourceType":"Patient"}"#;
+            put_with_retry(&store, "Patient", &id, content, &identifier(&value));
+        }
     }
     for n in (0..300).step_by(3) {
         let id = format!("p{n}");
