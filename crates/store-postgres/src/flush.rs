@@ -131,7 +131,7 @@ fn position(columns: &[(&str, &str)], name: &str) -> usize {
 /// Which parts of the write statement a flush needs. Each part costs its executor set-up, its
 /// relations' locks and its indexes' opening at every execution, whether or not its arrays
 /// hold anything, so a flush sends only the parts it has rows for: a created AuditEvent's
-/// statement is six parts, not twenty-four. The few shapes that occur (creations, updates,
+/// statement is six parts, not twenty-two. The few shapes that occur (creations, updates,
 /// deletions, each with the index tables its resources fill) are each prepared once per
 /// connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
