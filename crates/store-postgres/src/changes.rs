@@ -27,10 +27,21 @@ pub(crate) fn changes(
 ) -> Result<Vec<Change>, StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut found = read(connection, after, limit)?;
-    // Number what has committed since, until the page is full or nothing is left.
-    while (found.len() as i64) < limit && sequence(connection)? > 0 {
+    // Number what has committed since, until the page is full or nothing waits. A pass that
+    // found changes waiting and numbered none met another reader numbering them (it waited
+    // for that reader's lock, so they are numbered and committed now): they are read all the
+    // same. Stopping there, a reader catching up after a write (a checkpoint asked for) missed
+    // the write the ledger keeper was numbering at that moment.
+    while (found.len() as i64) < limit {
+        let Some(numbered) = sequence(connection)? else {
+            break;
+        };
         let last = found.last().map_or(after, |change| change.position);
-        found.extend(read(connection, last, limit - found.len() as i64)?);
+        let more = read(connection, last, limit - found.len() as i64)?;
+        if numbered == 0 && more.is_empty() {
+            break;
+        }
+        found.extend(more);
     }
     Ok(found)
 }
@@ -127,10 +138,10 @@ fn read_distributed(
 }
 
 /// Numbers up to [`SEQUENCE_BATCH`] committed, unnumbered changes in `seq` order after the
-/// highest number given, and answers how many it numbered. Under READ COMMITTED the update sees
-/// whatever committed before it started, including the numbers of the pass before it, which
-/// the lock kept from running at the same time.
-fn sequence(connection: &mut Connection) -> Result<u64, StoreError> {
+/// highest number given, and answers how many it numbered, or `None` when none was waiting.
+/// Under READ COMMITTED the update sees whatever committed before it started, including the
+/// numbers of the pass before it, which the lock kept from running at the same time.
+fn sequence(connection: &mut Connection) -> Result<Option<u64>, StoreError> {
     // Prepared once per connection: every consumer's every read of the log runs the check.
     // In the order of the unnumbered changes' index, which makes reading it the only plan:
     // without, a plan made while the table was small read it whole at every check.
@@ -141,7 +152,7 @@ fn sequence(connection: &mut Connection) -> Result<u64, StoreError> {
         .query_opt(&check, &[])
         .map_err(map_error)?;
     if pending.is_none() {
-        return Ok(0);
+        return Ok(None);
     }
     let number = connection.prepare_cached(
         "WITH top AS (SELECT coalesce(max(position), 0) AS position FROM change), \
@@ -162,5 +173,5 @@ fn sequence(connection: &mut Connection) -> Result<u64, StoreError> {
         .execute(&number, &[&SEQUENCE_BATCH])
         .map_err(map_error)?;
     transaction.commit().map_err(map_error)?;
-    Ok(numbered)
+    Ok(Some(numbered))
 }

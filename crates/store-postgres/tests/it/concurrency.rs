@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Barrier;
+use std::time::{Duration, Instant};
 
 use store::{HistoryQuery, HistoryScope, Store, StoreError};
 use test_support::TestDatabase;
@@ -237,4 +238,50 @@ fn a_bulk_create_that_lost_a_race_for_one_id_writes_nothing() {
     assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
     assert_eq!(count(&database, "SELECT count(*) FROM resource"), 1);
     assert_eq!(count(&database, "SELECT count(*) FROM idx_token"), 1);
+}
+
+/// A reader of the change log that meets another reader numbering the changes it found
+/// waiting (it waits for that reader's lock) still answers them: the ledger's catching up for
+/// a checkpoint asked for just after a write once came back without the write, which the
+/// keeper was numbering at that moment, and the checkpoint did not cover it.
+#[test]
+fn a_change_numbered_by_another_reader_while_this_one_waited_is_read() {
+    let database = TestDatabase::create();
+    let store = open(&database, 2);
+    put_with_retry(
+        &store,
+        "Patient",
+        "p1",
+        r#"{"resourceType":"Patient"}"#,
+        &identifier("p1"),
+    );
+    // Another reader, numbering under the sequencer's lock ("change l" in ASCII).
+    let mut other = database.connect();
+    let mut numbering = other.transaction().unwrap();
+    numbering
+        .batch_execute(
+            "SELECT pg_advisory_xact_lock(7163082334141751404); \
+             UPDATE change SET position = 1 WHERE position IS NULL",
+        )
+        .unwrap();
+    std::thread::scope(|scope| {
+        let reading = scope.spawn(|| store.changes(0, 100));
+        // Until the store's reader waits for the lock.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count(
+            &database,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+        ) == 0
+        {
+            assert!(Instant::now() < deadline, "the reader never waited");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        numbering.commit().unwrap();
+        let changes = reading.join().unwrap().unwrap();
+        let read: Vec<(&str, i64)> = changes
+            .iter()
+            .map(|change| (change.id.as_str(), change.position))
+            .collect();
+        assert_eq!(read, vec![("p1", 1)]);
+    });
 }
