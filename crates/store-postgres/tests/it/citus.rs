@@ -409,30 +409,6 @@ fn history_of(store: &dyn Store, id: &str) -> store::HistoryPage {
         .unwrap()
 }
 
-/// Deletes `resource_type/id` as its next version, answered (a deletion has no content, so no
-/// patient key of its own).
-fn delete(store: &dyn Store, resource_type: &str, id: &str) -> i64 {
-    let mut tx = store.begin().unwrap();
-    let previous = tx.current(resource_type, id).unwrap().unwrap();
-    let version = previous.version + 1;
-    tx.put(store::VersionWrite {
-        resource_type,
-        id,
-        previous: Some(&previous),
-        version,
-        last_updated: version * 1_000,
-        method: store::Method::Delete,
-        content: None,
-        content_hash: 0,
-        custodian: None,
-        sensitivity: 0,
-        index: &IndexEntries::default(),
-    })
-    .unwrap();
-    tx.commit().unwrap();
-    version
-}
-
 /// How many queries Citus ran on more than one shard in `database` since it started (its stat
 /// counters on: `citus.enable_stat_counters`).
 fn multi_shard_queries(database: &TestDatabase) -> i64 {

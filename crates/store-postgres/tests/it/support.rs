@@ -81,6 +81,30 @@ pub fn put_with_retry(
     }
 }
 
+/// Deletes `resource_type/id` as its next version in a transaction of its own; answers the
+/// version (a deletion has no content, so no patient key of its own).
+pub fn delete(store: &dyn Store, resource_type: &str, id: &str) -> i64 {
+    let mut tx = store.begin().unwrap();
+    let previous = tx.current(resource_type, id).unwrap().unwrap();
+    let version = previous.version + 1;
+    tx.put(VersionWrite {
+        resource_type,
+        id,
+        previous: Some(&previous),
+        version,
+        last_updated: version * 1_000,
+        method: Method::Delete,
+        content: None,
+        content_hash: 0,
+        custodian: None,
+        sensitivity: 0,
+        index: &IndexEntries::default(),
+    })
+    .unwrap();
+    tx.commit().unwrap();
+    version
+}
+
 /// One integer from a query on the database itself.
 pub fn count(database: &TestDatabase, sql: &str) -> i64 {
     database.connect().query_one(sql, &[]).unwrap().get(0)
