@@ -183,6 +183,7 @@ impl Policy {
                             (RangeColumn::High, Comparison::Ge, Bound::Integer(now)),
                         ]],
                     },
+                    single: false,
                 },
                 missing(k.period, IndexTable::Date),
             ]),

@@ -184,7 +184,7 @@ impl Repository {
                             })
                             .collect();
                         for resource_type in types {
-                            registry.add(&resource_type, definition.clone());
+                            registry.add(model, &resource_type, definition.clone());
                         }
                         loaded += 1;
                     }

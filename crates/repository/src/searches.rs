@@ -258,6 +258,7 @@ fn clinical_date_filter(repository: &Repository, start: i64, end: i64) -> Filter
         .map(|&param| Filter::Date {
             param,
             predicate: overlaps.clone(),
+            single: false,
         })
         .collect();
     Filter::AnyOf(vec![

@@ -161,10 +161,12 @@ pub enum Filter {
     },
     /// A string row of `param` matches.
     String { param: ParamKey, test: StringTest },
-    /// A date row of `param` (microsecond range) satisfies the predicate.
+    /// A date row of `param` (microsecond range) satisfies the predicate. `single`: a resource
+    /// has at most one row of `param` (`registry::Param::single`).
     Date {
         param: ParamKey,
         predicate: RangePredicate,
+        single: bool,
     },
     /// A number row of `param` satisfies the predicate.
     Number {

@@ -15,6 +15,11 @@ pub struct Param {
     pub kind: SearchParamType,
     pub key: ParamKey,
     pub definition: Arc<SearchParamDef>,
+    /// A resource has at most one value of it: each term of its expression for this type is
+    /// the same path of elements that never repeat (`Observation.effective`, or the casts of
+    /// one choice element). The store may then bound a date walk by another filter of the same
+    /// parameter, for both must hold of the one value (store-sql `walk`).
+    pub single: bool,
 }
 
 /// The search parameters of every resource type.
@@ -29,22 +34,23 @@ impl Registry {
         let mut registry = Registry::default();
         for resource_type in model.resource_types() {
             for definition in model.search_parameters_for(resource_type) {
-                registry.add(resource_type, Arc::new(definition.clone()));
+                registry.add(model, resource_type, Arc::new(definition.clone()));
             }
         }
         for (resource_type, definition) in platform_parameters() {
-            registry.add(resource_type, Arc::new(definition));
+            registry.add(model, resource_type, Arc::new(definition));
         }
         registry
     }
 
     /// Adds (or replaces) a parameter for one resource type.
-    pub fn add(&mut self, resource_type: &str, definition: Arc<SearchParamDef>) {
+    pub fn add(&mut self, model: &Model, resource_type: &str, definition: Arc<SearchParamDef>) {
         let param = Param {
             resource_type: resource_type.into(),
             code: definition.code.clone(),
             kind: definition.kind,
             key: ParamKey::new(resource_type, &definition.code),
+            single: single_valued(model, resource_type, &definition),
             definition,
         };
         self.by_type
@@ -142,6 +148,70 @@ const UNIONS: &[(&str, &str, [&str; 2])] = &[
         ["code-value-quantity", "component-code-value-quantity"],
     ),
 ];
+
+/// Whether a resource of `resource_type` has at most one value of `definition`: every term of
+/// its expression for the type is one path (casts aside) whose elements never repeat. Anything
+/// else (a function, a repeating element, two different paths) answers false.
+fn single_valued(model: &Model, resource_type: &str, definition: &SearchParamDef) -> bool {
+    let paths: Vec<Option<String>> = terms_of(definition, resource_type)
+        .iter()
+        .map(|term| path_of(term))
+        .collect();
+    let Some(Some(path)) = paths.first() else {
+        return false;
+    };
+    if paths.iter().any(|p| p.as_ref() != Some(path)) {
+        return false;
+    }
+    let mut steps = path.split('.');
+    let Some(mut current) = steps.next().map(str::to_owned) else {
+        return false;
+    };
+    let mut steps = steps.peekable();
+    while let Some(step) = steps.next() {
+        let Some(element) = model.type_def(&current).and_then(|t| t.element(step)) else {
+            return false;
+        };
+        if element.is_array() {
+            return false;
+        }
+        if steps.peek().is_some() {
+            let backbone = format!("{current}.{step}");
+            current = if model.type_def(&backbone).is_some() {
+                backbone
+            } else if element.types.len() == 1 {
+                element.first_type().to_owned()
+            } else {
+                return false;
+            };
+        }
+    }
+    true
+}
+
+/// The element path a term names, a type cast aside: `Observation.effective` for
+/// `Observation.effective`, `(Observation.value as Period)` and `Condition.onset.as(Period)`.
+/// None for anything else.
+fn path_of(term: &str) -> Option<String> {
+    let mut term = term.trim();
+    while let Some(inner) = term.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
+        term = inner.trim();
+    }
+    let path = match term.split_once(" as ") {
+        Some((path, cast)) if is_name(cast.trim()) => path.trim(),
+        Some(_) => return None,
+        None => match term.rsplit_once(".as(") {
+            Some((path, cast)) if cast.strip_suffix(')').is_some_and(is_name) => path,
+            Some(_) => return None,
+            None => term,
+        },
+    };
+    path.split('.').all(is_name).then(|| path.to_owned())
+}
+
+fn is_name(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
 
 /// The terms of a definition's expression that apply to `resource_type`: its top-level `|`
 /// alternatives that start at the type (`Observation.code`, `(Observation.value as

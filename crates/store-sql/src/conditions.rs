@@ -77,7 +77,10 @@ pub(crate) fn index_condition(b: &mut SqlBuilder, filter: &Filter, x: &str, prob
                 }
             }
         }
-        Filter::Date { param, predicate } | Filter::Number { param, predicate } => {
+        Filter::Date {
+            param, predicate, ..
+        }
+        | Filter::Number { param, predicate } => {
             b.push(&format!("{} = ", c("param")))
                 .bind_int(param.0)
                 .push(" AND ");
@@ -272,6 +275,32 @@ pub(crate) fn implied_high_bound(predicate: &RangePredicate) -> Option<i64> {
                 .max()
         })
         .try_fold(i64::MAX, |lowest, bound| Some(lowest.min(bound?)))
+        .filter(|_| !predicate.any_of.is_empty())
+}
+
+/// An upper bound on `low` that every group of `predicate` implies, given `low <= high` (a
+/// bound on `high` from above bounds `low` too): `lt`, `le`, `eb`, `eq` bound it, `ge`, `gt`,
+/// `sa` do not. None when some group leaves `low` unbounded above.
+pub(crate) fn implied_low_ceiling(predicate: &RangePredicate) -> Option<i64> {
+    predicate
+        .any_of
+        .iter()
+        .map(|group| {
+            group
+                .iter()
+                .filter_map(
+                    |(column, comparison, bound)| match (column, comparison, bound) {
+                        (
+                            RangeColumn::Low | RangeColumn::High,
+                            Comparison::Lt | Comparison::Le,
+                            Bound::Integer(v),
+                        ) => Some(*v),
+                        _ => None,
+                    },
+                )
+                .min()
+        })
+        .try_fold(i64::MIN, |highest, bound| Some(highest.max(bound?)))
         .filter(|_| !predicate.any_of.is_empty())
 }
 

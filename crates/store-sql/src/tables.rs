@@ -399,8 +399,24 @@ pub const DATE: Table = clustered_by_resource(
         Index::new("idx_date_high", &["param", "high"])
             .ends_with_rid_on_postgres()
             .deferrable(),
+        // The few rows that span more than a day (periods, dates of a month or a year): a walk
+        // along `high` bounded by another filter of a single-valued parameter reads the rest
+        // only up to that bound plus a day, and these apart (store-sql `walk`).
+        Index::new("idx_date_wide", &["param", "high"])
+            .ends_with_rid_on_postgres()
+            .only_where(WIDE_DATE)
+            .deferrable(),
     ],
 );
+
+/// The longest span of a date row the walks count as narrow: a day, in microseconds (a date
+/// without a time spans a day less a microsecond).
+pub const NARROW_DATE_SPAN: i64 = 86_400_000_000;
+
+/// The condition of `idx_date_wide`: a row spanning more than [`NARROW_DATE_SPAN`]. Written so
+/// no open end (`i64::MIN`/`MAX`) overflows, and stated in a query exactly so (both databases
+/// use a partial index only when the query's own condition matches it).
+pub const WIDE_DATE: &str = "low < high - 86400000000";
 
 pub const NUMBER: Table = clustered_by_resource(
     "idx_number",

@@ -7,19 +7,81 @@ use search::query::{CursorValue, Filter, SearchQuery};
 
 use crate::Dialect;
 use crate::builder::SqlBuilder;
-use crate::conditions::{RangeColumns, index_condition, index_table_of, render_range};
+use crate::conditions::{
+    RangeColumns, implied_low_ceiling, index_condition, index_table_of, render_range,
+};
 use crate::filters::{
     chain_targets, live_of_types, probe_end, render_filter, render_probe, render_set,
 };
 use crate::page::page_conditions;
 use crate::plan::{ChainTargets, walk_column};
 use crate::sort::bind_cursor_value;
+use crate::tables::NARROW_DATE_SPAN;
 
 /// A page read along filter `index`'s index in the order of its value and then the resource
 /// key, so it ends after the first rows that match, however many match in all: rows of
 /// `rid`, then the value the cursor carries. A resource with several matching index rows is
 /// returned once, at the smallest of their values (the `NOT EXISTS`).
+///
+/// A walk along dates' ends (`high`) has no end of its own: `date=ge2015&date=lt2016` may match
+/// a period that began before 2016 and ends at any time, so the last page read every date of
+/// the parameter from 2015 on (170 ms for a page of 1,000 on the Synthea sample). When another
+/// filter of a single-valued parameter bounds the one row's start (`lt2016`: `low < 2016`), a
+/// row spanning at most a day ends by that bound plus a day; the rows that span more are read
+/// apart, along their own small index, and the two merged ([`Span`]). Not on Citus, whose
+/// walk stays one statement across the shards.
 pub(crate) fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize) {
+    let Some(ends_by) = walk_ends_by(query, index, b.dialect) else {
+        return walk_rows(b, query, index, Span::Any);
+    };
+    let column = walk_column(&query.filters[index]).unwrap_or("high");
+    b.push(&format!("SELECT rid, {column} FROM ("));
+    walk_rows(b, query, index, Span::Narrow(ends_by));
+    b.push(&format!(") n UNION ALL SELECT rid, {column} FROM ("));
+    walk_rows(b, query, index, Span::Wide(ends_by));
+    b.push(") w ORDER BY 2, 1 LIMIT ")
+        .bind_int(query.count as i64 + 1);
+}
+
+/// Which rows of a walk along dates one statement reads.
+#[derive(Clone, Copy)]
+enum Span {
+    Any,
+    /// Rows ending by this instant: every row of at most a day that can match.
+    Narrow(i64),
+    /// Rows ending after it, which can match only if they span more than a day.
+    Wide(i64),
+}
+
+/// The instant a narrow row of walk `index` must end by to match: the least start bound
+/// another filter of the same single-valued parameter sets (`lt`, `le`, `eb`, `eq`), plus a
+/// day. None when the walk is not along `high`, or nothing bounds it so.
+fn walk_ends_by(query: &SearchQuery, index: usize, dialect: Dialect) -> Option<i64> {
+    let walked = &query.filters[index];
+    let Filter::Date { param, .. } = walked else {
+        return None;
+    };
+    if dialect == Dialect::Citus || walk_column(walked) != Some("high") {
+        return None;
+    }
+    query
+        .filters
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != index)
+        .filter_map(|(_, other)| match other {
+            Filter::Date {
+                param: other,
+                predicate,
+                single: true,
+            } if other == param => implied_low_ceiling(predicate),
+            _ => None,
+        })
+        .min()?
+        .checked_add(NARROW_DATE_SPAN)
+}
+
+fn walk_rows(b: &mut SqlBuilder, query: &SearchQuery, index: usize, span: Span) {
     let filter = &query.filters[index];
     let (Some(table), Some(column)) = (index_table_of(filter), walk_column(filter)) else {
         unreachable!("a walk is planned only along a walkable filter")
@@ -30,6 +92,34 @@ pub(crate) fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize) {
         "SELECT DISTINCT d.rid, d.{column} FROM {table} d JOIN resource r ON {same} WHERE "
     ));
     index_condition(b, filter, "d", false);
+    match span {
+        Span::Any => {}
+        // On PostgreSQL a row comparison: a generic plan estimates `high >= a AND high <= b`
+        // at half a percent of the parameter's rows, whatever a and b are, and sorted all of
+        // a year's 2,219 rows for a page of ten instead of walking eleven (16 ms against
+        // 0.3 ms). A row comparison is estimated by its first column, and bounds the index
+        // scan all the same.
+        Span::Narrow(ends_by) => match b.dialect {
+            Dialect::Sqlite => {
+                b.push(&format!(" AND d.{column} <= ")).bind_int(ends_by);
+            }
+            Dialect::Postgres | Dialect::Citus => {
+                let Filter::Date { param, .. } = filter else {
+                    unreachable!("only a date walk is bounded")
+                };
+                b.push(&format!(" AND (d.param, d.{column}) <= ("))
+                    .bind_int(param.0)
+                    .push(", ")
+                    .bind_int(ends_by)
+                    .push(")");
+            }
+        },
+        Span::Wide(ends_by) => {
+            b.push(&format!(" AND d.{column} > "))
+                .bind_int(ends_by)
+                .push(&format!(" AND d.low < d.high - {NARROW_DATE_SPAN}"));
+        }
+    }
     page_conditions(b, query, Some(index), false);
     if let Some(cursor) = &query.cursor
         && let Some(walk) = &cursor.walk
@@ -53,7 +143,9 @@ pub(crate) fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize) {
         // index terms, the date bounds would lead SQLite to the (param, high) index instead.
         // PostgreSQL's value indexes lead with `param` instead: marked there, it keeps them
         // out of the probe (`SqlBuilder::probe_mark`).
-        Filter::Date { param, predicate } => {
+        Filter::Date {
+            param, predicate, ..
+        } => {
             let plus = b.probe_mark("high");
             let param_mark = match b.dialect {
                 Dialect::Postgres | Dialect::Citus => b.probe_mark("param"),

@@ -134,6 +134,7 @@ pub(super) fn leaf(
                 Filter::Date {
                     param: param.key,
                     predicate: date_predicate(prefix, low, high, now()),
+                    single: param.single,
                 }
             }
             SearchParamType::Number => {

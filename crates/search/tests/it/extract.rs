@@ -324,7 +324,7 @@ fn a_combined_parameter_redefined_differently_has_rows_again() {
         .definition)
         .clone();
     definition.expression = Some("Observation.code".into());
-    registry.add("Observation", Arc::new(definition));
+    registry.add(fhir_model::r4(), "Observation", Arc::new(definition));
     assert!(
         registry
             .union_parts(registry.get("Observation", "combo-code").unwrap())
@@ -338,4 +338,37 @@ fn a_combined_parameter_redefined_differently_has_rows_again() {
         tokens(&entries, "Observation", "combo-code"),
         ["http://loinc.org|85354-9"]
     );
+}
+
+#[test]
+fn a_parameter_is_single_when_its_path_never_repeats() {
+    let registry = Registry::r4(fhir_model::r4());
+    let single =
+        |resource_type: &str, code: &str| registry.get(resource_type, code).unwrap().single;
+    // One element, a choice, the casts of one choice, a backbone that does not repeat.
+    assert!(single("Observation", "date"));
+    assert!(single("Encounter", "date"));
+    assert!(single("Condition", "onset-date"));
+    assert!(single("Observation", "value-date"));
+    assert!(single("Patient", "birthdate"));
+    assert!(single("Specimen", "collected"));
+    assert!(single("AuditEvent", "date"));
+    // A repeating element anywhere on the path.
+    assert!(!single("MedicationRequest", "date"));
+    assert!(!single("Encounter", "location-period"));
+    assert!(!single("Goal", "target-date"));
+    assert!(!single("Patient", "name"));
+    // A redefinition with two paths, or a function, is not known to be single.
+    let mut registry = registry;
+    let mut definition = (*registry.get("Observation", "date").unwrap().definition).clone();
+    definition.expression = Some("Observation.effective | Observation.issued".into());
+    registry.add(
+        fhir_model::r4(),
+        "Observation",
+        Arc::new(definition.clone()),
+    );
+    assert!(!registry.get("Observation", "date").unwrap().single);
+    definition.expression = Some("Observation.effective.where(true)".into());
+    registry.add(fhir_model::r4(), "Observation", Arc::new(definition));
+    assert!(!registry.get("Observation", "date").unwrap().single);
 }

@@ -119,6 +119,7 @@ contract_tests! {
         query.filters = vec![Filter::Date {
             param: ParamKey::new("Observation", "date"),
             predicate: RangePredicate { any_of: vec![vec![(RangeColumn::High, Comparison::Ge, Bound::Integer(30))]] },
+            single: false,
         }];
         // By the end of their range, then row: d and e end at 60, b's first matching end is 65.
         assert_eq!(all_pages(&***store, query.clone()), ["d", "e", "b", "a"]);
@@ -126,8 +127,51 @@ contract_tests! {
         query.filters = vec![Filter::Date {
             param: ParamKey::new("Observation", "date"),
             predicate: RangePredicate { any_of: vec![vec![(RangeColumn::Low, Comparison::Lt, Bound::Integer(15))]] },
+            single: false,
         }];
         assert_eq!(all_pages(&***store, query), ["c", "b"]);
+    }
+
+    fn a_date_walk_bounded_by_a_single_valued_parameter_finds_every_match(store) {
+        // `ge` day 100 and `lt` day 200 of a parameter with one value a resource: the store
+        // walks rows of at most a day only up to day 201, and the wider rows apart.
+        const DAY: i64 = 86_400_000_000;
+        let rows: [(&str, i64, i64); 9] = [
+            ("before", 10 * DAY, 20 * DAY),
+            ("open-start", i64::MIN, 120 * DAY),
+            ("n1", 150 * DAY, 150 * DAY + 5),
+            ("n2", 199 * DAY + 1, 199 * DAY + 10),
+            // Starts just before the bound and spans a day less a microsecond: narrow.
+            ("edge", 200 * DAY - 1, 201 * DAY - 2),
+            ("late", 250 * DAY, 250 * DAY + 1),
+            ("wide", 50 * DAY, 300 * DAY),
+            ("open-end", 150 * DAY, i64::MAX),
+            ("wide-late", 210 * DAY, 400 * DAY),
+        ];
+        for (i, (id, low, high)) in rows.iter().enumerate() {
+            let index = entries(|e| e.dates.push(date("Observation", "date", *low, *high)));
+            put(&***store, "Observation", id, &index, i as i64);
+        }
+        let filter = |column, comparison, bound, single| Filter::Date {
+            param: ParamKey::new("Observation", "date"),
+            predicate: RangePredicate { any_of: vec![vec![(column, comparison, Bound::Integer(bound))]] },
+            single,
+        };
+        for single in [true, false] {
+            for count in [1, 2, 10] {
+                let mut query = SearchQuery::of_type("Observation");
+                query.count = count;
+                query.filters = vec![
+                    filter(RangeColumn::High, Comparison::Ge, 100 * DAY, single),
+                    filter(RangeColumn::Low, Comparison::Lt, 200 * DAY, single),
+                ];
+                assert_eq!(
+                    all_pages(&***store, query),
+                    ["open-start", "n1", "n2", "edge", "wide", "open-end"],
+                    "single {single}, pages of {count}"
+                );
+            }
+        }
     }
 
     fn a_walk_along_a_chain_returns_each_referrer_once(store) {

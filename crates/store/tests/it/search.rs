@@ -103,6 +103,7 @@ fn date_predicate(column: RangeColumn, comparison: Comparison, value: i64) -> Fi
         predicate: RangePredicate {
             any_of: vec![vec![(column, comparison, Bound::Integer(value))]],
         },
+        single: false,
     }
 }
 
@@ -168,6 +169,7 @@ contract_tests! {
                     (RangeColumn::High, Comparison::Le, Bound::Integer(299)),
                 ]],
             },
+            single: false,
         };
         assert_eq!(run(&***store, "Observation", vec![within]), ["o2"]);
     }
