@@ -28,7 +28,15 @@ pub(crate) struct Connection {
     /// [`Connection::begin`] and [`Connection::query_generic`]); false outside a transaction,
     /// whose end undoes a `SET LOCAL`.
     generic_plans: bool,
+    /// Write transactions begun on this connection, and the count at which its plans are
+    /// next made again ([`Connection::begin`]).
+    transactions: u64,
+    plans_remade_at: u64,
 }
+
+/// The first count of write transactions at which a connection's cached plans are made again;
+/// after that, at every doubling (see [`Connection::begin`]).
+const FIRST_REPLAN: u64 = 64;
 
 /// How a transaction plans statements that find rows by their keys: generically (their plan
 /// does not depend on the values: see [`Connection::query_generic`]), and never by reading a
@@ -65,8 +73,23 @@ impl Connection {
                 .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
                 .map_err(map_error);
         }
+        // A generic plan is kept until the tables' next analysis, which may be late (the
+        // store's keeper off or behind a burst): one made while the tables were small stays a
+        // plan for small tables (a write's lookup of its key read every resource of the type,
+        // in the index on type and row key, where the unique index on type and id finds one).
+        // Made again when this connection has begun twice as many writes as when last made,
+        // a plan is made for tables at most about that many writes ago in size (PostgreSQL
+        // scales stale statistics by a table's present size), at a cost that vanishes: 14
+        // times in a million writes.
+        self.transactions += 1;
+        let remake = if self.transactions >= self.plans_remade_at {
+            self.plans_remade_at = self.transactions.saturating_mul(2);
+            "DISCARD PLANS; "
+        } else {
+            ""
+        };
         if let Err(error) = self.client.batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL READ COMMITTED; {KEY_LOOKUPS}"
+            "{remake}BEGIN ISOLATION LEVEL READ COMMITTED; {KEY_LOOKUPS}"
         )) {
             // A `BEGIN` that went through must not stay open on a connection lent again (a
             // `ROLLBACK` with none open only warns).
@@ -203,6 +226,8 @@ impl Pool {
             statements: HashMap::new(),
             distributed,
             generic_plans: false,
+            transactions: 0,
+            plans_remade_at: FIRST_REPLAN,
         })
     }
 

@@ -156,23 +156,49 @@ impl<'a> PostgresTransaction<'a> {
         } else {
             " FOR UPDATE OF r"
         };
-        let join = store_sql::current_version_join(connection.dialect());
-        let lock = connection.prepare_cached(&format!(
-            "SELECT k.n, r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash, \
-             v.custodian, v.sensitivity, r.version FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(type, id, n) \
-             JOIN resource r ON r.type = k.type AND r.id = k.id LEFT {join} ORDER BY r.rid{row_locks}"
-        ))?;
+        let lock = connection.prepare_cached(&if connection.distributed {
+            let join = store_sql::current_version_join(connection.dialect());
+            format!(
+                "SELECT r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash, \
+                 v.custodian, v.sensitivity, r.version FROM unnest($1::text[], $2::text[]) AS k(type, id) \
+                 JOIN resource r ON r.type = k.type AND r.id = k.id LEFT {join} ORDER BY r.rid"
+            )
+        } else {
+            // The keys are found first, each apart (`LATERAL ... OFFSET 0`), and the rows they
+            // name are locked by row key, their versions looked up each apart too. Joined, the
+            // generic plan made while the tables looked empty (statistics taken then, none
+            // since) walked the whole resource table in row-key order for the `ORDER BY`,
+            // testing every key against every row: 3 to 17 s a batch by 30,000 resources.
+            format!(
+                "SELECT r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash, \
+                 v.custodian, v.sensitivity, r.version FROM resource r \
+                 LEFT JOIN LATERAL (SELECT v.* FROM version v WHERE v.rid = r.rid AND v.version = r.version OFFSET 0) v ON true \
+                 WHERE r.rid = ANY(ARRAY(SELECT x.rid FROM unnest($1::text[], $2::text[]) AS k(type, id) \
+                       CROSS JOIN LATERAL (SELECT f.rid FROM resource f WHERE f.type = k.type AND f.id = k.id OFFSET 0) x)) \
+                 ORDER BY r.rid{row_locks}"
+            )
+        })?;
         let locked = connection.query_generic(&lock, &[&types, &ids])?;
+        let mut positions: HashMap<(&str, &str), Vec<usize>> = HashMap::with_capacity(keys.len());
+        for (position, key) in keys.iter().enumerate() {
+            positions.entry(*key).or_default().push(position);
+        }
         let mut out: Vec<Option<VersionRecord>> = vec![None; keys.len()];
         let mut moved: HashMap<i64, Vec<usize>> = HashMap::new();
         for row in &locked {
-            let position = row.get::<_, i64>(0) as usize - 1;
-            let version: Option<i64> = row.get(4);
-            let current: i64 = row.get(11);
+            let key: (&str, &str) = (row.get(1), row.get(2));
+            let Some(at) = positions.get(&key) else {
+                continue;
+            };
+            let version: Option<i64> = row.get(3);
+            let current: i64 = row.get(10);
             if version == Some(current) {
-                out[position] = Some(record_at(row, 1)?);
+                let record = record_at(row, 0)?;
+                for &position in at {
+                    out[position] = Some(record.clone());
+                }
             } else {
-                moved.entry(row.get(1)).or_default().push(position);
+                moved.entry(row.get(0)).or_default().extend(at);
             }
         }
         if !moved.is_empty() {
