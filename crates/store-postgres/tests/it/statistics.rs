@@ -101,12 +101,17 @@ fn table_scans(database: &TestDatabase) -> BTreeMap<String, i64> {
         assert!(Instant::now() < deadline, "{others} connections stay open");
         std::thread::sleep(Duration::from_millis(50));
     }
+    per_table(
+        database,
+        "SELECT relname::text, seq_scan FROM pg_stat_user_tables",
+    )
+}
+
+/// A figure for each table (`query` answers its name and the figure).
+fn per_table(database: &TestDatabase, query: &str) -> BTreeMap<String, i64> {
     database
         .connect()
-        .query(
-            "SELECT relname::text, seq_scan FROM pg_stat_user_tables",
-            &[],
-        )
+        .query(query, &[])
         .unwrap()
         .iter()
         .map(|row| (row.get(0), row.get(1)))
@@ -174,16 +179,10 @@ fn writes_and_reads_by_key_read_no_table_whole_on_a_store_never_analysed() {
 
 /// Index entries read, by table, from PostgreSQL's statistics of its indexes.
 fn index_entries_read(database: &TestDatabase) -> BTreeMap<String, i64> {
-    database
-        .connect()
-        .query(
-            "SELECT relname::text, sum(idx_tup_read)::bigint FROM pg_stat_user_indexes GROUP BY relname",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect()
+    per_table(
+        database,
+        "SELECT relname::text, sum(idx_tup_read)::bigint FROM pg_stat_user_indexes GROUP BY relname",
+    )
 }
 
 /// Writes read the rows of their keys by key on a store whose statistics were taken while it
