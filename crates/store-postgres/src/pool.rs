@@ -28,14 +28,12 @@ pub(crate) struct Connection {
     /// [`Connection::begin`] and [`Connection::query_generic`]); false outside a transaction,
     /// whose end undoes a `SET LOCAL`.
     generic_plans: bool,
-    /// Write transactions begun on this connection, and the count at which its plans are
-    /// next made again ([`Connection::begin`]).
+    /// Write transactions begun on this connection ([`Connection::begin`]).
     transactions: u64,
-    plans_remade_at: u64,
 }
 
 /// The first count of write transactions at which a connection's cached plans are made again;
-/// after that, at every doubling (see [`Connection::begin`]).
+/// after that, at every doubling (see [`Connection::begin`]). A power of two.
 const FIRST_REPLAN: u64 = 64;
 
 /// How a transaction plans statements that find rows by their keys: generically (their plan
@@ -82,8 +80,7 @@ impl Connection {
         // scales stale statistics by a table's present size), at a cost that vanishes: 14
         // times in a million writes.
         self.transactions += 1;
-        let remake = if self.transactions >= self.plans_remade_at {
-            self.plans_remade_at = self.transactions.saturating_mul(2);
+        let remake = if self.transactions >= FIRST_REPLAN && self.transactions.is_power_of_two() {
             "DISCARD PLANS; "
         } else {
             ""
@@ -227,7 +224,6 @@ impl Pool {
             distributed,
             generic_plans: false,
             transactions: 0,
-            plans_remade_at: FIRST_REPLAN,
         })
     }
 

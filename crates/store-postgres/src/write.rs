@@ -129,7 +129,7 @@ impl<'a> PostgresTransaction<'a> {
         // by a second statement, whose snapshot sees them, while the lock keeps them still.
         let types: Vec<&str> = keys.iter().map(|(t, _)| *t).collect();
         let ids: Vec<&str> = keys.iter().map(|(_, id)| *id).collect();
-        let row_locks = if connection.distributed {
+        let sql = if connection.distributed {
             // Rows on several shards cannot be locked by one query: on a distributed store the
             // writers of a resource serialise on a transaction-scoped advisory lock on the
             // coordinator, through which every writer comes, taken in one order. The read
@@ -152,11 +152,6 @@ impl<'a> PostgresTransaction<'a> {
                 self.remember(keys, &out);
                 return Ok(out);
             }
-            ""
-        } else {
-            " FOR UPDATE OF r"
-        };
-        let lock = connection.prepare_cached(&if connection.distributed {
             let join = store_sql::current_version_join(connection.dialect());
             format!(
                 "SELECT r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash, \
@@ -169,15 +164,14 @@ impl<'a> PostgresTransaction<'a> {
             // generic plan made while the tables looked empty (statistics taken then, none
             // since) walked the whole resource table in row-key order for the `ORDER BY`,
             // testing every key against every row: 3 to 17 s a batch by 30,000 resources.
-            format!(
-                "SELECT r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash, \
+            "SELECT r.rid, r.type, r.id, v.version, v.last_updated, v.method, v.content, v.content_hash, \
                  v.custodian, v.sensitivity, r.version FROM resource r \
                  LEFT JOIN LATERAL (SELECT v.* FROM version v WHERE v.rid = r.rid AND v.version = r.version OFFSET 0) v ON true \
                  WHERE r.rid = ANY(ARRAY(SELECT x.rid FROM unnest($1::text[], $2::text[]) AS k(type, id) \
                        CROSS JOIN LATERAL (SELECT f.rid FROM resource f WHERE f.type = k.type AND f.id = k.id OFFSET 0) x)) \
-                 ORDER BY r.rid{row_locks}"
-            )
-        })?;
+                 ORDER BY r.rid FOR UPDATE OF r".to_owned()
+        };
+        let lock = connection.prepare_cached(&sql)?;
         let locked = connection.query_generic(&lock, &[&types, &ids])?;
         let mut positions: HashMap<(&str, &str), Vec<usize>> = HashMap::with_capacity(keys.len());
         for (position, key) in keys.iter().enumerate() {

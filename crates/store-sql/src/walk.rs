@@ -34,10 +34,10 @@ pub(crate) fn walk_page(b: &mut SqlBuilder, query: &SearchQuery, index: usize) {
     let Some(ends_by) = walk_ends_by(query, index, b.dialect) else {
         return walk_rows(b, query, index, Span::Any);
     };
-    let column = walk_column(&query.filters[index]).unwrap_or("high");
-    b.push(&format!("SELECT rid, {column} FROM ("));
+    // Bounded only along `high` (`walk_ends_by`).
+    b.push("SELECT rid, high FROM (");
     walk_rows(b, query, index, Span::Narrow(ends_by));
-    b.push(&format!(") n UNION ALL SELECT rid, {column} FROM ("));
+    b.push(") n UNION ALL SELECT rid, high FROM (");
     walk_rows(b, query, index, Span::Wide(ends_by));
     b.push(") w ORDER BY 2, 1 LIMIT ")
         .bind_int(query.count as i64 + 1);
