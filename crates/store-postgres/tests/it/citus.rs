@@ -428,11 +428,8 @@ fn counted_store() -> (TestDatabase, store_postgres::PostgresStore) {
             database.name()
         ))
         .unwrap();
-    let mut config = store_postgres::PostgresConfig::new(database.url.clone());
-    config.max_connections = 2;
     // The statistics keeper reads every shard, by design; it is not what is measured here.
-    config.keep_statistics = false;
-    let store = store_postgres::PostgresStore::open(config).unwrap();
+    let store = open_without_keeper(&database, 2);
     (database, store)
 }
 

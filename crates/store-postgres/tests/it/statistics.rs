@@ -201,10 +201,7 @@ fn writes_read_their_keys_by_key_on_a_store_analysed_while_empty() {
     drop(open(&database, 2));
     database.connect().batch_execute("ANALYZE").unwrap();
     let before = index_entries_read(&database);
-    let mut config = store_postgres::PostgresConfig::new(database.url.clone());
-    config.max_connections = 1;
-    config.keep_statistics = false;
-    let store = store_postgres::PostgresStore::open(config).unwrap();
+    let store = open_without_keeper(&database, 1);
     let content = r#"{"resourceType":"Patient"}"#;
     for n in 0..WRITES {
         let id = format!("p{n}");

@@ -14,6 +14,15 @@ pub fn open(database: &TestDatabase, max_connections: usize) -> PostgresStore {
     PostgresStore::open(config).expect("the store opens")
 }
 
+/// As [`open`], the store's statistics keeper off: the planner's statistics are whatever the
+/// test leaves them.
+pub fn open_without_keeper(database: &TestDatabase, max_connections: usize) -> PostgresStore {
+    let mut config = PostgresConfig::new(database.url.clone());
+    config.max_connections = max_connections;
+    config.keep_statistics = false;
+    PostgresStore::open(config).expect("the store opens")
+}
+
 /// An index with one token `Patient.identifier = urn:test|value`.
 pub fn identifier(value: &str) -> IndexEntries {
     IndexEntries {
