@@ -7,13 +7,14 @@ use crate::Dialect;
 use crate::builder::{Sql, SqlBuilder};
 use crate::filters::{render_set, settable};
 use crate::page::where_clause;
-use crate::plan::{DENSE, Question, lead_set};
+use crate::plan::{DENSE, Lead, Question};
 
-/// The statement that counts every match of a query, its conditions those of a sorted page.
-pub(crate) fn search_count(query: &SearchQuery, dialect: Dialect) -> Sql {
+/// The statement that counts every match of a query, its conditions those of a sorted page,
+/// its set `lead` ([`crate::plan::lead`]).
+pub(crate) fn search_count(query: &SearchQuery, lead: Option<Lead>, dialect: Dialect) -> Sql {
     let mut b = SqlBuilder::seeing(dialect, &query.visibility);
     b.push("SELECT COUNT(*) FROM resource r WHERE ");
-    where_clause(&mut b, query, lead_set(query), "r");
+    where_clause(&mut b, query, lead, "r");
     b.finish()
 }
 

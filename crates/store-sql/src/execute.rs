@@ -2,13 +2,15 @@
 //! a [`SqlRunner`] that executes SQL on its connection; the page query, its cursor, the total
 //! and the includes are the same on both.
 
+use std::collections::HashMap;
+
 use search::query::{Cursor, CursorValue, SearchQuery, TotalMode, WalkPosition};
 use store::{SearchPage, StoreError, VersionRecord};
 
 use crate::builder::{Dialect, Sql};
 use crate::count::{estimate, search_count};
 use crate::include::includes;
-use crate::plan::{self, DENSE};
+use crate::plan::{self, DENSE, Plan, Question};
 use crate::sort::SortValueKind;
 
 /// Executes SQL on one backend's connection.
@@ -34,10 +36,23 @@ pub fn search(
     query: &SearchQuery,
     dialect: Dialect,
 ) -> Result<SearchPage, StoreError> {
-    let plan = plan::choose(query, dialect, &mut |question| {
+    // Each question is asked once: a sorted page and its total read the same lead set.
+    let mut answers: HashMap<Question, bool> = HashMap::new();
+    let mut few = |question: Question| -> Result<bool, StoreError> {
+        if let Some(answer) = answers.get(&question) {
+            return Ok(*answer);
+        }
         let counted = runner.integers(&estimate(query, question, dialect))?;
-        Ok(counted.first().copied().unwrap_or(0) < DENSE as i64)
-    })?;
+        let answer = counted.first().copied().unwrap_or(0) < DENSE as i64;
+        answers.insert(question, answer);
+        Ok(answer)
+    };
+    let plan = plan::choose(query, dialect, &mut few)?;
+    let count_lead = match (query.total, plan) {
+        (TotalMode::None, _) => None,
+        (_, Plan::Sorted { lead }) => lead,
+        _ => plan::lead(query, dialect, &mut few)?,
+    };
     let mut rows = match crate::page::render(query, plan, dialect) {
         Some(page) => runner.page_rows(&page, &plan.value_kinds(query))?,
         None => Vec::new(),
@@ -67,7 +82,7 @@ pub fn search(
     let total = match query.total {
         TotalMode::None => None,
         TotalMode::Estimate | TotalMode::Accurate => {
-            let count = runner.integers(&search_count(query, dialect))?;
+            let count = runner.integers(&search_count(query, count_lead, dialect))?;
             Some(count.first().copied().unwrap_or(0).max(0) as u64)
         }
     };

@@ -73,7 +73,7 @@ fn token_by_code_and_by_system_and_code() {
         expect![[r#"
             Sqlite: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = ?1 AND r.method <> 2 AND r.type IN (?2) ORDER BY d.rid LIMIT ?3
               values: -6386153366964937566, "Observation", 21
-            Postgres: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = $1 AND r.method <> 2 AND r.type IN ($2) ORDER BY d.rid LIMIT $3
+            Postgres: SELECT DISTINCT d.rid FROM idx_token d WHERE d.h_code = $1 AND EXISTS (SELECT 1 FROM resource r WHERE r.rid = d.rid AND r.method <> 2 AND r.type IN ($2) OFFSET 0) ORDER BY d.rid LIMIT $3
               values: -6386153366964937566, "Observation", 21
         "#]],
     );
@@ -193,7 +193,7 @@ fn references_chains_and_reverse_chains() {
         expect![[r#"
             Sqlite: SELECT DISTINCT d.rid FROM idx_reference d JOIN resource r ON r.rid = d.rid WHERE d.param = ?1 AND d.target_id = ?2 AND d.target_type IN (?3) AND r.method <> 2 AND r.type IN (?4) ORDER BY d.rid LIMIT ?5
               values: 4003414119979122754, "123", "Patient", "Observation", 21
-            Postgres: SELECT DISTINCT d.rid FROM idx_reference d JOIN resource r ON r.rid = d.rid WHERE d.param = $1 AND d.target_id = $2 AND d.target_type IN ($3) AND r.method <> 2 AND r.type IN ($4) ORDER BY d.rid LIMIT $5
+            Postgres: SELECT DISTINCT d.rid FROM idx_reference d WHERE d.param = $1 AND d.target_id = $2 AND d.target_type IN ($3) AND EXISTS (SELECT 1 FROM resource r WHERE r.rid = d.rid AND r.method <> 2 AND r.type IN ($4) OFFSET 0) ORDER BY d.rid LIMIT $5
               values: 4003414119979122754, "123", "Patient", "Observation", 21
         "#]],
     );
@@ -237,7 +237,7 @@ fn uri_composite_and_id() {
         expect![[r#"
             Sqlite: SELECT DISTINCT d.rid FROM idx_composite d JOIN resource r ON r.rid = d.rid WHERE d.first_h_system_code = ?1 AND ((d.second_value > ?2)) AND r.method <> 2 AND r.type IN (?3) ORDER BY d.rid LIMIT ?4
               values: 1498937393135006621, 100.0, "Observation", 21
-            Postgres: SELECT DISTINCT d.rid FROM idx_composite d JOIN resource r ON r.rid = d.rid WHERE d.first_h_system_code = $1 AND ((d.second_value > $2)) AND r.method <> 2 AND r.type IN ($3) ORDER BY d.rid LIMIT $4
+            Postgres: SELECT DISTINCT d.rid FROM idx_composite d WHERE d.first_h_system_code = $1 AND ((d.second_value > $2)) AND EXISTS (SELECT 1 FROM resource r WHERE r.rid = d.rid AND r.method <> 2 AND r.type IN ($3) OFFSET 0) ORDER BY d.rid LIMIT $4
               values: 1498937393135006621, 100.0, "Observation", 21
         "#]],
     );
@@ -267,6 +267,41 @@ fn sorted_pages_carry_their_sort_values() {
     );
 }
 
+/// A sorted page and the total of a code the planner counted sparse: PostgreSQL reads the code's
+/// rows whole first (`= ANY(ARRAY(...))`), SQLite keeps the semi-join; the total reads the
+/// same set the same way.
+#[test]
+fn a_sparse_lead_is_read_whole_on_postgres() {
+    let params = [
+        ("code".to_owned(), "8480-6".to_owned()),
+        ("_sort".to_owned(), "-date".to_owned()),
+    ];
+    let parsed = parse_search(
+        registry(),
+        None,
+        SearchTarget::Type("Observation"),
+        &params,
+        Handling::Strict,
+    )
+    .unwrap();
+    let mut out = String::new();
+    for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+        let mut sparse = |question| Ok(matches!(question, Question::FewMatches(0)));
+        let plan = plan::choose(&parsed.query, dialect, &mut sparse).unwrap();
+        let page = crate::page::render(&parsed.query, plan, dialect).unwrap();
+        out.push_str(&format!("{dialect:?} page: {}\n", page.text));
+        let lead = plan::lead(&parsed.query, dialect, &mut sparse).unwrap();
+        let count = crate::count::search_count(&parsed.query, lead, dialect);
+        out.push_str(&format!("{dialect:?} total: {}\n", count.text));
+    }
+    expect![[r#"
+        Sqlite page: SELECT q.rid, q.s0 FROM (SELECT r.rid AS rid, (SELECT MAX(x.high) FROM idx_date x WHERE x.rid = r.rid AND +x.param = ?1) AS s0 FROM resource r WHERE r.method <> 2 AND r.type IN (?2) AND r.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = ?3)) q ORDER BY (CASE WHEN q.s0 IS NULL THEN 1 ELSE 0 END), q.s0 DESC, q.rid LIMIT ?4
+        Sqlite total: SELECT COUNT(*) FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = ?2)
+        Postgres page: SELECT q.rid, q.s0 FROM (SELECT r.rid AS rid, (SELECT MAX(x.high) FROM idx_date x WHERE x.rid = r.rid AND +x.param = $1) AS s0 FROM resource r WHERE r.method <> 2 AND r.type IN ($2) AND r.rid = ANY(ARRAY(SELECT x.rid FROM idx_token x WHERE x.h_code = $3))) q ORDER BY (CASE WHEN q.s0 IS NULL THEN 1 ELSE 0 END), q.s0 DESC, q.rid LIMIT $4
+        Postgres total: SELECT COUNT(*) FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid = ANY(ARRAY(SELECT x.rid FROM idx_token x WHERE x.h_code = $2))
+    "#]].assert_eq(&out);
+}
+
 #[test]
 fn hostile_values_stay_bound_values() {
     check(
@@ -275,7 +310,7 @@ fn hostile_values_stay_bound_values() {
         expect![[r#"
             Sqlite: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = ?1 AND r.method <> 2 AND r.type IN (?2) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND +x.param = ?3 AND +x.normalized >= ?4 AND +x.normalized < ?5 LIMIT 1) ORDER BY d.rid LIMIT ?6
               values: 6784578640696447699, "Patient", -792611874817700214, "x or 11", "x or 11\u{10ffff}", 21
-            Postgres: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = $1 AND r.method <> 2 AND r.type IN ($2) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND +x.param = $3 AND x.normalized >= $4 AND x.normalized < $5 OFFSET 0) ORDER BY d.rid LIMIT $6
+            Postgres: SELECT DISTINCT d.rid FROM idx_token d WHERE d.h_code = $1 AND EXISTS (SELECT 1 FROM resource r WHERE r.rid = d.rid AND r.method <> 2 AND r.type IN ($2) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = r.rid AND +x.param = $3 AND x.normalized >= $4 AND x.normalized < $5 OFFSET 0) OFFSET 0) ORDER BY d.rid LIMIT $6
               values: 6784578640696447699, "Patient", -792611874817700214, "x or 11", "x or 11\u{10ffff}", 21
         "#]],
     );
@@ -354,7 +389,7 @@ fn a_chain_beside_a_driving_code_is_probed_per_row() {
         expect![[r#"
             Sqlite: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = ?1 AND r.method <> 2 AND r.type IN (?2) AND EXISTS (SELECT 1 FROM idx_reference ref1 CROSS JOIN resource t2 WHERE ref1.rid = r.rid AND ref1.param = ?3 AND t2.type = ref1.target_type AND t2.id = ref1.target_id AND t2.method <> 2 AND t2.type IN (?4) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = t2.rid AND +x.param = ?5 AND +x.normalized >= ?6 AND +x.normalized < ?7 LIMIT 1) LIMIT 1) ORDER BY d.rid LIMIT ?8
               values: -6386153366964937566, "Observation", 4003414119979122754, "Patient", -792611874817700214, "peter", "peter\u{10ffff}", 21
-            Postgres: SELECT DISTINCT d.rid FROM idx_token d JOIN resource r ON r.rid = d.rid WHERE d.h_code = $1 AND r.method <> 2 AND r.type IN ($2) AND EXISTS (SELECT 1 FROM idx_reference ref1 CROSS JOIN resource t2 WHERE ref1.rid = r.rid AND ref1.param = $3 AND t2.type = ref1.target_type AND t2.id = ref1.target_id AND t2.method <> 2 AND t2.type IN ($4) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = t2.rid AND +x.param = $5 AND x.normalized >= $6 AND x.normalized < $7 OFFSET 0) OFFSET 0) ORDER BY d.rid LIMIT $8
+            Postgres: SELECT DISTINCT d.rid FROM idx_token d WHERE d.h_code = $1 AND EXISTS (SELECT 1 FROM resource r WHERE r.rid = d.rid AND r.method <> 2 AND r.type IN ($2) AND EXISTS (SELECT 1 FROM idx_reference ref1 CROSS JOIN resource t2 WHERE ref1.rid = r.rid AND ref1.param = $3 AND t2.type = ref1.target_type AND t2.id = ref1.target_id AND t2.method <> 2 AND t2.type IN ($4) AND EXISTS (SELECT 1 FROM idx_string x WHERE x.rid = t2.rid AND +x.param = $5 AND x.normalized >= $6 AND x.normalized < $7 OFFSET 0) OFFSET 0) OFFSET 0) ORDER BY d.rid LIMIT $8
               values: -6386153366964937566, "Observation", 4003414119979122754, "Patient", -792611874817700214, "peter", "peter\u{10ffff}", 21
         "#]],
     );
