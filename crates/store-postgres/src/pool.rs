@@ -4,8 +4,8 @@
 //! and planned once per connection rather than once per call.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls, Statement};
@@ -28,13 +28,18 @@ pub(crate) struct Connection {
     /// [`Connection::begin`] and [`Connection::query_generic`]); false outside a transaction,
     /// whose end undoes a `SET LOCAL`.
     generic_plans: bool,
-    /// Write transactions begun on this connection ([`Connection::begin`]).
-    transactions: u64,
+    /// Write transactions begun on every connection of the pool ([`Connection::begin`]).
+    pool_writes: Arc<AtomicU64>,
+    /// The doubling of `pool_writes` at which this connection's plans were last made (its
+    /// bit length then), so they are made again at the next one.
+    planned_at: u32,
 }
 
-/// The first count of write transactions at which a connection's cached plans are made again;
-/// after that, at every doubling (see [`Connection::begin`]). A power of two.
-const FIRST_REPLAN: u64 = 64;
+/// The doubling a count of write transactions is at: its bit length (1 for 1, 2 for 2-3, 3 for
+/// 4-7, ...).
+fn doubling(writes: u64) -> u32 {
+    u64::BITS - writes.leading_zeros()
+}
 
 /// How a transaction plans statements that find rows by their keys: generically (their plan
 /// does not depend on the values: see [`Connection::query_generic`]), and never by reading a
@@ -74,13 +79,17 @@ impl Connection {
         // A generic plan is kept until the tables' next analysis, which may be late (the
         // store's keeper off or behind a burst): one made while the tables were small stays a
         // plan for small tables (a write's lookup of its key read every resource of the type,
-        // in the index on type and row key, where the unique index on type and id finds one).
-        // Made again when this connection has begun twice as many writes as when last made,
-        // a plan is made for tables at most about that many writes ago in size (PostgreSQL
-        // scales stale statistics by a table's present size), at a cost that vanishes: 14
-        // times in a million writes.
-        self.transactions += 1;
-        let remake = if self.transactions >= FIRST_REPLAN && self.transactions.is_power_of_two() {
+        // in the index on type and row key, where the unique index on type and id finds one:
+        // on an empty table, index scans off, the two cost the same). Made again each time the
+        // pool's writes double, a plan is made for tables at most about that many writes ago
+        // in size (PostgreSQL scales stale statistics by a table's present size), at a cost
+        // that vanishes: 20 times a connection in a million writes. Counted by the pool, not
+        // by the connection: a connection whose early plan made its writes slow (4 to 40 s a
+        // statement in a bulk load of ten copies of the Synthea sample) began too few of them
+        // to reach its own next doubling, and kept the plan for minutes.
+        let begun = self.pool_writes.fetch_add(1, Ordering::Relaxed) + 1;
+        let remake = if doubling(begun) > self.planned_at {
+            self.planned_at = doubling(begun);
             "DISCARD PLANS; "
         } else {
             ""
@@ -176,6 +185,8 @@ pub(crate) struct Pool {
     released: Condvar,
     /// Set once the store found its tables distributed; connections opened after know it.
     distributed: AtomicBool,
+    /// Write transactions begun on the pool's connections, for their plans' remaking.
+    writes: Arc<AtomicU64>,
 }
 
 impl Pool {
@@ -195,6 +206,7 @@ impl Pool {
             }),
             released: Condvar::new(),
             distributed: AtomicBool::new(false),
+            writes: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -223,7 +235,9 @@ impl Pool {
             statements: HashMap::new(),
             distributed,
             generic_plans: false,
-            transactions: 0,
+            // A new connection has no plans: they are made as of now.
+            planned_at: doubling(self.writes.load(Ordering::Relaxed)),
+            pool_writes: Arc::clone(&self.writes),
         })
     }
 

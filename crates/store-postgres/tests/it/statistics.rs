@@ -192,8 +192,9 @@ fn index_entries_read(database: &TestDatabase) -> BTreeMap<String, i64> {
 /// looked up apart, its keys were found in the index on type and row key, every resource of
 /// the type read for each, by a plan made while the table was small and kept: a bulk load of
 /// the Synthea sample took 903 s (22 s with fresh statistics). A connection's plans are now
-/// made again as its writes double, so the reads of its early plans are bounded by the size
-/// at which PostgreSQL tells the two indexes apart, not by the store's.
+/// made again as the pool's writes double, so the reads of its early plans are bounded by the
+/// size at which PostgreSQL tells the two indexes apart (about 500 rows here), not by the
+/// store's.
 #[test]
 fn writes_read_their_keys_by_key_on_a_store_analysed_while_empty() {
     const WRITES: i64 = 2_000;
