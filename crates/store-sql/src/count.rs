@@ -7,7 +7,7 @@ use crate::Dialect;
 use crate::builder::{Sql, SqlBuilder};
 use crate::filters::{render_set, settable};
 use crate::page::where_clause;
-use crate::plan::{DENSE, Lead, Question};
+use crate::plan::{Lead, Question};
 
 /// The statement that counts every match of a query, its conditions those of a sorted page,
 /// its set `lead` ([`crate::plan::lead`]).
@@ -18,7 +18,7 @@ pub(crate) fn search_count(query: &SearchQuery, lead: Option<Lead>, dialect: Dia
     b.finish()
 }
 
-/// The count that answers `question`, capped at [`DENSE`].
+/// The count that answers `question`, capped at [`Question::cap`].
 ///
 /// For `_has` the referring resources are counted instead of the join to their targets: a
 /// count that reaches the cap costs what reading the rows costs, four lookups a row for the
@@ -26,16 +26,18 @@ pub(crate) fn search_count(query: &SearchQuery, lead: Option<Lead>, dialect: Dia
 /// targets are its inner filter's matches.
 pub(crate) fn estimate(query: &SearchQuery, question: Question, dialect: Dialect) -> Sql {
     let counted = match question {
-        Question::FewMatches(index) => match &query.filters[index] {
-            Filter::Has { filter, .. } if settable(filter) => filter,
-            other => other,
-        },
+        Question::FewMatches(index) | Question::ReadableWhole(index) => {
+            match &query.filters[index] {
+                Filter::Has { filter, .. } if settable(filter) => filter,
+                other => other,
+            }
+        }
         Question::FewTargets(index) => match &query.filters[index] {
             Filter::Chain { filter, .. } => filter,
             _ => unreachable!("targets are asked of chains"),
         },
     };
-    count_up_to(counted, DENSE, dialect)
+    count_up_to(counted, question.cap(), dialect)
 }
 
 /// `SELECT COUNT(*)` of a [`settable`] filter's set, reading at most `cap` rows of it.

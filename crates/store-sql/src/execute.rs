@@ -10,7 +10,7 @@ use store::{SearchPage, StoreError, VersionRecord};
 use crate::builder::{Dialect, Sql};
 use crate::count::{estimate, search_count};
 use crate::include::includes;
-use crate::plan::{self, DENSE, Plan, Question};
+use crate::plan::{self, Plan, Question};
 use crate::sort::SortValueKind;
 
 /// Executes SQL on one backend's connection.
@@ -43,7 +43,7 @@ pub fn search(
             return Ok(*answer);
         }
         let counted = runner.integers(&estimate(query, question, dialect))?;
-        let answer = counted.first().copied().unwrap_or(0) < DENSE as i64;
+        let answer = counted.first().copied().unwrap_or(0) < question.cap() as i64;
         answers.insert(question, answer);
         Ok(answer)
     };

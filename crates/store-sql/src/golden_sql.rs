@@ -286,7 +286,12 @@ fn a_sparse_lead_is_read_whole_on_postgres() {
     .unwrap();
     let mut out = String::new();
     for dialect in [Dialect::Sqlite, Dialect::Postgres] {
-        let mut sparse = |question| Ok(matches!(question, Question::FewMatches(0)));
+        let mut sparse = |question| {
+            Ok(matches!(
+                question,
+                Question::FewMatches(0) | Question::ReadableWhole(0)
+            ))
+        };
         let plan = plan::choose(&parsed.query, dialect, &mut sparse).unwrap();
         let page = crate::page::render(&parsed.query, plan, dialect).unwrap();
         out.push_str(&format!("{dialect:?} page: {}\n", page.text));

@@ -88,13 +88,33 @@ pub(crate) struct Lead {
     pub whole: bool,
 }
 
-/// What the planner asks of the data: whether a count, capped at [`DENSE`], comes short of it.
+/// Below this many matches a sorted page's or a total's lead set is read whole on PostgreSQL
+/// ([`lead`]): about 2 µs a row looked up by key, so at most some 40 ms, where a semi-join
+/// reads the type's every resource (a hash of the set) or, on stale statistics, probes the set
+/// from each of them: `_total=accurate` of 16,310 heart rates among 10x Synthea's 429,290
+/// Observations took 615-800 ms so on stale statistics and 67-130 ms on fresh.
+pub(crate) const READ_WHOLE: usize = 20_000;
+
+/// What the planner asks of the data: whether a count, capped at [`Question::cap`], comes
+/// short of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Question {
     /// Does filter `.0` match fewer than [`DENSE`] resources?
     FewMatches(usize),
     /// Does chain `.0` have fewer than [`DENSE`] targets (its inner filter's matches)?
     FewTargets(usize),
+    /// Is filter `.0` few enough to read whole: fewer than [`READ_WHOLE`] resources?
+    ReadableWhole(usize),
+}
+
+impl Question {
+    /// How many rows the question's count reads at most: it is answered yes below that.
+    pub(crate) fn cap(self) -> usize {
+        match self {
+            Question::ReadableWhole(_) => READ_WHOLE,
+            Question::FewMatches(_) | Question::FewTargets(_) => DENSE,
+        }
+    }
 }
 
 /// Chooses how to read the page of `query` on `dialect`, asking `few` where the choice depends
@@ -374,7 +394,7 @@ fn set_candidate(query: &SearchQuery) -> Option<usize> {
 /// The set a sorted page or a count of `query` reads first, and how ([`lead_set`]).
 ///
 /// On PostgreSQL a set found by index lookups alone is read whole (`rid = ANY(ARRAY(...))`)
-/// when it is bounded: one resident's record, or counted sparse. As a semi-join its plan rests
+/// when it is bounded: one resident's record, or counted under [`READ_WHOLE`]. As a semi-join its plan rests
 /// on the set's estimated size: on statistics taken before the load, the 1,631 heart rates of
 /// `Observation?code=<heart rate>&_total=accurate` were probed from each of the 42,929
 /// Observations (143 ms against 12.5 read whole, `EXPLAIN ANALYZE` on the 1x sample). A dense
@@ -393,7 +413,7 @@ pub(crate) fn lead(
         && settable(filter)
         && set_reads_no_join(filter)
         && (matches!(filter, Filter::PatientCompartment { .. })
-            || few(Question::FewMatches(index))?);
+            || few(Question::ReadableWhole(index))?);
     Ok(Some(Lead { index, whole }))
 }
 
