@@ -89,10 +89,12 @@ pub(crate) struct Lead {
 }
 
 /// Below this many matches a sorted page's or a total's lead set is read whole on PostgreSQL
-/// ([`lead`]): about 2 µs a row looked up by key, so at most some 40 ms, where a semi-join
-/// reads the type's every resource (a hash of the set) or, on stale statistics, probes the set
-/// from each of them: `_total=accurate` of 16,310 heart rates among 10x Synthea's 429,290
-/// Observations took 615-800 ms so on stale statistics and 67-130 ms on fresh.
+/// ([`lead`]), each row looked up by key, where a semi-join reads the type's every resource
+/// (to hash it with the set) or, on stale statistics, probes the set from each of them.
+/// `_total=accurate` of 16,310 heart rates among 10x Synthea's 429,290 Observations: 224-260
+/// ms read whole against 750-815 as a semi-join on stale statistics, 72-95 ms either way on
+/// fresh ones; a dense set (39,481 dates among 42,929 Observations at 1x) costs twice the
+/// hash read whole (82 ms against 40), so it stays a semi-join.
 pub(crate) const READ_WHOLE: usize = 20_000;
 
 /// What the planner asks of the data: whether a count, capped at [`Question::cap`], comes
