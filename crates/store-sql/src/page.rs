@@ -13,7 +13,7 @@ use crate::Dialect;
 use crate::builder::{DELETED, Sql, SqlBuilder};
 use crate::conditions::{index_condition, index_table_of};
 use crate::filters::{render_filter, render_probe, render_set, settable};
-use crate::plan::{Lead, Plan, set_reads_no_join};
+use crate::plan::{Lead, Plan, bounded_set_read_whole};
 use crate::sort::{cursor_condition, sort_expression};
 use crate::walk::{walk_chain, walk_page};
 
@@ -100,9 +100,8 @@ fn resource_page(b: &mut SqlBuilder, query: &SearchQuery, set: Option<usize>) {
             // resource table walked from its first row, 39,000 rows before the resident's
             // first (48 ms for a page of ten, against 3.5). A set is only read as one when it
             // is bounded (counted sparse, or one resident's record), so reading it whole is
-            // too. Not a join's set (`_has`, chains): reading it whole costs several lookups a
-            // row (50 ms against 10 for `_has` on Synthea), where the semi-join stops early.
-            let whole = b.dialect == Dialect::Postgres && set_reads_no_join(filter);
+            // too.
+            let whole = bounded_set_read_whole(b.dialect, filter);
             render_set_of(b, filter, "r", whole);
         } else {
             render_probe(b, filter, "r");
