@@ -36,11 +36,18 @@ pub fn search(
     query: &SearchQuery,
     dialect: Dialect,
 ) -> Result<SearchPage, StoreError> {
-    // Each question is asked once: a sorted page and its total read the same lead set.
+    // Each question is asked once: a sorted page and its total read the same lead set. A
+    // filter with fewer matches than the page plan's cap has fewer than the whole read's (a
+    // set page's total would else count its set again, up to the larger cap).
     let mut answers: HashMap<Question, bool> = HashMap::new();
     let mut few = |question: Question| -> Result<bool, StoreError> {
         if let Some(answer) = answers.get(&question) {
             return Ok(*answer);
+        }
+        if let Question::ReadableWhole(index) = question
+            && answers.get(&Question::FewMatches(index)) == Some(&true)
+        {
+            return Ok(true);
         }
         let counted = runner.integers(&estimate(query, question, dialect))?;
         let answer = counted.first().copied().unwrap_or(0) < question.cap() as i64;

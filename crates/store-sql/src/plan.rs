@@ -97,6 +97,10 @@ pub(crate) struct Lead {
 /// hash read whole (82 ms against 40), so it stays a semi-join.
 pub(crate) const READ_WHOLE: usize = 20_000;
 
+// Fewer matches than `DENSE` are fewer than `READ_WHOLE` (`execute::search` answers one from
+// the other).
+const _: () = assert!(DENSE <= READ_WHOLE);
+
 /// What the planner asks of the data: whether a count, capped at [`Question::cap`], comes
 /// short of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
