@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use postgres::Row;
 use postgres::types::{ToSql, Type};
+use postgres::{Row, Statement};
 use search::query::{CursorValue, SearchQuery};
 use store::{HistoryPage, HistoryQuery, Method, ScanQuery, SearchPage, StoreError, VersionRecord};
 use store_sql::{RECORD_COLUMNS, SortValueKind, Sql, SqlRunner, SqlValue};
@@ -239,6 +239,22 @@ impl SqlRunner for Runner<'_> {
             .collect()
     }
 
+    /// Prepared afresh, so planned for its values: the plan cache's generic plan of a dense
+    /// set's count (`category=laboratory&_summary=count`, 29,206 of 42,929 Observations)
+    /// probed the resources row by row, 140-170 ms, where the plan for the values hashes
+    /// them, 60-80 ms.
+    fn total(&mut self, sql: &Sql) -> Result<i64, StoreError> {
+        self.0.plan_for_values()?;
+        let statement = self.0.client.prepare(&sql.text).map_err(map_error)?;
+        let rows = execute(self.0, &statement, sql)?;
+        match rows.first() {
+            Some(row) => row
+                .try_get::<_, i64>(0)
+                .map_err(|e| StoreError::Internal(e.to_string())),
+            None => Ok(0),
+        }
+    }
+
     fn page_rows(
         &mut self,
         sql: &Sql,
@@ -303,6 +319,15 @@ fn cursor_value(row: &Row, index: usize, kind: SortValueKind) -> Result<CursorVa
 fn run(connection: &mut Connection, sql: &Sql) -> Result<Vec<Row>, StoreError> {
     connection.plan_for_values()?;
     let statement = connection.prepare_cached(&sql.text)?;
+    execute(connection, &statement, sql)
+}
+
+/// Runs `statement`, prepared from `sql`'s text, with `sql`'s values.
+fn execute(
+    connection: &mut Connection,
+    statement: &Statement,
+    sql: &Sql,
+) -> Result<Vec<Row>, StoreError> {
     let values = sql
         .params
         .iter()
@@ -312,7 +337,7 @@ fn run(connection: &mut Connection, sql: &Sql) -> Result<Vec<Row>, StoreError> {
     let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| &**v).collect();
     connection
         .client
-        .query(&statement, &params)
+        .query(statement, &params)
         .map_err(map_error)
 }
 

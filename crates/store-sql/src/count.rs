@@ -5,17 +5,51 @@ use search::query::{Filter, SearchQuery};
 
 use crate::Dialect;
 use crate::builder::{Sql, SqlBuilder};
+use crate::conditions::index_table_of;
 use crate::filters::{render_set, settable};
 use crate::page::where_clause;
 use crate::plan::{Lead, Question};
 
 /// The statement that counts every match of a query, its conditions those of a sorted page,
 /// its set `lead` ([`crate::plan::lead`]).
+///
+/// A query of one type with one filter on its index rows, by a caller who sees everything,
+/// is counted from those rows alone: they are the current versions' (a resource's are
+/// replaced when it changes and removed when it is deleted) and its parameter is of that type.
+/// Its count then has no join whose plan turns on the statistics: over stale ones PostgreSQL
+/// probed the resources of `date=ge2010`'s 39,481 rows one by one (160-280 ms) where it hashes
+/// them on fresh ones (40-80 ms); the index rows alone, 20-30 ms on either. (On Citus the
+/// rows of one resource are on one shard, but Citus does not know it of the row key, and a
+/// distinct count would be gathered on the coordinator.)
 pub(crate) fn search_count(query: &SearchQuery, lead: Option<Lead>, dialect: Dialect) -> Sql {
     let mut b = SqlBuilder::seeing(dialect, &query.visibility);
+    if let Some(filter) = counted_from_index_rows(query, &b) {
+        b.push("SELECT COUNT(*) FROM (SELECT DISTINCT s.rid FROM (");
+        render_set(&mut b, filter);
+        b.push(") s) c");
+        return b.finish();
+    }
     b.push("SELECT COUNT(*) FROM resource r WHERE ");
     where_clause(&mut b, query, lead, "r");
     b.finish()
+}
+
+/// The filter whose index rows alone count `query`'s matches, if there is one: see
+/// [`search_count`].
+fn counted_from_index_rows<'q>(query: &'q SearchQuery, b: &SqlBuilder) -> Option<&'q Filter> {
+    fn of_index_rows(filter: &Filter) -> bool {
+        match filter {
+            Filter::AnyOf(inner) => !inner.is_empty() && inner.iter().all(of_index_rows),
+            other => index_table_of(other).is_some(),
+        }
+    }
+    if b.dialect == Dialect::Citus || !b.sees_all() || query.types.len() != 1 {
+        return None;
+    }
+    match query.filters.as_slice() {
+        [filter] if of_index_rows(filter) => Some(filter),
+        _ => None,
+    }
 }
 
 /// The count that answers `question`, capped at [`Question::cap`].

@@ -18,6 +18,14 @@ pub trait SqlRunner {
     /// A single-column query of integers.
     fn integers(&mut self, sql: &Sql) -> Result<Vec<i64>, StoreError>;
 
+    /// A `COUNT(*)` over a whole set of matches (a search's total), which costs what reading
+    /// the set costs and so is worth planning for its values at every run. A backend that
+    /// keeps its statements' plans (PostgreSQL's plan cache turns a statement generic after
+    /// five runs, its costs guessed without the values) should not keep this one's.
+    fn total(&mut self, sql: &Sql) -> Result<i64, StoreError> {
+        Ok(self.integers(sql)?.first().copied().unwrap_or(0))
+    }
+
     /// A page query: the row key, then one value per sort key, read as `kinds` says.
     fn page_rows(
         &mut self,
@@ -89,8 +97,8 @@ pub fn search(
     let total = match query.total {
         TotalMode::None => None,
         TotalMode::Estimate | TotalMode::Accurate => {
-            let count = runner.integers(&search_count(query, count_lead, dialect))?;
-            Some(count.first().copied().unwrap_or(0).max(0) as u64)
+            let count = runner.total(&search_count(query, count_lead, dialect))?;
+            Some(count.max(0) as u64)
         }
     };
     let included = includes(runner, query, &matches, dialect)?;

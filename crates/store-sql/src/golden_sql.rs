@@ -3,7 +3,7 @@
 //! reviewable diff (`UPDATE_EXPECT=1 cargo test -p store-sql` rewrites the snapshots).
 
 use expect_test::{Expect, expect};
-use search::query::SearchQuery;
+use search::query::{Filter, SearchQuery, Visibility};
 use search::{Handling, Registry, SearchTarget, parse_search};
 
 use crate::plan::{self, Question};
@@ -274,6 +274,7 @@ fn sorted_pages_carry_their_sort_values() {
 fn a_sparse_lead_is_read_whole_on_postgres() {
     let params = [
         ("code".to_owned(), "8480-6".to_owned()),
+        ("status".to_owned(), "final".to_owned()),
         ("_sort".to_owned(), "-date".to_owned()),
     ];
     let parsed = parse_search(
@@ -300,10 +301,59 @@ fn a_sparse_lead_is_read_whole_on_postgres() {
         out.push_str(&format!("{dialect:?} total: {}\n", count.text));
     }
     expect![[r#"
-        Sqlite page: SELECT q.rid, q.s0 FROM (SELECT r.rid AS rid, (SELECT MAX(x.high) FROM idx_date x WHERE x.rid = r.rid AND +x.param = ?1) AS s0 FROM resource r WHERE r.method <> 2 AND r.type IN (?2) AND r.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = ?3)) q ORDER BY (CASE WHEN q.s0 IS NULL THEN 1 ELSE 0 END), q.s0 DESC, q.rid LIMIT ?4
-        Sqlite total: SELECT COUNT(*) FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = ?2)
-        Postgres page: SELECT q.rid, q.s0 FROM (SELECT r.rid AS rid, (SELECT MAX(x.high) FROM idx_date x WHERE x.rid = r.rid AND +x.param = $1) AS s0 FROM resource r WHERE r.method <> 2 AND r.type IN ($2) AND r.rid = ANY(ARRAY(SELECT x.rid FROM idx_token x WHERE x.h_code = $3))) q ORDER BY (CASE WHEN q.s0 IS NULL THEN 1 ELSE 0 END), q.s0 DESC, q.rid LIMIT $4
-        Postgres total: SELECT COUNT(*) FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid = ANY(ARRAY(SELECT x.rid FROM idx_token x WHERE x.h_code = $2))
+        Sqlite page: SELECT q.rid, q.s0 FROM (SELECT r.rid AS rid, (SELECT MAX(x.high) FROM idx_date x WHERE x.rid = r.rid AND +x.param = ?1) AS s0 FROM resource r WHERE r.method <> 2 AND r.type IN (?2) AND r.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = ?3) AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND +x.h_code = ?4 LIMIT 1)) q ORDER BY (CASE WHEN q.s0 IS NULL THEN 1 ELSE 0 END), q.s0 DESC, q.rid LIMIT ?5
+        Sqlite total: SELECT COUNT(*) FROM resource r WHERE r.method <> 2 AND r.type IN (?1) AND r.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = ?2) AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND +x.h_code = ?3 LIMIT 1)
+        Postgres page: SELECT q.rid, q.s0 FROM (SELECT r.rid AS rid, (SELECT MAX(x.high) FROM idx_date x WHERE x.rid = r.rid AND +x.param = $1) AS s0 FROM resource r WHERE r.method <> 2 AND r.type IN ($2) AND r.rid = ANY(ARRAY(SELECT x.rid FROM idx_token x WHERE x.h_code = $3)) AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_code = $4 OFFSET 0)) q ORDER BY (CASE WHEN q.s0 IS NULL THEN 1 ELSE 0 END), q.s0 DESC, q.rid LIMIT $5
+        Postgres total: SELECT COUNT(*) FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid = ANY(ARRAY(SELECT x.rid FROM idx_token x WHERE x.h_code = $2)) AND EXISTS (SELECT 1 FROM idx_token x WHERE x.rid = r.rid AND x.h_code = $3 OFFSET 0)
+    "#]].assert_eq(&out);
+}
+
+/// A total of one filter of one type, for a caller who sees everything, counts its index rows
+/// alone; with a second filter, or under a policy, the resources are read.
+#[test]
+fn a_lone_filter_is_counted_from_its_index_rows() {
+    let mut out = String::new();
+    for (params, visibility) in [
+        (vec![("date", "ge2010")], Visibility::All),
+        (vec![("code", "8480-6,8462-4")], Visibility::All),
+        (
+            vec![("date", "ge2010"), ("status", "final")],
+            Visibility::All,
+        ),
+        (
+            vec![("date", "ge2010")],
+            Visibility::Where(Filter::Unrestricted),
+        ),
+    ] {
+        let params: Vec<(String, String)> = params
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let mut query = parse_search(
+            registry(),
+            None,
+            SearchTarget::Type("Observation"),
+            &params,
+            Handling::Strict,
+        )
+        .unwrap()
+        .query;
+        query.visibility = visibility;
+        for dialect in [Dialect::Postgres, Dialect::Citus] {
+            let lead = plan::lead(&query, dialect, &mut |_| Ok(false)).unwrap();
+            let count = crate::count::search_count(&query, lead, dialect);
+            out.push_str(&format!("{dialect:?}: {}\n", count.text));
+        }
+    }
+    expect![[r#"
+        Postgres: SELECT COUNT(*) FROM (SELECT DISTINCT s.rid FROM (SELECT x.rid FROM idx_date x WHERE x.param = $1 AND x.high >= $2 AND ((x.high > $3) OR (x.low >= $4 AND x.high <= $5))) s) c
+        Citus: SELECT COUNT(*) FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT x.rid FROM idx_date x WHERE x.param = $2 AND x.high >= $3 AND ((x.high > $4) OR (x.low >= $5 AND x.high <= $6)))
+        Postgres: SELECT COUNT(*) FROM (SELECT DISTINCT s.rid FROM (SELECT x.rid FROM idx_token x WHERE x.h_code = $1 UNION SELECT x.rid FROM idx_token x WHERE x.h_code = $2) s) c
+        Citus: SELECT COUNT(*) FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND (r.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = $2) OR r.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = $3))
+        Postgres: SELECT COUNT(*) FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND +x.param = $2 AND ((x.high > $3) OR (x.low >= $4 AND x.high <= $5)) OFFSET 0) AND r.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = $6)
+        Citus: SELECT COUNT(*) FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND x.patient_key = r.patient_key AND +x.param = $2 AND ((x.high > $3) OR (x.low >= $4 AND x.high <= $5)) OFFSET 0) AND r.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = $6)
+        Postgres: SELECT COUNT(*) FROM resource r WHERE r.method <> 2 AND r.sensitivity = 0 AND r.type IN ($1) AND r.rid IN (SELECT x.rid FROM idx_date x WHERE x.param = $2 AND x.high >= $3 AND ((x.high > $4) OR (x.low >= $5 AND x.high <= $6)))
+        Citus: SELECT COUNT(*) FROM resource r WHERE r.method <> 2 AND r.sensitivity = 0 AND r.type IN ($1) AND r.rid IN (SELECT x.rid FROM idx_date x WHERE x.param = $2 AND x.high >= $3 AND ((x.high > $4) OR (x.low >= $5 AND x.high <= $6)))
     "#]].assert_eq(&out);
 }
 

@@ -207,6 +207,32 @@ contract_tests! {
         assert_eq!(run(&***store, "Observation", vec![]), ["o2", "o3"]);
     }
 
+    fn totals_count_current_matches_once(store) {
+        load(&***store);
+        // o4 has two codings of one code: two index rows, one match.
+        put(&***store, "Observation", "o4", &entries(|e| {
+            e.tokens.push(token("Observation", "code", Some("http://loinc.org"), "8480-6"));
+            e.tokens.push(token("Observation", "code", Some("urn:local"), "8480-6"));
+        }), 6);
+        let total = |filters: Vec<Filter>| {
+            let mut query = SearchQuery::of_type("Observation");
+            query.filters = filters;
+            query.total = TotalMode::Accurate;
+            store.search(&query).unwrap().total
+        };
+        let systolic = || code(TokenColumn::Code, "", "8480-6");
+        assert_eq!(total(vec![systolic()]), Some(3));
+        assert_eq!(total(vec![Filter::AnyOf(vec![systolic(), code(TokenColumn::Code, "", "8462-4")])]), Some(4));
+        delete(&***store, "Observation", "o1", 10);
+        put(&***store, "Observation", "o2", &observation("8480-6", "http://loinc.org", "p2", 0, 1), 11);
+        put(&***store, "Observation", "o4", &observation("1111-1", "http://loinc.org", "p2", 0, 1), 12);
+        assert_eq!(total(vec![systolic()]), Some(2));
+        assert_eq!(total(vec![code(TokenColumn::Code, "", "8462-4")]), Some(0));
+        assert_eq!(total(vec![code(TokenColumn::Code, "", "1111-1")]), Some(1));
+        // The same count with the resources read (two filters).
+        assert_eq!(total(vec![systolic(), systolic()]), Some(2));
+    }
+
     fn pages_follow_cursors_without_repeats_or_gaps(store) {
         for i in 0..25 {
             put(&***store, "Patient", &format!("p{i:02}"), &IndexEntries::default(), i);
