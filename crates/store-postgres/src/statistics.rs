@@ -7,11 +7,19 @@
 //! and the load itself ran at 843 resources/s instead of 2,118.
 //!
 //! A thread of the store's own, on a connection of its own, looks every few seconds at
-//! PostgreSQL's own counters (`pg_stat_user_tables.n_mod_since_analyze`, which count every
-//! writer's rows, this process's or another's) and analyses each of the store's tables changed
-//! by more than `MIN_CHANGES` rows plus `SCALE` of its rows at the last analysis: autovacuum's
-//! analyse rule, applied whether or not autovacuum runs. An analysis samples a bounded number
-//! of rows (300 × the statistics target), so it costs about the same at any size.
+//! PostgreSQL's own counters (`pg_stat_user_tables`, which count every writer's rows, this
+//! process's or another's) and applies autovacuum's rules, whether or not autovacuum runs: it
+//! analyses each of the store's tables changed by more than `MIN_CHANGES` rows plus `SCALE` of
+//! its rows at the last analysis (an analysis samples a bounded number of rows, 300 × the
+//! statistics target, so it costs about the same at any size), and vacuums each with more dead
+//! rows than `VACUUM_MIN_DEAD`, or more rows inserted since its last vacuum than
+//! `VACUUM_MIN_INSERTED`, plus `VACUUM_SCALE` of its rows. A vacuum marks the pages it finds
+//! all visible, which is what keeps an index-only scan from reading each row's heap page too:
+//! on the Synthea sample written through the API, a count of 12,002 laboratory results read
+//! 1,973 heap pages in 27.5 ms before the vacuum and none in 6.0 ms after; the probes of
+//! `:not`, `_has` and drive pages are index-only scans of the same kind. It reads only the
+//! pages not yet marked, and the indexes where it removes dead rows. A table another session
+//! holds (an autovacuum worker) is left for the next look.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
@@ -23,6 +31,12 @@ use postgres::NoTls;
 pub(crate) const MIN_CHANGES: f64 = 500.0;
 /// The share of a table's rows (at its last analysis) that, changed, makes its statistics stale.
 pub(crate) const SCALE: f64 = 0.1;
+/// Dead rows that call for a vacuum, besides `VACUUM_SCALE` of the table's rows.
+pub(crate) const VACUUM_MIN_DEAD: f64 = 50.0;
+/// Rows inserted since the last vacuum that call for one, besides `VACUUM_SCALE` of the rows.
+pub(crate) const VACUUM_MIN_INSERTED: f64 = 1000.0;
+/// The share of a table's rows that, dead or newly inserted, calls for a vacuum.
+pub(crate) const VACUUM_SCALE: f64 = 0.2;
 
 /// The thread that keeps the statistics fresh; stopped when dropped.
 pub(crate) struct Keeper {
@@ -79,29 +93,48 @@ fn keep(config: &postgres::Config, every: Duration, stopped: &Receiver<()>) {
         let Some(connection) = client.as_mut() else {
             continue;
         };
-        match analyse_stale(connection) {
-            Ok(analysed) if analysed.is_empty() => {}
-            Ok(analysed) => tracing::debug!(?analysed, "planner statistics refreshed"),
+        match refresh_stale(connection) {
+            Ok(refreshed) if refreshed.is_empty() => {}
+            Ok(refreshed) => tracing::debug!(?refreshed, "tables analysed or vacuumed"),
             Err(error) => tracing::warn!(%error, "refreshing the planner statistics"),
         }
     }
 }
 
-/// Analyses every table of the store's schema whose statistics are stale; answers their names.
-pub(crate) fn analyse_stale(client: &mut postgres::Client) -> Result<Vec<String>, postgres::Error> {
+/// Analyses every table of the store's schema whose statistics are stale, and vacuums every
+/// one due a vacuum (with an analysis, if it is due one too); answers their names.
+pub(crate) fn refresh_stale(client: &mut postgres::Client) -> Result<Vec<String>, postgres::Error> {
     let rows = client.query(
-        "SELECT s.relname::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid \
-         WHERE s.schemaname = current_schema() \
-           AND s.n_mod_since_analyze > $1::float8 + $2::float8 * greatest(c.reltuples, 0) \
-         ORDER BY s.n_mod_since_analyze DESC",
-        &[&MIN_CHANGES, &SCALE],
+        "SELECT t.name, t.vacuum, t.analyse FROM (\
+           SELECT s.relname::text AS name, \
+             s.n_mod_since_analyze > $1::float8 + $2::float8 * greatest(c.reltuples, 0) \
+               AS analyse, \
+             s.n_dead_tup > $3::float8 + $5::float8 * greatest(c.reltuples, 0) \
+               OR s.n_ins_since_vacuum > $4::float8 + $5::float8 * greatest(c.reltuples, 0) \
+               AS vacuum, \
+             s.n_mod_since_analyze + s.n_dead_tup AS changed \
+           FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid \
+           WHERE s.schemaname = current_schema()) t \
+         WHERE t.vacuum OR t.analyse ORDER BY t.changed DESC",
+        &[
+            &MIN_CHANGES,
+            &SCALE,
+            &VACUUM_MIN_DEAD,
+            &VACUUM_MIN_INSERTED,
+            &VACUUM_SCALE,
+        ],
     )?;
-    let mut analysed = Vec::with_capacity(rows.len());
+    let mut refreshed = Vec::with_capacity(rows.len());
     for row in rows {
         let table: String = row.get(0);
+        let command = match (row.get::<_, bool>(1), row.get::<_, bool>(2)) {
+            (true, true) => "VACUUM (ANALYZE, SKIP_LOCKED)",
+            (true, false) => "VACUUM (SKIP_LOCKED)",
+            _ => "ANALYZE (SKIP_LOCKED)",
+        };
         // A name from the catalogue, quoted as an identifier.
-        client.batch_execute(&format!("ANALYZE \"{}\"", table.replace('"', "\"\"")))?;
-        analysed.push(table);
+        client.batch_execute(&format!("{command} \"{}\"", table.replace('"', "\"\"")))?;
+        refreshed.push(table);
     }
-    Ok(analysed)
+    Ok(refreshed)
 }
