@@ -24,9 +24,17 @@ use crate::plan::{Lead, Question};
 pub(crate) fn search_count(query: &SearchQuery, lead: Option<Lead>, dialect: Dialect) -> Sql {
     let mut b = SqlBuilder::seeing(dialect, &query.visibility);
     if let Some(filter) = counted_from_index_rows(query, &b) {
-        b.push("SELECT COUNT(*) FROM (SELECT DISTINCT s.rid FROM (");
-        render_set(&mut b, filter);
-        b.push(") s) c");
+        if matches!(filter, Filter::Date { single: true, .. }) {
+            // One row a resource: no distinct to hash (at 10x, 394,810 rows hashed in 21
+            // batches spilled to disk, 750 ms).
+            b.push("SELECT COUNT(*) FROM (");
+            render_set(&mut b, filter);
+            b.push(") s");
+        } else {
+            b.push("SELECT COUNT(*) FROM (SELECT DISTINCT s.rid FROM (");
+            render_set(&mut b, filter);
+            b.push(") s) c");
+        }
         return b.finish();
     }
     b.push("SELECT COUNT(*) FROM resource r WHERE ");

@@ -346,7 +346,7 @@ fn a_lone_filter_is_counted_from_its_index_rows() {
         }
     }
     expect![[r#"
-        Postgres: SELECT COUNT(*) FROM (SELECT DISTINCT s.rid FROM (SELECT x.rid FROM idx_date x WHERE x.param = $1 AND x.high >= $2 AND ((x.high > $3) OR (x.low >= $4 AND x.high <= $5))) s) c
+        Postgres: SELECT COUNT(*) FROM (SELECT x.rid FROM idx_date x WHERE x.param = $1 AND x.high >= $2 AND ((x.high > $3) OR (x.low >= $4 AND x.high <= $5))) s
         Citus: SELECT COUNT(*) FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND r.rid IN (SELECT x.rid FROM idx_date x WHERE x.param = $2 AND x.high >= $3 AND ((x.high > $4) OR (x.low >= $5 AND x.high <= $6)))
         Postgres: SELECT COUNT(*) FROM (SELECT DISTINCT s.rid FROM (SELECT x.rid FROM idx_token x WHERE x.h_code = $1 UNION SELECT x.rid FROM idx_token x WHERE x.h_code = $2) s) c
         Citus: SELECT COUNT(*) FROM resource r WHERE r.method <> 2 AND r.type IN ($1) AND (r.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = $2) OR r.rid IN (SELECT x.rid FROM idx_token x WHERE x.h_code = $3))

@@ -231,6 +231,14 @@ contract_tests! {
         assert_eq!(total(vec![code(TokenColumn::Code, "", "1111-1")]), Some(1));
         // The same count with the resources read (two filters).
         assert_eq!(total(vec![systolic(), systolic()]), Some(2));
+        // A single-valued date's rows, one a resource, counted as they are: o2 and o4 (0-1)
+        // end before 350, o3 (300-399) does not, o1 (100-199) is deleted.
+        let ended_before = |single| match date_predicate(RangeColumn::High, Comparison::Lt, 350) {
+            Filter::Date { param, predicate, .. } => Filter::Date { param, predicate, single },
+            _ => unreachable!(),
+        };
+        assert_eq!(total(vec![ended_before(true)]), Some(2));
+        assert_eq!(total(vec![ended_before(false)]), Some(2));
     }
 
     fn pages_follow_cursors_without_repeats_or_gaps(store) {
