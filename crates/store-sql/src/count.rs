@@ -17,8 +17,8 @@ use crate::plan::{Lead, Question};
 /// is counted from those rows alone: they are the current versions' (a resource's are
 /// replaced when it changes and removed when it is deleted) and its parameter is of that type.
 /// Its count then has no join whose plan turns on the statistics: over stale ones PostgreSQL
-/// probed the resources of `date=ge2010`'s 39,481 rows one by one (160-280 ms) where it hashes
-/// them on fresh ones (40-80 ms); the index rows alone, 20-30 ms on either. (On Citus the
+/// probed the resources of `date=ge2010`'s 39,481 rows one by one (133-280 ms) where it hashes
+/// them on fresh ones (40-80 ms); the index rows alone, 20-55 ms on either. (On Citus the
 /// rows of one resource are on one shard, but Citus does not know it of the row key, and a
 /// distinct count would be gathered on the coordinator.)
 pub(crate) fn search_count(query: &SearchQuery, lead: Option<Lead>, dialect: Dialect) -> Sql {
