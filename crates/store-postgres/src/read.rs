@@ -225,18 +225,22 @@ pub(crate) fn search(
     store_sql::search(&mut Runner(connection), query, dialect)
 }
 
+/// The first column of `rows`, integers.
+fn integers_of(rows: &[Row]) -> Result<Vec<i64>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            row.try_get::<_, i64>(0)
+                .map_err(|e| StoreError::Internal(e.to_string()))
+        })
+        .collect()
+}
+
 /// Runs the shared search SQL on a PostgreSQL connection.
 struct Runner<'c>(&'c mut Connection);
 
 impl SqlRunner for Runner<'_> {
     fn integers(&mut self, sql: &Sql) -> Result<Vec<i64>, StoreError> {
-        let rows = run(self.0, sql)?;
-        rows.iter()
-            .map(|row| {
-                row.try_get::<_, i64>(0)
-                    .map_err(|e| StoreError::Internal(e.to_string()))
-            })
-            .collect()
+        integers_of(&run(self.0, sql)?)
     }
 
     /// Prepared afresh, so planned for its values: the plan cache's generic plan of a dense
@@ -246,13 +250,8 @@ impl SqlRunner for Runner<'_> {
     fn total(&mut self, sql: &Sql) -> Result<i64, StoreError> {
         self.0.plan_for_values()?;
         let statement = self.0.client.prepare(&sql.text).map_err(map_error)?;
-        let rows = execute(self.0, &statement, sql)?;
-        match rows.first() {
-            Some(row) => row
-                .try_get::<_, i64>(0)
-                .map_err(|e| StoreError::Internal(e.to_string())),
-            None => Ok(0),
-        }
+        let counted = integers_of(&execute(self.0, &statement, sql)?)?;
+        Ok(counted.first().copied().unwrap_or(0))
     }
 
     fn page_rows(
